@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages Conveyor and its tests need. Idempotent: installs only what is missing.
+set -euo pipefail
+PKGS=(docker.io haproxy debootstrap socat curl ca-certificates git python3 python3-venv python3-pip make procps)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# docker.io is not needed when a Docker Engine is already installed another way
+if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v dockerd >/dev/null; then
+  missing=("${missing[@]/docker.io}")
+fi
+read -r -a missing <<<"${missing[*]}"
+if ((${#missing[@]} == 0)); then echo "host packages: all present"; exit 0; fi
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+echo "host packages: installing ${missing[*]}"
+# No init system here: keep package scripts from trying to start daemons.
+[ -x /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d; }
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

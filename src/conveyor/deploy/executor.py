@@ -1,0 +1,303 @@
+"""Runs a plan's steps one at a time against the runtime and the router, journaling each
+step before it acts. Raises StepFailed on the first step that fails; the caller decides
+(failure_action) whether to roll back, pause or continue."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from conveyor.deploy import probe
+from conveyor.deploy.env import replica_env, replica_hosts
+from conveyor.deploy.ports import pick_port
+from conveyor.deploy.project import ProjectPaths
+from conveyor.errors import ConveyorError, RolloutError
+from conveyor.model.release import Observed, Release
+from conveyor.model.stack import Service
+from conveyor.plan.actions import Plan, Step
+from conveyor.router.protocol import Frontend, Router, RouterConfig, ServerEntry
+from conveyor.runtime.protocol import ReplicaRun, Runtime
+from conveyor.store.db import Store
+
+log = structlog.get_logger("conveyor.deploy")
+
+Progress = Callable[[Step, str], None]  # (step, "start" | "done" | "failed: ..." | detail)
+
+
+class StepFailed(RolloutError):
+    def __init__(self, step: Step, seq: int, message: str) -> None:
+        super().__init__(f"{step.describe()}: {message}")
+        self.step = step
+        self.seq = seq
+        self.reason = message
+
+
+@dataclass
+class Placement:
+    container_id: str
+    port: int
+
+
+@dataclass
+class Executor:
+    """Applies steps toward `release`. `frontends` maps routed services to their stable ports."""
+
+    paths: ProjectPaths
+    runtime: Runtime
+    router: Router
+    store: Store
+    release: Release
+    frontends: dict[str, int]
+    observed: Observed
+    actor: str = "cli"
+    progress: Progress | None = None
+    stats_port: int | None = None
+    placements: dict[str, Placement] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for r in self.observed.replicas:
+            self.placements[r.replica] = Placement(r.container_id, r.port)
+
+    # ------------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        plan: Plan,
+        rollout_id: int,
+        skip_batches: set[tuple[str, int]] | None = None,
+        start_seq: int = 0,
+    ) -> None:
+        """Run every step from `start_seq`. `skip_batches` holds (service, batch) pairs whose
+        remaining steps are skipped (failure_action=continue)."""
+        skip = skip_batches if skip_batches is not None else set()
+        for seq, step in enumerate(plan.steps[start_seq:], start=start_seq):
+            if step.batch and (step.service, step.batch) in skip:
+                self.store.journal_begin(rollout_id, seq, step)
+                self.store.journal_end(rollout_id, seq, "skipped")
+                continue
+            self.store.journal_begin(rollout_id, seq, step)
+            self._report(step, "start")
+            try:
+                detail = self.apply(step)
+            except ConveyorError as e:
+                self.store.journal_end(rollout_id, seq, "failed", str(e))
+                self._report(step, f"failed: {e}")
+                raise StepFailed(step, seq, str(e)) from e
+            self.store.journal_end(rollout_id, seq, "done", detail)
+            self._report(step, "done")
+
+    def _report(self, step: Step, what: str) -> None:
+        log.info("step", step=step.kind, service=step.service, replica=step.replica, status=what)
+        if self.progress is not None:
+            self.progress(step, what)
+
+    # ------------------------------------------------------------------------------------------
+
+    def apply(self, step: Step) -> str | None:
+        match step.kind:
+            case "frontends":
+                return self._frontends(step.services)
+            case "start":
+                return self._start(step.service, step.replica)
+            case "await":
+                return self._await(step.service, step.replica)
+            case "route":
+                return self._route(step.service, step.replica)
+            case "drain":
+                return self._drain(step.service, step.replica)
+            case "unroute":
+                self.router.remove_server(step.service, step.replica)
+                return None
+            case "stop":
+                return self._stop(step.service, step.replica)
+            case "remove":
+                cid = self._placement(step.replica).container_id
+                self.runtime.remove(cid)
+                self.placements.pop(step.replica, None)
+                return None
+            case "sleep":
+                time.sleep(step.seconds)
+                return None
+            case "monitor":
+                return self._monitor(step.service, step.seconds)
+        raise ConveyorError(f"unknown step kind {step.kind!r}")  # pragma: no cover
+
+    def _service(self, name: str) -> Service:
+        sr = self.release.services.get(name)
+        if sr is None:
+            raise ConveyorError(f"service {name!r} is not in release {self.release.number}")
+        return sr.service
+
+    def _placement(self, replica: str) -> Placement:
+        p = self.placements.get(replica)
+        if p is None:
+            raise ConveyorError(f"no container known for replica {replica}")
+        return p
+
+    def router_config(self, services: tuple[str, ...]) -> RouterConfig:
+        fes: list[Frontend] = []
+        for name in services:
+            port = self.frontends.get(name)
+            if port is None:
+                continue
+            sr = self.release.services.get(name)
+            svc = sr.service if sr else None
+            pr = svc.routing.probe if svc else None
+            fes.append(
+                Frontend(
+                    service=name,
+                    port=port,
+                    check_path=pr.path if pr else None,
+                    check_interval=pr.check_interval if pr else 0.25,
+                    check_fall=pr.check_fall if pr else 2,
+                    check_rise=pr.check_rise if pr else 1,
+                    balance=svc.routing.balance if svc else "roundrobin",
+                )
+            )
+        return RouterConfig(frontends=tuple(fes), stats_port=self.stats_port)
+
+    def _frontends(self, services: tuple[str, ...]) -> str:
+        self.router.ensure(self.router_config(services))
+        self.store.put("frontends", ",".join(services))
+        return ", ".join(f"{s}:{self.frontends.get(s)}" for s in services)
+
+    def _start(self, service: str, replica: str) -> str:
+        sr = self.release.services[service]
+        svc = sr.service
+        taken = {p.port for p in self.placements.values()} | set(self.frontends.values())
+        port = pick_port(taken)
+        for m in svc.volumes:
+            if m.type == "volume" and m.source:
+                vol = self.release.stack.volumes.get(m.source)
+                self.runtime.ensure_volume(
+                    self.release.project, m.source, bool(vol and vol.external)
+                )
+        req = ReplicaRun(
+            project=self.release.project,
+            replica=replica,
+            release=self.release.number,
+            spec_hash=sr.spec_hash,
+            image_id=sr.image_id,
+            port=port,
+            service=svc,
+            env=replica_env(
+                svc,
+                project=self.release.project,
+                replica=replica,
+                release=self.release.number,
+                port=port,
+                frontends=self.frontends,
+            ),
+            extra_hosts=replica_hosts(self.frontends),
+            secret_files=self._secret_files(svc),
+        )
+        cid = self.runtime.run(req)
+        self.placements[replica] = Placement(cid, port)
+        return f"container {cid[:12]} on 127.0.0.1:{port}"
+
+    def _secret_files(self, svc: Service) -> dict[str, str]:
+        import os
+
+        out: dict[str, str] = {}
+        for m in svc.secrets:
+            sec = self.release.stack.secrets.get(m.source)
+            if sec is None:
+                continue
+            if sec.file:
+                out[m.target] = sec.file
+            elif sec.environment:
+                # Docker without swarm has no secret store: write the value to a private file.
+                self.paths.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                f = self.paths.secrets_dir / m.source
+                f.write_text(os.environ.get(sec.environment, ""))
+                f.chmod(0o444)
+                out[m.target] = str(f)
+        return out
+
+    def _await(self, service: str, replica: str) -> str:
+        """Wait for the replica's probe. Fails fast when the container exits."""
+        svc = self._service(service)
+        pl = self._placement(replica)
+        pr = svc.routing.probe
+        deadline = time.monotonic() + (pr.start_timeout if pr else 60.0)
+        interval = pr.interval if pr else 0.2
+        attempts = 0
+        while True:
+            attempts += 1
+            state = self.runtime.inspect(pl.container_id)
+            if state is None:
+                raise RolloutError(f"replica {replica} vanished while starting")
+            if not state.running:
+                raise RolloutError(
+                    f"replica {replica} exited with code {state.exit_code} before it was healthy"
+                )
+            if self._healthy(svc, pl.port, state.health):
+                return f"healthy after {attempts} probe(s)"
+            if state.health == "unhealthy":
+                raise RolloutError(f"replica {replica} is unhealthy (its healthcheck failed)")
+            if time.monotonic() >= deadline:
+                what = f"GET {pr.path}" if pr else "its health check"
+                raise RolloutError(
+                    f"replica {replica} did not pass {what} within "
+                    f"{pr.start_timeout if pr else 60.0:g}s"
+                )
+            time.sleep(interval)
+
+    def _healthy(self, svc: Service, port: int, health: str) -> bool:
+        pr = svc.routing.probe
+        if pr is not None:
+            return probe.http_ok(port, pr.path, pr.timeout) and health != "unhealthy"
+        if svc.healthcheck is not None and svc.healthcheck.test != ("NONE",):
+            return health == "healthy"
+        if svc.routed:
+            return probe.tcp_ok(port, 1.0)
+        return True  # a worker without probe or healthcheck: running is all we can know
+
+    def _route(self, service: str, replica: str) -> str:
+        pl = self._placement(replica)
+        present = {s.server for s in self.router.servers() if s.backend == service}
+        if replica in present:
+            self.router.set_state(service, replica, "ready")
+        else:
+            self.router.add_server(service, ServerEntry(name=replica, port=pl.port))
+        return f"127.0.0.1:{pl.port}"
+
+    def _drain(self, service: str, replica: str) -> str:
+        """Stop new requests, then wait until the replica's sessions end or its grace runs out."""
+        svc = self.release.services.get(service)
+        grace = svc.service.stop_grace_period if svc else 10.0
+        self.router.set_state(service, replica, "drain")
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            live = [
+                s for s in self.router.servers() if s.backend == service and s.server == replica
+            ]
+            if not live or live[0].sessions == 0:
+                return "no sessions left"
+            time.sleep(0.05)
+        return f"grace period {grace:g}s ended with sessions open"
+
+    def _stop(self, service: str, replica: str) -> str:
+        pl = self._placement(replica)
+        svc = self.release.services.get(service)
+        signal = svc.service.stop_signal if svc else "SIGTERM"
+        grace = svc.service.stop_grace_period if svc else 10.0
+        code = self.runtime.stop(pl.container_id, signal, grace)
+        self.runtime.remove(pl.container_id)
+        self.placements.pop(replica, None)
+        return f"exit code {code}"
+
+    def _monitor(self, service: str, seconds: float) -> str:
+        svc = self.release.services[service]
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for r in self.runtime.list_replicas(self.release.project):
+                if r.service == service and r.spec_hash == svc.spec_hash and not r.running:
+                    raise RolloutError(
+                        f"replica {r.replica} exited with code {r.exit_code} while monitored"
+                    )
+            time.sleep(0.25)
+        return "stayed up"

@@ -1,0 +1,37 @@
+"""Port assignment on 127.0.0.1: replicas get a fresh free port, frontends a stable one."""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Collection
+
+REPLICA_RANGE = (20000, 29999)
+FRONTEND_RANGE = (18100, 18999)
+
+
+def port_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:port (a bind succeeds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(
+    taken: Collection[int], lo_hi: tuple[int, int] = REPLICA_RANGE, rng: random.Random | None = None
+) -> int:
+    """A free port in the range that is not in `taken` (ports promised but not yet bound)."""
+    r = rng or random.Random()  # noqa: S311 — spreading ports, not secrets
+    lo, hi = lo_hi
+    for _ in range(500):
+        p = r.randint(lo, hi)
+        if p not in taken and port_free(p):
+            return p
+    for p in range(lo, hi + 1):  # the range is nearly full: scan it
+        if p not in taken and port_free(p):
+            return p
+    raise RuntimeError(f"no free port in {lo}-{hi} on 127.0.0.1")

@@ -1,0 +1,93 @@
+"""Releases (immutable: a stack with resolved images), rollouts and what the runtime reports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import Field
+
+from conveyor.model.stack import Frozen, Service, Stack
+
+
+class ServiceRelease(Frozen):
+    """One service of a release: its spec plus the exact image it runs."""
+
+    service: Service
+    image_id: str  # sha256:... as the Docker Engine names it
+    image_ref: str  # the tag it was built or pulled as
+
+    @property
+    def spec_hash(self) -> str:
+        """Hash of everything that changes a replica; a different hash means a rollout."""
+        s = self.service
+        relevant = s.model_dump(
+            mode="json",
+            include={
+                "command",
+                "entrypoint",
+                "environment",
+                "healthcheck",
+                "limits",
+                "stop_grace_period",
+                "stop_signal",
+                "volumes",
+                "secrets",
+                "labels",
+                "user",
+                "working_dir",
+                "routing",
+            },
+        )
+        relevant["image_id"] = self.image_id
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+class Release(Frozen):
+    """A stack at one point with its image digests. Never changes once recorded."""
+
+    number: int  # 1, 2, 3… per project; 0 means "not recorded yet"
+    project: str
+    services: dict[str, ServiceRelease]
+    stack: Stack
+    commit: str | None = None
+    created_at: float = 0.0
+
+    def order(self) -> list[str]:
+        return self.stack.order()
+
+
+ReplicaHealth = Literal["healthy", "unhealthy", "starting", "none"]
+RouterState = Literal["ready", "drain", "maint", "absent", "down"]
+
+
+class ObservedReplica(Frozen):
+    """One container the runtime reports, joined with its state in HAProxy."""
+
+    replica: str  # replica id, also the HAProxy server name
+    service: str
+    container_id: str
+    spec_hash: str
+    release: int
+    port: int
+    running: bool
+    exit_code: int | None = None
+    health: ReplicaHealth = "none"  # the Docker Engine's health status
+    router: RouterState = "absent"
+    started_at: float = 0.0
+
+
+class Observed(Frozen):
+    """Everything Conveyor sees of a project right now."""
+
+    replicas: tuple[ObservedReplica, ...] = ()
+    frontends: dict[str, int] = Field(default_factory=dict)  # service -> port HAProxy listens on
+
+    def of(self, service: str) -> list[ObservedReplica]:
+        return [r for r in self.replicas if r.service == service]
+
+
+RolloutKind = Literal["up", "deploy", "rollback", "heal", "down", "recover"]
+RolloutStatus = Literal["running", "succeeded", "failed", "rolled_back", "paused", "interrupted"]

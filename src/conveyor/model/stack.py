@@ -1,0 +1,166 @@
+"""The application as the files describe it: a Stack of Services (Compose meanings).
+
+All types are frozen pydantic models: immutable, hashable by value where needed, and
+serialisable to JSON for the state database. Durations are seconds (float).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BuildSpec(Frozen):
+    context: str  # absolute path
+    dockerfile: str = "Dockerfile"  # relative to context
+    args: dict[str, str] = Field(default_factory=dict)
+    target: str | None = None
+
+
+class Healthcheck(Frozen):
+    """Compose `healthcheck`, passed to the Docker Engine as the container's health check."""
+
+    test: tuple[str, ...]  # Docker form: ("CMD", ...), ("CMD-SHELL", "...") or ("NONE",)
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+    start_interval: float = 5.0
+
+
+class Probe(Frozen):
+    """The HTTP probe Conveyor runs itself before a replica gets traffic (x-conveyor.probe)."""
+
+    path: str = "/health"
+    interval: float = 0.2  # between attempts while waiting
+    timeout: float = 1.0  # one attempt
+    # how long a new replica may take to become healthy before the rollout fails
+    start_timeout: float = 60.0
+    # HAProxy's own check of a replica in rotation
+    check_interval: float = 0.25
+    check_fall: int = 2
+    check_rise: int = 1
+
+
+FailureAction = Literal["rollback", "pause", "continue"]
+UpdateOrder = Literal["start-first", "stop-first"]
+
+
+class UpdateConfig(Frozen):
+    """Compose `deploy.update_config` / `deploy.rollback_config`."""
+
+    parallelism: int = 1  # 0 means all at once
+    delay: float = 0.0
+    failure_action: FailureAction = "rollback"
+    monitor: float = 0.0
+    max_failure_ratio: float = 0.0
+    order: UpdateOrder = "start-first"
+
+
+class Resources(Frozen):
+    cpus: float | None = None
+    memory: int | None = None  # bytes
+    pids: int | None = None
+
+
+class DependsOn(Frozen):
+    condition: Literal["service_started", "service_healthy", "service_completed_successfully"] = (
+        "service_started"
+    )
+    required: bool = True
+    restart: bool = False
+
+
+class VolumeMount(Frozen):
+    type: Literal["volume", "bind", "tmpfs"] = "volume"
+    source: str | None = None  # volume name (project-scoped) or absolute host path
+    target: str
+    read_only: bool = False
+
+
+class SecretMount(Frozen):
+    source: str
+    target: str  # absolute path in the container
+
+
+class Secret(Frozen):
+    name: str
+    file: str | None = None  # absolute host path
+    environment: str | None = None  # name of a host environment variable
+
+
+class Volume(Frozen):
+    name: str
+    external: bool = False
+    driver: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Routing(Frozen):
+    """x-conveyor: what Compose cannot say about how traffic reaches the service."""
+
+    port: int | None = None  # the HTTP port the app listens on when run alone (documentation)
+    public_port: int | None = None  # stable frontend port on 127.0.0.1 (None: Conveyor assigns)
+    probe: Probe | None = None
+    balance: Literal["roundrobin", "leastconn"] = "roundrobin"
+
+
+class Service(Frozen):
+    name: str
+    image: str | None = None
+    build: BuildSpec | None = None
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    environment: dict[str, str] = Field(default_factory=dict)  # env_file merged in, file first
+    healthcheck: Healthcheck | None = None
+    depends_on: dict[str, DependsOn] = Field(default_factory=dict)
+    replicas: int = 1
+    update_config: UpdateConfig = UpdateConfig()
+    rollback_config: UpdateConfig = UpdateConfig(parallelism=0)
+    limits: Resources = Resources()
+    stop_grace_period: float = 10.0
+    stop_signal: str = "SIGTERM"
+    volumes: tuple[VolumeMount, ...] = ()
+    secrets: tuple[SecretMount, ...] = ()
+    labels: dict[str, str] = Field(default_factory=dict)
+    user: str | None = None
+    working_dir: str | None = None
+    routing: Routing = Routing()
+
+    @property
+    def routed(self) -> bool:
+        """True when the service answers HTTP and so gets an HAProxy frontend."""
+        return self.routing.probe is not None or self.routing.port is not None
+
+
+class Stack(Frozen):
+    """One Compose project."""
+
+    project: str
+    file: str  # absolute path of the compose file
+    services: dict[str, Service]
+    volumes: dict[str, Volume] = Field(default_factory=dict)
+    secrets: dict[str, Secret] = Field(default_factory=dict)
+
+    def order(self) -> list[str]:
+        """Service names with every dependency before its dependents (stable by name)."""
+        done: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            for dep in sorted(self.services[name].depends_on):
+                if dep in self.services:
+                    visit(dep)
+            done.append(name)
+
+        for name in sorted(self.services):
+            visit(name)
+        return done

@@ -1,0 +1,239 @@
+"""The pure rollout planner: desired release + observed replicas -> ordered steps.
+
+Level-triggered: the same function heals (dead replicas, missing replicas), adopts (healthy
+replicas left outside the router by a crash), scales and rolls out new specs. Rolling back is
+planning toward the previous release with its rollback_config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from conveyor.model.release import Observed, ObservedReplica, Release
+from conveyor.model.stack import Frozen, UpdateConfig
+from conveyor.plan.actions import Plan, Step
+
+Mode = Literal["update", "rollback"]
+
+
+class DesiredService(Frozen):
+    name: str
+    spec_hash: str
+    replicas: int
+    update: UpdateConfig
+    routed: bool
+    release: int
+
+
+def desired_services(release: Release, mode: Mode = "update") -> list[DesiredService]:
+    """The planner's view of a release, in dependency order."""
+    out: list[DesiredService] = []
+    for name in release.order():
+        sr = release.services[name]
+        svc = sr.service
+        out.append(
+            DesiredService(
+                name=name,
+                spec_hash=sr.spec_hash,
+                replicas=svc.replicas,
+                update=svc.rollback_config if mode == "rollback" else svc.update_config,
+                routed=svc.routed,
+                release=release.number,
+            )
+        )
+    return out
+
+
+def replica_name(service: str, release: int, taken: set[str]) -> str:
+    """`<service>-<release>-<n>` with the smallest n not yet used."""
+    n = 1
+    while f"{service}-{release}-{n}" in taken:
+        n += 1
+    name = f"{service}-{release}-{n}"
+    taken.add(name)
+    return name
+
+
+def _sort_key(r: ObservedReplica) -> tuple[float, str]:
+    return (r.started_at, r.replica)
+
+
+def plan_service(
+    svc: DesiredService, observed: Sequence[ObservedReplica], taken: set[str]
+) -> list[Step]:
+    """Steps that bring one service from `observed` to `svc`."""
+    steps = _clear_dead(svc, observed)
+    running = sorted((r for r in observed if r.running), key=_sort_key)
+    current = [r for r in running if r.spec_hash == svc.spec_hash]
+    old = [r for r in running if r.spec_hash != svc.spec_hash]
+
+    # Replicas of the desired spec outside rotation (a crash mid-rollout): probe and adopt.
+    if svc.routed:
+        for r in current:
+            if r.router != "ready":
+                steps.append(
+                    Step(kind="await", service=svc.name, replica=r.replica, reason="adopt")
+                )
+                steps.append(
+                    Step(kind="route", service=svc.name, replica=r.replica, reason="adopt")
+                )
+
+    # Scale down: the newest replicas of the desired spec beyond the count go.
+    extras = current[svc.replicas :]
+    for r in reversed(extras):
+        steps.extend(_retire(svc, r, "scale down"))
+    keep = len(current) - len(extras)
+    to_start = max(0, svc.replicas - keep)
+    if not old:
+        # A fresh start or a scale-up replaces nothing: start every missing replica at once.
+        new = [replica_name(svc.name, svc.release, taken) for _ in range(to_start)]
+        steps.extend(_bring_up(svc, new, batch=0))
+        return steps
+    steps.extend(_rolling(svc, old, keep, to_start, taken))
+    return steps
+
+
+def _clear_dead(svc: DesiredService, observed: Sequence[ObservedReplica]) -> list[Step]:
+    """Dead containers go first: they serve nothing, and HAProxy already marks them down."""
+    steps: list[Step] = []
+    for r in sorted(observed, key=_sort_key):
+        if r.running:
+            continue
+        if svc.routed and r.router != "absent":
+            steps.append(Step(kind="unroute", service=svc.name, replica=r.replica, reason="dead"))
+        why = "crashed" if (r.exit_code or 0) != 0 else "exited"
+        steps.append(Step(kind="remove", service=svc.name, replica=r.replica, reason=why))
+    return steps
+
+
+def _rolling(
+    svc: DesiredService, old: list[ObservedReplica], keep: int, to_start: int, taken: set[str]
+) -> list[Step]:
+    """Replace `old` in batches of `parallelism` (0 = all at once). Old replicas beyond the
+    desired count (adopted new ones already cover them, or a scale-down) go first, unpaired."""
+    steps: list[Step] = []
+    per = svc.update.parallelism or max(to_start, len(old))
+    batch = 0
+    retiring = list(old)
+    excess = min(len(retiring), keep + len(retiring) - svc.replicas)
+
+    def next_batch() -> int:
+        if batch > 0 and svc.update.delay > 0:
+            steps.append(
+                Step(
+                    kind="sleep", service=svc.name, seconds=svc.update.delay, reason="update delay"
+                )
+            )
+        return batch + 1
+
+    while excess > 0:
+        batch = next_batch()
+        k = min(per, excess)
+        going, retiring = retiring[:k], retiring[k:]
+        excess -= k
+        for r in going:
+            steps.extend(_retire(svc, r, "replaced", batch))
+    while to_start > 0 or retiring:
+        batch = next_batch()
+        k_start = min(per, to_start)
+        k_stop = min(per, len(retiring))
+        going, retiring = retiring[:k_stop], retiring[k_stop:]
+        new = [replica_name(svc.name, svc.release, taken) for _ in range(k_start)]
+        to_start -= k_start
+        retire = [st for r in going for st in _retire(svc, r, "replaced", batch)]
+        up = _bring_up(svc, new, batch)
+        steps.extend(retire + up if svc.update.order == "stop-first" else up + retire)
+    if svc.update.monitor > 0:
+        steps.append(
+            Step(kind="monitor", service=svc.name, seconds=svc.update.monitor, batch=batch)
+        )
+    return steps
+
+
+def _bring_up(svc: DesiredService, replicas: Iterable[str], batch: int) -> list[Step]:
+    names = list(replicas)
+    steps = [Step(kind="start", service=svc.name, replica=n, batch=batch) for n in names]
+    for n in names:
+        steps.append(Step(kind="await", service=svc.name, replica=n, batch=batch))
+        if svc.routed:
+            steps.append(Step(kind="route", service=svc.name, replica=n, batch=batch))
+    return steps
+
+
+def _retire(svc: DesiredService, r: ObservedReplica, reason: str, batch: int = 0) -> list[Step]:
+    steps: list[Step] = []
+    if svc.routed and r.router != "absent":
+        steps.append(
+            Step(kind="drain", service=svc.name, replica=r.replica, batch=batch, reason=reason)
+        )
+        steps.append(Step(kind="unroute", service=svc.name, replica=r.replica, batch=batch))
+    steps.append(Step(kind="stop", service=svc.name, replica=r.replica, batch=batch, reason=reason))
+    return steps
+
+
+def plan_rollout(
+    desired: Sequence[DesiredService],
+    observed: Observed,
+    frontends: Iterable[str] | None = None,
+) -> Plan:
+    """Every step that makes `observed` match `desired`, dependencies first.
+
+    `frontends` names the services that must have an HAProxy frontend (default: the routed
+    desired services); a `frontends` step is planned when that differs from `observed.frontends`.
+    """
+    want_fe = tuple(
+        sorted(frontends if frontends is not None else (d.name for d in desired if d.routed))
+    )
+    wanted = {d.name for d in desired}
+    gone = sorted({r.service for r in observed.replicas} - wanted)
+    have_fe = tuple(sorted(observed.frontends))
+    steps: list[Step] = []
+    notes: list[str] = []
+    # New frontends must exist before replicas are routed; retired ones go after their replicas.
+    during = tuple(sorted(set(want_fe) | (set(have_fe) & set(gone))))
+    if during != have_fe:
+        steps.append(Step(kind="frontends", services=during, reason="frontends changed"))
+    taken = {r.replica for r in observed.replicas}
+    for d in desired:
+        mine = observed.of(d.name)
+        steps.extend(plan_service(d, mine, taken))
+        if (
+            d.update.order == "stop-first"
+            and d.replicas == 1
+            and any(r.running and r.spec_hash != d.spec_hash for r in mine)
+        ):
+            notes.append(
+                f"{d.name}: stop-first with one replica: the service is down during its update"
+            )
+    for name in reversed(gone):
+        for r in sorted(observed.of(name), key=_sort_key, reverse=True):
+            if r.router != "absent":
+                if r.running:
+                    steps.append(
+                        Step(
+                            kind="drain", service=name, replica=r.replica, reason="service removed"
+                        )
+                    )
+                steps.append(Step(kind="unroute", service=name, replica=r.replica))
+            kind = "stop" if r.running else "remove"
+            steps.append(Step(kind=kind, service=name, replica=r.replica, reason="service removed"))
+    if during != want_fe:
+        steps.append(Step(kind="frontends", services=want_fe, reason="service removed"))
+    return Plan(steps=tuple(steps), notes=tuple(notes))
+
+
+def plan_down(observed: Observed) -> Plan:
+    """Stop every replica, draining first so in-flight requests finish."""
+    steps: list[Step] = []
+    for r in sorted(observed.replicas, key=lambda r: (r.service, r.replica)):
+        if r.router != "absent":
+            if r.running:
+                steps.append(
+                    Step(kind="drain", service=r.service, replica=r.replica, reason="down")
+                )
+            steps.append(Step(kind="unroute", service=r.service, replica=r.replica))
+        steps.append(
+            Step(kind="stop" if r.running else "remove", service=r.service, replica=r.replica)
+        )
+    return Plan(steps=tuple(steps))

@@ -1,0 +1,205 @@
+"""Render a RouterConfig as an HAProxy 2.6 configuration file. Pure: no I/O.
+
+One `frontend fe_<service>` on 127.0.0.1:<port> and one `backend be_<service>` per Frontend,
+plus an optional stats/Prometheus frontend. The adapter (`haproxy.py`) validates the result with
+`haproxy -c` and runs it; the runtime API then changes servers without reloads.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conveyor.errors import RouterError
+from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
+
+ADMIN_SOCKET = "admin.sock"
+MASTER_SOCKET = "master.sock"
+PID_FILE = "haproxy.pid"
+STATE_FILE = "servers.state"
+
+# HAProxy binds a unix socket as "<path>.<pid>.tmp" and renames it, so it refuses paths longer
+# than 97 bytes ("socket path ... too long (max 97)"), well below the kernel's 108.
+MAX_SOCKET_PATH = 97
+
+# Old workers of a hitless reload finish their in-flight requests, but not forever.
+HARD_STOP_AFTER = "30s"
+
+# Names go into config lines and into admin-socket commands (where ';' separates commands and a
+# newline ends one), so only HAProxy's safe identifier characters are accepted.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+# An HTTP check path is sent verbatim as the request target: visible ASCII only, no spaces.
+_CHECK_PATH = re.compile(r"/[\x21-\x7e]*\Z")
+
+_INDENT = "    "
+
+
+def backend_name(service: str) -> str:
+    return f"be_{service}"
+
+
+def frontend_name(service: str) -> str:
+    return f"fe_{service}"
+
+
+def socket_paths(run_dir: Path) -> tuple[Path, Path]:
+    """The admin (stats) socket and the master CLI socket."""
+    return run_dir / ADMIN_SOCKET, run_dir / MASTER_SOCKET
+
+
+def check_socket_paths(run_dir: Path) -> None:
+    for path in socket_paths(run_dir):
+        if len(str(path).encode()) > MAX_SOCKET_PATH:
+            raise RouterError(
+                f"unix socket path {path} is {len(str(path).encode())} bytes; HAProxy accepts at "
+                f"most {MAX_SOCKET_PATH}: choose a shorter router run directory"
+            )
+
+
+def check_name(kind: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise RouterError(
+            f"{kind} name {name!r} is not usable in HAProxy: use letters, digits, '-', '_', '.'"
+        )
+
+
+def validate(config: RouterConfig) -> None:
+    """Reject what HAProxy would misread or silently accept: unsafe names and paths, duplicate
+    services, servers or ports (two binds on one port are accepted by HAProxy: SO_REUSEPORT)."""
+    seen_services: set[str] = set()
+    ports: dict[int, str] = {}
+    if config.stats_port is not None:
+        ports[config.stats_port] = "stats"
+    for frontend in config.frontends:
+        check_name("service", frontend.service)
+        if frontend.service in seen_services:
+            raise RouterError(f"service {frontend.service!r} has two frontends")
+        seen_services.add(frontend.service)
+        if frontend.port in ports:
+            raise RouterError(
+                f"port {frontend.port} is used by both {ports[frontend.port]!r} and "
+                f"{frontend.service!r}"
+            )
+        ports[frontend.port] = frontend.service
+        if frontend.check_path is not None and not _CHECK_PATH.match(frontend.check_path):
+            raise RouterError(
+                f"service {frontend.service!r}: check path {frontend.check_path!r} must start "
+                "with '/' and contain no spaces or control characters"
+            )
+        names: set[str] = set()
+        for server in frontend.servers:
+            check_name("server", server.name)
+            if server.name in names:
+                raise RouterError(f"service {frontend.service!r} has two servers {server.name!r}")
+            names.add(server.name)
+
+
+def check_interval_ms(frontend: Frontend) -> int:
+    return max(1, round(frontend.check_interval * 1000))
+
+
+def server_check_args(frontend: Frontend) -> str:
+    """Check and passive-health keywords of every server of this frontend's backend.
+
+    Rendered as the backend's `default-server` and sent in full by `add server`, because servers
+    added at run time do not inherit `default-server`. `observe layer4 ... on-error mark-down`
+    takes a replica out of rotation on its first refused connection instead of waiting for
+    `fall` failed checks; `slowstart 0` gives a replica full weight as soon as it is up.
+    """
+    return (
+        f"inter {check_interval_ms(frontend)}ms fall {frontend.check_fall} "
+        f"rise {frontend.check_rise} observe layer4 error-limit 1 on-error mark-down slowstart 0"
+    )
+
+
+def server_line(server: ServerEntry) -> str:
+    """A server as the config file can state it. The file has no drain state: a drained server is
+    rendered with weight 0 (no new requests) and the adapter restores `drain` with its real weight
+    through the runtime API right after (re)loading. `disabled` is the config form of maint."""
+    weight = 0 if server.state == "drain" else server.weight
+    line = f"server {server.name} 127.0.0.1:{server.port} check weight {weight}"
+    if server.state == "maint":
+        line += " disabled"
+    return line
+
+
+def _section(header: str, lines: list[str]) -> list[str]:
+    return [header, *(_INDENT + line for line in lines), ""]
+
+
+def _global(run_dir: Path) -> list[str]:
+    return _section(
+        "global",
+        [
+            f"stats socket {run_dir / ADMIN_SOCKET} mode 600 level admin expose-fd listeners",
+            # The pid file is set here and not with -p: giving both makes HAProxy print
+            # "'pidfile' already specified" on every start and reload.
+            f"pidfile {run_dir / PID_FILE}",
+            # Dumped by the adapter before each reload so servers keep their state (a dead
+            # replica stays down instead of being assumed up until its first failed check).
+            f"server-state-file {run_dir / STATE_FILE}",
+            f"hard-stop-after {HARD_STOP_AFTER}",
+        ],
+    )
+
+
+def _defaults() -> list[str]:
+    return _section(
+        "defaults",
+        [
+            "mode http",
+            # HAProxy's default server-side keep-alive in front of Python's ThreadingHTTPServer
+            # cut throughput about 5x on this machine; closing server connections restores it.
+            "option http-server-close",
+            # A request whose replica refuses or drops the connection is retried on another one.
+            "retries 3",
+            "option redispatch 1",
+            "retry-on all-retryable-errors",
+            "timeout connect 1s",
+            "timeout client 30s",
+            "timeout server 30s",
+            "timeout check 1s",
+            "load-server-state-from-file global",
+        ],
+    )
+
+
+def _frontend(frontend: Frontend) -> list[str]:
+    return _section(
+        f"frontend {frontend_name(frontend.service)}",
+        [f"bind 127.0.0.1:{frontend.port}", f"default_backend {backend_name(frontend.service)}"],
+    )
+
+
+def _backend(frontend: Frontend) -> list[str]:
+    lines = [f"balance {frontend.balance}"]
+    if frontend.check_path is not None:
+        lines += [f"option httpchk GET {frontend.check_path}", "http-check expect status 200-399"]
+    lines.append(f"default-server {server_check_args(frontend)}")
+    lines += [server_line(server) for server in frontend.servers]
+    return _section(f"backend {backend_name(frontend.service)}", lines)
+
+
+def _stats(port: int, prometheus_exporter: bool) -> list[str]:
+    lines = [f"bind 127.0.0.1:{port}", "stats enable", "stats uri /stats"]
+    if prometheus_exporter:
+        lines.append("http-request use-service prometheus-exporter if { path /metrics }")
+    return _section("frontend stats", lines)
+
+
+def render(config: RouterConfig, run_dir: Path, *, prometheus_exporter: bool = True) -> str:
+    """The HAProxy configuration for `config`. `run_dir` must be absolute: HAProxy re-executes
+    itself on reload and the paths in the file must still resolve. `prometheus_exporter` is False
+    when `haproxy -vv` does not list the prometheus-exporter service."""
+    validate(config)
+    lines = [
+        "# Rendered by Conveyor (conveyor.router). Do not edit: the next ensure() rewrites it.",
+        "",
+        *_global(run_dir),
+        *_defaults(),
+    ]
+    for frontend in sorted(config.frontends, key=lambda f: f.service):
+        lines += _frontend(frontend) + _backend(frontend)
+    if config.stats_port is not None:
+        lines += _stats(config.stats_port, prometheus_exporter)
+    return "\n".join(lines)

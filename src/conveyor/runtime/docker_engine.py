@@ -1,0 +1,640 @@
+"""The Docker Engine adapter: runs Conveyor's replicas and builds their images (docker SDK).
+
+Written against Engine API 1.41 (Debian's dockerd 20.10, legacy builder). Every container
+uses host networking; Conveyor assigns ports and routes through HAProxy itself.
+
+The docker SDK is untyped, so its values are `Any` inside this module; every public method
+converts them to Conveyor's own types before returning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import queue
+import stat
+import threading
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+import structlog
+from docker.types import Mount
+from docker.utils.build import exclude_paths, match_tag
+
+from conveyor.errors import RuntimeAdapterError
+from conveyor.model.release import ObservedReplica, ReplicaHealth
+from conveyor.model.stack import BuildSpec, Healthcheck, Service
+from conveyor.runtime.protocol import (
+    LABEL_PORT,
+    LABEL_PROJECT,
+    LABEL_RELEASE,
+    LABEL_REPLICA,
+    LABEL_SERVICE,
+    LABEL_SPEC,
+    Progress,
+    ReplicaRun,
+)
+
+JSON = dict[str, Any]
+
+_DEFAULT_HOST = "unix:///var/run/docker.sock"
+_BUILD_TAIL = 15  # lines of build output quoted in a build error
+_KILL_WAIT = 30.0  # seconds to wait for a SIGKILLed container to be reaped
+_HEALTH: dict[str, ReplicaHealth] = {
+    "healthy": "healthy",
+    "unhealthy": "unhealthy",
+    "starting": "starting",
+}
+
+
+# --- naming -------------------------------------------------------------------------------
+
+
+def volume_name(project: str, name: str) -> str:
+    """The Docker volume behind a project's named volume (Compose's `<project>_<name>`)."""
+    return f"{project}_{name}"
+
+
+def container_name(project: str, replica: str) -> str:
+    return f"{project}-{replica}"
+
+
+def image_repository(project: str, service: str) -> str:
+    # Image repositories must be lowercase; Compose service names may not be.
+    return f"{project}-{service}".lower()
+
+
+# --- build context hashing ----------------------------------------------------------------
+
+
+def dockerignore_patterns(context: Path) -> list[str]:
+    """The context's .dockerignore patterns, read exactly as the SDK reads them for a build."""
+    path = context / ".dockerignore"
+    if not path.exists():
+        return []
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def context_hash(spec: BuildSpec) -> str:
+    """A digest of everything the build sees: the files the SDK would send (after
+    .dockerignore), their modes, the Dockerfile path and content, build args and target.
+
+    Image tags carry it, so an unchanged service is never rebuilt and a changed one always is.
+    """
+    root = Path(spec.context)
+    if not root.is_dir():
+        raise RuntimeAdapterError(f"build context {root} is not a directory")
+    digest = hashlib.sha256()
+
+    def feed(*parts: str | bytes) -> None:
+        # Length-prefixed, so ("ab", "c") and ("a", "bc") hash differently.
+        for part in parts:
+            data = part.encode() if isinstance(part, str) else part
+            digest.update(f"{len(data)}:".encode() + data)
+
+    dockerfile = root / spec.dockerfile
+    feed("dockerfile", spec.dockerfile, _file_digest(dockerfile) if dockerfile.is_file() else "")
+    for key, value in sorted(spec.args.items()):
+        feed("arg", key, value)
+    feed("target", spec.target or "")
+    try:
+        files = exclude_paths(str(root), dockerignore_patterns(root), dockerfile=spec.dockerfile)
+        for rel in sorted(files):
+            feed(*_entry(root, rel))
+    except OSError as e:
+        raise RuntimeAdapterError(f"cannot read build context {root}: {e}") from e
+    return digest.hexdigest()[:16]
+
+
+def _entry(root: Path, rel: str) -> tuple[str, ...]:
+    """What of one context entry can change the image: kind, path, mode, content."""
+    path = root / rel
+    info = path.lstat()
+    mode = oct(stat.S_IMODE(info.st_mode))
+    if stat.S_ISLNK(info.st_mode):
+        return ("link", rel, os.readlink(path))
+    if stat.S_ISDIR(info.st_mode):
+        return ("dir", rel, mode)
+    if stat.S_ISREG(info.st_mode):
+        return ("file", rel, mode, _file_digest(path))
+    return ("other", rel)  # sockets and FIFOs: the SDK skips or sends them empty
+
+
+def _file_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+# --- conversions --------------------------------------------------------------------------
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1_000_000_000)
+
+
+def _healthcheck(check: Healthcheck | None) -> JSON | None:
+    if check is None:
+        return None
+    if check.test[:1] == ("NONE",):
+        return {"test": ["NONE"]}
+    # start_interval needs API 1.44; dockerd 20.10 speaks 1.41, so it is left out.
+    return {
+        "test": list(check.test),
+        "interval": _ns(check.interval),
+        "timeout": _ns(check.timeout),
+        "retries": check.retries,
+        "start_period": _ns(check.start_period),
+    }
+
+
+def _mounts(req: ReplicaRun) -> list[Any]:
+    mounts: list[Any] = []
+    for vol in req.service.volumes:
+        if vol.type == "tmpfs":
+            mounts.append(Mount(vol.target, None, type="tmpfs", read_only=vol.read_only))
+        elif vol.type == "bind":
+            mounts.append(Mount(vol.target, vol.source, type="bind", read_only=vol.read_only))
+        else:
+            source = None  # anonymous volume
+            if vol.source is not None:
+                source = req.volume_names.get(vol.source) or volume_name(req.project, vol.source)
+            mounts.append(Mount(vol.target, source, type="volume", read_only=vol.read_only))
+    for target, host_file in sorted(req.secret_files.items()):
+        mounts.append(Mount(target, host_file, type="bind", read_only=True))
+    return mounts
+
+
+def _labels(req: ReplicaRun) -> dict[str, str]:
+    # Conveyor's labels last: a service label must not be able to disguise a replica.
+    return {
+        **req.service.labels,
+        LABEL_PROJECT: req.project,
+        LABEL_SERVICE: req.service.name,
+        LABEL_REPLICA: req.replica,
+        LABEL_RELEASE: str(req.release),
+        LABEL_SPEC: req.spec_hash,
+        LABEL_PORT: str(req.port),
+    }
+
+
+def _is_root(user: str) -> bool:
+    name = user.split(":", 1)[0]
+    return name in ("", "root", "0")
+
+
+def _epoch(timestamp: str) -> float:
+    """Docker's RFC 3339 timestamp (nanoseconds, Z) as epoch seconds; 0.0 for 'never'."""
+    if not timestamp or timestamp.startswith("0001-"):
+        return 0.0
+    return datetime.fromisoformat(timestamp).timestamp()
+
+
+def _observed(attrs: JSON) -> ObservedReplica | None:
+    """An inspected container as Conveyor sees it; None when it lacks Conveyor's labels."""
+    labels: dict[str, str] = attrs.get("Config", {}).get("Labels") or {}
+    state: JSON = attrs.get("State", {})
+    try:
+        replica = labels[LABEL_REPLICA]
+        service = labels[LABEL_SERVICE]
+        spec_hash = labels[LABEL_SPEC]
+        release = int(labels[LABEL_RELEASE])
+        port = int(labels[LABEL_PORT])
+    except (KeyError, ValueError):
+        return None
+    running = bool(state.get("Running"))
+    exit_code: int | None = int(state.get("ExitCode", 0))
+    # A container that never started reports ExitCode 0, which would read as success.
+    if running or (state.get("Status") == "created" and exit_code == 0):
+        exit_code = None
+    health = (state.get("Health") or {}).get("Status", "")
+    return ObservedReplica(
+        replica=replica,
+        service=service,
+        container_id=str(attrs["Id"]),
+        spec_hash=spec_hash,
+        release=release,
+        port=port,
+        running=running,
+        exit_code=exit_code,
+        health=_HEALTH.get(str(health), "none"),
+        started_at=_epoch(str(state.get("StartedAt", ""))),
+    )
+
+
+def _stream_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _log_key(timestamp: str) -> tuple[str, str]:
+    # Docker trims trailing zeros of the fraction (RFC3339Nano), so "…:36.1Z" sorts after
+    # "…:36.12Z" as text. Compare whole seconds, then the fraction padded to 9 digits.
+    seconds, _, fraction = timestamp.rstrip("Z").partition(".")
+    return seconds, fraction.ljust(9, "0")
+
+
+def _split_log_line(raw: str) -> tuple[str, str]:
+    timestamp, _, line = raw.partition(" ")
+    return timestamp, line
+
+
+def _explain(error: Exception) -> str:
+    explanation = getattr(error, "explanation", None)
+    return str(explanation or error)
+
+
+# --- the adapter --------------------------------------------------------------------------
+
+
+class DockerEngine:
+    """`Runtime` on a local Docker Engine."""
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    # -- plumbing --
+
+    def _docker(self) -> Any:
+        """The SDK client, created on first use (so constructing the adapter never blocks)."""
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    self._client = docker.from_env()
+                except docker.errors.DockerException as e:
+                    raise RuntimeAdapterError(_unreachable(e)) from e
+            return self._client
+
+    def _api(self) -> Any:
+        return self._docker().api
+
+    # -- images --
+
+    def build(self, project: str, service: Service, progress: Progress) -> tuple[str, str]:
+        spec = service.build
+        if spec is None:
+            raise RuntimeAdapterError(f"service {service.name} has no build section")
+        tag = f"{image_repository(project, service.name)}:{context_hash(spec)}"
+        if not match_tag(tag):
+            raise RuntimeAdapterError(f"{tag!r} is not a valid image name")
+        existing = self._image_id(tag)
+        if existing is not None:
+            progress(f"{tag} up to date")
+            return tag, existing
+        labels = {LABEL_PROJECT: project, LABEL_SERVICE: service.name}
+        self._run_build(spec, tag, labels, progress)
+        image_id = self._image_id(tag)
+        if image_id is None:
+            raise RuntimeAdapterError(f"building {tag}: the build ended but the tag is missing")
+        return tag, image_id
+
+    def _run_build(
+        self, spec: BuildSpec, tag: str, labels: dict[str, str], progress: Progress
+    ) -> None:
+        recent: deque[str] = deque(maxlen=_BUILD_TAIL)
+        with _translated(f"building {tag}"):
+            events = self._api().build(
+                path=spec.context,
+                dockerfile=spec.dockerfile,
+                tag=tag,
+                buildargs=dict(spec.args) or None,
+                target=spec.target,
+                labels=labels,
+                network_mode="host",
+                rm=True,
+                forcerm=True,  # also remove intermediate containers of a failed step
+                decode=True,
+            )
+            for event in events:
+                for line in _stream_lines(str(event.get("stream", ""))):
+                    recent.append(line)
+                    progress(line)
+                if "error" in event:
+                    raise RuntimeAdapterError(_build_failure(tag, str(event["error"]), recent))
+
+    def ensure_image(self, ref: str, progress: Progress) -> str:
+        image_id = self._image_id(ref)
+        if image_id is not None:
+            return image_id
+        progress(f"pulling {ref}")
+        try:
+            for event in self._api().pull(ref, stream=True, decode=True):
+                if "error" in event:
+                    raise RuntimeAdapterError(_pull_failure(ref, str(event["error"])))
+                line = _pull_line(event)
+                if line:
+                    progress(line)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise RuntimeAdapterError(_pull_failure(ref, _explain(e))) from e
+        image_id = self._image_id(ref)
+        if image_id is None:
+            raise RuntimeAdapterError(_pull_failure(ref, "the pull ended without the image"))
+        return image_id
+
+    def _image_id(self, ref: str) -> str | None:
+        with _translated(f"inspecting image {ref}"):
+            try:
+                return str(self._api().inspect_image(ref)["Id"])
+            except docker.errors.NotFound:
+                return None
+
+    # -- volumes --
+
+    def ensure_volume(self, project: str, name: str, external: bool) -> str:
+        docker_name = name if external else volume_name(project, name)
+        with _translated(f"volume {docker_name}"):
+            try:
+                self._api().inspect_volume(docker_name)
+                return docker_name
+            except docker.errors.NotFound:
+                pass
+            if external:
+                raise RuntimeAdapterError(
+                    f"external volume {docker_name} does not exist: "
+                    f"create it with `docker volume create {docker_name}`"
+                )
+            self._api().create_volume(name=docker_name, labels={LABEL_PROJECT: project})
+        return docker_name
+
+    # -- containers --
+
+    def run(self, req: ReplicaRun) -> str:
+        name = container_name(req.project, req.replica)
+        with _translated(f"starting {name}"):
+            self._clear_name(name)
+            self._warn_if_root(req, name)
+            container_id = self._create(req, name)
+            try:
+                self._api().start(container_id)
+            except docker.errors.APIError:
+                # A container that cannot start (bad command, missing bind source) is
+                # useless to keep; the error message says what went wrong.
+                self._api().remove_container(container_id, force=True, v=True)
+                raise
+        return container_id
+
+    def _clear_name(self, name: str) -> None:
+        """Remove a stopped container holding the name; refuse to replace a running one."""
+        try:
+            state = self._api().inspect_container(name)["State"]
+        except docker.errors.NotFound:
+            return
+        if state.get("Running"):
+            raise RuntimeAdapterError(f"container {name} is already running; stop it first")
+        self._api().remove_container(name, force=True, v=True)
+
+    def _warn_if_root(self, req: ReplicaRun, name: str) -> None:
+        user = req.service.user
+        if user is None:
+            try:
+                config = self._api().inspect_image(req.image_id).get("Config") or {}
+            except docker.errors.ImageNotFound as e:
+                raise RuntimeAdapterError(
+                    f"image {req.image_id} of {name} is not present: build or pull it first"
+                ) from e
+            user = str(config.get("User") or "")
+        if _is_root(user):
+            structlog.get_logger().warning(
+                "replica runs as root",
+                container=name,
+                service=req.service.name,
+                image=req.image_id,
+                hint="set `user:` in compose.yaml or USER in the Dockerfile",
+            )
+
+    def _create(self, req: ReplicaRun, name: str) -> str:
+        service = req.service
+        api = self._api()
+        host_config = api.create_host_config(
+            network_mode="host",
+            # Conveyor's agent restarts replicas itself so HAProxy's view stays consistent.
+            restart_policy={"Name": "no"},
+            # docker-init as PID 1 forwards the stop signal and reaps zombies; a Python app
+            # as PID 1 would ignore SIGTERM unless it installs a handler.
+            init=True,
+            mounts=_mounts(req),
+            extra_hosts=dict(req.extra_hosts) or None,
+            nano_cpus=_ns(service.limits.cpus) if service.limits.cpus else None,
+            mem_limit=service.limits.memory,
+            pids_limit=service.limits.pids,
+        )
+        created = api.create_container(
+            image=req.image_id,
+            name=name,
+            command=list(service.command) if service.command is not None else None,
+            entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
+            environment=dict(req.env),
+            labels=_labels(req),
+            user=service.user,
+            working_dir=service.working_dir,
+            stop_signal=service.stop_signal,
+            stop_timeout=math.ceil(service.stop_grace_period),
+            healthcheck=_healthcheck(service.healthcheck),
+            host_config=host_config,
+            detach=True,
+        )
+        return str(created["Id"])
+
+    def list_replicas(self, project: str) -> list[ObservedReplica]:
+        with _translated(f"listing containers of {project}"):
+            containers = self._docker().containers.list(
+                all=True,
+                filters={"label": f"{LABEL_PROJECT}={project}"},
+                # A container removed between the list and its inspect is simply gone.
+                ignore_removed=True,
+            )
+            observed = (_observed(c.attrs) for c in containers)
+            return sorted((o for o in observed if o is not None), key=lambda o: o.replica)
+
+    def stop(self, container_id: str, signal: str, grace: float) -> int | None:
+        with _translated(f"stopping {container_id[:12]}"):
+            try:
+                self._signal(container_id, signal)
+                if not self._wait(container_id, grace):
+                    self._signal(container_id, "SIGKILL")
+                    self._wait(container_id, _KILL_WAIT)
+                state = self._api().inspect_container(container_id)["State"]
+            except docker.errors.NotFound:
+                return None
+        return None if state.get("Running") else int(state.get("ExitCode", 0))
+
+    def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
+        """Send a signal at once (tests and benchmarks simulate crashes with it)."""
+        with _translated(f"killing {container_id[:12]}"), suppress(docker.errors.NotFound):
+            self._signal(container_id, signal)
+
+    def _signal(self, container_id: str, signal: str) -> None:
+        try:
+            self._api().kill(container_id, signal=signal)
+        except docker.errors.APIError as e:
+            # 409: it is not running (any more); that is what the caller wanted anyway.
+            if e.status_code != 409:
+                raise
+
+    def _wait(self, container_id: str, timeout: float) -> bool:
+        """True when the container stopped within `timeout` seconds."""
+        try:
+            self._api().wait(container_id, timeout=max(timeout, 0.001))
+        except requests.exceptions.RequestException:
+            # The SDK gives the HTTP read timeout back as a requests error.
+            return False
+        return True
+
+    def remove(self, container_id: str) -> None:
+        with _translated(f"removing {container_id[:12]}"):
+            try:
+                # v=True: anonymous volumes go with the container; named ones stay.
+                self._api().remove_container(container_id, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                if e.status_code != 409:  # "removal … is already in progress"
+                    raise
+
+    # -- logs --
+
+    def logs(
+        self, project: str, service: str, follow: bool, tail: int | None
+    ) -> Generator[tuple[str, str], None, None]:
+        """(replica, line) pairs. Without `follow`: every replica's lines (the last `tail`
+        of each) merged by timestamp. With `follow`: lines as they arrive until every
+        replica's stream ends; `close()` the generator to stop early.
+
+        The replicas are listed at call time, so a missing daemon raises here, not later."""
+        targets = self._service_replicas(project, service)
+        tail_arg: int | str = "all" if tail is None else tail
+        if follow:
+            return self._follow(targets, tail_arg)
+        return _each(self._merged(targets, tail_arg))
+
+    def _service_replicas(self, project: str, service: str) -> list[tuple[str, str]]:
+        """(replica id, container id) of the service's containers."""
+        filters = {"label": [f"{LABEL_PROJECT}={project}", f"{LABEL_SERVICE}={service}"]}
+        with _translated(f"listing containers of {project}/{service}"):
+            found = self._api().containers(all=True, filters=filters)
+        pairs = ((c.get("Labels", {}).get(LABEL_REPLICA), c["Id"]) for c in found)
+        return sorted((str(r), str(i)) for r, i in pairs if r)
+
+    def _merged(self, targets: list[tuple[str, str]], tail: int | str) -> list[tuple[str, str]]:
+        stamped: list[tuple[tuple[str, str], int, str, str]] = []
+        for replica, container_id in targets:
+            with _translated(f"reading logs of {replica}"):
+                try:
+                    raw = self._api().logs(container_id, timestamps=True, tail=tail)
+                except docker.errors.NotFound:
+                    continue
+            for raw_line in raw.decode("utf-8", "replace").splitlines():
+                timestamp, line = _split_log_line(raw_line)
+                stamped.append((_log_key(timestamp), len(stamped), replica, line))
+        stamped.sort()
+        return [(replica, line) for _, _, replica, line in stamped]
+
+    def _follow(
+        self, targets: list[tuple[str, str]], tail: int | str
+    ) -> Generator[tuple[str, str], None, None]:
+        lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        streams: list[Any] = []
+        try:
+            for replica, container_id in targets:
+                with _translated(f"following logs of {replica}"):
+                    stream = self._api().logs(
+                        container_id, stream=True, follow=True, timestamps=True, tail=tail
+                    )
+                streams.append(stream)
+                threading.Thread(
+                    target=_pump,
+                    args=(replica, stream, lines),
+                    daemon=True,
+                    name=f"logs-{replica}",
+                ).start()
+            open_streams = len(streams)
+            while open_streams:
+                item = lines.get()
+                if item is None:
+                    open_streams -= 1
+                else:
+                    yield item
+        finally:
+            # Closing the sockets ends the pump threads of a consumer that stopped early.
+            for stream in streams:
+                stream.close()
+
+
+def _each(items: list[tuple[str, str]]) -> Generator[tuple[str, str], None, None]:
+    # A generator either way, so callers may close() what `logs` returns.
+    yield from items
+
+
+def _pump(replica: str, chunks: Iterable[bytes], out: queue.Queue[tuple[str, str] | None]) -> None:
+    """Feed one container's log stream into `out` line by line; None marks its end."""
+    pending = b""
+    try:
+        # Closing the stream from the consumer's thread surfaces here as one of these;
+        # it ends the stream just like EOF does.
+        with suppress(OSError, ValueError, AttributeError, requests.exceptions.RequestException):
+            for chunk in chunks:
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    out.put((replica, _log_text(raw)))
+        if pending:
+            out.put((replica, _log_text(pending)))
+    finally:
+        out.put(None)
+
+
+def _log_text(raw: bytes) -> str:
+    return _split_log_line(raw.decode("utf-8", "replace"))[1]
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def _unreachable(error: Exception) -> str:
+    host = os.environ.get("DOCKER_HOST", _DEFAULT_HOST)
+    return (
+        f"cannot reach the Docker Engine at {host}: is dockerd running? "
+        f"`conveyor bootstrap` starts it ({error})"
+    )
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """Docker SDK and transport errors → RuntimeAdapterError naming what Conveyor was doing."""
+    try:
+        yield
+    except docker.errors.APIError as e:
+        raise RuntimeAdapterError(f"{action}: {_explain(e)}") from e
+    except requests.exceptions.ConnectionError as e:
+        raise RuntimeAdapterError(_unreachable(e)) from e
+    except docker.errors.DockerException as e:
+        raise RuntimeAdapterError(f"{action}: {e}") from e
+
+
+def _build_failure(tag: str, error: str, recent: Iterable[str]) -> str:
+    output = "\n".join(f"  {line}" for line in recent)
+    return f"building {tag} failed: {error.strip()}\nlast lines of the build:\n{output}"
+
+
+def _pull_failure(ref: str, detail: str) -> str:
+    return (
+        f"cannot pull image {ref}: the registry could not be reached "
+        f"or the image does not exist ({detail})"
+    )
+
+
+def _pull_line(event: JSON) -> str:
+    """One progress line per layer state change; byte-count updates are left out."""
+    if event.get("progress"):
+        return ""
+    status = str(event.get("status", ""))
+    layer = event.get("id")
+    return f"{layer}: {status}" if layer else status

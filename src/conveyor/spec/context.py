@@ -1,0 +1,67 @@
+"""What the model builder and the semantic checks share: the document, where it lives, and
+the list of problems found so far (reported together at the end, sorted by line)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from conveyor.errors import SpecError, SpecErrors
+from conveyor.spec.yamlpos import Document, YamlPath, dotted
+
+T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    doc: Document
+    file: str  # the compose file as the caller named it: that is how messages show it
+    base: Path  # absolute directory of the compose file; relative paths start here
+    environ: Mapping[str, str]  # process environment over .env: fills value-less variables
+    errors: list[SpecError] = field(default_factory=list)
+
+    def error(self, path: YamlPath, message: str, about: YamlPath | None = None) -> None:
+        """Record a problem at the line of `path`; `about` names the field when it differs."""
+        name = dotted(path if about is None else about)
+        self.errors.append(SpecError(self.file, self.doc.line(path), name, message))
+
+    def convert(self, path: YamlPath, convert: Callable[[Any], T], value: Any, default: T) -> T:
+        """`convert(value)`, or `default` after recording the ValueError's message."""
+        try:
+            return convert(value)
+        except ValueError as exc:
+            self.error(path, str(exc))
+            return default
+
+    def optional(
+        self, raw: Mapping[str, Any], key: str, path: YamlPath, convert: Callable[[Any], T], default: T
+    ) -> T:
+        """`raw[key]` converted, or `default` when the key is absent or empty."""
+        value = raw.get(key)
+        if value is None:
+            return default
+        return self.convert((*path, key), convert, value, default)
+
+    def resolve(self, written: str) -> Path:
+        """A host path from the file, absolute (relative ones start at the compose file)."""
+        return Path(os.path.normpath(self.base / os.path.expanduser(written)))
+
+    def shown(self, written: str) -> str:
+        """A referenced file as messages show it: next to the compose file as the caller
+        named it, so messages stay short and do not depend on the machine."""
+        if os.path.isabs(written) or written.startswith("~"):
+            return written
+        return os.path.normpath(os.path.join(os.path.dirname(self.file), written))
+
+
+def raise_errors(errors: list[SpecError]) -> None:
+    """Raise nothing, the one error, or all of them sorted by line."""
+    if not errors:
+        return
+    if len(errors) == 1:
+        raise errors[0]
+    ordered = sorted(errors, key=lambda e: (e.line or 0, e.field, e.message))
+    raise SpecErrors(ordered)

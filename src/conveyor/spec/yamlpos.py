@@ -1,0 +1,188 @@
+"""YAML loading that remembers the line of every mapping key and sequence item.
+
+PyYAML's constructed objects forget where they came from, so we walk the composed node
+graph ourselves: errors found later (schema, model, semantics) can then point at the exact
+`file:line` a person has to edit. Keys are kept as their literal text, because Compose keys
+are strings even when they look like numbers or booleans (`80:`, `on:`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from conveyor.errors import SpecError, SpecErrors
+
+YamlKey = str | int
+YamlPath = tuple[YamlKey, ...]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# Scalars we hand on as constructed; anything else (timestamps, binary) stays as its text,
+# since Compose treats those values as plain strings.
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def dotted(path: YamlPath) -> str:
+    """`("services", "web", "ports", 0)` -> `services.web.ports[0]`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded YAML document: plain Python data plus the line of every key and item."""
+
+    data: Any
+    lines: Mapping[YamlPath, int]
+
+    def line(self, path: YamlPath) -> int:
+        """Line of `path`, or of its nearest ancestor that exists in the file."""
+        for end in range(len(path), -1, -1):
+            found = self.lines.get(path[:end])
+            if found is not None:
+                return found
+        return 1
+
+    def has(self, path: YamlPath) -> bool:
+        return path in self.lines
+
+
+class _Walker:
+    """Turns composed nodes into data, recording lines and duplicate keys on the way."""
+
+    def __init__(self, loader: yaml.SafeLoader, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.lines: dict[YamlPath, int] = {}
+        self.errors: list[SpecError] = []
+        self._active: set[int] = set()  # node ids on the current branch, to stop alias loops
+
+    def value(self, node: Node, path: YamlPath) -> Any:
+        if id(node) in self._active:
+            raise SpecError(self.file, _line(node), dotted(path), "recursive YAML alias")
+        self._active.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, SequenceNode):
+                items = []
+                for index, item in enumerate(node.value):
+                    self.lines[(*path, index)] = _line(item)
+                    items.append(self.value(item, (*path, index)))
+                return items
+            return self._scalar(node, path)
+        finally:
+            self._active.discard(id(node))
+
+    def _scalar(self, node: Node, path: YamlPath) -> Any:
+        try:
+            constructed = self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            # Compose override tags such as `!reset` land here: they need file merging,
+            # which Conveyor does not do, so say so at the right line.
+            raise SpecError(
+                self.file, _line(node), dotted(path), f"unsupported YAML tag '{node.tag}'"
+            ) from exc
+        if isinstance(constructed, _PLAIN):
+            return constructed
+        return str(node.value)
+
+    def _mapping(self, node: MappingNode, path: YamlPath) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merges.append(value_node)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                raise SpecError(
+                    self.file, _line(key_node), dotted(path), "mapping keys must be plain scalars"
+                )
+            key = str(key_node.value)
+            line = _line(key_node)
+            if key in first_line:
+                self.errors.append(
+                    SpecError(
+                        self.file,
+                        line,
+                        dotted(path),
+                        f"duplicate key '{key}' (first defined on line {first_line[key]})",
+                    )
+                )
+                continue
+            first_line[key] = line
+            self.lines[(*path, key)] = line
+            out[key] = self.value(value_node, (*path, key))
+        # `<<: *anchor` fills in only the keys the mapping does not set itself (YAML merge).
+        for merge in merges:
+            sources = merge.value if isinstance(merge, SequenceNode) else [merge]
+            for source in sources:
+                if not isinstance(source, MappingNode):
+                    raise SpecError(
+                        self.file, _line(source), dotted(path), "'<<' must merge a mapping"
+                    )
+                # Walk the source into scratch lines so keys this mapping overrides keep
+                # their own lines; merged keys point at the anchor where they are written.
+                own_lines, self.lines = self.lines, {}
+                try:
+                    merged = self._mapping(source, path)
+                finally:
+                    scratch, self.lines = self.lines, own_lines
+                taken = {key for key in merged if key not in out}
+                for key in taken:
+                    out[key] = merged[key]
+                for sub, line in scratch.items():
+                    if sub[len(path)] in taken:
+                        self.lines[sub] = line
+        return out
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def load_yaml(text: str, file: str) -> Document:
+    """Parse one YAML document. Raises SpecError/SpecErrors with lines for any problem."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            raise _syntax_error(exc, file) from None
+        except yaml.YAMLError as exc:  # reader errors (bad characters) carry no mark
+            raise SpecError(file, None, "", f"invalid YAML: {exc}") from None
+        if root is None:
+            return Document(None, {})
+        walker = _Walker(loader, file)
+        data = walker.value(root, ())
+        walker.lines[()] = _line(root)
+    finally:
+        loader.dispose()
+    if len(walker.errors) == 1:
+        raise walker.errors[0]
+    if walker.errors:
+        raise SpecErrors(walker.errors)
+    return Document(data, walker.lines)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "syntax error"
+    if exc.context and problem.startswith("but "):
+        # PyYAML splits some messages in two ("expected a single document…", "but found…").
+        problem = f"{exc.context}, {problem}"
+    if mark is None:
+        return SpecError(file, None, "", f"invalid YAML: {problem}")
+    return SpecError(
+        file, mark.line + 1, "", f"invalid YAML: {problem} (column {mark.column + 1})"
+    )

@@ -1,0 +1,84 @@
+"""Data-driven planner cases: desired + observed -> expected steps (cases.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conveyor.model.release import Observed, ObservedReplica
+from conveyor.model.stack import UpdateConfig
+from conveyor.plan.actions import Step
+from conveyor.plan.rollout import DesiredService, plan_down, plan_rollout
+
+CASES = yaml.safe_load((Path(__file__).parent / "cases.yaml").read_text())
+
+
+def short(step: Step) -> str:
+    if step.kind == "frontends":
+        return "frontends " + ",".join(step.services)
+    if step.kind in ("sleep", "monitor"):
+        return f"{step.kind} {step.service} {step.seconds:g}"
+    return f"{step.kind} {step.service} {step.replica}"
+
+
+def desired(spec: dict[str, Any]) -> DesiredService:
+    return DesiredService(
+        name=spec["name"],
+        spec_hash=spec.get("hash", "h1"),
+        replicas=spec.get("replicas", 1),
+        update=UpdateConfig(**spec.get("update", {})),
+        routed=spec.get("routed", True),
+        release=spec.get("release", 1),
+    )
+
+
+def observed(case: dict[str, Any]) -> Observed:
+    reps = []
+    for i, r in enumerate(case.get("observed", [])):
+        name = r["replica"]
+        reps.append(
+            ObservedReplica(
+                replica=name,
+                service=r.get("service", name.rsplit("-", 2)[0]),
+                container_id=f"c{i}",
+                spec_hash=r.get("hash", "h1"),
+                release=r.get("release", 1),
+                port=20000 + i,
+                running=r.get("running", True),
+                exit_code=r.get("exit_code"),
+                router=r.get("router", "ready"),
+                started_at=float(r.get("started", i)),
+            )
+        )
+    return Observed(
+        replicas=tuple(reps),
+        frontends={n: 18000 + i for i, n in enumerate(case.get("frontends", []))},
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_plan(case: dict[str, Any]) -> None:
+    obs = observed(case)
+    if case.get("down"):
+        plan = plan_down(obs)
+    else:
+        plan = plan_rollout([desired(d) for d in case["desired"]], obs)
+    assert [short(s) for s in plan.steps] == case["expect"]
+    assert list(plan.notes) == case.get("notes", [])
+
+
+def test_replica_names_never_collide_with_observed() -> None:
+    obs = observed({"observed": [{"replica": "web-1-1", "hash": "old", "running": False}]})
+    plan = plan_rollout([desired({"name": "web", "replicas": 2})], obs)
+    starts = [s.replica for s in plan.steps if s.kind == "start"]
+    assert starts == ["web-1-2", "web-1-3"]
+
+
+def test_plan_is_pure_and_repeatable() -> None:
+    case = next(c for c in CASES if c["name"] == "image-change-rolling")
+    a = plan_rollout([desired(d) for d in case["desired"]], observed(case))
+    b = plan_rollout([desired(d) for d in case["desired"]], observed(case))
+    assert a == b
