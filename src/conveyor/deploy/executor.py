@@ -169,11 +169,13 @@ class Executor:
         svc = sr.service
         taken = {p.port for p in self.placements.values()} | set(self.frontends.values())
         port = pick_port(taken)
+        volume_names: dict[str, str] = {}
         for m in svc.volumes:
             if m.type == "volume" and m.source:
                 vol = self.release.stack.volumes.get(m.source)
-                self.runtime.ensure_volume(
-                    self.release.project, m.source, bool(vol and vol.external)
+                external = bool(vol and vol.external)
+                volume_names[m.source] = self.runtime.ensure_volume(
+                    self.release.project, m.source, external
                 )
         req = ReplicaRun(
             project=self.release.project,
@@ -193,6 +195,7 @@ class Executor:
             ),
             extra_hosts=replica_hosts(self.frontends),
             secret_files=self._secret_files(svc),
+            volume_names=volume_names,
         )
         cid = self.runtime.run(req)
         self.placements[replica] = Placement(cid, port)

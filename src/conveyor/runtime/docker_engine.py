@@ -375,8 +375,9 @@ class DockerEngine:
             try:
                 self._api().start(container_id)
             except docker.errors.APIError:
-                # A container that cannot start (bad command, missing bind source) is
-                # useless to keep; the error message says what went wrong.
+                # A container that cannot start (unknown user, OCI runtime errors) is useless
+                # to keep; the error says what went wrong. A bad command does not land here:
+                # docker-init starts fine and exits 127, which list_replicas then reports.
                 self._api().remove_container(container_id, force=True, v=True)
                 raise
         return container_id

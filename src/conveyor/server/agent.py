@@ -38,7 +38,9 @@ class Backoff:
     def healed(self, service: str, now: float) -> float:
         """Record a heal of `service`; return the delay before the next one may run."""
         prev = self.last_heal.get(service)
-        streak = self.streak.get(service, 0) + 1 if prev and now - prev < LOOP_WINDOW else 0
+        streak = (
+            self.streak.get(service, 0) + 1 if prev is not None and now - prev < LOOP_WINDOW else 0
+        )
         self.streak[service] = streak
         self.last_heal[service] = now
         delay = 0.0 if streak == 0 else min(MAX_BACKOFF, 2.0 ** (streak - 1))

@@ -37,7 +37,12 @@ class Context:
             return default
 
     def optional(
-        self, raw: Mapping[str, Any], key: str, path: YamlPath, convert: Callable[[Any], T], default: T
+        self,
+        raw: Mapping[str, Any],
+        key: str,
+        path: YamlPath,
+        convert: Callable[[Any], T],
+        default: T,
     ) -> T:
         """`raw[key]` converted, or `default` when the key is absent or empty."""
         value = raw.get(key)
@@ -50,11 +55,15 @@ class Context:
         return Path(os.path.normpath(self.base / os.path.expanduser(written)))
 
     def shown(self, written: str) -> str:
-        """A referenced file as messages show it: next to the compose file as the caller
-        named it, so messages stay short and do not depend on the machine."""
-        if os.path.isabs(written) or written.startswith("~"):
-            return written
-        return os.path.normpath(os.path.join(os.path.dirname(self.file), written))
+        return shown(self.file, written)
+
+
+def shown(compose_file: str, written: str) -> str:
+    """A file the compose file refers to, as messages show it: next to the compose file as
+    the caller named it, so messages stay short and do not depend on the machine."""
+    if os.path.isabs(written) or written.startswith("~"):
+        return written
+    return os.path.normpath(os.path.join(os.path.dirname(compose_file), written))
 
 
 def raise_errors(errors: list[SpecError]) -> None:

@@ -10,6 +10,7 @@ takes its value from `lookup` and is dropped when that has none.
 from __future__ import annotations
 
 import re
+
 from conveyor.errors import SpecError
 from conveyor.spec.interpolate import InterpolationError, Lookup, substitute
 
@@ -109,4 +110,3 @@ def _expand(body: str, find: Lookup) -> str:
 def _strip_comment(value: str) -> str:
     cut = value.find(" #")
     return (value[:cut] if cut >= 0 else value).strip()
-

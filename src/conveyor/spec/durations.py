@@ -15,8 +15,9 @@ import re
 _DURATION_UNITS = {
     "ns": 1e-9,
     "us": 1e-6,
-    "µs": 1e-6,  # micro sign  # noqa: RUF001 - Go accepts both spellings of micro
-    "μs": 1e-6,  # greek mu  # noqa: RUF001
+    # Go accepts both the micro sign and the Greek mu.
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
     "ms": 1e-3,
     "s": 1.0,
     "m": 60.0,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from conveyor.model.stack import SecretMount, VolumeMount
 from conveyor.spec.context import Context
-from conveyor.spec.values import one_of, to_bool
+from conveyor.spec.values import to_bool
 from conveyor.spec.yamlpos import YamlPath
 
 # Options Compose accepts after the second colon; only "ro" changes what Conveyor does,
@@ -15,7 +15,9 @@ _SHORT_MODES = {
     "ro", "rw", "z", "Z", "nocopy", "consistent", "cached", "delegated",
     "shared", "slave", "private", "rshared", "rslave", "rprivate",
 }  # fmt: skip
-_MOUNT_TYPES = ("volume", "bind", "tmpfs")
+MountType = Literal["volume", "bind", "tmpfs"]
+# A table rather than a tuple so the lookup also gives mypy the Literal type.
+_MOUNT_TYPES: dict[str, MountType] = {"volume": "volume", "bind": "bind", "tmpfs": "tmpfs"}
 SECRETS_DIR = "/run/secrets"
 
 
@@ -57,9 +59,9 @@ def _short(ctx: Context, spec: str) -> VolumeMount:
 
 def _long(ctx: Context, item: dict[str, Any]) -> VolumeMount:
     kind = item.get("type", "volume")
-    if kind not in _MOUNT_TYPES:
+    mount_type = _MOUNT_TYPES.get(kind)
+    if mount_type is None:
         raise ValueError(f"volume type '{kind}' is not supported (use volume, bind or tmpfs)")
-    mount_type: Literal["volume", "bind", "tmpfs"] = one_of(kind, _MOUNT_TYPES)  # type: ignore[assignment]  # narrowed by the check above
     if not item.get("target"):
         raise ValueError("a volume needs 'target' (the path in the container)")
     source = item.get("source") or None

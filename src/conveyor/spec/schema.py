@@ -97,9 +97,7 @@ def validate(doc: Document, file: str) -> list[SpecError]:
             if isinstance(service, dict) and "x-conveyor" in service:
                 base = ("services", name, "x-conveyor")
                 issues.extend(_issues(_x_conveyor_validator(), service["x-conveyor"], base))
-    errors = {
-        (doc.line(issue.at), dotted(issue.field), issue.message): None for issue in issues
-    }
+    errors = {(doc.line(issue.at), dotted(issue.field), issue.message): None for issue in issues}
     return [SpecError(file, line, field, message) for line, field, message in sorted(errors)]
 
 

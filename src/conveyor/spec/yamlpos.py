@@ -183,6 +183,4 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
         problem = f"{exc.context}, {problem}"
     if mark is None:
         return SpecError(file, None, "", f"invalid YAML: {problem}")
-    return SpecError(
-        file, mark.line + 1, "", f"invalid YAML: {problem} (column {mark.column + 1})"
-    )
+    return SpecError(file, mark.line + 1, "", f"invalid YAML: {problem} (column {mark.column + 1})")

@@ -451,8 +451,11 @@ def test_a_replica_that_cannot_start_raises_and_leaves_no_container(
     missing = Service(
         name="web", volumes=(VolumeMount(type="bind", source="/no/such/dir", target="/x"),)
     )
-    with pytest.raises(RuntimeAdapterError, match="/no/such/dir"):
+    with pytest.raises(RuntimeAdapterError, match="bind source path does not exist: /no/such/dir"):
         engine.run(replica("web-1", missing))
+    # An unknown user passes `create` and fails at `start`: the container must not stay.
+    with pytest.raises(RuntimeAdapterError, match="unable to find user nosuchuser"):
+        engine.run(replica("web-1", Service(name="web", user="nosuchuser")))
     assert engine.list_replicas(project) == []
 
 
@@ -468,6 +471,17 @@ def test_a_named_volume_keeps_data_across_replicas(
     second = replica("web-2", service)
     engine.run(second)
     assert http_get(second.port, "/read?path=/data/v") == (200, "kept")
+
+
+def test_external_volumes_mount_under_their_own_name(
+    engine: DockerEngine, replica: ReplicaFactory, project: str, docker_client: Any
+) -> None:
+    docker_client.volumes.create(f"{project}-shared")
+    name = engine.ensure_volume(project, f"{project}-shared", external=True)
+    service = Service(name="web", volumes=(VolumeMount(source="shared", target="/shared"),))
+    container_id = engine.run(replica("web-1", service, volume_names={"shared": name}))
+    [mount] = docker_client.containers.get(container_id).attrs["Mounts"]
+    assert (mount["Name"], mount["Destination"]) == (f"{project}-shared", "/shared")
 
 
 def test_secrets_are_mounted_read_only_at_their_target(
@@ -538,15 +552,22 @@ def test_root_replicas_are_warned_about(engine: DockerEngine, replica: ReplicaFa
 def test_logs_merge_the_replicas_by_time(
     engine: DockerEngine, replica: ReplicaFactory, project: str
 ) -> None:
-    first, second = replica("web-1"), replica("web-2")
+    # web-2 starts first, so time order and name order disagree.
+    first, second = replica("web-2"), replica("web-1")
     engine.run(first)
     http_get(first.port)
     engine.run(second)
     http_get(second.port)
     lines = list(engine.logs(project, "web", follow=False, tail=None))
     hellos = [line for line in lines if line[1].startswith("hello from")]
-    assert hellos == [("web-1", "hello from web-1"), ("web-2", "hello from web-2")]
+    assert hellos == [("web-2", "hello from web-2"), ("web-1", "hello from web-1")]
     assert all(not line.startswith("20") for _, line in lines)  # timestamps stripped
+    # tail applies per replica: each one's last line is the access log of our GET.
+    last = list(engine.logs(project, "web", follow=False, tail=1))
+    assert [(r, '"GET / HTTP/1.1" 200' in line) for r, line in last] == [
+        ("web-2", True),
+        ("web-1", True),
+    ]
     assert list(engine.logs(project, "other", follow=False, tail=None)) == []
 
 

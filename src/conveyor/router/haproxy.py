@@ -1,0 +1,587 @@
+"""HAProxy as Conveyor's traffic router: a master-worker daemon driven through its runtime API.
+
+Files in `run_dir`: haproxy.cfg (what runs), haproxy.cfg.new (the candidate being checked),
+admin.sock (runtime API), master.sock (master CLI), haproxy.pid (master PID), servers.state
+(HAProxy's server-state file, dumped before each reload), servers.json (the servers Conveyor
+added, so reloads and restarts after a crash keep them), frontends.json (the frontends HAProxy
+runs, to tell whether `ensure` must reload) and start.log (HAProxy's output of the last start).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import TypeAdapter
+
+from conveyor.errors import RouterError
+from conveyor.router.haproxy_config import (
+    PID_FILE,
+    STATE_FILE,
+    backend_name,
+    check_name,
+    check_socket_paths,
+    render,
+    server_check_args,
+    socket_paths,
+    validate,
+)
+from conveyor.router.protocol import (
+    Frontend,
+    RouterConfig,
+    ServerEntry,
+    ServerState,
+    ServerStatus,
+)
+
+# service -> server name -> entry; insertion order is the order servers were added.
+Record = dict[str, dict[str, ServerEntry]]
+Operational = Literal["up", "down", "unknown"]
+_RECORD = TypeAdapter(dict[str, list[ServerEntry]])
+
+_BACKEND_PREFIX = "be_"
+_POLL = 0.05
+
+# `show servers state` srv_admin_state bits (management guide 9.3).
+_MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40
+_DRAIN_BITS = 0x08 | 0x10
+
+# Replies of runtime commands that succeeded; anything else is HAProxy explaining a refusal.
+_SILENT = frozenset({""})
+_ADDED = frozenset({"New server registered."})
+_DELETED = frozenset({"Server deleted."})
+_MISSING = ("No such server.", "No such backend.")
+
+
+class HAProxyRouter:
+    """The Router protocol over one HAProxy master-worker process owned by `run_dir`."""
+
+    def __init__(self, run_dir: Path, haproxy_bin: str = "haproxy", *, timeout: float = 10.0):
+        self.run_dir = Path(run_dir).absolute()
+        check_socket_paths(self.run_dir)
+        self.haproxy_bin = haproxy_bin
+        self.timeout = timeout
+        self.config_file = self.run_dir / "haproxy.cfg"
+        self.admin_socket, self.master_socket = socket_paths(self.run_dir)
+        self.pid_file = self.run_dir / PID_FILE
+        self.state_file = self.run_dir / STATE_FILE
+        self.record_file = self.run_dir / "servers.json"
+        self.frontends_file = self.run_dir / "frontends.json"
+        self._candidate = self.run_dir / "haproxy.cfg.new"
+        self._start_log = self.run_dir / "start.log"
+        self._prometheus: bool | None = None
+        # One Conveyor process drives the router; the lock keeps its threads from interleaving
+        # read-modify-write cycles of servers.json.
+        self._lock = threading.RLock()
+
+    # ---- Router protocol -------------------------------------------------------------------
+
+    def ensure(self, config: RouterConfig) -> None:
+        validate(config)
+        shape = _frontends_only(config)
+        with self._lock:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            running_shape = self._load_shape()
+            running = self.running()
+            if running and shape == running_shape:
+                # Same frontends: no reload; servers named in `config` are applied at run time.
+                for frontend in config.frontends:
+                    for server in frontend.servers:
+                        self._apply_server(frontend.service, server)
+                return
+            record = _merge(self._load_record(), config)
+            self._write_candidate(_with_servers(shape, record))
+            if running:
+                self._reload(shape, running_shape)
+            else:
+                self._start()
+            self._save_record(record)
+            _write_atomic(self.frontends_file, shape.model_dump_json(indent=2))
+            self._restore_drains(record)
+
+    def running(self) -> bool:
+        pid = self._master_pid()
+        return pid is not None and _alive(pid) and self._answers()
+
+    def add_server(self, service: str, server: ServerEntry) -> None:
+        check_name("server", server.name)
+        with self._lock:
+            frontend = self._frontend(service)
+            target = _target(service, server.name)
+            self._command(
+                f"add server {target} 127.0.0.1:{server.port} check "
+                f"{server_check_args(frontend)} weight {server.weight}",
+                _ADDED,
+            )
+            # Checks of a server added at run time start disabled, and the server in maint.
+            self._command(f"enable health {target}")
+            self._command(f"set server {target} state {server.state}")
+            self._update_record(service, server.name, server)
+
+    def set_state(self, service: str, server: str, state: ServerState) -> None:
+        check_name("server", server)
+        with self._lock:
+            self._command(f"set server {_target(service, server)} state {state}")
+            self._update_record(
+                service, server, lambda entry: entry.model_copy(update={"state": state})
+            )
+
+    def set_weight(self, service: str, server: str, weight: int) -> None:
+        check_name("server", server)
+        with self._lock:
+            self._command(f"set weight {_target(service, server)} {weight}")
+            self._update_record(
+                service, server, lambda entry: entry.model_copy(update={"weight": weight})
+            )
+
+    def remove_server(self, service: str, server: str) -> None:
+        check_name("server", server)
+        target = _target(service, server)
+        with self._lock:
+            reply = self._send(self.admin_socket, f"set server {target} state maint").strip()
+            if reply not in _MISSING:
+                _expect(f"set server {target} state maint", reply, _SILENT)
+                self._command(f"shutdown sessions server {target}")
+                self._delete(target)
+            self._update_record(service, server, None)
+
+    def servers(self) -> list[ServerStatus]:
+        stats = _parse_stat(self._show("show stat"))
+        result: list[ServerStatus] = []
+        for row in _parse_servers_state(self._show("show servers state")):
+            backend, name = row["be_name"], row["srv_name"]
+            if not backend.startswith(_BACKEND_PREFIX):
+                continue
+            scur, status = stats.get((backend, name), (0, ""))
+            result.append(
+                ServerStatus(
+                    backend=backend.removeprefix(_BACKEND_PREFIX),
+                    server=name,
+                    port=int(row["srv_port"]),
+                    admin_state=_admin_state(int(row["srv_admin_state"])),
+                    operational=_operational(status),
+                    sessions=scur,
+                )
+            )
+        return result
+
+    def stop(self) -> None:
+        with self._lock:
+            pid = self._master_pid()
+            if pid is not None and _alive(pid):
+                # The master stops its workers on SIGTERM; SIGKILL only if it hangs.
+                os.kill(pid, signal.SIGTERM)
+                if not _wait_for(lambda: not _alive(pid), self.timeout):
+                    os.kill(pid, signal.SIGKILL)
+                    _wait_for(lambda: not _alive(pid), self.timeout)
+            self.pid_file.unlink(missing_ok=True)
+
+    # ---- start and reload ------------------------------------------------------------------
+
+    def _write_candidate(self, config: RouterConfig) -> None:
+        """Render to haproxy.cfg.new and have HAProxy check it; the candidate stays on failure so
+        the line numbers in the error can be read."""
+        text = render(config, self.run_dir, prometheus_exporter=self._has_prometheus())
+        self._candidate.write_text(text)
+        result = self._run_haproxy(["-c", "-f", str(self._candidate)])
+        if result.returncode != 0:
+            raise RouterError(f"HAProxy rejected the configuration: {_alerts(result.stdout)}")
+
+    def _start(self) -> None:
+        self._stop_unresponsive()
+        # A state file left by a crashed process would bring back states from an older life.
+        self.state_file.unlink(missing_ok=True)
+        os.replace(self._candidate, self.config_file)
+        # Output goes to a file, not a pipe: the daemon may hold inherited pipes open.
+        with self._start_log.open("wb") as log:
+            try:
+                result = subprocess.run(
+                    [
+                        self.haproxy_bin,
+                        "-W",
+                        "-D",
+                        "-f",
+                        str(self.config_file),
+                        "-S",
+                        f"{self.master_socket},mode,600",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=self.timeout,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise RouterError(f"could not run {self.haproxy_bin}: {e}") from e
+        if result.returncode != 0:
+            output = self._start_log.read_text(errors="replace")
+            raise RouterError(f"HAProxy did not start: {_alerts(output)}")
+        if not _wait_for(self.running, self.timeout):
+            raise RouterError(
+                f"HAProxy started but its admin socket {self.admin_socket} does not answer; "
+                f"see {self._start_log}"
+            )
+
+    def _stop_unresponsive(self) -> None:
+        """A master that is alive but whose worker does not answer would keep the ports (with
+        SO_REUSEPORT a new HAProxy binds them too, and both would take traffic)."""
+        pid = self._master_pid()
+        if pid is not None and _alive(pid) and not _wait_for(self._answers, self.timeout / 2):
+            self.stop()
+
+    def _reload(self, shape: RouterConfig, running_shape: RouterConfig | None) -> None:
+        """Hitless reload: the master starts a worker on the new file, which takes over the
+        listening sockets of the old one; the old worker finishes its requests and exits."""
+        if running_shape is not None:  # unknown: the running process may hold any port
+            _check_new_ports_free(shape, running_shape)
+        old_worker = self._worker_pid()
+        failed_before = self._failed_reloads()
+        # Servers keep their operational state (a dead replica stays down) across the reload.
+        _write_atomic(self.state_file, self._show("show servers state"))
+        previous = self.config_file.read_text()
+        candidate = self._candidate.read_text()
+        os.replace(self._candidate, self.config_file)
+        try:
+            self._send(self.master_socket, "reload")  # the master closes the connection
+        except RouterError:
+            pid = self._master_pid()
+            if pid is None:
+                raise
+            os.kill(pid, signal.SIGUSR2)  # same as the master CLI's reload
+
+        def settled() -> bool:
+            failed = self._failed_reloads()
+            if failed is not None and failed_before is not None and failed > failed_before:
+                return True
+            worker = self._worker_pid_or_none()
+            return worker is not None and worker != old_worker
+
+        if not _wait_for(settled, self.timeout) or self._worker_pid_or_none() == old_worker:
+            # The master keeps the old worker when the new configuration fails to load; the
+            # file on disk must keep describing what runs.
+            self.config_file.write_text(previous)
+            self._candidate.write_text(candidate)
+            raise RouterError(
+                "HAProxy failed to reload the new configuration and kept the running one "
+                f"(see `show proc` on {self.master_socket}); candidate left at {self._candidate}"
+            )
+
+    def _restore_drains(self, record: Record) -> None:
+        """The config file renders a drained server with weight 0; give it back its weight and
+        the real drain state, so a later `set_state(..., "ready")` restores its traffic."""
+        for service, entries in record.items():
+            for entry in entries.values():
+                if entry.state == "drain":
+                    target = _target(service, entry.name)
+                    self._command(f"set weight {target} {entry.weight}")
+                    self._command(f"set server {target} state drain")
+
+    def _apply_server(self, service: str, server: ServerEntry) -> None:
+        """Make one running server match `server` (used when `ensure` needs no reload)."""
+        live = {(s.backend, s.server): s for s in self.servers()}.get((service, server.name))
+        recorded = self._load_record().get(service, {}).get(server.name)
+        if live is not None and live.port != server.port:
+            self.remove_server(service, server.name)
+            live = None
+        if live is None:
+            self.add_server(service, server)
+            return
+        if recorded is None or recorded.weight != server.weight:
+            self.set_weight(service, server.name, server.weight)
+        if live.admin_state != server.state:
+            self.set_state(service, server.name, server.state)
+        self._update_record(service, server.name, server)
+
+    def _delete(self, target: str) -> None:
+        """`del server` is refused while the server still has connections; shutting its sessions
+        down is asynchronous, so retry for a short while."""
+        reply = ""
+
+        def deleted() -> bool:
+            nonlocal reply
+            reply = self._send(self.admin_socket, f"del server {target}").strip()
+            return reply in _DELETED or reply in _MISSING
+
+        if not _wait_for(deleted, self.timeout):
+            raise RouterError(f"HAProxy refused `del server {target}`: {reply}")
+
+    # ---- runtime API -----------------------------------------------------------------------
+
+    def _send(self, path: Path, command: str, timeout: float | None = None) -> str:
+        """One command on a CLI socket; HAProxy answers and closes (non-interactive mode)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout or self.timeout)
+                sock.connect(str(path))
+                sock.sendall(command.encode() + b"\n")
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        except OSError as e:
+            raise RouterError(f"HAProxy socket {path} ({command!r}): {e}") from e
+        return b"".join(chunks).decode(errors="replace")
+
+    def _command(self, command: str, ok: frozenset[str] = _SILENT) -> None:
+        _expect(command, self._send(self.admin_socket, command).strip(), ok)
+
+    def _show(self, command: str) -> str:
+        reply = self._send(self.admin_socket, command)
+        if reply.startswith("Unknown command"):
+            raise RouterError(f"HAProxy refused `{command}`: {reply.strip()}")
+        return reply
+
+    def _answers(self) -> bool:
+        return self._worker_pid_or_none(timeout=1.0) is not None
+
+    def _worker_pid_or_none(self, timeout: float = 1.0) -> int | None:
+        try:
+            info = self._send(self.admin_socket, "show info", timeout)
+        except RouterError:
+            return None
+        match = re.search(r"^Pid: (\d+)$", info, re.MULTILINE)
+        return int(match.group(1)) if match else None
+
+    def _worker_pid(self) -> int:
+        pid = self._worker_pid_or_none()
+        if pid is None:
+            raise RouterError(f"HAProxy admin socket {self.admin_socket} does not answer")
+        return pid
+
+    def _failed_reloads(self) -> int | None:
+        """The master's count of failed reloads; None while it re-executes itself."""
+        try:
+            proc = self._send(self.master_socket, "show proc", 1.0)
+        except RouterError:
+            return None
+        match = re.search(r"\[failed: (\d+)\]", proc)
+        return int(match.group(1)) if match else None
+
+    # ---- files -----------------------------------------------------------------------------
+
+    def _master_pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _load_shape(self) -> RouterConfig | None:
+        try:
+            return RouterConfig.model_validate_json(self.frontends_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _frontend(self, service: str) -> Frontend:
+        shape = self._load_shape()
+        for frontend in shape.frontends if shape else ():
+            if frontend.service == service:
+                return frontend
+        raise RouterError(f"no frontend for service {service!r}: call ensure() with it first")
+
+    def _load_record(self) -> Record:
+        try:
+            stored = _RECORD.validate_json(self.record_file.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except ValueError as e:
+            raise RouterError(f"{self.record_file} is unreadable: {e}") from e
+        return {service: {e.name: e for e in entries} for service, entries in stored.items()}
+
+    def _save_record(self, record: Record) -> None:
+        stored = {service: list(entries.values()) for service, entries in record.items()}
+        _write_atomic(self.record_file, _RECORD.dump_json(stored, indent=2).decode())
+
+    def _update_record(
+        self,
+        service: str,
+        server: str,
+        change: ServerEntry | Callable[[ServerEntry], ServerEntry] | None,
+    ) -> None:
+        """Record a server as added (an entry), changed (a function of the old entry; servers
+        the record does not know are left out) or removed (None)."""
+        record = self._load_record()
+        entries = record.setdefault(service, {})
+        if change is None:
+            entries.pop(server, None)
+        elif isinstance(change, ServerEntry):
+            entries[server] = change
+        elif server in entries:
+            entries[server] = change(entries[server])
+        self._save_record(record)
+
+    def _has_prometheus(self) -> bool:
+        if self._prometheus is None:
+            result = self._run_haproxy(["-vv"])
+            self._prometheus = "prometheus-exporter" in result.stdout
+        return self._prometheus
+
+    def _run_haproxy(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                [self.haproxy_bin, *args],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise RouterError(f"could not run {self.haproxy_bin}: {e}") from e
+
+
+# ---- helpers (pure, or small I/O without state) ------------------------------------------------
+
+
+def _target(service: str, server: str) -> str:
+    check_name("service", service)
+    return f"{backend_name(service)}/{server}"
+
+
+def _expect(command: str, reply: str, ok: frozenset[str]) -> None:
+    if reply not in ok:
+        raise RouterError(f"HAProxy refused `{command}`: {reply}")
+
+
+def _frontends_only(config: RouterConfig) -> RouterConfig:
+    """What decides a reload: frontends and their check settings, not their servers."""
+    frontends = sorted(config.frontends, key=lambda f: f.service)
+    return config.model_copy(
+        update={"frontends": tuple(f.model_copy(update={"servers": ()}) for f in frontends)}
+    )
+
+
+def _merge(record: Record, config: RouterConfig) -> Record:
+    """Recorded servers of the services in `config`, overridden by the servers `config` names."""
+    merged: Record = {}
+    for frontend in config.frontends:
+        entries = dict(record.get(frontend.service, {}))
+        entries.update((server.name, server) for server in frontend.servers)
+        merged[frontend.service] = entries
+    return merged
+
+
+def _with_servers(shape: RouterConfig, record: Record) -> RouterConfig:
+    frontends = tuple(
+        f.model_copy(update={"servers": tuple(record.get(f.service, {}).values())})
+        for f in shape.frontends
+    )
+    return shape.model_copy(update={"frontends": frontends})
+
+
+def _ports(config: RouterConfig) -> dict[int, str]:
+    ports = {f.port: f"frontend {f.service}" for f in config.frontends}
+    if config.stats_port is not None:
+        ports[config.stats_port] = "stats frontend"
+    return ports
+
+
+def _check_new_ports_free(shape: RouterConfig, running_shape: RouterConfig) -> None:
+    """HAProxy's reason for a failed reload is lost (the daemonized master has no stderr), so
+    ports the running process does not hold yet are tried here first, for a clear error."""
+    held = _ports(running_shape)
+    for port, owner in _ports(shape).items():
+        if port in held:
+            continue
+        with socket.socket() as sock:
+            # Like HAProxy: TIME_WAIT leftovers do not count as in use.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError as e:
+                raise RouterError(f"{owner}: cannot bind 127.0.0.1:{port} ({e.strerror})") from e
+
+
+def _alerts(output: str) -> str:
+    """HAProxy's [ALERT] lines without their pid prefix; all output when there are none."""
+    alerts = [
+        re.sub(r"^\[ALERT\]\s*\(\d+\)\s*:\s*", "", line)
+        for line in output.splitlines()
+        if line.startswith("[ALERT]")
+    ]
+    return "\n".join(alerts) if alerts else output.strip()
+
+
+def _alive(pid: int) -> bool:
+    """A live HAProxy process with this PID. Zombies count as dead: when init does not reap
+    (as in some containers), a killed daemon stays in the process table as a zombie."""
+    if not Path("/proc/self/stat").exists():  # no procfs: signal 0 is the best test left
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state not in ("Z", "X") and b"haproxy" in cmdline
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _parse_servers_state(text: str) -> Iterable[dict[str, str]]:
+    """Rows of `show servers state`: a version line, a '# field…' header, then rows."""
+    fields: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("# "):
+            fields = line[2:].split()
+        elif fields and line.strip():
+            yield dict(zip(fields, line.split(), strict=False))
+
+
+def _parse_stat(text: str) -> dict[tuple[str, str], tuple[int, str]]:
+    """(backend, server) -> (current sessions, status) from `show stat` CSV."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        return {}
+    header = lines[0][2:].split(",")
+    scur, status = header.index("scur"), header.index("status")
+    result: dict[tuple[str, str], tuple[int, str]] = {}
+    for line in lines[1:]:
+        cells = line.split(",")
+        if len(cells) > status and cells[1] not in ("FRONTEND", "BACKEND"):
+            result[(cells[0], cells[1])] = (int(cells[scur] or 0), cells[status])
+    return result
+
+
+def _admin_state(bits: int) -> ServerState:
+    if bits & _MAINT_BITS:
+        return "maint"
+    if bits & _DRAIN_BITS:
+        return "drain"
+    return "ready"
+
+
+def _operational(status: str) -> Operational:
+    """HAProxy's check verdict. In maint, checks are paused ("MAINT"): unknown. "UP 1/2" is up
+    with one failed check, "DOWN 1/2" down with one good one; DRAIN and NOLB are up."""
+    if status.startswith(("UP", "DRAIN", "NOLB")):
+        return "up"
+    if status.startswith("DOWN"):
+        return "down"
+    return "unknown"

@@ -1,0 +1,273 @@
+"""One Compose service (already schema-valid and interpolated) -> model.Service.
+
+Every conversion problem is recorded in the Context and replaced by the model default, so
+one run reports all of a file's problems instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from conveyor.model.stack import (
+    BuildSpec,
+    DependsOn,
+    FailureAction,
+    Healthcheck,
+    Resources,
+    Service,
+    UpdateConfig,
+    UpdateOrder,
+)
+from conveyor.spec.context import Context
+from conveyor.spec.dotenv import parse_env
+from conveyor.spec.durations import parse_bytes, parse_duration
+from conveyor.spec.mounts import secret_mounts, volume_mounts
+from conveyor.spec.routing import routing
+from conveyor.spec.values import one_of, signal_name, to_bool, to_float, to_int, to_str
+from conveyor.spec.yamlpos import YamlPath
+
+# Defaults live in the model; these instances let the builder read them instead of
+# repeating numbers here.
+_SERVICE = Service(name="_")
+_HEALTH = Healthcheck(test=())
+_UPDATE = UpdateConfig()
+_ROLLBACK = _SERVICE.rollback_config
+
+Condition = Literal["service_started", "service_healthy", "service_completed_successfully"]
+# Tables rather than tuples so a lookup also gives mypy the Literal type.
+_FAILURE_ACTIONS: dict[str, FailureAction] = {a: a for a in ("continue", "pause", "rollback")}
+_CONDITIONS: dict[str, Condition] = {
+    c: c for c in ("service_started", "service_healthy", "service_completed_successfully")
+}
+_ORDERS: dict[object, UpdateOrder] = {o: o for o in ("start-first", "stop-first")}
+_HEALTH_TEST_KINDS = ("CMD", "CMD-SHELL", "NONE")
+# Compose features that would change what runs but that Conveyor does not implement: saying
+# so beats silently deploying something else than the file describes.
+_UNSUPPORTED = {
+    "extends": "copy the settings into the service",
+    "network_mode": "Conveyor runs replicas with host networking",
+}
+
+
+def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
+    path: YamlPath = ("services", name)
+    for key, advice in _UNSUPPORTED.items():
+        if key in raw:
+            ctx.error((*path, key), f"not supported by Conveyor ({advice})")
+    deploy = raw.get("deploy") or {}
+    deploy_path = (*path, "deploy")
+    limits = (deploy.get("resources") or {}).get("limits") or {}
+    return Service(
+        name=name,
+        image=raw.get("image"),
+        build=_build(ctx, (*path, "build"), raw.get("build")),
+        command=_argv(ctx, (*path, "command"), raw.get("command")),
+        entrypoint=_argv(ctx, (*path, "entrypoint"), raw.get("entrypoint")),
+        environment=_environment(ctx, path, raw),
+        healthcheck=_healthcheck(ctx, (*path, "healthcheck"), raw.get("healthcheck")),
+        depends_on=_depends_on(ctx, (*path, "depends_on"), raw.get("depends_on")),
+        replicas=_replicas(ctx, path, raw, deploy),
+        update_config=_update(
+            ctx, (*deploy_path, "update_config"), deploy.get("update_config"), _UPDATE
+        ),
+        rollback_config=_update(
+            ctx, (*deploy_path, "rollback_config"), deploy.get("rollback_config"), _ROLLBACK
+        ),
+        limits=_limits(ctx, (*deploy_path, "resources", "limits"), limits),
+        stop_grace_period=ctx.optional(
+            raw, "stop_grace_period", path, parse_duration, _SERVICE.stop_grace_period
+        ),
+        stop_signal=ctx.optional(raw, "stop_signal", path, signal_name, _SERVICE.stop_signal),
+        volumes=volume_mounts(ctx, (*path, "volumes"), raw.get("volumes")),
+        secrets=secret_mounts(ctx, (*path, "secrets"), raw.get("secrets")),
+        labels=pairs(ctx, (*path, "labels"), raw.get("labels"), fill=lambda _key: ""),
+        user=raw.get("user"),
+        working_dir=raw.get("working_dir"),
+        routing=routing(ctx, path, raw),
+    )
+
+
+def pairs(
+    ctx: Context, path: YamlPath, raw: Any, fill: Callable[[str], str | None]
+) -> dict[str, str]:
+    """Compose's list-or-dict: `["K=V", "K"]` or `{K: V, K: null}`. A value-less key gets
+    `fill(key)`; when that is None the key is dropped (as Compose does for environment)."""
+    items: list[tuple[YamlPath, str, Any]] = []
+    if isinstance(raw, dict):
+        items = [((*path, key), key, value) for key, value in raw.items()]
+    elif isinstance(raw, list):
+        for index, entry in enumerate(raw):
+            key, sep, text = str(entry).partition("=")
+            items.append(((*path, index), key, text if sep else None))
+    out: dict[str, str] = {}
+    for where, key, value in items:
+        if not key.strip():
+            ctx.error(where, "missing a name before '='")
+            continue
+        if value is None:
+            filled = fill(key)
+            if filled is not None:
+                out[key] = filled
+            continue
+        out[key] = to_str(value)
+    return out
+
+
+def _build(ctx: Context, path: YamlPath, raw: Any) -> BuildSpec | None:
+    if raw is None:
+        return None
+    spec: Mapping[str, Any] = {"context": raw} if isinstance(raw, str) else raw
+    context = str(spec.get("context") or ".")
+    # Remote contexts (git URLs) are handed to the builder as they are.
+    where = context if "://" in context or context.startswith("git@") else str(ctx.resolve(context))
+    return BuildSpec(
+        context=where,
+        dockerfile=spec.get("dockerfile") or "Dockerfile",
+        args=pairs(ctx, (*path, "args"), spec.get("args"), fill=ctx.environ.get),
+        target=spec.get("target"),
+    )
+
+
+def _argv(ctx: Context, path: YamlPath, raw: Any) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, list):
+        return tuple(str(part) for part in raw)
+    try:
+        return tuple(shlex.split(raw))
+    except ValueError as exc:  # an unbalanced quote: say which word could not be split
+        ctx.error(path, f"cannot split into words: {exc}")
+        return None
+
+
+def _environment(ctx: Context, path: YamlPath, raw: dict[str, Any]) -> dict[str, str]:
+    """env_file entries first, in order, then `environment:` on top (Compose precedence)."""
+    merged: dict[str, str] = {}
+    for index, (written, fmt) in enumerate(env_files(raw.get("env_file"))):
+        file = ctx.resolve(written)
+        if not file.is_file():
+            continue  # the semantic checks report required files that are missing
+        listed = isinstance(raw["env_file"], list)
+        entry = (*path, "env_file", index) if listed else (*path, "env_file")
+        if fmt not in (None, "raw"):
+            ctx.error(entry, f"unsupported env_file format '{fmt}' (only 'raw')")
+            continue
+        shown = ctx.shown(written)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            ctx.error(entry, f"cannot read env file '{shown}': {exc}")
+            continue
+        merged.update(parse_env(text, shown, ctx.environ.get, raw=fmt == "raw"))
+    merged.update(pairs(ctx, (*path, "environment"), raw.get("environment"), ctx.environ.get))
+    return merged
+
+
+def env_files(raw: Any) -> list[tuple[str, str | None]]:
+    """env_file as (path as written, format) pairs, whatever syntax the file used."""
+    entries = [raw] if isinstance(raw, str | dict) else list(raw or ())
+    out: list[tuple[str, str | None]] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            out.append((entry, None))
+        else:
+            out.append((str(entry["path"]), entry.get("format")))
+    return out
+
+
+def env_file_required(entry: Any) -> bool:
+    """Whether a missing env file is an error (`required: false` makes it optional)."""
+    if isinstance(entry, dict):
+        try:
+            return to_bool(entry.get("required", True))
+        except ValueError:
+            return True
+    return True
+
+
+def _healthcheck(ctx: Context, path: YamlPath, raw: Any) -> Healthcheck | None:
+    if raw is None:
+        return None
+    if ctx.optional(raw, "disable", path, to_bool, False):
+        return Healthcheck(test=("NONE",))
+    test = raw.get("test")
+    argv: tuple[str, ...] = ()  # empty: keep the image's own HEALTHCHECK command
+    if isinstance(test, str):
+        argv = ("CMD-SHELL", test)
+    elif isinstance(test, list) and test:
+        argv = tuple(test)
+        if argv[0] not in _HEALTH_TEST_KINDS:
+            ctx.error(
+                (*path, "test"),
+                f"a test list must start with 'CMD', 'CMD-SHELL' or 'NONE', got '{argv[0]}'",
+            )
+    return Healthcheck(
+        test=argv,
+        interval=ctx.optional(raw, "interval", path, parse_duration, _HEALTH.interval),
+        timeout=ctx.optional(raw, "timeout", path, parse_duration, _HEALTH.timeout),
+        retries=ctx.optional(raw, "retries", path, to_int, _HEALTH.retries),
+        start_period=ctx.optional(raw, "start_period", path, parse_duration, _HEALTH.start_period),
+        start_interval=ctx.optional(
+            raw, "start_interval", path, parse_duration, _HEALTH.start_interval
+        ),
+    )
+
+
+def _depends_on(ctx: Context, path: YamlPath, raw: Any) -> dict[str, DependsOn]:
+    if isinstance(raw, list):
+        return {name: DependsOn() for name in raw}
+    out: dict[str, DependsOn] = {}
+    for name, spec in (raw or {}).items():
+        where = (*path, name)
+        condition = _CONDITIONS.get(spec.get("condition", "service_started"), "service_started")
+        out[name] = DependsOn(
+            condition=condition,
+            required=ctx.optional(spec, "required", where, to_bool, True),
+            restart=ctx.optional(spec, "restart", where, to_bool, False),
+        )
+    return out
+
+
+def _replicas(ctx: Context, path: YamlPath, raw: dict[str, Any], deploy: dict[str, Any]) -> int:
+    replicas = ctx.optional(deploy, "replicas", (*path, "deploy"), to_int, None)
+    scale = ctx.optional(raw, "scale", path, to_int, None)
+    if replicas is not None and scale is not None and replicas != scale:
+        ctx.error(
+            (*path, "scale"),
+            f"scale ({scale}) and deploy.replicas ({replicas}) disagree; keep one of them",
+        )
+    for value in (replicas, scale):
+        if value is not None:
+            return value
+    return _SERVICE.replicas
+
+
+def _update(ctx: Context, path: YamlPath, raw: Any, default: UpdateConfig) -> UpdateConfig:
+    if raw is None:
+        return default
+    return UpdateConfig(
+        parallelism=ctx.optional(raw, "parallelism", path, to_int, default.parallelism),
+        delay=ctx.optional(raw, "delay", path, parse_duration, default.delay),
+        failure_action=ctx.optional(
+            raw, "failure_action", path, _failure_action, default.failure_action
+        ),
+        monitor=ctx.optional(raw, "monitor", path, parse_duration, default.monitor),
+        max_failure_ratio=ctx.optional(
+            raw, "max_failure_ratio", path, to_float, default.max_failure_ratio
+        ),
+        order=_ORDERS.get(raw.get("order"), default.order),
+    )
+
+
+def _failure_action(value: object) -> FailureAction:
+    return _FAILURE_ACTIONS[one_of(value, _FAILURE_ACTIONS)]
+
+
+def _limits(ctx: Context, path: YamlPath, raw: dict[str, Any]) -> Resources:
+    return Resources(
+        cpus=ctx.optional(raw, "cpus", path, to_float, None),
+        memory=ctx.optional(raw, "memory", path, parse_bytes, None),
+        pids=ctx.optional(raw, "pids", path, to_int, None),
+    )

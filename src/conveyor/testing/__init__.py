@@ -1,0 +1,1 @@
+"""Helpers shared by Conveyor's tests and benchmarks (load generation on loopback)."""

@@ -1,0 +1,154 @@
+"""The example application under the real conveyor command, dockerd and HAProxy.
+
+The tests run in file order against one deployment (module fixture): each leaves the
+project healthy for the next.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import subprocess
+import time
+from typing import Any
+
+from conveyor.testing.load import LoadGenerator
+from tests.integration.deploy.conftest import Shop, set_env
+
+
+def get_json(port: int, path: str) -> Any:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        assert resp.status == 200, (path, resp.status)
+        return json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def frontend(shop: Shop, service: str) -> int:
+    url = next(s["url"] for s in shop.status()["services"] if s["name"] == service)
+    return int(url.rsplit(":", 1)[1])
+
+
+def all_current(shop: Shop) -> bool:
+    st = shop.status()
+    return all(
+        s["running_replicas"] == s["desired_replicas"]
+        and len(s["replicas"]) == s["desired_replicas"]
+        and all(r["current"] and r["running"] and r["router"] in ("ready", "absent") for r in s["replicas"])
+        for s in st["services"]
+    )
+
+
+def test_up_serves_through_haproxy(shop: Shop) -> None:
+    products = get_json(shop.gateway_port, "/api/products")
+    assert products, "the gateway returned no products from catalog"
+    st = shop.status()
+    assert st["release"] == 1
+    assert st["agent"]["running"] and st["router"]["running"]
+    for s in st["services"]:
+        assert s["running_replicas"] == s["desired_replicas"] == len(s["replicas"]), s
+        assert all(r["router"] == "ready" for r in s["replicas"]), s
+
+
+def test_rolling_deploy_under_load_has_zero_failures(shop: Shop) -> None:
+    shop.edit(lambda d: [set_env(d, n, APP_VERSION="2.0.0") for n in d["services"]])
+    with LoadGenerator(shop.gateway_port, "/api/products", workers=4, max_seconds=240) as load:
+        time.sleep(0.5)
+        out = shop.conveyor("deploy")
+        time.sleep(0.5)
+    res = load.result
+    assert res.requests > 100, res.summary()
+    assert res.failures == 0, (res.summary(), res.errors, out.stderr)
+    assert get_json(shop.gateway_port, "/version")["version"] == "2.0.0"
+    assert get_json(frontend(shop, "catalog"), "/version")["version"] == "2.0.0"
+    last = shop.history()["rollouts"][0]
+    assert (last["kind"], last["status"], last["to_release"]) == ("deploy", "succeeded", 2)
+
+
+def test_killed_replica_is_replaced_with_zero_failures(shop: Shop) -> None:
+    before = {r["name"]: r for s in shop.status()["services"] if s["name"] == "catalog" for r in s["replicas"]}
+    victim = sorted(before)[0]
+    with LoadGenerator(shop.gateway_port, "/api/products", workers=4, max_seconds=120) as load:
+        time.sleep(0.5)
+        subprocess.run(["docker", "kill", "-s", "KILL", f"{shop.project}-{victim}"], check=True,
+                       capture_output=True)
+
+        def replaced() -> bool:
+            cat = next(s for s in shop.status()["services"] if s["name"] == "catalog")
+            names = {r["name"] for r in cat["replicas"] if r["running"] and r["router"] == "ready"}
+            return victim not in names and len(names) == 2
+
+        shop.wait_for(replaced, timeout=60, what="the agent to replace the killed replica")
+        time.sleep(0.5)
+    res = load.result
+    assert res.failures == 0, (res.summary(), res.errors)
+    heals = [r for r in shop.history()["rollouts"] if r["kind"] == "heal"]
+    assert heals and heals[0]["status"] == "succeeded"
+
+
+def test_release_failing_its_probe_is_rolled_back_with_zero_failures(shop: Shop) -> None:
+    def bad(doc: dict[str, Any]) -> None:
+        set_env(doc, "catalog", APP_VERSION="3.0.0", FAIL_HEALTH="1")
+        xc = doc["services"]["catalog"]["x-conveyor"]
+        xc["probe"] = {"path": "/health", "start_timeout": "4s"}
+
+    shop.edit(bad)
+    cat_port = frontend(shop, "catalog")
+    with LoadGenerator(shop.gateway_port, "/api/products", workers=4, max_seconds=120) as load:
+        time.sleep(0.5)
+        out = shop.conveyor("deploy", check=False)
+        time.sleep(0.5)
+    assert out.returncode == 1, out.stderr
+    assert "rolled back" in out.stderr
+    res = load.result
+    assert res.failures == 0, (res.summary(), res.errors)
+    assert get_json(cat_port, "/version")["version"] == "2.0.0"
+    rollouts = shop.history()["rollouts"]
+    assert rollouts[1]["kind"] == "deploy" and rollouts[1]["status"] == "rolled_back"
+    assert rollouts[0]["kind"] == "rollback" and rollouts[0]["status"] == "succeeded"
+    st = shop.status()
+    assert st["release"] == 2
+    cat = next(s for s in st["services"] if s["name"] == "catalog")
+    assert len(cat["replicas"]) == 2 and all(r["current"] and r["running"] for r in cat["replicas"])
+
+    # put the good spec back so later tests start healthy
+    def good(doc: dict[str, Any]) -> None:
+        doc["services"]["catalog"]["environment"].pop("FAIL_HEALTH")
+        doc["services"]["catalog"]["environment"]["APP_VERSION"] = "2.0.0"
+        doc["services"]["catalog"]["x-conveyor"]["probe"] = "/health"
+
+    shop.edit(good)
+    assert "nothing to deploy" in shop.conveyor("deploy").stderr
+
+
+def test_conveyor_killed_mid_rollout_then_deploy_converges(shop: Shop) -> None:
+    def slow(doc: dict[str, Any]) -> None:
+        set_env(doc, "catalog", APP_VERSION="4.0.0")
+        doc["services"]["catalog"]["deploy"]["update_config"]["delay"] = "2s"
+
+    shop.edit(slow)
+    seen = len(shop.journal())
+    proc = shop.spawn("deploy")
+
+    def routed_new() -> bool:
+        return any('"kind":"route"' in step and status == "done" for _, _, step, status in shop.journal()[seen:])
+
+    try:
+        shop.wait_for(routed_new, timeout=120, what="the first new replica to be routed")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    out = shop.conveyor("deploy")
+    assert "interrupted" in out.stderr or "nothing to deploy" in out.stderr or "succeeded" in out.stderr
+
+    shop.wait_for(lambda: all_current(shop), timeout=60, what="every replica on the new spec")
+    st = shop.status()
+    expected = sum(s["desired_replicas"] for s in st["services"])
+    assert len(shop.containers()) == expected, "orphaned containers were left behind"
+    assert get_json(frontend(shop, "catalog"), "/version")["version"] == "4.0.0"
+    kinds = [(r["kind"], r["status"]) for r in shop.history()["rollouts"]]
+    assert ("deploy", "interrupted") in kinds

@@ -1,0 +1,137 @@
+"""Fixtures for the HAProxy router tests: a short run directory, the router (stopped at the end,
+and killed by the PID in its pid file as a safety net) and Python HTTP backends started as
+subprocesses, recorded and stopped by PID."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from conveyor.router.haproxy import HAProxyRouter
+
+
+def _root_conftest() -> ModuleType:
+    """tests/conftest.py under a private name: every conftest.py outside a package is imported
+    as `conftest`, so `from conftest import ...` may find another one."""
+    path = Path(__file__).resolve().parents[2] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_conveyor_tests_conftest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+free_port: Callable[[], int] = _root_conftest().free_port
+
+# A replica: answers its name; /health is 200; /slow waits until the release file exists.
+BACKEND = r"""
+import os, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+name, port, release = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/slow":
+            deadline = time.monotonic() + 60
+            while not os.path.exists(release) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        body = name.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+@dataclass
+class Backend:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        """SIGKILL: the replica dies without closing anything, like a crash."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    # Short on purpose: HAProxy refuses unix socket paths over 97 bytes.
+    path = Path(tempfile.mkdtemp(prefix="cvr-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def release_file(run_dir: Path) -> Path:
+    """Creating this file lets the backends' /slow requests answer."""
+    return run_dir / "release"
+
+
+@pytest.fixture
+def router(run_dir: Path) -> Iterator[HAProxyRouter]:
+    router = HAProxyRouter(run_dir, timeout=15.0)
+    yield router
+    router.stop()
+    pid_file = run_dir / "haproxy.pid"
+    if pid_file.exists():  # stop() removes it; still there means stop() did not finish
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        except (ProcessLookupError, ValueError, IndexError):
+            pass
+
+
+@pytest.fixture
+def start_backend(release_file: Path) -> Iterator[Callable[[str], Backend]]:
+    started: list[Backend] = []
+
+    def start(name: str) -> Backend:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-c", BACKEND, name, str(port), str(release_file)],
+            stdin=subprocess.DEVNULL,
+        )
+        backend = Backend(name, port, process)
+        started.append(backend)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return backend
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"backend {name} did not listen on {port}") from None
+                time.sleep(0.05)
+
+    yield start
+    release_file.touch()  # lets any /slow request still waiting finish
+    for backend in started:
+        backend.kill()
+
+
+@pytest.fixture
+def new_port() -> Callable[[], int]:
+    """tests/conftest.py's free_port, for frontend ports."""
+    return free_port
