@@ -47,12 +47,16 @@ class HTTPFailure(Exception):
         self.status = status
 
 
+LOG_LOCK = threading.Lock()  # request threads log concurrently: one whole line at a time
+
+
 def log(level: str, **fields: Any) -> None:
     ts = datetime.now(UTC).isoformat(timespec="milliseconds")
-    print(
-        json.dumps({"ts": ts, "level": level, "service": SERVICE, "replica": REPLICA, **fields}),
-        flush=True,
-    )
+    doc = {"ts": ts, "level": level, "service": SERVICE, "replica": REPLICA, **fields}
+    line = json.dumps(doc) + "\n"
+    with LOG_LOCK:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def json_reply(status: int, doc: Any) -> Reply:

@@ -46,7 +46,7 @@ class Context:
     def stack(self) -> Stack:
         from conveyor.spec import load_stack
 
-        return load_stack(self.compose_file, project_name=self.project_name)
+        return load_stack(self.compose_file, project_name=self.project_name, environ=os.environ)
 
     def paths(self, stack: Stack | None = None) -> ProjectPaths:
         project = stack.project if stack else self.stack().project

@@ -97,27 +97,37 @@ class SystemCommands:
             )
         except FileNotFoundError:
             return Result(127, stderr=f"{argv[0]}: command not found")
+        except OSError as exc:  # not executable, and the like
+            return Result(126, stderr=f"{argv[0]}: {exc}")
         except subprocess.TimeoutExpired:
             return Result(124, stderr=f"{shlex.join(argv)}: timed out after {timeout:g} s")
         return Result(done.returncode, done.stdout, done.stderr)
 
     def pipe(self, producer: Sequence[str], consumer: Sequence[str], *, timeout: float) -> Result:
         with tempfile.TemporaryFile() as producer_err:
-            first = subprocess.Popen(
-                list(producer),
-                stdout=subprocess.PIPE,
-                stderr=producer_err,
-                stdin=subprocess.DEVNULL,
-            )
-            second = subprocess.Popen(
-                list(consumer),
-                stdin=first.stdout,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            assert first.stdout is not None  # stdout=PIPE above
-            first.stdout.close()  # the consumer holds the only read end: tar sees EPIPE if it dies
+            try:
+                first = subprocess.Popen(
+                    list(producer),
+                    stdout=subprocess.PIPE,
+                    stderr=producer_err,
+                    stdin=subprocess.DEVNULL,
+                )
+            except OSError as exc:
+                return Result(127, stderr=f"{producer[0]}: {exc}")
+            try:
+                second = subprocess.Popen(
+                    list(consumer),
+                    stdin=first.stdout,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            except OSError as exc:
+                first.kill()
+                first.wait()
+                return Result(127, stderr=f"{consumer[0]}: {exc}")
+            if first.stdout is not None:
+                first.stdout.close()  # only the consumer reads now: if it dies, tar gets EPIPE
             try:
                 out, err = second.communicate(timeout=timeout)
                 first.wait(timeout=30)
@@ -128,8 +138,8 @@ class SystemCommands:
                 return Result(124, stderr=f"{shlex.join(consumer)}: timed out after {timeout:g} s")
             if first.returncode != 0:
                 producer_err.seek(0)
-                tail = producer_err.read().decode(errors="replace")
-                return Result(first.returncode, stderr=f"{shlex.join(producer)}: {tail}")
+                message = producer_err.read().decode(errors="replace")
+                return Result(first.returncode, stderr=f"{shlex.join(producer)}: {message}")
             return Result(second.returncode, out, err)
 
     def spawn(self, argv: Sequence[str], log: Path) -> int:
@@ -507,6 +517,8 @@ def _provide_base_image(commands: HostCommands, config: BootstrapConfig) -> None
 
 def _build_base_image(commands: HostCommands, config: BootstrapConfig) -> None:
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    for stale in config.state_dir.glob("rootfs-*"):  # left by an interrupted run
+        _remove_rootfs(commands, config, stale)
     rootfs = Path(tempfile.mkdtemp(prefix="rootfs-", dir=config.state_dir))
     try:
         argv = debootstrap_argv(rootfs, config.mirror, config.keyring)
@@ -524,9 +536,10 @@ def _build_base_image(commands: HostCommands, config: BootstrapConfig) -> None:
 def _remove_rootfs(commands: HostCommands, config: BootstrapConfig, rootfs: Path) -> None:
     """A failed debootstrap can leave /proc or /dev mounted inside the rootfs; deleting the
     tree then would delete the host's files through them. Unmount first, or keep the tree."""
-    for point in mounts_under(config.mounts_file.read_text(), rootfs):
+    real = rootfs.resolve()  # the kernel lists mount points by their real path
+    for point in mounts_under(config.mounts_file.read_text(), real):
         commands.run(["umount", "--lazy", str(point)], timeout=30)
-    if left := mounts_under(config.mounts_file.read_text(), rootfs):
+    if left := mounts_under(config.mounts_file.read_text(), real):
         raise BootstrapError(f"{rootfs} kept: still mounted at {', '.join(map(str, left))}")
     shutil.rmtree(rootfs, ignore_errors=True)
 

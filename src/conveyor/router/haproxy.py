@@ -90,11 +90,12 @@ class HAProxyRouter:
         with self._lock:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             running_shape = self._load_shape()
-            running = self.running()
+            running = self._running_or_stopped()
             if running and shape == running_shape:
-                # Same frontends: no reload; servers named in `config` are applied at run time.
+                # Same frontends: no reload; servers named in `config` are applied at run time,
+                # those taking traffic first so a backend is never left without a ready server.
                 for frontend in config.frontends:
-                    for server in frontend.servers:
+                    for server in sorted(frontend.servers, key=lambda s: s.state != "ready"):
                         self._apply_server(frontend.service, server)
                 return
             record = _merge(self._load_record(), config)
@@ -193,10 +194,10 @@ class HAProxyRouter:
         self._candidate.write_text(text)
         result = self._run_haproxy(["-c", "-f", str(self._candidate)])
         if result.returncode != 0:
-            raise RouterError(f"HAProxy rejected the configuration: {_alerts(result.stdout)}")
+            output = result.stdout + result.stderr
+            raise RouterError(f"HAProxy rejected the configuration: {_alerts(output)}")
 
     def _start(self) -> None:
-        self._stop_unresponsive()
         # A state file left by a crashed process would bring back states from an older life.
         self.state_file.unlink(missing_ok=True)
         os.replace(self._candidate, self.config_file)
@@ -230,12 +231,17 @@ class HAProxyRouter:
                 f"see {self._start_log}"
             )
 
-    def _stop_unresponsive(self) -> None:
-        """A master that is alive but whose worker does not answer would keep the ports (with
-        SO_REUSEPORT a new HAProxy binds them too, and both would take traffic)."""
+    def _running_or_stopped(self) -> bool:
+        """Whether HAProxy runs and answers, after giving a live master a moment to answer. One
+        that stays silent is stopped: a new HAProxy started beside it would bind the same ports
+        (HAProxy sets SO_REUSEPORT) and the two would share the traffic."""
         pid = self._master_pid()
-        if pid is not None and _alive(pid) and not _wait_for(self._answers, self.timeout / 2):
-            self.stop()
+        if pid is None or not _alive(pid):
+            return False
+        if _wait_for(self._answers, self.timeout / 2):
+            return True
+        self.stop()
+        return False
 
     def _reload(self, shape: RouterConfig, running_shape: RouterConfig | None) -> None:
         """Hitless reload: the master starts a worker on the new file, which takes over the

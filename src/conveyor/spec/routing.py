@@ -32,11 +32,11 @@ def routing(ctx: Context, service: YamlPath, raw: dict[str, Any]) -> Routing:
     port = ctx.optional(ext, "port", ext_path, to_int, None)
     public_port = ctx.optional(ext, "public_port", ext_path, to_int, None)
     chosen: _Port | None = None
-    if port is not None:
-        # x-conveyor names the app port: `ports:` may still say where to publish it.
-        chosen = next((p for p in ports if p.target == port), None)
-    elif len(ports) == 1:
+    if len(ports) == 1:
         chosen = ports[0]
+    elif port is not None:
+        # x-conveyor names the app port; the `ports:` entry for it says where to publish.
+        chosen = next((p for p in ports if p.target == port), None)
     elif len(ports) > 1:
         ctx.error(
             (*service, "ports"),

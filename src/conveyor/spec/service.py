@@ -32,7 +32,7 @@ from conveyor.spec.yamlpos import YamlPath
 # repeating numbers here.
 _SERVICE = Service(name="_")
 _HEALTH = Healthcheck(test=())
-_UPDATE = UpdateConfig()
+_UPDATE = _SERVICE.update_config
 _ROLLBACK = _SERVICE.rollback_config
 
 Condition = Literal["service_started", "service_healthy", "service_completed_successfully"]
@@ -43,19 +43,17 @@ _CONDITIONS: dict[str, Condition] = {
 }
 _ORDERS: dict[object, UpdateOrder] = {o: o for o in ("start-first", "stop-first")}
 _HEALTH_TEST_KINDS = ("CMD", "CMD-SHELL", "NONE")
-# Compose features that would change what runs but that Conveyor does not implement: saying
-# so beats silently deploying something else than the file describes.
-_UNSUPPORTED = {
-    "extends": "copy the settings into the service",
-    "network_mode": "Conveyor runs replicas with host networking",
-}
 
 
 def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
     path: YamlPath = ("services", name)
-    for key, advice in _UNSUPPORTED.items():
-        if key in raw:
-            ctx.error((*path, key), f"not supported by Conveyor ({advice})")
+    # Settings that would change what runs but that Conveyor does not implement: saying so
+    # beats silently deploying something other than what the file describes.
+    if "extends" in raw:
+        ctx.error((*path, "extends"), "not supported by Conveyor (copy the settings here)")
+    if raw.get("network_mode", "host") != "host":
+        # Replicas bind 127.0.0.1:<port> on the host and meet through HAProxy (DESIGN.md).
+        ctx.error((*path, "network_mode"), "must be 'host' (Conveyor runs replicas on the host)")
     deploy = raw.get("deploy") or {}
     deploy_path = (*path, "deploy")
     limits = (deploy.get("resources") or {}).get("limits") or {}

@@ -21,6 +21,7 @@ YamlKey = str | int
 YamlPath = tuple[YamlKey, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 # Scalars we hand on as constructed; anything else (timestamps, binary) stays as its text,
 # since Compose treats those values as plain strings.
 _PLAIN = (str, int, float, bool, type(None))
@@ -71,6 +72,12 @@ class _Walker:
             raise SpecError(self.file, _line(node), dotted(path), "recursive YAML alias")
         self._active.add(id(node))
         try:
+            if isinstance(node, MappingNode | SequenceNode) and node.tag not in _COLLECTION_TAGS:
+                # Compose override tags (`!reset`, `!override`) need file merging, which
+                # Conveyor does not do: say so rather than load the value as if untagged.
+                raise SpecError(
+                    self.file, _line(node), dotted(path), f"unsupported YAML tag '{node.tag}'"
+                )
             if isinstance(node, MappingNode):
                 return self._mapping(node, path)
             if isinstance(node, SequenceNode):
@@ -86,9 +93,7 @@ class _Walker:
     def _scalar(self, node: Node, path: YamlPath) -> Any:
         try:
             constructed = self.loader.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            # Compose override tags such as `!reset` land here: they need file merging,
-            # which Conveyor does not do, so say so at the right line.
+        except yaml.constructor.ConstructorError as exc:  # an unknown tag on a scalar
             raise SpecError(
                 self.file, _line(node), dotted(path), f"unsupported YAML tag '{node.tag}'"
             ) from exc
@@ -168,10 +173,15 @@ def load_yaml(text: str, file: str) -> Document:
         walker.lines[()] = _line(root)
     finally:
         loader.dispose()
-    if len(walker.errors) == 1:
-        raise walker.errors[0]
-    if walker.errors:
-        raise SpecErrors(walker.errors)
+    # A duplicate inside an anchor is met again at every `<<` merging it: report it once.
+    unique: dict[tuple[int | None, str], SpecError] = {}
+    for error in walker.errors:
+        unique.setdefault((error.line, error.message), error)
+    errors = list(unique.values())
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise SpecErrors(sorted(errors, key=lambda e: e.line or 0))
     return Document(data, walker.lines)
 
 
@@ -183,4 +193,15 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
         problem = f"{exc.context}, {problem}"
     if mark is None:
         return SpecError(file, None, "", f"invalid YAML: {problem}")
+    opened = exc.context_mark
+    at_end = "<stream end>" in problem or "end of stream" in problem
+    if at_end and exc.context and opened is not None:
+        # The end of the file is not where the mistake is: point at what was left open.
+        what = exc.context.removeprefix("while parsing ").removeprefix("while scanning ")
+        return SpecError(
+            file,
+            opened.line + 1,
+            "",
+            f"invalid YAML: {what} opened at column {opened.column + 1} is never closed",
+        )
     return SpecError(file, mark.line + 1, "", f"invalid YAML: {problem} (column {mark.column + 1})")

@@ -4,6 +4,7 @@ subprocesses, recorded and stopped by PID."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -95,12 +96,13 @@ def router(run_dir: Path) -> Iterator[HAProxyRouter]:
     router = HAProxyRouter(run_dir, timeout=15.0)
     yield router
     router.stop()
+    # Safety net: stop() removes the pid file; if it is still there, stop() did not finish.
     pid_file = run_dir / "haproxy.pid"
-    if pid_file.exists():  # stop() removes it; still there means stop() did not finish
-        try:
-            os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-        except (ProcessLookupError, ValueError, IndexError):
-            pass
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pid = int(pid_file.read_text().split()[0])
+        # Only our HAProxy: its command line names the config in this run directory.
+        if str(run_dir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

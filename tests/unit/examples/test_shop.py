@@ -41,10 +41,19 @@ class App:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+        text = self.log.read_text()
+        complete = text[: text.rfind("\n") + 1]  # a line being written is not one yet
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
-    def requests_logged(self) -> list[dict[str, Any]]:
-        return [line for line in self.log_lines() if "method" in line]
+    def requests_logged(self, at_least: int = 1) -> list[dict[str, Any]]:
+        """The request lines, once there are `at_least` of them: a service logs a request
+        after sending its reply, so the client may read the reply before the line is out."""
+        deadline = time.monotonic() + 5
+        while True:
+            lines = [line for line in self.log_lines() if "method" in line]
+            if len(lines) >= at_least or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)
 
 
 @dataclass
@@ -341,13 +350,13 @@ def test_sigterm_exits_0(start: Starter, service: str) -> None:
 
 def test_sigterm_stops_accepting_but_finishes_the_request_in_flight(start: Starter) -> None:
     catalog = start("catalog")
+    idle_threads = thread_count(catalog.proc.pid)
     with socket.create_connection(("127.0.0.1", catalog.port)) as conn:
         conn.sendall(b"GET /products HTTP/1.0\r\n")  # half a request: it is in flight
-        time.sleep(0.3)
+        # the server runs a thread per connection: once it exists, the connection is accepted
+        wait_until(lambda: thread_count(catalog.proc.pid) > idle_threads)
         catalog.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", catalog.port), timeout=1)
+        wait_until(lambda: not accepts(catalog.port))
         assert catalog.proc.poll() is None, "exited before answering the request in flight"
         conn.sendall(b"Host: 127.0.0.1\r\n\r\n")
         response = b"".join(iter(lambda: conn.recv(65536), b""))
@@ -356,11 +365,31 @@ def test_sigterm_stops_accepting_but_finishes_the_request_in_flight(start: Start
     assert catalog.proc.wait(timeout=5) == 0
 
 
+def thread_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out waiting")
+        time.sleep(0.02)
+
+
 def test_one_json_log_line_per_request(start: Starter) -> None:
     catalog = start("catalog", CONVEYOR_REPLICA="catalog-1")
     http("GET", catalog.url("/products"))
     http("GET", catalog.url("/products/nope"))
-    lines = catalog.requests_logged()
+    lines = catalog.requests_logged(at_least=2)
     assert [(line["path"], line["status"], line["level"]) for line in lines] == [
         ("/products", 200, "info"),
         ("/products/nope", 404, "warning"),

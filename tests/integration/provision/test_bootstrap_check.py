@@ -1,0 +1,43 @@
+"""`conveyor bootstrap --check` on this machine: the test setup installs and starts everything
+bootstrap looks for, so every step must report ok, and checking must change nothing."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import replace
+
+import pytest
+
+from conveyor.provision.bootstrap import host_config, plan_bootstrap, run_bootstrap
+
+
+def test_check_reports_every_step_ok_on_the_prepared_host(dockerd: None, base_image: str) -> None:
+    config = host_config()
+    expected = [step.name for step in plan_bootstrap(config)]
+    pid_file = config.state_dir / "dockerd.pid"
+    pid_before = pid_file.read_text() if pid_file.exists() else None
+    reports: list[tuple[str, str]] = []
+
+    ok = run_bootstrap(True, lambda name, status: reports.append((name, status)))
+
+    assert ok, reports
+    assert reports == [(name, "ok") for name in expected]
+    assert expected[-1] == f"image {base_image}"
+    # nothing was started or written by a check
+    assert (pid_file.read_text() if pid_file.exists() else None) == pid_before
+
+
+def test_check_sees_a_missing_image(dockerd: None) -> None:
+    """The image step really asks the Docker Engine (a check that always said ok would pass
+    the test above on any machine)."""
+    config = replace(host_config(), base_image="conveyor-test/absent:never")
+    inspect = ["docker", "image", "inspect", config.base_image]
+    if subprocess.run(inspect, capture_output=True, check=False).returncode == 0:
+        pytest.skip(f"{config.base_image} exists here")
+    reports: list[tuple[str, str]] = []
+
+    ok = run_bootstrap(True, lambda n, s: reports.append((n, s)), steps=plan_bootstrap(config))
+
+    assert not ok
+    assert reports[-1] == ("image conveyor-test/absent:never", "missing")
+    assert [status for _, status in reports[:-1]] == ["ok", "ok"]

@@ -1,0 +1,459 @@
+"""HAProxyRouter against the real haproxy binary and Python HTTP replicas on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from conveyor.errors import RouterError
+from conveyor.router.haproxy import HAProxyRouter
+from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry, ServerStatus
+
+pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+
+
+class Backend(Protocol):
+    """A replica from the `start_backend` fixture (conftest.py)."""
+
+    name: str
+    port: int
+
+    def kill(self) -> None: ...
+
+
+WAIT = 20.0  # bound on every wait; a test fails when it is reached, nothing asserts speed
+
+
+def get(port: int, path: str = "/") -> tuple[int, str]:
+    """One request on a fresh connection, like a client without keep-alive."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def bodies(port: int, count: int) -> list[str]:
+    answers = [get(port) for _ in range(count)]
+    assert all(status == 200 for status, _ in answers), answers
+    return [body for _, body in answers]
+
+
+def eventually(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not reached within {WAIT}s: {what}")
+        time.sleep(0.05)
+
+
+def web(port: int, *servers: ServerEntry, service: str = "web") -> Frontend:
+    return Frontend(
+        service=service, port=port, check_path="/health", check_interval=0.1, servers=servers
+    )
+
+
+def entry(backend: Backend, **kwargs: object) -> ServerEntry:
+    return ServerEntry.model_validate({"name": backend.name, "port": backend.port, **kwargs})
+
+
+def status_of(router: HAProxyRouter, service: str, server: str) -> ServerStatus | None:
+    found = [s for s in router.servers() if (s.backend, s.server) == (service, server)]
+    return found[0] if found else None
+
+
+def sees(port: int, names: set[str]) -> Callable[[], bool]:
+    """A condition: a few requests reach every one of `names`."""
+    return lambda: names <= set(bodies(port, 2 * len(names) + 2))
+
+
+class Load:
+    """Sequential requests, each on a new connection, from a thread until stopped."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.done = 0
+        self.failures: list[str] = []
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and self.done < 5000:
+            try:
+                status, body = get(self.port)
+                if status == 200:
+                    self.seen.add(body)
+                else:
+                    self.failures.append(f"HTTP {status}: {body[:80]}")
+            except (OSError, http.client.HTTPException) as e:
+                self.failures.append(repr(e))
+            self.done += 1
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def wait_for(self, more: int) -> None:
+        target = self.done + more
+        eventually(lambda: self.done >= target or not self._thread.is_alive(), f"{more} requests")
+
+
+@pytest.fixture
+def two(start_backend: Callable[[str], Backend]) -> Iterator[tuple[Backend, Backend]]:
+    yield start_backend("a"), start_backend("b")
+
+
+def test_ensure_starts_haproxy_and_stop_ends_it(
+    router: HAProxyRouter, two: tuple[Backend, Backend], new_port: Callable[[], int]
+) -> None:
+    a, _ = two
+    port = new_port()
+    assert not router.running()
+
+    router.ensure(RouterConfig(frontends=(web(port, entry(a)),)))
+
+    assert router.running()
+    assert get(port) == (200, "a")
+    router.stop()
+    assert not router.running()
+    with pytest.raises(OSError):
+        get(port)
+
+
+def test_add_server_puts_a_replica_in_rotation(
+    router: HAProxyRouter, two: tuple[Backend, Backend], new_port: Callable[[], int]
+) -> None:
+    a, b = two
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a)),)))
+
+    router.add_server("web", entry(b))
+
+    eventually(sees(port, {"a", "b"}), "both replicas answer")
+    assert {(s.server, s.admin_state) for s in router.servers()} == {("a", "ready"), ("b", "ready")}
+    eventually(lambda: all(s.operational == "up" for s in router.servers()), "both checks up")
+
+
+def test_set_weight_zero_stops_new_requests_and_back(
+    router: HAProxyRouter, two: tuple[Backend, Backend], new_port: Callable[[], int]
+) -> None:
+    a, b = two
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a), entry(b)),)))
+    eventually(sees(port, {"a", "b"}), "both replicas answer")
+
+    router.set_weight("web", "b", 0)
+    assert set(bodies(port, 10)) == {"a"}
+
+    router.set_weight("web", "b", 100)
+    eventually(sees(port, {"a", "b"}), "b back in rotation")
+
+
+def test_drain_lets_running_requests_finish_and_sends_no_new_ones(
+    router: HAProxyRouter,
+    two: tuple[Backend, Backend],
+    new_port: Callable[[], int],
+    release_file: Path,
+) -> None:
+    a, b = two
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a), entry(b)),)))
+    eventually(lambda: all(s.operational == "up" for s in router.servers()), "both checks up")
+
+    with ThreadPoolExecutor(2) as pool:
+        # Round robin sends one of the two waiting requests to each replica.
+        slow = [pool.submit(get, port, "/slow") for _ in range(2)]
+        eventually(
+            lambda: all(s.sessions == 1 for s in router.servers()), "one session per replica"
+        )
+
+        router.set_state("web", "b", "drain")
+
+        drained = status_of(router, "web", "b")
+        assert drained is not None
+        assert (drained.admin_state, drained.sessions) == ("drain", 1)
+        assert set(bodies(port, 10)) == {"a"}
+        release_file.touch()
+        assert sorted(f.result(timeout=WAIT) for f in slow) == [(200, "a"), (200, "b")]
+    eventually(lambda: status_of(router, "web", "b") is not None, "b still listed")
+    eventually(lambda: getattr(status_of(router, "web", "b"), "sessions", 1) == 0, "b idle")
+
+
+def test_remove_server_takes_it_out_and_missing_is_fine(
+    router: HAProxyRouter, two: tuple[Backend, Backend], new_port: Callable[[], int]
+) -> None:
+    a, b = two
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a)),)))
+    router.add_server("web", entry(b))
+    eventually(sees(port, {"a", "b"}), "both replicas answer")
+
+    router.remove_server("web", "b")
+
+    assert [s.server for s in router.servers()] == ["a"]
+    assert set(bodies(port, 10)) == {"a"}
+    router.remove_server("web", "b")
+    router.remove_server("nosuchservice", "b")
+
+
+def test_killed_replica_under_load_loses_no_request_and_shows_down(
+    router: HAProxyRouter, two: tuple[Backend, Backend], new_port: Callable[[], int]
+) -> None:
+    a, b = two
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a)),)))
+    router.add_server("web", entry(b))
+    eventually(sees(port, {"a", "b"}), "both replicas answer")
+
+    with Load(port) as load:
+        load.wait_for(50)
+        b.kill()
+        load.wait_for(250)
+
+    assert load.failures == []
+    assert load.seen == {"a", "b"}
+    eventually(
+        lambda: getattr(status_of(router, "web", "b"), "operational", "") == "down",
+        "b reported down",
+    )
+
+
+def test_dead_replica_leaves_on_first_refusal_and_stays_down_through_reload(
+    router: HAProxyRouter, two: tuple[Backend, Backend], new_port: Callable[[], int]
+) -> None:
+    a, b = two
+    port, api_port = new_port(), new_port()
+    # Checks far apart: whatever marks b down here is the refused connection, not a check.
+    slow_checks = Frontend(
+        service="web", port=port, check_path="/health", check_interval=60.0, servers=()
+    )
+    first = RouterConfig(frontends=(slow_checks,))
+    router.ensure(first)
+    router.add_server("web", entry(a))
+    router.add_server("web", entry(b))
+    eventually(sees(port, {"a", "b"}), "both replicas answer")
+
+    b.kill()
+    assert set(bodies(port, 4)) == {"a"}
+    down = status_of(router, "web", "b")
+    assert down is not None
+    assert down.operational == "down"
+
+    router.ensure(RouterConfig(frontends=(slow_checks, web(api_port, service="api"))))
+
+    # The server-state file carried "down" into the new worker (no check has run since).
+    after = status_of(router, "web", "b")
+    assert after is not None
+    assert after.operational == "down"
+
+
+def test_adding_a_frontend_reloads_hitlessly_and_keeps_runtime_servers(
+    router: HAProxyRouter, start_backend: Callable[[str], Backend], new_port: Callable[[], int]
+) -> None:
+    a, b, c, d = (start_backend(name) for name in "abcd")
+    web_port, api_port = new_port(), new_port()
+    first = RouterConfig(frontends=(web(web_port, entry(a)),))
+    router.ensure(first)
+    router.add_server("web", entry(b))
+    router.add_server("web", entry(c, state="drain"))
+    eventually(sees(web_port, {"a", "b"}), "a and b answer")
+
+    second = RouterConfig(frontends=(*first.frontends, web(api_port, entry(d), service="api")))
+    with Load(web_port) as load:
+        load.wait_for(30)
+        router.ensure(second)
+        load.wait_for(100)
+
+    assert load.failures == []
+    assert get(api_port) == (200, "d")
+    states = {(s.backend, s.server): s.admin_state for s in router.servers()}
+    assert states == {
+        ("web", "a"): "ready",
+        ("web", "b"): "ready",
+        ("web", "c"): "drain",
+        ("api", "d"): "ready",
+    }
+    assert "c" not in bodies(web_port, 10)
+    # The drained server kept its weight through the reload: ready again means traffic again.
+    router.set_state("web", "c", "ready")
+    eventually(sees(web_port, {"a", "b", "c"}), "c back in rotation")
+
+
+def test_ensure_with_same_frontends_applies_config_servers_without_reload(
+    router: HAProxyRouter, two: tuple[Backend, Backend], new_port: Callable[[], int]
+) -> None:
+    a, b = two
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a)),)))
+
+    with Load(port) as load:
+        load.wait_for(10)
+        router.ensure(RouterConfig(frontends=(web(port, entry(a, state="drain"), entry(b)),)))
+        load.wait_for(20)
+
+    assert load.failures == []
+    states = {s.server: s.admin_state for s in router.servers()}
+    assert states == {"a": "drain", "b": "ready"}
+    assert set(bodies(port, 10)) == {"b"}
+
+
+def test_config_server_in_maint_gets_traffic_once_ready(
+    router: HAProxyRouter, two: tuple[Backend, Backend], new_port: Callable[[], int]
+) -> None:
+    a, b = two
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a), entry(b, state="maint")),)))
+
+    maint = status_of(router, "web", "b")
+    assert maint is not None
+    assert (maint.admin_state, maint.operational) == ("maint", "unknown")
+    assert set(bodies(port, 10)) == {"a"}
+
+    router.set_state("web", "b", "ready")
+    eventually(sees(port, {"a", "b"}), "b in rotation")
+
+
+def test_ensure_after_sigkill_restarts_with_recorded_servers(
+    router: HAProxyRouter,
+    start_backend: Callable[[str], Backend],
+    new_port: Callable[[], int],
+    run_dir: Path,
+) -> None:
+    a, b, c = (start_backend(name) for name in "abc")
+    port = new_port()
+    config = RouterConfig(frontends=(web(port, entry(a)),))
+    router.ensure(config)
+    router.add_server("web", entry(b))
+    router.add_server("web", entry(c, state="drain"))
+
+    os.kill(int((run_dir / "haproxy.pid").read_text()), signal.SIGKILL)
+    eventually(lambda: not router.running(), "HAProxy gone")
+    eventually(lambda: _refused(port), "the worker exited with its master")
+
+    router.ensure(config)
+
+    assert router.running()
+    states = {s.server: s.admin_state for s in router.servers()}
+    assert states == {"a": "ready", "b": "ready", "c": "drain"}
+    eventually(sees(port, {"a", "b"}), "a and b answer")
+    assert "c" not in bodies(port, 10)
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_start_on_a_used_port_reports_haproxys_error(
+    router: HAProxyRouter, new_port: Callable[[], int]
+) -> None:
+    port = new_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        with pytest.raises(RouterError, match="cannot bind socket"):
+            router.ensure(RouterConfig(frontends=(web(port),)))
+    assert not router.running()
+
+
+def test_reload_onto_a_used_port_fails_and_keeps_serving(
+    router: HAProxyRouter, two: tuple[Backend, Backend], new_port: Callable[[], int]
+) -> None:
+    a, _ = two
+    port, used = new_port(), new_port()
+    first = RouterConfig(frontends=(web(port, entry(a)),))
+    router.ensure(first)
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", used))
+        taken.listen()
+        with pytest.raises(RouterError, match=f"cannot bind 127.0.0.1:{used}"):
+            router.ensure(RouterConfig(frontends=(*first.frontends, web(used, service="api"))))
+
+    assert router.running()
+    assert get(port) == (200, "a")
+
+
+def test_reload_failing_inside_haproxy_keeps_serving_and_recovers(
+    router: HAProxyRouter,
+    two: tuple[Backend, Backend],
+    new_port: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+    run_dir: Path,
+) -> None:
+    """The master's own failure path, which the port pre-check normally hides: HAProxy keeps
+    the old worker, the error says so, and a later ensure() reloads fine."""
+    import conveyor.router.haproxy as adapter
+
+    monkeypatch.setattr(adapter, "_check_new_ports_free", lambda *args: None)
+    a, _ = two
+    port, used = new_port(), new_port()
+    first = RouterConfig(frontends=(web(port, entry(a)),))
+    router.ensure(first)
+    running_config = (run_dir / "haproxy.cfg").read_text()
+    second = RouterConfig(frontends=(*first.frontends, web(used, entry(a), service="api")))
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", used))
+        taken.listen()
+        with pytest.raises(RouterError, match="failed to reload"):
+            router.ensure(second)
+        assert (run_dir / "haproxy.cfg").read_text() == running_config
+        assert get(port) == (200, "a")
+
+    router.ensure(second)
+    assert get(used) == (200, "a")
+
+
+@pytest.mark.parametrize(
+    ("server", "check_path", "message"),
+    [
+        # HAProxy's own message from `haproxy -c`
+        (ServerEntry(name="a", port=1, weight=300), "/health", "weight of server a is not within"),
+        # refused before HAProxy sees it: HAProxy would accept "GET /a b" (b as HTTP version)
+        (ServerEntry(name="a", port=1), "/a b", "check path '/a b' must start with '/'"),
+    ],
+    ids=["weight-out-of-range", "check-path-with-space"],
+)
+def test_invalid_config_raises_router_error(
+    router: HAProxyRouter,
+    new_port: Callable[[], int],
+    server: ServerEntry,
+    check_path: str,
+    message: str,
+) -> None:
+    frontend = Frontend(service="web", port=new_port(), check_path=check_path, servers=(server,))
+    with pytest.raises(RouterError, match=message):
+        router.ensure(RouterConfig(frontends=(frontend,)))
+    assert not router.running()
+
+
+def test_runtime_commands_on_unknown_servers_raise(
+    router: HAProxyRouter, new_port: Callable[[], int]
+) -> None:
+    router.ensure(RouterConfig(frontends=(web(new_port()),)))
+    with pytest.raises(RouterError, match="No such server"):
+        router.set_state("web", "ghost", "drain")
+    with pytest.raises(RouterError, match="no frontend for service 'api'"):
+        router.add_server("api", ServerEntry(name="x", port=1))

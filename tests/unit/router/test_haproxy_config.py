@@ -1,0 +1,289 @@
+"""render(): data-driven cases over the rendered sections, and every rendered file passes
+`haproxy -c` (skipped where HAProxy is not installed)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor.errors import RouterError
+from conveyor.router.haproxy import HAProxyRouter
+from conveyor.router.haproxy_config import MAX_SOCKET_PATH, check_socket_paths, render
+from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
+
+HAPROXY = shutil.which("haproxy")
+CHECKS = "observe layer4 error-limit 1 on-error mark-down slowstart 0"
+
+
+def sections(text: str) -> dict[str, list[str]]:
+    """Section header -> its lines, stripped; comments and blank lines left out."""
+    result: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line[0].isspace():
+            current.append(line.strip())
+        else:
+            current = result.setdefault(line, [])
+    return result
+
+
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    # Short: the socket paths in the file must stay within HAProxy's 97-byte limit for -c.
+    path = Path(tempfile.mkdtemp(prefix="cvr-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def haproxy_check(text: str, run_dir: Path) -> subprocess.CompletedProcess[str]:
+    assert HAPROXY is not None
+    config = run_dir / "haproxy.cfg"
+    config.write_text(text)
+    return subprocess.run(
+        [HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True, check=False
+    )
+
+
+WEB = Frontend(service="web", port=18080)
+
+CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
+    (
+        "tcp-check-defaults",
+        RouterConfig(frontends=(WEB,)),
+        {
+            "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
+            "backend be_web": [
+                "balance roundrobin",
+                f"default-server inter 250ms fall 2 rise 1 {CHECKS}",
+            ],
+        },
+    ),
+    (
+        "http-check-and-check-settings",
+        RouterConfig(
+            frontends=(
+                Frontend(
+                    service="api_v2-x",
+                    port=18081,
+                    check_path="/healthz?full=1",
+                    check_interval=1.5,
+                    check_fall=3,
+                    check_rise=2,
+                    balance="leastconn",
+                ),
+            )
+        ),
+        {
+            "frontend fe_api_v2-x": ["bind 127.0.0.1:18081", "default_backend be_api_v2-x"],
+            "backend be_api_v2-x": [
+                "balance leastconn",
+                "option httpchk GET /healthz?full=1",
+                "http-check expect status 200-399",
+                f"default-server inter 1500ms fall 3 rise 2 {CHECKS}",
+            ],
+        },
+    ),
+    (
+        "servers-in-each-state",
+        RouterConfig(
+            frontends=(
+                WEB.model_copy(
+                    update={
+                        "servers": (
+                            ServerEntry(name="web-1", port=19001),
+                            ServerEntry(name="web-2", port=19002, state="drain", weight=50),
+                            ServerEntry(name="web_3", port=19003, state="maint", weight=7),
+                        )
+                    }
+                ),
+            )
+        ),
+        {
+            "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
+            "backend be_web": [
+                "balance roundrobin",
+                f"default-server inter 250ms fall 2 rise 1 {CHECKS}",
+                "server web-1 127.0.0.1:19001 check weight 100",
+                # the file has no drain: weight 0 until the adapter sets drain at run time
+                "server web-2 127.0.0.1:19002 check weight 0",
+                "server web_3 127.0.0.1:19003 check weight 7 disabled",
+            ],
+        },
+    ),
+    (
+        "stats-and-two-services-sorted",
+        RouterConfig(
+            frontends=(WEB, Frontend(service="api", port=18082, check_interval=0.0001)),
+            stats_port=18090,
+        ),
+        {
+            "frontend fe_api": ["bind 127.0.0.1:18082", "default_backend be_api"],
+            "backend be_api": [
+                "balance roundrobin",
+                f"default-server inter 1ms fall 2 rise 1 {CHECKS}",
+            ],
+            "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
+            "backend be_web": [
+                "balance roundrobin",
+                f"default-server inter 250ms fall 2 rise 1 {CHECKS}",
+            ],
+            "frontend stats": [
+                "bind 127.0.0.1:18090",
+                "stats enable",
+                "stats uri /stats",
+                "http-request use-service prometheus-exporter if { path /metrics }",
+            ],
+        },
+    ),
+    ("no-frontends", RouterConfig(), {}),
+]
+
+
+@pytest.mark.parametrize(("config", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_render_sections(config: RouterConfig, expected: dict[str, list[str]]) -> None:
+    rendered = sections(render(config, Path("/run/cv")))
+
+    proxies = {k: v for k, v in rendered.items() if k not in ("global", "defaults")}
+    assert proxies == expected
+    assert list(proxies) == list(expected)  # sorted by service, stats last
+
+
+def test_global_and_defaults() -> None:
+    rendered = sections(render(RouterConfig(frontends=(WEB,)), Path("/run/cv")))
+
+    assert rendered["global"] == [
+        "stats socket /run/cv/admin.sock mode 600 level admin expose-fd listeners",
+        "pidfile /run/cv/haproxy.pid",
+        "server-state-file /run/cv/servers.state",
+        "hard-stop-after 30s",
+    ]
+    assert rendered["defaults"] == [
+        "mode http",
+        "option http-server-close",
+        "retries 3",
+        "option redispatch 1",
+        "retry-on all-retryable-errors",
+        "timeout connect 1s",
+        "timeout client 30s",
+        "timeout server 30s",
+        "timeout check 1s",
+        "load-server-state-from-file global",
+    ]
+
+
+def test_stats_without_prometheus_exporter() -> None:
+    config = RouterConfig(stats_port=18090)
+    rendered = sections(render(config, Path("/run/cv"), prometheus_exporter=False))
+    assert rendered["frontend stats"] == [
+        "bind 127.0.0.1:18090",
+        "stats enable",
+        "stats uri /stats",
+    ]
+
+
+def test_render_is_independent_of_frontend_order() -> None:
+    api = Frontend(service="api", port=18082)
+    assert render(RouterConfig(frontends=(WEB, api)), Path("/r")) == render(
+        RouterConfig(frontends=(api, WEB)), Path("/r")
+    )
+
+
+@pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed")
+@pytest.mark.parametrize("config", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_rendered_config_passes_haproxy_check(config: RouterConfig, run_dir: Path) -> None:
+    result = haproxy_check(render(config, run_dir), run_dir)
+    assert result.returncode == 0, result.stderr
+
+
+def server(name: str, port: int = 19001) -> ServerEntry:
+    return ServerEntry(name=name, port=port)
+
+
+INVALID: list[tuple[str, RouterConfig, str]] = [
+    ("space-in-service", RouterConfig(frontends=(Frontend(service="my web", port=1),)), "service"),
+    ("newline-in-service", RouterConfig(frontends=(Frontend(service="w\nx", port=1),)), "service"),
+    (
+        "semicolon-in-server",
+        RouterConfig(frontends=(WEB.model_copy(update={"servers": (server("a;del"),)}),)),
+        "server name 'a;del'",
+    ),
+    (
+        "check-path-with-space",
+        RouterConfig(frontends=(WEB.model_copy(update={"check_path": "/a b"}),)),
+        "check path",
+    ),
+    (
+        "check-path-with-newline",
+        RouterConfig(frontends=(WEB.model_copy(update={"check_path": "/a\n    x"}),)),
+        "check path",
+    ),
+    (
+        "check-path-relative",
+        RouterConfig(frontends=(WEB.model_copy(update={"check_path": "health"}),)),
+        "check path",
+    ),
+    (
+        "duplicate-service",
+        RouterConfig(frontends=(WEB, WEB.model_copy(update={"port": 2}))),
+        "two frontends",
+    ),
+    (
+        "duplicate-port",
+        RouterConfig(frontends=(WEB, Frontend(service="api", port=WEB.port))),
+        "port 18080 is used by both 'web' and 'api'",
+    ),
+    (
+        "port-of-stats",
+        RouterConfig(frontends=(WEB,), stats_port=WEB.port),
+        "port 18080 is used by both 'stats' and 'web'",
+    ),
+    (
+        "duplicate-server",
+        RouterConfig(
+            frontends=(WEB.model_copy(update={"servers": (server("a"), server("a", 2))}),)
+        ),
+        "two servers 'a'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
+def test_invalid_config_raises(config: RouterConfig, message: str) -> None:
+    with pytest.raises(RouterError, match=message):
+        render(config, Path("/run/cv"))
+
+
+def run_dir_for(socket: str, length: int) -> Path:
+    """A run directory in which `socket` has a path of exactly `length` bytes."""
+    return Path("/tmp/" + "d" * (length - len("/tmp/") - len(socket) - 1))
+
+
+@pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed")
+@pytest.mark.parametrize("length", [MAX_SOCKET_PATH, MAX_SOCKET_PATH + 1])
+def test_socket_path_limit_is_haproxys(length: int, tmp_path: Path) -> None:
+    """MAX_SOCKET_PATH is HAProxy's limit: `haproxy -c` takes a stats socket path of that
+    length and refuses one byte more."""
+    text = render(RouterConfig(frontends=(WEB,)), run_dir_for("admin.sock", length))
+    result = haproxy_check(text, tmp_path)
+    assert (result.returncode == 0) == (length <= MAX_SOCKET_PATH), result.stderr
+
+
+@pytest.mark.parametrize("socket", ["admin.sock", "master.sock"])
+def test_socket_paths_are_checked_against_the_limit(socket: str) -> None:
+    check_socket_paths(run_dir_for("master.sock", MAX_SOCKET_PATH))
+    with pytest.raises(RouterError, match=f"{socket} is 98 bytes; HAProxy accepts at most 97"):
+        check_socket_paths(run_dir_for(socket, MAX_SOCKET_PATH + 1))
+
+
+def test_router_refuses_a_long_run_dir() -> None:
+    with pytest.raises(RouterError, match="shorter router run directory"):
+        HAProxyRouter(Path("/tmp/" + "x" * 100))
