@@ -328,6 +328,8 @@ class HAProxyRouter:
                 sock.settimeout(timeout or self.timeout)
                 sock.connect(str(path))
                 sock.sendall(command.encode() + b"\n")
+                # The master CLI answers only once the client half-closes (as socat does).
+                sock.shutdown(socket.SHUT_WR)
                 chunks = []
                 while chunk := sock.recv(65536):
                     chunks.append(chunk)
