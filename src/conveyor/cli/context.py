@@ -82,9 +82,10 @@ def start_agent(ctx: Context, paths: ProjectPaths) -> int:
     running = agent_pid(paths)
     if running:
         return running
-    cmd = [sys.executable, "-m", "conveyor", "-f", str(ctx.compose_file), "agent"]
+    cmd = [sys.executable, "-m", "conveyor", "-f", str(ctx.compose_file)]
     if ctx.project_name:
-        cmd[4:4] = ["--project-name", ctx.project_name]
+        cmd += ["--project-name", ctx.project_name]
+    cmd.append("agent")
     paths.state_dir.mkdir(parents=True, exist_ok=True)
     with open(paths.agent_log, "ab") as logf:
         proc = subprocess.Popen(

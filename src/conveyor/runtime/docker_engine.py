@@ -455,6 +455,14 @@ class DockerEngine:
             observed = (_observed(c.attrs) for c in containers)
             return sorted((o for o in observed if o is not None), key=lambda o: o.replica)
 
+    def inspect(self, container_id: str) -> ObservedReplica | None:
+        with _translated(f"inspecting {container_id[:12]}"):
+            try:
+                attrs = self._api().inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
+        return _observed(attrs)
+
     def stop(self, container_id: str, signal: str, grace: float) -> int | None:
         with _translated(f"stopping {container_id[:12]}"):
             try:

@@ -55,7 +55,8 @@ class Shop:
 
     def edit(self, fn: Any) -> None:
         """Change the compose file: fn(document) mutates the parsed YAML in place."""
-        doc = yaml.safe_load(self.compose.read_text())
+        # a JSON round trip un-shares YAML anchors, so editing one service edits only it
+        doc = json.loads(json.dumps(yaml.safe_load(self.compose.read_text())))
         fn(doc)
         self.compose.write_text(yaml.safe_dump(doc, sort_keys=False))
 
