@@ -132,7 +132,8 @@ class LoadGenerator:
                     conn = None
             except (OSError, http.client.HTTPException) as e:
                 ok, body, err = False, b"", type(e).__name__
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 conn = None
             dt = time.perf_counter() - t0
             with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -35,17 +36,22 @@ class Shop:
     def compose(self) -> Path:
         return self.dir / "compose.yaml"
 
-    def conveyor(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def conveyor(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "conveyor", "-f", str(self.compose), "-p", self.project, *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
         cmd = [sys.executable, "-m", "conveyor", "-f", str(self.compose), "-p", self.project, *args]
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
 
     def status(self) -> dict[str, Any]:
         return json.loads(self.conveyor("status", "--json").stdout)
@@ -66,12 +72,18 @@ class Shop:
 
     def journal(self) -> list[tuple[int, int, str, str]]:
         with sqlite3.connect(self.state_db, timeout=10) as db:
-            return list(db.execute("SELECT rollout_id, seq, step, status FROM journal ORDER BY rollout_id, seq"))
+            return list(
+                db.execute(
+                    "SELECT rollout_id, seq, step, status FROM journal ORDER BY rollout_id, seq"
+                )
+            )
 
     def containers(self) -> list[str]:
         out = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label=io.conveyor.project={self.project}"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         return out.split()
 
@@ -112,10 +124,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[
     proc = s.conveyor("down", check=False)
     pid_file = d / ".conveyor" / s.project / "agent.pid"
     if pid_file.exists():  # safety net: down failed before stopping the agent
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
     left = s.containers()
     if left:
         subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)

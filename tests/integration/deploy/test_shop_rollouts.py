@@ -38,7 +38,10 @@ def all_current(shop: Shop) -> bool:
     return all(
         s["running_replicas"] == s["desired_replicas"]
         and len(s["replicas"]) == s["desired_replicas"]
-        and all(r["current"] and r["running"] and r["router"] in ("ready", "absent") for r in s["replicas"])
+        and all(
+            r["current"] and r["running"] and r["router"] in ("ready", "absent")
+            for r in s["replicas"]
+        )
         for s in st["services"]
     )
 
@@ -70,12 +73,20 @@ def test_rolling_deploy_under_load_has_zero_failures(shop: Shop) -> None:
 
 
 def test_killed_replica_is_replaced_with_zero_failures(shop: Shop) -> None:
-    before = {r["name"]: r for s in shop.status()["services"] if s["name"] == "catalog" for r in s["replicas"]}
+    before = {
+        r["name"]: r
+        for s in shop.status()["services"]
+        if s["name"] == "catalog"
+        for r in s["replicas"]
+    }
     victim = sorted(before)[0]
     with LoadGenerator(shop.gateway_port, "/api/products", workers=4, max_seconds=120) as load:
         time.sleep(0.5)
-        subprocess.run(["docker", "kill", "-s", "KILL", f"{shop.project}-{victim}"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["docker", "kill", "-s", "KILL", f"{shop.project}-{victim}"],
+            check=True,
+            capture_output=True,
+        )
 
         def replaced() -> bool:
             cat = next(s for s in shop.status()["services"] if s["name"] == "catalog")
@@ -135,7 +146,10 @@ def test_conveyor_killed_mid_rollout_then_deploy_converges(shop: Shop) -> None:
     proc = shop.spawn("deploy")
 
     def routed_new() -> bool:
-        return any('"kind":"route"' in step and status == "done" for _, _, step, status in shop.journal()[seen:])
+        return any(
+            '"kind":"route"' in step and status == "done"
+            for _, _, step, status in shop.journal()[seen:]
+        )
 
     try:
         shop.wait_for(routed_new, timeout=120, what="the first new replica to be routed")
@@ -143,7 +157,11 @@ def test_conveyor_killed_mid_rollout_then_deploy_converges(shop: Shop) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     out = shop.conveyor("deploy")
-    assert "interrupted" in out.stderr or "nothing to deploy" in out.stderr or "succeeded" in out.stderr
+    assert (
+        "interrupted" in out.stderr
+        or "nothing to deploy" in out.stderr
+        or "succeeded" in out.stderr
+    )
 
     shop.wait_for(lambda: all_current(shop), timeout=60, what="every replica on the new spec")
     st = shop.status()
