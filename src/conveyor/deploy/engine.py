@@ -64,16 +64,24 @@ class Engine:
         """Containers by label, joined with HAProxy's view of each server."""
         replicas = self.runtime.list_replicas(self.project)
         frontends: dict[str, int] = {}
-        states: dict[tuple[str, str], str] = {}
+        states: dict[tuple[str, str], tuple[str, str]] = {}
         if self.router.running():
             ports = self.store.ports()
             for name in filter(None, (self.store.get("frontends") or "").split(",")):
                 if f"frontend:{name}" in ports:
                     frontends[name] = ports[f"frontend:{name}"]
             for s in self.router.servers():
-                states[(s.backend, s.server)] = s.admin_state
+                states[(s.backend, s.server)] = (s.admin_state, s.operational)
         joined = tuple(
-            r.model_copy(update={"router": states.get((r.service, r.replica), "absent")})
+            r.model_copy(
+                update=dict(
+                    zip(
+                        ("router", "checks"),
+                        states.get((r.service, r.replica), ("absent", "unknown")),
+                        strict=True,
+                    )
+                )
+            )
             for r in replicas
         )
         return Observed(replicas=joined, frontends=frontends)

@@ -76,7 +76,15 @@ class ObservedReplica(Frozen):
     exit_code: int | None = None
     health: ReplicaHealth = "none"  # the Docker Engine's health status
     router: RouterState = "absent"
+    checks: Literal["up", "down", "unknown"] = "unknown"  # HAProxy's health checks of it
     started_at: float = 0.0
+
+    @property
+    def failing(self) -> bool:
+        """Running but failing its health check (Docker's, or HAProxy's while in rotation)."""
+        return self.running and (
+            self.health == "unhealthy" or (self.router == "ready" and self.checks == "down")
+        )
 
 
 class Observed(Frozen):

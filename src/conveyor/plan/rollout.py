@@ -65,8 +65,10 @@ def plan_service(
     """Steps that bring one service from `observed` to `svc`."""
     steps = _clear_dead(svc, observed)
     running = sorted((r for r in observed if r.running), key=_sort_key)
-    current = [r for r in running if r.spec_hash == svc.spec_hash]
-    old = [r for r in running if r.spec_hash != svc.spec_hash]
+    # A replica failing its health check is replaced like an old one: start-first, so its
+    # replacement is in rotation before it goes.
+    current = [r for r in running if r.spec_hash == svc.spec_hash and not r.failing]
+    old = [r for r in running if r.spec_hash != svc.spec_hash or r.failing]
 
     # Replicas of the desired spec outside rotation (a crash mid-rollout): probe and adopt.
     if svc.routed:
@@ -133,7 +135,7 @@ def _rolling(
         going, retiring = retiring[:k], retiring[k:]
         excess -= k
         for r in going:
-            steps.extend(_retire(svc, r, "replaced", batch))
+            steps.extend(_retire(svc, r, _why(r), batch))
     while to_start > 0 or retiring:
         batch = next_batch()
         k_start = min(per, to_start)
@@ -141,7 +143,7 @@ def _rolling(
         going, retiring = retiring[:k_stop], retiring[k_stop:]
         new = [replica_name(svc.name, svc.release, taken) for _ in range(k_start)]
         to_start -= k_start
-        retire = [st for r in going for st in _retire(svc, r, "replaced", batch)]
+        retire = [st for r in going for st in _retire(svc, r, _why(r), batch)]
         up = _bring_up(svc, new, batch)
         steps.extend(retire + up if svc.update.order == "stop-first" else up + retire)
     if svc.update.monitor > 0:
@@ -159,6 +161,10 @@ def _bring_up(svc: DesiredService, replicas: Iterable[str], batch: int) -> list[
         if svc.routed:
             steps.append(Step(kind="route", service=svc.name, replica=n, batch=batch))
     return steps
+
+
+def _why(r: ObservedReplica) -> str:
+    return "unhealthy" if r.failing else "replaced"
 
 
 def _retire(svc: DesiredService, r: ObservedReplica, reason: str, batch: int = 0) -> list[Step]:

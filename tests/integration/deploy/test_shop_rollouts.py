@@ -170,3 +170,52 @@ def test_conveyor_killed_mid_rollout_then_deploy_converges(shop: Shop) -> None:
     assert get_json(frontend(shop, "catalog"), "/version")["version"] == "4.0.0"
     kinds = [(r["kind"], r["status"]) for r in shop.history()["rollouts"]]
     assert ("deploy", "interrupted") in kinds
+
+
+def test_rollback_goes_back_to_the_previous_release_under_load(shop: Shop) -> None:
+    before = shop.status()["release"]
+    cat_port = frontend(shop, "catalog")
+    assert get_json(cat_port, "/version")["version"] == "4.0.0"
+    with LoadGenerator(shop.gateway_port, "/api/products", workers=4, max_seconds=120) as load:
+        time.sleep(0.3)
+        out = shop.conveyor("rollback")
+        time.sleep(0.3)
+    assert load.result.failures == 0, (load.result.summary(), load.result.errors)
+    assert "rollback succeeded" in out.stderr
+    assert get_json(cat_port, "/version")["version"] == "2.0.0"
+    st = shop.status()
+    assert st["release"] != before
+    last = shop.history()["rollouts"][0]
+    assert (last["kind"], last["status"]) == ("rollback", "succeeded")
+
+
+def test_logs_interleave_replicas_with_their_names(shop: Shop) -> None:
+    get_json(shop.gateway_port, "/api/products")
+    out = shop.conveyor("logs", "catalog", "--tail", "20").stdout
+    names = {line.split(" | ", 1)[0].strip() for line in out.splitlines() if " | " in line}
+    running = {r["name"] for s in shop.status()["services"] if s["name"] == "catalog" for r in s["replicas"]}
+    assert names == running, out[-2000:]
+    assert any('"path"' in line for line in out.splitlines())  # the apps log JSON lines
+
+
+def test_down_keeps_named_volumes_and_history_and_up_restores(shop: Shop) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", shop.gateway_port, timeout=5)
+    conn.request(
+        "POST", "/api/orders", body=json.dumps({"product_id": "burr-grinder", "quantity": 1}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert conn.getresponse().status in (200, 201)
+    conn.close()
+    orders_before = get_json(shop.gateway_port, "/api/orders")
+    rollouts_before = len(shop.history()["rollouts"])
+
+    shop.conveyor("down")
+    assert shop.containers() == []
+    st = shop.status()
+    assert not st["agent"]["running"] and not st["router"]["running"]
+    vols = subprocess.run(["docker", "volume", "ls", "-q"], capture_output=True, text=True, check=True).stdout
+    assert f"{shop.project}_orders-data" in vols.split()
+
+    shop.conveyor("up")
+    assert get_json(shop.gateway_port, "/api/orders") == orders_before
+    assert len(shop.history()["rollouts"]) > rollouts_before

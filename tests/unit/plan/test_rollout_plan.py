@@ -50,6 +50,8 @@ def observed(case: dict[str, Any]) -> Observed:
                 running=r.get("running", True),
                 exit_code=r.get("exit_code"),
                 router=r.get("router", "ready"),
+                health=r.get("health", "none"),
+                checks=r.get("checks", "up"),
                 started_at=float(r.get("started", i)),
             )
         )
