@@ -193,7 +193,12 @@ def test_logs_interleave_replicas_with_their_names(shop: Shop) -> None:
     get_json(shop.gateway_port, "/api/products")
     out = shop.conveyor("logs", "catalog", "--tail", "20").stdout
     names = {line.split(" | ", 1)[0].strip() for line in out.splitlines() if " | " in line}
-    running = {r["name"] for s in shop.status()["services"] if s["name"] == "catalog" for r in s["replicas"]}
+    running = {
+        r["name"]
+        for s in shop.status()["services"]
+        if s["name"] == "catalog"
+        for r in s["replicas"]
+    }
     assert names == running, out[-2000:]
     assert any('"path"' in line for line in out.splitlines())  # the apps log JSON lines
 
@@ -201,7 +206,9 @@ def test_logs_interleave_replicas_with_their_names(shop: Shop) -> None:
 def test_down_keeps_named_volumes_and_history_and_up_restores(shop: Shop) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", shop.gateway_port, timeout=5)
     conn.request(
-        "POST", "/api/orders", body=json.dumps({"product_id": "burr-grinder", "quantity": 1}),
+        "POST",
+        "/api/orders",
+        body=json.dumps({"product_id": "burr-grinder", "quantity": 1}),
         headers={"Content-Type": "application/json"},
     )
     assert conn.getresponse().status in (200, 201)
@@ -213,7 +220,9 @@ def test_down_keeps_named_volumes_and_history_and_up_restores(shop: Shop) -> Non
     assert shop.containers() == []
     st = shop.status()
     assert not st["agent"]["running"] and not st["router"]["running"]
-    vols = subprocess.run(["docker", "volume", "ls", "-q"], capture_output=True, text=True, check=True).stdout
+    vols = subprocess.run(
+        ["docker", "volume", "ls", "-q"], capture_output=True, text=True, check=True
+    ).stdout
     assert f"{shop.project}_orders-data" in vols.split()
 
     shop.conveyor("up")
