@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -434,3 +435,13 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
         sys.exit(130)
+    except Exception as e:
+        # A bug, not bad input: say so in one line; the traceback is one variable away.
+        if os.environ.get("CONVEYOR_DEBUG"):
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(e).__name__}: {e}\n"
+            "[dim]this is a bug in Conveyor; set CONVEYOR_DEBUG=1 for the traceback[/]",
+            highlight=False,
+        )
+        sys.exit(2)

@@ -354,6 +354,7 @@ def test_a_replica_serves_its_env_on_its_port_and_is_listed(
         "exit_code": None,
         "health": "none",
         "router": "absent",
+        "checks": "unknown",
     }
     assert abs(seen.started_at - time.time()) < 60
 
