@@ -221,7 +221,7 @@ class HAProxyRouter:
                     check=False,
                 )
             except (OSError, subprocess.TimeoutExpired) as e:
-                raise RouterError(f"could not run {self.haproxy_bin}: {e}") from e
+                raise RouterError(_cannot_run(self.haproxy_bin, e)) from e
         if result.returncode != 0:
             output = self._start_log.read_text(errors="replace")
             raise RouterError(f"HAProxy did not start: {_alerts(output)}")
@@ -441,10 +441,17 @@ class HAProxyRouter:
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise RouterError(f"could not run {self.haproxy_bin}: {e}") from e
+            raise RouterError(_cannot_run(self.haproxy_bin, e)) from e
 
 
 # ---- helpers (pure, or small I/O without state) ------------------------------------------------
+
+
+def _cannot_run(binary: str, error: Exception) -> str:
+    hint = (
+        " (`conveyor bootstrap` installs HAProxy)" if isinstance(error, FileNotFoundError) else ""
+    )
+    return f"could not run {binary}: {error}{hint}"
 
 
 def _target(service: str, server: str) -> str:
