@@ -25,8 +25,20 @@ from conveyor.model.pipeline import ImageSpec, ServiceSpec
 Output = Callable[[bytes], None]
 
 # What a shell job inherits from the host; everything else comes from CI variables.
-HOST_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "USER", "SHELL",
-                 "DOCKER_HOST", "SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE")
+HOST_ENV_KEEP = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "TMPDIR",
+    "USER",
+    "SHELL",
+    "DOCKER_HOST",
+    "SSL_CERT_FILE",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+)
 
 
 class JobSetupError(ConveyorError):
@@ -47,8 +59,9 @@ class Executor(Protocol):
         """Prepare: pull the image, start services. Raises JobSetupError."""
         ...
 
-    def run(self, lines: list[str], env: dict[str, str], timeout: float, out: Output) -> ScriptResult:
-        ...
+    def run(
+        self, lines: list[str], env: dict[str, str], timeout: float, out: Output
+    ) -> ScriptResult: ...
 
     def close(self, out: Output) -> None: ...
 
@@ -63,15 +76,22 @@ class ShellExecutor:
     def open(self) -> None:
         self.scripts.mkdir(parents=True, exist_ok=True)
 
-    def run(self, lines: list[str], env: dict[str, str], timeout: float, out: Output) -> ScriptResult:
+    def run(
+        self, lines: list[str], env: dict[str, str], timeout: float, out: Output
+    ) -> ScriptResult:
         self._count += 1
         script = self.scripts / f"step-{self._count}.sh"
         script.write_text(render_script(lines))
         full_env = {k: v for k, v in os.environ.items() if k in HOST_ENV_KEEP}
         full_env.update(env)
         proc = subprocess.Popen(
-            ["bash", str(script)], cwd=self.workspace, env=full_env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            ["bash", str(script)],
+            cwd=self.workspace,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         assert proc.stdout is not None
         timed_out = _pump_with_deadline(proc.stdout, out, timeout, lambda: _kill_group(proc))
@@ -95,7 +115,9 @@ def _pump_with_deadline(stream: Any, out: Output, timeout: float, kill: Callable
     chunks: queue.Queue[bytes | None] = queue.Queue()
 
     def reader() -> None:
-        for chunk in iter(lambda: stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536), b""):
+        for chunk in iter(
+            lambda: stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536), b""
+        ):
             chunks.put(chunk)
         chunks.put(None)
 
@@ -208,15 +230,20 @@ class DockerExecutor:
         """GitLab waits for a service's exposed TCP ports; with host networking they are on
         127.0.0.1."""
         api = self._docker().api
-        ports = [int(p.split("/")[0]) for p in (api.inspect_image(svc.name)["Config"].get("ExposedPorts") or {})
-                 if p.endswith("/tcp")]
+        ports = [
+            int(p.split("/")[0])
+            for p in (api.inspect_image(svc.name)["Config"].get("ExposedPorts") or {})
+            if p.endswith("/tcp")
+        ]
         deadline = time.monotonic() + timeout
         pending = set(ports)
         while pending and time.monotonic() < deadline:
             state = api.inspect_container(cid)["State"]
             if not state.get("Running"):
                 logs = api.logs(cid, tail=20).decode(errors="replace")
-                raise JobSetupError(f"service {svc.name} exited with code {state.get('ExitCode')}:\n{logs}")
+                raise JobSetupError(
+                    f"service {svc.name} exited with code {state.get('ExitCode')}:\n{logs}"
+                )
             for p in list(pending):
                 with socket.socket() as s:
                     s.settimeout(0.5)
@@ -225,13 +252,19 @@ class DockerExecutor:
             if pending:
                 time.sleep(0.2)
         if pending:
-            raise JobSetupError(f"service {svc.name} did not open port(s) {sorted(pending)} within {timeout:g}s")
+            raise JobSetupError(
+                f"service {svc.name} did not open port(s) {sorted(pending)} within {timeout:g}s"
+            )
 
-    def run(self, lines: list[str], env: dict[str, str], timeout: float, out: Output) -> ScriptResult:
+    def run(
+        self, lines: list[str], env: dict[str, str], timeout: float, out: Output
+    ) -> ScriptResult:
         self._count += 1
         base = f"step-{self._count}"
         (self.scripts / f"{base}.bash").write_text(render_script(lines, workdir=self.build_dir))
-        (self.scripts / f"{base}.sh").write_text(render_script(lines, shell="sh", workdir=self.build_dir))
+        (self.scripts / f"{base}.sh").write_text(
+            render_script(lines, shell="sh", workdir=self.build_dir)
+        )
         # Like GitLab's runner: bash when the image has it, else POSIX sh.
         launcher = (
             f"if command -v bash >/dev/null 2>&1; then exec bash /scripts/{base}.bash; fi; "
@@ -256,7 +289,9 @@ class DockerExecutor:
             working_dir=self.build_dir,
             labels={"io.conveyor.ci": "job"},
             host_config=api.create_host_config(
-                network_mode="host", binds=binds, extra_hosts=self._hosts or None,
+                network_mode="host",
+                binds=binds,
+                extra_hosts=self._hosts or None,
             ),
         )
         cid = str(created["Id"])

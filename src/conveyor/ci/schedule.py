@@ -53,9 +53,7 @@ class Schedule:
         if job.needs is not None:
             return [self.states[n.job] for n in job.needs if n.job in self.states]
         mine = self._stage_index.get(job.stage, 0)
-        return [
-            s for s in self.states.values() if self._stage_index.get(s.job.stage, 0) < mine
-        ]
+        return [s for s in self.states.values() if self._stage_index.get(s.job.stage, 0) < mine]
 
     def _settled(self, s: JobState) -> bool:
         """Finished, or a manual job that does not hold up what comes after it."""

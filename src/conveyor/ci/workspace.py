@@ -21,9 +21,19 @@ def checkout_files(project_dir: Path) -> list[str]:
     """Relative paths a clean checkout has (tracked + untracked-not-ignored)."""
     try:
         out = subprocess.run(
-            ["git", "-C", str(project_dir), "ls-files", "-z", "--cached", "--others",
-             "--exclude-standard"],
-            capture_output=True, check=True, timeout=60,
+            [
+                "git",
+                "-C",
+                str(project_dir),
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
         ).stdout
     except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
         return _walk(project_dir)
@@ -75,7 +85,10 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def render_script(
-    lines: Sequence[str], *, shell: str = "bash", workdir: str | None = None,
+    lines: Sequence[str],
+    *,
+    shell: str = "bash",
+    workdir: str | None = None,
     trace_prefix: str = "$ ",
 ) -> str:
     """The script a job's shell runs: each command echoed like GitLab's runner prints it

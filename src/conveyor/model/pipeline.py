@@ -171,7 +171,14 @@ class PipelineSpec(Frozen):
 # --- one pipeline run ------------------------------------------------------------------------
 
 JobStatus = Literal[
-    "created", "pending", "running", "success", "failed", "canceled", "skipped", "manual",
+    "created",
+    "pending",
+    "running",
+    "success",
+    "failed",
+    "canceled",
+    "skipped",
+    "manual",
     "scheduled",
 ]
 PipelineStatus = Literal["created", "running", "success", "failed", "canceled", "skipped"]

@@ -147,6 +147,16 @@ class Stack(Frozen):
     volumes: dict[str, Volume] = Field(default_factory=dict)
     secrets: dict[str, Secret] = Field(default_factory=dict)
 
+    def jobs(self) -> set[str]:
+        """Services something waits on with `service_completed_successfully`: they run to
+        completion (a migration, a seed) instead of serving."""
+        return {
+            dep
+            for svc in self.services.values()
+            for dep, cond in svc.depends_on.items()
+            if cond.condition == "service_completed_successfully"
+        }
+
     def order(self) -> list[str]:
         """Service names with every dependency before its dependents (stable by name)."""
         done: list[str] = []

@@ -24,11 +24,13 @@ class DesiredService(Frozen):
     update: UpdateConfig
     routed: bool
     release: int
+    job: bool = False  # runs to completion once per spec (service_completed_successfully)
 
 
 def desired_services(release: Release, mode: Mode = "update") -> list[DesiredService]:
     """The planner's view of a release, in dependency order."""
     out: list[DesiredService] = []
+    jobs = release.stack.jobs()
     for name in release.order():
         sr = release.services[name]
         svc = sr.service
@@ -38,8 +40,9 @@ def desired_services(release: Release, mode: Mode = "update") -> list[DesiredSer
                 spec_hash=sr.spec_hash,
                 replicas=svc.replicas,
                 update=svc.rollback_config if mode == "rollback" else svc.update_config,
-                routed=svc.routed,
+                routed=svc.routed and name not in jobs,
                 release=release.number,
+                job=name in jobs,
             )
         )
     return out
@@ -63,6 +66,8 @@ def plan_service(
     svc: DesiredService, observed: Sequence[ObservedReplica], taken: set[str]
 ) -> list[Step]:
     """Steps that bring one service from `observed` to `svc`."""
+    if svc.job:
+        return _plan_job(svc, observed, taken)
     steps = _clear_dead(svc, observed)
     running = sorted((r for r in observed if r.running), key=_sort_key)
     # A replica failing its health check is replaced like an old one: start-first, so its
@@ -93,6 +98,35 @@ def plan_service(
         steps.extend(_bring_up(svc, new, batch=0))
         return steps
     steps.extend(_rolling(svc, old, keep, to_start, taken))
+    return steps
+
+
+def _plan_job(
+    svc: DesiredService, observed: Sequence[ObservedReplica], taken: set[str]
+) -> list[Step]:
+    """A run-to-completion service: done once a container of this spec exited 0. Containers
+    of other specs, and failed runs, are removed after the new run succeeds."""
+    mine = sorted(observed, key=_sort_key)
+    done = [r for r in mine if r.spec_hash == svc.spec_hash and not r.running and r.exit_code == 0]
+    running = [r for r in mine if r.spec_hash == svc.spec_hash and r.running]
+    steps: list[Step] = []
+    if not done:
+        if running:
+            steps.append(
+                Step(kind="await", service=svc.name, replica=running[0].replica, reason="job")
+            )
+        else:
+            new = replica_name(svc.name, svc.release, taken)
+            steps.append(Step(kind="start", service=svc.name, replica=new, reason="job"))
+            steps.append(Step(kind="await", service=svc.name, replica=new, reason="job"))
+    keep = {done[-1].replica} if done else {running[0].replica} if running else set()
+    for r in mine:
+        if r.replica in keep:
+            continue
+        if r.running and r.spec_hash != svc.spec_hash:
+            steps.append(Step(kind="stop", service=svc.name, replica=r.replica, reason="replaced"))
+        elif not r.running:
+            steps.append(Step(kind="remove", service=svc.name, replica=r.replica, reason="old run"))
     return steps
 
 

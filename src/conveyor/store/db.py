@@ -65,6 +65,42 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE pipelines (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ref TEXT,
+        sha TEXT,
+        source TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        file TEXT NOT NULL,
+        executor TEXT NOT NULL,
+        tests TEXT NOT NULL DEFAULT '{}',    -- summed JUnit counts
+        coverage REAL
+    );
+    CREATE TABLE ci_jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        pipeline_id INTEGER NOT NULL REFERENCES pipelines(id),
+        name TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        status TEXT NOT NULL,
+        when_ TEXT NOT NULL,
+        allow_failure INTEGER NOT NULL DEFAULT 0,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        retry_of INTEGER,
+        started_at REAL,
+        finished_at REAL,
+        exit_code INTEGER,
+        failure_reason TEXT,
+        executor TEXT,
+        log_path TEXT,
+        coverage REAL,
+        tests TEXT NOT NULL DEFAULT '{}',
+        artifacts TEXT                      -- artifacts manifest (JSON) or NULL
+    );
+    CREATE INDEX ci_jobs_pipeline ON ci_jobs(pipeline_id);
+    """,
 )
 
 

@@ -32,7 +32,9 @@ def simulate(case: dict[str, Any]) -> tuple[list[list[str]], dict[str, str], str
     stages = case.get("stages", ["build", "test", "deploy"])
     results: dict[str, str] = case.get("results", {})
     sched = Schedule(
-        jobs=[job(j) for j in case["jobs"]], stages=stages, play=case.get("play", []),
+        jobs=[job(j) for j in case["jobs"]],
+        stages=stages,
+        play=case.get("play", []),
         groups=case.get("groups", {}),
     )
     rounds: list[list[str]] = []
@@ -67,7 +69,8 @@ def test_schedule(case: dict[str, Any]) -> None:
 def test_resource_group_serialises_jobs_started_together() -> None:
     sched = Schedule(
         jobs=[job({"name": "a", "needs": []}), job({"name": "b", "needs": []})],
-        stages=["test"], groups={"a": "prod", "b": "prod"},
+        stages=["test"],
+        groups={"a": "prod", "b": "prod"},
     )
     assert [j.name for j in sched.ready(0.0)] == ["a"]
     sched.start("a")
