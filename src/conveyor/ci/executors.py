@@ -5,6 +5,7 @@ checkout) or `docker` (a container of the job's `image`, the copy bind-mounted a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -104,10 +105,8 @@ class ShellExecutor:
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """The script's whole process group: a job's background children go with it."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _pump_with_deadline(stream: Any, out: Output, timeout: float, kill: Callable[[], None]) -> bool:
@@ -263,7 +262,7 @@ class DockerExecutor:
         base = f"step-{self._count}"
         (self.scripts / f"{base}.bash").write_text(render_script(lines, workdir=self.build_dir))
         (self.scripts / f"{base}.sh").write_text(
-            render_script(lines, shell="sh", workdir=self.build_dir)
+            render_script(lines, shell="sh", workdir=self.build_dir)  # noqa: S604 — a shell name, not shell=True
         )
         # Like GitLab's runner: bash when the image has it, else POSIX sh.
         launcher = (
@@ -309,7 +308,7 @@ class DockerExecutor:
         for cid in self._services:
             try:
                 api.remove_container(cid, force=True)  # type: ignore[union-attr]
-            except Exception as e:  # noqa: BLE001 — cleanup must go on
+            except Exception as e:
                 out(f"warning: removing service container {cid[:12]}: {e}\n".encode())
         self._services.clear()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from conveyor.model.pipeline import JobRun, JobStatus
 
@@ -74,7 +75,7 @@ class Schedule:
         while changed:  # skipping a job can settle others; iterate to a fixed point
             changed = False
             for s in self.states.values():
-                if s.status != "created" and s.status != "scheduled":
+                if s.status not in {"created", "scheduled"}:
                     continue
                 awaited = self._awaited(s.job)
                 if not all(self._settled(a) for a in awaited):
@@ -93,7 +94,9 @@ class Schedule:
                     changed = True
         return out
 
-    def _decide(self, s: JobState, awaited: list[JobState], now: float) -> JobStatus | str:
+    def _decide(
+        self, s: JobState, awaited: list[JobState], now: float
+    ) -> Literal["start", "skipped", "manual", "scheduled"]:
         ok = self._outcome_ok(awaited)
         failed = any(a.status == "failed" and not a.allowed_failure for a in awaited)
         when = s.job.when

@@ -79,7 +79,8 @@ class PipelineStore:
     ) -> None:
         with self._store._tx():
             self._conn.execute(
-                "UPDATE pipelines SET status = ?, finished_at = ?, tests = ?, coverage = ? WHERE id = ?",
+                "UPDATE pipelines SET status = ?, finished_at = ?, tests = ?, coverage = ? "
+                "WHERE id = ?",
                 (status, time.time(), json.dumps(tests), coverage, pid),
             )
 
@@ -96,8 +97,8 @@ class PipelineStore:
     ) -> int:
         with self._store._tx():
             cur = self._conn.execute(
-                "INSERT INTO ci_jobs (pipeline_id, name, stage, status, when_, allow_failure, attempt, "
-                "retry_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ci_jobs (pipeline_id, name, stage, status, when_, allow_failure, "
+                "attempt, retry_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (pipeline_id, name, stage, status, when, int(allow_failure), attempt, retry_of),
             )
         return int(cur.lastrowid or 0)
