@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,14 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.testing.net import free_port
+
+__all__ = ["free_port"]
+
 BASE_IMAGE = "python:3.11-slim-bookworm"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (127.0.0.1)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _docker_answers() -> bool:

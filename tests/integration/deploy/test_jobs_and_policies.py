@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from conveyor.testing.net import free_port
 
 WEB = """
   web:

@@ -5,7 +5,6 @@ subprocesses, recorded and stopped by PID."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -17,25 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from conveyor.router.haproxy import HAProxyRouter
-
-
-def _root_conftest() -> ModuleType:
-    """tests/conftest.py under a private name: every conftest.py outside a package is imported
-    as `conftest`, so `from conftest import ...` may find another one."""
-    path = Path(__file__).resolve().parents[2] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_conveyor_tests_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-free_port: Callable[[], int] = _root_conftest().free_port
+from conveyor.testing.net import free_port
 
 # A replica: answers its name; /health is 200; /slow waits until the release file exists.
 BACKEND = r"""

@@ -7,7 +7,6 @@ teardown. Replicas run a tiny HTTP app built from the local Python base image.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import threading
 import time
@@ -27,6 +26,7 @@ from conveyor.errors import RuntimeAdapterError
 from conveyor.model.stack import BuildSpec, Healthcheck, Resources, Service, VolumeMount
 from conveyor.runtime.docker_engine import DockerEngine
 from conveyor.runtime.protocol import LABEL_PROJECT, ReplicaRun
+from conveyor.testing.net import free_port
 
 # The app every test replica runs: binds HOST:PORT, answers a few paths that let the tests
 # look inside the container, and says hello on stdout so the logs have something to show.
@@ -146,20 +146,6 @@ def app_image(
     yield image_id
     _cleanup(docker_client, owner)
 
-
-def _root_free_port() -> Callable[[], int]:
-    """`free_port` of tests/conftest.py. Test directories have no __init__.py, so every
-    conftest is a top-level module named `conftest`; load the root one by its path."""
-    path = Path(__file__).resolve().parents[2] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_conveyor_root_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    free: Callable[[], int] = module.free_port
-    return free
-
-
-free_port = _root_free_port()
 
 ReplicaFactory = Callable[..., ReplicaRun]
 

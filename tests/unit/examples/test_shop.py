@@ -20,7 +20,7 @@ from urllib.request import ProxyHandler, Request, build_opener
 
 import pytest
 
-from conftest import free_port
+from conveyor.testing.net import free_port
 
 SHOP = Path(__file__).resolve().parents[3] / "examples" / "shop"
 SERVICES = ("gateway", "catalog", "orders")
