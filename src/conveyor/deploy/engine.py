@@ -17,7 +17,7 @@ from conveyor.deploy.ports import FRONTEND_RANGE, pick_port, port_free
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import ConveyorError
 from conveyor.model.release import Observed, ObservedReplica, Release, RolloutKind, ServiceRelease
-from conveyor.model.stack import Stack
+from conveyor.model.stack import Service, Stack
 from conveyor.plan.actions import Plan, Step
 from conveyor.plan.rollout import Mode, desired_services, plan_down, plan_rollout
 from conveyor.router.protocol import Router
@@ -138,13 +138,7 @@ class Engine:
                 continue
             svc = stack.services[name]
             emit = _prefixed(build_progress or self.say, name)
-            if svc.build is not None:
-                emit("building image")
-                tag, image_id = self.runtime.build(self.project, svc, emit)
-            else:
-                assert svc.image is not None  # the spec guarantees build or image
-                tag = svc.image
-                image_id = self.runtime.ensure_image(svc.image, emit)
+            tag, image_id = self._image(svc, emit)
             services[name] = ServiceRelease(service=svc, image_id=image_id, image_ref=tag)
         if selected and cur:
             for name, sr in cur.services.items():
@@ -163,6 +157,31 @@ class Engine:
             stack=keep_stack,
             commit=git_head(stack.file),
         )
+
+    def _image(self, svc: Service, emit: Say) -> tuple[str, str]:
+        """(reference, image id) per Compose's `pull_policy` (see model.stack.Service)."""
+        policy = svc.pull_policy or ("build" if svc.build is not None else "missing")
+        if svc.image is not None and policy != "build":
+            try:
+                if policy == "never":
+                    found = self.runtime.local_image(svc.image)
+                    if found is None:
+                        raise ConveyorError(f"{svc.image} is not present (pull_policy: never)")
+                    return svc.image, found
+                if policy == "always":
+                    return svc.image, self.runtime.pull(svc.image, emit)
+                return svc.image, self.runtime.ensure_image(svc.image, emit)
+            except ConveyorError as e:
+                if svc.build is None or policy == "never":
+                    raise
+                emit(f"cannot pull {svc.image} ({e}); building it")
+        assert svc.build is not None  # the spec guarantees build or image
+        emit("building image")
+        tag, image_id = self.runtime.build(self.project, svc, emit)
+        if svc.image is not None:
+            self.runtime.tag(image_id, svc.image)  # as `docker compose build` names it
+            return svc.image, image_id
+        return tag, image_id
 
     # moving the project ------------------------------------------------------------------------
 

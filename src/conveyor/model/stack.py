@@ -110,10 +110,17 @@ class Routing(Frozen):
     balance: Literal["roundrobin", "leastconn"] = "roundrobin"
 
 
+PullPolicy = Literal["build", "always", "missing", "never"]
+
+
 class Service(Frozen):
     name: str
     image: str | None = None
     build: BuildSpec | None = None
+    # With both `image` and `build`: `build` (Conveyor's default) builds and also tags the
+    # result as `image`; `always`/`missing` pull `image` (missing: only when absent), falling
+    # back to a build when it cannot be pulled; `never` uses the local `image` only.
+    pull_policy: PullPolicy | None = None
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
     environment: dict[str, str] = Field(default_factory=dict)  # env_file merged in, file first

@@ -324,6 +324,19 @@ class DockerEngine:
         image_id = self._image_id(ref)
         if image_id is not None:
             return image_id
+        return self.pull(ref, progress)
+
+    def local_image(self, ref: str) -> str | None:
+        return self._image_id(ref)
+
+    def tag(self, image_id: str, ref: str) -> None:
+        repository, _, tag = ref.rpartition(":")
+        if not repository or "/" in tag:  # no tag given (a ':' in a registry host:port)
+            repository, tag = ref, "latest"
+        with _translated(f"tagging {image_id[:19]} as {ref}"):
+            self._api().tag(image_id, repository, tag)
+
+    def pull(self, ref: str, progress: Progress) -> str:
         progress(f"pulling {ref}")
         try:
             for event in self._api().pull(ref, stream=True, decode=True):

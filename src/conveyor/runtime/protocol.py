@@ -49,6 +49,18 @@ class Runtime(Protocol):
         """Return the image id of `ref`, pulling it when it is not present."""
         ...
 
+    def pull(self, ref: str, progress: Progress) -> str:
+        """Pull `ref` even when present; return its image id."""
+        ...
+
+    def local_image(self, ref: str) -> str | None:
+        """The id of `ref` when it is present locally."""
+        ...
+
+    def tag(self, image_id: str, ref: str) -> None:
+        """Give an image another name (`repo:tag`)."""
+        ...
+
     def ensure_volume(self, project: str, name: str, external: bool) -> str:
         """Create the project's named volume if missing; return the Docker volume name."""
         ...

@@ -15,6 +15,7 @@ from conveyor.model.stack import (
     DependsOn,
     FailureAction,
     Healthcheck,
+    PullPolicy,
     Resources,
     Service,
     UpdateConfig,
@@ -61,6 +62,7 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
         name=name,
         image=raw.get("image"),
         build=_build(ctx, (*path, "build"), raw.get("build")),
+        pull_policy=_pull_policy(ctx, (*path, "pull_policy"), raw.get("pull_policy")),
         command=_argv(ctx, (*path, "command"), raw.get("command")),
         entrypoint=_argv(ctx, (*path, "entrypoint"), raw.get("entrypoint")),
         environment=_environment(ctx, path, raw),
@@ -85,6 +87,25 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
         working_dir=raw.get("working_dir"),
         routing=routing(ctx, path, raw),
     )
+
+
+_PULL_POLICIES: dict[str, PullPolicy] = {
+    "build": "build",
+    "always": "always",
+    "missing": "missing",
+    "if_not_present": "missing",
+    "never": "never",
+}
+
+
+def _pull_policy(ctx: Context, path: YamlPath, raw: Any) -> PullPolicy | None:
+    if raw is None:
+        return None
+    policy = _PULL_POLICIES.get(str(raw))
+    if policy is None:
+        choices = ", ".join(sorted(_PULL_POLICIES))
+        ctx.error(path, f"must be one of {choices}, got {raw!r}")
+    return policy
 
 
 def pairs(

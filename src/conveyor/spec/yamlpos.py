@@ -8,7 +8,7 @@ are strings even when they look like numbers or booleans (`80:`, `on:`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,9 @@ from conveyor.errors import SpecError, SpecErrors
 
 YamlKey = str | int
 YamlPath = tuple[YamlKey, ...]
+# Builds the value of a custom-tagged node (`!reference [job, key]` in GitLab CI) from its
+# untagged content and line. A ValueError becomes a SpecError at the tag's line.
+TagFactory = Callable[[Any, int], Any]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
@@ -60,9 +63,12 @@ class Document:
 class _Walker:
     """Turns composed nodes into data, recording lines and duplicate keys on the way."""
 
-    def __init__(self, loader: yaml.SafeLoader, file: str) -> None:
+    def __init__(
+        self, loader: yaml.SafeLoader, file: str, tags: Mapping[str, TagFactory] | None = None
+    ) -> None:
         self.loader = loader
         self.file = file
+        self.tags: Mapping[str, TagFactory] = tags or {}
         self.lines: dict[YamlPath, int] = {}
         self.errors: list[SpecError] = []
         self._active: set[int] = set()  # node ids on the current branch, to stop alias loops
@@ -72,6 +78,9 @@ class _Walker:
             raise SpecError(self.file, _line(node), dotted(path), "recursive YAML alias")
         self._active.add(id(node))
         try:
+            factory = self.tags.get(node.tag)
+            if factory is not None:
+                return self._tagged(node, path, factory)
             if isinstance(node, MappingNode | SequenceNode) and node.tag not in _COLLECTION_TAGS:
                 # Compose override tags (`!reset`, `!override`) need file merging, which
                 # Conveyor does not do: say so rather than load the value as if untagged.
@@ -81,14 +90,29 @@ class _Walker:
             if isinstance(node, MappingNode):
                 return self._mapping(node, path)
             if isinstance(node, SequenceNode):
-                items = []
-                for index, item in enumerate(node.value):
-                    self.lines[(*path, index)] = _line(item)
-                    items.append(self.value(item, (*path, index)))
-                return items
+                return self._sequence(node, path)
             return self._scalar(node, path)
         finally:
             self._active.discard(id(node))
+
+    def _sequence(self, node: SequenceNode, path: YamlPath) -> list[Any]:
+        items = []
+        for index, item in enumerate(node.value):
+            self.lines[(*path, index)] = _line(item)
+            items.append(self.value(item, (*path, index)))
+        return items
+
+    def _tagged(self, node: Node, path: YamlPath, factory: TagFactory) -> Any:
+        if isinstance(node, MappingNode):
+            content: Any = self._mapping(node, path)
+        elif isinstance(node, SequenceNode):
+            content = self._sequence(node, path)
+        else:
+            content = str(node.value)  # the text as written: the tag decides what it means
+        try:
+            return factory(content, _line(node))
+        except ValueError as exc:
+            raise SpecError(self.file, _line(node), dotted(path), str(exc)) from None
 
     def _scalar(self, node: Node, path: YamlPath) -> Any:
         try:
@@ -156,8 +180,11 @@ def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
 
-def load_yaml(text: str, file: str) -> Document:
-    """Parse one YAML document. Raises SpecError/SpecErrors with lines for any problem."""
+def load_yaml(text: str, file: str, tags: Mapping[str, TagFactory] | None = None) -> Document:
+    """Parse one YAML document. Raises SpecError/SpecErrors with lines for any problem.
+
+    `tags` maps custom tags to factories; any other non-standard tag stays an error.
+    """
     loader = yaml.SafeLoader(text)
     try:
         try:
@@ -168,7 +195,7 @@ def load_yaml(text: str, file: str) -> Document:
             raise SpecError(file, None, "", f"invalid YAML: {exc}") from None
         if root is None:
             return Document(None, {})
-        walker = _Walker(loader, file)
+        walker = _Walker(loader, file, tags)
         data = walker.value(root, ())
         walker.lines[()] = _line(root)
     finally:

@@ -98,6 +98,17 @@ class Shop:
         raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
+def remove_project_images(project: str) -> None:
+    """Conveyor tags each build `<project>-<service>:<content hash>`; drop this test's tags."""
+    out = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True, text=True, check=False,
+    ).stdout
+    mine = [ref for ref in out.split() if ref.startswith(f"{project}-")]
+    if mine:
+        subprocess.run(["docker", "rmi", *mine], capture_output=True, check=False)
+
+
 def set_env(doc: dict[str, Any], service: str, **env: str) -> None:
     svc = doc["services"][service]
     e = svc.setdefault("environment", {})
@@ -129,4 +140,5 @@ def shop(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[
     left = s.containers()
     if left:
         subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
+    remove_project_images(s.project)
     assert proc.returncode == 0, proc.stderr
