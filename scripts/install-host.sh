@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages Conveyor and its tests need. Idempotent: installs only what is missing.
 set -euo pipefail
-PKGS=(docker.io haproxy debootstrap socat curl ca-certificates git python3 python3-venv python3-pip make procps)
+PKGS=(docker.io haproxy docker-registry debootstrap socat curl ca-certificates git python3
+      python3-venv python3-pip make procps rsync nodejs npm)
+# A package is not needed when its command is already installed another way
+# (a Docker Engine from docker.com, Node.js from NodeSource with its own npm).
+declare -A PROVIDES=([docker.io]=dockerd [nodejs]=node [npm]=npm [python3]=python3)
 missing=()
 for p in "${PKGS[@]}"; do
+  cmd=${PROVIDES[$p]:-}
+  if [ -n "$cmd" ] && command -v "$cmd" >/dev/null; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# docker.io is not needed when a Docker Engine is already installed another way
-if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v dockerd >/dev/null; then
-  missing=("${missing[@]/docker.io}")
-fi
-read -r -a missing <<<"${missing[*]}"
 if ((${#missing[@]} == 0)); then echo "host packages: all present"; exit 0; fi
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 echo "host packages: installing ${missing[*]}"

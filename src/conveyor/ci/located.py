@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.spec.yamlpos import Document, YamlPath
+from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 
 
 @dataclass(frozen=True, order=True)
@@ -84,6 +84,20 @@ class Reference:
 
     def render(self) -> str:
         return f"!reference [{', '.join(self.path)}]"
+
+
+def load_located(text: str, file: str) -> Any:
+    """Parse one GitLab CI YAML file (anchors, merge keys, `!reference`) into located data."""
+
+    def reference(content: Any, line: int) -> Reference:
+        # GitLab's tag takes a sequence of keys: `!reference [.setup, script]`.
+        if not isinstance(content, list) or not content:
+            raise ValueError("!reference must be a list of keys, like [.setup, script]")
+        if not all(isinstance(part, str) and part for part in content):
+            raise ValueError("!reference keys must be non-empty strings")
+        return Reference(tuple(content), Loc(file, line))
+
+    return from_document(load_yaml(text, file, tags={"!reference": reference}), file)
 
 
 def from_document(doc: Document, file: str) -> Any:

@@ -38,6 +38,7 @@ class ServiceSpec(Frozen):
     entrypoint: tuple[str, ...] | None = None
     command: tuple[str, ...] | None = None
     variables: dict[str, str] = Field(default_factory=dict)
+    pull_policy: tuple[str, ...] = ()  # like ImageSpec: services take `pull_policy` too
 
 
 class Variable(Frozen):
@@ -65,6 +66,7 @@ class RuleSpec(Frozen):
     allow_failure_exit_codes: tuple[int, ...] = ()
     variables: dict[str, str] = Field(default_factory=dict)
     needs: tuple[NeedSpec, ...] | None = None
+    interruptible: bool | None = None  # `rules:interruptible` overrides the job's
 
 
 class OnlyExcept(Frozen):
@@ -110,7 +112,8 @@ class CacheSpec(Frozen):
     key_prefix: str | None = None
     paths: tuple[str, ...] = ()
     untracked: bool = False
-    policy: Literal["pull-push", "pull", "push"] = "pull-push"
+    # "pull-push", "pull", "push", or a `$VARIABLE` GitLab expands to one of them at run time
+    policy: str = "pull-push"
     when: Literal["on_success", "on_failure", "always"] = "on_success"
     fallback_keys: tuple[str, ...] = ()
     unprotect: bool = False
@@ -128,6 +131,7 @@ class JobSpec(Frozen):
     script: tuple[str, ...] = ()
     before_script: tuple[str, ...] = ()
     after_script: tuple[str, ...] = ()
+    pre_get_sources_script: tuple[str, ...] = ()  # `hooks:pre_get_sources_script`
     image: ImageSpec | None = None
     services: tuple[ServiceSpec, ...] = ()
     variables: dict[str, Variable] = Field(default_factory=dict)  # job's own, after inherit
@@ -196,6 +200,8 @@ class JobRun(Frozen):
     allow_failure_exit_codes: tuple[int, ...] = ()
     variables: dict[str, str] = Field(default_factory=dict)  # rule + matrix + CI_NODE_* added
     needs: tuple[NeedSpec, ...] | None = None  # names refer to JobRun names
+    dependencies: tuple[str, ...] | None = None  # JobRun names (parallel expanded); None: all
+    interruptible: bool = False  # the job's, or the matched rule's `interruptible`
     node_index: int | None = None  # CI_NODE_INDEX for parallel
     node_total: int | None = None
 
