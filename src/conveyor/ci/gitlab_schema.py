@@ -167,7 +167,7 @@ def _translate(error: Any, base: YamlPath, keywords: frozenset[str]) -> Iterator
 
 
 def _type_message(wanted: Any, value: Any, path: YamlPath, keywords: frozenset[str]) -> str:
-    if len(path) == 1 and keywords and wanted == "object":
+    if len(path) == 1 and keywords and path[0] not in keywords and wanted == "object":
         # Any top-level key that is not a keyword is a job, and a job is a mapping.
         return f"a job must be a mapping, got {describe(value)}"
     return f"must be {_types(wanted)}, got {describe(value)}"

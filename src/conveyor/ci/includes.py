@@ -185,7 +185,10 @@ class _Expander:
         return out
 
     def _load(self, file: _File, path: YamlPath, fail: _Fail) -> LMap:
-        text = _read(file.source, file.path)
+        try:
+            text = _read(file.source, file.path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(path, f"cannot read {file.display}: {exc}") from None
         data = load_located(text, file.display)
         if data is None:
             raise fail(path, f"{file.display} is empty")

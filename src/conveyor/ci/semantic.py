@@ -90,7 +90,6 @@ class _Checker:
 
     def section(self, path: YamlPath, section: Any) -> None:
         """Keywords `default:` and jobs share: durations, caches, artifacts."""
-
         if "timeout" in section:
             self.duration((*path, "timeout"), section["timeout"], TIMEOUT_LIMIT, "one month")
         artifacts = section.get("artifacts")

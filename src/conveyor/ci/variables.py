@@ -268,13 +268,14 @@ def _config(project_dir: Path, key: str) -> str | None:
 
 
 def _refs(project_dir: Path) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    fmt = "%(refname)%00%(objectname)%00%(*objectname)%00%(objecttype)%00%(contents)%00%00"
+    # Unit (0x1f) and record (0x1e) separators: empty fields and messages cannot fake them.
+    fmt = "%(refname)%1f%(objectname)%1f%(*objectname)%1f%(objecttype)%1f%(contents)%1e"
     out = _git(project_dir, "for-each-ref", f"--format={fmt}", "refs/heads", "refs/tags") or ""
     branches: dict[str, str] = {}
     tags: dict[str, str] = {}
     messages: dict[str, str] = {}
-    for record in out.split("\0\0"):
-        parts = record.lstrip("\n").split("\0")
+    for record in out.split("\x1e"):
+        parts = record.lstrip("\n").split("\x1f")
         if len(parts) < 5:
             continue
         ref, obj, peeled, kind, contents = parts[:5]

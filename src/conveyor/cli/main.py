@@ -65,6 +65,17 @@ console = Console()
 err = Console(stderr=True)
 
 
+def _add_ci() -> None:
+    from conveyor.cli.ci import app as ci_app
+
+    app.add_typer(
+        ci_app, name="ci", help="Run .gitlab-ci.yml pipelines locally (GitLab semantics)."
+    )
+
+
+_add_ci()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -145,11 +146,16 @@ class Store:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        # One connection shared by a command's threads (CI jobs run concurrently): every
+        # transaction holds this lock so they never interleave.
+        self.lock = threading.RLock()
 
     @classmethod
     def open(cls, state_dir: Path) -> Store:
         state_dir.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(state_dir / "state.db", timeout=30, isolation_level=None)
+        conn = sqlite3.connect(
+            state_dir / "state.db", timeout=30, isolation_level=None, check_same_thread=False
+        )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -172,13 +178,14 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with self.lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     # releases -----------------------------------------------------------------------------
 

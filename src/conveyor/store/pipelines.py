@@ -129,21 +129,30 @@ class PipelineStore:
             self._conn.execute(f"UPDATE ci_jobs SET {sets} WHERE id = ?", (*values, job_id))  # noqa: S608 — names from the allow-list
 
     def pipeline(self, pid: int) -> PipelineRow | None:
-        row = self._conn.execute("SELECT * FROM pipelines WHERE id = ?", (pid,)).fetchone()
+        with self._store.lock:
+            row = self._conn.execute("SELECT * FROM pipelines WHERE id = ?", (pid,)).fetchone()
         return None if row is None else _pipeline(row)
 
     def pipelines(self, limit: int = 20) -> list[PipelineRow]:
-        rows = self._conn.execute("SELECT * FROM pipelines ORDER BY id DESC LIMIT ?", (limit,))
+        with self._store.lock:
+            rows = self._conn.execute(
+                "SELECT * FROM pipelines ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [_pipeline(r) for r in rows]
 
     def jobs(self, pipeline_id: int) -> list[JobRow]:
-        rows = self._conn.execute(
-            "SELECT * FROM ci_jobs WHERE pipeline_id = ? ORDER BY id", (pipeline_id,)
-        )
+        with self._store.lock:
+            rows = self._conn.execute(
+                "SELECT * FROM ci_jobs WHERE pipeline_id = ? ORDER BY id", (pipeline_id,)
+            ).fetchall()
         return [_job(r) for r in rows]
 
     def find_job(self, name_or_id: str, pipeline_id: int | None = None) -> JobRow | None:
         """A job by id, or the latest job of that name (in the pipeline, if given)."""
+        with self._store.lock:
+            return self._find_job(name_or_id, pipeline_id)
+
+    def _find_job(self, name_or_id: str, pipeline_id: int | None) -> JobRow | None:
         if name_or_id.isdigit():
             row = self._conn.execute(
                 "SELECT * FROM ci_jobs WHERE id = ?", (int(name_or_id),)
