@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -84,6 +85,9 @@ class ShellExecutor:
         script = self.scripts / f"step-{self._count}.sh"
         script.write_text(render_script(lines))
         full_env = {k: v for k, v in os.environ.items() if k in HOST_ENV_KEEP}
+        # the `conveyor` command that runs this pipeline is on the job's PATH (deploy jobs)
+        bindir = str(Path(sys.executable).parent)
+        full_env["PATH"] = bindir + os.pathsep + full_env.get("PATH", os.defpath)
         full_env.update(env)
         proc = subprocess.Popen(
             ["bash", str(script)],

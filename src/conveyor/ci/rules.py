@@ -16,6 +16,11 @@
 - Rules see the pipeline's variables, the YAML variables the job inherits, the job's own and its
   matrix values, never re-expanded; `changes`/`exists` paths expand the variables they name.
 
+`JobRun.variables` holds what is particular to one job of this pipeline: its matrix values,
+CI_NODE_INDEX/CI_NODE_TOTAL when parallel, and the matched rule's variables (which win). The
+YAML variables and `Selection.workflow_variables` are not copied into it: merge them with
+`variables.merge_precedence`, which knows where each layer ranks.
+
 Reading the project's file list (`exists`) and `git diff` (`changes:compare_to`) are the only
 I/O; both can be injected.
 """
@@ -473,19 +478,18 @@ def _by_rules(spec: JobSpec, rules: Sequence[RuleSpec], job: _Job) -> _Verdict:
     reason = f"rules[{index}] ({_describe(rule)}): when {when}"
     if when == "never":
         return _Verdict(False, reason)
-    rule_sets_failure = rule.allow_failure is not None
+    if rule.allow_failure is None:
+        allow_failure, exit_codes = _default_allow_failure(spec), spec.allow_failure_exit_codes
+    else:
+        # GitLab drops the job's `allow_failure:exit_codes` when the rule sets allow_failure.
+        allow_failure, exit_codes = rule.allow_failure, rule.allow_failure_exit_codes
     return _Verdict(
         kept=True,
         reason=reason,
         when=when,
         start_in=rule.start_in,
-        allow_failure=rule.allow_failure
-        if rule.allow_failure is not None
-        else (_default_allow_failure(spec)),
-        # GitLab drops the job's `allow_failure:exit_codes` when the rule sets allow_failure.
-        allow_failure_exit_codes=(
-            rule.allow_failure_exit_codes if rule_sets_failure else spec.allow_failure_exit_codes
-        ),
+        allow_failure=allow_failure,
+        allow_failure_exit_codes=exit_codes,
         variables=dict(rule.variables),
         needs=rule.needs if rule.needs is not None else spec.needs,
         interruptible=rule.interruptible if rule.interruptible is not None else spec.interruptible,
@@ -496,7 +500,7 @@ def _by_policies(spec: JobSpec, job: _Job, pipeline: _Pipeline, workflow_rules: 
     only = spec.only
     if only is None and not workflow_rules:
         only = OnlyExcept(refs=DEFAULT_ONLY_REFS)  # GitLab's default `only`
-    kept_reason = "no rules, only or except (workflow:rules removes the default only)"
+    kept_reason = "no rules or only (workflow:rules removes the default only)"
     if only is not None:
         parts = _policy_parts(only, DEFAULT_ONLY_REFS, pipeline, job, "only")
         failed = [what for what, held in parts if not held]
@@ -509,6 +513,7 @@ def _by_policies(spec: JobSpec, job: _Job, pipeline: _Pipeline, workflow_rules: 
         matched = [what for what, held in parts if held]
         if matched:
             return _Verdict(False, f"except: {matched[0]} matched {_ref_text(pipeline)}")
+        kept_reason += "; except did not match"
     return _Verdict(
         kept=True,
         reason=kept_reason,

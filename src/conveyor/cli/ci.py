@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape as esc
 from rich.table import Table
 
 from conveyor.ci.runner import JobResult, PipelineRunner, RunConfig
@@ -152,12 +153,12 @@ def graph(
                 "" if j["needs"] is None else f"  ← needs {', '.join(j['needs']) or '(nothing)'}"
             )
             flag = "" if j["when"] == "on_success" else f" [{j['when']}]"
-            console.print(f"  {j['name']}{flag}{needs}", highlight=False)
+            console.print(esc(f"  {j['name']}{flag}{needs}"), highlight=False)
     dropped = [d for d in p.selection.decisions if d.decision == "excluded"]
     if dropped:
         console.print("[dim]not in this pipeline:[/]")
         for d in dropped:
-            console.print(f"  [dim]{d.job}: {d.reason}[/]", highlight=False)
+            console.print(f"  [dim]{esc(d.job)}: {esc(d.reason)}[/]", highlight=False)
 
 
 class LiveReporter:
@@ -195,7 +196,7 @@ class LiveReporter:
     def _line(self, name: str, line: str) -> None:
         if self.plain:
             line = ANSI.sub("", line)
-        console.print(f"[{self._c(name)}]{name:>14} │[/] ", end="", highlight=False)
+        console.print(f"[{self._c(name)}]{esc(f'{name:>14}')} │[/] ", end="", highlight=False)
         console.out(line, highlight=False)
 
     def job_finished(self, job: JobRun, result: JobResult) -> None:
