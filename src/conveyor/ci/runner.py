@@ -352,6 +352,9 @@ class PipelineRunner:
         pre.update(job_variables(job, job_id, project_url=predefined.get("CI_PROJECT_URL", "")))
         build_dir = f"/builds/{predefined.get('CI_PROJECT_PATH', 'local/project')}"
         pre["CI_PROJECT_DIR"] = build_dir if use_docker else str(ws)
+        # `conveyor` deploys from this job keep their state with the project, not in the
+        # job's throw-away workspace, so later jobs (stop a review app) and the user see it.
+        pre["CONVEYOR_STATE_HOME"] = str(self.cfg.project_dir / ".conveyor")
         pre["CI_BUILDS_DIR"] = "/builds" if use_docker else str(ws.parent)
         glob = {k: v.value for k, v in spec.variables.items()}
         if js.inherit_variables is False:

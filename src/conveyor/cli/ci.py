@@ -317,7 +317,7 @@ def _summary(records: PipelineStore, pid: int) -> None:
         tt = f"{tests.get('passed', 0)}/{tests.get('total', 0)}" if tests else ""
         dur = "" if j.duration is None else f"{j.duration:.1f}s"
         t.add_row(
-            j.name,
+            esc(j.name),
             j.stage,
             _status(j.status, j.allow_failure),
             dur,

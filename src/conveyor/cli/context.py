@@ -50,7 +50,8 @@ class Context:
 
     def paths(self, stack: Stack | None = None) -> ProjectPaths:
         project = stack.project if stack else self.stack().project
-        return ProjectPaths(self.compose_file, project)
+        home = os.environ.get("CONVEYOR_STATE_HOME")
+        return ProjectPaths(self.compose_file, project, Path(home) if home else None)
 
     def engine(
         self, paths: ProjectPaths, progress: Progress | None = None, actor: str = "cli"

@@ -23,10 +23,14 @@ class ProjectPaths:
 
     compose_file: Path
     project: str
+    # Where project state directories live; default: `.conveyor/` next to the compose file.
+    # CI jobs set it (CONVEYOR_STATE_HOME) so deploys from throw-away checkouts share state.
+    state_home: Path | None = None
 
     @property
     def state_dir(self) -> Path:
-        return self.compose_file.parent / ".conveyor" / self.project
+        home = self.state_home or self.compose_file.parent / ".conveyor"
+        return home / self.project
 
     @property
     def run_dir(self) -> Path:

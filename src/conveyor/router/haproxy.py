@@ -103,6 +103,9 @@ class HAProxyRouter:
             if running:
                 self._reload(shape, running_shape)
             else:
+                # HAProxy binds with SO_REUSEPORT: a stale HAProxy (or anything else) on one of
+                # our ports would silently share its traffic. Refuse with a clear error instead.
+                _check_new_ports_free(shape, RouterConfig())
                 self._start()
             self._save_record(record)
             _write_atomic(self.frontends_file, shape.model_dump_json(indent=2))

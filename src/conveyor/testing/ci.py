@@ -87,14 +87,25 @@ def run_pipeline(
     records = PipelineStore(store)
     latest = records.pipelines(1)
     p = prepare(
-        project_dir / file_name, pipeline_id=(latest[0].id + 1) if latest else 1,
-        cli_variables=dict(variables or {}), ref=ref, source=source, registry=registry,
-        only=only, changed_files=changed_files,
+        project_dir / file_name,
+        pipeline_id=(latest[0].id + 1) if latest else 1,
+        cli_variables=dict(variables or {}),
+        ref=ref,
+        source=source,
+        registry=registry,
+        only=only,
+        changed_files=changed_files,
     )
     cfg = RunConfig(
-        project_dir=project_dir, state_dir=ci_state_dir(project_dir), executor=executor,
-        cli_variables=dict(variables or {}), project_variables=p.project_variables,
-        masked=p.masked, play=tuple(play), concurrency=concurrency, protected_ref=p.protected,
+        project_dir=project_dir,
+        state_dir=ci_state_dir(project_dir),
+        executor=executor,
+        cli_variables=dict(variables or {}),
+        project_variables=p.project_variables,
+        masked=p.masked,
+        play=tuple(play),
+        concurrency=concurrency,
+        protected_ref=p.protected,
     )
     collected = Collected()
     result = PipelineRunner(cfg, store, collected).run(p.spec, p.selection, p.predefined)
