@@ -16,9 +16,14 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+# Conveyor's own state (database, logs, blobs, builds, project variables with their secrets)
+# lives in the project directory but is never part of a checkout GitLab would make.
+STATE_PREFIX = ".conveyor/ci/"
+
 
 def checkout_files(project_dir: Path) -> list[str]:
-    """Relative paths a clean checkout has (tracked + untracked-not-ignored)."""
+    """Relative paths a clean checkout has (tracked + untracked-not-ignored), without
+    Conveyor's state directory."""
     try:
         out = subprocess.run(
             [
@@ -37,7 +42,7 @@ def checkout_files(project_dir: Path) -> list[str]:
         ).stdout
     except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
         return _walk(project_dir)
-    return sorted({p for p in out.decode().split("\0") if p})
+    return sorted({p for p in out.decode().split("\0") if p and not p.startswith(STATE_PREFIX)})
 
 
 def _walk(root: Path) -> list[str]:

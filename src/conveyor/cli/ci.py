@@ -179,7 +179,7 @@ class LiveReporter:
     def job_started(self, job: JobRun, job_id: int, executor: str) -> None:
         with self._lock:
             err.print(
-                f"[{self._c(job.name)}]▶ {job.name}[/] [dim](job {job_id}, {executor})[/]",
+                f"[{self._c(job.name)}]▶ {esc(job.name)}[/] [dim](job {job_id}, {executor})[/]",
                 highlight=False,
             )
 
@@ -208,7 +208,7 @@ class LiveReporter:
             extra = " (allowed to fail)" if result.allowed_failure else ""
             extra += ", retrying" if result.retried else ""
             err.print(
-                f"{mark} {job.name} {result.status}{extra} in {result.duration:.1f}s",
+                f"{mark} {esc(job.name)} {result.status}{extra} in {result.duration:.1f}s",
                 highlight=False,
             )
 
