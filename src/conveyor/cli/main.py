@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 
 from conveyor.cli.context import Context, agent_pid, find_compose_file, start_agent, stop_agent
@@ -362,9 +363,7 @@ def logs(
         seen: dict[str, str] = {}
         for replica, line in DockerEngine().logs(stack.project, service, follow, tail):
             col = seen.setdefault(replica, colours[len(seen) % len(colours)])
-            console.print(
-                f"[{col}]{replica}[/] | {line}", highlight=False, markup=True, soft_wrap=True
-            )
+            console.print(f"[{col}]{replica}[/] | {escape(line)}", highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         pass
     except ConveyorError as e:
