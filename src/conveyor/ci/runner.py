@@ -299,9 +299,10 @@ class PipelineRunner:
             if tail:
                 logf.write(tail)
                 log_text.append(tail.decode(errors="replace"))
+        # GitLab: `allow_failure: {exit_codes}` means allow_failure false, except that a failure
+        # with one of those codes turns the job's allow_failure on (Ci::Build#drop).
         allowed = status == "failed" and (
-            job.allow_failure
-            and (not job.allow_failure_exit_codes or code in job.allow_failure_exit_codes)
+            job.allow_failure or (code is not None and code in job.allow_failure_exit_codes)
         )
         retried = status == "failed" and should_retry(js, attempt, reason or "", code)
         coverage = coverage_of(js.coverage, "".join(log_text))

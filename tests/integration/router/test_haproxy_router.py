@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -365,16 +366,31 @@ def _refused(port: int) -> bool:
     return False
 
 
-def test_start_on_a_used_port_reports_haproxys_error(
+def test_start_on_a_used_port_names_the_port(
     router: HAProxyRouter, new_port: Callable[[], int]
 ) -> None:
     port = new_port()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        with pytest.raises(RouterError, match="cannot bind socket"):
+        with pytest.raises(RouterError, match=f"frontend web: cannot bind 127.0.0.1:{port}"):
             router.ensure(RouterConfig(frontends=(web(port),)))
     assert not router.running()
+
+
+def test_start_refuses_a_port_a_stale_haproxy_holds(
+    router: HAProxyRouter, new_port: Callable[[], int]
+) -> None:
+    """HAProxy binds with SO_REUSEPORT, so a second one on the same port would silently share
+    the traffic; Conveyor refuses to start instead."""
+    port = new_port()
+    stale = HAProxyRouter(Path(tempfile.mkdtemp(prefix="cvs-", dir="/tmp")) / "h")
+    stale.ensure(RouterConfig(frontends=(web(port),)))
+    try:
+        with pytest.raises(RouterError, match=f"cannot bind 127.0.0.1:{port}"):
+            router.ensure(RouterConfig(frontends=(web(port),)))
+    finally:
+        stale.stop()
 
 
 def test_reload_onto_a_used_port_fails_and_keeps_serving(
