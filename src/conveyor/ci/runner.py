@@ -272,6 +272,17 @@ class PipelineRunner:
         self.reporter.job_started(job, job_id, "docker" if use_docker else "shell")
 
         env = self._variables(spec, selection, predefined, job, js, job_id, ws, use_docker)
+        if js.environment is not None:
+            e = js.environment
+            self.records.update_job(
+                job_id,
+                environment={
+                    "name": expand(e.name, env),
+                    "url": expand(e.url, env) if e.url else None,
+                    "action": e.action,
+                    "on_stop": e.on_stop,
+                },
+            )
         masker = Masker(sorted(self.masker_values))
         log_text: list[str] = []
         with log_path.open("wb") as logf:

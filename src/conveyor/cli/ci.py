@@ -325,6 +325,14 @@ def _summary(records: PipelineStore, pid: int) -> None:
             tt,
         )
     console.print(t)
+    for j in records.jobs(pid):
+        env = j.environment
+        if env and j.status == "success":
+            verb = {"stop": "stopped", "start": "deployed"}.get(env["action"], env["action"])
+            where = f" at {env['url']}" if env.get("url") and env["action"] != "stop" else ""
+            console.print(
+                f"environment {esc(env['name'])}: {verb} by {esc(j.name)}{where}", highlight=False
+            )
     if pl.tests:
         console.print(
             f"tests: {pl.tests.get('total', 0)} total, {pl.tests.get('failed', 0)} failed, "
@@ -378,6 +386,7 @@ def _pipeline_json(records: PipelineStore, pid: int) -> dict[str, Any]:
                 "coverage": j.coverage,
                 "tests": j.tests,
                 "artifacts": j.artifacts,
+                "environment": j.environment,
             }
             for j in records.jobs(pid)
         ],

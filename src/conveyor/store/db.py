@@ -102,6 +102,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX ci_jobs_pipeline ON ci_jobs(pipeline_id);
     """,
+    """
+    ALTER TABLE ci_jobs ADD COLUMN environment TEXT   -- {"name", "url", "action"} or NULL
+    """,
 )
 
 

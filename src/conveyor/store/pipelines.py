@@ -48,6 +48,7 @@ class JobRow(BaseModel):
     coverage: float | None
     tests: dict[str, Any]
     artifacts: dict[str, Any] | None
+    environment: dict[str, Any] | None = None
 
     @property
     def duration(self) -> float | None:
@@ -116,12 +117,13 @@ class PipelineStore:
             "tests",
             "artifacts",
             "allow_failure",
+            "environment",
         }
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown job fields: {sorted(unknown)}")
         values = [
-            json.dumps(v) if k in ("tests", "artifacts") and v is not None else v
+            json.dumps(v) if k in ("tests", "artifacts", "environment") and v is not None else v
             for k, v in fields.items()
         ]
         sets = ", ".join(f"{k} = ?" for k in fields)
@@ -179,5 +181,6 @@ def _job(row: Any) -> JobRow:
     d = dict(row)
     d["tests"] = json.loads(d["tests"] or "{}")
     d["artifacts"] = json.loads(d["artifacts"]) if d["artifacts"] else None
+    d["environment"] = json.loads(d["environment"]) if d.get("environment") else None
     d["allow_failure"] = bool(d["allow_failure"])
     return JobRow(**d)
