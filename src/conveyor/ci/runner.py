@@ -7,13 +7,15 @@ The pure parts live elsewhere (schedule, rules, variables); this module is the I
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import re
 import shutil
 import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -170,6 +172,7 @@ class PipelineRunner:
         running: dict[Future[JobResult], JobRun] = {}
         self._files = checkout_files(self.cfg.project_dir)
         self._stages = {j.name: j.stage for j in jobs}
+        self._expire()
         with ThreadPoolExecutor(max_workers=max(1, self.cfg.concurrency)) as pool:
             while True:
                 busy = {groups[j.name] for j in [*running.values(), *queue] if j.name in groups}
@@ -341,6 +344,31 @@ class PipelineRunner:
             retried,
         )
 
+    def _expire(self) -> None:
+        """Drop artifacts past their `expire_in`, then blobs nothing refers to any more."""
+        report = self.artifacts.expire(time.time())
+        if report.removed:
+            live = self.artifacts.live_digests() | self.caches.live_digests()
+            self.artifacts.blobs.gc(live)
+
+    @contextlib.contextmanager
+    def _resource_lock(self, group: str, say: Callable[[str], None]) -> Iterator[None]:
+        """`resource_group` across pipelines: one job of the group at a time on this host
+        (the schedule already serialises them inside one pipeline)."""
+        locks = self.cfg.state_dir / "resource_groups"
+        locks.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", group)
+        with (locks / f"{safe}.lock").open("w") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                say(f"Waiting for resource_group {group}: another pipeline's job holds it")
+                fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     def _executor_for(self, js: JobSpec) -> ExecutorName:
         """Like GitLab's runner selection by tags: a job tagged `shell` or `docker` goes to that
         executor; others to the one chosen for the run."""
@@ -392,6 +420,28 @@ class PipelineRunner:
         )
         return expand_all(merged, raw)
 
+    def _script(
+        self,
+        executor: Executor,
+        js: JobSpec,
+        env: dict[str, str],
+        timeout: float,
+        out: Callable[[bytes], None],
+        say: Callable[[str], None],
+    ) -> tuple[int | None, str | None]:
+        """before_script + script in one shell: (exit code, GitLab failure reason or None)."""
+        try:
+            executor.open()
+            say("Executing the script")
+            run = executor.run([*js.before_script, *js.script], env, timeout, out)
+        except JobSetupError as e:
+            say(f"ERROR: Preparation failed: {e}")
+            return None, "runner_system_failure"
+        if run.timed_out:
+            say(f"ERROR: Job failed: execution took longer than {timeout:g}s")
+            return run.exit_code, "job_execution_timeout"
+        return run.exit_code, None if run.exit_code == 0 else "script_failure"
+
     def _artifact_sources(self, spec: PipelineSpec, job: JobRun) -> list[str]:
         """Jobs whose artifacts (and dotenv variables) this job receives, per GitLab:
         `dependencies` if given, else `needs` with artifacts, else every earlier stage."""
@@ -437,30 +487,21 @@ class PipelineRunner:
                 say(f"  cache skipped: {e}")
         executor = self._make_executor(js, env, ws, scripts, use_docker)
         timeout = js.timeout or self.cfg.default_timeout
-        code: int | None = None
-        reason: str | None = None
-        try:
-            executor.open()
-            say("Executing the script")
-            run = executor.run([*js.before_script, *js.script], env, timeout, out)
-            code = run.exit_code
-            if run.timed_out:
-                reason = "job_execution_timeout"
-                say(f"ERROR: Job failed: execution took longer than {timeout:g}s")
-            elif code != 0:
-                reason = "script_failure"
-        except JobSetupError as e:
-            reason = "runner_system_failure"
-            say(f"ERROR: Preparation failed: {e}")
-        status: Literal["success", "failed"] = "success" if reason is None else "failed"
-        if js.after_script:
-            say("Running after_script")
-            after_env = {**env, "CI_JOB_STATUS": status}
+        group = js.resource_group and expand(js.resource_group, env)
+        lock = self._resource_lock(group, say) if group else contextlib.nullcontext()
+        with lock:
             try:
-                executor.run(list(js.after_script), after_env, AFTER_SCRIPT_TIMEOUT, out)
-            except JobSetupError as e:
-                say(f"WARNING: after_script could not run: {e}")
-        executor.close(out)
+                code, reason = self._script(executor, js, env, timeout, out, say)
+                status: Literal["success", "failed"] = "success" if reason is None else "failed"
+                if js.after_script:
+                    say("Running after_script")
+                    after_env = {**env, "CI_JOB_STATUS": status}
+                    try:
+                        executor.run(list(js.after_script), after_env, AFTER_SCRIPT_TIMEOUT, out)
+                    except JobSetupError as e:
+                        say(f"WARNING: after_script could not run: {e}")
+            finally:
+                executor.close(out)  # services go even when something above raised
         tests = self._finish_files(js, job, env, ws, status == "success", say)
         if status == "success":
             say("Job succeeded")
