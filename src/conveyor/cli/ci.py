@@ -49,6 +49,10 @@ SourceOpt = Annotated[
 ]
 
 
+def secs(d: float) -> str:
+    return f"{d:.2f}s" if d < 1 else f"{d:.1f}s"
+
+
 def _fail(e: ConveyorError) -> typer.Exit:
     err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
@@ -208,7 +212,7 @@ class LiveReporter:
             extra = " (allowed to fail)" if result.allowed_failure else ""
             extra += ", retrying" if result.retried else ""
             err.print(
-                f"{mark} {esc(job.name)} {result.status}{extra} in {result.duration:.1f}s",
+                f"{mark} {esc(job.name)} {result.status}{extra} in {secs(result.duration)}",
                 highlight=False,
             )
 
@@ -315,7 +319,7 @@ def _summary(records: PipelineStore, pid: int) -> None:
     for j in records.jobs(pid):
         tests = j.tests
         tt = f"{tests.get('passed', 0)}/{tests.get('total', 0)}" if tests else ""
-        dur = "" if j.duration is None else f"{j.duration:.1f}s"
+        dur = "" if j.duration is None else secs(j.duration)
         t.add_row(
             esc(j.name),
             j.stage,
@@ -431,7 +435,7 @@ def history(
         t.add_column(col)
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
-        dur = "" if r.duration is None else f"{r.duration:.1f}s"
+        dur = "" if r.duration is None else secs(r.duration)
         tests = f"{r.tests.get('passed', 0)}/{r.tests.get('total', 0)}" if r.tests else ""
         t.add_row(
             str(r.id), when, r.ref or "", (r.sha or "")[:8], _status(r.status, False), dur, tests
