@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-host.sh
 bash scripts/venv.sh
+# the CI parity peer (npm), pinned; the parity tests use it from .cache/gitlab-ci-local
+GITLAB_CI_LOCAL=$(bash scripts/gitlab-ci-local.sh) && export GITLAB_CI_LOCAL || echo "gitlab-ci-local not installed: its parity tests will be skipped"
 RUN=$(mktemp -d /tmp/conveyor-test.XXXXXX)
 trap 'bash scripts/dockerd.sh stop "$RUN/dockerd.pid"' EXIT
 bash scripts/dockerd.sh start "$RUN/dockerd.pid"
