@@ -102,7 +102,9 @@ def remove_project_images(project: str) -> None:
     """Conveyor tags each build `<project>-<service>:<content hash>`; drop this test's tags."""
     out = subprocess.run(
         ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     mine = [ref for ref in out.split() if ref.startswith(f"{project}-")]
     if mine:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import subprocess
 import time
@@ -99,6 +100,25 @@ def test_killed_replica_is_replaced_with_zero_failures(shop: Shop) -> None:
     assert res.failures == 0, (res.summary(), res.errors)
     heals = [r for r in shop.history()["rollouts"] if r["kind"] == "heal"]
     assert heals and heals[0]["status"] == "succeeded"
+
+
+def test_agent_restarts_a_killed_haproxy_with_every_replica(shop: Shop) -> None:
+    from conveyor.deploy.project import ProjectPaths
+    from conveyor.router.haproxy import HAProxyRouter
+
+    router = HAProxyRouter(ProjectPaths(shop.compose, shop.project).router_dir)
+    before = {(s.backend, s.server) for s in router.servers()}
+    pid = int(router.pid_file.read_text())
+    os.kill(pid, signal.SIGKILL)
+    shop.wait_for(router.running, timeout=30, what="the agent to restart HAProxy")
+    shop.wait_for(
+        lambda: (
+            {(s.backend, s.server) for s in router.servers() if s.admin_state == "ready"} == before
+        ),
+        timeout=30,
+        what="every replica back in rotation",
+    )
+    assert get_json(shop.gateway_port, "/api/products")
 
 
 def test_release_failing_its_probe_is_rolled_back_with_zero_failures(shop: Shop) -> None:
