@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -15,6 +14,7 @@ from rich.markup import escape as esc
 from rich.table import Table
 
 from conveyor.ci.runner import JobResult, PipelineRunner, RunConfig
+from conveyor.cli.output import print_json
 from conveyor.errors import ConveyorError
 from conveyor.model.pipeline import JobRun
 from conveyor.store.db import Store
@@ -146,7 +146,7 @@ def graph(
         ],
     }
     if as_json:
-        console.print_json(json.dumps(data))
+        print_json(data)
         return
     for st in data["stages"]:
         if not st["jobs"]:
@@ -410,24 +410,22 @@ def history(
         raise _fail(e) from None
     rows = records.pipelines(limit)
     if as_json:
-        console.print_json(
-            json.dumps(
-                {
-                    "version": 1,
-                    "pipelines": [
-                        {
-                            "id": r.id,
-                            "ref": r.ref,
-                            "sha": r.sha,
-                            "status": r.status,
-                            "started_at": r.started_at,
-                            "duration": None if r.duration is None else round(r.duration, 3),
-                            "tests": r.tests,
-                        }
-                        for r in rows
-                    ],
-                }
-            )
+        print_json(
+            {
+                "version": 1,
+                "pipelines": [
+                    {
+                        "id": r.id,
+                        "ref": r.ref,
+                        "sha": r.sha,
+                        "status": r.status,
+                        "started_at": r.started_at,
+                        "duration": None if r.duration is None else round(r.duration, 3),
+                        "tests": r.tests,
+                    }
+                    for r in rows
+                ],
+            }
         )
         return
     t = Table(title="pipelines (newest first)", title_justify="left")
@@ -456,7 +454,7 @@ def show(
     except ConveyorError as e:
         raise _fail(e) from None
     if as_json:
-        console.print_json(json.dumps(data))
+        print_json(data)
         return
     _summary(records, pipeline)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ from rich.status import Status
 
 from conveyor.cli.context import Context, agent_pid, find_compose_file, start_agent, stop_agent
 from conveyor.cli.logging import configure_logging
+from conveyor.cli.output import print_json
 from conveyor.deploy.engine import Engine, Outcome
 from conveyor.deploy.project import project_lock
 from conveyor.errors import ConveyorError
@@ -217,7 +217,7 @@ def plan(
             "steps": [s.model_dump(mode="json") | {"description": s.describe()} for s in p.steps],
             "notes": list(p.notes),
         }
-        console.print_json(json.dumps(out))
+        print_json(out)
         return
     if p.empty:
         console.print("[green]no changes[/]: the running state matches the files")
@@ -297,7 +297,7 @@ def status(
     except ConveyorError as e:
         raise _fail(e) from None
     if as_json:
-        console.print_json(json.dumps(data))
+        print_json(data)
         return
     console.print(status_table(data))
     agent = (
@@ -329,7 +329,7 @@ def history(
     except ConveyorError as e:
         raise _fail(e) from None
     if as_json:
-        console.print_json(json.dumps(data))
+        print_json(data)
         return
     console.print(history_table(data))
 
