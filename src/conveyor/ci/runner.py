@@ -26,12 +26,20 @@ from conveyor.ci.artifacts import ArtifactStore
 from conveyor.ci.blobs import BlobStore
 from conveyor.ci.cache import CacheStore, cache_keys
 from conveyor.ci.executors import DockerExecutor, Executor, JobSetupError, ShellExecutor
+from conveyor.ci.expr import ExprError, translate_re2
 from conveyor.ci.masking import Masker
 from conveyor.ci.reports import TestReport, parse_dotenv_reports, parse_junit_reports
 from conveyor.ci.rules import Selection
 from conveyor.ci.schedule import Schedule
 from conveyor.ci.snapshot import when_applies
-from conveyor.ci.variables import Layer, expand, expand_all, job_variables, merge_precedence
+from conveyor.ci.variables import (
+    Layer,
+    environment_variables,
+    expand,
+    expand_all,
+    job_variables,
+    merge_precedence,
+)
 from conveyor.ci.workspace import checkout_files, copy_checkout
 from conveyor.errors import ConveyorError
 from conveyor.model.pipeline import ImageSpec, JobRun, JobSpec, PipelineSpec
@@ -116,20 +124,29 @@ def should_retry(spec: JobSpec, attempt: int, reason: str, exit_code: int | None
 
 
 def coverage_of(pattern: str | None, log: str) -> float | None:
-    """GitLab's `coverage: /regex/`: the last match in the log; its first number is the %."""
+    """GitLab's `coverage: /regex/` (Gitlab::Ci::Trace::Stream#extract_coverage): lines are
+    searched from the last; on the last line with a match, the last captured group of the last
+    match (the whole match when the regex has no group) holds the number, its first one."""
     if not pattern:
         return None
     body = pattern.strip()
     if body.startswith("/") and body.rfind("/") > 0:
         body = body[1 : body.rfind("/")]
     try:
-        matches = list(re.finditer(body, log, re.MULTILINE))
-    except re.error:
+        translate_re2(body)  # a pattern RE2 (GitLab's engine) refuses gives no coverage
+        regex = re.compile(body)  # Python's own engine keeps the capture groups
+    except (ExprError, re.error):
         return None
-    if not matches:
-        return None
-    number = re.search(r"\d+(?:\.\d+)?", matches[-1].group(0))
-    return float(number.group(0)) if number else None
+    for line in reversed(log.splitlines()):
+        found = regex.findall(line)
+        if not found:
+            continue
+        last = found[-1]
+        text = last[-1] if isinstance(last, tuple) else last
+        number = re.search(r"\d+(?:\.\d+)?", text)
+        if number:
+            return float(number.group(0))
+    return None
 
 
 class PipelineRunner:
@@ -164,7 +181,9 @@ class PipelineRunner:
             self.cfg.executor,
         )
         jobs = selection.jobs
-        groups = {j.name: g for j in jobs if (g := spec.jobs[j.spec].resource_group)}
+        groups = {
+            j.name: g for j in jobs if (g := self._resource_group(spec, selection, predefined, j))
+        }
         sched = Schedule(jobs=jobs, stages=spec.stages, play=self.cfg.play, groups=groups)
         results: dict[str, JobResult] = {}
         attempts: dict[str, int] = {}
@@ -351,6 +370,17 @@ class PipelineRunner:
             live = self.artifacts.live_digests() | self.caches.live_digests()
             self.artifacts.blobs.gc(live)
 
+    def _resource_group(
+        self, spec: PipelineSpec, selection: Selection, predefined: Mapping[str, str], job: JobRun
+    ) -> str | None:
+        """The job's `resource_group` with the variables GitLab knows when it creates the
+        pipeline expanded (`deploy-$CI_ENVIRONMENT_SLUG`, `cluster-$CI_NODE_INDEX`)."""
+        js = spec.jobs[job.spec]
+        if not js.resource_group:
+            return None
+        env = self._variables(spec, selection, predefined, job, js, 0, Path(), False)
+        return expand(js.resource_group, env) or None
+
     @contextlib.contextmanager
     def _resource_lock(self, group: str, say: Callable[[str], None]) -> Iterator[None]:
         """`resource_group` across pipelines: one job of the group at a time on this host
@@ -397,28 +427,35 @@ class PipelineRunner:
         pre["CONVEYOR_STATE_HOME"] = str(self.cfg.project_dir / ".conveyor")
         pre["CI_BUILDS_DIR"] = "/builds" if use_docker else str(ws.parent)
         glob = {k: v.value for k, v in spec.variables.items()}
+        # GitLab merges workflow:rules:variables into the top-level ones: `inherit` filters both.
+        workflow = dict(selection.workflow_variables)
         if js.inherit_variables is False:
-            glob = {}
+            glob, workflow = {}, {}
         elif isinstance(js.inherit_variables, tuple):
             glob = {k: v for k, v in glob.items() if k in js.inherit_variables}
+            workflow = {k: v for k, v in workflow.items() if k in js.inherit_variables}
         raw = {k for k, v in spec.variables.items() if not v.expand}
         raw |= {k for k, v in js.variables.items() if not v.expand}
         dotenv: dict[str, str] = {}
         for dep in self._artifact_sources(spec, job):
             dotenv.update(self._dotenv.get(dep, {}))
-        merged = merge_precedence(
-            {
-                Layer.PREDEFINED: pre,
-                Layer.YAML_GLOBAL: glob,
-                Layer.WORKFLOW_RULES: selection.workflow_variables,
-                Layer.YAML_JOB: {k: v.value for k, v in js.variables.items()},
-                Layer.RULES: job.variables,
-                Layer.DOTENV: dotenv,
-                Layer.PROJECT: self.cfg.project_variables,
-                Layer.PIPELINE: self.cfg.cli_variables,
-            }
-        )
-        return expand_all(merged, raw)
+        layers: dict[Layer, Mapping[str, str]] = {
+            Layer.PREDEFINED: pre,
+            Layer.YAML_GLOBAL: glob,
+            Layer.WORKFLOW_RULES: workflow,
+            Layer.YAML_JOB: {k: v.value for k, v in js.variables.items()},
+            Layer.RULES: job.variables,
+            Layer.DOTENV: dotenv,
+            Layer.PROJECT: self.cfg.project_variables,
+            Layer.PIPELINE: self.cfg.cli_variables,
+        }
+        expanded = expand_all(merge_precedence(layers), raw)
+        if js.environment is None:
+            return expanded
+        # CI_ENVIRONMENT_* are predefined variables made from the expanded environment name;
+        # other variables may refer to them, so merge and expand once more.
+        pre.update(environment_variables(js.environment, expanded))
+        return expand_all(merge_precedence(layers), raw)
 
     def _script(
         self,
@@ -466,8 +503,14 @@ class PipelineRunner:
         say: Callable[[str], None],
     ) -> tuple[Literal["success", "failed"], int | None, str | None, TestReport | None]:
         say("Preparing the workspace")
-        n = copy_checkout(self.cfg.project_dir, ws, self._files)
-        say(f"  {n} files from {self.cfg.project_dir}")
+        if env.get("GIT_STRATEGY") == "none":
+            # GitLab does not touch the repository: a fresh runner's build dir stays empty
+            # (artifacts and caches are still restored below).
+            ws.mkdir(parents=True, exist_ok=True)
+            say("  GIT_STRATEGY none: no checkout")
+        else:
+            n = copy_checkout(self.cfg.project_dir, ws, self._files)
+            say(f"  {n} files from {self.cfg.project_dir}")
         for dep in self._artifact_sources(spec, job):
             jid = self._job_ids.get(dep)
             if jid is not None and self.artifacts.get(str(jid)) is not None:

@@ -67,6 +67,11 @@ class Schedule:
             s.status in ("success", "skipped", "manual") or s.allowed_failure for s in awaited
         )
 
+    @staticmethod
+    def _did_not_run(s: JobState) -> bool:
+        """Skipped, or a manual job that may fail and was not played (GitLab: `ignored`)."""
+        return s.status == "skipped" or (s.status == "manual" and s.job.allow_failure)
+
     def ready(self, now: float, busy_groups: Iterable[str] = ()) -> list[JobRun]:
         """Jobs to start now, in definition order; advances skipped/manual/delayed states."""
         groups = set(busy_groups)
@@ -100,6 +105,10 @@ class Schedule:
         ok = self._outcome_ok(awaited)
         failed = any(a.status == "failed" and not a.allowed_failure for a in awaited)
         when = s.job.when
+        if s.job.needs is not None and any(self._did_not_run(a) for a in awaited):
+            # GitLab's composite status of a job's needs (dag) is `skipped` when one of them
+            # does not run at all; only `when: always` accepts a skipped status.
+            return "start" if when == "always" else "skipped"
         if when == "on_success" and not ok:
             return "skipped"
         if when == "on_failure" and not failed:
@@ -155,18 +164,42 @@ class Schedule:
                 s.status = "canceled"
 
     def pipeline_status(self) -> str:
-        """GitLab's pipeline status from its jobs."""
-        sts = [s.status for s in self.states.values()]
-        if any(s.status == "failed" and not s.allowed_failure for s in self.states.values()):
-            return "failed"
-        if any(st in ("running", "pending", "scheduled") for st in sts):
-            return "running"
-        if self.blocked():
-            return "manual"  # GitLab shows "blocked": waiting for someone to play a job
-        if any(st == "created" for st in sts):
-            return "running"
-        if any(st == "canceled" for st in sts):
-            return "canceled"
-        if sts and all(st in ("skipped", "manual") for st in sts):
-            return "skipped"
-        return "success"
+        """GitLab's pipeline status: the composite of its jobs' (Gitlab::Ci::Status::Composite),
+        where an allowed failure counts as `success_with_warnings` and a manual job that may
+        fail as `ignored`. Blocked by a manual job wins over a failure: the pipeline waits."""
+        kinds: set[str] = set()
+        for s in self.states.values():
+            if s.status == "failed" and s.allowed_failure:
+                kinds.add("success_with_warnings")
+            elif s.status == "manual" and s.job.allow_failure:
+                kinds.add("ignored")
+            else:
+                kinds.add(s.status)
+        if not kinds:
+            return "success"
+        for allowed, status in _ONLY_OF:
+            if kinds <= allowed:
+                return status
+        for present, status in _ANY_OF:
+            if present in kinds:
+                return status
+        return "failed"
+
+
+# Gitlab::Ci::Status::Composite#status, in its order: "only these kinds" rules first...
+_QUIET = frozenset({"success_with_warnings", "ignored"})
+_ONLY_OF: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"skipped", "ignored"}), "skipped"),
+    (_QUIET | {"success", "skipped"}, "success"),
+    (_QUIET | {"created"}, "created"),
+    (_QUIET | {"canceled", "success", "skipped"}, "canceled"),
+    (_QUIET | {"pending", "created", "skipped"}, "pending"),
+)
+# ... then "any of this kind" rules (`manual` is what GitLab shows as "blocked").
+_ANY_OF: tuple[tuple[str, str], ...] = (
+    ("running", "running"),
+    ("pending", "running"),
+    ("manual", "manual"),
+    ("scheduled", "scheduled"),
+    ("created", "running"),
+)

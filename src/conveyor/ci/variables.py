@@ -16,6 +16,7 @@ git repository still gets every variable, with placeholders, and `GitFacts.notes
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from collections.abc import Collection, Iterable, Mapping
@@ -26,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from conveyor.errors import ConveyorError
-from conveyor.model.pipeline import JobRun, Variable
+from conveyor.model.pipeline import EnvironmentSpec, JobRun, Variable
 
 __all__ = [
     "NULL_SHA",
@@ -35,6 +36,9 @@ __all__ = [
     "GitFacts",
     "Layer",
     "VariablesError",
+    "environment_slug",
+    "environment_tier",
+    "environment_variables",
     "expand",
     "expand_all",
     "expand_existing",
@@ -620,4 +624,68 @@ def job_variables(
         out["CI_JOB_MANUAL"] = "true"
     if started_at is not None:
         out["CI_JOB_STARTED_AT"] = started_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
+
+
+# --- environments ------------------------------------------------------------------------
+
+
+def environment_slug(name: str) -> str:
+    """GitLab's CI_ENVIRONMENT_SLUG (Gitlab::Slug::Environment): lowercase letters, digits and
+    `-`, starting with a letter, at most 24 characters; a name that had to change (or is too
+    long) is cut to 17 characters and gets a 6-character suffix derived from its SHA-256."""
+    slug = re.sub(r"[^a-z0-9]", "-", name.lower())
+    if not re.match(r"[a-z]", slug):
+        slug = "env-" + slug
+    slug = re.sub(r"-+", "-", slug)
+    if len(slug) > 24 or slug != name:
+        slug = slug[:17]
+        if not slug.endswith("-"):
+            slug += "-"
+        return slug + _base36(int(hashlib.sha256(name.encode()).hexdigest(), 16))[-6:]
+    return slug.removesuffix("-")
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if number == 0:
+            return out
+
+
+_TIER_GUESSES: tuple[tuple[str, str], ...] = (
+    (r"(dev|review|trunk)", "development"),
+    (r"(test|tst|int|ac(ce|)pt|qa|qc|control|quality)", "testing"),
+    (r"(st(a|)g|mod(e|)l|pre|demo|non)", "staging"),
+    (r"(pr(o|)d|live)", "production"),
+)
+
+
+def environment_tier(name: str, given: str | None = None) -> str:
+    """`environment:deployment_tier`, else GitLab's guess from the name (Environment#guess_tier)."""
+    if given:
+        return given
+    for pattern, tier in _TIER_GUESSES:
+        if re.search(pattern, name, re.IGNORECASE):
+            return tier
+    return "other"
+
+
+def environment_variables(
+    environment: EnvironmentSpec, variables: Mapping[str, str]
+) -> dict[str, str]:
+    """The CI_ENVIRONMENT_* variables of a job with `environment:`; its name and url are
+    expanded with the job's (already expanded) `variables`."""
+    name = expand(environment.name, variables)
+    out = {
+        "CI_ENVIRONMENT_NAME": name,
+        "CI_ENVIRONMENT_SLUG": environment_slug(name),
+        "CI_ENVIRONMENT_ACTION": environment.action,
+        "CI_ENVIRONMENT_TIER": environment_tier(name, environment.deployment_tier),
+    }
+    if environment.url:
+        out["CI_ENVIRONMENT_URL"] = expand(environment.url, variables)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -32,7 +33,8 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-console = Console()
+# Piped output keeps whole lines: Rich would otherwise wrap at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

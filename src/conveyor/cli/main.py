@@ -62,7 +62,8 @@ ProjectOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (docs/cli.md).")]
 
-console = Console()
+# Piped output keeps whole lines: Rich would otherwise wrap at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
 

@@ -53,6 +53,8 @@ DOCKER_REPRESENTATIVE: tuple[str, ...] = (
     "masking-literal",
     "cache-fallback-keys",
     "timeout-kill",
+    "variables-git-strategy-none",
+    "when-manual-played",
 )
 
 
@@ -131,7 +133,7 @@ def _project(name: str, expect: Expect, tmp_path: Path) -> Path:
     for command in expect.setup:
         subprocess.run(
             command,
-            shell=True,  # noqa: S602 — the fixture's own setup commands
+            shell=True,  # the fixture's own setup commands
             cwd=project,
             check=True,
             capture_output=True,

@@ -17,6 +17,9 @@ from conveyor.ci.variables import (
     PRECEDENCE,
     Layer,
     VariablesError,
+    environment_slug,
+    environment_tier,
+    environment_variables,
     expand,
     expand_all,
     expand_existing,
@@ -29,7 +32,7 @@ from conveyor.ci.variables import (
     slugify,
     split_yaml,
 )
-from conveyor.model.pipeline import JobRun, Variable
+from conveyor.model.pipeline import EnvironmentSpec, JobRun, Variable
 
 CASES = yaml.safe_load((Path(__file__).parent / "variables_cases.yaml").read_text())
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -415,3 +418,66 @@ def test_job_variables_for_parallel_and_manual_jobs() -> None:
     assert got["CI_JOB_MANUAL"] == "true"
     assert got["CI_JOB_NAME_SLUG"] == "test-2-3"
     assert got["CI_JOB_STARTED_AT"] == "2024-05-06T07:08:09Z"
+
+
+# GitLab's spec for Gitlab::Slug::Environment, with SHA-256 stubbed to 'a' * 64 ("q517sa").
+ENVIRONMENT_SLUGS = {
+    "staging-12345678901234567": "staging-123456789-q517sa",
+    "9-staging-123456789012345": "env-9-staging-123-q517sa",
+    "staging-1234567890123456": "staging-1234567890123456",
+    "staging-1234567890123456-": "staging-123456789-q517sa",
+    "production": "production",
+    "PRODUCTION": "production-q517sa",
+    "review/1-foo": "review-1-foo-q517sa",
+    "1-foo": "env-1-foo-q517sa",
+    "1/foo": "env-1-foo-q517sa",
+    "foo-": "foo",
+    "foo--bar": "foo-bar-q517sa",
+    "foo**bar": "foo-bar-q517sa",
+    "*-foo": "env-foo-q517sa",
+    "staging-12345678-": "staging-12345678",
+    "staging-12345678-01234567": "staging-12345678-q517sa",
+    "": "env-q517sa",
+}
+
+
+class _FakeSha:
+    def hexdigest(self) -> str:
+        return "a" * 64
+
+
+@pytest.mark.parametrize(("name", "slug"), ENVIRONMENT_SLUGS.items())
+def test_environment_slug(name: str, slug: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("conveyor.ci.variables.hashlib.sha256", lambda _data: _FakeSha())
+    assert environment_slug(name) == slug
+
+
+@pytest.mark.parametrize(
+    ("name", "tier"),
+    [
+        ("review/main", "development"),
+        ("qa", "testing"),
+        ("staging", "staging"),
+        ("production", "production"),
+        ("live-eu", "production"),
+        ("sandbox", "other"),
+    ],
+)
+def test_environment_tier_is_guessed_from_the_name(name: str, tier: str) -> None:
+    assert environment_tier(name) == tier
+
+
+def test_environment_variables_expand_name_and_url() -> None:
+    env = EnvironmentSpec(
+        name="review/$CI_COMMIT_REF_SLUG", url="https://$CI_COMMIT_REF_SLUG.example.com"
+    )
+    got = environment_variables(env, {"CI_COMMIT_REF_SLUG": "feat-x"})
+    assert got["CI_ENVIRONMENT_NAME"] == "review/feat-x"
+    assert got["CI_ENVIRONMENT_URL"] == "https://feat-x.example.com"
+    assert got["CI_ENVIRONMENT_ACTION"] == "start"
+    assert got["CI_ENVIRONMENT_TIER"] == "development"
+    assert got["CI_ENVIRONMENT_SLUG"].startswith("review-feat-x-")
+    tiered = EnvironmentSpec(name="eu", deployment_tier="production", action="stop")
+    got = environment_variables(tiered, {})
+    assert (got["CI_ENVIRONMENT_TIER"], got["CI_ENVIRONMENT_ACTION"]) == ("production", "stop")
+    assert "CI_ENVIRONMENT_URL" not in got
