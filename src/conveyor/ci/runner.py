@@ -173,6 +173,7 @@ class PipelineRunner:
         predefined: Mapping[str, str],
     ) -> PipelineResult:
         t0 = time.monotonic()
+        predefined = self._with_pipeline_name(spec, selection, predefined)
         pid = self.records.create_pipeline(
             predefined.get("CI_COMMIT_REF_NAME"),
             predefined.get("CI_COMMIT_SHA"),
@@ -369,6 +370,26 @@ class PipelineRunner:
         if report.removed:
             live = self.artifacts.live_digests() | self.caches.live_digests()
             self.artifacts.blobs.gc(live)
+
+    def _with_pipeline_name(
+        self, spec: PipelineSpec, selection: Selection, predefined: Mapping[str, str]
+    ) -> Mapping[str, str]:
+        """GitLab's CI_PIPELINE_NAME: `workflow:name` expanded with the predefined, top-level,
+        workflow:rules, project and pipeline variables."""
+        if not spec.workflow.name:
+            return predefined
+        known = merge_precedence(
+            {
+                Layer.PREDEFINED: predefined,
+                Layer.YAML_GLOBAL: {k: v.value for k, v in spec.variables.items()},
+                Layer.WORKFLOW_RULES: selection.workflow_variables,
+                Layer.PROJECT: self.cfg.project_variables,
+                Layer.PIPELINE: self.cfg.cli_variables,
+            }
+        )
+        raw = {k for k, v in spec.variables.items() if not v.expand}
+        name = expand(spec.workflow.name, expand_all(known, raw))
+        return {**predefined, "CI_PIPELINE_NAME": name}
 
     def _resource_group(
         self, spec: PipelineSpec, selection: Selection, predefined: Mapping[str, str], job: JobRun
