@@ -173,6 +173,7 @@ class DockerExecutor:
     docker_socket: bool = True  # "socket binding": jobs can build images with the host engine
     name: str = "docker"
     client: Any = None
+    client_factory: Callable[[], Any] | None = None  # a client shared with other jobs
     _services: list[str] = field(default_factory=list)
     _hosts: dict[str, str] = field(default_factory=dict)
     _count: int = 0
@@ -182,6 +183,8 @@ class DockerExecutor:
         return f"/builds/{self.project_path}"
 
     def _docker(self) -> Any:
+        if self.client is None and self.client_factory is not None:
+            self.client = self.client_factory()
         if self.client is None:
             import docker
 
@@ -299,8 +302,11 @@ class DockerExecutor:
         )
         cid = str(created["Id"])
         try:
+            # Attach before start, as `docker run` does: no output is missed and no separate
+            # logs request (an inspect plus a stream) waits behind the start.
+            attached = api.attach(cid, stdout=True, stderr=True, stream=True, logs=True)
             api.start(cid)
-            stream = _DockerStream(api.logs(cid, stream=True, follow=True))
+            stream = _DockerStream(attached)
             timed_out = _pump_with_deadline(stream, out, timeout, lambda: api.kill(cid))
             code = int(api.wait(cid).get("StatusCode", -1))
         finally:

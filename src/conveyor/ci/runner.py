@@ -162,6 +162,7 @@ class PipelineRunner:
         self._job_ids: dict[str, int] = {}  # JobRun name -> id of its latest attempt
         self._dotenv: dict[str, dict[str, str]] = {}  # JobRun name -> dotenv report vars
         self._files: list[str] | None = None
+        self._docker: Any = None  # shared by the pipeline's docker jobs
         self._stages: dict[str, str] = {}  # JobRun name -> stage, for artifact passing
 
     # --- the pipeline ----------------------------------------------------------------------
@@ -593,7 +594,21 @@ class PipelineRunner:
             project_path=env.get("CI_PROJECT_PATH", "local/project"),
             services=services,
             service_env=env,
+            client_factory=self._docker_client,
         )
+
+    def _docker_client(self) -> Any:
+        """One Docker client for the pipeline: a new one per job costs a connection and a ping."""
+        with self._lock:
+            if self._docker is None:
+                import docker
+
+                try:
+                    self._docker = docker.from_env(timeout=600)
+                    self._docker.ping()
+                except Exception as e:
+                    raise JobSetupError(f"cannot reach the Docker Engine: {e}") from e
+            return self._docker
 
     def _finish_files(
         self,
