@@ -208,8 +208,9 @@ class DockerExecutor:
                 raise JobSetupError(f"image {ref} is not present and cannot be pulled: {e}") from e
 
     def open(self) -> None:
+        # The job image is pulled on demand by `_create`, like `docker run`: checking it first
+        # would cost every job a request.
         self.scripts.mkdir(parents=True, exist_ok=True)
-        self._ensure_image(self.image.name)
         for svc in self.services:
             self._start_service(svc)
 
@@ -262,6 +263,16 @@ class DockerExecutor:
                 f"service {svc.name} did not open port(s) {sorted(pending)} within {timeout:g}s"
             )
 
+    def _create(self, image: str, **kwargs: Any) -> Any:
+        import docker
+
+        api = self._docker().api
+        try:
+            return api.create_container(image, **kwargs)
+        except docker.errors.ImageNotFound:
+            self._ensure_image(image)
+            return api.create_container(image, **kwargs)
+
     def run(
         self, lines: list[str], env: dict[str, str], timeout: float, out: Output
     ) -> ScriptResult:
@@ -287,7 +298,7 @@ class DockerExecutor:
             if cli:
                 binds[cli] = {"bind": "/usr/local/bin/docker", "mode": "ro"}
         entry = list(self.image.entrypoint) if self.image.entrypoint is not None else None
-        created = api.create_container(
+        created = self._create(
             self.image.name,
             command=["sh", "-c", launcher],
             entrypoint=entry if entry else ([] if entry is not None else None),
