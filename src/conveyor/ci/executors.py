@@ -174,6 +174,7 @@ class DockerExecutor:
     name: str = "docker"
     client: Any = None
     client_factory: Callable[[], Any] | None = None  # a client shared with other jobs
+    reaper: list[threading.Thread] | None = None  # container removals the runner waits for
     _services: list[str] = field(default_factory=list)
     _hosts: dict[str, str] = field(default_factory=dict)
     _count: int = 0
@@ -321,8 +322,19 @@ class DockerExecutor:
             timed_out = _pump_with_deadline(stream, out, timeout, lambda: api.kill(cid))
             code = int(api.wait(cid).get("StatusCode", -1))
         finally:
-            api.remove_container(cid, force=True)
+            self._remove_later(cid)
         return ScriptResult(exit_code=code if not timed_out else -1, timed_out=timed_out)
+
+    def _remove_later(self, cid: str) -> None:
+        """The job's result is known: remove its container off the critical path. The runner
+        waits for `reaper` threads before the pipeline ends, so none is left behind."""
+        api = self._docker().api
+        t = threading.Thread(target=lambda: _quietly(api.remove_container, cid, force=True))
+        t.start()
+        if self.reaper is not None:
+            self.reaper.append(t)
+        else:
+            t.join()
 
     def close(self, out: Output) -> None:
         api = self._docker().api if self._services else None
@@ -332,6 +344,11 @@ class DockerExecutor:
             except Exception as e:
                 out(f"warning: removing service container {cid[:12]}: {e}\n".encode())
         self._services.clear()
+
+
+def _quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    with contextlib.suppress(Exception):  # cleanup: a container already gone is fine
+        fn(*args, **kwargs)
 
 
 class _DockerStream:

@@ -163,6 +163,7 @@ class PipelineRunner:
         self._dotenv: dict[str, dict[str, str]] = {}  # JobRun name -> dotenv report vars
         self._files: list[str] | None = None
         self._docker: Any = None  # shared by the pipeline's docker jobs
+        self._reaper: list[threading.Thread] = []  # container removals still running
         self._stages: dict[str, str] = {}  # JobRun name -> stage, for artifact passing
 
     # --- the pipeline ----------------------------------------------------------------------
@@ -223,6 +224,8 @@ class PipelineRunner:
                         queue.append(job)
                         continue
                     sched.finish(job.name, res.status, allowed_failure=res.allowed_failure)
+        for t in self._reaper:
+            t.join()
         for name, st in sched.states.items():  # record jobs that never ran
             if name not in results:
                 job_id = self.records.create_job(
@@ -595,6 +598,7 @@ class PipelineRunner:
             services=services,
             service_env=env,
             client_factory=self._docker_client,
+            reaper=self._reaper,
         )
 
     def _docker_client(self) -> Any:

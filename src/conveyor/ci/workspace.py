@@ -73,8 +73,25 @@ def copy_checkout(project_dir: Path, dest: Path, files: Iterable[str] | None = N
         n += 1
     git = project_dir / ".git"
     if git.is_dir():
-        shutil.copytree(git, dest / ".git", symlinks=True, dirs_exist_ok=True)
+        share_git(git, dest / ".git")
     return n
+
+
+def share_git(git: Path, dest: Path) -> None:
+    """A copy of the repository's `.git` without its object store, which it borrows through
+    `objects/info/alternates` (what `git clone --shared` does): git works in the job, commits
+    a job makes stay in the job, and a large history costs nothing to copy."""
+    shutil.copytree(
+        git,
+        dest,
+        symlinks=True,
+        dirs_exist_ok=True,
+        ignore=lambda d, _names: ["objects"] if Path(d) == git else [],
+    )
+    info = dest / "objects" / "info"
+    info.mkdir(parents=True, exist_ok=True)
+    (dest / "objects" / "pack").mkdir(exist_ok=True)
+    (info / "alternates").write_text(str((git / "objects").resolve()) + "\n")
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -156,6 +156,10 @@ class Store:
     @classmethod
     def open(cls, state_dir: Path) -> Store:
         state_dir.mkdir(parents=True, exist_ok=True)
+        ignore = state_dir / ".gitignore"
+        if not ignore.exists():
+            # state (logs, secrets, databases) never belongs in the project's commits
+            ignore.write_text("# written by Conveyor: this directory is local state\n*\n")
         conn = sqlite3.connect(
             state_dir / "state.db", timeout=30, isolation_level=None, check_same_thread=False
         )
