@@ -45,6 +45,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (
 RefOpt = Annotated[
     str | None, typer.Option("--ref", help="Branch or tag to run for (default: HEAD's).")
 ]
+ProjectsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include-project",
+        help="GROUP/PROJECT=PATH: where `include: project:` finds that project's git repository "
+        "(repeatable).",
+    ),
+]
 SourceOpt = Annotated[
     str,
     typer.Option("--source", help="CI_PIPELINE_SOURCE: push, web, schedule, merge_request_event…"),
@@ -72,6 +80,18 @@ def _store(project_dir: Path) -> Store:
     return Store.open(ci_state_dir(project_dir))
 
 
+def _projects(pairs: list[str] | None) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for p in pairs or []:
+        name, sep, path = p.partition("=")
+        if not sep or not name or not path:
+            raise ConveyorError(f"--include-project {p!r}: expected GROUP/PROJECT=PATH")
+        if not Path(path).is_dir():
+            raise ConveyorError(f"--include-project {p!r}: {path} is not a directory")
+        out[name] = Path(path).resolve()
+    return out
+
+
 def _parse_vars(pairs: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for p in pairs or []:
@@ -87,13 +107,21 @@ def lint(
     file: CiFile = Path(".gitlab-ci.yml"),
     ref: RefOpt = None,
     source: SourceOpt = "push",
+    include_project: ProjectsOpt = None,
 ) -> None:
     """Check the pipeline file: GitLab's schema, then meaning (stages, needs, cycles, scripts)."""
     from conveyor.ci.pipeline import prepare
 
     try:
         f = _file(file)
-        p = prepare(f, pipeline_id=0, cli_variables={}, ref=ref, source=source)
+        p = prepare(
+            f,
+            pipeline_id=0,
+            cli_variables={},
+            ref=ref,
+            source=source,
+            projects=_projects(include_project),
+        )
     except ConveyorError as e:
         raise _fail(e) from None
     jobs = p.selection.jobs
@@ -113,12 +141,20 @@ def graph(
     ref: RefOpt = None,
     source: SourceOpt = "push",
     as_json: JsonOpt = False,
+    include_project: ProjectsOpt = None,
 ) -> None:
     """Stages, jobs and `needs` edges, and which jobs the rules keep for this ref."""
     from conveyor.ci.pipeline import prepare
 
     try:
-        p = prepare(_file(file), pipeline_id=0, cli_variables={}, ref=ref, source=source)
+        p = prepare(
+            _file(file),
+            pipeline_id=0,
+            cli_variables={},
+            ref=ref,
+            source=source,
+            projects=_projects(include_project),
+        )
     except ConveyorError as e:
         raise _fail(e) from None
     data: dict[str, Any] = {
@@ -251,6 +287,7 @@ def run(
     keep_workspaces: Annotated[
         bool, typer.Option(help="Keep each job's workspace for debugging.")
     ] = False,
+    include_project: ProjectsOpt = None,
 ) -> None:
     """Run the pipeline (or the named jobs and what they need), with live logs."""
     from conveyor.ci.pipeline import RegistryInfo, ci_state_dir, prepare, registry_from_env
@@ -281,6 +318,7 @@ def run(
             source=source,
             registry=reg,
             only=jobs or (),
+            projects=_projects(include_project),
         )
         if reason := p.selection.empty_reason:
             err.print(f"[yellow]no pipeline[/]: {reason}")
