@@ -163,7 +163,8 @@ class _Expander:
             raise fail(
                 (*path, "project"),
                 f"project '{project}' is not available offline "
-                f"(map it to a local git repository with --include-project NAME=PATH; known: {known})",
+                "(map it to a local git repository with --include-project NAME=PATH; "
+                f"known: {known})",
             )
         ref = entry.get("ref")
         commit = _git_commit(repo, ref or "HEAD")
