@@ -76,7 +76,7 @@ def main() -> None:
     )
     ap.add_argument("--rollouts", type=int, default=10)
     ap.add_argument("--kills", type=int, default=3)
-    ap.add_argument("--rate", type=float, default=300.0, help="requests/s offered (bounded)")
+    ap.add_argument("--rate", type=float, default=330.0, help="requests/s offered (bounded)")
     ap.add_argument("--workers", type=int, default=8)
     args = ap.parse_args()
 
@@ -125,7 +125,8 @@ def main() -> None:
         in_rotation: list[float] = []
         for k in range(args.kills):
             in_rotation.append(time_in_rotation(router, compose, project))
-            print(f"kill {k + 1}: out of rotation after {in_rotation[-1] * 1000:.0f} ms")
+            print(f"kill {k + 1} at {time.strftime('%H:%M:%S')}: out of rotation after "
+                  f"{in_rotation[-1] * 1000:.0f} ms")
             wait_replicas(compose, 2)
         time.sleep(1)
         res = load.stop()
@@ -133,6 +134,9 @@ def main() -> None:
         print(f"load: {res.summary()}")
         if res.errors:
             print(f"errors: {dict(res.errors)}")
+            stamps = sorted(res.failed_at)
+            print(f"failures between {time.strftime('%H:%M:%S', time.localtime(stamps[0]))} and "
+                  f"{time.strftime('%H:%M:%S', time.localtime(stamps[-1]))}")
         if recorded:
             print(
                 f"rollouts: {len(recorded)}, recorded duration median {statistics.median(recorded):.2f}s "
@@ -147,7 +151,10 @@ def main() -> None:
         print(f"agent idle RSS after the run: {rss_mb(agent_pid):.1f} MB")
     finally:
         conveyor(compose, "down")
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {work} (agent log: {paths.agent_log})")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -271,8 +271,13 @@ def rollback(
         paths = c.paths()
         with step_progress() as report, project_lock(paths):
             engine = c.engine(paths, report)
-            engine.recover()
-            o = engine.rollback(service)
+            recovered = engine.recover()
+            for r in recovered:
+                _outcome(r, "recovery")
+            # A rollback a crash interrupted, now finished, is the rollback asked for: another
+            # one would go forward again.
+            done = [r for r in recovered if r.finished_rollback]
+            o = done[-1] if done else engine.rollback(service)
         _outcome(o, "rollback")
         if not o.ok:
             raise typer.Exit(1)

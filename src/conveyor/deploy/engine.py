@@ -5,6 +5,8 @@ memory of an earlier run."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -22,9 +24,13 @@ from conveyor.plan.actions import Plan, Step
 from conveyor.plan.rollout import Mode, desired_services, plan_down, plan_rollout
 from conveyor.router.protocol import Router
 from conveyor.runtime.protocol import Runtime
-from conveyor.store.db import Store
+from conveyor.store.db import RolloutRow, Store
 
 log = structlog.get_logger("conveyor.deploy")
+
+# The reason of a `recover` rollout, naming the interrupted rollout it finishes.
+RECOVER_REASON = "finish interrupted rollout {}"
+_RECOVER_RE = re.compile(r"finish interrupted rollout (\d+)")
 
 Say = Callable[[str], None]
 
@@ -38,10 +44,19 @@ class Outcome:
     duration: float = 0.0
     rollback_id: int | None = None
     services: tuple[str, ...] = ()  # the services the rollout touched
+    # A recovery: the rollout a crash interrupted (the first of a chain of recoveries).
+    finishes: RolloutRow | None = None
 
     @property
     def ok(self) -> bool:
         return self.status in ("succeeded", "unchanged")
+
+    @property
+    def finished_rollback(self) -> bool:
+        """A recovery that finished a `conveyor rollback` to another release (an automatic
+        rollback after a failed rollout stays on the current release)."""
+        f = self.finishes
+        return f is not None and f.kind == "rollback" and f.from_release != f.to_release
 
 
 @dataclass
@@ -143,7 +158,7 @@ class Engine:
         if selected and cur:
             for name, sr in cur.services.items():
                 services.setdefault(name, sr)
-        if cur is not None and services == cur.services:
+        if cur is not None and _same(services, cur.services):
             return cur
         keep_stack = stack
         if selected and cur:
@@ -197,9 +212,13 @@ class Engine:
         reason: str = "",
         mode: Mode = "update",
         auto_rollback: bool = True,
+        record_unchanged: bool = False,
     ) -> Outcome:
         """Move the project to `target`. On failure follow the failing service's
-        failure_action: roll back to the current release, pause, or continue."""
+        failure_action: roll back to the current release, pause, or continue.
+
+        With `record_unchanged`, a rollout is recorded even when nothing is left to do (a
+        recovery: history then says how the interrupted rollout ended)."""
         t0 = time.monotonic()
         cur = self.store.current_release()
         if target.number == 0:
@@ -208,7 +227,7 @@ class Engine:
         observed = self.observe()
         routed = [n for n in target.order() if target.services[n].service.routed]
         plan = plan_rollout(desired_services(target, mode), observed, frontends=routed)
-        if plan.empty and cur is not None and cur.number == target.number:
+        if plan.empty and cur is not None and cur.number == target.number and not record_unchanged:
             return Outcome(None, "unchanged", target.number)
         rid = self.store.start_rollout(
             kind, cur.number if cur else None, target.number, self.actor, reason
@@ -264,8 +283,11 @@ class Engine:
                     seq = e.seq + 1
                     continue
                 return self._failed(rid, target, cur, e, action, t0, ex)
-        self.store.finish_rollout(rid, "succeeded")
+        # The release pointer moves before the rollout is marked done: a crash in between leaves
+        # the rollout `running`, which the next command recovers (finding nothing left to do).
+        # The other order would leave a `succeeded` rollout whose release is not current.
         self._make_current(target, cur)
+        self.store.finish_rollout(rid, "succeeded")
         self.store.event(
             "rollout.succeeded", f"{kind} to release {target.number}", self.actor, rollout=rid
         )
@@ -363,11 +385,30 @@ class Engine:
             self.say(
                 f"recovering interrupted rollout {row.id} ({row.kind} to release {target.number})"
             )
-            mode: Mode = "rollback" if row.kind == "rollback" else "update"
-            outcomes.append(
-                self.apply(target, "recover", f"finish interrupted rollout {row.id}", mode=mode)
+            # An interrupted recovery finishes what the rollout it recovered was doing.
+            origin = self._origin(row)
+            mode: Mode = "rollback" if origin.kind == "rollback" else "update"
+            o = self.apply(
+                target,
+                "recover",
+                RECOVER_REASON.format(row.id),
+                mode=mode,
+                record_unchanged=True,
             )
+            outcomes.append(dataclasses.replace(o, finishes=origin))
         return outcomes
+
+    def _origin(self, row: RolloutRow) -> RolloutRow:
+        """The rollout a chain of `recover` rollouts goes back to (their reasons name it)."""
+        seen: set[int] = set()
+        while row.kind == "recover" and row.id not in seen:
+            seen.add(row.id)
+            m = _RECOVER_RE.fullmatch(row.reason)
+            earlier = self.store.rollout(int(m.group(1))) if m else None
+            if earlier is None:
+                break
+            row = earlier
+        return row
 
     def heal(self, skip: Iterable[str] = ()) -> Outcome | None:
         """Converge to the current release: replace dead replicas, restore HAProxy. Services in
@@ -461,6 +502,13 @@ class Engine:
         self.store.finish_rollout(rid, "succeeded")
         self.store.event("down", "stopped every replica", self.actor, rollout=rid)
         return Outcome(rid, "succeeded", None, duration=time.monotonic() - t0)
+
+
+def _same(a: dict[str, ServiceRelease], b: dict[str, ServiceRelease]) -> bool:
+    """Same services running the same images: a new tag for an identical image is no change."""
+    return a.keys() == b.keys() and all(
+        a[n].service == b[n].service and a[n].image_id == b[n].image_id for n in a
+    )
 
 
 def _prefixed(say: Say, prefix: str) -> Say:

@@ -26,8 +26,10 @@ import docker
 import docker.errors
 import requests
 import structlog
+from docker.api.build import process_dockerfile
 from docker.types import Mount
 from docker.utils.build import exclude_paths, match_tag
+from docker.utils.build import tar as build_tar
 
 from conveyor.errors import RuntimeAdapterError
 from conveyor.model.release import ObservedReplica, ReplicaHealth
@@ -76,12 +78,18 @@ def image_repository(project: str, service: str) -> str:
 
 
 def dockerignore_patterns(context: Path) -> list[str]:
-    """The context's .dockerignore patterns, read exactly as the SDK reads them for a build."""
+    """The context's .dockerignore patterns, read exactly as the SDK reads them for a build,
+    plus Conveyor's own state directory: databases and logs that change on every command
+    never belong in an image (and would make every build look new)."""
     path = context / ".dockerignore"
-    if not path.exists():
-        return []
-    lines = (line.strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    patterns: list[str] = []
+    if path.exists():
+        lines = (line.strip() for line in path.read_text().splitlines())
+        patterns = [line for line in lines if line and not line.startswith("#")]
+    return [*patterns, STATE_DIR_PATTERN]
+
+
+STATE_DIR_PATTERN = ".conveyor"
 
 
 def context_hash(spec: BuildSpec) -> str:
@@ -301,9 +309,18 @@ class DockerEngine:
     ) -> None:
         recent: deque[str] = deque(maxlen=_BUILD_TAIL)
         with _translated(f"building {tag}"):
+            # The context is tarred here, not by the SDK, so that the same exclusions as the
+            # content hash apply (the SDK would read .dockerignore alone).
+            dockerfile = process_dockerfile(spec.dockerfile, spec.context)
+            context = build_tar(
+                spec.context,
+                exclude=dockerignore_patterns(Path(spec.context)),
+                dockerfile=dockerfile,
+            )
             events = self._api().build(
-                path=spec.context,
-                dockerfile=spec.dockerfile,
+                fileobj=context,
+                custom_context=True,
+                dockerfile=dockerfile[0],
                 tag=tag,
                 buildargs=dict(spec.args) or None,
                 target=spec.target,

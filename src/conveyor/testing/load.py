@@ -24,6 +24,7 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)  # seconds, successful requests
     errors: Counter[str] = field(default_factory=Counter)
     bodies: Counter[str] = field(default_factory=Counter)  # distinct response bodies (trimmed)
+    failed_at: list[float] = field(default_factory=list)  # time.time() of each failure
     elapsed: float = 0.0
 
     @property
@@ -144,5 +145,6 @@ class LoadGenerator:
                 else:
                     self.result.failures += 1
                     self.result.errors[err or "?"] += 1
+                    self.result.failed_at.append(time.time())
         if conn is not None:
             conn.close()

@@ -17,7 +17,7 @@ from conveyor.router.haproxy_config import MAX_SOCKET_PATH, check_socket_paths, 
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
 
 HAPROXY = shutil.which("haproxy")
-CHECKS = "observe layer4 error-limit 1 on-error mark-down slowstart 0"
+CHECKS = "observe layer4 error-limit 1 on-error fastinter slowstart 0"
 
 
 def sections(text: str) -> dict[str, list[str]]:
@@ -61,7 +61,7 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
-                f"default-server inter 250ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
             ],
         },
     ),
@@ -86,7 +86,7 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
                 "balance leastconn",
                 "option httpchk GET /healthz?full=1",
                 "http-check expect status 200-399",
-                f"default-server inter 1500ms fall 3 rise 2 {CHECKS}",
+                f"default-server inter 1500ms fastinter 50ms fall 3 rise 2 {CHECKS}",
             ],
         },
     ),
@@ -109,7 +109,7 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
-                f"default-server inter 250ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
                 "server web-1 127.0.0.1:19001 check weight 100",
                 # the file has no drain: weight 0 until the adapter sets drain at run time
                 "server web-2 127.0.0.1:19002 check weight 0",
@@ -127,12 +127,12 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             "frontend fe_api": ["bind 127.0.0.1:18082", "default_backend be_api"],
             "backend be_api": [
                 "balance roundrobin",
-                f"default-server inter 1ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 1ms fastinter 50ms fall 2 rise 1 {CHECKS}",
             ],
             "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
-                f"default-server inter 250ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
             ],
             "frontend stats": [
                 "bind 127.0.0.1:18090",

@@ -1,0 +1,407 @@
+"""Crash safety at every point of a rollout, on the real dockerd and HAProxy.
+
+A `conveyor` command is started as a process of its own, SIGKILLed once its rollout has
+journaled step k, and the next command must repair what it left: adopt or remove containers by
+label, put HAProxy's servers back to exactly the running replicas, and finish (or roll back)
+the interrupted rollout, which history keeps as `interrupted` beside the `recover` that
+finished it.
+
+Two kills per step k:
+
+- `begun`: as soon as step k is journaled `started` (the journal is polled in a busy loop, so
+  the kill lands within a fraction of a millisecond: inside the action for every step but the
+  fastest HAProxy commands);
+- `acted`: step k's action completes but its `done` is never written (the test holds SQLite's
+  write lock from the moment step k is journaled, so the command blocks on `journal_end`, and
+  is killed there).
+
+No agent runs (`up --no-agent`): the next *command* repairs, not the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+from conveyor.deploy.project import ProjectPaths
+from conveyor.router.haproxy import HAProxyRouter
+from conveyor.testing.net import free_port
+
+Phase = Literal["begun", "acted"]
+
+IMAGE = "python:3.11-slim-bookworm"
+STACK = """\
+services:
+  web:
+    image: {image}
+    command: ["sh", "-c", "exec python3 -m http.server $$PORT --bind 127.0.0.1"]
+    environment: {{V: "{version}"}}
+    deploy:
+      replicas: 2
+      update_config: {{order: start-first, parallelism: 1}}
+    stop_grace_period: 1s
+    x-conveyor: {{probe: {probe}, public_port: {web_port}}}
+  api:
+    image: {image}
+    command: ["sh", "-c", "exec python3 -m http.server $$PORT --bind 127.0.0.1"]
+    depends_on: [web]
+    stop_grace_period: 1s
+    x-conveyor: {{probe: /, public_port: {api_port}}}
+"""
+GOOD_PROBE = "/"
+BAD_PROBE = "{path: /nope, start_timeout: 2s}"
+DESIRED = {"web": 2, "api": 1}
+
+# What `conveyor plan` must say a change of web's environment takes (start-first,
+# parallelism 1, two replicas): checked against `plan --json` before the first crash.
+DEPLOY_STEPS = ("start", "await", "route", "drain", "unroute", "stop") * 2
+# How long the `acted` kill lets step k's action run before killing: longer than any action
+# of this stack takes (probes answer at once, stop grace is 1 s).
+ACT_SECONDS = 1.2
+STEP_TIMEOUT = 60.0
+
+
+@dataclass
+class Crash:
+    """A command killed during its rollout."""
+
+    rollout: int
+    journal: list[tuple[int, str, str]]  # (seq, step description, status) at the kill
+    output: str
+
+    def where(self) -> str:
+        return "; ".join(f"{seq + 1}:{what}={status}" for seq, what, status in self.journal)
+
+
+class Stack:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.name = f"crash-{uuid.uuid4().hex[:6]}"
+        self.web_port = free_port()
+        self.api_port = free_port()
+        self.version = "0"
+        self.dirty = False  # a test failed part-way: the next one re-converges first
+
+    @property
+    def compose(self) -> Path:
+        return self.root / "compose.yaml"
+
+    @property
+    def paths(self) -> ProjectPaths:
+        return ProjectPaths(self.compose, self.name)
+
+    @property
+    def state_db(self) -> Path:
+        return self.paths.state_dir / "state.db"
+
+    def write(self, version: str, probe: str = GOOD_PROBE) -> None:
+        self.version = version
+        self.compose.write_text(
+            STACK.format(
+                image=IMAGE,
+                version=version,
+                probe=probe,
+                web_port=self.web_port,
+                api_port=self.api_port,
+            )
+        )
+
+    def cmd(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "conveyor", "-f", str(self.compose), "-p", self.name, *args]
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run(self.cmd(*args), capture_output=True, text=True, timeout=300)
+        if check and p.returncode != 0:
+            raise AssertionError(f"conveyor {' '.join(args)} -> {p.returncode}\n{p.stderr}")
+        return p
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def containers(self) -> list[str]:
+        out = subprocess.run(
+            ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=io.conveyor.project={self.name}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return out.split()
+
+    def last_rollout(self, db: sqlite3.Connection) -> int:
+        return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM rollouts").fetchone()[0])
+
+    def crash(self, args: tuple[str, ...], kind: str, k: int, phase: Phase) -> Crash:
+        """Run `conveyor ARGS`, SIGKILL it at step k (1-based) of its first `kind` rollout."""
+        db = sqlite3.connect(self.state_db, timeout=30, isolation_level=None)
+        try:
+            before = self.last_rollout(db)
+            log = self.root / f"crash-{kind}-{k}-{phase}.log"
+            with log.open("w") as out:
+                proc = subprocess.Popen(
+                    self.cmd(*args), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            try:
+                rid = self._wait_for_step(db, proc, before, kind, k, log)
+                if phase == "acted":
+                    # From here on the command cannot write: it finishes step k's action and
+                    # blocks on journaling it done.
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        time.sleep(ACT_SECONDS)
+                        os.kill(proc.pid, signal.SIGKILL)
+                        proc.wait(timeout=10)
+                    finally:
+                        db.execute("ROLLBACK")
+                else:
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+            finally:
+                if proc.poll() is None:  # the test failed before its kill
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+            assert proc.returncode == -signal.SIGKILL, log.read_text()
+            print("DBG", k, phase, [(x.server, x.admin_state, x.operational) for x in HAProxyRouter(self.paths.router_dir).servers()], HAProxyRouter(self.paths.router_dir).record_file.read_text().replace("\n", ""))
+            rows = db.execute(
+                "SELECT seq, step, status FROM journal WHERE rollout_id = ? ORDER BY seq", (rid,)
+            ).fetchall()
+            journal = [(int(seq), _describe(json.loads(step)), str(st)) for seq, step, st in rows]
+            return Crash(rollout=rid, journal=journal, output=log.read_text())
+        finally:
+            db.close()
+
+    def _wait_for_step(
+        self,
+        db: sqlite3.Connection,
+        proc: subprocess.Popen[str],
+        before: int,
+        kind: str,
+        k: int,
+        log: Path,
+    ) -> int:
+        """Busy-poll the journal until the first `kind` rollout after `before` has k rows."""
+        deadline = time.monotonic() + STEP_TIMEOUT
+        rid: int | None = None
+        while True:
+            if rid is None:
+                row = db.execute(
+                    "SELECT id FROM rollouts WHERE id > ? AND kind = ? ORDER BY id LIMIT 1",
+                    (before, kind),
+                ).fetchone()
+                rid = None if row is None else int(row[0])
+            if rid is not None:
+                n = db.execute("SELECT COUNT(*) FROM journal WHERE rollout_id = ?", (rid,))
+                if int(n.fetchone()[0]) >= k:
+                    return rid
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"the command ended ({proc.returncode}) before step {k} of its {kind} "
+                    f"rollout:\n{log.read_text()}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no step {k} of a {kind} rollout in {STEP_TIMEOUT:g}s")
+
+    # what a repaired project looks like ---------------------------------------------------------
+
+    def assert_converged(self, version: str) -> dict[str, Any]:
+        """Exactly the desired replicas, all current, running and ready in HAProxy, which has
+        no other server; no other container of the project; both frontends answer."""
+        st = self.json("status")
+        assert st["router"]["running"], st
+        replicas: dict[tuple[str, str], dict[str, Any]] = {}
+        for svc in st["services"]:
+            reps = svc["replicas"]
+            assert len(reps) == DESIRED[svc["name"]] == svc["desired_replicas"], svc
+            for r in reps:
+                assert (r["running"], r["current"], r["router"]) == (True, True, "ready"), svc
+                replicas[(svc["name"], r["name"])] = r
+        assert set(DESIRED) == {s["name"] for s in st["services"]}, st
+
+        ids = self.containers()
+        assert sorted(c[:12] for c in ids) == sorted(r["container"] for r in replicas.values()), (
+            f"containers of the project {ids} are not exactly its replicas {replicas}"
+        )
+
+        router = HAProxyRouter(self.paths.router_dir)
+        want = {key: r["port"] for key, r in replicas.items()}
+        servers = {(s.backend, s.server): s for s in router.servers()}
+        assert {key: s.port for key, s in servers.items()} == want, servers
+        assert {s.admin_state for s in servers.values()} == {"ready"}, servers
+        # what a reload or restart of HAProxy would load back
+        record = json.loads(router.record_file.read_text())
+        recorded = {(svc, e["name"]): e["port"] for svc, es in record.items() for e in es}
+        assert recorded == want, f"servers.json {record} is not the running replicas {want}"
+        _wait(
+            lambda: all(s.operational == "up" for s in router.servers()),
+            "HAProxy's checks to pass on every server",
+        )
+
+        inspected = subprocess.run(
+            ["docker", "inspect", "--format", "{{json .Config.Env}}", *ids],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        envs = [json.loads(line) for line in inspected.splitlines() if line.strip()]
+        versions = sorted(v for env in envs for v in env if v.startswith("V="))
+        assert versions == [f"V={version}"] * DESIRED["web"], versions
+
+        for port in (self.web_port, self.api_port):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                assert resp.status == 200
+        return st
+
+    def assert_recovered(self, crash: Crash, recovered: str = "succeeded") -> dict[str, Any]:
+        """History keeps the killed rollout (`interrupted`, its journal intact) and the
+        `recover` rollout that finished it; nothing is left `running`."""
+        hist = self.json("history", "-n", "100")
+        rollouts = {r["id"]: r for r in hist["rollouts"]}
+        assert rollouts[crash.rollout]["status"] == "interrupted", rollouts[crash.rollout]
+        recovers = [
+            r
+            for r in hist["rollouts"]
+            if r["kind"] == "recover" and r["reason"] == f"finish interrupted rollout {crash.rollout}"
+        ]
+        assert [r["status"] for r in recovers] == [recovered], hist["rollouts"][:5]
+        assert not [r for r in hist["rollouts"] if r["status"] == "running"], hist["rollouts"]
+        with sqlite3.connect(self.state_db) as db:
+            kept = db.execute(
+                "SELECT COUNT(*) FROM journal WHERE rollout_id = ?", (crash.rollout,)
+            ).fetchone()[0]
+        assert kept == len(crash.journal), "the killed rollout's journal lost rows"
+        return hist
+
+
+def _describe(step: dict[str, Any]) -> str:
+    return f"{step['kind']} {step.get('replica') or step.get('service') or ''}".strip()
+
+
+def _wait(pred: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("crash"))
+    s.write("0")
+    try:
+        s.run("up", "--no-agent")
+        s.write("plan")
+        kinds = tuple(step["kind"] for step in s.json("plan")["steps"])
+        assert kinds == DEPLOY_STEPS, f"the crash points assume this plan: {kinds}"
+        yield s
+    finally:
+        down = s.run("down", check=False)
+        left = s.containers()
+        if left:
+            subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
+        assert down.returncode == 0, down.stderr
+        assert not left, f"containers left after down: {left}"
+
+
+@pytest.fixture
+def fresh(stack: Stack) -> Iterator[Stack]:
+    """The stack converged on its files before the test; marked dirty if the test fails."""
+    if stack.dirty:
+        stack.write(stack.version)
+        stack.run("deploy", check=False)
+    stack.dirty = True
+    yield stack
+    stack.dirty = False
+
+
+def _crash_id(k: int, phase: Phase) -> str:
+    replica = "new1" if k <= 3 else "old1" if k <= 6 else "new2" if k <= 9 else "old2"
+    return f"{k:02d}-{DEPLOY_STEPS[k - 1]}-{replica}-{phase}"
+
+
+CRASH_POINTS = [
+    pytest.param(k, phase, id=_crash_id(k, phase))
+    for k in range(1, len(DEPLOY_STEPS) + 1)
+    for phase in ("begun", "acted")
+]
+
+
+@pytest.mark.parametrize(("k", "phase"), CRASH_POINTS)
+def test_deploy_killed_at_step_is_repaired_by_the_next_deploy(
+    fresh: Stack, k: int, phase: Phase
+) -> None:
+    version = f"{k}{phase}"
+    fresh.write(version)
+    crash = fresh.crash(("deploy",), "deploy", k, phase)
+    assert len(crash.journal) >= k, crash.where()
+
+    again = fresh.run("deploy", check=False)
+    assert again.returncode == 0, f"killed at {crash.where()}\n{again.stderr}"
+    assert f"recovering interrupted rollout {crash.rollout}" in again.stderr, again.stderr
+    fresh.assert_converged(version)
+    fresh.assert_recovered(crash)
+
+
+def test_recovery_killed_in_turn_is_finished_by_the_next_command(fresh: Stack) -> None:
+    fresh.write("twice")
+    first = fresh.crash(("deploy",), "deploy", 3, "begun")
+    second = fresh.crash(("deploy",), "recover", 2, "begun")
+    assert fresh.run("deploy", check=False).returncode == 0
+    fresh.assert_converged("twice")
+    hist = fresh.assert_recovered(second)
+    first_row = next(r for r in hist["rollouts"] if r["id"] == first.rollout)
+    assert first_row["status"] == "interrupted", first_row
+
+
+@pytest.mark.parametrize(("k", "phase"), [(1, "acted"), (4, "begun"), (8, "acted")])
+def test_rollback_killed_at_step_is_finished_by_running_rollback_again(
+    fresh: Stack, k: int, phase: Phase
+) -> None:
+    back_to = fresh.version
+    fresh.write(f"rollback-{k}")
+    fresh.run("deploy")
+    previous = fresh.json("status")["release"]
+    crash = fresh.crash(("rollback",), "rollback", k, phase)
+
+    again = fresh.run("rollback", check=False)
+    assert again.returncode == 0, f"killed at {crash.where()}\n{again.stderr}"
+    # one rollback, finished: not a second one that goes forward again
+    st = fresh.assert_converged(back_to)
+    assert st["release"] < previous, st["release"]
+    fresh.assert_recovered(crash)
+    fresh.write(back_to)  # the files now describe what runs
+
+
+@pytest.mark.parametrize(
+    ("kind", "k", "phase", "recovered"),
+    [
+        # the recovery retries the bad release, which fails its probe again and is rolled back
+        pytest.param("deploy", 2, "begun", "rolled_back", id="awaiting-the-bad-replica"),
+        pytest.param("rollback", 1, "begun", "succeeded", id="rollback-stopping-bad-replica"),
+        pytest.param("rollback", 1, "acted", "succeeded", id="rollback-stopped-bad-replica"),
+    ],
+)
+def test_failing_deploy_killed_is_repaired_by_deploying_the_good_spec(
+    fresh: Stack, kind: str, k: int, phase: Phase, recovered: str
+) -> None:
+    good = fresh.version
+    fresh.write(f"bad-{kind}-{k}-{phase}", probe=BAD_PROBE)
+    crash = fresh.crash(("deploy",), kind, k, phase)
+
+    fresh.write(good)
+    again = fresh.run("deploy", check=False)
+    assert again.returncode == 0, f"killed at {crash.where()}\n{again.stderr}"
+    fresh.assert_converged(good)
+    fresh.assert_recovered(crash, recovered)
