@@ -125,8 +125,10 @@ def main() -> None:
         in_rotation: list[float] = []
         for k in range(args.kills):
             in_rotation.append(time_in_rotation(router, compose, project))
-            print(f"kill {k + 1} at {time.strftime('%H:%M:%S')}: out of rotation after "
-                  f"{in_rotation[-1] * 1000:.0f} ms")
+            print(
+                f"kill {k + 1} at {time.strftime('%H:%M:%S')}: out of rotation after "
+                f"{in_rotation[-1] * 1000:.0f} ms"
+            )
             wait_replicas(compose, 2)
         time.sleep(1)
         res = load.stop()
@@ -135,8 +137,10 @@ def main() -> None:
         if res.errors:
             print(f"errors: {dict(res.errors)}")
             stamps = sorted(res.failed_at)
-            print(f"failures between {time.strftime('%H:%M:%S', time.localtime(stamps[0]))} and "
-                  f"{time.strftime('%H:%M:%S', time.localtime(stamps[-1]))}")
+            print(
+                f"failures between {time.strftime('%H:%M:%S', time.localtime(stamps[0]))} and "
+                f"{time.strftime('%H:%M:%S', time.localtime(stamps[-1]))}"
+            )
         if recorded:
             print(
                 f"rollouts: {len(recorded)}, recorded duration median {statistics.median(recorded):.2f}s "

@@ -275,8 +275,14 @@ class Executor:
 
     def _route(self, service: str, replica: str) -> str:
         pl = self._placement(replica)
-        present = {s.server for s in self.router.servers() if s.backend == service}
-        if replica in present:
+        live = {s.server: s for s in self.router.servers() if s.backend == service}.get(replica)
+        if live is not None and (live.admin_state == "maint" or live.port != pl.port):
+            # In maintenance: an add or a removal a crash interrupted, maybe before its health
+            # checks were enabled. Put in rotation as it is, it would never be marked down;
+            # it takes no traffic, so it is added again from the start.
+            self.router.remove_server(service, replica)
+            live = None
+        if live is not None:
             self.router.set_state(service, replica, "ready")
         else:
             self.router.add_server(service, ServerEntry(name=replica, port=pl.port))

@@ -9,6 +9,7 @@ runs, to tell whether `ensure` must reload) and start.log (HAProxy's output of t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -120,15 +121,27 @@ class HAProxyRouter:
         with self._lock:
             frontend = self._frontend(service)
             target = _target(service, server.name)
-            self._command(
-                f"add server {target} 127.0.0.1:{server.port} check "
-                f"{server_check_args(frontend)} weight {server.weight}",
-                _ADDED,
-            )
-            # Checks of a server added at run time start disabled, and the server in maint.
-            self._command(f"enable health {target}")
-            self._command(f"set server {target} state {server.state}")
+            # Recorded first: a caller killed between the commands below leaves a server that
+            # HAProxy serves (or holds in maint) but a reload or restart would drop. A recorded
+            # server HAProxy lacks is harmless: the next rollout adds it again.
             self._update_record(service, server.name, server)
+            try:
+                self._command(
+                    f"add server {target} 127.0.0.1:{server.port} check "
+                    f"{server_check_args(frontend)} weight {server.weight}",
+                    _ADDED,
+                )
+                # Checks of a server added at run time start disabled, and the server in maint.
+                self._command(f"enable health {target}")
+                self._command(f"set server {target} state {server.state}")
+            except RouterError:
+                # HAProxy refused it (or stopped answering): keep the record only if it has it.
+                with contextlib.suppress(RouterError):
+                    if server.name not in {
+                        s.server for s in self.servers() if s.backend == service
+                    }:
+                        self._update_record(service, server.name, None)
+                raise
 
     def set_state(self, service: str, server: str, state: ServerState) -> None:
         check_name("server", server)
@@ -150,12 +163,15 @@ class HAProxyRouter:
         check_name("server", server)
         target = _target(service, server)
         with self._lock:
+            # Forgotten first: a caller killed after `del server` would otherwise leave a
+            # recorded server that the next reload or restart brings back, pointing at a replica
+            # that is stopped by then. A server HAProxy still has is seen, and removed, again.
+            self._update_record(service, server, None)
             reply = self._send(self.admin_socket, f"set server {target} state maint").strip()
             if reply not in _MISSING:
                 _expect(f"set server {target} state maint", reply, _SILENT)
                 self._command(f"shutdown sessions server {target}")
                 self._delete(target)
-            self._update_record(service, server, None)
 
     def servers(self) -> list[ServerStatus]:
         stats = _parse_stat(self._show("show stat"))

@@ -8,12 +8,15 @@ finished it.
 
 Two kills per step k:
 
-- `begun`: as soon as step k is journaled `started` (the journal is polled in a busy loop, so
-  the kill lands within a fraction of a millisecond: inside the action for every step but the
-  fastest HAProxy commands);
+- `begun`: as soon as step k is journaled `started` (the journal is polled in a busy loop; the
+  kill lands before the step's action has had an effect: no container created yet, no HAProxy
+  command sent);
 - `acted`: step k's action completes but its `done` is never written (the test holds SQLite's
   write lock from the moment step k is journaled, so the command blocks on `journal_end`, and
   is killed there).
+
+Crashes *inside* an action (between the HAProxy commands of one `route`, between creating a
+container and starting it…) are reached with failpoints instead (see FAILPOINT).
 
 No agent runs (`up --no-agent`): the next *command* repairs, not the agent.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -68,10 +72,54 @@ DESIRED = {"web": 2, "api": 1}
 # What `conveyor plan` must say a change of web's environment takes (start-first,
 # parallelism 1, two replicas): checked against `plan --json` before the first crash.
 DEPLOY_STEPS = ("start", "await", "route", "drain", "unroute", "stop") * 2
-# How long the `acted` kill lets step k's action run before killing: longer than any action
-# of this stack takes (probes answer at once, stop grace is 1 s).
-ACT_SECONDS = 1.2
+# How long the `acted` kill lets step k's action run before killing it: longer than the action
+# takes in this stack (the probes answer at once, replicas stop on SIGTERM).
+ACT_SECONDS = {"start": 0.8, "await": 0.8, "stop": 1.0}
+ACT_SECONDS_ROUTER = 0.3  # drain, route, unroute: a few HAProxy commands
 STEP_TIMEOUT = 60.0
+
+
+# Runs the real `conveyor` command with one failpoint: the process SIGKILLs itself right after
+# HAProxy answers a runtime command matching PATTERN (argv[1] "haproxy"), after the Docker Engine
+# creates a container whose name matches it ("create"), or once a stopped container has exited,
+# before it is removed ("stop"). For the crash points inside a step, which polling the journal
+# cannot hit: a killed command has journaled the step and not yet begun its action by the time
+# the test sees the row.
+FAILPOINT = """
+import os, re, signal, sys
+from conveyor.cli.main import main
+from conveyor.router.haproxy import HAProxyRouter
+from conveyor.runtime.docker_engine import DockerEngine
+
+where, pattern = sys.argv[1], re.compile(sys.argv[2])
+del sys.argv[1:3]
+sys.argv[0] = "conveyor"
+
+if where == "haproxy":
+    send = HAProxyRouter._send
+    def _send(self, path, command, timeout=None):
+        reply = send(self, path, command, timeout)
+        if pattern.search(command):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return reply
+    HAProxyRouter._send = _send
+elif where == "create":
+    create = DockerEngine._create
+    def _create(self, req, name):
+        cid = create(self, req, name)
+        if pattern.search(name):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return cid
+    DockerEngine._create = _create
+else:
+    stop = DockerEngine.stop
+    def _stop(self, container_id, sig, grace):
+        code = stop(self, container_id, sig, grace)
+        os.kill(os.getpid(), signal.SIGKILL)
+        return code
+    DockerEngine.stop = _stop
+main()
+"""
 
 
 @dataclass
@@ -123,7 +171,9 @@ class Stack:
         return [sys.executable, "-m", "conveyor", "-f", str(self.compose), "-p", self.name, *args]
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run(self.cmd(*args), capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            self.cmd(*args), capture_output=True, text=True, timeout=300, check=False
+        )
         if check and p.returncode != 0:
             raise AssertionError(f"conveyor {' '.join(args)} -> {p.returncode}\n{p.stderr}")
         return p
@@ -133,7 +183,14 @@ class Stack:
 
     def containers(self) -> list[str]:
         out = subprocess.run(
-            ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=io.conveyor.project={self.name}"],
+            [
+                "docker",
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                f"label=io.conveyor.project={self.name}",
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -142,6 +199,22 @@ class Stack:
 
     def last_rollout(self, db: sqlite3.Connection) -> int:
         return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM rollouts").fetchone()[0])
+
+    def crash_inside(self, args: tuple[str, ...], where: str, pattern: str) -> Crash:
+        """Run `conveyor ARGS` with a failpoint (see FAILPOINT) that kills it."""
+        with sqlite3.connect(self.state_db) as db:
+            before = self.last_rollout(db)
+        cmd = [sys.executable, "-c", FAILPOINT, where, pattern, *self.cmd(*args)[3:]]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        assert p.returncode == -signal.SIGKILL, f"the failpoint was not reached:\n{p.stderr}"
+        with sqlite3.connect(self.state_db) as db:
+            rid = int(db.execute("SELECT MAX(id) FROM rollouts").fetchone()[0])
+            assert rid > before, "the command was killed before its rollout began"
+            rows = db.execute(
+                "SELECT seq, step, status FROM journal WHERE rollout_id = ? ORDER BY seq", (rid,)
+            ).fetchall()
+        journal = [(int(seq), _describe(json.loads(step)), str(st)) for seq, step, st in rows]
+        return Crash(rollout=rid, journal=journal, output=p.stderr)
 
     def crash(self, args: tuple[str, ...], kind: str, k: int, phase: Phase) -> Crash:
         """Run `conveyor ARGS`, SIGKILL it at step k (1-based) of its first `kind` rollout."""
@@ -160,7 +233,12 @@ class Stack:
                     # blocks on journaling it done.
                     db.execute("BEGIN IMMEDIATE")
                     try:
-                        time.sleep(ACT_SECONDS)
+                        step = db.execute(
+                            "SELECT step FROM journal WHERE rollout_id = ? AND seq = ?",
+                            (rid, k - 1),
+                        ).fetchone()[0]
+                        act = json.loads(step)["kind"]
+                        time.sleep(ACT_SECONDS.get(act, ACT_SECONDS_ROUTER))
                         os.kill(proc.pid, signal.SIGKILL)
                         proc.wait(timeout=10)
                     finally:
@@ -173,19 +251,23 @@ class Stack:
                     os.kill(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=10)
             assert proc.returncode == -signal.SIGKILL, log.read_text()
-            print("DBG", k, phase, [(x.server, x.admin_state, x.operational) for x in HAProxyRouter(self.paths.router_dir).servers()], HAProxyRouter(self.paths.router_dir).record_file.read_text().replace("\n", ""))
             rows = db.execute(
                 "SELECT seq, step, status FROM journal WHERE rollout_id = ? ORDER BY seq", (rid,)
             ).fetchall()
             journal = [(int(seq), _describe(json.loads(step)), str(st)) for seq, step, st in rows]
-            return Crash(rollout=rid, journal=journal, output=log.read_text())
+            crash = Crash(rollout=rid, journal=journal, output=log.read_text())
+            assert len(journal) >= k, crash.where()
+            if phase == "acted":
+                # the test's lock was taken before step k was journaled done
+                assert len(journal) == k and journal[-1][2] == "started", crash.where()
+            return crash
         finally:
             db.close()
 
     def _wait_for_step(
         self,
         db: sqlite3.Connection,
-        proc: subprocess.Popen[str],
+        proc: subprocess.Popen[bytes],
         before: int,
         kind: str,
         k: int,
@@ -215,10 +297,25 @@ class Stack:
 
     # what a repaired project looks like ---------------------------------------------------------
 
-    def assert_converged(self, version: str) -> dict[str, Any]:
+    def assert_repaired(
+        self, crash: Crash, version: str, recovered: str = "succeeded"
+    ) -> dict[str, Any]:
+        """The project runs `version` as if never interrupted, and history tells the crash."""
+        # the two reports are independent: read them side by side
+        procs = [
+            subprocess.Popen(self.cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for args in (("status", "--json"), ("history", "--json", "-n", "100"))
+        ]
+        st: dict[str, Any]
+        hist: dict[str, Any]
+        st, hist = (json.loads(p.communicate(timeout=60)[0]) for p in procs)
+        self.assert_converged(st, version)
+        self.assert_recovered(hist, crash, recovered)
+        return st
+
+    def assert_converged(self, st: dict[str, Any], version: str) -> None:
         """Exactly the desired replicas, all current, running and ready in HAProxy, which has
         no other server; no other container of the project; both frontends answer."""
-        st = self.json("status")
         assert st["router"]["running"], st
         replicas: dict[tuple[str, str], dict[str, Any]] = {}
         for svc in st["services"]:
@@ -243,10 +340,10 @@ class Stack:
         record = json.loads(router.record_file.read_text())
         recorded = {(svc, e["name"]): e["port"] for svc, es in record.items() for e in es}
         assert recorded == want, f"servers.json {record} is not the running replicas {want}"
-        _wait(
-            lambda: all(s.operational == "up" for s in router.servers()),
-            "HAProxy's checks to pass on every server",
-        )
+        deadline = time.monotonic() + 10
+        while {s.operational for s in router.servers()} != {"up"}:
+            assert time.monotonic() < deadline, f"HAProxy's checks do not pass: {router.servers()}"
+            time.sleep(0.05)
 
         inspected = subprocess.run(
             ["docker", "inspect", "--format", "{{json .Config.Env}}", *ids],
@@ -261,18 +358,15 @@ class Stack:
         for port in (self.web_port, self.api_port):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
                 assert resp.status == 200
-        return st
 
-    def assert_recovered(self, crash: Crash, recovered: str = "succeeded") -> dict[str, Any]:
+    def assert_recovered(self, hist: dict[str, Any], crash: Crash, recovered: str) -> None:
         """History keeps the killed rollout (`interrupted`, its journal intact) and the
         `recover` rollout that finished it; nothing is left `running`."""
-        hist = self.json("history", "-n", "100")
         rollouts = {r["id"]: r for r in hist["rollouts"]}
         assert rollouts[crash.rollout]["status"] == "interrupted", rollouts[crash.rollout]
+        finishing = f"finish interrupted rollout {crash.rollout}"
         recovers = [
-            r
-            for r in hist["rollouts"]
-            if r["kind"] == "recover" and r["reason"] == f"finish interrupted rollout {crash.rollout}"
+            r for r in hist["rollouts"] if r["kind"] == "recover" and r["reason"] == finishing
         ]
         assert [r["status"] for r in recovers] == [recovered], hist["rollouts"][:5]
         assert not [r for r in hist["rollouts"] if r["status"] == "running"], hist["rollouts"]
@@ -281,19 +375,10 @@ class Stack:
                 "SELECT COUNT(*) FROM journal WHERE rollout_id = ?", (crash.rollout,)
             ).fetchone()[0]
         assert kept == len(crash.journal), "the killed rollout's journal lost rows"
-        return hist
 
 
 def _describe(step: dict[str, Any]) -> str:
     return f"{step['kind']} {step.get('replica') or step.get('service') or ''}".strip()
-
-
-def _wait(pred: Any, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -305,14 +390,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator
         s.write("plan")
         kinds = tuple(step["kind"] for step in s.json("plan")["steps"])
         assert kinds == DEPLOY_STEPS, f"the crash points assume this plan: {kinds}"
+        s.write("0")  # the files describe what runs
         yield s
     finally:
+        # No image was built (the stack runs the base image): containers and HAProxy remain.
         down = s.run("down", check=False)
         left = s.containers()
         if left:
             subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
+        haproxy_left = HAProxyRouter(s.paths.router_dir).running()
+        if not haproxy_left:
+            shutil.rmtree(s.paths.run_dir, ignore_errors=True)
         assert down.returncode == 0, down.stderr
         assert not left, f"containers left after down: {left}"
+        assert not haproxy_left, "HAProxy still runs after down"
 
 
 @pytest.fixture
@@ -345,43 +436,77 @@ def test_deploy_killed_at_step_is_repaired_by_the_next_deploy(
     version = f"{k}{phase}"
     fresh.write(version)
     crash = fresh.crash(("deploy",), "deploy", k, phase)
-    assert len(crash.journal) >= k, crash.where()
 
     again = fresh.run("deploy", check=False)
     assert again.returncode == 0, f"killed at {crash.where()}\n{again.stderr}"
     assert f"recovering interrupted rollout {crash.rollout}" in again.stderr, again.stderr
-    fresh.assert_converged(version)
-    fresh.assert_recovered(crash)
+    fresh.assert_repaired(crash, version)
+
+
+@pytest.mark.parametrize(
+    ("where", "pattern"),
+    [
+        pytest.param("create", r"-web-\d+-1$", id="start-new1-created-not-started"),
+        pytest.param("haproxy", r"^add server be_web/", id="route-new1-added-in-maint"),
+        pytest.param("haproxy", r"^set server be_web/\S+ state ready", id="route-new1-unrecorded"),
+        pytest.param("haproxy", r"^set server be_web/\S+ state maint", id="unroute-old1-in-maint"),
+        pytest.param("haproxy", r"^set server be_web/\S+ state drain", id="drain-old1-unrecorded"),
+        pytest.param("haproxy", r"^del server be_web/", id="unroute-old1-deleted-recorded"),
+        pytest.param("stop", "", id="stop-old1-exited-not-removed"),
+    ],
+)
+def test_deploy_killed_inside_a_step_is_repaired_by_the_next_deploy(
+    fresh: Stack, where: str, pattern: str
+) -> None:
+    version = f"inside-{uuid.uuid4().hex[:6]}"
+    fresh.write(version)
+    crash = fresh.crash_inside(("deploy",), where, pattern)
+
+    again = fresh.run("deploy", check=False)
+    assert again.returncode == 0, f"killed at {crash.where()}\n{again.stderr}"
+    fresh.assert_repaired(crash, version)
 
 
 def test_recovery_killed_in_turn_is_finished_by_the_next_command(fresh: Stack) -> None:
     fresh.write("twice")
     first = fresh.crash(("deploy",), "deploy", 3, "begun")
     second = fresh.crash(("deploy",), "recover", 2, "begun")
-    assert fresh.run("deploy", check=False).returncode == 0
-    fresh.assert_converged("twice")
-    hist = fresh.assert_recovered(second)
-    first_row = next(r for r in hist["rollouts"] if r["id"] == first.rollout)
-    assert first_row["status"] == "interrupted", first_row
+
+    again = fresh.run("deploy", check=False)
+    assert again.returncode == 0, again.stderr
+    fresh.assert_repaired(second, "twice")
+    first_row = fresh.json("history")["rollouts"]
+    assert [r["status"] for r in first_row if r["id"] == first.rollout] == ["interrupted"]
 
 
-@pytest.mark.parametrize(("k", "phase"), [(1, "acted"), (4, "begun"), (8, "acted")])
-def test_rollback_killed_at_step_is_finished_by_running_rollback_again(
-    fresh: Stack, k: int, phase: Phase
+@pytest.mark.parametrize(
+    ("k", "phase", "twice"),
+    [
+        # rollback_config defaults to parallelism 0: start both, await and route each, then
+        # drain, unroute and stop each old replica
+        pytest.param(1, "acted", False, id="01-start-new1-acted"),
+        pytest.param(5, "begun", False, id="05-await-new2-begun"),
+        pytest.param(8, "acted", False, id="08-unroute-old1-acted"),
+        pytest.param(4, "begun", True, id="04-route-new1-begun-then-its-recovery-killed"),
+    ],
+)
+def test_rollback_killed_is_finished_by_running_rollback_again(
+    fresh: Stack, k: int, phase: Phase, twice: bool
 ) -> None:
     back_to = fresh.version
-    fresh.write(f"rollback-{k}")
+    fresh.write(f"rollback-{k}-{phase}-{twice}")
     fresh.run("deploy")
-    previous = fresh.json("status")["release"]
+    forward = fresh.json("status")["release"]
     crash = fresh.crash(("rollback",), "rollback", k, phase)
+    if twice:
+        crash = fresh.crash(("rollback",), "recover", 1, "begun")
 
     again = fresh.run("rollback", check=False)
     assert again.returncode == 0, f"killed at {crash.where()}\n{again.stderr}"
-    # one rollback, finished: not a second one that goes forward again
-    st = fresh.assert_converged(back_to)
-    assert st["release"] < previous, st["release"]
-    fresh.assert_recovered(crash)
-    fresh.write(back_to)  # the files now describe what runs
+    # the interrupted rollback, finished: not a second one that goes forward again
+    st = fresh.assert_repaired(crash, back_to)
+    assert st["release"] < forward, st["release"]
+    fresh.write(back_to)  # the files describe what runs again
 
 
 @pytest.mark.parametrize(
@@ -403,5 +528,4 @@ def test_failing_deploy_killed_is_repaired_by_deploying_the_good_spec(
     fresh.write(good)
     again = fresh.run("deploy", check=False)
     assert again.returncode == 0, f"killed at {crash.where()}\n{again.stderr}"
-    fresh.assert_converged(good)
-    fresh.assert_recovered(crash, recovered)
+    fresh.assert_repaired(crash, good, recovered)
