@@ -99,7 +99,9 @@ class Engine:
             )
             for r in replicas
         )
-        return Observed(replicas=joined, frontends=frontends)
+        known = {(r.service, r.replica) for r in replicas}
+        orphans = tuple(sorted(k for k in states if k not in known))
+        return Observed(replicas=joined, frontends=frontends, orphans=orphans)
 
     def frontend_ports(self, release: Release) -> dict[str, int]:
         """Stable frontend port per routed service: public_port if given, else the one assigned
@@ -420,9 +422,10 @@ class Engine:
         frontends = self.frontend_ports(cur)
         observed = self.observe()
         desired = [d for d in desired_services(cur) if d.name not in skipped]
-        keep = Observed(
-            replicas=tuple(r for r in observed.replicas if r.service not in skipped),
-            frontends=observed.frontends,
+        # Only the replicas of backing-off services are hidden from the planner; servers
+        # without a container are cleaned up whatever their service.
+        keep = observed.model_copy(
+            update={"replicas": tuple(r for r in observed.replicas if r.service not in skipped)}
         )
         routed = [n for n in cur.order() if cur.services[n].service.routed]
         plan = plan_rollout(desired, keep, frontends=routed)

@@ -92,6 +92,8 @@ class Observed(Frozen):
 
     replicas: tuple[ObservedReplica, ...] = ()
     frontends: dict[str, int] = Field(default_factory=dict)  # service -> port HAProxy listens on
+    # HAProxy servers with no container behind them (removed outside Conveyor): (service, name)
+    orphans: tuple[tuple[str, str], ...] = ()
 
     def of(self, service: str) -> list[ObservedReplica]:
         return [r for r in self.replicas if r.service == service]

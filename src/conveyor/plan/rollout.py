@@ -234,7 +234,10 @@ def plan_rollout(
     during = tuple(sorted(set(want_fe) | (set(have_fe) & set(gone))))
     if during != have_fe:
         steps.append(Step(kind="frontends", services=during, reason="frontends changed"))
-    taken = {r.replica for r in observed.replicas}
+    # Servers whose container is gone (removed outside Conveyor) only confuse the router.
+    for service, server in observed.orphans:
+        steps.append(Step(kind="unroute", service=service, replica=server, reason="no container"))
+    taken = {r.replica for r in observed.replicas} | {server for _, server in observed.orphans}
     for d in desired:
         mine = observed.of(d.name)
         steps.extend(plan_service(d, mine, taken))
@@ -265,7 +268,10 @@ def plan_rollout(
 
 def plan_down(observed: Observed) -> Plan:
     """Stop every replica, draining first so in-flight requests finish."""
-    steps: list[Step] = []
+    steps = [
+        Step(kind="unroute", service=service, replica=server, reason="no container")
+        for service, server in observed.orphans
+    ]
     for r in sorted(observed.replicas, key=lambda r: (r.service, r.replica)):
         if r.router != "absent":
             if r.running:

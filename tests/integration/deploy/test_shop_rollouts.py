@@ -121,6 +121,35 @@ def test_agent_restarts_a_killed_haproxy_with_every_replica(shop: Shop) -> None:
     assert get_json(shop.gateway_port, "/api/products")
 
 
+def test_container_removed_behind_conveyors_back_is_replaced_and_unrouted(shop: Shop) -> None:
+    from conveyor.deploy.project import ProjectPaths
+    from conveyor.router.haproxy import HAProxyRouter
+
+    router = HAProxyRouter(ProjectPaths(shop.compose, shop.project).router_dir)
+    cat = next(s for s in shop.status()["services"] if s["name"] == "catalog")
+    victim = sorted(cat["replicas"], key=lambda r: r["name"])[0]
+    subprocess.run(["docker", "rm", "-f", victim["container"]], check=True, capture_output=True)
+
+    def healed() -> bool:
+        # the replacement may reuse the name: compare ports, which identify the replica
+        servers = {(s.server, s.port) for s in router.servers() if s.backend == "catalog"}
+        live = {
+            (r["name"], r["port"])
+            for s in shop.status()["services"]
+            if s["name"] == "catalog"
+            for r in s["replicas"]
+            if r["running"] and r["router"] == "ready"
+        }
+        seen.append((servers, live))
+        return len(live) == 2 and servers == live and victim["port"] not in {p for _, p in live}
+
+    seen: list[object] = []
+    try:
+        shop.wait_for(healed, timeout=60, what="a replacement, no server left for the removed one")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; victim {victim['name']}:{victim['port']}; {seen[-1]}") from None
+
+
 def test_release_failing_its_probe_is_rolled_back_with_zero_failures(shop: Shop) -> None:
     def bad(doc: dict[str, Any]) -> None:
         set_env(doc, "catalog", APP_VERSION="3.0.0", FAIL_HEALTH="1")

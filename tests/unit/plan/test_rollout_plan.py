@@ -57,6 +57,7 @@ def observed(case: dict[str, Any]) -> Observed:
             )
         )
     return Observed(
+        orphans=tuple((o[0], o[1]) for o in case.get("orphans", [])),
         replicas=tuple(reps),
         frontends={n: 18000 + i for i, n in enumerate(case.get("frontends", []))},
     )
