@@ -500,6 +500,115 @@ def show(
 
 
 @app.command()
+def environments(file: CiFile = Path(".gitlab-ci.yml"), as_json: JsonOpt = False) -> None:
+    """Environments the pipelines deployed, with their URL and state."""
+    try:
+        envs = PipelineStore(_store(_file(file).parent)).environments()
+    except ConveyorError as e:
+        raise _fail(e) from None
+    data: dict[str, Any] = {
+        "version": 1,
+        "environments": [
+            {
+                "name": name,
+                "state": "stopped"
+                if job.environment and job.environment["action"] == "stop"
+                else "available",
+                "url": (job.environment or {}).get("url"),
+                "job": job.name,
+                "job_id": job.id,
+                "pipeline": job.pipeline_id,
+                "on_stop": (job.environment or {}).get("on_stop"),
+            }
+            for name, job in sorted(envs.items())
+        ],
+    }
+    if as_json:
+        print_json(data)
+        return
+    t = Table(title="environments", title_justify="left")
+    for col in ("name", "state", "url", "last job", "on_stop"):
+        t.add_column(col)
+    for env in data["environments"]:
+        t.add_row(
+            esc(env["name"]),
+            env["state"],
+            env["url"] or "",
+            esc(f"{env['job']} (#{env['job_id']})"),
+            esc(env["on_stop"] or ""),
+        )
+    console.print(t)
+
+
+@app.command()
+def stop(
+    environment: Annotated[str, typer.Argument(help="Environment name (see `ci environments`).")],
+    file: CiFile = Path(".gitlab-ci.yml"),
+    executor: Annotated[
+        str, typer.Option(help="shell or docker, for a job not tagged.")
+    ] = "docker",
+    no_registry: Annotated[bool, typer.Option("--no-registry")] = False,
+) -> None:
+    """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
+    "Stop environment"), alone, whatever its `when` and `needs`."""
+    from conveyor.ci.pipeline import RegistryInfo, ci_state_dir, prepare, registry_from_env
+    from conveyor.ci.rules import Selection
+
+    try:
+        f = _file(file)
+        store = _store(f.parent)
+        records = PipelineStore(store)
+        last = records.environments().get(environment)
+        if last is None or last.environment is None:
+            raise ConveyorError(f"no environment {environment!r} was deployed from {f}")
+        if last.environment["action"] == "stop":
+            raise ConveyorError(f"environment {environment!r} is already stopped")
+        on_stop = last.environment.get("on_stop")
+        if not on_stop:
+            raise ConveyorError(f"{last.name} sets no environment:on_stop for {environment!r}")
+        reg: RegistryInfo | None = None
+        if not no_registry:
+            registry = registry_from_env()
+            registry.ensure()
+            user, password = registry.credentials()
+            reg = RegistryInfo(registry.url, user, password)
+        latest = records.pipelines(1)
+        p = prepare(
+            f,
+            pipeline_id=(latest[0].id + 1) if latest else 1,
+            cli_variables={},
+            registry=reg,
+            source="web",
+        )
+        job = next((j for j in p.selection.jobs if j.name == on_stop), None)
+        if job is None:
+            raise ConveyorError(f"the on_stop job {on_stop!r} is not in this pipeline for this ref")
+        # run alone: the environment exists already, whatever the job waited for back then
+        alone = job.model_copy(update={"needs": (), "when": "on_success", "dependencies": ()})
+        selection = Selection(
+            True,
+            p.selection.workflow_reason,
+            p.selection.workflow_variables,
+            [alone],
+            p.selection.decisions,
+        )
+        cfg = RunConfig(
+            project_dir=f.parent,
+            state_dir=ci_state_dir(f.parent),
+            executor="shell" if executor == "shell" else "docker",
+            project_variables=p.project_variables,
+            masked=p.masked,
+            protected_ref=p.protected,
+        )
+        result = PipelineRunner(cfg, store, LiveReporter()).run(p.spec, selection, p.predefined)
+    except ConveyorError as e:
+        raise _fail(e) from None
+    _summary(records, result.pipeline_id)
+    if result.status != "success":
+        raise typer.Exit(1)
+
+
+@app.command()
 def logs(
     job: Annotated[str, typer.Argument(help="Job name (latest run) or job id.")],
     file: CiFile = Path(".gitlab-ci.yml"),

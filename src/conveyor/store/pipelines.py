@@ -149,6 +149,20 @@ class PipelineStore:
             ).fetchall()
         return [_job(r) for r in rows]
 
+    def environments(self) -> dict[str, JobRow]:
+        """Each environment's latest successful deploying or stopping job, by name."""
+        with self._store.lock:
+            rows = self._conn.execute(
+                "SELECT * FROM ci_jobs WHERE environment IS NOT NULL AND status = 'success' "
+                "ORDER BY id"
+            ).fetchall()
+        out: dict[str, JobRow] = {}
+        for r in rows:
+            job = _job(r)
+            if job.environment is not None:
+                out[str(job.environment["name"])] = job
+        return out
+
     def find_job(self, name_or_id: str, pipeline_id: int | None = None) -> JobRow | None:
         """A job by id, or the latest job of that name (in the pipeline, if given)."""
         with self._store.lock:
