@@ -67,6 +67,10 @@ class Executor(Protocol):
 
     def close(self, out: Output) -> None: ...
 
+    def cancel(self) -> None:
+        """Stop the script that runs now (another thread calls this): GitLab's job cancel."""
+        ...
+
 
 @dataclass
 class ShellExecutor:
@@ -74,6 +78,13 @@ class ShellExecutor:
     scripts: Path
     name: str = "shell"
     _count: int = 0
+    _proc: subprocess.Popen[bytes] | None = None
+    canceled: bool = False
+
+    def cancel(self) -> None:
+        self.canceled = True
+        if self._proc is not None:
+            _kill_group(self._proc)
 
     def open(self) -> None:
         self.scripts.mkdir(parents=True, exist_ok=True)
@@ -98,6 +109,9 @@ class ShellExecutor:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._proc = proc
+        if self.canceled:  # canceled while starting
+            _kill_group(proc)
         assert proc.stdout is not None
         timed_out = _pump_with_deadline(proc.stdout, out, timeout, lambda: _kill_group(proc))
         code = proc.wait()
@@ -175,6 +189,8 @@ class DockerExecutor:
     client: Any = None
     client_factory: Callable[[], Any] | None = None  # a client shared with other jobs
     reaper: list[threading.Thread] | None = None  # container removals the runner waits for
+    canceled: bool = False
+    _cid: str | None = None
     _services: list[str] = field(default_factory=list)
     _hosts: dict[str, str] = field(default_factory=dict)
     _count: int = 0
@@ -317,13 +333,21 @@ class DockerExecutor:
             # Attach before start, as `docker run` does: no output is missed and no separate
             # logs request (an inspect plus a stream) waits behind the start.
             attached = api.attach(cid, stdout=True, stderr=True, stream=True, logs=True)
+            self._cid = cid
             api.start(cid)
+            if self.canceled:  # canceled while starting
+                _quietly(api.kill, cid)
             stream = _DockerStream(attached)
             timed_out = _pump_with_deadline(stream, out, timeout, lambda: api.kill(cid))
             code = int(api.wait(cid).get("StatusCode", -1))
         finally:
             self._remove_later(cid)
         return ScriptResult(exit_code=code if not timed_out else -1, timed_out=timed_out)
+
+    def cancel(self) -> None:
+        self.canceled = True
+        if self._cid is not None:
+            _quietly(self._docker().api.kill, self._cid)
 
     def _remove_later(self, cid: str) -> None:
         """The job's result is known: remove its container off the critical path. The runner

@@ -98,6 +98,7 @@ class RunConfig:
     default_timeout: float = DEFAULT_TIMEOUT
     protected_ref: bool = False
     keep_workspaces: bool = False
+    auto_cancel: bool = True  # cancel older redundant pipelines of the same branch
 
 
 _RETRY_REASONS = {
@@ -164,6 +165,7 @@ class PipelineRunner:
         self._files: list[str] | None = None
         self._docker: Any = None  # shared by the pipeline's docker jobs
         self._reaper: list[threading.Thread] = []  # container removals still running
+        self._active: dict[str, Executor] = {}  # JobRun name -> executor of its running script
         self._stages: dict[str, str] = {}  # JobRun name -> stage, for artifact passing
 
     # --- the pipeline ----------------------------------------------------------------------
@@ -183,6 +185,8 @@ class PipelineRunner:
             spec.file,
             self.cfg.executor,
         )
+        if self.cfg.auto_cancel and predefined.get("CI_COMMIT_BRANCH"):
+            self._cancel_redundant(predefined.get("CI_COMMIT_REF_NAME"), pid)
         jobs = selection.jobs
         groups = {
             j.name: g for j in jobs if (g := self._resource_group(spec, selection, predefined, j))
@@ -194,6 +198,7 @@ class PipelineRunner:
         running: dict[Future[JobResult], JobRun] = {}
         self._files = checkout_files(self.cfg.project_dir)
         self._stages = {j.name: j.stage for j in jobs}
+        canceling = False
         self._expire()
         with ThreadPoolExecutor(max_workers=max(1, self.cfg.concurrency)) as pool:
             while True:
@@ -213,7 +218,9 @@ class PipelineRunner:
                         break
                     time.sleep(max(0.0, min(wake - time.monotonic(), 1.0)))
                     continue
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED, timeout=1.0)
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED, timeout=0.5)
+                if not canceling and self.records.cancel_requested(pid):
+                    canceling = self._cancel_now(sched, queue)
                 for fut in done:
                     job = running.pop(fut)
                     res = fut.result()
@@ -224,20 +231,7 @@ class PipelineRunner:
                         queue.append(job)
                         continue
                     sched.finish(job.name, res.status, allowed_failure=res.allowed_failure)
-        for t in self._reaper:
-            t.join()
-        for name, st in sched.states.items():  # record jobs that never ran
-            if name not in results:
-                job_id = self.records.create_job(
-                    pid, name, st.job.stage, st.status, st.job.when, st.job.allow_failure
-                )
-                self._job_ids[name] = job_id
-        status = sched.pipeline_status()
-        tests = _sum_tests(r.tests for r in results.values())
-        covs = [r.coverage for r in results.values() if r.coverage is not None]
-        coverage = sum(covs) / len(covs) if covs else None
-        self.records.finish_pipeline(pid, status, tests, coverage)
-        return PipelineResult(pid, status, time.monotonic() - t0, results, tests)
+        return self._finish(pid, sched, results, t0)
 
     # --- one job ---------------------------------------------------------------------------
 
@@ -295,6 +289,7 @@ class PipelineRunner:
             started_at=started,
             log_path=str(log_path),
             executor="docker" if use_docker else "shell",
+            interruptible=job.interruptible,
         )
         self.reporter.job_started(job, job_id, "docker" if use_docker else "shell")
 
@@ -367,6 +362,44 @@ class PipelineRunner:
             coverage,
             retried,
         )
+
+    def _finish(
+        self, pid: int, sched: Schedule, results: dict[str, JobResult], t0: float
+    ) -> PipelineResult:
+        """Wait for cleanups, record jobs that never ran, and the pipeline's outcome."""
+        for t in self._reaper:
+            t.join()
+        for name, st in sched.states.items():  # record jobs that never ran
+            if name not in results:
+                job_id = self.records.create_job(
+                    pid, name, st.job.stage, st.status, st.job.when, st.job.allow_failure
+                )
+                self._job_ids[name] = job_id
+        status = sched.pipeline_status()
+        tests = _sum_tests(r.tests for r in results.values())
+        covs = [r.coverage for r in results.values() if r.coverage is not None]
+        coverage = sum(covs) / len(covs) if covs else None
+        self.records.finish_pipeline(pid, status, tests, coverage)
+        return PipelineResult(pid, status, time.monotonic() - t0, results, tests)
+
+    def _cancel_now(self, sched: Schedule, queue: deque[JobRun]) -> bool:
+        """A newer pipeline of this ref made this one redundant (GitLab's auto-cancel):
+        nothing new starts and running jobs are stopped."""
+        sched.cancel_pending()
+        queue.clear()
+        with self._lock:
+            for ex in self._active.values():
+                ex.cancel()
+        return True
+
+    def _cancel_redundant(self, ref: str | None, pid: int) -> None:
+        """GitLab's default auto-cancel (`on_new_commit: conservative`): an older running
+        pipeline of the same branch is canceled unless one of its started jobs is not
+        `interruptible`."""
+        for old in self.records.running_for_ref(ref, pid):
+            started = [j for j in self.records.jobs(old.id) if j.started_at is not None]
+            if all(j.interruptible for j in started):
+                self.records.request_cancel(old.id)
 
     def _expire(self) -> None:
         """Drop artifacts past their `expire_in`, then blobs nothing refers to any more."""
@@ -526,7 +559,7 @@ class PipelineRunner:
         use_docker: bool,
         out: Callable[[bytes], None],
         say: Callable[[str], None],
-    ) -> tuple[Literal["success", "failed"], int | None, str | None, TestReport | None]:
+    ) -> tuple[Literal["success", "failed", "canceled"], int | None, str | None, TestReport | None]:
         say("Preparing the workspace")
         if env.get("GIT_STRATEGY") == "none":
             # GitLab does not touch the repository: a fresh runner's build dir stays empty
@@ -554,13 +587,20 @@ class PipelineRunner:
             except ConveyorError as e:
                 say(f"  cache skipped: {e}")
         executor = self._make_executor(js, env, ws, scripts, use_docker)
+        with self._lock:
+            self._active[job.name] = executor
         timeout = js.timeout or self.cfg.default_timeout
         group = js.resource_group and expand(js.resource_group, env)
         lock = self._resource_lock(group, say) if group else contextlib.nullcontext()
         with lock:
             try:
                 code, reason = self._script(executor, js, env, timeout, out, say)
-                status: Literal["success", "failed"] = "success" if reason is None else "failed"
+                status: Literal["success", "failed", "canceled"] = (
+                    "success" if reason is None else "failed"
+                )
+                if getattr(executor, "canceled", False):
+                    status, reason = "canceled", "canceled"
+                    say("Job canceled: a newer pipeline for this ref made it redundant")
                 if js.after_script:
                     say("Running after_script")
                     after_env = {**env, "CI_JOB_STATUS": status}
@@ -570,10 +610,12 @@ class PipelineRunner:
                         say(f"WARNING: after_script could not run: {e}")
             finally:
                 executor.close(out)  # services go even when something above raised
+                with self._lock:
+                    self._active.pop(job.name, None)
         tests = self._finish_files(js, job, env, ws, status == "success", say)
         if status == "success":
             say("Job succeeded")
-        else:
+        elif status == "failed":
             say(f"ERROR: Job failed: exit code {code}" if code is not None else "ERROR: Job failed")
         return status, code, reason, tests
 

@@ -105,6 +105,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE ci_jobs ADD COLUMN environment TEXT   -- {"name", "url", "action"} or NULL
     """,
+    """
+    ALTER TABLE pipelines ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ci_jobs ADD COLUMN interruptible INTEGER NOT NULL DEFAULT 0
+    """,
 )
 
 

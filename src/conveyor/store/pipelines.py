@@ -23,6 +23,7 @@ class PipelineRow(BaseModel):
     executor: str
     tests: dict[str, Any]
     coverage: float | None
+    cancel_requested: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -49,6 +50,7 @@ class JobRow(BaseModel):
     tests: dict[str, Any]
     artifacts: dict[str, Any] | None
     environment: dict[str, Any] | None = None
+    interruptible: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -118,6 +120,7 @@ class PipelineStore:
             "artifacts",
             "allow_failure",
             "environment",
+            "interruptible",
         }
         unknown = set(fields) - allowed
         if unknown:
@@ -148,6 +151,26 @@ class PipelineStore:
                 "SELECT * FROM ci_jobs WHERE pipeline_id = ? ORDER BY id", (pipeline_id,)
             ).fetchall()
         return [_job(r) for r in rows]
+
+    def running_for_ref(self, ref: str | None, newer_than: int) -> list[PipelineRow]:
+        """Pipelines of `ref` still running, older than pipeline `newer_than`."""
+        with self._store.lock:
+            rows = self._conn.execute(
+                "SELECT * FROM pipelines WHERE status = 'running' AND ref IS ? AND id < ?",
+                (ref, newer_than),
+            ).fetchall()
+        return [_pipeline(r) for r in rows]
+
+    def request_cancel(self, pid: int) -> None:
+        with self._store._tx():
+            self._conn.execute("UPDATE pipelines SET cancel_requested = 1 WHERE id = ?", (pid,))
+
+    def cancel_requested(self, pid: int) -> bool:
+        with self._store.lock:
+            row = self._conn.execute(
+                "SELECT cancel_requested FROM pipelines WHERE id = ?", (pid,)
+            ).fetchone()
+        return bool(row and row[0])
 
     def environments(self) -> dict[str, JobRow]:
         """Each environment's latest successful deploying or stopping job, by name."""
@@ -188,6 +211,7 @@ class PipelineStore:
 def _pipeline(row: Any) -> PipelineRow:
     d = dict(row)
     d["tests"] = json.loads(d["tests"] or "{}")
+    d["cancel_requested"] = bool(d.get("cancel_requested"))
     return PipelineRow(**d)
 
 
@@ -197,4 +221,5 @@ def _job(row: Any) -> JobRow:
     d["artifacts"] = json.loads(d["artifacts"]) if d["artifacts"] else None
     d["environment"] = json.loads(d["environment"]) if d.get("environment") else None
     d["allow_failure"] = bool(d["allow_failure"])
+    d["interruptible"] = bool(d.get("interruptible"))
     return JobRow(**d)
