@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,12 +26,7 @@ from conveyor.deploy.probe import http_ok
 from conveyor.router.haproxy import HAProxyRouter
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
 from conveyor.testing.load import LoadGenerator, LoadResult
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from conveyor.testing.net import free_port
 
 
 def run(port: int, n: int) -> LoadResult:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -29,12 +28,7 @@ from common import ROOT, conveyor, conveyor_json, rss_mb
 from conveyor.deploy.project import ProjectPaths
 from conveyor.router.haproxy import HAProxyRouter
 from conveyor.testing.load import LoadGenerator
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from conveyor.testing.net import free_port
 
 
 def set_version(compose: Path, version: str) -> None:
