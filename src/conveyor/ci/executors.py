@@ -160,6 +160,18 @@ def _pump_with_deadline(stream: Any, out: Output, timeout: float, kill: Callable
 # --- docker -------------------------------------------------------------------------------
 
 
+def connect_docker() -> Any:
+    """A Docker client that answered a ping; JobSetupError (runner_system_failure) if not."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except Exception as e:
+        raise JobSetupError(f"cannot reach the Docker Engine: {e}") from e
+    return client
+
+
 def service_aliases(svc: ServiceSpec) -> list[str]:
     """GitLab's default aliases for a service image: `group/img:tag` -> `group__img` and
     `group-img` (registry host and tag dropped), plus any `alias` given."""
@@ -203,13 +215,7 @@ class DockerExecutor:
         if self.client is None and self.client_factory is not None:
             self.client = self.client_factory()
         if self.client is None:
-            import docker
-
-            try:
-                self.client = docker.from_env(timeout=600)
-                self.client.ping()
-            except Exception as e:
-                raise JobSetupError(f"cannot reach the Docker Engine: {e}") from e
+            self.client = connect_docker()
         return self.client
 
     def _ensure_image(self, ref: str) -> None:

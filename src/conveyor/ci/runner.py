@@ -25,7 +25,13 @@ from typing import Any, Literal, Protocol
 from conveyor.ci.artifacts import ArtifactStore
 from conveyor.ci.blobs import BlobStore
 from conveyor.ci.cache import CacheStore, cache_keys
-from conveyor.ci.executors import DockerExecutor, Executor, JobSetupError, ShellExecutor
+from conveyor.ci.executors import (
+    DockerExecutor,
+    Executor,
+    JobSetupError,
+    ShellExecutor,
+    connect_docker,
+)
 from conveyor.ci.expr import ExprError, translate_re2
 from conveyor.ci.masking import Masker
 from conveyor.ci.reports import TestReport, parse_dotenv_reports, parse_junit_reports
@@ -647,13 +653,7 @@ class PipelineRunner:
         """One Docker client for the pipeline: a new one per job costs a connection and a ping."""
         with self._lock:
             if self._docker is None:
-                import docker
-
-                try:
-                    self._docker = docker.from_env(timeout=600)
-                    self._docker.ping()
-                except Exception as e:
-                    raise JobSetupError(f"cannot reach the Docker Engine: {e}") from e
+                self._docker = connect_docker()
             return self._docker
 
     def _finish_files(
