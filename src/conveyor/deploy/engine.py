@@ -244,18 +244,7 @@ class Engine:
         )
         for note in plan.notes:
             self.say(f"note: {note}")
-        ex = Executor(
-            paths=self.paths,
-            runtime=self.runtime,
-            router=self.router,
-            store=self.store,
-            release=target,
-            frontends=frontends,
-            observed=observed,
-            actor=self.actor,
-            progress=self.progress,
-            stats_port=self.stats_port(),
-        )
+        ex = self._executor(target, frontends, observed)
         skip: set[tuple[str, int]] = set()
         seq = 0
         while True:
@@ -294,6 +283,27 @@ class Engine:
             "rollout.succeeded", f"{kind} to release {target.number}", self.actor, rollout=rid
         )
         return Outcome(rid, "succeeded", target.number, duration=time.monotonic() - t0)
+
+    def _executor(
+        self,
+        release: Release,
+        frontends: dict[str, int],
+        observed: Observed,
+        with_stats: bool = True,
+    ) -> Executor:
+        """An executor toward `release`. `down` stops HAProxy, so it needs no stats port."""
+        return Executor(
+            paths=self.paths,
+            runtime=self.runtime,
+            router=self.router,
+            store=self.store,
+            release=release,
+            frontends=frontends,
+            observed=observed,
+            actor=self.actor,
+            progress=self.progress,
+            stats_port=self.stats_port() if with_stats else None,
+        )
 
     def _discard(self, ex: Executor, step: Step) -> None:
         """Take a failed new replica out (failure_action=continue or a failed first start)."""
@@ -435,18 +445,7 @@ class Engine:
         rid = self.store.start_rollout(
             "heal", cur.number, cur.number, self.actor, "observed state drifted"
         )
-        ex = Executor(
-            paths=self.paths,
-            runtime=self.runtime,
-            router=self.router,
-            store=self.store,
-            release=cur,
-            frontends=frontends,
-            observed=observed,
-            actor=self.actor,
-            progress=self.progress,
-            stats_port=self.stats_port(),
-        )
+        ex = self._executor(cur, frontends, observed)
         try:
             ex.run(plan, rid)
         except StepFailed as e:
@@ -484,17 +483,7 @@ class Engine:
             services={},
             stack=Stack(project=self.project, file="", services={}),
         )
-        ex = Executor(
-            paths=self.paths,
-            runtime=self.runtime,
-            router=self.router,
-            store=self.store,
-            release=release,
-            frontends={},
-            observed=observed,
-            actor=self.actor,
-            progress=self.progress,
-        )
+        ex = self._executor(release, {}, observed, with_stats=False)
         try:
             ex.run(plan, rid)
         except StepFailed as e:
