@@ -577,8 +577,9 @@ class PipelineRunner:
             say(f"  {n} files from {self.cfg.project_dir}")
         for dep in self._artifact_sources(spec, job):
             jid = self._job_ids.get(dep)
-            if jid is not None and self.artifacts.get(str(jid)) is not None:
-                rep = self.artifacts.restore(str(jid), ws)
+            manifest = self.artifacts.get(str(jid)) if jid is not None else None
+            if manifest is not None:
+                rep = self.artifacts.restore(manifest, ws)
                 say(f"  artifacts of {dep}: {rep.files} files")
         for i, c in enumerate(js.cache):
             try:

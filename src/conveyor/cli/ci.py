@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape as esc
 from rich.table import Table
 
+from conveyor.ci.pipeline import RegistryInfo, ci_state_dir, prepare, registry_from_env
 from conveyor.ci.runner import JobResult, PipelineRunner, RunConfig
 from conveyor.cli.output import print_json
 from conveyor.errors import ConveyorError
@@ -75,7 +76,6 @@ def _file(file: Path) -> Path:
 
 
 def _store(project_dir: Path) -> Store:
-    from conveyor.ci.pipeline import ci_state_dir
 
     return Store.open(ci_state_dir(project_dir))
 
@@ -90,6 +90,22 @@ def _projects(pairs: list[str] | None) -> dict[str, Path]:
             raise ConveyorError(f"--include-project {p!r}: {path} is not a directory")
         out[name] = Path(path).resolve()
     return out
+
+
+def _registry(required: bool) -> RegistryInfo | None:
+    """Start (or find) the host's registry for CI_REGISTRY*. Without one a pipeline still runs,
+    with a warning; `required` makes its absence an error."""
+
+    registry = registry_from_env()
+    try:
+        registry.ensure()
+    except ConveyorError as e:
+        if required:
+            raise
+        err.print(f"[yellow]registry not available[/] ({e}); CI_REGISTRY is not set")
+        return None
+    user, password = registry.credentials()
+    return RegistryInfo(registry.url, user, password)
 
 
 def _parse_vars(pairs: list[str] | None) -> dict[str, str]:
@@ -110,7 +126,6 @@ def lint(
     include_project: ProjectsOpt = None,
 ) -> None:
     """Check the pipeline file: GitLab's schema, then meaning (stages, needs, cycles, scripts)."""
-    from conveyor.ci.pipeline import prepare
 
     try:
         f = _file(file)
@@ -144,7 +159,6 @@ def graph(
     include_project: ProjectsOpt = None,
 ) -> None:
     """Stages, jobs and `needs` edges, and which jobs the rules keep for this ref."""
-    from conveyor.ci.pipeline import prepare
 
     try:
         p = prepare(
@@ -290,7 +304,6 @@ def run(
     include_project: ProjectsOpt = None,
 ) -> None:
     """Run the pipeline (or the named jobs and what they need), with live logs."""
-    from conveyor.ci.pipeline import RegistryInfo, ci_state_dir, prepare, registry_from_env
 
     if executor not in ("shell", "docker"):
         raise _fail(ConveyorError(f"--executor {executor!r}: choose shell or docker"))
@@ -299,19 +312,10 @@ def run(
         project_dir = f.parent
         store = _store(project_dir)
         records = PipelineStore(store)
-        reg: RegistryInfo | None = None
-        if not no_registry:
-            registry = registry_from_env()
-            try:
-                registry.ensure()
-                user, password = registry.credentials()
-                reg = RegistryInfo(registry.url, user, password)
-            except ConveyorError as e:
-                err.print(f"[yellow]registry not available[/] ({e}); CI_REGISTRY is not set")
-        next_id = (records.pipelines(1)[0].id + 1) if records.pipelines(1) else 1
+        reg = None if no_registry else _registry(required=False)
         p = prepare(
             f,
-            pipeline_id=next_id,
+            pipeline_id=records.next_id(),
             cli_variables=_parse_vars(variable),
             variables_file=variables_file,
             ref=ref,
@@ -551,7 +555,6 @@ def stop(
 ) -> None:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`."""
-    from conveyor.ci.pipeline import RegistryInfo, ci_state_dir, prepare, registry_from_env
     from conveyor.ci.rules import Selection
 
     try:
@@ -566,16 +569,10 @@ def stop(
         on_stop = last.environment.get("on_stop")
         if not on_stop:
             raise ConveyorError(f"{last.name} sets no environment:on_stop for {environment!r}")
-        reg: RegistryInfo | None = None
-        if not no_registry:
-            registry = registry_from_env()
-            registry.ensure()
-            user, password = registry.credentials()
-            reg = RegistryInfo(registry.url, user, password)
-        latest = records.pipelines(1)
+        reg = None if no_registry else _registry(required=True)
         p = prepare(
             f,
-            pipeline_id=(latest[0].id + 1) if latest else 1,
+            pipeline_id=records.next_id(),
             cli_variables={},
             registry=reg,
             source="web",

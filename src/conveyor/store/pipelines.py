@@ -133,6 +133,12 @@ class PipelineStore:
         with self._store._tx():
             self._conn.execute(f"UPDATE ci_jobs SET {sets} WHERE id = ?", (*values, job_id))  # noqa: S608 — names from the allow-list
 
+    def next_id(self) -> int:
+        """The id the next pipeline will get (CI_PIPELINE_ID is known before it is created)."""
+        with self._store.lock:
+            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM pipelines").fetchone()
+        return int(row[0]) + 1
+
     def pipeline(self, pid: int) -> PipelineRow | None:
         with self._store.lock:
             row = self._conn.execute("SELECT * FROM pipelines WHERE id = ?", (pid,)).fetchone()

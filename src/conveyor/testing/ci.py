@@ -85,10 +85,9 @@ def run_pipeline(
     """Load, select and run `project_dir/.gitlab-ci.yml` as `conveyor ci run` would."""
     store = Store.open(ci_state_dir(project_dir))
     records = PipelineStore(store)
-    latest = records.pipelines(1)
     p = prepare(
         project_dir / file_name,
-        pipeline_id=(latest[0].id + 1) if latest else 1,
+        pipeline_id=records.next_id(),
         cli_variables=dict(variables or {}),
         ref=ref,
         source=source,
