@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import re
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape as esc
 from rich.table import Table
 
 from conveyor.ci.pipeline import RegistryInfo, ci_state_dir, prepare, registry_from_env
 from conveyor.ci.runner import JobResult, PipelineRunner, RunConfig
-from conveyor.cli.output import print_json
+from conveyor.cli.output import console, err, print_json
+from conveyor.cli.output import fail as _fail
 from conveyor.errors import ConveyorError
 from conveyor.model.pipeline import JobRun
 from conveyor.store.db import Store
@@ -34,9 +33,6 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-# Piped output keeps whole lines: Rich would otherwise wrap at 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 CiFile = Annotated[
@@ -62,11 +58,6 @@ SourceOpt = Annotated[
 
 def secs(d: float) -> str:
     return f"{d:.2f}s" if d < 1 else f"{d:.1f}s"
-
-
-def _fail(e: ConveyorError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
 
 
 def _file(file: Path) -> Path:

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
 
 from conveyor.cli.context import Context, agent_pid, find_compose_file, start_agent, stop_agent
 from conveyor.cli.logging import configure_logging
-from conveyor.cli.output import print_json
+from conveyor.cli.output import console, err, print_json
+from conveyor.cli.output import fail as _fail
 from conveyor.deploy.engine import Engine, Outcome
 from conveyor.deploy.project import project_lock
 from conveyor.errors import ConveyorError
@@ -62,10 +62,6 @@ ProjectOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (docs/cli.md).")]
 
-# Piped output keeps whole lines: Rich would otherwise wrap at 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
-
 
 def _add_ci() -> None:
     from conveyor.cli.ci import app as ci_app
@@ -93,12 +89,6 @@ def _context(ctx: typer.Context, file: Path | None, project_name: str | None) ->
     f = file or glob.get("file")
     p = project_name or glob.get("project_name")
     return Context(compose_file=find_compose_file(f), project_name=p, console=console, err=err)
-
-
-def _fail(e: ConveyorError) -> typer.Exit:
-    msg = str(e)
-    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
 
 
 @contextmanager

@@ -1,10 +1,26 @@
-"""Machine-readable output: plain JSON on stdout, never wrapped or coloured by Rich."""
+"""Where the CLI writes: results on stdout (`console`), progress and errors on stderr (`err`),
+and machine-readable JSON, never wrapped or coloured by Rich."""
 
 from __future__ import annotations
 
 import json
 import sys
 from typing import Any
+
+import typer
+from rich.console import Console
+
+from conveyor.errors import ConveyorError
+
+# Piped output keeps whole lines: Rich would otherwise wrap at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+
+def fail(e: ConveyorError) -> typer.Exit:
+    """Print a Conveyor error as one line (no traceback) and exit 1."""
+    err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
 
 
 def print_json(data: Any) -> None:
