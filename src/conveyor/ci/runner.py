@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -741,7 +740,3 @@ def _sum_tests(reports: Any) -> dict[str, int]:
         for k, v in _tests_json(t).items():
             total[k] = total.get(k, 0) + int(v)
     return total
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -11,14 +11,15 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 
 from conveyor.deploy.executor import Executor, Progress, StepFailed
-from conveyor.deploy.ports import FRONTEND_RANGE, pick_port, port_free
+from conveyor.deploy.ports import FRONTEND_RANGE, pick_port
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import ConveyorError
-from conveyor.model.release import Observed, ObservedReplica, Release, RolloutKind, ServiceRelease
+from conveyor.model.release import Observed, Release, RolloutKind, ServiceRelease
 from conveyor.model.stack import Service, Stack
 from conveyor.plan.actions import Plan, Step
 from conveyor.plan.rollout import Mode, desired_services, plan_down, plan_rollout
@@ -512,8 +513,6 @@ def _prefixed(say: Say, prefix: str) -> Say:
 
 def git_head(compose_file: str) -> str | None:
     """The commit the compose file's checkout is at, if it is in a git work tree."""
-    from pathlib import Path
-
     try:
         out = subprocess.run(
             ["git", "-C", str(Path(compose_file).parent), "rev-parse", "HEAD"],
@@ -525,13 +524,3 @@ def git_head(compose_file: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def replicas_by_service(observed: Observed) -> dict[str, list[ObservedReplica]]:
-    out: dict[str, list[ObservedReplica]] = {}
-    for r in observed.replicas:
-        out.setdefault(r.service, []).append(r)
-    return out
-
-
-__all__ = ["Engine", "Outcome", "port_free"]

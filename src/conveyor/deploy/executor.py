@@ -4,6 +4,7 @@ step before it acts. Raises StepFailed on the first step that fails; the caller 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,8 +206,6 @@ class Executor:
         return f"container {cid[:12]} on 127.0.0.1:{port}"
 
     def _secret_files(self, svc: Service) -> dict[str, str]:
-        import os
-
         out: dict[str, str] = {}
         for m in svc.secrets:
             sec = self.release.stack.secrets.get(m.source)
