@@ -16,8 +16,7 @@ from rich.status import Status
 
 from conveyor.cli.context import Context, agent_pid, find_compose_file, start_agent, stop_agent
 from conveyor.cli.logging import configure_logging
-from conveyor.cli.output import console, err, print_json
-from conveyor.cli.output import fail as _fail
+from conveyor.cli.output import console, err, fail, print_json
 from conveyor.deploy.engine import Engine, Outcome
 from conveyor.deploy.project import project_lock
 from conveyor.errors import ConveyorError
@@ -158,25 +157,22 @@ def up(
     """Build images, start every service, wait until healthy, print URLs.
 
     Leaves the healing agent running in the background (`conveyor down` stops it)."""
-    try:
-        c = _context(ctx, file, project_name)
-        stack = c.stack()
-        paths = c.paths(stack)
-        with step_progress() as report, project_lock(paths):
-            engine = c.engine(paths, report)
-            engine.recover()
-            release = engine.build_release(stack)
-            o = engine.apply(release, "up", "conveyor up")
-        _outcome(o, "up")
-        if not o.ok:
-            raise typer.Exit(1)
-        if not no_agent:
-            pid = start_agent(c, paths)
-            err.print(f"[dim]agent running (pid {pid}), log: {paths.agent_log}[/]")
-        console.print(f"[bold]{stack.project}[/] is up:")
-        _urls(engine)
-    except ConveyorError as e:
-        raise _fail(e) from None
+    c = _context(ctx, file, project_name)
+    stack = c.stack()
+    paths = c.paths(stack)
+    with step_progress() as report, project_lock(paths):
+        engine = c.engine(paths, report)
+        engine.recover()
+        release = engine.build_release(stack)
+        o = engine.apply(release, "up", "conveyor up")
+    _outcome(o, "up")
+    if not o.ok:
+        raise typer.Exit(1)
+    if not no_agent:
+        pid = start_agent(c, paths)
+        err.print(f"[dim]agent running (pid {pid}), log: {paths.agent_log}[/]")
+    console.print(f"[bold]{stack.project}[/] is up:")
+    _urls(engine)
 
 
 @app.command()
@@ -190,16 +186,13 @@ def plan(
     """Show what a deploy would change, without starting or stopping anything.
 
     Images are built (cached) to learn whether they changed."""
-    try:
-        c = _context(ctx, file, project_name)
-        stack = c.stack()
-        paths = c.paths(stack)
-        engine = c.engine(paths)
-        release = engine.build_release(stack, services or ())
-        p = engine.plan(release)
-        cur = engine.store.current_release()
-    except ConveyorError as e:
-        raise _fail(e) from None
+    c = _context(ctx, file, project_name)
+    stack = c.stack()
+    paths = c.paths(stack)
+    engine = c.engine(paths)
+    release = engine.build_release(stack, services or ())
+    p = engine.plan(release)
+    cur = engine.store.current_release()
     if as_json:
         out = {
             "version": 1,
@@ -231,21 +224,18 @@ def deploy(
     project_name: ProjectOpt = None,
 ) -> None:
     """Roll out the current files with each service's update policy; roll back on failure."""
-    try:
-        c = _context(ctx, file, project_name)
-        stack = c.stack()
-        paths = c.paths(stack)
-        with step_progress() as report, project_lock(paths):
-            engine = c.engine(paths, report)
-            for o in engine.recover():
-                _outcome(o, "recovery")
-            release = engine.build_release(stack, services or ())
-            o = engine.apply(release, "deploy", "conveyor deploy")
-        _outcome(o, "deploy")
-        if not o.ok:
-            raise typer.Exit(1)
-    except ConveyorError as e:
-        raise _fail(e) from None
+    c = _context(ctx, file, project_name)
+    stack = c.stack()
+    paths = c.paths(stack)
+    with step_progress() as report, project_lock(paths):
+        engine = c.engine(paths, report)
+        for o in engine.recover():
+            _outcome(o, "recovery")
+        release = engine.build_release(stack, services or ())
+        o = engine.apply(release, "deploy", "conveyor deploy")
+    _outcome(o, "deploy")
+    if not o.ok:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -256,23 +246,20 @@ def rollback(
     project_name: ProjectOpt = None,
 ) -> None:
     """Go back to the previous release (same zero-downtime path, with rollback_config)."""
-    try:
-        c = _context(ctx, file, project_name)
-        paths = c.paths()
-        with step_progress() as report, project_lock(paths):
-            engine = c.engine(paths, report)
-            recovered = engine.recover()
-            for r in recovered:
-                _outcome(r, "recovery")
-            # A rollback a crash interrupted, now finished, is the rollback asked for: another
-            # one would go forward again.
-            done = [r for r in recovered if r.finished_rollback]
-            o = done[-1] if done else engine.rollback(service)
-        _outcome(o, "rollback")
-        if not o.ok:
-            raise typer.Exit(1)
-    except ConveyorError as e:
-        raise _fail(e) from None
+    c = _context(ctx, file, project_name)
+    paths = c.paths()
+    with step_progress() as report, project_lock(paths):
+        engine = c.engine(paths, report)
+        recovered = engine.recover()
+        for r in recovered:
+            _outcome(r, "recovery")
+        # A rollback a crash interrupted, now finished, is the rollback asked for: another
+        # one would go forward again.
+        done = [r for r in recovered if r.finished_rollback]
+        o = done[-1] if done else engine.rollback(service)
+    _outcome(o, "rollback")
+    if not o.ok:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -285,13 +272,10 @@ def status(
     """Services, replicas, health, release and ports."""
     from conveyor.cli.report import status_data, status_table
 
-    try:
-        c = _context(ctx, file, project_name)
-        paths = c.paths()
-        engine = c.engine(paths)
-        data = status_data(engine, engine.observe(), agent_pid(paths))
-    except ConveyorError as e:
-        raise _fail(e) from None
+    c = _context(ctx, file, project_name)
+    paths = c.paths()
+    engine = c.engine(paths)
+    data = status_data(engine, engine.observe(), agent_pid(paths))
     if as_json:
         print_json(data)
         return
@@ -318,12 +302,9 @@ def history(
     from conveyor.cli.report import history_data, history_table
     from conveyor.store.db import Store
 
-    try:
-        c = _context(ctx, file, project_name)
-        paths = c.paths()
-        data = history_data(Store.open(paths.state_dir), limit)
-    except ConveyorError as e:
-        raise _fail(e) from None
+    c = _context(ctx, file, project_name)
+    paths = c.paths()
+    data = history_data(Store.open(paths.state_dir), limit)
     if as_json:
         print_json(data)
         return
@@ -362,8 +343,6 @@ def logs(
             console.print(f"[{col}]{replica}[/] | {escape(line)}", highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         pass
-    except ConveyorError as e:
-        raise _fail(e) from None
 
 
 @app.command()
@@ -373,17 +352,14 @@ def down(
     project_name: ProjectOpt = None,
 ) -> None:
     """Stop the agent, drain and stop every replica and HAProxy. Named volumes and history stay."""
-    try:
-        c = _context(ctx, file, project_name)
-        paths = c.paths()
-        if stop_agent(paths):
-            err.print("[dim]agent stopped[/]")
-        with step_progress() as report, project_lock(paths):
-            engine = c.engine(paths, report)
-            o = engine.down()
-        err.print(f"[bold green]down[/]: {paths.project} stopped in {o.duration:.1f}s")
-    except ConveyorError as e:
-        raise _fail(e) from None
+    c = _context(ctx, file, project_name)
+    paths = c.paths()
+    if stop_agent(paths):
+        err.print("[dim]agent stopped[/]")
+    with step_progress() as report, project_lock(paths):
+        engine = c.engine(paths, report)
+        o = engine.down()
+    err.print(f"[bold green]down[/]: {paths.project} stopped in {o.duration:.1f}s")
 
 
 @app.command()
@@ -396,17 +372,12 @@ def agent(
     """Run the supervising agent in the foreground (`up` starts it in the background)."""
     from conveyor.server.agent import Agent
 
-    try:
-        c = _context(ctx, file, project_name)
-        paths = c.paths()
-        configure_logging(json_lines=not err.is_terminal)
-        a = Agent(
-            paths=paths, make_engine=lambda: c.engine(paths, actor="agent"), interval=interval
-        )
-        a.install_signal_handlers()
-        a.run()
-    except ConveyorError as e:
-        raise _fail(e) from None
+    c = _context(ctx, file, project_name)
+    paths = c.paths()
+    configure_logging(json_lines=not err.is_terminal)
+    a = Agent(paths=paths, make_engine=lambda: c.engine(paths, actor="agent"), interval=interval)
+    a.install_signal_handlers()
+    a.run()
 
 
 @app.command()
@@ -422,10 +393,7 @@ def bootstrap(
         )
         err.print(f"  {step:<28} [{colour}]{what}[/]", highlight=False)
 
-    try:
-        ok = run_bootstrap(check_only=check, report=report)
-    except ConveyorError as e:
-        raise _fail(e) from None
+    ok = run_bootstrap(check_only=check, report=report)
     if not ok:
         err.print(
             "[red]some components are missing[/]" + (": run `conveyor bootstrap`" if check else "")
@@ -438,6 +406,10 @@ def main() -> None:
     configure_logging(json_lines=False, quiet=True)
     try:
         app()
+    except ConveyorError as e:
+        # The one place a Conveyor error becomes output: a line (or one per spec error), exit 1.
+        fail(e)
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
         sys.exit(130)
@@ -446,7 +418,7 @@ def main() -> None:
         if os.environ.get("CONVEYOR_DEBUG"):
             raise
         err.print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {e}\n"
+            f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))}\n"
             "[dim]this is a bug in Conveyor; set CONVEYOR_DEBUG=1 for the traceback[/]",
             highlight=False,
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from conveyor.errors import ConveyorError
 
@@ -18,8 +19,8 @@ err = Console(stderr=True)
 
 
 def fail(e: ConveyorError) -> typer.Exit:
-    """Print a Conveyor error as one line (no traceback) and exit 1."""
-    err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    """Print a Conveyor error as one line (no traceback); the caller exits with the result."""
+    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
