@@ -69,3 +69,23 @@ class LockBusy(ConveyorError):
 
 class BootstrapError(ConveyorError):
     """A host component is missing and could not be installed."""
+
+
+class StoreError(ConveyorError):
+    """The project's state database cannot be opened or written."""
+
+
+class UnknownService(ConveyorError):
+    """A command named a service the compose file (or release) does not have."""
+
+
+class NothingToRollBack(ConveyorError):
+    """`rollback` with no earlier release to go back to."""
+
+
+class NoComposeFile(ConveyorError):
+    """No compose file was given and none of the default names is present."""
+
+
+class UnknownRef(ConveyorError):
+    """`timeline REF` names nothing git or the state knows."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
 import structlog
+
+from conveyor.model.events import Event
 
 
 def configure_logging(json_lines: bool, quiet: bool = False) -> None:
@@ -28,3 +31,16 @@ def configure_logging(json_lines: bool, quiet: bool = False) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def log_events(json_lines: bool) -> Callable[[Event], None]:
+    """A timeline subscriber writing each event as a structured log line (the agent's log)."""
+    configure_logging(json_lines=json_lines)
+    log = structlog.get_logger("conveyor")
+
+    def write(e: Event) -> None:
+        fields = {k: v for k, v in e.flat().items() if v is not None and k != "message"}
+        level = fields.pop("level", "info")
+        getattr(log, level)(e.message, **fields)
+
+    return write

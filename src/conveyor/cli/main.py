@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.status import Status
 
-from conveyor.cli.context import Context, agent_pid, find_compose_file, start_agent, stop_agent
-from conveyor.cli.logging import configure_logging
+from conveyor.app import deploy as deploy_app
+from conveyor.app.project import Project
+from conveyor.app.views import RolloutResult
+from conveyor.cli.logging import configure_logging, log_events
 from conveyor.cli.output import console, err, fail, print_json
-from conveyor.deploy.engine import Engine, Outcome
-from conveyor.deploy.project import project_lock
+from conveyor.cli.progress import progress
 from conveyor.errors import ConveyorError
-from conveyor.plan.actions import Step
 
 app = typer.Typer(
     name="conveyor",
@@ -83,66 +79,34 @@ def main_options(
     ctx.obj = {"file": file, "project_name": project_name}
 
 
-def _context(ctx: typer.Context, file: Path | None, project_name: str | None) -> Context:
+def _project(ctx: typer.Context, file: Path | None, project_name: str | None) -> Project:
     glob = ctx.obj or {}
-    f = file or glob.get("file")
-    p = project_name or glob.get("project_name")
-    return Context(compose_file=find_compose_file(f), project_name=p, console=console, err=err)
+    return Project.open(
+        file or glob.get("file"),
+        project_name or glob.get("project_name"),
+        environ=os.environ,
+        cwd=Path.cwd(),
+    )
 
 
-@contextmanager
-def step_progress(enabled: bool = True) -> Iterator[Callable[[Step, str], None]]:
-    """Show the running step on a spinner line and print each finished one with its time."""
-    status: Status | None = err.status("") if enabled and err.is_terminal else None
-    started: dict[int, float] = {}
-
-    def report(step: Step, what: str) -> None:
-        key = id(step)
-        if what == "start":
-            started[key] = time.monotonic()
-            if status is not None:
-                status.update(step.describe())
-            return
-        took = time.monotonic() - started.pop(key, time.monotonic())
-        if what == "done":
-            err.print(f"  [green]✓[/] {step.describe()} [dim]{took:.1f}s[/]", highlight=False)
-        else:
-            err.print(f"  [red]✗[/] {step.describe()}: {what}", highlight=False)
-
-    if status is not None:
-        status.start()
-    try:
-        yield report
-    finally:
-        if status is not None:
-            status.stop()
-
-
-def _outcome(o: Outcome, verb: str) -> None:
+def _outcome(o: RolloutResult, verb: str) -> None:
+    error = escape(o.error or "")
     if o.status == "unchanged":
         err.print(f"[green]nothing to {verb}[/]: release {o.release} already runs")
     elif o.status == "succeeded":
-        err.print(f"[bold green]{verb} succeeded[/]: release {o.release} in {o.duration:.1f}s")
+        err.print(f"[bold green]{verb} succeeded[/]: release {o.release} in {o.seconds:.1f}s")
     elif o.status == "rolled_back":
-        err.print(f"[bold red]{verb} failed[/]: {o.error}")
+        err.print(f"[bold red]{verb} failed[/]: {error}")
         err.print(
             f"[yellow]rolled back to release {o.release}[/]: the previous release kept serving"
         )
     else:
-        err.print(f"[bold red]{verb} {o.status}[/]: {o.error}")
+        err.print(f"[bold red]{verb} {o.status}[/]: {error}")
 
 
-def _urls(engine: Engine) -> None:
-    cur = engine.store.current_release()
-    if cur is None:
-        return
-    ports = engine.store.ports()
-    for name in cur.order():
-        key = f"frontend:{name}"
-        if key in ports:
-            console.print(f"  {name:<16} http://127.0.0.1:{ports[key]}/")
-    if "stats" in ports:
-        console.print(f"  {'haproxy stats':<16} http://127.0.0.1:{ports['stats']}/stats")
+def _exit_unless(ok: bool) -> None:
+    if not ok:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -157,22 +121,19 @@ def up(
     """Build images, start every service, wait until healthy, print URLs.
 
     Leaves the healing agent running in the background (`conveyor down` stops it)."""
-    c = _context(ctx, file, project_name)
-    stack = c.stack()
-    paths = c.paths(stack)
-    with step_progress() as report, project_lock(paths):
-        engine = c.engine(paths, report)
-        engine.recover()
-        release = engine.build_release(stack)
-        o = engine.apply(release, "up", "conveyor up")
-    _outcome(o, "up")
-    if not o.ok:
-        raise typer.Exit(1)
-    if not no_agent:
-        pid = start_agent(c, paths)
-        err.print(f"[dim]agent running (pid {pid}), log: {paths.agent_log}[/]")
-    console.print(f"[bold]{stack.project}[/] is up:")
-    _urls(engine)
+    project = _project(ctx, file, project_name)
+    with progress() as show:
+        project.subscribe(show)
+        r = deploy_app.up(project, agent=not no_agent)
+    for rec in r.recovered:
+        _outcome(rec, "recovery")
+    _outcome(r.outcome, "up")
+    _exit_unless(r.outcome.ok)
+    if r.agent_pid is not None:
+        err.print(f"[dim]agent running (pid {r.agent_pid}), log: {escape(r.agent_log or '')}[/]")
+    console.print(f"[bold]{escape(r.project)}[/] is up:")
+    for u in r.urls:
+        console.print(f"  {u.name:<16} {u.url}", highlight=False)
 
 
 @app.command()
@@ -186,32 +147,19 @@ def plan(
     """Show what a deploy would change, without starting or stopping anything.
 
     Images are built (cached) to learn whether they changed."""
-    c = _context(ctx, file, project_name)
-    stack = c.stack()
-    paths = c.paths(stack)
-    engine = c.engine(paths)
-    release = engine.build_release(stack, services or ())
-    p = engine.plan(release)
-    cur = engine.store.current_release()
+    p = deploy_app.plan(_project(ctx, file, project_name), services or [])
     if as_json:
-        out = {
-            "version": 1,
-            "from_release": cur.number if cur else None,
-            "new_release": release.number == 0,
-            "steps": [s.model_dump(mode="json") | {"description": s.describe()} for s in p.steps],
-            "notes": list(p.notes),
-        }
-        print_json(out)
+        print_json(p.as_json())
         return
-    if p.empty:
+    if not p.steps:
         console.print("[green]no changes[/]: the running state matches the files")
         return
-    what = "new release" if release.number == 0 else f"release {release.number}"
+    what = "new release" if p.new_release else f"release {p.release}"
     console.print(f"[bold]{len(p.steps)} steps[/] ({what}):")
     for s in p.steps:
-        console.print(f"  {s.describe()}", highlight=False)
+        console.print(f"  {escape(s.description)}", highlight=False)
     for n in p.notes:
-        console.print(f"[yellow]note:[/] {n}")
+        console.print(f"[yellow]note:[/] {escape(n)}")
 
 
 @app.command()
@@ -224,18 +172,14 @@ def deploy(
     project_name: ProjectOpt = None,
 ) -> None:
     """Roll out the current files with each service's update policy; roll back on failure."""
-    c = _context(ctx, file, project_name)
-    stack = c.stack()
-    paths = c.paths(stack)
-    with step_progress() as report, project_lock(paths):
-        engine = c.engine(paths, report)
-        for o in engine.recover():
-            _outcome(o, "recovery")
-        release = engine.build_release(stack, services or ())
-        o = engine.apply(release, "deploy", "conveyor deploy")
-    _outcome(o, "deploy")
-    if not o.ok:
-        raise typer.Exit(1)
+    project = _project(ctx, file, project_name)
+    with progress() as show:
+        project.subscribe(show)
+        r = deploy_app.deploy(project, services or [])
+    for rec in r.recovered:
+        _outcome(rec, "recovery")
+    _outcome(r.outcome, "deploy")
+    _exit_unless(r.outcome.ok)
 
 
 @app.command()
@@ -246,20 +190,14 @@ def rollback(
     project_name: ProjectOpt = None,
 ) -> None:
     """Go back to the previous release (same zero-downtime path, with rollback_config)."""
-    c = _context(ctx, file, project_name)
-    paths = c.paths()
-    with step_progress() as report, project_lock(paths):
-        engine = c.engine(paths, report)
-        recovered = engine.recover()
-        for r in recovered:
-            _outcome(r, "recovery")
-        # A rollback a crash interrupted, now finished, is the rollback asked for: another
-        # one would go forward again.
-        done = [r for r in recovered if r.finished_rollback]
-        o = done[-1] if done else engine.rollback(service)
-    _outcome(o, "rollback")
-    if not o.ok:
-        raise typer.Exit(1)
+    project = _project(ctx, file, project_name)
+    with progress() as show:
+        project.subscribe(show)
+        r = deploy_app.rollback(project, service)
+    for rec in r.recovered:
+        _outcome(rec, "recovery")
+    _outcome(r.outcome, "rollback")
+    _exit_unless(r.outcome.ok)
 
 
 @app.command()
@@ -270,23 +208,16 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Services, replicas, health, release and ports."""
-    from conveyor.cli.report import status_data, status_table
+    from conveyor.cli.report import status_table
 
-    c = _context(ctx, file, project_name)
-    paths = c.paths()
-    engine = c.engine(paths)
-    data = status_data(engine, engine.observe(), agent_pid(paths))
+    data = deploy_app.status(_project(ctx, file, project_name))
     if as_json:
-        print_json(data)
+        print_json(data.model_dump(mode="json"))
         return
     console.print(status_table(data))
-    agent = (
-        f"running (pid {data['agent']['pid']})"
-        if data["agent"]["running"]
-        else "[red]not running[/]"
-    )
+    agent = f"running (pid {data.agent.pid})" if data.agent.running else "[red]not running[/]"
     console.print(
-        f"agent: {agent}   router: {'running' if data['router']['running'] else '[red]down[/]'}"
+        f"agent: {agent}   router: {'running' if data.router.running else '[red]down[/]'}"
     )
 
 
@@ -299,16 +230,45 @@ def history(
     limit: Annotated[int, typer.Option("-n", "--limit", help="How many rollouts.")] = 20,
 ) -> None:
     """Releases and rollouts, newest first, with outcome and duration."""
-    from conveyor.cli.report import history_data, history_table
-    from conveyor.store.db import Store
+    from conveyor.cli.report import history_table
 
-    c = _context(ctx, file, project_name)
-    paths = c.paths()
-    data = history_data(Store.open(paths.state_dir), limit)
+    data = deploy_app.history(_project(ctx, file, project_name), limit)
     if as_json:
-        print_json(data)
+        print_json(data.model_dump(mode="json"))
         return
     console.print(history_table(data))
+
+
+@app.command()
+def timeline(
+    ctx: typer.Context,
+    ref: Annotated[
+        str | None, typer.Argument(help="A commit, branch or tag (default: HEAD).")
+    ] = None,
+    release: Annotated[
+        int | None,
+        typer.Option("--release", help="A release instead of a commit (for files not in git)."),
+    ] = None,
+    events: Annotated[bool, typer.Option("--events", help="Also list every event.")] = False,
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What happened to a commit: pipeline and jobs, releases, rollouts and their verdicts.
+
+    In time order with durations, across every environment the commit reached (a review
+    environment a CI job deployed included). Outside git, the newest release instead."""
+    from conveyor.app.timeline import timeline as timeline_of
+    from conveyor.cli.report import timeline_table
+
+    view = timeline_of(_project(ctx, file, project_name), ref, release, events)
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return
+    console.print(timeline_table(view))
+    if events:
+        for e in view.events:
+            console.print(f"  [dim]{e.kind:<20}[/] {escape(e.message)}", highlight=False)
 
 
 @app.command()
@@ -327,18 +287,11 @@ def logs(
     project_name: ProjectOpt = None,
 ) -> None:
     """The replicas' output, interleaved, each line prefixed with its replica."""
-    from conveyor.runtime.docker_engine import DockerEngine
-
+    colours = ["cyan", "magenta", "green", "yellow", "blue"]
+    seen: dict[str, str] = {}
+    lines = deploy_app.logs(_project(ctx, file, project_name), service, follow, tail)
     try:
-        c = _context(ctx, file, project_name)
-        stack = c.stack()
-        if service not in stack.services:
-            raise ConveyorError(
-                f"no such service: {service} (services: {', '.join(stack.services)})"
-            )
-        colours = ["cyan", "magenta", "green", "yellow", "blue"]
-        seen: dict[str, str] = {}
-        for replica, line in DockerEngine().logs(stack.project, service, follow, tail):
+        for replica, line in lines:
             col = seen.setdefault(replica, colours[len(seen) % len(colours)])
             console.print(f"[{col}]{replica}[/] | {escape(line)}", highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
@@ -352,14 +305,13 @@ def down(
     project_name: ProjectOpt = None,
 ) -> None:
     """Stop the agent, drain and stop every replica and HAProxy. Named volumes and history stay."""
-    c = _context(ctx, file, project_name)
-    paths = c.paths()
-    if stop_agent(paths):
+    project = _project(ctx, file, project_name)
+    with progress() as show:
+        project.subscribe(show)
+        r = deploy_app.down(project)
+    if r.agent_stopped:
         err.print("[dim]agent stopped[/]")
-    with step_progress() as report, project_lock(paths):
-        engine = c.engine(paths, report)
-        o = engine.down()
-    err.print(f"[bold green]down[/]: {paths.project} stopped in {o.duration:.1f}s")
+    err.print(f"[bold green]down[/]: {escape(r.project)} stopped in {r.seconds:.1f}s")
 
 
 @app.command()
@@ -370,14 +322,11 @@ def agent(
     interval: Annotated[float, typer.Option(help="Seconds between observations.")] = 1.0,
 ) -> None:
     """Run the supervising agent in the foreground (`up` starts it in the background)."""
-    from conveyor.server.agent import Agent
+    from conveyor.server.agent import run_agent
 
-    c = _context(ctx, file, project_name)
-    paths = c.paths()
-    configure_logging(json_lines=not err.is_terminal)
-    a = Agent(paths=paths, make_engine=lambda: c.engine(paths, actor="agent"), interval=interval)
-    a.install_signal_handlers()
-    a.run()
+    project = _project(ctx, file, project_name)
+    project.subscribe(log_events(json_lines=not err.is_terminal))
+    run_agent(project, interval)
 
 
 @app.command()
@@ -385,7 +334,7 @@ def bootstrap(
     check: Annotated[bool, typer.Option("--check", help="Only report; install nothing.")] = False,
 ) -> None:
     """Check and install what Conveyor needs: Docker Engine, HAProxy, the Python base image."""
-    from conveyor.provision.bootstrap import run_bootstrap
+    from conveyor.app.bootstrap import run_bootstrap
 
     def report(step: str, what: str) -> None:
         colour = (

@@ -6,40 +6,34 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-import structlog
-
-from conveyor.deploy.executor import Executor, Progress, StepFailed
+from conveyor.deploy.executor import Executor, StepFailed
 from conveyor.deploy.ports import FRONTEND_RANGE, pick_port
 from conveyor.deploy.project import ProjectPaths
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, NothingToRollBack, UnknownService
 from conveyor.model.release import Observed, Release, RolloutKind, ServiceRelease
-from conveyor.model.stack import Service, Stack
+from conveyor.model.stack import Service, Stack, UpdateConfig
 from conveyor.plan.actions import Plan, Step
 from conveyor.plan.rollout import Mode, desired_services, plan_down, plan_rollout
 from conveyor.router.protocol import Router
 from conveyor.runtime.protocol import Runtime
 from conveyor.store.db import RolloutRow, Store
-
-log = structlog.get_logger("conveyor.deploy")
-
-# The reason of a `recover` rollout, naming the interrupted rollout it finishes.
-RECOVER_REASON = "finish interrupted rollout {}"
-_RECOVER_RE = re.compile(r"finish interrupted rollout (\d+)")
+from conveyor.store.timeline import Timeline
 
 Say = Callable[[str], None]
+OutcomeStatus = Literal["succeeded", "rolled_back", "failed", "paused", "unchanged"]
 
 
 @dataclass(frozen=True)
 class Outcome:
     rollout_id: int | None
-    status: str  # succeeded | rolled_back | failed | paused | unchanged
+    status: OutcomeStatus
     release: int | None
     error: str | None = None
     duration: float = 0.0
@@ -62,17 +56,24 @@ class Outcome:
 
 @dataclass
 class Engine:
+    """Reports only through `timeline` (bound to the project and environment)."""
+
     paths: ProjectPaths
     runtime: Runtime
     router: Router
     store: Store
-    actor: str = "cli"
-    progress: Progress | None = None
-    say: Say = field(default=lambda _msg: None)
+    timeline: Timeline
 
     @property
     def project(self) -> str:
         return self.paths.project
+
+    @property
+    def actor(self) -> str:
+        return self.timeline.actor
+
+    def say(self, message: str) -> None:
+        self.timeline.emit("rollout.message", message)
 
     # observing ---------------------------------------------------------------------------------
 
@@ -82,10 +83,10 @@ class Engine:
         frontends: dict[str, int] = {}
         states: dict[tuple[str, str], tuple[str, str]] = {}
         if self.router.running():
-            ports = self.store.ports()
-            for name in filter(None, (self.store.get("frontends") or "").split(",")):
-                if f"frontend:{name}" in ports:
-                    frontends[name] = ports[f"frontend:{name}"]
+            ports = self.store.ports.frontend_ports()
+            for name in self.store.environment.frontends():
+                if name in ports:
+                    frontends[name] = ports[name]
             for s in self.router.servers():
                 states[(s.backend, s.server)] = (s.admin_state, s.operational)
         joined = tuple(
@@ -107,55 +108,64 @@ class Engine:
     def frontend_ports(self, release: Release) -> dict[str, int]:
         """Stable frontend port per routed service: public_port if given, else the one assigned
         the first time (kept in the state database)."""
-        known = self.store.ports()
+        ports = self.store.ports
+        known = ports.frontend_ports()
         out: dict[str, int] = {}
-        taken = set(known.values())
+        taken = ports.taken()
         for name in release.order():
             svc = release.services[name].service
             if not svc.routed:
                 continue
-            key = f"frontend:{name}"
             want = svc.routing.public_port
             if want is not None:
-                if known.get(key) != want:
-                    self.store.set_port(key, want)
+                if known.get(name) != want:
+                    ports.set_frontend(name, want)
                 out[name] = want
-            elif key in known:
-                out[name] = known[key]
+            elif name in known:
+                out[name] = known[name]
             else:
                 port = pick_port(taken, FRONTEND_RANGE)
                 taken.add(port)
-                self.store.set_port(key, port)
+                ports.set_frontend(name, port)
                 out[name] = port
         return out
 
     def stats_port(self) -> int:
-        known = self.store.ports()
-        if "stats" in known:
-            return known["stats"]
-        port = pick_port(set(known.values()), FRONTEND_RANGE)
-        self.store.set_port("stats", port)
+        known = self.store.ports.stats_port()
+        if known is not None:
+            return known
+        port = pick_port(self.store.ports.taken(), FRONTEND_RANGE)
+        self.store.ports.set_stats(port)
         return port
 
     # releases ----------------------------------------------------------------------------------
 
     def build_release(
-        self, stack: Stack, only: Iterable[str] = (), build_progress: Say | None = None
+        self,
+        stack: Stack,
+        only: Iterable[str] = (),
+        commit: str | None = None,
+        pipeline: int | None = None,
+        job: int | None = None,
     ) -> Release:
         """Build or pull every selected service's image and compose the release. Returns the
-        current release itself when nothing changed."""
+        current release itself when nothing changed. `commit` defaults to the compose file's
+        checkout; `pipeline` and `job` name the CI job deploying, if one is."""
         cur = self.store.current_release()
         selected = set(only)
         unknown = selected - set(stack.services)
         if unknown:
-            raise ConveyorError(f"no such service: {', '.join(sorted(unknown))}")
+            raise UnknownService(
+                f"no such service: {', '.join(sorted(unknown))} "
+                f"(services: {', '.join(stack.services)})"
+            )
         services: dict[str, ServiceRelease] = {}
         for name in stack.order():
             if selected and name not in selected and cur and name in cur.services:
                 services[name] = cur.services[name]
                 continue
             svc = stack.services[name]
-            emit = _prefixed(build_progress or self.say, name)
+            emit = self._image_output(name)
             tag, image_id = self._image(svc, emit)
             services[name] = ServiceRelease(service=svc, image_id=image_id, image_ref=tag)
         if selected and cur:
@@ -173,8 +183,16 @@ class Engine:
             project=self.project,
             services=services,
             stack=keep_stack,
-            commit=git_head(stack.file),
+            commit=commit or git_head(stack.file),
+            pipeline=pipeline,
+            job=job,
         )
+
+    def _image_output(self, service: str) -> Say:
+        def emit(line: str) -> None:
+            self.timeline.emit("image.output", line, service=service)
+
+        return emit
 
     def _image(self, svc: Service, emit: Say) -> tuple[str, str]:
         """(reference, image id) per Compose's `pull_policy` (see model.stack.Service)."""
@@ -215,81 +233,129 @@ class Engine:
         reason: str = "",
         mode: Mode = "update",
         auto_rollback: bool = True,
-        record_unchanged: bool = False,
+        recovers: int | None = None,
     ) -> Outcome:
         """Move the project to `target`. On failure follow the failing service's
-        failure_action: roll back to the current release, pause, or continue.
+        failure_action (roll back to the current release, pause, or continue), after the
+        failures `max_failure_ratio` tolerates.
 
-        With `record_unchanged`, a rollout is recorded even when nothing is left to do (a
-        recovery: history then says how the interrupted rollout ended)."""
+        A recovery (`recovers` set) is recorded even when nothing is left to do: history then
+        says how the interrupted rollout ended."""
         t0 = time.monotonic()
         cur = self.store.current_release()
         if target.number == 0:
-            target = self.store.save_release(target)
+            target = self.store.releases.save(target)
+            self.timeline.emit(
+                "release.created",
+                f"release {target.number}",
+                release=target.number,
+                commit=target.commit,
+                pipeline=target.pipeline,
+                job=target.job,
+                data={"services": {n: sr.image_ref for n, sr in target.services.items()}},
+            )
         frontends = self.frontend_ports(target)
         observed = self.observe()
         routed = [n for n in target.order() if target.services[n].service.routed]
         plan = plan_rollout(desired_services(target, mode), observed, frontends=routed)
-        if plan.empty and cur is not None and cur.number == target.number and not record_unchanged:
+        if plan.empty and cur is not None and cur.number == target.number and recovers is None:
             return Outcome(None, "unchanged", target.number)
-        rid = self.store.start_rollout(
-            kind, cur.number if cur else None, target.number, self.actor, reason
+        rid = self.store.rollouts.start(
+            kind,
+            cur.number if cur else None,
+            target.number,
+            self.actor,
+            reason,
+            recovers=recovers,
+            environment=self.timeline.subject.environment,
         )
-        self.store.put("target_release", str(target.number))
-        self.store.event(
+        tl = self.timeline.bind(rollout=rid, release=target.number, commit=target.commit)
+        self.store.environment.set_pointer("target_release", target.number)
+        tl.emit(
             "rollout.started",
             f"{kind} to release {target.number}",
-            self.actor,
-            rollout=rid,
-            steps=len(plan.steps),
+            data={"kind": kind, "steps": len(plan.steps), "from_release": cur and cur.number},
         )
         for note in plan.notes:
-            self.say(f"note: {note}")
-        ex = self._executor(target, frontends, observed)
+            tl.emit("rollout.note", note, level="warning")
+        ex = self._executor(target, frontends, observed, tl)
         skip: set[tuple[str, int]] = set()
+        failures: dict[str, int] = {}
         seq = 0
         while True:
             try:
                 ex.run(plan, rid, skip_batches=skip, start_seq=seq)
                 break
             except StepFailed as e:
-                svc = target.services.get(e.step.service)
-                cfg = (
-                    (
-                        svc.service.rollback_config
-                        if mode == "rollback"
-                        else svc.service.update_config
-                    )
-                    if svc
-                    else None
-                )
-                action = cfg.failure_action if cfg else "rollback"
-                if not auto_rollback and action == "rollback":
-                    action = "pause"
+                action = self._failure_action(target, e, mode, auto_rollback, failures)
                 if action == "continue" and e.step.batch:
-                    self.say(
-                        f"{e.step.service}: {e.reason}; failure_action=continue: skipping batch"
+                    tl.emit(
+                        "rollout.message",
+                        f"{e.step.service}: {e.reason}; {self._why_continue(target, e, mode)}: "
+                        "skipping batch",
+                        level="warning",
+                        service=e.step.service,
                     )
                     self._discard(ex, e.step)
                     skip.add((e.step.service, e.step.batch))
                     seq = e.seq + 1
                     continue
-                return self._failed(rid, target, cur, e, action, t0, ex)
+                return self._failed(rid, target, cur, e, action, t0, ex, tl)
         # The release pointer moves before the rollout is marked done: a crash in between leaves
         # the rollout `running`, which the next command recovers (finding nothing left to do).
         # The other order would leave a `succeeded` rollout whose release is not current.
-        self._make_current(target, cur)
-        self.store.finish_rollout(rid, "succeeded")
-        self.store.event(
-            "rollout.succeeded", f"{kind} to release {target.number}", self.actor, rollout=rid
+        self.store.environment.make_current(target.number)
+        self.store.rollouts.finish(rid, "succeeded")
+        took = time.monotonic() - t0
+        tl.emit(
+            "rollout.succeeded",
+            f"{kind} to release {target.number}",
+            data={"seconds": round(took, 3), "skipped_batches": len(skip)},
         )
-        return Outcome(rid, "succeeded", target.number, duration=time.monotonic() - t0)
+        return Outcome(rid, "succeeded", target.number, duration=took)
+
+    def _failure_action(
+        self,
+        target: Release,
+        e: StepFailed,
+        mode: Mode,
+        auto_rollback: bool,
+        failures: dict[str, int],
+    ) -> str:
+        """What to do about a failed step: `continue` while the service's failures stay within
+        `max_failure_ratio` of its replicas, else its `failure_action` (a rollback that may
+        not roll back pauses)."""
+        cfg = self._update_config(target, e.step.service, mode)
+        if cfg is None:
+            return "rollback" if auto_rollback else "pause"
+        failures[e.step.service] = failures.get(e.step.service, 0) + 1
+        replicas = max(1, target.services[e.step.service].service.replicas)
+        if e.step.batch and failures[e.step.service] / replicas <= cfg.max_failure_ratio:
+            return "continue"
+        action = cfg.failure_action
+        if not auto_rollback and action == "rollback":
+            action = "pause"
+        return action
+
+    def _why_continue(self, target: Release, e: StepFailed, mode: Mode) -> str:
+        cfg = self._update_config(target, e.step.service, mode)
+        if cfg is not None and cfg.failure_action == "continue":
+            return "failure_action=continue"
+        return f"within max_failure_ratio={cfg.max_failure_ratio:g}" if cfg else "continue"
+
+    @staticmethod
+    def _update_config(target: Release, service: str, mode: Mode) -> UpdateConfig | None:
+        sr = target.services.get(service)
+        if sr is None:
+            return None
+        return sr.service.rollback_config if mode == "rollback" else sr.service.update_config
 
     def _executor(
         self,
         release: Release,
         frontends: dict[str, int],
         observed: Observed,
+        timeline: Timeline,
         with_stats: bool = True,
     ) -> Executor:
         """An executor toward `release`. `down` stops HAProxy, so it needs no stats port."""
@@ -301,8 +367,7 @@ class Engine:
             release=release,
             frontends=frontends,
             observed=observed,
-            actor=self.actor,
-            progress=self.progress,
+            timeline=timeline,
             stats_port=self.stats_port() if with_stats else None,
         )
 
@@ -326,47 +391,54 @@ class Engine:
         action: str,
         t0: float,
         ex: Executor,
+        tl: Timeline,
     ) -> Outcome:
         err = str(e)
-        self.store.event("rollout.failed", err, self.actor, rollout=rid, action=action)
         if action == "pause":
-            self.store.finish_rollout(rid, "paused", err)
+            self.store.rollouts.finish(rid, "paused", err)
+            tl.emit("rollout.paused", err, level="warning", data={"action": action})
             return Outcome(rid, "paused", target.number, err, time.monotonic() - t0)
         if cur is None or cur.number == target.number:
             # Nothing earlier to go back to: remove the replica that failed, keep the rest.
             self._discard(ex, e.step)
-            self.store.finish_rollout(rid, "failed", err)
+            self.store.rollouts.finish(rid, "failed", err)
+            tl.emit("rollout.failed", err, level="error", data={"action": action})
             return Outcome(rid, "failed", target.number, err, time.monotonic() - t0)
-        self.store.finish_rollout(rid, "failed", err)
-        self.say(f"rollout failed: {err}; rolling back to release {cur.number}")
+        self.store.rollouts.finish(rid, "failed", err)
+        tl.emit("rollout.failed", err, level="error", data={"action": action})
+        tl.emit("rollout.message", f"rollout failed: {err}; rolling back to release {cur.number}")
         back = self.apply(
             cur, "rollback", f"rollout {rid} failed: {err}", mode="rollback", auto_rollback=False
         )
-        self.store.finish_rollout(rid, "rolled_back", err)
-        status = "rolled_back" if back.ok else "failed"
+        self.store.rollouts.finish(rid, "rolled_back", err)
+        status: OutcomeStatus = "rolled_back" if back.ok else "failed"
+        tl.emit(
+            "rollout.rolled_back" if back.ok else "rollout.failed",
+            f"rolled back to release {cur.number}"
+            if back.ok
+            else f"rollback to release {cur.number} failed: {back.error}",
+            level="warning" if back.ok else "error",
+            data={"rollback": back.rollout_id},
+        )
         return Outcome(rid, status, cur.number, err, time.monotonic() - t0, back.rollout_id)
-
-    def _make_current(self, target: Release, cur: Release | None) -> None:
-        if cur is not None and cur.number != target.number:
-            self.store.put("previous_release", str(cur.number))
-        self.store.set_current_release(target.number)
-        self.store.put("target_release", None)
 
     def rollback(self, service: str | None = None) -> Outcome:
         """Back to the previous release (or only `service` back to its previous image/spec)."""
         cur = self.store.current_release()
-        prev_n = self.store.get("previous_release")
-        prev = self.store.release(int(prev_n)) if prev_n else None
+        prev = self.store.previous_release()
         if cur is None or prev is None:
-            raise ConveyorError("nothing to roll back to: there is no previous release")
+            raise NothingToRollBack(
+                "nothing to roll back to: there is no previous release "
+                "(`conveyor history` lists what ran)"
+            )
         if service is None:
             return self.apply(
                 prev, "rollback", f"rollback to release {prev.number}", mode="rollback"
             )
         if service not in cur.services:
-            raise ConveyorError(f"no such service in release {cur.number}: {service}")
+            raise UnknownService(f"no such service in release {cur.number}: {service}")
         if service not in prev.services:
-            raise ConveyorError(f"{service} is not in the previous release {prev.number}")
+            raise NothingToRollBack(f"{service} is not in the previous release {prev.number}")
         services = {**cur.services, service: prev.services[service]}
         mixed = cur.model_copy(
             update={
@@ -384,15 +456,16 @@ class Engine:
     def recover(self) -> list[Outcome]:
         """Finish (or, failing that, roll back) rollouts a crash interrupted."""
         outcomes: list[Outcome] = []
-        for row in self.store.rollouts(status="running"):
-            self.store.finish_rollout(row.id, "interrupted", "conveyor stopped during the rollout")
-            self.store.event(
+        for row in self.store.rollouts.running():
+            self.store.rollouts.finish(row.id, "interrupted", "conveyor stopped during the rollout")
+            self.timeline.emit(
                 "rollout.interrupted",
                 f"rollout {row.id} was interrupted",
-                self.actor,
+                level="warning",
                 rollout=row.id,
+                release=row.to_release,
             )
-            target = self.store.release(row.to_release) if row.to_release else None
+            target = self.store.releases.get(row.to_release)
             if target is None:
                 continue
             self.say(
@@ -404,34 +477,33 @@ class Engine:
             o = self.apply(
                 target,
                 "recover",
-                RECOVER_REASON.format(row.id),
+                f"finish interrupted rollout {row.id}",
                 mode=mode,
-                record_unchanged=True,
+                recovers=row.id,
             )
             outcomes.append(dataclasses.replace(o, finishes=origin))
         return outcomes
 
     def _origin(self, row: RolloutRow) -> RolloutRow:
-        """The rollout a chain of `recover` rollouts goes back to (their reasons name it)."""
+        """The rollout a chain of `recover` rollouts goes back to."""
         seen: set[int] = set()
-        while row.kind == "recover" and row.id not in seen:
+        while row.kind == "recover" and row.recovers is not None and row.id not in seen:
             seen.add(row.id)
-            m = _RECOVER_RE.fullmatch(row.reason)
-            earlier = self.store.rollout(int(m.group(1))) if m else None
+            earlier = self.store.rollouts.get(row.recovers)
             if earlier is None:
                 break
             row = earlier
         return row
 
-    def heal(self, skip: Iterable[str] = ()) -> Outcome | None:
-        """Converge to the current release: replace dead replicas, restore HAProxy. Services in
-        `skip` (crash-looping, backing off) are left as they are."""
+    def heal_plan(self, skip: Iterable[str] = ()) -> Plan:
+        """What `heal` would do now (read-only: observes, changes nothing)."""
         cur = self.store.current_release()
         if cur is None:
-            return None
-        skipped = set(skip)
-        frontends = self.frontend_ports(cur)
-        observed = self.observe()
+            return Plan()
+        return self._heal_plan(cur, self.observe(), set(skip))
+
+    @staticmethod
+    def _heal_plan(cur: Release, observed: Observed, skipped: set[str]) -> Plan:
         desired = [d for d in desired_services(cur) if d.name not in skipped]
         # Only the replicas of backing-off services are hidden from the planner; servers
         # without a container are cleaned up whatever their service.
@@ -439,62 +511,80 @@ class Engine:
             update={"replicas": tuple(r for r in observed.replicas if r.service not in skipped)}
         )
         routed = [n for n in cur.order() if cur.services[n].service.routed]
-        plan = plan_rollout(desired, keep, frontends=routed)
+        return plan_rollout(desired, keep, frontends=routed)
+
+    def heal(self, skip: Iterable[str] = ()) -> Outcome | None:
+        """Converge to the current release: replace dead replicas, restore HAProxy. Services in
+        `skip` (crash-looping, backing off) are left as they are."""
+        cur = self.store.current_release()
+        if cur is None:
+            return None
+        frontends = self.frontend_ports(cur)
+        observed = self.observe()
+        plan = self._heal_plan(cur, observed, set(skip))
         if plan.empty:
             return None
         t0 = time.monotonic()
-        rid = self.store.start_rollout(
-            "heal", cur.number, cur.number, self.actor, "observed state drifted"
+        rid = self.store.rollouts.start(
+            "heal",
+            cur.number,
+            cur.number,
+            self.actor,
+            "observed state drifted",
+            environment=self.timeline.subject.environment,
         )
-        ex = self._executor(cur, frontends, observed)
+        tl = self.timeline.bind(rollout=rid, release=cur.number, commit=cur.commit)
+        services = tuple(plan.services())
+        ex = self._executor(cur, frontends, observed, tl)
         try:
             ex.run(plan, rid)
         except StepFailed as e:
             self._discard(ex, e.step)
-            self.store.finish_rollout(rid, "failed", str(e))
-            self.store.event("heal.failed", str(e), self.actor, rollout=rid, service=e.step.service)
-            return Outcome(
-                rid,
-                "failed",
-                cur.number,
-                str(e),
-                time.monotonic() - t0,
-                services=tuple(plan.services()),
-            )
-        self.store.finish_rollout(rid, "succeeded")
-        return Outcome(
-            rid,
-            "succeeded",
-            cur.number,
-            duration=time.monotonic() - t0,
-            services=tuple(plan.services()),
+            self.store.rollouts.finish(rid, "failed", str(e))
+            took = time.monotonic() - t0
+            tl.emit("heal.failed", str(e), level="error", service=e.step.service)
+            return Outcome(rid, "failed", cur.number, str(e), took, services=services)
+        self.store.rollouts.finish(rid, "succeeded")
+        took = time.monotonic() - t0
+        tl.emit(
+            "heal.succeeded",
+            f"healed {', '.join(services)}",
+            data={"services": list(services), "seconds": round(took, 3)},
         )
+        return Outcome(rid, "succeeded", cur.number, duration=took, services=services)
 
     def down(self) -> Outcome:
         observed = self.observe()
         plan = plan_down(observed)
         cur = self.store.current_release()
         t0 = time.monotonic()
-        rid = self.store.start_rollout(
-            "down", cur.number if cur else None, None, self.actor, "down"
+        rid = self.store.rollouts.start(
+            "down",
+            cur.number if cur else None,
+            None,
+            self.actor,
+            "down",
+            environment=self.timeline.subject.environment,
         )
+        tl = self.timeline.bind(rollout=rid)
         release = cur or Release(
             number=0,
             project=self.project,
             services={},
             stack=Stack(project=self.project, file="", services={}),
         )
-        ex = self._executor(release, {}, observed, with_stats=False)
+        ex = self._executor(release, {}, observed, tl, with_stats=False)
         try:
             ex.run(plan, rid)
         except StepFailed as e:
-            self.store.finish_rollout(rid, "failed", str(e))
+            self.store.rollouts.finish(rid, "failed", str(e))
             raise
         self.router.stop()
-        self.store.put("frontends", "")
-        self.store.finish_rollout(rid, "succeeded")
-        self.store.event("down", "stopped every replica", self.actor, rollout=rid)
-        return Outcome(rid, "succeeded", None, duration=time.monotonic() - t0)
+        self.store.environment.set_frontends([])
+        self.store.rollouts.finish(rid, "succeeded")
+        took = time.monotonic() - t0
+        tl.emit("project.down", "stopped every replica", data={"seconds": round(took, 3)})
+        return Outcome(rid, "succeeded", None, duration=took)
 
 
 def _same(a: dict[str, ServiceRelease], b: dict[str, ServiceRelease]) -> bool:
@@ -502,13 +592,6 @@ def _same(a: dict[str, ServiceRelease], b: dict[str, ServiceRelease]) -> bool:
     return a.keys() == b.keys() and all(
         a[n].service == b[n].service and a[n].image_id == b[n].image_id for n in a
     )
-
-
-def _prefixed(say: Say, prefix: str) -> Say:
-    def emit(line: str) -> None:
-        say(f"{prefix}: {line}")
-
-    return emit
 
 
 def git_head(compose_file: str) -> str | None:
@@ -524,3 +607,21 @@ def git_head(compose_file: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def git_commit(directory: Path, ref: str) -> tuple[str, str] | None:
+    """(full sha, title) of `ref` in the work tree at `directory`, or None outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(directory), "log", "-1", "--format=%H%n%s", ref, "--"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = out.stdout.splitlines()
+    if out.returncode != 0 or not lines:
+        return None
+    return lines[0], lines[1] if len(lines) > 1 else ""

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import structlog
 
 from conveyor.deploy import probe
 from conveyor.deploy.env import replica_env, replica_hosts
@@ -22,13 +19,10 @@ from conveyor.plan.actions import Plan, Step
 from conveyor.router.protocol import Frontend, Router, RouterConfig, ServerEntry
 from conveyor.runtime.protocol import ReplicaRun, Runtime
 from conveyor.store.db import Store
-
-log = structlog.get_logger("conveyor.deploy")
-
-Progress = Callable[[Step, str], None]
+from conveyor.store.timeline import Timeline
 
 # A run-to-completion service (a migration) that has not exited by then fails the rollout.
-JOB_TIMEOUT = 900.0  # (step, "start" | "done" | "failed: ..." | detail)
+JOB_TIMEOUT = 900.0
 
 
 class StepFailed(RolloutError):
@@ -56,8 +50,7 @@ class Executor:
     release: Release
     frontends: dict[str, int]
     observed: Observed
-    actor: str = "cli"
-    progress: Progress | None = None
+    timeline: Timeline  # bound to the rollout: every step is reported as an event
     stats_port: int | None = None
     placements: dict[str, Placement] = field(default_factory=dict)
 
@@ -77,26 +70,41 @@ class Executor:
         """Run every step from `start_seq`. `skip_batches` holds (service, batch) pairs whose
         remaining steps are skipped (failure_action=continue)."""
         skip = skip_batches if skip_batches is not None else set()
+        journal = self.store.journal
         for seq, step in enumerate(plan.steps[start_seq:], start=start_seq):
+            svc, rep = step.service or None, step.replica or None
+            data = {"seq": seq, "step": step.kind}
             if step.batch and (step.service, step.batch) in skip:
-                self.store.journal_begin(rollout_id, seq, step)
-                self.store.journal_end(rollout_id, seq, "skipped")
+                journal.begin(rollout_id, seq, step)
+                journal.end(rollout_id, seq, "skipped")
+                self.timeline.emit(
+                    "step.skipped", step.describe(), data=data, service=svc, replica=rep
+                )
                 continue
-            self.store.journal_begin(rollout_id, seq, step)
-            self._report(step, "start")
+            journal.begin(rollout_id, seq, step)
+            self.timeline.emit("step.started", step.describe(), data=data, service=svc, replica=rep)
+            t0 = time.monotonic()
             try:
                 detail = self.apply(step)
             except ConveyorError as e:
-                self.store.journal_end(rollout_id, seq, "failed", str(e))
-                self._report(step, f"failed: {e}")
+                journal.end(rollout_id, seq, "failed", str(e))
+                self.timeline.emit(
+                    "step.failed",
+                    step.describe(),
+                    level="error",
+                    data=data | {"error": str(e), "seconds": round(time.monotonic() - t0, 3)},
+                    service=svc,
+                    replica=rep,
+                )
                 raise StepFailed(step, seq, str(e)) from e
-            self.store.journal_end(rollout_id, seq, "done", detail)
-            self._report(step, "done")
-
-    def _report(self, step: Step, what: str) -> None:
-        log.info("step", step=step.kind, service=step.service, replica=step.replica, status=what)
-        if self.progress is not None:
-            self.progress(step, what)
+            journal.end(rollout_id, seq, "done", detail)
+            self.timeline.emit(
+                "step.done",
+                step.describe(),
+                data=data | {"detail": detail, "seconds": round(time.monotonic() - t0, 3)},
+                service=svc,
+                replica=rep,
+            )
 
     # ------------------------------------------------------------------------------------------
 
@@ -165,7 +173,7 @@ class Executor:
 
     def _frontends(self, services: tuple[str, ...]) -> str:
         self.router.ensure(self.router_config(services))
-        self.store.put("frontends", ",".join(services))
+        self.store.environment.set_frontends(services)
         return ", ".join(f"{s}:{self.frontends.get(s)}" for s in services)
 
     def _start(self, service: str, replica: str) -> str:

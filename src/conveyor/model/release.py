@@ -53,6 +53,8 @@ class Release(Frozen):
     services: dict[str, ServiceRelease]
     stack: Stack
     commit: str | None = None
+    pipeline: int | None = None  # the CI pipeline (and job) that deployed it, if one did
+    job: int | None = None
     created_at: float = 0.0
 
     def order(self) -> list[str]:
@@ -101,3 +103,27 @@ class Observed(Frozen):
 
 RolloutKind = Literal["up", "deploy", "rollback", "heal", "down", "recover"]
 RolloutStatus = Literal["running", "succeeded", "failed", "rolled_back", "paused", "interrupted"]
+
+
+# A service healed again within this window counts as crash-looping.
+LOOP_WINDOW = 30.0
+MAX_BACKOFF = 60.0
+
+
+class HealBackoff(Frozen):
+    """Exponential backoff between heals of one crash-looping service: 1, 2, 4 … 60 s."""
+
+    streak: int = 0
+    last_heal: float | None = None
+    not_before: float = 0.0
+
+    def after_heal(self, now: float) -> HealBackoff:
+        """The backoff once the service has been healed at `now` (pure)."""
+        looping = self.last_heal is not None and now - self.last_heal < LOOP_WINDOW
+        streak = self.streak + 1 if looping else 0
+        delay = 0.0 if streak == 0 else min(MAX_BACKOFF, 2.0 ** (streak - 1))
+        return HealBackoff(streak=streak, last_heal=now, not_before=now + delay)
+
+    @property
+    def delay(self) -> float:
+        return 0.0 if self.last_heal is None else self.not_before - self.last_heal

@@ -1,14 +1,16 @@
-"""CI records: pipelines and their jobs, in the project's state database."""
+"""CI records: pipelines, their jobs, and the artifacts jobs kept."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from pydantic import BaseModel
 
-from conveyor.store.db import Store
+from conveyor.store.database import Database, Row
+
+_TESTS = ("total", "passed", "failed", "errors", "skipped")
+_ENV = ("name", "url", "action", "on_stop")
 
 
 class PipelineRow(BaseModel):
@@ -21,7 +23,7 @@ class PipelineRow(BaseModel):
     finished_at: float | None
     file: str
     executor: str
-    tests: dict[str, Any]
+    tests: dict[str, int]  # summed JUnit counts; {} when no job had a report
     coverage: float | None
     cancel_requested: bool = False
 
@@ -47,9 +49,9 @@ class JobRow(BaseModel):
     executor: str | None
     log_path: str | None
     coverage: float | None
-    tests: dict[str, Any]
-    artifacts: dict[str, Any] | None
-    environment: dict[str, Any] | None = None
+    tests: dict[str, int]  # JUnit counts; {} without a report
+    artifacts: dict[str, int] | None  # {"files", "bytes"} of what the job kept
+    environment: dict[str, Any] | None = None  # name, url, action, on_stop (str or None)
     interruptible: bool = False
 
     @property
@@ -59,33 +61,217 @@ class JobRow(BaseModel):
         return self.finished_at - self.started_at
 
 
-class PipelineStore:
-    """Typed access to the CI tables of a `Store`."""
+class PipelineRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._conn = store._conn  # same connection and transactions as the rest of the state
+    def create(
+        self, ref: str | None, sha: str | None, source: str, file: str, executor: str
+    ) -> int:
+        cur = self._db.execute(
+            "INSERT INTO pipelines (ref, sha, source, status, started_at, file, executor) "
+            "VALUES (?, ?, ?, 'running', ?, ?, ?)",
+            (ref, sha, source, time.time(), file, executor),
+        )
+        return int(cur.lastrowid or 0)
+
+    def finish(self, pid: int, status: str, tests: dict[str, int], coverage: float | None) -> None:
+        counts = tuple(tests.get(k, 0) for k in _TESTS) if tests else (None,) * 5
+        self._db.execute(
+            "UPDATE pipelines SET status = ?, finished_at = ?, coverage = ?, tests_total = ?, "
+            "tests_passed = ?, tests_failed = ?, tests_errors = ?, tests_skipped = ? WHERE id = ?",
+            (status, time.time(), coverage, *counts, pid),
+        )
+
+    def next_id(self) -> int:
+        """The id the next pipeline will get (CI_PIPELINE_ID is known before it is created)."""
+        return int(self._db.scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM pipelines"))
+
+    def get(self, pid: int) -> PipelineRow | None:
+        row = self._db.one("SELECT * FROM pipelines WHERE id = ?", (pid,))
+        return None if row is None else _pipeline(row)
+
+    def latest(self, limit: int = 20) -> list[PipelineRow]:
+        rows = self._db.all("SELECT * FROM pipelines ORDER BY id DESC LIMIT ?", (limit,))
+        return [_pipeline(r) for r in rows]
+
+    def for_commit(self, sha: str) -> list[PipelineRow]:
+        rows = self._db.all("SELECT * FROM pipelines WHERE sha LIKE ? ORDER BY id", (f"{sha}%",))
+        return [_pipeline(r) for r in rows]
+
+    def running_for_ref(self, ref: str | None, newer_than: int) -> list[PipelineRow]:
+        """Pipelines of `ref` still running, older than pipeline `newer_than`."""
+        rows = self._db.all(
+            "SELECT * FROM pipelines WHERE status = 'running' AND ref IS ? AND id < ?",
+            (ref, newer_than),
+        )
+        return [_pipeline(r) for r in rows]
+
+    def request_cancel(self, pid: int) -> None:
+        self._db.execute("UPDATE pipelines SET cancel_requested = 1 WHERE id = ?", (pid,))
+
+    def cancel_requested(self, pid: int) -> bool:
+        return bool(self._db.scalar("SELECT cancel_requested FROM pipelines WHERE id = ?", (pid,)))
+
+
+_JOB_FIELDS = {
+    "status", "started_at", "finished_at", "exit_code", "failure_reason", "executor",
+    "log_path", "coverage", "allow_failure", "interruptible",
+}  # fmt: skip
+
+
+class JobRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(
+        self,
+        pipeline_id: int,
+        name: str,
+        stage: str,
+        status: str,
+        when: str,
+        allow_failure: bool,
+        attempt: int = 1,
+        retry_of: int | None = None,
+    ) -> int:
+        cur = self._db.execute(
+            "INSERT INTO jobs (pipeline_id, name, stage, status, when_, allow_failure, "
+            "attempt, retry_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (pipeline_id, name, stage, status, when, int(allow_failure), attempt, retry_of),
+        )
+        return int(cur.lastrowid or 0)
+
+    def update(
+        self,
+        job_id: int,
+        tests: dict[str, int] | None = None,
+        environment: dict[str, str | None] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Set columns of a job; `tests` are JUnit counts, `environment` its deployment."""
+        unknown = set(fields) - _JOB_FIELDS
+        if unknown:
+            raise ValueError(f"unknown job fields: {sorted(unknown)}")
+        cols = dict(fields)
+        if tests is not None:
+            cols |= {f"tests_{k}": (tests.get(k, 0) if tests else None) for k in _TESTS}
+        if environment is not None:
+            cols |= {f"environment_{k}": environment.get(k) for k in _ENV}
+        if not cols:
+            return
+        sets = ", ".join(f"{k} = ?" for k in cols)
+        self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*cols.values(), job_id))  # noqa: S608 — names from the allow-list
+
+    def of(self, pipeline_id: int) -> list[JobRow]:
+        rows = self._db.all(_JOB_SELECT + " WHERE j.pipeline_id = ? ORDER BY j.id", (pipeline_id,))
+        return [_job(r) for r in rows]
+
+    def environments(self) -> dict[str, JobRow]:
+        """Each environment's latest successful deploying or stopping job, by name."""
+        rows = self._db.all(
+            _JOB_SELECT + " WHERE j.environment_name IS NOT NULL AND j.status = 'success' "
+            "ORDER BY j.id"
+        )
+        out: dict[str, JobRow] = {}
+        for r in rows:
+            out[str(r["environment_name"])] = _job(r)
+        return out
+
+    def find(self, name_or_id: str, pipeline_id: int | None = None) -> JobRow | None:
+        """A job by id, or the latest job of that name (in the pipeline, if given)."""
+        if name_or_id.isdigit():
+            row = self._db.one(_JOB_SELECT + " WHERE j.id = ?", (int(name_or_id),))
+        elif pipeline_id is not None:
+            row = self._db.one(
+                _JOB_SELECT + " WHERE j.name = ? AND j.pipeline_id = ? ORDER BY j.id DESC LIMIT 1",
+                (name_or_id, pipeline_id),
+            )
+        else:
+            row = self._db.one(
+                _JOB_SELECT + " WHERE j.name = ? ORDER BY j.id DESC LIMIT 1", (name_or_id,)
+            )
+        return None if row is None else _job(row)
+
+
+class ArtifactRepository:
+    """What each job kept as artifacts (the files live in the CI blob store)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record(self, job_id: int, files: int, size: int) -> None:
+        self._db.execute(
+            "INSERT INTO artifacts (job_id, files, bytes) VALUES (?, ?, ?) "
+            "ON CONFLICT(job_id) DO UPDATE SET files = excluded.files, bytes = excluded.bytes",
+            (job_id, files, size),
+        )
+
+
+_JOB_SELECT = (
+    "SELECT j.*, a.files AS artifact_files, a.bytes AS artifact_bytes "
+    "FROM jobs j LEFT JOIN artifacts a ON a.job_id = j.id"
+)
+
+
+def _tests(row: Row) -> dict[str, int]:
+    if row["tests_total"] is None:
+        return {}
+    return {k: int(row[f"tests_{k}"] or 0) for k in _TESTS}
+
+
+def _pipeline(row: Row) -> PipelineRow:
+    d = {k: row[k] for k in row.keys() if not k.startswith("tests_")}  # noqa: SIM118 — sqlite3.Row
+    d["cancel_requested"] = bool(d["cancel_requested"])
+    return PipelineRow(**d, tests=_tests(row))
+
+
+def _job(row: Row) -> JobRow:
+    d = {
+        k: row[k]
+        for k in row.keys()  # noqa: SIM118 — sqlite3.Row
+        if not k.startswith(("tests_", "environment_", "artifact_"))
+    }
+    env = (
+        {k: row[f"environment_{k}"] for k in _ENV} if row["environment_name"] is not None else None
+    )
+    arts = (
+        {"files": int(row["artifact_files"]), "bytes": int(row["artifact_bytes"])}
+        if row["artifact_files"] is not None
+        else None
+    )
+    return JobRow(
+        **d
+        | {
+            "tests": _tests(row),
+            "environment": env,
+            "artifacts": arts,
+            "allow_failure": bool(d["allow_failure"]),
+            "interruptible": bool(d["interruptible"]),
+        }
+    )
+
+
+class PipelineStore:
+    """The CI engine's view of the records (pipelines, jobs, artifacts) of a project store.
+
+    Transitional: the call sites move to `store.pipelines` / `store.jobs` / `store.artifacts`
+    as the CI engine is restructured."""
+
+    def __init__(self, store: Any) -> None:
+        self._p: PipelineRepository = store.pipelines
+        self._j: JobRepository = store.jobs
+        self._a: ArtifactRepository = store.artifacts
 
     def create_pipeline(
         self, ref: str | None, sha: str | None, source: str, file: str, executor: str
     ) -> int:
-        with self._store._tx():
-            cur = self._conn.execute(
-                "INSERT INTO pipelines (ref, sha, source, status, started_at, file, executor) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?)",
-                (ref, sha, source, time.time(), file, executor),
-            )
-        return int(cur.lastrowid or 0)
+        return self._p.create(ref, sha, source, file, executor)
 
     def finish_pipeline(
-        self, pid: int, status: str, tests: dict[str, Any], coverage: float | None
+        self, pid: int, status: str, tests: dict[str, int], coverage: float | None
     ) -> None:
-        with self._store._tx():
-            self._conn.execute(
-                "UPDATE pipelines SET status = ?, finished_at = ?, tests = ?, coverage = ? "
-                "WHERE id = ?",
-                (status, time.time(), json.dumps(tests), coverage, pid),
-            )
+        self._p.finish(pid, status, tests, coverage)
 
     def create_job(
         self,
@@ -98,134 +284,39 @@ class PipelineStore:
         attempt: int = 1,
         retry_of: int | None = None,
     ) -> int:
-        with self._store._tx():
-            cur = self._conn.execute(
-                "INSERT INTO ci_jobs (pipeline_id, name, stage, status, when_, allow_failure, "
-                "attempt, retry_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (pipeline_id, name, stage, status, when, int(allow_failure), attempt, retry_of),
-            )
-        return int(cur.lastrowid or 0)
+        return self._j.create(
+            pipeline_id, name, stage, status, when, allow_failure, attempt, retry_of
+        )
 
     def update_job(self, job_id: int, **fields: Any) -> None:
-        allowed = {
-            "status",
-            "started_at",
-            "finished_at",
-            "exit_code",
-            "failure_reason",
-            "executor",
-            "log_path",
-            "coverage",
-            "tests",
-            "artifacts",
-            "allow_failure",
-            "environment",
-            "interruptible",
-        }
-        unknown = set(fields) - allowed
-        if unknown:
-            raise ValueError(f"unknown job fields: {sorted(unknown)}")
-        values = [
-            json.dumps(v) if k in ("tests", "artifacts", "environment") and v is not None else v
-            for k, v in fields.items()
-        ]
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        with self._store._tx():
-            self._conn.execute(f"UPDATE ci_jobs SET {sets} WHERE id = ?", (*values, job_id))  # noqa: S608 — names from the allow-list
+        arts = fields.pop("artifacts", None)
+        if arts is not None:
+            self._a.record(job_id, int(arts.get("files", 0)), int(arts.get("bytes", 0)))
+        self._j.update(job_id, **fields)
 
     def next_id(self) -> int:
-        """The id the next pipeline will get (CI_PIPELINE_ID is known before it is created)."""
-        with self._store.lock:
-            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM pipelines").fetchone()
-        return int(row[0]) + 1
+        return self._p.next_id()
 
     def pipeline(self, pid: int) -> PipelineRow | None:
-        with self._store.lock:
-            row = self._conn.execute("SELECT * FROM pipelines WHERE id = ?", (pid,)).fetchone()
-        return None if row is None else _pipeline(row)
+        return self._p.get(pid)
 
     def pipelines(self, limit: int = 20) -> list[PipelineRow]:
-        with self._store.lock:
-            rows = self._conn.execute(
-                "SELECT * FROM pipelines ORDER BY id DESC LIMIT ?", (limit,)
-            ).fetchall()
-        return [_pipeline(r) for r in rows]
+        return self._p.latest(limit)
 
     def jobs(self, pipeline_id: int) -> list[JobRow]:
-        with self._store.lock:
-            rows = self._conn.execute(
-                "SELECT * FROM ci_jobs WHERE pipeline_id = ? ORDER BY id", (pipeline_id,)
-            ).fetchall()
-        return [_job(r) for r in rows]
+        return self._j.of(pipeline_id)
 
     def running_for_ref(self, ref: str | None, newer_than: int) -> list[PipelineRow]:
-        """Pipelines of `ref` still running, older than pipeline `newer_than`."""
-        with self._store.lock:
-            rows = self._conn.execute(
-                "SELECT * FROM pipelines WHERE status = 'running' AND ref IS ? AND id < ?",
-                (ref, newer_than),
-            ).fetchall()
-        return [_pipeline(r) for r in rows]
+        return self._p.running_for_ref(ref, newer_than)
 
     def request_cancel(self, pid: int) -> None:
-        with self._store._tx():
-            self._conn.execute("UPDATE pipelines SET cancel_requested = 1 WHERE id = ?", (pid,))
+        self._p.request_cancel(pid)
 
     def cancel_requested(self, pid: int) -> bool:
-        with self._store.lock:
-            row = self._conn.execute(
-                "SELECT cancel_requested FROM pipelines WHERE id = ?", (pid,)
-            ).fetchone()
-        return bool(row and row[0])
+        return self._p.cancel_requested(pid)
 
     def environments(self) -> dict[str, JobRow]:
-        """Each environment's latest successful deploying or stopping job, by name."""
-        with self._store.lock:
-            rows = self._conn.execute(
-                "SELECT * FROM ci_jobs WHERE environment IS NOT NULL AND status = 'success' "
-                "ORDER BY id"
-            ).fetchall()
-        out: dict[str, JobRow] = {}
-        for r in rows:
-            job = _job(r)
-            if job.environment is not None:
-                out[str(job.environment["name"])] = job
-        return out
+        return self._j.environments()
 
     def find_job(self, name_or_id: str, pipeline_id: int | None = None) -> JobRow | None:
-        """A job by id, or the latest job of that name (in the pipeline, if given)."""
-        with self._store.lock:
-            return self._find_job(name_or_id, pipeline_id)
-
-    def _find_job(self, name_or_id: str, pipeline_id: int | None) -> JobRow | None:
-        if name_or_id.isdigit():
-            row = self._conn.execute(
-                "SELECT * FROM ci_jobs WHERE id = ?", (int(name_or_id),)
-            ).fetchone()
-        elif pipeline_id is not None:
-            row = self._conn.execute(
-                "SELECT * FROM ci_jobs WHERE name = ? AND pipeline_id = ? ORDER BY id DESC LIMIT 1",
-                (name_or_id, pipeline_id),
-            ).fetchone()
-        else:
-            row = self._conn.execute(
-                "SELECT * FROM ci_jobs WHERE name = ? ORDER BY id DESC LIMIT 1", (name_or_id,)
-            ).fetchone()
-        return None if row is None else _job(row)
-
-
-def _pipeline(row: Any) -> PipelineRow:
-    d = dict(row)
-    d["tests"] = json.loads(d["tests"] or "{}")
-    d["cancel_requested"] = bool(d.get("cancel_requested"))
-    return PipelineRow(**d)
-
-
-def _job(row: Any) -> JobRow:
-    d = dict(row)
-    d["tests"] = json.loads(d["tests"] or "{}")
-    d["artifacts"] = json.loads(d["artifacts"]) if d["artifacts"] else None
-    d["environment"] = json.loads(d["environment"]) if d.get("environment") else None
-    d["allow_failure"] = bool(d["allow_failure"])
-    d["interruptible"] = bool(d.get("interruptible"))
-    return JobRow(**d)
+        return self._j.find(name_or_id, pipeline_id)

@@ -6,17 +6,15 @@ label, put HAProxy's servers back to exactly the running replicas, and finish (o
 the interrupted rollout, which history keeps as `interrupted` beside the `recover` that
 finished it.
 
-Two kills per step k:
+Two kills per step k, both by failpoints in the command itself (see FAILPOINT), so where the
+kill lands never depends on timing:
 
-- `begun`: as soon as step k is journaled `started` (the journal is polled in a busy loop; the
-  kill lands before the step's action has had an effect: no container created yet, no HAProxy
-  command sent);
-- `acted`: step k's action completes but its `done` is never written (the test holds SQLite's
-  write lock from the moment step k is journaled, so the command blocks on `journal_end`, and
-  is killed there).
+- `begun`: right after step k is journaled `started`, before its action has had an effect (no
+  container created yet, no HAProxy command sent);
+- `acted`: step k's action has completed but its `done` is not yet written.
 
 Crashes *inside* an action (between the HAProxy commands of one `route`, between creating a
-container and starting it…) are reached with failpoints instead (see FAILPOINT).
+container and starting it…) are reached with failpoints too.
 
 No agent runs (`up --no-agent`): the next *command* repairs, not the agent.
 """
@@ -24,7 +22,6 @@ No agent runs (`up --no-agent`): the next *command* repairs, not the agent.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -72,50 +69,72 @@ DESIRED = {"web": 2, "api": 1}
 # What `conveyor plan` must say a change of web's environment takes (start-first,
 # parallelism 1, two replicas): checked against `plan --json` before the first crash.
 DEPLOY_STEPS = ("start", "await", "route", "drain", "unroute", "stop") * 2
-# How long the `acted` kill lets step k's action run before killing it: longer than the action
-# takes in this stack (the probes answer at once, replicas stop on SIGTERM).
-ACT_SECONDS = {"start": 0.8, "await": 0.8, "stop": 1.0}
-ACT_SECONDS_ROUTER = 0.3  # drain, route, unroute: a few HAProxy commands
-STEP_TIMEOUT = 60.0
 
 
-# Runs the real `conveyor` command with one failpoint: the process SIGKILLs itself right after
-# HAProxy answers a runtime command matching PATTERN (argv[1] "haproxy"), after the Docker Engine
-# creates a container whose name matches it ("create"), or once a stopped container has exited,
-# before it is removed ("stop"). For the crash points inside a step, which polling the journal
-# cannot hit: a killed command has journaled the step and not yet begun its action by the time
-# the test sees the row.
+# Runs the real `conveyor` command with one failpoint: the process SIGKILLs itself
+# - "journal" KIND:K:PHASE: at step K (1-based) of its first KIND rollout, right after the step
+#   is journaled `started` (PHASE begun) or once its action is done, before `done` is written
+#   (PHASE acted);
+# - "haproxy" PATTERN: right after HAProxy answers a runtime command matching PATTERN;
+# - "create" PATTERN: after the Docker Engine creates a container whose name matches it;
+# - "stop": once a stopped container has exited, before it is removed.
 FAILPOINT = """
 import os, re, signal, sys
 from conveyor.cli.main import main
 from conveyor.router.haproxy import HAProxyRouter
 from conveyor.runtime.docker_engine import DockerEngine
+from conveyor.store.rollouts import JournalRepository, RolloutRepository
 
-where, pattern = sys.argv[1], re.compile(sys.argv[2])
+where, arg = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
 sys.argv[0] = "conveyor"
 
-if where == "haproxy":
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if where == "journal":
+    kind, k, phase = arg.split(":")
+    seq_k, first = int(k) - 1, []
+    start = RolloutRepository.start
+    def _start(self, kind_, *a, **kw):
+        rid = start(self, kind_, *a, **kw)
+        if kind_ == kind and not first:
+            first.append(rid)
+        return rid
+    RolloutRepository.start = _start
+    begin, end = JournalRepository.begin, JournalRepository.end
+    def _begin(self, rid, seq, step):
+        begin(self, rid, seq, step)
+        if phase == "begun" and first == [rid] and seq == seq_k:
+            die()
+    def _end(self, rid, seq, status, detail=None):
+        if phase == "acted" and first == [rid] and seq == seq_k and status == "done":
+            die()
+        end(self, rid, seq, status, detail)
+    JournalRepository.begin, JournalRepository.end = _begin, _end
+elif where == "haproxy":
+    pattern = re.compile(arg)
     send = HAProxyRouter._send
     def _send(self, path, command, timeout=None):
         reply = send(self, path, command, timeout)
         if pattern.search(command):
-            os.kill(os.getpid(), signal.SIGKILL)
+            die()
         return reply
     HAProxyRouter._send = _send
 elif where == "create":
+    pattern = re.compile(arg)
     create = DockerEngine._create
     def _create(self, req, name):
         cid = create(self, req, name)
         if pattern.search(name):
-            os.kill(os.getpid(), signal.SIGKILL)
+            die()
         return cid
     DockerEngine._create = _create
 else:
     stop = DockerEngine.stop
     def _stop(self, container_id, sig, grace):
         code = stop(self, container_id, sig, grace)
-        os.kill(os.getpid(), signal.SIGKILL)
+        die()
         return code
     DockerEngine.stop = _stop
 main()
@@ -217,83 +236,11 @@ class Stack:
         return Crash(rollout=rid, journal=journal, output=p.stderr)
 
     def crash(self, args: tuple[str, ...], kind: str, k: int, phase: Phase) -> Crash:
-        """Run `conveyor ARGS`, SIGKILL it at step k (1-based) of its first `kind` rollout."""
-        db = sqlite3.connect(self.state_db, timeout=30, isolation_level=None)
-        try:
-            before = self.last_rollout(db)
-            log = self.root / f"crash-{kind}-{k}-{phase}.log"
-            with log.open("w") as out:
-                proc = subprocess.Popen(
-                    self.cmd(*args), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            try:
-                rid = self._wait_for_step(db, proc, before, kind, k, log)
-                if phase == "acted":
-                    # From here on the command cannot write: it finishes step k's action and
-                    # blocks on journaling it done.
-                    db.execute("BEGIN IMMEDIATE")
-                    try:
-                        step = db.execute(
-                            "SELECT step FROM journal WHERE rollout_id = ? AND seq = ?",
-                            (rid, k - 1),
-                        ).fetchone()[0]
-                        act = json.loads(step)["kind"]
-                        time.sleep(ACT_SECONDS.get(act, ACT_SECONDS_ROUTER))
-                        os.kill(proc.pid, signal.SIGKILL)
-                        proc.wait(timeout=10)
-                    finally:
-                        db.execute("ROLLBACK")
-                else:
-                    os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-            finally:
-                if proc.poll() is None:  # the test failed before its kill
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
-            assert proc.returncode == -signal.SIGKILL, log.read_text()
-            rows = db.execute(
-                "SELECT seq, step, status FROM journal WHERE rollout_id = ? ORDER BY seq", (rid,)
-            ).fetchall()
-            journal = [(int(seq), _describe(json.loads(step)), str(st)) for seq, step, st in rows]
-            crash = Crash(rollout=rid, journal=journal, output=log.read_text())
-            assert len(journal) >= k, crash.where()
-            if phase == "acted":
-                # the test's lock was taken before step k was journaled done
-                assert len(journal) == k and journal[-1][2] == "started", crash.where()
-            return crash
-        finally:
-            db.close()
-
-    def _wait_for_step(
-        self,
-        db: sqlite3.Connection,
-        proc: subprocess.Popen[bytes],
-        before: int,
-        kind: str,
-        k: int,
-        log: Path,
-    ) -> int:
-        """Busy-poll the journal until the first `kind` rollout after `before` has k rows."""
-        deadline = time.monotonic() + STEP_TIMEOUT
-        rid: int | None = None
-        while True:
-            if rid is None:
-                row = db.execute(
-                    "SELECT id FROM rollouts WHERE id > ? AND kind = ? ORDER BY id LIMIT 1",
-                    (before, kind),
-                ).fetchone()
-                rid = None if row is None else int(row[0])
-            if rid is not None:
-                n = db.execute("SELECT COUNT(*) FROM journal WHERE rollout_id = ?", (rid,))
-                if int(n.fetchone()[0]) >= k:
-                    return rid
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"the command ended ({proc.returncode}) before step {k} of its {kind} "
-                    f"rollout:\n{log.read_text()}"
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no step {k} of a {kind} rollout in {STEP_TIMEOUT:g}s")
+        """Run `conveyor ARGS`, SIGKILLed at step k (1-based) of its first `kind` rollout."""
+        crash = self.crash_inside(args, "journal", f"{kind}:{k}:{phase}")
+        assert len(crash.journal) == k, crash.where()
+        assert crash.journal[-1][2] == "started", crash.where()  # never journaled done
+        return crash
 
     # what a repaired project looks like ---------------------------------------------------------
 

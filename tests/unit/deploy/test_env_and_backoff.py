@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from conveyor.deploy.env import env_name, replica_env, replica_hosts
+from conveyor.model.release import MAX_BACKOFF, HealBackoff
 from conveyor.model.stack import Service
-from conveyor.server.agent import MAX_BACKOFF, Backoff
 
 
 def test_replica_env_announces_frontends_and_port() -> None:
@@ -25,12 +25,14 @@ def test_replica_env_announces_frontends_and_port() -> None:
 
 
 def test_backoff_grows_while_a_service_keeps_crashing_and_resets_after() -> None:
-    b = Backoff()
-    delays = [b.healed("web", t) for t in (0.0, 1.0, 3.0, 7.0, 15.0)]
+    b = HealBackoff()
+    delays = []
+    for t in (0.0, 1.0, 3.0, 7.0, 15.0):
+        b = b.after_heal(t)
+        delays.append(b.delay)
     assert delays == [0.0, 1.0, 2.0, 4.0, 8.0]
-    assert b.blocked(15.5) == {"web"}
-    assert b.blocked(23.5) == set()
-    assert b.healed("web", 100.0) == 0.0  # quiet for longer than the window: streak reset
+    assert b.not_before == 23.0  # blocked until then
+    assert b.after_heal(100.0).delay == 0.0  # quiet for longer than the window: streak reset
     for t in range(200, 400, 5):
-        last = b.healed("web", float(t))
-    assert last == MAX_BACKOFF
+        b = b.after_heal(float(t))
+    assert b.delay == MAX_BACKOFF

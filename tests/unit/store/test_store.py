@@ -1,32 +1,43 @@
 from __future__ import annotations
 
+import json
+import sqlite3
+import stat
 from pathlib import Path
 
+from conveyor.model.events import Subject
 from conveyor.model.release import Release, ServiceRelease
 from conveyor.model.stack import Service, Stack
 from conveyor.plan.actions import Step
-from conveyor.store.db import MIGRATIONS, Store
+from conveyor.store.db import Store
+from conveyor.store.migrations import MIGRATIONS
+from conveyor.store.timeline import Timeline
 
 
-def release(version: str) -> Release:
+def release(version: str, commit: str | None = None) -> Release:
     svc = Service(name="web", image="web:1", environment={"V": version})
     return Release(
         number=0,
         project="p",
         services={"web": ServiceRelease(service=svc, image_id="sha256:x", image_ref="web:1")},
         stack=Stack(project="p", file="/x/compose.yaml", services={"web": svc}),
+        commit=commit,
     )
 
 
 def test_releases_are_numbered_and_round_trip(tmp_path: Path) -> None:
     s = Store.open(tmp_path)
-    r1 = s.save_release(release("1"))
-    r2 = s.save_release(release("2"))
+    r1 = s.releases.save(release("1", commit="abc123"))
+    r2 = s.releases.save(release("2"))
     assert (r1.number, r2.number) == (1, 2)
-    assert s.release(2) == r2
-    assert [r.number for r in s.releases()] == [2, 1]
-    s.set_current_release(2)
+    assert s.releases.get(2) == r2
+    assert [r.number for r in s.releases.latest()] == [2, 1]
+    assert s.releases.for_commit("abc") == [r1]
+    s.environment.make_current(1)
+    s.environment.make_current(2)
     assert s.current_release() == r2
+    assert s.previous_release() == r1
+    assert s.environment.pointer("target_release") is None
 
 
 def test_spec_hash_changes_with_environment_only() -> None:
@@ -37,23 +48,135 @@ def test_spec_hash_changes_with_environment_only() -> None:
 
 def test_rollouts_and_journal(tmp_path: Path) -> None:
     s = Store.open(tmp_path)
-    rid = s.start_rollout("deploy", 1, 2, "cli", "test")
-    s.journal_begin(rid, 0, Step(kind="start", service="web", replica="web-2-1"))
-    assert s.journal(rid)[0].status == "started"  # written before acting: a crash leaves this
-    s.journal_end(rid, 0, "done", "ok")
-    s.finish_rollout(rid, "succeeded")
-    row = s.rollout(rid)
+    rid = s.rollouts.start("deploy", 1, 2, "cli", "test")
+    s.journal.begin(rid, 0, Step(kind="start", service="web", replica="web-2-1"))
+    assert s.journal.of(rid)[0].status == "started"  # written before acting: a crash leaves this
+    s.journal.end(rid, 0, "done", "ok")
+    s.rollouts.finish(rid, "succeeded")
+    row = s.rollouts.get(rid)
     assert row is not None and row.status == "succeeded" and row.duration is not None
-    assert s.journal(rid)[0].step["replica"] == "web-2-1"
-    assert [r.id for r in s.rollouts(status="succeeded")] == [rid]
+    j = s.journal.of(rid)[0]
+    assert (j.kind, j.service, j.replica) == ("start", "web", "web-2-1")
+    assert [r.id for r in s.rollouts.latest(status="succeeded")] == [rid]
+    rec = s.rollouts.start("recover", 2, 2, "cli", "finish it", recovers=rid)
+    got = s.rollouts.get(rec)
+    assert got is not None and got.recovers == rid
 
 
-def test_reopen_keeps_state_and_schema_version(tmp_path: Path) -> None:
+def test_ports_and_frontends_are_typed(tmp_path: Path) -> None:
     s = Store.open(tmp_path)
-    s.set_port("frontend:web", 18123)
-    s.event("x", "hello", n=1)
+    s.ports.set_frontend("web", 18123)
+    s.ports.set_stats(18124)
+    s.environment.set_frontends(["web", "api"])
     s.close()
     s2 = Store.open(tmp_path)
-    assert s2.ports() == {"frontend:web": 18123}
-    assert s2.events()[0].data == {"n": 1}
-    assert s2._conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert s2.ports.frontend_ports() == {"web": 18123}
+    assert s2.ports.stats_port() == 18124
+    assert s2.ports.taken() == {18123, 18124}
+    assert s2.environment.frontends() == ["web", "api"]
+    assert s2.db.version == len(MIGRATIONS)
+
+
+def test_timeline_records_durable_events_and_delivers_all(tmp_path: Path) -> None:
+    s = Store.open(tmp_path)
+    seen: list[str] = []
+    tl = Timeline(Subject(project="p", environment="p"), s.events)
+    tl.subscribe(lambda e: seen.append(e.kind))
+    r = tl.bind(rollout=7, release=2, commit="abc123")
+    r.emit("step.started", "web: start web-2-1", service="web")  # ephemeral: not recorded
+    r.emit("rollout.succeeded", "deploy to release 2", data={"seconds": 1.5})
+    assert seen == ["step.started", "rollout.succeeded"]
+    events = s.events.about(commit="abc")
+    assert [(e.kind, e.subject.rollout, e.subject.release) for e in events] == [
+        ("rollout.succeeded", 7, 2)
+    ]
+    assert events[0].data == {"seconds": 1.5} and events[0].id > 0
+
+
+def test_state_is_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    s = Store.open(state)
+    s.releases.save(release("1"))
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    for f in ("state.db", "state.db-wal", "state.db-shm"):
+        assert stat.S_IMODE((state / f).stat().st_mode) == 0o600, f
+
+
+def test_a_database_from_conveyor_0_1_opens_and_upgrades(tmp_path: Path) -> None:
+    """A state.db as 0.1 wrote it (migrations 1-4, key-value pointers, 'frontend:x' port keys,
+    recovery named in the reason) keeps every fact after the upgrade."""
+    state = tmp_path / "shop"
+    state.mkdir()
+    db = sqlite3.connect(state / "state.db")
+    from conveyor.store.migrations import _statements
+
+    for parts in MIGRATIONS[:4]:
+        for stmt in _statements(str(parts[0])):
+            db.execute(stmt)
+    db.execute("PRAGMA user_version = 4")
+    body = release("1").model_copy(update={"number": 1}).model_dump_json()
+    db.execute("INSERT INTO releases VALUES (1, 1.0, 'abc', ?)", (body,))
+    db.execute(
+        "INSERT INTO releases VALUES (2, 2.0, 'def', ?)",
+        (body.replace('"number":1', '"number":2'),),
+    )
+    db.executemany(
+        "INSERT INTO kv VALUES (?, ?)",
+        [("current_release", "2"), ("previous_release", "1"), ("frontends", "web,api")],
+    )
+    db.executemany(
+        "INSERT INTO ports VALUES (?, ?)",
+        [("frontend:web", 18001), ("frontend:api", 18002), ("stats", 18003)],
+    )
+    db.execute(
+        "INSERT INTO rollouts (id, kind, from_release, to_release, status, started_at, actor, "
+        "reason) VALUES (1, 'deploy', 1, 2, 'interrupted', 1, 'cli', 'conveyor deploy'), "
+        "(2, 'recover', 1, 2, 'succeeded', 2, 'cli', 'finish interrupted rollout 1')"
+    )
+    step = json.dumps({"kind": "start", "service": "web", "replica": "web-2-1"})
+    db.execute("INSERT INTO journal VALUES (1, 0, ?, 'done', 1, 2, NULL)", (step,))
+    db.execute(
+        "INSERT INTO events (ts, kind, actor, message, data) VALUES "
+        "(1, 'rollout.started', 'cli', 'deploy to release 2', '{\"rollout\": 1, \"steps\": 3}')"
+    )
+    db.execute(
+        "INSERT INTO pipelines (id, ref, sha, source, status, started_at, file, executor, tests) "
+        "VALUES (1, 'main', 'abc', 'push', 'success', 1, '.gitlab-ci.yml', 'shell', "
+        '\'{"total": 3, "passed": 3}\')'
+    )
+    db.execute(
+        "INSERT INTO ci_jobs (id, pipeline_id, name, stage, status, when_, tests, artifacts, "
+        "environment) VALUES (1, 1, 'review', 'deploy', 'success', 'on_success', '{}', "
+        '\'{"files": 2, "bytes": 10}\', \'{"name": "review/main", "url": null, '
+        '"action": "start", "on_stop": "stop"}\')'
+    )
+    db.commit()
+    db.close()
+
+    s = Store.open(state)
+    assert s.db.version == len(MIGRATIONS)
+    assert s.environment.name == "shop"
+    cur, prev = s.current_release(), s.previous_release()
+    assert cur is not None and cur.number == 2 and prev is not None and prev.number == 1
+    assert s.ports.frontend_ports() == {"web": 18001, "api": 18002}
+    assert s.ports.stats_port() == 18003
+    assert s.environment.frontends() == ["web", "api"]
+    rec = s.rollouts.get(2)
+    assert rec is not None and rec.recovers == 1
+    assert s.journal.of(1)[0].replica == "web-2-1"
+    [ev] = s.events.about(rollout=1)
+    assert (ev.kind, ev.data, ev.subject.project) == ("rollout.started", {"steps": 3}, "shop")
+    p = s.pipelines.get(1)
+    assert p is not None and p.tests == {
+        "total": 3,
+        "passed": 3,
+        "failed": 0,
+        "errors": 0,
+        "skipped": 0,
+    }
+    job = s.jobs.find("review")
+    assert job is not None and job.tests == {} and job.artifacts == {"files": 2, "bytes": 10}
+    assert job.environment is not None and job.environment["name"] == "review/main"
+    assert set(s.jobs.environments()) == {"review/main"}

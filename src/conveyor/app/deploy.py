@@ -1,0 +1,234 @@
+"""Use cases on one project: up, plan, deploy, rollback, status, history, logs, down, agent.
+
+Each takes a `Project` (opened by the entry point), composes the layers (lock → recover →
+build → apply) and returns a typed result; progress reaches the caller as timeline events
+through the project's subscribers. Errors are ConveyorErrors; nothing here prints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from conveyor.app.agent import agent_pid, start_agent, stop_agent
+from conveyor.app.project import Project
+from conveyor.app.views import (
+    AgentView,
+    DeployResult,
+    DownResult,
+    HistoryView,
+    PlanStep,
+    PlanView,
+    ReleaseImage,
+    ReleaseView,
+    ReplicaView,
+    RolloutResult,
+    RolloutView,
+    RouterView,
+    ServiceURL,
+    ServiceView,
+    StatusView,
+    UpResult,
+)
+from conveyor.deploy.engine import Engine, Outcome
+from conveyor.deploy.project import project_lock
+from conveyor.deploy.reconciler import Reconciler
+from conveyor.errors import UnknownService
+from conveyor.model.release import Release
+from conveyor.store.db import Store
+
+
+def result(o: Outcome) -> RolloutResult:
+    return RolloutResult(
+        status=o.status,
+        release=o.release,
+        rollout=o.rollout_id,
+        error=o.error,
+        seconds=round(o.duration, 3),
+        rollback=o.rollback_id,
+    )
+
+
+def up(project: Project, agent: bool = True) -> UpResult:
+    """Build images, start every service, wait until healthy; leave the reconciler running."""
+    stack = project.stack()
+    paths = project.paths()
+    with project_lock(paths):
+        engine = project.engine()
+        recovered = [result(o) for o in engine.recover()]
+        release = _build(engine, project, [])
+        o = engine.apply(release, "up", "conveyor up")
+    out = UpResult(project=stack.project, outcome=result(o), recovered=recovered)
+    if not o.ok:
+        return out
+    if agent:
+        out.agent_pid = start_agent(project)
+        out.agent_log = str(paths.agent_log)
+    out.urls = urls(engine)
+    return out
+
+
+def urls(engine: Engine) -> list[ServiceURL]:
+    cur = engine.store.current_release()
+    if cur is None:
+        return []
+    ports = engine.store.ports.frontend_ports()
+    out = [
+        ServiceURL(name=name, url=f"http://127.0.0.1:{ports[name]}/")
+        for name in cur.order()
+        if name in ports
+    ]
+    stats = engine.store.ports.stats_port()
+    if stats is not None:
+        out.append(ServiceURL(name="haproxy stats", url=f"http://127.0.0.1:{stats}/stats"))
+    return out
+
+
+def plan(project: Project, services: list[str]) -> PlanView:
+    """What a deploy would change. Builds images (cached) to learn whether they changed."""
+    engine = project.engine()
+    release = _build(engine, project, services)
+    p = engine.plan(release)
+    cur = engine.store.current_release()
+    return PlanView(
+        from_release=cur.number if cur else None,
+        new_release=release.number == 0,
+        release=release.number or None,
+        steps=[PlanStep(**s.model_dump(mode="json"), description=s.describe()) for s in p.steps],
+        notes=list(p.notes),
+    )
+
+
+def deploy(project: Project, services: list[str]) -> DeployResult:
+    """Roll out the files with each service's update policy; roll back on failure."""
+    project.stack()  # bad input fails before the lock is taken
+    with project_lock(project.paths()):
+        engine = project.engine()
+        recovered = [result(o) for o in engine.recover()]
+        release = _build(engine, project, services)
+        o = engine.apply(release, "deploy", "conveyor deploy")
+    return DeployResult(outcome=result(o), recovered=recovered)
+
+
+def rollback(project: Project, service: str | None) -> DeployResult:
+    """Back to the previous release (or one service back to its previous image and spec)."""
+    with project_lock(project.paths()):
+        engine = project.engine()
+        outcomes = engine.recover()
+        # A rollback a crash interrupted, now finished, is the rollback asked for: another
+        # one would go forward again.
+        done = [o for o in outcomes if o.finished_rollback]
+        o = done[-1] if done else engine.rollback(service)
+    return DeployResult(outcome=result(o), recovered=[result(r) for r in outcomes])
+
+
+def down(project: Project) -> DownResult:
+    """Stop the reconciler, drain and stop every replica and HAProxy; volumes and history stay."""
+    paths = project.paths()
+    stopped = stop_agent(paths)
+    with project_lock(paths):
+        o = project.engine().down()
+    return DownResult(project=paths.project, agent_stopped=stopped, seconds=round(o.duration, 3))
+
+
+def status(project: Project) -> StatusView:
+    engine = project.engine()
+    observed = engine.observe()
+    store = engine.store
+    cur = store.current_release()
+    fports = store.ports.frontend_ports()
+    stats = store.ports.stats_port()
+    names = list(cur.order()) if cur else []
+    names += sorted({r.service for r in observed.replicas} - set(names))
+    services: list[ServiceView] = []
+    now = time.time()
+    for name in names:
+        sr = cur.services.get(name) if cur else None
+        fport = fports.get(name) if sr and sr.service.routed else None
+        reps = sorted(observed.of(name), key=lambda r: r.replica)
+        services.append(
+            ServiceView(
+                name=name,
+                desired_replicas=sr.service.replicas if sr else 0,
+                running_replicas=sum(1 for r in reps if r.running),
+                image=sr.image_ref if sr else None,
+                spec_hash=sr.spec_hash if sr else None,
+                url=f"http://127.0.0.1:{fport}" if fport else None,
+                replicas=[
+                    ReplicaView(
+                        name=r.replica,
+                        release=r.release,
+                        port=r.port,
+                        running=r.running,
+                        exit_code=r.exit_code,
+                        health=r.health,
+                        router=r.router,
+                        current=bool(sr and r.spec_hash == sr.spec_hash),
+                        container=r.container_id[:12],
+                        uptime=round(now - r.started_at, 1) if r.running and r.started_at else None,
+                    )
+                    for r in reps
+                ],
+            )
+        )
+    pid = agent_pid(engine.paths)
+    return StatusView(
+        project=engine.project,
+        release=cur.number if cur else None,
+        commit=cur.commit if cur else None,
+        router=RouterView(
+            running=engine.router.running(),
+            stats_url=f"http://127.0.0.1:{stats}/stats" if stats is not None else None,
+        ),
+        agent=AgentView(running=pid is not None, pid=pid),
+        services=services,
+    )
+
+
+def history(project: Project, limit: int) -> HistoryView:
+    store = Store.open(project.paths().state_dir)
+    return HistoryView(
+        rollouts=[
+            RolloutView(
+                **r.model_dump(include=set(RolloutView.model_fields) - {"duration"}),
+                duration=None if r.duration is None else round(r.duration, 3),
+            )
+            for r in store.rollouts.latest(limit=limit)
+        ],
+        releases=[
+            ReleaseView(
+                number=rel.number,
+                created_at=rel.created_at,
+                commit=rel.commit,
+                services={
+                    n: ReleaseImage(image=sr.image_ref, spec_hash=sr.spec_hash)
+                    for n, sr in rel.services.items()
+                },
+            )
+            for rel in store.releases.latest(limit=limit)
+        ],
+    )
+
+
+def logs(
+    project: Project, service: str, follow: bool, tail: int | None
+) -> Iterator[tuple[str, str]]:
+    """(replica, line) of the service's replicas, interleaved as they arrive."""
+    from conveyor.runtime.docker_engine import DockerEngine
+
+    stack = project.stack()
+    if service not in stack.services:
+        raise UnknownService(f"no such service: {service} (services: {', '.join(stack.services)})")
+    return DockerEngine().logs(stack.project, service, follow, tail)
+
+
+def reconciler(project: Project) -> Reconciler:
+    """The project's reconciler, for the long-running process to host (`conveyor agent`)."""
+    return Reconciler(project.engine(actor="agent"))
+
+
+def _build(engine: Engine, project: Project, services: list[str]) -> Release:
+    """The release of the files (of `services`, the rest as they run), with its provenance."""
+    o = project.origin
+    return engine.build_release(
+        project.stack(), services, commit=o.commit, pipeline=o.pipeline, job=o.job
+    )

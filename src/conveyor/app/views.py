@@ -1,0 +1,221 @@
+"""Typed results of the use cases. Their `model_dump()` is the `--json` form documented in
+docs/cli.md (and, later, the HTTP API's): change a field only together with that page."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from conveyor.model.events import Event
+from conveyor.model.release import ReplicaHealth, RolloutKind, RolloutStatus, RouterState
+
+JSON_VERSION = 1
+
+OutcomeStatus = Literal["succeeded", "rolled_back", "failed", "paused", "unchanged"]
+
+
+class RolloutResult(BaseModel):
+    status: OutcomeStatus
+    release: int | None
+    rollout: int | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    rollback: int | None = None  # the rollout that rolled back a failed one
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("succeeded", "unchanged")
+
+
+class ServiceURL(BaseModel):
+    name: str
+    url: str
+
+
+class UpResult(BaseModel):
+    project: str
+    outcome: RolloutResult
+    recovered: list[RolloutResult] = []
+    agent_pid: int | None = None
+    agent_log: str | None = None
+    urls: list[ServiceURL] = []
+
+
+class DeployResult(BaseModel):
+    outcome: RolloutResult
+    recovered: list[RolloutResult] = []
+
+
+class DownResult(BaseModel):
+    project: str
+    agent_stopped: bool
+    seconds: float
+
+
+class PlanStep(BaseModel):
+    kind: str
+    service: str
+    replica: str
+    batch: int
+    seconds: float
+    services: list[str]
+    reason: str
+    description: str
+
+
+class PlanView(BaseModel):
+    version: int = JSON_VERSION
+    from_release: int | None
+    new_release: bool
+    release: int | None  # the release the plan moves to (None: not recorded yet)
+    steps: list[PlanStep]
+    notes: list[str]
+
+    def as_json(self) -> dict[str, object]:
+        return self.model_dump(exclude={"release"})
+
+
+class ReplicaView(BaseModel):
+    name: str
+    release: int
+    port: int
+    running: bool
+    exit_code: int | None
+    health: ReplicaHealth
+    router: RouterState
+    current: bool
+    container: str
+    uptime: float | None
+
+
+class ServiceView(BaseModel):
+    name: str
+    desired_replicas: int
+    running_replicas: int
+    image: str | None
+    spec_hash: str | None
+    url: str | None
+    replicas: list[ReplicaView]
+
+
+class RouterView(BaseModel):
+    running: bool
+    stats_url: str | None
+
+
+class AgentView(BaseModel):
+    running: bool
+    pid: int | None
+
+
+class StatusView(BaseModel):
+    version: int = JSON_VERSION
+    project: str
+    release: int | None
+    commit: str | None
+    router: RouterView
+    agent: AgentView
+    services: list[ServiceView]
+
+
+class RolloutView(BaseModel):
+    id: int
+    kind: RolloutKind
+    from_release: int | None
+    to_release: int | None
+    status: RolloutStatus
+    started_at: float
+    finished_at: float | None
+    duration: float | None
+    actor: str
+    reason: str
+    error: str | None
+
+
+class ReleaseImage(BaseModel):
+    image: str
+    spec_hash: str
+
+
+class ReleaseView(BaseModel):
+    number: int
+    created_at: float
+    commit: str | None
+    services: dict[str, ReleaseImage]
+
+
+class HistoryView(BaseModel):
+    version: int = JSON_VERSION
+    rollouts: list[RolloutView]
+    releases: list[ReleaseView]
+
+
+# the timeline ------------------------------------------------------------------------------------
+
+
+class TimelineJob(BaseModel):
+    id: int
+    name: str
+    stage: str
+    status: str
+    started_at: float | None
+    finished_at: float | None
+    duration: float | None
+    environment: str | None
+
+
+class TimelinePipeline(BaseModel):
+    id: int
+    project: str
+    ref: str | None
+    status: str
+    started_at: float
+    finished_at: float | None
+    duration: float | None
+    jobs: list[TimelineJob]
+
+
+class TimelineRollout(BaseModel):
+    id: int
+    kind: RolloutKind
+    from_release: int | None
+    to_release: int | None
+    status: RolloutStatus
+    started_at: float
+    finished_at: float | None
+    duration: float | None
+    error: str | None
+
+
+class TimelineRelease(BaseModel):
+    project: str
+    environment: str
+    number: int
+    created_at: float
+    pipeline: int | None
+    job: int | None
+    images: dict[str, str]
+    rollouts: list[TimelineRollout]
+
+
+class TimelineEntry(BaseModel):
+    """One line of the timeline, in time order."""
+
+    at: float
+    duration: float | None
+    what: Literal["pipeline", "job", "release", "rollout"]
+    project: str
+    id: int
+    title: str
+    status: str
+
+
+class TimelineView(BaseModel):
+    version: int = JSON_VERSION
+    commit: str | None  # None: a deploy of files that are not in a git checkout
+    subject: str  # the commit's title, or what was asked for
+    pipelines: list[TimelinePipeline]
+    releases: list[TimelineRelease]
+    entries: list[TimelineEntry]
+    events: list[Event] = []

@@ -1,0 +1,105 @@
+"""The timeline: one typed event for everything Conveyor does or notices.
+
+Appending an event is the only way Conveyor reports. Every event names the project and, where
+they apply, the environment, commit, pipeline, job, release, rollout, service and replica it is
+about, so one query tells commit → pipeline → release → rollout → verdict. Subscribers in the
+process turn events into CLI progress, structured log lines and (for the server) live updates.
+
+Most kinds are recorded in the state database; `EPHEMERAL` kinds (a build's output line, a CI
+job's output chunk, a step starting) are only delivered to subscribers: their durable form is a
+log file or the event that closes them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import Field
+
+from conveyor.model.stack import Frozen
+
+Level = Literal["debug", "info", "warning", "error"]
+
+EventKind = Literal[
+    # releases and rollouts
+    "release.created",
+    "rollout.started",
+    "rollout.succeeded",
+    "rollout.failed",
+    "rollout.rolled_back",
+    "rollout.paused",
+    "rollout.interrupted",
+    "rollout.note",  # a warning from the planner a user should read
+    "rollout.message",  # a line of progress ("rolling back to release 3")
+    "step.started",
+    "step.done",
+    "step.failed",
+    "step.skipped",
+    "image.output",  # a line of an image build or pull
+    "heal.succeeded",
+    "heal.failed",
+    "heal.backoff",
+    "project.down",
+    "reconciler.started",
+    "reconciler.stopped",
+    "reconciler.error",
+    # CI
+    "pipeline.started",
+    "pipeline.finished",
+    "pipeline.canceled",
+    "job.started",
+    "job.output",
+    "job.finished",
+]
+
+EPHEMERAL: frozenset[str] = frozenset(
+    {"step.started", "image.output", "job.output", "rollout.message"}
+)
+
+
+class Subject(Frozen):
+    """What an event is about; every field is optional but `project`."""
+
+    project: str
+    environment: str | None = None
+    commit: str | None = None
+    pipeline: int | None = None
+    job: int | None = None
+    release: int | None = None
+    rollout: int | None = None
+    service: str | None = None
+    replica: str | None = None
+
+    def with_(self, **fields: Any) -> Subject:
+        return self.model_copy(update={k: v for k, v in fields.items() if v is not None})
+
+
+class Event(Frozen):
+    kind: EventKind
+    message: str
+    subject: Subject
+    actor: str = "cli"
+    level: Level = "info"
+    ts: float = Field(default_factory=time.time)
+    data: dict[str, Any] = Field(default_factory=dict)
+    id: int = 0  # assigned when recorded; 0 for ephemeral events
+
+    @property
+    def durable(self) -> bool:
+        return self.kind not in EPHEMERAL
+
+    def flat(self) -> dict[str, Any]:
+        """The event as one flat JSON object (the --json and log-line form)."""
+        out: dict[str, Any] = {
+            "id": self.id or None,
+            "ts": self.ts,
+            "kind": self.kind,
+            "level": self.level,
+            "actor": self.actor,
+            "message": self.message,
+        }
+        out.update(self.subject.model_dump())
+        if self.data:
+            out["data"] = self.data
+        return out

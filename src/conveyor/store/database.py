@@ -1,0 +1,120 @@
+"""The project's SQLite database: one connection, transactions, versioned migrations, and
+private files (the state holds environment values and logs).
+
+SQLite in WAL mode. Schema changes are numbered migrations (`store.migrations`) applied in
+order at open; `PRAGMA user_version` records the last one applied, so a database written by
+an older Conveyor opens and upgrades in place.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import StoreError
+
+DB_NAME = "state.db"
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+
+Row = sqlite3.Row
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) readable only by its owner; tighten it if it exists."""
+    path.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
+    if path.stat().st_mode & 0o077:
+        path.chmod(_DIR_MODE)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty with mode 0600 if missing; tighten it if it exists."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        path.chmod(_FILE_MODE)
+    return path
+
+
+class Database:
+    """One connection shared by a command's threads (CI jobs run concurrently): every
+    transaction and read holds `lock`, so they never interleave."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self.lock = threading.RLock()
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Database:
+        from conveyor.store.migrations import migrate
+
+        private_dir(state_dir)
+        ignore = state_dir / ".gitignore"
+        if not ignore.exists():
+            # state (logs, secrets, databases) never belongs in the project's commits
+            ignore.write_text("# written by Conveyor: this directory is local state\n*\n")
+        path = state_dir / DB_NAME
+        # SQLite gives its -wal and -shm files the database file's mode: create it private.
+        private_file(path)
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                private_file(side)
+        try:
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as e:
+            raise StoreError(
+                f"{path}: cannot open the state database ({e}); check the file's permissions "
+                "or move it aside to start with empty state"
+            ) from e
+        db = cls(conn, path)
+        migrate(db)
+        return db
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE: one writer at a time across processes)."""
+        with self.lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """One write statement in its own transaction."""
+        with self.tx() as c:
+            return c.execute(sql, args)
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        with self.lock:
+            row: Row | None = self._conn.execute(sql, args).fetchone()
+        return row
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        with self.lock:
+            return list(self._conn.execute(sql, args).fetchall())
+
+    def scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        row = self.one(sql, args)
+        return None if row is None else row[0]
+
+    @property
+    def version(self) -> int:
+        return int(self.scalar("PRAGMA user_version"))
