@@ -13,7 +13,7 @@ log file or the event that closes them.
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -103,3 +103,15 @@ class Event(Frozen):
         if self.data:
             out["data"] = self.data
         return out
+
+
+class Reporter(Protocol):
+    """What reports events (the store's Timeline): for code that only emits."""
+
+    def emit(
+        self,
+        kind: EventKind,
+        message: str,
+        level: Level = "info",
+        data: dict[str, Any] | None = None,
+    ) -> Event: ...

@@ -14,7 +14,7 @@ from types import FrameType
 from typing import Protocol
 
 from conveyor.errors import ConveyorError, LockBusy
-from conveyor.store.timeline import Timeline
+from conveyor.model.events import Reporter
 
 
 class Controller(Protocol):
@@ -32,7 +32,7 @@ class Hosted:
 
 @dataclass
 class ControllerHost:
-    timeline: Timeline
+    timeline: Reporter
     stop_event: threading.Event = field(default_factory=threading.Event)
     hosted: list[Hosted] = field(default_factory=list)
 

@@ -1,0 +1,156 @@
+"""In-memory stand-ins for the runtime and router seams, for unit tests of the deploy engine's
+policies (failure_action, max_failure_ratio, recovery). They follow the Protocols in
+runtime/protocol.py and router/protocol.py; the real adapters are tested against dockerd and
+HAProxy in tests/integration."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from conveyor.model.release import ObservedReplica, ReplicaHealth
+from conveyor.model.stack import Service
+from conveyor.router.protocol import RouterConfig, ServerEntry, ServerState, ServerStatus
+from conveyor.runtime.protocol import Progress, ReplicaRun
+
+
+@dataclass
+class FakeContainer:
+    req: ReplicaRun
+    running: bool = True
+    exit_code: int | None = None
+    health: ReplicaHealth = "healthy"
+
+
+@dataclass
+class FakeRuntime:
+    """Containers in a dict. `health_of(req)` decides how a new replica turns out."""
+
+    health_of: Callable[[ReplicaRun], ReplicaHealth] = lambda _req: "healthy"
+    containers: dict[str, FakeContainer] = field(default_factory=dict)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def build(self, project: str, service: Service, progress: Progress) -> tuple[str, str]:
+        return f"{project}-{service.name}:fake", f"sha256:{service.name}"
+
+    def ensure_image(self, ref: str, progress: Progress) -> str:
+        return f"sha256:{ref}"
+
+    def pull(self, ref: str, progress: Progress) -> str:
+        return f"sha256:{ref}"
+
+    def local_image(self, ref: str) -> str | None:
+        return f"sha256:{ref}"
+
+    def tag(self, image_id: str, ref: str) -> None:
+        return None
+
+    def ensure_volume(self, project: str, name: str, external: bool) -> str:
+        return name if external else f"{project}_{name}"
+
+    def run(self, req: ReplicaRun) -> str:
+        cid = f"c{next(self._ids):04d}"
+        self.containers[cid] = FakeContainer(req, health=self.health_of(req))
+        return cid
+
+    def _observed(self, cid: str, c: FakeContainer) -> ObservedReplica:
+        return ObservedReplica(
+            replica=c.req.replica,
+            service=c.req.service.name,
+            container_id=cid,
+            spec_hash=c.req.spec_hash,
+            release=c.req.release,
+            port=c.req.port,
+            running=c.running,
+            exit_code=c.exit_code,
+            health=c.health,
+            started_at=1.0,
+        )
+
+    def list_replicas(self, project: str) -> list[ObservedReplica]:
+        return [
+            self._observed(cid, c) for cid, c in self.containers.items() if c.req.project == project
+        ]
+
+    def inspect(self, container_id: str) -> ObservedReplica | None:
+        c = self.containers.get(container_id)
+        return None if c is None else self._observed(container_id, c)
+
+    def stop(self, container_id: str, signal: str, grace: float) -> int | None:
+        c = self.containers.get(container_id)
+        if c is None:
+            return None
+        c.running, c.exit_code = False, 0
+        return 0
+
+    def remove(self, container_id: str) -> None:
+        self.containers.pop(container_id, None)
+
+    def logs(
+        self, project: str, service: str, follow: bool, tail: int | None
+    ) -> Iterator[tuple[str, str]]:
+        return iter(())
+
+    # what a test asks -------------------------------------------------------------------------
+
+    def running(self, service: str) -> list[ReplicaRun]:
+        return sorted(
+            (
+                c.req
+                for c in self.containers.values()
+                if c.running and c.req.service.name == service
+            ),
+            key=lambda r: r.replica,
+        )
+
+
+@dataclass
+class FakeRouter:
+    """Backends as dicts; every server's checks pass and it has no sessions."""
+
+    config: RouterConfig | None = None
+    backends: dict[str, dict[str, ServerEntry]] = field(default_factory=dict)
+
+    def ensure(self, config: RouterConfig) -> None:
+        self.config = config
+        for fe in config.frontends:
+            self.backends.setdefault(fe.service, {})
+
+    def running(self) -> bool:
+        return self.config is not None
+
+    def add_server(self, service: str, server: ServerEntry) -> None:
+        self.backends.setdefault(service, {})[server.name] = server
+
+    def set_state(self, service: str, server: str, state: ServerState) -> None:
+        s = self.backends[service][server]
+        self.backends[service][server] = s.model_copy(update={"state": state})
+
+    def set_weight(self, service: str, server: str, weight: int) -> None:
+        s = self.backends[service][server]
+        self.backends[service][server] = s.model_copy(update={"weight": weight})
+
+    def remove_server(self, service: str, server: str) -> None:
+        self.backends.get(service, {}).pop(server, None)
+
+    def servers(self) -> list[ServerStatus]:
+        return [
+            ServerStatus(
+                backend=b,
+                server=s.name,
+                port=s.port,
+                admin_state=s.state,
+                operational="up",
+                sessions=0,
+            )
+            for b, servers in self.backends.items()
+            for s in servers.values()
+        ]
+
+    def stop(self) -> None:
+        self.config = None
+        self.backends.clear()
+
+    def ready(self, service: str) -> list[str]:
+        return sorted(n for n, s in self.backends.get(service, {}).items() if s.state == "ready")
