@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from conveyor.deploy import probe
@@ -209,9 +210,17 @@ class Executor:
             secret_files=self._secret_files(svc),
             volume_names=volume_names,
         )
-        cid = self.runtime.run(req)
+        cid = self.runtime.run(req, warn=self._warn(service, replica))
         self.placements[replica] = Placement(cid, port)
         return f"container {cid[:12]} on 127.0.0.1:{port}"
+
+    def _warn(self, service: str, replica: str) -> Callable[[str], None]:
+        def warn(message: str) -> None:
+            self.timeline.emit(
+                "rollout.note", message, level="warning", service=service, replica=replica
+            )
+
+        return warn
 
     def _secret_files(self, svc: Service) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -25,7 +25,6 @@ from typing import Any
 import docker
 import docker.errors
 import requests
-import structlog
 from docker.api.build import process_dockerfile
 from docker.types import Mount
 from docker.utils.build import exclude_paths, match_tag
@@ -396,11 +395,12 @@ class DockerEngine:
 
     # -- containers --
 
-    def run(self, req: ReplicaRun) -> str:
+    def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:
         name = container_name(req.project, req.replica)
         with _translated(f"starting {name}"):
             self._clear_name(name)
-            self._warn_if_root(req, name)
+            if warn is not None:
+                self._warn_if_root(req, name, warn)
             container_id = self._create(req, name)
             try:
                 self._api().start(container_id)
@@ -422,7 +422,7 @@ class DockerEngine:
             raise RuntimeAdapterError(f"container {name} is already running; stop it first")
         self._api().remove_container(name, force=True, v=True)
 
-    def _warn_if_root(self, req: ReplicaRun, name: str) -> None:
+    def _warn_if_root(self, req: ReplicaRun, name: str, warn: Progress) -> None:
         user = req.service.user
         if user is None:
             try:
@@ -433,13 +433,7 @@ class DockerEngine:
                 ) from e
             user = str(config.get("User") or "")
         if _is_root(user):
-            structlog.get_logger().warning(
-                "replica runs as root",
-                container=name,
-                service=req.service.name,
-                image=req.image_id,
-                hint="set `user:` in compose.yaml or USER in the Dockerfile",
-            )
+            warn(f"{name} runs as root: set `user:` in compose.yaml or USER in the Dockerfile")
 
     def _create(self, req: ReplicaRun, name: str) -> str:
         service = req.service

@@ -65,8 +65,9 @@ class Runtime(Protocol):
         """Create the project's named volume if missing; return the Docker volume name."""
         ...
 
-    def run(self, req: ReplicaRun) -> str:
-        """Start a replica; return its container id.
+    def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:
+        """Start a replica; return its container id. `warn` hears what a user should fix
+        (a replica running as root).
 
         Replaces a stopped container of the same name."""
         ...

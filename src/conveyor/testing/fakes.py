@@ -49,7 +49,7 @@ class FakeRuntime:
     def ensure_volume(self, project: str, name: str, external: bool) -> str:
         return name if external else f"{project}_{name}"
 
-    def run(self, req: ReplicaRun) -> str:
+    def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:
         cid = f"c{next(self._ids):04d}"
         self.containers[cid] = FakeContainer(req, health=self.health_of(req))
         return cid
