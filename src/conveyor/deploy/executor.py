@@ -23,7 +23,7 @@ from conveyor.store.db import Store
 from conveyor.store.timeline import Timeline
 
 # A run-to-completion service (a migration) that has not exited by then fails the rollout.
-JOB_TIMEOUT = 900.0
+ONESHOT_TIMEOUT = 900.0
 
 
 class StepFailed(RolloutError):
@@ -247,20 +247,20 @@ class Executor:
         deadline = time.monotonic() + (pr.start_timeout if pr else 60.0)
         interval = pr.interval if pr else 0.2
         attempts = 0
-        job = service in self.release.stack.jobs()
-        job_deadline = time.monotonic() + JOB_TIMEOUT
+        oneshot = service in self.release.stack.oneshots()
+        oneshot_deadline = time.monotonic() + ONESHOT_TIMEOUT
         while True:
             attempts += 1
             state = self.runtime.inspect(pl.container_id)
             if state is None:
                 raise RolloutError(f"replica {replica} vanished while starting")
-            if job:
+            if oneshot:
                 if not state.running and state.exit_code == 0:
                     return "completed successfully"
                 if not state.running:
                     raise RolloutError(f"{replica} exited with code {state.exit_code}")
-                if time.monotonic() >= job_deadline:
-                    raise RolloutError(f"{replica} did not finish within {JOB_TIMEOUT:g}s")
+                if time.monotonic() >= oneshot_deadline:
+                    raise RolloutError(f"{replica} did not finish within {ONESHOT_TIMEOUT:g}s")
                 time.sleep(interval)
                 continue
             if not state.running:

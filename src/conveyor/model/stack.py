@@ -154,9 +154,10 @@ class Stack(Frozen):
     volumes: dict[str, Volume] = Field(default_factory=dict)
     secrets: dict[str, Secret] = Field(default_factory=dict)
 
-    def jobs(self) -> set[str]:
-        """Services something waits on with `service_completed_successfully`: they run to
-        completion (a migration, a seed) instead of serving."""
+    def oneshots(self) -> set[str]:
+        """One-shot services: something waits on them with `service_completed_successfully`,
+        so they run to completion (a migration, a seed) instead of serving. ("Job" means a CI
+        job in Conveyor's words.)"""
         return {
             dep
             for svc in self.services.values()

@@ -24,13 +24,13 @@ class DesiredService(Frozen):
     update: UpdateConfig
     routed: bool
     release: int
-    job: bool = False  # runs to completion once per spec (service_completed_successfully)
+    oneshot: bool = False  # runs to completion once per spec (service_completed_successfully)
 
 
 def desired_services(release: Release, mode: Mode = "update") -> list[DesiredService]:
     """The planner's view of a release, in dependency order."""
     out: list[DesiredService] = []
-    jobs = release.stack.jobs()
+    oneshots = release.stack.oneshots()
     for name in release.order():
         sr = release.services[name]
         svc = sr.service
@@ -40,9 +40,9 @@ def desired_services(release: Release, mode: Mode = "update") -> list[DesiredSer
                 spec_hash=sr.spec_hash,
                 replicas=svc.replicas,
                 update=svc.rollback_config if mode == "rollback" else svc.update_config,
-                routed=svc.routed and name not in jobs,
+                routed=svc.routed and name not in oneshots,
                 release=release.number,
-                job=name in jobs,
+                oneshot=name in oneshots,
             )
         )
     return out
@@ -66,7 +66,7 @@ def plan_service(
     svc: DesiredService, observed: Sequence[ObservedReplica], taken: set[str]
 ) -> list[Step]:
     """Steps that bring one service from `observed` to `svc`."""
-    if svc.job:
+    if svc.oneshot:
         return _plan_job(svc, observed, taken)
     steps = _clear_dead(svc, observed)
     running = sorted((r for r in observed if r.running), key=_sort_key)
@@ -113,12 +113,12 @@ def _plan_job(
     if not done:
         if running:
             steps.append(
-                Step(kind="await", service=svc.name, replica=running[0].replica, reason="job")
+                Step(kind="await", service=svc.name, replica=running[0].replica, reason="one-shot")
             )
         else:
             new = replica_name(svc.name, svc.release, taken)
-            steps.append(Step(kind="start", service=svc.name, replica=new, reason="job"))
-            steps.append(Step(kind="await", service=svc.name, replica=new, reason="job"))
+            steps.append(Step(kind="start", service=svc.name, replica=new, reason="one-shot"))
+            steps.append(Step(kind="await", service=svc.name, replica=new, reason="one-shot"))
     keep = {done[-1].replica} if done else {running[0].replica} if running else set()
     for r in mine:
         if r.replica in keep:

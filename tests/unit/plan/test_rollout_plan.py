@@ -32,7 +32,7 @@ def desired(spec: dict[str, Any]) -> DesiredService:
         update=UpdateConfig(**spec.get("update", {})),
         routed=spec.get("routed", True),
         release=spec.get("release", 1),
-        job=spec.get("job", False),
+        oneshot=spec.get("oneshot", False),
     )
 
 
