@@ -16,6 +16,7 @@ from conveyor.deploy.env import replica_env, replica_hosts
 from conveyor.deploy.ports import pick_port
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import ConveyorError, RolloutError
+from conveyor.errors import StepFailed as StepFailed  # deploy.engine imports it from here
 from conveyor.model.release import Observed, Release
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan, Step
@@ -29,14 +30,6 @@ Progress = Callable[[Step, str], None]
 
 # A run-to-completion service (a migration) that has not exited by then fails the rollout.
 JOB_TIMEOUT = 900.0  # (step, "start" | "done" | "failed: ..." | detail)
-
-
-class StepFailed(RolloutError):
-    def __init__(self, step: Step, seq: int, message: str) -> None:
-        super().__init__(f"{step.describe()}: {message}")
-        self.step = step
-        self.seq = seq
-        self.reason = message
 
 
 @dataclass

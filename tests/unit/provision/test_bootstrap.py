@@ -338,7 +338,14 @@ class FakeHost:
         self.images.add(consumer[-1])
         return Result(0)
 
-    def spawn(self, argv: Sequence[str], log: Path) -> int:
+    def spawn(
+        self,
+        argv: Sequence[str],
+        log: Path,
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> int:
         self.calls.append(("spawn", *argv))
         if self.dockerd_starts:
             self.docker_up = True
@@ -347,8 +354,14 @@ class FakeHost:
             log.write_text("failed to start daemon: pid file found, ensure docker is not running\n")
         return 4242
 
-    def running(self, pid: int, program: str) -> bool:
+    def running(self, pid: int, program: str, markers: Sequence[str] = ()) -> bool:
         return pid in self.alive and program == "dockerd"
+
+    def exit_code(self, pid: int) -> int | None:
+        return None
+
+    def kill(self, pid: int, signum: int) -> None:
+        self.calls.append(("kill", str(pid), str(signum)))
 
     def commands_run(self) -> list[str]:
         """Every command but the checks."""
