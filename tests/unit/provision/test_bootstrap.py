@@ -16,6 +16,7 @@ from conveyor.provision.bootstrap import (
     PACKAGES,
     BootstrapConfig,
     Result,
+    SystemCommands,
     copy_ca_certificates,
     debian_mirror,
     debootstrap_argv,
@@ -566,3 +567,9 @@ def test_a_rootfs_left_by_an_interrupted_build_is_removed(host: FakeHost) -> Non
     make_rootfs(stale)
     assert bootstrap(host, check_only=False)[0]
     assert not stale.exists()
+
+
+def test_system_commands_report_a_missing_program_as_a_shell_would() -> None:
+    result = SystemCommands().run(["no-such-program-x"], timeout=30)
+    assert result.returncode == 127
+    assert "no-such-program-x is not installed" in result.stderr
