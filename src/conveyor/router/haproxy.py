@@ -4,7 +4,12 @@ Files in `run_dir`: haproxy.cfg (what runs), haproxy.cfg.new (the candidate bein
 admin.sock (runtime API), master.sock (master CLI), haproxy.pid (master PID), servers.state
 (HAProxy's server-state file, dumped before each reload), servers.json (the servers Conveyor
 added, so reloads and restarts after a crash keep them), frontends.json (the frontends HAProxy
-runs, to tell whether `ensure` must reload) and start.log (HAProxy's output of the last start).
+runs, to tell whether `ensure` must reload) and start.log (HAProxy's output at each start,
+appended; errors quote the last start's [ALERT] lines).
+
+HAProxy runs as a supervised daemon (`conveyor.host.process`): `haproxy -W -D` forks, the master
+writes haproxy.pid, and it is stopped by that PID. The candidate file is checked with its
+renderer's validator (`haproxy_config.VALIDATOR`, run by `conveyor.host.validate`).
 """
 
 from __future__ import annotations
