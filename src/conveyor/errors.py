@@ -2,28 +2,42 @@
 
 ConveyorError
 ├── SpecError            bad input file; carries file, line and field
+├── SpecErrors           several SpecErrors of one file, one per line
+├── HostError            a program on this host could not be run, supervised or validated
+│   ├── CommandError     a program is missing, not executable, or did not finish in time
+│   ├── DaemonError      a supervised daemon exited at start or did not become ready
+│   └── ValidationFailed a validator (`haproxy -c`, `promtool check config`…) rejected a file
 ├── RuntimeAdapterError  the Docker Engine refused or failed an operation
+├── RegistryError        the image registry could not be started, or its port is taken
 ├── RouterError          HAProxy refused a configuration or a runtime command
 ├── RolloutError         a rollout failed (probe, crash, timeout); the executor rolls back
+│   └── StepFailed       one journaled step of a rollout failed; names the step
+├── PortsExhausted       no free port left in a range Conveyor assigns ports from
 ├── LockBusy             another Conveyor process owns the project state
 └── BootstrapError       a host component could not be checked or installed
 
-`TemporaryError` is a mix-in for errors worth retrying after `delay` seconds.
+Adapters translate the `HostError`s of the programs they drive into their own class
+(HAProxy's into `RouterError`, docker-registry's into `RegistryError`, dockerd's into
+`BootstrapError`), so a caller catches one class per component.
+
+Not in the tree: the parsers under `conveyor.spec` raise `ValueError` (`InterpolationError`
+among them) for one bad value; the loader turns each into a `SpecError` that points at the file,
+line and field, so they never reach a user.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from conveyor.plan.actions import Step
 
 
 class ConveyorError(Exception):
     """Root of every error Conveyor raises on purpose; the CLI prints these without a traceback."""
 
 
-class TemporaryError(ConveyorError):
-    """A failure that may go away by itself; retry after `delay` seconds."""
-
-    def __init__(self, message: str, delay: float = 1.0) -> None:
-        super().__init__(message)
-        self.delay = delay
+# ---- input files -------------------------------------------------------------------------------
 
 
 class SpecError(ConveyorError):
@@ -51,16 +65,84 @@ class SpecErrors(ConveyorError):
         super().__init__("\n".join(e.render() for e in errors))
 
 
+# ---- programs on this host (conveyor.host) -----------------------------------------------------
+
+
+class HostError(ConveyorError):
+    """A program on this host could not be run, supervised or validated."""
+
+
+CommandProblem = Literal["not found", "not runnable", "timed out"]
+
+
+class CommandError(HostError):
+    """A program could not be run to the end: it is not installed (or not on PATH), cannot be
+    executed, or did not finish in time. `problem` says which; the message says what to do."""
+
+    def __init__(self, argv: tuple[str, ...], problem: CommandProblem, message: str) -> None:
+        super().__init__(message)
+        self.argv = argv
+        self.problem = problem
+
+
+class DaemonError(HostError):
+    """A supervised daemon exited while starting or did not become ready in time. The message
+    ends with what its log says (or where the log is)."""
+
+
+class ValidationFailed(HostError):
+    """A validator rejected a rendered file; `messages` are the validator's own lines."""
+
+    def __init__(self, message: str, messages: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.messages = messages
+
+
+# ---- components Conveyor drives ----------------------------------------------------------------
+
+
 class RuntimeAdapterError(ConveyorError):
     """The container runtime failed an operation."""
+
+
+class RegistryError(ConveyorError):
+    """The image registry could not be started or read, or its port is held by something else."""
 
 
 class RouterError(ConveyorError):
     """HAProxy rejected a configuration or a runtime API command."""
 
 
+# ---- rollouts and project state (conveyor.deploy) ----------------------------------------------
+
+
 class RolloutError(ConveyorError):
     """A rollout step failed: the new release did not become healthy, crashed or timed out."""
+
+
+class StepFailed(RolloutError):
+    """One step of a rollout failed; `step` and `seq` say which, `reason` why. The engine then
+    applies the service's failure_action (roll back, pause or continue)."""
+
+    def __init__(self, step: Step, seq: int, message: str) -> None:
+        super().__init__(f"{step.describe()}: {message}")
+        self.step = step
+        self.seq = seq
+        self.reason = message
+
+
+class PortsExhausted(ConveyorError):
+    """Every port of a range Conveyor assigns from is taken on 127.0.0.1."""
+
+    def __init__(self, what: str, low: int, high: int) -> None:
+        super().__init__(
+            f"no free port left for {what} in {low}-{high} on 127.0.0.1: stop the processes "
+            f"that listen there (`ss -ltnp 'sport >= {low} and sport <= {high}'` lists them) "
+            "or remove stacks you no longer need (`conveyor down`)"
+        )
+        self.what = what
+        self.low = low
+        self.high = high
 
 
 class LockBusy(ConveyorError):

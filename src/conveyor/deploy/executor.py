@@ -14,6 +14,7 @@ from conveyor.deploy.env import replica_env, replica_hosts
 from conveyor.deploy.ports import pick_port
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import ConveyorError, RolloutError
+from conveyor.errors import StepFailed as StepFailed  # noqa: PLC0414 (deploy.engine imports it here)
 from conveyor.model.release import Observed, Release
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan, Step
@@ -24,14 +25,6 @@ from conveyor.store.timeline import Timeline
 
 # A run-to-completion service (a migration) that has not exited by then fails the rollout.
 ONESHOT_TIMEOUT = 900.0
-
-
-class StepFailed(RolloutError):
-    def __init__(self, step: Step, seq: int, message: str) -> None:
-        super().__init__(f"{step.describe()}: {message}")
-        self.step = step
-        self.seq = seq
-        self.reason = message
 
 
 @dataclass

@@ -6,8 +6,11 @@ import random
 import socket
 from collections.abc import Collection
 
+from conveyor.errors import PortsExhausted
+
 REPLICA_RANGE = (20000, 29999)
 FRONTEND_RANGE = (18100, 18999)
+_PURPOSE = {REPLICA_RANGE: "replicas", FRONTEND_RANGE: "frontends"}
 
 
 def port_free(port: int) -> bool:
@@ -24,7 +27,8 @@ def port_free(port: int) -> bool:
 def pick_port(
     taken: Collection[int], lo_hi: tuple[int, int] = REPLICA_RANGE, rng: random.Random | None = None
 ) -> int:
-    """A free port in the range that is not in `taken` (ports promised but not yet bound)."""
+    """A free port in the range that is not in `taken` (ports promised but not yet bound).
+    Raises PortsExhausted, naming the range, when every port of it is taken."""
     r = rng or random.Random()  # noqa: S311 — spreading ports, not secrets
     lo, hi = lo_hi
     for _ in range(500):
@@ -34,4 +38,4 @@ def pick_port(
     for p in range(lo, hi + 1):  # the range is nearly full: scan it
         if p not in taken and port_free(p):
             return p
-    raise RuntimeError(f"no free port in {lo}-{hi} on 127.0.0.1")
+    raise PortsExhausted(_PURPOSE.get(lo_hi, "ports"), lo, hi)

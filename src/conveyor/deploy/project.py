@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.errors import LockBusy
+from conveyor.host.process import pid_alive as pid_alive  # noqa: PLC0414 (cli.context imports it here)
 
 
 @dataclass(frozen=True)
@@ -88,18 +89,3 @@ def project_lock(paths: ProjectPaths, wait: float = 30.0, holder: str = "cli") -
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie still answers kill(0); treat it as gone
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True

@@ -19,15 +19,16 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from conveyor.errors import BootstrapError
+from conveyor.errors import BootstrapError, CommandError
+from conveyor.host import command
+from conveyor.host.command import CommandResult, host_errors_as
+from conveyor.host.process import Daemon, DaemonSpec, LocalProcesses, Processes
 
 PACKAGES = ("docker.io", "haproxy", "debootstrap", "socat", "ca-certificates", "curl")
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -45,20 +46,15 @@ SUPPORTED_OS = frozenset({"debian", "ubuntu"})
 # --- the seam to the host ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Result:
-    """How a command ended. A missing program is 127 and a timeout 124, as in a shell."""
-
-    returncode: int
-    stdout: str = ""
-    stderr: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
+# How a command ended. A missing program is 127, one that cannot run 126 and a timeout 124, as
+# in a shell: bootstrap reports them as failed steps rather than raising.
+Result = CommandResult
+_EXIT_CODES = {"not found": 127, "not runnable": 126, "timed out": 124}
 
 
-class HostCommands(Protocol):
+class HostCommands(Processes, Protocol):
+    """Commands and daemons on the host being bootstrapped (the processes part starts dockerd)."""
+
     def run(
         self, argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
     ) -> Result:
@@ -69,99 +65,23 @@ class HostCommands(Protocol):
         """Run `producer | consumer`; the result is the consumer's, or the first failure."""
         ...
 
-    def spawn(self, argv: Sequence[str], log: Path) -> int:
-        """Start argv detached in its own session, output to `log`; return its PID."""
-        ...
 
-    def running(self, pid: int, program: str) -> bool:
-        """Whether `pid` is alive and runs `program` (a PID file may outlive its process)."""
-        ...
-
-
-class SystemCommands:
-    """HostCommands on this machine, through subprocess (argument lists, no shell)."""
+class SystemCommands(LocalProcesses):
+    """HostCommands on this machine, through `conveyor.host` (argument lists, no shell)."""
 
     def run(
         self, argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
     ) -> Result:
-        full_env = {**os.environ, **env} if env else None
         try:
-            done = subprocess.run(
-                list(argv),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except FileNotFoundError:
-            return Result(127, stderr=f"{argv[0]}: command not found")
-        except OSError as exc:  # not executable, and the like
-            return Result(126, stderr=f"{argv[0]}: {exc}")
-        except subprocess.TimeoutExpired:
-            return Result(124, stderr=f"{shlex.join(argv)}: timed out after {timeout:g} s")
-        return Result(done.returncode, done.stdout, done.stderr)
+            return command.run(argv, timeout=timeout, env=env)
+        except CommandError as e:
+            return Result(_EXIT_CODES[e.problem], stderr=str(e), argv=e.argv)
 
     def pipe(self, producer: Sequence[str], consumer: Sequence[str], *, timeout: float) -> Result:
-        with tempfile.TemporaryFile() as producer_err:
-            try:
-                first = subprocess.Popen(
-                    list(producer),
-                    stdout=subprocess.PIPE,
-                    stderr=producer_err,
-                    stdin=subprocess.DEVNULL,
-                )
-            except OSError as exc:
-                return Result(127, stderr=f"{producer[0]}: {exc}")
-            try:
-                second = subprocess.Popen(
-                    list(consumer),
-                    stdin=first.stdout,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            except OSError as exc:
-                first.kill()
-                first.wait()
-                return Result(127, stderr=f"{consumer[0]}: {exc}")
-            if first.stdout is not None:
-                first.stdout.close()  # only the consumer reads now: if it dies, tar gets EPIPE
-            try:
-                out, err = second.communicate(timeout=timeout)
-                first.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                for proc in (first, second):
-                    proc.kill()
-                    proc.wait()
-                return Result(124, stderr=f"{shlex.join(consumer)}: timed out after {timeout:g} s")
-            if first.returncode != 0:
-                producer_err.seek(0)
-                message = producer_err.read().decode(errors="replace")
-                return Result(first.returncode, stderr=f"{shlex.join(producer)}: {message}")
-            return Result(second.returncode, out, err)
-
-    def spawn(self, argv: Sequence[str], log: Path) -> int:
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # setsid: it outlives this command and its terminal
-                cwd="/",
-            )
-        return proc.pid
-
-    def running(self, pid: int, program: str) -> bool:
-        proc = Path(f"/proc/{pid}")
         try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0].decode()
-        except (OSError, IndexError):
-            return False
-        return state not in {"Z", "X"} and Path(argv0).name == program
+            return command.pipe(producer, consumer, timeout=timeout)
+        except CommandError as e:
+            return Result(_EXIT_CODES[e.problem], stderr=str(e), argv=e.argv)
 
 
 # --- pure parts ----------------------------------------------------------------------------
@@ -471,37 +391,26 @@ def _docker_answers(commands: HostCommands) -> bool:
 
 
 def _start_dockerd(commands: HostCommands, config: BootstrapConfig) -> None:
+    """Start dockerd detached unless the one our PID file names still runs (it may still be
+    starting), and wait until it answers."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    pid_file, log = config.state_dir / "dockerd.pid", config.state_dir / "dockerd.log"
-    pid = _recorded_pid(pid_file)
-    if pid is None or not commands.running(pid, "dockerd"):  # else: ours, still starting
-        pid = commands.spawn(DOCKERD, log)
-        pid_file.write_text(f"{pid}\n")
-    deadline = time.monotonic() + config.dockerd_timeout
-    while time.monotonic() < deadline:
-        if _docker_answers(commands):
-            return
-        if not commands.running(pid, "dockerd"):
-            raise BootstrapError(f"dockerd exited; end of {log}:\n{_log_tail(log)}")
-        time.sleep(config.poll_interval)
-    raise BootstrapError(
-        f"dockerd (PID {pid}) did not answer within {config.dockerd_timeout:g} s; "
-        f"end of {log}:\n{_log_tail(log)}"
+    dockerd = Daemon(
+        DaemonSpec(
+            name="dockerd",
+            argv=DOCKERD,
+            pid_file=config.state_dir / "dockerd.pid",
+            log_file=config.state_dir / "dockerd.log",
+            cwd=Path("/"),
+            ready=lambda: _docker_answers(commands),
+            readiness="answering `docker info`",
+            start_timeout=config.dockerd_timeout,
+            install_hint="`conveyor bootstrap` installs docker.io",
+            poll_interval=config.poll_interval,
+        ),
+        processes=commands,
     )
-
-
-def _recorded_pid(pid_file: Path) -> int | None:
-    try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _log_tail(log: Path) -> str:
-    try:
-        return tail(log.read_text(errors="replace"))
-    except OSError:
-        return "(no log)"
+    with host_errors_as(BootstrapError):
+        dockerd.ensure()
 
 
 def _image_present(commands: HostCommands, image: str) -> bool:

@@ -4,7 +4,12 @@ Files in `run_dir`: haproxy.cfg (what runs), haproxy.cfg.new (the candidate bein
 admin.sock (runtime API), master.sock (master CLI), haproxy.pid (master PID), servers.state
 (HAProxy's server-state file, dumped before each reload), servers.json (the servers Conveyor
 added, so reloads and restarts after a crash keep them), frontends.json (the frontends HAProxy
-runs, to tell whether `ensure` must reload) and start.log (HAProxy's output of the last start).
+runs, to tell whether `ensure` must reload) and start.log (HAProxy's output at each start,
+appended; errors quote the last start's [ALERT] lines).
+
+HAProxy runs as a supervised daemon (`conveyor.host.process`): `haproxy -W -D` forks, the master
+writes haproxy.pid, and it is stopped by that PID. The candidate file is checked with its
+renderer's validator (`haproxy_config.VALIDATOR`, run by `conveyor.host.validate`).
 """
 
 from __future__ import annotations
@@ -14,9 +19,7 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
@@ -24,9 +27,14 @@ from typing import Literal
 from pydantic import TypeAdapter
 
 from conveyor.errors import RouterError
+from conveyor.host.command import host_errors_as, run
+from conveyor.host.process import Daemon, DaemonSpec, wait_until
+from conveyor.host.validate import check
 from conveyor.router.haproxy_config import (
+    INSTALL_HINT,
     PID_FILE,
     STATE_FILE,
+    VALIDATOR,
     backend_name,
     check_name,
     check_socket_paths,
@@ -49,7 +57,6 @@ Operational = Literal["up", "down", "unknown"]
 _RECORD = TypeAdapter(dict[str, list[ServerEntry]])
 
 _BACKEND_PREFIX = "be_"
-_POLL = 0.05
 
 # `show servers state` srv_admin_state bits (management guide 9.3).
 _MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40
@@ -79,6 +86,31 @@ class HAProxyRouter:
         self._candidate = self.run_dir / "haproxy.cfg.new"
         self._start_log = self.run_dir / "start.log"
         self._prometheus: bool | None = None
+        # `haproxy -D` forks: the launcher exits once the master runs, which writes its PID.
+        self._daemon = Daemon(
+            DaemonSpec(
+                name="HAProxy",
+                argv=(
+                    haproxy_bin,
+                    "-W",
+                    "-D",
+                    "-f",
+                    str(self.config_file),
+                    "-S",
+                    f"{self.master_socket},mode,600",
+                ),
+                pid_file=self.pid_file,
+                log_file=self._start_log,
+                ready=self._answers,
+                readiness=f"answering on its admin socket {self.admin_socket}",
+                start_timeout=timeout,
+                stop_grace=timeout,  # the master stops its workers on SIGTERM
+                markers=(str(self.config_file),),
+                forks=True,
+                explain=_alerts,
+                install_hint=INSTALL_HINT,
+            )
+        )
         # One Conveyor process drives the router; the lock keeps its threads from interleaving
         # read-modify-write cycles of servers.json.
         self._lock = threading.RLock()
@@ -113,8 +145,7 @@ class HAProxyRouter:
             self._restore_drains(record)
 
     def running(self) -> bool:
-        pid = self._master_pid()
-        return pid is not None and _alive(pid) and self._answers()
+        return self._daemon.running() and self._answers()
 
     def add_server(self, service: str, server: ServerEntry) -> None:
         check_name("server", server.name)
@@ -195,14 +226,7 @@ class HAProxyRouter:
 
     def stop(self) -> None:
         with self._lock:
-            pid = self._master_pid()
-            if pid is not None and _alive(pid):
-                # The master stops its workers on SIGTERM; SIGKILL only if it hangs.
-                os.kill(pid, signal.SIGTERM)
-                if not _wait_for(lambda: not _alive(pid), self.timeout):
-                    os.kill(pid, signal.SIGKILL)
-                    _wait_for(lambda: not _alive(pid), self.timeout)
-            self.pid_file.unlink(missing_ok=True)
+            self._daemon.stop()
 
     # ---- start and reload ------------------------------------------------------------------
 
@@ -211,53 +235,28 @@ class HAProxyRouter:
         the line numbers in the error can be read."""
         text = render(config, self.run_dir, prometheus_exporter=self._has_prometheus())
         self._candidate.write_text(text)
-        result = self._run_haproxy(["-c", "-f", str(self._candidate)])
-        if result.returncode != 0:
-            output = result.stdout + result.stderr
-            raise RouterError(f"HAProxy rejected the configuration: {_alerts(output)}")
+        with host_errors_as(RouterError):
+            verdict = check(
+                VALIDATOR, self._candidate, program=self.haproxy_bin, timeout=self.timeout
+            )
+        if not verdict.ok:
+            messages = "\n".join(verdict.messages)
+            raise RouterError(f"HAProxy rejected the configuration: {messages}")
 
     def _start(self) -> None:
         # A state file left by a crashed process would bring back states from an older life.
         self.state_file.unlink(missing_ok=True)
         os.replace(self._candidate, self.config_file)
-        # Output goes to a file, not a pipe: the daemon may hold inherited pipes open.
-        with self._start_log.open("wb") as log:
-            try:
-                result = subprocess.run(
-                    [
-                        self.haproxy_bin,
-                        "-W",
-                        "-D",
-                        "-f",
-                        str(self.config_file),
-                        "-S",
-                        f"{self.master_socket},mode,600",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=self.timeout,
-                    check=False,
-                )
-            except (OSError, subprocess.TimeoutExpired) as e:
-                raise RouterError(_cannot_run(self.haproxy_bin, e)) from e
-        if result.returncode != 0:
-            output = self._start_log.read_text(errors="replace")
-            raise RouterError(f"HAProxy did not start: {_alerts(output)}")
-        if not _wait_for(self.running, self.timeout):
-            raise RouterError(
-                f"HAProxy started but its admin socket {self.admin_socket} does not answer; "
-                f"see {self._start_log}"
-            )
+        with host_errors_as(RouterError):
+            self._daemon.ensure()
 
     def _running_or_stopped(self) -> bool:
         """Whether HAProxy runs and answers, after giving a live master a moment to answer. One
         that stays silent is stopped: a new HAProxy started beside it would bind the same ports
         (HAProxy sets SO_REUSEPORT) and the two would share the traffic."""
-        pid = self._master_pid()
-        if pid is None or not _alive(pid):
+        if not self._daemon.running():
             return False
-        if _wait_for(self._answers, self.timeout / 2):
+        if wait_until(self._answers, self.timeout / 2):
             return True
         self.stop()
         return False
@@ -277,10 +276,8 @@ class HAProxyRouter:
         try:
             self._send(self.master_socket, "reload")  # the master closes the connection
         except RouterError:
-            pid = self._master_pid()
-            if pid is None:
+            if not self._daemon.signal(signal.SIGUSR2):  # same as the master CLI's reload
                 raise
-            os.kill(pid, signal.SIGUSR2)  # same as the master CLI's reload
 
         def settled() -> bool:
             failed = self._failed_reloads()
@@ -289,7 +286,7 @@ class HAProxyRouter:
             worker = self._worker_pid_or_none()
             return worker is not None and worker != old_worker
 
-        if not _wait_for(settled, self.timeout) or self._worker_pid_or_none() == old_worker:
+        if not wait_until(settled, self.timeout) or self._worker_pid_or_none() == old_worker:
             # The master keeps the old worker when the new configuration fails to load; the
             # file on disk must keep describing what runs.
             self.config_file.write_text(previous)
@@ -335,7 +332,7 @@ class HAProxyRouter:
             reply = self._send(self.admin_socket, f"del server {target}").strip()
             return reply in _DELETED or reply in _MISSING
 
-        if not _wait_for(deleted, self.timeout):
+        if not wait_until(deleted, self.timeout):
             raise RouterError(f"HAProxy refused `del server {target}`: {reply}")
 
     # ---- runtime API -----------------------------------------------------------------------
@@ -393,12 +390,6 @@ class HAProxyRouter:
 
     # ---- files -----------------------------------------------------------------------------
 
-    def _master_pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
     def _load_shape(self) -> RouterConfig | None:
         try:
             return RouterConfig.model_validate_json(self.frontends_file.read_text())
@@ -445,32 +436,13 @@ class HAProxyRouter:
 
     def _has_prometheus(self) -> bool:
         if self._prometheus is None:
-            result = self._run_haproxy(["-vv"])
+            with host_errors_as(RouterError):
+                result = run([self.haproxy_bin, "-vv"], timeout=self.timeout)
             self._prometheus = "prometheus-exporter" in result.stdout
         return self._prometheus
 
-    def _run_haproxy(self, args: list[str]) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                [self.haproxy_bin, *args],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise RouterError(_cannot_run(self.haproxy_bin, e)) from e
-
 
 # ---- helpers (pure, or small I/O without state) ------------------------------------------------
-
-
-def _cannot_run(binary: str, error: Exception) -> str:
-    hint = (
-        " (`conveyor bootstrap` installs HAProxy)" if isinstance(error, FileNotFoundError) else ""
-    )
-    return f"could not run {binary}: {error}{hint}"
 
 
 def _target(service: str, server: str) -> str:
@@ -534,42 +506,7 @@ def _check_new_ports_free(shape: RouterConfig, running_shape: RouterConfig) -> N
 
 def _alerts(output: str) -> str:
     """HAProxy's [ALERT] lines without their pid prefix; all output when there are none."""
-    alerts = [
-        re.sub(r"^\[ALERT\]\s*\(\d+\)\s*:\s*", "", line)
-        for line in output.splitlines()
-        if line.startswith("[ALERT]")
-    ]
-    return "\n".join(alerts) if alerts else output.strip()
-
-
-def _alive(pid: int) -> bool:
-    """A live HAProxy process with this PID. Zombies count as dead: when init does not reap
-    (as in some containers), a killed daemon stays in the process table as a zombie."""
-    if not Path("/proc/self/stat").exists():  # no procfs: signal 0 is the best test left
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    return state not in ("Z", "X") and b"haproxy" in cmdline
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(_POLL)
+    return "\n".join(VALIDATOR.messages(output))
 
 
 def _write_atomic(path: Path, text: str) -> None:

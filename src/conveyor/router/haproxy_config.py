@@ -2,7 +2,8 @@
 
 One `frontend fe_<service>` on 127.0.0.1:<port> and one `backend be_<service>` per Frontend,
 plus an optional stats/Prometheus frontend. The adapter (`haproxy.py`) validates the result with
-`haproxy -c` and runs it; the runtime API then changes servers without reloads.
+`VALIDATOR` (`haproxy -c -f FILE`) and runs it; the runtime API then changes servers without
+reloads.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from pathlib import Path
 
 from conveyor.errors import RouterError
+from conveyor.render.validator import Validator
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
 
 ADMIN_SOCKET = "admin.sock"
@@ -32,6 +34,16 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 _CHECK_PATH = re.compile(r"/[\x21-\x7e]*\Z")
 
 _INDENT = "    "
+
+INSTALL_HINT = "`conveyor bootstrap` installs HAProxy"
+
+# What checks a rendered file: exit 0 or 1, the reasons on "[ALERT] (pid) : ..." lines.
+VALIDATOR = Validator(
+    name="HAProxy",
+    argv=("haproxy", "-c", "-f", "{file}"),
+    message_pattern=r"^\[ALERT\]\s*(?:\(\d+\)\s*)?:\s*(?P<message>.*)$",
+    install_hint=INSTALL_HINT,
+)
 
 
 def backend_name(service: str) -> str:

@@ -1,9 +1,10 @@
 """The image registry: Docker Distribution (Debian's `docker-registry`) as a supervised process.
 
 Conveyor writes the registry's `config.yml` (filesystem storage under the state directory,
-deletes enabled so old images can be garbage-collected, loopback only, htpasswd auth), starts
-`docker-registry serve` detached in its own session with a log file and a PID file, and stops it
-by that PID. State survives restarts: the same directory gives the same images and credentials.
+deletes enabled so old images can be garbage-collected, loopback only, htpasswd auth), and runs
+`docker-registry serve` as a supervised daemon (`conveyor.host.process`): detached in its own
+session with a log file and a PID file, stopped by that PID. State survives restarts: the same
+directory gives the same images and credentials.
 
 The credentials are generated once and kept in `credentials.json` (mode 0600). Docker
 Distribution only accepts bcrypt entries in its htpasswd file. Plain HTTP is enough: the Docker
@@ -17,26 +18,20 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
-import signal
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import bcrypt
 import requests
 import yaml
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import RegistryError
+from conveyor.host.command import host_errors_as
+from conveyor.host.process import Daemon, DaemonSpec
 
 PROGRAM = "docker-registry"
 REALM = "conveyor"
 USER = "conveyor"
-
-
-class RegistryError(ConveyorError):
-    """The registry could not be started, or its port is held by something else."""
 
 
 class Registry:
@@ -50,7 +45,20 @@ class Registry:
         self.pid_path = state_dir / "registry.pid"
         self.log_path = state_dir / "registry.log"
         self.data_dir = state_dir / "data"
-        self._proc: subprocess.Popen[bytes] | None = None  # when this object started it
+        self._daemon = Daemon(
+            DaemonSpec(
+                name=binary,
+                argv=(binary, "serve", str(self.config_path)),
+                pid_file=self.pid_path,
+                log_file=self.log_path,
+                ready=self.ready,
+                readiness=f"answering with Conveyor's credentials at http://{self.url}/v2/",
+                # A PID file can outlive its process and the number be reused.
+                markers=(str(self.config_path),),
+                install_hint="Debian: apt-get install docker-registry",
+                poll_interval=0.1,
+            )
+        )
 
     @property
     def url(self) -> str:
@@ -150,35 +158,12 @@ class Registry:
         return [str(r) for r in repositories]
 
     def pid(self) -> int | None:
-        try:
-            return int(self.pid_path.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
+        """The PID in the PID file, whether or not that process still runs."""
+        return self._daemon.recorded_pid()
 
     def running(self) -> bool:
         """Whether the process in the PID file is alive and is this registry."""
-        pid = self.pid()
-        return pid is not None and self._alive(pid) and self._is_ours(pid)
-
-    def _alive(self, pid: int) -> bool:
-        if self._proc is not None and self._proc.pid == pid:
-            return self._proc.poll() is None
-        return _alive(pid)
-
-    def _is_ours(self, pid: int) -> bool:
-        if self._proc is not None and self._proc.pid == pid:
-            # Our own child: /proc/PID/cmdline can read empty for a moment right after exec.
-            return True
-        # A PID file can outlive its process and the number be reused: check the command line.
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return (
-            bool(argv)
-            and Path(os.fsdecode(argv[0])).name == Path(self.binary).name
-            and os.fsencode(str(self.config_path)) in argv
-        )
+        return self._daemon.running()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -196,70 +181,12 @@ class Registry:
                     f"{self.url} answers (HTTP {answer.status_code}) but refuses Conveyor's "
                     f"credentials: another service holds port {self.port}"
                 )
-            self._spawn()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ready():
-                return
-            if not self.running():
-                raise RegistryError(f"{self.binary} exited at start:\n{self._log_tail()}")
-            time.sleep(0.1)
-        raise RegistryError(f"{self.url} not ready after {timeout:.0f}s:\n{self._log_tail()}")
-
-    def _spawn(self) -> None:
-        program = shutil.which(self.binary)
-        if program is None:
-            raise RegistryError(
-                f"{self.binary} not installed (Debian: apt-get install docker-registry)"
-            )
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [program, "serve", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the CLI that started it; own signals
-                close_fds=True,
-            )
-        self.pid_path.write_text(f"{self._proc.pid}\n")
+        with host_errors_as(RegistryError):
+            self._daemon.ensure(timeout)
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop the registry this state directory started (by PID); True if one was running."""
-        pid = self.pid()
-        if pid is None or not self._alive(pid) or not self._is_ours(pid):
-            self.pid_path.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self._alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self._alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            while self._alive(pid):
-                time.sleep(0.05)
-        self.pid_path.unlink(missing_ok=True)
-        self._proc = None
-        return True
-
-    def _log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
-
-
-def _alive(pid: int) -> bool:
-    """Alive and not a zombie. Reaps the process when it is our own child, so a registry this
-    process started and that died does not linger as a zombie that looks alive."""
-    with contextlib.suppress(ChildProcessError):
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in {"Z", "X"}
+        return self._daemon.stop(grace=timeout)
 
 
 def _write_private(path: Path, text: str) -> None:

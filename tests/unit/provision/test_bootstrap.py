@@ -16,6 +16,7 @@ from conveyor.provision.bootstrap import (
     PACKAGES,
     BootstrapConfig,
     Result,
+    SystemCommands,
     copy_ca_certificates,
     debian_mirror,
     debootstrap_argv,
@@ -338,7 +339,14 @@ class FakeHost:
         self.images.add(consumer[-1])
         return Result(0)
 
-    def spawn(self, argv: Sequence[str], log: Path) -> int:
+    def spawn(
+        self,
+        argv: Sequence[str],
+        log: Path,
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> int:
         self.calls.append(("spawn", *argv))
         if self.dockerd_starts:
             self.docker_up = True
@@ -347,8 +355,14 @@ class FakeHost:
             log.write_text("failed to start daemon: pid file found, ensure docker is not running\n")
         return 4242
 
-    def running(self, pid: int, program: str) -> bool:
+    def running(self, pid: int, program: str, markers: Sequence[str] = ()) -> bool:
         return pid in self.alive and program == "dockerd"
+
+    def exit_code(self, pid: int) -> int | None:
+        return None
+
+    def kill(self, pid: int, signum: int) -> None:
+        self.calls.append(("kill", str(pid), str(signum)))
 
     def commands_run(self) -> list[str]:
         """Every command but the checks."""
@@ -553,3 +567,9 @@ def test_a_rootfs_left_by_an_interrupted_build_is_removed(host: FakeHost) -> Non
     make_rootfs(stale)
     assert bootstrap(host, check_only=False)[0]
     assert not stale.exists()
+
+
+def test_system_commands_report_a_missing_program_as_a_shell_would() -> None:
+    result = SystemCommands().run(["no-such-program-x"], timeout=30)
+    assert result.returncode == 127
+    assert "no-such-program-x is not installed" in result.stderr

@@ -1,0 +1,1 @@
+"""Pure renderers of standard files, each paired with the argv of its validator."""
