@@ -14,7 +14,12 @@ ConveyorError
 │   └── StepFailed       one journaled step of a rollout failed; names the step
 ├── PortsExhausted       no free port left in a range Conveyor assigns ports from
 ├── LockBusy             another Conveyor process owns the project state
-└── BootstrapError       a host component could not be checked or installed
+├── BootstrapError       a host component could not be checked or installed
+├── StoreError           the project's state database cannot be opened
+├── NoComposeFile        no -f given and no compose.yaml (or its other names) here
+├── UnknownService       a command named a service the project does not have
+├── NothingToRollBack    `rollback` with no earlier release
+└── UnknownRef           `timeline REF` names no commit (or release) Conveyor knows
 
 Adapters translate the `HostError`s of the programs they drive into their own class
 (HAProxy's into `RouterError`, docker-registry's into `RegistryError`, dockerd's into

@@ -1,62 +1,47 @@
-"""The project's background reconciler process (`conveyor up` starts it, `down` stops it)."""
+"""The project's background reconciler process (`conveyor up` starts it, `down` stops it), a
+daemon supervised by PID file like every other host process."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 
 from conveyor.app.project import Project
-from conveyor.deploy.project import ProjectPaths, pid_alive
+from conveyor.deploy.project import ProjectPaths
+from conveyor.host.process import Daemon, DaemonSpec
+from conveyor.store.database import private_dir, private_file
+
+
+def _daemon(paths: ProjectPaths, project: Project | None = None) -> Daemon:
+    compose = str(paths.compose_file)
+    argv: tuple[str, ...] = (sys.executable, "-m", "conveyor", "-f", compose)
+    if project is not None and project.project_name:
+        argv += ("--project-name", project.project_name)
+    return Daemon(
+        DaemonSpec(
+            name="conveyor agent",
+            argv=(*argv, "agent"),
+            pid_file=paths.agent_pid_file,
+            log_file=paths.agent_log,
+            env=dict(project.environ) if project is not None else None,
+            cwd=paths.compose_file.parent,
+            markers=(compose, "agent"),
+            stop_grace=15.0,
+        )
+    )
 
 
 def agent_pid(paths: ProjectPaths) -> int | None:
-    try:
-        pid = int(paths.agent_pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
+    return _daemon(paths).pid()
 
 
 def start_agent(project: Project) -> int:
     """Start `conveyor agent` in the background unless one already runs for the project."""
     paths = project.paths()
-    running = agent_pid(paths)
-    if running:
-        return running
-    cmd = [sys.executable, "-m", "conveyor", "-f", str(project.compose_file)]
-    if project.project_name:
-        cmd += ["--project-name", project.project_name]
-    cmd.append("agent")
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.agent_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "ab") as logf:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=str(project.compose_file.parent),
-            env=dict(project.environ),
-        )
-    paths.agent_pid_file.write_text(str(proc.pid))
-    return proc.pid
+    private_dir(paths.state_dir)
+    private_file(paths.agent_log)  # it logs events: environment values, errors
+    return _daemon(paths, project).start()
 
 
-def stop_agent(paths: ProjectPaths, timeout: float = 15.0) -> bool:
-    """SIGTERM the project's agent by its recorded PID and wait for it to exit."""
-    pid = agent_pid(paths)
-    if pid is None:
-        paths.agent_pid_file.unlink(missing_ok=True)
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.05)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    paths.agent_pid_file.unlink(missing_ok=True)
-    return True
+def stop_agent(paths: ProjectPaths) -> bool:
+    """SIGTERM the project's agent by its recorded PID (SIGKILL after 15 s); True if it ran."""
+    return _daemon(paths).stop()
