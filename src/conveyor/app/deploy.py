@@ -157,7 +157,7 @@ def status(project: Project) -> StatusView:
                     ReplicaView(
                         name=r.replica,
                         release=r.release,
-                        port=r.port,
+                        port=r.endpoint.port,
                         running=r.running,
                         exit_code=r.exit_code,
                         health=r.health,

@@ -15,6 +15,7 @@ from conveyor.deploy.ports import pick_port
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import ConveyorError, RolloutError
 from conveyor.errors import StepFailed as StepFailed  # noqa: PLC0414 (deploy.engine imports it here)
+from conveyor.model.endpoint import Endpoint
 from conveyor.model.release import Observed, Release
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan, Step
@@ -30,7 +31,7 @@ ONESHOT_TIMEOUT = 900.0
 @dataclass
 class Placement:
     container_id: str
-    port: int
+    endpoint: Endpoint
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Executor:
 
     def __post_init__(self) -> None:
         for r in self.observed.replicas:
-            self.placements[r.replica] = Placement(r.container_id, r.port)
+            self.placements[r.replica] = Placement(r.container_id, r.endpoint)
 
     # ------------------------------------------------------------------------------------------
 
@@ -173,7 +174,7 @@ class Executor:
     def _start(self, service: str, replica: str) -> str:
         sr = self.release.services[service]
         svc = sr.service
-        taken = {p.port for p in self.placements.values()} | set(self.frontends.values())
+        taken = {p.endpoint.port for p in self.placements.values()} | set(self.frontends.values())
         port = pick_port(taken)
         volume_names: dict[str, str] = {}
         for m in svc.volumes:
@@ -204,8 +205,12 @@ class Executor:
             volume_names=volume_names,
         )
         cid = self.runtime.run(req, warn=self._warn(service, replica))
-        self.placements[replica] = Placement(cid, port)
-        return f"container {cid[:12]} on 127.0.0.1:{port}"
+        # The runtime says where the replica answers (its network decides the host).
+        state = self.runtime.inspect(cid)
+        if state is None:
+            raise RolloutError(f"replica {replica} vanished right after it started")
+        self.placements[replica] = Placement(cid, state.endpoint)
+        return f"container {cid[:12]} on {state.endpoint}"
 
     def _warn(self, service: str, replica: str) -> Callable[[str], None]:
         def warn(message: str) -> None:
@@ -260,7 +265,7 @@ class Executor:
                 raise RolloutError(
                     f"replica {replica} exited with code {state.exit_code} before it was healthy"
                 )
-            if self._healthy(svc, pl.port, state.health):
+            if self._healthy(svc, pl.endpoint, state.health):
                 return f"healthy after {attempts} probe(s)"
             if state.health == "unhealthy":
                 raise RolloutError(f"replica {replica} is unhealthy (its healthcheck failed)")
@@ -272,20 +277,20 @@ class Executor:
                 )
             time.sleep(interval)
 
-    def _healthy(self, svc: Service, port: int, health: str) -> bool:
+    def _healthy(self, svc: Service, endpoint: Endpoint, health: str) -> bool:
         pr = svc.routing.probe
         if pr is not None:
-            return probe.http_ok(port, pr.path, pr.timeout) and health != "unhealthy"
+            return probe.http_ok(endpoint, pr.path, pr.timeout) and health != "unhealthy"
         if svc.healthcheck is not None and svc.healthcheck.test != ("NONE",):
             return health == "healthy"
         if svc.routed:
-            return probe.tcp_ok(port, 1.0)
+            return probe.tcp_ok(endpoint, 1.0)
         return True  # a worker without probe or healthcheck: running is all we can know
 
     def _route(self, service: str, replica: str) -> str:
         pl = self._placement(replica)
         live = {s.server: s for s in self.router.servers() if s.backend == service}.get(replica)
-        if live is not None and (live.admin_state == "maint" or live.port != pl.port):
+        if live is not None and (live.admin_state == "maint" or live.endpoint != pl.endpoint):
             # In maintenance: an add or a removal a crash interrupted, maybe before its health
             # checks were enabled. Put in rotation as it is, it would never be marked down;
             # it takes no traffic, so it is added again from the start.
@@ -294,8 +299,8 @@ class Executor:
         if live is not None:
             self.router.set_state(service, replica, "ready")
         else:
-            self.router.add_server(service, ServerEntry(name=replica, port=pl.port))
-        return f"127.0.0.1:{pl.port}"
+            self.router.add_server(service, ServerEntry(name=replica, endpoint=pl.endpoint))
+        return str(pl.endpoint)
 
     def _drain(self, service: str, replica: str) -> str:
         """Stop new requests, then wait until the replica's sessions end or its grace runs out."""

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from conveyor.model.endpoint import Endpoint
 from conveyor.model.stack import Frozen, Service, Stack
 
 
@@ -73,7 +74,7 @@ class ObservedReplica(Frozen):
     container_id: str
     spec_hash: str
     release: int
-    port: int
+    endpoint: Endpoint  # where the replica answers (probes, HAProxy's server)
     running: bool
     exit_code: int | None = None
     health: ReplicaHealth = "none"  # the Docker Engine's health status

@@ -30,6 +30,7 @@ from conveyor.errors import RouterError
 from conveyor.host.command import host_errors_as, run
 from conveyor.host.process import Daemon, DaemonSpec, wait_until
 from conveyor.host.validate import check
+from conveyor.model.endpoint import Endpoint
 from conveyor.router.haproxy_config import (
     INSTALL_HINT,
     PID_FILE,
@@ -158,7 +159,7 @@ class HAProxyRouter:
             self._update_record(service, server.name, server)
             try:
                 self._command(
-                    f"add server {target} 127.0.0.1:{server.port} check "
+                    f"add server {target} {server.endpoint} check "
                     f"{server_check_args(frontend)} weight {server.weight}",
                     _ADDED,
                 )
@@ -216,7 +217,7 @@ class HAProxyRouter:
                 ServerStatus(
                     backend=backend.removeprefix(_BACKEND_PREFIX),
                     server=name,
-                    port=int(row["srv_port"]),
+                    endpoint=Endpoint(host=row["srv_addr"], port=int(row["srv_port"])),
                     admin_state=_admin_state(int(row["srv_admin_state"])),
                     operational=_operational(status),
                     sessions=scur,
@@ -310,7 +311,7 @@ class HAProxyRouter:
         """Make one running server match `server` (used when `ensure` needs no reload)."""
         live = {(s.backend, s.server): s for s in self.servers()}.get((service, server.name))
         recorded = self._load_record().get(service, {}).get(server.name)
-        if live is not None and live.port != server.port:
+        if live is not None and live.endpoint != server.endpoint:
             self.remove_server(service, server.name)
             live = None
         if live is None:

@@ -138,7 +138,7 @@ def server_line(server: ServerEntry) -> str:
     rendered with weight 0 (no new requests) and the adapter restores `drain` with its real weight
     through the runtime API right after (re)loading. `disabled` is the config form of maint."""
     weight = 0 if server.state == "drain" else server.weight
-    line = f"server {server.name} 127.0.0.1:{server.port} check weight {weight}"
+    line = f"server {server.name} {server.endpoint} check weight {weight}"
     if server.state == "maint":
         line += " disabled"
     return line

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from pydantic import model_validator
+
+from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.stack import Frozen
 
 ServerState = Literal["ready", "drain", "maint"]
@@ -11,9 +14,18 @@ ServerState = Literal["ready", "drain", "maint"]
 
 class ServerEntry(Frozen):
     name: str  # replica id
-    port: int  # on 127.0.0.1
+    endpoint: Endpoint  # where the replica answers
     state: ServerState = "ready"
     weight: int = 100
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_port(cls, data: Any) -> Any:
+        """Servers recorded by Conveyor 0.1 name a loopback port, not an endpoint."""
+        if isinstance(data, dict) and "port" in data and "endpoint" not in data:
+            data = dict(data)
+            data["endpoint"] = {"host": LOOPBACK, "port": data.pop("port")}
+        return data
 
 
 class Frontend(Frozen):
@@ -37,7 +49,7 @@ class RouterConfig(Frozen):
 class ServerStatus(Frozen):
     backend: str  # service name
     server: str  # replica id
-    port: int
+    endpoint: Endpoint
     admin_state: ServerState  # what Conveyor set
     operational: Literal["up", "down", "unknown"]  # what HAProxy's checks say
     sessions: int  # current sessions

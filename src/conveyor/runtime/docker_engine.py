@@ -31,6 +31,7 @@ from docker.utils.build import exclude_paths, match_tag
 from docker.utils.build import tar as build_tar
 
 from conveyor.errors import RuntimeAdapterError
+from conveyor.model.endpoint import Endpoint
 from conveyor.model.release import ObservedReplica, ReplicaHealth
 from conveyor.model.stack import BuildSpec, Healthcheck, Service
 from conveyor.runtime.protocol import (
@@ -229,7 +230,7 @@ def _observed(attrs: JSON) -> ObservedReplica | None:
         container_id=str(attrs["Id"]),
         spec_hash=spec_hash,
         release=release,
-        port=port,
+        endpoint=Endpoint.loopback(port),
         running=running,
         exit_code=exit_code,
         health=_HEALTH.get(str(health), "none"),

@@ -9,6 +9,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from conveyor.model.endpoint import Endpoint
 from conveyor.model.release import ObservedReplica, ReplicaHealth
 from conveyor.model.stack import Service
 from conveyor.router.protocol import RouterConfig, ServerEntry, ServerState, ServerStatus
@@ -61,7 +62,7 @@ class FakeRuntime:
             container_id=cid,
             spec_hash=c.req.spec_hash,
             release=c.req.release,
-            port=c.req.port,
+            endpoint=Endpoint.loopback(c.req.port),
             running=c.running,
             exit_code=c.exit_code,
             health=c.health,
@@ -139,7 +140,7 @@ class FakeRouter:
             ServerStatus(
                 backend=b,
                 server=s.name,
-                port=s.port,
+                endpoint=s.endpoint,
                 admin_state=s.state,
                 operational="up",
                 sessions=0,

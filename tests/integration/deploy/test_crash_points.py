@@ -281,11 +281,13 @@ class Stack:
         router = HAProxyRouter(self.paths.router_dir)
         want = {key: r["port"] for key, r in replicas.items()}
         servers = {(s.backend, s.server): s for s in router.servers()}
-        assert {key: s.port for key, s in servers.items()} == want, servers
+        assert {key: s.endpoint.port for key, s in servers.items()} == want, servers
         assert {s.admin_state for s in servers.values()} == {"ready"}, servers
         # what a reload or restart of HAProxy would load back
         record = json.loads(router.record_file.read_text())
-        recorded = {(svc, e["name"]): e["port"] for svc, es in record.items() for e in es}
+        recorded = {
+            (svc, e["name"]): e["endpoint"]["port"] for svc, es in record.items() for e in es
+        }
         assert recorded == want, f"servers.json {record} is not the running replicas {want}"
         deadline = time.monotonic() + 10
         while {s.operational for s in router.servers()} != {"up"}:

@@ -132,7 +132,7 @@ def test_container_removed_behind_conveyors_back_is_replaced_and_unrouted(shop: 
 
     def healed() -> bool:
         # the replacement may reuse the name: compare ports, which identify the replica
-        servers = {(s.server, s.port) for s in router.servers() if s.backend == "catalog"}
+        servers = {(s.server, s.endpoint.port) for s in router.servers() if s.backend == "catalog"}
         live = {
             (r["name"], r["port"])
             for s in shop.status()["services"]

@@ -18,6 +18,7 @@ from typing import Protocol
 import pytest
 
 from conveyor.errors import RouterError
+from conveyor.model.endpoint import Endpoint
 from conveyor.router.haproxy import HAProxyRouter
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry, ServerStatus
 
@@ -68,7 +69,9 @@ def web(port: int, *servers: ServerEntry, service: str = "web") -> Frontend:
 
 
 def entry(backend: Backend, **kwargs: object) -> ServerEntry:
-    return ServerEntry.model_validate({"name": backend.name, "port": backend.port, **kwargs})
+    return ServerEntry.model_validate(
+        {"name": backend.name, "endpoint": Endpoint.loopback(backend.port), **kwargs}
+    )
 
 
 def status_of(router: HAProxyRouter, service: str, server: str) -> ServerStatus | None:
@@ -450,9 +453,17 @@ def test_reload_failing_inside_haproxy_keeps_serving_and_recovers(
     ("server", "check_path", "message"),
     [
         # HAProxy's own message from `haproxy -c`
-        (ServerEntry(name="a", port=1, weight=300), "/health", "weight of server a is not within"),
+        (
+            ServerEntry(name="a", endpoint=Endpoint.loopback(1), weight=300),
+            "/health",
+            "weight of server a is not within",
+        ),
         # refused before HAProxy sees it: HAProxy would accept "GET /a b" (b as HTTP version)
-        (ServerEntry(name="a", port=1), "/a b", "check path '/a b' must start with '/'"),
+        (
+            ServerEntry(name="a", endpoint=Endpoint.loopback(1)),
+            "/a b",
+            "check path '/a b' must start with '/'",
+        ),
     ],
     ids=["weight-out-of-range", "check-path-with-space"],
 )
@@ -476,4 +487,4 @@ def test_runtime_commands_on_unknown_servers_raise(
     with pytest.raises(RouterError, match="No such server"):
         router.set_state("web", "ghost", "drain")
     with pytest.raises(RouterError, match="no frontend for service 'api'"):
-        router.add_server("api", ServerEntry(name="x", port=1))
+        router.add_server("api", ServerEntry(name="x", endpoint=Endpoint.loopback(1)))

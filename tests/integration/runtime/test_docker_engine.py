@@ -334,7 +334,7 @@ def test_a_replica_serves_its_env_on_its_port_and_is_listed(
         "container_id": container_id,
         "spec_hash": "f00d",
         "release": 4,
-        "port": req.port,
+        "endpoint": {"host": "127.0.0.1", "port": req.port},
         "running": True,
         "exit_code": None,
         "health": "none",

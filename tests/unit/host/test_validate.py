@@ -9,6 +9,7 @@ import pytest
 
 from conveyor.errors import CommandError, ValidationFailed
 from conveyor.host.validate import check, validate
+from conveyor.model.endpoint import Endpoint
 from conveyor.render.validator import Validator
 from conveyor.router.haproxy_config import VALIDATOR, render
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
@@ -25,7 +26,7 @@ def rendered(tmp_path: Path, weight: int) -> Path:
                 service="web",
                 port=18555,
                 check_path="/health",
-                servers=(ServerEntry(name="a", port=20555, weight=weight),),
+                servers=(ServerEntry(name="a", endpoint=Endpoint.loopback(20555), weight=weight),),
             ),
         )
     )

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conveyor.model.endpoint import Endpoint
 from conveyor.model.release import Observed, ObservedReplica
 from conveyor.model.stack import UpdateConfig
 from conveyor.plan.actions import Step
@@ -47,7 +48,7 @@ def observed(case: dict[str, Any]) -> Observed:
                 container_id=f"c{i}",
                 spec_hash=r.get("hash", "h1"),
                 release=r.get("release", 1),
-                port=20000 + i,
+                endpoint=Endpoint.loopback(20000 + i),
                 running=r.get("running", True),
                 exit_code=r.get("exit_code"),
                 router=r.get("router", "ready"),

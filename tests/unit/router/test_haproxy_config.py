@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.errors import RouterError
+from conveyor.model.endpoint import Endpoint
 from conveyor.router.haproxy import HAProxyRouter
 from conveyor.router.haproxy_config import MAX_SOCKET_PATH, check_socket_paths, render
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
@@ -97,9 +98,19 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
                 WEB.model_copy(
                     update={
                         "servers": (
-                            ServerEntry(name="web-1", port=19001),
-                            ServerEntry(name="web-2", port=19002, state="drain", weight=50),
-                            ServerEntry(name="web_3", port=19003, state="maint", weight=7),
+                            ServerEntry(name="web-1", endpoint=Endpoint.loopback(19001)),
+                            ServerEntry(
+                                name="web-2",
+                                endpoint=Endpoint.loopback(19002),
+                                state="drain",
+                                weight=50,
+                            ),
+                            ServerEntry(
+                                name="web_3",
+                                endpoint=Endpoint.loopback(19003),
+                                state="maint",
+                                weight=7,
+                            ),
                         )
                     }
                 ),
@@ -203,7 +214,7 @@ def test_rendered_config_passes_haproxy_check(config: RouterConfig, run_dir: Pat
 
 
 def server(name: str, port: int = 19001) -> ServerEntry:
-    return ServerEntry(name=name, port=port)
+    return ServerEntry(name=name, endpoint=Endpoint.loopback(port))
 
 
 INVALID: list[tuple[str, RouterConfig, str]] = [
