@@ -11,6 +11,7 @@ from pathlib import Path
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import NoComposeFile
+from conveyor.model.environment import Environment
 from conveyor.model.events import Subject
 from conveyor.model.stack import Stack
 from conveyor.store.db import Store
@@ -102,13 +103,18 @@ class Project:
     def store(self) -> Store:
         return Store.open(self.paths().state_dir)
 
+    def environment(self, store: Store) -> Environment:
+        """The environment this project is: named by the CI job deploying it (and remembered
+        in its database), else by what the database remembers, else after the project."""
+        project = self.paths().project
+        if self.origin.environment and store.environment.name != self.origin.environment:
+            store.environment.rename(self.origin.environment)
+        return Environment.local(project, name=store.environment.name)
+
     def timeline(self, store: Store, actor: str = "cli") -> Timeline:
-        paths = self.paths()
-        env = self.origin.environment or paths.project
-        if store.environment.name != env and self.origin.environment:
-            store.environment.rename(env)  # a CI job names the environment it deploys
+        env = self.environment(store)
         subject = Subject(
-            project=paths.project, environment=store.environment.name, commit=self.origin.commit
+            project=env.target.project, environment=env.name, commit=self.origin.commit
         )
         return Timeline(subject, store.events, actor, self.subscribers)
 

@@ -9,7 +9,7 @@ appended; errors quote the last start's [ALERT] lines).
 
 HAProxy runs as a supervised daemon (`conveyor.host.process`): `haproxy -W -D` forks, the master
 writes haproxy.pid, and it is stopped by that PID. The candidate file is checked with its
-renderer's validator (`haproxy_config.VALIDATOR`, run by `conveyor.host.validate`).
+renderer's validator (`render.haproxy.VALIDATOR`, run by `conveyor.host.validate`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from conveyor.host.command import host_errors_as, run
 from conveyor.host.process import Daemon, DaemonSpec, wait_until
 from conveyor.host.validate import check
 from conveyor.model.endpoint import Endpoint
-from conveyor.router.haproxy_config import (
+from conveyor.render.haproxy import (
     INSTALL_HINT,
     PID_FILE,
     STATE_FILE,

@@ -10,8 +10,8 @@ import pytest
 from conveyor.errors import CommandError, ValidationFailed
 from conveyor.host.validate import check, validate
 from conveyor.model.endpoint import Endpoint
+from conveyor.render.haproxy import VALIDATOR, render
 from conveyor.render.validator import Validator
-from conveyor.router.haproxy_config import VALIDATOR, render
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
 
 needs_haproxy = pytest.mark.skipif(

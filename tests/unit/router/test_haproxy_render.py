@@ -13,8 +13,8 @@ import pytest
 
 from conveyor.errors import RouterError
 from conveyor.model.endpoint import Endpoint
+from conveyor.render.haproxy import MAX_SOCKET_PATH, check_socket_paths, render
 from conveyor.router.haproxy import HAProxyRouter
-from conveyor.router.haproxy_config import MAX_SOCKET_PATH, check_socket_paths, render
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
 
 HAPROXY = shutil.which("haproxy")

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 from conveyor.errors import RouterError
+from conveyor.model.routing import Frontend, RouterConfig, ServerEntry
 from conveyor.render.validator import Validator
-from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
 
 ADMIN_SOCKET = "admin.sock"
 MASTER_SOCKET = "master.sock"

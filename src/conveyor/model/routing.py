@@ -1,0 +1,57 @@
+"""Routing as data: the frontends, backends and servers a traffic router is told to have, and
+what it reports about them. Pure types; the router adapter (HAProxy) and the renderer of its
+configuration share them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import model_validator
+
+from conveyor.model.endpoint import LOOPBACK, Endpoint
+from conveyor.model.stack import Frozen
+
+ServerState = Literal["ready", "drain", "maint"]
+
+
+class ServerEntry(Frozen):
+    name: str  # replica id
+    endpoint: Endpoint  # where the replica answers
+    state: ServerState = "ready"
+    weight: int = 100
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_port(cls, data: Any) -> Any:
+        """Servers recorded by Conveyor 0.1 name a loopback port, not an endpoint."""
+        if isinstance(data, dict) and "port" in data and "endpoint" not in data:
+            data = dict(data)
+            data["endpoint"] = {"host": LOOPBACK, "port": data.pop("port")}
+        return data
+
+
+class Frontend(Frozen):
+    """One service's frontend (stable port on 127.0.0.1) and backend."""
+
+    service: str
+    port: int
+    check_path: str | None = None  # HTTP check path; None means a TCP check
+    check_interval: float = 0.25  # seconds
+    check_fall: int = 2
+    check_rise: int = 1
+    balance: Literal["roundrobin", "leastconn"] = "roundrobin"
+    servers: tuple[ServerEntry, ...] = ()
+
+
+class RouterConfig(Frozen):
+    frontends: tuple[Frontend, ...] = ()
+    stats_port: int | None = None  # HAProxy stats page + Prometheus exporter on 127.0.0.1
+
+
+class ServerStatus(Frozen):
+    backend: str  # service name
+    server: str  # replica id
+    endpoint: Endpoint
+    admin_state: ServerState  # what Conveyor set
+    operational: Literal["up", "down", "unknown"]  # what HAProxy's checks say
+    sessions: int  # current sessions
