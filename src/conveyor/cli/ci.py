@@ -12,8 +12,8 @@ import typer
 from rich.markup import escape as esc
 from rich.table import Table
 
-from conveyor.ci.pipeline import RegistryInfo, ci_state_dir, prepare, registry_from_env
-from conveyor.ci.runner import JobResult, PipelineRunner, RunConfig
+from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, prepare, registry_from_env
+from conveyor.ci.run.runner import JobResult, PipelineRunner, RunConfig
 from conveyor.cli.output import console, err, print_json
 from conveyor.cli.output import fail as _fail
 from conveyor.errors import ConveyorError
@@ -546,7 +546,7 @@ def stop(
 ) -> None:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`."""
-    from conveyor.ci.rules import Selection
+    from conveyor.ci.select.rules import Selection
 
     try:
         f = _file(file)

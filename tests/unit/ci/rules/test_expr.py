@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conveyor.ci.expr import (
+from conveyor.ci.select.expr import (
     And,
     Compare,
     ExprError,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conveyor.ci.rules import Selection, SelectionError, fnmatch, select
+from conveyor.ci.select.rules import Selection, SelectionError, fnmatch, select
 from conveyor.model.pipeline import (
     DEFAULT_STAGES,
     JobSpec,

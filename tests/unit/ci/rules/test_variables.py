@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conveyor.ci.variables import (
+from conveyor.ci.select.variables import (
     NULL_SHA,
     PRECEDENCE,
     Layer,
@@ -448,7 +448,7 @@ class _FakeSha:
 
 @pytest.mark.parametrize(("name", "slug"), ENVIRONMENT_SLUGS.items())
 def test_environment_slug(name: str, slug: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("conveyor.ci.variables.hashlib.sha256", lambda _data: _FakeSha())
+    monkeypatch.setattr("conveyor.ci.select.variables.hashlib.sha256", lambda _data: _FakeSha())
     assert environment_slug(name) == slug
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.artifacts import ArtifactError, ArtifactStore
-from conveyor.ci.blobs import BlobStore
-from conveyor.ci.snapshot import Entry, Snapshot, WorkspaceError, restore, select, when_applies
+from conveyor.ci.run.artifacts import ArtifactError, ArtifactStore
+from conveyor.ci.run.blobs import BlobStore
+from conveyor.ci.run.snapshot import Entry, Snapshot, WorkspaceError, restore, select, when_applies
 from conveyor.model.pipeline import ArtifactsSpec
 
 TREE = {

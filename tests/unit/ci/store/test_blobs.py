@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.blobs import CHUNK, BlobError, BlobStore
+from conveyor.ci.run.blobs import CHUNK, BlobError, BlobStore
 
 
 @pytest.fixture

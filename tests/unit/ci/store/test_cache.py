@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.blobs import BlobStore
-from conveyor.ci.cache import (
+from conveyor.ci.run.blobs import BlobStore
+from conveyor.ci.run.cache import (
     CacheError,
     CacheKeyError,
     CacheKeys,

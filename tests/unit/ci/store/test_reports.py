@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.reports import (
+from conveyor.ci.run.reports import (
     ReportError,
     parse_dotenv,
     parse_dotenv_reports,

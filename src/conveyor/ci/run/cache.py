@@ -35,8 +35,8 @@ from urllib.parse import unquote
 
 from pydantic import ValidationError
 
-from conveyor.ci.blobs import BlobStore
-from conveyor.ci.snapshot import (
+from conveyor.ci.run.blobs import BlobStore
+from conveyor.ci.run.snapshot import (
     Snapshot,
     capture,
     manifest_name,

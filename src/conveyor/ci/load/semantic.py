@@ -12,20 +12,20 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from conveyor.ci.build import (
+from conveyor.ci.load.build import (
     LEGACY_GLOBALS,
     matrix_combinations,
     pipeline_stages,
     visible_jobs,
 )
-from conveyor.ci.gitlab_durations import (
+from conveyor.ci.load.durations import (
     START_IN_LIMIT,
     TIMEOUT_LIMIT,
     check_limit,
     parse_duration,
     parse_expire_in,
 )
-from conveyor.ci.located import LMap, locate
+from conveyor.ci.load.located import LMap, locate
 from conveyor.errors import SpecError
 from conveyor.spec.values import suggest
 from conveyor.spec.yamlpos import YamlPath, dotted

@@ -2,7 +2,7 @@
 
 One JSON manifest per job (`manifests/<job>.json`) lists path → entry (digest, mode, size) with
 the job id, `created_at` and `expire_at` (from `artifacts:expire_in`; None keeps them forever).
-File selection follows GitLab Runner (see `conveyor.ci.snapshot`). Whether a job uploads at all
+File selection follows GitLab Runner (see `conveyor.ci.run.snapshot`). Whether a job uploads at all
 (`artifacts:when` against the job's outcome) is the caller's decision: `snapshot.when_applies`.
 
 Expiry removes manifests only. The bytes go when the caller sweeps the blob store with every
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from conveyor.ci.blobs import BlobStore
-from conveyor.ci.snapshot import (
+from conveyor.ci.run.blobs import BlobStore
+from conveyor.ci.run.snapshot import (
     RestoreReport,
     Snapshot,
     capture,

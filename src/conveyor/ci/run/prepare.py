@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from conveyor.ci.load import load_pipeline
-from conveyor.ci.masking import validate_maskable
-from conveyor.ci.rules import Selection, select
-from conveyor.ci.variables import predefined
+from conveyor.ci.load.loader import load_pipeline
+from conveyor.ci.run.masking import validate_maskable
+from conveyor.ci.select.rules import Selection, select
+from conveyor.ci.select.variables import predefined
 from conveyor.errors import ConveyorError, SpecError
 from conveyor.model.pipeline import JobRun, PipelineSpec
 

@@ -37,8 +37,8 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from conveyor.ci.blobs import BlobStore
-from conveyor.ci.globs import compile_glob, normalize, split_pattern
+from conveyor.ci.run.blobs import BlobStore
+from conveyor.ci.select.globs import compile_glob, normalize, split_pattern
 from conveyor.errors import ConveyorError
 from conveyor.model.stack import Frozen
 

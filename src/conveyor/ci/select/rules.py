@@ -34,9 +34,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from conveyor.ci import expr
-from conveyor.ci.matrix import Instance, expand_names, expand_needs, instances, parallel_names
-from conveyor.ci.variables import (
+from conveyor.ci.select import expr
+from conveyor.ci.select.matrix import (
+    Instance,
+    expand_names,
+    expand_needs,
+    instances,
+    parallel_names,
+)
+from conveyor.ci.select.variables import (
     Layer,
     expand_all,
     expand_existing,

@@ -20,7 +20,7 @@ from typing import Any
 # jsonschema ships no type information; its errors are handled through typed helpers here.
 from jsonschema.validators import validator_for  # type: ignore[import-untyped]
 
-from conveyor.ci.located import LMap, locate
+from conveyor.ci.load.located import LMap, locate
 from conveyor.errors import SpecError
 from conveyor.spec.values import describe as _describe
 from conveyor.spec.values import suggest

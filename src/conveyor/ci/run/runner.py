@@ -21,23 +21,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from conveyor.ci.artifacts import ArtifactStore
-from conveyor.ci.blobs import BlobStore
-from conveyor.ci.cache import CacheStore, cache_keys
-from conveyor.ci.executors import (
+from conveyor.ci.run.artifacts import ArtifactStore
+from conveyor.ci.run.blobs import BlobStore
+from conveyor.ci.run.cache import CacheStore, cache_keys
+from conveyor.ci.run.executors import (
     DockerExecutor,
     Executor,
     JobSetupError,
     ShellExecutor,
     connect_docker,
 )
-from conveyor.ci.expr import ExprError, translate_re2
-from conveyor.ci.masking import Masker
-from conveyor.ci.reports import TestReport, parse_dotenv_reports, parse_junit_reports
-from conveyor.ci.rules import Selection
-from conveyor.ci.schedule import Schedule
-from conveyor.ci.snapshot import when_applies
-from conveyor.ci.variables import (
+from conveyor.ci.run.masking import Masker
+from conveyor.ci.run.reports import TestReport, parse_dotenv_reports, parse_junit_reports
+from conveyor.ci.run.snapshot import when_applies
+from conveyor.ci.run.workspace import checkout_files, copy_checkout
+from conveyor.ci.select.expr import ExprError, translate_re2
+from conveyor.ci.select.rules import Selection
+from conveyor.ci.select.schedule import Schedule
+from conveyor.ci.select.variables import (
     Layer,
     environment_variables,
     expand,
@@ -45,7 +46,6 @@ from conveyor.ci.variables import (
     job_variables,
     merge_precedence,
 )
-from conveyor.ci.workspace import checkout_files, copy_checkout
 from conveyor.errors import ConveyorError
 from conveyor.model.pipeline import ImageSpec, JobRun, JobSpec, PipelineSpec
 from conveyor.store.db import Store

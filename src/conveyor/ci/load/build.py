@@ -13,8 +13,8 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from conveyor.ci.gitlab_durations import parse_duration, parse_expire_in
-from conveyor.ci.located import LMap, LSeq
+from conveyor.ci.load.durations import parse_duration, parse_expire_in
+from conveyor.ci.load.located import LMap, LSeq
 from conveyor.model.pipeline import (
     DEFAULT_STAGES,
     ArtifactsSpec,

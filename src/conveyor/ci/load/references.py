@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.ci.located import LMap, LSeq, Reference
+from conveyor.ci.load.located import LMap, LSeq, Reference
 from conveyor.errors import SpecError, SpecErrors
 from conveyor.spec.yamlpos import YamlPath, dotted
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from conveyor.ci.located import LMap, LSeq, deep_merge
+from conveyor.ci.load.located import LMap, LSeq, deep_merge
 from conveyor.errors import SpecError, SpecErrors
 from conveyor.spec.values import suggest
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from conveyor.ci.gitlab_schema import validate_part
-from conveyor.ci.located import LMap, deep_merge, load_located, locate
+from conveyor.ci.load.located import LMap, deep_merge, load_located, locate
+from conveyor.ci.load.schema import validate_part
 from conveyor.errors import SpecError, SpecErrors
 from conveyor.spec.yamlpos import YamlPath, dotted
 

@@ -36,7 +36,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml
 import defusedxml.ElementTree
 
-from conveyor.ci.snapshot import glob, relative_pattern
+from conveyor.ci.run.snapshot import glob, relative_pattern
 from conveyor.errors import SpecError
 from conveyor.model.stack import Frozen
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from conveyor.ci.workspace import render_script
+from conveyor.ci.run.workspace import render_script
 from conveyor.errors import ConveyorError
 from conveyor.model.pipeline import ImageSpec, ServiceSpec
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from conveyor.ci.build import build_pipeline
-from conveyor.ci.extends import apply_extends
-from conveyor.ci.gitlab_schema import global_keywords, validate
-from conveyor.ci.includes import expand_includes
-from conveyor.ci.located import LMap, load_located
-from conveyor.ci.references import resolve_references
-from conveyor.ci.semantic import check
+from conveyor.ci.load.build import build_pipeline
+from conveyor.ci.load.extends import apply_extends
+from conveyor.ci.load.includes import expand_includes
+from conveyor.ci.load.located import LMap, load_located
+from conveyor.ci.load.references import resolve_references
+from conveyor.ci.load.schema import global_keywords, validate
+from conveyor.ci.load.semantic import check
 from conveyor.errors import SpecError, SpecErrors
 from conveyor.model.pipeline import PipelineSpec
 
