@@ -546,7 +546,7 @@ def stop(
 ) -> None:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`."""
-    from conveyor.ci.select.rules import Selection
+    from conveyor.ci.select.rules import PipelineSelection
 
     try:
         f = _file(file)
@@ -573,7 +573,7 @@ def stop(
             raise ConveyorError(f"the on_stop job {on_stop!r} is not in this pipeline for this ref")
         # run alone: the environment exists already, whatever the job waited for back then
         alone = job.model_copy(update={"needs": (), "when": "on_success", "dependencies": ()})
-        selection = Selection(
+        selection = PipelineSelection(
             True,
             p.selection.workflow_reason,
             p.selection.workflow_variables,

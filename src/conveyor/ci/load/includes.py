@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -27,7 +26,9 @@ from typing import Any
 
 from conveyor.ci.load.located import LMap, deep_merge, load_located, locate
 from conveyor.ci.load.schema import validate_part
-from conveyor.errors import SpecError, SpecErrors
+from conveyor.ci.select.globs import wildcard_regex
+from conveyor.errors import GitError, SpecError, SpecErrors
+from conveyor.host import git
 from conveyor.spec.yamlpos import YamlPath, dotted
 
 MAX_INCLUDES = 150  # GitLab's default `ci_max_includes`, nested includes counted
@@ -145,7 +146,7 @@ class _Expander:
         if "*" in relative:
             # GitLab lists the files matching the wildcard; none is not an error (nothing is
             # included), exactly as GitLab's wildcard expansion behaves.
-            pattern = _wildcard_regex(relative)
+            pattern = wildcard_regex(relative)
             return [_File(source, f) for f in _list_files(source) if pattern.fullmatch(f)]
         normal = PurePosixPath(os.path.normpath(relative)).as_posix()
         if normal.startswith("../") or normal == "..":
@@ -167,7 +168,7 @@ class _Expander:
                 f"known: {known})",
             )
         ref = entry.get("ref")
-        commit = _git_commit(repo, ref or "HEAD")
+        commit = git.resolve(repo, ref or "HEAD")
         if commit is None:
             at = (*path, "ref") if ref else (*path, "project")
             raise fail(at, f"ref '{ref or 'HEAD'}' does not exist in project '{project}'")
@@ -188,7 +189,7 @@ class _Expander:
     def _load(self, file: _File, path: YamlPath, fail: _Fail) -> LMap:
         try:
             text = _read(file.source, file.path)
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, GitError) as exc:
             raise fail(path, f"cannot read {file.display}: {exc}") from None
         data = load_located(text, file.display)
         if data is None:
@@ -220,34 +221,22 @@ def _for_schema(raw: Any) -> Any:
 # --- reading files from the working tree or a git commit --------------------------------------
 
 
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
-
-
-def _git_commit(repo: Path, ref: str) -> str | None:
-    done = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    return done.stdout.decode().strip() if done.returncode == 0 else None
-
-
 def _exists(source: Source, path: str) -> bool:
     if source.commit is None:
         return (source.root / path).is_file()
-    done = _git(source.root, "cat-file", "-t", f"{source.commit}:{path}")
-    return done.returncode == 0 and done.stdout.strip() == b"blob"
+    return git.is_file_at(source.root, source.commit, path)
 
 
 def _read(source: Source, path: str) -> str:
     if source.commit is None:
         return (source.root / path).read_text(encoding="utf-8")
-    done = _git(source.root, "show", f"{source.commit}:{path}")
-    return done.stdout.decode("utf-8")
+    return git.read_file_at(source.root, source.commit, path)
 
 
 def _list_files(source: Source) -> list[str]:
     """Every file of the project, '/'-separated and sorted (the order GitLab lists them)."""
     if source.commit is not None:
-        done = _git(source.root, "ls-tree", "-r", "--name-only", "-z", source.commit)
-        return sorted(name for name in done.stdout.decode().split("\0") if name)
+        return git.files_at(source.root, source.commit)
     out = []
     for folder, dirs, names in os.walk(source.root):
         dirs[:] = [d for d in dirs if d != ".git"]
@@ -257,15 +246,6 @@ def _list_files(source: Source) -> list[str]:
 
 
 # --- patterns ---------------------------------------------------------------------------------
-
-
-def _wildcard_regex(pattern: str) -> re.Pattern[str]:
-    """GitLab's `search_files_by_wildcard_path`: `**` matches anything (slashes included),
-    `*` anything within one directory; everything else is literal."""
-    out = []
-    for part in re.split(r"(\*\*|\*)", pattern):
-        out.append(".*?" if part == "**" else "[^/]*?" if part == "*" else re.escape(part))
-    return re.compile("".join(out))
 
 
 def _fnmatch_regex(pattern: str) -> re.Pattern[str]:

@@ -3,7 +3,7 @@
 One JSON manifest per job (`manifests/<job>.json`) lists path → entry (digest, mode, size) with
 the job id, `created_at` and `expire_at` (from `artifacts:expire_in`; None keeps them forever).
 File selection follows GitLab Runner (see `conveyor.ci.run.snapshot`). Whether a job uploads at all
-(`artifacts:when` against the job's outcome) is the caller's decision: `snapshot.when_applies`.
+(`artifacts:when` against the job's outcome) is the caller's decision: `outcome.when_applies`.
 
 Expiry removes manifests only. The bytes go when the caller sweeps the blob store with every
 live digest it knows (artifacts *and* caches share blobs):
@@ -28,16 +28,12 @@ from conveyor.ci.run.snapshot import (
     manifest_name,
     read_json,
     restore,
-    select,
+    select_paths,
     write_json_atomic,
 )
-from conveyor.errors import ConveyorError
+from conveyor.errors import ArtifactError
 from conveyor.model.pipeline import ArtifactsSpec
 from conveyor.model.stack import Frozen
-
-
-class ArtifactError(ConveyorError):
-    """A stored manifest is unreadable, or names a job that has no artifacts."""
 
 
 class ArtifactManifest(Frozen):
@@ -87,7 +83,7 @@ class ArtifactStore:
         """Store the files `spec` names and record the job's manifest (replacing an older one:
         a retried job's artifacts are the retry's)."""
         created = time.time() if now is None else now
-        chosen = select(workspace, spec.paths, spec.exclude, spec.untracked)
+        chosen = select_paths(workspace, spec.paths, spec.exclude, spec.untracked)
         snapshot, capture_warnings = capture(workspace, chosen.paths, self.blobs)
         manifest = ArtifactManifest(
             job_id=job_id,

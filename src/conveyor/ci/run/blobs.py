@@ -26,15 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import BlobError
 
 CHUNK = 1024 * 1024
 DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 DEFAULT_MIN_AGE = 600.0  # seconds a fresh blob is safe from gc (a job still saving its manifest)
-
-
-class BlobError(ConveyorError):
-    """A digest is malformed or names no blob, or a blob's bytes do not match its name."""
 
 
 @dataclass(frozen=True)

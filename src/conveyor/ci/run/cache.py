@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,25 +41,18 @@ from conveyor.ci.run.snapshot import (
     manifest_name,
     read_json,
     restore,
-    select,
-    when_applies,
+    select_paths,
     write_json_atomic,
 )
-from conveyor.errors import ConveyorError
+from conveyor.ci.select.globs import wildcard_regex
+from conveyor.ci.select.outcome import when_applies
+from conveyor.errors import CacheError, CacheKeyError
 from conveyor.model.pipeline import CacheSpec
 from conveyor.model.stack import Frozen
 
 DEFAULT_KEY = "default"
 PROTECTED = "protected"
 NON_PROTECTED = "non_protected"
-
-
-class CacheError(ConveyorError):
-    """A cache manifest is unreadable, or a cache setting is invalid at run time."""
-
-
-class CacheKeyError(CacheError):
-    """A cache key GitLab would refuse (a `/`, or only dots)."""
 
 
 # --- keys (pure, except for reading the key files) ---------------------------------------------
@@ -91,14 +83,6 @@ def files_digest(blob_ids: Sequence[str]) -> str | None:
     return hashlib.sha1("-".join(ids).encode(), usedforsecurity=False).hexdigest()
 
 
-def _wildcard_regex(pattern: str) -> re.Pattern[str]:
-    # GitLab's Repository#search_files_by_wildcard_path: `**` is any text (slashes included),
-    # `*` any text within one directory; everything else literal.
-    escaped = re.escape(pattern)
-    text = escaped.replace(r"\*\*", "\0").replace(r"\*", "[^/]*?").replace("\0", ".*?")
-    return re.compile(text, re.DOTALL)
-
-
 def _workspace_files(root: Path) -> Iterator[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d != ".git")
@@ -112,7 +96,7 @@ def key_file_blob_ids(root: Path, files: Sequence[str]) -> list[str]:
     wanted: list[str] = []
     patterns = [f.strip().removeprefix("./") for f in files if f.strip()]
     literal = [p for p in patterns if "*" not in p]
-    wildcards = [_wildcard_regex(p) for p in patterns if "*" in p]
+    wildcards = [wildcard_regex(p) for p in patterns if "*" in p]
     wanted.extend(literal)
     if wildcards:
         wanted.extend(f for f in _workspace_files(root) if any(w.fullmatch(f) for w in wildcards))
@@ -269,7 +253,7 @@ class CacheStore:
         """
         if not pushes(spec, job_succeeded):
             return CacheResult("skipped")
-        chosen = select(workspace, spec.paths, (), spec.untracked)
+        chosen = select_paths(workspace, spec.paths, (), spec.untracked)
         snapshot, capture_warnings = capture(workspace, chosen.paths, self.blobs)
         warnings = chosen.warnings + tuple(capture_warnings)
         previous = self.get(keys.key)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from conveyor.ci.run.workspace import render_script
-from conveyor.errors import ConveyorError
+from conveyor.errors import JobSetupError
 from conveyor.model.pipeline import ImageSpec, ServiceSpec
 
 Output = Callable[[bytes], None]
@@ -41,11 +41,6 @@ HOST_ENV_KEEP = (
     "PIP_CERT",
     "REQUESTS_CA_BUNDLE",
 )
-
-
-class JobSetupError(ConveyorError):
-    """The executor could not prepare the job (image missing, service failed): GitLab's
-    `runner_system_failure`, which `retry: when` can name."""
 
 
 @dataclass(frozen=True)

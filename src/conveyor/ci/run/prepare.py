@@ -12,9 +12,10 @@ from typing import Any
 import yaml
 
 from conveyor.ci.load.loader import load_pipeline
+from conveyor.ci.run.facts import file_facts, git_facts
 from conveyor.ci.run.masking import validate_maskable
-from conveyor.ci.select.rules import Selection, select
-from conveyor.ci.select.variables import predefined
+from conveyor.ci.select.predefined import NewPipeline, predefined
+from conveyor.ci.select.rules import PipelineSelection, file_questions, select
 from conveyor.errors import ConveyorError, SpecError
 from conveyor.model.pipeline import JobRun, PipelineSpec
 
@@ -37,7 +38,7 @@ class RegistryInfo:
 class Prepared:
     spec: PipelineSpec
     predefined: dict[str, str]
-    selection: Selection
+    selection: PipelineSelection
     project_variables: dict[str, str]
     masked: set[str] = field(default_factory=set)
     protected: bool = False
@@ -126,15 +127,15 @@ def prepare(
 ) -> Prepared:
     project_dir = file.parent
     spec = load_pipeline(file, projects)
-    pre = predefined(
-        project_dir,
-        pipeline_id=pipeline_id,
-        pipeline_source=source,
+    pipeline = NewPipeline(
+        id=pipeline_id,
+        source=source,
         ref=ref,
         registry=registry.url if registry else None,
         registry_user=registry.user if registry else None,
         registry_password=registry.password if registry else None,
     )
+    pre = predefined(project_dir.resolve(), git_facts(project_dir), pipeline)
     protected = pre.get("CI_COMMIT_REF_PROTECTED") == "true"
     pvars = load_project_variables(variables_file or default_variables_file(project_dir))
     usable = {k: v for k, v in pvars.items() if protected or not v.protected}
@@ -144,9 +145,11 @@ def prepare(
     if token := pre.get("CI_JOB_TOKEN"):
         masked.add(token)
     pipeline_vars = {**{k: v.value for k, v in usable.items()}, **cli_variables}
-    selection = select(spec, pre, project_dir, changed_files, pipeline_variables=pipeline_vars)
+    questions = file_questions(spec, pre, pipeline_variables=pipeline_vars)
+    facts = file_facts(project_dir, questions, changed_files)
+    selection = select(spec, pre, facts, pipeline_variables=pipeline_vars)
     if only:
-        selection = Selection(
+        selection = PipelineSelection(
             selection.workflow_ok,
             selection.workflow_reason,
             selection.workflow_variables,

@@ -37,7 +37,7 @@ import defusedxml
 import defusedxml.ElementTree
 
 from conveyor.ci.run.snapshot import glob, relative_pattern
-from conveyor.errors import SpecError
+from conveyor.errors import ReportError
 from conveyor.model.stack import Frozen
 
 CaseStatus = Literal["success", "failed", "error", "skipped"]
@@ -52,10 +52,6 @@ _OUTCOMES: tuple[tuple[str, CaseStatus], ...] = (
     ("error", "error"),
     ("skipped", "skipped"),
 )
-
-
-class ReportError(SpecError):
-    """A report file a job produced is malformed; names the file (and line when known)."""
 
 
 class TestCase(Frozen):

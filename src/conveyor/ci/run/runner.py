@@ -27,26 +27,19 @@ from conveyor.ci.run.cache import CacheStore, cache_keys
 from conveyor.ci.run.executors import (
     DockerExecutor,
     Executor,
-    JobSetupError,
     ShellExecutor,
     connect_docker,
 )
 from conveyor.ci.run.masking import Masker
 from conveyor.ci.run.reports import TestReport, parse_dotenv_reports, parse_junit_reports
-from conveyor.ci.run.snapshot import when_applies
 from conveyor.ci.run.workspace import checkout_files, copy_checkout
 from conveyor.ci.select.expr import ExprError, translate_re2
-from conveyor.ci.select.rules import Selection
+from conveyor.ci.select.outcome import when_applies
+from conveyor.ci.select.predefined import environment_variables, job_variables
+from conveyor.ci.select.rules import PipelineSelection
 from conveyor.ci.select.schedule import Schedule
-from conveyor.ci.select.variables import (
-    Layer,
-    environment_variables,
-    expand,
-    expand_all,
-    job_variables,
-    merge_precedence,
-)
-from conveyor.errors import ConveyorError
+from conveyor.ci.select.variables import Layer, expand, expand_all, merge_precedence
+from conveyor.errors import ConveyorError, JobSetupError
 from conveyor.model.pipeline import ImageSpec, JobRun, JobSpec, PipelineSpec
 from conveyor.store.db import Store
 from conveyor.store.pipelines import PipelineStore
@@ -178,7 +171,7 @@ class PipelineRunner:
     def run(
         self,
         spec: PipelineSpec,
-        selection: Selection,
+        selection: PipelineSelection,
         predefined: Mapping[str, str],
     ) -> PipelineResult:
         t0 = time.monotonic()
@@ -244,7 +237,7 @@ class PipelineRunner:
         self,
         pid: int,
         spec: PipelineSpec,
-        selection: Selection,
+        selection: PipelineSelection,
         predefined: Mapping[str, str],
         job: JobRun,
         attempt: int,
@@ -263,7 +256,7 @@ class PipelineRunner:
         self,
         pid: int,
         spec: PipelineSpec,
-        selection: Selection,
+        selection: PipelineSelection,
         predefined: Mapping[str, str],
         job: JobRun,
         attempt: int,
@@ -414,7 +407,7 @@ class PipelineRunner:
             self.artifacts.blobs.gc(live)
 
     def _with_pipeline_name(
-        self, spec: PipelineSpec, selection: Selection, predefined: Mapping[str, str]
+        self, spec: PipelineSpec, selection: PipelineSelection, predefined: Mapping[str, str]
     ) -> Mapping[str, str]:
         """GitLab's CI_PIPELINE_NAME: `workflow:name` expanded with the predefined, top-level,
         workflow:rules, project and pipeline variables."""
@@ -434,7 +427,11 @@ class PipelineRunner:
         return {**predefined, "CI_PIPELINE_NAME": name}
 
     def _resource_group(
-        self, spec: PipelineSpec, selection: Selection, predefined: Mapping[str, str], job: JobRun
+        self,
+        spec: PipelineSpec,
+        selection: PipelineSelection,
+        predefined: Mapping[str, str],
+        job: JobRun,
     ) -> str | None:
         """The job's `resource_group` with the variables GitLab knows when it creates the
         pipeline expanded (`deploy-$CI_ENVIRONMENT_SLUG`, `cluster-$CI_NODE_INDEX`)."""
@@ -473,7 +470,7 @@ class PipelineRunner:
     def _variables(
         self,
         spec: PipelineSpec,
-        selection: Selection,
+        selection: PipelineSelection,
         predefined: Mapping[str, str],
         job: JobRun,
         js: JobSpec,

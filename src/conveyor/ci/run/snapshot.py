@@ -27,7 +27,6 @@ import os
 import posixpath
 import shutil
 import stat
-import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,15 +38,11 @@ from pydantic import Field
 
 from conveyor.ci.run.blobs import BlobStore
 from conveyor.ci.select.globs import compile_glob, normalize, split_pattern
-from conveyor.errors import ConveyorError
+from conveyor.errors import GitError, WorkspaceError
+from conveyor.host import git
 from conveyor.model.stack import Frozen
 
 EntryKind = Literal["file", "dir", "symlink"]
-When = Literal["on_success", "on_failure", "always"]
-
-
-class WorkspaceError(ConveyorError):
-    """A path pattern or a stored entry points outside the job's workspace."""
 
 
 class Entry(Frozen):
@@ -74,7 +69,7 @@ class Snapshot(Frozen):
 
 
 @dataclass(frozen=True)
-class Selection:
+class PathSelection:
     paths: tuple[str, ...]  # sorted relative paths
     warnings: tuple[str, ...] = ()
 
@@ -85,13 +80,6 @@ class RestoreReport:
     bytes: int
     links: int = 0
     dirs: int = 0
-
-
-def when_applies(when: When, job_succeeded: bool) -> bool:
-    """`artifacts:when` / `cache:when`: whether a job that ended this way uploads."""
-    if when == "always":
-        return True
-    return job_succeeded if when == "on_success" else not job_succeeded
 
 
 # --- selecting ---------------------------------------------------------------------------------
@@ -182,37 +170,22 @@ def _unescape(text: str) -> str:
 
 def untracked_paths(root: Path) -> list[str]:
     """Files git does not track (ignored ones included), or every file outside a checkout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    git = ["git", "-c", f"safe.directory={root}", "-C", str(root)]
     try:
-        inside = subprocess.run(
-            [*git, "rev-parse", "--is-inside-work-tree"],
-            capture_output=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-        if inside.returncode != 0 or inside.stdout.strip() != b"true":
-            return [p for p in _walk(root, "") if not (root / p).is_dir()]
-        listed = subprocess.run(
-            [*git, "ls-files", "--others", "-z"],
-            capture_output=True,
-            env=env,
-            timeout=300,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as e:
+        listed = git.untracked_files(root)
+    except GitError as e:
         raise WorkspaceError(f"cannot list untracked files in {root}: {e}") from e
+    if listed is None:
+        return [p for p in _walk(root, "") if not (root / p).is_dir()]
     # A nested repository is listed as `dir/`; take its contents as the runner's walk would.
-    return [p.rstrip("/") for p in os.fsdecode(listed).split("\0") if p]
+    return [p.rstrip("/") for p in listed]
 
 
-def select(
+def select_paths(
     root: Path,
     paths: Sequence[str],
     exclude: Sequence[str] = (),
     untracked: bool = False,
-) -> Selection:
+) -> PathSelection:
     """The workspace paths an artifacts or cache definition names, excluded ones removed."""
     rel_excludes = [compile_glob(relative_pattern(root, e, "exclude")) for e in exclude]
     chosen: set[str] = set()
@@ -249,7 +222,7 @@ def select(
             found += take(_walk(root, rel))
         if not found:
             warnings.append("untracked: no files")
-    return Selection(paths=tuple(sorted(chosen)), warnings=tuple(warnings))
+    return PathSelection(paths=tuple(sorted(chosen)), warnings=tuple(warnings))
 
 
 # --- capture and restore -----------------------------------------------------------------------

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from conveyor.errors import GitError
+from conveyor.host import git
 
 # Conveyor's own state (database, logs, blobs, builds, project variables with their secrets)
 # lives in the project directory but is never part of a checkout GitLab would make.
@@ -25,24 +27,12 @@ def checkout_files(project_dir: Path) -> list[str]:
     """Relative paths a clean checkout has (tracked + untracked-not-ignored), without
     Conveyor's state directory."""
     try:
-        out = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(project_dir),
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        listed = git.checkout_files(project_dir)
+    except GitError:
+        listed = None
+    if listed is None:
         return _walk(project_dir)
-    return sorted({p for p in out.decode().split("\0") if p and not p.startswith(STATE_PREFIX)})
+    return sorted({p for p in listed if not p.startswith(STATE_PREFIX)})
 
 
 def _walk(root: Path) -> list[str]:
@@ -71,27 +61,11 @@ def copy_checkout(project_dir: Path, dest: Path, files: Iterable[str] | None = N
         elif src.is_file():
             _link_or_copy(src, dst)
         n += 1
-    git = project_dir / ".git"
-    if git.is_dir():
-        share_git(git, dest / ".git")
+    git_dir = project_dir / ".git"
+    if git_dir.is_dir():
+        # borrowed objects: git works in the job, its commits stay there (`clone --shared`)
+        git.share_git_dir(git_dir, dest / ".git")
     return n
-
-
-def share_git(git: Path, dest: Path) -> None:
-    """A copy of the repository's `.git` without its object store, which it borrows through
-    `objects/info/alternates` (what `git clone --shared` does): git works in the job, commits
-    a job makes stay in the job, and a large history costs nothing to copy."""
-    shutil.copytree(
-        git,
-        dest,
-        symlinks=True,
-        dirs_exist_ok=True,
-        ignore=lambda d, _names: ["objects"] if Path(d) == git else [],
-    )
-    info = dest / "objects" / "info"
-    info.mkdir(parents=True, exist_ok=True)
-    (dest / "objects" / "pack").mkdir(exist_ok=True)
-    (info / "alternates").write_text(str((git / "objects").resolve()) + "\n")
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

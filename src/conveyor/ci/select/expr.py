@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, NoReturn
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ExprError
 
 __all__ = [
     "And",
@@ -53,17 +53,6 @@ __all__ = [
     "translate_re2",
     "variables_in",
 ]
-
-
-class ExprError(ConveyorError):
-    """An expression or a pattern GitLab would reject; `position` is a 0-based offset."""
-
-    def __init__(self, message: str, position: int, expression: str = "") -> None:
-        self.message = message
-        self.position = position
-        self.expression = expression
-        where = f" in {expression!r}" if expression else ""
-        super().__init__(f"{message} at position {position}{where}")
 
 
 # --- nodes -----------------------------------------------------------------------------------

@@ -27,26 +27,32 @@ def has_magic(text: str) -> bool:
 
 def split_components(pattern: str) -> list[str]:
     """Split on `/`, except inside `{...}` or `[...]` (an alternative may hold a slash)."""
+    return _split_outside(pattern, "/", classes=True)
+
+
+def _split_outside(text: str, sep: str, *, classes: bool) -> list[str]:
+    """Split `text` on `sep` outside `{...}` (and `[...]` with `classes`); `\\x` escapes are
+    kept as written and never split."""
     parts: list[str] = []
     depth = 0
     in_class = False
     current: list[str] = []
     i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            current.append(pattern[i : i + 2])
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            current.append(text[i : i + 2])
             i += 2
             continue
         if in_class:
             in_class = c != "]"
-        elif c == "[":
+        elif c == "[" and classes:
             in_class = True
         elif c == "{":
             depth += 1
         elif c == "}" and depth:
             depth -= 1
-        elif c == "/" and depth == 0:
+        elif c == sep and depth == 0:
             parts.append("".join(current))
             current = []
             i += 1
@@ -93,7 +99,9 @@ def _class(pattern: str, start: int) -> tuple[str, int] | None:
     return None
 
 
-def _close_brace(pattern: str, start: int) -> int | None:
+def close_brace(pattern: str, start: int) -> int | None:
+    """Index of the `}` that closes the `{` at `start` (nesting and `\\` escapes respected),
+    or None when it is never closed."""
     depth = 0
     i = start
     while i < len(pattern):
@@ -111,30 +119,9 @@ def _close_brace(pattern: str, start: int) -> int | None:
     return None
 
 
-def _split_alternatives(body: str) -> list[str]:
-    alternatives: list[str] = []
-    depth = 0
-    current: list[str] = []
-    i = 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            current.append(body[i : i + 2])
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-        elif c == "," and depth == 0:
-            alternatives.append("".join(current))
-            current = []
-            i += 1
-            continue
-        current.append(c)
-        i += 1
-    alternatives.append("".join(current))
-    return alternatives
+def brace_items(body: str) -> list[str]:
+    """The comma-separated alternatives of a `{...}` body (nested braces kept whole)."""
+    return _split_outside(body, ",", classes=False)
 
 
 def _segment(pattern: str) -> str:
@@ -157,8 +144,8 @@ def _segment(pattern: str) -> str:
             out.append(translated[0])
             i = translated[1]
             continue
-        elif c == "{" and (end := _close_brace(pattern, i)) is not None:
-            alternatives = _split_alternatives(pattern[i + 1 : end])
+        elif c == "{" and (end := close_brace(pattern, i)) is not None:
+            alternatives = brace_items(pattern[i + 1 : end])
             out.append("(?:" + "|".join(_translate(a) for a in alternatives) + ")")
             i = end + 1
             continue
@@ -204,3 +191,12 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
 def match(pattern: str, path: str) -> bool:
     """Whether slash-separated relative `path` matches the doublestar `pattern`."""
     return compile_glob(pattern).fullmatch(posixpath.normpath(path)) is not None
+
+
+def wildcard_regex(pattern: str) -> re.Pattern[str]:
+    """GitLab's `Repository#search_files_by_wildcard_path` (wildcard `include: local:` and
+    `cache:key:files`): `**` is any text, slashes included, `*` any text within one
+    directory; everything else is literal."""
+    escaped = re.escape(pattern)
+    text = escaped.replace(r"\*\*", "\0").replace(r"\*", "[^/]*?").replace("\0", ".*?")
+    return re.compile(text, re.DOTALL)

@@ -11,30 +11,28 @@
 - only/except: every `only` part must hold and no `except` part may; `only` without `refs`
   means `refs: [branches, tags]`, and so does a job with neither keyword, unless the pipeline
   has workflow:rules (GitLab drops that default then).
-- `changes` is true when the pipeline has no diff to compare (`changed_files` None: a new
+- `changes` is true when the pipeline has no diff to compare (`FileFacts.changed` None: a new
   branch, a tag, a web or scheduled run); `exists` looks at the project's files.
 - Rules see the pipeline's variables, the YAML variables the job inherits, the job's own and its
   matrix values, never re-expanded; `changes`/`exists` paths expand the variables they name.
 
 `JobRun.variables` holds what is particular to one job of this pipeline: its matrix values,
 CI_NODE_INDEX/CI_NODE_TOTAL when parallel, and the matched rule's variables (which win). The
-YAML variables and `Selection.workflow_variables` are not copied into it: merge them with
+YAML variables and `PipelineSelection.workflow_variables` are not copied into it: merge them with
 `variables.merge_precedence`, which knows where each layer ranks.
 
-Reading the project's file list (`exists`) and `git diff` (`changes:compare_to`) are the only
-I/O; both can be injected.
+No I/O: the project's file list (`exists`) and diffs (`changes:compare_to`) come in as
+`FileFacts`, gathered by the caller for the `file_questions` this pipeline asks.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 from conveyor.ci.select import expr
+from conveyor.ci.select.facts import FileFacts, FileQuestions
+from conveyor.ci.select.fnmatch import fnmatch
 from conveyor.ci.select.matrix import (
     Instance,
     expand_names,
@@ -49,7 +47,7 @@ from conveyor.ci.select.variables import (
     merge_precedence,
     slugify,
 )
-from conveyor.errors import ConveyorError
+from conveyor.errors import SelectionError
 from conveyor.model.pipeline import (
     JobRun,
     JobSelection,
@@ -62,7 +60,7 @@ from conveyor.model.pipeline import (
     When,
 )
 
-__all__ = ["Selection", "SelectionError", "fnmatch", "select"]
+__all__ = ["PipelineSelection", "file_questions", "select"]
 
 DEFAULT_ONLY_REFS: tuple[str, ...] = ("branches", "tags")
 # GitLab gives up matching `rules:exists` patterns after this many path comparisons and
@@ -70,12 +68,8 @@ DEFAULT_ONLY_REFS: tuple[str, ...] = ("branches", "tags")
 MAX_EXISTS_COMPARISONS = 50_000
 
 
-class SelectionError(ConveyorError):
-    """GitLab would refuse to create this pipeline (bad needs, unknown stage, bad expression)."""
-
-
 @dataclass(frozen=True)
-class Selection:
+class PipelineSelection:
     """The outcome of rules evaluation for one pipeline."""
 
     workflow_ok: bool
@@ -127,183 +121,30 @@ class _Pipeline:
 
 
 class _Files:
-    """The changed files and the project's files, computed at most once per selection."""
+    """The file facts rules look at; the project's files sorted once per selection."""
 
-    def __init__(
-        self,
-        project_dir: Path,
-        changed: Collection[str] | None,
-        files: Collection[str] | None,
-        diff_since: Callable[[str], Collection[str] | None] | None,
-    ) -> None:
-        self.project_dir = project_dir
-        self.changed = changed
-        self._files = sorted(files) if files is not None else None
-        self._diff_since = diff_since or (lambda ref: _git_diff(project_dir, ref))
+    def __init__(self, facts: FileFacts) -> None:
+        self.changed = facts.changed
+        self._facts = facts
+        self._files: list[str] | None = None
 
     def worktree(self) -> list[str]:
         if self._files is None:
-            self._files = sorted(_list_files(self.project_dir))
+            if self._facts.files is None:
+                raise ValueError("rules:exists needs FileFacts.files: gather file_questions()")
+            self._files = sorted(self._facts.files)
         return self._files
 
     def changed_since(self, ref: str) -> Collection[str]:
-        paths = self._diff_since(ref)
+        if ref not in self._facts.diffs:
+            raise ValueError(f"no diff gathered for compare_to {ref}: gather file_questions()")
+        paths = self._facts.diffs[ref]
         if paths is None:
-            raise SelectionError(f"rules:changes:compare_to is not a valid ref: {ref}")
+            raise SelectionError(
+                f"rules:changes:compare_to is not a valid ref: {ref} "
+                "(name a branch, tag or commit of this repository)"
+            )
         return paths
-
-
-_LS_FILES = ("ls-files", "-z", "--cached", "--others", "--exclude-standard")
-
-
-def _list_files(project_dir: Path) -> list[str]:
-    """Tracked and untracked-but-not-ignored files; every file when not a git work tree."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(project_dir), *_LS_FILES],
-            capture_output=True,
-            check=False,
-            timeout=60,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        done = None
-    if done is not None and done.returncode == 0:
-        return sorted({p for p in done.stdout.decode("utf-8", "replace").split("\0") if p})
-    return sorted(
-        path.relative_to(project_dir).as_posix()
-        for path in project_dir.rglob("*")
-        if path.is_file() and ".git" not in path.relative_to(project_dir).parts
-    )
-
-
-def _git_diff(project_dir: Path, ref: str) -> list[str] | None:
-    """Files that differ between `ref` and HEAD, or None when `ref` names no commit."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(project_dir), "diff", "--name-only", "-z", ref, "HEAD", "--"],
-            capture_output=True,
-            check=False,
-            timeout=60,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    return [p for p in done.stdout.decode("utf-8", "replace").split("\0") if p]
-
-
-# --- Ruby File.fnmatch (FNM_PATHNAME | FNM_DOTMATCH | FNM_EXTGLOB) ----------------------------
-
-
-def fnmatch(pattern: str, path: str) -> bool:
-    """GitLab's `changes`/`exists` glob match: `*` and `?` stop at `/`, `**/` spans directories
-    (zero or more), a `**` not followed by `/` is a `*`, `{a,b}` alternates, `[...]` classes
-    never match `/`, dot files are not special, and the whole path must match."""
-    return _glob_regex(pattern).fullmatch(path) is not None
-
-
-@lru_cache(maxsize=1024)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile("|".join(_glob_part(alt) for alt in _braces(pattern)))
-
-
-def _braces(pattern: str) -> list[str]:
-    """Ruby's brace expansion: the first `{...}` with a matching `}` (nesting and `\\`
-    escapes respected) splits into its comma-separated items, recursively."""
-    start = _find_unescaped(pattern, "{", 0)
-    if start < 0:
-        return [pattern]
-    depth, items, item_start = 0, [], start + 1
-    i = start
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                items.append(pattern[item_start:i])
-                head, tail = pattern[:start], pattern[i + 1 :]
-                return [alt for item in items for alt in _braces(head + item + tail)]
-        elif char == "," and depth == 1:
-            items.append(pattern[item_start:i])
-            item_start = i + 1
-        i += 1
-    return [pattern]  # no matching `}`: the brace is an ordinary character
-
-
-def _find_unescaped(text: str, char: str, start: int) -> int:
-    i = start
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == char:
-            return i
-        i += 1
-    return -1
-
-
-def _glob_part(pattern: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        segment_start = i == 0 or pattern[i - 1] == "/"
-        if char == "*" and segment_start and pattern.startswith("**/", i):
-            out.append("(?:[^/]+/)*")
-            i += 3
-        elif char == "*":
-            while i < len(pattern) and pattern[i] == "*":
-                i += 1
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-            i += 1
-        elif char == "[":
-            text, i = _glob_class(pattern, i)
-            out.append(text)
-        elif char == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-        else:
-            out.append(re.escape(char))
-            i += 1
-    return "".join(out)
-
-
-def _glob_class(pattern: str, start: int) -> tuple[str, int]:
-    """A `[...]` class as a regex that never matches `/`. Ruby fails the whole match on an
-    unterminated or empty class, and a reversed range matches nothing."""
-    i = start + 1
-    negated = i < len(pattern) and pattern[i] in "!^"
-    i += 1 if negated else 0
-    items: list[str] = []
-    empty = True
-    while i < len(pattern) and pattern[i] != "]":
-        empty = False
-        low, i = _class_char(pattern, i)
-        if i + 1 < len(pattern) and pattern[i] == "-" and pattern[i + 1] != "]":
-            high, i = _class_char(pattern, i + 1)
-            if low <= high:
-                items.append(f"{re.escape(low)}-{re.escape(high)}")
-        else:
-            items.append(re.escape(low))
-    if i >= len(pattern) or empty:
-        return "(?!)", min(i + 1, len(pattern))
-    body = "".join(items)
-    if negated:
-        return f"[^/{body}]", i + 1
-    return (f"(?!/)[{body}]" if body else "(?!)"), i + 1
-
-
-def _class_char(pattern: str, i: int) -> tuple[str, int]:
-    if pattern[i] == "\\" and i + 1 < len(pattern):
-        return pattern[i + 1], i + 2
-    return pattern[i], i + 1
 
 
 # --- clauses ---------------------------------------------------------------------------------
@@ -571,39 +412,102 @@ def _job_predefined(instance: Instance, stage: str) -> dict[str, str]:
 def select(
     spec: PipelineSpec,
     variables: Mapping[str, str],
-    project_dir: Path,
-    changed_files: Collection[str] | None,
+    facts: FileFacts,
     *,
     pipeline_variables: Mapping[str, str] | None = None,
-    files: Collection[str] | None = None,
-    diff_since: Callable[[str], Collection[str] | None] | None = None,
-) -> Selection:
+) -> PipelineSelection:
     """Decide which jobs this pipeline runs.
 
     `variables` are the predefined ones (lowest precedence); `pipeline_variables` are
-    project, trigger or command-line variables, which override the YAML. `changed_files` are
-    the pushed changes relative to the project root, or None when there is nothing to compare.
-    `files` (the project's files, for `exists`) and `diff_since(ref)` (for
-    `changes:compare_to`; None for an unknown ref) default to asking git in `project_dir`."""
+    project, trigger or command-line variables, which override the YAML. `facts` answer the
+    `file_questions` of the same arguments: the project's files and diffs, and the pushed
+    changes (None when there is nothing to compare)."""
     extra = dict(pipeline_variables or {})
-    io = _Files(project_dir, changed_files, files, diff_since)
-    base = merge_precedence(
-        {
-            Layer.PREDEFINED: variables,
-            Layer.YAML_GLOBAL: _raw(spec.variables),
-            Layer.PIPELINE: extra,
-        }
-    )
-    workflow = _workflow(spec, _Job("workflow", base, io))
+    io = _Files(facts)
+    workflow = _workflow(spec, _Job("workflow", _base_variables(spec, variables, extra), io))
     if not workflow.kept:
-        return Selection(False, workflow.reason)
+        return PipelineSelection(False, workflow.reason)
     verdicts = _decide_all(spec, variables, extra, workflow.variables, io)
     runs = _resolve(spec, verdicts)
     decisions = [
         JobSelection(job=i.name, decision="kept" if v.kept else "excluded", reason=v.reason)
         for i, v in verdicts
     ]
-    return Selection(True, workflow.reason, dict(workflow.variables), runs, decisions)
+    return PipelineSelection(True, workflow.reason, dict(workflow.variables), runs, decisions)
+
+
+def file_questions(
+    spec: PipelineSpec,
+    variables: Mapping[str, str],
+    *,
+    pipeline_variables: Mapping[str, str] | None = None,
+) -> FileQuestions:
+    """What `select` may ask about files, so that the caller gathers `FileFacts` first:
+    whether a rule has `exists`, and every ref a `changes:compare_to` can name. A ref that
+    refers to variables is expanded for each job instance under every workflow rule's
+    variables (which rule matches is only known while selecting): a superset."""
+    extra = dict(pipeline_variables or {})
+    workflow_rules = spec.workflow.rules or ()
+    outcomes = [{}, *(dict(rule.variables) for rule in workflow_rules)]
+    files = False
+    refs: set[str] = set()
+
+    def ask(rules: Sequence[RuleSpec], seen: Iterable[Mapping[str, str]]) -> None:
+        nonlocal files
+        files = files or any(rule.exists is not None for rule in rules)
+        written = [r.changes_compare_to for r in rules if r.changes_compare_to is not None]
+        refs.update(ref for ref in written if "$" not in ref)
+        if any("$" in ref for ref in written):
+            for known in seen:
+                expanded = expand_all(known)
+                refs.update(expand_existing(ref, expanded) for ref in written if "$" in ref)
+
+    ask(workflow_rules, [_base_variables(spec, variables, extra)])
+    for job_spec in spec.jobs.values():
+        if job_spec.rules is not None:
+            ask(
+                job_spec.rules,
+                (
+                    _seen_by_job(spec, job_spec, instance, variables, extra, outcome)
+                    for instance in instances(job_spec)
+                    for outcome in outcomes
+                ),
+            )
+    return FileQuestions(files=files, compare_to=frozenset(refs))
+
+
+def _base_variables(
+    spec: PipelineSpec, predefined: Mapping[str, str], extra: Mapping[str, str]
+) -> dict[str, str]:
+    """What workflow:rules see: predefined, top-level YAML and pipeline variables."""
+    return merge_precedence(
+        {
+            Layer.PREDEFINED: predefined,
+            Layer.YAML_GLOBAL: _raw(spec.variables),
+            Layer.PIPELINE: extra,
+        }
+    )
+
+
+def _seen_by_job(
+    spec: PipelineSpec,
+    job_spec: JobSpec,
+    instance: Instance,
+    predefined: Mapping[str, str],
+    extra: Mapping[str, str],
+    workflow_vars: Mapping[str, str],
+) -> dict[str, str]:
+    """What a job instance's rules see (never re-expanded)."""
+    return merge_precedence(
+        {
+            Layer.PREDEFINED: {**predefined, **_job_predefined(instance, job_spec.stage)},
+            Layer.YAML_GLOBAL: _inherited(_raw(spec.variables), job_spec.inherit_variables),
+            Layer.WORKFLOW_RULES: _inherited(workflow_vars, job_spec.inherit_variables),
+            Layer.YAML_JOB: _raw(job_spec.variables),
+            Layer.MATRIX: instance.variables,
+            Layer.PIPELINE: extra,
+        }
+    )
 
 
 def _workflow(spec: PipelineSpec, job: _Job) -> _Verdict:
@@ -642,16 +546,7 @@ def _decide_all(
     out: list[tuple[Instance, _Verdict]] = []
     for job_spec in _ordered(spec):
         for instance in instances(job_spec):
-            seen = merge_precedence(
-                {
-                    Layer.PREDEFINED: {**predefined, **_job_predefined(instance, job_spec.stage)},
-                    Layer.YAML_GLOBAL: _inherited(_raw(spec.variables), job_spec.inherit_variables),
-                    Layer.WORKFLOW_RULES: _inherited(workflow_vars, job_spec.inherit_variables),
-                    Layer.YAML_JOB: _raw(job_spec.variables),
-                    Layer.MATRIX: instance.variables,
-                    Layer.PIPELINE: extra,
-                }
-            )
+            seen = _seen_by_job(spec, job_spec, instance, predefined, extra, workflow_vars)
             job = _Job(instance.name, seen, io)
             if job_spec.rules is not None:
                 verdict = _by_rules(job_spec, job_spec.rules, job)

@@ -10,8 +10,6 @@ import pytest
 
 from conveyor.ci.run.blobs import BlobStore
 from conveyor.ci.run.cache import (
-    CacheError,
-    CacheKeyError,
     CacheKeys,
     CacheStore,
     cache_keys,
@@ -20,6 +18,7 @@ from conveyor.ci.run.cache import (
     pulls,
     pushes,
 )
+from conveyor.errors import CacheError, CacheKeyError
 from conveyor.model.pipeline import CacheSpec
 
 

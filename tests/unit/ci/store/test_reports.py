@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from conveyor.ci.run.reports import (
-    ReportError,
     parse_dotenv,
     parse_dotenv_reports,
     parse_junit,
     parse_junit_file,
     parse_junit_reports,
 )
+from conveyor.errors import ReportError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "junit"
 
