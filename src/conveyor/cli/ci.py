@@ -12,8 +12,10 @@ import typer
 from rich.markup import escape as esc
 from rich.table import Table
 
+from conveyor.ci.run.config import RunConfig
 from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, prepare, registry_from_env
-from conveyor.ci.run.runner import JobResult, PipelineRunner, RunConfig
+from conveyor.ci.run.results import JobResult
+from conveyor.ci.run.runner import PipelineRunner
 from conveyor.cli.output import console, err, print_json
 from conveyor.cli.output import fail as _fail
 from conveyor.errors import ConveyorError
