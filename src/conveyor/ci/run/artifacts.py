@@ -112,7 +112,9 @@ class ArtifactStore:
         if isinstance(manifest, str):
             found = self.get(manifest)
             if found is None:
-                raise ArtifactError(f"job {manifest} has no artifacts")
+                raise ArtifactError(
+                    f"job {manifest} has no artifacts (none kept, or expired): run it again"
+                )
             manifest = found
         return restore(manifest.snapshot, workspace, self.blobs)
 
@@ -143,4 +145,6 @@ def _load(path: Path) -> ArtifactManifest:
     try:
         return ArtifactManifest.model_validate(read_json(path))
     except (OSError, ValueError, ValidationError) as e:
-        raise ArtifactError(f"{path}: unreadable artifacts manifest: {e}") from e
+        raise ArtifactError(
+            f"{path}: unreadable artifacts manifest: {e}; delete it and run the job again"
+        ) from e

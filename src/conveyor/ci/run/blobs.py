@@ -30,6 +30,7 @@ from conveyor.errors import BlobError
 
 CHUNK = 1024 * 1024
 DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_GONE = ": its bytes were removed; run the job that produced them again"
 DEFAULT_MIN_AGE = 600.0  # seconds a fresh blob is safe from gc (a job still saving its manifest)
 
 
@@ -45,7 +46,10 @@ def check_digest(digest: str) -> str:
     """Return `digest` if it is a well-formed SHA-256 name; a manifest is data from disk and must
     never steer a path outside the store."""
     if not DIGEST_RE.fullmatch(digest):
-        raise BlobError(f"not a sha256 digest: {digest!r}")
+        raise BlobError(
+            f"not a sha256 digest: {digest!r}: a stored manifest is damaged; run the job that "
+            "produced it again"
+        )
     return digest
 
 
@@ -66,13 +70,13 @@ class BlobStore:
         try:
             return self.path(digest).stat().st_size
         except FileNotFoundError:
-            raise BlobError(f"no blob {digest}") from None
+            raise BlobError(f"no blob {digest}{_GONE}") from None
 
     def open(self, digest: str) -> BinaryIO:
         try:
             return self.path(digest).open("rb")
         except FileNotFoundError:
-            raise BlobError(f"no blob {digest}") from None
+            raise BlobError(f"no blob {digest}{_GONE}") from None
 
     def put_bytes(self, data: bytes) -> str:
         return self._store(iter((data,)))

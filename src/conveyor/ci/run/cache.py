@@ -53,6 +53,7 @@ from conveyor.model.stack import Frozen
 DEFAULT_KEY = "default"
 PROTECTED = "protected"
 NON_PROTECTED = "non_protected"
+_RESET = "; delete it: the next job saves the cache afresh"
 
 
 # --- keys (pure, except for reading the key files) ---------------------------------------------
@@ -222,7 +223,7 @@ class CacheStore:
         try:
             return CacheManifest.model_validate(read_json(path))
         except (OSError, ValueError, ValidationError) as e:
-            raise CacheError(f"{path}: unreadable cache manifest: {e}") from e
+            raise CacheError(f"{path}: unreadable cache manifest: {e}{_RESET}") from e
 
     def restore(self, spec: CacheSpec, keys: CacheKeys, workspace: Path) -> CacheResult:
         """Before the job: unpack the first of `keys.candidates` that has a cache."""
@@ -285,4 +286,4 @@ class CacheStore:
             try:
                 yield CacheManifest.model_validate(read_json(path))
             except (OSError, ValueError, ValidationError) as e:
-                raise CacheError(f"{path}: unreadable cache manifest: {e}") from e
+                raise CacheError(f"{path}: unreadable cache manifest: {e}{_RESET}") from e

@@ -124,7 +124,8 @@ class DockerExecutor:
             if not state.running:
                 logs = self.containers.tail(cid, 20)
                 raise JobSetupError(
-                    f"service {svc.name} exited with code {state.exit_code}:\n{logs}"
+                    f"service {svc.name} exited with code {state.exit_code}; check its image, "
+                    f"command and variables against its last lines:\n{logs}"
                 )
             for p in list(pending):
                 with socket.socket() as s:

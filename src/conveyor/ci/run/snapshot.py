@@ -42,6 +42,9 @@ from conveyor.errors import GitError, WorkspaceError
 from conveyor.host import git
 from conveyor.model.stack import Frozen
 
+_INSIDE = "; name files relative to the project directory (CI_PROJECT_DIR)"
+_CORRUPT = ": the stored manifest is damaged; run the job that produced it again"
+_LINK = ": the workspace has a symlink where the stored files go; remove it before this step"
 EntryKind = Literal["file", "dir", "symlink"]
 
 
@@ -92,20 +95,22 @@ def relative_pattern(root: Path, pattern: str, what: str = "path") -> str:
     """
     text = normalize(pattern)
     if not text or text == ".":
-        raise WorkspaceError(f"{what} {pattern!r} is empty")
+        raise WorkspaceError(f"{what} {pattern!r} is empty: name a file, directory or glob")
     if text.startswith("/"):
         for base in {str(root), str(root.resolve())}:
             if text == base:
-                raise WorkspaceError(f"{what} {pattern!r} names the whole workspace")
+                raise WorkspaceError(
+                    f"{what} {pattern!r} names the whole workspace: name what is inside it"
+                )
             if text.startswith(base + "/"):
                 text = text[len(base) + 1 :]
                 break
         else:
-            raise WorkspaceError(f"{what} {pattern!r} is outside the workspace {root}")
+            raise WorkspaceError(f"{what} {pattern!r} is outside the workspace {root}" + _INSIDE)
     if ".." in text.split("/"):
         text = posixpath.normpath(text)
         if text == ".." or text.startswith("../"):
-            raise WorkspaceError(f"{what} {pattern!r} is outside the workspace {root}")
+            raise WorkspaceError(f"{what} {pattern!r} is outside the workspace {root}" + _INSIDE)
     return text
 
 
@@ -143,13 +148,17 @@ def glob(root: Path, pattern: str) -> list[str]:
         if not os.path.lexists(path):
             return []
         if not _inside(root_real, path.parent):
-            raise WorkspaceError(f"path {pattern!r} reaches outside the workspace via a symlink")
+            raise WorkspaceError(
+                f"path {pattern!r} reaches outside the workspace via a symlink" + _INSIDE
+            )
         return [literal]
     start = root / base
     if not start.is_dir():
         return []
     if not _inside(root_real, start):
-        raise WorkspaceError(f"path {pattern!r} reaches outside the workspace via a symlink")
+        raise WorkspaceError(
+            f"path {pattern!r} reaches outside the workspace via a symlink" + _INSIDE
+        )
     regex = compile_glob(pattern)
     found = [base] if base and regex.fullmatch(base) else []
     prefix = f"{base}/" if base else ""
@@ -255,7 +264,7 @@ def capture(root: Path, paths: Iterable[str], blobs: BlobStore) -> tuple[Snapsho
 def _safe_rel(rel: str) -> str:
     norm = posixpath.normpath(rel)
     if rel.startswith("/") or norm in (".", "..") or norm.startswith("../") or norm != rel:
-        raise WorkspaceError(f"stored path {rel!r} would land outside the workspace")
+        raise WorkspaceError(f"stored path {rel!r} would land outside the workspace" + _CORRUPT)
     return rel
 
 
@@ -280,10 +289,10 @@ def restore(snapshot: Snapshot, root: Path, blobs: BlobStore) -> RestoreReport:
         target = root / _safe_rel(rel)
         parent = target.parent
         if not _inside(root_real, parent):
-            raise WorkspaceError(f"stored path {rel!r} would be written through a symlink")
+            raise WorkspaceError(f"stored path {rel!r} would be written through a symlink" + _LINK)
         parent.mkdir(parents=True, exist_ok=True)
         if not _inside(root_real, parent):
-            raise WorkspaceError(f"stored path {rel!r} would be written through a symlink")
+            raise WorkspaceError(f"stored path {rel!r} would be written through a symlink" + _LINK)
         if entry.kind == "dir":
             if target.is_symlink() or (target.exists() and not target.is_dir()):
                 _remove(target)
@@ -297,7 +306,7 @@ def restore(snapshot: Snapshot, root: Path, blobs: BlobStore) -> RestoreReport:
             links += 1
         else:
             if entry.digest is None:
-                raise WorkspaceError(f"stored file {rel!r} has no content digest")
+                raise WorkspaceError(f"stored file {rel!r} has no content digest" + _CORRUPT)
             if target.is_dir() and not target.is_symlink():
                 _remove(target)
             _write_blob(blobs, entry.digest, target, entry.mode)

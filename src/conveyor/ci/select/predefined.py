@@ -182,7 +182,7 @@ def predefined_with_notes(
     pipeline_id, pipeline_source, pipeline_iid = pipeline.id, pipeline.source, pipeline.iid
     if pipeline_source not in PIPELINE_SOURCES:
         known = ", ".join(sorted(PIPELINE_SOURCES))
-        raise VariablesError(f"unknown pipeline source {pipeline_source!r} (one of: {known})")
+        raise VariablesError(f"unknown pipeline source {pipeline_source!r}: use one of {known}")
     default = _default_branch(facts, pipeline.default_branch)
     ref_name, is_tag, note = _resolve_ref(facts, pipeline.ref, default)
     notes = [*facts.notes, *([note] if note else [])]

@@ -168,7 +168,10 @@ class _Job:
         try:
             return expr.evaluate(expression, self.variables)
         except expr.ExprError as exc:
-            raise SelectionError(f"{self.name}: {where}: invalid expression: {exc}") from exc
+            raise SelectionError(
+                f"{self.name}: {where}: invalid expression: {exc}; fix it in the pipeline file "
+                "(GitLab's syntax: $VAR, ==, !=, =~, !~, &&, ||, parentheses)"
+            ) from exc
 
 
 def _rule_matches(rule: RuleSpec, job: _Job, where: str) -> bool:
@@ -530,7 +533,7 @@ def _ordered(spec: PipelineSpec) -> list[JobSpec]:
             available = ", ".join(spec.stages)
             raise SelectionError(
                 f"{job.name} job: chosen stage {job.stage} does not exist; available stages "
-                f"are {available}"
+                f"are {available}: add it to `stages:` or choose one of these"
             )
     return sorted(spec.jobs.values(), key=lambda job: stage_index[job.stage])
 
@@ -588,10 +591,14 @@ def _defined_needs(
         if need.job not in stage_of:
             if need.optional:
                 continue
-            raise SelectionError(f"{name} job: undefined need: {need.job}")
+            raise SelectionError(
+                f"{name} job: undefined need: {need.job}; define that job, or mark the need "
+                "`optional: true`"
+            )
         if stage_of[need.job] > stage_of[name]:
             raise SelectionError(
-                f"{name} job: need {need.job} is not defined in current or prior stages"
+                f"{name} job: need {need.job} is not defined in current or prior stages; "
+                "move one of the two jobs to another stage"
             )
         out.append(need)
     return tuple(out)
