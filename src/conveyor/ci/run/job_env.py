@@ -7,7 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from conveyor.ci.select.predefined import environment_variables, job_variables
+from conveyor.ci.select.predefined import (
+    environment_variables,
+    job_identity,
+    job_variables,
+)
 from conveyor.ci.select.rules import PipelineSelection
 from conveyor.ci.select.variables import Layer, expand, expand_all, merge_precedence
 from conveyor.model.pipeline import JobRun, PipelineSpec
@@ -51,7 +55,7 @@ class JobVariables:
         name = expand(self.spec.workflow.name, expand_all(known, raw))
         return {**predefined, "CI_PIPELINE_NAME": name}
 
-    def for_job(
+    def for_attempt(
         self,
         job: JobRun,
         job_id: int,
@@ -59,20 +63,30 @@ class JobVariables:
         in_container: bool,
         dotenv: Mapping[str, str],
     ) -> dict[str, str]:
-        """The job's variables, expanded. `workspace` is its copy of the checkout on this host
-        (`CI_PROJECT_DIR` unless it runs `in_container`); `dotenv` holds the dotenv report
-        variables of the jobs it depends on."""
-        js = self.spec.jobs[job.spec]
+        """The variables of one attempt of `job`, expanded. `workspace` is its copy of the
+        checkout on this host (`CI_PROJECT_DIR` unless it runs `in_container`); `dotenv` holds
+        the dotenv report variables of the jobs it depends on."""
         pre = dict(self.predefined)
-        pre.update(
-            job_variables(job, job_id, project_url=self.predefined.get("CI_PROJECT_URL", ""))
-        )
+        project_url = self.predefined.get("CI_PROJECT_URL", "")
+        pre.update(job_variables(job, job_id, project_url=project_url))
         build_dir = f"/builds/{self.predefined.get('CI_PROJECT_PATH', 'local/project')}"
         pre["CI_PROJECT_DIR"] = build_dir if in_container else str(workspace)
         # `conveyor` deploys from this job keep their state with the project, not in the
         # job's throw-away workspace, so later jobs (stop a review app) and the user see it.
         pre["CONVEYOR_STATE_HOME"] = str(self.project_dir / ".conveyor")
         pre["CI_BUILDS_DIR"] = "/builds" if in_container else str(workspace.parent)
+        return self._expanded(job, pre, dotenv)
+
+    def at_creation(self, job: JobRun) -> dict[str, str]:
+        """The job's variables as GitLab knows them when it creates the pipeline: no job id,
+        workspace or dotenv reports yet."""
+        return self._expanded(job, {**self.predefined, **job_identity(job)}, {})
+
+    def _expanded(
+        self, job: JobRun, pre: dict[str, str], dotenv: Mapping[str, str]
+    ) -> dict[str, str]:
+        """Every layer merged in GitLab's precedence over the predefined `pre`, expanded."""
+        js = self.spec.jobs[job.spec]
         glob = {k: v.value for k, v in self.spec.variables.items()}
         # GitLab merges workflow:rules:variables into the top-level ones: `inherit` filters both.
         workflow = dict(self.workflow)
@@ -107,4 +121,4 @@ class JobVariables:
         group = self.spec.jobs[job.spec].resource_group
         if not group:
             return None
-        return expand(group, self.for_job(job, 0, Path(), in_container=False, dotenv={})) or None
+        return expand(group, self.at_creation(job)) or None

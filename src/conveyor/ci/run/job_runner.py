@@ -84,7 +84,7 @@ class JobRunner:
         )
         self.reporter.job_started(job, job_id, executor)
         dotenv = self.files.dotenv_for(job)
-        env = self.variables.for_job(job, job_id, build / "ws", executor == "docker", dotenv)
+        env = self.variables.for_attempt(job, job_id, build / "ws", executor == "docker", dotenv)
         if js.environment is not None:
             self.records.job_environment(job_id, js.environment, env)
         attempt = Attempt(job, js, job_id, number, executor, build, env)

@@ -26,6 +26,7 @@ __all__ = [
     "environment_slug",
     "environment_tier",
     "environment_variables",
+    "job_identity",
     "job_variables",
     "predefined",
     "predefined_with_notes",
@@ -297,22 +298,31 @@ def _user_variables(facts: GitFacts) -> dict[str, str]:
     return out
 
 
-def job_variables(
-    job: JobRun, job_id: int, *, project_url: str, started_at: datetime | None = None
-) -> dict[str, str]:
-    """The predefined variables of one job (GitLab's CI_JOB_* and CI_NODE_*)."""
+def job_identity(job: JobRun) -> dict[str, str]:
+    """The predefined variables a job has as soon as its pipeline is created (before it has an
+    id): name, stage, parallel index, manual."""
     out = {
         "CI_JOB_NAME": job.name,
         "CI_JOB_NAME_SLUG": slugify(job.name),
         "CI_JOB_STAGE": job.stage,
-        "CI_JOB_ID": str(job_id),
-        "CI_JOB_URL": f"{project_url}/-/jobs/{job_id}",
         "CI_NODE_TOTAL": str(job.node_total or 1),  # GitLab: 1 when the job is not parallel
     }
     if job.node_index is not None:
         out["CI_NODE_INDEX"] = str(job.node_index)
     if job.when == "manual":
         out["CI_JOB_MANUAL"] = "true"
+    return out
+
+
+def job_variables(
+    job: JobRun, job_id: int, *, project_url: str, started_at: datetime | None = None
+) -> dict[str, str]:
+    """The predefined variables of one job (GitLab's CI_JOB_* and CI_NODE_*)."""
+    out = {
+        **job_identity(job),
+        "CI_JOB_ID": str(job_id),
+        "CI_JOB_URL": f"{project_url}/-/jobs/{job_id}",
+    }
     if started_at is not None:
         out["CI_JOB_STARTED_AT"] = started_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return out
