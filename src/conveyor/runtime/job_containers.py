@@ -17,7 +17,7 @@ import docker
 import docker.errors
 
 from conveyor.errors import RuntimeAdapterError
-from conveyor.runtime.docker_engine import _explain, _translated, _unreachable
+from conveyor.runtime.docker_errors import explain, translated, unreachable
 from conveyor.runtime.job_protocol import LABEL_CI, ContainerState, JobContainer
 
 _CLIENT_TIMEOUT = 600  # seconds an attached stream may stay silent
@@ -37,7 +37,7 @@ class DockerJobContainers:
                     client = docker.from_env(timeout=_CLIENT_TIMEOUT)
                     client.ping()
                 except Exception as e:  # the SDK raises transport errors of several kinds
-                    raise RuntimeAdapterError(_unreachable(e)) from e
+                    raise RuntimeAdapterError(unreachable(e)) from e
                 self._client = client
             return self._client.api
 
@@ -46,7 +46,7 @@ class DockerJobContainers:
 
     def ensure_image(self, ref: str) -> None:
         api = self._api()
-        with _translated(f"inspecting image {ref}"):
+        with translated(f"inspecting image {ref}"):
             try:
                 api.inspect_image(ref)
                 return
@@ -56,18 +56,18 @@ class DockerJobContainers:
             api.pull(ref)
         except docker.errors.APIError as e:
             raise RuntimeAdapterError(
-                f"image {ref} is not present and cannot be pulled: {_explain(e)}; check the "
+                f"image {ref} is not present and cannot be pulled: {explain(e)}; check the "
                 "name and tag, or build or pull it on this host first"
             ) from e
 
     def exposed_tcp_ports(self, image: str) -> list[int]:
-        with _translated(f"inspecting image {image}"):
+        with translated(f"inspecting image {image}"):
             exposed = self._api().inspect_image(image)["Config"].get("ExposedPorts") or {}
         return [int(p.split("/")[0]) for p in exposed if p.endswith("/tcp")]
 
     def create(self, spec: JobContainer) -> str:
         api = self._api()
-        with _translated(f"creating a {spec.role} container of {spec.image}"):
+        with translated(f"creating a {spec.role} container of {spec.image}"):
             host_config = api.create_host_config(
                 network_mode="host",
                 binds={
@@ -94,33 +94,33 @@ class DockerJobContainers:
         return str(created["Id"])
 
     def attach(self, container_id: str) -> Iterator[bytes]:
-        with _translated(f"attaching to {container_id[:12]}"):
+        with translated(f"attaching to {container_id[:12]}"):
             stream = self._api().attach(
                 container_id, stdout=True, stderr=True, stream=True, logs=True
             )
         return (bytes(chunk) for chunk in stream)
 
     def start(self, container_id: str) -> None:
-        with _translated(f"starting {container_id[:12]}"):
+        with translated(f"starting {container_id[:12]}"):
             self._api().start(container_id)
 
     def wait(self, container_id: str) -> int:
-        with _translated(f"waiting for {container_id[:12]}"):
+        with translated(f"waiting for {container_id[:12]}"):
             return int(self._api().wait(container_id).get("StatusCode", -1))
 
     def state(self, container_id: str) -> ContainerState:
-        with _translated(f"inspecting {container_id[:12]}"):
+        with translated(f"inspecting {container_id[:12]}"):
             state = self._api().inspect_container(container_id)["State"]
         code = state.get("ExitCode")
         return ContainerState(bool(state.get("Running")), None if code is None else int(code))
 
     def tail(self, container_id: str, lines: int) -> str:
-        with _translated(f"reading the output of {container_id[:12]}"):
+        with translated(f"reading the output of {container_id[:12]}"):
             raw: bytes = self._api().logs(container_id, tail=lines)
         return raw.decode(errors="replace")
 
     def kill(self, container_id: str) -> None:
-        with _translated(f"killing {container_id[:12]}"):
+        with translated(f"killing {container_id[:12]}"):
             try:
                 self._api().kill(container_id)
             except docker.errors.NotFound:
@@ -130,5 +130,5 @@ class DockerJobContainers:
                     raise
 
     def remove(self, container_id: str) -> None:
-        with _translated(f"removing {container_id[:12]}"), suppress(docker.errors.NotFound):
+        with translated(f"removing {container_id[:12]}"), suppress(docker.errors.NotFound):
             self._api().remove_container(container_id, force=True)
