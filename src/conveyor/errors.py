@@ -21,6 +21,21 @@ ConveyorError
 ├── NothingToRollBack    `rollback` with no earlier release
 └── UnknownRef           `timeline REF` names no commit (or release) Conveyor knows
 
+CI (conveyor.ci and its git adapter; the last section of this file):
+ConveyorError
+├── GitError             git could not answer (missing, timed out, a command failed)
+├── ExprError            a CI expression or regular expression GitLab would reject
+├── SelectionError       GitLab would refuse to create the pipeline (needs, stages, rules)
+├── VariablesError       predefined variables cannot be derived as asked
+├── JobSetupError        an executor could not prepare a job (runner_system_failure)
+├── WorkspaceError       a path leaves the job's workspace, or its files cannot be listed
+├── BlobError            a blob digest is malformed, missing or corrupt
+├── ArtifactError        an artifacts manifest is unreadable or missing
+├── CacheError           a cache manifest or setting is invalid
+│   └── CacheKeyError    a cache key GitLab would refuse
+└── SpecError
+    └── ReportError      a report file a job wrote (JUnit, dotenv) is malformed
+
 Adapters translate the `HostError`s of the programs they drive into their own class
 (HAProxy's into `RouterError`, docker-registry's into `RegistryError`, dockerd's into
 `BootstrapError`), so a caller catches one class per component.
@@ -176,3 +191,61 @@ class NoComposeFile(ConveyorError):
 
 class UnknownRef(ConveyorError):
     """`timeline REF` names nothing git or the state knows."""
+
+
+# --- CI ---------------------------------------------------------------------------------------
+# Errors of the GitLab CI engine (conveyor.ci) and of the git adapter (conveyor.host.git).
+
+
+class GitError(HostError):
+    """git could not answer: not installed, timed out, or a command that must succeed failed.
+    The message names the command and the repository."""
+
+
+class ExprError(ConveyorError):
+    """An expression or a pattern GitLab would reject; `position` is a 0-based offset."""
+
+    def __init__(self, message: str, position: int, expression: str = "") -> None:
+        self.message = message
+        self.position = position
+        self.expression = expression
+        where = f" in {expression!r}" if expression else ""
+        super().__init__(f"{message} at position {position}{where}")
+
+
+class SelectionError(ConveyorError):
+    """GitLab would refuse to create this pipeline (bad needs, unknown stage, bad expression)."""
+
+
+class VariablesError(ConveyorError):
+    """The predefined variables cannot be derived as asked (e.g. a tag ref that is not HEAD)."""
+
+
+class JobSetupError(ConveyorError):
+    """The executor could not prepare the job (image missing, service failed): GitLab's
+    `runner_system_failure`, which `retry: when` can name."""
+
+
+class WorkspaceError(ConveyorError):
+    """A path pattern or a stored entry points outside the job's workspace, or the workspace's
+    files cannot be listed."""
+
+
+class BlobError(ConveyorError):
+    """A digest is malformed or names no blob, or a blob's bytes do not match its name."""
+
+
+class ArtifactError(ConveyorError):
+    """A stored manifest is unreadable, or names a job that has no artifacts."""
+
+
+class CacheError(ConveyorError):
+    """A cache manifest is unreadable, or a cache setting is invalid at run time."""
+
+
+class CacheKeyError(CacheError):
+    """A cache key GitLab would refuse (a `/`, or only dots)."""
+
+
+class ReportError(SpecError):
+    """A report file a job produced is malformed; names the file (and line when known)."""

@@ -1,2 +1,3 @@
-"""The GitLab CI engine: load and expand `.gitlab-ci.yml`, schedule jobs, run them, and move
-their files (artifacts, caches, reports) with GitLab's semantics."""
+"""The GitLab CI engine, in three layers: `load` (`.gitlab-ci.yml` to a pipeline model),
+`select` (which jobs run, with which variables, in which order: pure) and `run` (the runner,
+executors, workspaces, artifacts and caches)."""

@@ -12,10 +12,11 @@ import typer
 from rich.markup import escape as esc
 from rich.table import Table
 
-from conveyor.ci.pipeline import RegistryInfo, ci_state_dir, prepare, registry_from_env
-from conveyor.ci.runner import JobResult, PipelineRunner, RunConfig
+from conveyor.ci.run.config import RunConfig
+from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, prepare, registry_from_env
+from conveyor.ci.run.results import JobResult
+from conveyor.ci.run.runner import PipelineRunner
 from conveyor.cli.output import console, err, print_json
-from conveyor.cli.output import fail as _fail
 from conveyor.errors import ConveyorError
 from conveyor.model.pipeline import JobRun
 from conveyor.store.db import Store
@@ -118,18 +119,15 @@ def lint(
 ) -> None:
     """Check the pipeline file: GitLab's schema, then meaning (stages, needs, cycles, scripts)."""
 
-    try:
-        f = _file(file)
-        p = prepare(
-            f,
-            pipeline_id=0,
-            cli_variables={},
-            ref=ref,
-            source=source,
-            projects=_projects(include_project),
-        )
-    except ConveyorError as e:
-        raise _fail(e) from None
+    f = _file(file)
+    p = prepare(
+        f,
+        pipeline_id=0,
+        cli_variables={},
+        ref=ref,
+        source=source,
+        projects=_projects(include_project),
+    )
     jobs = p.selection.jobs
     err.print(
         f"[green]valid[/]: {len(p.spec.jobs)} jobs in {len(p.spec.stages)} stages; "
@@ -151,17 +149,14 @@ def graph(
 ) -> None:
     """Stages, jobs and `needs` edges, and which jobs the rules keep for this ref."""
 
-    try:
-        p = prepare(
-            _file(file),
-            pipeline_id=0,
-            cli_variables={},
-            ref=ref,
-            source=source,
-            projects=_projects(include_project),
-        )
-    except ConveyorError as e:
-        raise _fail(e) from None
+    p = prepare(
+        _file(file),
+        pipeline_id=0,
+        cli_variables={},
+        ref=ref,
+        source=source,
+        projects=_projects(include_project),
+    )
     data: dict[str, Any] = {
         "version": 1,
         "ref": p.predefined.get("CI_COMMIT_REF_NAME"),
@@ -297,49 +292,44 @@ def run(
     """Run the pipeline (or the named jobs and what they need), with live logs."""
 
     if executor not in ("shell", "docker"):
-        raise _fail(ConveyorError(f"--executor {executor!r}: choose shell or docker"))
-    try:
-        f = _file(file)
-        project_dir = f.parent
-        store = _store(project_dir)
-        records = PipelineStore(store)
-        reg = None if no_registry else _registry(required=False)
-        p = prepare(
-            f,
-            pipeline_id=records.next_id(),
-            cli_variables=_parse_vars(variable),
-            variables_file=variables_file,
-            ref=ref,
-            source=source,
-            registry=reg,
-            only=jobs or (),
-            projects=_projects(include_project),
-        )
-        if reason := p.selection.empty_reason:
-            err.print(f"[yellow]no pipeline[/]: {reason}")
-            raise typer.Exit(0)
-        cfg = RunConfig(
-            project_dir=project_dir,
-            state_dir=ci_state_dir(project_dir),
-            executor=executor,  # type: ignore[arg-type]
-            cli_variables=_parse_vars(variable),
-            project_variables=p.project_variables,
-            masked=p.masked,
-            play=tuple(manual or ()),
-            concurrency=concurrency,
-            protected_ref=p.protected,
-            keep_workspaces=keep_workspaces,
-        )
-        err.print(
-            f"[bold]pipeline[/] for {p.predefined.get('CI_COMMIT_REF_NAME')} "
-            f"@ {p.predefined.get('CI_COMMIT_SHORT_SHA')}: {len(p.selection.jobs)} jobs",
-            highlight=False,
-        )
-        result = PipelineRunner(cfg, store, LiveReporter(quiet)).run(
-            p.spec, p.selection, p.predefined
-        )
-    except ConveyorError as e:
-        raise _fail(e) from None
+        raise ConveyorError(f"--executor {executor!r}: choose shell or docker")
+    f = _file(file)
+    project_dir = f.parent
+    store = _store(project_dir)
+    records = PipelineStore(store)
+    reg = None if no_registry else _registry(required=False)
+    p = prepare(
+        f,
+        pipeline_id=records.next_id(),
+        cli_variables=_parse_vars(variable),
+        variables_file=variables_file,
+        ref=ref,
+        source=source,
+        registry=reg,
+        only=jobs or (),
+        projects=_projects(include_project),
+    )
+    if reason := p.selection.empty_reason:
+        err.print(f"[yellow]no pipeline[/]: {reason}")
+        raise typer.Exit(0)
+    cfg = RunConfig(
+        project_dir=project_dir,
+        state_dir=ci_state_dir(project_dir),
+        executor=executor,  # type: ignore[arg-type]
+        cli_variables=_parse_vars(variable),
+        project_variables=p.project_variables,
+        masked=p.masked,
+        play=tuple(manual or ()),
+        concurrency=concurrency,
+        protected_ref=p.protected,
+        keep_workspaces=keep_workspaces,
+    )
+    err.print(
+        f"[bold]pipeline[/] for {p.predefined.get('CI_COMMIT_REF_NAME')} "
+        f"@ {p.predefined.get('CI_COMMIT_SHORT_SHA')}: {len(p.selection.jobs)} jobs",
+        highlight=False,
+    )
+    result = PipelineRunner(cfg, store, LiveReporter(quiet)).run(p.spec, p.selection, p.predefined)
     _summary(records, result.pipeline_id)
     if result.status not in ("success", "manual"):
         raise typer.Exit(1)
@@ -439,10 +429,7 @@ def history(
     limit: Annotated[int, typer.Option("-n", "--limit")] = 20,
 ) -> None:
     """Pipelines run here, newest first."""
-    try:
-        records = PipelineStore(_store(_file(file).parent))
-    except ConveyorError as e:
-        raise _fail(e) from None
+    records = PipelineStore(_store(_file(file).parent))
     rows = records.pipelines(limit)
     if as_json:
         print_json(
@@ -483,11 +470,8 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One pipeline's jobs with status, timings, exit codes and test counts."""
-    try:
-        records = PipelineStore(_store(_file(file).parent))
-        data = _pipeline_json(records, pipeline)
-    except ConveyorError as e:
-        raise _fail(e) from None
+    records = PipelineStore(_store(_file(file).parent))
+    data = _pipeline_json(records, pipeline)
     if as_json:
         print_json(data)
         return
@@ -497,10 +481,7 @@ def show(
 @app.command()
 def environments(file: CiFile = Path(".gitlab-ci.yml"), as_json: JsonOpt = False) -> None:
     """Environments the pipelines deployed, with their URL and state."""
-    try:
-        envs = PipelineStore(_store(_file(file).parent)).environments()
-    except ConveyorError as e:
-        raise _fail(e) from None
+    envs = PipelineStore(_store(_file(file).parent)).environments()
     data: dict[str, Any] = {
         "version": 1,
         "environments": [
@@ -546,51 +527,48 @@ def stop(
 ) -> None:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`."""
-    from conveyor.ci.rules import Selection
+    from conveyor.ci.select.rules import PipelineSelection
 
-    try:
-        f = _file(file)
-        store = _store(f.parent)
-        records = PipelineStore(store)
-        last = records.environments().get(environment)
-        if last is None or last.environment is None:
-            raise ConveyorError(f"no environment {environment!r} was deployed from {f}")
-        if last.environment["action"] == "stop":
-            raise ConveyorError(f"environment {environment!r} is already stopped")
-        on_stop = last.environment.get("on_stop")
-        if not on_stop:
-            raise ConveyorError(f"{last.name} sets no environment:on_stop for {environment!r}")
-        reg = None if no_registry else _registry(required=True)
-        p = prepare(
-            f,
-            pipeline_id=records.next_id(),
-            cli_variables={},
-            registry=reg,
-            source="web",
-        )
-        job = next((j for j in p.selection.jobs if j.name == on_stop), None)
-        if job is None:
-            raise ConveyorError(f"the on_stop job {on_stop!r} is not in this pipeline for this ref")
-        # run alone: the environment exists already, whatever the job waited for back then
-        alone = job.model_copy(update={"needs": (), "when": "on_success", "dependencies": ()})
-        selection = Selection(
-            True,
-            p.selection.workflow_reason,
-            p.selection.workflow_variables,
-            [alone],
-            p.selection.decisions,
-        )
-        cfg = RunConfig(
-            project_dir=f.parent,
-            state_dir=ci_state_dir(f.parent),
-            executor="shell" if executor == "shell" else "docker",
-            project_variables=p.project_variables,
-            masked=p.masked,
-            protected_ref=p.protected,
-        )
-        result = PipelineRunner(cfg, store, LiveReporter()).run(p.spec, selection, p.predefined)
-    except ConveyorError as e:
-        raise _fail(e) from None
+    f = _file(file)
+    store = _store(f.parent)
+    records = PipelineStore(store)
+    last = records.environments().get(environment)
+    if last is None or last.environment is None:
+        raise ConveyorError(f"no environment {environment!r} was deployed from {f}")
+    if last.environment["action"] == "stop":
+        raise ConveyorError(f"environment {environment!r} is already stopped")
+    on_stop = last.environment.get("on_stop")
+    if not on_stop:
+        raise ConveyorError(f"{last.name} sets no environment:on_stop for {environment!r}")
+    reg = None if no_registry else _registry(required=True)
+    p = prepare(
+        f,
+        pipeline_id=records.next_id(),
+        cli_variables={},
+        registry=reg,
+        source="web",
+    )
+    job = next((j for j in p.selection.jobs if j.name == on_stop), None)
+    if job is None:
+        raise ConveyorError(f"the on_stop job {on_stop!r} is not in this pipeline for this ref")
+    # run alone: the environment exists already, whatever the job waited for back then
+    alone = job.model_copy(update={"needs": (), "when": "on_success", "dependencies": ()})
+    selection = PipelineSelection(
+        True,
+        p.selection.workflow_reason,
+        p.selection.workflow_variables,
+        [alone],
+        p.selection.decisions,
+    )
+    cfg = RunConfig(
+        project_dir=f.parent,
+        state_dir=ci_state_dir(f.parent),
+        executor="shell" if executor == "shell" else "docker",
+        project_variables=p.project_variables,
+        masked=p.masked,
+        protected_ref=p.protected,
+    )
+    result = PipelineRunner(cfg, store, LiveReporter()).run(p.spec, selection, p.predefined)
     _summary(records, result.pipeline_id)
     if result.status != "success":
         raise typer.Exit(1)
@@ -603,12 +581,12 @@ def logs(
     pipeline: Annotated[int | None, typer.Option("--pipeline", "-p", help="Pipeline id.")] = None,
 ) -> None:
     """A job's saved log (secrets masked)."""
+    records = PipelineStore(_store(_file(file).parent))
+    row = records.find_job(job, pipeline)
+    if row is None or not row.log_path:
+        raise ConveyorError(f"no log for job {job!r}")
     try:
-        records = PipelineStore(_store(_file(file).parent))
-        row = records.find_job(job, pipeline)
-        if row is None or not row.log_path:
-            raise ConveyorError(f"no log for job {job!r}")
         text = Path(row.log_path).read_text(errors="replace")
-    except (ConveyorError, OSError) as e:
-        raise _fail(e if isinstance(e, ConveyorError) else ConveyorError(str(e))) from None
+    except OSError as e:
+        raise ConveyorError(str(e)) from None
     console.out(text, highlight=False, end="")

@@ -16,8 +16,8 @@ import queue
 import stat
 import threading
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Generator, Iterable
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,9 @@ from conveyor.errors import RuntimeAdapterError
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.release import ObservedReplica, ReplicaHealth
 from conveyor.model.stack import BuildSpec, Healthcheck, Service
+from conveyor.runtime.docker_errors import explain as _explain
+from conveyor.runtime.docker_errors import translated as _translated
+from conveyor.runtime.docker_errors import unreachable as _unreachable
 from conveyor.runtime.protocol import (
     LABEL_PORT,
     LABEL_PROJECT,
@@ -47,7 +50,6 @@ from conveyor.runtime.protocol import (
 
 JSON = dict[str, Any]
 
-_DEFAULT_HOST = "unix:///var/run/docker.sock"
 _BUILD_TAIL = 15  # lines of build output quoted in a build error
 _KILL_WAIT = 30.0  # seconds to wait for a SIGKILLed container to be reaped
 _HEALTH: dict[str, ReplicaHealth] = {
@@ -252,11 +254,6 @@ def _log_key(timestamp: str) -> tuple[str, str]:
 def _split_log_line(raw: str) -> tuple[str, str]:
     timestamp, _, line = raw.partition(" ")
     return timestamp, line
-
-
-def _explain(error: Exception) -> str:
-    explanation = getattr(error, "explanation", None)
-    return str(explanation or error)
 
 
 # --- the adapter --------------------------------------------------------------------------
@@ -630,27 +627,6 @@ def _log_text(raw: bytes) -> str:
 
 
 # --- errors -------------------------------------------------------------------------------
-
-
-def _unreachable(error: Exception) -> str:
-    host = os.environ.get("DOCKER_HOST", _DEFAULT_HOST)
-    return (
-        f"cannot reach the Docker Engine at {host}: is dockerd running? "
-        f"`conveyor bootstrap` starts it ({error})"
-    )
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """Docker SDK and transport errors → RuntimeAdapterError naming what Conveyor was doing."""
-    try:
-        yield
-    except docker.errors.APIError as e:
-        raise RuntimeAdapterError(f"{action}: {_explain(e)}") from e
-    except requests.exceptions.ConnectionError as e:
-        raise RuntimeAdapterError(_unreachable(e)) from e
-    except docker.errors.DockerException as e:
-        raise RuntimeAdapterError(f"{action}: {e}") from e
 
 
 def _build_failure(tag: str, error: str, recent: Iterable[str]) -> str:

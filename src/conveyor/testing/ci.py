@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from conveyor.ci.pipeline import RegistryInfo, ci_state_dir, prepare
-from conveyor.ci.runner import JobResult, PipelineResult, PipelineRunner, RunConfig
+from conveyor.ci.run.config import RunConfig
+from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, prepare
+from conveyor.ci.run.results import JobResult, PipelineResult
+from conveyor.ci.run.runner import PipelineRunner
 from conveyor.model.pipeline import JobRun
 from conveyor.store.db import Store
 from conveyor.store.pipelines import JobRow, PipelineStore

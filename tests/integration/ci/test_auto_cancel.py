@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.pipeline import ci_state_dir
+from conveyor.ci.run.prepare import ci_state_dir
 from conveyor.store.db import Store
 from conveyor.store.pipelines import PipelineStore
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from conveyor.ci.pipeline import ci_state_dir, prepare
+from conveyor.ci.run.prepare import ci_state_dir, prepare
 from conveyor.errors import ConveyorError
 from conveyor.testing.ci import Run, run_pipeline
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.load import load_pipeline
+from conveyor.ci.load.loader import load_pipeline
 from conveyor.errors import ConveyorError, SpecError, SpecErrors
 
 BAD = Path(__file__).parent / "bad"

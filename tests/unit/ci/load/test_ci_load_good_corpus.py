@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conveyor.ci.load import load_pipeline
+from conveyor.ci.load.loader import load_pipeline
 
 GOOD = Path(__file__).parent / "good"
 CASES = sorted(path.stem for path in GOOD.glob("*.yml"))

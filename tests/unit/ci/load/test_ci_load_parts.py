@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.gitlab_durations import parse_duration, parse_expire_in
-from conveyor.ci.load import load_pipeline
+from conveyor.ci.load.durations import parse_duration, parse_expire_in
+from conveyor.ci.load.loader import load_pipeline
 from conveyor.errors import SpecError
 from conveyor.spec.yamlpos import load_yaml
 

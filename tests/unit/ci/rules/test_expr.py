@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conveyor.ci.expr import (
+from conveyor.ci.select.expr import (
     And,
     Compare,
-    ExprError,
     Or,
     Var,
     compile_ruby_regex,
@@ -21,6 +20,7 @@ from conveyor.ci.expr import (
     translate_re2,
     variables_in,
 )
+from conveyor.errors import ExprError
 
 HERE = Path(__file__).parent
 EXPR = yaml.safe_load((HERE / "expr_cases.yaml").read_text())

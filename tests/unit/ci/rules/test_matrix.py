@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conveyor.ci.matrix import (
+from conveyor.ci.select.matrix import (
     combinations,
     expand_names,
     expand_needs,

@@ -5,14 +5,17 @@ model objects the loader would produce, and the case lists the jobs GitLab would
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from conveyor.ci.rules import Selection, SelectionError, fnmatch, select
+from conveyor.ci.run.facts import file_facts
+from conveyor.ci.select.facts import FileFacts
+from conveyor.ci.select.fnmatch import fnmatch
+from conveyor.ci.select.rules import PipelineSelection, file_questions, select
+from conveyor.errors import SelectionError
 from conveyor.model.pipeline import (
     DEFAULT_STAGES,
     JobSpec,
@@ -169,21 +172,28 @@ def predefined(pipeline: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def run(case: dict[str, Any]) -> Selection:
+def run(case: dict[str, Any]) -> PipelineSelection:
+    """Select as the runner does: ask `file_questions`, answer them from the case, select."""
     diffs: dict[str, list[str]] = case.get("diff", {})
-
-    def diff_since(ref: str) -> Collection[str] | None:
-        return diffs.get(ref)
-
-    return select(
+    pipeline, variables = (
         spec(case),
         {**predefined(case.get("pipeline", {})), **case.get("vars", {})},
-        Path("/nonexistent/project"),
-        case.get("changed"),
-        pipeline_variables=case.get("pipeline_vars"),
-        files=case.get("files", []),
-        diff_since=diff_since,
     )
+    extra = case.get("pipeline_vars")
+    asked = file_questions(pipeline, variables, pipeline_variables=extra)
+    changed = case.get("changed")
+    facts = FileFacts(
+        files=tuple(case.get("files", [])) if asked.files else None,
+        changed=None if changed is None else tuple(changed),
+        diffs={ref: tuple(diffs[ref]) if ref in diffs else None for ref in asked.compare_to},
+    )
+    return select(pipeline, variables, facts, pipeline_variables=extra)
+
+
+def select_here(case: dict[str, Any], project_dir: Path) -> PipelineSelection:
+    """Select with the file facts gathered from a real directory."""
+    pipeline, variables = spec(case), predefined({})
+    return select(pipeline, variables, file_facts(project_dir, file_questions(pipeline, variables)))
 
 
 # --- the cases -------------------------------------------------------------------------------
@@ -279,11 +289,11 @@ def test_exists_and_compare_to_read_the_real_repository(
             "bad-ref": {"stage": "deploy", "rules": [{"when": "manual"}]},
         }
     }
-    got = select(spec(case), predefined({}), tmp_path, None)
+    got = select_here(case, tmp_path)
     assert [j.name for j in got.jobs] == ["docker", "docs", "bad-ref"]
     case["jobs"]["bad-ref"]["rules"] = [{"changes": {"paths": ["x"], "compare_to": "nope"}}]
     with pytest.raises(SelectionError, match="compare_to is not a valid ref: nope"):
-        select(spec(case), predefined({}), tmp_path, None)
+        select_here(case, tmp_path)
 
 
 def test_exists_without_git_walks_the_directory(tmp_path: Path) -> None:
@@ -295,5 +305,25 @@ def test_exists_without_git_walks_the_directory(tmp_path: Path) -> None:
             "go": {"rules": [{"exists": ["go.mod"]}]},
         }
     }
-    got = select(spec(case), predefined({}), tmp_path, None)
+    got = select_here(case, tmp_path)
     assert [j.name for j in got.jobs] == ["py"]
+
+
+def test_file_questions_name_every_ref_compare_to_can_take() -> None:
+    case: dict[str, Any] = {
+        "workflow": [
+            {"if": "$CI_COMMIT_TAG", "variables": {"BASE": "release"}},
+            {"when": "always"},
+        ],
+        "variables": {"BASE": "main"},
+        "jobs": {
+            "literal": {"rules": [{"changes": {"paths": ["a"], "compare_to": "develop"}}]},
+            "by-variable": {"rules": [{"changes": {"paths": ["a"], "compare_to": "$BASE"}}]},
+            "exists": {"only": {"refs": ["branches"]}},
+        },
+    }
+    asked = file_questions(spec(case), predefined({}))
+    assert asked.compare_to == {"develop", "main", "release"}
+    assert not asked.files
+    case["jobs"]["exists"] = {"rules": [{"exists": ["Dockerfile"]}]}
+    assert file_questions(spec(case), predefined({})).files

@@ -12,26 +12,29 @@ from typing import Any
 import pytest
 import yaml
 
-from conveyor.ci.variables import (
-    NULL_SHA,
-    PRECEDENCE,
-    Layer,
-    VariablesError,
+from conveyor.ci.run.facts import git_facts
+from conveyor.ci.select.facts import NULL_SHA
+from conveyor.ci.select.predefined import (
+    NewPipeline,
     environment_slug,
     environment_tier,
     environment_variables,
+    job_variables,
+    predefined,
+    predefined_with_notes,
+)
+from conveyor.ci.select.variables import (
+    PRECEDENCE,
+    Layer,
     expand,
     expand_all,
     expand_existing,
-    inspect_git,
-    job_variables,
     merge_precedence,
-    predefined,
-    predefined_with_notes,
     references,
     slugify,
     split_yaml,
 )
+from conveyor.errors import VariablesError
 from conveyor.model.pipeline import EnvironmentSpec, JobRun, Variable
 
 CASES = yaml.safe_load((Path(__file__).parent / "variables_cases.yaml").read_text())
@@ -159,9 +162,13 @@ def repo(tmp_path: Path, git_env: None) -> tuple[Path, Git]:
 
 
 def variables(path: Path, **kwargs: Any) -> dict[str, str]:
-    kwargs.setdefault("pipeline_id", 42)
+    kwargs.setdefault("id", 42)
     kwargs.setdefault("created_at", WHEN)
-    return predefined(path, **kwargs)
+    return predefined(path, git_facts(path), NewPipeline(**kwargs))
+
+
+def with_notes(path: Path, **kwargs: Any) -> tuple[dict[str, str], list[str]]:
+    return predefined_with_notes(path, git_facts(path), NewPipeline(**kwargs))
 
 
 def test_branch_pipeline(repo: tuple[Path, Git]) -> None:
@@ -264,7 +271,7 @@ def test_branch_ref_names_a_branch(repo: tuple[Path, Git]) -> None:
     git("branch", "develop")
     got = variables(path, ref="refs/heads/develop")
     assert got["CI_COMMIT_BRANCH"] == "develop"
-    got, notes = predefined_with_notes(path, pipeline_id=1, ref="ghost")
+    got, notes = with_notes(path, id=1, ref="ghost")
     assert got["CI_COMMIT_BRANCH"] == "ghost"
     assert notes == ["no local branch ghost"]
 
@@ -272,7 +279,7 @@ def test_branch_ref_names_a_branch(repo: tuple[Path, Git]) -> None:
 def test_detached_head_on_a_branch_tip(repo: tuple[Path, Git]) -> None:
     path, git = repo
     git("checkout", "-q", "--detach")
-    got, notes = predefined_with_notes(path, pipeline_id=1)
+    got, notes = with_notes(path, id=1)
     assert got["CI_COMMIT_BRANCH"] == "main"
     assert "detached HEAD" in notes[0]
 
@@ -281,7 +288,7 @@ def test_detached_head_on_no_branch(repo: tuple[Path, Git]) -> None:
     path, git = repo
     git("checkout", "-q", "HEAD~1")
     sha = git("rev-parse", "HEAD")
-    got, notes = predefined_with_notes(path, pipeline_id=1)
+    got, notes = with_notes(path, id=1)
     assert got["CI_COMMIT_SHA"] == sha
     assert got["CI_COMMIT_REF_NAME"] == sha[:8]
     assert "pass a ref" in notes[0]
@@ -351,15 +358,14 @@ def test_the_current_branch_is_the_last_resort_default(tmp_path: Path, git_env: 
 
 def test_repository_without_commits(tmp_path: Path, git_env: None) -> None:
     make_repo(tmp_path / "empty", branch="dev")
-    facts = inspect_git(tmp_path / "empty")
-    got, notes = predefined_with_notes(tmp_path / "empty", pipeline_id=1, facts=facts)
+    got, notes = with_notes(tmp_path / "empty", id=1)
     assert got["CI_COMMIT_SHA"] == NULL_SHA
     assert got["CI_COMMIT_BRANCH"] == "dev"
     assert any("no commit yet" in note for note in notes)
 
 
 def test_not_a_repository(tmp_path: Path, git_env: None) -> None:
-    got, notes = predefined_with_notes(tmp_path, pipeline_id=3)
+    got, notes = with_notes(tmp_path, id=3)
     assert got["CI_COMMIT_SHA"] == NULL_SHA
     assert got["CI_COMMIT_BRANCH"] == "main"
     assert got["CI_PROJECT_PATH"] == f"local/{tmp_path.name}"
@@ -369,7 +375,7 @@ def test_not_a_repository(tmp_path: Path, git_env: None) -> None:
 def test_merge_request_pipeline_has_no_branch_variable(repo: tuple[Path, Git]) -> None:
     path, git = repo
     git("checkout", "-q", "-b", "feature")
-    got = variables(path, pipeline_source="merge_request_event")
+    got = variables(path, source="merge_request_event")
     assert "CI_COMMIT_BRANCH" not in got
     assert got["CI_COMMIT_REF_NAME"] == "feature"
     assert got["CI_MERGE_REQUEST_SOURCE_BRANCH_NAME"] == "feature"
@@ -378,16 +384,16 @@ def test_merge_request_pipeline_has_no_branch_variable(repo: tuple[Path, Git]) -
 
 def test_sources(repo: tuple[Path, Git]) -> None:
     path, _ = repo
-    assert variables(path, pipeline_source="trigger")["CI_PIPELINE_TRIGGERED"] == "true"
-    assert "CI_PIPELINE_TRIGGERED" not in variables(path, pipeline_source="schedule")
+    assert variables(path, source="trigger")["CI_PIPELINE_TRIGGERED"] == "true"
+    assert "CI_PIPELINE_TRIGGERED" not in variables(path, source="schedule")
     with pytest.raises(VariablesError, match="unknown pipeline source 'cron'"):
-        variables(path, pipeline_source="cron")
+        variables(path, source="cron")
 
 
 def test_before_sha_and_iid(repo: tuple[Path, Git]) -> None:
     path, git = repo
     before = git("rev-parse", "HEAD~1")
-    got = variables(path, before_sha=before, pipeline_iid=5)
+    got = variables(path, before_sha=before, iid=5)
     assert got["CI_COMMIT_BEFORE_SHA"] == before
     assert (got["CI_PIPELINE_ID"], got["CI_PIPELINE_IID"]) == ("42", "5")
 
@@ -448,7 +454,7 @@ class _FakeSha:
 
 @pytest.mark.parametrize(("name", "slug"), ENVIRONMENT_SLUGS.items())
 def test_environment_slug(name: str, slug: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("conveyor.ci.variables.hashlib.sha256", lambda _data: _FakeSha())
+    monkeypatch.setattr("conveyor.ci.select.predefined.hashlib.sha256", lambda _data: _FakeSha())
     assert environment_slug(name) == slug
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conveyor.ci.schedule import Schedule
+from conveyor.ci.select.schedule import Schedule
 from conveyor.model.pipeline import JobRun, NeedSpec
 
 CASES = yaml.safe_load((Path(__file__).parent / "cases.yaml").read_text())

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.artifacts import ArtifactError, ArtifactStore
-from conveyor.ci.blobs import BlobStore
-from conveyor.ci.snapshot import Entry, Snapshot, WorkspaceError, restore, select, when_applies
+from conveyor.ci.run.artifacts import ArtifactStore
+from conveyor.ci.run.blobs import BlobStore
+from conveyor.ci.run.snapshot import Entry, Snapshot, restore, select_paths
+from conveyor.ci.select.outcome import when_applies
+from conveyor.errors import ArtifactError, WorkspaceError
 from conveyor.model.pipeline import ArtifactsSpec
 
 TREE = {
@@ -62,17 +64,17 @@ SELECTIONS = [
 
 @pytest.mark.parametrize(("paths", "exclude", "expected"), SELECTIONS)
 def test_selection(ws: Path, paths: list[str], exclude: list[str], expected: set[str]) -> None:
-    chosen = select(ws, paths, exclude)
+    chosen = select_paths(ws, paths, exclude)
     assert set(chosen.paths) == expected
     assert chosen.warnings == ()
 
 
 def test_absolute_paths_inside_the_workspace_are_accepted(ws: Path) -> None:
-    assert select(ws, [f"{ws}/src/main.py"]).paths == ("src/main.py",)
+    assert select_paths(ws, [f"{ws}/src/main.py"]).paths == ("src/main.py",)
 
 
 def test_a_pattern_matching_nothing_is_a_warning(ws: Path) -> None:
-    chosen = select(ws, ["missing/", "*.nope"])
+    chosen = select_paths(ws, ["missing/", "*.nope"])
     assert chosen.paths == ()
     assert chosen.warnings == ("missing/: no matching files", "*.nope: no matching files")
 
@@ -80,7 +82,7 @@ def test_a_pattern_matching_nothing_is_a_warning(ws: Path) -> None:
 @pytest.mark.parametrize("pattern", ["../outside", "dist/../../outside", "/etc/passwd", "..", "."])
 def test_paths_escaping_the_workspace_are_refused(ws: Path, pattern: str) -> None:
     with pytest.raises(WorkspaceError, match=r"outside the workspace|empty|whole workspace"):
-        select(ws, [pattern])
+        select_paths(ws, [pattern])
 
 
 def test_escape_through_a_symlinked_directory_is_refused(ws: Path, tmp_path: Path) -> None:
@@ -89,11 +91,11 @@ def test_escape_through_a_symlinked_directory_is_refused(ws: Path, tmp_path: Pat
     (outside / "secret.txt").write_text("s")
     (ws / "link").symlink_to(outside)
     with pytest.raises(WorkspaceError, match="via a symlink"):
-        select(ws, ["link/*.txt"])
+        select_paths(ws, ["link/*.txt"])
     with pytest.raises(WorkspaceError, match="via a symlink"):
-        select(ws, ["link/secret.txt"])
+        select_paths(ws, ["link/secret.txt"])
     # The link itself is an ordinary entry: stored as a link, not followed.
-    assert select(ws, ["link"]).paths == ("link",)
+    assert select_paths(ws, ["link"]).paths == ("link",)
 
 
 def git(ws: Path, *args: str) -> None:
@@ -111,7 +113,7 @@ def test_untracked_in_a_git_checkout_includes_ignored_files(ws: Path) -> None:
     git(ws, "add", "README.md", "src/main.py", ".gitignore")
     git(ws, "commit", "-q", "-m", "init")
     (ws / "new.txt").write_text("new")
-    chosen = select(ws, [], exclude=["reports/nested/**"], untracked=True)
+    chosen = select_paths(ws, [], exclude=["reports/nested/**"], untracked=True)
     # Tracked files stay out; .gitignore'd dist/ is included, as GitLab documents.
     assert set(chosen.paths) == {
         ".env.ci",
@@ -124,7 +126,7 @@ def test_untracked_in_a_git_checkout_includes_ignored_files(ws: Path) -> None:
 
 
 def test_untracked_outside_git_is_every_file(ws: Path) -> None:
-    chosen = select(ws, [], untracked=True)
+    chosen = select_paths(ws, [], untracked=True)
     assert set(chosen.paths) == set(TREE)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.blobs import CHUNK, BlobError, BlobStore
+from conveyor.ci.run.blobs import CHUNK, BlobStore
+from conveyor.errors import BlobError
 
 
 @pytest.fixture

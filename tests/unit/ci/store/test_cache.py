@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.blobs import BlobStore
-from conveyor.ci.cache import (
-    CacheError,
-    CacheKeyError,
+from conveyor.ci.run.blobs import BlobStore
+from conveyor.ci.run.cache import (
     CacheKeys,
     CacheStore,
     cache_keys,
@@ -20,6 +18,7 @@ from conveyor.ci.cache import (
     pulls,
     pushes,
 )
+from conveyor.errors import CacheError, CacheKeyError
 from conveyor.model.pipeline import CacheSpec
 
 

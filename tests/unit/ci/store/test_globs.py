@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conveyor.ci.globs import match, normalize, split_pattern
+from conveyor.ci.select.globs import match, normalize, split_pattern
 
 CASES = [
     # pattern, path, matches

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from conveyor.ci.masking import Masker, validate_maskable
+from conveyor.ci.run.masking import Masker, validate_maskable
 
 
 @pytest.mark.parametrize(

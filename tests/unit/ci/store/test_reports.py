@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.reports import (
-    ReportError,
+from conveyor.ci.run.reports import (
     parse_dotenv,
     parse_dotenv_reports,
     parse_junit,
     parse_junit_file,
     parse_junit_reports,
 )
+from conveyor.errors import ReportError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "junit"
 

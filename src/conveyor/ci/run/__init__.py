@@ -1,0 +1,2 @@
+"""Running a pipeline: the runner and its collaborators, executors, workspaces, artifacts,
+caches, blobs, masking and reports."""

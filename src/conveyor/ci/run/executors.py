@@ -1,0 +1,89 @@
+"""Which executor runs each job, building it, and the ones running now (to cancel them)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+from conveyor.ci.run.attempt import Attempt
+from conveyor.ci.run.config import ExecutorName
+from conveyor.ci.run.docker_executor import DockerExecutor, Reaper
+from conveyor.ci.run.job_executor import JobExecutor
+from conveyor.ci.run.shell_executor import ShellExecutor
+from conveyor.ci.select.variables import expand
+from conveyor.model.pipeline import ImageSpec, JobSpec
+from conveyor.runtime.job_protocol import JobContainers
+
+
+class Executors:
+    """One pipeline's executors. Docker jobs share one `JobContainers` (a Docker client costs a
+    connection and a ping), created when the first docker job needs it."""
+
+    def __init__(
+        self, default: ExecutorName, default_image: str, containers: JobContainers | None = None
+    ) -> None:
+        self.default = default
+        self.default_image = default_image
+        self.reaper = Reaper()  # container removals still running
+        self._containers = containers
+        self._lock = threading.Lock()
+        self._active: dict[str, JobExecutor] = {}  # JobRun name -> executor of its script
+
+    def name_for(self, spec: JobSpec) -> ExecutorName:
+        """Like GitLab's runner selection by tags: a job tagged `shell` or `docker` goes to that
+        executor; others to the one chosen for the run."""
+        for tag in spec.tags:
+            if tag == "shell":
+                return "shell"
+            if tag == "docker":
+                return "docker"
+        return self.default
+
+    def make(self, attempt: Attempt) -> JobExecutor:
+        if attempt.executor == "shell":
+            return ShellExecutor(workspace=attempt.workspace, scripts=attempt.scripts)
+        env = attempt.env
+        image = attempt.spec.image or ImageSpec(name=self.default_image)
+        image = image.model_copy(update={"name": expand(image.name, env)})
+        services = tuple(
+            s.model_copy(update={"name": expand(s.name, env)}) for s in attempt.spec.services
+        )
+        return DockerExecutor(
+            containers=self._job_containers(),
+            reaper=self.reaper,
+            image=image,
+            workspace=attempt.workspace,
+            scripts=attempt.scripts,
+            project_path=env.get("CI_PROJECT_PATH", "local/project"),
+            services=services,
+            service_env=env,
+        )
+
+    def _job_containers(self) -> JobContainers:
+        with self._lock:
+            if self._containers is None:
+                from conveyor.runtime.job_containers import DockerJobContainers
+
+                self._containers = DockerJobContainers()
+            return self._containers
+
+    @contextlib.contextmanager
+    def running(self, name: str, executor: JobExecutor) -> Iterator[None]:
+        """While inside, `cancel_all` reaches `executor` (the job named `name`)."""
+        with self._lock:
+            self._active[name] = executor
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active.pop(name, None)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            for executor in self._active.values():
+                executor.cancel()
+
+    def wait_for_cleanup(self) -> None:
+        """Container removals finished: nothing of the pipeline is left behind."""
+        self.reaper.join()

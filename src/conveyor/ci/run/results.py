@@ -1,0 +1,67 @@
+"""What running a pipeline produces: each job attempt's `JobResult`, the `PipelineResult`, and
+the `Reporter` that sees them live (the CLI prints them; tests collect them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from conveyor.ci.run.reports import TestReport
+from conveyor.model.pipeline import JobRun
+
+AttemptStatus = Literal["success", "failed", "canceled"]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job_id: int
+    status: AttemptStatus
+    exit_code: int | None
+    failure_reason: str | None
+    allowed_failure: bool
+    duration: float
+    tests: TestReport | None = None
+    coverage: float | None = None
+    retried: bool = False  # this attempt failed and the job runs again
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    pipeline_id: int
+    status: str
+    duration: float
+    jobs: dict[str, JobResult]
+    tests: dict[str, int]
+
+
+class Reporter(Protocol):
+    """Where live progress goes (the CLI prints it; tests collect it)."""
+
+    def job_started(self, job: JobRun, job_id: int, executor: str) -> None: ...
+
+    def job_output(self, job: JobRun, text: str) -> None: ...
+
+    def job_finished(self, job: JobRun, result: JobResult) -> None: ...
+
+
+def tests_json(report: TestReport | None) -> dict[str, int]:
+    """A JUnit report's counts as stored on a job (empty without a report)."""
+    if report is None:
+        return {}
+    return {
+        "total": report.total,
+        "passed": report.passed,
+        "failed": report.failed,
+        "errors": report.errors,
+        "skipped": report.skipped,
+    }
+
+
+def sum_tests(reports: Iterable[TestReport | None]) -> dict[str, int]:
+    """The pipeline's test counts: its jobs' counts added up."""
+    total: dict[str, int] = {}
+    for report in reports:
+        for key, value in tests_json(report).items():
+            total[key] = total.get(key, 0) + value
+    return total

@@ -1,0 +1,68 @@
+"""The `shell` executor: `bash` on this host in the job's copy of the checkout, with a minimal
+host environment plus the job's variables; the `conveyor` command is on PATH."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from conveyor.ci.run.job_executor import Output, ScriptResult
+from conveyor.ci.run.workspace import render_script
+from conveyor.host.shell import ScriptProcess
+
+# What a shell job inherits from the host; everything else comes from CI variables.
+HOST_ENV_KEEP = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "TMPDIR",
+    "USER",
+    "SHELL",
+    "DOCKER_HOST",
+    "SSL_CERT_FILE",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+)
+
+
+@dataclass
+class ShellExecutor:
+    workspace: Path
+    scripts: Path
+    name: str = "shell"
+    canceled: bool = False
+    _count: int = 0
+    _process: ScriptProcess | None = None
+
+    def cancel(self) -> None:
+        self.canceled = True
+        if self._process is not None:
+            self._process.kill()
+
+    def open(self) -> None:
+        self.scripts.mkdir(parents=True, exist_ok=True)
+
+    def run(
+        self, lines: list[str], env: dict[str, str], timeout: float, out: Output
+    ) -> ScriptResult:
+        self._count += 1
+        script = self.scripts / f"step-{self._count}.sh"
+        script.write_text(render_script(lines))
+        full_env = {k: v for k, v in os.environ.items() if k in HOST_ENV_KEEP}
+        # the `conveyor` command that runs this pipeline is on the job's PATH (deploy jobs)
+        bindir = str(Path(sys.executable).parent)
+        full_env["PATH"] = bindir + os.pathsep + full_env.get("PATH", os.defpath)
+        full_env.update(env)
+        process = ScriptProcess(["bash", str(script)], cwd=self.workspace, env=full_env)
+        self._process = process
+        if self.canceled:  # canceled while starting
+            process.kill()
+        done = process.stream(out, timeout)
+        return ScriptResult(exit_code=done.exit_code, timed_out=done.timed_out)
+
+    def close(self, out: Output) -> None:
+        del out
