@@ -14,10 +14,9 @@ from conveyor.errors import NoComposeFile
 from conveyor.model.environment import Environment
 from conveyor.model.events import Subject
 from conveyor.model.stack import Stack
+from conveyor.spec.compose import COMPOSE_FILES as DEFAULT_FILES
 from conveyor.store.db import Store
 from conveyor.store.timeline import Subscriber, Timeline
-
-DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 
 
 def find_compose_file(given: Path | None, cwd: Path) -> Path:

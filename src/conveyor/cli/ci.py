@@ -13,14 +13,20 @@ from rich.markup import escape as esc
 from rich.table import Table
 
 from conveyor.ci.run.config import RunConfig
-from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, prepare, registry_from_env
-from conveyor.ci.run.results import JobResult
+from conveyor.ci.run.prepare import (
+    RegistryInfo,
+    ci_state_dir,
+    ci_store,
+    prepare,
+    registry_from_env,
+)
 from conveyor.ci.run.runner import PipelineRunner
 from conveyor.cli.output import console, err, print_json
 from conveyor.errors import ConveyorError
-from conveyor.model.pipeline import JobRun
+from conveyor.model.events import Event, Subject
 from conveyor.store.db import Store
 from conveyor.store.pipelines import PipelineStore
+from conveyor.store.timeline import Timeline
 
 app = typer.Typer(
     help=(
@@ -68,8 +74,11 @@ def _file(file: Path) -> Path:
 
 
 def _store(project_dir: Path) -> Store:
+    return ci_store(project_dir)
 
-    return Store.open(ci_state_dir(project_dir))
+
+def _timeline(store: Store, show: LiveReporter) -> Timeline:
+    return Timeline(Subject(project=store.project), store.events, "ci", [show])
 
 
 def _projects(pairs: list[str] | None) -> dict[str, Path]:
@@ -204,7 +213,8 @@ def graph(
 
 
 class LiveReporter:
-    """Each job's output as it comes, prefixed with the job's name."""
+    """Timeline subscriber: each job's output as it comes, prefixed with the job's name, and a
+    line when a job starts and ends."""
 
     COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta")
 
@@ -218,22 +228,32 @@ class LiveReporter:
     def _c(self, name: str) -> str:
         return self._colour.setdefault(name, self.COLOURS[len(self._colour) % len(self.COLOURS)])
 
-    def job_started(self, job: JobRun, job_id: int, executor: str) -> None:
+    def __call__(self, e: Event) -> None:
+        name = str(e.data.get("name", ""))
+        match e.kind:
+            case "job.started":
+                self.job_started(name, e.subject.job, str(e.data.get("executor")))
+            case "job.output":
+                self.job_output(name, e.message)
+            case "job.finished":
+                self.job_finished(name, e.data)
+
+    def job_started(self, name: str, job_id: int | None, executor: str) -> None:
         with self._lock:
             err.print(
-                f"[{self._c(job.name)}]▶ {esc(job.name)}[/] [dim](job {job_id}, {executor})[/]",
+                f"[{self._c(name)}]▶ {esc(name)}[/] [dim](job {job_id}, {executor})[/]",
                 highlight=False,
             )
 
-    def job_output(self, job: JobRun, text: str) -> None:
+    def job_output(self, name: str, text: str) -> None:
         if self.quiet:
             return
         with self._lock:
-            buf = self._partial.get(job.name, "") + text
+            buf = self._partial.get(name, "") + text
             *lines, rest = buf.split("\n")
-            self._partial[job.name] = rest
+            self._partial[name] = rest
             for line in lines:
-                self._line(job.name, line)
+                self._line(name, line)
 
     def _line(self, name: str, line: str) -> None:
         if self.plain:
@@ -241,18 +261,17 @@ class LiveReporter:
         console.print(f"[{self._c(name)}]{esc(f'{name:>14}')} │[/] ", end="", highlight=False)
         console.out(line, highlight=False)
 
-    def job_finished(self, job: JobRun, result: JobResult) -> None:
+    def job_finished(self, name: str, result: dict[str, Any]) -> None:
         with self._lock:
-            rest = self._partial.pop(job.name, "")
+            rest = self._partial.pop(name, "")
             if rest and not self.quiet:
-                self._line(job.name, rest)
-            mark = {"success": "[green]✓[/]", "failed": "[red]✗[/]"}.get(result.status, "•")
-            extra = " (allowed to fail)" if result.allowed_failure else ""
-            extra += ", retrying" if result.retried else ""
-            err.print(
-                f"{mark} {esc(job.name)} {result.status}{extra} in {secs(result.duration)}",
-                highlight=False,
-            )
+                self._line(name, rest)
+            status = str(result["status"])
+            mark = {"success": "[green]✓[/]", "failed": "[red]✗[/]"}.get(status, "•")
+            extra = " (allowed to fail)" if result.get("allowed_failure") else ""
+            extra += ", retrying" if result.get("retried") else ""
+            took = secs(float(result.get("seconds") or 0.0))
+            err.print(f"{mark} {esc(name)} {status}{extra} in {took}", highlight=False)
 
 
 @app.command()
@@ -329,7 +348,9 @@ def run(
         f"@ {p.predefined.get('CI_COMMIT_SHORT_SHA')}: {len(p.selection.jobs)} jobs",
         highlight=False,
     )
-    result = PipelineRunner(cfg, store, LiveReporter(quiet)).run(p.spec, p.selection, p.predefined)
+    result = PipelineRunner(cfg, store, _timeline(store, LiveReporter(quiet))).run(
+        p.spec, p.selection, p.predefined
+    )
     _summary(records, result.pipeline_id)
     if result.status not in ("success", "manual"):
         raise typer.Exit(1)
@@ -568,7 +589,9 @@ def stop(
         masked=p.masked,
         protected_ref=p.protected,
     )
-    result = PipelineRunner(cfg, store, LiveReporter()).run(p.spec, selection, p.predefined)
+    result = PipelineRunner(cfg, store, _timeline(store, LiveReporter())).run(
+        p.spec, selection, p.predefined
+    )
     _summary(records, result.pipeline_id)
     if result.status != "success":
         raise typer.Exit(1)

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from conveyor.errors import SpecError
 from conveyor.model.stack import Secret, Stack, Volume
 from conveyor.spec.context import Context, raise_errors, shown
@@ -99,6 +101,26 @@ def _stack(ctx: Context, project_name: str | None, absolute: Path) -> Stack:
 def normalise_project_name(name: str) -> str:
     """Compose's rule: lowercase, keep [a-z0-9_-], and start with a letter or digit."""
     return _PROJECT_CHARS.sub("", name.lower()).lstrip("_-")
+
+
+COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+
+def project_name_of(directory: Path) -> str:
+    """The project a directory holds, as Compose would name it: the `name:` of its compose file
+    when there is one, else the directory's name. Never fails: a compose file that does not
+    parse names nothing (CI runs before anyone fixes it)."""
+    for file in COMPOSE_FILES:
+        try:
+            data = yaml.safe_load((directory / file).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            name = normalise_project_name(data["name"])
+            if name:
+                return name
+        break
+    return normalise_project_name(directory.resolve().name) or "default"
 
 
 def _project(ctx: Context, project_name: str | None, data: dict[str, Any], absolute: Path) -> str:

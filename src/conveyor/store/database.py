@@ -115,6 +115,21 @@ class Database:
         row = self.one(sql, args)
         return None if row is None else row[0]
 
+    def import_tables(self, other: Path, tables: tuple[str, ...]) -> int:
+        """Copy every row of `tables` from another database of the same schema; returns the
+        number of rows of the first table copied. One transaction."""
+        with self.lock:
+            self._conn.execute("ATTACH DATABASE ? AS other", (str(other),))
+            try:
+                with self.tx() as c:
+                    counts = [
+                        c.execute(f"INSERT INTO main.{t} SELECT * FROM other.{t}").rowcount  # noqa: S608 — our table names
+                        for t in tables
+                    ]
+            finally:
+                self._conn.execute("DETACH DATABASE other")
+        return counts[0] if counts else 0
+
     @property
     def version(self) -> int:
         return int(self.scalar("PRAGMA user_version"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conveyor.model.release import Release
 from conveyor.store.backoff import BackoffRepository
-from conveyor.store.database import Database
+from conveyor.store.database import DB_NAME, Database
 from conveyor.store.environment import EnvironmentRepository, PortRepository
 from conveyor.store.events import EventLog
 from conveyor.store.pipelines import ArtifactRepository, JobRepository, PipelineRepository
@@ -49,6 +49,21 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def adopt_pipelines(self, legacy_dir: Path) -> int:
+        """Take over the CI records of Conveyor 0.1's separate CI database (`.conveyor/ci/`)
+        when this database has none yet; the old file is renamed, never deleted. Returns how
+        many pipelines were taken over."""
+        legacy = legacy_dir / DB_NAME
+        if not legacy.exists() or self.pipelines.latest(limit=1):
+            return 0
+        Database.open(legacy_dir).close()  # brings it to this schema first
+        n = self.db.import_tables(legacy, ("pipelines", "jobs", "artifacts"))
+        for suffix in ("", "-wal", "-shm"):
+            side = legacy.with_name(legacy.name + suffix)
+            if side.exists():
+                side.rename(side.with_name(side.name + ".adopted"))
+        return n
 
     def current_release(self) -> Release | None:
         return self.releases.get(self.environment.pointer("current_release"))

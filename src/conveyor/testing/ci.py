@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Literal
 
 from conveyor.ci.run.config import RunConfig
-from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, prepare
-from conveyor.ci.run.results import JobResult, PipelineResult
+from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, ci_store, prepare
+from conveyor.ci.run.results import PipelineResult
 from conveyor.ci.run.runner import PipelineRunner
-from conveyor.model.pipeline import JobRun
-from conveyor.store.db import Store
-from conveyor.store.pipelines import JobRow, PipelineStore
+from conveyor.model.events import Event, Subject
+from conveyor.store.pipelines import JobRow
+from conveyor.store.timeline import Timeline
 
 
 @dataclass
-class Event:
+class Seen:
     t: float
     kind: Literal["start", "finish"]
     job: str
@@ -31,20 +31,19 @@ class Collected:
     """Everything a run reported: per-job output, start/finish events in order."""
 
     output: dict[str, str] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
+    events: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def job_started(self, job: JobRun, job_id: int, executor: str) -> None:
+    def __call__(self, e: Event) -> None:
+        """A timeline subscriber."""
+        name = str(e.data.get("name", ""))
         with self.lock:
-            self.events.append(Event(time.monotonic(), "start", job.name))
-
-    def job_output(self, job: JobRun, text: str) -> None:
-        with self.lock:
-            self.output[job.name] = self.output.get(job.name, "") + text
-
-    def job_finished(self, job: JobRun, result: JobResult) -> None:
-        with self.lock:
-            self.events.append(Event(time.monotonic(), "finish", job.name, result.status))
+            if e.kind == "job.started":
+                self.events.append(Seen(time.monotonic(), "start", name))
+            elif e.kind == "job.output":
+                self.output[name] = self.output.get(name, "") + e.message
+            elif e.kind == "job.finished":
+                self.events.append(Seen(time.monotonic(), "finish", name, str(e.data["status"])))
 
     def started_before_finished(self, first: str, then: str) -> bool:
         """`then` started only after `first` finished (an ordering constraint)."""
@@ -85,11 +84,10 @@ def run_pipeline(
     file_name: str = ".gitlab-ci.yml",
 ) -> Run:
     """Load, select and run `project_dir/.gitlab-ci.yml` as `conveyor ci run` would."""
-    store = Store.open(ci_state_dir(project_dir))
-    records = PipelineStore(store)
+    store = ci_store(project_dir)
     p = prepare(
         project_dir / file_name,
-        pipeline_id=records.next_id(),
+        pipeline_id=store.pipelines.next_id(),
         cli_variables=dict(variables or {}),
         ref=ref,
         source=source,
@@ -109,5 +107,6 @@ def run_pipeline(
         protected_ref=p.protected,
     )
     collected = Collected()
-    result = PipelineRunner(cfg, store, collected).run(p.spec, p.selection, p.predefined)
-    return Run(result, collected, records.jobs(result.pipeline_id))
+    timeline = Timeline(Subject(project=store.project), store.events, "ci", [collected])
+    result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
+    return Run(result, collected, store.jobs.of(result.pipeline_id))

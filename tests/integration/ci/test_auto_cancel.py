@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.ci.run.prepare import ci_state_dir
-from conveyor.store.db import Store
-from conveyor.store.pipelines import PipelineStore
+from conveyor.ci.run.prepare import ci_store
 
 PIPELINE = """
 slow:
@@ -57,10 +55,10 @@ def ci_run(repo: Path, nap: str) -> subprocess.Popen[str]:
 
 
 def wait_running(repo: Path) -> None:
-    records = PipelineStore(Store.open(ci_state_dir(repo)))
+    jobs = ci_store(repo).jobs
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if any(j.status == "running" for j in records.jobs(1)):
+        if any(j.status == "running" for j in jobs.of(1)):
             return
         time.sleep(0.1)
     pytest.fail("the first pipeline's job never started")
@@ -79,15 +77,21 @@ def test_newer_pipeline_cancels_an_interruptible_older_one(
         if interruptible:
             assert first.wait(timeout=30) == 1  # canceled is not success
         else:
-            time.sleep(1.5)
-            assert first.poll() is None  # a started job that must not be interrupted runs on
+            # Pipeline 2 decided at its start and has finished: no cancel was asked of 1,
+            # and its job (not interruptible) runs on.
+            store = ci_store(repo)
+            assert not store.pipelines.cancel_requested(1)
+            assert [j.status for j in store.jobs.of(1)] == ["running"]
+            assert first.poll() is None
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(timeout=10)
-    records = PipelineStore(Store.open(ci_state_dir(repo)))
-    one, two = records.pipeline(1), records.pipeline(2)
+    store = ci_store(repo)
+    one, two = store.pipelines.get(1), store.pipelines.get(2)
     assert one is not None and two is not None and two.status == "success"
     if interruptible:
         assert one.status == "canceled"
-        assert [j.status for j in records.jobs(1)] == ["canceled"]
+        assert [j.status for j in store.jobs.of(1)] == ["canceled"]
+        [canceled] = store.events.about(pipeline=1, job=None)[-1:]
+        assert canceled.kind == "pipeline.finished" and canceled.data["status"] == "canceled"

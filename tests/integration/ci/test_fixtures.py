@@ -211,7 +211,7 @@ def _check(run: Run, expect: Expect, project: Path) -> None:
     if expect.never_stored:
         state = ci_state_dir(project)
         stored = [p for p in (state / "logs").rglob("*") if p.is_file()]
-        stored += [p for p in state.glob("state.db*") if p.is_file()]
+        stored += [p for p in (project / ".conveyor").rglob("state.db*") if p.is_file()]
         for secret in expect.never_stored:
             assert secret not in logs
             for path in stored:

@@ -9,6 +9,7 @@ import shutil
 import time
 import traceback
 from dataclasses import dataclass, replace
+from functools import partial
 
 from conveyor.ci.run.attempt import Attempt
 from conveyor.ci.run.config import AFTER_SCRIPT_TIMEOUT, RunConfig
@@ -20,7 +21,7 @@ from conveyor.ci.run.job_log import JobLog
 from conveyor.ci.run.records import PipelineRecorder
 from conveyor.ci.run.reports import TestReport
 from conveyor.ci.run.resource_groups import resource_lock
-from conveyor.ci.run.results import AttemptStatus, JobResult, Reporter
+from conveyor.ci.run.results import AttemptStatus, JobResult
 from conveyor.ci.select.outcome import allowed_failure, coverage_of, should_retry
 from conveyor.ci.select.variables import expand
 from conveyor.errors import JobSetupError
@@ -46,7 +47,6 @@ class JobRunner:
         files: JobFiles,
         executors: Executors,
         records: PipelineRecorder,
-        reporter: Reporter,
         cfg: RunConfig,
     ) -> None:
         self.pipeline_id = pipeline_id
@@ -55,7 +55,6 @@ class JobRunner:
         self.files = files
         self.executors = executors
         self.records = records
-        self.reporter = reporter
         self.cfg = cfg
         self.masked = frozenset(v for v in cfg.masked if v)
 
@@ -64,8 +63,10 @@ class JobRunner:
         try:
             return self._attempt(job, number)
         except Exception as e:  # a bug must fail one job, not hang the pipeline
-            self.reporter.job_output(
-                job, f"conveyor: internal error: {e}\n{traceback.format_exc()}"
+            self.records.job_output(
+                job,
+                self.records.job_id(job.name),
+                f"conveyor: internal error: {e}\n{traceback.format_exc()}",
             )
             return JobResult(
                 self.records.job_id(job.name) or 0, "failed", None, "unknown_failure", False, 0.0
@@ -80,15 +81,15 @@ class JobRunner:
         t0 = time.monotonic()
         executor = self.executors.name_for(js)
         self.records.job_running(
-            job_id, log_path=str(log_path), executor=executor, interruptible=job.interruptible
+            job, job_id, log_path=str(log_path), executor=executor, attempt=number
         )
-        self.reporter.job_started(job, job_id, executor)
         dotenv = self.files.dotenv_for(job)
         env = self.variables.for_attempt(job, job_id, build / "ws", executor == "docker", dotenv)
         if js.environment is not None:
             self.records.job_environment(job_id, js.environment, env)
         attempt = Attempt(job, js, job_id, number, executor, build, env)
-        with JobLog(log_path, self.masked, lambda text: self.reporter.job_output(job, text)) as log:
+        show = partial(self.records.job_output, job, job_id)
+        with JobLog(log_path, self.masked, show) as log:
             log.say(
                 f"Running with Conveyor on {executor} executor (job {job_id}, attempt {number})"
             )

@@ -18,6 +18,8 @@ from conveyor.ci.select.predefined import NewPipeline, predefined
 from conveyor.ci.select.rules import PipelineSelection, file_questions, select
 from conveyor.errors import ConveyorError, SpecError
 from conveyor.model.pipeline import JobRun, PipelineSpec
+from conveyor.spec.compose import project_name_of
+from conveyor.store.db import Store
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,17 @@ class Prepared:
 
 
 def ci_state_dir(project_dir: Path) -> Path:
+    """CI's working files: variables.yaml, blobs, artifacts, caches, job logs and builds."""
     return project_dir / ".conveyor" / "ci"
+
+
+def ci_store(project_dir: Path) -> Store:
+    """The project's one state database (`.conveyor/<project>/state.db`), which holds its
+    pipelines beside its releases and rollouts; records of Conveyor 0.1's separate CI database
+    are taken over the first time."""
+    store = Store.open(project_dir / ".conveyor" / project_name_of(project_dir))
+    store.adopt_pipelines(ci_state_dir(project_dir))
+    return store
 
 
 def default_variables_file(project_dir: Path) -> Path:

@@ -1,5 +1,7 @@
-"""Everything the runner records about a pipeline and its jobs, through `PipelineStore`: one
-place that knows the store's calls and the id of each job's latest attempt."""
+"""Everything the runner records and reports about a pipeline and its jobs: the rows in the
+project's store, and the timeline events (pipeline.started, job.started, job.output,
+job.finished, pipeline.finished) that the CLI renders live. One place that knows the store's
+calls and the id of each job's latest attempt."""
 
 from __future__ import annotations
 
@@ -11,12 +13,16 @@ from conveyor.ci.run.results import JobResult, sum_tests, tests_json
 from conveyor.ci.select.schedule import Schedule
 from conveyor.ci.select.variables import expand
 from conveyor.model.pipeline import EnvironmentSpec, JobRun, PipelineSpec
-from conveyor.store.pipelines import PipelineStore
+from conveyor.store.db import Store
+from conveyor.store.timeline import Timeline
 
 
 class PipelineRecorder:
-    def __init__(self, store: PipelineStore) -> None:
-        self.store = store
+    def __init__(self, store: Store, timeline: Timeline) -> None:
+        self.pipelines = store.pipelines
+        self.jobs = store.jobs
+        self.artifacts = store.artifacts
+        self.timeline = timeline
         self._lock = threading.Lock()
         self._job_ids: dict[str, int] = {}  # JobRun name -> id of its latest attempt
 
@@ -30,25 +36,40 @@ class PipelineRecorder:
     def start_pipeline(
         self, spec: PipelineSpec, predefined: Mapping[str, str], executor: str
     ) -> int:
-        return self.store.create_pipeline(
-            predefined.get("CI_COMMIT_REF_NAME"),
+        ref = predefined.get("CI_COMMIT_REF_NAME")
+        pid = self.pipelines.create(
+            ref,
             predefined.get("CI_COMMIT_SHA"),
             predefined.get("CI_PIPELINE_SOURCE", "push"),
             spec.file,
             executor,
         )
+        self.timeline = self.timeline.bind(
+            pipeline=pid, commit=predefined.get("CI_COMMIT_SHA") or None
+        )
+        self.timeline.emit(
+            "pipeline.started",
+            f"pipeline #{pid} for {ref or 'no ref'}",
+            data={"ref": ref, "source": predefined.get("CI_PIPELINE_SOURCE", "push")},
+        )
+        return pid
 
     def cancel_redundant(self, ref: str | None, pid: int) -> None:
         """GitLab's default auto-cancel (`on_new_commit: conservative`): an older running
         pipeline of the same branch is canceled unless one of its started jobs is not
         `interruptible`."""
-        for old in self.store.running_for_ref(ref, pid):
-            started = [j for j in self.store.jobs(old.id) if j.started_at is not None]
+        for old in self.pipelines.running_for_ref(ref, pid):
+            started = [j for j in self.jobs.of(old.id) if j.started_at is not None]
             if all(j.interruptible for j in started):
-                self.store.request_cancel(old.id)
+                self.pipelines.request_cancel(old.id)
+                self.timeline.emit(
+                    "pipeline.canceled",
+                    f"pipeline #{old.id} is redundant: #{pid} runs a newer commit of {ref}",
+                    pipeline=old.id,
+                )
 
     def cancel_requested(self, pid: int) -> bool:
-        return self.store.cancel_requested(pid)
+        return self.pipelines.cancel_requested(pid)
 
     def finish_pipeline(
         self, pid: int, schedule: Schedule, results: Mapping[str, JobResult]
@@ -56,7 +77,7 @@ class PipelineRecorder:
         """Record the jobs that never ran and the pipeline's outcome: (status, test counts)."""
         for name, state in schedule.states.items():
             if name not in results:
-                job_id = self.store.create_job(
+                job_id = self.jobs.create(
                     pid,
                     name,
                     state.job.stage,
@@ -70,7 +91,18 @@ class PipelineRecorder:
         tests = sum_tests(r.tests for r in results.values())
         covs = [r.coverage for r in results.values() if r.coverage is not None]
         coverage = sum(covs) / len(covs) if covs else None
-        self.store.finish_pipeline(pid, status, tests, coverage)
+        self.pipelines.finish(pid, status, tests, coverage)
+        row = self.pipelines.get(pid)
+        self.timeline.emit(
+            "pipeline.finished",
+            f"pipeline #{pid} {status}",
+            level="info" if status in ("success", "manual", "skipped") else "error",
+            data={
+                "status": status,
+                "tests": tests,
+                "seconds": round(row.duration or 0.0, 3) if row else None,
+            },
+        )
         return status, tests
 
     # --- one job attempt -------------------------------------------------------------------
@@ -78,7 +110,7 @@ class PipelineRecorder:
     def start_job(self, pid: int, job: JobRun, attempt: int) -> int:
         """A new attempt of `job`, running; a retry points at the attempt before it."""
         previous = self.job_id(job.name)
-        job_id = self.store.create_job(
+        job_id = self.jobs.create(
             pid,
             job.name,
             job.stage,
@@ -93,21 +125,49 @@ class PipelineRecorder:
         return job_id
 
     def job_running(
-        self, job_id: int, *, log_path: str, executor: str, interruptible: bool
+        self, job: JobRun, job_id: int, *, log_path: str, executor: str, attempt: int
     ) -> None:
-        self.store.update_job(
+        self.jobs.update(
             job_id,
             started_at=time.time(),
             log_path=log_path,
             executor=executor,
-            interruptible=interruptible,
+            interruptible=job.interruptible,
+        )
+        self.timeline.emit(
+            "job.started",
+            job.name,
+            job=job_id,
+            data={"name": job.name, "stage": job.stage, "executor": executor, "attempt": attempt},
+        )
+
+    def job_output(self, job: JobRun, job_id: int | None, text: str) -> None:
+        """A chunk of a job's (masked) output, for live display; its log file keeps it."""
+        self.timeline.emit("job.output", text, job=job_id, data={"name": job.name})
+
+    def job_finished(self, job: JobRun, result: JobResult) -> None:
+        """Reported once the attempt is over and timed (recorded by `finish_job`)."""
+        self.timeline.emit(
+            "job.finished",
+            f"{job.name} {result.status}",
+            level="error" if result.status == "failed" and not result.allowed_failure else "info",
+            job=result.job_id,
+            data={
+                "name": job.name,
+                "status": result.status,
+                "exit_code": result.exit_code,
+                "failure_reason": result.failure_reason,
+                "allowed_failure": result.allowed_failure,
+                "retried": result.retried,
+                "seconds": round(result.duration, 3),
+            },
         )
 
     def job_environment(
         self, job_id: int, environment: EnvironmentSpec, variables: Mapping[str, str]
     ) -> None:
         """The environment a job deploys to (or stops), its name and url expanded."""
-        self.store.update_job(
+        self.jobs.update(
             job_id,
             environment={
                 "name": expand(environment.name, variables),
@@ -118,10 +178,10 @@ class PipelineRecorder:
         )
 
     def job_artifacts(self, job_id: int, files: int, size: int) -> None:
-        self.store.update_job(job_id, artifacts={"files": files, "bytes": size})
+        self.artifacts.record(job_id, files, size)
 
     def finish_job(self, result: JobResult, *, allow_failure: bool) -> None:
-        self.store.update_job(
+        self.jobs.update(
             result.job_id,
             status=result.status,
             finished_at=time.time(),

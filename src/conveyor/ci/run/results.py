@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from conveyor.ci.run.reports import TestReport
-from conveyor.model.pipeline import JobRun
 
 AttemptStatus = Literal["success", "failed", "canceled"]
 
@@ -33,16 +32,6 @@ class PipelineResult:
     duration: float
     jobs: dict[str, JobResult]
     tests: dict[str, int]
-
-
-class Reporter(Protocol):
-    """Where live progress goes (the CLI prints it; tests collect it)."""
-
-    def job_started(self, job: JobRun, job_id: int, executor: str) -> None: ...
-
-    def job_output(self, job: JobRun, text: str) -> None: ...
-
-    def job_finished(self, job: JobRun, result: JobResult) -> None: ...
 
 
 def tests_json(report: TestReport | None) -> dict[str, int]:

@@ -20,13 +20,13 @@ from conveyor.ci.run.handoff import JobFiles
 from conveyor.ci.run.job_env import JobVariables
 from conveyor.ci.run.job_runner import JobRunner
 from conveyor.ci.run.records import PipelineRecorder
-from conveyor.ci.run.results import JobResult, PipelineResult, Reporter
+from conveyor.ci.run.results import JobResult, PipelineResult
 from conveyor.ci.select.rules import PipelineSelection
 from conveyor.ci.select.schedule import Schedule
 from conveyor.model.pipeline import JobRun, PipelineSpec
 from conveyor.runtime.job_protocol import JobContainers
 from conveyor.store.db import Store
-from conveyor.store.pipelines import PipelineStore
+from conveyor.store.timeline import Timeline
 
 
 class PipelineRunner:
@@ -34,14 +34,14 @@ class PipelineRunner:
         self,
         cfg: RunConfig,
         store: Store,
-        reporter: Reporter,
+        timeline: Timeline,
         containers: JobContainers | None = None,
     ) -> None:
-        """`containers` runs docker jobs (default: the local Docker Engine, reached when the
-        first docker job starts)."""
+        """Records go to `store`; progress is reported as `timeline` events (subscribe to
+        them to watch). `containers` runs docker jobs (default: the local Docker Engine,
+        reached when the first docker job starts)."""
         self.cfg = cfg
-        self.reporter = reporter
-        self.records = PipelineRecorder(PipelineStore(store))
+        self.records = PipelineRecorder(store, timeline)
         self.files = JobFiles(
             cfg.state_dir, cfg.project_dir, protected_ref=cfg.protected_ref, records=self.records
         )
@@ -73,7 +73,6 @@ class PipelineRunner:
             files=self.files,
             executors=self.executors,
             records=self.records,
-            reporter=self.reporter,
             cfg=self.cfg,
         )
         results = self._dispatch(pid, schedule, groups, jobs)
@@ -114,7 +113,7 @@ class PipelineRunner:
                     job = running.pop(fut)
                     res = fut.result()
                     results[job.name] = res
-                    self.reporter.job_finished(job, res)
+                    self.records.job_finished(job, res)
                     if res.retried:
                         schedule.retry(job.name)
                         queue.append(job)
