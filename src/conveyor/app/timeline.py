@@ -18,8 +18,8 @@ from conveyor.app.views import (
     TimelineRollout,
     TimelineView,
 )
-from conveyor.deploy.engine import git_commit
-from conveyor.errors import UnknownRef
+from conveyor.errors import GitError, UnknownRef
+from conveyor.host import git
 from conveyor.model.events import Event
 from conveyor.store.database import DB_NAME
 from conveyor.store.db import Store
@@ -35,7 +35,7 @@ def timeline(
     stores = _stores(home, paths.state_dir)
     try:
         here = project.compose_file.parent
-        found = None if release is not None else git_commit(here, ref or "HEAD")
+        found = None if release is not None else _commit(here, ref or "HEAD")
         if found is None and ref is not None and release is None:
             raise UnknownRef(
                 f"{ref}: not a commit in {here} (timeline takes a git ref, or --release N)"
@@ -47,6 +47,18 @@ def timeline(
     finally:
         for s in stores.values():
             s.close()
+
+
+def _commit(directory: Path, ref: str) -> tuple[str, str] | None:
+    """(sha, title) of `ref` in the checkout at `directory`; None outside git."""
+    try:
+        sha = git.resolve(directory, ref)
+        c = git.commit(directory, sha) if sha else None
+    except GitError:
+        return None
+    if sha is None or c is None:
+        return None
+    return sha, c.message.strip().splitlines()[0] if c.message.strip() else ""
 
 
 def _stores(home: Path, own: Path) -> dict[str, Store]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ from typing import Literal
 from conveyor.deploy.executor import Executor, StepFailed
 from conveyor.deploy.ports import FRONTEND_RANGE, pick_port
 from conveyor.deploy.project import ProjectPaths
-from conveyor.errors import ConveyorError, NothingToRollBack, UnknownService
+from conveyor.errors import ConveyorError, GitError, NothingToRollBack, UnknownService
+from conveyor.host import git
 from conveyor.model.release import Observed, Release, RolloutKind, ServiceRelease
 from conveyor.model.stack import Service, Stack, UpdateConfig
 from conveyor.plan.actions import Plan, Step
@@ -595,33 +595,9 @@ def _same(a: dict[str, ServiceRelease], b: dict[str, ServiceRelease]) -> bool:
 
 
 def git_head(compose_file: str) -> str | None:
-    """The commit the compose file's checkout is at, if it is in a git work tree."""
+    """The commit the compose file's checkout is at, if it is in a git work tree (a missing
+    git, like a directory outside git, just means no commit)."""
     try:
-        out = subprocess.run(
-            ["git", "-C", str(Path(compose_file).parent), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        return git.head(Path(compose_file).parent)
+    except GitError:
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def git_commit(directory: Path, ref: str) -> tuple[str, str] | None:
-    """(full sha, title) of `ref` in the work tree at `directory`, or None outside git."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(directory), "log", "-1", "--format=%H%n%s", ref, "--"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = out.stdout.splitlines()
-    if out.returncode != 0 or not lines:
-        return None
-    return lines[0], lines[1] if len(lines) > 1 else ""

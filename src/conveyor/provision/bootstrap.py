@@ -3,7 +3,7 @@
 Three steps, in order: the distribution's packages (Docker Engine, HAProxy, the base-image
 tools), a Docker Engine that answers, and the base image `python:3.11-slim-bookworm`.
 
-Planning is kept apart from doing: `plan_bootstrap` returns `Step`s whose `check` and `apply`
+Planning is kept apart from doing: `plan_bootstrap` returns `Task`s whose `check` and `apply`
 are closures over a `HostCommands` (the one seam to the host's commands), and `run_bootstrap`
 walks them: check, apply what is missing (unless only checking), check again. Every step is
 idempotent, so running bootstrap twice changes nothing the second time.
@@ -267,7 +267,7 @@ def finish_rootfs(rootfs: Path) -> None:
 
 
 @dataclass(frozen=True)
-class Step:
+class Task:
     name: str
     explanation: str
     check: Callable[[], bool]  # True when nothing needs doing
@@ -314,26 +314,26 @@ def read_os_release() -> dict[str, str]:
 
 def plan_bootstrap(
     config: BootstrapConfig | None = None, commands: HostCommands | None = None
-) -> list[Step]:
+) -> list[Task]:
     """The steps, in the order they must run. Nothing runs until a step's check or apply."""
     config = config or host_config()
     commands = commands or SystemCommands()
     apt = _Apt(commands, config)
     return [
-        Step(
+        Task(
             name="apt packages",
             explanation=f"{', '.join(config.packages)} from the distribution",
             check=lambda: not apt.missing(),
             apply=apt.install_missing,
         ),
-        Step(
+        Task(
             name="dockerd",
             explanation="a Docker Engine answering `docker info`; started detached, without "
             "a bridge or iptables rules, when none does",
             check=lambda: _docker_answers(commands),
             apply=lambda: _start_dockerd(commands, config),
         ),
-        Step(
+        Task(
             name=f"image {config.base_image}",
             explanation="the base image of the example and of CI jobs; pulled, or built with "
             "debootstrap when no registry answers",
@@ -466,7 +466,7 @@ def run_bootstrap(
     check_only: bool,
     report: Report,
     *,
-    steps: Sequence[Step] | None = None,
+    steps: Sequence[Task] | None = None,
     preflight: Callable[[], None] = host_preflight,
 ) -> bool:
     """Check every step and, unless `check_only`, apply the missing ones in order.
