@@ -107,3 +107,34 @@ def test_shop_pipeline_builds_pushes_reviews_and_browser_tests(
         check=True,
     ).stdout.split()
     assert left == []
+    # one timeline tells commit -> pipeline -> jobs -> the review release -> its rollout
+    timeline = subprocess.run(
+        [sys.executable, "-m", "conveyor", "-f", str(shop_repo / "compose.yaml"), "timeline"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    tl = json.loads(
+        subprocess.run(
+            [*timeline.args, "--json"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    )
+    head = subprocess.run(
+        ["git", "-C", str(shop_repo), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert tl["commit"] == head and tl["subject"] == "shop"
+    [pipeline] = tl["pipelines"]
+    review_job = next(j for j in pipeline["jobs"] if j["name"] == "review")
+    assert (pipeline["id"], review_job["environment"]) == (1, "review/main")
+    [release] = tl["releases"]
+    assert (release["project"], release["environment"]) == ("review-main", "review/main")
+    assert (release["pipeline"], release["job"]) == (1, review_job["id"])
+    assert [(r["kind"], r["status"]) for r in release["rollouts"]] == [("up", "succeeded")]
+    whats = [e["what"] for e in tl["entries"]]
+    assert whats.index("pipeline") < whats.index("release") < whats.index("rollout")
+    assert [e["at"] for e in tl["entries"]] == sorted(e["at"] for e in tl["entries"])
+    assert "release 1 of review/main by pipeline #1" in timeline.stdout
