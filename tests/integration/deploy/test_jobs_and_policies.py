@@ -126,3 +126,27 @@ def test_stop_first_update_replaces_replicas_one_at_a_time(project: Project) -> 
     project.run("deploy")
     web = next(s for s in project.json("status")["services"] if s["name"] == "web")
     assert len(web["replicas"]) == 2 and all(r["current"] for r in web["replicas"])
+
+
+def test_timeline_of_deploys_outside_git(project: Project) -> None:
+    """No commit to follow: the timeline tells the newest release (or the one asked for) and
+    its rollouts, with the events recorded about it."""
+    project.write(WEB.format(version="1", order="start-first", port=project.port))
+    project.run("up", "--no-agent")
+    project.write(WEB.format(version="2", order="start-first", port=project.port))
+    project.run("deploy")
+    tl = project.json("timeline", "--events")
+    assert tl["commit"] is None and tl["pipelines"] == [] and tl["subject"] == "release 2"
+    [rel] = tl["releases"]
+    assert [(r["kind"], r["from_release"], r["status"]) for r in rel["rollouts"]] == [
+        ("deploy", 1, "succeeded")
+    ]
+    kinds = [e["kind"] for e in tl["events"]]
+    assert kinds[0] == "release.created" and kinds[-1] == "rollout.succeeded", kinds
+    assert {e["subject"]["rollout"] for e in tl["events"][1:]} == {rel["rollouts"][0]["id"]}
+    first = project.json("timeline", "--release", "1")
+    assert [(r["kind"], r["status"]) for r in first["releases"][0]["rollouts"]] == [
+        ("up", "succeeded")
+    ]
+    unknown = project.run("timeline", "no-such-ref", check=False)
+    assert unknown.returncode == 1 and "no-such-ref: not a commit" in unknown.stderr
