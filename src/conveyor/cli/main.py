@@ -27,12 +27,13 @@ app = typer.Typer(
         "  conveyor bootstrap   # once: install Docker Engine + HAProxy, make the base image\n\n"
         "  conveyor up          # build, start, wait until healthy, print URLs\n\n"
         "  conveyor deploy      # roll out what changed, rolling back on failure\n\n"
-        "  conveyor status      # what runs where"
+        "  conveyor status      # what runs where\n\n"
+        "  conveyor timeline    # what happened to this commit: pipeline, release, rollouts"
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
 )
 
 FileOpt = Annotated[
@@ -69,11 +70,25 @@ def _add_ci() -> None:
 _add_ci()
 
 
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        console.print(f"conveyor {version('conveyor')}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Global options, accepted before the command as Docker Compose does."""
     ctx.obj = {"file": file, "project_name": project_name}
