@@ -77,7 +77,8 @@ def project_lock(paths: ProjectPaths, wait: float = 30.0, holder: str = "cli") -
                 if time.monotonic() >= deadline:
                     who = Path(paths.lock_file).read_text().strip() or "another process"
                     raise LockBusy(
-                        f"project {paths.project!r} is busy: {who} holds {paths.lock_file}"
+                        f"project {paths.project!r} is busy: {who} holds {paths.lock_file}; "
+                        "run the command again once that one has finished"
                     ) from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
