@@ -12,21 +12,12 @@ import typer
 from rich.markup import escape as esc
 from rich.table import Table
 
-from conveyor.ci.run.config import RunConfig
-from conveyor.ci.run.prepare import (
-    RegistryInfo,
-    ci_state_dir,
-    ci_store,
-    prepare,
-    registry_from_env,
-)
-from conveyor.ci.run.runner import PipelineRunner
+from conveyor.app import ci as ci_app
+from conveyor.app.ci import Executor
+from conveyor.app.ci_views import PipelineView
 from conveyor.cli.output import console, err, print_json
 from conveyor.errors import ConveyorError
-from conveyor.model.events import Event, Subject
-from conveyor.store.db import Store
-from conveyor.store.pipelines import PipelineStore
-from conveyor.store.timeline import Timeline
+from conveyor.model.events import Event
 
 app = typer.Typer(
     help=(
@@ -67,20 +58,6 @@ def secs(d: float) -> str:
     return f"{d:.2f}s" if d < 1 else f"{d:.1f}s"
 
 
-def _file(file: Path) -> Path:
-    if not file.exists():
-        raise ConveyorError(f"{file}: no such file (pass --file PATH/.gitlab-ci.yml)")
-    return file.resolve()
-
-
-def _store(project_dir: Path) -> Store:
-    return ci_store(project_dir)
-
-
-def _timeline(store: Store, show: LiveReporter) -> Timeline:
-    return Timeline(Subject(project=store.project), store.events, "ci", [show])
-
-
 def _projects(pairs: list[str] | None) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for p in pairs or []:
@@ -91,22 +68,6 @@ def _projects(pairs: list[str] | None) -> dict[str, Path]:
             raise ConveyorError(f"--include-project {p!r}: {path} is not a directory")
         out[name] = Path(path).resolve()
     return out
-
-
-def _registry(required: bool) -> RegistryInfo | None:
-    """Start (or find) the host's registry for CI_REGISTRY*. Without one a pipeline still runs,
-    with a warning; `required` makes its absence an error."""
-
-    registry = registry_from_env()
-    try:
-        registry.ensure()
-    except ConveyorError as e:
-        if required:
-            raise
-        err.print(f"[yellow]registry not available[/] ({e}); CI_REGISTRY is not set")
-        return None
-    user, password = registry.credentials()
-    return RegistryInfo(registry.url, user, password)
 
 
 def _parse_vars(pairs: list[str] | None) -> dict[str, str]:
@@ -128,24 +89,14 @@ def lint(
 ) -> None:
     """Check the pipeline file: GitLab's schema, then meaning (stages, needs, cycles, scripts)."""
 
-    f = _file(file)
-    p = prepare(
-        f,
-        pipeline_id=0,
-        cli_variables={},
-        ref=ref,
-        source=source,
-        projects=_projects(include_project),
-    )
-    jobs = p.selection.jobs
+    v = ci_app.lint(file, ref=ref, source=source, projects=_projects(include_project))
     err.print(
-        f"[green]valid[/]: {len(p.spec.jobs)} jobs in {len(p.spec.stages)} stages; "
-        f"{len(jobs)} run for {p.predefined.get('CI_COMMIT_REF_NAME', '?')} "
-        f"({source})",
+        f"[green]valid[/]: {v.jobs} jobs in {v.stages} stages; "
+        f"{v.selected} run for {'?' if v.ref is None else v.ref} ({source})",
         highlight=False,
     )
-    if reason := p.selection.empty_reason:
-        err.print(f"[yellow]note:[/] {reason}")
+    if v.empty_reason:
+        err.print(f"[yellow]note:[/] {esc(v.empty_reason)}")
 
 
 @app.command()
@@ -158,54 +109,19 @@ def graph(
 ) -> None:
     """Stages, jobs and `needs` edges, and which jobs the rules keep for this ref."""
 
-    p = prepare(
-        _file(file),
-        pipeline_id=0,
-        cli_variables={},
-        ref=ref,
-        source=source,
-        projects=_projects(include_project),
-    )
-    data: dict[str, Any] = {
-        "version": 1,
-        "ref": p.predefined.get("CI_COMMIT_REF_NAME"),
-        "source": source,
-        "workflow": {"runs": p.selection.workflow_ok, "reason": p.selection.workflow_reason},
-        "stages": [
-            {
-                "name": stage,
-                "jobs": [
-                    {
-                        "name": j.name,
-                        "when": j.when,
-                        "allow_failure": j.allow_failure,
-                        "needs": None if j.needs is None else [n.job for n in j.needs],
-                    }
-                    for j in p.selection.jobs
-                    if j.stage == stage
-                ],
-            }
-            for stage in p.spec.stages
-        ],
-        "decisions": [
-            {"job": d.job, "decision": d.decision, "reason": d.reason}
-            for d in p.selection.decisions
-        ],
-    }
+    g = ci_app.graph(file, ref=ref, source=source, projects=_projects(include_project))
     if as_json:
-        print_json(data)
+        print_json(g.model_dump(mode="json"))
         return
-    for st in data["stages"]:
-        if not st["jobs"]:
+    for st in g.stages:
+        if not st.jobs:
             continue
-        console.print(f"[bold]{st['name']}[/]")
-        for j in st["jobs"]:
-            needs = (
-                "" if j["needs"] is None else f"  ← needs {', '.join(j['needs']) or '(nothing)'}"
-            )
-            flag = "" if j["when"] == "on_success" else f" [{j['when']}]"
-            console.print(esc(f"  {j['name']}{flag}{needs}"), highlight=False)
-    dropped = [d for d in p.selection.decisions if d.decision == "excluded"]
+        console.print(f"[bold]{st.name}[/]")
+        for j in st.jobs:
+            needs = "" if j.needs is None else f"  ← needs {', '.join(j.needs) or '(nothing)'}"
+            flag = "" if j.when == "on_success" else f" [{j.when}]"
+            console.print(esc(f"  {j.name}{flag}{needs}"), highlight=False)
+    dropped = [d for d in g.decisions if d.decision == "excluded"]
     if dropped:
         console.print("[dim]not in this pipeline:[/]")
         for d in dropped:
@@ -213,13 +129,14 @@ def graph(
 
 
 class LiveReporter:
-    """Timeline subscriber: each job's output as it comes, prefixed with the job's name, and a
-    line when a job starts and ends."""
+    """Timeline subscriber: each job's output as it comes, prefixed with the job's name, a line
+    when a job starts and ends, notes, and (`announce`) a line when the pipeline starts."""
 
     COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta")
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, announce: bool = False) -> None:
         self.quiet = quiet
+        self.announce = announce
         self.plain = not console.is_terminal  # a file or pipe gets no colour codes
         self._lock = threading.Lock()
         self._colour: dict[str, str] = {}
@@ -231,6 +148,16 @@ class LiveReporter:
     def __call__(self, e: Event) -> None:
         name = str(e.data.get("name", ""))
         match e.kind:
+            case "pipeline.note":
+                title = str(e.data.get("title", ""))
+                rest = e.message.removeprefix(title)
+                err.print(f"[yellow]{esc(title)}[/]{esc(rest)}" if title else esc(e.message))
+            case "pipeline.started" if self.announce:
+                err.print(
+                    f"[bold]pipeline[/] for {esc(str(e.data.get('ref')))} "
+                    f"@ {e.data.get('short_sha')}: {e.data.get('jobs')} jobs",
+                    highlight=False,
+                )
             case "job.started":
                 self.job_started(name, e.subject.job, str(e.data.get("executor")))
             case "job.output":
@@ -312,57 +239,38 @@ def run(
 
     if executor not in ("shell", "docker"):
         raise ConveyorError(f"--executor {executor!r}: choose shell or docker")
-    f = _file(file)
-    project_dir = f.parent
-    store = _store(project_dir)
-    records = PipelineStore(store)
-    reg = None if no_registry else _registry(required=False)
-    p = prepare(
-        f,
-        pipeline_id=records.next_id(),
-        cli_variables=_parse_vars(variable),
-        variables_file=variables_file,
+    r = ci_app.run(
+        file,
+        jobs=jobs or (),
+        executor=_executor(executor),
+        variables=_parse_vars(variable),
+        manual=manual or (),
         ref=ref,
         source=source,
-        registry=reg,
-        only=jobs or (),
-        projects=_projects(include_project),
-    )
-    if reason := p.selection.empty_reason:
-        err.print(f"[yellow]no pipeline[/]: {reason}")
-        raise typer.Exit(0)
-    cfg = RunConfig(
-        project_dir=project_dir,
-        state_dir=ci_state_dir(project_dir),
-        executor=executor,  # type: ignore[arg-type]
-        cli_variables=_parse_vars(variable),
-        project_variables=p.project_variables,
-        masked=p.masked,
-        play=tuple(manual or ()),
         concurrency=concurrency,
-        protected_ref=p.protected,
+        variables_file=variables_file,
+        registry=not no_registry,
         keep_workspaces=keep_workspaces,
+        projects=_projects(include_project),
+        subscribers=[LiveReporter(quiet, announce=True)],
     )
-    err.print(
-        f"[bold]pipeline[/] for {p.predefined.get('CI_COMMIT_REF_NAME')} "
-        f"@ {p.predefined.get('CI_COMMIT_SHORT_SHA')}: {len(p.selection.jobs)} jobs",
-        highlight=False,
-    )
-    result = PipelineRunner(cfg, store, _timeline(store, LiveReporter(quiet))).run(
-        p.spec, p.selection, p.predefined
-    )
-    _summary(records, result.pipeline_id)
-    if result.status not in ("success", "manual"):
+    if r.pipeline is None:
+        err.print(f"[yellow]no pipeline[/]: {esc(r.empty_reason or '')}")
+        raise typer.Exit(0)
+    _summary(r.pipeline)
+    if r.pipeline.status not in ("success", "manual"):
         raise typer.Exit(1)
 
 
-def _summary(records: PipelineStore, pid: int) -> None:
-    pl = records.pipeline(pid)
-    assert pl is not None
-    t = Table(title=f"pipeline {pid}: {pl.status}", title_justify="left")
+def _executor(name: str) -> Executor:
+    return "shell" if name == "shell" else "docker"
+
+
+def _summary(pl: PipelineView) -> None:
+    t = Table(title=f"pipeline {pl.id}: {pl.status}", title_justify="left")
     for col in ("job", "stage", "status", "duration", "exit", "tests"):
         t.add_column(col)
-    for j in records.jobs(pid):
+    for j in pl.jobs:
         tests = j.tests
         tt = f"{tests.get('passed', 0)}/{tests.get('total', 0)}" if tests else ""
         dur = "" if j.duration is None else secs(j.duration)
@@ -375,13 +283,13 @@ def _summary(records: PipelineStore, pid: int) -> None:
             tt,
         )
     console.print(t)
-    for j in records.jobs(pid):
+    for j in pl.jobs:
         env = j.environment
         if env and j.status == "success":
-            verb = {"stop": "stopped", "start": "deployed"}.get(env["action"], env["action"])
-            where = f" at {env['url']}" if env.get("url") and env["action"] != "stop" else ""
+            verb = {"stop": "stopped", "start": "deployed"}.get(env.action or "", env.action)
+            where = f" at {env.url}" if env.url and env.action != "stop" else ""
             console.print(
-                f"environment {esc(env['name'])}: {verb} by {esc(j.name)}{where}", highlight=False
+                f"environment {esc(env.name)}: {verb} by {esc(j.name)}{where}", highlight=False
             )
     if pl.tests:
         console.print(
@@ -402,47 +310,6 @@ def _status(status: str, allow_failure: bool) -> str:
     return f"[{colour}]{status}{warn}[/]"
 
 
-def _pipeline_json(records: PipelineStore, pid: int) -> dict[str, Any]:
-    pl = records.pipeline(pid)
-    if pl is None:
-        raise ConveyorError(f"no pipeline {pid}")
-    return {
-        "version": 1,
-        "id": pl.id,
-        "ref": pl.ref,
-        "sha": pl.sha,
-        "source": pl.source,
-        "status": pl.status,
-        "started_at": pl.started_at,
-        "finished_at": pl.finished_at,
-        "duration": None if pl.duration is None else round(pl.duration, 3),
-        "executor": pl.executor,
-        "tests": pl.tests,
-        "coverage": pl.coverage,
-        "jobs": [
-            {
-                "id": j.id,
-                "name": j.name,
-                "stage": j.stage,
-                "status": j.status,
-                "when": j.when_,
-                "allow_failure": j.allow_failure,
-                "attempt": j.attempt,
-                "retry_of": j.retry_of,
-                "duration": None if j.duration is None else round(j.duration, 3),
-                "exit_code": j.exit_code,
-                "failure_reason": j.failure_reason,
-                "executor": j.executor,
-                "coverage": j.coverage,
-                "tests": j.tests,
-                "artifacts": j.artifacts,
-                "environment": j.environment,
-            }
-            for j in records.jobs(pid)
-        ],
-    }
-
-
 @app.command()
 def history(
     file: CiFile = Path(".gitlab-ci.yml"),
@@ -450,31 +317,14 @@ def history(
     limit: Annotated[int, typer.Option("-n", "--limit")] = 20,
 ) -> None:
     """Pipelines run here, newest first."""
-    records = PipelineStore(_store(_file(file).parent))
-    rows = records.pipelines(limit)
+    h = ci_app.history(file, limit)
     if as_json:
-        print_json(
-            {
-                "version": 1,
-                "pipelines": [
-                    {
-                        "id": r.id,
-                        "ref": r.ref,
-                        "sha": r.sha,
-                        "status": r.status,
-                        "started_at": r.started_at,
-                        "duration": None if r.duration is None else round(r.duration, 3),
-                        "tests": r.tests,
-                    }
-                    for r in rows
-                ],
-            }
-        )
+        print_json(h.model_dump(mode="json"))
         return
     t = Table(title="pipelines (newest first)", title_justify="left")
     for col in ("id", "when", "ref", "commit", "status", "duration", "tests"):
         t.add_column(col)
-    for r in rows:
+    for r in h.pipelines:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
         dur = "" if r.duration is None else secs(r.duration)
         tests = f"{r.tests.get('passed', 0)}/{r.tests.get('total', 0)}" if r.tests else ""
@@ -491,48 +341,30 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One pipeline's jobs with status, timings, exit codes and test counts."""
-    records = PipelineStore(_store(_file(file).parent))
-    data = _pipeline_json(records, pipeline)
+    pl = ci_app.show(file, pipeline)
     if as_json:
-        print_json(data)
+        print_json(pl.model_dump(mode="json"))
         return
-    _summary(records, pipeline)
+    _summary(pl)
 
 
 @app.command()
 def environments(file: CiFile = Path(".gitlab-ci.yml"), as_json: JsonOpt = False) -> None:
     """Environments the pipelines deployed, with their URL and state."""
-    envs = PipelineStore(_store(_file(file).parent)).environments()
-    data: dict[str, Any] = {
-        "version": 1,
-        "environments": [
-            {
-                "name": name,
-                "state": "stopped"
-                if job.environment and job.environment["action"] == "stop"
-                else "available",
-                "url": (job.environment or {}).get("url"),
-                "job": job.name,
-                "job_id": job.id,
-                "pipeline": job.pipeline_id,
-                "on_stop": (job.environment or {}).get("on_stop"),
-            }
-            for name, job in sorted(envs.items())
-        ],
-    }
+    envs = ci_app.environments(file)
     if as_json:
-        print_json(data)
+        print_json(envs.model_dump(mode="json"))
         return
     t = Table(title="environments", title_justify="left")
     for col in ("name", "state", "url", "last job", "on_stop"):
         t.add_column(col)
-    for env in data["environments"]:
+    for env in envs.environments:
         t.add_row(
-            esc(env["name"]),
-            env["state"],
-            env["url"] or "",
-            esc(f"{env['job']} (#{env['job_id']})"),
-            esc(env["on_stop"] or ""),
+            esc(env.name),
+            env.state,
+            env.url or "",
+            esc(f"{env.job} (#{env.job_id})"),
+            esc(env.on_stop or ""),
         )
     console.print(t)
 
@@ -548,52 +380,15 @@ def stop(
 ) -> None:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`."""
-    from conveyor.ci.select.rules import PipelineSelection
-
-    f = _file(file)
-    store = _store(f.parent)
-    records = PipelineStore(store)
-    last = records.environments().get(environment)
-    if last is None or last.environment is None:
-        raise ConveyorError(f"no environment {environment!r} was deployed from {f}")
-    if last.environment["action"] == "stop":
-        raise ConveyorError(f"environment {environment!r} is already stopped")
-    on_stop = last.environment.get("on_stop")
-    if not on_stop:
-        raise ConveyorError(f"{last.name} sets no environment:on_stop for {environment!r}")
-    reg = None if no_registry else _registry(required=True)
-    p = prepare(
-        f,
-        pipeline_id=records.next_id(),
-        cli_variables={},
-        registry=reg,
-        source="web",
+    pl = ci_app.stop(
+        file,
+        environment,
+        executor=_executor(executor),
+        registry=not no_registry,
+        subscribers=[LiveReporter()],
     )
-    job = next((j for j in p.selection.jobs if j.name == on_stop), None)
-    if job is None:
-        raise ConveyorError(f"the on_stop job {on_stop!r} is not in this pipeline for this ref")
-    # run alone: the environment exists already, whatever the job waited for back then
-    alone = job.model_copy(update={"needs": (), "when": "on_success", "dependencies": ()})
-    selection = PipelineSelection(
-        True,
-        p.selection.workflow_reason,
-        p.selection.workflow_variables,
-        [alone],
-        p.selection.decisions,
-    )
-    cfg = RunConfig(
-        project_dir=f.parent,
-        state_dir=ci_state_dir(f.parent),
-        executor="shell" if executor == "shell" else "docker",
-        project_variables=p.project_variables,
-        masked=p.masked,
-        protected_ref=p.protected,
-    )
-    result = PipelineRunner(cfg, store, _timeline(store, LiveReporter())).run(
-        p.spec, selection, p.predefined
-    )
-    _summary(records, result.pipeline_id)
-    if result.status != "success":
+    _summary(pl)
+    if pl.status != "success":
         raise typer.Exit(1)
 
 
@@ -604,12 +399,5 @@ def logs(
     pipeline: Annotated[int | None, typer.Option("--pipeline", "-p", help="Pipeline id.")] = None,
 ) -> None:
     """A job's saved log (secrets masked)."""
-    records = PipelineStore(_store(_file(file).parent))
-    row = records.find_job(job, pipeline)
-    if row is None or not row.log_path:
-        raise ConveyorError(f"no log for job {job!r}")
-    try:
-        text = Path(row.log_path).read_text(errors="replace")
-    except OSError as e:
-        raise ConveyorError(str(e)) from None
-    console.out(text, highlight=False, end="")
+    log = ci_app.logs(file, job, pipeline)
+    console.out(log.text, highlight=False, end="")

@@ -48,13 +48,14 @@ EventKind = Literal[
     "pipeline.started",
     "pipeline.finished",
     "pipeline.canceled",
+    "pipeline.note",  # a warning about a pipeline about to run ("registry not available")
     "job.started",
     "job.output",
     "job.finished",
 ]
 
 EPHEMERAL: frozenset[str] = frozenset(
-    {"step.started", "image.output", "job.output", "rollout.message"}
+    {"step.started", "image.output", "job.output", "rollout.message", "pipeline.note"}
 )
 
 

@@ -34,8 +34,9 @@ class PipelineRecorder:
     # --- the pipeline ----------------------------------------------------------------------
 
     def start_pipeline(
-        self, spec: PipelineSpec, predefined: Mapping[str, str], executor: str
+        self, spec: PipelineSpec, predefined: Mapping[str, str], executor: str, jobs: int
     ) -> int:
+        """Record a new running pipeline of `jobs` jobs and announce it."""
         ref = predefined.get("CI_COMMIT_REF_NAME")
         pid = self.pipelines.create(
             ref,
@@ -50,7 +51,12 @@ class PipelineRecorder:
         self.timeline.emit(
             "pipeline.started",
             f"pipeline #{pid} for {ref or 'no ref'}",
-            data={"ref": ref, "source": predefined.get("CI_PIPELINE_SOURCE", "push")},
+            data={
+                "ref": ref,
+                "source": predefined.get("CI_PIPELINE_SOURCE", "push"),
+                "short_sha": predefined.get("CI_COMMIT_SHORT_SHA"),
+                "jobs": jobs,
+            },
         )
         return pid
 

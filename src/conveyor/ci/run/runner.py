@@ -59,7 +59,9 @@ class PipelineRunner:
             pipeline=self.cfg.cli_variables,
             project_dir=self.cfg.project_dir,
         )
-        pid = self.records.start_pipeline(spec, variables.predefined, self.cfg.executor)
+        pid = self.records.start_pipeline(
+            spec, variables.predefined, self.cfg.executor, len(selection.jobs)
+        )
         if self.cfg.auto_cancel and predefined.get("CI_COMMIT_BRANCH"):
             self.records.cancel_redundant(predefined.get("CI_COMMIT_REF_NAME"), pid)
         groups = {j.name: g for j in selection.jobs if (g := variables.resource_group(j))}

@@ -1,0 +1,371 @@
+"""Use cases of `conveyor ci`: lint, graph, run, history, show, logs, environments, stop.
+
+Each takes the pipeline file (its directory is the project) and typed arguments, and returns a
+typed result (`conveyor.app.ci_views`, whose `model_dump()` is the documented `--json`). A
+pipeline that runs reports through the project's timeline: `run` and `stop` hand its events
+(pipeline.note, pipeline.started, job.started/output/finished…) to the subscribers given.
+Errors are ConveyorErrors; nothing here prints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from conveyor.app.ci_views import (
+    EnvironmentsView,
+    EnvironmentView,
+    GraphDecision,
+    GraphJob,
+    GraphStage,
+    GraphView,
+    GraphWorkflow,
+    JobEnvironment,
+    JobLog,
+    JobView,
+    LintView,
+    PipelineHistory,
+    PipelineSummary,
+    PipelineView,
+    RunResult,
+)
+from conveyor.ci.run.config import RunConfig
+from conveyor.ci.run.prepare import (
+    Prepared,
+    RegistryInfo,
+    ci_state_dir,
+    ci_store,
+    prepare,
+    registry_from_env,
+)
+from conveyor.ci.run.runner import PipelineRunner
+from conveyor.ci.select.rules import PipelineSelection
+from conveyor.errors import ConveyorError
+from conveyor.model.events import Subject
+from conveyor.store.db import Store
+from conveyor.store.pipelines import JobRow
+from conveyor.store.timeline import Subscriber, Timeline
+
+Executor = Literal["shell", "docker"]  # for jobs not tagged `shell` or `docker`
+
+
+def lint(
+    file: Path,
+    *,
+    ref: str | None = None,
+    source: str = "push",
+    projects: Mapping[str, Path] | None = None,
+) -> LintView:
+    """Check the pipeline file: GitLab's schema, then meaning (stages, needs, cycles, scripts);
+    a bad file raises a SpecError naming file:line."""
+    p = _prepare_for_ref(file, ref, source, projects)
+    return LintView(
+        jobs=len(p.spec.jobs),
+        stages=len(p.spec.stages),
+        selected=len(p.selection.jobs),
+        ref=p.predefined.get("CI_COMMIT_REF_NAME"),
+        source=source,
+        empty_reason=p.selection.empty_reason,
+    )
+
+
+def graph(
+    file: Path,
+    *,
+    ref: str | None = None,
+    source: str = "push",
+    projects: Mapping[str, Path] | None = None,
+) -> GraphView:
+    """Stages, jobs and `needs` edges, and which jobs the rules keep for this ref."""
+    p = _prepare_for_ref(file, ref, source, projects)
+    return GraphView(
+        ref=p.predefined.get("CI_COMMIT_REF_NAME"),
+        source=source,
+        workflow=GraphWorkflow(runs=p.selection.workflow_ok, reason=p.selection.workflow_reason),
+        stages=[
+            GraphStage(
+                name=stage,
+                jobs=[
+                    GraphJob(
+                        name=j.name,
+                        when=j.when,
+                        allow_failure=j.allow_failure,
+                        needs=None if j.needs is None else [n.job for n in j.needs],
+                    )
+                    for j in p.selection.jobs
+                    if j.stage == stage
+                ],
+            )
+            for stage in p.spec.stages
+        ],
+        decisions=[
+            GraphDecision(job=d.job, decision=d.decision, reason=d.reason)
+            for d in p.selection.decisions
+        ],
+    )
+
+
+def run(
+    file: Path,
+    *,
+    jobs: Sequence[str] = (),
+    executor: Executor = "docker",
+    variables: Mapping[str, str] | None = None,
+    manual: Sequence[str] = (),
+    ref: str | None = None,
+    source: str = "push",
+    concurrency: int = 2,
+    variables_file: Path | None = None,
+    registry: bool = True,
+    keep_workspaces: bool = False,
+    projects: Mapping[str, Path] | None = None,
+    subscribers: Sequence[Subscriber] = (),
+) -> RunResult:
+    """Run the pipeline (or `jobs` and what they need). `variables` are pipeline variables
+    (they override the YAML), `manual` the manual jobs to play. With `registry`, the host's
+    registry is started for CI_REGISTRY*; a pipeline runs without it, after a pipeline.note."""
+    f = _file(file)
+    cli_variables = dict(variables or {})
+    with _store(f) as store:
+        timeline = _timeline(store, subscribers)
+        reg = _registry(timeline, required=False) if registry else None
+        p = prepare(
+            f,
+            pipeline_id=store.pipelines.next_id(),
+            cli_variables=cli_variables,
+            variables_file=variables_file,
+            ref=ref,
+            source=source,
+            registry=reg,
+            only=jobs,
+            projects=projects,
+        )
+        if reason := p.selection.empty_reason:
+            return RunResult(empty_reason=reason)
+        cfg = RunConfig(
+            project_dir=f.parent,
+            state_dir=ci_state_dir(f.parent),
+            executor=executor,
+            cli_variables=cli_variables,
+            project_variables=p.project_variables,
+            masked=p.masked,
+            play=tuple(manual),
+            concurrency=concurrency,
+            protected_ref=p.protected,
+            keep_workspaces=keep_workspaces,
+        )
+        result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
+        return RunResult(pipeline=_pipeline(store, result.pipeline_id))
+
+
+def history(file: Path, limit: int = 20) -> PipelineHistory:
+    """Pipelines run here, newest first."""
+    with _store(_file(file)) as store:
+        return PipelineHistory(
+            pipelines=[
+                PipelineSummary(
+                    id=r.id,
+                    ref=r.ref,
+                    sha=r.sha,
+                    status=r.status,
+                    started_at=r.started_at,
+                    duration=r.duration,
+                    tests=r.tests,
+                )
+                for r in store.pipelines.latest(limit)
+            ]
+        )
+
+
+def show(file: Path, pipeline: int) -> PipelineView:
+    """One pipeline with its jobs: status, timings, exit codes, test counts, environments."""
+    with _store(_file(file)) as store:
+        return _pipeline(store, pipeline)
+
+
+def logs(file: Path, job: str, pipeline: int | None = None) -> JobLog:
+    """A job's saved log (secrets masked): `job` is an id, or a name (its latest run, in
+    `pipeline` if given)."""
+    with _store(_file(file)) as store:
+        row = store.jobs.find(job, pipeline)
+    if row is None or not row.log_path:
+        raise ConveyorError(f"no log for job {job!r}")
+    try:
+        text = Path(row.log_path).read_text(errors="replace")
+    except OSError as e:
+        raise ConveyorError(str(e)) from None
+    return JobLog(job_id=row.id, name=row.name, text=text)
+
+
+def environments(file: Path) -> EnvironmentsView:
+    """Environments the pipelines deployed, with their URL and state, by name."""
+    with _store(_file(file)) as store:
+        envs = store.jobs.environments()
+    out: list[EnvironmentView] = []
+    for name, job in sorted(envs.items()):
+        env = _environment(job)
+        out.append(
+            EnvironmentView(
+                name=name,
+                state="stopped" if env and env.action == "stop" else "available",
+                url=env.url if env else None,
+                job=job.name,
+                job_id=job.id,
+                pipeline=job.pipeline_id,
+                on_stop=env.on_stop if env else None,
+            )
+        )
+    return EnvironmentsView(environments=out)
+
+
+def stop(
+    file: Path,
+    environment: str,
+    *,
+    executor: Executor = "docker",
+    registry: bool = True,
+    subscribers: Sequence[Subscriber] = (),
+) -> PipelineView:
+    """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
+    "Stop environment"), alone, whatever its `when` and `needs`. With `registry`, a registry
+    that cannot start is an error."""
+    f = _file(file)
+    with _store(f) as store:
+        timeline = _timeline(store, subscribers)
+        last = store.jobs.environments().get(environment)
+        env = None if last is None else _environment(last)
+        if last is None or env is None:
+            raise ConveyorError(f"no environment {environment!r} was deployed from {f}")
+        if env.action == "stop":
+            raise ConveyorError(f"environment {environment!r} is already stopped")
+        if not env.on_stop:
+            raise ConveyorError(f"{last.name} sets no environment:on_stop for {environment!r}")
+        p = prepare(
+            f,
+            pipeline_id=store.pipelines.next_id(),
+            cli_variables={},
+            registry=_registry(timeline, required=True) if registry else None,
+            source="web",
+        )
+        job = next((j for j in p.selection.jobs if j.name == env.on_stop), None)
+        if job is None:
+            raise ConveyorError(
+                f"the on_stop job {env.on_stop!r} is not in this pipeline for this ref"
+            )
+        # run alone: the environment exists already, whatever the job waited for back then
+        alone = job.model_copy(update={"needs": (), "when": "on_success", "dependencies": ()})
+        selection = PipelineSelection(
+            True,
+            p.selection.workflow_reason,
+            p.selection.workflow_variables,
+            [alone],
+            p.selection.decisions,
+        )
+        cfg = RunConfig(
+            project_dir=f.parent,
+            state_dir=ci_state_dir(f.parent),
+            executor=executor,
+            project_variables=p.project_variables,
+            masked=p.masked,
+            protected_ref=p.protected,
+        )
+        result = PipelineRunner(cfg, store, timeline).run(p.spec, selection, p.predefined)
+        return _pipeline(store, result.pipeline_id)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _file(file: Path) -> Path:
+    if not file.exists():
+        raise ConveyorError(f"{file}: no such file (pass --file PATH/.gitlab-ci.yml)")
+    return file.resolve()
+
+
+@contextmanager
+def _store(file: Path) -> Iterator[Store]:
+    """The project's database (the pipeline file's directory is the project)."""
+    store = ci_store(file.parent)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _timeline(store: Store, subscribers: Sequence[Subscriber]) -> Timeline:
+    return Timeline(Subject(project=store.project), store.events, "ci", list(subscribers))
+
+
+def _prepare_for_ref(
+    file: Path, ref: str | None, source: str, projects: Mapping[str, Path] | None
+) -> Prepared:
+    """The pipeline as `ref` and `source` would get it, to look at (nothing is recorded)."""
+    return prepare(
+        _file(file), pipeline_id=0, cli_variables={}, ref=ref, source=source, projects=projects
+    )
+
+
+def _registry(timeline: Timeline, required: bool) -> RegistryInfo | None:
+    """Start (or find) the host's registry for CI_REGISTRY*. Without one a pipeline still runs,
+    after a `pipeline.note`; `required` makes its absence an error."""
+    registry = registry_from_env()
+    try:
+        registry.ensure()
+    except ConveyorError as e:
+        if required:
+            raise
+        what = "registry not available"
+        timeline.emit(
+            "pipeline.note",
+            f"{what} ({e}); CI_REGISTRY is not set",
+            level="warning",
+            data={"title": what},
+        )
+        return None
+    user, password = registry.credentials()
+    return RegistryInfo(registry.url, user, password)
+
+
+def _environment(job: JobRow) -> JobEnvironment | None:
+    return None if job.environment is None else JobEnvironment(**job.environment)
+
+
+def _pipeline(store: Store, pid: int) -> PipelineView:
+    pl = store.pipelines.get(pid)
+    if pl is None:
+        raise ConveyorError(f"no pipeline {pid}")
+    return PipelineView(
+        id=pl.id,
+        ref=pl.ref,
+        sha=pl.sha,
+        source=pl.source,
+        status=pl.status,
+        started_at=pl.started_at,
+        finished_at=pl.finished_at,
+        duration=pl.duration,
+        executor=pl.executor,
+        tests=pl.tests,
+        coverage=pl.coverage,
+        jobs=[
+            JobView(
+                id=j.id,
+                name=j.name,
+                stage=j.stage,
+                status=j.status,
+                when=j.when_,
+                allow_failure=j.allow_failure,
+                attempt=j.attempt,
+                retry_of=j.retry_of,
+                duration=j.duration,
+                exit_code=j.exit_code,
+                failure_reason=j.failure_reason,
+                executor=j.executor,
+                coverage=j.coverage,
+                tests=j.tests,
+                artifacts=j.artifacts,
+                environment=_environment(j),
+            )
+            for j in store.jobs.of(pid)
+        ],
+    )

@@ -1,0 +1,164 @@
+"""Typed results of the `conveyor ci` use cases (`conveyor.app.ci`). Their `model_dump()` is
+the `--json` form documented in docs/ci.md (`ci graph`, `ci history`, `ci show`,
+`ci environments`): change a field only together with that page, scripts read them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, PlainSerializer
+
+from conveyor.app.views import JSON_VERSION
+from conveyor.model.pipeline import RuleDecision, When
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
+# A duration as measured (what the tables show); the JSON rounds it to the millisecond.
+Seconds = Annotated[float | None, PlainSerializer(_ms, return_type=float | None)]
+
+
+class LintView(BaseModel):
+    """`ci lint`: the file is valid; how many jobs it has and how many run for this ref."""
+
+    jobs: int
+    stages: int
+    selected: int
+    ref: str | None
+    source: str
+    empty_reason: str | None  # why GitLab would create no pipeline for this ref
+
+
+# `ci graph --json` --------------------------------------------------------------------------
+
+
+class GraphJob(BaseModel):
+    name: str
+    when: When
+    allow_failure: bool
+    needs: list[str] | None  # None: no `needs` (stage order); [] needs nothing
+
+
+class GraphStage(BaseModel):
+    name: str
+    jobs: list[GraphJob]
+
+
+class GraphWorkflow(BaseModel):
+    runs: bool
+    reason: str
+
+
+class GraphDecision(BaseModel):
+    job: str
+    decision: RuleDecision
+    reason: str
+
+
+class GraphView(BaseModel):
+    version: int = JSON_VERSION
+    ref: str | None
+    source: str
+    workflow: GraphWorkflow
+    stages: list[GraphStage]
+    decisions: list[GraphDecision]
+
+
+# `ci show --json` ---------------------------------------------------------------------------
+
+
+class JobEnvironment(BaseModel):
+    """The environment a job deployed (`action` start…) or stopped, name and url expanded."""
+
+    name: str
+    url: str | None
+    action: str | None
+    on_stop: str | None
+
+
+class JobView(BaseModel):
+    id: int
+    name: str
+    stage: str
+    status: str
+    when: str
+    allow_failure: bool
+    attempt: int
+    retry_of: int | None
+    duration: Seconds
+    exit_code: int | None
+    failure_reason: str | None
+    executor: str | None
+    coverage: float | None
+    tests: dict[str, int]  # JUnit counts; {} without a report
+    artifacts: dict[str, int] | None  # {"files", "bytes"}
+    environment: JobEnvironment | None
+
+
+class PipelineView(BaseModel):
+    version: int = JSON_VERSION
+    id: int
+    ref: str | None
+    sha: str | None
+    source: str
+    status: str
+    started_at: float
+    finished_at: float | None
+    duration: Seconds
+    executor: str
+    tests: dict[str, int]  # the jobs' JUnit counts summed; {} without reports
+    coverage: float | None
+    jobs: list[JobView]
+
+
+class RunResult(BaseModel):
+    """`ci run`: the pipeline that ran, or why GitLab would create none."""
+
+    empty_reason: str | None = None
+    pipeline: PipelineView | None = None
+
+
+# `ci history --json` ------------------------------------------------------------------------
+
+
+class PipelineSummary(BaseModel):
+    id: int
+    ref: str | None
+    sha: str | None
+    status: str
+    started_at: float
+    duration: Seconds
+    tests: dict[str, int]
+
+
+class PipelineHistory(BaseModel):
+    version: int = JSON_VERSION
+    pipelines: list[PipelineSummary]  # newest first
+
+
+# `ci environments --json` -------------------------------------------------------------------
+
+
+class EnvironmentView(BaseModel):
+    name: str
+    state: Literal["available", "stopped"]
+    url: str | None
+    job: str  # the job that last deployed or stopped it
+    job_id: int
+    pipeline: int
+    on_stop: str | None
+
+
+class EnvironmentsView(BaseModel):
+    version: int = JSON_VERSION
+    environments: list[EnvironmentView]  # by name
+
+
+class JobLog(BaseModel):
+    """`ci logs`: a job's saved log (secrets masked)."""
+
+    job_id: int
+    name: str
+    text: str
