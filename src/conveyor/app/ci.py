@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from conveyor.app.ci_views import (
     EnvironmentsView,
@@ -48,6 +50,7 @@ from conveyor.store.pipelines import JobRow
 from conveyor.store.timeline import Subscriber, Timeline
 
 Executor = Literal["shell", "docker"]  # for jobs not tagged `shell` or `docker`
+V = TypeVar("V", bound=BaseModel)
 
 
 def lint(
@@ -164,15 +167,7 @@ def history(file: Path, limit: int = 20) -> PipelineHistory:
     with _store(_file(file)) as store:
         return PipelineHistory(
             pipelines=[
-                PipelineSummary(
-                    id=r.id,
-                    ref=r.ref,
-                    sha=r.sha,
-                    status=r.status,
-                    started_at=r.started_at,
-                    duration=r.duration,
-                    tests=r.tests,
-                )
+                _view(PipelineSummary, r, duration=r.duration)
                 for r in store.pipelines.latest(limit)
             ]
         )
@@ -331,41 +326,17 @@ def _environment(job: JobRow) -> JobEnvironment | None:
     return None if job.environment is None else JobEnvironment(**job.environment)
 
 
+def _view(view: type[V], row: BaseModel, **given: Any) -> V:
+    """A `view` of a record: the fields they share, copied, and the `given` ones."""
+    return view(**row.model_dump(include=set(view.model_fields) - set(given)), **given)
+
+
 def _pipeline(store: Store, pid: int) -> PipelineView:
     pl = store.pipelines.get(pid)
     if pl is None:
         raise ConveyorError(f"no pipeline {pid}")
-    return PipelineView(
-        id=pl.id,
-        ref=pl.ref,
-        sha=pl.sha,
-        source=pl.source,
-        status=pl.status,
-        started_at=pl.started_at,
-        finished_at=pl.finished_at,
-        duration=pl.duration,
-        executor=pl.executor,
-        tests=pl.tests,
-        coverage=pl.coverage,
-        jobs=[
-            JobView(
-                id=j.id,
-                name=j.name,
-                stage=j.stage,
-                status=j.status,
-                when=j.when_,
-                allow_failure=j.allow_failure,
-                attempt=j.attempt,
-                retry_of=j.retry_of,
-                duration=j.duration,
-                exit_code=j.exit_code,
-                failure_reason=j.failure_reason,
-                executor=j.executor,
-                coverage=j.coverage,
-                tests=j.tests,
-                artifacts=j.artifacts,
-                environment=_environment(j),
-            )
-            for j in store.jobs.of(pid)
-        ],
-    )
+    jobs = [
+        _view(JobView, j, when=j.when_, duration=j.duration, environment=_environment(j))
+        for j in store.jobs.of(pid)
+    ]
+    return _view(PipelineView, pl, duration=pl.duration, jobs=jobs)
