@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -32,7 +32,7 @@ from conveyor.app.ci_views import (
     PipelineView,
     RunResult,
 )
-from conveyor.ci.run.config import RunConfig
+from conveyor.ci.run.config import ExecutorName, RunConfig
 from conveyor.ci.run.prepare import (
     Prepared,
     RegistryInfo,
@@ -49,7 +49,7 @@ from conveyor.store.db import Store
 from conveyor.store.pipelines import JobRow
 from conveyor.store.timeline import Subscriber, Timeline
 
-Executor = Literal["shell", "docker"]  # for jobs not tagged `shell` or `docker`
+Executor = ExecutorName  # "shell" or "docker", for jobs not tagged `shell` or `docker`
 V = TypeVar("V", bound=BaseModel)
 
 
