@@ -8,5 +8,6 @@ bash scripts/venv.sh
 .venv/bin/conveyor -f examples/shop/compose.yaml up
 echo
 echo "Try:  .venv/bin/conveyor -f examples/shop/compose.yaml status"
+echo "      .venv/bin/conveyor -f examples/shop/compose.yaml timeline    # this commit: release, rollouts"
 echo "      .venv/bin/conveyor -f examples/shop/compose.yaml logs gateway -f"
 echo "      .venv/bin/conveyor -f examples/shop/compose.yaml down"
