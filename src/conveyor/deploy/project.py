@@ -14,6 +14,7 @@ from pathlib import Path
 
 from conveyor.errors import LockBusy
 from conveyor.host.process import pid_alive as pid_alive  # noqa: PLC0414 (cli.context imports it here)
+from conveyor.store.database import private_dir
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,8 @@ class ProjectPaths:
 def project_lock(paths: ProjectPaths, wait: float = 30.0, holder: str = "cli") -> Iterator[None]:
     """Hold the project's writer lock. Waits up to `wait` seconds (the agent holds it only
     briefly); past that, names the holder in the error."""
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    private_dir(paths.state_dir)
+    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait
         while True:

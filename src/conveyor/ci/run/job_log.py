@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -22,8 +23,10 @@ class JobLog:
         self._file: BinaryIO | None = None
 
     def __enter__(self) -> JobLog:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("wb")
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # masked, but a job's output is still the project's business only
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._file = os.fdopen(fd, "wb")
         return self
 
     def __exit__(

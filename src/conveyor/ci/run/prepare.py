@@ -19,6 +19,7 @@ from conveyor.ci.select.rules import PipelineSelection, file_questions, select
 from conveyor.errors import ConveyorError, SpecError
 from conveyor.model.pipeline import JobRun, PipelineSpec
 from conveyor.spec.compose import project_name_of
+from conveyor.store.database import private_dir
 from conveyor.store.db import Store
 
 
@@ -56,6 +57,7 @@ def ci_store(project_dir: Path) -> Store:
     pipelines beside its releases and rollouts; records of Conveyor 0.1's separate CI database
     are taken over the first time."""
     store = Store.open(project_dir / ".conveyor" / project_name_of(project_dir))
+    private_dir(ci_state_dir(project_dir))  # variables.yaml, job logs
     store.adopt_pipelines(ci_state_dir(project_dir))
     return store
 
