@@ -34,7 +34,7 @@ from conveyor.deploy.project import project_lock
 from conveyor.deploy.reconciler import Reconciler
 from conveyor.errors import UnknownService
 from conveyor.model.release import Release
-from conveyor.store.db import Store
+from conveyor.store.db import RolloutRow, Store
 
 
 def result(o: Outcome) -> RolloutResult:
@@ -184,16 +184,17 @@ def status(project: Project) -> StatusView:
     )
 
 
+def rollout_view(r: RolloutRow) -> RolloutView:
+    return RolloutView(
+        **r.model_dump(include=set(RolloutView.model_fields) - {"duration"}),
+        duration=None if r.duration is None else round(r.duration, 3),
+    )
+
+
 def history(project: Project, limit: int) -> HistoryView:
     store = Store.open(project.paths().state_dir)
     return HistoryView(
-        rollouts=[
-            RolloutView(
-                **r.model_dump(include=set(RolloutView.model_fields) - {"duration"}),
-                duration=None if r.duration is None else round(r.duration, 3),
-            )
-            for r in store.rollouts.latest(limit=limit)
-        ],
+        rollouts=[rollout_view(r) for r in store.rollouts.latest(limit=limit)],
         releases=[
             ReleaseView(
                 number=rel.number,

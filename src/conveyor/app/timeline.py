@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conveyor.app.deploy import rollout_view
 from conveyor.app.project import Project
 from conveyor.app.views import (
     TimelineEntry,
     TimelineJob,
     TimelinePipeline,
     TimelineRelease,
-    TimelineRollout,
     TimelineView,
 )
 from conveyor.errors import GitError, UnknownRef
@@ -141,21 +141,7 @@ def _releases(project: str, store: Store, numbers: list[int]) -> list[TimelineRe
                 pipeline=rel.pipeline,
                 job=rel.job,
                 images={s: sr.image_ref for s, sr in rel.services.items()},
-                rollouts=[
-                    TimelineRollout(
-                        id=r.id,
-                        kind=r.kind,
-                        from_release=r.from_release,
-                        to_release=r.to_release,
-                        status=r.status,
-                        started_at=r.started_at,
-                        finished_at=r.finished_at,
-                        duration=r.duration,
-                        error=r.error,
-                    )
-                    for r in rollouts
-                    if r.to_release == n
-                ],
+                rollouts=[rollout_view(r) for r in rollouts if r.to_release == n],
             )
         )
     return out

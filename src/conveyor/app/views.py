@@ -176,18 +176,6 @@ class TimelinePipeline(BaseModel):
     jobs: list[TimelineJob]
 
 
-class TimelineRollout(BaseModel):
-    id: int
-    kind: RolloutKind
-    from_release: int | None
-    to_release: int | None
-    status: RolloutStatus
-    started_at: float
-    finished_at: float | None
-    duration: float | None
-    error: str | None
-
-
 class TimelineRelease(BaseModel):
     project: str
     environment: str
@@ -196,7 +184,7 @@ class TimelineRelease(BaseModel):
     pipeline: int | None
     job: int | None
     images: dict[str, str]
-    rollouts: list[TimelineRollout]
+    rollouts: list[RolloutView]
 
 
 class TimelineEntry(BaseModel):
