@@ -271,8 +271,9 @@ def timeline(
 ) -> None:
     """What happened to a commit: pipeline and jobs, releases, rollouts and their verdicts.
 
-    In time order with durations, across every environment the commit reached (a review
-    environment a CI job deployed included). Outside git, the newest release instead."""
+    In time order with durations, in every environment the commit reached (CI review apps too).
+
+    Outside git (or with --release N), one release and its rollouts."""
     from conveyor.app.timeline import timeline as timeline_of
     from conveyor.cli.report import timeline_table
 
