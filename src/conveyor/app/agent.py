@@ -39,7 +39,9 @@ def start_agent(project: Project) -> int:
     paths = project.paths()
     private_dir(paths.state_dir)
     private_file(paths.agent_log)  # it logs events: environment values, errors
-    return _daemon(paths, project).start()
+    pid = _daemon(paths, project).start()
+    private_file(paths.agent_pid_file)
+    return pid
 
 
 def stop_agent(paths: ProjectPaths) -> bool:

@@ -178,7 +178,7 @@ def _view(
                     what="job",
                     project=p.project,
                     id=j.id,
-                    title=f"{j.stage}: {j.name}{env}",
+                    title=f"{j.name} ({j.stage}){env}",
                     status=j.status,
                 )
             )

@@ -72,7 +72,8 @@ _STATUS_COLOURS = _OUTCOME_COLOURS | {"success": "green", "canceled": "magenta",
 
 def timeline_table(view: TimelineView) -> Table:
     commit = view.commit[:12] if view.commit else "no commit"
-    t = Table(title=f"{commit} — {escape(view.subject)}", title_justify="left")
+    subject = view.subject if len(view.subject) <= 60 else view.subject[:59] + "…"
+    t = Table(title=f"{commit} — {escape(subject)}", title_justify="left")
     for col in ("when", "what", "project", "status", "duration"):
         t.add_column(col)
     start = view.entries[0].at if view.entries else 0.0

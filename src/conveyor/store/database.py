@@ -59,7 +59,9 @@ class Database:
         ignore = state_dir / ".gitignore"
         if not ignore.exists():
             # state (logs, secrets, databases) never belongs in the project's commits
-            ignore.write_text("# written by Conveyor: this directory is local state\n*\n")
+            private_file(ignore).write_text(
+                "# written by Conveyor: this directory is local state\n*\n"
+            )
         path = state_dir / DB_NAME
         # SQLite gives its -wal and -shm files the database file's mode: create it private.
         private_file(path)
