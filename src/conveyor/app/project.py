@@ -99,9 +99,6 @@ class Project:
         home = self.environ.get("CONVEYOR_STATE_HOME")
         return ProjectPaths(self.compose_file, self.stack().project, Path(home) if home else None)
 
-    def store(self) -> Store:
-        return Store.open(self.paths().state_dir)
-
     def environment(self, store: Store) -> Environment:
         """The environment this project is: named by the CI job deploying it (and remembered
         in its database), else by what the database remembers, else after the project."""

@@ -8,11 +8,15 @@ from typing import Literal
 from pydantic import BaseModel
 
 from conveyor.model.events import Event
-from conveyor.model.release import ReplicaHealth, RolloutKind, RolloutStatus, RouterState
+from conveyor.model.release import (
+    OutcomeStatus,
+    ReplicaHealth,
+    RolloutKind,
+    RolloutStatus,
+    RouterState,
+)
 
 JSON_VERSION = 1
-
-OutcomeStatus = Literal["succeeded", "rolled_back", "failed", "paused", "unchanged"]
 
 
 class RolloutResult(BaseModel):

@@ -7,27 +7,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from conveyor.deploy.executor import Executor, StepFailed
+from conveyor.deploy.executor import Executor
 from conveyor.deploy.ports import FRONTEND_RANGE, pick_port
 from conveyor.deploy.project import ProjectPaths
-from conveyor.errors import ConveyorError, GitError, NothingToRollBack, UnknownService
+from conveyor.errors import (
+    ConveyorError,
+    GitError,
+    NothingToRollBack,
+    StepFailed,
+    UnknownService,
+)
 from conveyor.host import git
-from conveyor.model.release import Observed, Release, RolloutKind, ServiceRelease
+from conveyor.model.release import Observed, OutcomeStatus, Release, RolloutKind, ServiceRelease
 from conveyor.model.stack import Service, Stack, UpdateConfig
 from conveyor.plan.actions import Plan, Step
 from conveyor.plan.rollout import Mode, desired_services, plan_down, plan_rollout
 from conveyor.router.protocol import Router
-from conveyor.runtime.protocol import Runtime
+from conveyor.runtime.protocol import Progress, Runtime
 from conveyor.store.db import RolloutRow, Store
 from conveyor.store.timeline import Timeline
-
-Say = Callable[[str], None]
-OutcomeStatus = Literal["succeeded", "rolled_back", "failed", "paused", "unchanged"]
 
 
 @dataclass(frozen=True)
@@ -188,13 +190,13 @@ class Engine:
             job=job,
         )
 
-    def _image_output(self, service: str) -> Say:
+    def _image_output(self, service: str) -> Progress:
         def emit(line: str) -> None:
             self.timeline.emit("image.output", line, service=service)
 
         return emit
 
-    def _image(self, svc: Service, emit: Say) -> tuple[str, str]:
+    def _image(self, svc: Service, emit: Progress) -> tuple[str, str]:
         """(reference, image id) per Compose's `pull_policy` (see model.stack.Service)."""
         policy = svc.pull_policy or ("build" if svc.build is not None else "missing")
         if svc.image is not None and policy != "build":

@@ -13,8 +13,7 @@ from conveyor.deploy import probe
 from conveyor.deploy.env import replica_env, replica_hosts
 from conveyor.deploy.ports import pick_port
 from conveyor.deploy.project import ProjectPaths
-from conveyor.errors import ConveyorError, RolloutError
-from conveyor.errors import StepFailed as StepFailed  # noqa: PLC0414 (deploy.engine imports it here)
+from conveyor.errors import ConveyorError, RolloutError, StepFailed
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.release import Observed, Release
 from conveyor.model.stack import Service

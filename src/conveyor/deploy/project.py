@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.errors import LockBusy
-from conveyor.host.process import pid_alive as pid_alive  # noqa: PLC0414 (cli.context imports it here)
 from conveyor.store.database import private_dir
 
 

@@ -28,12 +28,13 @@ class Reconciler:
         on the project (the caller looks again next tick)."""
         engine = self.engine
         store = engine.store
+        # Only this reconciler writes the backoff, under the lock: one read serves the tick.
         blocked = self._blocked()
         if not store.rollouts.running() and engine.heal_plan(skip=blocked).empty:
             return None
         with project_lock(engine.paths, wait=0.2, holder="agent"):
             engine.recover()
-            outcome = engine.heal(skip=self._blocked())
+            outcome = engine.heal(skip=blocked)
             if outcome is None:
                 return None
             backoffs = store.backoff.all()

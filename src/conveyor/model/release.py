@@ -102,6 +102,8 @@ class Observed(Frozen):
         return [r for r in self.replicas if r.service == service]
 
 
+# How a request to move the project ended (a rollout's status, or nothing to do).
+OutcomeStatus = Literal["succeeded", "rolled_back", "failed", "paused", "unchanged"]
 RolloutKind = Literal["up", "deploy", "rollback", "heal", "down", "recover"]
 RolloutStatus = Literal["running", "succeeded", "failed", "rolled_back", "paused", "interrupted"]
 

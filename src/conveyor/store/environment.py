@@ -75,11 +75,6 @@ class PortRepository:
     def set_stats(self, port: int) -> None:
         self._set("stats", "", port)
 
-    def drop_frontend(self, service: str) -> None:
-        self._db.execute(
-            "DELETE FROM port_allocations WHERE purpose = 'frontend' AND service = ?", (service,)
-        )
-
     def _set(self, purpose: Purpose, service: str, port: int) -> None:
         self._db.execute(
             "INSERT INTO port_allocations (purpose, service, port) VALUES (?, ?, ?) "

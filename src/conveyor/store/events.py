@@ -41,11 +41,6 @@ class EventLog:
         )  # fmt: skip
         return event.model_copy(update={"id": int(cur.lastrowid or 0)})
 
-    def recent(self, limit: int = 100) -> list[Event]:
-        """The newest events, newest first."""
-        rows = self._db.all("SELECT * FROM timeline ORDER BY id DESC LIMIT ?", (limit,))
-        return [_event(r) for r in rows]
-
     def about(self, limit: int = 10_000, **subject: Any) -> list[Event]:
         """Events whose subject matches every given field (commit matches a prefix), oldest
         first. `about(rollout=3)`, `about(commit="ab12")`, `about(pipeline=7)`."""

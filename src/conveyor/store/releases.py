@@ -42,6 +42,3 @@ class ReleaseRepository:
             "SELECT body FROM releases WHERE commit_sha LIKE ? ORDER BY number", (f"{sha}%",)
         )
         return [Release.model_validate_json(r[0]) for r in rows]
-
-    def next_number(self) -> int:
-        return int(self._db.scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM releases"))

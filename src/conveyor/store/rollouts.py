@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -135,8 +136,6 @@ class JournalRepository:
         )
 
     def of(self, rollout_id: int) -> list[JournalRow]:
-        import json
-
         rows = self._db.all(
             "SELECT * FROM journal WHERE rollout_id = ? ORDER BY seq", (rollout_id,)
         )
