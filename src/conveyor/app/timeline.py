@@ -21,6 +21,7 @@ from conveyor.app.views import (
 from conveyor.errors import GitError, UnknownRef
 from conveyor.host import git
 from conveyor.model.events import Event
+from conveyor.model.release import Release
 from conveyor.store.database import DB_NAME
 from conveyor.store.db import Store
 
@@ -98,7 +99,7 @@ def _for_commit(stores: dict[str, Store], sha: str, title: str, events: bool) ->
                     ],
                 )
             )
-        releases += _releases(name, store, [r.number for r in store.releases.for_commit(sha)])
+        releases += _releases(name, store, store.releases.for_commit(sha))
         if events:
             evs += store.events.about(commit=sha)
     return _view(sha, title, pipelines, releases, evs)
@@ -119,32 +120,25 @@ def _for_release(
         what = f"release {number}" if number is not None else "no release yet"
         raise UnknownRef(f"{project}: {what} (run `conveyor up` or see `conveyor history`)")
     evs = store.events.about(release=rel.number) if events else []
-    return _view(
-        rel.commit, f"release {rel.number}", [], _releases(project, store, [rel.number]), evs
-    )
+    return _view(rel.commit, f"release {rel.number}", [], _releases(project, store, [rel]), evs)
 
 
-def _releases(project: str, store: Store, numbers: list[int]) -> list[TimelineRelease]:
-    out: list[TimelineRelease] = []
-    rollouts = store.rollouts.of_releases(numbers)
+def _releases(project: str, store: Store, releases: list[Release]) -> list[TimelineRelease]:
+    rollouts = store.rollouts.of_releases([rel.number for rel in releases])
     env = store.environment.name
-    for n in numbers:
-        rel = store.releases.get(n)
-        if rel is None:
-            continue
-        out.append(
-            TimelineRelease(
-                project=project,
-                environment=env,
-                number=n,
-                created_at=rel.created_at,
-                pipeline=rel.pipeline,
-                job=rel.job,
-                images={s: sr.image_ref for s, sr in rel.services.items()},
-                rollouts=[rollout_view(r) for r in rollouts if r.to_release == n],
-            )
+    return [
+        TimelineRelease(
+            project=project,
+            environment=env,
+            number=rel.number,
+            created_at=rel.created_at,
+            pipeline=rel.pipeline,
+            job=rel.job,
+            images={s: sr.image_ref for s, sr in rel.services.items()},
+            rollouts=[rollout_view(r) for r in rollouts if r.to_release == rel.number],
         )
-    return out
+        for rel in releases
+    ]
 
 
 def _view(
