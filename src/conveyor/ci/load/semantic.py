@@ -278,8 +278,11 @@ class _Checker:
             elif needed is not None:
                 if target not in needed:
                     self.error(at, f"'{target}' must also be listed in needs")
-            elif self.stage_index(other) >= self.stage_index(job):
-                self.error(at, f"'{target}' is not in an earlier stage")
+            elif self.stage_index(other) > self.stage_index(job) >= 0:
+                # GitLab accepts the same stage (YamlProcessor: "current or prior stages");
+                # such a job does not wait for it and gets none of its artifacts.
+                stage = other.get("stage", "test")
+                self.error(at, f"'{target}' is in a later stage ({stage})")
 
     def environment(self, name: str, value: Any) -> None:
         if not isinstance(value, dict) or "on_stop" not in value:
