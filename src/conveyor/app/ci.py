@@ -70,6 +70,7 @@ def lint(
         ref=p.predefined.get("CI_COMMIT_REF_NAME"),
         source=source,
         empty_reason=p.selection.empty_reason,
+        warnings=list(p.spec.warnings),
     )
 
 
@@ -144,6 +145,10 @@ def run(
             only=jobs,
             projects=projects,
         )
+        for warning in p.spec.warnings:  # what GitLab accepts, said before the jobs run
+            timeline.emit(
+                "pipeline.note", f"warning: {warning}", level="warning", data={"title": "warning"}
+            )
         if reason := p.selection.empty_reason:
             return RunResult(empty_reason=reason)
         cfg = RunConfig(

@@ -29,6 +29,7 @@ class LintView(BaseModel):
     ref: str | None
     source: str
     empty_reason: str | None  # why GitLab would create no pipeline for this ref
+    warnings: list[str] = []  # accepted as GitLab does, but probably not meant (file:line)
 
 
 # `ci graph --json` --------------------------------------------------------------------------

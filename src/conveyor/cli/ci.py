@@ -95,6 +95,8 @@ def lint(
         f"{v.selected} run for {'?' if v.ref is None else v.ref} ({source})",
         highlight=False,
     )
+    for warning in v.warnings:
+        err.print(f"[yellow]warning:[/] {esc(warning)}", highlight=False)
     if v.empty_reason:
         err.print(f"[yellow]note:[/] {esc(v.empty_reason)}")
 

@@ -170,6 +170,7 @@ class PipelineSpec(Frozen):
     workflow: WorkflowSpec = WorkflowSpec()
     jobs: dict[str, JobSpec] = Field(default_factory=dict)  # hidden (.name) jobs excluded
     includes: tuple[str, ...] = ()  # every file that was merged in, for `ci lint`
+    warnings: tuple[str, ...] = ()  # `file:line: field: message`, accepted as GitLab does
 
 
 # --- one pipeline run ------------------------------------------------------------------------

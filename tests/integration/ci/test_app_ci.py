@@ -167,3 +167,21 @@ def test_the_cli_renders_the_note_the_announcement_and_the_summary(
     assert ": 3 jobs" in lines and "✓ deploy-review success" in lines
     assert "pipeline 1: success" in out.stdout
     assert "environment review/main: deployed by deploy-review" in out.stdout
+
+
+def test_lint_and_run_warn_of_a_key_written_twice(repo: Path) -> None:
+    """GitLab keeps the last value of a duplicated key; Conveyor does too, and says where."""
+    f = repo / ".gitlab-ci.yml"
+    f.write_text(PIPELINE + 'build:\n  stage: build\n  script: ["echo rebuilt"]\n')
+    lint = ci.lint(f)
+    line = PIPELINE.count("\n") + 1
+    assert lint.warnings == [
+        f"{f}:{line}: duplicate key 'build': this value replaces the one on line 3 "
+        "(the last one wins)"
+    ]
+    seen: list[Event] = []
+    r = ci.run(f, executor="shell", registry=False, jobs=["build"], subscribers=[seen.append])
+    assert r.pipeline is not None and r.pipeline.status == "success"
+    notes = [e.message for e in seen if e.kind == "pipeline.note"]
+    assert notes == [f"warning: {lint.warnings[0]}"]
+    assert "rebuilt" in "".join(e.message for e in seen if e.kind == "job.output")
