@@ -195,7 +195,7 @@ def gcl_env(home: Path) -> dict[str, str]:
 def parse_report(stdout: str) -> dict[str, str]:
     """Started jobs from gitlab-ci-local's closing report: PASS → success, WARN … pre_script →
     failed (allowed), FAIL → failed. `WARN … after_script` lines only say that after_script
-    failed, which never changes a job's status."""
+    failed, which never changes a job's status; other WARN lines are notices about the file."""
     out: dict[str, str] = {}
     for line in stdout.splitlines():
         m = REPORT_LINE.match(line.rstrip())
@@ -204,7 +204,9 @@ def parse_report(stdout: str) -> dict[str, str]:
         kind, rest = m.groups()
         if kind == "WARN":
             name, _, which = rest.rpartition("  ")
-            if which.strip() == "after_script":
+            if which.strip() != "pre_script":
+                # after_script failed, or a notice about the file ("duplicated mapping key
+                # detected! Values will be overwritten!"), not a job's status
                 continue
             out[gitlab_name(name.strip())] = "failed (allowed)"
         else:
