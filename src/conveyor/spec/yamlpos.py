@@ -55,7 +55,9 @@ class SpecWarning:
 
     def render(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,22 @@ class _Walker:
             return constructed
         return str(node.value)
 
+    def _duplicate(self, path: YamlPath, key: str, line: int, first: int) -> bool:
+        """Report a key written again on `line`; whether this later value replaces the first."""
+        if self.duplicates == "error":
+            message = f"duplicate key '{key}' (first defined on line {first})"
+            self.errors.append(SpecError(self.file, line, dotted(path), message))
+            return False
+        message = f"duplicate key '{key}': this value replaces the one on line {first}"
+        self.warnings.append(
+            SpecWarning(self.file, line, dotted(path), f"{message} (the last one wins)")
+        )
+        # Lines under the replaced value must not outlive it.
+        depth = len(path) + 1
+        for sub in [p for p in self.lines if len(p) >= depth and p[:depth] == (*path, key)]:
+            del self.lines[sub]
+        return True
+
     def _mapping(self, node: MappingNode, path: YamlPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
         first_line: dict[str, int] = {}
@@ -163,20 +181,8 @@ class _Walker:
                 )
             key = str(key_node.value)
             line = _line(key_node)
-            if key in first_line:
-                if self.duplicates == "error":
-                    message = f"duplicate key '{key}' (first defined on line {first_line[key]})"
-                    self.errors.append(SpecError(self.file, line, dotted(path), message))
-                    continue
-                message = (
-                    f"duplicate key '{key}': this value replaces the one on line "
-                    f"{first_line[key]} (the last one wins)"
-                )
-                self.warnings.append(SpecWarning(self.file, line, dotted(path), message))
-                # Lines under the replaced value must not outlive it.
-                depth = len(path) + 1
-                for sub in [p for p in self.lines if len(p) >= depth and p[:depth] == (*path, key)]:
-                    del self.lines[sub]
+            if key in first_line and not self._duplicate(path, key, line, first_line[key]):
+                continue
             first_line[key] = line
             self.lines[(*path, key)] = line
             out[key] = self.value(value_node, (*path, key))

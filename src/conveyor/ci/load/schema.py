@@ -3,11 +3,11 @@
 The schema is the copy check-jsonschema vendors (GitLab maintains it for its pipeline editor),
 so Conveyor accepts the keywords and shapes GitLab documents. Where that editor schema is
 stricter than GitLab's server (`artifacts: {paths: []}`, `stages` listing a stage twice…), it
-is relaxed to the server's rule (RELAXATIONS, listed in docs/ci-parity.md). It is applied to the merged
-document (includes, `extends` and `!reference` resolved), and each error is translated from
-jsonschema's wording ("... is not valid under any of the given schemas") into what to fix
-(`spec.schema_errors`, in GitLab's words below), at the `file:line` where the offending key
-was written, which may be an included file.
+is relaxed to the server's rule (RELAXATIONS, listed in docs/ci-parity.md). It is applied to
+the merged document (includes, `extends` and `!reference` resolved), and each error is
+translated from jsonschema's wording ("... is not valid under any of the given schemas") into
+what to fix (`spec.schema_errors`, in GitLab's words below), at the `file:line` where the
+offending key was written, which may be an included file.
 """
 
 from __future__ import annotations
