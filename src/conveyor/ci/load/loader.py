@@ -6,7 +6,8 @@ the result of the previous one:
 1. parse the YAML (anchors, merge keys, `!reference` tags kept as tags);
 2. expand `include:` (files merged in order, the including file on top);
 3. resolve `extends:`;
-4. resolve `!reference` tags (and flatten nested script/rules/needs lists);
+4. resolve `!reference` tags (and flatten nested script/rules/needs lists), then drop the
+   keywords set to `null` (GitLab's "unspecified": a null removes what extends merged in);
 5. validate against GitLab's schema, then GitLab's semantic rules;
 6. apply `default:` / `inherit:` and build the model (`.pre`/`.post` stages added).
 
@@ -24,6 +25,7 @@ from conveyor.ci.load.build import build_pipeline
 from conveyor.ci.load.extends import apply_extends
 from conveyor.ci.load.includes import expand_includes
 from conveyor.ci.load.located import LMap, collecting_warnings, load_located
+from conveyor.ci.load.nulls import drop_nulls
 from conveyor.ci.load.references import resolve_references
 from conveyor.ci.load.schema import global_keywords, validate
 from conveyor.ci.load.semantic import check
@@ -48,6 +50,7 @@ def load_pipeline(path: Path, projects: Mapping[str, Path] | None = None) -> Pip
         keywords = global_keywords()
         expanded = expand_includes(root, file, path.parent, projects or {})
     doc = resolve_references(apply_extends(expanded.content, keywords), keywords)
+    doc = drop_nulls(doc, keywords)
     _raise(validate(doc))
     _raise(check(doc, keywords))
     pipeline = build_pipeline(doc, str(path.resolve()), expanded.included, keywords)
