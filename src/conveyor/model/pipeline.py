@@ -67,6 +67,7 @@ class RuleSpec(Frozen):
     variables: dict[str, str] = Field(default_factory=dict)
     needs: tuple[NeedSpec, ...] | None = None
     interruptible: bool | None = None  # `rules:interruptible` overrides the job's
+    where: Where | None = None  # where the rule is written, for errors found when it is tested
 
 
 class OnlyExcept(Frozen):

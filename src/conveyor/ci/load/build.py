@@ -296,6 +296,7 @@ def rule(value: Any) -> RuleSpec:
         variables=_plain_variables(value.get("variables")),
         needs=needs(value.get("needs")),
         interruptible=value.get("interruptible"),
+        where=Where(file=value.loc.file, line=value.loc.line) if isinstance(value, LMap) else None,
     )
 
 
