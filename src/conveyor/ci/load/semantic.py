@@ -289,7 +289,8 @@ class _Checker:
                 hint = suggest(target, self.known_names())
                 self.error(at, f"'{target}' is not a job of this pipeline{hint}")
             elif needed is not None:
-                if target not in needed:
+                # needs on a whole parallel job cover each of its instances
+                if target not in needed and self.instances.get(target) not in needed:
                     self.error(at, f"'{target}' must also be listed in needs")
             elif self.stage_index(other) > self.stage_index(job) >= 0:
                 # GitLab accepts the same stage (YamlProcessor: "current or prior stages");
