@@ -42,6 +42,7 @@ from conveyor.ci.run.prepare import (
     registry_from_env,
 )
 from conveyor.ci.run.runner import PipelineRunner
+from conveyor.ci.select.matrix import instances
 from conveyor.ci.select.rules import PipelineSelection
 from conveyor.errors import ConveyorError
 from conveyor.model.events import Subject
@@ -64,12 +65,14 @@ def lint(
     a bad file raises a SpecError naming file:line."""
     p = _prepare_for_ref(file, ref, source, projects)
     return LintView(
-        jobs=len(p.spec.jobs),
+        definitions=len(p.spec.jobs),
+        jobs=sum(len(instances(job)) for job in p.spec.jobs.values()),
         stages=len(p.spec.stages),
         selected=len(p.selection.jobs),
         ref=p.predefined.get("CI_COMMIT_REF_NAME"),
         source=source,
         empty_reason=p.selection.empty_reason,
+        warnings=list(p.spec.warnings),
     )
 
 
@@ -144,6 +147,10 @@ def run(
             only=jobs,
             projects=projects,
         )
+        for warning in p.spec.warnings:  # what GitLab accepts, said before the jobs run
+            timeline.emit(
+                "pipeline.note", f"warning: {warning}", level="warning", data={"title": "warning"}
+            )
         if reason := p.selection.empty_reason:
             return RunResult(empty_reason=reason)
         cfg = RunConfig(

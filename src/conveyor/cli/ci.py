@@ -91,10 +91,13 @@ def lint(
 
     v = ci_app.lint(file, ref=ref, source=source, projects=_projects(include_project))
     err.print(
-        f"[green]valid[/]: {v.jobs} jobs in {v.stages} stages; "
-        f"{v.selected} run for {'?' if v.ref is None else v.ref} ({source})",
+        f"[green]valid[/]: {v.definitions} job definitions, {v.jobs} jobs once parallel is "
+        f"expanded, in {v.stages} stages; {v.selected} of those jobs run for "
+        f"{'?' if v.ref is None else esc(v.ref)} ({esc(source)})",
         highlight=False,
     )
+    for warning in v.warnings:
+        err.print(f"[yellow]warning:[/] {esc(warning)}", highlight=False)
     if v.empty_reason:
         err.print(f"[yellow]note:[/] {esc(v.empty_reason)}")
 

@@ -79,7 +79,7 @@ class _Resolver:
             return []
         if isinstance(written, str):
             return [written]
-        if isinstance(written, LSeq) and written and all(isinstance(p, str) for p in written):
+        if isinstance(written, LSeq) and all(isinstance(p, str) for p in written):  # [] too
             return list(written)
         self._error(name, job, "must be a job name or a list of job names")
         return []

@@ -158,7 +158,11 @@ class _Expander:
 
     def _project(self, entry: Any, path: YamlPath, fail: _Fail) -> list[_File]:
         project = str(entry["project"]).strip("/")
-        repo = self.projects.get(project)
+        # GitLab project paths are case-insensitive: `Group/Lib` is `group/lib`.
+        name, repo = next(
+            ((n, p) for n, p in self.projects.items() if n.lower() == project.lower()),
+            (project, None),
+        )
         if repo is None:
             known = ", ".join(sorted(self.projects)) or "none"
             raise fail(
@@ -173,7 +177,7 @@ class _Expander:
             at = (*path, "ref") if ref else (*path, "project")
             raise fail(at, f"ref '{ref or 'HEAD'}' does not exist in project '{project}'")
         display = f"{project}@{ref}" if ref else project
-        target = Source(repo, display, project, commit)
+        target = Source(repo, display, name, commit)
         listed = isinstance(entry["file"], list)
         names = entry["file"] if listed else [entry["file"]]
         out = []

@@ -6,12 +6,14 @@ the result of the previous one:
 1. parse the YAML (anchors, merge keys, `!reference` tags kept as tags);
 2. expand `include:` (files merged in order, the including file on top);
 3. resolve `extends:`;
-4. resolve `!reference` tags (and flatten nested script/rules/needs lists);
+4. resolve `!reference` tags (and flatten nested script/rules/needs lists), then drop the
+   keywords set to `null` (GitLab's "unspecified": a null removes what extends merged in);
 5. validate against GitLab's schema, then GitLab's semantic rules;
 6. apply `default:` / `inherit:` and build the model (`.pre`/`.post` stages added).
 
 Every step reports problems as `file:line: field: message`, the line being where the value
-was written, in whichever file that is.
+was written, in whichever file that is. What GitLab accepts but a person probably did not mean
+(a key written twice) is a warning in `PipelineSpec.warnings`, in the same form.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 from conveyor.ci.load.build import build_pipeline
 from conveyor.ci.load.extends import apply_extends
 from conveyor.ci.load.includes import expand_includes
-from conveyor.ci.load.located import LMap, load_located
+from conveyor.ci.load.located import LMap, collecting_warnings, load_located
+from conveyor.ci.load.nulls import drop_nulls
 from conveyor.ci.load.references import resolve_references
 from conveyor.ci.load.schema import global_keywords, validate
 from conveyor.ci.load.semantic import check
@@ -38,17 +41,20 @@ def load_pipeline(path: Path, projects: Mapping[str, Path] | None = None) -> Pip
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(file, None, "", f"cannot read the file: {exc.strerror}") from None
-    root = load_located(text, file)
-    if root is None:
-        raise SpecError(file, None, "", "the file is empty")
-    if not isinstance(root, LMap):
-        raise SpecError(file, 1, "", "must be a mapping of jobs and keywords")
-    keywords = global_keywords()
-    expanded = expand_includes(root, file, path.parent, projects or {})
+    with collecting_warnings() as warnings:
+        root = load_located(text, file)
+        if root is None:
+            raise SpecError(file, None, "", "the file is empty")
+        if not isinstance(root, LMap):
+            raise SpecError(file, 1, "", "must be a mapping of jobs and keywords")
+        keywords = global_keywords()
+        expanded = expand_includes(root, file, path.parent, projects or {})
     doc = resolve_references(apply_extends(expanded.content, keywords), keywords)
+    doc = drop_nulls(doc, keywords)
     _raise(validate(doc))
     _raise(check(doc, keywords))
-    return build_pipeline(doc, str(path.resolve()), expanded.included, keywords)
+    pipeline = build_pipeline(doc, str(path.resolve()), expanded.included, keywords)
+    return pipeline.model_copy(update={"warnings": tuple(w.render() for w in warnings)})
 
 
 def _raise(errors: list[SpecError]) -> None:
