@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from conveyor.ci.load.located import Loc
 
 NO_SPEC = "Given inputs not defined in the `spec` section of the included configuration file"
@@ -102,6 +104,25 @@ def value_problems(spec: InputSpec, value: Any, *, default: bool = False) -> lis
                 if not matched:
                     out.append(f"{which} value does not match required RegEx pattern")
     return [f"`{spec.name}` input: {message}" for message in out]
+
+
+def from_text(kind: str, text: str) -> Any:
+    """A pipeline input typed on the command line, as the header declares it: `3` for a
+    number, `true`/`false` for a boolean, a YAML list (`[a, b]`) for an array. Text that is
+    not of the type stays text, and the check says so in GitLab's words."""
+    if kind == "number" and re.fullmatch(r"-?\d+", text):
+        return int(text)
+    if kind == "number" and re.fullmatch(r"-?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?", text):
+        return float(text)
+    if kind == "boolean" and text in ("true", "false"):
+        return text == "true"
+    if kind == "array":
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
+        return parsed if isinstance(parsed, list) else text
+    return text
 
 
 def _has_type(kind: str, value: Any) -> bool:

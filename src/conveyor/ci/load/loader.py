@@ -31,6 +31,7 @@ from conveyor.ci.load.context import LoadContext
 from conveyor.ci.load.extends import apply_extends
 from conveyor.ci.load.header import CiDocument, read_document
 from conveyor.ci.load.includes import Expanded, expand_includes, interpolate_document
+from conveyor.ci.load.inputs import from_text
 from conveyor.ci.load.located import LMap, collecting_warnings
 from conveyor.ci.load.nulls import drop_nulls
 from conveyor.ci.load.references import resolve_references
@@ -83,10 +84,17 @@ def pipeline_from(expanded: Expanded, path: Path) -> PipelineSpec:
 
 
 def _with_inputs(doc: CiDocument, file: str, context: LoadContext) -> LMap:
-    """The main file with the pipeline's inputs put in (GitLab's pipeline inputs)."""
-    content, problems = interpolate_document(doc, context.inputs, context)
-    errors = []
+    """The main file with the pipeline's inputs put in (GitLab's pipeline inputs); inputs
+    given as text (the command line) are read as their declared type."""
     specs = {} if doc.header is None else {s.name: s for s in doc.header.inputs}
+    given = {
+        name: from_text(specs[name].type, value)
+        if isinstance(value, str) and name in specs
+        else value
+        for name, value in context.inputs.items()
+    }
+    content, problems = interpolate_document(doc, given, context)
+    errors = []
     for problem in problems:
         spec = specs.get(problem.input or "")
         if spec is not None:
