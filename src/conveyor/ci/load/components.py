@@ -10,7 +10,9 @@ repository, its releases are its semantic-version tags. As on GitLab:
 - `@1.2.3` (a release), a tag, a branch or a commit SHA name a commit; `@~latest` is the
   highest release, `@1` and `@1.2` the highest release with that major (and minor) version;
   pre-releases (`1.0.0-rc1`) are only used when named exactly;
-- the file is `templates/NAME.yml`, else `templates/NAME/template.yml`, at that commit.
+- the file is `templates/NAME.yml`, else `templates/NAME/template.yml`, at that commit;
+- the pipeline's own project (`CI_PROJECT_PATH`) is found without a catalog, at its committed
+  content: a component project tests its components with `@$CI_COMMIT_SHA`.
 
 Errors start the way GitLab's do (`Component 'ADDRESS' - ...`) and say what to change.
 """
@@ -82,8 +84,13 @@ class Component:
         return f"{self.project}@{self.reference}"
 
 
-def resolve_component(address: str, catalogs: Sequence[Catalog]) -> Component:
-    """The component `address` names. Raises ComponentError (message in GitLab's form)."""
+def resolve_component(
+    address: str, catalogs: Sequence[Catalog], own: Catalog | None = None
+) -> Component:
+    """The component `address` names. `own` is the pipeline's own project (its path and
+    checkout), where a component project tests its components
+    (`$CI_SERVER_FQDN/$CI_PROJECT_PATH/NAME@$CI_COMMIT_SHA`); it comes before the catalogs.
+    Raises ComponentError (message in GitLab's form)."""
     prefix = f"Component '{address}' -"
     full, at, reference = address.partition("@")
     host, _, path = full.partition("/")
@@ -94,7 +101,10 @@ def resolve_component(address: str, catalogs: Sequence[Catalog]) -> Component:
             "(write HOST/GROUP/PROJECT/NAME@VERSION, e.g. $CI_SERVER_FQDN/my-group/my-project"
             "/build@1.0.0)"
         )
-    repo = _find_project(prefix, host, project, catalogs)
+    if own is not None and own.candidates(host, project) and _commit(own.root, "HEAD"):
+        repo = own.root
+    else:
+        repo = _find_project(prefix, host, project, catalogs)
     releases = _releases(repo)
     commit, version = _version(prefix, project, reference, releases, repo)
     for candidate in (f"templates/{name}.yml", f"templates/{name}/template.yml"):

@@ -7,8 +7,8 @@
   git repository named in `LoadContext.projects`; its own `local:` includes then come from
   that repository at the same commit, as they would on GitLab.
 - `component:` reads `templates/NAME.yml` (or `templates/NAME/template.yml`) of a component
-  project found in `LoadContext.catalogs`, at the version asked (`components`); its `local:`
-  includes come from that project at that commit.
+  project found in `LoadContext.catalogs` (or the pipeline's own project), at the version
+  asked (`components`); its `local:` includes come from that project at that commit.
 - `artifact:` + `job:` (only in `trigger: include:`) read a job's artifact through
   `LoadContext.artifact`.
 - `remote:` and `template:` need gitlab.com or the network: an error says so.
@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from conveyor.ci.load.build import rule as rule_spec
-from conveyor.ci.load.components import Component, ComponentError, resolve_component
+from conveyor.ci.load.components import Catalog, Component, ComponentError, resolve_component
 from conveyor.ci.load.context import LoadContext
 from conveyor.ci.load.header import CiDocument, read_document
 from conveyor.ci.load.inputs import InputProblem, resolve_inputs
@@ -284,8 +284,10 @@ class _Expander:
         return out
 
     def _component(self, address: str, at: YamlPath, fail: _Fail) -> _File:
+        own_path = self.context.variables.get("CI_PROJECT_PATH")
+        own = Catalog(self.pipeline_root, own_path) if own_path else None
         try:
-            found = resolve_component(address, self.context.catalogs)
+            found = resolve_component(address, self.context.catalogs, own)
         except (ComponentError, GitError) as exc:
             raise fail(at, str(exc)) from None
         source = Source(found.repo, found.display, found.project, found.commit)

@@ -325,3 +325,16 @@ def test_resolve_includes_merges_entries_without_an_including_file(tmp_path: Pat
         resolve_includes(entries, ("trigger-job", "trigger", "include"), holder, source, without)
     assert caught.value.field == "trigger-job.trigger.include[1].artifact"
     assert caught.value.line == 6
+
+
+def test_a_component_project_tests_its_own_components_at_its_commit(tmp_path: Path) -> None:
+    shas = _component_project(tmp_path, ["1.0.0"])
+    root = tmp_path / ".gitlab-ci.yml"
+    root.write_text("include:\n  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/c@$CI_COMMIT_SHA\n")
+    (tmp_path / "templates" / "c.yml").write_text("c:\n  script: [echo uncommitted]\n")
+    own = {"CI_SERVER_FQDN": "h", "CI_PROJECT_PATH": "g/p", "CI_COMMIT_SHA": shas["1.0.0"]}
+    pipeline = load_pipeline(root, context=LoadContext(variables=own))
+    assert pipeline.jobs["c"].script == ("echo 1.0.0",)  # what is committed, as on GitLab
+    root.write_text(f"include:\n  - component: h/other/p/c@{shas['1.0.0']}\n")
+    with pytest.raises(SpecError, match="no component catalog holds project 'other/p'"):
+        load_pipeline(root, context=LoadContext(variables=own))
