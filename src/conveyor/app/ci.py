@@ -240,11 +240,15 @@ def stop(
     executor: Executor = "docker",
     registry: bool = True,
     subscribers: Sequence[Subscriber] = (),
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> PipelineView:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`. With `registry`, a registry
-    that cannot start is an error."""
+    that cannot start is an error. `catalogs` and `inputs` serve the pipeline's includes and
+    header, as for `run`."""
     f = _file(file)
+    found = _catalogs(catalogs)
     with _store(f) as store:
         timeline = _timeline(store, subscribers)
         last = store.jobs.environments().get(environment)
@@ -261,6 +265,8 @@ def stop(
             cli_variables={},
             registry=_registry(timeline, required=True) if registry else None,
             source="web",
+            catalogs=found,
+            inputs=inputs,
         )
         job = next((j for j in p.selection.jobs if j.name == env.on_stop), None)
         if job is None:

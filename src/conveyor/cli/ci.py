@@ -421,6 +421,8 @@ def stop(
         str, typer.Option(help="shell or docker, for a job not tagged.")
     ] = "docker",
     no_registry: Annotated[bool, typer.Option("--no-registry")] = False,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
 ) -> None:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`."""
@@ -430,6 +432,8 @@ def stop(
         executor=_executor(executor),
         registry=not no_registry,
         subscribers=[LiveReporter()],
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
     )
     _summary(pl)
     if pl.status != "success":
