@@ -23,6 +23,7 @@ from conveyor.ci.load.schema import validate_part
 from conveyor.errors import SpecError, SpecErrors
 from conveyor.spec.yamlpos import split_documents
 
+_INPUT_KEYS = frozenset({"default", "description", "options", "regex", "type", "rules"})
 _UNSUPPORTED = {
     "include": "spec:include (input definitions read from other files) is not supported",
 }
@@ -88,6 +89,18 @@ def _header(doc: LMap) -> Header:
         inputs = spec.get("inputs")
         if isinstance(inputs, LMap):
             for name, written, _ in inputs.located_items():
+                for key in written if isinstance(written, LMap) else ():
+                    if key not in _INPUT_KEYS:
+                        at = written.key_loc(key)
+                        errors.append(
+                            SpecError(
+                                at.file,
+                                at.line,
+                                f"spec.inputs.{name}.{key}",
+                                "unknown key (an input takes default, description, options, "
+                                "regex and type)",
+                            )
+                        )
                 if isinstance(written, LMap) and "rules" in written:
                     at = written.key_loc("rules")
                     errors.append(
