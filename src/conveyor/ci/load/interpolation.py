@@ -12,7 +12,7 @@ GitLab interpolates a file's configuration after parsing it, in every string, ke
   LENGTH)`, `posix_escape` (also spelled `posix_quote`: quoted for a POSIX shell), `split('SEP')`
   (a list of the non-empty, stripped parts).
 
-Errors are GitLab's messages (`unknown interpolation key: \\`nmae\\``) at the file, line and field
+Errors are GitLab's messages ("unknown interpolation key: `nmae`") at the file, line and field
 of the string holding the block.
 """
 
