@@ -32,6 +32,7 @@ from conveyor.app.ci_views import (
     PipelineView,
     RunResult,
 )
+from conveyor.ci.load.components import Catalog, parse_catalog
 from conveyor.ci.run.config import ExecutorName, RunConfig
 from conveyor.ci.run.prepare import (
     Prepared,
@@ -60,10 +61,12 @@ def lint(
     ref: str | None = None,
     source: str = "push",
     projects: Mapping[str, Path] | None = None,
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> LintView:
     """Check the pipeline file: GitLab's schema, then meaning (stages, needs, cycles, scripts);
     a bad file raises a SpecError naming file:line."""
-    p = _prepare_for_ref(file, ref, source, projects)
+    p = _prepare_for_ref(file, ref, source, projects, catalogs, inputs)
     return LintView(
         definitions=len(p.spec.jobs),
         jobs=sum(len(instances(job)) for job in p.spec.jobs.values()),
@@ -82,9 +85,11 @@ def graph(
     ref: str | None = None,
     source: str = "push",
     projects: Mapping[str, Path] | None = None,
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> GraphView:
     """Stages, jobs and `needs` edges, and which jobs the rules keep for this ref."""
-    p = _prepare_for_ref(file, ref, source, projects)
+    p = _prepare_for_ref(file, ref, source, projects, catalogs, inputs)
     return GraphView(
         ref=p.predefined.get("CI_COMMIT_REF_NAME"),
         source=source,
@@ -127,11 +132,16 @@ def run(
     keep_workspaces: bool = False,
     projects: Mapping[str, Path] | None = None,
     subscribers: Sequence[Subscriber] = (),
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run the pipeline (or `jobs` and what they need). `variables` are pipeline variables
     (they override the YAML), `manual` the manual jobs to play. With `registry`, the host's
-    registry is started for CI_REGISTRY*; a pipeline runs without it, after a pipeline.note."""
+    registry is started for CI_REGISTRY*; a pipeline runs without it, after a pipeline.note.
+    `catalogs` (`[GROUP/PROJECT=]PATH`) are where components are found, `inputs` the
+    pipeline's inputs (text, read as the header declares them)."""
     f = _file(file)
+    found = _catalogs(catalogs)
     cli_variables = dict(variables or {})
     with _store(f) as store:
         timeline = _timeline(store, subscribers)
@@ -146,6 +156,8 @@ def run(
             registry=reg,
             only=jobs,
             projects=projects,
+            catalogs=found,
+            inputs=inputs,
         )
         for warning in p.spec.warnings:  # what GitLab accepts, said before the jobs run
             timeline.emit(
@@ -228,11 +240,15 @@ def stop(
     executor: Executor = "docker",
     registry: bool = True,
     subscribers: Sequence[Subscriber] = (),
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> PipelineView:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`. With `registry`, a registry
-    that cannot start is an error."""
+    that cannot start is an error. `catalogs` and `inputs` serve the pipeline's includes and
+    header, as for `run`."""
     f = _file(file)
+    found = _catalogs(catalogs)
     with _store(f) as store:
         timeline = _timeline(store, subscribers)
         last = store.jobs.environments().get(environment)
@@ -249,6 +265,8 @@ def stop(
             cli_variables={},
             registry=_registry(timeline, required=True) if registry else None,
             source="web",
+            catalogs=found,
+            inputs=inputs,
         )
         job = next((j for j in p.selection.jobs if j.name == env.on_stop), None)
         if job is None:
@@ -300,12 +318,29 @@ def _timeline(store: Store, subscribers: Sequence[Subscriber]) -> Timeline:
 
 
 def _prepare_for_ref(
-    file: Path, ref: str | None, source: str, projects: Mapping[str, Path] | None
+    file: Path,
+    ref: str | None,
+    source: str,
+    projects: Mapping[str, Path] | None,
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> Prepared:
     """The pipeline as `ref` and `source` would get it, to look at (nothing is recorded)."""
     return prepare(
-        _file(file), pipeline_id=0, cli_variables={}, ref=ref, source=source, projects=projects
+        _file(file),
+        pipeline_id=0,
+        cli_variables={},
+        ref=ref,
+        source=source,
+        projects=projects,
+        catalogs=_catalogs(catalogs),
+        inputs=inputs,
     )
+
+
+def _catalogs(given: Sequence[str]) -> list[Catalog]:
+    """`--component-catalog` values: `DIR` or `GROUP/PROJECT=PATH`."""
+    return [parse_catalog(text) for text in given]
 
 
 def _registry(timeline: Timeline, required: bool) -> RegistryInfo | None:

@@ -255,6 +255,43 @@ def load_yaml(
     return Document(data, walker.lines, ordered)
 
 
+def split_documents(text: str) -> list[str]:
+    """The documents of a YAML stream (`---` separated), each as a text that `load_yaml` reads
+    alone: what comes before the document is replaced by as many line breaks and spaces, so
+    lines and columns in errors stay those of the whole file. A stream that stops parsing
+    keeps the broken part as its last document, whose loading reports the error."""
+    bounds: list[tuple[_Start, int]] = []
+    start: _Start | None = None
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            mark = event.start_mark
+            if isinstance(event, yaml.DocumentStartEvent) and mark is not None:
+                start = _Start(mark.index, mark.line, mark.column)
+            elif isinstance(event, yaml.DocumentEndEvent) and start is not None:
+                end = event.end_mark
+                bounds.append((start, len(text) if end is None else end.index))
+                start = None
+    except yaml.YAMLError:
+        # From the start of the broken document (or the end of the last good one) on.
+        if start is None:
+            start = _Start.at(text, bounds[-1][1] if bounds else 0)
+        bounds.append((start, len(text)))
+    return [
+        "\n" * begin.line + " " * begin.column + text[begin.index : end] for begin, end in bounds
+    ]
+
+
+@dataclass(frozen=True)
+class _Start:
+    index: int
+    line: int  # 0-based, as PyYAML counts
+    column: int
+
+    @classmethod
+    def at(cls, text: str, index: int) -> _Start:
+        return cls(index, text.count("\n", 0, index), index - (text.rfind("\n", 0, index) + 1))
+
+
 def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or exc.context or "syntax error"

@@ -60,7 +60,7 @@ from conveyor.model.pipeline import (
     When,
 )
 
-__all__ = ["PipelineSelection", "file_questions", "select"]
+__all__ = ["PipelineSelection", "file_questions", "rule_holds", "select"]
 
 DEFAULT_ONLY_REFS: tuple[str, ...] = ("branches", "tags")
 # GitLab gives up matching `rules:exists` patterns after this many path comparisons and
@@ -659,3 +659,16 @@ def _dependencies(
     if names is None:
         return None
     return tuple(name for name in expand_names(names, parallel) if name in kept)
+
+
+# --- one rule on its own (include:rules) ---------------------------------------------------------
+
+
+def rule_holds(rule: RuleSpec, variables: Mapping[str, str], facts: FileFacts) -> bool:
+    """Whether every clause of `rule` (`if`, `changes`, `exists`) holds with these variables
+    and file facts: how `include:rules` are decided, with the same clauses as jobs' rules.
+    A bad `if` raises ExprError; a `compare_to` that names no commit, SelectionError."""
+    job = _Job("include", dict(variables), _Files(facts))
+    if rule.if_ is not None and not expr.evaluate(rule.if_, job.variables):
+        return False
+    return _rule_matches(rule.model_copy(update={"if_": None}), job, "rules")
