@@ -54,7 +54,8 @@ class Expect(BaseModel):
     source: str = "push"
     setup: list[str] = Field(default_factory=list)
     projects: dict[str, list[str]] = Field(default_factory=dict)  # group/name -> tags at HEAD
-    catalog: str | None = None  # a directory of the case given as the component catalog
+    # group/project -> versions: catalog/group/project/<version>/ committed in order, each tagged
+    catalog: dict[str, list[str]] = Field(default_factory=dict)
     lint_error: list[str] | None = None  # substrings of GitLab's error; None: the file is valid
     warnings: list[str] = Field(default_factory=list)
     no_pipeline: bool = False
@@ -81,7 +82,7 @@ def _repo(path: Path, tags: list[str]) -> None:
 def _project(case: str, tmp_path: Path) -> tuple[Path, Expect, list[str]]:
     expect = Expect.model_validate(yaml.safe_load((CORPUS / case / "expect.yaml").read_text()))
     work = tmp_path / case
-    shutil.copytree(CORPUS / case, work, ignore=shutil.ignore_patterns("expect.yaml", "projects"))
+    shutil.copytree(CORPUS / case, work, ignore=shutil.ignore_patterns("expect.yaml", "projects", "catalog"))
     options: list[str] = []
     for name, tags in expect.projects.items():
         src = CORPUS / case / "projects" / name
@@ -89,8 +90,22 @@ def _project(case: str, tmp_path: Path) -> tuple[Path, Expect, list[str]]:
         shutil.copytree(src, dest)
         _repo(dest, tags)
         options += ["--include-project", f"{name}={dest}"]
-    if expect.catalog is not None:
-        options += ["--component-catalog", str(work / expect.catalog)]
+    for name, versions in expect.catalog.items():
+        dest = tmp_path / "catalog" / name
+        dest.mkdir(parents=True)
+        _git(dest, "init", "-q", "-b", "main")
+        for version in versions:
+            for old in dest.iterdir():
+                if old.name != ".git":
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+            shutil.copytree(CORPUS / case / "catalog" / name / version, dest, dirs_exist_ok=True)
+            # Versions may differ only in content of the same size: re-read every file.
+            _git(dest, "rm", "-rq", "--cached", "--ignore-unmatch", ".")
+            _git(dest, "add", "-A")
+            _git(dest, "commit", "-qm", version)
+            _git(dest, "tag", version)
+    if expect.catalog:
+        options += ["--component-catalog", str(tmp_path / "catalog")]
     _repo(work, [])
     for command in expect.setup:
         subprocess.run(
