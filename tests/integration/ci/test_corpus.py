@@ -60,6 +60,7 @@ class Expect(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     no_pipeline: bool = False
     jobs: dict[str, ExpectedJob] = Field(default_factory=dict)
+    children: dict[str, dict[str, ExpectedJob]] = Field(default_factory=dict)
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -150,9 +151,22 @@ def test_lint_and_graph_give_gitlabs_result(case: str, tmp_path: Path) -> None:
     if expect.no_pipeline:
         assert not graph["workflow"]["runs"] or not _jobs(graph), graph
         return
+    _assert_jobs(case, graph, expect.jobs)
+    downstream = {
+        job["name"]: job["trigger"]["pipeline"]
+        for stage in graph["stages"]
+        for job in stage["jobs"]
+        if job.get("trigger") and job["trigger"]["pipeline"] is not None
+    }
+    assert sorted(downstream) == sorted(expect.children), f"{case}: downstream pipelines differ"
+    for trigger, child in downstream.items():
+        _assert_jobs(f"{case} > {trigger}", child, expect.children[trigger])
+
+
+def _assert_jobs(case: str, graph: dict[str, Any], expected: dict[str, ExpectedJob]) -> None:
     jobs = _jobs(graph)
-    assert sorted(jobs) == sorted(expect.jobs), f"{case}: jobs differ"
-    for name, want in expect.jobs.items():
+    assert sorted(jobs) == sorted(expected), f"{case}: jobs differ"
+    for name, want in expected.items():
         assert jobs[name] == want.model_dump(), f"{case}: job {name!r}"
 
 
