@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape as esc
 from rich.table import Table
 
 from conveyor.app import ci as ci_app
 from conveyor.app.ci import Executor
 from conveyor.app.ci_views import PipelineView
-from conveyor.cli.output import console, err, print_json
+from conveyor.cli.output import console, err, esc, print_json
 from conveyor.errors import ConveyorError
 from conveyor.model.events import Event
 
@@ -92,7 +91,7 @@ def lint(
     v = ci_app.lint(file, ref=ref, source=source, projects=_projects(include_project))
     err.print(
         f"[green]valid[/]: {v.jobs} jobs in {v.stages} stages; "
-        f"{v.selected} run for {'?' if v.ref is None else v.ref} ({source})",
+        f"{v.selected} run for {esc('?' if v.ref is None else v.ref)} ({esc(source)})",
         highlight=False,
     )
     if v.empty_reason:
@@ -116,7 +115,7 @@ def graph(
     for st in g.stages:
         if not st.jobs:
             continue
-        console.print(f"[bold]{st.name}[/]")
+        console.print(f"[bold]{esc(st.name)}[/]")
         for j in st.jobs:
             needs = "" if j.needs is None else f"  ← needs {', '.join(j.needs) or '(nothing)'}"
             flag = "" if j.when == "on_success" else f" [{j.when}]"
@@ -155,7 +154,7 @@ class LiveReporter:
             case "pipeline.started" if self.announce:
                 err.print(
                     f"[bold]pipeline[/] for {esc(str(e.data.get('ref')))} "
-                    f"@ {e.data.get('short_sha')}: {e.data.get('jobs')} jobs",
+                    f"@ {esc(str(e.data.get('short_sha')))}: {e.data.get('jobs')} jobs",
                     highlight=False,
                 )
             case "job.started":
@@ -276,7 +275,7 @@ def _summary(pl: PipelineView) -> None:
         dur = "" if j.duration is None else secs(j.duration)
         t.add_row(
             esc(j.name),
-            j.stage,
+            esc(j.stage),
             _status(j.status, j.allow_failure),
             dur,
             "" if j.exit_code is None else str(j.exit_code),
@@ -286,8 +285,8 @@ def _summary(pl: PipelineView) -> None:
     for j in pl.jobs:
         env = j.environment
         if env and j.status == "success":
-            verb = {"stop": "stopped", "start": "deployed"}.get(env.action or "", env.action)
-            where = f" at {env.url}" if env.url and env.action != "stop" else ""
+            verb = {"stop": "stopped", "start": "deployed"}.get(env.action or "", esc(env.action))
+            where = f" at {esc(env.url)}" if env.url and env.action != "stop" else ""
             console.print(
                 f"environment {esc(env.name)}: {verb} by {esc(j.name)}{where}", highlight=False
             )
@@ -307,7 +306,7 @@ def _status(status: str, allow_failure: bool) -> str:
         "canceled": "magenta",
     }.get(status, "white")
     warn = " (allowed)" if status == "failed" and allow_failure else ""
-    return f"[{colour}]{status}{warn}[/]"
+    return f"[{colour}]{esc(status)}{warn}[/]"
 
 
 @app.command()
@@ -329,7 +328,13 @@ def history(
         dur = "" if r.duration is None else secs(r.duration)
         tests = f"{r.tests.get('passed', 0)}/{r.tests.get('total', 0)}" if r.tests else ""
         t.add_row(
-            str(r.id), when, r.ref or "", (r.sha or "")[:8], _status(r.status, False), dur, tests
+            str(r.id),
+            when,
+            esc(r.ref or ""),
+            esc((r.sha or "")[:8]),
+            _status(r.status, False),
+            dur,
+            tests,
         )
     console.print(t)
 
@@ -362,7 +367,7 @@ def environments(file: CiFile = Path(".gitlab-ci.yml"), as_json: JsonOpt = False
         t.add_row(
             esc(env.name),
             env.state,
-            env.url or "",
+            esc(env.url or ""),
             esc(f"{env.job} (#{env.job_id})"),
             esc(env.on_stop or ""),
         )
