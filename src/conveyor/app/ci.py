@@ -124,10 +124,13 @@ def run(
     keep_workspaces: bool = False,
     projects: Mapping[str, Path] | None = None,
     subscribers: Sequence[Subscriber] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run the pipeline (or `jobs` and what they need). `variables` are pipeline variables
     (they override the YAML), `manual` the manual jobs to play. With `registry`, the host's
-    registry is started for CI_REGISTRY*; a pipeline runs without it, after a pipeline.note."""
+    registry is started for CI_REGISTRY*; a pipeline runs without it, after a pipeline.note.
+    `environ` is the caller's environment, which shell jobs start from (default: this
+    process's)."""
     f = _file(file)
     cli_variables = dict(variables or {})
     with _store(f) as store:
@@ -157,6 +160,7 @@ def run(
             concurrency=concurrency,
             protected_ref=p.protected,
             keep_workspaces=keep_workspaces,
+            host_env=environ,
         )
         result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
         return RunResult(pipeline=_pipeline(store, result.pipeline_id))
@@ -221,10 +225,11 @@ def stop(
     executor: Executor = "docker",
     registry: bool = True,
     subscribers: Sequence[Subscriber] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> PipelineView:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`. With `registry`, a registry
-    that cannot start is an error."""
+    that cannot start is an error. `environ` as for `run`."""
     f = _file(file)
     with _store(f) as store:
         timeline = _timeline(store, subscribers)
@@ -264,6 +269,7 @@ def stop(
             project_variables=p.project_variables,
             masked=p.masked,
             protected_ref=p.protected,
+            host_env=environ,
         )
         result = PipelineRunner(cfg, store, timeline).run(p.spec, selection, p.predefined)
         return _pipeline(store, result.pipeline_id)

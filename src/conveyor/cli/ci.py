@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -252,6 +253,7 @@ def run(
         keep_workspaces=keep_workspaces,
         projects=_projects(include_project),
         subscribers=[LiveReporter(quiet, announce=True)],
+        environ=os.environ,  # shell jobs start from it, as with GitLab Runner's shell executor
     )
     if r.pipeline is None:
         err.print(f"[yellow]no pipeline[/]: {esc(r.empty_reason or '')}")
@@ -391,6 +393,7 @@ def stop(
         executor=_executor(executor),
         registry=not no_registry,
         subscribers=[LiveReporter()],
+        environ=os.environ,
     )
     _summary(pl)
     if pl.status != "success":

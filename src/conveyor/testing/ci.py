@@ -82,8 +82,10 @@ def run_pipeline(
     concurrency: int = 2,
     changed_files: Sequence[str] | None = None,
     file_name: str = ".gitlab-ci.yml",
+    environ: Mapping[str, str] | None = None,
 ) -> Run:
-    """Load, select and run `project_dir/.gitlab-ci.yml` as `conveyor ci run` would."""
+    """Load, select and run `project_dir/.gitlab-ci.yml` as `conveyor ci run` would;
+    `environ` is the caller's environment shell jobs start from (default: this process's)."""
     store = ci_store(project_dir)
     p = prepare(
         project_dir / file_name,
@@ -105,6 +107,7 @@ def run_pipeline(
         play=tuple(play),
         concurrency=concurrency,
         protected_ref=p.protected,
+        host_env=environ,
     )
     collected = Collected()
     timeline = Timeline(Subject(project=store.project), store.events, "ci", [collected])

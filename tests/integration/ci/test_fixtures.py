@@ -79,6 +79,7 @@ class Expect(BaseModel):
     # how to run
     executor: Literal["shell", "docker"] = "shell"
     variables: dict[str, str] = {}
+    environment: dict[str, str] = {}  # exported in the caller's shell, over the test's own
     play: list[str] = []
     ref: str | None = None
     source: str = "push"
@@ -259,6 +260,7 @@ def _run_fixture(name: str, tmp_path: Path, executor: Literal["shell", "docker"]
             source=expect.source,
             only=expect.only,
             changed_files=expect.changed_files,
+            environ={**os.environ, **expect.environment},
         )
         if i == 0 and expect.runs > 1:
             _check_output(run, expect.first_output, {})
