@@ -14,7 +14,7 @@ from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, ci_store, prepar
 from conveyor.ci.run.results import PipelineResult
 from conveyor.ci.run.runner import PipelineRunner
 from conveyor.model.events import Event, Subject
-from conveyor.store.pipelines import JobRow
+from conveyor.store.pipelines import JobRow, TestFailure
 from conveyor.store.timeline import Timeline
 
 
@@ -57,6 +57,7 @@ class Run:
     result: PipelineResult
     collected: Collected
     jobs: list[JobRow]
+    test_failures: dict[str, list[TestFailure]] = field(default_factory=dict)  # by job name
 
     def status(self, job: str) -> str:
         rows = [j for j in self.jobs if j.name == job]
@@ -112,4 +113,8 @@ def run_pipeline(
     collected = Collected()
     timeline = Timeline(Subject(project=store.project), store.events, "ci", [collected])
     result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
-    return Run(result, collected, store.jobs.of(result.pipeline_id))
+    jobs = store.jobs.of(result.pipeline_id)
+    by_id = store.jobs.test_failures(result.pipeline_id)
+    latest = {j.name: j.id for j in jobs}  # a retry comes after the attempt it retries
+    failures = {name: by_id.get(job_id, []) for name, job_id in latest.items()}
+    return Run(result, collected, jobs, failures)

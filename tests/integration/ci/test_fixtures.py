@@ -104,6 +104,8 @@ class Expect(BaseModel):
     attempts: dict[str, list[str]] = {}  # job -> status of each attempt, in order
     results: dict[str, JobExpect] = {}
     pipeline_tests: dict[str, int] = {}
+    # job -> its recorded failed JUnit cases, each "STATUS [CLASSNAME.]NAME: MESSAGE"
+    test_failures: dict[str, list[str]] = {}
 
 
 def _fixture_names() -> list[str]:
@@ -207,6 +209,12 @@ def _check(run: Run, expect: Expect, project: Path) -> None:
             assert got.tests is not None, f"{job}: no test report"
             counts = {k: getattr(got.tests, k) for k in res.tests}
             assert counts == res.tests, f"{job}: {got.tests}"
+    for job, wanted_failures in expect.test_failures.items():
+        recorded = [
+            f"{f.status} {f.classname + '.' if f.classname else ''}{f.name}: {f.message}"
+            for f in run.test_failures.get(job, [])
+        ]
+        assert recorded == wanted_failures, f"{job}: {recorded}"
     for key, value in expect.pipeline_tests.items():
         assert run.result.tests.get(key) == value, run.result.tests
     if expect.never_stored:
