@@ -350,14 +350,17 @@ def agent(
 def bootstrap(
     check: Annotated[bool, typer.Option("--check", help="Only report; install nothing.")] = False,
 ) -> None:
-    """Check and install what Conveyor needs: Docker Engine, HAProxy, the Python base image."""
+    """Check and install what Conveyor needs: Docker Engine, HAProxy, the registry, the Python
+    base image and the browser-test image conveyor/selenium (docs/ci.md)."""
     from conveyor.app.bootstrap import run_bootstrap
 
     def report(step: str, what: str) -> None:
         colour = (
             "green" if what in ("ok", "done") else "red" if what.startswith("failed") else "yellow"
         )
-        err.print(f"  {esc(f'{step:<28}')} [{colour}]{esc(what)}[/]", highlight=False)
+        err.print(
+            f"  {esc(f'{step:<44}')} [{colour}]{esc(what)}[/]", highlight=False, soft_wrap=True
+        )
 
     ok = run_bootstrap(check_only=check, report=report)
     if not ok:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from conveyor.ci.run.artifacts import artifact_store
 from conveyor.ci.run.prepare import ci_state_dir, prepare
 from conveyor.errors import ConveyorError
 from conveyor.testing.ci import Run, run_pipeline
@@ -78,6 +79,7 @@ class Expect(BaseModel):
     description: str = ""
     # how to run
     executor: Literal["shell", "docker"] = "shell"
+    images: list[str] = []  # docker images the pipeline needs (`conveyor bootstrap` makes them)
     variables: dict[str, str] = {}
     environment: dict[str, str] = {}  # exported in the caller's shell, over the test's own
     play: list[str] = []
@@ -106,6 +108,7 @@ class Expect(BaseModel):
     pipeline_tests: dict[str, int] = {}
     # job -> its recorded failed JUnit cases, each "STATUS [CLASSNAME.]NAME: MESSAGE"
     test_failures: dict[str, list[str]] = {}
+    artifacts: dict[str, list[str]] = {}  # job -> files among the artifacts it kept
 
 
 def _fixture_names() -> list[str]:
@@ -215,6 +218,12 @@ def _check(run: Run, expect: Expect, project: Path) -> None:
             for f in run.test_failures.get(job, [])
         ]
         assert recorded == wanted_failures, f"{job}: {recorded}"
+    for job, wanted_paths in expect.artifacts.items():
+        job_id = next(r.id for r in reversed(run.jobs) if r.name == job)
+        manifest = artifact_store(ci_state_dir(project)).get(str(job_id))
+        assert manifest is not None, f"{job} kept no artifacts"
+        kept = {p for p, e in manifest.snapshot.entries.items() if e.kind == "file"}
+        assert set(wanted_paths) <= kept, f"{job} kept {sorted(kept)}"
     for key, value in expect.pipeline_tests.items():
         assert run.result.tests.get(key) == value, run.result.tests
     if expect.never_stored:
@@ -251,6 +260,10 @@ def _run_fixture(name: str, tmp_path: Path, executor: Literal["shell", "docker"]
     expect = _load(name)
     if expect.xfail:
         pytest.xfail(expect.xfail)
+    for image in expect.images:
+        inspect = ["docker", "image", "inspect", image]
+        if subprocess.run(inspect, capture_output=True, check=False).returncode != 0:
+            pytest.fail(f"{image} missing: `conveyor bootstrap` builds it (`make test` runs it)")
     project = _project(name, expect, tmp_path)
     scratch = tmp_path / "scratch"  # outside the project: survives between jobs and retries
     scratch.mkdir()
