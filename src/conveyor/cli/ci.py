@@ -387,7 +387,8 @@ def show(
     file: CiFile = Path(".gitlab-ci.yml"),
     as_json: JsonOpt = False,
 ) -> None:
-    """One pipeline's jobs with status, timings, exit codes and test counts."""
+    """One pipeline's jobs with status, timings, exit codes, test counts, failed tests and
+    artifacts."""
     pl = ci_app.show(file, pipeline)
     if as_json:
         print_json(pl.model_dump(mode="json"))
