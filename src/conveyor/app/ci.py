@@ -39,6 +39,7 @@ from conveyor.app.ci_views import (
     RunResult,
     TestFailureView,
 )
+from conveyor.ci.load.components import Catalog, parse_catalog
 from conveyor.ci.run.artifacts import ArtifactManifest, artifact_store
 from conveyor.ci.run.config import ExecutorName, RunConfig
 from conveyor.ci.run.prepare import (
@@ -50,6 +51,7 @@ from conveyor.ci.run.prepare import (
     registry_from_env,
 )
 from conveyor.ci.run.runner import PipelineRunner
+from conveyor.ci.select.matrix import instances
 from conveyor.ci.select.rules import PipelineSelection
 from conveyor.ci.select.variables import slugify
 from conveyor.errors import ConveyorError
@@ -68,17 +70,21 @@ def lint(
     ref: str | None = None,
     source: str = "push",
     projects: Mapping[str, Path] | None = None,
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> LintView:
     """Check the pipeline file: GitLab's schema, then meaning (stages, needs, cycles, scripts);
     a bad file raises a SpecError naming file:line."""
-    p = _prepare_for_ref(file, ref, source, projects)
+    p = _prepare_for_ref(file, ref, source, projects, catalogs, inputs)
     return LintView(
-        jobs=len(p.spec.jobs),
+        definitions=len(p.spec.jobs),
+        jobs=sum(len(instances(job)) for job in p.spec.jobs.values()),
         stages=len(p.spec.stages),
         selected=len(p.selection.jobs),
         ref=p.predefined.get("CI_COMMIT_REF_NAME"),
         source=source,
         empty_reason=p.selection.empty_reason,
+        warnings=list(p.spec.warnings),
     )
 
 
@@ -88,9 +94,11 @@ def graph(
     ref: str | None = None,
     source: str = "push",
     projects: Mapping[str, Path] | None = None,
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> GraphView:
     """Stages, jobs and `needs` edges, and which jobs the rules keep for this ref."""
-    p = _prepare_for_ref(file, ref, source, projects)
+    p = _prepare_for_ref(file, ref, source, projects, catalogs, inputs)
     return GraphView(
         ref=p.predefined.get("CI_COMMIT_REF_NAME"),
         source=source,
@@ -133,14 +141,18 @@ def run(
     keep_workspaces: bool = False,
     projects: Mapping[str, Path] | None = None,
     subscribers: Sequence[Subscriber] = (),
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run the pipeline (or `jobs` and what they need). `variables` are pipeline variables
     (they override the YAML), `manual` the manual jobs to play. With `registry`, the host's
     registry is started for CI_REGISTRY*; a pipeline runs without it, after a pipeline.note.
-    `environ` is the caller's environment, which shell jobs start from (default: this
-    process's)."""
+    `catalogs` (`[GROUP/PROJECT=]PATH`) are where components are found, `inputs` the
+    pipeline's inputs (text, read as the header declares them). `environ` is the caller's
+    environment, which shell jobs start from (default: this process's)."""
     f = _file(file)
+    found = _catalogs(catalogs)
     cli_variables = dict(variables or {})
     with _store(f) as store:
         timeline = _timeline(store, subscribers)
@@ -155,7 +167,13 @@ def run(
             registry=reg,
             only=jobs,
             projects=projects,
+            catalogs=found,
+            inputs=inputs,
         )
+        for warning in p.spec.warnings:  # what GitLab accepts, said before the jobs run
+            timeline.emit(
+                "pipeline.note", f"warning: {warning}", level="warning", data={"title": "warning"}
+            )
         if reason := p.selection.empty_reason:
             return RunResult(empty_reason=reason)
         cfg = RunConfig(
@@ -296,12 +314,16 @@ def stop(
     executor: Executor = "docker",
     registry: bool = True,
     subscribers: Sequence[Subscriber] = (),
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> PipelineView:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`. With `registry`, a registry
-    that cannot start is an error. `environ` as for `run`."""
+    that cannot start is an error. `catalogs` and `inputs` serve the pipeline's includes and
+    header, and `environ` the shell executor, as for `run`."""
     f = _file(file)
+    found = _catalogs(catalogs)
     with _store(f) as store:
         timeline = _timeline(store, subscribers)
         last = store.jobs.environments().get(environment)
@@ -318,6 +340,8 @@ def stop(
             cli_variables={},
             registry=_registry(timeline, required=True) if registry else None,
             source="web",
+            catalogs=found,
+            inputs=inputs,
         )
         job = next((j for j in p.selection.jobs if j.name == env.on_stop), None)
         if job is None:
@@ -370,12 +394,29 @@ def _timeline(store: Store, subscribers: Sequence[Subscriber]) -> Timeline:
 
 
 def _prepare_for_ref(
-    file: Path, ref: str | None, source: str, projects: Mapping[str, Path] | None
+    file: Path,
+    ref: str | None,
+    source: str,
+    projects: Mapping[str, Path] | None,
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> Prepared:
     """The pipeline as `ref` and `source` would get it, to look at (nothing is recorded)."""
     return prepare(
-        _file(file), pipeline_id=0, cli_variables={}, ref=ref, source=source, projects=projects
+        _file(file),
+        pipeline_id=0,
+        cli_variables={},
+        ref=ref,
+        source=source,
+        projects=projects,
+        catalogs=_catalogs(catalogs),
+        inputs=inputs,
     )
+
+
+def _catalogs(given: Sequence[str]) -> list[Catalog]:
+    """`--component-catalog` values: `DIR` or `GROUP/PROJECT=PATH`."""
+    return [parse_catalog(text) for text in given]
 
 
 def _registry(timeline: Timeline, required: bool) -> RegistryInfo | None:

@@ -22,14 +22,17 @@ Seconds = Annotated[float | None, PlainSerializer(_ms, return_type=float | None)
 
 
 class LintView(BaseModel):
-    """`ci lint`: the file is valid; how many jobs it has and how many run for this ref."""
+    """`ci lint`: the file is valid; how many jobs it defines, how many jobs those make once
+    `parallel` is expanded, and how many of them run for this ref."""
 
-    jobs: int
+    definitions: int  # job definitions written in the file (hidden `.jobs` not counted)
+    jobs: int  # the jobs they make: `parallel: 3` or a 3-combination matrix counts 3
     stages: int
-    selected: int
+    selected: int  # jobs that run for this ref and source, after rules
     ref: str | None
     source: str
     empty_reason: str | None  # why GitLab would create no pipeline for this ref
+    warnings: list[str] = []  # accepted as GitLab does, but probably not meant (file:line)
 
 
 # `ci graph --json` --------------------------------------------------------------------------

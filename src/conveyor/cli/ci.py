@@ -48,6 +48,25 @@ ProjectsOpt = Annotated[
         "(repeatable).",
     ),
 ]
+CatalogOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--component-catalog",
+        envvar="CONVEYOR_COMPONENT_CATALOG",
+        help="Where `include: component:` finds component projects (repeatable): DIR holding "
+        "git repositories at their project paths (DIR/group/project), or GROUP/PROJECT=PATH "
+        "for one repository. Versions are its git tags (@1.0.0, @~latest, @1.2), branches or "
+        "commits.",
+    ),
+]
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input",
+        help="NAME=VALUE: a pipeline input, for a main file with a spec:inputs header "
+        "(repeatable); VALUE is read as the input's type: 3, true, a YAML list.",
+    ),
+]
 SourceOpt = Annotated[
     str,
     typer.Option("--source", help="CI_PIPELINE_SOURCE: push, web, schedule, merge_request_event…"),
@@ -70,12 +89,12 @@ def _projects(pairs: list[str] | None) -> dict[str, Path]:
     return out
 
 
-def _parse_vars(pairs: list[str] | None) -> dict[str, str]:
+def _parse_vars(pairs: list[str] | None, option: str = "--variable") -> dict[str, str]:
     out: dict[str, str] = {}
     for p in pairs or []:
         key, sep, value = p.partition("=")
         if not sep or not key:
-            raise ConveyorError(f"--variable {p!r}: expected KEY=VALUE")
+            raise ConveyorError(f"{option} {p!r}: expected KEY=VALUE")
         out[key] = value
     return out
 
@@ -86,15 +105,27 @@ def lint(
     ref: RefOpt = None,
     source: SourceOpt = "push",
     include_project: ProjectsOpt = None,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
 ) -> None:
     """Check the pipeline file: GitLab's schema, then meaning (stages, needs, cycles, scripts)."""
 
-    v = ci_app.lint(file, ref=ref, source=source, projects=_projects(include_project))
+    v = ci_app.lint(
+        file,
+        ref=ref,
+        source=source,
+        projects=_projects(include_project),
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
+    )
     err.print(
-        f"[green]valid[/]: {v.jobs} jobs in {v.stages} stages; "
-        f"{v.selected} run for {esc('?' if v.ref is None else v.ref)} ({esc(source)})",
+        f"[green]valid[/]: {v.definitions} job definitions, {v.jobs} jobs once parallel is "
+        f"expanded, in {v.stages} stages; {v.selected} of those jobs run for "
+        f"{'?' if v.ref is None else esc(v.ref)} ({esc(source)})",
         highlight=False,
     )
+    for warning in v.warnings:
+        err.print(f"[yellow]warning:[/] {esc(warning)}", highlight=False)
     if v.empty_reason:
         err.print(f"[yellow]note:[/] {esc(v.empty_reason)}")
 
@@ -106,10 +137,19 @@ def graph(
     source: SourceOpt = "push",
     as_json: JsonOpt = False,
     include_project: ProjectsOpt = None,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
 ) -> None:
     """Stages, jobs and `needs` edges, and which jobs the rules keep for this ref."""
 
-    g = ci_app.graph(file, ref=ref, source=source, projects=_projects(include_project))
+    g = ci_app.graph(
+        file,
+        ref=ref,
+        source=source,
+        projects=_projects(include_project),
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
+    )
     if as_json:
         print_json(g.model_dump(mode="json"))
         return
@@ -234,6 +274,8 @@ def run(
         bool, typer.Option(help="Keep each job's workspace for debugging.")
     ] = False,
     include_project: ProjectsOpt = None,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
 ) -> None:
     """Run the pipeline (or the named jobs and what they need), with live logs."""
 
@@ -253,6 +295,8 @@ def run(
         keep_workspaces=keep_workspaces,
         projects=_projects(include_project),
         subscribers=[LiveReporter(quiet, announce=True)],
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
         environ=os.environ,  # shell jobs start from it, as with GitLab Runner's shell executor
     )
     if r.pipeline is None:
@@ -486,6 +530,8 @@ def stop(
         str, typer.Option(help="shell or docker, for a job not tagged.")
     ] = "docker",
     no_registry: Annotated[bool, typer.Option("--no-registry")] = False,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
 ) -> None:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`."""
@@ -495,6 +541,8 @@ def stop(
         executor=_executor(executor),
         registry=not no_registry,
         subscribers=[LiveReporter()],
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
         environ=os.environ,
     )
     _summary(pl)

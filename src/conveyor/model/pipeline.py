@@ -67,6 +67,7 @@ class RuleSpec(Frozen):
     variables: dict[str, str] = Field(default_factory=dict)
     needs: tuple[NeedSpec, ...] | None = None
     interruptible: bool | None = None  # `rules:interruptible` overrides the job's
+    where: Where | None = None  # where the rule is written, for errors found when it is tested
 
 
 class OnlyExcept(Frozen):
@@ -170,6 +171,7 @@ class PipelineSpec(Frozen):
     workflow: WorkflowSpec = WorkflowSpec()
     jobs: dict[str, JobSpec] = Field(default_factory=dict)  # hidden (.name) jobs excluded
     includes: tuple[str, ...] = ()  # every file that was merged in, for `ci lint`
+    warnings: tuple[str, ...] = ()  # `file:line: field: message`, accepted as GitLab does
 
 
 # --- one pipeline run ------------------------------------------------------------------------

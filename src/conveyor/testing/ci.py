@@ -7,8 +7,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from conveyor.ci.load.components import Catalog
 from conveyor.ci.run.config import RunConfig
 from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, ci_store, prepare
 from conveyor.ci.run.results import PipelineResult
@@ -83,6 +84,8 @@ def run_pipeline(
     concurrency: int = 2,
     changed_files: Sequence[str] | None = None,
     file_name: str = ".gitlab-ci.yml",
+    catalogs: Sequence[Catalog] = (),
+    inputs: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Run:
     """Load, select and run `project_dir/.gitlab-ci.yml` as `conveyor ci run` would;
@@ -97,6 +100,8 @@ def run_pipeline(
         registry=registry,
         only=only,
         changed_files=changed_files,
+        catalogs=catalogs,
+        inputs=inputs,
     )
     cfg = RunConfig(
         project_dir=project_dir,

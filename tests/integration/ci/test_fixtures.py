@@ -15,12 +15,13 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from conveyor.ci.load.components import Catalog
 from conveyor.ci.run.artifacts import artifact_store
 from conveyor.ci.run.prepare import ci_state_dir, prepare
 from conveyor.errors import ConveyorError
@@ -87,6 +88,8 @@ class Expect(BaseModel):
     source: str = "push"
     only: list[str] = []
     changed_files: list[str] | None = None
+    inputs: dict[str, Any] = {}  # pipeline inputs (`conveyor ci run --input`)
+    component_catalogs: list[str] = []  # `[GROUP/PROJECT=]PATH`, relative to the project
     setup: list[str] = []  # shell commands run in the repository after the first commit
     files: dict[str, str] = {}  # written after the commit (untracked), e.g. project variables
     runs: int = 1  # run the pipeline this many times; checks apply to the last run
@@ -150,6 +153,14 @@ def _project(name: str, expect: Expect, tmp_path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return project
+
+
+def _catalogs(project: Path, expect: Expect) -> list[Catalog]:
+    out = []
+    for given in expect.component_catalogs:
+        name, _, path = given.rpartition("=")
+        out.append(Catalog((project / path).resolve(), name or None))
+    return out
 
 
 def _log(run: Run, job: str) -> str:
@@ -245,6 +256,8 @@ def _check_no_pipeline(project: Path, expect: Expect) -> None:
             cli_variables=expect.variables,
             ref=expect.ref,
             source=expect.source,
+            catalogs=_catalogs(project, expect),
+            inputs=expect.inputs,
         )
     except ConveyorError as e:
         reason = str(e)
@@ -281,6 +294,8 @@ def _run_fixture(name: str, tmp_path: Path, executor: Literal["shell", "docker"]
             source=expect.source,
             only=expect.only,
             changed_files=expect.changed_files,
+            catalogs=_catalogs(project, expect),
+            inputs=expect.inputs,
             environ={**os.environ, **expect.environment},
         )
         if i == 0 and expect.runs > 1:

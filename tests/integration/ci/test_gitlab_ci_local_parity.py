@@ -8,6 +8,8 @@ optional `parity.yaml`:
     manual: [job]                # manual jobs to play
     differs:                     # where gitlab-ci-local departs from GitLab (docs/ci-parity.md)
       job: {conveyor: success, gitlab-ci-local: failed}
+    refused: "text"              # gitlab-ci-local cannot read the file and prints this: every
+                                 # job is `absent` there and "(pipeline)" is `refused`
 
 Both tools run the shell executor in their own temporary git copy of the fixture (branch
 `main`, remote `origin` = a fake GitLab URL, nothing is fetched). gitlab-ci-local is driven as
@@ -83,6 +85,7 @@ class Case:
     environment: dict[str, str] = field(default_factory=dict)
     manual: tuple[str, ...] = ()
     differs: dict[str, dict[str, str]] = field(default_factory=dict)
+    refused: str | None = None  # what gitlab-ci-local prints when it cannot read the file
 
     @property
     def dir(self) -> Path:
@@ -99,6 +102,7 @@ def load_case(path: Path) -> Case:
         environment={str(k): str(v) for k, v in (meta.get("environment") or {}).items()},
         manual=tuple(meta.get("manual") or ()),
         differs={str(k): dict(v) for k, v in (meta.get("differs") or {}).items()},
+        refused=meta.get("refused"),
     )
 
 
@@ -194,7 +198,7 @@ def gcl_env(home: Path) -> dict[str, str]:
 def parse_report(stdout: str) -> dict[str, str]:
     """Started jobs from gitlab-ci-local's closing report: PASS → success, WARN … pre_script →
     failed (allowed), FAIL → failed. `WARN … after_script` lines only say that after_script
-    failed, which never changes a job's status."""
+    failed, which never changes a job's status; other WARN lines are notices about the file."""
     out: dict[str, str] = {}
     for line in stdout.splitlines():
         m = REPORT_LINE.match(line.rstrip())
@@ -203,7 +207,10 @@ def parse_report(stdout: str) -> dict[str, str]:
         kind, rest = m.groups()
         if kind == "WARN":
             name, _, which = rest.rpartition("  ")
-            if which.strip() == "after_script":
+            if which.strip() != "pre_script":
+                # after_script failed, or a notice about the file ("duplicated mapping key
+                # detected! Values will be overwritten!", "interpolation functions is
+                # currently not supported"), not a job's status
                 continue
             out[gitlab_name(name.strip())] = "failed (allowed)"
         else:
@@ -292,7 +299,11 @@ def run_gitlab_ci_local(case: Case, tmp: Path) -> GclRun:
     )
     started = parse_report(p.stdout)
     if p.returncode != 0 and not started:
+        if case.refused is not None and case.refused in p.stdout + p.stderr:
+            return GclRun(p.returncode, p.stdout, p.stderr, {PIPELINE: "refused"})
         pytest.fail(f"gitlab-ci-local did not run the pipeline:\n{p.stdout}\n{p.stderr}")
+    if case.refused is not None:
+        pytest.fail(f"gitlab-ci-local now reads the file ({case.refused!r} expected)")
     statuses = {**started, **not_started(gcl_list(project, home), started, case.manual)}
     statuses[PIPELINE] = "passed" if p.returncode == 0 else "failed"
     return GclRun(p.returncode, p.stdout, p.stderr, statuses)
