@@ -1,4 +1,5 @@
-"""Use cases of `conveyor ci`: lint, graph, run, history, show, logs, environments, stop.
+"""Use cases of `conveyor ci`: lint, graph, run, history, show, logs, artifacts, environments,
+stop.
 
 Each takes the pipeline file (its directory is the project) and typed arguments, and returns a
 typed result (`conveyor.app.ci_views`, whose `model_dump()` is the documented `--json`). A
@@ -8,6 +9,8 @@ Errors are ConveyorErrors; nothing here prints."""
 
 from __future__ import annotations
 
+import shutil
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +19,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from conveyor.app.ci_views import (
+    ArtifactEntry,
+    ArtifactsView,
     EnvironmentsView,
     EnvironmentView,
     GraphDecision,
@@ -23,6 +28,7 @@ from conveyor.app.ci_views import (
     GraphStage,
     GraphView,
     GraphWorkflow,
+    JobArtifacts,
     JobEnvironment,
     JobLog,
     JobView,
@@ -31,8 +37,10 @@ from conveyor.app.ci_views import (
     PipelineSummary,
     PipelineView,
     RunResult,
+    TestFailureView,
 )
 from conveyor.ci.load.components import Catalog, parse_catalog
+from conveyor.ci.run.artifacts import ArtifactManifest, artifact_store
 from conveyor.ci.run.config import ExecutorName, RunConfig
 from conveyor.ci.run.prepare import (
     Prepared,
@@ -45,6 +53,7 @@ from conveyor.ci.run.prepare import (
 from conveyor.ci.run.runner import PipelineRunner
 from conveyor.ci.select.matrix import instances
 from conveyor.ci.select.rules import PipelineSelection
+from conveyor.ci.select.variables import slugify
 from conveyor.errors import ConveyorError
 from conveyor.model.events import Subject
 from conveyor.store.db import Store
@@ -134,12 +143,14 @@ def run(
     subscribers: Sequence[Subscriber] = (),
     catalogs: Sequence[str] = (),
     inputs: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run the pipeline (or `jobs` and what they need). `variables` are pipeline variables
     (they override the YAML), `manual` the manual jobs to play. With `registry`, the host's
     registry is started for CI_REGISTRY*; a pipeline runs without it, after a pipeline.note.
     `catalogs` (`[GROUP/PROJECT=]PATH`) are where components are found, `inputs` the
-    pipeline's inputs (text, read as the header declares them)."""
+    pipeline's inputs (text, read as the header declares them). `environ` is the caller's
+    environment, which shell jobs start from (default: this process's)."""
     f = _file(file)
     found = _catalogs(catalogs)
     cli_variables = dict(variables or {})
@@ -176,9 +187,10 @@ def run(
             concurrency=concurrency,
             protected_ref=p.protected,
             keep_workspaces=keep_workspaces,
+            host_env=environ,
         )
         result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
-        return RunResult(pipeline=_pipeline(store, result.pipeline_id))
+        return RunResult(pipeline=_pipeline(store, result.pipeline_id, cfg.state_dir))
 
 
 def history(file: Path, limit: int = 20) -> PipelineHistory:
@@ -193,9 +205,11 @@ def history(file: Path, limit: int = 20) -> PipelineHistory:
 
 
 def show(file: Path, pipeline: int) -> PipelineView:
-    """One pipeline with its jobs: status, timings, exit codes, test counts, environments."""
-    with _store(_file(file)) as store:
-        return _pipeline(store, pipeline)
+    """One pipeline with its jobs: status, timings, exit codes, test counts and failures,
+    artifacts, environments."""
+    f = _file(file)
+    with _store(f) as store:
+        return _pipeline(store, pipeline, ci_state_dir(f.parent))
 
 
 def logs(file: Path, job: str, pipeline: int | None = None) -> JobLog:
@@ -210,6 +224,66 @@ def logs(file: Path, job: str, pipeline: int | None = None) -> JobLog:
     except OSError as e:
         raise ConveyorError(str(e)) from None
     return JobLog(job_id=row.id, name=row.name, text=text)
+
+
+def artifacts(
+    file: Path,
+    job: str,
+    pipeline: int | None = None,
+    *,
+    out: Path | None = None,
+    extract: bool = True,
+) -> ArtifactsView:
+    """A job's artifacts, GitLab's "browse" and "download": `job` is an id, or a name (its
+    latest run, in `pipeline` if given). With `extract`, they are written into `out` (merged
+    with what is there), by default into `.conveyor/ci/downloads/<job id>-<job slug>/` in the
+    project (emptied first), which no job's checkout includes. Paths are checked again on the
+    way out: nothing lands outside the directory, nothing is written through a symlink."""
+    f = _file(file)
+    with _store(f) as store:
+        row = store.jobs.find(job, pipeline)
+        if row is not None and pipeline is not None and row.pipeline_id != pipeline:
+            row = None  # an id of another pipeline's job
+        if row is None:
+            raise ConveyorError(_no_such_job(store, job, pipeline))
+    state = ci_state_dir(f.parent)
+    kept = artifact_store(state)
+    manifest = kept.get(str(row.id))
+    who = f"job {row.name!r} (#{row.id}, pipeline {row.pipeline_id})"
+    if manifest is None:
+        if row.artifacts is not None:
+            raise ConveyorError(
+                f"the artifacts of {who} expired and were removed: run the job again"
+            )
+        raise ConveyorError(f"{who} kept no artifacts ({row.status})")
+    if manifest.expired(time.time()):
+        raise ConveyorError(
+            f"the artifacts of {who} expired at {_when(manifest.expire_at)} (`expire_in`): "
+            "run the job again"
+        )
+    dest: Path | None = None
+    if extract:
+        dest = out if out is not None else state / "downloads" / f"{row.id}-{slugify(row.name)}"
+        if out is None:
+            shutil.rmtree(dest, ignore_errors=True)  # ours: a second download is exact
+        try:
+            kept.restore(manifest, dest)
+        except OSError as e:
+            raise ConveyorError(f"cannot extract into {dest}: {e.strerror or e}") from None
+    return ArtifactsView(
+        job_id=row.id,
+        name=row.name,
+        pipeline=row.pipeline_id,
+        created_at=manifest.created_at,
+        expire_at=manifest.expire_at,
+        files=manifest.files,
+        bytes=manifest.size,
+        entries=[
+            ArtifactEntry(path=path, kind=e.kind, size=e.size, target=e.target)
+            for path, e in sorted(manifest.snapshot.entries.items())
+        ],
+        out=None if dest is None else str(dest),
+    )
 
 
 def environments(file: Path) -> EnvironmentsView:
@@ -242,11 +316,12 @@ def stop(
     subscribers: Sequence[Subscriber] = (),
     catalogs: Sequence[str] = (),
     inputs: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> PipelineView:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`. With `registry`, a registry
     that cannot start is an error. `catalogs` and `inputs` serve the pipeline's includes and
-    header, as for `run`."""
+    header, and `environ` the shell executor, as for `run`."""
     f = _file(file)
     found = _catalogs(catalogs)
     with _store(f) as store:
@@ -289,9 +364,10 @@ def stop(
             project_variables=p.project_variables,
             masked=p.masked,
             protected_ref=p.protected,
+            host_env=environ,
         )
         result = PipelineRunner(cfg, store, timeline).run(p.spec, selection, p.predefined)
-        return _pipeline(store, result.pipeline_id)
+        return _pipeline(store, result.pipeline_id, cfg.state_dir)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -373,12 +449,54 @@ def _view(view: type[V], row: BaseModel, **given: Any) -> V:
     return view(**row.model_dump(include=set(view.model_fields) - set(given)), **given)
 
 
-def _pipeline(store: Store, pid: int) -> PipelineView:
+def _pipeline(store: Store, pid: int, state_dir: Path) -> PipelineView:
     pl = store.pipelines.get(pid)
     if pl is None:
         raise ConveyorError(f"no pipeline {pid}")
+    kept = artifact_store(state_dir)
+    failures = store.jobs.test_failures(pid)
+    now = time.time()
     jobs = [
-        _view(JobView, j, when=j.when_, duration=j.duration, environment=_environment(j))
+        _view(
+            JobView,
+            j,
+            when=j.when_,
+            duration=j.duration,
+            environment=_environment(j),
+            artifacts=_job_artifacts(j, kept.get(str(j.id)), now),
+            test_failures=[TestFailureView(**f.model_dump()) for f in failures.get(j.id, [])],
+        )
         for j in store.jobs.of(pid)
     ]
     return _view(PipelineView, pl, duration=pl.duration, jobs=jobs)
+
+
+def _job_artifacts(
+    job: JobRow, manifest: ArtifactManifest | None, now: float
+) -> JobArtifacts | None:
+    """The recorded counts, and what the manifest still says (gone once expired)."""
+    if job.artifacts is None:
+        return None
+    if manifest is None or manifest.expired(now):
+        expire_at = manifest.expire_at if manifest is not None else None
+        return JobArtifacts(**job.artifacts, expire_at=expire_at, expired=True)
+    top: set[str] = set()
+    for path, entry in manifest.snapshot.entries.items():
+        head, sep, _ = path.partition("/")
+        top.add(head + "/" if sep or entry.kind == "dir" else head)
+    return JobArtifacts(
+        **job.artifacts, entries=sorted(top), expire_at=manifest.expire_at, expired=False
+    )
+
+
+def _no_such_job(store: Store, job: str, pipeline: int | None) -> str:
+    if pipeline is None:
+        return f"no job {job!r} has run here (see `conveyor ci history` and `ci show N`)"
+    names = sorted({j.name for j in store.jobs.of(pipeline)})
+    if not names:
+        return f"no pipeline {pipeline}"
+    return f"no job {job!r} in pipeline {pipeline} (its jobs: {', '.join(names)})"
+
+
+def _when(t: float | None) -> str:
+    return "never" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -9,13 +10,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape as esc
 from rich.table import Table
 
 from conveyor.app import ci as ci_app
 from conveyor.app.ci import Executor
-from conveyor.app.ci_views import PipelineView
-from conveyor.cli.output import console, err, print_json
+from conveyor.app.ci_views import JobView, PipelineView
+from conveyor.cli.output import console, err, esc, print_json
 from conveyor.errors import ConveyorError
 from conveyor.model.events import Event
 
@@ -26,7 +26,7 @@ app = typer.Typer(
         "  conveyor ci graph             # stages, jobs, needs; which jobs rules keep\n\n"
         "  conveyor ci run               # the whole pipeline, live logs\n\n"
         "  conveyor ci run unit --executor shell --variable DEBUG=1\n\n"
-        "  conveyor ci history / ci show 3 / ci logs unit"
+        "  conveyor ci history / ci show 3 / ci logs unit / ci artifacts browser"
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -156,7 +156,7 @@ def graph(
     for st in g.stages:
         if not st.jobs:
             continue
-        console.print(f"[bold]{st.name}[/]")
+        console.print(f"[bold]{esc(st.name)}[/]")
         for j in st.jobs:
             needs = "" if j.needs is None else f"  ← needs {', '.join(j.needs) or '(nothing)'}"
             flag = "" if j.when == "on_success" else f" [{j.when}]"
@@ -195,7 +195,7 @@ class LiveReporter:
             case "pipeline.started" if self.announce:
                 err.print(
                     f"[bold]pipeline[/] for {esc(str(e.data.get('ref')))} "
-                    f"@ {e.data.get('short_sha')}: {e.data.get('jobs')} jobs",
+                    f"@ {esc(str(e.data.get('short_sha')))}: {e.data.get('jobs')} jobs",
                     highlight=False,
                 )
             case "job.started":
@@ -297,6 +297,7 @@ def run(
         subscribers=[LiveReporter(quiet, announce=True)],
         catalogs=component_catalog or (),
         inputs=_parse_vars(pipeline_input, "--input"),
+        environ=os.environ,  # shell jobs start from it, as with GitLab Runner's shell executor
     )
     if r.pipeline is None:
         err.print(f"[yellow]no pipeline[/]: {esc(r.empty_reason or '')}")
@@ -312,7 +313,7 @@ def _executor(name: str) -> Executor:
 
 def _summary(pl: PipelineView) -> None:
     t = Table(title=f"pipeline {pl.id}: {pl.status}", title_justify="left")
-    for col in ("job", "stage", "status", "duration", "exit", "tests"):
+    for col in ("job", "stage", "status", "duration", "exit", "tests", "artifacts"):
         t.add_column(col)
     for j in pl.jobs:
         tests = j.tests
@@ -320,18 +321,21 @@ def _summary(pl: PipelineView) -> None:
         dur = "" if j.duration is None else secs(j.duration)
         t.add_row(
             esc(j.name),
-            j.stage,
+            esc(j.stage),
             _status(j.status, j.allow_failure),
             dur,
             "" if j.exit_code is None else str(j.exit_code),
             tt,
+            _artifacts_cell(j),
         )
     console.print(t)
     for j in pl.jobs:
+        _job_details(j)
+    for j in pl.jobs:
         env = j.environment
         if env and j.status == "success":
-            verb = {"stop": "stopped", "start": "deployed"}.get(env.action or "", env.action)
-            where = f" at {env.url}" if env.url and env.action != "stop" else ""
+            verb = {"stop": "stopped", "start": "deployed"}.get(env.action or "", esc(env.action))
+            where = f" at {esc(env.url)}" if env.url and env.action != "stop" else ""
             console.print(
                 f"environment {esc(env.name)}: {verb} by {esc(j.name)}{where}", highlight=False
             )
@@ -340,6 +344,43 @@ def _summary(pl: PipelineView) -> None:
             f"tests: {pl.tests.get('total', 0)} total, {pl.tests.get('failed', 0)} failed, "
             f"{pl.tests.get('errors', 0)} errors, {pl.tests.get('skipped', 0)} skipped"
         )
+
+
+def _artifacts_cell(j: JobView) -> str:
+    a = j.artifacts
+    if a is None:
+        return ""
+    if a.expired:
+        return "[dim]expired[/]"
+    return f"{a.files} files, {size(a.bytes)}"
+
+
+FAILURE_LINE = 160  # characters of a failure's message shown in the summary
+
+
+def _job_details(j: JobView) -> None:
+    """What a job kept (its artifacts' top-level paths) and which of its tests failed."""
+    a = j.artifacts
+    if a is not None and not a.expired and a.entries:
+        console.print(
+            f"artifacts of {esc(j.name)}: {esc(', '.join(a.entries))}  "
+            f"[dim](conveyor ci artifacts {j.id})[/]",
+            highlight=False,
+        )
+    if not j.test_failures:
+        return
+    console.print(f"[red]JUnit failures in {esc(j.name)}:[/]", highlight=False)
+    for f in j.test_failures:
+        name = f"{f.classname}.{f.name}" if f.classname else f.name
+        first = (f.message or "").strip().splitlines()[:1]
+        message = first[0][:FAILURE_LINE] if first else ""
+        console.print(
+            f"  {f.status:<6} {esc(name)}" + (f": {esc(message)}" if message else ""),
+            highlight=False,
+        )
+    more = j.tests.get("failed", 0) + j.tests.get("errors", 0) - len(j.test_failures)
+    if more > 0:
+        console.print(f"  [dim]… and {more} more[/]")
 
 
 def _status(status: str, allow_failure: bool) -> str:
@@ -351,7 +392,7 @@ def _status(status: str, allow_failure: bool) -> str:
         "canceled": "magenta",
     }.get(status, "white")
     warn = " (allowed)" if status == "failed" and allow_failure else ""
-    return f"[{colour}]{status}{warn}[/]"
+    return f"[{colour}]{esc(status)}{warn}[/]"
 
 
 @app.command()
@@ -373,7 +414,13 @@ def history(
         dur = "" if r.duration is None else secs(r.duration)
         tests = f"{r.tests.get('passed', 0)}/{r.tests.get('total', 0)}" if r.tests else ""
         t.add_row(
-            str(r.id), when, r.ref or "", (r.sha or "")[:8], _status(r.status, False), dur, tests
+            str(r.id),
+            when,
+            esc(r.ref or ""),
+            esc((r.sha or "")[:8]),
+            _status(r.status, False),
+            dur,
+            tests,
         )
     console.print(t)
 
@@ -384,12 +431,74 @@ def show(
     file: CiFile = Path(".gitlab-ci.yml"),
     as_json: JsonOpt = False,
 ) -> None:
-    """One pipeline's jobs with status, timings, exit codes and test counts."""
+    """One pipeline's jobs with status, timings, exit codes, test counts, failed tests and
+    artifacts."""
     pl = ci_app.show(file, pipeline)
     if as_json:
         print_json(pl.model_dump(mode="json"))
         return
     _summary(pl)
+
+
+@app.command()
+def artifacts(
+    job: Annotated[str, typer.Argument(help="Job name (latest run) or job id.")],
+    file: CiFile = Path(".gitlab-ci.yml"),
+    pipeline: Annotated[int | None, typer.Option("--pipeline", "-p", help="Pipeline id.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Extract into this directory (default: .conveyor/ci/downloads/ID-JOB/ in the "
+            "project, which no job's checkout includes).",
+            show_default=False,
+        ),
+    ] = None,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Only list them; extract nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A job's artifacts (GitLab's browse and download): each path with its size, extracted
+    into a directory."""
+    a = ci_app.artifacts(file, job, pipeline, out=out, extract=not list_only)
+    if as_json:
+        print_json(a.model_dump(mode="json"))
+        return
+    expiry = "" if a.expire_at is None else f", expire {_when(a.expire_at)}"
+    console.print(
+        esc(f"artifacts of {a.name} (job {a.job_id}, pipeline {a.pipeline}){expiry}"),
+        highlight=False,
+    )
+    t = Table()
+    t.add_column("path")
+    t.add_column("size", justify="right")
+    for e in a.entries:
+        if e.kind == "file":
+            t.add_row(esc(e.path), size(e.size))
+        elif e.kind == "symlink":
+            t.add_row(esc(f"{e.path} -> {e.target}"), "link")
+    console.print(t)
+    what = f"{a.files} files, {size(a.bytes)}"
+    if a.out is None:
+        err.print(esc(what), highlight=False)
+    else:
+        err.print(f"{esc(what)} extracted into [bold]{esc(a.out)}[/]", highlight=False)
+
+
+def size(n: int) -> str:
+    """Bytes as people read them: 512 B, 59.1 KiB, 3.2 MiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 
 @app.command()
@@ -406,7 +515,7 @@ def environments(file: CiFile = Path(".gitlab-ci.yml"), as_json: JsonOpt = False
         t.add_row(
             esc(env.name),
             env.state,
-            env.url or "",
+            esc(env.url or ""),
             esc(f"{env.job} (#{env.job_id})"),
             esc(env.on_stop or ""),
         )
@@ -434,6 +543,7 @@ def stop(
         subscribers=[LiveReporter()],
         catalogs=component_catalog or (),
         inputs=_parse_vars(pipeline_input, "--input"),
+        environ=os.environ,
     )
     _summary(pl)
     if pl.status != "success":

@@ -4,7 +4,8 @@
 column: the key-value pointers become the `environment` row, `frontend:<name>` port keys and
 the comma-joined frontend list become tables, a recovery names the rollout it finishes, events
 become the timeline (commit, pipeline, job, release, rollout), and CI jobs' JSON blobs become
-columns and an artifacts table.
+columns and an artifacts table. 6 keeps the failed and errored cases of each job's JUnit report
+(`ci show` names them).
 """
 
 from __future__ import annotations
@@ -204,6 +205,20 @@ CREATE TABLE heal_backoff (
 )
 """
 
+_V6 = """
+CREATE TABLE test_failures (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    seq INTEGER NOT NULL,                    -- the order of the report
+    status TEXT NOT NULL CHECK (status IN ('failed', 'error')),
+    name TEXT NOT NULL,
+    classname TEXT,
+    suite TEXT,
+    file TEXT,                               -- the report file the case came from
+    message TEXT,
+    PRIMARY KEY (job_id, seq)
+)
+"""
+
 _RECOVER_REASON = re.compile(r"finish interrupted rollout (\d+)")
 _TESTS = ("total", "passed", "failed", "errors", "skipped")
 
@@ -309,6 +324,7 @@ MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
     (_V3,),
     (_V4,),
     (_V5, _v5_data),
+    (_V6,),
 )
 
 

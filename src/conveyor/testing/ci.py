@@ -15,7 +15,7 @@ from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, ci_store, prepar
 from conveyor.ci.run.results import PipelineResult
 from conveyor.ci.run.runner import PipelineRunner
 from conveyor.model.events import Event, Subject
-from conveyor.store.pipelines import JobRow
+from conveyor.store.pipelines import JobRow, TestFailure
 from conveyor.store.timeline import Timeline
 
 
@@ -58,6 +58,7 @@ class Run:
     result: PipelineResult
     collected: Collected
     jobs: list[JobRow]
+    test_failures: dict[str, list[TestFailure]] = field(default_factory=dict)  # by job name
 
     def status(self, job: str) -> str:
         rows = [j for j in self.jobs if j.name == job]
@@ -85,8 +86,10 @@ def run_pipeline(
     file_name: str = ".gitlab-ci.yml",
     catalogs: Sequence[Catalog] = (),
     inputs: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Run:
-    """Load, select and run `project_dir/.gitlab-ci.yml` as `conveyor ci run` would."""
+    """Load, select and run `project_dir/.gitlab-ci.yml` as `conveyor ci run` would;
+    `environ` is the caller's environment shell jobs start from (default: this process's)."""
     store = ci_store(project_dir)
     p = prepare(
         project_dir / file_name,
@@ -110,8 +113,13 @@ def run_pipeline(
         play=tuple(play),
         concurrency=concurrency,
         protected_ref=p.protected,
+        host_env=environ,
     )
     collected = Collected()
     timeline = Timeline(Subject(project=store.project), store.events, "ci", [collected])
     result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
-    return Run(result, collected, store.jobs.of(result.pipeline_id))
+    jobs = store.jobs.of(result.pipeline_id)
+    by_id = store.jobs.test_failures(result.pipeline_id)
+    latest = {j.name: j.id for j in jobs}  # a retry comes after the attempt it retries
+    failures = {name: by_id.get(job_id, []) for name, job_id in latest.items()}
+    return Run(result, collected, jobs, failures)

@@ -4,6 +4,7 @@ Each fixture is `tests/ci_parity/<name>/.gitlab-ci.yml` (plus any files it inclu
 optional `parity.yaml`:
 
     variables: {KEY: value}      # pipeline variables (--variable); "{tmp}" is a fresh directory
+    environment: {KEY: value}    # exported in the caller's environment (each tool's process)
     manual: [job]                # manual jobs to play
     differs:                     # where gitlab-ci-local departs from GitLab (docs/ci-parity.md)
       job: {conveyor: success, gitlab-ci-local: failed}
@@ -81,6 +82,7 @@ pytestmark = [
 class Case:
     name: str
     variables: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
     manual: tuple[str, ...] = ()
     differs: dict[str, dict[str, str]] = field(default_factory=dict)
     refused: str | None = None  # what gitlab-ci-local prints when it cannot read the file
@@ -97,6 +99,7 @@ def load_case(path: Path) -> Case:
     return Case(
         name=path.name,
         variables={str(k): str(v) for k, v in (meta.get("variables") or {}).items()},
+        environment={str(k): str(v) for k, v in (meta.get("environment") or {}).items()},
         manual=tuple(meta.get("manual") or ()),
         differs={str(k): dict(v) for k, v in (meta.get("differs") or {}).items()},
         refused=meta.get("refused"),
@@ -290,7 +293,7 @@ def run_gitlab_ci_local(case: Case, tmp: Path) -> GclRun:
         cwd=project,
         capture_output=True,
         text=True,
-        env=gcl_env(home),
+        env={**gcl_env(home), **case.environment},
         timeout=300,
         check=False,
     )
@@ -327,7 +330,13 @@ def run_conveyor(case: Case, tmp: Path) -> dict[str, str]:
     scratch = tmp / "conveyor" / "scratch"
     scratch.mkdir()
     variables = {k: v.replace("{tmp}", str(scratch)) for k, v in case.variables.items()}
-    run = run_pipeline(project, executor="shell", variables=variables, play=case.manual)
+    run = run_pipeline(
+        project,
+        executor="shell",
+        variables=variables,
+        play=case.manual,
+        environ={**os.environ, **case.environment},
+    )
     return conveyor_statuses(run)
 
 

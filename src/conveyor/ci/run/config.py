@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,3 +28,6 @@ class RunConfig:
     protected_ref: bool = False
     keep_workspaces: bool = False
     auto_cancel: bool = True  # cancel older redundant pipelines of the same branch
+    # The environment of the process that runs the pipeline, which shell jobs start from (as
+    # GitLab Runner's shell executor passes its own); None: this process's environment.
+    host_env: Mapping[str, str] | None = None

@@ -45,7 +45,9 @@ class PipelineRunner:
         self.files = JobFiles(
             cfg.state_dir, cfg.project_dir, protected_ref=cfg.protected_ref, records=self.records
         )
-        self.executors = Executors(cfg.executor, cfg.default_image, containers)
+        self.executors = Executors(
+            cfg.executor, cfg.default_image, containers, host_env=cfg.host_env
+        )
 
     def run(
         self, spec: PipelineSpec, selection: PipelineSelection, predefined: Mapping[str, str]
