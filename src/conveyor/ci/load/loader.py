@@ -47,7 +47,7 @@ def load_pipeline(path: Path, projects: Mapping[str, Path] | None = None) -> Pip
     expanded = expand_includes(root, file, path.parent, projects or {})
     doc = resolve_references(apply_extends(expanded.content, keywords), keywords)
     _raise(validate(doc))
-    _raise(check(doc, keywords))
+    _raise(check(doc, keywords, projects=tuple(projects or ())))
     return build_pipeline(doc, str(path.resolve()), expanded.included, keywords)
 
 
