@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,7 +43,6 @@ from conveyor.ci.run.prepare import (
     registry_from_env,
 )
 from conveyor.ci.run.runner import PipelineRunner
-from conveyor.ci.select.rules import PipelineSelection
 from conveyor.errors import ConveyorError
 from conveyor.model.events import Subject
 from conveyor.store.db import Store
@@ -250,13 +250,7 @@ def stop(
             )
         # run alone: the environment exists already, whatever the job waited for back then
         alone = job.model_copy(update={"needs": (), "when": "on_success", "dependencies": ()})
-        selection = PipelineSelection(
-            True,
-            p.selection.workflow_reason,
-            p.selection.workflow_variables,
-            [alone],
-            p.selection.decisions,
-        )
+        selection = replace(p.selection, jobs=[alone])
         cfg = RunConfig(
             project_dir=f.parent,
             state_dir=ci_state_dir(f.parent),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,13 +163,7 @@ def prepare(
     facts = file_facts(project_dir, questions, changed_files)
     selection = select(spec, pre, facts, pipeline_variables=pipeline_vars)
     if only:
-        selection = PipelineSelection(
-            selection.workflow_ok,
-            selection.workflow_reason,
-            selection.workflow_variables,
-            with_needs(selection.jobs, only),
-            selection.decisions,
-        )
+        selection = replace(selection, jobs=with_needs(selection.jobs, only))
     return Prepared(
         spec, pre, selection, {k: v.value for k, v in usable.items()}, masked, protected
     )
