@@ -4,7 +4,8 @@
 column: the key-value pointers become the `environment` row, `frontend:<name>` port keys and
 the comma-joined frontend list become tables, a recovery names the rollout it finishes, events
 become the timeline (commit, pipeline, job, release, rollout), and CI jobs' JSON blobs become
-columns and an artifacts table.
+columns and an artifacts table. 6 links a downstream pipeline to its parent pipeline and
+trigger job, and keeps each pipeline's `workflow:auto_cancel` and what a cancel request covers.
 """
 
 from __future__ import annotations
@@ -204,6 +205,18 @@ CREATE TABLE heal_backoff (
 )
 """
 
+_V6 = """
+ALTER TABLE pipelines ADD COLUMN parent_pipeline_id INTEGER REFERENCES pipelines(id);
+ALTER TABLE pipelines ADD COLUMN trigger_job_id INTEGER REFERENCES jobs(id);
+ALTER TABLE pipelines ADD COLUMN auto_cancel_on_new_commit TEXT NOT NULL DEFAULT 'conservative'
+    CHECK (auto_cancel_on_new_commit IN ('conservative', 'interruptible', 'none'));
+ALTER TABLE pipelines ADD COLUMN auto_cancel_on_job_failure TEXT NOT NULL DEFAULT 'none'
+    CHECK (auto_cancel_on_job_failure IN ('none', 'all'));
+ALTER TABLE pipelines ADD COLUMN cancel_scope TEXT  -- with cancel_requested: all | interruptible
+    CHECK (cancel_scope IN ('all', 'interruptible'));
+CREATE INDEX pipelines_parent ON pipelines(parent_pipeline_id)
+"""
+
 _RECOVER_REASON = re.compile(r"finish interrupted rollout (\d+)")
 _TESTS = ("total", "passed", "failed", "errors", "skipped")
 
@@ -309,6 +322,7 @@ MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
     (_V3,),
     (_V4,),
     (_V5, _v5_data),
+    (_V6,),
 )
 
 

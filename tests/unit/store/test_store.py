@@ -180,3 +180,37 @@ def test_a_database_from_conveyor_0_1_opens_and_upgrades(tmp_path: Path) -> None
     assert job is not None and job.tests == {} and job.artifacts == {"files": 2, "bytes": 10}
     assert job.environment is not None and job.environment["name"] == "review/main"
     assert set(s.jobs.environments()) == {"review/main"}
+
+
+def test_downstream_pipelines_link_to_their_parent_and_trigger_job(tmp_path: Path) -> None:
+    s = Store.open(tmp_path)
+    parent = s.pipelines.create("main", "abc", "push", ".gitlab-ci.yml", "shell")
+    trigger = s.jobs.create(parent, "child", "test", "running", "on_success", False)
+    child = s.pipelines.create(
+        "main", "abc", "parent_pipeline", "child.yml", "shell", status="created",
+        parent=parent, trigger_job=trigger,
+    )  # fmt: skip
+    s.pipelines.start(child, "interruptible", "all")
+    row = s.pipelines.get(child)
+    assert row is not None and (row.parent_pipeline_id, row.trigger_job_id) == (parent, trigger)
+    assert (row.status, row.auto_cancel_on_new_commit, row.auto_cancel_on_job_failure) == (
+        "running", "interruptible", "all",
+    )  # fmt: skip
+    assert [p.id for p in s.pipelines.downstream(parent)] == [child]
+    # GitLab's pipeline list and auto-cancel see the parent only: the child goes with it.
+    assert [p.id for p in s.pipelines.latest()] == [parent]
+    assert [p.id for p in s.pipelines.running_for_ref("main", child + 1)] == [parent]
+    failed = s.pipelines.create("main", "abc", "parent_pipeline", "x.yml", "shell", parent=parent)
+    s.pipelines.discard(failed)
+    assert s.pipelines.get(failed) is None
+
+
+def test_a_cancel_request_for_everything_is_never_narrowed(tmp_path: Path) -> None:
+    s = Store.open(tmp_path)
+    pid = s.pipelines.create("main", "abc", "push", ".gitlab-ci.yml", "shell")
+    assert s.pipelines.cancel_request(pid) is None
+    s.pipelines.request_cancel(pid, "interruptible")
+    assert s.pipelines.cancel_request(pid) == "interruptible"
+    s.pipelines.request_cancel(pid)
+    s.pipelines.request_cancel(pid, "interruptible")
+    assert s.pipelines.cancel_request(pid) == "all" and s.pipelines.cancel_requested(pid)
