@@ -157,6 +157,7 @@ def run(
             concurrency=concurrency,
             protected_ref=p.protected,
             keep_workspaces=keep_workspaces,
+            projects=dict(projects or {}),
         )
         result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
         return RunResult(pipeline=_pipeline(store, result.pipeline_id))

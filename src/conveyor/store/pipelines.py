@@ -94,12 +94,24 @@ class PipelineRepository:
         )
         return int(cur.lastrowid or 0)
 
-    def start(self, pid: int, on_new_commit: str, on_job_failure: str) -> None:
-        """The pipeline runs, with its `workflow:auto_cancel` settings."""
+    def start(
+        self,
+        pid: int,
+        *,
+        ref: str | None,
+        sha: str | None,
+        source: str,
+        file: str,
+        executor: str,
+        on_new_commit: str,
+        on_job_failure: str,
+    ) -> None:
+        """The pipeline runs: what it runs, and its `workflow:auto_cancel` settings."""
         self._db.execute(
-            "UPDATE pipelines SET status = 'running', started_at = ?, "
-            "auto_cancel_on_new_commit = ?, auto_cancel_on_job_failure = ? WHERE id = ?",
-            (time.time(), on_new_commit, on_job_failure, pid),
+            "UPDATE pipelines SET status = 'running', started_at = ?, ref = ?, sha = ?, "
+            "source = ?, file = ?, executor = ?, auto_cancel_on_new_commit = ?, "
+            "auto_cancel_on_job_failure = ? WHERE id = ?",
+            (time.time(), ref, sha, source, file, executor, on_new_commit, on_job_failure, pid),
         )
 
     def discard(self, pid: int) -> None:

@@ -14,6 +14,7 @@ from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, ci_store, prepar
 from conveyor.ci.run.results import PipelineResult
 from conveyor.ci.run.runner import PipelineRunner
 from conveyor.model.events import Event, Subject
+from conveyor.store.db import Store
 from conveyor.store.pipelines import JobRow
 from conveyor.store.timeline import Timeline
 
@@ -56,7 +57,7 @@ class Collected:
 class Run:
     result: PipelineResult
     collected: Collected
-    jobs: list[JobRow]
+    jobs: list[JobRow]  # its downstream pipelines' jobs too, named `trigger -> job`
 
     def status(self, job: str) -> str:
         rows = [j for j in self.jobs if j.name == job]
@@ -67,6 +68,18 @@ class Run:
         for j in self.jobs:  # later attempts overwrite earlier ones
             out[j.name] = j.status
         return out
+
+
+def all_jobs(store: Store, pipeline_id: int, prefix: str = "") -> list[JobRow]:
+    """The jobs of a pipeline and of its downstream pipelines (`trigger -> job`), as the live
+    output names them."""
+    jobs = store.jobs.of(pipeline_id)
+    out = [j.model_copy(update={"name": prefix + j.name}) for j in jobs]
+    names = {j.id: j.name for j in jobs}
+    for child in store.pipelines.downstream(pipeline_id):
+        trigger = names.get(child.trigger_job_id or 0, "?")
+        out += all_jobs(store, child.id, f"{prefix}{trigger} -> ")
+    return out
 
 
 def run_pipeline(
@@ -82,6 +95,7 @@ def run_pipeline(
     concurrency: int = 2,
     changed_files: Sequence[str] | None = None,
     file_name: str = ".gitlab-ci.yml",
+    projects: Mapping[str, Path] | None = None,
 ) -> Run:
     """Load, select and run `project_dir/.gitlab-ci.yml` as `conveyor ci run` would."""
     store = ci_store(project_dir)
@@ -94,6 +108,7 @@ def run_pipeline(
         registry=registry,
         only=only,
         changed_files=changed_files,
+        projects=projects,
     )
     cfg = RunConfig(
         project_dir=project_dir,
@@ -105,8 +120,10 @@ def run_pipeline(
         play=tuple(play),
         concurrency=concurrency,
         protected_ref=p.protected,
+        projects=dict(projects or {}),
+        changed_files=None if changed_files is None else tuple(changed_files),
     )
     collected = Collected()
     timeline = Timeline(Subject(project=store.project), store.events, "ci", [collected])
     result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
-    return Run(result, collected, store.jobs.of(result.pipeline_id))
+    return Run(result, collected, all_jobs(store, result.pipeline_id))

@@ -190,7 +190,10 @@ def test_downstream_pipelines_link_to_their_parent_and_trigger_job(tmp_path: Pat
         "main", "abc", "parent_pipeline", "child.yml", "shell", status="created",
         parent=parent, trigger_job=trigger,
     )  # fmt: skip
-    s.pipelines.start(child, "interruptible", "all")
+    s.pipelines.start(
+        child, ref="main", sha="abc", source="parent_pipeline", file="child.yml",
+        executor="shell", on_new_commit="interruptible", on_job_failure="all",
+    )  # fmt: skip
     row = s.pipelines.get(child)
     assert row is not None and (row.parent_pipeline_id, row.trigger_job_id) == (parent, trigger)
     assert (row.status, row.auto_cancel_on_new_commit, row.auto_cancel_on_job_failure) == (

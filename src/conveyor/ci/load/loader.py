@@ -43,12 +43,19 @@ def load_pipeline(path: Path, projects: Mapping[str, Path] | None = None) -> Pip
         raise SpecError(file, None, "", "the file is empty")
     if not isinstance(root, LMap):
         raise SpecError(file, 1, "", "must be a mapping of jobs and keywords")
-    keywords = global_keywords()
     expanded = expand_includes(root, file, path.parent, projects or {})
-    doc = resolve_references(apply_extends(expanded.content, keywords), keywords)
+    return build_merged(expanded.content, str(path.resolve()), expanded.included, projects)
+
+
+def build_merged(
+    content: LMap, file: str, included: tuple[str, ...], projects: Mapping[str, Path] | None
+) -> PipelineSpec:
+    """Steps 3 to 6 for a configuration whose includes are merged (`file` names it)."""
+    keywords = global_keywords()
+    doc = resolve_references(apply_extends(content, keywords), keywords)
     _raise(validate(doc))
     _raise(check(doc, keywords, projects=tuple(projects or ())))
-    return build_pipeline(doc, str(path.resolve()), expanded.included, keywords)
+    return build_pipeline(doc, file, included, keywords)
 
 
 def _raise(errors: list[SpecError]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,3 +28,6 @@ class RunConfig:
     protected_ref: bool = False
     keep_workspaces: bool = False
     auto_cancel: bool = True  # cancel older redundant pipelines of the same branch
+    # GitLab projects on this machine (`--include-project`): includes and multi-project triggers
+    projects: Mapping[str, Path] = field(default_factory=dict)
+    changed_files: tuple[str, ...] | None = None  # the push's changes (child pipelines' rules)
