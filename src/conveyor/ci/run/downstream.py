@@ -23,12 +23,14 @@ from typing import Literal
 from conveyor.ci.load.child import ArtifactReader, child_source, load_child_pipeline
 from conveyor.ci.load.loader import load_pipeline
 from conveyor.ci.run.facts import file_facts, git_facts
+from conveyor.ci.run.job_env import JobVariables
 from conveyor.ci.select.downstream import (
     CREATION_FAILED,
     MAX_CHILD_DEPTH,
     PROJECT_NOT_FOUND,
     TOO_DEEP,
     child_predefined,
+    passed_variables,
 )
 from conveyor.ci.select.predefined import NewPipeline, predefined
 from conveyor.ci.select.rules import PipelineSelection, file_questions, select
@@ -43,7 +45,7 @@ from conveyor.errors import (
     VariablesError,
 )
 from conveyor.host import git
-from conveyor.model.pipeline import PipelineSpec, TriggerSpec, Where
+from conveyor.model.pipeline import JobRun, PipelineSpec, TriggerSpec, Where
 
 Kind = Literal["child", "multi-project"]
 
@@ -155,6 +157,21 @@ def plan_downstream(
         project_variables=project_variables,
         child_depth=depth,
         project=project,
+    )
+
+
+def preview_downstream(
+    up: Upstream, variables: JobVariables, job: JobRun, checkout: Path
+) -> Downstream:
+    """The pipeline trigger job `job` would create, as far as it is known before anything
+    runs (`ci graph`): its variables as GitLab knows them when it creates the pipeline, no
+    dotenv reports, no artifacts (a dynamic child pipeline raises DownstreamError)."""
+    spec = variables.spec.jobs[job.spec]
+    assert spec.trigger is not None, f"{job.name} is not a trigger job"
+    env = variables.at_creation(job)
+    passed = passed_variables(spec.trigger, variables.yaml_variables(job, env), variables.pipeline)
+    return plan_downstream(
+        up, spec.trigger, spec.where, env, passed, 0, artifact=None, checkout=checkout
     )
 
 
