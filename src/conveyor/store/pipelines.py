@@ -155,11 +155,12 @@ class PipelineRepository:
         return [_pipeline(r) for r in rows]
 
     def running_for_ref(self, ref: str | None, newer_than: int) -> list[PipelineRow]:
-        """Pipelines of `ref` still running, older than pipeline `newer_than` (not downstream
-        pipelines: they go with their parent)."""
+        """Pipelines of `ref` still running, older than pipeline `newer_than`: this project's
+        pipelines and child pipelines (which may outlive their parent), not the pipelines of
+        other projects that trigger jobs created."""
         rows = self._db.all(
             "SELECT * FROM pipelines WHERE status = 'running' AND ref IS ? AND id < ? "
-            "AND parent_pipeline_id IS NULL",
+            "AND (parent_pipeline_id IS NULL OR source = 'parent_pipeline') ORDER BY id",
             (ref, newer_than),
         )
         return [_pipeline(r) for r in rows]

@@ -55,6 +55,7 @@ DOCKER_REPRESENTATIVE: tuple[str, ...] = (
     "timeout-kill",
     "variables-git-strategy-none",
     "when-manual-played",
+    "child-dynamic",
 )
 
 

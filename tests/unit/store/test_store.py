@@ -200,9 +200,11 @@ def test_downstream_pipelines_link_to_their_parent_and_trigger_job(tmp_path: Pat
         "running", "interruptible", "all",
     )  # fmt: skip
     assert [p.id for p in s.pipelines.downstream(parent)] == [child]
-    # GitLab's pipeline list and auto-cancel see the parent only: the child goes with it.
+    # GitLab's pipeline list shows the parent only; auto-cancel looks at running children too
+    # (one may outlive its parent), never at another project's pipeline.
     assert [p.id for p in s.pipelines.latest()] == [parent]
-    assert [p.id for p in s.pipelines.running_for_ref("main", child + 1)] == [parent]
+    other = s.pipelines.create("main", "def", "pipeline", "x.yml", "shell", parent=parent)
+    assert [p.id for p in s.pipelines.running_for_ref("main", other + 1)] == [parent, child]
     failed = s.pipelines.create("main", "abc", "parent_pipeline", "x.yml", "shell", parent=parent)
     s.pipelines.discard(failed)
     assert s.pipelines.get(failed) is None

@@ -182,6 +182,9 @@ class TriggerJobs:
             self.records.discard(pid)
             log.say(f"ERROR: Downstream pipeline cannot be created: {e}")
             return "failed", e.reason
+        except BaseException:
+            self.records.discard(pid)  # a bug: `run` reports it; no half-made pipeline stays
+            raise
         jobs = len(plan.selection.jobs)
         log.say(f"Created {plan.kind} pipeline #{pid} from {plan.source} ({jobs} jobs)")
         if plan.variables:
