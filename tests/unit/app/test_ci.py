@@ -104,6 +104,7 @@ def test_show_json_is_the_documented_shape(pipeline_file: Path) -> None:
         "tests": {"total": 3, "passed": 2, "failed": 1, "errors": 0, "skipped": 0},
         "artifacts": {"files": 2, "bytes": 1234},
         "environment": None,
+        "downstream": None,
     }
     expected = {
         "version": 1,
@@ -118,6 +119,10 @@ def test_show_json_is_the_documented_shape(pipeline_file: Path) -> None:
         "executor": "shell",
         "tests": {"total": 3, "passed": 2, "failed": 1, "errors": 0, "skipped": 0},
         "coverage": 87.5,
+        "parent_pipeline_id": None,
+        "trigger_job_id": None,
+        "auto_cancel_on_new_commit": "conservative",
+        "auto_cancel_on_job_failure": "none",
         "jobs": [job],
     }
     out = json.loads(dumped(view))
