@@ -7,9 +7,17 @@ bash scripts/venv.sh
 # the CI parity peer (npm), pinned; the parity tests use it from .cache/gitlab-ci-local
 GITLAB_CI_LOCAL=$(bash scripts/gitlab-ci-local.sh) && export GITLAB_CI_LOCAL || echo "gitlab-ci-local not installed: its parity tests will be skipped"
 RUN=$(mktemp -d /tmp/conveyor-test.XXXXXX)
-trap 'bash scripts/dockerd.sh stop "$RUN/dockerd.pid"' EXIT
+# The registry bootstrap pushes the browser-test image to: kept in .cache between runs (a later
+# push finds every layer there), on a free port, stopped by its PID file when the tests end.
+export CONVEYOR_REGISTRY_DIR="$PWD/.cache/registry"
+CONVEYOR_REGISTRY_PORT=$(.venv/bin/python -c 'from conveyor.testing.net import free_port; print(free_port())')
+export CONVEYOR_REGISTRY_PORT
+stop_registry() { [ -f "$CONVEYOR_REGISTRY_DIR/registry.pid" ] && kill "$(cat "$CONVEYOR_REGISTRY_DIR/registry.pid")" 2>/dev/null || true; }
+trap 'stop_registry; bash scripts/dockerd.sh stop "$RUN/dockerd.pid"' EXIT
 bash scripts/dockerd.sh start "$RUN/dockerd.pid"
-.venv/bin/conveyor bootstrap            # base image (built locally when no registry answers)
+# the base image (built locally when no registry answers) and the browser-test image the CI
+# fixtures and the example pipeline use (built once; again only when its recipe changes)
+.venv/bin/conveyor bootstrap
 echo "== ruff";   .venv/bin/ruff check src tests bench examples
 echo "== mypy";   .venv/bin/mypy
 echo "== import contracts"; .venv/bin/lint-imports

@@ -17,6 +17,7 @@ from conveyor.testing.net import free_port
 __all__ = ["free_port"]
 
 BASE_IMAGE = "python:3.11-slim-bookworm"
+BROWSER_IMAGE = "conveyor/selenium:1"  # conveyor.provision.bootstrap.SELENIUM_IMAGE
 
 
 def _docker_answers() -> bool:
@@ -64,6 +65,15 @@ def base_image(dockerd: None) -> str:
     ):
         pytest.fail(f"{BASE_IMAGE} missing: `make test` runs `conveyor bootstrap` first")
     return BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def browser_image(base_image: str) -> str:
+    """Conveyor's browser-test image (made by `conveyor bootstrap`)."""
+    inspect = ["docker", "image", "inspect", BROWSER_IMAGE]
+    if subprocess.run(inspect, capture_output=True, check=False).returncode != 0:
+        pytest.fail(f"{BROWSER_IMAGE} missing: `make test` runs `conveyor bootstrap` first")
+    return BROWSER_IMAGE
 
 
 @pytest.fixture

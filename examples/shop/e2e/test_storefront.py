@@ -1,6 +1,8 @@
 """Browser tests of the shop's storefront: Chromium driven by Selenium, against SHOP_URL.
 
-Screenshots of each step go to $SCREENSHOTS (default: screenshots/), kept as job artifacts.
+The pipeline runs them in Conveyor's browser-test image (conveyor/selenium), which sets
+CHROME_BIN, CHROMEDRIVER and SCREENSHOTS; screenshots of each step go to $SCREENSHOTS
+(default: screenshots/), kept as job artifacts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ SHOTS = Path(os.environ.get("SCREENSHOTS", "screenshots"))
 def browser() -> Iterator[WebDriver]:
     options = webdriver.ChromeOptions()
     options.binary_location = os.environ.get("CHROME_BIN", "/usr/bin/chromium")
-    # no sandbox as root in a container; no background traffic off this machine
+    # the image passes these to Chromium already; spelled out so the tests run anywhere:
+    # headless, no sandbox in a container, no background traffic off this machine
     for flag in (
         "--headless=new",
         "--no-sandbox",

@@ -1,4 +1,5 @@
-"""Use cases of `conveyor ci`: lint, graph, run, history, show, logs, environments, stop.
+"""Use cases of `conveyor ci`: lint, graph, run, history, show, logs, artifacts, environments,
+stop.
 
 Each takes the pipeline file (its directory is the project) and typed arguments, and returns a
 typed result (`conveyor.app.ci_views`, whose `model_dump()` is the documented `--json`). A
@@ -8,7 +9,9 @@ Errors are ConveyorErrors; nothing here prints."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,6 +21,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from conveyor.app.ci_views import (
+    ArtifactEntry,
+    ArtifactsView,
     EnvironmentsView,
     EnvironmentView,
     GraphDecision,
@@ -26,6 +31,7 @@ from conveyor.app.ci_views import (
     GraphTrigger,
     GraphView,
     GraphWorkflow,
+    JobArtifacts,
     JobEnvironment,
     JobLog,
     JobView,
@@ -34,7 +40,10 @@ from conveyor.app.ci_views import (
     PipelineSummary,
     PipelineView,
     RunResult,
+    TestFailureView,
 )
+from conveyor.ci.load.components import Catalog, parse_catalog
+from conveyor.ci.run.artifacts import ArtifactManifest, artifact_store
 from conveyor.ci.run.config import ExecutorName, RunConfig
 from conveyor.ci.run.downstream import Upstream, describe, preview_downstream
 from conveyor.ci.run.job_env import JobVariables
@@ -47,7 +56,9 @@ from conveyor.ci.run.prepare import (
     registry_from_env,
 )
 from conveyor.ci.run.runner import PipelineRunner
+from conveyor.ci.select.matrix import instances
 from conveyor.ci.select.rules import PipelineSelection
+from conveyor.ci.select.variables import slugify
 from conveyor.errors import ConveyorError, DownstreamError
 from conveyor.model.events import Subject
 from conveyor.model.pipeline import JobRun
@@ -65,17 +76,21 @@ def lint(
     ref: str | None = None,
     source: str = "push",
     projects: Mapping[str, Path] | None = None,
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> LintView:
     """Check the pipeline file: GitLab's schema, then meaning (stages, needs, cycles, scripts);
     a bad file raises a SpecError naming file:line."""
-    p = _prepare_for_ref(file, ref, source, projects)
+    p = _prepare_for_ref(file, ref, source, projects, catalogs, inputs)
     return LintView(
-        jobs=len(p.spec.jobs),
+        definitions=len(p.spec.jobs),
+        jobs=sum(len(instances(job)) for job in p.spec.jobs.values()),
         stages=len(p.spec.stages),
         selected=len(p.selection.jobs),
         ref=p.predefined.get("CI_COMMIT_REF_NAME"),
         source=source,
         empty_reason=p.selection.empty_reason,
+        warnings=list(p.spec.warnings),
     )
 
 
@@ -85,15 +100,17 @@ def graph(
     ref: str | None = None,
     source: str = "push",
     projects: Mapping[str, Path] | None = None,
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> GraphView:
     """Stages, jobs and `needs` edges, and which jobs the rules keep for this ref; a trigger
     job shows the pipeline it would create."""
-    p = _prepare_for_ref(file, ref, source, projects)
+    p = _prepare_for_ref(file, ref, source, projects, catalogs, inputs)
     up = Upstream(
         spec=p.spec,
         predefined=p.predefined,
         project_dir=_file(file).parent,
-        projects=dict(projects or {}),
+        context=p.context,
         project_variables=p.project_variables,
     )
     with tempfile.TemporaryDirectory(prefix="conveyor-graph-") as scratch:
@@ -163,7 +180,7 @@ def _graph_trigger(
         spec=plan.spec,
         predefined=plan.predefined,
         project_dir=plan.project_dir,
-        projects=up.projects,
+        context=plan.context,
         project_variables=plan.project_variables,
         child_depth=plan.child_depth,
     )
@@ -186,11 +203,18 @@ def run(
     keep_workspaces: bool = False,
     projects: Mapping[str, Path] | None = None,
     subscribers: Sequence[Subscriber] = (),
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run the pipeline (or `jobs` and what they need). `variables` are pipeline variables
     (they override the YAML), `manual` the manual jobs to play. With `registry`, the host's
-    registry is started for CI_REGISTRY*; a pipeline runs without it, after a pipeline.note."""
+    registry is started for CI_REGISTRY*; a pipeline runs without it, after a pipeline.note.
+    `catalogs` (`[GROUP/PROJECT=]PATH`) are where components are found, `inputs` the
+    pipeline's inputs (text, read as the header declares them). `environ` is the caller's
+    environment, which shell jobs start from (default: this process's)."""
     f = _file(file)
+    found = _catalogs(catalogs)
     cli_variables = dict(variables or {})
     with _store(f) as store:
         timeline = _timeline(store, subscribers)
@@ -205,7 +229,13 @@ def run(
             registry=reg,
             only=jobs,
             projects=projects,
+            catalogs=found,
+            inputs=inputs,
         )
+        for warning in p.spec.warnings:  # what GitLab accepts, said before the jobs run
+            timeline.emit(
+                "pipeline.note", f"warning: {warning}", level="warning", data={"title": "warning"}
+            )
         if reason := p.selection.empty_reason:
             return RunResult(empty_reason=reason)
         cfg = RunConfig(
@@ -219,10 +249,11 @@ def run(
             concurrency=concurrency,
             protected_ref=p.protected,
             keep_workspaces=keep_workspaces,
-            projects=dict(projects or {}),
+            context=p.context,
+            host_env=environ,
         )
         result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
-        return RunResult(pipeline=_pipeline(store, result.pipeline_id))
+        return RunResult(pipeline=_pipeline(store, result.pipeline_id, cfg.state_dir))
 
 
 def history(file: Path, limit: int = 20) -> PipelineHistory:
@@ -237,9 +268,11 @@ def history(file: Path, limit: int = 20) -> PipelineHistory:
 
 
 def show(file: Path, pipeline: int) -> PipelineView:
-    """One pipeline with its jobs: status, timings, exit codes, test counts, environments."""
-    with _store(_file(file)) as store:
-        return _pipeline(store, pipeline)
+    """One pipeline with its jobs: status, timings, exit codes, test counts and failures,
+    artifacts, environments."""
+    f = _file(file)
+    with _store(f) as store:
+        return _pipeline(store, pipeline, ci_state_dir(f.parent))
 
 
 def logs(file: Path, job: str, pipeline: int | None = None) -> JobLog:
@@ -254,6 +287,66 @@ def logs(file: Path, job: str, pipeline: int | None = None) -> JobLog:
     except OSError as e:
         raise ConveyorError(str(e)) from None
     return JobLog(job_id=row.id, name=row.name, text=text)
+
+
+def artifacts(
+    file: Path,
+    job: str,
+    pipeline: int | None = None,
+    *,
+    out: Path | None = None,
+    extract: bool = True,
+) -> ArtifactsView:
+    """A job's artifacts, GitLab's "browse" and "download": `job` is an id, or a name (its
+    latest run, in `pipeline` if given). With `extract`, they are written into `out` (merged
+    with what is there), by default into `.conveyor/ci/downloads/<job id>-<job slug>/` in the
+    project (emptied first), which no job's checkout includes. Paths are checked again on the
+    way out: nothing lands outside the directory, nothing is written through a symlink."""
+    f = _file(file)
+    with _store(f) as store:
+        row = store.jobs.find(job, pipeline)
+        if row is not None and pipeline is not None and row.pipeline_id != pipeline:
+            row = None  # an id of another pipeline's job
+        if row is None:
+            raise ConveyorError(_no_such_job(store, job, pipeline))
+    state = ci_state_dir(f.parent)
+    kept = artifact_store(state)
+    manifest = kept.get(str(row.id))
+    who = f"job {row.name!r} (#{row.id}, pipeline {row.pipeline_id})"
+    if manifest is None:
+        if row.artifacts is not None:
+            raise ConveyorError(
+                f"the artifacts of {who} expired and were removed: run the job again"
+            )
+        raise ConveyorError(f"{who} kept no artifacts ({row.status})")
+    if manifest.expired(time.time()):
+        raise ConveyorError(
+            f"the artifacts of {who} expired at {_when(manifest.expire_at)} (`expire_in`): "
+            "run the job again"
+        )
+    dest: Path | None = None
+    if extract:
+        dest = out if out is not None else state / "downloads" / f"{row.id}-{slugify(row.name)}"
+        if out is None:
+            shutil.rmtree(dest, ignore_errors=True)  # ours: a second download is exact
+        try:
+            kept.restore(manifest, dest)
+        except OSError as e:
+            raise ConveyorError(f"cannot extract into {dest}: {e.strerror or e}") from None
+    return ArtifactsView(
+        job_id=row.id,
+        name=row.name,
+        pipeline=row.pipeline_id,
+        created_at=manifest.created_at,
+        expire_at=manifest.expire_at,
+        files=manifest.files,
+        bytes=manifest.size,
+        entries=[
+            ArtifactEntry(path=path, kind=e.kind, size=e.size, target=e.target)
+            for path, e in sorted(manifest.snapshot.entries.items())
+        ],
+        out=None if dest is None else str(dest),
+    )
 
 
 def environments(file: Path) -> EnvironmentsView:
@@ -284,11 +377,16 @@ def stop(
     executor: Executor = "docker",
     registry: bool = True,
     subscribers: Sequence[Subscriber] = (),
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> PipelineView:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`. With `registry`, a registry
-    that cannot start is an error."""
+    that cannot start is an error. `catalogs` and `inputs` serve the pipeline's includes and
+    header, and `environ` the shell executor, as for `run`."""
     f = _file(file)
+    found = _catalogs(catalogs)
     with _store(f) as store:
         timeline = _timeline(store, subscribers)
         last = store.jobs.environments().get(environment)
@@ -305,6 +403,8 @@ def stop(
             cli_variables={},
             registry=_registry(timeline, required=True) if registry else None,
             source="web",
+            catalogs=found,
+            inputs=inputs,
         )
         job = next((j for j in p.selection.jobs if j.name == env.on_stop), None)
         if job is None:
@@ -321,9 +421,11 @@ def stop(
             project_variables=p.project_variables,
             masked=p.masked,
             protected_ref=p.protected,
+            context=p.context,
+            host_env=environ,
         )
         result = PipelineRunner(cfg, store, timeline).run(p.spec, selection, p.predefined)
-        return _pipeline(store, result.pipeline_id)
+        return _pipeline(store, result.pipeline_id, cfg.state_dir)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -350,12 +452,29 @@ def _timeline(store: Store, subscribers: Sequence[Subscriber]) -> Timeline:
 
 
 def _prepare_for_ref(
-    file: Path, ref: str | None, source: str, projects: Mapping[str, Path] | None
+    file: Path,
+    ref: str | None,
+    source: str,
+    projects: Mapping[str, Path] | None,
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> Prepared:
     """The pipeline as `ref` and `source` would get it, to look at (nothing is recorded)."""
     return prepare(
-        _file(file), pipeline_id=0, cli_variables={}, ref=ref, source=source, projects=projects
+        _file(file),
+        pipeline_id=0,
+        cli_variables={},
+        ref=ref,
+        source=source,
+        projects=projects,
+        catalogs=_catalogs(catalogs),
+        inputs=inputs,
     )
+
+
+def _catalogs(given: Sequence[str]) -> list[Catalog]:
+    """`--component-catalog` values: `DIR` or `GROUP/PROJECT=PATH`."""
+    return [parse_catalog(text) for text in given]
 
 
 def _registry(timeline: Timeline, required: bool) -> RegistryInfo | None:
@@ -388,15 +507,18 @@ def _view(view: type[V], row: BaseModel, **given: Any) -> V:
     return view(**row.model_dump(include=set(view.model_fields) - set(given)), **given)
 
 
-def _pipeline(store: Store, pid: int) -> PipelineView:
+def _pipeline(store: Store, pid: int, state_dir: Path) -> PipelineView:
     """A pipeline's view, with the downstream pipelines its trigger jobs created inside them."""
     pl = store.pipelines.get(pid)
     if pl is None:
         raise ConveyorError(f"no pipeline {pid}")
     downstream = {
-        child.trigger_job_id: _pipeline(store, child.id)
+        child.trigger_job_id: _pipeline(store, child.id, state_dir)
         for child in store.pipelines.downstream(pid)
     }
+    kept = artifact_store(state_dir)
+    failures = store.jobs.test_failures(pid)
+    now = time.time()
     jobs = [
         _view(
             JobView,
@@ -404,8 +526,41 @@ def _pipeline(store: Store, pid: int) -> PipelineView:
             when=j.when_,
             duration=j.duration,
             environment=_environment(j),
+            artifacts=_job_artifacts(j, kept.get(str(j.id)), now),
+            test_failures=[TestFailureView(**f.model_dump()) for f in failures.get(j.id, [])],
             downstream=downstream.get(j.id),
         )
         for j in store.jobs.of(pid)
     ]
     return _view(PipelineView, pl, duration=pl.duration, jobs=jobs)
+
+
+def _job_artifacts(
+    job: JobRow, manifest: ArtifactManifest | None, now: float
+) -> JobArtifacts | None:
+    """The recorded counts, and what the manifest still says (gone once expired)."""
+    if job.artifacts is None:
+        return None
+    if manifest is None or manifest.expired(now):
+        expire_at = manifest.expire_at if manifest is not None else None
+        return JobArtifacts(**job.artifacts, expire_at=expire_at, expired=True)
+    top: set[str] = set()
+    for path, entry in manifest.snapshot.entries.items():
+        head, sep, _ = path.partition("/")
+        top.add(head + "/" if sep or entry.kind == "dir" else head)
+    return JobArtifacts(
+        **job.artifacts, entries=sorted(top), expire_at=manifest.expire_at, expired=False
+    )
+
+
+def _no_such_job(store: Store, job: str, pipeline: int | None) -> str:
+    if pipeline is None:
+        return f"no job {job!r} has run here (see `conveyor ci history` and `ci show N`)"
+    names = sorted({j.name for j in store.jobs.of(pipeline)})
+    if not names:
+        return f"no pipeline {pipeline}"
+    return f"no job {job!r} in pipeline {pipeline} (its jobs: {', '.join(names)})"
+
+
+def _when(t: float | None) -> str:
+    return "never" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))

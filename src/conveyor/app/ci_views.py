@@ -1,6 +1,7 @@
 """Typed results of the `conveyor ci` use cases (`conveyor.app.ci`). Their `model_dump()` is
 the `--json` form documented in docs/ci.md (`ci graph`, `ci history`, `ci show`,
-`ci environments`): change a field only together with that page, scripts read them."""
+`ci environments`, `ci artifacts`): change a field only together with that page, scripts read
+them. Fields are added without a new version; existing ones keep their meaning."""
 
 from __future__ import annotations
 
@@ -21,14 +22,17 @@ Seconds = Annotated[float | None, PlainSerializer(_ms, return_type=float | None)
 
 
 class LintView(BaseModel):
-    """`ci lint`: the file is valid; how many jobs it has and how many run for this ref."""
+    """`ci lint`: the file is valid; how many jobs it defines, how many jobs those make once
+    `parallel` is expanded, and how many of them run for this ref."""
 
-    jobs: int
+    definitions: int  # job definitions written in the file (hidden `.jobs` not counted)
+    jobs: int  # the jobs they make: `parallel: 3` or a 3-combination matrix counts 3
     stages: int
-    selected: int
+    selected: int  # jobs that run for this ref and source, after rules
     ref: str | None
     source: str
     empty_reason: str | None  # why GitLab would create no pipeline for this ref
+    warnings: list[str] = []  # accepted as GitLab does, but probably not meant (file:line)
 
 
 # `ci graph --json` --------------------------------------------------------------------------
@@ -93,6 +97,29 @@ class JobEnvironment(BaseModel):
     on_stop: str | None
 
 
+class JobArtifacts(BaseModel):
+    """What a job kept as artifacts (`ci artifacts JOB` lists and extracts them)."""
+
+    files: int
+    bytes: int
+    entries: list[str] = []  # top-level paths, directories with a `/`; [] once expired
+    expire_at: float | None = None  # seconds since the epoch; None: kept until removed
+    expired: bool = False  # past `expire_in`: they can no longer be downloaded
+
+
+class TestFailureView(BaseModel):
+    """A failed (`<failure>`) or errored (`<error>`) case of a job's JUnit report."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    status: Literal["failed", "error"]
+    name: str
+    classname: str | None
+    suite: str | None
+    file: str | None  # the report file
+    message: str | None  # the first 2000 characters, masked as the job's log is
+
+
 class JobView(BaseModel):
     id: int
     name: str
@@ -108,8 +135,9 @@ class JobView(BaseModel):
     executor: str | None
     coverage: float | None
     tests: dict[str, int]  # JUnit counts; {} without a report
-    artifacts: dict[str, int] | None  # {"files", "bytes"}
+    artifacts: JobArtifacts | None
     environment: JobEnvironment | None
+    test_failures: list[TestFailureView] = []  # the report's first 100 failed or errored cases
     downstream: PipelineView | None = None  # a trigger job: the pipeline it created
 
 
@@ -177,6 +205,31 @@ class EnvironmentView(BaseModel):
 class EnvironmentsView(BaseModel):
     version: int = JSON_VERSION
     environments: list[EnvironmentView]  # by name
+
+
+# `ci artifacts --json` ----------------------------------------------------------------------
+
+
+class ArtifactEntry(BaseModel):
+    path: str  # relative, `/`-separated, as in the job's workspace
+    kind: Literal["file", "dir", "symlink"]
+    size: int  # bytes (0 for directories and links)
+    target: str | None = None  # a link's target, verbatim
+
+
+class ArtifactsView(BaseModel):
+    """`ci artifacts`: one job's artifacts, and where they were extracted."""
+
+    version: int = JSON_VERSION
+    job_id: int
+    name: str
+    pipeline: int
+    created_at: float
+    expire_at: float | None
+    files: int
+    bytes: int
+    entries: list[ArtifactEntry]  # by path
+    out: str | None  # the directory they were extracted into; None with --list
 
 
 class JobLog(BaseModel):

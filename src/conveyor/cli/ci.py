@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -9,13 +10,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape as esc
 from rich.table import Table
 
 from conveyor.app import ci as ci_app
 from conveyor.app.ci import Executor
-from conveyor.app.ci_views import GraphTrigger, GraphView, PipelineView
-from conveyor.cli.output import console, err, print_json
+from conveyor.app.ci_views import GraphTrigger, GraphView, JobView, PipelineView
+from conveyor.cli.output import console, err, esc, print_json
 from conveyor.errors import ConveyorError
 from conveyor.model.events import Event
 
@@ -26,7 +26,7 @@ app = typer.Typer(
         "  conveyor ci graph             # stages, jobs, needs; which jobs rules keep\n\n"
         "  conveyor ci run               # the whole pipeline, live logs\n\n"
         "  conveyor ci run unit --executor shell --variable DEBUG=1\n\n"
-        "  conveyor ci history / ci show 3 / ci logs unit"
+        "  conveyor ci history / ci show 3 / ci logs unit / ci artifacts browser"
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -46,6 +46,25 @@ ProjectsOpt = Annotated[
         "--include-project",
         help="GROUP/PROJECT=PATH: where `include: project:` finds that project's git repository "
         "(repeatable).",
+    ),
+]
+CatalogOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--component-catalog",
+        envvar="CONVEYOR_COMPONENT_CATALOG",
+        help="Where `include: component:` finds component projects (repeatable): DIR holding "
+        "git repositories at their project paths (DIR/group/project), or GROUP/PROJECT=PATH "
+        "for one repository. Versions are its git tags (@1.0.0, @~latest, @1.2), branches or "
+        "commits.",
+    ),
+]
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input",
+        help="NAME=VALUE: a pipeline input, for a main file with a spec:inputs header "
+        "(repeatable); VALUE is read as the input's type: 3, true, a YAML list.",
     ),
 ]
 SourceOpt = Annotated[
@@ -70,12 +89,12 @@ def _projects(pairs: list[str] | None) -> dict[str, Path]:
     return out
 
 
-def _parse_vars(pairs: list[str] | None) -> dict[str, str]:
+def _parse_vars(pairs: list[str] | None, option: str = "--variable") -> dict[str, str]:
     out: dict[str, str] = {}
     for p in pairs or []:
         key, sep, value = p.partition("=")
         if not sep or not key:
-            raise ConveyorError(f"--variable {p!r}: expected KEY=VALUE")
+            raise ConveyorError(f"{option} {p!r}: expected KEY=VALUE")
         out[key] = value
     return out
 
@@ -86,15 +105,27 @@ def lint(
     ref: RefOpt = None,
     source: SourceOpt = "push",
     include_project: ProjectsOpt = None,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
 ) -> None:
     """Check the pipeline file: GitLab's schema, then meaning (stages, needs, cycles, scripts)."""
 
-    v = ci_app.lint(file, ref=ref, source=source, projects=_projects(include_project))
+    v = ci_app.lint(
+        file,
+        ref=ref,
+        source=source,
+        projects=_projects(include_project),
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
+    )
     err.print(
-        f"[green]valid[/]: {v.jobs} jobs in {v.stages} stages; "
-        f"{v.selected} run for {'?' if v.ref is None else v.ref} ({source})",
+        f"[green]valid[/]: {v.definitions} job definitions, {v.jobs} jobs once parallel is "
+        f"expanded, in {v.stages} stages; {v.selected} of those jobs run for "
+        f"{'?' if v.ref is None else esc(v.ref)} ({esc(source)})",
         highlight=False,
     )
+    for warning in v.warnings:
+        err.print(f"[yellow]warning:[/] {esc(warning)}", highlight=False)
     if v.empty_reason:
         err.print(f"[yellow]note:[/] {esc(v.empty_reason)}")
 
@@ -106,10 +137,19 @@ def graph(
     source: SourceOpt = "push",
     as_json: JsonOpt = False,
     include_project: ProjectsOpt = None,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
 ) -> None:
     """Stages, jobs and `needs` edges, and which jobs the rules keep for this ref."""
 
-    g = ci_app.graph(file, ref=ref, source=source, projects=_projects(include_project))
+    g = ci_app.graph(
+        file,
+        ref=ref,
+        source=source,
+        projects=_projects(include_project),
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
+    )
     if as_json:
         print_json(g.model_dump(mode="json"))
         return
@@ -179,7 +219,7 @@ class LiveReporter:
             case "pipeline.started" if self.announce:
                 err.print(
                     f"[bold]pipeline[/] for {esc(str(e.data.get('ref')))} "
-                    f"@ {e.data.get('short_sha')}: {e.data.get('jobs')} jobs",
+                    f"@ {esc(str(e.data.get('short_sha')))}: {e.data.get('jobs')} jobs",
                     highlight=False,
                 )
             case "job.started":
@@ -258,6 +298,8 @@ def run(
         bool, typer.Option(help="Keep each job's workspace for debugging.")
     ] = False,
     include_project: ProjectsOpt = None,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
 ) -> None:
     """Run the pipeline (or the named jobs and what they need), with live logs."""
 
@@ -277,6 +319,9 @@ def run(
         keep_workspaces=keep_workspaces,
         projects=_projects(include_project),
         subscribers=[LiveReporter(quiet, announce=True)],
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
+        environ=os.environ,  # shell jobs start from it, as with GitLab Runner's shell executor
     )
     if r.pipeline is None:
         err.print(f"[yellow]no pipeline[/]: {esc(r.empty_reason or '')}")
@@ -294,7 +339,7 @@ def _summary(pl: PipelineView, trigger: str = "") -> None:
     """The pipeline's jobs; then each downstream pipeline its trigger jobs created."""
     of = f" (downstream of {trigger})" if trigger else ""
     t = Table(title=f"pipeline {pl.id}{esc(of)}: {pl.status}", title_justify="left")
-    for col in ("job", "stage", "status", "duration", "exit", "tests"):
+    for col in ("job", "stage", "status", "duration", "exit", "tests", "artifacts"):
         t.add_column(col)
     for j in pl.jobs:
         tests = j.tests
@@ -302,18 +347,21 @@ def _summary(pl: PipelineView, trigger: str = "") -> None:
         dur = "" if j.duration is None else secs(j.duration)
         t.add_row(
             esc(j.name),
-            j.stage,
+            esc(j.stage),
             _status(j.status, j.allow_failure),
             dur,
             "" if j.exit_code is None else str(j.exit_code),
             tt,
+            _artifacts_cell(j),
         )
     console.print(t)
     for j in pl.jobs:
+        _job_details(j)
+    for j in pl.jobs:
         env = j.environment
         if env and j.status == "success":
-            verb = {"stop": "stopped", "start": "deployed"}.get(env.action or "", env.action)
-            where = f" at {env.url}" if env.url and env.action != "stop" else ""
+            verb = {"stop": "stopped", "start": "deployed"}.get(env.action or "", esc(env.action))
+            where = f" at {esc(env.url)}" if env.url and env.action != "stop" else ""
             console.print(
                 f"environment {esc(env.name)}: {verb} by {esc(j.name)}{where}", highlight=False
             )
@@ -327,6 +375,43 @@ def _summary(pl: PipelineView, trigger: str = "") -> None:
             _summary(j.downstream, f"{trigger} -> {j.name}" if trigger else j.name)
 
 
+def _artifacts_cell(j: JobView) -> str:
+    a = j.artifacts
+    if a is None:
+        return ""
+    if a.expired:
+        return "[dim]expired[/]"
+    return f"{a.files} files, {size(a.bytes)}"
+
+
+FAILURE_LINE = 160  # characters of a failure's message shown in the summary
+
+
+def _job_details(j: JobView) -> None:
+    """What a job kept (its artifacts' top-level paths) and which of its tests failed."""
+    a = j.artifacts
+    if a is not None and not a.expired and a.entries:
+        console.print(
+            f"artifacts of {esc(j.name)}: {esc(', '.join(a.entries))}  "
+            f"[dim](conveyor ci artifacts {j.id})[/]",
+            highlight=False,
+        )
+    if not j.test_failures:
+        return
+    console.print(f"[red]JUnit failures in {esc(j.name)}:[/]", highlight=False)
+    for f in j.test_failures:
+        name = f"{f.classname}.{f.name}" if f.classname else f.name
+        first = (f.message or "").strip().splitlines()[:1]
+        message = first[0][:FAILURE_LINE] if first else ""
+        console.print(
+            f"  {f.status:<6} {esc(name)}" + (f": {esc(message)}" if message else ""),
+            highlight=False,
+        )
+    more = j.tests.get("failed", 0) + j.tests.get("errors", 0) - len(j.test_failures)
+    if more > 0:
+        console.print(f"  [dim]… and {more} more[/]")
+
+
 def _status(status: str, allow_failure: bool) -> str:
     colour = {
         "success": "green",
@@ -336,7 +421,7 @@ def _status(status: str, allow_failure: bool) -> str:
         "canceled": "magenta",
     }.get(status, "white")
     warn = " (allowed)" if status == "failed" and allow_failure else ""
-    return f"[{colour}]{status}{warn}[/]"
+    return f"[{colour}]{esc(status)}{warn}[/]"
 
 
 @app.command()
@@ -358,7 +443,13 @@ def history(
         dur = "" if r.duration is None else secs(r.duration)
         tests = f"{r.tests.get('passed', 0)}/{r.tests.get('total', 0)}" if r.tests else ""
         t.add_row(
-            str(r.id), when, r.ref or "", (r.sha or "")[:8], _status(r.status, False), dur, tests
+            str(r.id),
+            when,
+            esc(r.ref or ""),
+            esc((r.sha or "")[:8]),
+            _status(r.status, False),
+            dur,
+            tests,
         )
     console.print(t)
 
@@ -369,12 +460,74 @@ def show(
     file: CiFile = Path(".gitlab-ci.yml"),
     as_json: JsonOpt = False,
 ) -> None:
-    """One pipeline's jobs with status, timings, exit codes and test counts."""
+    """One pipeline's jobs with status, timings, exit codes, test counts, failed tests and
+    artifacts."""
     pl = ci_app.show(file, pipeline)
     if as_json:
         print_json(pl.model_dump(mode="json"))
         return
     _summary(pl)
+
+
+@app.command()
+def artifacts(
+    job: Annotated[str, typer.Argument(help="Job name (latest run) or job id.")],
+    file: CiFile = Path(".gitlab-ci.yml"),
+    pipeline: Annotated[int | None, typer.Option("--pipeline", "-p", help="Pipeline id.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Extract into this directory (default: .conveyor/ci/downloads/ID-JOB/ in the "
+            "project, which no job's checkout includes).",
+            show_default=False,
+        ),
+    ] = None,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Only list them; extract nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A job's artifacts (GitLab's browse and download): each path with its size, extracted
+    into a directory."""
+    a = ci_app.artifacts(file, job, pipeline, out=out, extract=not list_only)
+    if as_json:
+        print_json(a.model_dump(mode="json"))
+        return
+    expiry = "" if a.expire_at is None else f", expire {_when(a.expire_at)}"
+    console.print(
+        esc(f"artifacts of {a.name} (job {a.job_id}, pipeline {a.pipeline}){expiry}"),
+        highlight=False,
+    )
+    t = Table()
+    t.add_column("path")
+    t.add_column("size", justify="right")
+    for e in a.entries:
+        if e.kind == "file":
+            t.add_row(esc(e.path), size(e.size))
+        elif e.kind == "symlink":
+            t.add_row(esc(f"{e.path} -> {e.target}"), "link")
+    console.print(t)
+    what = f"{a.files} files, {size(a.bytes)}"
+    if a.out is None:
+        err.print(esc(what), highlight=False)
+    else:
+        err.print(f"{esc(what)} extracted into [bold]{esc(a.out)}[/]", highlight=False)
+
+
+def size(n: int) -> str:
+    """Bytes as people read them: 512 B, 59.1 KiB, 3.2 MiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 
 @app.command()
@@ -391,7 +544,7 @@ def environments(file: CiFile = Path(".gitlab-ci.yml"), as_json: JsonOpt = False
         t.add_row(
             esc(env.name),
             env.state,
-            env.url or "",
+            esc(env.url or ""),
             esc(f"{env.job} (#{env.job_id})"),
             esc(env.on_stop or ""),
         )
@@ -406,6 +559,8 @@ def stop(
         str, typer.Option(help="shell or docker, for a job not tagged.")
     ] = "docker",
     no_registry: Annotated[bool, typer.Option("--no-registry")] = False,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
 ) -> None:
     """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
     "Stop environment"), alone, whatever its `when` and `needs`."""
@@ -415,6 +570,9 @@ def stop(
         executor=_executor(executor),
         registry=not no_registry,
         subscribers=[LiveReporter()],
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
+        environ=os.environ,
     )
     _summary(pl)
     if pl.status != "success":

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from conveyor.app import deploy as deploy_app
 from conveyor.app.project import Project
 from conveyor.app.views import RolloutResult
 from conveyor.cli.logging import configure_logging, log_events
-from conveyor.cli.output import console, err, fail, print_json
+from conveyor.cli.output import console, err, esc, print_error, print_json, text_of
 from conveyor.cli.progress import progress
 from conveyor.errors import ConveyorError
 
@@ -105,7 +104,7 @@ def _project(ctx: typer.Context, file: Path | None, project_name: str | None) ->
 
 
 def _outcome(o: RolloutResult, verb: str) -> None:
-    error = escape(o.error or "")
+    error = esc(o.error or "")
     if o.status == "unchanged":
         err.print(f"[green]nothing to {verb}[/]: release {o.release} already runs")
     elif o.status == "succeeded":
@@ -145,10 +144,10 @@ def up(
     _outcome(r.outcome, "up")
     _exit_unless(r.outcome.ok)
     if r.agent_pid is not None:
-        err.print(f"[dim]agent running (pid {r.agent_pid}), log: {escape(r.agent_log or '')}[/]")
-    console.print(f"[bold]{escape(r.project)}[/] is up:")
+        err.print(f"[dim]agent running (pid {r.agent_pid}), log: {esc(r.agent_log or '')}[/]")
+    console.print(f"[bold]{esc(r.project)}[/] is up:")
     for u in r.urls:
-        console.print(f"  {u.name:<16} {u.url}", highlight=False)
+        console.print(esc(f"  {u.name:<16} {u.url}"), highlight=False)
 
 
 @app.command()
@@ -172,9 +171,9 @@ def plan(
     what = "new release" if p.new_release else f"release {p.release}"
     console.print(f"[bold]{len(p.steps)} steps[/] ({what}):")
     for s in p.steps:
-        console.print(f"  {escape(s.description)}", highlight=False)
+        console.print(f"  {esc(s.description)}", highlight=False)
     for n in p.notes:
-        console.print(f"[yellow]note:[/] {escape(n)}")
+        console.print(f"[yellow]note:[/] {esc(n)}")
 
 
 @app.command()
@@ -284,7 +283,7 @@ def timeline(
     console.print(timeline_table(view))
     if events:
         for e in view.events:
-            console.print(f"  [dim]{e.kind:<20}[/] {escape(e.message)}", highlight=False)
+            console.print(f"  [dim]{esc(f'{e.kind:<20}')}[/] {esc(e.message)}", highlight=False)
 
 
 @app.command()
@@ -309,7 +308,9 @@ def logs(
     try:
         for replica, line in lines:
             col = seen.setdefault(replica, colours[len(seen) % len(colours)])
-            console.print(f"[{col}]{replica}[/] | {escape(line)}", highlight=False, soft_wrap=True)
+            console.print(
+                f"[{col}]{esc(replica)}[/] | {esc(line)}", highlight=False, soft_wrap=True
+            )
     except KeyboardInterrupt:
         pass
 
@@ -327,7 +328,7 @@ def down(
         r = deploy_app.down(project)
     if r.agent_stopped:
         err.print("[dim]agent stopped[/]")
-    err.print(f"[bold green]down[/]: {escape(r.project)} stopped in {r.seconds:.1f}s")
+    err.print(f"[bold green]down[/]: {esc(r.project)} stopped in {r.seconds:.1f}s")
 
 
 @app.command()
@@ -349,14 +350,17 @@ def agent(
 def bootstrap(
     check: Annotated[bool, typer.Option("--check", help="Only report; install nothing.")] = False,
 ) -> None:
-    """Check and install what Conveyor needs: Docker Engine, HAProxy, the Python base image."""
+    """Check and install what Conveyor needs: Docker Engine, HAProxy, the registry, the Python
+    base image and the browser-test image conveyor/selenium (docs/ci.md)."""
     from conveyor.app.bootstrap import run_bootstrap
 
     def report(step: str, what: str) -> None:
         colour = (
             "green" if what in ("ok", "done") else "red" if what.startswith("failed") else "yellow"
         )
-        err.print(f"  {step:<28} [{colour}]{what}[/]", highlight=False)
+        err.print(
+            f"  {esc(f'{step:<44}')} [{colour}]{esc(what)}[/]", highlight=False, soft_wrap=True
+        )
 
     ok = run_bootstrap(check_only=check, report=report)
     if not ok:
@@ -373,18 +377,18 @@ def main() -> None:
         app()
     except ConveyorError as e:
         # The one place a Conveyor error becomes output: a line (or one per spec error), exit 1.
-        fail(e)
+        print_error("error:", text_of(e))
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print("[red]interrupted[/]")
+        print_error("interrupted", "")
         sys.exit(130)
     except Exception as e:
         # A bug, not bad input: say so in one line; the traceback is one variable away.
         if os.environ.get("CONVEYOR_DEBUG"):
             raise
-        err.print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))}\n"
-            "[dim]this is a bug in Conveyor; set CONVEYOR_DEBUG=1 for the traceback[/]",
-            highlight=False,
+        print_error(
+            "internal error:",
+            f"{type(e).__name__}: {text_of(e)}",
+            hint="this is a bug in Conveyor; set CONVEYOR_DEBUG=1 for the traceback",
         )
         sys.exit(2)

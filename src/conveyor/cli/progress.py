@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.markup import escape
 from rich.status import Status
 
-from conveyor.cli.output import err
+from conveyor.cli.output import err, esc
 from conveyor.model.events import Event
 
 
@@ -18,7 +17,7 @@ class ProgressRenderer:
         self.status = status
 
     def __call__(self, e: Event) -> None:
-        text = escape(e.message)
+        text = esc(e.message)
         match e.kind:
             case "step.started":
                 if self.status is not None:
@@ -27,10 +26,10 @@ class ProgressRenderer:
                 took = float(e.data.get("seconds", 0.0))
                 err.print(f"  [green]✓[/] {text} [dim]{took:.1f}s[/]", highlight=False)
             case "step.failed":
-                reason = escape(str(e.data.get("error", "")))
+                reason = esc(str(e.data.get("error", "")))
                 err.print(f"  [red]✗[/] {text}: failed: {reason}", highlight=False)
             case "image.output":
-                err.print(f"[dim]{escape(e.subject.service or '')}: {text}[/]", highlight=False)
+                err.print(f"[dim]{esc(e.subject.service or '')}: {text}[/]", highlight=False)
             case "rollout.note":
                 err.print(f"[dim]note: {text}[/]", highlight=False)
             case "rollout.message":

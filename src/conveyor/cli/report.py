@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from rich.markup import escape
 from rich.table import Table
 
 from conveyor.app.views import HistoryView, StatusView, TimelineView
+from conveyor.cli.output import esc
 
 _OUTCOME_COLOURS = {
     "succeeded": "green",
@@ -20,28 +20,28 @@ _OUTCOME_COLOURS = {
 
 
 def status_table(data: StatusView) -> Table:
-    t = Table(title=f"{data.project} — release {data.release or '-'}", title_justify="left")
+    t = Table(title=esc(f"{data.project} — release {data.release or '-'}"), title_justify="left")
     for col in ("service", "replica", "release", "port", "state", "health", "router", "url"):
         t.add_column(col)
     for s in data.services:
-        svc = f"{escape(s.name)} ({s.running_replicas}/{s.desired_replicas})"
-        url = s.url or ""
+        svc = f"{esc(s.name)} ({s.running_replicas}/{s.desired_replicas})"
+        url = esc(s.url or "")
         if not s.replicas:
             t.add_row(svc, "-", "", "", "[red]none[/]", "", "", url)
             continue
         for i, r in enumerate(s.replicas):
             state = "[green]running[/]" if r.running else f"[red]exited {r.exit_code}[/]"
             health = {"healthy": "[green]healthy[/]", "unhealthy": "[red]unhealthy[/]"}.get(
-                r.health, r.health
+                r.health, esc(r.health)
             )
             router = {"ready": "[green]ready[/]", "drain": "[yellow]drain[/]"}.get(
-                r.router, r.router
+                r.router, esc(r.router)
             )
             rel = str(r.release) + ("" if r.current else " (old)")
             first = i == 0
             t.add_row(
                 svc if first else "",
-                r.name,
+                esc(r.name),
                 rel,
                 str(r.port),
                 state,
@@ -62,7 +62,7 @@ def history_table(data: HistoryView) -> Table:
         dur = "" if r.duration is None else f"{r.duration:.1f}s"
         c = _OUTCOME_COLOURS.get(r.status, "white")
         t.add_row(
-            str(r.id), when, r.kind, rel, f"[{c}]{r.status}[/]", dur, escape(r.error or r.reason)
+            str(r.id), when, r.kind, rel, f"[{c}]{esc(r.status)}[/]", dur, esc(r.error or r.reason)
         )
     return t
 
@@ -73,7 +73,7 @@ _STATUS_COLOURS = _OUTCOME_COLOURS | {"success": "green", "canceled": "magenta",
 def timeline_table(view: TimelineView) -> Table:
     commit = view.commit[:12] if view.commit else "no commit"
     subject = view.subject if len(view.subject) <= 60 else view.subject[:59] + "…"
-    t = Table(title=f"{commit} — {escape(subject)}", title_justify="left")
+    t = Table(title=f"{commit} — {esc(subject)}", title_justify="left")
     for col in ("when", "what", "project", "status", "duration"):
         t.add_column(col)
     start = view.entries[0].at if view.entries else 0.0
@@ -85,9 +85,9 @@ def timeline_table(view: TimelineView) -> Table:
         dur = "" if e.duration is None else f"{e.duration:.1f}s"
         t.add_row(
             when + offset,
-            indent + escape(e.title),
-            escape(e.project),
-            f"[{c}]{e.status}[/]",
+            indent + esc(e.title),
+            esc(e.project),
+            f"[{c}]{esc(e.status)}[/]",
             dur,
         )
     if not view.entries:

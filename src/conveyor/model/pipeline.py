@@ -79,6 +79,7 @@ class RuleSpec(Frozen):
     needs: tuple[NeedSpec, ...] | None = None
     interruptible: bool | None = None  # `rules:interruptible` overrides the job's
     auto_cancel: AutoCancelSpec | None = None  # workflow rules only: overrides workflow's
+    where: Where | None = None  # where the rule is written, for errors found when it is tested
 
 
 class OnlyExcept(Frozen):
@@ -197,6 +198,7 @@ class PipelineSpec(Frozen):
     workflow: WorkflowSpec = WorkflowSpec()
     jobs: dict[str, JobSpec] = Field(default_factory=dict)  # hidden (.name) jobs excluded
     includes: tuple[str, ...] = ()  # every file that was merged in, for `ci lint`
+    warnings: tuple[str, ...] = ()  # `file:line: field: message`, accepted as GitLab does
 
 
 # --- one pipeline run ------------------------------------------------------------------------

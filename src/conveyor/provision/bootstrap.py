@@ -1,7 +1,10 @@
 """`conveyor bootstrap`: make this host able to run Conveyor.
 
-Three steps, in order: the distribution's packages (Docker Engine, HAProxy, the base-image
-tools), a Docker Engine that answers, and the base image `python:3.11-slim-bookworm`.
+Three steps, in order: the distribution's packages (Docker Engine, HAProxy, the registry, the
+base-image tools), a Docker Engine that answers, and the base image `python:3.11-slim-bookworm`.
+`plan_browser_image` adds two: the browser-test image `conveyor/selenium` every project's
+pipeline can use (built from the recipe in `selenium/` next to this module), and its copy in
+Conveyor's registry.
 
 Planning is kept apart from doing: `plan_bootstrap` returns `Task`s whose `check` and `apply`
 are closures over a `HostCommands` (the one seam to the host's commands), and `run_bootstrap`
@@ -15,6 +18,9 @@ fails TLS checks behind an intercepting proxy), and `docker import` it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import re
 import shlex
@@ -25,13 +31,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from conveyor.errors import BootstrapError, CommandError
+from conveyor.errors import BootstrapError, CommandError, ConveyorError
 from conveyor.host import command
 from conveyor.host.command import CommandResult, host_errors_as
 from conveyor.host.process import Daemon, DaemonSpec, LocalProcesses, Processes
 
-PACKAGES = ("docker.io", "haproxy", "debootstrap", "socat", "ca-certificates", "curl")
+PACKAGES = (
+    "docker.io",
+    "haproxy",
+    "docker-registry",
+    "debootstrap",
+    "socat",
+    "ca-certificates",
+    "curl",
+)
 BASE_IMAGE = "python:3.11-slim-bookworm"
+# The browser-test image (docs/ci.md, "Browser tests"): bump the tag when its conventions change
+# incompatibly; any change of the recipe rebuilds it under the same tag.
+SELENIUM_REPOSITORY = "conveyor/selenium"
+SELENIUM_TAG = "1"
+SELENIUM_IMAGE = f"{SELENIUM_REPOSITORY}:{SELENIUM_TAG}"
+SELENIUM_RECIPE = Path(__file__).parent / "selenium"
+RECIPE_LABEL = "io.conveyor.recipe"  # the digest of the recipe an image was built from
 SUITE = "bookworm"  # Python 3.11 is bookworm's python3
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -199,6 +220,24 @@ def debootstrap_argv(rootfs: Path, mirror: str, keyring: Path | None = None) -> 
     return [*argv, SUITE, str(rootfs), mirror]
 
 
+def recipe_digest(directory: Path) -> str:
+    """A digest of every file of an image recipe (names and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def build_argv(image: str, context: Path, digest: str) -> list[str]:
+    """`docker build` of a recipe, labelled with its digest; host networking, as every image
+    build of Conveyor's (no bridge network exists)."""
+    return [
+        "docker", "build", "--network", "host", "--quiet",
+        "--label", f"{RECIPE_LABEL}={digest}", "-t", image, str(context),
+    ]  # fmt: skip
+
+
 def import_argv(image: str) -> list[str]:
     changes = [arg for change in IMPORT_CHANGES for arg in ("-c", change)]
     return ["docker", "import", *changes, "-", image]
@@ -279,6 +318,9 @@ class BootstrapConfig:
     state_dir: Path
     packages: tuple[str, ...] = PACKAGES
     base_image: str = BASE_IMAGE
+    selenium_image: str = SELENIUM_IMAGE
+    selenium_recipe: Path = SELENIUM_RECIPE
+    build_timeout: float = 1800.0  # a first build downloads Chromium
     mirror: str = DEBIAN_MIRROR
     keyring: Path | None = None  # Debian's keyring, when the host is not Debian
     ca_dir: Path = Path("/usr/local/share/ca-certificates")
@@ -341,6 +383,103 @@ def plan_bootstrap(
             apply=lambda: _provide_base_image(commands, config),
         ),
     ]
+
+
+class ImageRegistry(Protocol):
+    """The host's registry (conveyor.runtime.registry.Registry), as the browser image's
+    push step needs it."""
+
+    @property
+    def url(self) -> str: ...
+
+    def ensure(self) -> None:
+        """Make it answer, starting it when it does not (raises a ConveyorError)."""
+        ...
+
+    def credentials(self) -> tuple[str, str]: ...
+
+    def manifest_digest(self, repository: str, tag: str) -> str | None:
+        """The digest it serves for `repository:tag`; None when it has none or is down."""
+        ...
+
+
+def plan_browser_image(
+    config: BootstrapConfig, commands: HostCommands, registry: ImageRegistry | None
+) -> list[Task]:
+    """The browser-test image, built from its recipe (and again whenever the recipe changes),
+    then pushed to `registry` as `<registry>/conveyor/selenium:<tag>` (without a registry,
+    only built)."""
+    image = config.selenium_image
+    tasks = [
+        Task(
+            name=f"image {image}",
+            explanation="the browser-test image pipelines use (Chromium, ChromeDriver, "
+            f"Selenium, pytest, bash, curl; user `tester`), built on {config.base_image}",
+            check=lambda: _built_from_recipe(commands, image, config.selenium_recipe),
+            apply=lambda: _build_recipe(commands, config, image),
+        )
+    ]
+    if registry is not None:
+        tasks.append(
+            Task(
+                name=f"image {registry.url}/{image}",
+                explanation=f"{image} in Conveyor's registry (started when it is not running)",
+                check=lambda: _pushed(commands, registry, image),
+                apply=lambda: _push(commands, registry, image),
+            )
+        )
+    return tasks
+
+
+def _built_from_recipe(commands: HostCommands, image: str, recipe: Path) -> bool:
+    label = '{{ index .Config.Labels "' + RECIPE_LABEL + '" }}'
+    found = commands.run(["docker", "image", "inspect", "--format", label, image], timeout=30)
+    return found.ok and found.stdout.strip() == recipe_digest(recipe)
+
+
+def _build_recipe(commands: HostCommands, config: BootstrapConfig, image: str) -> None:
+    argv = build_argv(image, config.selenium_recipe, recipe_digest(config.selenium_recipe))
+    _must(commands.run(argv, timeout=config.build_timeout), f"docker build of {image}")
+
+
+def _repo_digests(commands: HostCommands, image: str) -> list[str]:
+    found = commands.run(
+        ["docker", "image", "inspect", "--format", "{{ json .RepoDigests }}", image], timeout=30
+    )
+    if not found.ok:
+        return []
+    try:
+        digests = json.loads(found.stdout or "[]")
+    except ValueError:
+        return []
+    return [str(d) for d in digests or []]
+
+
+def _pushed(commands: HostCommands, registry: ImageRegistry, image: str) -> bool:
+    """The registry serves this very image (a rebuilt one has another digest)."""
+    repository, _, tag = image.rpartition(":")
+    digest = registry.manifest_digest(repository, tag)
+    return digest is not None and f"{registry.url}/{repository}@{digest}" in _repo_digests(
+        commands, image
+    )
+
+
+def _push(commands: HostCommands, registry: ImageRegistry, image: str) -> None:
+    try:
+        registry.ensure()
+    except ConveyorError as e:
+        raise BootstrapError(f"the registry at {registry.url} is not available: {e}") from e
+    target = f"{registry.url}/{image}"
+    _must(commands.run(["docker", "tag", image, target], timeout=60), f"docker tag {target}")
+    user, password = registry.credentials()
+    # A throw-away client configuration: the user's ~/.docker is neither read nor changed.
+    with tempfile.TemporaryDirectory(prefix="conveyor-docker-") as client:
+        auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+        config = Path(client) / "config.json"
+        config.write_text(json.dumps({"auths": {registry.url: {"auth": auth}}}))
+        config.chmod(0o600)
+        push = ["docker", "--config", client, "push", "--quiet", target]
+        _must(commands.run(push, timeout=900), f"docker push {target}")
 
 
 @dataclass

@@ -32,6 +32,11 @@ from conveyor.host.process import Daemon, DaemonSpec
 PROGRAM = "docker-registry"
 REALM = "conveyor"
 USER = "conveyor"
+# What `docker push` uploads for one image, and what its RepoDigests name.
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+)
 
 
 class Registry:
@@ -130,7 +135,14 @@ class Registry:
 
     # --- probes ---------------------------------------------------------------------------
 
-    def _get(self, path: str, *, auth: bool, timeout: float = 2.0) -> requests.Response | None:
+    def _get(
+        self,
+        path: str,
+        *,
+        auth: bool,
+        timeout: float = 2.0,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response | None:
         session = requests.Session()
         session.trust_env = False  # a proxy from the environment must not see loopback traffic
         try:
@@ -138,6 +150,7 @@ class Registry:
                 f"http://{self.url}{path}",
                 auth=self.credentials() if auth else None,
                 timeout=timeout,
+                headers=headers,
             )
         except requests.RequestException:
             return None
@@ -156,6 +169,18 @@ class Registry:
             raise RegistryError(f"{self.url}: catalog unavailable")
         repositories = response.json().get("repositories") or []
         return [str(r) for r in repositories]
+
+    def manifest_digest(self, repository: str, tag: str) -> str | None:
+        """The digest of `repository:tag` as the registry serves it (what `docker push` puts
+        in the image's RepoDigests); None when it holds no such tag or does not answer."""
+        response = self._get(
+            f"/v2/{repository}/manifests/{tag}",
+            auth=True,
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
+        if response is None or response.status_code != 200:
+            return None
+        return response.headers.get("Docker-Content-Digest") or None
 
     def pid(self) -> int | None:
         """The PID in the PID file, whether or not that process still runs."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -28,6 +28,9 @@ _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 # Scalars we hand on as constructed; anything else (timestamps, binary) stays as its text,
 # since Compose treats those values as plain strings.
 _PLAIN = (str, int, float, bool, type(None))
+# What a key written twice in one mapping means: an error (Compose, whose reference loader
+# refuses it), or the last value wins with a warning (GitLab CI, whose YAML loader keeps it).
+Duplicates = Literal["error", "last"]
 
 
 def dotted(path: YamlPath) -> str:
@@ -42,11 +45,28 @@ def dotted(path: YamlPath) -> str:
 
 
 @dataclass(frozen=True)
+class SpecWarning:
+    """Something accepted that a person probably did not mean; renders like a SpecError."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def render(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+@dataclass(frozen=True)
 class Document:
     """A loaded YAML document: plain Python data plus the line of every key and item."""
 
     data: Any
     lines: Mapping[YamlPath, int]
+    warnings: tuple[SpecWarning, ...] = ()
 
     def line(self, path: YamlPath) -> int:
         """Line of `path`, or of its nearest ancestor that exists in the file."""
@@ -64,13 +84,19 @@ class _Walker:
     """Turns composed nodes into data, recording lines and duplicate keys on the way."""
 
     def __init__(
-        self, loader: yaml.SafeLoader, file: str, tags: Mapping[str, TagFactory] | None = None
+        self,
+        loader: yaml.SafeLoader,
+        file: str,
+        tags: Mapping[str, TagFactory] | None = None,
+        duplicates: Duplicates = "error",
     ) -> None:
         self.loader = loader
         self.file = file
         self.tags: Mapping[str, TagFactory] = tags or {}
+        self.duplicates = duplicates
         self.lines: dict[YamlPath, int] = {}
         self.errors: list[SpecError] = []
+        self.warnings: list[SpecWarning] = []
         self._active: set[int] = set()  # node ids on the current branch, to stop alias loops
 
     def value(self, node: Node, path: YamlPath) -> Any:
@@ -125,6 +151,22 @@ class _Walker:
             return constructed
         return str(node.value)
 
+    def _duplicate(self, path: YamlPath, key: str, line: int, first: int) -> bool:
+        """Report a key written again on `line`; whether this later value replaces the first."""
+        if self.duplicates == "error":
+            message = f"duplicate key '{key}' (first defined on line {first})"
+            self.errors.append(SpecError(self.file, line, dotted(path), message))
+            return False
+        message = f"duplicate key '{key}': this value replaces the one on line {first}"
+        self.warnings.append(
+            SpecWarning(self.file, line, dotted(path), f"{message} (the last one wins)")
+        )
+        # Lines under the replaced value must not outlive it.
+        depth = len(path) + 1
+        for sub in [p for p in self.lines if len(p) >= depth and p[:depth] == (*path, key)]:
+            del self.lines[sub]
+        return True
+
     def _mapping(self, node: MappingNode, path: YamlPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
         first_line: dict[str, int] = {}
@@ -139,15 +181,7 @@ class _Walker:
                 )
             key = str(key_node.value)
             line = _line(key_node)
-            if key in first_line:
-                self.errors.append(
-                    SpecError(
-                        self.file,
-                        line,
-                        dotted(path),
-                        f"duplicate key '{key}' (first defined on line {first_line[key]})",
-                    )
-                )
+            if key in first_line and not self._duplicate(path, key, line, first_line[key]):
                 continue
             first_line[key] = line
             self.lines[(*path, key)] = line
@@ -180,10 +214,17 @@ def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
 
-def load_yaml(text: str, file: str, tags: Mapping[str, TagFactory] | None = None) -> Document:
+def load_yaml(
+    text: str,
+    file: str,
+    tags: Mapping[str, TagFactory] | None = None,
+    duplicates: Duplicates = "error",
+) -> Document:
     """Parse one YAML document. Raises SpecError/SpecErrors with lines for any problem.
 
     `tags` maps custom tags to factories; any other non-standard tag stays an error.
+    `duplicates` says whether a key written twice in a mapping is an error or a warning (the
+    last value wins), in `Document.warnings`.
     """
     loader = yaml.SafeLoader(text)
     try:
@@ -195,7 +236,7 @@ def load_yaml(text: str, file: str, tags: Mapping[str, TagFactory] | None = None
             raise SpecError(file, None, "", f"invalid YAML: {exc}") from None
         if root is None:
             return Document(None, {})
-        walker = _Walker(loader, file, tags)
+        walker = _Walker(loader, file, tags, duplicates)
         data = walker.value(root, ())
         walker.lines[()] = _line(root)
     finally:
@@ -209,7 +250,46 @@ def load_yaml(text: str, file: str, tags: Mapping[str, TagFactory] | None = None
         raise errors[0]
     if errors:
         raise SpecErrors(sorted(errors, key=lambda e: e.line or 0))
-    return Document(data, walker.lines)
+    warnings = {(w.line, w.message): w for w in walker.warnings}
+    ordered = tuple(sorted(warnings.values(), key=lambda w: w.line or 0))
+    return Document(data, walker.lines, ordered)
+
+
+def split_documents(text: str) -> list[str]:
+    """The documents of a YAML stream (`---` separated), each as a text that `load_yaml` reads
+    alone: what comes before the document is replaced by as many line breaks and spaces, so
+    lines and columns in errors stay those of the whole file. A stream that stops parsing
+    keeps the broken part as its last document, whose loading reports the error."""
+    bounds: list[tuple[_Start, int]] = []
+    start: _Start | None = None
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            mark = event.start_mark
+            if isinstance(event, yaml.DocumentStartEvent) and mark is not None:
+                start = _Start(mark.index, mark.line, mark.column)
+            elif isinstance(event, yaml.DocumentEndEvent) and start is not None:
+                end = event.end_mark
+                bounds.append((start, len(text) if end is None else end.index))
+                start = None
+    except yaml.YAMLError:
+        # From the start of the broken document (or the end of the last good one) on.
+        if start is None:
+            start = _Start.at(text, bounds[-1][1] if bounds else 0)
+        bounds.append((start, len(text)))
+    return [
+        "\n" * begin.line + " " * begin.column + text[begin.index : end] for begin, end in bounds
+    ]
+
+
+@dataclass(frozen=True)
+class _Start:
+    index: int
+    line: int  # 0-based, as PyYAML counts
+    column: int
+
+    @classmethod
+    def at(cls, text: str, index: int) -> _Start:
+        return cls(index, text.count("\n", 0, index), index - (text.rfind("\n", 0, index) + 1))
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:

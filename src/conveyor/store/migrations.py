@@ -4,8 +4,9 @@
 column: the key-value pointers become the `environment` row, `frontend:<name>` port keys and
 the comma-joined frontend list become tables, a recovery names the rollout it finishes, events
 become the timeline (commit, pipeline, job, release, rollout), and CI jobs' JSON blobs become
-columns and an artifacts table. 6 links a downstream pipeline to its parent pipeline and
-trigger job, and keeps each pipeline's `workflow:auto_cancel` and what a cancel request covers.
+columns and an artifacts table. 6 keeps the failed and errored cases of each job's JUnit report
+(`ci show` names them). 7 links a downstream pipeline to its parent pipeline and trigger job, and
+keeps each pipeline's `workflow:auto_cancel` and what a cancel request covers.
 """
 
 from __future__ import annotations
@@ -206,6 +207,20 @@ CREATE TABLE heal_backoff (
 """
 
 _V6 = """
+CREATE TABLE test_failures (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    seq INTEGER NOT NULL,                    -- the order of the report
+    status TEXT NOT NULL CHECK (status IN ('failed', 'error')),
+    name TEXT NOT NULL,
+    classname TEXT,
+    suite TEXT,
+    file TEXT,                               -- the report file the case came from
+    message TEXT,
+    PRIMARY KEY (job_id, seq)
+)
+"""
+
+_V7 = """
 ALTER TABLE pipelines ADD COLUMN parent_pipeline_id INTEGER REFERENCES pipelines(id);
 ALTER TABLE pipelines ADD COLUMN trigger_job_id INTEGER REFERENCES jobs(id);
 ALTER TABLE pipelines ADD COLUMN auto_cancel_on_new_commit TEXT NOT NULL DEFAULT 'conservative'
@@ -323,6 +338,7 @@ MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
     (_V4,),
     (_V5, _v5_data),
     (_V6,),
+    (_V7,),
 )
 
 

@@ -1,8 +1,9 @@
-"""CI records: pipelines, their jobs, and the artifacts jobs kept."""
+"""CI records: pipelines, their jobs, the artifacts jobs kept and their failed JUnit cases."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -67,6 +68,19 @@ class JobRow(BaseModel):
         if self.started_at is None or self.finished_at is None:
             return None
         return self.finished_at - self.started_at
+
+
+class TestFailure(BaseModel):
+    """A failed or errored case of a job's JUnit report."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    status: Literal["failed", "error"]
+    name: str
+    classname: str | None = None
+    suite: str | None = None
+    file: str | None = None  # the report it came from
+    message: str | None = None
 
 
 class PipelineRepository:
@@ -249,6 +263,40 @@ class JobRepository:
         out: dict[str, JobRow] = {}
         for r in rows:
             out[str(r["environment_name"])] = _job(r)
+        return out
+
+    def record_test_failures(self, job_id: int, failures: Sequence[TestFailure]) -> None:
+        """The failed cases of the job's JUnit report (replacing any recorded before)."""
+        with self._db.tx() as c:
+            c.execute("DELETE FROM test_failures WHERE job_id = ?", (job_id,))
+            c.executemany(
+                "INSERT INTO test_failures (job_id, seq, status, name, classname, suite, file, "
+                "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (job_id, seq, f.status, f.name, f.classname, f.suite, f.file, f.message)
+                    for seq, f in enumerate(failures)
+                ],
+            )
+
+    def test_failures(self, pipeline_id: int) -> dict[int, list[TestFailure]]:
+        """The recorded failed JUnit cases of each job of the pipeline, by job id."""
+        rows = self._db.all(
+            "SELECT f.* FROM test_failures f JOIN jobs j ON j.id = f.job_id "
+            "WHERE j.pipeline_id = ? ORDER BY f.job_id, f.seq",
+            (pipeline_id,),
+        )
+        out: dict[int, list[TestFailure]] = {}
+        for r in rows:
+            out.setdefault(int(r["job_id"]), []).append(
+                TestFailure(
+                    status=r["status"],
+                    name=r["name"],
+                    classname=r["classname"],
+                    suite=r["suite"],
+                    file=r["file"],
+                    message=r["message"],
+                )
+            )
         return out
 
     def find(self, name_or_id: str, pipeline_id: int | None = None) -> JobRow | None:

@@ -7,15 +7,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from conveyor.ci.load.components import Catalog
 from conveyor.ci.run.config import RunConfig
 from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, ci_store, prepare
 from conveyor.ci.run.results import PipelineResult
 from conveyor.ci.run.runner import PipelineRunner
 from conveyor.model.events import Event, Subject
 from conveyor.store.db import Store
-from conveyor.store.pipelines import JobRow
+from conveyor.store.pipelines import JobRow, TestFailure
 from conveyor.store.timeline import Timeline
 
 
@@ -58,6 +59,7 @@ class Run:
     result: PipelineResult
     collected: Collected
     jobs: list[JobRow]  # its downstream pipelines' jobs too, named `trigger -> job`
+    test_failures: dict[str, list[TestFailure]] = field(default_factory=dict)  # by job name
 
     def status(self, job: str) -> str:
         rows = [j for j in self.jobs if j.name == job]
@@ -96,8 +98,12 @@ def run_pipeline(
     changed_files: Sequence[str] | None = None,
     file_name: str = ".gitlab-ci.yml",
     projects: Mapping[str, Path] | None = None,
+    catalogs: Sequence[Catalog] = (),
+    inputs: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Run:
-    """Load, select and run `project_dir/.gitlab-ci.yml` as `conveyor ci run` would."""
+    """Load, select and run `project_dir/.gitlab-ci.yml` as `conveyor ci run` would;
+    `environ` is the caller's environment shell jobs start from (default: this process's)."""
     store = ci_store(project_dir)
     p = prepare(
         project_dir / file_name,
@@ -109,6 +115,8 @@ def run_pipeline(
         only=only,
         changed_files=changed_files,
         projects=projects,
+        catalogs=catalogs,
+        inputs=inputs,
     )
     cfg = RunConfig(
         project_dir=project_dir,
@@ -120,10 +128,16 @@ def run_pipeline(
         play=tuple(play),
         concurrency=concurrency,
         protected_ref=p.protected,
-        projects=dict(projects or {}),
-        changed_files=None if changed_files is None else tuple(changed_files),
+        context=p.context,
+        host_env=environ,
     )
     collected = Collected()
     timeline = Timeline(Subject(project=store.project), store.events, "ci", [collected])
     result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
-    return Run(result, collected, all_jobs(store, result.pipeline_id))
+    jobs = all_jobs(store, result.pipeline_id)
+    by_id: dict[int, list[TestFailure]] = {}
+    for pid in sorted({result.pipeline_id, *(j.pipeline_id for j in jobs)}):
+        by_id.update(store.jobs.test_failures(pid))
+    latest = {j.name: j.id for j in jobs}  # a retry comes after the attempt it retries
+    failures = {name: by_id.get(job_id, []) for name, job_id in latest.items()}
+    return Run(result, collected, jobs, failures)

@@ -5,6 +5,7 @@ rendering those events."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -100,7 +101,7 @@ def test_graph_and_lint_say_which_jobs_run_for_the_ref(repo: Path) -> None:
         "decisions"
     ]
     lint = ci.lint(f, ref="v1")
-    assert (lint.jobs, lint.selected, lint.ref) == (4, 3, "v1")
+    assert (lint.definitions, lint.jobs, lint.selected, lint.ref) == (4, 4, 3, "v1")
 
 
 def test_run_reports_to_its_subscribers_and_stop_runs_on_stop_alone(
@@ -168,3 +169,44 @@ def test_the_cli_renders_the_note_the_announcement_and_the_summary(
     assert ": 3 jobs" in lines and "✓ deploy-review success" in lines
     assert "pipeline 1: success" in out.stdout
     assert "environment review/main: deployed by deploy-review" in out.stdout
+
+
+def test_lint_and_run_warn_of_a_key_written_twice(repo: Path) -> None:
+    """GitLab keeps the last value of a duplicated key; Conveyor does too, and says where."""
+    f = repo / ".gitlab-ci.yml"
+    f.write_text(PIPELINE + 'build:\n  stage: build\n  script: ["echo rebuilt"]\n')
+    lint = ci.lint(f)
+    line = PIPELINE.count("\n") + 1
+    assert lint.warnings == [
+        f"{f}:{line}: duplicate key 'build': this value replaces the one on line 3 "
+        "(the last one wins)"
+    ]
+    seen: list[Event] = []
+    r = ci.run(f, executor="shell", registry=False, jobs=["build"], subscribers=[seen.append])
+    assert r.pipeline is not None and r.pipeline.status == "success"
+    notes = [e.message for e in seen if e.kind == "pipeline.note"]
+    assert notes == [f"warning: {lint.warnings[0]}"]
+    assert "rebuilt" in "".join(e.message for e in seen if e.kind == "job.output")
+
+
+def test_cli_lint_counts_definitions_and_jobs_apart_and_prints_warnings(repo: Path) -> None:
+    f = repo / ".gitlab-ci.yml"
+    f.write_text(
+        "test:\n  parallel: 3\n  script: [echo]\n"
+        "build:\n  parallel:\n    matrix:\n      - OS: [linux, mac]\n  script: [echo]\n"
+        "manual:\n  when: manual\n  rules: [{if: $NEVER}]\n  script: [echo]\n"
+        "test:\n  parallel: 2\n  script: [echo twice]\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "conveyor", "ci", "lint", "--file", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "500"},  # one line per message
+    )
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stderr.split())
+    assert "valid: 3 job definitions, 5 jobs once parallel is expanded, in 5 stages; " in text
+    assert "4 of those jobs run for main (push)" in text
+    assert f"warning: {f}:13: duplicate key 'test'" in text

@@ -15,12 +15,14 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from conveyor.ci.load.components import Catalog
+from conveyor.ci.run.artifacts import artifact_store
 from conveyor.ci.run.prepare import ci_state_dir, prepare
 from conveyor.errors import ConveyorError
 from conveyor.testing.ci import Run, run_pipeline
@@ -79,12 +81,16 @@ class Expect(BaseModel):
     description: str = ""
     # how to run
     executor: Literal["shell", "docker"] = "shell"
+    images: list[str] = []  # docker images the pipeline needs (`conveyor bootstrap` makes them)
     variables: dict[str, str] = {}
+    environment: dict[str, str] = {}  # exported in the caller's shell, over the test's own
     play: list[str] = []
     ref: str | None = None
     source: str = "push"
     only: list[str] = []
     changed_files: list[str] | None = None
+    inputs: dict[str, Any] = {}  # pipeline inputs (`conveyor ci run --input`)
+    component_catalogs: list[str] = []  # `[GROUP/PROJECT=]PATH`, relative to the project
     setup: list[str] = []  # shell commands run in the repository after the first commit
     files: dict[str, str] = {}  # written after the commit (untracked), e.g. project variables
     # GitLab project path -> a directory of the fixture made a repository of its own
@@ -107,6 +113,9 @@ class Expect(BaseModel):
     attempts: dict[str, list[str]] = {}  # job -> status of each attempt, in order
     results: dict[str, JobExpect] = {}
     pipeline_tests: dict[str, int] = {}
+    # job -> its recorded failed JUnit cases, each "STATUS [CLASSNAME.]NAME: MESSAGE"
+    test_failures: dict[str, list[str]] = {}
+    artifacts: dict[str, list[str]] = {}  # job -> files among the artifacts it kept
 
 
 def _fixture_names() -> list[str]:
@@ -155,6 +164,14 @@ def _project(name: str, expect: Expect, tmp_path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return project
+
+
+def _catalogs(project: Path, expect: Expect) -> list[Catalog]:
+    out = []
+    for given in expect.component_catalogs:
+        name, _, path = given.rpartition("=")
+        out.append(Catalog((project / path).resolve(), name or None))
+    return out
 
 
 def _log(run: Run, job: str) -> str:
@@ -218,6 +235,18 @@ def _check(run: Run, expect: Expect, project: Path) -> None:
             assert got.tests is not None, f"{job}: no test report"
             counts = {k: getattr(got.tests, k) for k in res.tests}
             assert counts == res.tests, f"{job}: {got.tests}"
+    for job, wanted_failures in expect.test_failures.items():
+        recorded = [
+            f"{f.status} {f.classname + '.' if f.classname else ''}{f.name}: {f.message}"
+            for f in run.test_failures.get(job, [])
+        ]
+        assert recorded == wanted_failures, f"{job}: {recorded}"
+    for job, wanted_paths in expect.artifacts.items():
+        job_id = next(r.id for r in reversed(run.jobs) if r.name == job)
+        manifest = artifact_store(ci_state_dir(project)).get(str(job_id))
+        assert manifest is not None, f"{job} kept no artifacts"
+        kept = {p for p, e in manifest.snapshot.entries.items() if e.kind == "file"}
+        assert set(wanted_paths) <= kept, f"{job} kept {sorted(kept)}"
     for key, value in expect.pipeline_tests.items():
         assert run.result.tests.get(key) == value, run.result.tests
     if expect.never_stored:
@@ -240,6 +269,8 @@ def _check_no_pipeline(project: Path, expect: Expect) -> None:
             ref=expect.ref,
             source=expect.source,
             projects={p: project.parent / "projects" / d for p, d in expect.projects.items()},
+            catalogs=_catalogs(project, expect),
+            inputs=expect.inputs,
         )
     except ConveyorError as e:
         reason = str(e)
@@ -255,6 +286,10 @@ def _run_fixture(name: str, tmp_path: Path, executor: Literal["shell", "docker"]
     expect = _load(name)
     if expect.xfail:
         pytest.xfail(expect.xfail)
+    for image in expect.images:
+        inspect = ["docker", "image", "inspect", image]
+        if subprocess.run(inspect, capture_output=True, check=False).returncode != 0:
+            pytest.fail(f"{image} missing: `conveyor bootstrap` builds it (`make test` runs it)")
     project = _project(name, expect, tmp_path)
     scratch = tmp_path / "scratch"  # outside the project: survives between jobs and retries
     scratch.mkdir()
@@ -273,6 +308,9 @@ def _run_fixture(name: str, tmp_path: Path, executor: Literal["shell", "docker"]
             only=expect.only,
             changed_files=expect.changed_files,
             projects={p: tmp_path / "projects" / d for p, d in expect.projects.items()},
+            catalogs=_catalogs(project, expect),
+            inputs=expect.inputs,
+            environ={**os.environ, **expect.environment},
         )
         if i == 0 and expect.runs > 1:
             _check_output(run, expect.first_output, {})

@@ -4,9 +4,12 @@ Each fixture is `tests/ci_parity/<name>/.gitlab-ci.yml` (plus any files it inclu
 optional `parity.yaml`:
 
     variables: {KEY: value}      # pipeline variables (--variable); "{tmp}" is a fresh directory
+    environment: {KEY: value}    # exported in the caller's environment (each tool's process)
     manual: [job]                # manual jobs to play
     differs:                     # where gitlab-ci-local departs from GitLab (docs/ci-parity.md)
       job: {conveyor: success, gitlab-ci-local: failed}
+    refused: "text"              # gitlab-ci-local cannot read the file and prints this: every
+                                 # job is `absent` there and "(pipeline)" is `refused`
 
 Both tools run the shell executor in their own temporary git copy of the fixture (branch
 `main`, remote `origin` = a fake GitLab URL, nothing is fetched). gitlab-ci-local is driven as
@@ -82,8 +85,10 @@ pytestmark = [
 class Case:
     name: str
     variables: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
     manual: tuple[str, ...] = ()
     differs: dict[str, dict[str, str]] = field(default_factory=dict)
+    refused: str | None = None  # what gitlab-ci-local prints when it cannot read the file
 
     @property
     def dir(self) -> Path:
@@ -97,8 +102,10 @@ def load_case(path: Path) -> Case:
     return Case(
         name=path.name,
         variables={str(k): str(v) for k, v in (meta.get("variables") or {}).items()},
+        environment={str(k): str(v) for k, v in (meta.get("environment") or {}).items()},
         manual=tuple(meta.get("manual") or ()),
         differs={str(k): dict(v) for k, v in (meta.get("differs") or {}).items()},
+        refused=meta.get("refused"),
     )
 
 
@@ -198,7 +205,7 @@ def parse_report(stdout: str) -> dict[str, str]:
     """Started jobs from gitlab-ci-local's closing reports (a child pipeline prints its own):
     PASS → success, WARN … pre_script → failed (allowed), FAIL → failed. `WARN … after_script`
     lines only say that after_script failed, which never changes a job's status; other WARN
-    lines are notices."""
+    lines are notices about the file or the run."""
     in_child = {m[2]: m[1] for line in stdout.splitlines() if (m := CHILD_START.match(line))}
 
     def name_of(written: str) -> str:
@@ -216,8 +223,11 @@ def parse_report(stdout: str) -> dict[str, str]:
         kind, rest = m.groups()
         if kind == "WARN":
             name, _, which = rest.rpartition("  ")
-            if which.strip() != "pre_script":  # after_script, or a notice (`downstream
-                continue  # pipeline is experimental`) that names no job
+            if which.strip() != "pre_script":
+                # after_script failed, or a notice that names no job's status ("duplicated
+                # mapping key detected! Values will be overwritten!", "interpolation functions
+                # is currently not supported", "downstream pipeline is experimental")
+                continue
             out[name_of(name.strip())] = "failed (allowed)"
         else:
             out[name_of(rest.strip())] = "success" if kind == "PASS" else "failed"
@@ -299,13 +309,17 @@ def run_gitlab_ci_local(case: Case, tmp: Path) -> GclRun:
         cwd=project,
         capture_output=True,
         text=True,
-        env=gcl_env(home),
+        env={**gcl_env(home), **case.environment},
         timeout=300,
         check=False,
     )
     started = parse_report(p.stdout)
     if p.returncode != 0 and not started:
+        if case.refused is not None and case.refused in p.stdout + p.stderr:
+            return GclRun(p.returncode, p.stdout, p.stderr, {PIPELINE: "refused"})
         pytest.fail(f"gitlab-ci-local did not run the pipeline:\n{p.stdout}\n{p.stderr}")
+    if case.refused is not None:
+        pytest.fail(f"gitlab-ci-local now reads the file ({case.refused!r} expected)")
     statuses = {**started, **not_started(gcl_list(project, home), started, case.manual)}
     statuses[PIPELINE] = "passed" if p.returncode == 0 else "failed"
     return GclRun(p.returncode, p.stdout, p.stderr, statuses)
@@ -333,7 +347,13 @@ def run_conveyor(case: Case, tmp: Path) -> dict[str, str]:
     scratch = tmp / "conveyor" / "scratch"
     scratch.mkdir()
     variables = {k: v.replace("{tmp}", str(scratch)) for k, v in case.variables.items()}
-    run = run_pipeline(project, executor="shell", variables=variables, play=case.manual)
+    run = run_pipeline(
+        project,
+        executor="shell",
+        variables=variables,
+        play=case.manual,
+        environ={**os.environ, **case.environment},
+    )
     return conveyor_statuses(run)
 
 

@@ -1,7 +1,8 @@
 """The example application's real pipeline, end to end through `conveyor ci run`: lint, unit
 tests, images built and pushed to Conveyor's registry, a review environment deployed with
-Conveyor from those images, Selenium tests in Chromium against it (screenshots kept as
-artifacts), the review environment stopped, and production left as a manual job."""
+Conveyor from those images, Selenium tests in Chromium against it in Conveyor's browser-test
+image (screenshots kept as artifacts, then downloaded with `ci artifacts`), the review
+environment stopped, and production left as a manual job."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, dockerd: None) -> Iterato
 
 
 @pytest.fixture
-def shop_repo(tmp_path: Path, base_image: str) -> Path:
+def shop_repo(tmp_path: Path, base_image: str, browser_image: str) -> Path:
     repo = tmp_path / "shop"
     shutil.copytree(
         ROOT / "examples" / "shop", repo, ignore=shutil.ignore_patterns(".conveyor", "__pycache__")
@@ -83,7 +84,6 @@ def test_shop_pipeline_builds_pushes_reviews_and_browser_tests(
         "build: [gateway]": "success",
         "build: [catalog]": "success",
         "build: [orders]": "success",
-        "e2e-image": "success",
         "review": "success",
         "browser": "success",
         "stop-review": "success",
@@ -99,6 +99,14 @@ def test_shop_pipeline_builds_pushes_reviews_and_browser_tests(
     assert f"pulling 127.0.0.1:{registry.port}/" in review_log
     browser = next(j for j in show["jobs"] if j["name"] == "browser")
     assert browser["artifacts"]["files"] >= 3  # two screenshots and the JUnit report
+    assert browser["artifacts"]["entries"] == ["junit.xml", "screenshots/"]
+    assert browser["test_failures"] == []
+    # a user can open them: `ci artifacts` extracts the screenshots
+    out = shop_repo / "downloaded"
+    got = conveyor_ci(shop_repo, registry, "artifacts", "browser", "--out", str(out))
+    assert got.returncode == 0, got.stderr
+    for shot in ("01-storefront.png", "02-ordered.png"):
+        assert (out / "screenshots" / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the review environment is gone
     left = subprocess.run(
         ["docker", "ps", "-q", "--filter", "label=io.conveyor.project=review-main"],

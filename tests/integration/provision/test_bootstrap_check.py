@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from conveyor.provision.bootstrap import host_config, plan_bootstrap, run_bootstrap
+from conveyor.provision.bootstrap import (
+    SELENIUM_IMAGE,
+    SystemCommands,
+    host_config,
+    plan_bootstrap,
+    plan_browser_image,
+    run_bootstrap,
+)
+from conveyor.runtime.registry import Registry
+from conveyor.testing.net import free_port
 
 
 def test_check_reports_every_step_ok_on_the_prepared_host(dockerd: None, base_image: str) -> None:
@@ -41,3 +51,22 @@ def test_check_sees_a_missing_image(dockerd: None) -> None:
     assert not ok
     assert reports[-1] == ("image conveyor-test/absent:never", "missing")
     assert [status for _, status in reports[:-1]] == ["ok", "ok"]
+
+
+def test_the_browser_image_is_built_from_its_recipe_and_pushed_to_a_registry(
+    dockerd: None, base_image: str, tmp_path: Path
+) -> None:
+    """`conveyor bootstrap` (run by the test setup) built conveyor/selenium from the current
+    recipe; its push step fills a fresh registry, after which its check holds."""
+    registry = Registry(tmp_path / "registry", free_port())
+    build, push = plan_browser_image(host_config(), SystemCommands(), registry)
+    target = f"{registry.url}/{SELENIUM_IMAGE}"
+    try:
+        assert build.check(), f"{SELENIUM_IMAGE} is missing or stale: run `conveyor bootstrap`"
+        assert not push.check()  # this registry is new
+        push.apply()
+        assert push.check()
+        assert "conveyor/selenium" in registry.catalog()
+    finally:
+        registry.stop()
+        subprocess.run(["docker", "rmi", target], capture_output=True, check=False)

@@ -13,6 +13,7 @@ from conveyor.app import ci
 from conveyor.ci.run.prepare import ci_store
 from conveyor.errors import ConveyorError
 from conveyor.store.db import Store
+from conveyor.store.pipelines import TestFailure
 
 T0 = 1_700_000_000.0
 
@@ -38,7 +39,15 @@ def record(store: Store) -> None:
         coverage=87.5,
         tests={"total": 3, "passed": 2, "failed": 1, "errors": 0, "skipped": 0},
     )
-    store.artifacts.record(build, 2, 1234)
+    store.artifacts.record(build, 2, 1234)  # no manifest on disk: as if expired and removed
+    store.jobs.record_test_failures(
+        build,
+        [
+            TestFailure(
+                status="failed", name="t", classname="c", suite="s", file="r.xml", message="m"
+            )
+        ],
+    )
     deploy = store.jobs.create(p1, "deploy", "deploy", "running", "on_success", False)
     store.jobs.update(
         deploy,
@@ -102,8 +111,24 @@ def test_show_json_is_the_documented_shape(pipeline_file: Path) -> None:
         "executor": "shell",
         "coverage": 87.5,
         "tests": {"total": 3, "passed": 2, "failed": 1, "errors": 0, "skipped": 0},
-        "artifacts": {"files": 2, "bytes": 1234},
+        "artifacts": {
+            "files": 2,
+            "bytes": 1234,
+            "entries": [],
+            "expire_at": None,
+            "expired": True,
+        },
         "environment": None,
+        "test_failures": [
+            {
+                "status": "failed",
+                "name": "t",
+                "classname": "c",
+                "suite": "s",
+                "file": "r.xml",
+                "message": "m",
+            }
+        ],
         "downstream": None,
     }
     expected = {

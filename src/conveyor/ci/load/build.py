@@ -212,7 +212,9 @@ def _duration(value: Any) -> float | None:
 
 def _allow_failure(value: Any) -> tuple[bool | None, tuple[int, ...]]:
     if isinstance(value, dict):  # {exit_codes: N | [N, ...]}: fail only on other codes
-        return None, _ints(value.get("exit_codes"))
+        codes = _ints(value.get("exit_codes"))
+        # `{exit_codes: []}` still says "not allowed to fail" (GitLab: a hash is never true).
+        return (None if codes else False), codes
     return value, ()
 
 
@@ -252,10 +254,9 @@ def image(value: Any) -> ImageSpec | None:
         return None
     if isinstance(value, str):
         return ImageSpec(name=value)
-    entrypoint = value.get("entrypoint")
     return ImageSpec(
         name=value["name"],
-        entrypoint=None if entrypoint is None else strings(entrypoint),
+        entrypoint=_entrypoint(value.get("entrypoint")),
         pull_policy=strings(value.get("pull_policy")),
     )
 
@@ -263,17 +264,23 @@ def image(value: Any) -> ImageSpec | None:
 def service(value: Any) -> ServiceSpec:
     if isinstance(value, str):
         return ServiceSpec(name=value)
-    entrypoint, command = value.get("entrypoint"), value.get("command")
+    command = value.get("command")
     alias = value.get("alias")
     return ServiceSpec(
         name=value["name"],
         # GitLab splits `alias: "db,postgres"` into several aliases.
         alias=tuple(a.strip() for a in alias.split(",") if a.strip()) if alias else (),
-        entrypoint=None if entrypoint is None else strings(entrypoint),
+        entrypoint=_entrypoint(value.get("entrypoint")),
         command=None if command is None else strings(command),
         variables=_plain_variables(value.get("variables")),
         pull_policy=strings(value.get("pull_policy")),
     )
+
+
+def _entrypoint(value: Any) -> tuple[str, ...] | None:
+    """None keeps the image's entrypoint: so does `[]`, as GitLab Runner only overrides it
+    with a non-empty list (`[""]` is the way to clear it)."""
+    return strings(value) or None
 
 
 def rule(value: Any) -> RuleSpec:
@@ -295,6 +302,7 @@ def rule(value: Any) -> RuleSpec:
         needs=needs(value.get("needs")),
         interruptible=value.get("interruptible"),
         auto_cancel=None if value.get("auto_cancel") is None else auto_cancel(value["auto_cancel"]),
+        where=Where(file=value.loc.file, line=value.loc.line) if isinstance(value, LMap) else None,
     )
 
 

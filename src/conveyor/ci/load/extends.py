@@ -79,7 +79,7 @@ class _Resolver:
             return []
         if isinstance(written, str):
             return [written]
-        if isinstance(written, LSeq) and written and all(isinstance(p, str) for p in written):
+        if isinstance(written, LSeq) and all(isinstance(p, str) for p in written):  # [] too
             return list(written)
         self._error(name, job, "must be a job name or a list of job names")
         return []
@@ -95,7 +95,7 @@ class _Resolver:
             self._error(name, job, f"'{parent}' is a keyword, not a job")
             return None
         if parent not in self.doc:
-            candidates = [k for k in self.doc if k not in self.keywords]
+            candidates = [k for k in self.doc if k not in self.keywords and k != name]
             self._error(name, job, f"'{parent}' is not defined{suggest(parent, candidates)}")
             return None
         if not isinstance(self.doc[parent], LMap):

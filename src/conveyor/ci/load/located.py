@@ -13,10 +13,28 @@ new containers).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
+from conveyor.spec.yamlpos import Document, SpecWarning, YamlPath, load_yaml
+
+# Where `load_located` reports what it accepts with a warning (a key written twice). A context
+# variable rather than a parameter, so every file read while loading one pipeline (the root
+# file and each include, however they are found) reports to the same list.
+_WARNINGS: ContextVar[list[SpecWarning] | None] = ContextVar("ci_load_warnings", default=None)
+
+
+@contextmanager
+def collecting_warnings() -> Iterator[list[SpecWarning]]:
+    """The warnings of every file `load_located` reads inside the `with` block."""
+    sink: list[SpecWarning] = []
+    token = _WARNINGS.set(sink)
+    try:
+        yield sink
+    finally:
+        _WARNINGS.reset(token)
 
 
 @dataclass(frozen=True, order=True)
@@ -87,7 +105,10 @@ class Reference:
 
 
 def load_located(text: str, file: str) -> Any:
-    """Parse one GitLab CI YAML file (anchors, merge keys, `!reference`) into located data."""
+    """Parse one GitLab CI YAML file (anchors, merge keys, `!reference`) into located data.
+
+    A key written twice in a mapping keeps its last value, as GitLab's YAML loader (Psych)
+    does; each one is a warning for `collecting_warnings`."""
 
     def reference(content: Any, line: int) -> Reference:
         # GitLab's tag takes a sequence of keys: `!reference [.setup, script]`.
@@ -97,7 +118,11 @@ def load_located(text: str, file: str) -> Any:
             raise ValueError("!reference keys must be non-empty strings")
         return Reference(tuple(content), Loc(file, line))
 
-    return from_document(load_yaml(text, file, tags={"!reference": reference}), file)
+    doc = load_yaml(text, file, tags={"!reference": reference}, duplicates="last")
+    sink = _WARNINGS.get()
+    if sink is not None:
+        sink.extend(doc.warnings)
+    return from_document(doc, file)
 
 
 def from_document(doc: Document, file: str) -> Any:

@@ -6,8 +6,11 @@ tag inherited through `extends` is resolved in the extending job. A referenced s
 itself hold tags, up to ten levels deep.
 
 A reference used as a list item yields a nested list. GitLab flattens nested lists in the
-keywords documented for it (scripts, rules, needs, tags, stages), which also covers YAML
-anchors used as script items (`- *setup`); elsewhere a nested list stays an error.
+keywords documented for it (scripts, rules, needs, tags, stages) and in `cache` (a list of
+caches, like `needs` and `rules`, is one of its ComposableArray entries), which also covers
+YAML anchors used as items (`- *setup`, `- *common_caches`); elsewhere a nested list stays an
+error. An empty (`~`) entry in `needs` (a job's or a rule's) is dropped, as GitLab's Needs
+entry keeps only needs that have a type.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from conveyor.spec.yamlpos import YamlPath, dotted
 
 MAX_NESTING = 10
 # Keywords whose value GitLab flattens when it holds nested lists.
-_JOB_FLAT = frozenset({"script", "before_script", "after_script", "rules", "needs", "tags"})
-_TOP_FLAT = frozenset({"before_script", "after_script", "stages"})
+_JOB_FLAT = frozenset(
+    {"script", "before_script", "after_script", "rules", "needs", "tags", "cache"}
+)
+_TOP_FLAT = frozenset({"before_script", "after_script", "stages", "cache"})
 _FLATTEN_DEPTH = 10  # GitLab's nesting limit for script arrays
 
 
@@ -112,7 +117,11 @@ def _flatten_top(key: str, value: Any, keywords: frozenset[str]) -> Any:
 def _flatten_keys(job: LMap, keys: frozenset[str]) -> LMap:
     out = LMap(job.loc)
     for key, value, loc in job.located_items():
-        if key in keys and isinstance(value, LSeq):
+        if key == "needs" and key in keys and isinstance(value, LSeq):
+            out.put(key, _flat(value, drop_empty=True), loc)
+        elif key == "rules" and key in keys and isinstance(value, LSeq):
+            out.put(key, _flat_rules(_flat(value)), loc)
+        elif key in keys and isinstance(value, LSeq):
             out.put(key, _flat(value), loc)
         elif key == "hooks" and isinstance(value, LMap):
             out.put(key, _flatten_keys(value, frozenset({"pre_get_sources_script"})), loc)
@@ -121,12 +130,20 @@ def _flatten_keys(job: LMap, keys: frozenset[str]) -> LMap:
     return out
 
 
-def _flat(seq: LSeq, depth: int = 0) -> LSeq:
+def _flat_rules(rules: LSeq) -> LSeq:
+    """Rules with each rule's own `needs` flattened, as a job's are."""
+    out = LSeq(rules.loc)
+    for rule, loc in rules.located_items():
+        out.add(_flatten_keys(rule, frozenset({"needs"})) if isinstance(rule, LMap) else rule, loc)
+    return out
+
+
+def _flat(seq: LSeq, depth: int = 0, drop_empty: bool = False) -> LSeq:
     out = LSeq(seq.loc)
     for item, loc in seq.located_items():
         if isinstance(item, LSeq) and depth < _FLATTEN_DEPTH:
-            for inner, inner_loc in _flat(item, depth + 1).located_items():
+            for inner, inner_loc in _flat(item, depth + 1, drop_empty).located_items():
                 out.add(inner, inner_loc)
-        else:
+        elif item is not None or not drop_empty:
             out.add(item, loc)
     return out

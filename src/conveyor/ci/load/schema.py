@@ -1,11 +1,13 @@
 """Validation against GitLab's own CI JSON schema, with one short line per problem.
 
 The schema is the copy check-jsonschema vendors (GitLab maintains it for its pipeline editor),
-so Conveyor accepts the keywords and shapes GitLab documents. It is applied to the merged
-document (includes, `extends` and `!reference` resolved), and each error is translated from
-jsonschema's wording ("... is not valid under any of the given schemas") into what to fix
-(`spec.schema_errors`, in GitLab's words below), at the `file:line` where the offending key
-was written, which may be an included file.
+so Conveyor accepts the keywords and shapes GitLab documents. Where that editor schema is
+stricter than GitLab's server (`artifacts: {paths: []}`, `stages` listing a stage twice…), it
+is relaxed to the server's rule (RELAXATIONS, listed in docs/ci-parity.md). It is applied to
+the merged document (includes, `extends` and `!reference` resolved), and each error is
+translated from jsonschema's wording ("... is not valid under any of the given schemas") into
+what to fix (`spec.schema_errors`, in GitLab's words below), at the `file:line` where the
+offending key was written, which may be an included file.
 """
 
 from __future__ import annotations
@@ -33,12 +35,121 @@ _SCHEMA = ("check_jsonschema.builtin_schemas.vendor", "gitlab-ci.json")
 _PATTERNS = {
     "^/.+/$": "must be a regular expression between slashes, like /Coverage: (\\d+)%/",
     "^[^/]*[^./][^/]*$": "must not contain '/' and must not be '.' or '..'",
-    "^(https?://.+|\\$[A-Za-z]+)": "must start with http:// or https:// (or be a $VARIABLE)",
     "\\w\\.ya?ml$": "must name a .yml or .yaml file",
     "\\.ya?ml$": "must name a .yml or .yaml file",
     "^https?://.+\\.ya?ml$": "must be an http(s) URL of a .yml or .yaml file",
     "(?:\\S/\\S|\\$\\S+)": "must be a project path like group/project",
 }
+_DROP = object()
+# Where the editor's schema is stricter than GitLab's server, which is what decides whether a
+# pipeline runs: (JSON pointer, keyword, new value or _DROP, the server's rule that allows it).
+# Listed in docs/ci-parity.md. A pointer that no longer exists fails loudly: a new schema
+# version has to be audited again.
+RELAXATIONS: tuple[tuple[str, str, object, str], ...] = (
+    (
+        "/definitions/artifacts/properties/paths",
+        "minItems",
+        _DROP,
+        "Entry::Artifacts: paths is array_of_strings, [] included",
+    ),
+    (
+        "/definitions/artifacts/properties/exclude",
+        "minItems",
+        _DROP,
+        "Entry::Artifacts: exclude is array_of_strings",
+    ),
+    (
+        "/definitions/artifacts/properties/reports/properties/junit/oneOf/1",
+        "minItems",
+        _DROP,
+        "Entry::Reports: junit is array_of_strings_or_string",
+    ),
+    ("/properties/stages", "minItems", _DROP, "Entry::Stages: nested_array_of_strings"),
+    (
+        "/properties/stages",
+        "uniqueItems",
+        _DROP,
+        "Entry::Stages: nested_array_of_strings; a repeated stage is the first one",
+    ),
+    (
+        "/definitions/allow_failure/oneOf/2/properties/exit_codes",
+        "minItems",
+        _DROP,
+        "Entry::AllowFailure: array_of_integers_or_integer",
+    ),
+    (
+        "/definitions/allow_failure/oneOf/2/properties/exit_codes",
+        "uniqueItems",
+        _DROP,
+        "Entry::AllowFailure: array_of_integers_or_integer",
+    ),
+    (
+        "/definitions/retry/oneOf/1/properties/exit_codes/oneOf/0",
+        "minItems",
+        _DROP,
+        "Entry::Retry: array_of_integers_or_integer",
+    ),
+    (
+        "/definitions/retry/oneOf/1/properties/exit_codes/oneOf/0",
+        "uniqueItems",
+        _DROP,
+        "Entry::Retry: array_of_integers_or_integer",
+    ),
+    (
+        "/definitions/job_template/properties/environment/oneOf/1/properties/url",
+        "pattern",
+        _DROP,
+        "Entry::Environment: url is any string (`${REVIEW_URL}`, a bare host)",
+    ),
+    (
+        "/definitions/job_template/properties/environment/oneOf/1/properties/url",
+        "maxLength",
+        255,
+        "Entry::Environment: url is at most 255 characters",
+    ),
+    (
+        "/definitions/image/oneOf/1/properties/entrypoint",
+        "minItems",
+        _DROP,
+        "Entry::Imageable: entrypoint is array_of_strings",
+    ),
+    (
+        "/definitions/services/items/oneOf/1/properties/entrypoint",
+        "minItems",
+        _DROP,
+        "Entry::Imageable: entrypoint is array_of_strings",
+    ),
+    (
+        "/definitions/image/oneOf/1/properties/pull_policy/oneOf/1",
+        "uniqueItems",
+        _DROP,
+        "Entry::PullPolicy: allowed_array_values, repeats included",
+    ),
+    (
+        "/definitions/services/items/oneOf/1/properties/pull_policy/oneOf/1",
+        "uniqueItems",
+        _DROP,
+        "Entry::PullPolicy: allowed_array_values, repeats included",
+    ),
+    (
+        "/definitions/globalVariables/patternProperties/.*/oneOf/1/properties/options",
+        "minItems",
+        _DROP,
+        "Entry::Variable: options is array_of_strings",
+    ),
+    (
+        "/definitions/globalVariables/patternProperties/.*/oneOf/1/properties/options",
+        "uniqueItems",
+        _DROP,
+        "Entry::Variable: options is array_of_strings",
+    ),
+    (
+        "/definitions/job_template/properties/extends/oneOf/1",
+        "minItems",
+        _DROP,
+        "Entry::Processable: extends is array_of_strings_or_string",
+    ),
+)
 _MAX_LISTED = 8  # choices spelled out in full in an error message
 # Keywords GitLab removed, named in the "did you mean" of an unknown key.
 _RENAMED = {"type": "stage", "types": "stages"}
@@ -132,7 +243,22 @@ def _is_delayed_rule(schema: Any) -> bool:
 def _schema() -> dict[str, Any]:
     package, name = _SCHEMA
     loaded: dict[str, Any] = json.loads(files(package).joinpath(name).read_text("utf-8"))
-    return loaded
+    return relax(loaded)
+
+
+def relax(schema: dict[str, Any]) -> dict[str, Any]:
+    """The editor's schema with RELAXATIONS applied (in place)."""
+    for pointer, keyword, value, _why in RELAXATIONS:
+        node: Any = schema
+        for part in pointer.strip("/").split("/"):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if value is _DROP:
+            if keyword not in node:
+                raise KeyError(f"{pointer} has no {keyword}: audit the new schema's strictness")
+            del node[keyword]
+        else:
+            node[keyword] = value
+    return schema
 
 
 @functools.cache

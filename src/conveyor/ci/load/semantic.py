@@ -26,6 +26,7 @@ from conveyor.ci.load.durations import (
     parse_expire_in,
 )
 from conveyor.ci.load.located import LMap, locate
+from conveyor.ci.select.matrix import count_name, matrix_name
 from conveyor.errors import SpecError
 from conveyor.spec.values import suggest
 from conveyor.spec.yamlpos import YamlPath, dotted
@@ -62,6 +63,19 @@ class _Checker:
         self.jobs = visible_jobs(doc, keywords)
         self.stages = pipeline_stages(doc)
         self.errors: list[SpecError] = []
+        # GitLab validates needs and dependencies after expanding `parallel`, so one instance
+        # ("build: [linux, amd64]", "test 2/3") can be named as well as the whole job.
+        self.instances = {
+            instance: name for name, job in self.jobs.items() for instance in _instances(name, job)
+        }
+
+    def job_named(self, target: str) -> LMap | None:
+        """The job a `needs`/`dependencies` entry names: a job, or one of its instances."""
+        name = self.instances.get(target, target)
+        return self.jobs.get(name)
+
+    def known_names(self) -> list[str]:
+        return [*self.jobs, *(i for i in self.instances if i not in self.jobs)]
 
     def error(self, path: YamlPath, message: str, at: YamlPath | None = None) -> None:
         loc = locate(self.doc, path if at is None else at, self.doc.loc)
@@ -274,16 +288,16 @@ class _Checker:
     def need(
         self, name: str, job: LMap, at: YamlPath, target: str, optional: bool, item: Any
     ) -> None:
-        other = self.jobs.get(target)
+        other = self.job_named(target)
         if other is None:
             if not optional:
-                hint = suggest(target, self.jobs)
+                hint = suggest(target, self.known_names())
                 self.error(at, f"'{target}' is not a job of this pipeline{hint}")
             return
         if self.stage_index(other) > self.stage_index(job) >= 0:
             stage = other.get("stage", "test")
             self.error(at, f"'{target}' is in a later stage ({stage})")
-        if isinstance(item, dict) and "parallel" in item:
+        if isinstance(item, dict) and "parallel" in item and target in self.jobs:
             self.need_matrix(at, target, other, item["parallel"])
 
     def need_matrix(self, at: YamlPath, target: str, other: LMap, selection: Any) -> None:
@@ -309,16 +323,19 @@ class _Checker:
             needed = {n if isinstance(n, str) else n.get("job") for n in needs}
         for index, target in enumerate(names):
             at: YamlPath = (name, "dependencies", index)
-            other = self.jobs.get(target)
+            other = self.job_named(target)
             if other is None:
-                self.error(
-                    at, f"'{target}' is not a job of this pipeline{suggest(target, self.jobs)}"
-                )
+                hint = suggest(target, self.known_names())
+                self.error(at, f"'{target}' is not a job of this pipeline{hint}")
             elif needed is not None:
-                if target not in needed:
+                # needs on a whole parallel job cover each of its instances
+                if target not in needed and self.instances.get(target) not in needed:
                     self.error(at, f"'{target}' must also be listed in needs")
-            elif self.stage_index(other) >= self.stage_index(job):
-                self.error(at, f"'{target}' is not in an earlier stage")
+            elif self.stage_index(other) > self.stage_index(job) >= 0:
+                # GitLab accepts the same stage (YamlProcessor: "current or prior stages");
+                # such a job does not wait for it and gets none of its artifacts.
+                stage = other.get("stage", "test")
+                self.error(at, f"'{target}' is in a later stage ({stage})")
 
     def environment(self, name: str, value: Any) -> None:
         if not isinstance(value, dict) or "on_stop" not in value:
@@ -334,7 +351,10 @@ class _Checker:
             self.error(at, f"'{target}' must have environment:action: stop")
 
     def needs_cycles(self) -> None:
-        graph = {name: list(_need_names(job.get("needs"))) for name, job in self.jobs.items()}
+        graph = {
+            name: [self.instances.get(n, n) for n in _need_names(job.get("needs"))]
+            for name, job in self.jobs.items()
+        }
         state: dict[str, int] = {}  # 1: on the current path, 2: done
         reported: set[frozenset[str]] = set()
 
@@ -357,6 +377,21 @@ class _Checker:
         for name in graph:
             if name not in state:
                 visit(name, [])
+
+
+def _instances(name: str, job: LMap) -> list[str]:
+    """The names GitLab gives a parallel job's instances (none for a job that is not)."""
+    value = job.get("parallel")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [count_name(name, index, value) for index in range(1, value + 1)]
+    if isinstance(value, dict):
+        return [
+            matrix_name(name, combo)
+            for entry in value.get("matrix") or ()
+            if isinstance(entry, dict)
+            for combo in matrix_combinations(entry)
+        ]
+    return []
 
 
 def _need_names(needs: Any) -> Iterable[str]:

@@ -141,6 +141,11 @@ class ArtifactStore:
         return live
 
 
+def artifact_store(state_dir: Path) -> ArtifactStore:
+    """The artifacts of a project's CI state directory (`.conveyor/ci`), over its blob store."""
+    return ArtifactStore(state_dir / "artifacts", BlobStore(state_dir / "blobs"))
+
+
 def _load(path: Path) -> ArtifactManifest:
     try:
         return ArtifactManifest.model_validate(read_json(path))

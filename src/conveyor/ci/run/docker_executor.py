@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.ci.run.job_executor import Output, ScriptResult
-from conveyor.ci.run.workspace import render_script
+from conveyor.ci.run.workspace import open_to_any_user, render_script
 from conveyor.errors import JobSetupError, RuntimeAdapterError
 from conveyor.host.shell import pump
 from conveyor.model.pipeline import ImageSpec, ServiceSpec
@@ -91,6 +91,7 @@ class DockerExecutor:
         except RuntimeAdapterError as e:
             raise JobSetupError(str(e)) from e
         self.scripts.mkdir(parents=True, exist_ok=True)
+        open_to_any_user(self.workspace)  # an image's non-root USER writes there too
         for svc in self.services:
             self._start_service(svc)
 

@@ -1,13 +1,18 @@
 """What a trigger job creates: its downstream pipeline's configuration, predefined variables,
 variables and jobs, ready to run (`ci run`) or to show (`ci graph`).
 
-- A child pipeline (`trigger:include`) is read from its `local:`, `project:` or `artifact:`
-  entries (`conveyor.ci.load.child`) and runs in this project, at this commit, with
-  `CI_PIPELINE_SOURCE=parent_pipeline`; children nest two levels deep at most.
+- A child pipeline (`trigger:include`) is read from its `local:`, `project:`, `component:`
+  or `artifact:` entries, with their `inputs:` (`conveyor.ci.load.child`), and runs in this
+  project, at this commit, with `CI_PIPELINE_SOURCE=parent_pipeline`; children nest two
+  levels deep at most.
 - A multi-project pipeline (`trigger:project`) runs the `.gitlab-ci.yml` of a project that
   `--include-project` maps to a local repository, at `trigger:branch` (default: its HEAD),
-  in a shared clone of it, with `CI_PIPELINE_SOURCE=pipeline` and that project's
-  predefined variables (its path is the mapped name).
+  in a shared clone of it, with `CI_PIPELINE_SOURCE=pipeline` and that project's predefined
+  variables (its path is the mapped name).
+- Either configuration is read as GitLab reads it when it creates the pipeline
+  (`LoadContext`): with the new pipeline's config variables (its predefined ones, then
+  project variables and what the trigger job passed), and the parent's projects and
+  component catalogs.
 - Either way its rules see the variables the trigger job passed (as pipeline variables), and a
   pipeline GitLab would not create (invalid configuration, no jobs) is a `DownstreamError`
   with GitLab's failure reason for the trigger job.
@@ -20,7 +25,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from conveyor.ci.load.child import ArtifactReader, child_source, load_child_pipeline
+from conveyor.ci.load.child import child_source, load_child_pipeline
+from conveyor.ci.load.context import ArtifactReader, LoadContext, config_variables
 from conveyor.ci.load.loader import load_pipeline
 from conveyor.ci.run.facts import file_facts, git_facts
 from conveyor.ci.run.job_env import JobVariables
@@ -45,7 +51,7 @@ from conveyor.errors import (
     VariablesError,
 )
 from conveyor.host import git
-from conveyor.model.pipeline import JobRun, PipelineSpec, TriggerSpec, Where
+from conveyor.model.pipeline import JobRun, JobSpec, PipelineSpec, TriggerSpec
 
 Kind = Literal["child", "multi-project"]
 
@@ -57,9 +63,10 @@ class Upstream:
     spec: PipelineSpec
     predefined: Mapping[str, str]
     project_dir: Path
-    projects: Mapping[str, Path]  # GitLab project path -> local repository
+    # What GitLab knew when it read this pipeline: its pushed changes, the projects mapped to
+    # local repositories, component catalogs, which project variables are masked.
+    context: LoadContext
     project_variables: Mapping[str, str]  # this project's CI/CD settings usable at this ref
-    changed_files: tuple[str, ...] | None = None  # the push's changes
     child_depth: int = 0  # 1 in a child pipeline, 2 in a grandchild
 
 
@@ -76,6 +83,7 @@ class Downstream:
     variables: dict[str, str]  # its pipeline variables: what the trigger job passed
     project_variables: dict[str, str]
     child_depth: int
+    context: LoadContext  # what reading its configuration knew (its own downstreams use it)
     project: str | None = None  # a multi-project pipeline's project path
 
 
@@ -95,8 +103,7 @@ def find_project(projects: Mapping[str, Path], name: str) -> Path | None:
 
 def plan_downstream(
     up: Upstream,
-    trigger: TriggerSpec,
-    where: Where,
+    job: JobSpec,
     env: Mapping[str, str],
     passed: Mapping[str, str],
     pipeline_id: int,
@@ -104,9 +111,12 @@ def plan_downstream(
     artifact: ArtifactReader | None,
     checkout: Path,
 ) -> Downstream:
-    """The downstream pipeline `pipeline_id` of the trigger job written at `where`, whose
-    variables are `env` and which passes `passed`. `checkout` is where a multi-project
-    pipeline's project is cloned. Raises DownstreamError."""
+    """The downstream pipeline `pipeline_id` of trigger job `job`, whose variables are `env`
+    and which passes `passed`. `artifact` reads a file of an earlier job's artifacts (None
+    before anything ran). `checkout` is where a multi-project pipeline's project is cloned.
+    Raises DownstreamError."""
+    trigger = job.trigger
+    assert trigger is not None, f"{job.name} is not a trigger job"
     if trigger.include:
         if up.child_depth >= MAX_CHILD_DEPTH:
             raise DownstreamError(
@@ -115,12 +125,18 @@ def plan_downstream(
                 "and this pipeline is already a child of a child",
             )
         kind, source = describe(trigger)
-        spec = _load(
-            lambda: load_child_pipeline(
-                trigger.include, where, up.spec.file, up.project_dir, up.projects, artifact
-            )
-        )
         pre = child_predefined(up.predefined, pipeline_id)
+        context = replace(
+            up.context,
+            variables={**config_variables(pre), **up.project_variables, **passed},
+            masked=up.context.masked - set(passed),
+            inputs={},
+            artifact=artifact,
+        )
+        include = trigger.include
+        spec = _load(
+            lambda: load_child_pipeline(include, job.name, job.where, up.project_dir, context)
+        )
         project_dir, project_variables, depth, project = (
             up.project_dir,
             dict(up.project_variables),
@@ -132,14 +148,16 @@ def plan_downstream(
         project = expand(trigger.project or "", env).strip("/")
         branch = expand(trigger.branch, env) if trigger.branch else None
         source = f"{project}@{branch}" if branch else project
-        spec, pre = _other_project(up, project, branch, pipeline_id, checkout)
+        spec, pre, context = _other_project(
+            up, trigger, project, branch, pipeline_id, checkout, passed
+        )
         project_dir, project_variables, depth = checkout, {}, 0
     variables = {**project_variables, **passed}
     try:
         facts = file_facts(
             project_dir,
             file_questions(spec, pre, pipeline_variables=variables),
-            up.changed_files if kind == "child" else None,
+            context.changed,
         )
         selection = select(spec, pre, facts, pipeline_variables=variables)
     except (SelectionError, ExprError, GitError) as e:
@@ -156,6 +174,7 @@ def plan_downstream(
         variables=dict(passed),
         project_variables=project_variables,
         child_depth=depth,
+        context=replace(context, artifact=None),
         project=project,
     )
 
@@ -170,18 +189,24 @@ def preview_downstream(
     assert spec.trigger is not None, f"{job.name} is not a trigger job"
     env = variables.at_creation(job)
     passed = passed_variables(spec.trigger, variables.yaml_variables(job, env), variables.pipeline)
-    return plan_downstream(
-        up, spec.trigger, spec.where, env, passed, 0, artifact=None, checkout=checkout
-    )
+    return plan_downstream(up, spec, env, passed, 0, artifact=None, checkout=checkout)
 
 
 def _other_project(
-    up: Upstream, project: str, branch: str | None, pipeline_id: int, checkout: Path
-) -> tuple[PipelineSpec, dict[str, str]]:
-    """Another project's pipeline: a clone at `branch`, its file, its predefined variables."""
-    repo = find_project(up.projects, project)
+    up: Upstream,
+    trigger: TriggerSpec,
+    project: str,
+    branch: str | None,
+    pipeline_id: int,
+    checkout: Path,
+    passed: Mapping[str, str],
+) -> tuple[PipelineSpec, dict[str, str], LoadContext]:
+    """Another project's pipeline: a clone at `branch`, its predefined variables, its file
+    read with them and `passed` (its pipeline variables)."""
+    projects = up.context.projects
+    repo = find_project(projects, project)
     if repo is None:
-        known = ", ".join(sorted(up.projects)) or "none"
+        known = ", ".join(sorted(projects)) or "none"
         raise DownstreamError(
             PROJECT_NOT_FOUND,
             f"project '{project}' is not available offline: map it to a local git repository "
@@ -193,7 +218,6 @@ def _other_project(
         raise DownstreamError(
             CREATION_FAILED, f"cannot check out {branch or 'HEAD'} of project '{project}': {e}"
         ) from None
-    spec = _load(lambda: load_pipeline(checkout / ".gitlab-ci.yml", up.projects))
     server = up.predefined.get("CI_SERVER_URL", "http://localhost")
     # The clone's origin is a local path: the project's GitLab path is the mapped name.
     facts = replace(git_facts(checkout), origin_url=f"{server}/{project}.git")
@@ -205,9 +229,16 @@ def _other_project(
         registry_password=up.predefined.get("CI_REGISTRY_PASSWORD"),
     )
     try:
-        return spec, predefined(checkout.resolve(), facts, pipeline)
+        pre = predefined(checkout.resolve(), facts, pipeline)
     except VariablesError as e:
         raise DownstreamError(CREATION_FAILED, str(e)) from None
+    # Another project: none of this project's variables, changes or artifacts.
+    context = LoadContext(
+        variables={**config_variables(pre), **passed},
+        projects=projects,
+        catalogs=up.context.catalogs,
+    )
+    return _load(lambda: load_pipeline(checkout / ".gitlab-ci.yml", context=context)), pre, context
 
 
 def _load(load: Callable[[], PipelineSpec]) -> PipelineSpec:

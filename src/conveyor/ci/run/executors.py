@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 
 from conveyor.ci.run.attempt import Attempt
 from conveyor.ci.run.config import ExecutorName
@@ -21,10 +22,17 @@ class Executors:
     connection and a ping), created when the first docker job needs it."""
 
     def __init__(
-        self, default: ExecutorName, default_image: str, containers: JobContainers | None = None
+        self,
+        default: ExecutorName,
+        default_image: str,
+        containers: JobContainers | None = None,
+        *,
+        host_env: Mapping[str, str] | None = None,
     ) -> None:
         self.default = default
         self.default_image = default_image
+        # what shell jobs start from; docker jobs get only their variables, as with GitLab Runner
+        self.host_env = dict(os.environ if host_env is None else host_env)
         self.reaper = Reaper()  # container removals still running
         self._containers = containers
         self._lock = threading.Lock()
@@ -46,7 +54,9 @@ class Executors:
 
     def make(self, attempt: Attempt) -> JobExecutor:
         if attempt.executor == "shell":
-            return ShellExecutor(workspace=attempt.workspace, scripts=attempt.scripts)
+            return ShellExecutor(
+                workspace=attempt.workspace, scripts=attempt.scripts, host_env=self.host_env
+            )
         env = attempt.env
         image = attempt.spec.image or ImageSpec(name=self.default_image)
         image = image.model_copy(update={"name": expand(image.name, env)})

@@ -5,7 +5,7 @@ reports are read, its artifacts stored and its caches saved (per `when` and `pol
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from conveyor.ci.run.artifacts import ArtifactStore
@@ -21,6 +21,24 @@ from conveyor.errors import ConveyorError
 from conveyor.model.pipeline import CacheSpec, JobRun, PipelineSpec
 
 Say = Callable[[str], None]
+
+
+def artifact_sources(
+    job: JobRun, stages: Mapping[str, str], stage_order: Mapping[str, int]
+) -> list[str]:
+    """The jobs whose artifacts `job` receives, as GitLab's Ci::BuildDependencies picks them:
+    its `needs` with artifacts (a job with `needs`), else every job of an earlier stage;
+    `dependencies`, when given, narrows that set. So a same-stage job named in `dependencies`
+    but not in `needs` gives nothing: the job does not wait for it. `stages` maps every job
+    of the pipeline to its stage, `stage_order` each stage to its position."""
+    if job.needs is not None:
+        base = [n.job for n in job.needs if n.artifacts]
+    else:
+        mine = stage_order.get(job.stage, 0)
+        base = [name for name, stage in stages.items() if stage_order.get(stage, 0) < mine]
+    if job.dependencies is None:
+        return base
+    return [name for name in job.dependencies if name in base]
 
 
 class JobFiles:
@@ -53,16 +71,8 @@ class JobFiles:
             self.artifacts.blobs.gc(live)
 
     def sources(self, job: JobRun) -> list[str]:
-        """Jobs whose artifacts (and dotenv variables) this job receives, per GitLab:
-        `dependencies` if given, else `needs` with artifacts, else every earlier stage."""
-        if job.dependencies is not None:
-            return list(job.dependencies)
-        if job.needs is not None:
-            return [n.job for n in job.needs if n.artifacts]
-        mine = self._stage_order.get(job.stage, 0)
-        return [
-            name for name, stage in self._stages.items() if self._stage_order.get(stage, 0) < mine
-        ]
+        """Jobs whose artifacts (and dotenv variables) this job receives."""
+        return artifact_sources(job, self._stages, self._stage_order)
 
     def dotenv_for(self, job: JobRun) -> dict[str, str]:
         """The dotenv report variables of the jobs `job` receives artifacts from."""

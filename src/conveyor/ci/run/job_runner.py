@@ -18,6 +18,7 @@ from conveyor.ci.run.handoff import JobFiles
 from conveyor.ci.run.job_env import JobVariables
 from conveyor.ci.run.job_executor import JobExecutor
 from conveyor.ci.run.job_log import JobLog
+from conveyor.ci.run.masking import Masker
 from conveyor.ci.run.records import PipelineRecorder
 from conveyor.ci.run.reports import TestReport
 from conveyor.ci.run.resource_groups import resource_lock
@@ -108,6 +109,8 @@ class JobRunner:
             failed and should_retry(js, number, ended.reason or "", ended.exit_code),
         )
         self.records.finish_job(result, allow_failure=allowed or job.allow_failure)
+        if ended.tests is not None:
+            self.records.job_test_failures(job_id, ended.tests, Masker(self.masked).mask_text)
         if not self.cfg.keep_workspaces:
             shutil.rmtree(build, ignore_errors=True)
         return replace(result, duration=time.monotonic() - t0)

@@ -4,13 +4,15 @@ variables (with the registry's), project variables, rules, and the job subset as
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from conveyor.ci.load.components import Catalog
+from conveyor.ci.load.context import LoadContext, config_variables
 from conveyor.ci.load.loader import load_pipeline
 from conveyor.ci.run.facts import file_facts, git_facts
 from conveyor.ci.run.masking import validate_maskable
@@ -45,6 +47,7 @@ class Prepared:
     project_variables: dict[str, str]
     masked: set[str] = field(default_factory=set)
     protected: bool = False
+    context: LoadContext = field(default_factory=LoadContext)  # what loading it knew
 
 
 def ci_state_dir(project_dir: Path) -> Path:
@@ -138,9 +141,13 @@ def prepare(
     projects: Mapping[str, Path] | None = None,
     only: Collection[str] = (),
     changed_files: Collection[str] | None = None,
+    catalogs: Sequence[Catalog] = (),
+    inputs: Mapping[str, Any] | None = None,
 ) -> Prepared:
+    """Load the pipeline with what GitLab knows when it reads it (`LoadContext`: config
+    variables, pushed changes, `inputs` for a main file with a `spec:` header, projects and
+    component `catalogs`), then derive its variables and select its jobs."""
     project_dir = file.parent
-    spec = load_pipeline(file, projects)
     pipeline = NewPipeline(
         id=pipeline_id,
         source=source,
@@ -159,13 +166,22 @@ def prepare(
     if token := pre.get("CI_JOB_TOKEN"):
         masked.add(token)
     pipeline_vars = {**{k: v.value for k, v in usable.items()}, **cli_variables}
+    context = LoadContext(
+        variables={**config_variables(pre), **pipeline_vars},
+        masked=frozenset(k for k, v in usable.items() if v.masked and k not in cli_variables),
+        changed=None if changed_files is None else tuple(changed_files),
+        inputs=dict(inputs or {}),
+        projects=dict(projects or {}),
+        catalogs=tuple(catalogs),
+    )
+    spec = load_pipeline(file, context=context)
     questions = file_questions(spec, pre, pipeline_variables=pipeline_vars)
     facts = file_facts(project_dir, questions, changed_files)
     selection = select(spec, pre, facts, pipeline_variables=pipeline_vars)
     if only:
         selection = replace(selection, jobs=with_needs(selection.jobs, only))
     return Prepared(
-        spec, pre, selection, {k: v.value for k, v in usable.items()}, masked, protected
+        spec, pre, selection, {k: v.value for k, v in usable.items()}, masked, protected, context
     )
 
 

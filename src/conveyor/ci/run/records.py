@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from conveyor.ci.run.reports import TestReport
 from conveyor.ci.run.results import JobResult, sum_tests, tests_json
 from conveyor.ci.select.schedule import Schedule
 from conveyor.ci.select.variables import expand
 from conveyor.model.pipeline import AutoCancelSpec, EnvironmentSpec, JobRun, PipelineSpec
 from conveyor.store.db import Store
-from conveyor.store.pipelines import CancelScope, JobRow, PipelineRow
+from conveyor.store.pipelines import CancelScope, JobRow, PipelineRow, TestFailure
 from conveyor.store.timeline import Timeline
+
+# A report may hold thousands of failures: the first ones are kept, clipped (counts stay exact).
+FAILURES_KEPT = 100
+MESSAGE_KEPT = 2000  # characters of a failure's message
 
 
 class PipelineRecorder:
@@ -242,6 +247,31 @@ class PipelineRecorder:
 
     def job_artifacts(self, job_id: int, files: int, size: int) -> None:
         self.artifacts.record(job_id, files, size)
+
+    def job_test_failures(
+        self, job_id: int, report: TestReport | None, mask: Callable[[str], str]
+    ) -> None:
+        """The failed and errored cases of the job's JUnit report, `mask`ed as its log is."""
+        failed = [c for c in report.cases if c.status in ("failed", "error")] if report else []
+
+        def kept(text: str | None) -> str | None:
+            # masked before it is clipped: a cut must not leave half a secret unmasked
+            return None if text is None else mask(text)[:MESSAGE_KEPT]
+
+        self.jobs.record_test_failures(
+            job_id,
+            [
+                TestFailure(
+                    status="failed" if c.status == "failed" else "error",
+                    name=mask(c.name),
+                    classname=kept(c.classname),
+                    suite=kept(c.suite),
+                    file=kept(c.file),
+                    message=kept(c.message),
+                )
+                for c in failed[:FAILURES_KEPT]
+            ],
+        )
 
     def finish_job(self, result: JobResult, *, allow_failure: bool) -> None:
         self.jobs.update(

@@ -68,7 +68,9 @@ class PipelineRunner:
         self.files = JobFiles(
             cfg.state_dir, cfg.project_dir, protected_ref=cfg.protected_ref, records=self.records
         )
-        self.executors = Executors(cfg.executor, cfg.default_image, containers)
+        self.executors = Executors(
+            cfg.executor, cfg.default_image, containers, host_env=cfg.host_env
+        )
         self._threads: list[threading.Thread] = []  # downstream pipelines running beside
 
     def run(
@@ -118,9 +120,8 @@ class PipelineRunner:
                 spec=spec,
                 predefined=variables.predefined,
                 project_dir=self.cfg.project_dir,
-                projects=self.cfg.projects,
+                context=self.cfg.context,
                 project_variables=self.cfg.project_variables,
-                changed_files=self.cfg.changed_files,
                 child_depth=link.child_depth if link else 0,
             ),
             hierarchy=link.hierarchy if link else Hierarchy(),
@@ -231,6 +232,7 @@ class PipelineRunner:
             state_dir=state_dir,
             cli_variables=plan.variables,
             project_variables=plan.project_variables,
+            context=plan.context,
             auto_cancel=False,
         )
         future: Future[PipelineResult] = Future()

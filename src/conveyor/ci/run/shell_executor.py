@@ -1,38 +1,26 @@
-"""The `shell` executor: `bash` on this host in the job's copy of the checkout, with a minimal
-host environment plus the job's variables; the `conveyor` command is on PATH."""
+"""The `shell` executor: `bash` on this host in the job's copy of the checkout, started from the
+environment of the process that runs the pipeline plus the job's variables (which win), as
+GitLab Runner's shell executor passes its own environment to the job; the `conveyor` command
+is on PATH."""
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.ci.run.job_executor import Output, ScriptResult
 from conveyor.ci.run.workspace import render_script
 from conveyor.host.shell import ScriptProcess
 
-# What a shell job inherits from the host; everything else comes from CI variables.
-HOST_ENV_KEEP = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TERM",
-    "TMPDIR",
-    "USER",
-    "SHELL",
-    "DOCKER_HOST",
-    "SSL_CERT_FILE",
-    "PIP_CERT",
-    "REQUESTS_CA_BUNDLE",
-)
-
 
 @dataclass
 class ShellExecutor:
     workspace: Path
     scripts: Path
+    host_env: Mapping[str, str] = field(default_factory=dict)  # what the job starts from
     name: str = "shell"
     canceled: bool = False
     _count: int = 0
@@ -52,7 +40,7 @@ class ShellExecutor:
         self._count += 1
         script = self.scripts / f"step-{self._count}.sh"
         script.write_text(render_script(lines))
-        full_env = {k: v for k, v in os.environ.items() if k in HOST_ENV_KEEP}
+        full_env = dict(self.host_env)
         # the `conveyor` command that runs this pipeline is on the job's PATH (deploy jobs)
         bindir = str(Path(sys.executable).parent)
         full_env["PATH"] = bindir + os.pathsep + full_env.get("PATH", os.defpath)

@@ -170,8 +170,7 @@ class TriggerJobs:
         try:
             plan = plan_downstream(
                 self.upstream,
-                trigger,
-                js.where,
+                js,
                 env,
                 passed,
                 pid,
@@ -189,6 +188,8 @@ class TriggerJobs:
         log.say(f"Created {plan.kind} pipeline #{pid} from {plan.source} ({jobs} jobs)")
         if plan.variables:
             log.say(f"  passing {', '.join(sorted(plan.variables))}")
+        for warning in plan.spec.warnings:  # what GitLab accepts, said as ci run says it
+            log.say(f"warning: {warning}")
         link = DownstreamLink(
             pid,
             self.pipeline_id,

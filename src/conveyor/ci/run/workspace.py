@@ -68,6 +68,16 @@ def copy_checkout(project_dir: Path, dest: Path, files: Iterable[str] | None = N
     return n
 
 
+def open_to_any_user(root: Path) -> None:
+    """Make every directory of a job's workspace writable by any user, as GitLab Runner's
+    docker executor does (its helper runs with umask 0000): an image whose USER is not root
+    can then write its results (screenshots, reports) into the checkout. Files keep their
+    modes (some are hard links to the user's own files); a job replaces rather than edits
+    them. The workspace lies inside the private `.conveyor/ci`, out of other users' reach."""
+    for dirpath, _, _ in os.walk(root):  # symlinks are not followed
+        os.chmod(dirpath, 0o777)  # noqa: S103 — see above: GitLab Runner's umask 0000
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     # A hard link would let a job's in-place append (>>) change the user's file: copy instead
     # for small files (cheap) and link only large ones, which jobs rarely edit in place.

@@ -198,6 +198,7 @@ def predefined_with_notes(
         "CI_SERVER": "yes",
         "CI_SERVER_URL": project.server_url,
         "CI_SERVER_HOST": project.host,
+        "CI_SERVER_FQDN": project.server_url.split("://", 1)[-1],  # host[:port]
         "CI_SERVER_PROTOCOL": project.server_url.split(":", 1)[0],
         "CI_API_V4_URL": f"{project.server_url}/api/v4",
         "CI_CONFIG_PATH": ".gitlab-ci.yml",

@@ -63,7 +63,7 @@ from conveyor.model.pipeline import (
     When,
 )
 
-__all__ = ["PipelineSelection", "file_questions", "select"]
+__all__ = ["PipelineSelection", "file_questions", "rule_holds", "select"]
 
 DEFAULT_ONLY_REFS: tuple[str, ...] = ("branches", "tags")
 # GitLab gives up matching `rules:exists` patterns after this many path comparisons and
@@ -141,16 +141,11 @@ class _Files:
             self._files = sorted(self._facts.files)
         return self._files
 
-    def changed_since(self, ref: str) -> Collection[str]:
+    def changed_since(self, ref: str) -> Collection[str] | None:
+        """Paths changed since `ref`; None when `ref` names nothing in the repository."""
         if ref not in self._facts.diffs:
             raise ValueError(f"no diff gathered for compare_to {ref}: gather file_questions()")
-        paths = self._facts.diffs[ref]
-        if paths is None:
-            raise SelectionError(
-                f"rules:changes:compare_to is not a valid ref: {ref} "
-                "(name a branch, tag or commit of this repository)"
-            )
-        return paths
+        return self._facts.diffs[ref]
 
 
 # --- clauses ---------------------------------------------------------------------------------
@@ -183,15 +178,23 @@ class _Job:
 def _rule_matches(rule: RuleSpec, job: _Job, where: str) -> bool:
     if rule.if_ is not None and not job.truthy(rule.if_, f"{where}:if"):
         return False
-    if rule.changes is not None and not _rule_changes(rule, job):
+    if rule.changes is not None and not _rule_changes(rule, job, where):
         return False
     return rule.exists is None or _exists(rule.exists, job)
 
 
-def _rule_changes(rule: RuleSpec, job: _Job) -> bool:
+def _rule_changes(rule: RuleSpec, job: _Job, where: str) -> bool:
     if rule.changes_compare_to is not None:
         ref = expand_existing(rule.changes_compare_to, job.expanded())
         paths: Collection[str] | None = job.files.changed_since(ref)
+        if paths is None:
+            at = f"{rule.where.file}:{rule.where.line}: " if rule.where else ""
+            owner = "" if where.startswith("workflow:") else f"{job.name}."
+            field = f"{owner}{where.replace(':', '.')}.changes.compare_to"
+            raise SelectionError(
+                f"{at}{field}: rules:changes:compare_to is not a valid ref: {ref} "
+                "(name a branch, tag or commit of this repository)"
+            )
     else:
         paths = job.files.changed
     if paths is None:
@@ -682,3 +685,16 @@ def _dependencies(
     if names is None:
         return None
     return tuple(name for name in expand_names(names, parallel) if name in kept)
+
+
+# --- one rule on its own (include:rules) ---------------------------------------------------------
+
+
+def rule_holds(rule: RuleSpec, variables: Mapping[str, str], facts: FileFacts) -> bool:
+    """Whether every clause of `rule` (`if`, `changes`, `exists`) holds with these variables
+    and file facts: how `include:rules` are decided, with the same clauses as jobs' rules.
+    A bad `if` raises ExprError; a `compare_to` that names no commit, SelectionError."""
+    job = _Job("include", dict(variables), _Files(facts))
+    if rule.if_ is not None and not expr.evaluate(rule.if_, job.variables):
+        return False
+    return _rule_matches(rule.model_copy(update={"if_": None}), job, "rules")

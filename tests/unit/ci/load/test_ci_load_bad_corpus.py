@@ -7,10 +7,12 @@ Conveyor next to their `.gitlab-ci.yml` reads; included files are named the same
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conveyor.ci.load.context import LoadContext
 from conveyor.ci.load.loader import load_pipeline
 from conveyor.errors import ConveyorError, SpecError, SpecErrors
 
@@ -26,13 +28,13 @@ def test_corpus_is_complete() -> None:
 
 @pytest.mark.parametrize("name", CASES)
 def test_bad_file_fails_with_expected_text(
-    name: str, lib_repo: Path, monkeypatch: pytest.MonkeyPatch
+    name: str, load_context: Callable[[Path, str], LoadContext], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(BAD)
     expected = (BAD / f"{name}.expect").read_text(encoding="utf-8").rstrip("\n")
 
     with pytest.raises(ConveyorError) as caught:
-        load_pipeline(Path(f"{name}.yml"), projects={"group/lib": lib_repo})
+        load_pipeline(Path(f"{name}.yml"), context=load_context(BAD, name))
 
     assert str(caught.value) == expected
     lines = expected.splitlines()

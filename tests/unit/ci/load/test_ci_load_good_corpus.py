@@ -7,12 +7,14 @@ dicts inside them), are compared whole, so a job or variable too many is a failu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from conveyor.ci.load.context import LoadContext
 from conveyor.ci.load.loader import load_pipeline
 
 GOOD = Path(__file__).parent / "good"
@@ -29,12 +31,12 @@ def test_corpus_is_complete() -> None:
 
 @pytest.mark.parametrize("name", CASES)
 def test_good_file_builds_expected_model(
-    name: str, lib_repo: Path, monkeypatch: pytest.MonkeyPatch
+    name: str, load_context: Callable[[Path, str], LoadContext], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(GOOD)
     expected = yaml.safe_load((GOOD / f"{name}.expect.yaml").read_text(encoding="utf-8"))
 
-    pipeline = load_pipeline(Path(f"{name}.yml"), projects={"group/lib": lib_repo})
+    pipeline = load_pipeline(Path(f"{name}.yml"), context=load_context(GOOD, name))
 
     assert pipeline.file == str(GOOD / f"{name}.yml")
     assert_matches(expected, pipeline.model_dump(mode="json"), name)
