@@ -143,6 +143,7 @@ class TriggerSpec(Frozen):
     strategy: Literal["depend", "mirror"] | None = None  # None: success once created
     forward_yaml_variables: bool = True  # the trigger job's variables reach the pipeline
     forward_pipeline_variables: bool = False  # and this pipeline's own (--variable) ones
+    inputs: dict[str, Any] = Field(default_factory=dict)  # a multi-project pipeline's inputs
 
 
 class ParallelSpec(Frozen):

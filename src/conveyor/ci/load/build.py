@@ -324,8 +324,8 @@ def workflow(value: Any) -> WorkflowSpec:
 
 
 def trigger(value: Any) -> TriggerSpec | None:
-    """`trigger: group/project`, `trigger: {project, branch}` or `trigger: {include}` (a
-    file name, or up to three entries), with `strategy` and `forward`."""
+    """`trigger: group/project`, `trigger: {project, branch, inputs}` or `trigger: {include}`
+    (a file name, or up to three entries), with `strategy` and `forward`."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -340,6 +340,7 @@ def trigger(value: Any) -> TriggerSpec | None:
         strategy=value.get("strategy"),
         forward_yaml_variables=bool(forward.get("yaml_variables", True)),
         forward_pipeline_variables=bool(forward.get("pipeline_variables", False)),
+        inputs=dict(value.get("inputs") or {}),
     )
 
 

@@ -7,8 +7,8 @@ variables and jobs, ready to run (`ci run`) or to show (`ci graph`).
   levels deep at most.
 - A multi-project pipeline (`trigger:project`) runs the `.gitlab-ci.yml` of a project that
   `--include-project` maps to a local repository, at `trigger:branch` (default: its HEAD),
-  in a shared clone of it, with `CI_PIPELINE_SOURCE=pipeline` and that project's predefined
-  variables (its path is the mapped name).
+  in a shared clone of it, with `CI_PIPELINE_SOURCE=pipeline`, that project's predefined
+  variables (its path is the mapped name) and `trigger:inputs` as its pipeline inputs.
 - Either configuration is read as GitLab reads it when it creates the pipeline
   (`LoadContext`): with the new pipeline's config variables (its predefined ones, then
   project variables and what the trigger job passed), and the parent's projects and
@@ -202,7 +202,7 @@ def _other_project(
     passed: Mapping[str, str],
 ) -> tuple[PipelineSpec, dict[str, str], LoadContext]:
     """Another project's pipeline: a clone at `branch`, its predefined variables, its file
-    read with them and `passed` (its pipeline variables)."""
+    read with them, `passed` (its pipeline variables) and `trigger:inputs`."""
     projects = up.context.projects
     repo = find_project(projects, project)
     if repo is None:
@@ -235,6 +235,7 @@ def _other_project(
     # Another project: none of this project's variables, changes or artifacts.
     context = LoadContext(
         variables={**config_variables(pre), **passed},
+        inputs=dict(trigger.inputs),
         projects=projects,
         catalogs=up.context.catalogs,
     )
