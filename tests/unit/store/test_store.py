@@ -5,12 +5,16 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import pytest
+
 from conveyor.model.events import Subject
 from conveyor.model.release import Release, ServiceRelease
 from conveyor.model.stack import Service, Stack
 from conveyor.plan.actions import Step
+from conveyor.store import migrations
 from conveyor.store.db import Store
 from conveyor.store.migrations import MIGRATIONS
+from conveyor.store.pipelines import TestFailure
 from conveyor.store.timeline import Timeline
 
 
@@ -219,3 +223,34 @@ def test_a_cancel_request_for_everything_is_never_narrowed(tmp_path: Path) -> No
     s.pipelines.request_cancel(pid)
     s.pipelines.request_cancel(pid, "interruptible")
     assert s.pipelines.cancel_request(pid) == "all" and s.pipelines.cancel_requested(pid)
+
+
+def test_a_database_at_migration_6_gains_the_downstream_links_of_7(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 6 keeps failed JUnit cases, 7 links downstream pipelines and keeps
+    workflow:auto_cancel: a database that stopped at 6 keeps its failures after 7."""
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:6])
+    s = Store.open(tmp_path)
+    assert s.db.version == 6
+    s.db.execute(
+        "INSERT INTO pipelines (ref, sha, source, status, started_at, file, executor) "
+        "VALUES ('main', 'abc', 'push', 'failed', 1.0, '.gitlab-ci.yml', 'shell')"
+    )
+    s.db.execute(
+        "INSERT INTO jobs (pipeline_id, name, stage, status, when_) "
+        "VALUES (1, 'unit', 'test', 'failed', 'on_success')"
+    )
+    failure = TestFailure(status="failed", name="test_total", classname="shop", message="no")
+    s.jobs.record_test_failures(1, [failure])
+    s.close()
+    monkeypatch.undo()
+    s = Store.open(tmp_path)
+    assert s.db.version == 7 == len(MIGRATIONS)
+    assert s.jobs.test_failures(1) == {1: [failure]}
+    row = s.pipelines.get(1)
+    assert row is not None and (row.parent_pipeline_id, row.trigger_job_id) == (None, None)
+    assert (row.auto_cancel_on_new_commit, row.auto_cancel_on_job_failure) == (
+        "conservative", "none",
+    )  # fmt: skip
+    assert [p.id for p in s.pipelines.latest()] == [1]
