@@ -43,7 +43,7 @@ from conveyor.app.ci_views import (
     TestFailureView,
 )
 from conveyor.ci.load.components import Catalog, parse_catalog
-from conveyor.ci.run.artifacts import ArtifactManifest, artifact_store
+from conveyor.ci.run.artifacts import ArtifactManifest
 from conveyor.ci.run.config import ExecutorName, RunConfig
 from conveyor.ci.run.downstream import Upstream, describe, preview_downstream
 from conveyor.ci.run.job_env import JobVariables
@@ -52,6 +52,7 @@ from conveyor.ci.run.prepare import (
     RegistryInfo,
     ci_state_dir,
     ci_store,
+    kept_artifacts,
     prepare,
     registry_from_env,
 )
@@ -310,8 +311,7 @@ def artifacts(
         if row is None:
             raise ConveyorError(_no_such_job(store, job, pipeline))
     state = ci_state_dir(f.parent)
-    kept = artifact_store(state)
-    manifest = kept.get(str(row.id))
+    kept, manifest = kept_artifacts(state, row.id)
     who = f"job {row.name!r} (#{row.id}, pipeline {row.pipeline_id})"
     if manifest is None:
         if row.artifacts is not None:
@@ -516,7 +516,6 @@ def _pipeline(store: Store, pid: int, state_dir: Path) -> PipelineView:
         child.trigger_job_id: _pipeline(store, child.id, state_dir)
         for child in store.pipelines.downstream(pid)
     }
-    kept = artifact_store(state_dir)
     failures = store.jobs.test_failures(pid)
     now = time.time()
     jobs = [
@@ -526,7 +525,7 @@ def _pipeline(store: Store, pid: int, state_dir: Path) -> PipelineView:
             when=j.when_,
             duration=j.duration,
             environment=_environment(j),
-            artifacts=_job_artifacts(j, kept.get(str(j.id)), now),
+            artifacts=_job_artifacts(j, kept_artifacts(state_dir, j.id)[1], now),
             test_failures=[TestFailureView(**f.model_dump()) for f in failures.get(j.id, [])],
             downstream=downstream.get(j.id),
         )

@@ -123,3 +123,43 @@ def test_the_cli_prints_a_child_pipeline_under_its_trigger_job(repo: Path) -> No
         "      test",
         "        for-target",
     ]
+
+
+def test_a_downstream_jobs_artifacts_are_shown_and_extracted(tmp_path: Path) -> None:
+    """A child pipeline's jobs keep their artifacts with the project's; another project's
+    pipeline keeps its files apart (projects/<project>/), and ci show and ci artifacts find
+    them there too."""
+
+    def commit(repo: Path, files: dict[str, str]) -> None:
+        repo.mkdir()
+        for name, text in files.items():
+            (repo / name).write_text(text)
+        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+        subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", "x"], check=True)
+
+    keep = "  script: [echo {0} > {0}.txt]\n  artifacts: {{paths: [{0}.txt]}}\n"
+    commit(tmp_path / "deployer", {".gitlab-ci.yml": "report:\n" + keep.format("report")})
+    commit(
+        tmp_path / "repo",
+        {
+            ".gitlab-ci.yml": "child:\n  trigger: {include: child.yml, strategy: depend}\n"
+            "other:\n  trigger: {project: group/deployer, strategy: depend}\n",
+            "child.yml": "notes:\n" + keep.format("notes"),
+        },
+    )
+    file = tmp_path / "repo" / ".gitlab-ci.yml"
+    projects = {"group/deployer": tmp_path / "deployer"}
+    run = ci.run(file, executor="shell", registry=False, projects=projects)
+    assert run.pipeline is not None and run.pipeline.status == "success"
+    shown = ci.show(file, run.pipeline.id)
+    below = {j.name: j.downstream for j in shown.jobs}
+    for trigger, name in (("child", "notes"), ("other", "report")):
+        pipeline = below[trigger]
+        assert pipeline is not None
+        (job,) = pipeline.jobs
+        assert job.name == name and job.artifacts is not None, job
+        assert (job.artifacts.expired, job.artifacts.entries) == (False, [f"{name}.txt"])
+        got = ci.artifacts(file, str(job.id), out=tmp_path / "out" / name)
+        assert (tmp_path / "out" / name / f"{name}.txt").read_text() == f"{name}\n", got

@@ -32,12 +32,12 @@ from conveyor.ci.run.executors import Executors
 from conveyor.ci.run.handoff import JobFiles
 from conveyor.ci.run.job_env import JobVariables
 from conveyor.ci.run.job_runner import JobRunner
+from conveyor.ci.run.prepare import project_state_dir
 from conveyor.ci.run.records import PipelineRecorder
 from conveyor.ci.run.results import JobResult, PipelineResult
 from conveyor.ci.run.trigger_jobs import DownstreamLink, Hierarchy, TriggerJobs
 from conveyor.ci.select.rules import PipelineSelection
 from conveyor.ci.select.schedule import Schedule
-from conveyor.ci.select.variables import slugify
 from conveyor.model.pipeline import JobRun, PipelineSpec
 from conveyor.runtime.job_protocol import JobContainers
 from conveyor.store.db import Store
@@ -225,7 +225,7 @@ class PipelineRunner:
         this project's state; another project's in a state directory of its own)."""
         state_dir = self.cfg.state_dir
         if plan.kind == "multi-project":
-            state_dir = state_dir / "projects" / slugify(plan.project or "project")
+            state_dir = project_state_dir(state_dir, plan.project or "project")
         cfg = replace(
             self.cfg,
             project_dir=plan.project_dir,
