@@ -26,6 +26,7 @@ ConveyorError
 ├── GitError             git could not answer (missing, timed out, a command failed)
 ├── ExprError            a CI expression or regular expression GitLab would reject
 ├── SelectionError       GitLab would refuse to create the pipeline (needs, stages, rules)
+├── DownstreamError      a trigger job cannot create its downstream pipeline (GitLab's reason)
 ├── VariablesError       predefined variables cannot be derived as asked
 ├── JobSetupError        an executor could not prepare a job (runner_system_failure)
 ├── WorkspaceError       a path leaves the job's workspace, or its files cannot be listed
@@ -215,6 +216,15 @@ class ExprError(ConveyorError):
 
 class SelectionError(ConveyorError):
     """GitLab would refuse to create this pipeline (bad needs, unknown stage, bad expression)."""
+
+
+class DownstreamError(ConveyorError):
+    """A trigger job cannot create its downstream pipeline; `reason` is GitLab's failure
+    reason for the trigger job (`downstream_pipeline_creation_failed`…)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class VariablesError(ConveyorError):

@@ -43,6 +43,18 @@ class GraphJob(BaseModel):
     when: When
     allow_failure: bool
     needs: list[str] | None  # None: no `needs` (stage order); [] needs nothing
+    trigger: GraphTrigger | None = None  # a trigger job: the pipeline it creates
+
+
+class GraphTrigger(BaseModel):
+    """What a trigger job creates: a child pipeline of this project or another project's
+    pipeline, and its graph when it can be known before the pipeline runs."""
+
+    kind: Literal["child", "multi-project"]
+    source: str  # its configuration: "ci/child.yml", "group/deploy@main"
+    strategy: Literal["depend", "mirror"] | None
+    pipeline: GraphView | None  # None: see `note`
+    note: str | None  # why there is no graph (generated when the pipeline runs, not created)
 
 
 class GraphStage(BaseModel):
@@ -68,6 +80,9 @@ class GraphView(BaseModel):
     workflow: GraphWorkflow
     stages: list[GraphStage]
     decisions: list[GraphDecision]
+
+
+GraphTrigger.model_rebuild()
 
 
 # `ci show --json` ---------------------------------------------------------------------------
@@ -123,6 +138,7 @@ class JobView(BaseModel):
     artifacts: JobArtifacts | None
     environment: JobEnvironment | None
     test_failures: list[TestFailureView] = []  # the report's first 100 failed or errored cases
+    downstream: PipelineView | None = None  # a trigger job: the pipeline it created
 
 
 class PipelineView(BaseModel):
@@ -138,7 +154,14 @@ class PipelineView(BaseModel):
     executor: str
     tests: dict[str, int]  # the jobs' JUnit counts summed; {} without reports
     coverage: float | None
+    parent_pipeline_id: int | None = None  # a downstream pipeline: who created it
+    trigger_job_id: int | None = None
+    auto_cancel_on_new_commit: str = "conservative"  # workflow:auto_cancel, resolved
+    auto_cancel_on_job_failure: str = "none"
     jobs: list[JobView]
+
+
+JobView.model_rebuild()
 
 
 class RunResult(BaseModel):

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from conveyor.app import ci as ci_app
 from conveyor.app.ci import Executor
-from conveyor.app.ci_views import JobView, PipelineView
+from conveyor.app.ci_views import GraphTrigger, GraphView, JobView, PipelineView
 from conveyor.cli.output import console, err, esc, print_json
 from conveyor.errors import ConveyorError
 from conveyor.model.events import Event
@@ -153,19 +153,36 @@ def graph(
     if as_json:
         print_json(g.model_dump(mode="json"))
         return
+    _print_graph(g, "")
+
+
+def _print_graph(g: GraphView, indent: str) -> None:
+    """Stages and jobs; a trigger job's pipeline is shown under it, indented."""
     for st in g.stages:
         if not st.jobs:
             continue
-        console.print(f"[bold]{esc(st.name)}[/]")
+        console.print(f"{indent}[bold]{esc(st.name)}[/]", highlight=False)
         for j in st.jobs:
             needs = "" if j.needs is None else f"  ← needs {', '.join(j.needs) or '(nothing)'}"
             flag = "" if j.when == "on_success" else f" [{j.when}]"
-            console.print(esc(f"  {j.name}{flag}{needs}"), highlight=False)
+            console.print(esc(f"{indent}  {j.name}{flag}{needs}"), highlight=False)
+            if j.trigger is not None:
+                _print_trigger(j.trigger, indent + "    ")
     dropped = [d for d in g.decisions if d.decision == "excluded"]
     if dropped:
-        console.print("[dim]not in this pipeline:[/]")
+        console.print(f"{indent}[dim]not in this pipeline:[/]")
         for d in dropped:
-            console.print(f"  [dim]{esc(d.job)}: {esc(d.reason)}[/]", highlight=False)
+            console.print(f"{indent}  [dim]{esc(d.job)}: {esc(d.reason)}[/]", highlight=False)
+
+
+def _print_trigger(t: GraphTrigger, indent: str) -> None:
+    strategy = f", strategy {t.strategy}" if t.strategy else ""
+    what = "child pipeline" if t.kind == "child" else "pipeline of"
+    console.print(f"{indent}[cyan]⇒ {what} {esc(t.source)}{esc(strategy)}[/]", highlight=False)
+    if t.note:
+        console.print(f"{indent}  [dim]{esc(t.note)}[/]", highlight=False)
+    if t.pipeline is not None:
+        _print_graph(t.pipeline, indent + "  ")
 
 
 class LiveReporter:
@@ -192,6 +209,13 @@ class LiveReporter:
                 title = str(e.data.get("title", ""))
                 rest = e.message.removeprefix(title)
                 err.print(f"[yellow]{esc(title)}[/]{esc(rest)}" if title else esc(e.message))
+            case "pipeline.started" if self.announce and e.data.get("label"):
+                trigger = str(e.data["label"]).removesuffix(" -> ")
+                err.print(
+                    f"[bold]downstream pipeline[/] #{e.subject.pipeline} of {esc(trigger)}: "
+                    f"{e.data.get('jobs')} jobs",
+                    highlight=False,
+                )
             case "pipeline.started" if self.announce:
                 err.print(
                     f"[bold]pipeline[/] for {esc(str(e.data.get('ref')))} "
@@ -311,8 +335,10 @@ def _executor(name: str) -> Executor:
     return "shell" if name == "shell" else "docker"
 
 
-def _summary(pl: PipelineView) -> None:
-    t = Table(title=f"pipeline {pl.id}: {pl.status}", title_justify="left")
+def _summary(pl: PipelineView, trigger: str = "") -> None:
+    """The pipeline's jobs; then each downstream pipeline its trigger jobs created."""
+    of = f" (downstream of {trigger})" if trigger else ""
+    t = Table(title=f"pipeline {pl.id}{esc(of)}: {pl.status}", title_justify="left")
     for col in ("job", "stage", "status", "duration", "exit", "tests", "artifacts"):
         t.add_column(col)
     for j in pl.jobs:
@@ -344,6 +370,9 @@ def _summary(pl: PipelineView) -> None:
             f"tests: {pl.tests.get('total', 0)} total, {pl.tests.get('failed', 0)} failed, "
             f"{pl.tests.get('errors', 0)} errors, {pl.tests.get('skipped', 0)} skipped"
         )
+    for j in pl.jobs:
+        if j.downstream is not None:
+            _summary(j.downstream, f"{trigger} -> {j.name}" if trigger else j.name)
 
 
 def _artifacts_cell(j: JobView) -> str:

@@ -248,3 +248,14 @@ def share_git_dir(git_dir: Path, dest: Path) -> None:
     info.mkdir(parents=True, exist_ok=True)
     (dest / "objects" / "pack").mkdir(exist_ok=True)
     (info / "alternates").write_text(str((git_dir / "objects").resolve()) + "\n")
+
+
+def clone_shared(repo: Path, dest: Path, branch: str | None = None) -> None:
+    """A checkout of `repo` at `branch` (a branch or tag; default: its HEAD) in `dest`, which
+    borrows the repository's objects (`clone --shared`): a downstream project's pipeline runs
+    there. Raises GitError when `branch` does not exist."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    at = ["--branch", branch] if branch else []
+    _must(
+        dest.parent, "clone", "--quiet", "--shared", *at, str(repo), str(dest), timeout=LIST_TIMEOUT
+    )

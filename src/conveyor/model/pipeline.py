@@ -7,7 +7,7 @@ of one pipeline run, after rules and `parallel` expansion. Durations are seconds
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -55,6 +55,17 @@ class NeedSpec(Frozen):
     parallel_matrix: tuple[dict[str, str], ...] = ()  # needs:parallel:matrix selections
 
 
+OnNewCommit = Literal["conservative", "interruptible", "none"]
+OnJobFailure = Literal["none", "all"]
+
+
+class AutoCancelSpec(Frozen):
+    """`workflow:auto_cancel` (or a workflow rule's `auto_cancel`); None: not set here."""
+
+    on_new_commit: OnNewCommit | None = None  # what a newer pipeline of the ref cancels
+    on_job_failure: OnJobFailure | None = None  # `all`: a failed job cancels the pipeline
+
+
 class RuleSpec(Frozen):
     if_: str | None = None  # the `if:` expression
     changes: tuple[str, ...] | None = None
@@ -67,6 +78,7 @@ class RuleSpec(Frozen):
     variables: dict[str, str] = Field(default_factory=dict)
     needs: tuple[NeedSpec, ...] | None = None
     interruptible: bool | None = None  # `rules:interruptible` overrides the job's
+    auto_cancel: AutoCancelSpec | None = None  # workflow rules only: overrides workflow's
     where: Where | None = None  # where the rule is written, for errors found when it is tested
 
 
@@ -120,6 +132,20 @@ class CacheSpec(Frozen):
     unprotect: bool = False
 
 
+class TriggerSpec(Frozen):
+    """`trigger:`: the job runs no script, it creates a downstream pipeline: a child pipeline
+    of this project from `include` entries, or the pipeline of another `project`."""
+
+    # child pipeline: `local`, `artifact` + `job`, `project` + `file` (+ `ref`)… as written
+    include: tuple[dict[str, Any], ...] = ()
+    project: str | None = None  # multi-project pipeline: its path (may name a $VARIABLE)
+    branch: str | None = None  # its ref (default: that project's default branch)
+    strategy: Literal["depend", "mirror"] | None = None  # None: success once created
+    forward_yaml_variables: bool = True  # the trigger job's variables reach the pipeline
+    forward_pipeline_variables: bool = False  # and this pipeline's own (--variable) ones
+    inputs: dict[str, Any] = Field(default_factory=dict)  # a multi-project pipeline's inputs
+
+
 class ParallelSpec(Frozen):
     count: int | None = None  # `parallel: N`
     matrix: tuple[dict[str, tuple[str, ...]], ...] = ()  # `parallel:matrix`
@@ -157,11 +183,13 @@ class JobSpec(Frozen):
     tags: tuple[str, ...] = ()
     inherit_default: bool | tuple[str, ...] = True
     inherit_variables: bool | tuple[str, ...] = True
+    trigger: TriggerSpec | None = None  # a trigger job: no script, a downstream pipeline
 
 
 class WorkflowSpec(Frozen):
     name: str | None = None
     rules: tuple[RuleSpec, ...] | None = None
+    auto_cancel: AutoCancelSpec = AutoCancelSpec()
 
 
 class PipelineSpec(Frozen):

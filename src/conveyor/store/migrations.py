@@ -5,7 +5,8 @@ column: the key-value pointers become the `environment` row, `frontend:<name>` p
 the comma-joined frontend list become tables, a recovery names the rollout it finishes, events
 become the timeline (commit, pipeline, job, release, rollout), and CI jobs' JSON blobs become
 columns and an artifacts table. 6 keeps the failed and errored cases of each job's JUnit report
-(`ci show` names them).
+(`ci show` names them). 7 links a downstream pipeline to its parent pipeline and trigger job, and
+keeps each pipeline's `workflow:auto_cancel` and what a cancel request covers.
 """
 
 from __future__ import annotations
@@ -219,6 +220,18 @@ CREATE TABLE test_failures (
 )
 """
 
+_V7 = """
+ALTER TABLE pipelines ADD COLUMN parent_pipeline_id INTEGER REFERENCES pipelines(id);
+ALTER TABLE pipelines ADD COLUMN trigger_job_id INTEGER REFERENCES jobs(id);
+ALTER TABLE pipelines ADD COLUMN auto_cancel_on_new_commit TEXT NOT NULL DEFAULT 'conservative'
+    CHECK (auto_cancel_on_new_commit IN ('conservative', 'interruptible', 'none'));
+ALTER TABLE pipelines ADD COLUMN auto_cancel_on_job_failure TEXT NOT NULL DEFAULT 'none'
+    CHECK (auto_cancel_on_job_failure IN ('none', 'all'));
+ALTER TABLE pipelines ADD COLUMN cancel_scope TEXT  -- with cancel_requested: all | interruptible
+    CHECK (cancel_scope IN ('all', 'interruptible'));
+CREATE INDEX pipelines_parent ON pipelines(parent_pipeline_id)
+"""
+
 _RECOVER_REASON = re.compile(r"finish interrupted rollout (\d+)")
 _TESTS = ("total", "passed", "failed", "errors", "skipped")
 
@@ -325,6 +338,7 @@ MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
     (_V4,),
     (_V5, _v5_data),
     (_V6,),
+    (_V7,),
 )
 
 

@@ -12,6 +12,9 @@ from conveyor.store.database import Database, Row
 
 _TESTS = ("total", "passed", "failed", "errors", "skipped")
 _ENV = ("name", "url", "action", "on_stop")
+# What a cancel request stops: everything, or only the jobs marked `interruptible` (GitLab's
+# `workflow:auto_cancel:on_new_commit: interruptible`).
+CancelScope = Literal["all", "interruptible"]
 
 
 class PipelineRow(BaseModel):
@@ -27,6 +30,11 @@ class PipelineRow(BaseModel):
     tests: dict[str, int]  # summed JUnit counts; {} when no job had a report
     coverage: float | None
     cancel_requested: bool = False
+    cancel_scope: CancelScope | None = None  # what the cancel request covers
+    parent_pipeline_id: int | None = None  # a downstream pipeline: the pipeline that made it
+    trigger_job_id: int | None = None  # and its trigger job
+    auto_cancel_on_new_commit: str = "conservative"  # workflow:auto_cancel, as it resolved
+    auto_cancel_on_job_failure: str = "none"
 
     @property
     def duration(self) -> float | None:
@@ -80,14 +88,49 @@ class PipelineRepository:
         self._db = db
 
     def create(
-        self, ref: str | None, sha: str | None, source: str, file: str, executor: str
+        self,
+        ref: str | None,
+        sha: str | None,
+        source: str,
+        file: str,
+        executor: str,
+        *,
+        status: str = "running",
+        parent: int | None = None,
+        trigger_job: int | None = None,
     ) -> int:
+        """A new pipeline; a downstream one names its parent pipeline and trigger job (and
+        starts `created`: its id is known before its variables and jobs are)."""
         cur = self._db.execute(
-            "INSERT INTO pipelines (ref, sha, source, status, started_at, file, executor) "
-            "VALUES (?, ?, ?, 'running', ?, ?, ?)",
-            (ref, sha, source, time.time(), file, executor),
+            "INSERT INTO pipelines (ref, sha, source, status, started_at, file, executor, "
+            "parent_pipeline_id, trigger_job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ref, sha, source, status, time.time(), file, executor, parent, trigger_job),
         )
         return int(cur.lastrowid or 0)
+
+    def start(
+        self,
+        pid: int,
+        *,
+        ref: str | None,
+        sha: str | None,
+        source: str,
+        file: str,
+        executor: str,
+        on_new_commit: str,
+        on_job_failure: str,
+    ) -> None:
+        """The pipeline runs: what it runs, and its `workflow:auto_cancel` settings."""
+        self._db.execute(
+            "UPDATE pipelines SET status = 'running', started_at = ?, ref = ?, sha = ?, "
+            "source = ?, file = ?, executor = ?, auto_cancel_on_new_commit = ?, "
+            "auto_cancel_on_job_failure = ? WHERE id = ?",
+            (time.time(), ref, sha, source, file, executor, on_new_commit, on_job_failure, pid),
+        )
+
+    def discard(self, pid: int) -> None:
+        """Forget a pipeline that could not be created (it has no jobs yet)."""
+        self._db.execute("DELETE FROM pipelines WHERE id = ?", (pid,))
 
     def finish(self, pid: int, status: str, tests: dict[str, int], coverage: float | None) -> None:
         counts = tuple(tests.get(k, 0) for k in _TESTS) if tests else (None,) * 5
@@ -106,7 +149,19 @@ class PipelineRepository:
         return None if row is None else _pipeline(row)
 
     def latest(self, limit: int = 20) -> list[PipelineRow]:
-        rows = self._db.all("SELECT * FROM pipelines ORDER BY id DESC LIMIT ?", (limit,))
+        """The project's pipelines, newest first; downstream pipelines are shown with their
+        parent, as in GitLab's pipeline list."""
+        rows = self._db.all(
+            "SELECT * FROM pipelines WHERE parent_pipeline_id IS NULL ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_pipeline(r) for r in rows]
+
+    def downstream(self, pid: int) -> list[PipelineRow]:
+        """The pipelines `pid`'s trigger jobs created, in order."""
+        rows = self._db.all(
+            "SELECT * FROM pipelines WHERE parent_pipeline_id = ? ORDER BY id", (pid,)
+        )
         return [_pipeline(r) for r in rows]
 
     def for_commit(self, sha: str) -> list[PipelineRow]:
@@ -114,18 +169,36 @@ class PipelineRepository:
         return [_pipeline(r) for r in rows]
 
     def running_for_ref(self, ref: str | None, newer_than: int) -> list[PipelineRow]:
-        """Pipelines of `ref` still running, older than pipeline `newer_than`."""
+        """Pipelines of `ref` still running, older than pipeline `newer_than`: this project's
+        pipelines and child pipelines (which may outlive their parent), not the pipelines of
+        other projects that trigger jobs created."""
         rows = self._db.all(
-            "SELECT * FROM pipelines WHERE status = 'running' AND ref IS ? AND id < ?",
+            "SELECT * FROM pipelines WHERE status = 'running' AND ref IS ? AND id < ? "
+            "AND (parent_pipeline_id IS NULL OR source = 'parent_pipeline') ORDER BY id",
             (ref, newer_than),
         )
         return [_pipeline(r) for r in rows]
 
-    def request_cancel(self, pid: int) -> None:
-        self._db.execute("UPDATE pipelines SET cancel_requested = 1 WHERE id = ?", (pid,))
+    def request_cancel(self, pid: int, scope: CancelScope = "all") -> None:
+        """Ask the process running pipeline `pid` to cancel it (or only its interruptible
+        jobs); a request for everything is never narrowed by a later one."""
+        self._db.execute(
+            "UPDATE pipelines SET cancel_requested = 1, cancel_scope = CASE "
+            "WHEN cancel_scope = 'all' THEN 'all' ELSE ? END WHERE id = ?",
+            (scope, pid),
+        )
 
     def cancel_requested(self, pid: int) -> bool:
         return bool(self._db.scalar("SELECT cancel_requested FROM pipelines WHERE id = ?", (pid,)))
+
+    def cancel_request(self, pid: int) -> CancelScope | None:
+        """What a pending cancel request covers, if there is one."""
+        row = self._db.one(
+            "SELECT cancel_requested, cancel_scope FROM pipelines WHERE id = ?", (pid,)
+        )
+        if row is None or not row["cancel_requested"]:
+            return None
+        return "interruptible" if row["cancel_scope"] == "interruptible" else "all"
 
 
 _JOB_FIELDS = {

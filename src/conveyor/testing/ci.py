@@ -15,6 +15,7 @@ from conveyor.ci.run.prepare import RegistryInfo, ci_state_dir, ci_store, prepar
 from conveyor.ci.run.results import PipelineResult
 from conveyor.ci.run.runner import PipelineRunner
 from conveyor.model.events import Event, Subject
+from conveyor.store.db import Store
 from conveyor.store.pipelines import JobRow, TestFailure
 from conveyor.store.timeline import Timeline
 
@@ -57,7 +58,7 @@ class Collected:
 class Run:
     result: PipelineResult
     collected: Collected
-    jobs: list[JobRow]
+    jobs: list[JobRow]  # its downstream pipelines' jobs too, named `trigger -> job`
     test_failures: dict[str, list[TestFailure]] = field(default_factory=dict)  # by job name
 
     def status(self, job: str) -> str:
@@ -69,6 +70,18 @@ class Run:
         for j in self.jobs:  # later attempts overwrite earlier ones
             out[j.name] = j.status
         return out
+
+
+def all_jobs(store: Store, pipeline_id: int, prefix: str = "") -> list[JobRow]:
+    """The jobs of a pipeline and of its downstream pipelines (`trigger -> job`), as the live
+    output names them."""
+    jobs = store.jobs.of(pipeline_id)
+    out = [j.model_copy(update={"name": prefix + j.name}) for j in jobs]
+    names = {j.id: j.name for j in jobs}
+    for child in store.pipelines.downstream(pipeline_id):
+        trigger = names.get(child.trigger_job_id or 0, "?")
+        out += all_jobs(store, child.id, f"{prefix}{trigger} -> ")
+    return out
 
 
 def run_pipeline(
@@ -84,6 +97,7 @@ def run_pipeline(
     concurrency: int = 2,
     changed_files: Sequence[str] | None = None,
     file_name: str = ".gitlab-ci.yml",
+    projects: Mapping[str, Path] | None = None,
     catalogs: Sequence[Catalog] = (),
     inputs: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -100,6 +114,7 @@ def run_pipeline(
         registry=registry,
         only=only,
         changed_files=changed_files,
+        projects=projects,
         catalogs=catalogs,
         inputs=inputs,
     )
@@ -113,13 +128,16 @@ def run_pipeline(
         play=tuple(play),
         concurrency=concurrency,
         protected_ref=p.protected,
+        context=p.context,
         host_env=environ,
     )
     collected = Collected()
     timeline = Timeline(Subject(project=store.project), store.events, "ci", [collected])
     result = PipelineRunner(cfg, store, timeline).run(p.spec, p.selection, p.predefined)
-    jobs = store.jobs.of(result.pipeline_id)
-    by_id = store.jobs.test_failures(result.pipeline_id)
+    jobs = all_jobs(store, result.pipeline_id)
+    by_id: dict[int, list[TestFailure]] = {}
+    for pid in sorted({result.pipeline_id, *(j.pipeline_id for j in jobs)}):
+        by_id.update(store.jobs.test_failures(pid))
     latest = {j.name: j.id for j in jobs}  # a retry comes after the attempt it retries
     failures = {name: by_id.get(job_id, []) for name, job_id in latest.items()}
     return Run(result, collected, jobs, failures)

@@ -95,6 +95,7 @@ def test_graph_and_lint_say_which_jobs_run_for_the_ref(repo: Path) -> None:
         "when": "on_success",
         "allow_failure": False,
         "needs": ["build"],
+        "trigger": None,
     }
     assert {"job": "tagged", "decision": "excluded", "reason": "rules: no rule matched"} in g[
         "decisions"

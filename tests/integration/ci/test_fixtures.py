@@ -57,6 +57,7 @@ DOCKER_REPRESENTATIVE: tuple[str, ...] = (
     "timeout-kill",
     "variables-git-strategy-none",
     "when-manual-played",
+    "child-dynamic",
 )
 
 
@@ -92,6 +93,9 @@ class Expect(BaseModel):
     component_catalogs: list[str] = []  # `[GROUP/PROJECT=]PATH`, relative to the project
     setup: list[str] = []  # shell commands run in the repository after the first commit
     files: dict[str, str] = {}  # written after the commit (untracked), e.g. project variables
+    # GitLab project path -> a directory of the fixture made a repository of its own
+    # (`--include-project`): for include:project and multi-project triggers
+    projects: dict[str, str] = {}
     runs: int = 1  # run the pipeline this many times; checks apply to the last run
     xfail: str | None = None
     # what must hold
@@ -135,7 +139,14 @@ def _git(project: Path, *args: str) -> None:
 def _project(name: str, expect: Expect, tmp_path: Path) -> Path:
     """The fixture as a fresh git repository on branch `main`, set up as expect.yaml says."""
     project = tmp_path / name
-    shutil.copytree(FIXTURES / name, project, ignore=shutil.ignore_patterns("expect.yaml"))
+    others = set(expect.projects.values())
+    shutil.copytree(FIXTURES / name, project, ignore=shutil.ignore_patterns("expect.yaml", *others))
+    for directory in others:
+        repo = tmp_path / "projects" / directory
+        shutil.copytree(FIXTURES / name / directory, repo)
+        _git(repo, "init", "-q", "-b", "main")
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", f"fixture {name}/{directory}")
     _git(project, "init", "-q", "-b", "main")
     _git(project, "add", "-A")
     _git(project, "commit", "-q", "-m", f"fixture {name}")
@@ -209,8 +220,9 @@ def _check(run: Run, expect: Expect, project: Path) -> None:
         assert [r.status for r in rows] == wanted_attempts, f"{job} attempts: {rows}"
         assert [r.attempt for r in rows] == list(range(1, len(rows) + 1))
         assert [r.retry_of for r in rows] == [None, *(r.id for r in rows[:-1])]
+    results = run.result.all_jobs()
     for job, res in expect.results.items():
-        got = run.result.jobs[job]
+        got = results[job]
         if res.exit_code is not None:
             assert got.exit_code == res.exit_code, f"{job}: {got}"
         if res.failure_reason is not None:
@@ -256,6 +268,7 @@ def _check_no_pipeline(project: Path, expect: Expect) -> None:
             cli_variables=expect.variables,
             ref=expect.ref,
             source=expect.source,
+            projects={p: project.parent / "projects" / d for p, d in expect.projects.items()},
             catalogs=_catalogs(project, expect),
             inputs=expect.inputs,
         )
@@ -294,6 +307,7 @@ def _run_fixture(name: str, tmp_path: Path, executor: Literal["shell", "docker"]
             source=expect.source,
             only=expect.only,
             changed_files=expect.changed_files,
+            projects={p: tmp_path / "projects" / d for p, d in expect.projects.items()},
             catalogs=_catalogs(project, expect),
             inputs=expect.inputs,
             environ={**os.environ, **expect.environment},

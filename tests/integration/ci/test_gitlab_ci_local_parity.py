@@ -22,7 +22,10 @@ pre_script`, ` FAIL  job`), completed by `--list-json` for the jobs that never s
 (when:never → absent, manual → manual, anything else → skipped); its spelling of parallel job
 names (`job: [1/3]`, `job: [a,b]`) is mapped to GitLab's (`job 1/3`, `job: [a, b]`). The
 pseudo-job "(pipeline)" compares the pipeline's outcome: passed, failed or blocked (a manual
-job with allow_failure: false waits). Conveyor runs through the in-process harness
+job with allow_failure: false waits). Jobs of child pipelines are named `trigger -> job`, as
+Conveyor's live output names them (gitlab-ci-local prints `[trigger] -> job`, and only the job's
+name on a FAIL line: the `starting` lines say which child it ran in, so a fixture's child jobs
+must not share a name with another job). Conveyor runs through the in-process harness
 (`conveyor.testing.ci.run_pipeline`). The gitlab-ci-local binary comes from
 `scripts/gitlab-ci-local.sh` (or $GITLAB_CI_LOCAL); without it the module is skipped.
 """
@@ -145,7 +148,10 @@ def git_copy(src: Path, dest: Path) -> Path:
 
 # --- gitlab-ci-local ---------------------------------------------------------------------------
 
-REPORT_LINE = re.compile(r"^ (PASS|WARN|FAIL) +(?:\[[^\]]*\] )?(.+)$")
+# A duration in brackets may precede the name; `[trigger] -> job` names a child's job.
+REPORT_LINE = re.compile(r"^ (PASS|WARN|FAIL) +(?:\[[^\]]*\] (?!-> ))?(.+)$")
+CHILD_NAME = re.compile(r"^\[(.+?)\] -> (.+)$")
+CHILD_START = re.compile(r"^\t+\[(.+?)\] -> (.+?) starting ")
 GCL_PARALLEL = re.compile(r"^(.*): \[(\d+/\d+)\]$")  # gitlab-ci-local's `job: [1/3]`
 GCL_MATRIX = re.compile(r"^(.*): \[(.*)\]$")  # gitlab-ci-local's `job: [a,b]`
 
@@ -196,9 +202,19 @@ def gcl_env(home: Path) -> dict[str, str]:
 
 
 def parse_report(stdout: str) -> dict[str, str]:
-    """Started jobs from gitlab-ci-local's closing report: PASS → success, WARN … pre_script →
-    failed (allowed), FAIL → failed. `WARN … after_script` lines only say that after_script
-    failed, which never changes a job's status; other WARN lines are notices about the file."""
+    """Started jobs from gitlab-ci-local's closing reports (a child pipeline prints its own):
+    PASS → success, WARN … pre_script → failed (allowed), FAIL → failed. `WARN … after_script`
+    lines only say that after_script failed, which never changes a job's status; other WARN
+    lines are notices about the file or the run."""
+    in_child = {m[2]: m[1] for line in stdout.splitlines() if (m := CHILD_START.match(line))}
+
+    def name_of(written: str) -> str:
+        if m := CHILD_NAME.match(written):
+            return f"{m[1]} -> {gitlab_name(m[2])}"
+        if written in in_child:  # FAIL lines name a child's job without its trigger
+            return f"{in_child[written]} -> {gitlab_name(written)}"
+        return gitlab_name(written)
+
     out: dict[str, str] = {}
     for line in stdout.splitlines():
         m = REPORT_LINE.match(line.rstrip())
@@ -208,13 +224,13 @@ def parse_report(stdout: str) -> dict[str, str]:
         if kind == "WARN":
             name, _, which = rest.rpartition("  ")
             if which.strip() != "pre_script":
-                # after_script failed, or a notice about the file ("duplicated mapping key
-                # detected! Values will be overwritten!", "interpolation functions is
-                # currently not supported"), not a job's status
+                # after_script failed, or a notice that names no job's status ("duplicated
+                # mapping key detected! Values will be overwritten!", "interpolation functions
+                # is currently not supported", "downstream pipeline is experimental")
                 continue
-            out[gitlab_name(name.strip())] = "failed (allowed)"
+            out[name_of(name.strip())] = "failed (allowed)"
         else:
-            out[gitlab_name(rest.strip())] = "success" if kind == "PASS" else "failed"
+            out[name_of(rest.strip())] = "success" if kind == "PASS" else "failed"
     return out
 
 
@@ -314,8 +330,9 @@ def run_gitlab_ci_local(case: Case, tmp: Path) -> GclRun:
 
 def conveyor_statuses(run: Run) -> dict[str, str]:
     out: dict[str, str] = {}
+    results = run.result.all_jobs()
     for name, status in run.statuses().items():
-        res = run.result.jobs.get(name)
+        res = results.get(name)
         allowed = status == "failed" and res is not None and res.allowed_failure
         out[name] = "failed (allowed)" if allowed else status
     # GitLab: a pipeline whose only failures were allowed passes (with warnings), and so does

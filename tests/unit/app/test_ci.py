@@ -129,6 +129,7 @@ def test_show_json_is_the_documented_shape(pipeline_file: Path) -> None:
                 "message": "m",
             }
         ],
+        "downstream": None,
     }
     expected = {
         "version": 1,
@@ -143,6 +144,10 @@ def test_show_json_is_the_documented_shape(pipeline_file: Path) -> None:
         "executor": "shell",
         "tests": {"total": 3, "passed": 2, "failed": 1, "errors": 0, "skipped": 0},
         "coverage": 87.5,
+        "parent_pipeline_id": None,
+        "trigger_job_id": None,
+        "auto_cancel_on_new_commit": "conservative",
+        "auto_cancel_on_job_failure": "none",
         "jobs": [job],
     }
     out = json.loads(dumped(view))

@@ -5,12 +5,16 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import pytest
+
 from conveyor.model.events import Subject
 from conveyor.model.release import Release, ServiceRelease
 from conveyor.model.stack import Service, Stack
 from conveyor.plan.actions import Step
+from conveyor.store import migrations
 from conveyor.store.db import Store
 from conveyor.store.migrations import MIGRATIONS
+from conveyor.store.pipelines import TestFailure
 from conveyor.store.timeline import Timeline
 
 
@@ -180,3 +184,73 @@ def test_a_database_from_conveyor_0_1_opens_and_upgrades(tmp_path: Path) -> None
     assert job is not None and job.tests == {} and job.artifacts == {"files": 2, "bytes": 10}
     assert job.environment is not None and job.environment["name"] == "review/main"
     assert set(s.jobs.environments()) == {"review/main"}
+
+
+def test_downstream_pipelines_link_to_their_parent_and_trigger_job(tmp_path: Path) -> None:
+    s = Store.open(tmp_path)
+    parent = s.pipelines.create("main", "abc", "push", ".gitlab-ci.yml", "shell")
+    trigger = s.jobs.create(parent, "child", "test", "running", "on_success", False)
+    child = s.pipelines.create(
+        "main", "abc", "parent_pipeline", "child.yml", "shell", status="created",
+        parent=parent, trigger_job=trigger,
+    )  # fmt: skip
+    s.pipelines.start(
+        child, ref="main", sha="abc", source="parent_pipeline", file="child.yml",
+        executor="shell", on_new_commit="interruptible", on_job_failure="all",
+    )  # fmt: skip
+    row = s.pipelines.get(child)
+    assert row is not None and (row.parent_pipeline_id, row.trigger_job_id) == (parent, trigger)
+    assert (row.status, row.auto_cancel_on_new_commit, row.auto_cancel_on_job_failure) == (
+        "running", "interruptible", "all",
+    )  # fmt: skip
+    assert [p.id for p in s.pipelines.downstream(parent)] == [child]
+    # GitLab's pipeline list shows the parent only; auto-cancel looks at running children too
+    # (one may outlive its parent), never at another project's pipeline.
+    assert [p.id for p in s.pipelines.latest()] == [parent]
+    other = s.pipelines.create("main", "def", "pipeline", "x.yml", "shell", parent=parent)
+    assert [p.id for p in s.pipelines.running_for_ref("main", other + 1)] == [parent, child]
+    failed = s.pipelines.create("main", "abc", "parent_pipeline", "x.yml", "shell", parent=parent)
+    s.pipelines.discard(failed)
+    assert s.pipelines.get(failed) is None
+
+
+def test_a_cancel_request_for_everything_is_never_narrowed(tmp_path: Path) -> None:
+    s = Store.open(tmp_path)
+    pid = s.pipelines.create("main", "abc", "push", ".gitlab-ci.yml", "shell")
+    assert s.pipelines.cancel_request(pid) is None
+    s.pipelines.request_cancel(pid, "interruptible")
+    assert s.pipelines.cancel_request(pid) == "interruptible"
+    s.pipelines.request_cancel(pid)
+    s.pipelines.request_cancel(pid, "interruptible")
+    assert s.pipelines.cancel_request(pid) == "all" and s.pipelines.cancel_requested(pid)
+
+
+def test_a_database_at_migration_6_gains_the_downstream_links_of_7(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 6 keeps failed JUnit cases, 7 links downstream pipelines and keeps
+    workflow:auto_cancel: a database that stopped at 6 keeps its failures after 7."""
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:6])
+    s = Store.open(tmp_path)
+    assert s.db.version == 6
+    s.db.execute(
+        "INSERT INTO pipelines (ref, sha, source, status, started_at, file, executor) "
+        "VALUES ('main', 'abc', 'push', 'failed', 1.0, '.gitlab-ci.yml', 'shell')"
+    )
+    s.db.execute(
+        "INSERT INTO jobs (pipeline_id, name, stage, status, when_) "
+        "VALUES (1, 'unit', 'test', 'failed', 'on_success')"
+    )
+    failure = TestFailure(status="failed", name="test_total", classname="shop", message="no")
+    s.jobs.record_test_failures(1, [failure])
+    s.close()
+    monkeypatch.undo()
+    s = Store.open(tmp_path)
+    assert s.db.version == 7 == len(MIGRATIONS)
+    assert s.jobs.test_failures(1) == {1: [failure]}
+    row = s.pipelines.get(1)
+    assert row is not None and (row.parent_pipeline_id, row.trigger_job_id) == (None, None)
+    assert (row.auto_cancel_on_new_commit, row.auto_cancel_on_job_failure) == (
+        "conservative", "none",
+    )  # fmt: skip
+    assert [p.id for p in s.pipelines.latest()] == [1]

@@ -18,6 +18,7 @@ from conveyor.ci.load.located import LMap, LSeq
 from conveyor.model.pipeline import (
     DEFAULT_STAGES,
     ArtifactsSpec,
+    AutoCancelSpec,
     CacheSpec,
     EnvironmentSpec,
     ImageSpec,
@@ -29,6 +30,7 @@ from conveyor.model.pipeline import (
     RetrySpec,
     RuleSpec,
     ServiceSpec,
+    TriggerSpec,
     Variable,
     Where,
     WorkflowSpec,
@@ -48,6 +50,8 @@ INHERITABLE = (
     "tags",
     "timeout",
 )
+# What `default:` gives a trigger job: GitLab's bridge jobs run no script, so only this applies.
+TRIGGER_INHERITABLE = ("interruptible",)
 # Deprecated top-level forms GitLab moves into `default:`.
 LEGACY_GLOBALS = ("image", "services", "before_script", "after_script", "cache")
 DEFAULT_EXPIRE_IN = 30 * 86400.0  # GitLab's instance default for artifacts:expire_in
@@ -97,7 +101,7 @@ def with_defaults(job: LMap, default: LMap) -> LMap:
     out = LMap(job.loc)
     for key, value, loc in job.located_items():
         out.put(key, value, loc)
-    for key in INHERITABLE:
+    for key in TRIGGER_INHERITABLE if "trigger" in job else INHERITABLE:
         if key in default and key not in job and (allowed is True or key in (allowed or ())):
             out.put(key, default[key], default.key_loc(key))
     return out
@@ -161,6 +165,7 @@ def build_job(name: str, job: LMap, file: str, doc: LMap) -> JobSpec:
             if isinstance(inherit_variables, bool)
             else tuple(str(v) for v in inherit_variables)
         ),
+        trigger=trigger(job.get("trigger")),
     )
 
 
@@ -296,7 +301,14 @@ def rule(value: Any) -> RuleSpec:
         variables=_plain_variables(value.get("variables")),
         needs=needs(value.get("needs")),
         interruptible=value.get("interruptible"),
+        auto_cancel=None if value.get("auto_cancel") is None else auto_cancel(value["auto_cancel"]),
         where=Where(file=value.loc.file, line=value.loc.line) if isinstance(value, LMap) else None,
+    )
+
+
+def auto_cancel(value: Any) -> AutoCancelSpec:
+    return AutoCancelSpec(
+        on_new_commit=value.get("on_new_commit"), on_job_failure=value.get("on_job_failure")
     )
 
 
@@ -307,6 +319,28 @@ def workflow(value: Any) -> WorkflowSpec:
     return WorkflowSpec(
         name=value.get("name"),
         rules=None if rules is None else tuple(rule(r) for r in rules),
+        auto_cancel=auto_cancel(value.get("auto_cancel") or {}),
+    )
+
+
+def trigger(value: Any) -> TriggerSpec | None:
+    """`trigger: group/project`, `trigger: {project, branch, inputs}` or `trigger: {include}`
+    (a file name, or up to three entries), with `strategy` and `forward`."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return TriggerSpec(project=value)
+    include = value.get("include")
+    entries = [{"local": include}] if isinstance(include, str) else list(include or ())
+    forward = value.get("forward") or {}
+    return TriggerSpec(
+        include=tuple(dict(entry) for entry in entries),
+        project=value.get("project"),
+        branch=value.get("branch"),
+        strategy=value.get("strategy"),
+        forward_yaml_variables=bool(forward.get("yaml_variables", True)),
+        forward_pipeline_variables=bool(forward.get("pipeline_variables", False)),
+        inputs=dict(value.get("inputs") or {}),
     )
 
 

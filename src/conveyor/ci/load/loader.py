@@ -21,7 +21,7 @@ was written, in whichever file that is. What GitLab accepts but a person probabl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -67,20 +67,21 @@ def load_pipeline(
             raise SpecError(file, 1, "", "must be a mapping of jobs and keywords")
         root = _with_inputs(doc, file, context)
         expanded = expand_includes(root, file, path.parent, context)
-    pipeline = pipeline_from(expanded, path)
+    pipeline = pipeline_from(expanded, str(path.resolve()), tuple(context.projects))
     return pipeline.model_copy(update={"warnings": tuple(w.render() for w in warnings)})
 
 
-def pipeline_from(expanded: Expanded, path: Path) -> PipelineSpec:
+def pipeline_from(expanded: Expanded, file: str, projects: Collection[str] = ()) -> PipelineSpec:
     """A configuration whose includes are merged (`expand_includes`, or `resolve_includes`
     for a child pipeline) to `PipelineSpec`: extends, `!reference`, nulls, GitLab's schema
-    and semantic rules, then the model. `path` is the pipeline's file."""
+    and semantic rules, then the model. `file` names the pipeline's file; `projects` are the
+    GitLab projects mapped to local repositories (what a multi-project `trigger:` may name)."""
     keywords = global_keywords()
     doc = resolve_references(apply_extends(expanded.content, keywords), keywords)
     doc = drop_nulls(doc, keywords)
     _raise(validate(doc))
-    _raise(check(doc, keywords))
-    return build_pipeline(doc, str(path.resolve()), expanded.included, keywords)
+    _raise(check(doc, keywords, projects=projects))
+    return build_pipeline(doc, file, expanded.included, keywords)
 
 
 def _with_inputs(doc: CiDocument, file: str, context: LoadContext) -> LMap:

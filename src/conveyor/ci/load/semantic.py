@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from conveyor.ci.load.build import (
@@ -36,18 +36,30 @@ MAX_NEEDS = 50  # GitLab's default `ci_max_needs` per job
 MAX_CACHES = 4  # caches per job
 _POLICY = re.compile(r"pull-push|pull|push|\$\w{1,255}")
 _EDGE_STAGES = (".pre", ".post")
+# The keywords of a trigger job (GitLab's Entry::Bridge): it runs no script, so no image,
+# script, artifacts or cache; `when` may not be `delayed`.
+TRIGGER_KEYS = frozenset(
+    {
+        "trigger", "stage", "extends", "rules", "only", "except", "variables", "inherit",
+        "allow_failure", "when", "needs", "resource_group", "environment", "interruptible",
+        "parallel",
+    }
+)  # fmt: skip
 
 
-def check(doc: LMap, keywords: frozenset[str]) -> list[SpecError]:
-    checker = _Checker(doc, keywords)
+def check(doc: LMap, keywords: frozenset[str], projects: Collection[str] = ()) -> list[SpecError]:
+    """Every problem GitLab's semantic rules find; `projects` are the GitLab projects mapped
+    to local repositories (what a multi-project `trigger:` may name)."""
+    checker = _Checker(doc, keywords, projects)
     checker.run()
     unique = {(e.file, e.line or 0, e.field, e.message): e for e in checker.errors}
     return [unique[key] for key in sorted(unique)]
 
 
 class _Checker:
-    def __init__(self, doc: LMap, keywords: frozenset[str]) -> None:
+    def __init__(self, doc: LMap, keywords: frozenset[str], projects: Collection[str]) -> None:
         self.doc = doc
+        self.projects = {p.casefold(): p for p in projects}
         self.jobs = visible_jobs(doc, keywords)
         self.stages = pipeline_stages(doc)
         self.errors: list[SpecError] = []
@@ -124,7 +136,7 @@ class _Checker:
     def job(self, name: str, job: LMap) -> None:
         path: YamlPath = (name,)
         if "trigger" in job:
-            self.error((name, "trigger"), "trigger jobs are not supported")
+            self.trigger(name, job)
         elif "run" in job:
             self.error((name, "run"), "run (CI/CD steps) is not supported")
         elif "script" not in job:
@@ -146,6 +158,33 @@ class _Checker:
         self.needs(name, job)
         self.dependencies(name, job)
         self.environment(name, job.get("environment"))
+
+    def trigger(self, name: str, job: LMap) -> None:
+        """A trigger job: only the keywords GitLab's bridge jobs take, and a downstream
+        pipeline this machine can create."""
+        for key in job:
+            if key not in TRIGGER_KEYS:
+                self.error((name, key), "is not allowed in a trigger job (it runs no script)")
+        if job.get("when") == "delayed":
+            message = "a trigger job cannot be delayed (on_success, on_failure, always, manual)"
+            self.error((name, "when"), message)
+        value = job["trigger"]
+        project = value if isinstance(value, str) else value.get("project")
+        at: YamlPath = (name, "trigger") if isinstance(value, str) else (name, "trigger", "project")
+        if project is None and "include" not in value:
+            message = "needs include (a child pipeline) or project (another project's pipeline)"
+            self.error((name, "trigger"), message)
+        elif (
+            isinstance(project, str)
+            and "$" not in project  # a $VARIABLE is only known when the job runs
+            and project.strip("/").casefold() not in self.projects
+        ):
+            known = ", ".join(sorted(self.projects.values())) or "none"
+            self.error(
+                at,
+                f"project '{project}' is not available offline: map it to a local git "
+                f"repository with --include-project {project}=PATH (known: {known})",
+            )
 
     def stage(self, name: str, job: LMap) -> None:
         stage = job.get("stage", "test")

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from conveyor.ci.load.context import LoadContext
+
 ExecutorName = Literal["shell", "docker"]
 DEFAULT_TIMEOUT = 3600.0  # GitLab's default job timeout: 1 hour
 AFTER_SCRIPT_TIMEOUT = 300.0  # GitLab: after_script has its own 5 minute limit
@@ -28,6 +30,9 @@ class RunConfig:
     protected_ref: bool = False
     keep_workspaces: bool = False
     auto_cancel: bool = True  # cancel older redundant pipelines of the same branch
+    # What GitLab knew when it read the pipeline (pushed changes, projects mapped with
+    # `--include-project`, component catalogs): downstream pipelines are read with it too.
+    context: LoadContext = field(default_factory=LoadContext)
     # The environment of the process that runs the pipeline, which shell jobs start from (as
     # GitLab Runner's shell executor passes its own); None: this process's environment.
     host_env: Mapping[str, str] | None = None

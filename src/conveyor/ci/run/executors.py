@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 from conveyor.ci.run.attempt import Attempt
 from conveyor.ci.run.config import ExecutorName
@@ -37,6 +37,10 @@ class Executors:
         self._containers = containers
         self._lock = threading.Lock()
         self._active: dict[str, JobExecutor] = {}  # JobRun name -> executor of its script
+        # Jobs to cancel as soon as their executor exists (asked while they were starting).
+        self._doomed: set[str] = set()
+        self._doom_all = False
+        self.cancel_reason = "canceled"  # why, for the job's log
 
     def name_for(self, spec: JobSpec) -> ExecutorName:
         """Like GitLab's runner selection by tags: a job tagged `shell` or `docker` goes to that
@@ -83,16 +87,32 @@ class Executors:
         """While inside, `cancel_all` reaches `executor` (the job named `name`)."""
         with self._lock:
             self._active[name] = executor
+            doomed = self._doom_all or name in self._doomed
+        if doomed:
+            executor.cancel()
         try:
             yield
         finally:
             with self._lock:
                 self._active.pop(name, None)
 
-    def cancel_all(self) -> None:
+    def cancel_all(self, reason: str) -> None:
+        """Stop every running job, and any job about to start."""
         with self._lock:
-            for executor in self._active.values():
-                executor.cancel()
+            self.cancel_reason = reason
+            self._doom_all = True
+            running = list(self._active.values())
+        for executor in running:
+            executor.cancel()
+
+    def cancel(self, names: Collection[str], reason: str) -> None:
+        """Stop the jobs named `names` (running, or about to start)."""
+        with self._lock:
+            self.cancel_reason = reason
+            self._doomed |= set(names)
+            running = [e for n, e in self._active.items() if n in names]
+        for executor in running:
+            executor.cancel()
 
     def wait_for_cleanup(self) -> None:
         """Container removals finished: nothing of the pipeline is left behind."""

@@ -115,6 +115,37 @@ class JobVariables:
         pre.update(environment_variables(js.environment, expanded))
         return expand_all(merge_precedence(layers), raw)
 
+    def yaml_variables(self, job: JobRun, expanded: Mapping[str, str]) -> dict[str, str]:
+        """What `.gitlab-ci.yml` gives `job`: the top-level and workflow:rules variables it
+        inherits, its own, its matrix and rule values, each expanded with the job's
+        `expanded` variables. A trigger job passes these downstream, where they are expanded
+        again: `expand: false` ones are passed with `$` escaped (`$$`), so they stay as
+        written."""
+        js = self.spec.jobs[job.spec]
+        glob = {k: v.value for k, v in self.spec.variables.items()}
+        workflow = dict(self.workflow)
+        if js.inherit_variables is False:
+            glob, workflow = {}, {}
+        elif isinstance(js.inherit_variables, tuple):
+            glob = {k: v for k, v in glob.items() if k in js.inherit_variables}
+            workflow = {k: v for k, v in workflow.items() if k in js.inherit_variables}
+        own = {
+            k: v for k, v in job.variables.items() if k not in ("CI_NODE_INDEX", "CI_NODE_TOTAL")
+        }
+        written = merge_precedence(
+            {
+                Layer.YAML_GLOBAL: glob,
+                Layer.WORKFLOW_RULES: workflow,
+                Layer.YAML_JOB: {k: v.value for k, v in js.variables.items()},
+                Layer.RULES: own,
+            }
+        )
+        raw = {k for k, v in self.spec.variables.items() if not v.expand}
+        raw |= {k for k, v in js.variables.items() if not v.expand}
+        return {
+            k: v.replace("$", "$$") if k in raw else expand(v, expanded) for k, v in written.items()
+        }
+
     def resource_group(self, job: JobRun) -> str | None:
         """The job's `resource_group` with the variables GitLab knows when it creates the
         pipeline expanded (`deploy-$CI_ENVIRONMENT_SLUG`, `cluster-$CI_NODE_INDEX`)."""

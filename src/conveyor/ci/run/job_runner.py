@@ -132,7 +132,7 @@ class JobRunner:
                 status: AttemptStatus = "success" if reason is None else "failed"
                 if executor.canceled:
                     status, reason = "canceled", "canceled"
-                    log.say("Job canceled: a newer pipeline for this ref made it redundant")
+                    log.say(f"Job canceled: {self.executors.cancel_reason}")
                 if js.after_script:
                     self._after_script(executor, attempt, status, log)
             finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,12 @@ import yaml
 from conveyor.ci.load.components import Catalog
 from conveyor.ci.load.context import LoadContext, config_variables
 from conveyor.ci.load.loader import load_pipeline
+from conveyor.ci.run.artifacts import ArtifactManifest, ArtifactStore, artifact_store
 from conveyor.ci.run.facts import file_facts, git_facts
 from conveyor.ci.run.masking import validate_maskable
 from conveyor.ci.select.predefined import NewPipeline, predefined
 from conveyor.ci.select.rules import PipelineSelection, file_questions, select
+from conveyor.ci.select.variables import slugify
 from conveyor.errors import ConveyorError, SpecError
 from conveyor.model.pipeline import JobRun, PipelineSpec
 from conveyor.spec.compose import project_name_of
@@ -47,11 +49,33 @@ class Prepared:
     project_variables: dict[str, str]
     masked: set[str] = field(default_factory=set)
     protected: bool = False
+    context: LoadContext = field(default_factory=LoadContext)  # what loading it knew
 
 
 def ci_state_dir(project_dir: Path) -> Path:
     """CI's working files: variables.yaml, blobs, artifacts, caches, job logs and builds."""
     return project_dir / ".conveyor" / "ci"
+
+
+def project_state_dir(state_dir: Path, project: str) -> Path:
+    """The CI state of another project whose pipeline a trigger job ran here (multi-project):
+    its caches, logs, builds and artifacts, apart from this project's."""
+    return state_dir / "projects" / slugify(project)
+
+
+def kept_artifacts(state_dir: Path, job_id: int) -> tuple[ArtifactStore, ArtifactManifest | None]:
+    """The store holding a job's artifacts and its manifest (None: it kept none, or they
+    expired): this project's, or that of the other project whose pipeline the job ran in
+    (`project_state_dir`). Job ids are unique in the project's database, so at most one
+    store knows the job."""
+    projects = state_dir / "projects"
+    others = sorted(projects.iterdir()) if projects.is_dir() else []
+    for directory in (state_dir, *others):
+        store = artifact_store(directory)
+        manifest = store.get(str(job_id))
+        if manifest is not None:
+            return store, manifest
+    return artifact_store(state_dir), None
 
 
 def ci_store(project_dir: Path) -> Store:
@@ -178,15 +202,9 @@ def prepare(
     facts = file_facts(project_dir, questions, changed_files)
     selection = select(spec, pre, facts, pipeline_variables=pipeline_vars)
     if only:
-        selection = PipelineSelection(
-            selection.workflow_ok,
-            selection.workflow_reason,
-            selection.workflow_variables,
-            with_needs(selection.jobs, only),
-            selection.decisions,
-        )
+        selection = replace(selection, jobs=with_needs(selection.jobs, only))
     return Prepared(
-        spec, pre, selection, {k: v.value for k, v in usable.items()}, masked, protected
+        spec, pre, selection, {k: v.value for k, v in usable.items()}, masked, protected, context
     )
 
 

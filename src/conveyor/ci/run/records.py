@@ -13,9 +13,9 @@ from conveyor.ci.run.reports import TestReport
 from conveyor.ci.run.results import JobResult, sum_tests, tests_json
 from conveyor.ci.select.schedule import Schedule
 from conveyor.ci.select.variables import expand
-from conveyor.model.pipeline import EnvironmentSpec, JobRun, PipelineSpec
+from conveyor.model.pipeline import AutoCancelSpec, EnvironmentSpec, JobRun, PipelineSpec
 from conveyor.store.db import Store
-from conveyor.store.pipelines import TestFailure
+from conveyor.store.pipelines import CancelScope, JobRow, PipelineRow, TestFailure
 from conveyor.store.timeline import Timeline
 
 # A report may hold thousands of failures: the first ones are kept, clipped (counts stay exact).
@@ -24,11 +24,14 @@ MESSAGE_KEPT = 2000  # characters of a failure's message
 
 
 class PipelineRecorder:
-    def __init__(self, store: Store, timeline: Timeline) -> None:
+    def __init__(self, store: Store, timeline: Timeline, label: str = "") -> None:
+        """`label` prefixes job names in events: a downstream pipeline's jobs are shown as
+        `trigger -> job`."""
         self.pipelines = store.pipelines
         self.jobs = store.jobs
         self.artifacts = store.artifacts
         self.timeline = timeline
+        self.label = label
         self._lock = threading.Lock()
         self._job_ids: dict[str, int] = {}  # JobRun name -> id of its latest attempt
 
@@ -40,48 +43,99 @@ class PipelineRecorder:
     # --- the pipeline ----------------------------------------------------------------------
 
     def start_pipeline(
-        self, spec: PipelineSpec, predefined: Mapping[str, str], executor: str, jobs: int
+        self,
+        spec: PipelineSpec,
+        predefined: Mapping[str, str],
+        executor: str,
+        jobs: int,
+        auto_cancel: AutoCancelSpec,
+        reserved: int | None = None,
     ) -> int:
-        """Record a new running pipeline of `jobs` jobs and announce it."""
+        """Record a running pipeline of `jobs` jobs (a new one, or the downstream pipeline
+        `reserved` for it) and announce it."""
         ref = predefined.get("CI_COMMIT_REF_NAME")
-        pid = self.pipelines.create(
-            ref,
-            predefined.get("CI_COMMIT_SHA"),
-            predefined.get("CI_PIPELINE_SOURCE", "push"),
-            spec.file,
-            executor,
+        sha = predefined.get("CI_COMMIT_SHA")
+        source = predefined.get("CI_PIPELINE_SOURCE", "push")
+        pid = reserved or self.pipelines.create(ref, sha, source, spec.file, executor)
+        self.pipelines.start(
+            pid,
+            ref=ref,
+            sha=sha,
+            source=source,
+            file=spec.file,
+            executor=executor,
+            on_new_commit=auto_cancel.on_new_commit or "conservative",
+            on_job_failure=auto_cancel.on_job_failure or "none",
         )
-        self.timeline = self.timeline.bind(
-            pipeline=pid, commit=predefined.get("CI_COMMIT_SHA") or None
-        )
+        self.timeline = self.timeline.bind(pipeline=pid, commit=sha or None)
         self.timeline.emit(
             "pipeline.started",
             f"pipeline #{pid} for {ref or 'no ref'}",
             data={
                 "ref": ref,
-                "source": predefined.get("CI_PIPELINE_SOURCE", "push"),
+                "source": source,
                 "short_sha": predefined.get("CI_COMMIT_SHORT_SHA"),
                 "jobs": jobs,
+                "label": self.label,
             },
         )
         return pid
 
-    def cancel_redundant(self, ref: str | None, pid: int) -> None:
-        """GitLab's default auto-cancel (`on_new_commit: conservative`): an older running
-        pipeline of the same branch is canceled unless one of its started jobs is not
-        `interruptible`."""
-        for old in self.pipelines.running_for_ref(ref, pid):
-            started = [j for j in self.jobs.of(old.id) if j.started_at is not None]
-            if all(j.interruptible for j in started):
-                self.pipelines.request_cancel(old.id)
-                self.timeline.emit(
-                    "pipeline.canceled",
-                    f"pipeline #{old.id} is redundant: #{pid} runs a newer commit of {ref}",
-                    pipeline=old.id,
-                )
+    def reserve_downstream(self, parent: int, trigger_job: int, source: str) -> int:
+        """The record of a downstream pipeline about to be created (its id is one of its
+        predefined variables); `start_pipeline` fills it in, `discard` drops it."""
+        return self.pipelines.create(
+            None, None, source, "", "", status="created", parent=parent, trigger_job=trigger_job
+        )
 
-    def cancel_requested(self, pid: int) -> bool:
-        return self.pipelines.cancel_requested(pid)
+    def discard(self, pid: int) -> None:
+        self.pipelines.discard(pid)
+
+    def cancel_redundant(self, ref: str | None, pid: int) -> None:
+        """GitLab's auto-cancel of redundant pipelines: each older running pipeline of the
+        branch is handled as its own `workflow:auto_cancel:on_new_commit` says: `conservative`
+        cancels it unless a started job of it (or of its downstream pipelines) is not
+        `interruptible`, `interruptible` cancels only its interruptible jobs, `none` leaves
+        it alone."""
+        for old in self.pipelines.running_for_ref(ref, pid):
+            mode = old.auto_cancel_on_new_commit
+            if mode == "interruptible":
+                self.pipelines.request_cancel(old.id, "interruptible")
+                message = f"pipeline #{old.id}: its interruptible jobs are canceled"
+            elif mode == "conservative" and all(j.interruptible for j in self._started_jobs(old)):
+                self.pipelines.request_cancel(old.id)
+                message = f"pipeline #{old.id} is redundant"
+            else:
+                continue
+            self.timeline.emit(
+                "pipeline.canceled",
+                f"{message}: #{pid} runs a newer commit of {ref}",
+                pipeline=old.id,
+                data={"scope": "interruptible" if mode == "interruptible" else "all"},
+            )
+
+    def _started_jobs(self, pipeline: PipelineRow) -> list[JobRow]:
+        started = [j for j in self.jobs.of(pipeline.id) if j.started_at is not None]
+        for child in self.pipelines.downstream(pipeline.id):
+            started += self._started_jobs(child)
+        return started
+
+    def cancel_request(self, pid: int) -> CancelScope | None:
+        """What a pending request to cancel pipeline `pid` covers, if one was made."""
+        return self.pipelines.cancel_request(pid)
+
+    def request_cancel(self, pid: int, scope: CancelScope) -> None:
+        self.pipelines.request_cancel(pid, scope)
+
+    def canceled_on_failure(self, pid: int, job: JobRun) -> None:
+        """`on_job_failure: all`: `job` failed, the rest of the pipeline is canceled."""
+        self.timeline.emit(
+            "pipeline.canceled",
+            f"pipeline #{pid}: {self.label}{job.name} failed, the pipeline is canceled "
+            "(workflow:auto_cancel:on_job_failure: all)",
+            pipeline=pid,
+            data={"scope": "all", "job": self.label + job.name},
+        )
 
     def finish_pipeline(
         self, pid: int, schedule: Schedule, results: Mapping[str, JobResult]
@@ -146,26 +200,28 @@ class PipelineRecorder:
             executor=executor,
             interruptible=job.interruptible,
         )
+        name = self.label + job.name
         self.timeline.emit(
             "job.started",
-            job.name,
+            name,
             job=job_id,
-            data={"name": job.name, "stage": job.stage, "executor": executor, "attempt": attempt},
+            data={"name": name, "stage": job.stage, "executor": executor, "attempt": attempt},
         )
 
     def job_output(self, job: JobRun, job_id: int | None, text: str) -> None:
         """A chunk of a job's (masked) output, for live display; its log file keeps it."""
-        self.timeline.emit("job.output", text, job=job_id, data={"name": job.name})
+        self.timeline.emit("job.output", text, job=job_id, data={"name": self.label + job.name})
 
     def job_finished(self, job: JobRun, result: JobResult) -> None:
         """Reported once the attempt is over and timed (recorded by `finish_job`)."""
+        name = self.label + job.name
         self.timeline.emit(
             "job.finished",
-            f"{job.name} {result.status}",
+            f"{name} {result.status}",
             level="error" if result.status == "failed" and not result.allowed_failure else "info",
             job=result.job_id,
             data={
-                "name": job.name,
+                "name": name,
                 "status": result.status,
                 "exit_code": result.exit_code,
                 "failure_reason": result.failure_reason,

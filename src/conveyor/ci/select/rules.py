@@ -4,7 +4,9 @@
 `rules` or `only`/`except`, and resolves `needs` to the jobs that remain:
 
 - workflow:rules: the first rule whose clauses all hold decides; `when: never` or no match
-  means no pipeline. The matched rule's variables apply to every job.
+  means no pipeline. The matched rule's variables apply to every job, and its `auto_cancel`
+  settings override `workflow:auto_cancel`'s (GitLab's defaults: `on_new_commit:
+  conservative`, `on_job_failure: none`).
 - rules: the first rule whose clauses (`if`, `changes`, `exists`) all hold decides; its `when`
   (default: the job's `when`), `allow_failure`, `start_in`, `variables`, `needs` and
   `interruptible` apply; `when: never` or no match excludes the job.
@@ -49,6 +51,7 @@ from conveyor.ci.select.variables import (
 )
 from conveyor.errors import SelectionError
 from conveyor.model.pipeline import (
+    AutoCancelSpec,
     JobRun,
     JobSelection,
     JobSpec,
@@ -66,6 +69,7 @@ DEFAULT_ONLY_REFS: tuple[str, ...] = ("branches", "tags")
 # GitLab gives up matching `rules:exists` patterns after this many path comparisons and
 # treats the clause as true (Rules::Rule::Clause::Exists::MAX_PATTERN_COMPARISONS).
 MAX_EXISTS_COMPARISONS = 50_000
+DEFAULT_AUTO_CANCEL = AutoCancelSpec(on_new_commit="conservative", on_job_failure="none")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class PipelineSelection:
     workflow_variables: dict[str, str] = field(default_factory=dict)
     jobs: list[JobRun] = field(default_factory=list)  # stage order, then file order
     decisions: list[JobSelection] = field(default_factory=list)  # one per job instance
+    # workflow:auto_cancel after workflow:rules, every setting filled in (GitLab's defaults)
+    auto_cancel: AutoCancelSpec = field(default_factory=lambda: DEFAULT_AUTO_CANCEL)
 
     @property
     def empty_reason(self) -> str | None:
@@ -291,6 +297,7 @@ class _Verdict:
     variables: dict[str, str] = field(default_factory=dict)
     needs: tuple[NeedSpec, ...] | None = None
     interruptible: bool = False
+    auto_cancel: AutoCancelSpec | None = None  # a workflow rule's
 
 
 def _describe(rule: RuleSpec) -> str:
@@ -439,7 +446,24 @@ def select(
         JobSelection(job=i.name, decision="kept" if v.kept else "excluded", reason=v.reason)
         for i, v in verdicts
     ]
-    return PipelineSelection(True, workflow.reason, dict(workflow.variables), runs, decisions)
+    auto_cancel = _auto_cancel(spec.workflow.auto_cancel, workflow.auto_cancel)
+    return PipelineSelection(
+        True, workflow.reason, dict(workflow.variables), runs, decisions, auto_cancel
+    )
+
+
+def _auto_cancel(written: AutoCancelSpec, by_rule: AutoCancelSpec | None) -> AutoCancelSpec:
+    """Each setting from the matched workflow rule, else `workflow:auto_cancel`, else
+    GitLab's default."""
+    rule = by_rule or AutoCancelSpec()
+    return AutoCancelSpec(
+        on_new_commit=(
+            rule.on_new_commit or written.on_new_commit or DEFAULT_AUTO_CANCEL.on_new_commit
+        ),
+        on_job_failure=(
+            rule.on_job_failure or written.on_job_failure or DEFAULT_AUTO_CANCEL.on_job_failure
+        ),
+    )
 
 
 def file_questions(
@@ -526,7 +550,9 @@ def _workflow(spec: PipelineSpec, job: _Job) -> _Verdict:
     index, rule = found
     when = rule.when or "always"
     reason = f"workflow:rules[{index}] ({_describe(rule)}): when {when}"
-    return _Verdict(when != "never", reason, variables=dict(rule.variables))
+    return _Verdict(
+        when != "never", reason, variables=dict(rule.variables), auto_cancel=rule.auto_cancel
+    )
 
 
 def _ordered(spec: PipelineSpec) -> list[JobSpec]:

@@ -15,7 +15,7 @@ GitLab's semantics encoded here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -158,9 +158,12 @@ class Schedule:
         s.status = "pending"
         s.allowed_failure = False
 
-    def cancel_pending(self) -> None:
+    def cancel_pending(self, names: Collection[str] | None = None) -> None:
+        """Jobs not started yet (of `names`, or all) are canceled; they never start."""
         for s in self.states.values():
-            if s.status in ("created", "scheduled", "pending"):
+            if s.status in ("created", "scheduled", "pending") and (
+                names is None or s.job.name in names
+            ):
                 s.status = "canceled"
 
     def pipeline_status(self) -> str:

@@ -18,6 +18,7 @@ from conveyor.ci.select.rules import PipelineSelection, file_questions, select
 from conveyor.errors import SelectionError
 from conveyor.model.pipeline import (
     DEFAULT_STAGES,
+    AutoCancelSpec,
     JobSpec,
     NeedSpec,
     OnlyExcept,
@@ -85,6 +86,7 @@ def rule(value: dict[str, Any]) -> RuleSpec:
         variables={k: str(v) for k, v in value.get("variables", {}).items()},
         needs=needs(value.get("needs")),
         interruptible=value.get("interruptible"),
+        auto_cancel=AutoCancelSpec(**value["auto_cancel"]) if "auto_cancel" in value else None,
     )
 
 
@@ -145,7 +147,10 @@ def spec(case: dict[str, Any]) -> PipelineSpec:
         file="/project/.gitlab-ci.yml",
         stages=DEFAULT_STAGES if stages is None else (".pre", *stages, ".post"),
         variables=variables(case.get("variables")),
-        workflow=WorkflowSpec(rules=None if workflow is None else tuple(map(rule, workflow))),
+        workflow=WorkflowSpec(
+            rules=None if workflow is None else tuple(map(rule, workflow)),
+            auto_cancel=AutoCancelSpec(**case.get("auto_cancel", {})),
+        ),
         jobs={name: job(name, value or {}) for name, value in case["jobs"].items()},
     )
 
@@ -217,6 +222,8 @@ def test_selection(case: dict[str, Any]) -> None:
         assert expect["workflow_reason"] in got.workflow_reason
     if "workflow_variables" in expect:
         assert got.workflow_variables == expect["workflow_variables"]
+    if "auto_cancel" in expect:
+        assert got.auto_cancel.model_dump() == expect["auto_cancel"]
     if "empty" in expect:
         assert got.empty_reason is not None and expect["empty"] in got.empty_reason
     expected_jobs = [j if isinstance(j, dict) else {"name": j} for j in expect.get("jobs", [])]
