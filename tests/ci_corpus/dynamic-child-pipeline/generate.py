@@ -1,0 +1,2 @@
+for name in ("alpha", "beta"):
+    print(f"test-{name}:\n  script: echo {name}\n")
