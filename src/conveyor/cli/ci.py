@@ -460,8 +460,7 @@ def show(
     file: CiFile = Path(".gitlab-ci.yml"),
     as_json: JsonOpt = False,
 ) -> None:
-    """One pipeline's jobs with status, timings, exit codes, test counts, failed tests and
-    artifacts."""
+    """One pipeline's jobs: status, timings, exit codes, tests, failed tests, artifacts."""
     pl = ci_app.show(file, pipeline)
     if as_json:
         print_json(pl.model_dump(mode="json"))
@@ -489,8 +488,7 @@ def artifacts(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """A job's artifacts (GitLab's browse and download): each path with its size, extracted
-    into a directory."""
+    """A job's artifacts, listed with sizes and extracted (GitLab's browse and download)."""
     a = ci_app.artifacts(file, job, pipeline, out=out, extract=not list_only)
     if as_json:
         print_json(a.model_dump(mode="json"))
@@ -562,8 +560,9 @@ def stop(
     component_catalog: CatalogOpt = None,
     pipeline_input: InputOpt = None,
 ) -> None:
-    """Stop an environment: run the `on_stop` job of the job that last deployed it (GitLab's
-    "Stop environment"), alone, whatever its `when` and `needs`."""
+    """Stop an environment: run its `on_stop` job alone (GitLab's "Stop environment").
+
+    The `on_stop` job of the job that last deployed it runs whatever its `when` and `needs`."""
     pl = ci_app.stop(
         file,
         environment,

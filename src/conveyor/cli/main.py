@@ -350,8 +350,9 @@ def agent(
 def bootstrap(
     check: Annotated[bool, typer.Option("--check", help="Only report; install nothing.")] = False,
 ) -> None:
-    """Check and install what Conveyor needs: Docker Engine, HAProxy, the registry, the Python
-    base image and the browser-test image conveyor/selenium (docs/ci.md)."""
+    """Check and install what Conveyor needs: Docker Engine, HAProxy, registry, base images.
+
+    Images: the Python base image and the browser-test image conveyor/selenium (docs/ci.md)."""
     from conveyor.app.bootstrap import run_bootstrap
 
     def report(step: str, what: str) -> None:
