@@ -6,8 +6,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import typer
 from rich.table import Table
@@ -99,6 +100,25 @@ def _parse_vars(pairs: list[str] | None, option: str = "--variable") -> dict[str
     return out
 
 
+class _Sources(TypedDict):
+    projects: dict[str, Path]
+    catalogs: Sequence[str]
+    inputs: dict[str, str]
+
+
+def _sources(
+    include_project: list[str] | None,
+    component_catalog: list[str] | None,
+    pipeline_input: list[str] | None,
+) -> _Sources:
+    """Where includes, components and pipeline inputs come from (lint, graph and run alike)."""
+    return _Sources(
+        projects=_projects(include_project),
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
+    )
+
+
 @app.command()
 def lint(
     file: CiFile = Path(".gitlab-ci.yml"),
@@ -114,9 +134,7 @@ def lint(
         file,
         ref=ref,
         source=source,
-        projects=_projects(include_project),
-        catalogs=component_catalog or (),
-        inputs=_parse_vars(pipeline_input, "--input"),
+        **_sources(include_project, component_catalog, pipeline_input),
     )
     err.print(
         f"[green]valid[/]: {v.definitions} job definitions, {v.jobs} jobs once parallel is "
@@ -146,9 +164,7 @@ def graph(
         file,
         ref=ref,
         source=source,
-        projects=_projects(include_project),
-        catalogs=component_catalog or (),
-        inputs=_parse_vars(pipeline_input, "--input"),
+        **_sources(include_project, component_catalog, pipeline_input),
     )
     if as_json:
         print_json(g.model_dump(mode="json"))
@@ -317,10 +333,8 @@ def run(
         variables_file=variables_file,
         registry=not no_registry,
         keep_workspaces=keep_workspaces,
-        projects=_projects(include_project),
         subscribers=[LiveReporter(quiet, announce=True)],
-        catalogs=component_catalog or (),
-        inputs=_parse_vars(pipeline_input, "--input"),
+        **_sources(include_project, component_catalog, pipeline_input),
         environ=os.environ,  # shell jobs start from it, as with GitLab Runner's shell executor
     )
     if r.pipeline is None:

@@ -14,7 +14,7 @@ from conveyor.ci.select.predefined import (
 )
 from conveyor.ci.select.rules import PipelineSelection
 from conveyor.ci.select.variables import Layer, expand, expand_all, merge_precedence
-from conveyor.model.pipeline import JobRun, PipelineSpec
+from conveyor.model.pipeline import JobRun, JobSpec, PipelineSpec
 
 
 class JobVariables:
@@ -87,14 +87,7 @@ class JobVariables:
     ) -> dict[str, str]:
         """Every layer merged in GitLab's precedence over the predefined `pre`, expanded."""
         js = self.spec.jobs[job.spec]
-        glob = {k: v.value for k, v in self.spec.variables.items()}
-        # GitLab merges workflow:rules:variables into the top-level ones: `inherit` filters both.
-        workflow = dict(self.workflow)
-        if js.inherit_variables is False:
-            glob, workflow = {}, {}
-        elif isinstance(js.inherit_variables, tuple):
-            glob = {k: v for k, v in glob.items() if k in js.inherit_variables}
-            workflow = {k: v for k, v in workflow.items() if k in js.inherit_variables}
+        glob, workflow = self._inherited(js)
         raw = {k for k, v in self.spec.variables.items() if not v.expand}
         raw |= {k for k, v in js.variables.items() if not v.expand}
         layers: dict[Layer, Mapping[str, str]] = {
@@ -115,6 +108,19 @@ class JobVariables:
         pre.update(environment_variables(js.environment, expanded))
         return expand_all(merge_precedence(layers), raw)
 
+    def _inherited(self, js: JobSpec) -> tuple[dict[str, str], dict[str, str]]:
+        """The top-level and workflow:rules variables `js` inherits: GitLab merges
+        workflow:rules:variables into the top-level ones, and `inherit:variables` filters both."""
+        glob = {k: v.value for k, v in self.spec.variables.items()}
+        workflow = dict(self.workflow)
+        if js.inherit_variables is False:
+            return {}, {}
+        if isinstance(js.inherit_variables, tuple):
+            keep = js.inherit_variables
+            glob = {k: v for k, v in glob.items() if k in keep}
+            workflow = {k: v for k, v in workflow.items() if k in keep}
+        return glob, workflow
+
     def yaml_variables(self, job: JobRun, expanded: Mapping[str, str]) -> dict[str, str]:
         """What `.gitlab-ci.yml` gives `job`: the top-level and workflow:rules variables it
         inherits, its own, its matrix and rule values, each expanded with the job's
@@ -122,13 +128,7 @@ class JobVariables:
         again: `expand: false` ones are passed with `$` escaped (`$$`), so they stay as
         written."""
         js = self.spec.jobs[job.spec]
-        glob = {k: v.value for k, v in self.spec.variables.items()}
-        workflow = dict(self.workflow)
-        if js.inherit_variables is False:
-            glob, workflow = {}, {}
-        elif isinstance(js.inherit_variables, tuple):
-            glob = {k: v for k, v in glob.items() if k in js.inherit_variables}
-            workflow = {k: v for k, v in workflow.items() if k in js.inherit_variables}
+        glob, workflow = self._inherited(js)
         own = {
             k: v for k, v in job.variables.items() if k not in ("CI_NODE_INDEX", "CI_NODE_TOTAL")
         }
