@@ -73,7 +73,7 @@ def migrate(attempts: int = 30) -> None:
                 " created_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
             return
-        except Exception as e:  # noqa: BLE001 - retried, then raised
+        except Exception as e:
             if attempt == attempts - 1:
                 raise
             print(f"waiting for the database: {e}", file=sys.stderr, flush=True)
@@ -120,7 +120,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             query("SELECT 1")
             CACHE.ping()
-        except Exception as e:  # noqa: BLE001 - any failure means unhealthy
+        except Exception as e:
             self._json(503, {"status": "unhealthy", "error": str(e)})
             return
         self._json(200, {"status": "ok", "version": VERSION, "replica": REPLICA})
@@ -134,7 +134,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         if os.environ.get("NOTES_ACCESS_LOG"):
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
@@ -146,7 +146,7 @@ def _note(row: list[Any]) -> dict[str, Any]:
 def main() -> None:
     migrate()
     server = ThreadingHTTPServer(
-        (os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8000"))),  # noqa: S104
+        (os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8000"))),
         Handler,
     )
     server.daemon_threads = False  # shutdown waits for requests in flight
