@@ -13,6 +13,7 @@ ConveyorError
 ├── RolloutError         a rollout failed (probe, crash, timeout); the executor rolls back
 │   └── StepFailed       one journaled step of a rollout failed; names the step
 ├── PortsExhausted       no free port left in a range Conveyor assigns ports from
+├── SettingError         a CONVEYOR_* setting of the environment is malformed or unsafe
 ├── LockBusy             another Conveyor process owns the project state
 ├── BootstrapError       a host component could not be checked or installed
 ├── StoreError           the project's state database cannot be opened
@@ -164,6 +165,10 @@ class PortsExhausted(ConveyorError):
         self.what = what
         self.low = low
         self.high = high
+
+
+class SettingError(ConveyorError):
+    """A setting read from the environment (CONVEYOR_SUBNET_POOL…) is malformed or unsafe."""
 
 
 class LockBusy(ConveyorError):

@@ -18,7 +18,8 @@ from conveyor.model.endpoint import Endpoint
 from conveyor.model.release import Observed, Release
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan, Step
-from conveyor.router.protocol import Frontend, Router, RouterConfig, ServerEntry
+from conveyor.plan.routes import router_config
+from conveyor.router.protocol import Router, RouterConfig, ServerEntry
 from conveyor.runtime.protocol import ReplicaRun, Runtime
 from conveyor.store.db import Store
 from conveyor.store.timeline import Timeline
@@ -144,26 +145,7 @@ class Executor:
         return p
 
     def router_config(self, services: tuple[str, ...]) -> RouterConfig:
-        fes: list[Frontend] = []
-        for name in services:
-            port = self.frontends.get(name)
-            if port is None:
-                continue
-            sr = self.release.services.get(name)
-            svc = sr.service if sr else None
-            pr = svc.routing.probe if svc else None
-            fes.append(
-                Frontend(
-                    service=name,
-                    port=port,
-                    check_path=pr.path if pr else None,
-                    check_interval=pr.check_interval if pr else 0.25,
-                    check_fall=pr.check_fall if pr else 2,
-                    check_rise=pr.check_rise if pr else 1,
-                    balance=svc.routing.balance if svc else "roundrobin",
-                )
-            )
-        return RouterConfig(frontends=tuple(fes), stats_port=self.stats_port)
+        return router_config(self.release, services, self.frontends, {}, self.stats_port)
 
     def _frontends(self, services: tuple[str, ...]) -> str:
         self.router.ensure(self.router_config(services))
