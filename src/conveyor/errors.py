@@ -8,6 +8,7 @@ ConveyorError
 │   ├── DaemonError      a supervised daemon exited at start or did not become ready
 │   └── ValidationFailed a validator (`haproxy -c`, `promtool check config`…) rejected a file
 ├── RuntimeAdapterError  the Docker Engine refused or failed an operation
+│   └── EngineUnreachable the Docker Engine does not answer (stopped, restarting)
 ├── RegistryError        the image registry could not be started, or its port is taken
 ├── RouterError          HAProxy refused a configuration or a runtime command
 ├── RolloutError         a rollout failed (probe, crash, timeout); the executor rolls back
@@ -125,6 +126,10 @@ class ValidationFailed(HostError):
 
 class RuntimeAdapterError(ConveyorError):
     """The container runtime failed an operation."""
+
+
+class EngineUnreachable(RuntimeAdapterError):
+    """The Docker Engine does not answer: stopped, or restarting (an upgrade, a crash)."""
 
 
 class RegistryError(ConveyorError):

@@ -172,6 +172,9 @@ class HAProxyRouter:
     def running(self) -> bool:
         return self._daemon.running() and self._answers()
 
+    def shape(self) -> RouterConfig | None:
+        return self._load_shape() if self._daemon.running() else None
+
     def add_server(self, service: str, server: ServerEntry) -> None:
         check_name("server", server.name)
         with self._lock:

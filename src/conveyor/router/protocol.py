@@ -24,6 +24,10 @@ class Router(Protocol):
 
     def running(self) -> bool: ...
 
+    def shape(self) -> RouterConfig | None:
+        """The frontends HAProxy runs (servers left out); None when it does not run."""
+        ...
+
     def add_server(self, service: str, server: ServerEntry) -> None:
         """Add a server at run time (no reload), health checks on, in state `server.state`."""
         ...

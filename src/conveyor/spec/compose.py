@@ -21,6 +21,7 @@ from conveyor.model.stack import Secret, Stack, Volume
 from conveyor.spec.context import Context, raise_errors, shown
 from conveyor.spec.dotenv import parse_env
 from conveyor.spec.interpolate import interpolate
+from conveyor.spec.project_networks import project_networks
 from conveyor.spec.schema import validate
 from conveyor.spec.semantic import check_stack
 from conveyor.spec.service import build_service, pairs
@@ -85,10 +86,13 @@ def _stack(ctx: Context, project_name: str | None, absolute: Path) -> Stack:
     services = data.get("services") or {}
     if not services:
         ctx.error(("services",), "no services defined")
+    project = _project(ctx, project_name, data, absolute)
+    built = {name: build_service(ctx, name, raw or {}) for name, raw in services.items()}
     return Stack(
-        project=_project(ctx, project_name, data, absolute),
+        project=project,
         file=str(absolute),
-        services={name: build_service(ctx, name, raw or {}) for name, raw in services.items()},
+        services=built,
+        networks=project_networks(ctx, built),
         volumes={
             name: _volume(ctx, name, raw or {}) for name, raw in (data.get("volumes") or {}).items()
         },

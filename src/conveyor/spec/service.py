@@ -25,6 +25,7 @@ from conveyor.spec.context import Context
 from conveyor.spec.dotenv import parse_env
 from conveyor.spec.durations import parse_bytes, parse_duration
 from conveyor.spec.mounts import secret_mounts, volume_mounts
+from conveyor.spec.networks import networking, service_networks
 from conveyor.spec.routing import routing
 from conveyor.spec.values import one_of, signal_name, to_bool, to_float, to_int, to_str
 from conveyor.spec.yamlpos import YamlPath
@@ -52,9 +53,8 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
     # beats silently deploying something other than what the file describes.
     if "extends" in raw:
         ctx.error((*path, "extends"), "not supported by Conveyor (copy the settings here)")
-    if raw.get("network_mode", "host") != "host":
-        # Replicas bind 127.0.0.1:<port> on the host and meet through HAProxy (DESIGN.md).
-        ctx.error((*path, "network_mode"), "must be 'host' (Conveyor runs replicas on the host)")
+    mode = networking(ctx, path, raw)
+    route, ports, expose = routing(ctx, path, raw, mode)
     deploy = raw.get("deploy") or {}
     deploy_path = (*path, "deploy")
     limits = (deploy.get("resources") or {}).get("limits") or {}
@@ -85,7 +85,11 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
         labels=pairs(ctx, (*path, "labels"), raw.get("labels"), fill=lambda _key: ""),
         user=raw.get("user"),
         working_dir=raw.get("working_dir"),
-        routing=routing(ctx, path, raw),
+        routing=route,
+        networking=mode,
+        networks=service_networks(ctx, path, raw, mode),
+        ports=ports,
+        expose=expose,
     )
 
 
