@@ -158,6 +158,7 @@ def status(project: Project) -> StatusView:
                         name=r.replica,
                         release=r.release,
                         port=r.endpoint.port,
+                        address=r.endpoint.host,
                         running=r.running,
                         exit_code=r.exit_code,
                         health=r.health,

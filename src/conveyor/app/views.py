@@ -84,6 +84,7 @@ class ReplicaView(BaseModel):
     name: str
     release: int
     port: int
+    address: str = "127.0.0.1"  # where the replica answers: loopback, or its project network IP
     running: bool
     exit_code: int | None
     health: ReplicaHealth

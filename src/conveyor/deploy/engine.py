@@ -147,15 +147,20 @@ class Engine:
             update={"router_stale": self._router_stale(target, observed, ports)}
         )
         desired = desired_services(target, mode)
-        if skip:
+        skip = skip or set()
+        held = [d for d in desired if d.name in skip]
+        if held:
             desired = [d for d in desired if d.name not in skip]
-            # Only the replicas of backing-off services are hidden from the planner; servers
-            # without a container are cleaned up whatever their service.
+            # Only the replicas of backing-off services are hidden from the planner (their
+            # service addresses stay); servers without a container are cleaned up whatever
+            # their service.
             observed = observed.model_copy(
                 update={"replicas": tuple(r for r in observed.replicas if r.service not in skip)}
             )
         routed = [n for n in target.order() if target.services[n].service.routed]
-        return plan_rollout(desired, observed, frontends=routed, networks=_networks(target))
+        return plan_rollout(
+            desired, observed, frontends=routed, networks=_networks(target), held=held
+        )
 
     def frontend_ports(self, release: Release) -> dict[str, int]:
         """Stable frontend port per routed service: public_port if given, else the one assigned

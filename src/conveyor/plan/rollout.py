@@ -231,23 +231,26 @@ def plan_rollout(
     observed: Observed,
     frontends: Iterable[str] | None = None,
     networks: Sequence[DesiredNetwork] = (),
+    held: Sequence[DesiredService] = (),
 ) -> Plan:
     """Every step that makes `observed` match `desired`, dependencies first.
 
     `frontends` names the services that must have an HAProxy frontend (default: the routed
-    desired services); a `frontends` step is planned when that differs from `observed.frontends`,
-    when a service address is (re)made, or when HAProxy runs another shape (`router_stale`).
+    desired and held services); a `frontends` step is planned when that differs from
+    `observed.frontends`, when a service address is (re)made, or when HAProxy runs another
+    shape (`router_stale`).
     `networks` are the project networks the desired services use: created first, and those
-    no longer desired removed last.
+    no longer desired removed last. `held` services are left as they are this time (a heal
+    backing off): no step for their replicas (the caller hides those), but their service
+    addresses are kept and repaired like the others'.
     """
-    want_fe = tuple(
-        sorted(frontends if frontends is not None else (d.name for d in desired if d.routed))
-    )
-    wanted = {d.name for d in desired}
+    routed = (d.name for d in (*desired, *held) if d.routed)
+    want_fe = tuple(sorted(frontends if frontends is not None else routed))
+    wanted = {d.name for d in (*desired, *held)}
     gone = sorted({r.service for r in observed.replicas} - wanted)
     have_fe = tuple(sorted(observed.frontends))
     steps, notes = plan_network_steps(networks, observed.networks)
-    addresses = {d.name: d.address for d in desired if d.address is not None}
+    addresses = {d.name: d.address for d in (*desired, *held) if d.address is not None}
     address_steps = plan_address_steps(addresses, observed.addresses)
     steps += address_steps
     # New frontends must exist before replicas are routed; retired ones go after their replicas.

@@ -48,6 +48,7 @@ STACK = """\
 services:
   web:
     image: {image}
+    network_mode: host
     command: ["sh", "-c", "exec python3 -m http.server $$PORT --bind 127.0.0.1"]
     environment: {{V: "{version}"}}
     deploy:
@@ -57,6 +58,7 @@ services:
     x-conveyor: {{probe: {probe}, public_port: {web_port}}}
   api:
     image: {image}
+    network_mode: host
     command: ["sh", "-c", "exec python3 -m http.server $$PORT --bind 127.0.0.1"]
     depends_on: [web]
     stop_grace_period: 1s

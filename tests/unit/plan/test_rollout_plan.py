@@ -94,7 +94,7 @@ def observed(case: dict[str, Any]) -> Observed:
                 spec_hash=n.get("hash", hashes.get(docker_name, "other")),
             )
         )
-    wanted = {d["name"]: address(d) for d in case.get("desired", [])}
+    wanted = {d["name"]: address(d) for d in case.get("desired", []) + case.get("held", [])}
     addresses = []
     for i, written in enumerate(case.get("observed_addresses", [])):
         a = {"service": written} if isinstance(written, str) else written
@@ -123,7 +123,12 @@ def test_plan(case: dict[str, Any]) -> None:
     if case.get("down"):
         plan = plan_down(obs)
     else:
-        plan = plan_rollout([desired(d) for d in case["desired"]], obs, networks=networks(case))
+        plan = plan_rollout(
+            [desired(d) for d in case["desired"]],
+            obs,
+            networks=networks(case),
+            held=[desired(d) for d in case.get("held", [])],
+        )
     assert [short(s) for s in plan.steps] == case["expect"]
     assert list(plan.notes) == case.get("notes", [])
 
