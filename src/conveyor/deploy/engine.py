@@ -25,7 +25,13 @@ from conveyor.host import git
 from conveyor.model.release import Observed, OutcomeStatus, Release, RolloutKind, ServiceRelease
 from conveyor.model.stack import Service, Stack, UpdateConfig
 from conveyor.plan.actions import Plan, Step
-from conveyor.plan.network import DesiredNetwork, SubnetPool, desired_networks
+from conveyor.plan.network import (
+    DesiredNetwork,
+    SubnetPool,
+    assign_slots,
+    desired_address,
+    desired_networks,
+)
 from conveyor.plan.rollout import Mode, desired_services, plan_down, plan_rollout
 from conveyor.plan.routes import router_config
 from conveyor.router.protocol import Router
@@ -122,6 +128,18 @@ class Engine:
             addresses=addresses,
         )
 
+    def slots(self, release: Release, keep: bool = False) -> dict[str, int]:
+        """The stable slot of every service address `release` needs (plan.network): those the
+        database knows, new ones given the smallest free slot (recorded when `keep`)."""
+        known = self.store.address_slots.all()
+        needing = [n for n in release.order() if desired_address(release.stack, n) is not None]
+        slots = assign_slots(known, needing)
+        if keep:
+            for service, slot in slots.items():
+                if service not in known:
+                    self.store.address_slots.set(service, slot)
+        return slots
+
     def _router_stale(self, release: Release, observed: Observed, ports: dict[str, int]) -> bool:
         """Whether HAProxy runs other listeners, binds or checks than `release` asks of the
         services it serves for it (a reload is then planned; servers are not compared)."""
@@ -146,7 +164,7 @@ class Engine:
         observed = observed.model_copy(
             update={"router_stale": self._router_stale(target, observed, ports)}
         )
-        desired = desired_services(target, mode)
+        desired = desired_services(target, mode, self.slots(target))
         skip = skip or set()
         held = [d for d in desired if d.name in skip]
         if held:
@@ -413,7 +431,8 @@ class Engine:
         timeline: Timeline,
         with_stats: bool = True,
     ) -> Executor:
-        """An executor toward `release`. `down` stops HAProxy, so it needs no stats port."""
+        """An executor toward `release`. `down` stops HAProxy, so it needs no stats port; it and
+        read-only uses (without stats) record no new address slot either."""
         return Executor(
             paths=self.paths,
             runtime=self.runtime,
@@ -426,6 +445,7 @@ class Engine:
             stats_port=self.stats_port() if with_stats else None,
             networks=tuple(_networks(release)),
             pool=self.pool,
+            slots=self.slots(release, keep=with_stats),
         )
 
     def _discard(self, ex: Executor, step: Step) -> None:

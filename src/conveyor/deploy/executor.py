@@ -24,6 +24,8 @@ from conveyor.plan.network import (
     attachments,
     desired_address,
     namespace_name,
+    peer_hosts,
+    slot_address,
 )
 from conveyor.plan.routes import Namespace, router_config
 from conveyor.provision.bootstrap import BASE_IMAGE
@@ -62,14 +64,19 @@ class Executor:
     pool: SubnetPool = field(default_factory=SubnetPool)
     # Service addresses run `sleep` from the base image `conveyor bootstrap` provides.
     address_image: str = BASE_IMAGE
+    slots: dict[str, int] = field(default_factory=dict)  # service addresses' stable slots
     placements: dict[str, Placement] = field(default_factory=dict)
     addresses: dict[str, ObservedAddress] = field(default_factory=dict)
+    subnets: dict[str, str] = field(default_factory=dict)  # Conveyor's networks -> subnet
 
     def __post_init__(self) -> None:
         for r in self.observed.replicas:
             self.placements[r.replica] = Placement(r.container_id, r.endpoint)
         for a in self.observed.addresses:
             self.addresses[a.service] = a
+        for n in self.observed.networks:
+            if n.spec_hash and n.subnet:  # external networks: Docker places addresses there
+                self.subnets[n.docker_name] = n.subnet
 
     # ------------------------------------------------------------------------------------------
 
@@ -195,19 +202,33 @@ class Executor:
         made = self.runtime.ensure_network(
             NetworkRun(project=self.release.project, network=network, pool=self.pool)
         )
+        if not network.external and made.subnet:
+            self.subnets[made.docker_name] = made.subnet
         return f"{made.docker_name} {made.subnet or ''}".strip()
 
     def _address(self, service: str) -> str:
         """(Re)start the service's address. Its old namespace dies with it; the `frontends`
         step planned next binds HAProxy inside the new one."""
-        address = desired_address(self.release.stack, service)
+        address = desired_address(self.release.stack, service, self.slots.get(service))
         if address is None:
             raise ConveyorError(f"service {service!r} has no service address in this release")
+        ips: dict[str, str] = {}
+        if address.slot is not None:
+            ips = {
+                network: slot_address(self.subnets[network], address.slot)
+                for network in address.networks
+                if network in self.subnets
+            }
         old = self.addresses.pop(service, None)
         if old is not None:
             self.runtime.remove(old.container_id)
         made = self.runtime.run_address(
-            AddressRun(project=self.release.project, address=address, image=self.address_image)
+            AddressRun(
+                project=self.release.project,
+                address=address,
+                image=self.address_image,
+                ips=ips,
+            )
         )
         self.addresses[service] = made
         return f"container {made.container_id[:12]} on {', '.join(sorted(address.networks))}"
@@ -252,7 +273,12 @@ class Executor:
                 peers=self._peers(svc) if project_networks else None,
                 listen_host=ALL_INTERFACES if project_networks else LOOPBACK,
             ),
-            extra_hosts={} if project_networks else replica_hosts(self.frontends),
+            # Project networks: peers by name from /etc/hosts, which needs no dockerd.
+            extra_hosts=(
+                peer_hosts(self.release.stack, svc, self.slots, self.subnets)
+                if project_networks
+                else replica_hosts(self.frontends)
+            ),
             secret_files=self._secret_files(svc),
             volume_names=volume_names,
             networks=attachments(self.release.stack, svc) if project_networks else {},

@@ -4,6 +4,11 @@ A project's Compose networks become Docker bridge networks Conveyor owns, with s
 explicit pool. Every routed service under project networking gets a *service address*: a small
 container on the service's networks that answers to the service's name (and aliases), holding
 the network namespace in which HAProxy listens on the service's ports.
+
+Docker hands replicas addresses from the lower half of each subnet; the upper half holds the
+service addresses, each at its service's stable slot. Replicas find their peers through
+/etc/hosts lines (name -> address), not through Docker's DNS, which dockerd serves itself: a
+name then keeps resolving while the engine restarts, and no lookup leaves the replica.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from pydantic import Field
 
@@ -129,16 +134,36 @@ def attachments(stack: Stack, service: Service) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def dynamic_range(subnet: str) -> str:
+    """The lower half of a subnet, where Docker hands out replicas' addresses."""
+    net = ipaddress.IPv4Network(subnet, strict=False)
+    return str(next(net.subnets(prefixlen_diff=1)))
+
+
+def slot_address(subnet: str, slot: int) -> str:
+    """The service address at `slot` in the upper half of `subnet` (its broadcast excluded)."""
+    net = ipaddress.IPv4Network(subnet, strict=False)
+    upper = list(net.subnets(prefixlen_diff=1))[1]
+    capacity = upper.num_addresses - 1
+    if not 0 <= slot < capacity:
+        raise SettingError(
+            f"subnet {subnet} has room for {capacity} service addresses; slot {slot} is past "
+            "it (give the network a larger subnet, or CONVEYOR_SUBNET_PREFIX a smaller number)"
+        )
+    return str(upper.network_address + slot)
+
+
 class DesiredAddress(Frozen):
     service: str
     networks: dict[str, tuple[str, ...]]  # Docker network -> names (service name, aliases)
+    slot: int | None = None  # its place in each network's static half (None: Docker picks)
 
     @property
     def spec_hash(self) -> str:
-        return _digest({"service": self.service, "networks": self.networks})
+        return _digest({"service": self.service, "networks": self.networks, "slot": self.slot})
 
 
-def desired_address(stack: Stack, name: str) -> DesiredAddress | None:
+def desired_address(stack: Stack, name: str, slot: int | None = None) -> DesiredAddress | None:
     """The service address a service needs: routed and on project networks."""
     service = stack.services[name]
     if service.networking != "project" or not service.routed:
@@ -150,7 +175,41 @@ def desired_address(stack: Stack, name: str) -> DesiredAddress | None:
         )
         for key, attached in sorted(service.networks.items())
     }
-    return DesiredAddress(service=name, networks=networks)
+    return DesiredAddress(service=name, networks=networks, slot=slot)
+
+
+def peer_hosts(
+    stack: Stack, service: Service, slots: Mapping[str, int], subnets: Mapping[str, str]
+) -> dict[str, str]:
+    """The /etc/hosts lines of a replica: each routed service (and alias) on a network it
+    shares with `service`, at its service address on that network. `subnets` maps Docker
+    networks to the subnets they were created with (external ones are left to Docker's DNS)."""
+    mine = attachments(stack, service)
+    hosts: dict[str, str] = {}
+    for name in sorted(stack.services):
+        address = desired_address(stack, name, slots.get(name))
+        if address is None or address.slot is None:
+            continue
+        for network, names in sorted(address.networks.items()):
+            subnet = subnets.get(network)
+            if network not in mine or subnet is None:
+                continue
+            ip = slot_address(subnet, address.slot)
+            for alias in names:
+                hosts.setdefault(alias, ip)
+    return hosts
+
+
+def assign_slots(known: Mapping[str, int], services: Iterable[str]) -> dict[str, int]:
+    """`known` slots, and the smallest free slot for each service that has none yet."""
+    slots = dict(known)
+    taken = set(slots.values())
+    for service in services:
+        if service not in slots:
+            slot = next(n for n in range(len(taken) + 1) if n not in taken)
+            slots[service] = slot
+            taken.add(slot)
+    return slots
 
 
 def namespace_name(project: str, service: str, container_id: str) -> str:

@@ -7,7 +7,7 @@ planning toward the previous release with its rollback_config.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from conveyor.model.release import Observed, ObservedReplica, Release
@@ -36,8 +36,12 @@ class DesiredService(Frozen):
     address: DesiredAddress | None = None  # its service address (project networking)
 
 
-def desired_services(release: Release, mode: Mode = "update") -> list[DesiredService]:
-    """The planner's view of a release, in dependency order."""
+def desired_services(
+    release: Release, mode: Mode = "update", slots: Mapping[str, int] | None = None
+) -> list[DesiredService]:
+    """The planner's view of a release, in dependency order. `slots` place each service
+    address in its networks (see plan.network)."""
+    slots = slots or {}
     out: list[DesiredService] = []
     oneshots = release.stack.oneshots()
     for name in release.order():
@@ -56,7 +60,11 @@ def desired_services(release: Release, mode: Mode = "update") -> list[DesiredSer
                 routed=svc.routed and name not in oneshots,
                 release=release.number,
                 oneshot=name in oneshots,
-                address=None if name in oneshots else desired_address(release.stack, name),
+                address=(
+                    None
+                    if name in oneshots
+                    else desired_address(release.stack, name, slots.get(name))
+                ),
             )
         )
     return out

@@ -18,6 +18,7 @@ import docker.errors
 
 from conveyor.errors import RuntimeAdapterError
 from conveyor.model.release import ObservedAddress, ObservedNetwork
+from conveyor.plan.network import dynamic_range
 from conveyor.runtime.docker_errors import translated
 from conveyor.runtime.protocol import (
     LABEL_ADDRESS,
@@ -157,6 +158,8 @@ def _create_from_pool(api: Any, req: NetworkRun, labels: dict[str, str]) -> None
 
 
 def _create(api: Any, name: str, internal: bool, labels: dict[str, str], subnet: str) -> None:
+    """A bridge network whose replicas get addresses from the lower half of `subnet`, leaving
+    the upper half to service addresses (plan.network.slot_address)."""
     from docker.types import IPAMConfig, IPAMPool
 
     api.create_network(
@@ -164,7 +167,7 @@ def _create(api: Any, name: str, internal: bool, labels: dict[str, str], subnet:
         driver="bridge",
         internal=internal,
         labels=labels,
-        ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)]),
+        ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=subnet, iprange=dynamic_range(subnet))]),
         check_duplicate=True,
     )
 
@@ -237,14 +240,20 @@ def run_address(api: Any, req: AddressRun) -> ObservedAddress:
                 pids_limit=8,
             ),
             networking_config=api.create_networking_config(
-                {first: api.create_endpoint_config(aliases=list(first_names))}
+                {
+                    first: api.create_endpoint_config(
+                        aliases=list(first_names), ipv4_address=req.ips.get(first)
+                    )
+                }
             ),
             detach=True,
         )
         container_id = str(created["Id"])
         try:
             for network, names in networks[1:]:
-                api.connect_container_to_network(container_id, network, aliases=list(names))
+                api.connect_container_to_network(
+                    container_id, network, aliases=list(names), ipv4_address=req.ips.get(network)
+                )
             api.start(container_id)
             observed = _observed_address(api.inspect_container(container_id))
         except docker.errors.APIError:

@@ -63,6 +63,7 @@ class AddressRun(Frozen):
     project: str
     address: DesiredAddress
     image: str  # any local image with `sleep` (Conveyor's base image)
+    ips: dict[str, str] = Field(default_factory=dict)  # Docker network -> its static address
 
 
 class Runtime(Protocol):

@@ -234,7 +234,10 @@ def test_conveyor_killed_mid_rollout_then_deploy_converges(shop: Shop) -> None:
     shop.wait_for(lambda: all_current(shop), timeout=60, what="every replica on the new spec")
     st = shop.status()
     expected = sum(s["desired_replicas"] for s in st["services"])
-    assert len(shop.containers()) == expected, "orphaned containers were left behind"
+    assert len(shop.replicas()) == expected, "orphaned containers were left behind"
+    # one service address per service, nothing else
+    assert len(shop.addresses()) == len(st["services"])
+    assert len(shop.containers()) == expected + len(st["services"])
     assert get_json(frontend(shop, "catalog"), "/version")["version"] == "4.0.0"
     kinds = [(r["kind"], r["status"]) for r in shop.history()["rollouts"]]
     assert ("deploy", "interrupted") in kinds

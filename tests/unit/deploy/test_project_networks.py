@@ -113,7 +113,14 @@ def test_replicas_run_in_their_own_namespaces_and_find_peers_by_name(
     # default network, but web is on backend too
     assert (web[0].env["DB_SERVICE_HOST"], web[0].env["DB_SERVICE_PORT"]) == ("db", "5432")
     assert db.env["WEB_SERVICE_HOST"] == "web"
-    assert web[0].extra_hosts == {}
+    # names resolve from /etc/hosts to each service address's stable slot (db got slot 0 in
+    # p_backend, 10.99.0.0/24: static half from .128; web slot 1), with no Docker DNS
+    assert web[0].extra_hosts == {
+        "db": "10.99.0.128",
+        "database": "10.99.0.128",
+        "web": "10.99.0.129",
+    }
+    assert db.extra_hosts == {"db": "10.99.0.128", "database": "10.99.0.128", "web": "10.99.0.129"}
 
 
 def test_haproxy_listens_inside_each_service_address(
