@@ -64,6 +64,7 @@ class PlanStep(BaseModel):
     batch: int
     seconds: float
     services: list[str]
+    network: str = ""  # `network` / `unnetwork` steps
     reason: str
     description: str
 
