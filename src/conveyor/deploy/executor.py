@@ -141,7 +141,10 @@ class Executor:
             case "drain":
                 return self._drain(step.service, step.replica)
             case "unroute":
-                self.router.remove_server(step.service, step.replica)
+                # A dead replica's sessions are retried elsewhere once their connect times out;
+                # cutting them would fail requests a live replica can still answer.
+                dead = step.reason in ("dead", "no container")
+                self.router.remove_server(step.service, step.replica, cut_sessions=not dead)
                 return None
             case "stop":
                 return self._stop(step.service, step.replica)

@@ -221,7 +221,7 @@ class HAProxyRouter:
                 service, server, lambda entry: entry.model_copy(update={"weight": weight})
             )
 
-    def remove_server(self, service: str, server: str) -> None:
+    def remove_server(self, service: str, server: str, *, cut_sessions: bool = True) -> None:
         check_name("server", server)
         with self._lock:
             # Forgotten first: a caller killed after `del server` would otherwise leave a
@@ -232,8 +232,9 @@ class HAProxyRouter:
                 reply = self._send(self.admin_socket, f"set server {target} state maint").strip()
                 if reply not in _MISSING:
                     _expect(f"set server {target} state maint", reply, _SILENT)
-                    self._command(f"shutdown sessions server {target}")
-                    self._delete(target)
+                    if cut_sessions or not self._try_delete(target):
+                        self._command(f"shutdown sessions server {target}")
+                        self._delete(target)
 
     def servers(self) -> list[ServerStatus]:
         """One status per (service, server): its main backend's state and checks, with the
@@ -365,6 +366,17 @@ class HAProxyRouter:
         if live.admin_state != server.state:
             self.set_state(service, server.name, server.state)
         self._update_record(service, server.name, server)
+
+    def _try_delete(self, target: str) -> bool:
+        """`del server` once its sessions are gone on their own: a dead replica's requests,
+        stuck connecting to an address nobody answers on any more, time out (`timeout connect`)
+        and are redispatched to another server. Cutting them would fail them instead."""
+
+        def deleted() -> bool:
+            reply = self._send(self.admin_socket, f"del server {target}").strip()
+            return reply in _DELETED or reply in _MISSING
+
+        return wait_until(deleted, self.timeout)
 
     def _delete(self, target: str) -> None:
         """`del server` is refused while the server still has connections; shutting its sessions

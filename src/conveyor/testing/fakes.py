@@ -190,7 +190,7 @@ class FakeRouter:
         s = self.backends[service][server]
         self.backends[service][server] = s.model_copy(update={"weight": weight})
 
-    def remove_server(self, service: str, server: str) -> None:
+    def remove_server(self, service: str, server: str, *, cut_sessions: bool = True) -> None:
         self.backends.get(service, {}).pop(server, None)
 
     def servers(self) -> list[ServerStatus]:
