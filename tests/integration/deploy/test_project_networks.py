@@ -344,6 +344,10 @@ def test_tcp_service_by_name_in_tcp_mode(project: Project) -> None:
     st = project.status()
     db = next(s for s in st["services"] if s["name"] == "db")
     assert {r["port"] for r in db["replicas"]} == {5432}
+    # its stable frontend on loopback speaks TCP, web's HTTP
+    assert db["url"].startswith("tcp://127.0.0.1:"), db["url"]
+    web = next(s for s in st["services"] if s["name"] == "web")
+    assert web["url"] == f"http://127.0.0.1:{project.port}", web["url"]
 
 
 def test_tcp_rollout_under_load_waits_for_a_held_session(project: Project) -> None:
