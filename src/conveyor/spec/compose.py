@@ -14,9 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from conveyor.errors import SpecError
+from conveyor.errors import ConveyorError, SpecError
 from conveyor.model.stack import Secret, Stack, Volume
 from conveyor.spec.context import Context, raise_errors, shown
 from conveyor.spec.dotenv import parse_env
@@ -44,7 +42,7 @@ def load_stack(
     text = _read(path, file)
     process_env = os.environ if environ is None else environ
     env = {**_dotenv(absolute.parent, file, process_env), **process_env}
-    doc = interpolate(load_yaml(text, file), env, file)
+    doc = interpolate(load_yaml(text, file, version="1.2"), env, file)
     raise_errors(validate(doc, file))
     ctx = Context(doc=doc, file=file, base=absolute.parent, environ=env)
     stack = _stack(ctx, project_name, absolute)
@@ -112,8 +110,9 @@ def project_name_of(directory: Path) -> str:
     parse names nothing (CI runs before anyone fixes it)."""
     for file in COMPOSE_FILES:
         try:
-            data = yaml.safe_load((directory / file).read_text())
-        except (OSError, yaml.YAMLError):
+            text = (directory / file).read_text(encoding="utf-8")
+            data = load_yaml(text, file, version="1.2").data
+        except (OSError, UnicodeDecodeError, ConveyorError):
             continue
         if isinstance(data, dict) and isinstance(data.get("name"), str):
             name = normalise_project_name(data["name"])
