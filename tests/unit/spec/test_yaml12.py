@@ -131,9 +131,7 @@ def test_aliases_below_the_limit_load() -> None:
     ],
     ids=["flow-lists", "block-mappings", "flow-mappings"],
 )
-def test_nesting_past_the_limit_is_a_spec_error_not_a_recursion_error(
-    text: str, line: int
-) -> None:
+def test_nesting_past_the_limit_is_a_spec_error_not_a_recursion_error(text: str, line: int) -> None:
     with pytest.raises(SpecError) as caught:
         load_yaml(text, "deep.yaml", version="1.2")
     assert str(caught.value) == (
