@@ -8,80 +8,126 @@ and semantic problems are reported together, so one run lists everything left to
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError, SpecError
 from conveyor.model.stack import Secret, Stack, Volume
 from conveyor.spec.context import Context, raise_errors, shown
-from conveyor.spec.dotenv import parse_env
-from conveyor.spec.interpolate import interpolate
-from conveyor.spec.schema import validate
+from conveyor.spec.extends import apply_extends
+from conveyor.spec.include import apply_include
+from conveyor.spec.merge import Located, document, merge, without_resets
+from conveyor.spec.profiles import active_profiles, disabled_services
 from conveyor.spec.semantic import check_stack
 from conveyor.spec.service import build_service, pairs
+from conveyor.spec.sources import env_file_variables, load_source
 from conveyor.spec.values import to_bool
-from conveyor.spec.yamlpos import load_yaml
+from conveyor.spec.yamlpos import SpecWarning, load_yaml
 
 _PROJECT_CHARS = re.compile(r"[^a-z0-9_-]")
 
 
-def load_stack(
-    path: Path, project_name: str | None = None, environ: Mapping[str, str] | None = None
-) -> Stack:
-    """Load, interpolate, validate and convert one compose file.
+@dataclass(frozen=True)
+class Loaded:
+    """A project loaded from its files, with what Conveyor accepts but does not do."""
 
-    `environ` (default: the process environment) wins over the `.env` file next to the
-    compose file. Raises SpecError (one problem) or SpecErrors (several, sorted by line);
-    messages name the file as `path` was given, so pass the path a user typed.
+    stack: Stack
+    warnings: tuple[SpecWarning, ...] = ()
+
+
+def load_stack(
+    path: Path,
+    project_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    profiles: Sequence[str] = (),
+) -> Stack:
+    """Load one compose file (see `load_compose`)."""
+    return load_compose([path], project_name, environ, profiles).stack
+
+
+def load_compose(
+    paths: Sequence[Path],
+    project_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    profiles: Sequence[str] = (),
+) -> Loaded:
+    """Load, interpolate, validate, merge and convert a project's compose files.
+
+    The files are merged in order as Compose merges `-f` files; relative paths in all of
+    them start at the first file's directory (the project directory), whose `.env` gives
+    variables. `environ` (default: the process environment) wins over `.env`.
+    `profiles` (else COMPOSE_PROFILES) enable the services that have profiles.
+
+    Raises SpecError (one problem) or SpecErrors (several, sorted by line); messages name
+    each file as it was given, so pass the paths a user typed.
     """
-    file = str(path)
-    absolute = Path(os.path.abspath(path))
-    text = _read(path, file)
+    if not paths:
+        raise SpecError("compose", None, "", "no compose file given")
+    file = str(paths[0])
+    absolute = Path(os.path.abspath(paths[0]))
     process_env = os.environ if environ is None else environ
-    env = {**_dotenv(absolute.parent, file, process_env), **process_env}
-    doc = interpolate(load_yaml(text, file, version="1.2"), env, file)
-    raise_errors(validate(doc, file))
-    ctx = Context(doc=doc, file=file, base=absolute.parent, environ=env)
+    dotenv = env_file_variables(absolute.parent / ".env", shown(file, ".env"), process_env)
+    env = {**dotenv, **process_env}
+    files = [(Path(os.path.abspath(p)), str(p)) for p in paths]
+    merged = _files(files, absolute.parent, env, process_env, ())
+    doc = document(merged, file)
+    active = active_profiles(profiles, env)
+    services = doc.data.get("services") if isinstance(doc.data, dict) else None
+    disabled = disabled_services(services, active) if isinstance(services, dict) else {}
+    if disabled and isinstance(services, dict):
+        enabled = {n: raw for n, raw in services.items() if n not in disabled}
+        doc = dataclasses.replace(doc, data={**doc.data, "services": enabled})
+    ctx = Context(doc=doc, file=file, base=absolute.parent, environ=env, disabled=disabled)
     stack = _stack(ctx, project_name, absolute)
     check_stack(ctx, stack)
     raise_errors(ctx.errors)
-    return stack
+    return Loaded(stack)
 
 
-def _read(path: Path, file: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(file, None, "", "file not found") from None
-    except IsADirectoryError:
-        raise SpecError(file, None, "", "is a directory, not a compose file") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(file, None, "", f"not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise SpecError(file, None, "", f"cannot read: {exc.strerror}") from None
+def _files(
+    files: list[tuple[Path, str]],
+    directory: Path,
+    env: Mapping[str, str],
+    process_env: Mapping[str, str],
+    chain: tuple[Path, ...],
+) -> Located:
+    """A project's files, each with its includes and extends applied, merged in order."""
 
+    def included(
+        more: list[tuple[Path, str]],
+        where: Path,
+        variables: Mapping[str, str],
+        seen: tuple[Path, ...],
+    ) -> Located:
+        return _files(more, where, variables, process_env, seen)
 
-def _dotenv(base: Path, file: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """Variables from `.env` beside the compose file (Compose's default env file)."""
-    dotenv = base / ".env"
-    if not dotenv.is_file():
-        return {}
-    try:
-        text = dotenv.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(shown(file, ".env"), None, "", f"cannot read: {exc}") from None
-    return parse_env(text, shown(file, ".env"), environ.get)
+    merged: Located | None = None
+    for path, file in files:
+        source = load_source(path, file, env)
+        source = apply_include(source, path, file, directory, process_env, chain, included)
+        source = apply_extends(source, path, file, directory, env)
+        merged = without_resets(source) if merged is None else merge(merged, source)
+    assert merged is not None  # callers pass at least one file
+    return merged
 
 
 def _stack(ctx: Context, project_name: str | None, absolute: Path) -> Stack:
     data: dict[str, Any] = ctx.doc.data
-    if "include" in data:
-        ctx.error(("include",), "not supported by Conveyor (merge the files into one)")
     services = data.get("services") or {}
-    if not services:
+    if not services and ctx.disabled:
+        profiles = sorted({p for names in ctx.disabled.values() for p in names})
+        listed = ", ".join(profiles)
+        ctx.error(
+            ("services",),
+            f"no service runs without a profile: enable one of {listed} "
+            "(--profile or COMPOSE_PROFILES)",
+        )
+    elif not services:
         ctx.error(("services",), "no services defined")
     return Stack(
         project=_project(ctx, project_name, data, absolute),

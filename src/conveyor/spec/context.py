@@ -22,11 +22,19 @@ class Context:
     base: Path  # absolute directory of the compose file; relative paths start here
     environ: Mapping[str, str]  # process environment over .env: fills value-less variables
     errors: list[SpecError] = field(default_factory=list)
+    # Services left out because none of their profiles is active: name -> its profiles.
+    disabled: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def error(self, path: YamlPath, message: str, about: YamlPath | None = None) -> None:
         """Record a problem at the line of `path`; `about` names the field when it differs."""
         name = dotted(path if about is None else about)
-        self.errors.append(SpecError(self.file, self.doc.line(path), name, message))
+        file, line = self.where(path)
+        self.errors.append(SpecError(file, line, name, message))
+
+    def where(self, path: YamlPath) -> tuple[str, int]:
+        """The file (several may be merged) and line `path` was written at."""
+        file, line = self.doc.where(path)
+        return file or self.file, line
 
     def convert(self, path: YamlPath, convert: Callable[[Any], T], value: Any, default: T) -> T:
         """`convert(value)`, or `default` after recording the ValueError's message."""

@@ -8,6 +8,7 @@ the forms above is an error rather than being passed through silently.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -125,4 +126,4 @@ def interpolate(doc: Document, environ: Mapping[str, str], file: str) -> Documen
         raise errors[0]
     if errors:
         raise SpecErrors(errors)
-    return Document(data, doc.lines)
+    return dataclasses.replace(doc, data=data)

@@ -50,8 +50,6 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
     path: YamlPath = ("services", name)
     # Settings that would change what runs but that Conveyor does not implement: saying so
     # beats silently deploying something other than what the file describes.
-    if "extends" in raw:
-        ctx.error((*path, "extends"), "not supported by Conveyor (copy the settings here)")
     if raw.get("network_mode", "host") != "host":
         # Replicas bind 127.0.0.1:<port> on the host and meet through HAProxy (DESIGN.md).
         ctx.error((*path, "network_mode"), "must be 'host' (Conveyor runs replicas on the host)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
@@ -137,14 +137,24 @@ class Document:
     data: Any
     lines: Mapping[YamlPath, int]
     warnings: tuple[SpecWarning, ...] = ()
+    # Paths written with a marker tag (`!reset`, `!override`: Compose's merge instructions).
+    tags: Mapping[YamlPath, str] = field(default_factory=dict)
+    # For a document merged from several files: the file of each path whose line is in
+    # another file than the document's own (`where` falls back to None: the own file).
+    files: Mapping[YamlPath, str] = field(default_factory=dict)
 
     def line(self, path: YamlPath) -> int:
         """Line of `path`, or of its nearest ancestor that exists in the file."""
+        return self.where(path)[1]
+
+    def where(self, path: YamlPath) -> tuple[str | None, int]:
+        """(file, line) of `path` or of its nearest ancestor written in a file; the file is
+        None when it is the document's own."""
         for end in range(len(path), -1, -1):
             found = self.lines.get(path[:end])
             if found is not None:
-                return found
-        return 1
+                return self.files.get(path[:end]), found
+        return None, 1
 
     def has(self, path: YamlPath) -> bool:
         return path in self.lines
@@ -159,8 +169,11 @@ class _Walker:
         file: str,
         tags: Mapping[str, TagFactory] | None = None,
         duplicates: Duplicates = "error",
+        markers: frozenset[str] = frozenset(),
     ) -> None:
         self.loader = loader
+        self.markers = markers
+        self.marked: dict[YamlPath, str] = {}
         self.file = file
         self.tags: Mapping[str, TagFactory] = tags or {}
         self.duplicates = duplicates
@@ -182,6 +195,9 @@ class _Walker:
         self._walked.add(id(node))
         self._active.add(id(node))
         try:
+            if node.tag in self.markers:
+                self.marked[path] = node.tag
+                return self._untagged(node, path)
             factory = self.tags.get(node.tag)
             if factory is not None:
                 return self._tagged(node, path, factory)
@@ -200,6 +216,17 @@ class _Walker:
             self._active.discard(id(node))
             if alias:
                 self._aliases.pop()
+
+    def _untagged(self, node: Node, path: YamlPath) -> Any:
+        """A marker-tagged node's value, read as if it had no tag."""
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, SequenceNode):
+            return self._sequence(node, path)
+        plain = isinstance(node, ScalarNode) and node.style is None
+        if plain and isinstance(self.loader, _Yaml12Loader):
+            return resolve_plain(str(node.value))
+        return str(node.value) if not plain or node.value else None
 
     def _limit(self, node: Node, path: YamlPath) -> None:
         """Aliases may nest and repeat what they point at: count what they expand to."""
@@ -328,13 +355,15 @@ def load_yaml(
     tags: Mapping[str, TagFactory] | None = None,
     duplicates: Duplicates = "error",
     version: YamlVersion = "1.1",
+    markers: frozenset[str] = frozenset(),
 ) -> Document:
     """Parse one YAML document. Raises SpecError/SpecErrors with lines for any problem.
 
     `tags` maps custom tags to factories; any other non-standard tag stays an error.
     `duplicates` says whether a key written twice in a mapping is an error or a warning (the
     last value wins), in `Document.warnings`. `version` picks how plain scalars read (1.2:
-    Compose's rules). Files past the limits above are refused, never half-loaded.
+    Compose's rules). `markers` are tags whose node loads as if untagged, its path kept in
+    `Document.tags`. Files past the limits above are refused, never half-loaded.
     """
     if len(text) > MAX_BYTES:
         raise SpecError(file, None, "", f"larger than {MAX_BYTES // 1024 // 1024} MiB")
@@ -355,7 +384,7 @@ def load_yaml(
             raise SpecError(file, None, "", f"invalid YAML: {exc}") from None
         if root is None:
             return Document(None, {})
-        walker = _Walker(loader, file, tags, duplicates)
+        walker = _Walker(loader, file, tags, duplicates, markers)
         data = walker.value(root, ())
         walker.lines[()] = _line(root)
     finally:
@@ -371,7 +400,7 @@ def load_yaml(
         raise SpecErrors(sorted(errors, key=lambda e: e.line or 0))
     warnings = {(w.line, w.message): w for w in walker.warnings}
     ordered = tuple(sorted(warnings.values(), key=lambda w: w.line or 0))
-    return Document(data, walker.lines, ordered)
+    return Document(data, walker.lines, ordered, walker.marked)
 
 
 def split_documents(text: str) -> list[str]:
