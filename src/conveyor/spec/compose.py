@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError, SpecError
-from conveyor.model.stack import Secret, Stack, Volume
+from conveyor.model.stack import Secret, Service, Stack, Volume
 from conveyor.spec.context import Context, raise_errors, shown
 from conveyor.spec.extends import apply_extends
 from conveyor.spec.include import apply_include
@@ -94,7 +94,7 @@ def _files(
     directory: Path,
     env: Mapping[str, str],
     process_env: Mapping[str, str],
-    chain: tuple[Path, ...],
+    chain: tuple[tuple[Path, str], ...],
 ) -> Located:
     """A project's files, each with its includes and extends applied, merged in order."""
 
@@ -102,7 +102,7 @@ def _files(
         more: list[tuple[Path, str]],
         where: Path,
         variables: Mapping[str, str],
-        seen: tuple[Path, ...],
+        seen: tuple[tuple[Path, str], ...],
     ) -> Located:
         return _files(more, where, variables, process_env, seen)
 
@@ -129,10 +129,13 @@ def _stack(ctx: Context, project_name: str | None, absolute: Path) -> Stack:
         )
     elif not services:
         ctx.error(("services",), "no services defined")
+    built = {name: build_service(ctx, name, raw or {}) for name, raw in services.items()}
     return Stack(
         project=_project(ctx, project_name, data, absolute),
         file=str(absolute),
-        services={name: build_service(ctx, name, raw or {}) for name, raw in services.items()},
+        services={
+            name: _without_optional_disabled(ctx, service) for name, service in built.items()
+        },
         volumes={
             name: _volume(ctx, name, raw or {}) for name, raw in (data.get("volumes") or {}).items()
         },
@@ -140,6 +143,19 @@ def _stack(ctx: Context, project_name: str | None, absolute: Path) -> Stack:
             name: _secret(ctx, name, raw or {}) for name, raw in (data.get("secrets") or {}).items()
         },
     )
+
+
+def _without_optional_disabled(ctx: Context, service: Service) -> Service:
+    """A `required: false` dependency on a service no active profile enables is dropped, as
+    Compose drops it; a required one is reported by the semantic checks."""
+    kept = {
+        dep: cond
+        for dep, cond in service.depends_on.items()
+        if dep not in ctx.disabled or cond.required
+    }
+    if len(kept) == len(service.depends_on):
+        return service
+    return service.model_copy(update={"depends_on": kept})
 
 
 def normalise_project_name(name: str) -> str:

@@ -25,7 +25,7 @@ RESOURCES = ("services", "volumes", "networks", "secrets", "configs")
 # Loads a project: (files as (path, shown), its directory, its variables, the include
 # chain so far) -> the merged document, its own includes applied.
 ProjectLoader = Callable[
-    [list[tuple[Path, str]], Path, Mapping[str, str], tuple[Path, ...]], Located
+    [list[tuple[Path, str]], Path, Mapping[str, str], tuple[tuple[Path, str], ...]], Located
 ]
 
 
@@ -35,7 +35,7 @@ def apply_include(
     file: str,
     paths_dir: Path,
     process_env: Mapping[str, str],
-    chain: tuple[Path, ...],
+    chain: tuple[tuple[Path, str], ...],
     load_project: ProjectLoader,
 ) -> Located:
     """`doc` (the file at `path`, shown as `file`) with its `include` entries brought in."""
@@ -49,11 +49,12 @@ def apply_include(
         at: YamlPath = ("include", index)
         loc = include_loc.kid(index)
         files, project_dir, env = _entry(entry, path, file, loc, at, process_env)
-        for included, _shown in files:
-            if included in chain or included == path:
-                cycle = " -> ".join(shown(file, str(p)) for p in (*chain, path, included))
+        seen = (*chain, (path, file))
+        for included, name in files:
+            if any(included == p for p, _ in seen):
+                cycle = " -> ".join(n for _, n in (*seen, (included, name)))
                 raise _error(loc, at, f"include loops back to a file already included: {cycle}")
-        project = load_project(files, project_dir, env, (*chain, path))
+        project = load_project(files, project_dir, env, seen)
         moved = rebase(project.data, project_dir, paths_dir)
         for kind in RESOURCES:
             theirs = moved.get(kind)

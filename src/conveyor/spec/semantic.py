@@ -41,13 +41,22 @@ def _dependencies(
     ctx: Context, path: YamlPath, service: Service, raw: dict[str, Any], stack: Stack
 ) -> None:
     for dep in service.depends_on:
-        if dep not in stack.services:
-            hint = suggest(dep, stack.services)
+        if dep in stack.services:
+            continue
+        where = _dependency_path(path, raw, dep)
+        profiles = ctx.disabled.get(dep)
+        if profiles is not None:
+            listed = " or ".join(f"'{p}'" for p in profiles)
             ctx.error(
-                _dependency_path(path, raw, dep),
-                f"depends on unknown service '{dep}'{hint}",
+                where,
+                f"depends on service '{dep}', which runs only with profile {listed}: enable it "
+                f"(--profile {profiles[0]} or COMPOSE_PROFILES), or mark the dependency "
+                "'required: false'",
                 about=(*path, "depends_on"),
             )
+            continue
+        hint = suggest(dep, stack.services)
+        ctx.error(where, f"depends on unknown service '{dep}'{hint}", about=(*path, "depends_on"))
 
 
 def _dependency_path(path: YamlPath, raw: dict[str, Any], dep: str) -> YamlPath:
