@@ -36,12 +36,22 @@ app = typer.Typer(
 )
 
 FileOpt = Annotated[
-    Path | None,
+    list[Path] | None,
     typer.Option(
         "-f",
         "--file",
-        help="Compose file (default: compose.yaml in this directory).",
-        envvar="COMPOSE_FILE",
+        help=(
+            "Compose file; repeat to merge several in order (default: COMPOSE_FILE, else "
+            "compose.yaml and compose.override.yaml in this directory)."
+        ),
+        show_default=False,
+    ),
+]
+ProfileOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--profile",
+        help="Enable the services of this profile; repeat for several (default: COMPOSE_PROFILES).",
         show_default=False,
     ),
 ]
@@ -82,6 +92,7 @@ def main_options(
     ctx: typer.Context,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
+    profile: ProfileOpt = None,
     show_version: Annotated[
         bool,
         typer.Option(
@@ -90,16 +101,17 @@ def main_options(
     ] = False,
 ) -> None:
     """Global options, accepted before the command as Docker Compose does."""
-    ctx.obj = {"file": file, "project_name": project_name}
+    ctx.obj = {"file": file, "project_name": project_name, "profiles": profile or []}
 
 
-def _project(ctx: typer.Context, file: Path | None, project_name: str | None) -> Project:
+def _project(ctx: typer.Context, file: list[Path] | None, project_name: str | None) -> Project:
     glob = ctx.obj or {}
     return Project.open(
         file or glob.get("file"),
         project_name or glob.get("project_name"),
         environ=os.environ,
         cwd=Path.cwd(),
+        profiles=glob.get("profiles") or [],
     )
 
 
@@ -297,7 +309,7 @@ def logs(
         int | None, typer.Option("--tail", help="Lines per replica from the end.")
     ] = None,
     file: Annotated[
-        Path | None, typer.Option("--file", help="Compose file.", envvar="COMPOSE_FILE")
+        list[Path] | None, typer.Option("--file", help="Compose file (repeat to merge several).")
     ] = None,
     project_name: ProjectOpt = None,
 ) -> None:

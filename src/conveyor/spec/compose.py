@@ -55,6 +55,7 @@ def load_compose(
     project_name: str | None = None,
     environ: Mapping[str, str] | None = None,
     profiles: Sequence[str] = (),
+    cwd: Path | None = None,
 ) -> Loaded:
     """Load, interpolate, validate, merge and convert a project's compose files.
 
@@ -64,16 +65,18 @@ def load_compose(
     `profiles` (else COMPOSE_PROFILES) enable the services that have profiles.
 
     Raises SpecError (one problem) or SpecErrors (several, sorted by line); messages name
-    each file as it was given, so pass the paths a user typed.
+    each file as it was given, so pass the paths a user typed (relative ones start at
+    `cwd`, by default the process's working directory).
     """
     if not paths:
         raise SpecError("compose", None, "", "no compose file given")
+    here = Path.cwd() if cwd is None else cwd
     file = str(paths[0])
-    absolute = Path(os.path.abspath(paths[0]))
+    absolute = Path(os.path.normpath(here / paths[0]))
     process_env = os.environ if environ is None else environ
     dotenv = env_file_variables(absolute.parent / ".env", shown(file, ".env"), process_env)
     env = {**dotenv, **process_env}
-    files = [(Path(os.path.abspath(p)), str(p)) for p in paths]
+    files = [(Path(os.path.normpath(here / p)), str(p)) for p in paths]
     merged = _files(files, absolute.parent, env, process_env, ())
     doc = document(merged, file)
     active = active_profiles(profiles, env)
