@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError, SpecError
-from conveyor.model.stack import Secret, Service, Stack, Volume
+from conveyor.model.stack import Config, Secret, Service, Stack, Volume
 from conveyor.spec.context import Context, raise_errors, shown
 from conveyor.spec.extends import apply_extends
 from conveyor.spec.include import apply_include
@@ -26,7 +26,7 @@ from conveyor.spec.profiles import active_profiles, disabled_services
 from conveyor.spec.semantic import check_stack
 from conveyor.spec.service import build_service, pairs
 from conveyor.spec.sources import env_file_variables, load_source
-from conveyor.spec.values import to_bool
+from conveyor.spec.values import to_bool, to_str
 from conveyor.spec.yamlpos import SpecWarning, load_yaml
 
 _PROJECT_CHARS = re.compile(r"[^a-z0-9_-]")
@@ -89,7 +89,7 @@ def load_compose(
     stack = _stack(ctx, project_name, absolute)
     check_stack(ctx, stack)
     raise_errors(ctx.errors)
-    return Loaded(stack)
+    return Loaded(stack, tuple(sorted(ctx.warnings, key=lambda w: (w.file, w.line or 0))))
 
 
 def _files(
@@ -133,12 +133,17 @@ def _stack(ctx: Context, project_name: str | None, absolute: Path) -> Stack:
     elif not services:
         ctx.error(("services",), "no services defined")
     built = {name: build_service(ctx, name, raw or {}) for name, raw in services.items()}
+    configs = {
+        name: _config(ctx, name, raw or {}) for name, raw in (data.get("configs") or {}).items()
+    }
     return Stack(
         project=_project(ctx, project_name, data, absolute),
         file=str(absolute),
         services={
-            name: _without_optional_disabled(ctx, service) for name, service in built.items()
+            name: _with_config_files(_without_optional_disabled(ctx, service), configs)
+            for name, service in built.items()
         },
+        configs=configs,
         volumes={
             name: _volume(ctx, name, raw or {}) for name, raw in (data.get("volumes") or {}).items()
         },
@@ -217,8 +222,50 @@ def _volume(ctx: Context, name: str, raw: dict[str, Any]) -> Volume:
         name=str(raw.get("name") or name),
         external=external,
         driver=raw.get("driver"),
+        driver_opts={str(k): to_str(v) for k, v in (raw.get("driver_opts") or {}).items()},
         labels=pairs(ctx, (*path, "labels"), raw.get("labels"), fill=lambda _key: ""),
     )
+
+
+def _config(ctx: Context, name: str, raw: dict[str, Any]) -> Config:
+    """A top-level config: exactly one of `file`, `content` or `environment` (read now, so
+    the text is part of the release and a change of it rolls the replicas)."""
+    path = ("configs", name)
+    given = [key for key in ("file", "content", "environment") if raw.get(key) is not None]
+    if raw.get("external"):
+        ctx.error((*path, "external"), "external configs need Swarm (use 'file' or 'content')")
+        return Config(name=name)
+    if not given:
+        ctx.error(path, "needs 'file', 'content' or 'environment'")
+        return Config(name=name)
+    if len(given) > 1:
+        ctx.error(path, "set only one of " + " and ".join(f"'{key}'" for key in given))
+        return Config(name=name)
+    if raw.get("template_driver"):
+        ctx.warn((*path, "template_driver"), "ignored: the text is used as written")
+    if "file" in given:
+        return Config(name=name, file=str(ctx.resolve(str(raw["file"]))))
+    if "content" in given:
+        return Config(name=name, content=str(raw["content"]))
+    variable = str(raw["environment"])
+    value = ctx.environ.get(variable)
+    if value is None:
+        ctx.error((*path, "environment"), f"environment variable {variable} is not set")
+        return Config(name=name)
+    return Config(name=name, content=value)
+
+
+def _with_config_files(service: Service, configs: dict[str, Config]) -> Service:
+    """Each config mount with the file or text of the config it names."""
+    if not service.configs:
+        return service
+    mounts = tuple(
+        mount.model_copy(update={"file": config.file, "content": config.content})
+        if (config := configs.get(mount.source)) is not None
+        else mount
+        for mount in service.configs
+    )
+    return service.model_copy(update={"configs": mounts})
 
 
 def _secret(ctx: Context, name: str, raw: dict[str, Any]) -> Secret:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from conveyor.errors import SpecError, SpecErrors
-from conveyor.spec.yamlpos import Document, YamlPath, dotted
+from conveyor.spec.yamlpos import Document, SpecWarning, YamlPath, dotted
 
 T = TypeVar("T")
 
@@ -24,6 +24,12 @@ class Context:
     errors: list[SpecError] = field(default_factory=list)
     # Services left out because none of their profiles is active: name -> its profiles.
     disabled: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # What is accepted but not done as the file says: `conveyor plan` lists them.
+    warnings: list[SpecWarning] = field(default_factory=list)
+
+    def warn(self, path: YamlPath, message: str) -> None:
+        file, line = self.where(path)
+        self.warnings.append(SpecWarning(file, line, dotted(path), message))
 
     def error(self, path: YamlPath, message: str, about: YamlPath | None = None) -> None:
         """Record a problem at the line of `path`; `about` names the field when it differs."""

@@ -136,6 +136,33 @@ def _references(
                 f"secret '{secret.source}' is not declared under top-level 'secrets'"
                 f"{suggest(secret.source, stack.secrets)}",
             )
+    for config in service.configs:
+        if config.source not in stack.configs:
+            index = _find(raw.get("configs"), config.source)
+            ctx.error(
+                (*path, "configs", index),
+                f"config '{config.source}' is not declared under top-level 'configs'"
+                f"{suggest(config.source, stack.configs)}",
+            )
+    _networks(ctx, path, raw)
+
+
+def _networks(ctx: Context, path: YamlPath, raw: dict[str, Any]) -> None:
+    """Every network a service joins is declared (`default` always exists)."""
+    declared = set(ctx.doc.data.get("networks") or {}) | {"default"}
+    written = raw.get("networks")
+    names = list(written) if isinstance(written, dict | list) else []
+    for index, name in enumerate(names):
+        if name in declared:
+            continue
+        where = (
+            (*path, "networks", index) if isinstance(written, list) else (*path, "networks", name)
+        )
+        ctx.error(
+            where,
+            f"network '{name}' is not declared under top-level 'networks'"
+            f"{suggest(str(name), declared)}",
+        )
 
 
 def _find(items: Any, source: str) -> int:
@@ -212,11 +239,12 @@ def _public_ports(ctx: Context, stack: Stack, raw_services: dict[str, Any]) -> N
 
 
 def _secret_files(ctx: Context, stack: Stack) -> None:
-    raw_secrets: dict[str, Any] = ctx.doc.data.get("secrets") or {}
-    for name, secret in stack.secrets.items():
-        if secret.file is not None and not Path(secret.file).exists():
-            written = raw_secrets[name]["file"]
-            ctx.error(("secrets", name, "file"), f"file '{written}' does not exist")
+    for kind, resources in (("secrets", stack.secrets), ("configs", stack.configs)):
+        raw: dict[str, Any] = ctx.doc.data.get(kind) or {}
+        for name, resource in resources.items():
+            if resource.file is not None and not Path(resource.file).exists():
+                written = raw[name]["file"]
+                ctx.error((kind, name, "file"), f"file '{written}' does not exist")
 
 
 def _cycles(ctx: Context, stack: Stack, raw_services: dict[str, Any]) -> None:
