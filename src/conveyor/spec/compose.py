@@ -18,7 +18,7 @@ from typing import Any
 
 from conveyor.errors import ConveyorError, SpecError
 from conveyor.model.stack import Config, Secret, Service, Stack, Volume
-from conveyor.spec.context import Context, raise_errors, shown
+from conveyor.spec.context import Context, collapse, raise_errors, shown
 from conveyor.spec.extends import apply_extends
 from conveyor.spec.include import apply_include
 from conveyor.spec.merge import Located, document, merge, without_resets
@@ -26,6 +26,7 @@ from conveyor.spec.profiles import active_profiles, disabled_services
 from conveyor.spec.semantic import check_stack
 from conveyor.spec.service import build_service, pairs
 from conveyor.spec.sources import env_file_variables, load_source
+from conveyor.spec.support import check_support
 from conveyor.spec.values import to_bool, to_str
 from conveyor.spec.yamlpos import SpecWarning, load_yaml
 
@@ -88,8 +89,10 @@ def load_compose(
     ctx = Context(doc=doc, file=file, base=absolute.parent, environ=env, disabled=disabled)
     stack = _stack(ctx, project_name, absolute)
     check_stack(ctx, stack)
+    check_support(ctx)
     raise_errors(ctx.errors)
-    return Loaded(stack, tuple(sorted(ctx.warnings, key=lambda w: (w.file, w.line or 0))))
+    warnings = collapse(ctx.warnings)
+    return Loaded(stack, tuple(sorted(warnings, key=lambda w: (w.file, w.line or 0, w.field))))
 
 
 def _files(

@@ -81,10 +81,34 @@ def shown(compose_file: str, written: str) -> str:
 
 
 def raise_errors(errors: list[SpecError]) -> None:
-    """Raise nothing, the one error, or all of them sorted by line."""
+    """Raise nothing, the one error, or all of them sorted by line (one per line written)."""
+    errors = collapse(errors)
     if not errors:
         return
     if len(errors) == 1:
         raise errors[0]
     ordered = sorted(errors, key=lambda e: (e.line or 0, e.field, e.message))
     raise SpecErrors(ordered)
+
+
+_Problem = TypeVar("_Problem", SpecError, SpecWarning)
+
+
+def collapse(problems: list[_Problem]) -> list[_Problem]:
+    """One problem per place it is written: a value in a YAML anchor (or a `<<` merge) that
+    several services use is one thing to fix, so it is one line naming them all."""
+    groups: dict[tuple[str, int | None, str], list[_Problem]] = {}
+    for problem in problems:
+        groups.setdefault((problem.file, problem.line, problem.message), []).append(problem)
+    out: list[_Problem] = []
+    for group in groups.values():
+        fields = list(dict.fromkeys(p.field for p in group))
+        first = group[0]
+        if len(fields) == 1:
+            out.append(first)
+            continue
+        others = fields[1:]
+        also = ", ".join(others[:-1]) + " and " + others[-1] if len(others) > 1 else others[0]
+        message = f"{first.message} (also {also}, written on this line)"
+        out.append(type(first)(first.file, first.line, first.field, message))
+    return out

@@ -70,4 +70,8 @@ def _restart(ctx: Context, path: YamlPath, written: Any) -> Restart | None:
     if count < 0:
         ctx.error(path, f"'on-failure:N' needs a number of retries, got '{text}'")
         return None
+    ctx.warn(
+        path,
+        f"at most {count} restarts is not enforced: the agent keeps restarting with its backoff",
+    )
     return Restart(condition=condition, max_attempts=count)
