@@ -177,6 +177,8 @@ def plan(
     if as_json:
         print_json(p.as_json())
         return
+    for w in p.warnings:  # accepted, but not done as written: say so before the steps
+        err.print(f"[yellow]warning:[/] {esc(w)}", highlight=False, soft_wrap=True)
     if not p.steps:
         console.print("[green]no changes[/]: the running state matches the files")
         return

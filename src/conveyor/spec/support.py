@@ -62,9 +62,9 @@ SERVICE: dict[str, Support] = {
     "cgroup": _warn(_IGNORED),
     "cgroup_parent": _warn(_IGNORED),
     "command": _ok(),
-    "configs": _ok("mounted read-only at target (default /<name>); uid and gid are warned"),
+    "configs": _ok("mounted read-only at target (default `/NAME`); uid and gid are warned"),
     "container_name": _warn(
-        "not used with one replica (containers are <project>-<replica>); refused with more"
+        "not used with one replica (containers are named `PROJECT-REPLICA`); refused with more"
     ),
     "cpu_count": _warn("ignored: Windows only"),
     "cpu_percent": _warn("ignored: Windows only"),
@@ -144,6 +144,7 @@ SERVICE: dict[str, Support] = {
     "tmpfs": _ok(),
     "tty": _warn("ignored: replicas have no terminal"),
     "ulimits": _ok(),
+    "umask": _warn(_IGNORED),
     "use_api_socket": _refuse("replicas get no access to the Docker Engine"),
     "user": _ok(),
     "userns_mode": _ok(),
@@ -244,3 +245,21 @@ def _has(raw: Mapping[str, Any], path: YamlPath) -> bool:
             return False
         node = node[key]
     return node is not None
+
+
+def markdown_tables() -> str:
+    """The three tables of docs/compose-support.md, as the code decides them."""
+
+    def table(title: str, rows: dict[str, Support]) -> str:
+        lines = [f"### {title}", "", "| key | status | what Conveyor does |", "|---|---|---|"]
+        lines += [f"| `{key}` | {s.status} | {s.note} |" for key, s in sorted(rows.items())]
+        return "\n".join(lines)
+
+    nested = {".".join(map(str, path)): support for path, support in NESTED.items()}
+    return "\n\n".join(
+        [
+            table("Top-level keys", TOP_LEVEL),
+            table("Service keys", SERVICE),
+            table("Deeper service keys that are not done as written", nested),
+        ]
+    )
