@@ -65,7 +65,11 @@ class Context:
         return self.convert((*path, key), convert, value, default)
 
     def resolve(self, written: str) -> Path:
-        """A host path from the file, absolute (relative ones start at the compose file)."""
+        """A host path from the file, absolute (relative ones start at the compose file;
+        `~` is the HOME of the environment the files are read with)."""
+        home = self.environ.get("HOME")
+        if home and (written == "~" or written.startswith("~/")):
+            written = home + written[1:]
         return Path(os.path.normpath(self.base / os.path.expanduser(written)))
 
     def shown(self, written: str) -> str:

@@ -66,8 +66,8 @@ def apply_include(
                 if name in ours:
                     where = our_locs.get(name, loc)
                     message = (
-                        f"{kind} '{name}' is also defined by the included "
-                        f"'{files[0][1]}' (line {loc.line}); rename one of them"
+                        f"{kind.removesuffix('s')} '{name}' is also defined by "
+                        f"'{files[0][1]}', included on line {loc.line}; rename one of them"
                     )
                     raise _error(where, (kind, name), message)
                 ours[name] = value

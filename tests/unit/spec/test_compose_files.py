@@ -341,8 +341,8 @@ def test_include_brings_in_another_project(tmp_path: Path, monkeypatch: pytest.M
                 "compose.yaml": "include: [db.yaml]\nservices:\n  db:\n    image: postgres:16\n",
                 "db.yaml": "services:\n  db:\n    image: postgres:17\n",
             },
-            "compose.yaml:3: services.db: services 'db' is also defined by the included "
-            "'db.yaml' (line 1); rename one of them",
+            "compose.yaml:3: services.db: service 'db' is also defined by 'db.yaml', "
+            "included on line 1; rename one of them",
         ),
         (
             {
