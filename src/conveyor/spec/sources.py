@@ -9,6 +9,7 @@ paths against its own directory).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from conveyor.errors import SpecError
 from conveyor.spec.context import raise_errors
 from conveyor.spec.dotenv import parse_env
 from conveyor.spec.interpolate import interpolate
-from conveyor.spec.merge import MARKERS, Located, located
+from conveyor.spec.merge import MARKERS, Located, located, without_resets
 from conveyor.spec.mounts import is_host_path
 from conveyor.spec.schema import validate
 from conveyor.spec.yamlpos import load_yaml
@@ -44,8 +45,10 @@ def load_source(path: Path, file: str, env: Mapping[str, str]) -> Located:
     doc = interpolate(
         load_yaml(read_text(path, file), file, version="1.2", markers=MARKERS), env, file
     )
-    raise_errors(validate(doc, file))
-    return located(doc, file)
+    source = located(doc, file)
+    # `!reset null` is how Compose's docs write a reset: the schema checks what stays.
+    raise_errors(validate(dataclasses.replace(doc, data=without_resets(source).data), file))
+    return source
 
 
 def env_file_variables(path: Path, file: str, environ: Mapping[str, str]) -> dict[str, str]:

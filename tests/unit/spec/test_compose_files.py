@@ -124,7 +124,8 @@ def test_reset_and_override_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                 "    environment: !override\n"
                 "      LOG_LEVEL: warning\n"
                 "    depends_on: !reset []\n"
-                "    healthcheck: !reset {}\n"
+                "    healthcheck: !reset null\n"
+                "    labels: !reset null\n"
                 "  db:\n"
                 "    image: postgres:17\n"
             ),
@@ -135,6 +136,7 @@ def test_reset_and_override_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert web.environment == {"LOG_LEVEL": "warning"}
     assert web.depends_on == {}
     assert web.healthcheck is None
+    assert web.labels == {}
     assert stack.services["db"].image == "postgres:17"
 
 
