@@ -183,7 +183,7 @@ class Executor:
                 external = bool(vol and vol.external)
                 volume_names[m.source] = self.runtime.ensure_volume(
                     self.release.project,
-                    m.source,
+                    vol.name if vol and external else m.source,  # `name:` of an external one
                     external,
                     vol.driver if vol else None,
                     vol.driver_opts if vol else None,

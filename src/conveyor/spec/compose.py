@@ -220,6 +220,12 @@ def _volume(ctx: Context, name: str, raw: dict[str, Any]) -> Volume:
     external = isinstance(written, dict) or ctx.convert(
         (*path, "external"), to_bool, written, False
     )
+    if raw.get("name") and not external:
+        ctx.warn(
+            (*path, "name"),
+            f"ignored: Conveyor names the project's volume <project>_{name} "
+            "(only an external volume is looked up by its name)",
+        )
     return Volume(
         # A custom `name:` is the engine's volume name, which external volumes need.
         name=str(raw.get("name") or name),
