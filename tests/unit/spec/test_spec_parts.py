@@ -12,7 +12,7 @@ from conveyor.spec import load_stack
 from conveyor.spec.dotenv import parse_env
 from conveyor.spec.durations import parse_bytes, parse_duration
 from conveyor.spec.interpolate import InterpolationError, substitute
-from conveyor.spec.values import signal_name
+from conveyor.spec.values import signal_name, suggest
 from conveyor.spec.yamlpos import dotted, load_yaml
 
 
@@ -279,3 +279,9 @@ def test_x_conveyor_wins_field_by_field_over_ports(tmp_path: Path) -> None:
     )
     routing = load_stack(compose, environ={}).services["web"].routing
     assert (routing.port, routing.public_port) == (8000, 8080)
+
+
+def test_did_you_mean_never_suggests_the_word_itself() -> None:
+    assert suggest("db", ["db"]) == ""
+    assert suggest("db", ["db", "dbs"]) == " (did you mean 'dbs'?)"
+    assert suggest("postgress", ["postgres", "redis"]) == " (did you mean 'postgres'?)"
