@@ -76,6 +76,8 @@ class PlanView(BaseModel):
     release: int | None  # the release the plan moves to (None: not recorded yet)
     steps: list[PlanStep]
     notes: list[str]
+    # What the compose files ask for that Conveyor accepts but does not do (file:line).
+    warnings: list[str] = []
 
     def as_json(self) -> dict[str, object]:
         return self.model_dump(exclude={"release"})

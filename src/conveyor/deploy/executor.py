@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from conveyor.deploy import probe
+from conveyor.deploy.config_files import config_files
 from conveyor.deploy.env import replica_env, replica_hosts
 from conveyor.deploy.ports import pick_port
 from conveyor.deploy.project import ProjectPaths
@@ -256,7 +257,11 @@ class Executor:
                 vol = self.release.stack.volumes.get(m.source)
                 external = bool(vol and vol.external)
                 volume_names[m.source] = self.runtime.ensure_volume(
-                    self.release.project, m.source, external
+                    self.release.project,
+                    vol.name if vol and external else m.source,  # `name:` of an external one
+                    external,
+                    vol.driver if vol else None,
+                    vol.driver_opts if vol else None,
                 )
         req = ReplicaRun(
             project=self.release.project,
@@ -282,7 +287,7 @@ class Executor:
                 if project_networks
                 else replica_hosts(self.frontends)
             ),
-            secret_files=self._secret_files(svc),
+            secret_files={**self._secret_files(svc), **config_files(svc, self.paths.configs_dir)},
             volume_names=volume_names,
             networks=attachments(self.release.stack, svc) if project_networks else {},
         )
@@ -360,6 +365,8 @@ class Executor:
                     raise RolloutError(f"{replica} did not finish within {ONESHOT_TIMEOUT:g}s")
                 time.sleep(interval)
                 continue
+            if not state.running and state.exit_code == 0 and not svc.restart_policy.restarts(0):
+                return "exited 0 (its restart policy keeps it stopped)"
             if not state.running:
                 raise RolloutError(
                     f"replica {replica} exited with code {state.exit_code} before it was healthy"

@@ -41,6 +41,13 @@ class ServiceRelease(Frozen):
                 "routing",
             },
         )
+        # Fields added later count only when set, so releases recorded before they existed
+        # keep their hash (an upgrade of Conveyor must not roll every replica).
+        relevant |= s.model_dump(
+            mode="json",
+            include={"configs", "restart", "reservations", "container"},
+            exclude_defaults=True,
+        )
         relevant["image_id"] = self.image_id
         # Added with project networking: left out under host networking, so the hashes of
         # releases recorded before stay what they were (no rollout after an upgrade).

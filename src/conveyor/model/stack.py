@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from conveyor.model.container import ContainerSettings
 
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+# Re-exported (`as`): model types have always imported Frozen from here.
+from conveyor.model.frozen import Frozen as Frozen  # noqa: PLC0414
 
 
 class BuildSpec(Frozen):
@@ -88,6 +89,46 @@ class SecretMount(Frozen):
     target: str  # absolute path in the container
 
 
+class ConfigMount(Frozen):
+    """A Compose config in a replica: a host file bind-mounted read-only at `target`. A
+    config written as `content` or `environment` carries its text, which the deploy layer
+    writes to a file (so a change of text is a change of spec)."""
+
+    source: str  # the top-level config's name
+    target: str  # absolute path in the container
+    file: str | None = None  # absolute host path (`file:` configs)
+    content: str | None = None  # `content:` and `environment:` configs
+    mode: int | None = None  # file mode of written content (default 0o444)
+
+
+RestartCondition = Literal["no", "always", "on-failure", "unless-stopped"]
+
+
+class Restart(Frozen):
+    """When a replica that exited is started again: Compose `restart` or
+    `deploy.restart_policy` (its `none` is "no", `any` is "always")."""
+
+    condition: RestartCondition = "always"
+    max_attempts: int | None = None  # on-failure: give up after this many restarts
+    delay: float = 0.0  # deploy.restart_policy.delay (seconds)
+    window: float = 0.0  # deploy.restart_policy.window (seconds)
+
+    def restarts(self, exit_code: int | None) -> bool:
+        """Whether a replica that exited with `exit_code` is replaced."""
+        if self.condition == "no":
+            return False
+        if self.condition == "on-failure":
+            return exit_code != 0
+        return True
+
+
+class ExposedPort(Frozen):
+    """A port the service listens on for other services, not published (`expose`)."""
+
+    port: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
 class Secret(Frozen):
     name: str
     file: str | None = None  # absolute host path
@@ -98,7 +139,17 @@ class Volume(Frozen):
     name: str
     external: bool = False
     driver: str | None = None
+    # Options for the volume driver (`local` with type/o/device binds a host directory).
+    driver_opts: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Config(Frozen):
+    """A top-level Compose config: a file, or text (`content`, or an `environment` value)."""
+
+    name: str
+    file: str | None = None  # absolute host path
+    content: str | None = None
 
 
 class Routing(Frozen):
@@ -178,7 +229,17 @@ class Service(Frozen):
     networking: Networking = "host"
     networks: dict[str, ServiceNetwork] = Field(default_factory=dict)  # project networking
     ports: tuple[PortSpec, ...] = ()  # every `ports:` entry (published or not)
-    expose: tuple[int, ...] = ()
+    configs: tuple[ConfigMount, ...] = ()
+    # None: not written in the file; Conveyor then replaces every replica that exits.
+    restart: Restart | None = None
+    reservations: Resources = Resources()  # deploy.resources.reservations
+    expose: tuple[ExposedPort, ...] = ()
+    container: ContainerSettings = ContainerSettings()
+
+    @property
+    def restart_policy(self) -> Restart:
+        """The policy that applies: the file's, or Conveyor's default of always healing."""
+        return self.restart or Restart()
 
     @property
     def routed(self) -> bool:
@@ -199,9 +260,13 @@ class Service(Frozen):
         if self.routing.port is not None:
             return self.routing.port
         tcp = [p.target for p in self.ports if p.protocol == "tcp"]
-        if tcp or self.expose:
-            return (tcp or list(self.expose))[0]
+        exposed = self.exposed_tcp()
+        if tcp or exposed:
+            return (tcp or exposed)[0]
         return DEFAULT_APP_PORT if self.routing.probe is not None else None
+
+    def exposed_tcp(self) -> list[int]:
+        return [e.port for e in self.expose if e.protocol == "tcp"]
 
     def served_ports(self) -> tuple[int, ...]:
         """Every TCP port HAProxy serves for the service under project networking, main port
@@ -210,7 +275,7 @@ class Service(Frozen):
             return ()
         main = self.app_port()
         found = [main] if main is not None else []
-        for port in [p.target for p in self.ports if p.protocol == "tcp"] + list(self.expose):
+        for port in [p.target for p in self.ports if p.protocol == "tcp"] + self.exposed_tcp():
             if port not in found:
                 found.append(port)
         return tuple(found)
@@ -241,6 +306,7 @@ class Stack(Frozen):
     # Project networks the services use ("default" among them unless every service runs on the
     # host's network); empty in files loaded before project networking existed.
     networks: dict[str, Network] = Field(default_factory=dict)
+    configs: dict[str, Config] = Field(default_factory=dict)
 
     def oneshots(self) -> set[str]:
         """One-shot services: something waits on them with `service_completed_successfully`,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from conveyor.model.release import Observed, ObservedReplica, Release
-from conveyor.model.stack import Frozen, UpdateConfig
+from conveyor.model.stack import Frozen, Restart, UpdateConfig
 from conveyor.plan.actions import Plan, Step
 from conveyor.plan.network import (
     DesiredAddress,
@@ -34,6 +34,9 @@ class DesiredService(Frozen):
     release: int
     oneshot: bool = False  # runs to completion once per spec (service_completed_successfully)
     address: DesiredAddress | None = None  # its service address (project networking)
+    # Which exited replicas are replaced (Compose `restart`); "no" keeps an exited one as
+    # the record of its run instead of starting another.
+    restart: Restart = Restart()
 
 
 def desired_services(
@@ -65,6 +68,7 @@ def desired_services(
                     if name in oneshots
                     else desired_address(release.stack, name, slots.get(name))
                 ),
+                restart=svc.restart_policy,
             )
         )
     return out
@@ -90,7 +94,19 @@ def plan_service(
     """Steps that bring one service from `observed` to `svc`."""
     if svc.oneshot:
         return _plan_job(svc, observed, taken)
-    steps = _clear_dead(svc, observed)
+    # Exited replicas of this spec whose restart policy says they stay exited (`restart:
+    # "no"`, or `on-failure` after a clean exit): they count as the service's replicas.
+    settled = [
+        r
+        for r in observed
+        if not r.running and r.spec_hash == svc.spec_hash and not svc.restart.restarts(r.exit_code)
+    ]
+    steps = _clear_dead(svc, [r for r in observed if r not in settled])
+    steps += [
+        Step(kind="unroute", service=svc.name, replica=r.replica, reason="exited")
+        for r in settled
+        if svc.routed and r.router != "absent"
+    ]
     running = sorted((r for r in observed if r.running), key=_sort_key)
     # A replica failing its health check is replaced like an old one: start-first, so its
     # replacement is in rotation before it goes.
@@ -113,7 +129,7 @@ def plan_service(
     for r in reversed(extras):
         steps.extend(_retire(svc, r, "scale down"))
     keep = len(current) - len(extras)
-    to_start = max(0, svc.replicas - keep)
+    to_start = max(0, svc.replicas - keep - len(settled))
     if not old:
         # A fresh start or a scale-up replaces nothing: start every missing replica at once.
         new = [replica_name(svc.name, svc.release, taken) for _ in range(to_start)]
@@ -132,6 +148,10 @@ def _plan_job(
     done = [r for r in mine if r.spec_hash == svc.spec_hash and not r.running and r.exit_code == 0]
     running = [r for r in mine if r.spec_hash == svc.spec_hash and r.running]
     steps: list[Step] = []
+    failed = [r for r in mine if r.spec_hash == svc.spec_hash and not r.running and r.exit_code]
+    if not done and not running and failed and not svc.restart.restarts(failed[-1].exit_code):
+        # `restart: "no"`: the failed run is the result; another would run it again.
+        done = [failed[-1]]
     if not done:
         if running:
             steps.append(

@@ -18,7 +18,7 @@ import queue
 import stat
 import threading
 from collections import deque
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Mapping
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from conveyor.model.endpoint import Endpoint
 from conveyor.model.release import ObservedAddress, ObservedNetwork, ObservedReplica, ReplicaHealth
 from conveyor.model.stack import BuildSpec, Healthcheck, Service
 from conveyor.runtime import docker_networks
+from conveyor.runtime.create_options import create_options
 from conveyor.runtime.docker_errors import explain as _explain
 from conveyor.runtime.docker_errors import translated as _translated
 from conveyor.runtime.docker_errors import unreachable as _unreachable
@@ -402,7 +403,14 @@ class DockerEngine:
 
     # -- volumes --
 
-    def ensure_volume(self, project: str, name: str, external: bool) -> str:
+    def ensure_volume(
+        self,
+        project: str,
+        name: str,
+        external: bool,
+        driver: str | None = None,
+        driver_opts: Mapping[str, str] | None = None,
+    ) -> str:
         docker_name = name if external else volume_name(project, name)
         with _translated(f"volume {docker_name}"):
             try:
@@ -415,7 +423,12 @@ class DockerEngine:
                     f"external volume {docker_name} does not exist: "
                     f"create it with `docker volume create {docker_name}`"
                 )
-            self._api().create_volume(name=docker_name, labels={LABEL_PROJECT: project})
+            self._api().create_volume(
+                name=docker_name,
+                driver=driver,
+                driver_opts=dict(driver_opts) if driver_opts else None,
+                labels={LABEL_PROJECT: project},
+            )
         return docker_name
 
     # -- containers --
@@ -465,19 +478,18 @@ class DockerEngine:
         api = self._api()
         networks = sorted(req.networks.items())
         udp = _udp_bindings(req) if networks else {}
+        # The file's container settings (init, capabilities, ulimits, logging, DNS...).
+        options = create_options(service, req.extra_hosts.items())
         host_config = api.create_host_config(
             network_mode=networks[0][0] if networks else "host",
             port_bindings=udp or None,
             # Conveyor's agent restarts replicas itself so HAProxy's view stays consistent.
             restart_policy={"Name": "no"},
-            # docker-init as PID 1 forwards the stop signal and reaps zombies; a Python app
-            # as PID 1 would ignore SIGTERM unless it installs a handler.
-            init=True,
             mounts=_mounts(req),
-            extra_hosts=dict(req.extra_hosts) or None,
             nano_cpus=_ns(service.limits.cpus) if service.limits.cpus else None,
             mem_limit=service.limits.memory,
             pids_limit=service.limits.pids,
+            **options.host,
         )
         created = api.create_container(
             image=req.image_id,
@@ -501,6 +513,7 @@ class DockerEngine:
                 else None
             ),
             detach=True,
+            **options.container,
         )
         container_id = str(created["Id"])
         try:

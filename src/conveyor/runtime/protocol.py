@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from pydantic import Field
@@ -87,8 +87,16 @@ class Runtime(Protocol):
         """Give an image another name (`repo:tag`)."""
         ...
 
-    def ensure_volume(self, project: str, name: str, external: bool) -> str:
-        """Create the project's named volume if missing; return the Docker volume name."""
+    def ensure_volume(
+        self,
+        project: str,
+        name: str,
+        external: bool,
+        driver: str | None = None,
+        driver_opts: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create the project's named volume if missing (with `driver` and its options);
+        return the Docker volume name. An existing volume is used as it is."""
         ...
 
     def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:

@@ -26,15 +26,6 @@ def parse_port(item: Any) -> list[PortSpec]:
     return _short(str(item))
 
 
-def parse_expose(item: Any) -> list[int]:
-    """One `expose:` entry: `8000`, `"8000-8002"`, `"8000/tcp"` (UDP is refused: HAProxy
-    serves TCP only)."""
-    text, _, protocol = str(item).partition("/")
-    if protocol not in ("", "tcp"):
-        raise ValueError(f"only TCP ports can be exposed (HAProxy serves TCP), got '{item}'")
-    return _range(text, item)
-
-
 def _long(item: dict[str, Any]) -> list[PortSpec]:
     if "target" not in item:
         raise ValueError("a port needs 'target' (the port the app listens on)")

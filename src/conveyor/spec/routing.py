@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.model.stack import Networking, PortSpec, Probe, Routing
+from conveyor.model.stack import ExposedPort, Networking, PortSpec, Probe, Routing
 from conveyor.spec.context import Context
 from conveyor.spec.durations import parse_duration
-from conveyor.spec.ports import parse_expose, parse_port
+from conveyor.spec.expose import exposed_ports
+from conveyor.spec.ports import parse_port
 from conveyor.spec.values import to_int
 from conveyor.spec.yamlpos import YamlPath
 
@@ -25,10 +26,10 @@ _DEFAULT_PROBE = Probe()
 
 def routing(
     ctx: Context, service: YamlPath, raw: dict[str, Any], networking: Networking = "host"
-) -> tuple[Routing, tuple[PortSpec, ...], tuple[int, ...]]:
+) -> tuple[Routing, tuple[PortSpec, ...], tuple[ExposedPort, ...]]:
     """(routing, every `ports:` entry, `expose:` ports) of one service."""
     all_ports = _ports(ctx, (*service, "ports"), raw.get("ports"))
-    expose = _expose(ctx, (*service, "expose"), raw.get("expose"))
+    expose = exposed_ports(ctx, (*service, "expose"), raw.get("expose"))
     ext_path = (*service, "x-conveyor")
     ext = raw.get("x-conveyor") or {}
     port = ctx.optional(ext, "port", ext_path, to_int, None)
@@ -55,7 +56,9 @@ def routing(
                 "several ports are published; set x-conveyor.port to the one Conveyor routes",
             )
     else:
-        targets = list(dict.fromkeys([p.target for p in tcp] + list(expose)))
+        _warn_udp_expose(ctx, service, raw)
+        exposed_tcp = [e.port for e in expose if e.protocol == "tcp"]
+        targets = list(dict.fromkeys([p.target for p in tcp] + exposed_tcp))
         if port is None and probe is not None and len(targets) == 1:
             port = targets[0]  # the probe checks the service's only port: HTTP
         elif port is None and probe is not None and len(targets) > 1:
@@ -112,11 +115,12 @@ def _parsed(item: Any) -> list[PortSpec]:
         return []  # reported by _ports
 
 
-def _expose(ctx: Context, path: YamlPath, raw: Any) -> tuple[int, ...]:
-    out: list[int] = []
-    for index, item in enumerate(raw or ()):
-        try:
-            out.extend(p for p in parse_expose(item) if p not in out)
-        except ValueError as exc:
-            ctx.error((*path, index), str(exc))
-    return tuple(out)
+def _warn_udp_expose(ctx: Context, service: YamlPath, raw: dict[str, Any]) -> None:
+    for index, item in enumerate(raw.get("expose") or ()):
+        if str(item).endswith("/udp"):
+            # The name leads to the service address, where HAProxy serves TCP only.
+            ctx.warn(
+                (*service, "expose", index),
+                f"UDP port '{item}' is not served at the service's name (HAProxy serves "
+                "TCP); other services reach it only at a replica's own address",
+            )

@@ -43,13 +43,22 @@ def _dependencies(
     ctx: Context, path: YamlPath, service: Service, raw: dict[str, Any], stack: Stack
 ) -> None:
     for dep in service.depends_on:
-        if dep not in stack.services:
-            hint = suggest(dep, stack.services)
+        if dep in stack.services:
+            continue
+        where = _dependency_path(path, raw, dep)
+        profiles = ctx.disabled.get(dep)
+        if profiles is not None:
+            listed = " or ".join(f"'{p}'" for p in profiles)
             ctx.error(
-                _dependency_path(path, raw, dep),
-                f"depends on unknown service '{dep}'{hint}",
+                where,
+                f"depends on service '{dep}', which runs only with profile {listed}: enable it "
+                f"(--profile {profiles[0]} or COMPOSE_PROFILES), or mark the dependency "
+                "'required: false'",
                 about=(*path, "depends_on"),
             )
+            continue
+        hint = suggest(dep, stack.services)
+        ctx.error(where, f"depends on unknown service '{dep}'{hint}", about=(*path, "depends_on"))
 
 
 def _dependency_path(path: YamlPath, raw: dict[str, Any], dep: str) -> YamlPath:
@@ -129,6 +138,33 @@ def _references(
                 f"secret '{secret.source}' is not declared under top-level 'secrets'"
                 f"{suggest(secret.source, stack.secrets)}",
             )
+    for config in service.configs:
+        if config.source not in stack.configs:
+            index = _find(raw.get("configs"), config.source)
+            ctx.error(
+                (*path, "configs", index),
+                f"config '{config.source}' is not declared under top-level 'configs'"
+                f"{suggest(config.source, stack.configs)}",
+            )
+    _networks(ctx, path, raw)
+
+
+def _networks(ctx: Context, path: YamlPath, raw: dict[str, Any]) -> None:
+    """Every network a service joins is declared (`default` always exists)."""
+    declared = set(ctx.doc.data.get("networks") or {}) | {"default"}
+    written = raw.get("networks")
+    names = list(written) if isinstance(written, dict | list) else []
+    for index, name in enumerate(names):
+        if name in declared:
+            continue
+        where = (
+            (*path, "networks", index) if isinstance(written, list) else (*path, "networks", name)
+        )
+        ctx.error(
+            where,
+            f"network '{name}' is not declared under top-level 'networks'"
+            f"{suggest(str(name), declared)}",
+        )
 
 
 def _find(items: Any, source: str) -> int:
@@ -251,11 +287,12 @@ def _udp(ctx: Context, path: YamlPath, service: Service, raw: dict[str, Any], st
 
 
 def _secret_files(ctx: Context, stack: Stack) -> None:
-    raw_secrets: dict[str, Any] = ctx.doc.data.get("secrets") or {}
-    for name, secret in stack.secrets.items():
-        if secret.file is not None and not Path(secret.file).exists():
-            written = raw_secrets[name]["file"]
-            ctx.error(("secrets", name, "file"), f"file '{written}' does not exist")
+    for kind, resources in (("secrets", stack.secrets), ("configs", stack.configs)):
+        raw: dict[str, Any] = ctx.doc.data.get(kind) or {}
+        for name, resource in resources.items():
+            if resource.file is not None and not Path(resource.file).exists():
+                written = raw[name]["file"]
+                ctx.error((kind, name, "file"), f"file '{written}' does not exist")
 
 
 def _cycles(ctx: Context, stack: Stack, raw_services: dict[str, Any]) -> None:

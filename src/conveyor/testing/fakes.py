@@ -6,7 +6,7 @@ HAProxy in tests/integration."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from conveyor.errors import EngineUnreachable, RuntimeAdapterError
@@ -34,6 +34,8 @@ class FakeRuntime:
     networks: dict[str, ObservedNetwork] = field(default_factory=dict)  # by Docker name
     addresses: dict[str, ObservedAddress] = field(default_factory=dict)  # by container id
     away: bool = False  # the engine does not answer (stopped, restarting)
+    # Docker volume name -> (driver, driver options) it was created with.
+    volumes: dict[str, tuple[str | None, dict[str, str]]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _answer(self) -> None:
@@ -55,8 +57,17 @@ class FakeRuntime:
     def tag(self, image_id: str, ref: str) -> None:
         return None
 
-    def ensure_volume(self, project: str, name: str, external: bool) -> str:
-        return name if external else f"{project}_{name}"
+    def ensure_volume(
+        self,
+        project: str,
+        name: str,
+        external: bool,
+        driver: str | None = None,
+        driver_opts: Mapping[str, str] | None = None,
+    ) -> str:
+        docker_name = name if external else f"{project}_{name}"
+        self.volumes[docker_name] = (driver, dict(driver_opts or {}))
+        return docker_name
 
     def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:
         cid = f"c{next(self._ids):04d}"

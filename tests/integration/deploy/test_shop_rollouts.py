@@ -111,17 +111,27 @@ def test_agent_restarts_a_killed_haproxy_with_every_replica(shop: Shop) -> None:
     before = {(s.backend, s.server) for s in router.servers()}
     pid = int(router.pid_file.read_text())
     os.kill(pid, signal.SIGKILL)
-    shop.wait_for(router.running, timeout=30, what="the agent to restart HAProxy")
 
-    def all_back() -> bool:
-        # the killed master's orphaned worker may still answer (or reset) a command or two
+    def restarted() -> bool:
+        # Right after the kill the old master's worker may still answer, then reset what it
+        # accepted as it exits: wait for the HAProxy the agent starts in its place.
+        try:
+            now = int(router.pid_file.read_text() or 0)
+        except FileNotFoundError:  # between the old master's and the new one's
+            return False
+        return now != pid and router.running()
+
+    shop.wait_for(restarted, timeout=30, what="the agent to restart HAProxy")
+
+    # The new master may answer before its worker's admin socket listens (seen under load).
+    def all_ready() -> bool:
         try:
             ready = {(s.backend, s.server) for s in router.servers() if s.admin_state == "ready"}
         except RouterError:
             return False
         return ready == before
 
-    shop.wait_for(all_back, timeout=30, what="every replica back in rotation")
+    shop.wait_for(all_ready, timeout=30, what="every replica back in rotation")
 
     # The killed master's worker may still hold the port for a moment (it exits once it
     # notices its master is gone) and reset what it accepted: the shop answers again soon.

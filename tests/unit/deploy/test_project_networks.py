@@ -15,6 +15,7 @@ from conveyor.model.events import Subject
 from conveyor.model.release import ObservedAddress, Release, ServiceRelease
 from conveyor.model.routing import Bind
 from conveyor.model.stack import (
+    ExposedPort,
     Healthcheck,
     Network,
     PortSpec,
@@ -38,7 +39,7 @@ def release(version: str = "1") -> Release:
         healthcheck=CHECK,
         networking="project",
         networks={"backend": ServiceNetwork(aliases=("database",))},
-        expose=(5432,),
+        expose=(ExposedPort(port=5432),),
     )
     web = Service(
         name="web",

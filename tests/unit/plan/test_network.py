@@ -7,6 +7,7 @@ import pytest
 from conveyor.errors import SettingError
 from conveyor.model.release import Release, ServiceRelease
 from conveyor.model.stack import (
+    ExposedPort,
     Network,
     PortSpec,
     Routing,
@@ -63,7 +64,9 @@ def _stack() -> Stack:
         project="p",
         file="/c.yaml",
         services={
-            "db": Service(name="db", networking="project", networks=on, expose=(5432,)),
+            "db": Service(
+                name="db", networking="project", networks=on, expose=(ExposedPort(port=5432),)
+            ),
             "worker": Service(name="worker", networking="project", networks=on),
             "legacy": Service(name="legacy", routing=Routing(port=8000)),
         },

@@ -10,7 +10,7 @@ import yaml
 
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.release import Observed, ObservedAddress, ObservedNetwork, ObservedReplica
-from conveyor.model.stack import UpdateConfig
+from conveyor.model.stack import Restart, UpdateConfig
 from conveyor.plan.actions import Step
 from conveyor.plan.network import DesiredAddress, DesiredNetwork
 from conveyor.plan.rollout import DesiredService, plan_down, plan_rollout
@@ -40,6 +40,7 @@ def desired(spec: dict[str, Any]) -> DesiredService:
         release=spec.get("release", 1),
         oneshot=spec.get("oneshot", False),
         address=address(spec),
+        restart=Restart(condition=spec.get("restart", "always")),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conveyor.model.routing import Bind, Listener
-from conveyor.model.stack import PortSpec, Probe, Routing, Service, ServiceNetwork
+from conveyor.model.stack import ExposedPort, PortSpec, Probe, Routing, Service, ServiceNetwork
 from conveyor.plan.routes import Namespace, frontend_for
 
 NS = Namespace(name="cv-p-db-0123", netns="/var/run/docker/netns/abc")
@@ -37,7 +37,7 @@ def test_project_tcp_service_binds_in_its_namespace_and_on_published_ports() -> 
             PortSpec(target=5432, published=25432),
             PortSpec(target=9187),  # not published: served by name only
         ),
-        expose=(5433,),
+        expose=(ExposedPort(port=5433),),
     )
     fe = frontend_for("db", svc, 18200, NS)
     # the stable frontend stays on loopback: no published port is the stable one

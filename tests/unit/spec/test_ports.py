@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conveyor.model.stack import PortSpec
-from conveyor.spec.ports import parse_expose, parse_port
+from conveyor.spec.ports import parse_port
 
 P = PortSpec
 
@@ -75,11 +75,3 @@ def test_port_syntaxes(item: object, expected: list[PortSpec]) -> None:
 def test_bad_ports(item: object, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         parse_port(item)
-
-
-def test_expose() -> None:
-    assert parse_expose("5432") == [5432]
-    assert parse_expose(9187) == [9187]
-    assert parse_expose("8000-8002/tcp") == [8000, 8001, 8002]
-    with pytest.raises(ValueError, match="only TCP ports can be exposed"):
-        parse_expose("5353/udp")

@@ -54,7 +54,7 @@ def test_ports_short_long_ranges_and_host_ips() -> None:
 def test_expose_and_udp() -> None:
     services = load_stack(GOOD / "networks.yaml", environ={}).services
     db = services["db"]
-    assert db.expose == (5432, 9187)
+    assert db.exposed_tcp() == [5432, 9187]
     assert db.served_ports() == (5432, 9187)
     assert db.http_ports() == frozenset()
     dns = services["dns"]
