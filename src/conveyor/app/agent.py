@@ -14,6 +14,12 @@ from conveyor.store.database import private_dir, private_file
 def _daemon(paths: ProjectPaths, project: Project | None = None) -> Daemon:
     compose = str(paths.compose_file)
     argv: tuple[str, ...] = (sys.executable, "-m", "conveyor", "-f", compose)
+    if project is not None:
+        # The agent reads the same files and profiles as the command that started it.
+        for extra in project.file_paths()[1:]:
+            argv += ("-f", str(extra))
+        for profile in project.profiles:
+            argv += ("--profile", profile)
     if project is not None and project.project_name:
         argv += ("--project-name", project.project_name)
     return Daemon(

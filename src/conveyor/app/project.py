@@ -4,9 +4,11 @@ to the real Docker Engine, HAProxy and state database. Entry points (CLI, server
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.project import ProjectPaths
@@ -14,21 +16,45 @@ from conveyor.errors import NoComposeFile
 from conveyor.model.environment import Environment
 from conveyor.model.events import Subject
 from conveyor.model.stack import Stack
+from conveyor.plan.network import SubnetPool
 from conveyor.spec.compose import COMPOSE_FILES as DEFAULT_FILES
 from conveyor.store.db import Store
 from conveyor.store.timeline import Subscriber, Timeline
 
+if TYPE_CHECKING:
+    from conveyor.spec.compose import Loaded
+
+
+OVERRIDE_FILES = tuple(name.replace("compose.", "compose.override.") for name in DEFAULT_FILES)
+
 
 def find_compose_file(given: Path | None, cwd: Path) -> Path:
     """The file Docker Compose would pick: -f, else the first default name present."""
-    if given is not None:
-        if not given.exists():
-            raise NoComposeFile(f"{given}: no such file")
-        return given.resolve()
-    for name in DEFAULT_FILES:
-        p = cwd / name
-        if p.exists():
-            return p.resolve()
+    files = find_compose_files([given] if given is not None else [], {}, cwd)
+    return (cwd / files[0]).resolve()
+
+
+def find_compose_files(given: Sequence[Path], environ: Mapping[str, str], cwd: Path) -> list[Path]:
+    """The files Docker Compose reads, as the user named them (relative to `cwd`): every
+    -f; else COMPOSE_FILE (separated by COMPOSE_PATH_SEPARATOR, ':' by default); else the
+    first default name present in `cwd`, with its override file when there is one."""
+    files = list(given)
+    if not files and environ.get("COMPOSE_FILE"):
+        separator = environ.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
+        files = [Path(p) for p in environ["COMPOSE_FILE"].split(separator) if p]
+    if files:
+        for file in files:
+            if not (cwd / file).exists():
+                raise NoComposeFile(f"{file}: no such file")
+        return files
+    for name, override in zip(DEFAULT_FILES, OVERRIDE_FILES, strict=True):
+        if (cwd / name).exists():
+            found = [Path(name)]
+            # Compose pairs compose.yaml with compose.override.yaml (and the same for the
+            # other spellings); the first present override is read after the file.
+            overrides = [override, *(o for o in OVERRIDE_FILES if o != override)]
+            extra = next((Path(o) for o in overrides if (cwd / o).exists()), None)
+            return found if extra is None else [*found, extra]
     raise NoComposeFile(
         f"no compose file in {cwd} (looked for {', '.join(DEFAULT_FILES)}); pass -f FILE"
     )
@@ -60,40 +86,65 @@ class Origin:
 
 @dataclass
 class Project:
-    compose_file: Path
+    compose_file: Path  # absolute path of the first file: state lives next to it
     project_name: str | None
     environ: Mapping[str, str]
     origin: Origin = Origin()
     subscribers: list[Subscriber] = field(default_factory=list)
-    _stack: Stack | None = None
+    # Every file read, merged in order, as the user named them (relative to `cwd`).
+    compose_files: tuple[Path, ...] = ()
+    profiles: tuple[str, ...] = ()  # --profile (COMPOSE_PROFILES otherwise)
+    cwd: Path | None = None
+    _loaded: Loaded | None = None
 
     @classmethod
     def open(
         cls,
-        file: Path | None,
+        file: Path | Sequence[Path] | None,
         project_name: str | None,
         environ: Mapping[str, str],
         cwd: Path,
+        profiles: Sequence[str] = (),
     ) -> Project:
+        given = [file] if isinstance(file, Path) else list(file or [])
+        files = find_compose_files(given, environ, cwd)
         return cls(
-            compose_file=find_compose_file(file, cwd),
+            compose_file=(cwd / files[0]).resolve(),
             project_name=project_name,
             environ=environ,
             origin=Origin.from_environ(environ),
+            compose_files=tuple(files),
+            profiles=tuple(profiles),
+            cwd=cwd,
         )
 
     def subscribe(self, fn: Subscriber) -> None:
         """Every event of the commands run on this project also goes to `fn`."""
         self.subscribers.append(fn)
 
-    def stack(self) -> Stack:
-        if self._stack is None:
-            from conveyor.spec import load_stack
+    def loaded(self) -> Loaded:
+        """The files read once: the stack and what Conveyor accepts but does not do."""
+        if self._loaded is None:
+            from conveyor.spec.compose import load_compose
 
-            self._stack = load_stack(
-                self.compose_file, project_name=self.project_name, environ=self.environ
+            self._loaded = load_compose(
+                list(self.compose_files or (self.compose_file,)),
+                project_name=self.project_name,
+                environ=self.environ,
+                profiles=self.profiles,
+                cwd=self.cwd,
             )
-        return self._stack
+        return self._loaded
+
+    def stack(self) -> Stack:
+        return self.loaded().stack
+
+    def file_paths(self) -> list[Path]:
+        """Every file read, as absolute paths (what a background agent is given)."""
+        if not self.compose_files:
+            return [self.compose_file]
+        base = self.cwd or self.compose_file.parent
+        return [(base / f).resolve() for f in self.compose_files]
 
     def paths(self) -> ProjectPaths:
         home = self.environ.get("CONVEYOR_STATE_HOME")
@@ -119,6 +170,9 @@ class Project:
         from conveyor.runtime.docker_engine import DockerEngine
 
         paths = self.paths()
+        pool = SubnetPool.parse(
+            self.environ.get("CONVEYOR_SUBNET_POOL"), self.environ.get("CONVEYOR_SUBNET_PREFIX")
+        )
         store = Store.open(paths.state_dir)
         return Engine(
             paths=paths,
@@ -126,4 +180,5 @@ class Project:
             router=HAProxyRouter(paths.router_dir),
             store=store,
             timeline=self.timeline(store, actor),
+            pool=pool,
         )

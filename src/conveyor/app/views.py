@@ -64,6 +64,7 @@ class PlanStep(BaseModel):
     batch: int
     seconds: float
     services: list[str]
+    network: str = ""  # `network` / `unnetwork` steps
     reason: str
     description: str
 
@@ -75,6 +76,8 @@ class PlanView(BaseModel):
     release: int | None  # the release the plan moves to (None: not recorded yet)
     steps: list[PlanStep]
     notes: list[str]
+    # What the compose files ask for that Conveyor accepts but does not do (file:line).
+    warnings: list[str] = []
 
     def as_json(self) -> dict[str, object]:
         return self.model_dump(exclude={"release"})
@@ -84,6 +87,7 @@ class ReplicaView(BaseModel):
     name: str
     release: int
     port: int
+    address: str = "127.0.0.1"  # where the replica answers: loopback, or its project network IP
     running: bool
     exit_code: int | None
     health: ReplicaHealth

@@ -36,12 +36,22 @@ app = typer.Typer(
 )
 
 FileOpt = Annotated[
-    Path | None,
+    list[Path] | None,
     typer.Option(
         "-f",
         "--file",
-        help="Compose file (default: compose.yaml in this directory).",
-        envvar="COMPOSE_FILE",
+        help=(
+            "Compose file; repeat to merge several in order (default: COMPOSE_FILE, else "
+            "compose.yaml and compose.override.yaml in this directory)."
+        ),
+        show_default=False,
+    ),
+]
+ProfileOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--profile",
+        help="Enable the services of this profile; repeat for several (default: COMPOSE_PROFILES).",
         show_default=False,
     ),
 ]
@@ -82,6 +92,7 @@ def main_options(
     ctx: typer.Context,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
+    profile: ProfileOpt = None,
     show_version: Annotated[
         bool,
         typer.Option(
@@ -90,16 +101,17 @@ def main_options(
     ] = False,
 ) -> None:
     """Global options, accepted before the command as Docker Compose does."""
-    ctx.obj = {"file": file, "project_name": project_name}
+    ctx.obj = {"file": file, "project_name": project_name, "profiles": profile or []}
 
 
-def _project(ctx: typer.Context, file: Path | None, project_name: str | None) -> Project:
+def _project(ctx: typer.Context, file: list[Path] | None, project_name: str | None) -> Project:
     glob = ctx.obj or {}
     return Project.open(
         file or glob.get("file"),
         project_name or glob.get("project_name"),
         environ=os.environ,
         cwd=Path.cwd(),
+        profiles=glob.get("profiles") or [],
     )
 
 
@@ -165,6 +177,8 @@ def plan(
     if as_json:
         print_json(p.as_json())
         return
+    for w in p.warnings:  # accepted, but not done as written: say so before the steps
+        err.print(f"[yellow]warning:[/] {esc(w)}", highlight=False, soft_wrap=True)
     if not p.steps:
         console.print("[green]no changes[/]: the running state matches the files")
         return
@@ -297,7 +311,7 @@ def logs(
         int | None, typer.Option("--tail", help="Lines per replica from the end.")
     ] = None,
     file: Annotated[
-        Path | None, typer.Option("--file", help="Compose file.", envvar="COMPOSE_FILE")
+        list[Path] | None, typer.Option("--file", help="Compose file (repeat to merge several).")
     ] = None,
     project_name: ProjectOpt = None,
 ) -> None:

@@ -58,6 +58,10 @@ class ProjectPaths:
     def secrets_dir(self) -> Path:
         return self.state_dir / "secrets"
 
+    @property
+    def configs_dir(self) -> Path:
+        return self.state_dir / "configs"
+
 
 @contextmanager
 def project_lock(paths: ProjectPaths, wait: float = 30.0, holder: str = "cli") -> Iterator[None]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from conveyor.model.container import ContainerSettings
 
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+# Re-exported (`as`): model types have always imported Frozen from here.
+from conveyor.model.frozen import Frozen as Frozen  # noqa: PLC0414
 
 
 class BuildSpec(Frozen):
@@ -88,6 +89,46 @@ class SecretMount(Frozen):
     target: str  # absolute path in the container
 
 
+class ConfigMount(Frozen):
+    """A Compose config in a replica: a host file bind-mounted read-only at `target`. A
+    config written as `content` or `environment` carries its text, which the deploy layer
+    writes to a file (so a change of text is a change of spec)."""
+
+    source: str  # the top-level config's name
+    target: str  # absolute path in the container
+    file: str | None = None  # absolute host path (`file:` configs)
+    content: str | None = None  # `content:` and `environment:` configs
+    mode: int | None = None  # file mode of written content (default 0o444)
+
+
+RestartCondition = Literal["no", "always", "on-failure", "unless-stopped"]
+
+
+class Restart(Frozen):
+    """When a replica that exited is started again: Compose `restart` or
+    `deploy.restart_policy` (its `none` is "no", `any` is "always")."""
+
+    condition: RestartCondition = "always"
+    max_attempts: int | None = None  # on-failure: give up after this many restarts
+    delay: float = 0.0  # deploy.restart_policy.delay (seconds)
+    window: float = 0.0  # deploy.restart_policy.window (seconds)
+
+    def restarts(self, exit_code: int | None) -> bool:
+        """Whether a replica that exited with `exit_code` is replaced."""
+        if self.condition == "no":
+            return False
+        if self.condition == "on-failure":
+            return exit_code != 0
+        return True
+
+
+class ExposedPort(Frozen):
+    """A port the service listens on for other services, not published (`expose`)."""
+
+    port: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
 class Secret(Frozen):
     name: str
     file: str | None = None  # absolute host path
@@ -98,7 +139,17 @@ class Volume(Frozen):
     name: str
     external: bool = False
     driver: str | None = None
+    # Options for the volume driver (`local` with type/o/device binds a host directory).
+    driver_opts: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Config(Frozen):
+    """A top-level Compose config: a file, or text (`content`, or an `environment` value)."""
+
+    name: str
+    file: str | None = None  # absolute host path
+    content: str | None = None
 
 
 class Routing(Frozen):
@@ -111,6 +162,40 @@ class Routing(Frozen):
 
 
 PullPolicy = Literal["build", "always", "missing", "never"]
+Networking = Literal["host", "project"]
+PortProtocol = Literal["tcp", "udp"]
+
+# The port a twelve-factor app in its own network namespace is told to listen on (PORT) when
+# the file names none but asks for a probe: any fixed number works, each replica has its own.
+DEFAULT_APP_PORT = 8000
+
+
+class PortSpec(Frozen):
+    """One Compose `ports:` entry, a range already expanded to single ports."""
+
+    target: int  # the port the replica listens on
+    published: int | None = None  # on the host; None: not published (served by name only)
+    host_ip: str | None = None  # None: Compose's default (all interfaces)
+    protocol: PortProtocol = "tcp"
+    app_protocol: str | None = None  # `http` asks for HTTP mode on this port
+
+
+class ServiceNetwork(Frozen):
+    """A service's attachment to one project network (Compose `services.X.networks.Y`)."""
+
+    aliases: tuple[str, ...] = ()  # more names the service answers to on that network
+
+
+class Network(Frozen):
+    """A Compose network of the project: a Docker bridge network Conveyor owns (unless
+    `external`), with a subnet from Conveyor's pool unless the file fixes one."""
+
+    name: str  # the key under top-level `networks` ("default" when implicit)
+    docker_name: str | None = None  # `name:` in the file; default `<project>_<key>`
+    external: bool = False
+    internal: bool = False
+    subnet: str | None = None  # ipam.config[0].subnet
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class Service(Frozen):
@@ -138,11 +223,76 @@ class Service(Frozen):
     user: str | None = None
     working_dir: str | None = None
     routing: Routing = Routing()
+    # "host": replicas share the host's network and get a PORT each (Conveyor 0.1's only mode,
+    # and the default of releases recorded then); "project": each replica in its own network
+    # namespace on the project networks, reached by name through its service address.
+    networking: Networking = "host"
+    networks: dict[str, ServiceNetwork] = Field(default_factory=dict)  # project networking
+    ports: tuple[PortSpec, ...] = ()  # every `ports:` entry (published or not)
+    configs: tuple[ConfigMount, ...] = ()
+    # None: not written in the file; Conveyor then replaces every replica that exits.
+    restart: Restart | None = None
+    reservations: Resources = Resources()  # deploy.resources.reservations
+    expose: tuple[ExposedPort, ...] = ()
+    container: ContainerSettings = ContainerSettings()
+
+    @property
+    def restart_policy(self) -> Restart:
+        """The policy that applies: the file's, or Conveyor's default of always healing."""
+        return self.restart or Restart()
 
     @property
     def routed(self) -> bool:
-        """True when the service answers HTTP and so gets an HAProxy frontend."""
-        return self.routing.probe is not None or self.routing.port is not None
+        """True when HAProxy serves the service: it answers HTTP (host networking), or has a
+        port anyone can reach it on (project networks)."""
+        return (
+            self.routing.probe is not None
+            or self.routing.port is not None
+            or bool(self.served_ports())
+        )
+
+    def app_port(self) -> int | None:
+        """The port replicas listen on for their main traffic (project networking): the HTTP
+        port, else the first port the file names; None under host networking, where Conveyor
+        assigns one per replica."""
+        if self.networking == "host":
+            return None
+        if self.routing.port is not None:
+            return self.routing.port
+        tcp = [p.target for p in self.ports if p.protocol == "tcp"]
+        exposed = self.exposed_tcp()
+        if tcp or exposed:
+            return (tcp or exposed)[0]
+        return DEFAULT_APP_PORT if self.routing.probe is not None else None
+
+    def exposed_tcp(self) -> list[int]:
+        return [e.port for e in self.expose if e.protocol == "tcp"]
+
+    def served_ports(self) -> tuple[int, ...]:
+        """Every TCP port HAProxy serves for the service under project networking, main port
+        first: `x-conveyor.port`, `ports:` targets, `expose`."""
+        if self.networking == "host":
+            return ()
+        main = self.app_port()
+        found = [main] if main is not None else []
+        for port in [p.target for p in self.ports if p.protocol == "tcp"] + self.exposed_tcp():
+            if port not in found:
+                found.append(port)
+        return tuple(found)
+
+    def http_ports(self) -> frozenset[int]:
+        """Ports served in HTTP mode: the HTTP port (x-conveyor.port, or the port a probe
+        checks) and any `ports:` entry with `app_protocol: http`; others are TCP."""
+        http = {p.target for p in self.ports if (p.app_protocol or "").lower() == "http"}
+        if self.routing.port is not None or self.routing.probe is not None:
+            main = self.app_port()
+            if main is not None:
+                http.add(main)
+        return frozenset(http)
+
+    def udp_ports(self) -> tuple[PortSpec, ...]:
+        """UDP entries: Docker publishes them from the one replica (HAProxy carries TCP only)."""
+        return tuple(p for p in self.ports if p.protocol == "udp")
 
 
 class Stack(Frozen):
@@ -153,6 +303,10 @@ class Stack(Frozen):
     services: dict[str, Service]
     volumes: dict[str, Volume] = Field(default_factory=dict)
     secrets: dict[str, Secret] = Field(default_factory=dict)
+    # Project networks the services use ("default" among them unless every service runs on the
+    # host's network); empty in files loaded before project networking existed.
+    networks: dict[str, Network] = Field(default_factory=dict)
+    configs: dict[str, Config] = Field(default_factory=dict)
 
     def oneshots(self) -> set[str]:
         """One-shot services: something waits on them with `service_completed_successfully`,

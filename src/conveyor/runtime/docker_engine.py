@@ -1,7 +1,9 @@
 """The Docker Engine adapter: runs Conveyor's replicas and builds their images (docker SDK).
 
-Written against Engine API 1.41 (Debian's dockerd 20.10, legacy builder). Every container
-uses host networking; Conveyor assigns ports and routes through HAProxy itself.
+Written against Engine API 1.41 (Debian's dockerd 20.10, legacy builder). A replica uses host
+networking (Conveyor assigns its port) or, under project networking, its own network namespace
+on the project's networks (`docker_networks` makes those and the service addresses); HAProxy
+routes to it either way.
 
 The docker SDK is untyped, so its values are `Any` inside this module; every public method
 converts them to Conveyor's own types before returning.
@@ -16,7 +18,7 @@ import queue
 import stat
 import threading
 from collections import deque
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Mapping
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -30,20 +32,25 @@ from docker.types import Mount
 from docker.utils.build import exclude_paths, match_tag
 from docker.utils.build import tar as build_tar
 
-from conveyor.errors import RuntimeAdapterError
+from conveyor.errors import EngineUnreachable, RuntimeAdapterError
 from conveyor.model.endpoint import Endpoint
-from conveyor.model.release import ObservedReplica, ReplicaHealth
+from conveyor.model.release import ObservedAddress, ObservedNetwork, ObservedReplica, ReplicaHealth
 from conveyor.model.stack import BuildSpec, Healthcheck, Service
+from conveyor.runtime import docker_networks
+from conveyor.runtime.create_options import create_options
 from conveyor.runtime.docker_errors import explain as _explain
 from conveyor.runtime.docker_errors import translated as _translated
 from conveyor.runtime.docker_errors import unreachable as _unreachable
 from conveyor.runtime.protocol import (
+    LABEL_NETWORK,
     LABEL_PORT,
     LABEL_PROJECT,
     LABEL_RELEASE,
     LABEL_REPLICA,
     LABEL_SERVICE,
     LABEL_SPEC,
+    AddressRun,
+    NetworkRun,
     Progress,
     ReplicaRun,
 )
@@ -185,7 +192,7 @@ def _mounts(req: ReplicaRun) -> list[Any]:
 
 def _labels(req: ReplicaRun) -> dict[str, str]:
     # Conveyor's labels last: a service label must not be able to disguise a replica.
-    return {
+    labels = {
         **req.service.labels,
         LABEL_PROJECT: req.project,
         LABEL_SERVICE: req.service.name,
@@ -194,6 +201,27 @@ def _labels(req: ReplicaRun) -> dict[str, str]:
         LABEL_SPEC: req.spec_hash,
         LABEL_PORT: str(req.port),
     }
+    if req.networks:
+        labels[LABEL_NETWORK] = min(req.networks)  # where HAProxy and probes reach it
+    return labels
+
+
+def _udp_bindings(req: ReplicaRun) -> dict[str, list[tuple[str, int]]]:
+    """UDP ports Docker publishes itself (HAProxy carries TCP only)."""
+    bindings: dict[str, list[tuple[str, int]]] = {}
+    for p in req.service.udp_ports():
+        if p.published is not None:
+            bindings.setdefault(f"{p.target}/udp", []).append((p.host_ip or "", p.published))
+    return bindings
+
+
+def _endpoint(attrs: JSON, labels: dict[str, str], port: int) -> Endpoint:
+    """Host networking: loopback. Project networks: the replica's address on its network."""
+    network = labels.get(LABEL_NETWORK)
+    if network is None:
+        return Endpoint.loopback(port)
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    return Endpoint(host=str((networks.get(network) or {}).get("IPAddress") or ""), port=port)
 
 
 def _is_root(user: str) -> bool:
@@ -232,7 +260,7 @@ def _observed(attrs: JSON) -> ObservedReplica | None:
         container_id=str(attrs["Id"]),
         spec_hash=spec_hash,
         release=release,
-        endpoint=Endpoint.loopback(port),
+        endpoint=_endpoint(attrs, labels, port),
         running=running,
         exit_code=exit_code,
         health=_HEALTH.get(str(health), "none"),
@@ -275,7 +303,7 @@ class DockerEngine:
                 try:
                     self._client = docker.from_env()
                 except docker.errors.DockerException as e:
-                    raise RuntimeAdapterError(_unreachable(e)) from e
+                    raise EngineUnreachable(_unreachable(e)) from e
             return self._client
 
     def _api(self) -> Any:
@@ -375,7 +403,14 @@ class DockerEngine:
 
     # -- volumes --
 
-    def ensure_volume(self, project: str, name: str, external: bool) -> str:
+    def ensure_volume(
+        self,
+        project: str,
+        name: str,
+        external: bool,
+        driver: str | None = None,
+        driver_opts: Mapping[str, str] | None = None,
+    ) -> str:
         docker_name = name if external else volume_name(project, name)
         with _translated(f"volume {docker_name}"):
             try:
@@ -388,7 +423,12 @@ class DockerEngine:
                     f"external volume {docker_name} does not exist: "
                     f"create it with `docker volume create {docker_name}`"
                 )
-            self._api().create_volume(name=docker_name, labels={LABEL_PROJECT: project})
+            self._api().create_volume(
+                name=docker_name,
+                driver=driver,
+                driver_opts=dict(driver_opts) if driver_opts else None,
+                labels={LABEL_PROJECT: project},
+            )
         return docker_name
 
     # -- containers --
@@ -436,18 +476,20 @@ class DockerEngine:
     def _create(self, req: ReplicaRun, name: str) -> str:
         service = req.service
         api = self._api()
+        networks = sorted(req.networks.items())
+        udp = _udp_bindings(req) if networks else {}
+        # The file's container settings (init, capabilities, ulimits, logging, DNS...).
+        options = create_options(service, req.extra_hosts.items())
         host_config = api.create_host_config(
-            network_mode="host",
+            network_mode=networks[0][0] if networks else "host",
+            port_bindings=udp or None,
             # Conveyor's agent restarts replicas itself so HAProxy's view stays consistent.
             restart_policy={"Name": "no"},
-            # docker-init as PID 1 forwards the stop signal and reaps zombies; a Python app
-            # as PID 1 would ignore SIGTERM unless it installs a handler.
-            init=True,
             mounts=_mounts(req),
-            extra_hosts=dict(req.extra_hosts) or None,
             nano_cpus=_ns(service.limits.cpus) if service.limits.cpus else None,
             mem_limit=service.limits.memory,
             pids_limit=service.limits.pids,
+            **options.host,
         )
         created = api.create_container(
             image=req.image_id,
@@ -462,9 +504,26 @@ class DockerEngine:
             stop_timeout=math.ceil(service.stop_grace_period),
             healthcheck=_healthcheck(service.healthcheck),
             host_config=host_config,
+            ports=[(int(key.split("/")[0]), "udp") for key in udp] or None,
+            networking_config=(
+                api.create_networking_config(
+                    {networks[0][0]: api.create_endpoint_config(aliases=list(networks[0][1]))}
+                )
+                if networks
+                else None
+            ),
             detach=True,
+            **options.container,
         )
-        return str(created["Id"])
+        container_id = str(created["Id"])
+        try:
+            # API 1.41 attaches one network at creation; the others before the start.
+            for network, names in networks[1:]:
+                api.connect_container_to_network(container_id, network, aliases=list(names))
+        except docker.errors.APIError:
+            api.remove_container(container_id, force=True, v=True)
+            raise
+        return container_id
 
     def list_replicas(self, project: str) -> list[ObservedReplica]:
         with _translated(f"listing containers of {project}"):
@@ -529,6 +588,23 @@ class DockerEngine:
             except docker.errors.APIError as e:
                 if e.status_code != 409:  # "removal … is already in progress"
                     raise
+
+    # -- project networks and service addresses --
+
+    def list_networks(self, project: str, names: Iterable[str] = ()) -> list[ObservedNetwork]:
+        return docker_networks.list_networks(self._api(), project, names)
+
+    def ensure_network(self, req: NetworkRun) -> ObservedNetwork:
+        return docker_networks.ensure_network(self._api(), req)
+
+    def remove_network(self, docker_name: str) -> None:
+        docker_networks.remove_network(self._api(), docker_name)
+
+    def list_addresses(self, project: str) -> list[ObservedAddress]:
+        return docker_networks.list_addresses(self._api(), project)
+
+    def run_address(self, req: AddressRun) -> ObservedAddress:
+        return docker_networks.run_address(self._api(), req)
 
     # -- logs --
 

@@ -8,87 +8,148 @@ and semantic problems are reported together, so one run lists everything left to
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from conveyor.errors import SpecError
-from conveyor.model.stack import Secret, Stack, Volume
-from conveyor.spec.context import Context, raise_errors, shown
-from conveyor.spec.dotenv import parse_env
-from conveyor.spec.interpolate import interpolate
-from conveyor.spec.schema import validate
+from conveyor.errors import ConveyorError, SpecError
+from conveyor.model.stack import Config, Secret, Service, Stack, Volume
+from conveyor.spec.context import Context, collapse, raise_errors, shown
+from conveyor.spec.extends import apply_extends
+from conveyor.spec.include import apply_include
+from conveyor.spec.merge import Located, document, merge, without_resets
+from conveyor.spec.profiles import active_profiles, disabled_services
+from conveyor.spec.project_networks import project_networks
 from conveyor.spec.semantic import check_stack
 from conveyor.spec.service import build_service, pairs
-from conveyor.spec.values import to_bool
-from conveyor.spec.yamlpos import load_yaml
+from conveyor.spec.sources import env_file_variables, load_source
+from conveyor.spec.support import check_support
+from conveyor.spec.values import to_bool, to_str
+from conveyor.spec.yamlpos import SpecWarning, load_yaml
 
 _PROJECT_CHARS = re.compile(r"[^a-z0-9_-]")
 
 
-def load_stack(
-    path: Path, project_name: str | None = None, environ: Mapping[str, str] | None = None
-) -> Stack:
-    """Load, interpolate, validate and convert one compose file.
+@dataclass(frozen=True)
+class Loaded:
+    """A project loaded from its files, with what Conveyor accepts but does not do."""
 
-    `environ` (default: the process environment) wins over the `.env` file next to the
-    compose file. Raises SpecError (one problem) or SpecErrors (several, sorted by line);
-    messages name the file as `path` was given, so pass the path a user typed.
+    stack: Stack
+    warnings: tuple[SpecWarning, ...] = ()
+
+
+def load_stack(
+    path: Path,
+    project_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    profiles: Sequence[str] = (),
+) -> Stack:
+    """Load one compose file (see `load_compose`)."""
+    return load_compose([path], project_name, environ, profiles).stack
+
+
+def load_compose(
+    paths: Sequence[Path],
+    project_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    profiles: Sequence[str] = (),
+    cwd: Path | None = None,
+) -> Loaded:
+    """Load, interpolate, validate, merge and convert a project's compose files.
+
+    The files are merged in order as Compose merges `-f` files; relative paths in all of
+    them start at the first file's directory (the project directory), whose `.env` gives
+    variables. `environ` (default: the process environment) wins over `.env`.
+    `profiles` (else COMPOSE_PROFILES) enable the services that have profiles.
+
+    Raises SpecError (one problem) or SpecErrors (several, sorted by line); messages name
+    each file as it was given, so pass the paths a user typed (relative ones start at
+    `cwd`, by default the process's working directory).
     """
-    file = str(path)
-    absolute = Path(os.path.abspath(path))
-    text = _read(path, file)
+    if not paths:
+        raise SpecError("compose", None, "", "no compose file given")
+    here = Path.cwd() if cwd is None else cwd
+    file = str(paths[0])
+    absolute = Path(os.path.normpath(here / paths[0]))
     process_env = os.environ if environ is None else environ
-    env = {**_dotenv(absolute.parent, file, process_env), **process_env}
-    doc = interpolate(load_yaml(text, file), env, file)
-    raise_errors(validate(doc, file))
-    ctx = Context(doc=doc, file=file, base=absolute.parent, environ=env)
+    dotenv = env_file_variables(absolute.parent / ".env", shown(file, ".env"), process_env)
+    env = {**dotenv, **process_env}
+    files = [(Path(os.path.normpath(here / p)), str(p)) for p in paths]
+    merged = _files(files, absolute.parent, env, process_env, ())
+    doc = document(merged, file)
+    active = active_profiles(profiles, env)
+    services = doc.data.get("services") if isinstance(doc.data, dict) else None
+    disabled = disabled_services(services, active) if isinstance(services, dict) else {}
+    if disabled and isinstance(services, dict):
+        enabled = {n: raw for n, raw in services.items() if n not in disabled}
+        doc = dataclasses.replace(doc, data={**doc.data, "services": enabled})
+    ctx = Context(doc=doc, file=file, base=absolute.parent, environ=env, disabled=disabled)
     stack = _stack(ctx, project_name, absolute)
     check_stack(ctx, stack)
+    check_support(ctx)
     raise_errors(ctx.errors)
-    return stack
+    warnings = collapse(ctx.warnings)
+    return Loaded(stack, tuple(sorted(warnings, key=lambda w: (w.file, w.line or 0, w.field))))
 
 
-def _read(path: Path, file: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(file, None, "", "file not found") from None
-    except IsADirectoryError:
-        raise SpecError(file, None, "", "is a directory, not a compose file") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(file, None, "", f"not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise SpecError(file, None, "", f"cannot read: {exc.strerror}") from None
+def _files(
+    files: list[tuple[Path, str]],
+    directory: Path,
+    env: Mapping[str, str],
+    process_env: Mapping[str, str],
+    chain: tuple[tuple[Path, str], ...],
+) -> Located:
+    """A project's files, each with its includes and extends applied, merged in order."""
 
+    def included(
+        more: list[tuple[Path, str]],
+        where: Path,
+        variables: Mapping[str, str],
+        seen: tuple[tuple[Path, str], ...],
+    ) -> Located:
+        return _files(more, where, variables, process_env, seen)
 
-def _dotenv(base: Path, file: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """Variables from `.env` beside the compose file (Compose's default env file)."""
-    dotenv = base / ".env"
-    if not dotenv.is_file():
-        return {}
-    try:
-        text = dotenv.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(shown(file, ".env"), None, "", f"cannot read: {exc}") from None
-    return parse_env(text, shown(file, ".env"), environ.get)
+    merged: Located | None = None
+    for path, file in files:
+        source = load_source(path, file, env)
+        source = apply_include(source, path, file, directory, process_env, chain, included)
+        source = apply_extends(source, path, file, directory, env)
+        merged = without_resets(source) if merged is None else merge(merged, source)
+    assert merged is not None  # callers pass at least one file
+    return merged
 
 
 def _stack(ctx: Context, project_name: str | None, absolute: Path) -> Stack:
     data: dict[str, Any] = ctx.doc.data
-    if "include" in data:
-        ctx.error(("include",), "not supported by Conveyor (merge the files into one)")
     services = data.get("services") or {}
-    if not services:
+    if not services and ctx.disabled:
+        profiles = sorted({p for names in ctx.disabled.values() for p in names})
+        listed = ", ".join(profiles)
+        ctx.error(
+            ("services",),
+            f"no service runs without a profile: enable one of {listed} "
+            "(--profile or COMPOSE_PROFILES)",
+        )
+    elif not services:
         ctx.error(("services",), "no services defined")
+    project = _project(ctx, project_name, data, absolute)
+    built = {name: build_service(ctx, name, raw or {}) for name, raw in services.items()}
+    configs = {
+        name: _config(ctx, name, raw or {}) for name, raw in (data.get("configs") or {}).items()
+    }
     return Stack(
-        project=_project(ctx, project_name, data, absolute),
+        project=project,
         file=str(absolute),
-        services={name: build_service(ctx, name, raw or {}) for name, raw in services.items()},
+        services={
+            name: _with_config_files(_without_optional_disabled(ctx, service), configs)
+            for name, service in built.items()
+        },
+        configs=configs,
+        networks=project_networks(ctx, built),
         volumes={
             name: _volume(ctx, name, raw or {}) for name, raw in (data.get("volumes") or {}).items()
         },
@@ -96,6 +157,19 @@ def _stack(ctx: Context, project_name: str | None, absolute: Path) -> Stack:
             name: _secret(ctx, name, raw or {}) for name, raw in (data.get("secrets") or {}).items()
         },
     )
+
+
+def _without_optional_disabled(ctx: Context, service: Service) -> Service:
+    """A `required: false` dependency on a service no active profile enables is dropped, as
+    Compose drops it; a required one is reported by the semantic checks."""
+    kept = {
+        dep: cond
+        for dep, cond in service.depends_on.items()
+        if dep not in ctx.disabled or cond.required
+    }
+    if len(kept) == len(service.depends_on):
+        return service
+    return service.model_copy(update={"depends_on": kept})
 
 
 def normalise_project_name(name: str) -> str:
@@ -112,8 +186,9 @@ def project_name_of(directory: Path) -> str:
     parse names nothing (CI runs before anyone fixes it)."""
     for file in COMPOSE_FILES:
         try:
-            data = yaml.safe_load((directory / file).read_text())
-        except (OSError, yaml.YAMLError):
+            text = (directory / file).read_text(encoding="utf-8")
+            data = load_yaml(text, file, version="1.2").data
+        except (OSError, UnicodeDecodeError, ConveyorError):
             continue
         if isinstance(data, dict) and isinstance(data.get("name"), str):
             name = normalise_project_name(data["name"])
@@ -148,13 +223,61 @@ def _volume(ctx: Context, name: str, raw: dict[str, Any]) -> Volume:
     external = isinstance(written, dict) or ctx.convert(
         (*path, "external"), to_bool, written, False
     )
+    if raw.get("name") and not external:
+        ctx.warn(
+            (*path, "name"),
+            f"ignored: Conveyor names the project's volume <project>_{name} "
+            "(only an external volume is looked up by its name)",
+        )
     return Volume(
         # A custom `name:` is the engine's volume name, which external volumes need.
         name=str(raw.get("name") or name),
         external=external,
         driver=raw.get("driver"),
+        driver_opts={str(k): to_str(v) for k, v in (raw.get("driver_opts") or {}).items()},
         labels=pairs(ctx, (*path, "labels"), raw.get("labels"), fill=lambda _key: ""),
     )
+
+
+def _config(ctx: Context, name: str, raw: dict[str, Any]) -> Config:
+    """A top-level config: exactly one of `file`, `content` or `environment` (read now, so
+    the text is part of the release and a change of it rolls the replicas)."""
+    path = ("configs", name)
+    given = [key for key in ("file", "content", "environment") if raw.get(key) is not None]
+    if raw.get("external"):
+        ctx.error((*path, "external"), "external configs need Swarm (use 'file' or 'content')")
+        return Config(name=name)
+    if not given:
+        ctx.error(path, "needs 'file', 'content' or 'environment'")
+        return Config(name=name)
+    if len(given) > 1:
+        ctx.error(path, "set only one of " + " and ".join(f"'{key}'" for key in given))
+        return Config(name=name)
+    if raw.get("template_driver"):
+        ctx.warn((*path, "template_driver"), "ignored: the text is used as written")
+    if "file" in given:
+        return Config(name=name, file=str(ctx.resolve(str(raw["file"]))))
+    if "content" in given:
+        return Config(name=name, content=str(raw["content"]))
+    variable = str(raw["environment"])
+    value = ctx.environ.get(variable)
+    if value is None:
+        ctx.error((*path, "environment"), f"environment variable {variable} is not set")
+        return Config(name=name)
+    return Config(name=name, content=value)
+
+
+def _with_config_files(service: Service, configs: dict[str, Config]) -> Service:
+    """Each config mount with the file or text of the config it names."""
+    if not service.configs:
+        return service
+    mounts = tuple(
+        mount.model_copy(update={"file": config.file, "content": config.content})
+        if (config := configs.get(mount.source)) is not None
+        else mount
+        for mount in service.configs
+    )
+    return service.model_copy(update={"configs": mounts})
 
 
 def _secret(ctx: Context, name: str, raw: dict[str, Any]) -> Secret:

@@ -8,6 +8,7 @@ the forms above is an error rather than being passed through silently.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -121,8 +122,28 @@ def interpolate(doc: Document, environ: Mapping[str, str], file: str) -> Documen
         return value
 
     data = walk(doc.data, ())
+    errors = _once(errors)
     if len(errors) == 1:
         raise errors[0]
     if errors:
         raise SpecErrors(errors)
-    return Document(data, doc.lines)
+    return dataclasses.replace(doc, data=data)
+
+
+def _once(errors: list[SpecError]) -> list[SpecError]:
+    """A variable missing everywhere it is used is one thing to set: report it at its first
+    use, naming the other lines."""
+    by_message: dict[str, list[SpecError]] = {}
+    for error in errors:
+        by_message.setdefault(error.message, []).append(error)
+    out: list[SpecError] = []
+    for same in by_message.values():
+        first = same[0]
+        lines = sorted({e.line for e in same[1:] if e.line is not None and e.line != first.line})
+        if not lines:
+            out.append(first)
+            continue
+        listed = ", ".join(map(str, lines))
+        also = f"also used on line{'s' if len(lines) > 1 else ''} {listed}"
+        out.append(SpecError(first.file, first.line, first.field, f"{first.message} ({also})"))
+    return out

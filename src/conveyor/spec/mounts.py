@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from conveyor.model.stack import SecretMount, VolumeMount
+from conveyor.model.stack import ConfigMount, SecretMount, VolumeMount
 from conveyor.spec.context import Context
 from conveyor.spec.values import to_bool
 from conveyor.spec.yamlpos import YamlPath
@@ -99,3 +99,42 @@ def secret_mounts(ctx: Context, path: YamlPath, raw: Any) -> tuple[SecretMount, 
             target = f"{SECRETS_DIR}/{target}"
         mounts.append(SecretMount(source=source, target=target))
     return tuple(mounts)
+
+
+def config_mounts(ctx: Context, path: YamlPath, raw: Any) -> tuple[ConfigMount, ...]:
+    """Service `configs:`; each lands at `target` (default `/<name>`). The file or text
+    comes from the top-level config, filled in once every config is known."""
+    mounts: list[ConfigMount] = []
+    for index, item in enumerate(raw or ()):
+        if isinstance(item, str):
+            mounts.append(ConfigMount(source=item, target=f"/{item}"))
+            continue
+        source = item.get("source")
+        if not source:
+            ctx.error((*path, index), "a config needs 'source' (a top-level config name)")
+            continue
+        target = str(item.get("target") or f"/{source}")
+        if not target.startswith("/"):
+            ctx.error((*path, index, "target"), f"container path must be absolute, got '{target}'")
+            continue
+        for key in ("uid", "gid"):
+            if item.get(key) is not None:
+                ctx.warn(
+                    (*path, index, key),
+                    "ignored: without Swarm the file keeps its owner on the host "
+                    "(written configs are readable by every user)",
+                )
+        mode = ctx.optional(item, "mode", (*path, index), _mode, None)
+        mounts.append(ConfigMount(source=str(source), target=target, mode=mode))
+    return tuple(mounts)
+
+
+def _mode(value: object) -> int:
+    """Compose writes modes as octal strings ("0440") or as numbers (YAML reads 0440 as an
+    octal int already)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        raise ValueError(f"must be an octal file mode such as '0440', got {value!r}") from None

@@ -21,12 +21,15 @@ from conveyor.model.stack import (
     UpdateConfig,
     UpdateOrder,
 )
+from conveyor.spec.container import container_settings
 from conveyor.spec.context import Context
 from conveyor.spec.dotenv import parse_env
 from conveyor.spec.durations import parse_bytes, parse_duration
-from conveyor.spec.mounts import secret_mounts, volume_mounts
+from conveyor.spec.mounts import config_mounts, secret_mounts, volume_mounts
+from conveyor.spec.networks import networking, service_networks
+from conveyor.spec.restart import restart_policy
 from conveyor.spec.routing import routing
-from conveyor.spec.values import one_of, signal_name, to_bool, to_float, to_int, to_str
+from conveyor.spec.values import one_of, signal_name, suggest, to_bool, to_float, to_int, to_str
 from conveyor.spec.yamlpos import YamlPath
 
 # Defaults live in the model; these instances let the builder read them instead of
@@ -50,14 +53,14 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
     path: YamlPath = ("services", name)
     # Settings that would change what runs but that Conveyor does not implement: saying so
     # beats silently deploying something other than what the file describes.
-    if "extends" in raw:
-        ctx.error((*path, "extends"), "not supported by Conveyor (copy the settings here)")
-    if raw.get("network_mode", "host") != "host":
-        # Replicas bind 127.0.0.1:<port> on the host and meet through HAProxy (DESIGN.md).
-        ctx.error((*path, "network_mode"), "must be 'host' (Conveyor runs replicas on the host)")
+    mode = networking(ctx, path, raw)
+    route, ports, expose = routing(ctx, path, raw, mode)
     deploy = raw.get("deploy") or {}
     deploy_path = (*path, "deploy")
-    limits = (deploy.get("resources") or {}).get("limits") or {}
+    resources = deploy.get("resources") or {}
+    limits = resources.get("limits") or {}
+    replicas = _replicas(ctx, path, raw, deploy)
+    _container_name(ctx, path, raw, replicas)
     return Service(
         name=name,
         image=raw.get("image"),
@@ -68,14 +71,16 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
         environment=_environment(ctx, path, raw),
         healthcheck=_healthcheck(ctx, (*path, "healthcheck"), raw.get("healthcheck")),
         depends_on=_depends_on(ctx, (*path, "depends_on"), raw.get("depends_on")),
-        replicas=_replicas(ctx, path, raw, deploy),
+        replicas=replicas,
         update_config=_update(
             ctx, (*deploy_path, "update_config"), deploy.get("update_config"), _UPDATE
         ),
         rollback_config=_update(
             ctx, (*deploy_path, "rollback_config"), deploy.get("rollback_config"), _ROLLBACK
         ),
-        limits=_limits(ctx, (*deploy_path, "resources", "limits"), limits),
+        limits=_service_limits(
+            ctx, path, raw, _limits(ctx, (*deploy_path, "resources", "limits"), limits)
+        ),
         stop_grace_period=ctx.optional(
             raw, "stop_grace_period", path, parse_duration, _SERVICE.stop_grace_period
         ),
@@ -85,7 +90,15 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
         labels=pairs(ctx, (*path, "labels"), raw.get("labels"), fill=lambda _key: ""),
         user=raw.get("user"),
         working_dir=raw.get("working_dir"),
-        routing=routing(ctx, path, raw),
+        routing=route,
+        networking=mode,
+        networks=service_networks(ctx, path, raw, mode),
+        ports=ports,
+        expose=expose,
+        configs=config_mounts(ctx, (*path, "configs"), raw.get("configs")),
+        restart=restart_policy(ctx, path, raw),
+        reservations=_reservations(ctx, (*deploy_path, "resources"), resources),
+        container=container_settings(ctx, path, raw),
     )
 
 
@@ -252,6 +265,22 @@ def _depends_on(ctx: Context, path: YamlPath, raw: Any) -> dict[str, DependsOn]:
 def _replicas(ctx: Context, path: YamlPath, raw: dict[str, Any], deploy: dict[str, Any]) -> int:
     replicas = ctx.optional(deploy, "replicas", (*path, "deploy"), to_int, None)
     scale = ctx.optional(raw, "scale", path, to_int, None)
+    mode = deploy.get("mode", "replicated")
+    if mode not in ("replicated", "global"):
+        hint = suggest(str(mode), ("replicated", "global"))
+        ctx.error(
+            (*path, "deploy", "mode"), f"must be 'replicated' or 'global', got '{mode}'{hint}"
+        )
+    elif mode == "global":
+        # One replica per host; Conveyor runs the project on one host.
+        for key, value in (("replicas", replicas), ("scale", scale)):
+            if value is not None and value != 1:
+                where = (*path, "deploy", "replicas") if key == "replicas" else (*path, "scale")
+                ctx.error(
+                    where,
+                    f"deploy.mode 'global' runs one replica per host; {key} {value} contradicts it",
+                )
+        return 1
     if replicas is not None and scale is not None and replicas != scale:
         ctx.error(
             (*path, "scale"),
@@ -290,3 +319,61 @@ def _limits(ctx: Context, path: YamlPath, raw: dict[str, Any]) -> Resources:
         memory=ctx.optional(raw, "memory", path, parse_bytes, None),
         pids=ctx.optional(raw, "pids", path, to_int, None),
     )
+
+
+def _reservations(ctx: Context, path: YamlPath, resources: dict[str, Any]) -> Resources:
+    raw = resources.get("reservations") or {}
+    where = (*path, "reservations")
+    return Resources(
+        cpus=ctx.optional(raw, "cpus", where, to_float, None),
+        memory=ctx.optional(raw, "memory", where, parse_bytes, None),
+    )
+
+
+# Service-level keys older files use for what deploy.resources.limits says.
+_LEGACY_LIMITS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "cpus": ("cpus", to_float),
+    "mem_limit": ("memory", parse_bytes),
+    "pids_limit": ("pids", to_int),
+}
+
+
+def _service_limits(
+    ctx: Context, path: YamlPath, raw: dict[str, Any], limits: Resources
+) -> Resources:
+    """deploy.resources.limits, completed by `cpus`, `mem_limit` and `pids_limit`; both
+    spellings with different values is an error rather than a silent choice."""
+    update: dict[str, Any] = {}
+    for key, (field, convert) in _LEGACY_LIMITS.items():
+        value = ctx.optional(raw, key, path, convert, None)
+        if value is None:
+            continue
+        current = getattr(limits, field)
+        if current is not None and current != value:
+            ctx.error(
+                (*path, key),
+                f"{key} ({raw[key]}) and deploy.resources.limits.{field} disagree; "
+                "keep one of them",
+            )
+            continue
+        update[field] = value
+    return limits.model_copy(update=update) if update else limits
+
+
+def _container_name(ctx: Context, path: YamlPath, raw: dict[str, Any], replicas: int) -> None:
+    name = raw.get("container_name")
+    if name is None:
+        return
+    where = (*path, "container_name")
+    if replicas > 1:
+        ctx.error(
+            where,
+            f"names one container, but the service has {replicas} replicas, which need "
+            "one name each: remove container_name (Conveyor names them <project>-<replica>)",
+        )
+    else:
+        ctx.warn(
+            where,
+            "not used: Conveyor names containers <project>-<replica>, so a rollout can start "
+            "the new container before the old one stops",
+        )

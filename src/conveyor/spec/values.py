@@ -31,8 +31,9 @@ def describe(value: object) -> str:
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` when a choice is close to `word`, else an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    """` (did you mean 'x'?)` when a choice is close to `word`, else an empty string. Never
+    `word` itself: when it is a choice, the problem lies elsewhere and the caller says so."""
+    close = difflib.get_close_matches(word, [c for c in choices if c != word], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

@@ -78,14 +78,22 @@ class Shop:
                 )
             )
 
-    def containers(self) -> list[str]:
+    def containers(self, label: str | None = None) -> list[str]:
+        """The project's containers (with `label`: only those carrying it)."""
+        filters = ["--filter", f"label=io.conveyor.project={self.project}"]
+        if label is not None:
+            filters += ["--filter", f"label={label}"]
         out = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=io.conveyor.project={self.project}"],
-            capture_output=True,
-            text=True,
-            check=True,
+            ["docker", "ps", "-aq", *filters], capture_output=True, text=True, check=True
         ).stdout
         return out.split()
+
+    def replicas(self) -> list[str]:
+        return self.containers("io.conveyor.replica")
+
+    def addresses(self) -> list[str]:
+        """Service address containers (project networks)."""
+        return self.containers("io.conveyor.address")
 
     def wait_for(self, pred: Any, timeout: float = 60, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout

@@ -18,7 +18,7 @@ from typing import Any
 from conveyor.ci.load.context import LoadContext
 from conveyor.ci.load.includes import project_source, resolve_includes
 from conveyor.ci.load.loader import pipeline_from
-from conveyor.ci.load.located import LMap, Loc, LSeq, collecting_warnings
+from conveyor.ci.load.located import Loc, as_located, collecting_warnings
 from conveyor.errors import SpecError
 from conveyor.model.pipeline import PipelineSpec, Where
 from conveyor.spec.yamlpos import YamlPath
@@ -61,7 +61,7 @@ def load_child_pipeline(
     # The model keeps the entries without their own lines: errors about an entry point at the
     # trigger job; an entry's `inputs:` keep where they were written.
     loc = Loc(where.file, where.line or 1)
-    holder = _located({job: {"trigger": {"include": list(entries)}}}, loc)
+    holder = as_located({job: {"trigger": {"include": list(entries)}}}, loc)
     # The project's own files are named as its root pipeline's includes name them.
     source = project_source(str(project_dir / ".gitlab-ci.yml"), project_dir)
     with collecting_warnings() as warnings:
@@ -70,17 +70,3 @@ def load_child_pipeline(
     file = expanded.included[0] if expanded.included else child_source(entries)
     pipeline = pipeline_from(expanded, file, tuple(context.projects))
     return pipeline.model_copy(update={"warnings": tuple(w.render() for w in warnings)})
-
-
-def _located(value: Any, loc: Loc) -> Any:
-    """Plain data as located data at `loc`; what is located already keeps its places."""
-    if isinstance(value, LMap | LSeq):
-        return value
-    if isinstance(value, Mapping):
-        out = LMap(loc)
-        for key, item in value.items():
-            out.put(str(key), _located(item, loc), loc)
-        return out
-    if isinstance(value, list | tuple):
-        return LSeq(loc, [(_located(item, loc), loc) for item in value])
-    return value

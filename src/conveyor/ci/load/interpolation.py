@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from conveyor.ci.load.inputs import ruby_text
-from conveyor.ci.load.located import LMap, Loc, LSeq
+from conveyor.ci.load.located import LMap, Loc, LSeq, as_located
 from conveyor.ci.select.variables import expand_existing
 from conveyor.spec.yamlpos import YamlPath, dotted
 
@@ -85,7 +85,7 @@ class Interpolator:
             return seq
         if isinstance(node, str) and "$[[" in node:
             try:
-                return _located(self._string(node), loc)
+                return as_located(self._string(node), loc)
             except _Failure as exc:
                 raise InterpolationError(str(exc), loc, path) from None
         return node
@@ -144,21 +144,6 @@ class Interpolator:
                 "cannot be expanded"
             )
         return expanded
-
-
-def _located(value: Any, loc: Loc) -> Any:
-    """Plain lists and mappings (a function's result, inputs not read from a file) as the
-    located data the rest of the loader reads, placed where the block was."""
-    if isinstance(value, LMap | LSeq):
-        return value
-    if isinstance(value, dict):
-        out = LMap(loc)
-        for key, item in value.items():
-            out.put(str(key), _located(item, loc), loc)
-        return out
-    if isinstance(value, list):
-        return LSeq(loc, ((_located(item, loc), loc) for item in value))
-    return value
 
 
 def _string_only(name: str, apply: Callable[[str], Any]) -> Callable[[Any], Any]:

@@ -12,7 +12,7 @@ new containers).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -173,3 +173,18 @@ def locate(root: Any, path: YamlPath, default: Loc) -> Loc:
         else:
             break
     return found
+
+
+def as_located(value: Any, loc: Loc) -> Any:
+    """Plain mappings and lists (an interpolation's result, entries not read from a file) as
+    the located data the loader reads, placed at `loc`; located data keeps its own places."""
+    if isinstance(value, LMap | LSeq):
+        return value
+    if isinstance(value, Mapping):
+        out = LMap(loc)
+        for key, item in value.items():
+            out.put(str(key), as_located(item, loc), loc)
+        return out
+    if isinstance(value, list | tuple):
+        return LSeq(loc, [(as_located(item, loc), loc) for item in value])
+    return value

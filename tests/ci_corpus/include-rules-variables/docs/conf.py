@@ -1,1 +1,1 @@
-project = 'demo'
+project = "demo"
