@@ -125,13 +125,22 @@ def rollback(project: Project, service: str | None) -> DeployResult:
     return DeployResult(outcome=result(o), recovered=[result(r) for r in outcomes])
 
 
-def down(project: Project) -> DownResult:
-    """Stop the reconciler, drain and stop every replica and HAProxy; volumes and history stay."""
+def down(project: Project, volumes: bool = False) -> DownResult:
+    """Stop the reconciler, drain and stop every replica and HAProxy; history stays, and the
+    named volumes too unless `volumes` (then their data is deleted, as `docker compose down
+    --volumes` does)."""
     paths = project.paths()
     stopped = stop_agent(paths)
     with project_lock(paths):
-        o = project.engine().down()
-    return DownResult(project=paths.project, agent_stopped=stopped, seconds=round(o.duration, 3))
+        engine = project.engine()
+        o = engine.down()
+        removed = engine.runtime.remove_volumes(paths.project) if volumes else []
+    return DownResult(
+        project=paths.project,
+        agent_stopped=stopped,
+        seconds=round(o.duration, 3),
+        volumes_removed=removed,
+    )
 
 
 def status(project: Project) -> StatusView:

@@ -55,6 +55,7 @@ class DownResult(BaseModel):
     project: str
     agent_stopped: bool
     seconds: float
+    volumes_removed: list[str] = []
 
 
 class PlanStep(BaseModel):

@@ -11,6 +11,7 @@ converts them to Conveyor's own types before returning.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -430,6 +431,16 @@ class DockerEngine:
                 labels={LABEL_PROJECT: project},
             )
         return docker_name
+
+    def remove_volumes(self, project: str) -> list[str]:
+        with _translated(f"removing the volumes of {project}"):
+            api = self._api()
+            found = api.volumes(filters={"label": f"{LABEL_PROJECT}={project}"}) or {}
+            names = sorted(v["Name"] for v in found.get("Volumes") or ())
+            for name in names:
+                with contextlib.suppress(docker.errors.NotFound):
+                    api.remove_volume(name)
+        return names
 
     # -- containers --
 

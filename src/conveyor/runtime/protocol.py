@@ -99,6 +99,11 @@ class Runtime(Protocol):
         return the Docker volume name. An existing volume is used as it is."""
         ...
 
+    def remove_volumes(self, project: str) -> list[str]:
+        """Remove the named volumes Conveyor created for `project` (never external ones);
+        return their Docker names. Their data is gone."""
+        ...
+
     def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:
         """Start a replica; return its container id. `warn` hears what a user should fix
         (a replica running as root).

@@ -69,6 +69,12 @@ class FakeRuntime:
         self.volumes[docker_name] = (driver, dict(driver_opts or {}))
         return docker_name
 
+    def remove_volumes(self, project: str) -> list[str]:
+        mine = sorted(name for name in self.volumes if name.startswith(f"{project}_"))
+        for name in mine:
+            del self.volumes[name]
+        return mine
+
     def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:
         cid = f"c{next(self._ids):04d}"
         self.containers[cid] = FakeContainer(req, health=self.health_of(req))
