@@ -242,17 +242,17 @@ class Engine:
             svc = stack.services[name]
             emit = self._image_output(name)
             tag, image_id = self._image(svc, emit)
+            svc = svc.with_image_ports(self.runtime.exposed_ports(image_id))
             services[name] = ServiceRelease(service=svc, image_id=image_id, image_ref=tag)
         if selected and cur:
             for name, sr in cur.services.items():
                 services.setdefault(name, sr)
         if cur is not None and _same(services, cur.services):
             return cur
-        keep_stack = stack
-        if selected and cur:
-            keep_stack = stack.model_copy(
-                update={"services": {n: sr.service for n, sr in services.items()}}
-            )
+        # The release's stack holds the services as released (image ports added; services
+        # not selected kept at the current release's spec), in the file's order.
+        names = [*stack.services, *(n for n in services if n not in stack.services)]
+        keep_stack = stack.model_copy(update={"services": {n: services[n].service for n in names}})
         return Release(
             number=0,
             project=self.project,

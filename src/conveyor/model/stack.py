@@ -6,6 +6,7 @@ serialisable to JSON for the state database. Durations are seconds (float).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import Field
@@ -267,6 +268,16 @@ class Service(Frozen):
 
     def exposed_tcp(self) -> list[int]:
         return [e.port for e in self.expose if e.protocol == "tcp"]
+
+    def with_image_ports(self, ports: Iterable[int]) -> Service:
+        """This service with its image's EXPOSEd TCP ports added to `expose` (project
+        networking): `db:5432` then works for a PostgreSQL image whose compose entry names
+        no port, as it does under Compose, where every port of a container is reachable."""
+        if self.networking == "host":
+            return self
+        known = set(self.served_ports()) | set(self.exposed_tcp())
+        more = tuple(ExposedPort(port=p) for p in ports if p not in known)
+        return self.model_copy(update={"expose": self.expose + more}) if more else self
 
     def served_ports(self) -> tuple[int, ...]:
         """Every TCP port HAProxy serves for the service under project networking, main port

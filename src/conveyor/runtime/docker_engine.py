@@ -379,6 +379,12 @@ class DockerEngine:
         with _translated(f"tagging {image_id[:19]} as {ref}"):
             self._api().tag(image_id, repository, tag)
 
+    def exposed_ports(self, image_id: str) -> tuple[int, ...]:
+        with _translated(f"inspecting image {image_id[:19]}"):
+            config = self._api().inspect_image(image_id).get("Config") or {}
+        exposed = config.get("ExposedPorts") or {}
+        return tuple(sorted(int(key.split("/")[0]) for key in exposed if key.endswith("/tcp")))
+
     def pull(self, ref: str, progress: Progress) -> str:
         progress(f"pulling {ref}")
         try:

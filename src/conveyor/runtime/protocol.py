@@ -87,6 +87,10 @@ class Runtime(Protocol):
         """Give an image another name (`repo:tag`)."""
         ...
 
+    def exposed_ports(self, image_id: str) -> tuple[int, ...]:
+        """The TCP ports the image declares (Dockerfile `EXPOSE`), sorted."""
+        ...
+
     def ensure_volume(
         self,
         project: str,

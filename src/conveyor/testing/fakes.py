@@ -36,6 +36,7 @@ class FakeRuntime:
     away: bool = False  # the engine does not answer (stopped, restarting)
     # Docker volume name -> (driver, driver options) it was created with.
     volumes: dict[str, tuple[str | None, dict[str, str]]] = field(default_factory=dict)
+    image_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)  # EXPOSE, by image id
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _answer(self) -> None:
@@ -56,6 +57,9 @@ class FakeRuntime:
 
     def tag(self, image_id: str, ref: str) -> None:
         return None
+
+    def exposed_ports(self, image_id: str) -> tuple[int, ...]:
+        return self.image_ports.get(image_id, ())
 
     def ensure_volume(
         self,

@@ -187,3 +187,37 @@ def test_down_removes_addresses_and_networks(
     assert runtime.containers == {}
     assert runtime.addresses == {}
     assert runtime.networks == {}
+
+
+def test_image_exposed_ports_are_served_when_the_file_names_none(tmp_path: Path) -> None:
+    runtime, router = FakeRuntime(), FakeRouter()
+    runtime.image_ports["sha256:pg"] = (5432,)
+    runtime.image_ports["sha256:web"] = (8000, 9090)
+    runtime.image_ports["sha256:legacy"] = (7000,)
+    paths = ProjectPaths(tmp_path / "compose.yaml", "p")
+    store = Store.open(paths.state_dir)
+    engine = Engine(paths, runtime, router, store, Timeline(Subject(project="p"), store.events))
+    on = {"default": ServiceNetwork()}
+    stack = Stack(
+        project="p",
+        file=str(tmp_path / "compose.yaml"),
+        services={
+            # an image you did not write: the compose entry names no port (as for postgres)
+            "db": Service(name="db", image="pg", networking="project", networks=on),
+            "web": Service(
+                name="web",
+                image="web",
+                networking="project",
+                networks=on,
+                routing=Routing(port=8000),
+            ),
+            "legacy": Service(name="legacy", image="legacy"),  # host networking: as written
+        },
+        networks={"default": Network(name="default")},
+    )
+    built = engine.build_release(stack)
+    served = {n: sr.service.served_ports() for n, sr in built.services.items()}
+    assert served == {"db": (5432,), "web": (8000, 9090), "legacy": ()}
+    # the release's stack is what plans read (service addresses, HAProxy binds)
+    assert built.stack.services["db"].served_ports() == (5432,)
+    assert list(built.stack.services) == ["db", "web", "legacy"]
