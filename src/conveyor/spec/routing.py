@@ -105,7 +105,20 @@ def _ports(ctx: Context, path: YamlPath, raw: Any) -> list[PortSpec]:
             out.extend(parse_port(item))
         except ValueError as exc:
             ctx.error((*path, index), str(exc))
+        if isinstance(item, dict):
+            _warn_ignored_port_keys(ctx, (*path, index), item)
     return out
+
+
+def _warn_ignored_port_keys(ctx: Context, path: YamlPath, item: dict[str, Any]) -> None:
+    if item.get("mode") == "host":
+        ctx.warn(
+            (*path, "mode"),
+            "ignored: the port is published by HAProxy, which balances over every replica "
+            "(as `ingress` does)",
+        )
+    if item.get("name"):
+        ctx.warn((*path, "name"), "ignored: a port's name is for tools that read the file")
 
 
 def _parsed(item: Any) -> list[PortSpec]:
