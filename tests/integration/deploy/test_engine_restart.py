@@ -109,8 +109,16 @@ class Dockerd:
             "-H", self.socket,
             "--pidfile", str(self.root / "dockerd.pid"),
             "--bridge=none", "--iptables=false", "--ip-masq=false",
-            "--live-restore",
+            # Its own config file, as `conveyor bootstrap` writes it: the host's
+            # /etc/docker/daemon.json may set live-restore too, and dockerd refuses a
+            # directive given both as a flag and in the file.
+            "--config-file", str(self.config_file()),
         ]  # fmt: skip
+
+    def config_file(self) -> Path:
+        path = self.root / "daemon.json"
+        path.write_text('{"live-restore": true}\n')
+        return path
 
     def docker(self, *args: str, check: bool = True) -> str:
         return subprocess.run(
