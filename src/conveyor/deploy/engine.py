@@ -622,8 +622,8 @@ class Engine:
 
     def down(self) -> Outcome:
         observed = self.observe()
-        plan = plan_down(observed)
         cur = self.store.current_release()
+        plan = plan_down(observed, cur.order() if cur else ())
         t0 = time.monotonic()
         rid = self.store.rollouts.start(
             "down",

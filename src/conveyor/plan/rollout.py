@@ -319,13 +319,21 @@ def plan_rollout(
     return Plan(steps=tuple(steps), notes=tuple(notes))
 
 
-def plan_down(observed: Observed) -> Plan:
-    """Stop every replica, draining first so in-flight requests finish."""
+def plan_down(observed: Observed, order: Sequence[str] = ()) -> Plan:
+    """Stop every replica, draining first so in-flight requests finish. `order` is the
+    release's dependency order: services stop in reverse (as `docker compose down` does), so a
+    database is drained after the apps holding sessions to it are gone, not for its whole grace
+    period; services it does not name stop first."""
     steps = [
         Step(kind="unroute", service=service, replica=server, reason="no container")
         for service, server in observed.orphans
     ]
-    for r in sorted(observed.replicas, key=lambda r: (r.service, r.replica)):
+    rank = {name: i for i, name in enumerate(reversed(order))}
+
+    def key(r: ObservedReplica) -> tuple[int, str, str]:
+        return (rank.get(r.service, -1), r.service, r.replica)
+
+    for r in sorted(observed.replicas, key=key):
         if r.router != "absent":
             if r.running:
                 steps.append(

@@ -20,6 +20,7 @@ from conveyor.model.stack import (
     Service,
     UpdateConfig,
     UpdateOrder,
+    VolumeMount,
 )
 from conveyor.spec.container import container_settings
 from conveyor.spec.context import Context
@@ -61,6 +62,8 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
     limits = resources.get("limits") or {}
     replicas = _replicas(ctx, path, raw, deploy)
     _container_name(ctx, path, raw, replicas)
+    volumes = volume_mounts(ctx, (*path, "volumes"), raw.get("volumes"))
+    _warn_shared_volume(ctx, path, deploy, volumes)
     return Service(
         name=name,
         image=raw.get("image"),
@@ -85,7 +88,7 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
             raw, "stop_grace_period", path, parse_duration, _SERVICE.stop_grace_period
         ),
         stop_signal=ctx.optional(raw, "stop_signal", path, signal_name, _SERVICE.stop_signal),
-        volumes=volume_mounts(ctx, (*path, "volumes"), raw.get("volumes")),
+        volumes=volumes,
         secrets=secret_mounts(ctx, (*path, "secrets"), raw.get("secrets")),
         labels=pairs(ctx, (*path, "labels"), raw.get("labels"), fill=lambda _key: ""),
         user=raw.get("user"),
@@ -290,6 +293,24 @@ def _replicas(ctx: Context, path: YamlPath, raw: dict[str, Any], deploy: dict[st
         if value is not None:
             return value
     return _SERVICE.replicas
+
+
+def _warn_shared_volume(
+    ctx: Context, path: YamlPath, deploy: dict[str, Any], volumes: tuple[VolumeMount, ...]
+) -> None:
+    """Conveyor's default start-first order runs the new replica beside the old one: with a
+    named volume mounted read-write, two processes share its files for a moment. SQLite
+    copes (file locks); a database server may not, so say so unless the file chose."""
+    if "order" in (deploy.get("update_config") or {}):
+        return
+    shared = [v.source for v in volumes if v.type == "volume" and v.source and not v.read_only]
+    if shared:
+        ctx.warn(
+            (*path, "volumes"),
+            f"start-first rollouts run two replicas on volume '{shared[0]}' at once (safe for "
+            "SQLite, not for a database server): set deploy.update_config.order: stop-first "
+            "(or start-first) to say which",
+        )
 
 
 def _update(ctx: Context, path: YamlPath, raw: Any, default: UpdateConfig) -> UpdateConfig:

@@ -122,7 +122,7 @@ def observed(case: dict[str, Any]) -> Observed:
 def test_plan(case: dict[str, Any]) -> None:
     obs = observed(case)
     if case.get("down"):
-        plan = plan_down(obs)
+        plan = plan_down(obs, case.get("down_order", ()))
     else:
         plan = plan_rollout(
             [desired(d) for d in case["desired"]],
