@@ -47,7 +47,11 @@ def notes(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator
     shutil.copytree(EXAMPLE, d, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".conveyor"))
     port = free_port()
     (d / ".env").write_text(f"NOTES_PORT={port}\nNOTES_VERSION=1.0.0\n")
-    (d / OVERRIDE).write_text("networks:\n  default:\n    internal: true\n")
+    # internal: no way out of the machine; a short grace period: draining PostgreSQL waits for
+    # the web replicas' pooled sessions to end, up to that period, when it is replaced
+    (d / OVERRIDE).write_text(
+        "networks:\n  default:\n    internal: true\nservices:\n  db:\n    stop_grace_period: 5s\n"
+    )
     app = Shop(
         dir=d, project=f"notes-{uuid.uuid4().hex[:6]}", gateway_port=port, overrides=(OVERRIDE,)
     )
