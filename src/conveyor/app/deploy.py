@@ -35,6 +35,7 @@ from conveyor.deploy.reconciler import Reconciler
 from conveyor.errors import UnknownService
 from conveyor.model.release import Release
 from conveyor.model.stack import Service
+from conveyor.plan.routes import ALL_INTERFACES
 from conveyor.store.db import RolloutRow, Store
 
 
@@ -73,13 +74,19 @@ def urls(engine: Engine) -> list[ServiceURL]:
     if cur is None:
         return []
     ports = engine.store.ports.frontend_ports()
-    out = [
-        ServiceURL(
-            name=name, url=f"{_scheme(cur.services[name].service)}://127.0.0.1:{ports[name]}/"
-        )
-        for name in cur.order()
-        if name in ports
-    ]
+    out: list[ServiceURL] = []
+    for name in cur.order():
+        svc = cur.services[name].service
+        # Where users reach the service: its published ports as the file writes them; a
+        # service that publishes none is shown at the loopback frontend Conveyor gave it.
+        published = [p for p in svc.ports if p.published is not None and p.protocol == "tcp"]
+        for p in published:
+            everywhere = p.host_ip in (None, "", ALL_INTERFACES, "::")
+            host = "127.0.0.1" if everywhere else p.host_ip
+            scheme = "http" if p.target in svc.http_ports() else "tcp"
+            out.append(ServiceURL(name=name, url=f"{scheme}://{host}:{p.published}/"))
+        if name in ports and not published:
+            out.append(ServiceURL(name=name, url=f"{_scheme(svc)}://127.0.0.1:{ports[name]}/"))
     stats = engine.store.ports.stats_port()
     if stats is not None:
         out.append(ServiceURL(name="haproxy stats", url=f"http://127.0.0.1:{stats}/stats"))
