@@ -2,7 +2,8 @@
 # Debian/Ubuntu packages Conveyor and its tests need. Idempotent: installs only what is missing.
 set -euo pipefail
 PKGS=(docker.io haproxy docker-registry debootstrap socat curl ca-certificates git python3
-      python3-venv python3-pip make procps rsync nodejs npm)
+      python3-venv python3-pip make procps rsync nodejs npm
+      openssh-server gnupg)  # the GitOps source tests: an sshd git server, GPG-signed commits
 # A package is not needed when its command is already installed another way
 # (a Docker Engine from docker.com, Node.js from NodeSource with its own npm).
 declare -A PROVIDES=([docker.io]=dockerd [nodejs]=node [npm]=npm [python3]=python3)

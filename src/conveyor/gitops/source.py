@@ -219,7 +219,7 @@ class Source:
         if kind != wanted:
             return Verdict(
                 ok=False,
-                reason=f"commit {short} has {_FORMATS[kind]} signature; this environment "
+                reason=f"commit {short} has an {_FORMATS[kind]} signature; this environment "
                 f"accepts {_FORMATS[wanted]} signatures only",
             )
         if isinstance(policy, SshVerify):
@@ -398,7 +398,7 @@ _SCHEMES: dict[str, UrlKind] = {
     "http": "http",
     "https": "https",
 }
-_FORMATS = {"ssh": "an SSH", "openpgp": "an OpenPGP (GPG)", "x509": "an X.509"}
+_FORMATS = {"ssh": "SSH", "openpgp": "OpenPGP (GPG)", "x509": "X.509"}
 _STATUS = {
     "B": "the signature is bad (the commit changed after it was signed)",
     "X": "the signature has expired",

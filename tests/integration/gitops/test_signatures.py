@@ -136,7 +136,7 @@ def test_gpg_signatures(
     assert not wrong_kind.ok
     assert wrong_kind.reason == (
         f"commit {ssh_signed_commit[:12]} has an SSH signature; this environment accepts "
-        "an OpenPGP (GPG) signatures only"
+        "OpenPGP (GPG) signatures only"
     )
     assert not none.ok and none.reason == f"commit {unsigned[:12]} is not signed"
 
