@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -161,6 +162,91 @@ def git_daemon(upstream: Upstream, tmp_path: Path) -> Iterator[GitDaemon]:
     try:
         _wait_for_port(port, process, log)
         yield GitDaemon(port, base)
+    finally:
+        _stop(process)
+
+
+# Smart HTTP: `git http-backend` run as a CGI program per request, behind Basic auth (the
+# credentials a token in an https:// URL becomes). Pushes are allowed to the authenticated user.
+HTTP_BACKEND = r"""
+import base64, subprocess, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+root, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+class Handler(BaseHTTPRequestHandler):
+    def handle_one(self):
+        if self.headers.get("Authorization") != expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        env = {
+            "GIT_PROJECT_ROOT": root, "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
+            "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_USER": user,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)), "PATH": "/usr/bin:/bin",
+            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+            "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+        }
+        backend = ["git", "http-backend"]
+        out = subprocess.run(backend, input=body, env=env, capture_output=True).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode().split("\r\n"):
+            name, _, value = line.partition(": ")
+            if name.lower() == "status":
+                status = int(value.split()[0])
+            elif name:
+                headers.append((name, value))
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = handle_one
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+@dataclass
+class HttpGitServer:
+    port: int
+    base: Path
+    user: str
+    token: str
+
+    def url(self, repo: Path, *, credentials: bool = True) -> str:
+        auth = f"{self.user}:{self.token}@" if credentials else ""
+        return f"http://{auth}127.0.0.1:{self.port}/{repo.relative_to(self.base)}"
+
+
+@pytest.fixture
+def http_git(upstream: Upstream, tmp_path: Path) -> Iterator[HttpGitServer]:
+    """A smart-HTTP git server on a free loopback port that wants a user and token."""
+    base = upstream.bare.parent
+    port = free_port()
+    log = tmp_path / "http-git.log"
+    server = HttpGitServer(port, base, "ci-bot", "glpat-test-token")
+    process = subprocess.Popen(
+        [sys.executable, "-c", HTTP_BACKEND, str(base), str(port), server.user, server.token],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_port(port, process, log)
+        yield server
     finally:
         _stop(process)
 

@@ -13,7 +13,7 @@ from conveyor.errors import SourceError
 from conveyor.gitops.source import Source, SshAccess
 from conveyor.testing.net import free_port
 
-from .conftest import GitDaemon, SshServer, Upstream, sh
+from .conftest import GitDaemon, HttpGitServer, SshServer, Upstream, sh
 
 
 def test_path_source_fetches_new_commits_and_reads_them(upstream: Upstream, tmp_path: Path) -> None:
@@ -101,6 +101,31 @@ def test_git_daemon_source_fetches_a_new_commit(
 
     assert source.fetch().branches == {"main": second}
     assert source.read_file(second, "README") == "two\n"
+
+
+def test_http_source_with_a_token_in_the_url_fetches_and_pins(
+    upstream: Upstream, http_git: HttpGitServer, tmp_path: Path
+) -> None:
+    url = http_git.url(upstream.bare)
+    source = Source(url, tmp_path / "cache")
+    assert source.shown == f"http://***@127.0.0.1:{http_git.port}/shop.git"
+
+    source.fetch()
+    pin = source.commit_pin("main", "pin.json", "{}\n", "Pin", "Conveyor <c@example.test>")
+
+    assert source.heads() == {"main": pin}
+    assert sh("git", "rev-parse", "main", cwd=upstream.bare) == pin
+
+
+def test_http_source_without_credentials_fails_instead_of_prompting(
+    upstream: Upstream, http_git: HttpGitServer, tmp_path: Path
+) -> None:
+    source = Source(http_git.url(upstream.bare, credentials=False), tmp_path / "cache")
+
+    with pytest.raises(SourceError) as caught:
+        source.fetch()
+
+    assert "terminal prompts disabled" in str(caught.value)
 
 
 def test_ssh_source_with_a_deploy_key_fetches_and_pins(
