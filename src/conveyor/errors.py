@@ -8,11 +8,13 @@ ConveyorError
 │   ├── DaemonError      a supervised daemon exited at start or did not become ready
 │   └── ValidationFailed a validator (`haproxy -c`, `promtool check config`…) rejected a file
 ├── RuntimeAdapterError  the Docker Engine refused or failed an operation
+│   └── EngineUnreachable the Docker Engine does not answer (stopped, restarting)
 ├── RegistryError        the image registry could not be started, or its port is taken
 ├── RouterError          HAProxy refused a configuration or a runtime command
 ├── RolloutError         a rollout failed (probe, crash, timeout); the executor rolls back
 │   └── StepFailed       one journaled step of a rollout failed; names the step
 ├── PortsExhausted       no free port left in a range Conveyor assigns ports from
+├── SettingError         a CONVEYOR_* setting of the environment is malformed or unsafe
 ├── LockBusy             another Conveyor process owns the project state
 ├── BootstrapError       a host component could not be checked or installed
 ├── StoreError           the project's state database cannot be opened
@@ -131,6 +133,10 @@ class RuntimeAdapterError(ConveyorError):
     """The container runtime failed an operation."""
 
 
+class EngineUnreachable(RuntimeAdapterError):
+    """The Docker Engine does not answer: stopped, or restarting (an upgrade, a crash)."""
+
+
 class RegistryError(ConveyorError):
     """The image registry could not be started or read, or its port is held by something else."""
 
@@ -169,6 +175,10 @@ class PortsExhausted(ConveyorError):
         self.what = what
         self.low = low
         self.high = high
+
+
+class SettingError(ConveyorError):
+    """A setting read from the environment (CONVEYOR_SUBNET_POOL…) is malformed or unsafe."""
 
 
 class LockBusy(ConveyorError):

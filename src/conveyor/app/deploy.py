@@ -34,6 +34,7 @@ from conveyor.deploy.project import project_lock
 from conveyor.deploy.reconciler import Reconciler
 from conveyor.errors import UnknownService
 from conveyor.model.release import Release
+from conveyor.model.stack import Service
 from conveyor.store.db import RolloutRow, Store
 
 
@@ -73,7 +74,9 @@ def urls(engine: Engine) -> list[ServiceURL]:
         return []
     ports = engine.store.ports.frontend_ports()
     out = [
-        ServiceURL(name=name, url=f"http://127.0.0.1:{ports[name]}/")
+        ServiceURL(
+            name=name, url=f"{_scheme(cur.services[name].service)}://127.0.0.1:{ports[name]}/"
+        )
         for name in cur.order()
         if name in ports
     ]
@@ -122,13 +125,22 @@ def rollback(project: Project, service: str | None) -> DeployResult:
     return DeployResult(outcome=result(o), recovered=[result(r) for r in outcomes])
 
 
-def down(project: Project) -> DownResult:
-    """Stop the reconciler, drain and stop every replica and HAProxy; volumes and history stay."""
+def down(project: Project, volumes: bool = False) -> DownResult:
+    """Stop the reconciler, drain and stop every replica and HAProxy; history stays, and the
+    named volumes too unless `volumes` (then their data is deleted, as `docker compose down
+    --volumes` does)."""
     paths = project.paths()
     stopped = stop_agent(paths)
     with project_lock(paths):
-        o = project.engine().down()
-    return DownResult(project=paths.project, agent_stopped=stopped, seconds=round(o.duration, 3))
+        engine = project.engine()
+        o = engine.down()
+        removed = engine.runtime.remove_volumes(paths.project) if volumes else []
+    return DownResult(
+        project=paths.project,
+        agent_stopped=stopped,
+        seconds=round(o.duration, 3),
+        volumes_removed=removed,
+    )
 
 
 def status(project: Project) -> StatusView:
@@ -153,12 +165,13 @@ def status(project: Project) -> StatusView:
                 running_replicas=sum(1 for r in reps if r.running),
                 image=sr.image_ref if sr else None,
                 spec_hash=sr.spec_hash if sr else None,
-                url=f"http://127.0.0.1:{fport}" if fport else None,
+                url=f"{_scheme(sr.service)}://127.0.0.1:{fport}" if sr and fport else None,
                 replicas=[
                     ReplicaView(
                         name=r.replica,
                         release=r.release,
                         port=r.endpoint.port,
+                        address=r.endpoint.host,
                         running=r.running,
                         exit_code=r.exit_code,
                         health=r.health,
@@ -226,6 +239,13 @@ def logs(
 def reconciler(project: Project) -> Reconciler:
     """The project's reconciler, for the long-running process to host (`conveyor agent`)."""
     return Reconciler(project.engine(actor="agent"))
+
+
+def _scheme(service: Service) -> str:
+    """How a service's stable frontend speaks: HTTP, unless its main port is served as TCP
+    (project networks: a database, a broker)."""
+    main = service.app_port()
+    return "tcp" if main is not None and main not in service.http_ports() else "http"
 
 
 def _build(engine: Engine, project: Project, services: list[str]) -> Release:

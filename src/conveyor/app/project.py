@@ -16,6 +16,7 @@ from conveyor.errors import NoComposeFile
 from conveyor.model.environment import Environment
 from conveyor.model.events import Subject
 from conveyor.model.stack import Stack
+from conveyor.plan.network import SubnetPool
 from conveyor.spec.compose import COMPOSE_FILES as DEFAULT_FILES
 from conveyor.store.db import Store
 from conveyor.store.timeline import Subscriber, Timeline
@@ -169,6 +170,9 @@ class Project:
         from conveyor.runtime.docker_engine import DockerEngine
 
         paths = self.paths()
+        pool = SubnetPool.parse(
+            self.environ.get("CONVEYOR_SUBNET_POOL"), self.environ.get("CONVEYOR_SUBNET_PREFIX")
+        )
         store = Store.open(paths.state_dir)
         return Engine(
             paths=paths,
@@ -176,4 +180,5 @@ class Project:
             router=HAProxyRouter(paths.router_dir),
             store=store,
             timeline=self.timeline(store, actor),
+            pool=pool,
         )

@@ -55,6 +55,7 @@ class DownResult(BaseModel):
     project: str
     agent_stopped: bool
     seconds: float
+    volumes_removed: list[str] = []
 
 
 class PlanStep(BaseModel):
@@ -64,6 +65,7 @@ class PlanStep(BaseModel):
     batch: int
     seconds: float
     services: list[str]
+    network: str = ""  # `network` / `unnetwork` steps
     reason: str
     description: str
 
@@ -86,6 +88,7 @@ class ReplicaView(BaseModel):
     name: str
     release: int
     port: int
+    address: str = "127.0.0.1"  # where the replica answers: loopback, or its project network IP
     running: bool
     exit_code: int | None
     health: ReplicaHealth

@@ -334,14 +334,25 @@ def down(
     ctx: typer.Context,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
+    volumes: Annotated[
+        bool,
+        typer.Option(
+            "--volumes",
+            "-v",
+            help="Also delete the project's named volumes and their data (never external ones).",
+        ),
+    ] = False,
 ) -> None:
-    """Stop the agent, drain and stop every replica and HAProxy. Named volumes and history stay."""
+    """Stop the agent, drain and stop every replica and HAProxy. History stays, and named
+    volumes too unless --volumes."""
     project = _project(ctx, file, project_name)
     with progress() as show:
         project.subscribe(show)
-        r = deploy_app.down(project)
+        r = deploy_app.down(project, volumes=volumes)
     if r.agent_stopped:
         err.print("[dim]agent stopped[/]")
+    for name in r.volumes_removed:
+        err.print(f"[dim]volume {esc(name)} removed[/]")
     err.print(f"[bold green]down[/]: {esc(r.project)} stopped in {r.seconds:.1f}s")
 
 

@@ -43,7 +43,8 @@ def status_table(data: StatusView) -> Table:
                 svc if first else "",
                 esc(r.name),
                 rel,
-                str(r.port),
+                # on a project network every replica has the same port at its own address
+                str(r.port) if r.address == "127.0.0.1" else f"{r.address}:{r.port}",
                 state,
                 health,
                 router,

@@ -25,7 +25,15 @@ from conveyor.host import git
 from conveyor.model.release import Observed, OutcomeStatus, Release, RolloutKind, ServiceRelease
 from conveyor.model.stack import Service, Stack, UpdateConfig
 from conveyor.plan.actions import Plan, Step
+from conveyor.plan.network import (
+    DesiredNetwork,
+    SubnetPool,
+    assign_slots,
+    desired_address,
+    desired_networks,
+)
 from conveyor.plan.rollout import Mode, desired_services, plan_down, plan_rollout
+from conveyor.plan.routes import router_config
 from conveyor.router.protocol import Router
 from conveyor.runtime.protocol import Progress, Runtime
 from conveyor.store.db import RolloutRow, Store
@@ -65,6 +73,7 @@ class Engine:
     router: Router
     store: Store
     timeline: Timeline
+    pool: SubnetPool = dataclasses.field(default_factory=SubnetPool)  # project networks' subnets
 
     @property
     def project(self) -> str:
@@ -79,9 +88,15 @@ class Engine:
 
     # observing ---------------------------------------------------------------------------------
 
-    def observe(self) -> Observed:
-        """Containers by label, joined with HAProxy's view of each server."""
+    def observe(self, release: Release | None = None) -> Observed:
+        """Containers, networks and service addresses by label, joined with HAProxy's view of
+        each server. `release` names the external networks to look for (default: the current
+        release's)."""
+        release = release if release is not None else self.store.current_release()
+        external = [n.docker_name for n in _networks(release) if n.external]
         replicas = self.runtime.list_replicas(self.project)
+        networks = tuple(self.runtime.list_networks(self.project, external))
+        addresses = tuple(self.runtime.list_addresses(self.project))
         frontends: dict[str, int] = {}
         states: dict[tuple[str, str], tuple[str, str]] = {}
         if self.router.running():
@@ -105,7 +120,65 @@ class Engine:
         )
         known = {(r.service, r.replica) for r in replicas}
         orphans = tuple(sorted(k for k in states if k not in known))
-        return Observed(replicas=joined, frontends=frontends, orphans=orphans)
+        return Observed(
+            replicas=joined,
+            frontends=frontends,
+            orphans=orphans,
+            networks=networks,
+            addresses=addresses,
+        )
+
+    def slots(self, release: Release, keep: bool = False) -> dict[str, int]:
+        """The stable slot of every service address `release` needs (plan.network): those the
+        database knows, new ones given the smallest free slot (recorded when `keep`)."""
+        known = self.store.address_slots.all()
+        needing = [n for n in release.order() if desired_address(release.stack, n) is not None]
+        slots = assign_slots(known, needing)
+        if keep:
+            for service, slot in slots.items():
+                if service not in known:
+                    self.store.address_slots.set(service, slot)
+        return slots
+
+    def _router_stale(self, release: Release, observed: Observed, ports: dict[str, int]) -> bool:
+        """Whether HAProxy runs other listeners, binds or checks than `release` asks of the
+        services it serves for it (a reload is then planned; servers are not compared)."""
+        running = self.router.shape()
+        if running is None:
+            return False
+        have = {f.service: f for f in running.frontends}
+        ex = self._executor(release, ports, observed, self.timeline, with_stats=False)
+        wanted = router_config(release, sorted(have), ports, ex.namespaces(), None)
+        return any(f != have[f.service] for f in wanted.frontends if f.service in have)
+
+    def _plan(
+        self,
+        target: Release,
+        observed: Observed,
+        ports: dict[str, int],
+        mode: Mode = "update",
+        skip: set[str] | None = None,
+    ) -> Plan:
+        """The plan toward `target` from `observed`; services in `skip` (backing off) keep
+        their replicas as they are."""
+        observed = observed.model_copy(
+            update={"router_stale": self._router_stale(target, observed, ports)}
+        )
+        desired = desired_services(target, mode, self.slots(target))
+        skip = skip or set()
+        held = [d for d in desired if d.name in skip]
+        if held:
+            desired = [d for d in desired if d.name not in skip]
+            # Only the replicas of backing-off services are hidden from the planner (their
+            # service addresses stay); servers without a container are cleaned up whatever
+            # their service.
+            observed = observed.model_copy(
+                update={"replicas": tuple(r for r in observed.replicas if r.service not in skip)}
+            )
+        routed = [n for n in target.order() if target.services[n].service.routed]
+        return plan_rollout(
+            desired, observed, frontends=routed, networks=_networks(target), held=held
+        )
 
     def frontend_ports(self, release: Release) -> dict[str, int]:
         """Stable frontend port per routed service: public_port if given, else the one assigned
@@ -169,17 +242,17 @@ class Engine:
             svc = stack.services[name]
             emit = self._image_output(name)
             tag, image_id = self._image(svc, emit)
+            svc = svc.with_image_ports(self.runtime.exposed_ports(image_id))
             services[name] = ServiceRelease(service=svc, image_id=image_id, image_ref=tag)
         if selected and cur:
             for name, sr in cur.services.items():
                 services.setdefault(name, sr)
         if cur is not None and _same(services, cur.services):
             return cur
-        keep_stack = stack
-        if selected and cur:
-            keep_stack = stack.model_copy(
-                update={"services": {n: sr.service for n, sr in services.items()}}
-            )
+        # The release's stack holds the services as released (image ports added; services
+        # not selected kept at the current release's spec), in the file's order.
+        names = [*stack.services, *(n for n in services if n not in stack.services)]
+        keep_stack = stack.model_copy(update={"services": {n: services[n].service for n in names}})
         return Release(
             number=0,
             project=self.project,
@@ -224,9 +297,8 @@ class Engine:
     # moving the project ------------------------------------------------------------------------
 
     def plan(self, target: Release, mode: Mode = "update") -> Plan:
-        observed = self.observe()
-        routed = [n for n in target.order() if target.services[n].service.routed]
-        return plan_rollout(desired_services(target, mode), observed, frontends=routed)
+        ports = self.store.ports.frontend_ports()
+        return self._plan(target, self.observe(target), ports, mode)
 
     def apply(
         self,
@@ -257,9 +329,8 @@ class Engine:
                 data={"services": {n: sr.image_ref for n, sr in target.services.items()}},
             )
         frontends = self.frontend_ports(target)
-        observed = self.observe()
-        routed = [n for n in target.order() if target.services[n].service.routed]
-        plan = plan_rollout(desired_services(target, mode), observed, frontends=routed)
+        observed = self.observe(target)
+        plan = self._plan(target, observed, frontends, mode)
         if plan.empty and cur is not None and cur.number == target.number and recovers is None:
             return Outcome(None, "unchanged", target.number)
         rid = self.store.rollouts.start(
@@ -360,7 +431,8 @@ class Engine:
         timeline: Timeline,
         with_stats: bool = True,
     ) -> Executor:
-        """An executor toward `release`. `down` stops HAProxy, so it needs no stats port."""
+        """An executor toward `release`. `down` stops HAProxy, so it needs no stats port; it and
+        read-only uses (without stats) record no new address slot either."""
         return Executor(
             paths=self.paths,
             runtime=self.runtime,
@@ -371,6 +443,9 @@ class Engine:
             observed=observed,
             timeline=timeline,
             stats_port=self.stats_port() if with_stats else None,
+            networks=tuple(_networks(release)),
+            pool=self.pool,
+            slots=self.slots(release, keep=with_stats),
         )
 
     def _discard(self, ex: Executor, step: Step) -> None:
@@ -502,18 +577,8 @@ class Engine:
         cur = self.store.current_release()
         if cur is None:
             return Plan()
-        return self._heal_plan(cur, self.observe(), set(skip))
-
-    @staticmethod
-    def _heal_plan(cur: Release, observed: Observed, skipped: set[str]) -> Plan:
-        desired = [d for d in desired_services(cur) if d.name not in skipped]
-        # Only the replicas of backing-off services are hidden from the planner; servers
-        # without a container are cleaned up whatever their service.
-        keep = observed.model_copy(
-            update={"replicas": tuple(r for r in observed.replicas if r.service not in skipped)}
-        )
-        routed = [n for n in cur.order() if cur.services[n].service.routed]
-        return plan_rollout(desired, keep, frontends=routed)
+        ports = self.store.ports.frontend_ports()
+        return self._plan(cur, self.observe(cur), ports, skip=set(skip))
 
     def heal(self, skip: Iterable[str] = ()) -> Outcome | None:
         """Converge to the current release: replace dead replicas, restore HAProxy. Services in
@@ -522,8 +587,8 @@ class Engine:
         if cur is None:
             return None
         frontends = self.frontend_ports(cur)
-        observed = self.observe()
-        plan = self._heal_plan(cur, observed, set(skip))
+        observed = self.observe(cur)
+        plan = self._plan(cur, observed, frontends, skip=set(skip))
         if plan.empty:
             return None
         t0 = time.monotonic()
@@ -557,8 +622,8 @@ class Engine:
 
     def down(self) -> Outcome:
         observed = self.observe()
-        plan = plan_down(observed)
         cur = self.store.current_release()
+        plan = plan_down(observed, cur.order() if cur else ())
         t0 = time.monotonic()
         rid = self.store.rollouts.start(
             "down",
@@ -587,6 +652,10 @@ class Engine:
         took = time.monotonic() - t0
         tl.emit("project.down", "stopped every replica", data={"seconds": round(took, 3)})
         return Outcome(rid, "succeeded", None, duration=took)
+
+
+def _networks(release: Release | None) -> list[DesiredNetwork]:
+    return desired_networks(release.stack) if release is not None else []
 
 
 def _same(a: dict[str, ServiceRelease], b: dict[str, ServiceRelease]) -> bool:

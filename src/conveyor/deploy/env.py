@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.stack import Service
 
 
@@ -19,19 +20,30 @@ def replica_env(
     replica: str,
     release: int,
     port: int,
-    frontends: Mapping[str, int],
+    frontends: Mapping[str, int] | None = None,
+    peers: Mapping[str, Endpoint] | None = None,
+    listen_host: str = LOOPBACK,
 ) -> dict[str, str]:
-    """Service environment + twelve-factor PORT + one `<NAME>_SERVICE_HOST/PORT` pair per routed
-    service (Kubernetes' convention), pointing at that service's HAProxy frontend."""
+    """Service environment + twelve-factor PORT and HOST + one `<NAME>_SERVICE_HOST/PORT` pair
+    per routed service (Kubernetes' convention).
+
+    Host networking: `port` is the replica's own port and `frontends` the services' HAProxy
+    frontends on loopback. Project networks: `port` is the app port (0: none, PORT is not
+    set), `peers` where each service is reached by name, and `listen_host` 0.0.0.0 (the
+    replica's namespace is its own; loopback would hide it from HAProxy)."""
+    announced = dict(peers or {})
+    if peers is None:
+        announced = {name: Endpoint.loopback(fport) for name, fport in (frontends or {}).items()}
     env: dict[str, str] = {}
-    for name, fport in sorted(frontends.items()):
-        env[f"{env_name(name)}_SERVICE_HOST"] = "127.0.0.1"
-        env[f"{env_name(name)}_SERVICE_PORT"] = str(fport)
+    for name, where in sorted(announced.items()):
+        env[f"{env_name(name)}_SERVICE_HOST"] = where.host
+        env[f"{env_name(name)}_SERVICE_PORT"] = str(where.port)
     env.update(service.environment)
+    if port:
+        env["PORT"] = str(port)
     env.update(
         {
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
+            "HOST": listen_host,
             "CONVEYOR_PROJECT": project,
             "CONVEYOR_SERVICE": service.name,
             "CONVEYOR_REPLICA": replica,

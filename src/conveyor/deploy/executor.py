@@ -15,17 +15,31 @@ from conveyor.deploy.env import replica_env, replica_hosts
 from conveyor.deploy.ports import pick_port
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import ConveyorError, RolloutError, StepFailed
-from conveyor.model.endpoint import Endpoint
-from conveyor.model.release import Observed, Release
+from conveyor.model.endpoint import LOOPBACK, Endpoint
+from conveyor.model.release import Observed, ObservedAddress, Release
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan, Step
-from conveyor.router.protocol import Frontend, Router, RouterConfig, ServerEntry
-from conveyor.runtime.protocol import ReplicaRun, Runtime
+from conveyor.plan.network import (
+    DesiredNetwork,
+    SubnetPool,
+    attachments,
+    desired_address,
+    namespace_name,
+    peer_hosts,
+    slot_address,
+)
+from conveyor.plan.routes import Namespace, router_config
+from conveyor.provision.bootstrap import BASE_IMAGE
+from conveyor.router.protocol import Router, RouterConfig, ServerEntry
+from conveyor.runtime.protocol import AddressRun, NetworkRun, ReplicaRun, Runtime
 from conveyor.store.db import Store
 from conveyor.store.timeline import Timeline
 
 # A run-to-completion service (a migration) that has not exited by then fails the rollout.
 ONESHOT_TIMEOUT = 900.0
+
+# Replicas bind their app port on every interface of their own namespace.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 
 
 @dataclass
@@ -47,11 +61,23 @@ class Executor:
     observed: Observed
     timeline: Timeline  # bound to the rollout: every step is reported as an event
     stats_port: int | None = None
+    networks: tuple[DesiredNetwork, ...] = ()  # the project networks of `release`
+    pool: SubnetPool = field(default_factory=SubnetPool)
+    # Service addresses run `sleep` from the base image `conveyor bootstrap` provides.
+    address_image: str = BASE_IMAGE
+    slots: dict[str, int] = field(default_factory=dict)  # service addresses' stable slots
     placements: dict[str, Placement] = field(default_factory=dict)
+    addresses: dict[str, ObservedAddress] = field(default_factory=dict)
+    subnets: dict[str, str] = field(default_factory=dict)  # Conveyor's networks -> subnet
 
     def __post_init__(self) -> None:
         for r in self.observed.replicas:
             self.placements[r.replica] = Placement(r.container_id, r.endpoint)
+        for a in self.observed.addresses:
+            self.addresses[a.service] = a
+        for n in self.observed.networks:
+            if n.spec_hash and n.subnet:  # external networks: Docker places addresses there
+                self.subnets[n.docker_name] = n.subnet
 
     # ------------------------------------------------------------------------------------------
 
@@ -103,7 +129,7 @@ class Executor:
 
     # ------------------------------------------------------------------------------------------
 
-    def apply(self, step: Step) -> str | None:
+    def apply(self, step: Step) -> str | None:  # noqa: PLR0912 — one arm per step kind
         match step.kind:
             case "frontends":
                 return self._frontends(step.services)
@@ -116,7 +142,10 @@ class Executor:
             case "drain":
                 return self._drain(step.service, step.replica)
             case "unroute":
-                self.router.remove_server(step.service, step.replica)
+                # A dead replica's sessions are retried elsewhere once their connect times out;
+                # cutting them would fail requests a live replica can still answer.
+                dead = step.reason in ("dead", "no container")
+                self.router.remove_server(step.service, step.replica, cut_sessions=not dead)
                 return None
             case "stop":
                 return self._stop(step.service, step.replica)
@@ -130,6 +159,18 @@ class Executor:
                 return None
             case "monitor":
                 return self._monitor(step.service, step.seconds)
+            case "network":
+                return self._network(step.network)
+            case "address":
+                return self._address(step.service)
+            case "unaddress":
+                gone = self.addresses.pop(step.service, None)
+                if gone is not None:
+                    self.runtime.remove(gone.container_id)
+                return None
+            case "unnetwork":
+                self.runtime.remove_network(step.network)
+                return None
         raise ConveyorError(f"unknown step kind {step.kind!r}")  # pragma: no cover
 
     def _service(self, name: str) -> Service:
@@ -145,26 +186,56 @@ class Executor:
         return p
 
     def router_config(self, services: tuple[str, ...]) -> RouterConfig:
-        fes: list[Frontend] = []
-        for name in services:
-            port = self.frontends.get(name)
-            if port is None:
-                continue
-            sr = self.release.services.get(name)
-            svc = sr.service if sr else None
-            pr = svc.routing.probe if svc else None
-            fes.append(
-                Frontend(
-                    service=name,
-                    port=port,
-                    check_path=pr.path if pr else None,
-                    check_interval=pr.check_interval if pr else 0.25,
-                    check_fall=pr.check_fall if pr else 2,
-                    check_rise=pr.check_rise if pr else 1,
-                    balance=svc.routing.balance if svc else "roundrobin",
-                )
+        return router_config(
+            self.release, services, self.frontends, self.namespaces(), self.stats_port
+        )
+
+    def namespaces(self) -> dict[str, Namespace]:
+        """Where each service address's namespace is, for HAProxy's binds."""
+        project = self.release.project
+        return {
+            service: Namespace(name=namespace_name(project, service, a.container_id), netns=a.netns)
+            for service, a in self.addresses.items()
+            if a.running and a.netns
+        }
+
+    def _network(self, name: str) -> str:
+        network = next((n for n in self.networks if n.name == name), None)
+        if network is None:
+            raise ConveyorError(f"network {name!r} is not in release {self.release.number}")
+        made = self.runtime.ensure_network(
+            NetworkRun(project=self.release.project, network=network, pool=self.pool)
+        )
+        if not network.external and made.subnet:
+            self.subnets[made.docker_name] = made.subnet
+        return f"{made.docker_name} {made.subnet or ''}".strip()
+
+    def _address(self, service: str) -> str:
+        """(Re)start the service's address. Its old namespace dies with it; the `frontends`
+        step planned next binds HAProxy inside the new one."""
+        address = desired_address(self.release.stack, service, self.slots.get(service))
+        if address is None:
+            raise ConveyorError(f"service {service!r} has no service address in this release")
+        ips: dict[str, str] = {}
+        if address.slot is not None:
+            ips = {
+                network: slot_address(self.subnets[network], address.slot)
+                for network in address.networks
+                if network in self.subnets
+            }
+        old = self.addresses.pop(service, None)
+        if old is not None:
+            self.runtime.remove(old.container_id)
+        made = self.runtime.run_address(
+            AddressRun(
+                project=self.release.project,
+                address=address,
+                image=self.address_image,
+                ips=ips,
             )
-        return RouterConfig(frontends=tuple(fes), stats_port=self.stats_port)
+        )
+        self.addresses[service] = made
+        return f"container {made.container_id[:12]} on {', '.join(sorted(address.networks))}"
 
     def _frontends(self, services: tuple[str, ...]) -> str:
         self.router.ensure(self.router_config(services))
@@ -174,8 +245,12 @@ class Executor:
     def _start(self, service: str, replica: str) -> str:
         sr = self.release.services[service]
         svc = sr.service
-        taken = {p.endpoint.port for p in self.placements.values()} | set(self.frontends.values())
-        port = pick_port(taken)
+        project_networks = svc.networking == "project"
+        if project_networks:
+            port = svc.app_port() or 0  # every replica has its own namespace: same port
+        else:
+            taken = {p.endpoint.port for p in self.placements.values()}
+            port = pick_port(taken | set(self.frontends.values()))
         volume_names: dict[str, str] = {}
         for m in svc.volumes:
             if m.type == "volume" and m.source:
@@ -203,10 +278,18 @@ class Executor:
                 release=self.release.number,
                 port=port,
                 frontends=self.frontends,
+                peers=self._peers(svc) if project_networks else None,
+                listen_host=ALL_INTERFACES if project_networks else LOOPBACK,
             ),
-            extra_hosts=replica_hosts(self.frontends),
+            # Project networks: peers by name from /etc/hosts, which needs no dockerd.
+            extra_hosts=(
+                peer_hosts(self.release.stack, svc, self.slots, self.subnets)
+                if project_networks
+                else replica_hosts(self.frontends)
+            ),
             secret_files={**self._secret_files(svc), **config_files(svc, self.paths.configs_dir)},
             volume_names=volume_names,
+            networks=attachments(self.release.stack, svc) if project_networks else {},
         )
         cid = self.runtime.run(req, warn=self._warn(service, replica))
         # The runtime says where the replica answers (its network decides the host).
@@ -215,6 +298,23 @@ class Executor:
             raise RolloutError(f"replica {replica} vanished right after it started")
         self.placements[replica] = Placement(cid, state.endpoint)
         return f"container {cid[:12]} on {state.endpoint}"
+
+    def _peers(self, svc: Service) -> dict[str, Endpoint]:
+        """The routed services a replica on project networks reaches by name: those sharing
+        one of its networks, at their main port."""
+        mine = set(svc.networks)
+        peers: dict[str, Endpoint] = {}
+        for name, sr in self.release.services.items():
+            other = sr.service
+            port = other.app_port()
+            if (
+                other.networking == "project"
+                and other.routed
+                and port
+                and mine & set(other.networks)
+            ):
+                peers[name] = Endpoint(host=name, port=port)
+        return peers
 
     def _warn(self, service: str, replica: str) -> Callable[[str], None]:
         def warn(message: str) -> None:

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 
 from conveyor.deploy.engine import Engine, Outcome
 from conveyor.deploy.project import project_lock
+from conveyor.errors import EngineUnreachable
 from conveyor.model.release import HealBackoff
+
+# After the Docker Engine answers again, how long before a heal may act: a restarted dockerd
+# (an upgrade, a crash) is still restoring its containers' state for a moment.
+SETTLE = 2.0
 
 
 @dataclass
@@ -22,15 +27,49 @@ class Reconciler:
     engine: Engine
     clock: Callable[[], float] = field(default=time.time)
     name: str = "reconciler"
+    settle: float = SETTLE
+    away_since: float | None = None  # when the engine stopped answering
+    back_at: float | None = None  # when it answered again
 
     def tick(self) -> Outcome | None:
         """One observation, and a heal if one is needed. Raises LockBusy while a command works
-        on the project (the caller looks again next tick)."""
+        on the project (the caller looks again next tick).
+
+        While the Docker Engine does not answer, nothing is replaced: with live-restore its
+        replicas keep running (and serving through HAProxy) while dockerd restarts. Once it
+        answers again the reconciler re-observes, and heals only after `settle` seconds."""
+        try:
+            return self._tick()
+        except EngineUnreachable as e:
+            if self.away_since is None:
+                self.away_since = self.clock()
+                self.engine.timeline.emit(
+                    "engine.away",
+                    f"the Docker Engine does not answer; replicas are left as they are until it "
+                    f"is back ({e})",
+                    level="warning",
+                )
+            return None
+
+    def _tick(self) -> Outcome | None:
         engine = self.engine
         store = engine.store
         # Only this reconciler writes the backoff, under the lock: one read serves the tick.
         blocked = self._blocked()
-        if not store.rollouts.running() and engine.heal_plan(skip=blocked).empty:
+        plan = engine.heal_plan(skip=blocked)  # observes: raises while the engine is away
+        now = self.clock()
+        if self.away_since is not None:
+            engine.timeline.emit(
+                "engine.back",
+                f"the Docker Engine answers again after {now - self.away_since:.1f}s",
+                data={"seconds": round(now - self.away_since, 3)},
+            )
+            self.away_since, self.back_at = None, now
+        if self.back_at is not None:
+            if now - self.back_at < self.settle:
+                return None
+            self.back_at = None
+        if not store.rollouts.running() and plan.empty:
             return None
         with project_lock(engine.paths, wait=0.2, holder="agent"):
             engine.recover()

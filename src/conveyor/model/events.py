@@ -44,6 +44,8 @@ EventKind = Literal[
     "reconciler.started",
     "reconciler.stopped",
     "reconciler.error",
+    "engine.away",  # the Docker Engine stopped answering: nothing is replaced meanwhile
+    "engine.back",  # it answers again
     # CI
     "pipeline.started",
     "pipeline.finished",

@@ -49,6 +49,12 @@ class ServiceRelease(Frozen):
             exclude_defaults=True,
         )
         relevant["image_id"] = self.image_id
+        # Added with project networking: left out under host networking, so the hashes of
+        # releases recorded before stay what they were (no rollout after an upgrade).
+        if s.networking != "host":
+            relevant["networking"] = s.model_dump(mode="json", include={"networking", "networks"})
+            relevant["networking"]["port"] = s.app_port()  # PORT in the replica's environment
+            relevant["networking"]["udp"] = [p.model_dump(mode="json") for p in s.udp_ports()]
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -97,6 +103,25 @@ class ObservedReplica(Frozen):
         )
 
 
+class ObservedNetwork(Frozen):
+    """A Docker network of the project as the runtime reports it."""
+
+    docker_name: str
+    spec_hash: str = ""  # what Conveyor created it from ("" for external networks)
+    subnet: str | None = None
+
+
+class ObservedAddress(Frozen):
+    """A service address: the small container holding a network namespace on the service's
+    networks, under the service's name, where HAProxy listens for it."""
+
+    service: str
+    container_id: str
+    spec_hash: str
+    running: bool
+    netns: str | None = None  # the namespace's file (Docker's SandboxKey) while it runs
+
+
 class Observed(Frozen):
     """Everything Conveyor sees of a project right now."""
 
@@ -104,6 +129,10 @@ class Observed(Frozen):
     frontends: dict[str, int] = Field(default_factory=dict)  # service -> port HAProxy listens on
     # HAProxy servers with no container behind them (removed outside Conveyor): (service, name)
     orphans: tuple[tuple[str, str], ...] = ()
+    networks: tuple[ObservedNetwork, ...] = ()
+    addresses: tuple[ObservedAddress, ...] = ()
+    # HAProxy runs another shape (listeners, binds, checks) than the release asks for
+    router_stale: bool = False
 
     def of(self, service: str) -> list[ObservedReplica]:
         return [r for r in self.replicas if r.service == service]

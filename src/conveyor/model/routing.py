@@ -30,8 +30,31 @@ class ServerEntry(Frozen):
         return data
 
 
+Mode = Literal["http", "tcp"]
+
+
+class Bind(Frozen):
+    """One more address HAProxy listens on for a port of a service: a published port on the
+    host, or the service's port inside its service address's network namespace."""
+
+    address: str = "0.0.0.0"  # noqa: S104 — Compose publishes on every interface by default
+    port: int
+    namespace: str | None = None  # a name under /var/run/netns (HAProxy's `namespace`)
+    netns: str | None = None  # the namespace file that name must link to
+
+
+class Listener(Frozen):
+    """Another port of a service (project networking): its own frontend and backend, the same
+    servers at this port."""
+
+    port: int  # where replicas listen
+    mode: Mode = "tcp"
+    binds: tuple[Bind, ...] = ()
+
+
 class Frontend(Frozen):
-    """One service's frontend (stable port on 127.0.0.1) and backend."""
+    """One service's frontend (stable port on 127.0.0.1) and backend, and under project
+    networking its other binds and ports."""
 
     service: str
     port: int
@@ -41,6 +64,16 @@ class Frontend(Frozen):
     check_rise: int = 1
     balance: Literal["roundrobin", "leastconn"] = "roundrobin"
     servers: tuple[ServerEntry, ...] = ()
+    address: str = LOOPBACK  # where `port` is bound
+    mode: Mode = "http"
+    target: int | None = None  # the replicas' port; None: each server's own endpoint port
+    binds: tuple[Bind, ...] = ()  # more addresses for the main port
+    listeners: tuple[Listener, ...] = ()  # the service's other ports
+
+    def namespaces(self) -> dict[str, str]:
+        """Namespace name -> the file it must link to, for every bind inside one."""
+        binds = [*self.binds, *(b for listener in self.listeners for b in listener.binds)]
+        return {b.namespace: b.netns for b in binds if b.namespace and b.netns}
 
 
 class RouterConfig(Frozen):

@@ -6,6 +6,7 @@ serialisable to JSON for the state database. Durations are seconds (float).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import Field
@@ -162,6 +163,40 @@ class Routing(Frozen):
 
 
 PullPolicy = Literal["build", "always", "missing", "never"]
+Networking = Literal["host", "project"]
+PortProtocol = Literal["tcp", "udp"]
+
+# The port a twelve-factor app in its own network namespace is told to listen on (PORT) when
+# the file names none but asks for a probe: any fixed number works, each replica has its own.
+DEFAULT_APP_PORT = 8000
+
+
+class PortSpec(Frozen):
+    """One Compose `ports:` entry, a range already expanded to single ports."""
+
+    target: int  # the port the replica listens on
+    published: int | None = None  # on the host; None: not published (served by name only)
+    host_ip: str | None = None  # None: Compose's default (all interfaces)
+    protocol: PortProtocol = "tcp"
+    app_protocol: str | None = None  # `http` asks for HTTP mode on this port
+
+
+class ServiceNetwork(Frozen):
+    """A service's attachment to one project network (Compose `services.X.networks.Y`)."""
+
+    aliases: tuple[str, ...] = ()  # more names the service answers to on that network
+
+
+class Network(Frozen):
+    """A Compose network of the project: a Docker bridge network Conveyor owns (unless
+    `external`), with a subnet from Conveyor's pool unless the file fixes one."""
+
+    name: str  # the key under top-level `networks` ("default" when implicit)
+    docker_name: str | None = None  # `name:` in the file; default `<project>_<key>`
+    external: bool = False
+    internal: bool = False
+    subnet: str | None = None  # ipam.config[0].subnet
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class Service(Frozen):
@@ -189,6 +224,12 @@ class Service(Frozen):
     user: str | None = None
     working_dir: str | None = None
     routing: Routing = Routing()
+    # "host": replicas share the host's network and get a PORT each (Conveyor 0.1's only mode,
+    # and the default of releases recorded then); "project": each replica in its own network
+    # namespace on the project networks, reached by name through its service address.
+    networking: Networking = "host"
+    networks: dict[str, ServiceNetwork] = Field(default_factory=dict)  # project networking
+    ports: tuple[PortSpec, ...] = ()  # every `ports:` entry (published or not)
     configs: tuple[ConfigMount, ...] = ()
     # None: not written in the file; Conveyor then replaces every replica that exits.
     restart: Restart | None = None
@@ -203,8 +244,66 @@ class Service(Frozen):
 
     @property
     def routed(self) -> bool:
-        """True when the service answers HTTP and so gets an HAProxy frontend."""
-        return self.routing.probe is not None or self.routing.port is not None
+        """True when HAProxy serves the service: it answers HTTP (host networking), or has a
+        port anyone can reach it on (project networks)."""
+        return (
+            self.routing.probe is not None
+            or self.routing.port is not None
+            or bool(self.served_ports())
+        )
+
+    def app_port(self) -> int | None:
+        """The port replicas listen on for their main traffic (project networking): the HTTP
+        port, else the first port the file names; None under host networking, where Conveyor
+        assigns one per replica."""
+        if self.networking == "host":
+            return None
+        if self.routing.port is not None:
+            return self.routing.port
+        tcp = [p.target for p in self.ports if p.protocol == "tcp"]
+        exposed = self.exposed_tcp()
+        if tcp or exposed:
+            return (tcp or exposed)[0]
+        return DEFAULT_APP_PORT if self.routing.probe is not None else None
+
+    def exposed_tcp(self) -> list[int]:
+        return [e.port for e in self.expose if e.protocol == "tcp"]
+
+    def with_image_ports(self, ports: Iterable[int]) -> Service:
+        """This service with its image's EXPOSEd TCP ports added to `expose` (project
+        networking): `db:5432` then works for a PostgreSQL image whose compose entry names
+        no port, as it does under Compose, where every port of a container is reachable."""
+        if self.networking == "host":
+            return self
+        known = set(self.served_ports()) | set(self.exposed_tcp())
+        more = tuple(ExposedPort(port=p) for p in ports if p not in known)
+        return self.model_copy(update={"expose": self.expose + more}) if more else self
+
+    def served_ports(self) -> tuple[int, ...]:
+        """Every TCP port HAProxy serves for the service under project networking, main port
+        first: `x-conveyor.port`, `ports:` targets, `expose`."""
+        if self.networking == "host":
+            return ()
+        main = self.app_port()
+        found = [main] if main is not None else []
+        for port in [p.target for p in self.ports if p.protocol == "tcp"] + self.exposed_tcp():
+            if port not in found:
+                found.append(port)
+        return tuple(found)
+
+    def http_ports(self) -> frozenset[int]:
+        """Ports served in HTTP mode: the HTTP port (x-conveyor.port, or the port a probe
+        checks) and any `ports:` entry with `app_protocol: http`; others are TCP."""
+        http = {p.target for p in self.ports if (p.app_protocol or "").lower() == "http"}
+        if self.routing.port is not None or self.routing.probe is not None:
+            main = self.app_port()
+            if main is not None:
+                http.add(main)
+        return frozenset(http)
+
+    def udp_ports(self) -> tuple[PortSpec, ...]:
+        """UDP entries: Docker publishes them from the one replica (HAProxy carries TCP only)."""
+        return tuple(p for p in self.ports if p.protocol == "udp")
 
 
 class Stack(Frozen):
@@ -215,6 +314,9 @@ class Stack(Frozen):
     services: dict[str, Service]
     volumes: dict[str, Volume] = Field(default_factory=dict)
     secrets: dict[str, Secret] = Field(default_factory=dict)
+    # Project networks the services use ("default" among them unless every service runs on the
+    # host's network); empty in files loaded before project networking existed.
+    networks: dict[str, Network] = Field(default_factory=dict)
     configs: dict[str, Config] = Field(default_factory=dict)
 
     def oneshots(self) -> set[str]:

@@ -17,6 +17,10 @@ StepKind = Literal[
     "remove",  # remove a container that is no longer running
     "sleep",  # update_config.delay between batches
     "monitor",  # watch the service's new replicas for update_config.monitor seconds
+    "network",  # create a project network (or check that an external one exists)
+    "address",  # (re)create a service's address: the namespace its name resolves to
+    "unaddress",  # remove the service address of a service that no longer has one
+    "unnetwork",  # remove a project network nothing uses any more
 ]
 
 
@@ -27,6 +31,7 @@ class Step(Frozen):
     batch: int = 0  # steps of one batch succeed or fail together for failure_action=continue
     seconds: float = 0.0
     services: tuple[str, ...] = ()  # for `frontends`
+    network: str = ""  # for `network` (the Compose name) and `unnetwork` (the Docker name)
     reason: str = ""
 
     def describe(self) -> str:
@@ -38,6 +43,14 @@ class Step(Frozen):
                 return f"{self.service}: wait {self.seconds:g}s ({self.reason})"
             case "monitor":
                 return f"{self.service}: monitor new replicas for {self.seconds:g}s"
+            case "network" | "unnetwork":
+                verb = "create" if self.kind == "network" else "remove"
+                why = f" ({self.reason})" if self.reason else ""
+                return f"network {self.network}: {verb}{why}"
+            case "address" | "unaddress":
+                verb = "start" if self.kind == "address" else "remove"
+                why = f" ({self.reason})" if self.reason else ""
+                return f"{self.service}: {verb} service address{why}"
             case _:
                 verb = {
                     "start": "start",

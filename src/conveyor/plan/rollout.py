@@ -7,12 +7,20 @@ planning toward the previous release with its rollback_config.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from conveyor.model.release import Observed, ObservedReplica, Release
 from conveyor.model.stack import Frozen, Restart, UpdateConfig
 from conveyor.plan.actions import Plan, Step
+from conveyor.plan.network import (
+    DesiredAddress,
+    DesiredNetwork,
+    desired_address,
+    plan_address_steps,
+    plan_network_steps,
+    retire_steps,
+)
 
 Mode = Literal["update", "rollback"]
 
@@ -25,27 +33,41 @@ class DesiredService(Frozen):
     routed: bool
     release: int
     oneshot: bool = False  # runs to completion once per spec (service_completed_successfully)
+    address: DesiredAddress | None = None  # its service address (project networking)
     # Which exited replicas are replaced (Compose `restart`); "no" keeps an exited one as
     # the record of its run instead of starting another.
     restart: Restart = Restart()
 
 
-def desired_services(release: Release, mode: Mode = "update") -> list[DesiredService]:
-    """The planner's view of a release, in dependency order."""
+def desired_services(
+    release: Release, mode: Mode = "update", slots: Mapping[str, int] | None = None
+) -> list[DesiredService]:
+    """The planner's view of a release, in dependency order. `slots` place each service
+    address in its networks (see plan.network)."""
+    slots = slots or {}
     out: list[DesiredService] = []
     oneshots = release.stack.oneshots()
     for name in release.order():
         sr = release.services[name]
         svc = sr.service
+        update = svc.rollback_config if mode == "rollback" else svc.update_config
+        if svc.networking == "project" and svc.udp_ports():
+            # Docker publishes the UDP port from the one replica: two cannot hold it at once.
+            update = update.model_copy(update={"order": "stop-first"})
         out.append(
             DesiredService(
                 name=name,
                 spec_hash=sr.spec_hash,
                 replicas=svc.replicas,
-                update=svc.rollback_config if mode == "rollback" else svc.update_config,
+                update=update,
                 routed=svc.routed and name not in oneshots,
                 release=release.number,
                 oneshot=name in oneshots,
+                address=(
+                    None
+                    if name in oneshots
+                    else desired_address(release.stack, name, slots.get(name))
+                ),
                 restart=svc.restart_policy,
             )
         )
@@ -236,24 +258,34 @@ def plan_rollout(
     desired: Sequence[DesiredService],
     observed: Observed,
     frontends: Iterable[str] | None = None,
+    networks: Sequence[DesiredNetwork] = (),
+    held: Sequence[DesiredService] = (),
 ) -> Plan:
     """Every step that makes `observed` match `desired`, dependencies first.
 
     `frontends` names the services that must have an HAProxy frontend (default: the routed
-    desired services); a `frontends` step is planned when that differs from `observed.frontends`.
+    desired and held services); a `frontends` step is planned when that differs from
+    `observed.frontends`, when a service address is (re)made, or when HAProxy runs another
+    shape (`router_stale`).
+    `networks` are the project networks the desired services use: created first, and those
+    no longer desired removed last. `held` services are left as they are this time (a heal
+    backing off): no step for their replicas (the caller hides those), but their service
+    addresses are kept and repaired like the others'.
     """
-    want_fe = tuple(
-        sorted(frontends if frontends is not None else (d.name for d in desired if d.routed))
-    )
-    wanted = {d.name for d in desired}
+    routed = (d.name for d in (*desired, *held) if d.routed)
+    want_fe = tuple(sorted(frontends if frontends is not None else routed))
+    wanted = {d.name for d in (*desired, *held)}
     gone = sorted({r.service for r in observed.replicas} - wanted)
     have_fe = tuple(sorted(observed.frontends))
-    steps: list[Step] = []
-    notes: list[str] = []
+    steps, notes = plan_network_steps(networks, observed.networks)
+    addresses = {d.name: d.address for d in (*desired, *held) if d.address is not None}
+    address_steps = plan_address_steps(addresses, observed.addresses)
+    steps += address_steps
     # New frontends must exist before replicas are routed; retired ones go after their replicas.
     during = tuple(sorted(set(want_fe) | (set(have_fe) & set(gone))))
-    if during != have_fe:
-        steps.append(Step(kind="frontends", services=during, reason="frontends changed"))
+    if during != have_fe or address_steps or observed.router_stale:
+        why = "frontends changed" if during != have_fe else "listeners changed"
+        steps.append(Step(kind="frontends", services=during, reason=why))
     # Servers whose container is gone (removed outside Conveyor) only confuse the router.
     for service, server in observed.orphans:
         steps.append(Step(kind="unroute", service=service, replica=server, reason="no container"))
@@ -283,16 +315,25 @@ def plan_rollout(
             steps.append(Step(kind=kind, service=name, replica=r.replica, reason="service removed"))
     if during != want_fe:
         steps.append(Step(kind="frontends", services=want_fe, reason="service removed"))
+    steps += retire_steps(networks, addresses, observed.addresses, observed.networks)
     return Plan(steps=tuple(steps), notes=tuple(notes))
 
 
-def plan_down(observed: Observed) -> Plan:
-    """Stop every replica, draining first so in-flight requests finish."""
+def plan_down(observed: Observed, order: Sequence[str] = ()) -> Plan:
+    """Stop every replica, draining first so in-flight requests finish. `order` is the
+    release's dependency order: services stop in reverse (as `docker compose down` does), so a
+    database is drained after the apps holding sessions to it are gone, not for its whole grace
+    period; services it does not name stop first."""
     steps = [
         Step(kind="unroute", service=service, replica=server, reason="no container")
         for service, server in observed.orphans
     ]
-    for r in sorted(observed.replicas, key=lambda r: (r.service, r.replica)):
+    rank = {name: i for i, name in enumerate(reversed(order))}
+
+    def key(r: ObservedReplica) -> tuple[int, str, str]:
+        return (rank.get(r.service, -1), r.service, r.replica)
+
+    for r in sorted(observed.replicas, key=key):
         if r.router != "absent":
             if r.running:
                 steps.append(
@@ -302,4 +343,6 @@ def plan_down(observed: Observed) -> Plan:
         steps.append(
             Step(kind="stop" if r.running else "remove", service=r.service, replica=r.replica)
         )
+    # Service addresses and networks after every replica: nothing is left attached to them.
+    steps += retire_steps((), {}, observed.addresses, observed.networks, reason="down")
     return Plan(steps=tuple(steps))

@@ -1,7 +1,9 @@
 """`conveyor bootstrap`: make this host able to run Conveyor.
 
-Three steps, in order: the distribution's packages (Docker Engine, HAProxy, the registry, the
-base-image tools), a Docker Engine that answers, and the base image `python:3.11-slim-bookworm`.
+Four steps, in order: the distribution's packages (Docker Engine, HAProxy, the registry, the
+base-image tools), a Docker Engine that answers, the engine configured with `live-restore` (its
+containers keep running while dockerd restarts: an upgrade or a crash of the engine drops no
+request), and the base image `python:3.11-slim-bookworm`.
 `plan_browser_image` adds two: the browser-test image `conveyor/selenium` every project's
 pipeline can use (built from the recipe in `selenium/` next to this module), and its copy in
 Conveyor's registry.
@@ -25,7 +27,9 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,6 +333,10 @@ class BootstrapConfig:
     pull_timeout: float = 60.0  # a registry that answers starts sending well within this
     dockerd_timeout: float = 60.0
     poll_interval: float = 0.2
+    # dockerd reads `live-restore` from its configuration file (no flag: a setting given both
+    # ways stops dockerd from starting) and takes it on SIGHUP, without a restart.
+    daemon_json: Path = Path("/etc/docker/daemon.json")
+    docker_pid_file: Path = Path("/var/run/docker.pid")  # dockerd's default --pidfile
 
 
 def host_config() -> BootstrapConfig:
@@ -374,6 +382,13 @@ def plan_bootstrap(
             "a bridge or iptables rules, when none does",
             check=lambda: _docker_answers(commands),
             apply=lambda: _start_dockerd(commands, config),
+        ),
+        Task(
+            name="dockerd live-restore",
+            explanation=f"`live-restore` in {config.daemon_json}, taken by the running dockerd "
+            "on SIGHUP: replicas keep running while the engine restarts",
+            check=lambda: _live_restore(commands),
+            apply=lambda: _enable_live_restore(commands, config),
         ),
         Task(
             name=f"image {config.base_image}",
@@ -550,6 +565,58 @@ def _start_dockerd(commands: HostCommands, config: BootstrapConfig) -> None:
     )
     with host_errors_as(BootstrapError):
         dockerd.ensure()
+
+
+def _live_restore(commands: HostCommands) -> bool:
+    found = commands.run(["docker", "info", "--format", "{{.LiveRestoreEnabled}}"], timeout=20)
+    return found.ok and found.stdout.strip() == "true"
+
+
+def with_live_restore(text: str, file: Path) -> str:
+    """The daemon configuration `text` with `live-restore` on, every other setting kept."""
+    try:
+        settings = json.loads(text) if text.strip() else {}
+    except ValueError as e:
+        raise BootstrapError(f"{file} is not valid JSON ({e}): fix it, then run again") from e
+    if not isinstance(settings, dict):
+        raise BootstrapError(f"{file} must hold a JSON object")
+    return json.dumps({**settings, "live-restore": True}, indent=2) + "\n"
+
+
+def _enable_live_restore(commands: HostCommands, config: BootstrapConfig) -> None:
+    """Write the setting, then have the running dockerd reload its configuration (SIGHUP:
+    no restart, its containers are untouched)."""
+    file = config.daemon_json
+    text = file.read_text() if file.exists() else ""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(file.name + ".conveyor-tmp")
+    tmp.write_text(with_live_restore(text, file))
+    tmp.replace(file)
+    pid = _dockerd_pid(commands, config)
+    if pid is None:
+        raise BootstrapError(
+            f"live-restore is set in {file}, but no running dockerd was found to reload it "
+            f"(looked at {config.state_dir / 'dockerd.pid'} and {config.docker_pid_file}): "
+            "restart dockerd to take it"
+        )
+    commands.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + config.dockerd_timeout
+    while not _live_restore(commands):
+        if time.monotonic() >= deadline:
+            raise BootstrapError(f"dockerd (pid {pid}) did not take live-restore from {file}")
+        time.sleep(config.poll_interval)
+
+
+def _dockerd_pid(commands: HostCommands, config: BootstrapConfig) -> int | None:
+    """The PID of the running dockerd: the one bootstrap started, else dockerd's own PID file."""
+    for pid_file in (config.state_dir / "dockerd.pid", config.docker_pid_file):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if commands.running(pid, "dockerd"):
+            return pid
+    return None
 
 
 def _image_present(commands: HostCommands, image: str) -> bool:

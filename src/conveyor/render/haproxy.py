@@ -1,9 +1,12 @@
 """Render a RouterConfig as an HAProxy 2.6 configuration file. Pure: no I/O.
 
 One `frontend fe_<service>` on 127.0.0.1:<port> and one `backend be_<service>` per Frontend,
-plus an optional stats/Prometheus frontend. The adapter (`haproxy.py`) validates the result with
-`VALIDATOR` (`haproxy -c -f FILE`) and runs it; the runtime API then changes servers without
-reloads.
+plus an optional stats/Prometheus frontend. Under project networking a frontend also binds
+inside its service address's network namespace (`bind … namespace NAME`) and on published
+ports, and each further port of the service gets `fe_<service>_<port>` / `be_<service>_<port>`
+with the same servers at that port; TCP ports are served in `mode tcp`. The adapter
+(`haproxy.py`) validates the result with `VALIDATOR` (`haproxy -c -f FILE`) and runs it; the
+runtime API then changes servers without reloads.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import re
 from pathlib import Path
 
 from conveyor.errors import RouterError
-from conveyor.model.routing import Frontend, RouterConfig, ServerEntry
+from conveyor.model.endpoint import Endpoint
+from conveyor.model.routing import Bind, Frontend, Mode, RouterConfig, ServerEntry
 from conveyor.render.validator import Validator
 
 ADMIN_SOCKET = "admin.sock"
@@ -26,6 +30,10 @@ MAX_SOCKET_PATH = 97
 
 # Old workers of a hitless reload finish their in-flight requests, but not forever.
 HARD_STOP_AFTER = "30s"
+
+# TCP connections (a database pool, a message broker) idle far longer than HTTP requests;
+# HAProxy must not cut them after the HTTP timeouts.
+TCP_TIMEOUT = "1h"
 
 # Names go into config lines and into admin-socket commands (where ';' separates commands and a
 # newline ends one), so only HAProxy's safe identifier characters are accepted.
@@ -46,12 +54,32 @@ VALIDATOR = Validator(
 )
 
 
-def backend_name(service: str) -> str:
-    return f"be_{service}"
+def backend_name(service: str, port: int | None = None) -> str:
+    """`be_<service>` for a service's main port, `be_<service>_<port>` for its others."""
+    return f"be_{service}" if port is None else f"be_{service}_{port}"
 
 
-def frontend_name(service: str) -> str:
-    return f"fe_{service}"
+def frontend_name(service: str, port: int | None = None) -> str:
+    return f"fe_{service}" if port is None else f"fe_{service}_{port}"
+
+
+def backends(frontend: Frontend) -> list[tuple[str, int | None]]:
+    """Every backend of a service with the port its servers listen on there (None: each
+    server's own endpoint port)."""
+    return [
+        (backend_name(frontend.service), frontend.target),
+        *((backend_name(frontend.service, x.port), x.port) for x in frontend.listeners),
+    ]
+
+
+def server_address(server: ServerEntry, port: int | None) -> Endpoint:
+    """Where a server answers in a backend whose servers listen on `port`."""
+    return server.endpoint if port is None else Endpoint(host=server.endpoint.host, port=port)
+
+
+def bind_address(address: str, port: int) -> str:
+    """An address:port for a bind line; IPv6 addresses take HAProxy's `ipv6@` prefix."""
+    return f"ipv6@{address}:{port}" if ":" in address else f"{address}:{port}"
 
 
 def socket_paths(run_dir: Path) -> tuple[Path, Path]:
@@ -79,20 +107,37 @@ def validate(config: RouterConfig) -> None:
     """Reject what HAProxy would misread or silently accept: unsafe names and paths, duplicate
     services, servers or ports (two binds on one port are accepted by HAProxy: SO_REUSEPORT)."""
     seen_services: set[str] = set()
-    ports: dict[int, str] = {}
+    seen_backends: set[str] = set()
+    ports: dict[tuple[str | None, bool, int], str] = {}
     if config.stats_port is not None:
-        ports[config.stats_port] = "stats"
+        ports[(None, False, config.stats_port)] = "stats"
+
+    def claim(bind: Bind, owner: str) -> None:
+        # Host binds of one address family clash by port whatever their address (0.0.0.0
+        # covers 127.0.0.1); binds inside a namespace only with binds in the same namespace.
+        key = (bind.namespace, ":" in bind.address, bind.port)
+        if key in ports:
+            raise RouterError(
+                f"port {bind.port} is used by both {ports[key]!r} and {owner!r}"
+                + (f" in namespace {bind.namespace}" if bind.namespace else "")
+            )
+        ports[key] = owner
+
     for frontend in config.frontends:
         check_name("service", frontend.service)
         if frontend.service in seen_services:
             raise RouterError(f"service {frontend.service!r} has two frontends")
         seen_services.add(frontend.service)
-        if frontend.port in ports:
-            raise RouterError(
-                f"port {frontend.port} is used by both {ports[frontend.port]!r} and "
-                f"{frontend.service!r}"
-            )
-        ports[frontend.port] = frontend.service
+        for backend, _port in backends(frontend):
+            if backend in seen_backends:
+                raise RouterError(f"two services would share HAProxy backend {backend!r}")
+            seen_backends.add(backend)
+        claim(Bind(address=frontend.address, port=frontend.port), frontend.service)
+        for listener_binds in (frontend.binds, *(x.binds for x in frontend.listeners)):
+            for bind in listener_binds:
+                if bind.namespace is not None:
+                    check_name("namespace", bind.namespace)
+                claim(bind, frontend.service)
         if frontend.check_path is not None and not _CHECK_PATH.match(frontend.check_path):
             raise RouterError(
                 f"service {frontend.service!r}: check path {frontend.check_path!r} must start "
@@ -133,12 +178,13 @@ def server_check_args(frontend: Frontend) -> str:
 FASTINTER_MS = 50
 
 
-def server_line(server: ServerEntry) -> str:
+def server_line(server: ServerEntry, port: int | None = None) -> str:
     """A server as the config file can state it. The file has no drain state: a drained server is
     rendered with weight 0 (no new requests) and the adapter restores `drain` with its real weight
-    through the runtime API right after (re)loading. `disabled` is the config form of maint."""
+    through the runtime API right after (re)loading. `disabled` is the config form of maint.
+    `port` is where servers listen in this backend (None: the server's own endpoint port)."""
     weight = 0 if server.state == "drain" else server.weight
-    line = f"server {server.name} {server.endpoint} check weight {weight}"
+    line = f"server {server.name} {server_address(server, port)} check weight {weight}"
     if server.state == "maint":
         line += " disabled"
     return line
@@ -185,20 +231,60 @@ def _defaults() -> list[str]:
     )
 
 
-def _frontend(frontend: Frontend) -> list[str]:
+def _bind_line(bind: Bind) -> str:
+    line = f"bind {bind_address(bind.address, bind.port)}"
+    return line + (f" namespace {bind.namespace}" if bind.namespace else "")
+
+
+def _tcp_lines(mode: Mode, side: str) -> list[str]:
+    """What a TCP section changes from the HTTP defaults."""
+    if mode == "http":
+        return []
+    return ["mode tcp", f"timeout {side} {TCP_TIMEOUT}"]
+
+
+def _frontend(
+    name: str, backend: str, mode: Mode, binds: list[Bind], main: str | None = None
+) -> list[str]:
+    lines = [main] if main is not None else []
+    lines += [_bind_line(b) for b in binds]
     return _section(
-        f"frontend {frontend_name(frontend.service)}",
-        [f"bind 127.0.0.1:{frontend.port}", f"default_backend {backend_name(frontend.service)}"],
+        f"frontend {name}", [*lines, *_tcp_lines(mode, "client"), f"default_backend {backend}"]
     )
 
 
-def _backend(frontend: Frontend) -> list[str]:
-    lines = [f"balance {frontend.balance}"]
-    if frontend.check_path is not None:
-        lines += [f"option httpchk GET {frontend.check_path}", "http-check expect status 200-399"]
+def _backend(
+    frontend: Frontend, backend: str, port: int | None, mode: Mode, check_path: str | None
+) -> list[str]:
+    lines = [*_tcp_lines(mode, "server"), f"balance {frontend.balance}"]
+    if check_path is not None:
+        lines += [f"option httpchk GET {check_path}", "http-check expect status 200-399"]
     lines.append(f"default-server {server_check_args(frontend)}")
-    lines += [server_line(server) for server in frontend.servers]
-    return _section(f"backend {backend_name(frontend.service)}", lines)
+    lines += [server_line(server, port) for server in frontend.servers]
+    return _section(f"backend {backend}", lines)
+
+
+def _service(frontend: Frontend) -> list[str]:
+    """The sections of one service: its main port, then each further port."""
+    service = frontend.service
+    main_bind = f"bind {bind_address(frontend.address, frontend.port)}"
+    lines = _frontend(
+        frontend_name(service),
+        backend_name(service),
+        frontend.mode,
+        list(frontend.binds),
+        main=main_bind,
+    )
+    lines += _backend(
+        frontend, backend_name(service), frontend.target, frontend.mode, frontend.check_path
+    )
+    for listener in frontend.listeners:
+        backend = backend_name(service, listener.port)
+        lines += _frontend(
+            frontend_name(service, listener.port), backend, listener.mode, list(listener.binds)
+        )
+        lines += _backend(frontend, backend, listener.port, listener.mode, None)
+    return lines
 
 
 def _stats(port: int, prometheus_exporter: bool) -> list[str]:
@@ -220,7 +306,7 @@ def render(config: RouterConfig, run_dir: Path, *, prometheus_exporter: bool = T
         *_defaults(),
     ]
     for frontend in sorted(config.frontends, key=lambda f: f.service):
-        lines += _frontend(frontend) + _backend(frontend)
+        lines += _service(frontend)
     if config.stats_port is not None:
         lines += _stats(config.stats_port, prometheus_exporter)
     return "\n".join(lines)

@@ -7,6 +7,12 @@ added, so reloads and restarts after a crash keep them), frontends.json (the fro
 runs, to tell whether `ensure` must reload) and start.log (HAProxy's output at each start,
 appended; errors quote the last start's [ALERT] lines).
 
+Service addresses (project networking): HAProxy binds inside another network namespace by name,
+`/var/run/netns/<name>`; `ensure` links each name of its configuration to the namespace file it
+names (a service address container's SandboxKey) before HAProxy reads the file, and removes the
+links it made once nothing binds through them. A service with several ports has one backend per
+port; the runtime API commands of a server go to each of them.
+
 HAProxy runs as a supervised daemon (`conveyor.host.process`): `haproxy -W -D` forks, the master
 writes haproxy.pid, and it is stopped by that PID. The candidate file is checked with its
 renderer's validator (`render.haproxy.VALIDATOR`, run by `conveyor.host.validate`).
@@ -30,16 +36,19 @@ from conveyor.errors import RouterError
 from conveyor.host.command import host_errors_as, run
 from conveyor.host.process import Daemon, DaemonSpec, wait_until
 from conveyor.host.validate import check
-from conveyor.model.endpoint import Endpoint
+from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.render.haproxy import (
     INSTALL_HINT,
     PID_FILE,
     STATE_FILE,
     VALIDATOR,
     backend_name,
+    backends,
+    bind_address,
     check_name,
     check_socket_paths,
     render,
+    server_address,
     server_check_args,
     socket_paths,
     validate,
@@ -59,6 +68,9 @@ _RECORD = TypeAdapter(dict[str, list[ServerEntry]])
 
 _BACKEND_PREFIX = "be_"
 
+# Where HAProxy (like `ip netns`) looks a `namespace` name up.
+NETNS_DIR = Path("/var/run/netns")
+
 # `show servers state` srv_admin_state bits (management guide 9.3).
 _MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40
 _DRAIN_BITS = 0x08 | 0x10
@@ -73,8 +85,16 @@ _MISSING = ("No such server.", "No such backend.")
 class HAProxyRouter:
     """The Router protocol over one HAProxy master-worker process owned by `run_dir`."""
 
-    def __init__(self, run_dir: Path, haproxy_bin: str = "haproxy", *, timeout: float = 10.0):
+    def __init__(
+        self,
+        run_dir: Path,
+        haproxy_bin: str = "haproxy",
+        *,
+        timeout: float = 10.0,
+        netns_dir: Path = NETNS_DIR,
+    ):
         self.run_dir = Path(run_dir).absolute()
+        self.netns_dir = netns_dir
         check_socket_paths(self.run_dir)
         self.haproxy_bin = haproxy_bin
         self.timeout = timeout
@@ -133,6 +153,8 @@ class HAProxyRouter:
                         self._apply_server(frontend.service, server)
                 return
             record = _merge(self._load_record(), config)
+            # HAProxy opens the namespaces while it checks the file: links first.
+            self._link_namespaces(shape)
             self._write_candidate(_with_servers(shape, record))
             if running:
                 self._reload(shape, running_shape)
@@ -144,28 +166,34 @@ class HAProxyRouter:
             self._save_record(record)
             _write_atomic(self.frontends_file, shape.model_dump_json(indent=2))
             self._restore_drains(record)
+            if running_shape is not None:
+                self._unlink_namespaces(running_shape, keep=shape)
 
     def running(self) -> bool:
         return self._daemon.running() and self._answers()
+
+    def shape(self) -> RouterConfig | None:
+        return self._load_shape() if self._daemon.running() else None
 
     def add_server(self, service: str, server: ServerEntry) -> None:
         check_name("server", server.name)
         with self._lock:
             frontend = self._frontend(service)
-            target = _target(service, server.name)
             # Recorded first: a caller killed between the commands below leaves a server that
             # HAProxy serves (or holds in maint) but a reload or restart would drop. A recorded
             # server HAProxy lacks is harmless: the next rollout adds it again.
             self._update_record(service, server.name, server)
             try:
-                self._command(
-                    f"add server {target} {server.endpoint} check "
-                    f"{server_check_args(frontend)} weight {server.weight}",
-                    _ADDED,
-                )
-                # Checks of a server added at run time start disabled, and the server in maint.
-                self._command(f"enable health {target}")
-                self._command(f"set server {target} state {server.state}")
+                for backend, port in backends(frontend):
+                    target = f"{backend}/{server.name}"
+                    self._command(
+                        f"add server {target} {server_address(server, port)} check "
+                        f"{server_check_args(frontend)} weight {server.weight}",
+                        _ADDED,
+                    )
+                    # Checks of a server added at run time start disabled, the server in maint.
+                    self._command(f"enable health {target}")
+                    self._command(f"set server {target} state {server.state}")
             except RouterError:
                 # HAProxy refused it (or stopped answering): keep the record only if it has it.
                 with contextlib.suppress(RouterError):
@@ -178,7 +206,8 @@ class HAProxyRouter:
     def set_state(self, service: str, server: str, state: ServerState) -> None:
         check_name("server", server)
         with self._lock:
-            self._command(f"set server {_target(service, server)} state {state}")
+            for target in self._targets(service, server):
+                self._command(f"set server {target} state {state}")
             self._update_record(
                 service, server, lambda entry: entry.model_copy(update={"state": state})
             )
@@ -186,48 +215,63 @@ class HAProxyRouter:
     def set_weight(self, service: str, server: str, weight: int) -> None:
         check_name("server", server)
         with self._lock:
-            self._command(f"set weight {_target(service, server)} {weight}")
+            for target in self._targets(service, server):
+                self._command(f"set weight {target} {weight}")
             self._update_record(
                 service, server, lambda entry: entry.model_copy(update={"weight": weight})
             )
 
-    def remove_server(self, service: str, server: str) -> None:
+    def remove_server(self, service: str, server: str, *, cut_sessions: bool = True) -> None:
         check_name("server", server)
-        target = _target(service, server)
         with self._lock:
             # Forgotten first: a caller killed after `del server` would otherwise leave a
             # recorded server that the next reload or restart brings back, pointing at a replica
             # that is stopped by then. A server HAProxy still has is seen, and removed, again.
             self._update_record(service, server, None)
-            reply = self._send(self.admin_socket, f"set server {target} state maint").strip()
-            if reply not in _MISSING:
-                _expect(f"set server {target} state maint", reply, _SILENT)
-                self._command(f"shutdown sessions server {target}")
-                self._delete(target)
+            for target in self._targets(service, server):
+                reply = self._send(self.admin_socket, f"set server {target} state maint").strip()
+                if reply not in _MISSING:
+                    _expect(f"set server {target} state maint", reply, _SILENT)
+                    if cut_sessions or not self._try_delete(target):
+                        self._command(f"shutdown sessions server {target}")
+                        self._delete(target)
 
     def servers(self) -> list[ServerStatus]:
+        """One status per (service, server): its main backend's state and checks, with the
+        sessions of all the service's backends (a drain waits for every port's sessions)."""
         stats = _parse_stat(self._show("show stat"))
-        result: list[ServerStatus] = []
+        further = _further_backends(self._load_shape())
+        result: dict[tuple[str, str], ServerStatus] = {}
+        extra_sessions: dict[tuple[str, str], int] = {}
         for row in _parse_servers_state(self._show("show servers state")):
             backend, name = row["be_name"], row["srv_name"]
+            scur, status = stats.get((backend, name), (0, ""))
+            if backend in further:
+                key = (further[backend], name)
+                extra_sessions[key] = extra_sessions.get(key, 0) + scur
+                continue
             if not backend.startswith(_BACKEND_PREFIX):
                 continue
-            scur, status = stats.get((backend, name), (0, ""))
-            result.append(
-                ServerStatus(
-                    backend=backend.removeprefix(_BACKEND_PREFIX),
-                    server=name,
-                    endpoint=Endpoint(host=row["srv_addr"], port=int(row["srv_port"])),
-                    admin_state=_admin_state(int(row["srv_admin_state"])),
-                    operational=_operational(status),
-                    sessions=scur,
-                )
+            service = backend.removeprefix(_BACKEND_PREFIX)
+            result[(service, name)] = ServerStatus(
+                backend=service,
+                server=name,
+                endpoint=Endpoint(host=row["srv_addr"], port=int(row["srv_port"])),
+                admin_state=_admin_state(int(row["srv_admin_state"])),
+                operational=_operational(status),
+                sessions=scur,
             )
-        return result
+        return [
+            s.model_copy(update={"sessions": s.sessions + extra_sessions.get(key, 0)})
+            for key, s in result.items()
+        ]
 
     def stop(self) -> None:
         with self._lock:
             self._daemon.stop()
+            shape = self._load_shape()
+            if shape is not None:
+                self._unlink_namespaces(shape, keep=RouterConfig())
 
     # ---- start and reload ------------------------------------------------------------------
 
@@ -303,9 +347,9 @@ class HAProxyRouter:
         for service, entries in record.items():
             for entry in entries.values():
                 if entry.state == "drain":
-                    target = _target(service, entry.name)
-                    self._command(f"set weight {target} {entry.weight}")
-                    self._command(f"set server {target} state drain")
+                    for target in self._targets(service, entry.name):
+                        self._command(f"set weight {target} {entry.weight}")
+                        self._command(f"set server {target} state drain")
 
     def _apply_server(self, service: str, server: ServerEntry) -> None:
         """Make one running server match `server` (used when `ensure` needs no reload)."""
@@ -322,6 +366,17 @@ class HAProxyRouter:
         if live.admin_state != server.state:
             self.set_state(service, server.name, server.state)
         self._update_record(service, server.name, server)
+
+    def _try_delete(self, target: str) -> bool:
+        """`del server` once its sessions are gone on their own: a dead replica's requests,
+        stuck connecting to an address nobody answers on any more, time out (`timeout connect`)
+        and are redispatched to another server. Cutting them would fail them instead."""
+
+        def deleted() -> bool:
+            reply = self._send(self.admin_socket, f"del server {target}").strip()
+            return reply in _DELETED or reply in _MISSING
+
+        return wait_until(deleted, self.timeout)
 
     def _delete(self, target: str) -> None:
         """`del server` is refused while the server still has connections; shutting its sessions
@@ -397,6 +452,51 @@ class HAProxyRouter:
         except (OSError, ValueError):
             return None
 
+    def _targets(self, service: str, server: str) -> list[str]:
+        """`backend/server` of every backend of the service (the main one alone when HAProxy
+        was started by an older Conveyor, whose record has no listeners)."""
+        check_name("service", service)
+        shape = self._load_shape()
+        frontend = (
+            next((f for f in shape.frontends if f.service == service), None) if shape else None
+        )
+        if frontend is None:
+            return [f"{backend_name(service)}/{server}"]
+        return [f"{backend}/{server}" for backend, _port in backends(frontend)]
+
+    def _link_namespaces(self, shape: RouterConfig) -> None:
+        """Point each namespace name of `shape` at its namespace file."""
+        wanted = {n: f for fe in shape.frontends for n, f in fe.namespaces().items()}
+        if not wanted:
+            return
+        try:
+            self.netns_dir.mkdir(parents=True, exist_ok=True)
+            for name, target in wanted.items():
+                link = self.netns_dir / name
+                if link.is_symlink() and os.readlink(link) == target:
+                    continue
+                tmp = self.netns_dir / f".{name}.tmp"
+                tmp.unlink(missing_ok=True)
+                tmp.symlink_to(target)
+                os.replace(tmp, link)
+        except OSError as e:
+            raise RouterError(
+                f"cannot link a service address's namespace under {self.netns_dir}: {e} "
+                "(HAProxy binds inside it by name; Conveyor must run as root for project networks)"
+            ) from e
+
+    def _unlink_namespaces(self, old: RouterConfig, keep: RouterConfig) -> None:
+        """Remove the links `old` used that `keep` does not (only links: HAProxy's sockets
+        keep their namespace alive on their own)."""
+        kept = {n for fe in keep.frontends for n in fe.namespaces()}
+        for fe in old.frontends:
+            for name in fe.namespaces():
+                if name not in kept:
+                    with contextlib.suppress(OSError):
+                        link = self.netns_dir / name
+                        if link.is_symlink():
+                            link.unlink()
+
     def _frontend(self, service: str) -> Frontend:
         shape = self._load_shape()
         for frontend in shape.frontends if shape else ():
@@ -446,11 +546,6 @@ class HAProxyRouter:
 # ---- helpers (pure, or small I/O without state) ------------------------------------------------
 
 
-def _target(service: str, server: str) -> str:
-    check_name("service", service)
-    return f"{backend_name(service)}/{server}"
-
-
 def _expect(command: str, reply: str, ok: frozenset[str]) -> None:
     if reply not in ok:
         raise RouterError(f"HAProxy refused `{command}`: {reply}")
@@ -482,10 +577,27 @@ def _with_servers(shape: RouterConfig, record: Record) -> RouterConfig:
     return shape.model_copy(update={"frontends": frontends})
 
 
-def _ports(config: RouterConfig) -> dict[int, str]:
-    ports = {f.port: f"frontend {f.service}" for f in config.frontends}
+def _further_backends(shape: RouterConfig | None) -> dict[str, str]:
+    """Backend name -> service, for the backends of services' further ports."""
+    if shape is None:
+        return {}
+    return {
+        backend_name(f.service, x.port): f.service for f in shape.frontends for x in f.listeners
+    }
+
+
+def _ports(config: RouterConfig) -> dict[tuple[str, int], str]:
+    """(address, port) -> owner of every bind on the host (binds inside a service address's
+    namespace cannot clash with anything on the host)."""
+    ports: dict[tuple[str, int], str] = {}
+    for f in config.frontends:
+        ports[(f.address, f.port)] = f"frontend {f.service}"
+        for binds in (f.binds, *(x.binds for x in f.listeners)):
+            for b in binds:
+                if b.namespace is None:
+                    ports[(b.address, b.port)] = f"frontend {f.service}"
     if config.stats_port is not None:
-        ports[config.stats_port] = "stats frontend"
+        ports[(LOOPBACK, config.stats_port)] = "stats frontend"
     return ports
 
 
@@ -493,16 +605,18 @@ def _check_new_ports_free(shape: RouterConfig, running_shape: RouterConfig) -> N
     """HAProxy's reason for a failed reload is lost (the daemonized master has no stderr), so
     ports the running process does not hold yet are tried here first, for a clear error."""
     held = _ports(running_shape)
-    for port, owner in _ports(shape).items():
-        if port in held:
+    for (address, port), owner in _ports(shape).items():
+        if (address, port) in held:
             continue
-        with socket.socket() as sock:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family) as sock:
             # Like HAProxy: TIME_WAIT leftovers do not count as in use.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind((address, port))
             except OSError as e:
-                raise RouterError(f"{owner}: cannot bind 127.0.0.1:{port} ({e.strerror})") from e
+                where = bind_address(address, port)
+                raise RouterError(f"{owner}: cannot bind {where} ({e.strerror})") from e
 
 
 def _alerts(output: str) -> str:

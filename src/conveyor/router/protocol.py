@@ -24,6 +24,10 @@ class Router(Protocol):
 
     def running(self) -> bool: ...
 
+    def shape(self) -> RouterConfig | None:
+        """The frontends HAProxy runs (servers left out); None when it does not run."""
+        ...
+
     def add_server(self, service: str, server: ServerEntry) -> None:
         """Add a server at run time (no reload), health checks on, in state `server.state`."""
         ...
@@ -32,8 +36,11 @@ class Router(Protocol):
 
     def set_weight(self, service: str, server: str, weight: int) -> None: ...
 
-    def remove_server(self, service: str, server: str) -> None:
-        """Put in maintenance and delete; a missing server is not an error."""
+    def remove_server(self, service: str, server: str, *, cut_sessions: bool = True) -> None:
+        """Put in maintenance and delete; a missing server is not an error. `cut_sessions`
+        ends the sessions it still has at once (what a drain left past its grace period);
+        without it they are left to end or be retried elsewhere (a dead replica's, stuck
+        connecting) before the server is deleted."""
         ...
 
     def servers(self) -> list[ServerStatus]:

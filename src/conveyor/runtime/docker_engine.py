@@ -1,7 +1,9 @@
 """The Docker Engine adapter: runs Conveyor's replicas and builds their images (docker SDK).
 
-Written against Engine API 1.41 (Debian's dockerd 20.10, legacy builder). Every container
-uses host networking; Conveyor assigns ports and routes through HAProxy itself.
+Written against Engine API 1.41 (Debian's dockerd 20.10, legacy builder). A replica uses host
+networking (Conveyor assigns its port) or, under project networking, its own network namespace
+on the project's networks (`docker_networks` makes those and the service addresses); HAProxy
+routes to it either way.
 
 The docker SDK is untyped, so its values are `Any` inside this module; every public method
 converts them to Conveyor's own types before returning.
@@ -9,6 +11,7 @@ converts them to Conveyor's own types before returning.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -30,21 +33,25 @@ from docker.types import Mount
 from docker.utils.build import exclude_paths, match_tag
 from docker.utils.build import tar as build_tar
 
-from conveyor.errors import RuntimeAdapterError
+from conveyor.errors import EngineUnreachable, RuntimeAdapterError
 from conveyor.model.endpoint import Endpoint
-from conveyor.model.release import ObservedReplica, ReplicaHealth
+from conveyor.model.release import ObservedAddress, ObservedNetwork, ObservedReplica, ReplicaHealth
 from conveyor.model.stack import BuildSpec, Healthcheck, Service
+from conveyor.runtime import docker_networks
 from conveyor.runtime.create_options import create_options
 from conveyor.runtime.docker_errors import explain as _explain
 from conveyor.runtime.docker_errors import translated as _translated
 from conveyor.runtime.docker_errors import unreachable as _unreachable
 from conveyor.runtime.protocol import (
+    LABEL_NETWORK,
     LABEL_PORT,
     LABEL_PROJECT,
     LABEL_RELEASE,
     LABEL_REPLICA,
     LABEL_SERVICE,
     LABEL_SPEC,
+    AddressRun,
+    NetworkRun,
     Progress,
     ReplicaRun,
 )
@@ -186,7 +193,7 @@ def _mounts(req: ReplicaRun) -> list[Any]:
 
 def _labels(req: ReplicaRun) -> dict[str, str]:
     # Conveyor's labels last: a service label must not be able to disguise a replica.
-    return {
+    labels = {
         **req.service.labels,
         LABEL_PROJECT: req.project,
         LABEL_SERVICE: req.service.name,
@@ -195,6 +202,27 @@ def _labels(req: ReplicaRun) -> dict[str, str]:
         LABEL_SPEC: req.spec_hash,
         LABEL_PORT: str(req.port),
     }
+    if req.networks:
+        labels[LABEL_NETWORK] = min(req.networks)  # where HAProxy and probes reach it
+    return labels
+
+
+def _udp_bindings(req: ReplicaRun) -> dict[str, list[tuple[str, int]]]:
+    """UDP ports Docker publishes itself (HAProxy carries TCP only)."""
+    bindings: dict[str, list[tuple[str, int]]] = {}
+    for p in req.service.udp_ports():
+        if p.published is not None:
+            bindings.setdefault(f"{p.target}/udp", []).append((p.host_ip or "", p.published))
+    return bindings
+
+
+def _endpoint(attrs: JSON, labels: dict[str, str], port: int) -> Endpoint:
+    """Host networking: loopback. Project networks: the replica's address on its network."""
+    network = labels.get(LABEL_NETWORK)
+    if network is None:
+        return Endpoint.loopback(port)
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    return Endpoint(host=str((networks.get(network) or {}).get("IPAddress") or ""), port=port)
 
 
 def _is_root(user: str) -> bool:
@@ -233,7 +261,7 @@ def _observed(attrs: JSON) -> ObservedReplica | None:
         container_id=str(attrs["Id"]),
         spec_hash=spec_hash,
         release=release,
-        endpoint=Endpoint.loopback(port),
+        endpoint=_endpoint(attrs, labels, port),
         running=running,
         exit_code=exit_code,
         health=_HEALTH.get(str(health), "none"),
@@ -276,7 +304,7 @@ class DockerEngine:
                 try:
                     self._client = docker.from_env()
                 except docker.errors.DockerException as e:
-                    raise RuntimeAdapterError(_unreachable(e)) from e
+                    raise EngineUnreachable(_unreachable(e)) from e
             return self._client
 
     def _api(self) -> Any:
@@ -351,6 +379,12 @@ class DockerEngine:
         with _translated(f"tagging {image_id[:19]} as {ref}"):
             self._api().tag(image_id, repository, tag)
 
+    def exposed_ports(self, image_id: str) -> tuple[int, ...]:
+        with _translated(f"inspecting image {image_id[:19]}"):
+            config = self._api().inspect_image(image_id).get("Config") or {}
+        exposed = config.get("ExposedPorts") or {}
+        return tuple(sorted(int(key.split("/")[0]) for key in exposed if key.endswith("/tcp")))
+
     def pull(self, ref: str, progress: Progress) -> str:
         progress(f"pulling {ref}")
         try:
@@ -404,6 +438,16 @@ class DockerEngine:
             )
         return docker_name
 
+    def remove_volumes(self, project: str) -> list[str]:
+        with _translated(f"removing the volumes of {project}"):
+            api = self._api()
+            found = api.volumes(filters={"label": f"{LABEL_PROJECT}={project}"}) or {}
+            names = sorted(v["Name"] for v in found.get("Volumes") or ())
+            for name in names:
+                with contextlib.suppress(docker.errors.NotFound):
+                    api.remove_volume(name)
+        return names
+
     # -- containers --
 
     def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:
@@ -449,10 +493,13 @@ class DockerEngine:
     def _create(self, req: ReplicaRun, name: str) -> str:
         service = req.service
         api = self._api()
+        networks = sorted(req.networks.items())
+        udp = _udp_bindings(req) if networks else {}
         # The file's container settings (init, capabilities, ulimits, logging, DNS...).
         options = create_options(service, req.extra_hosts.items())
         host_config = api.create_host_config(
-            network_mode="host",
+            network_mode=networks[0][0] if networks else "host",
+            port_bindings=udp or None,
             # Conveyor's agent restarts replicas itself so HAProxy's view stays consistent.
             restart_policy={"Name": "no"},
             mounts=_mounts(req),
@@ -474,10 +521,26 @@ class DockerEngine:
             stop_timeout=math.ceil(service.stop_grace_period),
             healthcheck=_healthcheck(service.healthcheck),
             host_config=host_config,
+            ports=[(int(key.split("/")[0]), "udp") for key in udp] or None,
+            networking_config=(
+                api.create_networking_config(
+                    {networks[0][0]: api.create_endpoint_config(aliases=list(networks[0][1]))}
+                )
+                if networks
+                else None
+            ),
             detach=True,
             **options.container,
         )
-        return str(created["Id"])
+        container_id = str(created["Id"])
+        try:
+            # API 1.41 attaches one network at creation; the others before the start.
+            for network, names in networks[1:]:
+                api.connect_container_to_network(container_id, network, aliases=list(names))
+        except docker.errors.APIError:
+            api.remove_container(container_id, force=True, v=True)
+            raise
+        return container_id
 
     def list_replicas(self, project: str) -> list[ObservedReplica]:
         with _translated(f"listing containers of {project}"):
@@ -542,6 +605,23 @@ class DockerEngine:
             except docker.errors.APIError as e:
                 if e.status_code != 409:  # "removal … is already in progress"
                     raise
+
+    # -- project networks and service addresses --
+
+    def list_networks(self, project: str, names: Iterable[str] = ()) -> list[ObservedNetwork]:
+        return docker_networks.list_networks(self._api(), project, names)
+
+    def ensure_network(self, req: NetworkRun) -> ObservedNetwork:
+        return docker_networks.ensure_network(self._api(), req)
+
+    def remove_network(self, docker_name: str) -> None:
+        docker_networks.remove_network(self._api(), docker_name)
+
+    def list_addresses(self, project: str) -> list[ObservedAddress]:
+        return docker_networks.list_addresses(self._api(), project)
+
+    def run_address(self, req: AddressRun) -> ObservedAddress:
+        return docker_networks.run_address(self._api(), req)
 
     # -- logs --
 

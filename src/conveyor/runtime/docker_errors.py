@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import docker.errors
 import requests
 
-from conveyor.errors import RuntimeAdapterError
+from conveyor.errors import EngineUnreachable, RuntimeAdapterError
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 
@@ -38,6 +38,6 @@ def translated(action: str) -> Iterator[None]:
     except docker.errors.APIError as e:
         raise RuntimeAdapterError(f"{action}: {explain(e)}") from e
     except requests.exceptions.ConnectionError as e:
-        raise RuntimeAdapterError(unreachable(e)) from e
+        raise EngineUnreachable(unreachable(e)) from e
     except docker.errors.DockerException as e:
         raise RuntimeAdapterError(f"{action}: {e}") from e

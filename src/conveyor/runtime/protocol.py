@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from pydantic import Field
 
-from conveyor.model.release import ObservedReplica
+from conveyor.model.release import ObservedAddress, ObservedNetwork, ObservedReplica
 from conveyor.model.stack import Frozen, Service
+from conveyor.plan.network import DesiredAddress, DesiredNetwork, SubnetPool
 
 Progress = Callable[[str], None]
 
@@ -19,6 +20,10 @@ LABEL_REPLICA = "io.conveyor.replica"
 LABEL_RELEASE = "io.conveyor.release"
 LABEL_SPEC = "io.conveyor.spec-hash"
 LABEL_PORT = "io.conveyor.port"
+# Project networking: the network whose address a replica is reached at; on networks and
+# service addresses, what they were made for.
+LABEL_NETWORK = "io.conveyor.network"
+LABEL_ADDRESS = "io.conveyor.address"
 
 
 class ReplicaRun(Frozen):
@@ -29,7 +34,7 @@ class ReplicaRun(Frozen):
     release: int
     spec_hash: str
     image_id: str
-    port: int  # assigned host port (host networking), passed as PORT
+    port: int  # host networking: the assigned host port; project networks: the app port or 0
     service: Service
     env: dict[str, str] = Field(default_factory=dict)  # full environment, PORT included
     extra_hosts: dict[str, str] = Field(default_factory=dict)  # name -> 127.0.0.1
@@ -38,6 +43,27 @@ class ReplicaRun(Frozen):
     # needed for external volumes, whose names are not project-scoped. Keys missing here
     # get the project-scoped name `<project>_<key>`.
     volume_names: dict[str, str] = Field(default_factory=dict)
+    # Project networking: Docker network -> the names the replica answers to there (none for a
+    # routed service: its name is its address's). Empty: host networking.
+    networks: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+
+class NetworkRun(Frozen):
+    """A project network to create (or, when external, to find)."""
+
+    project: str
+    network: DesiredNetwork
+    pool: SubnetPool = SubnetPool()
+
+
+class AddressRun(Frozen):
+    """A service address to start: a container that only holds a network namespace on the
+    service's networks, under its names."""
+
+    project: str
+    address: DesiredAddress
+    image: str  # any local image with `sleep` (Conveyor's base image)
+    ips: dict[str, str] = Field(default_factory=dict)  # Docker network -> its static address
 
 
 class Runtime(Protocol):
@@ -61,6 +87,10 @@ class Runtime(Protocol):
         """Give an image another name (`repo:tag`)."""
         ...
 
+    def exposed_ports(self, image_id: str) -> tuple[int, ...]:
+        """The TCP ports the image declares (Dockerfile `EXPOSE`), sorted."""
+        ...
+
     def ensure_volume(
         self,
         project: str,
@@ -71,6 +101,11 @@ class Runtime(Protocol):
     ) -> str:
         """Create the project's named volume if missing (with `driver` and its options);
         return the Docker volume name. An existing volume is used as it is."""
+        ...
+
+    def remove_volumes(self, project: str) -> list[str]:
+        """Remove the named volumes Conveyor created for `project` (never external ones);
+        return their Docker names. Their data is gone."""
         ...
 
     def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:
@@ -100,4 +135,25 @@ class Runtime(Protocol):
         self, project: str, service: str, follow: bool, tail: int | None
     ) -> Iterator[tuple[str, str]]:
         """(replica id, line) pairs of the service's replicas, interleaved by timestamp."""
+        ...
+
+    # project networks and service addresses --------------------------------------------------
+
+    def list_networks(self, project: str, names: Iterable[str] = ()) -> list[ObservedNetwork]:
+        """The project's networks, and of `names` (external networks) those that exist."""
+        ...
+
+    def ensure_network(self, req: NetworkRun) -> ObservedNetwork:
+        """Create the network unless it exists, with a subnet of the pool that overlaps no
+        other Docker network and no route of the host. An external network must exist."""
+        ...
+
+    def remove_network(self, docker_name: str) -> None:
+        """A missing network is not an error."""
+        ...
+
+    def list_addresses(self, project: str) -> list[ObservedAddress]: ...
+
+    def run_address(self, req: AddressRun) -> ObservedAddress:
+        """Start the service address (replacing a stopped one of the same name)."""
         ...

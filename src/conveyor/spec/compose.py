@@ -23,6 +23,7 @@ from conveyor.spec.extends import apply_extends
 from conveyor.spec.include import apply_include
 from conveyor.spec.merge import Located, document, merge, without_resets
 from conveyor.spec.profiles import active_profiles, disabled_services
+from conveyor.spec.project_networks import project_networks
 from conveyor.spec.semantic import check_stack
 from conveyor.spec.service import build_service, pairs
 from conveyor.spec.sources import env_file_variables, load_source
@@ -135,18 +136,20 @@ def _stack(ctx: Context, project_name: str | None, absolute: Path) -> Stack:
         )
     elif not services:
         ctx.error(("services",), "no services defined")
+    project = _project(ctx, project_name, data, absolute)
     built = {name: build_service(ctx, name, raw or {}) for name, raw in services.items()}
     configs = {
         name: _config(ctx, name, raw or {}) for name, raw in (data.get("configs") or {}).items()
     }
     return Stack(
-        project=_project(ctx, project_name, data, absolute),
+        project=project,
         file=str(absolute),
         services={
             name: _with_config_files(_without_optional_disabled(ctx, service), configs)
             for name, service in built.items()
         },
         configs=configs,
+        networks=project_networks(ctx, built),
         volumes={
             name: _volume(ctx, name, raw or {}) for name, raw in (data.get("volumes") or {}).items()
         },

@@ -1,55 +1,86 @@
-"""How traffic reaches a service: Compose `ports:` plus the `x-conveyor` extension.
+"""How traffic reaches a service: Compose `ports:` and `expose:` plus the `x-conveyor`
+extension.
 
-Conveyor routes one HTTP port per service through HAProxy. `ports:` already says it for most
-apps ("8080:8000": frontend 8080, app port 8000); `x-conveyor` says what Compose cannot (the
-probe, the balance algorithm) and overrides `ports:` field by field when both speak.
+Every `ports:` entry is kept (`Service.ports`, ranges expanded). From them and x-conveyor comes
+`Routing`: the HTTP port and its stable frontend port. Under host networking Conveyor routes one
+HTTP port per service, so `ports:` says it for most apps ("8080:8000": frontend 8080, app port
+8000). Under project networks every port is served, TCP unless it is the HTTP port
+(x-conveyor.port, or the port a probe checks) or says `app_protocol: http`. `x-conveyor` says
+what Compose cannot (the probe, the balance algorithm) and overrides `ports:` field by field.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from conveyor.model.stack import Probe, Routing
+from conveyor.model.stack import ExposedPort, Networking, PortSpec, Probe, Routing
 from conveyor.spec.context import Context
 from conveyor.spec.durations import parse_duration
+from conveyor.spec.expose import exposed_ports
+from conveyor.spec.ports import parse_port
 from conveyor.spec.values import to_int
 from conveyor.spec.yamlpos import YamlPath
 
 _DEFAULT_PROBE = Probe()
 
 
-@dataclass(frozen=True)
-class _Port:
-    published: int | None
-    target: int
-
-
-def routing(ctx: Context, service: YamlPath, raw: dict[str, Any]) -> Routing:
-    ports = _ports(ctx, (*service, "ports"), raw.get("ports"))
+def routing(
+    ctx: Context, service: YamlPath, raw: dict[str, Any], networking: Networking = "host"
+) -> tuple[Routing, tuple[PortSpec, ...], tuple[ExposedPort, ...]]:
+    """(routing, every `ports:` entry, `expose:` ports) of one service."""
+    all_ports = _ports(ctx, (*service, "ports"), raw.get("ports"))
+    expose = exposed_ports(ctx, (*service, "expose"), raw.get("expose"))
     ext_path = (*service, "x-conveyor")
     ext = raw.get("x-conveyor") or {}
     port = ctx.optional(ext, "port", ext_path, to_int, None)
     public_port = ctx.optional(ext, "public_port", ext_path, to_int, None)
-    chosen: _Port | None = None
-    if len(ports) == 1:
-        chosen = ports[0]
-    elif port is not None:
-        # x-conveyor names the app port; the `ports:` entry for it says where to publish.
-        chosen = next((p for p in ports if p.target == port), None)
-    elif len(ports) > 1:
-        ctx.error(
-            (*service, "ports"),
-            "several ports are published; set x-conveyor.port to the one Conveyor routes",
-        )
+    probe = _probe(ctx, (*ext_path, "probe"), ext.get("probe"))
+    tcp = [p for p in all_ports if p.protocol == "tcp"]
+    chosen: PortSpec | None = None
+    if networking == "host":
+        for index, item in enumerate(raw.get("ports") or ()):
+            if any(p.protocol == "udp" for p in _parsed(item)):
+                ctx.error(
+                    (*service, "ports", index),
+                    f"UDP cannot go through HAProxy, got '{item}': leave network_mode 'host' "
+                    "(on project networks Docker publishes it from a single replica)",
+                )
+        if len(tcp) == 1:
+            chosen = tcp[0]
+        elif port is not None:
+            # x-conveyor names the app port; the `ports:` entry for it says where to publish.
+            chosen = next((p for p in tcp if p.target == port), None)
+        elif len(tcp) > 1:
+            ctx.error(
+                (*service, "ports"),
+                "several ports are published; set x-conveyor.port to the one Conveyor routes",
+            )
+    else:
+        _warn_udp_expose(ctx, service, raw)
+        exposed_tcp = [e.port for e in expose if e.protocol == "tcp"]
+        targets = list(dict.fromkeys([p.target for p in tcp] + exposed_tcp))
+        if port is None and probe is not None and len(targets) == 1:
+            port = targets[0]  # the probe checks the service's only port: HTTP
+        elif port is None and probe is not None and len(targets) > 1:
+            ctx.error(
+                (*ext_path, "probe"),
+                "the service has several ports: set x-conveyor.port to the HTTP port the "
+                "probe checks",
+            )
+        if port is not None:
+            chosen = next((p for p in tcp if p.target == port), None)
     if chosen is not None:
         port = chosen.target if port is None else port
         public_port = chosen.published if public_port is None else public_port
-    return Routing(
-        port=port,
-        public_port=public_port,
-        probe=_probe(ctx, (*ext_path, "probe"), ext.get("probe")),
-        balance="leastconn" if ext.get("balance") == "leastconn" else "roundrobin",
+    return (
+        Routing(
+            port=port,
+            public_port=public_port,
+            probe=probe,
+            balance="leastconn" if ext.get("balance") == "leastconn" else "roundrobin",
+        ),
+        tuple(all_ports),
+        expose,
     )
 
 
@@ -67,48 +98,42 @@ def _probe(ctx: Context, path: YamlPath, raw: Any) -> Probe | None:
     )
 
 
-def _ports(ctx: Context, path: YamlPath, raw: Any) -> list[_Port]:
-    out: list[_Port] = []
+def _ports(ctx: Context, path: YamlPath, raw: Any) -> list[PortSpec]:
+    out: list[PortSpec] = []
     for index, item in enumerate(raw or ()):
         try:
-            out.append(_port(item))
+            out.extend(parse_port(item))
         except ValueError as exc:
             ctx.error((*path, index), str(exc))
+        if isinstance(item, dict):
+            _warn_ignored_port_keys(ctx, (*path, index), item)
     return out
 
 
-def _port(item: Any) -> _Port:
-    if isinstance(item, dict):
-        if item.get("protocol", "tcp") != "tcp":
-            raise ValueError(f"only TCP ports can be routed, got protocol '{item['protocol']}'")
-        if "target" not in item:
-            raise ValueError("a port needs 'target' (the port the app listens on)")
-        published = item.get("published")
-        return _Port(
-            published=None if published in (None, "") else _number(str(published), item),
-            target=_number(str(item["target"]), item),
+def _warn_ignored_port_keys(ctx: Context, path: YamlPath, item: dict[str, Any]) -> None:
+    if item.get("mode") == "host":
+        ctx.warn(
+            (*path, "mode"),
+            "ignored: the port is published by HAProxy, which balances over every replica "
+            "(as `ingress` does)",
         )
-    if isinstance(item, int | float):
-        return _Port(published=None, target=_number(str(item), item))
-    text, _, protocol = str(item).partition("/")
-    if protocol not in ("", "tcp"):
-        raise ValueError(f"only TCP ports can be routed, got '{item}'")
-    if text.startswith("["):  # [IPv6]:published:target
-        text = text[text.find("]") + 1 :].removeprefix(":")
-        parts = ["", *text.split(":")]
-    else:
-        parts = text.split(":")
-    if len(parts) > 3:
-        raise ValueError(f"invalid port '{item}' (expected [[IP:]PUBLISHED:]TARGET)")
-    target = _number(parts[-1], item)
-    published = parts[-2] if len(parts) >= 2 else ""
-    return _Port(published=_number(published, item) if published else None, target=target)
+    if item.get("name"):
+        ctx.warn((*path, "name"), "ignored: a port's name is for tools that read the file")
 
 
-def _number(text: str, item: object) -> int:
-    if "-" in text.strip("-"):
-        raise ValueError(f"port ranges cannot be routed, got '{item}'")
+def _parsed(item: Any) -> list[PortSpec]:
     try:
-        return to_int(text)
+        return parse_port(item)
     except ValueError:
-        raise ValueError(f"invalid port number '{text}' in '{item}'") from None
+        return []  # reported by _ports
+
+
+def _warn_udp_expose(ctx: Context, service: YamlPath, raw: dict[str, Any]) -> None:
+    for index, item in enumerate(raw.get("expose") or ()):
+        if str(item).endswith("/udp"):
+            # The name leads to the service address, where HAProxy serves TCP only.
+            ctx.warn(
+                (*service, "expose", index),
+                f"UDP port '{item}' is not served at the service's name (HAProxy serves "
+                "TCP); other services reach it only at a replica's own address",
+            )

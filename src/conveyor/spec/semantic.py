@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from conveyor.model.stack import Service, Stack, UpdateConfig
+from conveyor.model.stack import PortSpec, Service, Stack, UpdateConfig
 from conveyor.spec.context import Context
+from conveyor.spec.ports import parse_port
 from conveyor.spec.service import env_file_required, env_files
 from conveyor.spec.values import describe, suggest
 from conveyor.spec.yamlpos import YamlPath
@@ -32,6 +33,7 @@ def check_stack(ctx: Context, stack: Stack) -> None:
         _env_files(ctx, path, raw)
         _build(ctx, path, service, raw)
         _routing(ctx, path, service, raw)
+        _udp(ctx, path, service, raw, stack)
     _cycles(ctx, stack, raw_services)
     _public_ports(ctx, stack, raw_services)
     _secret_files(ctx, stack)
@@ -226,16 +228,62 @@ def _routing_path(path: YamlPath, raw: dict[str, Any], key: str) -> YamlPath:
 
 
 def _public_ports(ctx: Context, stack: Stack, raw_services: dict[str, Any]) -> None:
-    owners: dict[int, str] = {}
+    """Host ports two services would both listen on: stable frontend ports, and published
+    ports (TCP through HAProxy, UDP through Docker: each protocol has its own numbers)."""
+    owners: dict[tuple[str, int], str] = {}
     for name, service in stack.services.items():  # file order: the later one is reported
+        raw = raw_services.get(name) or {}
+        claims: list[tuple[str, int, YamlPath]] = []
         port = service.routing.public_port
-        if port is None:
-            continue
-        if port in owners:
-            where = _routing_path(("services", name), raw_services.get(name) or {}, "public_port")
-            ctx.error(where, f"public port {port} is already used by service '{owners[port]}'")
-        else:
-            owners[port] = name
+        if port is not None:
+            claims.append(("tcp", port, _routing_path(("services", name), raw, "public_port")))
+        for index, entry in _published(raw, service):
+            assert entry.published is not None
+            if entry.published != port or entry.protocol != "tcp":
+                claims.append((entry.protocol, entry.published, ("services", name, "ports", index)))
+        mine: set[tuple[str, int]] = set()
+        for protocol, number, where in claims:
+            key = (protocol, number)
+            if key in owners and key not in mine:
+                what = "public port" if protocol == "tcp" else "UDP port"
+                ctx.error(where, f"{what} {number} is already used by service '{owners[key]}'")
+            else:
+                owners[key] = name
+                mine.add(key)
+
+
+def _published(raw: dict[str, Any], service: Service) -> list[tuple[int, PortSpec]]:
+    """(index of the `ports:` entry, a published port it gives) of a service."""
+    out: list[tuple[int, PortSpec]] = []
+    for index, item in enumerate(raw.get("ports") or ()):
+        try:
+            parsed = parse_port(item)
+        except ValueError:
+            continue  # reported by the model builder
+        out.extend((index, p) for p in parsed if p.published is not None)
+    return out
+
+
+def _udp(ctx: Context, path: YamlPath, service: Service, raw: dict[str, Any], stack: Stack) -> None:
+    """UDP goes straight from Docker to the one replica: never several, never from a
+    container Docker publishes nothing of (on internal networks only)."""
+    udp = [(i, p) for i, p in _published(raw, service) if p.protocol == "udp"]
+    if not udp or service.networking != "project":
+        return
+    index = udp[0][0]
+    if service.replicas > 1:
+        ctx.error(
+            (*path, "ports", index),
+            f"UDP cannot go through HAProxy: Docker publishes it from a single replica, and "
+            f"this service has {service.replicas} (use TCP, or replicas: 1)",
+        )
+    nets = [stack.networks.get(n) for n in service.networks]
+    if nets and all(n is not None and n.internal for n in nets):
+        ctx.error(
+            (*path, "ports", index),
+            "Docker publishes no port of a container on internal networks only: attach the "
+            "service to a network that is not internal",
+        )
 
 
 def _secret_files(ctx: Context, stack: Stack) -> None:

@@ -20,13 +20,14 @@ from conveyor.model.stack import (
     Service,
     UpdateConfig,
     UpdateOrder,
+    VolumeMount,
 )
 from conveyor.spec.container import container_settings
 from conveyor.spec.context import Context
 from conveyor.spec.dotenv import parse_env
 from conveyor.spec.durations import parse_bytes, parse_duration
-from conveyor.spec.expose import exposed_ports
 from conveyor.spec.mounts import config_mounts, secret_mounts, volume_mounts
+from conveyor.spec.networks import networking, service_networks
 from conveyor.spec.restart import restart_policy
 from conveyor.spec.routing import routing
 from conveyor.spec.values import one_of, signal_name, suggest, to_bool, to_float, to_int, to_str
@@ -53,15 +54,16 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
     path: YamlPath = ("services", name)
     # Settings that would change what runs but that Conveyor does not implement: saying so
     # beats silently deploying something other than what the file describes.
-    if raw.get("network_mode", "host") != "host":
-        # Replicas bind 127.0.0.1:<port> on the host and meet through HAProxy (DESIGN.md).
-        ctx.error((*path, "network_mode"), "must be 'host' (Conveyor runs replicas on the host)")
+    mode = networking(ctx, path, raw)
+    route, ports, expose = routing(ctx, path, raw, mode)
     deploy = raw.get("deploy") or {}
     deploy_path = (*path, "deploy")
     resources = deploy.get("resources") or {}
     limits = resources.get("limits") or {}
     replicas = _replicas(ctx, path, raw, deploy)
     _container_name(ctx, path, raw, replicas)
+    volumes = volume_mounts(ctx, (*path, "volumes"), raw.get("volumes"))
+    _warn_shared_volume(ctx, path, deploy, volumes)
     return Service(
         name=name,
         image=raw.get("image"),
@@ -86,16 +88,19 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
             raw, "stop_grace_period", path, parse_duration, _SERVICE.stop_grace_period
         ),
         stop_signal=ctx.optional(raw, "stop_signal", path, signal_name, _SERVICE.stop_signal),
-        volumes=volume_mounts(ctx, (*path, "volumes"), raw.get("volumes")),
+        volumes=volumes,
         secrets=secret_mounts(ctx, (*path, "secrets"), raw.get("secrets")),
         labels=pairs(ctx, (*path, "labels"), raw.get("labels"), fill=lambda _key: ""),
         user=raw.get("user"),
         working_dir=raw.get("working_dir"),
-        routing=routing(ctx, path, raw),
+        routing=route,
+        networking=mode,
+        networks=service_networks(ctx, path, raw, mode),
+        ports=ports,
+        expose=expose,
         configs=config_mounts(ctx, (*path, "configs"), raw.get("configs")),
         restart=restart_policy(ctx, path, raw),
         reservations=_reservations(ctx, (*deploy_path, "resources"), resources),
-        expose=exposed_ports(ctx, (*path, "expose"), raw.get("expose")),
         container=container_settings(ctx, path, raw),
     )
 
@@ -288,6 +293,24 @@ def _replicas(ctx: Context, path: YamlPath, raw: dict[str, Any], deploy: dict[st
         if value is not None:
             return value
     return _SERVICE.replicas
+
+
+def _warn_shared_volume(
+    ctx: Context, path: YamlPath, deploy: dict[str, Any], volumes: tuple[VolumeMount, ...]
+) -> None:
+    """Conveyor's default start-first order runs the new replica beside the old one: with a
+    named volume mounted read-write, two processes share its files for a moment. SQLite
+    copes (file locks); a database server may not, so say so unless the file chose."""
+    if "order" in (deploy.get("update_config") or {}):
+        return
+    shared = [v.source for v in volumes if v.type == "volume" and v.source and not v.read_only]
+    if shared:
+        ctx.warn(
+            (*path, "volumes"),
+            f"start-first rollouts run two replicas on volume '{shared[0]}' at once (safe for "
+            "SQLite, not for a database server): set deploy.update_config.order: stop-first "
+            "(or start-first) to say which",
+        )
 
 
 def _update(ctx: Context, path: YamlPath, raw: Any, default: UpdateConfig) -> UpdateConfig:

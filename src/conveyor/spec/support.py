@@ -35,14 +35,16 @@ def _refuse(note: str) -> Support:
 
 
 _IGNORED = "ignored"
-_NO_NETWORKS = "ignored: replicas run on the host's network and reach each other through HAProxy"
 
 TOP_LEVEL: dict[str, Support] = {
     "version": _warn("ignored: obsolete in the Compose Specification"),
     "name": _ok("the project name"),
     "include": _ok("other projects' resources, loaded with their own directory and .env"),
     "services": _ok(),
-    "networks": _warn(_NO_NETWORKS),
+    "networks": _ok(
+        "bridge networks Conveyor owns, subnets from its pool; internal, external, name, "
+        "labels and one ipam subnet (docs/networking.md)"
+    ),
     "volumes": _ok("named volumes; driver and driver_opts are passed to Docker"),
     "secrets": _ok("file or environment; mounted read-only under /run/secrets"),
     "configs": _ok("file, content or environment; mounted read-only"),
@@ -91,7 +93,7 @@ SERVICE: dict[str, Support] = {
     "entrypoint": _ok(),
     "env_file": _ok(),
     "environment": _ok(),
-    "expose": _ok("ports other services reach"),
+    "expose": _ok("served at the service's name through HAProxy (TCP; UDP is warned)"),
     "extends": _ok("from this file or another"),
     "external_links": _warn("ignored: containers outside the project are not linked"),
     "extra_hosts": _ok(),
@@ -113,14 +115,17 @@ SERVICE: dict[str, Support] = {
     "mem_swappiness": _ok(),
     "memswap_limit": _ok(),
     "models": _warn("ignored: Conveyor runs no model runner"),
-    "network_mode": _refuse("only 'host' today (replicas share the host's network)"),
-    "networks": _warn(_NO_NETWORKS),
+    "network_mode": _ok("left out: the project's networks; 'host': the host's; others refused"),
+    "networks": _ok("attachments and aliases; fixed addresses are refused"),
     "oom_kill_disable": _warn(_IGNORED),
     "oom_score_adj": _ok(),
     "pid": _ok(),
     "pids_limit": _ok("same as deploy.resources.limits.pids"),
     "platform": _ok(),
-    "ports": _ok("the routed port: HAProxy listens on the published one"),
+    "ports": _ok(
+        "every entry: HAProxy serves TCP ones on the published port and at the service's "
+        "name; UDP is published by Docker for a single replica"
+    ),
     "post_start": _warn("ignored: lifecycle hooks are not run"),
     "pre_start": _warn("ignored: lifecycle hooks are not run"),
     "pre_stop": _warn("ignored: lifecycle hooks are not run"),

@@ -2,7 +2,8 @@
 
     store = Store.open(state_dir)
     store.releases / store.rollouts / store.journal / store.environment / store.ports
-    store.pipelines / store.jobs / store.artifacts / store.events / store.backoff
+    store.address_slots / store.pipelines / store.jobs / store.artifacts / store.events
+    store.backoff
 
 Cheap to open per command; `Store.open` creates the directory private (0700) and the database
 files 0600, and upgrades a database written by an older Conveyor.
@@ -15,7 +16,11 @@ from pathlib import Path
 from conveyor.model.release import Release
 from conveyor.store.backoff import BackoffRepository
 from conveyor.store.database import DB_NAME, Database
-from conveyor.store.environment import EnvironmentRepository, PortRepository
+from conveyor.store.environment import (
+    AddressSlotRepository,
+    EnvironmentRepository,
+    PortRepository,
+)
 from conveyor.store.events import EventLog
 from conveyor.store.pipelines import ArtifactRepository, JobRepository, PipelineRepository
 from conveyor.store.releases import ReleaseRepository
@@ -32,6 +37,7 @@ class Store:
         self.journal = JournalRepository(db)
         self.environment = EnvironmentRepository(db)
         self.ports = PortRepository(db)
+        self.address_slots = AddressSlotRepository(db)
         self.pipelines = PipelineRepository(db)
         self.jobs = JobRepository(db)
         self.artifacts = ArtifactRepository(db)

@@ -1,5 +1,6 @@
 """The project's environment row (which release runs, which ran before, which a rollout is
-moving to), the services HAProxy has frontends for, and the ports allocated to them."""
+moving to), the services HAProxy has frontends for, the ports allocated to them, and the slots
+of service addresses."""
 
 from __future__ import annotations
 
@@ -80,4 +81,25 @@ class PortRepository:
             "INSERT INTO port_allocations (purpose, service, port) VALUES (?, ?, ?) "
             "ON CONFLICT(purpose, service) DO UPDATE SET port = excluded.port",
             (purpose, service, port),
+        )
+
+
+class AddressSlotRepository:
+    """Stable service addresses: a routed service on project networks keeps its slot (its IP's
+    place in every network's static half) across releases and `down`, so the /etc/hosts lines
+    of running replicas never go stale."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def all(self) -> dict[str, int]:
+        return {
+            str(r[0]): int(r[1]) for r in self._db.all("SELECT service, slot FROM address_slots")
+        }
+
+    def set(self, service: str, slot: int) -> None:
+        self._db.execute(
+            "INSERT INTO address_slots (service, slot) VALUES (?, ?) "
+            "ON CONFLICT(service) DO UPDATE SET slot = excluded.slot",
+            (service, slot),
         )

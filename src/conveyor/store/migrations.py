@@ -6,7 +6,8 @@ the comma-joined frontend list become tables, a recovery names the rollout it fi
 become the timeline (commit, pipeline, job, release, rollout), and CI jobs' JSON blobs become
 columns and an artifacts table. 6 keeps the failed and errored cases of each job's JUnit report
 (`ci show` names them). 7 links a downstream pipeline to its parent pipeline and trigger job, and
-keeps each pipeline's `workflow:auto_cancel` and what a cancel request covers.
+keeps each pipeline's `workflow:auto_cancel` and what a cancel request covers. 8 gives each
+service address a stable slot: its IP on every project network, which replicas' /etc/hosts name.
 """
 
 from __future__ import annotations
@@ -232,6 +233,13 @@ ALTER TABLE pipelines ADD COLUMN cancel_scope TEXT  -- with cancel_requested: al
 CREATE INDEX pipelines_parent ON pipelines(parent_pipeline_id)
 """
 
+_V8 = """
+CREATE TABLE address_slots (
+    service TEXT PRIMARY KEY,                -- a routed service on project networks
+    slot INTEGER NOT NULL UNIQUE CHECK (slot >= 0)
+)
+"""
+
 _RECOVER_REASON = re.compile(r"finish interrupted rollout (\d+)")
 _TESTS = ("total", "passed", "failed", "errors", "skipped")
 
@@ -339,6 +347,7 @@ MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
     (_V5, _v5_data),
     (_V6,),
     (_V7,),
+    (_V8,),
 )
 
 

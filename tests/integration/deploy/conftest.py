@@ -32,14 +32,21 @@ class Shop:
     project: str
     gateway_port: int
 
+    overrides: tuple[str, ...] = ()  # more -f files, merged onto compose.yaml in order
+
     @property
     def compose(self) -> Path:
         return self.dir / "compose.yaml"
 
+    def command(self, *args: str) -> list[str]:
+        files = [str(self.compose), *(str(self.dir / name) for name in self.overrides)]
+        flags = [flag for f in files for flag in ("-f", f)]
+        return [sys.executable, "-m", "conveyor", *flags, "-p", self.project, *args]
+
     def conveyor(
         self, *args: str, check: bool = True, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "conveyor", "-f", str(self.compose), "-p", self.project, *args]
+        cmd = self.command(*args)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -48,9 +55,12 @@ class Shop:
         return proc
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
-        cmd = [sys.executable, "-m", "conveyor", "-f", str(self.compose), "-p", self.project, *args]
         return subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            self.command(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
 
     def status(self) -> dict[str, Any]:
@@ -78,14 +88,22 @@ class Shop:
                 )
             )
 
-    def containers(self) -> list[str]:
+    def containers(self, label: str | None = None) -> list[str]:
+        """The project's containers (with `label`: only those carrying it)."""
+        filters = ["--filter", f"label=io.conveyor.project={self.project}"]
+        if label is not None:
+            filters += ["--filter", f"label={label}"]
         out = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=io.conveyor.project={self.project}"],
-            capture_output=True,
-            text=True,
-            check=True,
+            ["docker", "ps", "-aq", *filters], capture_output=True, text=True, check=True
         ).stdout
         return out.split()
+
+    def replicas(self) -> list[str]:
+        return self.containers("io.conveyor.replica")
+
+    def addresses(self) -> list[str]:
+        """Service address containers (project networks)."""
+        return self.containers("io.conveyor.address")
 
     def wait_for(self, pred: Any, timeout: float = 60, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
@@ -134,8 +152,13 @@ def shop(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[
     s.edit(public)
     s.conveyor("up", timeout=900)
     yield s
-    proc = s.conveyor("down", check=False)
-    pid_file = d / ".conveyor" / s.project / "agent.pid"
+    tear_down(s)
+
+
+def tear_down(s: Shop, *down_flags: str) -> None:
+    """`conveyor down`, then remove by PID and by label whatever a failed down left."""
+    proc = s.conveyor("down", *down_flags, check=False)
+    pid_file = s.dir / ".conveyor" / s.project / "agent.pid"
     if pid_file.exists():  # safety net: down failed before stopping the agent
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)

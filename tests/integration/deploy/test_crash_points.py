@@ -48,6 +48,7 @@ STACK = """\
 services:
   web:
     image: {image}
+    network_mode: host
     command: ["sh", "-c", "exec python3 -m http.server $$PORT --bind 127.0.0.1"]
     environment: {{V: "{version}"}}
     deploy:
@@ -57,6 +58,7 @@ services:
     x-conveyor: {{probe: {probe}, public_port: {web_port}}}
   api:
     image: {image}
+    network_mode: host
     command: ["sh", "-c", "exec python3 -m http.server $$PORT --bind 127.0.0.1"]
     depends_on: [web]
     stop_grace_period: 1s
@@ -77,6 +79,7 @@ DEPLOY_STEPS = ("start", "await", "route", "drain", "unroute", "stop") * 2
 #   (PHASE acted);
 # - "haproxy" PATTERN: right after HAProxy answers a runtime command matching PATTERN;
 # - "create" PATTERN: after the Docker Engine creates a container whose name matches it;
+# - "address" -: once a service address container is created, before it is started;
 # - "stop": once a stopped container has exited, before it is removed.
 FAILPOINT = """
 import os, re, signal, sys
@@ -130,6 +133,14 @@ elif where == "create":
             die()
         return cid
     DockerEngine._create = _create
+elif where == "address":
+    import docker.api.client
+    start = docker.api.client.APIClient.start
+    def _start(self, container, *a, **kw):
+        if self.inspect_container(container)["Name"].endswith("-address"):
+            die()  # a service address created, not started
+        return start(self, container, *a, **kw)
+    docker.api.client.APIClient.start = _start
 else:
     stop = DockerEngine.stop
     def _stop(self, container_id, sig, grace):
@@ -154,6 +165,9 @@ class Crash:
 
 
 class Stack:
+    template = STACK
+    addresses = 0  # service address containers the converged stack has (project networks)
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.name = f"crash-{uuid.uuid4().hex[:6]}"
@@ -177,7 +191,7 @@ class Stack:
     def write(self, version: str, probe: str = GOOD_PROBE) -> None:
         self.version = version
         self.compose.write_text(
-            STACK.format(
+            self.template.format(
                 image=IMAGE,
                 version=version,
                 probe=probe,
@@ -200,16 +214,13 @@ class Stack:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json").stdout)
 
-    def containers(self) -> list[str]:
+    def containers(self, label: str | None = None) -> list[str]:
+        """The project's containers (with `label`: those carrying it)."""
+        filters = ["--filter", f"label=io.conveyor.project={self.name}"]
+        if label is not None:
+            filters += ["--filter", f"label={label}"]
         out = subprocess.run(
-            [
-                "docker",
-                "ps",
-                "-aq",
-                "--no-trunc",
-                "--filter",
-                f"label=io.conveyor.project={self.name}",
-            ],
+            ["docker", "ps", "-aq", "--no-trunc", *filters],
             capture_output=True,
             text=True,
             check=True,
@@ -273,20 +284,23 @@ class Stack:
                 replicas[(svc["name"], r["name"])] = r
         assert set(DESIRED) == {s["name"] for s in st["services"]}, st
 
-        ids = self.containers()
+        ids = self.containers("io.conveyor.replica")
         assert sorted(c[:12] for c in ids) == sorted(r["container"] for r in replicas.values()), (
             f"containers of the project {ids} are not exactly its replicas {replicas}"
         )
+        assert len(self.containers()) == len(ids) + self.addresses, "stray containers"
 
         router = HAProxyRouter(self.paths.router_dir)
-        want = {key: r["port"] for key, r in replicas.items()}
+        want = {key: f"{r['address']}:{r['port']}" for key, r in replicas.items()}
         servers = {(s.backend, s.server): s for s in router.servers()}
-        assert {key: s.endpoint.port for key, s in servers.items()} == want, servers
+        assert {key: str(s.endpoint) for key, s in servers.items()} == want, servers
         assert {s.admin_state for s in servers.values()} == {"ready"}, servers
         # what a reload or restart of HAProxy would load back
         record = json.loads(router.record_file.read_text())
         recorded = {
-            (svc, e["name"]): e["endpoint"]["port"] for svc, es in record.items() for e in es
+            (svc, e["name"]): f"{e['endpoint']['host']}:{e['endpoint']['port']}"
+            for svc, es in record.items()
+            for e in es
         }
         assert recorded == want, f"servers.json {record} is not the running replicas {want}"
         deadline = time.monotonic() + 10

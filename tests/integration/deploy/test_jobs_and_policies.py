@@ -18,7 +18,7 @@ from conveyor.testing.net import free_port
 WEB = """
   web:
     image: python:3.11-slim-bookworm
-    command: ["sh", "-c", "exec python3 -m http.server $$PORT --bind 127.0.0.1"]
+    command: ["sh", "-c", "exec python3 -m http.server $$PORT --bind $$HOST"]
     environment: {{V: "{version}"}}
     deploy:
       replicas: 2
@@ -35,7 +35,9 @@ class Project:
         self.port = free_port()
 
     def write(self, body: str) -> None:
-        (self.root / "compose.yaml").write_text("services:" + body)
+        # project networks, internal: nothing of these stacks needs a way out
+        internal = "\nnetworks:\n  default:\n    internal: true\n"
+        (self.root / "compose.yaml").write_text("services:" + body + internal)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [

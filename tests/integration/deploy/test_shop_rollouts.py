@@ -154,23 +154,29 @@ def test_container_removed_behind_conveyors_back_is_replaced_and_unrouted(shop: 
     subprocess.run(["docker", "rm", "-f", victim["container"]], check=True, capture_output=True)
 
     def healed() -> bool:
-        # the replacement may reuse the name: compare ports, which identify the replica
-        servers = {(s.server, s.endpoint.port) for s in router.servers() if s.backend == "catalog"}
-        live = {
-            (r["name"], r["port"])
+        # The replacement may reuse the name, and on a project network the freed address too:
+        # HAProxy's servers must be exactly the running replicas, none of them the victim.
+        servers = {(s.server, str(s.endpoint)) for s in router.servers() if s.backend == "catalog"}
+        live = [
+            r
             for s in shop.status()["services"]
             if s["name"] == "catalog"
             for r in s["replicas"]
             if r["running"] and r["router"] == "ready"
-        }
-        seen.append((servers, live))
-        return len(live) == 2 and servers == live and victim["port"] not in {p for _, p in live}
+        ]
+        where = {(r["name"], f"{r['address']}:{r['port']}") for r in live}
+        seen.append((servers, where))
+        return (
+            len(live) == 2
+            and servers == where
+            and victim["container"] not in {r["container"] for r in live}
+        )
 
     seen: list[object] = []
     try:
         shop.wait_for(healed, timeout=60, what="a replacement, no server left for the removed one")
     except AssertionError as e:
-        raise AssertionError(f"{e}; victim {victim['name']}:{victim['port']}; {seen[-1]}") from None
+        raise AssertionError(f"{e}; victim {victim['name']}; {seen[-1]}") from None
 
 
 def test_release_failing_its_probe_is_rolled_back_with_zero_failures(shop: Shop) -> None:
@@ -188,7 +194,7 @@ def test_release_failing_its_probe_is_rolled_back_with_zero_failures(shop: Shop)
     assert out.returncode == 1, out.stderr
     assert "rolled back" in out.stderr
     res = load.result
-    assert res.failures == 0, (res.summary(), res.errors)
+    assert res.failures == 0, (res.summary(), res.errors, res.failed_at, out.stderr)
     assert get_json(cat_port, "/version")["version"] == "2.0.0"
     rollouts = shop.history()["rollouts"]
     assert rollouts[1]["kind"] == "deploy" and rollouts[1]["status"] == "rolled_back"
@@ -238,7 +244,10 @@ def test_conveyor_killed_mid_rollout_then_deploy_converges(shop: Shop) -> None:
     shop.wait_for(lambda: all_current(shop), timeout=60, what="every replica on the new spec")
     st = shop.status()
     expected = sum(s["desired_replicas"] for s in st["services"])
-    assert len(shop.containers()) == expected, "orphaned containers were left behind"
+    assert len(shop.replicas()) == expected, "orphaned containers were left behind"
+    # one service address per service, nothing else
+    assert len(shop.addresses()) == len(st["services"])
+    assert len(shop.containers()) == expected + len(st["services"])
     assert get_json(frontend(shop, "catalog"), "/version")["version"] == "4.0.0"
     kinds = [(r["kind"], r["status"]) for r in shop.history()["rollouts"]]
     assert ("deploy", "interrupted") in kinds

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,6 +276,8 @@ class FakeHost:
     policy_present_during_install: bool | None = None
     rootfs_at_import: dict[str, object] = field(default_factory=dict)
     alive: set[int] = field(default_factory=set)
+    live_restore: bool = True  # what the running dockerd has
+    reloads_config: bool = True  # dockerd takes its configuration file on SIGHUP
 
     @property
     def config(self) -> BootstrapConfig:
@@ -284,6 +288,8 @@ class FakeHost:
             mounts_file=self.tmp / "mounts",
             dockerd_timeout=1.0,
             poll_interval=0.01,
+            daemon_json=self.tmp / "etc-docker" / "daemon.json",
+            docker_pid_file=self.tmp / "docker.pid",
         )
 
     def run(
@@ -308,6 +314,10 @@ class FakeHost:
                 return Result(0)
             case ("docker", "info"):
                 return Result(0 if self.docker_up else 1, stderr="Cannot connect")
+            case ("docker", "info", "--format", _):
+                if not self.docker_up:
+                    return Result(1, stderr="Cannot connect")
+                return Result(0, "true\n" if self.live_restore else "false\n")
             case ("docker", "image", "inspect", image):
                 return Result(0 if image in self.images else 1)
             case ("docker", "pull", image):
@@ -363,10 +373,13 @@ class FakeHost:
 
     def kill(self, pid: int, signum: int) -> None:
         self.calls.append(("kill", str(pid), str(signum)))
+        file = self.config.daemon_json
+        if signum == signal.SIGHUP and self.reloads_config and pid in self.alive and file.exists():
+            self.live_restore = json.loads(file.read_text()).get("live-restore") is True
 
     def commands_run(self) -> list[str]:
         """Every command but the checks."""
-        checks = {("dpkg-query",), ("docker", "info"), ("docker", "image")}
+        checks = {("dpkg-query",), ("docker", "info"), ("docker", "image")}  # prefixes
         return [
             " ".join(call)
             for call in self.calls
@@ -396,7 +409,12 @@ def bootstrap(host: FakeHost, *, check_only: bool, euid: int = 0) -> tuple[bool,
 
 def test_the_plan_has_packages_then_dockerd_then_the_base_image(host: FakeHost) -> None:
     steps = plan_bootstrap(host.config, host)
-    assert [s.name for s in steps] == ["apt packages", "dockerd", f"image {BASE_IMAGE}"]
+    assert [s.name for s in steps] == [
+        "apt packages",
+        "dockerd",
+        "dockerd live-restore",
+        f"image {BASE_IMAGE}",
+    ]
     assert all(s.explanation for s in steps)
     assert "haproxy" in steps[0].explanation
     assert host.calls == []  # planning runs nothing
@@ -405,7 +423,12 @@ def test_the_plan_has_packages_then_dockerd_then_the_base_image(host: FakeHost) 
 def test_a_ready_host_reports_ok_everywhere_and_changes_nothing(host: FakeHost) -> None:
     ok, reports = bootstrap(host, check_only=False)
     assert ok
-    assert reports == ["apt packages: ok", "dockerd: ok", f"image {BASE_IMAGE}: ok"]
+    assert reports == [
+        "apt packages: ok",
+        "dockerd: ok",
+        "dockerd live-restore: ok",
+        f"image {BASE_IMAGE}: ok",
+    ]
     assert host.commands_run() == []
 
 
@@ -418,6 +441,7 @@ def test_checking_reports_every_missing_step_and_installs_nothing(host: FakeHost
     assert reports == [
         "apt packages: missing",
         "dockerd: missing",
+        "dockerd live-restore: missing",
         f"image {BASE_IMAGE}: missing",
     ]
     assert host.commands_run() == []
@@ -436,6 +460,7 @@ def test_installing_a_bare_host(host: FakeHost) -> None:
         "apt packages: done",
         "dockerd: installing…",
         "dockerd: done",
+        "dockerd live-restore: ok",
         f"image {BASE_IMAGE}: installing…",
         f"image {BASE_IMAGE}: done",
     ]
@@ -573,3 +598,39 @@ def test_system_commands_report_a_missing_program_as_a_shell_would() -> None:
     result = SystemCommands().run(["no-such-program-x"], timeout=30)
     assert result.returncode == 127
     assert "no-such-program-x is not installed" in result.stderr
+
+
+def test_live_restore_is_written_and_the_running_dockerd_reloads_it(host: FakeHost) -> None:
+    host.live_restore = False
+    host.alive.add(777)
+    host.config.docker_pid_file.write_text("777\n")  # a dockerd bootstrap did not start
+    host.config.daemon_json.parent.mkdir()
+    host.config.daemon_json.write_text('{"log-driver": "local"}')
+
+    ok, reports = bootstrap(host, check_only=False)
+
+    assert ok
+    assert "dockerd live-restore: done" in reports
+    # every other setting kept; reloaded with SIGHUP, never restarted
+    assert json.loads(host.config.daemon_json.read_text()) == {
+        "log-driver": "local",
+        "live-restore": True,
+    }
+    assert f"kill 777 {int(signal.SIGHUP)}" in host.commands_run()
+    assert not [c for c in host.commands_run() if c.startswith("spawn")]
+
+
+def test_live_restore_without_a_dockerd_to_reload_says_so(host: FakeHost) -> None:
+    host.live_restore = False
+    with pytest.raises(BootstrapError, match="no running dockerd was found to reload it"):
+        bootstrap(host, check_only=False)
+    assert json.loads(host.config.daemon_json.read_text()) == {"live-restore": True}
+
+
+def test_an_unreadable_daemon_json_is_not_overwritten(host: FakeHost) -> None:
+    host.live_restore = False
+    host.config.daemon_json.parent.mkdir()
+    host.config.daemon_json.write_text("{not json")
+    with pytest.raises(BootstrapError, match="is not valid JSON"):
+        bootstrap(host, check_only=False)
+    assert host.config.daemon_json.read_text() == "{not json"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -13,6 +14,7 @@ import pytest
 
 from conveyor.errors import RouterError
 from conveyor.model.endpoint import Endpoint
+from conveyor.model.routing import Bind, Listener
 from conveyor.render.haproxy import MAX_SOCKET_PATH, check_socket_paths, render
 from conveyor.router.haproxy import HAProxyRouter
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
@@ -154,7 +156,79 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
         },
     ),
     ("no-frontends", RouterConfig(), {}),
+    (
+        "project-networks-tcp-and-http-ports",
+        # a database served by name (inside its address's namespace, where `db` resolves),
+        # published on loopback, with a second HTTP port; servers at each backend's port
+        RouterConfig(
+            frontends=(
+                Frontend(
+                    service="db",
+                    port=18200,
+                    mode="tcp",
+                    target=5432,
+                    binds=(
+                        Bind(port=5432, namespace="cv-test-db", netns="/proc/self/ns/net"),
+                        Bind(address="127.0.0.1", port=15432),
+                        Bind(address="::1", port=15432),
+                    ),
+                    listeners=(
+                        Listener(
+                            port=8008,
+                            mode="http",
+                            binds=(Bind(port=8008, namespace="cv-test-db"),),
+                        ),
+                    ),
+                    servers=(
+                        ServerEntry(name="db-1-1", endpoint=Endpoint(host="10.213.0.5", port=5432)),
+                    ),
+                ),
+            )
+        ),
+        {
+            "frontend fe_db": [
+                "bind 127.0.0.1:18200",
+                "bind 0.0.0.0:5432 namespace cv-test-db",
+                "bind 127.0.0.1:15432",
+                "bind ipv6@::1:15432",
+                "mode tcp",
+                "timeout client 1h",
+                "default_backend be_db",
+            ],
+            "backend be_db": [
+                "mode tcp",
+                "timeout server 1h",
+                "balance roundrobin",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                "server db-1-1 10.213.0.5:5432 check weight 100",
+            ],
+            "frontend fe_db_8008": [
+                "bind 0.0.0.0:8008 namespace cv-test-db",
+                "default_backend be_db_8008",
+            ],
+            "backend be_db_8008": [
+                "balance roundrobin",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                "server db-1-1 10.213.0.5:8008 check weight 100",
+            ],
+        },
+    ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def test_namespace() -> Iterator[None]:
+    """`haproxy -c` opens the namespaces binds name: `cv-test-db` links to this process's own
+    (root only: /var/run/netns is the system's directory; the link is removed after)."""
+    link = Path("/var/run/netns/cv-test-db")
+    made = False
+    if os.geteuid() == 0 and not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/proc/self/ns/net")
+        made = True
+    yield
+    if made:
+        link.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize(("config", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -209,6 +283,8 @@ def test_render_is_independent_of_frontend_order() -> None:
 @pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed")
 @pytest.mark.parametrize("config", [c[1] for c in CASES], ids=[c[0] for c in CASES])
 def test_rendered_config_passes_haproxy_check(config: RouterConfig, run_dir: Path) -> None:
+    if any(fe.namespaces() or fe.listeners for fe in config.frontends) and os.geteuid() != 0:
+        pytest.skip("binding inside a network namespace needs root")
     result = haproxy_check(render(config, run_dir), run_dir)
     assert result.returncode == 0, result.stderr
 
@@ -254,6 +330,47 @@ INVALID: list[tuple[str, RouterConfig, str]] = [
         "port-of-stats",
         RouterConfig(frontends=(WEB,), stats_port=WEB.port),
         "port 18080 is used by both 'stats' and 'web'",
+    ),
+    (
+        "published-port-of-two-services",
+        RouterConfig(
+            frontends=(
+                WEB.model_copy(update={"binds": (Bind(port=8080),)}),
+                Frontend(service="api", port=18081, binds=(Bind(address="127.0.0.1", port=8080),)),
+            )
+        ),
+        "port 8080 is used by both 'web' and 'api'",
+    ),
+    (
+        "same-port-in-two-namespaces-is-fine-but-not-in-one",
+        RouterConfig(
+            frontends=(
+                WEB.model_copy(update={"binds": (Bind(port=80, namespace="a"),)}),
+                Frontend(
+                    service="api",
+                    port=18081,
+                    binds=(Bind(port=80, namespace="b"), Bind(port=80, namespace="b")),
+                ),
+            )
+        ),
+        "port 80 is used by both 'api' and 'api' in namespace b",
+    ),
+    (
+        "backend-name-clash",
+        RouterConfig(
+            frontends=(
+                WEB.model_copy(update={"listeners": (Listener(port=81),)}),
+                Frontend(service="web_81", port=18081),
+            )
+        ),
+        "share HAProxy backend 'be_web_81'",
+    ),
+    (
+        "unsafe-namespace-name",
+        RouterConfig(
+            frontends=(WEB.model_copy(update={"binds": (Bind(port=1, namespace="a b"),)}),)
+        ),
+        "namespace name 'a b'",
     ),
     (
         "duplicate-server",

@@ -23,6 +23,7 @@ from conveyor.app.project import find_compose_files
 from conveyor.errors import ConveyorError
 from conveyor.model.release import Observed, Release, ServiceRelease
 from conveyor.model.stack import Service
+from conveyor.plan.network import assign_slots, desired_address, desired_networks
 from conveyor.plan.rollout import desired_services, plan_rollout
 from conveyor.spec.compose import Loaded, load_compose
 
@@ -72,7 +73,17 @@ def render(loaded: Loaded, root: Path) -> str:
             for name, svc in stack.services.items()
         },
     )
-    plan = plan_rollout(desired_services(release), Observed())
+    needing = [n for n in release.order() if desired_address(stack, n) is not None]
+    routed = [n for n in release.order() if stack.services[n].routed]
+    plan = plan_rollout(
+        desired_services(release, slots=assign_slots({}, needing)),
+        Observed(),
+        frontends=routed,
+        networks=desired_networks(stack),
+    )
+    for name, net in sorted(stack.networks.items()):
+        kind = "external" if net.external else "internal" if net.internal else "bridge"
+        lines.append(f"network {name}: {kind}" + (f" {net.subnet}" if net.subnet else ""))
     lines.append("first deploy:")
     lines += [f"  {step.describe()}" for step in plan.steps]
     lines += [f"  note: {note}" for note in plan.notes]
@@ -94,9 +105,15 @@ def _service(svc: Service, root: Path) -> list[str]:
         facts.append(f"{svc.replicas} replicas")
     if svc.restart is not None:
         facts.append(f"restart {svc.restart.condition}")
-    if svc.routed:
-        public = svc.routing.public_port or "any free port"
-        facts.append(f"routed: port {svc.routing.port} on {public}")
+    if svc.networking == "host":
+        facts.append("host network")
+        if svc.routed:
+            public = svc.routing.public_port or "any free port"
+            facts.append(f"routed: port {svc.routing.port} on {public}")
+    elif svc.served_ports():
+        http = svc.http_ports()
+        served = (f"{p}/{'http' if p in http else 'tcp'}" for p in svc.served_ports())
+        facts.append("serves " + " ".join(served))
     if svc.routing.probe is not None:
         facts.append(f"probe {svc.routing.probe.path}")
     if svc.healthcheck is not None:
@@ -126,6 +143,16 @@ def _service(svc: Service, root: Path) -> list[str]:
     settings = svc.container.model_dump(mode="json", exclude_defaults=True)
     if settings:
         out.append(f"    container {json.dumps(settings, sort_keys=True)}")
+    if svc.networks:
+        nets = (
+            name + "".join(f" as {a}" for a in net.aliases)
+            for name, net in sorted(svc.networks.items())
+        )
+        out.append("    networks " + ", ".join(nets))
+    for port in svc.ports:
+        if port.published is not None:
+            host = f"{port.host_ip}:" if port.host_ip else ""
+            out.append(f"    publish {host}{port.published} -> {port.target}/{port.protocol}")
     if svc.expose:
         out.append("    expose " + " ".join(f"{p.port}/{p.protocol}" for p in svc.expose))
     return out

@@ -214,14 +214,17 @@ def test_routing() -> None:
     )
     # x-conveyor.port picks the ports entry; x-conveyor.public_port beats its published port
     assert services["api"].routing == Routing(port=8000, public_port=9100)
+    # a port and no HTTP hint: served in TCP mode by name, checked over TCP
     tcp = services["tcp"]
-    assert tcp.routing == Routing(port=7000)
+    assert tcp.routing == Routing()
     assert tcp.routed
-    assert tcp.routing.probe is None  # the deploy layer falls back to a TCP check
+    assert (tcp.served_ports(), tcp.http_ports()) == ((7000,), frozenset())
     probed = services["probed"]
     assert probed.routed
     assert probed.routing == Routing(probe=Probe(path="/status"))
+    assert probed.app_port() == 8000  # PORT Conveyor passes when the file names none
     assert not services["internal"].routed
+    assert services["api"].served_ports() == (8000, 9090)
 
 
 def test_anchors_and_healthcheck_forms() -> None:

@@ -274,11 +274,25 @@ def test_x_conveyor_wins_field_by_field_over_ports(tmp_path: Path) -> None:
     compose = write(
         tmp_path,
         "compose.yaml",
-        "services:\n  web:\n    image: web\n    ports: ['8080:80']\n"
+        "services:\n  web:\n    image: web\n    network_mode: host\n    ports: ['8080:80']\n"
         "    x-conveyor:\n      port: 8000\n",
     )
     routing = load_stack(compose, environ={}).services["web"].routing
     assert (routing.port, routing.public_port) == (8000, 8080)
+
+
+def test_on_project_networks_a_published_port_stays_with_its_target(tmp_path: Path) -> None:
+    compose = write(
+        tmp_path,
+        "compose.yaml",
+        "services:\n  web:\n    image: web\n    ports: ['8080:80']\n"
+        "    x-conveyor:\n      port: 8000\n",
+    )
+    web = load_stack(compose, environ={}).services["web"]
+    # 8080 publishes port 80 (TCP); the HTTP port 8000 keeps a frontend of its own
+    assert (web.routing.port, web.routing.public_port) == (8000, None)
+    assert web.served_ports() == (8000, 80)
+    assert web.http_ports() == {8000}
 
 
 def test_did_you_mean_never_suggests_the_word_itself() -> None:

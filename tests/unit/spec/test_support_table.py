@@ -79,6 +79,9 @@ def test_warned_keys_are_listed_with_file_line_and_field(tmp_path: Path) -> None
         "      start_interval: 1s\n"
         "    deploy:\n"
         "      placement: {constraints: [node.role==manager]}\n"
+        "    ports:\n"
+        "      - {target: 80, published: '8080', mode: host, name: web}\n"
+        "    expose: ['5353/udp']\n"
     )
     warnings = load_compose([tmp_path / "compose.yaml"], environ={}).warnings
     assert [w.render().removeprefix(str(tmp_path) + "/") for w in warnings] == [
@@ -90,6 +93,13 @@ def test_warned_keys_are_listed_with_file_line_and_field(tmp_path: Path) -> None
         "Engine API 1.44; Conveyor speaks 1.41",
         "compose.yaml:12: services.web.deploy.placement: ignored: Conveyor places every "
         "replica on this host",
+        "compose.yaml:14: services.web.ports[0].mode: ignored: the port is published by "
+        "HAProxy, which balances over every replica (as `ingress` does)",
+        "compose.yaml:14: services.web.ports[0].name: ignored: a port's name is for tools "
+        "that read the file",
+        "compose.yaml:15: services.web.expose[0]: UDP port '5353/udp' is not served at the "
+        "service's name (HAProxy serves TCP); other services reach it only at a replica's "
+        "own address",
     ]
 
 

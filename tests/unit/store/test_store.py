@@ -246,7 +246,7 @@ def test_a_database_at_migration_6_gains_the_downstream_links_of_7(
     s.close()
     monkeypatch.undo()
     s = Store.open(tmp_path)
-    assert s.db.version == 7 == len(MIGRATIONS)
+    assert s.db.version == len(MIGRATIONS)
     assert s.jobs.test_failures(1) == {1: [failure]}
     row = s.pipelines.get(1)
     assert row is not None and (row.parent_pipeline_id, row.trigger_job_id) == (None, None)
@@ -254,3 +254,14 @@ def test_a_database_at_migration_6_gains_the_downstream_links_of_7(
         "conservative", "none",
     )  # fmt: skip
     assert [p.id for p in s.pipelines.latest()] == [1]
+
+
+def test_address_slots_are_kept(tmp_path: Path) -> None:
+    """A service address keeps its slot (its IP on every project network) for good."""
+    s = Store.open(tmp_path)
+    s.address_slots.set("web", 0)
+    s.address_slots.set("db", 1)
+    with pytest.raises(sqlite3.IntegrityError):
+        s.address_slots.set("cache", 1)  # one service per slot
+    s.close()
+    assert Store.open(tmp_path).address_slots.all() == {"web": 0, "db": 1}
