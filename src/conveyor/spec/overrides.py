@@ -54,13 +54,13 @@ def _service(
     public = service.routing.public_port
     if public is not None and public in remap:
         update["routing"] = service.routing.model_copy(update={"public_port": remap[public]})
-    ports = getattr(service, "ports", None)
-    if remap and ports:
-        # `Service.ports` (one entry per `ports:` line) comes with the networking model; until
-        # then a service's one published port is `routing.public_port`, remapped above.
+    if any(p.published in remap for p in service.ports):
+        # Every `ports:` entry publishing it moves (TCP and UDP alike: the host port is taken).
         update["ports"] = tuple(
-            p.model_copy(update={"published": remap[p.published]}) if p.published in remap else p
-            for p in ports
+            p.model_copy(update={"published": remap[p.published]})
+            if p.published is not None and p.published in remap
+            else p
+            for p in service.ports
         )
     return service.model_copy(update=update) if update else service
 
@@ -70,7 +70,7 @@ def _published(service: Service) -> list[int]:
     found: list[int] = []
     if service.routing.public_port is not None:
         found.append(service.routing.public_port)
-    for port in getattr(service, "ports", None) or ():
+    for port in service.ports:
         if port.published is not None and port.published not in found:
             found.append(port.published)
     return found

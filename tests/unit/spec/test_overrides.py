@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conveyor.errors import SpecError, SpecErrors
 from conveyor.model.environments import EnvironmentSpec
-from conveyor.model.stack import Routing, Service, Stack
+from conveyor.model.stack import PortSpec, Routing, Service, Stack
+from conveyor.spec import load_stack
 from conveyor.spec.conveyor_file import parse_conveyor
 from conveyor.spec.overrides import apply_overrides
 
@@ -117,3 +120,44 @@ def test_swapping_two_published_ports_is_fine() -> None:
 
     assert stack.services["web"].routing.public_port == 9090
     assert stack.services["api"].routing.public_port == 8080
+
+
+def test_every_ports_entry_publishing_a_remapped_port_moves() -> None:
+    dns = Service(
+        name="dns",
+        image="dns",
+        networking="project",
+        ports=(
+            PortSpec(target=53, published=5353, protocol="tcp"),
+            PortSpec(target=53, published=5353, protocol="udp"),
+            PortSpec(target=8053, published=8053),
+            PortSpec(target=9153),  # not published: served by name only
+        ),
+    )
+    stack = STACK.model_copy(update={"services": {**STACK.services, "dns": dns}})
+    staging = env("      dns:\n        ports: {'5353': 15353}\n")
+
+    moved = apply_overrides(stack, staging).services["dns"]
+
+    assert [(p.target, p.published, p.protocol) for p in moved.ports] == [
+        (53, 15353, "tcp"),
+        (53, 15353, "udp"),
+        (8053, 8053, "tcp"),
+        (9153, None, "tcp"),
+    ]
+
+
+def test_a_loaded_compose_file_moves_its_published_port_in_routing_and_ports(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    image: shop-web\n    ports: ['8080:8000']\n"
+        "    x-conveyor:\n      probe: /health\n"
+    )
+    stack = load_stack(tmp_path / "compose.yaml", environ={})
+    production = env("      web:\n        ports: {'8080': 18080}\n", name="production")
+
+    web = apply_overrides(stack, production).services["web"]
+
+    assert (web.routing.port, web.routing.public_port) == (8000, 18080)
+    assert [(p.target, p.published) for p in web.ports] == [(8000, 18080)]
