@@ -31,7 +31,8 @@ from conveyor.model.frozen import Frozen
 UrlKind = Literal["path", "file", "git", "ssh", "http", "https"]
 REMOTE_TIMEOUT = 300.0  # seconds for one fetch or push
 PUSH_ATTEMPTS = 3  # a pin is rebased onto a branch that moved this many times at most
-_SCP_LIKE = re.compile(r"[^/@:]+@[^/:]+:.*|[a-zA-Z0-9.-]+\.[a-zA-Z]+:[^/].*")
+# git's scp-like syntax: a colon before any slash ([user@]host:path).
+_SCP_LIKE = re.compile(r"(?:[^/@:]+@)?[^/@:]+:.*")
 _HELPER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")  # ext::cmd runs a command: never
 _AUTHOR = re.compile(r"\s*(.*?)\s*<([^<>]+)>\s*")
 

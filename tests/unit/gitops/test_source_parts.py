@@ -20,6 +20,8 @@ from conveyor.gitops.source import SshAccess, redact, url_kind, useful_line
         ("git://127.0.0.1:9418/shop.git", "git"),
         ("ssh://git@127.0.0.1:2222/srv/shop.git", "ssh"),
         ("git@gitlab.example.test:team/shop.git", "ssh"),
+        ("gitlab.example.test:/srv/shop.git", "ssh"),
+        ("./odd:name", "path"),
         ("https://gitlab.example.test/team/shop.git", "https"),
         ("HTTP://127.0.0.1:8080/shop.git", "http"),
     ],
