@@ -39,6 +39,11 @@ ConveyorError
 └── SpecError
     └── ReportError      a report file a job wrote (JUnit, dotenv) is malformed
 
+GitOps (conveyor.gitops; the last section of this file):
+ConveyorError
+├── SourceError          a git source could not be fetched, read, checked out or pushed to
+└── HookRejected         a webhook delivery is refused or ignored; carries the HTTP status
+
 Adapters translate the `HostError`s of the programs they drive into their own class
 (HAProxy's into `RouterError`, docker-registry's into `RegistryError`, dockerd's into
 `BootstrapError`), so a caller catches one class per component.
@@ -269,3 +274,22 @@ class CacheKeyError(CacheError):
 
 class ReportError(SpecError):
     """A report file a job produced is malformed; names the file (and line when known)."""
+
+
+# --- GitOps -----------------------------------------------------------------------------------
+# Errors of the git sources and webhooks of the GitOps server (conveyor.gitops).
+
+
+class SourceError(ConveyorError):
+    """A git source could not be fetched, read, checked out or pushed to. The message names the
+    source by its URL without credentials and ends with git's own words."""
+
+
+class HookRejected(ConveyorError):
+    """A webhook delivery that is not acted on: `status` is the HTTP answer (401 wrong or
+    missing secret, 400 malformed, 413 too large, 202 accepted but ignored), `reason` why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status}: {reason}")
+        self.status = status
+        self.reason = reason

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,15 +50,38 @@ class Commit:
 
 
 def _run(
-    repo: Path, args: Sequence[str], *, timeout: float, isolated: bool = False
+    repo: Path,
+    args: Sequence[str],
+    *,
+    timeout: float,
+    isolated: bool = False,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     argv = ["git", "-C", str(repo), *args]
-    env = None
+    full_env = None
     if isolated:
         argv[1:1] = ["-c", f"safe.directory={repo}"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    elif env is not None:
+        # The caller's configuration choices (GIT_CONFIG_GLOBAL...) stay; what points git at
+        # another repository or index (a hook's GIT_DIR) does not.
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("GIT_") or k.startswith(("GIT_CONFIG", "GIT_TRACE"))
+        }
+        full_env.update(env)
     try:
-        return subprocess.run(argv, capture_output=True, env=env, timeout=timeout, check=False)
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            env=full_env,
+            timeout=timeout,
+            check=False,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
     except FileNotFoundError:
         raise GitError(
             f"cannot run `git {args[0]}` in {repo}: git is not installed or not on PATH; "
@@ -81,9 +104,15 @@ def _answer(
     return done.stdout if done.returncode == 0 else None
 
 
-def _must(repo: Path, *args: str, timeout: float = QUERY_TIMEOUT, isolated: bool = False) -> bytes:
+def _must(
+    repo: Path,
+    *args: str,
+    timeout: float = QUERY_TIMEOUT,
+    isolated: bool = False,
+    input: bytes | None = None,
+) -> bytes:
     """stdout of a command that has to succeed."""
-    done = _run(repo, args, timeout=timeout, isolated=isolated)
+    done = _run(repo, args, timeout=timeout, isolated=isolated, input=input)
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip() or f"exit code {done.returncode}"
         raise GitError(
@@ -259,3 +288,197 @@ def clone_shared(repo: Path, dest: Path, branch: str | None = None) -> None:
     _must(
         dest.parent, "clone", "--quiet", "--shared", *at, str(repo), str(dest), timeout=LIST_TIMEOUT
     )
+
+
+# --- sources: mirrors, worktrees, signatures, commits without a work tree --------------------
+# What the GitOps server asks of a repository it follows (`conveyor.gitops.source`). Commands
+# that talk to a remote return a `GitRun` whatever happened: the caller explains a failure in
+# its own terms (which source, which credential is missing). `env` is added to this process's
+# environment without the `GIT_*` variables that point at a repository (a hook's GIT_DIR).
+
+
+@dataclass(frozen=True)
+class GitRun:
+    """How a git command ended: its exit code, stdout, and stderr as text."""
+
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """What git says of a commit's signature (`git log --format=%G?...`): `status` is git's
+    letter (G good, U good but the signer is unknown or untrusted, B bad, X expired signature,
+    Y expired key, R revoked key, E cannot be checked, N none)."""
+
+    status: str
+    signer: str  # SSH: the allowed-signers principal; OpenPGP: the key's user id
+    key: str  # the key as the signature names it (SSH fingerprint, OpenPGP key id)
+    fingerprint: str  # OpenPGP: the signing (sub)key's fingerprint
+    primary_fingerprint: str  # OpenPGP: its primary key's fingerprint
+
+
+def call(
+    repo: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    timeout: float = LIST_TIMEOUT,
+) -> GitRun:
+    """Run `git -C repo ARGS` and say how it ended. Raises GitError only when git cannot run
+    at all or does not finish in time."""
+    done = _run(repo, args, timeout=timeout, env=env or {}, input=input)
+    return GitRun(done.returncode, done.stdout, done.stderr.decode("utf-8", "replace"))
+
+
+def init_mirror(path: Path, url: str) -> None:
+    """A bare repository at `path` whose `origin` is `url`, fetching its branches and tags
+    (and nothing else a server may publish, such as GitHub's pull request refs). Run again,
+    it only points `origin` at `url`."""
+    if not (path / "HEAD").is_file():
+        path.mkdir(parents=True, exist_ok=True)
+        _must(path, "init", "--quiet", "--bare")
+        _must(path, "config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*")
+        _must(path, "config", "--add", "remote.origin.fetch", "+refs/tags/*:refs/tags/*")
+    _must(path, "config", "remote.origin.url", url)
+
+
+def fetch_origin(repo: Path, env: Mapping[str, str], timeout: float = LIST_TIMEOUT) -> GitRun:
+    """Fetch `origin`'s branches and tags into `repo`; refs gone there are deleted here."""
+    return call(repo, "fetch", "--quiet", "--prune", "origin", env=env, timeout=timeout)
+
+
+def push_origin(
+    repo: Path, sha: str, ref: str, env: Mapping[str, str], timeout: float = LIST_TIMEOUT
+) -> GitRun:
+    """Push commit `sha` to `ref` of `origin` (a fast-forward only)."""
+    return call(repo, "push", "--quiet", "origin", f"{sha}:{ref}", env=env, timeout=timeout)
+
+
+def parents(repo: Path, rev: str) -> tuple[str, ...] | None:
+    """The parents of commit `rev` in order (none for a root commit); None if no such commit."""
+    out = _answer(repo, "rev-list", "--parents", "-n", "1", f"{rev}^{{commit}}", "--")
+    if out is None:
+        return None
+    return tuple(_text(out).split()[1:])
+
+
+def is_ancestor(repo: Path, ancestor: str, rev: str) -> bool:
+    """Whether `ancestor` is `rev` or one of its ancestors."""
+    return _answer(repo, "merge-base", "--is-ancestor", ancestor, rev) is not None
+
+
+def worktree_add(repo: Path, dest: Path, sha: str) -> None:
+    """A clean, detached work tree of commit `sha` at `dest` (which must not exist or be
+    empty). While it exists, `repo`'s garbage collection keeps the commit."""
+    _must(repo, "worktree", "add", "--quiet", "--detach", str(dest), sha, timeout=LIST_TIMEOUT)
+
+
+def worktree_remove(repo: Path, dest: Path) -> None:
+    """Remove the work tree at `dest` (changes in it are lost) and forget it in `repo`."""
+    if dest.exists():
+        _must(repo, "worktree", "remove", "--force", "--force", str(dest), timeout=LIST_TIMEOUT)
+    _must(repo, "worktree", "prune")
+
+
+def signature_format(repo: Path, rev: str) -> str | None:
+    """How commit `rev` is signed: "ssh", "openpgp" or "x509"; None when unsigned (or no
+    such commit). Read from the raw object: git's own check names no format."""
+    raw = _answer(repo, "cat-file", "commit", rev)
+    if raw is None:
+        return None
+    headers = raw.split(b"\n\n", 1)[0]
+    for line in headers.split(b"\n"):
+        if line.startswith((b"gpgsig ", b"gpgsig-sha256 ")):
+            armor = line.split(b" ", 1)[1]
+            if armor.startswith(b"-----BEGIN SSH SIGNATURE"):
+                return "ssh"
+            if armor.startswith(b"-----BEGIN SIGNED MESSAGE"):
+                return "x509"
+            return "openpgp"
+    return None
+
+
+def check_signature(
+    repo: Path, rev: str, config: Mapping[str, str], env: Mapping[str, str]
+) -> SignatureCheck:
+    """Git's verdict on the signature of commit `rev`, with `config` given as `-c` options
+    (gpg.ssh.allowedSignersFile...) and `env` (GNUPGHOME...) for the verifying program."""
+    options = [arg for key, value in config.items() for arg in ("-c", f"{key}={value}")]
+    # Unit separators between fields: a user id may hold any printable text. (%GT is left
+    # out: git 2.39 aborts on it for a key it cannot find.)
+    out = call(
+        repo,
+        *options,
+        "log",
+        "-1",
+        "--format=%G?%x1f%GS%x1f%GK%x1f%GF%x1f%GP",
+        rev,
+        env=env,
+        timeout=QUERY_TIMEOUT,
+    )
+    if not out.ok:
+        said = out.stderr.strip() or f"exit code {out.returncode}"
+        raise GitError(f"`git log` of {rev} failed in {repo}: {said}")
+    fields = out.stdout.decode("utf-8", "replace").rstrip("\n").split("\x1f")
+    fields += [""] * (5 - len(fields))
+    return SignatureCheck(*fields[:5])
+
+
+def write_blob(repo: Path, data: bytes) -> str:
+    """Store `data` as a blob in `repo`; its object id."""
+    return _text(_must(repo, "hash-object", "-w", "--stdin", input=data))
+
+
+def tree_with_file(repo: Path, rev: str, path: str, blob: str, scratch: Path) -> str:
+    """The tree of commit `rev` with the file `path` set to `blob` (mode 644), written to
+    `repo` without a work tree; `scratch` is a directory for the temporary index."""
+    index = {"GIT_INDEX_FILE": str(scratch / "index")}
+    for args in (
+        ("read-tree", rev),
+        ("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"),
+    ):
+        done = call(repo, *args, env=index, timeout=QUERY_TIMEOUT)
+        if not done.ok:
+            raise GitError(f"`git {args[0]}` failed in {repo}: {done.stderr.strip()}")
+    done = call(repo, "write-tree", env=index, timeout=QUERY_TIMEOUT)
+    if not done.ok:
+        raise GitError(f"`git write-tree` failed in {repo}: {done.stderr.strip()}")
+    return _text(done.stdout)
+
+
+def tree_of(repo: Path, rev: str) -> str | None:
+    """The tree object of commit `rev`."""
+    return _text(_answer(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{tree}}")) or None
+
+
+def commit_tree(
+    repo: Path,
+    tree: str,
+    parent: str,
+    message: str,
+    author: tuple[str, str],
+    signing_key: Path | None = None,
+) -> str:
+    """A commit of `tree` on `parent`, authored and committed by `author` (name, e-mail), now;
+    signed with the SSH private key `signing_key` when given. Its object id."""
+    name, email = author
+    env = {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+    sign = ["-c", "gpg.format=ssh", "-c", f"user.signingKey={signing_key}"] if signing_key else []
+    args = [*sign, "commit-tree", tree, "-p", parent, "-F", "-"]
+    if signing_key:
+        args.append("-S")
+    done = call(repo, *args, env=env, input=message.encode(), timeout=QUERY_TIMEOUT)
+    if not done.ok:
+        raise GitError(f"`git commit-tree` failed in {repo}: {done.stderr.strip()}")
+    return _text(done.stdout)
