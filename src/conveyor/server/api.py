@@ -374,11 +374,13 @@ async def _sse(state: ApiState, after: int | None) -> AsyncIterator[str]:
     position = after
     quiet = 0.0
     yield "retry: 2000\n\n"
-    while not state.stopping.is_set():
+    while True:
         batch = await run_in_threadpool(state.backend.events, position, 100)
         for e in batch:
             position = e.id
             yield f"id: {e.id}\ndata: {e.model_dump_json()}\n\n"
+        if state.stopping.is_set():  # the batch read after the stop was sent: done
+            return
         if batch:
             quiet = 0.0
             continue

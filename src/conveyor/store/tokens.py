@@ -22,6 +22,8 @@ class TokenRepository:
                 (name, role, token_hash, time.time() if at is None else at),
             )
         except sqlite3.IntegrityError as e:
+            if "tokens.name" not in str(e):
+                raise  # a role the schema refuses: a bug of the caller, not the user's input
             raise TokenNameTaken(
                 f"a token named {name!r} exists: revoke it first or choose another --name"
             ) from e
