@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 from starlette.exceptions import StarletteDeprecationWarning
 
 from conveyor.app.access import ServerDatabase, create_token, open_server_db
@@ -52,6 +53,8 @@ def make_backend() -> tuple[InMemoryBackend, int, int]:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
+    # another test's CLI run may have left structlog writing to a stream pytest has closed
+    structlog.reset_defaults()
     backend, pipeline, job = make_backend()
     db = open_server_db(tmp_path / "server")
     tokens: dict[Role, str] = {
