@@ -21,7 +21,13 @@ ConveyorError
 ├── NoComposeFile        no -f given and no compose.yaml (or its other names) here
 ├── UnknownService       a command named a service the project does not have
 ├── NothingToRollBack    `rollback` with no earlier release
-└── UnknownRef           `timeline REF` names no commit (or release) Conveyor knows
+├── UnknownRef           `timeline REF` names no commit (or release) Conveyor knows
+└── ServerError          the GitOps server refused a request (HTTP 400 unless below)
+    ├── NotFound             the request names nothing the server has (404)
+    │   ├── UnknownEnvironment   an environment conveyor.yaml does not have
+    │   └── UnknownToken         no active API token has that name
+    ├── ActionRefused        promote/rollback/approve… cannot be done now; says why (409)
+    └── TokenNameTaken       an active API token already has that name (409)
 
 CI (conveyor.ci and its git adapter; the last section of this file):
 ConveyorError
@@ -207,6 +213,35 @@ class NoComposeFile(ConveyorError):
 
 class UnknownRef(ConveyorError):
     """`timeline REF` names nothing git or the state knows."""
+
+
+# ---- the GitOps server (conveyor.server and its use cases) -------------------------------------
+
+
+class ServerError(ConveyorError):
+    """The server refused a request; the API answers with the subclass's status code."""
+
+
+class NotFound(ServerError):
+    """The request names an environment, pipeline, job, release or token the server does not
+    have (HTTP 404)."""
+
+
+class UnknownEnvironment(NotFound):
+    """A request named an environment the server does not know."""
+
+
+class ActionRefused(ServerError):
+    """An action cannot be done now: a gate is not met, nothing to roll back to, the
+    environment is suspended… (HTTP 409). The message says why."""
+
+
+class UnknownToken(NotFound):
+    """No active API token has this name."""
+
+
+class TokenNameTaken(ServerError):
+    """An active API token already has this name."""
 
 
 # --- CI ---------------------------------------------------------------------------------------

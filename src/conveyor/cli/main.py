@@ -79,6 +79,16 @@ def _add_ci() -> None:
 _add_ci()
 
 
+def _add_server() -> None:
+    from conveyor.cli.server import server, token_app
+
+    app.add_typer(token_app, name="token", help="API tokens of `conveyor server`.")
+    app.command(name="server")(server)
+
+
+_add_server()
+
+
 def _version(show: bool) -> None:
     if show:
         from importlib.metadata import version

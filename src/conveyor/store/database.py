@@ -14,9 +14,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import StoreError
+
+if TYPE_CHECKING:
+    from conveyor.store.migrations import Migration
 
 DB_NAME = "state.db"
 _DIR_MODE = 0o700
@@ -52,8 +55,16 @@ class Database:
         self.lock = threading.RLock()
 
     @classmethod
-    def open(cls, state_dir: Path) -> Database:
-        from conveyor.store.migrations import migrate
+    def open(
+        cls,
+        state_dir: Path,
+        *,
+        name: str = DB_NAME,
+        migrations: Sequence[Sequence[Migration]] | None = None,
+    ) -> Database:
+        """Open (creating it private) `state_dir/name` and apply `migrations` (default: the
+        project database's, `store.migrations.MIGRATIONS`)."""
+        from conveyor.store.migrations import MIGRATIONS, migrate
 
         private_dir(state_dir)
         ignore = state_dir / ".gitignore"
@@ -62,7 +73,7 @@ class Database:
             private_file(ignore).write_text(
                 "# written by Conveyor: this directory is local state\n*\n"
             )
-        path = state_dir / DB_NAME
+        path = state_dir / name
         # SQLite gives its -wal and -shm files the database file's mode: create it private.
         private_file(path)
         for suffix in ("-wal", "-shm"):
@@ -81,7 +92,7 @@ class Database:
                 "or move it aside to start with empty state"
             ) from e
         db = cls(conn, path)
-        migrate(db)
+        migrate(db, MIGRATIONS if migrations is None else migrations)
         return db
 
     def close(self) -> None:

@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from conveyor.errors import StoreError
 
 if TYPE_CHECKING:
     from conveyor.store.database import Database
@@ -351,10 +353,16 @@ MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
 )
 
 
-def migrate(db: Database) -> None:
-    """Apply every migration newer than the database, each in its own transaction."""
+def migrate(db: Database, migrations: Sequence[Sequence[Migration]] = MIGRATIONS) -> None:
+    """Apply every migration newer than the database, each in its own transaction. The
+    server's database has its own list (`store.server_migrations`)."""
     version = db.version
-    for number, parts in enumerate(MIGRATIONS[version:], start=version + 1):
+    if version > len(migrations):
+        raise StoreError(
+            f"{db.path}: written by a newer Conveyor (schema {version}, this one knows "
+            f"{len(migrations)}); upgrade Conveyor or move the file aside"
+        )
+    for number, parts in enumerate(migrations[version:], start=version + 1):
         with db.tx() as c:
             for part in parts:
                 if isinstance(part, str):

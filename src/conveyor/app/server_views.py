@@ -1,0 +1,104 @@
+"""Typed results of the GitOps server's API (and of `conveyor token`). Their JSON is the API's
+documented form (docs/server.md, the OpenAPI document): change a field only together with that
+page. Views of things the CLI already shows are reused from `app.views` and `app.ci_views`
+(StatusView, ReleaseView, RolloutView, TimelineView, PipelineSummary, JobView, JobLog)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from conveyor.app.views import JSON_VERSION, StatusView
+from conveyor.model.access import AuditRecord, Role
+
+# What an environment is doing, as the API reports it.
+EnvironmentState = Literal["empty", "syncing", "serving", "failed", "suspended"]
+
+
+class EnvironmentSummary(BaseModel):
+    """One environment of conveyor.yaml and what it serves."""
+
+    name: str
+    branch: str | None  # None: fed by promotion (`promote_from`)
+    promote_from: str | None = None
+    protected: bool = False
+    suspended: bool = False
+    state: EnvironmentState
+    release: int | None  # the release serving
+    commit: str | None  # the commit that release was built from
+
+
+class EnvironmentDetail(BaseModel):
+    version: int = JSON_VERSION
+    environment: EnvironmentSummary
+    desired_commit: str | None  # what the branch says (git), None before the first fetch
+    approvals: list[int] = []  # releases approved for promotion into this environment
+    status: StatusView | None  # services and replicas; None while nothing was deployed
+
+
+class ServiceDiff(BaseModel):
+    service: str
+    desired_image: str | None  # None: in git, not running
+    running_image: str | None  # None: running, not in git
+    desired_replicas: int
+    running_replicas: int
+    differences: list[str]  # what differs, one phrase each ("image", "replicas 2 → 3"…)
+
+
+class DiffView(BaseModel):
+    version: int = JSON_VERSION
+    environment: str
+    desired_commit: str | None
+    running_commit: str | None
+    in_sync: bool
+    services: list[ServiceDiff]  # only the services that differ
+
+
+ActionName = Literal["promote", "rollback", "suspend", "resume", "approve"]
+
+
+class ActionResult(BaseModel):
+    """What an acting request started or changed. A refused action is an HTTP 409, never an
+    ActionResult."""
+
+    action: ActionName
+    environment: str
+    message: str
+    release: int | None = None  # the release the environment moves to (promote, rollback)
+    rollout: int | None = None  # the rollout started, when one was
+
+
+class HookAnswer(BaseModel):
+    """The answer to a webhook delivery that was verified."""
+
+    source: str
+    delivery_id: str
+    duplicate: bool  # already received: nothing was done again
+    handed_over: bool  # the server's controller took it at once (else it waits as pending)
+
+
+class TokenView(BaseModel):
+    """An API token without its secret (never shown again after creation)."""
+
+    name: str
+    role: Role
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+class TokenCreated(BaseModel):
+    name: str
+    role: Role
+    token: str  # the only time it is shown
+
+
+class TokenList(BaseModel):
+    version: int = JSON_VERSION
+    tokens: list[TokenView]
+
+
+class AuditLog(BaseModel):
+    version: int = JSON_VERSION
+    records: list[AuditRecord]  # newest first

@@ -1,0 +1,487 @@
+"""The server's HTTP API (FastAPI; OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs).
+
+`/healthz` and the webhook routes (`POST /hooks/gitlab|github|generic`, checked with the
+webhook secret) take no token; every `/api/v1` route takes `Authorization: Bearer TOKEN`:
+401 without a valid token, 403 for a role too low. A viewer reads, a deployer also acts on
+environments, an admin also manages tokens and reads the audit log. Every acting request is
+written to the audit log with its outcome, refused ones (403, 404, 409) included.
+
+The routes only authenticate, audit and translate: what there is to read and do comes from a
+`ServerBackend` (server/backend.py), kept with the database in `app.state.conveyor`.
+Reference: docs/server.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from typing import Annotated, Any, TypeVar, cast
+
+import anyio
+import structlog
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Security,
+)
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from conveyor.app.access import (
+    ServerDatabase,
+    audit_log,
+    authenticate,
+    create_token,
+    list_tokens,
+    record,
+    revoke_token,
+)
+from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.hooks import (
+    HOOK_SOURCES,
+    MAX_BODY,
+    HookRejected,
+    HookSource,
+    receive_hook,
+)
+from conveyor.app.server_views import (
+    ActionResult,
+    AuditLog,
+    DiffView,
+    EnvironmentDetail,
+    EnvironmentSummary,
+    HookAnswer,
+    TokenCreated,
+    TokenList,
+    TokenView,
+)
+from conveyor.app.views import ReleaseView, RolloutView, TimelineView
+from conveyor.errors import ActionRefused, NotFound, ServerError, TokenNameTaken
+from conveyor.model.access import Principal, Role, role_allows
+from conveyor.model.events import Event
+from conveyor.server.backend import ServerBackend
+
+API = "/api/v1"
+T = TypeVar("T")
+log = structlog.get_logger("conveyor.server")
+
+
+@dataclass
+class ApiState:
+    backend: ServerBackend
+    db: ServerDatabase
+    hook_secret: str | None
+    events_poll: float  # seconds between looks for new events in an open stream
+    keepalive: float  # seconds of silence after which a stream sends a comment line
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+def create_app(
+    backend: ServerBackend,
+    db: ServerDatabase,
+    *,
+    hook_secret: str | None,
+    events_poll: float = 0.5,
+    keepalive: float = 15.0,
+) -> FastAPI:
+    """The API over `backend`, with tokens and audit in `db`. `hook_secret` None turns the
+    webhook routes off (they answer 401). `state_of(app).stopping` ends the open event
+    streams: set it when the server shuts down."""
+    app = FastAPI(
+        title="Conveyor server",
+        version=version("conveyor"),
+        summary="Git is the source of truth: environments, releases, rollouts, pipelines.",
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+    )
+    app.state.conveyor = ApiState(backend, db, hook_secret, events_poll, keepalive)
+    app.add_exception_handler(ServerError, _server_error)  # type: ignore[arg-type]  # Starlette types handlers loosely
+    app.include_router(open_routes)
+    app.include_router(read_routes, prefix=API)
+    app.include_router(action_routes, prefix=API)
+    app.include_router(admin_routes, prefix=API)
+    return app
+
+
+def state_of(app: FastAPI) -> ApiState:
+    return cast(ApiState, app.state.conveyor)
+
+
+def _state(request: Request) -> ApiState:
+    return cast(ApiState, request.app.state.conveyor)
+
+
+State = Annotated[ApiState, Depends(_state)]
+
+
+async def _server_error(_request: Request, e: ServerError) -> JSONResponse:
+    status = 404 if isinstance(e, NotFound) else 400
+    if isinstance(e, ActionRefused | TokenNameTaken):
+        status = 409
+    return JSONResponse({"detail": str(e)}, status_code=status)
+
+
+# authentication and roles ------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="An API token made by `conveyor token create`.")
+
+
+def _caller(
+    state: State, creds: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+) -> Principal:
+    if creds is None:
+        raise HTTPException(
+            401,
+            "this route needs an API token: Authorization: Bearer TOKEN",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    p = authenticate(state.db, creds.credentials)
+    if p is None:
+        raise HTTPException(
+            401,
+            "the API token is not valid (unknown or revoked)",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return p
+
+
+def _needs(role: Role) -> Callable[[Principal], Principal]:
+    def check(p: Annotated[Principal, Depends(_caller)]) -> Principal:
+        if not role_allows(p.role, role):
+            raise HTTPException(403, _too_low(p, role))
+        return p
+
+    return check
+
+
+def _too_low(p: Principal, role: Role) -> str:
+    return f"this needs the {role} role; token {p.name!r} has the {p.role} role"
+
+
+# Acting routes take any valid token and check the role themselves, to audit a refusal.
+Caller = Annotated[Principal, Depends(_caller)]
+Viewer = Annotated[Principal, Depends(_needs("viewer"))]
+Admin = Annotated[Principal, Depends(_needs("admin"))]
+
+
+def _allow(
+    state: ApiState, p: Principal, role: Role, action: str, target: str, detail: dict[str, Any]
+) -> None:
+    if not role_allows(p.role, role):
+        record(state.db, p, action, target, "denied", detail)
+        raise HTTPException(403, _too_low(p, role))
+
+
+def _act(
+    state: ApiState,
+    p: Principal,
+    action: str,
+    env: str,
+    detail: dict[str, Any],
+    do: Callable[[], T],
+) -> T:
+    """Run an action on an environment for `p`, audited whatever its outcome. Acting takes a
+    deployer (or admin) everywhere; a protected environment keeps that bar too."""
+    _allow(state, p, "deployer", action, env, detail)
+    try:
+        result = do()
+    except ServerError as e:
+        record(state.db, p, action, env, "refused", detail | {"reason": str(e)})
+        raise
+    except Exception as e:
+        record(state.db, p, action, env, "failed", detail | {"error": f"{type(e).__name__}: {e}"})
+        raise
+    record(state.db, p, action, env, "ok", detail)
+    return result
+
+
+# no token: health and webhooks -------------------------------------------------------------------
+
+open_routes = APIRouter()
+
+
+@open_routes.get("/healthz", tags=["server"])
+def healthz() -> dict[str, str]:
+    """The server answers (no token needed)."""
+    return {"status": "ok"}
+
+
+def _hook_route(source: HookSource) -> None:
+    async def receive(request: Request) -> JSONResponse:
+        state = _state(request)
+        try:
+            body = await _read_body(request)
+            receipt = await run_in_threadpool(
+                receive_hook, state.db, source, request.headers, body, state.hook_secret
+            )
+        except HookRejected as e:
+            return JSONResponse({"detail": e.reason}, status_code=e.status)
+        d = receipt.delivery
+        if receipt.duplicate:
+            answer = HookAnswer(
+                source=source, delivery_id=d.delivery_id, duplicate=True, handed_over=False
+            )
+            return JSONResponse(answer.model_dump(), status_code=200)
+        # Persisted already: whatever the controller does now, the delivery is not lost.
+        handed = True
+        try:
+            await run_in_threadpool(state.backend.hook_received, d)
+        except Exception:
+            handed = False
+            log.exception("webhook delivery left pending", source=source, id=d.delivery_id)
+        answer = HookAnswer(
+            source=source, delivery_id=d.delivery_id, duplicate=False, handed_over=handed
+        )
+        return JSONResponse(answer.model_dump(), status_code=202)
+
+    open_routes.add_api_route(
+        f"/hooks/{source}",
+        receive,
+        methods=["POST"],
+        tags=["webhooks"],
+        summary=f"Receive a {source} webhook delivery",
+        response_model=HookAnswer,
+        status_code=202,
+        responses={
+            200: {"description": "A duplicate delivery: nothing was done again"},
+            401: {"description": "Wrong or missing secret: nothing was persisted"},
+        },
+    )
+
+
+for _source in HOOK_SOURCES:
+    _hook_route(_source)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused (413) past MAX_BODY without reading it all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise HookRejected(413, f"the body is larger than {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HookRejected(413, f"the body is larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# reading (viewer) --------------------------------------------------------------------------------
+
+read_routes = APIRouter()
+
+
+@read_routes.get("/environments", tags=["environments"])
+def environments(state: State, _p: Viewer) -> list[EnvironmentSummary]:
+    return state.backend.environments()
+
+
+@read_routes.get("/environments/{env}", tags=["environments"])
+def environment(env: str, state: State, _p: Viewer) -> EnvironmentDetail:
+    return state.backend.environment(env)
+
+
+@read_routes.get("/environments/{env}/releases", tags=["environments"])
+def releases(env: str, state: State, _p: Viewer) -> list[ReleaseView]:
+    """Newest first."""
+    return state.backend.releases(env)
+
+
+@read_routes.get("/environments/{env}/rollouts", tags=["environments"])
+def rollouts(env: str, state: State, _p: Viewer) -> list[RolloutView]:
+    """Newest first."""
+    return state.backend.rollouts(env)
+
+
+@read_routes.get("/environments/{env}/pipelines", tags=["pipelines"])
+def pipelines(env: str, state: State, _p: Viewer) -> list[PipelineSummary]:
+    """Newest first."""
+    return state.backend.pipelines(env)
+
+
+@read_routes.get("/environments/{env}/pipelines/{pipeline_id}/jobs", tags=["pipelines"])
+def jobs(env: str, pipeline_id: int, state: State, _p: Viewer) -> list[JobView]:
+    return state.backend.jobs(env, pipeline_id)
+
+
+@read_routes.get("/environments/{env}/jobs/{job_id}/log", tags=["pipelines"])
+def job_log(env: str, job_id: int, state: State, _p: Viewer) -> JobLog:
+    return state.backend.job_log(env, job_id)
+
+
+@read_routes.get("/environments/{env}/timeline", tags=["environments"])
+def timeline(env: str, state: State, _p: Viewer) -> list[TimelineView]:
+    """Commit → pipeline → release → rollout → verdict, one entry per commit, newest first."""
+    return state.backend.timeline(env)
+
+
+@read_routes.get("/environments/{env}/diff", tags=["environments"])
+def diff(env: str, state: State, _p: Viewer) -> DiffView:
+    """What git says against what runs, per service."""
+    return state.backend.diff(env)
+
+
+@read_routes.get("/events", tags=["events"])
+def events(
+    state: State,
+    _p: Viewer,
+    after: Annotated[int | None, Query(description="Only events with a larger id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Event]:
+    """Recorded events, oldest first."""
+    return state.backend.events(after, limit)
+
+
+@read_routes.get(
+    "/events/stream",
+    tags=["events"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def event_stream(
+    state: State,
+    _p: Viewer,
+    after: Annotated[int | None, Query(description="Start after this event id.")] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-sent events: each recorded event once, `id:` its id and `data:` its JSON, oldest
+    first from the start (or after `?after=`, or after the `Last-Event-ID` a reconnecting
+    client sends), then live."""
+    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    return StreamingResponse(
+        _sse(state, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse(state: ApiState, after: int | None) -> AsyncIterator[str]:
+    """Events as server-sent events until the client goes away (Starlette cancels this) or
+    the server stops. Polls the backend: events are recorded in a database, not pushed."""
+    position = after
+    quiet = 0.0
+    yield "retry: 2000\n\n"
+    while True:
+        batch = await run_in_threadpool(state.backend.events, position, 100)
+        for e in batch:
+            position = e.id
+            yield f"id: {e.id}\ndata: {e.model_dump_json()}\n\n"
+        if state.stopping.is_set():  # the batch read after the stop was sent: done
+            return
+        if batch:
+            quiet = 0.0
+            continue
+        if quiet >= state.keepalive:  # a comment line keeps proxies from closing the stream
+            yield ": keepalive\n\n"
+            quiet = 0.0
+        await anyio.sleep(state.events_poll)
+        quiet += state.events_poll
+
+
+# acting (deployer) -------------------------------------------------------------------------------
+
+action_routes = APIRouter()
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from", description="The environment whose release to promote.")
+
+
+class RollbackRequest(BaseModel):
+    to_release: int | None = Field(None, description="Default: the previous release.")
+
+
+class ApproveRequest(BaseModel):
+    release: int
+
+
+@action_routes.post("/environments/{env}/promote", tags=["actions"])
+def promote(env: str, body: PromoteRequest, state: State, p: Caller) -> ActionResult:
+    """Promote the release of environment `from` into `env`, through its gates."""
+    src = body.from_
+    return _act(state, p, "promote", env, {"from": src}, lambda: state.backend.promote(env, src, p))
+
+
+@action_routes.post("/environments/{env}/rollback", tags=["actions"])
+def rollback(
+    env: str, state: State, p: Caller, body: Annotated[RollbackRequest | None, Body()] = None
+) -> ActionResult:
+    """Roll back at once, to `to_release` (default: the previous release)."""
+    to = body.to_release if body else None
+    return _act(
+        state, p, "rollback", env, {"to_release": to}, lambda: state.backend.rollback(env, to, p)
+    )
+
+
+@action_routes.post("/environments/{env}/suspend", tags=["actions"])
+def suspend(env: str, state: State, p: Caller) -> ActionResult:
+    """Stop deploying and correcting drift until resumed."""
+    return _act(state, p, "suspend", env, {}, lambda: state.backend.suspend(env, p))
+
+
+@action_routes.post("/environments/{env}/resume", tags=["actions"])
+def resume(env: str, state: State, p: Caller) -> ActionResult:
+    return _act(state, p, "resume", env, {}, lambda: state.backend.resume(env, p))
+
+
+@action_routes.post("/environments/{env}/approve", tags=["actions"])
+def approve(env: str, body: ApproveRequest, state: State, p: Caller) -> ActionResult:
+    """Approve promoting `release` into `env` (a promotion gate)."""
+    n = body.release
+    return _act(state, p, "approve", env, {"release": n}, lambda: state.backend.approve(env, n, p))
+
+
+# administering (admin) ---------------------------------------------------------------------------
+
+admin_routes = APIRouter()
+
+
+class TokenRequest(BaseModel):
+    role: Role
+    name: str | None = Field(None, description="Default: `<role>-<n>`.")
+
+
+@admin_routes.get("/tokens", tags=["tokens"])
+def tokens(state: State, _p: Admin, include_revoked: bool = False) -> TokenList:
+    """Tokens without their secret."""
+    return list_tokens(state.db, include_revoked)
+
+
+@admin_routes.post("/tokens", tags=["tokens"], status_code=201)
+def new_token(body: TokenRequest, state: State, p: Caller) -> TokenCreated:
+    """A new token; this answer is the only time it is shown."""
+    _allow(state, p, "admin", "token.create", body.name or "", {"role": body.role})
+    return create_token(state.db, body.role, body.name, actor=p)
+
+
+@admin_routes.delete("/tokens/{name}", tags=["tokens"])
+def delete_token(name: str, state: State, p: Caller) -> TokenView:
+    """Revoke a token: requests with it get 401 from now on."""
+    _allow(state, p, "admin", "token.revoke", name, {})
+    return revoke_token(state.db, name, actor=p)
+
+
+@admin_routes.get("/audit", tags=["tokens"])
+def audit(
+    state: State,
+    _p: Admin,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(description="Page back from this id.")] = None,
+) -> AuditLog:
+    """Who did what, newest first."""
+    return audit_log(state.db, limit, before)

@@ -1,0 +1,147 @@
+"""What the HTTP API asks of the server: the `ServerBackend` Protocol. The GitOps controller
+implements it (environments from conveyor.yaml, each a project on this host); the API only
+authenticates, audits and translates.
+
+Reads raise `NotFound` (`UnknownEnvironment`…) for what does not exist: HTTP 404. Actions
+raise `ActionRefused` with the reason when they cannot be done now: HTTP 409. Every method is
+called from a worker thread, never from the event loop, so it may block.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.hooks import HookDelivery
+from conveyor.app.server_views import (
+    ActionResult,
+    DiffView,
+    EnvironmentDetail,
+    EnvironmentSummary,
+)
+from conveyor.app.views import ReleaseView, RolloutView, TimelineView
+from conveyor.errors import UnknownEnvironment
+from conveyor.model.access import Principal
+from conveyor.model.events import Event
+
+
+class ServerBackend(Protocol):
+    # reading (viewer) ------------------------------------------------------------------------
+    def environments(self) -> list[EnvironmentSummary]:
+        """Every environment of conveyor.yaml, in its order."""
+        ...
+
+    def environment(self, env: str) -> EnvironmentDetail: ...
+
+    def releases(self, env: str) -> list[ReleaseView]:
+        """Newest first."""
+        ...
+
+    def rollouts(self, env: str) -> list[RolloutView]:
+        """Newest first."""
+        ...
+
+    def pipelines(self, env: str) -> list[PipelineSummary]:
+        """The pipelines run for the environment's commits, newest first."""
+        ...
+
+    def jobs(self, env: str, pipeline: int) -> list[JobView]: ...
+
+    def job_log(self, env: str, job: int) -> JobLog: ...
+
+    def timeline(self, env: str) -> list[TimelineView]:
+        """Commit → pipeline → release → rollout → verdict, one view per commit, newest first."""
+        ...
+
+    def diff(self, env: str) -> DiffView:
+        """Desired (git) against running, per service."""
+        ...
+
+    def events(self, after: int | None, limit: int) -> list[Event]:
+        """Durable events with an id above `after` (all when None), oldest first, at most
+        `limit`."""
+        ...
+
+    # acting (deployer) -----------------------------------------------------------------------
+    def promote(self, env: str, source: str, actor: Principal) -> ActionResult: ...
+
+    def rollback(self, env: str, to_release: int | None, actor: Principal) -> ActionResult:
+        """To `to_release`, else the previous release; recorded in git (issue 9, item 5)."""
+        ...
+
+    def suspend(self, env: str, actor: Principal) -> ActionResult:
+        """Stop deploying and correcting drift in `env` until `resume`."""
+        ...
+
+    def resume(self, env: str, actor: Principal) -> ActionResult: ...
+
+    def approve(self, env: str, release: int, actor: Principal) -> ActionResult:
+        """Approve promoting `release` into `env` (a gate of conveyor.yaml)."""
+        ...
+
+    # webhooks --------------------------------------------------------------------------------
+    def hook_received(self, delivery: HookDelivery) -> None:
+        """A verified delivery, already persisted as pending: fetch now. Called once per
+        delivery id; after a crash the controller finds the unfinished ones with
+        `app.hooks.pending_deliveries`."""
+        ...
+
+
+class NoEnvironments:
+    """PLACEHOLDER until the GitOps controller lands: a backend with no environments, so
+    `conveyor server` answers its API (auth, tokens, audit, hooks persisted as pending) while
+    nothing is deployed. Every environment is unknown (404); deliveries stay pending for the
+    controller to take."""
+
+    def environments(self) -> list[EnvironmentSummary]:
+        return []
+
+    def _unknown(self, env: str) -> UnknownEnvironment:
+        return UnknownEnvironment(
+            f"no environment {env!r}: this server runs without its controller yet"
+        )
+
+    def environment(self, env: str) -> EnvironmentDetail:
+        raise self._unknown(env)
+
+    def releases(self, env: str) -> list[ReleaseView]:
+        raise self._unknown(env)
+
+    def rollouts(self, env: str) -> list[RolloutView]:
+        raise self._unknown(env)
+
+    def pipelines(self, env: str) -> list[PipelineSummary]:
+        raise self._unknown(env)
+
+    def jobs(self, env: str, pipeline: int) -> list[JobView]:
+        raise self._unknown(env)
+
+    def job_log(self, env: str, job: int) -> JobLog:
+        raise self._unknown(env)
+
+    def timeline(self, env: str) -> list[TimelineView]:
+        raise self._unknown(env)
+
+    def diff(self, env: str) -> DiffView:
+        raise self._unknown(env)
+
+    def events(self, after: int | None, limit: int) -> list[Event]:
+        return []
+
+    def promote(self, env: str, source: str, actor: Principal) -> ActionResult:
+        raise self._unknown(env)
+
+    def rollback(self, env: str, to_release: int | None, actor: Principal) -> ActionResult:
+        raise self._unknown(env)
+
+    def suspend(self, env: str, actor: Principal) -> ActionResult:
+        raise self._unknown(env)
+
+    def resume(self, env: str, actor: Principal) -> ActionResult:
+        raise self._unknown(env)
+
+    def approve(self, env: str, release: int, actor: Principal) -> ActionResult:
+        raise self._unknown(env)
+
+    def hook_received(self, delivery: HookDelivery) -> None:
+        pass  # persisted as pending by the API; the controller will take it

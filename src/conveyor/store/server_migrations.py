@@ -1,0 +1,50 @@
+"""The server database's numbered migrations (`<data dir>/server.db`), apart from a project's
+(`store.migrations`): the server keeps who may call its API, what they did, and every webhook
+delivery it answered. Never edit one that has shipped: append a new one.
+
+1: API tokens (their SHA-256 hash, never the token), the audit log, webhook deliveries
+(unique per source and delivery id, so a redelivery changes nothing).
+"""
+
+from __future__ import annotations
+
+from conveyor.store.migrations import Migration
+
+_V1 = """
+CREATE TABLE tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'deployer', 'admin')),
+    hash TEXT NOT NULL UNIQUE,     -- sha256 hex of the token; the token is shown once
+    created_at REAL NOT NULL,
+    last_used_at REAL,
+    revoked_at REAL
+);
+-- a name is taken while its token is active; a revoked token's name can be given again
+CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_at IS NULL;
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,           -- a token's name, or 'cli'
+    role TEXT,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}',
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'denied', 'refused', 'failed'))
+);
+CREATE TABLE hook_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    ref TEXT,
+    after_sha TEXT,
+    payload TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'done', 'ignored', 'failed')),
+    UNIQUE (source, delivery_id)
+);
+CREATE INDEX hook_deliveries_status ON hook_deliveries (status, id);
+"""
+
+SERVER_MIGRATIONS: tuple[tuple[Migration, ...], ...] = ((_V1,),)

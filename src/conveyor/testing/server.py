@@ -1,0 +1,412 @@
+"""An in-memory `ServerBackend` (server/backend.py) for tests of the HTTP API: environments,
+releases, rollouts, pipelines and events in dicts, with the actions' rules a user would see
+(suspended environments refuse to move, promotion needs a release in the source environment
+and, when the target asks for it, an approval; rollback needs an earlier release). It is a
+real implementation of the Protocol, not a mock: the GitOps controller is the other one."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.hooks import HookDelivery
+from conveyor.app.server_views import (
+    ActionName,
+    ActionResult,
+    DiffView,
+    EnvironmentDetail,
+    EnvironmentSummary,
+    ServiceDiff,
+)
+from conveyor.app.views import (
+    AgentView,
+    ReleaseImage,
+    ReleaseView,
+    RolloutView,
+    RouterView,
+    ServiceView,
+    StatusView,
+    TimelineEntry,
+    TimelineView,
+)
+from conveyor.errors import ActionRefused, NotFound, UnknownEnvironment
+from conveyor.model.access import Principal
+from conveyor.model.events import Event, EventKind, Subject
+from conveyor.model.release import RolloutKind
+
+
+@dataclass
+class MemoryEnvironment:
+    name: str
+    branch: str | None = None
+    promote_from: str | None = None
+    protected: bool = False
+    needs_approval: bool = False
+    suspended: bool = False
+    desired_commit: str | None = None
+    releases: list[ReleaseView] = field(default_factory=list)  # oldest first
+    rollouts: list[RolloutView] = field(default_factory=list)  # oldest first
+    current: int | None = None
+    pipelines: dict[int, PipelineSummary] = field(default_factory=dict)
+    jobs: dict[int, list[JobView]] = field(default_factory=dict)  # by pipeline id
+    logs: dict[int, JobLog] = field(default_factory=dict)  # by job id
+    approvals: set[int] = field(default_factory=set)
+
+    def release(self, number: int) -> ReleaseView:
+        for r in self.releases:
+            if r.number == number:
+                return r
+        raise NotFound(f"{self.name}: no release {number}")
+
+    @property
+    def serving(self) -> ReleaseView | None:
+        return None if self.current is None else self.release(self.current)
+
+
+@dataclass
+class InMemoryBackend:
+    project: str = "app"
+    envs: dict[str, MemoryEnvironment] = field(default_factory=dict)
+    event_log: list[Event] = field(default_factory=list)
+    delivered: list[HookDelivery] = field(default_factory=list)
+    fail_hooks: bool = False  # hook_received raises, as a controller that crashed would
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    # building the state tests start from ---------------------------------------------------
+
+    def add_environment(self, name: str, **kw: Any) -> MemoryEnvironment:
+        env = MemoryEnvironment(name=name, **kw)
+        self.envs[name] = env
+        return env
+
+    def deploy(self, env: str, commit: str | None, images: dict[str, str]) -> ReleaseView:
+        """A release of `images` at `commit`, rolled out successfully to `env`."""
+        e = self._env(env)
+        with self._lock:
+            r = self._new_release(e, commit, images)
+            self._rollout(e, "deploy", r.number, "controller", f"commit {commit}")
+        return r
+
+    def add_pipeline(
+        self, env: str, sha: str, status: str, jobs: dict[str, tuple[str, str]]
+    ) -> PipelineSummary:
+        """A finished pipeline at `sha` with `jobs` {name: (status, log text)}."""
+        e = self._env(env)
+        pid = next(self._ids)
+        now = time.time()
+        p = PipelineSummary(
+            id=pid, ref=e.branch, sha=sha, status=status, started_at=now, duration=1.0, tests={}
+        )
+        e.pipelines[pid] = p
+        e.jobs[pid] = []
+        for name, (job_status, text) in jobs.items():
+            jid = next(self._ids)
+            e.jobs[pid].append(_job(jid, name, job_status))
+            e.logs[jid] = JobLog(job_id=jid, name=name, text=text)
+        self._emit(
+            "pipeline.finished", f"pipeline {pid} {status}", e.name, commit=sha, pipeline=pid
+        )
+        return p
+
+    # ServerBackend: reading ----------------------------------------------------------------
+
+    def environments(self) -> list[EnvironmentSummary]:
+        return [self._summary(e) for e in self.envs.values()]
+
+    def environment(self, env: str) -> EnvironmentDetail:
+        e = self._env(env)
+        return EnvironmentDetail(
+            environment=self._summary(e),
+            desired_commit=e.desired_commit,
+            approvals=sorted(e.approvals),
+            status=self._status(e),
+        )
+
+    def releases(self, env: str) -> list[ReleaseView]:
+        return list(reversed(self._env(env).releases))
+
+    def rollouts(self, env: str) -> list[RolloutView]:
+        return list(reversed(self._env(env).rollouts))
+
+    def pipelines(self, env: str) -> list[PipelineSummary]:
+        return sorted(self._env(env).pipelines.values(), key=lambda p: -p.id)
+
+    def jobs(self, env: str, pipeline: int) -> list[JobView]:
+        e = self._env(env)
+        if pipeline not in e.jobs:
+            raise NotFound(f"{env}: no pipeline {pipeline}")
+        return e.jobs[pipeline]
+
+    def job_log(self, env: str, job: int) -> JobLog:
+        e = self._env(env)
+        if job not in e.logs:
+            raise NotFound(f"{env}: no job {job}")
+        return e.logs[job]
+
+    def timeline(self, env: str) -> list[TimelineView]:
+        e = self._env(env)
+        views = []
+        for r in reversed(e.releases):
+            ro = [x for x in e.rollouts if x.to_release == r.number]
+            entries = [
+                TimelineEntry(
+                    at=x.started_at,
+                    duration=x.duration,
+                    what="rollout",
+                    project=self._project(e),
+                    id=x.id,
+                    title=f"{x.kind} to release {r.number}",
+                    status=x.status,
+                )
+                for x in ro
+            ]
+            views.append(
+                TimelineView(
+                    commit=r.commit,
+                    subject=f"release {r.number}",
+                    pipelines=[],
+                    releases=[],
+                    entries=entries,
+                )
+            )
+        return views
+
+    def diff(self, env: str) -> DiffView:
+        e = self._env(env)
+        running = e.serving
+        in_sync = e.desired_commit is None or (
+            running is not None and running.commit == e.desired_commit
+        )
+        services = []
+        if not in_sync and running is not None:
+            services = [
+                ServiceDiff(
+                    service=name,
+                    desired_image=None,
+                    running_image=img.image,
+                    desired_replicas=1,
+                    running_replicas=1,
+                    differences=[f"commit {running.commit} → {e.desired_commit}"],
+                )
+                for name, img in running.services.items()
+            ]
+        return DiffView(
+            environment=env,
+            desired_commit=e.desired_commit,
+            running_commit=running.commit if running else None,
+            in_sync=in_sync,
+            services=services,
+        )
+
+    def events(self, after: int | None, limit: int) -> list[Event]:
+        with self._lock:
+            return [e for e in self.event_log if after is None or e.id > after][:limit]
+
+    # ServerBackend: acting -----------------------------------------------------------------
+
+    def promote(self, env: str, source: str, actor: Principal) -> ActionResult:
+        target, src = self._env(env), self._env(source)
+        self._movable(target)
+        release = src.serving
+        if release is None:
+            raise ActionRefused(f"{source} serves no release to promote")
+        if target.needs_approval and release.number not in target.approvals:
+            raise ActionRefused(
+                f"{env} needs an approval of {source}'s release {release.number} first"
+            )
+        images = {k: v.image for k, v in release.services.items()}
+        with self._lock:
+            new = self._new_release(target, release.commit, images)
+            rid = self._rollout(target, "deploy", new.number, actor.name, f"promoted from {source}")
+        return self._result("promote", env, f"promoting {source}'s release", new.number, rid)
+
+    def rollback(self, env: str, to_release: int | None, actor: Principal) -> ActionResult:
+        e = self._env(env)
+        self._movable(e)
+        if to_release is None:
+            earlier = [r.number for r in e.releases if e.current and r.number < e.current]
+            if not earlier:
+                raise ActionRefused(f"{env} has no earlier release to roll back to")
+            to_release = earlier[-1]
+        e.release(to_release)
+        with self._lock:
+            rid = self._rollout(e, "rollback", to_release, actor.name, "rollback")
+        return self._result("rollback", env, f"rolled back to {to_release}", to_release, rid)
+
+    def suspend(self, env: str, actor: Principal) -> ActionResult:
+        e = self._env(env)
+        e.suspended = True
+        self._emit("rollout.note", f"{env} suspended by {actor.name}", env, actor=actor.name)
+        return self._result("suspend", env, "suspended: no deploys, no drift correction")
+
+    def resume(self, env: str, actor: Principal) -> ActionResult:
+        e = self._env(env)
+        e.suspended = False
+        self._emit("rollout.note", f"{env} resumed by {actor.name}", env, actor=actor.name)
+        return self._result("resume", env, "resumed")
+
+    def approve(self, env: str, release: int, actor: Principal) -> ActionResult:
+        e = self._env(env)
+        if e.promote_from is None:
+            raise ActionRefused(f"{env} is not promoted into: nothing to approve")
+        self._env(e.promote_from).release(release)
+        e.approvals.add(release)
+        return self._result("approve", env, f"release {release} approved", release)
+
+    def hook_received(self, delivery: HookDelivery) -> None:
+        if self.fail_hooks:
+            raise RuntimeError("the controller failed while taking the delivery")
+        with self._lock:
+            self.delivered.append(delivery)
+
+    # helpers -------------------------------------------------------------------------------
+
+    def _env(self, name: str) -> MemoryEnvironment:
+        if name not in self.envs:
+            raise UnknownEnvironment(f"no environment {name!r} in conveyor.yaml")
+        return self.envs[name]
+
+    def _project(self, e: MemoryEnvironment) -> str:
+        return f"{self.project}-{e.name}"
+
+    @staticmethod
+    def _movable(e: MemoryEnvironment) -> None:
+        if e.suspended:
+            raise ActionRefused(f"{e.name} is suspended: resume it first")
+
+    def _summary(self, e: MemoryEnvironment) -> EnvironmentSummary:
+        serving = e.serving
+        return EnvironmentSummary(
+            name=e.name,
+            branch=e.branch,
+            promote_from=e.promote_from,
+            protected=e.protected,
+            suspended=e.suspended,
+            state="suspended" if e.suspended else "serving" if serving else "empty",
+            release=serving.number if serving else None,
+            commit=serving.commit if serving else None,
+        )
+
+    def _status(self, e: MemoryEnvironment) -> StatusView | None:
+        serving = e.serving
+        if serving is None:
+            return None
+        return StatusView(
+            project=self._project(e),
+            release=serving.number,
+            commit=serving.commit,
+            router=RouterView(running=True, stats_url=None),
+            agent=AgentView(running=True, pid=None),
+            services=[
+                ServiceView(
+                    name=name,
+                    desired_replicas=1,
+                    running_replicas=1,
+                    image=img.image,
+                    spec_hash=img.spec_hash,
+                    url=None,
+                    replicas=[],
+                )
+                for name, img in serving.services.items()
+            ],
+        )
+
+    def _new_release(
+        self, e: MemoryEnvironment, commit: str | None, images: dict[str, str]
+    ) -> ReleaseView:
+        number = len(e.releases) + 1
+        r = ReleaseView(
+            number=number,
+            created_at=time.time(),
+            commit=commit,
+            services={k: ReleaseImage(image=v, spec_hash=f"h-{v}") for k, v in images.items()},
+        )
+        e.releases.append(r)
+        self._emit_locked("release.created", f"release {number}", e.name, release=number)
+        return r
+
+    def _rollout(
+        self, e: MemoryEnvironment, kind: RolloutKind, to: int, actor: str, reason: str
+    ) -> int:
+        rid = len(e.rollouts) + 1
+        now = time.time()
+        e.rollouts.append(
+            RolloutView(
+                id=rid,
+                kind=kind,
+                from_release=e.current,
+                to_release=to,
+                status="succeeded",
+                started_at=now,
+                finished_at=now,
+                duration=0.0,
+                actor=actor,
+                reason=reason,
+                error=None,
+            )
+        )
+        e.current = to
+        self._emit_locked(
+            "rollout.succeeded",
+            f"rollout {rid} to release {to}",
+            e.name,
+            actor=actor,
+            release=to,
+            rollout=rid,
+        )
+        return rid
+
+    def _emit(self, kind: EventKind, message: str, env: str, **subject: Any) -> Event:
+        with self._lock:
+            return self._emit_locked(kind, message, env, **subject)
+
+    def _emit_locked(self, kind: EventKind, message: str, env: str, **subject: Any) -> Event:
+        actor = subject.pop("actor", "controller")
+        event = Event(
+            id=len(self.event_log) + 1,
+            kind=kind,
+            message=message,
+            actor=actor,
+            subject=Subject(project=f"{self.project}-{env}", environment=env, **subject),
+        )
+        self.event_log.append(event)
+        return event
+
+    @staticmethod
+    def _result(
+        action: ActionName,
+        env: str,
+        message: str,
+        release: int | None = None,
+        rollout: int | None = None,
+    ) -> ActionResult:
+        return ActionResult(
+            action=action, environment=env, message=message, release=release, rollout=rollout
+        )
+
+
+def _job(jid: int, name: str, status: str) -> JobView:
+    return JobView(
+        id=jid,
+        name=name,
+        stage="test",
+        status=status,
+        when="on_success",
+        allow_failure=False,
+        attempt=1,
+        retry_of=None,
+        duration=1.0,
+        exit_code=0 if status == "success" else 1,
+        failure_reason=None if status == "success" else "script_failure",
+        executor="docker",
+        coverage=None,
+        tests={},
+        artifacts=None,
+        environment=None,
+    )
