@@ -14,14 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-# Until branch gitops-sources merges: then `from conveyor.gitops.hooks import ...` (same names).
-from conveyor.app.hooks_standin import (
-    HookDelivery,
-    HookRejected,
-    parse_generic,
-    parse_github,
-    parse_gitlab,
-)
+from conveyor.errors import HookRejected
+from conveyor.gitops.hooks import HookDelivery, parse_generic, parse_github, parse_gitlab
 from conveyor.model.access import DeliveryStatus, StoredDelivery
 from conveyor.store.server_db import ServerDatabase
 

