@@ -146,11 +146,22 @@ def server(
             "--print-systemd-unit", help="Print a systemd unit running this command, and exit."
         ),
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="How pipeline jobs run: docker (each job in its image) or shell (on this host).",
+        ),
+    ] = "docker",
 ) -> None:
     """Run the GitOps server in the foreground: its HTTP API and webhooks (Ctrl-C stops it).
 
-    The controller that deploys each environment of conveyor.yaml is not wired yet: the API
-    answers with no environments (docs/server.md)."""
+    It fetches the repository, reads conveyor.yaml at the head of its default branch and
+    brings each environment to its branch's newest commit: pipeline (.gitlab-ci.yml, if any),
+    then a rollout as project NAME-ENVIRONMENT. Promotion, rollback into git and drift
+    reports are not done yet (docs/server.md)."""
+    if executor not in ("docker", "shell"):
+        raise typer.BadParameter("docker or shell", param_hint="--executor")
     from conveyor.server.listen import parse_listen
 
     try:
@@ -177,7 +188,15 @@ def server(
     from conveyor.server.run import ServerOptions, run_server
 
     configure_logging(json_lines=not err.is_terminal)
-    run_server(ServerOptions(source=source, listen=where, data_dir=data_dir, hook_secret=secret))
+    run_server(
+        ServerOptions(
+            source=source,
+            listen=where,
+            data_dir=data_dir,
+            hook_secret=secret,
+            executor=executor,
+        )
+    )
 
 
 def _webhook_secret(file: Path | None) -> str | None:

@@ -199,6 +199,31 @@ class Source:
                 raise SourceError(f"cannot check out {sha[:12]} of {self.shown}: {e}") from None
         return dest
 
+    def move_checkout(self, dest: Path, sha: str) -> Path:
+        """Turn the checkout at `dest` (made by `checkout`) to commit `sha`, keeping its
+        `.conveyor` state directory: one work tree per environment, whose state (releases,
+        pipelines) stays where the compose file is."""
+        found = self._resolve(sha)
+        with self._lock:
+            try:
+                git.worktree_move_to(dest, found)
+            except GitError as e:
+                raise SourceError(f"cannot check out {sha[:12]} in {dest}: {e}") from None
+        return dest
+
+    def default_branch_head(self) -> str | None:
+        """The commit of the source's default branch, None for an empty source. The mirror's
+        HEAD names it when it points at a fetched branch; else `main`, `master`, or the only
+        branch there is."""
+        found = git.resolve(self.mirror, "HEAD")
+        if found is not None:
+            return found
+        heads = self.heads()
+        for name in ("main", "master"):
+            if name in heads:
+                return heads[name]
+        return next(iter(heads.values())) if len(heads) == 1 else None
+
     def remove_checkout(self, dest: Path) -> None:
         with self._lock:
             try:

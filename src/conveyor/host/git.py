@@ -379,6 +379,13 @@ def worktree_add(repo: Path, dest: Path, sha: str) -> None:
     _must(repo, "worktree", "add", "--quiet", "--detach", str(dest), sha, timeout=LIST_TIMEOUT)
 
 
+def worktree_move_to(tree: Path, sha: str, keep: str = ".conveyor") -> None:
+    """Make the work tree at `tree` show commit `sha` exactly (detached), removing files git
+    does not track except `keep` (the state Conveyor keeps next to the compose file)."""
+    _must(tree, "checkout", "--quiet", "--force", "--detach", sha, timeout=LIST_TIMEOUT)
+    _must(tree, "clean", "-ffdxq", "-e", f"/{keep}", timeout=LIST_TIMEOUT)
+
+
 def worktree_remove(repo: Path, dest: Path) -> None:
     """Remove the work tree at `dest` (changes in it are lost) and forget it in `repo`."""
     if dest.exists():

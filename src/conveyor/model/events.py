@@ -54,6 +54,14 @@ EventKind = Literal[
     "job.started",
     "job.output",
     "job.finished",
+    # GitOps: the server bringing environments to what git says
+    "source.fetched",
+    "source.error",
+    "sync.started",
+    "sync.succeeded",
+    "sync.failed",
+    "environment.suspended",
+    "environment.resumed",
 ]
 
 EPHEMERAL: frozenset[str] = frozenset(

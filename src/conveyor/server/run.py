@@ -1,14 +1,18 @@
 """`conveyor server`: open the server database, build the API over a backend and serve it with
 uvicorn in the foreground until SIGINT or SIGTERM, then return (the command exits 0).
 
-The backend is `NoEnvironments` (a PLACEHOLDER) until the GitOps controller lands: the server
-already authenticates, audits and persists webhook deliveries as pending; the controller
-will implement `ServerBackend`, take those deliveries and be built here from `source`.
+The backend is the GitOps controller (`app.controller`), whose worker thread fetches the
+source, syncs every environment and heals them until the server stops. Webhook deliveries
+are persisted as pending by the API before it answers; each fetch-and-sync pass covers every
+delivery received before it, and marks them done (after a crash, the first pass of the next
+start covers those still pending).
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -18,9 +22,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from conveyor.app.access import open_server_db
+from conveyor.app.controller import Controller
+from conveyor.app.hooks import mark_delivery, pending_deliveries
 from conveyor.errors import ServerError
 from conveyor.server.api import create_app, state_of
-from conveyor.server.backend import NoEnvironments
 from conveyor.server.listen import Listen
 
 log = structlog.get_logger("conveyor.server")
@@ -34,25 +39,48 @@ class ServerOptions:
     listen: Listen
     data_dir: Path
     hook_secret: str | None
+    executor: str = "docker"  # CI jobs: docker or shell
 
 
 def run_server(options: ServerOptions) -> None:
     """Serve until SIGINT or SIGTERM. Raises ServerError when the address cannot be bound."""
     sdb = open_server_db(options.data_dir)
+    stopping = threading.Event()
+    worker: threading.Thread | None = None
+
+    def settle() -> None:
+        for d in pending_deliveries(sdb):
+            mark_delivery(sdb, d.source, d.delivery_id, "done")
+
     try:
-        backend = NoEnvironments()  # PLACEHOLDER: the GitOps controller for options.source
-        app = create_app(backend, sdb, hook_secret=options.hook_secret)
+        controller = Controller(
+            options.source,
+            options.data_dir,
+            os.environ,
+            executor="shell" if options.executor == "shell" else "docker",
+            on_synced=settle,
+        )
+        app = create_app(controller, sdb, hook_secret=options.hook_secret)
         log.info(
             "conveyor server starting",
             source=options.source,
             listen=options.listen.url,
             data=str(options.data_dir),
             webhooks="on" if options.hook_secret else "off (no secret)",
-            controller="none yet (placeholder backend: no environments)",
         )
+        worker = threading.Thread(
+            target=controller.run, args=(stopping,), name="controller", daemon=True
+        )
+        worker.start()
         serve(app, options.listen)
         log.info("conveyor server stopped")
     finally:
+        stopping.set()
+        if worker is not None:
+            controller.wake()
+            # A sync in progress finishes its current step's wait at most; what it leaves is
+            # redone by the next start (the journal and the environment's progress say so).
+            worker.join(timeout=_GRACE_SECONDS)
         sdb.close()
 
 
