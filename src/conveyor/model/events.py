@@ -54,6 +54,11 @@ EventKind = Literal[
     "job.started",
     "job.output",
     "job.finished",
+    # GitOps server (issue 9): kinds its controllers emit; notifications map them already.
+    "drift.corrected",  # data: {"services": [...], "what": "..."}
+    "promotion.succeeded",  # data: {"from": env}
+    "promotion.failed",  # data: {"from": env, "reason": "..."}
+    "signature.rejected",  # data: {"reason": "..."}; subject.commit is the rejected commit
 ]
 
 EPHEMERAL: frozenset[str] = frozenset(
