@@ -21,7 +21,9 @@ ConveyorError
 ├── NoComposeFile        no -f given and no compose.yaml (or its other names) here
 ├── UnknownService       a command named a service the project does not have
 ├── NothingToRollBack    `rollback` with no earlier release
-└── UnknownRef           `timeline REF` names no commit (or release) Conveyor knows
+├── UnknownRef           `timeline REF` names no commit (or release) Conveyor knows
+└── NotifyError          a notification cannot be sent (`retry` says whether trying again may
+                         help) or a channel cannot be set up (a secret's variable is unset)
 
 CI (conveyor.ci and its git adapter; the last section of this file):
 ConveyorError
@@ -202,6 +204,15 @@ class NoComposeFile(ConveyorError):
 
 class UnknownRef(ConveyorError):
     """`timeline REF` names nothing git or the state knows."""
+
+
+class NotifyError(ConveyorError):
+    """A webhook, mail server or GitLab did not take a notification. `retry` is True when the
+    cause may pass (a timeout, a refused connection, a 5xx or 429 answer, a 4xx SMTP reply)."""
+
+    def __init__(self, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 # --- CI ---------------------------------------------------------------------------------------
