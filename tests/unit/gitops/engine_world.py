@@ -48,6 +48,7 @@ class World:
         self.events: list[Event] = []
         paths = ProjectPaths(tmp / "compose.yaml", "shop")
         self.store = Store.open(paths.state_dir)
+        self.store.environment.rename(environment)  # as Project.environment does for CI jobs
         self.timeline = Timeline(
             Subject(project="shop", environment=environment), self.store.events
         )
