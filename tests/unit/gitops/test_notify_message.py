@@ -53,6 +53,18 @@ def test_an_automatic_rollback_is_one_story_not_four(tmp_path: Path) -> None:
     assert told(world)[-1].title == "staging: release 2 failed and was rolled back to release 1"
 
 
+def test_a_rollback_that_fails_too_is_one_failure() -> None:
+    """The engine's events when going back fails as well (shapes as deploy/engine.py emits
+    them): the failed automatic rollback is not news, the deploy's final verdict is."""
+    failed = event("rollout.failed", "rollback to release 3 failed: web: unhealthy",
+                   kind="deploy", rollback=9, to_release=3)  # fmt: skip
+    assert notification(event("rollout.failed", kind="rollback", undoes=8)) is None
+    n = notification(failed)
+    assert n is not None
+    assert (n.topic, n.title) == ("rollout.failed", "production: deploy of release 4 failed")
+    assert n.text == "rollback to release 3 failed: web: unhealthy"
+
+
 def test_a_failed_first_deploy_and_a_paused_one(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.bad.add("1")

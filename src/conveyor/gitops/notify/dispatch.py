@@ -27,7 +27,7 @@ from conveyor.gitops.notify.webhook import WebhookNotifier
 from conveyor.model.events import Event
 from conveyor.model.notifications import NotificationsSpec, Topic
 
-Link = Callable[[Event], "str | None"]
+Link = Callable[[Event], str | None]
 
 
 class Dispatcher:
