@@ -22,7 +22,7 @@ WEB = """\
 services:
   web:
     image: python:3.11-slim-bookworm
-    command: ["sh", "-c", "exec python3 -m http.server $$PORT --bind 127.0.0.1"]
+    command: ["sh", "-c", "exec python3 -m http.server $$PORT --bind $$HOST"]
     environment: {{V: "{version}"}}
     stop_grace_period: 1s
     x-conveyor: {{probe: {{path: {probe}, start_timeout: 3s}}, public_port: {port}}}
