@@ -22,12 +22,14 @@ ConveyorError
 ├── UnknownService       a command named a service the project does not have
 ├── NothingToRollBack    `rollback` with no earlier release
 ├── UnknownRef           `timeline REF` names no commit (or release) Conveyor knows
-└── ServerError          the GitOps server refused a request (HTTP 400 unless below)
-    ├── NotFound             the request names nothing the server has (404)
-    │   ├── UnknownEnvironment   an environment conveyor.yaml does not have
-    │   └── UnknownToken         no active API token has that name
-    ├── ActionRefused        promote/rollback/approve… cannot be done now; says why (409)
-    └── TokenNameTaken       an active API token already has that name (409)
+├── ServerError          the GitOps server refused a request (HTTP 400 unless below)
+│   ├── NotFound             the request names nothing the server has (404)
+│   │   ├── UnknownEnvironment   an environment conveyor.yaml does not have
+│   │   └── UnknownToken         no active API token has that name
+│   ├── ActionRefused        promote/rollback/approve… cannot be done now; says why (409)
+│   └── TokenNameTaken       an active API token already has that name (409)
+└── NotifyError          a notification cannot be sent (`retry` says whether trying again may
+                         help) or a channel cannot be set up (a secret's variable is unset)
 
 CI (conveyor.ci and its git adapter; the last section of this file):
 ConveyorError
@@ -242,6 +244,15 @@ class UnknownToken(NotFound):
 
 class TokenNameTaken(ServerError):
     """An active API token already has this name."""
+
+
+class NotifyError(ConveyorError):
+    """A webhook, mail server or GitLab did not take a notification. `retry` is True when the
+    cause may pass (a timeout, a refused connection, a 5xx or 429 answer, a 4xx SMTP reply)."""
+
+    def __init__(self, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 # --- CI ---------------------------------------------------------------------------------------

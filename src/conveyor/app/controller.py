@@ -42,11 +42,13 @@ from conveyor.app.server_views import (
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.deploy.reconciler import Reconciler
 from conveyor.errors import ActionRefused, ConveyorError, NotFound, UnknownEnvironment
+from conveyor.gitops.notify import Dispatcher, build_dispatcher
 from conveyor.gitops.source import Source, SshAccess
 from conveyor.gitops.sync import EnvProgress, decide, head_of
 from conveyor.model.access import Principal
 from conveyor.model.environments import ConveyorConfig, EnvironmentSpec
 from conveyor.model.events import Event, EventKind, Level, Subject
+from conveyor.model.notifications import NotificationsSpec
 from conveyor.spec.conveyor_file import FILE_NAME, parse_conveyor
 from conveyor.spec.overrides import apply_overrides
 from conveyor.store.timeline import Timeline
@@ -85,9 +87,28 @@ class Controller:
         self._events_lock = threading.Lock()
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
+        self._notify: tuple[NotificationsSpec, Dispatcher] | None = None
         self._timeline = Timeline(Subject(project=self.name), None, ACTOR, [self._collect])
 
     # the worker ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Send the notifications still queued and stop their channels."""
+        if self._notify is not None:
+            self._notify[1].close()
+            self._notify = None
+
+    def _notifications(self, spec: NotificationsSpec) -> None:
+        """(Re)build the notification channels when conveyor.yaml's section changes."""
+        if self._notify is not None and self._notify[0] == spec:
+            return
+        self.close()
+        if spec.empty:
+            return
+        try:
+            self._notify = (spec, build_dispatcher(spec, self.environ))
+        except ConveyorError as e:  # a secret's variable is unset: say so, keep deploying
+            self._emit("source.error", f"notifications are off: {e}", "error")
 
     def run(self, stopping: threading.Event) -> None:
         """Sync, then heal, until `stopping` is set; a webhook wakes it at once."""
@@ -118,6 +139,7 @@ class Controller:
             self.config = self._read_config()
             if self.config is None:
                 return
+            self._notifications(self.config.notifications)
             heads = self.source.heads()
             for name in self.config.promotion_order():
                 spec = self.config.environments[name]
@@ -186,6 +208,14 @@ class Controller:
         if spec.verify is not None:
             verdict = self.source.verify(head, spec.verify)
             if not verdict.ok:
+                self._emit(
+                    "signature.rejected",
+                    f"{spec.name}: {head[:12]} not deployed: {verdict.reason}",
+                    "error",
+                    environment=spec.name,
+                    commit=head,
+                    data={"reason": verdict.reason},
+                )
                 return f"signature: {verdict.reason}"
         work = self._checkout(spec.name, head)
         pipeline_file = work / ".gitlab-ci.yml"
@@ -297,6 +327,8 @@ class Controller:
     def _collect(self, event: Event) -> None:
         if not event.durable:
             return
+        if self._notify is not None:
+            self._notify[1](event)  # queued: never blocks, never raises
         with self._events_lock:
             self._events.append(event.model_copy(update={"id": self._next_id}))
             self._next_id += 1
@@ -309,8 +341,9 @@ class Controller:
         *,
         environment: str | None = None,
         commit: str | None = None,
+        data: dict[str, str] | None = None,
     ) -> None:
-        self._timeline.emit(kind, message, level, environment=environment, commit=commit)
+        self._timeline.emit(kind, message, level, data, environment=environment, commit=commit)
 
     # ServerBackend: reading ------------------------------------------------------------------
 

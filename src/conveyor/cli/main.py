@@ -278,6 +278,38 @@ def history(
 
 
 @app.command()
+def dora(
+    ctx: typer.Context,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="The environment (for now: a project under the same state home, like -p).",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[str, typer.Option("--since", help="The window: 30d, 2w, 12h, 90m…")] = "30d",
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """DORA metrics from Conveyor's records: deployment frequency, lead time for changes,
+    change failure rate, time to restore (docs/dora.md says what counts)."""
+    from conveyor.app.dora import dora_report, parse_window
+    from conveyor.cli.dora import dora_table
+
+    try:
+        parse_window(since)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--since") from None
+    view = dora_report(_project(ctx, file, project_name), env, since)
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return
+    console.print(dora_table(view))
+
+
+@app.command()
 def timeline(
     ctx: typer.Context,
     ref: Annotated[

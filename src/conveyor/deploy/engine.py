@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conveyor.deploy.executor import Executor
 from conveyor.deploy.ports import FRONTEND_RANGE, pick_port
@@ -308,13 +309,16 @@ class Engine:
         mode: Mode = "update",
         auto_rollback: bool = True,
         recovers: int | None = None,
+        undoes: int | None = None,
     ) -> Outcome:
         """Move the project to `target`. On failure follow the failing service's
         failure_action (roll back to the current release, pause, or continue), after the
         failures `max_failure_ratio` tolerates.
 
         A recovery (`recovers` set) is recorded even when nothing is left to do: history then
-        says how the interrupted rollout ended."""
+        says how the interrupted rollout ended. An automatic rollback names the rollout it
+        `undoes` in its events, so a reader (notifications) can tell it from one a person asked
+        for."""
         t0 = time.monotonic()
         cur = self.store.current_release()
         if target.number == 0:
@@ -344,10 +348,11 @@ class Engine:
         )
         tl = self.timeline.bind(rollout=rid, release=target.number, commit=target.commit)
         self.store.environment.set_pointer("target_release", target.number)
+        facts: dict[str, Any] = {"kind": kind} | ({"undoes": undoes} if undoes else {})
         tl.emit(
             "rollout.started",
             f"{kind} to release {target.number}",
-            data={"kind": kind, "steps": len(plan.steps), "from_release": cur and cur.number},
+            data={**facts, "steps": len(plan.steps), "from_release": cur and cur.number},
         )
         for note in plan.notes:
             tl.emit("rollout.note", note, level="warning")
@@ -373,7 +378,7 @@ class Engine:
                     skip.add((e.step.service, e.step.batch))
                     seq = e.seq + 1
                     continue
-                return self._failed(rid, target, cur, e, action, t0, ex, tl)
+                return self._failed(rid, target, cur, e, action, t0, ex, tl, facts)
         # The release pointer moves before the rollout is marked done: a crash in between leaves
         # the rollout `running`, which the next command recovers (finding nothing left to do).
         # The other order would leave a `succeeded` rollout whose release is not current.
@@ -383,7 +388,7 @@ class Engine:
         tl.emit(
             "rollout.succeeded",
             f"{kind} to release {target.number}",
-            data={"seconds": round(took, 3), "skipped_batches": len(skip)},
+            data={**facts, "seconds": round(took, 3), "skipped_batches": len(skip)},
         )
         return Outcome(rid, "succeeded", target.number, duration=took)
 
@@ -469,23 +474,31 @@ class Engine:
         t0: float,
         ex: Executor,
         tl: Timeline,
+        facts: dict[str, Any],
     ) -> Outcome:
         err = str(e)
         if action == "pause":
             self.store.rollouts.finish(rid, "paused", err)
-            tl.emit("rollout.paused", err, level="warning", data={"action": action})
+            tl.emit("rollout.paused", err, level="warning", data={**facts, "action": action})
             return Outcome(rid, "paused", target.number, err, time.monotonic() - t0)
         if cur is None or cur.number == target.number:
             # Nothing earlier to go back to: remove the replica that failed, keep the rest.
             self._discard(ex, e.step)
             self.store.rollouts.finish(rid, "failed", err)
-            tl.emit("rollout.failed", err, level="error", data={"action": action})
+            tl.emit("rollout.failed", err, level="error", data={**facts, "action": action})
             return Outcome(rid, "failed", target.number, err, time.monotonic() - t0)
         self.store.rollouts.finish(rid, "failed", err)
-        tl.emit("rollout.failed", err, level="error", data={"action": action})
+        # `rolling_back`: the verdict is the rolled_back (or failed) event that follows.
+        data = {**facts, "action": action, "rolling_back": True}
+        tl.emit("rollout.failed", err, level="error", data=data)
         tl.emit("rollout.message", f"rollout failed: {err}; rolling back to release {cur.number}")
         back = self.apply(
-            cur, "rollback", f"rollout {rid} failed: {err}", mode="rollback", auto_rollback=False
+            cur,
+            "rollback",
+            f"rollout {rid} failed: {err}",
+            mode="rollback",
+            auto_rollback=False,
+            undoes=rid,
         )
         self.store.rollouts.finish(rid, "rolled_back", err)
         status: OutcomeStatus = "rolled_back" if back.ok else "failed"
@@ -495,7 +508,7 @@ class Engine:
             if back.ok
             else f"rollback to release {cur.number} failed: {back.error}",
             level="warning" if back.ok else "error",
-            data={"rollback": back.rollout_id},
+            data={**facts, "rollback": back.rollout_id, "to_release": cur.number},
         )
         return Outcome(rid, status, cur.number, err, time.monotonic() - t0, back.rollout_id)
 

@@ -8,12 +8,13 @@ its own project on the host, `<base>-<name>`, with per-service overrides of the 
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.frozen import Frozen
+from conveyor.model.notifications import NotificationsSpec
 
 DEFAULT_COMPOSE = "compose.yaml"
 DEFAULT_POLL_INTERVAL = 60.0  # seconds; webhooks make a change visible at once anyway
@@ -107,8 +108,7 @@ class ConveyorConfig(Frozen):
     """A repository's `conveyor.yaml`."""
 
     environments: dict[str, EnvironmentSpec]
-    # Kept as written until the notifications settings are modelled (issue 9, item 7).
-    notifications: dict[str, Any] = Field(default_factory=dict)
+    notifications: NotificationsSpec = NotificationsSpec()
 
     def promotion_order(self) -> list[str]:
         """Environment names by name, except that a `promote_from` source comes before the

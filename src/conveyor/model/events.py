@@ -62,6 +62,10 @@ EventKind = Literal[
     "sync.failed",
     "environment.suspended",
     "environment.resumed",
+    "drift.corrected",  # data: {"services": [...], "what": "..."}
+    "promotion.succeeded",  # data: {"from": env}
+    "promotion.failed",  # data: {"from": env, "reason": "..."}
+    "signature.rejected",  # data: {"reason": "..."}; subject.commit is the rejected commit
 ]
 
 EPHEMERAL: frozenset[str] = frozenset(

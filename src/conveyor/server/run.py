@@ -81,6 +81,7 @@ def run_server(options: ServerOptions) -> None:
             # A sync in progress finishes its current step's wait at most; what it leaves is
             # redone by the next start (the journal and the environment's progress say so).
             worker.join(timeout=_GRACE_SECONDS)
+            controller.close()
         sdb.close()
 
 

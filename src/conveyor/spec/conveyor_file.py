@@ -27,6 +27,7 @@ from conveyor.model.environments import (
 )
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration
+from conveyor.spec.notifications import notifications as parse_notifications
 from conveyor.spec.values import describe, suggest, to_bool, to_int, to_str
 from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 
@@ -97,8 +98,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     if root is None:
         return None
     _known_keys(ctx, root, (), TOP_KEYS, extensions=True)
-    written = root.get("notifications")
-    notifications = {} if written is None else _mapping(ctx, written, ("notifications",)) or {}
+    notifications = parse_notifications(ctx, ("notifications",), root.get("notifications"))
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
         return None

@@ -88,6 +88,15 @@ class RolloutRepository:
             )
         return [RolloutRow(**dict(r)) for r in rows]
 
+    def since(self, ts: float) -> list[RolloutRow]:
+        """Rollouts that started, ended or are still open at or after `ts`, oldest first."""
+        rows = self._db.all(
+            "SELECT * FROM rollouts WHERE started_at >= ? OR finished_at >= ? "
+            "OR finished_at IS NULL ORDER BY id",
+            (ts, ts),
+        )
+        return [RolloutRow(**dict(r)) for r in rows]
+
     def running(self) -> list[RolloutRow]:
         """Rollouts still marked running: a crash interrupted them (the caller holds the lock)."""
         return self.latest(limit=1000, status="running")

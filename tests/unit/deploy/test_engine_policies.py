@@ -95,6 +95,24 @@ def test_default_failure_action_rolls_back_and_the_old_release_keeps_serving(wor
     ]
 
 
+def test_an_automatic_rollback_names_the_rollout_it_undoes(world: World) -> None:
+    """Readers of the timeline (notifications) tell an automatic rollback from one a person
+    asked for, and know a failed rollout's verdict is still to come."""
+    world.bad.add(("2", 2))
+    o = world.engine.apply(release("2"), "deploy")
+    failed, started, succeeded, rolled_back = [
+        e for e in world.events if e.kind.startswith("rollout.") and e.kind != "rollout.message"
+    ][-4:]
+    assert failed.data["rolling_back"] is True and failed.data["kind"] == "deploy"
+    assert started.data["undoes"] == succeeded.data["undoes"] == failed.subject.rollout
+    assert succeeded.data["kind"] == "rollback" and succeeded.subject.rollout == o.rollback_id
+    assert rolled_back.data["to_release"] == 1 and "undoes" not in rolled_back.data
+    # a rollback a person asks for undoes nothing
+    assert world.engine.apply(release("3"), "deploy").status == "succeeded"
+    assert world.engine.rollback().status == "succeeded"
+    assert world.events[-1].data["kind"] == "rollback" and "undoes" not in world.events[-1].data
+
+
 def test_pause_stops_where_it_failed_without_rolling_back(world: World) -> None:
     world.bad.add(("2", 2))
     o = world.engine.apply(release("2", failure_action="pause"), "deploy")

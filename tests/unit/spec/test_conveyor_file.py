@@ -93,7 +93,8 @@ def test_every_key_reaches_the_model() -> None:
     release = config.environments["release"]
     assert release.tag_pattern == "v*"
     assert release.accepts_tag("v1.2.0") and not release.accepts_tag("nightly-v1")
-    assert config.notifications == {"webhook": {"url": "https://chat.example.test/hooks/deploys"}}
+    assert config.notifications.webhook is not None
+    assert config.notifications.webhook.url == "https://chat.example.test/hooks/deploys"
 
 
 def test_yaml_merge_keys_fill_gates_and_sources_come_first() -> None:

@@ -1,0 +1,136 @@
+"""Which timeline events people are told about, and what they are told (pure).
+
+| event kind | when | topic | state |
+|---|---|---|---|
+| `pipeline.started` | | `pipeline.started` | running |
+| `pipeline.finished` | status success | `pipeline.succeeded` | success |
+| `pipeline.finished` | status failed | `pipeline.failed` | failed |
+| `pipeline.finished` | status canceled | `pipeline.canceled` | canceled |
+| `rollout.started` | kind up, deploy, recover | `rollout.started` | running |
+| `rollout.started` | kind rollback | `rollback.started` | running |
+| `rollout.succeeded` | kind up, deploy, recover | `rollout.succeeded` | success |
+| `rollout.succeeded` | kind rollback | `rollback.succeeded` | success |
+| `rollout.failed` | kind up, deploy, recover | `rollout.failed` | failed |
+| `rollout.failed` | kind rollback | `rollback.failed` | failed |
+| `rollout.rolled_back` | | `rollout.rolled_back` | failed |
+| `rollout.paused` | | `rollout.paused` | failed |
+| `heal.succeeded`, `drift.corrected` | | `drift.corrected` | success |
+| `heal.failed` | | `drift.failed` | failed |
+| `promotion.succeeded` | | `promotion.succeeded` | success |
+| `promotion.failed` | | `promotion.failed` | failed |
+| `signature.rejected` | | `signature.rejected` | failed |
+
+Left out on purpose: the rollout events of an automatic rollback (`data.undoes` set) and a
+`rollout.failed` that a rollback follows (`data.rolling_back`): the `rollout.rolled_back` (or
+the second `rollout.failed`) after them tells the whole story once. A `pipeline.canceled` event
+is followed by the pipeline's `pipeline.finished` (canceled), which is the one sent. Every other
+kind (steps, job output, notes, reconciler chatter) is not news.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor.model.events import Event, Level
+from conveyor.model.notifications import Notification, State, Topic
+
+_PIPELINE: dict[str, tuple[Topic, State, Level, str]] = {
+    "success": ("pipeline.succeeded", "success", "info", "passed"),
+    "failed": ("pipeline.failed", "failed", "error", "failed"),
+    "canceled": ("pipeline.canceled", "canceled", "warning", "was canceled"),
+}
+
+
+def notification(event: Event, url: str | None = None) -> Notification | None:
+    """What `event` tells people, or None when it is not news. `url`: where to read more."""
+    found = _classify(event)
+    if found is None:
+        return None
+    topic, state, level, title = found
+    s = event.subject
+    return Notification(
+        topic=topic,
+        title=f"{s.environment or s.project}: {title}",
+        text=event.message,
+        level=level,
+        state=state,
+        project=s.project,
+        environment=s.environment,
+        commit=s.commit,
+        release=s.release,
+        url=url if url is not None else _str(event.data.get("url")),
+        event_id=event.id,
+        ts=event.ts,
+    )
+
+
+def _classify(e: Event) -> tuple[Topic, State, Level, str] | None:  # noqa: PLR0912 — an arm per kind
+    d = e.data
+    match e.kind:
+        case "pipeline.started":
+            return "pipeline.started", "running", "info", f"pipeline #{e.subject.pipeline} started"
+        case "pipeline.finished":
+            found = _PIPELINE.get(str(d.get("status")))
+            if found is None:  # manual, skipped: nothing ran to an outcome
+                return None
+            topic, state, level, verb = found
+            return topic, state, level, f"pipeline #{e.subject.pipeline} {verb}"
+        case "rollout.started" | "rollout.succeeded" | "rollout.failed" if d.get("undoes"):
+            return None
+        case "rollout.failed" if d.get("rolling_back"):
+            return None
+        case "rollout.started" | "rollout.succeeded" | "rollout.failed":
+            return _rollout(e.kind.removeprefix("rollout."), d.get("kind"), e.subject.release)
+        case "rollout.rolled_back":
+            back = d.get("to_release")
+            to = f" to release {back}" if back is not None else ""
+            what = f"release {e.subject.release} failed and was rolled back{to}"
+            return "rollout.rolled_back", "failed", "warning", what
+        case "rollout.paused":
+            return "rollout.paused", "failed", "warning", f"release {e.subject.release} paused"
+        case "heal.succeeded" | "drift.corrected":
+            return "drift.corrected", "success", "info", f"drift corrected{_services(d, e)}"
+        case "heal.failed":
+            return "drift.failed", "failed", "error", f"drift not corrected{_services(d, e)}"
+        case "promotion.succeeded":
+            what = f"release {e.subject.release} promoted{_from(d)}"
+            return "promotion.succeeded", "success", "info", what
+        case "promotion.failed":
+            return "promotion.failed", "failed", "error", f"promotion{_from(d)} failed"
+        case "signature.rejected":
+            commit = (e.subject.commit or "?")[:12]
+            what = f"commit {commit} not deployed: its signature was rejected"
+            return "signature.rejected", "failed", "error", what
+    return None
+
+
+def _rollout(
+    outcome: str, kind: object, release: int | None
+) -> tuple[Topic, State, Level, str] | None:
+    rollback = kind == "rollback"
+    if outcome == "started":
+        title = f"rolling back to release {release}" if rollback else f"deploying release {release}"
+        return ("rollback.started" if rollback else "rollout.started"), "running", "info", title
+    if outcome == "succeeded":
+        title = f"rolled back to release {release}" if rollback else f"release {release} is live"
+        return ("rollback.succeeded" if rollback else "rollout.succeeded"), "success", "info", title
+    title = (
+        f"rollback to release {release} failed"
+        if rollback
+        else f"deploy of release {release} failed"
+    )
+    return ("rollback.failed" if rollback else "rollout.failed"), "failed", "error", title
+
+
+def _services(d: dict[str, Any], e: Event) -> str:
+    names = d.get("services") or ([e.subject.service] if e.subject.service else [])
+    return f" ({', '.join(str(n) for n in names)})" if names else ""
+
+
+def _from(d: dict[str, Any]) -> str:
+    source = d.get("from")
+    return f" from {source}" if source else ""
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
