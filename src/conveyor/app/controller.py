@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -42,6 +43,7 @@ from conveyor.app.server_views import (
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.deploy.reconciler import Reconciler
 from conveyor.errors import ActionRefused, ConveyorError, NotFound, UnknownEnvironment
+from conveyor.gitops.drift import drift_event
 from conveyor.gitops.notify import Dispatcher, build_dispatcher
 from conveyor.gitops.source import Source, SshAccess
 from conveyor.gitops.sync import EnvProgress, decide, head_of
@@ -56,6 +58,8 @@ from conveyor.store.timeline import Timeline
 ACTOR = "server"
 MAX_EVENTS = 10_000  # kept in memory for the API's event list and stream
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
+INTERRUPTED = "the server stopped while it ran"
+HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
 
 
 class Controller:
@@ -68,10 +72,12 @@ class Controller:
         executor: ci_app.Executor = "docker",
         registry: bool = True,
         ssh: SshAccess | None = None,
-        on_synced: Callable[[], None] | None = None,
+        on_synced: Callable[[float], None] | None = None,
+        heal_interval: float = HEAL_INTERVAL,
     ) -> None:
-        """`on_synced` is called after each fetch-and-sync pass (the server marks the webhook
-        deliveries that pass covered as done)."""
+        """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
+        seconds) the pass began: the webhook deliveries received before it are covered (the
+        server marks them done). `heal_interval`: seconds between heal passes."""
         self.data_dir = data_dir
         self.source = Source(source_url, data_dir / "source", ssh=ssh)
         self.name = _repo_name(source_url)
@@ -79,6 +85,7 @@ class Controller:
         self.executor = executor
         self.registry = registry
         self.on_synced = on_synced
+        self.heal_interval = heal_interval
         self.config: ConveyorConfig | None = None
         self.config_error = ""
         self._wake = threading.Event()
@@ -111,12 +118,17 @@ class Controller:
             self._emit("source.error", f"notifications are off: {e}", "error")
 
     def run(self, stopping: threading.Event) -> None:
-        """Sync, then heal, until `stopping` is set; a webhook wakes it at once."""
+        """Until `stopping` is set: sync every poll interval (a webhook wakes it at once),
+        heal every `heal_interval`. First, what a crash of the last run left is marked."""
+        self.mark_interrupted()
+        next_sync = 0.0
         while not stopping.is_set():
-            self.sync_all()
+            if self._wake.is_set() or time.monotonic() >= next_sync:
+                self._wake.clear()  # a wake during the pass makes another pass
+                self.sync_all()
+                next_sync = time.monotonic() + self._poll_interval()
             self.heal_all()
-            self._wake.wait(self._poll_interval())
-            self._wake.clear()
+            self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
 
     def wake(self) -> None:
         self._wake.set()
@@ -129,6 +141,7 @@ class Controller:
     def sync_all(self) -> None:
         """Fetch, read conveyor.yaml, and bring each branch-fed environment to its branch."""
         with self._work:
+            started = time.time()
             try:
                 fetched = self.source.fetch()
             except ConveyorError as e:
@@ -145,7 +158,7 @@ class Controller:
                 spec = self.config.environments[name]
                 self._sync(spec, head_of(spec, heads))
             if self.on_synced is not None:
-                self.on_synced()
+                self.on_synced(started)
 
     def _read_config(self) -> ConveyorConfig | None:
         head = self.source.default_branch_head()
@@ -241,6 +254,37 @@ class Controller:
             return f"rollout {outcome.rollout} {outcome.status}: {outcome.error or ''}".rstrip(": ")
         return ""
 
+    def mark_interrupted(self) -> None:
+        """After a crash: the pipelines the last run left running are marked `interrupted`.
+        The policy is to run again: the environment still names the commit as `syncing`, so
+        the first sync brings it in again (unless the branch moved on: latest commit wins).
+        A rollout a crash cut short is the deploy engine's to recover, at that sync."""
+        root = self.data_dir / "environments"
+        if not root.is_dir():
+            return
+        for env_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            env = env_dir.name
+            pipeline_file = self._work_tree(env) / ".gitlab-ci.yml"
+            if not pipeline_file.exists():
+                continue
+            try:
+                ids = ci_app.interrupt_unfinished(pipeline_file, INTERRUPTED)
+            except ConveyorError as e:
+                self._emit("reconciler.error", f"{env}: {e}", "error", environment=env)
+                continue
+            commit = self._progress(env).syncing
+            for pid in ids:
+                self._timeline.emit(
+                    "pipeline.interrupted",
+                    f"{env}: pipeline #{pid} was interrupted: {INTERRUPTED}"
+                    + ("; its commit is brought in again" if commit else ""),
+                    "warning",
+                    {"reason": INTERRUPTED},
+                    environment=env,
+                    commit=commit,
+                    pipeline=pid,
+                )
+
     def heal_all(self) -> None:
         """One reconciler tick per serving environment (replace crashed replicas, keep HAProxy
         up), skipped for suspended ones."""
@@ -327,6 +371,8 @@ class Controller:
     def _collect(self, event: Event) -> None:
         if not event.durable:
             return
+        if event.kind == "heal.succeeded":  # told once, as the drift it corrected
+            event = drift_event(event)
         if self._notify is not None:
             self._notify[1](event)  # queued: never blocks, never raises
         with self._events_lock:
