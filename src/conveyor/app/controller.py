@@ -42,7 +42,13 @@ from conveyor.app.server_views import (
 )
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.deploy.reconciler import Reconciler
-from conveyor.errors import ActionRefused, ConveyorError, NotFound, UnknownEnvironment
+from conveyor.errors import (
+    ActionRefused,
+    ConveyorError,
+    LockBusy,
+    NotFound,
+    UnknownEnvironment,
+)
 from conveyor.gitops.drift import drift_event
 from conveyor.gitops.notify import Dispatcher, build_dispatcher
 from conveyor.gitops.source import Source, SshAccess
@@ -120,15 +126,23 @@ class Controller:
     def run(self, stopping: threading.Event) -> None:
         """Until `stopping` is set: sync every poll interval (a webhook wakes it at once),
         heal every `heal_interval`. First, what a crash of the last run left is marked."""
-        self.mark_interrupted()
+        self._guarded(self.mark_interrupted)
         next_sync = 0.0
         while not stopping.is_set():
             if self._wake.is_set() or time.monotonic() >= next_sync:
                 self._wake.clear()  # a wake during the pass makes another pass
-                self.sync_all()
+                self._guarded(self.sync_all)
                 next_sync = time.monotonic() + self._poll_interval()
-            self.heal_all()
+            self._guarded(self.heal_all)
             self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """A bug in one pass must not stop the worker (the API would answer, nothing would
+        move): say so as an event and go on with the next pass."""
+        try:
+            step()
+        except Exception as e:
+            self._emit("reconciler.error", f"{type(e).__name__}: {e}", "error", data={"bug": "1"})
 
     def wake(self) -> None:
         self._wake.set()
@@ -297,6 +311,8 @@ class Controller:
                     continue
                 try:
                     self._reconciler(spec, progress.deployed).tick()
+                except LockBusy:
+                    continue  # a command works on the project: look again next pass
                 except ConveyorError as e:
                     self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
 

@@ -3,6 +3,7 @@ environments' reconcilers are stand-ins that record their ticks; the CI records 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -124,3 +125,25 @@ def test_a_pass_settles_only_the_deliveries_received_before_it_began(tmp_path: P
     statuses = {d: sdb.deliveries.get("generic", d).status for d in ("before", "during")}  # type: ignore[union-attr]
     assert statuses == {"before": "done", "during": "pending"}
     sdb.close()
+
+
+def test_a_bug_in_a_pass_is_reported_and_the_worker_goes_on(
+    controller: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopping = threading.Event()
+    heals: list[int] = []
+
+    def broken_sync() -> None:
+        raise RuntimeError("a bug")
+
+    def heal() -> None:
+        heals.append(1)
+        stopping.set()
+        controller.wake()  # as the server does when it stops
+
+    monkeypatch.setattr(controller, "sync_all", broken_sync)
+    monkeypatch.setattr(controller, "heal_all", heal)
+    controller.run(stopping)  # returns: the heal pass after the broken sync ran
+    assert heals == [1]
+    (event,) = controller.events(None, 10)
+    assert (event.kind, event.message) == ("reconciler.error", "RuntimeError: a bug")
