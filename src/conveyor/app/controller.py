@@ -7,14 +7,16 @@ branch moved, check the commit out into the environment's own work tree, verify 
 (if the environment asks), run its `.gitlab-ci.yml` with the CI engine, and roll the compose
 app out as project `<name>-<environment>` with the environment's overrides. A failed pipeline
 or rollout leaves the previous release serving and is not retried until the branch moves.
-Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does).
+Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does),
+every `heal_interval` seconds; each correction is reported as a `drift.corrected` event.
 
 What it remembers per environment (`gitops.sync.EnvProgress`) sits in the data directory, so a
 restarted server neither redeploys what serves nor retries what failed; a sync a crash cut
-short is done again, and the deploy engine recovers an interrupted rollout as it always does.
+short is done again (pipelines it left running are marked `interrupted` first), and the
+deploy engine recovers an interrupted rollout as it always does.
 
-Not done yet (issue 9): promotion and its gates, rollback into git, drift events and `diff` per
-service, job logs through the API; the API answers 409 for those actions.
+Not done yet (issue 9): promotion and its gates, rollback into git, `diff` per service, job
+logs through the API; the API answers 409 for those actions.
 """
 
 from __future__ import annotations
