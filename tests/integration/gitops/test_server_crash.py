@@ -104,11 +104,21 @@ def test_killed_mid_rollout_the_rollout_is_recovered(world: ServerWorld) -> None
     w.start()
     (gate / "open").touch()
     w.wait_for(lambda: w.serving() == "3", "version 3 to serve after the restart")
-    rollouts = {r["id"]: r for r in w.api("/environments/staging/rollouts", token)}
+
+    def settled() -> dict[int, dict[str, object]] | None:
+        """The rollouts once none runs (the old replica is drained after the new serves)."""
+        found = {r["id"]: r for r in w.api("/environments/staging/rollouts", token)}
+        return None if any(r["status"] == "running" for r in found.values()) else found
+
+    rollouts = w.wait_for(settled, "the recovery to finish")
     assert rollouts[killed["id"]]["status"] == "interrupted"
     recovered = [r for r in rollouts.values() if r["kind"] == "recover"]
     assert [(r["status"], r["to_release"]) for r in recovered] == [
         ("succeeded", killed["to_release"])
     ]
-    (staging,) = w.api("/environments", token)
-    assert (staging["state"], staging["commit"]) == ("serving", sha)
+
+    def synced() -> bool:
+        (staging,) = w.api("/environments", token)
+        return bool((staging["state"], staging["commit"]) == ("serving", sha))
+
+    w.wait_for(synced, "staging to report the commit serving")
