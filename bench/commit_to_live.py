@@ -245,6 +245,7 @@ class Bench:
 
     def commit_to_live(self, version: str) -> dict[str, float]:
         sha = self.commit(version)
+        wall0 = time.time()  # events carry wall-clock times
         t0 = time.monotonic()
         git(self.repo, "push", "-q", "origin", "main")
         pushed = time.monotonic()
@@ -262,14 +263,19 @@ class Bench:
                     for j in self.api(f"/environments/staging/pipelines/{p['id']}/jobs")
                 )
         waits = 0.0
+        marks: list[str] = []
         for e in self.events():
             data = e.get("data") or {}
-            if (
-                e["kind"] == "step.done"
-                and data.get("step") == "await"
-                and e["subject"]["commit"] == sha
-            ):
+            if e["subject"]["commit"] != sha or e["ts"] < wall0:
+                continue
+            if e["kind"] == "step.done" and data.get("step") == "await":
                 waits += float(data.get("seconds") or 0.0)
+            label = PHASES.get(e["kind"]) or (
+                f"{data.get('step')} done" if e["kind"] == "step.done" else None
+            )
+            if label:
+                marks.append(f"{label} {e['ts'] - wall0:.2f}")
+        print(f"  run {version}: seconds after the push began: " + ", ".join(marks))
         push = pushed - t0
         return {
             "total": total,
@@ -278,6 +284,18 @@ class Bench:
             "waits": waits,
             "share": total - push - jobs - waits,
         }
+
+
+# Where the time goes, printed per run from the server's events (seconds after the push began).
+PHASES = {
+    "sync.started": "sync started",
+    "pipeline.started": "pipeline started",
+    "pipeline.finished": "pipeline finished",
+    "release.created": "release created",
+    "rollout.started": "rollout started",
+    "rollout.succeeded": "rollout done",
+    "sync.succeeded": "sync done",
+}
 
 
 def flood(b: Bench, sha: str, rate: int, seconds: float) -> None:
