@@ -17,7 +17,7 @@ Acting through the API (same worker lock, so one change at a time): `promote` ch
 target's gates (`gitops.promotion`) against the source environment's serving release and
 deploys that commit with the same images; `approve` records an approval for a promotion gate;
 `rollback` pushes a pin file (`.conveyor/pins/<env>.json`) on the environment's branch, then
-rolls the project back at once; every later pass honours the pin (`_desired`) until a push
+rolls the project back at once; every later pass honours the pin (`gitops.pins`) until a push
 deletes or changes it. `diff` compares the stack at the desired commit with what runs, per
 service (`app.env_diff`).
 
@@ -62,6 +62,7 @@ from conveyor.errors import (
     UnknownEnvironment,
 )
 from conveyor.gitops.notify import Dispatcher, build_dispatcher
+from conveyor.gitops.pins import desired_commit
 from conveyor.gitops.promotion import (
     GateFacts,
     failures_since,
@@ -80,7 +81,7 @@ from conveyor.model.release import Release
 from conveyor.model.stack import Stack
 from conveyor.spec.conveyor_file import FILE_NAME, parse_conveyor
 from conveyor.spec.overrides import apply_overrides
-from conveyor.spec.pin_file import parse_pin, render_pin
+from conveyor.spec.pin_file import render_pin
 from conveyor.store.db import Store
 from conveyor.store.timeline import Timeline
 
@@ -209,7 +210,8 @@ class Controller:
         """Bring a branch-fed environment to its head, or to the commit a pin file on the
         head names."""
         env = spec.name
-        desired, pinned, refused = self._desired(spec, head)
+        found = desired_commit(self.source, spec, head, self._progress(env).pin_commits)
+        refused = found.refused
         if refused:
             assert head is not None
             progress = self._progress(env)
@@ -223,33 +225,9 @@ class Controller:
                     commit=head,
                 )
             return
-        if self._progress(env).pinned != pinned:
-            self._update(env, pinned=pinned)
-        self._sync(spec, desired)
-
-    def _desired(
-        self, spec: EnvironmentSpec, head: str | None
-    ) -> tuple[str | None, str | None, str]:
-        """(desired commit, the commit a pin holds the environment at, why the head cannot be
-        followed). A pin file on the head wins over the head; a pin that cannot be read, names
-        no known commit, or (for an environment that verifies signatures) sits on a commit
-        nobody trusted signed and this server did not make, is refused with the reason."""
-        if head is None:
-            return None, None, ""
-        path = pin_path(spec.name)
-        try:
-            text = self.source.read_file(head, path)
-            if text is None:
-                return head, None, ""
-            pin = parse_pin(text, path)
-            if spec.verify is not None and head not in self._progress(spec.name).pin_commits:
-                verdict = self.source.verify(head, spec.verify)
-                if not verdict.ok:
-                    return head, None, f"the pin commit's signature: {verdict.reason}"
-            pinned = self.source.commit(pin.commit).sha
-        except ConveyorError as e:
-            return head, None, f"pin file: {e}"
-        return pinned, pinned, ""
+        if self._progress(env).pinned != found.pinned:
+            self._update(env, pinned=found.pinned)
+        self._sync(spec, found.commit)
 
     def _sync(self, spec: EnvironmentSpec, desired: str | None) -> None:
         env = spec.name
