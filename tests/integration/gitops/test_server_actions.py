@@ -186,6 +186,11 @@ class World:
     def env(self, name: str) -> dict[str, Any]:
         return dict(self.get(f"/environments/{name}"))
 
+    def commit_of(self, name: str) -> str | None:
+        """The commit serving once the sync that brought it in has finished."""
+        summary = self.env(name)["environment"]
+        return summary["commit"] if summary["state"] == "serving" else None
+
 
 def git(repo: Path, *args: str) -> str:
     env = os.environ | {
@@ -290,7 +295,8 @@ def test_an_approved_release_is_promoted_with_its_commit(world: World) -> None:
 def test_a_push_reaches_staging_only(world: World) -> None:
     sha = world.commit("2")
     world.hook(sha)
-    world.wait_for(lambda: world.serving(world.staging_port) == "2", "version 2 in staging")
+    world.wait_for(lambda: world.commit_of("staging") == sha, "staging to report version 2")
+    assert world.serving(world.staging_port) == "2"
     assert world.serving(world.production_port) == "1"
     diff = world.get("/environments/staging/diff")
     assert diff["in_sync"] is True and diff["services"] == []
@@ -334,6 +340,6 @@ def test_a_push_deleting_the_pin_shows_in_diff_then_moves_on(world: World) -> No
     (web,) = diff["services"]
     assert web["service"] == "web" and "spec: environment" in web["differences"]
     assert world.act("/environments/staging/resume").status_code == 200
-    world.wait_for(lambda: world.serving(world.staging_port) == "3", "version 3 in staging")
-    staging = world.env("staging")
-    assert staging["pinned_commit"] is None and staging["environment"]["commit"] == sha
+    world.wait_for(lambda: world.commit_of("staging") == sha, "staging to report version 3")
+    assert world.serving(world.staging_port) == "3"
+    assert world.env("staging")["pinned_commit"] is None
