@@ -748,15 +748,16 @@ class Controller:
             outcome = done.outcome
             if outcome.status != "succeeded":
                 reason = f"rollout {outcome.rollout} {outcome.status}: {outcome.error or ''}"
-                self._update(env, failed=commit, reason=reason.rstrip(": "))
-                raise ActionRefused(
-                    f"{env}: rollback to release {target.number} failed: {reason.rstrip(': ')}"
-                    + (
-                        "; the pin stays in git, so the next pass brings that commit in"
-                        if pinned
-                        else ""
+                reason = reason.rstrip(": ")
+                if pinned:
+                    # Git says the old commit now: the next pass tries it the usual way once
+                    # (pipeline, rollout), and marks it failed if that fails too.
+                    raise ActionRefused(
+                        f"{env}: rollback to release {target.number} failed: {reason}; the pin "
+                        "stays in git, so the next pass brings that commit in"
                     )
-                )
+                self._update(env, failed=commit, reason=reason)
+                raise ActionRefused(f"{env}: rollback to release {target.number} failed: {reason}")
             self._checkout(env, commit)  # the work tree shows what serves
             self._update(env, deployed=commit, failed=None, reason="", syncing=None)
             where = f"; pinned in git by {pinned[:12]} on {spec.branch}" if pinned else ""

@@ -11,7 +11,8 @@ in the bare repository, which the next pass honours; while staging is suspended 
 deletes the pin shows up in `diff`; on resume it is deployed.
 
 The app's network is `internal`, its ports are published on 127.0.0.1; the fixture records the
-server's PID, stops it with SIGTERM, and takes both environments down by their project names.
+server's PID, stops it with SIGTERM, and takes both environments down by their project names
+(`<repository>-staging`, `<repository>-production`, the repository named uniquely per run).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,7 +221,10 @@ def conveyor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[World]:
     root = tmp_path_factory.mktemp("gitops-actions")
-    bare = root / "app.git"
+    # The projects are named after the repository (<name>-staging): a name of its own keeps
+    # them apart from other test runs on the same Docker Engine.
+    name = f"acts{uuid.uuid4().hex[:8]}"
+    bare = root / f"{name}.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
     repo = root / "clone"
     subprocess.run(["git", "clone", "-q", str(bare), str(repo)], check=True, capture_output=True)
@@ -255,9 +260,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator
             except subprocess.TimeoutExpired:
                 w.proc.kill()
         for env in ("staging", "production"):
-            work = data / "environments" / env / "app"
+            work = data / "environments" / env / name
             if (work / "compose.yaml").exists():
-                conveyor("-f", str(work / "compose.yaml"), "-p", f"app-{env}", "down", cwd=work)
+                conveyor("-f", str(work / "compose.yaml"), "-p", f"{name}-{env}", "down", cwd=work)
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -306,6 +311,11 @@ def test_a_push_reaches_staging_only(world: World) -> None:
 def test_rollback_serves_the_previous_release_and_pins_it_in_git(world: World) -> None:
     first = world.get("/environments/staging/releases")[-1]
     head_before = git(world.bare, "rev-parse", "main")
+    unknown = world.act("/environments/staging/rollback", {"to_release": 99})
+    assert unknown.status_code == 404 and "no release 99" in unknown.json()["detail"]
+    serving = world.act("/environments/staging/rollback", {"to_release": first["number"] + 1})
+    assert serving.status_code == 409 and "is the one serving" in serving.json()["detail"]
+    assert git(world.bare, "rev-parse", "main") == head_before  # nothing pinned for those
     rolled = world.act("/environments/staging/rollback")
     assert rolled.status_code == 200, rolled.text
     assert rolled.json()["release"] == first["number"]
