@@ -15,15 +15,25 @@ restarted server neither redeploys what serves nor retries what failed; a sync a
 short is done again (pipelines it left running are marked `interrupted` first), and the
 deploy engine recovers an interrupted rollout as it always does.
 
-Not done yet (issue 9): promotion and its gates, rollback into git, `diff` per service, job
-logs through the API; the API answers 409 for those actions.
+Acting through the API (same worker lock, so one change at a time): `promote` checks the
+target's gates (`gitops.promotion`) against the source environment's serving release and
+deploys that commit with the same images; `approve` records an approval for a promotion gate;
+`rollback` pushes a pin file (`.conveyor/pins/<env>.json`) on the environment's branch, then
+rolls the project back at once; every later pass honours the pin (`gitops.pins`) until a push
+deletes or changes it. `diff` compares the stack at the desired commit with what runs, per
+service (`app.env_diff`).
+
+Not done yet (issue 9): automatic promotion (only `promote` moves a release).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections import deque
@@ -33,6 +43,7 @@ from pathlib import Path
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.env_diff import service_diffs
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.project import Project
 from conveyor.app.server_views import (
@@ -43,24 +54,39 @@ from conveyor.app.server_views import (
     EnvironmentSummary,
 )
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
+from conveyor.ci.run.prepare import ci_store
 from conveyor.deploy.reconciler import Reconciler
 from conveyor.errors import (
     ActionRefused,
     ConveyorError,
     LockBusy,
     NotFound,
+    SourceError,
     UnknownEnvironment,
 )
 from conveyor.gitops.drift import drift_event
 from conveyor.gitops.notify import Dispatcher, build_dispatcher
+from conveyor.gitops.pins import desired_commit
+from conveyor.gitops.promotion import (
+    GateFacts,
+    failures_since,
+    promotion_refusal,
+    serving_since,
+    unmet_gates,
+)
 from conveyor.gitops.source import Source, SshAccess
-from conveyor.gitops.sync import EnvProgress, decide, head_of
+from conveyor.gitops.sync import Approval, EnvProgress, Promotion, decide, head_of
 from conveyor.model.access import Principal
 from conveyor.model.environments import ConveyorConfig, EnvironmentSpec
 from conveyor.model.events import Event, EventKind, Level, Subject
 from conveyor.model.notifications import NotificationsSpec
+from conveyor.model.pins import Pin, pin_path
+from conveyor.model.release import Release
+from conveyor.model.stack import Stack
 from conveyor.spec.conveyor_file import FILE_NAME, parse_conveyor
 from conveyor.spec.overrides import apply_overrides
+from conveyor.spec.pin_file import render_pin
+from conveyor.store.db import Store
 from conveyor.store.timeline import Timeline
 
 ACTOR = "server"
@@ -68,6 +94,10 @@ MAX_EVENTS = 10_000  # kept in memory for the API's event list and stream
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
 INTERRUPTED = "the server stopped while it ran"
 HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
+# An SSH private key the server signs its pin commits with (environments that verify
+# signatures then accept them from anyone's checkout, not only from this server).
+PIN_SIGNING_KEY = "CONVEYOR_PIN_SIGNING_KEY"
+PIPELINE_FILE = ".gitlab-ci.yml"
 
 
 class Controller:
@@ -98,6 +128,7 @@ class Controller:
         self.config_error = ""
         self._wake = threading.Event()
         self._work = threading.RLock()  # one change to the world at a time
+        self._progress_lock = threading.Lock()  # each progress.json read-modify-write whole
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self._events_lock = threading.Lock()
         self._next_id = 1
@@ -172,7 +203,10 @@ class Controller:
             heads = self.source.heads()
             for name in self.config.promotion_order():
                 spec = self.config.environments[name]
-                self._sync(spec, head_of(spec, heads))
+                if spec.branch is None:  # fed by promotion: what was promoted last
+                    self._sync(spec, self._progress(name).desired)
+                else:
+                    self._sync_branch(spec, head_of(spec, heads))
             if self.on_synced is not None:
                 self.on_synced(started)
 
@@ -195,45 +229,60 @@ class Controller:
         self.config_error = ""
         return config
 
-    def _sync(self, spec: EnvironmentSpec, head: str | None) -> None:
-        progress = self._progress(spec.name)
-        if progress.desired != head:
-            progress = self._save(spec.name, progress.model_copy(update={"desired": head}))
-        if decide(spec, progress, head) != "sync":
-            return
-        assert head is not None
-        short = head[:12]
+    def _sync_branch(self, spec: EnvironmentSpec, head: str | None) -> None:
+        """Bring a branch-fed environment to its head, or to the commit a pin file on the
+        head names."""
         env = spec.name
-        self._emit("sync.started", f"{env}: bringing in {short}", environment=env, commit=head)
-        self._save(env, progress.model_copy(update={"syncing": head}))
+        found = desired_commit(self.source, spec, head, self._progress(env).pin_commits)
+        refused = found.refused
+        if refused:
+            assert head is not None
+            progress = self._progress(env)
+            if progress.failed != head or progress.desired != head:
+                self._update(env, desired=head, failed=head, reason=refused, pinned=None)
+                self._emit(
+                    "sync.failed",
+                    f"{env}: {head[:12]} not deployed: {refused}",
+                    "error",
+                    environment=env,
+                    commit=head,
+                )
+            return
+        if self._progress(env).pinned != found.pinned:
+            self._update(env, pinned=found.pinned)
+        self._sync(spec, found.commit)
+
+    def _sync(self, spec: EnvironmentSpec, desired: str | None) -> None:
+        env = spec.name
+        progress = self._progress(env)
+        if progress.desired != desired:
+            progress = self._update(env, desired=desired)
+        if decide(spec, progress, desired) != "sync":
+            return
+        assert desired is not None
+        short = desired[:12]
+        self._emit("sync.started", f"{env}: bringing in {short}", environment=env, commit=desired)
+        self._update(env, syncing=desired)
         try:
-            reason = self._bring_in(spec, head)
+            reason = self._bring_in(spec, desired)
         except ConveyorError as e:
             reason = str(e)
-        progress = self._progress(env)
         if reason:
-            self._save(
-                env,
-                progress.model_copy(update={"failed": head, "reason": reason, "syncing": None}),
-            )
+            self._update(env, failed=desired, reason=reason, syncing=None)
             self._emit(
                 "sync.failed",
                 f"{env}: {short} not deployed: {reason}",
                 "error",
                 environment=env,
-                commit=head,
+                commit=desired,
             )
             return
-        self._save(
-            env,
-            progress.model_copy(
-                update={"deployed": head, "failed": None, "reason": "", "syncing": None}
-            ),
-        )
-        self._emit("sync.succeeded", f"{env}: {short} serving", environment=env, commit=head)
+        self._update(env, deployed=desired, failed=None, reason="", syncing=None)
+        self._emit("sync.succeeded", f"{env}: {short} serving", environment=env, commit=desired)
 
     def _bring_in(self, spec: EnvironmentSpec, head: str) -> str:
-        """Check out, verify, run the pipeline, roll out. Returns why it did not, or ""."""
+        """Check out, verify, run the pipeline (not for a promoted commit: it ran in the
+        source environment), roll out. Returns why it did not, or ""."""
         if spec.verify is not None:
             verdict = self.source.verify(head, spec.verify)
             if not verdict.ok:
@@ -247,8 +296,8 @@ class Controller:
                 )
                 return f"signature: {verdict.reason}"
         work = self._checkout(spec.name, head)
-        pipeline_file = work / ".gitlab-ci.yml"
-        if pipeline_file.exists():
+        pipeline_file = work / PIPELINE_FILE
+        if spec.branch is not None and pipeline_file.exists():
             ran = ci_app.run(
                 pipeline_file,
                 executor=self.executor,
@@ -259,12 +308,13 @@ class Controller:
             )
             if ran.pipeline is not None and ran.pipeline.status != "success":
                 return f"pipeline {ran.pipeline.id} {ran.pipeline.status}"
+        images = self._promoted_images(spec, head) if spec.branch is None else None
         project = self._project(spec, head)
         fresh = project.engine().store.current_release() is None
         outcome = (
-            deploy_app.up(project, agent=False).outcome
+            deploy_app.up(project, agent=False, images=images).outcome
             if fresh
-            else deploy_app.deploy(project, []).outcome
+            else deploy_app.deploy(project, [], images=images).outcome
         )
         if not outcome.ok:
             return f"rollout {outcome.rollout} {outcome.status}: {outcome.error or ''}".rstrip(": ")
@@ -280,7 +330,7 @@ class Controller:
             return
         for env_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             env = env_dir.name
-            pipeline_file = self._work_tree(env) / ".gitlab-ci.yml"
+            pipeline_file = self._work_tree(env) / PIPELINE_FILE
             if not pipeline_file.exists():
                 continue
             try:
@@ -300,6 +350,18 @@ class Controller:
                     commit=commit,
                     pipeline=pid,
                 )
+
+    def _promoted_images(self, spec: EnvironmentSpec, commit: str) -> dict[str, tuple[str, str]]:
+        """The images of the release promoted into `spec` (by id, as the source runs them);
+        none when `commit` came another way (a rollback a crash cut short): then built or
+        pulled from the checkout as usual."""
+        promotion = self._progress(spec.name).promotion
+        if promotion is None or promotion.commit != commit:
+            return {}
+        release = self._release(promotion.source, promotion.release)
+        if release is None:
+            return {}
+        return {name: (sr.image_ref, sr.image_id) for name, sr in release.services.items()}
 
     def heal_all(self) -> None:
         """One reconciler tick per serving environment (replace crashed replicas, keep HAProxy
@@ -365,6 +427,26 @@ class Controller:
             return None
         return self._project(spec, progress.deployed)
 
+    def _release(self, env: str, number: int) -> Release | None:
+        """Release `number` of `env`'s project (None: no such release, or nothing deployed)."""
+        project = self._served_project(env)
+        if project is None:
+            return None
+        store = Store.open(project.paths().state_dir)
+        try:
+            return store.releases.get(number)
+        finally:
+            store.close()
+
+    def _desired_stack(self, spec: EnvironmentSpec, commit: str, scratch: Path) -> Stack:
+        """The compose stack at `commit` with `spec`'s overrides, checked out under `scratch`
+        (in a directory named like the work tree: the project's name comes from it)."""
+        tree = self.source.checkout(commit, scratch / self.name)
+        project = Project.open(
+            Path(spec.compose), None, self._environ(spec, commit), cwd=tree, profiles=()
+        )
+        return apply_overrides(project.stack(), spec)
+
     # progress --------------------------------------------------------------------------------
 
     def _progress_file(self, env: str) -> Path:
@@ -383,6 +465,16 @@ class Controller:
         tmp.write_text(json.dumps(progress.model_dump(mode="json")), encoding="utf-8")
         os.replace(tmp, path)  # a crash leaves the old file or the new one, never half
         return progress
+
+    def _update(self, env: str, **changes: object) -> EnvProgress:
+        """Change some fields of `env`'s progress, read and written whole under one lock (an
+        approval arriving while a sync runs is not lost)."""
+        with self._progress_lock:
+            return self._save(env, self._progress(env).model_copy(update=changes))
+
+    def _change(self, env: str, change: Callable[[EnvProgress], EnvProgress]) -> EnvProgress:
+        with self._progress_lock:
+            return self._save(env, change(self._progress(env)))
 
     # events ----------------------------------------------------------------------------------
 
@@ -452,9 +544,12 @@ class Controller:
     def environment(self, env: str) -> EnvironmentDetail:
         spec = self._spec(env)
         project = self._served_project(env)
+        progress = self._progress(env)
         return EnvironmentDetail(
             environment=self._summary(spec),
-            desired_commit=self._progress(env).desired,
+            desired_commit=progress.desired,
+            pinned_commit=progress.pinned,
+            approvals=list(dict.fromkeys(a.release for a in progress.approvals)),
             status=deploy_app.status(project) if project is not None else None,
         )
 
@@ -503,17 +598,43 @@ class Controller:
         return [timeline(project, self._progress(env).deployed)]
 
     def diff(self, env: str) -> DiffView:
-        """Commit-level for now: whether the serving commit is the branch's head (per-service
-        differences are not computed yet)."""
-        self._spec(env)
+        """Desired (the compose file at the desired commit, with the environment's overrides)
+        against what runs, per service. Only the services that differ are listed."""
+        spec = self._spec(env)
         progress = self._progress(env)
+        desired = progress.desired
+        services = []
+        if desired is not None:
+            env_dir = self._env_dir(env)
+            env_dir.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix="diff-", dir=env_dir))
+            try:
+                try:
+                    stack = self._desired_stack(spec, desired, scratch)
+                except ConveyorError as e:
+                    raise ActionRefused(
+                        f"the compose file of {env} at {desired[:12]} cannot be read: {e}"
+                    ) from None
+                services = service_diffs(
+                    stack, scratch / self.name, self._work_tree(env), self._served_project(env)
+                )
+            finally:
+                self._drop_scratch(scratch)
         return DiffView(
             environment=env,
-            desired_commit=progress.desired,
+            desired_commit=desired,
             running_commit=progress.deployed,
-            in_sync=progress.desired is not None and progress.desired == progress.deployed,
-            services=[],
+            in_sync=desired is not None and desired == progress.deployed and not services,
+            services=services,
         )
+
+    def _drop_scratch(self, scratch: Path) -> None:
+        tree = scratch / self.name
+        if tree.exists():
+            # Else removed with the directory below; git prunes the stale entry later.
+            with contextlib.suppress(SourceError):
+                self.source.remove_checkout(tree)
+        shutil.rmtree(scratch, ignore_errors=True)
 
     def events(self, after: int | None, limit: int) -> list[Event]:
         with self._events_lock:
@@ -523,16 +644,261 @@ class Controller:
     # ServerBackend: acting -------------------------------------------------------------------
 
     def promote(self, env: str, source: str, actor: Principal) -> ActionResult:
-        self._spec(env)
-        raise ActionRefused("promotion is not available yet (issue 9: gates and promotion)")
+        """Deploy the serving release of `source` (its commit, with the same images) into
+        `env`, once every gate of `env` holds; refused (409) naming each unmet gate."""
+        spec = self._spec(env)
+        assert self.config is not None  # _spec found the environment in it
+        refusal = promotion_refusal(self.config, env, source)
+        if refusal:
+            raise ActionRefused(refusal)
+        with self._work:
+            if self._progress(env).suspended:
+                raise ActionRefused(f"{env} is suspended: resume it first")
+            facts = self._gate_facts(env, source)
+            unmet = unmet_gates(spec.gates, facts)
+            if unmet:
+                raise ActionRefused(
+                    f"release {facts.release} of {source} cannot be promoted into {env}: "
+                    + "; ".join(unmet)
+                )
+            commit, short = facts.commit, facts.commit[:12]
+            promotion = Promotion(
+                source=source,
+                release=facts.release,
+                commit=commit,
+                by=actor.name,
+                at=time.time(),
+            )
+            # `failed` is cleared: promoting a commit that failed here before is a new try.
+            self._update(env, desired=commit, promotion=promotion, failed=None, reason="")
+            self._sync(spec, commit)
+            progress = self._progress(env)
+            what = f"release {facts.release} of {source} ({short})"
+            if progress.deployed != commit:
+                reason = progress.reason or "the rollout did not finish"
+                self._emit(
+                    "promotion.failed",
+                    f"{env}: promoting {what} failed: {reason}",
+                    "error",
+                    environment=env,
+                    commit=commit,
+                    data={"from": source, "reason": reason},
+                )
+                raise ActionRefused(
+                    f"promoting {what} into {env} failed: {reason}; what served keeps serving"
+                )
+            self._emit(
+                "promotion.succeeded",
+                f"{env}: {what} promoted by {actor.name}",
+                environment=env,
+                commit=commit,
+                data={"from": source},
+            )
+            release, rollout = self._latest(env)
+            return ActionResult(
+                action="promote",
+                environment=env,
+                message=f"{what} serves in {env}",
+                release=release,
+                rollout=rollout,
+            )
+
+    def _gate_facts(self, env: str, source: str) -> GateFacts:
+        """What the gates of `env` are checked against: `source`'s serving release."""
+        project = self._served_project(source)
+        if project is None:
+            raise ActionRefused(f"{source} serves nothing yet: there is no release to promote")
+        store = Store.open(project.paths().state_dir)
+        try:
+            current = store.current_release()
+            rows = store.rollouts.latest(limit=500)
+        finally:
+            store.close()
+        if current is None or current.commit is None:
+            raise ActionRefused(f"{source} has no serving release built from a commit")
+        since = serving_since(current.number, rows)
+        failed = failures_since(current.number, since or current.created_at, rows)
+        unhealthy: list[str] = []
+        for view in deploy_app.status(project).services:
+            if view.running_replicas < view.desired_replicas:
+                unhealthy.append(
+                    f"{view.name} has {view.running_replicas} of {view.desired_replicas} "
+                    "replicas running"
+                )
+            sick = [r.name for r in view.replicas if r.health in ("unhealthy", "starting")]
+            if sick:
+                unhealthy.append(f"{view.name}: {', '.join(sick)} not healthy")
+        pipeline = self._pipeline_of(source, current.commit)
+        approval = self._progress(env).approved(current.number, current.commit)
+        return GateFacts(
+            source=source,
+            release=current.number,
+            commit=current.commit,
+            now=time.time(),
+            serving_since=since,
+            failures_since=tuple(failed),
+            unhealthy=tuple(unhealthy),
+            pipeline_needed=self.source.read_file(current.commit, PIPELINE_FILE) is not None,
+            pipeline=pipeline[1] if pipeline else None,
+            pipeline_id=pipeline[0] if pipeline else None,
+            approved_by=approval.by if approval else None,
+        )
+
+    def _pipeline_of(self, env: str, commit: str) -> tuple[int, str] | None:
+        """(id, status) of the newest pipeline run for `commit` in `env`, or in the
+        environment it was promoted from (and so on up): pipelines run where a branch feeds."""
+        seen: set[str] = set()
+        name: str | None = env
+        while name is not None and name not in seen and self.config is not None:
+            seen.add(name)
+            work = self._work_tree(name)
+            if (work / ".conveyor").is_dir():
+                store = ci_store(work)
+                try:
+                    rows = [
+                        r
+                        for r in store.pipelines.for_commit(commit)
+                        if r.parent_pipeline_id is None
+                    ]
+                finally:
+                    store.close()
+                if rows:
+                    return rows[-1].id, rows[-1].status
+            spec = self.config.environments.get(name)
+            name = spec.promote_from if spec is not None else None
+        return None
+
+    def _latest(self, env: str) -> tuple[int | None, int | None]:
+        """(serving release, newest rollout) of `env`'s project."""
+        project = self._served_project(env)
+        if project is None:
+            return None, None
+        history = deploy_app.history(project, 1)
+        current = project.engine().store.current_release()
+        return (
+            current.number if current else None,
+            history.rollouts[0].id if history.rollouts else None,
+        )
 
     def rollback(self, env: str, to_release: int | None, actor: Principal) -> ActionResult:
-        self._spec(env)
-        raise ActionRefused("rollback through the server is not available yet (issue 9)")
+        """Roll `env` back at once to `to_release` (default: its previous release). For a
+        branch-fed environment the rollback is first recorded in git, a pin file committed on
+        the branch, so the next poll does not undo it; if git cannot take the pin nothing is
+        changed (409)."""
+        spec = self._spec(env)
+        with self._work:
+            if self._progress(env).suspended:
+                raise ActionRefused(f"{env} is suspended: resume it first")
+            project = self._served_project(env)
+            if project is None:
+                raise ActionRefused(f"{env} serves nothing yet: there is nothing to roll back")
+            target = self._rollback_target(env, project, to_release)
+            commit = target.commit
+            assert commit is not None  # _rollback_target refuses releases without one
+            pinned = ""
+            if spec.branch is not None:
+                pinned = self._pin(spec, target, actor)
+            self._update(env, desired=commit)
+            try:
+                done = deploy_app.rollback(project, None, target.number)
+            except ConveyorError as e:
+                raise ActionRefused(f"{env}: rollback to release {target.number}: {e}") from None
+            outcome = done.outcome
+            if outcome.status != "succeeded":
+                reason = f"rollout {outcome.rollout} {outcome.status}: {outcome.error or ''}"
+                reason = reason.rstrip(": ")
+                if pinned:
+                    # Git says the old commit now: the next pass tries it the usual way once
+                    # (pipeline, rollout), and marks it failed if that fails too.
+                    raise ActionRefused(
+                        f"{env}: rollback to release {target.number} failed: {reason}; the pin "
+                        "stays in git, so the next pass brings that commit in"
+                    )
+                self._update(env, failed=commit, reason=reason)
+                raise ActionRefused(f"{env}: rollback to release {target.number} failed: {reason}")
+            self._checkout(env, commit)  # the work tree shows what serves
+            self._update(env, deployed=commit, failed=None, reason="", syncing=None)
+            where = f"; pinned in git by {pinned[:12]} on {spec.branch}" if pinned else ""
+            return ActionResult(
+                action="rollback",
+                environment=env,
+                message=f"{env} rolled back to release {target.number} ({commit[:12]}){where}",
+                release=target.number,
+                rollout=outcome.rollout,
+            )
+
+    def _rollback_target(self, env: str, project: Project, to_release: int | None) -> Release:
+        store = Store.open(project.paths().state_dir)
+        try:
+            current = store.current_release()
+            target = (
+                store.previous_release() if to_release is None else store.releases.get(to_release)
+            )
+        finally:
+            store.close()
+        if target is None:
+            if to_release is not None:
+                raise NotFound(f"{env} has no release {to_release}")
+            raise ActionRefused(f"{env} has no previous release to roll back to")
+        if current is not None and target.number == current.number:
+            raise ActionRefused(f"release {target.number} is the one serving {env}")
+        if target.commit is None:
+            raise ActionRefused(
+                f"release {target.number} of {env} names no commit: it cannot be pinned in git"
+            )
+        return target
+
+    def _pin(self, spec: EnvironmentSpec, target: Release, actor: Principal) -> str:
+        """Commit and push `.conveyor/pins/<env>.json` holding `spec` at `target`'s commit;
+        returns the pin commit. Remembered, so the controller knows its own pins."""
+        assert spec.branch is not None and target.commit is not None
+        env, path = spec.name, pin_path(spec.name)
+        pin = Pin(commit=target.commit, release=target.number, by=actor.name, at=time.time())
+        message = (
+            f"conveyor: roll {env} back to release {target.number} ({target.commit[:12]})\n\n"
+            f"{env} runs {target.commit} while {path} exists; delete the file to follow "
+            f"{spec.branch} again. Asked by {actor.name} through the Conveyor server.\n"
+        )
+        key = self.environ.get(PIN_SIGNING_KEY)
+        try:
+            sha = self.source.commit_pin(
+                spec.branch,
+                path,
+                render_pin(pin),
+                message,
+                f"{actor.name} <{actor.name}@conveyor.invalid>",
+                signing_key=Path(key) if key else None,
+            )
+        except SourceError as e:
+            raise ActionRefused(
+                f"{env}: the rollback cannot be recorded in git, so nothing was changed: {e}"
+            ) from None
+        self._change(
+            env, lambda p: p.with_pin_commit(sha).model_copy(update={"pinned": pin.commit})
+        )
+        return sha
 
     def approve(self, env: str, release: int, actor: Principal) -> ActionResult:
-        self._spec(env)
-        raise ActionRefused("approvals are not available yet (issue 9: promotion gates)")
+        """Approve promoting release `release` of `env`'s source environment into `env`."""
+        spec = self._spec(env)
+        source = spec.promote_from
+        if source is None:
+            raise ActionRefused(
+                f"{env} follows branch {spec.branch!r}: it is not promoted into, so there is "
+                "nothing to approve"
+            )
+        found = self._release(source, release)
+        if found is None:
+            raise NotFound(f"{source} has no release {release}")
+        approval = Approval(release=release, commit=found.commit, by=actor.name, at=time.time())
+        self._change(env, lambda p: p.with_approval(approval))
+        commit = f" ({found.commit[:12]})" if found.commit else ""
+        return ActionResult(
+            action="approve",
+            environment=env,
+            message=f"release {release} of {source}{commit} approved for {env} by {actor.name}",
+            release=release,
+        )
 
     def suspend(self, env: str, actor: Principal) -> ActionResult:
         return self._set_suspended(env, True, actor)
@@ -545,8 +911,7 @@ class Controller:
     def _set_suspended(self, env: str, suspended: bool, actor: Principal) -> ActionResult:
         self._spec(env)
         with self._work:
-            progress = self._progress(env)
-            self._save(env, progress.model_copy(update={"suspended": suspended}))
+            self._update(env, suspended=suspended)
         word = "suspended" if suspended else "resumed"
         self._emit(
             "environment.suspended" if suspended else "environment.resumed",

@@ -7,7 +7,7 @@ through the project's subscribers. Errors are ConveyorErrors; nothing here print
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from conveyor.app.agent import agent_pid, start_agent, stop_agent
 from conveyor.app.project import Project
@@ -50,14 +50,17 @@ def result(o: Outcome) -> RolloutResult:
     )
 
 
-def up(project: Project, agent: bool = True) -> UpResult:
-    """Build images, start every service, wait until healthy; leave the reconciler running."""
+def up(
+    project: Project, agent: bool = True, images: Mapping[str, tuple[str, str]] | None = None
+) -> UpResult:
+    """Build images, start every service, wait until healthy; leave the reconciler running.
+    `images`: services given their (reference, image id) instead of a build or pull."""
     stack = project.stack()
     paths = project.paths()
     with project_lock(paths):
         engine = project.engine()
         recovered = [result(o) for o in engine.recover()]
-        release = _build(engine, project, [])
+        release = _build(engine, project, [], images)
         o = engine.apply(release, "up", "conveyor up")
     out = UpResult(project=stack.project, outcome=result(o), recovered=recovered)
     if not o.ok:
@@ -109,26 +112,32 @@ def plan(project: Project, services: list[str]) -> PlanView:
     )
 
 
-def deploy(project: Project, services: list[str]) -> DeployResult:
-    """Roll out the files with each service's update policy; roll back on failure."""
+def deploy(
+    project: Project,
+    services: list[str],
+    images: Mapping[str, tuple[str, str]] | None = None,
+) -> DeployResult:
+    """Roll out the files with each service's update policy; roll back on failure.
+    `images` as for `up`."""
     project.stack()  # bad input fails before the lock is taken
     with project_lock(project.paths()):
         engine = project.engine()
         recovered = [result(o) for o in engine.recover()]
-        release = _build(engine, project, services)
+        release = _build(engine, project, services, images)
         o = engine.apply(release, "deploy", "conveyor deploy")
     return DeployResult(outcome=result(o), recovered=recovered)
 
 
-def rollback(project: Project, service: str | None) -> DeployResult:
-    """Back to the previous release (or one service back to its previous image and spec)."""
+def rollback(project: Project, service: str | None, to: int | None = None) -> DeployResult:
+    """Back to the previous release, or to release `to` (or one service back to its image
+    and spec there)."""
     with project_lock(project.paths()):
         engine = project.engine()
         outcomes = engine.recover()
         # A rollback a crash interrupted, now finished, is the rollback asked for: another
         # one would go forward again.
         done = [o for o in outcomes if o.finished_rollback]
-        o = done[-1] if done else engine.rollback(service)
+        o = done[-1] if done else engine.rollback(service, to)
     return DeployResult(outcome=result(o), recovered=[result(r) for r in outcomes])
 
 
@@ -255,9 +264,14 @@ def _scheme(service: Service) -> str:
     return "tcp" if main is not None and main not in service.http_ports() else "http"
 
 
-def _build(engine: Engine, project: Project, services: list[str]) -> Release:
+def _build(
+    engine: Engine,
+    project: Project,
+    services: list[str],
+    images: Mapping[str, tuple[str, str]] | None = None,
+) -> Release:
     """The release of the files (of `services`, the rest as they run), with its provenance."""
     o = project.origin
     return engine.build_release(
-        project.stack(), services, commit=o.commit, pipeline=o.pipeline, job=o.job
+        project.stack(), services, commit=o.commit, pipeline=o.pipeline, job=o.job, images=images
     )

@@ -32,8 +32,10 @@ class EnvironmentSummary(BaseModel):
 class EnvironmentDetail(BaseModel):
     version: int = JSON_VERSION
     environment: EnvironmentSummary
-    desired_commit: str | None  # what the branch says (git), None before the first fetch
-    approvals: list[int] = []  # releases approved for promotion into this environment
+    desired_commit: str | None  # what git says (the branch's head, or its pin), None before
+    # the first fetch; for an environment fed by promotion, what was promoted last
+    pinned_commit: str | None = None  # a pin file on the branch holds the environment here
+    approvals: list[int] = []  # releases of `promote_from` approved for promotion into it
     status: StatusView | None  # services and replicas; None while nothing was deployed
 
 

@@ -234,6 +234,11 @@ def show_detail(detail: EnvironmentDetail) -> None:
         behind = detail.desired_commit is not None and detail.desired_commit != e.commit
         note = " [yellow](not serving yet)[/]" if behind else ""
         console.print(f"git says: {_short(detail.desired_commit)}{note}", highlight=False)
+    if detail.pinned_commit is not None:
+        console.print(
+            f"pinned at {_short(detail.pinned_commit)} (a rollback's pin file on the branch)",
+            highlight=False,
+        )
     if e.protected:
         console.print("protected: only deployer and admin tokens act on it")
     if detail.approvals:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,10 +224,13 @@ class Engine:
         commit: str | None = None,
         pipeline: int | None = None,
         job: int | None = None,
+        images: Mapping[str, tuple[str, str]] | None = None,
     ) -> Release:
         """Build or pull every selected service's image and compose the release. Returns the
         current release itself when nothing changed. `commit` defaults to the compose file's
-        checkout; `pipeline` and `job` name the CI job deploying, if one is."""
+        checkout; `pipeline` and `job` name the CI job deploying, if one is. `images` gives
+        services their image as (reference, image id) instead (a promotion runs the images
+        the source environment's release runs); such an image must be on this host."""
         cur = self.store.current_release()
         selected = set(only)
         unknown = selected - set(stack.services)
@@ -243,7 +246,8 @@ class Engine:
                 continue
             svc = stack.services[name]
             emit = self._image_output(name)
-            tag, image_id = self._image(svc, emit)
+            given = (images or {}).get(name)
+            tag, image_id = given if given is not None else self._image(svc, emit)
             svc = svc.with_image_ports(self.runtime.exposed_ports(image_id))
             services[name] = ServiceRelease(service=svc, image_id=image_id, image_ref=tag)
         if selected and cur:
@@ -513,10 +517,15 @@ class Engine:
         )
         return Outcome(rid, status, cur.number, err, time.monotonic() - t0, back.rollout_id)
 
-    def rollback(self, service: str | None = None) -> Outcome:
-        """Back to the previous release (or only `service` back to its previous image/spec)."""
+    def rollback(self, service: str | None = None, to: int | None = None) -> Outcome:
+        """Back to the previous release, or to release `to` (or only `service` back to its
+        image/spec in that release)."""
         cur = self.store.current_release()
-        prev = self.store.previous_release()
+        prev = self.store.previous_release() if to is None else self.store.releases.get(to)
+        if to is not None and prev is None:
+            raise NothingToRollBack(f"there is no release {to} (`conveyor history` lists what ran)")
+        if to is not None and cur is not None and prev is not None and prev.number == cur.number:
+            raise NothingToRollBack(f"release {to} is the one running")
         if cur is None or prev is None:
             raise NothingToRollBack(
                 "nothing to roll back to: there is no previous release "
@@ -529,7 +538,7 @@ class Engine:
         if service not in cur.services:
             raise UnknownService(f"no such service in release {cur.number}: {service}")
         if service not in prev.services:
-            raise NothingToRollBack(f"{service} is not in the previous release {prev.number}")
+            raise NothingToRollBack(f"{service} is not in release {prev.number}")
         services = {**cur.services, service: prev.services[service]}
         mixed = cur.model_copy(
             update={

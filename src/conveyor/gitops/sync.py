@@ -6,6 +6,11 @@ Latest commit wins: only the head of the environment's branch is considered, so 
 while an older one was in its pipeline are skipped. A commit whose pipeline or rollout failed
 is not tried again until the branch moves (a push, a revert): the previous release keeps
 serving meanwhile.
+
+A pin file on the branch's head (`.conveyor/pins/<env>.json`, written by a rollback) holds the
+environment at the commit it names instead of the head, until a push deletes or changes it. An
+environment fed by promotion has no branch: its desired commit is the one last promoted (or
+rolled back to), which the controller keeps in `EnvProgress.desired`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,30 @@ from conveyor.model.stack import Frozen
 Decision = Literal["sync", "in_sync", "failed", "suspended", "no_branch", "promotion"]
 
 
+MAX_APPROVALS = 50  # kept per environment, newest last
+MAX_PINS = 20  # pin commits this server pushed, remembered per environment
+
+
+class Approval(Frozen):
+    """Someone allowed a release of the source environment to be promoted into this one."""
+
+    release: int  # the release's number in the source environment (`promote_from`)
+    commit: str | None  # the commit that release was built from
+    by: str
+    at: float
+
+
+class Promotion(Frozen):
+    """What was last promoted into an environment: a release of its source environment, whose
+    images it runs (kept so a promotion a crash cut short is finished with the same images)."""
+
+    source: str  # the environment promoted from
+    release: int  # the release there
+    commit: str
+    by: str
+    at: float
+
+
 class EnvProgress(Frozen):
     """What the controller remembers of an environment (kept in the server's data directory,
     so a restarted server neither redeploys what serves nor retries what failed)."""
@@ -28,6 +57,25 @@ class EnvProgress(Frozen):
     reason: str = ""  # why it failed
     suspended: bool = False
     syncing: str | None = None  # the commit being brought in (a crash leaves it set)
+    pinned: str | None = None  # a pin file on the branch holds the environment at this commit
+    pin_commits: tuple[str, ...] = ()  # commits this server pushed to pin it (newest last)
+    approvals: tuple[Approval, ...] = ()  # releases of `promote_from` approved, newest last
+    promotion: Promotion | None = None  # the last promotion into the environment
+
+    def approved(self, release: int, commit: str | None) -> Approval | None:
+        """The newest approval of `release` (built from `commit`) of the source environment."""
+        for a in reversed(self.approvals):
+            if a.release == release and (a.commit is None or a.commit == commit):
+                return a
+        return None
+
+    def with_approval(self, approval: Approval) -> EnvProgress:
+        kept = (*self.approvals, approval)[-MAX_APPROVALS:]
+        return self.model_copy(update={"approvals": kept})
+
+    def with_pin_commit(self, sha: str) -> EnvProgress:
+        kept = (*self.pin_commits, sha)[-MAX_PINS:]
+        return self.model_copy(update={"pin_commits": kept})
 
 
 def head_of(spec: EnvironmentSpec, heads: dict[str, str]) -> str | None:
@@ -35,15 +83,16 @@ def head_of(spec: EnvironmentSpec, heads: dict[str, str]) -> str | None:
     return heads.get(spec.branch) if spec.branch else None
 
 
-def decide(spec: EnvironmentSpec, progress: EnvProgress, head: str | None) -> Decision:
-    if spec.branch is None:
-        return "promotion"  # fed by `promote`, not by a branch
+def decide(spec: EnvironmentSpec, progress: EnvProgress, desired: str | None) -> Decision:
+    """`desired` is, for a branch-fed environment, its head or the commit the head's pin
+    names; for one fed by promotion, what was promoted (`progress.desired`)."""
     if progress.suspended:
         return "suspended"
-    if head is None:
-        return "no_branch"
-    if head == progress.deployed:
+    if desired is None:
+        # A branch not pushed yet, or nothing promoted yet.
+        return "no_branch" if spec.branch is not None else "promotion"
+    if desired == progress.deployed:
         return "in_sync"
-    if head == progress.failed:
+    if desired == progress.failed:
         return "failed"
     return "sync"

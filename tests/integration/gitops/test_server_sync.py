@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +162,8 @@ def conveyor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[World]:
     root = tmp_path_factory.mktemp("gitops")
-    bare = root / "app.git"
+    name = f"app{uuid.uuid4().hex[:6]}"  # the project is <name>-staging: unique per run
+    bare = root / f"{name}.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
     repo = root / "clone"
     subprocess.run(["git", "clone", "-q", str(bare), str(repo)], check=True, capture_output=True)
@@ -189,9 +191,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator
                 w.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 w.proc.kill()
-        work = data / "environments" / "staging" / "app"
+        work = data / "environments" / "staging" / name
         if work.exists():
-            conveyor("-f", str(work / "compose.yaml"), "-p", "app-staging", "down", cwd=work)
+            conveyor("-f", str(work / "compose.yaml"), "-p", f"{name}-staging", "down", cwd=work)
         shutil.rmtree(data, ignore_errors=True)
 
 

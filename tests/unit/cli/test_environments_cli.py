@@ -98,6 +98,7 @@ def test_env_status_is_the_apis_detail(api: World) -> None:
     assert code == 0
     assert "git says: c3 (not serving yet)" in out
     assert "release 2" in out
+    assert "pinned" not in out
 
 
 def test_diff_says_in_sync_then_what_differs(api: World) -> None:
