@@ -98,6 +98,7 @@ class ServerWorld:
     # The repository's name, so the environment's project (`<name>-staging`: its containers,
     # networks) is apart from other tests' that may run at the same time on this host.
     name: str
+    conveyor_yaml: str = CONVEYOR
     repo: Path = field(init=False)
     bare: Path = field(init=False)
     data: Path = field(init=False)
@@ -114,7 +115,7 @@ class ServerWorld:
             ["git", "clone", "-q", str(self.bare), str(self.repo)], check=True, capture_output=True
         )
         git(self.repo, "checkout", "-q", "-b", "main")
-        (self.repo / "conveyor.yaml").write_text(CONVEYOR)
+        (self.repo / "conveyor.yaml").write_text(self.conveyor_yaml)
         self.data = self.root / "data"
         self.port, self.api_port = free_port(), free_port()
 
@@ -132,7 +133,10 @@ class ServerWorld:
 
     @property
     def work(self) -> Path:
-        return self.data / "environments" / "staging" / self.name
+        return self.work_of("staging")
+
+    def work_of(self, env: str) -> Path:
+        return self.data / "environments" / env / self.name
 
     # git ---------------------------------------------------------------------------------------
 
@@ -209,8 +213,11 @@ class ServerWorld:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        if self.work.exists():
-            cli("-f", str(self.work / "compose.yaml"), "-p", self.project, "down", cwd=self.work)
+        for env_dir in sorted((self.data / "environments").glob("*")):
+            work = self.work_of(env_dir.name)
+            if (work / "compose.yaml").exists():
+                project = f"{self.name}-{env_dir.name}"
+                cli("-f", str(work / "compose.yaml"), "-p", project, "down", cwd=work)
 
     # reading -----------------------------------------------------------------------------------
 
@@ -229,9 +236,10 @@ class ServerWorld:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def serving(self) -> str | None:
+    def serving(self, port: int | None = None) -> str | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2) as r:
+            url = f"http://127.0.0.1:{port or self.port}/"
+            with urllib.request.urlopen(url, timeout=2) as r:
                 return str(r.read().decode())
         except OSError:
             return None
