@@ -17,3 +17,4 @@ lint: venv
 bench: venv
 	.venv/bin/python bench/proxy_overhead.py
 	.venv/bin/python bench/rollout_under_load.py
+	.venv/bin/python bench/commit_to_live.py

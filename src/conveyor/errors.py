@@ -28,6 +28,9 @@ ConveyorError
 │   │   └── UnknownToken         no active API token has that name
 │   ├── ActionRefused        promote/rollback/approve… cannot be done now; says why (409)
 │   └── TokenNameTaken       an active API token already has that name (409)
+├── ApiError             the server's API answered a client (`conveyor env`…) with an error
+│   ├── ServerUnreachable    no server answers at the address (not running, wrong address)
+│   └── AccessDenied         no token, a token it does not know (401), or a role too low (403)
 └── NotifyError          a notification cannot be sent (`retry` says whether trying again may
                          help) or a channel cannot be set up (a secret's variable is unset)
 
@@ -244,6 +247,25 @@ class UnknownToken(NotFound):
 
 class TokenNameTaken(ServerError):
     """An active API token already has this name."""
+
+
+class ApiError(ConveyorError):
+    """The server's API answered a client with an error it has no closer class for; `status`
+    is the HTTP status (0 when nothing answered). 404 and 409 answers become `NotFound` and
+    `ActionRefused` with the server's reason, as on the server's side."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ServerUnreachable(ApiError):
+    """No Conveyor server answers at the address: not running, or another address."""
+
+
+class AccessDenied(ApiError):
+    """401 (no token, or one the server does not know) or 403 (the token's role is too low);
+    the message says which role the request needs."""
 
 
 class NotifyError(ConveyorError):

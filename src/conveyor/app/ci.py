@@ -257,6 +257,14 @@ def run(
         return RunResult(pipeline=_pipeline(store, result.pipeline_id, cfg.state_dir))
 
 
+def interrupt_unfinished(file: Path, reason: str) -> list[int]:
+    """Mark the pipelines of `file`'s project that a dead process left running as
+    `interrupted` (their running jobs too, with `reason`); their ids. For the server at start:
+    nothing else runs its environments' pipelines."""
+    with _store(_file(file)) as store:
+        return store.pipelines.interrupt_unfinished(reason)
+
+
 def history(file: Path, limit: int = 20) -> PipelineHistory:
     """Pipelines run here, newest first."""
     with _store(_file(file)) as store:

@@ -7,11 +7,13 @@ branch moved, check the commit out into the environment's own work tree, verify 
 (if the environment asks), run its `.gitlab-ci.yml` with the CI engine, and roll the compose
 app out as project `<name>-<environment>` with the environment's overrides. A failed pipeline
 or rollout leaves the previous release serving and is not retried until the branch moves.
-Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does).
+Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does),
+every `heal_interval` seconds; each correction is reported as a `drift.corrected` event.
 
 What it remembers per environment (`gitops.sync.EnvProgress`) sits in the data directory, so a
 restarted server neither redeploys what serves nor retries what failed; a sync a crash cut
-short is done again, and the deploy engine recovers an interrupted rollout as it always does.
+short is done again (pipelines it left running are marked `interrupted` first), and the
+deploy engine recovers an interrupted rollout as it always does.
 
 Acting through the API (same worker lock, so one change at a time): `promote` checks the
 target's gates (`gitops.promotion`) against the source environment's serving release and
@@ -21,7 +23,7 @@ rolls the project back at once; every later pass honours the pin (`gitops.pins`)
 deletes or changes it. `diff` compares the stack at the desired commit with what runs, per
 service (`app.env_diff`).
 
-Not done yet (issue 9): automatic promotion (only `promote` moves a release), drift events.
+Not done yet (issue 9): automatic promotion (only `promote` moves a release).
 """
 
 from __future__ import annotations
@@ -57,10 +59,12 @@ from conveyor.deploy.reconciler import Reconciler
 from conveyor.errors import (
     ActionRefused,
     ConveyorError,
+    LockBusy,
     NotFound,
     SourceError,
     UnknownEnvironment,
 )
+from conveyor.gitops.drift import drift_event
 from conveyor.gitops.notify import Dispatcher, build_dispatcher
 from conveyor.gitops.pins import desired_commit
 from conveyor.gitops.promotion import (
@@ -88,6 +92,8 @@ from conveyor.store.timeline import Timeline
 ACTOR = "server"
 MAX_EVENTS = 10_000  # kept in memory for the API's event list and stream
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
+INTERRUPTED = "the server stopped while it ran"
+HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
 # An SSH private key the server signs its pin commits with (environments that verify
 # signatures then accept them from anyone's checkout, not only from this server).
 PIN_SIGNING_KEY = "CONVEYOR_PIN_SIGNING_KEY"
@@ -104,10 +110,12 @@ class Controller:
         executor: ci_app.Executor = "docker",
         registry: bool = True,
         ssh: SshAccess | None = None,
-        on_synced: Callable[[], None] | None = None,
+        on_synced: Callable[[float], None] | None = None,
+        heal_interval: float = HEAL_INTERVAL,
     ) -> None:
-        """`on_synced` is called after each fetch-and-sync pass (the server marks the webhook
-        deliveries that pass covered as done)."""
+        """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
+        seconds) the pass began: the webhook deliveries received before it are covered (the
+        server marks them done). `heal_interval`: seconds between heal passes."""
         self.data_dir = data_dir
         self.source = Source(source_url, data_dir / "source", ssh=ssh)
         self.name = _repo_name(source_url)
@@ -115,6 +123,7 @@ class Controller:
         self.executor = executor
         self.registry = registry
         self.on_synced = on_synced
+        self.heal_interval = heal_interval
         self.config: ConveyorConfig | None = None
         self.config_error = ""
         self._wake = threading.Event()
@@ -148,12 +157,25 @@ class Controller:
             self._emit("source.error", f"notifications are off: {e}", "error")
 
     def run(self, stopping: threading.Event) -> None:
-        """Sync, then heal, until `stopping` is set; a webhook wakes it at once."""
+        """Until `stopping` is set: sync every poll interval (a webhook wakes it at once),
+        heal every `heal_interval`. First, what a crash of the last run left is marked."""
+        self._guarded(self.mark_interrupted)
+        next_sync = 0.0
         while not stopping.is_set():
-            self.sync_all()
-            self.heal_all()
-            self._wake.wait(self._poll_interval())
-            self._wake.clear()
+            if self._wake.is_set() or time.monotonic() >= next_sync:
+                self._wake.clear()  # a wake during the pass makes another pass
+                self._guarded(self.sync_all)
+                next_sync = time.monotonic() + self._poll_interval()
+            self._guarded(self.heal_all)
+            self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """A bug in one pass must not stop the worker (the API would answer, nothing would
+        move): say so as an event and go on with the next pass."""
+        try:
+            step()
+        except Exception as e:
+            self._emit("reconciler.error", f"{type(e).__name__}: {e}", "error", data={"bug": "1"})
 
     def wake(self) -> None:
         self._wake.set()
@@ -166,6 +188,7 @@ class Controller:
     def sync_all(self) -> None:
         """Fetch, read conveyor.yaml, and bring each branch-fed environment to its branch."""
         with self._work:
+            started = time.time()
             try:
                 fetched = self.source.fetch()
             except ConveyorError as e:
@@ -185,7 +208,7 @@ class Controller:
                 else:
                     self._sync_branch(spec, head_of(spec, heads))
             if self.on_synced is not None:
-                self.on_synced()
+                self.on_synced(started)
 
     def _read_config(self) -> ConveyorConfig | None:
         head = self.source.default_branch_head()
@@ -297,6 +320,37 @@ class Controller:
             return f"rollout {outcome.rollout} {outcome.status}: {outcome.error or ''}".rstrip(": ")
         return ""
 
+    def mark_interrupted(self) -> None:
+        """After a crash: the pipelines the last run left running are marked `interrupted`.
+        The policy is to run again: the environment still names the commit as `syncing`, so
+        the first sync brings it in again (unless the branch moved on: latest commit wins).
+        A rollout a crash cut short is the deploy engine's to recover, at that sync."""
+        root = self.data_dir / "environments"
+        if not root.is_dir():
+            return
+        for env_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            env = env_dir.name
+            pipeline_file = self._work_tree(env) / PIPELINE_FILE
+            if not pipeline_file.exists():
+                continue
+            try:
+                ids = ci_app.interrupt_unfinished(pipeline_file, INTERRUPTED)
+            except ConveyorError as e:
+                self._emit("reconciler.error", f"{env}: {e}", "error", environment=env)
+                continue
+            commit = self._progress(env).syncing
+            for pid in ids:
+                self._timeline.emit(
+                    "pipeline.interrupted",
+                    f"{env}: pipeline #{pid} was interrupted: {INTERRUPTED}"
+                    + ("; its commit is brought in again" if commit else ""),
+                    "warning",
+                    {"reason": INTERRUPTED},
+                    environment=env,
+                    commit=commit,
+                    pipeline=pid,
+                )
+
     def _promoted_images(self, spec: EnvironmentSpec, commit: str) -> dict[str, tuple[str, str]]:
         """The images of the release promoted into `spec` (by id, as the source runs them);
         none when `commit` came another way (a rollback a crash cut short): then built or
@@ -321,6 +375,8 @@ class Controller:
                     continue
                 try:
                     self._reconciler(spec, progress.deployed).tick()
+                except LockBusy:
+                    continue  # a command works on the project: look again next pass
                 except ConveyorError as e:
                     self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
 
@@ -425,6 +481,8 @@ class Controller:
     def _collect(self, event: Event) -> None:
         if not event.durable:
             return
+        if event.kind == "heal.succeeded":  # told once, as the drift it corrected
+            event = drift_event(event)
         if self._notify is not None:
             self._notify[1](event)  # queued: never blocks, never raises
         with self._events_lock:

@@ -29,6 +29,7 @@ __all__ = [
     "mark_delivery",
     "pending_deliveries",
     "receive_hook",
+    "settle_deliveries",
 ]
 
 HookSource = Literal["gitlab", "github", "generic"]
@@ -84,3 +85,16 @@ def mark_delivery(
 ) -> bool:
     """Record what the controller made of a delivery (done, ignored, failed)."""
     return sdb.deliveries.mark(source, delivery_id, status)
+
+
+def settle_deliveries(sdb: ServerDatabase, started: float) -> int:
+    """Mark `done` the pending deliveries received before `started`, the time a fetch-and-sync
+    pass began: that pass fetched every push they announced. Later ones stay pending for the
+    next pass. Returns how many were marked."""
+    marked = 0
+    while True:
+        batch = [d for d in pending_deliveries(sdb) if d.received_at < started]
+        now = sum(mark_delivery(sdb, d.source, d.delivery_id, "done") for d in batch)
+        marked += now
+        if len(batch) < 1000 or not now:  # a whole page was marked: look again past it
+            return marked

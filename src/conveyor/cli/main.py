@@ -11,7 +11,9 @@ import typer
 
 from conveyor.app import deploy as deploy_app
 from conveyor.app.project import Project
+from conveyor.app.server_client import DEFAULT_SERVER
 from conveyor.app.views import RolloutResult
+from conveyor.cli.environments import ServerOpt, TokenFileOpt
 from conveyor.cli.logging import configure_logging, log_events
 from conveyor.cli.output import console, err, esc, print_error, print_json, text_of
 from conveyor.cli.progress import progress
@@ -226,8 +228,39 @@ def rollback(
     service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="Roll back this environment of a running `conveyor server` (through its API).",
+            show_default=False,
+        ),
+    ] = None,
+    to_release: Annotated[
+        int | None,
+        typer.Option(
+            "--to", help="With --env: the release to go back to (default: the previous one)."
+        ),
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    token_file: TokenFileOpt = None,
 ) -> None:
-    """Go back to the previous release (same zero-downtime path, with rollback_config)."""
+    """Go back to the previous release (same zero-downtime path, with rollback_config).
+
+    With --env, the server rolls its environment back and records it in git."""
+    if env is not None:
+        if service is not None:
+            raise typer.BadParameter(
+                "rollback --env rolls the whole environment back", param_hint="SERVICE"
+            )
+        from conveyor.cli.environments import rollback_env
+
+        rollback_env(env, to_release, server, token_file)
+        return
+    if to_release is not None:
+        raise typer.BadParameter(
+            "--to needs --env (here, rollback goes to the previous release)", param_hint="--to"
+        )
     project = _project(ctx, file, project_name)
     with progress() as show:
         project.subscribe(show)
@@ -437,6 +470,19 @@ def bootstrap(
         )
         raise typer.Exit(1)
     err.print("[green]host ready[/]")
+
+
+def _add_environments() -> None:
+    from conveyor.cli.environments import diff, env_app, promote, resume, suspend
+
+    app.add_typer(env_app, name="env", help="The environments of a running `conveyor server`.")
+    app.command(name="diff")(diff)
+    app.command(name="promote")(promote)
+    app.command(name="suspend")(suspend)
+    app.command(name="resume")(resume)
+
+
+_add_environments()
 
 
 def main() -> None:

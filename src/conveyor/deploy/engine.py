@@ -26,6 +26,7 @@ from conveyor.host import git
 from conveyor.model.release import Observed, OutcomeStatus, Release, RolloutKind, ServiceRelease
 from conveyor.model.stack import Service, Stack, UpdateConfig
 from conveyor.plan.actions import Plan, Step
+from conveyor.plan.drift import corrections
 from conveyor.plan.network import (
     DesiredNetwork,
     SubnetPool,
@@ -638,7 +639,12 @@ class Engine:
         tl.emit(
             "heal.succeeded",
             f"healed {', '.join(services)}",
-            data={"services": list(services), "seconds": round(took, 3)},
+            # what drifted, in words: the server reports it as drift.corrected
+            data={
+                "services": list(services),
+                "seconds": round(took, 3),
+                "corrections": corrections(plan),
+            },
         )
         return Outcome(rid, "succeeded", cur.number, duration=took, services=services)
 

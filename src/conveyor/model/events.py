@@ -50,6 +50,7 @@ EventKind = Literal[
     "pipeline.started",
     "pipeline.finished",
     "pipeline.canceled",
+    "pipeline.interrupted",  # left running by a server that died; data: {"reason": ...}
     "pipeline.note",  # a warning about a pipeline about to run ("registry not available")
     "job.started",
     "job.output",

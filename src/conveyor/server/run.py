@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from conveyor.app.access import open_server_db
 from conveyor.app.controller import Controller
-from conveyor.app.hooks import mark_delivery, pending_deliveries
+from conveyor.app.hooks import settle_deliveries
 from conveyor.errors import ServerError
 from conveyor.server.api import create_app, state_of
 from conveyor.server.listen import Listen
@@ -48,9 +48,9 @@ def run_server(options: ServerOptions) -> None:
     stopping = threading.Event()
     worker: threading.Thread | None = None
 
-    def settle() -> None:
-        for d in pending_deliveries(sdb):
-            mark_delivery(sdb, d.source, d.delivery_id, "done")
+    def settle(started: float) -> None:
+        # Deliveries received during the pass wait for the next one (their wake makes it).
+        settle_deliveries(sdb, started)
 
     try:
         controller = Controller(

@@ -179,6 +179,29 @@ class PipelineRepository:
         )
         return [_pipeline(r) for r in rows]
 
+    def interrupt_unfinished(self, reason: str) -> list[int]:
+        """Pipelines left `running` (or `created`) by a process that died: marked
+        `interrupted`, with their jobs still running; their ids, oldest first. Only for a
+        caller that knows no process runs them (the server, the one writer of its
+        environments' pipelines, when it starts)."""
+        now = time.time()
+        with self._db.tx() as c:
+            rows = c.execute(
+                "SELECT id FROM pipelines WHERE status IN ('running', 'created') ORDER BY id"
+            ).fetchall()
+            ids = [int(r[0]) for r in rows]
+            for pid in ids:
+                c.execute(
+                    "UPDATE pipelines SET status = 'interrupted', finished_at = ? WHERE id = ?",
+                    (now, pid),
+                )
+                c.execute(
+                    "UPDATE jobs SET status = 'interrupted', finished_at = ?, failure_reason = ? "
+                    "WHERE pipeline_id = ? AND status IN ('running', 'pending', 'created')",
+                    (now, reason, pid),
+                )
+        return ids
+
     def request_cancel(self, pid: int, scope: CancelScope = "all") -> None:
         """Ask the process running pipeline `pid` to cancel it (or only its interruptible
         jobs); a request for everything is never narrowed by a later one."""
