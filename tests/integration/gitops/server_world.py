@@ -163,9 +163,9 @@ class ServerWorld:
         git(self.repo, "push", "-q", "origin", "main")
         return git(self.repo, "rev-parse", "HEAD")
 
-    def hook(self, sha: str, delivery: str) -> int:
+    def hook(self, sha: str, delivery: str, secret: str = SECRET) -> int:
         body = json.dumps({"ref": "refs/heads/main", "after": sha}).encode()
-        signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         r = httpx.post(
             f"{self.url}/hooks/generic",
             content=body,

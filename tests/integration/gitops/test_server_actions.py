@@ -38,6 +38,7 @@ import httpx
 import pytest
 
 from conveyor.testing.net import free_port
+from tests.integration.gitops.server_world import conveyor, git
 
 SECRET = "actions-secret"
 PIN = ".conveyor/pins/staging.json"
@@ -192,30 +193,6 @@ class World:
         """The commit serving once the sync that brought it in has finished."""
         summary = self.env(name)["environment"]
         return summary["commit"] if summary["state"] == "serving" else None
-
-
-def git(repo: Path, *args: str) -> str:
-    env = os.environ | {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.invalid",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    }
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True
-    )
-    return done.stdout.strip()
-
-
-def conveyor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "conveyor", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
