@@ -42,6 +42,7 @@ from conveyor.runtime.create_options import create_options
 from conveyor.runtime.docker_errors import explain as _explain
 from conveyor.runtime.docker_errors import translated as _translated
 from conveyor.runtime.docker_errors import unreachable as _unreachable
+from conveyor.runtime.images import exposed_tcp_ports
 from conveyor.runtime.protocol import (
     LABEL_NETWORK,
     LABEL_PORT,
@@ -381,9 +382,7 @@ class DockerEngine:
 
     def exposed_ports(self, image_id: str) -> tuple[int, ...]:
         with _translated(f"inspecting image {image_id[:19]}"):
-            config = self._api().inspect_image(image_id).get("Config") or {}
-        exposed = config.get("ExposedPorts") or {}
-        return tuple(sorted(int(key.split("/")[0]) for key in exposed if key.endswith("/tcp")))
+            return tuple(exposed_tcp_ports(self._api().inspect_image(image_id)))
 
     def pull(self, ref: str, progress: Progress) -> str:
         progress(f"pulling {ref}")

@@ -18,6 +18,7 @@ import docker.errors
 
 from conveyor.errors import RuntimeAdapterError
 from conveyor.runtime.docker_errors import explain, translated, unreachable
+from conveyor.runtime.images import exposed_tcp_ports
 from conveyor.runtime.job_protocol import LABEL_CI, ContainerState, JobContainer
 
 _CLIENT_TIMEOUT = 600  # seconds an attached stream may stay silent
@@ -62,8 +63,7 @@ class DockerJobContainers:
 
     def exposed_tcp_ports(self, image: str) -> list[int]:
         with translated(f"inspecting image {image}"):
-            exposed = self._api().inspect_image(image)["Config"].get("ExposedPorts") or {}
-        return [int(p.split("/")[0]) for p in exposed if p.endswith("/tcp")]
+            return exposed_tcp_ports(self._api().inspect_image(image))
 
     def create(self, spec: JobContainer) -> str:
         api = self._api()
