@@ -310,7 +310,7 @@ class Controller:
                 return f"pipeline {ran.pipeline.id} {ran.pipeline.status}"
         images = self._promoted_images(spec, head) if spec.branch is None else None
         project = self._project(spec, head)
-        fresh = project.engine().store.current_release() is None
+        fresh = deploy_app.current_release(project) is None
         outcome = (
             deploy_app.up(project, agent=False, images=images).outcome
             if fresh
@@ -522,7 +522,7 @@ class Controller:
         release = None
         project = self._served_project(spec.name)
         if project is not None:
-            current = project.engine().store.current_release()
+            current = deploy_app.current_release(project)
             release = current.number if current else None
         return EnvironmentSummary(
             name=spec.name,
@@ -774,7 +774,7 @@ class Controller:
         if project is None:
             return None, None
         history = deploy_app.history(project, 1)
-        current = project.engine().store.current_release()
+        current = deploy_app.current_release(project)
         return (
             current.number if current else None,
             history.rollouts[0].id if history.rollouts else None,

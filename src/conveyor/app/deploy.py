@@ -221,6 +221,15 @@ def rollout_view(r: RolloutRow) -> RolloutView:
     )
 
 
+def current_release(project: Project) -> Release | None:
+    """The release the project serves, read from its state database alone (no engine)."""
+    store = Store.open(project.paths().state_dir)
+    try:
+        return store.current_release()
+    finally:
+        store.close()
+
+
 def history(project: Project, limit: int) -> HistoryView:
     store = Store.open(project.paths().state_dir)
     return HistoryView(
