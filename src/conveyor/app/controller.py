@@ -42,7 +42,7 @@ from pathlib import Path
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
-from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
 from conveyor.app.env_diff import service_diffs
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.project import Project
@@ -112,10 +112,12 @@ class Controller:
         ssh: SshAccess | None = None,
         on_synced: Callable[[float], None] | None = None,
         heal_interval: float = HEAL_INTERVAL,
+        on_event: Callable[[Event], None] | None = None,
     ) -> None:
         """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
         seconds) the pass began: the webhook deliveries received before it are covered (the
-        server marks them done). `heal_interval`: seconds between heal passes."""
+        server marks them done). `heal_interval`: seconds between heal passes. `on_event`
+        sees every durable event (the server logs them); it must not block."""
         self.data_dir = data_dir
         self.source = Source(source_url, data_dir / "source", ssh=ssh)
         self.name = _repo_name(source_url)
@@ -124,6 +126,7 @@ class Controller:
         self.registry = registry
         self.on_synced = on_synced
         self.heal_interval = heal_interval
+        self.on_event = on_event
         self.config: ConveyorConfig | None = None
         self.config_error = ""
         self._wake = threading.Event()
@@ -307,7 +310,7 @@ class Controller:
                 environ=self._environ(spec, head),
             )
             if ran.pipeline is not None and ran.pipeline.status != "success":
-                return f"pipeline {ran.pipeline.id} {ran.pipeline.status}"
+                return pipeline_refusal(ran.pipeline)
         images = self._promoted_images(spec, head) if spec.branch is None else None
         project = self._project(spec, head)
         fresh = deploy_app.current_release(project) is None
@@ -485,6 +488,8 @@ class Controller:
             event = drift_event(event)
         if self._notify is not None:
             self._notify[1](event)  # queued: never blocks, never raises
+        if self.on_event is not None:
+            self.on_event(event)
         with self._events_lock:
             self._events.append(event.model_copy(update={"id": self._next_id}))
             self._next_id += 1
@@ -549,6 +554,9 @@ class Controller:
             environment=self._summary(spec),
             desired_commit=progress.desired,
             pinned_commit=progress.pinned,
+            failed_commit=progress.failed,
+            reason=progress.reason if progress.failed is not None else "",
+            syncing_commit=progress.syncing,
             approvals=list(dict.fromkeys(a.release for a in progress.approvals)),
             status=deploy_app.status(project) if project is not None else None,
         )
@@ -615,8 +623,13 @@ class Controller:
                     raise ActionRefused(
                         f"the compose file of {env} at {desired[:12]} cannot be read: {e}"
                     ) from None
+                images = self._promoted_images(spec, desired) if spec.branch is None else None
                 services = service_diffs(
-                    stack, scratch / self.name, self._work_tree(env), self._served_project(env)
+                    stack,
+                    scratch / self.name,
+                    self._work_tree(env),
+                    self._served_project(env),
+                    images,
                 )
             finally:
                 self._drop_scratch(scratch)
@@ -929,6 +942,22 @@ class Controller:
 
     def hook_received(self, delivery: HookDelivery) -> None:
         self.wake()
+
+
+def pipeline_refusal(pipeline: PipelineView) -> str:
+    """Why a pipeline that did not succeed keeps its commit out. A pipeline waiting on a
+    blocking manual job is not green, as on GitLab: say which job and how to unblock it."""
+    reason = f"pipeline {pipeline.id} {pipeline.status}"
+    if pipeline.status != "manual":
+        return reason
+    waiting = [j.name for j in pipeline.jobs if j.status == "manual" and not j.allow_failure]
+    if not waiting:
+        return reason
+    return (
+        f"{reason}: it waits for the manual job(s) {', '.join(waiting)}, which block it "
+        "(`when: manual` in `rules:` without `allow_failure: true`); the server deploys green "
+        "pipelines only: make the job non-blocking, or leave the deploying to the server"
+    )
 
 
 def _repo_name(url: str) -> str:

@@ -35,6 +35,9 @@ class EnvironmentDetail(BaseModel):
     desired_commit: str | None  # what git says (the branch's head, or its pin), None before
     # the first fetch; for an environment fed by promotion, what was promoted last
     pinned_commit: str | None = None  # a pin file on the branch holds the environment here
+    failed_commit: str | None = None  # the newest commit that was not deployed, if any
+    reason: str = ""  # why it was not (pipeline, rollout, signature)
+    syncing_commit: str | None = None  # the commit being brought in now
     approvals: list[int] = []  # releases of `promote_from` approved for promotion into it
     status: StatusView | None  # services and replicas; None while nothing was deployed
 

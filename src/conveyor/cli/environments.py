@@ -109,14 +109,23 @@ def diff(
     server: ServerOpt = DEFAULT_SERVER,
     token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
+    exit_code: Annotated[
+        bool,
+        typer.Option(
+            "--exit-code",
+            help="Exit 3 when the environment differs from git (1 stays for errors).",
+        ),
+    ] = False,
 ) -> None:
     """What git says against what runs in an environment, per service."""
     with connect(server, token_file) as client:
         view = client.diff(env)
     if as_json:
         print_json(view.model_dump(mode="json"))
-        return
-    show_diff(view)
+    else:
+        show_diff(view)
+    if exit_code and not view.in_sync:
+        raise typer.Exit(3)
 
 
 # acting ------------------------------------------------------------------------------------------
@@ -234,6 +243,13 @@ def show_detail(detail: EnvironmentDetail) -> None:
         behind = detail.desired_commit is not None and detail.desired_commit != e.commit
         note = " [yellow](not serving yet)[/]" if behind else ""
         console.print(f"git says: {_short(detail.desired_commit)}{note}", highlight=False)
+    if detail.syncing_commit is not None:
+        console.print(f"bringing in {_short(detail.syncing_commit)} now", highlight=False)
+    if detail.failed_commit is not None:
+        console.print(
+            f"[red]not deployed[/]: {_short(detail.failed_commit)}: {esc(detail.reason)}",
+            highlight=False,
+        )
     if detail.pinned_commit is not None:
         console.print(
             f"pinned at {_short(detail.pinned_commit)} (a rollback's pin file on the branch)",

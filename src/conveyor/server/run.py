@@ -25,6 +25,7 @@ from conveyor.app.access import open_server_db
 from conveyor.app.controller import Controller
 from conveyor.app.hooks import settle_deliveries
 from conveyor.errors import ServerError
+from conveyor.model.events import Event
 from conveyor.server.api import create_app, state_of
 from conveyor.server.listen import Listen
 
@@ -59,6 +60,7 @@ def run_server(options: ServerOptions) -> None:
             os.environ,
             executor="shell" if options.executor == "shell" else "docker",
             on_synced=settle,
+            on_event=log_event,
         )
         app = create_app(controller, sdb, hook_secret=options.hook_secret)
         log.info(
@@ -83,6 +85,25 @@ def run_server(options: ServerOptions) -> None:
             worker.join(timeout=_GRACE_SECONDS)
             controller.close()
         sdb.close()
+
+
+def log_event(event: Event) -> None:
+    """What the controller does, in the server's log: every durable event but a job's output
+    (that is in the job's log, `GET /api/v1/environments/{env}/jobs/{id}/log`)."""
+    if event.kind == "job.output":
+        return
+    subject = {
+        k: v
+        for k, v in (
+            ("project", event.subject.project),
+            ("environment", event.subject.environment),
+            ("commit", event.subject.commit[:12] if event.subject.commit else None),
+            ("pipeline", event.subject.pipeline),
+        )
+        if v is not None
+    }
+    level = {"error": "error", "warning": "warning"}.get(event.level, "info")
+    getattr(log, level)(event.message, kind=event.kind, **subject)
 
 
 class _Server(uvicorn.Server):

@@ -53,7 +53,7 @@ SERVER = (
 COMPOSE = """\
 services:
   web:
-    image: {image}
+    {image}
     command: ["python3", "-c", {server}]
     environment: {{V: "{version}"{gate_env}}}
     ports: ["127.0.0.1:{port}:8000"]
@@ -99,6 +99,9 @@ class ServerWorld:
     # networks) is apart from other tests' that may run at the same time on this host.
     name: str
     conveyor_yaml: str = CONVEYOR
+    # Build the app's image from the commit (a Dockerfile FROM `image`) instead of running
+    # `image` as it is: each environment's project then names its own image.
+    build: bool = False
     repo: Path = field(init=False)
     bare: Path = field(init=False)
     data: Path = field(init=False)
@@ -149,7 +152,7 @@ class ServerWorld:
             volumes = f'\n    volumes: ["{gate}:/gate:ro"]'
         (self.repo / "compose.yaml").write_text(
             COMPOSE.format(
-                image=self.image,
+                image="build: ." if self.build else f"image: {self.image}",
                 server=json.dumps(SERVER),
                 version=version,
                 port=self.port,
@@ -158,6 +161,8 @@ class ServerWorld:
             )
         )
         (self.repo / ".gitlab-ci.yml").write_text(PIPELINE.format(script=script))
+        if self.build:
+            (self.repo / "Dockerfile").write_text(f"FROM {self.image}\n")
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-q", "-m", f"version {version}")
         git(self.repo, "push", "-q", "origin", "main")

@@ -33,7 +33,7 @@ environments:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[ServerWorld]:
     root = tmp_path_factory.mktemp("cliact")
-    w = ServerWorld(root, base_image, "cliact")
+    w = ServerWorld(root, base_image, "cliact", build=True)
     (w.repo / "conveyor.yaml").write_text(
         CONVEYOR.format(staging=w.port, production=PRODUCTION_PORT)
     )
@@ -63,6 +63,9 @@ def test_promote_wait_then_rollback_env(world: ServerWorld) -> None:
     envs = {e["name"]: e for e in json.loads(cli(w, viewer, "env", "list", "--json").stdout)}
     assert envs["production"]["state"] == "serving"
     assert envs["production"]["commit"] == envs["staging"]["commit"]
+    # a promoted environment runs its source's images: git and what runs agree
+    same = cli(w, viewer, "diff", "--env", "production", "--exit-code")
+    assert same.returncode == 0 and "in sync" in same.stdout, same.stdout + same.stderr
 
     sha = w.push("2")
     assert w.hook(sha, "cli-2") == 202
