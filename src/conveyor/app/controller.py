@@ -43,6 +43,7 @@ from pathlib import Path
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
+from conveyor.app.dora import DoraView, dora_report, empty_dora
 from conveyor.app.env_diff import service_diffs
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.project import Project
@@ -604,6 +605,15 @@ class Controller:
         from conveyor.app.timeline import timeline
 
         return [timeline(project, self._progress(env).deployed)]
+
+    def dora(self, env: str, since: str) -> DoraView:
+        """The DORA metrics of `env`'s project (lead time from the commit times in its work
+        tree, a checkout of the source)."""
+        self._spec(env)
+        project = self._served_project(env)
+        if project is None:
+            return empty_dora(f"{self.name}-{env}", env, since)
+        return dora_report(project, None, since)
 
     def diff(self, env: str) -> DiffView:
         """Desired (the compose file at the desired commit, with the environment's overrides)

@@ -317,17 +317,41 @@ def dora(
         str | None,
         typer.Option(
             "--env",
-            help="The environment (for now: a project under the same state home, like -p).",
+            help=(
+                "The environment: with --server (or CONVEYOR_SERVER), one of the server's; "
+                "else a project under the same state home, like -p."
+            ),
             show_default=False,
         ),
     ] = None,
     since: Annotated[str, typer.Option("--since", help="The window: 30d, 2w, 12h, 90m…")] = "30d",
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="CONVEYOR_SERVER",
+            show_envvar=True,
+            help="Ask this Conveyor server for --env's metrics (token: CONVEYOR_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="With --server: a file holding the API token.",
+            show_default=False,
+        ),
+    ] = None,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """DORA metrics from Conveyor's records: deployment frequency, lead time for changes,
-    change failure rate, time to restore (docs/dora.md says what counts)."""
+    change failure rate, time to restore (docs/dora.md says what counts).
+
+    With --server (or CONVEYOR_SERVER) and --env, from the server's records of that
+    environment; else from this project's."""
     from conveyor.app.dora import dora_report, parse_window
     from conveyor.cli.dora import dora_table
 
@@ -335,7 +359,13 @@ def dora(
         parse_window(since)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--since") from None
-    view = dora_report(_project(ctx, file, project_name), env, since)
+    if server is not None and env is not None:
+        from conveyor.cli.environments import connect
+
+        with connect(server, token_file) as client:
+            view = client.dora(env, since)
+    else:
+        view = dora_report(_project(ctx, file, project_name), env, since)
     if as_json:
         print_json(view.model_dump(mode="json"))
         return

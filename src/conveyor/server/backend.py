@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.dora import DoraView
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.server_views import (
     ActionResult,
@@ -51,6 +52,10 @@ class ServerBackend(Protocol):
 
     def timeline(self, env: str) -> list[TimelineView]:
         """Commit → pipeline → release → rollout → verdict, one view per commit, newest first."""
+        ...
+
+    def dora(self, env: str, since: str) -> DoraView:
+        """DORA metrics of the environment over the `since` window (`30d`)."""
         ...
 
     def diff(self, env: str) -> DiffView:
@@ -120,6 +125,9 @@ class NoEnvironments:
         raise self._unknown(env)
 
     def timeline(self, env: str) -> list[TimelineView]:
+        raise self._unknown(env)
+
+    def dora(self, env: str, since: str) -> DoraView:
         raise self._unknown(env)
 
     def diff(self, env: str) -> DiffView:

@@ -66,6 +66,11 @@ def test_promote_wait_then_rollback_env(world: ServerWorld) -> None:
     # a promoted environment runs its source's images: git and what runs agree
     same = cli(w, viewer, "diff", "--env", "production", "--exit-code")
     assert same.returncode == 0 and "in sync" in same.stdout, same.stdout + same.stderr
+    # DORA from the server's records of production: the promotion is its one deployment
+    dora = json.loads(cli(w, viewer, "dora", "--env", "production", "--json").stdout)
+    assert dora["project"] == "cliact-production"
+    assert dora["metrics"]["deployments"] == dora["metrics"]["successful"] == 1
+    assert dora["metrics"]["lead_time"]["count"] == 1  # the commit's time from the work tree
 
     sha = w.push("2")
     assert w.hook(sha, "cli-2") == 202
