@@ -87,6 +87,7 @@ from conveyor.model.stack import Stack
 from conveyor.spec.conveyor_file import FILE_NAME, parse_conveyor
 from conveyor.spec.overrides import apply_overrides
 from conveyor.spec.pin_file import render_pin
+from conveyor.store.database import DB_NAME
 from conveyor.store.db import Store
 from conveyor.store.timeline import Timeline
 
@@ -597,14 +598,46 @@ class Controller:
                     return ci_app.logs(path, view.name, summary.id)
         raise NotFound(f"no job {job} in {env}'s pipelines")
 
-    def timeline(self, env: str) -> list[TimelineView]:
-        self._spec(env)
-        project = self._served_project(env)
-        if project is None:
-            return []
+    def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
+        """Commit -> pipeline -> release -> rollout -> verdict for each of the newest `limit`
+        commits the environment ran a pipeline for or released, newest first."""
         from conveyor.app.timeline import timeline
 
-        return [timeline(project, self._progress(env).deployed)]
+        spec = self._spec(env)
+        progress = self._progress(env)
+        anchor = progress.deployed or progress.syncing or progress.failed
+        if anchor is None or not self._work_tree(env).exists():
+            return []
+        try:
+            project = self._project(spec, anchor)
+        except ConveyorError:  # the work tree's compose file cannot be read: nothing to show
+            return []
+        return [timeline(project, sha) for sha in self._recent_commits(env, project, limit)]
+
+    def _recent_commits(self, env: str, project: Project, limit: int) -> list[str]:
+        """The commits `env` ran pipelines for or built releases from, newest first."""
+        seen: dict[str, float] = {}
+        pipeline_file = self._work_tree(env) / PIPELINE_FILE
+        if (self._work_tree(env) / ".conveyor").is_dir() and pipeline_file.exists():
+            store = ci_store(self._work_tree(env))
+            try:
+                for row in store.pipelines.latest(limit):
+                    if row.sha:
+                        seen[row.sha] = max(seen.get(row.sha, 0.0), row.started_at)
+            finally:
+                store.close()
+        state = project.paths().state_dir
+        if (state / DB_NAME).exists():
+            db = Store.open(state)
+            try:
+                for release in db.releases.latest(limit):
+                    if release.commit:
+                        seen[release.commit] = max(
+                            seen.get(release.commit, 0.0), release.created_at
+                        )
+            finally:
+                db.close()
+        return sorted(seen, key=lambda sha: seen[sha], reverse=True)[:limit]
 
     def dora(self, env: str, since: str) -> DoraView:
         """The DORA metrics of `env`'s project (lead time from the commit times in its work

@@ -23,7 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from conveyor.app.dora import DoraView
 from conveyor.app.server_views import ActionResult, DiffView, EnvironmentDetail, EnvironmentSummary
-from conveyor.app.views import ReleaseView, RolloutView
+from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.errors import (
     AccessDenied,
     ActionRefused,
@@ -108,6 +108,11 @@ class ServerClient:
 
     def diff(self, env: str) -> DiffView:
         return self._get(f"/environments/{_seg(env)}/diff", DiffView)
+
+    def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
+        return self._get(
+            f"/environments/{_seg(env)}/timeline", list[TimelineView], params={"limit": limit}
+        )
 
     def dora(self, env: str, since: str) -> DoraView:
         return self._get(f"/environments/{_seg(env)}/dora", DoraView, params={"since": since})

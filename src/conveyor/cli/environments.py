@@ -41,6 +41,17 @@ ServerOpt = Annotated[
         show_envvar=True,
     ),
 ]
+# For commands that work locally unless a server is named (`dora --env`, `timeline --env`).
+AskServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar=SERVER_VARIABLE,
+        show_envvar=True,
+        help="With --env: ask this Conveyor server (token: CONVEYOR_TOKEN or --token-file).",
+        show_default=False,
+    ),
+]
 TokenFileOpt = Annotated[
     Path | None,
     typer.Option(

@@ -13,7 +13,7 @@ from conveyor.app import deploy as deploy_app
 from conveyor.app.project import Project
 from conveyor.app.server_client import DEFAULT_SERVER
 from conveyor.app.views import RolloutResult
-from conveyor.cli.environments import ServerOpt, TokenFileOpt
+from conveyor.cli.environments import AskServerOpt, ServerOpt, TokenFileOpt
 from conveyor.cli.logging import configure_logging, log_events
 from conveyor.cli.output import console, err, esc, print_error, print_json, text_of
 from conveyor.cli.progress import progress
@@ -325,24 +325,8 @@ def dora(
         ),
     ] = None,
     since: Annotated[str, typer.Option("--since", help="The window: 30d, 2w, 12h, 90m…")] = "30d",
-    server: Annotated[
-        str | None,
-        typer.Option(
-            "--server",
-            envvar="CONVEYOR_SERVER",
-            show_envvar=True,
-            help="Ask this Conveyor server for --env's metrics (token: CONVEYOR_TOKEN).",
-            show_default=False,
-        ),
-    ] = None,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--token-file",
-            help="With --server: a file holding the API token.",
-            show_default=False,
-        ),
-    ] = None,
+    server: AskServerOpt = None,
+    token_file: TokenFileOpt = None,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     as_json: JsonOpt = False,
@@ -383,6 +367,16 @@ def timeline(
         typer.Option("--release", help="A release instead of a commit (for files not in git)."),
     ] = None,
     events: Annotated[bool, typer.Option("--events", help="Also list every event.")] = False,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="With --server (or CONVEYOR_SERVER): the newest commits of this environment.",
+            show_default=False,
+        ),
+    ] = None,
+    server: AskServerOpt = None,
+    token_file: TokenFileOpt = None,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     as_json: JsonOpt = False,
@@ -391,10 +385,29 @@ def timeline(
 
     In time order with durations, in every environment the commit reached (CI review apps too).
 
-    Outside git (or with --release N), one release and its rollouts."""
+    Outside git (or with --release N), one release and its rollouts. With --env and a server,
+    the environment's newest commits, newest first, from the server."""
     from conveyor.app.timeline import timeline as timeline_of
     from conveyor.cli.report import timeline_table
 
+    if env is not None:
+        if server is None:
+            raise typer.BadParameter(
+                "--env asks a Conveyor server: give --server URL or set CONVEYOR_SERVER",
+                param_hint="--env",
+            )
+        from conveyor.cli.environments import connect
+
+        with connect(server, token_file) as client:
+            views = client.timeline(env)
+        if as_json:
+            print_json([v.model_dump(mode="json") for v in views])
+            return
+        if not views:
+            console.print(f"{esc(env)} has no commit with a pipeline or a release yet")
+        for one in views:
+            console.print(timeline_table(one))
+        return
     view = timeline_of(_project(ctx, file, project_name), ref, release, events)
     if as_json:
         print_json(view.model_dump(mode="json"))

@@ -324,9 +324,12 @@ def job_log(env: str, job_id: int, state: State, _p: Viewer) -> JobLog:
 
 
 @read_routes.get("/environments/{env}/timeline", tags=["environments"])
-def timeline(env: str, state: State, _p: Viewer) -> list[TimelineView]:
-    """Commit → pipeline → release → rollout → verdict, one entry per commit, newest first."""
-    return state.backend.timeline(env)
+def timeline(
+    env: str, state: State, _p: Viewer, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> list[TimelineView]:
+    """Commit → pipeline → release → rollout → verdict, one entry per commit the environment
+    ran a pipeline for or released (the newest `limit`), newest first."""
+    return state.backend.timeline(env, limit)
 
 
 @read_routes.get("/environments/{env}/dora", tags=["environments"])

@@ -50,8 +50,9 @@ class ServerBackend(Protocol):
 
     def job_log(self, env: str, job: int) -> JobLog: ...
 
-    def timeline(self, env: str) -> list[TimelineView]:
-        """Commit → pipeline → release → rollout → verdict, one view per commit, newest first."""
+    def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
+        """Commit → pipeline → release → rollout → verdict, one view per commit (the newest
+        `limit`), newest first."""
         ...
 
     def dora(self, env: str, since: str) -> DoraView:
@@ -124,7 +125,7 @@ class NoEnvironments:
     def job_log(self, env: str, job: int) -> JobLog:
         raise self._unknown(env)
 
-    def timeline(self, env: str) -> list[TimelineView]:
+    def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         raise self._unknown(env)
 
     def dora(self, env: str, since: str) -> DoraView:

@@ -80,5 +80,13 @@ def test_promote_wait_then_rollback_env(world: ServerWorld) -> None:
     assert "rollback" in back.stderr
     assert w.serving() == "1"  # at once, not at the next poll
     assert w.serving(PRODUCTION_PORT) == "1"
+    # commit -> pipeline -> release -> rollout, per commit, newest first, from the server
+    views = json.loads(cli(w, viewer, "timeline", "--env", "staging", "--json").stdout)
+    assert [v["commit"] for v in views][:1] == [sha]
+    newest = views[0]
+    assert [p["status"] for p in newest["pipelines"]] == ["success"]
+    (release,) = [r for r in newest["releases"] if r["project"] == "cliact-staging"]
+    assert [ro["status"] for ro in release["rollouts"]] == ["succeeded"]
+    assert views[1]["commit"] == envs["staging"]["commit"]  # version 1, before it
     again = cli(w, deployer, "rollback", "--env", "nowhere")
     assert again.returncode == 1 and "nowhere" in again.stderr
