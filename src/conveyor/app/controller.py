@@ -39,6 +39,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
@@ -92,7 +93,8 @@ from conveyor.store.db import Store
 from conveyor.store.timeline import Timeline
 
 ACTOR = "server"
-MAX_EVENTS = 10_000  # kept in memory for the API's event list and stream
+MAX_EVENTS = 100_000  # kept for the API's event list and stream (in memory: the last 10,000)
+PRUNE_EVERY = 1_000  # events recorded between two prunings of the journal
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
 INTERRUPTED = "the server stopped while it ran"
 HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
@@ -100,6 +102,16 @@ HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving
 # signatures then accept them from anyone's checkout, not only from this server).
 PIN_SIGNING_KEY = "CONVEYOR_PIN_SIGNING_KEY"
 PIPELINE_FILE = ".gitlab-ci.yml"
+
+
+class EventJournal(Protocol):
+    """Where the controller's events are kept (store.events.EventLog over the server DB)."""
+
+    def append(self, event: Event) -> Event: ...
+
+    def after(self, after: int | None, limit: int) -> list[Event]: ...
+
+    def keep_newest(self, count: int) -> None: ...
 
 
 class Controller:
@@ -115,11 +127,14 @@ class Controller:
         on_synced: Callable[[float], None] | None = None,
         heal_interval: float = HEAL_INTERVAL,
         on_event: Callable[[Event], None] | None = None,
+        journal: EventJournal | None = None,
     ) -> None:
         """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
         seconds) the pass began: the webhook deliveries received before it are covered (the
         server marks them done). `heal_interval`: seconds between heal passes. `on_event`
-        sees every durable event (the server logs them); it must not block."""
+        sees every durable event (the server logs them); it must not block. `journal` keeps the
+        events across restarts (the server database's); without one the last 10,000 are kept
+        in memory."""
         self.data_dir = data_dir
         self.source = Source(source_url, data_dir / "source", ssh=ssh)
         self.name = _repo_name(source_url)
@@ -134,7 +149,8 @@ class Controller:
         self._wake = threading.Event()
         self._work = threading.RLock()  # one change to the world at a time
         self._progress_lock = threading.Lock()  # each progress.json read-modify-write whole
-        self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
+        self._journal = journal
+        self._events: deque[Event] = deque(maxlen=10_000)
         self._events_lock = threading.Lock()
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
@@ -493,6 +509,11 @@ class Controller:
         if self.on_event is not None:
             self.on_event(event)
         with self._events_lock:
+            if self._journal is not None:
+                recorded = self._journal.append(event)
+                if recorded.id % PRUNE_EVERY == 0:
+                    self._journal.keep_newest(MAX_EVENTS)
+                return
             self._events.append(event.model_copy(update={"id": self._next_id}))
             self._next_id += 1
 
@@ -693,6 +714,9 @@ class Controller:
         shutil.rmtree(scratch, ignore_errors=True)
 
     def events(self, after: int | None, limit: int) -> list[Event]:
+        if self._journal is not None:
+            with self._events_lock:
+                return self._journal.after(after, limit)
         with self._events_lock:
             found = [e for e in self._events if after is None or e.id > after]
         return found[:limit]

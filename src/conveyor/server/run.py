@@ -61,6 +61,7 @@ def run_server(options: ServerOptions) -> None:
             executor="shell" if options.executor == "shell" else "docker",
             on_synced=settle,
             on_event=log_event,
+            journal=sdb.events,
         )
         app = create_app(controller, sdb, hook_secret=options.hook_secret)
         log.info(

@@ -117,7 +117,33 @@ ALTER TABLE pipelines ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ci_jobs ADD COLUMN interruptible INTEGER NOT NULL DEFAULT 0
 """
 
-_V5 = """
+# The recorded timeline; the server database has one too (store.server_migrations).
+TIMELINE_TABLE = """\
+CREATE TABLE timeline (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    level TEXT NOT NULL DEFAULT 'info' CHECK (level IN ('debug', 'info', 'warning', 'error')),
+    actor TEXT NOT NULL,
+    message TEXT NOT NULL,
+    project TEXT NOT NULL,
+    environment TEXT,
+    commit_sha TEXT,
+    pipeline_id INTEGER,
+    job_id INTEGER,
+    release INTEGER,
+    rollout_id INTEGER,
+    service TEXT,
+    replica TEXT,
+    data TEXT NOT NULL DEFAULT '{}'          -- further fields of the event kind, as JSON
+);
+CREATE INDEX timeline_commit ON timeline(commit_sha);
+CREATE INDEX timeline_rollout ON timeline(rollout_id);
+CREATE INDEX timeline_pipeline ON timeline(pipeline_id);
+"""
+
+_V5 = (
+    """
 CREATE TABLE environment (
     id INTEGER PRIMARY KEY CHECK (id = 1),   -- one environment per project database
     name TEXT NOT NULL,
@@ -141,28 +167,9 @@ ALTER TABLE rollouts ADD COLUMN environment TEXT;
 ALTER TABLE journal ADD COLUMN kind TEXT;
 ALTER TABLE journal ADD COLUMN service TEXT;
 ALTER TABLE journal ADD COLUMN replica TEXT;
-CREATE TABLE timeline (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    kind TEXT NOT NULL,
-    level TEXT NOT NULL DEFAULT 'info' CHECK (level IN ('debug', 'info', 'warning', 'error')),
-    actor TEXT NOT NULL,
-    message TEXT NOT NULL,
-    project TEXT NOT NULL,
-    environment TEXT,
-    commit_sha TEXT,
-    pipeline_id INTEGER,
-    job_id INTEGER,
-    release INTEGER,
-    rollout_id INTEGER,
-    service TEXT,
-    replica TEXT,
-    data TEXT NOT NULL DEFAULT '{}'          -- further fields of the event kind, as JSON
-);
-CREATE INDEX timeline_commit ON timeline(commit_sha);
-CREATE INDEX timeline_rollout ON timeline(rollout_id);
-CREATE INDEX timeline_pipeline ON timeline(pipeline_id);
-CREATE TABLE jobs (
+"""
+    + TIMELINE_TABLE
+    + """CREATE TABLE jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     pipeline_id INTEGER NOT NULL REFERENCES pipelines(id),
     name TEXT NOT NULL,
@@ -208,6 +215,7 @@ CREATE TABLE heal_backoff (
     not_before REAL NOT NULL
 )
 """
+)
 
 _V6 = """
 CREATE TABLE test_failures (
