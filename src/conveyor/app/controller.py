@@ -1015,6 +1015,13 @@ def pipeline_refusal(pipeline: PipelineView) -> str:
     """Why a pipeline that did not succeed keeps its commit out. A pipeline waiting on a
     blocking manual job is not green, as on GitLab: say which job and how to unblock it."""
     reason = f"pipeline {pipeline.id} {pipeline.status}"
+    if pipeline.status == "failed":
+        failed = [
+            j.name + (f" (exit code {j.exit_code})" if j.exit_code else "")
+            for j in pipeline.jobs
+            if j.status == "failed" and not j.allow_failure
+        ]
+        return f"{reason}: job {', '.join(failed)} failed" if failed else reason
     if pipeline.status != "manual":
         return reason
     waiting = [j.name for j in pipeline.jobs if j.status == "manual" and not j.allow_failure]

@@ -263,7 +263,8 @@ def show_detail(detail: EnvironmentDetail) -> None:
         )
     if detail.pinned_commit is not None:
         console.print(
-            f"pinned at {_short(detail.pinned_commit)} (a rollback's pin file on the branch)",
+            f"pinned at {_short(detail.pinned_commit)} by a rollback: newer commits on "
+            f"{esc(e.branch or '')} wait until a push deletes .conveyor/pins/{esc(e.name)}.json",
             highlight=False,
         )
     if e.protected:

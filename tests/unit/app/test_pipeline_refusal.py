@@ -22,8 +22,10 @@ def pipeline(status: str, *jobs: JobView) -> PipelineView:
     )  # fmt: skip
 
 
-def test_a_failed_pipeline_is_named_with_its_status() -> None:
-    assert pipeline_refusal(pipeline("failed", job("unit", "failed"))) == "pipeline 7 failed"
+def test_a_failed_pipeline_names_the_jobs_that_failed_it() -> None:
+    ran = pipeline("failed", job("unit", "failed"), job("lint", "failed", allow_failure=True))
+    assert pipeline_refusal(ran) == "pipeline 7 failed: job unit failed"
+    assert pipeline_refusal(pipeline("canceled")) == "pipeline 7 canceled"
 
 
 def test_a_blocking_manual_job_is_named_with_how_to_unblock_it() -> None:
