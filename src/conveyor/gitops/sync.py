@@ -8,7 +8,9 @@ is not tried again until the branch moves (a push, a revert): the previous relea
 serving meanwhile.
 
 A pin file on the branch's head (`.conveyor/pins/<env>.json`, written by a rollback) holds the
-environment at the commit it names instead of the head, until a push deletes or changes it. An
+environment at the commit it names instead of the head, until a push deletes or changes it. With
+`tag_pattern`, the branch's newest commit that carries a matching tag stands for its head
+(`newest_tagged`): untagged commits on top of it wait for their tag. An
 environment fed by promotion has no branch: its desired commit is the one last promoted (or
 rolled back to), which the controller keeps in `EnvProgress.desired`.
 """
@@ -81,6 +83,13 @@ class EnvProgress(Frozen):
 def head_of(spec: EnvironmentSpec, heads: dict[str, str]) -> str | None:
     """The commit git says `spec` should run: its branch's head (None: not there yet)."""
     return heads.get(spec.branch) if spec.branch else None
+
+
+def newest_tagged(spec: EnvironmentSpec, history: list[str], tags: dict[str, str]) -> str | None:
+    """For an environment with `tag_pattern`: the newest commit of `history` (its branch's
+    head first) that carries a matching tag; None when none does (nothing to deploy yet)."""
+    tagged = {sha for tag, sha in tags.items() if spec.accepts_tag(tag)}
+    return next((sha for sha in history if sha in tagged), None)
 
 
 def decide(spec: EnvironmentSpec, progress: EnvProgress, desired: str | None) -> Decision:
