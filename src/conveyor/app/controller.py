@@ -23,7 +23,8 @@ rolls the project back at once; every later pass honours the pin (`gitops.pins`)
 deletes or changes it. `diff` compares the stack at the desired commit with what runs, per
 service (`app.env_diff`).
 
-Not done yet (issue 9): automatic promotion (only `promote` moves a release).
+With `auto_promote`, the worker also promotes by itself (`promote_due`, after each heal
+pass) once the gates of the target hold for the source's serving release.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving
 # signatures then accept them from anyone's checkout, not only from this server).
 PIN_SIGNING_KEY = "CONVEYOR_PIN_SIGNING_KEY"
 PIPELINE_FILE = ".gitlab-ci.yml"
+AUTO_PROMOTER = "server (auto_promote)"  # who promotions without a person are by
 
 
 class EventJournal(Protocol):
@@ -188,6 +190,7 @@ class Controller:
                 self._guarded(self.sync_all)
                 next_sync = time.monotonic() + self._poll_interval()
             self._guarded(self.heal_all)
+            self._guarded(self.promote_due)
             self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
 
     def _guarded(self, step: Callable[[], None]) -> None:
@@ -580,6 +583,7 @@ class Controller:
             failed_commit=progress.failed,
             reason=progress.reason if progress.failed is not None else "",
             syncing_commit=progress.syncing,
+            waiting=progress.waiting,
             approvals=list(dict.fromkeys(a.release for a in progress.approvals)),
             status=deploy_app.status(project) if project is not None else None,
         )
@@ -726,6 +730,45 @@ class Controller:
     def promote(self, env: str, source: str, actor: Principal) -> ActionResult:
         """Deploy the serving release of `source` (its commit, with the same images) into
         `env`, once every gate of `env` holds; refused (409) naming each unmet gate."""
+        return self._promote(env, source, actor.name)
+
+    def promote_due(self) -> None:
+        """Promote into each `auto_promote` environment the release its source serves, once
+        every gate holds; each release of the source is tried once (a failed promotion waits
+        for the next release, or for `promote`). What it waits for is kept for `env status`."""
+        if self.config is None:
+            return
+        with self._work:
+            for name in self.config.promotion_order():
+                spec = self.config.environments[name]
+                if spec.promote_from is None or not spec.auto_promote:
+                    continue
+                progress = self._progress(name)
+                if progress.suspended:
+                    continue
+                waiting = self._auto_promotion(spec, spec.promote_from, progress)
+                if waiting != self._progress(name).waiting:
+                    self._update(name, waiting=waiting)
+
+    def _auto_promotion(self, spec: EnvironmentSpec, source: str, progress: EnvProgress) -> str:
+        """Promote if due; returns what the promotion waits for ("" when nothing)."""
+        try:
+            facts = self._gate_facts(spec.name, source)
+        except ActionRefused as e:
+            return str(e)
+        done = progress.promotion
+        if done is not None and (done.source, done.release) == (source, facts.release):
+            return ""  # promoted already (or tried: its verdict is in the progress)
+        if progress.failed == facts.commit:
+            return ""
+        unmet = unmet_gates(spec.gates, facts)
+        if unmet:
+            return "; ".join(unmet)
+        with contextlib.suppress(ActionRefused):  # reported by _promote as promotion.failed
+            self._promote(spec.name, source, AUTO_PROMOTER)
+        return ""
+
+    def _promote(self, env: str, source: str, by: str) -> ActionResult:
         spec = self._spec(env)
         assert self.config is not None  # _spec found the environment in it
         refusal = promotion_refusal(self.config, env, source)
@@ -746,7 +789,7 @@ class Controller:
                 source=source,
                 release=facts.release,
                 commit=commit,
-                by=actor.name,
+                by=by,
                 at=time.time(),
             )
             # `failed` is cleared: promoting a commit that failed here before is a new try.
@@ -769,7 +812,7 @@ class Controller:
                 )
             self._emit(
                 "promotion.succeeded",
-                f"{env}: {what} promoted by {actor.name}",
+                f"{env}: {what} promoted by {by}",
                 environment=env,
                 commit=commit,
                 data={"from": source},

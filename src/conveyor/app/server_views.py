@@ -38,6 +38,7 @@ class EnvironmentDetail(BaseModel):
     failed_commit: str | None = None  # the newest commit that was not deployed, if any
     reason: str = ""  # why it was not (pipeline, rollout, signature)
     syncing_commit: str | None = None  # the commit being brought in now
+    waiting: str = ""  # what an automatic promotion into it waits for (unmet gates)
     approvals: list[int] = []  # releases of `promote_from` approved for promotion into it
     status: StatusView | None  # services and replicas; None while nothing was deployed
 

@@ -256,6 +256,8 @@ def show_detail(detail: EnvironmentDetail) -> None:
         console.print(f"git says: {_short(detail.desired_commit)}{note}", highlight=False)
     if detail.syncing_commit is not None:
         console.print(f"bringing in {_short(detail.syncing_commit)} now", highlight=False)
+    if detail.waiting:
+        console.print(f"auto-promotion waits: {esc(detail.waiting)}", highlight=False)
     if detail.failed_commit is not None:
         console.print(
             f"[red]not deployed[/]: {_short(detail.failed_commit)}: {esc(detail.reason)}",

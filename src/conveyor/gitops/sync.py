@@ -63,6 +63,7 @@ class EnvProgress(Frozen):
     pin_commits: tuple[str, ...] = ()  # commits this server pushed to pin it (newest last)
     approvals: tuple[Approval, ...] = ()  # releases of `promote_from` approved, newest last
     promotion: Promotion | None = None  # the last promotion into the environment
+    waiting: str = ""  # what an automatic promotion into it waits for (unmet gates)
 
     def approved(self, release: int, commit: str | None) -> Approval | None:
         """The newest approval of `release` (built from `commit`) of the source environment."""

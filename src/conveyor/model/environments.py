@@ -70,6 +70,9 @@ class EnvironmentSpec(Frozen):
     protected: bool = False  # only deployer and admin tokens may promote or roll back
     promote_from: str | None = None  # or: releases come from that environment, behind gates
     gates: PromotionGates = PromotionGates()
+    # With promote_from: the server promotes the source's serving release by itself once
+    # every gate holds (else only `conveyor promote` does).
+    auto_promote: bool = False
     overrides: dict[str, ServiceOverride] = Field(default_factory=dict)
     verify: VerifyPolicy | None = None  # commit signatures required before a deploy
     # Where each key was written (dotted path under this environment -> line), so a check

@@ -43,6 +43,7 @@ ENVIRONMENT_KEYS = (
     "protected",
     "promote_from",
     "gates",
+    "auto_promote",
     "overrides",
     "verify",
 )
@@ -144,8 +145,9 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
     tag_pattern = _optional(ctx, raw, path, "tag_pattern", _pattern)
     if "tag_pattern" in raw and "branch" not in raw:
         ctx.error((*path, "tag_pattern"), "applies only to an environment with a 'branch'")
-    if "gates" in raw and "promote_from" not in raw:
-        ctx.error((*path, "gates"), "applies only to an environment with 'promote_from'")
+    for key in ("gates", "auto_promote"):
+        if key in raw and "promote_from" not in raw:
+            ctx.error((*path, key), "applies only to an environment with 'promote_from'")
     spec = EnvironmentSpec(
         name=name,
         branch=branch,
@@ -156,6 +158,7 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
         protected=bool(_optional(ctx, raw, path, "protected", to_bool)),
         promote_from=promote_from,
         gates=_gates(ctx, raw.get("gates"), (*path, "gates")),
+        auto_promote=bool(_optional(ctx, raw, path, "auto_promote", to_bool)),
         overrides=_overrides(ctx, raw.get("overrides"), (*path, "overrides")),
         verify=_verify(ctx, raw.get("verify"), (*path, "verify")),
         file=ctx.file,

@@ -83,6 +83,8 @@ def test_every_key_reaches_the_model() -> None:
     production = config.environments["production"]
     assert production.promote_from == "staging"
     assert production.gates == PromotionGates(soak=600, pipeline_passed=False, approval=True)
+    assert production.auto_promote is True
+    assert config.environments["staging"].auto_promote is False
     assert production.verify == GpgVerify(
         keyring="/etc/conveyor/gnupg",
         fingerprints=(
