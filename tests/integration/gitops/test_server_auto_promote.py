@@ -60,11 +60,19 @@ def test_each_new_staging_release_reaches_production_after_its_soak(world: Serve
     )
     assert w.serving(PRODUCTION_PORT) == "1"
     w.wait_for(lambda: w.serving(PRODUCTION_PORT) == "2", "version 2 to reach production")
-    detail = w.api("/environments/production", token)
-    assert detail["environment"]["commit"] == sha and detail["waiting"] == ""
+    # (a new replica serves before the rollout has ended and the promotion is recorded)
+    w.wait_for(
+        lambda: w.api("/environments/production", token)["environment"]["commit"] == sha,
+        "the promotion to be recorded",
+    )
+    assert w.api("/environments/production", token)["waiting"] == ""
+
+    def promotions() -> list[dict[str, object]]:
+        events = w.api("/events?limit=1000", token)
+        return [e for e in events if e["kind"] == "promotion.succeeded"]
+
+    promoted = w.wait_for(lambda: len(promotions()) == 2 and promotions(), "two promotions")
     events = w.api("/events?limit=1000", token)
-    promoted = [e for e in events if e["kind"] == "promotion.succeeded"]
-    assert len(promoted) == 2
     assert all("server (auto_promote)" in e["message"] for e in promoted)
     # not before the soak: 8 s after staging began serving the release
     (served,) = [
