@@ -169,15 +169,8 @@ def _work_tree_owner(project: Project, environ: Mapping[str, str]) -> ServerOwne
     compose = str(project.compose_file)
     home = environ.get(STATE_HOME)
     base = Path(home) if home else project.compose_file.parent / ".conveyor"
-    near = []
-    for record in sorted(base.glob(f"*/{OWNER_FILE}")):
-        try:
-            owner = read_owner(record.parent)
-        except StoreError:
-            continue
-        if owner is not None:
-            near.append(owner)
-    for owner in [*near, *indexed_all(environ)]:
+    near = [read_owner(record.parent) for record in sorted(base.glob(f"*/{OWNER_FILE}"))]
+    for owner in [*(o for o in near if o is not None), *indexed_all(environ)]:
         if compose in owner.compose_files:
             return owner
     return None
