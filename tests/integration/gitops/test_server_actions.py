@@ -239,7 +239,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator
         for env in ("staging", "production"):
             work = data / "environments" / env / name
             if (work / "compose.yaml").exists():
-                conveyor("-f", str(work / "compose.yaml"), "-p", f"{name}-{env}", "down", cwd=work)
+                project = f"{name}-{env}"  # still the stopped server's: --force (one writer)
+                conveyor(
+                    "-f", str(work / "compose.yaml"), "-p", project, "down", "--force", cwd=work
+                )
         shutil.rmtree(data, ignore_errors=True)
 
 
