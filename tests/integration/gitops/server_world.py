@@ -122,6 +122,8 @@ class ServerWorld:
         (self.repo / "conveyor.yaml").write_text(self.conveyor_yaml)
         self.data = self.root / "data"
         self.port, self.api_port = free_port(), free_port()
+        # The server's index of the projects it manages (one writer) stays under the test.
+        self.env.setdefault("XDG_STATE_HOME", str(self.root / "xdg"))
 
     @property
     def url(self) -> str:

@@ -222,7 +222,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator
         [sys.executable, "-m", "conveyor", "server", "--source", str(bare),
          "--listen", f"127.0.0.1:{port}", "--data", str(data), "--executor", "shell"],
         cwd=root,
-        env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET},
+        # XDG_STATE_HOME: the index of the projects it manages (one writer) stays here.
+        env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET, "XDG_STATE_HOME": str(root / "xdg")},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,

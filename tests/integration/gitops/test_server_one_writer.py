@@ -22,9 +22,7 @@ from tests.integration.gitops.server_world import ServerWorld, conveyor, git
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[ServerWorld]:
     root = tmp_path_factory.mktemp("onewriter")
-    w = ServerWorld(root, base_image, "onewriter")
-    # The index of managed projects under this test's own state home, for server and CLI.
-    w.env = {"XDG_STATE_HOME": str(root / "xdg")}
+    w = ServerWorld(root, base_image, "onewriter")  # its index under root/xdg (w.env)
     w.push("1")
     w.start()
     try:
