@@ -57,8 +57,9 @@ def decide(
             "force",
             f"--force: acting on project {owner.project} behind the Conveyor server at "
             f"{owner.server_url} (environment {owner.environment}, {state})",
-            "the server is not told: its next sync or drift correction brings the project back "
-            "to what git says",
+            "the server is not told: git no longer says what runs "
+            f"(`conveyor diff --env {owner.environment}` shows it), the server's drift "
+            "correction may undo part of this, and its next deploy replaces it",
         )
     if running and command == "rollback" and service is None:
         return WriterDecision(
@@ -75,7 +76,8 @@ def decide(
         f"{where}, which is not running ({_gone(owner)}): start it again "
         f"(`conveyor server --source {owner.source} --data {owner.data_dir}`), then "
         f"{instead}; or pass --force to take the project over from the CLI",
-        "the server still owns the project: its next start brings it back to what git says",
+        "the server still owns the project: once started, it corrects drift and deploys the "
+        "next commit over what the CLI did meanwhile",
     )
 
 

@@ -269,10 +269,11 @@ def rollback(
 ) -> None:
     """Go back to the previous release (same zero-downtime path, with rollback_config).
 
-    With --env, the server rolls its environment back and records it in git. Without it, on
-    a project a running `conveyor server` manages, the same happens through its API (token
-    from --token-file or CONVEYOR_TOKEN); one service alone, or a stopped server, is
-    refused (exit 2) unless --force."""
+    With --env, the server rolls its environment back and records it in git.
+
+    On a project a running `conveyor server` manages, rollback goes through its API as --env does.
+
+    One service alone, or a stopped server's project, is refused (exit 2) unless --force."""
     if env is not None:
         if service is not None:
             raise typer.BadParameter(
@@ -313,8 +314,7 @@ def status(
 ) -> None:
     """Services, replicas, health, release and ports.
 
-    On a project a running `conveyor server` manages, its view through the API (as `conveyor
-    env status ENV`; token from --token-file or CONVEYOR_TOKEN), else this host's view."""
+    On a project a running `conveyor server` manages: its `env status` (token: CONVEYOR_TOKEN)."""
     from conveyor.cli.report import status_table
 
     found = target(ctx, file, project_name, "status")
@@ -535,8 +535,7 @@ def down(
     """Stop the agent, drain and stop every replica and HAProxy. History stays, and named
     volumes too unless --volumes.
 
-    Refused (exit 2) on a project a `conveyor server` manages (`conveyor suspend ENV` stops
-    its deploys); with --force on a running server's project, it starts it again."""
+    Refused (exit 2) on a project a `conveyor server` manages: `conveyor suspend ENV` instead."""
     project = _writable(ctx, file, project_name, "down", force)
     with progress() as show:
         project.subscribe(show)

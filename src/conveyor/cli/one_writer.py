@@ -27,8 +27,9 @@ ForceOpt = Annotated[
         "--force",
         help=(
             "Act even on a project a `conveyor server` manages (refused otherwise, exit 2). "
-            "Risky: the server is not told; its next sync or drift correction undoes what "
-            "this did, and conveyor.yaml's overrides are not applied here."
+            "Risky: the server is not told, git no longer says what runs, the server's drift "
+            "correction or next deploy may undo it, and conveyor.yaml's overrides are not "
+            "applied (docs/server.md, One writer)."
         ),
     ),
 ]

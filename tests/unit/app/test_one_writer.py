@@ -90,7 +90,7 @@ def test_force_warns_that_the_server_is_not_told() -> None:
     d = decide(owner(), "deploy", running=True, force=True)
     assert d.message.startswith("--force: acting on project shop-staging behind the Conveyor")
     assert "running" in d.message
-    assert "brings the project back to what git says" in d.hint
+    assert "git no longer says what runs (`conveyor diff --env staging` shows it)" in d.hint
 
 
 def test_routing_says_which_server_command_it_is() -> None:
