@@ -130,13 +130,15 @@ class Controller:
         heal_interval: float = HEAL_INTERVAL,
         on_event: Callable[[Event], None] | None = None,
         journal: EventJournal | None = None,
+        on_project: Callable[[EnvironmentSpec, Project], None] | None = None,
     ) -> None:
         """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
         seconds) the pass began: the webhook deliveries received before it are covered (the
         server marks them done). `heal_interval`: seconds between heal passes. `on_event`
         sees every durable event (the server logs them); it must not block. `journal` keeps the
         events across restarts (the server database's); without one the last 10,000 are kept
-        in memory."""
+        in memory. `on_project(spec, project)`: each time an environment's project is opened,
+        before anything is done to it (the server records that it manages the project)."""
         self.data_dir = data_dir
         self.source = Source(source_url, data_dir / "source", ssh=ssh)
         self.name = _repo_name(source_url)
@@ -146,6 +148,7 @@ class Controller:
         self.on_synced = on_synced
         self.heal_interval = heal_interval
         self.on_event = on_event
+        self.on_project = on_project
         self.config: ConveyorConfig | None = None
         self.config_error = ""
         self._wake = threading.Event()
@@ -442,6 +445,8 @@ class Controller:
         project.subscribe(self._collect)
         loaded = project.loaded()
         project._loaded = dataclasses.replace(loaded, stack=apply_overrides(loaded.stack, spec))
+        if self.on_project is not None:
+            self.on_project(spec, project)
         return project
 
     def _served_project(self, env: str) -> Project | None:

@@ -109,6 +109,7 @@ class ServerWorld:
     api_port: int = field(init=False)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # more variables for the server
 
     def __post_init__(self) -> None:
         self.bare = self.root / f"{self.name}.git"
@@ -121,6 +122,8 @@ class ServerWorld:
         (self.repo / "conveyor.yaml").write_text(self.conveyor_yaml)
         self.data = self.root / "data"
         self.port, self.api_port = free_port(), free_port()
+        # The server's index of the projects it manages (one writer) stays under the test.
+        self.env.setdefault("XDG_STATE_HOME", str(self.root / "xdg"))
 
     @property
     def url(self) -> str:
@@ -192,7 +195,7 @@ class ServerWorld:
              "--listen", f"127.0.0.1:{self.api_port}", "--data", str(self.data),
              "--executor", "shell"],
             cwd=self.root,
-            env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET},
+            env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET} | self.env,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -222,7 +225,8 @@ class ServerWorld:
             work = self.work_of(env_dir.name)
             if (work / "compose.yaml").exists():
                 project = f"{self.name}-{env_dir.name}"
-                cli("-f", str(work / "compose.yaml"), "-p", project, "down", cwd=work)
+                # --force: the server (stopped above) still owns the project (one writer).
+                cli("-f", str(work / "compose.yaml"), "-p", project, "down", "--force", cwd=work)
 
     # reading -----------------------------------------------------------------------------------
 
