@@ -13,6 +13,8 @@ from conveyor.model.frozen import Frozen
 Stream = Literal["stdout", "stderr"]
 # Parsed from the line when it says (JSON `level`/`severity`, logfmt `level=`), else None.
 LogLevel = Literal["trace", "debug", "info", "warning", "error", "critical"]
+# Least to most severe: `--level warning` means warning and above.
+LEVELS: tuple[LogLevel, ...] = ("trace", "debug", "info", "warning", "error", "critical")
 
 
 class LogLabels(Frozen):
@@ -37,3 +39,18 @@ class LogRecord(Frozen):
     level: LogLevel | None = None
     fields: dict[str, str] = Field(default_factory=dict)  # other keys of a JSON/logfmt line
     id: int = 0  # assigned by the store
+
+
+class LogQuery(Frozen):
+    """What `conveyor logs` and the API ask the store: every given filter must hold."""
+
+    services: tuple[str, ...] = ()  # any of these (empty: every service, jobs included)
+    replicas: tuple[str, ...] = ()
+    release: int | None = None
+    level: LogLevel | None = None  # this level and above; lines without a level are left out
+    streams: tuple[Stream, ...] = ()
+    text: str = ""  # words (full-text, `word*` for a prefix), all of them, in message or fields
+    fields: dict[str, str] = Field(default_factory=dict)  # exact values of parsed fields
+    since: float | None = None  # UNIX seconds, inclusive
+    until: float | None = None  # UNIX seconds, inclusive
+    limit: int = 100  # newest first

@@ -9,6 +9,8 @@ from typing import Literal, Protocol
 
 # Every job or service container carries this label, with its role as the value.
 LABEL_CI = "io.conveyor.ci"
+# The CI job a container runs for (its id), so its output can be found by job once collected.
+LABEL_JOB = "io.conveyor.job"
 
 
 @dataclass(frozen=True)
