@@ -14,10 +14,7 @@ def read(stamps: list[int], cursor: Cursor) -> tuple[list[int], Cursor]:
 
 def since_filter(stamps: list[int], cursor: Cursor) -> list[int]:
     """What the Docker Engine sends for `since`: the lines stamped at or after it."""
-    since = cursor.since()
-    if since is None:
-        return stamps
-    return [ts for ts in stamps if ts >= since * 1e9]
+    return [ts for ts in stamps if ts >= cursor.ts]
 
 
 def test_stopping_anywhere_and_reading_again_takes_each_line_once() -> None:
@@ -53,12 +50,3 @@ def test_a_clock_step_back_does_not_move_the_cursor_back() -> None:
     r.take(100)
     assert r.take(50) == (100, 1)
     assert r.cursor == Cursor(100, 1)
-
-
-def test_since_is_a_little_earlier_than_the_cursor() -> None:
-    ts = 1_765_000_000_123_456_789
-    since = Cursor(ts, 1).since()
-    assert since is not None
-    assert since * 1e9 < ts
-    assert ts - since * 1e9 < 10_000  # microseconds, not seconds, early
-    assert Cursor().since() is None

@@ -4,10 +4,9 @@ Pure.
 
 Docker stamps each line when it reads it from the container, one stream at a time, so within
 one stream the stamps never go down; two lines may share one. Its logs API filters by `since`
-(lines stamped at or after it). Reading again from a cursor therefore asks for `since` a
-little before the cursor (the API takes seconds as a decimal, which a float cannot carry to
-the nanosecond), drops the lines stamped before the cursor and the first `count` lines stamped
-exactly at it, and takes the rest: no line twice, none missed.
+(lines stamped at or after it, to the nanosecond). Reading again from a cursor therefore
+asks for `since` the cursor's stamp, drops the first `count` lines stamped exactly at it (and,
+defensively, any stamped before it), and takes the rest: no line twice, none missed.
 
 The collector stores the cursor in the same transaction as the records it covers, so a crash
 of Conveyor leaves a cursor that matches what is stored; lines of a record still open (a
@@ -22,8 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-_MARGIN_NS = 1_000  # since is asked this much earlier: the float's rounding stays inside it
-
 
 @dataclass(frozen=True, order=True)
 class Cursor:
@@ -33,12 +30,6 @@ class Cursor:
     @property
     def empty(self) -> bool:
         return self.ts == 0
-
-    def since(self) -> float | None:
-        """The `since` to ask the Docker Engine for (seconds), None to read from the start."""
-        if self.empty:
-            return None
-        return max(self.ts - _MARGIN_NS, 1) / 1e9
 
 
 class Resume:

@@ -1,0 +1,476 @@
+"""The log collector: follows every container of a project through the Docker Engine's logs
+API and writes what they say, parsed and labelled, into the embedded store.
+
+    collector = Collector(project, environment, store_path, DockerLogs())
+    collector.start()        # threads; takes logs.lock next to the store (one collector)
+    ...
+    collector.stop()
+
+Threads:
+
+- `logs-discover` lists the project's containers every `discover_interval` seconds and starts
+  a follower for each one that runs (or stopped with output not read yet): replicas, one-shot
+  services and CI job containers alike (service addresses write nothing and are left out);
+- one `logs-<container>` follower per container reads its output from the cursor stored for
+  each of its streams (`cursor.Resume`: no line twice, none missed), joins multi-line records
+  (`multiline.Joiner`), parses them (`parse.parse_line`) and hands batches to the writer. When
+  its stream ends, the container either stopped (the rest is flushed; done) or the engine
+  went away (a dockerd restart): it reads again from the last record it handed over, with
+  back-off until the engine answers;
+- `logs-writer` writes batches (and the cursors they move) in one transaction each and runs
+  the store's maintenance (retention, compaction).
+
+A record a stream leaves open (the last line might go on) is handed over once the stream has
+been quiet for `idle_flush` seconds (the engine reading says so), by the follower itself, so
+each stream's records and cursors reach the writer in order.
+
+Stopping loses nothing: what was handed over is written before the writer ends; lines of a
+record still open are read again by the next start, because the stored cursor stops before
+them.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from conveyor.errors import ConveyorError, LockBusy
+from conveyor.model.logs import LogLevel, Stream
+from conveyor.observe.logs.cursor import Cursor, Resume
+from conveyor.observe.logs.labels import collected, labels_of
+from conveyor.observe.logs.multiline import Group, Joiner
+from conveyor.observe.logs.parse import parse_line, plain_level
+from conveyor.observe.logs.retention import Retention
+from conveyor.observe.logs.store import LEVEL_INDEX, LogStore, Row
+from conveyor.runtime.log_protocol import STDERR, ContainerLogs, Frame, LogContainer
+
+LOCK_NAME = "logs.lock"
+Mark = tuple[int, int]  # a cursor position (ts, count) carried through the joiner
+# What a follower hands the writer: rows, and the cursor each source reaches with them.
+Handover = tuple[list[Row], dict[int, Cursor]]
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CollectorOptions:
+    discover_interval: float = 1.0  # seconds between looks for new containers
+    flush_interval: float = 0.2  # seconds the writer waits to fill a batch
+    batch_rows: int = 20_000  # rows per transaction at most
+    idle_flush: float = 0.5  # seconds a stream stays quiet before its open record is written
+    maintain_interval: float = 60.0  # seconds between retention and compaction passes
+    queue_batches: int = 512  # handovers waiting for the writer before followers wait
+    backoff_max: float = 5.0  # seconds between attempts while the engine does not answer
+
+
+@dataclass
+class CollectorStats:
+    lines: int = 0  # entries read from the engine (after the cursor)
+    records: int = 0  # records written
+    followed: int = 0  # followers started
+    errors: int = 0  # engine errors met (each retried)
+    last_error: str = ""
+
+
+class Collector:
+    def __init__(
+        self,
+        project: str,
+        environment: str | None,
+        store_path: Path,
+        docker: ContainerLogs,
+        *,
+        policy: Retention | None = None,
+        options: CollectorOptions | None = None,
+        report: Report | None = None,
+    ) -> None:
+        """`report` hears, in a sentence, what a user should know (the engine unreachable,
+        a store error); it must not block."""
+        self.project = project
+        self.environment = environment
+        self.store_path = store_path
+        self.docker = docker
+        self.policy = policy or Retention()
+        self.options = options or CollectorOptions()
+        self.report = report or (lambda _msg: None)
+        self.stats = CollectorStats()
+        self._stop = threading.Event()
+        self._queue: queue.Queue[Handover] = queue.Queue(self.options.queue_batches)
+        self._followers: dict[str, _Follower] = {}
+        self._drained: dict[str, str] = {}  # container -> FinishedAt when its output was read
+        self._lock_fd: int | None = None
+        self._store: LogStore | None = None
+        self._threads: list[threading.Thread] = []
+        self._written = threading.Condition()
+
+    # lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the store's lock, open it and start the threads. LockBusy when another
+        collector writes this store."""
+        self._lock_fd = _take_lock(self.store_path.parent / LOCK_NAME)
+        try:
+            self._store = LogStore.open(self.store_path, self.policy)
+        except BaseException:
+            _release_lock(self._lock_fd)
+            self._lock_fd = None
+            raise
+        for name, target in (
+            ("logs-writer", self._write_loop),
+            ("logs-discover", self._discover_loop),
+        ):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop following, write what was handed over, close the store, release the lock."""
+        self._stop.set()
+        for f in list(self._followers.values()):
+            f.close()
+        deadline = time.monotonic() + timeout
+        for f in list(self._followers.values()):
+            f.join(max(0.0, deadline - time.monotonic()))
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._lock_fd is not None:
+            _release_lock(self._lock_fd)
+            self._lock_fd = None
+
+    def run(self, stopping: threading.Event) -> None:
+        """Collect until `stopping` is set (for a host that runs it in its own thread)."""
+        self.start()
+        try:
+            stopping.wait()
+        finally:
+            self.stop()
+
+    @property
+    def store(self) -> LogStore:
+        if self._store is None:
+            raise ConveyorError("the log collector is not running")
+        return self._store
+
+    def wait_written(self, records: int, timeout: float) -> bool:
+        """Block until at least `records` records were written (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        with self._written:
+            while self.stats.records < records:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._written.wait(left)
+        return True
+
+    # discovery -----------------------------------------------------------------------------
+
+    def _discover_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.discover()
+            except ConveyorError as e:  # the engine restarting, a store error: try again
+                self._failed(f"logs of {self.project}: {e}")
+            except Exception as e:  # a bug must not stop collecting for good
+                self._failed(f"logs of {self.project}: {type(e).__name__}: {e}")
+            self._stop.wait(self.options.discover_interval)
+
+    def discover(self) -> None:
+        """Start a follower for each container whose output is not being read and may have
+        lines after its cursor."""
+        for c in self.docker.log_containers(self.project):
+            if self._stop.is_set() or not collected(c.labels):
+                continue
+            f = self._followers.get(c.id)
+            if f is not None and f.alive:
+                continue
+            if not c.running:
+                run = self.docker.container_run(c.id)
+                if run is None or self._drained.get(c.id) == run.finished_at:
+                    continue
+            self._follow(c)
+        for cid, f in list(self._followers.items()):
+            if not f.alive:
+                del self._followers[cid]
+
+    def _follow(self, c: LogContainer) -> None:
+        store = self.store
+        streams: tuple[Stream, ...] = ("stdout", "stderr")
+        sources = {
+            stream: store.source(labels_of(c.id, c.labels, stream, self.project, self.environment))
+            for stream in streams
+        }
+        f = _Follower(self, c.id, sources)
+        self._followers[c.id] = f
+        self.stats.followed += 1
+        f.start()
+
+    def _count_lines(self, n: int) -> None:
+        with self._written:
+            self.stats.lines += n
+
+    def _drained_at(self, container: str, finished_at: str) -> None:
+        self._drained[container] = finished_at
+
+    def _failed(self, message: str) -> None:
+        self.stats.errors += 1
+        if message != self.stats.last_error:
+            self.report(message)  # once per distinct error, not once per retry
+        self.stats.last_error = message
+
+    # writing -------------------------------------------------------------------------------
+
+    def _hand_over(self, rows: list[Row], cursors: dict[int, Cursor]) -> bool:
+        """Queue a batch for the writer, waiting while it is behind; False once stopping."""
+        while True:
+            try:
+                self._queue.put((rows, cursors), timeout=0.2)
+                return True
+            except queue.Full:
+                if self._stop.is_set():
+                    return False
+
+    def _write_loop(self) -> None:
+        opts = self.options
+        next_maintain = time.monotonic() + opts.maintain_interval
+        while True:
+            stopping = self._stop.is_set()
+            rows: list[Row] = []
+            cursors: dict[int, Cursor] = {}
+            deadline = time.monotonic() + opts.flush_interval
+            while len(rows) < opts.batch_rows:
+                wait = deadline - time.monotonic()
+                try:
+                    got, moved = (
+                        self._queue.get_nowait()
+                        if stopping or wait <= 0
+                        else self._queue.get(timeout=wait)
+                    )
+                except queue.Empty:
+                    break
+                rows.extend(got)
+                cursors.update(moved)
+            if rows or cursors:
+                self._write(rows, cursors)
+            elif stopping:
+                return
+            if not stopping and time.monotonic() >= next_maintain:
+                self._maintain()
+                next_maintain = time.monotonic() + opts.maintain_interval
+
+    def _write(self, rows: list[Row], cursors: dict[int, Cursor]) -> None:
+        while True:
+            try:
+                self.store.write(rows, cursors)
+                break
+            except ConveyorError as e:
+                self._failed(f"log store {self.store_path}: {e}")
+            except Exception as e:  # sqlite3 errors: the disk is full, the file is locked
+                self._failed(f"log store {self.store_path}: {type(e).__name__}: {e}")
+            if self._stop.wait(1.0):
+                return  # not written: the cursors were not moved either, so nothing is lost
+        with self._written:
+            self.stats.records += len(rows)
+            self._written.notify_all()
+
+    def _maintain(self) -> None:
+        try:
+            self.store.maintain()
+        except Exception as e:
+            self._failed(f"log store maintenance: {type(e).__name__}: {e}")
+
+
+class _StreamState:
+    """Reading one stream of one container: where it is, and the record it may hold open."""
+
+    __slots__ = ("emitted", "joiner", "partial", "resume", "source")
+
+    def __init__(self, source: int, cursor: Cursor) -> None:
+        self.source = source
+        self.emitted = cursor  # after the last record handed over
+        self.resume = Resume(cursor)
+        self.joiner: Joiner[Mark] = Joiner()
+        self.partial: tuple[int, list[str]] | None = None  # a split line being put together
+
+    def restart(self) -> None:
+        """Read again from the last record handed over: what is open is read again."""
+        self.resume = Resume(self.emitted)
+        self.joiner = Joiner()
+        self.partial = None
+
+
+class _Follower:
+    def __init__(self, owner: Collector, container: str, sources: dict[Stream, int]) -> None:
+        self.owner = owner
+        self.container = container
+        store = owner.store
+        self.streams = {
+            1: _StreamState(sources["stdout"], store.cursor(sources["stdout"])),
+            STDERR: _StreamState(sources["stderr"], store.cursor(sources["stderr"])),
+        }
+        self._reading: object = None
+        self._closed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"logs-{container[:12]}", daemon=True
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def close(self) -> None:
+        self._closed.set()
+        reading = self._reading
+        close = getattr(reading, "close", None)
+        if close is not None:
+            close()
+
+    def _run(self) -> None:
+        owner = self.owner
+        docker = owner.docker
+        backoff = 0.2
+        while not self._closed.is_set():
+            try:
+                run = docker.container_run(self.container)
+                if run is None:
+                    return  # removed: whatever it wrote was read or is gone with it
+                since = min(s.emitted.ts for s in self.streams.values())
+                reading = docker.read_logs(
+                    self.container, since, run.running, run.tty, owner.options.idle_flush
+                )
+                self._reading = reading
+                if self._closed.is_set():
+                    reading.close()
+                    return
+                for frames in reading:
+                    self._consume(frames)
+                if self._closed.is_set():
+                    return  # stopping: what is open is read again next time
+                after = docker.container_run(self.container)
+                if after is None or not after.running:
+                    self._flush_all()
+                    if after is not None:
+                        owner._drained_at(self.container, after.finished_at)
+                    return
+                # The output ended while the container runs: the engine went away (a
+                # restart). Read again from the last record handed over.
+                self._restart()
+                backoff = 0.2
+            except ConveyorError as e:
+                owner._failed(f"logs of {self.container[:12]}: {e}")
+                self._restart()
+            if self._closed.wait(backoff):
+                return
+            backoff = min(backoff * 2, owner.options.backoff_max)
+
+    def _restart(self) -> None:
+        for s in self.streams.values():
+            s.restart()
+
+    def _consume(self, frames: list[Frame]) -> None:
+        if not frames:  # the stream has been quiet for `idle_flush`: nothing more will join
+            self._flush_all()
+            return
+        rows: list[Row] = []
+        cursors: dict[int, Cursor] = {}
+        streams = self.streams
+        taken = 0
+        for stream, stamp, piece, complete in frames:
+            s = streams[stream]
+            mark = s.resume.take(stamp)
+            if mark is None:
+                continue
+            taken += 1
+            ts, text = stamp, piece
+            if not complete or s.partial is not None:
+                # A line the engine split: put together, stamped with its first piece.
+                if s.partial is None:
+                    s.partial = (stamp, [piece])
+                    continue
+                s.partial[1].append(piece)
+                if not complete:
+                    continue
+                ts, text = s.partial[0], "".join(s.partial[1])
+                s.partial = None
+            groups = s.joiner.feed(ts, text, mark)
+            if groups:
+                _rows_of(s, groups, rows, cursors)
+        self.owner._count_lines(taken)
+        if rows:
+            self.owner._hand_over(rows, cursors)
+
+    def _flush_all(self) -> None:
+        rows: list[Row] = []
+        cursors: dict[int, Cursor] = {}
+        for s in self.streams.values():
+            groups = s.joiner.flush()
+            if groups:
+                _rows_of(s, groups, rows, cursors)
+        if rows:
+            self.owner._hand_over(rows, cursors)
+
+
+def _rows_of(
+    s: _StreamState, groups: list[Group[Mark]], rows: list[Row], cursors: dict[int, Cursor]
+) -> None:
+    source = s.source
+    for g in groups:
+        level: LogLevel | None
+        if g.lines == 1:
+            level, message, fields = parse_line(g.text)
+        else:
+            level = "error" if g.traceback else plain_level(g.text)
+            message, fields = g.text, {}
+        rows.append(
+            (
+                source,
+                g.ts,
+                None if level is None else LEVEL_INDEX[level],
+                message,
+                json.dumps(fields, ensure_ascii=False) if fields else None,
+            )
+        )
+    last = groups[-1].mark
+    s.emitted = Cursor(last[0], last[1])
+    cursors[source] = s.emitted
+
+
+def _take_lock(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            holder = path.read_text().strip() or "another process"
+            raise LockBusy(
+                f"{path}: {holder} already collects these logs; one collector per store"
+            ) from None
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, f"log collector (pid {os.getpid()})".encode())
+    return fd
+
+
+def _release_lock(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
