@@ -54,3 +54,13 @@ class LogQuery(Frozen):
     since: float | None = None  # UNIX seconds, inclusive
     until: float | None = None  # UNIX seconds, inclusive
     limit: int = 100  # newest first
+
+
+class LogSettings(Frozen):
+    """The project's `x-conveyor.logs` (top of compose.yaml): whether its agent or server
+    collects its containers' output into the log store, and how long it is kept (None: the
+    store's defaults, 7 days and 1 GiB; docs/logs.md)."""
+
+    collect: bool = True
+    max_age: float | None = None  # seconds
+    max_bytes: int | None = None

@@ -15,6 +15,7 @@ from conveyor.model.container import ContainerSettings
 
 # Re-exported (`as`): model types have always imported Frozen from here.
 from conveyor.model.frozen import Frozen as Frozen  # noqa: PLC0414
+from conveyor.model.logs import LogSettings
 
 
 class BuildSpec(Frozen):
@@ -318,6 +319,8 @@ class Stack(Frozen):
     # host's network); empty in files loaded before project networking existed.
     networks: dict[str, Network] = Field(default_factory=dict)
     configs: dict[str, Config] = Field(default_factory=dict)
+    # The top-level `x-conveyor.logs`: collecting the containers' output, its retention.
+    logs: LogSettings = Field(default_factory=LogSettings)
 
     def oneshots(self) -> set[str]:
         """One-shot services: something waits on them with `service_completed_successfully`,

@@ -24,6 +24,7 @@ from conveyor.spec.include import apply_include
 from conveyor.spec.merge import Located, document, merge, without_resets
 from conveyor.spec.profiles import active_profiles, disabled_services
 from conveyor.spec.project_networks import project_networks
+from conveyor.spec.project_settings import log_settings
 from conveyor.spec.semantic import check_stack
 from conveyor.spec.service import build_service, pairs
 from conveyor.spec.sources import env_file_variables, load_source
@@ -156,6 +157,7 @@ def _stack(ctx: Context, project_name: str | None, absolute: Path) -> Stack:
         secrets={
             name: _secret(ctx, name, raw or {}) for name, raw in (data.get("secrets") or {}).items()
         },
+        logs=log_settings(ctx, data),
     )
 
 

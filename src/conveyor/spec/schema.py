@@ -55,6 +55,30 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
 }
 
 
+# The top-level `x-conveyor`: what concerns the whole project.
+X_CONVEYOR_PROJECT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {
+        "logs": {
+            "oneOf": [
+                {"type": "boolean"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "collect": {"type": ["boolean", "string"]},
+                        "retention": _DURATION,
+                        "max_size": {"type": ["string", "integer"]},
+                    },
+                    "additionalProperties": False,
+                },
+            ]
+        },
+    },
+    "additionalProperties": False,
+}
+
+
 @functools.cache
 def _compose() -> SchemaTranslator:
     package, name = _COMPOSE_SCHEMA
@@ -67,11 +91,19 @@ def _x_conveyor() -> SchemaTranslator:
     return SchemaTranslator(validator_for(X_CONVEYOR_SCHEMA)(X_CONVEYOR_SCHEMA))
 
 
+@functools.cache
+def _x_conveyor_project() -> SchemaTranslator:
+    schema = X_CONVEYOR_PROJECT_SCHEMA
+    return SchemaTranslator(validator_for(schema)(schema))
+
+
 def validate(doc: Document, file: str) -> list[SpecError]:
     """Every schema problem in `doc`, one SpecError each, sorted by line."""
     if doc.data is None:
         return [SpecError(file, None, "", "the file is empty")]
     issues = _compose().issues(doc.data)
+    if isinstance(doc.data, dict) and "x-conveyor" in doc.data:
+        issues.extend(_x_conveyor_project().issues(doc.data["x-conveyor"], ("x-conveyor",)))
     services = doc.data.get("services") if isinstance(doc.data, dict) else None
     if isinstance(services, dict):
         for name, service in services.items():
