@@ -22,6 +22,7 @@ ConveyorError
 ├── UnknownService       a command named a service the project does not have
 ├── NothingToRollBack    `rollback` with no earlier release
 ├── UnknownRef           `timeline REF` names no commit (or release) Conveyor knows
+├── LogQueryError        a `conveyor logs` filter (--since, --field…) is malformed; names it
 ├── ServerError          the GitOps server refused a request (HTTP 400 unless below)
 │   ├── NotFound             the request names nothing the server has (404)
 │   │   ├── UnknownEnvironment   an environment conveyor.yaml does not have
@@ -214,6 +215,15 @@ class NothingToRollBack(ConveyorError):
 
 class NoComposeFile(ConveyorError):
     """No compose file was given and none of the default names is present."""
+
+
+class LogQueryError(ConveyorError):
+    """A log search filter is malformed; `option` names it (`--since`, `since`)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.reason = message
 
 
 class UnknownRef(ConveyorError):

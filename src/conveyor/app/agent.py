@@ -11,7 +11,7 @@ from conveyor.host.process import Daemon, DaemonSpec
 from conveyor.store.database import private_dir, private_file
 
 
-def _daemon(paths: ProjectPaths, project: Project | None = None) -> Daemon:
+def _daemon(paths: ProjectPaths, project: Project | None = None, logs: bool = True) -> Daemon:
     compose = str(paths.compose_file)
     argv: tuple[str, ...] = (sys.executable, "-m", "conveyor", "-f", compose)
     if project is not None:
@@ -25,7 +25,7 @@ def _daemon(paths: ProjectPaths, project: Project | None = None) -> Daemon:
     return Daemon(
         DaemonSpec(
             name="conveyor agent",
-            argv=(*argv, "agent"),
+            argv=(*argv, "agent") if logs else (*argv, "agent", "--no-logs"),
             pid_file=paths.agent_pid_file,
             log_file=paths.agent_log,
             env=dict(project.environ) if project is not None else None,
@@ -40,12 +40,13 @@ def agent_pid(paths: ProjectPaths) -> int | None:
     return _daemon(paths).pid()
 
 
-def start_agent(project: Project) -> int:
-    """Start `conveyor agent` in the background unless one already runs for the project."""
+def start_agent(project: Project, logs: bool = True) -> int:
+    """Start `conveyor agent` in the background unless one already runs for the project;
+    without `logs`, it collects no logs (`conveyor up --no-logs`)."""
     paths = project.paths()
     private_dir(paths.state_dir)
     private_file(paths.agent_log)  # it logs events: environment values, errors
-    pid = _daemon(paths, project).start()
+    pid = _daemon(paths, project, logs).start()
     private_file(paths.agent_pid_file)
     return pid
 

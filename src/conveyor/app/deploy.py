@@ -51,10 +51,14 @@ def result(o: Outcome) -> RolloutResult:
 
 
 def up(
-    project: Project, agent: bool = True, images: Mapping[str, tuple[str, str]] | None = None
+    project: Project,
+    agent: bool = True,
+    images: Mapping[str, tuple[str, str]] | None = None,
+    logs: bool = True,
 ) -> UpResult:
-    """Build images, start every service, wait until healthy; leave the reconciler running.
-    `images`: services given their (reference, image id) instead of a build or pull."""
+    """Build images, start every service, wait until healthy; leave the reconciler running
+    (collecting the logs too unless `logs` is False). `images`: services given their
+    (reference, image id) instead of a build or pull."""
     stack = project.stack()
     paths = project.paths()
     with project_lock(paths):
@@ -66,7 +70,7 @@ def up(
     if not o.ok:
         return out
     if agent:
-        out.agent_pid = start_agent(project)
+        out.agent_pid = start_agent(project, logs=logs)
         out.agent_log = str(paths.agent_log)
     out.urls = urls(engine)
     return out

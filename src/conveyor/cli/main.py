@@ -16,6 +16,21 @@ from conveyor.app.server_client import DEFAULT_SERVER
 from conveyor.app.views import RolloutResult
 from conveyor.cli.environments import AskServerOpt, ServerOpt, TokenFileOpt
 from conveyor.cli.logging import configure_logging, log_events
+from conveyor.cli.logs import (
+    FieldOpt,
+    FilesOpt,
+    FollowOpt,
+    GrepOpt,
+    LevelOpt,
+    LogJsonOpt,
+    ReleaseOpt,
+    ReplicaOpt,
+    ServicesArg,
+    SinceOpt,
+    StreamOpt,
+    TailOpt,
+    UntilOpt,
+)
 from conveyor.cli.one_writer import ForceOpt, open_project, target
 from conveyor.cli.output import console, err, esc, print_error, print_json, text_of
 from conveyor.cli.progress import progress
@@ -71,6 +86,14 @@ ProjectOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (docs/cli.md).")]
+NoLogsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-logs",
+        help="Collect no logs (a short-lived review environment); "
+        "`x-conveyor.logs: false` in compose.yaml says it for good.",
+    ),
+]
 
 
 def _add_ci() -> None:
@@ -166,11 +189,13 @@ def up(
     no_agent: Annotated[
         bool, typer.Option("--no-agent", help="Do not leave the healing agent running.")
     ] = False,
+    no_logs: NoLogsOpt = False,
     force: ForceOpt = False,
 ) -> None:
     """Build images, start every service, wait until healthy, print URLs.
 
-    Leaves the healing agent running in the background (`conveyor down` stops it).
+    Leaves the healing agent running in the background (`conveyor down` stops it); it also
+    collects the containers' logs for `conveyor logs` unless --no-logs.
 
     Refused (exit 2) on a project a `conveyor server` manages: push to its branch instead."""
     found = target(ctx, file, project_name, "up", force=force)
@@ -180,7 +205,7 @@ def up(
     agent = not no_agent and found.owner is None
     with progress() as show:
         project.subscribe(show)
-        r = deploy_app.up(project, agent=agent)
+        r = deploy_app.up(project, agent=agent, logs=not no_logs)
     for rec in r.recovered:
         _outcome(rec, "recovery")
     _outcome(r.outcome, "up")
@@ -491,30 +516,43 @@ def timeline(
 @app.command()
 def logs(
     ctx: typer.Context,
-    service: Annotated[str, typer.Argument(help="The service whose replicas to show.")],
-    follow: Annotated[
-        bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
-    ] = False,
-    tail: Annotated[
-        int | None, typer.Option("--tail", help="Lines per replica from the end.")
-    ] = None,
-    file: Annotated[
-        list[Path] | None, typer.Option("--file", help="Compose file (repeat to merge several).")
-    ] = None,
+    services: ServicesArg = None,
+    grep: GrepOpt = None,
+    level: LevelOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    release: ReleaseOpt = None,
+    field: FieldOpt = None,
+    replica: ReplicaOpt = None,
+    stream: StreamOpt = None,
+    tail: TailOpt = 100,
+    follow: FollowOpt = False,
+    as_json: LogJsonOpt = False,
+    file: FilesOpt = None,
     project_name: ProjectOpt = None,
 ) -> None:
-    """The replicas' output, interleaved, each line prefixed with its replica."""
-    colours = ["cyan", "magenta", "green", "yellow", "blue"]
-    seen: dict[str, str] = {}
-    lines = deploy_app.logs(_project(ctx, file, project_name), service, follow, tail)
-    try:
-        for replica, line in lines:
-            col = seen.setdefault(replica, colours[len(seen) % len(colours)])
-            console.print(
-                f"[{col}]{esc(replica)}[/] | {esc(line)}", highlight=False, soft_wrap=True
-            )
-    except KeyboardInterrupt:
-        pass
+    """Search the project's logs: every replica's output (replicas gone since included),
+    one-shot and CI job containers, parsed (JSON, logfmt) and labelled (docs/logs.md).
+
+    Prints the newest matching lines, oldest first; -f keeps printing new ones. Before the
+    agent has collected anything, `logs SERVICE` reads the Docker Engine as before."""
+    from conveyor.cli.logs import run_logs
+
+    run_logs(
+        _project(ctx, file, project_name),
+        services or [],
+        grep=grep,
+        level=level,
+        since=since,
+        until=until,
+        release=release,
+        fields=field or [],
+        replicas=replica or [],
+        streams=stream or [],
+        tail=tail,
+        follow=follow,
+        as_json=as_json,
+    )
 
 
 @app.command()
@@ -553,16 +591,18 @@ def agent(
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     interval: Annotated[float, typer.Option(help="Seconds between observations.")] = 1.0,
+    no_logs: NoLogsOpt = False,
     force: ForceOpt = False,
 ) -> None:
-    """Run the supervising agent in the foreground (`up` starts it in the background).
+    """Run the supervising agent in the foreground (`up` starts it in the background); it
+    collects the project's logs too, unless --no-logs.
 
     Refused (exit 2) on a project a `conveyor server` manages: the server heals it."""
     from conveyor.server.agent import run_agent
 
     project = _writable(ctx, file, project_name, "agent", force)
     project.subscribe(log_events(json_lines=not err.is_terminal))
-    run_agent(project, interval)
+    run_agent(project, interval, logs=not no_logs)
 
 
 @app.command()

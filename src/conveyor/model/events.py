@@ -46,6 +46,7 @@ EventKind = Literal[
     "reconciler.error",
     "engine.away",  # the Docker Engine stopped answering: nothing is replaced meanwhile
     "engine.back",  # it answers again
+    "logs.error",  # the log collector met an error (engine away, store full); it retries
     # CI
     "pipeline.started",
     "pipeline.finished",

@@ -1,0 +1,235 @@
+"""Logs as use cases: the collector a long-running process hosts (the agent of `conveyor up`,
+the GitOps server per environment), and the search `conveyor logs` and the API answer from
+the embedded store (`observe.logs`; docs/logs.md).
+
+The store is `logs.db` in the project's state directory. Before anything has collected a
+project's logs there is no store: `conveyor logs SERVICE` then reads the Docker Engine as it
+always did (`deploy.logs`), and says so.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from conveyor.app.dora import parse_window
+from conveyor.app.project import Project
+from conveyor.errors import LockBusy, LogQueryError, StoreError
+from conveyor.model.logs import LogQuery, LogRecord, LogSettings, Stream
+from conveyor.observe.logs.collect import Collector
+from conveyor.observe.logs.parse import level_of
+from conveyor.observe.logs.retention import Retention
+from conveyor.observe.logs.store import LOGS_DB, LogStore
+
+FOLLOW_POLL = 0.25  # seconds between looks for new records in a live tail
+MAX_LIMIT = 10_000
+_TIMESTAMP = re.compile(r"\d+(?:\.\d+)?")
+_RELATIVE_HINT = "a duration before now (10m, 2h, 3d), an ISO 8601 time or a UNIX timestamp"
+
+
+def store_path(project: Project) -> Path:
+    return project.paths().state_dir / LOGS_DB
+
+
+def has_store(project: Project) -> bool:
+    return store_path(project).exists()
+
+
+# the query -----------------------------------------------------------------------------------
+
+
+def log_query(
+    services: Sequence[str] = (),
+    *,
+    grep: str | None = None,
+    level: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    release: int | None = None,
+    fields: Sequence[str] = (),
+    replicas: Sequence[str] = (),
+    streams: Sequence[str] = (),
+    limit: int = 100,
+    now: float | None = None,
+    names: dict[str, str] | None = None,
+) -> LogQuery:
+    """The filters as `conveyor logs` and the API take them, checked. LogQueryError names
+    the option at fault; `names` maps option keys to how the caller spells them (the CLI's
+    `--since`, the API's `since`)."""
+    now = time.time() if now is None else now
+    names = names or {}
+
+    def name(key: str) -> str:
+        return names.get(key, key)
+
+    wanted = None
+    if level is not None:
+        wanted = level_of(level)
+        if wanted is None:
+            raise LogQueryError(
+                name("level"),
+                f"unknown level {level!r} (trace, debug, info, warning, error, critical)",
+            )
+    pairs: dict[str, str] = {}
+    for item in fields:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise LogQueryError(name("field"), f"expected KEY=VALUE, got {item!r}")
+        pairs[key.strip()] = value
+    bad = [s for s in streams if s not in ("stdout", "stderr")]
+    if bad:
+        raise LogQueryError(name("stream"), f"stdout or stderr, got {bad[0]!r}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise LogQueryError(name("limit"), f"between 1 and {MAX_LIMIT}, got {limit}")
+    start = None if since is None else point_in_time(since, now, name("since"))
+    end = None if until is None else point_in_time(until, now, name("until"))
+    if start is not None and end is not None and end < start:
+        raise LogQueryError(name("until"), "is before --since: nothing can match")
+    stream_values: tuple[Stream, ...] = tuple(
+        "stderr" if s == "stderr" else "stdout" for s in streams
+    )
+    return LogQuery(
+        services=tuple(services),
+        replicas=tuple(replicas),
+        release=release,
+        level=wanted,
+        streams=stream_values,
+        text=grep or "",
+        fields=pairs,
+        since=start,
+        until=end,
+        limit=limit,
+    )
+
+
+def point_in_time(text: str, now: float, option: str) -> float:
+    """`10m` (before now), `2026-12-06T13:00:00Z` (ISO 8601; without a zone: this host's
+    local time) or `1765000000` (UNIX seconds) -> UNIX seconds."""
+    value = text.strip()
+    if _TIMESTAMP.fullmatch(value):
+        return float(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        pass
+    else:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # the host's local time, as `date` shows it
+        return moment.timestamp()
+    try:
+        return now - parse_window(value)
+    except ValueError:
+        raise LogQueryError(option, f"cannot read {text!r}: {_RELATIVE_HINT}") from None
+
+
+# searching -----------------------------------------------------------------------------------
+
+
+def search(path: Path, query: LogQuery) -> list[LogRecord]:
+    """The newest `query.limit` records that match, newest first."""
+    store = LogStore.open(path, create=False)
+    try:
+        return store.search(query)
+    finally:
+        store.close()
+
+
+def tail(
+    path: Path, query: LogQuery, after: int | None, limit: int = 1000
+) -> tuple[list[LogRecord], int]:
+    """Records that came in after id `after` and match (oldest first), and the id to ask
+    after next time. `after` None: from now on (no records, the current position)."""
+    store = LogStore.open(path, create=False)
+    try:
+        if after is None:
+            return [], store.last_id()
+        records = store.tail(query, after, limit)
+        return records, records[-1].id if records else after
+    finally:
+        store.close()
+
+
+def follow(
+    path: Path,
+    query: LogQuery,
+    stopping: threading.Event | None = None,
+    *,
+    backlog: bool = True,
+    poll: float = FOLLOW_POLL,
+) -> Iterator[LogRecord]:
+    """Matching records oldest first: with `backlog` the newest `query.limit` already
+    stored, then every new one as it is written, across replicas and releases, until
+    `stopping` is set (or the consumer stops iterating)."""
+    stopping = stopping or threading.Event()
+    store = LogStore.open(path, create=False)
+    try:
+        position = store.last_id()
+        if backlog:
+            found = store.search(query)
+            if found:
+                position = max(position, found[0].id)
+            yield from reversed(found)
+        while not stopping.is_set():
+            records = store.tail(query, position)
+            if records:
+                position = records[-1].id
+                yield from records
+                continue
+            stopping.wait(poll)
+    finally:
+        store.close()
+
+
+# collecting ----------------------------------------------------------------------------------
+
+
+def retention(settings: LogSettings) -> Retention:
+    """The store's retention as x-conveyor.logs asks (its defaults otherwise)."""
+    base = Retention()
+    return Retention(
+        max_age=settings.max_age or base.max_age,
+        max_bytes=settings.max_bytes or base.max_bytes,
+    )
+
+
+def collector(
+    project: Project,
+    environment: str | None,
+    report: Callable[[str], None] | None = None,
+) -> Collector | None:
+    """The project's collector (not started), None when its compose file turns collection
+    off (`x-conveyor.logs: false`)."""
+    from conveyor.runtime.docker_logs import DockerLogs
+
+    settings = project.stack().logs
+    if not settings.collect:
+        return None
+    return Collector(
+        project.paths().project,
+        environment,
+        store_path(project),
+        DockerLogs(),
+        policy=retention(settings),
+        report=report,
+    )
+
+
+def start_collector(
+    project: Project, environment: str | None, report: Callable[[str], None]
+) -> Collector | None:
+    """Start the project's collector in background threads, unless its compose file turns
+    collection off or another process already collects into its store (`report` says so:
+    the agent goes on healing without it). The caller stops it."""
+    c = collector(project, environment, report)
+    if c is None:
+        return None
+    try:
+        c.start()
+    except (LockBusy, StoreError) as e:
+        report(f"logs are not collected by this process: {e}")
+        return None
+    return c
