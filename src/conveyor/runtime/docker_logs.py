@@ -17,7 +17,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import docker
@@ -277,8 +277,21 @@ class DockerLogs:
                 self._client.close()
                 self._client = None
 
+    @contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        """`docker_errors.translated`, naming this adapter's engine when it was given one."""
+        try:
+            with translated(action):
+                yield
+        except EngineUnreachable as e:
+            if self._base_url is None:
+                raise
+            raise EngineUnreachable(
+                f"cannot reach the Docker Engine at {self._base_url} ({e.__cause__ or e})"
+            ) from e
+
     def log_containers(self, project: str) -> list[LogContainer]:
-        with translated(f"listing the containers of {project}"):
+        with self._translated(f"listing the containers of {project}"):
             found = self._api().containers(
                 all=True, filters={"label": f"{LABEL_PROJECT}={project}"}
             )
@@ -292,7 +305,7 @@ class DockerLogs:
         ]
 
     def container_run(self, container_id: str) -> ContainerRun | None:
-        with translated(f"inspecting {container_id[:12]}"):
+        with self._translated(f"inspecting {container_id[:12]}"):
             try:
                 attrs = self._api().inspect_container(container_id)
             except docker.errors.NotFound:
@@ -318,7 +331,7 @@ class DockerLogs:
         }
         if since > 0:
             params["since"] = f"{since // 1_000_000_000}.{since % 1_000_000_000:09d}"
-        with translated(f"reading the output of {container_id[:12]}"):
+        with self._translated(f"reading the output of {container_id[:12]}"):
             # The SDK's own request helpers, so its transport (unix socket, TLS) is used.
             response = api._get(
                 api._url("/containers/{0}/logs", container_id), params=params, stream=True

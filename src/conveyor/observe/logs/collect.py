@@ -50,7 +50,14 @@ from conveyor.observe.logs.multiline import Group, Joiner
 from conveyor.observe.logs.parse import parse_line, plain_level
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.store import LEVEL_INDEX, LogStore, Row
-from conveyor.runtime.log_protocol import STDERR, ContainerLogs, Frame, LogContainer
+from conveyor.runtime.log_protocol import (
+    STDERR,
+    ContainerLogs,
+    ContainerRun,
+    Frame,
+    LogContainer,
+    LogReading,
+)
 
 LOCK_NAME = "logs.lock"
 Mark = tuple[int, int]  # a cursor position (ts, count) carried through the joiner
@@ -68,6 +75,8 @@ class CollectorOptions:
     maintain_interval: float = 60.0  # seconds between retention and compaction passes
     queue_batches: int = 512  # handovers waiting for the writer before followers wait
     backoff_max: float = 5.0  # seconds between attempts while the engine does not answer
+    recheck: float = 5.0  # seconds of quiet after which a followed container is looked at
+    suspect_for: float = 60.0  # seconds after an engine restart quiet readings are re-opened
 
 
 @dataclass
@@ -319,6 +328,8 @@ class _Follower:
         }
         self._reading: object = None
         self._closed = threading.Event()
+        self._suspect_until = 0.0  # monotonic time until which quiet readings are re-opened
+        self._reopened = False  # the last reading was ended here, not by the engine
         self._thread = threading.Thread(
             target=self._run, name=f"logs-{container[:12]}", daemon=True
         )
@@ -357,18 +368,28 @@ class _Follower:
                 if self._closed.is_set():
                     reading.close()
                     return
-                for frames in reading:
-                    self._consume(frames)
+                self._read(reading, run)
                 if self._closed.is_set():
                     return  # stopping: what is open is read again next time
                 after = docker.container_run(self.container)
-                if after is None or not after.running:
+                if after is None:
                     self._flush_all()
-                    if after is not None:
+                    return  # removed: whatever it wrote was read or is gone with it
+                if not after.running:
+                    self._flush_all()
+                    if not run.running:  # read to the end of a stopped container: done
                         owner._drained_at(self.container, after.finished_at)
-                    return
+                        return
+                    # Followed until it stopped: read what is left once more, from the
+                    # cursor (a reading the engine's restart left stale ends without it).
+                    self._restart()
+                    continue
                 # The output ended while the container runs: the engine went away (a
-                # restart). Read again from the last record handed over.
+                # restart), or the reading was found stale. Read again from the last record
+                # handed over; right after an engine restart, distrust quiet readings.
+                if not self._reopened:
+                    self._suspect_until = time.monotonic() + owner.options.suspect_for
+                self._reopened = False
                 self._restart()
                 backoff = 0.2
             except ConveyorError as e:
@@ -377,6 +398,31 @@ class _Follower:
             if self._closed.wait(backoff):
                 return
             backoff = min(backoff * 2, owner.options.backoff_max)
+
+    def _read(self, reading: LogReading, run: ContainerRun) -> None:
+        """Consume a reading. While it is quiet, look at the container every `recheck`
+        seconds: a container that stopped, or was restarted, ends the reading (the engine
+        has been seen to leave a followed reading silent after its own restart, so the
+        container's exit never reaches it); so does any quiet reading shortly after an
+        engine restart (read again to be sure)."""
+        opts = self.owner.options
+        last_check = time.monotonic()
+        for frames in reading:
+            self._consume(frames)
+            if frames or not run.running:
+                continue
+            now = time.monotonic()
+            if now - last_check < opts.recheck:
+                continue
+            last_check = now
+            current = self.owner.docker.container_run(self.container)
+            stale = now < self._suspect_until
+            if current is None or not current.running or current.started_at != run.started_at:
+                stale = True
+            if stale:
+                self._reopened = True
+                reading.close()
+                return
 
     def _restart(self) -> None:
         for s in self.streams.values():
