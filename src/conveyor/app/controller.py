@@ -44,10 +44,12 @@ from typing import Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
+from conveyor.app import logs as logs_app
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
 from conveyor.app.dora import DoraView, dora_report, empty_dora
 from conveyor.app.env_diff import service_diffs
 from conveyor.app.hooks import HookDelivery
+from conveyor.app.logs import LogTail
 from conveyor.app.project import Project
 from conveyor.app.server_views import (
     ActionResult,
@@ -82,10 +84,12 @@ from conveyor.gitops.sync import Approval, EnvProgress, Promotion, decide, head_
 from conveyor.model.access import Principal
 from conveyor.model.environments import ConveyorConfig, EnvironmentSpec
 from conveyor.model.events import Event, EventKind, Level, Subject
+from conveyor.model.logs import LogQuery, LogRecord, LogSettings
 from conveyor.model.notifications import NotificationsSpec
 from conveyor.model.pins import Pin, pin_path
 from conveyor.model.release import Release
 from conveyor.model.stack import Stack
+from conveyor.observe.logs.collect import Collector
 from conveyor.spec.conveyor_file import FILE_NAME, parse_conveyor
 from conveyor.spec.overrides import apply_overrides
 from conveyor.spec.pin_file import render_pin
@@ -159,16 +163,26 @@ class Controller:
         self._events_lock = threading.Lock()
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
+        # Per environment: the commit last looked at, its log store, the settings its
+        # collector runs with, the collector (None: collection is off, or another process
+        # collects).
+        self._logs: dict[str, tuple[str, Path, LogSettings, Collector | None]] = {}
+        self._logs_lock = threading.Lock()
         self._notify: tuple[NotificationsSpec, Dispatcher] | None = None
         self._timeline = Timeline(Subject(project=self.name), None, ACTOR, [self._collect])
 
     # the worker ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Send the notifications still queued and stop their channels."""
+        """Send the notifications still queued and stop their channels; stop collecting logs."""
         if self._notify is not None:
             self._notify[1].close()
             self._notify = None
+        with self._logs_lock:
+            collectors = [c for *_, c in self._logs.values() if c is not None]
+            self._logs.clear()
+        for c in collectors:
+            c.stop()
 
     def _notifications(self, spec: NotificationsSpec) -> None:
         """(Re)build the notification channels when conveyor.yaml's section changes."""
@@ -193,6 +207,7 @@ class Controller:
                 self._guarded(self.sync_all)
                 next_sync = time.monotonic() + self._poll_interval()
             self._guarded(self.heal_all)
+            self._guarded(self.collect_logs)
             self._guarded(self.promote_due)
             self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
 
@@ -406,6 +421,58 @@ class Controller:
                     continue  # a command works on the project: look again next pass
                 except ConveyorError as e:
                     self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
+
+    def collect_logs(self) -> None:
+        """One log collector per deployed environment (docs/logs.md), started once its
+        project exists and looked at again when the deployed commit moves: restarted when
+        its `x-conveyor.logs` settings change, stopped when they turn collection off."""
+        if self.config is None:
+            return
+        for name, spec in self.config.environments.items():
+            deployed = self._progress(name).deployed
+            if deployed is None or not self._work_tree(name).exists():
+                continue
+            with self._logs_lock:
+                known = self._logs.get(name)
+            if known is not None and known[0] == deployed:
+                continue
+            project = self._project(spec, deployed)
+            settings = project.stack().logs
+            path = logs_app.store_path(project)
+            collector = known[3] if known is not None else None
+            if known is None or known[2] != settings or collector is None:
+                if collector is not None:
+                    collector.stop()
+                collector = None
+                if settings.collect:
+                    collector = logs_app.start_collector(project, name, self._log_reporter(name))
+            with self._logs_lock:
+                self._logs[name] = (deployed, path, settings, collector)
+
+    def _log_reporter(self, env: str) -> Callable[[str], None]:
+        def report(message: str) -> None:
+            self._emit("logs.error", message, "warning", environment=env)
+
+        return report
+
+    def _log_path(self, env: str) -> Path | None:
+        self._spec(env)  # an unknown environment is a 404
+        with self._logs_lock:
+            known = self._logs.get(env)
+        if known is not None:
+            return known[1]
+        project = self._served_project(env)
+        return None if project is None else logs_app.store_path(project)
+
+    def logs(self, env: str, query: LogQuery) -> list[LogRecord]:
+        path = self._log_path(env)
+        return [] if path is None else logs_app.search(path, query)
+
+    def log_tail(self, env: str, query: LogQuery, after: int | None, limit: int) -> LogTail:
+        path = self._log_path(env)
+        if path is None:
+            return LogTail(records=[], position=after or 0)
+        return logs_app.tail(path, query, after, limit)
 
     def _reconciler(self, spec: EnvironmentSpec, commit: str) -> Reconciler:
         known = self._reconcilers.get(spec.name)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from conveyor.app.dora import parse_window
 from conveyor.app.project import Project
 from conveyor.errors import LockBusy, LogQueryError, StoreError
@@ -29,6 +31,14 @@ FOLLOW_POLL = 0.25  # seconds between looks for new records in a live tail
 MAX_LIMIT = 10_000
 _TIMESTAMP = re.compile(r"\d+(?:\.\d+)?")
 _RELATIVE_HINT = "a duration before now (10m, 2h, 3d), an ISO 8601 time or a UNIX timestamp"
+
+
+class LogTail(BaseModel):
+    """Records that came in after a position, oldest first, and the position to ask after
+    next (a record id: the server's live tail, `GET .../logs/stream`)."""
+
+    records: list[LogRecord]
+    position: int
 
 
 def store_path(project: Project) -> Path:
@@ -130,7 +140,9 @@ def point_in_time(text: str, now: float, option: str) -> float:
 
 
 def search(path: Path, query: LogQuery) -> list[LogRecord]:
-    """The newest `query.limit` records that match, newest first."""
+    """The newest `query.limit` records that match, newest first (none without a store)."""
+    if not path.exists():
+        return []
     store = LogStore.open(path, create=False)
     try:
         return store.search(query)
@@ -138,17 +150,18 @@ def search(path: Path, query: LogQuery) -> list[LogRecord]:
         store.close()
 
 
-def tail(
-    path: Path, query: LogQuery, after: int | None, limit: int = 1000
-) -> tuple[list[LogRecord], int]:
+def tail(path: Path, query: LogQuery, after: int | None, limit: int = 1000) -> LogTail:
     """Records that came in after id `after` and match (oldest first), and the id to ask
-    after next time. `after` None: from now on (no records, the current position)."""
+    after next time. `after` None: from now on (no records, the current position). No store
+    yet: nothing, position 0."""
+    if not path.exists():
+        return LogTail(records=[], position=after or 0)
     store = LogStore.open(path, create=False)
     try:
         if after is None:
-            return [], store.last_id()
+            return LogTail(records=[], position=store.last_id())
         records = store.tail(query, after, limit)
-        return records, records[-1].id if records else after
+        return LogTail(records=records, position=records[-1].id if records else after)
     finally:
         store.close()
 

@@ -55,6 +55,7 @@ from conveyor.app.hooks import (
     HookSource,
     receive_hook,
 )
+from conveyor.app.logs import log_query
 from conveyor.app.server_views import (
     ActionResult,
     AuditLog,
@@ -67,9 +68,10 @@ from conveyor.app.server_views import (
     TokenView,
 )
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
-from conveyor.errors import ActionRefused, NotFound, ServerError, TokenNameTaken
+from conveyor.errors import ActionRefused, LogQueryError, NotFound, ServerError, TokenNameTaken
 from conveyor.model.access import Principal, Role, role_allows
 from conveyor.model.events import Event
+from conveyor.model.logs import LogQuery, LogRecord
 from conveyor.server.backend import ServerBackend
 
 API = "/api/v1"
@@ -400,6 +402,141 @@ async def _sse(state: ApiState, after: int | None) -> AsyncIterator[str]:
             quiet = 0.0
             continue
         if quiet >= state.keepalive:  # a comment line keeps proxies from closing the stream
+            yield ": keepalive\n\n"
+            quiet = 0.0
+        await anyio.sleep(state.events_poll)
+        quiet += state.events_poll
+
+
+# logs (viewer) -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    """The filters of `conveyor logs`, as query parameters (repeat a list parameter:
+    `?service=web&service=worker`)."""
+
+    service: list[str]
+    grep: str | None
+    level: str | None
+    since: str | None
+    until: str | None
+    release: int | None
+    field: list[str]
+    replica: list[str]
+    stream: list[str]
+
+    def query(self, limit: int) -> LogQuery:
+        try:
+            return log_query(
+                self.service,
+                grep=self.grep,
+                level=self.level,
+                since=self.since,
+                until=self.until,
+                release=self.release,
+                fields=self.field,
+                replicas=self.replica,
+                streams=self.stream,
+                limit=limit,
+            )
+        except LogQueryError as e:
+            raise HTTPException(422, str(e)) from None
+
+
+def _log_filters(
+    service: Annotated[list[str], Query(description="Only these services.")] = [],  # noqa: B006 — FastAPI copies it
+    grep: Annotated[
+        str | None, Query(description="Words the line holds, all of them (`word*`: a prefix).")
+    ] = None,
+    level: Annotated[str | None, Query(description="This level and above.")] = None,
+    since: Annotated[
+        str | None, Query(description="`10m`, `3d` (before now), ISO 8601, or UNIX seconds.")
+    ] = None,
+    until: Annotated[str | None, Query(description="As `since`.")] = None,
+    release: int | None = None,
+    field: Annotated[
+        list[str], Query(description="KEY=VALUE of a parsed field; repeat for several.")
+    ] = [],  # noqa: B006
+    replica: Annotated[list[str], Query()] = [],  # noqa: B006
+    stream: Annotated[list[str], Query(description="stdout or stderr.")] = [],  # noqa: B006
+) -> LogFilters:
+    return LogFilters(service, grep, level, since, until, release, field, replica, stream)
+
+
+Filters = Annotated[LogFilters, Depends(_log_filters)]
+
+
+@read_routes.get("/environments/{env}/logs", tags=["logs"])
+def env_logs(
+    env: str,
+    state: State,
+    _p: Viewer,
+    filters: Filters,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[LogRecord]:
+    """The environment's newest log lines that match, newest first: every replica's output
+    (replicas gone since included), parsed and labelled (docs/logs.md)."""
+    return state.backend.logs(env, filters.query(limit))
+
+
+@read_routes.get(
+    "/environments/{env}/logs/stream",
+    tags=["logs"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def env_log_stream(
+    env: str,
+    state: State,
+    _p: Viewer,
+    filters: Filters,
+    backlog: Annotated[
+        int, Query(ge=0, le=10_000, description="Send the newest N matching lines first.")
+    ] = 0,
+    after: Annotated[int | None, Query(description="Start after this record id.")] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """A live tail as server-sent events: each matching log record once, `id:` its id and
+    `data:` its JSON, from now (after `backlog` newest ones), or after `?after=` or the
+    `Last-Event-ID` a reconnecting client sends; across replicas and releases."""
+    query = filters.query(max(backlog, 1))
+    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    first: list[LogRecord] = []
+    if start is None:
+        # Checked before streaming, so an unknown environment is a 404, not a broken stream.
+        start = (await run_in_threadpool(state.backend.log_tail, env, query, None, 0)).position
+        if backlog:
+            found = await run_in_threadpool(state.backend.logs, env, query)
+            first = list(reversed(found))
+            start = max([start, *(r.id for r in first)])
+    else:
+        await run_in_threadpool(state.backend.log_tail, env, query, start, 0)
+    return StreamingResponse(
+        _log_sse(state, env, query, start, first),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _log_sse(
+    state: ApiState, env: str, query: LogQuery, position: int, first: list[LogRecord]
+) -> AsyncIterator[str]:
+    yield "retry: 2000\n\n"
+    for r in first:
+        yield f"id: {r.id}\ndata: {r.model_dump_json()}\n\n"
+    quiet = 0.0
+    while True:
+        page = await run_in_threadpool(state.backend.log_tail, env, query, position, 500)
+        for r in page.records:
+            yield f"id: {r.id}\ndata: {r.model_dump_json()}\n\n"
+        position = page.position
+        if state.stopping.is_set():
+            return
+        if page.records:
+            quiet = 0.0
+            continue
+        if quiet >= state.keepalive:
             yield ": keepalive\n\n"
             quiet = 0.0
         await anyio.sleep(state.events_poll)

@@ -14,6 +14,7 @@ from typing import Protocol
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
 from conveyor.app.dora import DoraView
 from conveyor.app.hooks import HookDelivery
+from conveyor.app.logs import LogTail
 from conveyor.app.server_views import (
     ActionResult,
     DiffView,
@@ -24,6 +25,7 @@ from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.errors import UnknownEnvironment
 from conveyor.model.access import Principal
 from conveyor.model.events import Event
+from conveyor.model.logs import LogQuery, LogRecord
 
 
 class ServerBackend(Protocol):
@@ -66,6 +68,15 @@ class ServerBackend(Protocol):
     def events(self, after: int | None, limit: int) -> list[Event]:
         """Durable events with an id above `after` (all when None), oldest first, at most
         `limit`."""
+        ...
+
+    def logs(self, env: str, query: LogQuery) -> list[LogRecord]:
+        """The environment's newest log records that match, newest first (docs/logs.md)."""
+        ...
+
+    def log_tail(self, env: str, query: LogQuery, after: int | None, limit: int) -> LogTail:
+        """Matching records that came in after position `after` (None: from now), oldest
+        first, at most `limit`, with the position to continue from."""
         ...
 
     # acting (deployer) -----------------------------------------------------------------------
@@ -136,6 +147,12 @@ class NoEnvironments:
 
     def events(self, after: int | None, limit: int) -> list[Event]:
         return []
+
+    def logs(self, env: str, query: LogQuery) -> list[LogRecord]:
+        raise self._unknown(env)
+
+    def log_tail(self, env: str, query: LogQuery, after: int | None, limit: int) -> LogTail:
+        raise self._unknown(env)
 
     def promote(self, env: str, source: str, actor: Principal) -> ActionResult:
         raise self._unknown(env)

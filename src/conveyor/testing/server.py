@@ -16,6 +16,7 @@ from typing import Any
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
 from conveyor.app.dora import DoraView, empty_dora
 from conveyor.app.hooks import HookDelivery
+from conveyor.app.logs import LogTail
 from conveyor.app.server_views import (
     ActionName,
     ActionResult,
@@ -38,6 +39,7 @@ from conveyor.app.views import (
 from conveyor.errors import ActionRefused, NotFound, UnknownEnvironment
 from conveyor.model.access import Principal
 from conveyor.model.events import Event, EventKind, Subject
+from conveyor.model.logs import LEVELS, LogLabels, LogLevel, LogQuery, LogRecord
 from conveyor.model.release import RolloutKind
 
 
@@ -57,6 +59,7 @@ class MemoryEnvironment:
     jobs: dict[int, list[JobView]] = field(default_factory=dict)  # by pipeline id
     logs: dict[int, JobLog] = field(default_factory=dict)  # by job id
     approvals: set[int] = field(default_factory=set)
+    log_records: list[LogRecord] = field(default_factory=list)  # oldest first
 
     def release(self, number: int) -> ReleaseView:
         for r in self.releases:
@@ -78,6 +81,7 @@ class InMemoryBackend:
     fail_hooks: bool = False  # hook_received raises, as a controller that crashed would
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _log_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     # building the state tests start from ---------------------------------------------------
 
@@ -212,6 +216,54 @@ class InMemoryBackend:
     def events(self, after: int | None, limit: int) -> list[Event]:
         with self._lock:
             return [e for e in self.event_log if after is None or e.id > after][:limit]
+
+    def add_log(
+        self,
+        env: str,
+        message: str,
+        *,
+        service: str = "web",
+        replica: str = "web-1",
+        release: int | None = 1,
+        level: LogLevel | None = None,
+        fields: dict[str, str] | None = None,
+        ts: float | None = None,
+    ) -> LogRecord:
+        """A line the environment's `replica` wrote (ids shared by every environment)."""
+        e = self._env(env)
+        with self._lock:
+            record = LogRecord(
+                id=next(self._log_ids),
+                ts=time.time() if ts is None else ts,
+                labels=LogLabels(
+                    project=self._project(e),
+                    environment=env,
+                    service=service,
+                    replica=replica,
+                    release=release,
+                    container=f"c-{replica}",
+                ),
+                message=message,
+                level=level,
+                fields=fields or {},
+            )
+            e.log_records.append(record)
+        return record
+
+    def logs(self, env: str, query: LogQuery) -> list[LogRecord]:
+        e = self._env(env)
+        with self._lock:
+            found = [r for r in reversed(e.log_records) if _matches(r, query)]
+        return found[: query.limit]
+
+    def log_tail(self, env: str, query: LogQuery, after: int | None, limit: int) -> LogTail:
+        e = self._env(env)
+        with self._lock:
+            if after is None:
+                last = max((r.id for r in e.log_records), default=0)
+                return LogTail(records=[], position=last)
+            found = [r for r in e.log_records if r.id > after and _matches(r, query)][:limit]
+        return LogTail(records=found, position=found[-1].id if found else after)
 
     # ServerBackend: acting -----------------------------------------------------------------
 
@@ -415,3 +467,32 @@ def _job(jid: int, name: str, status: str) -> JobView:
         artifacts=None,
         environment=None,
     )
+
+
+def _matches(r: LogRecord, q: LogQuery) -> bool:
+    """The store's filters, in memory (words: case-insensitive, as whole words)."""
+    labels = r.labels
+    if q.services and labels.service not in q.services:
+        return False
+    if q.replicas and labels.replica not in q.replicas:
+        return False
+    if q.release is not None and labels.release != q.release:
+        return False
+    if q.streams and labels.stream not in q.streams:
+        return False
+    if q.level is not None and (r.level is None or LEVELS.index(r.level) < LEVELS.index(q.level)):
+        return False
+    if any(r.fields.get(k) != v for k, v in q.fields.items()):
+        return False
+    if q.since is not None and r.ts < q.since:
+        return False
+    if q.until is not None and r.ts > q.until:
+        return False
+    words = (r.message + " " + " ".join(r.fields.values())).lower().split()
+    for term in q.text.lower().split():
+        if term.endswith("*"):
+            if not any(w.startswith(term[:-1]) for w in words):
+                return False
+        elif term not in words:
+            return False
+    return True

@@ -25,6 +25,8 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, Role]] = [
     ("GET", "/api/v1/environments/staging/diff", None, "viewer"),
     ("GET", "/api/v1/events", None, "viewer"),
     ("GET", "/api/v1/events/stream", None, "viewer"),
+    ("GET", "/api/v1/environments/staging/logs", None, "viewer"),
+    ("GET", "/api/v1/environments/staging/logs/stream", None, "viewer"),
     ("POST", "/api/v1/environments/qa/promote", {"from": "staging"}, "deployer"),
     ("POST", "/api/v1/environments/staging/rollback", {"to_release": 1}, "deployer"),
     ("POST", "/api/v1/environments/staging/suspend", None, "deployer"),
