@@ -471,24 +471,29 @@ class _Follower:
             self.owner._hand_over(rows, cursors)
 
 
+# One encoder, made once: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _rows_of(
     s: _StreamState, groups: list[Group[Mark]], rows: list[Row], cursors: dict[int, Cursor]
 ) -> None:
     source = s.source
-    for g in groups:
+    append = rows.append
+    for ts, text, _mark, lines, traceback in groups:
         level: LogLevel | None
-        if g.lines == 1:
-            level, message, fields = parse_line(g.text)
+        if lines == 1:
+            level, message, fields = parse_line(text)
         else:
-            level = "error" if g.traceback else plain_level(g.text)
-            message, fields = g.text, {}
-        rows.append(
+            level = "error" if traceback else plain_level(text)
+            message, fields = text, {}
+        append(
             (
                 source,
-                g.ts,
+                ts,
                 None if level is None else LEVEL_INDEX[level],
                 message,
-                json.dumps(fields, ensure_ascii=False) if fields else None,
+                _encode(fields) if fields else None,
             )
         )
     last = groups[-1].mark

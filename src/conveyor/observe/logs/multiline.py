@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 M = TypeVar("M")  # what the caller tracks per line (the collector: its cursor position)
 
@@ -40,9 +40,9 @@ _CHAIN = (
 _EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(?::.*)?")
 
 
-@dataclass(frozen=True)
-class Group(Generic[M]):
-    """Lines joined into one record: the first line's timestamp, the last line's mark."""
+class Group(NamedTuple, Generic[M]):
+    """Lines joined into one record: the first line's timestamp, the last line's mark. (A
+    tuple: one is made for nearly every line.)"""
 
     ts: int
     text: str
@@ -51,14 +51,16 @@ class Group(Generic[M]):
     traceback: bool
 
 
-@dataclass
 class _Open(Generic[M]):
-    ts: int
-    parts: list[str]
-    mark: M
-    chars: int
-    traceback: bool = False
-    state: str = ""  # a traceback: "frames", "done" (exception line seen), "chain"
+    __slots__ = ("chars", "mark", "parts", "state", "traceback", "ts")
+
+    def __init__(self, ts: int, parts: list[str], mark: M, chars: int) -> None:
+        self.ts = ts
+        self.parts = parts
+        self.mark = mark
+        self.chars = chars
+        self.traceback = False
+        self.state = ""  # a traceback: "frames", "done" (exception line seen), "chain"
 
 
 @dataclass
@@ -69,21 +71,30 @@ class Joiner(Generic[M]):
     _held: list[tuple[int, str, M]] = field(default_factory=list)  # blank lines after a traceback
 
     def feed(self, ts: int, text: str, mark: M) -> list[Group[M]]:
-        out: list[Group[M]] = []
         cur = self._open
-        if cur is not None and cur.traceback and self._traceback_goes_on(cur, ts, text, mark):
-            return out
-        if cur is not None and not self._held and _continues(text) and _fits(cur, text):
-            _append(cur, text, mark)
-            return out
-        out.extend(self.flush())
-        if _is_structured(text) or not text.strip():
+        first = text[:1]
+        if cur is not None:
+            if cur.traceback:
+                if self._traceback_goes_on(cur, ts, text, mark):
+                    return []
+            elif (
+                (first in {" ", "\t"} or text.startswith("Caused by: "))
+                and not self._held
+                and text.strip()
+                and _fits(cur, text)
+            ):
+                _append(cur, text, mark)
+                return []
+        out = self.flush() if cur is not None or self._held else []
+        if (first == "{" or not first or first.isspace()) and (
+            _is_structured(text) or not text.strip()
+        ):
             out.append(Group(ts, text, mark, 1, False))  # complete by itself
             return out
-        self._open = _Open(ts, [text], mark, len(text))
-        if text.startswith(TRACEBACK):
-            self._open.traceback = True
-            self._open.state = "frames"
+        self._open = opened = _Open(ts, [text], mark, len(text))
+        if first == "T" and text.startswith(TRACEBACK):
+            opened.traceback = True
+            opened.state = "frames"
         return out
 
     def flush(self) -> list[Group[M]]:

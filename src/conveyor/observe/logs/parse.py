@@ -94,18 +94,17 @@ def level_of(value: object) -> LogLevel | None:
             return LEVELS[min(n // 10 - 1, 5)] if n >= 20 else "trace"
         return None
     if isinstance(value, str):
-        word = value.strip().lower()
-        found = _LEVEL_WORDS.get(word)
-        if found is None and word.isdigit():
-            return level_of(int(word))
+        found = _LEVEL_WORDS.get(value) or _LEVEL_WORDS.get(value.strip().lower())
+        if found is None and value.strip().isdigit():
+            return level_of(int(value))
         return found
     return None
 
 
 def parse_line(text: str) -> Parsed:
     """Level, message and fields of one line (see the module's doc)."""
-    stripped = text.strip()
-    if stripped.startswith("{") and stripped.endswith("}"):
+    stripped = text.strip() if text[:1].isspace() or text[-1:].isspace() else text
+    if stripped[:1] == "{" and stripped[-1:] == "}":
         found = parse_json(stripped)
         if found is not None:
             return found
@@ -124,6 +123,8 @@ def parse_json(text: str) -> Parsed | None:
         return None
     if not isinstance(value, dict):
         return None
+    if all(type(v) is str for v in value.values()):  # the common, flat case: as it is
+        return structured(value, text)
     return structured(_flatten(value), text)
 
 
@@ -132,7 +133,9 @@ def parse_logfmt(text: str) -> dict[str, str] | None:
     sentence with one `port=80` in it stays a plain line)."""
     if _LOGFMT.fullmatch(text) is None:
         return None
-    return {key: _unquote(value) for key, value in _PAIRS.findall(text)}
+    return {
+        key: _unquote(value) if value[:1] == '"' else value for key, value in _PAIRS.findall(text)
+    }
 
 
 def structured(pairs: Mapping[str, str], line: str) -> Parsed:
@@ -147,10 +150,8 @@ def structured(pairs: Mapping[str, str], line: str) -> Parsed:
                 break
     message = line
     for key in MESSAGE_KEYS:
-        value = fields.get(key)
-        if value is not None:
-            message = value
-            del fields[key]
+        if key in fields:
+            message = fields.pop(key)
             break
     return level, message, fields
 

@@ -314,34 +314,25 @@ class LogStore:
     def _insert(self, rows: Sequence[Row]) -> int:
         segment = self._writable_segment()
         first = self._next_id
+        count = len(rows)
+        last = first + count - 1
         tags = self._tags
-        values: list[tuple[Any, ...]] = []
-        size = 0
-        min_ts = max_ts = rows[0][1]
-        rowid = first
-        for source, ts, level, message, fields in rows:
-            values.append(
-                (
-                    rowid,
-                    message,
-                    fields,
-                    tags[source] + ("l" if level is None else f"l{level}"),
-                    ts,
-                    source,
-                    level,
-                )
+        # This runs for every line: tuples built in one generator, sums and bounds in C.
+        values = (
+            (rowid, message, fields, tags[source] + ("l" if level is None else f"l{level}"),
+             ts, source, level)
+            for rowid, (source, ts, level, message, fields) in zip(
+                range(first, last + 1), rows, strict=True
             )
-            size += len(message) + (len(fields) if fields else 0)
-            min_ts = min(min_ts, ts)
-            max_ts = max(max_ts, ts)
-            rowid += 1
-        last = rowid - 1
+        )  # fmt: skip
         self._conn.executemany(
             f"INSERT INTO seg{segment} (rowid, message, fields, tags, ts, source, level) "  # noqa: S608 — our table name
             "VALUES (?,?,?,?,?,?,?)",
             values,
         )
-        count = len(rows)
+        stamps = [r[1] for r in rows]
+        min_ts, max_ts = min(stamps), max(stamps)
+        size = sum(len(r[3]) for r in rows) + sum(len(r[4]) for r in rows if r[4])
         grown = size * _INDEX_FACTOR + count * _ROW_OVERHEAD
         self._conn.execute(
             "UPDATE segments SET first_id = coalesce(first_id, ?), last_id = ?, "
@@ -361,7 +352,9 @@ class LogStore:
             n = int(cur.fetchone()[0])
             self._conn.execute(
                 f"CREATE VIRTUAL TABLE seg{n} USING fts5("  # our table name
-                "message, fields, tags, ts UNINDEXED, source UNINDEXED, level UNINDEXED)"
+                "message, fields, tags, ts UNINDEXED, source UNINDEXED, level UNINDEXED, "
+                # no per-row column sizes: they serve ranking (bm25), which searches skip
+                "columnsize=0)"
             )
             self._current = n
             self._block = None
