@@ -81,7 +81,7 @@ class DockerJobContainers:
                 "command": list(spec.command) if spec.command is not None else None,
                 "entrypoint": list(spec.entrypoint) if spec.entrypoint is not None else None,
                 "environment": dict(spec.environment),
-                "labels": {LABEL_CI: spec.role},
+                "labels": {**spec.labels, LABEL_CI: spec.role},
                 "host_config": host_config,
             }
             if spec.working_dir is not None:

@@ -33,6 +33,9 @@ class JobContainer:
     working_dir: str | None = None
     binds: Mapping[str, Bind] = field(default_factory=dict)  # host path -> mount
     extra_hosts: Mapping[str, str] = field(default_factory=dict)  # name -> address
+    # More labels (the job's id, the project its output belongs to: docs/logs.md); LABEL_CI
+    # is always set.
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -74,3 +74,26 @@ def test_an_absent_daemon_is_reported_with_a_hint(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     with pytest.raises(RuntimeAdapterError, match="cannot reach the Docker Engine at unix:///non"):
         DockerJobContainers().connect()
+
+
+def test_labels_name_the_job_and_project_its_output_belongs_to(
+    containers: DockerJobContainers, base_image: str
+) -> None:
+    import json
+    import subprocess
+
+    spec = JobContainer(
+        image=base_image,
+        role="job",
+        command=("true",),
+        labels={"io.conveyor.job": "42", "io.conveyor.project": "shop", "io.conveyor.ci": "x"},
+    )
+    cid = containers.create(spec)
+    out = subprocess.run(["docker", "inspect", cid], capture_output=True, text=True, check=True)
+    labels = json.loads(out.stdout)[0]["Config"]["Labels"]
+    # the role is the adapter's to set, whatever the labels say
+    assert labels == {
+        "io.conveyor.job": "42",
+        "io.conveyor.project": "shop",
+        "io.conveyor.ci": "job",
+    }

@@ -18,7 +18,8 @@ from conveyor.ci.run.workspace import open_to_any_user, render_script
 from conveyor.errors import JobSetupError, RuntimeAdapterError
 from conveyor.host.shell import pump
 from conveyor.model.pipeline import ImageSpec, ServiceSpec
-from conveyor.runtime.job_protocol import Bind, JobContainer, JobContainers
+from conveyor.runtime.job_protocol import LABEL_JOB, Bind, JobContainer, JobContainers
+from conveyor.runtime.protocol import LABEL_PROJECT
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 SERVICE_PORTS_TIMEOUT = 30.0  # seconds a service has to open its exposed TCP ports
@@ -83,6 +84,16 @@ class DockerExecutor:
     def build_dir(self) -> str:
         return f"/builds/{self.project_path}"
 
+    def _labels(self, env: dict[str, str]) -> dict[str, str]:
+        """The job's id, and its project's name (CI_PROJECT_NAME): the log collector of a
+        project of that name collects the containers' output by job (docs/logs.md)."""
+        labels: dict[str, str] = {}
+        if env.get("CI_JOB_ID", "").isdigit():
+            labels[LABEL_JOB] = env["CI_JOB_ID"]
+        if env.get("CI_PROJECT_NAME"):
+            labels[LABEL_PROJECT] = env["CI_PROJECT_NAME"]
+        return labels
+
     def open(self) -> None:
         # The job image is pulled on demand by `create`, like `docker run`: checking it first
         # would cost every job a request.
@@ -107,6 +118,7 @@ class DockerExecutor:
                 command=svc.command or None,
                 entrypoint=svc.entrypoint,
                 environment={**self.service_env, **svc.variables},
+                labels=self._labels(self.service_env),
             )
         )
         self._services.append(cid)
@@ -177,6 +189,7 @@ class DockerExecutor:
                 working_dir=self.build_dir,
                 binds=self._binds(),
                 extra_hosts=self._hosts,
+                labels=self._labels(env),
             )
         )
         try:
