@@ -85,7 +85,8 @@ def run_logs(
                 show(record)
             return
         found = logs_app.search(path, query)
-        for record in reversed(found):
+        # The newest by arrival, printed in time order (stdout and stderr arrive apart).
+        for record in sorted(found, key=lambda r: (r.ts, r.id)):
             show(record)
         if not found and not as_json:
             err.print("[dim]no matching lines[/]")
