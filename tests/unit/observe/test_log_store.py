@@ -239,3 +239,11 @@ def test_compaction_keeps_every_line(tmp_path: Path) -> None:
         [i for k in range(3) for i in range(50) if i % 7 == 3]
     )
     s.close()
+
+
+def test_a_failed_first_write_leaves_the_store_writable(store: LogStore) -> None:
+    src = store.source(labels("web", "web-1", 1, "c"))
+    with pytest.raises(KeyError):  # the batch that would open the first segment fails
+        store.write([(999, T0, None, "no such source", None)])
+    assert store.write([(src, T0, None, "fine", None)]) == 1
+    assert [r.message for r in store.search(LogQuery())] == ["fine"]

@@ -142,9 +142,14 @@ class Collector:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop following, write what was handed over, close the store, release the lock."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
+        # Discovery first, so no follower starts after the others were told to stop; the
+        # writer last, so it writes what the followers handed over.
+        for t in self._threads:
+            if t.name == "logs-discover":
+                t.join(max(0.0, deadline - time.monotonic()))
         for f in list(self._followers.values()):
             f.close()
-        deadline = time.monotonic() + timeout
         for f in list(self._followers.values()):
             f.join(max(0.0, deadline - time.monotonic()))
         for t in self._threads:

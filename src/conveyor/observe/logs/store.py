@@ -194,12 +194,15 @@ class LogStore:
         self._conn.execute("COMMIT")
 
     def _load(self) -> None:
-        row = self._conn.execute("SELECT max(last_id) FROM segments").fetchone()
-        self._next_id = int(row[0] or 0) + 1
+        self._next_id = self._max_id() + 1
+        self._current = self._open_segment()
+        self._load_sources()
+
+    def _open_segment(self) -> int | None:
+        """The segment being written (not sealed), if any."""
         cur = self._conn.execute("SELECT n FROM segments WHERE sealed = 0 ORDER BY n DESC LIMIT 1")
         found = cur.fetchone()
-        self._current = int(found[0]) if found else None
-        self._load_sources()
+        return int(found[0]) if found else None
 
     def _load_sources(self) -> None:
         rows = self._conn.execute(
@@ -305,8 +308,10 @@ class LogStore:
                     )
             except BaseException:
                 conn.execute("ROLLBACK")
-                self._block = None  # re-read from the table next time
+                # What the transaction made is gone (a new segment too): read it all again.
+                self._block = None
                 self._next_id = self._max_id() + 1
+                self._current = self._open_segment()
                 raise
             conn.execute("COMMIT")
             return last
