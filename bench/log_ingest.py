@@ -40,6 +40,7 @@ from pathlib import Path
 
 from common import ROOT, rss_mb  # noqa: F401 — sys.path set up by common
 
+from conveyor.errors import StoreError
 from conveyor.model.logs import LogLabels, LogQuery
 from conveyor.observe.logs.collect import Collector, CollectorOptions
 from conveyor.observe.logs.retention import Retention
@@ -136,10 +137,11 @@ def bench_ingest(lines: int, containers: int = 4) -> None:
     def searcher() -> None:
         # another connection, as `conveyor logs` would be
         while not stop.is_set():
-            if not path.exists():
+            try:
+                s = LogStore.open(path, create=False)
+            except StoreError:  # not made yet by the collector
                 time.sleep(0.05)
                 continue
-            s = LogStore.open(path, create=False)
             try:
                 t = time.perf_counter()
                 s.search(LogQuery(text=rng.choice(WORDS), services=("web",), limit=100))

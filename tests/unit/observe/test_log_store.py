@@ -247,3 +247,13 @@ def test_a_failed_first_write_leaves_the_store_writable(store: LogStore) -> None
         store.write([(999, T0, None, "no such source", None)])
     assert store.write([(src, T0, None, "fine", None)]) == 1
     assert [r.message for r in store.search(LogQuery())] == ["fine"]
+
+
+def test_a_reader_never_makes_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "logs.db"
+    path.touch()  # the collector has just made the file, not yet its tables
+    with pytest.raises(StoreError, match="being created"):
+        LogStore.open(path, create=False)
+    LogStore.open(path).close()  # the writer makes it
+    LogStore.open(path).close()  # and a second opening finds it made
+    LogStore.open(path, create=False).close()

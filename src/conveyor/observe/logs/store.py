@@ -157,6 +157,9 @@ class LogStore:
             private_file(path)
         try:
             conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StoreError(f"{path}: cannot open the log store ({e})") from e
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the index pages being merged
@@ -166,28 +169,37 @@ class LogStore:
                 if side.exists():
                     private_file(side)
             store = cls(conn, path, policy or Retention())
-            store._migrate()
+            store._migrate(create)
             store._load()
         except sqlite3.Error as e:
+            conn.close()
             raise StoreError(
                 f"{path}: cannot open the log store ({e}); move the file aside to start an "
                 "empty one (the lines in it are then not searchable)"
             ) from e
+        except StoreError:
+            conn.close()
+            raise
         return store
 
-    def _migrate(self) -> None:
+    def _migrate(self, create: bool) -> None:
+        """Create the schema in a new file (the writer); a reader only checks it."""
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        if version == SCHEMA_VERSION:
-            return
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: written by a newer Conveyor (schema {version})")
+        if version == SCHEMA_VERSION:
+            return
+        if not create:
+            raise StoreError(f"{self.path}: the log store is being created; try again")
         # Pages of dropped segments go back to the file system (set before any table).
         self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql in _SCHEMA:
-                self._conn.execute(sql)
-            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            # Looked at again under the write lock: another writer may have just made it.
+            if int(self._conn.execute("PRAGMA user_version").fetchone()[0]) == 0:
+                for sql in _SCHEMA:
+                    self._conn.execute(sql)
+                self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
