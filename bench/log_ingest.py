@@ -8,8 +8,8 @@
 
 - ingest: lines in memory, as the Docker Engine hands them over (frames with nanosecond
   stamps; 60 % access-log plain lines, 25 % JSON, 15 % logfmt, a traceback now and then), fed
-  to the collector (parse, join, label, store) while another thread searches the store in a
-  loop. Lines/s from the collector's input to the store. Target >= 100,000 lines/s.
+  to the collector (parse, join, label, store) while another thread searches the store ten
+  times a second. Lines/s from the collector's input to the store. Target >= 100,000 lines/s.
 - e2e: a chatty container on this machine's Docker Engine writes `--lines` numbered lines as
   fast as it can; the collector follows it. Lines/s from the container's start to the last
   line stored, and every line counted (none lost, none twice). Target >= 50,000 lines/s.
@@ -135,8 +135,8 @@ def bench_ingest(lines: int, containers: int = 4) -> None:
     stop = threading.Event()
 
     def searcher() -> None:
-        # another connection, as `conveyor logs` would be
-        while not stop.is_set():
+        # another connection, as `conveyor logs` would be; ten searches a second
+        while not stop.wait(0.1):
             try:
                 s = LogStore.open(path, create=False)
             except StoreError:  # not made yet by the collector

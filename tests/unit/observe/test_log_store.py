@@ -257,3 +257,19 @@ def test_a_reader_never_makes_the_schema(tmp_path: Path) -> None:
     LogStore.open(path).close()  # the writer makes it
     LogStore.open(path).close()  # and a second opening finds it made
     LogStore.open(path, create=False).close()
+
+
+def test_any_text_comes_back_as_it_was_written(store: LogStore) -> None:
+    src = store.source(labels("web", "web-1", 1, "c"))
+    odd = [
+        'quotes " and \\ backslashes',
+        "tabs\tand\x1b[31mANSI\x1b[0m colours",
+        "emoji 🚀 and accents café, line separators \u2028 \u2029",
+        "{not json but braces} [and brackets]",
+        "x" * 70_000,
+    ]
+    fields = '{"k":"v \\"q\\"","n":"1"}'
+    store.write([(src, T0 + i, None, m, fields if i == 0 else None) for i, m in enumerate(odd)])
+    got = list(reversed(store.search(LogQuery(limit=10))))
+    assert [r.message for r in got] == odd
+    assert got[0].fields == {"k": 'v "q"', "n": "1"}

@@ -55,6 +55,7 @@ LEVEL_INDEX: dict[LogLevel, int] = {name: i for i, name in enumerate(LEVELS)}
 _ROW_OVERHEAD = 64  # bytes a row costs beyond its text in table and index (estimate)
 _INDEX_FACTOR = 2  # the full-text index roughly doubles the text's size
 _WORD = re.compile(r"\w", re.UNICODE)
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 _SCHEMA = (
     """CREATE TABLE sources (
@@ -334,18 +335,24 @@ class LogStore:
         count = len(rows)
         last = first + count - 1
         tags = self._tags
-        # This runs for every line: tuples built in one generator, sums and bounds in C.
-        values = (
-            (rowid, message, fields, tags[source] + ("l" if level is None else f"l{level}"),
-             ts, source, level)
-            for rowid, (source, ts, level, message, fields) in zip(
-                range(first, last + 1), rows, strict=True
-            )
+        # One statement for the whole batch, its rows as one JSON array: executemany gives
+        # Python's lock back and takes it again for every row, and while a follower thread
+        # parses, each taking waits (measured: 4 times slower under a busy thread; this way
+        # 2 times faster there, a quarter slower when nothing else runs; docs/logs.md).
+        payload = _encode(
+            [
+                [rowid, message, fields, tags[source] + ("l" if level is None else f"l{level}"),
+                 ts, source, level]
+                for rowid, (source, ts, level, message, fields) in zip(
+                    range(first, last + 1), rows, strict=True
+                )
+            ]
         )  # fmt: skip
-        self._conn.executemany(
+        self._conn.execute(
             f"INSERT INTO seg{segment} (rowid, message, fields, tags, ts, source, level) "  # noqa: S608 — our table name
-            "VALUES (?,?,?,?,?,?,?)",
-            values,
+            "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, "
+            "value->>6 FROM json_each(?)",
+            (payload,),
         )
         stamps = [r[1] for r in rows]
         min_ts, max_ts = min(stamps), max(stamps)
