@@ -352,6 +352,8 @@ class Controller:
                 return pipeline_refusal(ran.pipeline)
         images = self._promoted_images(spec, head) if spec.branch is None else None
         project = self._project(spec, head)
+        # Collecting before the rollout: a replica it replaces at once still has its lines.
+        self._collect_for(spec.name, head, project)
         fresh = deploy_app.current_release(project) is None
         outcome = (
             deploy_app.up(project, agent=False, images=images).outcome
@@ -423,9 +425,9 @@ class Controller:
                     self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
 
     def collect_logs(self) -> None:
-        """One log collector per deployed environment (docs/logs.md), started once its
-        project exists and looked at again when the deployed commit moves: restarted when
-        its `x-conveyor.logs` settings change, stopped when they turn collection off."""
+        """One log collector per deployed environment (docs/logs.md), looked at again when
+        the deployed commit moves: restarted when its `x-conveyor.logs` settings change,
+        stopped when they turn collection off. (A rollout starts it first, `_bring_in`.)"""
         if self.config is None:
             return
         for name, spec in self.config.environments.items():
@@ -436,18 +438,22 @@ class Controller:
                 known = self._logs.get(name)
             if known is not None and known[0] == deployed:
                 continue
-            project = self._project(spec, deployed)
-            settings = project.stack().logs
-            path = logs_app.store_path(project)
-            collector = known[3] if known is not None else None
-            if known is None or known[2] != settings or collector is None:
-                if collector is not None:
-                    collector.stop()
-                collector = None
-                if settings.collect:
-                    collector = logs_app.start_collector(project, name, self._log_reporter(name))
-            with self._logs_lock:
-                self._logs[name] = (deployed, path, settings, collector)
+            self._collect_for(name, deployed, self._project(spec, deployed))
+
+    def _collect_for(self, env: str, commit: str, project: Project) -> None:
+        """Make the environment's collector run as `project` (at `commit`) says."""
+        settings = project.stack().logs
+        with self._logs_lock:
+            known = self._logs.get(env)
+        collector = known[3] if known is not None else None
+        if known is None or known[2] != settings or collector is None:
+            if collector is not None:
+                collector.stop()
+            collector = None
+            if settings.collect:
+                collector = logs_app.start_collector(project, env, self._log_reporter(env))
+        with self._logs_lock:
+            self._logs[env] = (commit, logs_app.store_path(project), settings, collector)
 
     def _log_reporter(self, env: str) -> Callable[[str], None]:
         def report(message: str) -> None:

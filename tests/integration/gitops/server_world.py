@@ -47,6 +47,7 @@ SERVER = (
     "        self.wfile.write(body)\n"
     "    def log_message(self, *a):\n"
     "        pass\n"
+    "print('serving version ' + os.environ['V'], flush=True)\n"
     "http.server.ThreadingHTTPServer(('0.0.0.0', 8000), H).serve_forever()\n"
 )
 

@@ -59,3 +59,20 @@ def test_a_failed_pipeline_is_not_deployed_and_the_release_keeps_serving(
     (staging,) = world.api("/environments", token)
     assert staging["commit"] != sha
     assert staging["release"] == 2
+
+
+def test_the_environments_logs_are_collected_and_searchable(world: ServerWorld) -> None:
+    world.wait_for(lambda: world.serving() == "2", "version 2 to serve")
+    token = world.token("viewer")
+
+    def collected() -> list[dict[str, object]] | None:
+        records = world.api("/environments/staging/logs?grep=serving&service=web", token)
+        versions = {r["message"] for r in records}
+        return records if {"serving version 1", "serving version 2"} <= versions else None
+
+    # release 1's replica is gone: its lines stay searchable
+    records = world.wait_for(collected, "both releases' lines in the server's log store")
+    by_message = {r["message"]: r for r in records}
+    v2 = by_message["serving version 2"]["labels"]
+    assert (v2["environment"], v2["service"], v2["release"]) == ("staging", "web", 2)
+    assert by_message["serving version 1"]["labels"]["release"] == 1
