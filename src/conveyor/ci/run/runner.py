@@ -5,7 +5,8 @@ pipelines its trigger jobs create run beside it, each with a runner of its own.
 
 Auto-cancel, as GitLab does it (`workflow:auto_cancel`):
 - `on_new_commit`: a new branch pipeline asks older running pipelines of the branch to cancel
-  (`PipelineRecorder.cancel_redundant`); the process running one sees the request in its
+  (`PipelineRecorder.cancel_redundant`; the GitOps server asks the same when a newer commit
+  arrives before its pipeline starts); the process running one sees the request in its
   record and cancels everything, or only its `interruptible` jobs;
 - `on_job_failure: all`: a job that fails (not allowed to, with no retry left) cancels the rest
   of its pipeline;
@@ -44,7 +45,7 @@ from conveyor.store.db import Store
 from conveyor.store.pipelines import CancelScope
 from conveyor.store.timeline import Timeline
 
-REDUNDANT = "a newer pipeline for this ref made it redundant"
+REDUNDANT = "a newer pipeline or commit of this ref made it redundant"
 
 
 class PipelineRunner:
@@ -96,7 +97,11 @@ class PipelineRunner:
         )
         # A downstream pipeline never cancels others: it goes with its parent (GitLab).
         if self.cfg.auto_cancel and link is None and predefined.get("CI_COMMIT_BRANCH"):
-            self.records.cancel_redundant(predefined.get("CI_COMMIT_REF_NAME"), pid)
+            self.records.cancel_redundant(
+                predefined.get("CI_COMMIT_REF_NAME"),
+                pipeline=pid,
+                commit=predefined.get("CI_COMMIT_SHA") or None,
+            )
         groups = {j.name: g for j in selection.jobs if (g := variables.resource_group(j))}
         schedule = Schedule(
             jobs=selection.jobs, stages=spec.stages, play=self.cfg.play, groups=groups
