@@ -44,7 +44,13 @@ from typing import Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
-from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
+from conveyor.app.ci_views import (
+    InterruptedPipeline,
+    JobLog,
+    JobView,
+    PipelineSummary,
+    PipelineView,
+)
 from conveyor.app.dora import DoraView, dora_report, empty_dora
 from conveyor.app.env_diff import service_diffs
 from conveyor.app.hooks import HookDelivery
@@ -98,6 +104,7 @@ MAX_EVENTS = 100_000  # kept for the API's event list and stream (in memory: the
 PRUNE_EVERY = 1_000  # events recorded between two prunings of the journal
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
 INTERRUPTED = "the server stopped while it ran"
+ABANDONED = "interrupted: abandoned by policy"  # on_interrupted: abandon
 HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
 # An SSH private key the server signs its pin commits with (environments that verify
 # signatures then accept them from anyone's checkout, not only from this server).
@@ -345,35 +352,76 @@ class Controller:
         return ""
 
     def mark_interrupted(self) -> None:
-        """After a crash: the pipelines the last run left running are marked `interrupted`.
-        The policy is to run again: the environment still names the commit as `syncing`, so
-        the first sync brings it in again (unless the branch moved on: latest commit wins).
-        A rollout a crash cut short is the deploy engine's to recover, at that sync."""
+        """After a crash: what the pipelines the last run left running still run (a docker
+        job's containers, a shell job's process group) is stopped, and the pipelines are
+        marked `interrupted`. Then the environment's `on_interrupted` policy: `rerun` (the
+        default) leaves the commit `syncing`, so the first sync brings it in again (unless the
+        branch moved on: latest commit wins); `abandon` marks it failed, not brought in again
+        until the branch moves. A rollout a crash cut short is the deploy engine's to recover,
+        at that sync."""
         root = self.data_dir / "environments"
         if not root.is_dir():
             return
+        config = self.config or self._last_config()
         for env_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             env = env_dir.name
             pipeline_file = self._work_tree(env) / PIPELINE_FILE
             if not pipeline_file.exists():
                 continue
             try:
-                ids = ci_app.interrupt_unfinished(pipeline_file, INTERRUPTED)
+                interrupted = ci_app.interrupt_unfinished(pipeline_file, INTERRUPTED)
             except ConveyorError as e:
                 self._emit("reconciler.error", f"{env}: {e}", "error", environment=env)
                 continue
+            if not interrupted:
+                continue
             commit = self._progress(env).syncing
-            for pid in ids:
-                self._timeline.emit(
-                    "pipeline.interrupted",
-                    f"{env}: pipeline #{pid} was interrupted: {INTERRUPTED}"
-                    + ("; its commit is brought in again" if commit else ""),
-                    "warning",
-                    {"reason": INTERRUPTED},
+            spec = config.environments.get(env) if config is not None else None
+            abandon = commit is not None and spec is not None and spec.on_interrupted == "abandon"
+            then = ""
+            if commit is not None:
+                then = (
+                    "; its commit is abandoned (on_interrupted: abandon)"
+                    if abandon
+                    else "; its commit is brought in again"
+                )
+            for found in interrupted:
+                self._interrupted(env, commit, found, then)
+            if abandon:
+                assert commit is not None
+                self._update(env, failed=commit, reason=ABANDONED, syncing=None)
+                self._emit(
+                    "sync.failed",
+                    f"{env}: {commit[:12]} not deployed: {ABANDONED}",
+                    "error",
                     environment=env,
                     commit=commit,
-                    pipeline=pid,
                 )
+
+    def _interrupted(
+        self, env: str, commit: str | None, found: InterruptedPipeline, then: str
+    ) -> None:
+        stopped = f"; stopped what it left running: {', '.join(found.stopped)}"
+        problems = f"; NOT stopped: {'; '.join(found.problems)}"
+        self._timeline.emit(
+            "pipeline.interrupted",
+            f"{env}: pipeline #{found.id} was interrupted: {INTERRUPTED}"
+            + (stopped if found.stopped else "")
+            + (problems if found.problems else "")
+            + then,
+            "warning",
+            {"reason": INTERRUPTED, "stopped": found.stopped, "problems": found.problems},
+            environment=env,
+            commit=commit,
+            pipeline=found.id,
+        )
+
+    def _last_config(self) -> ConveyorConfig | None:
+        """conveyor.yaml as the last run fetched it (no fetch: the server is just starting)."""
+        try:
+            return self._read_config()
+        except ConveyorError:
+            return None
 
     def _promoted_images(self, spec: EnvironmentSpec, commit: str) -> dict[str, tuple[str, str]]:
         """The images of the release promoted into `spec` (by id, as the source runs them);

@@ -188,6 +188,13 @@ class PipelineRepository:
         )
         return [_pipeline(r) for r in rows]
 
+    def unfinished(self) -> list[PipelineRow]:
+        """Pipelines `running` or `created`, oldest first."""
+        rows = self._db.all(
+            "SELECT * FROM pipelines WHERE status IN ('running', 'created') ORDER BY id"
+        )
+        return [_pipeline(r) for r in rows]
+
     def interrupt_unfinished(self, reason: str) -> list[int]:
         """Pipelines left `running` (or `created`) by a process that died: marked
         `interrupted`, with their jobs still running; their ids, oldest first. Only for a

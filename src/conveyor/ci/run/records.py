@@ -15,6 +15,7 @@ from conveyor.ci.run.reports import TestReport
 from conveyor.ci.run.results import JobResult, sum_tests, tests_json
 from conveyor.ci.select.schedule import Schedule
 from conveyor.ci.select.variables import expand
+from conveyor.host import process_groups
 from conveyor.model.pipeline import AutoCancelSpec, EnvironmentSpec, JobRun, PipelineSpec
 from conveyor.store.db import Store
 from conveyor.store.pipelines import CancelScope, JobRow, PipelineRow, TestFailure
@@ -253,6 +254,11 @@ class PipelineRecorder:
             job=job_id,
             data={"name": name, "stage": job.stage, "executor": executor, "attempt": attempt},
         )
+
+    def job_process(self, job_id: int, pid: int) -> None:
+        """A shell script of the job started as process group `pid` (kept with its leader's
+        identity: a runner killed now leaves it running, the next start stops it)."""
+        self.jobs.update(job_id, process_group=pid, process_start=process_groups.identity(pid))
 
     def job_output(self, job: JobRun, job_id: int | None, text: str) -> None:
         """A chunk of a job's (masked) output, for live display; its log file keeps it."""

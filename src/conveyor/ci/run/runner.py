@@ -33,6 +33,7 @@ from conveyor.ci.run.executors import Executors
 from conveyor.ci.run.handoff import JobFiles
 from conveyor.ci.run.job_env import JobVariables
 from conveyor.ci.run.job_runner import JobRunner
+from conveyor.ci.run.leftovers import store_labels
 from conveyor.ci.run.prepare import project_state_dir
 from conveyor.ci.run.records import PipelineRecorder
 from conveyor.ci.run.results import JobResult, PipelineResult
@@ -70,7 +71,12 @@ class PipelineRunner:
             cfg.state_dir, cfg.project_dir, protected_ref=cfg.protected_ref, records=self.records
         )
         self.executors = Executors(
-            cfg.executor, cfg.default_image, containers, host_env=cfg.host_env
+            cfg.executor,
+            cfg.default_image,
+            containers,
+            host_env=cfg.host_env,
+            labels=store_labels(store),
+            on_process=self.records.job_process,
         )
         self._threads: list[threading.Thread] = []  # downstream pipelines running beside
 
