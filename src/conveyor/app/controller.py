@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -62,6 +63,7 @@ from conveyor.app.server_views import (
     EnvironmentState,
     EnvironmentSummary,
 )
+from conveyor.app.superseding import Running, Superseded, notice
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.ci.run.prepare import ci_store
 from conveyor.deploy.reconciler import Reconciler
@@ -84,7 +86,14 @@ from conveyor.gitops.promotion import (
     unmet_gates,
 )
 from conveyor.gitops.source import Source, SshAccess
-from conveyor.gitops.sync import Approval, EnvProgress, Promotion, decide, head_of
+from conveyor.gitops.sync import (
+    Approval,
+    EnvProgress,
+    Promotion,
+    Supersession,
+    decide,
+    head_of,
+)
 from conveyor.model.access import Principal
 from conveyor.model.environments import ConveyorConfig, EnvironmentSpec
 from conveyor.model.events import Event, EventKind, Level, Subject
@@ -106,6 +115,8 @@ DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
 INTERRUPTED = "the server stopped while it ran"
 ABANDONED = "interrupted: abandoned by policy"  # on_interrupted: abandon
 HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
+# Seconds between tries to apply auto-cancel to a pipeline that has not recorded its start yet.
+APPLY_RETRY = 0.2
 # An SSH private key the server signs its pin commits with (environments that verify
 # signatures then accept them from anyone's checkout, not only from this server).
 PIN_SIGNING_KEY = "CONVEYOR_PIN_SIGNING_KEY"
@@ -156,6 +167,10 @@ class Controller:
         self.config: ConveyorConfig | None = None
         self.config_error = ""
         self._wake = threading.Event()
+        # The watcher's wake: it looks for a newer commit while the worker runs a pipeline.
+        self._look = threading.Event()
+        self._running: Running | None = None  # the pipeline the worker runs now
+        self._running_lock = threading.Lock()
         self._work = threading.RLock()  # one change to the world at a time
         self._progress_lock = threading.Lock()  # each progress.json read-modify-write whole
         self._journal = journal
@@ -190,15 +205,23 @@ class Controller:
         """Until `stopping` is set: sync every poll interval (a webhook wakes it at once),
         heal every `heal_interval`. First, what a crash of the last run left is marked."""
         self._guarded(self.mark_interrupted)
+        watcher = threading.Thread(
+            target=self._watch, args=(stopping,), name="controller-watch", daemon=True
+        )
+        watcher.start()
         next_sync = 0.0
-        while not stopping.is_set():
-            if self._wake.is_set() or time.monotonic() >= next_sync:
-                self._wake.clear()  # a wake during the pass makes another pass
-                self._guarded(self.sync_all)
-                next_sync = time.monotonic() + self._poll_interval()
-            self._guarded(self.heal_all)
-            self._guarded(self.promote_due)
-            self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
+        try:
+            while not stopping.is_set():
+                if self._wake.is_set() or time.monotonic() >= next_sync:
+                    self._wake.clear()  # a wake during the pass makes another pass
+                    self._guarded(self.sync_all)
+                    next_sync = time.monotonic() + self._poll_interval()
+                self._guarded(self.heal_all)
+                self._guarded(self.promote_due)
+                self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
+        finally:
+            self._look.set()  # the watcher sees `stopping` and ends
+            watcher.join(timeout=10)
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """A bug in one pass must not stop the worker (the API would answer, nothing would
@@ -210,6 +233,7 @@ class Controller:
 
     def wake(self) -> None:
         self._wake.set()
+        self._look.set()
 
     def _poll_interval(self) -> float:
         if self.config is None or not self.config.environments:
@@ -296,6 +320,16 @@ class Controller:
         self._update(env, syncing=desired)
         try:
             reason = self._bring_in(spec, desired)
+        except Superseded as e:  # latest commit wins: neither deployed nor failed
+            self._update(env, syncing=None)
+            self._emit(
+                "sync.skipped",
+                f"{env}: {short} not deployed: {e}",
+                environment=env,
+                commit=desired,
+                data={"superseded_by": e.by},
+            )
+            return
         except ConveyorError as e:
             reason = str(e)
         if reason:
@@ -329,14 +363,22 @@ class Controller:
         work = self._checkout(spec.name, head)
         pipeline_file = work / PIPELINE_FILE
         if spec.branch is not None and pipeline_file.exists():
-            ran = ci_app.run(
-                pipeline_file,
-                executor=self.executor,
-                ref=spec.branch,
-                registry=self.registry,
-                subscribers=[self._collect],
-                environ=self._environ(spec, head),
-            )
+            running = Running(spec, head, pipeline_file)
+            with self._watched(running):
+                ran = ci_app.run(
+                    pipeline_file,
+                    executor=self.executor,
+                    ref=spec.branch,
+                    registry=self.registry,
+                    subscribers=[self._collect],
+                    environ=self._environ(spec, head),
+                )
+            status = ran.pipeline.status if ran.pipeline is not None else None
+            newer = running.newer
+            if newer is not None and status in (None, "success", "canceled"):
+                # A pipeline that failed on its own is that commit's failure, told as one.
+                ended = "no pipeline ran" if ran.pipeline is None else f"pipeline {ran.pipeline.id}"
+                raise Superseded(newer, ended if status is None else f"{ended} {status}")
             if ran.pipeline is not None and ran.pipeline.status != "success":
                 return pipeline_refusal(ran.pipeline)
         images = self._promoted_images(spec, head) if spec.branch is None else None
@@ -350,6 +392,86 @@ class Controller:
         if not outcome.ok:
             return f"rollout {outcome.rollout} {outcome.status}: {outcome.error or ''}".rstrip(": ")
         return ""
+
+    # latest commit wins while a pipeline runs ------------------------------------------------
+
+    @contextlib.contextmanager
+    def _watched(self, running: Running) -> Iterator[None]:
+        """While inside, the watcher thread looks for a commit newer than `running`'s."""
+        with self._running_lock:
+            self._running = running
+        if self._wake.is_set():
+            # A webhook arrived after this pass fetched: look now that there is a pipeline.
+            self._look.set()
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._running = None
+
+    def _watch(self, stopping: threading.Event) -> None:
+        """The watcher thread: on each webhook and every poll interval, while the worker runs
+        a pipeline, fetch and apply auto-cancel when the branch has a newer commit. The worker
+        holds the work lock meanwhile: the watcher changes nothing but the pipeline's cancel
+        request and the environment's `superseded`."""
+        while not stopping.is_set():
+            with self._running_lock:
+                running = self._running
+            pending = running is not None and running.to_apply() is not None
+            self._look.wait(APPLY_RETRY if pending else self._poll_interval())
+            woken = self._look.is_set()
+            self._look.clear()
+            if stopping.is_set():
+                return
+            self._guarded(functools.partial(self._look_for_newer, fetch=woken or not pending))
+
+    def _look_for_newer(self, *, fetch: bool) -> None:
+        with self._running_lock:
+            running = self._running
+        if running is None:
+            return
+        spec, env = running.spec, running.spec.name
+        if fetch:
+            try:
+                self.source.fetch()  # Source serializes its fetches: the worker's may run too
+            except ConveyorError:
+                return  # the worker's next fetch reports it
+            found = desired_commit(
+                self.source,
+                spec,
+                head_of(spec, self.source.heads()),
+                self._progress(env).pin_commits,
+            )
+            if found.commit is not None and found.commit != running.commit and not found.refused:
+                running.saw(found.commit)
+        newer = running.to_apply()
+        if newer is None:
+            return
+        decided = ci_app.supersede(running.pipeline_file, spec.branch, newer, [self._collect])
+        if not decided:
+            return  # its pipeline has not recorded its start yet: tried again shortly
+        running.applied(newer, decided)
+        first = decided[0]  # the pipeline itself; the others are its child pipelines
+        message = notice(env, running, newer, first)
+        self._update(
+            env,
+            superseded=Supersession(
+                commit=running.commit,
+                by=newer,
+                pipeline=first.pipeline,
+                action=first.action,
+                message=message,
+                at=time.time(),
+            ),
+        )
+        self._emit(
+            "sync.superseded",
+            message,
+            environment=env,
+            commit=running.commit,
+            data={"superseded_by": newer, "pipeline": str(first.pipeline), "action": first.action},
+        )
+        self._wake.set()  # the worker brings the newer commit in once this pipeline ends
 
     def mark_interrupted(self) -> None:
         """After a crash: what the pipelines the last run left running still run (a docker
@@ -634,6 +756,7 @@ class Controller:
             waiting=progress.waiting,
             approvals=list(dict.fromkeys(a.release for a in progress.approvals)),
             status=deploy_app.status(project) if project is not None else None,
+            superseded=progress.superseded,
         )
 
     def releases(self, env: str) -> list[ReleaseView]:

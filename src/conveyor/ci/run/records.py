@@ -37,7 +37,8 @@ class Redundant:
 
     pipeline: int
     action: RedundantAction
-    not_interruptible: tuple[str, ...] = ()  # its started jobs that are not interruptible
+    # Its started jobs that are not interruptible (what kept it, unless `on_new_commit: none`).
+    not_interruptible: tuple[str, ...] = ()
 
 
 class PipelineRecorder:
@@ -143,8 +144,8 @@ class PipelineRecorder:
                 self.pipelines.request_cancel(old.id, superseded_by=by)
                 message = f"pipeline #{old.id} is redundant"
                 decided.append(Redundant(old.id, "canceled"))
-            else:
-                decided.append(Redundant(old.id, "kept", tuple(kept)))
+            else:  # `none`, or a started job is not interruptible
+                decided.append(Redundant(old.id, "kept", tuple(kept) if mode != "none" else ()))
                 continue
             data = {"scope": "interruptible" if mode == "interruptible" else "all"}
             if by is not None:
