@@ -10,10 +10,16 @@ or rollout leaves the previous release serving and is not retried until the bran
 Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does),
 every `heal_interval` seconds; each correction is reported as a `drift.corrected` event.
 
+Latest commit wins while a pipeline runs: a watcher thread, woken by webhooks and on the poll
+interval, fetches and applies GitLab's auto-cancel to the running pipeline when its branch has
+a newer commit (app/superseding.py); that commit is then not rolled out, and is reported as
+superseded, not failed.
+
 What it remembers per environment (`gitops.sync.EnvProgress`) sits in the data directory, so a
 restarted server neither redeploys what serves nor retries what failed; a sync a crash cut
-short is done again (pipelines it left running are marked `interrupted` first), and the
-deploy engine recovers an interrupted rollout as it always does.
+short is done again, or abandoned if the environment's `on_interrupted` says so (what the
+pipelines it left running still run is stopped, and they are marked `interrupted`, first), and
+the deploy engine recovers an interrupted rollout as it always does.
 
 Acting through the API (same worker lock, so one change at a time): `promote` checks the
 target's gates (`gitops.promotion`) against the source environment's serving release and
