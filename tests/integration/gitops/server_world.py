@@ -147,8 +147,14 @@ class ServerWorld:
     # git ---------------------------------------------------------------------------------------
 
     def push(
-        self, version: str, script: str = "test -f compose.yaml", gate: Path | None = None
+        self,
+        version: str,
+        script: str = "test -f compose.yaml",
+        gate: Path | None = None,
+        pipeline: str | None = None,
     ) -> str:
+        """Commit and push version `version` of the app, its one-job pipeline running `script`
+        (or the whole `.gitlab-ci.yml` given as `pipeline`); the commit's sha."""
         gate_env = volumes = ""
         if gate is not None:
             gate_env = ', GATE: "/gate/open"'
@@ -163,7 +169,7 @@ class ServerWorld:
                 volumes=volumes,
             )
         )
-        (self.repo / ".gitlab-ci.yml").write_text(PIPELINE.format(script=script))
+        (self.repo / ".gitlab-ci.yml").write_text(pipeline or PIPELINE.format(script=script))
         if self.build:
             (self.repo / "Dockerfile").write_text(f"FROM {self.image}\n")
         git(self.repo, "add", "-A")
