@@ -31,8 +31,9 @@ ConveyorError
 ├── ApiError             the server's API answered a client (`conveyor env`…) with an error
 │   ├── ServerUnreachable    no server answers at the address (not running, wrong address)
 │   └── AccessDenied         no token, a token it does not know (401), or a role too low (403)
-└── NotifyError          a notification cannot be sent (`retry` says whether trying again may
-                         help) or a channel cannot be set up (a secret's variable is unset)
+├── NotifyError          a notification cannot be sent (`retry` says whether trying again may
+│                        help) or a channel cannot be set up (a secret's variable is unset)
+└── AlertsError          Alertmanager could not be asked for its alerts (`conveyor alerts`)
 
 CI (conveyor.ci and its git adapter; the last section of this file):
 ConveyorError
@@ -266,6 +267,10 @@ class ServerUnreachable(ApiError):
 class AccessDenied(ApiError):
     """401 (no token, or one the server does not know) or 403 (the token's role is too low);
     the message says which role the request needs."""
+
+
+class AlertsError(ConveyorError):
+    """Alertmanager did not answer its API, or answered what is not a list of alerts."""
 
 
 class NotifyError(ConveyorError):

@@ -71,6 +71,10 @@ EventKind = Literal[
     "promotion.succeeded",  # data: {"from": env}
     "promotion.failed",  # data: {"from": env, "reason": "..."}
     "signature.rejected",  # data: {"reason": "..."}; subject.commit is the rejected commit
+    # Alertmanager's webhook (app.alerts): an alert started firing or resolved; data:
+    # {"alertname", "severity", "labels", "annotations", "starts_at", "ends_at", "fingerprint"}
+    "alert.firing",
+    "alert.resolved",
 ]
 
 EPHEMERAL: frozenset[str] = frozenset(
