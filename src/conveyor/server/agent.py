@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from conveyor.app.alerts import RULES_INTERVAL, AlertRulesController, agent_listener
 from conveyor.app.deploy import reconciler
 from conveyor.app.project import Project
+from conveyor.server.alert_listener import AlertListener
 from conveyor.server.controllers import ControllerHost
 
 
 def run_agent(project: Project, interval: float) -> None:
-    """Reconcile the project every `interval` seconds until SIGTERM or SIGINT."""
+    """Reconcile the project every `interval` seconds until SIGTERM or SIGINT. Alertmanager's
+    deliveries become events on the project's timeline (a listener on 127.0.0.1), and the
+    alert rules follow the serving release's SLOs (docs/alerts.md)."""
     r = reconciler(project)
     host = ControllerHost(timeline=r.engine.timeline)
     host.add(r, interval)
+    host.add(AlertRulesController(r.engine), max(interval, RULES_INTERVAL))
+    listener = agent_listener(project, r.engine, AlertListener)
     host.install_signal_handlers()
-    host.run()
+    try:
+        host.run()
+    finally:
+        if listener is not None:
+            listener.close()
