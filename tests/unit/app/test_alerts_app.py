@@ -273,3 +273,33 @@ def test_a_rejected_rule_file_never_replaces_the_one_in_use(tmp_path: Path, prom
 
     assert (tmp_path / "conveyor-red.yml").read_text() == good
     assert "up(" in (tmp_path / "conveyor-red.yml.rejected").read_text()
+
+
+def test_the_agents_rules_pass_waits_for_a_metrics_stack(tmp_path: Path, promtool: str) -> None:
+    from types import SimpleNamespace
+
+    web = Service(name="web", slo=ServiceSLO(availability=0.99))
+    release = Release(
+        number=1,
+        project="shop",
+        services={"web": ServiceRelease(service=web, image_id="sha256:1", image_ref="w")},
+        stack=Stack(project="shop", file="/src/compose.yaml", services={"web": web}),
+    )
+    engine = SimpleNamespace(
+        paths=SimpleNamespace(state_dir=tmp_path),
+        project="shop",
+        timeline=SimpleNamespace(subject=Subject(project="shop", environment="production")),
+        store=SimpleNamespace(current_release=lambda: release),
+    )
+    controller = app_alerts.AlertRulesController(engine, promtool)  # type: ignore[arg-type]
+
+    assert controller.tick() is None  # no metrics stack configured: nothing written
+    prometheus = tmp_path / "metrics" / "prometheus"
+    prometheus.mkdir(parents=True)
+    (prometheus / "prometheus.yml").write_text("global: {}\n")
+    done = controller.tick()
+
+    assert done is not None and "conveyor-slo-shop.yml" in done.sync.written
+    assert not done.reloaded  # no ports.json: no Prometheus to tell
+    text = (prometheus / "rules" / "conveyor-slo-shop.yml").read_text()
+    assert 'environment="production",service="web"' in text
