@@ -59,6 +59,7 @@ class AlertView(Frozen):
 
 
 class AlertsView(Frozen):
+    version: int = 1  # of this JSON form (docs/cli.md)
     alertmanager: str  # the URL asked
     alerts: list[AlertView]
     resolved_since: float | None = None  # resolved alerts are listed from this time on

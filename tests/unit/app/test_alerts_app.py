@@ -303,3 +303,35 @@ def test_the_agents_rules_pass_waits_for_a_metrics_stack(tmp_path: Path, promtoo
     assert not done.reloaded  # no ports.json: no Prometheus to tell
     text = (prometheus / "rules" / "conveyor-slo-shop.yml").read_text()
     assert 'environment="production",service="web"' in text
+
+
+def test_an_slo_change_alone_serves_a_new_release_without_restarting_a_replica(
+    tmp_path: Path,
+) -> None:
+    """What the rules pass reads: the serving release's SLOs, moved by a deploy that changes
+    only them (objectives are not in a replica's spec hash)."""
+    from tests.unit.gitops.engine_world import World, release
+
+    world = World(tmp_path)
+    assert world.deploy("1").status == "succeeded"
+    before = set(world.runtime.containers)
+    first = world.store.current_release()
+    assert first is not None
+
+    target = release("1")
+    web = target.services["web"]
+    slo = ServiceSLO(availability=0.995)
+    changed = web.model_copy(update={"service": web.service.model_copy(update={"slo": slo})})
+    target = target.model_copy(
+        update={
+            "services": {"web": changed},
+            "stack": target.stack.model_copy(update={"services": {"web": changed.service}}),
+        }
+    )
+    outcome = world.engine.apply(target, "deploy")
+
+    now = world.store.current_release()
+    assert outcome.status == "succeeded"
+    assert now is not None and now.number == first.number + 1
+    assert app_alerts.slo_targets("shop", "staging", now)[0].slo == slo
+    assert set(world.runtime.containers) == before  # no replica replaced

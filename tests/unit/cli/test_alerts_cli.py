@@ -99,7 +99,7 @@ def test_json_lists_firing_then_resolved(
 
     out = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert out["alertmanager"] == alertmanager
+    assert (out["version"], out["alertmanager"]) == (1, alertmanager)
     # firing by start (then name), then resolved, newest first
     assert [(a["name"], a["state"]) for a in out["alerts"]] == [
         ("ErrorBudgetBurn", "suppressed"),
