@@ -53,7 +53,9 @@ class Timing:
     again (repeat_interval; pages sooner)."""
 
     group_wait: str = "5s"
-    group_interval: str = "30s"
+    # A group is one alert of one service (GROUP_BY): its next start or end waits for this
+    # tick, so it is short (a service down again is told within about 30 s).
+    group_interval: str = "10s"
     repeat_interval: str = "4h"
     page_repeat_interval: str = "1h"
 
