@@ -8,7 +8,10 @@ branch moved, check the commit out into the environment's own work tree, verify 
 app out as project `<name>-<environment>` with the environment's overrides. A failed pipeline
 or rollout leaves the previous release serving and is not retried until the branch moves.
 Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does),
-every `heal_interval` seconds; each correction is reported as a `drift.corrected` event.
+every `heal_interval` seconds, and at once (`gitops.wakeups`: a burst is one heal) for the
+environment a Docker event names (`runtime.docker_events`: a container of its project died,
+stopped, was removed, renamed, paused or turned unhealthy); each correction is reported as a
+`drift.corrected` event saying how it was noticed. Suspended environments are not healed.
 
 What it remembers per environment (`gitops.sync.EnvProgress`) sits in the data directory, so a
 restarted server neither redeploys what serves nor retries what failed; a sync a crash cut
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -76,6 +80,7 @@ from conveyor.gitops.promotion import (
 )
 from conveyor.gitops.source import Source, SshAccess
 from conveyor.gitops.sync import Approval, EnvProgress, Promotion, decide, head_of
+from conveyor.gitops.wakeups import Wakeups
 from conveyor.model.access import Principal
 from conveyor.model.environments import ConveyorConfig, EnvironmentSpec
 from conveyor.model.events import Event, EventKind, Level, Subject
@@ -83,6 +88,7 @@ from conveyor.model.notifications import NotificationsSpec
 from conveyor.model.pins import Pin, pin_path
 from conveyor.model.release import Release
 from conveyor.model.stack import Stack
+from conveyor.runtime.docker_events import ContainerEvent, DockerEventWatcher
 from conveyor.spec.conveyor_file import FILE_NAME, parse_conveyor
 from conveyor.spec.overrides import apply_overrides
 from conveyor.spec.pin_file import render_pin
@@ -94,6 +100,7 @@ MAX_EVENTS = 10_000  # kept in memory for the API's event list and stream
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
 INTERRUPTED = "the server stopped while it ran"
 HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
+BY_INTERVAL = "heal interval"  # how drift a full heal pass corrects was noticed
 # An SSH private key the server signs its pin commits with (environments that verify
 # signatures then accept them from anyone's checkout, not only from this server).
 PIN_SIGNING_KEY = "CONVEYOR_PIN_SIGNING_KEY"
@@ -112,10 +119,14 @@ class Controller:
         ssh: SshAccess | None = None,
         on_synced: Callable[[float], None] | None = None,
         heal_interval: float = HEAL_INTERVAL,
+        docker_events: bool = False,
     ) -> None:
         """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
         seconds) the pass began: the webhook deliveries received before it are covered (the
-        server marks them done). `heal_interval`: seconds between heal passes."""
+        server marks them done). `heal_interval`: seconds between heal passes.
+        `docker_events`: `run` also follows the Docker Engine's events and heals the
+        environment one names at once (the server turns it on; tests of the loop alone
+        leave it off)."""
         self.data_dir = data_dir
         self.source = Source(source_url, data_dir / "source", ssh=ssh)
         self.name = _repo_name(source_url)
@@ -124,9 +135,14 @@ class Controller:
         self.registry = registry
         self.on_synced = on_synced
         self.heal_interval = heal_interval
+        self.docker_events = docker_events
         self.config: ConveyorConfig | None = None
         self.config_error = ""
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # a sync pass is asked for (webhook, resume)
+        self._stir = threading.Event()  # the worker has something to look at
+        self._wakeups = Wakeups()  # early heals asked for by Docker events
+        self._wakeups_lock = threading.Lock()
+        self._noticed: dict[str, str] = {}  # env -> how its heal running now was asked for
         self._work = threading.RLock()  # one change to the world at a time
         self._progress_lock = threading.Lock()  # each progress.json read-modify-write whole
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
@@ -158,16 +174,74 @@ class Controller:
 
     def run(self, stopping: threading.Event) -> None:
         """Until `stopping` is set: sync every poll interval (a webhook wakes it at once),
-        heal every `heal_interval`. First, what a crash of the last run left is marked."""
+        heal every `heal_interval` and after each sync, and heal an environment early when a
+        Docker event names it. First, what a crash of the last run left is marked."""
         self._guarded(self.mark_interrupted)
-        next_sync = 0.0
+        watcher = (
+            DockerEventWatcher(self._docker_event, on_connection=self._docker_connection).start()
+            if self.docker_events
+            else None
+        )
+        try:
+            self._loop(stopping)
+        finally:
+            if watcher is not None:
+                watcher.stop()
+
+    def _loop(self, stopping: threading.Event) -> None:
+        next_sync = next_heal = 0.0
         while not stopping.is_set():
+            self._stir.clear()  # what stirs it from here on is looked at in this round
             if self._wake.is_set() or time.monotonic() >= next_sync:
                 self._wake.clear()  # a wake during the pass makes another pass
                 self._guarded(self.sync_all)
                 next_sync = time.monotonic() + self._poll_interval()
-            self._guarded(self.heal_all)
-            self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
+                next_heal = 0.0  # a heal pass follows every sync pass
+            if time.monotonic() >= next_heal:
+                with self._wakeups_lock:
+                    self._wakeups.covered(time.monotonic())
+                self._guarded(self.heal_all)
+                next_heal = time.monotonic() + self.heal_interval
+            else:
+                with self._wakeups_lock:
+                    due = self._wakeups.take_due(time.monotonic())
+                if due:
+                    self._guarded(functools.partial(self.heal_all, only=due))
+            with self._wakeups_lock:
+                early = self._wakeups.next_due()
+            until = min(next_sync, next_heal, early if early is not None else next_heal)
+            self._stir.wait(max(0.0, until - time.monotonic()))
+
+    def _docker_event(self, event: ContainerEvent) -> None:
+        """From the watcher's thread: an event of a container of `event.project`. The
+        environment serving that project is healed early, unless the event cannot mean drift
+        (a container turning healthy)."""
+        if not event.drift:
+            return
+        env = next(
+            (
+                name
+                for name, (_, r) in self._reconcilers.items()
+                if r.engine.project == event.project
+            ),
+            None,
+        )
+        if env is None:
+            return  # another project's (a CI job's, another server's): not ours to heal
+        with self._wakeups_lock:
+            self._wakeups.note(env, f"Docker event: {event.describe()}", time.monotonic())
+        self._stir.set()
+
+    def _docker_connection(self, up: bool, reason: str) -> None:
+        """The event stream was lost or is back. While it is lost drift waits for the heal
+        interval; once back, every environment is looked at once (events of the time in
+        between are not replayed)."""
+        if not up:
+            return
+        with self._wakeups_lock:
+            for env in self._reconcilers:
+                self._wakeups.note(env, "Docker events followed again", time.monotonic())
+        self._stir.set()
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """A bug in one pass must not stop the worker (the API would answer, nothing would
@@ -179,6 +253,7 @@ class Controller:
 
     def wake(self) -> None:
         self._wake.set()
+        self._stir.set()
 
     def _poll_interval(self) -> float:
         if self.config is None or not self.config.environments:
@@ -363,28 +438,35 @@ class Controller:
             return {}
         return {name: (sr.image_ref, sr.image_id) for name, sr in release.services.items()}
 
-    def heal_all(self) -> None:
+    def heal_all(self, only: Mapping[str, str] | None = None) -> None:
         """One reconciler tick per serving environment (replace crashed replicas, keep HAProxy
-        up), skipped for suspended ones."""
+        up), skipped for suspended ones. `only`: just these environments, each with what was
+        noticed about it (the drift event says so)."""
         if self.config is None:
             return
         with self._work:
             for name, spec in self.config.environments.items():
+                if only is not None and name not in only:
+                    continue
                 progress = self._progress(name)
                 if progress.suspended or progress.deployed is None:
                     continue
+                self._noticed[name] = only[name] if only is not None else BY_INTERVAL
                 try:
                     self._reconciler(spec, progress.deployed).tick()
                 except LockBusy:
                     continue  # a command works on the project: look again next pass
                 except ConveyorError as e:
                     self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
+                finally:
+                    self._noticed.pop(name, None)
 
     def _reconciler(self, spec: EnvironmentSpec, commit: str) -> Reconciler:
         known = self._reconcilers.get(spec.name)
         if known is None or known[0] != commit:
             known = (commit, deploy_app.reconciler(self._project(spec, commit)))
-            self._reconcilers[spec.name] = known
+            # A new dict, not a change: the Docker events thread reads it meanwhile.
+            self._reconcilers = {**self._reconcilers, spec.name: known}
         return known[1]
 
     # environments on this host -----------------------------------------------------------------
@@ -482,7 +564,8 @@ class Controller:
         if not event.durable:
             return
         if event.kind == "heal.succeeded":  # told once, as the drift it corrected
-            event = drift_event(event)
+            env = event.subject.environment
+            event = drift_event(event, self._noticed.get(env, "") if env else "")
         if self._notify is not None:
             self._notify[1](event)  # queued: never blocks, never raises
         with self._events_lock:
