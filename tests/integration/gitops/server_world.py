@@ -99,6 +99,7 @@ class ServerWorld:
     # networks) is apart from other tests' that may run at the same time on this host.
     name: str
     conveyor_yaml: str = CONVEYOR
+    server_args: tuple[str, ...] = ()  # more options of `conveyor server`
     repo: Path = field(init=False)
     bare: Path = field(init=False)
     data: Path = field(init=False)
@@ -185,7 +186,7 @@ class ServerWorld:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "conveyor", "server", "--source", str(self.bare),
              "--listen", f"127.0.0.1:{self.api_port}", "--data", str(self.data),
-             "--executor", "shell"],
+             "--executor", "shell", *self.server_args],
             cwd=self.root,
             env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET},
             stdout=self.log.open("wb"),

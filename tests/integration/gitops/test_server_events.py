@@ -1,0 +1,113 @@
+"""Drift seen when it happens (issue 9, item 4), against the real `conveyor server` process
+whose heal interval is an hour: within a test, only the Docker events it follows (and its
+watch of HAProxy) can explain a correction.
+
+A replica removed with `docker rm -f` is replaced and reported as a `drift.corrected` event
+saying it was noticed on a Docker event; a suspended environment is not corrected.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.gitops.server_world import ServerWorld, conveyor
+
+HEAL_INTERVAL = 3600.0  # seconds: longer than any wait of this module
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[ServerWorld]:
+    w = ServerWorld(
+        tmp_path_factory.mktemp("events"),
+        base_image,
+        "evented",
+        server_args=("--heal-interval", str(HEAL_INTERVAL)),
+    )
+    w.push("1")
+    w.start()
+    try:
+        yield w
+    finally:
+        w.close(conveyor)
+
+
+@pytest.fixture(scope="module")
+def tokens(world: ServerWorld) -> dict[str, str]:
+    return {role: world.token(role) for role in ("viewer", "deployer")}
+
+
+def replicas(w: ServerWorld, token: str) -> list[dict[str, Any]]:
+    detail = w.api("/environments/staging", token)
+    return [r for s in (detail["status"] or {}).get("services", []) for r in s["replicas"]]
+
+
+def one_in_rotation(w: ServerWorld, token: str) -> dict[str, Any] | None:
+    found = replicas(w, token)
+    return found[0] if len(found) == 1 and found[0]["router"] == "ready" else None
+
+
+def events_after(w: ServerWorld, token: str, after: int, kind: str) -> list[dict[str, Any]]:
+    return [e for e in w.api(f"/events?after={after}&limit=1000", token) if e["kind"] == kind]
+
+
+def last_event(w: ServerWorld, token: str) -> int:
+    events = w.api("/events?limit=1000", token)
+    return int(events[-1]["id"]) if events else 0
+
+
+def docker(*args: str) -> None:
+    subprocess.run(["docker", *args], check=True, capture_output=True, timeout=120)
+
+
+def test_a_removed_replica_is_replaced_on_the_docker_event(
+    world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    w, viewer = world, tokens["viewer"]
+    w.wait_for(lambda: w.serving() == "1", "version 1 to serve")
+    gone = w.wait_for(lambda: one_in_rotation(w, viewer), "the replica in rotation")
+    after = last_event(w, viewer)
+    removed_at = time.time()
+    docker("rm", "-f", gone["container"])
+    (drift,) = w.wait_for(
+        lambda: events_after(w, viewer, after, "drift.corrected"), "the drift event"
+    )
+    assert drift["subject"]["environment"] == "staging"
+    assert "web: replica count restored (1 started)" in drift["data"]["corrections"]
+    assert drift["data"]["noticed"].startswith("Docker event: "), drift
+    assert f"destroy of {gone['name']}" in drift["data"]["noticed"]
+    # An hour-long heal interval cannot have done it.
+    assert drift["ts"] - removed_at < HEAL_INTERVAL
+    now = w.wait_for(lambda: one_in_rotation(w, viewer), "a replica in rotation again")
+    assert now["name"] != gone["name"] and now["container"] != gone["container"]
+    assert w.serving() == "1"
+
+
+def test_a_suspended_environment_is_not_corrected(
+    world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    w, viewer, deployer = world, tokens["viewer"], tokens["deployer"]
+    r = w.wait_for(lambda: one_in_rotation(w, viewer), "the replica in rotation")
+    done = conveyor(
+        "suspend", "staging", cwd=w.root, env={"CONVEYOR_SERVER": w.url, "CONVEYOR_TOKEN": deployer}
+    )
+    assert done.returncode == 0, done.stderr
+    after = last_event(w, viewer)
+    docker("rm", "-f", r["container"])
+    # Two sync passes, each followed by a heal pass: the second sync begins only once the
+    # first pass's heal is over, and the Docker events came long before either.
+    for version in ("2", "3"):
+        sha = w.push(version)
+        assert w.hook(sha, f"suspended-{version}") == 202
+
+        def desired(sha: str = sha) -> bool:
+            return bool(w.api("/environments/staging", viewer)["desired_commit"] == sha)
+
+        w.wait_for(desired, f"the server to see version {version}")
+    assert replicas(w, viewer) == []
+    assert events_after(w, viewer, after, "drift.corrected") == []
+    assert w.serving() is None
