@@ -10,8 +10,10 @@ or rollout leaves the previous release serving and is not retried until the bran
 Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does),
 every `heal_interval` seconds, and at once (`gitops.wakeups`: a burst is one heal) for the
 environment a Docker event names (`runtime.docker_events`: a container of its project died,
-stopped, was removed, renamed, paused or turned unhealthy); each correction is reported as a
-`drift.corrected` event saying how it was noticed. Suspended environments are not healed.
+stopped, was removed, renamed, paused or turned unhealthy) or whose HAProxy shows something
+else than before its last heal (`deploy.router_watch`, looked at every `router_poll`
+seconds: HAProxy has no events); each correction is reported as a `drift.corrected` event
+saying how it was noticed. Suspended environments are not healed.
 
 What it remembers per environment (`gitops.sync.EnvProgress`) sits in the data directory, so a
 restarted server neither redeploys what serves nor retries what failed; a sync a crash cut
@@ -60,6 +62,7 @@ from conveyor.app.server_views import (
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.ci.run.prepare import ci_store
 from conveyor.deploy.reconciler import Reconciler
+from conveyor.deploy.router_watch import RouterMark, changes, router_mark
 from conveyor.errors import (
     ActionRefused,
     ConveyorError,
@@ -100,6 +103,7 @@ MAX_EVENTS = 10_000  # kept in memory for the API's event list and stream
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
 INTERRUPTED = "the server stopped while it ran"
 HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
+ROUTER_POLL = 1.0  # seconds between looks at each environment's HAProxy (it has no events)
 BY_INTERVAL = "heal interval"  # how drift a full heal pass corrects was noticed
 # An SSH private key the server signs its pin commits with (environments that verify
 # signatures then accept them from anyone's checkout, not only from this server).
@@ -120,13 +124,14 @@ class Controller:
         on_synced: Callable[[float], None] | None = None,
         heal_interval: float = HEAL_INTERVAL,
         docker_events: bool = False,
+        router_poll: float = ROUTER_POLL,
     ) -> None:
         """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
         seconds) the pass began: the webhook deliveries received before it are covered (the
         server marks them done). `heal_interval`: seconds between heal passes.
         `docker_events`: `run` also follows the Docker Engine's events and heals the
         environment one names at once (the server turns it on; tests of the loop alone
-        leave it off)."""
+        leave it off). `router_poll`: seconds between looks at each environment's HAProxy."""
         self.data_dir = data_dir
         self.source = Source(source_url, data_dir / "source", ssh=ssh)
         self.name = _repo_name(source_url)
@@ -136,6 +141,7 @@ class Controller:
         self.on_synced = on_synced
         self.heal_interval = heal_interval
         self.docker_events = docker_events
+        self.router_poll = router_poll
         self.config: ConveyorConfig | None = None
         self.config_error = ""
         self._wake = threading.Event()  # a sync pass is asked for (webhook, resume)
@@ -143,6 +149,7 @@ class Controller:
         self._wakeups = Wakeups()  # early heals asked for by Docker events
         self._wakeups_lock = threading.Lock()
         self._noticed: dict[str, str] = {}  # env -> how its heal running now was asked for
+        self._marks: dict[str, RouterMark] = {}  # env -> its HAProxy as its last heal began
         self._work = threading.RLock()  # one change to the world at a time
         self._progress_lock = threading.Lock()  # each progress.json read-modify-write whole
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
@@ -189,7 +196,7 @@ class Controller:
                 watcher.stop()
 
     def _loop(self, stopping: threading.Event) -> None:
-        next_sync = next_heal = 0.0
+        next_sync = next_heal = next_look = 0.0
         while not stopping.is_set():
             self._stir.clear()  # what stirs it from here on is looked at in this round
             if self._wake.is_set() or time.monotonic() >= next_sync:
@@ -203,14 +210,32 @@ class Controller:
                 self._guarded(self.heal_all)
                 next_heal = time.monotonic() + self.heal_interval
             else:
+                if time.monotonic() >= next_look:
+                    self._guarded(self._look_at_routers)
+                    next_look = time.monotonic() + self.router_poll
                 with self._wakeups_lock:
                     due = self._wakeups.take_due(time.monotonic())
                 if due:
                     self._guarded(functools.partial(self.heal_all, only=due))
             with self._wakeups_lock:
                 early = self._wakeups.next_due()
-            until = min(next_sync, next_heal, early if early is not None else next_heal)
+            until = min(next_sync, next_heal, next_look, early if early is not None else next_heal)
             self._stir.wait(max(0.0, until - time.monotonic()))
+
+    def _look_at_routers(self) -> None:
+        """Each healed environment's HAProxy as it is now against how it was when its last
+        heal began: a difference is noted for an early heal."""
+        for env, (_, reconciler) in self._reconcilers.items():
+            before = self._marks.get(env)
+            if before is None:
+                continue
+            now = router_mark(reconciler.engine.router)
+            if now == before:
+                continue
+            self._marks[env] = now  # noted once; the heal takes a new mark anyway
+            said = "; ".join(changes(before, now))
+            with self._wakeups_lock:
+                self._wakeups.note(env, f"HAProxy: {said}", time.monotonic())
 
     def _docker_event(self, event: ContainerEvent) -> None:
         """From the watcher's thread: an event of a container of `event.project`. The
@@ -453,13 +478,23 @@ class Controller:
                     continue
                 self._noticed[name] = only[name] if only is not None else BY_INTERVAL
                 try:
-                    self._reconciler(spec, progress.deployed).tick()
+                    reconciler = self._reconciler(spec, progress.deployed)
+                    self._mark_router(name)
+                    reconciler.tick()
                 except LockBusy:
                     continue  # a command works on the project: look again next pass
                 except ConveyorError as e:
                     self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
                 finally:
                     self._noticed.pop(name, None)
+
+    def _mark_router(self, env: str) -> None:
+        """Remember `env`'s HAProxy as a heal begins: what changes after is noticed
+        (`_look_at_routers`). Taken before the heal, so a change made while it runs is
+        seen too; the heal's own changes then cost one more look, which finds nothing."""
+        known = self._reconcilers.get(env)
+        if known is not None:
+            self._marks[env] = router_mark(known[1].engine.router)
 
     def _reconciler(self, spec: EnvironmentSpec, commit: str) -> Reconciler:
         known = self._reconcilers.get(spec.name)

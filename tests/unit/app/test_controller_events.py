@@ -1,7 +1,8 @@
 """The controller's early heals, without Docker: a Docker event names a project; the controller
 maps it to the environment serving that project and heals that environment alone, before the
-heal interval, and says in the drift event how the drift was noticed. The environments'
-reconcilers are stand-ins that record their ticks."""
+heal interval, and says in the drift event how the drift was noticed. A change in an
+environment's HAProxy since its last heal does the same. The environments' reconcilers are
+stand-ins that record their ticks, over fake routers."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import pytest
 
 from conveyor.app.controller import Controller
 from conveyor.gitops.sync import EnvProgress
+from conveyor.model.endpoint import Endpoint
 from conveyor.model.events import Event, Subject
+from conveyor.model.routing import Frontend, RouterConfig, ServerEntry
 from conveyor.runtime.docker_events import ContainerEvent
 from conveyor.spec.conveyor_file import parse_conveyor
+from conveyor.testing.fakes import FakeRouter
 
 CONFIG = """\
 environments:
@@ -29,6 +33,7 @@ environments:
 @dataclass
 class Engine:
     project: str
+    router: FakeRouter
 
 
 @dataclass
@@ -40,10 +45,11 @@ class StandIn:
     ticks: list[str]
     controller: Controller
     ticked: threading.Event = field(default_factory=threading.Event)
+    router: FakeRouter = field(default_factory=FakeRouter)
 
     @property
     def engine(self) -> Engine:
-        return Engine(f"app-{self.env}")
+        return Engine(f"app-{self.env}", self.router)
 
     def tick(self) -> None:
         self.ticks.append(self.env)
@@ -132,3 +138,27 @@ def test_the_worker_heals_an_environment_on_its_event_before_the_interval(
         "heal interval",
         "Docker event: kill of web-1-1",
     ]
+
+
+def test_a_change_in_haproxy_since_the_last_heal_wakes_that_environment(
+    controller: Controller, ticks: list[str]
+) -> None:
+    staging = controller._reconcilers["staging"][1]
+    assert isinstance(staging, StandIn)
+    router = staging.router
+    router.ensure(RouterConfig(frontends=(Frontend(service="web", port=8080),)))
+    router.add_server("web", ServerEntry(name="web-1-1", endpoint=Endpoint.loopback(20001)))
+    controller.heal_all()  # marks each environment's HAProxy as its heal begins
+    controller._look_at_routers()
+    assert controller._wakeups.next_due() is None  # nothing changed since
+
+    router.set_state("web", "web-1-1", "maint")
+    router.set_weight("web", "web-1-1", 10)
+    controller._look_at_routers()
+    controller._look_at_routers()  # seen once
+    due = controller._wakeups.take_due(float("inf"))
+    assert due == {"staging": "HAProxy: web-1-1 ready -> maint; web-1-1 weight 100 -> 10"}
+
+    router.stop()
+    controller._look_at_routers()
+    assert controller._wakeups.take_due(float("inf")) == {"staging": "HAProxy: stopped"}
