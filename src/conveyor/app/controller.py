@@ -103,6 +103,7 @@ MAX_EVENTS = 10_000  # kept in memory for the API's event list and stream
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
 INTERRUPTED = "the server stopped while it ran"
 HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
+AFTER_BACKOFF = " (once its heal backoff was over)"
 ROUTER_POLL = 1.0  # seconds between looks at each environment's HAProxy (it has no events)
 BY_INTERVAL = "heal interval"  # how drift a full heal pass corrects was noticed
 # An SSH private key the server signs its pin commits with (environments that verify
@@ -476,11 +477,13 @@ class Controller:
                 progress = self._progress(name)
                 if progress.suspended or progress.deployed is None:
                     continue
-                self._noticed[name] = only[name] if only is not None else BY_INTERVAL
+                noticed = only[name] if only is not None else BY_INTERVAL
+                self._noticed[name] = noticed
                 try:
                     reconciler = self._reconciler(spec, progress.deployed)
                     self._mark_router(name)
                     reconciler.tick()
+                    self._after_backoff(name, noticed)
                 except LockBusy:
                     continue  # a command works on the project: look again next pass
                 except ConveyorError as e:
@@ -495,6 +498,20 @@ class Controller:
         known = self._reconcilers.get(env)
         if known is not None:
             self._marks[env] = router_mark(known[1].engine.router)
+
+    def _after_backoff(self, env: str, noticed: str) -> None:
+        """A service healed again and again is held back for a while (its heal backoff): heal
+        `env` again once that is over, rather than at the next heal interval, naming what was
+        noticed in the first place."""
+        known = self._reconcilers.get(env)
+        held = known[1].held_until() if known is not None else None
+        if held is None:
+            return
+        if not noticed.endswith(AFTER_BACKOFF):
+            noticed += AFTER_BACKOFF
+        with self._wakeups_lock:
+            self._wakeups.at(env, noticed, time.monotonic() + max(0.0, held - time.time()))
+        self._stir.set()
 
     def _reconciler(self, spec: EnvironmentSpec, commit: str) -> Reconciler:
         known = self._reconcilers.get(spec.name)

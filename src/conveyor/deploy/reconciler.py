@@ -90,6 +90,16 @@ class Reconciler:
                     )
             return outcome
 
+    def held_until(self) -> float | None:
+        """When the first service its heal backoff holds back may be healed again (this
+        reconciler's clock), or None when none is held: whoever ticks it on events rather
+        than on an interval ticks it again then."""
+        now = self.clock()
+        later = [
+            b.not_before for b in self.engine.store.backoff.all().values() if b.not_before > now
+        ]
+        return min(later) if later else None
+
     def _blocked(self) -> set[str]:
         now = self.clock()
         return {s for s, b in self.engine.store.backoff.all().items() if b.not_before > now}

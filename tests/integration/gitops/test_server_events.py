@@ -3,11 +3,14 @@ whose heal interval is an hour: within a test, only the Docker events it follows
 watch of HAProxy) can explain a correction.
 
 A replica removed with `docker rm -f` is replaced and reported as a `drift.corrected` event
-saying it was noticed on a Docker event; a suspended environment is not corrected.
+saying it was noticed on a Docker event; an HAProxy server put in maintenance or given another
+weight through HAProxy's admin socket (not through Conveyor) is restored and reported, noticed
+by the server's look at HAProxy; a suspended environment is not corrected.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from conveyor.deploy.project import ProjectPaths
+from conveyor.router.haproxy import HAProxyRouter
 from tests.integration.gitops.server_world import ServerWorld, conveyor
 
 HEAL_INTERVAL = 3600.0  # seconds: longer than any wait of this module
@@ -77,13 +82,61 @@ def test_a_removed_replica_is_replaced_on_the_docker_event(
         lambda: events_after(w, viewer, after, "drift.corrected"), "the drift event"
     )
     assert drift["subject"]["environment"] == "staging"
-    assert "web: replica count restored (1 started)" in drift["data"]["corrections"]
-    assert drift["data"]["noticed"].startswith("Docker event: "), drift
-    assert f"destroy of {gone['name']}" in drift["data"]["noticed"]
+    # Healed on the container's Docker events, maybe before dockerd finished removing it:
+    # then it is seen dead, and replaced as crashed.
+    replaced = {
+        "web: replica count restored (1 started)",
+        f"web: replica {gone['name']} crashed: replaced",
+    }
+    assert replaced & set(drift["data"]["corrections"]), drift
+    assert f"Docker event: destroy of {gone['name']}" in drift["data"]["noticed"], drift
     # An hour-long heal interval cannot have done it.
     assert drift["ts"] - removed_at < HEAL_INTERVAL
     now = w.wait_for(lambda: one_in_rotation(w, viewer), "a replica in rotation again")
     assert now["name"] != gone["name"] and now["container"] != gone["container"]
+    assert w.serving() == "1"
+
+
+def haproxy(w: ServerWorld) -> HAProxyRouter:
+    return HAProxyRouter(ProjectPaths((w.work / "compose.yaml").resolve(), w.project).router_dir)
+
+
+def admin_command(w: ServerWorld, command: str) -> str:
+    """One command on the environment's HAProxy admin socket, as an operator's socat would
+    send it: Conveyor's record of its servers is not touched."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(str(haproxy(w).admin_socket))
+        s.sendall(command.encode() + b"\n")
+        s.shutdown(socket.SHUT_WR)
+        return b"".join(iter(lambda: s.recv(65536), b"")).decode()
+
+
+@pytest.mark.parametrize(
+    ("command", "was"),
+    [
+        ("set server be_web/{name} state maint", "in maintenance"),
+        ("set weight be_web/{name} 10", "at weight 10"),
+    ],
+)
+def test_an_haproxy_server_changed_through_the_admin_socket_is_restored(
+    world: ServerWorld, tokens: dict[str, str], command: str, was: str
+) -> None:
+    w, viewer = world, tokens["viewer"]
+    r = w.wait_for(lambda: one_in_rotation(w, viewer), "the replica in rotation")
+    after = last_event(w, viewer)
+    assert admin_command(w, command.format(name=r["name"])).strip() == ""
+    (drift,) = w.wait_for(
+        lambda: events_after(w, viewer, after, "drift.corrected"), "the drift event"
+    )
+    assert (
+        f"web: HAProxy server {r['name']} restored (it was {was})" in drift["data"]["corrections"]
+    )
+    # Noticed by the server's look at HAProxy (which may also list what the last heal before
+    # this one changed there itself, when the change came right after it).
+    assert drift["data"]["noticed"].startswith("HAProxy: "), drift
+    (server,) = [s for s in haproxy(w).servers() if s.server == r["name"]]
+    assert (server.admin_state, server.weight) == ("ready", 100)
     assert w.serving() == "1"
 
 

@@ -7,6 +7,7 @@ stand-ins that record their ticks, over fake routers."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,10 @@ class StandIn:
     controller: Controller
     ticked: threading.Event = field(default_factory=threading.Event)
     router: FakeRouter = field(default_factory=FakeRouter)
+    held: float | None = None  # until when its heal backoff holds a service back
+
+    def held_until(self) -> float | None:
+        return self.held
 
     @property
     def engine(self) -> Engine:
@@ -162,3 +167,20 @@ def test_a_change_in_haproxy_since_the_last_heal_wakes_that_environment(
     router.stop()
     controller._look_at_routers()
     assert controller._wakeups.take_due(float("inf")) == {"staging": "HAProxy: stopped"}
+
+
+def test_a_service_held_back_by_its_heal_backoff_is_healed_when_that_is_over(
+    controller: Controller, ticks: list[str]
+) -> None:
+    staging = controller._reconcilers["staging"][1]
+    assert isinstance(staging, StandIn)
+    staging.held = time.time() + 600
+    controller.heal_all(only={"staging": "Docker event: destroy of web-1-1"})
+    due = controller._wakeups.next_due()
+    assert due is not None and due > time.monotonic() + 500  # not at once, not in an hour
+    assert controller._wakeups.take_due(due) == {
+        "staging": "Docker event: destroy of web-1-1 (once its heal backoff was over)"
+    }
+    staging.held = None
+    controller.heal_all(only={"staging": "Docker event: destroy of web-1-1"})
+    assert controller._wakeups.next_due() is None
