@@ -185,6 +185,7 @@ class Bench:
                     "-p",
                     f"{NAME}-staging",
                     "down",
+                    "--force",  # the stopped server still owns the project (one writer)
                 ],
                 cwd=work,
                 capture_output=True,

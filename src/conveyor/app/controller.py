@@ -15,10 +15,16 @@ else than before its last heal (`deploy.router_watch`, looked at every `router_p
 seconds: HAProxy has no events); each correction is reported as a `drift.corrected` event
 saying how it was noticed. Suspended environments are not healed.
 
+Latest commit wins while a pipeline runs: a watcher thread, woken by webhooks and on the poll
+interval, fetches and applies GitLab's auto-cancel to the running pipeline when its branch has
+a newer commit (app/superseding.py); that commit is then not rolled out, and is reported as
+superseded, not failed.
+
 What it remembers per environment (`gitops.sync.EnvProgress`) sits in the data directory, so a
 restarted server neither redeploys what serves nor retries what failed; a sync a crash cut
-short is done again (pipelines it left running are marked `interrupted` first), and the
-deploy engine recovers an interrupted rollout as it always does.
+short is done again, or abandoned if the environment's `on_interrupted` says so (what the
+pipelines it left running still run is stopped, and they are marked `interrupted`, first), and
+the deploy engine recovers an interrupted rollout as it always does.
 
 Acting through the API (same worker lock, so one change at a time): `promote` checks the
 target's gates (`gitops.promotion`) against the source environment's serving release and
@@ -28,7 +34,9 @@ rolls the project back at once; every later pass honours the pin (`gitops.pins`)
 deletes or changes it. `diff` compares the stack at the desired commit with what runs, per
 service (`app.env_diff`).
 
-Not done yet (issue 9): automatic promotion (only `promote` moves a release).
+With `auto_promote`, the worker also promotes by itself (`promote_due`, after each sync and
+every `PROMOTE_INTERVAL` seconds) once the gates of the target hold for the source's serving
+release.
 """
 
 from __future__ import annotations
@@ -43,12 +51,20 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
-from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.ci_views import (
+    InterruptedPipeline,
+    JobLog,
+    JobView,
+    PipelineSummary,
+    PipelineView,
+)
+from conveyor.app.dora import DoraView, dora_report, empty_dora
 from conveyor.app.env_diff import service_diffs
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.project import Project
@@ -59,6 +75,7 @@ from conveyor.app.server_views import (
     EnvironmentState,
     EnvironmentSummary,
 )
+from conveyor.app.superseding import Running, Superseded, notice
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.ci.run.prepare import ci_store
 from conveyor.deploy.reconciler import Reconciler
@@ -82,7 +99,14 @@ from conveyor.gitops.promotion import (
     unmet_gates,
 )
 from conveyor.gitops.source import Source, SshAccess
-from conveyor.gitops.sync import Approval, EnvProgress, Promotion, decide, head_of
+from conveyor.gitops.sync import (
+    Approval,
+    EnvProgress,
+    Promotion,
+    Supersession,
+    decide,
+    head_of,
+)
 from conveyor.gitops.wakeups import Wakeups
 from conveyor.model.access import Principal
 from conveyor.model.environments import ConveyorConfig, EnvironmentSpec
@@ -95,21 +119,38 @@ from conveyor.runtime.docker_events import ContainerEvent, DockerEventWatcher
 from conveyor.spec.conveyor_file import FILE_NAME, parse_conveyor
 from conveyor.spec.overrides import apply_overrides
 from conveyor.spec.pin_file import render_pin
+from conveyor.store.database import DB_NAME
 from conveyor.store.db import Store
 from conveyor.store.timeline import Timeline
 
 ACTOR = "server"
-MAX_EVENTS = 10_000  # kept in memory for the API's event list and stream
+MAX_EVENTS = 100_000  # kept for the API's event list and stream (in memory: the last 10,000)
+PRUNE_EVERY = 1_000  # events recorded between two prunings of the journal
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
 INTERRUPTED = "the server stopped while it ran"
+ABANDONED = "interrupted: abandoned by policy"  # on_interrupted: abandon
 HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
 AFTER_BACKOFF = " (once its heal backoff was over)"
 ROUTER_POLL = 1.0  # seconds between looks at each environment's HAProxy (it has no events)
 BY_INTERVAL = "heal interval"  # how drift a full heal pass corrects was noticed
+PROMOTE_INTERVAL = 5.0  # seconds between looks at auto_promote gates (and after each sync)
+# Seconds between tries to apply auto-cancel to a pipeline that has not recorded its start yet.
+APPLY_RETRY = 0.2
 # An SSH private key the server signs its pin commits with (environments that verify
 # signatures then accept them from anyone's checkout, not only from this server).
 PIN_SIGNING_KEY = "CONVEYOR_PIN_SIGNING_KEY"
 PIPELINE_FILE = ".gitlab-ci.yml"
+AUTO_PROMOTER = "server (auto_promote)"  # who promotions without a person are by
+
+
+class EventJournal(Protocol):
+    """Where the controller's events are kept (store.events.EventLog over the server DB)."""
+
+    def append(self, event: Event) -> Event: ...
+
+    def after(self, after: int | None, limit: int) -> list[Event]: ...
+
+    def keep_newest(self, count: int) -> None: ...
 
 
 class Controller:
@@ -124,12 +165,19 @@ class Controller:
         ssh: SshAccess | None = None,
         on_synced: Callable[[float], None] | None = None,
         heal_interval: float = HEAL_INTERVAL,
+        on_event: Callable[[Event], None] | None = None,
+        journal: EventJournal | None = None,
+        on_project: Callable[[EnvironmentSpec, Project], None] | None = None,
         docker_events: bool = False,
         router_poll: float = ROUTER_POLL,
     ) -> None:
         """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
         seconds) the pass began: the webhook deliveries received before it are covered (the
-        server marks them done). `heal_interval`: seconds between heal passes.
+        server marks them done). `heal_interval`: seconds between heal passes. `on_event`
+        sees every durable event (the server logs them); it must not block. `journal` keeps the
+        events across restarts (the server database's); without one the last 10,000 are kept
+        in memory. `on_project(spec, project)`: each time an environment's project is opened,
+        before anything is done to it (the server records that it manages the project).
         `docker_events`: `run` also follows the Docker Engine's events and heals the
         environment one names at once (the server turns it on; tests of the loop alone
         leave it off). `router_poll`: seconds between looks at each environment's HAProxy."""
@@ -141,19 +189,26 @@ class Controller:
         self.registry = registry
         self.on_synced = on_synced
         self.heal_interval = heal_interval
+        self.on_event = on_event
+        self.on_project = on_project
         self.docker_events = docker_events
         self.router_poll = router_poll
         self.config: ConveyorConfig | None = None
         self.config_error = ""
         self._wake = threading.Event()  # a sync pass is asked for (webhook, resume)
         self._stir = threading.Event()  # the worker has something to look at
-        self._wakeups = Wakeups()  # early heals asked for by Docker events
+        self._wakeups = Wakeups()  # early heals asked for by Docker events, HAProxy changes
         self._wakeups_lock = threading.Lock()
         self._noticed: dict[str, str] = {}  # env -> how its heal running now was asked for
         self._marks: dict[str, RouterMark] = {}  # env -> its HAProxy as its last heal began
+        # The watcher's wake: it looks for a newer commit while the worker runs a pipeline.
+        self._look = threading.Event()
+        self._running: Running | None = None  # the pipeline the worker runs now
+        self._running_lock = threading.Lock()
         self._work = threading.RLock()  # one change to the world at a time
         self._progress_lock = threading.Lock()  # each progress.json read-modify-write whole
-        self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
+        self._journal = journal
+        self._events: deque[Event] = deque(maxlen=10_000)
         self._events_lock = threading.Lock()
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
@@ -182,10 +237,15 @@ class Controller:
 
     def run(self, stopping: threading.Event) -> None:
         """Until `stopping` is set: sync every poll interval (a webhook wakes it at once),
-        heal every `heal_interval` and after each sync, and heal an environment early when a
-        Docker event names it. First, what a crash of the last run left is marked."""
+        heal every `heal_interval` and after each sync, heal an environment early when a
+        Docker event or a change in its HAProxy names it, and promote what is due every
+        `PROMOTE_INTERVAL`. First, what a crash of the last run left is marked."""
         self._guarded(self.mark_interrupted)
-        watcher = (
+        watcher = threading.Thread(
+            target=self._watch, args=(stopping,), name="controller-watch", daemon=True
+        )
+        watcher.start()
+        events = (
             DockerEventWatcher(self._docker_event, on_connection=self._docker_connection).start()
             if self.docker_events
             else None
@@ -193,18 +253,20 @@ class Controller:
         try:
             self._loop(stopping)
         finally:
-            if watcher is not None:
-                watcher.stop()
+            self._look.set()  # the watcher sees `stopping` and ends
+            watcher.join(timeout=10)
+            if events is not None:
+                events.stop()
 
     def _loop(self, stopping: threading.Event) -> None:
-        next_sync = next_heal = next_look = 0.0
+        next_sync = next_heal = next_look = next_promote = 0.0
         while not stopping.is_set():
             self._stir.clear()  # what stirs it from here on is looked at in this round
             if self._wake.is_set() or time.monotonic() >= next_sync:
                 self._wake.clear()  # a wake during the pass makes another pass
                 self._guarded(self.sync_all)
                 next_sync = time.monotonic() + self._poll_interval()
-                next_heal = 0.0  # a heal pass follows every sync pass
+                next_heal = next_promote = 0.0  # a heal pass follows every sync pass
             if time.monotonic() >= next_heal:
                 with self._wakeups_lock:
                     self._wakeups.covered(time.monotonic())
@@ -218,9 +280,14 @@ class Controller:
                     due = self._wakeups.take_due(time.monotonic())
                 if due:
                     self._guarded(functools.partial(self.heal_all, only=due))
+            if time.monotonic() >= next_promote:  # its own pace: the heal interval may be long
+                self._guarded(self.promote_due)
+                next_promote = time.monotonic() + PROMOTE_INTERVAL
             with self._wakeups_lock:
                 early = self._wakeups.next_due()
-            until = min(next_sync, next_heal, next_look, early if early is not None else next_heal)
+            until = min(next_sync, next_heal, next_look, next_promote)
+            if early is not None:
+                until = min(until, early)
             self._stir.wait(max(0.0, until - time.monotonic()))
 
     def _look_at_routers(self) -> None:
@@ -280,6 +347,7 @@ class Controller:
     def wake(self) -> None:
         self._wake.set()
         self._stir.set()
+        self._look.set()
 
     def _poll_interval(self) -> float:
         if self.config is None or not self.config.environments:
@@ -366,6 +434,16 @@ class Controller:
         self._update(env, syncing=desired)
         try:
             reason = self._bring_in(spec, desired)
+        except Superseded as e:  # latest commit wins: neither deployed nor failed
+            self._update(env, syncing=None)
+            self._emit(
+                "sync.skipped",
+                f"{env}: {short} not deployed: {e}",
+                environment=env,
+                commit=desired,
+                data={"superseded_by": e.by},
+            )
+            return
         except ConveyorError as e:
             reason = str(e)
         if reason:
@@ -399,16 +477,24 @@ class Controller:
         work = self._checkout(spec.name, head)
         pipeline_file = work / PIPELINE_FILE
         if spec.branch is not None and pipeline_file.exists():
-            ran = ci_app.run(
-                pipeline_file,
-                executor=self.executor,
-                ref=spec.branch,
-                registry=self.registry,
-                subscribers=[self._collect],
-                environ=self._environ(spec, head),
-            )
+            running = Running(spec, head, pipeline_file)
+            with self._watched(running):
+                ran = ci_app.run(
+                    pipeline_file,
+                    executor=self.executor,
+                    ref=spec.branch,
+                    registry=self.registry,
+                    subscribers=[self._collect],
+                    environ=self._environ(spec, head),
+                )
+            status = ran.pipeline.status if ran.pipeline is not None else None
+            newer = running.newer
+            if newer is not None and status in (None, "success", "canceled"):
+                # A pipeline that failed on its own is that commit's failure, told as one.
+                ended = "no pipeline ran" if ran.pipeline is None else f"pipeline {ran.pipeline.id}"
+                raise Superseded(newer, ended if status is None else f"{ended} {status}")
             if ran.pipeline is not None and ran.pipeline.status != "success":
-                return f"pipeline {ran.pipeline.id} {ran.pipeline.status}"
+                return pipeline_refusal(ran.pipeline)
         images = self._promoted_images(spec, head) if spec.branch is None else None
         project = self._project(spec, head)
         fresh = deploy_app.current_release(project) is None
@@ -421,36 +507,157 @@ class Controller:
             return f"rollout {outcome.rollout} {outcome.status}: {outcome.error or ''}".rstrip(": ")
         return ""
 
+    # latest commit wins while a pipeline runs ------------------------------------------------
+
+    @contextlib.contextmanager
+    def _watched(self, running: Running) -> Iterator[None]:
+        """While inside, the watcher thread looks for a commit newer than `running`'s."""
+        with self._running_lock:
+            self._running = running
+        if self._wake.is_set():
+            # A webhook arrived after this pass fetched: look now that there is a pipeline.
+            self._look.set()
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._running = None
+
+    def _watch(self, stopping: threading.Event) -> None:
+        """The watcher thread: on each webhook and every poll interval, while the worker runs
+        a pipeline, fetch and apply auto-cancel when the branch has a newer commit. The worker
+        holds the work lock meanwhile: the watcher changes nothing but the pipeline's cancel
+        request and the environment's `superseded`."""
+        while not stopping.is_set():
+            with self._running_lock:
+                running = self._running
+            pending = running is not None and running.to_apply() is not None
+            self._look.wait(APPLY_RETRY if pending else self._poll_interval())
+            woken = self._look.is_set()
+            self._look.clear()
+            if stopping.is_set():
+                return
+            self._guarded(functools.partial(self._look_for_newer, fetch=woken or not pending))
+
+    def _look_for_newer(self, *, fetch: bool) -> None:
+        with self._running_lock:
+            running = self._running
+        if running is None:
+            return
+        spec, env = running.spec, running.spec.name
+        if fetch:
+            try:
+                self.source.fetch()  # Source serializes its fetches: the worker's may run too
+            except ConveyorError:
+                return  # the worker's next fetch reports it
+            found = desired_commit(
+                self.source,
+                spec,
+                head_of(spec, self.source.heads()),
+                self._progress(env).pin_commits,
+            )
+            if found.commit is not None and found.commit != running.commit and not found.refused:
+                running.saw(found.commit)
+        newer = running.to_apply()
+        if newer is None:
+            return
+        decided = ci_app.supersede(running.pipeline_file, spec.branch, newer, [self._collect])
+        if not decided:
+            return  # its pipeline has not recorded its start yet: tried again shortly
+        running.applied(newer, decided)
+        first = decided[0]  # the pipeline itself; the others are its child pipelines
+        message = notice(env, running, newer, first)
+        self._update(
+            env,
+            superseded=Supersession(
+                commit=running.commit,
+                by=newer,
+                pipeline=first.pipeline,
+                action=first.action,
+                message=message,
+                at=time.time(),
+            ),
+        )
+        self._emit(
+            "sync.superseded",
+            message,
+            environment=env,
+            commit=running.commit,
+            data={"superseded_by": newer, "pipeline": str(first.pipeline), "action": first.action},
+        )
+        self._wake.set()  # the worker brings the newer commit in once this pipeline ends
+
     def mark_interrupted(self) -> None:
-        """After a crash: the pipelines the last run left running are marked `interrupted`.
-        The policy is to run again: the environment still names the commit as `syncing`, so
-        the first sync brings it in again (unless the branch moved on: latest commit wins).
-        A rollout a crash cut short is the deploy engine's to recover, at that sync."""
+        """After a crash: what the pipelines the last run left running still run (a docker
+        job's containers, a shell job's process group) is stopped, and the pipelines are
+        marked `interrupted`. Then the environment's `on_interrupted` policy: `rerun` (the
+        default) leaves the commit `syncing`, so the first sync brings it in again (unless the
+        branch moved on: latest commit wins); `abandon` marks it failed, not brought in again
+        until the branch moves. A rollout a crash cut short is the deploy engine's to recover,
+        at that sync."""
         root = self.data_dir / "environments"
         if not root.is_dir():
             return
+        config = self.config or self._last_config()
         for env_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             env = env_dir.name
             pipeline_file = self._work_tree(env) / PIPELINE_FILE
             if not pipeline_file.exists():
                 continue
             try:
-                ids = ci_app.interrupt_unfinished(pipeline_file, INTERRUPTED)
+                interrupted = ci_app.interrupt_unfinished(pipeline_file, INTERRUPTED)
             except ConveyorError as e:
                 self._emit("reconciler.error", f"{env}: {e}", "error", environment=env)
                 continue
+            if not interrupted:
+                continue
             commit = self._progress(env).syncing
-            for pid in ids:
-                self._timeline.emit(
-                    "pipeline.interrupted",
-                    f"{env}: pipeline #{pid} was interrupted: {INTERRUPTED}"
-                    + ("; its commit is brought in again" if commit else ""),
-                    "warning",
-                    {"reason": INTERRUPTED},
+            spec = config.environments.get(env) if config is not None else None
+            abandon = commit is not None and spec is not None and spec.on_interrupted == "abandon"
+            then = ""
+            if commit is not None:
+                then = (
+                    "; its commit is abandoned (on_interrupted: abandon)"
+                    if abandon
+                    else "; its commit is brought in again"
+                )
+            for found in interrupted:
+                self._interrupted(env, commit, found, then)
+            if abandon:
+                assert commit is not None
+                self._update(env, failed=commit, reason=ABANDONED, syncing=None)
+                self._emit(
+                    "sync.failed",
+                    f"{env}: {commit[:12]} not deployed: {ABANDONED}",
+                    "error",
                     environment=env,
                     commit=commit,
-                    pipeline=pid,
                 )
+
+    def _interrupted(
+        self, env: str, commit: str | None, found: InterruptedPipeline, then: str
+    ) -> None:
+        stopped = f"; stopped what it left running: {', '.join(found.stopped)}"
+        problems = f"; NOT stopped: {'; '.join(found.problems)}"
+        self._timeline.emit(
+            "pipeline.interrupted",
+            f"{env}: pipeline #{found.id} was interrupted: {INTERRUPTED}"
+            + (stopped if found.stopped else "")
+            + (problems if found.problems else "")
+            + then,
+            "warning",
+            {"reason": INTERRUPTED, "stopped": found.stopped, "problems": found.problems},
+            environment=env,
+            commit=commit,
+            pipeline=found.id,
+        )
+
+    def _last_config(self) -> ConveyorConfig | None:
+        """conveyor.yaml as the last run fetched it (no fetch: the server is just starting)."""
+        try:
+            return self._read_config()
+        except ConveyorError:
+            return None
 
     def _promoted_images(self, spec: EnvironmentSpec, commit: str) -> dict[str, tuple[str, str]]:
         """The images of the release promoted into `spec` (by id, as the source runs them);
@@ -552,6 +759,8 @@ class Controller:
         project.subscribe(self._collect)
         loaded = project.loaded()
         project._loaded = dataclasses.replace(loaded, stack=apply_overrides(loaded.stack, spec))
+        if self.on_project is not None:
+            self.on_project(spec, project)
         return project
 
     def _served_project(self, env: str) -> Project | None:
@@ -620,7 +829,14 @@ class Controller:
             event = drift_event(event, self._noticed.get(env, "") if env else "")
         if self._notify is not None:
             self._notify[1](event)  # queued: never blocks, never raises
+        if self.on_event is not None:
+            self.on_event(event)
         with self._events_lock:
+            if self._journal is not None:
+                recorded = self._journal.append(event)
+                if recorded.id % PRUNE_EVERY == 0:
+                    self._journal.keep_newest(MAX_EVENTS)
+                return
             self._events.append(event.model_copy(update={"id": self._next_id}))
             self._next_id += 1
 
@@ -684,8 +900,13 @@ class Controller:
             environment=self._summary(spec),
             desired_commit=progress.desired,
             pinned_commit=progress.pinned,
+            failed_commit=progress.failed,
+            reason=progress.reason if progress.failed is not None else "",
+            syncing_commit=progress.syncing,
+            waiting=progress.waiting,
             approvals=list(dict.fromkeys(a.release for a in progress.approvals)),
             status=deploy_app.status(project) if project is not None else None,
+            superseded=progress.superseded,
         )
 
     def releases(self, env: str) -> list[ReleaseView]:
@@ -723,14 +944,55 @@ class Controller:
                     return ci_app.logs(path, view.name, summary.id)
         raise NotFound(f"no job {job} in {env}'s pipelines")
 
-    def timeline(self, env: str) -> list[TimelineView]:
+    def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
+        """Commit -> pipeline -> release -> rollout -> verdict for each of the newest `limit`
+        commits the environment ran a pipeline for or released, newest first."""
+        from conveyor.app.timeline import timeline
+
+        spec = self._spec(env)
+        progress = self._progress(env)
+        anchor = progress.deployed or progress.syncing or progress.failed
+        if anchor is None or not self._work_tree(env).exists():
+            return []
+        try:
+            project = self._project(spec, anchor)
+        except ConveyorError:  # the work tree's compose file cannot be read: nothing to show
+            return []
+        return [timeline(project, sha) for sha in self._recent_commits(env, project, limit)]
+
+    def _recent_commits(self, env: str, project: Project, limit: int) -> list[str]:
+        """The commits `env` ran pipelines for or built releases from, newest first."""
+        seen: dict[str, float] = {}
+        pipeline_file = self._work_tree(env) / PIPELINE_FILE
+        if (self._work_tree(env) / ".conveyor").is_dir() and pipeline_file.exists():
+            store = ci_store(self._work_tree(env))
+            try:
+                for row in store.pipelines.latest(limit):
+                    if row.sha:
+                        seen[row.sha] = max(seen.get(row.sha, 0.0), row.started_at)
+            finally:
+                store.close()
+        state = project.paths().state_dir
+        if (state / DB_NAME).exists():
+            db = Store.open(state)
+            try:
+                for release in db.releases.latest(limit):
+                    if release.commit:
+                        seen[release.commit] = max(
+                            seen.get(release.commit, 0.0), release.created_at
+                        )
+            finally:
+                db.close()
+        return sorted(seen, key=lambda sha: seen[sha], reverse=True)[:limit]
+
+    def dora(self, env: str, since: str) -> DoraView:
+        """The DORA metrics of `env`'s project (lead time from the commit times in its work
+        tree, a checkout of the source)."""
         self._spec(env)
         project = self._served_project(env)
         if project is None:
-            return []
-        from conveyor.app.timeline import timeline
-
-        return [timeline(project, self._progress(env).deployed)]
+            return empty_dora(f"{self.name}-{env}", env, since)
+        return dora_report(project, None, since)
 
     def diff(self, env: str) -> DiffView:
         """Desired (the compose file at the desired commit, with the environment's overrides)
@@ -750,8 +1012,13 @@ class Controller:
                     raise ActionRefused(
                         f"the compose file of {env} at {desired[:12]} cannot be read: {e}"
                     ) from None
+                images = self._promoted_images(spec, desired) if spec.branch is None else None
                 services = service_diffs(
-                    stack, scratch / self.name, self._work_tree(env), self._served_project(env)
+                    stack,
+                    scratch / self.name,
+                    self._work_tree(env),
+                    self._served_project(env),
+                    images,
                 )
             finally:
                 self._drop_scratch(scratch)
@@ -772,6 +1039,9 @@ class Controller:
         shutil.rmtree(scratch, ignore_errors=True)
 
     def events(self, after: int | None, limit: int) -> list[Event]:
+        if self._journal is not None:
+            with self._events_lock:
+                return self._journal.after(after, limit)
         with self._events_lock:
             found = [e for e in self._events if after is None or e.id > after]
         return found[:limit]
@@ -781,6 +1051,45 @@ class Controller:
     def promote(self, env: str, source: str, actor: Principal) -> ActionResult:
         """Deploy the serving release of `source` (its commit, with the same images) into
         `env`, once every gate of `env` holds; refused (409) naming each unmet gate."""
+        return self._promote(env, source, actor.name)
+
+    def promote_due(self) -> None:
+        """Promote into each `auto_promote` environment the release its source serves, once
+        every gate holds; each release of the source is tried once (a failed promotion waits
+        for the next release, or for `promote`). What it waits for is kept for `env status`."""
+        if self.config is None:
+            return
+        with self._work:
+            for name in self.config.promotion_order():
+                spec = self.config.environments[name]
+                if spec.promote_from is None or not spec.auto_promote:
+                    continue
+                progress = self._progress(name)
+                if progress.suspended:
+                    continue
+                waiting = self._auto_promotion(spec, spec.promote_from, progress)
+                if waiting != self._progress(name).waiting:
+                    self._update(name, waiting=waiting)
+
+    def _auto_promotion(self, spec: EnvironmentSpec, source: str, progress: EnvProgress) -> str:
+        """Promote if due; returns what the promotion waits for ("" when nothing)."""
+        try:
+            facts = self._gate_facts(spec.name, source)
+        except ActionRefused as e:
+            return str(e)
+        done = progress.promotion
+        if done is not None and (done.source, done.release) == (source, facts.release):
+            return ""  # promoted already (or tried: its verdict is in the progress)
+        if progress.failed == facts.commit:
+            return ""
+        unmet = unmet_gates(spec.gates, facts)
+        if unmet:
+            return "; ".join(unmet)
+        with contextlib.suppress(ActionRefused):  # reported by _promote as promotion.failed
+            self._promote(spec.name, source, AUTO_PROMOTER)
+        return ""
+
+    def _promote(self, env: str, source: str, by: str) -> ActionResult:
         spec = self._spec(env)
         assert self.config is not None  # _spec found the environment in it
         refusal = promotion_refusal(self.config, env, source)
@@ -801,7 +1110,7 @@ class Controller:
                 source=source,
                 release=facts.release,
                 commit=commit,
-                by=actor.name,
+                by=by,
                 at=time.time(),
             )
             # `failed` is cleared: promoting a commit that failed here before is a new try.
@@ -824,7 +1133,7 @@ class Controller:
                 )
             self._emit(
                 "promotion.succeeded",
-                f"{env}: {what} promoted by {actor.name}",
+                f"{env}: {what} promoted by {by}",
                 environment=env,
                 commit=commit,
                 data={"from": source},
@@ -1064,6 +1373,29 @@ class Controller:
 
     def hook_received(self, delivery: HookDelivery) -> None:
         self.wake()
+
+
+def pipeline_refusal(pipeline: PipelineView) -> str:
+    """Why a pipeline that did not succeed keeps its commit out. A pipeline waiting on a
+    blocking manual job is not green, as on GitLab: say which job and how to unblock it."""
+    reason = f"pipeline {pipeline.id} {pipeline.status}"
+    if pipeline.status == "failed":
+        failed = [
+            j.name + (f" (exit code {j.exit_code})" if j.exit_code else "")
+            for j in pipeline.jobs
+            if j.status == "failed" and not j.allow_failure
+        ]
+        return f"{reason}: job {', '.join(failed)} failed" if failed else reason
+    if pipeline.status != "manual":
+        return reason
+    waiting = [j.name for j in pipeline.jobs if j.status == "manual" and not j.allow_failure]
+    if not waiting:
+        return reason
+    return (
+        f"{reason}: it waits for the manual job(s) {', '.join(waiting)}, which block it "
+        "(`when: manual` in `rules:` without `allow_failure: true`); the server deploys green "
+        "pipelines only: make the job non-blocking, or leave the deploying to the server"
+    )
 
 
 def _repo_name(url: str) -> str:

@@ -71,12 +71,7 @@ def dora_report(
                 f"(environments here: {', '.join(known) or 'none'})"
             )
         # Nothing was ever deployed here: an empty history, without creating a database.
-        return DoraView(
-            project=state_dir.name,
-            environment=state_dir.name,
-            since=since,
-            metrics=dora([], now, window),
-        )
+        return empty_dora(state_dir.name, state_dir.name, since, now)
     store = Store.open(state_dir)
     try:
         records = rollout_records(store, project.compose_file.parent, now - window)
@@ -85,6 +80,14 @@ def dora_report(
         store.close()
     return DoraView(
         project=state_dir.name, environment=name, since=since, metrics=dora(records, now, window)
+    )
+
+
+def empty_dora(project: str, env: str, since: str, now: float | None = None) -> DoraView:
+    """The metrics of an environment that never deployed anything."""
+    now = time.time() if now is None else now
+    return DoraView(
+        project=project, environment=env, since=since, metrics=dora([], now, parse_window(since))
     )
 
 

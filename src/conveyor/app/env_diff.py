@@ -9,6 +9,7 @@ work tree before comparing, where the serving release was loaded from.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from conveyor.app import deploy as deploy_app
@@ -28,10 +29,16 @@ def relocated(stack: Stack, scratch: Path, work: Path) -> Stack:
 
 
 def service_diffs(
-    desired: Stack, scratch: Path, work: Path, running: Project | None
+    desired: Stack,
+    scratch: Path,
+    work: Path,
+    running: Project | None,
+    images: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[ServiceDiff]:
     """The services that differ between `desired` (loaded from the checkout at `scratch`,
-    still there) and the project serving from `work` (None: nothing deployed yet), by name."""
+    still there) and the project serving from `work` (None: nothing deployed yet), by name.
+    `images` (service -> (reference, id)): the images git's commit runs with here, when they
+    were not built from it here (a promoted release runs its source environment's images)."""
     here = relocated(desired, scratch, work)
     release: Release | None = None
     counts: dict[str, int] = {}
@@ -49,7 +56,12 @@ def service_diffs(
     for name in sorted(desired.services.keys() | serving.keys() | counts.keys()):
         d, r = here.services.get(name), serving.get(name)
         # Build contexts are hashed where the desired commit's files are: the scratch tree.
-        image, differs = _desired_image(desired.project, desired.services.get(name), r, runtime)
+        given = (images or {}).get(name)
+        image: str | None
+        if given is not None:
+            image, differs = given[0], r is not None and given[1] != r.image_id
+        else:
+            image, differs = _desired_image(desired.project, desired.services.get(name), r, runtime)
         found = differences(
             _with_ports(d, r, runtime),
             r.service if r else None,

@@ -21,8 +21,9 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from conveyor.app.dora import DoraView
 from conveyor.app.server_views import ActionResult, DiffView, EnvironmentDetail, EnvironmentSummary
-from conveyor.app.views import ReleaseView, RolloutView
+from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.errors import (
     AccessDenied,
     ActionRefused,
@@ -108,6 +109,14 @@ class ServerClient:
     def diff(self, env: str) -> DiffView:
         return self._get(f"/environments/{_seg(env)}/diff", DiffView)
 
+    def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
+        return self._get(
+            f"/environments/{_seg(env)}/timeline", list[TimelineView], params={"limit": limit}
+        )
+
+    def dora(self, env: str, since: str) -> DoraView:
+        return self._get(f"/environments/{_seg(env)}/dora", DoraView, params={"since": since})
+
     def releases(self, env: str) -> list[ReleaseView]:
         return self._get(f"/environments/{_seg(env)}/releases", list[ReleaseView])
 
@@ -183,7 +192,7 @@ class ServerClient:
 
     # the wire ----------------------------------------------------------------------------------
 
-    def _get(self, path: str, shape: type[T], params: Mapping[str, int] | None = None) -> T:
+    def _get(self, path: str, shape: type[T], params: Mapping[str, int | str] | None = None) -> T:
         response = self._send("GET", path, "viewer", params=params)
         return self._parse(response, shape)
 

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from conveyor.app.views import JSON_VERSION, StatusView
+from conveyor.gitops.sync import Supersession
 from conveyor.model.access import AuditRecord, Role
 
 # What an environment is doing, as the API reports it.
@@ -35,8 +36,14 @@ class EnvironmentDetail(BaseModel):
     desired_commit: str | None  # what git says (the branch's head, or its pin), None before
     # the first fetch; for an environment fed by promotion, what was promoted last
     pinned_commit: str | None = None  # a pin file on the branch holds the environment here
+    failed_commit: str | None = None  # the newest commit that was not deployed, if any
+    reason: str = ""  # why it was not (pipeline, rollout, signature)
+    syncing_commit: str | None = None  # the commit being brought in now
+    waiting: str = ""  # what an automatic promotion into it waits for (unmet gates)
     approvals: list[int] = []  # releases of `promote_from` approved for promotion into it
     status: StatusView | None  # services and replicas; None while nothing was deployed
+    # The last commit a newer one superseded while its pipeline ran (not deployed, not failed).
+    superseded: Supersession | None = None
 
 
 class ServiceDiff(BaseModel):

@@ -41,6 +41,17 @@ ServerOpt = Annotated[
         show_envvar=True,
     ),
 ]
+# For commands that work locally unless a server is named (`dora --env`, `timeline --env`).
+AskServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar=SERVER_VARIABLE,
+        show_envvar=True,
+        help="With --env: ask this Conveyor server (token: CONVEYOR_TOKEN or --token-file).",
+        show_default=False,
+    ),
+]
 TokenFileOpt = Annotated[
     Path | None,
     typer.Option(
@@ -109,14 +120,23 @@ def diff(
     server: ServerOpt = DEFAULT_SERVER,
     token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
+    exit_code: Annotated[
+        bool,
+        typer.Option(
+            "--exit-code",
+            help="Exit 3 when the environment differs from git (1 stays for errors).",
+        ),
+    ] = False,
 ) -> None:
     """What git says against what runs in an environment, per service."""
     with connect(server, token_file) as client:
         view = client.diff(env)
     if as_json:
         print_json(view.model_dump(mode="json"))
-        return
-    show_diff(view)
+    else:
+        show_diff(view)
+    if exit_code and not view.in_sync:
+        raise typer.Exit(3)
 
 
 # acting ------------------------------------------------------------------------------------------
@@ -234,11 +254,23 @@ def show_detail(detail: EnvironmentDetail) -> None:
         behind = detail.desired_commit is not None and detail.desired_commit != e.commit
         note = " [yellow](not serving yet)[/]" if behind else ""
         console.print(f"git says: {_short(detail.desired_commit)}{note}", highlight=False)
-    if detail.pinned_commit is not None:
+    if detail.syncing_commit is not None:
+        console.print(f"bringing in {_short(detail.syncing_commit)} now", highlight=False)
+    if detail.waiting:
+        console.print(f"auto-promotion waits: {esc(detail.waiting)}", highlight=False)
+    if detail.failed_commit is not None:
         console.print(
-            f"pinned at {_short(detail.pinned_commit)} (a rollback's pin file on the branch)",
+            f"[red]not deployed[/]: {_short(detail.failed_commit)}: {esc(detail.reason)}",
             highlight=False,
         )
+    if detail.pinned_commit is not None:
+        console.print(
+            f"pinned at {_short(detail.pinned_commit)} by a rollback: newer commits on "
+            f"{esc(e.branch or '')} wait until a push deletes .conveyor/pins/{esc(e.name)}.json",
+            highlight=False,
+        )
+    if detail.superseded is not None:
+        console.print(f"last superseded: {esc(detail.superseded.message)}", highlight=False)
     if e.protected:
         console.print("protected: only deployer and admin tokens act on it")
     if detail.approvals:

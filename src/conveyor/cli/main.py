@@ -10,14 +10,17 @@ from typing import Annotated
 import typer
 
 from conveyor.app import deploy as deploy_app
+from conveyor.app.one_writer import Command
 from conveyor.app.project import Project
 from conveyor.app.server_client import DEFAULT_SERVER
 from conveyor.app.views import RolloutResult
-from conveyor.cli.environments import ServerOpt, TokenFileOpt
+from conveyor.cli.environments import AskServerOpt, ServerOpt, TokenFileOpt
 from conveyor.cli.logging import configure_logging, log_events
+from conveyor.cli.one_writer import ForceOpt, open_project, target
 from conveyor.cli.output import console, err, esc, print_error, print_json, text_of
 from conveyor.cli.progress import progress
 from conveyor.errors import ConveyorError
+from conveyor.model.ownership import ServerOwner
 
 app = typer.Typer(
     name="conveyor",
@@ -117,14 +120,22 @@ def main_options(
 
 
 def _project(ctx: typer.Context, file: list[Path] | None, project_name: str | None) -> Project:
-    glob = ctx.obj or {}
-    return Project.open(
-        file or glob.get("file"),
-        project_name or glob.get("project_name"),
-        environ=os.environ,
-        cwd=Path.cwd(),
-        profiles=glob.get("profiles") or [],
-    )
+    """The project a read-only command reads (as its server has it, when one manages it)."""
+    return open_project(ctx, file, project_name)
+
+
+def _writable(
+    ctx: typer.Context,
+    file: list[Path] | None,
+    project_name: str | None,
+    command: Command,
+    force: bool,
+) -> Project:
+    """The project a command that changes it works on, once one writer allows it: a project a
+    `conveyor server` manages is refused (exit 2) unless --force."""
+    found = target(ctx, file, project_name, command, force=force)
+    assert found.project is not None  # only rollback and status go through the API
+    return found.project
 
 
 def _outcome(o: RolloutResult, verb: str) -> None:
@@ -155,14 +166,21 @@ def up(
     no_agent: Annotated[
         bool, typer.Option("--no-agent", help="Do not leave the healing agent running.")
     ] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Build images, start every service, wait until healthy, print URLs.
 
-    Leaves the healing agent running in the background (`conveyor down` stops it)."""
-    project = _project(ctx, file, project_name)
+    Leaves the healing agent running in the background (`conveyor down` stops it).
+
+    Refused (exit 2) on a project a `conveyor server` manages: push to its branch instead."""
+    found = target(ctx, file, project_name, "up", force=force)
+    project = found.project
+    assert project is not None
+    # The server heals the projects it manages: no agent of ours beside it.
+    agent = not no_agent and found.owner is None
     with progress() as show:
         project.subscribe(show)
-        r = deploy_app.up(project, agent=not no_agent)
+        r = deploy_app.up(project, agent=agent)
     for rec in r.recovered:
         _outcome(rec, "recovery")
     _outcome(r.outcome, "up")
@@ -210,9 +228,12 @@ def deploy(
     ] = None,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Roll out the current files with each service's update policy; roll back on failure."""
-    project = _project(ctx, file, project_name)
+    """Roll out the current files with each service's update policy; roll back on failure.
+
+    Refused (exit 2) on a project a `conveyor server` manages: push to its branch instead."""
+    project = _writable(ctx, file, project_name, "deploy", force)
     with progress() as show:
         project.subscribe(show)
         r = deploy_app.deploy(project, services or [])
@@ -244,10 +265,15 @@ def rollback(
     ] = None,
     server: ServerOpt = DEFAULT_SERVER,
     token_file: TokenFileOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Go back to the previous release (same zero-downtime path, with rollback_config).
 
-    With --env, the server rolls its environment back and records it in git."""
+    With --env, the server rolls its environment back and records it in git.
+
+    On a project a running `conveyor server` manages, rollback goes through its API as --env does.
+
+    One service alone, or a stopped server's project, is refused (exit 2) unless --force."""
     if env is not None:
         if service is not None:
             raise typer.BadParameter(
@@ -261,7 +287,14 @@ def rollback(
         raise typer.BadParameter(
             "--to needs --env (here, rollback goes to the previous release)", param_hint="--to"
         )
-    project = _project(ctx, file, project_name)
+    found = target(ctx, file, project_name, "rollback", force=force, service=service)
+    if found.project is None:
+        assert found.owner is not None
+        from conveyor.cli.environments import rollback_env
+
+        rollback_env(found.owner.environment, None, found.owner.server_url, token_file)
+        return
+    project = found.project
     with progress() as show:
         project.subscribe(show)
         r = deploy_app.rollback(project, service)
@@ -277,11 +310,19 @@ def status(
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     as_json: JsonOpt = False,
+    token_file: TokenFileOpt = None,
 ) -> None:
-    """Services, replicas, health, release and ports."""
+    """Services, replicas, health, release and ports.
+
+    On a project a running `conveyor server` manages: its `env status` (token: CONVEYOR_TOKEN)."""
     from conveyor.cli.report import status_table
 
-    data = deploy_app.status(_project(ctx, file, project_name))
+    found = target(ctx, file, project_name, "status")
+    if found.project is None:
+        assert found.owner is not None
+        if _status_through_server(found.owner, token_file, as_json):
+            return
+    data = deploy_app.status(found.local())
     if as_json:
         print_json(data.model_dump(mode="json"))
         return
@@ -290,6 +331,35 @@ def status(
     console.print(
         f"agent: {agent}   router: {'running' if data.router.running else '[red]down[/]'}"
     )
+
+
+def _status_through_server(owner: ServerOwner, token_file: Path | None, as_json: bool) -> bool:
+    """`conveyor env status ENV` for the project's environment; False (said why) when the
+    server cannot answer it, so the caller shows this host's view instead."""
+    from conveyor.app.server_client import TOKEN_VARIABLE, token_from
+    from conveyor.cli.environments import connect, show_detail
+
+    if token_from(token_file, os.environ) is None:
+        err.print(
+            f"[dim]no API token ({TOKEN_VARIABLE} or --token-file): showing this host's view[/]"
+        )
+        return False
+    try:
+        with connect(owner.server_url, token_file) as client:
+            detail = client.environment(owner.environment)
+    except ConveyorError as e:
+        err.print(
+            f"[yellow]the server did not answer[/] ({esc(text_of(e))}): showing this host's view",
+            highlight=False,
+        )
+        return False
+    if as_json:
+        if detail.status is None:  # nothing serves: this host's view says so in its shape
+            return False
+        print_json(detail.status.model_dump(mode="json"))
+        return True
+    show_detail(detail)
+    return True
 
 
 @app.command()
@@ -317,17 +387,25 @@ def dora(
         str | None,
         typer.Option(
             "--env",
-            help="The environment (for now: a project under the same state home, like -p).",
+            help=(
+                "The environment: with --server (or CONVEYOR_SERVER), one of the server's; "
+                "else a project under the same state home, like -p."
+            ),
             show_default=False,
         ),
     ] = None,
     since: Annotated[str, typer.Option("--since", help="The window: 30d, 2w, 12h, 90m…")] = "30d",
+    server: AskServerOpt = None,
+    token_file: TokenFileOpt = None,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """DORA metrics from Conveyor's records: deployment frequency, lead time for changes,
-    change failure rate, time to restore (docs/dora.md says what counts)."""
+    change failure rate, time to restore (docs/dora.md says what counts).
+
+    With --server (or CONVEYOR_SERVER) and --env, from the server's records of that
+    environment; else from this project's."""
     from conveyor.app.dora import dora_report, parse_window
     from conveyor.cli.dora import dora_table
 
@@ -335,7 +413,13 @@ def dora(
         parse_window(since)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--since") from None
-    view = dora_report(_project(ctx, file, project_name), env, since)
+    if server is not None and env is not None:
+        from conveyor.cli.environments import connect
+
+        with connect(server, token_file) as client:
+            view = client.dora(env, since)
+    else:
+        view = dora_report(_project(ctx, file, project_name), env, since)
     if as_json:
         print_json(view.model_dump(mode="json"))
         return
@@ -353,6 +437,16 @@ def timeline(
         typer.Option("--release", help="A release instead of a commit (for files not in git)."),
     ] = None,
     events: Annotated[bool, typer.Option("--events", help="Also list every event.")] = False,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="With --server (or CONVEYOR_SERVER): the newest commits of this environment.",
+            show_default=False,
+        ),
+    ] = None,
+    server: AskServerOpt = None,
+    token_file: TokenFileOpt = None,
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     as_json: JsonOpt = False,
@@ -361,10 +455,29 @@ def timeline(
 
     In time order with durations, in every environment the commit reached (CI review apps too).
 
-    Outside git (or with --release N), one release and its rollouts."""
+    Outside git (or with --release N), one release and its rollouts. With --env and a server,
+    the environment's newest commits, newest first, from the server."""
     from conveyor.app.timeline import timeline as timeline_of
     from conveyor.cli.report import timeline_table
 
+    if env is not None:
+        if server is None:
+            raise typer.BadParameter(
+                "--env asks a Conveyor server: give --server URL or set CONVEYOR_SERVER",
+                param_hint="--env",
+            )
+        from conveyor.cli.environments import connect
+
+        with connect(server, token_file) as client:
+            views = client.timeline(env)
+        if as_json:
+            print_json([v.model_dump(mode="json") for v in views])
+            return
+        if not views:
+            console.print(f"{esc(env)} has no commit with a pipeline or a release yet")
+        for one in views:
+            console.print(timeline_table(one))
+        return
     view = timeline_of(_project(ctx, file, project_name), ref, release, events)
     if as_json:
         print_json(view.model_dump(mode="json"))
@@ -417,10 +530,13 @@ def down(
             help="Also delete the project's named volumes and their data (never external ones).",
         ),
     ] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Stop the agent, drain and stop every replica and HAProxy. History stays, and named
-    volumes too unless --volumes."""
-    project = _project(ctx, file, project_name)
+    volumes too unless --volumes.
+
+    Refused (exit 2) on a project a `conveyor server` manages: `conveyor suspend ENV` instead."""
+    project = _writable(ctx, file, project_name, "down", force)
     with progress() as show:
         project.subscribe(show)
         r = deploy_app.down(project, volumes=volumes)
@@ -437,11 +553,14 @@ def agent(
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     interval: Annotated[float, typer.Option(help="Seconds between observations.")] = 1.0,
+    force: ForceOpt = False,
 ) -> None:
-    """Run the supervising agent in the foreground (`up` starts it in the background)."""
+    """Run the supervising agent in the foreground (`up` starts it in the background).
+
+    Refused (exit 2) on a project a `conveyor server` manages: the server heals it."""
     from conveyor.server.agent import run_agent
 
-    project = _project(ctx, file, project_name)
+    project = _writable(ctx, file, project_name, "agent", force)
     project.subscribe(log_events(json_lines=not err.is_terminal))
     run_agent(project, interval)
 

@@ -168,7 +168,11 @@ def server(
     It fetches the repository, reads conveyor.yaml at the head of its default branch and
     brings each environment to its branch's newest commit: pipeline (.gitlab-ci.yml, if any),
     then a rollout as project NAME-ENVIRONMENT. Promotion, rollback into git and drift
-    reports are not done yet (docs/server.md)."""
+    reports are not done yet (docs/server.md).
+
+    It is the one writer of those projects: local commands changing them are refused (exit 2).
+
+    Local rollback and status on them go through its API; --force acts anyway (docs/server.md)."""
     if executor not in ("docker", "shell"):
         raise typer.BadParameter("docker or shell", param_hint="--executor")
     from conveyor.server.listen import parse_listen

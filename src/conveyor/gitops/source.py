@@ -177,6 +177,13 @@ class Source:
         except (GitError, UnicodeDecodeError) as e:
             raise SourceError(f"cannot read {path} at {sha[:12]} of {self.shown}: {e}") from None
 
+    def history(self, sha: str, limit: int) -> list[str]:
+        """`sha` and the commits before it, newest first, at most `limit`."""
+        try:
+            return git.history(self.mirror, self._resolve(sha), limit)
+        except GitError as e:
+            raise SourceError(f"cannot list the history of {sha[:12]}: {e}") from None
+
     def is_ancestor(self, ancestor: str, sha: str) -> bool:
         """Whether `ancestor` is `sha` or comes before it (a fast-forward from it)."""
         return git.is_ancestor(self.mirror, self._resolve(ancestor), self._resolve(sha))

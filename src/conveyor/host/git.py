@@ -368,6 +368,12 @@ def parents(repo: Path, rev: str) -> tuple[str, ...] | None:
     return tuple(_text(out).split()[1:])
 
 
+def history(repo: Path, rev: str, limit: int) -> list[str]:
+    """`rev` and the commits before it, newest first (git's default order), at most `limit`."""
+    out = _must(repo, "rev-list", f"--max-count={limit}", f"{rev}^{{commit}}", "--")
+    return _text(out).split()
+
+
 def is_ancestor(repo: Path, ancestor: str, rev: str) -> bool:
     """Whether `ancestor` is `rev` or one of its ancestors."""
     return _answer(repo, "merge-base", "--is-ancestor", ancestor, rev) is not None

@@ -183,6 +183,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_started(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks after boot (field 22 of /proc/PID/stat);
+    None without procfs or when there is no such process. A PID is given again once its
+    process has ended; the PID with its start time names one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # after the name, which may hold spaces
+    try:
+        return int(fields[19])  # field 22 of the whole line: the 20th after the name
+    except (IndexError, ValueError):
+        return None
+
+
 def wait_until(
     condition: Callable[[], bool], timeout: float, interval: float = POLL_INTERVAL
 ) -> bool:

@@ -47,6 +47,7 @@ from conveyor.app.access import (
     revoke_token,
 )
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.dora import DEFAULT_SINCE, DoraView, parse_window
 from conveyor.app.hooks import (
     HOOK_SOURCES,
     MAX_BODY,
@@ -323,9 +324,23 @@ def job_log(env: str, job_id: int, state: State, _p: Viewer) -> JobLog:
 
 
 @read_routes.get("/environments/{env}/timeline", tags=["environments"])
-def timeline(env: str, state: State, _p: Viewer) -> list[TimelineView]:
-    """Commit → pipeline → release → rollout → verdict, one entry per commit, newest first."""
-    return state.backend.timeline(env)
+def timeline(
+    env: str, state: State, _p: Viewer, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> list[TimelineView]:
+    """Commit → pipeline → release → rollout → verdict, one entry per commit the environment
+    ran a pipeline for or released (the newest `limit`), newest first."""
+    return state.backend.timeline(env, limit)
+
+
+@read_routes.get("/environments/{env}/dora", tags=["environments"])
+def dora(env: str, state: State, _p: Viewer, since: str = DEFAULT_SINCE) -> DoraView:
+    """DORA metrics from the environment's records over `since` (`30d`, `2w`, `12h`):
+    deployment frequency, lead time for changes, change failure rate, time to restore."""
+    try:
+        parse_window(since)
+    except ValueError as e:
+        raise HTTPException(422, f"since: {e}") from None
+    return state.backend.dora(env, since)
 
 
 @read_routes.get("/environments/{env}/diff", tags=["environments"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.dora import DoraView
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.server_views import (
     ActionResult,
@@ -49,8 +50,13 @@ class ServerBackend(Protocol):
 
     def job_log(self, env: str, job: int) -> JobLog: ...
 
-    def timeline(self, env: str) -> list[TimelineView]:
-        """Commit → pipeline → release → rollout → verdict, one view per commit, newest first."""
+    def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
+        """Commit → pipeline → release → rollout → verdict, one view per commit (the newest
+        `limit`), newest first."""
+        ...
+
+    def dora(self, env: str, since: str) -> DoraView:
+        """DORA metrics of the environment over the `since` window (`30d`)."""
         ...
 
     def diff(self, env: str) -> DiffView:
@@ -119,7 +125,10 @@ class NoEnvironments:
     def job_log(self, env: str, job: int) -> JobLog:
         raise self._unknown(env)
 
-    def timeline(self, env: str) -> list[TimelineView]:
+    def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
+        raise self._unknown(env)
+
+    def dora(self, env: str, since: str) -> DoraView:
         raise self._unknown(env)
 
     def diff(self, env: str) -> DiffView:

@@ -7,13 +7,21 @@ and at once on the Docker events of an environment's containers). Webhook delive
 are persisted as pending by the API before it answers; each fetch-and-sync pass covers every
 delivery received before it, and marks them done (after a crash, the first pass of the next
 start covers those still pending).
+
+One writer: once the address is bound, the server rewrites the ownership record of every
+project its data directory manages with its own PID and address (`app.ownership.reclaim`),
+and records each environment project the controller opens (`claim_project`), so local
+commands on those projects refuse or go through the API (docs/server.md, "One writer"). The
+worker starts only then: a server that cannot bind changes nothing.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -25,7 +33,11 @@ from fastapi import FastAPI
 from conveyor.app.access import open_server_db
 from conveyor.app.controller import HEAL_INTERVAL, Controller
 from conveyor.app.hooks import settle_deliveries
+from conveyor.app.ownership import ServerIdentity, claim_project, reclaim
+from conveyor.app.project import Project
 from conveyor.errors import ServerError
+from conveyor.model.environments import EnvironmentSpec
+from conveyor.model.events import Event
 from conveyor.server.api import create_app, state_of
 from conveyor.server.listen import Listen
 
@@ -54,6 +66,15 @@ def run_server(options: ServerOptions) -> None:
         # Deliveries received during the pass wait for the next one (their wake makes it).
         settle_deliveries(sdb, started)
 
+    # One writer: the projects this server manages say so and name this process
+    # (docs/server.md, "One writer").
+    me = ServerIdentity.this_process(
+        api_url(options.listen), options.data_dir, _shown_source(options.source), os.getpid()
+    )
+
+    def claim(spec: EnvironmentSpec, project: Project) -> None:
+        claim_project(me, spec, project, os.environ)
+
     try:
         controller = Controller(
             options.source,
@@ -61,6 +82,9 @@ def run_server(options: ServerOptions) -> None:
             os.environ,
             executor="shell" if options.executor == "shell" else "docker",
             on_synced=settle,
+            on_event=log_event,
+            journal=sdb.events,
+            on_project=claim,
             heal_interval=options.heal_interval,
             docker_events=True,
         )
@@ -72,11 +96,20 @@ def run_server(options: ServerOptions) -> None:
             data=str(options.data_dir),
             webhooks="on" if options.hook_secret else "off (no secret)",
         )
-        worker = threading.Thread(
-            target=controller.run, args=(stopping,), name="controller", daemon=True
-        )
-        worker.start()
-        serve(app, options.listen)
+
+        def listening() -> None:
+            # Bound, so this process is the server: claim the projects its data directory
+            # manages, then start changing the world. A server that cannot start touches nothing.
+            nonlocal worker
+            claimed = reclaim(me, os.environ)
+            if claimed:
+                log.info("projects claimed", projects=[o.project for o in claimed], pid=me.pid)
+            worker = threading.Thread(
+                target=controller.run, args=(stopping,), name="controller", daemon=True
+            )
+            worker.start()
+
+        serve(app, options.listen, on_started=listening)
         log.info("conveyor server stopped")
     finally:
         stopping.set()
@@ -89,21 +122,62 @@ def run_server(options: ServerOptions) -> None:
         sdb.close()
 
 
+def log_event(event: Event) -> None:
+    """What the controller does, in the server's log: every durable event but a job's output
+    (that is in the job's log, `GET /api/v1/environments/{env}/jobs/{id}/log`)."""
+    if event.kind == "job.output":
+        return
+    subject = {
+        k: v
+        for k, v in (
+            ("project", event.subject.project),
+            ("environment", event.subject.environment),
+            ("commit", event.subject.commit[:12] if event.subject.commit else None),
+            ("pipeline", event.subject.pipeline),
+        )
+        if v is not None
+    }
+    level = {"error": "error", "warning": "warning"}.get(event.level, "info")
+    getattr(log, level)(event.message, kind=event.kind, **subject)
+
+
+def api_url(listen: Listen) -> str:
+    """Where a command on this host reaches the API: a wildcard bind is reached on loopback."""
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 — compared, not bound
+    host = wildcard.get(listen.host, listen.host)
+    return Listen(host, listen.port).url
+
+
+def _shown_source(source: str) -> str:
+    """The source as a command elsewhere can give it again: a path made absolute."""
+    path = Path(source)
+    return str(path.resolve()) if "://" not in source and path.exists() else source
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server that also ends the API's open event streams when told to stop, so a
     connected client does not hold the shutdown."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, on_started: Callable[[], None] | None
+    ) -> None:
         super().__init__(config)
         self._app = app
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         state_of(self._app).stopping.set()
         super().handle_exit(sig, frame)
 
 
-def serve(app: FastAPI, listen: Listen) -> None:
-    """Serve `app` in the foreground until SIGINT or SIGTERM (a clean stop returns)."""
+def serve(app: FastAPI, listen: Listen, on_started: Callable[[], None] | None = None) -> None:
+    """Serve `app` in the foreground until SIGINT or SIGTERM (a clean stop returns).
+    `on_started` is called once the address is bound, before the first request."""
     config = uvicorn.Config(
         app,
         host=listen.host,
@@ -112,7 +186,7 @@ def serve(app: FastAPI, listen: Listen) -> None:
         timeout_graceful_shutdown=_GRACE_SECONDS,
         server_header=False,
     )
-    server = _Server(config, app)
+    server = _Server(config, app, on_started)
 
     def stopped(_sig: int, _frame: FrameType | None) -> None:
         """uvicorn raises the signal it stopped on again once it has stopped, for the

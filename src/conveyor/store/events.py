@@ -41,6 +41,20 @@ class EventLog:
         )  # fmt: skip
         return event.model_copy(update={"id": int(cur.lastrowid or 0)})
 
+    def after(self, after: int | None, limit: int) -> list[Event]:
+        """Up to `limit` events with an id above `after` (None: from the oldest kept), oldest
+        first."""
+        rows = self._db.all(
+            "SELECT * FROM timeline WHERE id > ? ORDER BY id LIMIT ?", (after or 0, limit)
+        )
+        return [_event(r) for r in rows]
+
+    def keep_newest(self, count: int) -> None:
+        """Forget all but the newest `count` events."""
+        self._db.execute(
+            "DELETE FROM timeline WHERE id <= (SELECT MAX(id) FROM timeline) - ?", (count,)
+        )
+
     def about(self, limit: int = 10_000, **subject: Any) -> list[Event]:
         """Events whose subject matches every given field (commit matches a prefix), oldest
         first. `about(rollout=3)`, `about(commit="ab12")`, `about(pipeline=7)`."""

@@ -8,6 +8,9 @@ columns and an artifacts table. 6 keeps the failed and errored cases of each job
 (`ci show` names them). 7 links a downstream pipeline to its parent pipeline and trigger job, and
 keeps each pipeline's `workflow:auto_cancel` and what a cancel request covers. 8 gives each
 service address a stable slot: its IP on every project network, which replicas' /etc/hosts name.
+9 records the process group a shell job's script runs in (and when its leader started, against
+PID reuse) so what a killed process left running can be stopped, and the newer commit that made
+a canceled pipeline redundant.
 """
 
 from __future__ import annotations
@@ -117,7 +120,33 @@ ALTER TABLE pipelines ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ci_jobs ADD COLUMN interruptible INTEGER NOT NULL DEFAULT 0
 """
 
-_V5 = """
+# The recorded timeline; the server database has one too (store.server_migrations).
+TIMELINE_TABLE = """\
+CREATE TABLE timeline (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    level TEXT NOT NULL DEFAULT 'info' CHECK (level IN ('debug', 'info', 'warning', 'error')),
+    actor TEXT NOT NULL,
+    message TEXT NOT NULL,
+    project TEXT NOT NULL,
+    environment TEXT,
+    commit_sha TEXT,
+    pipeline_id INTEGER,
+    job_id INTEGER,
+    release INTEGER,
+    rollout_id INTEGER,
+    service TEXT,
+    replica TEXT,
+    data TEXT NOT NULL DEFAULT '{}'          -- further fields of the event kind, as JSON
+);
+CREATE INDEX timeline_commit ON timeline(commit_sha);
+CREATE INDEX timeline_rollout ON timeline(rollout_id);
+CREATE INDEX timeline_pipeline ON timeline(pipeline_id);
+"""
+
+_V5 = (
+    """
 CREATE TABLE environment (
     id INTEGER PRIMARY KEY CHECK (id = 1),   -- one environment per project database
     name TEXT NOT NULL,
@@ -141,28 +170,9 @@ ALTER TABLE rollouts ADD COLUMN environment TEXT;
 ALTER TABLE journal ADD COLUMN kind TEXT;
 ALTER TABLE journal ADD COLUMN service TEXT;
 ALTER TABLE journal ADD COLUMN replica TEXT;
-CREATE TABLE timeline (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    kind TEXT NOT NULL,
-    level TEXT NOT NULL DEFAULT 'info' CHECK (level IN ('debug', 'info', 'warning', 'error')),
-    actor TEXT NOT NULL,
-    message TEXT NOT NULL,
-    project TEXT NOT NULL,
-    environment TEXT,
-    commit_sha TEXT,
-    pipeline_id INTEGER,
-    job_id INTEGER,
-    release INTEGER,
-    rollout_id INTEGER,
-    service TEXT,
-    replica TEXT,
-    data TEXT NOT NULL DEFAULT '{}'          -- further fields of the event kind, as JSON
-);
-CREATE INDEX timeline_commit ON timeline(commit_sha);
-CREATE INDEX timeline_rollout ON timeline(rollout_id);
-CREATE INDEX timeline_pipeline ON timeline(pipeline_id);
-CREATE TABLE jobs (
+"""
+    + TIMELINE_TABLE
+    + """CREATE TABLE jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     pipeline_id INTEGER NOT NULL REFERENCES pipelines(id),
     name TEXT NOT NULL,
@@ -208,6 +218,7 @@ CREATE TABLE heal_backoff (
     not_before REAL NOT NULL
 )
 """
+)
 
 _V6 = """
 CREATE TABLE test_failures (
@@ -240,6 +251,12 @@ CREATE TABLE address_slots (
     service TEXT PRIMARY KEY,                -- a routed service on project networks
     slot INTEGER NOT NULL UNIQUE CHECK (slot >= 0)
 )
+"""
+
+_V9 = """
+ALTER TABLE jobs ADD COLUMN process_group INTEGER;   -- a shell job's script: its process group
+ALTER TABLE jobs ADD COLUMN process_start TEXT;      -- its leader's start (host.process_groups)
+ALTER TABLE pipelines ADD COLUMN superseded_by TEXT  -- canceled as redundant: the newer commit
 """
 
 _RECOVER_REASON = re.compile(r"finish interrupted rollout (\d+)")
@@ -350,6 +367,7 @@ MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
     (_V6,),
     (_V7,),
     (_V8,),
+    (_V9,),
 )
 
 

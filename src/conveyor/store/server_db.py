@@ -1,7 +1,7 @@
 """The GitOps server's own database (`<data dir>/server.db`), beside the per-project ones:
 
     sdb = ServerDatabase.open(data_dir)
-    sdb.tokens / sdb.audit / sdb.deliveries
+    sdb.tokens / sdb.audit / sdb.deliveries / sdb.events
 
 Same machinery as a project's store (`store.database`): 0700 directory, 0600 files, WAL, its
 own numbered migrations (`store.server_migrations`).
@@ -14,6 +14,7 @@ from pathlib import Path
 from conveyor.store.audit import AuditRepository
 from conveyor.store.database import Database
 from conveyor.store.deliveries import DeliveryRepository
+from conveyor.store.events import EventLog
 from conveyor.store.server_migrations import SERVER_MIGRATIONS
 from conveyor.store.tokens import TokenRepository
 
@@ -26,6 +27,7 @@ class ServerDatabase:
         self.tokens = TokenRepository(db)
         self.audit = AuditRepository(db)
         self.deliveries = DeliveryRepository(db)
+        self.events = EventLog(db)
 
     @classmethod
     def open(cls, data_dir: Path) -> ServerDatabase:

@@ -4,11 +4,13 @@ delivery it answered. Never edit one that has shipped: append a new one.
 
 1: API tokens (their SHA-256 hash, never the token), the audit log, webhook deliveries
 (unique per source and delivery id, so a redelivery changes nothing).
+2: the server's events (what the API lists and streams), kept across restarts, in the same
+table a project's timeline uses.
 """
 
 from __future__ import annotations
 
-from conveyor.store.migrations import Migration
+from conveyor.store.migrations import TIMELINE_TABLE, Migration
 
 _V1 = """
 CREATE TABLE tokens (
@@ -47,4 +49,4 @@ CREATE TABLE hook_deliveries (
 CREATE INDEX hook_deliveries_status ON hook_deliveries (status, id);
 """
 
-SERVER_MIGRATIONS: tuple[tuple[Migration, ...], ...] = ((_V1,),)
+SERVER_MIGRATIONS: tuple[tuple[Migration, ...], ...] = ((_V1,), (TIMELINE_TABLE,))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.dora import DoraView, empty_dora
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.server_views import (
     ActionName,
@@ -149,7 +150,11 @@ class InMemoryBackend:
             raise NotFound(f"{env}: no job {job}")
         return e.logs[job]
 
-    def timeline(self, env: str) -> list[TimelineView]:
+    def dora(self, env: str, since: str) -> DoraView:
+        e = self._env(env)
+        return empty_dora(self._project(e), env, since)
+
+    def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         e = self._env(env)
         views = []
         for r in reversed(e.releases):
@@ -175,7 +180,7 @@ class InMemoryBackend:
                     entries=entries,
                 )
             )
-        return views
+        return views[:limit]
 
     def diff(self, env: str) -> DiffView:
         e = self._env(env)

@@ -89,7 +89,8 @@ def test_shop_pipeline_builds_pushes_reviews_and_browser_tests(
         "stop-review": "success",
         "production": "manual",
     }
-    assert show["status"] == "manual"  # blocked on the manual production deploy
+    # the manual production deploy is non-blocking (allow_failure: true): green without it
+    assert show["status"] == "success"
     assert show["tests"]["total"] >= 5 and show["tests"]["failed"] == 0
     # the images the build jobs pushed are in Conveyor's registry
     catalog = registry.catalog()

@@ -53,7 +53,7 @@ SERVER = (
 COMPOSE = """\
 services:
   web:
-    image: {image}
+    {image}
     command: ["python3", "-c", {server}]
     environment: {{V: "{version}"{gate_env}}}
     ports: ["127.0.0.1:{port}:8000"]
@@ -99,6 +99,9 @@ class ServerWorld:
     # networks) is apart from other tests' that may run at the same time on this host.
     name: str
     conveyor_yaml: str = CONVEYOR
+    # Build the app's image from the commit (a Dockerfile FROM `image`) instead of running
+    # `image` as it is: each environment's project then names its own image.
+    build: bool = False
     server_args: tuple[str, ...] = ()  # more options of `conveyor server`
     repo: Path = field(init=False)
     bare: Path = field(init=False)
@@ -107,6 +110,7 @@ class ServerWorld:
     api_port: int = field(init=False)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # more variables for the server
 
     def __post_init__(self) -> None:
         self.bare = self.root / f"{self.name}.git"
@@ -119,6 +123,8 @@ class ServerWorld:
         (self.repo / "conveyor.yaml").write_text(self.conveyor_yaml)
         self.data = self.root / "data"
         self.port, self.api_port = free_port(), free_port()
+        # The server's index of the projects it manages (one writer) stays under the test.
+        self.env.setdefault("XDG_STATE_HOME", str(self.root / "xdg"))
 
     @property
     def url(self) -> str:
@@ -142,15 +148,21 @@ class ServerWorld:
     # git ---------------------------------------------------------------------------------------
 
     def push(
-        self, version: str, script: str = "test -f compose.yaml", gate: Path | None = None
+        self,
+        version: str,
+        script: str = "test -f compose.yaml",
+        gate: Path | None = None,
+        pipeline: str | None = None,
     ) -> str:
+        """Commit and push version `version` of the app, its one-job pipeline running `script`
+        (or the whole `.gitlab-ci.yml` given as `pipeline`); the commit's sha."""
         gate_env = volumes = ""
         if gate is not None:
             gate_env = ', GATE: "/gate/open"'
             volumes = f'\n    volumes: ["{gate}:/gate:ro"]'
         (self.repo / "compose.yaml").write_text(
             COMPOSE.format(
-                image=self.image,
+                image="build: ." if self.build else f"image: {self.image}",
                 server=json.dumps(SERVER),
                 version=version,
                 port=self.port,
@@ -158,7 +170,9 @@ class ServerWorld:
                 volumes=volumes,
             )
         )
-        (self.repo / ".gitlab-ci.yml").write_text(PIPELINE.format(script=script))
+        (self.repo / ".gitlab-ci.yml").write_text(pipeline or PIPELINE.format(script=script))
+        if self.build:
+            (self.repo / "Dockerfile").write_text(f"FROM {self.image}\n")
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-q", "-m", f"version {version}")
         git(self.repo, "push", "-q", "origin", "main")
@@ -188,7 +202,7 @@ class ServerWorld:
              "--listen", f"127.0.0.1:{self.api_port}", "--data", str(self.data),
              "--executor", "shell", *self.server_args],
             cwd=self.root,
-            env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET},
+            env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET} | self.env,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -218,7 +232,8 @@ class ServerWorld:
             work = self.work_of(env_dir.name)
             if (work / "compose.yaml").exists():
                 project = f"{self.name}-{env_dir.name}"
-                cli("-f", str(work / "compose.yaml"), "-p", project, "down", cwd=work)
+                # --force: the server (stopped above) still owns the project (one writer).
+                cli("-f", str(work / "compose.yaml"), "-p", project, "down", "--force", cwd=work)
 
     # reading -----------------------------------------------------------------------------------
 

@@ -121,3 +121,22 @@ def test_in_a_signed_environment_only_trusted_pins_count(
     # a pin signed with an allowed key (CONVEYOR_PIN_SIGNING_KEY) is trusted by anyone
     again = pin(source, forged, signing_key=server_key)
     assert desired_commit(source, signed, again).pinned == forged
+
+
+def test_a_tag_pattern_follows_the_newest_tagged_commit(upstream: Upstream, tmp_path: Path) -> None:
+    work = upstream.work
+    releases = EnvironmentSpec(name="production", branch="main", tag_pattern="v*")
+    source = fetched(upstream, tmp_path)
+    assert desired_commit(source, releases, upstream.first).commit is None  # no tag yet
+    work.git("tag", "-a", "v1.0", "-m", "first release")  # annotated: peeled to its commit
+    work.git("push", "-q", "origin", "v1.0")
+    after = work.commit({"README": "two\n"}, "Untagged on top")
+    work.git("tag", "docs-1")  # a tag the pattern does not match
+    work.git("push", "-q", "origin", "docs-1")
+    source = fetched(upstream, tmp_path)
+    assert desired_commit(source, releases, after).commit == upstream.first
+    work.git("tag", "v1.1")
+    work.git("push", "-q", "origin", "v1.1")
+    source = fetched(upstream, tmp_path)
+    assert desired_commit(source, releases, after).commit == after
+    assert desired_commit(source, STAGING, after).commit == after  # no pattern: the head

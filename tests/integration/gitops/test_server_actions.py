@@ -222,7 +222,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator
         [sys.executable, "-m", "conveyor", "server", "--source", str(bare),
          "--listen", f"127.0.0.1:{port}", "--data", str(data), "--executor", "shell"],
         cwd=root,
-        env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET},
+        # XDG_STATE_HOME: the index of the projects it manages (one writer) stays here.
+        env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET, "XDG_STATE_HOME": str(root / "xdg")},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -239,7 +240,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator
         for env in ("staging", "production"):
             work = data / "environments" / env / name
             if (work / "compose.yaml").exists():
-                conveyor("-f", str(work / "compose.yaml"), "-p", f"{name}-{env}", "down", cwd=work)
+                project = f"{name}-{env}"  # still the stopped server's: --force (one writer)
+                conveyor(
+                    "-f", str(work / "compose.yaml"), "-p", project, "down", "--force", cwd=work
+                )
         shutil.rmtree(data, ignore_errors=True)
 
 

@@ -33,7 +33,7 @@ environments:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[ServerWorld]:
     root = tmp_path_factory.mktemp("cliact")
-    w = ServerWorld(root, base_image, "cliact")
+    w = ServerWorld(root, base_image, "cliact", build=True)
     (w.repo / "conveyor.yaml").write_text(
         CONVEYOR.format(staging=w.port, production=PRODUCTION_PORT)
     )
@@ -63,6 +63,14 @@ def test_promote_wait_then_rollback_env(world: ServerWorld) -> None:
     envs = {e["name"]: e for e in json.loads(cli(w, viewer, "env", "list", "--json").stdout)}
     assert envs["production"]["state"] == "serving"
     assert envs["production"]["commit"] == envs["staging"]["commit"]
+    # a promoted environment runs its source's images: git and what runs agree
+    same = cli(w, viewer, "diff", "--env", "production", "--exit-code")
+    assert same.returncode == 0 and "in sync" in same.stdout, same.stdout + same.stderr
+    # DORA from the server's records of production: the promotion is its one deployment
+    dora = json.loads(cli(w, viewer, "dora", "--env", "production", "--json").stdout)
+    assert dora["project"] == "cliact-production"
+    assert dora["metrics"]["deployments"] == dora["metrics"]["successful"] == 1
+    assert dora["metrics"]["lead_time"]["count"] == 1  # the commit's time from the work tree
 
     sha = w.push("2")
     assert w.hook(sha, "cli-2") == 202
@@ -72,5 +80,13 @@ def test_promote_wait_then_rollback_env(world: ServerWorld) -> None:
     assert "rollback" in back.stderr
     assert w.serving() == "1"  # at once, not at the next poll
     assert w.serving(PRODUCTION_PORT) == "1"
+    # commit -> pipeline -> release -> rollout, per commit, newest first, from the server
+    views = json.loads(cli(w, viewer, "timeline", "--env", "staging", "--json").stdout)
+    assert [v["commit"] for v in views][:1] == [sha]
+    newest = views[0]
+    assert [p["status"] for p in newest["pipelines"]] == ["success"]
+    (release,) = [r for r in newest["releases"] if r["project"] == "cliact-staging"]
+    assert [ro["status"] for ro in release["rollouts"]] == ["succeeded"]
+    assert views[1]["commit"] == envs["staging"]["commit"]  # version 1, before it
     again = cli(w, deployer, "rollback", "--env", "nowhere")
     assert again.returncode == 1 and "nowhere" in again.stderr

@@ -13,6 +13,7 @@ from conveyor.gitops.sync import (
     Approval,
     EnvProgress,
     decide,
+    newest_tagged,
 )
 from conveyor.model.environments import EnvironmentSpec
 
@@ -76,3 +77,12 @@ def test_progress_written_before_approvals_existed_still_reads() -> None:
     old = json.dumps({"desired": A, "deployed": A, "failed": None, "reason": ""})
     progress = EnvProgress.model_validate_json(old)
     assert progress.approvals == () and progress.pin_commits == () and progress.promotion is None
+
+
+def test_newest_tagged_takes_the_first_commit_of_the_history_with_a_matching_tag() -> None:
+    spec = EnvironmentSpec(name="production", branch="main", tag_pattern="v*")
+    history = ["c3", "c2", "c1"]  # newest first
+    assert newest_tagged(spec, history, {"v1": "c1", "docs": "c3"}) == "c1"
+    assert newest_tagged(spec, history, {"v1": "c1", "v2": "c2"}) == "c2"
+    assert newest_tagged(spec, history, {"docs": "c3"}) is None
+    assert newest_tagged(spec, history, {"v9": "elsewhere"}) is None  # not on the branch
