@@ -3,9 +3,10 @@ whose heal interval is an hour: within a test, only the Docker events it follows
 watch of HAProxy) can explain a correction.
 
 A replica removed with `docker rm -f` is replaced and reported as a `drift.corrected` event
-saying it was noticed on a Docker event; an HAProxy server put in maintenance or given another
-weight through HAProxy's admin socket (not through Conveyor) is restored and reported, noticed
-by the server's look at HAProxy; a suspended environment is not corrected.
+saying it was noticed on a Docker event, and so is a paused one; an HAProxy server put in
+maintenance or given another weight through HAProxy's admin socket (not through Conveyor) is
+restored and reported, noticed by the server's look at HAProxy; a suspended environment is not
+corrected.
 """
 
 from __future__ import annotations
@@ -138,6 +139,22 @@ def test_an_haproxy_server_changed_through_the_admin_socket_is_restored(
     (server,) = [s for s in haproxy(w).servers() if s.server == r["name"]]
     assert (server.admin_state, server.weight) == ("ready", 100)
     assert w.serving() == "1"
+
+
+def test_a_paused_replica_is_replaced_on_the_docker_event(
+    world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    w, viewer = world, tokens["viewer"]
+    frozen = w.wait_for(lambda: one_in_rotation(w, viewer), "the replica in rotation")
+    after = last_event(w, viewer)
+    docker("pause", frozen["container"])
+    (drift,) = w.wait_for(
+        lambda: events_after(w, viewer, after, "drift.corrected"), "the drift event"
+    )
+    assert f"web: replica {frozen['name']} paused: replaced" in drift["data"]["corrections"]
+    assert f"Docker event: pause of {frozen['name']}" in drift["data"]["noticed"], drift
+    now = w.wait_for(lambda: one_in_rotation(w, viewer), "a replica in rotation again")
+    assert now["container"] != frozen["container"] and w.serving() == "1"
 
 
 def test_a_suspended_environment_is_not_corrected(
