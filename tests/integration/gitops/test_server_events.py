@@ -5,8 +5,8 @@ watch of HAProxy) can explain a correction.
 A replica removed with `docker rm -f` is replaced and reported as a `drift.corrected` event
 saying it was noticed on a Docker event, and so is a paused one; an HAProxy server put in
 maintenance or given another weight through HAProxy's admin socket (not through Conveyor) is
-restored and reported, noticed by the server's look at HAProxy; a suspended environment is not
-corrected.
+restored and reported, noticed by the server's look at HAProxy; a rollout's own stops are not
+drift; a suspended environment is not corrected.
 """
 
 from __future__ import annotations
@@ -157,6 +157,31 @@ def test_a_paused_replica_is_replaced_on_the_docker_event(
     assert now["container"] != frozen["container"] and w.serving() == "1"
 
 
+def two_passes(w: ServerWorld, sha: str, tag: str) -> None:
+    """Two sync passes, each followed by a heal pass: the second begins only once the first
+    one's heal is over, so what was noticed before the first has been dealt with."""
+    for n in (1, 2):
+        delivery = f"{tag}-{n}"
+        assert w.hook(sha, delivery) == 202
+        w.wait_for(lambda d=delivery: w.delivery_status(d) == "done", f"pass {delivery}")
+
+
+def test_a_rollout_stopping_its_old_replica_is_not_drift(
+    world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    w, viewer = world, tokens["viewer"]
+    old = w.wait_for(lambda: one_in_rotation(w, viewer), "the replica in rotation")
+    after = last_event(w, viewer)
+    sha = w.push("2")
+    assert w.hook(sha, "rollout-2") == 202
+    w.wait_for(lambda: w.serving() == "2", "version 2 to serve")
+    # The old replica's kill, die and destroy events woke the heal; it found nothing to do.
+    two_passes(w, sha, "after-rollout-2")
+    new = w.wait_for(lambda: one_in_rotation(w, viewer), "the new replica in rotation")
+    assert new["container"] != old["container"]
+    assert events_after(w, viewer, after, "drift.corrected") == []
+
+
 def test_a_suspended_environment_is_not_corrected(
     world: ServerWorld, tokens: dict[str, str]
 ) -> None:
@@ -170,7 +195,7 @@ def test_a_suspended_environment_is_not_corrected(
     docker("rm", "-f", r["container"])
     # Two sync passes, each followed by a heal pass: the second sync begins only once the
     # first pass's heal is over, and the Docker events came long before either.
-    for version in ("2", "3"):
+    for version in ("3", "4"):
         sha = w.push(version)
         assert w.hook(sha, f"suspended-{version}") == 202
 
