@@ -252,6 +252,16 @@ class ServerWorld:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def events(self, token: str) -> list[dict[str, Any]]:
+        """Every event the server kept, oldest first (paged: the API answers 1,000 at most)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            after = f"&after={found[-1]['id']}" if found else ""
+            page = self.api(f"/events?limit=1000{after}", token)
+            found += page
+            if len(page) < 1000:
+                return found
+
     def serving(self, port: int | None = None) -> str | None:
         try:
             url = f"http://127.0.0.1:{port or self.port}/"

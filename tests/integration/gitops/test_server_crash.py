@@ -95,7 +95,7 @@ def test_killed_mid_pipeline_the_pipeline_is_interrupted_and_the_commit_synced_a
     assert [p["status"] for p in mine] == ["interrupted", "success"]
     jobs = w.api(f"/environments/staging/pipelines/{mine[0]['id']}/jobs", token)
     assert [j["status"] for j in jobs] == ["interrupted"]
-    events = w.api("/events?limit=1000", token)
+    events = w.events(token)
     interrupted = [e for e in events if e["kind"] == "pipeline.interrupted"]
     assert [e["subject"]["pipeline"] for e in interrupted] == [mine[0]["id"]]
     assert interrupted[0]["subject"]["environment"] == "staging"
@@ -211,7 +211,7 @@ def test_killed_mid_docker_job_its_container_is_removed_and_the_commit_abandoned
     (job,) = w.api(f"/environments/staging/pipelines/{pipelines[0]['id']}/jobs", token)
     assert job["status"] == "interrupted"
     # The server keeps its events across restarts: those of this commit.
-    events = [e for e in w.api("/events?limit=1000", token) if e["subject"]["commit"] == sha]
+    events = [e for e in w.events(token) if e["subject"]["commit"] == sha]
     (interrupted,) = [e for e in events if e["kind"] == "pipeline.interrupted"]
     assert interrupted["subject"]["pipeline"] == pipelines[0]["id"]
     (stopped,) = interrupted["data"]["stopped"]

@@ -80,7 +80,7 @@ def test_a_newer_commit_cancels_the_running_interruptible_pipeline(world: Server
     assert [j["status"] for j in jobs] == ["canceled"]
     assert slow not in _released(w, token)
 
-    events = w.api("/events?limit=1000", token)
+    events = w.events(token)
     (noticed,) = _of(events, "sync.superseded", slow)
     assert noticed["level"] == "info"
     assert noticed["data"] == {
@@ -158,7 +158,7 @@ def test_a_started_job_that_is_not_interruptible_keeps_its_pipeline_running(
     released = _released(w, token)
     assert newest in released and held not in released and middle not in released
 
-    events = w.api("/events?limit=1000", token)
+    events = w.events(token)
     noticed = _of(events, "sync.superseded", held)
     assert [e["data"]["superseded_by"] for e in noticed] == [middle, newest]
     assert {e["level"] for e in noticed} == {"info"}
