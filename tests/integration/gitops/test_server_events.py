@@ -62,7 +62,7 @@ def events_after(w: ServerWorld, token: str, after: int, kind: str) -> list[dict
 
 
 def last_event(w: ServerWorld, token: str) -> int:
-    events = w.api("/events?limit=1000", token)
+    events = w.events(token)
     return int(events[-1]["id"]) if events else 0
 
 

@@ -1,5 +1,6 @@
 """A service healed again and again is held back by its heal backoff; the reconciler says
-until when (`held_until`), so a server that heals on events heals it again then. On fakes."""
+until when its last tick held one back (`held_until`), so a server that heals on events heals
+it again then. On fakes."""
 
 from __future__ import annotations
 
@@ -49,11 +50,13 @@ def test_held_until_names_the_end_of_a_crash_looping_service_backoff(tmp_path: P
         crash()
         assert reconciler.tick() is not None
         now[0] += 0.25
-    held = reconciler.held_until()
-    assert held is not None and held > now[0]
+    assert reconciler.held_until() is None  # the last tick held nothing back
     crash()
     assert reconciler.tick() is None  # held back
-    now[0] = held
-    assert reconciler.held_until() is None
+    held = reconciler.held_until()
+    assert held is not None and held > now[0]
+    now[0] = held + 5  # the backoff ended since: still said, so the caller ticks at once
+    assert reconciler.held_until() == held
     outcome = reconciler.tick()
     assert outcome is not None and outcome.status == "succeeded"
+    assert reconciler.held_until() is None
