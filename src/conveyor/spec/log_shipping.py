@@ -216,13 +216,14 @@ def _url(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> str | None:
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         ctx.error((*path, "url"), f"must be an http:// or https:// URL, got {describe(value)}")
         return None
+    url = str(value)
     if parts.username or parts.password:
         ctx.error(
             (*path, "url"),
             "credentials do not belong in the URL: use 'username' and 'password_env'",
         )
         return None
-    return value.rstrip("/")
+    return url.rstrip("/")
 
 
 def _login(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> tuple[str | None, str | None]:
