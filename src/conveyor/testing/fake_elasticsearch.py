@@ -78,6 +78,15 @@ class FakeElasticsearch:
     def url(self) -> str:
         return self.http.url
 
+    def reset(self) -> None:
+        """Forget every index, request and pending fault (a module-scoped server, reused)."""
+        with self._lock:
+            self.indices.clear()
+            self.mappings.clear()
+            self.requests.clear()
+            self.fail_next.clear()
+            self.reject_items_next = self.lose_answers_next = 0
+
     def documents(self) -> list[dict[str, Any]]:
         with self._lock:
             return [doc for index in self.indices.values() for doc in index.values()]

@@ -76,6 +76,14 @@ class FakeLoki:
     def url(self) -> str:
         return self.http.url
 
+    def reset(self) -> None:
+        """Forget every stream, request and pending fault (a module-scoped server, reused)."""
+        with self._lock:
+            self.streams.clear()
+            self.requests.clear()
+            self.fail_next.clear()
+            self.lose_answers_next = self.duplicates = 0
+
     def entries(self, tenant: str = "fake") -> list[tuple[dict[str, str], Entry]]:
         with self._lock:
             return [

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import base64
 import json
-from decimal import ROUND_HALF_EVEN, Decimal
 from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from conveyor.model.log_shipping import LokiDestination, LokiLabel
