@@ -110,7 +110,7 @@ class Shipper:
         if dropped:
             self._dropped(dropped)
         with self._wake:
-            self._wake.notify()
+            self._wake.notify_all()  # the sender, among flush() waiters
 
     # --- life ------------------------------------------------------------------------------
 
