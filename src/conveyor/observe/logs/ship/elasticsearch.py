@@ -40,11 +40,26 @@ _CONFLICT = 409
 
 
 def doc_id(record: LogRecord) -> str:
-    """A stable id: the same record (labels, time, text, fields and the store's id) always
-    hashes to the same value, so sending it twice stores it once."""
-    canonical = json.dumps(
-        record.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    """A stable id: the same record (labels, time, text, level, fields and the store's id)
+    always hashes to the same value, so sending it twice stores it once. The parts are listed
+    explicitly (not the model's dump) so the id does not change when a field is added."""
+    labels = record.labels
+    parts = [
+        repr(record.ts),
+        labels.project,
+        labels.environment,
+        labels.service,
+        labels.replica,
+        labels.release,
+        labels.container,
+        labels.stream,
+        labels.job,
+        record.level,
+        record.message,
+        record.fields,
+        record.id,
+    ]
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:40]
 
 
@@ -61,10 +76,27 @@ def document(record: LogRecord) -> dict[str, Any]:
     doc: dict[str, Any] = {"@timestamp": timestamp(record.ts), "message": record.message}
     if record.level is not None:
         doc["log"] = {"level": record.level}
-    doc["conveyor"] = record.labels.model_dump(exclude_none=True)
+    doc["conveyor"] = _labels(record)
     if record.fields:
         doc["fields"] = dict(record.fields)
     return doc
+
+
+def _labels(record: LogRecord) -> dict[str, Any]:
+    labels = record.labels
+    out: dict[str, Any] = {"project": labels.project}
+    for key, value in (
+        ("environment", labels.environment),
+        ("service", labels.service),
+        ("replica", labels.replica),
+        ("release", labels.release),
+        ("container", labels.container),
+        ("stream", labels.stream),
+        ("job", labels.job),
+    ):
+        if value is not None:
+            out[key] = value
+    return out
 
 
 def bulk_body(records: Sequence[LogRecord], pattern: str) -> bytes:

@@ -67,8 +67,18 @@ def line(record: LogRecord, labels: Mapping[str, str]) -> str:
     body: dict[str, Any] = {"message": record.message}
     if record.level is not None and "level" not in labels:
         body["level"] = record.level
-    for key, value in record.labels.model_dump(exclude_none=True).items():
-        if key not in labels:
+    where = record.labels
+    for key, value in (
+        ("project", where.project),
+        ("environment", where.environment),
+        ("service", where.service),
+        ("replica", where.replica),
+        ("release", where.release),
+        ("container", where.container),
+        ("stream", where.stream),
+        ("job", where.job),
+    ):
+        if value is not None and key not in labels:
             body[key] = value
     if record.fields:
         body["fields"] = dict(record.fields)
