@@ -14,19 +14,7 @@ The seam with the collector is `LogSink`: a batch of records in, durably handed 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
-from conveyor.model.logs import LogRecord
 from conveyor.observe.logs.ship.shipping import Shipping, open_shipping
-
-
-class LogSink(Protocol):
-    def write(self, records: Sequence[LogRecord]) -> None:
-        """Take a batch of records the collector stored. When this returns, the batch is
-        durably handed over (the shippers: fsync'd in each destination's buffer); raises
-        ShipError when it could not be."""
-        ...
-
+from conveyor.observe.logs.ship.sink import LogSink
 
 __all__ = ["LogSink", "Shipping", "open_shipping"]

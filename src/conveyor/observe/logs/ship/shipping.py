@@ -16,6 +16,7 @@ from conveyor.observe.logs.ship.buffer import DiskBuffer
 from conveyor.observe.logs.ship.elasticsearch import ElasticsearchFormat
 from conveyor.observe.logs.ship.loki import LokiFormat
 from conveyor.observe.logs.ship.shipper import Format, Shipper, ShipperOptions, ShipperStats
+from conveyor.observe.logs.ship.sink import LogSink
 from conveyor.observe.logs.ship.transport import HttpTransport, Transport
 
 BUFFERS_DIR = "logs-ship"  # under the project's state directory: one directory per destination
@@ -51,6 +52,10 @@ class Shipping:
 
     def stats(self) -> list[ShipperStats]:
         return [shipper.stats() for shipper in self.shippers]
+
+
+def _is_a_sink(shipping: Shipping) -> LogSink:
+    return shipping  # mypy checks that Shipping is a LogSink
 
 
 def open_shipping(
