@@ -31,8 +31,10 @@ ConveyorError
 ├── ApiError             the server's API answered a client (`conveyor env`…) with an error
 │   ├── ServerUnreachable    no server answers at the address (not running, wrong address)
 │   └── AccessDenied         no token, a token it does not know (401), or a role too low (403)
-└── NotifyError          a notification cannot be sent (`retry` says whether trying again may
-                         help) or a channel cannot be set up (a secret's variable is unset)
+├── NotifyError          a notification cannot be sent (`retry` says whether trying again may
+│                        help) or a channel cannot be set up (a secret's variable is unset)
+└── ShipError            log shipping cannot be set up or take a batch (a secret's variable is
+                         unset, its buffer is held by another process or cannot be written)
 
 CI (conveyor.ci and its git adapter; the last section of this file):
 ConveyorError
@@ -275,6 +277,11 @@ class NotifyError(ConveyorError):
     def __init__(self, message: str, retry: bool = False) -> None:
         super().__init__(message)
         self.retry = retry
+
+
+class ShipError(ConveyorError):
+    """Log shipping (observe.logs.ship) cannot be set up, or its on-disk buffer cannot take a
+    batch: a secret's variable is unset, another process holds the buffer, the disk is full."""
 
 
 # --- CI ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.frozen import Frozen
+from conveyor.model.log_shipping import LogShipping
 from conveyor.model.notifications import NotificationsSpec
 
 DEFAULT_COMPOSE = "compose.yaml"
@@ -117,6 +118,7 @@ class ConveyorConfig(Frozen):
 
     environments: dict[str, EnvironmentSpec]
     notifications: NotificationsSpec = NotificationsSpec()
+    logs: LogShipping = LogShipping()  # where the stored log lines are shipped
 
     def promotion_order(self) -> list[str]:
         """Environment names by name, except that a `promote_from` source comes before the

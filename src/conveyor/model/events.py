@@ -55,6 +55,11 @@ EventKind = Literal[
     "job.started",
     "job.output",
     "job.finished",
+    # log shipping (observe.logs.ship); data: {"destination", ...counts}
+    "logs.ship_failing",  # a destination stopped taking records: they wait in its buffer
+    "logs.ship_recovered",  # it takes them again
+    "logs.ship_rejected",  # it refused records for good (a mapping conflict, a 400): dropped
+    "logs.ship_dropped",  # its buffer reached its cap: the oldest records were dropped
     # GitOps: the server bringing environments to what git says
     "source.fetched",
     "source.error",

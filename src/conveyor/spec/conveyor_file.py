@@ -28,6 +28,7 @@ from conveyor.model.environments import (
 )
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration
+from conveyor.spec.log_shipping import log_shipping as parse_log_shipping
 from conveyor.spec.notifications import notifications as parse_notifications
 from conveyor.spec.values import describe, one_of, suggest, to_bool, to_int, to_str
 from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
@@ -35,7 +36,7 @@ from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 FILE_NAME = "conveyor.yaml"
 MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; use webhooks
 
-TOP_KEYS = ("environments", "notifications")
+TOP_KEYS = ("environments", "notifications", "logs")
 ENVIRONMENT_KEYS = (
     "branch",
     "tag_pattern",
@@ -103,6 +104,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
         return None
     _known_keys(ctx, root, (), TOP_KEYS, extensions=True)
     notifications = parse_notifications(ctx, ("notifications",), root.get("notifications"))
+    logs = parse_log_shipping(ctx, ("logs",), root.get("logs"))
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
         return None
@@ -119,6 +121,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     return ConveyorConfig(
         environments={name: env for name, env in envs.items() if env is not None},
         notifications=notifications,
+        logs=logs,
     )
 
 
