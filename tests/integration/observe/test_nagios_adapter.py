@@ -20,7 +20,7 @@ import pytest
 
 from conveyor.errors import ChecksError
 from conveyor.host.process import pid_alive
-from conveyor.model.checks import Check, ChecksSettings, NagiosObjects
+from conveyor.model.checks import Check, ChecksSettings, CheckStatus, NagiosObjects
 from conveyor.observe.checks.commands import schedule_downtime
 from conveyor.observe.checks.nagios import Nagios, default_layout
 from conveyor.testing.net import free_port
@@ -107,7 +107,7 @@ def objects(app: App, *extra: Check, settings: ChecksSettings = FAST) -> NagiosO
     )
 
 
-def status_of(n: Nagios, check: str) -> object:
+def status_of(n: Nagios, check: str) -> CheckStatus | None:
     status = n.status()
     found = [s for s in status.statuses if s.check == check] if status else []
     return found[0] if found and found[0].state != "PENDING" else None
@@ -118,7 +118,7 @@ def test_nagios_runs_the_checks_and_its_state_is_read_back(nagios: Nagios, app: 
     pid = nagios.pid()
     assert pid is not None
     web = wait_for("the web check", lambda: status_of(nagios, f"web http 127.0.0.1:{app.port}"))
-    assert web.state == "OK" and web.service == "web" and web.kind == "http"  # type: ignore[attr-defined]
+    assert (web.state, web.service, web.kind) == ("OK", "web", "http")
     health = nagios.health()
     assert health.running and health.pid == pid and not health.stale
     assert health.checks == 2
@@ -178,17 +178,19 @@ def test_a_downtime_holds_the_problem_notification_back(nagios: Nagios, app: App
     name = f"web http 127.0.0.1:{app.port}"
     now = time.time()
     nagios.command(schedule_downtime("box", name, now, now + 3600, "test", "planned"))
-    wait_for("the downtime", lambda: (s := status_of(nagios, name)) and s.in_downtime)  # type: ignore[attr-defined]
+    wait_for("the downtime", lambda: (s := status_of(nagios, name)) is not None and s.in_downtime)
     status = nagios.status()
     assert status is not None
     (downtime,) = [d for d in status.downtimes if d.check == name]
     assert (downtime.author, downtime.comment, downtime.in_effect) == ("test", "planned", True)
     app.stop()
     try:
-        wait_for(
-            "the check to fail",
-            lambda: (s := status_of(nagios, name)) and s.state == "CRITICAL" and s.state_type == "hard",  # type: ignore[attr-defined]
-        )
+
+        def failed() -> bool:
+            s = status_of(nagios, name)
+            return s is not None and (s.state, s.state_type) == ("CRITICAL", "hard")
+
+        wait_for("the check to fail", failed)
         types = [
             s.notification.type
             for s in nagios.spooled()
