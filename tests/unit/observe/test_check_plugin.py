@@ -188,10 +188,10 @@ def test_a_host_notification_and_macros_nagios_left_empty(tmp_path: Path) -> Non
 
 def test_notification_news() -> None:
     base = {"host": "h", "check": "c", "state": "CRITICAL", "ts": 1.0}
-    assert CheckNotification(type="PROBLEM", **base).news  # type: ignore[arg-type]
-    assert not CheckNotification(type="FLAPPINGSTART", **base).news  # type: ignore[arg-type]
-    assert not CheckNotification(type="DOWNTIMESTART", **base).news  # type: ignore[arg-type]
-    assert not CheckNotification(type="PROBLEM", downtime=1, **base).news  # type: ignore[arg-type]
+    assert CheckNotification(type="PROBLEM", **base).news
+    assert not CheckNotification(type="FLAPPINGSTART", **base).news
+    assert not CheckNotification(type="DOWNTIMESTART", **base).news
+    assert not CheckNotification(type="PROBLEM", downtime=1, **base).news
 
 
 def test_bad_arguments_are_unknown(capsys: pytest.CaptureFixture[str]) -> None:

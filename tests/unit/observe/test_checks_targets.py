@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from conveyor.model.checks import Check, ChecksSettings
 from conveyor.model.release import Release, ServiceRelease
 from conveyor.model.stack import PortSpec, Probe, Routing, Service, ServiceNetwork, Stack
@@ -24,11 +26,11 @@ def release(*services: Service) -> Release:
     )
 
 
-def names(checks: tuple[Check, ...]) -> list[str]:
+def names(checks: Sequence[Check]) -> list[str]:
     return [c.name for c in checks]
 
 
-def of(checks: tuple[Check, ...], service: str) -> list[Check]:
+def of(checks: Sequence[Check], service: str) -> list[Check]:
     return [c for c in checks if c.service == service]
 
 
