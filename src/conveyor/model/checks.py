@@ -185,6 +185,7 @@ class CheckNotification(Frozen):
     ts: float  # when Nagios sent it (UNIX seconds)
     downtime: int = 0  # how many downtimes covered it when sent
     attempt: int | None = None
+    written: float | None = None  # when the notification command wrote it (sub-second)
 
     @property
     def news(self) -> bool:

@@ -172,6 +172,7 @@ def notification_record(args: argparse.Namespace) -> dict[str, object]:
         "ts": float(args.time) if args.time and args.time.isdigit() else time.time(),
         "downtime": number(args.downtime) or 0,
         "attempt": number(args.attempt),
+        "written": time.time(),  # $TIMET$ has whole seconds; this, when it reached the spool
     }
 
 

@@ -26,7 +26,8 @@ from conveyor.model.checks import Check, ChecksSettings, Scope
 from conveyor.model.endpoint import LOOPBACK
 from conveyor.model.release import Release
 from conveyor.model.routing import Bind, Mode
-from conveyor.model.stack import Service
+from conveyor.model.stack import Service, Stack
+from conveyor.plan.network import desired_address, slot_address
 from conveyor.plan.routes import ALL_INTERFACES, frontend_for
 from conveyor.render.haproxy import backend_name
 
@@ -160,3 +161,24 @@ def _unique(checks: list[Check]) -> list[Check]:
     for check in checks:
         seen.setdefault(check.name, check)
     return list(seen.values())
+
+
+def address_ips(
+    stack: Stack, slots: Mapping[str, int], subnets: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """Each service address's IP on every project network Conveyor made (`subnets`: Docker
+    network -> its subnet) at its stable slot. On an external network Docker places the
+    address, so it has no slot address and is not checked there."""
+    out: dict[str, list[str]] = {}
+    for name in stack.order():
+        address = desired_address(stack, name, slots.get(name))
+        if address is None or address.slot is None:
+            continue
+        ips = [
+            slot_address(subnets[network], address.slot)
+            for network in sorted(address.networks)
+            if network in subnets
+        ]
+        if ips:
+            out[name] = ips
+    return out
