@@ -44,6 +44,7 @@ from typing import Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
+from conveyor.app.checks import ChecksController, settings_from, stop_checks
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
 from conveyor.app.dora import DoraView, dora_report, empty_dora
 from conveyor.app.env_diff import service_diffs
@@ -159,6 +160,7 @@ class Controller:
         self._events_lock = threading.Lock()
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
+        self._checkers: dict[str, ChecksController] = {}  # each environment's Nagios
         self._notify: tuple[NotificationsSpec, Dispatcher] | None = None
         self._timeline = Timeline(Subject(project=self.name), None, ACTOR, [self._collect])
 
@@ -392,20 +394,44 @@ class Controller:
 
     def heal_all(self) -> None:
         """One reconciler tick per serving environment (replace crashed replicas, keep HAProxy
-        up), skipped for suspended ones."""
+        up), skipped for suspended ones; then one pass of its checks (Nagios configured and
+        running, its notifications forwarded), suspended or not: a suspended environment is
+        still watched."""
         if self.config is None:
             return
         with self._work:
             for name, spec in self.config.environments.items():
                 progress = self._progress(name)
-                if progress.suspended or progress.deployed is None:
+                if progress.deployed is None:
                     continue
-                try:
-                    self._reconciler(spec, progress.deployed).tick()
-                except LockBusy:
-                    continue  # a command works on the project: look again next pass
-                except ConveyorError as e:
-                    self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
+                if not progress.suspended:
+                    try:
+                        self._reconciler(spec, progress.deployed).tick()
+                    except LockBusy:
+                        pass  # a command works on the project: look again next pass
+                    except ConveyorError as e:
+                        self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
+                self._check(spec, progress.deployed)
+
+    def _check(self, spec: EnvironmentSpec, commit: str) -> None:
+        """One pass of the environment's checks controller (app.checks), or Nagios stopped
+        when conveyor.yaml (or CONVEYOR_CHECKS=off in the server's environment) turns checks
+        off."""
+        assert self.config is not None
+        try:
+            settings = settings_from(self.environ, self.config.checks)
+            reconciler = self._reconciler(spec, commit)
+            if not settings.enabled:
+                self._checkers.pop(spec.name, None)
+                stop_checks(reconciler.engine.paths)
+                return
+            known = self._checkers.get(spec.name)
+            if known is None or known.engine is not reconciler.engine or known.settings != settings:
+                known = ChecksController(reconciler.engine, settings)
+                self._checkers[spec.name] = known
+            known.tick()
+        except ConveyorError as e:
+            self._emit("checks.error", f"{spec.name}: {e}", "warning", environment=spec.name)
 
     def _reconciler(self, spec: EnvironmentSpec, commit: str) -> Reconciler:
         known = self._reconcilers.get(spec.name)

@@ -25,6 +25,7 @@ from conveyor.model.environments import (
     ServiceOverride,
     SshVerify,
 )
+from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration
 from conveyor.spec.notifications import notifications as parse_notifications
@@ -34,7 +35,7 @@ from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 FILE_NAME = "conveyor.yaml"
 MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; use webhooks
 
-TOP_KEYS = ("environments", "notifications")
+TOP_KEYS = ("environments", "notifications", "checks")
 ENVIRONMENT_KEYS = (
     "branch",
     "tag_pattern",
@@ -100,6 +101,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
         return None
     _known_keys(ctx, root, (), TOP_KEYS, extensions=True)
     notifications = parse_notifications(ctx, ("notifications",), root.get("notifications"))
+    checks = parse_checks(ctx, ("checks",), root.get("checks"))
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
         return None
@@ -116,6 +118,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     return ConveyorConfig(
         environments={name: env for name, env in envs.items() if env is not None},
         notifications=notifications,
+        checks=checks,
     )
 
 
