@@ -130,8 +130,6 @@ def test_errors_name_file_line_and_field(text: str, expected: str) -> None:
 
 
 def test_conveyor_yaml_carries_the_section() -> None:
-    config = parse_conveyor(
-        "environments:\n  staging: {branch: main}\nchecks:\n  interval: 20s\n"
-    )
+    config = parse_conveyor("environments:\n  staging: {branch: main}\nchecks:\n  interval: 20s\n")
     assert config.checks.interval == 20
     assert parse_conveyor("environments:\n  staging: {branch: main}\n").checks == ChecksSettings()
