@@ -32,7 +32,7 @@ from conveyor.host.process import wait_until
 from conveyor.model.checks import CheckNotification, ChecksSettings, CheckStatus, NagiosObjects
 from conveyor.model.events import Level
 from conveyor.observe.checks.commands import schedule_downtime as downtime_command
-from conveyor.observe.checks.nagios import Nagios, default_layout
+from conveyor.observe.checks.nagios import Nagios, NagiosControl, default_layout
 from conveyor.observe.checks.targets import address_ips, project_checks
 from conveyor.plan.network import desired_networks
 from conveyor.render.nagios import name_ok
@@ -137,7 +137,7 @@ class ChecksController:
 
     engine: Engine
     settings: ChecksSettings = field(default_factory=ChecksSettings)
-    nagios: Nagios | None = None
+    nagios: NagiosControl | None = None
     host: str = field(default_factory=this_host)
     name: str = "checks"
     _last_error: str | None = None
@@ -147,7 +147,7 @@ class ChecksController:
             self.nagios = nagios_of(self.engine.paths)
 
     @property
-    def _nagios(self) -> Nagios:
+    def _nagios(self) -> NagiosControl:
         assert self.nagios is not None
         return self.nagios
 

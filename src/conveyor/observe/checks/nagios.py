@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -90,6 +90,22 @@ class SpooledNotification:
     file: Path
     notification: CheckNotification | None  # None: the file could not be read as one
     problem: str = ""
+
+
+class NagiosControl(Protocol):
+    """What the checks controller (app.checks) drives: `Nagios` here, a fake in unit tests."""
+
+    def ensure(self, objects: NagiosObjects) -> Ensured: ...
+
+    def running(self) -> bool: ...
+
+    def pid(self) -> int | None: ...
+
+    def recorded_pid(self) -> int | None: ...
+
+    def spooled(self) -> list[SpooledNotification]: ...
+
+    def done(self, spooled: SpooledNotification) -> None: ...
 
 
 class Nagios:
