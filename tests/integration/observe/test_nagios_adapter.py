@@ -5,9 +5,13 @@ restart after it was killed. One Nagios for the module, stopped by its PID."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
+import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -202,6 +206,47 @@ def test_a_downtime_holds_the_problem_notification_back(nagios: Nagios, app: App
         app.start()
         for old in nagios.spooled():
             nagios.done(old)
+
+
+@pytest.fixture
+def tls_port(tmp_path: Path) -> Iterator[int]:
+    """A TLS server on loopback whose self-signed certificate expires in 3 days (openssl)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with contextlib.suppress(OSError), context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1024)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield int(server.getsockname()[1])
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def test_a_certificate_near_its_end_is_critical(nagios: Nagios, app: App, tls_port: int) -> None:
+    name = f"tls certificate 127.0.0.1:{tls_port}"
+    cert = Check(name=name, kind="certificate", service="tls", address="127.0.0.1", port=tls_port)
+    assert nagios.ensure(objects(app, Check(name="load", kind="load"), cert)) == "reloaded"
+    status = wait_for("the certificate check", lambda: status_of(nagios, name))
+    assert status.state == "CRITICAL"  # 3 days left; critical under 7 (warning under 30)
+    assert "expires in 2 day" in status.output or "expires in 3 day" in status.output, status.output
 
 
 def test_nagios_killed_is_started_again(nagios: Nagios, app: App) -> None:
