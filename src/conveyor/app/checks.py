@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from conveyor.app.checks_views import ChecksView, DowntimeResult
@@ -44,7 +44,8 @@ ENV_INTERVAL = "CONVEYOR_CHECK_INTERVAL"
 ENV_RETRY = "CONVEYOR_CHECK_RETRY_INTERVAL"
 ENV_ATTEMPTS = "CONVEYOR_CHECK_ATTEMPTS"
 OFF = frozenset({"0", "off", "false", "no"})
-TICK = 1.0  # seconds between two passes of the agent's checks controller
+TICK = 1.0  # seconds between two passes of the agent's checks controller (forwarding)
+RENDER_EVERY = 5.0  # seconds between two renderings of the checks (and a Nagios found dead)
 CONFIRM = 10.0  # seconds to wait for Nagios to list a downtime it was sent
 
 
@@ -133,14 +134,20 @@ class ChecksController:
       (flapping, downtime, acknowledgement). Nagios held back those of a flapping check or
       of one in a downtime. A spooled notification is removed only once its event is recorded.
 
-    Errors are reported once each (`checks.error`), not at every tick."""
+    Notifications are forwarded at every tick; the checks are rendered again every
+    `render_every` seconds (a Docker API call and a few reads of the state database), and at
+    once when Nagios is found not running. Errors are reported once each (`checks.error`), not
+    at every tick."""
 
     engine: Engine
     settings: ChecksSettings = field(default_factory=ChecksSettings)
     nagios: NagiosControl | None = None
     host: str = field(default_factory=this_host)
     name: str = "checks"
+    render_every: float = RENDER_EVERY
+    clock: Callable[[], float] = time.monotonic
     _last_error: str | None = None
+    _next_render: float = 0.0
 
     def __post_init__(self) -> None:
         if self.nagios is None:
@@ -154,12 +161,15 @@ class ChecksController:
     def tick(self) -> None:
         if not self.settings.enabled:
             return
-        try:
-            self._ensure()
-        except EngineUnreachable:
-            pass  # the release's networks are unknown for now: keep the checks Nagios runs
-        except ConveyorError as e:
-            self._error(str(e))
+        now = self.clock()
+        if now >= self._next_render or not self._nagios.running():
+            self._next_render = now + self.render_every
+            try:
+                self._ensure()
+            except EngineUnreachable:
+                pass  # the release's networks are unknown for now: keep the checks Nagios runs
+            except ConveyorError as e:
+                self._error(str(e))
         self.forward()
 
     def _ensure(self) -> None:

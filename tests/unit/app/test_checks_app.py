@@ -118,12 +118,15 @@ def world(tmp_path: Path) -> World:
     return w
 
 
-def controller(world: World, nagios: FakeNagios, **settings: object) -> ChecksController:
+def controller(
+    world: World, nagios: FakeNagios, render_every: float = 0.0, **settings: object
+) -> ChecksController:
     return ChecksController(
         world.engine,
         ChecksSettings(**settings),
         nagios,
         host="box",
+        render_every=render_every,
     )
 
 
@@ -153,6 +156,27 @@ def test_a_changed_release_reloads_nagios(world: World) -> None:
     c.tick()
     assert nagios.calls == ["started", "reloaded"]
     assert kinds(world) == ["checks.started", "checks.reloaded"]
+
+
+def test_checks_are_rendered_every_few_seconds_and_at_once_when_nagios_died(
+    world: World,
+) -> None:
+    nagios = FakeNagios()
+    now = [100.0]
+    c = controller(world, nagios, render_every=5.0)
+    c.clock = lambda: now[0]
+    c.tick()
+    now[0] += 1
+    c.tick()  # within 5 s: notifications only
+    assert nagios.calls == ["started"]
+    now[0] += 5
+    c.tick()
+    assert nagios.calls == ["started", "unchanged"]
+    now[0] += 1
+    nagios.alive, nagios.dead_pid = False, 77  # killed
+    c.tick()
+    assert nagios.calls == ["started", "unchanged", "started"]
+    assert kinds(world) == ["checks.started", "checks.restarted"]
 
 
 def test_a_nagios_that_died_is_started_again_and_reported(world: World) -> None:
