@@ -31,7 +31,7 @@ def _daemon(paths: ProjectPaths, project: Project | None = None, checks: bool = 
             log_file=paths.agent_log,
             env=dict(project.environ) if project is not None else None,
             cwd=paths.compose_file.parent,
-            markers=(compose, "agent"),
+            markers=(compose, *tail),
             stop_grace=15.0,
         )
     )
@@ -47,6 +47,9 @@ def start_agent(project: Project, checks: bool = True) -> int:
     paths = project.paths()
     private_dir(paths.state_dir)
     private_file(paths.agent_log)  # it logs events: environment values, errors
+    running = _daemon(paths).pid()
+    if running is not None and (_daemon(paths, checks=False).pid() is None) != checks:
+        _daemon(paths).stop()  # it runs with the other --no-checks: start the one asked for
     pid = _daemon(paths, project, checks).start()
     private_file(paths.agent_pid_file)
     return pid

@@ -231,8 +231,14 @@ def emit_notification(engine: Engine, n: CheckNotification) -> None:
 
 
 def checks_controller(project: Project, engine: Engine) -> ChecksController:
-    """The agent's checks controller for `project` (settings from its environment)."""
-    return ChecksController(engine, settings_from(project.environ))
+    """The agent's checks controller for `project` (settings from its environment). A bad
+    setting is reported (`checks.error`) and leaves the checks off: the agent heals anyway."""
+    try:
+        settings = settings_from(project.environ)
+    except SettingError as e:
+        engine.timeline.emit("checks.error", f"checks are off: {e}", level="warning")
+        settings = ChecksSettings(enabled=False)
+    return ChecksController(engine, settings)
 
 
 # ---- use cases ---------------------------------------------------------------------------------
@@ -242,7 +248,10 @@ def ensure_checks(project: Project, engine: Engine | None = None) -> str | None:
     """Configure and start (or reload) the project's Nagios as `conveyor up` leaves it; with
     checks off, stop it. Returns what went wrong (Nagios missing, a rejected configuration)
     without raising: the project serves whatever its monitoring does."""
-    settings = settings_from(project.environ)
+    try:
+        settings = settings_from(project.environ)
+    except SettingError as e:
+        return str(e)
     if not settings.enabled:
         stop_checks(project.paths())
         return None

@@ -8,7 +8,8 @@ and Nagios, driven through the `conveyor` command as a user would:
   then the recovery as `check.changed` events (which the server's channels send);
 - `conveyor checks downtime` puts a service's checks in a downtime;
 - Nagios killed: the agent starts it again and reports it (`checks.restarted`);
-- `conveyor down` stops Nagios.
+- `conveyor up --no-checks` stops Nagios and starts the agent without checks; `up` brings
+  them back; `conveyor down` stops Nagios.
 
 One project and one Nagios for the module; every process is stopped by its PID. Every network
 is `internal`; test traffic goes to 127.0.0.1 and to the project's own service addresses.
@@ -314,11 +315,28 @@ def test_nagios_killed_is_restarted_by_the_agent_and_reported(world: World) -> N
     assert "memory" in wait_for("checks after the restart", world.checks)
 
 
-def test_down_stops_nagios(world: World) -> None:
+def agent_args(world: World) -> list[str]:
+    pid = world.agent_pid()
+    assert pid is not None
+    return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+
+
+def test_no_checks_turns_them_off_and_down_stops_nagios(world: World) -> None:
+    pid = world.nagios_pid()
+    assert pid is not None
+    world.conveyor("up", "--no-checks")
+    assert not pid_alive(pid)
+    assert "--no-checks" in agent_args(world)  # the agent was started again without checks
+    status = json.loads(world.conveyor("status", "--json").stdout)
+    assert status["checks"]["enabled"] is False and status["checks"]["running"] is False
+    assert "checks: Nagios off" in world.conveyor("status").stdout
+    world.conveyor("up")  # on again: Nagios, and an agent that keeps it
+    assert world.nagios_pid() is not None
+    assert "--no-checks" not in agent_args(world)
     pid = world.nagios_pid()
     assert pid is not None
     out = world.conveyor("down")
     assert "Nagios stopped" in out.stderr
     assert not pid_alive(pid)
-    status = json.loads(world.conveyor("checks", "--json").stdout)
-    assert not status["nagios"]["running"] and not status["nagios"]["enabled"]
+    view = json.loads(world.conveyor("checks", "--json").stdout)
+    assert not view["nagios"]["running"] and not view["nagios"]["enabled"]
