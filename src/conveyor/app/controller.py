@@ -432,6 +432,9 @@ class Controller:
             known.tick()
         except ConveyorError as e:
             self._emit("checks.error", f"{spec.name}: {e}", "warning", environment=spec.name)
+        except Exception as e:  # a bug in the checks must not stop the next environment's heal
+            what = f"{spec.name}: {type(e).__name__}: {e}"
+            self._emit("checks.error", what, "error", environment=spec.name, data={"bug": "1"})
 
     def _reconciler(self, spec: EnvironmentSpec, commit: str) -> Reconciler:
         known = self._reconcilers.get(spec.name)
