@@ -420,11 +420,15 @@ class Controller:
         assert self.config is not None
         try:
             settings = settings_from(self.environ, self.config.checks)
-            reconciler = self._reconciler(spec, commit)
             if not settings.enabled:
+                # The projects this server has open (those it heals): a suspended environment
+                # is not opened for this alone.
                 self._checkers.pop(spec.name, None)
-                stop_checks(reconciler.engine.paths)
+                opened = self._reconcilers.get(spec.name)
+                if opened is not None:
+                    stop_checks(opened[1].engine.paths)
                 return
+            reconciler = self._reconciler(spec, commit)
             known = self._checkers.get(spec.name)
             if known is None or known.engine is not reconciler.engine or known.settings != settings:
                 known = ChecksController(reconciler.engine, settings)
