@@ -57,6 +57,7 @@ from typing import Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
+from conveyor.app.checks import ChecksController, settings_from, stop_checks
 from conveyor.app.ci_views import (
     InterruptedPipeline,
     JobLog,
@@ -212,6 +213,7 @@ class Controller:
         self._events_lock = threading.Lock()
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
+        self._checkers: dict[str, ChecksController] = {}  # each environment's Nagios
         self._notify: tuple[NotificationsSpec, Dispatcher] | None = None
         self._timeline = Timeline(Subject(project=self.name), None, ACTOR, [self._collect])
 
@@ -673,8 +675,10 @@ class Controller:
 
     def heal_all(self, only: Mapping[str, str] | None = None) -> None:
         """One reconciler tick per serving environment (replace crashed replicas, keep HAProxy
-        up), skipped for suspended ones. `only`: just these environments, each with what was
-        noticed about it (the drift event says so)."""
+        up), skipped for suspended ones; then one pass of its checks (Nagios configured and
+        running, its notifications forwarded), suspended or not: a suspended environment is
+        still watched. `only`: just these environments, each with what was noticed about it
+        (the drift event says so)."""
         if self.config is None:
             return
         with self._work:
@@ -682,21 +686,23 @@ class Controller:
                 if only is not None and name not in only:
                     continue
                 progress = self._progress(name)
-                if progress.suspended or progress.deployed is None:
+                if progress.deployed is None:
                     continue
-                noticed = only[name] if only is not None else BY_INTERVAL
-                self._noticed[name] = noticed
-                try:
-                    reconciler = self._reconciler(spec, progress.deployed)
-                    self._mark_router(name)
-                    reconciler.tick()
-                    self._after_backoff(name, noticed)
-                except LockBusy:
-                    continue  # a command works on the project: look again next pass
-                except ConveyorError as e:
-                    self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
-                finally:
-                    self._noticed.pop(name, None)
+                if not progress.suspended:
+                    noticed = only[name] if only is not None else BY_INTERVAL
+                    self._noticed[name] = noticed
+                    try:
+                        reconciler = self._reconciler(spec, progress.deployed)
+                        self._mark_router(name)
+                        reconciler.tick()
+                        self._after_backoff(name, noticed)
+                    except LockBusy:
+                        pass  # a command works on the project: look again next pass
+                    except ConveyorError as e:
+                        self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
+                    finally:
+                        self._noticed.pop(name, None)
+                self._check(spec, progress.deployed)
 
     def _mark_router(self, env: str) -> None:
         """Remember `env`'s HAProxy as a heal begins: what changes after is noticed
@@ -719,6 +725,33 @@ class Controller:
         with self._wakeups_lock:
             self._wakeups.at(env, noticed, time.monotonic() + max(0.0, held - time.time()))
         self._stir.set()
+
+    def _check(self, spec: EnvironmentSpec, commit: str) -> None:
+        """One pass of the environment's checks controller (app.checks), or Nagios stopped
+        when conveyor.yaml (or CONVEYOR_CHECKS=off in the server's environment) turns checks
+        off."""
+        assert self.config is not None
+        try:
+            settings = settings_from(self.environ, self.config.checks)
+            if not settings.enabled:
+                # The projects this server has open (those it heals): a suspended environment
+                # is not opened for this alone.
+                self._checkers.pop(spec.name, None)
+                opened = self._reconcilers.get(spec.name)
+                if opened is not None:
+                    stop_checks(opened[1].engine.paths)
+                return
+            reconciler = self._reconciler(spec, commit)
+            known = self._checkers.get(spec.name)
+            if known is None or known.engine is not reconciler.engine or known.settings != settings:
+                known = ChecksController(reconciler.engine, settings)
+                self._checkers[spec.name] = known
+            known.tick()
+        except ConveyorError as e:
+            self._emit("checks.error", f"{spec.name}: {e}", "warning", environment=spec.name)
+        except Exception as e:  # a bug in the checks must not stop the next environment's heal
+            what = f"{spec.name}: {type(e).__name__}: {e}"
+            self._emit("checks.error", what, "error", environment=spec.name, data={"bug": "1"})
 
     def _reconciler(self, spec: EnvironmentSpec, commit: str) -> Reconciler:
         known = self._reconcilers.get(spec.name)

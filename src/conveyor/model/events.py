@@ -76,6 +76,15 @@ EventKind = Literal[
     "promotion.succeeded",  # data: {"from": env}
     "promotion.failed",  # data: {"from": env, "reason": "..."}
     "signature.rejected",  # data: {"reason": "..."}; subject.commit is the rejected commit
+    # infrastructure checks (Nagios: observe.checks); data of check.*: the notification
+    "check.changed",  # Nagios notified a PROBLEM or a RECOVERY of a check or a host
+    "check.note",  # it notified what is not news: flapping, downtime, acknowledgement
+    "checks.started",
+    "checks.reloaded",  # the checks changed with the stack: validated, then reloaded
+    "checks.restarted",  # Nagios was found not running and was started again
+    "checks.stopped",
+    "checks.error",  # Nagios refused its configuration or could not start
+    "checks.downtime",  # a downtime was scheduled; data: {"checks": [...], "end": ...}
 ]
 
 EPHEMERAL: frozenset[str] = frozenset(

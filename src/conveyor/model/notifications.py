@@ -32,6 +32,9 @@ Topic = Literal[
     "promotion.succeeded",
     "promotion.failed",
     "signature.rejected",
+    "check.problem",
+    "check.recovered",
+    "checks.restarted",
 ]
 TOPICS: tuple[Topic, ...] = get_args(Topic)
 
@@ -39,9 +42,11 @@ TOPICS: tuple[Topic, ...] = get_args(Topic)
 PROGRESS: frozenset[Topic] = frozenset(t for t in TOPICS if t.endswith(".started"))
 # Webhooks and email: every outcome, no progress.
 OUTCOMES: frozenset[Topic] = frozenset(TOPICS) - PROGRESS
-# GitLab commit statuses describe a commit's pipeline and deploys; a drift correction is not
-# news about a commit.
-COMMIT_TOPICS: frozenset[Topic] = frozenset(t for t in TOPICS if not t.startswith("drift."))
+# GitLab commit statuses describe a commit's pipeline and deploys; a drift correction or a
+# check's state is not news about a commit.
+COMMIT_TOPICS: frozenset[Topic] = frozenset(
+    t for t in TOPICS if not t.startswith(("drift.", "check.", "checks."))
+)
 
 # GitLab's commit status states (POST /projects/:id/statuses/:sha).
 State = Literal["pending", "running", "success", "failed", "canceled"]
