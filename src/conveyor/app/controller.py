@@ -214,6 +214,7 @@ class Controller:
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
         self._checkers: dict[str, ChecksController] = {}  # each environment's Nagios
+        self._off: set[str] = set()  # environments whose Nagios was stopped: checks are off
         self._notify: tuple[NotificationsSpec, Dispatcher] | None = None
         self._timeline = Timeline(Subject(project=self.name), None, ACTOR, [self._collect])
 
@@ -734,13 +735,15 @@ class Controller:
         try:
             settings = settings_from(self.environ, self.config.checks)
             if not settings.enabled:
-                # The projects this server has open (those it heals): a suspended environment
-                # is not opened for this alone.
-                self._checkers.pop(spec.name, None)
+                # Stopped once, when checks go off. The projects this server has open (those it
+                # heals): a suspended environment is not opened for this alone.
                 opened = self._reconcilers.get(spec.name)
-                if opened is not None:
-                    stop_checks(opened[1].engine.paths)
+                if self._checkers.pop(spec.name, None) is not None or spec.name not in self._off:
+                    if opened is not None:
+                        stop_checks(opened[1].engine.paths)
+                        self._off.add(spec.name)
                 return
+            self._off.discard(spec.name)
             reconciler = self._reconciler(spec, commit)
             known = self._checkers.get(spec.name)
             if known is None or known.engine is not reconciler.engine or known.settings != settings:
