@@ -738,10 +738,10 @@ class Controller:
                 # Stopped once, when checks go off. The projects this server has open (those it
                 # heals): a suspended environment is not opened for this alone.
                 opened = self._reconcilers.get(spec.name)
-                if self._checkers.pop(spec.name, None) is not None or spec.name not in self._off:
-                    if opened is not None:
-                        stop_checks(opened[1].engine.paths)
-                        self._off.add(spec.name)
+                was_on = self._checkers.pop(spec.name, None) is not None
+                if opened is not None and (was_on or spec.name not in self._off):
+                    stop_checks(opened[1].engine.paths)
+                    self._off.add(spec.name)
                 return
             self._off.discard(spec.name)
             reconciler = self._reconciler(spec, commit)
