@@ -11,7 +11,7 @@ from conveyor.host.process import Daemon, DaemonSpec
 from conveyor.store.database import private_dir, private_file
 
 
-def _daemon(paths: ProjectPaths, project: Project | None = None) -> Daemon:
+def _daemon(paths: ProjectPaths, project: Project | None = None, checks: bool = True) -> Daemon:
     compose = str(paths.compose_file)
     argv: tuple[str, ...] = (sys.executable, "-m", "conveyor", "-f", compose)
     if project is not None:
@@ -22,15 +22,16 @@ def _daemon(paths: ProjectPaths, project: Project | None = None) -> Daemon:
             argv += ("--profile", profile)
     if project is not None and project.project_name:
         argv += ("--project-name", project.project_name)
+    tail = ("agent",) if checks else ("agent", "--no-checks")
     return Daemon(
         DaemonSpec(
             name="conveyor agent",
-            argv=(*argv, "agent"),
+            argv=(*argv, *tail),
             pid_file=paths.agent_pid_file,
             log_file=paths.agent_log,
             env=dict(project.environ) if project is not None else None,
             cwd=paths.compose_file.parent,
-            markers=(compose, "agent"),
+            markers=(compose, *tail),
             stop_grace=15.0,
         )
     )
@@ -40,12 +41,16 @@ def agent_pid(paths: ProjectPaths) -> int | None:
     return _daemon(paths).pid()
 
 
-def start_agent(project: Project) -> int:
-    """Start `conveyor agent` in the background unless one already runs for the project."""
+def start_agent(project: Project, checks: bool = True) -> int:
+    """Start `conveyor agent` in the background unless one already runs for the project;
+    `checks` False starts it with --no-checks (it leaves Nagios alone)."""
     paths = project.paths()
     private_dir(paths.state_dir)
     private_file(paths.agent_log)  # it logs events: environment values, errors
-    pid = _daemon(paths, project).start()
+    running = _daemon(paths).pid()
+    if running is not None and (_daemon(paths, checks=False).pid() is None) != checks:
+        _daemon(paths).stop()  # it runs with the other --no-checks: start the one asked for
+    pid = _daemon(paths, project, checks).start()
     private_file(paths.agent_pid_file)
     return pid
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 
 from conveyor.app.agent import agent_pid, start_agent, stop_agent
+from conveyor.app.checks import checks_health, ensure_checks, stop_checks
 from conveyor.app.project import Project
 from conveyor.app.views import (
     AgentView,
@@ -51,10 +52,14 @@ def result(o: Outcome) -> RolloutResult:
 
 
 def up(
-    project: Project, agent: bool = True, images: Mapping[str, tuple[str, str]] | None = None
+    project: Project,
+    agent: bool = True,
+    images: Mapping[str, tuple[str, str]] | None = None,
+    checks: bool = True,
 ) -> UpResult:
     """Build images, start every service, wait until healthy; leave the reconciler running.
-    `images`: services given their (reference, image id) instead of a build or pull."""
+    `images`: services given their (reference, image id) instead of a build or pull.
+    `checks`: run Nagios for the project (unless CONVEYOR_CHECKS=off); False stops it."""
     stack = project.stack()
     paths = project.paths()
     with project_lock(paths):
@@ -65,8 +70,13 @@ def up(
     out = UpResult(project=stack.project, outcome=result(o), recovered=recovered)
     if not o.ok:
         return out
+    if checks:
+        out.checks_error = ensure_checks(project, engine)
+        out.checks = out.checks_error is None and checks_health(paths).running
+    else:
+        stop_checks(paths)
     if agent:
-        out.agent_pid = start_agent(project)
+        out.agent_pid = start_agent(project, checks=checks)
         out.agent_log = str(paths.agent_log)
     out.urls = urls(engine)
     return out
@@ -156,6 +166,7 @@ def down(project: Project, volumes: bool = False) -> DownResult:
         agent_stopped=stopped,
         seconds=round(o.duration, 3),
         volumes_removed=removed,
+        checks_stopped=stop_checks(paths),
     )
 
 
@@ -211,6 +222,7 @@ def status(project: Project) -> StatusView:
         ),
         agent=AgentView(running=pid is not None, pid=pid),
         services=services,
+        checks=checks_health(engine.paths),
     )
 
 

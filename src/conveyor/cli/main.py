@@ -84,6 +84,19 @@ def _add_ci() -> None:
 _add_ci()
 
 
+def _add_checks() -> None:
+    from conveyor.cli.checks import app as checks_app
+
+    app.add_typer(
+        checks_app,
+        name="checks",
+        help="Infrastructure checks (Nagios): states, downtimes (docs/checks.md).",
+    )
+
+
+_add_checks()
+
+
 def _add_server() -> None:
     from conveyor.cli.server import server, token_app
 
@@ -166,11 +179,19 @@ def up(
     no_agent: Annotated[
         bool, typer.Option("--no-agent", help="Do not leave the healing agent running.")
     ] = False,
+    no_checks: Annotated[
+        bool,
+        typer.Option(
+            "--no-checks",
+            help="Do not run Nagios's infrastructure checks (stops them if they ran).",
+        ),
+    ] = False,
     force: ForceOpt = False,
 ) -> None:
     """Build images, start every service, wait until healthy, print URLs.
 
-    Leaves the healing agent running in the background (`conveyor down` stops it).
+    Leaves the healing agent running in the background (`conveyor down` stops it), and Nagios
+    checking the project (docs/checks.md) unless --no-checks or CONVEYOR_CHECKS=off.
 
     Refused (exit 2) on a project a `conveyor server` manages: push to its branch instead."""
     found = target(ctx, file, project_name, "up", force=force)
@@ -180,13 +201,17 @@ def up(
     agent = not no_agent and found.owner is None
     with progress() as show:
         project.subscribe(show)
-        r = deploy_app.up(project, agent=agent)
+        r = deploy_app.up(project, agent=agent, checks=not no_checks)
     for rec in r.recovered:
         _outcome(rec, "recovery")
     _outcome(r.outcome, "up")
     _exit_unless(r.outcome.ok)
     if r.agent_pid is not None:
         err.print(f"[dim]agent running (pid {r.agent_pid}), log: {esc(r.agent_log or '')}[/]")
+    if r.checks_error is not None:
+        err.print(f"[yellow]checks not running:[/] {esc(r.checks_error)}", highlight=False)
+    elif r.checks:
+        err.print("[dim]Nagios checks the project: `conveyor checks`[/]")
     console.print(f"[bold]{esc(r.project)}[/] is up:")
     for u in r.urls:
         console.print(esc(f"  {u.name:<16} {u.url}"), highlight=False)
@@ -331,6 +356,11 @@ def status(
     console.print(
         f"agent: {agent}   router: {'running' if data.router.running else '[red]down[/]'}"
     )
+    if data.checks is not None:
+        colour = "green" if data.checks.running and not data.checks.problems else "yellow"
+        if not data.checks.enabled and not data.checks.running:
+            colour = "dim"
+        console.print(f"checks: [{colour}]Nagios {esc(data.checks.summary)}[/]", highlight=False)
 
 
 def _status_through_server(owner: ServerOwner, token_file: Path | None, as_json: bool) -> bool:
@@ -588,6 +618,8 @@ def down(
         r = deploy_app.down(project, volumes=volumes)
     if r.agent_stopped:
         err.print("[dim]agent stopped[/]")
+    if r.checks_stopped:
+        err.print("[dim]Nagios stopped[/]")
     for name in r.volumes_removed:
         err.print(f"[dim]volume {esc(name)} removed[/]")
     err.print(f"[bold green]down[/]: {esc(r.project)} stopped in {r.seconds:.1f}s")
@@ -599,16 +631,21 @@ def agent(
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     interval: Annotated[float, typer.Option(help="Seconds between observations.")] = 1.0,
+    no_checks: Annotated[
+        bool, typer.Option("--no-checks", help="Leave Nagios alone (no checks).")
+    ] = False,
     force: ForceOpt = False,
 ) -> None:
     """Run the supervising agent in the foreground (`up` starts it in the background).
+
+    It also keeps Nagios checking the project and restarts it if it dies (docs/checks.md).
 
     Refused (exit 2) on a project a `conveyor server` manages: the server heals it."""
     from conveyor.server.agent import run_agent
 
     project = _writable(ctx, file, project_name, "agent", force)
     project.subscribe(log_events(json_lines=not err.is_terminal))
-    run_agent(project, interval)
+    run_agent(project, interval, checks=not no_checks)
 
 
 @app.command()

@@ -12,8 +12,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from conveyor.model.checks import ChecksSettings
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.frozen import Frozen
+from conveyor.model.log_shipping import LogShipping
 from conveyor.model.notifications import NotificationsSpec
 from conveyor.model.slo import ServiceSLO
 
@@ -121,6 +123,8 @@ class ConveyorConfig(Frozen):
 
     environments: dict[str, EnvironmentSpec]
     notifications: NotificationsSpec = NotificationsSpec()
+    logs: LogShipping = LogShipping()  # where the stored log lines are shipped
+    checks: ChecksSettings = ChecksSettings()  # Nagios for every environment (docs/checks.md)
 
     def promotion_order(self) -> list[str]:
         """Environment names by name, except that a `promote_from` source comes before the

@@ -37,6 +37,7 @@ from conveyor.host.command import host_errors_as, run
 from conveyor.host.process import Daemon, DaemonSpec, wait_until
 from conveyor.host.validate import check
 from conveyor.model.endpoint import LOOPBACK, Endpoint
+from conveyor.model.routing import FULL_WEIGHT
 from conveyor.render.haproxy import (
     INSTALL_HINT,
     PID_FILE,
@@ -237,18 +238,22 @@ class HAProxyRouter:
                         self._delete(target)
 
     def servers(self) -> list[ServerStatus]:
-        """One status per (service, server): its main backend's state and checks, with the
-        sessions of all the service's backends (a drain waits for every port's sessions)."""
+        """One status per (service, server): its main backend's checks, with the sessions of
+        all the service's backends (a drain waits for every port's sessions). Its admin state
+        is the most withdrawn of its backends' (maint, then drain), its weight the main
+        backend's unless another port's differs: a change made behind Conveyor's back on any
+        port is seen."""
         stats = _parse_stat(self._show("show stat"))
         further = _further_backends(self._load_shape())
         result: dict[tuple[str, str], ServerStatus] = {}
-        extra_sessions: dict[tuple[str, str], int] = {}
+        extra: dict[tuple[str, str], list[tuple[int, ServerState, int]]] = {}
         for row in _parse_servers_state(self._show("show servers state")):
             backend, name = row["be_name"], row["srv_name"]
             scur, status = stats.get((backend, name), (0, ""))
+            admin = _admin_state(int(row["srv_admin_state"]))
+            weight = int(row.get("srv_uweight") or FULL_WEIGHT)
             if backend in further:
-                key = (further[backend], name)
-                extra_sessions[key] = extra_sessions.get(key, 0) + scur
+                extra.setdefault((further[backend], name), []).append((scur, admin, weight))
                 continue
             if not backend.startswith(_BACKEND_PREFIX):
                 continue
@@ -257,14 +262,12 @@ class HAProxyRouter:
                 backend=service,
                 server=name,
                 endpoint=Endpoint(host=row["srv_addr"], port=int(row["srv_port"])),
-                admin_state=_admin_state(int(row["srv_admin_state"])),
+                admin_state=admin,
                 operational=_operational(status),
                 sessions=scur,
+                weight=weight,
             )
-        return [
-            s.model_copy(update={"sessions": s.sessions + extra_sessions.get(key, 0)})
-            for key, s in result.items()
-        ]
+        return [_with_further(s, extra.get(key, [])) for key, s in result.items()]
 
     def stop(self) -> None:
         with self._lock:
@@ -653,6 +656,21 @@ def _parse_stat(text: str) -> dict[tuple[str, str], tuple[int, str]]:
         if len(cells) > status and cells[1] not in ("FRONTEND", "BACKEND"):
             result[(cells[0], cells[1])] = (int(cells[scur] or 0), cells[status])
     return result
+
+
+_WITHDRAWN: dict[ServerState, int] = {"ready": 0, "drain": 1, "maint": 2}
+
+
+def _with_further(main: ServerStatus, further: list[tuple[int, ServerState, int]]) -> ServerStatus:
+    """A server's main-backend status joined with its other ports' (sessions, state, weight)."""
+    admin, weight = main.admin_state, main.weight
+    for _, state, w in further:
+        if _WITHDRAWN[state] > _WITHDRAWN[admin]:
+            admin = state
+        if w != main.weight:
+            weight = w
+    sessions = main.sessions + sum(s for s, _, _ in further)
+    return main.model_copy(update={"sessions": sessions, "admin_state": admin, "weight": weight})
 
 
 def _admin_state(bits: int) -> ServerState:

@@ -2,7 +2,8 @@
 uvicorn in the foreground until SIGINT or SIGTERM, then return (the command exits 0).
 
 The backend is the GitOps controller (`app.controller`), whose worker thread fetches the
-source, syncs every environment and heals them until the server stops. Webhook deliveries
+source, syncs every environment and heals them until the server stops (on its heal interval,
+and at once on the Docker events of an environment's containers). Webhook deliveries
 are persisted as pending by the API before it answers; each fetch-and-sync pass covers every
 delivery received before it, and marks them done (after a crash, the first pass of the next
 start covers those still pending).
@@ -31,7 +32,7 @@ from fastapi import FastAPI
 
 from conveyor.app.access import open_server_db
 from conveyor.app.alerts import AlertReceiver, server_alerts, token_file
-from conveyor.app.controller import Controller
+from conveyor.app.controller import HEAL_INTERVAL, Controller
 from conveyor.app.hooks import settle_deliveries
 from conveyor.app.ownership import ServerIdentity, claim_project, reclaim
 from conveyor.app.project import Project
@@ -53,6 +54,7 @@ class ServerOptions:
     data_dir: Path
     hook_secret: str | None
     executor: str = "docker"  # CI jobs: docker or shell
+    heal_interval: float = HEAL_INTERVAL  # seconds between heal passes (Docker events: at once)
 
 
 def run_server(options: ServerOptions) -> None:
@@ -84,6 +86,8 @@ def run_server(options: ServerOptions) -> None:
             on_event=log_event,
             journal=sdb.events,
             on_project=claim,
+            heal_interval=options.heal_interval,
+            docker_events=True,
         )
         # Alertmanager's deliveries become events the notification channels take; its
         # configuration carries the same token file (app.alerts.server_hook).

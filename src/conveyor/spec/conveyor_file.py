@@ -26,8 +26,10 @@ from conveyor.model.environments import (
     ServiceOverride,
     SshVerify,
 )
+from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration
+from conveyor.spec.log_shipping import log_shipping as parse_log_shipping
 from conveyor.spec.notifications import notifications as parse_notifications
 from conveyor.spec.slo import environment_slos
 from conveyor.spec.values import describe, one_of, suggest, to_bool, to_int, to_str
@@ -36,7 +38,7 @@ from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 FILE_NAME = "conveyor.yaml"
 MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; use webhooks
 
-TOP_KEYS = ("environments", "notifications")
+TOP_KEYS = ("environments", "notifications", "logs", "checks")
 ENVIRONMENT_KEYS = (
     "branch",
     "tag_pattern",
@@ -105,6 +107,8 @@ def _config(ctx: Context) -> ConveyorConfig | None:
         return None
     _known_keys(ctx, root, (), TOP_KEYS, extensions=True)
     notifications = parse_notifications(ctx, ("notifications",), root.get("notifications"))
+    logs = parse_log_shipping(ctx, ("logs",), root.get("logs"))
+    checks = parse_checks(ctx, ("checks",), root.get("checks"))
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
         return None
@@ -121,6 +125,8 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     return ConveyorConfig(
         environments={name: env for name, env in envs.items() if env is not None},
         notifications=notifications,
+        logs=logs,
+        checks=checks,
     )
 
 

@@ -102,6 +102,7 @@ class ServerWorld:
     # Build the app's image from the commit (a Dockerfile FROM `image`) instead of running
     # `image` as it is: each environment's project then names its own image.
     build: bool = False
+    server_args: tuple[str, ...] = ()  # more options of `conveyor server`
     repo: Path = field(init=False)
     bare: Path = field(init=False)
     data: Path = field(init=False)
@@ -199,7 +200,7 @@ class ServerWorld:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "conveyor", "server", "--source", str(self.bare),
              "--listen", f"127.0.0.1:{self.api_port}", "--data", str(self.data),
-             "--executor", "shell"],
+             "--executor", "shell", *self.server_args],
             cwd=self.root,
             env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET} | self.env,
             stdout=self.log.open("wb"),

@@ -166,9 +166,12 @@ def test_set_weight_zero_stops_new_requests_and_back(
 
     router.set_weight("web", "b", 0)
     assert set(bodies(port, 10)) == {"a"}
+    b_now = status_of(router, "web", "b")
+    assert b_now is not None and (b_now.weight, b_now.admin_state) == (0, "ready")
 
     router.set_weight("web", "b", 100)
     eventually(sees(port, {"a", "b"}), "b back in rotation")
+    assert [s.weight for s in router.servers()] == [100, 100]
 
 
 def test_drain_lets_running_requests_finish_and_sends_no_new_ones(

@@ -164,6 +164,25 @@ def event(event_kind: EventKind, message: str = "m", **data: Any) -> Event:
             "failed",
             "commit 0123456789ab not deployed: its signature was rejected",
         ),
+        (
+            event("check.changed", type="PROBLEM", check="web http :8080", state="CRITICAL"),
+            "check.problem",
+            "failed",
+            "web http :8080 is CRITICAL",
+        ),
+        (
+            event("check.changed", type="RECOVERY", check="web http :8080", state="OK"),
+            "check.recovered",
+            "success",
+            "web http :8080 is OK again",
+        ),
+        (
+            event("check.changed", type="PROBLEM", host="db1", state="DOWN"),
+            "check.problem",
+            "failed",
+            "host db1 is DOWN",
+        ),
+        (event("checks.restarted"), "checks.restarted", "failed", "Nagios was down"),
     ],
 )
 def test_kinds_emitted_elsewhere(ev: Event, topic: str, state: str, title: str) -> None:
@@ -194,6 +213,10 @@ def test_a_pipeline_superseded_by_a_newer_commit_is_not_told_as_a_failure() -> N
         event("reconciler.error"),
         event("rollout.failed", kind="deploy", rolling_back=True),
         event("rollout.succeeded", kind="rollback", undoes=3),
+        event("check.note", type="FLAPPINGSTART", check="web", state="CRITICAL"),
+        event("check.note", type="DOWNTIMESTART", check="web", state="OK"),
+        event("check.changed", type="PROBLEM", check="web", state="CRITICAL", downtime=1),
+        event("checks.reloaded"),
     ],
 )
 def test_not_news(ev: Event) -> None:
@@ -224,6 +247,9 @@ def test_every_topic_has_an_event_that_produces_it() -> None:
         event("promotion.succeeded"),
         event("promotion.failed"),
         event("signature.rejected"),
+        event("check.changed", type="PROBLEM", check="web", state="CRITICAL"),
+        event("check.changed", type="RECOVERY", check="web", state="OK"),
+        event("checks.restarted"),
         event("alert.firing", alertname="ServiceDown", severity="page"),
         event("alert.resolved", alertname="ServiceDown", severity="page"),
     ]

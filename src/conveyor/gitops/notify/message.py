@@ -20,6 +20,9 @@
 | `promotion.succeeded` | | `promotion.succeeded` | success |
 | `promotion.failed` | | `promotion.failed` | failed |
 | `signature.rejected` | | `signature.rejected` | failed |
+| `check.changed` | data.type PROBLEM | `check.problem` | failed |
+| `check.changed` | data.type RECOVERY | `check.recovered` | success |
+| `checks.restarted` | | `checks.restarted` | failed |
 | `alert.firing` | an Alertmanager alert started | `alert.firing` | failed |
 | `alert.resolved` | it ended | `alert.resolved` | success |
 
@@ -27,7 +30,9 @@ Left out on purpose: the rollout events of an automatic rollback (`data.undoes` 
 `rollout.failed` that a rollback follows (`data.rolling_back`): the `rollout.rolled_back` (or
 the second `rollout.failed`) after them tells the whole story once. A `pipeline.canceled` event
 is followed by the pipeline's `pipeline.finished` (canceled), which is the one sent. Every other
-kind (steps, job output, notes, reconciler chatter) is not news.
+kind (steps, job output, notes, reconciler chatter) is not news. Nagios itself holds back the
+notifications of a flapping check and of one in a scheduled downtime; those it sends instead
+(flapping started, downtime started) are `check.note` events: recorded, not sent.
 """
 
 from __future__ import annotations
@@ -110,6 +115,34 @@ def _classify(e: Event) -> tuple[Topic, State, Level, str] | None:  # noqa: PLR0
             return "signature.rejected", "failed", "error", what
         case "alert.firing" | "alert.resolved":
             return _alert(e)
+        case "check.changed":
+            return _check(d)
+        case "checks.restarted":
+            return "checks.restarted", "failed", "warning", "Nagios was down and was restarted"
+    return None
+
+
+# A check's state -> how loud its notification is.
+_CHECK_LEVELS: dict[str, Level] = {
+    "CRITICAL": "error",
+    "DOWN": "error",
+    "UNREACHABLE": "error",
+    "WARNING": "warning",
+    "UNKNOWN": "warning",
+}
+
+
+def _check(d: dict[str, Any]) -> tuple[Topic, State, Level, str] | None:
+    """A check's PROBLEM or RECOVERY; a notification still covered by a downtime is not news
+    (Nagios sends none then, this only keeps a forwarded one from being told)."""
+    if d.get("downtime"):
+        return None
+    what = d.get("check") or f"host {d.get('host')}"
+    state = str(d.get("state"))
+    if d.get("type") == "PROBLEM":
+        return "check.problem", "failed", _CHECK_LEVELS.get(state, "warning"), f"{what} is {state}"
+    if d.get("type") == "RECOVERY":
+        return "check.recovered", "success", "info", f"{what} is {state} again"
     return None
 
 
