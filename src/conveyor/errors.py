@@ -34,8 +34,9 @@ ConveyorError
 │   └── AccessDenied         no token, a token it does not know (401), or a role too low (403)
 ├── NotifyError          a notification cannot be sent (`retry` says whether trying again may
 │                        help) or a channel cannot be set up (a secret's variable is unset)
-└── ShipError            log shipping cannot be set up or take a batch (a secret's variable is
-                         unset, its buffer is held by another process or cannot be written)
+├── ShipError            log shipping cannot be set up or take a batch (a secret's variable is
+│                        unset, its buffer is held by another process or cannot be written)
+└── AlertsError          Alertmanager could not be asked for its alerts (`conveyor alerts`)
 
 CI (conveyor.ci and its git adapter; the last section of this file):
 ConveyorError
@@ -274,6 +275,10 @@ class ServerUnreachable(ApiError):
 class AccessDenied(ApiError):
     """401 (no token, or one the server does not know) or 403 (the token's role is too low);
     the message says which role the request needs."""
+
+
+class AlertsError(ConveyorError):
+    """Alertmanager did not answer its API, or answered what is not a list of alerts."""
 
 
 class NotifyError(ConveyorError):

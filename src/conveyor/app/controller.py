@@ -53,7 +53,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
@@ -875,6 +875,20 @@ class Controller:
                 return
             self._events.append(event.model_copy(update={"id": self._next_id}))
             self._next_id += 1
+
+    def notice(
+        self,
+        kind: EventKind,
+        message: str,
+        level: Level = "info",
+        data: dict[str, Any] | None = None,
+        *,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> None:
+        """An event from outside the worker (an Alertmanager alert, `app.alerts`): recorded
+        and notified like the controller's own."""
+        self._timeline.emit(kind, message, level, data, environment=environment, service=service)
 
     def _emit(
         self,

@@ -78,6 +78,13 @@ class ActionResult(BaseModel):
     rollout: int | None = None  # the rollout started, when one was
 
 
+class AlertsReceived(BaseModel):
+    """The answer to an Alertmanager webhook delivery."""
+
+    alerts: int  # alerts in the delivery (a group's whole state)
+    told: list[str]  # the events it made, "<kind> <alertname>": starts and ends not told yet
+
+
 class HookAnswer(BaseModel):
     """The answer to a webhook delivery that was verified."""
 

@@ -457,6 +457,52 @@ def dora(
 
 
 @app.command()
+def alerts(
+    ctx: typer.Context,
+    since: Annotated[
+        str, typer.Option("--since", help="List alerts resolved in this window: 1h, 30m, 2d…")
+    ] = "1h",
+    alertmanager: Annotated[
+        str | None,
+        typer.Option(
+            "--alertmanager",
+            envvar="CONVEYOR_ALERTMANAGER_URL",
+            help="Ask this Alertmanager (default: the project's, from its metrics stack).",
+            show_default=False,
+        ),
+    ] = None,
+    server: AskServerOpt = None,
+    token_file: TokenFileOpt = None,
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Alerts firing now (Alertmanager's, silenced and inhibited ones marked) and the ones
+    resolved recently, with labels, since when and summary (docs/alerts.md).
+
+    With --server (or CONVEYOR_SERVER), the server's alerts of every environment."""
+    from conveyor.app.alerts import project_alerts
+    from conveyor.app.dora import parse_window
+    from conveyor.cli.alerts import alerts_table
+
+    try:
+        window = parse_window(since)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--since") from None
+    if server is not None:
+        from conveyor.cli.environments import connect
+
+        with connect(server, token_file) as client:
+            view = client.alerts(window)
+    else:
+        view = project_alerts(_project(ctx, file, project_name), alertmanager, window)
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return
+    console.print(alerts_table(view))
+
+
+@app.command()
 def timeline(
     ctx: typer.Context,
     ref: Annotated[

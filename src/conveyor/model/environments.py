@@ -17,6 +17,7 @@ from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.frozen import Frozen
 from conveyor.model.log_shipping import LogShipping
 from conveyor.model.notifications import NotificationsSpec
+from conveyor.model.slo import ServiceSLO
 
 DEFAULT_COMPOSE = "compose.yaml"
 DEFAULT_POLL_INTERVAL = 60.0  # seconds; webhooks make a change visible at once anyway
@@ -82,6 +83,9 @@ class EnvironmentSpec(Frozen):
     overrides: dict[str, ServiceOverride] = Field(default_factory=dict)
     verify: VerifyPolicy | None = None  # commit signatures required before a deploy
     on_interrupted: OnInterrupted = "rerun"  # a pipeline the server's crash interrupted
+    # Service -> its objectives in this environment, replacing the compose file's
+    # x-conveyor.slo for that service (docs/alerts.md).
+    slo: dict[str, ServiceSLO] = Field(default_factory=dict)
     # Where each key was written (dotted path under this environment -> line), so a check
     # against the compose file (`spec.overrides`) can point at conveyor.yaml. Not serialised.
     file: str = Field(default="conveyor.yaml", exclude=True, repr=False)

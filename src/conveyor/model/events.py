@@ -85,6 +85,10 @@ EventKind = Literal[
     "checks.stopped",
     "checks.error",  # Nagios refused its configuration or could not start
     "checks.downtime",  # a downtime was scheduled; data: {"checks": [...], "end": ...}
+    # Alertmanager's webhook (app.alerts): an alert started firing or resolved; data:
+    # {"alertname", "severity", "labels", "annotations", "starts_at", "ends_at", "fingerprint"}
+    "alert.firing",
+    "alert.resolved",
 ]
 
 EPHEMERAL: frozenset[str] = frozenset(

@@ -35,6 +35,8 @@ Topic = Literal[
     "check.problem",
     "check.recovered",
     "checks.restarted",
+    "alert.firing",
+    "alert.resolved",
 ]
 TOPICS: tuple[Topic, ...] = get_args(Topic)
 
@@ -42,10 +44,10 @@ TOPICS: tuple[Topic, ...] = get_args(Topic)
 PROGRESS: frozenset[Topic] = frozenset(t for t in TOPICS if t.endswith(".started"))
 # Webhooks and email: every outcome, no progress.
 OUTCOMES: frozenset[Topic] = frozenset(TOPICS) - PROGRESS
-# GitLab commit statuses describe a commit's pipeline and deploys; a drift correction or a
-# check's state is not news about a commit.
+# GitLab commit statuses describe a commit's pipeline and deploys; a drift correction, a
+# check's state or an alert is not news about a commit.
 COMMIT_TOPICS: frozenset[Topic] = frozenset(
-    t for t in TOPICS if not t.startswith(("drift.", "check.", "checks."))
+    t for t in TOPICS if not t.startswith(("drift.", "check.", "checks.", "alert."))
 )
 
 # GitLab's commit status states (POST /projects/:id/statuses/:sha).

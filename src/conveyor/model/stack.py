@@ -15,6 +15,7 @@ from conveyor.model.container import ContainerSettings
 
 # Re-exported (`as`): model types have always imported Frozen from here.
 from conveyor.model.frozen import Frozen as Frozen  # noqa: PLC0414
+from conveyor.model.slo import ServiceSLO
 
 
 class BuildSpec(Frozen):
@@ -236,6 +237,7 @@ class Service(Frozen):
     reservations: Resources = Resources()  # deploy.resources.reservations
     expose: tuple[ExposedPort, ...] = ()
     container: ContainerSettings = ContainerSettings()
+    slo: ServiceSLO | None = None  # x-conveyor.slo: burn-rate alerts (docs/alerts.md)
 
     @property
     def restart_policy(self) -> Restart:

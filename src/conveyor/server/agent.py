@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from conveyor.app.alerts import RULES_INTERVAL, AlertRulesController, agent_listener
 from conveyor.app.checks import TICK, checks_controller
 from conveyor.app.deploy import reconciler
 from conveyor.app.project import Project
+from conveyor.server.alert_listener import AlertListener
 from conveyor.server.controllers import ControllerHost
 
 
 def run_agent(project: Project, interval: float, checks: bool = True) -> None:
     """Reconcile the project every `interval` seconds until SIGTERM or SIGINT; with `checks`,
-    keep its Nagios configured and running and forward its notifications (app.checks)."""
+    keep its Nagios configured and running and forward its notifications (app.checks).
+    Alertmanager's deliveries become events on the project's timeline (a listener on
+    127.0.0.1), and the alert rules follow the serving release's SLOs (docs/alerts.md)."""
     r = reconciler(project)
     host = ControllerHost(timeline=r.engine.timeline)
     host.add(r, interval)
     if checks:
         host.add(checks_controller(project, r.engine), TICK)
+    host.add(AlertRulesController(r.engine), max(interval, RULES_INTERVAL))
+    listener = agent_listener(project, r.engine, AlertListener)
     host.install_signal_handlers()
-    host.run()
+    try:
+        host.run()
+    finally:
+        if listener is not None:
+            listener.close()

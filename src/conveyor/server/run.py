@@ -31,6 +31,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from conveyor.app.access import open_server_db
+from conveyor.app.alerts import AlertReceiver, server_alerts, token_file
 from conveyor.app.controller import HEAL_INTERVAL, Controller
 from conveyor.app.hooks import settle_deliveries
 from conveyor.app.ownership import ServerIdentity, claim_project, reclaim
@@ -88,13 +89,24 @@ def run_server(options: ServerOptions) -> None:
             heal_interval=options.heal_interval,
             docker_events=True,
         )
-        app = create_app(controller, sdb, hook_secret=options.hook_secret)
+        # Alertmanager's deliveries become events the notification channels take; its
+        # configuration carries the same token file (app.alerts.server_hook).
+        token = token_file(options.data_dir, os.environ)
+        alerts = AlertReceiver(token, controller.notice)
+        app = create_app(
+            controller,
+            sdb,
+            hook_secret=options.hook_secret,
+            alerts=alerts,
+            alerts_view=lambda window: server_alerts(options.data_dir, sdb, os.environ, window),
+        )
         log.info(
             "conveyor server starting",
             source=options.source,
             listen=options.listen.url,
             data=str(options.data_dir),
             webhooks="on" if options.hook_secret else "off (no secret)",
+            alert_token_file=str(token),
         )
 
         def listening() -> None:

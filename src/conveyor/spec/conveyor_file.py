@@ -31,6 +31,7 @@ from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration
 from conveyor.spec.log_shipping import log_shipping as parse_log_shipping
 from conveyor.spec.notifications import notifications as parse_notifications
+from conveyor.spec.slo import environment_slos
 from conveyor.spec.values import describe, one_of, suggest, to_bool, to_int, to_str
 from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 
@@ -50,6 +51,7 @@ ENVIRONMENT_KEYS = (
     "overrides",
     "verify",
     "on_interrupted",
+    "slo",
 )
 GATE_KEYS = ("soak", "pipeline_passed", "approval")
 OVERRIDE_KEYS = ("replicas", "environment", "ports")
@@ -178,6 +180,7 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
         overrides=_overrides(ctx, raw.get("overrides"), (*path, "overrides")),
         verify=_verify(ctx, raw.get("verify"), (*path, "verify")),
         on_interrupted=on_interrupted or "rerun",
+        slo=environment_slos(ctx, (*path, "slo"), raw.get("slo")),
         file=ctx.file,
         lines=_lines_under(ctx.doc, path),
     )

@@ -50,6 +50,22 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
             ]
         },
         "balance": {"type": "string", "enum": ["roundrobin", "leastconn"]},
+        # service level objectives (spec.slo checks the values): `99.9%`, `300ms`
+        "slo": {
+            "type": "object",
+            "properties": {
+                "availability": {"type": ["string", "number"]},
+                "latency": {
+                    "type": "object",
+                    "properties": {
+                        "threshold": _DURATION,
+                        "objective": {"type": ["string", "number"]},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+            "additionalProperties": False,
+        },
     },
     "additionalProperties": False,
 }

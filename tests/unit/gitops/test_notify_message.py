@@ -250,6 +250,44 @@ def test_every_topic_has_an_event_that_produces_it() -> None:
         event("check.changed", type="PROBLEM", check="web", state="CRITICAL"),
         event("check.changed", type="RECOVERY", check="web", state="OK"),
         event("checks.restarted"),
+        event("alert.firing", alertname="ServiceDown", severity="page"),
+        event("alert.resolved", alertname="ServiceDown", severity="page"),
     ]
     produced = {n.topic for e in events if (n := notification(e)) is not None}
     assert produced == set(TOPICS)
+
+
+def _alert_event(kind: EventKind, severity: str) -> Event:
+    subject = Subject(project="shop-production", environment="production", service="web")
+    return Event(
+        kind=kind,
+        message="web (production) is down: no replica is in rotation",
+        subject=subject,
+        data={
+            "alertname": "ServiceDown",
+            "severity": severity,
+            "annotations": {
+                "summary": "web (production) is down: no replica is in rotation",
+                "description": "HAProxy has no replica of the service up in its backend.",
+            },
+        },
+        id=9,
+    )
+
+
+def test_an_alert_firing_is_told_as_loud_as_its_severity_and_its_end_too() -> None:
+    page = notification(_alert_event("alert.firing", "page"))
+    ticket = notification(_alert_event("alert.firing", "ticket"))
+    resolved = notification(_alert_event("alert.resolved", "page"))
+    assert page is not None and ticket is not None and resolved is not None
+
+    assert (page.topic, page.state, page.level) == ("alert.firing", "failed", "error")
+    assert page.title == "production: ServiceDown (web) firing"
+    assert page.text == (
+        "web (production) is down: no replica is in rotation\n"
+        "HAProxy has no replica of the service up in its backend."
+    )
+    assert ticket.level == "warning"
+    assert (resolved.topic, resolved.state, resolved.level) == ("alert.resolved", "success", "info")
+    assert resolved.title == "production: ServiceDown (web) resolved"
+    assert resolved.commit is None  # not news about a commit: GitLab statuses leave it

@@ -23,6 +23,8 @@
 | `check.changed` | data.type PROBLEM | `check.problem` | failed |
 | `check.changed` | data.type RECOVERY | `check.recovered` | success |
 | `checks.restarted` | | `checks.restarted` | failed |
+| `alert.firing` | an Alertmanager alert started | `alert.firing` | failed |
+| `alert.resolved` | it ended | `alert.resolved` | success |
 
 Left out on purpose: the rollout events of an automatic rollback (`data.undoes` set) and a
 `rollout.failed` that a rollback follows (`data.rolling_back`): the `rollout.rolled_back` (or
@@ -57,7 +59,7 @@ def notification(event: Event, url: str | None = None) -> Notification | None:
     return Notification(
         topic=topic,
         title=f"{s.environment or s.project}: {title}",
-        text=event.message,
+        text=_text(event),
         level=level,
         state=state,
         project=s.project,
@@ -111,6 +113,8 @@ def _classify(e: Event) -> tuple[Topic, State, Level, str] | None:  # noqa: PLR0
             commit = (e.subject.commit or "?")[:12]
             what = f"commit {commit} not deployed: its signature was rejected"
             return "signature.rejected", "failed", "error", what
+        case "alert.firing" | "alert.resolved":
+            return _alert(e)
         case "check.changed":
             return _check(d)
         case "checks.restarted":
@@ -140,6 +144,29 @@ def _check(d: dict[str, Any]) -> tuple[Topic, State, Level, str] | None:
     if d.get("type") == "RECOVERY":
         return "check.recovered", "success", "info", f"{what} is {state} again"
     return None
+
+
+# An alert's severity label (render.prometheus_rules) -> how loud its firing is.
+_ALERT_LEVELS: dict[str, Level] = {"page": "error", "ticket": "warning"}
+
+
+def _alert(e: Event) -> tuple[Topic, State, Level, str]:
+    name = _str(e.data.get("alertname")) or "alert"
+    where = f" ({e.subject.service})" if e.subject.service else ""
+    if e.kind == "alert.resolved":
+        return "alert.resolved", "success", "info", f"{name}{where} resolved"
+    level = _ALERT_LEVELS.get(str(e.data.get("severity")), "warning")
+    return "alert.firing", "failed", level, f"{name}{where} firing"
+
+
+def _text(e: Event) -> str:
+    """What happened: the event's message; an alert's description follows its summary."""
+    if e.kind.startswith("alert."):
+        annotations = e.data.get("annotations")
+        described = annotations.get("description") if isinstance(annotations, dict) else None
+        if isinstance(described, str) and described and described != e.message:
+            return f"{e.message}\n{described}"
+    return e.message
 
 
 def _rollout(
