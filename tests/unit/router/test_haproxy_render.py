@@ -188,9 +188,15 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
         {
             "frontend fe_db": [
                 "bind 127.0.0.1:18200",
-                "bind 0.0.0.0:5432 namespace cv-test-db",
                 "bind 127.0.0.1:15432",
                 "bind ipv6@::1:15432",
+                "mode tcp",
+                "timeout client 1h",
+                "default_backend be_db",
+            ],
+            # callers by name get a frontend of their own: its statistics are theirs
+            "frontend in_db": [
+                "bind 0.0.0.0:5432 namespace cv-test-db",
                 "mode tcp",
                 "timeout client 1h",
                 "default_backend be_db",
@@ -202,7 +208,7 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
                 f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
                 "server db-1-1 10.213.0.5:5432 check weight 100",
             ],
-            "frontend fe_db_8008": [
+            "frontend in_db_8008": [
                 "bind 0.0.0.0:8008 namespace cv-test-db",
                 "default_backend be_db_8008",
             ],
