@@ -11,6 +11,8 @@ ConveyorError
 │   └── EngineUnreachable the Docker Engine does not answer (stopped, restarting)
 ├── RegistryError        the image registry could not be started, or its port is taken
 ├── RouterError          HAProxy refused a configuration or a runtime command
+├── MetricsError         Prometheus, Alertmanager or node exporter could not be configured,
+│                        started or asked (a rejected file, a read-only data directory…)
 ├── RolloutError         a rollout failed (probe, crash, timeout); the executor rolls back
 │   └── StepFailed       one journaled step of a rollout failed; names the step
 ├── PortsExhausted       no free port left in a range Conveyor assigns ports from
@@ -154,6 +156,10 @@ class RegistryError(ConveyorError):
 
 class RouterError(ConveyorError):
     """HAProxy rejected a configuration or a runtime API command."""
+
+
+class MetricsError(ConveyorError):
+    """Prometheus, Alertmanager or node exporter could not be configured, started or asked."""
 
 
 # ---- rollouts and project state (conveyor.deploy) ----------------------------------------------
