@@ -162,6 +162,13 @@ class Routing(Frozen):
     balance: Literal["roundrobin", "leastconn"] = "roundrobin"
 
 
+class MetricsEndpoint(Frozen):
+    """x-conveyor.metrics: where each replica serves its Prometheus metrics."""
+
+    path: str = "/metrics"
+    port: int | None = None  # None: the replica's main port
+
+
 PullPolicy = Literal["build", "always", "missing", "never"]
 Networking = Literal["host", "project"]
 PortProtocol = Literal["tcp", "udp"]
@@ -236,6 +243,7 @@ class Service(Frozen):
     reservations: Resources = Resources()  # deploy.resources.reservations
     expose: tuple[ExposedPort, ...] = ()
     container: ContainerSettings = ContainerSettings()
+    metrics: MetricsEndpoint | None = None  # scraped by Prometheus when set
 
     @property
     def restart_policy(self) -> Restart:

@@ -50,6 +50,20 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
             ]
         },
         "balance": {"type": "string", "enum": ["roundrobin", "leastconn"]},
+        # where each replica serves Prometheus metrics: a path on its main port, or both
+        "metrics": {
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string"},
+                        "port": {"type": ["integer", "string"]},
+                    },
+                    "additionalProperties": False,
+                },
+            ]
+        },
     },
     "additionalProperties": False,
 }
