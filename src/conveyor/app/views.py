@@ -118,6 +118,17 @@ class AgentView(BaseModel):
     pid: int | None
 
 
+class ComponentView(BaseModel):
+    """A supervised platform component (Prometheus, Alertmanager, node exporter; the log store
+    and Nagios add theirs): where it answers on loopback and whether it does."""
+
+    name: str
+    url: str
+    running: bool
+    healthy: bool
+    pid: int | None = None
+
+
 class StatusView(BaseModel):
     version: int = JSON_VERSION
     project: str
@@ -126,6 +137,7 @@ class StatusView(BaseModel):
     router: RouterView
     agent: AgentView
     services: list[ServiceView]
+    components: list[ComponentView] = []  # one per platform component the project runs
 
 
 class RolloutView(BaseModel):

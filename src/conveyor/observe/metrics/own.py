@@ -204,7 +204,7 @@ class ConveyorMetrics:
             self.jobs.labels(s.project, str(event.data.get("status", "unknown"))).inc()
         elif kind == "engine.away":
             self.engine_up.labels(s.project).set(0)
-        elif kind == "engine.back" or kind == "reconciler.started":
+        elif kind in {"engine.back", "reconciler.started"}:
             self.engine_up.labels(s.project).set(1)
         elif kind == "daemon.restarted":
             self.daemon_restarts.labels(str(event.data.get("component", "unknown"))).inc()

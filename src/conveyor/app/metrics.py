@@ -1,0 +1,433 @@
+"""Metrics use cases: the project's Prometheus, Alertmanager and node exporter configured from its
+stack and supervised (`up`, the agent's loop, `down`), Conveyor's own metrics served by the agent,
+`conveyor metrics` answered from Prometheus's API, and the status lines of the components.
+
+What runs and which names and labels it has is docs/metrics.md. The files come from the pure
+renderers (`render.prometheus`, `render.alertmanager`), the daemons from
+`observe.metrics.supervisor`; this module decides what goes in them for one project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from conveyor.app.metrics_views import (
+    EdgeFigures,
+    Latency,
+    MetricsReport,
+    MetricsUp,
+    ServiceFigures,
+)
+from conveyor.app.project import Project
+from conveyor.app.views import ComponentView
+from conveyor.deploy.engine import Engine
+from conveyor.deploy.ports import pick_port
+from conveyor.deploy.project import ProjectPaths
+from conveyor.errors import MetricsError, SettingError, UnknownService
+from conveyor.model.release import Observed, Release
+from conveyor.observe.metrics import promql
+from conveyor.observe.metrics.own import ConveyorMetrics, MetricsEndpoint, ReplicaCount
+from conveyor.observe.metrics.query import PrometheusClient, Sample
+from conveyor.observe.metrics.supervisor import (
+    COMPONENTS,
+    MetricsLayout,
+    MetricsPorts,
+    MetricsStack,
+)
+from conveyor.plan.routes import router_config
+from conveyor.render import alertmanager as am_render
+from conveyor.render import prometheus as prom_render
+from conveyor.store.db import Store
+
+# Ports of the metrics stack, apart from frontends (18100-18999) and replicas (20000-29999).
+METRICS_RANGE = (19100, 19999)
+PORT_SETTINGS = {
+    "prometheus": "CONVEYOR_PROMETHEUS_PORT",
+    "alertmanager": "CONVEYOR_ALERTMANAGER_PORT",
+    "node_exporter": "CONVEYOR_NODE_EXPORTER_PORT",
+    "conveyor": "CONVEYOR_METRICS_PORT",
+}
+OFF_SETTING = "CONVEYOR_METRICS"  # 0/false/off/no turns metrics off like --no-metrics
+WEBHOOKS_SETTING = "CONVEYOR_ALERT_WEBHOOKS"  # URLs (comma-separated) for Alertmanager's receiver
+# The agent's metrics loop: targets follow replicas within this many seconds.
+METRICS_INTERVAL = 5.0
+
+
+def layout(paths: ProjectPaths) -> MetricsLayout:
+    return MetricsLayout(paths.state_dir / "metrics")
+
+
+# ---- on or off ----------------------------------------------------------------------------------
+
+
+def enabled(paths: ProjectPaths, environ: Mapping[str, str]) -> bool:
+    """Metrics run unless `up --no-metrics` said so (kept) or CONVEYOR_METRICS is off."""
+    if environ.get(OFF_SETTING, "").strip().lower() in ("0", "false", "off", "no"):
+        return False
+    return not layout(paths).off_file.exists()
+
+
+def set_enabled(paths: ProjectPaths, on: bool) -> None:
+    off = layout(paths).off_file
+    if on:
+        off.unlink(missing_ok=True)
+    else:
+        off.parent.mkdir(parents=True, exist_ok=True)
+        off.write_text("metrics turned off by `conveyor up --no-metrics`\n")
+
+
+# ---- ports --------------------------------------------------------------------------------------
+
+
+def ports(lay: MetricsLayout, environ: Mapping[str, str]) -> MetricsPorts:
+    """The stack's ports: the settings', else those kept in ports.json, else free ones (kept)."""
+    kept: dict[str, int] = {}
+    if lay.ports_file.exists():
+        try:
+            kept = vars(MetricsPorts.from_json(lay.ports_file.read_text())).copy()
+        except (OSError, ValueError, KeyError, TypeError):
+            kept = {}  # unreadable: choose again
+    chosen: dict[str, int] = {}
+    for key, setting in PORT_SETTINGS.items():
+        given = environ.get(setting)
+        if given:
+            if not given.isdigit() or not 0 < int(given) < 65536:
+                raise SettingError(f"{setting}={given!r} is not a TCP port")
+            chosen[key] = int(given)
+    taken = set(chosen.values()) | set(kept.values())
+    for key in PORT_SETTINGS:
+        if key in chosen:
+            continue
+        if key in kept:
+            chosen[key] = kept[key]
+            continue
+        port = pick_port(taken, METRICS_RANGE)
+        taken.add(port)
+        chosen[key] = port
+    result = MetricsPorts(**chosen)
+    if chosen != kept:
+        lay.root.mkdir(parents=True, exist_ok=True)
+        lay.ports_file.write_text(result.to_json())
+    return result
+
+
+def _kept_ports(lay: MetricsLayout) -> MetricsPorts | None:
+    try:
+        return MetricsPorts.from_json(lay.ports_file.read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# ---- what the files say (pure) ------------------------------------------------------------------
+
+
+def _routed(release: Release | None) -> list[str]:
+    if release is None:
+        return []
+    return [n for n in release.order() if release.services[n].service.routed]
+
+
+def config_files(
+    project: str,
+    release: Release | None,
+    frontend_ports: Mapping[str, int],
+    stats_port: int | None,
+    ports_: MetricsPorts,
+    lay: MetricsLayout,
+    webhooks: tuple[str, ...] = (),
+) -> tuple[str, str]:
+    """(prometheus.yml, alertmanager.yml) for one project."""
+    proxies: tuple[prom_render.ProxyLabels, ...] = ()
+    if release is not None:
+        shape = router_config(release, _routed(release), frontend_ports, {}, stats_port)
+        proxies = prom_render.proxy_labels(project, shape)
+    prom = prom_render.PrometheusConfig(
+        listen=f"127.0.0.1:{ports_.prometheus}",
+        targets_dir=str(lay.targets_dir),
+        rules_dir=str(lay.rules_dir),
+        alertmanager=f"127.0.0.1:{ports_.alertmanager}",
+        proxies=proxies,
+    )
+    am = am_render.AlertmanagerConfig(webhooks=webhooks)
+    return prom_render.render(prom), am_render.render(am)
+
+
+def replica_targets(release: Release | None, observed: Observed) -> list[prom_render.ReplicaTarget]:
+    """The running replicas of services that declare `x-conveyor.metrics`."""
+    if release is None:
+        return []
+    out = []
+    for r in observed.replicas:
+        sr = release.services.get(r.service)
+        endpoint = sr.service.metrics if sr is not None else None
+        if endpoint is None or not r.running:
+            continue
+        port = endpoint.port or r.endpoint.port
+        host = f"[{r.endpoint.host}]" if ":" in r.endpoint.host else r.endpoint.host
+        out.append(prom_render.ReplicaTarget(r.service, r.replica, f"{host}:{port}", endpoint.path))
+    return out
+
+
+def target_files(
+    project: str,
+    environment: str,
+    release: Release | None,
+    observed: Observed,
+    stats_port: int | None,
+    ports_: MetricsPorts,
+    agent: bool,
+) -> dict[str, str]:
+    """Targets file name -> its text, for one project (and the host's node exporter)."""
+    r = prom_render
+    return {
+        r.targets_file("haproxy", project): r.render_targets(
+            r.haproxy_targets(project, environment, stats_port)
+        ),
+        r.targets_file("replicas", project): r.render_targets(
+            r.replica_targets(project, environment, replica_targets(release, observed))
+        ),
+        r.targets_file("conveyor", project): r.render_targets(
+            r.conveyor_targets(project, environment, ports_.conveyor if agent else None)
+        ),
+        r.targets_file("node"): r.render_targets(r.node_targets(ports_.node_exporter)),
+    }
+
+
+def replica_counts(
+    project: str, environment: str, release: Release | None, observed: Observed
+) -> list[ReplicaCount]:
+    if release is None:
+        return []
+    out = []
+    for name in release.order():
+        sr = release.services[name]
+        running = sum(1 for r in observed.of(name) if r.running)
+        out.append(ReplicaCount(project, environment, name, sr.service.replicas, running))
+    return out
+
+
+def _webhooks(environ: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(u.strip() for u in environ.get(WEBHOOKS_SETTING, "").split(",") if u.strip())
+
+
+# ---- supervision --------------------------------------------------------------------------------
+
+
+def _environment(engine: Engine) -> str:
+    return engine.timeline.subject.environment or engine.project
+
+
+def _components(stack: MetricsStack) -> list[ComponentView]:
+    return [
+        ComponentView(name=h.name, url=h.url, running=h.running, healthy=h.healthy, pid=h.pid)
+        for h in stack.health()
+    ]
+
+
+def ensure_metrics(
+    project: Project,
+    engine: Engine,
+    *,
+    agent: bool,
+    observed: Observed | None = None,
+) -> MetricsUp:
+    """Configure and start the project's metrics stack (unless turned off); targets from what
+    runs now. A component whose PID file names a dead process is started again and reported as
+    `daemon.restarted`. A component that cannot start is reported (`daemon.failed`) in the
+    result's `error`, not raised: the app is up whatever its monitoring does."""
+    paths = engine.paths
+    if not enabled(paths, project.environ):
+        return MetricsUp(enabled=False)
+    lay = layout(paths)
+    ports_ = ports(lay, project.environ)
+    stack = MetricsStack(lay, ports_)
+    died = [
+        c
+        for c in COMPONENTS
+        if stack.daemon(c).recorded_pid() is not None and not stack.daemon(c).running()
+    ]
+    release = engine.store.current_release()
+    stats = engine.store.ports.stats_port()
+    env = _environment(engine)
+    seen = observed if observed is not None else engine.observe()
+    try:
+        prom, am = config_files(
+            engine.project,
+            release,
+            engine.store.ports.frontend_ports(),
+            stats,
+            ports_,
+            lay,
+            _webhooks(project.environ),
+        )
+        reloaded = stack.configure(prom, am)
+        files = target_files(engine.project, env, release, seen, stats, ports_, agent)
+        for name, text in files.items():
+            stack.write_targets(name, text)
+        started = stack.ensure()
+    except MetricsError as e:
+        engine.timeline.emit("daemon.failed", str(e), level="error", data={"component": "metrics"})
+        return MetricsUp(enabled=True, components=_components(stack), error=str(e))
+    restarted = [c for c in started if c in died]
+    for c in restarted:
+        engine.timeline.emit(
+            "daemon.restarted",
+            f"{c} was not running: started it again",
+            level="warning",
+            data={"component": c, "url": stack.url(c)},
+        )
+    return MetricsUp(
+        enabled=True, components=_components(stack), reloaded=reloaded, restarted=restarted
+    )
+
+
+def stop_metrics(paths: ProjectPaths) -> list[str]:
+    """Stop the project's metrics daemons (by PID; their data stays)."""
+    lay = layout(paths)
+    kept = _kept_ports(lay)
+    if kept is None:
+        return []
+    return MetricsStack(lay, kept).stop()
+
+
+def components(paths: ProjectPaths) -> list[ComponentView]:
+    """The project's metrics components with their URL and health (none if never started)."""
+    lay = layout(paths)
+    kept = _kept_ports(lay)
+    if kept is None:
+        return []
+    return _components(MetricsStack(lay, kept))
+
+
+@dataclass
+class MetricsController:
+    """The agent's metrics loop: targets follow the replicas, a dead daemon is started again,
+    replica counts are kept for Conveyor's own metrics."""
+
+    project: Project
+    engine: Engine
+    own: ConveyorMetrics | None = None
+    name: str = "metrics"
+    counts: list[ReplicaCount] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.own is not None:
+            self.own.replica_source(lambda: list(self.counts))
+
+    def tick(self) -> MetricsUp:
+        observed = self.engine.observe()
+        release = self.engine.store.current_release()
+        env = _environment(self.engine)
+        self.counts = replica_counts(self.engine.project, env, release, observed)
+        return ensure_metrics(self.project, self.engine, agent=True, observed=observed)
+
+
+@dataclass
+class OwnMetrics:
+    """Conveyor's own metrics in a long-running process, and where they are served."""
+
+    metrics: ConveyorMetrics
+    endpoint: MetricsEndpoint | None
+    error: str | None = None
+
+    def close(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.close()
+
+
+def serve_own_metrics(project: Project) -> OwnMetrics | None:
+    """Count the project's events and serve them on its `conveyor` port (None when metrics are
+    off). A port that cannot be bound is reported in `error`; the agent runs on without it."""
+    paths = project.paths()
+    if not enabled(paths, project.environ):
+        return None
+    metrics = ConveyorMetrics()
+    project.subscribe(metrics.observe_event)
+    port = ports(layout(paths), project.environ).conveyor
+    try:
+        endpoint: MetricsEndpoint | None = metrics.serve(port)
+        error = None
+    except OSError as e:
+        endpoint, error = None, f"cannot serve Conveyor's metrics on 127.0.0.1:{port}: {e}"
+    return OwnMetrics(metrics, endpoint, error)
+
+
+# ---- conveyor metrics ---------------------------------------------------------------------------
+
+
+def _by_service(samples: Iterable[Sample]) -> dict[str, float | None]:
+    return {s.labels.get("service", ""): s.value for s in samples}
+
+
+def metrics_report(project: Project, service: str | None, window: str) -> MetricsReport:
+    """Per service request rate, error ratio and latency over `window`, from Prometheus."""
+    promql.check_window(window)
+    paths = project.paths()
+    kept = _kept_ports(layout(paths))
+    if kept is None:
+        raise MetricsError(
+            f"no metrics for project {paths.project!r}: `conveyor up` starts Prometheus for it "
+            "(unless --no-metrics)"
+        )
+    store = Store.open(paths.state_dir)
+    try:
+        release = store.current_release()
+    finally:
+        store.close()
+    names = _routed(release)
+    if service is not None:
+        if release is None or service not in release.services:
+            known = ", ".join(release.services) if release else "none"
+            raise UnknownService(f"no such service: {service} (services: {known})")
+        names = [service]
+    url = f"http://127.0.0.1:{kept.prometheus}"
+    client = PrometheusClient(url)
+    p = paths.project
+    rate = _by_service(client.query(promql.request_rate(p, window, service)))
+    conns = _by_service(client.query(promql.connection_rate(p, window, service)))
+    errors = _by_service(client.query(promql.error_ratio(p, window, service)))
+    avg = _by_service(client.query(promql.average_latency(p, window, service)))
+    quantiles = {
+        q: _by_service(client.query(promql.quantile_latency(q, p, window, service)))
+        for q in promql.QUANTILES
+    }
+    edges: dict[str, dict[str, EdgeFigures]] = {}
+    edge_rates = client.query(promql.edge_request_rate(p, window, service))
+    edge_errors = {
+        (s.labels.get("service", ""), s.labels.get("edge", "")): s.value
+        for s in client.query(promql.edge_error_ratio(p, window, service))
+    }
+    for s in edge_rates:
+        svc, edge = s.labels.get("service", ""), s.labels.get("edge", "")
+        if edge:
+            edges.setdefault(svc, {})[edge] = EdgeFigures(
+                edge=edge, requests_per_second=s.value, error_ratio=edge_errors.get((svc, edge))
+            )
+    services = []
+    for name in names:
+        ps = {q: quantiles[q].get(name) for q in promql.QUANTILES}
+        if any(v is not None for v in ps.values()):
+            latency = Latency(
+                source="replicas", p50=ps[0.5], p95=ps[0.95], p99=ps[0.99], avg=avg.get(name)
+            )
+        elif avg.get(name) is not None:
+            latency = Latency(source="haproxy-average", avg=avg.get(name))
+        else:
+            latency = Latency(source="none")
+        services.append(
+            ServiceFigures(
+                service=name,
+                requests_per_second=rate.get(name),
+                connections_per_second=conns.get(name),
+                error_ratio=errors.get(name),
+                latency=latency,
+                edges=sorted(edges.get(name, {}).values(), key=lambda e: e.edge),
+            )
+        )
+    return MetricsReport(project=p, window=window, prometheus=url, services=services)
+
+
+def prometheus_url(paths: ProjectPaths) -> str | None:
+    kept = _kept_ports(layout(paths))
+    return None if kept is None else f"http://127.0.0.1:{kept.prometheus}"
