@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 
+from conveyor.app import metrics as metrics_app
 from conveyor.app.agent import agent_pid, start_agent, stop_agent
 from conveyor.app.project import Project
 from conveyor.app.views import (
@@ -51,10 +52,15 @@ def result(o: Outcome) -> RolloutResult:
 
 
 def up(
-    project: Project, agent: bool = True, images: Mapping[str, tuple[str, str]] | None = None
+    project: Project,
+    agent: bool = True,
+    images: Mapping[str, tuple[str, str]] | None = None,
+    metrics: bool = True,
 ) -> UpResult:
     """Build images, start every service, wait until healthy; leave the reconciler running.
-    `images`: services given their (reference, image id) instead of a build or pull."""
+    `images`: services given their (reference, image id) instead of a build or pull.
+    `metrics`: start the project's Prometheus, Alertmanager and node exporter (docs/metrics.md);
+    False turns them off for the project until an `up` with True."""
     stack = project.stack()
     paths = project.paths()
     with project_lock(paths):
@@ -65,6 +71,14 @@ def up(
     out = UpResult(project=stack.project, outcome=result(o), recovered=recovered)
     if not o.ok:
         return out
+    metrics_app.set_enabled(paths, metrics)
+    if metrics:
+        started = metrics_app.ensure_metrics(project, engine, agent=agent)
+        out.components = started.components
+        if started.error:
+            out.warnings.append(f"metrics: {started.error}")
+    else:
+        metrics_app.stop_metrics(paths)
     if agent:
         out.agent_pid = start_agent(project)
         out.agent_log = str(paths.agent_log)
@@ -156,6 +170,7 @@ def down(project: Project, volumes: bool = False) -> DownResult:
         agent_stopped=stopped,
         seconds=round(o.duration, 3),
         volumes_removed=removed,
+        components_stopped=metrics_app.stop_metrics(paths),
     )
 
 
@@ -211,6 +226,7 @@ def status(project: Project) -> StatusView:
         ),
         agent=AgentView(running=pid is not None, pid=pid),
         services=services,
+        components=metrics_app.components(engine.paths),
     )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from conveyor.app.metrics_views import (
     EdgeFigures,
+    GrafanaFiles,
     Latency,
     MetricsReport,
     MetricsUp,
@@ -24,7 +26,7 @@ from conveyor.app.views import ComponentView
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.ports import pick_port
 from conveyor.deploy.project import ProjectPaths
-from conveyor.errors import MetricsError, SettingError, UnknownService
+from conveyor.errors import EngineUnreachable, MetricsError, SettingError, UnknownService
 from conveyor.model.release import Observed, Release
 from conveyor.observe.metrics import promql
 from conveyor.observe.metrics.own import ConveyorMetrics, MetricsEndpoint, ReplicaCount
@@ -37,6 +39,7 @@ from conveyor.observe.metrics.supervisor import (
 )
 from conveyor.plan.routes import router_config
 from conveyor.render import alertmanager as am_render
+from conveyor.render import grafana as grafana_render
 from conveyor.render import prometheus as prom_render
 from conveyor.store.db import Store
 
@@ -315,8 +318,11 @@ class MetricsController:
         if self.own is not None:
             self.own.replica_source(lambda: list(self.counts))
 
-    def tick(self) -> MetricsUp:
-        observed = self.engine.observe()
+    def tick(self) -> MetricsUp | None:
+        try:
+            observed = self.engine.observe()
+        except EngineUnreachable:
+            return None  # the reconciler reports the engine away; targets wait for it
         release = self.engine.store.current_release()
         env = _environment(self.engine)
         self.counts = replica_counts(self.engine.project, env, release, observed)
@@ -426,6 +432,28 @@ def metrics_report(project: Project, service: str | None, window: str) -> Metric
             )
         )
     return MetricsReport(project=p, window=window, prometheus=url, services=services)
+
+
+def write_grafana(project: Project, directory: Path) -> GrafanaFiles:
+    """The project's Grafana dashboards and provisioning files, written into `directory`."""
+    paths = project.paths()
+    url = (
+        prometheus_url(paths)
+        or f"http://127.0.0.1:{ports(layout(paths), project.environ).prometheus}"
+    )
+    root = directory.absolute()
+    written = []
+    for f in grafana_render.files(paths.project, url, str(root)):
+        target = root / f.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f.text)
+        written.append(f.path)
+    provisioning = root / "provisioning"
+    return GrafanaFiles(
+        directory=str(root),
+        dashboards=[w for w in written if w.startswith("dashboards/")],
+        provisioning=str(provisioning),
+    )
 
 
 def prometheus_url(paths: ProjectPaths) -> str | None:

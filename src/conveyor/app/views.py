@@ -37,6 +37,17 @@ class ServiceURL(BaseModel):
     url: str
 
 
+class ComponentView(BaseModel):
+    """A supervised platform component (Prometheus, Alertmanager, node exporter; the log store
+    and Nagios add theirs): where it answers on loopback and whether it does."""
+
+    name: str
+    url: str
+    running: bool
+    healthy: bool
+    pid: int | None = None
+
+
 class UpResult(BaseModel):
     project: str
     outcome: RolloutResult
@@ -44,6 +55,8 @@ class UpResult(BaseModel):
     agent_pid: int | None = None
     agent_log: str | None = None
     urls: list[ServiceURL] = []
+    components: list[ComponentView] = []  # platform components started for the project
+    warnings: list[str] = []  # one could not start: the app is up all the same
 
 
 class DeployResult(BaseModel):
@@ -56,6 +69,7 @@ class DownResult(BaseModel):
     agent_stopped: bool
     seconds: float
     volumes_removed: list[str] = []
+    components_stopped: list[str] = []
 
 
 class PlanStep(BaseModel):
@@ -116,17 +130,6 @@ class RouterView(BaseModel):
 class AgentView(BaseModel):
     running: bool
     pid: int | None
-
-
-class ComponentView(BaseModel):
-    """A supervised platform component (Prometheus, Alertmanager, node exporter; the log store
-    and Nagios add theirs): where it answers on loopback and whether it does."""
-
-    name: str
-    url: str
-    running: bool
-    healthy: bool
-    pid: int | None = None
 
 
 class StatusView(BaseModel):
