@@ -139,7 +139,15 @@ def deploy(
         recovered = [result(o) for o in engine.recover()]
         release = _build(engine, project, services, images)
         o = engine.apply(release, "deploy", "conveyor deploy")
+    _follow(project, engine)
     return DeployResult(outcome=result(o), recovered=recovered)
+
+
+def _follow(project: Project, engine: Engine) -> None:
+    """Metrics targets (and the HAProxy relabelling) follow the new replicas and services now,
+    not at the agent's next tick; nothing is started for a project whose metrics are off."""
+    if metrics_app.enabled(engine.paths, project.environ):
+        metrics_app.ensure_metrics(project, engine, agent=agent_pid(engine.paths) is not None)
 
 
 def rollback(project: Project, service: str | None, to: int | None = None) -> DeployResult:
@@ -152,6 +160,7 @@ def rollback(project: Project, service: str | None, to: int | None = None) -> De
         # one would go forward again.
         done = [o for o in outcomes if o.finished_rollback]
         o = done[-1] if done else engine.rollback(service, to)
+    _follow(project, engine)
     return DeployResult(outcome=result(o), recovered=[result(r) for r in outcomes])
 
 

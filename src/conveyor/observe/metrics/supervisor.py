@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -334,7 +335,8 @@ class MetricsStack:
             d.mkdir(parents=True, exist_ok=True)
 
     def _install(self, path: Path, text: str, validator: Validator, program: str) -> None:
-        candidate = path.with_name(path.name + ".new")
+        # The candidate's name is this process's own: the agent and a command may both write.
+        candidate = path.with_name(f"{path.name}.{os.getpid()}.new")
         candidate.write_text(text)
         with host_errors_as(MetricsError):
             verdict = check(validator, candidate, program=program, timeout=self.timeout)
@@ -366,7 +368,9 @@ def _read(path: Path) -> str | None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write, then rename over: a reader sees the old file or the new one. The temporary name
+    is this process's and thread's own (the agent and a command may write at once)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
