@@ -6,6 +6,9 @@ PKGS=(docker.io haproxy docker-registry debootstrap socat curl ca-certificates g
       docker-compose  # the peer bench/rollout_under_load.py measures against
       openssh-server gnupg)  # the GitOps source tests: an sshd git server, GPG-signed commits
 PKGS+=(openssl)  # the email notifier's STARTTLS test makes its certificate
+PKGS+=(prometheus)  # metrics (docs/metrics.md): Prometheus and promtool
+PKGS+=(prometheus-alertmanager)  # Alertmanager and amtool
+PKGS+=(prometheus-node-exporter)  # the host's metrics
 # A package is not needed when its command is already installed another way
 # (a Docker Engine from docker.com, Node.js from NodeSource with its own npm).
 declare -A PROVIDES=([docker.io]=dockerd [nodejs]=node [npm]=npm [python3]=python3)
