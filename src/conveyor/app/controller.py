@@ -40,7 +40,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
@@ -58,6 +58,7 @@ from conveyor.app.server_views import (
 )
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.ci.run.prepare import ci_store
+from conveyor.deploy.engine import Engine
 from conveyor.deploy.reconciler import Reconciler
 from conveyor.errors import (
     ActionRefused,
@@ -131,6 +132,7 @@ class Controller:
         on_event: Callable[[Event], None] | None = None,
         journal: EventJournal | None = None,
         on_project: Callable[[EnvironmentSpec, Project], None] | None = None,
+        after_heal: Callable[[list[Engine]], object] | None = None,
     ) -> None:
         """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
         seconds) the pass began: the webhook deliveries received before it are covered (the
@@ -138,7 +140,9 @@ class Controller:
         sees every durable event (the server logs them); it must not block. `journal` keeps the
         events across restarts (the server database's); without one the last 10,000 are kept
         in memory. `on_project(spec, project)`: each time an environment's project is opened,
-        before anything is done to it (the server records that it manages the project)."""
+        before anything is done to it (the server records that it manages the project).
+        `after_heal(engines)`: after each heal pass, in the worker, with the engine of every
+        environment healed on this host (the server's metrics stack watches them)."""
         self.data_dir = data_dir
         self.source = Source(source_url, data_dir / "source", ssh=ssh)
         self.name = _repo_name(source_url)
@@ -149,6 +153,7 @@ class Controller:
         self.heal_interval = heal_interval
         self.on_event = on_event
         self.on_project = on_project
+        self.after_heal = after_heal
         self.config: ConveyorConfig | None = None
         self.config_error = ""
         self._wake = threading.Event()
@@ -193,6 +198,7 @@ class Controller:
                 self._guarded(self.sync_all)
                 next_sync = time.monotonic() + self._poll_interval()
             self._guarded(self.heal_all)
+            self._guarded(self._after_heal)
             self._guarded(self.promote_due)
             self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
 
@@ -407,6 +413,22 @@ class Controller:
                 except ConveyorError as e:
                     self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
 
+    def _after_heal(self) -> None:
+        if self.after_heal is None:
+            return
+        with self._work:
+            self.after_heal([r.engine for _, r in self._reconcilers.values()])
+
+    def report(
+        self,
+        kind: EventKind,
+        message: str,
+        level: Level = "info",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """An event of the server's own (a supervised daemon restarted, say)."""
+        self._timeline.emit(kind, message, level, data)
+
     def _reconciler(self, spec: EnvironmentSpec, commit: str) -> Reconciler:
         known = self._reconcilers.get(spec.name)
         if known is None or known[0] != commit:
@@ -435,6 +457,8 @@ class Controller:
             **self.environ,
             "CI_COMMIT_SHA": head,
             "CI_ENVIRONMENT_NAME": spec.name,
+            # the server's one metrics stack watches every environment: none of their own
+            "CONVEYOR_METRICS": "0",
         }
 
     def _project(self, spec: EnvironmentSpec, head: str) -> Project:

@@ -9,9 +9,10 @@ renderers (`render.prometheus`, `render.alertmanager`), the daemons from
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from conveyor.app.metrics_views import (
     EdgeFigures,
@@ -27,6 +28,7 @@ from conveyor.deploy.engine import Engine
 from conveyor.deploy.ports import pick_port
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import EngineUnreachable, MetricsError, SettingError, UnknownService
+from conveyor.model.events import Event, EventKind, Level
 from conveyor.model.release import Observed, Release
 from conveyor.observe.metrics import promql
 from conveyor.observe.metrics.own import ConveyorMetrics, MetricsEndpoint, ReplicaCount
@@ -131,26 +133,52 @@ def _routed(release: Release | None) -> list[str]:
     return [n for n in release.order() if release.services[n].service.routed]
 
 
+@dataclass(frozen=True)
+class ProjectFacts:
+    """What the metrics files need to know of one project (environment) on this host."""
+
+    project: str
+    environment: str
+    release: Release | None
+    frontend_ports: Mapping[str, int]
+    stats_port: int | None
+    observed: Observed
+
+    @classmethod
+    def of(cls, engine: Engine, observed: Observed | None = None) -> ProjectFacts:
+        store = engine.store
+        return cls(
+            project=engine.project,
+            environment=engine.timeline.subject.environment or engine.project,
+            release=store.current_release(),
+            frontend_ports=store.ports.frontend_ports(),
+            stats_port=store.ports.stats_port(),
+            observed=observed if observed is not None else engine.observe(),
+        )
+
+
+def proxies(facts: ProjectFacts) -> tuple[prom_render.ProxyLabels, ...]:
+    """The HAProxy proxies of a project's serving release, with their labels."""
+    if facts.release is None:
+        return ()
+    routed = _routed(facts.release)
+    shape = router_config(facts.release, routed, facts.frontend_ports, {}, facts.stats_port)
+    return prom_render.proxy_labels(facts.project, shape)
+
+
 def config_files(
-    project: str,
-    release: Release | None,
-    frontend_ports: Mapping[str, int],
-    stats_port: int | None,
+    projects: Iterable[ProjectFacts],
     ports_: MetricsPorts,
     lay: MetricsLayout,
     webhooks: tuple[str, ...] = (),
 ) -> tuple[str, str]:
-    """(prometheus.yml, alertmanager.yml) for one project."""
-    proxies: tuple[prom_render.ProxyLabels, ...] = ()
-    if release is not None:
-        shape = router_config(release, _routed(release), frontend_ports, {}, stats_port)
-        proxies = prom_render.proxy_labels(project, shape)
+    """(prometheus.yml, alertmanager.yml) for the projects one stack watches."""
     prom = prom_render.PrometheusConfig(
         listen=f"127.0.0.1:{ports_.prometheus}",
         targets_dir=str(lay.targets_dir),
         rules_dir=str(lay.rules_dir),
         alertmanager=f"127.0.0.1:{ports_.alertmanager}",
-        proxies=proxies,
+        proxies=tuple(p for facts in projects for p in proxies(facts)),
     )
     am = am_render.AlertmanagerConfig(webhooks=webhooks)
     return prom_render.render(prom), am_render.render(am)
@@ -172,41 +200,41 @@ def replica_targets(release: Release | None, observed: Observed) -> list[prom_re
     return out
 
 
-def target_files(
-    project: str,
-    environment: str,
-    release: Release | None,
-    observed: Observed,
-    stats_port: int | None,
-    ports_: MetricsPorts,
-    agent: bool,
-) -> dict[str, str]:
-    """Targets file name -> its text, for one project (and the host's node exporter)."""
+def target_files(facts: ProjectFacts) -> dict[str, str]:
+    """Targets file name -> its text, for one project's HAProxy and replicas."""
     r = prom_render
+    p, env = facts.project, facts.environment
     return {
-        r.targets_file("haproxy", project): r.render_targets(
-            r.haproxy_targets(project, environment, stats_port)
+        r.targets_file("haproxy", p): r.render_targets(r.haproxy_targets(p, env, facts.stats_port)),
+        r.targets_file("replicas", p): r.render_targets(
+            r.replica_targets(p, env, replica_targets(facts.release, facts.observed))
         ),
-        r.targets_file("replicas", project): r.render_targets(
-            r.replica_targets(project, environment, replica_targets(release, observed))
-        ),
-        r.targets_file("conveyor", project): r.render_targets(
-            r.conveyor_targets(project, environment, ports_.conveyor if agent else None)
-        ),
-        r.targets_file("node"): r.render_targets(r.node_targets(ports_.node_exporter)),
     }
 
 
-def replica_counts(
-    project: str, environment: str, release: Release | None, observed: Observed
-) -> list[ReplicaCount]:
-    if release is None:
+def host_target_files(ports_: MetricsPorts, owner: str, component: str | None) -> dict[str, str]:
+    """The host's node exporter, and Conveyor's own endpoint (`component` agent or server; None
+    when no long-running process serves it) as `conveyor-<owner>.json`."""
+    r = prom_render
+    port = ports_.conveyor if component is not None else None
+    return {
+        r.targets_file("node"): r.render_targets(r.node_targets(ports_.node_exporter)),
+        r.targets_file("conveyor", owner): r.render_targets(
+            r.conveyor_targets(port, component or "agent")
+        ),
+    }
+
+
+def replica_counts(facts: ProjectFacts) -> list[ReplicaCount]:
+    if facts.release is None:
         return []
     out = []
-    for name in release.order():
-        sr = release.services[name]
-        running = sum(1 for r in observed.of(name) if r.running)
-        out.append(ReplicaCount(project, environment, name, sr.service.replicas, running))
+    for name in facts.release.order():
+        sr = facts.release.services[name]
+        running = sum(1 for r in facts.observed.of(name) if r.running)
+        out.append(
+            ReplicaCount(facts.project, facts.environment, name, sr.service.replicas, running)
+        )
     return out
 
 
@@ -217,15 +245,60 @@ def _webhooks(environ: Mapping[str, str]) -> tuple[str, ...]:
 # ---- supervision --------------------------------------------------------------------------------
 
 
-def _environment(engine: Engine) -> str:
-    return engine.timeline.subject.environment or engine.project
-
-
 def _components(stack: MetricsStack) -> list[ComponentView]:
     return [
         ComponentView(name=h.name, url=h.url, running=h.running, healthy=h.healthy, pid=h.pid)
         for h in stack.health()
     ]
+
+
+Report = Callable[[EventKind, str, Level, dict[str, Any]], None]
+
+
+def supervise(
+    stack: MetricsStack,
+    projects: list[ProjectFacts],
+    host_files: Mapping[str, str],
+    webhooks: tuple[str, ...],
+    report: Report,
+    stale: Iterable[str] = (),
+) -> MetricsUp:
+    """One pass over a metrics stack: files rendered for `projects`, checked and loaded, targets
+    written (and the `stale` targets files of projects gone removed), daemons started. A
+    component whose PID file names a dead process is started again and reported as
+    `daemon.restarted`; one that cannot start is reported (`daemon.failed`) and returned in
+    `error`, not raised: the apps run whatever their monitoring does."""
+    died = [
+        c
+        for c in COMPONENTS
+        if stack.daemon(c).recorded_pid() is not None and not stack.daemon(c).running()
+    ]
+    try:
+        prom, am = config_files(projects, stack.ports, stack.layout, webhooks)
+        reloaded = stack.configure(prom, am)
+        files = dict(host_files)
+        for facts in projects:
+            files.update(target_files(facts))
+        for name, text in files.items():
+            stack.write_targets(name, text)
+        for name in stale:
+            if name not in files:
+                stack.remove_targets(name)
+        started = stack.ensure()
+    except MetricsError as e:
+        report("daemon.failed", str(e), "error", {"component": "metrics"})
+        return MetricsUp(enabled=True, components=_components(stack), error=str(e))
+    restarted = [c for c in started if c in died]
+    for c in restarted:
+        report(
+            "daemon.restarted",
+            f"{c} was not running: started it again",
+            "warning",
+            {"component": c, "url": stack.url(c)},
+        )
+    return MetricsUp(
+        enabled=True, components=_components(stack), reloaded=reloaded, restarted=restarted
+    )
 
 
 def ensure_metrics(
@@ -235,53 +308,23 @@ def ensure_metrics(
     agent: bool,
     observed: Observed | None = None,
 ) -> MetricsUp:
-    """Configure and start the project's metrics stack (unless turned off); targets from what
-    runs now. A component whose PID file names a dead process is started again and reported as
-    `daemon.restarted`. A component that cannot start is reported (`daemon.failed`) in the
-    result's `error`, not raised: the app is up whatever its monitoring does."""
+    """Configure and start the project's own metrics stack (unless turned off), targets from
+    what runs now (see `supervise`). `agent`: the project's agent serves Conveyor's metrics."""
     paths = engine.paths
     if not enabled(paths, project.environ):
         return MetricsUp(enabled=False)
     lay = layout(paths)
     ports_ = ports(lay, project.environ)
-    stack = MetricsStack(lay, ports_)
-    died = [
-        c
-        for c in COMPONENTS
-        if stack.daemon(c).recorded_pid() is not None and not stack.daemon(c).running()
-    ]
-    release = engine.store.current_release()
-    stats = engine.store.ports.stats_port()
-    env = _environment(engine)
-    seen = observed if observed is not None else engine.observe()
-    try:
-        prom, am = config_files(
-            engine.project,
-            release,
-            engine.store.ports.frontend_ports(),
-            stats,
-            ports_,
-            lay,
-            _webhooks(project.environ),
-        )
-        reloaded = stack.configure(prom, am)
-        files = target_files(engine.project, env, release, seen, stats, ports_, agent)
-        for name, text in files.items():
-            stack.write_targets(name, text)
-        started = stack.ensure()
-    except MetricsError as e:
-        engine.timeline.emit("daemon.failed", str(e), level="error", data={"component": "metrics"})
-        return MetricsUp(enabled=True, components=_components(stack), error=str(e))
-    restarted = [c for c in started if c in died]
-    for c in restarted:
-        engine.timeline.emit(
-            "daemon.restarted",
-            f"{c} was not running: started it again",
-            level="warning",
-            data={"component": c, "url": stack.url(c)},
-        )
-    return MetricsUp(
-        enabled=True, components=_components(stack), reloaded=reloaded, restarted=restarted
+
+    def report(kind: EventKind, message: str, level: Level, data: dict[str, Any]) -> None:
+        engine.timeline.emit(kind, message, level=level, data=data)
+
+    return supervise(
+        MetricsStack(lay, ports_),
+        [ProjectFacts.of(engine, observed)],
+        host_target_files(ports_, engine.project, "agent" if agent else None),
+        _webhooks(project.environ),
+        report,
     )
 
 
@@ -320,13 +363,11 @@ class MetricsController:
 
     def tick(self) -> MetricsUp | None:
         try:
-            observed = self.engine.observe()
+            facts = ProjectFacts.of(self.engine)
         except EngineUnreachable:
             return None  # the reconciler reports the engine away; targets wait for it
-        release = self.engine.store.current_release()
-        env = _environment(self.engine)
-        self.counts = replica_counts(self.engine.project, env, release, observed)
-        return ensure_metrics(self.project, self.engine, agent=True, observed=observed)
+        self.counts = replica_counts(facts)
+        return ensure_metrics(self.project, self.engine, agent=True, observed=facts.observed)
 
 
 @dataclass
@@ -459,3 +500,98 @@ def write_grafana(project: Project, directory: Path) -> GrafanaFiles:
 def prometheus_url(paths: ProjectPaths) -> str | None:
     kept = _kept_ports(layout(paths))
     return None if kept is None else f"http://127.0.0.1:{kept.prometheus}"
+
+
+# ---- the server -------------------------------------------------------------------------------
+
+# This process's own metrics once one is served (the agent's or the server's), for code far
+# from the loop to count into (webhook deliveries); None in a command.
+_PROCESS: dict[str, ConveyorMetrics] = {}
+
+
+def count_webhook(source: str, result: str) -> None:
+    """Count a webhook delivery (`accepted`, `duplicate`, `rejected`) when this process serves
+    Conveyor's metrics."""
+    own = _PROCESS.get("own")
+    if own is not None:
+        own.webhook(source, result)
+
+
+class ServerMetrics:
+    """The server's one metrics stack under its data directory, watching every environment it
+    serves on this host (their own stacks are off: the controller sets CONVEYOR_METRICS=0 for
+    them), and Conveyor's own metrics served by the server process."""
+
+    def __init__(
+        self, data_dir: Path, environ: Mapping[str, str], report: Report | None = None
+    ) -> None:
+        self.layout = MetricsLayout(data_dir / "metrics")
+        self.environ = environ
+        self.enabled = environ.get(OFF_SETTING, "").strip().lower() not in (
+            "0",
+            "false",
+            "off",
+            "no",
+        )
+        self.report: Report = report or (lambda *_args: None)
+        self.own: OwnMetrics | None = None
+        self._stack: MetricsStack | None = None
+        self._next = 0.0
+        self._counts: list[ReplicaCount] = []
+
+    def start(self) -> OwnMetrics | None:
+        """Serve Conveyor's own metrics on the stack's `conveyor` port (events reach them
+        through `observe_event`)."""
+        if not self.enabled:
+            return None
+        ports_ = ports(self.layout, self.environ)
+        self._stack = MetricsStack(self.layout, ports_)
+        metrics = ConveyorMetrics()
+        try:
+            endpoint: MetricsEndpoint | None = metrics.serve(ports_.conveyor)
+            error = None
+        except OSError as e:
+            endpoint = None
+            error = f"cannot serve Conveyor's metrics on 127.0.0.1:{ports_.conveyor}: {e}"
+        metrics.replica_source(lambda: list(self._counts))
+        self.own = OwnMetrics(metrics, endpoint, error)
+        _PROCESS["own"] = metrics
+        return self.own
+
+    def observe_event(self, event: Event) -> None:
+        if self.own is not None:
+            self.own.metrics.observe_event(event)
+
+    def tick(self, engines: Iterable[Engine], now: float) -> MetricsUp | None:
+        """Every METRICS_INTERVAL at most: the stack made to watch `engines`' projects."""
+        if self._stack is None or now < self._next:
+            return None
+        self._next = now + METRICS_INTERVAL
+        facts = []
+        for engine in engines:
+            try:
+                facts.append(ProjectFacts.of(engine))
+            except EngineUnreachable:
+                return None  # nothing to say about replicas while the engine is away
+        self._counts = [c for f in facts for c in replica_counts(f)]
+        stack = self._stack
+        component = "server" if self.own is not None and self.own.endpoint else None
+        return supervise(
+            stack,
+            facts,
+            host_target_files(stack.ports, "server", component),
+            _webhooks(self.environ),
+            self.report,
+            stale=stack.targets(),
+        )
+
+    def components(self) -> list[ComponentView]:
+        return _components(self._stack) if self._stack is not None else []
+
+    def stop(self) -> list[str]:
+        """Close Conveyor's own endpoint and stop the daemons (only the server needed them;
+        their data stays for its next start). Returns the components stopped."""
+        if self.own is not None:
+            self.own.close()
+            _PROCESS.pop("own", None)
+        return self._stack.stop() if self._stack is not None else []

@@ -152,7 +152,7 @@ def render(config: PrometheusConfig) -> str:
     jobs: list[dict[str, Any]] = [
         _file_job("haproxy", config, metric_relabel_configs=_proxy_rules(config.proxies)),
         _file_job("replicas", config),
-        _file_job("conveyor", config),
+        _file_job("conveyor", config, honor_labels=True),
         _file_job("node", config),
         {"job_name": "prometheus", "static_configs": [{"targets": [config.listen]}]},
     ]
@@ -217,13 +217,12 @@ def replica_targets(
     ]
 
 
-def conveyor_targets(
-    project: str, environment: str, port: int | None, component: str = "agent"
-) -> list[TargetGroup]:
+def conveyor_targets(port: int | None, component: str = "agent") -> list[TargetGroup]:
+    """Conveyor's own endpoint. No project label on the target: its series carry their own
+    (a server's cover several projects), kept as they are (`honor_labels`)."""
     if port is None:
         return []
-    labels = {**project_labels(project, environment), "component": component}
-    return [TargetGroup((f"127.0.0.1:{port}",), labels)]
+    return [TargetGroup((f"127.0.0.1:{port}",), {"component": component})]
 
 
 def node_targets(port: int | None) -> list[TargetGroup]:

@@ -153,7 +153,7 @@ class ConveyorMetrics:
         self.daemon_restarts = Counter(
             "conveyor_daemon_restarts_total",
             "Supervised daemons found dead and started again",
-            ["component"],
+            ["daemon"],
             registry=r,
         )
         self.engine_up = Gauge(
