@@ -590,6 +590,17 @@ def metrics(
         return
     import time
 
+    if as_json:  # one JSON object per line and refresh, for a program to follow
+        import json
+
+        try:
+            while True:
+                sys.stdout.write(json.dumps(report.model_dump(mode="json")) + "\n")
+                sys.stdout.flush()
+                time.sleep(every)
+                report = metrics_report(project, service, window)
+        except KeyboardInterrupt:
+            return
     from rich.live import Live
 
     try:
