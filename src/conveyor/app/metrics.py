@@ -18,6 +18,7 @@ from conveyor.app.metrics_views import (
     EdgeFigures,
     GrafanaFiles,
     Latency,
+    LatencySource,
     MetricsReport,
     MetricsUp,
     ServiceFigures,
@@ -31,6 +32,7 @@ from conveyor.errors import EngineUnreachable, MetricsError, SettingError, Unkno
 from conveyor.model.events import Event, EventKind, Level
 from conveyor.model.release import Observed, Release
 from conveyor.observe.metrics import promql
+from conveyor.observe.metrics.access_log import EntryLabels, LatencyFeed
 from conveyor.observe.metrics.own import ConveyorMetrics, MetricsEndpoint, ReplicaCount
 from conveyor.observe.metrics.query import PrometheusClient, Sample
 from conveyor.observe.metrics.supervisor import (
@@ -42,6 +44,7 @@ from conveyor.observe.metrics.supervisor import (
 from conveyor.plan.routes import router_config
 from conveyor.render import alertmanager as am_render
 from conveyor.render import grafana as grafana_render
+from conveyor.render import haproxy as haproxy_render
 from conveyor.render import prometheus as prom_render
 from conveyor.store.db import Store
 
@@ -353,13 +356,13 @@ class MetricsController:
 
     project: Project
     engine: Engine
-    own: ConveyorMetrics | None = None
+    own: OwnMetrics | None = None
     name: str = "metrics"
     counts: list[ReplicaCount] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.own is not None:
-            self.own.replica_source(lambda: list(self.counts))
+            self.own.metrics.replica_source(lambda: list(self.counts))
 
     def tick(self) -> MetricsUp | None:
         try:
@@ -367,18 +370,54 @@ class MetricsController:
         except EngineUnreachable:
             return None  # the reconciler reports the engine away; targets wait for it
         self.counts = replica_counts(facts)
+        if self.own is not None:
+            self.own.read_latency(self.engine, facts)
         return ensure_metrics(self.project, self.engine, agent=True, observed=facts.observed)
+
+
+def entries(facts: ProjectFacts) -> dict[str, EntryLabels]:
+    """Frontend name -> what its requests count as (service, edge)."""
+    return {
+        p.proxy: EntryLabels(facts.project, facts.environment, p.service, p.edge)
+        for p in proxies(facts)
+        if p.edge is not None
+    }
 
 
 @dataclass
 class OwnMetrics:
-    """Conveyor's own metrics in a long-running process, and where they are served."""
+    """Conveyor's own metrics in a long-running process, where they are served, and the
+    HAProxy access logs read into its request-latency histogram."""
 
     metrics: ConveyorMetrics
     endpoint: MetricsEndpoint | None
     error: str | None = None
+    feed: LatencyFeed | None = None
+
+    def read_latency(self, engine: Engine, facts: ProjectFacts) -> Path | None:
+        """Read the project's HAProxy access log (its frontends as `facts` has them); the
+        socket read, or None when it cannot be bound (said as the error)."""
+        if self.feed is None:
+            m = self.metrics
+            self.feed = LatencyFeed(
+                lambda e, seconds: m.request(e.project, e.environment, e.service, e.edge, seconds)
+            )
+        path = engine.paths.router_dir.absolute() / haproxy_render.ACCESS_LOG_SOCKET
+        known = entries(facts)
+        for e in known.values():
+            # Each series exists (at 0) before its first request: a series born with its
+            # first requests in it has no rate over them.
+            self.metrics.requests.labels(e.project, e.environment, e.service, e.edge)
+        try:
+            self.feed.watch(path, known)
+        except OSError as e:
+            self.error = f"cannot read HAProxy's access log at {path}: {e}"
+            return None
+        return path
 
     def close(self) -> None:
+        if self.feed is not None:
+            self.feed.close()
         if self.endpoint is not None:
             self.endpoint.close()
 
@@ -435,9 +474,17 @@ def metrics_report(project: Project, service: str | None, window: str) -> Metric
     conns = _by_service(client.query(promql.connection_rate(p, window, service)))
     errors = _by_service(client.query(promql.error_ratio(p, window, service)))
     avg = _by_service(client.query(promql.average_latency(p, window, service)))
+    # HAProxy's access log first (every request, no app change), else the replicas' own.
+    sources: list[tuple[LatencySource, str]] = [
+        ("haproxy-log", promql.ACCESS_LOG_HISTOGRAM),
+        ("replicas", promql.REPLICA_HISTOGRAM),
+    ]
     quantiles = {
-        q: _by_service(client.query(promql.quantile_latency(q, p, window, service)))
-        for q in promql.QUANTILES
+        source: {
+            q: _by_service(client.query(promql.quantile_latency(q, p, window, service, histogram)))
+            for q in promql.QUANTILES
+        }
+        for source, histogram in sources
     }
     edges: dict[str, dict[str, EdgeFigures]] = {}
     edge_rates = client.query(promql.edge_request_rate(p, window, service))
@@ -453,15 +500,16 @@ def metrics_report(project: Project, service: str | None, window: str) -> Metric
             )
     services = []
     for name in names:
-        ps = {q: quantiles[q].get(name) for q in promql.QUANTILES}
-        if any(v is not None for v in ps.values()):
-            latency = Latency(
-                source="replicas", p50=ps[0.5], p95=ps[0.95], p99=ps[0.99], avg=avg.get(name)
-            )
-        elif avg.get(name) is not None:
+        latency = Latency(source="none")
+        if avg.get(name) is not None:
             latency = Latency(source="haproxy-average", avg=avg.get(name))
-        else:
-            latency = Latency(source="none")
+        for source, _ in sources:
+            ps = {q: quantiles[source][q].get(name) for q in promql.QUANTILES}
+            if any(v is not None for v in ps.values()):
+                latency = Latency(
+                    source=source, p50=ps[0.5], p95=ps[0.95], p99=ps[0.99], avg=avg.get(name)
+                )
+                break
         services.append(
             ServiceFigures(
                 service=name,
@@ -562,7 +610,7 @@ class ServerMetrics:
         if self.own is not None:
             self.own.metrics.observe_event(event)
 
-    def tick(self, engines: Iterable[Engine], now: float) -> MetricsUp | None:
+    def tick(self, engines: list[Engine], now: float) -> MetricsUp | None:
         """Every METRICS_INTERVAL at most: the stack made to watch `engines`' projects."""
         if self._stack is None or now < self._next:
             return None
@@ -574,6 +622,10 @@ class ServerMetrics:
             except EngineUnreachable:
                 return None  # nothing to say about replicas while the engine is away
         self._counts = [c for f in facts for c in replica_counts(f)]
+        if self.own is not None:
+            read = {self.own.read_latency(e, f) for e, f in zip(engines, facts, strict=True)}
+            if self.own.feed is not None:
+                self.own.feed.forget({p for p in read if p is not None})
         stack = self._stack
         component = "server" if self.own is not None and self.own.endpoint else None
         return supervise(

@@ -8,7 +8,9 @@ from pydantic import BaseModel
 
 from conveyor.app.views import ComponentView
 
-LatencySource = Literal["replicas", "haproxy-average", "none"]
+# haproxy-log: Conveyor's histogram of HAProxy's access log; replicas: the replicas' own
+# histograms (x-conveyor.metrics); haproxy-average: HAProxy's exporter's average only.
+LatencySource = Literal["haproxy-log", "replicas", "haproxy-average", "none"]
 
 
 class EdgeFigures(BaseModel):

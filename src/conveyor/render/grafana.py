@@ -129,6 +129,21 @@ def red_dashboard(project: str) -> Dashboard:
         .with_panel(
             _panel(
                 project,
+                "Latency p50 / p95 / p99 (HAProxy's access log)",
+                "s",
+                *(
+                    (
+                        f"histogram_quantile({q}, sum by (service, le) "
+                        f"(rate(conveyor_http_request_duration_seconds_bucket{{{sel}}}{rate})))",
+                        f"{{{{service}}}} p{round(q * 100)}",
+                    )
+                    for q in (0.5, 0.95, 0.99)
+                ),
+            )
+        )
+        .with_panel(
+            _panel(
+                project,
                 "Response time (HAProxy average of the last 1024 requests)",
                 "s",
                 (

@@ -23,6 +23,12 @@ from conveyor.model.routing import Bind, Frontend, Mode, RouterConfig, ServerEnt
 from conveyor.render.validator import Validator
 
 ADMIN_SOCKET = "admin.sock"
+# HTTP requests are logged, one datagram each, to this unix socket in the run directory; the
+# agent (or the server) reads them into latency histograms (observe.metrics.access_log). With
+# nobody reading, HAProxy drops them: traffic never waits on its log.
+ACCESS_LOG_SOCKET = "log.sock"  # shorter than admin.sock: within the same path limit
+# frontend, backend, server, status, total active time (ms) of each HTTP request.
+ACCESS_LOG_FORMAT = "%ft %b %s %ST %Ta"
 MASTER_SOCKET = "master.sock"
 PID_FILE = "haproxy.pid"
 STATE_FILE = "servers.state"
@@ -216,6 +222,7 @@ def _global(run_dir: Path) -> list[str]:
             # replica stays down instead of being assumed up until its first failed check).
             f"server-state-file {run_dir / STATE_FILE}",
             f"hard-stop-after {HARD_STOP_AFTER}",
+            f"log unix@{run_dir / ACCESS_LOG_SOCKET} len 1024 format raw local0",
         ],
     )
 
@@ -260,8 +267,11 @@ def _frontend(
     lines += [_bind_line(b) for b in binds]
     if not lines:
         return []  # every bind of this port is in the other frontend
+    # HTTP requests are logged for their latency; the format's timers exist in HTTP mode only.
+    logged = ["log global", f'log-format "{ACCESS_LOG_FORMAT}"'] if mode == "http" else []
     return _section(
-        f"frontend {name}", [*lines, *_tcp_lines(mode, "client"), f"default_backend {backend}"]
+        f"frontend {name}",
+        [*lines, *logged, *_tcp_lines(mode, "client"), f"default_backend {backend}"],
     )
 
 

@@ -21,7 +21,7 @@ def run_agent(project: Project, interval: float) -> None:
         if own.error:
             r.engine.timeline.emit("reconciler.error", own.error, level="warning")
         host.add(own.metrics.timed(r), interval)
-        watch = MetricsController(project, r.engine, own.metrics)
+        watch = MetricsController(project, r.engine, own)
         host.add(own.metrics.timed(watch), max(interval, METRICS_INTERVAL))
     host.install_signal_handlers()
     try:

@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from conveyor.deploy.project import ProjectPaths
+
 T = TypeVar("T")
 
 IMAGE = "python:3.11-slim-bookworm"
@@ -214,6 +216,13 @@ def test_traffic_shows_in_conveyor_metrics(world: World) -> None:
         lambda: world.query(f"haproxy_backend_http_requests_total{{{sel}}}"),
         "a first scrape of HAProxy's exporter",
     )
+    # the agent reads HAProxy's access log for latency from its first pass on
+    log_socket = ProjectPaths(world.compose, world.name).router_dir / "log.sock"
+    wait_for(log_socket.exists, "the agent to read HAProxy's access log")
+    wait_for(
+        lambda: world.query(f"conveyor_http_request_duration_seconds_count{{{sel}}}"),
+        "a first scrape of the agent's (empty) request histogram",
+    )
     codes = [get(f"{url}/") for _ in range(40)] + [get(f"{url}/fail") for _ in range(10)]
     assert codes.count(200) == 40 and codes.count(501) == 10
 
@@ -228,6 +237,12 @@ def test_traffic_shows_in_conveyor_metrics(world: World) -> None:
         ),
         "the replicas' own histograms to be scraped",
     )
+    # every request HAProxy served was timed from its access log, none twice
+    timed = wait_for(
+        lambda: world.query(f"sum(conveyor_http_request_duration_seconds_count{{{sel}}}) >= 50"),
+        "the agent's histogram of HAProxy's access log to be scraped",
+    )
+    assert float(timed[0]["value"][1]) == 50
 
     report = json.loads(world.run("metrics", "web", "--json", "--window", "5m").stdout)
 
@@ -236,7 +251,7 @@ def test_traffic_shows_in_conveyor_metrics(world: World) -> None:
     assert web["requests_per_second"] > 0
     # both counters are extrapolated alike over the same scrapes: the ratio is the traffic's
     assert web["error_ratio"] == pytest.approx(10 / 50, rel=0.02)
-    assert web["latency"]["source"] == "replicas"
+    assert web["latency"]["source"] == "haproxy-log"
     assert 0 < web["latency"]["p50"] <= web["latency"]["p95"] <= web["latency"]["p99"]
     assert web["latency"]["avg"] is not None  # HAProxy's average, alongside
     external = next(e for e in web["edges"] if e["edge"] == "external")

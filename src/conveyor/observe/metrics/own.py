@@ -27,6 +27,8 @@ from conveyor.model.events import Event
 ROLLOUT_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 PIPELINE_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 RECONCILE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# HTTP requests through HAProxy: a millisecond to ten seconds.
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 _ROLLOUT_ENDS = {
     "rollout.succeeded": "succeeded",
@@ -162,6 +164,13 @@ class ConveyorMetrics:
             ["project"],
             registry=r,
         )
+        self.requests = Histogram(
+            "conveyor_http_request_duration_seconds",
+            "HTTP requests through HAProxy by service and entry, timed from its access log",
+            ["project", "environment", "service", "edge"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
         self._replicas = _Replicas()
         r.register(self._replicas)
         self._lock = threading.Lock()
@@ -208,6 +217,11 @@ class ConveyorMetrics:
             self.engine_up.labels(s.project).set(1)
         elif kind == "daemon.restarted":
             self.daemon_restarts.labels(str(event.data.get("component", "unknown"))).inc()
+
+    def request(
+        self, project: str, environment: str, service: str, edge: str, seconds: float
+    ) -> None:
+        self.requests.labels(project, environment, service, edge).observe(seconds)
 
     def webhook(self, source: str, result: str) -> None:
         self.webhooks.labels(source, result).inc()

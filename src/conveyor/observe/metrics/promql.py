@@ -8,6 +8,8 @@ import re
 
 QUANTILES = (0.5, 0.95, 0.99)
 
+# Conveyor's histogram of every HTTP request through HAProxy, from its access log.
+ACCESS_LOG_HISTOGRAM = "conveyor_http_request_duration_seconds_bucket"
 # The histogram a replica's prometheus-client (or most clients) exports for HTTP requests.
 REPLICA_HISTOGRAM = "http_request_duration_seconds_bucket"
 
@@ -80,9 +82,14 @@ def average_latency(project: str, window: str, service: str | None = None) -> st
     )
 
 
-def quantile_latency(q: float, project: str, window: str, service: str | None = None) -> str:
-    """A latency quantile from the replicas' own request-duration histograms."""
+def quantile_latency(
+    q: float,
+    project: str,
+    window: str,
+    service: str | None = None,
+    histogram: str = ACCESS_LOG_HISTOGRAM,
+) -> str:
+    """A latency quantile per service from a request-duration histogram: HAProxy's access log
+    (every entry), or the replicas' own (`REPLICA_HISTOGRAM`)."""
     sel = selector(project, service)
-    return (
-        f"histogram_quantile({q}, sum by (service, le) (rate({REPLICA_HISTOGRAM}{sel}[{window}])))"
-    )
+    return f"histogram_quantile({q}, sum by (service, le) (rate({histogram}{sel}[{window}])))"
