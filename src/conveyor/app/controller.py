@@ -10,10 +10,16 @@ or rollout leaves the previous release serving and is not retried until the bran
 Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does),
 every `heal_interval` seconds; each correction is reported as a `drift.corrected` event.
 
+Latest commit wins while a pipeline runs: a watcher thread, woken by webhooks and on the poll
+interval, fetches and applies GitLab's auto-cancel to the running pipeline when its branch has
+a newer commit (app/superseding.py); that commit is then not rolled out, and is reported as
+superseded, not failed.
+
 What it remembers per environment (`gitops.sync.EnvProgress`) sits in the data directory, so a
 restarted server neither redeploys what serves nor retries what failed; a sync a crash cut
-short is done again (pipelines it left running are marked `interrupted` first), and the
-deploy engine recovers an interrupted rollout as it always does.
+short is done again, or abandoned if the environment's `on_interrupted` says so (what the
+pipelines it left running still run is stopped, and they are marked `interrupted`, first), and
+the deploy engine recovers an interrupted rollout as it always does.
 
 Acting through the API (same worker lock, so one change at a time): `promote` checks the
 target's gates (`gitops.promotion`) against the source environment's serving release and
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -38,13 +45,19 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
-from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
+from conveyor.app.ci_views import (
+    InterruptedPipeline,
+    JobLog,
+    JobView,
+    PipelineSummary,
+    PipelineView,
+)
 from conveyor.app.dora import DoraView, dora_report, empty_dora
 from conveyor.app.env_diff import service_diffs
 from conveyor.app.hooks import HookDelivery
@@ -56,6 +69,7 @@ from conveyor.app.server_views import (
     EnvironmentState,
     EnvironmentSummary,
 )
+from conveyor.app.superseding import Running, Superseded, notice
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.ci.run.prepare import ci_store
 from conveyor.deploy.engine import Engine
@@ -79,7 +93,14 @@ from conveyor.gitops.promotion import (
     unmet_gates,
 )
 from conveyor.gitops.source import Source, SshAccess
-from conveyor.gitops.sync import Approval, EnvProgress, Promotion, decide, head_of
+from conveyor.gitops.sync import (
+    Approval,
+    EnvProgress,
+    Promotion,
+    Supersession,
+    decide,
+    head_of,
+)
 from conveyor.model.access import Principal
 from conveyor.model.environments import ConveyorConfig, EnvironmentSpec
 from conveyor.model.events import Event, EventKind, Level, Subject
@@ -99,7 +120,10 @@ MAX_EVENTS = 100_000  # kept for the API's event list and stream (in memory: the
 PRUNE_EVERY = 1_000  # events recorded between two prunings of the journal
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
 INTERRUPTED = "the server stopped while it ran"
+ABANDONED = "interrupted: abandoned by policy"  # on_interrupted: abandon
 HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
+# Seconds between tries to apply auto-cancel to a pipeline that has not recorded its start yet.
+APPLY_RETRY = 0.2
 # An SSH private key the server signs its pin commits with (environments that verify
 # signatures then accept them from anyone's checkout, not only from this server).
 PIN_SIGNING_KEY = "CONVEYOR_PIN_SIGNING_KEY"
@@ -157,6 +181,10 @@ class Controller:
         self.config: ConveyorConfig | None = None
         self.config_error = ""
         self._wake = threading.Event()
+        # The watcher's wake: it looks for a newer commit while the worker runs a pipeline.
+        self._look = threading.Event()
+        self._running: Running | None = None  # the pipeline the worker runs now
+        self._running_lock = threading.Lock()
         self._work = threading.RLock()  # one change to the world at a time
         self._progress_lock = threading.Lock()  # each progress.json read-modify-write whole
         self._journal = journal
@@ -191,16 +219,24 @@ class Controller:
         """Until `stopping` is set: sync every poll interval (a webhook wakes it at once),
         heal every `heal_interval`. First, what a crash of the last run left is marked."""
         self._guarded(self.mark_interrupted)
+        watcher = threading.Thread(
+            target=self._watch, args=(stopping,), name="controller-watch", daemon=True
+        )
+        watcher.start()
         next_sync = 0.0
-        while not stopping.is_set():
-            if self._wake.is_set() or time.monotonic() >= next_sync:
-                self._wake.clear()  # a wake during the pass makes another pass
-                self._guarded(self.sync_all)
-                next_sync = time.monotonic() + self._poll_interval()
-            self._guarded(self.heal_all)
-            self._guarded(self._after_heal)
-            self._guarded(self.promote_due)
-            self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
+        try:
+            while not stopping.is_set():
+                if self._wake.is_set() or time.monotonic() >= next_sync:
+                    self._wake.clear()  # a wake during the pass makes another pass
+                    self._guarded(self.sync_all)
+                    next_sync = time.monotonic() + self._poll_interval()
+                self._guarded(self.heal_all)
+                self._guarded(self._after_heal)
+                self._guarded(self.promote_due)
+                self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
+        finally:
+            self._look.set()  # the watcher sees `stopping` and ends
+            watcher.join(timeout=10)
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """A bug in one pass must not stop the worker (the API would answer, nothing would
@@ -212,6 +248,7 @@ class Controller:
 
     def wake(self) -> None:
         self._wake.set()
+        self._look.set()
 
     def _poll_interval(self) -> float:
         if self.config is None or not self.config.environments:
@@ -298,6 +335,16 @@ class Controller:
         self._update(env, syncing=desired)
         try:
             reason = self._bring_in(spec, desired)
+        except Superseded as e:  # latest commit wins: neither deployed nor failed
+            self._update(env, syncing=None)
+            self._emit(
+                "sync.skipped",
+                f"{env}: {short} not deployed: {e}",
+                environment=env,
+                commit=desired,
+                data={"superseded_by": e.by},
+            )
+            return
         except ConveyorError as e:
             reason = str(e)
         if reason:
@@ -331,14 +378,22 @@ class Controller:
         work = self._checkout(spec.name, head)
         pipeline_file = work / PIPELINE_FILE
         if spec.branch is not None and pipeline_file.exists():
-            ran = ci_app.run(
-                pipeline_file,
-                executor=self.executor,
-                ref=spec.branch,
-                registry=self.registry,
-                subscribers=[self._collect],
-                environ=self._environ(spec, head),
-            )
+            running = Running(spec, head, pipeline_file)
+            with self._watched(running):
+                ran = ci_app.run(
+                    pipeline_file,
+                    executor=self.executor,
+                    ref=spec.branch,
+                    registry=self.registry,
+                    subscribers=[self._collect],
+                    environ=self._environ(spec, head),
+                )
+            status = ran.pipeline.status if ran.pipeline is not None else None
+            newer = running.newer
+            if newer is not None and status in (None, "success", "canceled"):
+                # A pipeline that failed on its own is that commit's failure, told as one.
+                ended = "no pipeline ran" if ran.pipeline is None else f"pipeline {ran.pipeline.id}"
+                raise Superseded(newer, ended if status is None else f"{ended} {status}")
             if ran.pipeline is not None and ran.pipeline.status != "success":
                 return pipeline_refusal(ran.pipeline)
         images = self._promoted_images(spec, head) if spec.branch is None else None
@@ -353,36 +408,157 @@ class Controller:
             return f"rollout {outcome.rollout} {outcome.status}: {outcome.error or ''}".rstrip(": ")
         return ""
 
+    # latest commit wins while a pipeline runs ------------------------------------------------
+
+    @contextlib.contextmanager
+    def _watched(self, running: Running) -> Iterator[None]:
+        """While inside, the watcher thread looks for a commit newer than `running`'s."""
+        with self._running_lock:
+            self._running = running
+        if self._wake.is_set():
+            # A webhook arrived after this pass fetched: look now that there is a pipeline.
+            self._look.set()
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._running = None
+
+    def _watch(self, stopping: threading.Event) -> None:
+        """The watcher thread: on each webhook and every poll interval, while the worker runs
+        a pipeline, fetch and apply auto-cancel when the branch has a newer commit. The worker
+        holds the work lock meanwhile: the watcher changes nothing but the pipeline's cancel
+        request and the environment's `superseded`."""
+        while not stopping.is_set():
+            with self._running_lock:
+                running = self._running
+            pending = running is not None and running.to_apply() is not None
+            self._look.wait(APPLY_RETRY if pending else self._poll_interval())
+            woken = self._look.is_set()
+            self._look.clear()
+            if stopping.is_set():
+                return
+            self._guarded(functools.partial(self._look_for_newer, fetch=woken or not pending))
+
+    def _look_for_newer(self, *, fetch: bool) -> None:
+        with self._running_lock:
+            running = self._running
+        if running is None:
+            return
+        spec, env = running.spec, running.spec.name
+        if fetch:
+            try:
+                self.source.fetch()  # Source serializes its fetches: the worker's may run too
+            except ConveyorError:
+                return  # the worker's next fetch reports it
+            found = desired_commit(
+                self.source,
+                spec,
+                head_of(spec, self.source.heads()),
+                self._progress(env).pin_commits,
+            )
+            if found.commit is not None and found.commit != running.commit and not found.refused:
+                running.saw(found.commit)
+        newer = running.to_apply()
+        if newer is None:
+            return
+        decided = ci_app.supersede(running.pipeline_file, spec.branch, newer, [self._collect])
+        if not decided:
+            return  # its pipeline has not recorded its start yet: tried again shortly
+        running.applied(newer, decided)
+        first = decided[0]  # the pipeline itself; the others are its child pipelines
+        message = notice(env, running, newer, first)
+        self._update(
+            env,
+            superseded=Supersession(
+                commit=running.commit,
+                by=newer,
+                pipeline=first.pipeline,
+                action=first.action,
+                message=message,
+                at=time.time(),
+            ),
+        )
+        self._emit(
+            "sync.superseded",
+            message,
+            environment=env,
+            commit=running.commit,
+            data={"superseded_by": newer, "pipeline": str(first.pipeline), "action": first.action},
+        )
+        self._wake.set()  # the worker brings the newer commit in once this pipeline ends
+
     def mark_interrupted(self) -> None:
-        """After a crash: the pipelines the last run left running are marked `interrupted`.
-        The policy is to run again: the environment still names the commit as `syncing`, so
-        the first sync brings it in again (unless the branch moved on: latest commit wins).
-        A rollout a crash cut short is the deploy engine's to recover, at that sync."""
+        """After a crash: what the pipelines the last run left running still run (a docker
+        job's containers, a shell job's process group) is stopped, and the pipelines are
+        marked `interrupted`. Then the environment's `on_interrupted` policy: `rerun` (the
+        default) leaves the commit `syncing`, so the first sync brings it in again (unless the
+        branch moved on: latest commit wins); `abandon` marks it failed, not brought in again
+        until the branch moves. A rollout a crash cut short is the deploy engine's to recover,
+        at that sync."""
         root = self.data_dir / "environments"
         if not root.is_dir():
             return
+        config = self.config or self._last_config()
         for env_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             env = env_dir.name
             pipeline_file = self._work_tree(env) / PIPELINE_FILE
             if not pipeline_file.exists():
                 continue
             try:
-                ids = ci_app.interrupt_unfinished(pipeline_file, INTERRUPTED)
+                interrupted = ci_app.interrupt_unfinished(pipeline_file, INTERRUPTED)
             except ConveyorError as e:
                 self._emit("reconciler.error", f"{env}: {e}", "error", environment=env)
                 continue
+            if not interrupted:
+                continue
             commit = self._progress(env).syncing
-            for pid in ids:
-                self._timeline.emit(
-                    "pipeline.interrupted",
-                    f"{env}: pipeline #{pid} was interrupted: {INTERRUPTED}"
-                    + ("; its commit is brought in again" if commit else ""),
-                    "warning",
-                    {"reason": INTERRUPTED},
+            spec = config.environments.get(env) if config is not None else None
+            abandon = commit is not None and spec is not None and spec.on_interrupted == "abandon"
+            then = ""
+            if commit is not None:
+                then = (
+                    "; its commit is abandoned (on_interrupted: abandon)"
+                    if abandon
+                    else "; its commit is brought in again"
+                )
+            for found in interrupted:
+                self._interrupted(env, commit, found, then)
+            if abandon:
+                assert commit is not None
+                self._update(env, failed=commit, reason=ABANDONED, syncing=None)
+                self._emit(
+                    "sync.failed",
+                    f"{env}: {commit[:12]} not deployed: {ABANDONED}",
+                    "error",
                     environment=env,
                     commit=commit,
-                    pipeline=pid,
                 )
+
+    def _interrupted(
+        self, env: str, commit: str | None, found: InterruptedPipeline, then: str
+    ) -> None:
+        stopped = f"; stopped what it left running: {', '.join(found.stopped)}"
+        problems = f"; NOT stopped: {'; '.join(found.problems)}"
+        self._timeline.emit(
+            "pipeline.interrupted",
+            f"{env}: pipeline #{found.id} was interrupted: {INTERRUPTED}"
+            + (stopped if found.stopped else "")
+            + (problems if found.problems else "")
+            + then,
+            "warning",
+            {"reason": INTERRUPTED, "stopped": found.stopped, "problems": found.problems},
+            environment=env,
+            commit=commit,
+            pipeline=found.id,
+        )
+
+    def _last_config(self) -> ConveyorConfig | None:
+        """conveyor.yaml as the last run fetched it (no fetch: the server is just starting)."""
+        try:
+            return self._read_config()
+        except ConveyorError:
+            return None
 
     def _promoted_images(self, spec: EnvironmentSpec, commit: str) -> dict[str, tuple[str, str]]:
         """The images of the release promoted into `spec` (by id, as the source runs them);
@@ -615,6 +791,7 @@ class Controller:
             waiting=progress.waiting,
             approvals=list(dict.fromkeys(a.release for a in progress.approvals)),
             status=deploy_app.status(project) if project is not None else None,
+            superseded=progress.superseded,
         )
 
     def releases(self, env: str) -> list[ReleaseView]:

@@ -19,6 +19,10 @@ from conveyor.model.notifications import NotificationsSpec
 DEFAULT_COMPOSE = "compose.yaml"
 DEFAULT_POLL_INTERVAL = 60.0  # seconds; webhooks make a change visible at once anyway
 
+# What the server does with a commit whose pipeline a crash of the server interrupted:
+# `rerun` brings it in again (a new pipeline), `abandon` marks it failed until the branch moves.
+OnInterrupted = Literal["rerun", "abandon"]
+
 
 class PromotionGates(Frozen):
     """What must hold before a release moves from `promote_from` into this environment."""
@@ -75,6 +79,7 @@ class EnvironmentSpec(Frozen):
     auto_promote: bool = False
     overrides: dict[str, ServiceOverride] = Field(default_factory=dict)
     verify: VerifyPolicy | None = None  # commit signatures required before a deploy
+    on_interrupted: OnInterrupted = "rerun"  # a pipeline the server's crash interrupted
     # Where each key was written (dotted path under this environment -> line), so a check
     # against the compose file (`spec.overrides`) can point at conveyor.yaml. Not serialised.
     file: str = Field(default="conveyor.yaml", exclude=True, repr=False)

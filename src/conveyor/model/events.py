@@ -63,6 +63,10 @@ EventKind = Literal[
     "sync.started",
     "sync.succeeded",
     "sync.failed",
+    # A newer commit arrived while the pipeline of the one being brought in ran: data:
+    # {"superseded_by", "pipeline", "action"} (what auto-cancel did with the pipeline).
+    "sync.superseded",
+    "sync.skipped",  # that commit was not deployed (superseded); data: {"superseded_by"}
     "environment.suspended",
     "environment.resumed",
     "drift.corrected",  # data: {"services": [...], "what": "..."}

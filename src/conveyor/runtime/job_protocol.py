@@ -9,6 +9,10 @@ from typing import Literal, Protocol
 
 # Every job or service container carries this label, with its role as the value.
 LABEL_CI = "io.conveyor.ci"
+# And, to find what a runner that died left behind: the CI store it records into (its
+# directory) and the job's id there.
+LABEL_STORE = "io.conveyor.ci.store"
+LABEL_JOB = "io.conveyor.ci.job"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class JobContainer:
     working_dir: str | None = None
     binds: Mapping[str, Bind] = field(default_factory=dict)  # host path -> mount
     extra_hosts: Mapping[str, str] = field(default_factory=dict)  # name -> address
+    labels: Mapping[str, str] = field(default_factory=dict)  # besides LABEL_CI
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from conveyor.model.environments import (
     ConveyorConfig,
     EnvironmentSpec,
     GpgVerify,
+    OnInterrupted,
     PromotionGates,
     ServiceOverride,
     SshVerify,
@@ -28,7 +29,7 @@ from conveyor.model.environments import (
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration
 from conveyor.spec.notifications import notifications as parse_notifications
-from conveyor.spec.values import describe, suggest, to_bool, to_int, to_str
+from conveyor.spec.values import describe, one_of, suggest, to_bool, to_int, to_str
 from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 
 FILE_NAME = "conveyor.yaml"
@@ -46,12 +47,14 @@ ENVIRONMENT_KEYS = (
     "auto_promote",
     "overrides",
     "verify",
+    "on_interrupted",
 )
 GATE_KEYS = ("soak", "pipeline_passed", "approval")
 OVERRIDE_KEYS = ("replicas", "environment", "ports")
 VERIFY_KEYS = ("ssh", "gpg")
 SSH_KEYS = ("allowed_signers",)
 GPG_KEYS = ("keyring", "fingerprints")
+ON_INTERRUPTED = ("rerun", "abandon")
 
 # The environment's name is part of its project name (`<base>-<name>`) and of file names.
 _ENV_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -148,6 +151,13 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
     for key in ("gates", "auto_promote"):
         if key in raw and "promote_from" not in raw:
             ctx.error((*path, key), "applies only to an environment with 'promote_from'")
+    on_interrupted = _optional(ctx, raw, path, "on_interrupted", _on_interrupted)
+    if "on_interrupted" in raw and "branch" not in raw:
+        ctx.error(
+            (*path, "on_interrupted"),
+            "applies only to an environment with a 'branch' (pipelines run where a branch "
+            "feeds; a promotion runs none)",
+        )
     spec = EnvironmentSpec(
         name=name,
         branch=branch,
@@ -161,6 +171,7 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
         auto_promote=bool(_optional(ctx, raw, path, "auto_promote", to_bool)),
         overrides=_overrides(ctx, raw.get("overrides"), (*path, "overrides")),
         verify=_verify(ctx, raw.get("verify"), (*path, "verify")),
+        on_interrupted=on_interrupted or "rerun",
         file=ctx.file,
         lines=_lines_under(ctx.doc, path),
     )
@@ -375,6 +386,10 @@ def _pattern(value: Any) -> str:
     if isinstance(value, str) and value.strip():
         return value.strip()
     raise ValueError(f"must be a tag pattern such as 'v*', got {describe(value)}")
+
+
+def _on_interrupted(value: Any) -> OnInterrupted:
+    return "abandon" if one_of(value, ON_INTERRUPTED) == "abandon" else "rerun"
 
 
 def _repo_path(value: Any) -> str:

@@ -147,8 +147,14 @@ class ServerWorld:
     # git ---------------------------------------------------------------------------------------
 
     def push(
-        self, version: str, script: str = "test -f compose.yaml", gate: Path | None = None
+        self,
+        version: str,
+        script: str = "test -f compose.yaml",
+        gate: Path | None = None,
+        pipeline: str | None = None,
     ) -> str:
+        """Commit and push version `version` of the app, its one-job pipeline running `script`
+        (or the whole `.gitlab-ci.yml` given as `pipeline`); the commit's sha."""
         gate_env = volumes = ""
         if gate is not None:
             gate_env = ', GATE: "/gate/open"'
@@ -163,7 +169,7 @@ class ServerWorld:
                 volumes=volumes,
             )
         )
-        (self.repo / ".gitlab-ci.yml").write_text(PIPELINE.format(script=script))
+        (self.repo / ".gitlab-ci.yml").write_text(pipeline or PIPELINE.format(script=script))
         if self.build:
             (self.repo / "Dockerfile").write_text(f"FROM {self.image}\n")
         git(self.repo, "add", "-A")
@@ -244,6 +250,16 @@ class ServerWorld:
         )
         assert r.status_code == 200, r.text
         return r.json()
+
+    def events(self, token: str) -> list[dict[str, Any]]:
+        """Every event the server kept, oldest first (paged: the API answers 1,000 at most)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            after = f"&after={found[-1]['id']}" if found else ""
+            page = self.api(f"/events?limit=1000{after}", token)
+            found += page
+            if len(page) < 1000:
+                return found
 
     def serving(self, port: int | None = None) -> str | None:
         try:

@@ -72,7 +72,7 @@ def drift_events(w: ServerWorld, token: str, after: int) -> list[dict[str, Any]]
 
 
 def last_event(w: ServerWorld, token: str) -> int:
-    events = w.api("/events?limit=1000", token)
+    events = w.events(token)
     return int(events[-1]["id"]) if events else 0
 
 

@@ -133,6 +133,12 @@ def event(event_kind: EventKind, message: str = "m", **data: Any) -> Event:
             "canceled",
             "pipeline #7 was canceled",
         ),
+        (
+            event("pipeline.finished", status="canceled", superseded_by="c" * 40),
+            "pipeline.canceled",
+            "canceled",
+            "pipeline #7 superseded by cccccccccccc",
+        ),
         (event("heal.failed", services=["web"]), "drift.failed", "failed", "drift not corrected"),
         (
             event("drift.corrected", services=["web", "api"]),
@@ -165,6 +171,13 @@ def test_kinds_emitted_elsewhere(ev: Event, topic: str, state: str, title: str) 
     assert n is not None
     assert (n.topic, n.state) == (topic, state)
     assert n.title.removeprefix("production: ").startswith(title)
+
+
+def test_a_pipeline_superseded_by_a_newer_commit_is_not_told_as_a_failure() -> None:
+    canceled = notification(event("pipeline.finished", status="canceled"))
+    superseded = notification(event("pipeline.finished", status="canceled", superseded_by="c" * 40))
+    assert canceled is not None and superseded is not None
+    assert (canceled.level, superseded.level) == ("warning", "info")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +72,7 @@ class DockerExecutor:
     services: tuple[ServiceSpec, ...] = ()
     service_env: dict[str, str] = field(default_factory=dict)
     docker_socket: bool = True  # "socket binding": jobs can build images with the host engine
+    labels: Mapping[str, str] = field(default_factory=dict)  # on the job's every container
     name: str = "docker"
     canceled: bool = False
     _cid: str | None = None
@@ -107,6 +108,7 @@ class DockerExecutor:
                 command=svc.command or None,
                 entrypoint=svc.entrypoint,
                 environment={**self.service_env, **svc.variables},
+                labels=self.labels,
             )
         )
         self._services.append(cid)
@@ -177,6 +179,7 @@ class DockerExecutor:
                 working_dir=self.build_dir,
                 binds=self._binds(),
                 extra_hosts=self._hosts,
+                labels=self.labels,
             )
         )
         try:

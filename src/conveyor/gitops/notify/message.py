@@ -6,6 +6,7 @@
 | `pipeline.finished` | status success | `pipeline.succeeded` | success |
 | `pipeline.finished` | status failed | `pipeline.failed` | failed |
 | `pipeline.finished` | status canceled | `pipeline.canceled` | canceled |
+| `pipeline.finished` | canceled by a newer commit | `pipeline.canceled` (info) | canceled |
 | `rollout.started` | kind up, deploy, recover | `rollout.started` | running |
 | `rollout.started` | kind rollback | `rollback.started` | running |
 | `rollout.succeeded` | kind up, deploy, recover | `rollout.succeeded` | success |
@@ -74,6 +75,10 @@ def _classify(e: Event) -> tuple[Topic, State, Level, str] | None:  # noqa: PLR0
             if found is None:  # manual, skipped: nothing ran to an outcome
                 return None
             topic, state, level, verb = found
+            newer = _str(d.get("superseded_by"))
+            if topic == "pipeline.canceled" and newer:  # latest commit wins: not a failure
+                what = f"pipeline #{e.subject.pipeline} superseded by {newer[:12]}"
+                return topic, state, "info", what
             return topic, state, level, f"pipeline #{e.subject.pipeline} {verb}"
         case "rollout.started" | "rollout.succeeded" | "rollout.failed" if d.get("undoes"):
             return None
