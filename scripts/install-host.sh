@@ -9,8 +9,9 @@ PKGS+=(openssl)  # the email notifier's STARTTLS test makes its certificate
 PKGS+=(nagios4-core)  # infrastructure checks (docs/checks.md)
 PKGS+=(monitoring-plugins-basic)  # the check_* plugins Nagios runs
 PKGS+=(nagios-nrpe-plugin)  # check_nrpe, for remote hosts
-PKGS+=(prometheus)  # promtool: the alert rules' checks and unit tests
-PKGS+=(prometheus-alertmanager)  # amtool, and the alerts integration test's Alertmanager
+PKGS+=(prometheus)  # metrics (docs/metrics.md): Prometheus and promtool
+PKGS+=(prometheus-alertmanager)  # Alertmanager and amtool
+PKGS+=(prometheus-node-exporter)  # the host's metrics
 # A package is not needed when its command is already installed another way
 # (a Docker Engine from docker.com, Node.js from NodeSource with its own npm).
 declare -A PROVIDES=([docker.io]=dockerd [nodejs]=node [npm]=npm [python3]=python3)

@@ -22,6 +22,11 @@ __all__ = ["free_port"]
 os.environ.setdefault("CONVEYOR_CHECKS", "off")
 
 BASE_IMAGE = "python:3.11-slim-bookworm"
+
+# `conveyor up` starts Prometheus, Alertmanager and node exporter for every project; the suite
+# brings up many short-lived projects, so they are off unless a test turns them on
+# (tests/integration/observe does, with CONVEYOR_METRICS=1 in its commands' environment).
+os.environ.setdefault("CONVEYOR_METRICS", "0")
 BROWSER_IMAGE = "conveyor/selenium:1"  # conveyor.provision.bootstrap.SELENIUM_IMAGE
 
 

@@ -12,6 +12,8 @@ ConveyorError
 ├── RegistryError        the image registry could not be started, or its port is taken
 ├── RouterError          HAProxy refused a configuration or a runtime command
 ├── ChecksError          Nagios could not be configured, started or commanded
+├── MetricsError         Prometheus, Alertmanager or node exporter could not be configured,
+│                        started or asked (a rejected file, a read-only data directory…)
 ├── RolloutError         a rollout failed (probe, crash, timeout); the executor rolls back
 │   └── StepFailed       one journaled step of a rollout failed; names the step
 ├── PortsExhausted       no free port left in a range Conveyor assigns ports from
@@ -163,6 +165,10 @@ class RouterError(ConveyorError):
 class ChecksError(ConveyorError):
     """Nagios (the infrastructure checks) rejected its configuration, could not be started, or
     did not take an external command; or a check asked for does not exist."""
+
+
+class MetricsError(ConveyorError):
+    """Prometheus, Alertmanager or node exporter could not be configured, started or asked."""
 
 
 # ---- rollouts and project state (conveyor.deploy) ----------------------------------------------

@@ -79,6 +79,7 @@ from conveyor.app.server_views import (
 from conveyor.app.superseding import Running, Superseded, notice
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.ci.run.prepare import ci_store
+from conveyor.deploy.engine import Engine
 from conveyor.deploy.reconciler import Reconciler
 from conveyor.deploy.router_watch import RouterMark, changes, router_mark
 from conveyor.errors import (
@@ -171,6 +172,7 @@ class Controller:
         on_project: Callable[[EnvironmentSpec, Project], None] | None = None,
         docker_events: bool = False,
         router_poll: float = ROUTER_POLL,
+        after_heal: Callable[[list[Engine]], object] | None = None,
     ) -> None:
         """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
         seconds) the pass began: the webhook deliveries received before it are covered (the
@@ -181,7 +183,9 @@ class Controller:
         before anything is done to it (the server records that it manages the project).
         `docker_events`: `run` also follows the Docker Engine's events and heals the
         environment one names at once (the server turns it on; tests of the loop alone
-        leave it off). `router_poll`: seconds between looks at each environment's HAProxy."""
+        leave it off). `router_poll`: seconds between looks at each environment's HAProxy.
+        `after_heal(engines)`: after each heal pass, in the worker, with the engine of every
+        environment healed on this host (the server's metrics stack watches them)."""
         self.data_dir = data_dir
         self.source = Source(source_url, data_dir / "source", ssh=ssh)
         self.name = _repo_name(source_url)
@@ -194,6 +198,7 @@ class Controller:
         self.on_project = on_project
         self.docker_events = docker_events
         self.router_poll = router_poll
+        self.after_heal = after_heal
         self.config: ConveyorConfig | None = None
         self.config_error = ""
         self._wake = threading.Event()  # a sync pass is asked for (webhook, resume)
@@ -274,6 +279,7 @@ class Controller:
                 with self._wakeups_lock:
                     self._wakeups.covered(time.monotonic())
                 self._guarded(self.heal_all)
+                self._guarded(self._after_heal)
                 next_heal = time.monotonic() + self.heal_interval
             else:
                 if time.monotonic() >= next_look:
@@ -756,6 +762,22 @@ class Controller:
             what = f"{spec.name}: {type(e).__name__}: {e}"
             self._emit("checks.error", what, "error", environment=spec.name, data={"bug": "1"})
 
+    def _after_heal(self) -> None:
+        if self.after_heal is None:
+            return
+        with self._work:
+            self.after_heal([r.engine for _, r in self._reconcilers.values()])
+
+    def report(
+        self,
+        kind: EventKind,
+        message: str,
+        level: Level = "info",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """An event of the server's own (a supervised daemon restarted, say)."""
+        self._timeline.emit(kind, message, level, data)
+
     def _reconciler(self, spec: EnvironmentSpec, commit: str) -> Reconciler:
         known = self._reconcilers.get(spec.name)
         if known is None or known[0] != commit:
@@ -785,6 +807,8 @@ class Controller:
             **self.environ,
             "CI_COMMIT_SHA": head,
             "CI_ENVIRONMENT_NAME": spec.name,
+            # the server's one metrics stack watches every environment: none of their own
+            "CONVEYOR_METRICS": "0",
         }
 
     def _project(self, spec: EnvironmentSpec, head: str) -> Project:

@@ -38,6 +38,17 @@ class ServiceURL(BaseModel):
     url: str
 
 
+class ComponentView(BaseModel):
+    """A supervised platform component (Prometheus, Alertmanager, node exporter; the log store
+    and Nagios add theirs): where it answers on loopback and whether it does."""
+
+    name: str
+    url: str
+    running: bool
+    healthy: bool
+    pid: int | None = None
+
+
 class UpResult(BaseModel):
     project: str
     outcome: RolloutResult
@@ -47,6 +58,8 @@ class UpResult(BaseModel):
     urls: list[ServiceURL] = []
     checks: bool = False  # Nagios runs the project's checks (docs/checks.md)
     checks_error: str | None = None  # why it does not, when it should
+    components: list[ComponentView] = []  # platform components started for the project
+    warnings: list[str] = []  # one could not start: the app is up all the same
 
 
 class DeployResult(BaseModel):
@@ -60,6 +73,7 @@ class DownResult(BaseModel):
     seconds: float
     volumes_removed: list[str] = []
     checks_stopped: bool = False  # its Nagios was running and was stopped
+    components_stopped: list[str] = []
 
 
 class PlanStep(BaseModel):
@@ -167,6 +181,7 @@ class StatusView(BaseModel):
     agent: AgentView
     services: list[ServiceView]
     checks: ChecksHealthView | None = None  # Nagios (docs/checks.md)
+    components: list[ComponentView] = []  # one per platform component the project runs
 
 
 class RolloutView(BaseModel):

@@ -46,6 +46,8 @@ EventKind = Literal[
     "reconciler.error",
     "engine.away",  # the Docker Engine stopped answering: nothing is replaced meanwhile
     "engine.back",  # it answers again
+    "daemon.restarted",  # a supervised daemon was found dead and started; data: {"component"}
+    "daemon.failed",  # it could not be started; data: {"component"}
     # CI
     "pipeline.started",
     "pipeline.finished",

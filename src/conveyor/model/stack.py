@@ -163,6 +163,13 @@ class Routing(Frozen):
     balance: Literal["roundrobin", "leastconn"] = "roundrobin"
 
 
+class MetricsEndpoint(Frozen):
+    """x-conveyor.metrics: where each replica serves its Prometheus metrics."""
+
+    path: str = "/metrics"
+    port: int | None = None  # None: the replica's main port
+
+
 PullPolicy = Literal["build", "always", "missing", "never"]
 Networking = Literal["host", "project"]
 PortProtocol = Literal["tcp", "udp"]
@@ -238,6 +245,7 @@ class Service(Frozen):
     expose: tuple[ExposedPort, ...] = ()
     container: ContainerSettings = ContainerSettings()
     slo: ServiceSLO | None = None  # x-conveyor.slo: burn-rate alerts (docs/alerts.md)
+    metrics: MetricsEndpoint | None = None  # scraped by Prometheus when set
 
     @property
     def restart_policy(self) -> Restart:

@@ -1,7 +1,8 @@
 """HAProxy as Conveyor's traffic router: a master-worker daemon driven through its runtime API.
 
 Files in `run_dir`: haproxy.cfg (what runs), haproxy.cfg.new (the candidate being checked),
-admin.sock (runtime API), master.sock (master CLI), haproxy.pid (master PID), servers.state
+admin.sock (runtime API), master.sock (master CLI), log.sock (where HAProxy sends each HTTP
+request's log line; whoever reads latency binds it), haproxy.pid (master PID), servers.state
 (HAProxy's server-state file, dumped before each reload), servers.json (the servers Conveyor
 added, so reloads and restarts after a crash keep them), frontends.json (the frontends HAProxy
 runs, to tell whether `ensure` must reload) and start.log (HAProxy's output at each start,

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from conveyor.app.access import open_server_db
 from conveyor.app.alerts import AlertReceiver, server_alerts, token_file
 from conveyor.app.controller import HEAL_INTERVAL, Controller
 from conveyor.app.hooks import settle_deliveries
+from conveyor.app.metrics import ServerMetrics
 from conveyor.app.ownership import ServerIdentity, claim_project, reclaim
 from conveyor.app.project import Project
 from conveyor.errors import ServerError
@@ -76,6 +78,14 @@ def run_server(options: ServerOptions) -> None:
     def claim(spec: EnvironmentSpec, project: Project) -> None:
         claim_project(me, spec, project, os.environ)
 
+    # One Prometheus, Alertmanager and node exporter for every environment this server runs
+    # (docs/metrics.md), and Conveyor's own metrics from its events.
+    metrics = ServerMetrics(options.data_dir, os.environ)
+
+    def on_event(event: Event) -> None:
+        log_event(event)
+        metrics.observe_event(event)
+
     try:
         controller = Controller(
             options.source,
@@ -83,12 +93,14 @@ def run_server(options: ServerOptions) -> None:
             os.environ,
             executor="shell" if options.executor == "shell" else "docker",
             on_synced=settle,
-            on_event=log_event,
+            on_event=on_event,
             journal=sdb.events,
             on_project=claim,
             heal_interval=options.heal_interval,
             docker_events=True,
+            after_heal=lambda engines: metrics.tick(engines, time.monotonic()),
         )
+        metrics.report = controller.report
         # Alertmanager's deliveries become events the notification channels take; its
         # configuration carries the same token file (app.alerts.server_hook).
         token = token_file(options.data_dir, os.environ)
@@ -116,6 +128,10 @@ def run_server(options: ServerOptions) -> None:
             claimed = reclaim(me, os.environ)
             if claimed:
                 log.info("projects claimed", projects=[o.project for o in claimed], pid=me.pid)
+            own = metrics.start()
+            if own is not None:
+                where = f"http://127.0.0.1:{own.endpoint.port}/metrics" if own.endpoint else None
+                log.info("conveyor metrics", url=where, error=own.error)
             worker = threading.Thread(
                 target=controller.run, args=(stopping,), name="controller", daemon=True
             )
@@ -131,6 +147,9 @@ def run_server(options: ServerOptions) -> None:
             # redone by the next start (the journal and the environment's progress say so).
             worker.join(timeout=_GRACE_SECONDS)
             controller.close()
+        stopped = metrics.stop()
+        if stopped:
+            log.info("metrics stopped", components=stopped)
         sdb.close()
 
 

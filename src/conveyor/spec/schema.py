@@ -66,6 +66,20 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
             },
             "additionalProperties": False,
         },
+        # where each replica serves Prometheus metrics: a path on its main port, or both
+        "metrics": {
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string"},
+                        "port": {"type": ["integer", "string"]},
+                    },
+                    "additionalProperties": False,
+                },
+            ]
+        },
     },
     "additionalProperties": False,
 }

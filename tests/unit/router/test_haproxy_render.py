@@ -55,13 +55,15 @@ def haproxy_check(text: str, run_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 WEB = Frontend(service="web", port=18080)
+# what every HTTP frontend adds: its requests logged for their latency
+LOGGED = ["log global", 'log-format "%ft %b %s %ST %Ta"']
 
 CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
     (
         "tcp-check-defaults",
         RouterConfig(frontends=(WEB,)),
         {
-            "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
+            "frontend fe_web": ["bind 127.0.0.1:18080", *LOGGED, "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
                 f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
@@ -84,7 +86,11 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             )
         ),
         {
-            "frontend fe_api_v2-x": ["bind 127.0.0.1:18081", "default_backend be_api_v2-x"],
+            "frontend fe_api_v2-x": [
+                "bind 127.0.0.1:18081",
+                *LOGGED,
+                "default_backend be_api_v2-x",
+            ],
             "backend be_api_v2-x": [
                 "balance leastconn",
                 "option httpchk GET /healthz?full=1",
@@ -119,7 +125,7 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             )
         ),
         {
-            "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
+            "frontend fe_web": ["bind 127.0.0.1:18080", *LOGGED, "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
                 f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
@@ -137,12 +143,12 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             stats_port=18090,
         ),
         {
-            "frontend fe_api": ["bind 127.0.0.1:18082", "default_backend be_api"],
+            "frontend fe_api": ["bind 127.0.0.1:18082", *LOGGED, "default_backend be_api"],
             "backend be_api": [
                 "balance roundrobin",
                 f"default-server inter 1ms fastinter 50ms fall 2 rise 1 {CHECKS}",
             ],
-            "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
+            "frontend fe_web": ["bind 127.0.0.1:18080", *LOGGED, "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
                 f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
@@ -188,9 +194,15 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
         {
             "frontend fe_db": [
                 "bind 127.0.0.1:18200",
-                "bind 0.0.0.0:5432 namespace cv-test-db",
                 "bind 127.0.0.1:15432",
                 "bind ipv6@::1:15432",
+                "mode tcp",
+                "timeout client 1h",
+                "default_backend be_db",
+            ],
+            # callers by name get a frontend of their own: its statistics are theirs
+            "frontend in_db": [
+                "bind 0.0.0.0:5432 namespace cv-test-db",
                 "mode tcp",
                 "timeout client 1h",
                 "default_backend be_db",
@@ -202,8 +214,9 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
                 f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
                 "server db-1-1 10.213.0.5:5432 check weight 100",
             ],
-            "frontend fe_db_8008": [
+            "frontend in_db_8008": [
                 "bind 0.0.0.0:8008 namespace cv-test-db",
+                *LOGGED,
                 "default_backend be_db_8008",
             ],
             "backend be_db_8008": [
@@ -248,6 +261,7 @@ def test_global_and_defaults() -> None:
         "pidfile /run/cv/haproxy.pid",
         "server-state-file /run/cv/servers.state",
         "hard-stop-after 30s",
+        "log unix@/run/cv/log.sock len 1024 format raw local0",
     ]
     assert rendered["defaults"] == [
         "mode http",
