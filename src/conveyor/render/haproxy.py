@@ -155,8 +155,9 @@ def check_interval_ms(frontend: Frontend) -> int:
     return max(1, round(frontend.check_interval * 1000))
 
 
-def server_check_args(frontend: Frontend) -> str:
-    """Check and passive-health keywords of every server of this frontend's backend.
+def server_args(frontend: Frontend) -> str:
+    """Check, passive-health and connection-pool keywords of every server of this frontend's
+    backend.
 
     Rendered as the backend's `default-server` and sent in full by `add server`, because servers
     added at run time do not inherit `default-server`. A connection error seen on live traffic
@@ -165,13 +166,23 @@ def server_check_args(frontend: Frontend) -> str:
     server down by itself: HAProxy 2.6 counts the error of a request it redispatched against the
     server it was redispatched *to*, and with `on-error mark-down` a killed replica took the
     healthy one down with it (measured: ~40 HTTP 503 per kill under 330 req/s). `slowstart 0`
-    gives a replica full weight as soon as it is up.
+    gives a replica full weight as soon as it is up. `SERVER_POOL`: see there.
     """
     return (
         f"inter {check_interval_ms(frontend)}ms fastinter {FASTINTER_MS}ms "
         f"fall {frontend.check_fall} rise {frontend.check_rise} "
-        "observe layer4 error-limit 1 on-error fastinter slowstart 0"
+        f"observe layer4 error-limit 1 on-error fastinter slowstart 0 {SERVER_POOL}"
     )
+
+
+# HAProxy's own defaults for a server of the configuration file, stated because a server added
+# at run time (`add server`, how every replica enters rotation) gets neither: HAProxy 2.6 gives
+# it no idle-connection pool (`show servers conn` reports purge_delay 0 and idle_lim 0). Without
+# a pool every request opened a new server connection even with keep-alive, and HAProxy then
+# reset it after the response; a Python replica printed a traceback for each reset (the "+1.1 ms,
+# throughput halved" of the first keep-alive attempt). With it, a replica's connection serves
+# thousands of requests (docs/networking.md, "Measured").
+SERVER_POOL = "pool-max-conn -1 pool-purge-delay 5s"
 
 
 # Check interval right after a replica showed a connection error on live traffic.
@@ -215,9 +226,15 @@ def _defaults() -> list[str]:
         "defaults",
         [
             "mode http",
-            # HAProxy's default server-side keep-alive in front of Python's ThreadingHTTPServer
-            # cut throughput about 5x on this machine; closing server connections restores it.
-            "option http-server-close",
+            # Keep-alive on both sides (HAProxy's default; `option http-server-close` is not
+            # set): a request reuses an idle connection to its replica instead of opening one.
+            # A new server connection per request was most of what a service address added
+            # (0.42-0.63 ms p50 east-west, 0.28 ms north-south); reuse brings it to ~0.14 ms
+            # (docs/networking.md, "Measured"). Needs the pool of SERVER_POOL. `safe`, also the
+            # default: a client's first request never goes out on a connection that has not
+            # yet been reused once, and a request that meets a connection the replica has just
+            # closed is retried (`retry-on`), on another replica if need be (`redispatch`).
+            "http-reuse safe",
             # A request whose replica refuses or drops the connection is retried on another one.
             "retries 3",
             "option redispatch 1",
@@ -259,7 +276,7 @@ def _backend(
     lines = [*_tcp_lines(mode, "server"), f"balance {frontend.balance}"]
     if check_path is not None:
         lines += [f"option httpchk GET {check_path}", "http-check expect status 200-399"]
-    lines.append(f"default-server {server_check_args(frontend)}")
+    lines.append(f"default-server {server_args(frontend)}")
     lines += [server_line(server, port) for server in frontend.servers]
     return _section(f"backend {backend}", lines)
 
