@@ -12,9 +12,10 @@ A fast loop for experiments with the rendered configuration: no containers.
 
 Targets: issue 2, p50 overhead <= 0.5 ms; issue 8, a service address adds <= 0.3 ms p50 (that
 one is measured east-west by bench/rollout_under_load.py). Measured 2026-12-06 on this 2-core
-machine (shared with other work), `--requests 2000 --rounds 5`: p50 overhead +0.10 to +0.14 ms
-with server connections kept alive (2 connections for 22,000 requests); +0.26 to +0.28 ms with
-`option http-server-close` (one connection per request), which Conveyor rendered before.
+machine at load average ~10 from other work, `--requests 2000 --rounds 5`, the two
+configurations in turn: p50 overhead +0.17 and +0.19 ms with server connections kept alive (4
+and 5 connections for 10,501 requests); +0.39 and +0.50 ms with `option http-server-close`
+(10,501 connections), which Conveyor rendered before.
 """
 
 from __future__ import annotations

@@ -177,11 +177,11 @@ def server_args(frontend: Frontend) -> str:
 
 # HAProxy's own defaults for a server of the configuration file, stated because a server added
 # at run time (`add server`, how every replica enters rotation) gets neither: HAProxy 2.6 gives
-# it no idle-connection pool (`show servers conn` reports purge_delay 0 and idle_lim 0). Without
-# a pool every request opened a new server connection even with keep-alive, and HAProxy then
-# reset it after the response; a Python replica printed a traceback for each reset (the "+1.1 ms,
-# throughput halved" of the first keep-alive attempt). With it, a replica's connection serves
-# thousands of requests (docs/networking.md, "Measured").
+# it no idle-connection pool (`show servers conn`: purge_delay 0, idle_lim 0). Without one each
+# request opened a server connection despite keep-alive and HAProxy reset it after the answer,
+# for which a Python replica printed a traceback: the first keep-alive attempt, slower than
+# `option http-server-close` (+1.1 ms p50, half the throughput). With it, a few connections per
+# replica carry thousands of requests.
 SERVER_POOL = "pool-max-conn -1 pool-purge-delay 5s"
 
 
@@ -227,13 +227,13 @@ def _defaults() -> list[str]:
         [
             "mode http",
             # Keep-alive on both sides (HAProxy's default; `option http-server-close` is not
-            # set): a request reuses an idle connection to its replica instead of opening one.
-            # A new server connection per request was most of what a service address added
-            # (0.42-0.63 ms p50 east-west, 0.28 ms north-south); reuse brings it to ~0.14 ms
-            # (docs/networking.md, "Measured"). Needs the pool of SERVER_POOL. `safe`, also the
-            # default: a client's first request never goes out on a connection that has not
-            # yet been reused once, and a request that meets a connection the replica has just
-            # closed is retried (`retry-on`), on another replica if need be (`redispatch`).
+            # set): a request goes out on an idle connection to its replica instead of a new
+            # one. A connection per request was most of what a service address added: p50
+            # +0.42 to +0.62 ms east-west (TCP connect and close, and a Python replica's
+            # thread per connection); with reuse +0.14 to +0.29 ms (docs/networking.md,
+            # "Measured"). Needs the pool of SERVER_POOL. `safe` is HAProxy's default too; a
+            # request that meets a connection its replica has just closed (a keep-alive
+            # timeout) is retried (`retry-on`), on another replica (`redispatch`).
             "http-reuse safe",
             # A request whose replica refuses or drops the connection is retried on another one.
             "retries 3",

@@ -584,6 +584,34 @@ def test_requests_reuse_the_connection_to_their_replica(
     assert reused_after - reused >= 49
 
 
+def test_drain_sends_no_new_request_over_a_kept_connection(
+    router: HAProxyRouter, start_backend: Callable[..., Backend], new_port: Callable[[], int]
+) -> None:
+    """A keep-alive client whose session holds a connection to the drained replica: its next
+    requests still go where the balancing sends them, never to the drained one."""
+    a, b = start_backend("a", "keep"), start_backend("b", "keep")
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a), entry(b)),)))
+    eventually(sees(port, {"a", "b"}), "both replicas answer")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def answers(count: int) -> list[str]:
+        out = []
+        for _ in range(count):
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            assert response.status == 200
+            out.append(response.read().decode())
+        return out
+
+    try:
+        assert set(answers(10)) == {"a", "b"}
+        router.set_state("web", "b", "drain")
+        assert set(answers(20)) == {"a"}
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("client_keepalive", [False, True], ids=["new-connections", "keep-alive"])
 def test_killed_replica_with_kept_alive_connections_loses_no_request(
     router: HAProxyRouter,
