@@ -171,8 +171,9 @@ def check_interval_ms(frontend: Frontend) -> int:
     return max(1, round(frontend.check_interval * 1000))
 
 
-def server_check_args(frontend: Frontend) -> str:
-    """Check and passive-health keywords of every server of this frontend's backend.
+def server_args(frontend: Frontend) -> str:
+    """Check, passive-health and connection-pool keywords of every server of this frontend's
+    backend.
 
     Rendered as the backend's `default-server` and sent in full by `add server`, because servers
     added at run time do not inherit `default-server`. A connection error seen on live traffic
@@ -181,13 +182,23 @@ def server_check_args(frontend: Frontend) -> str:
     server down by itself: HAProxy 2.6 counts the error of a request it redispatched against the
     server it was redispatched *to*, and with `on-error mark-down` a killed replica took the
     healthy one down with it (measured: ~40 HTTP 503 per kill under 330 req/s). `slowstart 0`
-    gives a replica full weight as soon as it is up.
+    gives a replica full weight as soon as it is up. `SERVER_POOL`: see there.
     """
     return (
         f"inter {check_interval_ms(frontend)}ms fastinter {FASTINTER_MS}ms "
         f"fall {frontend.check_fall} rise {frontend.check_rise} "
-        "observe layer4 error-limit 1 on-error fastinter slowstart 0"
+        f"observe layer4 error-limit 1 on-error fastinter slowstart 0 {SERVER_POOL}"
     )
+
+
+# HAProxy's own defaults for a server of the configuration file, stated because a server added
+# at run time (`add server`, how every replica enters rotation) gets neither: HAProxy 2.6 gives
+# it no idle-connection pool (`show servers conn`: purge_delay 0, idle_lim 0). Without one each
+# request opened a server connection despite keep-alive and HAProxy reset it after the answer,
+# for which a Python replica printed a traceback: the first keep-alive attempt, slower than
+# `option http-server-close` (+1.1 ms p50, half the throughput). With it, a few connections per
+# replica carry thousands of requests.
+SERVER_POOL = "pool-max-conn -1 pool-purge-delay 5s"
 
 
 # Check interval right after a replica showed a connection error on live traffic.
@@ -232,9 +243,15 @@ def _defaults() -> list[str]:
         "defaults",
         [
             "mode http",
-            # HAProxy's default server-side keep-alive in front of Python's ThreadingHTTPServer
-            # cut throughput about 5x on this machine; closing server connections restores it.
-            "option http-server-close",
+            # Keep-alive on both sides (HAProxy's default; `option http-server-close` is not
+            # set): a request goes out on an idle connection to its replica instead of a new
+            # one. A connection per request was most of what a service address added: p50
+            # +0.42 to +0.62 ms east-west (TCP connect and close, and a Python replica's
+            # thread per connection); with reuse +0.14 to +0.29 ms (docs/networking.md,
+            # "Measured"). Needs the pool of SERVER_POOL. `safe` is HAProxy's default too; a
+            # request that meets a connection its replica has just closed (a keep-alive
+            # timeout) is retried (`retry-on`), on another replica (`redispatch`).
+            "http-reuse safe",
             # A request whose replica refuses or drops the connection is retried on another one.
             "retries 3",
             "option redispatch 1",
@@ -286,7 +303,7 @@ def _backend(
     lines = [*_tcp_lines(mode, "server"), f"balance {frontend.balance}"]
     if check_path is not None:
         lines += [f"option httpchk GET {check_path}", "http-check expect status 200-399"]
-    lines.append(f"default-server {server_check_args(frontend)}")
+    lines.append(f"default-server {server_args(frontend)}")
     lines += [server_line(server, port) for server in frontend.servers]
     return _section(f"backend {backend}", lines)
 

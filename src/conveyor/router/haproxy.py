@@ -51,7 +51,7 @@ from conveyor.render.haproxy import (
     check_socket_paths,
     render,
     server_address,
-    server_check_args,
+    server_args,
     socket_paths,
     validate,
 )
@@ -190,7 +190,7 @@ class HAProxyRouter:
                     target = f"{backend}/{server.name}"
                     self._command(
                         f"add server {target} {server_address(server, port)} check "
-                        f"{server_check_args(frontend)} weight {server.weight}",
+                        f"{server_args(frontend)} weight {server.weight}",
                         _ADDED,
                     )
                     # Checks of a server added at run time start disabled, the server in maint.

@@ -20,7 +20,10 @@ from conveyor.router.haproxy import HAProxyRouter
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
 
 HAPROXY = shutil.which("haproxy")
-CHECKS = "observe layer4 error-limit 1 on-error fastinter slowstart 0"
+SERVER_ARGS = (
+    "observe layer4 error-limit 1 on-error fastinter slowstart 0 "
+    "pool-max-conn -1 pool-purge-delay 5s"
+)
 
 
 def sections(text: str) -> dict[str, list[str]]:
@@ -66,7 +69,7 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             "frontend fe_web": ["bind 127.0.0.1:18080", *LOGGED, "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
-                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
             ],
         },
     ),
@@ -95,7 +98,7 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
                 "balance leastconn",
                 "option httpchk GET /healthz?full=1",
                 "http-check expect status 200-399",
-                f"default-server inter 1500ms fastinter 50ms fall 3 rise 2 {CHECKS}",
+                f"default-server inter 1500ms fastinter 50ms fall 3 rise 2 {SERVER_ARGS}",
             ],
         },
     ),
@@ -128,7 +131,7 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             "frontend fe_web": ["bind 127.0.0.1:18080", *LOGGED, "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
-                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
                 "server web-1 127.0.0.1:19001 check weight 100",
                 # the file has no drain: weight 0 until the adapter sets drain at run time
                 "server web-2 127.0.0.1:19002 check weight 0",
@@ -146,12 +149,12 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             "frontend fe_api": ["bind 127.0.0.1:18082", *LOGGED, "default_backend be_api"],
             "backend be_api": [
                 "balance roundrobin",
-                f"default-server inter 1ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 1ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
             ],
             "frontend fe_web": ["bind 127.0.0.1:18080", *LOGGED, "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
-                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
             ],
             "frontend stats": [
                 "bind 127.0.0.1:18090",
@@ -211,7 +214,7 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
                 "mode tcp",
                 "timeout server 1h",
                 "balance roundrobin",
-                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
                 "server db-1-1 10.213.0.5:5432 check weight 100",
             ],
             "frontend in_db_8008": [
@@ -221,7 +224,7 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             ],
             "backend be_db_8008": [
                 "balance roundrobin",
-                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
                 "server db-1-1 10.213.0.5:8008 check weight 100",
             ],
         },
@@ -265,7 +268,7 @@ def test_global_and_defaults() -> None:
     ]
     assert rendered["defaults"] == [
         "mode http",
-        "option http-server-close",
+        "http-reuse safe",
         "retries 3",
         "option redispatch 1",
         "retry-on all-retryable-errors",
