@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conveyor.app.alerts import agent_hook, refresh_rules, slo_targets
 from conveyor.app.metrics_views import (
     EdgeFigures,
     GrafanaFiles,
@@ -28,7 +29,13 @@ from conveyor.app.views import ComponentView
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.ports import pick_port
 from conveyor.deploy.project import ProjectPaths
-from conveyor.errors import EngineUnreachable, MetricsError, SettingError, UnknownService
+from conveyor.errors import (
+    ConveyorError,
+    EngineUnreachable,
+    MetricsError,
+    SettingError,
+    UnknownService,
+)
 from conveyor.model.events import Event, EventKind, Level
 from conveyor.model.release import Observed, Release
 from conveyor.observe.metrics import promql
@@ -42,10 +49,11 @@ from conveyor.observe.metrics.supervisor import (
     MetricsStack,
 )
 from conveyor.plan.routes import router_config
-from conveyor.render import alertmanager as am_render
+from conveyor.render import alertmanager_routes as routes_render
 from conveyor.render import grafana as grafana_render
 from conveyor.render import haproxy as haproxy_render
 from conveyor.render import prometheus as prom_render
+from conveyor.render.alertmanager_routes import ConveyorHook
 from conveyor.store.db import Store
 
 # Ports of the metrics stack, apart from frontends (18100-18999) and replicas (20000-29999).
@@ -174,8 +182,11 @@ def config_files(
     ports_: MetricsPorts,
     lay: MetricsLayout,
     webhooks: tuple[str, ...] = (),
+    hook: ConveyorHook | None = None,
 ) -> tuple[str, str]:
-    """(prometheus.yml, alertmanager.yml) for the projects one stack watches."""
+    """(prometheus.yml, alertmanager.yml) for the projects one stack watches. `hook`: where
+    Alertmanager delivers to Conveyor (the agent's listener or the server's route), with the
+    routes, receivers and inhibitions of docs/alerts.md."""
     prom = prom_render.PrometheusConfig(
         listen=f"127.0.0.1:{ports_.prometheus}",
         targets_dir=str(lay.targets_dir),
@@ -183,8 +194,7 @@ def config_files(
         alertmanager=f"127.0.0.1:{ports_.alertmanager}",
         proxies=tuple(p for facts in projects for p in proxies(facts)),
     )
-    am = am_render.AlertmanagerConfig(webhooks=webhooks)
-    return prom_render.render(prom), am_render.render(am)
+    return prom_render.render(prom), routes_render.render(hook, webhooks)
 
 
 def replica_targets(release: Release | None, observed: Observed) -> list[prom_render.ReplicaTarget]:
@@ -265,6 +275,7 @@ def supervise(
     webhooks: tuple[str, ...],
     report: Report,
     stale: Iterable[str] = (),
+    hook: ConveyorHook | None = None,
 ) -> MetricsUp:
     """One pass over a metrics stack: files rendered for `projects`, checked and loaded, targets
     written (and the `stale` targets files of projects gone removed), daemons started. A
@@ -277,7 +288,7 @@ def supervise(
         if stack.daemon(c).recorded_pid() is not None and not stack.daemon(c).running()
     ]
     try:
-        prom, am = config_files(projects, stack.ports, stack.layout, webhooks)
+        prom, am = config_files(projects, stack.ports, stack.layout, webhooks, hook)
         reloaded = stack.configure(prom, am)
         files = dict(host_files)
         for facts in projects:
@@ -328,6 +339,7 @@ def ensure_metrics(
         host_target_files(ports_, engine.project, "agent" if agent else None),
         _webhooks(project.environ),
         report,
+        hook=agent_hook(paths, project.environ),
     )
 
 
@@ -586,6 +598,7 @@ class ServerMetrics:
         self._stack: MetricsStack | None = None
         self._next = 0.0
         self._counts: list[ReplicaCount] = []
+        self.hook: ConveyorHook | None = None  # the server's /hooks/alertmanager (run.py)
 
     def start(self) -> OwnMetrics | None:
         """Serve Conveyor's own metrics on the stack's `conveyor` port (events reach them
@@ -628,14 +641,22 @@ class ServerMetrics:
                 self.own.feed.forget({p for p in read if p is not None})
         stack = self._stack
         component = "server" if self.own is not None and self.own.endpoint else None
-        return supervise(
+        up = supervise(
             stack,
             facts,
             host_target_files(stack.ports, "server", component),
             _webhooks(self.environ),
             self.report,
             stale=stack.targets(),
+            hook=self.hook,
         )
+        # The alert rules of every environment, their SLOs from the serving releases.
+        targets = [t for f in facts for t in slo_targets(f.project, f.environment, f.release)]
+        try:
+            refresh_rules(stack.layout.rules_dir, targets, stack.url("prometheus"))
+        except ConveyorError as e:
+            self.report("daemon.failed", f"alert rules: {e}", "error", {"component": "rules"})
+        return up
 
     def components(self) -> list[ComponentView]:
         return _components(self._stack) if self._stack is not None else []

@@ -32,7 +32,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from conveyor.app.access import open_server_db
-from conveyor.app.alerts import AlertReceiver, server_alerts, token_file
+from conveyor.app.alerts import AlertReceiver, server_alerts, server_hook, token_file
 from conveyor.app.controller import HEAL_INTERVAL, Controller
 from conveyor.app.hooks import settle_deliveries
 from conveyor.app.metrics import ServerMetrics
@@ -81,6 +81,7 @@ def run_server(options: ServerOptions) -> None:
     # One Prometheus, Alertmanager and node exporter for every environment this server runs
     # (docs/metrics.md), and Conveyor's own metrics from its events.
     metrics = ServerMetrics(options.data_dir, os.environ)
+    metrics.hook = server_hook(options.data_dir, api_url(options.listen), os.environ)
 
     def on_event(event: Event) -> None:
         log_event(event)
