@@ -464,11 +464,13 @@ def _burn_alerts(
                     f"{target.service} ({target.environment}) burns its {slo} error budget "
                     f"{number(rate)}x too fast"
                 ),
+                # No `$value` here: rule groups are evaluated concurrently, so the ratio an
+                # alert reads can be one evaluation apart from run to run (promtool tests too).
                 description=(
                     f"{what.capitalize()} were more than {number(rate)} times the budget of "
-                    f"the {objective} {slo} objective over both the last {long} and {short} "
-                    f"({{{{ $value | humanizePercentage }}}} over {long}). Burning at "
-                    f"{number(rate)}x spends {number(share)}% of a 30-day budget in {long}."
+                    f"the {objective} {slo} objective over both the last {long} and "
+                    f"{short}. Burning at {number(rate)}x spends {number(share)}% of a 30-day "
+                    f"budget in {long}."
                 ),
             )
         )
