@@ -16,7 +16,17 @@ from conveyor.testing.net import free_port
 
 __all__ = ["free_port"]
 
+# `conveyor up` runs Nagios for the project (docs/checks.md): tests that are not about checks
+# leave it off (2 cores, and many tests never bring their project down); those about checks
+# turn it on in the environment they give `conveyor`.
+os.environ.setdefault("CONVEYOR_CHECKS", "off")
+
 BASE_IMAGE = "python:3.11-slim-bookworm"
+
+# `conveyor up` starts Prometheus, Alertmanager and node exporter for every project; the suite
+# brings up many short-lived projects, so they are off unless a test turns them on
+# (tests/integration/observe does, with CONVEYOR_METRICS=1 in its commands' environment).
+os.environ.setdefault("CONVEYOR_METRICS", "0")
 BROWSER_IMAGE = "conveyor/selenium:1"  # conveyor.provision.bootstrap.SELENIUM_IMAGE
 
 

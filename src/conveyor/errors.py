@@ -11,6 +11,9 @@ ConveyorError
 │   └── EngineUnreachable the Docker Engine does not answer (stopped, restarting)
 ├── RegistryError        the image registry could not be started, or its port is taken
 ├── RouterError          HAProxy refused a configuration or a runtime command
+├── ChecksError          Nagios could not be configured, started or commanded
+├── MetricsError         Prometheus, Alertmanager or node exporter could not be configured,
+│                        started or asked (a rejected file, a read-only data directory…)
 ├── RolloutError         a rollout failed (probe, crash, timeout); the executor rolls back
 │   └── StepFailed       one journaled step of a rollout failed; names the step
 ├── PortsExhausted       no free port left in a range Conveyor assigns ports from
@@ -32,8 +35,11 @@ ConveyorError
 ├── ApiError             the server's API answered a client (`conveyor env`…) with an error
 │   ├── ServerUnreachable    no server answers at the address (not running, wrong address)
 │   └── AccessDenied         no token, a token it does not know (401), or a role too low (403)
-└── NotifyError          a notification cannot be sent (`retry` says whether trying again may
-                         help) or a channel cannot be set up (a secret's variable is unset)
+├── NotifyError          a notification cannot be sent (`retry` says whether trying again may
+│                        help) or a channel cannot be set up (a secret's variable is unset)
+├── ShipError            log shipping cannot be set up or take a batch (a secret's variable is
+│                        unset, its buffer is held by another process or cannot be written)
+└── AlertsError          Alertmanager could not be asked for its alerts (`conveyor alerts`)
 
 CI (conveyor.ci and its git adapter; the last section of this file):
 ConveyorError
@@ -57,8 +63,8 @@ ConveyorError
 └── HookRejected         a webhook delivery is refused or ignored; carries the HTTP status
 
 Adapters translate the `HostError`s of the programs they drive into their own class
-(HAProxy's into `RouterError`, docker-registry's into `RegistryError`, dockerd's into
-`BootstrapError`), so a caller catches one class per component.
+(HAProxy's into `RouterError`, Nagios's into `ChecksError`, docker-registry's into
+`RegistryError`, dockerd's into `BootstrapError`), so a caller catches one class per component.
 
 Not in the tree: the parsers under `conveyor.spec` raise `ValueError` (`InterpolationError`
 among them) for one bad value; the loader turns each into a `SpecError` that points at the file,
@@ -155,6 +161,15 @@ class RegistryError(ConveyorError):
 
 class RouterError(ConveyorError):
     """HAProxy rejected a configuration or a runtime API command."""
+
+
+class ChecksError(ConveyorError):
+    """Nagios (the infrastructure checks) rejected its configuration, could not be started, or
+    did not take an external command; or a check asked for does not exist."""
+
+
+class MetricsError(ConveyorError):
+    """Prometheus, Alertmanager or node exporter could not be configured, started or asked."""
 
 
 # ---- rollouts and project state (conveyor.deploy) ----------------------------------------------
@@ -278,6 +293,10 @@ class AccessDenied(ApiError):
     the message says which role the request needs."""
 
 
+class AlertsError(ConveyorError):
+    """Alertmanager did not answer its API, or answered what is not a list of alerts."""
+
+
 class NotifyError(ConveyorError):
     """A webhook, mail server or GitLab did not take a notification. `retry` is True when the
     cause may pass (a timeout, a refused connection, a 5xx or 429 answer, a 4xx SMTP reply)."""
@@ -285,6 +304,11 @@ class NotifyError(ConveyorError):
     def __init__(self, message: str, retry: bool = False) -> None:
         super().__init__(message)
         self.retry = retry
+
+
+class ShipError(ConveyorError):
+    """Log shipping (observe.logs.ship) cannot be set up, or its on-disk buffer cannot take a
+    batch: a secret's variable is unset, another process holds the buffer, the disk is full."""
 
 
 # --- CI ---------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from conveyor.host.process import Daemon, DaemonSpec
 from conveyor.store.database import private_dir, private_file
 
 
-def _daemon(paths: ProjectPaths, project: Project | None = None, logs: bool = True) -> Daemon:
+def _daemon(
+    paths: ProjectPaths, project: Project | None = None, checks: bool = True, logs: bool = True
+) -> Daemon:
     compose = str(paths.compose_file)
     argv: tuple[str, ...] = (sys.executable, "-m", "conveyor", "-f", compose)
     if project is not None:
@@ -22,15 +24,20 @@ def _daemon(paths: ProjectPaths, project: Project | None = None, logs: bool = Tr
             argv += ("--profile", profile)
     if project is not None and project.project_name:
         argv += ("--project-name", project.project_name)
+    tail: tuple[str, ...] = ("agent",)
+    if not checks:
+        tail += ("--no-checks",)
+    if not logs:
+        tail += ("--no-logs",)
     return Daemon(
         DaemonSpec(
             name="conveyor agent",
-            argv=(*argv, "agent") if logs else (*argv, "agent", "--no-logs"),
+            argv=(*argv, *tail),
             pid_file=paths.agent_pid_file,
             log_file=paths.agent_log,
             env=dict(project.environ) if project is not None else None,
             cwd=paths.compose_file.parent,
-            markers=(compose, "agent"),
+            markers=(compose, *tail),
             stop_grace=15.0,
         )
     )
@@ -40,13 +47,19 @@ def agent_pid(paths: ProjectPaths) -> int | None:
     return _daemon(paths).pid()
 
 
-def start_agent(project: Project, logs: bool = True) -> int:
+def start_agent(project: Project, checks: bool = True, logs: bool = True) -> int:
     """Start `conveyor agent` in the background unless one already runs for the project;
-    without `logs`, it collects no logs (`conveyor up --no-logs`)."""
+    `checks` False starts it with --no-checks (it leaves Nagios alone), `logs` False with
+    --no-logs (it collects no logs: `conveyor up --no-logs`)."""
     paths = project.paths()
     private_dir(paths.state_dir)
     private_file(paths.agent_log)  # it logs events: environment values, errors
-    pid = _daemon(paths, project, logs).start()
+    if _daemon(paths).pid() is not None and (
+        (_daemon(paths, checks=False).pid() is None) != checks
+        or (_daemon(paths, logs=False).pid() is None) != logs
+    ):
+        _daemon(paths).stop()  # it runs with other flags: start the one asked for
+    pid = _daemon(paths, project, checks, logs).start()
     private_file(paths.agent_pid_file)
     return pid
 

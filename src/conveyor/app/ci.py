@@ -1,5 +1,5 @@
 """Use cases of `conveyor ci`: lint, graph, run, history, show, logs, artifacts, environments,
-stop.
+stop; and for the GitOps server: interrupt_unfinished, supersede.
 
 Each takes the pipeline file (its directory is the project) and typed arguments, and returns a
 typed result (`conveyor.app.ci_views`, whose `model_dump()` is the documented `--json`). A
@@ -31,6 +31,7 @@ from conveyor.app.ci_views import (
     GraphTrigger,
     GraphView,
     GraphWorkflow,
+    InterruptedPipeline,
     JobArtifacts,
     JobEnvironment,
     JobLog,
@@ -47,6 +48,7 @@ from conveyor.ci.run.artifacts import ArtifactManifest
 from conveyor.ci.run.config import ExecutorName, RunConfig
 from conveyor.ci.run.downstream import Upstream, describe, preview_downstream
 from conveyor.ci.run.job_env import JobVariables
+from conveyor.ci.run.leftovers import LeftRunning, stop_left_running
 from conveyor.ci.run.prepare import (
     Prepared,
     RegistryInfo,
@@ -56,6 +58,7 @@ from conveyor.ci.run.prepare import (
     prepare,
     registry_from_env,
 )
+from conveyor.ci.run.records import PipelineRecorder, Redundant
 from conveyor.ci.run.runner import PipelineRunner
 from conveyor.ci.select.matrix import instances
 from conveyor.ci.select.rules import PipelineSelection
@@ -257,12 +260,39 @@ def run(
         return RunResult(pipeline=_pipeline(store, result.pipeline_id, cfg.state_dir))
 
 
-def interrupt_unfinished(file: Path, reason: str) -> list[int]:
+def interrupt_unfinished(file: Path, reason: str) -> list[InterruptedPipeline]:
     """Mark the pipelines of `file`'s project that a dead process left running as
-    `interrupted` (their running jobs too, with `reason`); their ids. For the server at start:
-    nothing else runs its environments' pipelines."""
+    `interrupted` (their running jobs too, with `reason`), after stopping what their jobs left
+    running (docker jobs' containers, shell jobs' process groups); oldest first. For the server
+    at start: nothing else runs its environments' pipelines."""
     with _store(_file(file)) as store:
-        return store.pipelines.interrupt_unfinished(reason)
+        left: dict[int, LeftRunning] = {}
+        for row in store.pipelines.unfinished():
+            running = [j for j in store.jobs.of(row.id) if j.status == "running"]
+            left[row.id] = stop_left_running(store, running)
+        # Marked after the stopping: a crash in between finds them again at the next start.
+        ids = store.pipelines.interrupt_unfinished(reason)
+    return [
+        InterruptedPipeline(
+            id=pid,
+            stopped=left[pid].stopped if pid in left else [],
+            problems=left[pid].problems if pid in left else [],
+        )
+        for pid in ids
+    ]
+
+
+def supersede(
+    file: Path, ref: str | None, commit: str, subscribers: Sequence[Subscriber] = ()
+) -> list[Redundant]:
+    """`commit` is newer on branch `ref` than what the running pipelines of `file`'s project
+    run: GitLab's auto-cancel of redundant pipelines, each by its own
+    `workflow:auto_cancel:on_new_commit` (`PipelineRecorder.cancel_redundant`); the process
+    running a pipeline sees the request and cancels. What was decided, per pipeline (none yet
+    running: an empty list)."""
+    with _store(_file(file)) as store:
+        recorder = PipelineRecorder(store, _timeline(store, subscribers))
+        return recorder.cancel_redundant(ref, commit=commit)
 
 
 def history(file: Path, limit: int = 20) -> PipelineHistory:

@@ -164,6 +164,14 @@ class PipelineView(BaseModel):
 JobView.model_rebuild()
 
 
+class InterruptedPipeline(BaseModel):
+    """A pipeline a dead process left running, now `interrupted`."""
+
+    id: int
+    stopped: list[str] = []  # what its jobs left running, now stopped (one phrase each)
+    problems: list[str] = []  # what could not be stopped, and why
+
+
 class RunResult(BaseModel):
     """`ci run`: the pipeline that ran, or why GitLab would create none."""
 

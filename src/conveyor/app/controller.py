@@ -8,12 +8,23 @@ branch moved, check the commit out into the environment's own work tree, verify 
 app out as project `<name>-<environment>` with the environment's overrides. A failed pipeline
 or rollout leaves the previous release serving and is not retried until the branch moves.
 Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does),
-every `heal_interval` seconds; each correction is reported as a `drift.corrected` event.
+every `heal_interval` seconds, and at once (`gitops.wakeups`: a burst is one heal) for the
+environment a Docker event names (`runtime.docker_events`: a container of its project died,
+stopped, was removed, renamed, paused or turned unhealthy) or whose HAProxy shows something
+else than before its last heal (`deploy.router_watch`, looked at every `router_poll`
+seconds: HAProxy has no events); each correction is reported as a `drift.corrected` event
+saying how it was noticed. Suspended environments are not healed.
+
+Latest commit wins while a pipeline runs: a watcher thread, woken by webhooks and on the poll
+interval, fetches and applies GitLab's auto-cancel to the running pipeline when its branch has
+a newer commit (app/superseding.py); that commit is then not rolled out, and is reported as
+superseded, not failed.
 
 What it remembers per environment (`gitops.sync.EnvProgress`) sits in the data directory, so a
 restarted server neither redeploys what serves nor retries what failed; a sync a crash cut
-short is done again (pipelines it left running are marked `interrupted` first), and the
-deploy engine recovers an interrupted rollout as it always does.
+short is done again, or abandoned if the environment's `on_interrupted` says so (what the
+pipelines it left running still run is stopped, and they are marked `interrupted`, first), and
+the deploy engine recovers an interrupted rollout as it always does.
 
 Acting through the API (same worker lock, so one change at a time): `promote` checks the
 target's gates (`gitops.promotion`) against the source environment's serving release and
@@ -23,14 +34,16 @@ rolls the project back at once; every later pass honours the pin (`gitops.pins`)
 deletes or changes it. `diff` compares the stack at the desired commit with what runs, per
 service (`app.env_diff`).
 
-With `auto_promote`, the worker also promotes by itself (`promote_due`, after each heal
-pass) once the gates of the target hold for the source's serving release.
+With `auto_promote`, the worker also promotes by itself (`promote_due`, after each sync and
+every `PROMOTE_INTERVAL` seconds) once the gates of the target hold for the source's serving
+release.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -38,14 +51,21 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
 from conveyor.app import logs as logs_app
-from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
+from conveyor.app.checks import ChecksController, settings_from, stop_checks
+from conveyor.app.ci_views import (
+    InterruptedPipeline,
+    JobLog,
+    JobView,
+    PipelineSummary,
+    PipelineView,
+)
 from conveyor.app.dora import DoraView, dora_report, empty_dora
 from conveyor.app.env_diff import service_diffs
 from conveyor.app.hooks import HookDelivery
@@ -58,9 +78,12 @@ from conveyor.app.server_views import (
     EnvironmentState,
     EnvironmentSummary,
 )
+from conveyor.app.superseding import Running, Superseded, notice
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.ci.run.prepare import ci_store
+from conveyor.deploy.engine import Engine
 from conveyor.deploy.reconciler import Reconciler
+from conveyor.deploy.router_watch import RouterMark, changes, router_mark
 from conveyor.errors import (
     ActionRefused,
     ConveyorError,
@@ -80,7 +103,15 @@ from conveyor.gitops.promotion import (
     unmet_gates,
 )
 from conveyor.gitops.source import Source, SshAccess
-from conveyor.gitops.sync import Approval, EnvProgress, Promotion, decide, head_of
+from conveyor.gitops.sync import (
+    Approval,
+    EnvProgress,
+    Promotion,
+    Supersession,
+    decide,
+    head_of,
+)
+from conveyor.gitops.wakeups import Wakeups
 from conveyor.model.access import Principal
 from conveyor.model.environments import ConveyorConfig, EnvironmentSpec
 from conveyor.model.events import Event, EventKind, Level, Subject
@@ -90,6 +121,7 @@ from conveyor.model.pins import Pin, pin_path
 from conveyor.model.release import Release
 from conveyor.model.stack import Stack
 from conveyor.observe.logs.collect import Collector
+from conveyor.runtime.docker_events import ContainerEvent, DockerEventWatcher
 from conveyor.spec.conveyor_file import FILE_NAME, parse_conveyor
 from conveyor.spec.overrides import apply_overrides
 from conveyor.spec.pin_file import render_pin
@@ -102,7 +134,14 @@ MAX_EVENTS = 100_000  # kept for the API's event list and stream (in memory: the
 PRUNE_EVERY = 1_000  # events recorded between two prunings of the journal
 DEFAULT_WAIT = 60.0  # seconds between fetches when conveyor.yaml cannot be read
 INTERRUPTED = "the server stopped while it ran"
+ABANDONED = "interrupted: abandoned by policy"  # on_interrupted: abandon
 HEAL_INTERVAL = 5.0  # seconds between heal passes (drift correction) of serving environments
+AFTER_BACKOFF = " (once its heal backoff was over)"
+ROUTER_POLL = 1.0  # seconds between looks at each environment's HAProxy (it has no events)
+BY_INTERVAL = "heal interval"  # how drift a full heal pass corrects was noticed
+PROMOTE_INTERVAL = 5.0  # seconds between looks at auto_promote gates (and after each sync)
+# Seconds between tries to apply auto-cancel to a pipeline that has not recorded its start yet.
+APPLY_RETRY = 0.2
 # An SSH private key the server signs its pin commits with (environments that verify
 # signatures then accept them from anyone's checkout, not only from this server).
 PIN_SIGNING_KEY = "CONVEYOR_PIN_SIGNING_KEY"
@@ -135,6 +174,9 @@ class Controller:
         on_event: Callable[[Event], None] | None = None,
         journal: EventJournal | None = None,
         on_project: Callable[[EnvironmentSpec, Project], None] | None = None,
+        docker_events: bool = False,
+        router_poll: float = ROUTER_POLL,
+        after_heal: Callable[[list[Engine]], object] | None = None,
     ) -> None:
         """`on_synced(started)` is called after each fetch-and-sync pass with the time (UNIX
         seconds) the pass began: the webhook deliveries received before it are covered (the
@@ -142,7 +184,12 @@ class Controller:
         sees every durable event (the server logs them); it must not block. `journal` keeps the
         events across restarts (the server database's); without one the last 10,000 are kept
         in memory. `on_project(spec, project)`: each time an environment's project is opened,
-        before anything is done to it (the server records that it manages the project)."""
+        before anything is done to it (the server records that it manages the project).
+        `docker_events`: `run` also follows the Docker Engine's events and heals the
+        environment one names at once (the server turns it on; tests of the loop alone
+        leave it off). `router_poll`: seconds between looks at each environment's HAProxy.
+        `after_heal(engines)`: after each heal pass, in the worker, with the engine of every
+        environment healed on this host (the server's metrics stack watches them)."""
         self.data_dir = data_dir
         self.source = Source(source_url, data_dir / "source", ssh=ssh)
         self.name = _repo_name(source_url)
@@ -153,9 +200,21 @@ class Controller:
         self.heal_interval = heal_interval
         self.on_event = on_event
         self.on_project = on_project
+        self.docker_events = docker_events
+        self.router_poll = router_poll
+        self.after_heal = after_heal
         self.config: ConveyorConfig | None = None
         self.config_error = ""
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # a sync pass is asked for (webhook, resume)
+        self._stir = threading.Event()  # the worker has something to look at
+        self._wakeups = Wakeups()  # early heals asked for by Docker events, HAProxy changes
+        self._wakeups_lock = threading.Lock()
+        self._noticed: dict[str, str] = {}  # env -> how its heal running now was asked for
+        self._marks: dict[str, RouterMark] = {}  # env -> its HAProxy as its last heal began
+        # The watcher's wake: it looks for a newer commit while the worker runs a pipeline.
+        self._look = threading.Event()
+        self._running: Running | None = None  # the pipeline the worker runs now
+        self._running_lock = threading.Lock()
         self._work = threading.RLock()  # one change to the world at a time
         self._progress_lock = threading.Lock()  # each progress.json read-modify-write whole
         self._journal = journal
@@ -168,6 +227,8 @@ class Controller:
         # collects).
         self._logs: dict[str, tuple[str, Path, LogSettings, Collector | None]] = {}
         self._logs_lock = threading.Lock()
+        self._checkers: dict[str, ChecksController] = {}  # each environment's Nagios
+        self._off: set[str] = set()  # environments whose Nagios was stopped: checks are off
         self._notify: tuple[NotificationsSpec, Dispatcher] | None = None
         self._timeline = Timeline(Subject(project=self.name), None, ACTOR, [self._collect])
 
@@ -198,18 +259,106 @@ class Controller:
 
     def run(self, stopping: threading.Event) -> None:
         """Until `stopping` is set: sync every poll interval (a webhook wakes it at once),
-        heal every `heal_interval`. First, what a crash of the last run left is marked."""
+        heal every `heal_interval` and after each sync, heal an environment early when a
+        Docker event or a change in its HAProxy names it, and promote what is due every
+        `PROMOTE_INTERVAL`. First, what a crash of the last run left is marked."""
         self._guarded(self.mark_interrupted)
-        next_sync = 0.0
+        watcher = threading.Thread(
+            target=self._watch, args=(stopping,), name="controller-watch", daemon=True
+        )
+        watcher.start()
+        events = (
+            DockerEventWatcher(self._docker_event, on_connection=self._docker_connection).start()
+            if self.docker_events
+            else None
+        )
+        try:
+            self._loop(stopping)
+        finally:
+            self._look.set()  # the watcher sees `stopping` and ends
+            watcher.join(timeout=10)
+            if events is not None:
+                events.stop()
+
+    def _loop(self, stopping: threading.Event) -> None:
+        next_sync = next_heal = next_look = next_promote = 0.0
         while not stopping.is_set():
+            self._stir.clear()  # what stirs it from here on is looked at in this round
             if self._wake.is_set() or time.monotonic() >= next_sync:
                 self._wake.clear()  # a wake during the pass makes another pass
                 self._guarded(self.sync_all)
                 next_sync = time.monotonic() + self._poll_interval()
-            self._guarded(self.heal_all)
-            self._guarded(self.collect_logs)
-            self._guarded(self.promote_due)
-            self._wake.wait(max(0.0, min(self.heal_interval, next_sync - time.monotonic())))
+                next_heal = next_promote = 0.0  # a heal pass follows every sync pass
+            if time.monotonic() >= next_heal:
+                with self._wakeups_lock:
+                    self._wakeups.covered(time.monotonic())
+                self._guarded(self.heal_all)
+                self._guarded(self._after_heal)
+                self._guarded(self.collect_logs)
+                next_heal = time.monotonic() + self.heal_interval
+            else:
+                if time.monotonic() >= next_look:
+                    self._guarded(self._look_at_routers)
+                    next_look = time.monotonic() + self.router_poll
+                with self._wakeups_lock:
+                    due = self._wakeups.take_due(time.monotonic())
+                if due:
+                    self._guarded(functools.partial(self.heal_all, only=due))
+            if time.monotonic() >= next_promote:  # its own pace: the heal interval may be long
+                self._guarded(self.promote_due)
+                next_promote = time.monotonic() + PROMOTE_INTERVAL
+            with self._wakeups_lock:
+                early = self._wakeups.next_due()
+            until = min(next_sync, next_heal, next_look, next_promote)
+            if early is not None:
+                until = min(until, early)
+            self._stir.wait(max(0.0, until - time.monotonic()))
+
+    def _look_at_routers(self) -> None:
+        """Each healed environment's HAProxy as it is now against how it was when its last
+        heal began: a difference is noted for an early heal."""
+        for env, (_, reconciler) in self._reconcilers.items():
+            before = self._marks.get(env)
+            if before is None:
+                continue
+            now = router_mark(reconciler.engine.router)
+            if now == before:
+                continue
+            self._marks[env] = now  # noted once; the heal takes a new mark anyway
+            said = "; ".join(changes(before, now))
+            with self._wakeups_lock:
+                self._wakeups.note(env, f"HAProxy: {said}", time.monotonic())
+
+    def _docker_event(self, event: ContainerEvent) -> None:
+        """From the watcher's thread: an event of a container of `event.project`. The
+        environment serving that project is healed early, unless the event cannot mean drift
+        (a container turning healthy)."""
+        if not event.drift:
+            return
+        env = next(
+            (
+                name
+                for name, (_, r) in self._reconcilers.items()
+                if r.engine.project == event.project
+            ),
+            None,
+        )
+        if env is None:
+            return  # another project's (a CI job's, another server's): not ours to heal
+        with self._wakeups_lock:
+            self._wakeups.note(env, f"Docker event: {event.describe()}", time.monotonic())
+        self._stir.set()
+
+    def _docker_connection(self, up: bool, reason: str) -> None:
+        """The event stream was lost or is back. While it is lost drift waits for the heal
+        interval; once back, every environment is looked at once (events of the time in
+        between are not replayed)."""
+        if not up:
+            return
+        with self._wakeups_lock:
+            for env in self._reconcilers:
+                self._wakeups.note(env, "Docker events followed again", time.monotonic())
+        self._stir.set()
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """A bug in one pass must not stop the worker (the API would answer, nothing would
@@ -221,6 +370,8 @@ class Controller:
 
     def wake(self) -> None:
         self._wake.set()
+        self._stir.set()
+        self._look.set()
 
     def _poll_interval(self) -> float:
         if self.config is None or not self.config.environments:
@@ -307,6 +458,16 @@ class Controller:
         self._update(env, syncing=desired)
         try:
             reason = self._bring_in(spec, desired)
+        except Superseded as e:  # latest commit wins: neither deployed nor failed
+            self._update(env, syncing=None)
+            self._emit(
+                "sync.skipped",
+                f"{env}: {short} not deployed: {e}",
+                environment=env,
+                commit=desired,
+                data={"superseded_by": e.by},
+            )
+            return
         except ConveyorError as e:
             reason = str(e)
         if reason:
@@ -340,14 +501,22 @@ class Controller:
         work = self._checkout(spec.name, head)
         pipeline_file = work / PIPELINE_FILE
         if spec.branch is not None and pipeline_file.exists():
-            ran = ci_app.run(
-                pipeline_file,
-                executor=self.executor,
-                ref=spec.branch,
-                registry=self.registry,
-                subscribers=[self._collect],
-                environ=self._environ(spec, head),
-            )
+            running = Running(spec, head, pipeline_file)
+            with self._watched(running):
+                ran = ci_app.run(
+                    pipeline_file,
+                    executor=self.executor,
+                    ref=spec.branch,
+                    registry=self.registry,
+                    subscribers=[self._collect],
+                    environ=self._environ(spec, head),
+                )
+            status = ran.pipeline.status if ran.pipeline is not None else None
+            newer = running.newer
+            if newer is not None and status in (None, "success", "canceled"):
+                # A pipeline that failed on its own is that commit's failure, told as one.
+                ended = "no pipeline ran" if ran.pipeline is None else f"pipeline {ran.pipeline.id}"
+                raise Superseded(newer, ended if status is None else f"{ended} {status}")
             if ran.pipeline is not None and ran.pipeline.status != "success":
                 return pipeline_refusal(ran.pipeline)
         images = self._promoted_images(spec, head) if spec.branch is None else None
@@ -364,36 +533,157 @@ class Controller:
             return f"rollout {outcome.rollout} {outcome.status}: {outcome.error or ''}".rstrip(": ")
         return ""
 
+    # latest commit wins while a pipeline runs ------------------------------------------------
+
+    @contextlib.contextmanager
+    def _watched(self, running: Running) -> Iterator[None]:
+        """While inside, the watcher thread looks for a commit newer than `running`'s."""
+        with self._running_lock:
+            self._running = running
+        if self._wake.is_set():
+            # A webhook arrived after this pass fetched: look now that there is a pipeline.
+            self._look.set()
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._running = None
+
+    def _watch(self, stopping: threading.Event) -> None:
+        """The watcher thread: on each webhook and every poll interval, while the worker runs
+        a pipeline, fetch and apply auto-cancel when the branch has a newer commit. The worker
+        holds the work lock meanwhile: the watcher changes nothing but the pipeline's cancel
+        request and the environment's `superseded`."""
+        while not stopping.is_set():
+            with self._running_lock:
+                running = self._running
+            pending = running is not None and running.to_apply() is not None
+            self._look.wait(APPLY_RETRY if pending else self._poll_interval())
+            woken = self._look.is_set()
+            self._look.clear()
+            if stopping.is_set():
+                return
+            self._guarded(functools.partial(self._look_for_newer, fetch=woken or not pending))
+
+    def _look_for_newer(self, *, fetch: bool) -> None:
+        with self._running_lock:
+            running = self._running
+        if running is None:
+            return
+        spec, env = running.spec, running.spec.name
+        if fetch:
+            try:
+                self.source.fetch()  # Source serializes its fetches: the worker's may run too
+            except ConveyorError:
+                return  # the worker's next fetch reports it
+            found = desired_commit(
+                self.source,
+                spec,
+                head_of(spec, self.source.heads()),
+                self._progress(env).pin_commits,
+            )
+            if found.commit is not None and found.commit != running.commit and not found.refused:
+                running.saw(found.commit)
+        newer = running.to_apply()
+        if newer is None:
+            return
+        decided = ci_app.supersede(running.pipeline_file, spec.branch, newer, [self._collect])
+        if not decided:
+            return  # its pipeline has not recorded its start yet: tried again shortly
+        running.applied(newer, decided)
+        first = decided[0]  # the pipeline itself; the others are its child pipelines
+        message = notice(env, running, newer, first)
+        self._update(
+            env,
+            superseded=Supersession(
+                commit=running.commit,
+                by=newer,
+                pipeline=first.pipeline,
+                action=first.action,
+                message=message,
+                at=time.time(),
+            ),
+        )
+        self._emit(
+            "sync.superseded",
+            message,
+            environment=env,
+            commit=running.commit,
+            data={"superseded_by": newer, "pipeline": str(first.pipeline), "action": first.action},
+        )
+        self._wake.set()  # the worker brings the newer commit in once this pipeline ends
+
     def mark_interrupted(self) -> None:
-        """After a crash: the pipelines the last run left running are marked `interrupted`.
-        The policy is to run again: the environment still names the commit as `syncing`, so
-        the first sync brings it in again (unless the branch moved on: latest commit wins).
-        A rollout a crash cut short is the deploy engine's to recover, at that sync."""
+        """After a crash: what the pipelines the last run left running still run (a docker
+        job's containers, a shell job's process group) is stopped, and the pipelines are
+        marked `interrupted`. Then the environment's `on_interrupted` policy: `rerun` (the
+        default) leaves the commit `syncing`, so the first sync brings it in again (unless the
+        branch moved on: latest commit wins); `abandon` marks it failed, not brought in again
+        until the branch moves. A rollout a crash cut short is the deploy engine's to recover,
+        at that sync."""
         root = self.data_dir / "environments"
         if not root.is_dir():
             return
+        config = self.config or self._last_config()
         for env_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             env = env_dir.name
             pipeline_file = self._work_tree(env) / PIPELINE_FILE
             if not pipeline_file.exists():
                 continue
             try:
-                ids = ci_app.interrupt_unfinished(pipeline_file, INTERRUPTED)
+                interrupted = ci_app.interrupt_unfinished(pipeline_file, INTERRUPTED)
             except ConveyorError as e:
                 self._emit("reconciler.error", f"{env}: {e}", "error", environment=env)
                 continue
+            if not interrupted:
+                continue
             commit = self._progress(env).syncing
-            for pid in ids:
-                self._timeline.emit(
-                    "pipeline.interrupted",
-                    f"{env}: pipeline #{pid} was interrupted: {INTERRUPTED}"
-                    + ("; its commit is brought in again" if commit else ""),
-                    "warning",
-                    {"reason": INTERRUPTED},
+            spec = config.environments.get(env) if config is not None else None
+            abandon = commit is not None and spec is not None and spec.on_interrupted == "abandon"
+            then = ""
+            if commit is not None:
+                then = (
+                    "; its commit is abandoned (on_interrupted: abandon)"
+                    if abandon
+                    else "; its commit is brought in again"
+                )
+            for found in interrupted:
+                self._interrupted(env, commit, found, then)
+            if abandon:
+                assert commit is not None
+                self._update(env, failed=commit, reason=ABANDONED, syncing=None)
+                self._emit(
+                    "sync.failed",
+                    f"{env}: {commit[:12]} not deployed: {ABANDONED}",
+                    "error",
                     environment=env,
                     commit=commit,
-                    pipeline=pid,
                 )
+
+    def _interrupted(
+        self, env: str, commit: str | None, found: InterruptedPipeline, then: str
+    ) -> None:
+        stopped = f"; stopped what it left running: {', '.join(found.stopped)}"
+        problems = f"; NOT stopped: {'; '.join(found.problems)}"
+        self._timeline.emit(
+            "pipeline.interrupted",
+            f"{env}: pipeline #{found.id} was interrupted: {INTERRUPTED}"
+            + (stopped if found.stopped else "")
+            + (problems if found.problems else "")
+            + then,
+            "warning",
+            {"reason": INTERRUPTED, "stopped": found.stopped, "problems": found.problems},
+            environment=env,
+            commit=commit,
+            pipeline=found.id,
+        )
+
+    def _last_config(self) -> ConveyorConfig | None:
+        """conveyor.yaml as the last run fetched it (no fetch: the server is just starting)."""
+        try:
+            return self._read_config()
+        except ConveyorError:
+            return None
 
     def _promoted_images(self, spec: EnvironmentSpec, commit: str) -> dict[str, tuple[str, str]]:
         """The images of the release promoted into `spec` (by id, as the source runs them);
@@ -407,22 +697,103 @@ class Controller:
             return {}
         return {name: (sr.image_ref, sr.image_id) for name, sr in release.services.items()}
 
-    def heal_all(self) -> None:
+    def heal_all(self, only: Mapping[str, str] | None = None) -> None:
         """One reconciler tick per serving environment (replace crashed replicas, keep HAProxy
-        up), skipped for suspended ones."""
+        up), skipped for suspended ones; then one pass of its checks (Nagios configured and
+        running, its notifications forwarded), suspended or not: a suspended environment is
+        still watched. `only`: just these environments, each with what was noticed about it
+        (the drift event says so)."""
         if self.config is None:
             return
         with self._work:
             for name, spec in self.config.environments.items():
-                progress = self._progress(name)
-                if progress.suspended or progress.deployed is None:
+                if only is not None and name not in only:
                     continue
-                try:
-                    self._reconciler(spec, progress.deployed).tick()
-                except LockBusy:
-                    continue  # a command works on the project: look again next pass
-                except ConveyorError as e:
-                    self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
+                progress = self._progress(name)
+                if progress.deployed is None:
+                    continue
+                if not progress.suspended:
+                    noticed = only[name] if only is not None else BY_INTERVAL
+                    self._noticed[name] = noticed
+                    try:
+                        reconciler = self._reconciler(spec, progress.deployed)
+                        self._mark_router(name)
+                        reconciler.tick()
+                        self._after_backoff(name, noticed)
+                    except LockBusy:
+                        pass  # a command works on the project: look again next pass
+                    except ConveyorError as e:
+                        self._emit("reconciler.error", f"{name}: {e}", "error", environment=name)
+                    finally:
+                        self._noticed.pop(name, None)
+                self._check(spec, progress.deployed)
+
+    def _mark_router(self, env: str) -> None:
+        """Remember `env`'s HAProxy as a heal begins: what changes after is noticed
+        (`_look_at_routers`). Taken before the heal, so a change made while it runs is
+        seen too; the heal's own changes then cost one more look, which finds nothing."""
+        known = self._reconcilers.get(env)
+        if known is not None:
+            self._marks[env] = router_mark(known[1].engine.router)
+
+    def _after_backoff(self, env: str, noticed: str) -> None:
+        """A service healed again and again is held back for a while (its heal backoff): heal
+        `env` again once that is over, rather than at the next heal interval, naming what was
+        noticed in the first place."""
+        known = self._reconcilers.get(env)
+        held = known[1].held_until() if known is not None else None
+        if held is None:
+            return
+        if not noticed.endswith(AFTER_BACKOFF):
+            noticed += AFTER_BACKOFF
+        with self._wakeups_lock:
+            self._wakeups.at(env, noticed, time.monotonic() + max(0.0, held - time.time()))
+        self._stir.set()
+
+    def _check(self, spec: EnvironmentSpec, commit: str) -> None:
+        """One pass of the environment's checks controller (app.checks), or Nagios stopped
+        when conveyor.yaml (or CONVEYOR_CHECKS=off in the server's environment) turns checks
+        off."""
+        assert self.config is not None
+        try:
+            settings = settings_from(self.environ, self.config.checks)
+            if not settings.enabled:
+                # Stopped once, when checks go off. The projects this server has open (those it
+                # heals): a suspended environment is not opened for this alone.
+                opened = self._reconcilers.get(spec.name)
+                was_on = self._checkers.pop(spec.name, None) is not None
+                if opened is not None and (was_on or spec.name not in self._off):
+                    stop_checks(opened[1].engine.paths)
+                    self._off.add(spec.name)
+                return
+            self._off.discard(spec.name)
+            reconciler = self._reconciler(spec, commit)
+            known = self._checkers.get(spec.name)
+            if known is None or known.engine is not reconciler.engine or known.settings != settings:
+                known = ChecksController(reconciler.engine, settings)
+                self._checkers[spec.name] = known
+            known.tick()
+        except ConveyorError as e:
+            self._emit("checks.error", f"{spec.name}: {e}", "warning", environment=spec.name)
+        except Exception as e:  # a bug in the checks must not stop the next environment's heal
+            what = f"{spec.name}: {type(e).__name__}: {e}"
+            self._emit("checks.error", what, "error", environment=spec.name, data={"bug": "1"})
+
+    def _after_heal(self) -> None:
+        if self.after_heal is None:
+            return
+        with self._work:
+            self.after_heal([r.engine for _, r in self._reconcilers.values()])
+
+    def report(
+        self,
+        kind: EventKind,
+        message: str,
+        level: Level = "info",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """An event of the server's own (a supervised daemon restarted, say)."""
+        self._timeline.emit(kind, message, level, data)
 
     def collect_logs(self) -> None:
         """One log collector per deployed environment (docs/logs.md), looked at again when
@@ -484,7 +855,8 @@ class Controller:
         known = self._reconcilers.get(spec.name)
         if known is None or known[0] != commit:
             known = (commit, deploy_app.reconciler(self._project(spec, commit)))
-            self._reconcilers[spec.name] = known
+            # A new dict, not a change: the Docker events thread reads it meanwhile.
+            self._reconcilers = {**self._reconcilers, spec.name: known}
         return known[1]
 
     # environments on this host -----------------------------------------------------------------
@@ -508,6 +880,8 @@ class Controller:
             **self.environ,
             "CI_COMMIT_SHA": head,
             "CI_ENVIRONMENT_NAME": spec.name,
+            # the server's one metrics stack watches every environment: none of their own
+            "CONVEYOR_METRICS": "0",
         }
 
     def _project(self, spec: EnvironmentSpec, head: str) -> Project:
@@ -584,7 +958,8 @@ class Controller:
         if not event.durable:
             return
         if event.kind == "heal.succeeded":  # told once, as the drift it corrected
-            event = drift_event(event)
+            env = event.subject.environment
+            event = drift_event(event, self._noticed.get(env, "") if env else "")
         if self._notify is not None:
             self._notify[1](event)  # queued: never blocks, never raises
         if self.on_event is not None:
@@ -597,6 +972,20 @@ class Controller:
                 return
             self._events.append(event.model_copy(update={"id": self._next_id}))
             self._next_id += 1
+
+    def notice(
+        self,
+        kind: EventKind,
+        message: str,
+        level: Level = "info",
+        data: dict[str, Any] | None = None,
+        *,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> None:
+        """An event from outside the worker (an Alertmanager alert, `app.alerts`): recorded
+        and notified like the controller's own."""
+        self._timeline.emit(kind, message, level, data, environment=environment, service=service)
 
     def _emit(
         self,
@@ -664,6 +1053,7 @@ class Controller:
             waiting=progress.waiting,
             approvals=list(dict.fromkeys(a.release for a in progress.approvals)),
             status=deploy_app.status(project) if project is not None else None,
+            superseded=progress.superseded,
         )
 
     def releases(self, env: str) -> list[ReleaseView]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 
+from conveyor.app import metrics as metrics_app
 from conveyor.app.agent import agent_pid, start_agent, stop_agent
+from conveyor.app.checks import checks_health, ensure_checks, stop_checks
 from conveyor.app.project import Project
 from conveyor.app.views import (
     AgentView,
@@ -54,11 +56,16 @@ def up(
     project: Project,
     agent: bool = True,
     images: Mapping[str, tuple[str, str]] | None = None,
+    checks: bool = True,
+    metrics: bool = True,
     logs: bool = True,
 ) -> UpResult:
-    """Build images, start every service, wait until healthy; leave the reconciler running
-    (collecting the logs too unless `logs` is False). `images`: services given their
-    (reference, image id) instead of a build or pull."""
+    """Build images, start every service, wait until healthy; leave the reconciler running.
+    `images`: services given their (reference, image id) instead of a build or pull.
+    `checks`: run Nagios for the project (unless CONVEYOR_CHECKS=off); False stops it.
+    `metrics`: start the project's Prometheus, Alertmanager and node exporter (docs/metrics.md);
+    False turns them off for the project until an `up` with True.
+    `logs`: the agent collects the containers' output into the log store (docs/logs.md)."""
     stack = project.stack()
     paths = project.paths()
     with project_lock(paths):
@@ -69,8 +76,21 @@ def up(
     out = UpResult(project=stack.project, outcome=result(o), recovered=recovered)
     if not o.ok:
         return out
+    if checks:
+        out.checks_error = ensure_checks(project, engine)
+        out.checks = out.checks_error is None and checks_health(paths).running
+    else:
+        stop_checks(paths)
+    metrics_app.set_enabled(paths, metrics)
+    if metrics:
+        started = metrics_app.ensure_metrics(project, engine, agent=agent)
+        out.components = started.components
+        if started.error:
+            out.warnings.append(f"metrics: {started.error}")
+    else:
+        metrics_app.stop_metrics(paths)
     if agent:
-        out.agent_pid = start_agent(project, logs=logs)
+        out.agent_pid = start_agent(project, checks=checks, logs=logs)
         out.agent_log = str(paths.agent_log)
     out.urls = urls(engine)
     return out
@@ -129,7 +149,15 @@ def deploy(
         recovered = [result(o) for o in engine.recover()]
         release = _build(engine, project, services, images)
         o = engine.apply(release, "deploy", "conveyor deploy")
+    _follow(project, engine)
     return DeployResult(outcome=result(o), recovered=recovered)
+
+
+def _follow(project: Project, engine: Engine) -> None:
+    """Metrics targets (and the HAProxy relabelling) follow the new replicas and services now,
+    not at the agent's next tick; nothing is started for a project whose metrics are off."""
+    if metrics_app.enabled(engine.paths, project.environ):
+        metrics_app.ensure_metrics(project, engine, agent=agent_pid(engine.paths) is not None)
 
 
 def rollback(project: Project, service: str | None, to: int | None = None) -> DeployResult:
@@ -142,6 +170,7 @@ def rollback(project: Project, service: str | None, to: int | None = None) -> De
         # one would go forward again.
         done = [o for o in outcomes if o.finished_rollback]
         o = done[-1] if done else engine.rollback(service, to)
+    _follow(project, engine)
     return DeployResult(outcome=result(o), recovered=[result(r) for r in outcomes])
 
 
@@ -160,6 +189,8 @@ def down(project: Project, volumes: bool = False) -> DownResult:
         agent_stopped=stopped,
         seconds=round(o.duration, 3),
         volumes_removed=removed,
+        checks_stopped=stop_checks(paths),
+        components_stopped=metrics_app.stop_metrics(paths),
     )
 
 
@@ -215,6 +246,8 @@ def status(project: Project) -> StatusView:
         ),
         agent=AgentView(running=pid is not None, pid=pid),
         services=services,
+        checks=checks_health(engine.paths),
+        components=metrics_app.components(engine.paths),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from conveyor.app.metrics import count_webhook
 from conveyor.errors import HookRejected
 from conveyor.gitops.hooks import HookDelivery, parse_generic, parse_github, parse_gitlab
 from conveyor.model.access import DeliveryStatus, StoredDelivery
@@ -59,6 +60,22 @@ def receive_hook(
     """Verify a delivery with `secret` and persist it as pending. Raises `HookRejected` (and
     persists nothing) for a wrong or missing secret (401), a bad body (400, 413) or an event
     that is not a push (202)."""
+    try:
+        receipt = _receive(sdb, source, headers, body, secret)
+    except HookRejected:
+        count_webhook(source, "rejected")
+        raise
+    count_webhook(source, "duplicate" if receipt.duplicate else "accepted")
+    return receipt
+
+
+def _receive(
+    sdb: ServerDatabase,
+    source: HookSource,
+    headers: Mapping[str, str],
+    body: bytes,
+    secret: str | None,
+) -> HookReceipt:
     if not secret:
         raise HookRejected(
             401,

@@ -33,6 +33,7 @@ from conveyor.errors import (
     ServerUnreachable,
 )
 from conveyor.model.access import Role
+from conveyor.model.alerts import AlertsView
 from conveyor.model.events import Event
 
 DEFAULT_SERVER = "http://127.0.0.1:7780"
@@ -113,6 +114,9 @@ class ServerClient:
         return self._get(
             f"/environments/{_seg(env)}/timeline", list[TimelineView], params={"limit": limit}
         )
+
+    def alerts(self, window: float) -> AlertsView:
+        return self._get("/alerts", AlertsView, params={"window": str(window)})
 
     def dora(self, env: str, since: str) -> DoraView:
         return self._get(f"/environments/{_seg(env)}/dora", DoraView, params={"since": since})

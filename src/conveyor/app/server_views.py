@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from conveyor.app.views import JSON_VERSION, StatusView
+from conveyor.gitops.sync import Supersession
 from conveyor.model.access import AuditRecord, Role
 
 # What an environment is doing, as the API reports it.
@@ -41,6 +42,8 @@ class EnvironmentDetail(BaseModel):
     waiting: str = ""  # what an automatic promotion into it waits for (unmet gates)
     approvals: list[int] = []  # releases of `promote_from` approved for promotion into it
     status: StatusView | None  # services and replicas; None while nothing was deployed
+    # The last commit a newer one superseded while its pipeline ran (not deployed, not failed).
+    superseded: Supersession | None = None
 
 
 class ServiceDiff(BaseModel):
@@ -73,6 +76,13 @@ class ActionResult(BaseModel):
     message: str
     release: int | None = None  # the release the environment moves to (promote, rollback)
     rollout: int | None = None  # the rollout started, when one was
+
+
+class AlertsReceived(BaseModel):
+    """The answer to an Alertmanager webhook delivery."""
+
+    alerts: int  # alerts in the delivery (a group's whole state)
+    told: list[str]  # the events it made, "<kind> <alertname>": starts and ends not told yet
 
 
 class HookAnswer(BaseModel):

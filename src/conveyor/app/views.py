@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from conveyor.model.checks import NagiosHealth
 from conveyor.model.events import Event
 from conveyor.model.release import (
     OutcomeStatus,
@@ -37,6 +38,17 @@ class ServiceURL(BaseModel):
     url: str
 
 
+class ComponentView(BaseModel):
+    """A supervised platform component (Prometheus, Alertmanager, node exporter; the log store
+    and Nagios add theirs): where it answers on loopback and whether it does."""
+
+    name: str
+    url: str
+    running: bool
+    healthy: bool
+    pid: int | None = None
+
+
 class UpResult(BaseModel):
     project: str
     outcome: RolloutResult
@@ -44,6 +56,10 @@ class UpResult(BaseModel):
     agent_pid: int | None = None
     agent_log: str | None = None
     urls: list[ServiceURL] = []
+    checks: bool = False  # Nagios runs the project's checks (docs/checks.md)
+    checks_error: str | None = None  # why it does not, when it should
+    components: list[ComponentView] = []  # platform components started for the project
+    warnings: list[str] = []  # one could not start: the app is up all the same
 
 
 class DeployResult(BaseModel):
@@ -56,6 +72,8 @@ class DownResult(BaseModel):
     agent_stopped: bool
     seconds: float
     volumes_removed: list[str] = []
+    checks_stopped: bool = False  # its Nagios was running and was stopped
+    components_stopped: list[str] = []
 
 
 class PlanStep(BaseModel):
@@ -118,6 +136,42 @@ class AgentView(BaseModel):
     pid: int | None
 
 
+class ChecksHealthView(BaseModel):
+    """Nagios for `conveyor status`: whether it runs and what it finds."""
+
+    enabled: bool  # Conveyor runs Nagios for this project (`up` without --no-checks)
+    running: bool
+    pid: int | None = None
+    checks: int = 0
+    problems: int = 0
+    status_age: float | None = None  # seconds since Nagios last wrote its status file
+    stale: bool = False
+    status_file: str | None = None
+
+    @classmethod
+    def of(cls, health: NagiosHealth, enabled: bool, status_file: str) -> ChecksHealthView:
+        return cls(
+            enabled=enabled,
+            running=health.running,
+            pid=health.pid,
+            checks=health.checks,
+            problems=health.problems,
+            status_age=health.status_age,
+            stale=health.stale,
+            status_file=status_file if health.running else None,
+        )
+
+    @property
+    def summary(self) -> str:
+        if not self.enabled and not self.running:
+            return "off"
+        if not self.running:
+            return "not running"
+        age = f", status {self.status_age:g}s old" if self.status_age is not None else ""
+        state = "stale" if self.stale else "running"
+        return f"{state} (pid {self.pid}): {self.checks} checks, {self.problems} problems{age}"
+
+
 class StatusView(BaseModel):
     version: int = JSON_VERSION
     project: str
@@ -126,6 +180,8 @@ class StatusView(BaseModel):
     router: RouterView
     agent: AgentView
     services: list[ServiceView]
+    checks: ChecksHealthView | None = None  # Nagios (docs/checks.md)
+    components: list[ComponentView] = []  # one per platform component the project runs
 
 
 class RolloutView(BaseModel):

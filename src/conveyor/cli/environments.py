@@ -269,6 +269,8 @@ def show_detail(detail: EnvironmentDetail) -> None:
             f"{esc(e.branch or '')} wait until a push deletes .conveyor/pins/{esc(e.name)}.json",
             highlight=False,
         )
+    if detail.superseded is not None:
+        console.print(f"last superseded: {esc(detail.superseded.message)}", highlight=False)
     if e.protected:
         console.print("protected: only deployer and admin tokens act on it")
     if detail.approvals:

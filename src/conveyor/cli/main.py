@@ -107,6 +107,19 @@ def _add_ci() -> None:
 _add_ci()
 
 
+def _add_checks() -> None:
+    from conveyor.cli.checks import app as checks_app
+
+    app.add_typer(
+        checks_app,
+        name="checks",
+        help="Infrastructure checks (Nagios): states, downtimes (docs/checks.md).",
+    )
+
+
+_add_checks()
+
+
 def _add_server() -> None:
     from conveyor.cli.server import server, token_app
 
@@ -190,12 +203,29 @@ def up(
         bool, typer.Option("--no-agent", help="Do not leave the healing agent running.")
     ] = False,
     no_logs: NoLogsOpt = False,
+    no_checks: Annotated[
+        bool,
+        typer.Option(
+            "--no-checks",
+            help="Do not run Nagios's infrastructure checks (stops them if they ran).",
+        ),
+    ] = False,
+    no_metrics: Annotated[
+        bool,
+        typer.Option(
+            "--no-metrics",
+            help="Do not run Prometheus, Alertmanager and node exporter for this project "
+            "(kept until an `up` without it; CONVEYOR_METRICS=0 does the same).",
+        ),
+    ] = False,
     force: ForceOpt = False,
 ) -> None:
     """Build images, start every service, wait until healthy, print URLs.
 
-    Leaves the healing agent running in the background (`conveyor down` stops it); it also
-    collects the containers' logs for `conveyor logs` unless --no-logs.
+    Leaves the healing agent running in the background (`conveyor down` stops it), collecting
+    the containers' logs for `conveyor logs` unless --no-logs, Nagios checking the project
+    (docs/checks.md) unless --no-checks or CONVEYOR_CHECKS=off, and the project's Prometheus,
+    Alertmanager and node exporter on 127.0.0.1 (docs/metrics.md) unless --no-metrics.
 
     Refused (exit 2) on a project a `conveyor server` manages: push to its branch instead."""
     found = target(ctx, file, project_name, "up", force=force)
@@ -205,16 +235,30 @@ def up(
     agent = not no_agent and found.owner is None
     with progress() as show:
         project.subscribe(show)
-        r = deploy_app.up(project, agent=agent, logs=not no_logs)
+        r = deploy_app.up(
+            project,
+            agent=agent,
+            checks=not no_checks,
+            metrics=not no_metrics,
+            logs=not no_logs,
+        )
     for rec in r.recovered:
         _outcome(rec, "recovery")
     _outcome(r.outcome, "up")
     _exit_unless(r.outcome.ok)
     if r.agent_pid is not None:
         err.print(f"[dim]agent running (pid {r.agent_pid}), log: {esc(r.agent_log or '')}[/]")
+    if r.checks_error is not None:
+        err.print(f"[yellow]checks not running:[/] {esc(r.checks_error)}", highlight=False)
+    elif r.checks:
+        err.print("[dim]Nagios checks the project: `conveyor checks`[/]")
+    for w in r.warnings:
+        err.print(f"[yellow]warning:[/] {esc(w)}", highlight=False, soft_wrap=True)
     console.print(f"[bold]{esc(r.project)}[/] is up:")
     for u in r.urls:
         console.print(esc(f"  {u.name:<16} {u.url}"), highlight=False)
+    for c in r.components:
+        console.print(esc(f"  {c.name:<16} {c.url}"), highlight=False)
 
 
 @app.command()
@@ -356,6 +400,15 @@ def status(
     console.print(
         f"agent: {agent}   router: {'running' if data.router.running else '[red]down[/]'}"
     )
+    if data.checks is not None:
+        colour = "green" if data.checks.running and not data.checks.problems else "yellow"
+        if not data.checks.enabled and not data.checks.running:
+            colour = "dim"
+        console.print(f"checks: [{colour}]Nagios {esc(data.checks.summary)}[/]", highlight=False)
+    from conveyor.cli.metrics import component_lines
+
+    for line in component_lines(data.components):
+        console.print(line, highlight=False)
 
 
 def _status_through_server(owner: ServerOwner, token_file: Path | None, as_json: bool) -> bool:
@@ -449,6 +502,52 @@ def dora(
         print_json(view.model_dump(mode="json"))
         return
     console.print(dora_table(view))
+
+
+@app.command()
+def alerts(
+    ctx: typer.Context,
+    since: Annotated[
+        str, typer.Option("--since", help="List alerts resolved in this window: 1h, 30m, 2d…")
+    ] = "1h",
+    alertmanager: Annotated[
+        str | None,
+        typer.Option(
+            "--alertmanager",
+            envvar="CONVEYOR_ALERTMANAGER_URL",
+            help="Ask this Alertmanager (default: the project's, from its metrics stack).",
+            show_default=False,
+        ),
+    ] = None,
+    server: AskServerOpt = None,
+    token_file: TokenFileOpt = None,
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Alerts firing now (Alertmanager's, silenced and inhibited ones marked) and the ones
+    resolved recently, with labels, since when and summary (docs/alerts.md).
+
+    With --server (or CONVEYOR_SERVER), the server's alerts of every environment."""
+    from conveyor.app.alerts import project_alerts
+    from conveyor.app.dora import parse_window
+    from conveyor.cli.alerts import alerts_table
+
+    try:
+        window = parse_window(since)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--since") from None
+    if server is not None:
+        from conveyor.cli.environments import connect
+
+        with connect(server, token_file) as client:
+            view = client.alerts(window)
+    else:
+        view = project_alerts(_project(ctx, file, project_name), alertmanager, window)
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return
+    console.print(alerts_table(view))
 
 
 @app.command()
@@ -556,6 +655,84 @@ def logs(
 
 
 @app.command()
+def metrics(
+    ctx: typer.Context,
+    service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
+    window: Annotated[
+        str, typer.Option("--window", "-w", help="The window figures are over: 30s, 5m, 1h…")
+    ] = "5m",
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep the table on screen, refreshed (Ctrl-C ends).")
+    ] = False,
+    every: Annotated[
+        float, typer.Option("--every", help="With --watch: seconds between refreshes.")
+    ] = 2.0,
+    grafana_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--grafana-dir",
+            help="Write Grafana dashboards (JSON) and their provisioning file into DIR, then exit.",
+            show_default=False,
+        ),
+    ] = None,
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per service request rate, 5xx ratio and latency over a window, from the project's
+    Prometheus (docs/metrics.md says what each figure is computed from).
+
+    --grafana-dir writes dashboards for Grafana instead (not tested in a running Grafana)."""
+    from conveyor.app.metrics import metrics_report
+    from conveyor.cli.metrics import metrics_table
+
+    project = _project(ctx, file, project_name)
+    if grafana_dir is not None:
+        from conveyor.app.metrics import write_grafana
+
+        written = write_grafana(project, grafana_dir)
+        if as_json:
+            print_json(written.model_dump(mode="json"))
+            return
+        for name in written.dashboards:
+            err.print(f"[dim]dashboard[/] {esc(name)}", highlight=False)
+        err.print(f"[dim]provisioning[/] {esc(written.provisioning)}", highlight=False)
+        return
+    try:
+        report = metrics_report(project, service, window)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--window") from None
+    if as_json and not watch:
+        print_json(report.model_dump(mode="json"))
+        return
+    if not watch:
+        console.print(metrics_table(report))
+        return
+    import time
+
+    if as_json:  # one JSON object per line and refresh, for a program to follow
+        import json
+
+        try:
+            while True:
+                sys.stdout.write(json.dumps(report.model_dump(mode="json")) + "\n")
+                sys.stdout.flush()
+                time.sleep(every)
+                report = metrics_report(project, service, window)
+        except KeyboardInterrupt:
+            return
+    from rich.live import Live
+
+    try:
+        with Live(metrics_table(report), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(every)  # the refresh period the user asked for
+                live.update(metrics_table(metrics_report(project, service, window)), refresh=True)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
 def down(
     ctx: typer.Context,
     file: FileOpt = None,
@@ -580,6 +757,10 @@ def down(
         r = deploy_app.down(project, volumes=volumes)
     if r.agent_stopped:
         err.print("[dim]agent stopped[/]")
+    if r.checks_stopped:
+        err.print("[dim]Nagios stopped[/]")
+    for name in r.components_stopped:
+        err.print(f"[dim]{esc(name)} stopped[/]")
     for name in r.volumes_removed:
         err.print(f"[dim]volume {esc(name)} removed[/]")
     err.print(f"[bold green]down[/]: {esc(r.project)} stopped in {r.seconds:.1f}s")
@@ -592,17 +773,22 @@ def agent(
     project_name: ProjectOpt = None,
     interval: Annotated[float, typer.Option(help="Seconds between observations.")] = 1.0,
     no_logs: NoLogsOpt = False,
+    no_checks: Annotated[
+        bool, typer.Option("--no-checks", help="Leave Nagios alone (no checks).")
+    ] = False,
     force: ForceOpt = False,
 ) -> None:
     """Run the supervising agent in the foreground (`up` starts it in the background); it
     collects the project's logs too, unless --no-logs.
+
+    It also keeps Nagios checking the project and restarts it if it dies (docs/checks.md).
 
     Refused (exit 2) on a project a `conveyor server` manages: the server heals it."""
     from conveyor.server.agent import run_agent
 
     project = _writable(ctx, file, project_name, "agent", force)
     project.subscribe(log_events(json_lines=not err.is_terminal))
-    run_agent(project, interval, logs=not no_logs)
+    run_agent(project, interval, checks=not no_checks, logs=not no_logs)
 
 
 @app.command()

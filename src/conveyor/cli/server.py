@@ -153,6 +153,15 @@ def server(
             help="How pipeline jobs run: docker (each job in its image) or shell (on this host).",
         ),
     ] = "docker",
+    heal_interval: Annotated[
+        float,
+        typer.Option(
+            "--heal-interval",
+            min=0.1,
+            help="Seconds between heal passes that look for drift; a Docker event of an "
+            "environment's container makes one at once.",
+        ),
+    ] = 5.0,
 ) -> None:
     """Run the GitOps server in the foreground: its HTTP API and webhooks (Ctrl-C stops it).
 
@@ -199,6 +208,7 @@ def server(
             data_dir=data_dir,
             hook_secret=secret,
             executor=executor,
+            heal_interval=heal_interval,
         )
     )
 

@@ -100,20 +100,20 @@ class Engine:
         networks = tuple(self.runtime.list_networks(self.project, external))
         addresses = tuple(self.runtime.list_addresses(self.project))
         frontends: dict[str, int] = {}
-        states: dict[tuple[str, str], tuple[str, str]] = {}
+        states: dict[tuple[str, str], tuple[str, str, int | None]] = {}
         if self.router.running():
             ports = self.store.ports.frontend_ports()
             for name in self.store.environment.frontends():
                 if name in ports:
                     frontends[name] = ports[name]
             for s in self.router.servers():
-                states[(s.backend, s.server)] = (s.admin_state, s.operational)
+                states[(s.backend, s.server)] = (s.admin_state, s.operational, s.weight)
         joined = tuple(
             r.model_copy(
                 update=dict(
                     zip(
-                        ("router", "checks"),
-                        states.get((r.service, r.replica), ("absent", "unknown")),
+                        ("router", "checks", "weight"),
+                        states.get((r.service, r.replica), ("absent", "unknown", None)),
                         strict=True,
                     )
                 )

@@ -17,6 +17,7 @@ from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import ConveyorError, RolloutError, StepFailed
 from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.release import Observed, ObservedAddress, Release
+from conveyor.model.routing import FULL_WEIGHT
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan, Step
 from conveyor.plan.network import (
@@ -403,6 +404,8 @@ class Executor:
             self.router.remove_server(service, replica)
             live = None
         if live is not None:
+            if live.weight != FULL_WEIGHT:  # changed behind Conveyor's back
+                self.router.set_weight(service, replica, FULL_WEIGHT)
             self.router.set_state(service, replica, "ready")
         else:
             self.router.add_server(service, ServerEntry(name=replica, endpoint=pl.endpoint))

@@ -28,6 +28,8 @@ class Reconciler:
     clock: Callable[[], float] = field(default=time.time)
     name: str = "reconciler"
     settle: float = SETTLE
+    # The services the last tick left alone (heal backoff) -> when they may be healed again.
+    held: dict[str, float] = field(default_factory=dict)
     away_since: float | None = None  # when the engine stopped answering
     back_at: float | None = None  # when it answered again
 
@@ -55,7 +57,8 @@ class Reconciler:
         engine = self.engine
         store = engine.store
         # Only this reconciler writes the backoff, under the lock: one read serves the tick.
-        blocked = self._blocked()
+        self.held = self._held()
+        blocked = set(self.held)
         plan = engine.heal_plan(skip=blocked)  # observes: raises while the engine is away
         now = self.clock()
         if self.away_since is not None:
@@ -90,6 +93,19 @@ class Reconciler:
                     )
             return outcome
 
-    def _blocked(self) -> set[str]:
+    def held_until(self) -> float | None:
+        """When the first service the last tick left alone, its heal backoff holding it back,
+        may be healed again (this reconciler's clock; maybe past already), or None when the
+        last tick held none back: whoever ticks it on events rather than on an interval ticks
+        it again then. Taken from the tick itself, so a backoff ending during the tick is not
+        mistaken for no backoff."""
+        return min(self.held.values()) if self.held else None
+
+    def _held(self) -> dict[str, float]:
+        """The services their heal backoff holds back now -> until when."""
         now = self.clock()
-        return {s for s, b in self.engine.store.backoff.all().items() if b.not_before > now}
+        return {
+            s: b.not_before
+            for s, b in self.engine.store.backoff.all().items()
+            if b.not_before > now
+        }

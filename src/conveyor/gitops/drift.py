@@ -12,9 +12,11 @@ from __future__ import annotations
 from conveyor.model.events import Event
 
 
-def drift_event(heal: Event) -> Event:
+def drift_event(heal: Event, noticed: str = "") -> Event:
     """The `drift.corrected` event a `heal.succeeded` event is, with the same subject, actor,
-    time and id. data: `services`, `corrections` (one phrase each), `what` (them joined)."""
+    time and id. data: `services`, `corrections` (one phrase each), `what` (them joined), and
+    `noticed` when given: what made the server look (`Docker event: destroy of web-2-1`, or
+    `heal interval`)."""
     corrections = [str(c) for c in heal.data.get("corrections") or []]
     services = [str(s) for s in heal.data.get("services") or []]
     what = "; ".join(corrections) or f"healed {', '.join(services) or 'the project'}"
@@ -23,6 +25,12 @@ def drift_event(heal: Event) -> Event:
         update={
             "kind": "drift.corrected",
             "message": f"{env}: drift corrected: {what}",
-            "data": {**heal.data, "services": services, "corrections": corrections, "what": what},
+            "data": {
+                **heal.data,
+                "services": services,
+                "corrections": corrections,
+                "what": what,
+                **({"noticed": noticed} if noticed else {}),
+            },
         }
     )

@@ -3,9 +3,10 @@
 with the CI engine and the deploy engine.
 
 Latest commit wins: only the head of the environment's branch is considered, so commits pushed
-while an older one was in its pipeline are skipped. A commit whose pipeline or rollout failed
-is not tried again until the branch moves (a push, a revert): the previous release keeps
-serving meanwhile.
+while an older one was in its pipeline are skipped; the older one's pipeline is auto-canceled
+as its `workflow:auto_cancel` says, and it is not rolled out (`Supersession`,
+app/superseding.py). A commit whose pipeline or rollout failed is not tried again until the
+branch moves (a push, a revert): the previous release keeps serving meanwhile.
 
 A pin file on the branch's head (`.conveyor/pins/<env>.json`, written by a rollback) holds the
 environment at the commit it names instead of the head, until a push deletes or changes it. With
@@ -49,6 +50,19 @@ class Promotion(Frozen):
     at: float
 
 
+class Supersession(Frozen):
+    """A newer commit arrived on the branch while the pipeline of `commit` ran: that commit is
+    not deployed (latest commit wins); what became of its pipeline is `action` (GitLab's
+    auto-cancel: `canceled`, `interruptible` jobs canceled, or `kept` to the end)."""
+
+    commit: str
+    by: str  # the newer commit
+    pipeline: int
+    action: Literal["canceled", "interruptible", "kept"]
+    message: str  # what people were told
+    at: float
+
+
 class EnvProgress(Frozen):
     """What the controller remembers of an environment (kept in the server's data directory,
     so a restarted server neither redeploys what serves nor retries what failed)."""
@@ -64,6 +78,7 @@ class EnvProgress(Frozen):
     approvals: tuple[Approval, ...] = ()  # releases of `promote_from` approved, newest last
     promotion: Promotion | None = None  # the last promotion into the environment
     waiting: str = ""  # what an automatic promotion into it waits for (unmet gates)
+    superseded: Supersession | None = None  # the last commit a newer one superseded mid-pipeline
 
     def approved(self, release: int, commit: str | None) -> Approval | None:
         """The newest approval of `release` (built from `commit`) of the source environment."""

@@ -45,6 +45,11 @@ class ScriptProcess:
             start_new_session=True,
         )
 
+    @property
+    def pid(self) -> int:
+        """The script's PID, which is also its process group's id."""
+        return self._proc.pid
+
     def kill(self) -> None:
         """SIGKILL the whole process group; one that is gone already is fine. Safe to call
         from another thread."""

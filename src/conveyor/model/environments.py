@@ -12,12 +12,19 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from conveyor.model.checks import ChecksSettings
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.frozen import Frozen
+from conveyor.model.log_shipping import LogShipping
 from conveyor.model.notifications import NotificationsSpec
+from conveyor.model.slo import ServiceSLO
 
 DEFAULT_COMPOSE = "compose.yaml"
 DEFAULT_POLL_INTERVAL = 60.0  # seconds; webhooks make a change visible at once anyway
+
+# What the server does with a commit whose pipeline a crash of the server interrupted:
+# `rerun` brings it in again (a new pipeline), `abandon` marks it failed until the branch moves.
+OnInterrupted = Literal["rerun", "abandon"]
 
 
 class PromotionGates(Frozen):
@@ -75,6 +82,10 @@ class EnvironmentSpec(Frozen):
     auto_promote: bool = False
     overrides: dict[str, ServiceOverride] = Field(default_factory=dict)
     verify: VerifyPolicy | None = None  # commit signatures required before a deploy
+    on_interrupted: OnInterrupted = "rerun"  # a pipeline the server's crash interrupted
+    # Service -> its objectives in this environment, replacing the compose file's
+    # x-conveyor.slo for that service (docs/alerts.md).
+    slo: dict[str, ServiceSLO] = Field(default_factory=dict)
     # Where each key was written (dotted path under this environment -> line), so a check
     # against the compose file (`spec.overrides`) can point at conveyor.yaml. Not serialised.
     file: str = Field(default="conveyor.yaml", exclude=True, repr=False)
@@ -112,6 +123,8 @@ class ConveyorConfig(Frozen):
 
     environments: dict[str, EnvironmentSpec]
     notifications: NotificationsSpec = NotificationsSpec()
+    logs: LogShipping = LogShipping()  # where the stored log lines are shipped
+    checks: ChecksSettings = ChecksSettings()  # Nagios for every environment (docs/checks.md)
 
     def promotion_order(self) -> list[str]:
         """Environment names by name, except that a `promote_from` source comes before the

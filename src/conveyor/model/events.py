@@ -47,6 +47,8 @@ EventKind = Literal[
     "engine.away",  # the Docker Engine stopped answering: nothing is replaced meanwhile
     "engine.back",  # it answers again
     "logs.error",  # the log collector met an error (engine away, store full); it retries
+    "daemon.restarted",  # a supervised daemon was found dead and started; data: {"component"}
+    "daemon.failed",  # it could not be started; data: {"component"}
     # CI
     "pipeline.started",
     "pipeline.finished",
@@ -56,18 +58,40 @@ EventKind = Literal[
     "job.started",
     "job.output",
     "job.finished",
+    # log shipping (observe.logs.ship); data: {"destination", ...counts}
+    "logs.ship_failing",  # a destination stopped taking records: they wait in its buffer
+    "logs.ship_recovered",  # it takes them again
+    "logs.ship_rejected",  # it refused records for good (a mapping conflict, a 400): dropped
+    "logs.ship_dropped",  # its buffer reached its cap: the oldest records were dropped
     # GitOps: the server bringing environments to what git says
     "source.fetched",
     "source.error",
     "sync.started",
     "sync.succeeded",
     "sync.failed",
+    # A newer commit arrived while the pipeline of the one being brought in ran: data:
+    # {"superseded_by", "pipeline", "action"} (what auto-cancel did with the pipeline).
+    "sync.superseded",
+    "sync.skipped",  # that commit was not deployed (superseded); data: {"superseded_by"}
     "environment.suspended",
     "environment.resumed",
     "drift.corrected",  # data: {"services": [...], "what": "..."}
     "promotion.succeeded",  # data: {"from": env}
     "promotion.failed",  # data: {"from": env, "reason": "..."}
     "signature.rejected",  # data: {"reason": "..."}; subject.commit is the rejected commit
+    # infrastructure checks (Nagios: observe.checks); data of check.*: the notification
+    "check.changed",  # Nagios notified a PROBLEM or a RECOVERY of a check or a host
+    "check.note",  # it notified what is not news: flapping, downtime, acknowledgement
+    "checks.started",
+    "checks.reloaded",  # the checks changed with the stack: validated, then reloaded
+    "checks.restarted",  # Nagios was found not running and was started again
+    "checks.stopped",
+    "checks.error",  # Nagios refused its configuration or could not start
+    "checks.downtime",  # a downtime was scheduled; data: {"checks": [...], "end": ...}
+    # Alertmanager's webhook (app.alerts): an alert started firing or resolved; data:
+    # {"alertname", "severity", "labels", "annotations", "starts_at", "ends_at", "fingerprint"}
+    "alert.firing",
+    "alert.resolved",
 ]
 
 EPHEMERAL: frozenset[str] = frozenset(

@@ -32,6 +32,11 @@ Topic = Literal[
     "promotion.succeeded",
     "promotion.failed",
     "signature.rejected",
+    "check.problem",
+    "check.recovered",
+    "checks.restarted",
+    "alert.firing",
+    "alert.resolved",
 ]
 TOPICS: tuple[Topic, ...] = get_args(Topic)
 
@@ -39,9 +44,11 @@ TOPICS: tuple[Topic, ...] = get_args(Topic)
 PROGRESS: frozenset[Topic] = frozenset(t for t in TOPICS if t.endswith(".started"))
 # Webhooks and email: every outcome, no progress.
 OUTCOMES: frozenset[Topic] = frozenset(TOPICS) - PROGRESS
-# GitLab commit statuses describe a commit's pipeline and deploys; a drift correction is not
-# news about a commit.
-COMMIT_TOPICS: frozenset[Topic] = frozenset(t for t in TOPICS if not t.startswith("drift."))
+# GitLab commit statuses describe a commit's pipeline and deploys; a drift correction, a
+# check's state or an alert is not news about a commit.
+COMMIT_TOPICS: frozenset[Topic] = frozenset(
+    t for t in TOPICS if not t.startswith(("drift.", "check.", "checks.", "alert."))
+)
 
 # GitLab's commit status states (POST /projects/:id/statuses/:sha).
 State = Literal["pending", "running", "success", "failed", "canceled"]

@@ -93,13 +93,18 @@ class ObservedReplica(Frozen):
     health: ReplicaHealth = "none"  # the Docker Engine's health status
     router: RouterState = "absent"
     checks: Literal["up", "down", "unknown"] = "unknown"  # HAProxy's health checks of it
+    weight: int | None = None  # HAProxy's weight of its server (None: not in HAProxy)
+    paused: bool = False  # frozen by `docker pause`: running, answering nothing
     started_at: float = 0.0
 
     @property
     def failing(self) -> bool:
-        """Running but failing its health check (Docker's, or HAProxy's while in rotation)."""
+        """Running but failing its health check (Docker's, or HAProxy's while in rotation),
+        or paused."""
         return self.running and (
-            self.health == "unhealthy" or (self.router == "ready" and self.checks == "down")
+            self.paused
+            or self.health == "unhealthy"
+            or (self.router == "ready" and self.checks == "down")
         )
 
 

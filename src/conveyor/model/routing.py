@@ -12,13 +12,15 @@ from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.stack import Frozen
 
 ServerState = Literal["ready", "drain", "maint"]
+# The weight Conveyor gives every server it routes to (HAProxy's default; no canary weights yet).
+FULL_WEIGHT = 100
 
 
 class ServerEntry(Frozen):
     name: str  # replica id
     endpoint: Endpoint  # where the replica answers
     state: ServerState = "ready"
-    weight: int = 100
+    weight: int = FULL_WEIGHT
 
     @model_validator(mode="before")
     @classmethod
@@ -88,3 +90,4 @@ class ServerStatus(Frozen):
     admin_state: ServerState  # what Conveyor set
     operational: Literal["up", "down", "unknown"]  # what HAProxy's checks say
     sessions: int  # current sessions
+    weight: int = FULL_WEIGHT  # HAProxy's weight of it now (`set weight` changes it)

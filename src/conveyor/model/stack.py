@@ -16,6 +16,7 @@ from conveyor.model.container import ContainerSettings
 # Re-exported (`as`): model types have always imported Frozen from here.
 from conveyor.model.frozen import Frozen as Frozen  # noqa: PLC0414
 from conveyor.model.logs import LogSettings
+from conveyor.model.slo import ServiceSLO
 
 
 class BuildSpec(Frozen):
@@ -163,6 +164,13 @@ class Routing(Frozen):
     balance: Literal["roundrobin", "leastconn"] = "roundrobin"
 
 
+class MetricsEndpoint(Frozen):
+    """x-conveyor.metrics: where each replica serves its Prometheus metrics."""
+
+    path: str = "/metrics"
+    port: int | None = None  # None: the replica's main port
+
+
 PullPolicy = Literal["build", "always", "missing", "never"]
 Networking = Literal["host", "project"]
 PortProtocol = Literal["tcp", "udp"]
@@ -237,6 +245,8 @@ class Service(Frozen):
     reservations: Resources = Resources()  # deploy.resources.reservations
     expose: tuple[ExposedPort, ...] = ()
     container: ContainerSettings = ContainerSettings()
+    slo: ServiceSLO | None = None  # x-conveyor.slo: burn-rate alerts (docs/alerts.md)
+    metrics: MetricsEndpoint | None = None  # scraped by Prometheus when set
 
     @property
     def restart_policy(self) -> Restart:

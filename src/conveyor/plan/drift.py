@@ -3,13 +3,13 @@ undo, one phrase each, for the `heal.succeeded` event and the server's `drift.co
 
 A heal plans toward the release that serves, so each step says what had drifted:
 
-- `remove` (crashed, exited), or `stop` (unhealthy; replaced: the container changed behind
-  Conveyor's back), and the `start` replacing it: `web: replica web-2-1 crashed: replaced`;
+- `remove` (crashed, exited), or `stop` (unhealthy, paused; replaced: the container changed
+  behind Conveyor's back), and the `start` replacing it: `web: replica web-2-1 crashed: replaced`;
 - more `start`s than replicas replaced (a replica was removed):
   `web: replica count restored (1 started)`;
 - `stop` (scale down), a replica too many: `web: extra replica web-2-3 removed`;
-- `route` (adopt), an HAProxy server put in maintenance, drained or deleted:
-  `web: HAProxy server web-2-1 restored`;
+- `route` (adopt), an HAProxy server deleted, put in maintenance, drained or given another
+  weight: `web: HAProxy server web-2-1 restored (it was in maintenance)`;
 - `unroute` (no container): `web: HAProxy server web-2-1 removed (no container)`;
 - `frontends`, HAProxy stopped or running another configuration: `HAProxy frontends restored`;
 - `network`, `address`: `network default restored`, `web: service address restored`.
@@ -23,7 +23,14 @@ _REPLACED = {
     "crashed": "crashed",
     "exited": "exited",
     "unhealthy": "unhealthy",
+    "paused": "paused",
     "replaced": "changed",
+}
+# What an adopted server had become, by the route step's reason (plan.rollout).
+_ADOPTED = {
+    "adopt": "missing from HAProxy",
+    "adopt: maint": "in maintenance",
+    "adopt: drain": "draining",
 }
 
 
@@ -62,8 +69,11 @@ def _phrase(step: Step) -> str | None:
             return f"{s}: replica {r} {_REPLACED[step.reason]}: replaced"
         case "stop" if step.reason == "scale down":
             return f"{s}: extra replica {r} removed"
-        case "route" if step.reason == "adopt":
-            return f"{s}: HAProxy server {r} restored"
+        case "route" if step.reason.startswith("adopt"):
+            was = _ADOPTED.get(step.reason)
+            if was is None:  # `adopt: weight 10`
+                was = step.reason.removeprefix("adopt: ").replace("weight", "at weight", 1)
+            return f"{s}: HAProxy server {r} restored (it was {was})"
         case "unroute" if step.reason == "no container":
             return f"{s}: HAProxy server {r} removed (no container)"
         case "frontends":

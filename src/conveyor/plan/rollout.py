@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from conveyor.model.release import Observed, ObservedReplica, Release
+from conveyor.model.routing import FULL_WEIGHT
 from conveyor.model.stack import Frozen, Restart, UpdateConfig
 from conveyor.plan.actions import Plan, Step
 from conveyor.plan.network import (
@@ -113,16 +114,17 @@ def plan_service(
     current = [r for r in running if r.spec_hash == svc.spec_hash and not r.failing]
     old = [r for r in running if r.spec_hash != svc.spec_hash or r.failing]
 
-    # Replicas of the desired spec outside rotation (a crash mid-rollout): probe and adopt.
+    # Replicas of the desired spec outside rotation (a crash mid-rollout, a server deleted,
+    # put in maintenance or drained behind Conveyor's back): probe and adopt. One whose weight
+    # was changed is in rotation: routing it again gives it its weight back.
     if svc.routed:
         for r in current:
+            why = _outside_rotation(r)
+            if not why:
+                continue
             if r.router != "ready":
-                steps.append(
-                    Step(kind="await", service=svc.name, replica=r.replica, reason="adopt")
-                )
-                steps.append(
-                    Step(kind="route", service=svc.name, replica=r.replica, reason="adopt")
-                )
+                steps.append(Step(kind="await", service=svc.name, replica=r.replica, reason=why))
+            steps.append(Step(kind="route", service=svc.name, replica=r.replica, reason=why))
 
     # Scale down: the newest replicas of the desired spec beyond the count go.
     extras = current[svc.replicas :]
@@ -239,7 +241,21 @@ def _bring_up(svc: DesiredService, replicas: Iterable[str], batch: int) -> list[
     return steps
 
 
+def _outside_rotation(r: ObservedReplica) -> str:
+    """Why a running replica of the desired spec must be routed again ("" when it need not):
+    `adopt` (not in HAProxy), `adopt: maint`, `adopt: drain`, `adopt: weight 10`."""
+    if r.router == "ready":
+        if r.weight is None or r.weight == FULL_WEIGHT:
+            return ""
+        return f"adopt: weight {r.weight}"
+    if r.router in ("maint", "drain"):
+        return f"adopt: {r.router}"
+    return "adopt"
+
+
 def _why(r: ObservedReplica) -> str:
+    if r.paused:
+        return "paused"
     return "unhealthy" if r.failing else "replaced"
 
 

@@ -48,6 +48,10 @@ PACKAGES = (
     "socat",
     "ca-certificates",
     "curl",
+    # metrics (docs/metrics.md): `conveyor up` runs them for each project unless --no-metrics
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
 )
 BASE_IMAGE = "python:3.11-slim-bookworm"
 # The browser-test image (docs/ci.md, "Browser tests"): bump the tag when its conventions change

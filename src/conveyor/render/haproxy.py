@@ -1,10 +1,13 @@
 """Render a RouterConfig as an HAProxy 2.6 configuration file. Pure: no I/O.
 
 One `frontend fe_<service>` on 127.0.0.1:<port> and one `backend be_<service>` per Frontend,
-plus an optional stats/Prometheus frontend. Under project networking a frontend also binds
-inside its service address's network namespace (`bind … namespace NAME`) and on published
-ports, and each further port of the service gets `fe_<service>_<port>` / `be_<service>_<port>`
-with the same servers at that port; TCP ports are served in `mode tcp`. The adapter
+plus an optional stats/Prometheus frontend. Under project networking a service is also served
+inside its service address's network namespace (`bind … namespace NAME`), through a frontend of
+its own, `in_<service>`, so that HAProxy's statistics (and Prometheus) tell service-to-service
+traffic from traffic coming in on the stable and published ports (`fe_<service>`); both use the
+same backend. Each further port of the service gets `fe_<service>_<port>` / `in_<service>_<port>`
+(each only when it has a bind) and `be_<service>_<port>` with the same servers at that port;
+TCP ports are served in `mode tcp`. The adapter
 (`haproxy.py`) validates the result with `VALIDATOR` (`haproxy -c -f FILE`) and runs it; the
 runtime API then changes servers without reloads.
 """
@@ -20,6 +23,12 @@ from conveyor.model.routing import Bind, Frontend, Mode, RouterConfig, ServerEnt
 from conveyor.render.validator import Validator
 
 ADMIN_SOCKET = "admin.sock"
+# HTTP requests are logged, one datagram each, to this unix socket in the run directory; the
+# agent (or the server) reads them into latency histograms (observe.metrics.access_log). With
+# nobody reading, HAProxy drops them: traffic never waits on its log.
+ACCESS_LOG_SOCKET = "log.sock"  # shorter than admin.sock: within the same path limit
+# frontend, backend, server, status, total active time (ms) of each HTTP request.
+ACCESS_LOG_FORMAT = "%ft %b %s %ST %Ta"
 MASTER_SOCKET = "master.sock"
 PID_FILE = "haproxy.pid"
 STATE_FILE = "servers.state"
@@ -60,7 +69,14 @@ def backend_name(service: str, port: int | None = None) -> str:
 
 
 def frontend_name(service: str, port: int | None = None) -> str:
+    """The frontend of a service's port for callers outside the project's networks."""
     return f"fe_{service}" if port is None else f"fe_{service}_{port}"
+
+
+def internal_frontend_name(service: str, port: int | None = None) -> str:
+    """The frontend inside the service address: other services calling it by name. A prefix of
+    its own, since service names may hold `_`: no service's `fe_` name can take it."""
+    return f"in_{service}" if port is None else f"in_{service}_{port}"
 
 
 def backends(frontend: Frontend) -> list[tuple[str, int | None]]:
@@ -155,8 +171,9 @@ def check_interval_ms(frontend: Frontend) -> int:
     return max(1, round(frontend.check_interval * 1000))
 
 
-def server_check_args(frontend: Frontend) -> str:
-    """Check and passive-health keywords of every server of this frontend's backend.
+def server_args(frontend: Frontend) -> str:
+    """Check, passive-health and connection-pool keywords of every server of this frontend's
+    backend.
 
     Rendered as the backend's `default-server` and sent in full by `add server`, because servers
     added at run time do not inherit `default-server`. A connection error seen on live traffic
@@ -165,13 +182,23 @@ def server_check_args(frontend: Frontend) -> str:
     server down by itself: HAProxy 2.6 counts the error of a request it redispatched against the
     server it was redispatched *to*, and with `on-error mark-down` a killed replica took the
     healthy one down with it (measured: ~40 HTTP 503 per kill under 330 req/s). `slowstart 0`
-    gives a replica full weight as soon as it is up.
+    gives a replica full weight as soon as it is up. `SERVER_POOL`: see there.
     """
     return (
         f"inter {check_interval_ms(frontend)}ms fastinter {FASTINTER_MS}ms "
         f"fall {frontend.check_fall} rise {frontend.check_rise} "
-        "observe layer4 error-limit 1 on-error fastinter slowstart 0"
+        f"observe layer4 error-limit 1 on-error fastinter slowstart 0 {SERVER_POOL}"
     )
+
+
+# HAProxy's own defaults for a server of the configuration file, stated because a server added
+# at run time (`add server`, how every replica enters rotation) gets neither: HAProxy 2.6 gives
+# it no idle-connection pool (`show servers conn`: purge_delay 0, idle_lim 0). Without one each
+# request opened a server connection despite keep-alive and HAProxy reset it after the answer,
+# for which a Python replica printed a traceback: the first keep-alive attempt, slower than
+# `option http-server-close` (+1.1 ms p50, half the throughput). With it, a few connections per
+# replica carry thousands of requests.
+SERVER_POOL = "pool-max-conn -1 pool-purge-delay 5s"
 
 
 # Check interval right after a replica showed a connection error on live traffic.
@@ -206,6 +233,7 @@ def _global(run_dir: Path) -> list[str]:
             # replica stays down instead of being assumed up until its first failed check).
             f"server-state-file {run_dir / STATE_FILE}",
             f"hard-stop-after {HARD_STOP_AFTER}",
+            f"log unix@{run_dir / ACCESS_LOG_SOCKET} len 1024 format raw local0",
         ],
     )
 
@@ -215,9 +243,15 @@ def _defaults() -> list[str]:
         "defaults",
         [
             "mode http",
-            # HAProxy's default server-side keep-alive in front of Python's ThreadingHTTPServer
-            # cut throughput about 5x on this machine; closing server connections restores it.
-            "option http-server-close",
+            # Keep-alive on both sides (HAProxy's default; `option http-server-close` is not
+            # set): a request goes out on an idle connection to its replica instead of a new
+            # one. A connection per request was most of what a service address added: p50
+            # +0.42 to +0.62 ms east-west (TCP connect and close, and a Python replica's
+            # thread per connection); with reuse +0.14 to +0.29 ms (docs/networking.md,
+            # "Measured"). Needs the pool of SERVER_POOL. `safe` is HAProxy's default too; a
+            # request that meets a connection its replica has just closed (a keep-alive
+            # timeout) is retried (`retry-on`), on another replica (`redispatch`).
+            "http-reuse safe",
             # A request whose replica refuses or drops the connection is retried on another one.
             "retries 3",
             "option redispatch 1",
@@ -248,9 +282,19 @@ def _frontend(
 ) -> list[str]:
     lines = [main] if main is not None else []
     lines += [_bind_line(b) for b in binds]
+    if not lines:
+        return []  # every bind of this port is in the other frontend
+    # HTTP requests are logged for their latency; the format's timers exist in HTTP mode only.
+    logged = ["log global", f'log-format "{ACCESS_LOG_FORMAT}"'] if mode == "http" else []
     return _section(
-        f"frontend {name}", [*lines, *_tcp_lines(mode, "client"), f"default_backend {backend}"]
+        f"frontend {name}",
+        [*lines, *logged, *_tcp_lines(mode, "client"), f"default_backend {backend}"],
     )
+
+
+def _split(binds: tuple[Bind, ...]) -> tuple[list[Bind], list[Bind]]:
+    """(binds on the host, binds inside the service address's namespace)."""
+    return [b for b in binds if b.namespace is None], [b for b in binds if b.namespace]
 
 
 def _backend(
@@ -259,7 +303,7 @@ def _backend(
     lines = [*_tcp_lines(mode, "server"), f"balance {frontend.balance}"]
     if check_path is not None:
         lines += [f"option httpchk GET {check_path}", "http-check expect status 200-399"]
-    lines.append(f"default-server {server_check_args(frontend)}")
+    lines.append(f"default-server {server_args(frontend)}")
     lines += [server_line(server, port) for server in frontend.servers]
     return _section(f"backend {backend}", lines)
 
@@ -268,20 +312,17 @@ def _service(frontend: Frontend) -> list[str]:
     """The sections of one service: its main port, then each further port."""
     service = frontend.service
     main_bind = f"bind {bind_address(frontend.address, frontend.port)}"
-    lines = _frontend(
-        frontend_name(service),
-        backend_name(service),
-        frontend.mode,
-        list(frontend.binds),
-        main=main_bind,
-    )
-    lines += _backend(
-        frontend, backend_name(service), frontend.target, frontend.mode, frontend.check_path
-    )
+    outside, inside = _split(frontend.binds)
+    backend = backend_name(service)
+    lines = _frontend(frontend_name(service), backend, frontend.mode, outside, main=main_bind)
+    lines += _frontend(internal_frontend_name(service), backend, frontend.mode, inside)
+    lines += _backend(frontend, backend, frontend.target, frontend.mode, frontend.check_path)
     for listener in frontend.listeners:
         backend = backend_name(service, listener.port)
+        outside, inside = _split(listener.binds)
+        lines += _frontend(frontend_name(service, listener.port), backend, listener.mode, outside)
         lines += _frontend(
-            frontend_name(service, listener.port), backend, listener.mode, list(listener.binds)
+            internal_frontend_name(service, listener.port), backend, listener.mode, inside
         )
         lines += _backend(frontend, backend, listener.port, listener.mode, None)
     return lines

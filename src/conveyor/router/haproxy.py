@@ -1,7 +1,8 @@
 """HAProxy as Conveyor's traffic router: a master-worker daemon driven through its runtime API.
 
 Files in `run_dir`: haproxy.cfg (what runs), haproxy.cfg.new (the candidate being checked),
-admin.sock (runtime API), master.sock (master CLI), haproxy.pid (master PID), servers.state
+admin.sock (runtime API), master.sock (master CLI), log.sock (where HAProxy sends each HTTP
+request's log line; whoever reads latency binds it), haproxy.pid (master PID), servers.state
 (HAProxy's server-state file, dumped before each reload), servers.json (the servers Conveyor
 added, so reloads and restarts after a crash keep them), frontends.json (the frontends HAProxy
 runs, to tell whether `ensure` must reload) and start.log (HAProxy's output at each start,
@@ -37,6 +38,7 @@ from conveyor.host.command import host_errors_as, run
 from conveyor.host.process import Daemon, DaemonSpec, wait_until
 from conveyor.host.validate import check
 from conveyor.model.endpoint import LOOPBACK, Endpoint
+from conveyor.model.routing import FULL_WEIGHT
 from conveyor.render.haproxy import (
     INSTALL_HINT,
     PID_FILE,
@@ -49,7 +51,7 @@ from conveyor.render.haproxy import (
     check_socket_paths,
     render,
     server_address,
-    server_check_args,
+    server_args,
     socket_paths,
     validate,
 )
@@ -188,7 +190,7 @@ class HAProxyRouter:
                     target = f"{backend}/{server.name}"
                     self._command(
                         f"add server {target} {server_address(server, port)} check "
-                        f"{server_check_args(frontend)} weight {server.weight}",
+                        f"{server_args(frontend)} weight {server.weight}",
                         _ADDED,
                     )
                     # Checks of a server added at run time start disabled, the server in maint.
@@ -237,18 +239,22 @@ class HAProxyRouter:
                         self._delete(target)
 
     def servers(self) -> list[ServerStatus]:
-        """One status per (service, server): its main backend's state and checks, with the
-        sessions of all the service's backends (a drain waits for every port's sessions)."""
+        """One status per (service, server): its main backend's checks, with the sessions of
+        all the service's backends (a drain waits for every port's sessions). Its admin state
+        is the most withdrawn of its backends' (maint, then drain), its weight the main
+        backend's unless another port's differs: a change made behind Conveyor's back on any
+        port is seen."""
         stats = _parse_stat(self._show("show stat"))
         further = _further_backends(self._load_shape())
         result: dict[tuple[str, str], ServerStatus] = {}
-        extra_sessions: dict[tuple[str, str], int] = {}
+        extra: dict[tuple[str, str], list[tuple[int, ServerState, int]]] = {}
         for row in _parse_servers_state(self._show("show servers state")):
             backend, name = row["be_name"], row["srv_name"]
             scur, status = stats.get((backend, name), (0, ""))
+            admin = _admin_state(int(row["srv_admin_state"]))
+            weight = int(row.get("srv_uweight") or FULL_WEIGHT)
             if backend in further:
-                key = (further[backend], name)
-                extra_sessions[key] = extra_sessions.get(key, 0) + scur
+                extra.setdefault((further[backend], name), []).append((scur, admin, weight))
                 continue
             if not backend.startswith(_BACKEND_PREFIX):
                 continue
@@ -257,14 +263,12 @@ class HAProxyRouter:
                 backend=service,
                 server=name,
                 endpoint=Endpoint(host=row["srv_addr"], port=int(row["srv_port"])),
-                admin_state=_admin_state(int(row["srv_admin_state"])),
+                admin_state=admin,
                 operational=_operational(status),
                 sessions=scur,
+                weight=weight,
             )
-        return [
-            s.model_copy(update={"sessions": s.sessions + extra_sessions.get(key, 0)})
-            for key, s in result.items()
-        ]
+        return [_with_further(s, extra.get(key, [])) for key, s in result.items()]
 
     def stop(self) -> None:
         with self._lock:
@@ -653,6 +657,21 @@ def _parse_stat(text: str) -> dict[tuple[str, str], tuple[int, str]]:
         if len(cells) > status and cells[1] not in ("FRONTEND", "BACKEND"):
             result[(cells[0], cells[1])] = (int(cells[scur] or 0), cells[status])
     return result
+
+
+_WITHDRAWN: dict[ServerState, int] = {"ready": 0, "drain": 1, "maint": 2}
+
+
+def _with_further(main: ServerStatus, further: list[tuple[int, ServerState, int]]) -> ServerStatus:
+    """A server's main-backend status joined with its other ports' (sessions, state, weight)."""
+    admin, weight = main.admin_state, main.weight
+    for _, state, w in further:
+        if _WITHDRAWN[state] > _WITHDRAWN[admin]:
+            admin = state
+        if w != main.weight:
+            weight = w
+    sessions = main.sessions + sum(s for s, _, _ in further)
+    return main.model_copy(update={"sessions": sessions, "admin_state": admin, "weight": weight})
 
 
 def _admin_state(bits: int) -> ServerState:

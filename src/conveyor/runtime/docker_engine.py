@@ -266,6 +266,7 @@ def _observed(attrs: JSON) -> ObservedReplica | None:
         running=running,
         exit_code=exit_code,
         health=_HEALTH.get(str(health), "none"),
+        paused=bool(state.get("Paused")),
         started_at=_epoch(str(state.get("StartedAt", ""))),
     )
 

@@ -9,7 +9,7 @@ because an attached job may stay silent for minutes.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -132,3 +132,17 @@ class DockerJobContainers:
     def remove(self, container_id: str) -> None:
         with translated(f"removing {container_id[:12]}"), suppress(docker.errors.NotFound):
             self._api().remove_container(container_id, force=True)
+
+    def remove_labelled(self, labels: Mapping[str, str]) -> list[str]:
+        """Remove every container (running or not) carrying all of `labels`: the job and
+        service containers a runner that died left behind. Their names, sorted."""
+        api = self._api()
+        wanted = [f"{k}={v}" for k, v in sorted(labels.items())]
+        with translated(f"listing containers labelled {', '.join(wanted)}"):
+            found = api.containers(all=True, filters={"label": wanted})
+        removed: list[str] = []
+        for c in found:
+            names = c.get("Names") or [c["Id"][:12]]
+            self.remove(str(c["Id"]))
+            removed.append(str(names[0]).lstrip("/"))
+        return sorted(removed)

@@ -9,8 +9,10 @@ from typing import Literal, Protocol
 
 # Every job or service container carries this label, with its role as the value.
 LABEL_CI = "io.conveyor.ci"
-# The CI job a container runs for (its id), so its output can be found by job once collected.
-LABEL_JOB = "io.conveyor.job"
+# And, to find what a runner that died left behind: the CI store it records into (its
+# directory) and the job's id there.
+LABEL_STORE = "io.conveyor.ci.store"
+LABEL_JOB = "io.conveyor.ci.job"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The server's HTTP API (FastAPI; OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs).
 
 `/healthz` and the webhook routes (`POST /hooks/gitlab|github|generic`, checked with the
-webhook secret) take no token; every `/api/v1` route takes `Authorization: Bearer TOKEN`:
+webhook secret; `POST /hooks/alertmanager`, checked with the alert receiver's bearer token)
+take no API token; every `/api/v1` route takes `Authorization: Bearer TOKEN`:
 401 without a valid token, 403 for a role too low. A viewer reads, a deployer also acts on
 environments, an admin also manages tokens and reads the audit log. Every acting request is
 written to the audit log with its outcome, refused ones (403, 404, 409) included.
@@ -46,6 +47,8 @@ from conveyor.app.access import (
     record,
     revoke_token,
 )
+from conveyor.app.alerts import MAX_BODY as ALERTS_MAX_BODY
+from conveyor.app.alerts import AlertReceiver
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
 from conveyor.app.dora import DEFAULT_SINCE, DoraView, parse_window
 from conveyor.app.hooks import (
@@ -58,6 +61,7 @@ from conveyor.app.hooks import (
 from conveyor.app.logs import log_query
 from conveyor.app.server_views import (
     ActionResult,
+    AlertsReceived,
     AuditLog,
     DiffView,
     EnvironmentDetail,
@@ -68,8 +72,16 @@ from conveyor.app.server_views import (
     TokenView,
 )
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
-from conveyor.errors import ActionRefused, LogQueryError, NotFound, ServerError, TokenNameTaken
+from conveyor.errors import (
+    ActionRefused,
+    AlertsError,
+    LogQueryError,
+    NotFound,
+    ServerError,
+    TokenNameTaken,
+)
 from conveyor.model.access import Principal, Role, role_allows
+from conveyor.model.alerts import AlertsView
 from conveyor.model.events import Event
 from conveyor.model.logs import LogQuery, LogRecord
 from conveyor.server.backend import ServerBackend
@@ -87,6 +99,8 @@ class ApiState:
     events_poll: float  # seconds between looks for new events in an open stream
     keepalive: float  # seconds of silence after which a stream sends a comment line
     stopping: threading.Event = field(default_factory=threading.Event)
+    alerts: AlertReceiver | None = None  # Alertmanager's deliveries (None: the route is off)
+    alerts_view: Callable[[float], AlertsView] | None = None  # GET /alerts (window seconds)
 
 
 def create_app(
@@ -96,10 +110,12 @@ def create_app(
     hook_secret: str | None,
     events_poll: float = 0.5,
     keepalive: float = 15.0,
+    alerts: AlertReceiver | None = None,
+    alerts_view: Callable[[float], AlertsView] | None = None,
 ) -> FastAPI:
     """The API over `backend`, with tokens and audit in `db`. `hook_secret` None turns the
-    webhook routes off (they answer 401). `state_of(app).stopping` ends the open event
-    streams: set it when the server shuts down."""
+    webhook routes off (they answer 401); `alerts` None turns Alertmanager's off (404).
+    `state_of(app).stopping` ends the open event streams: set it when the server shuts down."""
     app = FastAPI(
         title="Conveyor server",
         version=version("conveyor"),
@@ -108,7 +124,9 @@ def create_app(
         docs_url=f"{API}/docs",
         redoc_url=None,
     )
-    app.state.conveyor = ApiState(backend, db, hook_secret, events_poll, keepalive)
+    app.state.conveyor = ApiState(
+        backend, db, hook_secret, events_poll, keepalive, alerts=alerts, alerts_view=alerts_view
+    )
     app.add_exception_handler(ServerError, _server_error)  # type: ignore[arg-type]  # Starlette types handlers loosely
     app.include_router(open_routes)
     app.include_router(read_routes, prefix=API)
@@ -267,19 +285,46 @@ for _source in HOOK_SOURCES:
     _hook_route(_source)
 
 
-async def _read_body(request: Request) -> bytes:
-    """The body, refused (413) past MAX_BODY without reading it all."""
+async def _read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refused (413) past `limit` bytes without reading it all."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise HookRejected(413, f"the body is larger than {MAX_BODY} bytes")
+    if declared.isdigit() and int(declared) > limit:
+        raise HookRejected(413, f"the body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise HookRejected(413, f"the body is larger than {MAX_BODY} bytes")
+        if size > limit:
+            raise HookRejected(413, f"the body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@open_routes.post(
+    "/hooks/alertmanager",
+    tags=["webhooks"],
+    summary="Receive an Alertmanager webhook delivery",
+    response_model=AlertsReceived,
+    responses={
+        401: {"description": "Wrong or missing bearer token: nothing was told"},
+        404: {"description": "This server has no alert receiver"},
+    },
+)
+async def alertmanager_hook(request: Request) -> JSONResponse:
+    """Each alert that started firing or resolved becomes an `alert.firing` or
+    `alert.resolved` event, notified like every other (docs/alerts.md)."""
+    state = _state(request)
+    if state.alerts is None:
+        return JSONResponse({"detail": "this server has no alert receiver"}, status_code=404)
+    try:
+        body = await _read_body(request, ALERTS_MAX_BODY)
+        received = await run_in_threadpool(
+            state.alerts.receive, request.headers.get("authorization"), body
+        )
+    except HookRejected as e:
+        return JSONResponse({"detail": e.reason}, status_code=e.status)
+    answer = AlertsReceived(alerts=received.alerts, told=received.told)
+    return JSONResponse(answer.model_dump(), status_code=200)
 
 
 # reading (viewer) --------------------------------------------------------------------------------
@@ -332,6 +377,20 @@ def timeline(
     """Commit → pipeline → release → rollout → verdict, one entry per commit the environment
     ran a pipeline for or released (the newest `limit`), newest first."""
     return state.backend.timeline(env, limit)
+
+
+@read_routes.get("/alerts", tags=["alerts"])
+def alerts(
+    state: State, _p: Viewer, window: Annotated[float, Query(gt=0, le=30 * 86400)] = 3600
+) -> AlertsView:
+    """Alerts firing now in the server's Alertmanager, then the ones resolved over the last
+    `window` seconds (from the server's timeline); `conveyor alerts --server` shows them."""
+    if state.alerts_view is None:
+        raise HTTPException(404, "this server has no Alertmanager to ask")
+    try:
+        return state.alerts_view(window)
+    except AlertsError as e:
+        raise HTTPException(503, str(e)) from e
 
 
 @read_routes.get("/environments/{env}/dora", tags=["environments"])

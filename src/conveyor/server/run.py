@@ -2,7 +2,8 @@
 uvicorn in the foreground until SIGINT or SIGTERM, then return (the command exits 0).
 
 The backend is the GitOps controller (`app.controller`), whose worker thread fetches the
-source, syncs every environment and heals them until the server stops. Webhook deliveries
+source, syncs every environment and heals them until the server stops (on its heal interval,
+and at once on the Docker events of an environment's containers). Webhook deliveries
 are persisted as pending by the API before it answers; each fetch-and-sync pass covers every
 delivery received before it, and marks them done (after a crash, the first pass of the next
 start covers those still pending).
@@ -20,6 +21,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +32,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from conveyor.app.access import open_server_db
-from conveyor.app.controller import Controller
+from conveyor.app.alerts import AlertReceiver, server_alerts, server_hook, token_file
+from conveyor.app.controller import HEAL_INTERVAL, Controller
 from conveyor.app.hooks import settle_deliveries
+from conveyor.app.metrics import ServerMetrics
 from conveyor.app.ownership import ServerIdentity, claim_project, reclaim
 from conveyor.app.project import Project
 from conveyor.errors import ServerError
@@ -52,6 +56,7 @@ class ServerOptions:
     data_dir: Path
     hook_secret: str | None
     executor: str = "docker"  # CI jobs: docker or shell
+    heal_interval: float = HEAL_INTERVAL  # seconds between heal passes (Docker events: at once)
 
 
 def run_server(options: ServerOptions) -> None:
@@ -73,6 +78,15 @@ def run_server(options: ServerOptions) -> None:
     def claim(spec: EnvironmentSpec, project: Project) -> None:
         claim_project(me, spec, project, os.environ)
 
+    # One Prometheus, Alertmanager and node exporter for every environment this server runs
+    # (docs/metrics.md), and Conveyor's own metrics from its events.
+    metrics = ServerMetrics(options.data_dir, os.environ)
+    metrics.hook = server_hook(options.data_dir, api_url(options.listen), os.environ)
+
+    def on_event(event: Event) -> None:
+        log_event(event)
+        metrics.observe_event(event)
+
     try:
         controller = Controller(
             options.source,
@@ -80,17 +94,32 @@ def run_server(options: ServerOptions) -> None:
             os.environ,
             executor="shell" if options.executor == "shell" else "docker",
             on_synced=settle,
-            on_event=log_event,
+            on_event=on_event,
             journal=sdb.events,
             on_project=claim,
+            heal_interval=options.heal_interval,
+            docker_events=True,
+            after_heal=lambda engines: metrics.tick(engines, time.monotonic()),
         )
-        app = create_app(controller, sdb, hook_secret=options.hook_secret)
+        metrics.report = controller.report
+        # Alertmanager's deliveries become events the notification channels take; its
+        # configuration carries the same token file (app.alerts.server_hook).
+        token = token_file(options.data_dir, os.environ)
+        alerts = AlertReceiver(token, controller.notice)
+        app = create_app(
+            controller,
+            sdb,
+            hook_secret=options.hook_secret,
+            alerts=alerts,
+            alerts_view=lambda window: server_alerts(options.data_dir, sdb, os.environ, window),
+        )
         log.info(
             "conveyor server starting",
             source=options.source,
             listen=options.listen.url,
             data=str(options.data_dir),
             webhooks="on" if options.hook_secret else "off (no secret)",
+            alert_token_file=str(token),
         )
 
         def listening() -> None:
@@ -100,6 +129,10 @@ def run_server(options: ServerOptions) -> None:
             claimed = reclaim(me, os.environ)
             if claimed:
                 log.info("projects claimed", projects=[o.project for o in claimed], pid=me.pid)
+            own = metrics.start()
+            if own is not None:
+                where = f"http://127.0.0.1:{own.endpoint.port}/metrics" if own.endpoint else None
+                log.info("conveyor metrics", url=where, error=own.error)
             worker = threading.Thread(
                 target=controller.run, args=(stopping,), name="controller", daemon=True
             )
@@ -115,6 +148,9 @@ def run_server(options: ServerOptions) -> None:
             # redone by the next start (the journal and the environment's progress say so).
             worker.join(timeout=_GRACE_SECONDS)
             controller.close()
+        stopped = metrics.stop()
+        if stopped:
+            log.info("metrics stopped", components=stopped)
         sdb.close()
 
 

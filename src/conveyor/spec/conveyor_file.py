@@ -21,20 +21,24 @@ from conveyor.model.environments import (
     ConveyorConfig,
     EnvironmentSpec,
     GpgVerify,
+    OnInterrupted,
     PromotionGates,
     ServiceOverride,
     SshVerify,
 )
+from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration
+from conveyor.spec.log_shipping import log_shipping as parse_log_shipping
 from conveyor.spec.notifications import notifications as parse_notifications
-from conveyor.spec.values import describe, suggest, to_bool, to_int, to_str
+from conveyor.spec.slo import environment_slos
+from conveyor.spec.values import describe, one_of, suggest, to_bool, to_int, to_str
 from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 
 FILE_NAME = "conveyor.yaml"
 MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; use webhooks
 
-TOP_KEYS = ("environments", "notifications")
+TOP_KEYS = ("environments", "notifications", "logs", "checks")
 ENVIRONMENT_KEYS = (
     "branch",
     "tag_pattern",
@@ -46,12 +50,15 @@ ENVIRONMENT_KEYS = (
     "auto_promote",
     "overrides",
     "verify",
+    "on_interrupted",
+    "slo",
 )
 GATE_KEYS = ("soak", "pipeline_passed", "approval")
 OVERRIDE_KEYS = ("replicas", "environment", "ports")
 VERIFY_KEYS = ("ssh", "gpg")
 SSH_KEYS = ("allowed_signers",)
 GPG_KEYS = ("keyring", "fingerprints")
+ON_INTERRUPTED = ("rerun", "abandon")
 
 # The environment's name is part of its project name (`<base>-<name>`) and of file names.
 _ENV_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -100,6 +107,8 @@ def _config(ctx: Context) -> ConveyorConfig | None:
         return None
     _known_keys(ctx, root, (), TOP_KEYS, extensions=True)
     notifications = parse_notifications(ctx, ("notifications",), root.get("notifications"))
+    logs = parse_log_shipping(ctx, ("logs",), root.get("logs"))
+    checks = parse_checks(ctx, ("checks",), root.get("checks"))
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
         return None
@@ -116,6 +125,8 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     return ConveyorConfig(
         environments={name: env for name, env in envs.items() if env is not None},
         notifications=notifications,
+        logs=logs,
+        checks=checks,
     )
 
 
@@ -148,6 +159,13 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
     for key in ("gates", "auto_promote"):
         if key in raw and "promote_from" not in raw:
             ctx.error((*path, key), "applies only to an environment with 'promote_from'")
+    on_interrupted = _optional(ctx, raw, path, "on_interrupted", _on_interrupted)
+    if "on_interrupted" in raw and "branch" not in raw:
+        ctx.error(
+            (*path, "on_interrupted"),
+            "applies only to an environment with a 'branch' (pipelines run where a branch "
+            "feeds; a promotion runs none)",
+        )
     spec = EnvironmentSpec(
         name=name,
         branch=branch,
@@ -161,6 +179,8 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
         auto_promote=bool(_optional(ctx, raw, path, "auto_promote", to_bool)),
         overrides=_overrides(ctx, raw.get("overrides"), (*path, "overrides")),
         verify=_verify(ctx, raw.get("verify"), (*path, "verify")),
+        on_interrupted=on_interrupted or "rerun",
+        slo=environment_slos(ctx, (*path, "slo"), raw.get("slo")),
         file=ctx.file,
         lines=_lines_under(ctx.doc, path),
     )
@@ -375,6 +395,10 @@ def _pattern(value: Any) -> str:
     if isinstance(value, str) and value.strip():
         return value.strip()
     raise ValueError(f"must be a tag pattern such as 'v*', got {describe(value)}")
+
+
+def _on_interrupted(value: Any) -> OnInterrupted:
+    return "abandon" if one_of(value, ON_INTERRUPTED) == "abandon" else "rerun"
 
 
 def _repo_path(value: Any) -> str:

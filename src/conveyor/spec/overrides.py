@@ -2,9 +2,11 @@
 
 Pure. Each environment runs as its own project (`<project>-<environment>`: own containers,
 volumes, frontends and state), with per-service replicas, environment variables and published
-ports from its `overrides`. An override that names a service the compose file lacks, or a port
-the service does not publish, is an error pointing at conveyor.yaml: silently deploying
-production with staging's settings is worse than refusing.
+ports from its `overrides`, and service level objectives from its `slo` (replacing the
+compose file's `x-conveyor.slo` of that service). An override (or an `slo`) that names a
+service the compose file lacks, or a port the service does not publish, is an error pointing
+at conveyor.yaml: silently deploying production with staging's settings is worse than
+refusing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ def apply_overrides(stack: Stack, env: EnvironmentSpec) -> Stack:
             errors.append(_error(env, where, f"service '{name}' is not in the compose file{hint}"))
             continue
         services[name] = _service(env, service, override, errors)
+    for name, slo in env.slo.items():
+        service = services.get(name)
+        if service is None:
+            hint = suggest(name, services) or f" (it has {_listed(services)})"
+            errors.append(
+                _error(env, ("slo", name), f"service '{name}' is not in the compose file{hint}")
+            )
+            continue
+        services[name] = service.model_copy(update={"slo": slo})
     _check_published(env, services, errors)
     raise_errors(errors)
     return stack.model_copy(update={"project": env.project(stack.project), "services": services})

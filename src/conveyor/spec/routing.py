@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.model.stack import ExposedPort, Networking, PortSpec, Probe, Routing
+from conveyor.model.stack import (
+    ExposedPort,
+    MetricsEndpoint,
+    Networking,
+    PortSpec,
+    Probe,
+    Routing,
+)
 from conveyor.spec.context import Context
 from conveyor.spec.durations import parse_duration
 from conveyor.spec.expose import exposed_ports
@@ -82,6 +89,27 @@ def routing(
         tuple(all_ports),
         expose,
     )
+
+
+def metrics_endpoint(
+    ctx: Context, service: YamlPath, raw: dict[str, Any]
+) -> MetricsEndpoint | None:
+    """x-conveyor.metrics: `/metrics` (a path on the main port) or {path, port}."""
+    written = (raw.get("x-conveyor") or {}).get("metrics")
+    path = (*service, "x-conveyor", "metrics")
+    if written is None:
+        return None
+    if isinstance(written, str):
+        endpoint = MetricsEndpoint(path=written)
+    else:
+        endpoint = MetricsEndpoint(
+            path=written.get("path", "/metrics"),
+            port=ctx.optional(written, "port", path, to_int, None),
+        )
+    if not endpoint.path.startswith("/"):
+        where = path if isinstance(written, str) else (*path, "path")
+        ctx.error(where, f"a metrics path starts with '/', got {endpoint.path!r}")
+    return endpoint
 
 
 def _probe(ctx: Context, path: YamlPath, raw: Any) -> Probe | None:

@@ -50,6 +50,36 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
             ]
         },
         "balance": {"type": "string", "enum": ["roundrobin", "leastconn"]},
+        # service level objectives (spec.slo checks the values): `99.9%`, `300ms`
+        "slo": {
+            "type": "object",
+            "properties": {
+                "availability": {"type": ["string", "number"]},
+                "latency": {
+                    "type": "object",
+                    "properties": {
+                        "threshold": _DURATION,
+                        "objective": {"type": ["string", "number"]},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+            "additionalProperties": False,
+        },
+        # where each replica serves Prometheus metrics: a path on its main port, or both
+        "metrics": {
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string"},
+                        "port": {"type": ["integer", "string"]},
+                    },
+                    "additionalProperties": False,
+                },
+            ]
+        },
     },
     "additionalProperties": False,
 }

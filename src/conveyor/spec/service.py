@@ -29,7 +29,8 @@ from conveyor.spec.durations import parse_bytes, parse_duration
 from conveyor.spec.mounts import config_mounts, secret_mounts, volume_mounts
 from conveyor.spec.networks import networking, service_networks
 from conveyor.spec.restart import restart_policy
-from conveyor.spec.routing import routing
+from conveyor.spec.routing import metrics_endpoint, routing
+from conveyor.spec.slo import service_slo
 from conveyor.spec.values import one_of, signal_name, suggest, to_bool, to_float, to_int, to_str
 from conveyor.spec.yamlpos import YamlPath
 
@@ -102,6 +103,10 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
         restart=restart_policy(ctx, path, raw),
         reservations=_reservations(ctx, (*deploy_path, "resources"), resources),
         container=container_settings(ctx, path, raw),
+        slo=service_slo(
+            ctx, (*path, "x-conveyor", "slo"), (raw.get("x-conveyor") or {}).get("slo")
+        ),
+        metrics=metrics_endpoint(ctx, path, raw),
     )
 
 

@@ -8,6 +8,7 @@ an older Conveyor opens and upgrades in place.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -45,6 +46,17 @@ def private_file(path: Path) -> Path:
     return path
 
 
+@contextmanager
+def _open_lock(lock_file: Path) -> Iterator[None]:
+    """An exclusive lock on `lock_file` (created private) for as long as the block runs."""
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 class Database:
     """One connection shared by a command's threads (CI jobs run concurrently): every
     transaction and read holds `lock`, so they never interleave."""
@@ -74,25 +86,31 @@ class Database:
                 "# written by Conveyor: this directory is local state\n*\n"
             )
         path = state_dir / name
-        # SQLite gives its -wal and -shm files the database file's mode: create it private.
-        private_file(path)
-        for suffix in ("-wal", "-shm"):
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                private_file(side)
-        try:
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.Error as e:
-            raise StoreError(
-                f"{path}: cannot open the state database ({e}); check the file's permissions "
-                "or move it aside to start with empty state"
-            ) from e
-        db = cls(conn, path)
-        migrate(db, MIGRATIONS if migrations is None else migrations)
+        # Opening is serialized across processes: a reader opening a database its creator is
+        # still making (turning the empty file into a WAL database, migrating) could otherwise
+        # make it twice over and leave it malformed.
+        with _open_lock(state_dir / f".{name}.open-lock"):
+            # SQLite gives its -wal and -shm files the database file's mode: create it private.
+            private_file(path)
+            for suffix in ("-wal", "-shm"):
+                side = path.with_name(path.name + suffix)
+                if side.exists():
+                    private_file(side)
+            try:
+                conn = sqlite3.connect(
+                    path, timeout=30, isolation_level=None, check_same_thread=False
+                )
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as e:
+                raise StoreError(
+                    f"{path}: cannot open the state database ({e}); check the file's "
+                    "permissions or move it aside to start with empty state"
+                ) from e
+            db = cls(conn, path)
+            migrate(db, MIGRATIONS if migrations is None else migrations)
         return db
 
     def close(self) -> None:

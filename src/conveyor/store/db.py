@@ -49,6 +49,11 @@ class Store:
         return cls(Database.open(state_dir))
 
     @property
+    def directory(self) -> Path:
+        """The directory the database lives in (what `Store.open` was given)."""
+        return self.db.path.parent
+
+    @property
     def project(self) -> str:
         """The project this database belongs to (its directory's name)."""
         return self.db.path.parent.name

@@ -4,6 +4,7 @@ about."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from conveyor.model.events import Event, Subject
@@ -74,6 +75,18 @@ class EventLog:
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self._db.all(sql + " ORDER BY id LIMIT ?", (*args, limit))
+        return [_event(r) for r in rows]
+
+    def recent(self, kinds: Sequence[str], since: float, limit: int = 1000) -> list[Event]:
+        """Events of `kinds` recorded at or after `since` (UNIX seconds), newest first."""
+        if not kinds:
+            return []
+        marks = ", ".join("?" for _ in kinds)
+        rows = self._db.all(
+            f"SELECT * FROM timeline WHERE kind IN ({marks}) AND ts >= ? "  # noqa: S608 — only ?s
+            "ORDER BY id DESC LIMIT ?",
+            (*kinds, since, limit),
+        )
         return [_event(r) for r in rows]
 
 

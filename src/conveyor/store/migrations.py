@@ -8,6 +8,9 @@ columns and an artifacts table. 6 keeps the failed and errored cases of each job
 (`ci show` names them). 7 links a downstream pipeline to its parent pipeline and trigger job, and
 keeps each pipeline's `workflow:auto_cancel` and what a cancel request covers. 8 gives each
 service address a stable slot: its IP on every project network, which replicas' /etc/hosts name.
+9 records the process group a shell job's script runs in (and when its leader started, against
+PID reuse) so what a killed process left running can be stopped, and the newer commit that made
+a canceled pipeline redundant.
 """
 
 from __future__ import annotations
@@ -250,6 +253,12 @@ CREATE TABLE address_slots (
 )
 """
 
+_V9 = """
+ALTER TABLE jobs ADD COLUMN process_group INTEGER;   -- a shell job's script: its process group
+ALTER TABLE jobs ADD COLUMN process_start TEXT;      -- its leader's start (host.process_groups)
+ALTER TABLE pipelines ADD COLUMN superseded_by TEXT  -- canceled as redundant: the newer commit
+"""
+
 _RECOVER_REASON = re.compile(r"finish interrupted rollout (\d+)")
 _TESTS = ("total", "passed", "failed", "errors", "skipped")
 
@@ -358,6 +367,7 @@ MIGRATIONS: tuple[tuple[Migration, ...], ...] = (
     (_V6,),
     (_V7,),
     (_V8,),
+    (_V9,),
 )
 
 

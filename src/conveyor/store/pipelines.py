@@ -35,6 +35,7 @@ class PipelineRow(BaseModel):
     trigger_job_id: int | None = None  # and its trigger job
     auto_cancel_on_new_commit: str = "conservative"  # workflow:auto_cancel, as it resolved
     auto_cancel_on_job_failure: str = "none"
+    superseded_by: str | None = None  # the newer commit whose arrival canceled it as redundant
 
     @property
     def duration(self) -> float | None:
@@ -62,6 +63,10 @@ class JobRow(BaseModel):
     artifacts: dict[str, int] | None  # {"files", "bytes"} of what the job kept
     environment: dict[str, Any] | None = None  # name, url, action, on_stop (str or None)
     interruptible: bool = False
+    # A shell job's running script: its process group and its leader's start
+    # (`host.process_groups.identity`), so what a killed runner left can be stopped safely.
+    process_group: int | None = None
+    process_start: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -168,14 +173,25 @@ class PipelineRepository:
         rows = self._db.all("SELECT * FROM pipelines WHERE sha LIKE ? ORDER BY id", (f"{sha}%",))
         return [_pipeline(r) for r in rows]
 
-    def running_for_ref(self, ref: str | None, newer_than: int) -> list[PipelineRow]:
-        """Pipelines of `ref` still running, older than pipeline `newer_than`: this project's
-        pipelines and child pipelines (which may outlive their parent), not the pipelines of
-        other projects that trigger jobs created."""
+    def running_for_ref(
+        self, ref: str | None, newer_than: int | None = None, other_than_sha: str | None = None
+    ) -> list[PipelineRow]:
+        """Pipelines of `ref` still running, older than pipeline `newer_than` (if given) and
+        of another commit than `other_than_sha` (if given): this project's pipelines and child
+        pipelines (which may outlive their parent), not the pipelines of other projects that
+        trigger jobs created."""
         rows = self._db.all(
-            "SELECT * FROM pipelines WHERE status = 'running' AND ref IS ? AND id < ? "
+            "SELECT * FROM pipelines WHERE status = 'running' AND ref IS ? "
+            "AND (? IS NULL OR id < ?) AND (? IS NULL OR sha IS NULL OR sha != ?) "
             "AND (parent_pipeline_id IS NULL OR source = 'parent_pipeline') ORDER BY id",
-            (ref, newer_than),
+            (ref, newer_than, newer_than, other_than_sha, other_than_sha),
+        )
+        return [_pipeline(r) for r in rows]
+
+    def unfinished(self) -> list[PipelineRow]:
+        """Pipelines `running` or `created`, oldest first."""
+        rows = self._db.all(
+            "SELECT * FROM pipelines WHERE status IN ('running', 'created') ORDER BY id"
         )
         return [_pipeline(r) for r in rows]
 
@@ -202,13 +218,17 @@ class PipelineRepository:
                 )
         return ids
 
-    def request_cancel(self, pid: int, scope: CancelScope = "all") -> None:
+    def request_cancel(
+        self, pid: int, scope: CancelScope = "all", superseded_by: str | None = None
+    ) -> None:
         """Ask the process running pipeline `pid` to cancel it (or only its interruptible
-        jobs); a request for everything is never narrowed by a later one."""
+        jobs); a request for everything is never narrowed by a later one. `superseded_by`: the
+        newer commit that makes it redundant (the newest one asking is kept)."""
         self._db.execute(
             "UPDATE pipelines SET cancel_requested = 1, cancel_scope = CASE "
-            "WHEN cancel_scope = 'all' THEN 'all' ELSE ? END WHERE id = ?",
-            (scope, pid),
+            "WHEN cancel_scope = 'all' THEN 'all' ELSE ? END, "
+            "superseded_by = COALESCE(?, superseded_by) WHERE id = ?",
+            (scope, superseded_by, pid),
         )
 
     def cancel_requested(self, pid: int) -> bool:
@@ -226,7 +246,7 @@ class PipelineRepository:
 
 _JOB_FIELDS = {
     "status", "started_at", "finished_at", "exit_code", "failure_reason", "executor",
-    "log_path", "coverage", "allow_failure", "interruptible",
+    "log_path", "coverage", "allow_failure", "interruptible", "process_group", "process_start",
 }  # fmt: skip
 
 

@@ -223,6 +223,7 @@ class FakeRouter:
                 admin_state=s.state,
                 operational="up",
                 sessions=0,
+                weight=s.weight,
             )
             for b, servers in self.backends.items()
             for s in servers.values()

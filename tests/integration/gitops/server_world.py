@@ -103,6 +103,7 @@ class ServerWorld:
     # Build the app's image from the commit (a Dockerfile FROM `image`) instead of running
     # `image` as it is: each environment's project then names its own image.
     build: bool = False
+    server_args: tuple[str, ...] = ()  # more options of `conveyor server`
     repo: Path = field(init=False)
     bare: Path = field(init=False)
     data: Path = field(init=False)
@@ -148,8 +149,14 @@ class ServerWorld:
     # git ---------------------------------------------------------------------------------------
 
     def push(
-        self, version: str, script: str = "test -f compose.yaml", gate: Path | None = None
+        self,
+        version: str,
+        script: str = "test -f compose.yaml",
+        gate: Path | None = None,
+        pipeline: str | None = None,
     ) -> str:
+        """Commit and push version `version` of the app, its one-job pipeline running `script`
+        (or the whole `.gitlab-ci.yml` given as `pipeline`); the commit's sha."""
         gate_env = volumes = ""
         if gate is not None:
             gate_env = ', GATE: "/gate/open"'
@@ -164,7 +171,7 @@ class ServerWorld:
                 volumes=volumes,
             )
         )
-        (self.repo / ".gitlab-ci.yml").write_text(PIPELINE.format(script=script))
+        (self.repo / ".gitlab-ci.yml").write_text(pipeline or PIPELINE.format(script=script))
         if self.build:
             (self.repo / "Dockerfile").write_text(f"FROM {self.image}\n")
         git(self.repo, "add", "-A")
@@ -194,7 +201,7 @@ class ServerWorld:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "conveyor", "server", "--source", str(self.bare),
              "--listen", f"127.0.0.1:{self.api_port}", "--data", str(self.data),
-             "--executor", "shell"],
+             "--executor", "shell", *self.server_args],
             cwd=self.root,
             env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET} | self.env,
             stdout=self.log.open("wb"),
@@ -245,6 +252,16 @@ class ServerWorld:
         )
         assert r.status_code == 200, r.text
         return r.json()
+
+    def events(self, token: str) -> list[dict[str, Any]]:
+        """Every event the server kept, oldest first (paged: the API answers 1,000 at most)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            after = f"&after={found[-1]['id']}" if found else ""
+            page = self.api(f"/events?limit=1000{after}", token)
+            found += page
+            if len(page) < 1000:
+                return found
 
     def serving(self, port: int | None = None) -> str | None:
         try:

@@ -68,11 +68,11 @@ def test_each_new_staging_release_reaches_production_after_its_soak(world: Serve
     assert w.api("/environments/production", token)["waiting"] == ""
 
     def promotions() -> list[dict[str, object]]:
-        events = w.api("/events?limit=1000", token)
+        events = w.events(token)
         return [e for e in events if e["kind"] == "promotion.succeeded"]
 
     promoted = w.wait_for(lambda: len(promotions()) == 2 and promotions(), "two promotions")
-    events = w.api("/events?limit=1000", token)
+    events = w.events(token)
     assert all("server (auto_promote)" in e["message"] for e in promoted)
     # not before the soak: 8 s after staging began serving the release
     (served,) = [

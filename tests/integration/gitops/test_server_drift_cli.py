@@ -72,7 +72,7 @@ def drift_events(w: ServerWorld, token: str, after: int) -> list[dict[str, Any]]
 
 
 def last_event(w: ServerWorld, token: str) -> int:
-    events = w.api("/events?limit=1000", token)
+    events = w.events(token)
     return int(events[-1]["id"]) if events else 0
 
 
@@ -106,20 +106,23 @@ def test_drift_is_corrected_and_reported(
     w.wait_for(lambda: in_rotation(w, viewer), "the replica in rotation")
     r = replica(w, viewer)
     after = last_event(w, viewer)
+    crashed = f"web: replica {r['name']} crashed: replaced"
     if change == "removed":
         docker("rm", "-f", r["container"])
-        expect = "web: replica count restored (1 started)"
+        # Healed on the container's Docker events, maybe before dockerd finished removing it:
+        # then it is seen dead, and replaced as crashed.
+        expect = {"web: replica count restored (1 started)", crashed}
     elif change == "stopped":
         docker("stop", "-t", "1", r["container"])
-        expect = f"web: replica {r['name']} crashed: replaced"
+        expect = {crashed}
     else:
         paths = ProjectPaths((w.work / "compose.yaml").resolve(), w.project)
         HAProxyRouter(paths.router_dir).set_state("web", r["name"], "maint")
-        expect = f"web: HAProxy server {r['name']} restored"
+        expect = {f"web: HAProxy server {r['name']} restored (it was in maintenance)"}
     found = w.wait_for(lambda: drift_events(w, viewer, after), f"a drift event ({change})")
     (event,) = found
     assert event["subject"]["environment"] == "staging"
-    assert expect in event["data"]["corrections"], event
+    assert expect & set(event["data"]["corrections"]), event
     assert event["message"].startswith("staging: drift corrected: ")
     w.wait_for(lambda: w.serving() == "1", "version 1 to serve again")
     heals = [e for e in w.api(f"/events?after={after}&limit=1000", viewer)]

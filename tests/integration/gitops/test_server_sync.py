@@ -10,8 +10,13 @@ server's PID, stops it with SIGTERM, and takes the environment down by its proje
 
 from __future__ import annotations
 
+import json
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +27,7 @@ from tests.integration.gitops.server_world import ServerWorld, conveyor
 def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[ServerWorld]:
     # the project is <name>-staging: unique per run
     w = ServerWorld(tmp_path_factory.mktemp("gitops"), base_image, f"app{uuid.uuid4().hex[:6]}")
+    w.env["CONVEYOR_METRICS"] = "1"  # the suite turns metrics off; the last test reads them
     w.push("1")
     try:
         w.start()
@@ -76,3 +82,48 @@ def test_the_environments_logs_are_collected_and_searchable(world: ServerWorld) 
     v2 = by_message["serving version 2"]["labels"]
     assert (v2["environment"], v2["service"], v2["release"]) == ("staging", "web", 2)
     assert by_message["serving version 1"]["labels"]["release"] == 1
+def _prometheus(world: ServerWorld, path: str) -> Any:
+    ports = json.loads((world.data / "metrics" / "ports.json").read_text())
+    url = f"http://127.0.0.1:{ports['prometheus']}{path}"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.loads(answer.read())["data"]
+
+
+def test_the_server_runs_one_metrics_stack_for_its_environments(world: ServerWorld) -> None:
+    def scraped() -> bool:
+        try:
+            targets = _prometheus(world, "/api/v1/targets?state=active")["activeTargets"]
+        except OSError:
+            return False
+        up = {
+            (t["labels"]["job"], t["labels"].get("project")) for t in targets if t["health"] == "up"
+        }
+        return ("haproxy", world.project) in up and ("conveyor", None) in up
+
+    world.wait_for(scraped, "Prometheus to scrape the environment's HAProxy and the server")
+    # the environment has no stack of its own: the server's watches it
+    env_state = world.work / ".conveyor" / world.project
+    assert not (env_state / "metrics" / "prometheus.pid").exists()
+
+    def webhooks() -> dict[str, float]:
+        q = urllib.parse.quote(
+            'sum by (result) (conveyor_webhook_deliveries_total{source="generic"})'
+        )
+        result = _prometheus(world, f"/api/v1/query?query={q}")["result"]
+        return {r["metric"]["result"]: float(r["value"][1]) for r in result}
+
+    # an earlier test sent a webhook with a wrong secret and good ones
+    counted = world.wait_for(
+        lambda: (w := webhooks()) and w.get("rejected", 0) >= 1 and w.get("accepted", 0) >= 1 and w,
+        "the server's webhook deliveries in Prometheus",
+    )
+    assert counted["rejected"] >= 1
+    rollouts = _prometheus(
+        world,
+        "/api/v1/query?query="
+        + urllib.parse.quote(
+            f'sum(conveyor_service_replicas_running{{project="{world.project}"}})'
+        ),
+    )["result"]
+    assert rollouts and float(rollouts[0]["value"][1]) >= 1
+    assert Path(world.data / "metrics" / "prometheus" / "prometheus.yml").exists()

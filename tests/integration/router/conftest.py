@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -23,13 +24,33 @@ from conveyor.router.haproxy import HAProxyRouter
 from conveyor.testing.net import free_port
 
 # A replica: answers its name; /health is 200; /slow waits until the release file exists.
+# Keep-alive as argv[4] says: "close" answers HTTP/1.0 and closes; "keep" keeps connections
+# open; "drop" keeps a connection open after its first answer but closes it, unanswered, when
+# the next request comes on it (as a server whose keep-alive timeout ends just then).
 BACKEND = r"""
 import os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-name, port, release = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+name, port, release, keepalive = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 
 class Handler(BaseHTTPRequestHandler):
+    # The whole response in one write: a replica killed between a headers write and a body
+    # write leaves a response half sent, which no proxy can retry (the tests kill replicas).
+    wbufsize = -1
+    if keepalive != "close":
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+    served = 0
+
+    def handle_one_request(self):
+        if keepalive == "drop" and self.served:
+            self.rfile.readline(65537)  # a request on a kept connection...
+            self.close_connection = True  # ...is left unanswered: the connection closes
+            return
+        self.served += 1
+        super().handle_one_request()
+
     def do_GET(self):
         if self.path == "/slow":
             deadline = time.monotonic() + 60
@@ -90,14 +111,18 @@ def router(run_dir: Path) -> Iterator[HAProxyRouter]:
             os.kill(pid, signal.SIGKILL)
 
 
+KeepAlive = Literal["close", "keep", "drop"]
+
+
 @pytest.fixture
-def start_backend(release_file: Path) -> Iterator[Callable[[str], Backend]]:
+def start_backend(release_file: Path) -> Iterator[Callable[..., Backend]]:
+    """start(name, keepalive="close") -> a running replica (see BACKEND)."""
     started: list[Backend] = []
 
-    def start(name: str) -> Backend:
+    def start(name: str, keepalive: KeepAlive = "close") -> Backend:
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-c", BACKEND, name, str(port), str(release_file)],
+            [sys.executable, "-c", BACKEND, name, str(port), str(release_file), keepalive],
             stdin=subprocess.DEVNULL,
         )
         backend = Backend(name, port, process)

@@ -85,10 +85,13 @@ def sees(port: int, names: set[str]) -> Callable[[], bool]:
 
 
 class Load:
-    """Sequential requests, each on a new connection, from a thread until stopped."""
+    """Sequential requests from a thread until stopped: each on a new connection, or with
+    `keepalive` on one connection (a new one only after a failure)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, keepalive: bool = False) -> None:
         self.port = port
+        self.keepalive = keepalive
+        self._conn: http.client.HTTPConnection | None = None
         self.done = 0
         self.failures: list[str] = []
         self.seen: set[str] = set()
@@ -98,7 +101,7 @@ class Load:
     def _run(self) -> None:
         while not self._stop.is_set() and self.done < 5000:
             try:
-                status, body = get(self.port)
+                status, body = self._get()
                 if status == 200:
                     self.seen.add(body)
                 else:
@@ -107,6 +110,20 @@ class Load:
                 self.failures.append(repr(e))
             self.done += 1
 
+    def _get(self) -> tuple[int, str]:
+        if not self.keepalive:
+            return get(self.port)
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            self._conn.request("GET", "/")
+            response = self._conn.getresponse()
+            return response.status, response.read().decode()
+        except BaseException:
+            self._conn.close()
+            self._conn = None
+            raise
+
     def __enter__(self) -> Load:
         self._thread.start()
         return self
@@ -114,6 +131,8 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
+        if self._conn is not None:
+            self._conn.close()
 
     def wait_for(self, more: int) -> None:
         target = self.done + more
@@ -166,9 +185,12 @@ def test_set_weight_zero_stops_new_requests_and_back(
 
     router.set_weight("web", "b", 0)
     assert set(bodies(port, 10)) == {"a"}
+    b_now = status_of(router, "web", "b")
+    assert b_now is not None and (b_now.weight, b_now.admin_state) == (0, "ready")
 
     router.set_weight("web", "b", 100)
     eventually(sees(port, {"a", "b"}), "b back in rotation")
+    assert [s.weight for s in router.servers()] == [100, 100]
 
 
 def test_drain_lets_running_requests_finish_and_sends_no_new_ones(
@@ -488,3 +510,169 @@ def test_runtime_commands_on_unknown_servers_raise(
         router.set_state("web", "ghost", "drain")
     with pytest.raises(RouterError, match="no frontend for service 'api'"):
         router.add_server("api", ServerEntry(name="x", endpoint=Endpoint.loopback(1)))
+
+
+# ---- keep-alive to replicas ------------------------------------------------------------------
+
+
+def _admin(router: HAProxyRouter, command: str) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(WAIT)
+        sock.connect(str(router.admin_socket))
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def stats(router: HAProxyRouter, service: str, server: str) -> dict[str, str]:
+    """The `show stat` row of a server of a service's backend (server "BACKEND": the backend)."""
+    lines = _admin(router, "show stat").splitlines()
+    header = lines[0].removeprefix("# ").split(",")
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(","), strict=False))
+        if (row.get("pxname"), row.get("svname")) == (f"be_{service}", server):
+            return row
+    raise AssertionError(f"no server {service}/{server} in show stat")
+
+
+def server_connections(router: HAProxyRouter, service: str, server: str) -> tuple[int, int]:
+    """(connections HAProxy opened to a server, requests it sent over a reused one)."""
+    row = stats(router, service, server)
+    return int(row["connect"]), int(row["reuse"])
+
+
+def idle_connections(router: HAProxyRouter, service: str, server: str) -> int:
+    """Connections to a server in HAProxy's idle pool (`show servers conn`, column idle_cur)."""
+    lines = _admin(router, f"show servers conn be_{service}").splitlines()
+    header = lines[0].removeprefix("# ").split()
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(), strict=False))
+        if row.get("bkname/svname") == f"be_{service}/{server}":
+            return int(row["idle_cur"])
+    raise AssertionError(f"no server {service}/{server} in show servers conn")
+
+
+@pytest.mark.parametrize("added_at_run_time", [True, False], ids=["add-server", "config-file"])
+def test_requests_reuse_the_connection_to_their_replica(
+    router: HAProxyRouter,
+    start_backend: Callable[..., Backend],
+    new_port: Callable[[], int],
+    added_at_run_time: bool,
+) -> None:
+    """A server added at run time gets the idle-connection pool a server of the file has
+    (HAProxy 2.6 gives it none of its own accord: each request then opened a connection)."""
+    a = start_backend("a", "keep")
+    port = new_port()
+    if added_at_run_time:
+        router.ensure(RouterConfig(frontends=(web(port),)))
+        router.add_server("web", entry(a))
+    else:
+        router.ensure(RouterConfig(frontends=(web(port, entry(a)),)))
+    eventually(lambda: get(port) == (200, "a"), "a answers")
+    opened, reused = server_connections(router, "web", "a")
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for _ in range(50):
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"a")
+    finally:
+        conn.close()
+
+    opened_after, reused_after = server_connections(router, "web", "a")
+    assert opened_after - opened <= 1
+    assert reused_after - reused >= 49
+
+
+def test_drain_sends_no_new_request_over_a_kept_connection(
+    router: HAProxyRouter, start_backend: Callable[..., Backend], new_port: Callable[[], int]
+) -> None:
+    """A keep-alive client whose session holds a connection to the drained replica: its next
+    requests still go where the balancing sends them, never to the drained one."""
+    a, b = start_backend("a", "keep"), start_backend("b", "keep")
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a), entry(b)),)))
+    eventually(sees(port, {"a", "b"}), "both replicas answer")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def answers(count: int) -> list[str]:
+        out = []
+        for _ in range(count):
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            assert response.status == 200
+            out.append(response.read().decode())
+        return out
+
+    try:
+        assert set(answers(10)) == {"a", "b"}
+        router.set_state("web", "b", "drain")
+        assert set(answers(20)) == {"a"}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("client_keepalive", [False, True], ids=["new-connections", "keep-alive"])
+def test_killed_replica_with_kept_alive_connections_loses_no_request(
+    router: HAProxyRouter,
+    start_backend: Callable[..., Backend],
+    new_port: Callable[[], int],
+    client_keepalive: bool,
+) -> None:
+    a, b = start_backend("a", "keep"), start_backend("b", "keep")
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a)),)))
+    router.add_server("web", entry(b))
+    eventually(sees(port, {"a", "b"}), "both replicas answer")
+
+    with Load(port, keepalive=client_keepalive) as load:
+        load.wait_for(50)
+        assert server_connections(router, "web", "b")[1] > 0  # b's connections are reused
+        b.kill()
+        load.wait_for(250)
+
+    assert load.failures == []
+    assert load.seen == {"a", "b"}
+    eventually(
+        lambda: getattr(status_of(router, "web", "b"), "operational", "") == "down",
+        "b reported down",
+    )
+
+
+def test_remove_server_with_idle_connections(
+    router: HAProxyRouter, start_backend: Callable[..., Backend], new_port: Callable[[], int]
+) -> None:
+    """`del server` is refused while a server has idle connections; putting it in maintenance
+    first (as remove_server does) closes them."""
+    a, b = start_backend("a", "keep"), start_backend("b", "keep")
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a)),)))
+    router.add_server("web", entry(b))
+    eventually(sees(port, {"a", "b"}), "both replicas answer")
+    assert idle_connections(router, "web", "b") > 0
+
+    router.remove_server("web", "b", cut_sessions=False)
+
+    assert [s.server for s in router.servers()] == ["a"]
+    assert set(bodies(port, 10)) == {"a"}
+
+
+def test_replica_closing_kept_alive_connections_loses_no_request(
+    router: HAProxyRouter, start_backend: Callable[..., Backend], new_port: Callable[[], int]
+) -> None:
+    """A replica that closes a connection HAProxy keeps for reuse (its keep-alive timeout ending
+    as the next request comes): a request that meets the closed connection is retried."""
+    a, b = start_backend("a", "drop"), start_backend("b", "drop")
+    port = new_port()
+    router.ensure(RouterConfig(frontends=(web(port, entry(a), entry(b)),)))
+    eventually(sees(port, {"a", "b"}), "both replicas answer")
+
+    with Load(port, keepalive=True) as load:
+        load.wait_for(300)
+
+    assert load.failures == []
+    assert load.seen == {"a", "b"}
+    assert int(stats(router, "web", "BACKEND")["wretr"]) > 0  # closed connections were met

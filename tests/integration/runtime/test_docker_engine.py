@@ -340,8 +340,16 @@ def test_a_replica_serves_its_env_on_its_port_and_is_listed(
         "health": "none",
         "router": "absent",
         "checks": "unknown",
+        "weight": None,
+        "paused": False,
     }
     assert abs(seen.started_at - time.time()) < 60
+    container.pause()  # frozen: still running, answering nothing
+    try:
+        [frozen] = engine.list_replicas(project)
+        assert frozen.running and frozen.paused and frozen.failing
+    finally:
+        container.unpause()
 
 
 def test_list_replicas_skips_containers_without_conveyor_labels(

@@ -86,14 +86,14 @@ def test_labels_name_the_job_and_project_its_output_belongs_to(
         image=base_image,
         role="job",
         command=("true",),
-        labels={"io.conveyor.job": "42", "io.conveyor.project": "shop", "io.conveyor.ci": "x"},
+        labels={"io.conveyor.ci.job": "42", "io.conveyor.project": "shop", "io.conveyor.ci": "x"},
     )
     cid = containers.create(spec)
     out = subprocess.run(["docker", "inspect", cid], capture_output=True, text=True, check=True)
     labels = json.loads(out.stdout)[0]["Config"]["Labels"]
     # the role is the adapter's to set, whatever the labels say
     assert labels == {
-        "io.conveyor.job": "42",
+        "io.conveyor.ci.job": "42",
         "io.conveyor.project": "shop",
         "io.conveyor.ci": "job",
     }

@@ -152,3 +152,34 @@ def test_the_server_refuses_to_start_on_a_port_in_use(server: Running, tmp_path:
     )  # fmt: skip
     assert other.returncode == 1
     assert f"could not start on 127.0.0.1:{port}" in other.stderr
+
+
+def test_an_alertmanager_delivery_becomes_a_recorded_event(server: Running) -> None:
+    """POST /hooks/alertmanager with the token of `<data>/alerts/token` (what the server's
+    Alertmanager is given): the alert's start is an event of the server's timeline."""
+    token = (server.data / "alerts" / "token").read_text().strip()
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "ServiceDown", "severity": "page", "environment": "production",
+                   "service": "web", "project": "app-production"},
+        "annotations": {"summary": "web (production) is down: no replica is in rotation"},
+        "startsAt": "2026-12-06T10:00:00Z",
+        "fingerprint": "f00d",
+    }  # fmt: skip
+    body = json.dumps({"version": "4", "status": "firing", "alerts": [alert]})
+    with httpx.Client(base_url=server.url, trust_env=False, timeout=10) as client:
+        refused = client.post("/hooks/alertmanager", content=body)
+        told = client.post(
+            "/hooks/alertmanager", content=body, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert (refused.status_code, told.status_code) == (401, 200)
+    assert told.json()["told"] == ["alert.firing ServiceDown"]
+    assert server.stop() == 0
+    sdb = open_server_db(server.data)
+    (event,) = [e for e in sdb.events.after(None, 1000) if e.kind == "alert.firing"]
+    assert (event.subject.environment, event.subject.service, event.level) == (
+        "production",
+        "web",
+        "error",
+    )
+    assert event.message == "web (production) is down: no replica is in rotation"

@@ -1,4 +1,5 @@
-"""The controller's heal pass, drift events and start after a crash, without Docker: the
+"""The controller's heal pass, drift events and start after a crash (the interrupted pipelines,
+what their shell jobs left running, the `on_interrupted` policy), without Docker: the
 environments' reconcilers are stand-ins that record their ticks; the CI records are real."""
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from conveyor.app.access import open_server_db
 from conveyor.app.controller import Controller
 from conveyor.app.hooks import settle_deliveries
 from conveyor.ci.run.prepare import ci_store
-from conveyor.gitops.sync import EnvProgress
+from conveyor.gitops.sync import EnvProgress, decide
+from conveyor.host.process_groups import identity
+from conveyor.host.shell import ScriptProcess
 from conveyor.model.environments import EnvironmentSpec
 from conveyor.model.events import Event, Subject
 from conveyor.spec.conveyor_file import parse_conveyor
@@ -147,3 +150,50 @@ def test_a_bug_in_a_pass_is_reported_and_the_worker_goes_on(
     assert heals == [1]
     (event,) = controller.events(None, 10)
     assert (event.kind, event.message) == ("reconciler.error", "RuntimeError: a bug")
+
+
+def test_on_interrupted_abandon_marks_the_commit_failed_and_the_job_left_is_stopped(
+    tmp_path: Path,
+) -> None:
+    """`on_interrupted: abandon`: the interrupted commit is failed until the branch moves; the
+    shell job's process group the crash left running is killed (its leader was recorded)."""
+    c = Controller(str(tmp_path / "app.git"), tmp_path / "data", {})
+    c.config = parse_conveyor(
+        CONFIG.replace("branch: main", "branch: main\n    on_interrupted: abandon")
+    )
+    work = c._work_tree("staging")
+    work.mkdir(parents=True)
+    (work / ".gitlab-ci.yml").write_text("test:\n  script: [sleep 600]\n")
+    left_behind = ScriptProcess(["sleep", "600"], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    try:
+        store = ci_store(work)
+        left = store.pipelines.create("main", "a" * 40, "push", ".gitlab-ci.yml", "shell")
+        job = store.jobs.create(left, "test", "test", "running", "on_success", False)
+        store.jobs.update(
+            job,
+            executor="shell",
+            process_group=left_behind.pid,
+            process_start=identity(left_behind.pid),
+        )
+        store.close()
+        c._save("staging", EnvProgress(deployed="c" * 40, desired="a" * 40, syncing="a" * 40))
+
+        c.mark_interrupted()
+
+        assert left_behind.stream(lambda _chunk: None, 30.0).exit_code == -9
+    finally:
+        left_behind.kill()
+    progress = c._progress("staging")
+    assert (progress.failed, progress.reason, progress.syncing) == (
+        "a" * 40,
+        "interrupted: abandoned by policy",
+        None,
+    )
+    assert decide(c._spec("staging"), progress, "a" * 40) == "failed"  # until the branch moves
+    assert decide(c._spec("staging"), progress, "b" * 40) == "sync"
+    interrupted, failed = c.events(None, 10)
+    assert interrupted.kind == "pipeline.interrupted"
+    assert interrupted.data["stopped"] == [f"process group {left_behind.pid} of job test (#{job})"]
+    assert "abandoned" in interrupted.message
+    assert (failed.kind, failed.level, failed.subject.commit) == ("sync.failed", "error", "a" * 40)
+    assert failed.message == f"staging: {'a' * 12} not deployed: interrupted: abandoned by policy"

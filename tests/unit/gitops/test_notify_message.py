@@ -133,6 +133,12 @@ def event(event_kind: EventKind, message: str = "m", **data: Any) -> Event:
             "canceled",
             "pipeline #7 was canceled",
         ),
+        (
+            event("pipeline.finished", status="canceled", superseded_by="c" * 40),
+            "pipeline.canceled",
+            "canceled",
+            "pipeline #7 superseded by cccccccccccc",
+        ),
         (event("heal.failed", services=["web"]), "drift.failed", "failed", "drift not corrected"),
         (
             event("drift.corrected", services=["web", "api"]),
@@ -158,6 +164,25 @@ def event(event_kind: EventKind, message: str = "m", **data: Any) -> Event:
             "failed",
             "commit 0123456789ab not deployed: its signature was rejected",
         ),
+        (
+            event("check.changed", type="PROBLEM", check="web http :8080", state="CRITICAL"),
+            "check.problem",
+            "failed",
+            "web http :8080 is CRITICAL",
+        ),
+        (
+            event("check.changed", type="RECOVERY", check="web http :8080", state="OK"),
+            "check.recovered",
+            "success",
+            "web http :8080 is OK again",
+        ),
+        (
+            event("check.changed", type="PROBLEM", host="db1", state="DOWN"),
+            "check.problem",
+            "failed",
+            "host db1 is DOWN",
+        ),
+        (event("checks.restarted"), "checks.restarted", "failed", "Nagios was down"),
     ],
 )
 def test_kinds_emitted_elsewhere(ev: Event, topic: str, state: str, title: str) -> None:
@@ -165,6 +190,13 @@ def test_kinds_emitted_elsewhere(ev: Event, topic: str, state: str, title: str) 
     assert n is not None
     assert (n.topic, n.state) == (topic, state)
     assert n.title.removeprefix("production: ").startswith(title)
+
+
+def test_a_pipeline_superseded_by_a_newer_commit_is_not_told_as_a_failure() -> None:
+    canceled = notification(event("pipeline.finished", status="canceled"))
+    superseded = notification(event("pipeline.finished", status="canceled", superseded_by="c" * 40))
+    assert canceled is not None and superseded is not None
+    assert (canceled.level, superseded.level) == ("warning", "info")
 
 
 @pytest.mark.parametrize(
@@ -181,6 +213,10 @@ def test_kinds_emitted_elsewhere(ev: Event, topic: str, state: str, title: str) 
         event("reconciler.error"),
         event("rollout.failed", kind="deploy", rolling_back=True),
         event("rollout.succeeded", kind="rollback", undoes=3),
+        event("check.note", type="FLAPPINGSTART", check="web", state="CRITICAL"),
+        event("check.note", type="DOWNTIMESTART", check="web", state="OK"),
+        event("check.changed", type="PROBLEM", check="web", state="CRITICAL", downtime=1),
+        event("checks.reloaded"),
     ],
 )
 def test_not_news(ev: Event) -> None:
@@ -211,6 +247,47 @@ def test_every_topic_has_an_event_that_produces_it() -> None:
         event("promotion.succeeded"),
         event("promotion.failed"),
         event("signature.rejected"),
+        event("check.changed", type="PROBLEM", check="web", state="CRITICAL"),
+        event("check.changed", type="RECOVERY", check="web", state="OK"),
+        event("checks.restarted"),
+        event("alert.firing", alertname="ServiceDown", severity="page"),
+        event("alert.resolved", alertname="ServiceDown", severity="page"),
     ]
     produced = {n.topic for e in events if (n := notification(e)) is not None}
     assert produced == set(TOPICS)
+
+
+def _alert_event(kind: EventKind, severity: str) -> Event:
+    subject = Subject(project="shop-production", environment="production", service="web")
+    return Event(
+        kind=kind,
+        message="web (production) is down: no replica is in rotation",
+        subject=subject,
+        data={
+            "alertname": "ServiceDown",
+            "severity": severity,
+            "annotations": {
+                "summary": "web (production) is down: no replica is in rotation",
+                "description": "HAProxy has no replica of the service up in its backend.",
+            },
+        },
+        id=9,
+    )
+
+
+def test_an_alert_firing_is_told_as_loud_as_its_severity_and_its_end_too() -> None:
+    page = notification(_alert_event("alert.firing", "page"))
+    ticket = notification(_alert_event("alert.firing", "ticket"))
+    resolved = notification(_alert_event("alert.resolved", "page"))
+    assert page is not None and ticket is not None and resolved is not None
+
+    assert (page.topic, page.state, page.level) == ("alert.firing", "failed", "error")
+    assert page.title == "production: ServiceDown (web) firing"
+    assert page.text == (
+        "web (production) is down: no replica is in rotation\n"
+        "HAProxy has no replica of the service up in its backend."
+    )
+    assert ticket.level == "warning"
+    assert (resolved.topic, resolved.state, resolved.level) == ("alert.resolved", "success", "info")
+    assert resolved.title == "production: ServiceDown (web) resolved"
+    assert resolved.commit is None  # not news about a commit: GitLab statuses leave it

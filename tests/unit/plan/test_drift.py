@@ -54,9 +54,32 @@ def test_a_removed_replica_restores_the_count_and_its_stale_server_goes() -> Non
     ]
 
 
-@pytest.mark.parametrize("state", ["maint", "drain", "absent"])
-def test_an_haproxy_server_changed_behind_our_back_is_restored(state: str) -> None:
-    assert heal(replica(1), replica(2, router=state)) == ["web: HAProxy server web-3-2 restored"]
+@pytest.mark.parametrize(
+    ("change", "was"),
+    [
+        ({"router": "maint"}, "in maintenance"),
+        ({"router": "drain"}, "draining"),
+        ({"router": "absent"}, "missing from HAProxy"),
+        ({"weight": 10}, "at weight 10"),
+        ({"weight": 0}, "at weight 0"),
+    ],
+)
+def test_an_haproxy_server_changed_behind_our_back_is_restored(
+    change: dict[str, object], was: str
+) -> None:
+    assert heal(replica(1), replica(2, **change)) == [
+        f"web: HAProxy server web-3-2 restored (it was {was})"
+    ]
+
+
+def test_a_server_at_full_weight_or_of_unknown_weight_is_left_alone() -> None:
+    assert heal(replica(1, weight=100), replica(2, weight=None)) == []
+
+
+def test_a_reweighted_server_is_routed_again_without_waiting_for_its_probe() -> None:
+    seen = Observed(replicas=(replica(1), replica(2, weight=10)), frontends={"web": 8080})
+    steps = [(s.kind, s.replica, s.reason) for s in plan_rollout([WEB], seen).steps]
+    assert steps == [("route", "web-3-2", "adopt: weight 10")]
 
 
 def test_a_changed_or_unhealthy_container_is_replaced() -> None:
@@ -66,6 +89,7 @@ def test_a_changed_or_unhealthy_container_is_replaced() -> None:
     assert heal(replica(1), replica(2, health="unhealthy")) == [
         "web: replica web-3-2 unhealthy: replaced"
     ]
+    assert heal(replica(1), replica(2, paused=True)) == ["web: replica web-3-2 paused: replaced"]
 
 
 def test_an_extra_replica_is_removed() -> None:

@@ -20,7 +20,10 @@ from conveyor.router.haproxy import HAProxyRouter
 from conveyor.router.protocol import Frontend, RouterConfig, ServerEntry
 
 HAPROXY = shutil.which("haproxy")
-CHECKS = "observe layer4 error-limit 1 on-error fastinter slowstart 0"
+SERVER_ARGS = (
+    "observe layer4 error-limit 1 on-error fastinter slowstart 0 "
+    "pool-max-conn -1 pool-purge-delay 5s"
+)
 
 
 def sections(text: str) -> dict[str, list[str]]:
@@ -55,16 +58,18 @@ def haproxy_check(text: str, run_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 WEB = Frontend(service="web", port=18080)
+# what every HTTP frontend adds: its requests logged for their latency
+LOGGED = ["log global", 'log-format "%ft %b %s %ST %Ta"']
 
 CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
     (
         "tcp-check-defaults",
         RouterConfig(frontends=(WEB,)),
         {
-            "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
+            "frontend fe_web": ["bind 127.0.0.1:18080", *LOGGED, "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
-                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
             ],
         },
     ),
@@ -84,12 +89,16 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             )
         ),
         {
-            "frontend fe_api_v2-x": ["bind 127.0.0.1:18081", "default_backend be_api_v2-x"],
+            "frontend fe_api_v2-x": [
+                "bind 127.0.0.1:18081",
+                *LOGGED,
+                "default_backend be_api_v2-x",
+            ],
             "backend be_api_v2-x": [
                 "balance leastconn",
                 "option httpchk GET /healthz?full=1",
                 "http-check expect status 200-399",
-                f"default-server inter 1500ms fastinter 50ms fall 3 rise 2 {CHECKS}",
+                f"default-server inter 1500ms fastinter 50ms fall 3 rise 2 {SERVER_ARGS}",
             ],
         },
     ),
@@ -119,10 +128,10 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             )
         ),
         {
-            "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
+            "frontend fe_web": ["bind 127.0.0.1:18080", *LOGGED, "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
-                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
                 "server web-1 127.0.0.1:19001 check weight 100",
                 # the file has no drain: weight 0 until the adapter sets drain at run time
                 "server web-2 127.0.0.1:19002 check weight 0",
@@ -137,15 +146,15 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
             stats_port=18090,
         ),
         {
-            "frontend fe_api": ["bind 127.0.0.1:18082", "default_backend be_api"],
+            "frontend fe_api": ["bind 127.0.0.1:18082", *LOGGED, "default_backend be_api"],
             "backend be_api": [
                 "balance roundrobin",
-                f"default-server inter 1ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 1ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
             ],
-            "frontend fe_web": ["bind 127.0.0.1:18080", "default_backend be_web"],
+            "frontend fe_web": ["bind 127.0.0.1:18080", *LOGGED, "default_backend be_web"],
             "backend be_web": [
                 "balance roundrobin",
-                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
             ],
             "frontend stats": [
                 "bind 127.0.0.1:18090",
@@ -188,9 +197,15 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
         {
             "frontend fe_db": [
                 "bind 127.0.0.1:18200",
-                "bind 0.0.0.0:5432 namespace cv-test-db",
                 "bind 127.0.0.1:15432",
                 "bind ipv6@::1:15432",
+                "mode tcp",
+                "timeout client 1h",
+                "default_backend be_db",
+            ],
+            # callers by name get a frontend of their own: its statistics are theirs
+            "frontend in_db": [
+                "bind 0.0.0.0:5432 namespace cv-test-db",
                 "mode tcp",
                 "timeout client 1h",
                 "default_backend be_db",
@@ -199,16 +214,17 @@ CASES: list[tuple[str, RouterConfig, dict[str, list[str]]]] = [
                 "mode tcp",
                 "timeout server 1h",
                 "balance roundrobin",
-                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
                 "server db-1-1 10.213.0.5:5432 check weight 100",
             ],
-            "frontend fe_db_8008": [
+            "frontend in_db_8008": [
                 "bind 0.0.0.0:8008 namespace cv-test-db",
+                *LOGGED,
                 "default_backend be_db_8008",
             ],
             "backend be_db_8008": [
                 "balance roundrobin",
-                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {CHECKS}",
+                f"default-server inter 250ms fastinter 50ms fall 2 rise 1 {SERVER_ARGS}",
                 "server db-1-1 10.213.0.5:8008 check weight 100",
             ],
         },
@@ -248,10 +264,11 @@ def test_global_and_defaults() -> None:
         "pidfile /run/cv/haproxy.pid",
         "server-state-file /run/cv/servers.state",
         "hard-stop-after 30s",
+        "log unix@/run/cv/log.sock len 1024 format raw local0",
     ]
     assert rendered["defaults"] == [
         "mode http",
-        "option http-server-close",
+        "http-reuse safe",
         "retries 3",
         "option redispatch 1",
         "retry-on all-retryable-errors",

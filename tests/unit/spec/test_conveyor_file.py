@@ -80,7 +80,9 @@ def test_every_key_reaches_the_model() -> None:
     )
     assert staging.overrides["worker"].replicas == 0
     assert staging.verify == SshVerify(allowed_signers="/etc/conveyor/allowed_signers")
+    assert staging.on_interrupted == "abandon"
     production = config.environments["production"]
+    assert production.on_interrupted == "rerun"  # the default (and a promotion runs no pipeline)
     assert production.promote_from == "staging"
     assert production.gates == PromotionGates(soak=600, pipeline_passed=False, approval=True)
     assert production.auto_promote is True

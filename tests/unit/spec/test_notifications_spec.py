@@ -193,7 +193,9 @@ def test_topic_patterns() -> None:
         "pipeline.failed",
         "pipeline.canceled",
     }
-    assert len(topics("*")) == 17
+    assert len(topics("*")) == 22
+    assert topics("check.*") == {"check.problem", "check.recovered"}
+    assert topics("alert.*") == {"alert.firing", "alert.resolved"}
     assert topics("signature.rejected") == {"signature.rejected"}
     with pytest.raises(ValueError, match=r"did you mean 'drift\.corrected'"):
         topics("drift.corected")

@@ -9,6 +9,7 @@ import pytest
 from conveyor.model.stack import (
     DependsOn,
     Healthcheck,
+    MetricsEndpoint,
     Probe,
     Resources,
     Routing,
@@ -225,6 +226,10 @@ def test_routing() -> None:
     assert probed.app_port() == 8000  # PORT Conveyor passes when the file names none
     assert not services["internal"].routed
     assert services["api"].served_ports() == (8000, 9090)
+    # x-conveyor.metrics: a path on the main port, or a path and a port of its own
+    assert probed.metrics == MetricsEndpoint(path="/metrics")
+    assert services["api"].metrics == MetricsEndpoint(path="/internal/metrics", port=9090)
+    assert services["web"].metrics is None
 
 
 def test_anchors_and_healthcheck_forms() -> None:

@@ -9,7 +9,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +73,7 @@ class DockerExecutor:
     services: tuple[ServiceSpec, ...] = ()
     service_env: dict[str, str] = field(default_factory=dict)
     docker_socket: bool = True  # "socket binding": jobs can build images with the host engine
+    labels: Mapping[str, str] = field(default_factory=dict)  # on the job's every container
     name: str = "docker"
     canceled: bool = False
     _cid: str | None = None
@@ -85,13 +86,14 @@ class DockerExecutor:
         return f"/builds/{self.project_path}"
 
     def _labels(self, env: dict[str, str]) -> dict[str, str]:
-        """The job's id, and its project's name (CI_PROJECT_NAME): the log collector of a
-        project of that name collects the containers' output by job (docs/logs.md)."""
-        labels: dict[str, str] = {}
-        if env.get("CI_JOB_ID", "").isdigit():
+        """`labels`, with the job's id when they lack it and its project's name
+        (CI_PROJECT_NAME): the log collector of a project of that name collects the
+        containers' output by job (docs/logs.md)."""
+        labels = dict(self.labels)
+        if LABEL_JOB not in labels and env.get("CI_JOB_ID", "").isdigit():
             labels[LABEL_JOB] = env["CI_JOB_ID"]
         if env.get("CI_PROJECT_NAME"):
-            labels[LABEL_PROJECT] = env["CI_PROJECT_NAME"]
+            labels.setdefault(LABEL_PROJECT, env["CI_PROJECT_NAME"])
         return labels
 
     def open(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 
 from conveyor.ci.run.attempt import Attempt
 from conveyor.ci.run.config import ExecutorName
@@ -14,7 +14,7 @@ from conveyor.ci.run.job_executor import JobExecutor
 from conveyor.ci.run.shell_executor import ShellExecutor
 from conveyor.ci.select.variables import expand
 from conveyor.model.pipeline import ImageSpec, JobSpec
-from conveyor.runtime.job_protocol import JobContainers
+from conveyor.runtime.job_protocol import LABEL_JOB, JobContainers
 
 
 class Executors:
@@ -28,8 +28,15 @@ class Executors:
         containers: JobContainers | None = None,
         *,
         host_env: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        on_process: Callable[[int, int], None] | None = None,
     ) -> None:
+        """`labels` go on every job container (with the job's id as LABEL_JOB);
+        `on_process(job_id, pid)` is told the process group of each shell script started:
+        what a runner that dies leaves running is found by them."""
         self.default = default
+        self.labels = dict(labels or {})
+        self.on_process = on_process
         self.default_image = default_image
         # what shell jobs start from; docker jobs get only their variables, as with GitLab Runner
         self.host_env = dict(os.environ if host_env is None else host_env)
@@ -54,8 +61,12 @@ class Executors:
 
     def make(self, attempt: Attempt) -> JobExecutor:
         if attempt.executor == "shell":
+            told = self.on_process
             return ShellExecutor(
-                workspace=attempt.workspace, scripts=attempt.scripts, host_env=self.host_env
+                workspace=attempt.workspace,
+                scripts=attempt.scripts,
+                host_env=self.host_env,
+                started=None if told is None else lambda pid: told(attempt.job_id, pid),
             )
         env = attempt.env
         image = attempt.spec.image or ImageSpec(name=self.default_image)
@@ -72,6 +83,7 @@ class Executors:
             project_path=env.get("CI_PROJECT_PATH", "local/project"),
             services=services,
             service_env=env,
+            labels={**self.labels, LABEL_JOB: str(attempt.job_id)},
         )
 
     def _job_containers(self) -> JobContainers:

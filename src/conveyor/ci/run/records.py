@@ -8,11 +8,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 from conveyor.ci.run.reports import TestReport
 from conveyor.ci.run.results import JobResult, sum_tests, tests_json
 from conveyor.ci.select.schedule import Schedule
 from conveyor.ci.select.variables import expand
+from conveyor.host import process_groups
 from conveyor.model.pipeline import AutoCancelSpec, EnvironmentSpec, JobRun, PipelineSpec
 from conveyor.store.db import Store
 from conveyor.store.pipelines import CancelScope, JobRow, PipelineRow, TestFailure
@@ -21,6 +24,21 @@ from conveyor.store.timeline import Timeline
 # A report may hold thousands of failures: the first ones are kept, clipped (counts stay exact).
 FAILURES_KEPT = 100
 MESSAGE_KEPT = 2000  # characters of a failure's message
+
+
+RedundantAction = Literal["canceled", "interruptible", "kept"]
+
+
+@dataclass(frozen=True)
+class Redundant:
+    """What auto-cancel did with one redundant pipeline: `canceled` it, canceled its
+    `interruptible` jobs, or `kept` it running (`on_new_commit: none`, or a started job that
+    is not interruptible)."""
+
+    pipeline: int
+    action: RedundantAction
+    # Its started jobs that are not interruptible (what kept it, unless `on_new_commit: none`).
+    not_interruptible: tuple[str, ...] = ()
 
 
 class PipelineRecorder:
@@ -91,28 +109,54 @@ class PipelineRecorder:
     def discard(self, pid: int) -> None:
         self.pipelines.discard(pid)
 
-    def cancel_redundant(self, ref: str | None, pid: int) -> None:
-        """GitLab's auto-cancel of redundant pipelines: each older running pipeline of the
-        branch is handled as its own `workflow:auto_cancel:on_new_commit` says: `conservative`
-        cancels it unless a started job of it (or of its downstream pipelines) is not
-        `interruptible`, `interruptible` cancels only its interruptible jobs, `none` leaves
-        it alone."""
-        for old in self.pipelines.running_for_ref(ref, pid):
+    def cancel_redundant(
+        self, ref: str | None, *, pipeline: int | None = None, commit: str | None = None
+    ) -> list[Redundant]:
+        """GitLab's auto-cancel of redundant pipelines. What is newer: a new pipeline of the
+        branch (`pipeline`; each older running pipeline is redundant), or a newer commit of it
+        that no pipeline runs yet (`commit` alone: each running pipeline of another commit;
+        the GitOps server when a push arrives while a pipeline runs). `commit` is recorded as
+        what superseded each pipeline of another commit it cancels. Each redundant pipeline is
+        handled as its own `workflow:auto_cancel:on_new_commit` says: `conservative` cancels it
+        unless a started job of it (or of its downstream pipelines) is not `interruptible`,
+        `interruptible` cancels only its interruptible jobs, `none` leaves it alone. Returns
+        what was decided for each."""
+        if pipeline is not None:
+            newer = f"#{pipeline} runs a newer commit"
+        elif commit is not None:
+            newer = f"commit {commit[:12]} is newer"
+        else:
+            raise ValueError("cancel_redundant needs the newer pipeline or the newer commit")
+        found = self.pipelines.running_for_ref(
+            ref, newer_than=pipeline, other_than_sha=commit if pipeline is None else None
+        )
+        decided: list[Redundant] = []
+        for old in found:
             mode = old.auto_cancel_on_new_commit
+            # A pipeline run again for its own commit is redundant, not superseded.
+            by = commit if commit != old.sha else None
+            kept = [j.name for j in self._started_jobs(old) if not j.interruptible]
             if mode == "interruptible":
-                self.pipelines.request_cancel(old.id, "interruptible")
+                self.pipelines.request_cancel(old.id, "interruptible", superseded_by=by)
                 message = f"pipeline #{old.id}: its interruptible jobs are canceled"
-            elif mode == "conservative" and all(j.interruptible for j in self._started_jobs(old)):
-                self.pipelines.request_cancel(old.id)
+                decided.append(Redundant(old.id, "interruptible", tuple(kept)))
+            elif mode == "conservative" and not kept:
+                self.pipelines.request_cancel(old.id, superseded_by=by)
                 message = f"pipeline #{old.id} is redundant"
-            else:
+                decided.append(Redundant(old.id, "canceled"))
+            else:  # `none`, or a started job is not interruptible
+                decided.append(Redundant(old.id, "kept", tuple(kept) if mode != "none" else ()))
                 continue
+            data = {"scope": "interruptible" if mode == "interruptible" else "all"}
+            if by is not None:
+                data["superseded_by"] = by
             self.timeline.emit(
                 "pipeline.canceled",
-                f"{message}: #{pid} runs a newer commit of {ref}",
+                f"{message}: {newer} of {ref}",
                 pipeline=old.id,
-                data={"scope": "interruptible" if mode == "interruptible" else "all"},
+                data=data,
             )
+        return decided
 
     def _started_jobs(self, pipeline: PipelineRow) -> list[JobRow]:
         started = [j for j in self.jobs.of(pipeline.id) if j.started_at is not None]
@@ -159,16 +203,20 @@ class PipelineRecorder:
         coverage = sum(covs) / len(covs) if covs else None
         self.pipelines.finish(pid, status, tests, coverage)
         row = self.pipelines.get(pid)
-        self.timeline.emit(
-            "pipeline.finished",
-            f"pipeline #{pid} {status}",
-            level="info" if status in ("success", "manual", "skipped") else "error",
-            data={
-                "status": status,
-                "tests": tests,
-                "seconds": round(row.duration or 0.0, 3) if row else None,
-            },
-        )
+        data: dict[str, object] = {
+            "status": status,
+            "tests": tests,
+            "seconds": round(row.duration or 0.0, 3) if row else None,
+        }
+        message = f"pipeline #{pid} {status}"
+        ok = status in ("success", "manual", "skipped")
+        newer = row.superseded_by if row is not None else None
+        if status == "canceled" and newer:
+            # Canceled because a newer commit made it redundant: news, not a failure.
+            ok = True
+            message += f": superseded by {newer[:12]}"
+            data["superseded_by"] = newer
+        self.timeline.emit("pipeline.finished", message, level="info" if ok else "error", data=data)
         return status, tests
 
     # --- one job attempt -------------------------------------------------------------------
@@ -207,6 +255,11 @@ class PipelineRecorder:
             job=job_id,
             data={"name": name, "stage": job.stage, "executor": executor, "attempt": attempt},
         )
+
+    def job_process(self, job_id: int, pid: int) -> None:
+        """A shell script of the job started as process group `pid` (kept with its leader's
+        identity: a runner killed now leaves it running, the next start stops it)."""
+        self.jobs.update(job_id, process_group=pid, process_start=process_groups.identity(pid))
 
     def job_output(self, job: JobRun, job_id: int | None, text: str) -> None:
         """A chunk of a job's (masked) output, for live display; its log file keeps it."""

@@ -5,7 +5,8 @@ pipelines its trigger jobs create run beside it, each with a runner of its own.
 
 Auto-cancel, as GitLab does it (`workflow:auto_cancel`):
 - `on_new_commit`: a new branch pipeline asks older running pipelines of the branch to cancel
-  (`PipelineRecorder.cancel_redundant`); the process running one sees the request in its
+  (`PipelineRecorder.cancel_redundant`; the GitOps server asks the same when a newer commit
+  arrives before its pipeline starts); the process running one sees the request in its
   record and cancels everything, or only its `interruptible` jobs;
 - `on_job_failure: all`: a job that fails (not allowed to, with no retry left) cancels the rest
   of its pipeline;
@@ -32,6 +33,7 @@ from conveyor.ci.run.executors import Executors
 from conveyor.ci.run.handoff import JobFiles
 from conveyor.ci.run.job_env import JobVariables
 from conveyor.ci.run.job_runner import JobRunner
+from conveyor.ci.run.leftovers import store_labels
 from conveyor.ci.run.prepare import project_state_dir
 from conveyor.ci.run.records import PipelineRecorder
 from conveyor.ci.run.results import JobResult, PipelineResult
@@ -44,7 +46,7 @@ from conveyor.store.db import Store
 from conveyor.store.pipelines import CancelScope
 from conveyor.store.timeline import Timeline
 
-REDUNDANT = "a newer pipeline for this ref made it redundant"
+REDUNDANT = "a newer pipeline or commit of this ref made it redundant"
 
 
 class PipelineRunner:
@@ -69,7 +71,12 @@ class PipelineRunner:
             cfg.state_dir, cfg.project_dir, protected_ref=cfg.protected_ref, records=self.records
         )
         self.executors = Executors(
-            cfg.executor, cfg.default_image, containers, host_env=cfg.host_env
+            cfg.executor,
+            cfg.default_image,
+            containers,
+            host_env=cfg.host_env,
+            labels=store_labels(store),
+            on_process=self.records.job_process,
         )
         self._threads: list[threading.Thread] = []  # downstream pipelines running beside
 
@@ -96,7 +103,11 @@ class PipelineRunner:
         )
         # A downstream pipeline never cancels others: it goes with its parent (GitLab).
         if self.cfg.auto_cancel and link is None and predefined.get("CI_COMMIT_BRANCH"):
-            self.records.cancel_redundant(predefined.get("CI_COMMIT_REF_NAME"), pid)
+            self.records.cancel_redundant(
+                predefined.get("CI_COMMIT_REF_NAME"),
+                pipeline=pid,
+                commit=predefined.get("CI_COMMIT_SHA") or None,
+            )
         groups = {j.name: g for j in selection.jobs if (g := variables.resource_group(j))}
         schedule = Schedule(
             jobs=selection.jobs, stages=spec.stages, play=self.cfg.play, groups=groups

@@ -1,13 +1,14 @@
 """The `shell` executor: `bash` on this host in the job's copy of the checkout, started from the
 environment of the process that runs the pipeline plus the job's variables (which win), as
 GitLab Runner's shell executor passes its own environment to the job; the `conveyor` command
-is on PATH."""
+is on PATH. Each script starts a process group, told to `started` (the runner records it: a
+runner killed meanwhile leaves it running, and the next one stops it)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ class ShellExecutor:
     workspace: Path
     scripts: Path
     host_env: Mapping[str, str] = field(default_factory=dict)  # what the job starts from
+    started: Callable[[int], None] | None = None  # told each script's PID (= its group)
     name: str = "shell"
     canceled: bool = False
     _count: int = 0
@@ -47,6 +49,8 @@ class ShellExecutor:
         full_env.update(env)
         process = ScriptProcess(["bash", str(script)], cwd=self.workspace, env=full_env)
         self._process = process
+        if self.started is not None:
+            self.started(process.pid)
         if self.canceled:  # canceled while starting
             process.kill()
         done = process.stream(out, timeout)

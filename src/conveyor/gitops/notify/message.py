@@ -6,6 +6,7 @@
 | `pipeline.finished` | status success | `pipeline.succeeded` | success |
 | `pipeline.finished` | status failed | `pipeline.failed` | failed |
 | `pipeline.finished` | status canceled | `pipeline.canceled` | canceled |
+| `pipeline.finished` | canceled by a newer commit | `pipeline.canceled` (info) | canceled |
 | `rollout.started` | kind up, deploy, recover | `rollout.started` | running |
 | `rollout.started` | kind rollback | `rollback.started` | running |
 | `rollout.succeeded` | kind up, deploy, recover | `rollout.succeeded` | success |
@@ -19,12 +20,19 @@
 | `promotion.succeeded` | | `promotion.succeeded` | success |
 | `promotion.failed` | | `promotion.failed` | failed |
 | `signature.rejected` | | `signature.rejected` | failed |
+| `check.changed` | data.type PROBLEM | `check.problem` | failed |
+| `check.changed` | data.type RECOVERY | `check.recovered` | success |
+| `checks.restarted` | | `checks.restarted` | failed |
+| `alert.firing` | an Alertmanager alert started | `alert.firing` | failed |
+| `alert.resolved` | it ended | `alert.resolved` | success |
 
 Left out on purpose: the rollout events of an automatic rollback (`data.undoes` set) and a
 `rollout.failed` that a rollback follows (`data.rolling_back`): the `rollout.rolled_back` (or
 the second `rollout.failed`) after them tells the whole story once. A `pipeline.canceled` event
 is followed by the pipeline's `pipeline.finished` (canceled), which is the one sent. Every other
-kind (steps, job output, notes, reconciler chatter) is not news.
+kind (steps, job output, notes, reconciler chatter) is not news. Nagios itself holds back the
+notifications of a flapping check and of one in a scheduled downtime; those it sends instead
+(flapping started, downtime started) are `check.note` events: recorded, not sent.
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ def notification(event: Event, url: str | None = None) -> Notification | None:
     return Notification(
         topic=topic,
         title=f"{s.environment or s.project}: {title}",
-        text=event.message,
+        text=_text(event),
         level=level,
         state=state,
         project=s.project,
@@ -74,6 +82,10 @@ def _classify(e: Event) -> tuple[Topic, State, Level, str] | None:  # noqa: PLR0
             if found is None:  # manual, skipped: nothing ran to an outcome
                 return None
             topic, state, level, verb = found
+            newer = _str(d.get("superseded_by"))
+            if topic == "pipeline.canceled" and newer:  # latest commit wins: not a failure
+                what = f"pipeline #{e.subject.pipeline} superseded by {newer[:12]}"
+                return topic, state, "info", what
             return topic, state, level, f"pipeline #{e.subject.pipeline} {verb}"
         case "rollout.started" | "rollout.succeeded" | "rollout.failed" if d.get("undoes"):
             return None
@@ -101,7 +113,60 @@ def _classify(e: Event) -> tuple[Topic, State, Level, str] | None:  # noqa: PLR0
             commit = (e.subject.commit or "?")[:12]
             what = f"commit {commit} not deployed: its signature was rejected"
             return "signature.rejected", "failed", "error", what
+        case "alert.firing" | "alert.resolved":
+            return _alert(e)
+        case "check.changed":
+            return _check(d)
+        case "checks.restarted":
+            return "checks.restarted", "failed", "warning", "Nagios was down and was restarted"
     return None
+
+
+# A check's state -> how loud its notification is.
+_CHECK_LEVELS: dict[str, Level] = {
+    "CRITICAL": "error",
+    "DOWN": "error",
+    "UNREACHABLE": "error",
+    "WARNING": "warning",
+    "UNKNOWN": "warning",
+}
+
+
+def _check(d: dict[str, Any]) -> tuple[Topic, State, Level, str] | None:
+    """A check's PROBLEM or RECOVERY; a notification still covered by a downtime is not news
+    (Nagios sends none then, this only keeps a forwarded one from being told)."""
+    if d.get("downtime"):
+        return None
+    what = d.get("check") or f"host {d.get('host')}"
+    state = str(d.get("state"))
+    if d.get("type") == "PROBLEM":
+        return "check.problem", "failed", _CHECK_LEVELS.get(state, "warning"), f"{what} is {state}"
+    if d.get("type") == "RECOVERY":
+        return "check.recovered", "success", "info", f"{what} is {state} again"
+    return None
+
+
+# An alert's severity label (render.prometheus_rules) -> how loud its firing is.
+_ALERT_LEVELS: dict[str, Level] = {"page": "error", "ticket": "warning"}
+
+
+def _alert(e: Event) -> tuple[Topic, State, Level, str]:
+    name = _str(e.data.get("alertname")) or "alert"
+    where = f" ({e.subject.service})" if e.subject.service else ""
+    if e.kind == "alert.resolved":
+        return "alert.resolved", "success", "info", f"{name}{where} resolved"
+    level = _ALERT_LEVELS.get(str(e.data.get("severity")), "warning")
+    return "alert.firing", "failed", level, f"{name}{where} firing"
+
+
+def _text(e: Event) -> str:
+    """What happened: the event's message; an alert's description follows its summary."""
+    if e.kind.startswith("alert."):
+        annotations = e.data.get("annotations")
+        described = annotations.get("description") if isinstance(annotations, dict) else None
+        if isinstance(described, str) and described and described != e.message:
+            return f"{e.message}\n{described}"
+    return e.message
 
 
 def _rollout(

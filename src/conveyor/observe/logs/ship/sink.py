@@ -1,0 +1,18 @@
+"""The seam between the log collector and whatever takes a copy of its records: a batch of
+LogRecords in, acknowledged when durably handed over. Nothing else is imported here, so the
+collector depends on this Protocol alone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from conveyor.model.logs import LogRecord
+
+
+class LogSink(Protocol):
+    def write(self, records: Sequence[LogRecord]) -> None:
+        """Take a batch of records the collector stored. When this returns, the batch is
+        durably handed over (the shippers: fsync'd in each destination's buffer); raises
+        ShipError when it could not be."""
+        ...

@@ -1,0 +1,255 @@
+"""app.checks: settings from the environment, what a downtime names, and the checks
+controller over the real deploy engine (in-memory runtime and router) and a fake Nagios."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conveyor.app.checks import ChecksController, matching, settings_from
+from conveyor.errors import ChecksError, EngineUnreachable, SettingError
+from conveyor.gitops.notify import notification
+from conveyor.model.checks import (
+    CheckNotification,
+    ChecksSettings,
+    CheckStatus,
+    NagiosObjects,
+)
+from conveyor.observe.checks.nagios import Ensured, SpooledNotification
+from tests.unit.gitops.engine_world import World
+
+
+def test_settings_from_the_environment() -> None:
+    assert settings_from({}) == ChecksSettings()
+    base = ChecksSettings(attempts=5, disk_paths=("/data",))
+    got = settings_from(
+        {
+            "CONVEYOR_CHECKS": "on",
+            "CONVEYOR_CHECK_INTERVAL": "30s",
+            "CONVEYOR_CHECK_RETRY_INTERVAL": "3",
+        },
+        base,
+    )
+    assert (got.enabled, got.interval, got.retry_interval, got.attempts) == (True, 30, 3, 5)
+    assert got.disk_paths == ("/data",)  # what the environment does not name stays
+    assert not settings_from({"CONVEYOR_CHECKS": "off"}).enabled
+    assert not settings_from({"CONVEYOR_CHECKS": "0"}).enabled
+    assert settings_from({"CONVEYOR_CHECK_ATTEMPTS": "1"}).attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"CONVEYOR_CHECK_INTERVAL": "soon"}, "CONVEYOR_CHECK_INTERVAL: "),
+        ({"CONVEYOR_CHECK_INTERVAL": "200ms"}, "at least 1s"),
+        ({"CONVEYOR_CHECK_ATTEMPTS": "0"}, "CONVEYOR_CHECK_ATTEMPTS: a whole number"),
+    ],
+)
+def test_bad_settings_name_their_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingError, match=message):
+        settings_from(environ)
+
+
+STATUSES = [
+    CheckStatus(host="box", state="UP"),
+    CheckStatus(host="box", check="web http 127.0.0.1:8080", service="web", state="OK"),
+    CheckStatus(host="box", check="web haproxy backend", service="web", state="OK"),
+    CheckStatus(host="box", check="db tcp 127.0.0.1:5432", service="db", state="OK"),
+    CheckStatus(host="box", check="memory", state="OK"),
+]
+
+
+def test_a_downtime_names_a_check_a_service_or_a_host() -> None:
+    assert [s.check for s in matching(STATUSES, "memory")] == ["memory"]
+    assert [s.check for s in matching(STATUSES, "web")] == [
+        "web http 127.0.0.1:8080",
+        "web haproxy backend",
+    ]
+    assert [(s.host, s.check) for s in matching(STATUSES, "box")] == [("box", None)]
+    assert matching(STATUSES, "nothing") == []
+
+
+@dataclass
+class FakeNagios:
+    """Records what it is told; `alive` and `dead_pid` say how it is found."""
+
+    alive: bool = False
+    dead_pid: int | None = None
+    configured: NagiosObjects | None = None
+    calls: list[Ensured] = field(default_factory=list)
+    spool: list[SpooledNotification] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    fail: str | None = None
+
+    def ensure(self, objects: NagiosObjects) -> Ensured:
+        if self.fail is not None:
+            raise ChecksError(self.fail)
+        how: Ensured = "unchanged"
+        if not self.alive:
+            how = "started"
+        elif objects != self.configured:
+            how = "reloaded"
+        self.alive, self.dead_pid, self.configured = True, None, objects
+        self.calls.append(how)
+        return how
+
+    def running(self) -> bool:
+        return self.alive
+
+    def pid(self) -> int | None:
+        return 4242 if self.alive else None
+
+    def recorded_pid(self) -> int | None:
+        return 4242 if self.alive else self.dead_pid
+
+    def spooled(self) -> list[SpooledNotification]:
+        return [s for s in self.spool if s.file not in self.removed]
+
+    def done(self, spooled: SpooledNotification) -> None:
+        self.removed.append(spooled.file)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    w = World(tmp_path)
+    assert w.deploy("1").status == "succeeded"
+    return w
+
+
+def controller(
+    world: World, nagios: FakeNagios, render_every: float = 0.0, **settings: object
+) -> ChecksController:
+    return ChecksController(
+        world.engine,
+        ChecksSettings(**settings),
+        nagios,
+        host="box",
+        render_every=render_every,
+    )
+
+
+def kinds(world: World) -> list[str]:
+    return [e.kind for e in world.events if e.kind.startswith("check")]
+
+
+def test_nagios_is_started_with_the_releases_checks_then_left_alone(world: World) -> None:
+    nagios = FakeNagios()
+    c = controller(world, nagios)
+    c.tick()
+    assert nagios.configured is not None
+    port = world.store.ports.frontend_ports()["web"]
+    names = [check.name for check in nagios.configured.checks]
+    assert f"web http 127.0.0.1:{port}" in names
+    assert {"docker", "load", "memory", "disk /"} <= set(names)
+    c.tick()
+    assert nagios.calls == ["started", "unchanged"]
+    assert kinds(world) == ["checks.started"]
+
+
+def test_a_changed_release_reloads_nagios(world: World) -> None:
+    nagios = FakeNagios()
+    c = controller(world, nagios)
+    c.tick()
+    world.store.ports.set_frontend("web", 18555)  # what a new release's frontend would do
+    c.tick()
+    assert nagios.calls == ["started", "reloaded"]
+    assert kinds(world) == ["checks.started", "checks.reloaded"]
+
+
+def test_checks_are_rendered_every_few_seconds_and_at_once_when_nagios_died(
+    world: World,
+) -> None:
+    nagios = FakeNagios()
+    now = [100.0]
+    c = controller(world, nagios, render_every=5.0)
+    c.clock = lambda: now[0]
+    c.tick()
+    now[0] += 1
+    c.tick()  # within 5 s: notifications only
+    assert nagios.calls == ["started"]
+    now[0] += 5
+    c.tick()
+    assert nagios.calls == ["started", "unchanged"]
+    now[0] += 1
+    nagios.alive, nagios.dead_pid = False, 77  # killed
+    c.tick()
+    assert nagios.calls == ["started", "unchanged", "started"]
+    assert kinds(world) == ["checks.started", "checks.restarted"]
+
+
+def test_a_nagios_that_died_is_started_again_and_reported(world: World) -> None:
+    nagios = FakeNagios(dead_pid=3131)
+    controller(world, nagios).tick()
+    (restarted,) = [e for e in world.events if e.kind == "checks.restarted"]
+    assert restarted.message == "Nagios (PID 3131) was not running; started again (PID 4242)"
+    assert restarted.level == "warning"
+    told = notification(restarted)
+    assert told is not None and told.topic == "checks.restarted"
+
+
+def spooled(name: str, **fields: object) -> SpooledNotification:
+    n = CheckNotification.model_validate({"host": "box", "state": "CRITICAL", "ts": 1.0, **fields})
+    return SpooledNotification(Path(name), n)
+
+
+def test_notifications_become_events_and_leave_the_spool(world: World) -> None:
+    nagios = FakeNagios(alive=True)
+    nagios.spool = [
+        spooled("1", type="PROBLEM", check="web http :1", service="web", output="refused"),
+        spooled("2", type="FLAPPINGSTART", check="web http :1", service="web"),
+        SpooledNotification(Path("3"), None, "3: not JSON"),
+        spooled("4", type="RECOVERY", check="web http :1", service="web", state="OK"),
+        spooled("5", type="PROBLEM", state="DOWN"),  # the host itself
+    ]
+    assert controller(world, nagios).forward() == 4
+    assert nagios.removed == [Path(n) for n in "12345"]
+    events = [e for e in world.events if e.kind.startswith("check")]
+    assert [(e.kind, e.subject.service, e.level) for e in events] == [
+        ("check.changed", "web", "error"),
+        ("check.note", "web", "info"),
+        ("checks.error", None, "warning"),
+        ("check.changed", "web", "info"),
+        ("check.changed", None, "error"),
+    ]
+    assert events[0].message == "web http :1 is CRITICAL: refused"
+    assert events[3].message.startswith("web http :1 is OK again")
+    assert events[4].message.startswith("host box is DOWN")
+    assert events[0].id > 0  # recorded in the project's timeline
+    topics = [n.topic if (n := notification(e)) else None for e in events]
+    assert topics == ["check.problem", None, None, "check.recovered", "check.problem"]
+
+
+def test_an_error_is_reported_once_until_it_changes(world: World) -> None:
+    nagios = FakeNagios(fail="Nagios rejected the configuration")
+    c = controller(world, nagios)
+    c.tick()
+    c.tick()
+    assert kinds(world) == ["checks.error"]
+    nagios.fail = None
+    c.tick()
+    nagios.fail = "Nagios rejected the configuration"
+    c.tick()
+    assert kinds(world) == ["checks.error", "checks.started", "checks.error"]
+
+
+def test_while_the_engine_is_away_the_checks_stay_and_notifications_still_flow(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nagios = FakeNagios(alive=True)
+    nagios.spool = [spooled("1", type="PROBLEM", check="docker", output="refused")]
+
+    def away(*args: object) -> list[object]:
+        raise EngineUnreachable("dockerd does not answer")
+
+    monkeypatch.setattr(world.runtime, "list_networks", away)
+    controller(world, nagios).tick()
+    assert nagios.calls == []  # nothing re-rendered from a half-known world
+    assert kinds(world) == ["check.changed"]
+
+
+def test_checks_off_do_nothing(world: World) -> None:
+    nagios = FakeNagios(spool=[spooled("1", type="PROBLEM", check="docker")])
+    controller(world, nagios, enabled=False).tick()
+    assert nagios.calls == [] and nagios.removed == []
