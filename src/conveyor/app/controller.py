@@ -115,6 +115,7 @@ from conveyor.gitops.wakeups import Wakeups
 from conveyor.model.access import Principal
 from conveyor.model.environments import ConveyorConfig, EnvironmentSpec
 from conveyor.model.events import Event, EventKind, Level, Subject
+from conveyor.model.log_shipping import LogShipping
 from conveyor.model.logs import LogQuery, LogRecord, LogSettings
 from conveyor.model.notifications import NotificationsSpec
 from conveyor.model.pins import Pin, pin_path
@@ -223,9 +224,11 @@ class Controller:
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
         # Per environment: the commit last looked at, its log store, the settings its
-        # collector runs with, the collector (None: collection is off, or another process
-        # collects).
-        self._logs: dict[str, tuple[str, Path, LogSettings, Collector | None]] = {}
+        # collector runs with (x-conveyor.logs, conveyor.yaml's logs:), the collector (None:
+        # collection is off, or another process collects).
+        self._logs: dict[
+            str, tuple[str, Path, tuple[LogSettings, LogShipping], Collector | None]
+        ] = {}
         self._logs_lock = threading.Lock()
         self._checkers: dict[str, ChecksController] = {}  # each environment's Nagios
         self._off: set[str] = set()  # environments whose Nagios was stopped: checks are off
@@ -813,7 +816,8 @@ class Controller:
 
     def _collect_for(self, env: str, commit: str, project: Project) -> None:
         """Make the environment's collector run as `project` (at `commit`) says."""
-        settings = project.stack().logs
+        shipping = self.config.logs if self.config is not None else LogShipping()
+        settings = (project.stack().logs, shipping)
         with self._logs_lock:
             known = self._logs.get(env)
         collector = known[3] if known is not None else None
@@ -821,8 +825,14 @@ class Controller:
             if collector is not None:
                 collector.stop()
             collector = None
-            if settings.collect:
-                collector = logs_app.start_collector(project, env, self._log_reporter(env))
+            if settings[0].collect:
+                collector = logs_app.start_collector(
+                    project,
+                    env,
+                    self._log_reporter(env),
+                    shipping,
+                    logs_app.EnvironmentEvents(self._timeline, env),
+                )
         with self._logs_lock:
             self._logs[env] = (commit, logs_app.store_path(project), settings, collector)
 

@@ -15,17 +15,23 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from conveyor.app.dora import parse_window
+from conveyor.app.log_shipping import logs_config_for_up, open_project_shipping
 from conveyor.app.project import Project
-from conveyor.errors import LockBusy, LogQueryError, StoreError
+from conveyor.errors import LockBusy, LogQueryError, ShipError, SpecError, StoreError
+from conveyor.model.events import Event, EventKind, Level, Reporter
+from conveyor.model.log_shipping import LogShipping
 from conveyor.model.logs import LogQuery, LogRecord, LogSettings, Stream
 from conveyor.observe.logs.collect import Collector
 from conveyor.observe.logs.parse import level_of
 from conveyor.observe.logs.retention import Retention
+from conveyor.observe.logs.ship import Shipping
 from conveyor.observe.logs.store import LOGS_DB, LogStore
+from conveyor.store.timeline import Timeline
 
 FOLLOW_POLL = 0.25  # seconds between looks for new records in a live tail
 MAX_LIMIT = 10_000
@@ -213,36 +219,75 @@ def collector(
     project: Project,
     environment: str | None,
     report: Callable[[str], None] | None = None,
+    shipping: LogShipping | None = None,
+    events: Reporter | None = None,
 ) -> Collector | None:
     """The project's collector (not started), None when its compose file turns collection
-    off (`x-conveyor.logs: false`)."""
+    off (`x-conveyor.logs: false`). It ships what it stores where `shipping` says (the
+    server: conveyor.yaml's `logs:`), or, when None, where the file CONVEYOR_LOGS_CONFIG names
+    says (`conveyor up`; docs/logs-shipping.md); the shippers report through `events`. A
+    destination that cannot be opened is reported and the logs are collected without it."""
     from conveyor.runtime.docker_logs import DockerLogs
 
     settings = project.stack().logs
     if not settings.collect:
         return None
+    say = report or (lambda _msg: None)
+    paths = project.paths()
+    sink: Shipping | None = None
+    try:
+        spec = shipping
+        if spec is None:
+            spec = logs_config_for_up(project.environ, paths.compose_file.parent)
+        sink = open_project_shipping(spec, paths.state_dir, project.environ, events)
+    except (SpecError, ShipError) as e:
+        say(f"logs are collected but not shipped: {e}")
     return Collector(
-        project.paths().project,
+        paths.project,
         environment,
         store_path(project),
         DockerLogs(),
         policy=retention(settings),
         report=report,
+        sink=sink,
     )
 
 
 def start_collector(
-    project: Project, environment: str | None, report: Callable[[str], None]
+    project: Project,
+    environment: str | None,
+    report: Callable[[str], None],
+    shipping: LogShipping | None = None,
+    events: Reporter | None = None,
 ) -> Collector | None:
     """Start the project's collector in background threads, unless its compose file turns
     collection off or another process already collects into its store (`report` says so:
-    the agent goes on healing without it). The caller stops it."""
-    c = collector(project, environment, report)
+    the agent goes on healing without it). The caller stops it (its shippers too)."""
+    c = collector(project, environment, report, shipping, events)
     if c is None:
         return None
     try:
         c.start()
     except (LockBusy, StoreError) as e:
         report(f"logs are not collected by this process: {e}")
+        if c.sink is not None:
+            c.sink.stop(0)
         return None
     return c
+
+
+class EnvironmentEvents:
+    """A timeline's events of one environment, as a Reporter (the server's shippers)."""
+
+    def __init__(self, timeline: Timeline, environment: str) -> None:
+        self.timeline = timeline
+        self.environment = environment
+
+    def emit(
+        self,
+        kind: EventKind,
+        message: str,
+        level: Level = "info",
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        return self.timeline.emit(kind, message, level, data, environment=self.environment)

@@ -43,7 +43,9 @@ def run_agent(project: Project, interval: float, checks: bool = True, logs: bool
         timeline.emit("logs.error", message, level="warning")
 
     collector = (
-        logs_app.start_collector(project, timeline.subject.environment, report) if logs else None
+        logs_app.start_collector(project, timeline.subject.environment, report, events=timeline)
+        if logs
+        else None
     )
     try:
         host.run()

@@ -82,6 +82,8 @@ def test_the_environments_logs_are_collected_and_searchable(world: ServerWorld) 
     v2 = by_message["serving version 2"]["labels"]
     assert (v2["environment"], v2["service"], v2["release"]) == ("staging", "web", 2)
     assert by_message["serving version 1"]["labels"]["release"] == 1
+
+
 def _prometheus(world: ServerWorld, path: str) -> Any:
     ports = json.loads((world.data / "metrics" / "ports.json").read_text())
     url = f"http://127.0.0.1:{ports['prometheus']}{path}"

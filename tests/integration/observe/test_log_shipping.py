@@ -2,6 +2,8 @@
 Loki's push API as documented (conveyor.testing.fake_elasticsearch / fake_loki): no real
 Elasticsearch, OpenSearch or Loki can run here, so these are not tests against them.
 
+A real container's output, collected from the Docker Engine and stored, reaches both once.
+
 An outage (the server down, then 429s, then partial failures) loses nothing and duplicates
 nothing; a shipper killed in the middle of an outage sends again, after its restart, what was
 not acknowledged, and Elasticsearch still holds each record once."""
@@ -14,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,9 +28,11 @@ from pydantic import TypeAdapter
 from conveyor.model.events import Event, EventKind, Level, Subject
 from conveyor.model.log_shipping import ElasticsearchDestination, LogShipping, LokiDestination
 from conveyor.model.logs import LogLabels, LogRecord
+from conveyor.observe.logs.collect import Collector, CollectorOptions
 from conveyor.observe.logs.ship import open_shipping
 from conveyor.observe.logs.ship.backoff import Backoff
 from conveyor.observe.logs.ship.shipper import ShipperOptions
+from conveyor.runtime.docker_logs import DockerLogs
 from conveyor.testing.fake_elasticsearch import FakeElasticsearch
 from conveyor.testing.fake_loki import FakeLoki
 
@@ -282,3 +287,59 @@ def test_a_shipper_killed_mid_outage_resends_what_was_not_acknowledged(
     assert stats["delivered"] == 150
     assert list((state / "logs-ship" / "elasticsearch").glob("*.seg"))  # the written segment
     assert all(r.headers.get("authorization", "").startswith("Basic ") for r in es.requests)
+
+
+def test_what_the_collector_stores_from_a_container_is_shipped_once(
+    servers: tuple[FakeElasticsearch, FakeLoki], tmp_path: Path, base_image: str
+) -> None:
+    """End to end: a real container's output, collected from the Docker Engine, stored, and
+    shipped to both destinations with its labels, each line once (ids are the store's)."""
+    es, loki = servers
+    spec = LogShipping(
+        ship=(
+            ElasticsearchDestination(name="elasticsearch", url=es.url),
+            LokiDestination(name="loki", url=loki.url),
+        )
+    )
+    project = f"ship{uuid.uuid4().hex[:8]}"
+    lines = 2_000
+    script = (
+        "import json\n"
+        'print(json.dumps({"level": "error", "msg": "payment failed", "order": "o-9"}))\n'
+        f"for i in range({lines}): print(f'request {{i}}')\n"
+    )
+    cid = subprocess.run(
+        ["docker", "run", "-d", "--network", "none",
+         "--label", f"io.conveyor.project={project}",
+         "--label", "io.conveyor.service=web", "--label", "io.conveyor.replica=web-1",
+         "--label", "io.conveyor.release=2",
+         base_image, "python3", "-c", script],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout.strip()  # fmt: skip
+    shipping = open_shipping(spec, tmp_path / "state", {}, Events(), FAST)
+    shipping.start()
+    collector = Collector(
+        project,
+        "staging",
+        tmp_path / "state" / "logs.db",
+        DockerLogs(),
+        options=CollectorOptions(discover_interval=0.1, idle_flush=0.1),
+        sink=shipping,
+    )
+    collector.start()
+    try:
+        assert collector.wait_written(lines + 1, WAIT)
+        assert shipping.flush(WAIT)
+    finally:
+        collector.stop()  # stops the shippers too
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
+
+    expected = Counter([f"request {n}" for n in range(lines)] + ["payment failed"])
+    assert es_messages(es) == expected
+    assert loki_messages(loki) == expected
+    (failed,) = [d for d in es.documents() if d["message"] == "payment failed"]
+    assert failed["log"] == {"level": "error"}
+    assert failed["fields"] == {"order": "o-9"}
+    assert failed["conveyor"]["service"] == "web"
+    assert failed["conveyor"]["release"] == 2
+    assert failed["conveyor"]["environment"] == "staging"

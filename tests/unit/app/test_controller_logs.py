@@ -23,8 +23,9 @@ CONFIG = "environments:\n  staging:\n    branch: main\n"
 
 
 class FakeCollector:
-    def __init__(self, project: Project, env: str | None) -> None:
+    def __init__(self, project: Project, env: str | None, shipping: object = None) -> None:
         self.project, self.env, self.stopped = project, env, False
+        self.shipping = shipping
 
     def stop(self) -> None:
         self.stopped = True
@@ -38,8 +39,10 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     work.mkdir(parents=True)
     started: list[FakeCollector] = []
 
-    def start(project: Project, env: str | None, report: Any) -> FakeCollector | None:
-        collector = FakeCollector(project, env)
+    def start(
+        project: Project, env: str | None, report: Any, shipping: Any, events: Any
+    ) -> FakeCollector | None:
+        collector = FakeCollector(project, env, shipping)
         started.append(collector)
         return collector
 
@@ -78,6 +81,25 @@ def test_one_collector_per_deployed_environment_kept_across_commits(world: dict[
     c._save("staging", EnvProgress(deployed="d" * 40))  # turned off: stopped, none started
     c.collect_logs()
     assert len(started) == 2 and started[1].stopped
+    c.close()
+
+
+def test_a_new_logs_section_in_conveyor_yaml_restarts_the_collector_with_it(
+    world: dict[str, Any],
+) -> None:
+    c: Controller = world["controller"]
+    started: list[FakeCollector] = world["started"]
+    compose(world["work"])
+    c._save("staging", EnvProgress(deployed="a" * 40))
+    c.collect_logs()
+    assert [s.shipping.empty for s in started] == [True]  # nothing to ship to
+    c.config = parse_conveyor(
+        CONFIG + "logs:\n  ship:\n    - loki: {url: 'http://127.0.0.1:3100'}\n"
+    )
+    c._save("staging", EnvProgress(deployed="b" * 40))
+    c.collect_logs()
+    assert len(started) == 2 and started[0].stopped
+    assert [d.kind for d in started[1].shipping.ship] == ["loki"]
     c.close()
 
 

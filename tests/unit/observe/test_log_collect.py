@@ -3,12 +3,12 @@ collector and of the engine, with multi-line records kept whole."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from conveyor.errors import LockBusy
+from conveyor.errors import LockBusy, ShipError
 from conveyor.model.logs import LogQuery, LogRecord
 from conveyor.observe.logs.collect import Collector, CollectorOptions
 from conveyor.observe.logs.store import LogStore
@@ -218,3 +218,61 @@ def test_a_quiet_stream_hands_over_its_open_record(
     engine.write("c1", "config:", "  a: 1")  # could go on: held until the stream is quiet
     assert running.wait_written(1, 10)
     assert messages(path) == ["config:\n  a: 1"]
+
+
+class RecordingSink:
+    """A LogSink that keeps what it is handed (or refuses it while `refuse` is set)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[LogRecord]] = []
+        self.refuse = False
+        self.stopped = False
+
+    def write(self, records: Sequence[LogRecord]) -> None:
+        if self.refuse:
+            raise ShipError("buffer full")
+        self.batches.append(list(records))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopped = True
+
+    @property
+    def records(self) -> list[LogRecord]:
+        return [r for batch in self.batches for r in batch]
+
+
+def test_every_stored_record_reaches_the_sink_as_a_search_returns_it(
+    engine: FakeContainerLogs, path: Path
+) -> None:
+    sink = RecordingSink()
+    c = Collector("shop", "staging", path, engine, options=OPTS, sink=sink)
+    c.start()
+    try:
+        engine.add("c1", WEB)
+        engine.write("c1", '{"level":"error","msg":"db down","retry":"3"}')
+        engine.write("c1", *TB, stream=STDERR)
+        engine.write("c1", *[f"line {i}" for i in range(30)])
+        assert c.wait_written(32, 10)
+    finally:
+        c.stop()
+    assert sink.stopped
+    assert sink.records == stored(path)  # same ids, labels, levels, fields and times
+
+
+def test_a_sink_that_refuses_is_reported_and_the_store_keeps_the_lines(
+    engine: FakeContainerLogs, path: Path
+) -> None:
+    sink = RecordingSink()
+    sink.refuse = True
+    said: list[str] = []
+    c = Collector("shop", None, path, engine, options=OPTS, report=said.append, sink=sink)
+    c.start()
+    try:
+        engine.add("c1", WEB)
+        engine.write("c1", "kept here")
+        assert c.wait_written(1, 10)
+    finally:
+        c.stop()
+    assert messages(path) == ["kept here"]
+    assert sink.records == []
+    assert any("not shipped" in s and "buffer full" in s for s in said)

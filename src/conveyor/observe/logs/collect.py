@@ -17,8 +17,9 @@ Threads:
   its stream ends, the container either stopped (the rest is flushed; done) or the engine
   went away (a dockerd restart): it reads again from the last record it handed over, with
   back-off until the engine answers;
-- `logs-writer` writes batches (and the cursors they move) in one transaction each and runs
-  the store's maintenance (retention, compaction).
+- `logs-writer` writes batches (and the cursors they move) in one transaction each, hands
+  each stored batch to the sink when one was given (the shippers to Elasticsearch and Loki:
+  `ship/`), and runs the store's maintenance (retention, compaction).
 
 A record a stream leaves open (the last line might go on) is handed over once the stream has
 been quiet for `idle_flush` seconds (the engine reading says so), by the follower itself, so
@@ -42,13 +43,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.errors import ConveyorError, LockBusy
-from conveyor.model.logs import LogLevel, Stream
+from conveyor.errors import ConveyorError, LockBusy, ShipError
+from conveyor.model.logs import LEVELS, LogLevel, LogRecord, Stream
 from conveyor.observe.logs.cursor import Cursor, Resume
 from conveyor.observe.logs.labels import collected, labels_of
 from conveyor.observe.logs.multiline import Group, Joiner
 from conveyor.observe.logs.parse import parse_line, plain_level
 from conveyor.observe.logs.retention import Retention
+from conveyor.observe.logs.ship.sink import LogSink
 from conveyor.observe.logs.store import LEVEL_INDEX, LogStore, Row
 from conveyor.runtime.log_protocol import (
     STDERR,
@@ -99,9 +101,11 @@ class Collector:
         policy: Retention | None = None,
         options: CollectorOptions | None = None,
         report: Report | None = None,
+        sink: LogSink | None = None,
     ) -> None:
         """`report` hears, in a sentence, what a user should know (the engine unreachable,
-        a store error); it must not block."""
+        a store error); it must not block. `sink` is handed every batch once it is stored,
+        with the store's ids (the collector stops it when it stops)."""
         self.project = project
         self.environment = environment
         self.store_path = store_path
@@ -109,6 +113,7 @@ class Collector:
         self.policy = policy or Retention()
         self.options = options or CollectorOptions()
         self.report = report or (lambda _msg: None)
+        self.sink = sink
         self.stats = CollectorStats()
         self._stop = threading.Event()
         self._queue: queue.Queue[Handover] = queue.Queue(self.options.queue_batches)
@@ -154,6 +159,8 @@ class Collector:
             f.join(max(0.0, deadline - time.monotonic()))
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        if self.sink is not None:
+            self.sink.stop(max(0.0, deadline - time.monotonic()))
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -284,7 +291,7 @@ class Collector:
     def _write(self, rows: list[Row], cursors: dict[int, Cursor]) -> None:
         while True:
             try:
-                self.store.write(rows, cursors)
+                last = self.store.write(rows, cursors)
                 break
             except ConveyorError as e:
                 self._failed(f"log store {self.store_path}: {e}")
@@ -295,6 +302,33 @@ class Collector:
         with self._written:
             self.stats.records += len(rows)
             self._written.notify_all()
+        if self.sink is not None and rows:
+            self._ship(rows, last)
+
+    def _ship(self, rows: list[Row], last: int) -> None:
+        """The stored batch to the sink, as the records a search would return. The store
+        keeps them either way: a sink that cannot take them is reported, not retried here
+        (the shippers retry what reached their buffers)."""
+        store = self.store
+        first = last - len(rows) + 1
+        records = [
+            LogRecord(
+                id=first + i,
+                ts=ts / 1e9,
+                labels=store.labels(source),
+                message=message,
+                level=None if level is None else LEVELS[level],
+                fields=json.loads(fields) if fields else {},
+            )
+            for i, (source, ts, level, message, fields) in enumerate(rows)
+        ]
+        assert self.sink is not None
+        try:
+            self.sink.write(records)
+        except ShipError as e:
+            self._failed(f"logs of {self.project} not shipped: {e}")
+        except Exception as e:  # a bug in a shipper must not stop the store's writer
+            self._failed(f"logs of {self.project} not shipped: {type(e).__name__}: {e}")
 
     def _maintain(self) -> None:
         try:
