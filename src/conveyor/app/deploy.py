@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 
+from conveyor.app import logs as logs_app
 from conveyor.app import metrics as metrics_app
 from conveyor.app.agent import agent_pid, start_agent, stop_agent
 from conveyor.app.checks import checks_health, ensure_checks, stop_checks
@@ -247,7 +248,10 @@ def status(project: Project) -> StatusView:
         agent=AgentView(running=pid is not None, pid=pid),
         services=services,
         checks=checks_health(engine.paths),
-        components=metrics_app.components(engine.paths),
+        components=[
+            *metrics_app.components(engine.paths),
+            *filter(None, [logs_app.component(engine.paths.state_dir)]),
+        ],
     )
 
 

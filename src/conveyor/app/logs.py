@@ -10,6 +10,7 @@ always did (`deploy.logs`), and says so.
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,11 +23,12 @@ from pydantic import BaseModel
 from conveyor.app.dora import parse_window
 from conveyor.app.log_shipping import logs_config_for_up, open_project_shipping
 from conveyor.app.project import Project
+from conveyor.app.views import ComponentView
 from conveyor.errors import LockBusy, LogQueryError, ShipError, SpecError, StoreError
 from conveyor.model.events import Event, EventKind, Level, Reporter
 from conveyor.model.log_shipping import LogShipping
 from conveyor.model.logs import LogQuery, LogRecord, LogSettings, Stream
-from conveyor.observe.logs.collect import Collector
+from conveyor.observe.logs.collect import Collector, collecting_pid
 from conveyor.observe.logs.parse import level_of
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.ship import Shipping
@@ -53,6 +55,47 @@ def store_path(project: Project) -> Path:
 
 def has_store(project: Project) -> bool:
     return store_path(project).exists()
+
+
+def component(state_dir: Path, now: float | None = None) -> ComponentView | None:
+    """The log store's line in `conveyor status`: running while a collector writes it (the
+    agent or the server), healthy when it also opens and answers; None when the project has
+    neither a store nor a collector (logs off, or never collected)."""
+    path = state_dir / LOGS_DB
+    pid = collecting_pid(state_dir)
+    if pid is None and not path.exists():
+        return None
+    view = ComponentView(name="log store", url=str(path), running=pid is not None, healthy=False)
+    if pid:
+        view.pid = pid
+    if not path.exists():
+        return view
+    try:
+        store = LogStore.open(path, create=False)
+        try:
+            stats = store.stats()
+        finally:
+            store.close()
+    except (StoreError, sqlite3.Error) as e:
+        view.detail = f"cannot be read: {e}"
+        return view
+    view.healthy = view.running
+    size = f"{stats.bytes / 2**20:.1f} MiB"
+    newest = ""
+    if stats.newest is not None:
+        ago = max(0.0, (time.time() if now is None else now) - stats.newest)
+        newest = f", newest {_ago(ago)} ago"
+    view.detail = f"{stats.lines:,} lines, {size}{newest}" + (
+        "" if view.running else "; no collector runs (`conveyor up` starts one)"
+    )
+    return view
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 # the query -----------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class ComponentView(BaseModel):
     running: bool
     healthy: bool
     pid: int | None = None
+    detail: str = ""  # what else a person wants at a glance (the log store: lines, size)
 
 
 class UpResult(BaseModel):

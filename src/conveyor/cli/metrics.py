@@ -70,5 +70,6 @@ def component_lines(components: list[ComponentView]) -> list[str]:
             state = f"[yellow]not answering[/] (pid {c.pid})"
         else:
             state = "[red]not running[/]"
-        out.append(f"{esc(f'{c.name:<14}')} {esc(c.url):<26} {state}")
+        detail = f"  [dim]{esc(c.detail)}[/]" if c.detail else ""
+        out.append(f"{esc(f'{c.name:<14}')} {esc(c.url):<26} {state}{detail}")
     return out

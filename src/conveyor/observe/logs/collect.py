@@ -37,6 +37,7 @@ import fcntl
 import json
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -556,6 +557,26 @@ def _take_lock(path: Path) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, f"log collector (pid {os.getpid()})".encode())
     return fd
+
+
+def collecting_pid(store_dir: Path) -> int | None:
+    """The PID of the collector writing the store in `store_dir` (it holds the lock), or None
+    when none does. Takes the lock for an instant when it is free."""
+    path = store_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        found = re.search(r"pid (\d+)", path.read_text(errors="replace"))
+        return int(found.group(1)) if found else 0
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def _release_lock(fd: int) -> None:
