@@ -301,6 +301,17 @@ def slo_targets(
     return prometheus_rules.slo_targets(project, environment, slos)
 
 
+def alert_targets(
+    project: str, environment: str, release: Release | None
+) -> list[prometheus_rules.AlertTarget]:
+    """The services of a serving release with alert thresholds of their own
+    (x-conveyor.alerts over the environment's defaults)."""
+    if release is None:
+        return []
+    own = {name: sr.service.alerts for name, sr in release.services.items()}
+    return prometheus_rules.alert_targets(project, environment, own)
+
+
 @dataclass(frozen=True)
 class RulesRefresh:
     sync: RulesSync
@@ -313,11 +324,15 @@ def refresh_rules(
     prometheus_url: str | None,
     settings: prometheus_rules.AlertSettings | None = None,
     promtool: str | None = None,
+    own: Iterable[prometheus_rules.AlertTarget] = (),
 ) -> RulesRefresh:
-    """Write the rule files for `targets` (checked with promtool) and, when one changed, have
-    the Prometheus at `prometheus_url` load them. Raises ValidationFailed for a file promtool
-    rejects (a bug: they are rendered), leaving the one in use."""
-    files = prometheus_rules.rule_files(list(targets), settings or prometheus_rules.AlertSettings())
+    """Write the rule files for `targets` (SLOs) and `own` (services with alert thresholds
+    of their own), checked with promtool, and, when one changed, have the Prometheus at
+    `prometheus_url` load them. Raises ValidationFailed for a file promtool rejects (a bug:
+    they are rendered), leaving the one in use."""
+    files = prometheus_rules.rule_files(
+        list(targets), settings or prometheus_rules.AlertSettings(), own
+    )
     sync = sync_rule_files(rules_dir, files, program=promtool)
     reloaded = False
     if sync.changed and prometheus_url is not None:
@@ -341,9 +356,9 @@ def _kept_port(state_dir: Path, component: str) -> int | None:
 
 class AlertRulesController:
     """The agent's pass over the project's rule files: after a deploy or rollback changes the
-    serving release's SLOs, the files change and Prometheus reloads them. Does nothing while
-    the project has no metrics stack configured (`<state>/metrics/prometheus/prometheus.yml`
-    absent: metrics off, or not set up yet)."""
+    serving release's SLOs or alert thresholds, the files change and Prometheus reloads them.
+    Does nothing while the project has no metrics stack configured
+    (`<state>/metrics/prometheus/prometheus.yml` absent: metrics off, or not set up yet)."""
 
     name = "alert-rules"
 
@@ -358,10 +373,12 @@ class AlertRulesController:
             return None
         environment = self.engine.timeline.subject.environment or self.engine.project
         release = self.engine.store.current_release()
-        targets = slo_targets(self.engine.project, environment, release)
+        project = self.engine.project
+        targets = slo_targets(project, environment, release)
+        own = alert_targets(project, environment, release)
         port = _kept_port(state, "prometheus")
         url = f"http://127.0.0.1:{port}" if port is not None else None
-        return refresh_rules(prometheus / "rules", targets, url, promtool=self.promtool)
+        return refresh_rules(prometheus / "rules", targets, url, promtool=self.promtool, own=own)
 
 
 # ---- conveyor alerts ----------------------------------------------------------------------------

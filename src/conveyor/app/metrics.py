@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor.app.alerts import agent_hook, refresh_rules, slo_targets
+from conveyor.app.alerts import agent_hook, alert_targets, refresh_rules, slo_targets
 from conveyor.app.metrics_views import (
     EdgeFigures,
     GrafanaFiles,
@@ -650,10 +650,12 @@ class ServerMetrics:
             stale=stack.targets(),
             hook=self.hook,
         )
-        # The alert rules of every environment, their SLOs from the serving releases.
+        # The alert rules of every environment, their SLOs and thresholds from the serving
+        # releases.
         targets = [t for f in facts for t in slo_targets(f.project, f.environment, f.release)]
+        own = [t for f in facts for t in alert_targets(f.project, f.environment, f.release)]
         try:
-            refresh_rules(stack.layout.rules_dir, targets, stack.url("prometheus"))
+            refresh_rules(stack.layout.rules_dir, targets, stack.url("prometheus"), own=own)
         except ConveyorError as e:
             self.report("daemon.failed", f"alert rules: {e}", "error", {"component": "rules"})
         return up

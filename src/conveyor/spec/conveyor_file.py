@@ -26,6 +26,7 @@ from conveyor.model.environments import (
     ServiceOverride,
     SshVerify,
 )
+from conveyor.spec.alert_thresholds import alert_thresholds
 from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration
@@ -52,6 +53,7 @@ ENVIRONMENT_KEYS = (
     "verify",
     "on_interrupted",
     "slo",
+    "alerts",
 )
 GATE_KEYS = ("soak", "pipeline_passed", "approval")
 OVERRIDE_KEYS = ("replicas", "environment", "ports")
@@ -181,6 +183,7 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
         verify=_verify(ctx, raw.get("verify"), (*path, "verify")),
         on_interrupted=on_interrupted or "rerun",
         slo=environment_slos(ctx, (*path, "slo"), raw.get("slo")),
+        alerts=alert_thresholds(ctx, (*path, "alerts"), raw.get("alerts")),
         file=ctx.file,
         lines=_lines_under(ctx.doc, path),
     )

@@ -16,6 +16,7 @@ import pytest
 from conveyor.app import alerts as app_alerts
 from conveyor.app.alerts import AlertReceiver, alerts_view, token_file
 from conveyor.errors import HookRejected, SettingError, ValidationFailed
+from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.alerts import Alert
 from conveyor.model.events import Event, EventKind, Level, Subject
 from conveyor.model.release import Release, ServiceRelease
@@ -225,6 +226,31 @@ def test_slo_targets_come_from_the_serving_release() -> None:
         ("shop", "production", "web", slo)
     ]
     assert app_alerts.slo_targets("shop", "production", None) == []
+
+
+def test_alert_targets_come_from_the_serving_release_and_reach_the_rules(
+    tmp_path: Path, promtool: str
+) -> None:
+    own = AlertThresholds(error_ratio=0.02)
+    web, db = Service(name="web", alerts=own), Service(name="db")
+    release = Release(
+        number=3,
+        project="shop",
+        services={
+            "web": ServiceRelease(service=web, image_id="sha256:1", image_ref="w"),
+            "db": ServiceRelease(service=db, image_id="sha256:2", image_ref="d"),
+        },
+        stack=Stack(project="shop", file="/src/compose.yaml", services={"web": web, "db": db}),
+    )
+    targets = app_alerts.alert_targets("shop", "production", release)
+    assert [(t.service, t.thresholds) for t in targets] == [("web", own)]
+    assert app_alerts.alert_targets("shop", "production", None) == []
+
+    done = app_alerts.refresh_rules(tmp_path, [], None, promtool=promtool, own=targets)
+
+    assert "conveyor-red.yml" in done.sync.written
+    red = (tmp_path / "conveyor-red.yml").read_text()
+    assert 'service:haproxy_http_error_ratio:rate5m{project="shop",environment="production",' in red
 
 
 @pytest.fixture
