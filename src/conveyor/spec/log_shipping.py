@@ -43,6 +43,7 @@ from conveyor.model.log_shipping import (
 )
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_bytes, parse_duration
+from conveyor.spec.keys import known_keys
 from conveyor.spec.values import describe, suggest
 from conveyor.spec.yamlpos import YamlPath, load_yaml
 
@@ -80,7 +81,7 @@ def log_shipping(ctx: Context, path: YamlPath, raw: Any) -> LogShipping:
     if not isinstance(raw, dict):
         ctx.error(path, f"must be a mapping (with 'ship'), got {describe(raw)}")
         return LogShipping()
-    _known_keys(ctx, path, raw, ("ship",))
+    known_keys(ctx, path, raw, ("ship",), secrets=_SECRETS)
     ship = raw.get("ship")
     if ship is None:
         return LogShipping()
@@ -149,7 +150,7 @@ def _destination(
     buffer = ctx.optional(settings, "buffer", where, _buffer, DEFAULT_BUFFER)
     dest: Destination
     if kind == "elasticsearch":
-        _known_keys(ctx, where, settings, _ES_KEYS)
+        known_keys(ctx, where, settings, _ES_KEYS, secrets=_SECRETS)
         index = ctx.optional(settings, "index", where, index_pattern, DEFAULT_INDEX)
         api_key_env = _env_name(ctx, where, settings, "api_key_env")
         if api_key_env is not None and "username" in settings:
@@ -165,7 +166,7 @@ def _destination(
             buffer=buffer,
         )
     else:
-        _known_keys(ctx, where, settings, _LOKI_KEYS)
+        known_keys(ctx, where, settings, _LOKI_KEYS, secrets=_SECRETS)
         dest = LokiDestination(
             name=name or kind,
             url=url or "http://invalid",
@@ -345,21 +346,3 @@ def _buffer(value: Any) -> int:
     if size < MIN_BUFFER:
         raise ValueError(f"the buffer needs at least 1m, got {describe(value)}")
     return size
-
-
-def _known_keys(
-    ctx: Context, path: YamlPath, raw: Mapping[str, Any], allowed: tuple[str, ...]
-) -> None:
-    for key in raw:
-        if key in allowed:
-            continue
-        secret = _SECRETS.get(str(key))
-        if secret in allowed:
-            ctx.error(
-                (*path, key),
-                f"secrets do not belong in git: put the value in an environment variable "
-                f"and name it with '{secret}'",
-            )
-            continue
-        listed = ", ".join(allowed)
-        ctx.error((*path, key), f"unknown key (known: {listed}){suggest(str(key), allowed)}")

@@ -29,6 +29,7 @@ from conveyor.model.notifications import (
 )
 from conveyor.spec.context import Context
 from conveyor.spec.durations import parse_duration
+from conveyor.spec.keys import known_keys, mapping
 from conveyor.spec.values import describe, one_of, suggest, to_bool, to_int
 from conveyor.spec.yamlpos import YamlPath
 
@@ -58,9 +59,9 @@ def notifications(ctx: Context, path: YamlPath, raw: Any) -> NotificationsSpec:
     absent section is an empty one."""
     if raw is None:
         return NotificationsSpec()
-    if not _mapping(ctx, path, raw):
+    if mapping(ctx, path, raw) is None:
         return NotificationsSpec()
-    _known_keys(ctx, path, raw, _CHANNELS)
+    known_keys(ctx, path, raw, _CHANNELS, secrets=_SECRETS)
     return NotificationsSpec(
         webhook=_section(ctx, path, raw, "webhook", _webhook),
         email=_section(ctx, path, raw, "email", _email),
@@ -77,13 +78,13 @@ def _section(
 ) -> T | None:
     value = raw.get(key)
     where = (*path, key)
-    if value is None or not _mapping(ctx, where, value):
+    if value is None or mapping(ctx, where, value) is None:
         return None
     return build(ctx, where, value)
 
 
 def _webhook(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> WebhookSpec | None:
-    _known_keys(ctx, path, raw, _WEBHOOK_KEYS)
+    known_keys(ctx, path, raw, _WEBHOOK_KEYS, secrets=_SECRETS)
     if "url" in raw and "url_env" in raw:
         ctx.error((*path, "url_env"), "give 'url' or 'url_env', not both")
         return None
@@ -103,7 +104,7 @@ def _webhook(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> WebhookSpe
 
 
 def _email(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> EmailSpec | None:
-    _known_keys(ctx, path, raw, _EMAIL_KEYS)
+    known_keys(ctx, path, raw, _EMAIL_KEYS, secrets=_SECRETS)
     host = _required_str(ctx, path, raw, "host")
     sender = _required_str(ctx, path, raw, "from")
     if sender is not None and not _is_address(sender):
@@ -136,7 +137,7 @@ def _email(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> EmailSpec | 
 
 
 def _gitlab(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> GitLabSpec | None:
-    _known_keys(ctx, path, raw, _GITLAB_KEYS)
+    known_keys(ctx, path, raw, _GITLAB_KEYS, secrets=_SECRETS)
     url = _url(ctx, path, raw, "url", required=True)
     project = _project(ctx, path, raw)
     token_env = _env_name(ctx, path, raw, "token_env")
@@ -168,31 +169,6 @@ def _default(model: type[Frozen], name: str) -> Any:
 
 
 # --- values ----------------------------------------------------------------------------------
-
-
-def _mapping(ctx: Context, path: YamlPath, raw: Any) -> bool:
-    if isinstance(raw, dict):
-        return True
-    ctx.error(path, f"must be a mapping, got {describe(raw)}")
-    return False
-
-
-def _known_keys(
-    ctx: Context, path: YamlPath, raw: Mapping[str, Any], allowed: tuple[str, ...]
-) -> None:
-    for key in raw:
-        if key in allowed:
-            continue
-        secret = _SECRETS.get(str(key))
-        if secret in allowed:
-            ctx.error(
-                (*path, key),
-                f"secrets do not belong in git: put the value in an environment variable "
-                f"and name it with '{secret}'",
-            )
-            continue
-        listed = ", ".join(allowed)
-        ctx.error((*path, key), f"unknown key (known: {listed}){suggest(str(key), allowed)}")
 
 
 def _required_str(ctx: Context, path: YamlPath, raw: Mapping[str, Any], key: str) -> str | None:
