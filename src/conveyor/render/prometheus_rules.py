@@ -37,13 +37,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.slo import ServiceSLO
 from conveyor.render.validator import Validator
+
+V = TypeVar("V")
 
 INSTALL_HINT = "apt-get install prometheus (Debian's package; it brings promtool)"
 
@@ -647,22 +649,19 @@ def slo_targets(
     project: str, environment: str, slos: Mapping[str, ServiceSLO | None]
 ) -> list[SLOTarget]:
     """The targets of one project from its services' SLOs (services without one left out)."""
-    return [
-        SLOTarget(project, environment, name, slo)
-        for name, slo in sorted(slos.items())
-        if slo is not None
-    ]
+    return [SLOTarget(project, environment, name, slo) for name, slo in _given(slos)]
 
 
 def alert_targets(
     project: str, environment: str, thresholds: Mapping[str, AlertThresholds | None]
 ) -> list[AlertTarget]:
     """The services of one project with thresholds of their own (the others left out)."""
-    return [
-        AlertTarget(project, environment, name, own)
-        for name, own in sorted(thresholds.items())
-        if own is not None
-    ]
+    return [AlertTarget(project, environment, name, own) for name, own in _given(thresholds)]
+
+
+def _given(values: Mapping[str, V | None]) -> list[tuple[str, V]]:
+    """The services that have a value, by name."""
+    return [(name, value) for name, value in sorted(values.items()) if value is not None]
 
 
 def rule_files(

@@ -21,7 +21,7 @@ from typing import Any
 
 from conveyor.model.alert_thresholds import THRESHOLD_KEYS, AlertThresholds
 from conveyor.spec.context import Context
-from conveyor.spec.durations import parse_duration
+from conveyor.spec.durations import parse_non_negative_duration
 from conveyor.spec.keys import known_keys, mapping, optional
 from conveyor.spec.slo import parse_fraction, parse_threshold
 from conveyor.spec.values import describe, to_float
@@ -45,9 +45,7 @@ def parse_rate(value: object) -> float:
 
 def parse_wait(value: object) -> float:
     """A `*_for` duration: 0 or more, in whole milliseconds (Prometheus's resolution)."""
-    seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError(f"must not be negative, got {describe(value)}")
+    seconds = parse_non_negative_duration(value)
     if seconds and round(seconds * 1000) == 0:
         raise ValueError(f"must be 0 or at least 1ms, got {describe(value)}")
     return round(seconds * 1000) / 1000

@@ -29,7 +29,7 @@ from conveyor.model.environments import (
 from conveyor.spec.alert_thresholds import alert_thresholds
 from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
-from conveyor.spec.durations import parse_duration
+from conveyor.spec.durations import parse_duration, parse_non_negative_duration
 from conveyor.spec.keys import known_keys, mapping
 from conveyor.spec.log_shipping import log_shipping as parse_log_shipping
 from conveyor.spec.notifications import notifications as parse_notifications
@@ -196,7 +196,7 @@ def _gates(ctx: Context, written: Any, path: YamlPath) -> PromotionGates:
     if not raw:
         return PromotionGates()
     known_keys(ctx, path, raw, GATE_KEYS, listed=False)
-    soak = _optional(ctx, raw, path, "soak", _soak)
+    soak = _optional(ctx, raw, path, "soak", parse_non_negative_duration)
     passed = _optional(ctx, raw, path, "pipeline_passed", to_bool)
     approval = _optional(ctx, raw, path, "approval", to_bool)
     return PromotionGates(
@@ -435,13 +435,6 @@ def _interval(value: Any) -> float:
             f"must be at least {MIN_POLL_INTERVAL:g}s (webhooks make changes visible at "
             f"once), got {describe(value)}"
         )
-    return seconds
-
-
-def _soak(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError(f"must not be negative, got {describe(value)}")
     return seconds
 
 

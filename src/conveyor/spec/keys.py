@@ -4,6 +4,7 @@ problem recorded on the Context at the key's line."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -12,6 +13,8 @@ from conveyor.spec.values import describe, suggest
 from conveyor.spec.yamlpos import YamlPath
 
 T = TypeVar("T")
+
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an environment variable's name
 
 
 def mapping(
@@ -66,3 +69,18 @@ def optional(
     if raw.get(key) is None:
         return None
     return ctx.convert((*path, key), convert, raw[key], None)
+
+
+def env_name(ctx: Context, path: YamlPath, raw: Mapping[str, Any], key: str) -> str | None:
+    """`raw[key]` when it names an environment variable (a `*_env` key: the secret it holds
+    stays out of git), None when absent or wrong (recorded)."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str) and _VARIABLE.fullmatch(value):
+        return value
+    ctx.error(
+        (*path, key),
+        f"must name an environment variable (letters, digits, _), got {describe(value)}",
+    )
+    return None

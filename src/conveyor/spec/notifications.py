@@ -13,7 +13,6 @@ could hold one (a password, a token): only the names of environment variables ar
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -29,13 +28,12 @@ from conveyor.model.notifications import (
 )
 from conveyor.spec.context import Context
 from conveyor.spec.durations import parse_duration
-from conveyor.spec.keys import known_keys, mapping
+from conveyor.spec.keys import env_name, known_keys, mapping
 from conveyor.spec.values import describe, one_of, suggest, to_bool, to_int
 from conveyor.spec.yamlpos import YamlPath
 
 T = TypeVar("T")
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CHANNELS = ("webhook", "email", "gitlab")
 _WEBHOOK_KEYS = ("url", "url_env", "events", "timeout")
 _EMAIL_KEYS = (
@@ -92,7 +90,7 @@ def _webhook(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> WebhookSpe
         ctx.error(path, "needs 'url' or 'url_env' (the variable holding the URL)")
         return None
     url = _url(ctx, path, raw, "url", required=False)
-    url_env = _env_name(ctx, path, raw, "url_env")
+    url_env = env_name(ctx, path, raw, "url_env")
     if url is None and url_env is None:
         return None
     return WebhookSpec(
@@ -114,8 +112,8 @@ def _email(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> EmailSpec | 
     starttls = ctx.optional(raw, "starttls", path, to_bool, False)
     # Submission with STARTTLS listens on 587 (RFC 6409); plain SMTP on 25.
     port = ctx.optional(raw, "port", path, _port, 587 if starttls else 25)
-    username_env = _env_name(ctx, path, raw, "username_env")
-    password_env = _env_name(ctx, path, raw, "password_env")
+    username_env = env_name(ctx, path, raw, "username_env")
+    password_env = env_name(ctx, path, raw, "password_env")
     if ("username_env" in raw) != ("password_env" in raw):
         missing = "username_env" if "password_env" in raw else "password_env"
         ctx.error(path, "a login needs both username_env and password_env", (*path, missing))
@@ -140,7 +138,7 @@ def _gitlab(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> GitLabSpec 
     known_keys(ctx, path, raw, _GITLAB_KEYS, secrets=_SECRETS)
     url = _url(ctx, path, raw, "url", required=True)
     project = _project(ctx, path, raw)
-    token_env = _env_name(ctx, path, raw, "token_env")
+    token_env = env_name(ctx, path, raw, "token_env")
     if "token_env" not in raw:
         why = "missing 'token_env' (the variable holding the access token)"
         ctx.error(path, why, (*path, "token_env"))
@@ -195,19 +193,6 @@ def _url(
         ctx.error((*path, key), f"must be an http:// or https:// URL, got {describe(value)}")
         return None
     return str(value)
-
-
-def _env_name(ctx: Context, path: YamlPath, raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str) and _ENV_NAME.fullmatch(value):
-        return value
-    ctx.error(
-        (*path, key),
-        f"must name an environment variable (letters, digits, _), got {describe(value)}",
-    )
-    return None
 
 
 def _recipients(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> tuple[str, ...]:

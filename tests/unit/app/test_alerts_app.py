@@ -209,10 +209,8 @@ def test_alerts_lists_firing_then_recently_resolved_each_once() -> None:
     )
 
 
-def test_slo_targets_come_from_the_serving_release() -> None:
-    slo = ServiceSLO(availability=0.999)
-    web, db = Service(name="web", slo=slo), Service(name="db")
-    release = Release(
+def _release(web: Service, db: Service) -> Release:
+    return Release(
         number=3,
         project="shop",
         services={
@@ -221,6 +219,11 @@ def test_slo_targets_come_from_the_serving_release() -> None:
         },
         stack=Stack(project="shop", file="/src/compose.yaml", services={"web": web, "db": db}),
     )
+
+
+def test_slo_targets_come_from_the_serving_release() -> None:
+    slo = ServiceSLO(availability=0.999)
+    release = _release(Service(name="web", slo=slo), Service(name="db"))
     targets = app_alerts.slo_targets("shop", "production", release)
     assert [(t.project, t.environment, t.service, t.slo) for t in targets] == [
         ("shop", "production", "web", slo)
@@ -232,16 +235,7 @@ def test_alert_targets_come_from_the_serving_release_and_reach_the_rules(
     tmp_path: Path, promtool: str
 ) -> None:
     own = AlertThresholds(error_ratio=0.02)
-    web, db = Service(name="web", alerts=own), Service(name="db")
-    release = Release(
-        number=3,
-        project="shop",
-        services={
-            "web": ServiceRelease(service=web, image_id="sha256:1", image_ref="w"),
-            "db": ServiceRelease(service=db, image_id="sha256:2", image_ref="d"),
-        },
-        stack=Stack(project="shop", file="/src/compose.yaml", services={"web": web, "db": db}),
-    )
+    release = _release(Service(name="web", alerts=own), Service(name="db"))
     targets = app_alerts.alert_targets("shop", "production", release)
     assert [(t.service, t.thresholds) for t in targets] == [("web", own)]
     assert app_alerts.alert_targets("shop", "production", None) == []
