@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from conveyor.app.metrics_switch import enabled as metrics_enabled
 from conveyor.app.project import Project
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.ports import pick_port
@@ -52,7 +53,6 @@ TOKEN_SETTING = "CONVEYOR_ALERT_TOKEN_FILE"  # noqa: S105
 PORT_SETTING = "CONVEYOR_ALERT_RECEIVER_PORT"  # the agent's listener's port (else picked, kept)
 ALERTMANAGER_SETTING = "CONVEYOR_ALERTMANAGER_URL"  # where `conveyor alerts` asks
 AM_PORT_SETTING = "CONVEYOR_ALERTMANAGER_PORT"  # the metrics stack's setting (docs/metrics.md)
-METRICS_SETTING = "CONVEYOR_METRICS"  # 0/false/off/no: no metrics stack (docs/metrics.md)
 RECEIVER_RANGE = (19100, 19999)  # the metrics stack's range (docs/metrics.md)
 MAX_BODY = 1024 * 1024  # an Alertmanager group of a few hundred alerts is far below this
 RESOLVED_WINDOW = 3600.0  # seconds `conveyor alerts` lists resolved alerts for, by default
@@ -242,15 +242,6 @@ def agent_receiver(
     return AlertReceiver(token_file(paths.state_dir, environ), engine.timeline.emit)
 
 
-def receiving(paths: ProjectPaths, environ: Mapping[str, str]) -> bool:
-    """Whether the project's agent listens for Alertmanager: not while its metrics stack is
-    off (CONVEYOR_METRICS=0, or `conveyor up --no-metrics`, which leaves
-    `<state>/metrics/off`: docs/metrics.md), when no Alertmanager runs for it."""
-    if environ.get(METRICS_SETTING, "").strip().lower() in ("0", "false", "off", "no"):
-        return False
-    return not (metrics_dir(paths.state_dir) / "off").exists()
-
-
 def forget_receiver_port(state_dir: Path) -> None:
     """The kept port could not be bound (taken while the agent was away): the next
     `receiver_port` picks another, and the next rendering of alertmanager.yml follows."""
@@ -267,7 +258,7 @@ def agent_listener(
     OSError) on its kept port, or on another one if that was taken meanwhile. None while
     metrics are off, and None, said on the timeline, when it cannot listen."""
     paths = project.paths()
-    if not receiving(paths, project.environ):
+    if not metrics_enabled(paths, project.environ):
         return None
     try:
         receiver = agent_receiver(paths, project.environ, engine)

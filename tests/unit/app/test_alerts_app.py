@@ -147,15 +147,20 @@ def test_the_receivers_port_is_kept(tmp_path: Path) -> None:
     assert not (tmp_path / "alerts" / "receiver.json").exists()
 
 
-def test_the_agent_listens_only_while_metrics_are_on(tmp_path: Path) -> None:
+def test_metrics_are_on_unless_turned_off_by_setting_or_by_up(tmp_path: Path) -> None:
+    """What the agent's receiver (and the metrics stack) listens by."""
+    from conveyor.app.metrics_switch import enabled, set_enabled
     from conveyor.deploy.project import ProjectPaths
 
     paths = ProjectPaths(tmp_path / "compose.yaml", "shop")
-    assert app_alerts.receiving(paths, {})
-    assert not app_alerts.receiving(paths, {"CONVEYOR_METRICS": "0"})
-    (paths.state_dir / "metrics").mkdir(parents=True)
-    (paths.state_dir / "metrics" / "off").write_text("off\n")
-    assert not app_alerts.receiving(paths, {})
+    assert enabled(paths, {})
+    assert not enabled(paths, {"CONVEYOR_METRICS": "0"})
+    assert not enabled(paths, {"CONVEYOR_METRICS": " Off "})
+    set_enabled(paths, False)  # conveyor up --no-metrics
+    assert (paths.state_dir / "metrics" / "off").exists()
+    assert not enabled(paths, {})
+    set_enabled(paths, True)
+    assert enabled(paths, {})
 
 
 def test_the_alertmanager_asked(tmp_path: Path) -> None:
