@@ -3,7 +3,7 @@ stack and supervised (`up`, the agent's loop, `down`), Conveyor's own metrics se
 `conveyor metrics` answered from Prometheus's API, and the status lines of the components.
 
 What runs and which names and labels it has is docs/metrics.md. The files come from the pure
-renderers (`render.prometheus`, `render.alertmanager`), the daemons from
+renderers (`render.prometheus`, `render.alertmanager_routes`), the daemons from
 `observe.metrics.supervisor`; this module decides what goes in them for one project.
 """
 
