@@ -1,7 +1,8 @@
 """The field's validators on what Conveyor renders for metrics: `promtool check config` on
-prometheus.yml (with every kind of proxy a project has), `amtool check-config` on
-alertmanager.yml, `promtool check rules` on every PromQL expression of the Grafana dashboards;
-and a rejected file never replaces the one in use. No server runs here."""
+prometheus.yml (with every kind of proxy a project has), `promtool check rules` on every PromQL
+expression of the Grafana dashboards; and a rejected file never replaces the one in use
+(`amtool check-config` on alertmanager.yml is tests/unit/render/test_alertmanager_routes.py's).
+No server runs here."""
 
 from __future__ import annotations
 
