@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from conveyor.app.metrics_switch import enabled as metrics_enabled
 from conveyor.app.project import Project
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.ports import pick_port
@@ -52,7 +53,6 @@ TOKEN_SETTING = "CONVEYOR_ALERT_TOKEN_FILE"  # noqa: S105
 PORT_SETTING = "CONVEYOR_ALERT_RECEIVER_PORT"  # the agent's listener's port (else picked, kept)
 ALERTMANAGER_SETTING = "CONVEYOR_ALERTMANAGER_URL"  # where `conveyor alerts` asks
 AM_PORT_SETTING = "CONVEYOR_ALERTMANAGER_PORT"  # the metrics stack's setting (docs/metrics.md)
-METRICS_SETTING = "CONVEYOR_METRICS"  # 0/false/off/no: no metrics stack (docs/metrics.md)
 RECEIVER_RANGE = (19100, 19999)  # the metrics stack's range (docs/metrics.md)
 MAX_BODY = 1024 * 1024  # an Alertmanager group of a few hundred alerts is far below this
 RESOLVED_WINDOW = 3600.0  # seconds `conveyor alerts` lists resolved alerts for, by default
@@ -242,15 +242,6 @@ def agent_receiver(
     return AlertReceiver(token_file(paths.state_dir, environ), engine.timeline.emit)
 
 
-def receiving(paths: ProjectPaths, environ: Mapping[str, str]) -> bool:
-    """Whether the project's agent listens for Alertmanager: not while its metrics stack is
-    off (CONVEYOR_METRICS=0, or `conveyor up --no-metrics`, which leaves
-    `<state>/metrics/off`: docs/metrics.md), when no Alertmanager runs for it."""
-    if environ.get(METRICS_SETTING, "").strip().lower() in ("0", "false", "off", "no"):
-        return False
-    return not (metrics_dir(paths.state_dir) / "off").exists()
-
-
 def forget_receiver_port(state_dir: Path) -> None:
     """The kept port could not be bound (taken while the agent was away): the next
     `receiver_port` picks another, and the next rendering of alertmanager.yml follows."""
@@ -267,7 +258,7 @@ def agent_listener(
     OSError) on its kept port, or on another one if that was taken meanwhile. None while
     metrics are off, and None, said on the timeline, when it cannot listen."""
     paths = project.paths()
-    if not receiving(paths, project.environ):
+    if not metrics_enabled(paths, project.environ):
         return None
     try:
         receiver = agent_receiver(paths, project.environ, engine)
@@ -301,6 +292,17 @@ def slo_targets(
     return prometheus_rules.slo_targets(project, environment, slos)
 
 
+def alert_targets(
+    project: str, environment: str, release: Release | None
+) -> list[prometheus_rules.AlertTarget]:
+    """The services of a serving release with alert thresholds of their own
+    (x-conveyor.alerts over the environment's defaults)."""
+    if release is None:
+        return []
+    own = {name: sr.service.alerts for name, sr in release.services.items()}
+    return prometheus_rules.alert_targets(project, environment, own)
+
+
 @dataclass(frozen=True)
 class RulesRefresh:
     sync: RulesSync
@@ -313,11 +315,15 @@ def refresh_rules(
     prometheus_url: str | None,
     settings: prometheus_rules.AlertSettings | None = None,
     promtool: str | None = None,
+    own: Iterable[prometheus_rules.AlertTarget] = (),
 ) -> RulesRefresh:
-    """Write the rule files for `targets` (checked with promtool) and, when one changed, have
-    the Prometheus at `prometheus_url` load them. Raises ValidationFailed for a file promtool
-    rejects (a bug: they are rendered), leaving the one in use."""
-    files = prometheus_rules.rule_files(list(targets), settings or prometheus_rules.AlertSettings())
+    """Write the rule files for `targets` (SLOs) and `own` (services with alert thresholds
+    of their own), checked with promtool, and, when one changed, have the Prometheus at
+    `prometheus_url` load them. Raises ValidationFailed for a file promtool rejects (a bug:
+    they are rendered), leaving the one in use."""
+    files = prometheus_rules.rule_files(
+        list(targets), settings or prometheus_rules.AlertSettings(), own
+    )
     sync = sync_rule_files(rules_dir, files, program=promtool)
     reloaded = False
     if sync.changed and prometheus_url is not None:
@@ -341,9 +347,9 @@ def _kept_port(state_dir: Path, component: str) -> int | None:
 
 class AlertRulesController:
     """The agent's pass over the project's rule files: after a deploy or rollback changes the
-    serving release's SLOs, the files change and Prometheus reloads them. Does nothing while
-    the project has no metrics stack configured (`<state>/metrics/prometheus/prometheus.yml`
-    absent: metrics off, or not set up yet)."""
+    serving release's SLOs or alert thresholds, the files change and Prometheus reloads them.
+    Does nothing while the project has no metrics stack configured
+    (`<state>/metrics/prometheus/prometheus.yml` absent: metrics off, or not set up yet)."""
 
     name = "alert-rules"
 
@@ -358,10 +364,12 @@ class AlertRulesController:
             return None
         environment = self.engine.timeline.subject.environment or self.engine.project
         release = self.engine.store.current_release()
-        targets = slo_targets(self.engine.project, environment, release)
+        project = self.engine.project
+        targets = slo_targets(project, environment, release)
+        own = alert_targets(project, environment, release)
         port = _kept_port(state, "prometheus")
         url = f"http://127.0.0.1:{port}" if port is not None else None
-        return refresh_rules(prometheus / "rules", targets, url, promtool=self.promtool)
+        return refresh_rules(prometheus / "rules", targets, url, promtool=self.promtool, own=own)
 
 
 # ---- conveyor alerts ----------------------------------------------------------------------------

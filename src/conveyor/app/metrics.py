@@ -3,7 +3,7 @@ stack and supervised (`up`, the agent's loop, `down`), Conveyor's own metrics se
 `conveyor metrics` answered from Prometheus's API, and the status lines of the components.
 
 What runs and which names and labels it has is docs/metrics.md. The files come from the pure
-renderers (`render.prometheus`, `render.alertmanager`), the daemons from
+renderers (`render.prometheus`, `render.alertmanager_routes`), the daemons from
 `observe.metrics.supervisor`; this module decides what goes in them for one project.
 """
 
@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor.app.alerts import agent_hook, refresh_rules, slo_targets
+from conveyor.app.alerts import agent_hook, alert_targets, refresh_rules, slo_targets
+
+# Re-exported (`as`): callers ask app.metrics whether metrics run.
+from conveyor.app.metrics_switch import OFF_SETTING as OFF_SETTING  # noqa: PLC0414
+from conveyor.app.metrics_switch import enabled as enabled  # noqa: PLC0414
+from conveyor.app.metrics_switch import layout as layout  # noqa: PLC0414
+from conveyor.app.metrics_switch import set_enabled as set_enabled  # noqa: PLC0414
+from conveyor.app.metrics_switch import turned_off
 from conveyor.app.metrics_views import (
     EdgeFigures,
     GrafanaFiles,
@@ -64,33 +71,9 @@ PORT_SETTINGS = {
     "node_exporter": "CONVEYOR_NODE_EXPORTER_PORT",
     "conveyor": "CONVEYOR_METRICS_PORT",
 }
-OFF_SETTING = "CONVEYOR_METRICS"  # 0/false/off/no turns metrics off like --no-metrics
 WEBHOOKS_SETTING = "CONVEYOR_ALERT_WEBHOOKS"  # URLs (comma-separated) for Alertmanager's receiver
 # The agent's metrics loop: targets follow replicas within this many seconds.
 METRICS_INTERVAL = 5.0
-
-
-def layout(paths: ProjectPaths) -> MetricsLayout:
-    return MetricsLayout(paths.state_dir / "metrics")
-
-
-# ---- on or off ----------------------------------------------------------------------------------
-
-
-def enabled(paths: ProjectPaths, environ: Mapping[str, str]) -> bool:
-    """Metrics run unless `up --no-metrics` said so (kept) or CONVEYOR_METRICS is off."""
-    if environ.get(OFF_SETTING, "").strip().lower() in ("0", "false", "off", "no"):
-        return False
-    return not layout(paths).off_file.exists()
-
-
-def set_enabled(paths: ProjectPaths, on: bool) -> None:
-    off = layout(paths).off_file
-    if on:
-        off.unlink(missing_ok=True)
-    else:
-        off.parent.mkdir(parents=True, exist_ok=True)
-        off.write_text("metrics turned off by `conveyor up --no-metrics`\n")
 
 
 # ---- ports --------------------------------------------------------------------------------------
@@ -587,12 +570,7 @@ class ServerMetrics:
     ) -> None:
         self.layout = MetricsLayout(data_dir / "metrics")
         self.environ = environ
-        self.enabled = environ.get(OFF_SETTING, "").strip().lower() not in (
-            "0",
-            "false",
-            "off",
-            "no",
-        )
+        self.enabled = not turned_off(environ)
         self.report: Report = report or (lambda *_args: None)
         self.own: OwnMetrics | None = None
         self._stack: MetricsStack | None = None
@@ -650,10 +628,12 @@ class ServerMetrics:
             stale=stack.targets(),
             hook=self.hook,
         )
-        # The alert rules of every environment, their SLOs from the serving releases.
+        # The alert rules of every environment, their SLOs and thresholds from the serving
+        # releases.
         targets = [t for f in facts for t in slo_targets(f.project, f.environment, f.release)]
+        own = [t for f in facts for t in alert_targets(f.project, f.environment, f.release)]
         try:
-            refresh_rules(stack.layout.rules_dir, targets, stack.url("prometheus"))
+            refresh_rules(stack.layout.rules_dir, targets, stack.url("prometheus"), own=own)
         except ConveyorError as e:
             self.report("daemon.failed", f"alert rules: {e}", "error", {"component": "rules"})
         return up

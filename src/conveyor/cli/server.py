@@ -189,7 +189,15 @@ def server(
         )
     data_dir = data.resolve()
     if print_systemd_unit:
-        _print_unit(source, listen, data_dir, webhook_secret_file, allow_remote)
+        _print_unit(
+            source,
+            listen,
+            data_dir,
+            webhook_secret_file,
+            allow_remote=allow_remote,
+            executor=executor,
+            heal_interval=heal_interval,
+        )
         return
     secret = _webhook_secret(webhook_secret_file)
     if secret is None:
@@ -232,8 +240,18 @@ def _webhook_secret(file: Path | None) -> str | None:
 
 
 def _print_unit(
-    source: str, listen: str, data_dir: Path, secret_file: Path | None, allow_remote: bool
+    source: str,
+    listen: str,
+    data_dir: Path,
+    secret_file: Path | None,
+    *,
+    allow_remote: bool,
+    executor: str,
+    heal_interval: float,
 ) -> None:
+    """The unit runs the server as this command would: every option given reproduced (paths
+    made absolute), but --print-systemd-unit. A new option of `server` belongs here too
+    (tests/unit/server/test_cli.py gives every one and looks for it)."""
     from conveyor.server.systemd import systemd_unit
 
     argv = [sys.executable, "-m", "conveyor", "server", "--source", _absolute(source)]
@@ -242,6 +260,7 @@ def _print_unit(
         argv += ["--webhook-secret-file", str(secret_file.resolve())]
     if allow_remote:
         argv.append("--allow-remote")
+    argv += ["--executor", executor, "--heal-interval", f"{heal_interval:g}"]
     sys.stdout.write(systemd_unit(argv, Path.cwd()))
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.checks import ChecksSettings
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.frozen import Frozen
@@ -86,6 +87,9 @@ class EnvironmentSpec(Frozen):
     # Service -> its objectives in this environment, replacing the compose file's
     # x-conveyor.slo for that service (docs/alerts.md).
     slo: dict[str, ServiceSLO] = Field(default_factory=dict)
+    # The thresholds of the service alerts in this environment, where a service's own
+    # x-conveyor.alerts leaves one unset (docs/alerts.md).
+    alerts: AlertThresholds | None = None
     # Where each key was written (dotted path under this environment -> line), so a check
     # against the compose file (`spec.overrides`) can point at conveyor.yaml. Not serialised.
     file: str = Field(default="conveyor.yaml", exclude=True, repr=False)

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.container import ContainerSettings
 
 # Re-exported (`as`): model types have always imported Frozen from here.
@@ -246,6 +247,8 @@ class Service(Frozen):
     expose: tuple[ExposedPort, ...] = ()
     container: ContainerSettings = ContainerSettings()
     slo: ServiceSLO | None = None  # x-conveyor.slo: burn-rate alerts (docs/alerts.md)
+    # x-conveyor.alerts over conveyor.yaml's environment defaults; None: the built-in ones.
+    alerts: AlertThresholds | None = None
     metrics: MetricsEndpoint | None = None  # scraped by Prometheus when set
 
     @property

@@ -3,10 +3,9 @@ webhook, `POST /hooks/alertmanager` on the server or the agent's loopback listen
 bearer token Alertmanager reads from a file), the routes by severity and the inhibitions
 between Conveyor's alerts. Pure: no I/O.
 
-`route()`, `receivers()` and `inhibit_rules()` are the parts a renderer of the whole
-alertmanager.yml puts under its `route:`, `receivers:` and `inhibit_rules:` keys
-(`render.alertmanager` of the metrics work); `render()` is a whole file made of them alone,
-for a stack with no other settings and for the tests. docs/alerts.md, "Receiver".
+`route()`, `receivers()` and `inhibit_rules()` are the parts of alertmanager.yml under its
+`route:`, `receivers:` and `inhibit_rules:` keys; `render()` is the whole file made of them,
+which the metrics stack runs with (app.metrics). docs/alerts.md, "Receiver".
 
 `VALIDATOR` is `amtool check-config`.
 """

@@ -63,17 +63,25 @@ def _rollouts(project: str) -> AnnotationQuery:
     )
 
 
+def _dashboard(project: str, title: str, kind: str) -> Dashboard:
+    """A project's dashboard of `kind`, its last hour refreshed every 30 s, with rollouts as
+    annotations."""
+    return (
+        Dashboard(f"Conveyor / {project} / {title}")
+        .uid(_uid(f"{project}-{kind}"))
+        .tags(["conveyor", project, kind])
+        .refresh("30s")
+        .time("now-1h", "now")
+        .annotation(_rollouts(project))
+    )
+
+
 def red_dashboard(project: str) -> Dashboard:
     """Rate, errors and duration of every service, its entries and its replicas."""
     sel = f'project="{project}"'
     rate = "[$__rate_interval]"
     return (
-        Dashboard(f"Conveyor / {project} / services (RED)")
-        .uid(_uid(f"{project}-red"))
-        .tags(["conveyor", project, "red"])
-        .refresh("30s")
-        .time("now-1h", "now")
-        .annotation(_rollouts(project))
+        _dashboard(project, "services (RED)", "red")
         .with_row(Row("Requests"))
         .with_panel(
             _panel(
@@ -191,12 +199,7 @@ def use_dashboard(project: str) -> Dashboard:
     rate = "[$__rate_interval]"
     fs = 'fstype!~"tmpfs|overlay|squashfs"'
     return (
-        Dashboard(f"Conveyor / {project} / host (USE)")
-        .uid(_uid(f"{project}-use"))
-        .tags(["conveyor", project, "use"])
-        .refresh("30s")
-        .time("now-1h", "now")
-        .annotation(_rollouts(project))
+        _dashboard(project, "host (USE)", "use")
         .with_row(Row("CPU"))
         .with_panel(
             _panel(

@@ -11,7 +11,11 @@ Three kinds of file (`rule_files` gives them all, by name):
 - `conveyor-red.yml`: recording rules for every service of every project the Prometheus
   watches (they aggregate by label, so one copy serves them all) and the service alerts
   (down, error ratio, latency, replicas below desired, a failing rollout, HAProxy's and
-  Conveyor's own endpoints down).
+  Conveyor's own endpoints down). The service alerts hold the built-in `AlertSettings` for
+  every service but those with thresholds of their own (`AlertTarget`: x-conveyor.alerts,
+  conveyor.yaml's environment defaults), which get a copy of the alerts selecting them alone,
+  with their thresholds in the expressions and `for:` (the shared copy leaves them out
+  through the OWN_THRESHOLDS markers recorded in the same group).
 - `conveyor-host.yml`: the host's disks (node exporter).
 - `conveyor-slo-<project>.yml`: one project's SLOs, per service: the objectives as series and
   the burn-rate alerts (14.4x over 1 h and 5 min, 6x over 6 h and 30 min: the SRE workbook's
@@ -32,13 +36,16 @@ average, which is not an SLO (an average hides the slow tail) and says so in its
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import yaml
 
+from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.slo import ServiceSLO
 from conveyor.render.validator import Validator
+
+V = TypeVar("V")
 
 INSTALL_HINT = "apt-get install prometheus (Debian's package; it brings promtool)"
 
@@ -98,6 +105,25 @@ class AlertSettings:
     rollout_window: str = "15m"  # a failed rollout stays firing this long
     endpoint_for: str = "1m"  # HAProxy's or Conveyor's metrics endpoint unreachable
 
+    def over(self, thresholds: AlertThresholds) -> AlertSettings:
+        """These settings with what `thresholds` sets instead (durations as Prometheus's)."""
+        given = thresholds.given()
+        changed: dict[str, Any] = {
+            k: duration(v) if k.endswith("_for") else v for k, v in given.items()
+        }
+        return replace(self, **changed)
+
+
+@dataclass(frozen=True)
+class AlertTarget:
+    """One service whose alerts have thresholds of their own (x-conveyor.alerts, or its
+    environment's defaults in conveyor.yaml)."""
+
+    project: str
+    environment: str
+    service: str
+    thresholds: AlertThresholds
+
 
 @dataclass(frozen=True)
 class SLOTarget:
@@ -115,6 +141,17 @@ class SLOTarget:
 def number(value: float) -> str:
     """A float as PromQL and labels show it: `0.001`, not `0.0010000000000000009`."""
     return f"{value:.9g}"
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a Prometheus duration in its largest whole unit: `30s`, `2m`, `1500ms`."""
+    ms = round(seconds * 1000)
+    if ms == 0:
+        return "0s"
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 def percent(fraction: float) -> str:
@@ -259,21 +296,34 @@ def red_recording_rules() -> list[dict[str, Any]]:
 # ---- service alerts -----------------------------------------------------------------------------
 
 
-def service_alerts(settings: AlertSettings) -> list[dict[str, Any]]:
+# Set (to 1) for every service with thresholds of its own: the shared alerts leave it out.
+# Recorded in the alerts' group, before them: a group's rules run in order, so the alerts
+# read this evaluation's markers (across groups they could be one evaluation apart).
+OWN_THRESHOLDS = "service:alert_thresholds:own"
+
+
+def service_alerts(
+    settings: AlertSettings, who: Mapping[str, str] | None = None, *, but_own: bool = False
+) -> list[dict[str, Any]]:
+    """The alerts of every service (`who` None) or of one (`who`: its project, environment
+    and service labels) with `settings`' thresholds. `but_own`: leave out the services that
+    have their own (OWN_THRESHOLDS)."""
     s = settings
     svc = "{{ $labels.service }} ({{ $labels.environment }})"
     by = _by(SERVICE)
-    desired = f"max by ({by}) (conveyor_service_replicas_desired)"
-    running = f"max by ({by}) (conveyor_service_replicas_running)"
-    failed = 'conveyor_rollouts_total{result!="succeeded"}'
-    window = s.rollout_window
-    return [
+    one = "{" + _selector(**who) + "}" if who else ""
+    also = "," + _selector(**who) if who else ""
+    labels = dict(who or {})
+    unless_own = f" unless on ({by}) {OWN_THRESHOLDS}" if but_own else ""
+    desired = f"max by ({by}) (conveyor_service_replicas_desired{one})"
+    running = f"max by ({by}) (conveyor_service_replicas_running{one})"
+    rules = [
         _alert(
             "ServiceDown",
-            f"sum by ({by}) (haproxy_backend_active_servers{{{HAPROXY}}}) == 0 "
-            f"unless on ({by}) ({desired} == 0)",
+            f"sum by ({by}) (haproxy_backend_active_servers{{{HAPROXY}{also}}}) == 0 "
+            f"unless on ({by}) ({desired} == 0){unless_own}",
             for_=s.down_for,
-            labels={"severity": "page"},
+            labels={**labels, "severity": "page"},
             summary=f"{svc} is down: no replica is in rotation",
             description=(
                 "HAProxy has no replica of the service up in its backend; requests to it get "
@@ -282,10 +332,10 @@ def service_alerts(settings: AlertSettings) -> list[dict[str, Any]]:
         ),
         _alert(
             "ServiceErrorRatioHigh",
-            f"service:haproxy_http_error_ratio:rate5m > {number(s.error_ratio)} "
-            f"and service:haproxy_http_requests:rate5m > {number(s.min_rate)}",
+            f"service:haproxy_http_error_ratio:rate5m{one} > {number(s.error_ratio)} "
+            f"and service:haproxy_http_requests:rate5m{one} > {number(s.min_rate)}{unless_own}",
             for_=s.error_for,
-            labels={"severity": "ticket"},
+            labels={**labels, "severity": "ticket"},
             summary=f"{svc} answers {{{{ $value | humanizePercentage }}}} of requests with 5xx",
             description=(
                 f"More than {percent(s.error_ratio)} of the service's responses over 5 minutes "
@@ -294,9 +344,9 @@ def service_alerts(settings: AlertSettings) -> list[dict[str, Any]]:
         ),
         _alert(
             "ServiceLatencyHigh",
-            f"service:request_duration_seconds:p95_5m > {number(s.latency)}",
+            f"service:request_duration_seconds:p95_5m{one} > {number(s.latency)}{unless_own}",
             for_=s.latency_for,
-            labels={"severity": "ticket", "latency_source": "histogram"},
+            labels={**labels, "severity": "ticket", "latency_source": "histogram"},
             summary=f"{svc}: 5 % of requests take over {{{{ $value | humanizeDuration }}}}",
             description=(
                 f"The 95th percentile of response time over 5 minutes is above "
@@ -305,10 +355,10 @@ def service_alerts(settings: AlertSettings) -> list[dict[str, Any]]:
         ),
         _alert(
             "ServiceLatencyHigh",
-            f"service:haproxy_response_time_average_seconds:avg5m > {number(s.latency)} "
-            f"unless on ({by}) service:request_duration_seconds:p95_5m",
+            f"service:haproxy_response_time_average_seconds:avg5m{one} > {number(s.latency)} "
+            f"unless on ({by}) service:request_duration_seconds:p95_5m{one}{unless_own}",
             for_=s.latency_for,
-            labels={"severity": "ticket", "latency_source": "haproxy-average"},
+            labels={**labels, "severity": "ticket", "latency_source": "haproxy-average"},
             summary=f"{svc} answers in {{{{ $value | humanizeDuration }}}} on average",
             description=(
                 f"HAProxy's average response time (of its last 1024 requests, averaged over "
@@ -320,15 +370,26 @@ def service_alerts(settings: AlertSettings) -> list[dict[str, Any]]:
         _alert(
             "ServiceReplicasBelowDesired",
             f"{running} < {desired} "
-            f"unless on (project, environment) (conveyor_rollouts_in_progress > 0)",
+            f"unless on (project, environment) (conveyor_rollouts_in_progress > 0){unless_own}",
             for_=s.replicas_for,
-            labels={"severity": "ticket"},
+            labels={**labels, "severity": "ticket"},
             summary=f"{svc} runs {{{{ $value }}}} replica(s), fewer than desired",
             description=(
                 "Fewer replicas run than the serving release asks for, outside a rollout; "
                 "the reconciler has not brought them back."
             ),
         ),
+    ]
+    return rules
+
+
+def project_alerts(settings: AlertSettings) -> list[dict[str, Any]]:
+    """The alerts about a project's machinery rather than one service: a failing rollout,
+    HAProxy's and Conveyor's metrics endpoints down."""
+    s = settings
+    failed = 'conveyor_rollouts_total{result!="succeeded"}'
+    window = s.rollout_window
+    return [
         _alert(
             "RolloutFailed",
             # A counter's series is created by its first failure: the `unless ... offset`
@@ -371,11 +432,30 @@ def service_alerts(settings: AlertSettings) -> list[dict[str, Any]]:
     ]
 
 
-def red_rules(settings: AlertSettings = AlertSettings()) -> str:
-    """conveyor-red.yml: recording rules, then the service alerts (which read them)."""
+def own_alerts(settings: AlertSettings, targets: Iterable[AlertTarget]) -> list[dict[str, Any]]:
+    """The markers of the services with thresholds of their own, then their alerts: the
+    shared ones with each service's thresholds and selector. A service whose thresholds come
+    to the defaults is left to the shared alerts."""
+    markers: list[dict[str, Any]] = []
+    alerts: list[dict[str, Any]] = []
+    for t in sorted(targets, key=lambda t: (t.project, t.environment, t.service)):
+        own = settings.over(t.thresholds)
+        if own == settings:
+            continue
+        who = {"project": t.project, "environment": t.environment, "service": t.service}
+        markers.append(_record(OWN_THRESHOLDS, "vector(1)", who))
+        alerts += service_alerts(own, who)
+    return markers + alerts
+
+
+def red_rules(settings: AlertSettings = AlertSettings(), own: Iterable[AlertTarget] = ()) -> str:
+    """conveyor-red.yml: recording rules, then the service alerts (which read them): those of
+    the services in `own` with their thresholds, the shared ones for every other service."""
+    mine = own_alerts(settings, own)
+    alerts = mine + service_alerts(settings, but_own=bool(mine)) + project_alerts(settings)
     groups = [
         {"name": "conveyor-red", "rules": red_recording_rules()},
-        {"name": "conveyor-services", "rules": service_alerts(settings)},
+        {"name": "conveyor-services", "rules": alerts},
     ]
     return _dump(groups, "conveyor.render.prometheus_rules")
 
@@ -569,19 +649,30 @@ def slo_targets(
     project: str, environment: str, slos: Mapping[str, ServiceSLO | None]
 ) -> list[SLOTarget]:
     """The targets of one project from its services' SLOs (services without one left out)."""
-    return [
-        SLOTarget(project, environment, name, slo)
-        for name, slo in sorted(slos.items())
-        if slo is not None
-    ]
+    return [SLOTarget(project, environment, name, slo) for name, slo in _given(slos)]
+
+
+def alert_targets(
+    project: str, environment: str, thresholds: Mapping[str, AlertThresholds | None]
+) -> list[AlertTarget]:
+    """The services of one project with thresholds of their own (the others left out)."""
+    return [AlertTarget(project, environment, name, own) for name, own in _given(thresholds)]
+
+
+def _given(values: Mapping[str, V | None]) -> list[tuple[str, V]]:
+    """The services that have a value, by name."""
+    return [(name, value) for name, value in sorted(values.items()) if value is not None]
 
 
 def rule_files(
-    targets: Iterable[SLOTarget], settings: AlertSettings = AlertSettings()
+    targets: Iterable[SLOTarget],
+    settings: AlertSettings = AlertSettings(),
+    own: Iterable[AlertTarget] = (),
 ) -> dict[str, str]:
-    """Every rule file Conveyor owns in a rules directory, by file name: the shared RED and
-    host rules and one SLO file per project that has objectives."""
-    files = {RED_FILE: red_rules(settings), HOST_FILE: host_rules()}
+    """Every rule file Conveyor owns in a rules directory, by file name: the shared RED rules
+    (with the alerts of the services in `own` at their thresholds), the host rules and one
+    SLO file per project that has objectives."""
+    files = {RED_FILE: red_rules(settings, own), HOST_FILE: host_rules()}
     by_project: dict[str, list[SLOTarget]] = {}
     for t in targets:
         by_project.setdefault(t.project, []).append(t)

@@ -29,7 +29,8 @@ from typing import Any
 from conveyor.model.checks import ChecksSettings, RemoteHost, Thresholds
 from conveyor.spec.context import Context
 from conveyor.spec.durations import parse_duration
-from conveyor.spec.values import describe, suggest, to_bool, to_float, to_int
+from conveyor.spec.keys import known_keys, mapping
+from conveyor.spec.values import describe, to_bool, to_float, to_int
 from conveyor.spec.yamlpos import YamlPath
 
 KEYS = (
@@ -57,9 +58,9 @@ def checks(ctx: Context, path: YamlPath, raw: Any) -> ChecksSettings:
     defaults = ChecksSettings()
     if raw is None:
         return defaults
-    if not _mapping(ctx, path, raw):
+    if mapping(ctx, path, raw) is None:
         return defaults
-    _known_keys(ctx, path, raw, KEYS)
+    known_keys(ctx, path, raw, KEYS)
     interval = _seconds(ctx, path, raw, "interval", defaults.interval)
     retry = _seconds(ctx, path, raw, "retry_interval", defaults.retry_interval)
     timeout = _seconds(ctx, path, raw, "timeout", defaults.timeout)
@@ -150,9 +151,9 @@ def _loads(value: object) -> tuple[float, float, float]:
 
 def _thresholds(ctx: Context, path: YamlPath, raw: Any) -> Thresholds:
     defaults = Thresholds()
-    if raw is None or not _mapping(ctx, path, raw):
+    if raw is None or mapping(ctx, path, raw) is None:
         return defaults
-    _known_keys(ctx, path, raw, THRESHOLD_KEYS)
+    known_keys(ctx, path, raw, THRESHOLD_KEYS)
     out: dict[str, Any] = {}
     for key, convert, lower_is_worse in (
         ("disk", _percent, True),
@@ -162,9 +163,9 @@ def _thresholds(ctx: Context, path: YamlPath, raw: Any) -> Thresholds:
     ):
         section = raw.get(key)
         where = (*path, key)
-        if section is None or not _mapping(ctx, where, section):
+        if section is None or mapping(ctx, where, section) is None:
             continue
-        _known_keys(ctx, where, section, LEVEL_KEYS)
+        known_keys(ctx, where, section, LEVEL_KEYS)
         warning = ctx.optional(
             section, "warning", where, convert, getattr(defaults, f"{key}_warning")
         )
@@ -193,9 +194,9 @@ def _hosts(ctx: Context, path: YamlPath, raw: Any) -> tuple[RemoteHost, ...]:
     names: set[str] = set()
     for index, item in enumerate(raw):
         where = (*path, index)
-        if not _mapping(ctx, where, item):
+        if mapping(ctx, where, item) is None:
             continue
-        _known_keys(ctx, where, item, HOST_KEYS)
+        known_keys(ctx, where, item, HOST_KEYS)
         name, address = item.get("name"), item.get("address")
         port = ctx.optional(item, "nrpe_port", where, _port, 5666)
         if not isinstance(name, str) or not _HOSTNAME.fullmatch(name):
@@ -231,19 +232,3 @@ def _port(value: object) -> int:
     if not 1 <= port <= 65535:
         raise ValueError(f"must be a port between 1 and 65535, got {port}")
     return port
-
-
-def _mapping(ctx: Context, path: YamlPath, raw: Any) -> bool:
-    if isinstance(raw, dict):
-        return True
-    ctx.error(path, f"must be a mapping, got {describe(raw)}")
-    return False
-
-
-def _known_keys(
-    ctx: Context, path: YamlPath, raw: Mapping[str, Any], allowed: tuple[str, ...]
-) -> None:
-    for key in raw:
-        if key not in allowed:
-            listed = ", ".join(allowed)
-            ctx.error((*path, key), f"unknown key (known: {listed}){suggest(str(key), allowed)}")

@@ -26,9 +26,11 @@ from conveyor.model.environments import (
     ServiceOverride,
     SshVerify,
 )
+from conveyor.spec.alert_thresholds import alert_thresholds
 from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
-from conveyor.spec.durations import parse_duration
+from conveyor.spec.durations import parse_duration, parse_non_negative_duration
+from conveyor.spec.keys import known_keys, mapping
 from conveyor.spec.log_shipping import log_shipping as parse_log_shipping
 from conveyor.spec.notifications import notifications as parse_notifications
 from conveyor.spec.slo import environment_slos
@@ -52,6 +54,7 @@ ENVIRONMENT_KEYS = (
     "verify",
     "on_interrupted",
     "slo",
+    "alerts",
 )
 GATE_KEYS = ("soak", "pipeline_passed", "approval")
 OVERRIDE_KEYS = ("replicas", "environment", "ports")
@@ -102,17 +105,17 @@ def parse_conveyor(text: str, file: str = FILE_NAME, base: Path | None = None) -
 
 
 def _config(ctx: Context) -> ConveyorConfig | None:
-    root = _mapping(ctx, ctx.doc.data, ())
+    root = mapping(ctx, (), ctx.doc.data)
     if root is None:
         return None
-    _known_keys(ctx, root, (), TOP_KEYS, extensions=True)
+    known_keys(ctx, (), root, TOP_KEYS, listed=False, extensions=True)
     notifications = parse_notifications(ctx, ("notifications",), root.get("notifications"))
     logs = parse_log_shipping(ctx, ("logs",), root.get("logs"))
     checks = parse_checks(ctx, ("checks",), root.get("checks"))
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
         return None
-    raw_envs = _mapping(ctx, root["environments"], ("environments",))
+    raw_envs = mapping(ctx, ("environments",), root["environments"])
     if raw_envs is None:
         return None
     if not raw_envs:
@@ -139,10 +142,10 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
             f"invalid environment name '{name}': use lower-case letters, digits, '-' and '_' "
             "(it names the environment's project, <project>-<environment>)",
         )
-    raw = _mapping(ctx, {} if written is None else written, path)
+    raw = mapping(ctx, path, {} if written is None else written)
     if raw is None:
         return None
-    _known_keys(ctx, raw, path, ENVIRONMENT_KEYS)
+    known_keys(ctx, path, raw, ENVIRONMENT_KEYS, listed=False)
     branch = _optional(ctx, raw, path, "branch", _branch)
     promote_from = _optional(ctx, raw, path, "promote_from", _name)
     if "branch" not in raw and "promote_from" not in raw:
@@ -181,6 +184,7 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
         verify=_verify(ctx, raw.get("verify"), (*path, "verify")),
         on_interrupted=on_interrupted or "rerun",
         slo=environment_slos(ctx, (*path, "slo"), raw.get("slo")),
+        alerts=alert_thresholds(ctx, (*path, "alerts"), raw.get("alerts")),
         file=ctx.file,
         lines=_lines_under(ctx.doc, path),
     )
@@ -188,11 +192,11 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
 
 
 def _gates(ctx: Context, written: Any, path: YamlPath) -> PromotionGates:
-    raw = _mapping(ctx, written, path) if written is not None else {}
+    raw = mapping(ctx, path, written) if written is not None else {}
     if not raw:
         return PromotionGates()
-    _known_keys(ctx, raw, path, GATE_KEYS)
-    soak = _optional(ctx, raw, path, "soak", _soak)
+    known_keys(ctx, path, raw, GATE_KEYS, listed=False)
+    soak = _optional(ctx, raw, path, "soak", parse_non_negative_duration)
     passed = _optional(ctx, raw, path, "pipeline_passed", to_bool)
     approval = _optional(ctx, raw, path, "approval", to_bool)
     return PromotionGates(
@@ -203,17 +207,17 @@ def _gates(ctx: Context, written: Any, path: YamlPath) -> PromotionGates:
 
 
 def _overrides(ctx: Context, written: Any, path: YamlPath) -> dict[str, ServiceOverride]:
-    raw = _mapping(ctx, written, path) if written is not None else {}
+    raw = mapping(ctx, path, written) if written is not None else {}
     out: dict[str, ServiceOverride] = {}
     for service, value in (raw or {}).items():
         where = (*path, service)
         if not _SERVICE_NAME.fullmatch(service):
             ctx.error(where, f"invalid service name '{service}' (must match ^[a-zA-Z0-9._-]+$)")
             continue
-        settings = _mapping(ctx, value, where) if value is not None else {}
+        settings = mapping(ctx, where, value) if value is not None else {}
         if settings is None:
             continue
-        _known_keys(ctx, settings, where, OVERRIDE_KEYS)
+        known_keys(ctx, where, settings, OVERRIDE_KEYS, listed=False)
         out[service] = ServiceOverride(
             replicas=_optional(ctx, settings, where, "replicas", _replicas),
             environment=_variables(ctx, settings.get("environment"), (*where, "environment")),
@@ -225,7 +229,7 @@ def _overrides(ctx: Context, written: Any, path: YamlPath) -> dict[str, ServiceO
 def _variables(ctx: Context, written: Any, path: YamlPath) -> dict[str, str]:
     if written is None:
         return {}
-    raw = _mapping(ctx, written, path, "a mapping of NAME: value")
+    raw = mapping(ctx, path, written, "a mapping of NAME: value")
     out: dict[str, str] = {}
     for key, value in (raw or {}).items():
         if value is None:
@@ -240,7 +244,7 @@ def _variables(ctx: Context, written: Any, path: YamlPath) -> dict[str, str]:
 def _ports(ctx: Context, written: Any, path: YamlPath) -> dict[int, int]:
     if written is None:
         return {}
-    raw = _mapping(ctx, written, path, "a mapping of published port: port in this environment")
+    raw = mapping(ctx, path, written, "a mapping of published port: port in this environment")
     out: dict[int, int] = {}
     taken: dict[int, str] = {}
     for key, value in (raw or {}).items():
@@ -263,10 +267,10 @@ def _ports(ctx: Context, written: Any, path: YamlPath) -> dict[int, int]:
 def _verify(ctx: Context, written: Any, path: YamlPath) -> SshVerify | GpgVerify | None:
     if written is None:
         return None
-    raw = _mapping(ctx, written, path)
+    raw = mapping(ctx, path, written)
     if raw is None:
         return None
-    _known_keys(ctx, raw, path, VERIFY_KEYS)
+    known_keys(ctx, path, raw, VERIFY_KEYS, listed=False)
     given = [key for key in VERIFY_KEYS if key in raw]
     if not given:
         ctx.error(path, "needs 'ssh' (an allowed-signers file) or 'gpg' (a GnuPG keyring)")
@@ -276,14 +280,14 @@ def _verify(ctx: Context, written: Any, path: YamlPath) -> SshVerify | GpgVerify
         return None
     kind = given[0]
     where = (*path, kind)
-    settings = _mapping(ctx, raw[kind] if raw[kind] is not None else {}, where)
+    settings = mapping(ctx, where, raw[kind] if raw[kind] is not None else {})
     if settings is None:
         return None
     if kind == "ssh":
-        _known_keys(ctx, settings, where, SSH_KEYS)
+        known_keys(ctx, where, settings, SSH_KEYS, listed=False)
         signers = _required(ctx, settings, where, "allowed_signers", _host_path)
         return SshVerify(allowed_signers=signers) if signers else None
-    _known_keys(ctx, settings, where, GPG_KEYS)
+    known_keys(ctx, where, settings, GPG_KEYS, listed=False)
     keyring = _required(ctx, settings, where, "keyring", _host_path)
     fingerprints = _fingerprints(ctx, settings.get("fingerprints"), (*where, "fingerprints"))
     return GpgVerify(keyring=keyring, fingerprints=fingerprints) if keyring else None
@@ -434,13 +438,6 @@ def _interval(value: Any) -> float:
     return seconds
 
 
-def _soak(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError(f"must not be negative, got {describe(value)}")
-    return seconds
-
-
 def _replicas(value: Any) -> int:
     number = to_int(value)
     if number < 0:
@@ -459,30 +456,6 @@ def _port(value: Any) -> int:
 
 
 # --- shapes --------------------------------------------------------------------------------
-
-
-def _mapping(
-    ctx: Context, value: Any, path: YamlPath, shape: str = "a mapping"
-) -> dict[str, Any] | None:
-    if isinstance(value, dict):
-        return value
-    ctx.error(path, f"must be {shape}, got {describe(value)}")
-    return None
-
-
-def _known_keys(
-    ctx: Context,
-    raw: Mapping[str, Any],
-    path: YamlPath,
-    known: tuple[str, ...],
-    extensions: bool = False,
-) -> None:
-    """Refuse keys not in `known`; with `extensions`, `x-` keys (anchors to reuse) pass."""
-    for key in raw:
-        if extensions and key.startswith("x-"):
-            continue
-        if key not in known:
-            ctx.error((*path, key), f"unknown key '{key}'{suggest(key, known)}", about=path)
 
 
 def _optional(

@@ -61,6 +61,14 @@ def parse_duration(value: object) -> float:
     return sign * total
 
 
+def parse_non_negative_duration(value: object) -> float:
+    """A duration of 0 or more (a wait, a soak) as seconds. Raises ValueError."""
+    seconds = parse_duration(value)
+    if seconds < 0:
+        raise ValueError(f"must not be negative, got {value!r}")
+    return seconds
+
+
 def parse_bytes(value: object) -> int:
     """A byte size as an integer number of bytes. Raises ValueError naming the bad value."""
     if isinstance(value, bool):

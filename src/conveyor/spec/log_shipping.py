@@ -43,6 +43,7 @@ from conveyor.model.log_shipping import (
 )
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_bytes, parse_duration
+from conveyor.spec.keys import env_name, known_keys
 from conveyor.spec.values import describe, suggest
 from conveyor.spec.yamlpos import YamlPath, load_yaml
 
@@ -64,7 +65,6 @@ _SECRETS = {"password": "password_env", "api_key": "api_key_env", "apikey": "api
 _TOO_MANY_VALUES = ("replica", "container", "release", "job")
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The strftime directives an index pattern may use: dates and hours, nothing locale-dependent.
 _DIRECTIVE = re.compile(r"%(.)")
 _DATE_DIRECTIVES = set("YymdjHGVu%")
@@ -80,7 +80,7 @@ def log_shipping(ctx: Context, path: YamlPath, raw: Any) -> LogShipping:
     if not isinstance(raw, dict):
         ctx.error(path, f"must be a mapping (with 'ship'), got {describe(raw)}")
         return LogShipping()
-    _known_keys(ctx, path, raw, ("ship",))
+    known_keys(ctx, path, raw, ("ship",), secrets=_SECRETS)
     ship = raw.get("ship")
     if ship is None:
         return LogShipping()
@@ -149,9 +149,9 @@ def _destination(
     buffer = ctx.optional(settings, "buffer", where, _buffer, DEFAULT_BUFFER)
     dest: Destination
     if kind == "elasticsearch":
-        _known_keys(ctx, where, settings, _ES_KEYS)
+        known_keys(ctx, where, settings, _ES_KEYS, secrets=_SECRETS)
         index = ctx.optional(settings, "index", where, index_pattern, DEFAULT_INDEX)
-        api_key_env = _env_name(ctx, where, settings, "api_key_env")
+        api_key_env = env_name(ctx, where, settings, "api_key_env")
         if api_key_env is not None and "username" in settings:
             ctx.error((*where, "api_key_env"), "give 'api_key_env' or 'username', not both")
         dest = ElasticsearchDestination(
@@ -165,7 +165,7 @@ def _destination(
             buffer=buffer,
         )
     else:
-        _known_keys(ctx, where, settings, _LOKI_KEYS)
+        known_keys(ctx, where, settings, _LOKI_KEYS, secrets=_SECRETS)
         dest = LokiDestination(
             name=name or kind,
             url=url or "http://invalid",
@@ -231,24 +231,11 @@ def _login(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> tuple[str | 
     if username is not None and (not isinstance(username, str) or not username.strip()):
         ctx.error((*path, "username"), f"must be a user name, got {describe(username)}")
         username = None
-    password_env = _env_name(ctx, path, raw, "password_env")
+    password_env = env_name(ctx, path, raw, "password_env")
     if ("username" in raw) != ("password_env" in raw):
         missing = "password_env" if "username" in raw else "username"
         ctx.error(path, "a login needs both 'username' and 'password_env'", (*path, missing))
     return username, password_env
-
-
-def _env_name(ctx: Context, path: YamlPath, raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str) and _ENV_NAME.fullmatch(value):
-        return value
-    ctx.error(
-        (*path, key),
-        f"must name an environment variable (letters, digits, _), got {describe(value)}",
-    )
-    return None
 
 
 def _labels(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> tuple[LokiLabel, ...]:
@@ -345,21 +332,3 @@ def _buffer(value: Any) -> int:
     if size < MIN_BUFFER:
         raise ValueError(f"the buffer needs at least 1m, got {describe(value)}")
     return size
-
-
-def _known_keys(
-    ctx: Context, path: YamlPath, raw: Mapping[str, Any], allowed: tuple[str, ...]
-) -> None:
-    for key in raw:
-        if key in allowed:
-            continue
-        secret = _SECRETS.get(str(key))
-        if secret in allowed:
-            ctx.error(
-                (*path, key),
-                f"secrets do not belong in git: put the value in an environment variable "
-                f"and name it with '{secret}'",
-            )
-            continue
-        listed = ", ".join(allowed)
-        ctx.error((*path, key), f"unknown key (known: {listed}){suggest(str(key), allowed)}")

@@ -13,7 +13,6 @@ could hold one (a password, a token): only the names of environment variables ar
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -29,12 +28,12 @@ from conveyor.model.notifications import (
 )
 from conveyor.spec.context import Context
 from conveyor.spec.durations import parse_duration
+from conveyor.spec.keys import env_name, known_keys, mapping
 from conveyor.spec.values import describe, one_of, suggest, to_bool, to_int
 from conveyor.spec.yamlpos import YamlPath
 
 T = TypeVar("T")
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CHANNELS = ("webhook", "email", "gitlab")
 _WEBHOOK_KEYS = ("url", "url_env", "events", "timeout")
 _EMAIL_KEYS = (
@@ -58,9 +57,9 @@ def notifications(ctx: Context, path: YamlPath, raw: Any) -> NotificationsSpec:
     absent section is an empty one."""
     if raw is None:
         return NotificationsSpec()
-    if not _mapping(ctx, path, raw):
+    if mapping(ctx, path, raw) is None:
         return NotificationsSpec()
-    _known_keys(ctx, path, raw, _CHANNELS)
+    known_keys(ctx, path, raw, _CHANNELS, secrets=_SECRETS)
     return NotificationsSpec(
         webhook=_section(ctx, path, raw, "webhook", _webhook),
         email=_section(ctx, path, raw, "email", _email),
@@ -77,13 +76,13 @@ def _section(
 ) -> T | None:
     value = raw.get(key)
     where = (*path, key)
-    if value is None or not _mapping(ctx, where, value):
+    if value is None or mapping(ctx, where, value) is None:
         return None
     return build(ctx, where, value)
 
 
 def _webhook(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> WebhookSpec | None:
-    _known_keys(ctx, path, raw, _WEBHOOK_KEYS)
+    known_keys(ctx, path, raw, _WEBHOOK_KEYS, secrets=_SECRETS)
     if "url" in raw and "url_env" in raw:
         ctx.error((*path, "url_env"), "give 'url' or 'url_env', not both")
         return None
@@ -91,7 +90,7 @@ def _webhook(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> WebhookSpe
         ctx.error(path, "needs 'url' or 'url_env' (the variable holding the URL)")
         return None
     url = _url(ctx, path, raw, "url", required=False)
-    url_env = _env_name(ctx, path, raw, "url_env")
+    url_env = env_name(ctx, path, raw, "url_env")
     if url is None and url_env is None:
         return None
     return WebhookSpec(
@@ -103,7 +102,7 @@ def _webhook(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> WebhookSpe
 
 
 def _email(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> EmailSpec | None:
-    _known_keys(ctx, path, raw, _EMAIL_KEYS)
+    known_keys(ctx, path, raw, _EMAIL_KEYS, secrets=_SECRETS)
     host = _required_str(ctx, path, raw, "host")
     sender = _required_str(ctx, path, raw, "from")
     if sender is not None and not _is_address(sender):
@@ -113,8 +112,8 @@ def _email(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> EmailSpec | 
     starttls = ctx.optional(raw, "starttls", path, to_bool, False)
     # Submission with STARTTLS listens on 587 (RFC 6409); plain SMTP on 25.
     port = ctx.optional(raw, "port", path, _port, 587 if starttls else 25)
-    username_env = _env_name(ctx, path, raw, "username_env")
-    password_env = _env_name(ctx, path, raw, "password_env")
+    username_env = env_name(ctx, path, raw, "username_env")
+    password_env = env_name(ctx, path, raw, "password_env")
     if ("username_env" in raw) != ("password_env" in raw):
         missing = "username_env" if "password_env" in raw else "password_env"
         ctx.error(path, "a login needs both username_env and password_env", (*path, missing))
@@ -136,10 +135,10 @@ def _email(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> EmailSpec | 
 
 
 def _gitlab(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> GitLabSpec | None:
-    _known_keys(ctx, path, raw, _GITLAB_KEYS)
+    known_keys(ctx, path, raw, _GITLAB_KEYS, secrets=_SECRETS)
     url = _url(ctx, path, raw, "url", required=True)
     project = _project(ctx, path, raw)
-    token_env = _env_name(ctx, path, raw, "token_env")
+    token_env = env_name(ctx, path, raw, "token_env")
     if "token_env" not in raw:
         why = "missing 'token_env' (the variable holding the access token)"
         ctx.error(path, why, (*path, "token_env"))
@@ -170,31 +169,6 @@ def _default(model: type[Frozen], name: str) -> Any:
 # --- values ----------------------------------------------------------------------------------
 
 
-def _mapping(ctx: Context, path: YamlPath, raw: Any) -> bool:
-    if isinstance(raw, dict):
-        return True
-    ctx.error(path, f"must be a mapping, got {describe(raw)}")
-    return False
-
-
-def _known_keys(
-    ctx: Context, path: YamlPath, raw: Mapping[str, Any], allowed: tuple[str, ...]
-) -> None:
-    for key in raw:
-        if key in allowed:
-            continue
-        secret = _SECRETS.get(str(key))
-        if secret in allowed:
-            ctx.error(
-                (*path, key),
-                f"secrets do not belong in git: put the value in an environment variable "
-                f"and name it with '{secret}'",
-            )
-            continue
-        listed = ", ".join(allowed)
-        ctx.error((*path, key), f"unknown key (known: {listed}){suggest(str(key), allowed)}")
-
-
 def _required_str(ctx: Context, path: YamlPath, raw: Mapping[str, Any], key: str) -> str | None:
     value = raw.get(key)
     if value is None:
@@ -219,19 +193,6 @@ def _url(
         ctx.error((*path, key), f"must be an http:// or https:// URL, got {describe(value)}")
         return None
     return str(value)
-
-
-def _env_name(ctx: Context, path: YamlPath, raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str) and _ENV_NAME.fullmatch(value):
-        return value
-    ctx.error(
-        (*path, key),
-        f"must name an environment variable (letters, digits, _), got {describe(value)}",
-    )
-    return None
 
 
 def _recipients(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> tuple[str, ...]:

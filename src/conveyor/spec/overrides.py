@@ -2,11 +2,12 @@
 
 Pure. Each environment runs as its own project (`<project>-<environment>`: own containers,
 volumes, frontends and state), with per-service replicas, environment variables and published
-ports from its `overrides`, and service level objectives from its `slo` (replacing the
-compose file's `x-conveyor.slo` of that service). An override (or an `slo`) that names a
-service the compose file lacks, or a port the service does not publish, is an error pointing
-at conveyor.yaml: silently deploying production with staging's settings is worse than
-refusing.
+ports from its `overrides`, service level objectives from its `slo` (replacing the
+compose file's `x-conveyor.slo` of that service), and the thresholds of every service's
+alerts from its `alerts` (where the service's own `x-conveyor.alerts` sets none). An
+override (or an `slo`) that names a service the compose file lacks, or a port the service
+does not publish, is an error pointing at conveyor.yaml: silently deploying production with
+staging's settings is worse than refusing.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def apply_overrides(stack: Stack, env: EnvironmentSpec) -> Stack:
             )
             continue
         services[name] = service.model_copy(update={"slo": slo})
+    if env.alerts is not None:
+        # The environment's thresholds fill in what each service's own leave unset.
+        for name, service in services.items():
+            merged = service.alerts.over(env.alerts) if service.alerts else env.alerts
+            services[name] = service.model_copy(update={"alerts": merged})
     _check_published(env, services, errors)
     raise_errors(errors)
     return stack.model_copy(update={"project": env.project(stack.project), "services": services})

@@ -66,6 +66,20 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
             },
             "additionalProperties": False,
         },
+        # the thresholds of the service's alerts (spec.alert_thresholds checks the values)
+        "alerts": {
+            "type": "object",
+            "properties": {
+                "error_ratio": {"type": ["string", "number"]},
+                "min_rate": {"type": ["string", "number"]},
+                "latency": _DURATION,
+                "down_for": _DURATION,
+                "error_for": _DURATION,
+                "latency_for": _DURATION,
+                "replicas_for": _DURATION,
+            },
+            "additionalProperties": False,
+        },
         # where each replica serves Prometheus metrics: a path on its main port, or both
         "metrics": {
             "oneOf": [

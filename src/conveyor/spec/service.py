@@ -22,6 +22,7 @@ from conveyor.model.stack import (
     UpdateOrder,
     VolumeMount,
 )
+from conveyor.spec.alert_thresholds import alert_thresholds
 from conveyor.spec.container import container_settings
 from conveyor.spec.context import Context
 from conveyor.spec.dotenv import parse_env
@@ -107,6 +108,9 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
             ctx, (*path, "x-conveyor", "slo"), (raw.get("x-conveyor") or {}).get("slo")
         ),
         metrics=metrics_endpoint(ctx, path, raw),
+        alerts=alert_thresholds(
+            ctx, (*path, "x-conveyor", "alerts"), (raw.get("x-conveyor") or {}).get("alerts")
+        ),
     )
 
 

@@ -20,13 +20,13 @@ Problems go to the Context with file, line and field, like every other key.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from conveyor.model.slo import LatencyObjective, ServiceSLO
 from conveyor.spec.context import Context
 from conveyor.spec.durations import parse_duration
-from conveyor.spec.values import describe, suggest
+from conveyor.spec.keys import known_keys, mapping, optional
+from conveyor.spec.values import describe
 from conveyor.spec.yamlpos import YamlPath
 
 SLO_KEYS = ("availability", "latency")
@@ -35,8 +35,10 @@ _SERVICE_NAME = re.compile(r"[a-zA-Z0-9._-]+")  # the Compose schema's pattern
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*")
 
 
-def parse_objective(value: object) -> float:
-    """`99.9%` or `0.999` as the fraction 0.999. Raises ValueError with a message to show."""
+def parse_fraction(value: object, example: str = "0.999") -> float:
+    """`99.9%` or `0.999` as the fraction 0.999, unchecked for range. Raises ValueError with
+    a message to show (a number above 1 without its `%` is refused: a fraction was meant),
+    giving `example` (a fraction as written) as one to follow."""
     fraction: float | None = None
     if isinstance(value, str):
         match = _PERCENT.fullmatch(value)
@@ -51,13 +53,20 @@ def parse_objective(value: object) -> float:
         fraction = float(value)
     if fraction is None:
         raise ValueError(
-            f"must be a percentage like '99.9%' or a fraction like 0.999, got {describe(value)}"
+            f"must be a percentage like '{float(example) * 100:g}%' or a fraction like "
+            f"{example}, got {describe(value)}"
         )
     if fraction >= 1.0 and not (isinstance(value, str) and "%" in value):
         raise ValueError(
             f"{describe(value)} reads as a fraction above 1: write a percentage with its "
-            f"sign ('{value}%') or a fraction (0.999)"
+            f"sign ('{value}%') or a fraction ({example})"
         )
+    return fraction
+
+
+def parse_objective(value: object) -> float:
+    """`99.9%` or `0.999` as the fraction 0.999. Raises ValueError with a message to show."""
+    fraction = parse_fraction(value)
     if not 0.0 < fraction < 1.0:
         raise ValueError(
             f"must be above 0% and below 100% (a 100% objective leaves no error budget), "
@@ -77,12 +86,12 @@ def service_slo(ctx: Context, path: YamlPath, raw: Any) -> ServiceSLO | None:
     """The SLO written at `path` (None when absent or wrong: the problems are recorded)."""
     if raw is None:
         return None
-    settings = _mapping(ctx, raw, path)
+    settings = mapping(ctx, path, raw)
     if settings is None:
         return None
-    _known(ctx, settings, path, SLO_KEYS)
+    known_keys(ctx, path, settings, SLO_KEYS, listed=False)
     before = len(ctx.errors)
-    availability = _value(ctx, settings, path, "availability", parse_objective)
+    availability = optional(ctx, settings, path, "availability", parse_objective)
     latency = _latency(ctx, (*path, "latency"), settings.get("latency"))
     if "availability" not in settings and "latency" not in settings:
         ctx.error(path, "needs 'availability', 'latency' or both")
@@ -95,7 +104,7 @@ def environment_slos(ctx: Context, path: YamlPath, raw: Any) -> dict[str, Servic
     """conveyor.yaml's `environments.<env>.slo`: service name -> its objectives."""
     if raw is None:
         return {}
-    services = _mapping(ctx, raw, path, "a mapping of service: objectives")
+    services = mapping(ctx, path, raw, "a mapping of service: objectives")
     out: dict[str, ServiceSLO] = {}
     for name, written in (services or {}).items():
         where = (*path, name)
@@ -114,39 +123,15 @@ def environment_slos(ctx: Context, path: YamlPath, raw: Any) -> dict[str, Servic
 def _latency(ctx: Context, path: YamlPath, raw: Any) -> LatencyObjective | None:
     if raw is None:
         return None
-    settings = _mapping(ctx, raw, path, "a mapping with 'threshold' and 'objective'")
+    settings = mapping(ctx, path, raw, "a mapping with 'threshold' and 'objective'")
     if settings is None:
         return None
-    _known(ctx, settings, path, LATENCY_KEYS)
+    known_keys(ctx, path, settings, LATENCY_KEYS, listed=False)
     missing = [key for key in LATENCY_KEYS if settings.get(key) is None]
     for key in missing:
         ctx.error(path, f"'{key}' is required")
-    threshold = _value(ctx, settings, path, "threshold", parse_threshold)
-    objective = _value(ctx, settings, path, "objective", parse_objective)
+    threshold = optional(ctx, settings, path, "threshold", parse_threshold)
+    objective = optional(ctx, settings, path, "objective", parse_objective)
     if threshold is None or objective is None:
         return None
     return LatencyObjective(threshold=threshold, objective=objective)
-
-
-def _value(
-    ctx: Context, raw: Mapping[str, Any], path: YamlPath, key: str, convert: Callable[[Any], float]
-) -> float | None:
-    if raw.get(key) is None:
-        return None
-    result: float | None = ctx.convert((*path, key), convert, raw[key], None)
-    return result
-
-
-def _mapping(
-    ctx: Context, value: Any, path: YamlPath, shape: str = "a mapping"
-) -> dict[str, Any] | None:
-    if isinstance(value, dict):
-        return value
-    ctx.error(path, f"must be {shape}, got {describe(value)}")
-    return None
-
-
-def _known(ctx: Context, raw: Mapping[str, Any], path: YamlPath, known: tuple[str, ...]) -> None:
-    for key in raw:
-        if key not in known:
-            ctx.error((*path, key), f"unknown key '{key}'{suggest(str(key), known)}", about=path)

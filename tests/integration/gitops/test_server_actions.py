@@ -10,66 +10,28 @@ only; `rollback` of staging serves the previous version at once and pushes a pin
 in the bare repository, which the next pass honours; while staging is suspended a push that
 deletes the pin shows up in `diff`; on resume it is deployed.
 
-The app's network is `internal`, its ports are published on 127.0.0.1; the fixture records the
-server's PID, stops it with SIGTERM, and takes both environments down by their project names
-(`<repository>-staging`, `<repository>-production`, the repository named uniquely per run).
+The world is `ServerWorld` (server_world.py) with a second environment: the app's network is
+`internal`, its ports are published on 127.0.0.1; it records the server's PID, stops it with
+SIGTERM, and takes both environments down by their project names (`<repository>-staging`,
+`<repository>-production`, the repository named uniquely per run).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
-import shutil
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from conveyor.testing.net import free_port
-from tests.integration.gitops.server_world import conveyor, git
+from tests.integration.gitops.server_world import ServerWorld, conveyor, git
 
-SECRET = "actions-secret"
 PIN = ".conveyor/pins/staging.json"
-
-SERVER = (
-    "import os, http.server\n"
-    "class H(http.server.BaseHTTPRequestHandler):\n"
-    "    def do_GET(self):\n"
-    "        body = os.environ['V'].encode()\n"
-    "        self.send_response(200)\n"
-    "        self.send_header('Content-Length', str(len(body)))\n"
-    "        self.end_headers()\n"
-    "        self.wfile.write(body)\n"
-    "    def log_message(self, *a):\n"
-    "        pass\n"
-    "http.server.ThreadingHTTPServer(('0.0.0.0', 8000), H).serve_forever()\n"
-)
-
-COMPOSE = """\
-services:
-  web:
-    image: {image}
-    command: ["python3", "-c", {server}]
-    environment: {{V: "{version}"}}
-    ports: ["127.0.0.1:{port}:8000"]
-    stop_grace_period: 1s
-    x-conveyor: {{port: 8000, probe: /}}
-networks:
-  default:
-    internal: true
-"""
 
 CONVEYOR = """\
 environments:
@@ -88,103 +50,52 @@ environments:
           "{staging}": {production}
 """
 
-PIPELINE = """\
-test:
-  script:
-    - test -f compose.yaml
-"""
-
 
 @dataclass
 class World:
-    repo: Path  # a clone the test commits in and pushes from
-    bare: Path
-    data: Path
-    url: str
-    staging_port: int
+    """The server world, a deployer's token and the production environment's port."""
+
+    server: ServerWorld
+    token: str
     production_port: int
-    image: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-    token: str = ""
+
+    @property
+    def staging_port(self) -> int:
+        return self.server.port
 
     def commit(self, version: str, *, remove_pin: bool = False) -> str:
         if remove_pin:  # the pin commit the server pushed comes first
-            git(self.repo, "pull", "-q", "--ff-only", "origin", "main")
-            git(self.repo, "rm", "-q", PIN)
-        (self.repo / "compose.yaml").write_text(
-            COMPOSE.format(
-                image=self.image,
-                server=json.dumps(SERVER),
-                version=version,
-                port=self.staging_port,
-            )
-        )
-        git(self.repo, "add", "-A")
-        git(self.repo, "commit", "-q", "-m", f"version {version}")
-        git(self.repo, "push", "-q", "origin", "main")
-        return git(self.repo, "rev-parse", "HEAD")
+            git(self.server.repo, "pull", "-q", "--ff-only", "origin", "main")
+            git(self.server.repo, "rm", "-q", PIN)
+        return self.server.push(version)
 
     def hook(self, sha: str) -> str:
         """A signed generic delivery; returns its id."""
         delivery = f"d-{sha[:12]}-{time.monotonic_ns()}"
-        body = json.dumps({"ref": "refs/heads/main", "after": sha}).encode()
-        signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        r = httpx.post(
-            f"{self.url}/hooks/generic",
-            content=body,
-            headers={
-                "X-Conveyor-Signature": f"sha256={signature}",
-                "X-Conveyor-Delivery": delivery,
-            },
-            timeout=10,
-        )
-        assert r.status_code == 202, r.text
+        assert self.server.hook(sha, delivery) == 202
         return delivery
 
     def delivery_done(self, delivery: str) -> bool:
         """The server marks a delivery done after the fetch-and-sync pass that covered it."""
-        with sqlite3.connect(self.data / "server.db") as db:
-            row = db.execute(
-                "SELECT status FROM hook_deliveries WHERE delivery_id = ?", (delivery,)
-            ).fetchone()
-        return row is not None and row[0] == "done"
+        return self.server.delivery_status(delivery) == "done"
 
     def serving(self, port: int) -> str | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-                return str(r.read().decode())
-        except OSError:
-            return None
+        return self.server.serving(port)
 
     def get(self, path: str) -> Any:
-        r = httpx.get(
-            f"{self.url}/api/v1{path}",
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=30,
-        )
-        assert r.status_code == 200, r.text
-        return r.json()
+        return self.server.api(path, self.token)
 
     def act(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         # Actions run the rollout before answering.
         return httpx.post(
-            f"{self.url}/api/v1{path}",
+            f"{self.server.url}/api/v1{path}",
             json=body,
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=300,
         )
 
-    def wait_for(self, pred: Any, what: str, timeout: float = 180) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"the server exited:\n{self.log.read_text()[-3000:]}")
-            got = pred()
-            if got:
-                return got
-            time.sleep(0.3)
-        pytest.fail(f"timed out waiting for {what}:\n{self.log.read_text()[-3000:]}")
+    def wait_for(self, pred: Any, what: str) -> Any:
+        return self.server.wait_for(pred, what)
 
     def env(self, name: str) -> dict[str, Any]:
         return dict(self.get(f"/environments/{name}"))
@@ -200,51 +111,18 @@ def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator
     root = tmp_path_factory.mktemp("gitops-actions")
     # The projects are named after the repository (<name>-staging): a name of its own keeps
     # them apart from other test runs on the same Docker Engine.
-    name = f"acts{uuid.uuid4().hex[:8]}"
-    bare = root / f"{name}.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    repo = root / "clone"
-    subprocess.run(["git", "clone", "-q", str(bare), str(repo)], check=True, capture_output=True)
-    git(repo, "checkout", "-q", "-b", "main")
-    staging_port, production_port = free_port(), free_port()
-    (repo / "conveyor.yaml").write_text(
-        CONVEYOR.format(staging=staging_port, production=production_port)
+    server = ServerWorld(root, base_image, f"acts{uuid.uuid4().hex[:8]}")
+    production_port = free_port()
+    (server.repo / "conveyor.yaml").write_text(
+        CONVEYOR.format(staging=server.port, production=production_port)
     )
-    (repo / ".gitlab-ci.yml").write_text(PIPELINE)
-    data, log, port = root / "data", root / "server.log", free_port()
-    w = World(repo, bare, data, f"http://127.0.0.1:{port}", staging_port, production_port,
-              base_image, None, log)  # type: ignore[arg-type]  # fmt: skip
-    w.commit("1")
-    made = conveyor("token", "create", "--role", "deployer", "--data", str(data), cwd=root)
-    assert made.returncode == 0, made.stderr
-    w.token = made.stdout.splitlines()[-1]
-    w.proc = subprocess.Popen(
-        [sys.executable, "-m", "conveyor", "server", "--source", str(bare),
-         "--listen", f"127.0.0.1:{port}", "--data", str(data), "--executor", "shell"],
-        cwd=root,
-        # XDG_STATE_HOME: the index of the projects it manages (one writer) stays here.
-        env=os.environ | {"CONVEYOR_WEBHOOK_SECRET": SECRET, "XDG_STATE_HOME": str(root / "xdg")},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
+    server.push("1")
+    w = World(server, server.token("deployer"), production_port)
+    server.start()
     try:
         yield w
     finally:
-        if w.proc.poll() is None:
-            w.proc.send_signal(signal.SIGTERM)
-            try:
-                w.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                w.proc.kill()
-        for env in ("staging", "production"):
-            work = data / "environments" / env / name
-            if (work / "compose.yaml").exists():
-                project = f"{name}-{env}"  # still the stopped server's: --force (one writer)
-                conveyor(
-                    "-f", str(work / "compose.yaml"), "-p", project, "down", "--force", cwd=work
-                )
-        shutil.rmtree(data, ignore_errors=True)
+        server.close(conveyor)
 
 
 def test_promotion_is_refused_until_its_gates_hold(world: World) -> None:
@@ -291,20 +169,20 @@ def test_a_push_reaches_staging_only(world: World) -> None:
 
 def test_rollback_serves_the_previous_release_and_pins_it_in_git(world: World) -> None:
     first = world.get("/environments/staging/releases")[-1]
-    head_before = git(world.bare, "rev-parse", "main")
+    head_before = git(world.server.bare, "rev-parse", "main")
     unknown = world.act("/environments/staging/rollback", {"to_release": 99})
     assert unknown.status_code == 404 and "no release 99" in unknown.json()["detail"]
     serving = world.act("/environments/staging/rollback", {"to_release": first["number"] + 1})
     assert serving.status_code == 409 and "is the one serving" in serving.json()["detail"]
-    assert git(world.bare, "rev-parse", "main") == head_before  # nothing pinned for those
+    assert git(world.server.bare, "rev-parse", "main") == head_before  # nothing pinned for those
     rolled = world.act("/environments/staging/rollback")
     assert rolled.status_code == 200, rolled.text
     assert rolled.json()["release"] == first["number"]
     assert world.serving(world.staging_port) == "1"  # at once: no waiting for a poll
     # git records it: a pin commit on main, on top of what was there
-    head = git(world.bare, "rev-parse", "main")
-    assert git(world.bare, "rev-parse", "main~1") == head_before
-    pin = json.loads(git(world.bare, "show", f"main:{PIN}"))
+    head = git(world.server.bare, "rev-parse", "main")
+    assert git(world.server.bare, "rev-parse", "main~1") == head_before
+    pin = json.loads(git(world.server.bare, "show", f"main:{PIN}"))
     assert pin["commit"] == first["commit"] and pin["release"] == first["number"]
     assert pin["by"] == "deployer-1"
     # the next pass (a webhook for the pin commit) keeps the rollback

@@ -13,7 +13,7 @@ import pytest
 
 from conveyor.errors import MetricsError
 from conveyor.observe.metrics.supervisor import MetricsLayout, MetricsPorts, MetricsStack
-from conveyor.render import alertmanager, prometheus
+from conveyor.render import alertmanager_routes, prometheus
 from conveyor.testing.net import free_port
 
 Mount = Callable[[Path, str], None]
@@ -53,9 +53,7 @@ def _configure(stack: MetricsStack) -> None:
         targets_dir=str(lay.targets_dir),
         rules_dir=str(lay.rules_dir),
     )
-    stack.configure(
-        prometheus.render(config), alertmanager.render(alertmanager.AlertmanagerConfig())
-    )
+    stack.configure(prometheus.render(config), alertmanager_routes.render(None))
 
 
 def test_a_read_only_data_directory_is_a_clear_error(tmp_path: Path, mount: Mount) -> None:

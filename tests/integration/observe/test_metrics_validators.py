@@ -1,7 +1,8 @@
 """The field's validators on what Conveyor renders for metrics: `promtool check config` on
-prometheus.yml (with every kind of proxy a project has), `amtool check-config` on
-alertmanager.yml, `promtool check rules` on every PromQL expression of the Grafana dashboards;
-and a rejected file never replaces the one in use. No server runs here."""
+prometheus.yml (with every kind of proxy a project has), `promtool check rules` on every PromQL
+expression of the Grafana dashboards; and a rejected file never replaces the one in use
+(`amtool check-config` on alertmanager.yml is tests/unit/render/test_alertmanager_routes.py's).
+No server runs here."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from conveyor.host.validate import check
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.routing import Bind, Frontend, Listener, RouterConfig, ServerEntry
 from conveyor.observe.metrics.supervisor import MetricsLayout, MetricsPorts, MetricsStack
-from conveyor.render import alertmanager, grafana, prometheus
+from conveyor.render import alertmanager_routes, grafana, prometheus
 from conveyor.render.validator import Validator
 
 ROUTER = RouterConfig(
@@ -70,16 +71,6 @@ def test_promtool_accepts_prometheus_yml(tmp_path: Path) -> None:
     assert verdict.ok, verdict.output
 
 
-@pytest.mark.parametrize("webhooks", [(), ("http://127.0.0.1:19102/alerts",)])
-def test_amtool_accepts_alertmanager_yml(tmp_path: Path, webhooks: tuple[str, ...]) -> None:
-    file = tmp_path / "alertmanager.yml"
-    file.write_text(alertmanager.render(alertmanager.AlertmanagerConfig(webhooks=webhooks)))
-
-    verdict = check(alertmanager.VALIDATOR, file)
-
-    assert verdict.ok, verdict.output
-
-
 def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     exprs = []
     for f in grafana.files("my-shop", "http://127.0.0.1:19100", str(tmp_path)):
@@ -103,7 +94,7 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
 
 def test_a_rejected_configuration_leaves_the_one_in_use(tmp_path: Path) -> None:
     stack = MetricsStack(MetricsLayout(tmp_path / "metrics"), MetricsPorts(1, 2, 3, 4))
-    good_am = alertmanager.render(alertmanager.AlertmanagerConfig())
+    good_am = alertmanager_routes.render(None)
     stack.configure(_prometheus_yml(tmp_path), good_am)
     in_use = stack.layout.prometheus_config.read_text()
     broken = in_use.replace("scrape_interval: 5s", "scrape_interval: five seconds")

@@ -16,6 +16,7 @@ import pytest
 from conveyor.app import alerts as app_alerts
 from conveyor.app.alerts import AlertReceiver, alerts_view, token_file
 from conveyor.errors import HookRejected, SettingError, ValidationFailed
+from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.alerts import Alert
 from conveyor.model.events import Event, EventKind, Level, Subject
 from conveyor.model.release import Release, ServiceRelease
@@ -146,15 +147,20 @@ def test_the_receivers_port_is_kept(tmp_path: Path) -> None:
     assert not (tmp_path / "alerts" / "receiver.json").exists()
 
 
-def test_the_agent_listens_only_while_metrics_are_on(tmp_path: Path) -> None:
+def test_metrics_are_on_unless_turned_off_by_setting_or_by_up(tmp_path: Path) -> None:
+    """What the agent's receiver (and the metrics stack) listens by."""
+    from conveyor.app.metrics_switch import enabled, set_enabled
     from conveyor.deploy.project import ProjectPaths
 
     paths = ProjectPaths(tmp_path / "compose.yaml", "shop")
-    assert app_alerts.receiving(paths, {})
-    assert not app_alerts.receiving(paths, {"CONVEYOR_METRICS": "0"})
-    (paths.state_dir / "metrics").mkdir(parents=True)
-    (paths.state_dir / "metrics" / "off").write_text("off\n")
-    assert not app_alerts.receiving(paths, {})
+    assert enabled(paths, {})
+    assert not enabled(paths, {"CONVEYOR_METRICS": "0"})
+    assert not enabled(paths, {"CONVEYOR_METRICS": " Off "})
+    set_enabled(paths, False)  # conveyor up --no-metrics
+    assert (paths.state_dir / "metrics" / "off").exists()
+    assert not enabled(paths, {})
+    set_enabled(paths, True)
+    assert enabled(paths, {})
 
 
 def test_the_alertmanager_asked(tmp_path: Path) -> None:
@@ -208,10 +214,8 @@ def test_alerts_lists_firing_then_recently_resolved_each_once() -> None:
     )
 
 
-def test_slo_targets_come_from_the_serving_release() -> None:
-    slo = ServiceSLO(availability=0.999)
-    web, db = Service(name="web", slo=slo), Service(name="db")
-    release = Release(
+def _release(web: Service, db: Service) -> Release:
+    return Release(
         number=3,
         project="shop",
         services={
@@ -220,11 +224,32 @@ def test_slo_targets_come_from_the_serving_release() -> None:
         },
         stack=Stack(project="shop", file="/src/compose.yaml", services={"web": web, "db": db}),
     )
+
+
+def test_slo_targets_come_from_the_serving_release() -> None:
+    slo = ServiceSLO(availability=0.999)
+    release = _release(Service(name="web", slo=slo), Service(name="db"))
     targets = app_alerts.slo_targets("shop", "production", release)
     assert [(t.project, t.environment, t.service, t.slo) for t in targets] == [
         ("shop", "production", "web", slo)
     ]
     assert app_alerts.slo_targets("shop", "production", None) == []
+
+
+def test_alert_targets_come_from_the_serving_release_and_reach_the_rules(
+    tmp_path: Path, promtool: str
+) -> None:
+    own = AlertThresholds(error_ratio=0.02)
+    release = _release(Service(name="web", alerts=own), Service(name="db"))
+    targets = app_alerts.alert_targets("shop", "production", release)
+    assert [(t.service, t.thresholds) for t in targets] == [("web", own)]
+    assert app_alerts.alert_targets("shop", "production", None) == []
+
+    done = app_alerts.refresh_rules(tmp_path, [], None, promtool=promtool, own=targets)
+
+    assert "conveyor-red.yml" in done.sync.written
+    red = (tmp_path / "conveyor-red.yml").read_text()
+    assert 'service:haproxy_http_error_ratio:rate5m{project="shop",environment="production",' in red
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import yaml
 
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.routing import Bind, Frontend, Listener, RouterConfig, ServerEntry
-from conveyor.render import alertmanager, prometheus
+from conveyor.render import prometheus
 from conveyor.render.prometheus import (
     PrometheusConfig,
     ProxyLabels,
@@ -152,20 +152,3 @@ def test_replica_targets_carry_their_path_and_labels() -> None:
     ]
     assert prometheus.targets_file("replicas", "shop") == "replicas-shop.json"
     assert prometheus.targets_file("node") == "node.json"
-
-
-def test_alertmanager_without_webhooks_keeps_alerts_to_itself() -> None:
-    doc = yaml.safe_load(alertmanager.render(alertmanager.AlertmanagerConfig()))
-
-    assert doc["route"]["receiver"] == "conveyor"
-    assert doc["receivers"] == [{"name": "conveyor"}]
-
-
-def test_alertmanager_sends_to_every_webhook_with_resolutions() -> None:
-    config = alertmanager.AlertmanagerConfig(webhooks=("http://127.0.0.1:1/a",))
-    doc = yaml.safe_load(alertmanager.render(config))
-
-    assert doc["receivers"][0]["webhook_configs"] == [
-        {"url": "http://127.0.0.1:1/a", "send_resolved": True}
-    ]
-    assert doc["route"]["group_by"] == ["alertname", "project", "service"]

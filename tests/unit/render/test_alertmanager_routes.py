@@ -30,6 +30,9 @@ def test_the_conveyor_receiver_authenticates_with_the_token_file() -> None:
 
 def test_without_a_hook_or_webhooks_alerts_stay_in_alertmanager() -> None:
     assert am.receivers(None) == [{"name": "conveyor"}]
+    doc = yaml.safe_load(am.render(None))
+    assert doc["route"]["receiver"] == "conveyor"
+    assert doc["receivers"] == [{"name": "conveyor"}]
 
 
 def test_pages_repeat_sooner_and_a_down_service_silences_its_symptoms() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.host.validate import check
+from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.slo import LatencyObjective, ServiceSLO
 from conveyor.render import prometheus_rules as rules
 
@@ -24,6 +25,13 @@ TARGETS = [
     rules.SLOTarget("shop", "production", "api", ServiceSLO(availability=0.999)),
     rules.SLOTarget("shop", "production", "cart", ServiceSLO(availability=0.999)),
     rules.SLOTarget("shop", "production", "search", ServiceSLO(latency=LATENCY)),
+]
+# What thresholds.test.yml says it was rendered with.
+OWN = [
+    rules.AlertTarget(
+        "shop", "production", "checkout", AlertThresholds(error_ratio=0.02, down_for=30.0)
+    ),
+    rules.AlertTarget("shop", "production", "search", AlertThresholds(error_ratio=0.1)),
 ]
 
 
@@ -40,7 +48,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The rule files in rules/, the test files beside it (they name rules/<file>)."""
     root = tmp_path_factory.mktemp("promtool")
     (root / "rules").mkdir()
-    for name, text in rules.rule_files(TARGETS).items():
+    for name, text in rules.rule_files(TARGETS, own=OWN).items():
         (root / "rules" / name).write_text(text)
     for test in TESTS:
         shutil.copy(test, root / test.name)
@@ -54,6 +62,7 @@ def test_there_is_a_test_file_per_alert_family() -> None:
         "replicas_rollouts.test.yml",
         "service_down.test.yml",
         "slo_burn.test.yml",
+        "thresholds.test.yml",
     ]
 
 

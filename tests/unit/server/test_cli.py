@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from conveyor.app.access import authenticate, open_server_db
@@ -156,6 +157,45 @@ def test_print_systemd_unit_runs_the_same_command(tmp_path: Path) -> None:
     ):
         assert line in lines
     assert not (tmp_path / "d").exists()  # printing opens nothing
+
+
+def test_the_unit_reproduces_every_option_given(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    given = {
+        "--source": "file:///srv/app.git",
+        "--listen": "0.0.0.0:7791",
+        "--data": str(tmp_path / "d"),
+        "--webhook-secret-file": str(secret),
+        "--allow-remote": None,
+        "--executor": "shell",
+        "--heal-interval": "2.5",
+    }
+    # every option of `conveyor server` but the one that prints the unit
+    command = typer.main.get_command(app).commands["server"]  # type: ignore[attr-defined]
+    options = {opt for p in command.params for opt in p.opts if opt.startswith("--")}
+    assert options - {"--print-systemd-unit", "--help"} == set(given)
+    argv = [word for k, v in given.items() for word in ((k,) if v is None else (k, v))]
+
+    code, out, err = conveyor("server", *argv, "--print-systemd-unit")
+
+    assert code == 0, err
+    (exec_start,) = [line for line in out.splitlines() if line.startswith("ExecStart=")]
+    words = exec_start.split()
+    assert words[1:4] == ["-m", "conveyor", "server"]
+    assert _pairs(words[4:]) == {k: v for k, v in given.items()}
+    # the defaults are said too: the unit runs as printed, whatever a later version's are
+    code, out, _ = conveyor("server", "--source", "/srv/app", "--print-systemd-unit")
+    (exec_start,) = [line for line in out.splitlines() if line.startswith("ExecStart=")]
+    assert "--executor docker --heal-interval 5" in exec_start
+
+
+def _pairs(words: list[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for i, word in enumerate(words):
+        if word.startswith("--"):
+            following = words[i + 1] if i + 1 < len(words) else "--"
+            out[word] = None if following.startswith("--") else following
+    return out
 
 
 def test_systemd_unit_quotes_what_systemd_would_expand() -> None:

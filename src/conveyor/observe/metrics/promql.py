@@ -48,12 +48,7 @@ def connection_rate(project: str, window: str, service: str | None = None) -> st
 def error_ratio(project: str, window: str, service: str | None = None) -> str:
     """Share of HTTP responses that were 5xx (HAProxy's own 503s included); no value when
     there was no response."""
-    sel = selector(project, service)
-    errors = selector(project, service, code="5xx")
-    return (
-        f"sum by (service) (rate(haproxy_backend_http_responses_total{errors}[{window}]))"
-        f" / sum by (service) (rate(haproxy_backend_http_responses_total{sel}[{window}]))"
-    )
+    return _5xx_ratio("backend", "service", project, window, service)
 
 
 def edge_request_rate(project: str, window: str, service: str | None = None) -> str:
@@ -64,11 +59,18 @@ def edge_request_rate(project: str, window: str, service: str | None = None) -> 
 
 
 def edge_error_ratio(project: str, window: str, service: str | None = None) -> str:
+    return _5xx_ratio("frontend", "service, edge", project, window, service)
+
+
+def _5xx_ratio(side: str, by: str, project: str, window: str, service: str | None) -> str:
+    """5xx responses / all responses of HAProxy's `side` (backend: per service; frontend:
+    per entry), summed `by`."""
+    metric = f"haproxy_{side}_http_responses_total"
     sel = selector(project, service)
     errors = selector(project, service, code="5xx")
     return (
-        f"sum by (service, edge) (rate(haproxy_frontend_http_responses_total{errors}[{window}]))"
-        f" / sum by (service, edge) (rate(haproxy_frontend_http_responses_total{sel}[{window}]))"
+        f"sum by ({by}) (rate({metric}{errors}[{window}]))"
+        f" / sum by ({by}) (rate({metric}{sel}[{window}]))"
     )
 
 

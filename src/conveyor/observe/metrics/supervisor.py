@@ -31,7 +31,7 @@ from conveyor.errors import MetricsError
 from conveyor.host.command import host_errors_as
 from conveyor.host.process import Daemon, DaemonSpec, Processes
 from conveyor.host.validate import check
-from conveyor.render import alertmanager as am_render
+from conveyor.render import alertmanager_routes as am_render
 from conveyor.render import prometheus as prom_render
 from conveyor.render.validator import Validator
 
