@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Literal, TypedDict
 
 from conveyor.model.access import Role
 from conveyor.model.frozen import Frozen
@@ -74,15 +75,21 @@ def needs_touch(s: WebSession, now: float) -> bool:
     return now - s.last_seen_at >= TOUCH_EVERY_SECONDS
 
 
-def cookie_attributes(*, secure: bool, max_age: float | None) -> dict[str, object]:
-    """Attributes of the session cookie: never readable from scripts, never sent by another
+class CookieAttributes(TypedDict):
+    httponly: bool
+    samesite: Literal["strict"]
+    secure: bool
+    path: str
+    max_age: int | None
+
+
+def cookie_attributes(*, secure: bool, max_age: float | None) -> CookieAttributes:
+    """Attributes of the dashboard's cookies: never readable from scripts, never sent by another
     site's request, `Secure` when the page came over https (it would not be sent over http)."""
-    attrs: dict[str, object] = {
+    return {
         "httponly": True,
         "samesite": "strict",
         "secure": secure,
         "path": "/",
+        "max_age": None if max_age is None else int(max_age),
     }
-    if max_age is not None:
-        attrs["max_age"] = int(max_age)
-    return attrs

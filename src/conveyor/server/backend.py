@@ -16,6 +16,7 @@ from conveyor.app.dora import DoraView
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.server_views import (
     ActionResult,
+    CommitView,
     DiffView,
     EnvironmentDetail,
     EnvironmentSummary,
@@ -66,6 +67,14 @@ class ServerBackend(Protocol):
     def events(self, after: int | None, limit: int) -> list[Event]:
         """Durable events with an id above `after` (all when None), oldest first, at most
         `limit`."""
+        ...
+
+    def last_event_id(self) -> int | None:
+        """The newest durable event's id (None: none yet): where a live view starts."""
+        ...
+
+    def commit(self, env: str, sha: str) -> CommitView:
+        """Author, title and time of a commit `env` knows (NotFound when it is not fetched)."""
         ...
 
     # acting (deployer) -----------------------------------------------------------------------
@@ -136,6 +145,12 @@ class NoEnvironments:
 
     def events(self, after: int | None, limit: int) -> list[Event]:
         return []
+
+    def last_event_id(self) -> int | None:
+        return None
+
+    def commit(self, env: str, sha: str) -> CommitView:
+        raise self._unknown(env)
 
     def promote(self, env: str, source: str, actor: Principal) -> ActionResult:
         raise self._unknown(env)

@@ -19,6 +19,7 @@ from conveyor.app.hooks import HookDelivery
 from conveyor.app.server_views import (
     ActionName,
     ActionResult,
+    CommitView,
     DiffView,
     EnvironmentDetail,
     EnvironmentSummary,
@@ -75,6 +76,7 @@ class InMemoryBackend:
     envs: dict[str, MemoryEnvironment] = field(default_factory=dict)
     event_log: list[Event] = field(default_factory=list)
     delivered: list[HookDelivery] = field(default_factory=list)
+    commits: dict[str, CommitView] = field(default_factory=dict)  # what `commit` finds
     fail_hooks: bool = False  # hook_received raises, as a controller that crashed would
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -212,6 +214,17 @@ class InMemoryBackend:
     def events(self, after: int | None, limit: int) -> list[Event]:
         with self._lock:
             return [e for e in self.event_log if after is None or e.id > after][:limit]
+
+    def last_event_id(self) -> int | None:
+        with self._lock:
+            return self.event_log[-1].id if self.event_log else None
+
+    def commit(self, env: str, sha: str) -> CommitView:
+        self._env(env)
+        found = self.commits.get(sha)
+        if found is None:
+            raise NotFound(f"no commit {sha} in {env}'s repository")
+        return found
 
     # ServerBackend: acting -----------------------------------------------------------------
 

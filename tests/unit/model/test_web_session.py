@@ -78,4 +78,4 @@ def test_cookie_attributes() -> None:
         "max_age": 60,
     }
     assert cookie_attributes(secure=True, max_age=None)["secure"] is True
-    assert "max_age" not in cookie_attributes(secure=True, max_age=None)
+    assert cookie_attributes(secure=True, max_age=None)["max_age"] is None
