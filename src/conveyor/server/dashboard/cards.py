@@ -56,6 +56,7 @@ class EnvironmentCard:
     services: list[ServiceLine] = field(default_factory=list)
     drift: DiffView | None = None
     alerts: list[AlertView] = field(default_factory=list)  # firing (or silenced) now
+    alerts_problem: str | None = None  # why alerts are unknown (no Alertmanager answers)
     rollouts: list[RolloutView] = field(default_factory=list)  # newest first
     problems: list[str] = field(default_factory=list)  # what could not be read, one phrase each
 
@@ -84,10 +85,15 @@ def _attempt(problems: list[str], what: str, read: Callable[[], T]) -> T | None:
         return None
 
 
-def card(state: ApiState, summary: EnvironmentSummary, alerts: list[AlertView]) -> EnvironmentCard:
+def card(
+    state: ApiState,
+    summary: EnvironmentSummary,
+    alerts: list[AlertView],
+    alerts_problem: str | None = None,
+) -> EnvironmentCard:
     """Everything the overview says about one environment."""
     b, env = state.backend, summary.name
-    c = EnvironmentCard(summary)
+    c = EnvironmentCard(summary, alerts_problem=alerts_problem)
     c.alerts = [a for a in alerts if a.environment == env and a.state != "resolved"]
     detail = _POOL.submit(_attempt, c.problems, "status", lambda: b.environment(env))
     pipelines = _POOL.submit(_attempt, c.problems, "pipelines", lambda: b.pipelines(env))
@@ -121,16 +127,16 @@ def firing_alerts(state: ApiState) -> tuple[list[AlertView], str | None]:
     try:
         view = state.alerts_view(ALERTS_WINDOW)
     except AlertsError as e:
-        return [], f"alerts: {e}"
+        return [], str(e)
     return [a for a in view.alerts if a.state != "resolved"], None
 
 
-def cards(state: ApiState) -> tuple[list[EnvironmentCard], str | None]:
-    """One card per environment in conveyor.yaml's order, and why alerts are missing."""
+def cards(state: ApiState) -> list[EnvironmentCard]:
+    """One card per environment, in conveyor.yaml's order."""
     alerts_future = _POOL.submit(firing_alerts, state)
     summaries = state.backend.environments()
     alerts, alerts_problem = alerts_future.result()
-    return [card(state, s, alerts) for s in summaries], alerts_problem
+    return [card(state, s, alerts, alerts_problem) for s in summaries]
 
 
 @dataclass
@@ -171,8 +177,8 @@ def environment_page(state: ApiState, env: str) -> EnvironmentPage:
     all_rollouts = _POOL.submit(_attempt, problems, "rollouts", lambda: b.rollouts(env))
     pipelines = _POOL.submit(_attempt, problems, "pipelines", lambda: b.pipelines(env))
     alerts, alerts_problem = alerts_future.result()
-    c = card(state, summary, alerts)
-    c.problems += problems + ([alerts_problem] if alerts_problem else [])
+    c = card(state, summary, alerts, alerts_problem)
+    c.problems += problems
     source = summaries.get(summary.promote_from) if summary.promote_from else None
     return EnvironmentPage(
         c, releases.result() or [], all_rollouts.result() or [], pipelines.result() or [], source

@@ -35,8 +35,7 @@ def base_context(state: ApiState, visit: Visit, active: str, **more: Any) -> dic
 
 
 def _overview(state: ApiState) -> dict[str, Any]:
-    found, alerts_problem = cards(state)
-    return {"cards": found, "alerts_problem": alerts_problem}
+    return {"cards": cards(state)}
 
 
 @router.get("/")

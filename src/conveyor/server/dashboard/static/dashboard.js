@@ -9,6 +9,9 @@
   function clock() {
     return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   }
+  document.addEventListener("DOMContentLoaded", function () {
+    if (document.querySelector("[sse-connect]")) status("connecting…");
+  });
   document.addEventListener("htmx:sseOpen", function () { status("live"); });
   document.addEventListener("htmx:sseError", function () { status("reconnecting…"); });
   document.addEventListener("htmx:afterSwap", function (e) {
