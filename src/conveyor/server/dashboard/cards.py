@@ -6,6 +6,8 @@ databases and asks Docker, and a page waits for the slowest."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +22,36 @@ from conveyor.server.api import ApiState
 
 T = TypeVar("T")
 ALERTS_WINDOW = 3600.0  # seconds of resolved alerts the alerts view reads (only firing shown)
+DRIFT_SECONDS = 10.0  # a drift answer is reused this long while no new event is recorded
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dashboard")
+# Cards wait for their reads in _POOL, so they are made in a pool of their own (no deadlock).
+_CARDS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dashboard-card")
+
+
+class DriftCache:
+    """The backend's diff is the slowest read (it loads the compose file at the desired commit):
+    each environment's answer is reused while no event was recorded since, for at most
+    DRIFT_SECONDS. A change to what runs makes events (a heal, a rollout), so the cache is
+    dropped then; drift no event announces shows at most DRIFT_SECONDS late."""
+
+    def __init__(self, seconds: float = DRIFT_SECONDS) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._kept: dict[str, tuple[int | None, float, DiffView]] = {}
+
+    def get(self, state: ApiState, env: str) -> DiffView:
+        mark, now = state.backend.last_event_id(), time.monotonic()
+        with self._lock:
+            kept = self._kept.get(env)
+        if kept is not None and kept[0] == mark and now - kept[1] < self.seconds:
+            return kept[2]
+        view = state.backend.diff(env)
+        with self._lock:
+            self._kept[env] = (mark, now, view)
+        return view
+
+
+DRIFT = DriftCache()
 
 
 @dataclass(frozen=True)
@@ -57,12 +88,18 @@ class EnvironmentCard:
     drift: DiffView | None = None
     alerts: list[AlertView] = field(default_factory=list)  # firing (or silenced) now
     alerts_problem: str | None = None  # why alerts are unknown (no Alertmanager answers)
-    rollouts: list[RolloutView] = field(default_factory=list)  # newest first
+    all_rollouts: list[RolloutView] = field(default_factory=list)  # newest first
+    all_pipelines: list[PipelineSummary] = field(default_factory=list)  # newest first
     problems: list[str] = field(default_factory=list)  # what could not be read, one phrase each
 
     @property
     def name(self) -> str:
         return self.summary.name
+
+    @property
+    def rollouts(self) -> list[RolloutView]:
+        """The last deploys the overview lists."""
+        return self.all_rollouts[:3]
 
     @property
     def checks(self) -> ChecksHealthView | None:
@@ -99,7 +136,7 @@ def card(
     pipelines = _POOL.submit(_attempt, c.problems, "pipelines", lambda: b.pipelines(env))
     rollouts = _POOL.submit(_attempt, c.problems, "rollouts", lambda: b.rollouts(env))
     drift = (
-        _POOL.submit(_attempt, c.problems, "drift", lambda: b.diff(env))
+        _POOL.submit(_attempt, c.problems, "drift", lambda: DRIFT.get(state, env))
         if summary.release is not None
         else None
     )
@@ -112,9 +149,9 @@ def card(
     c.detail = detail.result()
     if c.detail is not None and c.detail.status is not None:
         c.services = [service_line(s) for s in c.detail.status.services]
-    found = pipelines.result()
-    c.pipeline = found[0] if found else None
-    c.rollouts = (rollouts.result() or [])[:3]
+    c.all_pipelines = pipelines.result() or []
+    c.pipeline = c.all_pipelines[0] if c.all_pipelines else None
+    c.all_rollouts = rollouts.result() or []
     c.drift = drift.result() if drift is not None else None
     c.commit = commit.result() if commit is not None else None
     return c
@@ -136,16 +173,23 @@ def cards(state: ApiState) -> list[EnvironmentCard]:
     alerts_future = _POOL.submit(firing_alerts, state)
     summaries = state.backend.environments()
     alerts, alerts_problem = alerts_future.result()
-    return [card(state, s, alerts, alerts_problem) for s in summaries]
+    made = [_CARDS.submit(card, state, s, alerts, alerts_problem) for s in summaries]
+    return [m.result() for m in made]
 
 
 @dataclass
 class EnvironmentPage:
     card: EnvironmentCard
     releases: list[ReleaseView]
-    rollouts: list[RolloutView]
-    pipelines: list[PipelineSummary]
     source: EnvironmentSummary | None  # the environment it is promoted from
+
+    @property
+    def rollouts(self) -> list[RolloutView]:
+        return self.card.all_rollouts
+
+    @property
+    def pipelines(self) -> list[PipelineSummary]:
+        return self.card.all_pipelines
 
     @property
     def previous_release(self) -> int | None:
@@ -174,12 +218,8 @@ def environment_page(state: ApiState, env: str) -> EnvironmentPage:
     alerts_future = _POOL.submit(firing_alerts, state)
     problems: list[str] = []
     releases = _POOL.submit(_attempt, problems, "releases", lambda: b.releases(env))
-    all_rollouts = _POOL.submit(_attempt, problems, "rollouts", lambda: b.rollouts(env))
-    pipelines = _POOL.submit(_attempt, problems, "pipelines", lambda: b.pipelines(env))
     alerts, alerts_problem = alerts_future.result()
     c = card(state, summary, alerts, alerts_problem)
     c.problems += problems
     source = summaries.get(summary.promote_from) if summary.promote_from else None
-    return EnvironmentPage(
-        c, releases.result() or [], all_rollouts.result() or [], pipelines.result() or [], source
-    )
+    return EnvironmentPage(c, releases.result() or [], source)

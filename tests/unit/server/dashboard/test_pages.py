@@ -210,3 +210,18 @@ def test_live_messages_say_changed_once_per_batch() -> None:
     data = re.search(r"data: (.*)\n", said)
     assert data is not None
     assert '"environments": ["qa", "staging"]' in data.group(1)
+
+
+def test_drift_is_reused_until_an_event_is_recorded(dash: Dash) -> None:
+    from conveyor.server.api import state_of
+    from conveyor.server.dashboard.cards import DriftCache
+
+    state = state_of(dash.client.app)  # type: ignore[arg-type]
+    cache = DriftCache(seconds=3600)
+    first = cache.get(state, "staging")
+    assert cache.get(state, "staging") is first  # nothing happened: the same answer
+    dash.backend.add_pipeline("staging", "c3", "success", {})  # records an event
+    assert cache.get(state, "staging") is not first
+    expiring = DriftCache(seconds=0)
+    kept = expiring.get(state, "staging")
+    assert expiring.get(state, "staging") is not kept  # past its time: asked again
