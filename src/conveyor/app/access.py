@@ -28,6 +28,7 @@ __all__ = [
     "audit_log",
     "authenticate",
     "create_token",
+    "find_token",
     "list_tokens",
     "open_server_db",
     "record",
@@ -108,6 +109,13 @@ def revoke_token(sdb: ServerDatabase, name: str, actor: Principal = CLI) -> Toke
 def authenticate(sdb: ServerDatabase, presented: str) -> Principal | None:
     """The principal whose active token `presented` is, else None. Every active token's hash
     is compared, in constant time, whatever matched before."""
+    found = find_token(sdb, presented)
+    return None if found is None else Principal(name=found.name, role=found.role)
+
+
+def find_token(sdb: ServerDatabase, presented: str) -> Token | None:
+    """The active token `presented` is (recorded as used now), else None: `authenticate`,
+    for callers that keep the token's id (the dashboard's sessions)."""
     digest = token_hash(presented)
     found: Token | None = None
     for t in sdb.tokens.active():
@@ -116,7 +124,7 @@ def authenticate(sdb: ServerDatabase, presented: str) -> Principal | None:
     if found is None:
         return None
     sdb.tokens.touch(found.id, time.time())
-    return Principal(name=found.name, role=found.role)
+    return found
 
 
 def record(

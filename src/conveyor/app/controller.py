@@ -73,6 +73,7 @@ from conveyor.app.logs import LogTail
 from conveyor.app.project import Project
 from conveyor.app.server_views import (
     ActionResult,
+    CommitView,
     DiffView,
     EnvironmentDetail,
     EnvironmentState,
@@ -156,6 +157,8 @@ class EventJournal(Protocol):
     def append(self, event: Event) -> Event: ...
 
     def after(self, after: int | None, limit: int) -> list[Event]: ...
+
+    def last_id(self) -> int | None: ...
 
     def keep_newest(self, count: int) -> None: ...
 
@@ -1202,6 +1205,24 @@ class Controller:
         with self._events_lock:
             found = [e for e in self._events if after is None or e.id > after]
         return found[:limit]
+
+    def last_event_id(self) -> int | None:
+        with self._events_lock:
+            if self._journal is not None:
+                return self._journal.last_id()
+            return self._events[-1].id if self._events else None
+
+    def commit(self, env: str, sha: str) -> CommitView:
+        """A commit of the source as last fetched (the mirror is read, never fetched here)."""
+        self._spec(env)
+        try:
+            info = self.source.commit(sha)
+        except SourceError as e:
+            raise NotFound(f"commit {sha[:12]} of {env}: {e}") from None
+        title = info.message.strip().splitlines()[0] if info.message.strip() else ""
+        return CommitView(
+            sha=info.sha, author=info.author, title=title, committed_at=info.committed_at
+        )
 
     # ServerBackend: acting -------------------------------------------------------------------
 

@@ -46,6 +46,15 @@ class EnvironmentDetail(BaseModel):
     superseded: Supersession | None = None
 
 
+class CommitView(BaseModel):
+    """A commit of the source repository, as a page shows it."""
+
+    sha: str
+    author: str  # `Name <mail>`
+    title: str  # the message's first line
+    committed_at: str  # committer time, UTC ISO 8601
+
+
 class ServiceDiff(BaseModel):
     service: str
     desired_image: str | None  # None: in git, not running

@@ -227,6 +227,20 @@ def _act(
     return result
 
 
+def act(
+    state: ApiState,
+    p: Principal,
+    action: str,
+    env: str,
+    detail: dict[str, Any],
+    do: Callable[[], T],
+) -> T:
+    """`_act` for the server's other entry points (the dashboard's action forms): the same role
+    check and audit record as the API's own action routes. Raises HTTPException(403) for a role
+    too low and the backend's ServerError (NotFound, ActionRefused) as it is."""
+    return _act(state, p, action, env, detail, do)
+
+
 # no token: health and webhooks -------------------------------------------------------------------
 
 open_routes = APIRouter()

@@ -17,6 +17,7 @@ from conveyor.app.hooks import HookDelivery
 from conveyor.app.logs import LogTail
 from conveyor.app.server_views import (
     ActionResult,
+    CommitView,
     DiffView,
     EnvironmentDetail,
     EnvironmentSummary,
@@ -77,6 +78,14 @@ class ServerBackend(Protocol):
     def log_tail(self, env: str, query: LogQuery, after: int | None, limit: int) -> LogTail:
         """Matching records that came in after position `after` (None: from now), oldest
         first, at most `limit`, with the position to continue from."""
+        ...
+
+    def last_event_id(self) -> int | None:
+        """The newest durable event's id (None: none yet): where a live view starts."""
+        ...
+
+    def commit(self, env: str, sha: str) -> CommitView:
+        """Author, title and time of a commit `env` knows (NotFound when it is not fetched)."""
         ...
 
     # acting (deployer) -----------------------------------------------------------------------
@@ -152,6 +161,12 @@ class NoEnvironments:
         raise self._unknown(env)
 
     def log_tail(self, env: str, query: LogQuery, after: int | None, limit: int) -> LogTail:
+        raise self._unknown(env)
+
+    def last_event_id(self) -> int | None:
+        return None
+
+    def commit(self, env: str, sha: str) -> CommitView:
         raise self._unknown(env)
 
     def promote(self, env: str, source: str, actor: Principal) -> ActionResult:

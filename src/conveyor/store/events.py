@@ -50,6 +50,11 @@ class EventLog:
         )
         return [_event(r) for r in rows]
 
+    def last_id(self) -> int | None:
+        """The newest event's id; None when there is none."""
+        found = self._db.scalar("SELECT MAX(id) FROM timeline")
+        return None if found is None else int(found)
+
     def keep_newest(self, count: int) -> None:
         """Forget all but the newest `count` events."""
         self._db.execute(

@@ -1,7 +1,7 @@
 """The GitOps server's own database (`<data dir>/server.db`), beside the per-project ones:
 
     sdb = ServerDatabase.open(data_dir)
-    sdb.tokens / sdb.audit / sdb.deliveries / sdb.events
+    sdb.tokens / sdb.audit / sdb.deliveries / sdb.events / sdb.web_sessions
 
 Same machinery as a project's store (`store.database`): 0700 directory, 0600 files, WAL, its
 own numbered migrations (`store.server_migrations`).
@@ -17,6 +17,7 @@ from conveyor.store.deliveries import DeliveryRepository
 from conveyor.store.events import EventLog
 from conveyor.store.server_migrations import SERVER_MIGRATIONS
 from conveyor.store.tokens import TokenRepository
+from conveyor.store.web_sessions import WebSessionRepository
 
 SERVER_DB_NAME = "server.db"
 
@@ -28,6 +29,7 @@ class ServerDatabase:
         self.audit = AuditRepository(db)
         self.deliveries = DeliveryRepository(db)
         self.events = EventLog(db)
+        self.web_sessions = WebSessionRepository(db)
 
     @classmethod
     def open(cls, data_dir: Path) -> ServerDatabase:

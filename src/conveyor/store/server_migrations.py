@@ -6,6 +6,8 @@ delivery it answered. Never edit one that has shipped: append a new one.
 (unique per source and delivery id, so a redelivery changes nothing).
 2: the server's events (what the API lists and streams), kept across restarts, in the same
 table a project's timeline uses.
+3: the dashboard's sign-in sessions (the SHA-256 hash of the session id, never the id), each
+tied to the API token it was opened with: revoking the token ends them.
 """
 
 from __future__ import annotations
@@ -49,4 +51,16 @@ CREATE TABLE hook_deliveries (
 CREATE INDEX hook_deliveries_status ON hook_deliveries (status, id);
 """
 
-SERVER_MIGRATIONS: tuple[tuple[Migration, ...], ...] = ((_V1,), (TIMELINE_TABLE,))
+_V3 = """
+CREATE TABLE web_sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash TEXT NOT NULL UNIQUE,     -- sha256 hex of the session id; the id is in the cookie only
+    token_id INTEGER NOT NULL REFERENCES tokens (id),
+    created_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,
+    expires_at REAL NOT NULL       -- the absolute end; idleness is judged from last_seen_at
+);
+CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
+"""
+
+SERVER_MIGRATIONS: tuple[tuple[Migration, ...], ...] = ((_V1,), (TIMELINE_TABLE,), (_V3,))

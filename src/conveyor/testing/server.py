@@ -20,6 +20,7 @@ from conveyor.app.logs import LogTail
 from conveyor.app.server_views import (
     ActionName,
     ActionResult,
+    CommitView,
     DiffView,
     EnvironmentDetail,
     EnvironmentSummary,
@@ -78,6 +79,7 @@ class InMemoryBackend:
     envs: dict[str, MemoryEnvironment] = field(default_factory=dict)
     event_log: list[Event] = field(default_factory=list)
     delivered: list[HookDelivery] = field(default_factory=list)
+    commits: dict[str, CommitView] = field(default_factory=dict)  # what `commit` finds
     fail_hooks: bool = False  # hook_received raises, as a controller that crashed would
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -264,6 +266,17 @@ class InMemoryBackend:
                 return LogTail(records=[], position=last)
             found = [r for r in e.log_records if r.id > after and _matches(r, query)][:limit]
         return LogTail(records=found, position=found[-1].id if found else after)
+
+    def last_event_id(self) -> int | None:
+        with self._lock:
+            return self.event_log[-1].id if self.event_log else None
+
+    def commit(self, env: str, sha: str) -> CommitView:
+        self._env(env)
+        found = self.commits.get(sha)
+        if found is None:
+            raise NotFound(f"no commit {sha} in {env}'s repository")
+        return found
 
     # ServerBackend: acting -----------------------------------------------------------------
 

@@ -1,0 +1,223 @@
+"""The dashboard in a real Chromium against a real `conveyor server`: the example-style app
+(tests/integration/gitops/server_world.py) deployed by a real pipeline (shell executor) at
+version 1, then 2. Sign in, the overview, the environment page, a rollback from the UI that
+makes version 1 answer on the published port again, live updates, sign out; a viewer sees
+no action and its forged POST is 403; a POST without the CSRF token is 403. axe-core checks
+every page; every page is screenshot at 1280x800 and 375 wide (artifacts/screenshots/).
+
+The tests run in order and share one server and one browser (CI time)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from conveyor.testing.net import free_port
+from tests.integration.dashboard.conftest import Browser
+from tests.integration.gitops.server_world import ServerWorld, conveyor
+
+WAIT = 120  # seconds: an upper bound for a wait-until, never a measured threshold
+PRODUCTION_PORT = free_port()
+CONVEYOR = """\
+environments:
+  staging:
+    branch: main
+    poll_interval: 1h
+  production:
+    promote_from: staging
+    overrides:
+      web:
+        ports: {{"{staging}": {production}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[ServerWorld]:
+    w = ServerWorld(tmp_path_factory.mktemp("dash"), base_image, "dashb")
+    (w.repo / "conveyor.yaml").write_text(
+        CONVEYOR.format(staging=w.port, production=PRODUCTION_PORT)
+    )
+    w.push("1")
+    w.start()
+    try:
+        w.wait_for(lambda: w.serving() == "1", "version 1 to serve")
+        sha = w.push("2")
+        assert w.hook(sha, "dash-2") == 202
+        w.wait_for(lambda: w.serving() == "2", "version 2 to serve")
+        yield w
+    finally:
+        w.close(conveyor)
+
+
+@pytest.fixture(scope="module")
+def tokens(world: ServerWorld) -> dict[str, str]:
+    return {role: world.token(role) for role in ("viewer", "deployer")}
+
+
+def until(browser: Browser, check: Any, what: str) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser.driver, WAIT, poll_frequency=0.1).until(
+        lambda _d: check(), message=what
+    )
+
+
+def css(browser: Browser, selector: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return list(browser.driver.find_elements(By.CSS_SELECTOR, selector))
+
+
+def check_page(browser: Browser, name: str) -> None:
+    """No serious or critical axe violation, and the page's screenshots."""
+    bad = browser.axe()
+    browser.screenshot(name)
+    assert not bad, "\n".join(
+        f"{v['id']} ({v['impact']}): {v['help']} — "
+        + "; ".join(str(n.get("target")) for n in v.get("nodes", [])[:5])
+        for v in bad
+    )
+
+
+def sign_in(browser: Browser, world: ServerWorld, token: str, path: str = "/") -> None:
+    browser.driver.get(world.url + path)
+    until(browser, lambda: "/signin" in browser.driver.current_url, "the sign-in page")
+    field = css(browser, "#token")[0]
+    field.send_keys(token)
+    field.submit()
+    until(browser, lambda: browser.driver.current_url == world.url + path, f"{path} after sign-in")
+
+
+def test_sign_in_then_the_overview(
+    browser: Browser, world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    browser.driver.get(world.url + "/")
+    assert "/signin" in browser.driver.current_url  # no session: to the sign-in page
+    check_page(browser, "signin")
+    sign_in(browser, world, tokens["deployer"])
+    staging, production = css(browser, "section.card")
+    assert "production" in production.text and "none yet" in production.text
+    text = staging.text
+    assert "staging" in text and "serving" in text
+    assert "#2" in text  # the second release serves
+    assert "version 2" in text and "by t" in text  # the commit's title and author
+    assert "success" in text  # its pipeline
+    assert "1/1" in text  # web: one replica ready of one
+    assert "in sync" in text
+    check_page(browser, "overview")
+
+
+def test_roll_back_from_the_environment_page(browser: Browser, world: ServerWorld) -> None:
+    d = browser.driver
+    css(browser, 'nav.envs a[href="/environments/staging"]')[0].click()
+    until(browser, lambda: d.current_url.endswith("/environments/staging"), "staging's page")
+    assert "Actions" in d.page_source
+    check_page(browser, "environment")
+    css(browser, 'a[href="/environments/staging/actions/rollback?release=1"]')[0].click()
+    until(browser, lambda: "/actions/rollback" in d.current_url, "the confirm step")
+    assert "Roll staging back to release #1?" in d.page_source
+    check_page(browser, "confirm-rollback")
+    assert world.serving() == "2"  # asking changed nothing
+    css(browser, "form.confirm button[type=submit]")[0].click()
+    until(browser, lambda: css(browser, ".notice-ok"), "the rollback's outcome")
+    assert d.current_url.endswith("/environments/staging")
+    world.wait_for(lambda: world.serving() == "1", "version 1 to answer again")
+    # the page shows release 1 serving
+    until(browser, lambda: "#1" in css(browser, "#live dl.facts")[0].text, "release 1 shown")
+    check_page(browser, "environment-after-rollback")
+
+
+def test_promote_from_the_environment_page(browser: Browser, world: ServerWorld) -> None:
+    d = browser.driver
+    css(browser, 'nav.envs a[href="/environments/production"]')[0].click()
+    until(browser, lambda: d.current_url.endswith("/environments/production"), "its page")
+    assert "none yet" in css(browser, "#live dl.facts")[0].text  # nothing deployed
+    css(browser, 'a[href="/environments/production/actions/promote?from=staging"]')[0].click()
+    until(browser, lambda: "/actions/promote" in d.current_url, "the confirm step")
+    check_page(browser, "confirm-promote")
+    css(browser, "form.confirm button[type=submit]")[0].click()
+    until(browser, lambda: css(browser, ".notice-ok"), "the promotion's outcome")
+    assert world.serving(PRODUCTION_PORT) == "1"  # staging's release, now in production
+
+
+def test_the_overview_follows_events_live(
+    browser: Browser, world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    d = browser.driver
+    d.get(world.url + "/")
+    until(browser, lambda: css(browser, "[data-live-status]")[0].text == "live", "the stream")
+    d.execute_script("window.__notReloaded = true")
+    auth = {"Authorization": f"Bearer {tokens['deployer']}"}
+    r = httpx.post(f"{world.url}/api/v1/environments/staging/suspend", headers=auth, timeout=60)
+    assert r.status_code == 200, r.text
+    answered = time.monotonic()
+    until(
+        browser,
+        lambda: "suspended" in css(browser, "section.card .card-head")[0].text,
+        "the overview to show staging suspended",
+    )
+    shown = time.monotonic() - answered
+    assert d.execute_script("return window.__notReloaded === true")  # a swap, not a reload
+    print(f"live update: shown {shown:.2f} s after the API answered")
+    r = httpx.post(f"{world.url}/api/v1/environments/staging/resume", headers=auth, timeout=120)
+    assert r.status_code == 200, r.text
+    until(
+        browser,
+        lambda: "suspended" not in css(browser, "section.card .card-head")[0].text,
+        "the overview to show staging resumed",
+    )
+    check_page(browser, "overview")  # both environments serving
+
+
+def test_sign_out(browser: Browser, world: ServerWorld) -> None:
+    d = browser.driver
+    css(browser, "form.signout button")[0].click()
+    until(browser, lambda: d.current_url.endswith("/signin"), "the sign-in page")
+    d.get(world.url + "/environments/staging")
+    assert "/signin" in d.current_url  # the session is over
+
+
+def test_a_viewer_has_no_action_and_forged_posts_are_403(
+    browser: Browser, world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    d = browser.driver
+    sign_in(browser, world, tokens["viewer"], "/environments/staging")
+    assert not css(browser, 'a[href*="/actions/"]')
+    assert not css(browser, "#actions-h")
+    check_page(browser, "environment-viewer")
+    # forged: the viewer's own session cookie and CSRF token, posted by hand
+    cookies = {c["name"]: c["value"] for c in d.get_cookies()}
+    token = re.search(r'name="csrf_token" value="([^"]+)"', d.page_source)
+    assert token is not None
+    r = httpx.post(
+        f"{world.url}/environments/staging/actions/rollback",
+        data={"csrf_token": token.group(1), "release": "2"},
+        cookies=cookies,
+        timeout=60,
+    )
+    assert r.status_code == 403 and "deployer role" in r.text
+    d.get(world.url + "/environments/nope")
+    check_page(browser, "not-found")
+
+
+def test_a_post_without_the_csrf_token_is_403(world: ServerWorld, tokens: dict[str, str]) -> None:
+    with httpx.Client(base_url=world.url, timeout=60, follow_redirects=True) as c:
+        form = c.get("/signin")
+        signin_csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert signin_csrf is not None
+        r = c.post(
+            "/signin", data={"token": tokens["deployer"], "csrf_token": signin_csrf.group(1)}
+        )
+        assert r.status_code == 200 and "Overview" in r.text  # followed to the overview
+        refused = c.post("/environments/staging/actions/suspend", data={})
+        assert refused.status_code == 403
+        detail = c.get(
+            "/api/v1/environments/staging",
+            headers={"Authorization": f"Bearer {tokens['deployer']}"},
+        ).json()
+        assert detail["environment"]["suspended"] is False
