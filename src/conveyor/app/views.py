@@ -170,7 +170,8 @@ class ChecksHealthView(BaseModel):
             return "not running"
         age = f", status {self.status_age:g}s old" if self.status_age is not None else ""
         state = "stale" if self.stale else "running"
-        return f"{state} (pid {self.pid}): {self.checks} checks, {self.problems} problems{age}"
+        noun = "problem" if self.problems == 1 else "problems"
+        return f"{state} (pid {self.pid}): {self.checks} checks, {self.problems} {noun}{age}"
 
 
 class StatusView(BaseModel):

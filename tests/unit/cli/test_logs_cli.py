@@ -109,3 +109,26 @@ def test_without_a_store_filters_say_what_is_missing(
     err = " ".join(capsys.readouterr().err.split())
     assert "no log store for shop yet" in err
     assert not (project / ".conveyor" / "shop" / "logs.db").exists()
+
+
+def test_a_structured_line_without_a_message_is_printed_once(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = LogStore.open(project / ".conveyor" / "shop" / "logs.db")
+    web = store.source(LogLabels(project="shop", service="web", replica="web-1-1", container="c"))
+    now = int(time.time() * 1e9)
+    store.write(
+        [
+            (web, now - 2 * 10**9, 2, '{"path": "/cart", "status": 200}',
+             '{"path":"/cart","status":"200"}'),
+            (web, now - 1 * 10**9, None, "path=/cart status=500",
+             '{"path":"/cart","status":"500"}'),
+        ]
+    )  # fmt: skip
+    store.close()
+    assert run(monkeypatch) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        "web-1-1 info     path=/cart status=200",
+        "web-1-1 path=/cart status=500",
+    ]
