@@ -395,3 +395,8 @@ class HookRejected(ConveyorError):
         super().__init__(f"{status}: {reason}")
         self.status = status
         self.reason = reason
+
+
+class AwsError(ConveyorError):
+    """The AWS template cannot be rendered as asked, or CloudFormation refused or rolled back
+    a change (the message names the resource and the reason AWS gave)."""

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from conveyor.model.alert_thresholds import AlertThresholds
+from conveyor.model.aws import AwsSettings
 from conveyor.model.checks import ChecksSettings
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.frozen import Frozen
@@ -129,6 +130,7 @@ class ConveyorConfig(Frozen):
     notifications: NotificationsSpec = NotificationsSpec()
     logs: LogShipping = LogShipping()  # where the stored log lines are shipped
     checks: ChecksSettings = ChecksSettings()  # Nagios for every environment (docs/checks.md)
+    aws: AwsSettings = AwsSettings()  # the infrastructure `conveyor aws` renders (docs/aws.md)
 
     def promotion_order(self) -> list[str]:
         """Environment names by name, except that a `promote_from` source comes before the
