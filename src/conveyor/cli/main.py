@@ -120,6 +120,15 @@ def _add_checks() -> None:
 _add_checks()
 
 
+def _add_aws() -> None:
+    from conveyor.cli.aws import app as aws_app
+
+    app.add_typer(aws_app, name="aws", help="AWS infrastructure as code (docs/aws.md).")
+
+
+_add_aws()
+
+
 def _add_server() -> None:
     from conveyor.cli.server import server, token_app
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from conveyor.model.frozen import Frozen
 
 NatMode = Literal["per_az", "single"]
@@ -92,3 +94,54 @@ class AwsService(Frozen):
     timeout: int = 5  # seconds, 2-120 and below the interval
     healthy: int = 2  # checks in a row, 2-10
     unhealthy: int = 3  # checks in a row, 2-10
+
+
+# --- what CloudFormation says back (provision.aws reads it, cli prints it) -------------------
+
+
+class StackChange(Frozen):
+    """One resource change of a change set."""
+
+    action: str  # Add, Modify, Remove (CloudFormation's words)
+    logical_id: str
+    resource_type: str
+    replacement: str | None = None  # True, False or Conditional for a Modify
+
+
+class ChangeSetPlan(Frozen):
+    """A change set CloudFormation computed: what `apply` would do."""
+
+    stack_name: str
+    kind: Literal["CREATE", "UPDATE"]
+    change_set: str  # its id (ARN)
+    changes: tuple[StackChange, ...] = ()
+
+
+class StackEvent(Frozen):
+    """One line of a stack's progress."""
+
+    logical_id: str
+    resource_type: str
+    status: str
+    reason: str | None = None
+
+
+class StackState(Frozen):
+    """A deployed stack: its status and outputs."""
+
+    name: str
+    status: str
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+
+DiffAction = Literal["added", "removed", "changed"]
+
+
+class ResourceDiff(Frozen):
+    """One resource that differs between the deployed template and the rendered one; `lines`
+    is a unified diff of its JSON (deployed -> rendered)."""
+
+    logical_id: str
+    resource_type: str
+    action: DiffAction
+    lines: tuple[str, ...] = ()

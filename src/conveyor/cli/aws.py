@@ -1,0 +1,210 @@
+"""`conveyor aws`: the project's AWS infrastructure as code (docs/aws.md).
+
+conveyor aws render [--out DIR]     write DIR/template.json and DIR/parameters.json
+conveyor aws plan                   the change set CloudFormation computes (nothing kept)
+conveyor aws apply                  execute a change set, wait with progress, print outputs
+conveyor aws diff                   the deployed stack's template against the rendered one
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from conveyor.app.aws import AwsInputs, aws_apply, aws_diff, aws_inputs, aws_plan, render_files
+from conveyor.cli.output import console, esc, print_json
+from conveyor.model.aws import ChangeSetPlan, StackEvent
+
+app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
+
+FileOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "-f", "--file", help="Compose file (repeat to merge several).", show_default=False
+    ),
+]
+ProjectOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-p",
+        "--project-name",
+        help="Project name.",
+        envvar="COMPOSE_PROJECT_NAME",
+        show_default=False,
+    ),
+]
+ConveyorFileOpt = Annotated[
+    Path,
+    typer.Option("--conveyor-file", help="The file whose `aws:` section is read."),
+]
+RegionOpt = Annotated[
+    str | None,
+    typer.Option("--region", help="Over aws.region (default us-east-1).", show_default=False),
+]
+StackOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stack-name", help="Over aws.stack_name (default conveyor-<project>).", show_default=False
+    ),
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-url",
+        envvar="AWS_ENDPOINT_URL",
+        help="Another endpoint than AWS's (moto, LocalStack).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _inputs(
+    file: list[Path] | None,
+    project_name: str | None,
+    conveyor_file: Path,
+    region: str | None,
+    stack_name: str | None,
+) -> AwsInputs:
+    return aws_inputs(
+        file or [],
+        conveyor_file,
+        dict(os.environ),
+        Path.cwd(),
+        project_name=project_name,
+        region=region,
+        stack_name=stack_name,
+    )
+
+
+@app.command()
+def render(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write into.")] = Path(
+        "cloudformation"
+    ),
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
+    region: RegionOpt = None,
+    stack_name: StackOpt = None,
+) -> None:
+    """Write the CloudFormation template (and its parameters) from conveyor.yaml's `aws:`
+    section and the compose file's published services."""
+    inputs = _inputs(file, project_name, conveyor_file, region, stack_name)
+    files = render_files(inputs, out)
+    served = ", ".join(f"{s.name}:{s.port}" for s in inputs.services) or "none"
+    console.print(
+        f"wrote {esc(files.template)} and {esc(files.parameters)} "
+        f"(stack {esc(inputs.stack_name)}, {esc(inputs.settings.region)}; "
+        f"published services: {esc(served)})",
+        highlight=False,
+    )
+
+
+def _changes_table(plan: ChangeSetPlan) -> Table:
+    t = Table(
+        title=esc(f"{plan.stack_name}: {plan.kind.lower()}, {len(plan.changes)} change(s)"),
+        title_justify="left",
+    )
+    for col in ("action", "resource", "type", "replacement"):
+        t.add_column(col)
+    colours = {"Add": "green", "Modify": "yellow", "Remove": "red"}
+    for c in plan.changes:
+        colour = colours.get(c.action, "white")
+        t.add_row(
+            f"[{colour}]{esc(c.action)}[/]",
+            esc(c.logical_id),
+            esc(c.resource_type),
+            esc(c.replacement or ""),
+        )
+    return t
+
+
+@app.command()
+def plan(
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
+    region: RegionOpt = None,
+    stack_name: StackOpt = None,
+    endpoint_url: EndpointOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What `apply` would change: CloudFormation's change set of the rendered template
+    (create or update). The change set is deleted again: nothing changes."""
+    inputs = _inputs(file, project_name, conveyor_file, region, stack_name)
+    result = aws_plan(inputs, endpoint_url)
+    if as_json:
+        print_json(result.model_dump(mode="json", exclude={"change_set"}))
+        return
+    if not result.changes:
+        console.print(f"{esc(result.stack_name)}: no changes", highlight=False)
+        return
+    console.print(_changes_table(result))
+
+
+def _progress(event: StackEvent) -> None:
+    colour = "red" if "FAILED" in event.status else "green" if "COMPLETE" in event.status else ""
+    status = f"[{colour}]{esc(event.status)}[/]" if colour else esc(event.status)
+    why = f" — {esc(event.reason)}" if event.reason else ""
+    console.print(
+        f"{esc(event.logical_id)} ({esc(event.resource_type)}): {status}{why}", highlight=False
+    )
+
+
+@app.command()
+def apply(
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
+    region: RegionOpt = None,
+    stack_name: StackOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Create or update the stack through a change set, print progress until it settles,
+    then its outputs. A rollback ends with the failed resources and AWS's reasons."""
+    inputs = _inputs(file, project_name, conveyor_file, region, stack_name)
+    result = aws_apply(inputs, endpoint_url, on_event=_progress)
+    if not result.executed:
+        console.print(f"{esc(inputs.stack_name)}: no changes", highlight=False)
+    else:
+        console.print(_changes_table(result.plan))
+    console.print(f"{esc(inputs.stack_name)}: {esc(result.state.status)}", highlight=False)
+    for key, value in sorted(result.state.outputs.items()):
+        console.print(f"  {esc(key)} = {esc(value)}", highlight=False)
+
+
+@app.command()
+def diff(
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
+    region: RegionOpt = None,
+    stack_name: StackOpt = None,
+    endpoint_url: EndpointOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The deployed stack's template against the rendered one, resource by resource (exit
+    code 1 when they differ)."""
+    inputs = _inputs(file, project_name, conveyor_file, region, stack_name)
+    diffs = aws_diff(inputs, endpoint_url)
+    if as_json:
+        print_json([d.model_dump(mode="json") for d in diffs])
+    else:
+        if not diffs:
+            console.print(f"{esc(inputs.stack_name)}: the deployed template is the rendered one")
+        colours = {"added": "green", "removed": "red", "changed": "yellow"}
+        for d in diffs:
+            colour = colours[d.action]
+            console.print(
+                f"[{colour}]{d.action}[/] {esc(d.logical_id)} ({esc(d.resource_type)})",
+                highlight=False,
+            )
+            for line in d.lines[2:]:  # the two header lines name the resource again
+                console.print(f"    {esc(line)}", highlight=False)
+    if diffs:
+        raise typer.Exit(1)

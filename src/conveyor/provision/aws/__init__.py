@@ -1,0 +1,1 @@
+"""AWS through boto3: the only package that talks to AWS (an import-linter contract)."""
