@@ -63,7 +63,8 @@ class CloudFormation:
     def stack(self, name: str) -> StackState | None:
         """The stack, None when there is none (or only an unexecuted change set's)."""
         state = self._read(name)
-        return None if state is None or state.status == "REVIEW_IN_PROGRESS" else state
+        gone = ("REVIEW_IN_PROGRESS", "DELETE_COMPLETE")  # no stack yet, or a deleted one
+        return None if state is None or state.status in gone else state
 
     def _read(self, name: str) -> StackState | None:
         try:
