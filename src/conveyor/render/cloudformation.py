@@ -789,7 +789,8 @@ class _Builder:
                 HealthCheckGracePeriod=300,
                 UpdatePolicy=UpdatePolicy(
                     AutoScalingRollingUpdate=AutoScalingRollingUpdate(
-                        MinInstancesInService=str(h.min),
+                        # below MaxSize, or CloudFormation refuses the update (min == max)
+                        MinInstancesInService=str(max(0, min(h.min, h.max - 1))),
                         MaxBatchSize="1",
                         PauseTime="PT5M",
                     )

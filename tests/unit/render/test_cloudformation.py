@@ -131,6 +131,15 @@ def test_host_role_reaches_only_the_backup_prefix() -> None:
     assert "*" not in json.dumps([s["Action"] for s in statements])
 
 
+def test_rolling_update_keeps_hosts_in_service_below_max_size() -> None:
+    def kept(low: int, high: int) -> str:
+        t = render(AwsSettings(hosts=HostsSettings(min=low, max=high, desired=low)))
+        update = t["Resources"]["HostGroup"]["UpdatePolicy"]["AutoScalingRollingUpdate"]
+        return str(update["MinInstancesInService"])
+
+    assert (kept(2, 4), kept(3, 3), kept(0, 1)) == ("2", "2", "0")
+
+
 def test_snapshot_policy_follows_the_settings() -> None:
     t = render(AwsSettings())
     schedule = t["Resources"]["SnapshotPolicy"]["Properties"]["PolicyDetails"]["Schedules"][0]
