@@ -295,13 +295,13 @@ def supersede(
         return recorder.cancel_redundant(ref, commit=commit)
 
 
-def history(file: Path, limit: int = 20) -> PipelineHistory:
-    """Pipelines run here, newest first."""
+def history(file: Path, limit: int = 20, before: int | None = None) -> PipelineHistory:
+    """Pipelines run here, newest first (only those older than pipeline `before`, if given)."""
     with _store(_file(file)) as store:
         return PipelineHistory(
             pipelines=[
                 _view(PipelineSummary, r, duration=r.duration)
-                for r in store.pipelines.latest(limit)
+                for r in store.pipelines.latest(limit, before)
             ]
         )
 

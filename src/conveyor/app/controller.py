@@ -1098,11 +1098,65 @@ class Controller:
         path = self._pipeline_file(env)
         if path is None:
             raise NotFound(f"{env} runs no pipeline")
-        for summary in ci_app.history(path, 50).pipelines:
-            for view in ci_app.show(path, summary.id).jobs:
-                if view.id == job:
-                    return ci_app.logs(path, view.name, summary.id)
-        raise NotFound(f"no job {job} in {env}'s pipelines")
+        try:
+            # by id, one read: the dashboard asks again and again while a job runs
+            return ci_app.logs(path, str(job))
+        except ConveyorError:
+            raise NotFound(f"no job {job} in {env}'s pipelines") from None
+
+    def pipeline_page(self, env: str, before: int | None, limit: int) -> list[PipelineSummary]:
+        path = self._pipeline_file(env)
+        return ci_app.history(path, limit, before).pipelines if path is not None else []
+
+    def pipeline(self, env: str, pipeline: int) -> PipelineView:
+        path = self._pipeline_file(env)
+        if path is None:
+            raise NotFound(f"{env} runs no pipeline")
+        try:
+            return ci_app.show(path, pipeline)
+        except ConveyorError as e:
+            raise NotFound(f"{env}: {e}") from None
+
+    def pipeline_needs(self, env: str) -> dict[str, list[str] | None]:
+        path = self._pipeline_file(env)
+        if path is None:
+            return {}
+        spec = self._spec(env)
+        try:
+            graph = ci_app.graph(path, ref=spec.branch)
+        except ConveyorError:  # a file that does not load: the page draws stage order only
+            return {}
+        return {j.name: j.needs for stage in graph.stages for j in stage.jobs}
+
+    def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
+        """The engine's own cancel request (the running pipeline polls it every 0.5 s and
+        stops its jobs); not under `_work`, which the running pipeline holds."""
+        path = self._pipeline_file(env)
+        if path is None:
+            raise NotFound(f"{env} runs no pipeline")
+        store = ci_store(path.parent)
+        try:
+            row = store.pipelines.get(pipeline)
+            if row is None or row.parent_pipeline_id is not None:
+                raise NotFound(f"{env}: no pipeline {pipeline}")
+            if row.status not in ("running", "created"):
+                raise ActionRefused(f"pipeline #{pipeline} is {row.status}, not running")
+            store.pipelines.request_cancel(pipeline, "all")
+        finally:
+            store.close()
+        self._timeline.emit(
+            "pipeline.canceled",
+            f"pipeline #{pipeline} of {env}: cancel asked by {actor.name}",
+            environment=env,
+            commit=row.sha,
+            pipeline=pipeline,
+            data={"scope": "all", "actor": actor.name},
+        )
+        return ActionResult(
+            action="cancel",
+            environment=env,
+            message=f"pipeline #{pipeline}: cancel asked; its running jobs stop within seconds",
+        )
 
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         """Commit -> pipeline -> release -> rollout -> verdict for each of the newest `limit`
@@ -1119,6 +1173,20 @@ class Controller:
         except ConveyorError:  # the work tree's compose file cannot be read: nothing to show
             return []
         return [timeline(project, sha) for sha in self._recent_commits(env, project, limit)]
+
+    def commit_timeline(self, env: str, sha: str) -> TimelineView:
+        from conveyor.app.timeline import timeline
+
+        spec = self._spec(env)
+        progress = self._progress(env)
+        anchor = progress.deployed or progress.syncing or progress.failed
+        if anchor is None or not self._work_tree(env).exists():
+            raise NotFound(f"{env} has run nothing yet")
+        try:
+            project = self._project(spec, anchor)
+            return timeline(project, sha, events=True)
+        except ConveyorError as e:  # an unknown ref, or a work tree that cannot be read
+            raise NotFound(f"{env}: commit {sha[:12]}: {e}") from None
 
     def _recent_commits(self, env: str, project: Project, limit: int) -> list[str]:
         """The commits `env` ran pipelines for or built releases from, newest first."""
