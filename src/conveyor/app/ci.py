@@ -387,6 +387,20 @@ def artifacts(
     )
 
 
+def artifact_file(file: Path, job: int, path: str) -> Path:
+    """Where the stored content of file `path` (as listed: relative, `/`-separated) of job
+    `job`'s artifacts is, to send as a download. The path is looked up in the manifest, never
+    joined to a directory. ConveyorError when the job kept no such file or they expired."""
+    f = _file(file)
+    kept, manifest = kept_artifacts(ci_state_dir(f.parent), job)
+    if manifest is None or manifest.expired(time.time()):
+        raise ConveyorError(f"job {job} has no artifacts to download (none kept, or expired)")
+    entry = manifest.snapshot.entries.get(path)
+    if entry is None or entry.kind != "file" or entry.digest is None:
+        raise ConveyorError(f"the artifacts of job {job} have no file {path!r}")
+    return kept.blobs.path(entry.digest)
+
+
 def environments(file: Path) -> EnvironmentsView:
     """Environments the pipelines deployed, with their URL and state, by name."""
     with _store(_file(file)) as store:

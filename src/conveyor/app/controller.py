@@ -1117,6 +1117,15 @@ class Controller:
         except ConveyorError as e:
             raise NotFound(f"{env}: {e}") from None
 
+    def artifact_file(self, env: str, job: int, path: str) -> Path:
+        pipeline_file = self._pipeline_file(env)
+        if pipeline_file is None:
+            raise NotFound(f"{env} runs no pipeline")
+        try:
+            return ci_app.artifact_file(pipeline_file, job, path)
+        except ConveyorError as e:
+            raise NotFound(f"{env}: {e}") from None
+
     def pipeline_needs(self, env: str) -> dict[str, list[str] | None]:
         path = self._pipeline_file(env)
         if path is None:

@@ -9,6 +9,7 @@ called from a worker thread, never from the event loop, so it may block.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
@@ -66,6 +67,11 @@ class ServerBackend(Protocol):
         """Each job's `needs` in `env`'s pipeline configuration as its work tree has it now
         (None: no `needs`, stage order); {} when it cannot be read. The engine does not
         record `needs` per pipeline, so an older pipeline is drawn with today's edges."""
+        ...
+
+    def artifact_file(self, env: str, job: int, path: str) -> Path:
+        """The stored content of the file `path` among job `job`'s artifacts (NotFound when
+        it has none such, or they expired)."""
         ...
 
     def commit_timeline(self, env: str, sha: str) -> TimelineView:
@@ -179,6 +185,9 @@ class NoEnvironments:
         raise self._unknown(env)
 
     def pipeline_needs(self, env: str) -> dict[str, list[str] | None]:
+        raise self._unknown(env)
+
+    def artifact_file(self, env: str, job: int, path: str) -> Path:
         raise self._unknown(env)
 
     def commit_timeline(self, env: str, sha: str) -> TimelineView:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
@@ -62,6 +63,7 @@ class MemoryEnvironment:
     approvals: set[int] = field(default_factory=set)
     log_records: list[LogRecord] = field(default_factory=list)  # oldest first
     needs: dict[str, list[str] | None] = field(default_factory=dict)  # pipeline_needs
+    artifact_files: dict[tuple[int, str], Path] = field(default_factory=dict)  # (job, path)
 
     def release(self, number: int) -> ReleaseView:
         for r in self.releases:
@@ -183,6 +185,12 @@ class InMemoryBackend:
 
     def pipeline_needs(self, env: str) -> dict[str, list[str] | None]:
         return dict(self._env(env).needs)
+
+    def artifact_file(self, env: str, job: int, path: str) -> Path:
+        found = self._env(env).artifact_files.get((job, path))
+        if found is None:
+            raise NotFound(f"{env}: job {job} kept no file {path!r}")
+        return found
 
     def commit_timeline(self, env: str, sha: str) -> TimelineView:
         for view in self.timeline(env, 100):

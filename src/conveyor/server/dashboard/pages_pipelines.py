@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Header, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from conveyor.app.ci_views import JobView, PipelineSummary, PipelineView
 from conveyor.app.server_views import ActionResult
@@ -203,6 +204,23 @@ def job_log_stream(
         log_stream(state, env, pid, job, max(0, offset)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/environments/{env}/pipelines/{pid}/jobs/{job}/artifacts/{path:path}")
+def artifact(
+    request: Request, env: str, pid: int, job: int, path: str, _visit: CurrentVisit
+) -> Response:
+    """One file of a job's artifacts, as a download (viewer role: any signed-in user). Sent
+    as an attachment of an opaque type, so a kept HTML file never runs on this origin."""
+    state = api_state(request)
+    _job(_read(lambda: state.backend.pipeline(env, pid)), job)
+    blob: Path = _read(lambda: state.backend.artifact_file(env, job, path))
+    return FileResponse(
+        blob,
+        media_type="application/octet-stream",
+        filename=path.rsplit("/", 1)[-1],
+        headers={**SECURITY_HEADERS, "Content-Security-Policy": "sandbox; default-src 'none'"},
     )
 
 

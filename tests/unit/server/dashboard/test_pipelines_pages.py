@@ -4,6 +4,7 @@ pipeline and a commit's timeline, in process over the in-memory backend."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conveyor.app.ci_views import JobArtifacts, TestFailureView
 from tests.unit.server.dashboard.conftest import Dash, csrf
@@ -78,7 +79,7 @@ def test_the_job_page_shows_the_log_escaped_and_coloured(dash: Dash) -> None:
     assert dash.client.get(f"/environments/staging/pipelines/{pid}/jobs/1234").status_code == 404
 
 
-def test_the_job_page_shows_junit_results_and_artifacts(dash: Dash) -> None:
+def test_the_job_page_shows_junit_results_and_artifacts(dash: Dash, tmp_path: Path) -> None:
     pid, _jobs = _pipeline(dash)
     e = dash.backend.envs["staging"]
     unit = e.jobs[pid][2]
@@ -104,6 +105,19 @@ def test_the_job_page_shows_junit_results_and_artifacts(dash: Dash) -> None:
     assert "expected 3 &lt;got 4&gt;" in html
     assert "of 4" in html
     assert "dist/" in html and "report.xml" in html
+    link = f"/environments/staging/pipelines/{pid}/jobs/{unit.id}/artifacts/report.xml"
+    assert f'href="{link}"' in html
+    assert dash.client.get(link).status_code == 404  # not stored
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"<html><script>alert(1)</script>")
+    e.artifact_files[(unit.id, "report.xml")] = blob
+    r = dash.client.get(link)
+    assert r.status_code == 200 and r.content == blob.read_bytes()
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["content-disposition"].startswith("attachment")
+    assert "sandbox" in r.headers["content-security-policy"]
+    dash.client.post("/signout", data={"csrf_token": csrf(html)})
+    assert dash.client.get(link, follow_redirects=False).status_code == 303  # signed out
 
 
 def test_a_running_jobs_log_streams_then_ends(dash: Dash) -> None:
