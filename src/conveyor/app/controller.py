@@ -60,6 +60,7 @@ from conveyor.app import deploy as deploy_app
 from conveyor.app import logs as logs_app
 from conveyor.app.checks import ChecksController, settings_from, stop_checks
 from conveyor.app.ci_views import (
+    GraphView,
     InterruptedPipeline,
     JobLog,
     JobView,
@@ -1126,16 +1127,15 @@ class Controller:
         except ConveyorError as e:
             raise NotFound(f"{env}: {e}") from None
 
-    def pipeline_needs(self, env: str) -> dict[str, list[str] | None]:
+    def pipeline_graph(self, env: str) -> GraphView | None:
         path = self._pipeline_file(env)
         if path is None:
-            return {}
+            return None
         spec = self._spec(env)
         try:
-            graph = ci_app.graph(path, ref=spec.branch)
-        except ConveyorError:  # a file that does not load: the page draws stage order only
-            return {}
-        return {j.name: j.needs for stage in graph.stages for j in stage.jobs}
+            return ci_app.graph(path, ref=spec.branch)
+        except ConveyorError:  # a file that does not load: the page draws what was recorded
+            return None
 
     def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
         """The engine's own cancel request (the running pipeline polls it every 0.5 s and

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
+from conveyor.app.ci_views import GraphView, JobLog, JobView, PipelineSummary, PipelineView
 from conveyor.app.dora import DoraView
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.logs import LogTail
@@ -63,10 +63,11 @@ class ServerBackend(Protocol):
         """One pipeline with its jobs (NotFound when it does not exist)."""
         ...
 
-    def pipeline_needs(self, env: str) -> dict[str, list[str] | None]:
-        """Each job's `needs` in `env`'s pipeline configuration as its work tree has it now
-        (None: no `needs`, stage order); {} when it cannot be read. The engine does not
-        record `needs` per pipeline, so an older pipeline is drawn with today's edges."""
+    def pipeline_graph(self, env: str) -> GraphView | None:
+        """The stages, jobs and `needs` of `env`'s pipeline configuration as its work tree
+        has it now (`conveyor ci graph`); None when it cannot be read. The engine records a
+        job only once it starts and records no `needs`, so the pipeline page takes both from
+        here: an older pipeline is drawn with today's edges."""
         ...
 
     def artifact_file(self, env: str, job: int, path: str) -> Path:
@@ -184,7 +185,7 @@ class NoEnvironments:
     def pipeline(self, env: str, pipeline: int) -> PipelineView:
         raise self._unknown(env)
 
-    def pipeline_needs(self, env: str) -> dict[str, list[str] | None]:
+    def pipeline_graph(self, env: str) -> GraphView | None:
         raise self._unknown(env)
 
     def artifact_file(self, env: str, job: int, path: str) -> Path:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor.app.ci_views import JobLog, JobView, PipelineSummary, PipelineView
+from conveyor.app.ci_views import GraphView, JobLog, JobView, PipelineSummary, PipelineView
 from conveyor.app.dora import DoraView, empty_dora
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.logs import LogTail
@@ -62,7 +62,7 @@ class MemoryEnvironment:
     logs: dict[int, JobLog] = field(default_factory=dict)  # by job id
     approvals: set[int] = field(default_factory=set)
     log_records: list[LogRecord] = field(default_factory=list)  # oldest first
-    needs: dict[str, list[str] | None] = field(default_factory=dict)  # pipeline_needs
+    graph: GraphView | None = None  # pipeline_graph
     artifact_files: dict[tuple[int, str], Path] = field(default_factory=dict)  # (job, path)
 
     def release(self, number: int) -> ReleaseView:
@@ -183,8 +183,8 @@ class InMemoryBackend:
             jobs=e.jobs[pipeline],
         )
 
-    def pipeline_needs(self, env: str) -> dict[str, list[str] | None]:
-        return dict(self._env(env).needs)
+    def pipeline_graph(self, env: str) -> GraphView | None:
+        return self._env(env).graph
 
     def artifact_file(self, env: str, job: int, path: str) -> Path:
         found = self._env(env).artifact_files.get((job, path))

@@ -81,12 +81,23 @@ class PipelinePage:
 def pipeline_page(state: ApiState, env: str, pid: int) -> PipelinePage:
     view: PipelineView = _read(lambda: state.backend.pipeline(env, pid))
     try:
-        needs = state.backend.pipeline_needs(env)
+        config = state.backend.pipeline_graph(env)
     except ConveyorError:
-        needs = {}
+        config = None
     jobs = [GraphInput(j.id, j.name, j.stage, j.status, j.duration) for j in view.jobs]
     running = view.status in ("running", "created")
-    return PipelinePage(env, view, layout(jobs, needs), running)
+    needs: dict[str, list[str] | None] = {}
+    stage_order: list[str] = []
+    if config is not None:
+        recorded = {j.name for j in view.jobs}
+        for stage in config.stages:
+            stage_order.append(stage.name)
+            for g in stage.jobs:
+                needs[g.name] = g.needs
+                if running and g.name not in recorded:
+                    # the engine records a job when it starts: the rest are still to come
+                    jobs.append(GraphInput(0, g.name, stage.name, "created", None))
+    return PipelinePage(env, view, layout(jobs, needs, stage_order), running)
 
 
 @router.get("/environments/{env}/pipelines/{pid}")

@@ -18,7 +18,7 @@ PAD = 8
 class GraphInput:
     """What the layout needs of a job."""
 
-    id: int
+    id: int  # 0: a job of the configuration the pipeline has not started yet (no page)
     name: str
     stage: str
     status: str
@@ -56,15 +56,21 @@ class Layout:
     height: int
 
 
-def layout(jobs: Sequence[GraphInput], needs: Mapping[str, Sequence[str] | None]) -> Layout:
-    """Columns in the order stages first appear among `jobs` (the engine records them in
-    the pipeline's stage order); a job's retries (same name) show once, the newest."""
+def layout(
+    jobs: Sequence[GraphInput],
+    needs: Mapping[str, Sequence[str] | None],
+    stage_order: Sequence[str] = (),
+) -> Layout:
+    """Columns in `stage_order` (the configuration's), then any other stage in the order it
+    first appears among `jobs` (the engine records jobs in stage order); a job's retries
+    (same name) show once, the newest."""
     newest: dict[str, GraphInput] = {}
     for j in jobs:
         newest[j.name] = j  # later ids are retries: they win
-    stages: dict[str, list[GraphInput]] = {}
+    stages: dict[str, list[GraphInput]] = {name: [] for name in stage_order}
     for j in newest.values():
         stages.setdefault(j.stage, []).append(j)
+    stages = {name: members for name, members in stages.items() if members}
     columns: list[Column] = []
     where: dict[str, Box] = {}
     for i, (stage, members) in enumerate(stages.items()):

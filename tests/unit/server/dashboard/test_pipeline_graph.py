@@ -56,3 +56,9 @@ def test_a_need_in_the_same_stage_goes_round_below() -> None:
 def test_no_jobs_no_columns() -> None:
     g = layout([], {})
     assert g.columns == [] and g.edges == [] and g.width > 0
+
+
+def test_the_configurations_stage_order_wins_and_empty_stages_are_left_out() -> None:
+    jobs = [job(1, "deploy", "deploy"), job(2, "build", "build")]
+    g = layout(jobs, {}, ["build", "test", "deploy"])
+    assert [c.stage for c in g.columns] == ["build", "deploy"]

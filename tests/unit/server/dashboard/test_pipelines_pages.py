@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conveyor.app.ci_views import JobArtifacts, TestFailureView
+from conveyor.app.ci_views import (
+    GraphJob,
+    GraphStage,
+    GraphView,
+    GraphWorkflow,
+    JobArtifacts,
+    TestFailureView,
+)
 from tests.unit.server.dashboard.conftest import Dash, csrf
 
 
@@ -29,8 +36,23 @@ def _pipeline(dash: Dash, status: str = "success") -> tuple[int, list[int]]:
     e.jobs[p.id] = [j.model_copy(update={"stage": stages[j.name]}) for j in e.jobs[p.id]]
     if status == "running":
         e.pipelines[p.id] = p.model_copy(update={"status": "running"})
-    e.needs = {"unit": ["build"], "deploy": ["unit"], "lint": None, "build": None}
+    e.graph = GraphView(
+        ref="main",
+        source="push",
+        workflow=GraphWorkflow(runs=True, reason=""),
+        stages=[
+            GraphStage(name="build", jobs=[_graph_job("build", None)]),
+            GraphStage(name="test", jobs=[_graph_job("lint", None), _graph_job("unit", ["build"])]),
+            GraphStage(name="deploy", jobs=[_graph_job("deploy", ["unit"])]),
+            GraphStage(name="notify", jobs=[_graph_job("notify", ["deploy"])]),
+        ],
+        decisions=[],
+    )
     return p.id, [j.id for j in e.jobs[p.id]]
+
+
+def _graph_job(name: str, needs: list[str] | None) -> GraphJob:
+    return GraphJob(name=name, when="on_success", allow_failure=False, needs=needs)
 
 
 def test_the_list_pages_through_every_pipeline(dash: Dash) -> None:
@@ -64,6 +86,7 @@ def test_the_pipeline_page_draws_stages_needs_and_links_each_job(dash: Dash) -> 
     stages = [html.index(f">{s}</text>") for s in ("build", "test", "deploy")]
     assert stages == sorted(stages)
     assert "Cancel pipeline" not in html  # finished, and a viewer
+    assert ">notify</text>" not in html  # a finished pipeline shows what ran only
     fragment = dash.client.get(f"/fragments/environments/staging/pipelines/{pid}").text
     assert "<html" not in fragment and "<svg" in fragment
     assert dash.client.get("/environments/staging/pipelines/999").status_code == 404
@@ -155,6 +178,9 @@ def test_a_deployer_cancels_a_running_pipeline_through_the_confirm_step(dash: Da
     dash.sign_in("deployer")
     page = dash.client.get(f"/environments/staging/pipelines/{pid}").text
     assert f'href="/environments/staging/pipelines/{pid}/cancel"' in page
+    # a job of the configuration not started yet: drawn, with its edge, without a link
+    assert ">notify</text>" in page and "not started" in page
+    assert "<title>notify needs deploy</title>" in page
     confirm = dash.client.get(f"/environments/staging/pipelines/{pid}/cancel")
     assert confirm.status_code == 200 and "Cancel pipeline" in confirm.text
     assert dash.backend.envs["staging"].pipelines[pid].status == "running"  # asking did nothing
