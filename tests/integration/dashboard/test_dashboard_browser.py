@@ -63,11 +63,16 @@ def tokens(world: ServerWorld) -> dict[str, str]:
 
 
 def until(browser: Browser, check: Any, what: str) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser.driver, WAIT, poll_frequency=0.1).until(
-        lambda _d: check(), message=what
-    )
+    # a live region swapped between finding an element and reading it: look again
+    return WebDriverWait(
+        browser.driver,
+        WAIT,
+        poll_frequency=0.1,
+        ignored_exceptions=[StaleElementReferenceException],
+    ).until(lambda _d: check(), message=what)
 
 
 def css(browser: Browser, selector: str) -> list[Any]:
