@@ -58,15 +58,14 @@ def gantt(entries: list[TimelineEntry], now: float) -> Gantt:
     start = min(e.at for e in entries)
     ends = []
     for e in entries:
-        running = e.duration is None and e.status in RUNNING
-        ends.append(now if running else e.at + (e.duration or 0.0))
+        ends.append(now if _running(e) else e.at + (e.duration or 0.0))
     span = max(max(ends) - start, 1e-3)
     scale = CHART_W / span
     bars = []
     for i, (e, end) in enumerate(zip(entries, ends, strict=True)):
         x = LABEL_W + (e.at - start) * scale
         w = max(3.0, (end - e.at) * scale)  # an instant still shows
-        running = e.duration is None and e.status in RUNNING
+        running = _running(e)
         bars.append(
             Bar(
                 e,
@@ -77,6 +76,12 @@ def gantt(entries: list[TimelineEntry], now: float) -> Gantt:
             )
         )
     return Gantt(bars, LABEL_W + CHART_W + PAD * 2, PAD * 2 + len(entries) * ROW_H, span)
+
+
+def _running(e: TimelineEntry) -> bool:
+    """Still going: no duration yet and a running status (a release is an instant: its
+    `created` is not a run)."""
+    return e.what != "release" and e.duration is None and e.status in RUNNING
 
 
 @dataclass
