@@ -28,6 +28,7 @@ router = APIRouter(include_in_schema=False)
 
 LABEL_W, CHART_W, ROW_H, PAD = 260, 560, 22, 6
 STEP_KINDS = frozenset({"step.done", "step.failed", "step.skipped"})
+MAX_PIPELINES = 10  # of one commit, on its page (the newest)
 RUNNING = frozenset({"running", "created", "pending", "in_progress", "started"})
 
 
@@ -78,6 +79,24 @@ def gantt(entries: list[TimelineEntry], now: float) -> Gantt:
     return Gantt(bars, LABEL_W + CHART_W + PAD * 2, PAD * 2 + len(entries) * ROW_H, span)
 
 
+def newest_pipelines(view: TimelineView, keep: int) -> tuple[TimelineView, int]:
+    """The view with only its newest `keep` pipelines (and their jobs' entries), and how many
+    were left out: a commit run again and again would make a page of thousands of rows."""
+    if len(view.pipelines) <= keep:
+        return view, 0
+    kept = sorted(view.pipelines, key=lambda p: p.started_at)[-keep:]
+    ids = {(p.project, p.id) for p in kept}
+    jobs = {(p.project, j.id) for p in kept for j in p.jobs}
+    entries = [
+        e
+        for e in view.entries
+        if (e.what != "pipeline" or (e.project, e.id) in ids)
+        and (e.what != "job" or (e.project, e.id) in jobs)
+    ]
+    trimmed = view.model_copy(update={"pipelines": kept, "entries": entries})
+    return trimmed, len(view.pipelines) - keep
+
+
 def _running(e: TimelineEntry) -> bool:
     """Still going: no duration yet and a running status (a release is an instant: its
     `created` is not a run)."""
@@ -100,6 +119,7 @@ class CommitTimeline:
     commit: CommitView | None
     picture: Gantt
     rollouts: list[RolloutSteps]
+    hidden: int = 0  # older pipelines of the commit left out (newest_pipelines)
 
     @property
     def verdict(self) -> str:
@@ -131,6 +151,7 @@ def commit_timeline(state: ApiState, env: str, sha: str) -> CommitTimeline:
         commit = b.commit(env, view.commit or sha)
     except ConveyorError:
         commit = None  # the mirror may not have it (a deploy of files): the sha is shown
+    view, hidden = newest_pipelines(view, MAX_PIPELINES)
     steps: dict[int, list[Event]] = {}
     for ev in view.events:
         if ev.kind in STEP_KINDS and ev.subject.rollout is not None:
@@ -142,7 +163,7 @@ def commit_timeline(state: ApiState, env: str, sha: str) -> CommitTimeline:
     ]
     rollouts.sort(key=lambda r: r.rollout.started_at)
     return CommitTimeline(
-        env, view.commit or sha, view, commit, gantt(view.entries, time.time()), rollouts
+        env, view.commit or sha, view, commit, gantt(view.entries, time.time()), rollouts, hidden
     )
 
 

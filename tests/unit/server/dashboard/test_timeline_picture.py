@@ -49,3 +49,34 @@ def test_what_still_runs_reaches_now() -> None:
 
 def test_nothing_yet() -> None:
     assert gantt([], 0.0).bars == []
+
+
+def test_a_commit_run_many_times_keeps_its_newest_pipelines() -> None:
+    from conveyor.app.views import TimelineJob, TimelinePipeline, TimelineView
+    from conveyor.server.dashboard.pages_timeline import newest_pipelines
+
+    def pipeline(i: int) -> TimelinePipeline:
+        job = TimelineJob(
+            id=100 + i, name="unit", stage="test", status="success", started_at=float(i),
+            finished_at=i + 1.0, duration=1.0, environment=None,
+        )  # fmt: skip
+        return TimelinePipeline(
+            id=i, project="p", ref="main", status="success", started_at=float(i),
+            finished_at=i + 1.0, duration=1.0, jobs=[job],
+        )  # fmt: skip
+
+    pipelines = [pipeline(i) for i in range(1, 6)]
+    entries = [
+        TimelineEntry(
+            at=float(p.id), duration=1.0, what=what, project="p", id=i, title="", status="success"
+        )
+        for p in pipelines
+        for what, i in (("pipeline", p.id), ("job", p.jobs[0].id))
+    ] + [entry("rollout", 9.0, 1.0, "succeeded")]
+    view = TimelineView(commit="c", subject="s", pipelines=pipelines, releases=[], entries=entries)
+    kept, hidden = newest_pipelines(view, 2)
+    assert hidden == 3 and [p.id for p in kept.pipelines] == [4, 5]
+    assert [(e.what, e.id) for e in kept.entries] == [
+        ("pipeline", 4), ("job", 104), ("pipeline", 5), ("job", 105), ("rollout", 1),
+    ]  # fmt: skip
+    assert newest_pipelines(view, 5) == (view, 0)
