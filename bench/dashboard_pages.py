@@ -90,11 +90,12 @@ def measure(client: httpx.Client, path: str, n: int) -> tuple[list[float], list[
     return first, full, size
 
 
-def pipeline_pages(b: Bench, sha: str) -> dict[str, str]:
+def pipeline_pages(b: Bench, sha: str, first: str) -> dict[str, str]:
     """The pipelines pages over the 1,000 stored pipelines: the list's first page and one
     deep in it, a stored pipeline's graph, the real pipeline's job page (its log) and the
     timeline of the commit every stored pipeline ran for (the worst case: 1,000 pipelines
-    and 3,000 jobs on one commit's timeline)."""
+    and 3,000 jobs on one commit's timeline, of which the page shows the newest 10) and of
+    the first commit (one pipeline, one release, one rollout: the usual case)."""
     listed = b.api("/environments/staging/pipelines")
     newest = listed[0]["id"]
     real = 2  # the pipelines the server ran (versions 1 and 2) were the first two
@@ -107,6 +108,7 @@ def pipeline_pages(b: Bench, sha: str) -> dict[str, str]:
         "pipeline (live fragment)": f"/fragments{base}/pipelines/{newest}",
         "job page (log)": f"{base}/pipelines/{real}/jobs/{jobs[0]['id']}",
         "commit timeline (1,000 pl.)": f"{base}/commits/{sha}",
+        "commit timeline (1 pl.)": f"{base}/commits/{first}",
     }
 
 
@@ -124,7 +126,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="dashbench-"))
     b = Bench(root)
     try:
-        b.commit("1")
+        first = b.commit("1")
         git(b.repo, "push", "-q", "origin", "main")
         b.start()
         b.wait(lambda: b.serving() == "1", "version 1 to answer", timeout=600)
@@ -149,7 +151,7 @@ def main() -> None:
                 "overview (live fragment)": "/fragments/overview",
                 "environment staging": "/environments/staging",
                 "environment (live fragment)": "/fragments/environments/staging",
-                **pipeline_pages(b, sha),
+                **pipeline_pages(b, sha, first),
             }
             for label, path in pages.items():
                 measure(client, path, 2)  # warm: templates compiled, connections open
