@@ -225,6 +225,9 @@ class Controller:
         self._journal = journal
         self._events: deque[Event] = deque(maxlen=10_000)
         self._events_lock = threading.Lock()
+        # pipeline_graph's answers per (environment, commit): a commit's file never changes
+        self._graphs: dict[tuple[str, str], GraphView | None] = {}
+        self._graphs_lock = threading.Lock()
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
         # Per environment: the commit last looked at, its log store, the settings its
@@ -1127,15 +1130,41 @@ class Controller:
         except ConveyorError as e:
             raise NotFound(f"{env}: {e}") from None
 
-    def pipeline_graph(self, env: str) -> GraphView | None:
+    def pipeline_graph(self, env: str, sha: str | None = None) -> GraphView | None:
+        spec = self._spec(env)
         path = self._pipeline_file(env)
         if path is None:
             return None
-        spec = self._spec(env)
+        key = (env, sha or "")
+        with self._graphs_lock:
+            if sha is not None and key in self._graphs:
+                return self._graphs[key]  # a commit's file never changes
+        text: str | None = None
+        if sha is not None:
+            try:
+                text = self.source.read_file(sha, PIPELINE_FILE)
+            except SourceError:
+                text = None
+            if text is None:
+                return None
         try:
-            return ci_app.graph(path, ref=spec.branch)
-        except ConveyorError:  # a file that does not load: the page draws what was recorded
-            return None
+            if text is None or text == path.read_text():
+                view = ci_app.graph(path, ref=spec.branch)  # the work tree (its includes)
+            else:
+                # the file as it was at `sha`, alone: a local include of it that the work
+                # tree no longer has fails, and the page draws what was recorded
+                with tempfile.TemporaryDirectory(prefix="graph-") as scratch:
+                    file = Path(scratch) / PIPELINE_FILE
+                    file.write_text(text)
+                    view = ci_app.graph(file, ref=spec.branch)
+        except (ConveyorError, OSError):
+            view = None
+        if sha is not None:
+            with self._graphs_lock:
+                if len(self._graphs) >= 256:
+                    self._graphs.clear()
+                self._graphs[key] = view
+        return view
 
     def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
         """The engine's own cancel request (the running pipeline polls it every 0.5 s and

@@ -63,11 +63,11 @@ class ServerBackend(Protocol):
         """One pipeline with its jobs (NotFound when it does not exist)."""
         ...
 
-    def pipeline_graph(self, env: str) -> GraphView | None:
-        """The stages, jobs and `needs` of `env`'s pipeline configuration as its work tree
-        has it now (`conveyor ci graph`); None when it cannot be read. The engine records a
-        job only once it starts and records no `needs`, so the pipeline page takes both from
-        here: an older pipeline is drawn with today's edges."""
+    def pipeline_graph(self, env: str, sha: str | None = None) -> GraphView | None:
+        """The stages, jobs and `needs` of `env`'s pipeline file at commit `sha` (None: as
+        its work tree has it now), as `conveyor ci graph` shows them; None when it cannot be
+        read. The engine records a job only once it starts and records no `needs`, so the
+        pipeline page takes both from here."""
         ...
 
     def artifact_file(self, env: str, job: int, path: str) -> Path:
@@ -185,7 +185,7 @@ class NoEnvironments:
     def pipeline(self, env: str, pipeline: int) -> PipelineView:
         raise self._unknown(env)
 
-    def pipeline_graph(self, env: str) -> GraphView | None:
+    def pipeline_graph(self, env: str, sha: str | None = None) -> GraphView | None:
         raise self._unknown(env)
 
     def artifact_file(self, env: str, job: int, path: str) -> Path:

@@ -183,7 +183,7 @@ class InMemoryBackend:
             jobs=e.jobs[pipeline],
         )
 
-    def pipeline_graph(self, env: str) -> GraphView | None:
+    def pipeline_graph(self, env: str, sha: str | None = None) -> GraphView | None:
         return self._env(env).graph
 
     def artifact_file(self, env: str, job: int, path: str) -> Path:

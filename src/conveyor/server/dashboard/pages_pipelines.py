@@ -81,7 +81,7 @@ class PipelinePage:
 def pipeline_page(state: ApiState, env: str, pid: int) -> PipelinePage:
     view: PipelineView = _read(lambda: state.backend.pipeline(env, pid))
     try:
-        config = state.backend.pipeline_graph(env)
+        config = state.backend.pipeline_graph(env, view.sha)
     except ConveyorError:
         config = None
     jobs = [GraphInput(j.id, j.name, j.stage, j.status, j.duration) for j in view.jobs]
