@@ -21,7 +21,9 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 
 from conveyor.app.ci_views import JobView, PipelineSummary, PipelineView
 from conveyor.app.server_views import ActionResult
+from conveyor.app.web_sessions import resume_session
 from conveyor.errors import ActionRefused, ConveyorError, NotFound, ServerError
+from conveyor.model.web_session import SESSION_COOKIE
 from conveyor.server.api import ApiState, act
 from conveyor.server.dashboard.ansi import AnsiHtml, ansi_to_html
 from conveyor.server.dashboard.auth import CurrentVisit, Visit, acting_visit, api_state
@@ -161,7 +163,12 @@ def sse(event: str, data: str, event_id: int | None = None) -> str:
 
 
 async def log_stream(
-    state: ApiState, env: str, pid: int, job: int, offset: int
+    state: ApiState,
+    env: str,
+    pid: int,
+    job: int,
+    offset: int,
+    still_signed_in: Callable[[], bool] = lambda: True,
 ) -> AsyncIterator[str]:
     """The job's new whole lines as HTML (`log` events) while it runs, then what is left and
     an `end` event with its status. The log file is masked by the engine as it is written, so
@@ -191,6 +198,9 @@ async def log_stream(
         if state.stopping.is_set():
             return
         if quiet >= state.keepalive:
+            # a signed-out or expired session stops here (as /live does)
+            if not await run_in_threadpool(still_signed_in):
+                return
             yield ": keepalive\n\n"
             quiet = 0.0
         await anyio.sleep(state.events_poll)
@@ -211,8 +221,13 @@ def job_log_stream(
     if last_event_id and last_event_id.isdigit():
         offset = int(last_event_id)  # a reconnect: after what it already appended
     _job(_read(lambda: state.backend.pipeline(env, pid)), job)  # 404 before the stream starts
+    sid = request.cookies.get(SESSION_COOKIE)
+
+    def still_signed_in() -> bool:
+        return resume_session(state.db, sid) is not None
+
     return StreamingResponse(
-        log_stream(state, env, pid, job, max(0, offset)),
+        log_stream(state, env, pid, job, max(0, offset), still_signed_in),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -235,3 +235,27 @@ def test_a_commits_timeline(dash: Dash) -> None:
     fragment = dash.client.get("/fragments/environments/staging/commits/c2").text
     assert "<html" not in fragment and "From commit to verdict" in fragment
     assert dash.client.get("/environments/staging/commits/nope").status_code == 404
+
+
+def test_a_log_stream_stops_when_the_session_ends(dash: Dash) -> None:
+    import anyio
+
+    from conveyor.server.api import state_of
+    from conveyor.server.dashboard.pages_pipelines import log_stream
+
+    pid, jobs = _pipeline(dash, status="running")
+    state = state_of(dash.client.app)  # type: ignore[arg-type]
+    state.keepalive, state.events_poll = 0.0, 0.01
+
+    async def read(signed_in: bool) -> list[str]:
+        got = []
+        async for message in log_stream(state, "staging", pid, jobs[3], 0, lambda: signed_in):
+            got.append(message)
+            if len(got) > 5:
+                break
+        return got
+
+    ended = anyio.run(read, False)
+    assert not any(m.startswith("event: end") for m in ended)
+    assert len(ended) == 2  # retry, the log so far; then the stream stopped
+    assert any(m.startswith(": keepalive") for m in anyio.run(read, True))
