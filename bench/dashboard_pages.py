@@ -12,6 +12,9 @@ what the pages show (where the time goes).
 
     .venv/bin/python bench/dashboard_pages.py [--requests 30] [--pipelines 1000]
 
+Also the pipelines pages (the list's first and 15th page, a pipeline's graph, a job's page,
+a commit's timeline: pipeline_pages).
+
 Target (issue 11): pages load in <= 300 ms on this machine. This script prints the figures; it
 does not judge them. Not measured here: the 1,000,000 log lines of the issue's target belong
 to the logs page, which does not exist yet.
@@ -87,6 +90,28 @@ def measure(client: httpx.Client, path: str, n: int) -> tuple[list[float], list[
     return first, full, size
 
 
+def pipeline_pages(b: Bench, sha: str, first: str) -> dict[str, str]:
+    """The pipelines pages over the 1,000 stored pipelines: the list's first page and one
+    deep in it, a stored pipeline's graph, the real pipeline's job page (its log) and the
+    timeline of the commit every stored pipeline ran for (the worst case: 1,000 pipelines
+    and 3,000 jobs on one commit's timeline, of which the page shows the newest 10) and of
+    the first commit (one pipeline, one release, one rollout: the usual case)."""
+    listed = b.api("/environments/staging/pipelines")
+    newest = listed[0]["id"]
+    real = 2  # the pipelines the server ran (versions 1 and 2) were the first two
+    jobs = b.api(f"/environments/staging/pipelines/{real}/jobs")
+    base = "/environments/staging"
+    return {
+        "pipelines list (page 1)": f"{base}/pipelines",
+        "pipelines list (page 15)": f"{base}/pipelines?before={newest - 14 * 50}",
+        "pipeline (graph)": f"{base}/pipelines/{newest}",
+        "pipeline (live fragment)": f"/fragments{base}/pipelines/{newest}",
+        "job page (log)": f"{base}/pipelines/{real}/jobs/{jobs[0]['id']}",
+        "commit timeline (1,000 pl.)": f"{base}/commits/{sha}",
+        "commit timeline (1 pl.)": f"{base}/commits/{first}",
+    }
+
+
 def figures(ms: list[float]) -> str:
     ordered = sorted(ms)
     p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
@@ -101,7 +126,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="dashbench-"))
     b = Bench(root)
     try:
-        b.commit("1")
+        first = b.commit("1")
         git(b.repo, "push", "-q", "origin", "main")
         b.start()
         b.wait(lambda: b.serving() == "1", "version 1 to answer", timeout=600)
@@ -126,6 +151,7 @@ def main() -> None:
                 "overview (live fragment)": "/fragments/overview",
                 "environment staging": "/environments/staging",
                 "environment (live fragment)": "/fragments/environments/staging",
+                **pipeline_pages(b, sha, first),
             }
             for label, path in pages.items():
                 measure(client, path, 2)  # warm: templates compiled, connections open

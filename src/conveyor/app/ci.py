@@ -295,13 +295,13 @@ def supersede(
         return recorder.cancel_redundant(ref, commit=commit)
 
 
-def history(file: Path, limit: int = 20) -> PipelineHistory:
-    """Pipelines run here, newest first."""
+def history(file: Path, limit: int = 20, before: int | None = None) -> PipelineHistory:
+    """Pipelines run here, newest first (only those older than pipeline `before`, if given)."""
     with _store(_file(file)) as store:
         return PipelineHistory(
             pipelines=[
                 _view(PipelineSummary, r, duration=r.duration)
-                for r in store.pipelines.latest(limit)
+                for r in store.pipelines.latest(limit, before)
             ]
         )
 
@@ -385,6 +385,20 @@ def artifacts(
         ],
         out=None if dest is None else str(dest),
     )
+
+
+def artifact_file(file: Path, job: int, path: str) -> Path:
+    """Where the stored content of file `path` (as listed: relative, `/`-separated) of job
+    `job`'s artifacts is, to send as a download. The path is looked up in the manifest, never
+    joined to a directory. ConveyorError when the job kept no such file or they expired."""
+    f = _file(file)
+    kept, manifest = kept_artifacts(ci_state_dir(f.parent), job)
+    if manifest is None or manifest.expired(time.time()):
+        raise ConveyorError(f"job {job} has no artifacts to download (none kept, or expired)")
+    entry = manifest.snapshot.entries.get(path)
+    if entry is None or entry.kind != "file" or entry.digest is None:
+        raise ConveyorError(f"the artifacts of job {job} have no file {path!r}")
+    return kept.blobs.path(entry.digest)
 
 
 def environments(file: Path) -> EnvironmentsView:

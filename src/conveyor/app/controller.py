@@ -60,6 +60,7 @@ from conveyor.app import deploy as deploy_app
 from conveyor.app import logs as logs_app
 from conveyor.app.checks import ChecksController, settings_from, stop_checks
 from conveyor.app.ci_views import (
+    GraphView,
     InterruptedPipeline,
     JobLog,
     JobView,
@@ -224,6 +225,9 @@ class Controller:
         self._journal = journal
         self._events: deque[Event] = deque(maxlen=10_000)
         self._events_lock = threading.Lock()
+        # pipeline_graph's answers per (environment, commit): a commit's file never changes
+        self._graphs: dict[tuple[str, str], GraphView | None] = {}
+        self._graphs_lock = threading.Lock()
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
         # Per environment: the commit last looked at, its log store, the settings its
@@ -1098,11 +1102,99 @@ class Controller:
         path = self._pipeline_file(env)
         if path is None:
             raise NotFound(f"{env} runs no pipeline")
-        for summary in ci_app.history(path, 50).pipelines:
-            for view in ci_app.show(path, summary.id).jobs:
-                if view.id == job:
-                    return ci_app.logs(path, view.name, summary.id)
-        raise NotFound(f"no job {job} in {env}'s pipelines")
+        try:
+            # by id, one read: the dashboard asks again and again while a job runs
+            return ci_app.logs(path, str(job))
+        except ConveyorError:
+            raise NotFound(f"no job {job} in {env}'s pipelines") from None
+
+    def pipeline_page(self, env: str, before: int | None, limit: int) -> list[PipelineSummary]:
+        path = self._pipeline_file(env)
+        return ci_app.history(path, limit, before).pipelines if path is not None else []
+
+    def pipeline(self, env: str, pipeline: int) -> PipelineView:
+        path = self._pipeline_file(env)
+        if path is None:
+            raise NotFound(f"{env} runs no pipeline")
+        try:
+            return ci_app.show(path, pipeline)
+        except ConveyorError as e:
+            raise NotFound(f"{env}: {e}") from None
+
+    def artifact_file(self, env: str, job: int, path: str) -> Path:
+        pipeline_file = self._pipeline_file(env)
+        if pipeline_file is None:
+            raise NotFound(f"{env} runs no pipeline")
+        try:
+            return ci_app.artifact_file(pipeline_file, job, path)
+        except ConveyorError as e:
+            raise NotFound(f"{env}: {e}") from None
+
+    def pipeline_graph(self, env: str, sha: str | None = None) -> GraphView | None:
+        spec = self._spec(env)
+        path = self._pipeline_file(env)
+        if path is None:
+            return None
+        key = (env, sha or "")
+        with self._graphs_lock:
+            if sha is not None and key in self._graphs:
+                return self._graphs[key]  # a commit's file never changes
+        text: str | None = None
+        if sha is not None:
+            try:
+                text = self.source.read_file(sha, PIPELINE_FILE)
+            except SourceError:
+                text = None
+            if text is None:
+                return None
+        try:
+            if text is None or text == path.read_text():
+                view = ci_app.graph(path, ref=spec.branch)  # the work tree (its includes)
+            else:
+                # the file as it was at `sha`, alone: a local include of it that the work
+                # tree no longer has fails, and the page draws what was recorded
+                with tempfile.TemporaryDirectory(prefix="graph-") as scratch:
+                    file = Path(scratch) / PIPELINE_FILE
+                    file.write_text(text)
+                    view = ci_app.graph(file, ref=spec.branch)
+        except (ConveyorError, OSError):
+            view = None
+        if sha is not None:
+            with self._graphs_lock:
+                if len(self._graphs) >= 256:
+                    self._graphs.clear()
+                self._graphs[key] = view
+        return view
+
+    def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
+        """The engine's own cancel request (the running pipeline polls it every 0.5 s and
+        stops its jobs); not under `_work`, which the running pipeline holds."""
+        path = self._pipeline_file(env)
+        if path is None:
+            raise NotFound(f"{env} runs no pipeline")
+        store = ci_store(path.parent)
+        try:
+            row = store.pipelines.get(pipeline)
+            if row is None or row.parent_pipeline_id is not None:
+                raise NotFound(f"{env}: no pipeline {pipeline}")
+            if row.status not in ("running", "created"):
+                raise ActionRefused(f"pipeline #{pipeline} is {row.status}, not running")
+            store.pipelines.request_cancel(pipeline, "all")
+        finally:
+            store.close()
+        self._timeline.emit(
+            "pipeline.canceled",
+            f"pipeline #{pipeline} of {env}: cancel asked by {actor.name}",
+            environment=env,
+            commit=row.sha,
+            pipeline=pipeline,
+            data={"scope": "all", "actor": actor.name},
+        )
+        return ActionResult(
+            action="cancel",
+            environment=env,
+            message=f"pipeline #{pipeline}: cancel asked; its running jobs stop within seconds",
+        )
 
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         """Commit -> pipeline -> release -> rollout -> verdict for each of the newest `limit`
@@ -1119,6 +1211,20 @@ class Controller:
         except ConveyorError:  # the work tree's compose file cannot be read: nothing to show
             return []
         return [timeline(project, sha) for sha in self._recent_commits(env, project, limit)]
+
+    def commit_timeline(self, env: str, sha: str) -> TimelineView:
+        from conveyor.app.timeline import timeline
+
+        spec = self._spec(env)
+        progress = self._progress(env)
+        anchor = progress.deployed or progress.syncing or progress.failed
+        if anchor is None or not self._work_tree(env).exists():
+            raise NotFound(f"{env} has run nothing yet")
+        try:
+            project = self._project(spec, anchor)
+            return timeline(project, sha, events=True)
+        except ConveyorError as e:  # an unknown ref, or a work tree that cannot be read
+            raise NotFound(f"{env}: commit {sha[:12]}: {e}") from None
 
     def _recent_commits(self, env: str, project: Project, limit: int) -> list[str]:
         """The commits `env` ran pipelines for or built releases from, newest first."""

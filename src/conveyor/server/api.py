@@ -671,6 +671,21 @@ def approve(env: str, body: ApproveRequest, state: State, p: Caller) -> ActionRe
     return _act(state, p, "approve", env, {"release": n}, lambda: state.backend.approve(env, n, p))
 
 
+@action_routes.post("/environments/{env}/pipelines/{pipeline_id}/cancel", tags=["actions"])
+def cancel_pipeline(env: str, pipeline_id: int, state: State, p: Caller) -> ActionResult:
+    """Cancel a running pipeline (its running jobs are stopped, the others never start).
+    Retrying a job and playing a manual job are not offered: the CI engine runs a pipeline
+    as a whole and cannot run one job of a finished pipeline again yet."""
+    return _act(
+        state,
+        p,
+        "cancel",
+        env,
+        {"pipeline": pipeline_id},
+        lambda: state.backend.cancel_pipeline(env, pipeline_id, p),
+    )
+
+
 # administering (admin) ---------------------------------------------------------------------------
 
 admin_routes = APIRouter()

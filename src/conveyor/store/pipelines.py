@@ -153,12 +153,13 @@ class PipelineRepository:
         row = self._db.one("SELECT * FROM pipelines WHERE id = ?", (pid,))
         return None if row is None else _pipeline(row)
 
-    def latest(self, limit: int = 20) -> list[PipelineRow]:
-        """The project's pipelines, newest first; downstream pipelines are shown with their
-        parent, as in GitLab's pipeline list."""
+    def latest(self, limit: int = 20, before: int | None = None) -> list[PipelineRow]:
+        """The project's pipelines, newest first (older than pipeline `before`, if given: the
+        next page); downstream pipelines are shown with their parent, as in GitLab's list."""
         rows = self._db.all(
-            "SELECT * FROM pipelines WHERE parent_pipeline_id IS NULL ORDER BY id DESC LIMIT ?",
-            (limit,),
+            "SELECT * FROM pipelines WHERE parent_pipeline_id IS NULL AND (? IS NULL OR id < ?) "
+            "ORDER BY id DESC LIMIT ?",
+            (before, before, limit),
         )
         return [_pipeline(r) for r in rows]
 

@@ -11,9 +11,10 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.ci_views import GraphView, JobLog, JobView, PipelineSummary, PipelineView
 from conveyor.app.dora import DoraView, empty_dora
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.logs import LogTail
@@ -61,6 +62,8 @@ class MemoryEnvironment:
     logs: dict[int, JobLog] = field(default_factory=dict)  # by job id
     approvals: set[int] = field(default_factory=set)
     log_records: list[LogRecord] = field(default_factory=list)  # oldest first
+    graph: GraphView | None = None  # pipeline_graph
+    artifact_files: dict[tuple[int, str], Path] = field(default_factory=dict)  # (job, path)
 
     def release(self, number: int) -> ReleaseView:
         for r in self.releases:
@@ -155,6 +158,62 @@ class InMemoryBackend:
         if job not in e.logs:
             raise NotFound(f"{env}: no job {job}")
         return e.logs[job]
+
+    def pipeline_page(self, env: str, before: int | None, limit: int) -> list[PipelineSummary]:
+        older = [p for p in self.pipelines(env) if before is None or p.id < before]
+        return older[:limit]
+
+    def pipeline(self, env: str, pipeline: int) -> PipelineView:
+        e = self._env(env)
+        p = e.pipelines.get(pipeline)
+        if p is None:
+            raise NotFound(f"{env}: no pipeline {pipeline}")
+        return PipelineView(
+            id=p.id,
+            ref=p.ref,
+            sha=p.sha,
+            source="push",
+            status=p.status,
+            started_at=p.started_at,
+            finished_at=None if p.status == "running" else p.started_at + (p.duration or 0.0),
+            duration=p.duration,
+            executor="docker",
+            tests=p.tests,
+            coverage=None,
+            jobs=e.jobs[pipeline],
+        )
+
+    def pipeline_graph(self, env: str, sha: str | None = None) -> GraphView | None:
+        return self._env(env).graph
+
+    def artifact_file(self, env: str, job: int, path: str) -> Path:
+        found = self._env(env).artifact_files.get((job, path))
+        if found is None:
+            raise NotFound(f"{env}: job {job} kept no file {path!r}")
+        return found
+
+    def commit_timeline(self, env: str, sha: str) -> TimelineView:
+        for view in self.timeline(env, 100):
+            if view.commit is not None and sha and view.commit.startswith(sha):
+                return view
+        raise NotFound(f"{env}: no commit {sha}")
+
+    def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
+        e = self._env(env)
+        p = e.pipelines.get(pipeline)
+        if p is None:
+            raise NotFound(f"{env}: no pipeline {pipeline}")
+        if p.status != "running":
+            raise ActionRefused(f"pipeline #{pipeline} is {p.status}, not running")
+        with self._lock:
+            e.pipelines[pipeline] = p.model_copy(update={"status": "canceled"})
+            self._emit_locked(
+                "pipeline.canceled",
+                f"pipeline {pipeline} canceled by {actor.name}",
+                env,
+                pipeline=pipeline,
+            )
+        return self._result("cancel", env, f"pipeline #{pipeline} is being canceled")
 
     def dora(self, env: str, since: str) -> DoraView:
         e = self._env(env)

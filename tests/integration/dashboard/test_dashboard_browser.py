@@ -1,9 +1,12 @@
 """The dashboard in a real Chromium against a real `conveyor server`: the example-style app
 (tests/integration/gitops/server_world.py) deployed by a real pipeline (shell executor) at
-version 1, then 2. Sign in, the overview, the environment page, a rollback from the UI that
-makes version 1 answer on the published port again, live updates, sign out; a viewer sees
-no action and its forged POST is 403; a POST without the CSRF token is 403. axe-core checks
-every page; every page is screenshot at 1280x800 and 375 wide (artifacts/screenshots/).
+version 1, then 2. Sign in, the overview; version 3's commit followed on its timeline page
+while its pipeline runs and deploys, its job's log streaming live (a masked variable stays
+masked), its JUnit results and artifact; version 4's running pipeline canceled from its
+page; the environment page, a rollback from the UI that makes version 1 answer on the
+published port again, live updates, sign out; a viewer sees no action and its forged POST is
+403; a POST without the CSRF token is 403. axe-core checks every page; every page is
+screenshot at 1280x800 and 375 wide (artifacts/screenshots/).
 
 The tests run in order and share one server and one browser (CI time)."""
 
@@ -60,11 +63,16 @@ def tokens(world: ServerWorld) -> dict[str, str]:
 
 
 def until(browser: Browser, check: Any, what: str) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser.driver, WAIT, poll_frequency=0.1).until(
-        lambda _d: check(), message=what
-    )
+    # a live region swapped between finding an element and reading it: look again
+    return WebDriverWait(
+        browser.driver,
+        WAIT,
+        poll_frequency=0.1,
+        ignored_exceptions=[StaleElementReferenceException],
+    ).until(lambda _d: check(), message=what)
 
 
 def css(browser: Browser, selector: str) -> list[Any]:
@@ -112,6 +120,147 @@ def test_sign_in_then_the_overview(
     check_page(browser, "overview")
 
 
+SECRET = "s3cr3t-dash-t0ken"  # a masked project variable: its value must never show
+GATED = """\
+stages: [build, test]
+build:
+  stage: build
+  script:
+    - echo "the token is $DEPLOY_TOKEN"
+    - printf '\\033[32mgreen before the gate\\033[0m\\n'
+    - while [ ! -e {gate} ]; do sleep 0.2; done
+    - echo "after the gate"
+    - echo '<testsuite name="cart" tests="2" failures="1">' > report.xml
+    - echo '<testcase classname="cart" name="test_ok"/>' >> report.xml
+    - echo '<testcase classname="cart" name="test_total">' >> report.xml
+    - echo '<failure message="expected 3">expected 3, got 4</failure>' >> report.xml
+    - echo '</testcase></testsuite>' >> report.xml
+    - echo kept > out.txt
+  artifacts:
+    paths: [out.txt]
+    reports:
+      junit: report.xml
+unit:
+  stage: test
+  needs: [build]
+  script:
+    - test -f compose.yaml
+"""
+
+
+def pipeline_of(world: ServerWorld, token: str, sha: str) -> dict[str, Any] | None:
+    for p in world.api("/environments/staging/pipelines", token):
+        if p["sha"] == sha:
+            return dict(p)
+    return None
+
+
+def running_job(world: ServerWorld, token: str, sha: str, name: str) -> dict[str, Any] | None:
+    """Job `name` of the pipeline of `sha`, once it runs."""
+    p = pipeline_of(world, token, sha)
+    if p is None:
+        return None
+    for j in world.api(f"/environments/staging/pipelines/{p['id']}/jobs", token):
+        if j["name"] == name and j["status"] == "running":
+            return {"pipeline": p["id"], **j}
+    return None
+
+
+def test_a_commit_followed_live(
+    browser: Browser, world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    """Version 3: its timeline page open while its pipeline runs, its job's log streaming,
+    then the pipeline's end, release and rollout appearing on the timeline without a reload."""
+    d = browser.driver
+    variables = world.work_of("staging") / ".conveyor" / "ci" / "variables.yaml"
+    variables.write_text(f'DEPLOY_TOKEN: {{value: "{SECRET}", masked: true}}\n')
+    gate = world.root / "gate-3"
+    sha = world.push("3", pipeline=GATED.format(gate=gate))
+    assert world.hook(sha, "dash-3") == 202
+    job = world.wait_for(lambda: running_job(world, tokens["viewer"], sha, "build"), "build")
+    pid, jid = job["pipeline"], job["id"]
+    # the environment page links the running pipeline's commit to its timeline
+    d.get(world.url + "/environments/staging")
+    link = f'a[href="/environments/staging/commits/{sha}"]'
+    until(browser, lambda: css(browser, link), "the commit's link")
+    css(browser, link)[0].click()
+    until(browser, lambda: d.current_url.endswith(f"/commits/{sha}"), "the timeline")
+    assert "version 3" in d.page_source
+    until(browser, lambda: "running" in css(browser, "[data-verdict]")[0].text, "running")
+    timeline_tab = d.current_window_handle
+    d.execute_script("window.__notReloaded = true")
+    check_page(browser, "timeline-running")
+    # the job's page in a second tab: the log so far, then lines as they come
+    d.switch_to.new_window("tab")
+    job_tab = d.current_window_handle
+    d.get(f"{world.url}/environments/staging/pipelines/{pid}")
+    until(browser, lambda: css(browser, "svg.graph"), "the pipeline's graph")
+    assert len(css(browser, "svg.graph .edges path")) == 1  # unit needs build
+    assert css(browser, f'a[href="/environments/staging/pipelines/{pid}/cancel"]')
+    check_page(browser, "pipeline-running")
+    d.get(f"{world.url}/environments/staging/pipelines/{pid}/jobs/{jid}")
+    log = lambda: css(browser, "#log")[0].text  # noqa: E731
+    until(browser, lambda: "green before the gate" in log(), "the log so far")
+    assert css(browser, "#log span.ansi-fg-2")  # its colour
+    assert "the token is [MASKED]" in log() and SECRET not in d.page_source
+    assert "after the gate" not in log()
+    d.execute_script("window.__notReloaded = true")
+    gate.touch()
+    until(browser, lambda: "after the gate" in log(), "a line streamed live")
+    until(browser, lambda: css(browser, "#log[data-log-done]"), "the log's end")
+    assert d.execute_script("return window.__notReloaded === true")  # appended, not reloaded
+    assert SECRET not in d.page_source
+    # the timeline follows: pipeline done, release, rollout, verdict
+    d.switch_to.window(timeline_tab)
+    until(
+        browser,
+        lambda: "succeeded" in css(browser, "[data-verdict]")[0].text,
+        "the rollout's verdict on the timeline",
+    )
+    assert d.execute_script("return window.__notReloaded === true")  # swapped, not reloaded
+    text = css(browser, "ol.timeline")[0].text
+    assert "pipeline #" in text and "build (build)" in text and "release" in text
+    check_page(browser, "timeline")
+    world.wait_for(lambda: world.serving() == "3", "version 3 to serve")
+    # the job's page once complete: JUnit results and the artifact
+    d.switch_to.window(job_tab)
+    d.get(f"{world.url}/environments/staging/pipelines/{pid}/jobs/{jid}")
+    failure = css(browser, "ul.failures li")[0].text
+    assert "cart.test_total" in failure and "expected 3" in failure  # its JUnit message
+    href = f"/environments/staging/pipelines/{pid}/jobs/{jid}/artifacts/out.txt"
+    assert css(browser, f'a[href="{href}"]')
+    cookies = {c["name"]: c["value"] for c in d.get_cookies()}
+    got = httpx.get(world.url + href, cookies=cookies, timeout=60)
+    assert got.status_code == 200 and got.text == "kept\n"
+    check_page(browser, "job")
+    d.close()
+    d.switch_to.window(timeline_tab)
+    d.get(f"{world.url}/environments/staging/pipelines")
+    check_page(browser, "pipelines")
+
+
+def test_cancel_a_running_pipeline(
+    browser: Browser, world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    d = browser.driver
+    sha = world.push("4", pipeline=GATED.format(gate=world.root / "gate-never"))
+    assert world.hook(sha, "dash-4") == 202
+    job = world.wait_for(lambda: running_job(world, tokens["viewer"], sha, "build"), "build")
+    pid = job["pipeline"]
+    d.get(f"{world.url}/environments/staging/pipelines/{pid}")
+    css(browser, f'a[href="/environments/staging/pipelines/{pid}/cancel"]')[0].click()
+    until(browser, lambda: d.current_url.endswith("/cancel"), "the confirm step")
+    check_page(browser, "confirm-cancel")
+    css(browser, "form.confirm button[type=submit]")[0].click()
+    until(browser, lambda: css(browser, ".notice-ok"), "the cancel's outcome")
+    world.wait_for(
+        lambda: (pipeline_of(world, tokens["viewer"], sha) or {}).get("status") == "canceled",
+        "the pipeline to end canceled",
+    )
+    until(browser, lambda: "canceled" in css(browser, "#live dl.facts")[0].text, "shown live")
+    assert world.serving() == "3"  # version 4 was never deployed
+
+
 def test_roll_back_from_the_environment_page(browser: Browser, world: ServerWorld) -> None:
     d = browser.driver
     css(browser, 'nav.envs a[href="/environments/staging"]')[0].click()
@@ -122,7 +271,8 @@ def test_roll_back_from_the_environment_page(browser: Browser, world: ServerWorl
     until(browser, lambda: "/actions/rollback" in d.current_url, "the confirm step")
     assert "Roll staging back to release #1?" in d.page_source
     check_page(browser, "confirm-rollback")
-    assert world.serving() == "2"  # asking changed nothing
+    serving = world.serving()
+    assert serving == "3"  # asking changed nothing (version 3: test_a_commit_followed_live)
     css(browser, "form.confirm button[type=submit]")[0].click()
     until(browser, lambda: css(browser, ".notice-ok"), "the rollback's outcome")
     assert d.current_url.endswith("/environments/staging")
@@ -190,6 +340,12 @@ def test_a_viewer_has_no_action_and_forged_posts_are_403(
     assert not css(browser, 'a[href*="/actions/"]')
     assert not css(browser, "#actions-h")
     check_page(browser, "environment-viewer")
+    pipelines = world.api("/environments/staging/pipelines", tokens["viewer"])
+    d.get(f"{world.url}/environments/staging/pipelines/{pipelines[0]['id']}")
+    assert not css(browser, 'a[href$="/cancel"]')
+    # version 4's pipeline, though the work tree is back at version 1 (its file has no needs)
+    assert len(css(browser, "svg.graph .edges path")) == 1
+    check_page(browser, "pipeline-viewer")
     # forged: the viewer's own session cookie and CSRF token, posted by hand
     cookies = {c["name"]: c["value"] for c in d.get_cookies()}
     token = re.search(r'name="csrf_token" value="([^"]+)"', d.page_source)

@@ -8,7 +8,9 @@ server database (sessions, audit) and the API's `act`, never engines or adapters
 
 Routes: `GET/POST /signin`, `POST /signout`, `GET /` (overview), `GET /environments/{env}`,
 `GET/POST /environments/{env}/actions/{action}` (confirm, then act), `GET /fragments/...`
-(the live regions), `GET /live` (server-sent `changed` events). docs/dashboard.md.
+(the live regions), `GET /live` (server-sent `changed` events); the pipelines pages
+(`/environments/{env}/pipelines…`, pages_pipelines.py) and a commit's timeline
+(`/environments/{env}/commits/{sha}`, pages_timeline.py). docs/dashboard.md.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from conveyor.server.dashboard import actions, live, pages, signin
+from conveyor.server.dashboard import actions, live, pages, pages_pipelines, pages_timeline, signin
 from conveyor.server.dashboard.errors import PageError, SignInRequired, page_error, sign_in_required
 from conveyor.server.dashboard.render import STATIC
 
@@ -31,4 +33,6 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.include_router(live.router)
+    app.include_router(pages_pipelines.router)
+    app.include_router(pages_timeline.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
