@@ -1212,7 +1212,7 @@ class Controller:
             return []
         return [timeline(project, sha) for sha in self._recent_commits(env, project, limit)]
 
-    def commit_timeline(self, env: str, sha: str) -> TimelineView:
+    def commit_timeline(self, env: str, sha: str, newest: int | None = None) -> TimelineView:
         from conveyor.app.timeline import timeline
 
         spec = self._spec(env)
@@ -1222,7 +1222,7 @@ class Controller:
             raise NotFound(f"{env} has run nothing yet")
         try:
             project = self._project(spec, anchor)
-            return timeline(project, sha, events=True)
+            return timeline(project, sha, events=True, newest=newest)
         except ConveyorError as e:  # an unknown ref, or a work tree that cannot be read
             raise NotFound(f"{env}: commit {sha[:12]}: {e}") from None
 

@@ -75,9 +75,10 @@ class ServerBackend(Protocol):
         it has none such, or they expired)."""
         ...
 
-    def commit_timeline(self, env: str, sha: str) -> TimelineView:
-        """Commit `sha` (a prefix will do) -> its pipelines -> releases -> rollouts, with the
-        events recorded about them (the rollout's steps); NotFound for an unknown commit."""
+    def commit_timeline(self, env: str, sha: str, newest: int | None = None) -> TimelineView:
+        """Commit `sha` (a prefix will do) -> its pipelines (the newest `newest` of them, when
+        given) -> releases -> rollouts, with the events recorded about them (the rollout's
+        steps); NotFound for an unknown commit."""
         ...
 
     def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
@@ -191,7 +192,7 @@ class NoEnvironments:
     def artifact_file(self, env: str, job: int, path: str) -> Path:
         raise self._unknown(env)
 
-    def commit_timeline(self, env: str, sha: str) -> TimelineView:
+    def commit_timeline(self, env: str, sha: str, newest: int | None = None) -> TimelineView:
         raise self._unknown(env)
 
     def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:

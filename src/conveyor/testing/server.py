@@ -192,7 +192,7 @@ class InMemoryBackend:
             raise NotFound(f"{env}: job {job} kept no file {path!r}")
         return found
 
-    def commit_timeline(self, env: str, sha: str) -> TimelineView:
+    def commit_timeline(self, env: str, sha: str, newest: int | None = None) -> TimelineView:
         for view in self.timeline(env, 100):
             if view.commit is not None and sha and view.commit.startswith(sha):
                 return view

@@ -144,14 +144,15 @@ class CommitTimeline:
 def commit_timeline(state: ApiState, env: str, sha: str) -> CommitTimeline:
     b = state.backend
     try:
-        view = b.commit_timeline(env, sha)
+        view = b.commit_timeline(env, sha, MAX_PIPELINES)
     except NotFound as e:
         raise PageError(404, str(e)) from None
     try:
         commit = b.commit(env, view.commit or sha)
     except ConveyorError:
         commit = None  # the mirror may not have it (a deploy of files): the sha is shown
-    view, hidden = newest_pipelines(view, MAX_PIPELINES)
+    view, hidden = newest_pipelines(view, MAX_PIPELINES)  # a backend that read them all
+    hidden += view.pipelines_left_out
     steps: dict[int, list[Event]] = {}
     for ev in view.events:
         if ev.kind in STEP_KINDS and ev.subject.rollout is not None:
