@@ -16,7 +16,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from conveyor.server.dashboard import actions, live, pages, signin
+from conveyor.server.dashboard import actions, live, pages, pages_logs, signin
 from conveyor.server.dashboard.errors import PageError, SignInRequired, page_error, sign_in_required
 from conveyor.server.dashboard.render import STATIC
 
@@ -31,4 +31,5 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.include_router(live.router)
+    app.include_router(pages_logs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
