@@ -47,3 +47,13 @@ def latest_check_states(history: list[Event]) -> list[Event]:
         seen.add(subject)
         out.append(e)
     return out
+
+
+__all__ = [
+    "CHECK_KINDS",
+    "Silence",
+    "check_history",
+    "check_subject",
+    "latest_check_states",
+    "server_silences",
+]
