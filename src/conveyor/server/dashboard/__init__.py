@@ -16,7 +16,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from conveyor.server.dashboard import actions, live, pages, pages_logs, pages_services, signin
+from conveyor.server.dashboard import (
+    actions,
+    live,
+    pages,
+    pages_alerts,
+    pages_logs,
+    pages_services,
+    signin,
+)
 from conveyor.server.dashboard.errors import PageError, SignInRequired, page_error, sign_in_required
 from conveyor.server.dashboard.render import STATIC
 from conveyor.server.dashboard.sources import ObserveSources, install_sources
@@ -36,4 +44,5 @@ def install_dashboard(app: FastAPI, sources: ObserveSources | None = None) -> No
     app.include_router(live.router)
     app.include_router(pages_logs.router)
     app.include_router(pages_services.router)
+    app.include_router(pages_alerts.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
