@@ -156,9 +156,9 @@ class InMemoryBackend:
             raise NotFound(f"{env}: no job {job}")
         return e.logs[job]
 
-    def dora(self, env: str, since: str) -> DoraView:
+    def dora(self, env: str, since: str, until: float | None = None) -> DoraView:
         e = self._env(env)
-        return empty_dora(self._project(e), env, since)
+        return empty_dora(self._project(e), env, since, until)
 
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         e = self._env(env)

@@ -21,6 +21,7 @@ from conveyor.server.dashboard import (
     live,
     pages,
     pages_alerts,
+    pages_delivery,
     pages_logs,
     pages_services,
     signin,
@@ -45,4 +46,5 @@ def install_dashboard(app: FastAPI, sources: ObserveSources | None = None) -> No
     app.include_router(pages_logs.router)
     app.include_router(pages_services.router)
     app.include_router(pages_alerts.router)
+    app.include_router(pages_delivery.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

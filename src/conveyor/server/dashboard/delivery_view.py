@@ -1,0 +1,74 @@
+"""What the delivery page shows (issue 11, item 8): each environment's DORA metrics over the
+last 30 days (backend `dora`, the code of `conveyor dora`) and their trend, one window per
+week over the last weeks, each computed by the same code with the window ending that week;
+and what the environment page offers to do (promote, approve, roll back, suspend, resume)."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from conveyor.app.dora import DoraView
+from conveyor.errors import ConveyorError
+from conveyor.model.dora import DoraMetrics
+from conveyor.server.api import ApiState
+from conveyor.server.dashboard.cards import EnvironmentPage, environment_page
+
+WEEK = 7 * 86400.0
+WEEKS = 6  # the trend's windows
+SINCE = "30d"
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dashboard-dora")
+
+
+def week_ends(now: float, weeks: int = WEEKS) -> list[float]:
+    """The ends of the last `weeks` one-week windows, oldest first, the newest ending `now`
+    (pure)."""
+    return [now - WEEK * i for i in reversed(range(weeks))]
+
+
+@dataclass
+class WeekPoint:
+    until: float
+    metrics: DoraMetrics
+
+
+@dataclass
+class Delivery:
+    env: EnvironmentPage | None
+    name: str
+    dora: DoraView | None = None
+    trend: list[WeekPoint] = field(default_factory=list)  # oldest first
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def busiest(self) -> int:
+        """The most deployments of a week in the trend (the meters' maximum; at least 1)."""
+        return max([1, *(p.metrics.deployments for p in self.trend)])
+
+
+def delivery(state: ApiState, env: str, now: float) -> Delivery:
+    out = Delivery(None, env)
+    try:
+        out.env = environment_page(state, env)
+    except (ConveyorError, OSError) as e:
+        out.problems.append(f"status: {e}")
+    try:
+        out.dora = state.backend.dora(env, SINCE, now)
+        out.trend = [
+            WeekPoint(end, state.backend.dora(env, "7d", end).metrics) for end in week_ends(now)
+        ]
+    except (ConveyorError, OSError) as e:
+        out.problems.append(f"DORA metrics: {e}")
+    return out
+
+
+def deliveries(state: ApiState, only: str | None = None) -> list[Delivery]:
+    """Every environment's (or `only` its) delivery, in conveyor.yaml's order."""
+    now = time.time()
+    names = [e.name for e in state.backend.environments()]
+    if only is not None:
+        state.backend.environment(only)  # NotFound for an unknown one
+        names = [only]
+    made = [_POOL.submit(delivery, state, name, now) for name in names]
+    return [m.result() for m in made]
