@@ -58,11 +58,13 @@ def markers(rollouts: list[RolloutView], start: float, end: float) -> list[dict[
     ]
 
 
-def chart_json(chart: Chart, marks: list[dict[str, Any]]) -> str:
+def chart_json(chart: Chart, marks: list[dict[str, Any]], start: float, end: float) -> str:
     """The data a chart's script reads (uPlot's columns plus the rollout markers); `</` is
     escaped so the JSON cannot close its <script type="application/json"> element."""
     data = {
         "title": chart.title,
+        "start": start,
+        "end": end,
         "unit": chart.unit,
         "x": chart.x,
         "series": [{"label": label, "values": values} for label, values in chart.series],

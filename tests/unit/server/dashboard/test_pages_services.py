@@ -49,10 +49,11 @@ def test_rollouts_in_the_window_become_markers_and_the_json_stays_in_its_script(
     assert [m["t"] for m in marks] == [150.0, 500.0]
     assert marks[1] == {"t": 500.0, "label": "deploy → #3", "status": "failed"}
     chart = align("Rate", "req/s", [Series("</script><b>", [(1.0, 2.0)])])
-    text = chart_json(chart, marks)
+    text = chart_json(chart, marks, 0.0, 2.0)
     assert "</script>" not in text
     data = json.loads(text)
     assert data["series"][0]["label"] == "</script><b>" and data["x"] == [1.0]
+    assert (data["start"], data["end"]) == (0.0, 2.0)
 
 
 def test_the_services_list_links_each_service(dash: Dash) -> None:

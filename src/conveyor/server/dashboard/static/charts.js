@@ -6,7 +6,7 @@
   var COLOURS = ["#0a5bc4", "#a0111f", "#6a3d00", "#0f5323"];
   function fmt(unit, v) {
     if (v == null) return "—";
-    if (unit === "ratio") return (v * 100).toFixed(1) + " %";
+    if (unit === "ratio") return (v * 100).toFixed(v >= 0.1 ? 0 : 1) + " %";
     if (unit === "s") return v < 1 ? (v * 1000).toFixed(0) + " ms" : v.toFixed(2) + " s";
     return v.toFixed(2);
   }
@@ -21,6 +21,7 @@
           ctx.font = 11 * devicePixelRatio + "px sans-serif";
           marks.forEach(function (m) {
             var x = Math.round(u.valToPos(m.t, "x", true));
+            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
             ctx.strokeStyle = m.status === "succeeded" ? "#57606a" : "#a0111f";
             ctx.beginPath();
             ctx.moveTo(x, u.bbox.top);
@@ -47,8 +48,12 @@
     el.textContent = "";
     new uPlot({
       width: width, height: 180, series: series,
-      axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return fmt(d.unit, v); }); }, size: 60 }],
-      scales: { y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
+      axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return fmt(d.unit, v); }); }, size: 70 }],
+      scales: {
+        // the whole window, data or not: a service that just started shows where it starts
+        x: { time: true, range: function () { return [d.start, d.end]; } },
+        y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } },
+      },
       plugins: [markersPlugin(d.markers || [])],
     }, data, el);
   }
