@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,10 @@ def _answer(path: str, q: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def prometheus() -> Iterator[str]:
+@contextmanager
+def fake_prometheus() -> Iterator[str]:
+    """A Prometheus API on loopback answering `_answer`; its URL."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
@@ -65,10 +68,18 @@ def prometheus() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def prometheus() -> Iterator[str]:
+    with fake_prometheus() as url:
+        yield url
 
 
 def test_the_charts_come_from_range_queries_of_the_service(prometheus: str) -> None:

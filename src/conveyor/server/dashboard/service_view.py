@@ -52,6 +52,7 @@ def markers(rollouts: list[RolloutView], start: float, end: float) -> list[dict[
             "t": r.started_at,
             "label": f"{r.kind} → #{r.to_release}" if r.to_release else r.kind,
             "status": r.status,
+            "kind": r.kind,
         }
         for r in sorted(rollouts, key=lambda r: r.started_at)
         if start <= r.started_at <= end

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 from conveyor.app.service_charts import Series, align
 from conveyor.app.views import RolloutView
 from conveyor.server.dashboard.service_view import NO_METRICS, chart_json, latest, markers
 from conveyor.server.dashboard.sources import ObserveSources, install_sources
+from tests.unit.app.test_service_charts import fake_prometheus
 from tests.unit.server.dashboard.conftest import Dash
 
 
@@ -47,7 +49,7 @@ def test_rollouts_in_the_window_become_markers_and_the_json_stays_in_its_script(
     rollouts = [_rollout(3, 500.0, "failed"), _rollout(2, 150.0), _rollout(1, 50.0)]
     marks = markers(rollouts, 100.0, 600.0)
     assert [m["t"] for m in marks] == [150.0, 500.0]
-    assert marks[1] == {"t": 500.0, "label": "deploy → #3", "status": "failed"}
+    assert marks[1] == {"t": 500.0, "label": "deploy → #3", "status": "failed", "kind": "deploy"}
     chart = align("Rate", "req/s", [Series("</script><b>", [(1.0, 2.0)])])
     text = chart_json(chart, marks, 0.0, 2.0)
     assert "</script>" not in text
@@ -85,3 +87,28 @@ def test_a_prometheus_that_does_not_answer_is_named(dash: Dash) -> None:
     page = dash.client.get("/environments/staging/services/web")
     assert page.status_code == 200
     assert "No metrics: Prometheus does not answer" in page.text
+
+
+def test_a_service_page_draws_what_prometheus_answers(dash: Dash) -> None:
+    with fake_prometheus() as prometheus:
+        _draws(dash, prometheus)
+
+
+def _draws(dash: Dash, prometheus: str) -> None:
+    install_sources(
+        dash.client.app,  # type: ignore[arg-type]
+        ObserveSources(prometheus=lambda: prometheus),
+    )
+    dash.sign_in("viewer")
+    page = dash.client.get("/environments/staging/services/web")
+    assert page.status_code == 200
+    charts = re.findall(
+        r'<script type="application/json" id="chart-\d-data">(.*?)</script>', page.text
+    )
+    assert len(charts) == 2  # rate and latency; the error ratio had no value: said in words
+    rate = json.loads(charts[0])
+    assert rate["title"] == "Request rate" and rate["series"][0]["values"] == [2.0, 3.0]
+    assert "No data in this window" in page.text
+    assert "requests/s 3.00 req/s" in page.text
+    assert "external" in page.text and "25.00 %" in page.text  # its edge's 5xx ratio
+    assert "/static/charts.js" in page.text

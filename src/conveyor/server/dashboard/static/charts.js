@@ -19,6 +19,7 @@
           ctx.setLineDash([5, 4]);
           ctx.lineWidth = 1.5 * devicePixelRatio;
           ctx.font = 11 * devicePixelRatio + "px sans-serif";
+          var labelled = -Infinity;
           marks.forEach(function (m) {
             var x = Math.round(u.valToPos(m.t, "x", true));
             if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
@@ -27,8 +28,14 @@
             ctx.moveTo(x, u.bbox.top);
             ctx.lineTo(x, u.bbox.top + u.bbox.height);
             ctx.stroke();
+            // a label only where it does not run into the previous one (heals come in bursts)
+            var width = ctx.measureText(m.label).width + 8;
+            if (x - labelled < width) return;
+            labelled = x;
             ctx.fillStyle = "#1f2328";
-            ctx.fillText(m.label, x + 4, u.bbox.top + 12 * devicePixelRatio);
+            var right = x + width > u.bbox.left + u.bbox.width;  // near the right edge: to the left
+            ctx.textAlign = right ? "right" : "left";
+            ctx.fillText(m.label, right ? x - 4 : x + 4, u.bbox.top + 12 * devicePixelRatio);
           });
           ctx.restore();
         },
@@ -50,8 +57,12 @@
       width: width, height: 180, series: series,
       axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return fmt(d.unit, v); }); }, size: 70 }],
       scales: {
-        // the whole window, data or not: a service that just started shows where it starts
-        x: { time: true, range: function () { return [d.start, d.end]; } },
+        // up to now; from a minute before the first point (a young service's few minutes
+        // are not squeezed into the edge of 30)
+        x: { time: true, range: function () {
+          var first = d.x.length ? d.x[0] - 60 : d.start;
+          return [Math.max(d.start, first), d.end];
+        } },
         y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } },
       },
       plugins: [markersPlugin(d.markers || [])],
