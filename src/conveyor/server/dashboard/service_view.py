@@ -17,7 +17,9 @@ from conveyor.model.events import Event
 from conveyor.server.api import ApiState
 from conveyor.server.dashboard.sources import ObserveSources
 
-HEAL_KINDS = ("heal.succeeded", "heal.failed")
+# The server records a successful heal as `drift.corrected` (data.services); a failed one as
+# `heal.failed` (subject.service). `heal.succeeded` is what an agent's timeline has.
+HEAL_KINDS = ("drift.corrected", "heal.succeeded", "heal.failed")
 HEAL_WINDOW = 86400.0  # the heals a page counts: the last day
 NO_METRICS = (
     "No metrics: this server runs no Prometheus (metrics are off, or its stack has not "
@@ -82,6 +84,11 @@ def latest(values: list[float | None]) -> float | None:
     return None
 
 
+def heals_service(e: Event, name: str) -> bool:
+    """Whether heal event `e` replaced replicas of service `name` (pure)."""
+    return e.subject.service == name or name in (e.data.get("services") or [])
+
+
 def service_rows(state: ApiState) -> tuple[list[ServiceRow], list[str]]:
     """Every environment's services, and what could not be read."""
     rows: list[ServiceRow] = []
@@ -109,7 +116,7 @@ def service_page(state: ApiState, sources: ObserveSources, env: str, name: str) 
     heals = [
         e
         for e in state.db.events.recent(HEAL_KINDS, now - HEAL_WINDOW)
-        if e.subject.environment == env and e.subject.service == name
+        if e.subject.environment == env and heals_service(e, name)
     ]
     out = ServicePage(env, status.project, found[0], state.backend.rollouts(env), heals)
     url = sources.prometheus()

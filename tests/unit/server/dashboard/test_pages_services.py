@@ -8,6 +8,7 @@ import socket
 
 from conveyor.app.service_charts import Series, align
 from conveyor.app.views import RolloutView
+from conveyor.model.events import Event, Subject
 from conveyor.server.dashboard.service_view import NO_METRICS, chart_json, latest, markers
 from conveyor.server.dashboard.sources import ObserveSources, install_sources
 from tests.unit.app.test_service_charts import fake_prometheus
@@ -112,3 +113,21 @@ def _draws(dash: Dash, prometheus: str) -> None:
     assert "requests/s 3.00 req/s" in page.text
     assert "external" in page.text and "25.00 %" in page.text  # its edge's 5xx ratio
     assert "/static/charts.js" in page.text
+
+
+def test_the_services_heals_are_counted_from_the_servers_timeline(dash: Dash) -> None:
+    def heal(kind: str, **more: object) -> Event:
+        service = more.pop("service", None)
+        return Event(
+            kind=kind,  # type: ignore[arg-type]
+            message=f"{kind} {more}",
+            subject=Subject(project="shop-staging", environment="staging", service=service),  # type: ignore[arg-type]
+            data=dict(more),
+        )
+
+    dash.db.events.append(heal("drift.corrected", services=["web", "worker"]))
+    dash.db.events.append(heal("heal.failed", service="web"))
+    dash.db.events.append(heal("drift.corrected", services=["worker"]))  # not web's
+    dash.sign_in("viewer")
+    page = dash.client.get("/environments/staging/services/web")
+    assert "heals in the last 24 h: <strong>2</strong>" in page.text
