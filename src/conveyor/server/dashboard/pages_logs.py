@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Header, Request
@@ -69,7 +70,7 @@ def logs_home(request: Request, visit: CurrentVisit) -> Response:
     envs = api_state(request).backend.environments()
     if not envs:
         raise PageError(404, "This server has no environment yet: no logs to search.")
-    return RedirectResponse(f"/environments/{envs[0].name}/logs", status_code=303)
+    return RedirectResponse(f"/environments/{quote(envs[0].name)}/logs", status_code=303)
 
 
 @router.get("/environments/{env}/logs")
