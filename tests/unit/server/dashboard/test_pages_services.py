@@ -64,6 +64,9 @@ def test_the_services_list_links_each_service(dash: Dash) -> None:
     page = dash.client.get("/services")
     assert page.status_code == 200
     assert '/environments/staging/services/web"' in page.text
+    env = dash.client.get("/environments/staging")
+    for link in ("/services/web", "/logs", "/delivery"):
+        assert f'href="/environments/staging{link}"' in env.text, link
 
 
 def test_a_service_page_says_plainly_when_there_are_no_metrics(dash: Dash) -> None:
