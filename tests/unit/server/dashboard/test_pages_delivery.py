@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from conveyor.server.dashboard.delivery_view import WEEK, WEEKS, week_ends
+from conveyor.server.dashboard.delivery_view import DORA, WEEK, WEEKS, week_ends
 from tests.unit.server.dashboard.conftest import Dash
 
 
@@ -23,6 +23,7 @@ def test_each_week_is_asked_of_the_backend_as_its_own_window(dash: Dash) -> None
         return real(env, since, until)
 
     dash.backend.dora = spy  # type: ignore[method-assign]
+    DORA.clear()
     dash.sign_in("viewer")
     page = dash.client.get("/delivery")
     assert page.status_code == 200
@@ -48,3 +49,25 @@ def test_actions_show_for_a_deployer_only_and_go_through_confirmation(dash: Dash
     confirm = dash.client.get("/environments/staging/actions/suspend")
     assert confirm.status_code == 200 and 'method="post"' in confirm.text
     assert dash.client.get("/environments/nope/delivery").status_code == 404
+
+
+def test_dora_is_read_again_only_after_a_new_event(dash: Dash) -> None:
+    calls: list[str] = []
+    real = dash.backend.dora
+
+    def spy(env: str, since: str, until: float | None = None):  # type: ignore[no-untyped-def]
+        calls.append(env)
+        return real(env, since, until)
+
+    dash.backend.dora = spy  # type: ignore[method-assign]
+    DORA.clear()
+    dash.sign_in("deployer")
+    dash.client.get("/environments/staging/delivery")
+    first = len(calls)
+    assert first == WEEKS + 1
+    dash.client.get("/environments/staging/delivery")
+    assert len(calls) == first  # nothing happened since: the answers are reused
+    csrf = dash.csrf("/environments/staging/actions/suspend")
+    dash.client.post("/environments/staging/actions/suspend", data={"csrf_token": csrf})
+    dash.client.get("/environments/staging/delivery")
+    assert len(calls) == 2 * first  # the suspension is an event: read again
