@@ -14,15 +14,21 @@ what the pages show (where the time goes).
 
 Also the pipelines pages (the list's first and 15th page, a pipeline's graph, a job's page,
 a commit's timeline: pipeline_pages).
+Then `--log-lines` (1,000,000) lines are written into the environment's log store (the file the
+server's collector fills, through observe.logs.store, as one replica's output over the last
+12 hours, a tenth of them errors, each with fields) and the observing pages are timed: the
+logs page (no filter, a word, a level, a field), a line's page (fields and neighbours), the
+services list and a service's page, alerts, delivery.
 
 Target (issue 11): pages load in <= 300 ms on this machine. This script prints the figures; it
-does not judge them. Not measured here: the 1,000,000 log lines of the issue's target belong
-to the logs page, which does not exist yet.
+does not judge them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import random
 import re
 import shutil
 import statistics
@@ -36,6 +42,11 @@ import httpx
 from commit_to_live import NAME, Bench, git
 
 from conveyor.ci.run.prepare import ci_store
+from conveyor.model.logs import LogLabels
+from conveyor.observe.logs.retention import Retention
+from conveyor.observe.logs.store import LOGS_DB, LogStore, Row
+
+WORDS = ["order", "cart", "payment", "checkout", "user", "session", "cache", "timeout", "retry"]
 
 
 def fill_pipelines(work_tree: Path, count: int, sha: str) -> None:
@@ -62,6 +73,46 @@ def fill_pipelines(work_tree: Path, count: int, sha: str) -> None:
                     )
     finally:
         store.close()
+
+
+def fill_logs(data: Path, project: str, count: int) -> tuple[Path, int]:
+    """`count` lines of one (made-up) replica of `web` in the environment's log store, over
+    the last 12 hours; returns the store and the id of a line in the middle."""
+    found = [p for p in data.rglob(LOGS_DB) if project in str(p)] or list(data.rglob(LOGS_DB))
+    if not found:
+        raise SystemExit(f"no {LOGS_DB} under {data}: is log collection on?")
+    path = found[0]
+    store = LogStore.open(path, Retention(max_bytes=1 << 40, max_age=30 * 86400.0))
+    rng = random.Random(7)
+    source = store.source(
+        LogLabels(
+            project=project,
+            environment="staging",
+            service="web",
+            replica="web-bench-1",
+            release=2,
+            container="benchcontainer0",
+            stream="stdout",
+        )
+    )
+    end = time.time_ns()
+    span = 12 * 3600 * 10**9
+    batch: list[Row] = []
+    middle = 0
+    for i in range(count):
+        ts = end - span + span * i // count
+        words = " ".join(rng.choice(WORDS) for _ in range(5))
+        fields = json.dumps({"request_id": f"r{i}", "status": "500" if i % 10 == 0 else "200"})
+        batch.append((source, ts, 4 if i % 10 == 0 else 2, f"{words} n={i}", fields))
+        if len(batch) == 20_000:
+            last = store.write(batch)
+            batch = []
+            if not middle and i >= count // 2:
+                middle = last
+    if batch:
+        store.write(batch)
+    store.close()
+    return path, middle
 
 
 def sign_in(client: httpx.Client, token: str) -> None:
@@ -122,6 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--pipelines", type=int, default=1000)
+    parser.add_argument("--log-lines", type=int, default=1_000_000)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="dashbench-"))
     b = Bench(root)
@@ -155,6 +207,30 @@ def main() -> None:
             }
             for label, path in pages.items():
                 measure(client, path, 2)  # warm: templates compiled, connections open
+                first, full, size = measure(client, path, args.requests)
+                print(f"{label:28} first byte {figures(first)} | full HTML {figures(full)}"
+                      f" | {size / 1024:.0f} KiB")  # fmt: skip
+            project = b.api("/environments/staging")["status"]["project"]
+            t0 = time.perf_counter()
+            store, middle = fill_logs(b.data, project, args.log_lines)
+            print(
+                f"{args.log_lines} log lines written into {store} in "
+                f"{time.perf_counter() - t0:.0f} s ({store.stat().st_size / 1e6:.0f} MB)"
+            )
+            observing = {
+                "logs (no filter)": "/environments/staging/logs",
+                "logs text=checkout": "/environments/staging/logs?text=checkout",
+                "logs level=error": "/environments/staging/logs?level=error",
+                "logs field status=500": "/environments/staging/logs?field=status%3D500",
+                "logs text+field+since": "/environments/staging/logs?text=timeout&field=status%3D500&since=6h",
+                "log line (neighbours)": f"/environments/staging/logs/lines/{middle}",
+                "services": "/services",
+                "service web": "/environments/staging/services/web",
+                "alerts": "/alerts",
+                "delivery": "/delivery",
+            }
+            for label, path in observing.items():
+                measure(client, path, 2)
                 first, full, size = measure(client, path, args.requests)
                 print(f"{label:28} first byte {figures(first)} | full HTML {figures(full)}"
                       f" | {size / 1024:.0f} KiB")  # fmt: skip

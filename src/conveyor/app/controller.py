@@ -1251,14 +1251,14 @@ class Controller:
                 db.close()
         return sorted(seen, key=lambda sha: seen[sha], reverse=True)[:limit]
 
-    def dora(self, env: str, since: str) -> DoraView:
+    def dora(self, env: str, since: str, until: float | None = None) -> DoraView:
         """The DORA metrics of `env`'s project (lead time from the commit times in its work
         tree, a checkout of the source)."""
         self._spec(env)
         project = self._served_project(env)
         if project is None:
-            return empty_dora(f"{self.name}-{env}", env, since)
-        return dora_report(project, None, since)
+            return empty_dora(f"{self.name}-{env}", env, since, until)
+        return dora_report(project, None, since, until)
 
     def diff(self, env: str) -> DiffView:
         """Desired (the compose file at the desired commit, with the environment's overrides)

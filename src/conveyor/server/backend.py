@@ -93,8 +93,9 @@ class ServerBackend(Protocol):
         `limit`), newest first."""
         ...
 
-    def dora(self, env: str, since: str) -> DoraView:
-        """DORA metrics of the environment over the `since` window (`30d`)."""
+    def dora(self, env: str, since: str, until: float | None = None) -> DoraView:
+        """DORA metrics of the environment over the `since` window (`30d`) before `until`
+        (UNIX seconds; None: now). The dashboard's trends ask past windows."""
         ...
 
     def diff(self, env: str) -> DiffView:
@@ -201,7 +202,7 @@ class NoEnvironments:
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         raise self._unknown(env)
 
-    def dora(self, env: str, since: str) -> DoraView:
+    def dora(self, env: str, since: str, until: float | None = None) -> DoraView:
         raise self._unknown(env)
 
     def diff(self, env: str) -> DiffView:

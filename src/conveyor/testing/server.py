@@ -215,9 +215,9 @@ class InMemoryBackend:
             )
         return self._result("cancel", env, f"pipeline #{pipeline} is being canceled")
 
-    def dora(self, env: str, since: str) -> DoraView:
+    def dora(self, env: str, since: str, until: float | None = None) -> DoraView:
         e = self._env(env)
-        return empty_dora(self._project(e), env, since)
+        return empty_dora(self._project(e), env, since, until)
 
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         e = self._env(env)

@@ -6,7 +6,9 @@ masked), its JUnit results and artifact; version 4's running pipeline canceled f
 page; the environment page, a rollback from the UI that makes version 1 answer on the
 published port again, live updates, sign out; a viewer sees no action and its forged POST is
 403; a POST without the CSRF token is 403. axe-core checks every page; every page is
-screenshot at 1280x800 and 375 wide (artifacts/screenshots/).
+screenshot at 1280x800 and 375 wide (artifacts/screenshots/). The
+observing pages: search the logs and open a line, the live tail shows a new replica's line,
+a service's page (no metrics in the tests: it says so), alerts and checks, delivery.
 
 The tests run in order and share one server and one browser (CI time)."""
 
@@ -322,6 +324,82 @@ def test_the_overview_follows_events_live(
         "the overview to show staging resumed",
     )
     check_page(browser, "overview")  # both environments serving
+
+
+def test_logs_search_a_line_and_the_live_tail(
+    browser: Browser, world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    d = browser.driver
+    css(browser, 'nav.sections a[href="/logs"]')[0].click()
+    until(browser, lambda: d.current_url.endswith("/environments/staging/logs"), "the logs")
+    field = css(browser, "#f-text")[0]
+    field.send_keys("serving")
+    field.submit()
+    until(browser, lambda: "text=serving" in d.current_url, "the search's answer")
+    lines = [e.text for e in css(browser, "li.logline")]
+    assert lines and all("serving" in t for t in lines)
+    assert any("serving version 1" in t for t in lines)  # the app's replica after the rollback
+    check_page(browser, "logs")
+    css(browser, "li.logline a")[0].click()
+    until(browser, lambda: "/logs/lines/" in d.current_url, "a line's page")
+    assert "serving version" in css(browser, "pre.logmsg")[0].text
+    facts = css(browser, "dl.facts")[0].text
+    assert "web" in facts and "stdout" in facts
+    assert css(browser, "#neighbours li.current")  # the line among its replica's
+    check_page(browser, "log-line")
+    # the live tail: a rollback starts a replica of release 2, which says so
+    d.get(world.url + "/environments/staging/logs?text=serving&follow=1")
+    until(browser, lambda: css(browser, "[data-live-status]")[0].text == "live", "the tail")
+    before = len(css(browser, "li.logline"))
+    auth = {"Authorization": f"Bearer {tokens['deployer']}"}
+    r = httpx.post(
+        f"{world.url}/api/v1/environments/staging/rollback",
+        json={"to_release": 2},
+        headers=auth,
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    until(
+        browser,
+        lambda: (
+            len(css(browser, "li.logline")) > before
+            and "serving version 2" in css(browser, "li.logline")[0].text
+        ),
+        "the new replica's line on top of the tail",
+    )
+    check_page(browser, "logs-live")
+
+
+def test_services_alerts_and_delivery_pages(browser: Browser, world: ServerWorld) -> None:
+    d = browser.driver
+    d.get(world.url + "/services")
+    check_page(browser, "services")
+    css(browser, 'a[href="/environments/staging/services/web"]')[0].click()
+    until(browser, lambda: d.current_url.endswith("/services/web"), "web's page")
+    replicas = css(browser, "section[aria-labelledby=rep-h] tbody tr")
+    assert replicas and "#2" in replicas[0].text
+    red = css(browser, "section[aria-labelledby=red-h]")[0]
+    # the tests run without metrics (CONVEYOR_METRICS=0): the page says so, no empty chart
+    assert css(browser, ".uplot") or "No metrics" in red.text, red.text
+    check_page(browser, "service")
+    d.get(world.url + "/alerts")
+    page = css(browser, "main")[0].text
+    assert "Firing" in page and "Silences" in page and "Checks (Nagios)" in page
+    assert "Nagios does not run for it" in page  # CONVEYOR_CHECKS=off in the tests
+    check_page(browser, "alerts")
+    d.get(world.url + "/delivery")
+    staging = css(browser, "main section.panel")[0]
+    assert "Deployment frequency" in staging.text and "Change failure rate" in staging.text
+    assert (
+        len(
+            css(browser, "main section.panel")[0].find_elements(
+                "css selector", "table.trend tbody tr"
+            )
+        )
+        == 6
+    )
+    assert css(browser, 'a[href="/environments/staging/actions/suspend"]')
+    check_page(browser, "delivery")
 
 
 def test_sign_out(browser: Browser, world: ServerWorld) -> None:

@@ -18,15 +18,29 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from conveyor.server.dashboard import actions, live, pages, pages_pipelines, pages_timeline, signin
+from conveyor.server.dashboard import (
+    actions,
+    live,
+    pages,
+    pages_alerts,
+    pages_delivery,
+    pages_logs,
+    pages_pipelines,
+    pages_services,
+    pages_timeline,
+    signin,
+)
 from conveyor.server.dashboard.errors import PageError, SignInRequired, page_error, sign_in_required
 from conveyor.server.dashboard.render import STATIC
+from conveyor.server.dashboard.sources import ObserveSources, install_sources
 
-__all__ = ["install_dashboard"]
+__all__ = ["ObserveSources", "install_dashboard"]
 
 
-def install_dashboard(app: FastAPI) -> None:
-    """Serve the dashboard from `app` (the API's FastAPI application)."""
+def install_dashboard(app: FastAPI, sources: ObserveSources | None = None) -> None:
+    """Serve the dashboard from `app` (the API's FastAPI application). `sources`: the
+    server's Prometheus and Alertmanager for the services and alerts pages (None: none)."""
+    install_sources(app, sources or ObserveSources())
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(PageError, page_error)
     app.include_router(signin.router)
@@ -35,4 +49,8 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(live.router)
     app.include_router(pages_pipelines.router)
     app.include_router(pages_timeline.router)
+    app.include_router(pages_logs.router)
+    app.include_router(pages_services.router)
+    app.include_router(pages_alerts.router)
+    app.include_router(pages_delivery.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
