@@ -109,15 +109,40 @@ def _frame(stream: int, payload: bytes, complete: bool) -> Frame | None:
     cut = payload.find(b" ")
     if cut < 20:
         return None
-    text = payload[cut + 1 :]
-    if complete:
-        text = text[:-1] if text.endswith(b"\n") else text
+    end = len(payload) - 1 if complete and payload.endswith(b"\n") else len(payload)
     return (
         stream,
-        parse_timestamp(payload[:cut].decode("ascii", "replace")),
-        text.decode("utf-8", "replace"),
+        stamp_of(payload[:cut]),
+        payload[cut + 1 : end].decode("utf-8", "replace"),
         complete,
     )
+
+
+def stamp_of(raw: bytes, _seconds: dict[bytes, int] = {}) -> int:  # noqa: B006 — a cache
+    """`parse_timestamp` of the engine's usual form (`...T13:58:50.326812957Z`) straight
+    from bytes: the seconds looked up by their text, the fraction read as a number (the
+    generic parse costs a third of a frame's decoding; it runs for any other form)."""
+    whole = raw[:19]
+    seconds = _seconds.get(whole)
+    if seconds is None:
+        text = whole.decode("ascii", "replace")
+        if len(text) != 19 or not text[:4].isdigit():
+            return parse_timestamp(raw.decode("ascii", "replace"))
+        seconds = parse_timestamp(text + "Z") // 1_000_000_000
+        if len(_seconds) > 4096:
+            _seconds.clear()
+        _seconds[whole] = seconds
+    if raw[-1:] != b"Z":
+        return parse_timestamp(raw.decode("ascii", "replace"))
+    if len(raw) == 20:
+        return seconds * 1_000_000_000
+    fraction = raw[20:-1]
+    if raw[19:20] != b"." or not fraction.isdigit() or len(fraction) > 9:
+        return parse_timestamp(raw.decode("ascii", "replace"))
+    return seconds * 1_000_000_000 + int(fraction) * _SCALE[len(fraction)]
+
+
+_SCALE = tuple(10 ** (9 - n) for n in range(10))  # nanoseconds per unit of an n-digit fraction
 
 
 class ChunkedBody:
