@@ -37,6 +37,8 @@ from conveyor.runtime.protocol import LABEL_PROJECT
 
 _READ = 256 * 1024  # bytes asked of the socket at a time
 _HEADER = struct.Struct(">BxxxL")
+# Nanoseconds per unit of an n-digit fraction of a second.
+_SCALE: tuple[int, ...] = tuple(int(10 ** (9 - n)) for n in range(10))
 _POOL = 64  # connections kept to the engine: one per followed container, and a few more
 
 
@@ -140,9 +142,6 @@ def stamp_of(raw: bytes, _seconds: dict[bytes, int] = {}) -> int:  # noqa: B006 
     if raw[19:20] != b"." or not fraction.isdigit() or len(fraction) > 9:
         return parse_timestamp(raw.decode("ascii", "replace"))
     return seconds * 1_000_000_000 + int(fraction) * _SCALE[len(fraction)]
-
-
-_SCALE = tuple(10 ** (9 - n) for n in range(10))  # nanoseconds per unit of an n-digit fraction
 
 
 class ChunkedBody:
