@@ -184,6 +184,8 @@ def _flatten(obj: Mapping[str, object], prefix: str = "", depth: int = 0) -> dic
 
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        if "\\" not in value:  # nothing escaped (the usual case): the text between the quotes
+            return value[1:-1]
         try:
             text = json.loads(value)  # logfmt quotes the way Go's strconv.Quote does
         except ValueError:
