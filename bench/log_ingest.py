@@ -1,5 +1,6 @@
 """Figures of the embedded log store and its collector (issue 10, "Logs" item 4).
 
+    .venv/bin/python bench/log_ingest.py stages [--lines 200000]
     .venv/bin/python bench/log_ingest.py ingest [--lines 500000]
     .venv/bin/python bench/log_ingest.py e2e [--lines 300000]
     .venv/bin/python bench/log_ingest.py engine [--lines 300000]
@@ -7,6 +8,8 @@
     .venv/bin/python bench/log_ingest.py search [--lines 1000000] [--big]
     .venv/bin/python bench/log_ingest.py all
 
+- stages: each stage of the ingest alone in one thread's CPU time (the engine's frames
+  decoded; resumed, joined and parsed; stored), so the cost of a line can be split.
 - ingest: lines in memory, as the Docker Engine hands them over (frames with nanosecond
   stamps; 60 % access-log plain lines, 25 % JSON, 15 % logfmt, a traceback now and then), fed
   to the collector (parse, join, label, store) while another thread searches the store ten
@@ -33,6 +36,7 @@ import json
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -45,10 +49,11 @@ from common import ROOT, rss_mb  # noqa: F401 — sys.path set up by common
 
 from conveyor.errors import StoreError
 from conveyor.model.logs import LogLabels, LogQuery
-from conveyor.observe.logs.collect import Collector, CollectorOptions
+from conveyor.observe.logs.collect import Collector, CollectorOptions, _add_rows, _StreamState
+from conveyor.observe.logs.cursor import Cursor
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.store import LogStore, Row
-from conveyor.runtime.docker_logs import DockerLogs
+from conveyor.runtime.docker_logs import DockerLogs, FrameDecoder
 from conveyor.runtime.log_protocol import STDERR, STDOUT, Frame
 from conveyor.testing.logs import FakeContainerLogs
 
@@ -173,6 +178,56 @@ def bench_ingest(lines: int, containers: int = 4) -> None:
         f"{pct(searches, 0.95) * 1000:.1f} ms; all written: {ok}"
     )
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_stages(lines: int) -> None:
+    """Each stage of the ingest alone, in this thread's CPU time: where a line's cost goes."""
+    rng = random.Random(7)
+    frames = synthetic_frames(lines, rng)
+    # the engine's wire form of the same lines, for the frame decoder
+    stamp = "2026-12-06T16:57:35.{:09d}Z "
+    wire = b"".join(
+        struct.pack(">BxxxL", f[0], len(p)) + p
+        for f in frames
+        for p in [(stamp.format(f[1] % 10**9) + f[2] + "\n").encode()]
+    )
+    t = time.thread_time()
+    decoder = FrameDecoder(tty=False)
+    decoded = sum(
+        len(decoder.feed(wire[i : i + 256 * 1024])) for i in range(0, len(wire), 256 * 1024)
+    )
+    decode = time.thread_time() - t
+    t = time.thread_time()
+    states = {STDOUT: _StreamState(1, Cursor()), STDERR: _StreamState(2, Cursor())}
+    rows: list[Row] = []
+    for stream, ts, text, _complete in frames:
+        s = states[stream]
+        mark = s.resume.take(ts)
+        groups = s.joiner.feed(ts, text, mark)
+        if groups:
+            _add_rows(s.source, groups, rows)
+    parse = time.thread_time() - t
+    tmp = Path(tempfile.mkdtemp(prefix="logbench-"))
+    try:
+        store = LogStore.open(tmp / "logs.db")
+        ids = {
+            n: store.source(LogLabels(project="bench", service="web", container="c", stream=st))
+            for n, st in ((1, "stdout"), (2, "stderr"))
+        }
+        rows = [(ids[r[0]], *r[1:]) for r in rows]
+        t = time.thread_time()
+        for i in range(0, len(rows), 20_000):
+            store.write(rows[i : i + 20_000], {ids[1]: Cursor(i + 1, 1)})
+        write = time.thread_time() - t
+        store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"stages (CPU time of one thread, {lines:,} lines): the engine's frames decoded "
+        f"{decoded / decode:,.0f}/s; resumed, joined and parsed {lines / parse:,.0f} lines/s; "
+        f"stored {len(rows) / write:,.0f} rows/s (FTS5, 20,000 a transaction); all three "
+        f"{lines / (decode + parse + write):,.0f} lines per CPU-second"
+    )
 
 
 # --- end to end from a container ---------------------------------------------------------------
@@ -417,7 +472,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("what", choices=["ingest", "e2e", "engine", "overhead", "search", "all"])
+    ap.add_argument(
+        "what", choices=["stages", "ingest", "e2e", "engine", "overhead", "search", "all"]
+    )
     ap.add_argument("--lines", type=int, default=0)
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--seconds", type=int, default=20)
@@ -426,6 +483,8 @@ def main() -> None:
     # Figures from a busy machine mean little: say how busy it was.
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)")
+    if args.what in ("stages", "all"):
+        bench_stages(args.lines or 200_000)
     if args.what in ("ingest", "all"):
         bench_ingest(args.lines or 500_000)
     if args.what in ("e2e", "all"):
