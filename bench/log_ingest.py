@@ -301,7 +301,7 @@ def bench_e2e(lines: int) -> None:
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        ok = collector.wait_written(lines + 1, 900)
+        ok = collector.wait_written(lines + 1, 300)
         dt = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         done.set()
@@ -317,6 +317,8 @@ def bench_e2e(lines: int) -> None:
         frames = sum(len(b) for b in DockerLogs().read_logs(cid, 0, False, False))
         engine_rate = frames / (time.perf_counter() - t)
         read = f"{read_all[0]:.2f}s" if read_all else "?"
+        st = collector.stats  # to tell a lost line's story: followers started, engine errors
+        story = f"followers {st.followed}, engine errors {st.errors} {st.last_error!r}"
         print(
             f"e2e: {lines:,} lines from a container in {dt:.2f}s = {lines / dt:,.0f} lines/s "
             f"(docker run to last line stored; docker run returned after {started:.2f}s, every "
@@ -324,7 +326,7 @@ def bench_e2e(lines: int) -> None:
             f"{distinct:,} distinct: {'none lost, none twice' if distinct == lines == total - 1 else 'MISMATCH'}; "
             f"collector CPU {cpu / dt:.0%} of one core; the engine alone serves its logs API at "
             f"{engine_rate:,.0f} lines/s (re-reading the stopped container); container ran "
-            f"{ran[0]} .. {ran[1]}; all written: {ok}"
+            f"{ran[0]} .. {ran[1]}; {story}; all written: {ok}"
         )
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
