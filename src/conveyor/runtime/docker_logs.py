@@ -154,6 +154,7 @@ class ChunkedBody:
         self._left = 0  # bytes of the current chunk still to come
         self._trailer = False  # the CRLF after a chunk's data is still to come
         self.done = False
+        self.ended = False  # the last (empty) chunk came: the body ended, not broke off
 
     def read(self) -> bytes:
         """Some decoded body bytes (b"" only at the end)."""
@@ -192,7 +193,7 @@ class ChunkedBody:
             size = int(buf[pos:line_end].split(b";", 1)[0] or b"0", 16)
             pos = line_end + 2
             if size == 0:
-                self.done = True
+                self.done = self.ended = True
                 break
             self._left = size
         self._buf = buf[pos:]
@@ -213,11 +214,13 @@ class _Reading:
         self._sock = _socket_of(fp)
         if self._sock is not None:
             self._sock.settimeout(None)  # a followed container may stay silent for hours
+        self._body: ChunkedBody | None = None
         if chunked and fp is not None and hasattr(fp, "read1"):
-            body = ChunkedBody(fp.read1)
-            self._read = body.read
+            self._body = ChunkedBody(fp.read1)
+            self._read = self._body.read
         else:
             self._read = lambda: raw.read1(_READ)
+        self.complete = False
 
     def __iter__(self) -> Iterator[list[Frame]]:
         first = True  # bytes read with the headers may wait in the file's buffer: no select
@@ -233,6 +236,9 @@ class _Reading:
                     # A close from another thread, or the engine going away mid-body.
                     break
                 if not data:
+                    # The end of the body: as the engine ends it (its last chunk), or cut
+                    # (the connection closed without it). Without chunking it cannot tell.
+                    self.complete = self._body is None or self._body.ended
                     break
                 frames = self._decoder.feed(data)
                 if frames:

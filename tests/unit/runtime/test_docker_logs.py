@@ -95,3 +95,13 @@ def test_chunked_transfer_decoding() -> None:
 )
 def test_the_fast_stamp_agrees_with_the_generic_parse(text: str) -> None:
     assert stamp_of(text.encode()) == parse_timestamp(text)
+
+
+def test_a_chunked_body_tells_its_end_from_a_cut() -> None:
+    wire = b"5\r\nhello\r\n"
+    for tail, ended in ((b"0\r\n\r\n", True), (b"", False), (b"3\r\nab", False)):
+        feed = iter([wire + tail])
+        body = ChunkedBody(lambda _n, feed=feed: next(feed, b""))
+        while body.read():
+            pass
+        assert body.ended is ended, tail

@@ -416,7 +416,12 @@ class _Follower:
                 if after is None:
                     self._flush_all()
                     return  # removed: whatever it wrote was read or is gone with it
-                if not after.running:
+                # The output broke off (a transport error, the engine going away) rather
+                # than ended: what was read need not be all of it, even of a stopped
+                # container, so it is never taken for the end (the rest would stay unread
+                # for good); reading goes on from the last record handed over.
+                broke_off = not reading.complete and not self._reopened
+                if not after.running and not broke_off:
                     self._flush_all()
                     if not run.running:  # read to the end of a stopped container: done
                         owner._drained_at(self.container, after.finished_at)
@@ -425,14 +430,22 @@ class _Follower:
                     # cursor (a reading the engine's restart left stale ends without it).
                     self._restart()
                     continue
-                # The output ended while the container runs: the engine went away (a
-                # restart), or the reading was found stale. Read again from the last record
-                # handed over; right after an engine restart, distrust quiet readings.
+                # The output ended while the container runs, or broke off: the engine went
+                # away (a restart), or the reading was found stale. Read again from the last
+                # record handed over; right after an engine restart, distrust quiet readings.
                 if not self._reopened:
                     self._suspect_until = time.monotonic() + owner.options.suspect_for
                 self._reopened = False
                 self._restart()
-                backoff = 0.2
+                if broke_off and not after.running:
+                    # The engine is up but cut a stopped container's output: say so, and
+                    # back off further should it keep doing it.
+                    owner._failed(
+                        f"logs of {self.container[:12]}: the engine's output broke off before "
+                        "its end; reading it again from the cursor"
+                    )
+                else:
+                    backoff = 0.2
             except ConveyorError as e:
                 owner._failed(f"logs of {self.container[:12]}: {e}")
                 self._restart()
