@@ -142,10 +142,10 @@ class PipelineRunner:
         )
         groups = {j.name: g for j in jobs if (g := variables.resource_group(j))}
         schedule = Schedule(jobs=jobs, stages=spec.stages, groups=groups)
-        again = seed(schedule, latest, target)
+        seed(schedule, latest, target)
         self.records.resume(
             {name: row.id for name, row in latest.items()},
-            {name: row.id for name, row in latest.items() if not row.started and name in again},
+            {name: row.id for name, row in latest.items() if not row.started},
         )
         self.records.timeline = self.records.timeline.bind(
             pipeline=pid, commit=predefined.get("CI_COMMIT_SHA") or None
