@@ -47,6 +47,7 @@ from conveyor.ci.load.components import Catalog, parse_catalog
 from conveyor.ci.run.artifacts import ArtifactManifest
 from conveyor.ci.run.config import ExecutorName, RunConfig
 from conveyor.ci.run.downstream import Upstream, describe, preview_downstream
+from conveyor.ci.run.facts import git_facts
 from conveyor.ci.run.job_env import JobVariables
 from conveyor.ci.run.leftovers import LeftRunning, stop_left_running
 from conveyor.ci.run.prepare import (
@@ -532,8 +533,16 @@ def rerun_refusal(file: Path, kind: RerunKind, job: int) -> tuple[JobRow, str | 
     """Job `job` and why it cannot be retried/played now (None: it can), without running it.
     ConveyorError when there is no such job. For a caller that answers before it runs the job
     in the background (the server)."""
-    with _store(_file(file)) as store:
+    f = _file(file)
+    with _store(f) as store:
         row, _, refused = _rerun_check(store, kind, job)
+        pl = store.pipelines.get(row.pipeline_id)
+    head = git_facts(f.parent).sha
+    if refused is None and pl is not None and pl.sha and head != pl.sha:
+        refused = (
+            f"pipeline {pl.id} ran commit {pl.sha[:12]}, the project is at {head[:12]} now: "
+            "only jobs of a pipeline of the commit checked out are run again"
+        )
     return row, refused
 
 
