@@ -3,7 +3,8 @@
 version 1, then 2. Sign in, the overview; version 3's commit followed on its timeline page
 while its pipeline runs and deploys, its job's log streaming live (a masked variable stays
 masked), its JUnit results and artifact; version 4's running pipeline canceled from its
-page; the environment page, a rollback from the UI that makes version 1 answer on the
+page, then its canceled job retried from the job table (the pipeline passes, version 4 rolls
+out); the environment page, a rollback from the UI that makes version 1 answer on the
 published port again, live updates, sign out; a viewer sees no action and its forged POST is
 403; a POST without the CSRF token is 403. axe-core checks every page; every page is
 screenshot at 1280x800 and 375 wide (artifacts/screenshots/). The
@@ -263,6 +264,42 @@ def test_cancel_a_running_pipeline(
     assert world.serving() == "3"  # version 4 was never deployed
 
 
+def test_retry_the_canceled_job_then_its_commit_rolls_out(
+    browser: Browser, world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    """Version 4's canceled build retried from its pipeline's job table: a new attempt runs
+    (the gate is open now), unit after it, the pipeline turns green and the commit the
+    environment held back rolls out."""
+    d = browser.driver
+    p = world.api("/environments/staging/pipelines", tokens["viewer"])[0]
+    jobs = world.api(f"/environments/staging/pipelines/{p['id']}/jobs", tokens["viewer"])
+    build = next(j for j in jobs if j["name"] == "build")
+    assert (p["status"], build["status"]) == ("canceled", "canceled")
+    (world.root / "gate-never").touch()
+    base = f"/environments/staging/pipelines/{p['id']}"
+    d.get(world.url + base)
+    css(browser, f'a[href="{base}/jobs/{build["id"]}/retry"]')[0].click()
+    until(browser, lambda: d.current_url.endswith("/retry"), "the confirm step")
+    assert "Retry build of pipeline" in d.page_source
+    check_page(browser, "confirm-retry")
+    css(browser, "form.confirm button[type=submit]")[0].click()
+    until(browser, lambda: css(browser, ".notice-ok"), "the retry's outcome")
+    world.wait_for(
+        lambda: (
+            world.api(f"/environments/staging/pipelines/{p['id']}/jobs", tokens["viewer"])[-1][
+                "attempt"
+            ]
+            == 2
+        ),
+        "the new attempt",
+    )
+    until(browser, lambda: "success" in css(browser, "#live dl.facts")[0].text, "green, live")
+    rows = [r.text for r in css(browser, "#live table tbody tr")]
+    assert any("build" in r and "attempt 2" in r and "success" in r for r in rows), rows
+    check_page(browser, "pipeline-retried")
+    world.wait_for(lambda: world.serving() == "4", "version 4 to serve")
+
+
 def test_roll_back_from_the_environment_page(browser: Browser, world: ServerWorld) -> None:
     d = browser.driver
     css(browser, 'nav.envs a[href="/environments/staging"]')[0].click()
@@ -274,7 +311,7 @@ def test_roll_back_from_the_environment_page(browser: Browser, world: ServerWorl
     assert "Roll staging back to release #1?" in d.page_source
     check_page(browser, "confirm-rollback")
     serving = world.serving()
-    assert serving == "3"  # asking changed nothing (version 3: test_a_commit_followed_live)
+    assert serving == "4"  # asking changed nothing (version 4: its retried pipeline passed)
     css(browser, "form.confirm button[type=submit]")[0].click()
     until(browser, lambda: css(browser, ".notice-ok"), "the rollback's outcome")
     assert d.current_url.endswith("/environments/staging")
