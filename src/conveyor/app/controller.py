@@ -83,6 +83,7 @@ from conveyor.app.server_views import (
 from conveyor.app.superseding import Running, Superseded, notice
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.ci.run.prepare import ci_store
+from conveyor.ci.select.rerun import RerunKind
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.reconciler import Reconciler
 from conveyor.deploy.router_watch import RouterMark, changes, router_mark
@@ -480,6 +481,11 @@ class Controller:
             return
         except ConveyorError as e:
             reason = str(e)
+        self._synced(env, desired, reason)
+
+    def _synced(self, env: str, desired: str, reason: str) -> None:
+        """Record how bringing in `desired` ended: failed for `reason`, or serving."""
+        short = desired[:12]
         if reason:
             self._update(env, failed=desired, reason=reason, syncing=None)
             self._emit(
@@ -529,6 +535,11 @@ class Controller:
                 raise Superseded(newer, ended if status is None else f"{ended} {status}")
             if ran.pipeline is not None and ran.pipeline.status != "success":
                 return pipeline_refusal(ran.pipeline)
+        return self._roll_out(spec, head)
+
+    def _roll_out(self, spec: EnvironmentSpec, head: str) -> str:
+        """The rollout of `head`, checked out and its pipeline green. Returns why it did not
+        succeed, or ""."""
         images = self._promoted_images(spec, head) if spec.branch is None else None
         project = self._project(spec, head)
         # Collecting before the rollout: a replica it replaces at once still has its lines.
@@ -1195,6 +1206,101 @@ class Controller:
             environment=env,
             message=f"pipeline #{pipeline}: cancel asked; its running jobs stop within seconds",
         )
+
+    def retry_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        """GitLab's "Retry" of a failed or canceled job of one of `env`'s pipelines: checked
+        now (ActionRefused with the reason), run in the background by `_rerun`."""
+        return self._start_rerun("retry", env, job, actor)
+
+    def play_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        """GitLab's "Play" of a manual job of one of `env`'s pipelines, as `retry_job`."""
+        return self._start_rerun("play", env, job, actor)
+
+    def _start_rerun(self, kind: RerunKind, env: str, job: int, actor: Principal) -> ActionResult:
+        spec = self._spec(env)
+        path = self._pipeline_file(env)
+        if path is None:
+            raise NotFound(f"{env} runs no pipeline")
+        try:
+            row, refused = ci_app.rerun_refusal(path, kind, job)
+        except ConveyorError as e:
+            raise NotFound(f"{env}: {e}") from None
+        if refused is not None:
+            raise ActionRefused(f"cannot {kind} job #{job} ({row.name}): {refused}")
+        sha = ci_app.show(path, row.pipeline_id).sha or ""
+        # Like a pipeline of a sync, the job runs in a thread of its own under `_work` (one
+        # change to the world at a time): the request is answered at once.
+        thread = threading.Thread(
+            target=self._guarded,
+            args=(functools.partial(self._rerun, kind, spec, path, job, actor, sha),),
+            name=f"{kind}-{env}-{job}",
+            daemon=True,
+        )
+        thread.start()
+        return ActionResult(
+            action=kind,
+            environment=env,
+            message=f"job #{job} ({row.name}) of pipeline #{row.pipeline_id}: {kind} started",
+        )
+
+    def _rerun(
+        self,
+        kind: RerunKind,
+        spec: EnvironmentSpec,
+        path: Path,
+        job: int,
+        actor: Principal,
+        commit: str,
+    ) -> None:
+        """Run the job again; when that makes the pipeline of the commit this environment
+        refused green, roll that commit out as the sync would have (GitLab deploys once the
+        pipeline passes). Errors are told as events: nobody waits for this thread."""
+        env = spec.name
+        with self._work:
+            use = ci_app.retry if kind == "retry" else ci_app.play
+            try:
+                view = use(
+                    path,
+                    job,
+                    executor=self.executor,
+                    registry=self.registry,
+                    subscribers=[self._collect],
+                    environ=self._environ(spec, commit),
+                    actor=actor.name,
+                )
+            except ConveyorError as e:
+                self._emit(
+                    "pipeline.note",
+                    f"{env}: {kind} of job #{job} did not run: {e}",
+                    "error",
+                    environment=env,
+                    data={"title": kind},
+                )
+                return
+            progress = self._progress(env)
+            sha = view.sha
+            if (
+                view.status != "success"
+                or sha is None
+                or spec.branch is None
+                or progress.suspended
+                or progress.failed != sha
+                or progress.desired != sha
+                or progress.syncing is not None
+            ):
+                return
+            self._emit(
+                "sync.started",
+                f"{env}: bringing in {sha[:12]}: pipeline {view.id} passed after a {kind}",
+                environment=env,
+                commit=sha,
+            )
+            self._update(env, syncing=sha)
+            try:
+                reason = self._roll_out(spec, sha)
+            except ConveyorError as e:
+                reason = str(e)
+            self._synced(env, sha, reason)
 
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         """Commit -> pipeline -> release -> rollout -> verdict for each of the newest `limit`

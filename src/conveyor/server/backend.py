@@ -86,6 +86,18 @@ class ServerBackend(Protocol):
         GitLab's auto-cancel uses); ActionRefused when it is not running."""
         ...
 
+    def retry_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        """GitLab's "Retry": run failed or canceled job `job` of a finished pipeline again, as
+        a new attempt, then what it unblocks (in the background); ActionRefused when it cannot
+        be retried now (not the latest attempt, not failed or canceled, its pipeline runs, or
+        the pipeline is of a commit no longer checked out)."""
+        ...
+
+    def play_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        """GitLab's "Play": run manual job `job` (not run yet), then what it unblocks; a
+        pipeline that passes then lets its commit roll out. ActionRefused as `retry_job`."""
+        ...
+
     def job_log(self, env: str, job: int) -> JobLog: ...
 
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
@@ -197,6 +209,12 @@ class NoEnvironments:
         raise self._unknown(env)
 
     def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
+        raise self._unknown(env)
+
+    def retry_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        raise self._unknown(env)
+
+    def play_job(self, env: str, job: int, actor: Principal) -> ActionResult:
         raise self._unknown(env)
 
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:

@@ -232,6 +232,18 @@ class PipelineRepository:
             (scope, superseded_by, pid),
         )
 
+    def resume(self, pid: int) -> bool:
+        """A finished pipeline runs again (a job of it is retried or played): `running`, with
+        no finish and no cancel request. False, changing nothing, when it is not finished
+        (another process runs it): the check and the change are one statement."""
+        cur = self._db.execute(
+            "UPDATE pipelines SET status = 'running', finished_at = NULL, cancel_requested = 0, "
+            "cancel_scope = NULL, superseded_by = NULL "
+            "WHERE id = ? AND status NOT IN ('running', 'created', 'pending')",
+            (pid,),
+        )
+        return cur.rowcount == 1
+
     def cancel_requested(self, pid: int) -> bool:
         return bool(self._db.scalar("SELECT cancel_requested FROM pipelines WHERE id = ?", (pid,)))
 

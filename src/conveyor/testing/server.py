@@ -215,6 +215,49 @@ class InMemoryBackend:
             )
         return self._result("cancel", env, f"pipeline #{pipeline} is being canceled")
 
+    def retry_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        return self._rerun("retry", env, job, actor)
+
+    def play_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        return self._rerun("play", env, job, actor)
+
+    def _rerun(self, kind: ActionName, env: str, job: int, actor: Principal) -> ActionResult:
+        """In memory, a job run again succeeds at once: a retry adds an attempt, a play runs
+        the manual job itself; the pipeline is then `success` when no latest job failed."""
+        e = self._env(env)
+        found = [(pid, j) for pid, jobs in e.jobs.items() for j in jobs if j.id == job]
+        if not found:
+            raise NotFound(f"{env}: no job {job}")
+        pid, j = found[0]
+        pl = e.pipelines[pid]
+        latest = {x.name: x for x in e.jobs[pid]}
+        if pl.status == "running":
+            raise ActionRefused(f"pipeline #{pid} is running")
+        if latest[j.name].id != j.id:
+            raise ActionRefused(f"job #{job} is not the latest attempt of {j.name}")
+        wanted = ("failed", "canceled") if kind == "retry" else ("manual",)
+        if j.status not in wanted:
+            raise ActionRefused(f"job {j.name} is {j.status}: it cannot be {kind}ed")
+        with self._lock:
+            done = j.model_copy(
+                update={"status": "success", "exit_code": 0, "failure_reason": None}
+            )
+            if kind == "retry":
+                done = done.model_copy(
+                    update={"id": next(self._ids), "attempt": j.attempt + 1, "retry_of": j.id}
+                )
+                e.jobs[pid].append(done)
+            else:
+                e.jobs[pid] = [done if x.id == j.id else x for x in e.jobs[pid]]
+            e.logs[done.id] = JobLog(job_id=done.id, name=j.name, text=f"{kind} by {actor.name}")
+            latest[j.name] = done
+            bad = any(x.status in ("failed", "canceled") for x in latest.values())
+            e.pipelines[pid] = pl.model_copy(update={"status": "failed" if bad else "success"})
+            self._emit_locked(
+                "job.finished", f"{j.name} success ({kind})", env, pipeline=pid, job=done.id
+            )
+        return self._result(kind, env, f"job #{job} ({j.name}): {kind} started")
+
     def dora(self, env: str, since: str, until: float | None = None) -> DoraView:
         e = self._env(env)
         return empty_dora(self._project(e), env, since, until)

@@ -3,10 +3,11 @@
 version 1, then 2. Sign in, the overview; version 3's commit followed on its timeline page
 while its pipeline runs and deploys, its job's log streaming live (a masked variable stays
 masked), its JUnit results and artifact; version 4's running pipeline canceled from its
-page; the environment page, a rollback from the UI that makes version 1 answer on the
-published port again, live updates, sign out; a viewer sees no action and its forged POST is
-403; a POST without the CSRF token is 403. axe-core checks every page; every page is
-screenshot at 1280x800 and 375 wide (artifacts/screenshots/). The
+page, then its canceled build retried from the job table (and its unit through the API: the
+pipeline passes, version 4 rolls out); the environment page, a rollback from the UI that
+makes version 1 answer on the published port again, live updates, sign out; a viewer sees
+no action and its forged POST is 403; a POST without the CSRF token is 403. axe-core checks
+every page; every page is screenshot at 1280x800 and 375 wide (artifacts/screenshots/). The
 observing pages: search the logs and open a line, the live tail shows a new replica's line,
 a service's page (no metrics in the tests: it says so), alerts and checks, delivery.
 
@@ -263,6 +264,53 @@ def test_cancel_a_running_pipeline(
     assert world.serving() == "3"  # version 4 was never deployed
 
 
+def test_retry_the_canceled_job_then_its_commit_rolls_out(
+    browser: Browser, world: ServerWorld, tokens: dict[str, str]
+) -> None:
+    """Version 4's canceled build retried from its pipeline's job table: a new attempt runs
+    (the gate is open now) and succeeds. Its canceled `unit` stays canceled, as on GitLab
+    (only skipped jobs after a retried one run again), so the pipeline stays canceled until
+    `unit` is retried too (through the API here); then it is green, live on the page, and the
+    commit the environment held back rolls out."""
+    d = browser.driver
+    p = world.api("/environments/staging/pipelines", tokens["viewer"])[0]
+    jobs_path = f"/environments/staging/pipelines/{p['id']}/jobs"
+    jobs = world.api(jobs_path, tokens["viewer"])
+    build = next(j for j in jobs if j["name"] == "build")
+    unit = next(j for j in jobs if j["name"] == "unit")
+    assert (p["status"], build["status"], unit["status"]) == ("canceled",) * 3
+    (world.root / "gate-never").touch()
+    base = f"/environments/staging/pipelines/{p['id']}"
+    d.get(world.url + base)
+    css(browser, f'a[href="{base}/jobs/{build["id"]}/retry"]')[0].click()
+    until(browser, lambda: d.current_url.endswith("/retry"), "the confirm step")
+    assert "Retry build of pipeline" in d.page_source
+    check_page(browser, "confirm-retry")
+    css(browser, "form.confirm button[type=submit]")[0].click()
+    until(browser, lambda: css(browser, ".notice-ok"), "the retry's outcome")
+
+    def retried() -> bool:
+        last = world.api(jobs_path, tokens["viewer"])[-1]
+        return bool(last["name"] == "build" and last["status"] == "success")
+
+    world.wait_for(retried, "the new attempt of build to pass")
+    until(
+        browser,
+        lambda: any(
+            "attempt 2" in r.text and "success" in r.text
+            for r in css(browser, "#live table tbody tr")
+        ),
+        "the new attempt shown live",
+    )
+    assert "canceled" in css(browser, "#live dl.facts")[0].text
+    auth = {"Authorization": f"Bearer {tokens['deployer']}"}
+    r = httpx.post(f"{world.url}/api/v1{jobs_path}/{unit['id']}/retry", headers=auth, timeout=60)
+    assert r.status_code == 200, r.text
+    until(browser, lambda: "success" in css(browser, "#live dl.facts")[0].text, "green, live")
+    check_page(browser, "pipeline-retried")
+    world.wait_for(lambda: world.serving() == "4", "version 4 to serve")
+
+
 def test_roll_back_from_the_environment_page(browser: Browser, world: ServerWorld) -> None:
     d = browser.driver
     css(browser, 'nav.envs a[href="/environments/staging"]')[0].click()
@@ -274,7 +322,7 @@ def test_roll_back_from_the_environment_page(browser: Browser, world: ServerWorl
     assert "Roll staging back to release #1?" in d.page_source
     check_page(browser, "confirm-rollback")
     serving = world.serving()
-    assert serving == "3"  # asking changed nothing (version 3: test_a_commit_followed_live)
+    assert serving == "4"  # asking changed nothing (version 4: its retried pipeline passed)
     css(browser, "form.confirm button[type=submit]")[0].click()
     until(browser, lambda: css(browser, ".notice-ok"), "the rollback's outcome")
     assert d.current_url.endswith("/environments/staging")

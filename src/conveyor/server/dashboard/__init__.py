@@ -9,7 +9,8 @@ server database (sessions, audit) and the API's `act`, never engines or adapters
 Routes: `GET/POST /signin`, `POST /signout`, `GET /` (overview), `GET /environments/{env}`,
 `GET/POST /environments/{env}/actions/{action}` (confirm, then act), `GET /fragments/...`
 (the live regions), `GET /live` (server-sent `changed` events); the pipelines pages
-(`/environments/{env}/pipelines…`, pages_pipelines.py) and a commit's timeline
+(`/environments/{env}/pipelines…`, pages_pipelines.py; a job's retry and play,
+pages_job_actions.py) and a commit's timeline
 (`/environments/{env}/commits/{sha}`, pages_timeline.py). docs/dashboard.md.
 """
 
@@ -24,6 +25,7 @@ from conveyor.server.dashboard import (
     pages,
     pages_alerts,
     pages_delivery,
+    pages_job_actions,
     pages_logs,
     pages_pipelines,
     pages_services,
@@ -48,6 +50,7 @@ def install_dashboard(app: FastAPI, sources: ObserveSources | None = None) -> No
     app.include_router(actions.router)
     app.include_router(live.router)
     app.include_router(pages_pipelines.router)
+    app.include_router(pages_job_actions.router)
     app.include_router(pages_timeline.router)
     app.include_router(pages_logs.router)
     app.include_router(pages_services.router)

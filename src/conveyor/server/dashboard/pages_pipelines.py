@@ -1,16 +1,13 @@
 """The pipelines pages (issue 11 item 4): an environment's pipelines (paged), a pipeline's
 stage/needs graph and jobs, a job's page (its log streaming live while it runs, ANSI colours
 as HTML, artifacts, JUnit results), and cancelling a running pipeline (confirm, then act).
-
-Retrying a job and playing a manual job are not offered: the CI engine runs a pipeline as a
-whole in one process and has no way yet to run one job of a pipeline again; the buttons are
-left out rather than faked (docs/dashboard.md)."""
+Retrying a job and playing a manual job: pages_job_actions.py (the buttons are drawn here)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +26,7 @@ from conveyor.server.dashboard.ansi import AnsiHtml, ansi_to_html
 from conveyor.server.dashboard.auth import CurrentVisit, Visit, acting_visit, api_state
 from conveyor.server.dashboard.errors import PageError
 from conveyor.server.dashboard.flash import FLASH_COOKIE, Flash, give_flash, take_flash
+from conveyor.server.dashboard.job_rerun import RerunAction, rerun_actions
 from conveyor.server.dashboard.pages import base_context
 from conveyor.server.dashboard.pipeline_graph import GraphInput, Layout, layout
 from conveyor.server.dashboard.render import SECURITY_HEADERS, page
@@ -74,6 +72,7 @@ class PipelinePage:
     pipeline: PipelineView
     graph: Layout
     cancellable: bool
+    actions: Mapping[int, RerunAction] = field(default_factory=dict)  # job id -> retry/play
 
     @property
     def running(self) -> bool:
@@ -99,7 +98,7 @@ def pipeline_page(state: ApiState, env: str, pid: int) -> PipelinePage:
                 if running and g.name not in recorded:
                     # the engine records a job when it starts: the rest are still to come
                     jobs.append(GraphInput(0, g.name, stage.name, "created", None))
-    return PipelinePage(env, view, layout(jobs, needs, stage_order), running)
+    return PipelinePage(env, view, layout(jobs, needs, stage_order), running, rerun_actions(view))
 
 
 @router.get("/environments/{env}/pipelines/{pid}")
@@ -152,6 +151,7 @@ def job_page(request: Request, env: str, pid: int, job: int, visit: CurrentVisit
         truncated=truncated,
         live=j.status not in FINISHED,
         offset=len(shown),
+        action=rerun_actions(view).get(j.id),
     )
 
 
