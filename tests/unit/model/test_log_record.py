@@ -8,8 +8,8 @@ from conveyor.observe.logs.parse import parse_line
 
 def record(line: str) -> LogRecord:
     level, message, fields = parse_line(line)
-    return LogRecord(ts=0.0, labels=LogLabels(project="p", container="c"), message=message, level=level,
-                     fields=fields)  # fmt: skip
+    labels = LogLabels(project="p", container="c")
+    return LogRecord(ts=0.0, labels=labels, message=message, level=level, fields=fields)
 
 
 def test_structured_lines_without_a_message_are_whole_lines() -> None:
