@@ -918,6 +918,7 @@ class Controller:
             Path(spec.compose), None, self._environ(spec, head), cwd=work, profiles=()
         )
         project.subscribe(self._collect)
+        project.actor = ACTOR  # its rollouts are the server's, not a command line's
         loaded = project.loaded()
         project._loaded = dataclasses.replace(loaded, stack=apply_overrides(loaded.stack, spec))
         if self.on_project is not None:
