@@ -38,6 +38,19 @@ class AlertsPage:
         return any(c is not None and c.enabled for c in self.checks.values())
 
 
+NO_STACK = (
+    "No Alertmanager runs for this server: its metrics stack is off (CONVEYOR_METRICS=0) or "
+    "has not started yet."
+)
+
+
+def _for_the_web(e: AlertsError) -> str:
+    """The error in a web page's words: the one meaning "no stack" speaks to the command line
+    (its --alertmanager option), so it is said here without it."""
+    text = str(e)
+    return NO_STACK if text.startswith("no Alertmanager known") else text
+
+
 def alerts_page(state: ApiState, sources: ObserveSources) -> AlertsPage:
     out = AlertsPage()
     if state.alerts_view is None:
@@ -49,14 +62,14 @@ def alerts_page(state: ApiState, sources: ObserveSources) -> AlertsPage:
             out.firing = [a for a in view.alerts if a.state != "resolved"]
             out.resolved = [a for a in view.alerts if a.state == "resolved"]
         except AlertsError as e:
-            out.alerts_problem = str(e)
+            out.alerts_problem = _for_the_web(e)
     if sources.silences is None:
         out.silences_problem = "This server has no Alertmanager to ask."
     else:
         try:
             out.silences = sources.silences()
         except AlertsError as e:
-            out.silences_problem = str(e)
+            out.silences_problem = _for_the_web(e)
     for summary in state.backend.environments():
         try:
             status = state.backend.environment(summary.name).status

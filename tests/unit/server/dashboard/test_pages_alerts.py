@@ -104,3 +104,14 @@ def test_an_alertmanager_that_does_not_answer_is_named(dash: Dash) -> None:
     assert "does not answer at http://127.0.0.1:9" in page.text
     fragment = dash.client.get("/fragments/alerts")
     assert fragment.status_code == 200 and "<html" not in fragment.text
+
+
+def test_no_alertmanager_is_said_without_the_command_lines_option() -> None:
+    from conveyor.errors import AlertsError
+    from conveyor.server.dashboard.alerts_view import NO_STACK, _for_the_web
+
+    said = _for_the_web(AlertsError("no Alertmanager known for this project (x): --alertmanager"))
+    assert said == NO_STACK and "--alertmanager" not in said
+    assert _for_the_web(AlertsError("Alertmanager at http://x answered 500")) == (
+        "Alertmanager at http://x answered 500"
+    )
