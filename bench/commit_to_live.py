@@ -50,7 +50,9 @@ from common import rss_mb
 
 from conveyor.testing.net import free_port
 
-NAME = "c2l"  # the repository's name: the environment runs as project c2l-staging
+# The repository's name: the environment runs as project c2l<pid>-staging. Unique per run, so
+# two benches on one Docker Engine (two checkouts, say) do not take each other's project.
+NAME = f"c2l{os.getpid()}"
 SECRET = "bench-secret"
 BASE_IMAGE = "python:3.11-slim-bookworm"
 

@@ -12,14 +12,23 @@ what the pages show (where the time goes).
 
     .venv/bin/python bench/dashboard_pages.py [--requests 30] [--pipelines 1000]
 
+Also the pipelines pages (the list's first and 15th page, a pipeline's graph, a job's page,
+a commit's timeline: pipeline_pages).
+Then `--log-lines` (1,000,000) lines are written into the environment's log store (the file the
+server's collector fills, through observe.logs.store, as one replica's output over the last
+12 hours, a tenth of them errors, each with fields) and the observing pages are timed: the
+logs page (no filter, a word, a level, a field), a line's page (fields and neighbours), the
+services list and a service's page, alerts, delivery.
+
 Target (issue 11): pages load in <= 300 ms on this machine. This script prints the figures; it
-does not judge them. Not measured here: the 1,000,000 log lines of the issue's target belong
-to the logs page, which does not exist yet.
+does not judge them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import random
 import re
 import shutil
 import statistics
@@ -33,6 +42,11 @@ import httpx
 from commit_to_live import NAME, Bench, git
 
 from conveyor.ci.run.prepare import ci_store
+from conveyor.model.logs import LogLabels
+from conveyor.observe.logs.retention import Retention
+from conveyor.observe.logs.store import LOGS_DB, LogStore, Row
+
+WORDS = ["order", "cart", "payment", "checkout", "user", "session", "cache", "timeout", "retry"]
 
 
 def fill_pipelines(work_tree: Path, count: int, sha: str) -> None:
@@ -61,6 +75,46 @@ def fill_pipelines(work_tree: Path, count: int, sha: str) -> None:
         store.close()
 
 
+def fill_logs(data: Path, project: str, count: int) -> tuple[Path, int]:
+    """`count` lines of one (made-up) replica of `web` in the environment's log store, over
+    the last 12 hours; returns the store and the id of a line in the middle."""
+    found = [p for p in data.rglob(LOGS_DB) if project in str(p)] or list(data.rglob(LOGS_DB))
+    if not found:
+        raise SystemExit(f"no {LOGS_DB} under {data}: is log collection on?")
+    path = found[0]
+    store = LogStore.open(path, Retention(max_bytes=1 << 40, max_age=30 * 86400.0))
+    rng = random.Random(7)
+    source = store.source(
+        LogLabels(
+            project=project,
+            environment="staging",
+            service="web",
+            replica="web-bench-1",
+            release=2,
+            container="benchcontainer0",
+            stream="stdout",
+        )
+    )
+    end = time.time_ns()
+    span = 12 * 3600 * 10**9
+    batch: list[Row] = []
+    middle = 0
+    for i in range(count):
+        ts = end - span + span * i // count
+        words = " ".join(rng.choice(WORDS) for _ in range(5))
+        fields = json.dumps({"request_id": f"r{i}", "status": "500" if i % 10 == 0 else "200"})
+        batch.append((source, ts, 4 if i % 10 == 0 else 2, f"{words} n={i}", fields))
+        if len(batch) == 20_000:
+            last = store.write(batch)
+            batch = []
+            if not middle and i >= count // 2:
+                middle = last
+    if batch:
+        store.write(batch)
+    store.close()
+    return path, middle
+
+
 def sign_in(client: httpx.Client, token: str) -> None:
     form = client.get("/signin")
     found = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
@@ -87,6 +141,28 @@ def measure(client: httpx.Client, path: str, n: int) -> tuple[list[float], list[
     return first, full, size
 
 
+def pipeline_pages(b: Bench, sha: str, first: str) -> dict[str, str]:
+    """The pipelines pages over the 1,000 stored pipelines: the list's first page and one
+    deep in it, a stored pipeline's graph, the real pipeline's job page (its log) and the
+    timeline of the commit every stored pipeline ran for (the worst case: 1,000 pipelines
+    and 3,000 jobs on one commit's timeline, of which the page shows the newest 10) and of
+    the first commit (one pipeline, one release, one rollout: the usual case)."""
+    listed = b.api("/environments/staging/pipelines")
+    newest = listed[0]["id"]
+    real = 2  # the pipelines the server ran (versions 1 and 2) were the first two
+    jobs = b.api(f"/environments/staging/pipelines/{real}/jobs")
+    base = "/environments/staging"
+    return {
+        "pipelines list (page 1)": f"{base}/pipelines",
+        "pipelines list (page 15)": f"{base}/pipelines?before={newest - 14 * 50}",
+        "pipeline (graph)": f"{base}/pipelines/{newest}",
+        "pipeline (live fragment)": f"/fragments{base}/pipelines/{newest}",
+        "job page (log)": f"{base}/pipelines/{real}/jobs/{jobs[0]['id']}",
+        "commit timeline (1,000 pl.)": f"{base}/commits/{sha}",
+        "commit timeline (1 pl.)": f"{base}/commits/{first}",
+    }
+
+
 def figures(ms: list[float]) -> str:
     ordered = sorted(ms)
     p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
@@ -97,11 +173,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--pipelines", type=int, default=1000)
+    parser.add_argument("--log-lines", type=int, default=1_000_000)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="dashbench-"))
     b = Bench(root)
     try:
-        b.commit("1")
+        first = b.commit("1")
         git(b.repo, "push", "-q", "origin", "main")
         b.start()
         b.wait(lambda: b.serving() == "1", "version 1 to answer", timeout=600)
@@ -126,9 +203,34 @@ def main() -> None:
                 "overview (live fragment)": "/fragments/overview",
                 "environment staging": "/environments/staging",
                 "environment (live fragment)": "/fragments/environments/staging",
+                **pipeline_pages(b, sha, first),
             }
             for label, path in pages.items():
                 measure(client, path, 2)  # warm: templates compiled, connections open
+                first, full, size = measure(client, path, args.requests)
+                print(f"{label:28} first byte {figures(first)} | full HTML {figures(full)}"
+                      f" | {size / 1024:.0f} KiB")  # fmt: skip
+            project = b.api("/environments/staging")["status"]["project"]
+            t0 = time.perf_counter()
+            store, middle = fill_logs(b.data, project, args.log_lines)
+            print(
+                f"{args.log_lines} log lines written into {store} in "
+                f"{time.perf_counter() - t0:.0f} s ({store.stat().st_size / 1e6:.0f} MB)"
+            )
+            observing = {
+                "logs (no filter)": "/environments/staging/logs",
+                "logs text=checkout": "/environments/staging/logs?text=checkout",
+                "logs level=error": "/environments/staging/logs?level=error",
+                "logs field status=500": "/environments/staging/logs?field=status%3D500",
+                "logs text+field+since": "/environments/staging/logs?text=timeout&field=status%3D500&since=6h",
+                "log line (neighbours)": f"/environments/staging/logs/lines/{middle}",
+                "services": "/services",
+                "service web": "/environments/staging/services/web",
+                "alerts": "/alerts",
+                "delivery": "/delivery",
+            }
+            for label, path in observing.items():
+                measure(client, path, 2)
                 first, full, size = measure(client, path, args.requests)
                 print(f"{label:28} first byte {figures(first)} | full HTML {figures(full)}"
                       f" | {size / 1024:.0f} KiB")  # fmt: skip

@@ -1,11 +1,15 @@
 """Figures of the embedded log store and its collector (issue 10, "Logs" item 4).
 
+    .venv/bin/python bench/log_ingest.py stages [--lines 200000]
     .venv/bin/python bench/log_ingest.py ingest [--lines 500000]
     .venv/bin/python bench/log_ingest.py e2e [--lines 300000]
+    .venv/bin/python bench/log_ingest.py engine [--lines 300000]
     .venv/bin/python bench/log_ingest.py overhead [--rate 5000 --seconds 20]
     .venv/bin/python bench/log_ingest.py search [--lines 1000000] [--big]
     .venv/bin/python bench/log_ingest.py all
 
+- stages: each stage of the ingest alone in one thread's CPU time (the engine's frames
+  decoded; resumed, joined and parsed; stored), so the cost of a line can be split.
 - ingest: lines in memory, as the Docker Engine hands them over (frames with nanosecond
   stamps; 60 % access-log plain lines, 25 % JSON, 15 % logfmt, a traceback now and then), fed
   to the collector (parse, join, label, store) while another thread searches the store ten
@@ -13,6 +17,8 @@
 - e2e: a chatty container on this machine's Docker Engine writes `--lines` numbered lines as
   fast as it can; the collector follows it. Lines/s from the container's start to the last
   line stored, and every line counted (none lost, none twice). Target >= 50,000 lines/s.
+- engine: the ceiling of e2e here: the same container followed from its start by a reader
+  that only decodes the engine's frames (no parsing, no store).
 - overhead: a container writing `--rate` lines/s for `--seconds`; the collector's CPU (this
   process's CPU time over wall time) and RSS meanwhile.
 - search: a store of `--lines` lines (10 services over 24 hours) written directly, then
@@ -30,6 +36,7 @@ import json
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -42,10 +49,11 @@ from common import ROOT, rss_mb  # noqa: F401 — sys.path set up by common
 
 from conveyor.errors import StoreError
 from conveyor.model.logs import LogLabels, LogQuery
-from conveyor.observe.logs.collect import Collector, CollectorOptions
+from conveyor.observe.logs.collect import Collector, CollectorOptions, _add_rows, _StreamState
+from conveyor.observe.logs.cursor import Cursor
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.store import LogStore, Row
-from conveyor.runtime.docker_logs import DockerLogs
+from conveyor.runtime.docker_logs import DockerLogs, FrameDecoder
 from conveyor.runtime.log_protocol import STDERR, STDOUT, Frame
 from conveyor.testing.logs import FakeContainerLogs
 
@@ -172,6 +180,56 @@ def bench_ingest(lines: int, containers: int = 4) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_stages(lines: int) -> None:
+    """Each stage of the ingest alone, in this thread's CPU time: where a line's cost goes."""
+    rng = random.Random(7)
+    frames = synthetic_frames(lines, rng)
+    # the engine's wire form of the same lines, for the frame decoder
+    stamp = "2026-12-06T16:57:35.{:09d}Z "
+    wire = b"".join(
+        struct.pack(">BxxxL", f[0], len(p)) + p
+        for f in frames
+        for p in [(stamp.format(f[1] % 10**9) + f[2] + "\n").encode()]
+    )
+    t = time.thread_time()
+    decoder = FrameDecoder(tty=False)
+    decoded = sum(
+        len(decoder.feed(wire[i : i + 256 * 1024])) for i in range(0, len(wire), 256 * 1024)
+    )
+    decode = time.thread_time() - t
+    t = time.thread_time()
+    states = {STDOUT: _StreamState(1, Cursor()), STDERR: _StreamState(2, Cursor())}
+    rows: list[Row] = []
+    for stream, ts, text, _complete in frames:
+        s = states[stream]
+        mark = s.resume.take(ts)
+        groups = s.joiner.feed(ts, text, mark)
+        if groups:
+            _add_rows(s.source, groups, rows)
+    parse = time.thread_time() - t
+    tmp = Path(tempfile.mkdtemp(prefix="logbench-"))
+    try:
+        store = LogStore.open(tmp / "logs.db")
+        ids = {
+            n: store.source(LogLabels(project="bench", service="web", container="c", stream=st))
+            for n, st in ((1, "stdout"), (2, "stderr"))
+        }
+        rows = [(ids[r[0]], *r[1:]) for r in rows]
+        t = time.thread_time()
+        for i in range(0, len(rows), 20_000):
+            store.write(rows[i : i + 20_000], {ids[1]: Cursor(i + 1, 1)})
+        write = time.thread_time() - t
+        store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"stages (CPU time of one thread, {lines:,} lines): the engine's frames decoded "
+        f"{decoded / decode:,.0f}/s; resumed, joined and parsed {lines / parse:,.0f} lines/s; "
+        f"stored {len(rows) / write:,.0f} rows/s (FTS5, 20,000 a transaction); all three "
+        f"{lines / (decode + parse + write):,.0f} lines per CPU-second"
+    )
+
+
 # --- end to end from a container ---------------------------------------------------------------
 
 CHATTY = r"""
@@ -228,12 +286,28 @@ def bench_e2e(lines: int) -> None:
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     cid = run_chatty(project, lines, 0)
+    started = time.perf_counter() - t0
+    # When the collector had read every line from the engine (stats.lines counts entries
+    # read), sampled every 10 ms, to tell the engine's time from the collector's.
+    read_all: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.01):
+            if collector.stats.lines >= lines + 1:
+                read_all.append(time.perf_counter() - t0)
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
-        ok = collector.wait_written(lines + 1, 900)
+        ok = collector.wait_written(lines + 1, 300)
         dt = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
+        done.set()
+        watcher.join()
         collector.stop()
-        started = subprocess.run(
+        ran = subprocess.run(
             ["docker", "inspect", "-f", "{{.State.StartedAt}} {{.State.FinishedAt}}", cid],
             capture_output=True, text=True, check=True,
         ).stdout.split()  # fmt: skip
@@ -242,17 +316,44 @@ def bench_e2e(lines: int) -> None:
         t = time.perf_counter()
         frames = sum(len(b) for b in DockerLogs().read_logs(cid, 0, False, False))
         engine_rate = frames / (time.perf_counter() - t)
+        read = f"{read_all[0]:.2f}s" if read_all else "?"
+        st = collector.stats  # to tell a lost line's story: followers started, engine errors
+        story = f"followers {st.followed}, engine errors {st.errors} {st.last_error!r}"
         print(
             f"e2e: {lines:,} lines from a container in {dt:.2f}s = {lines / dt:,.0f} lines/s "
-            f"(docker run to last line stored); stored {total - 1:,} numbered lines, "
+            f"(docker run to last line stored; docker run returned after {started:.2f}s, every "
+            f"line read from the engine after {read}); stored {total - 1:,} numbered lines, "
             f"{distinct:,} distinct: {'none lost, none twice' if distinct == lines == total - 1 else 'MISMATCH'}; "
             f"collector CPU {cpu / dt:.0%} of one core; the engine alone serves its logs API at "
-            f"{engine_rate:,.0f} lines/s; container ran {started[0]} .. {started[1]}; "
-            f"all written: {ok}"
+            f"{engine_rate:,.0f} lines/s (re-reading the stopped container); container ran "
+            f"{ran[0]} .. {ran[1]}; {story}; all written: {ok}"
         )
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_engine(lines: int) -> None:
+    """The ceiling of `e2e` on this machine: the same chatty container followed from its
+    `docker run` by a reader that only decodes the engine's frames (no parsing, no store)."""
+    project = f"logbench{uuid.uuid4().hex[:6]}"
+    t0 = time.perf_counter()
+    cid = run_chatty(project, lines, 0)
+    started = time.perf_counter() - t0
+    try:
+        count = 0
+        for batch in DockerLogs().read_logs(cid, 0, True, False):
+            count += len(batch)
+            if count >= lines + 1:
+                break
+        dt = time.perf_counter() - t0
+        print(
+            f"engine: {lines:,} lines from a container followed by a reader that only decodes "
+            f"frames: {count:,} in {dt:.2f}s = {lines / dt:,.0f} lines/s (docker run to last "
+            f"line read; docker run returned after {started:.2f}s)"
+        )
+    finally:
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
 
 
 def bench_overhead(rate: int, seconds: int) -> None:
@@ -373,7 +474,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("what", choices=["ingest", "e2e", "overhead", "search", "all"])
+    ap.add_argument(
+        "what", choices=["stages", "ingest", "e2e", "engine", "overhead", "search", "all"]
+    )
     ap.add_argument("--lines", type=int, default=0)
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--seconds", type=int, default=20)
@@ -382,10 +485,14 @@ def main() -> None:
     # Figures from a busy machine mean little: say how busy it was.
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)")
+    if args.what in ("stages", "all"):
+        bench_stages(args.lines or 200_000)
     if args.what in ("ingest", "all"):
         bench_ingest(args.lines or 500_000)
     if args.what in ("e2e", "all"):
         bench_e2e(args.lines or 300_000)
+    if args.what in ("engine", "all"):
+        bench_engine(args.lines or 300_000)
     if args.what in ("overhead", "all"):
         bench_overhead(args.rate, args.seconds)
     if args.what in ("search", "all"):

@@ -21,4 +21,9 @@ bash scripts/dockerd.sh start "$RUN/dockerd.pid"
 echo "== ruff";   .venv/bin/ruff check src tests bench examples
 echo "== mypy";   .venv/bin/mypy
 echo "== import contracts"; .venv/bin/lint-imports
-echo "== pytest"; .venv/bin/pytest "$@"
+# Two workers by default (most test time waits on dockerd, HAProxy and the other servers, not
+# the CPU); each test file runs whole on one worker, in order, with its module fixtures.
+# CONVEYOR_TEST_WORKERS=1 runs the suite in one process.
+WORKERS=${CONVEYOR_TEST_WORKERS:-2}
+XDIST=(); [ "$WORKERS" -gt 1 ] && XDIST=(-n "$WORKERS" --dist loadfile)
+echo "== pytest"; .venv/bin/pytest "${XDIST[@]}" "$@"

@@ -47,6 +47,7 @@ from conveyor.ci.load.components import Catalog, parse_catalog
 from conveyor.ci.run.artifacts import ArtifactManifest
 from conveyor.ci.run.config import ExecutorName, RunConfig
 from conveyor.ci.run.downstream import Upstream, describe, preview_downstream
+from conveyor.ci.run.facts import git_facts
 from conveyor.ci.run.job_env import JobVariables
 from conveyor.ci.run.leftovers import LeftRunning, stop_left_running
 from conveyor.ci.run.prepare import (
@@ -61,6 +62,7 @@ from conveyor.ci.run.prepare import (
 from conveyor.ci.run.records import PipelineRecorder, Redundant
 from conveyor.ci.run.runner import PipelineRunner
 from conveyor.ci.select.matrix import instances
+from conveyor.ci.select.rerun import RerunKind, StoredJob, refusal
 from conveyor.ci.select.rules import PipelineSelection
 from conveyor.ci.select.variables import slugify
 from conveyor.errors import ConveyorError, DownstreamError
@@ -295,13 +297,13 @@ def supersede(
         return recorder.cancel_redundant(ref, commit=commit)
 
 
-def history(file: Path, limit: int = 20) -> PipelineHistory:
-    """Pipelines run here, newest first."""
+def history(file: Path, limit: int = 20, before: int | None = None) -> PipelineHistory:
+    """Pipelines run here, newest first (only those older than pipeline `before`, if given)."""
     with _store(_file(file)) as store:
         return PipelineHistory(
             pipelines=[
                 _view(PipelineSummary, r, duration=r.duration)
-                for r in store.pipelines.latest(limit)
+                for r in store.pipelines.latest(limit, before)
             ]
         )
 
@@ -387,6 +389,20 @@ def artifacts(
     )
 
 
+def artifact_file(file: Path, job: int, path: str) -> Path:
+    """Where the stored content of file `path` (as listed: relative, `/`-separated) of job
+    `job`'s artifacts is, to send as a download. The path is looked up in the manifest, never
+    joined to a directory. ConveyorError when the job kept no such file or they expired."""
+    f = _file(file)
+    kept, manifest = kept_artifacts(ci_state_dir(f.parent), job)
+    if manifest is None or manifest.expired(time.time()):
+        raise ConveyorError(f"job {job} has no artifacts to download (none kept, or expired)")
+    entry = manifest.snapshot.entries.get(path)
+    if entry is None or entry.kind != "file" or entry.digest is None:
+        raise ConveyorError(f"the artifacts of job {job} have no file {path!r}")
+    return kept.blobs.path(entry.digest)
+
+
 def environments(file: Path) -> EnvironmentsView:
     """Environments the pipelines deployed, with their URL and state, by name."""
     with _store(_file(file)) as store:
@@ -464,6 +480,184 @@ def stop(
         )
         result = PipelineRunner(cfg, store, timeline).run(p.spec, selection, p.predefined)
         return _pipeline(store, result.pipeline_id, cfg.state_dir)
+
+
+def retry(
+    file: Path,
+    job: int,
+    *,
+    executor: Executor = "docker",
+    variables: Mapping[str, str] | None = None,
+    registry: bool = True,
+    subscribers: Sequence[Subscriber] = (),
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    actor: str | None = None,
+) -> PipelineView:
+    """GitLab's "Retry" of job `job` (an id): a failed, canceled or interrupted job of a
+    finished pipeline runs again as a new attempt, with the artifacts and dotenv variables of
+    the jobs it depends on from that pipeline; then the jobs depending on it that were skipped
+    run if they now can, and the pipeline's status is recomputed. The pipeline is read again
+    from `file` for its own ref and id, and must be at its commit. `variables` are pipeline
+    variables: the ones given to `ci run` are not stored, give them again. The rest as `run`;
+    `actor` is who asked (said in the pipeline's timeline). The pipeline, as it ended."""
+    return _rerun(
+        "retry", file, job, executor=executor, variables=variables, registry=registry,
+        subscribers=subscribers, catalogs=catalogs, inputs=inputs, environ=environ, actor=actor,
+    )  # fmt: skip
+
+
+def play(
+    file: Path,
+    job: int,
+    *,
+    executor: Executor = "docker",
+    variables: Mapping[str, str] | None = None,
+    registry: bool = True,
+    subscribers: Sequence[Subscriber] = (),
+    catalogs: Sequence[str] = (),
+    inputs: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    actor: str | None = None,
+) -> PipelineView:
+    """GitLab's "Play" of manual job `job` (an id) of a finished (or blocked) pipeline: it
+    runs, then what depends on it and can now run; arguments as `retry`."""
+    return _rerun(
+        "play", file, job, executor=executor, variables=variables, registry=registry,
+        subscribers=subscribers, catalogs=catalogs, inputs=inputs, environ=environ, actor=actor,
+    )  # fmt: skip
+
+
+def rerun_refusal(file: Path, kind: RerunKind, job: int) -> tuple[JobRow, str | None]:
+    """Job `job` and why it cannot be retried/played now (None: it can), without running it.
+    ConveyorError when there is no such job. For a caller that answers before it runs the job
+    in the background (the server)."""
+    f = _file(file)
+    with _store(f) as store:
+        row, _, refused = _rerun_check(store, kind, job)
+        pl = store.pipelines.get(row.pipeline_id)
+    head = git_facts(f.parent).sha
+    if refused is None and pl is not None and pl.sha and head != pl.sha:
+        refused = (
+            f"pipeline {pl.id} ran commit {pl.sha[:12]}, the project is at {head[:12]} now: "
+            "only jobs of a pipeline of the commit checked out are run again"
+        )
+    return row, refused
+
+
+def _rerun_check(
+    store: Store, kind: RerunKind, job: int
+) -> tuple[JobRow, dict[str, StoredJob], str | None]:
+    row = store.jobs.find(str(job))
+    if row is None:
+        raise ConveyorError(f"no job {job} has run here (see `conveyor ci show PIPELINE`)")
+    pl = store.pipelines.get(row.pipeline_id)
+    if pl is None:
+        raise ConveyorError(f"no pipeline {row.pipeline_id}")
+    latest = _latest_jobs(store.jobs.of(pl.id))
+    refused = refusal(kind, pl.status, _stored(row), latest)
+    if refused is None and pl.parent_pipeline_id is not None:
+        refused = "a job of a downstream pipeline is not retried or played on its own (yet)"
+    return row, latest, refused
+
+
+def _rerun(
+    kind: RerunKind,
+    file: Path,
+    job: int,
+    *,
+    executor: Executor,
+    variables: Mapping[str, str] | None,
+    registry: bool,
+    subscribers: Sequence[Subscriber],
+    catalogs: Sequence[str],
+    inputs: Mapping[str, str] | None,
+    environ: Mapping[str, str] | None,
+    actor: str | None,
+) -> PipelineView:
+    f = _file(file)
+    found = _catalogs(catalogs)
+    cli_variables = dict(variables or {})
+    with _store(f) as store:
+        row, latest, refused = _rerun_check(store, kind, job)
+        if refused is not None:
+            raise ConveyorError(f"cannot {kind} job #{job} ({row.name}): {refused}")
+        pl = store.pipelines.get(row.pipeline_id)
+        assert pl is not None  # checked by _rerun_check
+        timeline = _timeline(store, subscribers)
+        reg = _registry(timeline, required=False) if registry else None
+        p = prepare(
+            f,
+            pipeline_id=pl.id,
+            cli_variables=cli_variables,
+            ref=pl.ref,
+            source=pl.source,
+            registry=reg,
+            catalogs=found,
+            inputs=inputs,
+        )
+        sha = p.predefined.get("CI_COMMIT_SHA")
+        if pl.sha and sha != pl.sha:
+            raise ConveyorError(
+                f"pipeline {pl.id} ran commit {pl.sha[:12]}, the project is at "
+                f"{(sha or 'no commit')[:12]}: check out {pl.sha[:12]} to {kind} its jobs"
+            )
+        spec_job = next((j for j in p.selection.jobs if j.name == row.name), None)
+        if spec_job is None:
+            raise ConveyorError(
+                f"job {row.name!r} is not in {f.name} for {pl.ref or 'this ref'} any more"
+            )
+        if p.spec.jobs[spec_job.spec].trigger is not None:
+            raise ConveyorError(f"{row.name} is a trigger job: retrying one is not supported yet")
+        if not store.pipelines.resume(pl.id):
+            raise ConveyorError(f"cannot {kind} job #{job}: pipeline {pl.id} runs already")
+        by = f" by {actor}" if actor else ""
+        timeline.emit(
+            "pipeline.note",
+            f"{kind}: pipeline #{pl.id} runs {row.name} again{by}",
+            pipeline=pl.id,
+            commit=pl.sha,
+            job=row.id,
+            data={"title": kind, "job": row.name, "actor": actor},
+        )
+        cfg = RunConfig(
+            project_dir=f.parent,
+            state_dir=ci_state_dir(f.parent),
+            executor=executor,
+            cli_variables=cli_variables,
+            project_variables=p.project_variables,
+            masked=p.masked,
+            protected_ref=p.protected,
+            context=p.context,
+            host_env=environ,
+            auto_cancel=False,  # an old pipeline run again cancels nothing
+        )
+        try:
+            PipelineRunner(cfg, store, timeline).rerun(
+                pl.id, p.spec, p.selection, p.predefined, row.name, latest
+            )
+        except BaseException:
+            # never leave it `running` with nothing running it
+            store.pipelines.finish(pl.id, "failed", pl.tests, pl.coverage)
+            raise
+        return _pipeline(store, pl.id, cfg.state_dir)
+
+
+def _stored(row: JobRow) -> StoredJob:
+    return StoredJob(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        allow_failure=row.allow_failure,
+        attempt=row.attempt,
+        started=row.started_at is not None,
+    )
+
+
+def _latest_jobs(rows: Sequence[JobRow]) -> dict[str, StoredJob]:
+    """Each job name's latest attempt (rows in id order: a later one replaces an earlier)."""
+    return {row.name: _stored(row) for row in rows}
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from conveyor.app import deploy as deploy_app
 from conveyor.app import logs as logs_app
 from conveyor.app.checks import ChecksController, settings_from, stop_checks
 from conveyor.app.ci_views import (
+    GraphView,
     InterruptedPipeline,
     JobLog,
     JobView,
@@ -82,6 +83,7 @@ from conveyor.app.server_views import (
 from conveyor.app.superseding import Running, Superseded, notice
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.ci.run.prepare import ci_store
+from conveyor.ci.select.rerun import RerunKind
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.reconciler import Reconciler
 from conveyor.deploy.router_watch import RouterMark, changes, router_mark
@@ -224,6 +226,9 @@ class Controller:
         self._journal = journal
         self._events: deque[Event] = deque(maxlen=10_000)
         self._events_lock = threading.Lock()
+        # pipeline_graph's answers per (environment, commit): a commit's file never changes
+        self._graphs: dict[tuple[str, str], GraphView | None] = {}
+        self._graphs_lock = threading.Lock()
         self._next_id = 1
         self._reconcilers: dict[str, tuple[str, Reconciler]] = {}
         # Per environment: the commit last looked at, its log store, the settings its
@@ -476,6 +481,11 @@ class Controller:
             return
         except ConveyorError as e:
             reason = str(e)
+        self._synced(env, desired, reason)
+
+    def _synced(self, env: str, desired: str, reason: str) -> None:
+        """Record how bringing in `desired` ended: failed for `reason`, or serving."""
+        short = desired[:12]
         if reason:
             self._update(env, failed=desired, reason=reason, syncing=None)
             self._emit(
@@ -525,6 +535,11 @@ class Controller:
                 raise Superseded(newer, ended if status is None else f"{ended} {status}")
             if ran.pipeline is not None and ran.pipeline.status != "success":
                 return pipeline_refusal(ran.pipeline)
+        return self._roll_out(spec, head)
+
+    def _roll_out(self, spec: EnvironmentSpec, head: str) -> str:
+        """The rollout of `head`, checked out and its pipeline green. Returns why it did not
+        succeed, or ""."""
         images = self._promoted_images(spec, head) if spec.branch is None else None
         project = self._project(spec, head)
         # Collecting before the rollout: a replica it replaces at once still has its lines.
@@ -903,6 +918,7 @@ class Controller:
             Path(spec.compose), None, self._environ(spec, head), cwd=work, profiles=()
         )
         project.subscribe(self._collect)
+        project.actor = ACTOR  # its rollouts are the server's, not a command line's
         loaded = project.loaded()
         project._loaded = dataclasses.replace(loaded, stack=apply_overrides(loaded.stack, spec))
         if self.on_project is not None:
@@ -1098,11 +1114,194 @@ class Controller:
         path = self._pipeline_file(env)
         if path is None:
             raise NotFound(f"{env} runs no pipeline")
-        for summary in ci_app.history(path, 50).pipelines:
-            for view in ci_app.show(path, summary.id).jobs:
-                if view.id == job:
-                    return ci_app.logs(path, view.name, summary.id)
-        raise NotFound(f"no job {job} in {env}'s pipelines")
+        try:
+            # by id, one read: the dashboard asks again and again while a job runs
+            return ci_app.logs(path, str(job))
+        except ConveyorError:
+            raise NotFound(f"no job {job} in {env}'s pipelines") from None
+
+    def pipeline_page(self, env: str, before: int | None, limit: int) -> list[PipelineSummary]:
+        path = self._pipeline_file(env)
+        return ci_app.history(path, limit, before).pipelines if path is not None else []
+
+    def pipeline(self, env: str, pipeline: int) -> PipelineView:
+        path = self._pipeline_file(env)
+        if path is None:
+            raise NotFound(f"{env} runs no pipeline")
+        try:
+            return ci_app.show(path, pipeline)
+        except ConveyorError as e:
+            raise NotFound(f"{env}: {e}") from None
+
+    def artifact_file(self, env: str, job: int, path: str) -> Path:
+        pipeline_file = self._pipeline_file(env)
+        if pipeline_file is None:
+            raise NotFound(f"{env} runs no pipeline")
+        try:
+            return ci_app.artifact_file(pipeline_file, job, path)
+        except ConveyorError as e:
+            raise NotFound(f"{env}: {e}") from None
+
+    def pipeline_graph(self, env: str, sha: str | None = None) -> GraphView | None:
+        spec = self._spec(env)
+        path = self._pipeline_file(env)
+        if path is None:
+            return None
+        key = (env, sha or "")
+        with self._graphs_lock:
+            if sha is not None and key in self._graphs:
+                return self._graphs[key]  # a commit's file never changes
+        text: str | None = None
+        if sha is not None:
+            try:
+                text = self.source.read_file(sha, PIPELINE_FILE)
+            except SourceError:
+                text = None
+            if text is None:
+                return None
+        try:
+            if text is None or text == path.read_text():
+                view = ci_app.graph(path, ref=spec.branch)  # the work tree (its includes)
+            else:
+                # the file as it was at `sha`, alone: a local include of it that the work
+                # tree no longer has fails, and the page draws what was recorded
+                with tempfile.TemporaryDirectory(prefix="graph-") as scratch:
+                    file = Path(scratch) / PIPELINE_FILE
+                    file.write_text(text)
+                    view = ci_app.graph(file, ref=spec.branch)
+        except (ConveyorError, OSError):
+            view = None
+        if sha is not None:
+            with self._graphs_lock:
+                if len(self._graphs) >= 256:
+                    self._graphs.clear()
+                self._graphs[key] = view
+        return view
+
+    def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
+        """The engine's own cancel request (the running pipeline polls it every 0.5 s and
+        stops its jobs); not under `_work`, which the running pipeline holds."""
+        path = self._pipeline_file(env)
+        if path is None:
+            raise NotFound(f"{env} runs no pipeline")
+        store = ci_store(path.parent)
+        try:
+            row = store.pipelines.get(pipeline)
+            if row is None or row.parent_pipeline_id is not None:
+                raise NotFound(f"{env}: no pipeline {pipeline}")
+            if row.status not in ("running", "created"):
+                raise ActionRefused(f"pipeline #{pipeline} is {row.status}, not running")
+            store.pipelines.request_cancel(pipeline, "all")
+        finally:
+            store.close()
+        self._timeline.emit(
+            "pipeline.canceled",
+            f"pipeline #{pipeline} of {env}: cancel asked by {actor.name}",
+            environment=env,
+            commit=row.sha,
+            pipeline=pipeline,
+            data={"scope": "all", "actor": actor.name},
+        )
+        return ActionResult(
+            action="cancel",
+            environment=env,
+            message=f"pipeline #{pipeline}: cancel asked; its running jobs stop within seconds",
+        )
+
+    def retry_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        """GitLab's "Retry" of a failed or canceled job of one of `env`'s pipelines: checked
+        now (ActionRefused with the reason), run in the background by `_rerun`."""
+        return self._start_rerun("retry", env, job, actor)
+
+    def play_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        """GitLab's "Play" of a manual job of one of `env`'s pipelines, as `retry_job`."""
+        return self._start_rerun("play", env, job, actor)
+
+    def _start_rerun(self, kind: RerunKind, env: str, job: int, actor: Principal) -> ActionResult:
+        spec = self._spec(env)
+        path = self._pipeline_file(env)
+        if path is None:
+            raise NotFound(f"{env} runs no pipeline")
+        try:
+            row, refused = ci_app.rerun_refusal(path, kind, job)
+        except ConveyorError as e:
+            raise NotFound(f"{env}: {e}") from None
+        if refused is not None:
+            raise ActionRefused(f"cannot {kind} job #{job} ({row.name}): {refused}")
+        sha = ci_app.show(path, row.pipeline_id).sha or ""
+        # Like a pipeline of a sync, the job runs in a thread of its own under `_work` (one
+        # change to the world at a time): the request is answered at once.
+        thread = threading.Thread(
+            target=self._guarded,
+            args=(functools.partial(self._rerun, kind, spec, path, job, actor, sha),),
+            name=f"{kind}-{env}-{job}",
+            daemon=True,
+        )
+        thread.start()
+        return ActionResult(
+            action=kind,
+            environment=env,
+            message=f"job #{job} ({row.name}) of pipeline #{row.pipeline_id}: {kind} started",
+        )
+
+    def _rerun(
+        self,
+        kind: RerunKind,
+        spec: EnvironmentSpec,
+        path: Path,
+        job: int,
+        actor: Principal,
+        commit: str,
+    ) -> None:
+        """Run the job again; when that makes the pipeline of the commit this environment
+        refused green, roll that commit out as the sync would have (GitLab deploys once the
+        pipeline passes). Errors are told as events: nobody waits for this thread."""
+        env = spec.name
+        with self._work:
+            use = ci_app.retry if kind == "retry" else ci_app.play
+            try:
+                view = use(
+                    path,
+                    job,
+                    executor=self.executor,
+                    registry=self.registry,
+                    subscribers=[self._collect],
+                    environ=self._environ(spec, commit),
+                    actor=actor.name,
+                )
+            except ConveyorError as e:
+                self._emit(
+                    "pipeline.note",
+                    f"{env}: {kind} of job #{job} did not run: {e}",
+                    "error",
+                    environment=env,
+                    data={"title": kind},
+                )
+                return
+            progress = self._progress(env)
+            sha = view.sha
+            if (
+                view.status != "success"
+                or sha is None
+                or spec.branch is None
+                or progress.suspended
+                or progress.failed != sha
+                or progress.desired != sha
+                or progress.syncing is not None
+            ):
+                return
+            self._emit(
+                "sync.started",
+                f"{env}: bringing in {sha[:12]}: pipeline {view.id} passed after a {kind}",
+                environment=env,
+                commit=sha,
+            )
+            self._update(env, syncing=sha)
+            try:
+                reason = self._roll_out(spec, sha)
+            except ConveyorError as e:
+                reason = str(e)
+            self._synced(env, sha, reason)
 
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         """Commit -> pipeline -> release -> rollout -> verdict for each of the newest `limit`
@@ -1119,6 +1318,20 @@ class Controller:
         except ConveyorError:  # the work tree's compose file cannot be read: nothing to show
             return []
         return [timeline(project, sha) for sha in self._recent_commits(env, project, limit)]
+
+    def commit_timeline(self, env: str, sha: str, newest: int | None = None) -> TimelineView:
+        from conveyor.app.timeline import timeline
+
+        spec = self._spec(env)
+        progress = self._progress(env)
+        anchor = progress.deployed or progress.syncing or progress.failed
+        if anchor is None or not self._work_tree(env).exists():
+            raise NotFound(f"{env} has run nothing yet")
+        try:
+            project = self._project(spec, anchor)
+            return timeline(project, sha, events=True, newest=newest)
+        except ConveyorError as e:  # an unknown ref, or a work tree that cannot be read
+            raise NotFound(f"{env}: commit {sha[:12]}: {e}") from None
 
     def _recent_commits(self, env: str, project: Project, limit: int) -> list[str]:
         """The commits `env` ran pipelines for or built releases from, newest first."""
@@ -1145,14 +1358,14 @@ class Controller:
                 db.close()
         return sorted(seen, key=lambda sha: seen[sha], reverse=True)[:limit]
 
-    def dora(self, env: str, since: str) -> DoraView:
+    def dora(self, env: str, since: str, until: float | None = None) -> DoraView:
         """The DORA metrics of `env`'s project (lead time from the commit times in its work
         tree, a checkout of the source)."""
         self._spec(env)
         project = self._served_project(env)
         if project is None:
-            return empty_dora(f"{self.name}-{env}", env, since)
-        return dora_report(project, None, since)
+            return empty_dora(f"{self.name}-{env}", env, since, until)
+        return dora_report(project, None, since, until)
 
     def diff(self, env: str) -> DiffView:
         """Desired (the compose file at the desired commit, with the environment's overrides)

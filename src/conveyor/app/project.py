@@ -95,6 +95,7 @@ class Project:
     compose_files: tuple[Path, ...] = ()
     profiles: tuple[str, ...] = ()  # --profile (COMPOSE_PROFILES otherwise)
     cwd: Path | None = None
+    actor: str = "cli"  # who its rollouts and events are by, unless told (the server: "server")
     _loaded: Loaded | None = None
 
     @classmethod
@@ -158,14 +159,14 @@ class Project:
             store.environment.rename(self.origin.environment)
         return Environment.local(project, name=store.environment.name)
 
-    def timeline(self, store: Store, actor: str = "cli") -> Timeline:
+    def timeline(self, store: Store, actor: str | None = None) -> Timeline:
         env = self.environment(store)
         subject = Subject(
             project=env.target.project, environment=env.name, commit=self.origin.commit
         )
-        return Timeline(subject, store.events, actor, self.subscribers)
+        return Timeline(subject, store.events, actor or self.actor, self.subscribers)
 
-    def engine(self, actor: str = "cli") -> Engine:
+    def engine(self, actor: str | None = None) -> Engine:
         from conveyor.router.haproxy import HAProxyRouter
         from conveyor.runtime.docker_engine import DockerEngine
 

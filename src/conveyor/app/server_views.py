@@ -73,7 +73,9 @@ class DiffView(BaseModel):
     services: list[ServiceDiff]  # only the services that differ
 
 
-ActionName = Literal["promote", "rollback", "suspend", "resume", "approve"]
+ActionName = Literal[
+    "promote", "rollback", "suspend", "resume", "approve", "cancel", "retry", "play"
+]
 
 
 class ActionResult(BaseModel):

@@ -27,10 +27,16 @@ from conveyor.store.db import Store
 
 
 def timeline(
-    project: Project, ref: str | None, release: int | None = None, events: bool = False
+    project: Project,
+    ref: str | None,
+    release: int | None = None,
+    events: bool = False,
+    newest: int | None = None,
 ) -> TimelineView:
     """The timeline of `ref` (default HEAD). Outside a git checkout, or with `release`, the
-    timeline of a release instead (default: the newest) — a deploy of plain files."""
+    timeline of a release instead (default: the newest) — a deploy of plain files. `newest`:
+    of a commit's pipelines only the newest that many are read (a commit run a thousand times
+    would read them all; `pipelines_left_out` counts the others)."""
     paths = project.paths()
     home = paths.state_dir.parent
     stores = _stores(home, paths.state_dir)
@@ -44,7 +50,7 @@ def timeline(
         if found is None:
             return _for_release(stores, paths.project, release, events)
         sha, title = found
-        return _for_commit(stores, sha, title, events)
+        return _for_commit(stores, sha, title, events, newest)
     finally:
         for s in stores.values():
             s.close()
@@ -69,40 +75,50 @@ def _stores(home: Path, own: Path) -> dict[str, Store]:
     return {d.name: Store.open(d) for d in dirs if (d / DB_NAME).exists()}
 
 
-def _for_commit(stores: dict[str, Store], sha: str, title: str, events: bool) -> TimelineView:
+def _for_commit(
+    stores: dict[str, Store], sha: str, title: str, events: bool, newest: int | None = None
+) -> TimelineView:
     pipelines: list[TimelinePipeline] = []
     releases: list[TimelineRelease] = []
     evs: list[Event] = []
-    for name, store in stores.items():
-        for p in store.pipelines.for_commit(sha):
-            pipelines.append(
-                TimelinePipeline(
-                    id=p.id,
-                    project=name,
-                    ref=p.ref,
-                    status=p.status,
-                    started_at=p.started_at,
-                    finished_at=p.finished_at,
-                    duration=p.duration,
-                    jobs=[
-                        TimelineJob(
-                            id=j.id,
-                            name=j.name,
-                            stage=j.stage,
-                            status=j.status,
-                            started_at=j.started_at,
-                            finished_at=j.finished_at,
-                            duration=j.duration,
-                            environment=(j.environment or {}).get("name"),
-                        )
-                        for j in store.jobs.of(p.id)
-                    ],
-                )
+    rows = [(name, p) for name, store in stores.items() for p in store.pipelines.for_commit(sha)]
+    left_out = 0
+    if newest is not None and len(rows) > newest:
+        left_out = len(rows) - newest
+        rows = sorted(rows, key=lambda r: r[1].started_at)[-newest:]
+    for name, p in rows:
+        store = stores[name]
+        pipelines.append(
+            TimelinePipeline(
+                id=p.id,
+                project=name,
+                ref=p.ref,
+                status=p.status,
+                started_at=p.started_at,
+                finished_at=p.finished_at,
+                duration=p.duration,
+                jobs=[
+                    TimelineJob(
+                        id=j.id,
+                        name=j.name,
+                        stage=j.stage,
+                        status=j.status,
+                        started_at=j.started_at,
+                        finished_at=j.finished_at,
+                        duration=j.duration,
+                        environment=(j.environment or {}).get("name"),
+                    )
+                    for j in store.jobs.of(p.id)
+                ],
             )
+        )
+    for name, store in stores.items():
         releases += _releases(name, store, store.releases.for_commit(sha))
         if events:
             evs += store.events.about(commit=sha)
-    return _view(sha, title, pipelines, releases, evs)
+    view = _view(sha, title, pipelines, releases, evs)
+    view.pipelines_left_out = left_out
+    return view
 
 
 def _for_release(

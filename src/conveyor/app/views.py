@@ -274,3 +274,4 @@ class TimelineView(BaseModel):
     releases: list[TimelineRelease]
     entries: list[TimelineEntry]
     events: list[Event] = []
+    pipelines_left_out: int = 0  # older pipelines of the commit not read (asked for the newest)

@@ -592,6 +592,73 @@ def stop(
         raise typer.Exit(1)
 
 
+def _rerun(kind: str, job: int, file: Path, executor: str, variable: list[str] | None,
+           no_registry: bool, component_catalog: list[str] | None,
+           pipeline_input: list[str] | None) -> None:  # fmt: skip
+    if executor not in ("shell", "docker"):
+        raise ConveyorError(f"--executor {executor!r}: choose shell or docker")
+    use = ci_app.retry if kind == "retry" else ci_app.play
+    pl = use(
+        file,
+        job,
+        executor=_executor(executor),
+        variables=_parse_vars(variable),
+        registry=not no_registry,
+        subscribers=[LiveReporter()],
+        catalogs=component_catalog or (),
+        inputs=_parse_vars(pipeline_input, "--input"),
+        environ=os.environ,
+    )
+    _summary(pl)
+    if pl.status not in ("success", "manual"):
+        raise typer.Exit(1)
+
+
+RerunVars = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--variable", "-v", help="KEY=VALUE (repeatable): the pipeline's own are not stored."
+    ),
+]
+
+
+@app.command()
+def retry(
+    job: Annotated[int, typer.Argument(help="Job id (see `ci show PIPELINE`).")],
+    file: CiFile = Path(".gitlab-ci.yml"),
+    executor: Annotated[
+        str, typer.Option(help="shell or docker, for a job not tagged.")
+    ] = "docker",
+    variable: RerunVars = None,
+    no_registry: Annotated[bool, typer.Option("--no-registry")] = False,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
+) -> None:
+    """Retry a failed or canceled job of a finished pipeline (GitLab's "Retry").
+
+    It runs as a new attempt with the artifacts of the jobs it depends on; then the jobs
+    after it that were skipped run if they now can, and the pipeline's status is recomputed."""
+    _rerun("retry", job, file, executor, variable, no_registry, component_catalog, pipeline_input)
+
+
+@app.command()
+def play(
+    job: Annotated[int, typer.Argument(help="Id of a manual job (see `ci show PIPELINE`).")],
+    file: CiFile = Path(".gitlab-ci.yml"),
+    executor: Annotated[
+        str, typer.Option(help="shell or docker, for a job not tagged.")
+    ] = "docker",
+    variable: RerunVars = None,
+    no_registry: Annotated[bool, typer.Option("--no-registry")] = False,
+    component_catalog: CatalogOpt = None,
+    pipeline_input: InputOpt = None,
+) -> None:
+    """Play a manual job of a finished or blocked pipeline (GitLab's "Play").
+
+    Then the jobs after it run if they now can, and the pipeline's status is recomputed."""
+    _rerun("play", job, file, executor, variable, no_registry, component_catalog, pipeline_input)
+
+
 @app.command()
 def logs(
     job: Annotated[str, typer.Argument(help="Job name (latest run) or job id.")],

@@ -129,15 +129,6 @@ def _from_docker(project: Project, query: LogQuery, follow: bool, tail: int) -> 
         pass
 
 
-def _whole_line(r: LogRecord) -> bool:
-    """Whether the message is the structured line itself (JSON or logfmt without a message
-    key keep it whole, docs/logs.md), so printing its fields after it would say it twice."""
-    if not r.fields:
-        return False
-    text = r.message.lstrip()
-    return text.startswith("{") or all(f"{k}=" in text for k in r.fields)
-
-
 class _Printer:
     """One line per record: time, where it comes from, level, message, fields; or JSON, one
     object per line (`--json`)."""
@@ -159,7 +150,7 @@ class _Printer:
             style = _LEVEL_STYLE[r.level]
             level = f"[{style}]{r.level:<8}[/] " if style else f"{r.level:<8} "
         fields = " ".join(f"{k}={v}" for k, v in r.fields.items())
-        if _whole_line(r):  # a structured line without a message key: its fields say it all
+        if r.whole_line():  # a structured line without a message key: its fields say it all
             text = esc(fields)
         else:
             text = esc(r.message) + (f" [dim]{esc(fields)}[/]" if fields else "")

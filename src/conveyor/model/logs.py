@@ -40,6 +40,14 @@ class LogRecord(Frozen):
     fields: dict[str, str] = Field(default_factory=dict)  # other keys of a JSON/logfmt line
     id: int = 0  # assigned by the store
 
+    def whole_line(self) -> bool:
+        """Whether the message is the structured line itself (JSON or logfmt without a message
+        key keeps it whole, observe.logs.parse), so showing its fields after it says it twice."""
+        if not self.fields:
+            return False
+        text = self.message.lstrip()
+        return text.startswith("{") or all(f"{k}=" in text for k in self.fields)
+
 
 class LogQuery(Frozen):
     """What `conveyor logs` and the API ask the store: every given filter must hold."""

@@ -38,7 +38,11 @@ class LogReading(Protocol):
     """Batches of frames as they arrive, in the engine's order, until the output ends
     (`follow`: the container stops, or the engine goes away); an empty batch after each
     `idle` seconds without output, when asked for. `close` from another thread ends the
-    iteration."""
+    iteration. After it, `complete` says whether the engine ended the output as it does at
+    its end, rather than the reading breaking off (a transport error, the engine going away,
+    a close): only a complete reading of a stopped container is all it wrote."""
+
+    complete: bool
 
     def __iter__(self) -> Iterator[list[Frame]]: ...
 

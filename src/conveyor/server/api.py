@@ -671,6 +671,55 @@ def approve(env: str, body: ApproveRequest, state: State, p: Caller) -> ActionRe
     return _act(state, p, "approve", env, {"release": n}, lambda: state.backend.approve(env, n, p))
 
 
+@action_routes.post("/environments/{env}/pipelines/{pipeline_id}/cancel", tags=["actions"])
+def cancel_pipeline(env: str, pipeline_id: int, state: State, p: Caller) -> ActionResult:
+    """Cancel a running pipeline (its running jobs are stopped, the others never start)."""
+    return _act(
+        state,
+        p,
+        "cancel",
+        env,
+        {"pipeline": pipeline_id},
+        lambda: state.backend.cancel_pipeline(env, pipeline_id, p),
+    )
+
+
+def _job_of(state: ApiState, env: str, pipeline_id: int, job: int) -> None:
+    """404 unless `job` is a job of pipeline `pipeline_id` of `env`."""
+    view = state.backend.pipeline(env, pipeline_id)
+    if all(j.id != job for j in view.jobs):
+        raise NotFound(f"{env}: pipeline {pipeline_id} has no job {job}")
+
+
+@action_routes.post(
+    "/environments/{env}/pipelines/{pipeline_id}/jobs/{job_id}/retry", tags=["actions"]
+)
+def retry_job(env: str, pipeline_id: int, job_id: int, state: State, p: Caller) -> ActionResult:
+    """Retry a failed or canceled job (GitLab's "Retry"): it runs again as a new attempt with
+    the artifacts of the jobs it depends on, then the skipped jobs after it that now can; the
+    pipeline's status is recomputed. Answered once started; 409 when it cannot be retried."""
+
+    def do() -> ActionResult:
+        _job_of(state, env, pipeline_id, job_id)
+        return state.backend.retry_job(env, job_id, p)
+
+    return _act(state, p, "retry", env, {"pipeline": pipeline_id, "job": job_id}, do)
+
+
+@action_routes.post(
+    "/environments/{env}/pipelines/{pipeline_id}/jobs/{job_id}/play", tags=["actions"]
+)
+def play_job(env: str, pipeline_id: int, job_id: int, state: State, p: Caller) -> ActionResult:
+    """Play a manual job not run yet (GitLab's "Play"), then the jobs it unblocks; a pipeline
+    that passes lets the environment roll its commit out. 409 when it cannot be played."""
+
+    def do() -> ActionResult:
+        _job_of(state, env, pipeline_id, job_id)
+        return state.backend.play_job(env, job_id, p)
+
+    return _act(state, p, "play", env, {"pipeline": pipeline_id, "job": job_id}, do)
+
+
 # administering (admin) ---------------------------------------------------------------------------
 
 admin_routes = APIRouter()

@@ -9,9 +9,10 @@ called from a worker thread, never from the event loop, so it may block.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
-from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.ci_views import GraphView, JobLog, JobView, PipelineSummary, PipelineView
 from conveyor.app.dora import DoraView
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.logs import LogTail
@@ -51,6 +52,52 @@ class ServerBackend(Protocol):
 
     def jobs(self, env: str, pipeline: int) -> list[JobView]: ...
 
+    # Pipelines pages (the dashboard) ------------------------------------------------------
+
+    def pipeline_page(self, env: str, before: int | None, limit: int) -> list[PipelineSummary]:
+        """`env`'s pipelines older than pipeline `before` (None: from the newest), newest
+        first, at most `limit`: one page of the list."""
+        ...
+
+    def pipeline(self, env: str, pipeline: int) -> PipelineView:
+        """One pipeline with its jobs (NotFound when it does not exist)."""
+        ...
+
+    def pipeline_graph(self, env: str, sha: str | None = None) -> GraphView | None:
+        """The stages, jobs and `needs` of `env`'s pipeline file at commit `sha` (None: as
+        its work tree has it now), as `conveyor ci graph` shows them; None when it cannot be
+        read. The engine records a job only once it starts and records no `needs`, so the
+        pipeline page takes both from here."""
+        ...
+
+    def artifact_file(self, env: str, job: int, path: str) -> Path:
+        """The stored content of the file `path` among job `job`'s artifacts (NotFound when
+        it has none such, or they expired)."""
+        ...
+
+    def commit_timeline(self, env: str, sha: str, newest: int | None = None) -> TimelineView:
+        """Commit `sha` (a prefix will do) -> its pipelines (the newest `newest` of them, when
+        given) -> releases -> rollouts, with the events recorded about them (the rollout's
+        steps); NotFound for an unknown commit."""
+        ...
+
+    def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
+        """Ask the process running `pipeline` to cancel it (the engine's cancel request, as
+        GitLab's auto-cancel uses); ActionRefused when it is not running."""
+        ...
+
+    def retry_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        """GitLab's "Retry": run failed or canceled job `job` of a finished pipeline again, as
+        a new attempt, then what it unblocks (in the background); ActionRefused when it cannot
+        be retried now (not the latest attempt, not failed or canceled, its pipeline runs, or
+        the pipeline is of a commit no longer checked out)."""
+        ...
+
+    def play_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        """GitLab's "Play": run manual job `job` (not run yet), then what it unblocks; a
+        pipeline that passes then lets its commit roll out. ActionRefused as `retry_job`."""
+        ...
+
     def job_log(self, env: str, job: int) -> JobLog: ...
 
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
@@ -58,8 +105,9 @@ class ServerBackend(Protocol):
         `limit`), newest first."""
         ...
 
-    def dora(self, env: str, since: str) -> DoraView:
-        """DORA metrics of the environment over the `since` window (`30d`)."""
+    def dora(self, env: str, since: str, until: float | None = None) -> DoraView:
+        """DORA metrics of the environment over the `since` window (`30d`) before `until`
+        (UNIX seconds; None: now). The dashboard's trends ask past windows."""
         ...
 
     def diff(self, env: str) -> DiffView:
@@ -145,10 +193,34 @@ class NoEnvironments:
     def job_log(self, env: str, job: int) -> JobLog:
         raise self._unknown(env)
 
+    def pipeline_page(self, env: str, before: int | None, limit: int) -> list[PipelineSummary]:
+        raise self._unknown(env)
+
+    def pipeline(self, env: str, pipeline: int) -> PipelineView:
+        raise self._unknown(env)
+
+    def pipeline_graph(self, env: str, sha: str | None = None) -> GraphView | None:
+        raise self._unknown(env)
+
+    def artifact_file(self, env: str, job: int, path: str) -> Path:
+        raise self._unknown(env)
+
+    def commit_timeline(self, env: str, sha: str, newest: int | None = None) -> TimelineView:
+        raise self._unknown(env)
+
+    def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
+        raise self._unknown(env)
+
+    def retry_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        raise self._unknown(env)
+
+    def play_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        raise self._unknown(env)
+
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         raise self._unknown(env)
 
-    def dora(self, env: str, since: str) -> DoraView:
+    def dora(self, env: str, since: str, until: float | None = None) -> DoraView:
         raise self._unknown(env)
 
     def diff(self, env: str) -> DiffView:

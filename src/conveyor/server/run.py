@@ -42,7 +42,7 @@ from conveyor.errors import ServerError
 from conveyor.model.environments import EnvironmentSpec
 from conveyor.model.events import Event
 from conveyor.server.api import create_app, state_of
-from conveyor.server.dashboard import install_dashboard
+from conveyor.server.dashboard import ObserveSources, install_dashboard
 from conveyor.server.listen import Listen
 
 log = structlog.get_logger("conveyor.server")
@@ -114,7 +114,9 @@ def run_server(options: ServerOptions) -> None:
             alerts=alerts,
             alerts_view=lambda window: server_alerts(options.data_dir, sdb, os.environ, window),
         )
-        install_dashboard(app)  # the web dashboard on the same origin: docs/dashboard.md
+        # the web dashboard on the same origin (docs/dashboard.md), with the metrics stack's
+        # Prometheus and Alertmanager for its services and alerts pages
+        install_dashboard(app, ObserveSources.of_server(options.data_dir, os.environ))
         log.info(
             "conveyor server starting",
             source=options.source,

@@ -153,12 +153,13 @@ class PipelineRepository:
         row = self._db.one("SELECT * FROM pipelines WHERE id = ?", (pid,))
         return None if row is None else _pipeline(row)
 
-    def latest(self, limit: int = 20) -> list[PipelineRow]:
-        """The project's pipelines, newest first; downstream pipelines are shown with their
-        parent, as in GitLab's pipeline list."""
+    def latest(self, limit: int = 20, before: int | None = None) -> list[PipelineRow]:
+        """The project's pipelines, newest first (older than pipeline `before`, if given: the
+        next page); downstream pipelines are shown with their parent, as in GitLab's list."""
         rows = self._db.all(
-            "SELECT * FROM pipelines WHERE parent_pipeline_id IS NULL ORDER BY id DESC LIMIT ?",
-            (limit,),
+            "SELECT * FROM pipelines WHERE parent_pipeline_id IS NULL AND (? IS NULL OR id < ?) "
+            "ORDER BY id DESC LIMIT ?",
+            (before, before, limit),
         )
         return [_pipeline(r) for r in rows]
 
@@ -230,6 +231,18 @@ class PipelineRepository:
             "superseded_by = COALESCE(?, superseded_by) WHERE id = ?",
             (scope, superseded_by, pid),
         )
+
+    def resume(self, pid: int) -> bool:
+        """A finished pipeline runs again (a job of it is retried or played): `running`, with
+        no finish and no cancel request. False, changing nothing, when it is not finished
+        (another process runs it): the check and the change are one statement."""
+        cur = self._db.execute(
+            "UPDATE pipelines SET status = 'running', finished_at = NULL, cancel_requested = 0, "
+            "cancel_scope = NULL, superseded_by = NULL "
+            "WHERE id = ? AND status NOT IN ('running', 'created', 'pending')",
+            (pid,),
+        )
+        return cur.rowcount == 1
 
     def cancel_requested(self, pid: int) -> bool:
         return bool(self._db.scalar("SELECT cancel_requested FROM pipelines WHERE id = ?", (pid,)))

@@ -33,6 +33,7 @@ class FakeContainerLogs:
         self.refused = 0  # requests refused while down
         self._cond = threading.Condition()
         self._epoch = 0  # bumped by `break_streams`: open readings end
+        self._cut_after: int | None = None  # `cut_next`: batches before the next reading breaks
         self._clock = 1_800_000_000 * 10**9
 
     # the test's side -------------------------------------------------------------------------
@@ -88,6 +89,12 @@ class FakeContainerLogs:
             self._epoch += 1
             self._cond.notify_all()
 
+    def cut_next(self, batches: int) -> None:
+        """The next reading breaks off after `batches` batches, the engine still up (a
+        connection cut mid-body): it ends, not complete."""
+        with self._cond:
+            self._cut_after = batches
+
     def come_back(self) -> None:
         with self._cond:
             self.down = False
@@ -131,7 +138,8 @@ class FakeContainerLogs:
             if container_id not in self.containers:
                 raise EngineUnreachable(f"no such container {container_id}")
             self.reads.append((container_id, since))
-            return _FakeReading(self, container_id, since, follow, idle, self._epoch)
+            cut, self._cut_after = self._cut_after, None
+            return _FakeReading(self, container_id, since, follow, idle, self._epoch, cut)
 
 
 class _FakeReading:
@@ -143,8 +151,11 @@ class _FakeReading:
         follow: bool,
         idle: float | None,
         epoch: int,
+        cut: int | None = None,
     ) -> None:
         self._owner = owner
+        self._cut = cut
+        self.complete = False
         self._cid = cid
         self._since = since
         self._follow = follow
@@ -168,15 +179,20 @@ class _FakeReading:
         while True:
             with owner._cond:
                 if self._closed or owner._epoch != self._epoch:
-                    return
+                    return  # broke off: not complete
                 c = owner.containers.get(self._cid)
                 if c is None:
                     return
+                if self._cut is not None:
+                    if self._cut <= 0:
+                        return  # cut mid-body: not complete
+                    self._cut -= 1
                 if pos < len(c.frames):
                     batch = c.frames[pos : pos + owner.batch]
                     pos += len(batch)
                 else:
                     if not self._follow or not c.running:
+                        self.complete = True
                         return
                     if owner._cond.wait(self._idle) or self._idle is None:
                         continue  # something changed: look again

@@ -11,9 +11,10 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
+from conveyor.app.ci_views import GraphView, JobLog, JobView, PipelineSummary, PipelineView
 from conveyor.app.dora import DoraView, empty_dora
 from conveyor.app.hooks import HookDelivery
 from conveyor.app.logs import LogTail
@@ -61,6 +62,8 @@ class MemoryEnvironment:
     logs: dict[int, JobLog] = field(default_factory=dict)  # by job id
     approvals: set[int] = field(default_factory=set)
     log_records: list[LogRecord] = field(default_factory=list)  # oldest first
+    graph: GraphView | None = None  # pipeline_graph
+    artifact_files: dict[tuple[int, str], Path] = field(default_factory=dict)  # (job, path)
 
     def release(self, number: int) -> ReleaseView:
         for r in self.releases:
@@ -156,9 +159,108 @@ class InMemoryBackend:
             raise NotFound(f"{env}: no job {job}")
         return e.logs[job]
 
-    def dora(self, env: str, since: str) -> DoraView:
+    def pipeline_page(self, env: str, before: int | None, limit: int) -> list[PipelineSummary]:
+        older = [p for p in self.pipelines(env) if before is None or p.id < before]
+        return older[:limit]
+
+    def pipeline(self, env: str, pipeline: int) -> PipelineView:
         e = self._env(env)
-        return empty_dora(self._project(e), env, since)
+        p = e.pipelines.get(pipeline)
+        if p is None:
+            raise NotFound(f"{env}: no pipeline {pipeline}")
+        return PipelineView(
+            id=p.id,
+            ref=p.ref,
+            sha=p.sha,
+            source="push",
+            status=p.status,
+            started_at=p.started_at,
+            finished_at=None if p.status == "running" else p.started_at + (p.duration or 0.0),
+            duration=p.duration,
+            executor="docker",
+            tests=p.tests,
+            coverage=None,
+            jobs=e.jobs[pipeline],
+        )
+
+    def pipeline_graph(self, env: str, sha: str | None = None) -> GraphView | None:
+        return self._env(env).graph
+
+    def artifact_file(self, env: str, job: int, path: str) -> Path:
+        found = self._env(env).artifact_files.get((job, path))
+        if found is None:
+            raise NotFound(f"{env}: job {job} kept no file {path!r}")
+        return found
+
+    def commit_timeline(self, env: str, sha: str, newest: int | None = None) -> TimelineView:
+        for view in self.timeline(env, 100):
+            if view.commit is not None and sha and view.commit.startswith(sha):
+                return view
+        raise NotFound(f"{env}: no commit {sha}")
+
+    def cancel_pipeline(self, env: str, pipeline: int, actor: Principal) -> ActionResult:
+        e = self._env(env)
+        p = e.pipelines.get(pipeline)
+        if p is None:
+            raise NotFound(f"{env}: no pipeline {pipeline}")
+        if p.status != "running":
+            raise ActionRefused(f"pipeline #{pipeline} is {p.status}, not running")
+        with self._lock:
+            e.pipelines[pipeline] = p.model_copy(update={"status": "canceled"})
+            self._emit_locked(
+                "pipeline.canceled",
+                f"pipeline {pipeline} canceled by {actor.name}",
+                env,
+                pipeline=pipeline,
+            )
+        return self._result("cancel", env, f"pipeline #{pipeline} is being canceled")
+
+    def retry_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        return self._rerun("retry", env, job, actor)
+
+    def play_job(self, env: str, job: int, actor: Principal) -> ActionResult:
+        return self._rerun("play", env, job, actor)
+
+    def _rerun(self, kind: ActionName, env: str, job: int, actor: Principal) -> ActionResult:
+        """In memory, a job run again succeeds at once: a retry adds an attempt, a play runs
+        the manual job itself; the pipeline is then `success` when no latest job failed."""
+        e = self._env(env)
+        found = [(pid, j) for pid, jobs in e.jobs.items() for j in jobs if j.id == job]
+        if not found:
+            raise NotFound(f"{env}: no job {job}")
+        pid, j = found[0]
+        pl = e.pipelines[pid]
+        latest = {x.name: x for x in e.jobs[pid]}
+        if pl.status == "running":
+            raise ActionRefused(f"pipeline #{pid} is running")
+        if latest[j.name].id != j.id:
+            raise ActionRefused(f"job #{job} is not the latest attempt of {j.name}")
+        wanted = ("failed", "canceled") if kind == "retry" else ("manual",)
+        if j.status not in wanted:
+            raise ActionRefused(f"job {j.name} is {j.status}: it cannot be {kind}ed")
+        with self._lock:
+            done = j.model_copy(
+                update={"status": "success", "exit_code": 0, "failure_reason": None}
+            )
+            if kind == "retry":
+                done = done.model_copy(
+                    update={"id": next(self._ids), "attempt": j.attempt + 1, "retry_of": j.id}
+                )
+                e.jobs[pid].append(done)
+            else:
+                e.jobs[pid] = [done if x.id == j.id else x for x in e.jobs[pid]]
+            e.logs[done.id] = JobLog(job_id=done.id, name=j.name, text=f"{kind} by {actor.name}")
+            latest[j.name] = done
+            bad = any(x.status in ("failed", "canceled") for x in latest.values())
+            e.pipelines[pid] = pl.model_copy(update={"status": "failed" if bad else "success"})
+            self._emit_locked(
+                "job.finished", f"{j.name} success ({kind})", env, pipeline=pid, job=done.id
+            )
+        return self._result(kind, env, f"job #{job} ({j.name}): {kind} started")
+
+    def dora(self, env: str, since: str, until: float | None = None) -> DoraView:
+        e = self._env(env)
+        return empty_dora(self._project(e), env, since, until)
 
     def timeline(self, env: str, limit: int = 10) -> list[TimelineView]:
         e = self._env(env)

@@ -40,6 +40,7 @@ import pytest
 from conveyor.deploy.project import ProjectPaths
 from conveyor.router.haproxy import HAProxyRouter
 from conveyor.testing.net import free_port
+from tests.integration.deploy.crash_sample import sample
 
 Phase = Literal["begun", "acted"]
 
@@ -390,9 +391,14 @@ CRASH_POINTS = [
     for k in range(1, len(DEPLOY_STEPS) + 1)
     for phase in ("begun", "acted")
 ]
+# By default (crash_sample.py): every point of replacing the first replica (each kind of step,
+# both phases), and two of the second replica's.
+DEFAULT_CRASH_POINTS = [_crash_id(k, phase) for k in range(1, 7) for phase in ("begun", "acted")]
 
 
-@pytest.mark.parametrize(("k", "phase"), CRASH_POINTS)
+@pytest.mark.parametrize(
+    ("k", "phase"), sample("deploy-step", CRASH_POINTS, DEFAULT_CRASH_POINTS, rotate=2)
+)
 def test_deploy_killed_at_step_is_repaired_by_the_next_deploy(
     fresh: Stack, k: int, phase: Phase
 ) -> None:
@@ -408,15 +414,27 @@ def test_deploy_killed_at_step_is_repaired_by_the_next_deploy(
 
 @pytest.mark.parametrize(
     ("where", "pattern"),
-    [
-        pytest.param("create", r"-web-\d+-1$", id="start-new1-created-not-started"),
-        pytest.param("haproxy", r"^add server be_web/", id="route-new1-added-in-maint"),
-        pytest.param("haproxy", r"^set server be_web/\S+ state ready", id="route-new1-unrecorded"),
-        pytest.param("haproxy", r"^set server be_web/\S+ state maint", id="unroute-old1-in-maint"),
-        pytest.param("haproxy", r"^set server be_web/\S+ state drain", id="drain-old1-unrecorded"),
-        pytest.param("haproxy", r"^del server be_web/", id="unroute-old1-deleted-recorded"),
-        pytest.param("stop", "", id="stop-old1-exited-not-removed"),
-    ],
+    sample(
+        "deploy-inside",
+        [
+            pytest.param("create", r"-web-\d+-1$", id="start-new1-created-not-started"),
+            pytest.param("haproxy", r"^add server be_web/", id="route-new1-added-in-maint"),
+            pytest.param(
+                "haproxy", r"^set server be_web/\S+ state ready", id="route-new1-unrecorded"
+            ),
+            pytest.param(
+                "haproxy", r"^set server be_web/\S+ state maint", id="unroute-old1-in-maint"
+            ),
+            pytest.param(
+                "haproxy", r"^set server be_web/\S+ state drain", id="drain-old1-unrecorded"
+            ),
+            pytest.param("haproxy", r"^del server be_web/", id="unroute-old1-deleted-recorded"),
+            pytest.param("stop", "", id="stop-old1-exited-not-removed"),
+        ],
+        # a container created but never started; a server HAProxy holds in maintenance
+        core=["start-new1-created-not-started", "route-new1-added-in-maint"],
+        rotate=2,
+    ),
 )
 def test_deploy_killed_inside_a_step_is_repaired_by_the_next_deploy(
     fresh: Stack, where: str, pattern: str
@@ -444,14 +462,19 @@ def test_recovery_killed_in_turn_is_finished_by_the_next_command(fresh: Stack) -
 
 @pytest.mark.parametrize(
     ("k", "phase", "twice"),
-    [
-        # rollback_config defaults to parallelism 0: start both, await and route each, then
-        # drain, unroute and stop each old replica
-        pytest.param(1, "acted", False, id="01-start-new1-acted"),
-        pytest.param(5, "begun", False, id="05-await-new2-begun"),
-        pytest.param(8, "acted", False, id="08-unroute-old1-acted"),
-        pytest.param(4, "begun", True, id="04-route-new1-begun-then-its-recovery-killed"),
-    ],
+    sample(
+        "rollback",
+        [
+            # rollback_config defaults to parallelism 0: start both, await and route each, then
+            # drain, unroute and stop each old replica
+            pytest.param(1, "acted", False, id="01-start-new1-acted"),
+            pytest.param(5, "begun", False, id="05-await-new2-begun"),
+            pytest.param(8, "acted", False, id="08-unroute-old1-acted"),
+            pytest.param(4, "begun", True, id="04-route-new1-begun-then-its-recovery-killed"),
+        ],
+        core=["04-route-new1-begun-then-its-recovery-killed"],
+        rotate=1,
+    ),
 )
 def test_rollback_killed_is_finished_by_running_rollback_again(
     fresh: Stack, k: int, phase: Phase, twice: bool
@@ -474,12 +497,17 @@ def test_rollback_killed_is_finished_by_running_rollback_again(
 
 @pytest.mark.parametrize(
     ("kind", "k", "phase", "recovered"),
-    [
-        # the recovery retries the bad release, which fails its probe again and is rolled back
-        pytest.param("deploy", 2, "begun", "rolled_back", id="awaiting-the-bad-replica"),
-        pytest.param("rollback", 1, "begun", "succeeded", id="rollback-stopping-bad-replica"),
-        pytest.param("rollback", 1, "acted", "succeeded", id="rollback-stopped-bad-replica"),
-    ],
+    sample(
+        "failing-deploy",
+        [
+            # the recovery retries the bad release, which fails its probe again and is rolled back
+            pytest.param("deploy", 2, "begun", "rolled_back", id="awaiting-the-bad-replica"),
+            pytest.param("rollback", 1, "begun", "succeeded", id="rollback-stopping-bad-replica"),
+            pytest.param("rollback", 1, "acted", "succeeded", id="rollback-stopped-bad-replica"),
+        ],
+        core=["awaiting-the-bad-replica"],
+        rotate=1,
+    ),
 )
 def test_failing_deploy_killed_is_repaired_by_deploying_the_good_spec(
     fresh: Stack, kind: str, k: int, phase: Phase, recovered: str

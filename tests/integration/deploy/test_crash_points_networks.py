@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from conveyor.router.haproxy import NETNS_DIR, HAProxyRouter
+from tests.integration.deploy.crash_sample import sample
 from tests.integration.deploy.test_crash_points import GOOD_PROBE, Phase, Stack
 
 NET_STACK = """\
@@ -104,11 +105,17 @@ def _up_crash(k: int, phase: Phase) -> str:
 
 @pytest.mark.parametrize(
     ("k", "phase"),
-    [
-        pytest.param(k, phase, id=_up_crash(k, phase))
-        for k in range(1, len(UP_STEPS) + 1)
-        for phase in ("begun", "acted")
-    ],
+    sample(
+        "up-network",
+        [
+            pytest.param(k, phase, id=_up_crash(k, phase))
+            for k in range(1, len(UP_STEPS) + 1)
+            for phase in ("begun", "acted")
+        ],
+        # an address made but no frontend; addresses made, frontends not bound
+        core=["2-address-web-acted", "4-frontends-begun"],
+        rotate=1,
+    ),
 )
 def test_up_killed_at_a_network_step_is_repaired_by_the_next_up(
     net: NetStack, k: int, phase: Phase
@@ -134,8 +141,19 @@ def test_up_killed_between_creating_and_starting_an_address(net: NetStack) -> No
     net.assert_networked()
 
 
-@pytest.mark.parametrize("phase", ["begun", "acted"])
-@pytest.mark.parametrize("k", [1, 2], ids=["address", "frontends"])
+@pytest.mark.parametrize(
+    ("k", "phase"),
+    sample(
+        "repair-address",
+        [
+            pytest.param(k, phase, id=f"{step}-{phase}")
+            for k, step in ((1, "address"), (2, "frontends"))
+            for phase in ("begun", "acted")
+        ],
+        core=["frontends-begun"],  # a new address, HAProxy not yet rebound into it
+        rotate=1,
+    ),
+)
 def test_repair_of_a_killed_address_killed_in_turn(net: NetStack, k: int, phase: Phase) -> None:
     """A service address died; the command replacing it (then rebinding HAProxy in the new
     namespace) is killed; the next command finishes the job."""
@@ -150,8 +168,19 @@ def test_repair_of_a_killed_address_killed_in_turn(net: NetStack, k: int, phase:
     net.assert_networked()
 
 
-@pytest.mark.parametrize("phase", ["begun", "acted"])
-@pytest.mark.parametrize("last", [2, 1], ids=["unaddress", "unnetwork"])
+@pytest.mark.parametrize(
+    ("last", "phase"),
+    sample(
+        "down-network",
+        [
+            pytest.param(last, phase, id=f"{step}-{phase}")
+            for last, step in ((2, "unaddress"), (1, "unnetwork"))
+            for phase in ("begun", "acted")
+        ],
+        core=[],
+        rotate=1,
+    ),
+)
 def test_down_killed_while_removing_addresses_and_networks(
     net: NetStack, last: int, phase: Phase
 ) -> None:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,9 @@ class ServerWorld:
     root: Path
     image: str
     # The repository's name, so the environment's project (`<name>-staging`: its containers,
-    # networks) is apart from other tests' that may run at the same time on this host.
+    # networks) is apart from other tests' that may run at the same time on this host. A
+    # random suffix is added: another test run (another worker, another checkout) on the same
+    # Docker Engine may run the same module at the same time.
     name: str
     conveyor_yaml: str = CONVEYOR
     # Build the app's image from the commit (a Dockerfile FROM `image`) instead of running
@@ -114,6 +117,7 @@ class ServerWorld:
     env: dict[str, str] = field(default_factory=dict)  # more variables for the server
 
     def __post_init__(self) -> None:
+        self.name = f"{self.name}{uuid.uuid4().hex[:6]}"
         self.bare = self.root / f"{self.name}.git"
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.bare)], check=True)
         self.repo = self.root / "clone"

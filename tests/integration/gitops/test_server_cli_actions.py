@@ -68,7 +68,7 @@ def test_promote_wait_then_rollback_env(world: ServerWorld) -> None:
     assert same.returncode == 0 and "in sync" in same.stdout, same.stdout + same.stderr
     # DORA from the server's records of production: the promotion is its one deployment
     dora = json.loads(cli(w, viewer, "dora", "--env", "production", "--json").stdout)
-    assert dora["project"] == "cliact-production"
+    assert dora["project"] == f"{w.name}-production"
     assert dora["metrics"]["deployments"] == dora["metrics"]["successful"] == 1
     assert dora["metrics"]["lead_time"]["count"] == 1  # the commit's time from the work tree
 
@@ -85,7 +85,7 @@ def test_promote_wait_then_rollback_env(world: ServerWorld) -> None:
     assert [v["commit"] for v in views][:1] == [sha]
     newest = views[0]
     assert [p["status"] for p in newest["pipelines"]] == ["success"]
-    (release,) = [r for r in newest["releases"] if r["project"] == "cliact-staging"]
+    (release,) = [r for r in newest["releases"] if r["project"] == w.project]
     assert [ro["status"] for ro in release["rollouts"]] == ["succeeded"]
     assert views[1]["commit"] == envs["staging"]["commit"]  # version 1, before it
     again = cli(w, deployer, "rollback", "--env", "nowhere")

@@ -56,6 +56,12 @@ def test_one_writer(world: ServerWorld) -> None:
     sha = w.push("2")
     assert w.hook(sha, "one-writer-2") == 202
     w.wait_for(lambda: w.serving() == "2", "version 2 to serve")
+    # version 2 serves before its rollout has retired version 1: wait for the rollout's end,
+    # or the history read below as "before" changes under the test
+    w.wait_for(
+        lambda: w.api("/environments/staging/rollouts", viewer)[0]["status"] == "succeeded",
+        "the rollout to version 2 to finish",
+    )
 
     # The server's record names it, its environment and the project's files.
     assert w.proc is not None

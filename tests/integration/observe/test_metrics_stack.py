@@ -196,7 +196,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator
 
 def test_up_runs_the_stack_on_loopback(world: World) -> None:
     components = {c["name"]: c for c in world.status()["components"]}
-
+    # the agent's log collector has its line too: the store's path, not a URL
+    components.pop("log store", None)
     assert set(components) == {"prometheus", "alertmanager", "node-exporter"}
     for c in components.values():
         assert c["url"].startswith("http://127.0.0.1:")
@@ -205,6 +206,16 @@ def test_up_runs_the_stack_on_loopback(world: World) -> None:
     assert (world.metrics_dir / "prometheus" / "prometheus.yml").exists()
     targets = json.loads((world.metrics_dir / "prometheus/targets/node.json").read_text())
     assert targets[0]["targets"] == [components["node-exporter"]["url"].removeprefix("http://")]
+
+
+def test_status_shows_the_agents_log_store(world: World) -> None:
+    def store() -> dict[str, Any] | None:
+        found = [c for c in world.status()["components"] if c["name"] == "log store"]
+        return found[0] if found and found[0]["healthy"] else None
+
+    line = wait_for(store, "the agent's collector to write the log store")
+    assert line["url"].endswith("/logs.db") and line["pid"]
+    assert " lines, " in line["detail"]
 
 
 def test_traffic_shows_in_conveyor_metrics(world: World) -> None:

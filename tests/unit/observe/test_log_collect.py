@@ -175,6 +175,27 @@ def test_a_stopped_container_is_read_once_and_again_after_a_restart(
     assert messages(path) == ["from a one-shot run", "second run"]
 
 
+def test_a_stopped_containers_output_that_breaks_off_is_read_on_not_taken_for_its_end(
+    engine: FakeContainerLogs, path: Path
+) -> None:
+    engine.add("c1", WEB, running=False)
+    engine.write("c1", *(f"line {i}" for i in range(100)))
+    engine.cut_next(2)  # the first reading breaks off after 14 of the 100 lines
+    said: list[str] = []
+    c = Collector("shop", None, path, engine, options=OPTS, report=said.append)
+    c.start()
+    try:
+        assert c.wait_written(100, 10)
+        reads = len(engine.reads)
+        c.discover()
+        assert len(engine.reads) == reads  # read to its end this time: drained
+    finally:
+        c.stop()
+    assert messages(path) == [f"line {i}" for i in range(100)]  # each once, in order
+    assert len([cid for cid, _since in engine.reads if cid == "c1"]) == 2  # read again once
+    assert any("broke off" in m for m in said)
+
+
 def test_a_removed_replica_stays_searchable(
     engine: FakeContainerLogs, running: Collector, path: Path
 ) -> None:

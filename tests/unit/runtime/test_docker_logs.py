@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from conveyor.runtime.docker_logs import ChunkedBody, FrameDecoder, parse_timestamp
+from conveyor.runtime.docker_logs import ChunkedBody, FrameDecoder, parse_timestamp, stamp_of
 
 TS = "2026-12-06T13:58:50.326812957Z"
 TS_NS = 1_796_565_530_326_812_957
@@ -79,3 +79,29 @@ def test_chunked_transfer_decoding() -> None:
             out += data
         assert out == b"".join(payload), size
         assert body.done
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        TS,
+        "2026-12-06T13:58:50.3268Z",
+        "2026-12-06T13:58:50Z",
+        "1970-01-01T00:00:01.000000001Z",
+        "2026-12-06T13:58:50.1Z",
+        "2026-12-06T13:58:50.1234567891Z",  # more digits than nanoseconds: the generic parse
+        "2026-12-06T13:58:50.326812957+01:00",  # not UTC: the generic parse
+    ],
+)
+def test_the_fast_stamp_agrees_with_the_generic_parse(text: str) -> None:
+    assert stamp_of(text.encode()) == parse_timestamp(text)
+
+
+def test_a_chunked_body_tells_its_end_from_a_cut() -> None:
+    wire = b"5\r\nhello\r\n"
+    for tail, ended in ((b"0\r\n\r\n", True), (b"", False), (b"3\r\nab", False)):
+        feed = iter([wire + tail])
+        body = ChunkedBody(lambda _n, feed=feed: next(feed, b""))
+        while body.read():
+            pass
+        assert body.ended is ended, tail

@@ -188,3 +188,29 @@ def test_the_event_stream_sends_each_event_with_its_id(world: World) -> None:
     resumed = world.client.get("/api/v1/events/stream", headers=h | {"Last-Event-ID": "2"})
     ids = [f.split("\n")[0] for f in resumed.text.split("\n\n") if f.startswith("id:")]
     assert ids == [f"id: {e['id']}" for e in every[2:]]
+
+
+def test_cancel_a_running_pipeline_audited_refused_once_it_ended(world: World) -> None:
+    e = world.backend.envs["staging"]
+    p = e.pipelines[world.pipeline]
+    e.pipelines[p.id] = p.model_copy(update={"status": "running"})
+    path = f"/api/v1/environments/staging/pipelines/{p.id}/cancel"
+    assert world.client.post(path, headers=world.auth("viewer")).status_code == 403
+    assert e.pipelines[p.id].status == "running"
+    r = world.client.post(path, headers=world.auth("deployer"))
+    assert r.status_code == 200, r.text
+    assert r.json()["action"] == "cancel" and e.pipelines[p.id].status == "canceled"
+    again = world.client.post(path, headers=world.auth("deployer"))
+    assert again.status_code == 409 and "not running" in again.json()["detail"]
+    missing = world.client.post(
+        "/api/v1/environments/staging/pipelines/999/cancel", headers=world.auth("deployer")
+    )
+    assert missing.status_code == 404
+    outcomes = [(a["action"], a["outcome"], a["detail"]) for a in audit(world)[:4]]
+    assert ("cancel", "ok", {"pipeline": p.id}) in outcomes
+    assert ("cancel", "denied", {"pipeline": p.id}) in outcomes
+    assert (
+        "cancel",
+        "refused",
+        {"pipeline": p.id, "reason": f"pipeline #{p.id} is canceled, not running"},
+    ) in outcomes

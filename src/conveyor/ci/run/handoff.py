@@ -4,6 +4,7 @@ reports are read, its artifacts stored and its caches saved (per `when` and `pol
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -69,6 +70,27 @@ class JobFiles:
         if report.removed:
             live = self.artifacts.live_digests() | self.caches.live_digests()
             self.artifacts.blobs.gc(live)
+
+    def restore_dotenv(
+        self, spec: PipelineSpec, jobs: Sequence[JobRun], ids: Mapping[str, int]
+    ) -> None:
+        """A rerun of a stored pipeline: the dotenv variables its jobs (`ids`: name -> the
+        latest attempt's id) reported, read back from their kept artifacts (the report is
+        stored with them); a job whose artifacts expired gives none."""
+        for job in jobs:
+            art = spec.jobs[job.spec].artifacts
+            jid = ids.get(job.name)
+            if art is None or not art.reports_dotenv or jid is None:
+                continue
+            manifest = self.artifacts.get(str(jid))
+            if manifest is None:
+                continue
+            with tempfile.TemporaryDirectory(prefix="conveyor-dotenv-") as scratch:
+                try:
+                    self.artifacts.restore(manifest, Path(scratch))
+                    self._dotenv[job.name] = parse_dotenv_reports(Path(scratch), art.reports_dotenv)
+                except ConveyorError:
+                    continue  # as at the first run: a bad report gives no variables
 
     def sources(self, job: JobRun) -> list[str]:
         """Jobs whose artifacts (and dotenv variables) this job receives."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +52,18 @@ class PipelineRecorder:
         self.label = label
         self._lock = threading.Lock()
         self._job_ids: dict[str, int] = {}  # JobRun name -> id of its latest attempt
+        # A rerun (retry/play) of a stored pipeline: records of jobs that never started
+        # (manual, skipped), reused when they run now, as GitLab runs the same job.
+        self._unstarted: dict[str, int] = {}
+        self._resumed = False
+
+    def resume(self, latest: Mapping[str, int], unstarted: Mapping[str, int]) -> None:
+        """Continue a stored pipeline: `latest` is each job name's latest attempt id (their
+        artifacts are what later jobs receive), `unstarted` those that never ran."""
+        with self._lock:
+            self._job_ids = dict(latest)
+            self._unstarted = dict(unstarted)
+            self._resumed = True
 
     def job_id(self, name: str) -> int | None:
         """The id of the latest attempt of the job named `name`, if it started."""
@@ -186,20 +198,29 @@ class PipelineRecorder:
     ) -> tuple[str, dict[str, int]]:
         """Record the jobs that never ran and the pipeline's outcome: (status, test counts)."""
         for name, state in schedule.states.items():
-            if name not in results:
-                job_id = self.jobs.create(
-                    pid,
-                    name,
-                    state.job.stage,
-                    state.status,
-                    state.job.when,
-                    state.job.allow_failure,
-                )
-                with self._lock:
-                    self._job_ids[name] = job_id
+            if name in results:
+                continue
+            if self._resumed:  # its record exists; a job that never ran may have moved on
+                if name in self._unstarted:
+                    self.jobs.update(self._unstarted[name], status=state.status)
+                continue
+            job_id = self.jobs.create(
+                pid,
+                name,
+                state.job.stage,
+                state.status,
+                state.job.when,
+                state.job.allow_failure,
+            )
+            with self._lock:
+                self._job_ids[name] = job_id
         status = schedule.pipeline_status()
         tests = sum_tests(r.tests for r in results.values())
         covs = [r.coverage for r in results.values() if r.coverage is not None]
+        if self._resumed:  # the pipeline's counts are its jobs' latest attempts', all of them
+            latest = self._latest_rows(pid)
+            tests = _sum_counts(j.tests for j in latest)
+            covs = [j.coverage for j in latest if j.coverage is not None]
         coverage = sum(covs) / len(covs) if covs else None
         self.pipelines.finish(pid, status, tests, coverage)
         row = self.pipelines.get(pid)
@@ -219,10 +240,22 @@ class PipelineRecorder:
         self.timeline.emit("pipeline.finished", message, level="info" if ok else "error", data=data)
         return status, tests
 
+    def _latest_rows(self, pid: int) -> list[JobRow]:
+        latest: dict[str, JobRow] = {}
+        for row in self.jobs.of(pid):  # by id: a later attempt replaces an earlier one
+            latest[row.name] = row
+        return list(latest.values())
+
     # --- one job attempt -------------------------------------------------------------------
 
     def start_job(self, pid: int, job: JobRun, attempt: int) -> int:
-        """A new attempt of `job`, running; a retry points at the attempt before it."""
+        """A new attempt of `job`, running; a retry points at the attempt before it. A job of
+        a resumed pipeline that never ran keeps its record."""
+        with self._lock:
+            reused = self._unstarted.pop(job.name, None)
+        if reused is not None:
+            self.jobs.update(reused, status="running")
+            return reused
         previous = self.job_id(job.name)
         job_id = self.jobs.create(
             pid,
@@ -337,3 +370,12 @@ class PipelineRecorder:
             tests=tests_json(result.tests),
             allow_failure=allow_failure,
         )
+
+
+def _sum_counts(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Stored JUnit counts added up (empty when no job had a report)."""
+    total: dict[str, int] = {}
+    for c in counts:
+        for key, value in c.items():
+            total[key] = total.get(key, 0) + value
+    return total

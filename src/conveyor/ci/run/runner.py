@@ -38,6 +38,7 @@ from conveyor.ci.run.prepare import project_state_dir
 from conveyor.ci.run.records import PipelineRecorder
 from conveyor.ci.run.results import JobResult, PipelineResult
 from conveyor.ci.run.trigger_jobs import DownstreamLink, Hierarchy, TriggerJobs
+from conveyor.ci.select.rerun import StoredJob, seed
 from conveyor.ci.select.rules import PipelineSelection
 from conveyor.ci.select.schedule import Schedule
 from conveyor.model.pipeline import JobRun, PipelineSpec
@@ -112,6 +113,63 @@ class PipelineRunner:
         schedule = Schedule(
             jobs=selection.jobs, stages=spec.stages, play=self.cfg.play, groups=groups
         )
+        return self._execute(pid, spec, selection, variables, schedule, groups, t0)
+
+    def rerun(
+        self,
+        pid: int,
+        spec: PipelineSpec,
+        selection: PipelineSelection,
+        predefined: Mapping[str, str],
+        target: str,
+        latest: Mapping[str, StoredJob],
+    ) -> PipelineResult:
+        """Run job `target` of stored pipeline `pid` again (retry, or play a manual job), then
+        the jobs depending on it that can now run; the pipeline's status is recomputed from
+        every job's latest attempt. `latest` holds each job's latest stored attempt (only those
+        jobs take part); the pipeline must already be marked running again
+        (`PipelineRepository.resume`). `spec`, `selection` and `predefined` are the pipeline
+        as prepared for its own commit and ref, with its id."""
+        t0 = time.monotonic()
+        jobs = [j for j in selection.jobs if j.name in latest]
+        variables = JobVariables(
+            spec,
+            replace(selection, jobs=jobs),
+            predefined,
+            project=self.cfg.project_variables,
+            pipeline=self.cfg.cli_variables,
+            project_dir=self.cfg.project_dir,
+        )
+        groups = {j.name: g for j in jobs if (g := variables.resource_group(j))}
+        schedule = Schedule(jobs=jobs, stages=spec.stages, groups=groups)
+        seed(schedule, latest, target)
+        self.records.resume(
+            {name: row.id for name, row in latest.items()},
+            {name: row.id for name, row in latest.items() if not row.started},
+        )
+        self.records.timeline = self.records.timeline.bind(
+            pipeline=pid, commit=predefined.get("CI_COMMIT_SHA") or None
+        )
+        self.files.restore_dotenv(spec, jobs, {n: r.id for n, r in latest.items()})
+        return self._execute(
+            pid, spec, replace(selection, jobs=jobs), variables, schedule, groups, t0,
+            first={target: latest[target].attempt if latest[target].started else 0},
+        )  # fmt: skip
+
+    def _execute(
+        self,
+        pid: int,
+        spec: PipelineSpec,
+        selection: PipelineSelection,
+        variables: JobVariables,
+        schedule: Schedule,
+        groups: Mapping[str, str],
+        t0: float,
+        first: Mapping[str, int] | None = None,
+    ) -> PipelineResult:
+        """Run what `schedule` makes ready until the pipeline is done, and record it. `first`:
+        attempts already made, per job (a retry's attempt number follows them)."""
+        link = self.link
         self.files.begin(spec, selection.jobs)
         jobs = JobRunner(
             pid,
@@ -144,7 +202,7 @@ class PipelineRunner:
             return (triggers.run if is_trigger else jobs.run)(job, attempt)
 
         on_failure = selection.auto_cancel.on_job_failure == "all"
-        results = self._dispatch(pid, schedule, groups, run_job, triggers, on_failure)
+        results = self._dispatch(pid, schedule, groups, run_job, triggers, on_failure, first)
         self.executors.wait_for_cleanup()
         status, tests = self.records.finish_pipeline(pid, schedule, results)
         # Downstream pipelines without `strategy` may outlive this one, as on GitLab; the
@@ -163,12 +221,13 @@ class PipelineRunner:
         run_job: Callable[[JobRun, int], JobResult],
         triggers: TriggerJobs,
         cancel_on_failure: bool,
+        first: Mapping[str, int] | None = None,
     ) -> dict[str, JobResult]:
         """Start what the schedule makes ready, up to `concurrency` at once, until nothing is
         left to start or wait for; retried attempts go back in the queue."""
         concurrency = max(1, self.cfg.concurrency)
         results: dict[str, JobResult] = {}
-        attempts: dict[str, int] = {}
+        attempts: dict[str, int] = dict(first or {})
         queue: deque[JobRun] = deque()
         running: dict[Future[JobResult], JobRun] = {}
         canceled: CancelScope | None = None  # what was canceled so far

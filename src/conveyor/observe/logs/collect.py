@@ -341,11 +341,12 @@ class Collector:
 class _StreamState:
     """Reading one stream of one container: where it is, and the record it may hold open."""
 
-    __slots__ = ("emitted", "joiner", "partial", "resume", "source")
+    __slots__ = ("emitted", "handed", "joiner", "partial", "resume", "source")
 
     def __init__(self, source: int, cursor: Cursor) -> None:
         self.source = source
         self.emitted = cursor  # after the last record handed over
+        self.handed: Mark = (cursor.ts, cursor.count)  # the same, while a batch is made
         self.resume = Resume(cursor)
         self.joiner: Joiner[Mark] = Joiner()
         self.partial: tuple[int, list[str]] | None = None  # a split line being put together
@@ -415,7 +416,12 @@ class _Follower:
                 if after is None:
                     self._flush_all()
                     return  # removed: whatever it wrote was read or is gone with it
-                if not after.running:
+                # The output broke off (a transport error, the engine going away) rather
+                # than ended: what was read need not be all of it, even of a stopped
+                # container, so it is never taken for the end (the rest would stay unread
+                # for good); reading goes on from the last record handed over.
+                broke_off = not reading.complete and not self._reopened
+                if not after.running and not broke_off:
                     self._flush_all()
                     if not run.running:  # read to the end of a stopped container: done
                         owner._drained_at(self.container, after.finished_at)
@@ -424,14 +430,22 @@ class _Follower:
                     # cursor (a reading the engine's restart left stale ends without it).
                     self._restart()
                     continue
-                # The output ended while the container runs: the engine went away (a
-                # restart), or the reading was found stale. Read again from the last record
-                # handed over; right after an engine restart, distrust quiet readings.
+                # The output ended while the container runs, or broke off: the engine went
+                # away (a restart), or the reading was found stale. Read again from the last
+                # record handed over; right after an engine restart, distrust quiet readings.
                 if not self._reopened:
                     self._suspect_until = time.monotonic() + owner.options.suspect_for
                 self._reopened = False
                 self._restart()
-                backoff = 0.2
+                if broke_off and not after.running:
+                    # The engine is up but cut a stopped container's output: say so, and
+                    # back off further should it keep doing it.
+                    owner._failed(
+                        f"logs of {self.container[:12]}: the engine's output broke off before "
+                        "its end; reading it again from the cursor"
+                    )
+                else:
+                    backoff = 0.2
             except ConveyorError as e:
                 owner._failed(f"logs of {self.container[:12]}: {e}")
                 self._restart()
@@ -473,8 +487,8 @@ class _Follower:
             self._flush_all()
             return
         rows: list[Row] = []
-        cursors: dict[int, Cursor] = {}
         streams = self.streams
+        moved: set[_StreamState] = set()
         taken = 0
         for stream, stamp, piece, complete in frames:
             s = streams[stream]
@@ -495,30 +509,32 @@ class _Follower:
                 s.partial = None
             groups = s.joiner.feed(ts, text, mark)
             if groups:
-                _rows_of(s, groups, rows, cursors)
+                _add_rows(s.source, groups, rows)
+                s.handed = groups[-1].mark
+                moved.add(s)
         self.owner._count_lines(taken)
         if rows:
-            self.owner._hand_over(rows, cursors)
+            self.owner._hand_over(rows, _moved_cursors(moved))
 
     def _flush_all(self) -> None:
         rows: list[Row] = []
-        cursors: dict[int, Cursor] = {}
+        moved: set[_StreamState] = set()
         for s in self.streams.values():
             groups = s.joiner.flush()
             if groups:
-                _rows_of(s, groups, rows, cursors)
+                _add_rows(s.source, groups, rows)
+                s.handed = groups[-1].mark
+                moved.add(s)
         if rows:
-            self.owner._hand_over(rows, cursors)
+            self.owner._hand_over(rows, _moved_cursors(moved))
 
 
 # One encoder, made once: json.dumps with options builds a new one per call.
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _rows_of(
-    s: _StreamState, groups: list[Group[Mark]], rows: list[Row], cursors: dict[int, Cursor]
-) -> None:
-    source = s.source
+def _add_rows(source: int, groups: list[Group[Mark]], rows: list[Row]) -> None:
+    """The groups of one stream parsed into rows (nearly always one group of one line)."""
     append = rows.append
     for ts, text, _mark, lines, traceback in groups:
         level: LogLevel | None
@@ -536,9 +552,16 @@ def _rows_of(
                 _encode(fields) if fields else None,
             )
         )
-    last = groups[-1].mark
-    s.emitted = Cursor(last[0], last[1])
-    cursors[source] = s.emitted
+
+
+def _moved_cursors(moved: set[_StreamState]) -> dict[int, Cursor]:
+    """The cursors of the streams whose records were just handed over, made once per batch
+    (not once per line)."""
+    cursors: dict[int, Cursor] = {}
+    for s in moved:
+        s.emitted = Cursor(*s.handed)
+        cursors[s.source] = s.emitted
+    return cursors
 
 
 def _take_lock(path: Path) -> int:

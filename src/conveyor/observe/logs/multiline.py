@@ -102,9 +102,13 @@ class Joiner(Generic[M]):
         out: list[Group[M]] = []
         cur, self._open = self._open, None
         if cur is not None:
-            out.append(Group(cur.ts, "\n".join(cur.parts), cur.mark, len(cur.parts), cur.traceback))
-        held, self._held = self._held, []
-        out.extend(Group(ts, text, mark, 1, False) for ts, text, mark in held)
+            parts = cur.parts
+            # A record of one line (nearly every one): its text as it is, no join.
+            text = parts[0] if len(parts) == 1 else "\n".join(parts)
+            out.append(Group(cur.ts, text, cur.mark, len(parts), cur.traceback))
+        if self._held:
+            held, self._held = self._held, []
+            out.extend(Group(ts, text, mark, 1, False) for ts, text, mark in held)
         return out
 
     @property

@@ -65,6 +65,7 @@ _SYSLOG: tuple[LogLevel, ...] = (
     "info",
     "debug",
 )
+_DECODER = json.JSONDecoder()
 _MAX_DEPTH = 4  # nested objects deeper than this stay JSON text
 
 # A logfmt pair: key=value, the value bare (no space or quote) or double-quoted with escapes.
@@ -111,21 +112,24 @@ def parse_line(text: str) -> Parsed:
     if "=" in stripped:
         pairs = parse_logfmt(stripped)
         if pairs is not None:
-            return structured(pairs, text)
+            return structured(pairs, text, owned=True)
     return plain_level(text), text, {}
 
 
 def parse_json(text: str) -> Parsed | None:
     """A JSON object line; None when the text is not one (it is then a plain line)."""
     try:
-        value = json.loads(text)
+        # raw_decode: json.loads without its whitespace look-ups (the text is stripped)
+        value, end = _DECODER.raw_decode(text)
     except ValueError:
+        return None
+    if end != len(text):
         return None
     if not isinstance(value, dict):
         return None
     if all(type(v) is str for v in value.values()):  # the common, flat case: as it is
-        return structured(value, text)
-    return structured(_flatten(value), text)
+        return structured(value, text, owned=True)
+    return structured(_flatten(value), text, owned=True)
 
 
 def parse_logfmt(text: str) -> dict[str, str] | None:
@@ -138,9 +142,10 @@ def parse_logfmt(text: str) -> dict[str, str] | None:
     }
 
 
-def structured(pairs: Mapping[str, str], line: str) -> Parsed:
-    """Level and message taken out of a structured line's keys; the rest are its fields."""
-    fields = dict(pairs)
+def structured(pairs: Mapping[str, str], line: str, *, owned: bool = False) -> Parsed:
+    """Level and message taken out of a structured line's keys; the rest are its fields.
+    `owned`: `pairs` is a dict made for this line, taken as the fields (not copied)."""
+    fields = pairs if owned and type(pairs) is dict else dict(pairs)
     level: LogLevel | None = None
     for key in LEVEL_KEYS:
         if key in fields:
@@ -170,6 +175,8 @@ def _flatten(obj: Mapping[str, object], prefix: str = "", depth: int = 0) -> dic
             out.update(_flatten(value, f"{name}.", depth + 1))
         elif isinstance(value, str):
             out[name] = value
+        elif type(value) is int:  # the same text as JSON's, without an encoder call
+            out[name] = str(value)
         else:
             out[name] = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return out
@@ -177,6 +184,8 @@ def _flatten(obj: Mapping[str, object], prefix: str = "", depth: int = 0) -> dic
 
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        if "\\" not in value:  # nothing escaped (the usual case): the text between the quotes
+            return value[1:-1]
         try:
             text = json.loads(value)  # logfmt quotes the way Go's strconv.Quote does
         except ValueError:

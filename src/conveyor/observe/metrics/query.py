@@ -38,6 +38,24 @@ class PrometheusClient:
             raise MetricsError(f"Prometheus answered a {data.get('resultType')} to {promql}")
         return [Sample(dict(item["metric"]), _number(item["value"][1])) for item in data["result"]]
 
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> list[tuple[Mapping[str, str], list[tuple[float, float | None]]]]:
+        """A range query: each series' labels and its (UNIX seconds, value) points."""
+        params = {
+            "query": promql,
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": f"{step:g}",
+        }
+        data = self._get("/api/v1/query_range", params)
+        if data.get("resultType") != "matrix":
+            raise MetricsError(f"Prometheus answered a {data.get('resultType')} to {promql}")
+        return [
+            (dict(item["metric"]), [(float(t), _number(v)) for t, v in item["values"]])
+            for item in data["result"]
+        ]
+
     def targets(self) -> list[Target]:
         """The active targets and their health."""
         data = self._get("/api/v1/targets", {"state": "active"})

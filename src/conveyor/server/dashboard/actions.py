@@ -25,7 +25,11 @@ from conveyor.server.dashboard.pages import base_context
 from conveyor.server.dashboard.render import SECURITY_HEADERS, page
 
 router = APIRouter(include_in_schema=False)
-ACTIONS: tuple[str, ...] = get_args(ActionName)
+# An environment's actions; a pipeline's (cancel) and a job's (retry, play) have their own
+# pages (pages_pipelines.py).
+ACTIONS: tuple[str, ...] = tuple(
+    a for a in get_args(ActionName) if a not in ("cancel", "retry", "play")
+)
 
 
 @dataclass(frozen=True)

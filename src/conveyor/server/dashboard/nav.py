@@ -16,5 +16,9 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("overview", "Overview", "/"),
+    NavItem("services", "Services", "/services"),
+    NavItem("logs", "Logs", "/logs"),
+    NavItem("alerts", "Alerts", "/alerts"),
+    NavItem("delivery", "Delivery", "/delivery"),
 ]
-# Planned, not built yet (issue 11): Pipelines, Services, Logs, Alerts, Delivery.
+# Planned, not built yet (issue 11): Pipelines.
