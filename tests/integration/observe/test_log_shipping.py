@@ -25,7 +25,7 @@ from typing import IO, Any
 import pytest
 from pydantic import TypeAdapter
 
-from conveyor.model.events import Event, EventKind, Level, Subject
+from conveyor.model.events import Event
 from conveyor.model.log_shipping import ElasticsearchDestination, LogShipping, LokiDestination
 from conveyor.model.logs import LogLabels, LogRecord
 from conveyor.observe.logs.collect import Collector, CollectorOptions
@@ -35,6 +35,7 @@ from conveyor.observe.logs.ship.shipper import ShipperOptions
 from conveyor.runtime.docker_logs import DockerLogs
 from conveyor.testing.fake_elasticsearch import FakeElasticsearch
 from conveyor.testing.fake_loki import FakeLoki
+from tests.unit.observe import ship_fakes
 
 WAIT = 60.0  # the longest a wait-until waits before the test fails (never reached when green)
 FAST = ShipperOptions(batch_records=50, backoff=Backoff(base=0.01, cap=0.2))
@@ -66,26 +67,8 @@ def servers(es: FakeElasticsearch, loki: FakeLoki) -> Iterator[tuple[FakeElastic
     loki.http.start()
 
 
-class Events:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(
-        self,
-        kind: EventKind,
-        message: str,
-        level: Level = "info",
-        data: dict[str, Any] | None = None,
-    ) -> Event:
-        event = Event(
-            kind=kind,
-            message=message,
-            subject=Subject(project="shop"),
-            level=level,
-            data=data or {},
-        )
-        self.events.append(event)
-        return event
+class Events(ship_fakes.Events):
+    """The unit tests' recorder, with the events of one destination picked out."""
 
     def of(self, kind: str, destination: str) -> list[Event]:
         return [e for e in self.events if e.kind == kind and e.data["destination"] == destination]

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.errors import ConveyorError, LockBusy, ShipError
-from conveyor.model.logs import LEVELS, LogLevel, LogRecord, Stream
+from conveyor.model.logs import LogLevel, Stream
 from conveyor.observe.logs.cursor import Cursor, Resume
 from conveyor.observe.logs.labels import collected, labels_of
 from conveyor.observe.logs.multiline import Group, Joiner
@@ -310,19 +310,7 @@ class Collector:
         """The stored batch to the sink, as the records a search would return. The store
         keeps them either way: a sink that cannot take them is reported, not retried here
         (the shippers retry what reached their buffers)."""
-        store = self.store
-        first = last - len(rows) + 1
-        records = [
-            LogRecord(
-                id=first + i,
-                ts=ts / 1e9,
-                labels=store.labels(source),
-                message=message,
-                level=None if level is None else LEVELS[level],
-                fields=json.loads(fields) if fields else {},
-            )
-            for i, (source, ts, level, message, fields) in enumerate(rows)
-        ]
+        records = self.store.written(rows, last - len(rows) + 1)
         assert self.sink is not None
         try:
             self.sink.write(records)

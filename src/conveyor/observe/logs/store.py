@@ -651,6 +651,14 @@ class LogStore:
             out.append(source)
         return out
 
+    def written(self, rows: Sequence[Row], first: int) -> list[LogRecord]:
+        """`rows` a `write` just stored from id `first` on, as a search returns them."""
+        with self._lock:
+            return [
+                self._record((first + i, ts, source, level, message, fields))
+                for i, (source, ts, level, message, fields) in enumerate(rows)
+            ]
+
     def _record(self, row: tuple[Any, ...]) -> LogRecord:
         rowid, ts, source, level, message, fields = row
         if source not in self._labels:
