@@ -16,6 +16,7 @@ from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.aws import AwsSettings
 from conveyor.model.checks import ChecksSettings
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
+from conveyor.model.fleet import Fleet
 from conveyor.model.frozen import Frozen
 from conveyor.model.log_shipping import LogShipping
 from conveyor.model.notifications import NotificationsSpec
@@ -131,6 +132,7 @@ class ConveyorConfig(Frozen):
     logs: LogShipping = LogShipping()  # where the stored log lines are shipped
     checks: ChecksSettings = ChecksSettings()  # Nagios for every environment (docs/checks.md)
     aws: AwsSettings = AwsSettings()  # the infrastructure `conveyor aws` renders (docs/aws.md)
+    fleet: Fleet = Fleet()  # `hosts:`/`inventory:` (docs/provision.md); empty: this machine only
 
     def promotion_order(self) -> list[str]:
         """Environment names by name, except that a `promote_from` source comes before the
