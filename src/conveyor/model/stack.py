@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from conveyor.model.alert_thresholds import AlertThresholds
+from conveyor.model.autoscale import Autoscale
 from conveyor.model.container import ContainerSettings
 
 # Re-exported (`as`): model types have always imported Frozen from here.
@@ -250,6 +251,7 @@ class Service(Frozen):
     # x-conveyor.alerts over conveyor.yaml's environment defaults; None: the built-in ones.
     alerts: AlertThresholds | None = None
     metrics: MetricsEndpoint | None = None  # scraped by Prometheus when set
+    autoscale: Autoscale | None = None  # x-conveyor.autoscale (rendered for Kubernetes only)
 
     @property
     def restart_policy(self) -> Restart:

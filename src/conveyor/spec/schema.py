@@ -80,6 +80,17 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
             },
             "additionalProperties": False,
         },
+        # replicas between min and max on a CPU or RPS target (spec.autoscale checks values)
+        "autoscale": {
+            "type": "object",
+            "properties": {
+                "min": {"type": ["integer", "string"]},
+                "max": {"type": ["integer", "string"]},
+                "cpu": {"type": ["integer", "string"]},
+                "rps": {"type": ["number", "string"]},
+            },
+            "additionalProperties": False,
+        },
         # where each replica serves Prometheus metrics: a path on its main port, or both
         "metrics": {
             "oneOf": [
