@@ -3,10 +3,16 @@ environment (docs/kubernetes.md). Pure: `render_kubernetes` returns file texts, 
 writes them and runs `KUSTOMIZE` (kubectl kustomize) through host.validate."""
 
 from conveyor.render.kubernetes.checks import Finding, check_manifests
-from conveyor.render.kubernetes.layout import KUSTOMIZE, Rendering, render_kubernetes
+from conveyor.render.kubernetes.layout import (
+    DEFAULT_ENVIRONMENT,
+    KUSTOMIZE,
+    Rendering,
+    render_kubernetes,
+)
 from conveyor.render.kubernetes.objects import GatewayRef, KubeOptions, KubeWarning
 
 __all__ = [
+    "DEFAULT_ENVIRONMENT",
     "KUSTOMIZE",
     "Finding",
     "GatewayRef",

@@ -116,7 +116,7 @@ def base_config(
             names = ", ".join(sorted(secret))
             out.warn(
                 ("services", service.name, "environment"),
-                f"{names} look like credentials: rendered into the Secret "
+                f"{names} {'looks' if len(secret) == 1 else 'look'} like credentials: rendered into the Secret "
                 f"{env_secret_name(service)} (SOPS-ready, values left empty), not a ConfigMap",
             )
     return generators, files

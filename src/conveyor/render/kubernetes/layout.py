@@ -131,7 +131,7 @@ def render_kubernetes(
             files[".sops.yaml"] = dump(sops_config(options.age_recipients))
         else:
             out.warn(
-                ("secrets",),
+                (),
                 "no age recipient given (--age-recipient): .sops.yaml is not written; the "
                 "SOPS-ready Secrets must be encrypted before they are committed",
             )

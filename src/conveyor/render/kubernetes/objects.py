@@ -6,41 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from conveyor.model.kube import GatewayRef as GatewayRef  # noqa: PLC0414
+from conveyor.model.kube import KubeOptions as KubeOptions  # noqa: PLC0414
 
 Manifest = dict[str, Any]
 YamlPath = tuple[str | int, ...]
-Traffic = Literal["gateway", "ingress"]
 
 
 @dataclass(frozen=True)
 class KubeWarning:
     """Something in the compose file that the manifests do not do as written.
 
-    `path` is where it is written in the compose file (`("services", "web", "user")`)."""
+    `path` is where it is written in the compose file (`("services", "web", "user")`);
+    empty when the warning is about the rendering, not a line of the file."""
 
     path: YamlPath
     message: str
-
-
-@dataclass(frozen=True)
-class GatewayRef:
-    """The Gateway (Gateway API) HTTPRoutes attach to."""
-
-    name: str = "conveyor"
-    namespace: str | None = None  # None: the route's own namespace
-
-
-@dataclass(frozen=True)
-class KubeOptions:
-    """How to render. `traffic`: HTTPRoutes on `gateway`, or Ingresses of `ingress_class`.
-    `age_recipients`: the age public keys `.sops.yaml` encrypts Secrets to."""
-
-    traffic: Traffic = "gateway"
-    gateway: GatewayRef = GatewayRef()
-    ingress_class: str | None = None
-    age_recipients: tuple[str, ...] = ()
-    storage: str = "1Gi"  # each volumeClaimTemplate's request (Compose has no size)
 
 
 @dataclass

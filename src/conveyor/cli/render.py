@@ -1,0 +1,167 @@
+"""`conveyor render`: standard files for other platforms, from the compose file and
+conveyor.yaml.
+
+conveyor render kubernetes [--env ENV] [--out DIR]   a Kustomize base + one overlay per env
+conveyor render --check                               kube-score-style findings per service
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from conveyor.app.render import kube_rendering, validate_rendering, write_rendering
+from conveyor.cli.output import console, esc, print_json
+from conveyor.model.kube import GatewayRef, KubeOptions
+
+app = typer.Typer(rich_markup_mode="rich", invoke_without_command=True)
+
+FileOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "-f", "--file", help="Compose file (repeat to merge several).", show_default=False
+    ),
+]
+ProjectOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-p",
+        "--project-name",
+        help="Project name.",
+        envvar="COMPOSE_PROJECT_NAME",
+        show_default=False,
+    ),
+]
+ConveyorFileOpt = Annotated[
+    Path,
+    typer.Option("--conveyor-file", help="The file whose environments become overlays."),
+]
+_COLOURS = {"ok": "green", "warning": "yellow", "critical": "red"}
+
+
+@app.callback()
+def render(
+    ctx: typer.Context,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Kube-score-style findings per service; exit 1 if critical."),
+    ] = False,
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Render the project for other platforms (docs/kubernetes.md)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not check:
+        console.print(ctx.get_help())
+        raise typer.Exit(2)
+    result = kube_rendering(
+        file or [], conveyor_file, dict(os.environ), Path.cwd(), project_name=project_name
+    )
+    findings = result.findings()
+    if as_json:
+        print_json([f.__dict__ for f in findings])
+    else:
+        t = Table(title=esc(f"{result.project}: Kubernetes checks"), title_justify="left")
+        for col in ("service", "check", "level", "finding"):
+            t.add_column(col)
+        for f in findings:
+            colour = _COLOURS[f.level]
+            t.add_row(esc(f.service), esc(f.check), f"[{colour}]{f.level}[/]", esc(f.message))
+        console.print(t)
+    if any(f.level == "critical" for f in findings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def kubernetes(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write into.")] = Path(
+        "kubernetes"
+    ),
+    env: Annotated[
+        str | None,
+        typer.Option("--env", help="Render this environment's overlay only.", show_default=False),
+    ] = None,
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
+    ingress: Annotated[
+        bool, typer.Option("--ingress", help="Ingresses instead of Gateway API HTTPRoutes.")
+    ] = False,
+    ingress_class: Annotated[
+        str | None, typer.Option("--ingress-class", show_default=False)
+    ] = None,
+    gateway: Annotated[
+        str,
+        typer.Option("--gateway", help="The Gateway HTTPRoutes attach to: NAME or NAMESPACE/NAME."),
+    ] = "conveyor",
+    age_recipient: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--age-recipient", help="age public key for .sops.yaml (repeat).", show_default=False
+        ),
+    ] = None,
+    image: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--image",
+            help="SERVICE=REFERENCE the overlays run (a digest or a tag; repeat).",
+            show_default=False,
+        ),
+    ] = None,
+    validate: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Run kubectl kustomize on each part.")
+    ] = True,
+) -> None:
+    """Write a Kustomize base and one overlay per conveyor.yaml environment."""
+    namespace, _, name = gateway.rpartition("/")
+    images: dict[str, str] = {}
+    for item in image or []:
+        service, sep, ref = item.partition("=")
+        if not sep or not service or not ref:
+            raise typer.BadParameter(
+                f"expected SERVICE=REFERENCE, got {item!r}", param_hint="--image"
+            )
+        images[service] = ref
+    options = KubeOptions(
+        traffic="ingress" if ingress else "gateway",
+        gateway=GatewayRef(name=name, namespace=namespace or None),
+        ingress_class=ingress_class,
+        age_recipients=tuple(age_recipient or ()),
+    )
+    result = kube_rendering(
+        file or [],
+        conveyor_file,
+        dict(os.environ),
+        Path.cwd(),
+        project_name=project_name,
+        env=env,
+        options=options,
+        images=images,
+    )
+    written = write_rendering(result.rendering, out)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/] {esc(warning.render())}", highlight=False)
+    console.print(
+        f"wrote {len(written)} files under {esc(out)} (base + overlays "
+        f"{esc(', '.join(result.environments))})",
+        highlight=False,
+    )
+    if not validate:
+        return
+    failed = False
+    for verdict in validate_rendering(out, result.rendering):
+        if verdict.ok:
+            console.print(f"kubectl kustomize {esc(verdict.file)}: ok", highlight=False)
+        else:
+            failed = True
+            said = "; ".join(verdict.messages)
+            console.print(f"[red]kubectl kustomize {esc(verdict.file)}[/]: {esc(said)}")
+    if failed:
+        raise typer.Exit(1)
