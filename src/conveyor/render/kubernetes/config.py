@@ -114,9 +114,10 @@ def base_config(
             generators.append(Generator(env_map_name(service), literals=plain))
         if secret:
             names = ", ".join(sorted(secret))
+            verb = "looks" if len(secret) == 1 else "look"
             out.warn(
                 ("services", service.name, "environment"),
-                f"{names} {'looks' if len(secret) == 1 else 'look'} like credentials: rendered into the Secret "
+                f"{names} {verb} like credentials: rendered into the Secret "
                 f"{env_secret_name(service)} (SOPS-ready, values left empty), not a ConfigMap",
             )
     return generators, files
