@@ -266,7 +266,7 @@ def _volumes(stack: Stack, service: Service, out: Collected) -> list[Manifest]:
         if mount.type == "bind":
             out.warn(
                 ("services", service.name, "volumes", index),
-                f"a bind mount of {mount.source} has no Kubernetes equivalent (a pod does "
+                f"a bind mount at {mount.target} has no Kubernetes equivalent (a pod does "
                 "not see the host's files): not rendered; use a config, or a named volume",
             )
         elif mount.type == "tmpfs":
@@ -363,6 +363,18 @@ def _unsupported(service: Service, out: Collected) -> None:
     ordered = sorted(
         dep for dep, cond in service.depends_on.items() if cond.condition == "service_healthy"
     )
+    jobs = sorted(
+        dep
+        for dep, cond in service.depends_on.items()
+        if cond.condition == "service_completed_successfully"
+    )
+    if jobs:
+        out.warn(
+            (*path, "depends_on"),
+            f"Kubernetes does not wait for the Job {', '.join(jobs)} to complete before "
+            "starting this service: run it first (a Flux Kustomization with dependsOn, or "
+            "an init container)",
+        )
     if ordered:
         out.warn(
             (*path, "depends_on"),
