@@ -141,7 +141,7 @@ def secret_placeholders(
     out: dict[str, Manifest] = {}
     for name in sorted(stack.secrets):
         key = dns_label(name)
-        out[f"secrets/{key}.yaml"] = _placeholder(secret_name(name), [key])
+        out[f"secrets/{secret_name(name)}.yaml"] = _placeholder(secret_name(name), [key])
     for service in sorted(stack.services.values(), key=lambda s: s.name):
         _plain, secret = environment(service)
         keys = sorted(set(secret) | extra_env_secrets.get(service.name, set()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -24,7 +25,12 @@ from conveyor.render.kubernetes.config import (
 )
 from conveyor.render.kubernetes.names import dns_label
 from conveyor.render.kubernetes.objects import Collected, KubeOptions, KubeWarning, Manifest
-from conveyor.render.kubernetes.traffic import network_policies, routes, services
+from conveyor.render.kubernetes.traffic import (
+    gateway_port_patches,
+    network_policies,
+    routes,
+    services,
+)
 from conveyor.render.kubernetes.workloads import image_of, kind_of, workload
 from conveyor.render.validator import Validator
 
@@ -125,7 +131,7 @@ def render_kubernetes(
     for name in sorted(envs):
         if only is not None and name != only:
             continue
-        files.update(_overlay(stack, envs[name], (images or {}).get(name, {}), out))
+        files.update(_overlay(stack, envs[name], (images or {}).get(name, {}), options, out))
     if stack.secrets or any(f.startswith("overlays/") and "/secrets/" in f for f in files):
         if options.age_recipients:
             files[".sops.yaml"] = dump(sops_config(options.age_recipients))
@@ -140,7 +146,11 @@ def render_kubernetes(
 
 
 def _overlay(
-    stack: Stack, env: EnvironmentSpec, images: Mapping[str, str], out: Collected
+    stack: Stack,
+    env: EnvironmentSpec,
+    images: Mapping[str, str],
+    options: KubeOptions,
+    out: Collected,
 ) -> dict[str, str]:
     root = f"overlays/{dns_label(env.name)}"
     namespace = dns_label(f"{stack.project}-{env.name}")
@@ -149,27 +159,8 @@ def _overlay(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         )
     }
-    generators: list[Manifest] = []
-    replicas: list[Manifest] = []
-    extra_secrets: dict[str, set[str]] = {}
-    for name, override in sorted(env.overrides.items()):
-        service = stack.services.get(name)
-        if service is None:
-            continue
-        if override.replicas is not None:
-            if service.autoscale is not None:
-                out.warn(
-                    ("services", name, "x-conveyor", "autoscale"),
-                    f"environment {env.name} sets replicas {override.replicas}, but the "
-                    "autoscaler decides: the override is not rendered",
-                )
-            elif kind_of(stack, service) != "Job":
-                replicas.append({"name": dns_label(name), "count": override.replicas})
-        plain, secret = env_override(service, override.environment)
-        if plain:
-            generators.append(Generator(env_map_name(service), literals=plain).entry("merge"))
-        if secret:
-            extra_secrets[name] = set(secret)
+    changes = _overrides(stack, env, options, out)
+    extra_secrets = changes.pop("secrets")
     secrets = secret_placeholders(stack, extra_secrets)
     for path, secret in secrets.items():
         files[f"{root}/{path}"] = dump(secret)
@@ -179,15 +170,48 @@ def _overlay(
         "namespace": namespace,
         "resources": ["../../base", "namespace.yaml", *sorted(secrets)],
     }
-    if replicas:
-        kustomization["replicas"] = replicas
-    if generators:
-        kustomization["configMapGenerator"] = generators
+    kustomization.update({key: found for key, found in changes.items() if found})
     pinned = _images(stack, images)
     if pinned:
         kustomization["images"] = pinned
     files[f"{root}/{KUSTOMIZATION}"] = dump(kustomization)
     return files
+
+
+def _overrides(
+    stack: Stack, env: EnvironmentSpec, options: KubeOptions, out: Collected
+) -> dict[str, Any]:
+    """What an environment's `overrides` change, as Kustomization fields (`replicas`,
+    `configMapGenerator` merges, `patches`) plus `secrets`: service -> more secret keys."""
+    replicas: list[Manifest] = []
+    generators: list[Manifest] = []
+    patches: list[Manifest] = []
+    secrets: dict[str, set[str]] = {}
+    for name, override in sorted(env.overrides.items()):
+        service = stack.services.get(name)
+        if service is None:
+            continue  # spec.overrides reports overrides of unknown services
+        if override.replicas is not None and service.autoscale is not None:
+            out.warn(
+                ("services", name, "x-conveyor", "autoscale"),
+                f"environment {env.name} sets replicas {override.replicas}, but the "
+                "autoscaler decides: the override is not rendered",
+            )
+        elif override.replicas is not None and kind_of(stack, service) != "Job":
+            replicas.append({"name": dns_label(name), "count": override.replicas})
+        if override.ports and options.traffic == "gateway":
+            patches.extend(gateway_port_patches(service, dict(override.ports)))
+        plain, secret = env_override(service, override.environment)
+        if plain:
+            generators.append(Generator(env_map_name(service), literals=plain).entry("merge"))
+        if secret:
+            secrets[name] = set(secret)
+    return {
+        "replicas": replicas,
+        "configMapGenerator": generators,
+        "patches": patches,
+        "secrets": secrets,
+    }
 
 
 def _images(stack: Stack, images: Mapping[str, str]) -> list[Manifest]:

@@ -6,6 +6,8 @@ external APIs). Pure."""
 
 from __future__ import annotations
 
+import json
+
 from conveyor.model.stack import Service, Stack
 from conveyor.render.kubernetes.config import main_port
 from conveyor.render.kubernetes.names import dns_label, labels, network_label, renamed, selector
@@ -107,7 +109,7 @@ def routes(stack: Stack, service: Service, options: KubeOptions, out: Collected)
                 f"{name}:{target}); expose it with a LoadBalancer Service or a TCPRoute",
             )
             continue
-        route = name if index == 0 else f"{name}-{target}"
+        route = route_name(service, index, target)
         backend_port = {"number": target}
         if options.traffic == "ingress":
             spec: Manifest = {
@@ -156,6 +158,34 @@ def routes(stack: Stack, service: Service, options: KubeOptions, out: Collected)
             )
         )
     return found
+
+
+def route_name(service: Service, index: int, target: int) -> str:
+    """The HTTPRoute (or Ingress) of the `index`th published port."""
+    name = dns_label(service.name)
+    return name if index == 0 else f"{name}-{target}"
+
+
+def gateway_port_patches(service: Service, moved: dict[int, int]) -> list[Manifest]:
+    """Kustomize patches that move a service's HTTPRoutes to another Gateway listener port
+    (conveyor.yaml `overrides.<svc>.ports`: published port -> this environment's)."""
+    patches: list[Manifest] = []
+    for index, (target, public, http) in enumerate(published(service)):
+        if not http or public not in moved:
+            continue
+        op = [{"op": "replace", "path": "/spec/parentRefs/0/port", "value": moved[public]}]
+        patches.append(
+            {
+                "target": {
+                    "group": "gateway.networking.k8s.io",
+                    "version": "v1",
+                    "kind": "HTTPRoute",
+                    "name": route_name(service, index, target),
+                },
+                "patch": json.dumps(op, sort_keys=True),
+            }
+        )
+    return patches
 
 
 def network_policies(stack: Stack) -> list[Manifest]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.model.kube import KubeOptions
 from conveyor.model.stack import Stack
 from conveyor.render.kubernetes import render_kubernetes
 from conveyor.spec.compose import load_compose
@@ -61,3 +62,19 @@ def test_no_secret_value_reaches_the_output() -> None:
     assert "from-the-file" not in text
     assert "staging-only" not in text
     assert "SESSION_SECRET: ''" in text
+
+
+def test_age_recipients_go_to_sops_yaml_and_nowhere_else() -> None:
+    recipients = ("age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",)
+    rendering = render_case(CASES["corpus-web-db"], KubeOptions(age_recipients=recipients))
+    sops = rendering.rendering.files[".sops.yaml"]
+    assert recipients[0] in sops
+    assert "encrypted_regex: ^(data|stringData)$" in sops
+    assert not [w for w in rendering.warnings if "age recipient" in w.message]
+    secrets = [p for p in rendering.rendering.files if "/secrets/" in p]
+    assert sorted(secrets) == [
+        "overlays/production/secrets/secret-api-key.yaml",
+        "overlays/production/secrets/web-env-secret.yaml",
+        "overlays/staging/secrets/secret-api-key.yaml",
+        "overlays/staging/secrets/web-env-secret.yaml",
+    ]
