@@ -76,11 +76,19 @@ def dump(document: object) -> str:
     )
 
 
-def base_manifests(stack: Stack, options: KubeOptions, out: Collected) -> list[Manifest]:
+def base_manifests(
+    stack: Stack,
+    options: KubeOptions,
+    out: Collected,
+    env_secrets: frozenset[str] = frozenset(),
+) -> list[Manifest]:
+    """Every object of the base. `env_secrets`: services some environment gives secret
+    variables to (they read their env Secret)."""
     manifests: list[Manifest] = []
     for service in sorted(stack.services.values(), key=lambda s: s.name):
         kind = kind_of(stack, service)
-        manifests.append(workload(stack, service, out, options.storage))
+        secret = service.name in env_secrets
+        manifests.append(workload(stack, service, out, options.storage, secret))
         manifests.extend(services(stack, service, kind, out))
         if kind == "Job":
             continue
@@ -109,7 +117,16 @@ def render_kubernetes(
     (`repo@sha256:…` or `repo:tag`) that environment runs instead of the compose file's."""
     options = options or KubeOptions()
     out = Collected()
-    manifests = base_manifests(stack, options, out)
+    envs = dict(environments or {}) or {
+        DEFAULT_ENVIRONMENT: EnvironmentSpec(name=DEFAULT_ENVIRONMENT)
+    }
+    secret_env = frozenset(
+        name
+        for env in envs.values()
+        for name, override in env.overrides.items()
+        if name in stack.services and env_override(stack.services[name], override.environment)[1]
+    )
+    manifests = base_manifests(stack, options, out, secret_env)
     generators, config_files = base_config(stack, config_texts or {}, out)
     files: dict[str, str] = {f"base/{p}": text for p, text in config_files.items()}
     resources: list[str] = []
@@ -125,9 +142,6 @@ def render_kubernetes(
     if generators:
         base["configMapGenerator"] = [g.entry() for g in generators]
     files[f"base/{KUSTOMIZATION}"] = dump(base)
-    envs = dict(environments or {}) or {
-        DEFAULT_ENVIRONMENT: EnvironmentSpec(name=DEFAULT_ENVIRONMENT)
-    }
     for name in sorted(envs):
         if only is not None and name != only:
             continue

@@ -26,9 +26,13 @@ def service_ports(service: Service) -> list[tuple[int, str]]:
     main = main_port(service)
     if main is not None:
         found.append((main, "TCP"))
-    for port, proto in [(p.target, p.protocol) for p in service.ports] + [
-        (e.port, e.protocol) for e in service.expose
-    ]:
+    # A metrics port of its own is carried too, so a ServiceMonitor can name it.
+    metrics = service.metrics.port if service.metrics is not None else None
+    for port, proto in (
+        [(p.target, p.protocol) for p in service.ports]
+        + [(e.port, e.protocol) for e in service.expose]
+        + ([(metrics, "tcp")] if metrics is not None else [])
+    ):
         if (port, proto.upper()) not in found:
             found.append((port, proto.upper()))
     return found

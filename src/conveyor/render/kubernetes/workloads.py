@@ -60,11 +60,19 @@ def named_volumes(stack: Stack, service: Service) -> list[VolumeMount]:
     ]
 
 
-def workload(stack: Stack, service: Service, out: Collected, storage: str) -> Manifest:
-    """The service's workload manifest (warnings about it go to `out`)."""
+def workload(
+    stack: Stack,
+    service: Service,
+    out: Collected,
+    storage: str,
+    env_secret: bool = False,
+) -> Manifest:
+    """The service's workload manifest (warnings about it go to `out`). `env_secret`: an
+    environment's overrides give it secret variables, so it reads its env Secret even when
+    the compose file gives it none."""
     kind = kind_of(stack, service)
     name = dns_label(service.name)
-    pod = _pod(stack, service, out, kind)
+    pod = _pod(stack, service, out, kind, env_secret)
     sel = selector(stack.project, service)
     if kind == "Job":
         restart = service.restart_policy
@@ -136,11 +144,11 @@ def _rolling(service: Service) -> Manifest:
     return {"maxSurge": step, "maxUnavailable": 0}
 
 
-def _pod(stack: Stack, service: Service, out: Collected, kind: str) -> Manifest:
+def _pod(stack: Stack, service: Service, out: Collected, kind: str, env_secret: bool) -> Manifest:
     pod_labels = dict(selector(stack.project, service))
     for network in sorted(service.networks or ("default",)):
         pod_labels[network_label(network)] = "true"
-    container = _container(stack, service, out, kind)
+    container = _container(stack, service, out, kind, env_secret)
     spec: Manifest = {
         "automountServiceAccountToken": False,
         "securityContext": pod_security(service, out),
@@ -169,7 +177,9 @@ def image_of(stack: Stack, service: Service) -> str:
     return service.image or f"{stack.project}/{service.name}"
 
 
-def _container(stack: Stack, service: Service, out: Collected, kind: str) -> Manifest:
+def _container(
+    stack: Stack, service: Service, out: Collected, kind: str, env_secret: bool
+) -> Manifest:
     path = ("services", service.name)
     if service.image is None:
         out.warn(
@@ -188,7 +198,7 @@ def _container(stack: Stack, service: Service, out: Collected, kind: str) -> Man
     env_from: list[Manifest] = []
     if plain:
         env_from.append({"configMapRef": {"name": env_map_name(service)}})
-    if secret:
+    if secret or env_secret:
         env_from.append({"secretRef": {"name": env_secret_name(service)}})
     if env_from:
         container["envFrom"] = env_from
@@ -210,9 +220,9 @@ def _container(stack: Stack, service: Service, out: Collected, kind: str) -> Man
 
 def _ports(service: Service) -> list[Manifest]:
     found: dict[tuple[int, str], Manifest] = {}
-    main = main_port(service)
-    if main is not None:
-        found[(main, "TCP")] = {"containerPort": main, "protocol": "TCP"}
+    for port in (main_port(service), service.metrics.port if service.metrics else None):
+        if port is not None:
+            found[(port, "TCP")] = {"containerPort": port, "protocol": "TCP"}
     for p in service.ports:
         found.setdefault(
             (p.target, p.protocol.upper()),

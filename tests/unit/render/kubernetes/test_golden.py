@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.model.environments import EnvironmentSpec, ServiceOverride
 from conveyor.model.kube import KubeOptions
-from conveyor.model.stack import Stack
+from conveyor.model.stack import MetricsEndpoint, Stack
 from conveyor.render.kubernetes import render_kubernetes
 from conveyor.spec.compose import load_compose
 from tests.unit.render.kubernetes.conftest import CASES, GOLDEN, as_text, render_case
@@ -78,3 +79,22 @@ def test_age_recipients_go_to_sops_yaml_and_nowhere_else() -> None:
         "overlays/staging/secrets/secret-api-key.yaml",
         "overlays/staging/secrets/web-env-secret.yaml",
     ]
+
+
+def test_a_secret_only_an_environment_gives_is_read_by_the_service() -> None:
+    stack = load_compose([Path("compose.yaml")], environ={}, cwd=CASES["corpus-web-db"]).stack
+    env = EnvironmentSpec(
+        name="qa", overrides={"db": ServiceOverride(environment={"DB_PASSWORD": "x"})}
+    )
+    rendering = render_kubernetes(stack, {"qa": env})
+    assert "name: db-env-secret" in rendering.files["base/statefulset-db.yaml"]
+    assert "DB_PASSWORD: ''" in rendering.files["overlays/qa/secrets/db-env-secret.yaml"]
+    assert "name: db-env-secret" not in render_kubernetes(stack).files["base/statefulset-db.yaml"]
+
+
+def test_a_metrics_port_of_its_own_is_served() -> None:
+    stack = load_compose([Path("compose.yaml")], environ={}, cwd=CASES["corpus-web-db"]).stack
+    web = stack.services["web"].model_copy(update={"metrics": MetricsEndpoint(port=9100)})
+    files = render_kubernetes(stack.model_copy(update={"services": {"web": web}})).files
+    assert "port: 9100" in files["base/service-web.yaml"]
+    assert "containerPort: 9100" in files["base/deployment-web.yaml"]
