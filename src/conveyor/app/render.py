@@ -97,8 +97,27 @@ def kube_rendering(
         only=env,
     )
     warnings = tuple(loaded.warning(w.path, w.message) for w in rendering.warnings)
+    warnings += _writable_roots(loaded)
     ordered = tuple(sorted(warnings, key=lambda w: (w.file, w.line or 0, w.field, w.message)))
     return KubeRendering(loaded.stack.project, rendered, rendering, ordered)
+
+
+def _writable_roots(loaded: Loaded) -> tuple[SpecWarning, ...]:
+    """`read_only: false` written out is the opposite of the hardened default: say so. (The
+    model cannot tell it from an absent key, so the written document is read here.)"""
+    data = loaded.doc.data if loaded.doc is not None else None
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        return ()
+    return tuple(
+        loaded.warning(
+            ("services", name, "read_only"),
+            "read_only: false: the container's root filesystem stays writable "
+            "(readOnlyRootFilesystem false)",
+        )
+        for name, raw in sorted(services.items())
+        if isinstance(raw, dict) and raw.get("read_only") is False
+    )
 
 
 def write_rendering(rendering: Rendering, out: Path) -> list[Path]:

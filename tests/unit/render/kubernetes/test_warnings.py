@@ -28,6 +28,7 @@ def _line_of(directory: Path, needle: str) -> int:
         ("network_mode: host", "services.agent.network_mode", "hostNetwork is not rendered"),
         ('ports: ["9000:9000"]', "services.app.ports", "published TCP port 9000"),
         ("depends_on:", "services.app.depends_on", "does not wait for the Job migrate"),
+        ("read_only: false", "services.app.read_only", "stays writable"),
     ],
 )
 def test_what_kubernetes_cannot_express_is_warned_at_its_line(
