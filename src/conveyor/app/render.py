@@ -11,6 +11,7 @@ Warnings (what Kubernetes cannot express as the compose file says) name file:lin
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,16 +19,19 @@ from pathlib import Path
 
 from conveyor.app.project import find_compose_files
 from conveyor.errors import SpecError
+from conveyor.host.sops import SopsError, encrypt_yaml
 from conveyor.host.validate import Validation, check
 from conveyor.model.environments import EnvironmentSpec
 from conveyor.render.kubernetes import (
     DEFAULT_ENVIRONMENT,
     KUSTOMIZE,
+    SOPS_ANNOTATION,
     Finding,
     KubeOptions,
     Rendering,
     check_manifests,
     render_kubernetes,
+    secrets_to_encrypt,
 )
 from conveyor.spec.compose import Loaded, load_compose
 from conveyor.spec.conveyor_file import load_conveyor_file
@@ -58,6 +62,20 @@ def _config_texts(loaded: Loaded) -> dict[str, str]:
     return texts
 
 
+def _secret_texts(loaded: Loaded, environ: Mapping[str, str]) -> dict[str, str]:
+    """Each Compose secret's value: its file's content, or its environment variable's."""
+    texts: dict[str, str] = {}
+    for name, secret in loaded.stack.secrets.items():
+        if secret.file is not None:
+            try:
+                texts[name] = Path(secret.file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue  # left empty in the Secret, as without encryption
+        elif secret.environment is not None and secret.environment in environ:
+            texts[name] = environ[secret.environment]
+    return texts
+
+
 def kube_rendering(
     compose_files: Sequence[Path],
     conveyor_file: Path,
@@ -68,10 +86,14 @@ def kube_rendering(
     env: str | None = None,
     options: KubeOptions | None = None,
     images: Mapping[str, str] | None = None,
+    encrypt: bool = False,
 ) -> KubeRendering:
     """Render the project. `conveyor_file` (relative to `cwd`) gives the environments when it
     exists (else one overlay, `default`); `env` renders that overlay only; `images`: service
-    -> image reference for the rendered overlays. Raises SpecError(s), NoComposeFile."""
+    -> image reference for the rendered overlays. `encrypt`: fill the overlays' Secrets with
+    the values the compose file and environment give and encrypt them with sops to
+    `options.age_recipients` (plaintext only in memory and on sops's stdin). Raises
+    SpecError(s), NoComposeFile, SopsError, CommandError."""
     files = find_compose_files(compose_files, environ, cwd)
     loaded = load_compose(files, project_name, environ, cwd=cwd)
     environments: dict[str, EnvironmentSpec] = {}
@@ -96,6 +118,15 @@ def kube_rendering(
         {name: images for name in rendered} if images else None,
         only=env,
     )
+    if encrypt:
+        recipients = options.age_recipients if options is not None else ()
+        if not recipients:
+            raise SopsError("encrypting Secrets needs at least one age recipient")
+        plain = secrets_to_encrypt(
+            loaded.stack, environments, _secret_texts(loaded, environ), rendering
+        )
+        sealed = {path: encrypt_yaml(text, recipients) for path, text in sorted(plain.items())}
+        rendering = dataclasses.replace(rendering, files={**rendering.files, **sealed})
     warnings = tuple(loaded.warning(w.path, w.message) for w in rendering.warnings)
     warnings += _writable_roots(loaded)
     ordered = tuple(sorted(warnings, key=lambda w: (w.file, w.line or 0, w.field, w.message)))
@@ -122,17 +153,33 @@ def _writable_roots(loaded: Loaded) -> tuple[SpecWarning, ...]:
 
 def write_rendering(rendering: Rendering, out: Path) -> list[Path]:
     """Write every file under `out`, replacing what an earlier rendering left in `base/` and
-    `overlays/` (so a removed service leaves no manifest behind). Returns the paths."""
+    `overlays/` (so a removed service leaves no manifest behind), except that a Secret already
+    encrypted with SOPS is kept where this rendering has only its empty placeholder (a plain
+    re-render must not undo `--encrypt-secrets` or a hand-run `sops --encrypt`). Returns the
+    paths written."""
+    sealed = {
+        path.relative_to(out).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted((out / "overlays").glob("*/secrets/*.yaml"))
+        if _encrypted(path)
+    }
     for part in ("base", "overlays"):
         if (out / part).is_dir():
             shutil.rmtree(out / part)
     written: list[Path] = []
-    for relative, text in sorted(rendering.files.items()):
+    for relative, rendered in sorted(rendering.files.items()):
+        kept = relative in sealed and SOPS_ANNOTATION in rendered
         path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(sealed[relative] if kept else rendered, encoding="utf-8")
         written.append(path)
     return written
+
+
+def _encrypted(path: Path) -> bool:
+    try:
+        return "\nsops:\n" in path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def validate_rendering(out: Path, rendering: Rendering) -> list[Validation]:

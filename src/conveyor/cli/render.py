@@ -107,6 +107,14 @@ def kubernetes(
             "--age-recipient", help="age public key for .sops.yaml (repeat).", show_default=False
         ),
     ] = None,
+    encrypt_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--encrypt-secrets",
+            help="Fill the Secrets from the compose file's secrets and environment and "
+            "encrypt them with sops to the age recipients.",
+        ),
+    ] = False,
     image: Annotated[
         list[str] | None,
         typer.Option(
@@ -144,6 +152,7 @@ def kubernetes(
         env=env,
         options=options,
         images=images,
+        encrypt=encrypt_secrets,
     )
     written = write_rendering(result.rendering, out)
     for warning in result.warnings:

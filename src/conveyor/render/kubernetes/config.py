@@ -151,6 +151,36 @@ def secret_placeholders(
     return out
 
 
+def secret_values(
+    stack: Stack, overrides: Mapping[str, Mapping[str, str]], secret_texts: Mapping[str, str]
+) -> dict[str, dict[str, str]]:
+    """The values of the files `secret_placeholders` makes (file -> key -> value), for
+    encrypting them: `secret_texts` holds each Compose secret's value (the caller reads files
+    and the environment), `overrides` an environment's variables per service. A key whose
+    value is unknown is absent."""
+    out: dict[str, dict[str, str]] = {}
+    for name in sorted(stack.secrets):
+        if name in secret_texts:
+            out[f"secrets/{secret_name(name)}.yaml"] = {dns_label(name): secret_texts[name]}
+    for service in sorted(stack.services.values(), key=lambda s: s.name):
+        _plain, secret = environment(service)
+        _more, extra = env_override(service, overrides.get(service.name, {}))
+        values = {**secret, **extra}
+        if values:
+            out[f"secrets/{env_secret_name(service)}.yaml"] = values
+    return out
+
+
+def filled(placeholder: Manifest, values: Mapping[str, str]) -> Manifest:
+    """A placeholder Secret with its values (to be encrypted at once, never written)."""
+    keys = placeholder["stringData"]
+    return {
+        **placeholder,
+        "metadata": {"name": placeholder["metadata"]["name"]},
+        "stringData": {key: values.get(key, "") for key in keys},
+    }
+
+
 def _placeholder(name: str, keys: list[str]) -> Manifest:
     return manifest(
         "v1",

@@ -20,7 +20,9 @@ from conveyor.render.kubernetes.config import (
     base_config,
     env_map_name,
     env_override,
+    filled,
     secret_placeholders,
+    secret_values,
     sops_config,
 )
 from conveyor.render.kubernetes.names import dns_label
@@ -190,6 +192,30 @@ def _overlay(
         kustomization["images"] = pinned
     files[f"{root}/{KUSTOMIZATION}"] = dump(kustomization)
     return files
+
+
+def secrets_to_encrypt(
+    stack: Stack,
+    environments: Mapping[str, EnvironmentSpec] | None,
+    secret_texts: Mapping[str, str],
+    rendering: Rendering,
+) -> dict[str, str]:
+    """Each SOPS-ready Secret of `rendering` (path -> YAML) filled with its values, to be
+    encrypted by the caller before anything is written: `secret_texts` holds each Compose
+    secret's value, the environments' overrides the rest."""
+    envs = dict(environments or {}) or {
+        DEFAULT_ENVIRONMENT: EnvironmentSpec(name=DEFAULT_ENVIRONMENT)
+    }
+    out: dict[str, str] = {}
+    for env in envs.values():
+        root = f"overlays/{dns_label(env.name)}/"
+        overrides = {name: o.environment for name, o in env.overrides.items()}
+        for path, values in secret_values(stack, overrides, secret_texts).items():
+            placeholder = rendering.files.get(root + path)
+            if placeholder is None:
+                continue  # an overlay not rendered (--env)
+            out[root + path] = dump(filled(yaml.safe_load(placeholder), values))
+    return out
 
 
 def _overrides(
