@@ -87,20 +87,25 @@ def kube_rendering(
     options: KubeOptions | None = None,
     images: Mapping[str, str] | None = None,
     encrypt: bool = False,
+    flags: Mapping[str, object] | None = None,
 ) -> KubeRendering:
     """Render the project. `conveyor_file` (relative to `cwd`) gives the environments when it
     exists (else one overlay, `default`); `env` renders that overlay only; `images`: service
-    -> image reference for the rendered overlays. `encrypt`: fill the overlays' Secrets with
+    -> image reference for the rendered overlays. `options`: how to render (default:
+    conveyor.yaml's `kubernetes:` section), with `flags` (KubeOptions fields) over it.
+    `encrypt`: fill the overlays' Secrets with
     the values the compose file and environment give and encrypt them with sops to
     `options.age_recipients` (plaintext only in memory and on sops's stdin). Raises
     SpecError(s), NoComposeFile, SopsError, CommandError."""
     files = find_compose_files(compose_files, environ, cwd)
     loaded = load_compose(files, project_name, environ, cwd=cwd)
     environments: dict[str, EnvironmentSpec] = {}
+    settings = KubeOptions()
     if (cwd / conveyor_file).is_file():
-        environments = dict(
-            load_conveyor_file(cwd / conveyor_file, str(conveyor_file)).environments
-        )
+        config = load_conveyor_file(cwd / conveyor_file, str(conveyor_file))
+        environments = dict(config.environments)
+        settings = config.kubernetes
+    options = (options or settings).model_copy(update=dict(flags or {}))
     names = tuple(sorted(environments)) or (DEFAULT_ENVIRONMENT,)
     if env is not None and env not in names:
         raise SpecError(
@@ -119,7 +124,7 @@ def kube_rendering(
         only=env,
     )
     if encrypt:
-        recipients = options.age_recipients if options is not None else ()
+        recipients = options.age_recipients
         if not recipients:
             raise SopsError("encrypting Secrets needs at least one age recipient")
         plain = secrets_to_encrypt(

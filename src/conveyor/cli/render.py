@@ -16,7 +16,7 @@ from rich.table import Table
 
 from conveyor.app.render import kube_rendering, validate_rendering, write_rendering
 from conveyor.cli.output import console, esc, print_json
-from conveyor.model.kube import GatewayRef, KubeOptions
+from conveyor.model.kube import GatewayRef
 
 app = typer.Typer(rich_markup_mode="rich", invoke_without_command=True)
 
@@ -92,15 +92,25 @@ def kubernetes(
     project_name: ProjectOpt = None,
     conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
     ingress: Annotated[
-        bool, typer.Option("--ingress", help="Ingresses instead of Gateway API HTTPRoutes.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--ingress/--gateway-api",
+            help="Ingresses, or Gateway API HTTPRoutes (over conveyor.yaml's kubernetes.traffic; "
+            "default HTTPRoutes).",
+            show_default=False,
+        ),
+    ] = None,
     ingress_class: Annotated[
         str | None, typer.Option("--ingress-class", show_default=False)
     ] = None,
     gateway: Annotated[
-        str,
-        typer.Option("--gateway", help="The Gateway HTTPRoutes attach to: NAME or NAMESPACE/NAME."),
-    ] = "conveyor",
+        str | None,
+        typer.Option(
+            "--gateway",
+            help="The Gateway HTTPRoutes attach to: NAME or NAMESPACE/NAME (default conveyor).",
+            show_default=False,
+        ),
+    ] = None,
     age_recipient: Annotated[
         list[str] | None,
         typer.Option(
@@ -128,7 +138,16 @@ def kubernetes(
     ] = True,
 ) -> None:
     """Write a Kustomize base and one overlay per conveyor.yaml environment."""
-    namespace, _, name = gateway.rpartition("/")
+    flags: dict[str, object] = {}
+    if ingress is not None:
+        flags["traffic"] = "ingress" if ingress else "gateway"
+    if gateway is not None:
+        namespace, _, name = gateway.rpartition("/")
+        flags["gateway"] = GatewayRef(name=name, namespace=namespace or None)
+    if ingress_class is not None:
+        flags["ingress_class"] = ingress_class
+    if age_recipient:
+        flags["age_recipients"] = tuple(age_recipient)
     images: dict[str, str] = {}
     for item in image or []:
         service, sep, ref = item.partition("=")
@@ -137,12 +156,6 @@ def kubernetes(
                 f"expected SERVICE=REFERENCE, got {item!r}", param_hint="--image"
             )
         images[service] = ref
-    options = KubeOptions(
-        traffic="ingress" if ingress else "gateway",
-        gateway=GatewayRef(name=name, namespace=namespace or None),
-        ingress_class=ingress_class,
-        age_recipients=tuple(age_recipient or ()),
-    )
     result = kube_rendering(
         file or [],
         conveyor_file,
@@ -150,9 +163,9 @@ def kubernetes(
         Path.cwd(),
         project_name=project_name,
         env=env,
-        options=options,
         images=images,
         encrypt=encrypt_secrets,
+        flags=flags,
     )
     written = write_rendering(result.rendering, out)
     for warning in result.warnings:

@@ -18,6 +18,7 @@ from conveyor.model.checks import ChecksSettings
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.fleet import Fleet
 from conveyor.model.frozen import Frozen
+from conveyor.model.kube import KubeOptions
 from conveyor.model.log_shipping import LogShipping
 from conveyor.model.notifications import NotificationsSpec
 from conveyor.model.slo import ServiceSLO
@@ -133,6 +134,7 @@ class ConveyorConfig(Frozen):
     checks: ChecksSettings = ChecksSettings()  # Nagios for every environment (docs/checks.md)
     aws: AwsSettings = AwsSettings()  # the infrastructure `conveyor aws` renders (docs/aws.md)
     fleet: Fleet = Fleet()  # `hosts:`/`inventory:` (docs/provision.md); empty: this machine only
+    kubernetes: KubeOptions = KubeOptions()  # `render kubernetes` (docs/kubernetes.md)
 
     def promotion_order(self) -> list[str]:
         """Environment names by name, except that a `promote_from` source comes before the

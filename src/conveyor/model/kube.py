@@ -1,27 +1,27 @@
 """How `conveyor render kubernetes` renders: where HTTP traffic comes in, who can decrypt
-the Secrets. Pure data (render.kubernetes reads it; the CLI fills it from flags)."""
+the Secrets, how big volumes are. Pure data: conveyor.yaml's `kubernetes:` section
+(spec.kube_settings), flags over it, read by render.kubernetes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from conveyor.model.frozen import Frozen
 
 Traffic = Literal["gateway", "ingress"]
 
 
-@dataclass(frozen=True)
-class GatewayRef:
+class GatewayRef(Frozen):
     """The Gateway (Gateway API) HTTPRoutes attach to."""
 
     name: str = "conveyor"
     namespace: str | None = None  # None: the route's own namespace
 
 
-@dataclass(frozen=True)
-class KubeOptions:
+class KubeOptions(Frozen):
     """`traffic`: HTTPRoutes on `gateway`, or Ingresses of `ingress_class` (None: the
-    cluster's default class). `age_recipients`: the age public keys `.sops.yaml` encrypts
-    Secrets to. `storage`: each volumeClaimTemplate's request (Compose says no size)."""
+    cluster's default class). `age_recipients`: the age public keys Secrets are encrypted to.
+    `storage`: each volumeClaimTemplate's request (Compose says no size)."""
 
     traffic: Traffic = "gateway"
     gateway: GatewayRef = GatewayRef()

@@ -94,3 +94,18 @@ def test_check_reports_per_service_and_fails_on_critical(project: Path) -> None:
     result = CliRunner().invoke(app, ["render", "--check"])
     assert result.exit_code == 0, result.output
     assert "web" in result.output
+
+
+def test_conveyor_yaml_switches_to_ingress_and_a_flag_switches_back(project: Path) -> None:
+    (project / "conveyor.yaml").write_text(
+        CONVEYOR + "kubernetes:\n  traffic: ingress\n  ingress_class: nginx\n"
+    )
+    _render("--out", "k8s")
+    ingress = (project / "k8s/base/ingress-web.yaml").read_text()
+    assert "ingressClassName: nginx" in ingress
+    assert not (project / "k8s/base/httproute-web.yaml").exists()
+    _render("--out", "k8s", "--gateway-api", "--gateway", "infra/public")
+    route = (project / "k8s/base/httproute-web.yaml").read_text()
+    assert "namespace: infra" in route
+    assert "name: public" in route
+    assert not (project / "k8s/base/ingress-web.yaml").exists()
