@@ -15,27 +15,12 @@ import typer
 from rich.table import Table
 
 from conveyor.app.render import kube_rendering, validate_rendering, write_rendering
+from conveyor.cli.options import FileOpt, JsonOpt, ProjectOpt
 from conveyor.cli.output import console, esc, print_json
 from conveyor.model.kube import GatewayRef
 
 app = typer.Typer(rich_markup_mode="rich", invoke_without_command=True)
 
-FileOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "-f", "--file", help="Compose file (repeat to merge several).", show_default=False
-    ),
-]
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "-p",
-        "--project-name",
-        help="Project name.",
-        envvar="COMPOSE_PROJECT_NAME",
-        show_default=False,
-    ),
-]
 ConveyorFileOpt = Annotated[
     Path,
     typer.Option("--conveyor-file", help="The file whose environments become overlays."),
@@ -53,7 +38,7 @@ def render(
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Render the project for other platforms (docs/kubernetes.md)."""
     if ctx.invoked_subcommand is not None:
