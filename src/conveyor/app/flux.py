@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, SpecError
+from conveyor.model.flux import FluxSettings
 from conveyor.model.stack import Stack
 from conveyor.render import flux, kube_observe
 from conveyor.render.kube_meta import KubeEnvironment
 from conveyor.spec.compose import load_compose
 from conveyor.spec.conveyor_file import load_conveyor_file
 from conveyor.spec.overrides import apply_overrides
+from conveyor.spec.values import suggest
 
 
 class FluxRenderError(ConveyorError):
@@ -47,6 +49,7 @@ def flux_inputs(
             loaded[files] = load_compose(files, project_name, environ, cwd=cwd).stack
         base = loaded[files]
         envs.append(KubeEnvironment(base.project, name, apply_overrides(base, env)))
+    _check_image_services(config.flux, envs)
     project = envs[0].project
     return flux.FluxInputs(
         repo_url=repo_url,
@@ -56,6 +59,25 @@ def flux_inputs(
         promoted=frozenset(n for n, e in config.environments.items() if e.promote_from),
         es=kube_observe.es_output(config.logs, elasticsearch_url),
     )
+
+
+def _check_image_services(settings: FluxSettings, envs: Sequence[KubeEnvironment]) -> None:
+    """`flux.images.services` names services of the compose file."""
+    if settings.images is None:
+        return
+    known = {name for env in envs for name in env.stack.services}
+    for index, name in enumerate(settings.images.services):
+        if name not in known:
+            hint = suggest(name, known) or f" (it has {', '.join(sorted(known))})"
+            line = settings.lines.get(f"images.services.{index}") or settings.lines.get(
+                "images.services"
+            )
+            raise SpecError(
+                settings.file,
+                line,
+                f"flux.images.services.{index}",
+                f"service '{name}' is not in the compose file{hint}",
+            )
 
 
 def render_flux(inputs: flux.FluxInputs) -> dict[str, str]:

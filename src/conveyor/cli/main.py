@@ -129,6 +129,19 @@ def _add_aws() -> None:
 _add_aws()
 
 
+def _add_render_flux() -> None:
+    # The lead moves it under the `render` group (`conveyor render flux`) at merge.
+    from conveyor.cli.render_flux import render_flux_command
+
+    app.command(
+        "render-flux",
+        help="Flux, observability and canary files for the deploy repository (docs/flux.md).",
+    )(render_flux_command)
+
+
+_add_render_flux()
+
+
 def _add_server() -> None:
     from conveyor.cli.server import server, token_app
 

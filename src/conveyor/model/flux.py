@@ -8,12 +8,14 @@ conveyor.yaml, docs/flux.md). Pure data; `render.flux` turns it into Flux resour
       sops_secret: sops-age        # the Secret holding the age key Flux decrypts with
       conveyor_url: https://conveyor.example.com   # Flux's events go to <url>/hooks/flux
       gitlab: {url: https://gitlab.example.com/team/deploy, token_secret: gitlab-token}
-      images: {policy: semver, range: ">=1.0.0"}   # Flux's image automation instead of Conveyor
+      images: {policy: semver, range: ">=1.0.0", services: [web]}  # Flux commits new tags
 """
 
 from __future__ import annotations
 
 from typing import Literal
+
+from pydantic import Field
 
 from conveyor.model.frozen import Frozen
 
@@ -30,6 +32,9 @@ class ImageAutomation(Frozen):
     extract: str | None = None  # what of a matching tag is ordered (`$ts`; filterTags.extract)
     order: Literal["asc", "desc"] = "asc"  # alphabetical/numerical: asc takes the highest
     interval: float = 300.0  # seconds between registry scans
+    # The services whose images Flux follows; empty: those the project builds (`build:`),
+    # never a third party's image such as a database's.
+    services: tuple[str, ...] = ()
 
 
 class GitLabStatus(Frozen):
@@ -50,3 +55,7 @@ class FluxSettings(Frozen):
     # the Secret whose `token` key signs events
     gitlab: GitLabStatus | None = None
     images: ImageAutomation | None = None
+    # Where each key was written (dotted path under `flux` -> line), so a check against the
+    # compose file can point at conveyor.yaml. Not serialised.
+    file: str = Field(default="conveyor.yaml", exclude=True, repr=False)
+    lines: dict[str, int] = Field(default_factory=dict, exclude=True, repr=False)

@@ -219,7 +219,8 @@ def _policy(automation: ImageAutomation) -> dict[str, Any]:
 
 
 def image_automation(inputs: FluxInputs) -> list[dict[str, Any]]:
-    """An ImageRepository and ImagePolicy per service with an image, and an
+    """An ImageRepository and ImagePolicy per service whose image Flux follows (those
+    `flux.images.services` names, else those the project builds), and an
     ImageUpdateAutomation per environment that follows a branch; empty unless
     `flux.images` asks."""
     automation = inputs.settings.images
@@ -228,7 +229,8 @@ def image_automation(inputs: FluxInputs) -> list[dict[str, Any]]:
     services: dict[str, Service] = {}
     for env in inputs.environments:
         for name, service in env.stack.services.items():
-            if service.image:
+            wanted = name in automation.services if automation.services else service.build
+            if service.image and wanted:
                 services.setdefault(name, service)
     out: list[dict[str, Any]] = []
     for name, service in sorted(services.items()):

@@ -29,7 +29,7 @@ KEYS = (
     "images",
 )
 GITLAB_KEYS = ("url", "token_secret")
-IMAGE_KEYS = ("policy", "range", "pattern", "extract", "order", "interval")
+IMAGE_KEYS = ("policy", "range", "pattern", "extract", "order", "interval", "services")
 POLICIES: tuple[ImagePolicyKind, ...] = ("semver", "alphabetical", "numerical")
 # A Kubernetes object name (RFC 1123 subdomain, as Secrets are named).
 _OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
@@ -55,6 +55,12 @@ def flux_settings(ctx: Context, path: tuple[str, ...], raw: Any) -> FluxSettings
         webhook_secret=get("webhook_secret", _secret_name, defaults.webhook_secret),
         gitlab=_gitlab(ctx, (*path, "gitlab"), raw.get("gitlab")),
         images=_images(ctx, (*path, "images"), raw.get("images")),
+        file=ctx.file,
+        lines={
+            ".".join(str(p) for p in at[len(path) :]): line
+            for at, line in ctx.doc.lines.items()
+            if at[: len(path)] == path
+        },
     )
 
 
@@ -103,7 +109,17 @@ def _images(ctx: Context, path: tuple[str, ...], written: Any) -> ImageAutomatio
         extract=extract,
         order="desc" if get("order", _order, "asc") == "desc" else "asc",
         interval=get("interval", _interval, d.interval),
+        services=_names(ctx, (*path, "services"), raw.get("services")),
     )
+
+
+def _names(ctx: Context, path: tuple[str, ...], written: Any) -> tuple[str, ...]:
+    if written is None:
+        return ()
+    if not isinstance(written, list) or not all(isinstance(n, str) and n for n in written):
+        ctx.error(path, f"must be a list of service names, got {describe(written)}")
+        return ()
+    return tuple(written)
 
 
 def _text(value: Any) -> str:
