@@ -70,17 +70,19 @@ def _relabelings(env: KubeEnvironment, service: str) -> list[dict[str, Any]]:
 
 def monitor(env: KubeEnvironment, service: Service) -> dict[str, Any] | None:
     """The ServiceMonitor (or PodMonitor) scraping one service's replicas, None when the
-    service declares no metrics endpoint."""
+    service declares no metrics endpoint. The port is the pods' container port (the metrics
+    port, else the HTTP port): the workload must declare it in `ports:`."""
     if service.metrics is None:
         return None
-    port = service.metrics.port or http_port(service)
+    main = http_port(service)  # None: no Service in front of the pods
+    port = service.metrics.port or main
     endpoint: dict[str, Any] = {
         "path": service.metrics.path,
         "interval": SCRAPE_INTERVAL,
         "relabelings": _relabelings(env, service.name),
     }
     meta = metadata(service.name, env.namespace, MONITORING_LABELS)
-    if port is not None and service.canary is None:
+    if main is not None and port is not None and service.canary is None:
         # The Service named as the compose service (the workload renderer's) selects the pods.
         return {
             "apiVersion": MONITORING_API,
@@ -112,7 +114,7 @@ def monitors(env: KubeEnvironment) -> list[dict[str, Any]]:
     return [m for m in found if m is not None]
 
 
-def _prometheus_rule(name: str, namespace: str, rule_file: str) -> dict[str, Any]:
+def prometheus_rule(name: str, namespace: str, rule_file: str) -> dict[str, Any]:
     """A PrometheusRule holding the groups of one rendered rule file, unchanged."""
     groups = yaml.safe_load(rule_file)["groups"]
     return {
@@ -138,10 +140,10 @@ def shared_rules(
         )
     ]
     return [
-        _prometheus_rule(
+        prometheus_rule(
             "conveyor-red", MONITORING_NAMESPACE, prometheus_rules.red_rules(settings, own)
         ),
-        _prometheus_rule("conveyor-host", MONITORING_NAMESPACE, prometheus_rules.host_rules()),
+        prometheus_rule("conveyor-host", MONITORING_NAMESPACE, prometheus_rules.host_rules()),
     ]
 
 
@@ -152,7 +154,7 @@ def slo_rule(env: KubeEnvironment) -> dict[str, Any] | None:
     )
     if not targets:
         return None
-    return _prometheus_rule("conveyor-slo", env.namespace, prometheus_rules.slo_rules(targets))
+    return prometheus_rule("conveyor-slo", env.namespace, prometheus_rules.slo_rules(targets))
 
 
 def rule_groups(rule: dict[str, Any]) -> str:
