@@ -69,9 +69,7 @@ def _check_image_services(settings: FluxSettings, envs: Sequence[KubeEnvironment
     for index, name in enumerate(settings.images.services):
         if name not in known:
             hint = suggest(name, known) or f" (it has {', '.join(sorted(known))})"
-            line = settings.lines.get(f"images.services.{index}") or settings.lines.get(
-                "images.services"
-            )
+            line = settings.line("images", "services", str(index))
             raise SpecError(
                 settings.file,
                 line,

@@ -59,3 +59,11 @@ class FluxSettings(Frozen):
     # compose file can point at conveyor.yaml. Not serialised.
     file: str = Field(default="conveyor.yaml", exclude=True, repr=False)
     lines: dict[str, int] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def line(self, *path: str) -> int | None:
+        """The line `path` (under `flux`) was written at, or the nearest parent's."""
+        for end in range(len(path), -1, -1):
+            found = self.lines.get(".".join(path[:end]))
+            if found is not None:
+                return found
+        return None
