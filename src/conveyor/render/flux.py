@@ -13,6 +13,9 @@ point at the apps' Deployments). A release is a commit to the deploy repository:
 commits the overlay with the new image digests (or Flux's image automation commits the new
 tags, `flux.images`), Flux applies it, and reports back through the Alerts.
 
+`VALIDATOR` builds a directory with `kubectl kustomize`; PrometheusRules' groups go through
+`render.prometheus_rules.VALIDATOR` (`kube_observe.rule_groups` gives them as a rule file).
+
 The controllers themselves (`flux install`/`flux bootstrap`), the prometheus-operator, Flagger,
 Grafana and Elasticsearch are not rendered: they are prerequisites (docs/flux.md).
 """
@@ -29,6 +32,7 @@ from conveyor.model.stack import Service
 from conveyor.render import flagger, kube_observe
 from conveyor.render.kube_meta import KubeEnvironment, dump, kustomization, metadata
 from conveyor.render.prometheus_rules import duration
+from conveyor.render.validator import Validator
 
 SOURCE_API = "source.toolkit.fluxcd.io/v1"
 KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
@@ -38,6 +42,13 @@ FLUX_NAMESPACE = "flux-system"
 SOURCE = "flux-system"  # the GitRepository of the deploy repository (bootstrap's name)
 WEBHOOK_PATH = "/hooks/flux"  # on Conveyor's server: NOT served yet (docs/flux.md)
 TIMEOUT = "5m"
+
+# Every directory written holds a kustomization.yaml: kubectl builds it offline (no cluster).
+VALIDATOR = Validator(
+    name="kubectl kustomize",
+    argv=("kubectl", "kustomize", "{file}"),
+    install_hint="install kubectl (scripts/install-host.sh)",
+)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import yaml
 
 from conveyor.app.flux import flux_inputs, render_flux
 from conveyor.host.validate import check
-from conveyor.render import kube_observe
+from conveyor.render import flux, kube_observe
 from conveyor.render import prometheus_rules as rules
 from conveyor.render.kube_meta import load_all
 from tests.unit.render import kube_schemas
@@ -113,13 +112,11 @@ def test_every_directory_builds_with_kubectl_kustomize(
     directories = _kustomize_dirs(tmp_path)
     assert len(directories) >= 4
     for directory in directories:
-        done = subprocess.run(
-            [kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=False
-        )
-        assert done.returncode == 0, f"{directory}: {done.stderr}"
+        verdict = check(flux.VALIDATOR, directory, program=kubectl)
+        assert verdict.ok, f"{directory}: {verdict.output}"
         listed = yaml.safe_load((directory / "kustomization.yaml").read_text())["resources"]
         expected = sum(len(load_all((directory / f).read_text())) for f in listed)
-        assert len(load_all(done.stdout)) == expected, directory
+        assert len(load_all(verdict.output)) == expected, directory
 
 
 def test_every_object_passes_its_schema(rendered: tuple[str, dict[str, str]]) -> None:
