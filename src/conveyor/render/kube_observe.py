@@ -177,6 +177,7 @@ class EsOutput:
     index: str  # a fixed index, or the prefix of a daily one
     daily: bool  # `<index>-YYYY.MM.DD` (Logstash_Format)
     user: str | None = None  # the password comes from the Secret ES_SECRET (`password`)
+    path: str = ""  # Elasticsearch behind a path prefix (`https://host/es`)
 
 
 _DAILY = re.compile(r"(?P<prefix>[^%]+)-%Y\.%m\.%d")
@@ -186,7 +187,8 @@ def es_output(logs: LogShipping, url: str | None = None) -> EsOutput:
     """The first Elasticsearch destination of conveyor.yaml's `logs.ship` (or `url` over it,
     or the in-cluster default) as Fluent Bit's output. The index pattern carries over when
     it is Conveyor's daily `<prefix>-%Y.%m.%d`, else as a fixed name (strftime parts
-    dropped: Fluent Bit's es output formats only the Logstash form)."""
+    dropped: Fluent Bit's es output formats only the Logstash form). An `api_key_env`
+    destination is not carried over: only a user and password are (docs/flux.md)."""
     dest = next((d for d in logs.ship if isinstance(d, ElasticsearchDestination)), None)
     parts = urlsplit(url or (dest.url if dest else DEFAULT_ELASTICSEARCH))
     tls = parts.scheme == "https"
@@ -198,6 +200,7 @@ def es_output(logs: LogShipping, url: str | None = None) -> EsOutput:
         tls=tls,
         index=daily["prefix"] if daily else re.sub(r"%.", "", index).strip("-.") or "conveyor",
         daily=daily is not None,
+        path=parts.path.rstrip("/"),
         user=dest.username if dest else None,
     )
 
@@ -228,6 +231,8 @@ def fluent_bit_config(es: EsOutput) -> str:
         output.append(("Logstash_DateFormat", "%Y.%m.%d"))
     else:
         output.append(("Index", es.index))
+    if es.path:
+        output.append(("Path", es.path))
     if es.user:
         output += [("HTTP_User", es.user), ("HTTP_Passwd", "${ES_PASSWORD}")]
     return "\n".join(
