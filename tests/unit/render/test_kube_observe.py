@@ -1,10 +1,12 @@
-"""Fluent Bit's Elasticsearch output from conveyor.yaml's `logs.ship`, and its configuration."""
+"""Fluent Bit's Elasticsearch output from conveyor.yaml's `logs.ship` and its configuration;
+image references as Flux's image automation names them."""
 
 from __future__ import annotations
 
 import pytest
 
 from conveyor.model.log_shipping import ElasticsearchDestination, LogShipping, LokiDestination
+from conveyor.render.flux import image_repository, image_setter
 from conveyor.render.kube_observe import EsOutput, es_output, fluent_bit_config
 
 
@@ -53,3 +55,22 @@ def test_the_config_names_what_the_output_needs() -> None:
     assert pairs["Logstash_Prefix"] == "app" and pairs["HTTP_Passwd"] == "${ES_PASSWORD}"
     fixed = fluent_bit_config(EsOutput("es", 9200, False, "fixed", False))
     assert "Index" in fixed and "Logstash_Format" not in fixed and "HTTP_User" not in fixed
+
+
+@pytest.mark.parametrize(
+    ("image", "repository"),
+    [
+        ("postgres", "postgres"),
+        ("postgres:16", "postgres"),
+        ("registry:5000/shop/web", "registry:5000/shop/web"),
+        ("registry:5000/shop/web:1.2.0", "registry:5000/shop/web"),
+        ("ghcr.io/a/b@sha256:" + "0" * 64, "ghcr.io/a/b"),
+        ("ghcr.io/a/b:1@sha256:" + "0" * 64, "ghcr.io/a/b"),
+    ],
+)
+def test_image_repository_drops_tag_and_digest_only(image: str, repository: str) -> None:
+    assert image_repository(image) == repository
+
+
+def test_image_setter_names_the_policy_in_flux_system() -> None:
+    assert image_setter("web") == '{"$imagepolicy": "flux-system:web:tag"}'
