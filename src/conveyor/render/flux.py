@@ -40,7 +40,7 @@ NOTIFICATION_API = "notification.toolkit.fluxcd.io/v1beta3"
 IMAGE_API = "image.toolkit.fluxcd.io/v1beta2"
 FLUX_NAMESPACE = "flux-system"
 SOURCE = "flux-system"  # the GitRepository of the deploy repository (bootstrap's name)
-WEBHOOK_PATH = "/hooks/flux"  # on Conveyor's server: NOT served yet (docs/flux.md)
+WEBHOOK_PATH = "/hooks/flux"  # on Conveyor's server: app.flux_hook (docs/flux.md)
 TIMEOUT = "5m"
 
 # Every directory written holds a kustomization.yaml: kubectl builds it offline (no cluster).
