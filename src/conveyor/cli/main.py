@@ -70,7 +70,8 @@ LAZY = {
     "aws": Lazy("conveyor.cli.aws:app", "AWS infrastructure as code (docs/aws.md).", BUILD),
     "render": Lazy(
         "conveyor.cli.render:app",
-        "Kubernetes manifests (Kustomize) and their checks (docs/kubernetes.md).",
+        "Kubernetes manifests (Kustomize), Flux files, and their checks "
+        "(docs/kubernetes.md, docs/flux.md).",
         BUILD,
     ),
     "server": Lazy(

@@ -2,6 +2,7 @@
 conveyor.yaml.
 
 conveyor render kubernetes [--env ENV] [--out DIR]   a Kustomize base + one overlay per env
+conveyor render flux --repo URL [--out DIR]          Flux, observability, canaries (docs/flux.md)
 conveyor render --check                               kube-score-style findings per service
 """
 
@@ -17,6 +18,7 @@ from rich.table import Table
 from conveyor.app.render import kube_rendering, validate_rendering, write_rendering
 from conveyor.cli.options import FileOpt, JsonOpt, ProjectOpt
 from conveyor.cli.output import console, esc, print_json
+from conveyor.cli.render_flux import render_flux_command
 from conveyor.model.kube import GatewayRef
 
 app = typer.Typer(rich_markup_mode="rich", invoke_without_command=True)
@@ -172,3 +174,7 @@ def kubernetes(
             console.print(f"[red]kubectl kustomize {esc(verdict.file)}[/]: {esc(said)}")
     if failed:
         raise typer.Exit(1)
+
+
+# The deploy repository's Flux files: cli/render_flux.py.
+app.command(name="flux")(render_flux_command)

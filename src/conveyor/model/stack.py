@@ -13,6 +13,7 @@ from pydantic import Field
 
 from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.autoscale import Autoscale
+from conveyor.model.canary import CanarySpec
 from conveyor.model.container import ContainerSettings
 
 # Re-exported (`as`): model types have always imported Frozen from here.
@@ -251,6 +252,7 @@ class Service(Frozen):
     # x-conveyor.alerts over conveyor.yaml's environment defaults; None: the built-in ones.
     alerts: AlertThresholds | None = None
     metrics: MetricsEndpoint | None = None  # scraped by Prometheus when set
+    canary: CanarySpec | None = None  # x-conveyor.canary: a Flagger Canary on Kubernetes
     autoscale: Autoscale | None = None  # x-conveyor.autoscale (rendered for Kubernetes only)
 
     @property
