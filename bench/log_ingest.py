@@ -49,10 +49,11 @@ from common import ROOT, rss_mb  # noqa: F401 — sys.path set up by common
 
 from conveyor.errors import StoreError
 from conveyor.model.logs import LogLabels, LogQuery
-from conveyor.observe.logs.collect import Collector, CollectorOptions, _add_rows, _StreamState
+from conveyor.observe.logs.collect import Collector, CollectorOptions
 from conveyor.observe.logs.cursor import Cursor
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.store import LogStore, Row
+from conveyor.observe.logs.streams import StreamState, add_rows
 from conveyor.runtime.docker_logs import DockerLogs, FrameDecoder
 from conveyor.runtime.log_protocol import STDERR, STDOUT, Frame
 from conveyor.testing.logs import FakeContainerLogs
@@ -198,14 +199,14 @@ def bench_stages(lines: int) -> None:
     )
     decode = time.thread_time() - t
     t = time.thread_time()
-    states = {STDOUT: _StreamState(1, Cursor()), STDERR: _StreamState(2, Cursor())}
+    states = {STDOUT: StreamState(1, Cursor()), STDERR: StreamState(2, Cursor())}
     rows: list[Row] = []
     for stream, ts, text, _complete in frames:
         s = states[stream]
         mark = s.resume.take(ts)
         groups = s.joiner.feed(ts, text, mark)
         if groups:
-            _add_rows(s.source, groups, rows)
+            add_rows(s.source, groups, rows)
     parse = time.thread_time() - t
     tmp = Path(tempfile.mkdtemp(prefix="logbench-"))
     try:
