@@ -120,7 +120,17 @@ def synthetic_frames(n: int, rng: random.Random) -> list[Frame]:
     return frames[:n]
 
 
-def bench_ingest(lines: int, containers: int = 4) -> None:
+def cpu_split(collector: Collector, cpu: float, dt: float) -> tuple[float, str]:
+    """All the collector's CPU time (its process and its parse worker's), and it said."""
+    worker = collector.parse_worker.cpu_seconds() if collector.parse_worker else 0.0
+    where = "in the followers" if collector.parse_worker is None else "in a worker process"
+    return cpu + worker, (
+        f"parsing {where}; CPU {(cpu + worker) / dt:.0%} of one core: collector process "
+        f"{cpu / dt:.0%}, parse worker {worker / dt:.0%}"
+    )
+
+
+def bench_ingest(lines: int, containers: int = 4, worker: bool | None = None) -> None:
     rng = random.Random(7)
     engine = FakeContainerLogs(batch=5000)
     per = lines // containers
@@ -158,7 +168,7 @@ def bench_ingest(lines: int, containers: int = 4) -> None:
             finally:
                 s.close()
 
-    opts = CollectorOptions(discover_interval=0.05, maintain_interval=3600)
+    opts = CollectorOptions(discover_interval=0.05, maintain_interval=3600, parse_worker=worker)
     collector = Collector("bench", None, path, engine, options=opts)
     search_thread = threading.Thread(target=searcher, daemon=True)
     search_thread.start()
@@ -170,11 +180,12 @@ def bench_ingest(lines: int, containers: int = 4) -> None:
     cpu = time.process_time() - cpu0
     stop.set()
     search_thread.join()
+    cpu, split = cpu_split(collector, cpu, dt)
     collector.stop()
     print(
         f"ingest: {lines:,} lines ({expected_records:,} records) in {dt:.2f}s = "
         f"{lines / dt:,.0f} lines/s at the collector's input (parsed, joined, labelled, stored); "
-        f"CPU {cpu / dt:.0%} of one core, {lines / cpu:,.0f} lines per CPU-second (searches "
+        f"{split}; {lines / cpu:,.0f} lines per CPU-second (searches "
         f"included); {len(searches)} searches meanwhile, p95 "
         f"{pct(searches, 0.95) * 1000:.1f} ms; all written: {ok}"
     )
@@ -276,13 +287,12 @@ def count_seq(path: Path) -> tuple[int, int]:
         s.close()
 
 
-def bench_e2e(lines: int) -> None:
+def bench_e2e(lines: int, worker: bool | None = None) -> None:
     project = f"logbench{uuid.uuid4().hex[:6]}"
     tmp = Path(tempfile.mkdtemp(prefix="logbench-"))
     path = tmp / "logs.db"
-    collector = Collector(
-        project, None, path, DockerLogs(), options=CollectorOptions(discover_interval=0.05)
-    )
+    opts = CollectorOptions(discover_interval=0.05, parse_worker=worker)
+    collector = Collector(project, None, path, DockerLogs(), options=opts)
     collector.start()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
@@ -307,6 +317,7 @@ def bench_e2e(lines: int) -> None:
         cpu = time.process_time() - cpu0
         done.set()
         watcher.join()
+        _, split = cpu_split(collector, cpu, dt)
         collector.stop()
         ran = subprocess.run(
             ["docker", "inspect", "-f", "{{.State.StartedAt}} {{.State.FinishedAt}}", cid],
@@ -325,7 +336,7 @@ def bench_e2e(lines: int) -> None:
             f"(docker run to last line stored; docker run returned after {started:.2f}s, every "
             f"line read from the engine after {read}); stored {total - 1:,} numbered lines, "
             f"{distinct:,} distinct: {'none lost, none twice' if distinct == lines == total - 1 else 'MISMATCH'}; "
-            f"collector CPU {cpu / dt:.0%} of one core; the engine alone serves its logs API at "
+            f"{split}; the engine alone serves its logs API at "
             f"{engine_rate:,.0f} lines/s (re-reading the stopped container); container ran "
             f"{ran[0]} .. {ran[1]}; {story}; all written: {ok}"
         )
@@ -482,16 +493,23 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--big", action="store_true", help="search over 10,000,000 lines")
+    ap.add_argument(
+        "--parse",
+        choices=["auto", "worker", "in-process"],
+        default="auto",
+        help="where the collector parses (auto: a worker process when there are 2+ CPUs)",
+    )
     args = ap.parse_args()
+    worker = {"auto": None, "worker": True, "in-process": False}[args.parse]
     # Figures from a busy machine mean little: say how busy it was.
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)")
     if args.what in ("stages", "all"):
         bench_stages(args.lines or 200_000)
     if args.what in ("ingest", "all"):
-        bench_ingest(args.lines or 500_000)
+        bench_ingest(args.lines or 500_000, worker=worker)
     if args.what in ("e2e", "all"):
-        bench_e2e(args.lines or 300_000)
+        bench_e2e(args.lines or 300_000, worker=worker)
     if args.what in ("engine", "all"):
         bench_engine(args.lines or 300_000)
     if args.what in ("overhead", "all"):

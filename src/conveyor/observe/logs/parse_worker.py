@@ -26,19 +26,21 @@ import contextlib
 import itertools
 import pickle
 import signal
+import sys
 import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
 from conveyor.errors import ConveyorError
-from conveyor.host.worker import WorkerLost, WorkerProcess
+from conveyor.host.worker import WorkerLost, WorkerProcess, serve_fd
 from conveyor.observe.logs.cursor import Cursor
 from conveyor.observe.logs.store import Row
 from conveyor.observe.logs.streams import ContainerStreams, Fed, Moved, Sources
 from conveyor.runtime.log_protocol import Frame
 
 NAME = "conveyor-logs-parse"
+MODULE = "conveyor.observe.logs.parse_worker"  # run as `python -m` (this file)
 # Requests: (op, key, argument); answers: (True, value) or (False, what went wrong).
 _OPEN, _FEED, _FLUSH, _CLOSE, _CPU = range(5)
 _PICKLE = pickle.HIGHEST_PROTOCOL
@@ -125,7 +127,7 @@ class ParseWorker:
             if generation is None and (self._process is None or not self._process.alive):
                 if self._process is not None:
                     self._process.stop(1.0)
-                process = WorkerProcess(serve, NAME)
+                process = WorkerProcess(MODULE, NAME)
                 process.start()
                 self._process = process
                 self.generation += 1
@@ -194,3 +196,7 @@ class RemoteStreams:
     def _handed(self, moved: Moved) -> None:
         for source, cursor in moved.items():
             self._emitted[self._stream_of[source]] = cursor
+
+
+if __name__ == "__main__":
+    serve_fd(sys.argv, serve)
