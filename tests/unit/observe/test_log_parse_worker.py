@@ -65,6 +65,14 @@ def test_the_worker_parses_as_the_follower_does(worker: ParseWorker) -> None:
     assert there.since() == here.since() > 0
     assert worker.pid is not None and worker.pid != os.getpid()
     there.close()
+    child = worker._process
+    assert child is not None and child._process is not None
+    popen = child._process
+    worker.stop()
+    # It ended at the end of its socket (exit status 0), not killed; no new one after a stop.
+    assert popen.returncode == 0 and not child.alive
+    with pytest.raises(ParseWorkerLost, match="stopped"):
+        worker.streams({STDOUT: (1, Cursor())}).feed(batch)
 
 
 def test_streams_in_a_worker_that_died_are_given_up_not_silently_reopened(

@@ -129,7 +129,8 @@ class Collector:
         use_worker = self.options.parse_worker
         if use_worker is None:
             use_worker = (os.cpu_count() or 1) > 1
-        self.parse_worker = ParseWorker() if use_worker else None
+        self._use_worker = use_worker
+        self.parse_worker = ParseWorker() if use_worker else None  # a new one at each start
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -143,6 +144,8 @@ class Collector:
             _release_lock(self._lock_fd)
             self._lock_fd = None
             raise
+        if self._use_worker:
+            self.parse_worker = ParseWorker()
         for name, target in (
             ("logs-writer", self._write_loop),
             ("logs-discover", self._discover_loop),

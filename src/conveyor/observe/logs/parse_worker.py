@@ -92,6 +92,7 @@ class ParseWorker:
         self.generation = 0  # bumped at each start: streams opened before are gone
         self.starts = 0
         self._keys = itertools.count(1)
+        self._stopped = False  # no new worker once the collector stopped
 
     @property
     def pid(self) -> int | None:
@@ -106,12 +107,13 @@ class ParseWorker:
             if self._process is None or not self._process.alive:
                 return 0.0
         try:
-            return float(self.request(None, _CPU, 0, None)[1])
+            return float(self.request(self.generation, _CPU, 0, None)[1])
         except ConveyorError:
             return 0.0
 
     def stop(self, timeout: float = 5.0) -> None:
         with self._lock:
+            self._stopped = True
             if self._process is not None:
                 self._process.stop(timeout)
                 self._process = None
@@ -122,6 +124,8 @@ class ParseWorker:
         since; None (opening) takes the current one, starting a worker when none runs."""
         message = pickle.dumps((op, key, arg), _PICKLE)
         with self._lock:
+            if self._stopped:
+                raise ParseWorkerLost(f"the {NAME} process was stopped")
             if generation is not None and generation != self.generation:
                 raise ParseWorkerLost(f"the {NAME} process was restarted")
             if generation is None and (self._process is None or not self._process.alive):
