@@ -5,6 +5,7 @@ parsing).
     worker = WorkerProcess("conveyor.observe.logs.parse_worker", "conveyor-logs-parse")
     worker.start()                     # python -m <module> <fd>; it answers on fd
     answer = worker.request(b"...")    # WorkerLost when the child died (it is not restarted)
+    worker.send(b"..."); worker.receive()   # the same in two halves, from two threads
     worker.stop()
 
 The child is a fresh interpreter (`python -m`), not a fork of this process: this process runs
@@ -33,14 +34,16 @@ class WorkerLost(ConveyorError):
 
 
 class WorkerProcess:
-    """One child process running `module`; `request` is one message out, one back (the caller
-    serializes requests)."""
+    """One child process running `module`, answering each message in order. `request` is one
+    message out, one back; `send` and `receive` let one thread send while another receives
+    (the child's answers then wait in the socket, not the child)."""
 
     def __init__(self, module: str, name: str) -> None:
         self.module = module
         self.name = name
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        self._socket: socket.socket | None = None
 
     @property
     def pid(self) -> int | None:
@@ -66,14 +69,29 @@ class WorkerProcess:
             raise ConveyorError(f"cannot start the {self.name} process: {e}") from e
         finally:
             theirs.close()  # only the child holds its end, so its death reads as EOF here
-        self._process, self._conn = process, Connection(ours.detach())
+        # The connection on a descriptor of its own; the socket kept to shut it down (that
+        # wakes a thread blocked receiving on it, which a close does not).
+        self._process, self._socket = process, ours
+        self._conn = Connection(os.dup(ours.fileno()))
 
     def request(self, message: bytes) -> bytes:
+        self.send(message)
+        return self.receive()
+
+    def send(self, message: bytes) -> None:
         conn = self._conn
         if conn is None:
             raise WorkerLost(f"the {self.name} process is not running")
         try:
             conn.send_bytes(message)
+        except OSError as e:
+            raise WorkerLost(f"the {self.name} process ended ({e})") from e
+
+    def receive(self) -> bytes:
+        conn = self._conn
+        if conn is None:
+            raise WorkerLost(f"the {self.name} process is not running")
+        try:
             return conn.recv_bytes()
         except (EOFError, OSError) as e:
             code = self._reap()
@@ -81,10 +99,8 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the socket (the child ends at its EOF); kill it, by its PID, if it does not."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        process, self._process = self._process, None
+        process, self._process = self._process, None  # before the close: the receiving
+        self._close()  # thread may reap it meanwhile, and this waits for it all the same
         if process is None:
             return
         try:
@@ -95,10 +111,8 @@ class WorkerProcess:
 
     def _reap(self) -> str:
         """The ended child's exit, said in words; the socket closed."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        process, self._process = self._process, None
+        self._close()
+        process = self._process
         if process is None:
             return ""
         try:
@@ -108,6 +122,18 @@ class WorkerProcess:
             process.wait(1.0)
             return "its socket broke"
         return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+
+    def _close(self) -> None:
+        # Taken first: the receiving thread may close at the same time as `stop`.
+        sock, self._socket = self._socket, None
+        conn, self._conn = self._conn, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
 
 
 def serve_fd(argv: list[str], serve: Callable[[Connection], None]) -> None:

@@ -65,8 +65,9 @@ def test_the_worker_parses_as_the_follower_does(worker: ParseWorker) -> None:
     assert there.since() == here.since() > 0
     assert worker.pid is not None and worker.pid != os.getpid()
     there.close()
-    child = worker._process
-    assert child is not None and child._process is not None
+    assert worker._link is not None
+    child = worker._link.process
+    assert child._process is not None
     popen = child._process
     worker.stop()
     # It ended at the end of its socket (exit status 0), not killed; no new one after a stop.

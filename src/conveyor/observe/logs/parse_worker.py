@@ -22,6 +22,7 @@ worker.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import pickle
@@ -83,29 +84,49 @@ def serve(conn: Connection) -> None:
             return
 
 
+class _Answer:
+    """One request's answer, waited for by the follower that asked."""
+
+    __slots__ = ("data", "done", "lost")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.data = b""
+        self.lost = ""  # why no answer comes: the worker ended
+
+
+class _Link:
+    """One worker process and the answers it owes, oldest first (it answers in order)."""
+
+    def __init__(self, process: WorkerProcess, generation: int) -> None:
+        self.process = process
+        self.generation = generation
+        self.owed: collections.deque[_Answer] = collections.deque()
+
+
 class ParseWorker:
-    """The collector's worker process, shared by its followers (one request at a time)."""
+    """The collector's worker process, shared by its followers. Their requests are sent as
+    they come and answered in order by a receiving thread, so while the worker parses one
+    follower's batch the next one waits in its socket: it is not left idle between them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: WorkerProcess | None = None
-        self.generation = 0  # bumped at each start: streams opened before are gone
+        self._link: _Link | None = None
+        self.generation = 0  # bumped at each start and loss: streams opened before are gone
         self.starts = 0
         self._keys = itertools.count(1)
         self._stopped = False  # no new worker once the collector stopped
 
     @property
     def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
+        link = self._link
+        return None if link is None else link.process.pid
 
     def streams(self, sources: Sources) -> RemoteStreams:
         return RemoteStreams(self, next(self._keys), sources)
 
     def cpu_seconds(self) -> float:
         """The worker's CPU time since it started (benchmarks); 0.0 when it is not running."""
-        with self._lock:
-            if self._process is None or not self._process.alive:
-                return 0.0
         try:
             return float(self.request(self.generation, _CPU, 0, None)[1])
         except ConveyorError:
@@ -114,40 +135,71 @@ class ParseWorker:
     def stop(self, timeout: float = 5.0) -> None:
         with self._lock:
             self._stopped = True
-            if self._process is not None:
-                self._process.stop(timeout)
-                self._process = None
+            link, self._link = self._link, None
+        if link is not None:
+            link.process.stop(timeout)  # its receiving thread ends at the closed socket
 
     def request(self, generation: int | None, op: int, key: int, arg: object) -> tuple[int, Any]:
         """Ask the worker; returns the generation that answered and its answer. With a
         `generation` (streams opened then), ParseWorkerLost if the worker has been replaced
         since; None (opening) takes the current one, starting a worker when none runs."""
         message = pickle.dumps((op, key, arg), _PICKLE)
+        answer = _Answer()
         with self._lock:
             if self._stopped:
                 raise ParseWorkerLost(f"the {NAME} process was stopped")
             if generation is not None and generation != self.generation:
                 raise ParseWorkerLost(f"the {NAME} process was restarted")
-            if generation is None and (self._process is None or not self._process.alive):
-                if self._process is not None:
-                    self._process.stop(1.0)
-                process = WorkerProcess(MODULE, NAME)
-                process.start()
-                self._process = process
-                self.generation += 1
-                self.starts += 1
-            if self._process is None:
-                raise ParseWorkerLost(f"the {NAME} process is not running")
-            try:
-                ok, value = pickle.loads(self._process.request(message))  # noqa: S301 — ours
-            except WorkerLost as e:
-                self._process = None
-                self.generation += 1  # every open stream is gone with it
-                raise ParseWorkerLost(str(e)) from e
-            answered = self.generation
+            link = self._link
+            if link is None:
+                if generation is not None:
+                    raise ParseWorkerLost(f"the {NAME} process is not running")
+                link = self._start()
+            # Owed before it is sent: its answer can come only after.
+            link.owed.append(answer)
+            # A worker that ended: the receiving thread sees it too, and tells every asker.
+            with contextlib.suppress(WorkerLost):
+                link.process.send(message)
+        answer.done.wait()
+        if answer.lost:
+            raise ParseWorkerLost(answer.lost)
+        ok, value = pickle.loads(answer.data)  # noqa: S301 — our own worker's
         if not ok:
             raise ParseWorkerLost(f"the {NAME} process failed: {value}")
-        return answered, value
+        return link.generation, value
+
+    def _start(self) -> _Link:
+        process = WorkerProcess(MODULE, NAME)
+        process.start()
+        self.generation += 1
+        self.starts += 1
+        link = _Link(process, self.generation)
+        self._link = link
+        threading.Thread(
+            target=self._receive, args=(link,), name="logs-parse-answers", daemon=True
+        ).start()
+        return link
+
+    def _receive(self, link: _Link) -> None:
+        while True:
+            try:
+                data = link.process.receive()
+            except WorkerLost as e:
+                lost = str(e)
+                break
+            answer = link.owed.popleft()  # answers come in the order asked
+            answer.data = data
+            answer.done.set()
+        # The worker ended (killed, or stopped): whatever it owed is not coming, and every
+        # stream opened in it is gone.
+        with self._lock:
+            if self._link is link:
+                self._link = None
+                self.generation += 1
+        while link.owed:
+            answer = link.owed.popleft()
+            answer.lost = lost
+            answer.done.set()
 
 
 class RemoteStreams:
