@@ -121,13 +121,17 @@ def synthetic_frames(n: int, rng: random.Random) -> list[Frame]:
     return frames[:n]
 
 
-def cpu_split(collector: Collector, cpu: float, dt: float) -> tuple[float, str]:
-    """All the collector's CPU time (its process and its parse worker's), and it said."""
+def cpu_split(collector: Collector, cpu: float, dt: float, lines: int) -> tuple[float, str]:
+    """All the collector's CPU time (its process and its parse worker's), and it said: the
+    share of a CPU each got, and the lines per CPU-second of each (what each would do with a
+    CPU of its own)."""
     worker = collector.parse_worker.cpu_seconds() if collector.parse_worker else 0.0
-    where = "in the followers" if collector.parse_worker is None else "in a worker process"
+    if collector.parse_worker is None:
+        return cpu, f"parsing in the followers; CPU {cpu / dt:.0%} of one core"
     return cpu + worker, (
-        f"parsing {where}; CPU {(cpu + worker) / dt:.0%} of one core: collector process "
-        f"{cpu / dt:.0%}, parse worker {worker / dt:.0%}"
+        f"parsing in a worker process; CPU {(cpu + worker) / dt:.0%} of one core: collector "
+        f"process {cpu / dt:.0%} ({lines / cpu:,.0f} lines per its CPU-second), parse worker "
+        f"{worker / dt:.0%} ({lines / max(worker, 1e-9):,.0f} lines per its CPU-second)"
     )
 
 
@@ -181,7 +185,7 @@ def bench_ingest(lines: int, containers: int = 4, worker: bool | None = None) ->
     cpu = time.process_time() - cpu0
     stop.set()
     search_thread.join()
-    cpu, split = cpu_split(collector, cpu, dt)
+    cpu, split = cpu_split(collector, cpu, dt, lines)
     collector.stop()
     print(
         f"ingest: {lines:,} lines ({expected_records:,} records) in {dt:.2f}s = "
@@ -333,7 +337,7 @@ def bench_e2e(lines: int, worker: bool | None = None) -> None:
         cpu = time.process_time() - cpu0
         done.set()
         watcher.join()
-        _, split = cpu_split(collector, cpu, dt)
+        _, split = cpu_split(collector, cpu, dt, lines)
         collector.stop()
         ran = subprocess.run(
             ["docker", "inspect", "-f", "{{.State.StartedAt}} {{.State.FinishedAt}}", cid],

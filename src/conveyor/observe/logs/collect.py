@@ -12,11 +12,13 @@ Threads:
   a follower for each one that runs (or stopped with output not read yet): replicas, one-shot
   services and CI job containers alike (service addresses write nothing and are left out);
 - one `logs-<container>` follower per container reads its output from the cursor stored for
-  each of its streams (`cursor.Resume`: no line twice, none missed), joins multi-line records
-  (`multiline.Joiner`), parses them (`parse.parse_line`) and hands batches to the writer. When
-  its stream ends, the container either stopped (the rest is flushed; done) or the engine
-  went away (a dockerd restart): it reads again from the last record it handed over, with
-  back-off until the engine answers;
+  each of its streams and has it turned into rows (`streams.ContainerStreams`: what is new,
+  `cursor.Resume`; multi-line records joined; parsed) — in the parse worker process
+  (`parse_worker`) on a machine with more than one CPU, so parsing and the writer's SQLite
+  work run at once, else in the follower itself — and hands them to the writer. When its
+  stream ends, the container either stopped (the rest is flushed; done) or the engine went
+  away (a dockerd restart), or the parse worker was lost: it reads again from the last record
+  it handed over, with back-off until the engine (or a new worker) answers;
 - `logs-writer` writes batches (and the cursors they move) in one transaction each, hands
   each stored batch to the sink when one was given (the shippers to Elasticsearch and Loki:
   `ship/`), and runs the store's maintenance (retention, compaction).
