@@ -293,9 +293,21 @@ def _split_log_line(raw: str) -> tuple[str, str]:
 class DockerEngine:
     """`Runtime` on a local Docker Engine."""
 
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
+    def __init__(
+        self, client: docker.DockerClient | None = None, base_url: str | None = None
+    ) -> None:
+        """`base_url`: another engine than the environment's (`unix:///path`, say: a fleet
+        host's engine brought here by host.ssh_tunnel); the client is made on first use."""
         self._client = client
+        self._base_url = base_url
         self._client_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the client's connections (a later call makes a new one)."""
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     # -- plumbing --
 
@@ -304,7 +316,11 @@ class DockerEngine:
         with self._client_lock:
             if self._client is None:
                 try:
-                    self._client = docker.from_env()
+                    self._client = (
+                        docker.DockerClient(base_url=self._base_url)
+                        if self._base_url
+                        else docker.from_env()
+                    )
                 except docker.errors.DockerException as e:
                     raise EngineUnreachable(_unreachable(e)) from e
             return self._client
