@@ -14,6 +14,7 @@ import os
 import socket
 from pathlib import Path
 
+from conveyor.errors import HostError
 from conveyor.host.process import Daemon, DaemonSpec
 from conveyor.model.fleet import FleetHost
 
@@ -69,10 +70,17 @@ def tunnel_spec(host: FleetHost, run_dir: Path, known_hosts: Path | None = None)
 
 
 def socket_path(host: FleetHost, run_dir: Path) -> Path:
+    """The local end of `host`'s tunnel: named after the host, or after a digest of its name
+    when that is too long for a unix socket; a run directory too long for either is refused."""
     path = run_dir / f"{host.name}.docker.sock"
     if len(str(path).encode()) > _SUN_PATH:
         digest = hashlib.sha256(host.name.encode()).hexdigest()[:12]
         path = run_dir / f"{digest}.sock"
+    if len(str(path).encode()) > _SUN_PATH:
+        raise HostError(
+            f"unix socket path {path} is longer than {_SUN_PATH} bytes: choose a shorter "
+            "run directory for the fleet's SSH tunnels"
+        )
     return path
 
 
