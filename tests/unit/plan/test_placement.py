@@ -14,7 +14,7 @@ from conveyor.model.fleet import FleetHost
 from conveyor.model.placement import Constraint, ServicePlacement
 from conveyor.model.stack import Service
 from conveyor.plan.placement import PlacedReplica, PlacementError, place
-from conveyor.spec.compose import load_stack
+from conveyor.spec.compose import load_compose, load_stack
 
 # Three hosts written as "name key=value ...", in inventory order.
 HOSTS = ("h1 zone=a ssd=true", "h2 zone=b", "h3 zone=a")
@@ -367,3 +367,23 @@ def _infeasible(svc: Service, hosts: list[FleetHost]) -> bool:
         return not allowed
     limit = rules.max_replicas_per_node or svc.replicas
     return len(allowed) * limit < svc.replicas
+
+
+def test_attributes_the_inventory_lacks_are_warned_and_ignored(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n"
+        "  web:\n"
+        "    image: w\n"
+        "    deploy:\n"
+        "      placement:\n"
+        "        constraints: [node.platform.os==linux, node.labels.zone==a]\n"
+    )
+    loaded = load_compose([tmp_path / "compose.yaml"], environ={})
+    rules = loaded.stack.services["web"].placement
+    assert rules is not None
+    assert [c.text for c in rules.constraints] == ["node.labels.zone==a"]
+    assert any(
+        "constraints[0]: ignored: Conveyor matches node.hostname, node.id, node.role and "
+        "node.labels, not node.platform.os" in w.render()
+        for w in loaded.warnings
+    )
