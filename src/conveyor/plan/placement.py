@@ -77,11 +77,14 @@ def place(
     services: Mapping[str, Service],
     hosts: Sequence[FleetHost],
     current: Sequence[PlacedReplica] = (),
+    holding: Sequence[FleetHost] = (),
 ) -> FleetPlacement:
     """The desired placement of `services` (in their order) over `hosts`: the app hosts that
     are up, in inventory order. `current`: where replicas run now (any host, up or not).
-    Raises SpecError(s) naming file:line when a service's placement cannot be met."""
-    up = {host.name for host in hosts}
+    `holding`: hosts whose replicas stay but that take no new ones (a host that missed a
+    probe: plan.host_health's suspect hosts). Raises SpecError(s) naming file:line when a
+    service's placement cannot be met."""
+    up = {host.name for host in (*hosts, *holding)}
     # Replicas overall per host: every service's current replicas, each service's swapped
     # for its desired ones as it is placed, so later services see where earlier ones went.
     overall: Counter[str] = Counter(
@@ -93,7 +96,7 @@ def place(
         mine = [r for r in current if r.service == name]
         overall.subtract(r.host for r in mine if r.host in up)
         try:
-            plan = _place_service(name, service, hosts, mine, overall)
+            plan = _place_service(name, service, hosts, holding, mine, overall)
         except SpecError as exc:
             errors.append(exc)
             continue
@@ -110,28 +113,35 @@ def _place_service(
     name: str,
     service: Service,
     hosts: Sequence[FleetHost],
+    holding: Sequence[FleetHost],
     current: list[PlacedReplica],
     overall: Counter[str],
 ) -> ServicePlacementPlan:
     rules = service.placement or _ANYWHERE
-    allowed = [host for host in hosts if rules.allows(host)]
-    wanted = len(allowed) if rules.mode == "global" else service.replicas
-    limit = 1 if rules.mode == "global" else rules.max_replicas_per_node or wanted
-    _check_feasible(name, rules, hosts, allowed, wanted, limit)
+    allowed = [host for host in hosts if rules.allows(host)]  # may take new replicas
+    held = {host.name for host in holding if rules.allows(host)}  # keep theirs only
+    glob = rules.mode == "global"
+    limit = 1 if glob else rules.max_replicas_per_node or service.replicas
 
-    allowed_names = {host.name for host in allowed}
     keep: list[PlacedReplica] = []
     stop: list[PlacedReplica] = []
     on_host: Counter[str] = Counter()
     for replica in current:
-        if replica.host in allowed_names and on_host[replica.host] < limit:
+        if (replica.host in held or any(h.name == replica.host for h in allowed)) and on_host[
+            replica.host
+        ] < limit:
             keep.append(replica)
             on_host[replica.host] += 1
         else:
             stop.append(replica)
+    # global: one on every allowed host, new or kept; replicated: the file's count.
+    wanted = len(allowed) + sum(1 for h in held if on_host[h]) if glob else service.replicas
+    capacity = len(allowed) * limit + sum(on_host[h] for h in held)
+    _check_feasible(name, rules, (*hosts, *holding), allowed, wanted, limit, capacity)
 
-    order = {host.name: i for i, host in enumerate(hosts)}
-    by_name = {host.name: host for host in hosts}
+    everyone = (*hosts, *holding)
+    order = {host.name: i for i, host in enumerate(everyone)}
+    by_name = {host.name: host for host in everyone}
 
     def crowding(host: str) -> tuple[int, ...]:
         """How full a host is for this service: smaller takes the next replica first."""
@@ -146,14 +156,17 @@ def _place_service(
         return (*groups, on_host[host], overall[host] + on_host[host], order[host])
 
     while len(keep) > wanted:
-        fullest = max(on_host, key=lambda h: crowding(h) if on_host[h] else (-1,))
+        # From a host that only holds first (it may be on its way out), then the fullest.
+        fullest = max(
+            on_host, key=lambda h: (h in held, *crowding(h)) if on_host[h] else (False, -1)
+        )
         victim = next(r for r in reversed(keep) if r.host == fullest)
         keep.remove(victim)
         stop.append(victim)
         on_host[fullest] -= 1
     start: list[str] = []
     while len(keep) + len(start) < wanted:
-        emptiest = min((h for h in allowed_names if on_host[h] < limit), key=crowding)
+        emptiest = min((h.name for h in allowed if on_host[h.name] < limit), key=crowding)
         start.append(emptiest)
         on_host[emptiest] += 1
     return ServicePlacementPlan(
@@ -172,13 +185,17 @@ def _check_feasible(
     allowed: list[FleetHost],
     wanted: int,
     limit: int,
+    capacity: int,
 ) -> None:
+    """`hosts`: every host that is up (taking replicas or only holding them); `capacity`:
+    how many replicas the allowed ones can run."""
     if not hosts:
         if wanted or rules.mode == "global":
             raise PlacementError(f"service {name}: no app host is up to run its replicas")
         return
     where = f"services.{name}.deploy.placement"
-    if not allowed and (wanted or rules.mode == "global"):
+    allowed_any = [host for host in hosts if rules.allows(host)]
+    if not allowed_any and (wanted or rules.mode == "global"):
         first = rules.constraints[0]
         written = ", ".join(c.text for c in rules.constraints)
         up = ", ".join(host.name for host in hosts)
@@ -188,7 +205,13 @@ def _check_feasible(
             f"{where}.constraints",
             f"no app host that is up matches {written} (up: {up})",
         )
-    if len(allowed) * limit < wanted:
+    if not allowed and capacity < wanted:
+        held = ", ".join(host.name for host in hosts)
+        raise PlacementError(
+            f"service {name}: no app host can take a new replica (hosts that only hold "
+            f"theirs: {held})"
+        )
+    if capacity < wanted:
         shown = ", ".join(host.name for host in allowed)
         raise SpecError(
             rules.file,

@@ -344,6 +344,11 @@ def test_random_fleets(seed: int) -> None:
     # Stable: placing again from the result moves nothing.
     again = place(services, hosts, _replicas_of(placed))
     assert again.unchanged
+    # A host that only holds keeps what it has: nothing moves.
+    suspect = rng.choice(hosts)
+    rest = [h for h in hosts if h is not suspect]
+    held = place(services, rest, _replicas_of(placed), holding=[suspect])
+    assert held.unchanged
     # Losing a host moves only that host's replicas.
     if len(hosts) > 1:
         lost = rng.choice(hosts)
@@ -387,3 +392,34 @@ def test_attributes_the_inventory_lacks_are_warned_and_ignored(tmp_path: Path) -
         "node.labels, not node.platform.os" in w.render()
         for w in loaded.warnings
     )
+
+
+@pytest.mark.parametrize(
+    ("replicas", "current", "expected"),
+    [
+        (3, ("web-1@h1", "web-2@h2"), "h1:1 h2:1 h3:1"),  # keeps its replica, gets no new one
+        (4, ("web-1@h1", "web-2@h2", "web-3@h3"), "h1:2 h2:1 h3:1"),
+        (2, ("web-1@h1", "web-2@h2", "web-3@h3"), "h1:1 h3:1"),  # scaled down there first
+    ],
+    ids=["heal", "scale up", "scale down"],
+)
+def test_a_host_that_only_holds_keeps_its_replicas_and_takes_none(
+    tmp_path: Path, replicas: int, current: tuple[str, ...], expected: str
+) -> None:
+    services = _services(tmp_path, _svc("web", f"replicas: {replicas}"))
+    h1, h2, h3 = _hosts(*HOSTS)
+    result = place(services, [h1, h3], _current(*current), holding=[h2])
+    assert _shown(result.services["web"].hosts()) == expected
+
+
+def test_global_on_a_host_that_only_holds(tmp_path: Path) -> None:
+    services = _services(tmp_path, _svc("agent", "mode: global"))
+    h1, h2, h3 = _hosts(*HOSTS)
+    kept = place(services, [h1], _current("agent-1@h2"), holding=[h2, h3]).services["agent"]
+    assert (_shown(kept.hosts()), kept.stop) == ("h1:1 h2:1", ())
+
+
+def test_no_host_takes_new_replicas() -> None:
+    (h2,) = _hosts("h2")
+    with pytest.raises(PlacementError, match="no app host can take a new replica"):
+        place({"web": Service(name="web", replicas=2)}, [], _current("web-1@h2"), holding=[h2])
