@@ -30,14 +30,15 @@ from conveyor.host.process import Daemon, DaemonSpec, wait_until
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.fleet import Fleet
 from conveyor.model.routing import Frontend, RouterConfig
-from conveyor.model.stack import Stack
+from conveyor.model.stack import Service, Stack
 from conveyor.plan.edge import edge_config
 from conveyor.plan.fleet_routes import FleetReplica, fleet_router_config
+from conveyor.plan.network import DesiredNetwork
 from conveyor.plan.placement import FleetPlacement, place
 from conveyor.plan.routes import frontend_for
 from conveyor.render.edge_haproxy import render_edge
 from conveyor.render.haproxy import render
-from conveyor.runtime.protocol import ReplicaRun
+from conveyor.runtime.protocol import NetworkRun, ReplicaRun
 from conveyor.spec.compose import load_stack
 from conveyor.testing.fleet_hosts import FleetHostError, TestFleet, TestHost, fleet_of_hosts
 from conveyor.testing.net import free_port
@@ -261,9 +262,8 @@ def test_replicas_run_where_the_planner_placed_them(running: Running) -> None:
     assert counts == {"web": {"h1": 2, "h2": 1}, "db": {"h2": 1}}
     for host in ("h1", "h2"):
         found = running.engines.engine(host).list_replicas(PROJECT)
-        assert Counter(r.service for r in found if r.running) == Counter(
-            {name: n for name, c in counts.items() if (n := c.get(host, 0))}
-        )
+        placed = Counter(r.service for r in found if r.running and r.service in counts)
+        assert placed == Counter({name: n for name, c in counts.items() if (n := c.get(host, 0))})
 
 
 def test_a_replica_reaches_a_service_on_another_host_by_name(running: Running) -> None:
@@ -302,3 +302,45 @@ def test_the_edge_keeps_answering_when_a_host_loses_its_replica_then_its_haproxy
     running.host("h2").exec("sh", "-c", f"kill $(cat {HOST_RUN}/haproxy.pid)")
     answers = [_get(url) for _ in range(20)]
     assert [status for status, _ in answers] == [200] * 20
+
+
+def test_a_project_network_replica_is_reached_from_another_host_at_its_published_port(
+    running: Running,
+) -> None:
+    """Project networking on a fleet: the replica answers on its own network, and its engine
+    publishes its port on an ephemeral port of its host's fleet address, which is where the
+    other hosts' HAProxies list it (plan.fleet_routes)."""
+    h1, h2 = running.host("h1"), running.host("h2")
+    engine = running.engines.engine("h1")
+    network = engine.ensure_network(
+        NetworkRun(
+            project=PROJECT,
+            network=DesiredNetwork(name="default", docker_name=f"{PROJECT}_default"),
+        )
+    )
+    service = Service(name="api", networking="project", command=("python", "-c", WEB_APP))
+    req = ReplicaRun(
+        project=PROJECT,
+        replica="api-1-1",
+        release=1,
+        spec_hash="test",
+        image_id=_image_id(),
+        port=8000,
+        service=service,
+        env={"PORT": "8000", "REPLICA": "api-1-1", "FLEET_HOST": "h1", "DB_PORT": str(DB_PORT)},
+        networks={network.docker_name: ()},
+        publish_on=h1.address,
+    )
+    seen = engine.inspect(engine.run(req))
+    assert seen is not None
+    assert seen.published_port is not None
+    assert seen.endpoint.port == 8000  # on its network, its own port
+    url = f"http://{h1.address}:{seen.published_port}/"
+
+    def answered() -> bool:
+        try:
+            return h2.exec("curl", "-fsS", url) == "api-1-1@h1"
+        except FleetHostError:  # not listening yet: the wait tries again
+            return False
+
+    assert wait_until(answered, 60, 0.5), f"h2 did not reach api on h1 at {url}"
