@@ -591,4 +591,3 @@ def test_following_logs_can_be_closed_early(
         timeout=5,
         what="the log thread to end",
     )
-
