@@ -68,6 +68,11 @@ LAZY = {
         OBSERVE,
     ),
     "aws": Lazy("conveyor.cli.aws:app", "AWS infrastructure as code (docs/aws.md).", BUILD),
+    "render-flux": Lazy(
+        "conveyor.cli.render_flux:render_flux_command",
+        "Flux, observability and canary files for the deploy repository (docs/flux.md).",
+        BUILD,
+    ),
     "server": Lazy(
         "conveyor.cli.server:server",
         "Run the GitOps server in the foreground: its HTTP API and webhooks (Ctrl-C stops it).",

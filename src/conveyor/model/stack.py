@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from conveyor.model.alert_thresholds import AlertThresholds
+from conveyor.model.canary import CanarySpec
 from conveyor.model.container import ContainerSettings
 
 # Re-exported (`as`): model types have always imported Frozen from here.
@@ -254,6 +255,7 @@ class Service(Frozen):
     # deploy.mode and deploy.placement: used on a fleet (plan.placement); None: replicated,
     # on any host. Not part of the spec hash: moving replicas is placement's job.
     placement: ServicePlacement | None = None
+    canary: CanarySpec | None = None  # x-conveyor.canary: a Flagger Canary on Kubernetes
 
     @property
     def restart_policy(self) -> Restart:

@@ -23,6 +23,7 @@ from conveyor.model.stack import (
     VolumeMount,
 )
 from conveyor.spec.alert_thresholds import alert_thresholds
+from conveyor.spec.canary import canary
 from conveyor.spec.container import container_settings
 from conveyor.spec.context import Context
 from conveyor.spec.dotenv import parse_env
@@ -110,6 +111,13 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
         ),
         metrics=metrics_endpoint(ctx, path, raw),
         placement=service_placement(ctx, path, raw),
+        canary=canary(
+            ctx,
+            (*path, "x-conveyor", "canary"),
+            (raw.get("x-conveyor") or {}).get("canary"),
+            route,
+            has_metrics=(raw.get("x-conveyor") or {}).get("metrics") is not None,
+        ),
         alerts=alert_thresholds(
             ctx, (*path, "x-conveyor", "alerts"), (raw.get("x-conveyor") or {}).get("alerts")
         ),
