@@ -19,6 +19,7 @@ from conveyor.model.container import ContainerSettings
 # Re-exported (`as`): model types have always imported Frozen from here.
 from conveyor.model.frozen import Frozen as Frozen  # noqa: PLC0414
 from conveyor.model.logs import LogSettings
+from conveyor.model.placement import ServicePlacement
 from conveyor.model.slo import ServiceSLO
 
 
@@ -252,6 +253,9 @@ class Service(Frozen):
     # x-conveyor.alerts over conveyor.yaml's environment defaults; None: the built-in ones.
     alerts: AlertThresholds | None = None
     metrics: MetricsEndpoint | None = None  # scraped by Prometheus when set
+    # deploy.mode and deploy.placement: used on a fleet (plan.placement); None: replicated,
+    # on any host. Not part of the spec hash: moving replicas is placement's job.
+    placement: ServicePlacement | None = None
     canary: CanarySpec | None = None  # x-conveyor.canary: a Flagger Canary on Kubernetes
     autoscale: Autoscale | None = None  # x-conveyor.autoscale (rendered for Kubernetes only)
 

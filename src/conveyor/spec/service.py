@@ -31,6 +31,7 @@ from conveyor.spec.dotenv import parse_env
 from conveyor.spec.durations import parse_bytes, parse_duration
 from conveyor.spec.mounts import config_mounts, secret_mounts, volume_mounts
 from conveyor.spec.networks import networking, service_networks
+from conveyor.spec.placement import service_placement
 from conveyor.spec.restart import restart_policy
 from conveyor.spec.routing import metrics_endpoint, routing
 from conveyor.spec.slo import service_slo
@@ -110,6 +111,7 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
             ctx, (*path, "x-conveyor", "slo"), (raw.get("x-conveyor") or {}).get("slo")
         ),
         metrics=metrics_endpoint(ctx, path, raw),
+        placement=service_placement(ctx, path, raw),
         canary=canary(
             ctx,
             (*path, "x-conveyor", "canary"),
