@@ -129,6 +129,15 @@ def _add_aws() -> None:
 _add_aws()
 
 
+def _add_provision() -> None:
+    from conveyor.cli.provision import register
+
+    register(app)
+
+
+_add_provision()
+
+
 def _add_server() -> None:
     from conveyor.cli.server import server, token_app
 

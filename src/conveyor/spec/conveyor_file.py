@@ -31,6 +31,7 @@ from conveyor.spec.aws import aws_settings
 from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration, parse_non_negative_duration
+from conveyor.spec.fleet import fleet as parse_fleet
 from conveyor.spec.keys import known_keys, mapping
 from conveyor.spec.log_shipping import log_shipping as parse_log_shipping
 from conveyor.spec.notifications import notifications as parse_notifications
@@ -41,7 +42,7 @@ from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 FILE_NAME = "conveyor.yaml"
 MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; use webhooks
 
-TOP_KEYS = ("environments", "notifications", "logs", "checks", "aws")
+TOP_KEYS = ("environments", "notifications", "logs", "checks", "aws", "hosts", "inventory")
 ENVIRONMENT_KEYS = (
     "branch",
     "tag_pattern",
@@ -114,6 +115,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     logs = parse_log_shipping(ctx, ("logs",), root.get("logs"))
     checks = parse_checks(ctx, ("checks",), root.get("checks"))
     aws = aws_settings(ctx, ("aws",), root.get("aws"))
+    fleet = parse_fleet(ctx, root)
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
         return None
@@ -133,6 +135,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
         logs=logs,
         checks=checks,
         aws=aws,
+        fleet=fleet,
     )
 
 
