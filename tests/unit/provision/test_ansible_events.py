@@ -48,6 +48,8 @@ def test_results_become_typed_events() -> None:
 
 def test_failure_message_falls_back_to_stderr_and_items() -> None:
     by_stderr = translate(_event("runner_on_failed", host="a", res={"stderr": "boom\n"}))
+    both = translate(_event("runner_on_failed", host="a", res={"msg": "non-zero", "stderr": "why"}))
+    assert both is not None and both.message == "non-zero: why"
     assert by_stderr is not None and by_stderr.message == "boom"
     by_item = translate(
         _event("runner_on_failed", host="a", res={"results": [{"failed": True, "msg": "item"}]})

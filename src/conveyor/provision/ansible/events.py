@@ -51,10 +51,10 @@ def translate(event: Mapping[str, Any]) -> ProvisionEvent | None:
 def result_message(res: Mapping[str, Any]) -> str:
     """Why a task failed, the way Ansible's own output says it: `msg`, else stderr, else the
     failed item's message."""
-    for key in ("msg", "stderr", "module_stderr", "reason"):
-        value = res.get(key)
-        if value:
-            return str(value).strip()
+    said = [str(res[k]).strip() for k in ("msg", "stderr", "module_stderr", "reason") if res.get(k)]
+    if said:
+        # A command's "non-zero return code" says little without its stderr: both, then.
+        return ": ".join(dict.fromkeys(said[:2]))
     for item in res.get("results") or []:
         if isinstance(item, Mapping) and item.get("failed"):
             return result_message(item)
