@@ -85,14 +85,12 @@ def run_playbook(
             event_handler=handle,
             quiet=True,
         )
-        if runner.status not in ("successful", "failed") and not recap.stats:
+        hosts = recap.recap([h.name for h in fleet.hosts])
+        if not hosts:  # no host in the recap: the play never ran (a syntax or inventory error)
             raise ConveyorError(f"ansible-playbook did not run ({runner.status}): {_tail(runner)}")
     finally:
         shutil.rmtree(private, ignore_errors=True)
-    order = [h.name for h in fleet.hosts]
-    return ProvisionResult(
-        hosts=recap.recap(order), check=check, seconds=time.monotonic() - started
-    )
+    return ProvisionResult(hosts=hosts, check=check, seconds=time.monotonic() - started)
 
 
 def _environment(environ: Mapping[str, str] | None) -> dict[str, str]:
@@ -103,6 +101,7 @@ def _environment(environ: Mapping[str, str] | None) -> dict[str, str]:
     return {
         "PATH": f"{bin_dir}{os.pathsep}{path}" if path else bin_dir,
         "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",  # an inventory it cannot read stops the run
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_PIPELINING": "1",  # one SSH round trip per task instead of three
         "ANSIBLE_ROLES_PATH": str(playbook_dir() / "roles"),
