@@ -3,6 +3,7 @@ shipped Ansible playbook (docs/provision.md).
 
     inputs = provision_inputs(conveyor_file, compose_files, environ, cwd)
     result = provision(inputs, check=..., diff=..., limit=..., on_event=...)
+    fleet = resolve_fleet(config.fleet)       # conveyor.yaml's `inventory:` read by Ansible
 
 The fleet comes from conveyor.yaml (`hosts:`, or `inventory:` read by Ansible itself); the
 published ports from the project's compose files when there are any (the firewall opens
@@ -43,10 +44,7 @@ def provision_inputs(
 ) -> ProvisionInputs:
     """Read the fleet and what its roles need. Raises SpecError(s)."""
     read = load_fleet_file(cwd / conveyor_file, str(conveyor_file))
-    fleet = read.fleet
-    if fleet.inventory_file is not None and not fleet.hosts:
-        listing = list_inventory(Path(fleet.inventory_file))
-        fleet = fleet_from_inventory(listing, fleet.inventory_file)
+    fleet = resolve_fleet(read.fleet)
     ports: tuple[int, ...] = ()
     try:
         files = find_compose_files(compose_files, environ, cwd)
@@ -62,6 +60,16 @@ def provision_inputs(
     return ProvisionInputs(
         fleet=fleet, settings=settings, inventory=render_inventory(fleet, settings)
     )
+
+
+def resolve_fleet(fleet: Fleet) -> Fleet:
+    """`fleet` with its hosts: those of its inventory file (read by Ansible) when it names one
+    and has none yet (spec/ starts no processes, so conveyor.yaml's `inventory:` comes back
+    without hosts). Raises SpecError(s) naming the inventory file."""
+    if fleet.inventory_file is None or fleet.hosts:
+        return fleet
+    listing = list_inventory(Path(fleet.inventory_file))
+    return fleet_from_inventory(listing, fleet.inventory_file)
 
 
 def provision(
