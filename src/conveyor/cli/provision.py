@@ -119,7 +119,3 @@ def provision(
         console.print(_recap(result))
     if not result.succeeded:
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    app.command(name="provision")(provision)

@@ -17,6 +17,7 @@ from conveyor.model.aws import AwsSettings
 from conveyor.model.checks import ChecksSettings
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.fleet import Fleet
+from conveyor.model.flux import FluxSettings
 from conveyor.model.frozen import Frozen
 from conveyor.model.log_shipping import LogShipping
 from conveyor.model.notifications import NotificationsSpec
@@ -132,6 +133,7 @@ class ConveyorConfig(Frozen):
     logs: LogShipping = LogShipping()  # where the stored log lines are shipped
     checks: ChecksSettings = ChecksSettings()  # Nagios for every environment (docs/checks.md)
     aws: AwsSettings = AwsSettings()  # the infrastructure `conveyor aws` renders (docs/aws.md)
+    flux: FluxSettings = FluxSettings()  # `flux:` (docs/flux.md): how Flux delivers on Kubernetes
     fleet: Fleet = Fleet()  # `hosts:`/`inventory:` (docs/provision.md); empty: this machine only
 
     def promotion_order(self) -> list[str]:

@@ -32,6 +32,7 @@ from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration, parse_non_negative_duration
 from conveyor.spec.fleet import fleet as parse_fleet
+from conveyor.spec.flux import flux_settings
 from conveyor.spec.keys import known_keys, mapping
 from conveyor.spec.log_shipping import log_shipping as parse_log_shipping
 from conveyor.spec.notifications import notifications as parse_notifications
@@ -42,7 +43,7 @@ from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 FILE_NAME = "conveyor.yaml"
 MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; use webhooks
 
-TOP_KEYS = ("environments", "notifications", "logs", "checks", "aws", "hosts", "inventory")
+TOP_KEYS = ("environments", "notifications", "logs", "checks", "aws", "flux", "hosts", "inventory")
 ENVIRONMENT_KEYS = (
     "branch",
     "tag_pattern",
@@ -115,6 +116,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     logs = parse_log_shipping(ctx, ("logs",), root.get("logs"))
     checks = parse_checks(ctx, ("checks",), root.get("checks"))
     aws = aws_settings(ctx, ("aws",), root.get("aws"))
+    flux = flux_settings(ctx, ("flux",), root.get("flux"))
     fleet = parse_fleet(ctx, root)
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
@@ -135,6 +137,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
         logs=logs,
         checks=checks,
         aws=aws,
+        flux=flux,
         fleet=fleet,
     )
 

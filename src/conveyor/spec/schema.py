@@ -50,6 +50,25 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
             ]
         },
         "balance": {"type": "string", "enum": ["roundrobin", "leastconn"]},
+        # a Flagger Canary on Kubernetes (spec.canary checks the values)
+        "canary": {
+            "oneOf": [
+                {"type": ["boolean", "string"]},
+                {
+                    "type": "object",
+                    "properties": {
+                        "steps": {"type": "array"},
+                        "step_weight": {"type": ["integer", "string"]},
+                        "max_weight": {"type": ["integer", "string"]},
+                        "interval": _DURATION,
+                        "threshold": {"type": ["integer", "string"]},
+                        "error_ratio": {"type": ["string", "number"]},
+                        "latency": _DURATION,
+                    },
+                    "additionalProperties": False,
+                },
+            ]
+        },
         # service level objectives (spec.slo checks the values): `99.9%`, `300ms`
         "slo": {
             "type": "object",
