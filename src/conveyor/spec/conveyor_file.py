@@ -31,6 +31,7 @@ from conveyor.spec.aws import aws_settings
 from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration, parse_non_negative_duration
+from conveyor.spec.fleet import fleet as parse_fleet
 from conveyor.spec.flux import flux_settings
 from conveyor.spec.keys import known_keys, mapping
 from conveyor.spec.kube_settings import kube_settings
@@ -43,7 +44,10 @@ from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 FILE_NAME = "conveyor.yaml"
 MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; use webhooks
 
-TOP_KEYS = ("environments", "notifications", "logs", "checks", "aws", "flux", "kubernetes")
+TOP_KEYS = (
+    "environments", "notifications", "logs", "checks", "aws", "flux", "kubernetes", "hosts",
+    "inventory",
+)  # fmt: skip
 ENVIRONMENT_KEYS = (
     "branch",
     "tag_pattern",
@@ -118,6 +122,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     aws = aws_settings(ctx, ("aws",), root.get("aws"))
     flux = flux_settings(ctx, ("flux",), root.get("flux"))
     kubernetes = kube_settings(ctx, ("kubernetes",), root.get("kubernetes"))
+    fleet = parse_fleet(ctx, root)
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
         return None
@@ -139,6 +144,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
         aws=aws,
         flux=flux,
         kubernetes=kubernetes,
+        fleet=fleet,
     )
 
 

@@ -1,0 +1,103 @@
+"""The Ansible inventory `conveyor provision` runs the shipped playbook with. Pure: no I/O.
+
+    all:
+      vars:      fleet-wide: the fleet's addresses (the firewall lets them in), the published
+                 ports, the node exporter's port, the deploy user and its keys, the agent's
+      hosts:     one entry per FleetHost: ansible_host/user/port/ssh key, conveyor_roles,
+                 conveyor_labels, conveyor_nrpe_cfg (render.nagios.render_nrpe's text, NRPE
+                 answering the fleet's monitor hosts), conveyor_open_ports (what the firewall
+                 opens to everyone: the published ports on app and edge hosts)
+      children:  app, edge, monitor: the hosts of each role (the playbook's plays target them)
+
+The same Fleet and settings give the same text byte for byte (keys in a fixed order).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from conveyor.model.checks import RemoteHost
+from conveyor.model.fleet import HOST_ROLES, Fleet, FleetHost
+from conveyor.model.provision import NRPE_PORT, ProvisionSettings
+from conveyor.model.stack import Stack
+from conveyor.render.nagios import render_nrpe
+
+LOOPBACK = "127.0.0.1"
+
+
+def inventory_data(fleet: Fleet, settings: ProvisionSettings) -> dict[str, Any]:
+    """The inventory as YAML-ready data."""
+    monitors = [h.address for h in fleet.with_role("monitor")]
+    return {
+        "all": {
+            "vars": {
+                "conveyor_fleet_addresses": sorted({h.address for h in fleet.hosts}),
+                "conveyor_published_ports": sorted(set(settings.published_ports)),
+                "conveyor_node_exporter_port": settings.node_exporter_port,
+                "conveyor_nrpe_port": NRPE_PORT,
+                "conveyor_deploy_user": settings.deploy_user,
+                "conveyor_deploy_keys": list(settings.deploy_keys),
+                "conveyor_agent_dir": settings.agent_dir,
+                "conveyor_agent_command": settings.agent_command,
+            },
+            "hosts": {h.name: _host_vars(h, settings, monitors) for h in fleet.hosts},
+            "children": {
+                role: {"hosts": {h.name: None for h in fleet.with_role(role)}}
+                for role in HOST_ROLES
+            },
+        }
+    }
+
+
+def render_inventory(fleet: Fleet, settings: ProvisionSettings) -> str:
+    return yaml.dump(
+        inventory_data(fleet, settings),
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=100,
+    )
+
+
+def _host_vars(host: FleetHost, settings: ProvisionSettings, monitors: list[str]) -> dict[str, Any]:
+    public = host.has_role("app") or host.has_role("edge")
+    out: dict[str, Any] = {
+        "ansible_host": host.address,
+        "ansible_user": host.user,
+        "ansible_port": host.port,
+    }
+    if host.key is not None:
+        out["ansible_ssh_private_key_file"] = host.key
+    out["conveyor_roles"] = list(host.roles)
+    out["conveyor_labels"] = dict(sorted(host.labels.items()))
+    out["conveyor_open_ports"] = sorted(set(settings.published_ports)) if public else []
+    # NRPE answers the fleet's monitor hosts (and the host itself, for a local check_nrpe).
+    allowed = tuple(dict.fromkeys([LOOPBACK, *monitors]))
+    remote = RemoteHost(name=host.name, address=host.address, nrpe_port=NRPE_PORT)
+    out["conveyor_nrpe_cfg"] = render_nrpe(remote, settings.checks, allowed)
+    return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (nrpe.cfg) as literal blocks, readable in a written inventory."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def published_ports(stack: Stack) -> tuple[int, ...]:
+    """The TCP ports `stack` publishes on its hosts (the firewall opens them on app and edge
+    hosts): `ports:` entries with a published port, and stable public ports."""
+    ports: set[int] = set()
+    for service in stack.services.values():
+        if service.routing.public_port is not None:
+            ports.add(service.routing.public_port)
+        ports.update(p.published for p in service.ports if p.published and p.protocol == "tcp")
+    return tuple(sorted(ports))

@@ -1,0 +1,146 @@
+"""`conveyor provision` against two real hosts (containers with their own filesystem, sshd and
+dockerd: conveyor.testing.fleet_hosts), never this machine: the first run changes them and
+the result is real, the second changes nothing, `--check --diff` shows a change without making
+it, and a host that fails is named with its task while the other one finishes.
+
+The tests share one fleet and run in order (each leaves the hosts as the next expects)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conveyor.app.provision import ProvisionInputs, provision, provision_inputs
+from conveyor.cli.main import app
+from conveyor.model.provision import ProvisionEvent, ProvisionResult
+from conveyor.testing.fleet_hosts import TestFleet, fleet_of_hosts
+
+# A fleet and four playbook runs: longer than the default per-test timeout on 2 shared cores.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+# The test hosts get new host keys every time: nothing to check them against.
+ENVIRON = {"ANSIBLE_HOST_KEY_CHECKING": "False"}
+PUBLISHED = 18080
+
+
+@dataclass
+class Provisioned:
+    fleet: TestFleet
+    project: Path
+    inputs: ProvisionInputs
+    first: ProvisionResult
+    events: list[ProvisionEvent]
+
+
+@pytest.fixture(scope="module")
+def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisioned]:
+    project = tmp_path_factory.mktemp("fleet-project")
+    with fleet_of_hosts(2, prefix="cvprov") as fleet:
+        h1, h2 = fleet.hosts
+        (project / "conveyor.yaml").write_text(
+            "hosts:\n"
+            f"  h1: {{address: {h1.address}, key: {h1.key}, roles: [app, edge]}}\n"
+            f"  h2: {{address: {h2.address}, key: {h2.key}, roles: [app, monitor]}}\n"
+        )
+        (project / "compose.yaml").write_text(
+            f"services:\n  web:\n    image: nginx\n    ports: ['{PUBLISHED}:80']\n"
+        )
+        inputs = provision_inputs(Path("conveyor.yaml"), [], {}, project)
+        events: list[ProvisionEvent] = []
+        first = provision(inputs, on_event=events.append, environ=ENVIRON)
+        yield Provisioned(fleet, project, inputs, first, events)
+
+
+def test_first_run_changes_both_hosts_and_the_result_is_real(provisioned: Provisioned) -> None:
+    first = provisioned.first
+    assert [h.host for h in first.hosts] == ["h1", "h2"]
+    assert all(h.succeeded and h.changed > 0 for h in first.hosts), first.hosts
+    # progress came per host and task, as it happened
+    changed = {(e.host, e.role) for e in provisioned.events if e.kind == "task.changed"}
+    assert {("h1", "base"), ("h2", "firewall"), ("h2", "nrpe")} <= changed
+    h1, h2 = provisioned.fleet.hosts
+    for host in (h1, h2):
+        sshd = host.exec("sshd", "-T")
+        assert "passwordauthentication no" in sshd
+        assert "permitrootlogin without-password" in sshd  # root by key only
+        assert json.loads(host.exec("cat", "/etc/docker/daemon.json"))["live-restore"] is True
+        # dockerd answers, and took live-restore without a restart (SIGHUP reload)
+        assert host.ssh("docker", "info", "--format", "{{.LiveRestoreEnabled}}").strip() == "true"
+        assert "valid" in host.exec("haproxy", "-c", "-f", "/etc/haproxy/haproxy.cfg")
+        unit = host.exec("cat", "/etc/systemd/system/conveyor-agent.service")
+        assert "ExecStart=/usr/local/bin/conveyor -f /srv/conveyor/compose.yaml agent" in unit
+        assert "docker" in host.exec("id", "-nG", "deploy").split()  # drives Docker over SSH
+        assert host.exec("cat", "/etc/nagios/nrpe.cfg").count("command[conveyor_") == 3
+    ruleset = h1.exec("nft", "list", "table", "inet", "conveyor")
+    assert f"tcp dport {PUBLISHED} accept" in ruleset and "policy drop" in ruleset
+    assert f"ip saddr {{ {h1.address}, {h2.address} }} accept" in ruleset
+    # The fleet's own traffic passes the firewall: h2 reads h1's node exporter.
+    metrics = h2.exec("curl", "-sf", f"http://{h1.address}:9100/metrics")
+    assert "node_load1" in metrics
+    # NRPE answers on h1's address (the monitor host h2 is allowed)
+    assert f"allowed_hosts=127.0.0.1,{h2.address}" in h1.exec("cat", "/etc/nagios/nrpe.cfg")
+    assert h1.exec("cat", "/run/nagios/nrpe.pid").strip().isdigit()
+
+
+def test_second_run_changes_nothing(provisioned: Provisioned) -> None:
+    second = provision(provisioned.inputs, environ=ENVIRON)
+    assert [(h.host, h.changed, h.failed) for h in second.hosts] == [("h1", 0, 0), ("h2", 0, 0)]
+
+
+def test_check_diff_shows_a_change_and_makes_none(
+    provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h1 = provisioned.fleet.hosts[0]
+    h1.exec("sh", "-c", "echo '{\"live-restore\": false}' > /etc/docker/daemon.json")
+    for key, value in ENVIRON.items():
+        monkeypatch.setenv(key, value)
+    project = provisioned.project
+    result = CliRunner().invoke(
+        app,
+        ["provision", "--check", "--diff", "--limit", "h1",
+         "--conveyor-file", str(project / "conveyor.yaml"), "-f", str(project / "compose.yaml")],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "docker : Configure dockerd" in result.output
+    assert '-{"live-restore": false}' in result.output
+    assert '+    "live-restore": true,' in result.output
+    assert "h2" not in result.output.split("recap")[-1]  # --limit: h1 only
+    assert "false" in h1.exec("cat", "/etc/docker/daemon.json")  # unchanged
+
+
+def test_a_failing_host_is_named_with_its_task_while_the_other_finishes(
+    provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h2 = provisioned.fleet.hosts[1]
+    # A broken apt state: a package the roles install is gone, and apt's only source is a port
+    # where nothing listens (refused at once; the test network has no mirror anyway).
+    h2.exec("apt-get", "remove", "-y", "-q", "prometheus-node-exporter")
+    h2.exec(
+        "sh",
+        "-c",
+        "rm -f /etc/apt/sources.list.d/* && "
+        "echo 'deb http://127.0.0.1:9/debian bookworm main' > /etc/apt/sources.list",
+    )
+    for key, value in ENVIRON.items():
+        monkeypatch.setenv(key, value)
+    project = provisioned.project
+    result = CliRunner().invoke(
+        app,
+        ["provision", "--json",
+         "--conveyor-file", str(project / "conveyor.yaml"), "-f", str(project / "compose.yaml")],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    recap = {h["host"]: h for h in json.loads(result.stdout)["hosts"]}
+    assert recap["h2"]["failed"] == 1
+    assert recap["h2"]["failed_task"] == "Install the node exporter"
+    assert recap["h2"]["message"]  # Ansible's reason, whatever apt said
+    assert recap["h1"]["failed"] == 0 and recap["h1"]["unreachable"] == 0
+    # h1 went on to the roles after the one h2 failed in
+    assert recap["h1"]["ok"] > recap["h2"]["ok"]

@@ -1,0 +1,78 @@
+"""render.ansible_inventory: the inventory `conveyor provision` hands Ansible, checked as data
+and through Ansible's own reading of it (ansible-inventory --list, back into a Fleet)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from conveyor.host.ansible import list_inventory
+from conveyor.model.checks import ChecksSettings
+from conveyor.model.fleet import Fleet, FleetHost
+from conveyor.model.provision import ProvisionSettings
+from conveyor.render.ansible_inventory import published_ports, render_inventory
+from conveyor.spec.compose import load_compose
+from conveyor.spec.fleet import fleet_from_inventory
+
+FLEET = Fleet(
+    hosts=(
+        FleetHost(name="web1", address="10.0.0.5", user="deploy", key="/k/id", labels={"z": "a"}),
+        FleetHost(name="web2", address="10.0.0.6", port=2222),
+        FleetHost(name="mon1", address="10.0.0.9", roles=("monitor",)),
+    )
+)
+SETTINGS = ProvisionSettings(
+    published_ports=(8080, 443, 8080),
+    checks=ChecksSettings(disk_paths=("/", "/var/lib/docker")),
+    deploy_keys=("ssh-ed25519 AAAA deploy",),
+)
+
+
+def test_inventory_holds_each_hosts_connection_roles_ports_and_nrpe() -> None:
+    data = yaml.safe_load(render_inventory(FLEET, SETTINGS))["all"]
+    assert data["vars"]["conveyor_fleet_addresses"] == ["10.0.0.5", "10.0.0.6", "10.0.0.9"]
+    assert data["vars"]["conveyor_published_ports"] == [443, 8080]
+    assert data["vars"]["conveyor_deploy_keys"] == ["ssh-ed25519 AAAA deploy"]
+    web1, web2, mon1 = (data["hosts"][n] for n in ("web1", "web2", "mon1"))
+    assert (web1["ansible_host"], web1["ansible_user"], web1["ansible_ssh_private_key_file"]) == (
+        "10.0.0.5",
+        "deploy",
+        "/k/id",
+    )
+    assert web2["ansible_port"] == 2222 and "ansible_ssh_private_key_file" not in web2
+    # Published ports open on app (and edge) hosts only.
+    assert web1["conveyor_open_ports"] == [443, 8080] and mon1["conveyor_open_ports"] == []
+    assert web1["conveyor_labels"] == {"z": "a"}
+    # NRPE: listens on the host's address, answers the monitor hosts, runs the rendered checks.
+    nrpe = web1["conveyor_nrpe_cfg"]
+    assert "server_address=10.0.0.5\n" in nrpe
+    assert "allowed_hosts=127.0.0.1,10.0.0.9\n" in nrpe
+    assert "-p /var/lib/docker" in nrpe and "command[conveyor_dockerd]=" in nrpe
+    assert data["children"]["app"]["hosts"] == {"web1": None, "web2": None}
+    assert data["children"]["monitor"]["hosts"] == {"mon1": None}
+    assert data["children"]["edge"]["hosts"] == {}
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render_inventory(FLEET, SETTINGS) == render_inventory(FLEET, SETTINGS)
+    shuffled = SETTINGS.model_copy(update={"published_ports": (443, 8080)})
+    assert render_inventory(FLEET, shuffled) == render_inventory(FLEET, SETTINGS)
+
+
+def test_ansible_reads_it_back_as_the_same_fleet(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yml"
+    path.write_text(render_inventory(FLEET, SETTINGS))
+    back = fleet_from_inventory(list_inventory(path), str(path))
+    assert back.hosts == FLEET.hosts
+    assert back.inventory_file == str(path)
+
+
+def test_published_ports_come_from_the_compose_file(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n"
+        "  web: {image: nginx, ports: ['8080:80', '127.0.0.1:9000:9000/udp']}\n"
+        "  db: {image: postgres}\n"
+    )
+    stack = load_compose([Path("compose.yaml")], "shop", {}, cwd=tmp_path).stack
+    assert published_ports(stack) == (8080,)
