@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from conveyor.model.alert_thresholds import AlertThresholds
+from conveyor.model.backup import ServiceBackup
 from conveyor.model.container import ContainerSettings
 
 # Re-exported (`as`): model types have always imported Frozen from here.
@@ -250,6 +251,7 @@ class Service(Frozen):
     # x-conveyor.alerts over conveyor.yaml's environment defaults; None: the built-in ones.
     alerts: AlertThresholds | None = None
     metrics: MetricsEndpoint | None = None  # scraped by Prometheus when set
+    backup: ServiceBackup | None = None  # x-conveyor.backup (docs/backups.md); None: defaults
 
     @property
     def restart_policy(self) -> Restart:

@@ -28,6 +28,7 @@ from conveyor.model.environments import (
 )
 from conveyor.spec.alert_thresholds import alert_thresholds
 from conveyor.spec.aws import aws_settings
+from conveyor.spec.backups import backups_settings
 from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration, parse_non_negative_duration
@@ -41,7 +42,7 @@ from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 FILE_NAME = "conveyor.yaml"
 MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; use webhooks
 
-TOP_KEYS = ("environments", "notifications", "logs", "checks", "aws")
+TOP_KEYS = ("environments", "notifications", "logs", "checks", "aws", "backups")
 ENVIRONMENT_KEYS = (
     "branch",
     "tag_pattern",
@@ -114,6 +115,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     logs = parse_log_shipping(ctx, ("logs",), root.get("logs"))
     checks = parse_checks(ctx, ("checks",), root.get("checks"))
     aws = aws_settings(ctx, ("aws",), root.get("aws"))
+    backups = backups_settings(ctx, ("backups",), root.get("backups"))
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
         return None
@@ -133,6 +135,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
         logs=logs,
         checks=checks,
         aws=aws,
+        backups=backups,
     )
 
 

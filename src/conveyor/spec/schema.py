@@ -80,6 +80,21 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
             },
             "additionalProperties": False,
         },
+        # how the service is backed up (spec.backups checks the values): false, or a mapping
+        "backup": {
+            "oneOf": [
+                {"type": "boolean"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "kind": {"type": "string"},
+                        "volumes": {"type": "array", "items": {"type": "string"}},
+                        "consistency": {"type": "string"},
+                    },
+                    "additionalProperties": False,
+                },
+            ]
+        },
         # where each replica serves Prometheus metrics: a path on its main port, or both
         "metrics": {
             "oneOf": [

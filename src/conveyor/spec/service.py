@@ -23,6 +23,7 @@ from conveyor.model.stack import (
     VolumeMount,
 )
 from conveyor.spec.alert_thresholds import alert_thresholds
+from conveyor.spec.backups import service_backup
 from conveyor.spec.container import container_settings
 from conveyor.spec.context import Context
 from conveyor.spec.dotenv import parse_env
@@ -110,6 +111,9 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
         metrics=metrics_endpoint(ctx, path, raw),
         alerts=alert_thresholds(
             ctx, (*path, "x-conveyor", "alerts"), (raw.get("x-conveyor") or {}).get("alerts")
+        ),
+        backup=service_backup(
+            ctx, (*path, "x-conveyor", "backup"), (raw.get("x-conveyor") or {}).get("backup")
         ),
     )
 
