@@ -104,8 +104,8 @@ class BackupItem(Frozen):
     kind: BackupKind
     consistency: Consistency
     parts: tuple[BackupPart, ...]
-    image: str | None = None  # the service's image (dumps run in its replicas)
-    environment: dict[str, str] = Field(default_factory=dict)  # the service's (db user, name)
+    image: str | None = None  # the service's image (helpers and trial restores use it)
+    stop_grace: float = 10.0  # the service's stop_grace_period (consistency: stop)
 
 
 # --- what a stored backup says about itself -------------------------------------------------
@@ -134,6 +134,7 @@ class BackupManifest(Frozen):
     consistency: Consistency
     created: float
     release: int | None = None
+    image: str | None = None  # the service's image when it was backed up
     compression: Compression
     parts: tuple[PartManifest, ...]
 

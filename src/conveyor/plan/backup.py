@@ -90,7 +90,7 @@ def plan_service(service: Service) -> BackupItem | None:
         consistency=consistency,
         parts=parts,
         image=service.image,
-        environment=dict(service.environment),
+        stop_grace=service.stop_grace_period,
     )
 
 
