@@ -127,6 +127,7 @@ def _add_aws() -> None:
 
 
 _add_aws()
+app.add_typer(__import__("conveyor.cli.backup").cli.backup.app, name="backup", help="Backups to S3 (docs/backups.md).")  # fmt: skip  # noqa: E501
 
 
 def _add_server() -> None:
