@@ -167,14 +167,27 @@ def _source(
     if not containers:
         raise BackupError(f"{job.item.service}: no running replica to save from: start it first")
     container = containers[0]
-    before = runtime.exec_run(container, ["redis-cli", "LASTSAVE"]).strip()
     runtime.exec_run(container, ["redis-cli", "BGSAVE"])
+    # BGSAVE forks before it answers: once no save is in progress, the last status is ours.
     deadline = time.monotonic() + _READY_TIMEOUT
-    while runtime.exec_run(container, ["redis-cli", "LASTSAVE"]).strip() == before:
+    while True:
+        info = _redis_info(runtime.exec_run(container, ["redis-cli", "INFO", "persistence"]))
+        if info.get("rdb_bgsave_in_progress") == "0":
+            break
         if time.monotonic() > deadline:
             raise BackupError(f"{job.item.service}: BGSAVE did not finish")
         time.sleep(_WAIT)
+    if info.get("rdb_last_bgsave_status") != "ok":
+        raise BackupError(
+            f"{job.item.service}: BGSAVE failed (is {part.target or '/data'} writable by the "
+            "redis user? see the replica's log)"
+        )
     return runtime.copy_out(container, f"{part.target or '/data'}/dump.rdb")
+
+
+def _redis_info(text: str) -> dict[str, str]:
+    pairs = (line.strip().partition(":") for line in text.splitlines() if ":" in line)
+    return {key: value for key, _, value in pairs}
 
 
 def _docker_volume(project: str, volume: str) -> str:
