@@ -50,7 +50,7 @@ def test_empty_source_round_trips() -> None:
 
 
 def test_compresses_compressible_data() -> None:
-    blob, s = sealed_bytes([b"a" * 1_000_000])
+    _blob, s = sealed_bytes([b"a" * 1_000_000])
     assert s.stored < 10_000
 
 
