@@ -26,17 +26,26 @@ from conveyor.model.backup import (
     BackupOutcome,
     BackupsConfig,
     Compression,
+    Retention,
+    Snapshot,
     StoredBackup,
 )
 from conveyor.model.events import Subject
 from conveyor.model.stack import Stack
-from conveyor.plan.backup import expired, new_backup_id, plan_backups, service_prefix
+from conveyor.plan.backup import (
+    expired,
+    expired_ids,
+    new_backup_id,
+    plan_backups,
+    service_prefix,
+)
 from conveyor.provision.backup.copy import (
     BackupJob,
     create_backup,
     restore_backup,
     verify_backup,
 )
+from conveyor.provision.backup.ebs import Snapshots
 from conveyor.provision.backup.protocol import BackupRuntime
 from conveyor.provision.backup.s3 import BackupBucket
 from conveyor.provision.backup.stream import default_compression, read_key
@@ -353,3 +362,43 @@ def verify(
     finally:
         store.close()
     return outcomes
+
+
+# --- EBS snapshots (hosts on AWS) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotRun:
+    """What `create --ebs` did: the snapshots made and those retention deleted."""
+
+    made: list[Snapshot]
+    deleted: list[Snapshot]
+
+
+def aws_stack(project: Project, conveyor_file: Path) -> tuple[str, str]:
+    """The CloudFormation stack (conveyor.yaml's aws.stack_name, else conveyor-<project>)
+    and its region: whose host volumes `--ebs` snapshots."""
+    from conveyor.spec.aws import load_aws_settings
+
+    cwd = project.cwd or project.compose_file.parent
+    settings = load_aws_settings(cwd / conveyor_file, str(conveyor_file))
+    return settings.stack_name or f"conveyor-{project.stack().project}", settings.region
+
+
+def create_snapshots(
+    stack: str, region: str, retention: Retention, endpoint_url: str | None = None
+) -> SnapshotRun:
+    """Snapshot every host volume of the stack, then delete Conveyor's older snapshots of
+    each volume that `retention` lets go (DLM's own scheduled snapshots are DLM's)."""
+    ebs = Snapshots.connect(region, endpoint_url)
+    made = ebs.create(stack)
+    existing = ebs.list(stack)
+    gone = set(expired_ids(((s.volume, s.id, s.started) for s in existing), retention, time.time()))
+    deleted = [s for s in existing if s.id in gone]
+    for snapshot in deleted:
+        ebs.delete(snapshot.id)
+    return SnapshotRun(made=made, deleted=deleted)
+
+
+def list_snapshots(stack: str, region: str, endpoint_url: str | None = None) -> list[Snapshot]:
+    return Snapshots.connect(region, endpoint_url).list(stack)

@@ -20,7 +20,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from conveyor.app.backup import BackupTarget, backup_target, create, list_backups, restore, verify
+from conveyor.app.backup import (
+    BackupTarget,
+    aws_stack,
+    backup_target,
+    create,
+    create_snapshots,
+    list_backups,
+    list_snapshots,
+    restore,
+    verify,
+)
 from conveyor.app.project import Project
 from conveyor.cli.output import console, err, esc, print_json
 from conveyor.model.backup import BackupOutcome
@@ -58,6 +68,22 @@ IdOpt = Annotated[
     str | None, typer.Option("--id", help="This backup, not the newest.", show_default=False)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+EbsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ebs",
+        help="EBS snapshots of the AWS stack's host volumes instead (docs/backups.md).",
+    ),
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-url",
+        envvar="AWS_ENDPOINT_URL",
+        help="With --ebs: another EC2 endpoint than AWS's (moto).",
+        show_default=False,
+    ),
+]
 
 
 def _target(
@@ -98,11 +124,30 @@ def create_cmd(
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
+    ebs: EbsOpt = False,
+    endpoint_url: EndpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Back up the services' named volumes (paused or stopped meanwhile) or their database's
     own dump, compressed and encrypted, to the bucket; then apply the retention."""
     target = _target(file, project_name, env, conveyor_file)
+    if ebs:
+        project = Project.open(file, project_name, dict(os.environ), Path.cwd())
+        stack, region = aws_stack(project, conveyor_file)
+        run = create_snapshots(stack, region, target.settings.retention, endpoint_url)
+        if as_json:
+            print_json(
+                {
+                    "made": [s.model_dump(mode="json") for s in run.made],
+                    "deleted": [s.model_dump(mode="json") for s in run.deleted],
+                }
+            )
+            return
+        for snap in run.made:
+            console.print(f"snapshot {esc(snap.id)} of {esc(snap.volume)}: {esc(snap.state)}")
+        for snap in run.deleted:
+            console.print(f"retention deleted {esc(snap.id)} of {esc(snap.volume)}")
+        return
     outcomes = create(target, services or [], progress=_progress(as_json))
     if not outcomes and not as_json:
         console.print("nothing to back up: no service has a named volume or a database")
@@ -116,9 +161,21 @@ def list_cmd(
     file: FileOpt = None,
     project_name: ProjectOpt = None,
     conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
+    ebs: EbsOpt = False,
+    endpoint_url: EndpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The stored backups, oldest first."""
+    if ebs:
+        project = Project.open(file, project_name, dict(os.environ), Path.cwd())
+        snaps = list_snapshots(*aws_stack(project, conveyor_file), endpoint_url)
+        if as_json:
+            print_json([s.model_dump(mode="json") for s in snaps])
+            return
+        for snap in snaps:
+            when = datetime.fromtimestamp(snap.started, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            console.print(f"{esc(snap.id)} {esc(snap.volume)} {when} {esc(snap.state)}")
+        return
     target = _target(file, project_name, env, conveyor_file)
     found = list_backups(target, service)
     if as_json:

@@ -172,3 +172,14 @@ class BackupOutcome(Frozen):
     message: str = ""
     size: int = 0
     parts: tuple[str, ...] = ()
+
+
+class Snapshot(Frozen):
+    """An EBS snapshot of a host's data volume (`conveyor backup create --ebs`)."""
+
+    id: str
+    volume: str
+    started: float
+    state: str  # pending, completed, error (EC2's words)
+    size_gb: int = 0
+    stack: str = ""

@@ -149,24 +149,31 @@ def expired(
     """The backups `retention` deletes, per service: those neither among the newest `keep`
     nor younger than `days`. With neither rule set nothing expires; the newest backup of a
     service is never deleted."""
+    found = list(backups)
+    gone = set(expired_ids(((b.service, b.prefix, b.created) for b in found), retention, now))
+    return sorted((b for b in found if b.prefix in gone), key=lambda b: (b.service, b.created))
+
+
+def expired_ids(
+    entries: Iterable[tuple[str, str, float]], retention: Retention, now: float
+) -> list[str]:
+    """`expired` over (group, id, created) triples: S3 backups per service, EBS snapshots
+    per volume."""
     if retention.keep is None and retention.days is None:
         return []
-    by_service: dict[str, list[StoredBackup]] = {}
-    for b in backups:
-        by_service.setdefault(b.service, []).append(b)
-    out: list[StoredBackup] = []
-    for group in by_service.values():
-        newest_first = sorted(group, key=lambda b: (b.created, b.id), reverse=True)
-        for index, backup in enumerate(newest_first):
+    groups: dict[str, list[tuple[float, str]]] = {}
+    for group, ident, created in entries:
+        groups.setdefault(group, []).append((created, ident))
+    out: list[str] = []
+    for members in groups.values():
+        for index, (created, ident) in enumerate(sorted(members, reverse=True)):
             if index == 0:
                 continue
             kept_by_count = retention.keep is not None and index < retention.keep
-            kept_by_age = (
-                retention.days is not None and now - backup.created < retention.days * 86400
-            )
+            kept_by_age = retention.days is not None and now - created < retention.days * 86400
             if not (kept_by_count or kept_by_age):
-                out.append(backup)
-    return sorted(out, key=lambda b: (b.service, b.created))
+                out.append(ident)
+    return out
 
 
 # --- schedules -----------------------------------------------------------------------------
