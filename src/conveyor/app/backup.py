@@ -51,7 +51,7 @@ from conveyor.provision.backup.s3 import BackupBucket
 from conveyor.provision.backup.stream import default_compression, read_key
 from conveyor.spec.backups import load_backups_settings
 from conveyor.store.db import Store
-from conveyor.store.timeline import Timeline
+from conveyor.store.timeline import Subscriber, Timeline
 
 Progress = Callable[[str], None]
 
@@ -72,6 +72,7 @@ class BackupTarget:
     environ: Mapping[str, str]
     state_dir: Path
     actor: str = "cli"
+    subscribers: list[Subscriber] = field(default_factory=list)  # events also go to these
     runtime: BackupRuntime | None = None
     bucket: BackupBucket | None = None
     _key: bytes | None = field(default=None, repr=False)
@@ -133,7 +134,7 @@ def backup_target(
 def _timeline(target: BackupTarget) -> tuple[Timeline, Store]:
     store = Store.open(target.state_dir)
     subject = Subject(project=target.project, environment=target.environment)
-    return Timeline(subject, store.events, target.actor), store
+    return Timeline(subject, store.events, target.actor, list(target.subscribers)), store
 
 
 def _release(target: BackupTarget) -> int | None:
