@@ -290,8 +290,13 @@ def next_due(schedule: BackupSchedule, last: float | None, now: float) -> float:
     return Cron.parse(schedule.cron).next_after(now if last is None else last)
 
 
+# A schedule is missed when no backup succeeded for this many intervals (a slow backup or
+# one retry is not an alert); the ConveyorBackupMissed rule uses the same factor.
+MISSED_FACTOR = 1.5
+
+
 def missed(schedule: BackupSchedule, last_success: float | None, since: float, now: float) -> bool:
-    """A schedule is missed when no backup succeeded within 1.5 intervals of its due time
-    (`since`: when it started being watched, for a schedule that never succeeded)."""
+    """A schedule is missed when no backup succeeded within MISSED_FACTOR intervals (`since`:
+    when it started being watched, for a schedule that never succeeded)."""
     reference = since if last_success is None else last_success
-    return now - reference > 1.5 * interval(schedule, now)
+    return now - reference > MISSED_FACTOR * interval(schedule, now)
