@@ -103,7 +103,7 @@ def messages(text: str) -> list[str]:
             "conveyor.yaml:3: backups.schedules[0].every: must be at least 1m",
         ),
         (
-            "backups:\n  schedules:\n    - {environment: prod, cron: \"0 25 * * *\"}\n",
+            'backups:\n  schedules:\n    - {environment: prod, cron: "0 25 * * *"}\n',
             "conveyor.yaml:3: backups.schedules[0].cron: hour: must be 0-23, got '25'",
         ),
         (
