@@ -13,6 +13,7 @@ backups run on this host's Docker Engine; the bucket is any S3-compatible store.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -394,7 +395,11 @@ def create_snapshots(
     ebs = Snapshots.connect(region, endpoint_url)
     made = ebs.create(stack)
     existing = ebs.list(stack)
-    gone = set(expired_ids(((s.volume, s.id, s.started) for s in existing), retention, time.time()))
+    # EC2 times snapshots to the second: the ones just made count as the newest, whatever
+    # the clock says, so retention never deletes them for an older one of the same second.
+    fresh = {s.id for s in made}
+    entries = ((s.volume, s.id, math.inf if s.id in fresh else s.started) for s in existing)
+    gone = set(expired_ids(entries, retention, time.time()))
     deleted = [s for s in existing if s.id in gone]
     for snapshot in deleted:
         ebs.delete(snapshot.id)
