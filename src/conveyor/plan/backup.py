@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from conveyor.errors import BackupError
 from conveyor.model.backup import (
     DATABASE_KINDS,
     BackupItem,
@@ -38,7 +39,7 @@ _IMAGE_KINDS: tuple[tuple[re.Pattern[str], BackupKind], ...] = (
 REDIS_DIR = "/data"
 
 
-class BackupPlanError(ValueError):
+class BackupPlanError(BackupError):
     """A service named on the command line cannot be backed up (unknown, or nothing to copy)."""
 
 
