@@ -18,7 +18,7 @@ import shlex
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from conveyor.model.backup import (
 from conveyor.plan.backup import backup_prefix, part_key
 from conveyor.provision.backup.protocol import BackupRuntime
 from conveyor.provision.backup.s3 import BackupBucket
-from conveyor.provision.backup.stream import seal, unseal
+from conveyor.provision.backup.stream import Sealed, seal, unseal
 
 Progress = Callable[[str], None]
 
@@ -80,25 +80,28 @@ def create_backup(
     folder = backup_prefix(job.prefix, job.project, job.environment, item.service, job.id)
     containers = runtime.service_containers(job.project, item.service)
     parts: list[PartManifest] = []
-    with _consistent(runtime, item, containers, progress):
-        for part in item.parts:
-            key = part_key(folder, part, job.compression)
-            progress(f"{item.service}: {part.name} ({part.kind}) -> s3://{bucket.bucket}/{key}")
-            source = _source(runtime, job, part, containers)
-            sealed = seal(source, job.key, job.compression)
-            bucket.upload(key, sealed.chunks())
-            parts.append(
-                PartManifest(
-                    name=part.name,
-                    kind=part.kind,
-                    key=key,
-                    volume=part.volume,
-                    target=part.target,
-                    sha256=sealed.sha256,
-                    size=sealed.size,
-                    stored_size=sealed.stored,
-                )
-            )
+    # Paused or stopped replicas wait only for the copy: each part is sealed into a spool
+    # file on disk meanwhile, and uploaded once they run again. A dump streams straight up.
+    spooled = item.consistency in ("pause", "stop") and bool(containers)
+    with ExitStack() as spools:
+        pending: list[tuple[str, BackupPart, Path, Sealed]] = []
+        with _consistent(runtime, item, containers, progress):
+            for part in item.parts:
+                key = part_key(folder, part, job.compression)
+                progress(f"{item.service}: {part.name} ({part.kind}) -> s3://{bucket.bucket}/{key}")
+                sealed = seal(_source(runtime, job, part, containers), job.key, job.compression)
+                if spooled:
+                    spool = spools.enter_context(_spool_file())
+                    with spool.open("wb") as out:
+                        for chunk in sealed.chunks():
+                            out.write(chunk)
+                    pending.append((key, part, spool, sealed))
+                else:
+                    bucket.upload(key, sealed.chunks())
+                    parts.append(_part_manifest(key, part, sealed))
+        for key, part, spool, sealed in pending:
+            bucket.upload(key, _file_chunks(spool))
+            parts.append(_part_manifest(key, part, sealed))
     manifest = BackupManifest(
         id=job.id,
         project=job.project,
@@ -114,6 +117,30 @@ def create_backup(
     )
     bucket.put_manifest(folder, manifest)
     return manifest
+
+
+def _part_manifest(key: str, part: BackupPart, sealed: Sealed) -> PartManifest:
+    return PartManifest(
+        name=part.name,
+        kind=part.kind,
+        key=key,
+        volume=part.volume,
+        target=part.target,
+        sha256=sealed.sha256,
+        size=sealed.size,
+        stored_size=sealed.stored,
+    )
+
+
+@contextmanager
+def _spool_file() -> Iterator[Path]:
+    fd, name = tempfile.mkstemp(prefix="conveyor-backup-spool-")
+    os.close(fd)
+    path = Path(name)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 @contextmanager
