@@ -1,9 +1,10 @@
-"""EBS snapshots of the stack's host volumes through the EC2 API, against moto's server on
-127.0.0.1 (real AWS is not exercised: docs/backups.md)."""
+"""EBS snapshots of the stack's host volumes through the EC2 API, and S3 multipart uploads,
+against moto's server on 127.0.0.1 (real AWS is not exercised: docs/backups.md)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import boto3
@@ -13,7 +14,8 @@ from typer.testing import CliRunner
 from conveyor.app.backup import create_snapshots, list_snapshots
 from conveyor.cli.main import app
 from conveyor.errors import BackupError
-from conveyor.model.backup import Retention
+from conveyor.model.backup import BackupDestination, Retention
+from conveyor.provision.backup.s3 import BackupBucket
 from conveyor.testing.moto import Moto, aws_test_environ
 
 pytestmark = pytest.mark.integration
@@ -73,3 +75,21 @@ def test_cli_create_and_list_ebs(
     listed = runner.invoke(app, ["backup", "list", "--ebs", "--json"])
     assert listed.exit_code == 0, listed.output
     assert [s["id"] for s in json.loads(listed.output)] == ids
+
+
+def test_a_large_part_goes_up_in_full_size_parts(
+    moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """40 MiB in uneven chunks: a multipart upload whose parts are each 16 MiB (S3 refuses a
+    part below 5 MiB but the last), read back byte for byte."""
+    for name, value in aws_test_environ(moto, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    bucket = BackupBucket.connect(BackupDestination(bucket="multipart-test"))
+    bucket.create()
+    data = os.urandom(40 << 20)
+    chunks = (data[i : i + 700_001] for i in range(0, len(data), 700_001))
+    bucket.upload("x/part.bin", chunks)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    head = s3.head_object(Bucket="multipart-test", Key="x/part.bin")
+    assert head["ETag"].strip('"').endswith("-3")  # three parts: 16 + 16 + 8 MiB
+    assert b"".join(bucket.download("x/part.bin")) == data

@@ -11,6 +11,7 @@ Every boto3/botocore error comes out as BackupError with S3's message.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -62,8 +63,10 @@ class BackupBucket:
 
     def upload(self, key: str, chunks: Iterable[bytes]) -> None:
         with _s3_errors(f"uploading {key}"):
-            # A file over the chunks: boto3 reads it part by part (its stubs say IO[Any]).
-            reader = cast("IO[Any]", IterableReader(chunks))
+            # A file over the chunks, buffered: s3transfer takes each read(part size) as a
+            # whole part, and a short raw read would make a part below S3's 5 MiB minimum.
+            buffered = io.BufferedReader(IterableReader(chunks), buffer_size=1 << 20)
+            reader = cast("IO[Any]", buffered)
             self.client.upload_fileobj(reader, self.bucket, key, Config=_TRANSFER)
 
     def download(self, key: str) -> Iterator[bytes]:
