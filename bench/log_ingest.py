@@ -49,10 +49,12 @@ from common import ROOT, rss_mb  # noqa: F401 — sys.path set up by common
 
 from conveyor.errors import StoreError
 from conveyor.model.logs import LogLabels, LogQuery
-from conveyor.observe.logs.collect import Collector, CollectorOptions, _add_rows, _StreamState
+from conveyor.observe.logs.collect import Collector, CollectorOptions
 from conveyor.observe.logs.cursor import Cursor
+from conveyor.observe.logs.parse_worker import ParseWorker
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.store import LogStore, Row
+from conveyor.observe.logs.streams import StreamState, add_rows
 from conveyor.runtime.docker_logs import DockerLogs, FrameDecoder
 from conveyor.runtime.log_protocol import STDERR, STDOUT, Frame
 from conveyor.testing.logs import FakeContainerLogs
@@ -119,7 +121,21 @@ def synthetic_frames(n: int, rng: random.Random) -> list[Frame]:
     return frames[:n]
 
 
-def bench_ingest(lines: int, containers: int = 4) -> None:
+def cpu_split(collector: Collector, cpu: float, dt: float, lines: int) -> tuple[float, str]:
+    """All the collector's CPU time (its process and its parse worker's), and it said: the
+    share of a CPU each got, and the lines per CPU-second of each (what each would do with a
+    CPU of its own)."""
+    worker = collector.parse_worker.cpu_seconds() if collector.parse_worker else 0.0
+    if collector.parse_worker is None:
+        return cpu, f"parsing in the followers; CPU {cpu / dt:.0%} of one core"
+    return cpu + worker, (
+        f"parsing in a worker process; CPU {(cpu + worker) / dt:.0%} of one core: collector "
+        f"process {cpu / dt:.0%} ({lines / cpu:,.0f} lines per its CPU-second), parse worker "
+        f"{worker / dt:.0%} ({lines / max(worker, 1e-9):,.0f} lines per its CPU-second)"
+    )
+
+
+def bench_ingest(lines: int, containers: int = 4, worker: bool | None = None) -> None:
     rng = random.Random(7)
     engine = FakeContainerLogs(batch=5000)
     per = lines // containers
@@ -157,7 +173,7 @@ def bench_ingest(lines: int, containers: int = 4) -> None:
             finally:
                 s.close()
 
-    opts = CollectorOptions(discover_interval=0.05, maintain_interval=3600)
+    opts = CollectorOptions(discover_interval=0.05, maintain_interval=3600, parse_worker=worker)
     collector = Collector("bench", None, path, engine, options=opts)
     search_thread = threading.Thread(target=searcher, daemon=True)
     search_thread.start()
@@ -169,11 +185,12 @@ def bench_ingest(lines: int, containers: int = 4) -> None:
     cpu = time.process_time() - cpu0
     stop.set()
     search_thread.join()
+    cpu, split = cpu_split(collector, cpu, dt, lines)
     collector.stop()
     print(
         f"ingest: {lines:,} lines ({expected_records:,} records) in {dt:.2f}s = "
         f"{lines / dt:,.0f} lines/s at the collector's input (parsed, joined, labelled, stored); "
-        f"CPU {cpu / dt:.0%} of one core, {lines / cpu:,.0f} lines per CPU-second (searches "
+        f"{split}; {lines / cpu:,.0f} lines per CPU-second (searches "
         f"included); {len(searches)} searches meanwhile, p95 "
         f"{pct(searches, 0.95) * 1000:.1f} ms; all written: {ok}"
     )
@@ -198,15 +215,28 @@ def bench_stages(lines: int) -> None:
     )
     decode = time.thread_time() - t
     t = time.thread_time()
-    states = {STDOUT: _StreamState(1, Cursor()), STDERR: _StreamState(2, Cursor())}
+    states = {STDOUT: StreamState(1, Cursor()), STDERR: StreamState(2, Cursor())}
     rows: list[Row] = []
     for stream, ts, text, _complete in frames:
         s = states[stream]
         mark = s.resume.take(ts)
         groups = s.joiner.feed(ts, text, mark)
         if groups:
-            _add_rows(s.source, groups, rows)
+            add_rows(s.source, groups, rows)
     parse = time.thread_time() - t
+    # The same in the parse worker, in the batches the engine reading yields: the worker's
+    # CPU time, and this side's (pickling frames, unpickling rows).
+    worker = ParseWorker()
+    remote = worker.streams({STDOUT: (1, Cursor()), STDERR: (2, Cursor())})
+    remote.feed(frames[:1])  # started (its start is not a line's cost)
+    base = worker.cpu_seconds()
+    t = time.thread_time()
+    remote = worker.streams({STDOUT: (1, Cursor()), STDERR: (2, Cursor())})
+    for i in range(0, len(frames), 3000):
+        remote.feed(frames[i : i + 3000])
+    ipc_here = time.thread_time() - t
+    in_worker = worker.cpu_seconds() - base
+    worker.stop()
     tmp = Path(tempfile.mkdtemp(prefix="logbench-"))
     try:
         store = LogStore.open(tmp / "logs.db")
@@ -224,7 +254,9 @@ def bench_stages(lines: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"stages (CPU time of one thread, {lines:,} lines): the engine's frames decoded "
-        f"{decoded / decode:,.0f}/s; resumed, joined and parsed {lines / parse:,.0f} lines/s; "
+        f"{decoded / decode:,.0f}/s; resumed, joined and parsed {lines / parse:,.0f} lines/s "
+        f"(in the parse worker: {lines / in_worker:,.0f} lines per worker CPU-second, and "
+        f"{lines / ipc_here:,.0f} per CPU-second on the collector's side of the pipe); "
         f"stored {len(rows) / write:,.0f} rows/s (FTS5, 20,000 a transaction); all three "
         f"{lines / (decode + parse + write):,.0f} lines per CPU-second"
     )
@@ -275,13 +307,12 @@ def count_seq(path: Path) -> tuple[int, int]:
         s.close()
 
 
-def bench_e2e(lines: int) -> None:
+def bench_e2e(lines: int, worker: bool | None = None) -> None:
     project = f"logbench{uuid.uuid4().hex[:6]}"
     tmp = Path(tempfile.mkdtemp(prefix="logbench-"))
     path = tmp / "logs.db"
-    collector = Collector(
-        project, None, path, DockerLogs(), options=CollectorOptions(discover_interval=0.05)
-    )
+    opts = CollectorOptions(discover_interval=0.05, parse_worker=worker)
+    collector = Collector(project, None, path, DockerLogs(), options=opts)
     collector.start()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
@@ -306,6 +337,7 @@ def bench_e2e(lines: int) -> None:
         cpu = time.process_time() - cpu0
         done.set()
         watcher.join()
+        _, split = cpu_split(collector, cpu, dt, lines)
         collector.stop()
         ran = subprocess.run(
             ["docker", "inspect", "-f", "{{.State.StartedAt}} {{.State.FinishedAt}}", cid],
@@ -324,7 +356,7 @@ def bench_e2e(lines: int) -> None:
             f"(docker run to last line stored; docker run returned after {started:.2f}s, every "
             f"line read from the engine after {read}); stored {total - 1:,} numbered lines, "
             f"{distinct:,} distinct: {'none lost, none twice' if distinct == lines == total - 1 else 'MISMATCH'}; "
-            f"collector CPU {cpu / dt:.0%} of one core; the engine alone serves its logs API at "
+            f"{split}; the engine alone serves its logs API at "
             f"{engine_rate:,.0f} lines/s (re-reading the stopped container); container ran "
             f"{ran[0]} .. {ran[1]}; {story}; all written: {ok}"
         )
@@ -481,16 +513,23 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--big", action="store_true", help="search over 10,000,000 lines")
+    ap.add_argument(
+        "--parse",
+        choices=["auto", "worker", "in-process"],
+        default="auto",
+        help="where the collector parses (auto: a worker process when there are 2+ CPUs)",
+    )
     args = ap.parse_args()
+    worker = {"auto": None, "worker": True, "in-process": False}[args.parse]
     # Figures from a busy machine mean little: say how busy it was.
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)")
     if args.what in ("stages", "all"):
         bench_stages(args.lines or 200_000)
     if args.what in ("ingest", "all"):
-        bench_ingest(args.lines or 500_000)
+        bench_ingest(args.lines or 500_000, worker=worker)
     if args.what in ("e2e", "all"):
-        bench_e2e(args.lines or 300_000)
+        bench_e2e(args.lines or 300_000, worker=worker)
     if args.what in ("engine", "all"):
         bench_engine(args.lines or 300_000)
     if args.what in ("overhead", "all"):

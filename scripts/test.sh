@@ -18,6 +18,10 @@ bash scripts/dockerd.sh start "$RUN/dockerd.pid"
 # the base image (built locally when no registry answers) and the browser-test image the CI
 # fixtures and the example pipeline use (built once; again only when its recipe changes)
 .venv/bin/conveyor bootstrap
+# The fleet tests' host image (conveyor.testing.fleet_hosts; Debian packages baked in, ~2 min on
+# a new machine) builds while the linters run; a test that needs it first waits on its lock.
+.venv/bin/python -c 'from conveyor.testing.fleet_hosts import ensure_host_image as e; e()' \
+  >"$RUN/fleet-host-image.log" 2>&1 &
 echo "== ruff";   .venv/bin/ruff check src tests bench examples
 echo "== mypy";   .venv/bin/mypy
 echo "== import contracts"; .venv/bin/lint-imports

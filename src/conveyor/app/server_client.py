@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from conveyor.app.dora import DoraView
+from conveyor.app.server_address import SERVER_VARIABLE, TOKEN_VARIABLE
 from conveyor.app.server_views import ActionResult, DiffView, EnvironmentDetail, EnvironmentSummary
 from conveyor.app.views import ReleaseView, RolloutView, TimelineView
 from conveyor.errors import (
@@ -36,9 +37,6 @@ from conveyor.model.access import Role
 from conveyor.model.alerts import AlertsView
 from conveyor.model.events import Event
 
-DEFAULT_SERVER = "http://127.0.0.1:7780"
-SERVER_VARIABLE = "CONVEYOR_SERVER"
-TOKEN_VARIABLE = "CONVEYOR_TOKEN"  # noqa: S105 — the variable's name, not a secret
 API = "/api/v1"
 READ_TIMEOUT = 30.0  # seconds: reads answer from the server's records
 # An action may answer only once its rollout is done (the server's choice): wait that long.

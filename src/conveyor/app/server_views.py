@@ -89,6 +89,13 @@ class ActionResult(BaseModel):
     rollout: int | None = None  # the rollout started, when one was
 
 
+class FluxAnswer(BaseModel):
+    """The answer to a Flux notification event."""
+
+    kind: str  # the event it became: flux.reconciled or flux.failed
+    environment: str | None  # the environment it was recorded for (None: none of them)
+
+
 class AlertsReceived(BaseModel):
     """The answer to an Alertmanager webhook delivery."""
 

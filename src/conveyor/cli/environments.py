@@ -16,10 +16,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from conveyor.app.server_address import DEFAULT_SERVER
 from conveyor.app.server_client import (
-    DEFAULT_SERVER,
-    SERVER_VARIABLE,
-    TOKEN_VARIABLE,
     ActionVerdict,
     ServerClient,
     token_from,
@@ -30,37 +28,8 @@ from conveyor.app.server_views import (
     EnvironmentDetail,
     EnvironmentSummary,
 )
+from conveyor.cli.options import JsonOpt, ServerOpt, TokenFileOpt
 from conveyor.cli.output import console, err, esc, print_json
-
-ServerOpt = Annotated[
-    str,
-    typer.Option(
-        "--server",
-        envvar=SERVER_VARIABLE,
-        help="The Conveyor server's URL.",
-        show_envvar=True,
-    ),
-]
-# For commands that work locally unless a server is named (`dora --env`, `timeline --env`).
-AskServerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--server",
-        envvar=SERVER_VARIABLE,
-        show_envvar=True,
-        help="With --env: ask this Conveyor server (token: CONVEYOR_TOKEN or --token-file).",
-        show_default=False,
-    ),
-]
-TokenFileOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--token-file",
-        help=f"A file holding the API token (default: the {TOKEN_VARIABLE} variable).",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (docs/cli.md).")]
 
 env_app = typer.Typer(
     help=(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
-from conveyor.model.events import Event
+if TYPE_CHECKING:
+    from conveyor.model.events import Event
 
 
 def configure_logging(json_lines: bool, quiet: bool = False) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -172,72 +170,3 @@ def _origin(r: LogRecord) -> str:
 
 def _millis(ts: float) -> str:
     return f"{int(ts * 1000) % 1000:03d}"
-
-
-# The options, shared with main.py's command.
-ServicesArg = Annotated[
-    list[str] | None,
-    typer.Argument(
-        help="Only these services (default: every one, CI jobs included).", show_default=False
-    ),
-]
-GrepOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--grep",
-        "-g",
-        help="Words the line holds, all of them (`time*`: a prefix).",
-        show_default=False,
-    ),
-]
-LevelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--level",
-        "-l",
-        help="This level and above: debug, info, warning, error…",
-        show_default=False,
-    ),
-]
-SinceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--since",
-        help="From this time: 10m, 2h, 3d ago, an ISO time or UNIX seconds.",
-        show_default=False,
-    ),
-]
-UntilOpt = Annotated[
-    str | None,
-    typer.Option("--until", help="Up to this time (as --since).", show_default=False),
-]
-ReleaseOpt = Annotated[
-    int | None, typer.Option("--release", help="Only this release's replicas.", show_default=False)
-]
-FieldOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--field",
-        help="KEY=VALUE of a JSON or logfmt line; repeat for several.",
-        show_default=False,
-    ),
-]
-ReplicaOpt = Annotated[
-    list[str] | None,
-    typer.Option("--replica", help="Only this replica (repeat for several).", show_default=False),
-]
-StreamOpt = Annotated[
-    list[str] | None,
-    typer.Option("--stream", help="stdout or stderr.", show_default=False),
-]
-TailOpt = Annotated[
-    int, typer.Option("--tail", "-n", help="How many of the newest matching lines.")
-]
-FollowOpt = Annotated[
-    bool,
-    typer.Option("-f", "--follow", help="Then keep printing new lines (every replica, release)."),
-]
-LogJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
-FilesOpt = Annotated[
-    list[Path] | None, typer.Option("--file", help="Compose file (repeat to merge several).")
-]

@@ -5,39 +5,111 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from conveyor.app import deploy as deploy_app
-from conveyor.app.one_writer import Command
-from conveyor.app.project import Project
-from conveyor.app.server_client import DEFAULT_SERVER
-from conveyor.app.views import RolloutResult
-from conveyor.cli.environments import AskServerOpt, ServerOpt, TokenFileOpt
-from conveyor.cli.logging import configure_logging, log_events
-from conveyor.cli.logs import (
+from conveyor.app.server_address import DEFAULT_SERVER
+from conveyor.cli.lazy import Lazy, lazy_group
+from conveyor.cli.options import (
+    AskServerOpt,
     FieldOpt,
+    FileOpt,
     FilesOpt,
     FollowOpt,
+    ForceOpt,
     GrepOpt,
+    JsonOpt,
     LevelOpt,
     LogJsonOpt,
+    NoLogsOpt,
+    ProfileOpt,
+    ProjectOpt,
     ReleaseOpt,
     ReplicaOpt,
+    ServerOpt,
     ServicesArg,
     SinceOpt,
     StreamOpt,
     TailOpt,
+    TokenFileOpt,
     UntilOpt,
 )
-from conveyor.cli.one_writer import ForceOpt, open_project, target
 from conveyor.cli.output import console, err, esc, print_error, print_json, text_of
-from conveyor.cli.progress import progress
 from conveyor.errors import ConveyorError
-from conveyor.model.ownership import ServerOwner
+
+if TYPE_CHECKING:
+    from conveyor.app.one_writer import Command
+    from conveyor.app.project import Project
+    from conveyor.app.views import RolloutResult
+    from conveyor.model.ownership import ServerOwner
+
+# The headings of `conveyor --help`, and the order of the commands under them.
+RUN = "Run on this machine"
+OBSERVE = "Observe"
+DELIVER = "Deliver through a server (GitOps)"
+BUILD = "Pipelines and infrastructure"
+ORDER = (
+    "up", "plan", "deploy", "rollback", "status", "history", "down", "agent", "bootstrap",
+    "logs", "metrics", "alerts", "checks", "timeline", "dora",
+    "server", "env", "diff", "promote", "suspend", "resume", "token",
+    "ci", "aws", "render", "backup",
+)  # fmt: skip
+
+# Commands whose modules are imported only when they run (cli/lazy.py): `conveyor --help`,
+# `--version` and shell completion stay fast however many commands there are.
+LAZY = {
+    "ci": Lazy(
+        "conveyor.cli.ci:app", "Run .gitlab-ci.yml pipelines locally (GitLab semantics).", BUILD
+    ),
+    "checks": Lazy(
+        "conveyor.cli.checks:app",
+        "Infrastructure checks (Nagios): states, downtimes (docs/checks.md).",
+        OBSERVE,
+    ),
+    "aws": Lazy("conveyor.cli.aws:app", "AWS infrastructure as code (docs/aws.md).", BUILD),
+    "backup": Lazy("conveyor.cli.backup:app", "Backups to S3 and EBS (docs/backups.md).", RUN),
+    "render": Lazy(
+        "conveyor.cli.render:app",
+        "Kubernetes manifests (Kustomize), Flux files, and their checks "
+        "(docs/kubernetes.md, docs/flux.md).",
+        BUILD,
+    ),
+    "server": Lazy(
+        "conveyor.cli.server:server",
+        "Run the GitOps server in the foreground: its HTTP API and webhooks (Ctrl-C stops it).",
+        DELIVER,
+    ),
+    "token": Lazy("conveyor.cli.server:token_app", "API tokens of `conveyor server`.", DELIVER),
+    "env": Lazy(
+        "conveyor.cli.environments:env_app",
+        "The environments of a running `conveyor server`.",
+        DELIVER,
+    ),
+    "diff": Lazy(
+        "conveyor.cli.environments:diff",
+        "What git says against what runs in an environment, per service.",
+        DELIVER,
+    ),
+    "promote": Lazy(
+        "conveyor.cli.environments:promote",
+        "Promote the release an environment serves into ENV, through ENV's gates.",
+        DELIVER,
+    ),
+    "suspend": Lazy(
+        "conveyor.cli.environments:suspend",
+        "Stop deploying to ENV and correcting its drift, until `conveyor resume ENV`.",
+        DELIVER,
+    ),
+    "resume": Lazy(
+        "conveyor.cli.environments:resume",
+        "Follow git again in ENV: what its branch says now is brought in at once.",
+        DELIVER,
+    ),
+}
 
 app = typer.Typer(
+    cls=lazy_group(LAZY, ORDER),
     name="conveyor",
     help=(
         "Deploy a Compose application on this machine with zero-downtime rollouts behind "
@@ -54,90 +126,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
 )
-
-FileOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "-f",
-        "--file",
-        help=(
-            "Compose file; repeat to merge several in order (default: COMPOSE_FILE, else "
-            "compose.yaml and compose.override.yaml in this directory)."
-        ),
-        show_default=False,
-    ),
-]
-ProfileOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--profile",
-        help="Enable the services of this profile; repeat for several (default: COMPOSE_PROFILES).",
-        show_default=False,
-    ),
-]
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "-p",
-        "--project-name",
-        help="Project name (default: `name:` or the directory).",
-        envvar="COMPOSE_PROJECT_NAME",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (docs/cli.md).")]
-NoLogsOpt = Annotated[
-    bool,
-    typer.Option(
-        "--no-logs",
-        help="Collect no logs (a short-lived review environment); "
-        "`x-conveyor.logs: false` in compose.yaml says it for good.",
-    ),
-]
-
-
-def _add_ci() -> None:
-    from conveyor.cli.ci import app as ci_app
-
-    app.add_typer(
-        ci_app, name="ci", help="Run .gitlab-ci.yml pipelines locally (GitLab semantics)."
-    )
-
-
-_add_ci()
-
-
-def _add_checks() -> None:
-    from conveyor.cli.checks import app as checks_app
-
-    app.add_typer(
-        checks_app,
-        name="checks",
-        help="Infrastructure checks (Nagios): states, downtimes (docs/checks.md).",
-    )
-
-
-_add_checks()
-
-
-def _add_aws() -> None:
-    from conveyor.cli.aws import app as aws_app
-
-    app.add_typer(aws_app, name="aws", help="AWS infrastructure as code (docs/aws.md).")
-
-
-_add_aws()
-app.add_typer(__import__("conveyor.cli.backup").cli.backup.app, name="backup", help="Backups to S3 (docs/backups.md).")  # fmt: skip  # noqa: E501
-
-
-def _add_server() -> None:
-    from conveyor.cli.server import server, token_app
-
-    app.add_typer(token_app, name="token", help="API tokens of `conveyor server`.")
-    app.command(name="server")(server)
-
-
-_add_server()
 
 
 def _version(show: bool) -> None:
@@ -167,6 +155,8 @@ def main_options(
 
 def _project(ctx: typer.Context, file: list[Path] | None, project_name: str | None) -> Project:
     """The project a read-only command reads (as its server has it, when one manages it)."""
+    from conveyor.cli.one_writer import open_project
+
     return open_project(ctx, file, project_name)
 
 
@@ -179,6 +169,8 @@ def _writable(
 ) -> Project:
     """The project a command that changes it works on, once one writer allows it: a project a
     `conveyor server` manages is refused (exit 2) unless --force."""
+    from conveyor.cli.one_writer import target
+
     found = target(ctx, file, project_name, command, force=force)
     assert found.project is not None  # only rollback and status go through the API
     return found.project
@@ -204,7 +196,7 @@ def _exit_unless(ok: bool) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(rich_help_panel=RUN)
 def up(
     ctx: typer.Context,
     file: FileOpt = None,
@@ -238,6 +230,10 @@ def up(
     Alertmanager and node exporter on 127.0.0.1 (docs/metrics.md) unless --no-metrics.
 
     Refused (exit 2) on a project a `conveyor server` manages: push to its branch instead."""
+    from conveyor.app import deploy as deploy_app
+    from conveyor.cli.one_writer import target
+    from conveyor.cli.progress import progress
+
     found = target(ctx, file, project_name, "up", force=force)
     project = found.project
     assert project is not None
@@ -271,7 +267,7 @@ def up(
         console.print(esc(f"  {c.name:<16} {c.url}"), highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel=RUN)
 def plan(
     ctx: typer.Context,
     services: Annotated[list[str] | None, typer.Argument(help="Only these services.")] = None,
@@ -282,6 +278,8 @@ def plan(
     """Show what a deploy would change, without starting or stopping anything.
 
     Images are built (cached) to learn whether they changed."""
+    from conveyor.app import deploy as deploy_app
+
     p = deploy_app.plan(_project(ctx, file, project_name), services or [])
     if as_json:
         print_json(p.as_json())
@@ -299,7 +297,7 @@ def plan(
         console.print(f"[yellow]note:[/] {esc(n)}")
 
 
-@app.command()
+@app.command(rich_help_panel=RUN)
 def deploy(
     ctx: typer.Context,
     services: Annotated[
@@ -312,6 +310,9 @@ def deploy(
     """Roll out the current files with each service's update policy; roll back on failure.
 
     Refused (exit 2) on a project a `conveyor server` manages: push to its branch instead."""
+    from conveyor.app import deploy as deploy_app
+    from conveyor.cli.progress import progress
+
     project = _writable(ctx, file, project_name, "deploy", force)
     with progress() as show:
         project.subscribe(show)
@@ -322,7 +323,7 @@ def deploy(
     _exit_unless(r.outcome.ok)
 
 
-@app.command()
+@app.command(rich_help_panel=RUN)
 def rollback(
     ctx: typer.Context,
     service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
@@ -353,6 +354,10 @@ def rollback(
     On a project a running `conveyor server` manages, rollback goes through its API as --env does.
 
     One service alone, or a stopped server's project, is refused (exit 2) unless --force."""
+    from conveyor.app import deploy as deploy_app
+    from conveyor.cli.one_writer import target
+    from conveyor.cli.progress import progress
+
     if env is not None:
         if service is not None:
             raise typer.BadParameter(
@@ -383,7 +388,7 @@ def rollback(
     _exit_unless(r.outcome.ok)
 
 
-@app.command()
+@app.command(rich_help_panel=RUN)
 def status(
     ctx: typer.Context,
     file: FileOpt = None,
@@ -394,6 +399,8 @@ def status(
     """Services, replicas, health, release and ports.
 
     On a project a running `conveyor server` manages: its `env status` (token: CONVEYOR_TOKEN)."""
+    from conveyor.app import deploy as deploy_app
+    from conveyor.cli.one_writer import target
     from conveyor.cli.report import status_table
 
     found = target(ctx, file, project_name, "status")
@@ -424,7 +431,8 @@ def status(
 def _status_through_server(owner: ServerOwner, token_file: Path | None, as_json: bool) -> bool:
     """`conveyor env status ENV` for the project's environment; False (said why) when the
     server cannot answer it, so the caller shows this host's view instead."""
-    from conveyor.app.server_client import TOKEN_VARIABLE, token_from
+    from conveyor.app.server_address import TOKEN_VARIABLE
+    from conveyor.app.server_client import token_from
     from conveyor.cli.environments import connect, show_detail
 
     if token_from(token_file, os.environ) is None:
@@ -450,7 +458,7 @@ def _status_through_server(owner: ServerOwner, token_file: Path | None, as_json:
     return True
 
 
-@app.command()
+@app.command(rich_help_panel=RUN)
 def history(
     ctx: typer.Context,
     file: FileOpt = None,
@@ -459,6 +467,7 @@ def history(
     limit: Annotated[int, typer.Option("-n", "--limit", help="How many rollouts.")] = 20,
 ) -> None:
     """Releases and rollouts, newest first, with outcome and duration."""
+    from conveyor.app import deploy as deploy_app
     from conveyor.cli.report import history_table
 
     data = deploy_app.history(_project(ctx, file, project_name), limit)
@@ -468,7 +477,7 @@ def history(
     console.print(history_table(data))
 
 
-@app.command()
+@app.command(rich_help_panel=OBSERVE)
 def dora(
     ctx: typer.Context,
     env: Annotated[
@@ -514,7 +523,7 @@ def dora(
     console.print(dora_table(view))
 
 
-@app.command()
+@app.command(rich_help_panel=OBSERVE)
 def alerts(
     ctx: typer.Context,
     since: Annotated[
@@ -560,7 +569,7 @@ def alerts(
     console.print(alerts_table(view))
 
 
-@app.command()
+@app.command(rich_help_panel=OBSERVE)
 def timeline(
     ctx: typer.Context,
     ref: Annotated[
@@ -622,7 +631,7 @@ def timeline(
             console.print(f"  [dim]{esc(f'{e.kind:<20}')}[/] {esc(e.message)}", highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel=OBSERVE)
 def logs(
     ctx: typer.Context,
     services: ServicesArg = None,
@@ -664,7 +673,7 @@ def logs(
     )
 
 
-@app.command()
+@app.command(rich_help_panel=OBSERVE)
 def metrics(
     ctx: typer.Context,
     service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
@@ -742,7 +751,7 @@ def metrics(
         pass
 
 
-@app.command()
+@app.command(rich_help_panel=RUN)
 def down(
     ctx: typer.Context,
     file: FileOpt = None,
@@ -761,6 +770,9 @@ def down(
     volumes too unless --volumes.
 
     Refused (exit 2) on a project a `conveyor server` manages: `conveyor suspend ENV` instead."""
+    from conveyor.app import deploy as deploy_app
+    from conveyor.cli.progress import progress
+
     project = _writable(ctx, file, project_name, "down", force)
     with progress() as show:
         project.subscribe(show)
@@ -776,7 +788,7 @@ def down(
     err.print(f"[bold green]down[/]: {esc(r.project)} stopped in {r.seconds:.1f}s")
 
 
-@app.command()
+@app.command(rich_help_panel=RUN)
 def agent(
     ctx: typer.Context,
     file: FileOpt = None,
@@ -794,6 +806,7 @@ def agent(
     It also keeps Nagios checking the project and restarts it if it dies (docs/checks.md).
 
     Refused (exit 2) on a project a `conveyor server` manages: the server heals it."""
+    from conveyor.cli.logging import log_events
     from conveyor.server.agent import run_agent
 
     project = _writable(ctx, file, project_name, "agent", force)
@@ -801,7 +814,7 @@ def agent(
     run_agent(project, interval, checks=not no_checks, logs=not no_logs)
 
 
-@app.command()
+@app.command(rich_help_panel=RUN)
 def bootstrap(
     check: Annotated[bool, typer.Option("--check", help="Only report; install nothing.")] = False,
 ) -> None:
@@ -827,20 +840,9 @@ def bootstrap(
     err.print("[green]host ready[/]")
 
 
-def _add_environments() -> None:
-    from conveyor.cli.environments import diff, env_app, promote, resume, suspend
-
-    app.add_typer(env_app, name="env", help="The environments of a running `conveyor server`.")
-    app.command(name="diff")(diff)
-    app.command(name="promote")(promote)
-    app.command(name="suspend")(suspend)
-    app.command(name="resume")(resume)
-
-
-_add_environments()
-
-
 def main() -> None:
+    from conveyor.cli.logging import configure_logging
+
     configure_logging(json_lines=False, quiet=True)
     try:
         app()

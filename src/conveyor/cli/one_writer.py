@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -20,19 +20,6 @@ from conveyor.app.ownership import Resolved, open_owned, resolve
 from conveyor.app.project import Project
 from conveyor.cli.output import err, esc, print_error
 from conveyor.model.ownership import ServerOwner
-
-ForceOpt = Annotated[
-    bool,
-    typer.Option(
-        "--force",
-        help=(
-            "Act even on a project a `conveyor server` manages (refused otherwise, exit 2). "
-            "Risky: the server is not told, git no longer says what runs, the server's drift "
-            "correction or next deploy may undo it, and conveyor.yaml's overrides are not "
-            "applied (docs/server.md, One writer)."
-        ),
-    ),
-]
 
 
 @dataclass(frozen=True)

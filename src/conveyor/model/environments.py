@@ -18,7 +18,9 @@ from conveyor.model.backup import BackupsConfig
 from conveyor.model.checks import ChecksSettings
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.fleet import Fleet
+from conveyor.model.flux import FluxSettings
 from conveyor.model.frozen import Frozen
+from conveyor.model.kube import KubeOptions
 from conveyor.model.log_shipping import LogShipping
 from conveyor.model.notifications import NotificationsSpec
 from conveyor.model.slo import ServiceSLO
@@ -134,7 +136,9 @@ class ConveyorConfig(Frozen):
     checks: ChecksSettings = ChecksSettings()  # Nagios for every environment (docs/checks.md)
     aws: AwsSettings = AwsSettings()  # the infrastructure `conveyor aws` renders (docs/aws.md)
     backups: BackupsConfig = BackupsConfig()  # `conveyor backup`, schedules (docs/backups.md)
+    flux: FluxSettings = FluxSettings()  # `flux:` (docs/flux.md): how Flux delivers on Kubernetes
     fleet: Fleet = Fleet()  # `hosts:`/`inventory:` (docs/provision.md); empty: this machine only
+    kubernetes: KubeOptions = KubeOptions()  # `render kubernetes` (docs/kubernetes.md)
 
     def promotion_order(self) -> list[str]:
         """Environment names by name, except that a `promote_from` source comes before the

@@ -100,6 +100,11 @@ EventKind = Literal[
     "backup.verify_failed",  # it cannot be restored
     "restore.succeeded",
     "restore.failed",
+    # Flux's notification-controller (POST /hooks/flux, app.flux_hook) about an environment
+    # delivered to Kubernetes; data: {"kind", "name", "namespace", "reason", "revision",
+    # "controller"}
+    "flux.reconciled",  # an info event: applied, health checks passed, ...
+    "flux.failed",  # an error event: the build, apply or health check of a revision failed
 ]
 
 EPHEMERAL: frozenset[str] = frozenset(

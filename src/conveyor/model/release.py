@@ -89,6 +89,8 @@ class ObservedReplica(Frozen):
     release: int
     endpoint: Endpoint  # where the replica answers (probes, HAProxy's server)
     running: bool
+    # The host port its engine publishes its port on (ReplicaRun.publish_on), if any.
+    published_port: int | None = None
     exit_code: int | None = None
     health: ReplicaHealth = "none"  # the Docker Engine's health status
     router: RouterState = "absent"

@@ -12,12 +12,15 @@ from typing import Literal
 from pydantic import Field
 
 from conveyor.model.alert_thresholds import AlertThresholds
+from conveyor.model.autoscale import Autoscale
 from conveyor.model.backup import ServiceBackup
+from conveyor.model.canary import CanarySpec
 from conveyor.model.container import ContainerSettings
 
 # Re-exported (`as`): model types have always imported Frozen from here.
 from conveyor.model.frozen import Frozen as Frozen  # noqa: PLC0414
 from conveyor.model.logs import LogSettings
+from conveyor.model.placement import ServicePlacement
 from conveyor.model.slo import ServiceSLO
 
 
@@ -252,6 +255,11 @@ class Service(Frozen):
     alerts: AlertThresholds | None = None
     metrics: MetricsEndpoint | None = None  # scraped by Prometheus when set
     backup: ServiceBackup | None = None  # x-conveyor.backup (docs/backups.md); None: defaults
+    # deploy.mode and deploy.placement: used on a fleet (plan.placement); None: replicated,
+    # on any host. Not part of the spec hash: moving replicas is placement's job.
+    placement: ServicePlacement | None = None
+    canary: CanarySpec | None = None  # x-conveyor.canary: a Flagger Canary on Kubernetes
+    autoscale: Autoscale | None = None  # x-conveyor.autoscale (rendered for Kubernetes only)
 
     @property
     def restart_policy(self) -> Restart:

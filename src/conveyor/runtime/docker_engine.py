@@ -208,13 +208,25 @@ def _labels(req: ReplicaRun) -> dict[str, str]:
     return labels
 
 
-def _udp_bindings(req: ReplicaRun) -> dict[str, list[tuple[str, int]]]:
-    """UDP ports Docker publishes itself (HAProxy carries TCP only)."""
-    bindings: dict[str, list[tuple[str, int]]] = {}
+def _udp_bindings(req: ReplicaRun) -> dict[str, list[tuple[str, int | None]]]:
+    """UDP ports Docker publishes itself (HAProxy carries TCP only), and on a fleet the
+    replica's port on an ephemeral host port (None: Docker picks one)."""
+    bindings: dict[str, list[tuple[str, int | None]]] = {}
     for p in req.service.udp_ports():
         if p.published is not None:
             bindings.setdefault(f"{p.target}/udp", []).append((p.host_ip or "", p.published))
+    if req.publish_on is not None and req.port:
+        bindings[f"{req.port}/tcp"] = [(req.publish_on, None)]
     return bindings
+
+
+def _published_port(attrs: JSON, port: int) -> int | None:
+    """The host port Docker bound for the replica's TCP `port`, when it publishes it."""
+    ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    for binding in ports.get(f"{port}/tcp") or ():
+        if str(binding.get("HostPort") or "").isdigit():
+            return int(binding["HostPort"])
+    return None
 
 
 def _endpoint(attrs: JSON, labels: dict[str, str], port: int) -> Endpoint:
@@ -264,6 +276,7 @@ def _observed(attrs: JSON) -> ObservedReplica | None:
         release=release,
         endpoint=_endpoint(attrs, labels, port),
         running=running,
+        published_port=_published_port(attrs, port),
         exit_code=exit_code,
         health=_HEALTH.get(str(health), "none"),
         paused=bool(state.get("Paused")),
@@ -293,9 +306,21 @@ def _split_log_line(raw: str) -> tuple[str, str]:
 class DockerEngine:
     """`Runtime` on a local Docker Engine."""
 
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
+    def __init__(
+        self, client: docker.DockerClient | None = None, base_url: str | None = None
+    ) -> None:
+        """`base_url`: another engine than the environment's (`unix:///path`, say: a fleet
+        host's engine brought here by host.ssh_tunnel); the client is made on first use."""
         self._client = client
+        self._base_url = base_url
         self._client_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the client's connections (a later call makes a new one)."""
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     # -- plumbing --
 
@@ -304,7 +329,11 @@ class DockerEngine:
         with self._client_lock:
             if self._client is None:
                 try:
-                    self._client = docker.from_env()
+                    self._client = (
+                        docker.DockerClient(base_url=self._base_url)
+                        if self._base_url
+                        else docker.from_env()
+                    )
                 except docker.errors.DockerException as e:
                     raise EngineUnreachable(_unreachable(e)) from e
             return self._client
@@ -521,7 +550,7 @@ class DockerEngine:
             stop_timeout=math.ceil(service.stop_grace_period),
             healthcheck=_healthcheck(service.healthcheck),
             host_config=host_config,
-            ports=[(int(key.split("/")[0]), "udp") for key in udp] or None,
+            ports=[(int(port), proto) for port, proto in (k.split("/") for k in udp)] or None,
             networking_config=(
                 api.create_networking_config(
                     {networks[0][0]: api.create_endpoint_config(aliases=list(networks[0][1]))}

@@ -46,6 +46,9 @@ class ReplicaRun(Frozen):
     # Project networking: Docker network -> the names the replica answers to there (none for a
     # routed service: its name is its address's). Empty: host networking.
     networks: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # A fleet (project networking): publish `port` on an ephemeral host port of this address,
+    # where the other hosts' HAProxies reach the replica (docs/fleet.md, "Addresses").
+    publish_on: str | None = None
 
 
 class NetworkRun(Frozen):

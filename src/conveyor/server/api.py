@@ -51,6 +51,8 @@ from conveyor.app.alerts import MAX_BODY as ALERTS_MAX_BODY
 from conveyor.app.alerts import AlertReceiver
 from conveyor.app.ci_views import JobLog, JobView, PipelineSummary
 from conveyor.app.dora import DEFAULT_SINCE, DoraView, parse_window
+from conveyor.app.flux_hook import MAX_BODY as FLUX_MAX_BODY
+from conveyor.app.flux_hook import FluxReceiver
 from conveyor.app.hooks import (
     HOOK_SOURCES,
     MAX_BODY,
@@ -66,6 +68,7 @@ from conveyor.app.server_views import (
     DiffView,
     EnvironmentDetail,
     EnvironmentSummary,
+    FluxAnswer,
     HookAnswer,
     TokenCreated,
     TokenList,
@@ -101,6 +104,7 @@ class ApiState:
     stopping: threading.Event = field(default_factory=threading.Event)
     alerts: AlertReceiver | None = None  # Alertmanager's deliveries (None: the route is off)
     alerts_view: Callable[[float], AlertsView] | None = None  # GET /alerts (window seconds)
+    flux: FluxReceiver | None = None  # Flux's notification events (None: the route is off)
 
 
 def create_app(
@@ -112,6 +116,7 @@ def create_app(
     keepalive: float = 15.0,
     alerts: AlertReceiver | None = None,
     alerts_view: Callable[[float], AlertsView] | None = None,
+    flux: FluxReceiver | None = None,
 ) -> FastAPI:
     """The API over `backend`, with tokens and audit in `db`. `hook_secret` None turns the
     webhook routes off (they answer 401); `alerts` None turns Alertmanager's off (404).
@@ -125,7 +130,14 @@ def create_app(
         redoc_url=None,
     )
     app.state.conveyor = ApiState(
-        backend, db, hook_secret, events_poll, keepalive, alerts=alerts, alerts_view=alerts_view
+        backend,
+        db,
+        hook_secret,
+        events_poll,
+        keepalive,
+        alerts=alerts,
+        alerts_view=alerts_view,
+        flux=flux,
     )
     app.add_exception_handler(ServerError, _server_error)  # type: ignore[arg-type]  # Starlette types handlers loosely
     app.include_router(open_routes)
@@ -338,6 +350,31 @@ async def alertmanager_hook(request: Request) -> JSONResponse:
     except HookRejected as e:
         return JSONResponse({"detail": e.reason}, status_code=e.status)
     answer = AlertsReceived(alerts=received.alerts, told=received.told)
+    return JSONResponse(answer.model_dump(), status_code=200)
+
+
+@open_routes.post(
+    "/hooks/flux",
+    tags=["webhooks"],
+    summary="Receive a Flux notification event (a generic-hmac Provider)",
+    response_model=FluxAnswer,
+    responses={
+        401: {"description": "Wrong or missing X-Signature: nothing was recorded"},
+        404: {"description": "This server takes no Flux events"},
+    },
+)
+async def flux_hook(request: Request) -> JSONResponse:
+    """Flux's event about an environment's Kustomization becomes a `flux.reconciled` or
+    `flux.failed` event of that environment (docs/flux.md)."""
+    state = _state(request)
+    if state.flux is None:
+        return JSONResponse({"detail": "this server takes no Flux events"}, status_code=404)
+    try:
+        body = await _read_body(request, FLUX_MAX_BODY)
+        received = await run_in_threadpool(state.flux.receive, request.headers, body)
+    except HookRejected as e:
+        return JSONResponse({"detail": e.reason}, status_code=e.status)
+    answer = FluxAnswer(kind=received.kind, environment=received.environment)
     return JSONResponse(answer.model_dump(), status_code=200)
 
 

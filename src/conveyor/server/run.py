@@ -35,6 +35,7 @@ from conveyor.app.access import open_server_db
 from conveyor.app.alerts import AlertReceiver, server_alerts, server_hook, token_file
 from conveyor.app.backup_schedule import BackupScheduler
 from conveyor.app.controller import HEAL_INTERVAL, Controller
+from conveyor.app.flux_hook import FluxReceiver
 from conveyor.app.hooks import settle_deliveries
 from conveyor.app.metrics import ServerMetrics
 from conveyor.app.ownership import ServerIdentity, claim_project, reclaim
@@ -108,11 +109,18 @@ def run_server(options: ServerOptions) -> None:
         # configuration carries the same token file (app.alerts.server_hook).
         token = token_file(options.data_dir, os.environ)
         alerts = AlertReceiver(token, controller.notice)
+        # Flux's events about Kubernetes environments, signed with the webhook secret
+        flux = FluxReceiver(
+            options.hook_secret,
+            controller.notice,
+            lambda: controller.config.environments if controller.config is not None else {},
+        )
         app = create_app(
             controller,
             sdb,
             hook_secret=options.hook_secret,
             alerts=alerts,
+            flux=flux,
             alerts_view=lambda window: server_alerts(options.data_dir, sdb, os.environ, window),
         )
         # the web dashboard on the same origin (docs/dashboard.md), with the metrics stack's

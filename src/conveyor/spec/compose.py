@@ -30,7 +30,7 @@ from conveyor.spec.service import build_service, pairs
 from conveyor.spec.sources import env_file_variables, load_source
 from conveyor.spec.support import check_support
 from conveyor.spec.values import to_bool, to_str
-from conveyor.spec.yamlpos import SpecWarning, load_yaml
+from conveyor.spec.yamlpos import Document, SpecWarning, YamlPath, dotted, load_yaml
 
 _PROJECT_CHARS = re.compile(r"[^a-z0-9_-]")
 
@@ -41,6 +41,17 @@ class Loaded:
 
     stack: Stack
     warnings: tuple[SpecWarning, ...] = ()
+    # The merged files' lines, so a later reader of the stack (the Kubernetes rendering) can
+    # point a warning at the key it is about.
+    doc: Document | None = None
+    file: str = ""
+
+    def warning(self, path: YamlPath, message: str) -> SpecWarning:
+        """A warning about `path` of the compose file(s), at the line it was written on."""
+        if self.doc is None or not path:
+            return SpecWarning(self.file, None, dotted(path), message)
+        file, line = self.doc.where(path)
+        return SpecWarning(file or self.file, line, dotted(path), message)
 
 
 def load_stack(
@@ -94,7 +105,8 @@ def load_compose(
     check_support(ctx)
     raise_errors(ctx.errors)
     warnings = collapse(ctx.warnings)
-    return Loaded(stack, tuple(sorted(warnings, key=lambda w: (w.file, w.line or 0, w.field))))
+    ordered = tuple(sorted(warnings, key=lambda w: (w.file, w.line or 0, w.field)))
+    return Loaded(stack, ordered, doc, file)
 
 
 def _files(

@@ -32,7 +32,9 @@ from conveyor.spec.backups import backups_settings
 from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration, parse_non_negative_duration
+from conveyor.spec.flux import flux_settings
 from conveyor.spec.keys import known_keys, mapping
+from conveyor.spec.kube_settings import kube_settings
 from conveyor.spec.log_shipping import log_shipping as parse_log_shipping
 from conveyor.spec.notifications import notifications as parse_notifications
 from conveyor.spec.slo import environment_slos
@@ -42,7 +44,9 @@ from conveyor.spec.yamlpos import Document, YamlPath, load_yaml
 FILE_NAME = "conveyor.yaml"
 MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; use webhooks
 
-TOP_KEYS = ("environments", "notifications", "logs", "checks", "aws", "backups")
+TOP_KEYS = (
+    "environments", "notifications", "logs", "checks", "aws", "flux", "kubernetes", "backups",
+)  # fmt: skip
 ENVIRONMENT_KEYS = (
     "branch",
     "tag_pattern",
@@ -116,6 +120,8 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     checks = parse_checks(ctx, ("checks",), root.get("checks"))
     aws = aws_settings(ctx, ("aws",), root.get("aws"))
     backups = backups_settings(ctx, ("backups",), root.get("backups"))
+    flux = flux_settings(ctx, ("flux",), root.get("flux"))
+    kubernetes = kube_settings(ctx, ("kubernetes",), root.get("kubernetes"))
     if "environments" not in root:
         ctx.error((), "'environments' is required: name at least one environment")
         return None
@@ -136,6 +142,8 @@ def _config(ctx: Context) -> ConveyorConfig | None:
         checks=checks,
         aws=aws,
         backups=backups,
+        flux=flux,
+        kubernetes=kubernetes,
     )
 
 

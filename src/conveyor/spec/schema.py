@@ -50,6 +50,25 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
             ]
         },
         "balance": {"type": "string", "enum": ["roundrobin", "leastconn"]},
+        # a Flagger Canary on Kubernetes (spec.canary checks the values)
+        "canary": {
+            "oneOf": [
+                {"type": ["boolean", "string"]},
+                {
+                    "type": "object",
+                    "properties": {
+                        "steps": {"type": "array"},
+                        "step_weight": {"type": ["integer", "string"]},
+                        "max_weight": {"type": ["integer", "string"]},
+                        "interval": _DURATION,
+                        "threshold": {"type": ["integer", "string"]},
+                        "error_ratio": {"type": ["string", "number"]},
+                        "latency": _DURATION,
+                    },
+                    "additionalProperties": False,
+                },
+            ]
+        },
         # service level objectives (spec.slo checks the values): `99.9%`, `300ms`
         "slo": {
             "type": "object",
@@ -94,6 +113,17 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
                     "additionalProperties": False,
                 },
             ]
+        },
+        # replicas between min and max on a CPU or RPS target (spec.autoscale checks values)
+        "autoscale": {
+            "type": "object",
+            "properties": {
+                "min": {"type": ["integer", "string"]},
+                "max": {"type": ["integer", "string"]},
+                "cpu": {"type": ["integer", "string"]},
+                "rps": {"type": ["number", "string"]},
+            },
+            "additionalProperties": False,
         },
         # where each replica serves Prometheus metrics: a path on its main port, or both
         "metrics": {

@@ -23,13 +23,16 @@ from conveyor.model.stack import (
     VolumeMount,
 )
 from conveyor.spec.alert_thresholds import alert_thresholds
+from conveyor.spec.autoscale import autoscale
 from conveyor.spec.backups import service_backup
+from conveyor.spec.canary import canary
 from conveyor.spec.container import container_settings
 from conveyor.spec.context import Context
 from conveyor.spec.dotenv import parse_env
 from conveyor.spec.durations import parse_bytes, parse_duration
 from conveyor.spec.mounts import config_mounts, secret_mounts, volume_mounts
 from conveyor.spec.networks import networking, service_networks
+from conveyor.spec.placement import service_placement
 from conveyor.spec.restart import restart_policy
 from conveyor.spec.routing import metrics_endpoint, routing
 from conveyor.spec.slo import service_slo
@@ -109,11 +112,22 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
             ctx, (*path, "x-conveyor", "slo"), (raw.get("x-conveyor") or {}).get("slo")
         ),
         metrics=metrics_endpoint(ctx, path, raw),
+        placement=service_placement(ctx, path, raw),
+        canary=canary(
+            ctx,
+            (*path, "x-conveyor", "canary"),
+            (raw.get("x-conveyor") or {}).get("canary"),
+            route,
+            has_metrics=(raw.get("x-conveyor") or {}).get("metrics") is not None,
+        ),
         alerts=alert_thresholds(
             ctx, (*path, "x-conveyor", "alerts"), (raw.get("x-conveyor") or {}).get("alerts")
         ),
         backup=service_backup(
             ctx, (*path, "x-conveyor", "backup"), (raw.get("x-conveyor") or {}).get("backup")
+        ),
+        autoscale=autoscale(
+            ctx, (*path, "x-conveyor", "autoscale"), (raw.get("x-conveyor") or {}).get("autoscale")
         ),
     )
 

@@ -1,8 +1,11 @@
 """The collector against an in-memory engine: every line once, across restarts of the
-collector and of the engine, with multi-line records kept whole."""
+collector and of the engine, with multi-line records kept whole. Each test runs twice: parsing
+in the collector's parse worker process, and in its follower threads (one CPU)."""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -27,6 +30,13 @@ TB = [
     '  File "app.py", line 1, in <module>',
     "ValueError: bad",
 ]
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["worker", "in-process"])
+def parse_worker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    on = bool(request.param)
+    monkeypatch.setattr(sys.modules[__name__], "OPTS", dataclasses.replace(OPTS, parse_worker=on))
+    return on
 
 
 @pytest.fixture

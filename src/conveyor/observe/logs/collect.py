@@ -12,11 +12,13 @@ Threads:
   a follower for each one that runs (or stopped with output not read yet): replicas, one-shot
   services and CI job containers alike (service addresses write nothing and are left out);
 - one `logs-<container>` follower per container reads its output from the cursor stored for
-  each of its streams (`cursor.Resume`: no line twice, none missed), joins multi-line records
-  (`multiline.Joiner`), parses them (`parse.parse_line`) and hands batches to the writer. When
-  its stream ends, the container either stopped (the rest is flushed; done) or the engine
-  went away (a dockerd restart): it reads again from the last record it handed over, with
-  back-off until the engine answers;
+  each of its streams and has it turned into rows (`streams.ContainerStreams`: what is new,
+  `cursor.Resume`; multi-line records joined; parsed) — in the parse worker process
+  (`parse_worker`) on a machine with more than one CPU, so parsing and the writer's SQLite
+  work run at once, else in the follower itself — and hands them to the writer. When its
+  stream ends, the container either stopped (the rest is flushed; done) or the engine went
+  away (a dockerd restart), or the parse worker was lost: it reads again from the last record
+  it handed over, with back-off until the engine (or a new worker) answers;
 - `logs-writer` writes batches (and the cursors they move) in one transaction each, hands
   each stored batch to the sink when one was given (the shippers to Elasticsearch and Loki:
   `ship/`), and runs the store's maintenance (retention, compaction).
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import queue
 import re
@@ -45,16 +46,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.errors import ConveyorError, LockBusy, ShipError
-from conveyor.model.logs import LogLevel, Stream
-from conveyor.observe.logs.cursor import Cursor, Resume
+from conveyor.model.logs import Stream
+from conveyor.observe.logs.cursor import Cursor
 from conveyor.observe.logs.labels import collected, labels_of
-from conveyor.observe.logs.multiline import Group, Joiner
-from conveyor.observe.logs.parse import parse_line, plain_level
+from conveyor.observe.logs.parse_worker import ParseWorker
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.ship.sink import LogSink
-from conveyor.observe.logs.store import LEVEL_INDEX, LogStore, Row
+from conveyor.observe.logs.store import LogStore, Row
+from conveyor.observe.logs.streams import ContainerStreams, Sources, Streams
 from conveyor.runtime.log_protocol import (
     STDERR,
+    STDOUT,
     ContainerLogs,
     ContainerRun,
     Frame,
@@ -63,7 +65,6 @@ from conveyor.runtime.log_protocol import (
 )
 
 LOCK_NAME = "logs.lock"
-Mark = tuple[int, int]  # a cursor position (ts, count) carried through the joiner
 # What a follower hands the writer: rows, and the cursor each source reaches with them.
 Handover = tuple[list[Row], dict[int, Cursor]]
 Report = Callable[[str], None]
@@ -80,6 +81,9 @@ class CollectorOptions:
     backoff_max: float = 5.0  # seconds between attempts while the engine does not answer
     recheck: float = 5.0  # seconds of quiet after which a followed container is looked at
     suspect_for: float = 60.0  # seconds after an engine restart quiet readings are re-opened
+    # Parse in a worker process (`parse_worker`), so parsing and storing use two CPUs at
+    # once; None: when the machine has more than one CPU.
+    parse_worker: bool | None = None
 
 
 @dataclass
@@ -124,6 +128,11 @@ class Collector:
         self._store: LogStore | None = None
         self._threads: list[threading.Thread] = []
         self._written = threading.Condition()
+        use_worker = self.options.parse_worker
+        if use_worker is None:
+            use_worker = (os.cpu_count() or 1) > 1
+        self._use_worker = use_worker
+        self.parse_worker = ParseWorker() if use_worker else None  # a new one at each start
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -137,6 +146,8 @@ class Collector:
             _release_lock(self._lock_fd)
             self._lock_fd = None
             raise
+        if self._use_worker:
+            self.parse_worker = ParseWorker()
         for name, target in (
             ("logs-writer", self._write_loop),
             ("logs-discover", self._discover_loop),
@@ -160,6 +171,8 @@ class Collector:
             f.join(max(0.0, deadline - time.monotonic()))
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        if self.parse_worker is not None:
+            self.parse_worker.stop(max(0.0, deadline - time.monotonic()))
         if self.sink is not None:
             self.sink.stop(max(0.0, deadline - time.monotonic()))
         if self._store is not None:
@@ -235,6 +248,12 @@ class Collector:
         self._followers[c.id] = f
         self.stats.followed += 1
         f.start()
+
+    def _streams(self, sources: Sources) -> Streams:
+        """Where a follower's output is parsed: the worker process, or the follower itself."""
+        if self.parse_worker is None:
+            return ContainerStreams(sources)
+        return self.parse_worker.streams(sources)
 
     def _count_lines(self, n: int) -> None:
         with self._written:
@@ -326,35 +345,17 @@ class Collector:
             self._failed(f"log store maintenance: {type(e).__name__}: {e}")
 
 
-class _StreamState:
-    """Reading one stream of one container: where it is, and the record it may hold open."""
-
-    __slots__ = ("emitted", "handed", "joiner", "partial", "resume", "source")
-
-    def __init__(self, source: int, cursor: Cursor) -> None:
-        self.source = source
-        self.emitted = cursor  # after the last record handed over
-        self.handed: Mark = (cursor.ts, cursor.count)  # the same, while a batch is made
-        self.resume = Resume(cursor)
-        self.joiner: Joiner[Mark] = Joiner()
-        self.partial: tuple[int, list[str]] | None = None  # a split line being put together
-
-    def restart(self) -> None:
-        """Read again from the last record handed over: what is open is read again."""
-        self.resume = Resume(self.emitted)
-        self.joiner = Joiner()
-        self.partial = None
-
-
 class _Follower:
     def __init__(self, owner: Collector, container: str, sources: dict[Stream, int]) -> None:
         self.owner = owner
         self.container = container
         store = owner.store
-        self.streams = {
-            1: _StreamState(sources["stdout"], store.cursor(sources["stdout"])),
-            STDERR: _StreamState(sources["stderr"], store.cursor(sources["stderr"])),
-        }
+        self.streams = owner._streams(
+            {
+                STDOUT: (sources["stdout"], store.cursor(sources["stdout"])),
+                STDERR: (sources["stderr"], store.cursor(sources["stderr"])),
+            }
+        )
         self._reading: object = None
         self._closed = threading.Event()
         self._suspect_until = 0.0  # monotonic time until which quiet readings are re-opened
@@ -381,6 +382,12 @@ class _Follower:
             close()
 
     def _run(self) -> None:
+        try:
+            self._follow()
+        finally:
+            self.streams.close()
+
+    def _follow(self) -> None:
         owner = self.owner
         docker = owner.docker
         backoff = 0.2
@@ -389,7 +396,7 @@ class _Follower:
                 run = docker.container_run(self.container)
                 if run is None:
                     return  # removed: whatever it wrote was read or is gone with it
-                since = min(s.emitted.ts for s in self.streams.values())
+                since = self.streams.since()
                 reading = docker.read_logs(
                     self.container, since, run.running, run.tty, owner.options.idle_flush
                 )
@@ -467,89 +474,26 @@ class _Follower:
                 return
 
     def _restart(self) -> None:
-        for s in self.streams.values():
-            s.restart()
+        """Read again from the last records handed over (the current reading, if one is
+        still open, is given up: a parse worker was lost in the middle of it)."""
+        close = getattr(self._reading, "close", None)
+        if close is not None:
+            close()
+        self.streams.restart()
 
     def _consume(self, frames: list[Frame]) -> None:
         if not frames:  # the stream has been quiet for `idle_flush`: nothing more will join
             self._flush_all()
             return
-        rows: list[Row] = []
-        streams = self.streams
-        moved: set[_StreamState] = set()
-        taken = 0
-        for stream, stamp, piece, complete in frames:
-            s = streams[stream]
-            mark = s.resume.take(stamp)
-            if mark is None:
-                continue
-            taken += 1
-            ts, text = stamp, piece
-            if not complete or s.partial is not None:
-                # A line the engine split: put together, stamped with its first piece.
-                if s.partial is None:
-                    s.partial = (stamp, [piece])
-                    continue
-                s.partial[1].append(piece)
-                if not complete:
-                    continue
-                ts, text = s.partial[0], "".join(s.partial[1])
-                s.partial = None
-            groups = s.joiner.feed(ts, text, mark)
-            if groups:
-                _add_rows(s.source, groups, rows)
-                s.handed = groups[-1].mark
-                moved.add(s)
+        taken, rows, cursors = self.streams.feed(frames)
         self.owner._count_lines(taken)
         if rows:
-            self.owner._hand_over(rows, _moved_cursors(moved))
+            self.owner._hand_over(rows, cursors)
 
     def _flush_all(self) -> None:
-        rows: list[Row] = []
-        moved: set[_StreamState] = set()
-        for s in self.streams.values():
-            groups = s.joiner.flush()
-            if groups:
-                _add_rows(s.source, groups, rows)
-                s.handed = groups[-1].mark
-                moved.add(s)
+        rows, cursors = self.streams.flush()
         if rows:
-            self.owner._hand_over(rows, _moved_cursors(moved))
-
-
-# One encoder, made once: json.dumps with options builds a new one per call.
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _add_rows(source: int, groups: list[Group[Mark]], rows: list[Row]) -> None:
-    """The groups of one stream parsed into rows (nearly always one group of one line)."""
-    append = rows.append
-    for ts, text, _mark, lines, traceback in groups:
-        level: LogLevel | None
-        if lines == 1:
-            level, message, fields = parse_line(text)
-        else:
-            level = "error" if traceback else plain_level(text)
-            message, fields = text, {}
-        append(
-            (
-                source,
-                ts,
-                None if level is None else LEVEL_INDEX[level],
-                message,
-                _encode(fields) if fields else None,
-            )
-        )
-
-
-def _moved_cursors(moved: set[_StreamState]) -> dict[int, Cursor]:
-    """The cursors of the streams whose records were just handed over, made once per batch
-    (not once per line)."""
-    cursors: dict[int, Cursor] = {}
-    for s in moved:
-        s.emitted = Cursor(*s.handed)
-        cursors[s.source] = s.emitted
-    return cursors
+            self.owner._hand_over(rows, cursors)
 
 
 def _take_lock(path: Path) -> int:

@@ -1,0 +1,97 @@
+"""`conveyor render flux`: the deploy repository's Flux, observability and canary files
+(docs/flux.md).
+
+    inputs = flux_inputs(repo_url, compose_files, conveyor_file, environ, cwd)
+    written = write_files(render_flux(inputs), out_dir)
+
+Every environment of conveyor.yaml is rendered from its compose file (the environment's
+`compose:`, or the `-f` files given) with the environment's overrides applied, as the server
+deploys it on a Docker host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from conveyor.errors import ConveyorError, SpecError
+from conveyor.model.flux import FluxSettings
+from conveyor.model.stack import Stack
+from conveyor.render import flux, kube_observe
+from conveyor.render.kube_meta import KubeEnvironment
+from conveyor.spec.compose import load_compose
+from conveyor.spec.conveyor_file import load_conveyor_file
+from conveyor.spec.overrides import apply_overrides
+from conveyor.spec.values import suggest
+
+
+class FluxRenderError(ConveyorError):
+    """The files could not be written."""
+
+
+def flux_inputs(
+    repo_url: str,
+    compose_files: Sequence[Path],
+    conveyor_file: Path,
+    environ: Mapping[str, str],
+    cwd: Path,
+    project_name: str | None = None,
+    elasticsearch_url: str | None = None,
+) -> flux.FluxInputs:
+    """What `render_flux` needs, from conveyor.yaml and the compose files. Raises
+    SpecError(s) (with file:line) for either file."""
+    config = load_conveyor_file(cwd / conveyor_file, str(conveyor_file))
+    loaded: dict[tuple[Path, ...], Stack] = {}
+    envs: list[KubeEnvironment] = []
+    for name, env in sorted(config.environments.items()):
+        files = tuple(compose_files) or (Path(env.compose),)
+        if files not in loaded:
+            loaded[files] = load_compose(files, project_name, environ, cwd=cwd).stack
+        base = loaded[files]
+        envs.append(KubeEnvironment(base.project, name, apply_overrides(base, env)))
+    _check_image_services(config.flux, envs)
+    project = envs[0].project
+    return flux.FluxInputs(
+        repo_url=repo_url,
+        project=project,
+        environments=tuple(envs),
+        settings=config.flux,
+        promoted=frozenset(n for n, e in config.environments.items() if e.promote_from),
+        es=kube_observe.es_output(config.logs, elasticsearch_url),
+    )
+
+
+def _check_image_services(settings: FluxSettings, envs: Sequence[KubeEnvironment]) -> None:
+    """`flux.images.services` names services of the compose file."""
+    if settings.images is None:
+        return
+    known = {name for env in envs for name in env.stack.services}
+    for index, name in enumerate(settings.images.services):
+        if name not in known:
+            hint = suggest(name, known) or f" (it has {', '.join(sorted(known))})"
+            line = settings.line("images", "services", str(index))
+            raise SpecError(
+                settings.file,
+                line,
+                f"flux.images.services.{index}",
+                f"service '{name}' is not in the compose file{hint}",
+            )
+
+
+def render_flux(inputs: flux.FluxInputs) -> dict[str, str]:
+    return flux.files(inputs)
+
+
+def write_files(files: Mapping[str, str], out: Path) -> list[Path]:
+    """Writes each file under `out` (directories made as needed); files of ours that a new
+    render no longer has are left for the user (git shows them)."""
+    written: list[Path] = []
+    try:
+        for name, text in sorted(files.items()):
+            path = out / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    except OSError as e:
+        raise FluxRenderError(f"cannot write the Flux files into {out}: {e}") from None
+    return written

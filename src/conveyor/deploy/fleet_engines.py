@@ -1,0 +1,74 @@
+"""The Docker Engines of a fleet's hosts, behind the `Runtime` seam the deploy engine uses for
+the local one: `engines.engine("h2").run(req)` starts a replica on h2 (docs/fleet.md).
+
+One engine per host, made on first use: an SSH tunnel to the host's engine socket
+(host.ssh_tunnel) and a docker SDK client on it. `close()` (or leaving the `with` block)
+closes every client and stops every tunnel it started, by PID.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from conveyor.errors import ConveyorError
+from conveyor.host.process import Daemon
+from conveyor.host.ssh_tunnel import socket_path, tunnel
+from conveyor.model.fleet import Fleet, FleetHost
+from conveyor.runtime.docker_engine import DockerEngine
+
+
+class FleetEngines:
+    def __init__(self, fleet: Fleet, run_dir: Path, known_hosts: Path | None = None) -> None:
+        """`run_dir` holds the tunnels' sockets, PID files and logs (short: unix socket
+        paths are limited). `known_hosts`: None trusts the inventory's host keys."""
+        self.fleet = fleet
+        self.run_dir = run_dir
+        self.known_hosts = known_hosts
+        self._engines: dict[str, DockerEngine] = {}
+        self._tunnels: dict[str, Daemon] = {}
+        self._lock = threading.Lock()
+
+    def _host(self, name: str) -> FleetHost:
+        host = self.fleet.host(name)
+        if host is None:
+            raise ConveyorError(f"host {name!r} is not in the fleet's inventory")
+        return host
+
+    def engine(self, name: str) -> DockerEngine:
+        """The Docker Engine of host `name`, reached over SSH (the tunnel starts now if it
+        does not run; a tunnel that died with its host's link is started again)."""
+        host = self._host(name)
+        with self._lock:
+            daemon = self._tunnels.get(name)
+            if daemon is None:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                daemon = self._tunnels[name] = tunnel(host, self.run_dir, self.known_hosts)
+            if not daemon.running():
+                daemon.ensure()
+            engine = self._engines.get(name)
+            if engine is None:
+                url = f"unix://{socket_path(host, self.run_dir)}"
+                engine = self._engines[name] = DockerEngine(base_url=url)
+            return engine
+
+    def close(self) -> None:
+        with self._lock:
+            for engine in self._engines.values():
+                engine.close()
+            for daemon in self._tunnels.values():
+                daemon.stop(grace=5)
+            self._engines.clear()
+            self._tunnels.clear()
+
+    def __enter__(self) -> FleetEngines:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
