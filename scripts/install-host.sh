@@ -14,7 +14,7 @@ PKGS+=(prometheus-alertmanager)  # Alertmanager and amtool
 PKGS+=(prometheus-node-exporter)  # the host's metrics
 PKGS+=(chromium)  # the dashboard's browser tests (Selenium drives it headless)
 PKGS+=(chromium-driver)  # chromedriver for those tests (no Selenium Manager download)
-PKGS+=(kubectl)  # `kubectl kustomize` builds the rendered Kubernetes/Flux directories (tests)
+
 # A package is not needed when its command is already installed another way
 # (a Docker Engine from docker.com, Node.js from NodeSource with its own npm).
 declare -A PROVIDES=([docker.io]=dockerd [nodejs]=node [npm]=npm [python3]=python3)

