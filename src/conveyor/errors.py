@@ -39,7 +39,9 @@ ConveyorError
 │                        help) or a channel cannot be set up (a secret's variable is unset)
 ├── ShipError            log shipping cannot be set up or take a batch (a secret's variable is
 │                        unset, its buffer is held by another process or cannot be written)
-└── AlertsError          Alertmanager could not be asked for its alerts (`conveyor alerts`)
+├── AlertsError          Alertmanager could not be asked for its alerts (`conveyor alerts`)
+└── BackupError          a backup, restore or verification failed (no key, the store, a dump)
+    └── BackupCorrupt    a stored backup fails authentication or its digest: not restorable
 
 CI (conveyor.ci and its git adapter; the last section of this file):
 ConveyorError
@@ -400,3 +402,13 @@ class HookRejected(ConveyorError):
 class AwsError(ConveyorError):
     """The AWS template cannot be rendered as asked, or CloudFormation refused or rolled back
     a change (the message names the resource and the reason AWS gave)."""
+
+
+class BackupError(ConveyorError):
+    """A backup, restore or verification could not be done: no destination or key, the
+    store refused, a dump or copy failed (the message says which service and why)."""
+
+
+class BackupCorrupt(BackupError):
+    """A stored backup does not decrypt, authenticate or match its manifest's digest: it
+    cannot be restored."""

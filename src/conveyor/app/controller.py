@@ -699,6 +699,14 @@ class Controller:
             pipeline=found.id,
         )
 
+    def fetched_config(self) -> ConveyorConfig | None:
+        """conveyor.yaml as last fetched (the backup scheduler reads its schedules)."""
+        return self._last_config()
+
+    def served_project(self, env: str) -> Project | None:
+        """The project `env` runs as now, or None when nothing is deployed (backups)."""
+        return self._served_project(env)
+
     def _last_config(self) -> ConveyorConfig | None:
         """conveyor.yaml as the last run fetched it (no fetch: the server is just starting)."""
         try:

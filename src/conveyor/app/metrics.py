@@ -601,6 +601,21 @@ class ServerMetrics:
         if self.own is not None:
             self.own.metrics.observe_event(event)
 
+    def backup_schedule(
+        self,
+        project: str,
+        environment: str,
+        service: str,
+        interval: float,
+        since: float,
+        last_success: float | None,
+    ) -> None:
+        """What a backup schedule expects of a service (app.backup_schedule tells)."""
+        if self.own is not None:
+            self.own.metrics.backup_schedule(
+                project, environment, service, interval, since, last_success
+            )
+
     def tick(self, engines: list[Engine], now: float) -> MetricsUp | None:
         """Every METRICS_INTERVAL at most: the stack made to watch `engines`' projects."""
         if self._stack is None or now < self._next:

@@ -53,7 +53,7 @@ ORDER = (
     "up", "plan", "deploy", "rollback", "status", "history", "down", "agent", "bootstrap",
     "logs", "metrics", "alerts", "checks", "timeline", "dora",
     "server", "env", "diff", "promote", "suspend", "resume", "token",
-    "ci", "aws", "render", "provision",
+    "ci", "aws", "render", "provision", "backup",
 )  # fmt: skip
 
 # Commands whose modules are imported only when they run (cli/lazy.py): `conveyor --help`,
@@ -68,6 +68,7 @@ LAZY = {
         OBSERVE,
     ),
     "aws": Lazy("conveyor.cli.aws:app", "AWS infrastructure as code (docs/aws.md).", BUILD),
+    "backup": Lazy("conveyor.cli.backup:app", "Backups to S3 and EBS (docs/backups.md).", RUN),
     "provision": Lazy(
         "conveyor.cli.provision:provision",
         "Configure the fleet's hosts with Ansible (docs/provision.md).",

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.aws import AwsSettings
+from conveyor.model.backup import BackupsConfig
 from conveyor.model.checks import ChecksSettings
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.fleet import Fleet
@@ -134,6 +135,7 @@ class ConveyorConfig(Frozen):
     logs: LogShipping = LogShipping()  # where the stored log lines are shipped
     checks: ChecksSettings = ChecksSettings()  # Nagios for every environment (docs/checks.md)
     aws: AwsSettings = AwsSettings()  # the infrastructure `conveyor aws` renders (docs/aws.md)
+    backups: BackupsConfig = BackupsConfig()  # `conveyor backup`, schedules (docs/backups.md)
     flux: FluxSettings = FluxSettings()  # `flux:` (docs/flux.md): how Flux delivers on Kubernetes
     fleet: Fleet = Fleet()  # `hosts:`/`inventory:` (docs/provision.md); empty: this machine only
     kubernetes: KubeOptions = KubeOptions()  # `render kubernetes` (docs/kubernetes.md)

@@ -92,6 +92,14 @@ EventKind = Literal[
     # {"alertname", "severity", "labels", "annotations", "starts_at", "ends_at", "fingerprint"}
     "alert.firing",
     "alert.resolved",
+    # backups (app.backup); data: {"id", "service", "size", "parts"} or {"error"}
+    "backup.created",
+    "backup.failed",
+    "backup.expired",  # retention deleted it
+    "backup.verified",
+    "backup.verify_failed",  # it cannot be restored
+    "restore.succeeded",
+    "restore.failed",
     # Flux's notification-controller (POST /hooks/flux, app.flux_hook) about an environment
     # delivered to Kubernetes; data: {"kind", "name", "namespace", "reason", "revision",
     # "controller"}

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.autoscale import Autoscale
+from conveyor.model.backup import ServiceBackup
 from conveyor.model.canary import CanarySpec
 from conveyor.model.container import ContainerSettings
 
@@ -253,6 +254,7 @@ class Service(Frozen):
     # x-conveyor.alerts over conveyor.yaml's environment defaults; None: the built-in ones.
     alerts: AlertThresholds | None = None
     metrics: MetricsEndpoint | None = None  # scraped by Prometheus when set
+    backup: ServiceBackup | None = None  # x-conveyor.backup (docs/backups.md); None: defaults
     # deploy.mode and deploy.placement: used on a fleet (plan.placement); None: replicated,
     # on any host. Not part of the spec hash: moving replicas is placement's job.
     placement: ServicePlacement | None = None

@@ -43,6 +43,7 @@ import yaml
 
 from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.slo import ServiceSLO
+from conveyor.plan.backup import MISSED_FACTOR
 from conveyor.render.validator import Validator
 
 V = TypeVar("V")
@@ -64,6 +65,7 @@ TEST_RUNNER = Validator(
 
 RED_FILE = "conveyor-red.yml"
 HOST_FILE = "conveyor-host.yml"
+BACKUP_FILE = "conveyor-backups.yml"
 SLO_PREFIX = "conveyor-slo-"
 
 # The windows every service's RED figures are recorded over: the four the burn-rate pairs use.
@@ -500,6 +502,36 @@ def host_rules() -> str:
     return _dump([{"name": "conveyor-host", "rules": rules}], "conveyor.render.prometheus_rules")
 
 
+# ---- backups ------------------------------------------------------------------------------------
+
+
+def backup_rules() -> str:
+    """conveyor-backups.yml: a service a backup schedule covers has had no successful backup
+    for MISSED_FACTOR times the schedule's interval (from the server's own metrics; a service
+    never backed up counts from when the server started watching the schedule)."""
+    who = "project, environment, service"
+    expr = (
+        f"time() - max by ({who}) (conveyor_backup_last_success_timestamp_seconds "
+        f"or conveyor_backup_schedule_since_timestamp_seconds) "
+        f"> {number(MISSED_FACTOR)} * max by ({who}) (conveyor_backup_schedule_interval_seconds)"
+    )
+    rule = _alert(
+        "ConveyorBackupMissed",
+        expr,
+        for_="5m",
+        labels={"severity": "ticket"},
+        summary="{{ $labels.service }} ({{ $labels.environment }}) missed its backup schedule",
+        description=(
+            f"No backup of the service succeeded for {number(MISSED_FACTOR)} times its "
+            "schedule's interval: `conveyor backup list` shows the last one, the timeline "
+            "the backup.failed events."
+        ),
+    )
+    return _dump(
+        [{"name": "conveyor-backups", "rules": [rule]}], "conveyor.render.prometheus_rules"
+    )
+
+
 # ---- SLOs ---------------------------------------------------------------------------------------
 
 
@@ -673,6 +705,7 @@ def rule_files(
     (with the alerts of the services in `own` at their thresholds), the host rules and one
     SLO file per project that has objectives."""
     files = {RED_FILE: red_rules(settings, own), HOST_FILE: host_rules()}
+    files[BACKUP_FILE] = backup_rules()
     by_project: dict[str, list[SLOTarget]] = {}
     for t in targets:
         by_project.setdefault(t.project, []).append(t)
@@ -684,4 +717,6 @@ def rule_files(
 def owned(name: str) -> bool:
     """Whether a file of the rules directory is one `rule_files` writes (stale ones of
     projects gone are removed; anything else a user put there is left alone)."""
-    return name in (RED_FILE, HOST_FILE) or (name.startswith(SLO_PREFIX) and name.endswith(".yml"))
+    return name in (RED_FILE, HOST_FILE, BACKUP_FILE) or (
+        name.startswith(SLO_PREFIX) and name.endswith(".yml")
+    )

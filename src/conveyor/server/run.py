@@ -33,6 +33,7 @@ from fastapi import FastAPI
 
 from conveyor.app.access import open_server_db
 from conveyor.app.alerts import AlertReceiver, server_alerts, server_hook, token_file
+from conveyor.app.backup_schedule import BackupScheduler
 from conveyor.app.controller import HEAL_INTERVAL, Controller
 from conveyor.app.flux_hook import FluxReceiver
 from conveyor.app.hooks import settle_deliveries
@@ -149,6 +150,19 @@ def run_server(options: ServerOptions) -> None:
                 target=controller.run, args=(stopping,), name="controller", daemon=True
             )
             worker.start()
+            # conveyor.yaml's backup schedules, once a minute (docs/backups.md)
+            backups = BackupScheduler(
+                controller.fetched_config,
+                controller.served_project,
+                os.environ,
+                gauge=metrics.backup_schedule,
+            )
+            threading.Thread(
+                target=backups.run,
+                args=(stopping, lambda what: log.error("backup scheduler", error=what)),
+                name="backups",
+                daemon=True,
+            ).start()
 
         serve(app, options.listen, on_started=listening)
         log.info("conveyor server stopped")

@@ -28,6 +28,7 @@ from conveyor.model.environments import (
 )
 from conveyor.spec.alert_thresholds import alert_thresholds
 from conveyor.spec.aws import aws_settings
+from conveyor.spec.backups import backups_settings
 from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.durations import parse_duration, parse_non_negative_duration
@@ -46,7 +47,7 @@ MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; us
 
 TOP_KEYS = (
     "environments", "notifications", "logs", "checks", "aws", "flux", "kubernetes", "hosts",
-    "inventory",
+    "inventory", "backups",
 )  # fmt: skip
 ENVIRONMENT_KEYS = (
     "branch",
@@ -120,6 +121,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     logs = parse_log_shipping(ctx, ("logs",), root.get("logs"))
     checks = parse_checks(ctx, ("checks",), root.get("checks"))
     aws = aws_settings(ctx, ("aws",), root.get("aws"))
+    backups = backups_settings(ctx, ("backups",), root.get("backups"))
     flux = flux_settings(ctx, ("flux",), root.get("flux"))
     kubernetes = kube_settings(ctx, ("kubernetes",), root.get("kubernetes"))
     fleet = parse_fleet(ctx, root)
@@ -142,6 +144,7 @@ def _config(ctx: Context) -> ConveyorConfig | None:
         logs=logs,
         checks=checks,
         aws=aws,
+        backups=backups,
         flux=flux,
         kubernetes=kubernetes,
         fleet=fleet,

@@ -99,6 +99,21 @@ X_CONVEYOR_SCHEMA: dict[str, Any] = {
             },
             "additionalProperties": False,
         },
+        # how the service is backed up (spec.backups checks the values): false, or a mapping
+        "backup": {
+            "oneOf": [
+                {"type": "boolean"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "kind": {"type": "string"},
+                        "volumes": {"type": "array", "items": {"type": "string"}},
+                        "consistency": {"type": "string"},
+                    },
+                    "additionalProperties": False,
+                },
+            ]
+        },
         # replicas between min and max on a CPU or RPS target (spec.autoscale checks values)
         "autoscale": {
             "type": "object",

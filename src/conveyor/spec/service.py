@@ -24,6 +24,7 @@ from conveyor.model.stack import (
 )
 from conveyor.spec.alert_thresholds import alert_thresholds
 from conveyor.spec.autoscale import autoscale
+from conveyor.spec.backups import service_backup
 from conveyor.spec.canary import canary
 from conveyor.spec.container import container_settings
 from conveyor.spec.context import Context
@@ -121,6 +122,9 @@ def build_service(ctx: Context, name: str, raw: dict[str, Any]) -> Service:
         ),
         alerts=alert_thresholds(
             ctx, (*path, "x-conveyor", "alerts"), (raw.get("x-conveyor") or {}).get("alerts")
+        ),
+        backup=service_backup(
+            ctx, (*path, "x-conveyor", "backup"), (raw.get("x-conveyor") or {}).get("backup")
         ),
         autoscale=autoscale(
             ctx, (*path, "x-conveyor", "autoscale"), (raw.get("x-conveyor") or {}).get("autoscale")

@@ -273,6 +273,7 @@ def test_rule_files_are_written_checked_and_kept_in_step(tmp_path: Path, promtoo
     )
 
     assert sorted(first.sync.written) == [
+        "conveyor-backups.yml",
         "conveyor-host.yml",
         "conveyor-red.yml",
         "conveyor-slo-shop.yml",
@@ -280,6 +281,7 @@ def test_rule_files_are_written_checked_and_kept_in_step(tmp_path: Path, promtoo
     assert first.sync.removed == ["conveyor-slo-gone.yml"] and not first.reloaded
     assert not again.sync.changed
     assert sorted(os.listdir(rules_dir)) == [
+        "conveyor-backups.yml",
         "conveyor-host.yml",
         "conveyor-red.yml",
         "conveyor-slo-shop.yml",

@@ -88,5 +88,5 @@ def test_alert_targets_leave_out_services_without_thresholds() -> None:
     targets = rules.alert_targets("shop", "shop", {"web": OWN, "db": None})
     assert targets == [rules.AlertTarget("shop", "shop", "web", OWN)]
     files = rules.rule_files([], own=targets)
-    assert sorted(files) == ["conveyor-host.yml", "conveyor-red.yml"]
+    assert sorted(files) == ["conveyor-backups.yml", "conveyor-host.yml", "conveyor-red.yml"]
     assert 'service="web"' in files["conveyor-red.yml"]

@@ -48,7 +48,7 @@ def test_numbers_lose_float_dust() -> None:
 
 def test_without_slos_only_the_shared_files() -> None:
     files = rules.rule_files([])
-    assert sorted(files) == [rules.HOST_FILE, rules.RED_FILE]
+    assert sorted(files) == [rules.BACKUP_FILE, rules.HOST_FILE, rules.RED_FILE]
     assert all(rules.owned(name) for name in files)
     assert rules.owned("conveyor-slo-gone.yml")
     assert not rules.owned("mine.yml") and not rules.owned("conveyor-slo-x.yml.tmp")
@@ -79,6 +79,7 @@ def test_every_alert_says_how_urgent_it_is_and_what_happened() -> None:
         "HostDiskAlmostFull",
         "ErrorBudgetBurn",
         "SLOLatencyNotMeasured",
+        "ConveyorBackupMissed",
     }
     for alert in alerts:
         assert alert["labels"]["severity"] in ("page", "ticket"), alert["alert"]

@@ -57,6 +57,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_there_is_a_test_file_per_alert_family() -> None:
     assert [t.name for t in TESTS] == [
+        "backups.test.yml",
         "errors_latency.test.yml",
         "host_disk.test.yml",
         "replicas_rollouts.test.yml",
@@ -74,7 +75,12 @@ def test_promtool_test_rules(test: Path, rendered: Path, promtool: str) -> None:
 
 def test_every_rendered_file_passes_promtool_check_rules(rendered: Path, promtool: str) -> None:
     names = sorted(p.name for p in (rendered / "rules").iterdir())
-    assert names == ["conveyor-host.yml", "conveyor-red.yml", "conveyor-slo-shop.yml"]
+    assert names == [
+        "conveyor-backups.yml",
+        "conveyor-host.yml",
+        "conveyor-red.yml",
+        "conveyor-slo-shop.yml",
+    ]
     for name in names:
         verdict = check(rules.VALIDATOR, rendered / "rules" / name, program=promtool)
         assert verdict.ok, verdict.output
@@ -91,6 +97,7 @@ def test_slo_files_of_several_environments_and_odd_names_pass(
     ]
     files = rules.rule_files(targets)
     assert sorted(files) == [
+        "conveyor-backups.yml",
         "conveyor-host.yml",
         "conveyor-red.yml",
         "conveyor-slo-shop-production.yml",

@@ -171,10 +171,31 @@ class ConveyorMetrics:
             buckets=REQUEST_BUCKETS,
             registry=r,
         )
+        # backups (docs/backups.md): the last success per service, and what the server's
+        # schedules expect; the ConveyorBackupMissed rule compares them
+        self.backup_last_success = Gauge(
+            "conveyor_backup_last_success_timestamp_seconds",
+            "When the service's last backup succeeded (Unix time)",
+            ["project", "environment", "service"],
+            registry=r,
+        )
+        self.backup_interval = Gauge(
+            "conveyor_backup_schedule_interval_seconds",
+            "How often a schedule backs the service up",
+            ["project", "environment", "service"],
+            registry=r,
+        )
+        self.backup_since = Gauge(
+            "conveyor_backup_schedule_since_timestamp_seconds",
+            "Since when the server has watched the schedule (for a service never backed up)",
+            ["project", "environment", "service"],
+            registry=r,
+        )
         self._replicas = _Replicas()
         r.register(self._replicas)
         self._lock = threading.Lock()
         self._running: dict[int, tuple[str, str, float]] = {}  # rollout id -> labels, start
+        self._backup_successes: dict[tuple[str, str, str], float] = {}
 
     # ---- sources ------------------------------------------------------------------------------
 
@@ -217,6 +238,32 @@ class ConveyorMetrics:
             self.engine_up.labels(s.project).set(1)
         elif kind == "daemon.restarted":
             self.daemon_restarts.labels(str(event.data.get("component", "unknown"))).inc()
+        elif kind == "backup.created" and s.service is not None:
+            self._backup_success(s.project, env, s.service, event.ts)
+
+    def backup_schedule(
+        self,
+        project: str,
+        environment: str,
+        service: str,
+        interval: float,
+        since: float,
+        last_success: float | None,
+    ) -> None:
+        """What a backup schedule expects of a service (the scheduler tells, each tick)."""
+        self.backup_interval.labels(project, environment, service).set(interval)
+        self.backup_since.labels(project, environment, service).set(since)
+        if last_success is not None:
+            self._backup_success(project, environment, service, last_success)
+
+    def _backup_success(self, project: str, environment: str, service: str, ts: float) -> None:
+        # The newest of what the events and the bucket said wins (an event may come before
+        # the scheduler's first look at the bucket).
+        with self._lock:
+            key = (project, environment, service)
+            newest = max(ts, self._backup_successes.get(key, 0.0))
+            self._backup_successes[key] = newest
+        self.backup_last_success.labels(project, environment, service).set(newest)
 
     def request(
         self, project: str, environment: str, service: str, edge: str, seconds: float

@@ -19,6 +19,7 @@ from conveyor.app.views import ChecksHealthView, ReleaseView, RolloutView, Servi
 from conveyor.errors import AlertsError, ConveyorError
 from conveyor.model.alerts import AlertView
 from conveyor.server.api import ApiState
+from conveyor.server.dashboard.backups_view import BackupRow, recent_backups
 
 T = TypeVar("T")
 ALERTS_WINDOW = 3600.0  # seconds of resolved alerts the alerts view reads (only firing shown)
@@ -182,6 +183,7 @@ class EnvironmentPage:
     card: EnvironmentCard
     releases: list[ReleaseView]
     source: EnvironmentSummary | None  # the environment it is promoted from
+    backups: list[BackupRow] = field(default_factory=list)  # newest backup/restore events
 
     @property
     def rollouts(self) -> list[RolloutView]:
@@ -218,8 +220,9 @@ def environment_page(state: ApiState, env: str) -> EnvironmentPage:
     alerts_future = _POOL.submit(firing_alerts, state)
     problems: list[str] = []
     releases = _POOL.submit(_attempt, problems, "releases", lambda: b.releases(env))
+    backups = _POOL.submit(_attempt, problems, "backups", lambda: recent_backups(b, env))
     alerts, alerts_problem = alerts_future.result()
     c = card(state, summary, alerts, alerts_problem)
     c.problems += problems
     source = summaries.get(summary.promote_from) if summary.promote_from else None
-    return EnvironmentPage(c, releases.result() or [], source)
+    return EnvironmentPage(c, releases.result() or [], source, backups.result() or [])

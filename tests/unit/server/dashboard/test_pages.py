@@ -225,3 +225,20 @@ def test_drift_is_reused_until_an_event_is_recorded(dash: Dash) -> None:
     expiring = DriftCache(seconds=0)
     kept = expiring.get(state, "staging")
     assert expiring.get(state, "staging") is not kept  # past its time: asked again
+
+
+def test_the_environment_page_lists_its_latest_backups(dash: Dash) -> None:
+    dash.sign_in("viewer")
+    assert "No backup yet" in dash.client.get("/environments/staging").text
+    b = dash.backend
+    b._emit("backup.created", "backed up db", "staging", service="db")
+    b.event_log[-1] = b.event_log[-1].model_copy(update={"data": {"id": "20261206T031500Z-a1"}})
+    b._emit("backup.failed", "backup of files failed: S3 refused", "staging", service="files")
+    b._emit("backup.created", "backed up db", "production", service="db")  # not this one's
+    page = dash.client.get("/environments/staging").text
+    section = page[page.index('id="backups-h"') :]
+    section = section[: section.index("</section>")]
+    assert "20261206T031500Z-a1" in section
+    assert section.index("files") < section.index("20261206T031500Z-a1")  # newest first
+    assert "badge-bad" in section and "backup.failed" in section
+    assert section.count("<tr>") == 3  # a header, two rows: production's is on its own page
