@@ -16,27 +16,12 @@ import typer
 from rich.table import Table
 
 from conveyor.app.aws import AwsInputs, aws_apply, aws_diff, aws_inputs, aws_plan, render_files
+from conveyor.cli.options import FileOpt, ProjectOpt
 from conveyor.cli.output import console, esc, print_json
 from conveyor.model.aws import ChangeSetPlan, StackEvent
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
-FileOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "-f", "--file", help="Compose file (repeat to merge several).", show_default=False
-    ),
-]
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "-p",
-        "--project-name",
-        help="Project name.",
-        envvar="COMPOSE_PROJECT_NAME",
-        show_default=False,
-    ),
-]
 ConveyorFileOpt = Annotated[
     Path,
     typer.Option("--conveyor-file", help="The file whose `aws:` section is read."),

@@ -32,27 +32,12 @@ from conveyor.app.backup import (
     verify,
 )
 from conveyor.app.project import Project
+from conveyor.cli.options import FileOpt, ProjectOpt
 from conveyor.cli.output import console, err, esc, print_json
 from conveyor.model.backup import BackupOutcome
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 
-FileOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "-f", "--file", help="Compose file (repeat to merge several).", show_default=False
-    ),
-]
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "-p",
-        "--project-name",
-        help="Project name.",
-        envvar="COMPOSE_PROJECT_NAME",
-        show_default=False,
-    ),
-]
 EnvOpt = Annotated[
     str | None,
     typer.Option(

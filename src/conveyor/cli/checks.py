@@ -17,6 +17,7 @@ from rich.table import Table
 from conveyor.app.checks import checks_view, schedule_downtime
 from conveyor.app.checks_views import ChecksView
 from conveyor.app.project import Project
+from conveyor.cli.options import FileOpt, ProjectOpt
 from conveyor.cli.output import console, err, esc, print_json
 
 app = typer.Typer(no_args_is_help=False, rich_markup_mode="rich")
@@ -31,23 +32,6 @@ _COLOURS = {
     "DOWN": "red",
     "UNREACHABLE": "red",
 }
-
-FileOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "-f", "--file", help="Compose file (repeat to merge several).", show_default=False
-    ),
-]
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "-p",
-        "--project-name",
-        help="Project name.",
-        envvar="COMPOSE_PROJECT_NAME",
-        show_default=False,
-    ),
-]
 
 
 def _project(ctx: typer.Context, file: list[Path] | None, project_name: str | None) -> Project:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from conveyor.app.flux import flux_inputs, render_flux, write_files
+from conveyor.cli.options import ProjectOpt
 from conveyor.cli.output import console, esc
 
 RepoOpt = Annotated[
@@ -31,16 +32,6 @@ FileOpt = Annotated[
         "-f",
         "--file",
         help="Compose file (repeat to merge several; default: each environment's `compose:`).",
-        show_default=False,
-    ),
-]
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(
-        "-p",
-        "--project-name",
-        help="Project name.",
-        envvar="COMPOSE_PROJECT_NAME",
         show_default=False,
     ),
 ]
