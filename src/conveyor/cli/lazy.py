@@ -18,6 +18,8 @@ import typer
 from typer import _click as click  # Typer's own copy of click: its groups hold these
 from typer.core import TyperCommand, TyperGroup
 
+COMPLETION_PARAMS = ("install_completion", "show_completion")
+
 
 @dataclass(frozen=True)
 class Lazy:
@@ -33,6 +35,10 @@ class Lazy:
         found = getattr(importlib.import_module(module), attr)
         if isinstance(found, typer.Typer):
             command = typer.main.get_command(found)
+            # completion is installed from the root command, not from each group
+            command.params = [p for p in command.params if p.name not in COMPLETION_PARAMS]
+            if not command.help:
+                command.help = self.help
         else:
             single = typer.Typer(add_completion=False, rich_markup_mode="rich")
             single.command(name=name)(found)
