@@ -114,7 +114,8 @@ def _chat_titles(stack: Stack) -> list[str]:
 
 
 def test_a_new_slo_reaches_prometheus_by_reload(stack: Stack) -> None:
-    assert _rule_groups(stack.prometheus) == {"conveyor-red", "conveyor-services", "conveyor-host"}
+    shared = {"conveyor-red", "conveyor-services", "conveyor-host", "conveyor-backups"}
+    assert _rule_groups(stack.prometheus) == shared
 
     done = refresh_rules(
         stack.alerts.rules_dir,
