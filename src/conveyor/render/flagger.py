@@ -21,6 +21,8 @@ from typing import Any
 from conveyor.model.stack import Service
 from conveyor.render.kube_meta import KubeEnvironment, http_port, metadata
 from conveyor.render.kube_observe import DEFAULT_PROMETHEUS
+from conveyor.render.kubernetes.names import dns_label
+from conveyor.render.kubernetes.workloads import kind_of
 from conveyor.render.prometheus_rules import HISTOGRAMS, duration, number
 
 FLAGGER_API = "flagger.app/v1beta1"
@@ -87,7 +89,8 @@ def canary(
     spec.canary refuses)."""
     spec = service.canary
     port = http_port(service)
-    if spec is None or port is None:
+    # Flagger canaries Deployments; a service rendered as a StatefulSet or a Job gets none
+    if spec is None or port is None or kind_of(env.stack, service) != "Deployment":
         return None
     interval = duration(spec.interval)
     analysis: dict[str, Any] = {"interval": interval, "threshold": spec.threshold}
@@ -122,6 +125,19 @@ def canary(
                 "gatewayRefs": [{"name": gateway.name, "namespace": gateway.namespace}],
             },
             "analysis": analysis,
+            # the HorizontalPodAutoscaler render.kubernetes writes: Flagger scales the
+            # primary with a copy of it
+            **(
+                {
+                    "autoscalerRef": {
+                        "apiVersion": "autoscaling/v2",
+                        "kind": "HorizontalPodAutoscaler",
+                        "name": dns_label(service.name),
+                    }
+                }
+                if service.autoscale is not None
+                else {}
+            ),
         },
     }
 

@@ -91,10 +91,16 @@ def base_manifests(
         kind = kind_of(stack, service)
         secret = service.name in env_secrets
         manifests.append(workload(stack, service, out, options.storage, secret))
-        manifests.extend(services(stack, service, kind, out))
+        # A Flagger canary (render.flagger) owns the service's Service (it points it at the
+        # primary) and, with the Gateway API, its HTTPRoute: rendering them too would have
+        # Flux and Flagger undo each other at every reconciliation.
+        canaried = service.canary is not None and kind == "Deployment"
+        if not canaried:
+            manifests.extend(services(stack, service, kind, out))
         if kind == "Job":
             continue
-        manifests.extend(routes(stack, service, options, out))
+        if not (canaried and options.traffic == "gateway"):
+            manifests.extend(routes(stack, service, options, out))
         if replicated(service):
             manifests.append(disruption_budget(stack, service))
         scaler = autoscaler(stack, service, kind, out)
