@@ -5,14 +5,12 @@ a Fleet."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from conveyor.errors import SpecError
-from conveyor.host.command import run
+from conveyor.host.command import run, tool_path
 
 INSTALL_HINT = "it comes with ansible-core (pip install ansible-core; scripts/venv.sh)"
 
@@ -49,5 +47,4 @@ def list_inventory(path: Path, name: str | None = None, timeout: float = 60.0) -
 
 def _program() -> str:
     # Next to this interpreter first: the venv's ansible-core, even when the venv is not on PATH.
-    beside = Path(sys.executable).parent / "ansible-inventory"
-    return str(beside) if os.access(beside, os.X_OK) else "ansible-inventory"
+    return tool_path("ansible-inventory", venv_first=True) or "ansible-inventory"

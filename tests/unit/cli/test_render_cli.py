@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from conveyor.cli.main import app
 from conveyor.errors import SpecError
-from conveyor.host.validate import tool_path
+from conveyor.host.command import tool_path
 
 COMPOSE = """\
 name: demo

@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from conveyor.app.flux import flux_inputs, render_flux
-from conveyor.host.validate import check, tool_path
+from conveyor.host.command import tool_path
+from conveyor.host.validate import check
 from conveyor.render import flux, kube_observe
 from conveyor.render import prometheus_rules as rules
 from conveyor.render.kube_meta import load_all

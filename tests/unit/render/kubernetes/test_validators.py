@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conveyor.app.render import validate_rendering, write_rendering
-from conveyor.host.validate import tool_path
+from conveyor.host.command import tool_path
 from conveyor.model.kube import KubeOptions
 from tests.unit.render.kubernetes.conftest import CASES, render_case
 
