@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.app.alerts import Emit
+from conveyor.app.hooks import require_secret
 from conveyor.errors import HookRejected
 from conveyor.gitops.flux_events import FluxEvent, parse_event, verify_signature
 from conveyor.model.events import EventKind, Level
@@ -44,15 +45,10 @@ class FluxReceiver:
     def receive(self, headers: Mapping[str, str], body: bytes) -> FluxReceived:
         """Raises HookRejected: 401 (no secret configured, a missing or wrong X-Signature),
         413 (a body over MAX_BODY), 400 (not a Flux event)."""
-        if not self._secret:
-            raise HookRejected(
-                401,
-                "webhooks are off: the server has no webhook secret "
-                "(CONVEYOR_WEBHOOK_SECRET or --webhook-secret-file)",
-            )
+        secret = require_secret(self._secret)
         if len(body) > MAX_BODY:
             raise HookRejected(413, f"the body is larger than {MAX_BODY} bytes")
-        verify_signature(headers, body, self._secret)
+        verify_signature(headers, body, secret)
         event = parse_event(body)
         environment = event.environment(self._environments())
         kind: EventKind = "flux.failed" if event.severity == "error" else "flux.reconciled"

@@ -30,6 +30,7 @@ __all__ = [
     "mark_delivery",
     "pending_deliveries",
     "receive_hook",
+    "require_secret",
     "settle_deliveries",
 ]
 
@@ -69,6 +70,17 @@ def receive_hook(
     return receipt
 
 
+def require_secret(secret: str | None) -> str:
+    """The webhook secret, or HookRejected(401) when the server has none (webhooks are off)."""
+    if not secret:
+        raise HookRejected(
+            401,
+            "webhooks are off: the server has no webhook secret "
+            "(CONVEYOR_WEBHOOK_SECRET or --webhook-secret-file)",
+        )
+    return secret
+
+
 def _receive(
     sdb: ServerDatabase,
     source: HookSource,
@@ -76,12 +88,7 @@ def _receive(
     body: bytes,
     secret: str | None,
 ) -> HookReceipt:
-    if not secret:
-        raise HookRejected(
-            401,
-            "webhooks are off: the server has no webhook secret "
-            "(CONVEYOR_WEBHOOK_SECRET or --webhook-secret-file)",
-        )
+    secret = require_secret(secret)
     if len(body) > MAX_BODY:
         raise HookRejected(413, f"the body is larger than {MAX_BODY} bytes")
     delivery = PARSERS[source](headers, body, secret)

@@ -76,8 +76,9 @@ def parse_event(body: bytes) -> FluxEvent:
     severity = raw.get("severity")
     if severity not in ("info", "error"):
         raise HookRejected(400, f"not a Flux event: severity {severity!r} (info or error)")
-    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
-    assert isinstance(metadata, dict)
+    metadata = raw.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
     revision = next(
         (str(v) for k, v in sorted(metadata.items()) if str(k).endswith("revision")), None
     )
