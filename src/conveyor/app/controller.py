@@ -223,6 +223,9 @@ class Controller:
         self._running_lock = threading.Lock()
         self._work = threading.RLock()  # one change to the world at a time
         self._progress_lock = threading.Lock()  # each progress.json read-modify-write whole
+        # Held while a work tree is turned to another commit and while one is read: git
+        # rewrites the files in place, and a reader (the API) could find no compose.yaml.
+        self._trees = threading.RLock()
         self._journal = journal
         self._events: deque[Event] = deque(maxlen=10_000)
         self._events_lock = threading.Lock()
@@ -906,10 +909,11 @@ class Controller:
 
     def _checkout(self, env: str, sha: str) -> Path:
         work = self._work_tree(env)
-        if work.exists() and any(work.iterdir()):
-            return self.source.move_checkout(work, sha)
-        work.parent.mkdir(parents=True, exist_ok=True)
-        return self.source.checkout(sha, work)
+        with self._trees:
+            if work.exists() and any(work.iterdir()):
+                return self.source.move_checkout(work, sha)
+            work.parent.mkdir(parents=True, exist_ok=True)
+            return self.source.checkout(sha, work)
 
     def _environ(self, spec: EnvironmentSpec, head: str) -> dict[str, str]:
         return {
@@ -922,12 +926,13 @@ class Controller:
 
     def _project(self, spec: EnvironmentSpec, head: str) -> Project:
         work = self._work_tree(spec.name)
-        project = Project.open(
-            Path(spec.compose), None, self._environ(spec, head), cwd=work, profiles=()
-        )
+        with self._trees:
+            project = Project.open(
+                Path(spec.compose), None, self._environ(spec, head), cwd=work, profiles=()
+            )
+            loaded = project.loaded()
         project.subscribe(self._collect)
         project.actor = ACTOR  # its rollouts are the server's, not a command line's
-        loaded = project.loaded()
         project._loaded = dataclasses.replace(loaded, stack=apply_overrides(loaded.stack, spec))
         if self.on_project is not None:
             self.on_project(spec, project)
@@ -1168,9 +1173,11 @@ class Controller:
             if text is None:
                 return None
         try:
-            if text is None or text == path.read_text():
-                view = ci_app.graph(path, ref=spec.branch)  # the work tree (its includes)
-            else:
+            with self._trees:
+                same = text is None or text == path.read_text()
+                view = ci_app.graph(path, ref=spec.branch) if same else None  # its includes
+            if not same:
+                assert text is not None
                 # the file as it was at `sha`, alone: a local include of it that the work
                 # tree no longer has fails, and the page draws what was recorded
                 with tempfile.TemporaryDirectory(prefix="graph-") as scratch:
