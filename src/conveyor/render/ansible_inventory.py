@@ -117,6 +117,22 @@ _Dumper.add_representer(str, _str)
 _Dumper.add_representer(Unsafe, _unsafe)
 
 
+class InventoryLoader(yaml.SafeLoader):
+    """Reads a rendered inventory back (tests, tools): `!unsafe` values as plain strings."""
+
+
+def _read_unsafe(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return str(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+InventoryLoader.add_constructor("!unsafe", _read_unsafe)
+
+
+def read_inventory(text: str) -> Any:
+    """The YAML data of a rendered inventory."""
+    return yaml.load(text, Loader=InventoryLoader)  # noqa: S506 — a SafeLoader plus one tag
+
+
 def published_ports(stack: Stack) -> tuple[int, ...]:
     """The TCP ports `stack` publishes on its hosts (the firewall opens them on app and edge
     hosts): `ports:` entries with a published port, and stable public ports."""

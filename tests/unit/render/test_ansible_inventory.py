@@ -6,16 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from conveyor.host.ansible import list_inventory
 from conveyor.host.command import tool_path
 from conveyor.model.checks import ChecksSettings
 from conveyor.model.fleet import Fleet, FleetHost
 from conveyor.model.provision import ProvisionSettings
-from conveyor.render.ansible_inventory import published_ports, render_inventory
+from conveyor.render.ansible_inventory import published_ports, read_inventory, render_inventory
 from conveyor.spec.compose import load_compose
 from conveyor.spec.fleet import fleet_from_inventory
 
@@ -33,19 +30,8 @@ SETTINGS = ProvisionSettings(
 )
 
 
-class _Loader(yaml.SafeLoader):
-    """Reads Ansible's `!unsafe` tag as the plain string it wraps."""
-
-
-_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
-
-
-def load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)
-
-
 def test_inventory_holds_each_hosts_connection_roles_ports_and_nrpe() -> None:
-    data = load(render_inventory(FLEET, SETTINGS))["all"]
+    data = read_inventory(render_inventory(FLEET, SETTINGS))["all"]
     assert data["vars"]["conveyor_fleet_addresses"] == ["10.0.0.5", "10.0.0.6", "10.0.0.9"]
     assert data["vars"]["conveyor_published_ports"] == [443, 8080]
     assert data["vars"]["conveyor_deploy_keys"] == ["ssh-ed25519 AAAA deploy"]
@@ -111,5 +97,5 @@ def test_haproxy_configurations_reach_ansible_untemplated(tmp_path: Path) -> Non
 
 def test_fleet_networks_join_the_addresses_the_firewall_lets_in() -> None:
     settings = SETTINGS.model_copy(update={"fleet_networks": ("10.0.0.0/16",)})
-    data = load(render_inventory(FLEET, settings))["all"]
+    data = read_inventory(render_inventory(FLEET, settings))["all"]
     assert data["vars"]["conveyor_fleet_addresses"][-1] == "10.0.0.0/16"
