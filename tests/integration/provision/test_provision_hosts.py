@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 
 from conveyor.app.provision import ProvisionInputs, provision, provision_inputs
 from conveyor.cli.main import app
+from conveyor.model.aws import AwsSettings
 from conveyor.model.provision import ProvisionEvent, ProvisionResult
 from conveyor.testing.fleet_hosts import TestFleet, fleet_of_hosts
+from tests.unit.render.test_aws_hosts import aws_firewall
 
 # A fleet and four playbook runs: longer than the default per-test timeout on 2 shared cores.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -86,6 +88,10 @@ def test_first_run_changes_both_hosts_and_the_result_is_real(provisioned: Provis
     ruleset = h1.exec("nft", "list", "table", "inet", "conveyor")
     assert f"tcp dport {PUBLISHED} accept" in ruleset and "policy drop" in ruleset
     assert f"ip saddr {{ {h1.address}, {h2.address} }} accept" in ruleset
+    # An AWS host's firewall (the VPC's range standing for the fleet) is one nft accepts.
+    aws_rules = aws_firewall(AwsSettings())
+    assert "ip saddr { 10.0.0.0/16 } accept" in aws_rules
+    h1.exec("nft", "-c", "-f", "/dev/stdin", input=aws_rules.encode())
     # The fleet's own traffic passes the firewall: h2 reads h1's node exporter.
     metrics = h2.exec("curl", "-sf", f"http://{h1.address}:9100/metrics")
     assert "node_load1" in metrics

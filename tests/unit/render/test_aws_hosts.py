@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
 
 from conveyor.errors import AwsError
 from conveyor.host.command import tool_path
@@ -23,6 +25,7 @@ from conveyor.model.aws import REPLICA_PORTS, AwsFleet, AwsSettings, HostsSettin
 from conveyor.model.checks import ChecksSettings
 from conveyor.model.stack import PortSpec, Routing, Service, Stack
 from conveyor.provision.ansible.bundle import playbook_bundle
+from conveyor.provision.ansible.run import playbook_dir
 from conveyor.provision.aws.cloudformation import template_body
 from conveyor.render.ansible_inventory import read_inventory
 from conveyor.render.aws_host import aws_fleet_ports, aws_host_inventory
@@ -170,3 +173,25 @@ def test_every_variant_with_its_user_data_fits_cloudformations_inline_limit() ->
     for settings, services in VARIANTS.values():
         chosen = shop_services() if services is None else services
         template_body(template_json(settings, chosen, FLEET))  # raises when over the limit
+
+
+def aws_firewall(settings: AwsSettings) -> str:
+    """The firewall role's nftables file as an AWS host renders it from its bundled inventory
+    (Ansible's own templating, nothing run)."""
+    inventory = read_inventory(aws_host_inventory(settings, STACK, ChecksSettings()))["all"]
+    variables = {
+        **inventory["vars"],
+        **inventory["hosts"]["localhost"],
+        "ansible_managed": "managed",
+    }
+    text = (playbook_dir() / "roles/firewall/templates/conveyor.nft.j2").read_text()
+    rendered: str = Templar(loader=DataLoader(), variables=variables).template(
+        trust_as_template(text)
+    )
+    return rendered
+
+
+def test_an_aws_hosts_firewall_lets_the_vpc_in() -> None:
+    rules = aws_firewall(AwsSettings(vpc_cidr="10.20.0.0/16"))
+    assert "ip saddr { 10.20.0.0/16 } accept" in rules
+    assert "tcp dport { 8080 } accept" in rules  # the published port, to anyone
