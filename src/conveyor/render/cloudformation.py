@@ -881,7 +881,10 @@ class _Builder:
                 MinSize=str(h.min),
                 MaxSize=str(h.max),
                 DesiredCapacity=str(h.desired),
-                HealthCheckType="ELB" if groups else "EC2",
+                # EC2 status checks replace a broken instance; the load balancer's checks only
+                # take a host out of rotation. With ELB checks the group would replace a host
+                # that serves nothing yet (Conveyor places replicas after it boots) in a loop.
+                HealthCheckType="EC2",
                 HealthCheckGracePeriod=300,
                 UpdatePolicy=UpdatePolicy(
                     AutoScalingRollingUpdate=AutoScalingRollingUpdate(

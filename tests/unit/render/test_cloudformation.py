@@ -197,6 +197,14 @@ def test_no_published_service_still_renders_a_load_balancer_answering_404() -> N
     assert t["Resources"]["HostGroup"]["Properties"]["HealthCheckType"] == "EC2"
 
 
+def test_the_group_replaces_hosts_on_ec2_checks_even_behind_the_load_balancer() -> None:
+    """A host serves nothing until Conveyor places replicas on it: ELB checks would have the
+    group replace every new host after its grace period."""
+    t = render(AwsSettings(), SERVICES)
+    group = t["Resources"]["HostGroup"]["Properties"]
+    assert group["TargetGroupARNs"] and group["HealthCheckType"] == "EC2"
+
+
 def test_settings_that_do_not_fit_the_services_are_refused() -> None:
     with pytest.raises(AwsError, match="default_service: 'shop' is not a published"):
         template_json(AwsSettings(default_service="shop"), SERVICES, FLEET)
