@@ -79,6 +79,10 @@ class EnvProgress(Frozen):
     promotion: Promotion | None = None  # the last promotion into the environment
     waiting: str = ""  # what an automatic promotion into it waits for (unmet gates)
     superseded: Supersession | None = None  # the last commit a newer one superseded mid-pipeline
+    # target: kubernetes: the deploy repository's commit holding what `deployed` renders,
+    # and its release number there (app.kube_delivery)
+    delivered: str | None = None
+    delivered_release: int | None = None
 
     def approved(self, release: int, commit: str | None) -> Approval | None:
         """The newest approval of `release` (built from `commit`) of the source environment."""
