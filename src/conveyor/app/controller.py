@@ -160,6 +160,7 @@ AUTO_PROMOTER = "server (auto_promote)"  # who promotions without a person are b
 # The user and password the server asks image registries for digests with (target:
 # kubernetes); unset: anonymously (a public registry, or one on the loopback interface).
 REGISTRY_USER = "CONVEYOR_REGISTRY_USER"
+FLUX_LOOKBACK = 1_000  # events looked through for Flux's word on the delivered commit
 REGISTRY_PASSWORD = "CONVEYOR_REGISTRY_PASSWORD"  # noqa: S105 (a variable's name)
 
 
@@ -1189,9 +1190,7 @@ class Controller:
         )
         if progress.delivered is None:
             return view
-        with self._events_lock:
-            recent = list(self._events)
-        for event in reversed(recent):
+        for event in reversed(self._recent_events(FLUX_LOOKBACK)):
             revision = (event.data or {}).get("revision") or ""
             if event.subject.environment != spec.name or not event.kind.startswith("flux."):
                 continue
@@ -1851,6 +1850,16 @@ class Controller:
                 message=message,
                 release=reverted.target.release,
             )
+
+    def _recent_events(self, count: int) -> list[Event]:
+        """The newest `count` events, oldest first."""
+        with self._events_lock:
+            if self._journal is None:
+                return list(self._events)[-count:]
+            last = self._journal.last_id()
+            if last is None:
+                return []
+            return self._journal.after(max(0, last - count), count)
 
     def _rollback_target(self, env: str, project: Project, to_release: int | None) -> Release:
         store = Store.open(project.paths().state_dir)
