@@ -103,7 +103,7 @@ def base_manifests(
         if not (canaried and options.traffic == "gateway"):
             manifests.extend(routes(stack, service, options, out))
         if replicated(service):
-            manifests.append(disruption_budget(stack, service))
+            manifests.append(disruption_budget(stack, service, canaried))
         scaler = autoscaler(stack, service, kind, out)
         if scaler is not None:
             manifests.append(scaler)
