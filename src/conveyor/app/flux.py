@@ -57,6 +57,9 @@ def flux_inputs(
         environments=tuple(envs),
         settings=config.flux,
         promoted=frozenset(n for n, e in config.environments.items() if e.promote_from),
+        overlays={
+            n: e.deploy.overlay(n) for n, e in config.environments.items() if e.deploy is not None
+        },
         es=kube_observe.es_output(config.logs, elasticsearch_url),
     )
 

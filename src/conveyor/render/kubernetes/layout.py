@@ -14,7 +14,7 @@ import yaml
 
 from conveyor.model.environments import EnvironmentSpec
 from conveyor.model.stack import Stack
-from conveyor.render.flux import image_setter
+from conveyor.render.kube_meta import image_setter
 from conveyor.render.kubernetes.availability import autoscaler, disruption_budget, replicated
 from conveyor.render.kubernetes.config import (
     Generator,
@@ -203,7 +203,7 @@ def _overlay(
 
 
 # The fields of a Kustomize `images:` entry Flux's image automation (Setters strategy) may
-# rewrite, and the part of its ImagePolicy's choice each takes (render.flux.image_setter).
+# rewrite, and the part of its ImagePolicy's choice each takes (render.kube_meta.image_setter).
 _SETTER_PARTS = {"newName": "name", "newTag": "tag", "digest": "digest"}
 
 
