@@ -572,15 +572,22 @@ class Controller:
                 Path(spec.compose), None, self._environ(spec, head), cwd=self._work_tree(spec.name),
                 profiles=(),
             ).loaded()  # fmt: skip
-        user, password = self.environ.get(REGISTRY_USER), self.environ.get(REGISTRY_PASSWORD)
-        credentials = (user, password or "") if user else None
-        images = kube_delivery.pinned_images(
-            loaded.stack, lambda ref: manifest_digest(ref, credentials)
-        )
+        images = self._promoted_deliveries(spec, head)
+        if not images:
+            user, password = self.environ.get(REGISTRY_USER), self.environ.get(REGISTRY_PASSWORD)
+            credentials = (user, password or "") if user else None
+            images = kube_delivery.pinned_images(
+                loaded.stack, lambda ref: manifest_digest(ref, credentials)
+            )
         checkout = kube_delivery.checkout(spec, self.data_dir, {})
         done = kube_delivery.deliver(checkout, spec, loaded, self.config.kubernetes, head, images)
         committed = done.committed
-        self._update(spec.name, delivered=committed.commit, delivered_release=committed.release)
+        self._update(
+            spec.name,
+            delivered=committed.commit,
+            delivered_release=committed.release,
+            delivered_images=dict(images),
+        )
         data = {
             "deploy_commit": committed.commit,
             "release": str(committed.release),
@@ -1190,13 +1197,11 @@ class Controller:
         )
         if progress.delivered is None:
             return view
-        for event in reversed(self._recent_events(FLUX_LOOKBACK)):
-            revision = (event.data or {}).get("revision") or ""
-            if event.subject.environment != spec.name or not event.kind.startswith("flux."):
-                continue
-            if revision.endswith(progress.delivered):
-                flux = "failed" if event.kind == "flux.failed" else "reconciled"
-                return view.model_copy(update={"flux": flux, "flux_message": event.message})
+        verdicts = self._flux_verdicts(spec.name, progress.delivered)
+        if verdicts:
+            newest = verdicts[-1]
+            flux = "failed" if newest.kind == "flux.failed" else "reconciled"
+            return view.model_copy(update={"flux": flux, "flux_message": newest.message})
         return view
 
     def releases(self, env: str) -> list[ReleaseView]:
@@ -1656,6 +1661,8 @@ class Controller:
 
     def _gate_facts(self, env: str, source: str) -> GateFacts:
         """What the gates of `env` are checked against: `source`'s serving release."""
+        if self._is_kube(source):
+            return self._delivered_gate_facts(env, source)
         project = self._served_project(source)
         if project is None:
             raise ActionRefused(f"{source} serves nothing yet: there is no release to promote")
@@ -1695,6 +1702,55 @@ class Controller:
             approved_by=approval.by if approval else None,
         )
 
+    def _delivered_gate_facts(self, env: str, source: str) -> GateFacts:
+        """The gates' facts for a kubernetes source environment: its delivered release, and
+        what Flux said of that commit (nothing of it runs here to look at). It serves from
+        Flux's first "reconciled" about the commit; a "failed" about it is a failure, and
+        the newest word being "failed" makes it unhealthy."""
+        progress = self._progress(source)
+        commit, release = progress.deployed, progress.delivered_release
+        if commit is None or release is None or progress.delivered is None:
+            raise ActionRefused(f"{source} has delivered nothing yet: there is no release")
+        verdicts = self._flux_verdicts(source, progress.delivered)
+        since = min((e.ts for e in verdicts if e.kind == "flux.reconciled"), default=None)
+        failed = tuple(f"Flux: {e.message}" for e in verdicts if e.kind == "flux.failed")
+        unhealthy = failed[-1:] if verdicts and verdicts[-1].kind == "flux.failed" else ()
+        pipeline = self._pipeline_of(source, commit)
+        approval = self._progress(env).approved(release, commit)
+        return GateFacts(
+            source=source,
+            release=release,
+            commit=commit,
+            now=time.time(),
+            serving_since=since,
+            failures_since=failed,
+            unhealthy=unhealthy,
+            pipeline_needed=self.source.read_file(commit, PIPELINE_FILE) is not None,
+            pipeline=pipeline[1] if pipeline else None,
+            pipeline_id=pipeline[0] if pipeline else None,
+            approved_by=approval.by if approval else None,
+        )
+
+    def _flux_verdicts(self, env: str, delivered: str) -> list[Event]:
+        """Flux's events about `env` whose revision is the deploy commit `delivered`
+        (`<branch>@sha1:<commit>`), oldest first."""
+        return [
+            e
+            for e in self._recent_events(FLUX_LOOKBACK)
+            if e.subject.environment == env
+            and e.kind in ("flux.reconciled", "flux.failed")
+            and str((e.data or {}).get("revision") or "").endswith(delivered)
+        ]
+
+    def _promoted_deliveries(self, spec: EnvironmentSpec, commit: str) -> dict[str, str]:
+        """The images the kubernetes source of the promotion into `spec` delivered for
+        `commit` (a promotion moves those very images; none: resolved from the registry)."""
+        promotion = self._progress(spec.name).promotion
+        if spec.branch is not None or promotion is None or promotion.commit != commit:
+            return {}
+        source = self._progress(promotion.source)
+        return dict(source.delivered_images) if source.deployed == commit else {}
+
     def _pipeline_of(self, env: str, commit: str) -> tuple[int, str] | None:
         """(id, status) of the newest pipeline run for `commit` in `env`, or in the
         environment it was promoted from (and so on up): pipelines run where a branch feeds."""
@@ -1721,6 +1777,8 @@ class Controller:
 
     def _latest(self, env: str) -> tuple[int | None, int | None]:
         """(serving release, newest rollout) of `env`'s project."""
+        if self._is_kube(env):
+            return self._progress(env).delivered_release, None
         project = self._served_project(env)
         if project is None:
             return None, None
@@ -1822,6 +1880,7 @@ class Controller:
                 syncing=None,
                 delivered=reverted.commit,
                 delivered_release=reverted.target.release,
+                delivered_images=dict(reverted.target.images),
             )
             with contextlib.suppress(ConveyorError):
                 self._checkout(env, source)  # the work tree shows what is delivered

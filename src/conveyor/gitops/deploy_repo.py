@@ -72,10 +72,16 @@ class DeployCheckout:
         return History.of(env, log)
 
     def deliver(
-        self, env: str, source: str, project: str, write: Callable[[Path], object]
+        self,
+        env: str,
+        source: str,
+        project: str,
+        write: Callable[[Path], object],
+        images: Mapping[str, str] | None = None,
     ) -> Committed:
         """Write the environment's directory with `write(dir)` on the branch's tip and, when
-        that changes anything, commit it as the next release of `source` and push."""
+        that changes anything, commit it as the next release of `source` and push. `images`
+        (service -> reference) are named in the message, so a rollback knows them again."""
         for _ in range(PUSH_ATTEMPTS):
             try:
                 tip = self._tip()
@@ -94,7 +100,7 @@ class DeployCheckout:
                     release = current.release if current is not None else 0
                     return Committed(commit=tip, release=release, created=False)
                 number = history.next_number()
-                message = release_message(env, number, source, project)
+                message = release_message(env, number, source, project, images or {})
                 sha = git_clone.commit_staged(self.directory, message, AUTHOR, self.env)
                 pushed = git_clone.push(self.directory, sha, self.target.branch, self.env)
             except GitError as e:

@@ -9,6 +9,7 @@ history of the environment's directory is its release history, whoever cloned it
     Conveyor-Environment: staging
     Conveyor-Release: 3
     Conveyor-Source-Commit: 1a2b3c4d5e6f…
+    Conveyor-Image: web=registry.example.com/shop/web:1a2b3c4d5e6f@sha256:…
 
 A rollback is a revert commit (`Conveyor-Reverts: <release commits>`); a reverted release no
 longer counts, so the next rollback goes one release further back.
@@ -17,14 +18,16 @@ longer counts, so the next rollback goes one release further back.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 ENVIRONMENT = "Conveyor-Environment"
 RELEASE = "Conveyor-Release"
 SOURCE = "Conveyor-Source-Commit"
 REVERTS = "Conveyor-Reverts"
+IMAGE = "Conveyor-Image"  # one per pinned service: `<service>=<reference>`
 _TRAILER = re.compile(r"^(Conveyor-[A-Za-z-]+): *(\S.*)$", re.MULTILINE)
+_IMAGE = re.compile(rf"^{IMAGE}: *([^=\s]+)=(\S+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class DeliveryCommit:
     source: str  # the source repository's commit it renders
     reverts: tuple[str, ...] = ()  # a rollback: the release commits it undoes
     title: str = ""
+    images: tuple[tuple[str, str], ...] = ()  # (service, reference) the overlay pins
 
 
 def trailers(message: str) -> dict[str, str]:
@@ -60,6 +64,7 @@ def parse(commit: str, message: str) -> DeliveryCommit | None:
         source=source,
         reverts=tuple(found.get(REVERTS, "").split()),
         title=message.split("\n", 1)[0],
+        images=tuple(sorted(_IMAGE.findall(message))),
     )
 
 
@@ -87,12 +92,19 @@ class History:
         return max((d.release for d in self.commits if not d.reverts), default=0) + 1
 
 
-def release_message(env: str, release: int, source: str, project: str) -> str:
+def release_message(
+    env: str, release: int, source: str, project: str, images: Mapping[str, str]
+) -> str:
     return (
         f"{env}: release {release} of {project} at {source[:12]}\n\n"
         f"Rendered by Conveyor from commit {source} of {project}; Flux applies it.\n\n"
-        f"{ENVIRONMENT}: {env}\n{RELEASE}: {release}\n{SOURCE}: {source}\n"
+        f"{ENVIRONMENT}: {env}\n{RELEASE}: {release}\n{SOURCE}: {source}\n" + _images(images)
     )
+
+
+def _images(images: Mapping[str, str] | Sequence[tuple[str, str]]) -> str:
+    pairs = sorted(images.items()) if isinstance(images, Mapping) else sorted(images)
+    return "".join(f"{IMAGE}: {service}={ref}\n" for service, ref in pairs)
 
 
 def rollback_message(
@@ -105,7 +117,7 @@ def rollback_message(
         f"Reverts {', '.join(d.commit for d in undone)}. Asked by {by} through the "
         f"Conveyor server.\n\n"
         f"{ENVIRONMENT}: {env}\n{RELEASE}: {target.release}\n{SOURCE}: {target.source}\n"
-        f"{REVERTS}: {' '.join(d.commit for d in undone)}\n"
+        f"{REVERTS}: {' '.join(d.commit for d in undone)}\n" + _images(target.images)
     )
 
 

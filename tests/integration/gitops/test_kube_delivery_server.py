@@ -1,9 +1,10 @@
-"""A `target: kubernetes` environment on the real `conveyor server`: a push → its pipeline
+"""`target: kubernetes` environments on the real `conveyor server`: a push → its pipeline
 pushes the image (a manifest PUT to a fake registry on 127.0.0.1) → the server commits the
 environment's base and overlay, naming that image by the digest the registry serves, to a
 deploy bare repository; nothing runs on Docker. Flux's signed event about the commit marks it
 reconciled; the same source commit delivered again commits nothing; `conveyor rollback --env`
-is a revert commit there (and a pin on the source branch).
+is a revert commit there (and a pin on the source branch); a promotion into production (also
+kubernetes) commits production's overlay with the very digests staging delivered.
 
 No cluster and no Flux run here: what Flux would do with the commits is not tested (the
 rendered overlay is built with `kubectl kustomize`, as `render kubernetes`'s tests do)."""
@@ -54,6 +55,10 @@ environments:
     poll_interval: 1h   # webhooks make it immediate
     target: kubernetes
     deploy: {{repo: {deploy}, path: clusters/staging}}
+  production:
+    promote_from: staging
+    target: kubernetes
+    deploy: {{repo: {deploy}}}   # path: clusters/production
 """
 
 
@@ -140,14 +145,15 @@ def message(w: ServerWorld, rev: str) -> str:
     return git(deploy_repo(w), "log", "-1", "--format=%B", rev)
 
 
-def overlay_image(w: ServerWorld, rev: str, scratch: Path) -> str:
-    """The image `kubectl kustomize` gives the web Deployment at deploy commit `rev`."""
-    tree = scratch / rev
+def overlay_image(w: ServerWorld, rev: str, scratch: Path, env: str = "staging") -> str:
+    """The image `kubectl kustomize` gives the web Deployment of `env` at deploy commit
+    `rev`."""
+    tree = scratch / f"{env}-{rev}"
     if not tree.exists():
         subprocess.run(["git", "clone", "-q", str(deploy_repo(w)), str(tree)], check=True)
         git(tree, "checkout", "-q", rev)
     built = subprocess.run(
-        ["kubectl", "kustomize", str(tree / "clusters/staging/overlays/staging")],
+        ["kubectl", "kustomize", str(tree / f"clusters/{env}/overlays/{env}")],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     for doc in yaml.safe_load_all(built):
@@ -237,3 +243,32 @@ def test_releases_are_commits_of_the_deploy_repository_and_rollback_reverts(
     w.wait_for(lambda: w.delivery_status("kube-after-rollback") == "done", "the pass it asked for")
     assert deliveries(w)[0] == revert
     assert w.api("/environments/staging", viewer)["environment"]["commit"] == first_source
+
+
+def test_a_promotion_delivers_the_sources_images(
+    world: ServerWorld, registry: int, tmp_path: Path
+) -> None:
+    w = world
+    viewer, deployer = w.token("viewer"), w.token("deployer")
+    staging = w.api("/environments/staging", viewer)
+    source = staging["environment"]["commit"]
+    image = f"127.0.0.1:{registry}/shop/web:{source}"
+    # Resolved again now, the tag would give another digest (pushed again since): a
+    # promotion must move what staging runs, not what the tag names today.
+    Registry.manifests[f"/v2/shop/web/manifests/{source}"] = b"rebuilt"
+
+    done = conveyor(
+        "promote", "production", "--from", "staging", cwd=w.root,
+        env={"CONVEYOR_SERVER": w.url, "CONVEYOR_TOKEN": deployer},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    production = w.api("/environments/production", viewer)
+    assert production["environment"]["commit"] == source
+    assert production["delivery"]["overlay"] == "clusters/production/overlays/production"
+    commit = production["delivery"]["commit"]
+    assert deliveries(w)[0] == commit
+    assert "Conveyor-Environment: production" in message(w, commit)
+    ran = overlay_image(w, commit, tmp_path, "production")
+    assert ran == overlay_image(w, staging["delivery"]["commit"], tmp_path)
+    assert ran.startswith(image + "@") and not ran.endswith(digest(b"rebuilt"))

@@ -78,7 +78,7 @@ def writer(text: str) -> Callable[[Path], None]:
 def test_a_release_message_carries_what_the_history_is_read_from() -> None:
     from conveyor.gitops.kube_releases import release_message
 
-    message = release_message("staging", 3, SOURCE_1, "shop")
+    message = release_message("staging", 3, SOURCE_1, "shop", {"web": f"r/web:1@{DIGEST_1}"})
     found = parse("c" * 40, message)
 
     assert message.startswith(f"staging: release 3 of shop at {SOURCE_1[:12]}\n")
@@ -87,16 +87,17 @@ def test_a_release_message_carries_what_the_history_is_read_from() -> None:
     assert (found.environment, found.release, found.source, found.reverts) == (
         "staging", 3, SOURCE_1, ()
     )  # fmt: skip
+    assert found.images == (("web", f"r/web:1@{DIGEST_1}"),)
     assert parse("d" * 40, "a person's commit\n\nno trailers\n") is None
 
 
 def test_a_rollback_reverts_the_newest_release_in_force_each_time() -> None:
     from conveyor.gitops.kube_releases import release_message, rollback_message
 
-    one = ("1" * 40, release_message("staging", 1, SOURCE_1, "shop"))
-    two = ("2" * 40, release_message("staging", 2, SOURCE_2, "shop"))
-    three = ("3" * 40, release_message("staging", 3, "c" * 40, "shop"))
-    other = ("4" * 40, release_message("production", 9, SOURCE_1, "shop"))
+    one = ("1" * 40, release_message("staging", 1, SOURCE_1, "shop", {"web": "r/web:1"}))
+    two = ("2" * 40, release_message("staging", 2, SOURCE_2, "shop", {}))
+    three = ("3" * 40, release_message("staging", 3, "c" * 40, "shop", {}))
+    other = ("4" * 40, release_message("production", 9, SOURCE_1, "shop", {}))
     history = History.of("staging", [three, other, two, one])
 
     undone, target = rollback_plan(history, None)
@@ -110,6 +111,9 @@ def test_a_rollback_reverts_the_newest_release_in_force_each_time() -> None:
     assert [d.release for d in after.releases()] == [2, 1]
     undone, target = rollback_plan(after, None)
     assert ([d.release for d in undone], target.release) == ([2], 1)
+    # The revert names the images of the release in force again.
+    again = parse("6" * 40, rollback_message("staging", undone, target, "ann"))
+    assert again is not None and again.images == (("web", "r/web:1"),)
     # Straight to release 1: both newer ones undone in one revert.
     undone, target = rollback_plan(history, 1)
     assert ([d.release for d in undone], target.release) == ([3, 2], 1)
