@@ -85,7 +85,7 @@ from conveyor.app.server_views import (
     EnvironmentSummary,
 )
 from conveyor.app.superseding import Running, Superseded, notice
-from conveyor.app.views import ReleaseView, RolloutView, TimelineView
+from conveyor.app.views import ReleaseView, RolloutView, TimelineEntry, TimelineView
 from conveyor.ci.run.prepare import ci_store
 from conveyor.ci.select.rerun import RerunKind
 from conveyor.deploy.engine import Engine
@@ -160,8 +160,8 @@ AUTO_PROMOTER = "server (auto_promote)"  # who promotions without a person are b
 # The user and password the server asks image registries for digests with (target:
 # kubernetes); unset: anonymously (a public registry, or one on the loopback interface).
 REGISTRY_USER = "CONVEYOR_REGISTRY_USER"
-FLUX_LOOKBACK = 1_000  # events looked through for Flux's word on the delivered commit
 REGISTRY_PASSWORD = "CONVEYOR_REGISTRY_PASSWORD"  # noqa: S105 (a variable's name)
+FLUX_LOOKBACK = 1_000  # events looked through for Flux's word on a delivered commit
 
 
 class EventJournal(Protocol):
@@ -1438,7 +1438,10 @@ class Controller:
             project = self._project(spec, anchor)
         except ConveyorError:  # the work tree's compose file cannot be read: nothing to show
             return []
-        return [timeline(project, sha) for sha in self._recent_commits(env, project, limit)]
+        return [
+            self._with_deliveries(env, timeline(project, sha))
+            for sha in self._recent_commits(env, project, limit)
+        ]
 
     def commit_timeline(self, env: str, sha: str, newest: int | None = None) -> TimelineView:
         from conveyor.app.timeline import timeline
@@ -1450,9 +1453,45 @@ class Controller:
             raise NotFound(f"{env} has run nothing yet")
         try:
             project = self._project(spec, anchor)
-            return timeline(project, sha, events=True, newest=newest)
+            return self._with_deliveries(env, timeline(project, sha, events=True, newest=newest))
         except ConveyorError as e:  # an unknown ref, or a work tree that cannot be read
             raise NotFound(f"{env}: commit {sha[:12]}: {e}") from None
+
+    def _with_deliveries(self, env: str, view: TimelineView) -> TimelineView:
+        """A kubernetes environment's timeline of a commit, with its deliveries (the commits
+        to the deploy repository, from the server's events) and what Flux said of them."""
+        if not self._is_kube(env) or view.commit is None:
+            return view
+        recent = self._recent_events(FLUX_LOOKBACK)
+        delivered = [
+            e
+            for e in recent
+            if e.subject.environment == env
+            and e.subject.commit == view.commit
+            and e.kind in ("delivery.committed", "delivery.unchanged", "delivery.reverted")
+        ]
+        commits = {str(e.data.get("deploy_commit")) for e in delivered if e.data}
+        told = [
+            e
+            for e in recent
+            if e.subject.environment == env
+            and e.kind in ("flux.reconciled", "flux.failed")
+            and any(str(e.data.get("revision") or "").endswith(c) for c in commits)
+        ]
+        extra = [
+            TimelineEntry(
+                at=e.ts,
+                duration=None,
+                what="delivery",
+                project=env,
+                id=int(e.data.get("release") or 0) if e.kind.startswith("delivery.") else 0,
+                title=e.message,
+                status=e.kind.split(".", 1)[1],
+            )
+            for e in [*delivered, *told]
+        ]
+        entries = sorted([*view.entries, *extra], key=lambda entry: entry.at)
+        return view.model_copy(update={"entries": entries})
 
     def _recent_commits(self, env: str, project: Project, limit: int) -> list[str]:
         """The commits `env` ran pipelines for or built releases from, newest first."""

@@ -209,6 +209,13 @@ def test_releases_are_commits_of_the_deploy_repository_and_rollback_reverts(
     assert overlay_image(w, second, tmp_path).endswith(digest(second_source.encode()))
     kinds = [e["kind"] for e in w.events(viewer) if e["subject"]["environment"] == "staging"]
     assert kinds.count("delivery.committed") == 2
+    # The timeline of the first commit: its pipeline, its delivery, Flux's word on it.
+    (entry,) = [t for t in w.api("/environments/staging/timeline", viewer)
+                if t["commit"] == first_source]  # fmt: skip
+    told = [(e["what"], e["status"]) for e in entry["entries"]]
+    assert ("delivery", "committed") in told and ("delivery", "reconciled") in told
+    assert told.index(("delivery", "committed")) < told.index(("delivery", "reconciled"))
+    assert ("pipeline", "success") in told
 
     # The server forgets what it delivered (its progress file lost): the same source commit
     # is rendered again, to the same bytes, and nothing is committed.
