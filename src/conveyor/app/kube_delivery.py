@@ -98,7 +98,7 @@ def deliver(
     committed = checkout.deliver(
         spec.name, source, loaded.stack.project, lambda d: write_rendering(rendering, d), images
     )
-    warnings = tuple(str(loaded.warning(w.path, w.message)) for w in rendering.warnings)
+    warnings = tuple(loaded.warning(w.path, w.message).render() for w in rendering.warnings)
     return Delivery(committed, spec.deploy.overlay(spec.name), dict(images), warnings)
 
 
