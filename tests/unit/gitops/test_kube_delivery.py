@@ -263,3 +263,29 @@ def test_a_rollback_with_nothing_before_is_refused_and_an_unknown_release_is_not
     with pytest.raises(NotFound, match="no release 5"):
         kube_delivery.roll_back(checkout, env, 5, "ann")
     assert os.path.isdir(tmp_path / "data" / "environments" / "staging" / "deploy")
+
+
+def test_a_push_that_lands_meanwhile_is_kept_and_the_release_made_again_on_it(
+    bare: Path, tmp_path: Path
+) -> None:
+    checkout = DeployCheckout(deploy(bare), tmp_path / "clone", {})
+    checkout.deliver("staging", SOURCE_1, "shop", writer("one\n"))
+    person = tmp_path / "person"
+    subprocess.run(["git", "clone", "-q", str(bare), str(person)], check=True)
+    writes: list[int] = []
+
+    def racing(directory: Path) -> None:
+        writes.append(1)
+        if len(writes) == 1:  # someone pushes while the first attempt writes
+            (person / "README").write_text("hand-written\n")
+            git(person, "add", "README")
+            git(person, "-c", "user.name=p", "-c", "user.email=p@x", "commit", "-qm", "readme")
+            git(person, "push", "-q", "origin", "HEAD:main")
+        writer("two\n")(directory)
+
+    done = checkout.deliver("staging", SOURCE_2, "shop", racing)
+
+    assert len(writes) == 2 and done.created and done.release == 2
+    assert git(bare, "show", "main:README") == "hand-written"
+    assert git(bare, "show", "main:clusters/staging/release.txt") == "two"
+    assert git(bare, "rev-parse", "main~1") == git(person, "rev-parse", "HEAD")
