@@ -516,6 +516,18 @@ class Controller:
             said = f"{env}: {short} delivered to git ({progress.delivered[:12]}); Flux applies it"
         self._emit("sync.succeeded", said, environment=env, commit=desired)
 
+    def _deploy_git_env(self) -> dict[str, str]:
+        """git's environment for deploy repositories: never a prompt (the server has no one to
+        ask), and over SSH the source's deploy key (`--ssh-key`) when the server has one (it
+        must then be allowed to push to the deploy repository), else ssh in batch mode."""
+        ssh = self.source.ssh
+        return {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+            "GIT_SSH_COMMAND": ssh.command() if ssh else "ssh -o BatchMode=yes",
+        }
+
     def _is_kube(self, env: str) -> bool:
         """Whether `env` is delivered to Kubernetes (nothing of it runs on this host)."""
         spec = self.config.environments.get(env) if self.config is not None else None
@@ -579,7 +591,7 @@ class Controller:
             images = kube_delivery.pinned_images(
                 loaded.stack, lambda ref: manifest_digest(ref, credentials)
             )
-        checkout = kube_delivery.checkout(spec, self.data_dir, {})
+        checkout = kube_delivery.checkout(spec, self.data_dir, self._deploy_git_env())
         done = kube_delivery.deliver(checkout, spec, loaded, self.config.kubernetes, head, images)
         committed = done.committed
         self._update(
@@ -1891,7 +1903,7 @@ class Controller:
         with self._work:
             if self._progress(env).suspended:
                 raise ActionRefused(f"{env} is suspended: resume it first")
-            checkout = kube_delivery.checkout(spec, self.data_dir, {})
+            checkout = kube_delivery.checkout(spec, self.data_dir, self._deploy_git_env())
             try:
                 history = checkout.history(env)
                 _, target = rollback_plan(history, to_release)
