@@ -1203,7 +1203,7 @@ class Controller:
         view = DeliveryView(
             repo=spec.deploy.repo,
             branch=spec.deploy.branch,
-            overlay=spec.deploy.overlay(spec.name),
+            overlay=kube_delivery.overlay_of(spec),
             commit=progress.delivered,
             release=progress.delivered_release,
         )

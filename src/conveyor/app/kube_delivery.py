@@ -20,9 +20,11 @@ from pathlib import Path
 from conveyor.app.render import config_texts, write_rendering
 from conveyor.errors import ActionRefused, ConveyorError, NotFound
 from conveyor.gitops.deploy_repo import Committed, DeployCheckout, Reverted
+from conveyor.host.validate import check
 from conveyor.model.environments import EnvironmentSpec
 from conveyor.model.stack import Stack
-from conveyor.render.kubernetes import KubeOptions, render_kubernetes
+from conveyor.render.kubernetes import KUSTOMIZE, KubeOptions, render_kubernetes
+from conveyor.render.kubernetes.names import dns_label
 from conveyor.spec.compose import Loaded
 
 # image reference (`repo:tag`) -> the digest its registry serves (`sha256:…`)
@@ -95,11 +97,25 @@ def deliver(
         {spec.name: dict(images)},
         only=spec.name,
     )
-    committed = checkout.deliver(
-        spec.name, source, loaded.stack.project, lambda d: write_rendering(rendering, d), images
-    )
+    overlay = f"overlays/{dns_label(spec.name)}"
+
+    def write(directory: Path) -> None:
+        write_rendering(rendering, directory)
+        # Nothing Flux could not build is committed: the release fails here instead.
+        verdict = check(KUSTOMIZE, directory / overlay)
+        if not verdict.ok:
+            said = "; ".join(verdict.messages) or verdict.output.strip()[-500:]
+            raise DeliveryError(f"kubectl kustomize refuses {overlay}: {said}")
+
+    committed = checkout.deliver(spec.name, source, loaded.stack.project, write, images)
     warnings = tuple(loaded.warning(w.path, w.message).render() for w in rendering.warnings)
-    return Delivery(committed, spec.deploy.overlay(spec.name), dict(images), warnings)
+    return Delivery(committed, overlay_of(spec), dict(images), warnings)
+
+
+def overlay_of(spec: EnvironmentSpec) -> str:
+    """The environment's overlay directory in its deploy repository."""
+    assert spec.deploy is not None
+    return spec.deploy.overlay(dns_label(spec.name))
 
 
 def roll_back(

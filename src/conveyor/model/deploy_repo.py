@@ -33,9 +33,11 @@ class DeployRepo(Frozen):
     branch: str = "main"
     path: str = "."  # inside the deploy repository; spec gives `clusters/<env>` by default
 
-    def overlay(self, env: str) -> str:
-        """The overlay's directory in the deploy repository (what Flux's Kustomization reads)."""
-        return _join(self.path, "overlays", env)
+    def overlay(self, directory: str) -> str:
+        """The overlay's directory in the deploy repository (what Flux's Kustomization reads),
+        given the overlay's own directory name (render.kubernetes names it after the
+        environment as a DNS label: app.kube_delivery.overlay_of)."""
+        return _join(self.path, "overlays", directory)
 
 
 def default_path(env: str) -> str:

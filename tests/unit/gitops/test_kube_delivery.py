@@ -289,3 +289,32 @@ def test_a_push_that_lands_meanwhile_is_kept_and_the_release_made_again_on_it(
     assert git(bare, "show", "main:README") == "hand-written"
     assert git(bare, "show", "main:clusters/staging/release.txt") == "two"
     assert git(bare, "rev-parse", "main~1") == git(person, "rev-parse", "HEAD")
+
+
+def test_an_overlay_kustomize_refuses_is_not_committed(
+    bare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.host.validate import Validation
+
+    loaded = _project(tmp_path, COMPOSE)
+    env = spec(bare)
+    checkout = kube_delivery.checkout(env, tmp_path / "data", {})
+    asked: list[Path] = []
+
+    def refuse(validator: object, path: Path, **_: object) -> Validation:
+        asked.append(path)
+        return Validation("kubectl kustomize", path, 1, ("accumulating resources: boom",), "")
+
+    monkeypatch.setattr(kube_delivery, "check", refuse)
+    with pytest.raises(kube_delivery.DeliveryError, match=r"refuses overlays/staging: .*boom"):
+        kube_delivery.deliver(checkout, env, loaded, KubeOptions(), SOURCE_1, {})
+
+    assert asked == [
+        tmp_path / "data/environments/staging/deploy/clusters/staging/overlays/staging"
+    ]
+    assert (
+        subprocess.run(
+            ["git", "-C", str(bare), "rev-parse", "--verify", "-q", "main"], check=False
+        ).returncode
+        != 0
+    )  # no commit, not even the first

@@ -187,6 +187,7 @@ def test_a_kubernetes_target_names_its_deploy_repository() -> None:
     # Unwritten: flux.branch (what Flux follows) and a directory of the environment's own.
     assert (staging.deploy.branch, staging.deploy.path) == ("release", "clusters/staging")
     assert staging.deploy.overlay("staging") == "clusters/staging/overlays/staging"
+    assert production.deploy.overlay("eu-1") == "clusters/eu/production/overlays/eu-1"
     assert production.deploy.repo == "/srv/git/deploy.git"
     assert (production.deploy.branch, production.deploy.path) == ("prod", "clusters/eu/production")
 
