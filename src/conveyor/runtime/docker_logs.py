@@ -205,7 +205,7 @@ class _Reading:
 
     def __init__(self, response: Any, tty: bool, idle: float | None) -> None:
         self._response = response
-        self._idle = idle
+        self.idle = idle
         self._decoder = FrameDecoder(tty)
         self._closed = threading.Event()
         raw = response.raw
@@ -253,10 +253,11 @@ class _Reading:
     def _quiet(self) -> bool:
         """Whether `idle` seconds passed without anything to read. After the first read the
         socket file's buffer is empty (reads larger than it bypass it), so the socket says."""
-        if self._idle is None or self._sock is None:
+        idle = self.idle
+        if idle is None or self._sock is None:
             return False
         try:
-            ready, _, _ = select.select([self._sock], [], [], self._idle)
+            ready, _, _ = select.select([self._sock], [], [], idle)
         except (OSError, ValueError):
             return False  # closed meanwhile: the read says so
         return not ready

@@ -53,7 +53,7 @@ from conveyor.observe.logs.parse_worker import ParseWorker
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.ship.sink import LogSink
 from conveyor.observe.logs.store import LogStore, Row
-from conveyor.observe.logs.streams import ContainerStreams, Sources, Streams
+from conveyor.observe.logs.streams import ContainerStreams, Pending, Sources, Streams
 from conveyor.runtime.log_protocol import (
     STDERR,
     STDOUT,
@@ -68,6 +68,12 @@ LOCK_NAME = "logs.lock"
 # What a follower hands the writer: rows, and the cursor each source reaches with them.
 Handover = tuple[list[Row], dict[int, Cursor]]
 Report = Callable[[str], None]
+# Seconds of quiet after which a follower hands over the batch the parse worker holds for it
+# (while output flows, the next batch's arrival does).
+_SETTLE_AFTER = 0.02
+# Frames in a batch from which it is left with the parse worker while the next is read: a
+# reading that is behind the output gets full batches (a socket read of 256 KiB: thousands).
+_PIPELINE_FROM = 256
 
 
 @dataclass(frozen=True)
@@ -357,6 +363,11 @@ class _Follower:
             }
         )
         self._reading: object = None
+        # The batch the parse worker is parsing while the next one is read (its result is
+        # taken before any other, so rows and cursors reach the writer in order).
+        self._pending: Pending | None = None
+        self._pipelined = owner.parse_worker is not None
+        self._fed_at = 0.0  # monotonic time of the last frames fed
         self._closed = threading.Event()
         self._suspect_until = 0.0  # monotonic time until which quiet readings are re-opened
         self._reopened = False  # the last reading was ended here, not by the engine
@@ -407,6 +418,7 @@ class _Follower:
                 self._read(reading, run)
                 if self._closed.is_set():
                     return  # stopping: what is open is read again next time
+                self._settle()
                 after = docker.container_run(self.container)
                 if after is None:
                     self._flush_all()
@@ -457,7 +469,7 @@ class _Follower:
         opts = self.owner.options
         last_check = time.monotonic()
         for frames in reading:
-            self._consume(frames)
+            self._consume(frames, reading)
             if frames or not run.running:
                 continue
             now = time.monotonic()
@@ -479,18 +491,50 @@ class _Follower:
         close = getattr(self._reading, "close", None)
         if close is not None:
             close()
+        self._pending = None  # its rows were not handed over: they are read again
         self.streams.restart()
 
-    def _consume(self, frames: list[Frame]) -> None:
-        if not frames:  # the stream has been quiet for `idle_flush`: nothing more will join
-            self._flush_all()
+    def _consume(self, frames: list[Frame], reading: LogReading) -> None:
+        idle_flush = self.owner.options.idle_flush
+        if not frames:
+            if self._pending is not None:
+                # Quiet for a moment: the batch being parsed is handed over now; what is
+                # still open waits for the rest of `idle_flush`.
+                self._settle()
+                rest = idle_flush - (time.monotonic() - self._fed_at)
+                if rest > 0:
+                    reading.idle = rest
+                    return
+            reading.idle = idle_flush
+            self._flush_all()  # quiet for `idle_flush`: nothing more will join
             return
-        taken, rows, cursors = self.streams.feed(frames)
+        self._fed_at = time.monotonic()
+        # This batch goes to the parse worker before the last one's rows are handed over,
+        # so the worker parses while this thread hands over and reads on (a follower that
+        # waited for each answer left the engine's output waiting meanwhile).
+        sent = self.streams.submit(frames)
+        self._settle()
+        self._pending = sent
+        if not self._pipelined or len(frames) < _PIPELINE_FROM:
+            # Parsed here already, or a few lines (the reading keeps up with the output):
+            # handed over at once, as a live tail wants them.
+            self._settle()
+        elif reading.idle is not None:
+            reading.idle = min(_SETTLE_AFTER, idle_flush)  # hand it over when output pauses
+
+    def _settle(self) -> None:
+        """Hand over the rows of the batch still being parsed (ParseWorkerLost: they are
+        read again)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        taken, rows, cursors = pending.result()
         self.owner._count_lines(taken)
         if rows:
             self.owner._hand_over(rows, cursors)
 
     def _flush_all(self) -> None:
+        self._settle()
         rows, cursors = self.streams.flush()
         if rows:
             self.owner._hand_over(rows, cursors)

@@ -5,6 +5,8 @@ two CPUs at once.
     worker = ParseWorker()                       # one per collector; starts on first use
     streams = worker.streams({STDOUT: (source, cursor), STDERR: (...)})   # a `Streams`
     taken, rows, cursors = streams.feed(frames)  # frames there, rows and cursors back
+    pending = streams.submit(frames)             # sent; the follower reads on meanwhile
+    taken, rows, cursors = pending.result()      # results taken in the order sent
     worker.stop()
 
 The worker runs `streams.ContainerStreams`, the code followers run in-process on one CPU: a
@@ -37,7 +39,7 @@ from conveyor.errors import ConveyorError
 from conveyor.host.worker import WorkerLost, WorkerProcess, serve_fd
 from conveyor.observe.logs.cursor import Cursor
 from conveyor.observe.logs.store import Row
-from conveyor.observe.logs.streams import ContainerStreams, Fed, Moved, Sources
+from conveyor.observe.logs.streams import ContainerStreams, Fed, Moved, Pending, Sources
 from conveyor.runtime.log_protocol import Frame
 
 NAME = "conveyor-logs-parse"
@@ -95,6 +97,28 @@ class _Answer:
         self.lost = ""  # why no answer comes: the worker ended
 
 
+class _Asked:
+    """A request sent to the worker, its answer still to come."""
+
+    __slots__ = ("answer", "generation")
+
+    def __init__(self, generation: int, answer: _Answer) -> None:
+        self.generation = generation
+        self.answer = answer
+
+    def wait(self) -> tuple[int, Any]:
+        """The generation that answered and its answer; ParseWorkerLost when it ended or
+        failed."""
+        answer = self.answer
+        answer.done.wait()
+        if answer.lost:
+            raise ParseWorkerLost(answer.lost)
+        ok, value = pickle.loads(answer.data)  # noqa: S301 — our own worker's
+        if not ok:
+            raise ParseWorkerLost(f"the {NAME} process failed: {value}")
+        return self.generation, value
+
+
 class _Link:
     """One worker process and the answers it owes, oldest first (it answers in order)."""
 
@@ -143,6 +167,11 @@ class ParseWorker:
         """Ask the worker; returns the generation that answered and its answer. With a
         `generation` (streams opened then), ParseWorkerLost if the worker has been replaced
         since; None (opening) takes the current one, starting a worker when none runs."""
+        return self.send(generation, op, key, arg).wait()
+
+    def send(self, generation: int | None, op: int, key: int, arg: object) -> _Asked:
+        """`request` in two halves: the question sent now, its answer waited for with
+        `wait()` (meanwhile the asker may read on: the worker answers in order)."""
         message = pickle.dumps((op, key, arg), _PICKLE)
         answer = _Answer()
         with self._lock:
@@ -160,13 +189,7 @@ class ParseWorker:
             # A worker that ended: the receiving thread sees it too, and tells every asker.
             with contextlib.suppress(WorkerLost):
                 link.process.send(message)
-        answer.done.wait()
-        if answer.lost:
-            raise ParseWorkerLost(answer.lost)
-        ok, value = pickle.loads(answer.data)  # noqa: S301 — our own worker's
-        if not ok:
-            raise ParseWorkerLost(f"the {NAME} process failed: {value}")
-        return link.generation, value
+        return _Asked(link.generation, answer)
 
     def _start(self) -> _Link:
         process = WorkerProcess(MODULE, NAME)
@@ -215,9 +238,12 @@ class RemoteStreams:
         self._generation: int | None = None  # the worker's, once opened there
 
     def feed(self, frames: list[Frame]) -> Fed:
-        taken, rows, moved = self._ask(_FEED, frames)
-        self._handed(moved)
-        return taken, rows, moved
+        return self.submit(frames).result()
+
+    def submit(self, frames: list[Frame]) -> Pending:
+        """The frames sent to the worker; the result, waited for later, moves the cursors
+        a restart reads again from (so a batch whose result was never taken is read again)."""
+        return _Fed(self, self._send(_FEED, frames))
 
     def flush(self) -> tuple[list[Row], Moved]:
         rows, moved = self._ask(_FLUSH, None)
@@ -240,18 +266,44 @@ class RemoteStreams:
         self._generation = None
 
     def _ask(self, op: int, arg: object) -> Any:
+        return self._wait(self._send(op, arg))
+
+    def _send(self, op: int, arg: object) -> _Asked:
         if self._generation is None:
             opening = {n: (source, self._emitted[n]) for n, source in self._sources.items()}
             self._generation, _ = self._worker.request(None, _OPEN, self._key, opening)
         try:
-            return self._worker.request(self._generation, op, self._key, arg)[1]
+            return self._worker.send(self._generation, op, self._key, arg)
         except ParseWorkerLost:
             self._generation = None
+            raise
+
+    def _wait(self, asked: _Asked) -> Any:
+        try:
+            return asked.wait()[1]
+        except ParseWorkerLost:
+            if asked.generation == self._generation:
+                self._generation = None
             raise
 
     def _handed(self, moved: Moved) -> None:
         for source, cursor in moved.items():
             self._emitted[self._stream_of[source]] = cursor
+
+
+class _Fed:
+    """A `Pending` batch in the worker."""
+
+    __slots__ = ("_asked", "_streams")
+
+    def __init__(self, streams: RemoteStreams, asked: _Asked) -> None:
+        self._streams = streams
+        self._asked = asked
+
+    def result(self) -> Fed:
+        taken, rows, moved = self._streams._wait(self._asked)
+        self._streams._handed(moved)
+        return taken, rows, moved
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ and the cursor each stream reaches with them. Pure: frames in, rows and cursors 
 
     streams = ContainerStreams({STDOUT: (source, cursor), STDERR: (source2, cursor2)})
     taken, rows, cursors = streams.feed(frames)   # cursors: source id -> Cursor, moved ones
+    pending = streams.submit(frames)              # the same in two steps (a worker parses
+    taken, rows, cursors = pending.result()       #   meanwhile); results taken in order
     rows, cursors = streams.flush()               # the stream went quiet: close open records
     streams.restart()                             # read again from what was handed over
 
@@ -32,10 +34,19 @@ Moved = dict[int, Cursor]  # source id -> the cursor its records just handed ove
 Fed = tuple[int, list[Row], Moved]  # entries taken (new), rows, moved cursors
 
 
+class Pending(Protocol):
+    """A batch of frames handed to `Streams.submit`; its result is taken once, in the order
+    the batches were submitted."""
+
+    def result(self) -> Fed: ...
+
+
 class Streams(Protocol):
     """What a follower reads its container's output through (here, or in a worker)."""
 
     def feed(self, frames: list[Frame]) -> Fed: ...
+
+    def submit(self, frames: list[Frame]) -> Pending: ...
 
     def flush(self) -> tuple[list[Row], Moved]: ...
 
@@ -64,6 +75,18 @@ class StreamState:
         self.resume = Resume(self.emitted)
         self.joiner = Joiner()
         self.partial = None
+
+
+class Parsed:
+    """A `Pending` whose result is already there (parsed in this process)."""
+
+    __slots__ = ("_fed",)
+
+    def __init__(self, fed: Fed) -> None:
+        self._fed = fed
+
+    def result(self) -> Fed:
+        return self._fed
 
 
 class ContainerStreams:
@@ -100,6 +123,9 @@ class ContainerStreams:
                 s.handed = groups[-1].mark
                 moved.add(s)
         return taken, rows, moved_cursors(moved)
+
+    def submit(self, frames: list[Frame]) -> Pending:
+        return Parsed(self.feed(frames))
 
     def flush(self) -> tuple[list[Row], Moved]:
         rows: list[Row] = []
