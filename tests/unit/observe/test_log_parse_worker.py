@@ -163,3 +163,64 @@ def test_one_cpu_parses_in_the_followers(
     assert c.parse_worker is None
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert Collector("shop", None, tmp_path / "logs.db", engine).parse_worker is not None
+
+
+def numbered(n: int, start: int = 0) -> list[Frame]:
+    ts = 1_800_000_000 * 10**9
+    return [(STDOUT, ts + i * 1000, f"line {i}", True) for i in range(start, start + n)]
+
+
+def test_a_batch_whose_result_was_not_taken_is_read_again(worker: ParseWorker) -> None:
+    """Two batches in the worker at once: the cursor a restart reads from is that of the
+    last result taken, so a batch lost with the worker is read again, and one taken is not."""
+    there = worker.streams({STDOUT: (1, Cursor())})
+    batch = numbered(6)
+    first, second = there.submit(batch[:3]), there.submit(batch[3:])
+    taken, rows, moved = first.result()
+    assert taken == 3 and [r[3] for r in rows] == ["line 0", "line 1"]  # "line 2" is open
+    assert moved == {1: Cursor(batch[1][1], 1)}
+    assert second is not None  # its result never taken (the follower lost the worker)
+    there.restart()
+    assert there.since() == batch[1][1]  # after "line 1": the first result, not the second
+    _, rows, _ = there.feed(batch)  # the engine's output again from there
+    assert [r[3] for r in rows] == ["line 2", "line 3", "line 4"]
+
+
+@pytest.fixture
+def bulk() -> FakeContainerLogs:
+    return FakeContainerLogs(batch=1000)  # batches a follower leaves with the worker
+
+
+def test_a_batch_left_with_the_worker_is_handed_over_when_the_output_pauses(
+    bulk: FakeContainerLogs, tmp_path: Path
+) -> None:
+    # idle_flush is a minute: only the pause after the batch can hand its rows over.
+    c = Collector("shop", None, tmp_path / "logs.db", bulk, options=OPTS)
+    c.start()
+    try:
+        bulk.add("c1", WEB)
+        bulk.write("c1", *(f"line {i}" for i in range(1000)))
+        assert c.wait_written(999, 20)  # the last line stays open
+        assert stored(tmp_path / "logs.db") == [f"line {i}" for i in range(999)]
+    finally:
+        c.stop()
+
+
+def test_a_worker_killed_while_batches_are_in_flight_loses_and_repeats_no_line(
+    bulk: FakeContainerLogs, tmp_path: Path
+) -> None:
+    c = Collector("shop", None, tmp_path / "logs.db", bulk, options=OPTS)
+    c.start()
+    try:
+        bulk.add("c1", WEB)
+        for part in range(8):
+            bulk.write("c1", *(f"line {part * 1000 + i}" for i in range(1000)))
+            if part in (2, 5):
+                while c.stats.records < part * 900:  # part of it written, batches in flight
+                    c.wait_written(10**9, 0.01)
+                kill_worker(c)
+        assert c.wait_written(7999, 60)
+        assert stored(tmp_path / "logs.db") == [f"line {i}" for i in range(7999)]
+        assert c.parse_worker is not None and c.parse_worker.starts == 3
+    finally:
+        c.stop()
