@@ -14,7 +14,7 @@ from conveyor.model.logs import LogQuery
 from conveyor.observe.logs.collect import Collector, CollectorOptions
 from conveyor.observe.logs.cursor import Cursor
 from conveyor.observe.logs.parse_worker import ParseWorker, ParseWorkerLost
-from conveyor.observe.logs.store import LogStore
+from conveyor.observe.logs.store import ROW_VALUES, LogStore
 from conveyor.observe.logs.streams import ContainerStreams
 from conveyor.runtime.log_protocol import STDERR, STDOUT, Frame
 from conveyor.testing.logs import FakeContainerLogs
@@ -23,6 +23,7 @@ OPTS = CollectorOptions(
     discover_interval=0.05, flush_interval=0.02, idle_flush=60.0, parse_worker=True
 )
 WEB = {"io.conveyor.project": "shop", "io.conveyor.service": "web"}
+TAGS = {1: "v1 s1 ", 2: "v1 s2 "}  # each source's `LogStore.tag`
 TB = [
     "Traceback (most recent call last):",
     '  File "app.py", line 1, in <module>',
@@ -57,7 +58,7 @@ def frames() -> list[Frame]:
 
 def test_the_worker_parses_as_the_follower_does(worker: ParseWorker) -> None:
     sources = {STDOUT: (1, Cursor()), STDERR: (2, Cursor(5, 1))}
-    here, there = ContainerStreams(sources), worker.streams(sources)
+    here, there = ContainerStreams(sources, TAGS), worker.streams(sources, TAGS)
     batch = frames()
     for part in (batch[:5], batch[5:11], batch[11:]):
         assert there.feed(part) == here.feed(part)
@@ -73,14 +74,14 @@ def test_the_worker_parses_as_the_follower_does(worker: ParseWorker) -> None:
     # It ended at the end of its socket (exit status 0), not killed; no new one after a stop.
     assert popen.returncode == 0 and not child.alive
     with pytest.raises(ParseWorkerLost, match="stopped"):
-        worker.streams({STDOUT: (1, Cursor())}).feed(batch)
+        worker.streams({STDOUT: (1, Cursor())}, TAGS).feed(batch)
 
 
 def test_streams_in_a_worker_that_died_are_given_up_not_silently_reopened(
     worker: ParseWorker,
 ) -> None:
     sources = {STDOUT: (1, Cursor()), STDERR: (2, Cursor())}
-    here, there = ContainerStreams(sources), worker.streams(sources)
+    here, there = ContainerStreams(sources, TAGS), worker.streams(sources, TAGS)
     batch = frames()
     _, rows, moved = there.feed(batch[:2])
     assert rows and moved
@@ -173,17 +174,17 @@ def numbered(n: int, start: int = 0) -> list[Frame]:
 def test_a_batch_whose_result_was_not_taken_is_read_again(worker: ParseWorker) -> None:
     """Two batches in the worker at once: the cursor a restart reads from is that of the
     last result taken, so a batch lost with the worker is read again, and one taken is not."""
-    there = worker.streams({STDOUT: (1, Cursor())})
+    there = worker.streams({STDOUT: (1, Cursor())}, TAGS)
     batch = numbered(6)
     first, second = there.submit(batch[:3]), there.submit(batch[3:])
     taken, rows, moved = first.result()
-    assert taken == 3 and [r[3] for r in rows] == ["line 0", "line 1"]  # "line 2" is open
+    assert taken == 3 and rows[0::ROW_VALUES] == ["line 0", "line 1"]  # "line 2" is open
     assert moved == {1: Cursor(batch[1][1], 1)}
     assert second is not None  # its result never taken (the follower lost the worker)
     there.restart()
     assert there.since() == batch[1][1]  # after "line 1": the first result, not the second
     _, rows, _ = there.feed(batch)  # the engine's output again from there
-    assert [r[3] for r in rows] == ["line 2", "line 3", "line 4"]
+    assert rows[0::ROW_VALUES] == ["line 2", "line 3", "line 4"]
 
 
 @pytest.fixture

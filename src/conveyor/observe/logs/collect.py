@@ -52,7 +52,7 @@ from conveyor.observe.logs.labels import collected, labels_of
 from conveyor.observe.logs.parse_worker import ParseWorker
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.ship.sink import LogSink
-from conveyor.observe.logs.store import LogStore, Row
+from conveyor.observe.logs.store import ROW_VALUES, FlatRows, LogStore
 from conveyor.observe.logs.streams import ContainerStreams, Pending, Sources, Streams
 from conveyor.runtime.log_protocol import (
     STDERR,
@@ -65,8 +65,8 @@ from conveyor.runtime.log_protocol import (
 )
 
 LOCK_NAME = "logs.lock"
-# What a follower hands the writer: rows, and the cursor each source reaches with them.
-Handover = tuple[list[Row], dict[int, Cursor]]
+# What a follower hands the writer: rows (flat), and the cursor each source reaches with them.
+Handover = tuple[FlatRows, dict[int, Cursor]]
 Report = Callable[[str], None]
 # Seconds of quiet after which a follower hands over the batch the parse worker holds for it
 # (while output flows, the next batch's arrival does).
@@ -257,9 +257,10 @@ class Collector:
 
     def _streams(self, sources: Sources) -> Streams:
         """Where a follower's output is parsed: the worker process, or the follower itself."""
+        tags = {source: self.store.tag(source) for source, _ in sources.values()}
         if self.parse_worker is None:
-            return ContainerStreams(sources)
-        return self.parse_worker.streams(sources)
+            return ContainerStreams(sources, tags)
+        return self.parse_worker.streams(sources, tags)
 
     def _count_lines(self, n: int) -> None:
         with self._written:
@@ -276,7 +277,7 @@ class Collector:
 
     # writing -------------------------------------------------------------------------------
 
-    def _hand_over(self, rows: list[Row], cursors: dict[int, Cursor]) -> bool:
+    def _hand_over(self, rows: FlatRows, cursors: dict[int, Cursor]) -> bool:
         """Queue a batch for the writer, waiting while it is behind; False once stopping."""
         while True:
             try:
@@ -291,10 +292,10 @@ class Collector:
         next_maintain = time.monotonic() + opts.maintain_interval
         while True:
             stopping = self._stop.is_set()
-            rows: list[Row] = []
+            rows: FlatRows = []
             cursors: dict[int, Cursor] = {}
             deadline = time.monotonic() + opts.flush_interval
-            while len(rows) < opts.batch_rows:
+            while len(rows) < opts.batch_rows * ROW_VALUES:
                 wait = deadline - time.monotonic()
                 try:
                     got, moved = (
@@ -314,10 +315,10 @@ class Collector:
                 self._maintain()
                 next_maintain = time.monotonic() + opts.maintain_interval
 
-    def _write(self, rows: list[Row], cursors: dict[int, Cursor]) -> None:
+    def _write(self, rows: FlatRows, cursors: dict[int, Cursor]) -> None:
         while True:
             try:
-                last = self.store.write(rows, cursors)
+                last = self.store.write_flat(rows, cursors)
                 break
             except ConveyorError as e:
                 self._failed(f"log store {self.store_path}: {e}")
@@ -326,16 +327,16 @@ class Collector:
             if self._stop.wait(1.0):
                 return  # not written: the cursors were not moved either, so nothing is lost
         with self._written:
-            self.stats.records += len(rows)
+            self.stats.records += len(rows) // ROW_VALUES
             self._written.notify_all()
         if self.sink is not None and rows:
             self._ship(rows, last)
 
-    def _ship(self, rows: list[Row], last: int) -> None:
+    def _ship(self, rows: FlatRows, last: int) -> None:
         """The stored batch to the sink, as the records a search would return. The store
         keeps them either way: a sink that cannot take them is reported, not retried here
         (the shippers retry what reached their buffers)."""
-        records = self.store.written(rows, last - len(rows) + 1)
+        records = self.store.written_flat(rows, last - len(rows) // ROW_VALUES + 1)
         assert self.sink is not None
         try:
             self.sink.write(records)

@@ -3,7 +3,7 @@ interpreter lock) and the full-text insert (SQLite, in the collector's writer th
 two CPUs at once.
 
     worker = ParseWorker()                       # one per collector; starts on first use
-    streams = worker.streams({STDOUT: (source, cursor), STDERR: (...)})   # a `Streams`
+    streams = worker.streams({STDOUT: (source, cursor), STDERR: (...)}, tags)  # a `Streams`
     taken, rows, cursors = streams.feed(frames)  # frames there, rows and cursors back
     pending = streams.submit(frames)             # sent; the follower reads on meanwhile
     taken, rows, cursors = pending.result()      # results taken in the order sent
@@ -11,8 +11,10 @@ two CPUs at once.
 
 The worker runs `streams.ContainerStreams`, the code followers run in-process on one CPU: a
 follower's frames go to it pickled, in the batches the engine reading yields, and its rows
-and moved cursors come back the same way; the follower hands them to the writer as before, so
-the rows and the cursor they reach are still stored in one transaction.
+and moved cursors come back the same way, the rows in the flat form the store binds as it is
+(`store.FlatRows`), so the collector's process does not build them; the follower hands them
+to the writer as before, so the rows and the cursor they reach are still stored in one
+transaction.
 
 A worker that dies (killed, out of memory, a bug) takes the open state of every container's
 streams with it: the records it held open and where each stream's reading stood. Nothing it
@@ -38,8 +40,8 @@ from typing import Any
 from conveyor.errors import ConveyorError
 from conveyor.host.worker import WorkerLost, WorkerProcess, serve_fd
 from conveyor.observe.logs.cursor import Cursor
-from conveyor.observe.logs.store import Row
-from conveyor.observe.logs.streams import ContainerStreams, Fed, Moved, Pending, Sources
+from conveyor.observe.logs.store import FlatRows
+from conveyor.observe.logs.streams import ContainerStreams, Fed, Moved, Pending, Sources, Tags
 from conveyor.runtime.log_protocol import Frame
 
 NAME = "conveyor-logs-parse"
@@ -70,7 +72,7 @@ def serve(conn: Connection) -> None:
             elif op == _FLUSH:
                 answer = (True, open_streams[key].flush())
             elif op == _OPEN:
-                open_streams[key] = ContainerStreams(arg)
+                open_streams[key] = ContainerStreams(*arg)
                 answer = (True, None)
             elif op == _CLOSE:
                 open_streams.pop(key, None)
@@ -146,8 +148,8 @@ class ParseWorker:
         link = self._link
         return None if link is None else link.process.pid
 
-    def streams(self, sources: Sources) -> RemoteStreams:
-        return RemoteStreams(self, next(self._keys), sources)
+    def streams(self, sources: Sources, tags: Tags) -> RemoteStreams:
+        return RemoteStreams(self, next(self._keys), sources, tags)
 
     def cpu_seconds(self) -> float:
         """The worker's CPU time since it started (benchmarks); 0.0 when it is not running."""
@@ -229,9 +231,10 @@ class RemoteStreams:
     """`Streams` in the worker. Keeps the cursors of what was handed over, so a worker that
     is lost costs a reading again from them, not a line."""
 
-    def __init__(self, worker: ParseWorker, key: int, sources: Sources) -> None:
+    def __init__(self, worker: ParseWorker, key: int, sources: Sources, tags: Tags) -> None:
         self._worker = worker
         self._key = key
+        self._tags = dict(tags)
         self._sources = {n: source for n, (source, _) in sources.items()}
         self._stream_of = {source: n for n, source in self._sources.items()}
         self._emitted: dict[int, Cursor] = {n: cursor for n, (_, cursor) in sources.items()}
@@ -245,7 +248,7 @@ class RemoteStreams:
         a restart reads again from (so a batch whose result was never taken is read again)."""
         return _Fed(self, self._send(_FEED, frames))
 
-    def flush(self) -> tuple[list[Row], Moved]:
+    def flush(self) -> tuple[FlatRows, Moved]:
         rows, moved = self._ask(_FLUSH, None)
         self._handed(moved)
         return rows, moved
@@ -271,7 +274,8 @@ class RemoteStreams:
     def _send(self, op: int, arg: object) -> _Asked:
         if self._generation is None:
             opening = {n: (source, self._emitted[n]) for n, source in self._sources.items()}
-            self._generation, _ = self._worker.request(None, _OPEN, self._key, opening)
+            opened = (opening, self._tags)
+            self._generation, _ = self._worker.request(None, _OPEN, self._key, opened)
         try:
             return self._worker.send(self._generation, op, self._key, arg)
         except ParseWorkerLost:
