@@ -53,7 +53,7 @@ from conveyor.observe.logs.collect import Collector, CollectorOptions
 from conveyor.observe.logs.cursor import Cursor
 from conveyor.observe.logs.parse_worker import ParseWorker
 from conveyor.observe.logs.retention import Retention
-from conveyor.observe.logs.store import LogStore, Row
+from conveyor.observe.logs.store import ROW_VALUES, FlatRows, LogStore, Row
 from conveyor.observe.logs.streams import StreamState, add_rows
 from conveyor.runtime.docker_logs import DockerLogs, FrameDecoder
 from conveyor.runtime.log_protocol import STDERR, STDOUT, Frame
@@ -214,40 +214,43 @@ def bench_stages(lines: int) -> None:
         len(decoder.feed(wire[i : i + 256 * 1024])) for i in range(0, len(wire), 256 * 1024)
     )
     decode = time.thread_time() - t
+    tmp = Path(tempfile.mkdtemp(prefix="logbench-"))
+    store = LogStore.open(tmp / "logs.db")
+    ids = {
+        n: store.source(LogLabels(project="bench", service="web", container="c", stream=st))
+        for n, st in ((STDOUT, "stdout"), (STDERR, "stderr"))
+    }
+    tags = {source: store.tag(source) for source in ids.values()}
     t = time.thread_time()
-    states = {STDOUT: StreamState(1, Cursor()), STDERR: StreamState(2, Cursor())}
-    rows: list[Row] = []
+    states = {n: StreamState(source, Cursor(), tags[source]) for n, source in ids.items()}
+    rows: FlatRows = []
     for stream, ts, text, _complete in frames:
         s = states[stream]
         mark = s.resume.take(ts)
         groups = s.joiner.feed(ts, text, mark)
         if groups:
-            add_rows(s.source, groups, rows)
+            add_rows(s.source, s.levels, groups, rows)
     parse = time.thread_time() - t
     # The same in the parse worker, in the batches the engine reading yields: the worker's
     # CPU time, and this side's (pickling frames, unpickling rows).
     worker = ParseWorker()
-    remote = worker.streams({STDOUT: (1, Cursor()), STDERR: (2, Cursor())})
+    sources = {n: (source, Cursor()) for n, source in ids.items()}
+    remote = worker.streams(sources, tags)
     remote.feed(frames[:1])  # started (its start is not a line's cost)
     base = worker.cpu_seconds()
     t = time.thread_time()
-    remote = worker.streams({STDOUT: (1, Cursor()), STDERR: (2, Cursor())})
+    remote = worker.streams(sources, tags)
     for i in range(0, len(frames), 3000):
         remote.feed(frames[i : i + 3000])
     ipc_here = time.thread_time() - t
     in_worker = worker.cpu_seconds() - base
     worker.stop()
-    tmp = Path(tempfile.mkdtemp(prefix="logbench-"))
+    count = len(rows) // ROW_VALUES
+    step = 20_000 * ROW_VALUES
     try:
-        store = LogStore.open(tmp / "logs.db")
-        ids = {
-            n: store.source(LogLabels(project="bench", service="web", container="c", stream=st))
-            for n, st in ((1, "stdout"), (2, "stderr"))
-        }
-        rows = [(ids[r[0]], *r[1:]) for r in rows]
         t = time.thread_time()
-        for i in range(0, len(rows), 20_000):
-            store.write(rows[i : i + 20_000], {ids[1]: Cursor(i + 1, 1)})
+        for i in range(0, len(rows), step):
+            store.write_flat(rows[i : i + step], {ids[STDOUT]: Cursor(i + 1, 1)})
         write = time.thread_time() - t
         store.close()
     finally:
@@ -257,7 +260,7 @@ def bench_stages(lines: int) -> None:
         f"{decoded / decode:,.0f}/s; resumed, joined and parsed {lines / parse:,.0f} lines/s "
         f"(in the parse worker: {lines / in_worker:,.0f} lines per worker CPU-second, and "
         f"{lines / ipc_here:,.0f} per CPU-second on the collector's side of the pipe); "
-        f"stored {len(rows) / write:,.0f} rows/s (FTS5, 20,000 a transaction); all three "
+        f"stored {count / write:,.0f} rows/s (FTS5, 20,000 a transaction); all three "
         f"{lines / (decode + parse + write):,.0f} lines per CPU-second"
     )
 

@@ -28,6 +28,8 @@ from multiprocessing.connection import Connection
 
 from conveyor.errors import ConveyorError
 
+_BUFFER = 4 * 1024 * 1024  # bytes of socket buffer asked for each way
+
 
 class WorkerLost(ConveyorError):
     """The worker process ended (killed, crashed) before it answered."""
@@ -55,6 +57,13 @@ class WorkerProcess:
 
     def start(self) -> None:
         ours, theirs = socket.socketpair()
+        for end in (ours, theirs):
+            # Room for a few batches each way (the default is about 200 KiB, one batch of
+            # log frames), so a sender queues its next request instead of waiting for the
+            # child to finish the one before; the kernel caps it at net.core.wmem_max.
+            with contextlib.suppress(OSError):
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _BUFFER)
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _BUFFER)
         # The child imports what this process imports, from where this process found it.
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         try:

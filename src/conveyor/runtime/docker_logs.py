@@ -164,39 +164,52 @@ class ChunkedBody:
             if not more:
                 self.done = True
                 break
-            self._buf += more
-            out.extend(self._decode())
-        return b"".join(out)
+            self._buf = self._buf + more if self._buf else more
+            out = self._decode()
+        return out[0] if len(out) == 1 else b"".join(out)
 
-    def _decode(self) -> Iterator[bytes]:
+    def _decode(self) -> list[bytes]:
+        # One pass over the buffer, no generator: the engine sends a chunk per log entry,
+        # so this runs for every line read.
         buf = self._buf
+        end = len(buf)
+        find = buf.find
+        out: list[bytes] = []
+        append = out.append
         pos = 0
+        left = self._left
         while True:
-            if self._left:
-                take = min(self._left, len(buf) - pos)
+            if left:
+                take = min(left, end - pos)
                 if take <= 0:
                     break
-                yield buf[pos : pos + take]
+                append(buf[pos : pos + take])
                 pos += take
-                self._left -= take
-                if self._left:
+                left -= take
+                if left:
                     break
                 self._trailer = True
             if self._trailer:
-                if len(buf) - pos < 2:
+                if end - pos < 2:
                     break
                 pos += 2
                 self._trailer = False
-            line_end = buf.find(b"\r\n", pos)
+            line_end = find(b"\r\n", pos)
             if line_end < 0:
                 break
-            size = int(buf[pos:line_end].split(b";", 1)[0] or b"0", 16)
+            head = buf[pos:line_end]
+            try:
+                size = int(head, 16)
+            except ValueError:  # chunk extensions (`;name=value`), or nothing
+                size = int(head.split(b";", 1)[0] or b"0", 16)
             pos = line_end + 2
             if size == 0:
                 self.done = self.ended = True
                 break
-            self._left = size
-        self._buf = buf[pos:]
+            left = size
+        self._left = left
+        self._buf = buf[pos:] if pos < end else b""
+        return out
 
 
 class _Reading:
@@ -205,7 +218,7 @@ class _Reading:
 
     def __init__(self, response: Any, tty: bool, idle: float | None) -> None:
         self._response = response
-        self._idle = idle
+        self.idle = idle
         self._decoder = FrameDecoder(tty)
         self._closed = threading.Event()
         raw = response.raw
@@ -253,10 +266,11 @@ class _Reading:
     def _quiet(self) -> bool:
         """Whether `idle` seconds passed without anything to read. After the first read the
         socket file's buffer is empty (reads larger than it bypass it), so the socket says."""
-        if self._idle is None or self._sock is None:
+        idle = self.idle
+        if idle is None or self._sock is None:
             return False
         try:
-            ready, _, _ = select.select([self._sock], [], [], self._idle)
+            ready, _, _ = select.select([self._sock], [], [], idle)
         except (OSError, ValueError):
             return False  # closed meanwhile: the read says so
         return not ready

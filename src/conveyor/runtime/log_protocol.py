@@ -40,9 +40,12 @@ class LogReading(Protocol):
     `idle` seconds without output, when asked for. `close` from another thread ends the
     iteration. After it, `complete` says whether the engine ended the output as it does at
     its end, rather than the reading breaking off (a transport error, the engine going away,
-    a close): only a complete reading of a stopped container is all it wrote."""
+    a close): only a complete reading of a stopped container is all it wrote. `idle` is the
+    quiet asked for; the reader may change it between batches (the collector shortens it
+    while a batch of its own waits to be handed on)."""
 
     complete: bool
+    idle: float | None
 
     def __iter__(self) -> Iterator[list[Frame]]: ...
 

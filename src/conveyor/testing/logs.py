@@ -159,7 +159,7 @@ class _FakeReading:
         self._cid = cid
         self._since = since
         self._follow = follow
-        self._idle = idle
+        self.idle = idle
         self._epoch = epoch
         self._closed = False
 
@@ -194,7 +194,8 @@ class _FakeReading:
                     if not self._follow or not c.running:
                         self.complete = True
                         return
-                    if owner._cond.wait(self._idle) or self._idle is None:
+                    idle = self.idle
+                    if owner._cond.wait(idle) or idle is None:
                         continue  # something changed: look again
                     batch = []  # quiet for `idle` seconds
             yield batch

@@ -14,7 +14,7 @@ from conveyor.model.logs import LogQuery
 from conveyor.observe.logs.collect import Collector, CollectorOptions
 from conveyor.observe.logs.cursor import Cursor
 from conveyor.observe.logs.parse_worker import ParseWorker, ParseWorkerLost
-from conveyor.observe.logs.store import LogStore
+from conveyor.observe.logs.store import ROW_VALUES, LogStore
 from conveyor.observe.logs.streams import ContainerStreams
 from conveyor.runtime.log_protocol import STDERR, STDOUT, Frame
 from conveyor.testing.logs import FakeContainerLogs
@@ -23,6 +23,7 @@ OPTS = CollectorOptions(
     discover_interval=0.05, flush_interval=0.02, idle_flush=60.0, parse_worker=True
 )
 WEB = {"io.conveyor.project": "shop", "io.conveyor.service": "web"}
+TAGS = {1: "v1 s1 ", 2: "v1 s2 "}  # each source's `LogStore.tag`
 TB = [
     "Traceback (most recent call last):",
     '  File "app.py", line 1, in <module>',
@@ -57,7 +58,7 @@ def frames() -> list[Frame]:
 
 def test_the_worker_parses_as_the_follower_does(worker: ParseWorker) -> None:
     sources = {STDOUT: (1, Cursor()), STDERR: (2, Cursor(5, 1))}
-    here, there = ContainerStreams(sources), worker.streams(sources)
+    here, there = ContainerStreams(sources, TAGS), worker.streams(sources, TAGS)
     batch = frames()
     for part in (batch[:5], batch[5:11], batch[11:]):
         assert there.feed(part) == here.feed(part)
@@ -73,14 +74,14 @@ def test_the_worker_parses_as_the_follower_does(worker: ParseWorker) -> None:
     # It ended at the end of its socket (exit status 0), not killed; no new one after a stop.
     assert popen.returncode == 0 and not child.alive
     with pytest.raises(ParseWorkerLost, match="stopped"):
-        worker.streams({STDOUT: (1, Cursor())}).feed(batch)
+        worker.streams({STDOUT: (1, Cursor())}, TAGS).feed(batch)
 
 
 def test_streams_in_a_worker_that_died_are_given_up_not_silently_reopened(
     worker: ParseWorker,
 ) -> None:
     sources = {STDOUT: (1, Cursor()), STDERR: (2, Cursor())}
-    here, there = ContainerStreams(sources), worker.streams(sources)
+    here, there = ContainerStreams(sources, TAGS), worker.streams(sources, TAGS)
     batch = frames()
     _, rows, moved = there.feed(batch[:2])
     assert rows and moved
@@ -163,3 +164,64 @@ def test_one_cpu_parses_in_the_followers(
     assert c.parse_worker is None
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert Collector("shop", None, tmp_path / "logs.db", engine).parse_worker is not None
+
+
+def numbered(n: int, start: int = 0) -> list[Frame]:
+    ts = 1_800_000_000 * 10**9
+    return [(STDOUT, ts + i * 1000, f"line {i}", True) for i in range(start, start + n)]
+
+
+def test_a_batch_whose_result_was_not_taken_is_read_again(worker: ParseWorker) -> None:
+    """Two batches in the worker at once: the cursor a restart reads from is that of the
+    last result taken, so a batch lost with the worker is read again, and one taken is not."""
+    there = worker.streams({STDOUT: (1, Cursor())}, TAGS)
+    batch = numbered(6)
+    first, second = there.submit(batch[:3]), there.submit(batch[3:])
+    taken, rows, moved = first.result()
+    assert taken == 3 and rows[0::ROW_VALUES] == ["line 0", "line 1"]  # "line 2" is open
+    assert moved == {1: Cursor(batch[1][1], 1)}
+    assert second is not None  # its result never taken (the follower lost the worker)
+    there.restart()
+    assert there.since() == batch[1][1]  # after "line 1": the first result, not the second
+    _, rows, _ = there.feed(batch)  # the engine's output again from there
+    assert rows[0::ROW_VALUES] == ["line 2", "line 3", "line 4"]
+
+
+@pytest.fixture
+def bulk() -> FakeContainerLogs:
+    return FakeContainerLogs(batch=1000)  # batches a follower leaves with the worker
+
+
+def test_a_batch_left_with_the_worker_is_handed_over_when_the_output_pauses(
+    bulk: FakeContainerLogs, tmp_path: Path
+) -> None:
+    # idle_flush is a minute: only the pause after the batch can hand its rows over.
+    c = Collector("shop", None, tmp_path / "logs.db", bulk, options=OPTS)
+    c.start()
+    try:
+        bulk.add("c1", WEB)
+        bulk.write("c1", *(f"line {i}" for i in range(1000)))
+        assert c.wait_written(999, 20)  # the last line stays open
+        assert stored(tmp_path / "logs.db") == [f"line {i}" for i in range(999)]
+    finally:
+        c.stop()
+
+
+def test_a_worker_killed_while_batches_are_in_flight_loses_and_repeats_no_line(
+    bulk: FakeContainerLogs, tmp_path: Path
+) -> None:
+    c = Collector("shop", None, tmp_path / "logs.db", bulk, options=OPTS)
+    c.start()
+    try:
+        bulk.add("c1", WEB)
+        for part in range(8):
+            bulk.write("c1", *(f"line {part * 1000 + i}" for i in range(1000)))
+            if part in (2, 5):
+                while c.stats.records < part * 900:  # part of it written, batches in flight
+                    c.wait_written(10**9, 0.01)
+                kill_worker(c)
+        assert c.wait_written(7999, 60)
+        assert stored(tmp_path / "logs.db") == [f"line {i}" for i in range(7999)]
+        assert c.parse_worker is not None and c.parse_worker.starts == 3
+    finally:
+        c.stop()

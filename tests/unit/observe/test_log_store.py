@@ -13,7 +13,7 @@ from conveyor.errors import StoreError
 from conveyor.model.logs import LogLabels, LogQuery
 from conveyor.observe.logs.cursor import Cursor
 from conveyor.observe.logs.retention import DAY, Retention
-from conveyor.observe.logs.store import LogStore, Row
+from conveyor.observe.logs.store import ROW_VALUES, LogStore, Row, flat_rows
 
 T0 = 1_800_000_000 * 10**9  # ns
 
@@ -273,3 +273,48 @@ def test_any_text_comes_back_as_it_was_written(store: LogStore) -> None:
     got = list(reversed(store.search(LogQuery(limit=10))))
     assert [r.message for r in got] == odd
     assert got[0].fields == {"k": 'v "q"', "n": "1"}
+
+
+def test_rows_in_their_flat_form_are_stored_and_found_as_rows_are(tmp_path: Path) -> None:
+    """The parse worker hands rows over flat (`flat_rows`); a store written that way answers
+    every filter as one written row by row, and `written_flat` says what `written` says."""
+    by_rows, by_flat = (LogStore.open(tmp_path / f"{name}.db") for name in ("rows", "flat"))
+    try:
+        web, db = (
+            [s.source(labels(name, f"{name}-1", 1, f"c-{name}")) for s in (by_rows, by_flat)]
+            for name in ("web", "db")
+        )
+        assert web[0] == web[1] and db[0] == db[1]
+        rows: list[Row] = [
+            (
+                (web if i % 3 else db)[0],
+                T0 + i * 10**9,
+                [None, 2, 4][i % 3],
+                f"line {i} word{i % 4}",
+                json.dumps({"user": f"u{i % 2}"}) if i % 2 else None,
+            )
+            for i in range(60)
+        ]
+        tags = {source: by_flat.tag(source) for source in (web[1], db[1])}
+        flat = flat_rows(rows, tags)
+        assert len(flat) == len(rows) * ROW_VALUES
+        assert by_rows.write(rows[:40], {web[0]: Cursor(7, 1)}) == 40
+        assert by_flat.write_flat(flat[: 40 * ROW_VALUES], {web[1]: Cursor(7, 1)}) == 40
+        last = by_flat.write_flat(flat[40 * ROW_VALUES :])
+        assert by_rows.written(rows[40:], 41) == by_flat.written_flat(flat[40 * ROW_VALUES :], 41)
+        by_rows.write(rows[40:])
+        assert last == 60 and by_flat.cursor(web[1]) == Cursor(7, 1)
+        for query in (
+            LogQuery(limit=1000),
+            LogQuery(services=("db",)),
+            LogQuery(level="error"),
+            LogQuery(text="word2", services=("web",)),
+            LogQuery(fields={"user": "u1"}, level="info"),
+            LogQuery(since=(T0 + 10 * 10**9) / 1e9, until=(T0 + 20 * 10**9) / 1e9),
+        ):
+            found = by_flat.search(query)
+            assert found == by_rows.search(query), query
+            assert found, query  # each filter finds something: the comparison says something
+    finally:
+        by_rows.close()
+        by_flat.close()

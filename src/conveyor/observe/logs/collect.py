@@ -52,8 +52,8 @@ from conveyor.observe.logs.labels import collected, labels_of
 from conveyor.observe.logs.parse_worker import ParseWorker
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.ship.sink import LogSink
-from conveyor.observe.logs.store import LogStore, Row
-from conveyor.observe.logs.streams import ContainerStreams, Sources, Streams
+from conveyor.observe.logs.store import ROW_VALUES, FlatRows, LogStore
+from conveyor.observe.logs.streams import ContainerStreams, Pending, Sources, Streams
 from conveyor.runtime.log_protocol import (
     STDERR,
     STDOUT,
@@ -65,9 +65,15 @@ from conveyor.runtime.log_protocol import (
 )
 
 LOCK_NAME = "logs.lock"
-# What a follower hands the writer: rows, and the cursor each source reaches with them.
-Handover = tuple[list[Row], dict[int, Cursor]]
+# What a follower hands the writer: rows (flat), and the cursor each source reaches with them.
+Handover = tuple[FlatRows, dict[int, Cursor]]
 Report = Callable[[str], None]
+# Seconds of quiet after which a follower hands over the batch the parse worker holds for it
+# (while output flows, the next batch's arrival does).
+_SETTLE_AFTER = 0.02
+# Frames in a batch from which it is left with the parse worker while the next is read: a
+# reading that is behind the output gets full batches (a socket read of 256 KiB: thousands).
+_PIPELINE_FROM = 256
 
 
 @dataclass(frozen=True)
@@ -251,9 +257,10 @@ class Collector:
 
     def _streams(self, sources: Sources) -> Streams:
         """Where a follower's output is parsed: the worker process, or the follower itself."""
+        tags = {source: self.store.tag(source) for source, _ in sources.values()}
         if self.parse_worker is None:
-            return ContainerStreams(sources)
-        return self.parse_worker.streams(sources)
+            return ContainerStreams(sources, tags)
+        return self.parse_worker.streams(sources, tags)
 
     def _count_lines(self, n: int) -> None:
         with self._written:
@@ -270,7 +277,7 @@ class Collector:
 
     # writing -------------------------------------------------------------------------------
 
-    def _hand_over(self, rows: list[Row], cursors: dict[int, Cursor]) -> bool:
+    def _hand_over(self, rows: FlatRows, cursors: dict[int, Cursor]) -> bool:
         """Queue a batch for the writer, waiting while it is behind; False once stopping."""
         while True:
             try:
@@ -285,10 +292,10 @@ class Collector:
         next_maintain = time.monotonic() + opts.maintain_interval
         while True:
             stopping = self._stop.is_set()
-            rows: list[Row] = []
+            rows: FlatRows = []
             cursors: dict[int, Cursor] = {}
             deadline = time.monotonic() + opts.flush_interval
-            while len(rows) < opts.batch_rows:
+            while len(rows) < opts.batch_rows * ROW_VALUES:
                 wait = deadline - time.monotonic()
                 try:
                     got, moved = (
@@ -308,10 +315,10 @@ class Collector:
                 self._maintain()
                 next_maintain = time.monotonic() + opts.maintain_interval
 
-    def _write(self, rows: list[Row], cursors: dict[int, Cursor]) -> None:
+    def _write(self, rows: FlatRows, cursors: dict[int, Cursor]) -> None:
         while True:
             try:
-                last = self.store.write(rows, cursors)
+                last = self.store.write_flat(rows, cursors)
                 break
             except ConveyorError as e:
                 self._failed(f"log store {self.store_path}: {e}")
@@ -320,16 +327,16 @@ class Collector:
             if self._stop.wait(1.0):
                 return  # not written: the cursors were not moved either, so nothing is lost
         with self._written:
-            self.stats.records += len(rows)
+            self.stats.records += len(rows) // ROW_VALUES
             self._written.notify_all()
         if self.sink is not None and rows:
             self._ship(rows, last)
 
-    def _ship(self, rows: list[Row], last: int) -> None:
+    def _ship(self, rows: FlatRows, last: int) -> None:
         """The stored batch to the sink, as the records a search would return. The store
         keeps them either way: a sink that cannot take them is reported, not retried here
         (the shippers retry what reached their buffers)."""
-        records = self.store.written(rows, last - len(rows) + 1)
+        records = self.store.written_flat(rows, last - len(rows) // ROW_VALUES + 1)
         assert self.sink is not None
         try:
             self.sink.write(records)
@@ -357,6 +364,11 @@ class _Follower:
             }
         )
         self._reading: object = None
+        # The batch the parse worker is parsing while the next one is read (its result is
+        # taken before any other, so rows and cursors reach the writer in order).
+        self._pending: Pending | None = None
+        self._pipelined = owner.parse_worker is not None
+        self._fed_at = 0.0  # monotonic time of the last frames fed
         self._closed = threading.Event()
         self._suspect_until = 0.0  # monotonic time until which quiet readings are re-opened
         self._reopened = False  # the last reading was ended here, not by the engine
@@ -407,6 +419,7 @@ class _Follower:
                 self._read(reading, run)
                 if self._closed.is_set():
                     return  # stopping: what is open is read again next time
+                self._settle()
                 after = docker.container_run(self.container)
                 if after is None:
                     self._flush_all()
@@ -457,7 +470,7 @@ class _Follower:
         opts = self.owner.options
         last_check = time.monotonic()
         for frames in reading:
-            self._consume(frames)
+            self._consume(frames, reading)
             if frames or not run.running:
                 continue
             now = time.monotonic()
@@ -479,18 +492,50 @@ class _Follower:
         close = getattr(self._reading, "close", None)
         if close is not None:
             close()
+        self._pending = None  # its rows were not handed over: they are read again
         self.streams.restart()
 
-    def _consume(self, frames: list[Frame]) -> None:
-        if not frames:  # the stream has been quiet for `idle_flush`: nothing more will join
-            self._flush_all()
+    def _consume(self, frames: list[Frame], reading: LogReading) -> None:
+        idle_flush = self.owner.options.idle_flush
+        if not frames:
+            if self._pending is not None:
+                # Quiet for a moment: the batch being parsed is handed over now; what is
+                # still open waits for the rest of `idle_flush`.
+                self._settle()
+                rest = idle_flush - (time.monotonic() - self._fed_at)
+                if rest > 0:
+                    reading.idle = rest
+                    return
+            reading.idle = idle_flush
+            self._flush_all()  # quiet for `idle_flush`: nothing more will join
             return
-        taken, rows, cursors = self.streams.feed(frames)
+        self._fed_at = time.monotonic()
+        # This batch goes to the parse worker before the last one's rows are handed over,
+        # so the worker parses while this thread hands over and reads on (a follower that
+        # waited for each answer left the engine's output waiting meanwhile).
+        sent = self.streams.submit(frames)
+        self._settle()
+        self._pending = sent
+        if not self._pipelined or len(frames) < _PIPELINE_FROM:
+            # Parsed here already, or a few lines (the reading keeps up with the output):
+            # handed over at once, as a live tail wants them.
+            self._settle()
+        elif reading.idle is not None:
+            reading.idle = min(_SETTLE_AFTER, idle_flush)  # hand it over when output pauses
+
+    def _settle(self) -> None:
+        """Hand over the rows of the batch still being parsed (ParseWorkerLost: they are
+        read again)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        taken, rows, cursors = pending.result()
         self.owner._count_lines(taken)
         if rows:
             self.owner._hand_over(rows, cursors)
 
     def _flush_all(self) -> None:
+        self._settle()
         rows, cursors = self.streams.flush()
         if rows:
             self.owner._hand_over(rows, cursors)

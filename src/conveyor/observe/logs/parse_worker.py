@@ -3,14 +3,18 @@ interpreter lock) and the full-text insert (SQLite, in the collector's writer th
 two CPUs at once.
 
     worker = ParseWorker()                       # one per collector; starts on first use
-    streams = worker.streams({STDOUT: (source, cursor), STDERR: (...)})   # a `Streams`
+    streams = worker.streams({STDOUT: (source, cursor), STDERR: (...)}, tags)  # a `Streams`
     taken, rows, cursors = streams.feed(frames)  # frames there, rows and cursors back
+    pending = streams.submit(frames)             # sent; the follower reads on meanwhile
+    taken, rows, cursors = pending.result()      # results taken in the order sent
     worker.stop()
 
 The worker runs `streams.ContainerStreams`, the code followers run in-process on one CPU: a
 follower's frames go to it pickled, in the batches the engine reading yields, and its rows
-and moved cursors come back the same way; the follower hands them to the writer as before, so
-the rows and the cursor they reach are still stored in one transaction.
+and moved cursors come back the same way, the rows in the flat form the store binds as it is
+(`store.FlatRows`), so the collector's process does not build them; the follower hands them
+to the writer as before, so the rows and the cursor they reach are still stored in one
+transaction.
 
 A worker that dies (killed, out of memory, a bug) takes the open state of every container's
 streams with it: the records it held open and where each stream's reading stood. Nothing it
@@ -36,8 +40,8 @@ from typing import Any
 from conveyor.errors import ConveyorError
 from conveyor.host.worker import WorkerLost, WorkerProcess, serve_fd
 from conveyor.observe.logs.cursor import Cursor
-from conveyor.observe.logs.store import Row
-from conveyor.observe.logs.streams import ContainerStreams, Fed, Moved, Sources
+from conveyor.observe.logs.store import FlatRows
+from conveyor.observe.logs.streams import ContainerStreams, Fed, Moved, Pending, Sources, Tags
 from conveyor.runtime.log_protocol import Frame
 
 NAME = "conveyor-logs-parse"
@@ -68,7 +72,7 @@ def serve(conn: Connection) -> None:
             elif op == _FLUSH:
                 answer = (True, open_streams[key].flush())
             elif op == _OPEN:
-                open_streams[key] = ContainerStreams(arg)
+                open_streams[key] = ContainerStreams(*arg)
                 answer = (True, None)
             elif op == _CLOSE:
                 open_streams.pop(key, None)
@@ -93,6 +97,28 @@ class _Answer:
         self.done = threading.Event()
         self.data = b""
         self.lost = ""  # why no answer comes: the worker ended
+
+
+class _Asked:
+    """A request sent to the worker, its answer still to come."""
+
+    __slots__ = ("answer", "generation")
+
+    def __init__(self, generation: int, answer: _Answer) -> None:
+        self.generation = generation
+        self.answer = answer
+
+    def wait(self) -> tuple[int, Any]:
+        """The generation that answered and its answer; ParseWorkerLost when it ended or
+        failed."""
+        answer = self.answer
+        answer.done.wait()
+        if answer.lost:
+            raise ParseWorkerLost(answer.lost)
+        ok, value = pickle.loads(answer.data)  # noqa: S301 — our own worker's
+        if not ok:
+            raise ParseWorkerLost(f"the {NAME} process failed: {value}")
+        return self.generation, value
 
 
 class _Link:
@@ -122,8 +148,8 @@ class ParseWorker:
         link = self._link
         return None if link is None else link.process.pid
 
-    def streams(self, sources: Sources) -> RemoteStreams:
-        return RemoteStreams(self, next(self._keys), sources)
+    def streams(self, sources: Sources, tags: Tags) -> RemoteStreams:
+        return RemoteStreams(self, next(self._keys), sources, tags)
 
     def cpu_seconds(self) -> float:
         """The worker's CPU time since it started (benchmarks); 0.0 when it is not running."""
@@ -143,6 +169,11 @@ class ParseWorker:
         """Ask the worker; returns the generation that answered and its answer. With a
         `generation` (streams opened then), ParseWorkerLost if the worker has been replaced
         since; None (opening) takes the current one, starting a worker when none runs."""
+        return self.send(generation, op, key, arg).wait()
+
+    def send(self, generation: int | None, op: int, key: int, arg: object) -> _Asked:
+        """`request` in two halves: the question sent now, its answer waited for with
+        `wait()` (meanwhile the asker may read on: the worker answers in order)."""
         message = pickle.dumps((op, key, arg), _PICKLE)
         answer = _Answer()
         with self._lock:
@@ -160,13 +191,7 @@ class ParseWorker:
             # A worker that ended: the receiving thread sees it too, and tells every asker.
             with contextlib.suppress(WorkerLost):
                 link.process.send(message)
-        answer.done.wait()
-        if answer.lost:
-            raise ParseWorkerLost(answer.lost)
-        ok, value = pickle.loads(answer.data)  # noqa: S301 — our own worker's
-        if not ok:
-            raise ParseWorkerLost(f"the {NAME} process failed: {value}")
-        return link.generation, value
+        return _Asked(link.generation, answer)
 
     def _start(self) -> _Link:
         process = WorkerProcess(MODULE, NAME)
@@ -206,20 +231,24 @@ class RemoteStreams:
     """`Streams` in the worker. Keeps the cursors of what was handed over, so a worker that
     is lost costs a reading again from them, not a line."""
 
-    def __init__(self, worker: ParseWorker, key: int, sources: Sources) -> None:
+    def __init__(self, worker: ParseWorker, key: int, sources: Sources, tags: Tags) -> None:
         self._worker = worker
         self._key = key
+        self._tags = dict(tags)
         self._sources = {n: source for n, (source, _) in sources.items()}
         self._stream_of = {source: n for n, source in self._sources.items()}
         self._emitted: dict[int, Cursor] = {n: cursor for n, (_, cursor) in sources.items()}
         self._generation: int | None = None  # the worker's, once opened there
 
     def feed(self, frames: list[Frame]) -> Fed:
-        taken, rows, moved = self._ask(_FEED, frames)
-        self._handed(moved)
-        return taken, rows, moved
+        return self.submit(frames).result()
 
-    def flush(self) -> tuple[list[Row], Moved]:
+    def submit(self, frames: list[Frame]) -> Pending:
+        """The frames sent to the worker; the result, waited for later, moves the cursors
+        a restart reads again from (so a batch whose result was never taken is read again)."""
+        return _Fed(self, self._send(_FEED, frames))
+
+    def flush(self) -> tuple[FlatRows, Moved]:
         rows, moved = self._ask(_FLUSH, None)
         self._handed(moved)
         return rows, moved
@@ -240,18 +269,45 @@ class RemoteStreams:
         self._generation = None
 
     def _ask(self, op: int, arg: object) -> Any:
+        return self._wait(self._send(op, arg))
+
+    def _send(self, op: int, arg: object) -> _Asked:
         if self._generation is None:
             opening = {n: (source, self._emitted[n]) for n, source in self._sources.items()}
-            self._generation, _ = self._worker.request(None, _OPEN, self._key, opening)
+            opened = (opening, self._tags)
+            self._generation, _ = self._worker.request(None, _OPEN, self._key, opened)
         try:
-            return self._worker.request(self._generation, op, self._key, arg)[1]
+            return self._worker.send(self._generation, op, self._key, arg)
         except ParseWorkerLost:
             self._generation = None
+            raise
+
+    def _wait(self, asked: _Asked) -> Any:
+        try:
+            return asked.wait()[1]
+        except ParseWorkerLost:
+            if asked.generation == self._generation:
+                self._generation = None
             raise
 
     def _handed(self, moved: Moved) -> None:
         for source, cursor in moved.items():
             self._emitted[self._stream_of[source]] = cursor
+
+
+class _Fed:
+    """A `Pending` batch in the worker."""
+
+    __slots__ = ("_asked", "_streams")
+
+    def __init__(self, streams: RemoteStreams, asked: _Asked) -> None:
+        self._streams = streams
+        self._asked = asked
+
+    def result(self) -> Fed:
+        taken, rows, moved = self._streams._wait(self._asked)
+        self._streams._handed(moved)
+        return taken, rows, moved
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +57,15 @@ _ROW_OVERHEAD = 64  # bytes a row costs beyond its text in table and index (esti
 _INDEX_FACTOR = 2  # the full-text index roughly doubles the text's size
 _WORD = re.compile(r"\w", re.UNICODE)
 # The level's tag token, by level index (None: a line without a level).
-_LEVEL_TAG: dict[int | None, str] = {None: "l", **{i: f"l{i}" for i in range(len(LEVELS))}}
-_INSERT_COLUMNS = 7  # rowid, message, fields, tags, ts, source, level
+LEVEL_TAG: dict[int | None, str] = {None: "l", **{i: f"l{i}" for i in range(len(LEVELS))}}
+# Rows as the store inserts them, one flat list of ROW_VALUES values a row: message, fields
+# (JSON or None), tags (`LogStore.tag` of the source + LEVEL_TAG of the level), ts, source,
+# level. Made where lines are parsed (the parse worker), so the writer neither builds nor
+# takes apart a Python object per row.
+FlatRows = list[Any]
+ROW_VALUES = 6
 # Rows per INSERT statement, largest first; a batch is cut greedily into these sizes so only
-# a handful of statements are ever prepared. 4096 rows are 28,672 values, under SQLite's
+# a handful of statements are ever prepared. 4096 rows are 24,577 values, under SQLite's
 # default limit of 32,766 (a build with a lower limit gets smaller statements: `_max_chunk`).
 _CHUNK_SIZES = (4096, 512, 64, 8, 1)
 
@@ -153,7 +157,7 @@ class LogStore:
         self._current: int | None = None  # the segment being written
         self._block: _Block | None = None
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self._max_chunk = max(1, limit // _INSERT_COLUMNS)
+        self._max_chunk = max(1, (limit - 1) // ROW_VALUES)
 
     # opening -------------------------------------------------------------------------------
 
@@ -316,14 +320,37 @@ class LogStore:
     def write(self, rows: Sequence[Row], cursors: Mapping[int, Cursor] | None = None) -> int:
         """Store `rows` and move the given sources' cursors, in one transaction. Returns the
         id of the last row written (0 when none)."""
+        return self._write(rows, None, cursors)
+
+    def write_flat(self, values: FlatRows, cursors: Mapping[int, Cursor] | None = None) -> int:
+        """`write` of rows in their flat form (`flat_rows`: made where the lines were parsed,
+        so the writer binds them as they are)."""
+        return self._write(None, values, cursors)
+
+    def tag(self, source: int) -> str:
+        """The tags a source's rows carry before their level's (`flat_rows`)."""
+        with self._lock:
+            return self._tags[source]
+
+    def _write(
+        self,
+        rows: Sequence[Row] | None,
+        values: FlatRows | None,
+        cursors: Mapping[int, Cursor] | None,
+    ) -> int:
         cursors = cursors or {}
-        if not rows and not cursors:
+        if not rows and not values and not cursors:
             return 0
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                last = self._insert(rows) if rows else 0
+                last = 0
+                if rows or values:
+                    segment = self._writable_segment()
+                    if values is None:
+                        values = flat_rows(rows or (), self._tags)
+                    last = self._insert(segment, values)
                 if cursors:
                     conn.executemany(
                         "UPDATE sources SET cursor_ts = ?, cursor_count = ? WHERE id = ?",
@@ -339,36 +366,26 @@ class LogStore:
             conn.execute("COMMIT")
             return last
 
-    def _insert(self, rows: Sequence[Row]) -> int:
-        segment = self._writable_segment()
+    def _insert(self, segment: int, values: FlatRows) -> int:
         first = self._next_id
-        count = len(rows)
+        count = len(values) // ROW_VALUES
         last = first + count - 1
-        tags = self._tags
-        # Rows go in as multi-row `INSERT ... VALUES (...),(...)` statements of a few fixed
-        # sizes (so each is prepared once and cached): the sqlite3 module binds the values in
-        # C and gives Python's lock back once per statement, not once per row as executemany
-        # does (while a follower thread parses, every taking of the lock waits), and nothing
-        # is encoded to JSON and parsed again (the batch as one `json_each` array cost about
-        # 40 % more CPU; docs/logs.md "Figures").
-        args = list(
-            chain.from_iterable(
-                (rowid, message, fields, tags[source] + _LEVEL_TAG[level], ts, source, level)
-                for rowid, (source, ts, level, message, fields) in zip(
-                    range(first, last + 1), rows, strict=True
-                )
-            )
-        )
+        # Rows go in as multi-row `INSERT ... VALUES (?1, ...), (?1+1, ...)` statements of a
+        # few fixed sizes (each prepared once and cached), the first id bound once and the
+        # rest of each row's values bound as the parser laid them out: the sqlite3 module
+        # binds them in C and gives Python's lock back once per statement, not once per row
+        # as executemany does, and nothing is encoded to JSON and parsed again (the batch as
+        # one `json_each` array cost about 40 % more CPU; docs/logs.md "Figures").
         pos = 0
         for size in _chunks(count, self._max_chunk):
-            self._conn.execute(
-                _insert_sql(segment, size),
-                args[pos * _INSERT_COLUMNS : (pos + size) * _INSERT_COLUMNS],
-            )
+            args = values[pos * ROW_VALUES : (pos + size) * ROW_VALUES]
+            args.insert(0, first + pos)
+            self._conn.execute(_insert_sql(segment, size), args)
             pos += size
-        stamps = [r[1] for r in rows]
+        stamps = values[3::ROW_VALUES]
         min_ts, max_ts = min(stamps), max(stamps)
-        size = sum(len(r[3]) for r in rows) + sum(len(r[4]) for r in rows if r[4])
+        messages, fields = values[0::ROW_VALUES], values[1::ROW_VALUES]
+        size = sum(map(len, messages)) + sum(map(len, filter(None, fields)))
         grown = size * _INDEX_FACTOR + count * _ROW_OVERHEAD
         self._conn.execute(
             "UPDATE segments SET first_id = coalesce(first_id, ?), last_id = ?, "
@@ -392,6 +409,13 @@ class LogStore:
                 # no per-row column sizes: they serve ranking (bm25), which searches skip
                 "columnsize=0)"
             )
+            # Merge the index's b-trees 8 at a time, not 4: each row's terms are rewritten
+            # less often while the segment is written (11 % fewer instructions per insert,
+            # counted by callgrind over 500,000 rows; 16: 13 %), for searches of the open
+            # segment that look up more b-trees (about twice the time; a sealed segment is
+            # merged into one by `maintain`). docs/logs.md "Figures".
+            table = f"seg{n}"
+            self._conn.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('automerge', 8)")  # noqa: S608
             self._current = n
             self._block = None
         return self._current
@@ -659,6 +683,15 @@ class LogStore:
                 for i, (source, ts, level, message, fields) in enumerate(rows)
             ]
 
+    def written_flat(self, values: FlatRows, first: int) -> list[LogRecord]:
+        """`written` of rows in their flat form (`write_flat`)."""
+        v, n = values, ROW_VALUES
+        with self._lock:
+            return [
+                self._record((first + i, v[k + 3], v[k + 4], v[k + 5], v[k], v[k + 1]))
+                for i, k in enumerate(range(0, len(v), n))
+            ]
+
     def _record(self, row: tuple[Any, ...]) -> LogRecord:
         rowid, ts, source, level, message, fields = row
         if source not in self._labels:
@@ -712,10 +745,22 @@ def _chunks(count: int, largest: int) -> Iterator[int]:
 
 @lru_cache(maxsize=64)
 def _insert_sql(segment: int, rows: int) -> str:
+    # ?1 is the first row's id; the other `?` are numbered after it, in order.
+    values = ",".join(f"(?1+{k},?,?,?,?,?,?)" for k in range(rows))
     return (
         f"INSERT INTO seg{segment} (rowid, message, fields, tags, ts, source, level) "  # noqa: S608 — our table name
-        "VALUES " + ",".join(["(?,?,?,?,?,?,?)"] * rows)
+        "VALUES " + values
     )
+
+
+def flat_rows(rows: Iterable[Row], tags: Mapping[int, str]) -> FlatRows:
+    """Rows in the flat form the store inserts (`FlatRows`); `tags`: `LogStore.tag` of each
+    source."""
+    out: FlatRows = []
+    extend = out.extend
+    for source, ts, level, message, fields in rows:
+        extend((message, fields, tags[source] + LEVEL_TAG[level], ts, source, level))
+    return out
 
 
 def _terms(text: str) -> tuple[list[str], list[str]]:

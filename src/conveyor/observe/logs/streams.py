@@ -1,10 +1,13 @@
 """Reading the two streams of one container into rows: which entries are new (`cursor.Resume`:
 no line twice, none missed), the pieces of a line the engine split put together, multi-line
-records joined (`multiline.Joiner`), each record parsed (`parse.parse_line`) into a store row,
-and the cursor each stream reaches with them. Pure: frames in, rows and cursors out.
+records joined (`multiline.Joiner`), each record parsed (`parse.parse_line`) into a store row
+(in the flat form the store inserts: `store.FlatRows`), and the cursor each stream reaches
+with them. Pure: frames in, rows and cursors out.
 
-    streams = ContainerStreams({STDOUT: (source, cursor), STDERR: (source2, cursor2)})
+    streams = ContainerStreams({STDOUT: (source, cursor), STDERR: (source2, cursor2)}, tags)
     taken, rows, cursors = streams.feed(frames)   # cursors: source id -> Cursor, moved ones
+    pending = streams.submit(frames)              # the same in two steps (a worker parses
+    taken, rows, cursors = pending.result()       #   meanwhile); results taken in order
     rows, cursors = streams.flush()               # the stream went quiet: close open records
     streams.restart()                             # read again from what was handed over
 
@@ -22,14 +25,22 @@ from conveyor.model.logs import LogLevel
 from conveyor.observe.logs.cursor import Cursor, Resume
 from conveyor.observe.logs.multiline import Group, Joiner
 from conveyor.observe.logs.parse import parse_line, plain_level
-from conveyor.observe.logs.store import LEVEL_INDEX, Row
+from conveyor.observe.logs.store import LEVEL_INDEX, LEVEL_TAG, FlatRows
 from conveyor.runtime.log_protocol import Frame
 
 Mark = tuple[int, int]  # a cursor position (ts, count) carried through the joiner
 # A stream's number (STDOUT, STDERR) -> its store source id and the cursor it starts from.
 Sources = Mapping[int, tuple[int, Cursor]]
+Tags = Mapping[int, str]  # source id -> its rows' tags (`LogStore.tag`)
 Moved = dict[int, Cursor]  # source id -> the cursor its records just handed over reach
-Fed = tuple[int, list[Row], Moved]  # entries taken (new), rows, moved cursors
+Fed = tuple[int, FlatRows, Moved]  # entries taken (new), rows (flat), moved cursors
+
+
+class Pending(Protocol):
+    """A batch of frames handed to `Streams.submit`; its result is taken once, in the order
+    the batches were submitted."""
+
+    def result(self) -> Fed: ...
 
 
 class Streams(Protocol):
@@ -37,7 +48,9 @@ class Streams(Protocol):
 
     def feed(self, frames: list[Frame]) -> Fed: ...
 
-    def flush(self) -> tuple[list[Row], Moved]: ...
+    def submit(self, frames: list[Frame]) -> Pending: ...
+
+    def flush(self) -> tuple[FlatRows, Moved]: ...
 
     def restart(self) -> None: ...
 
@@ -49,10 +62,12 @@ class Streams(Protocol):
 class StreamState:
     """Reading one stream of one container: where it is, and the record it may hold open."""
 
-    __slots__ = ("emitted", "handed", "joiner", "partial", "resume", "source")
+    __slots__ = ("emitted", "handed", "joiner", "levels", "partial", "resume", "source")
 
-    def __init__(self, source: int, cursor: Cursor) -> None:
+    def __init__(self, source: int, cursor: Cursor, tag: str) -> None:
         self.source = source
+        # A row's level index and tags, by the level parsed (`store.flat_rows`).
+        self.levels = row_levels(tag)
         self.emitted = cursor  # after the last record handed over
         self.handed: Mark = (cursor.ts, cursor.count)  # the same, while a batch is made
         self.resume = Resume(cursor)
@@ -66,14 +81,29 @@ class StreamState:
         self.partial = None
 
 
+class Parsed:
+    """A `Pending` whose result is already there (parsed in this process)."""
+
+    __slots__ = ("_fed",)
+
+    def __init__(self, fed: Fed) -> None:
+        self._fed = fed
+
+    def result(self) -> Fed:
+        return self._fed
+
+
 class ContainerStreams:
     """`Streams` in this process."""
 
-    def __init__(self, sources: Sources) -> None:
-        self.streams = {n: StreamState(source, cursor) for n, (source, cursor) in sources.items()}
+    def __init__(self, sources: Sources, tags: Tags) -> None:
+        """`tags`: each source's `LogStore.tag`."""
+        self.streams = {
+            n: StreamState(source, cursor, tags[source]) for n, (source, cursor) in sources.items()
+        }
 
     def feed(self, frames: list[Frame]) -> Fed:
-        rows: list[Row] = []
+        rows: FlatRows = []
         streams = self.streams
         moved: set[StreamState] = set()
         taken = 0
@@ -96,18 +126,21 @@ class ContainerStreams:
                 s.partial = None
             groups = s.joiner.feed(ts, text, mark)
             if groups:
-                add_rows(s.source, groups, rows)
+                add_rows(s.source, s.levels, groups, rows)
                 s.handed = groups[-1].mark
                 moved.add(s)
         return taken, rows, moved_cursors(moved)
 
-    def flush(self) -> tuple[list[Row], Moved]:
-        rows: list[Row] = []
+    def submit(self, frames: list[Frame]) -> Pending:
+        return Parsed(self.feed(frames))
+
+    def flush(self) -> tuple[FlatRows, Moved]:
+        rows: FlatRows = []
         moved: set[StreamState] = set()
         for s in self.streams.values():
             groups = s.joiner.flush()
             if groups:
-                add_rows(s.source, groups, rows)
+                add_rows(s.source, s.levels, groups, rows)
                 s.handed = groups[-1].mark
                 moved.add(s)
         return rows, moved_cursors(moved)
@@ -128,9 +161,23 @@ class ContainerStreams:
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def add_rows(source: int, groups: list[Group[Mark]], rows: list[Row]) -> None:
-    """The groups of one stream parsed into rows (nearly always one group of one line)."""
-    append = rows.append
+def row_levels(tag: str) -> dict[LogLevel | None, tuple[int | None, str]]:
+    """A source's rows' level index and tags, by the level parsed (`store.flat_rows`)."""
+    levels: dict[LogLevel | None, tuple[int | None, str]] = {None: (None, tag + LEVEL_TAG[None])}
+    for name, index in LEVEL_INDEX.items():
+        levels[name] = (index, tag + LEVEL_TAG[index])
+    return levels
+
+
+def add_rows(
+    source: int,
+    levels: dict[LogLevel | None, tuple[int | None, str]],
+    groups: list[Group[Mark]],
+    rows: FlatRows,
+) -> None:
+    """The groups of one stream parsed into rows, in the store's flat form (`FlatRows`;
+    nearly always one group of one line). `levels`: `row_levels` of the source's tag."""
+    extend = rows.extend
     for ts, text, _mark, lines, traceback in groups:
         level: LogLevel | None
         if lines == 1:
@@ -138,15 +185,8 @@ def add_rows(source: int, groups: list[Group[Mark]], rows: list[Row]) -> None:
         else:
             level = "error" if traceback else plain_level(text)
             message, fields = text, {}
-        append(
-            (
-                source,
-                ts,
-                None if level is None else LEVEL_INDEX[level],
-                message,
-                _encode(fields) if fields else None,
-            )
-        )
+        index, tags = levels[level]
+        extend((message, _encode(fields) if fields else None, tags, ts, source, index))
 
 
 def moved_cursors(moved: set[StreamState]) -> Moved:
