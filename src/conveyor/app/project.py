@@ -4,6 +4,7 @@ to the real Docker Engine, HAProxy and state database. Entry points (CLI, server
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.project import ProjectPaths
-from conveyor.errors import NoComposeFile
+from conveyor.errors import ConveyorError, NoComposeFile
 from conveyor.model.environment import Environment
 from conveyor.model.events import Subject
 from conveyor.model.fleet import Fleet
@@ -23,6 +24,8 @@ from conveyor.store.db import Store
 from conveyor.store.timeline import Subscriber, Timeline
 
 if TYPE_CHECKING:
+    from conveyor.model.host_health import HostTransition
+    from conveyor.router.fleet import FleetRouter
     from conveyor.spec.compose import Loaded
 
 
@@ -219,15 +222,42 @@ class Project:
             fleet,
             paths.run_dir / "fleet-haproxy",
             self.stack(),
-            health.serving,
+            health.driven,
             edge_address=self.environ.get("CONVEYOR_EDGE_ADDRESS", "127.0.0.1"),
         )
+        timeline = self.timeline(store, actor)
+        health.subscribe(functools.partial(_host_changed, router, timeline))
         return Engine(
             paths=paths,
             runtime=runtime,
             router=router,
             store=store,
-            timeline=self.timeline(store, actor),
+            timeline=timeline,
             pool=pool,
             placer=runtime.assign,
+        )
+
+
+def _host_changed(router: FleetRouter, timeline: Timeline, moved: HostTransition) -> None:
+    """A fleet host's state changed (found by the probes each observation makes): recorded,
+    and the HAProxies follow: a host up again gets the fleet's configuration, the edge sends
+    requests only to the hosts that are up."""
+    lost = moved.after in ("suspect", "down")
+    timeline.emit(
+        "host.changed",
+        f"host {moved.host}: {moved.before} -> {moved.after} ({moved.reason})",
+        level="warning" if lost else "info",
+        data={"host": moved.host, "before": moved.before, "after": moved.after},
+    )
+    try:
+        if moved.after == "up":
+            router.resync(moved.host)
+        else:
+            router.ensure_edge()
+    except ConveyorError as e:  # the next transition, or the next rollout, tries again
+        timeline.emit(
+            "host.changed",
+            f"host {moved.host}: the HAProxies could not follow: {e}",
+            level="error",
+            data={"host": moved.host, "before": moved.before, "after": moved.after},
         )

@@ -158,7 +158,12 @@ class FleetRuntime:
         return replica.model_copy(update={"host": host.name, "endpoint": endpoint})
 
     def list_replicas(self, project: str) -> list[ObservedReplica]:
-        self.health.probe()
+        for moved in self.health.probe():
+            if moved.before == "down":
+                # Back after its replicas were placed elsewhere: what it still runs is stale
+                # (dockerd restarts containers with a restart policy). Removed before the
+                # host serves or takes replicas again.
+                self.remove_stale(moved.host, project)
         out: list[ObservedReplica] = []
         for host in self.health.serving():
             status = self.health.health(host.name).status
@@ -185,12 +190,21 @@ class FleetRuntime:
         return None if seen is None else self._reachable(self._host(name), seen)
 
     def stop(self, container_id: str, signal: str, grace: float) -> int | None:
-        _, engine = self._engine_of(container_id)
-        return engine.stop(container_id, signal, grace)
+        host, engine = self._engine_of(container_id)
+        try:
+            return engine.stop(container_id, signal, grace)
+        except ConveyorError:
+            if self.health.health(host).status == "up":
+                raise
+            return None  # its host does not answer: removed as stale when it is back
 
     def remove(self, container_id: str) -> None:
-        _, engine = self._engine_of(container_id)
-        engine.remove(container_id)
+        host, engine = self._engine_of(container_id)
+        try:
+            engine.remove(container_id)
+        except ConveyorError:
+            if self.health.health(host).status == "up":
+                raise
 
     def logs(
         self, project: str, service: str, follow: bool, tail: int | None

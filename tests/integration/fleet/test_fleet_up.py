@@ -26,9 +26,13 @@ import pytest
 
 from conveyor.app import deploy as app
 from conveyor.app.project import Project
+from conveyor.app.views import UpResult
+from conveyor.deploy.engine import Engine
 from conveyor.deploy.fleet_runtime import FleetRuntime
+from conveyor.host.process import wait_until
 from conveyor.host.ssh_tunnel import tunnel
 from conveyor.model.fleet import Fleet
+from conveyor.model.release import ObservedReplica
 from conveyor.router.fleet import FleetRouter
 from conveyor.testing.fleet_hosts import TestFleet, fleet_of_hosts
 from conveyor.testing.net import free_port
@@ -100,7 +104,7 @@ class Deployed:
     environ: dict[str, str]
     port: int
     image_id: str
-    up: app.UpResult | None = None
+    up: UpResult | None = None
     seen: dict[str, Counter[str]] = field(default_factory=dict)
 
     def project(self) -> Project:
@@ -222,3 +226,92 @@ def test_a_rolling_deploy_across_the_hosts_fails_no_request(deployed: Deployed) 
     assert not set(before) & {r.replica for r in after}  # every replica was replaced
     answers = {_get(deployed.url)[1].split()[0] for _ in range(9)}
     assert answers == {"v2"}
+
+
+class Load:
+    """A bounded load loop: one request at a time to the edge on 127.0.0.1, until stopped."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.statuses: Counter[int] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.statuses[_get(self.url)[0]] += 1
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    @property
+    def failed(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status != 200)
+
+
+def _web(engine: Engine) -> list[ObservedReplica]:
+    return [r for r in engine.observe().replicas if r.service == "web" and r.running]
+
+
+@pytest.mark.parametrize("loss", ["dockerd killed", "link cut"])
+def test_a_lost_host_is_replaced_on_the_others_and_cleaned_when_it_is_back(
+    deployed: Deployed, loss: str
+) -> None:
+    """What the agent does on every tick (app.deploy.reconciler), run here in the test: the
+    lost host is marked down, its replica is started on another host, the edge stops sending
+    it requests; when it answers again its stale containers are removed and its HAProxy and
+    the edge take it back."""
+    assert deployed.up is not None, "up failed: nothing to lose a host from"
+    reconciler = app.reconciler(deployed.project())
+    engine = reconciler.engine
+    runtime = engine.runtime
+    assert isinstance(runtime, FleetRuntime)
+    victim = "h3" if loss == "dockerd killed" else "h2"
+    host = deployed.fleet.host(victim)
+    assert victim in {r.host for r in _web(engine)}
+
+    def state() -> str:
+        return runtime.health.health(victim).status
+
+    def replaced() -> bool:
+        reconciler.tick()
+        placed = sorted(r.host for r in _web(engine) if r.router == "ready")
+        return state() == "down" and len(placed) == 3 and victim not in placed
+
+    def back() -> bool:
+        reconciler.tick()
+        return state() == "up"
+
+    with Load(deployed.url) as load:
+        if loss == "dockerd killed":
+            host.kill_dockerd()
+        else:
+            host.cut_link()
+        try:
+            assert wait_until(replaced, 180, 0.5), runtime.health.transitions
+        finally:
+            if loss == "dockerd killed":
+                host.start_dockerd()
+            else:
+                host.restore_link()
+        assert wait_until(back, 180, 0.5), runtime.health.transitions
+        served_during = sum(load.statuses.values())
+    # One request at a time: at most the one in flight when the host went can fail; the
+    # edge retries the rest on another host.
+    assert load.failed <= 1, load.statuses
+    assert served_during > 0
+    # Back: nothing of the project left on it; the replicas stay where they were moved.
+    left = host.exec("docker", "ps", "-a", "--format", "{{.Names}}").split()
+    assert [n for n in left if n.startswith(f"{PROJECT}-")] == []
+    assert victim not in {r.host for r in _web(engine)}
+    kinds = [(t.before, t.after) for t in runtime.health.transitions if t.host == victim]
+    assert ("returning", "up") in kinds
+    # Its HAProxy serves the fleet again: asked directly, it answers from another host's replica.
+    said = host.exec("curl", "-fsS", f"http://127.0.0.1:{deployed.port}/")
+    assert said.split()[1] in {r.replica for r in _web(engine)}
+    assert [_get(deployed.url)[0] for _ in range(10)] == [200] * 10
