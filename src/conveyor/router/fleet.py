@@ -31,7 +31,7 @@ from conveyor.plan.edge import edge_config
 from conveyor.render.edge_haproxy import render_edge
 from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE, VALIDATOR, render
 from conveyor.render.haproxy import validate as validate_router
-from conveyor.router.fleet_host import APP_DIR, EDGE_DIR, HostHAProxy
+from conveyor.router.fleet_host import HostHAProxy, app_dir, edge_dir
 from conveyor.router.protocol import RouterConfig, ServerEntry, ServerState, ServerStatus
 
 T = TypeVar("T")
@@ -123,15 +123,18 @@ class FleetRouter:
     ) -> None:
         self.run_dir = run_dir
         self.stack = stack
+        self.app_dir = app_dir(stack.project)
+        self.edge_dir = edge_dir(stack.project)
         self._serving = serving
         self.edge_address = edge_address
         run_dir.mkdir(parents=True, exist_ok=True)
         self.hosts = {
-            h.name: HostHAProxy(h, run_dir, known_hosts=known_hosts) for h in fleet.with_role("app")
+            h.name: HostHAProxy(h, run_dir, remote_dir=self.app_dir, known_hosts=known_hosts)
+            for h in fleet.with_role("app")
         }
         self.edges = [
             HostHAProxy(
-                h, run_dir / "edge", remote_dir=EDGE_DIR, kind="edge", known_hosts=known_hosts
+                h, run_dir / "edge", remote_dir=self.edge_dir, kind="edge", known_hosts=known_hosts
             )
             for h in fleet.with_role("edge")
         ]
@@ -185,7 +188,9 @@ class FleetRouter:
         """Render the whole configuration (every recorded server) and start or reload the
         host's HAProxy: a new host, a changed shape, or a host back from down."""
         record = self._load_record() if record is None else record
-        text = render(_with_servers(shape, record), Path(str(APP_DIR)), prometheus_exporter=False)
+        text = render(
+            _with_servers(shape, record), Path(str(self.app_dir)), prometheus_exporter=False
+        )
         host.remember_shape(shape)
         host.push(text)
 
@@ -208,7 +213,7 @@ class FleetRouter:
         config = edge_config(self.stack, serving)
         if config.ports:
             for edge in self.edges:
-                edge.push(render_edge(config, Path(str(EDGE_DIR))))
+                edge.push(render_edge(config, Path(str(self.edge_dir))))
 
     def running(self) -> bool:
         hosts = self.live()

@@ -29,9 +29,17 @@ from conveyor.model.routing import RouterConfig
 from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE
 from conveyor.router.haproxy import HAProxyRouter
 
-# Where a host's HAProxies keep their files (tmpfs on the test hosts; /run on real ones).
-APP_DIR = PurePosixPath("/run/conveyor/haproxy")
-EDGE_DIR = PurePosixPath("/run/conveyor/edge")
+# Where a host's HAProxies keep their files, one directory per project (several projects
+# may share a fleet, each with its own HAProxy and ports, as on one host).
+HOST_RUN = PurePosixPath("/run/conveyor")
+
+
+def app_dir(project: str) -> PurePosixPath:
+    return HOST_RUN / project / "haproxy"
+
+
+def edge_dir(project: str) -> PurePosixPath:
+    return HOST_RUN / project / "edge"
 
 
 class HostHAProxy:
@@ -43,7 +51,7 @@ class HostHAProxy:
         host: FleetHost,
         local_dir: Path,
         *,
-        remote_dir: PurePosixPath = APP_DIR,
+        remote_dir: PurePosixPath,
         kind: str = "haproxy",
         known_hosts: Path | None = None,
         timeout: float = 15.0,

@@ -195,14 +195,27 @@ class TestFleet:
 
     def close(self) -> None:
         """Remove what was made, by id; a failure to remove one thing does not keep the rest."""
-        for host in self.hosts:
-            subprocess.run(
-                ["docker", "rm", "-f", "-v", host.container], check=False, capture_output=True
+        # All at once: removing a host is mostly deleting its engine's vfs layers (I/O bound).
+        removals = [
+            subprocess.Popen(
+                ["docker", "rm", "-f", "-v", host.container],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
-        for volume in self.volumes:
-            subprocess.run(
-                ["docker", "volume", "rm", "-f", volume], check=False, capture_output=True
+            for host in self.hosts
+        ]
+        for removal in removals:
+            removal.wait()
+        removals = [
+            subprocess.Popen(
+                ["docker", "volume", "rm", "-f", volume],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
+            for volume in self.volumes
+        ]
+        for removal in removals:
+            removal.wait()
         subprocess.run(["docker", "network", "rm", self.network], check=False, capture_output=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
