@@ -22,6 +22,7 @@ from pathlib import Path
 from conveyor.app.project import find_compose_files
 from conveyor.errors import AwsError
 from conveyor.model.aws import (
+    AwsFleet,
     AwsService,
     AwsSettings,
     ChangeSetPlan,
@@ -29,11 +30,15 @@ from conveyor.model.aws import (
     StackEvent,
     StackState,
 )
+from conveyor.model.stack import Stack
 from conveyor.plan.cloudformation_diff import diff_templates
+from conveyor.provision.ansible.bundle import playbook_bundle
 from conveyor.provision.aws.cloudformation import CloudFormation
+from conveyor.render.aws_host import aws_fleet_ports, aws_host_inventory
 from conveyor.render.cloudformation import aws_services, parameters_json, template_json
 from conveyor.spec.aws import load_aws_settings
 from conveyor.spec.compose import load_compose
+from conveyor.spec.fleet import load_fleet_file
 
 TEMPLATE_FILE = "template.json"
 PARAMETERS_FILE = "parameters.json"
@@ -63,7 +68,9 @@ def aws_inputs(
 ) -> AwsInputs:
     """The settings (conveyor.yaml's `aws:`, `region`/`stack_name` over them) and the
     published services of the project's compose files. Raises SpecError(s), NoComposeFile,
-    AwsError."""
+    AwsError. The hosts' user data carries the shipped playbook and this project's host
+    inventory (published ports, `checks:` for NRPE): each host runs the same roles as
+    `conveyor provision`, locally."""
     settings = load_aws_settings(cwd / conveyor_file, str(conveyor_file))
     if region is not None:
         settings = settings.model_copy(update={"region": region})
@@ -78,9 +85,17 @@ def aws_inputs(
         settings=settings,
         services=services,
         stack_name=name,
-        template=template_json(settings, services),
+        template=template_json(settings, services, aws_fleet(settings, stack, cwd / conveyor_file)),
         parameters=parameters,
     )
+
+
+def aws_fleet(settings: AwsSettings, stack: Stack, conveyor_file: Path) -> AwsFleet:
+    """How the group's hosts join the fleet: the ports between them and the playbook bundle
+    (with the inventory render.aws_host gives a host of this project)."""
+    checks = load_fleet_file(conveyor_file).checks
+    inventory = aws_host_inventory(settings, stack, checks)
+    return AwsFleet(ports=aws_fleet_ports(stack), playbook=playbook_bundle(inventory))
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,16 @@ backups run on this host's Docker Engine; the bucket is any S3-compatible store.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.app.project import Project
-from conveyor.deploy.project import ProjectPaths
+from conveyor.deploy.project import ProjectPaths, project_lock
 from conveyor.errors import BackupError, ConveyorError
 from conveyor.model.backup import (
     BackupOutcome,
@@ -73,6 +74,10 @@ class BackupTarget:
     environ: Mapping[str, str]
     state_dir: Path
     actor: str = "cli"
+    # The project's writer lock is held while replicas are paused or stopped for a copy, and
+    # while a restore replaces a volume: the agent's heal would start them again mid-copy.
+    # None (a target built by hand): nothing is locked.
+    paths: ProjectPaths | None = None
     subscribers: list[Subscriber] = field(default_factory=list)  # events also go to these
     runtime: BackupRuntime | None = None
     bucket: BackupBucket | None = None
@@ -129,7 +134,19 @@ def backup_target(
         environ=project.environ,
         state_dir=paths.state_dir,
         actor=project.actor,
+        paths=paths,
     )
+
+
+@contextlib.contextmanager
+def _holding(target: BackupTarget, needed: bool = True) -> Iterator[None]:
+    """The project's writer lock while replicas are held still (a rollout or a heal waits;
+    a rollout running now makes this wait up to 30 s, then fail naming its holder)."""
+    if target.paths is None or not needed:
+        yield
+        return
+    with project_lock(target.paths, holder=f"backup ({target.actor})"):
+        yield
 
 
 def _timeline(target: BackupTarget) -> tuple[Timeline, Store]:
@@ -178,7 +195,8 @@ def create(
                 release=release,
             )
             try:
-                manifest = create_backup(target.docker(), bucket, job, progress)
+                with _holding(target, item.consistency in ("pause", "stop")):
+                    manifest = create_backup(target.docker(), bucket, job, progress)
             except ConveyorError as e:
                 outcomes.append(
                     BackupOutcome(service=item.service, action="create", ok=False, message=str(e))
@@ -266,15 +284,16 @@ def restore(
     timeline, store = _timeline(target)
     try:
         try:
-            restore_backup(
-                target.docker(),
-                target.connect(),
-                stored,
-                target.project,
-                target.key(),
-                progress,
-                stop_grace=target.stack.services[service].stop_grace_period,
-            )
+            with _holding(target):
+                restore_backup(
+                    target.docker(),
+                    target.connect(),
+                    stored,
+                    target.project,
+                    target.key(),
+                    progress,
+                    stop_grace=target.stack.services[service].stop_grace_period,
+                )
         except ConveyorError as e:
             timeline.emit(
                 "restore.failed",

@@ -31,8 +31,10 @@ target's gates (`gitops.promotion`) against the source environment's serving rel
 deploys that commit with the same images; `approve` records an approval for a promotion gate;
 `rollback` pushes a pin file (`.conveyor/pins/<env>.json`) on the environment's branch, then
 rolls the project back at once; every later pass honours the pin (`gitops.pins`) until a push
-deletes or changes it. `diff` compares the stack at the desired commit with what runs, per
-service (`app.env_diff`).
+deletes or changes it. A `target: kubernetes` environment is not rolled out on this host: its
+release is a commit of the rendered manifests to its deploy repository (app.kube_delivery), its
+rollback a revert there (with the same pin). `diff` compares the stack at the desired commit
+with what runs, per service (`app.env_diff`).
 
 With `auto_promote`, the worker also promotes by itself (`promote_due`, after each sync and
 every `PROMOTE_INTERVAL` seconds) once the gates of the target hold for the source's serving
@@ -57,6 +59,7 @@ from typing import Any, Protocol
 
 from conveyor.app import ci as ci_app
 from conveyor.app import deploy as deploy_app
+from conveyor.app import kube_delivery
 from conveyor.app import logs as logs_app
 from conveyor.app.checks import ChecksController, settings_from, stop_checks
 from conveyor.app.ci_views import (
@@ -75,13 +78,14 @@ from conveyor.app.project import Project
 from conveyor.app.server_views import (
     ActionResult,
     CommitView,
+    DeliveryView,
     DiffView,
     EnvironmentDetail,
     EnvironmentState,
     EnvironmentSummary,
 )
 from conveyor.app.superseding import Running, Superseded, notice
-from conveyor.app.views import ReleaseView, RolloutView, TimelineView
+from conveyor.app.views import ReleaseView, RolloutView, TimelineEntry, TimelineView
 from conveyor.ci.run.prepare import ci_store
 from conveyor.ci.select.rerun import RerunKind
 from conveyor.deploy.engine import Engine
@@ -96,6 +100,7 @@ from conveyor.errors import (
     UnknownEnvironment,
 )
 from conveyor.gitops.drift import drift_event
+from conveyor.gitops.kube_releases import rollback_plan
 from conveyor.gitops.notify import Dispatcher, build_dispatcher
 from conveyor.gitops.pins import desired_commit
 from conveyor.gitops.promotion import (
@@ -115,6 +120,7 @@ from conveyor.gitops.sync import (
     head_of,
 )
 from conveyor.gitops.wakeups import Wakeups
+from conveyor.host.registry_api import manifest_digest
 from conveyor.model.access import Principal
 from conveyor.model.environments import ConveyorConfig, EnvironmentSpec
 from conveyor.model.events import Event, EventKind, Level, Subject
@@ -151,6 +157,11 @@ APPLY_RETRY = 0.2
 PIN_SIGNING_KEY = "CONVEYOR_PIN_SIGNING_KEY"
 PIPELINE_FILE = ".gitlab-ci.yml"
 AUTO_PROMOTER = "server (auto_promote)"  # who promotions without a person are by
+# The user and password the server asks image registries for digests with (target:
+# kubernetes); unset: anonymously (a public registry, or one on the loopback interface).
+REGISTRY_USER = "CONVEYOR_REGISTRY_USER"
+REGISTRY_PASSWORD = "CONVEYOR_REGISTRY_PASSWORD"  # noqa: S105 (a variable's name)
+FLUX_LOOKBACK = 1_000  # events looked through for Flux's word on a delivered commit
 
 
 class EventJournal(Protocol):
@@ -499,8 +510,28 @@ class Controller:
                 commit=desired,
             )
             return
-        self._update(env, deployed=desired, failed=None, reason="", syncing=None)
-        self._emit("sync.succeeded", f"{env}: {short} serving", environment=env, commit=desired)
+        progress = self._update(env, deployed=desired, failed=None, reason="", syncing=None)
+        said = f"{env}: {short} serving"
+        if self._is_kube(env) and progress.delivered is not None:
+            said = f"{env}: {short} delivered to git ({progress.delivered[:12]}); Flux applies it"
+        self._emit("sync.succeeded", said, environment=env, commit=desired)
+
+    def _deploy_git_env(self) -> dict[str, str]:
+        """git's environment for deploy repositories: never a prompt (the server has no one to
+        ask), and over SSH the source's deploy key (`--ssh-key`) when the server has one (it
+        must then be allowed to push to the deploy repository), else ssh in batch mode."""
+        ssh = self.source.ssh
+        return {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+            "GIT_SSH_COMMAND": ssh.command() if ssh else "ssh -o BatchMode=yes",
+        }
+
+    def _is_kube(self, env: str) -> bool:
+        """Whether `env` is delivered to Kubernetes (nothing of it runs on this host)."""
+        spec = self.config.environments.get(env) if self.config is not None else None
+        return spec is not None and spec.target == "kubernetes"
 
     def _bring_in(self, spec: EnvironmentSpec, head: str) -> str:
         """Check out, verify, run the pipeline (not for a promoted commit: it ran in the
@@ -538,7 +569,68 @@ class Controller:
                 raise Superseded(newer, ended if status is None else f"{ended} {status}")
             if ran.pipeline is not None and ran.pipeline.status != "success":
                 return pipeline_refusal(ran.pipeline)
+        if spec.target == "kubernetes":
+            return self._deliver(spec, head)
         return self._roll_out(spec, head)
+
+    def _deliver(self, spec: EnvironmentSpec, head: str) -> str:
+        """A `target: kubernetes` environment's release: `head`, checked out and its pipeline
+        green, rendered with its images' digests and committed to the deploy repository
+        (app.kube_delivery); no rollout here, Flux applies it. Returns "" (a failure raises
+        a ConveyorError, which the sync records as the reason)."""
+        assert self.config is not None and spec.deploy is not None
+        with self._trees:
+            loaded = Project.open(
+                Path(spec.compose), None, self._environ(spec, head), cwd=self._work_tree(spec.name),
+                profiles=(),
+            ).loaded()  # fmt: skip
+        images = self._promoted_deliveries(spec, head)
+        if not images:
+            user, password = self.environ.get(REGISTRY_USER), self.environ.get(REGISTRY_PASSWORD)
+            credentials = (user, password or "") if user else None
+            images = kube_delivery.pinned_images(
+                loaded.stack, lambda ref: manifest_digest(ref, credentials)
+            )
+        checkout = kube_delivery.checkout(spec, self.data_dir, self._deploy_git_env())
+        done = kube_delivery.deliver(checkout, spec, loaded, self.config.kubernetes, head, images)
+        committed = done.committed
+        self._update(
+            spec.name,
+            delivered=committed.commit,
+            delivered_release=committed.release,
+            delivered_images=dict(images),
+        )
+        data = {
+            "deploy_commit": committed.commit,
+            "release": str(committed.release),
+            "repo": spec.deploy.repo,
+            "branch": spec.deploy.branch,
+            "overlay": done.overlay,
+        }
+        where = f"{spec.deploy.repo} {spec.deploy.branch}:{done.overlay}"
+        if committed.created:
+            self._emit(
+                "delivery.committed",
+                f"{spec.name}: release {committed.release} of {head[:12]} committed to "
+                f"{where} as {committed.commit[:12]}; Flux applies it",
+                environment=spec.name,
+                commit=head,
+                data=data,
+            )
+        else:
+            self._emit(
+                "delivery.unchanged",
+                f"{spec.name}: {where} already holds {head[:12]} "
+                f"({committed.commit[:12]}): nothing committed",
+                environment=spec.name,
+                commit=head,
+                data=data,
+            )
+        for warning in done.warnings:
+            self._emit(
+                "delivery.warning", f"{spec.name}: {warning}", "warning", environment=spec.name
+            )
+        return ""
 
     def _roll_out(self, spec: EnvironmentSpec, head: str) -> str:
         """The rollout of `head`, checked out and its pipeline green. Returns why it did not
@@ -742,8 +834,8 @@ class Controller:
                 if only is not None and name not in only:
                     continue
                 progress = self._progress(name)
-                if progress.deployed is None:
-                    continue
+                if progress.deployed is None or spec.target == "kubernetes":
+                    continue  # a cluster's environment: Kubernetes heals it, not this host
                 if not progress.suspended:
                     noticed = only[name] if only is not None else BY_INTERVAL
                     self._noticed[name] = noticed
@@ -835,7 +927,7 @@ class Controller:
             return
         for name, spec in self.config.environments.items():
             deployed = self._progress(name).deployed
-            if deployed is None or not self._work_tree(name).exists():
+            if deployed is None or not self._work_tree(name).exists() or self._is_kube(name):
                 continue
             with self._logs_lock:
                 known = self._logs.get(name)
@@ -943,6 +1035,8 @@ class Controller:
         progress = self._progress(env)
         if progress.deployed is None or not self._work_tree(env).exists():
             return None
+        if spec.target == "kubernetes":
+            return None  # it runs on a cluster: no project on this host
         return self._project(spec, progress.deployed)
 
     def _release(self, env: str, number: int) -> Release | None:
@@ -1059,7 +1153,7 @@ class Controller:
             state = "failed"
         elif progress.deployed is not None:
             state = "serving"
-        release = None
+        release = progress.delivered_release
         project = self._served_project(spec.name)
         if project is not None:
             current = deploy_app.current_release(project)
@@ -1073,6 +1167,7 @@ class Controller:
             state=state,
             release=release,
             commit=progress.deployed,
+            target=spec.target,
         )
 
     def environments(self) -> list[EnvironmentSummary]:
@@ -1096,7 +1191,30 @@ class Controller:
             approvals=list(dict.fromkeys(a.release for a in progress.approvals)),
             status=deploy_app.status(project) if project is not None else None,
             superseded=progress.superseded,
+            delivery=self._delivery(spec, progress),
         )
+
+    def _delivery(self, spec: EnvironmentSpec, progress: EnvProgress) -> DeliveryView | None:
+        """Where a kubernetes environment's release is in git and what Flux last said of
+        that commit (the newest flux.* event of the environment naming it as its revision,
+        `<branch>@sha1:<commit>`)."""
+        if spec.deploy is None:
+            return None
+        view = DeliveryView(
+            repo=spec.deploy.repo,
+            branch=spec.deploy.branch,
+            overlay=kube_delivery.overlay_of(spec),
+            commit=progress.delivered,
+            release=progress.delivered_release,
+        )
+        if progress.delivered is None:
+            return view
+        verdicts = self._flux_verdicts(spec.name, progress.delivered)
+        if verdicts:
+            newest = verdicts[-1]
+            flux = "failed" if newest.kind == "flux.failed" else "reconciled"
+            return view.model_copy(update={"flux": flux, "flux_message": newest.message})
+        return view
 
     def releases(self, env: str) -> list[ReleaseView]:
         self._spec(env)
@@ -1332,7 +1450,10 @@ class Controller:
             project = self._project(spec, anchor)
         except ConveyorError:  # the work tree's compose file cannot be read: nothing to show
             return []
-        return [timeline(project, sha) for sha in self._recent_commits(env, project, limit)]
+        return [
+            self._with_deliveries(env, timeline(project, sha))
+            for sha in self._recent_commits(env, project, limit)
+        ]
 
     def commit_timeline(self, env: str, sha: str, newest: int | None = None) -> TimelineView:
         from conveyor.app.timeline import timeline
@@ -1344,9 +1465,45 @@ class Controller:
             raise NotFound(f"{env} has run nothing yet")
         try:
             project = self._project(spec, anchor)
-            return timeline(project, sha, events=True, newest=newest)
+            return self._with_deliveries(env, timeline(project, sha, events=True, newest=newest))
         except ConveyorError as e:  # an unknown ref, or a work tree that cannot be read
             raise NotFound(f"{env}: commit {sha[:12]}: {e}") from None
+
+    def _with_deliveries(self, env: str, view: TimelineView) -> TimelineView:
+        """A kubernetes environment's timeline of a commit, with its deliveries (the commits
+        to the deploy repository, from the server's events) and what Flux said of them."""
+        if not self._is_kube(env) or view.commit is None:
+            return view
+        recent = self._recent_events(FLUX_LOOKBACK)
+        delivered = [
+            e
+            for e in recent
+            if e.subject.environment == env
+            and e.subject.commit == view.commit
+            and e.kind in ("delivery.committed", "delivery.unchanged", "delivery.reverted")
+        ]
+        commits = {str(e.data.get("deploy_commit")) for e in delivered if e.data}
+        told = [
+            e
+            for e in recent
+            if e.subject.environment == env
+            and e.kind in ("flux.reconciled", "flux.failed")
+            and any(str(e.data.get("revision") or "").endswith(c) for c in commits)
+        ]
+        extra = [
+            TimelineEntry(
+                at=e.ts,
+                duration=None,
+                what="delivery",
+                project=env,
+                id=int(e.data.get("release") or 0) if e.kind.startswith("delivery.") else 0,
+                title=e.message,
+                status=e.kind.split(".", 1)[1],
+            )
+            for e in [*delivered, *told]
+        ]
+        entries = sorted([*view.entries, *extra], key=lambda entry: entry.at)
+        return view.model_copy(update={"entries": entries})
 
     def _recent_commits(self, env: str, project: Project, limit: int) -> list[str]:
         """The commits `env` ran pipelines for or built releases from, newest first."""
@@ -1555,6 +1712,8 @@ class Controller:
 
     def _gate_facts(self, env: str, source: str) -> GateFacts:
         """What the gates of `env` are checked against: `source`'s serving release."""
+        if self._is_kube(source):
+            return self._delivered_gate_facts(env, source)
         project = self._served_project(source)
         if project is None:
             raise ActionRefused(f"{source} serves nothing yet: there is no release to promote")
@@ -1594,6 +1753,55 @@ class Controller:
             approved_by=approval.by if approval else None,
         )
 
+    def _delivered_gate_facts(self, env: str, source: str) -> GateFacts:
+        """The gates' facts for a kubernetes source environment: its delivered release, and
+        what Flux said of that commit (nothing of it runs here to look at). It serves from
+        Flux's first "reconciled" about the commit; a "failed" about it is a failure, and
+        the newest word being "failed" makes it unhealthy."""
+        progress = self._progress(source)
+        commit, release = progress.deployed, progress.delivered_release
+        if commit is None or release is None or progress.delivered is None:
+            raise ActionRefused(f"{source} has delivered nothing yet: there is no release")
+        verdicts = self._flux_verdicts(source, progress.delivered)
+        since = min((e.ts for e in verdicts if e.kind == "flux.reconciled"), default=None)
+        failed = tuple(f"Flux: {e.message}" for e in verdicts if e.kind == "flux.failed")
+        unhealthy = failed[-1:] if verdicts and verdicts[-1].kind == "flux.failed" else ()
+        pipeline = self._pipeline_of(source, commit)
+        approval = self._progress(env).approved(release, commit)
+        return GateFacts(
+            source=source,
+            release=release,
+            commit=commit,
+            now=time.time(),
+            serving_since=since,
+            failures_since=failed,
+            unhealthy=unhealthy,
+            pipeline_needed=self.source.read_file(commit, PIPELINE_FILE) is not None,
+            pipeline=pipeline[1] if pipeline else None,
+            pipeline_id=pipeline[0] if pipeline else None,
+            approved_by=approval.by if approval else None,
+        )
+
+    def _flux_verdicts(self, env: str, delivered: str) -> list[Event]:
+        """Flux's events about `env` whose revision is the deploy commit `delivered`
+        (`<branch>@sha1:<commit>`), oldest first."""
+        return [
+            e
+            for e in self._recent_events(FLUX_LOOKBACK)
+            if e.subject.environment == env
+            and e.kind in ("flux.reconciled", "flux.failed")
+            and str((e.data or {}).get("revision") or "").endswith(delivered)
+        ]
+
+    def _promoted_deliveries(self, spec: EnvironmentSpec, commit: str) -> dict[str, str]:
+        """The images the kubernetes source of the promotion into `spec` delivered for
+        `commit` (a promotion moves those very images; none: resolved from the registry)."""
+        promotion = self._progress(spec.name).promotion
+        if spec.branch is not None or promotion is None or promotion.commit != commit:
+            return {}
+        source = self._progress(promotion.source)
+        return dict(source.delivered_images) if source.deployed == commit else {}
+
     def _pipeline_of(self, env: str, commit: str) -> tuple[int, str] | None:
         """(id, status) of the newest pipeline run for `commit` in `env`, or in the
         environment it was promoted from (and so on up): pipelines run where a branch feeds."""
@@ -1620,6 +1828,8 @@ class Controller:
 
     def _latest(self, env: str) -> tuple[int | None, int | None]:
         """(serving release, newest rollout) of `env`'s project."""
+        if self._is_kube(env):
+            return self._progress(env).delivered_release, None
         project = self._served_project(env)
         if project is None:
             return None, None
@@ -1636,6 +1846,8 @@ class Controller:
         the branch, so the next poll does not undo it; if git cannot take the pin nothing is
         changed (409)."""
         spec = self._spec(env)
+        if spec.target == "kubernetes":
+            return self._rollback_delivery(spec, to_release, actor)
         with self._work:
             if self._progress(env).suspended:
                 raise ActionRefused(f"{env} is suspended: resume it first")
@@ -1677,6 +1889,88 @@ class Controller:
                 rollout=outcome.rollout,
             )
 
+    def _rollback_delivery(
+        self, spec: EnvironmentSpec, to_release: int | None, actor: Principal
+    ) -> ActionResult:
+        """A kubernetes environment's rollback: the release commit(s) in its deploy repository
+        reverted in one commit, pushed; Flux applies the revert. A revert, not a new rendering
+        of the older source commit: it undoes exactly what the release changed, needs neither
+        that commit's images to be resolvable again nor today's renderer to write the same
+        bytes, and the deploy repository's log says which release was undone. For a
+        branch-fed environment the target's source commit is pinned first (as on Docker), so
+        the next pass does not deliver the branch's head again."""
+        env = spec.name
+        with self._work:
+            if self._progress(env).suspended:
+                raise ActionRefused(f"{env} is suspended: resume it first")
+            checkout = kube_delivery.checkout(spec, self.data_dir, self._deploy_git_env())
+            try:
+                history = checkout.history(env)
+                _, target = rollback_plan(history, to_release)
+            except LookupError as e:
+                raise NotFound(f"{env}: {e}") from None
+            except ValueError as e:
+                raise ActionRefused(f"{env}: {e}") from None
+            except SourceError as e:
+                raise ActionRefused(f"{env}: {e}") from None
+            pinned = ""
+            if spec.branch is not None:
+                pinned = self._pin_at(spec, target.source, target.release, actor)
+            try:
+                reverted = kube_delivery.roll_back(checkout, spec, to_release, actor.name)
+            except SourceError as e:
+                where = "; the pin stays in git, so the next pass delivers it" if pinned else ""
+                raise ActionRefused(f"{env}: the revert cannot be pushed: {e}{where}") from None
+            source = reverted.target.source
+            self._update(
+                env,
+                desired=source,
+                deployed=source,
+                failed=None,
+                reason="",
+                syncing=None,
+                delivered=reverted.commit,
+                delivered_release=reverted.target.release,
+                delivered_images=dict(reverted.target.images),
+            )
+            with contextlib.suppress(ConveyorError):
+                self._checkout(env, source)  # the work tree shows what is delivered
+            undone = " ".join(d.commit for d in reverted.undone)
+            shorts = ", ".join(d.commit[:12] for d in reverted.undone)
+            message = (
+                f"{env} rolled back to release {reverted.target.release} ({source[:12]}): "
+                f"{reverted.commit[:12]} reverts {shorts} in {checkout.shown}; Flux applies it"
+            )
+            if pinned:
+                message += f"; pinned in git by {pinned[:12]} on {spec.branch}"
+            self._emit(
+                "delivery.reverted",
+                message,
+                environment=env,
+                commit=source,
+                data={
+                    "deploy_commit": reverted.commit,
+                    "release": str(reverted.target.release),
+                    "reverts": undone,
+                },
+            )
+            return ActionResult(
+                action="rollback",
+                environment=env,
+                message=message,
+                release=reverted.target.release,
+            )
+
+    def _recent_events(self, count: int) -> list[Event]:
+        """The newest `count` events, oldest first."""
+        with self._events_lock:
+            if self._journal is None:
+                return list(self._events)[-count:]
+            last = self._journal.last_id()
+            if last is None:
+                return []
+            return self._journal.after(max(0, last - count), count)
+
     def _rollback_target(self, env: str, project: Project, to_release: int | None) -> Release:
         store = Store.open(project.paths().state_dir)
         try:
@@ -1701,12 +1995,17 @@ class Controller:
     def _pin(self, spec: EnvironmentSpec, target: Release, actor: Principal) -> str:
         """Commit and push `.conveyor/pins/<env>.json` holding `spec` at `target`'s commit;
         returns the pin commit. Remembered, so the controller knows its own pins."""
-        assert spec.branch is not None and target.commit is not None
+        assert target.commit is not None
+        return self._pin_at(spec, target.commit, target.number, actor)
+
+    def _pin_at(self, spec: EnvironmentSpec, commit: str, number: int, actor: Principal) -> str:
+        """`_pin` of release `number` built from `commit`."""
+        assert spec.branch is not None
         env, path = spec.name, pin_path(spec.name)
-        pin = Pin(commit=target.commit, release=target.number, by=actor.name, at=time.time())
+        pin = Pin(commit=commit, release=number, by=actor.name, at=time.time())
         message = (
-            f"conveyor: roll {env} back to release {target.number} ({target.commit[:12]})\n\n"
-            f"{env} runs {target.commit} while {path} exists; delete the file to follow "
+            f"conveyor: roll {env} back to release {number} ({commit[:12]})\n\n"
+            f"{env} runs {commit} while {path} exists; delete the file to follow "
             f"{spec.branch} again. Asked by {actor.name} through the Conveyor server.\n"
         )
         key = self.environ.get(PIN_SIGNING_KEY)

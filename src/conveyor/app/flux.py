@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from conveyor.app import kube_delivery
 from conveyor.errors import ConveyorError, SpecError
 from conveyor.model.flux import FluxSettings
 from conveyor.model.stack import Stack
@@ -57,6 +58,9 @@ def flux_inputs(
         environments=tuple(envs),
         settings=config.flux,
         promoted=frozenset(n for n, e in config.environments.items() if e.promote_from),
+        overlays={
+            n: kube_delivery.overlay_of(e) for n, e in config.environments.items() if e.deploy
+        },
         es=kube_observe.es_output(config.logs, elasticsearch_url),
     )
 

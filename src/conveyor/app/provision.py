@@ -7,8 +7,9 @@ shipped Ansible playbook (docs/provision.md).
 
 The fleet comes from conveyor.yaml (`hosts:`, or `inventory:` read by Ansible itself); the
 published ports from the project's compose files when there are any (the firewall opens
-them); NRPE's commands from `checks:`; the deploy user's authorized keys are the public halves
-(`KEY.pub`) of the fleet's SSH keys.
+them, the edge hosts' HAProxy balances them over the app hosts); NRPE's commands from
+`checks:`; the deploy user's authorized keys are the public halves (`KEY.pub`) of the fleet's
+SSH keys. The HAProxy configurations are rendered here (render.host_haproxy), not by Ansible.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.app.project import find_compose_files
-from conveyor.errors import NoComposeFile
+from conveyor.errors import NoComposeFile, SpecErrors
 from conveyor.host.ansible import list_inventory
 from conveyor.model.fleet import Fleet
 from conveyor.model.provision import ProvisionEvent, ProvisionResult, ProvisionSettings
+from conveyor.model.stack import Stack
 from conveyor.provision.ansible.run import run_playbook
 from conveyor.render.ansible_inventory import published_ports, render_inventory
+from conveyor.render.host_haproxy import app_haproxy_cfg, edge_haproxy_cfg, edge_role_conflicts
 from conveyor.spec.compose import load_compose
 from conveyor.spec.fleet import fleet_from_inventory, load_fleet_file
 
@@ -45,7 +48,11 @@ def provision_inputs(
     """Read the fleet and what its roles need. Raises SpecError(s)."""
     read = load_fleet_file(cwd / conveyor_file, str(conveyor_file))
     fleet = resolve_fleet(read.fleet)
+    conflicts = edge_role_conflicts(fleet, fleet.inventory_file or str(conveyor_file))
+    if conflicts:
+        raise SpecErrors(conflicts)
     ports: tuple[int, ...] = ()
+    stack: Stack | None = None
     try:
         files = find_compose_files(compose_files, environ, cwd)
     except NoComposeFile:
@@ -53,9 +60,14 @@ def provision_inputs(
             raise
         files = []  # hosts can be provisioned before there is an app: no ports to open
     if files:
-        ports = published_ports(load_compose(files, project_name, environ, cwd=cwd).stack)
+        stack = load_compose(files, project_name, environ, cwd=cwd).stack
+        ports = published_ports(stack)
     settings = ProvisionSettings(
-        published_ports=ports, checks=read.checks, deploy_keys=_public_keys(fleet)
+        published_ports=ports,
+        checks=read.checks,
+        deploy_keys=_public_keys(fleet),
+        haproxy_cfg=app_haproxy_cfg(),
+        edge_haproxy_cfg=edge_haproxy_cfg(stack, fleet),
     )
     return ProvisionInputs(
         fleet=fleet, settings=settings, inventory=render_inventory(fleet, settings)

@@ -49,7 +49,7 @@ class KubeRendering:
         return check_manifests(self.rendering.base)
 
 
-def _config_texts(loaded: Loaded) -> dict[str, str]:
+def config_texts(loaded: Loaded) -> dict[str, str]:
     """The text of each `file:` config (render/ reads no files)."""
     texts: dict[str, str] = {}
     for name, config in loaded.stack.configs.items():
@@ -119,7 +119,7 @@ def kube_rendering(
         loaded.stack,
         environments,
         options,
-        _config_texts(loaded),
+        config_texts(loaded),
         {name: images for name in rendered} if images else None,
         only=env,
     )

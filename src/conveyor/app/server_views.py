@@ -28,6 +28,21 @@ class EnvironmentSummary(BaseModel):
     state: EnvironmentState
     release: int | None  # the release serving
     commit: str | None  # the commit that release was built from
+    target: str = "docker"  # or kubernetes: releases are commits to a deploy repository
+
+
+class DeliveryView(BaseModel):
+    """A `target: kubernetes` environment's release as a commit of its deploy repository:
+    delivered to git; Flux applies it (its events, POST /hooks/flux, say how that went)."""
+
+    repo: str
+    branch: str
+    overlay: str  # the directory Flux's Kustomization applies
+    commit: str | None  # the deploy repository's commit holding the release
+    release: int | None
+    # committed (no Flux event names the commit yet), reconciled or failed (Flux said so)
+    flux: str = "committed"
+    flux_message: str = ""
 
 
 class EnvironmentDetail(BaseModel):
@@ -44,6 +59,7 @@ class EnvironmentDetail(BaseModel):
     status: StatusView | None  # services and replicas; None while nothing was deployed
     # The last commit a newer one superseded while its pipeline ran (not deployed, not failed).
     superseded: Supersession | None = None
+    delivery: DeliveryView | None = None  # target: kubernetes: where the release is in git
 
 
 class CommitView(BaseModel):

@@ -259,7 +259,9 @@ class TimelineEntry(BaseModel):
 
     at: float
     duration: float | None
-    what: Literal["pipeline", "job", "release", "rollout"]
+    # `delivery`: a kubernetes environment's release committed to its deploy repository (or
+    # reverted), then Flux's word on that commit
+    what: Literal["pipeline", "job", "release", "rollout", "delivery"]
     project: str
     id: int
     title: str

@@ -245,6 +245,15 @@ def show_detail(detail: EnvironmentDetail) -> None:
     if detail.approvals:
         approved = ", ".join(str(n) for n in detail.approvals)
         console.print(f"approved for promotion: release {approved}", highlight=False)
+    if detail.delivery is not None:
+        d = detail.delivery
+        flux = {"reconciled": "[green]Flux applied it[/]", "failed": "[red]Flux failed[/]"}
+        said = flux.get(d.flux, "Flux has not reported on it yet")
+        console.print(
+            f"kubernetes: delivered to {esc(d.repo)} {esc(d.branch)}:{esc(d.overlay)} as "
+            f"{_short(d.commit)}; {said}" + (f": {esc(d.flux_message)}" if d.flux_message else ""),
+            highlight=False,
+        )
     if detail.status is not None:
         console.print(status_table(detail.status))
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from conveyor.model.environments import EnvironmentSpec
 from conveyor.model.stack import Frozen
 
@@ -79,6 +81,13 @@ class EnvProgress(Frozen):
     promotion: Promotion | None = None  # the last promotion into the environment
     waiting: str = ""  # what an automatic promotion into it waits for (unmet gates)
     superseded: Supersession | None = None  # the last commit a newer one superseded mid-pipeline
+    # target: kubernetes: the deploy repository's commit holding what `deployed` renders,
+    # and its release number there (app.kube_delivery)
+    delivered: str | None = None
+    delivered_release: int | None = None
+    # ... and the image references it names (service -> repo:tag@sha256:…): a promotion
+    # from this environment delivers these very images
+    delivered_images: dict[str, str] = Field(default_factory=dict)
 
     def approved(self, release: int, commit: str | None) -> Approval | None:
         """The newest approval of `release` (built from `commit`) of the source environment."""

@@ -34,6 +34,10 @@ class HostsSettings(Frozen):
     ssh_cidr: str | None = None  # SSH from this range only; None: no SSH (use SSM)
     key_name: str | None = None  # an EC2 key pair for that SSH access
     image_parameter: str = DEFAULT_IMAGE_PARAMETER
+    # The SSM parameter holding the deploy user's public keys (one a line), read by each host
+    # at boot with its instance role, which may read exactly this parameter; None:
+    # /conveyor/<stack name>/deploy-keys. Never written into the user data.
+    deploy_keys_parameter: str | None = None
 
 
 class BackupSettings(Frozen):
@@ -94,6 +98,23 @@ class AwsService(Frozen):
     timeout: int = 5  # seconds, 2-120 and below the interval
     healthy: int = 2  # checks in a row, 2-10
     unhealthy: int = 3  # checks in a row, 2-10
+
+
+# Docker publishes a replica's port for the other hosts on an ephemeral port of its host
+# (Linux's default ip_local_port_range): app hosts accept this range from each other.
+REPLICA_PORTS = (32768, 60999)
+
+
+class AwsFleet(Frozen):
+    """How the Auto Scaling group's hosts join the fleet: the ports they accept from each
+    other, and what the launch template's user data runs (the shipped playbook, locally)."""
+
+    # TCP ports app hosts accept from each other (besides REPLICA_PORTS): the published
+    # ports, and the ports services listen on under host networking.
+    ports: tuple[int, ...] = ()
+    # base64 of a tar.gz holding playbook/ (site.yml and its roles, as `conveyor provision`
+    # runs them) and inventory/conveyor.yml (this host, with `ansible_connection: local`).
+    playbook: str = ""
 
 
 # --- what CloudFormation says back (provision.aws reads it, cli prints it) -------------------

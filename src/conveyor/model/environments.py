@@ -16,6 +16,7 @@ from conveyor.model.alert_thresholds import AlertThresholds
 from conveyor.model.aws import AwsSettings
 from conveyor.model.backup import BackupsConfig
 from conveyor.model.checks import ChecksSettings
+from conveyor.model.deploy_repo import DeployRepo, TargetKind
 from conveyor.model.environment import DeliveryPolicy, Environment, LocalTarget
 from conveyor.model.fleet import Fleet
 from conveyor.model.flux import FluxSettings
@@ -95,6 +96,10 @@ class EnvironmentSpec(Frozen):
     # The thresholds of the service alerts in this environment, where a service's own
     # x-conveyor.alerts leaves one unset (docs/alerts.md).
     alerts: AlertThresholds | None = None
+    # `kubernetes`: a release is a commit of the rendered manifests to `deploy` (the deploy
+    # repository Flux watches) instead of a rollout on Docker (docs/gitops.md).
+    target: TargetKind = "docker"
+    deploy: DeployRepo | None = None
     # Where each key was written (dotted path under this environment -> line), so a check
     # against the compose file (`spec.overrides`) can point at conveyor.yaml. Not serialised.
     file: str = Field(default="conveyor.yaml", exclude=True, repr=False)

@@ -108,6 +108,12 @@ EventKind = Literal[
     # "controller"}
     "flux.reconciled",  # an info event: applied, health checks passed, ...
     "flux.failed",  # an error event: the build, apply or health check of a revision failed
+    # A `target: kubernetes` environment's release committed to its deploy repository
+    # (app.kube_delivery); data: {"deploy_commit", "release", "repo", "branch", "overlay"}
+    "delivery.committed",
+    "delivery.unchanged",  # the branch already held these very files: no commit
+    "delivery.reverted",  # a rollback: data adds {"reverts"} (the release commits undone)
+    "delivery.warning",  # what the cluster does otherwise than compose.yaml says (file:line)
 ]
 
 EPHEMERAL: frozenset[str] = frozenset(

@@ -12,6 +12,14 @@ from conveyor.model.frozen import Frozen
 NODE_EXPORTER_PORT = 9100  # prometheus-node-exporter's default
 NRPE_PORT = 5666
 
+# Every provisioned host's one HAProxy (the haproxy role): on app hosts the router's, on edge
+# hosts the edge's. The file Conveyor renders, the directory its sockets and pid file are in
+# (Debian's tmpfiles.d makes it at boot, owned by haproxy), and who it runs as after binding.
+HOST_HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
+HOST_HAPROXY_RUN_DIR = "/run/haproxy"
+HOST_HAPROXY_USER = "haproxy"
+HOST_HAPROXY_STATS_PORT = 8404  # on 127.0.0.1: stats page and Prometheus exporter
+
 
 class ProvisionSettings(Frozen):
     """Fleet-wide variables the roles read (render.ansible_inventory writes them)."""
@@ -23,6 +31,14 @@ class ProvisionSettings(Frozen):
     deploy_keys: tuple[str, ...] = ()  # public keys allowed to log in as the deploy user
     agent_dir: str = "/srv/conveyor"  # where the agent's compose project lives on a host
     agent_command: str = "/usr/local/bin/conveyor"
+    # The HAProxy configurations the haproxy role installs, rendered by Conveyor (not Jinja):
+    # app (and monitor) hosts get the router's configuration with no routes yet, which the
+    # fleet's router then drives; edge hosts get render.edge_haproxy's over the app hosts.
+    haproxy_cfg: str = ""
+    edge_haproxy_cfg: str = ""
+    # Networks (CIDR) the firewall lets in like the fleet's own addresses: on AWS the VPC,
+    # whose hosts come and go (the security groups say which ports between them).
+    fleet_networks: tuple[str, ...] = ()
 
 
 EventKind = Literal[

@@ -1,8 +1,11 @@
 """The Ansible inventory `conveyor provision` runs the shipped playbook with. Pure: no I/O.
 
     all:
-      vars:      fleet-wide: the fleet's addresses (the firewall lets them in), the published
-                 ports, the node exporter's port, the deploy user and its keys, the agent's
+      vars:      fleet-wide: the fleet's addresses and networks (the firewall lets them in),
+                 the published ports, the node exporter's port, the deploy user and its keys,
+                 the agent's, and the two HAProxy configurations Conveyor rendered (router's
+                 for app hosts, edge's for edge hosts: tagged !unsafe, so Ansible copies them
+                 byte for byte instead of reading them as templates)
       hosts:     one entry per FleetHost: ansible_host/user/port/ssh key, conveyor_roles,
                  conveyor_labels, conveyor_nrpe_cfg (render.nagios.render_nrpe's text, NRPE
                  answering the fleet's monitor hosts), conveyor_open_ports (what the firewall
@@ -33,7 +36,10 @@ def inventory_data(fleet: Fleet, settings: ProvisionSettings) -> dict[str, Any]:
     return {
         "all": {
             "vars": {
-                "conveyor_fleet_addresses": sorted({h.address for h in fleet.hosts}),
+                "conveyor_fleet_addresses": [
+                    *sorted({h.address for h in fleet.hosts}),
+                    *sorted(set(settings.fleet_networks)),
+                ],
                 "conveyor_published_ports": sorted(set(settings.published_ports)),
                 "conveyor_node_exporter_port": settings.node_exporter_port,
                 "conveyor_nrpe_port": NRPE_PORT,
@@ -41,6 +47,8 @@ def inventory_data(fleet: Fleet, settings: ProvisionSettings) -> dict[str, Any]:
                 "conveyor_deploy_keys": list(settings.deploy_keys),
                 "conveyor_agent_dir": settings.agent_dir,
                 "conveyor_agent_command": settings.agent_command,
+                "conveyor_haproxy_cfg": Unsafe(settings.haproxy_cfg),
+                "conveyor_edge_haproxy_cfg": Unsafe(settings.edge_haproxy_cfg),
             },
             "hosts": {h.name: _host_vars(h, settings, monitors) for h in fleet.hosts},
             "children": {
@@ -52,8 +60,13 @@ def inventory_data(fleet: Fleet, settings: ProvisionSettings) -> dict[str, Any]:
 
 
 def render_inventory(fleet: Fleet, settings: ProvisionSettings) -> str:
+    return render_data(inventory_data(fleet, settings))
+
+
+def render_data(data: dict[str, Any]) -> str:
+    """`inventory_data`'s result (perhaps amended) as the inventory's text."""
     return yaml.dump(
-        inventory_data(fleet, settings),
+        data,
         Dumper=_Dumper,
         sort_keys=False,
         default_flow_style=False,
@@ -80,6 +93,12 @@ def _host_vars(host: FleetHost, settings: ProvisionSettings, monitors: list[str]
     return out
 
 
+class Unsafe(str):
+    """A value Ansible must not template (`!unsafe`): a rendered file, used as it is."""
+
+    __slots__ = ()
+
+
 class _Dumper(yaml.SafeDumper):
     """Multi-line strings (nrpe.cfg) as literal blocks, readable in a written inventory."""
 
@@ -89,7 +108,29 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
+def _unsafe(dumper: yaml.SafeDumper, value: Unsafe) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("!unsafe", str(value), style=style)
+
+
 _Dumper.add_representer(str, _str)
+_Dumper.add_representer(Unsafe, _unsafe)
+
+
+class InventoryLoader(yaml.SafeLoader):
+    """Reads a rendered inventory back (tests, tools): `!unsafe` values as plain strings."""
+
+
+def _read_unsafe(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return str(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+InventoryLoader.add_constructor("!unsafe", _read_unsafe)
+
+
+def read_inventory(text: str) -> Any:
+    """The YAML data of a rendered inventory."""
+    return yaml.load(text, Loader=InventoryLoader)  # noqa: S506 — a SafeLoader plus one tag
 
 
 def published_ports(stack: Stack) -> tuple[int, ...]:

@@ -1,16 +1,19 @@
 """AwsSettings + the stack's published services -> a CloudFormation template (docs/aws.md).
 
     aws_services(stack)                      the published HTTP services the ALB serves
-    render_template(settings, services)      the template as a troposphere Template
-    template_json(settings, services)        ... as JSON text, byte-identical for the same input
+    render_template(settings, services, fleet)  the template as a troposphere Template
+    template_json(settings, services, fleet)    ... as JSON text, byte-identical for the same input
     parameters_json(settings)                the values of its parameters (CLI file format)
+    user_data(settings, fleet)               the hosts' bootstrap script (before Sub)
 
 What is generated: a VPC over `az_count` zones (a public and a private subnet each, an
 internet gateway, NAT gateways per zone or one shared, route tables); an Application Load
 Balancer in the public subnets with a target group and health check per published service;
 an Auto Scaling group of Docker hosts in the private subnets from a launch template; security
 groups that let the internet reach only the ALB (80, and 443 with a certificate) and the hosts
-only the ALB on the services' ports (plus SSH from `hosts.ssh_cidr` when set); the backup
+only the ALB on the services' ports, each other on the fleet's ports (AwsFleet.ports and
+REPLICA_PORTS), and SSH from `hosts.ssh_cidr` when set; the hosts' user data runs the shipped
+playbook locally (AwsFleet.playbook), with the deploy keys read from SSM; the backup
 bucket; a Data Lifecycle Manager policy snapshotting the hosts' volumes; IAM roles; CloudWatch
 alarms and Outputs.
 
@@ -54,7 +57,7 @@ from troposphere import elasticloadbalancingv2 as elb
 from troposphere.policies import AutoScalingRollingUpdate, UpdatePolicy
 
 from conveyor.errors import AwsError
-from conveyor.model.aws import AwsService, AwsSettings
+from conveyor.model.aws import REPLICA_PORTS, AwsFleet, AwsService, AwsSettings
 from conveyor.model.stack import Service, Stack
 
 # --- what the template knowingly does not do, and why ---------------------------------------
@@ -187,9 +190,10 @@ def logical_name(service: str) -> str:
 # --- the template -----------------------------------------------------------------------------
 
 
-def template_json(settings: AwsSettings, services: Iterable[AwsService]) -> str:
+def template_json(settings: AwsSettings, services: Iterable[AwsService], fleet: AwsFleet) -> str:
     """The template as JSON: keys sorted, so the same input gives byte-identical text."""
-    text: str = render_template(settings, tuple(services)).to_json(indent=2, sort_keys=True)
+    template = render_template(settings, tuple(services), fleet)
+    text: str = template.to_json(indent=2, sort_keys=True)
     return text + "\n"
 
 
@@ -199,9 +203,11 @@ def parameters_json(settings: AwsSettings) -> str:
     return json.dumps(values, indent=2, sort_keys=True) + "\n"
 
 
-def render_template(settings: AwsSettings, services: tuple[AwsService, ...]) -> Template:
+def render_template(
+    settings: AwsSettings, services: tuple[AwsService, ...], fleet: AwsFleet
+) -> Template:
     """Raises AwsError when the settings and the services do not fit together."""
-    return _Builder(settings, _checked(settings, services)).build()
+    return _Builder(settings, _checked(settings, services), fleet).build()
 
 
 def _checked(settings: AwsSettings, services: tuple[AwsService, ...]) -> tuple[AwsService, ...]:
@@ -240,26 +246,70 @@ if [ -n "$data" ]; then
     echo 'LABEL=conveyor-data /var/lib/docker ext4 defaults,nofail 0 2' >> /etc/fstab
   mount -a
 fi
-mkdir -p /etc/docker /etc/conveyor
-echo '{"live-restore": true}' > /etc/docker/daemon.json
+mkdir -p /etc/conveyor /opt/conveyor/ansible
 apt-get update -q
-apt-get install -y -q docker.io haproxy python3 ansible-core git
+apt-get install -y -q ansible-core awscli python3
 cat > /etc/conveyor/host.json <<EOF
 {"stack": "${AWS::StackName}", "region": "${AWS::Region}",
  "backup_bucket": "${BackupBucket}", "backup_prefix": "%(prefix)s"}
 EOF
-# The fleet's Ansible roles (issue 12, items 1-3) join this host to the fleet once they ship
-# with Conveyor; until then the host ends here with Docker Engine and HAProxy installed.
-if [ -f /usr/share/conveyor/ansible/site.yml ]; then
-  ansible-playbook -c local -i localhost, /usr/share/conveyor/ansible/site.yml
-fi
+# The playbook and roles `conveyor provision` runs, with this host's inventory, packed by
+# `conveyor aws render`: the host configures itself with the same roles (the app role set).
+base64 -d > /opt/conveyor/ansible.tar.gz <<'BUNDLE'
+%(bundle)s
+BUNDLE
+tar -xzf /opt/conveyor/ansible.tar.gz -C /opt/conveyor/ansible
+# The deploy user's public keys come from SSM Parameter Store (the instance role may read
+# this one parameter), never from the user data. None yet: the host runs, unreachable by SSH.
+(
+  umask 077
+  aws ssm get-parameter --region "${AWS::Region}" --name "%(keys)s" --with-decryption \\
+    --query Parameter.Value --output text > /etc/conveyor/deploy-keys.txt ||
+    : > /etc/conveyor/deploy-keys.txt
+  python3 -c 'import json, sys; print(json.dumps({"conveyor_deploy_keys":
+    [k.strip() for k in open(sys.argv[1]) if k.strip()]}))' /etc/conveyor/deploy-keys.txt \\
+    > /etc/conveyor/deploy-keys.json
+)
+ANSIBLE_ROLES_PATH=/opt/conveyor/ansible/playbook/roles ansible-playbook -c local \\
+  -i /opt/conveyor/ansible/inventory/conveyor.yml -e @/etc/conveyor/deploy-keys.json \\
+  /opt/conveyor/ansible/playbook/site.yml
 """
+USER_DATA_LIMIT = 16384  # bytes EC2 accepts, before base64
+DEFAULT_DEPLOY_KEYS_PARAMETER = "/conveyor/${AWS::StackName}/deploy-keys"
+
+
+def deploy_keys_parameter(settings: AwsSettings) -> str:
+    """The SSM parameter's name, as a Sub string (the default names the stack)."""
+    return settings.hosts.deploy_keys_parameter or DEFAULT_DEPLOY_KEYS_PARAMETER
+
+
+def user_data(settings: AwsSettings, fleet: AwsFleet) -> str:
+    """The launch template's user data, before CloudFormation's Sub. Raises AwsError
+    without a playbook bundle, or when over EC2's limit."""
+    if not fleet.playbook:
+        raise AwsError("the hosts' user data needs the playbook bundle (AwsFleet.playbook)")
+    lines = [fleet.playbook[i : i + 76] for i in range(0, len(fleet.playbook), 76)]
+    text = _USER_DATA % {
+        "prefix": settings.backup.prefix,
+        "bundle": "\n".join(lines),
+        "keys": deploy_keys_parameter(settings),
+    }
+    size = len(text.encode())
+    if size > USER_DATA_LIMIT:
+        raise AwsError(
+            f"the hosts' user data is {size} bytes, over EC2's {USER_DATA_LIMIT}: the "
+            "bundled playbook and inventory are too large"
+        )
+    return text
 
 
 class _Builder:
-    def __init__(self, settings: AwsSettings, services: tuple[AwsService, ...]) -> None:
+    def __init__(
+        self, settings: AwsSettings, services: tuple[AwsService, ...], fleet: AwsFleet
+    ) -> None:
         self.s = settings
         self.services = services
+        self.fleet = fleet
         self.t = Template()
         self.certificate = settings.certificate_arn is not None
 
@@ -496,6 +546,33 @@ class _Builder:
                     Description=f"port {port} to the hosts",
                 )
             )
+        self.between_hosts()
+
+    def between_hosts(self) -> None:
+        """App hosts reach each other on the fleet's ports (published and host-networking
+        service ports, and the ephemeral range replicas are published on for other hosts'
+        HAProxies), from the hosts' own group only: nothing else gets these ports."""
+        ranges = [(p, p, f"fleet port {p}") for p in sorted(set(self.fleet.ports))]
+        low, high = REPLICA_PORTS
+        ranges.append((low, high, "replicas published for the other hosts"))
+        for start, end, what in ranges:
+            name = f"{start}" if start == end else f"{start}To{end}"
+            for kind, direction in (("Ingress", "from"), ("Egress", "to")):
+                peer = (
+                    "SourceSecurityGroupId" if kind == "Ingress" else "DestinationSecurityGroupId"
+                )
+                rule = ec2.SecurityGroupIngress if kind == "Ingress" else ec2.SecurityGroupEgress
+                self.add(
+                    rule(
+                        f"HostFleet{kind}{name}",
+                        GroupId=Ref("HostSecurityGroup"),
+                        IpProtocol="tcp",
+                        FromPort=start,
+                        ToPort=end,
+                        Description=f"{what} {direction} the other hosts",
+                        **{peer: Ref("HostSecurityGroup")},
+                    )
+                )
 
     # -- backups --------------------------------------------------------------------------
 
@@ -735,7 +812,26 @@ class _Builder:
                                 },
                             ],
                         },
-                    )
+                    ),
+                    # The deploy user's keys, read at boot: this one parameter, nothing else.
+                    iam.Policy(
+                        PolicyName="deploy-keys",
+                        PolicyDocument={
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Sid": "ReadDeployKeys",
+                                    "Effect": "Allow",
+                                    "Action": "ssm:GetParameter",
+                                    "Resource": Sub(
+                                        "arn:${AWS::Partition}:ssm:${AWS::Region}:"
+                                        "${AWS::AccountId}:parameter/"
+                                        + deploy_keys_parameter(self.s).lstrip("/")
+                                    ),
+                                }
+                            ],
+                        },
+                    ),
                 ],
                 Tags=self.tags("host"),
             )
@@ -763,7 +859,7 @@ class _Builder:
                         _volume("/dev/xvda", h.root_volume_gb),
                         _volume("/dev/xvdf", h.data_volume_gb),
                     ],
-                    UserData=Base64(Sub(_USER_DATA % {"prefix": b.prefix})),
+                    UserData=Base64(Sub(user_data(self.s, self.fleet))),
                     TagSpecifications=[
                         ec2.TagSpecifications(ResourceType=kind, Tags=self.tags("host"))
                         for kind in ("instance", "volume")
@@ -785,7 +881,10 @@ class _Builder:
                 MinSize=str(h.min),
                 MaxSize=str(h.max),
                 DesiredCapacity=str(h.desired),
-                HealthCheckType="ELB" if groups else "EC2",
+                # EC2 status checks replace a broken instance; the load balancer's checks only
+                # take a host out of rotation. With ELB checks the group would replace a host
+                # that serves nothing yet (Conveyor places replicas after it boots) in a loop.
+                HealthCheckType="EC2",
                 HealthCheckGracePeriod=300,
                 UpdatePolicy=UpdatePolicy(
                     AutoScalingRollingUpdate=AutoScalingRollingUpdate(

@@ -93,10 +93,12 @@ def validate(config: EdgeConfig) -> None:
         seen[key] = port.service
 
 
-def render_edge(config: EdgeConfig, run_dir: Path) -> str:
+def render_edge(config: EdgeConfig, run_dir: Path, *, user: str | None = None) -> str:
     """The edge HAProxy's configuration. `run_dir` (absolute) holds its admin socket and
-    pid file, as for the router."""
+    pid file, as for the router. `user`: the account HAProxy drops to once its ports are
+    bound (a provisioned edge host starts it as root; None: it stays who started it)."""
     validate(config)
+    drop = [f"user {user}", f"group {user}"] if user is not None else []
     lines = [
         "# Rendered by Conveyor (render.edge_haproxy): the fleet's edge. Do not edit.",
         "",
@@ -106,6 +108,7 @@ def render_edge(config: EdgeConfig, run_dir: Path) -> str:
                 f"stats socket {run_dir / ADMIN_SOCKET} mode 600 level admin",
                 f"pidfile {run_dir / PID_FILE}",
                 f"hard-stop-after {HARD_STOP_AFTER}",
+                *drop,
             ],
         ),
         *_section(

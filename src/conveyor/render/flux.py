@@ -22,7 +22,7 @@ Grafana and Elasticsearch are not rendered: they are prerequisites (docs/flux.md
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,13 @@ from conveyor.model.flux import FluxSettings, ImageAutomation
 from conveyor.model.log_shipping import LogShipping
 from conveyor.model.stack import Service
 from conveyor.render import flagger, kube_observe
-from conveyor.render.kube_meta import KubeEnvironment, dump, kustomization, metadata
+from conveyor.render.kube_meta import (
+    FLUX_NAMESPACE,
+    KubeEnvironment,
+    dump,
+    kustomization,
+    metadata,
+)
 from conveyor.render.prometheus_rules import duration
 from conveyor.render.validator import Validator
 
@@ -38,7 +44,6 @@ SOURCE_API = "source.toolkit.fluxcd.io/v1"
 KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
 NOTIFICATION_API = "notification.toolkit.fluxcd.io/v1beta3"
 IMAGE_API = "image.toolkit.fluxcd.io/v1beta2"
-FLUX_NAMESPACE = "flux-system"
 SOURCE = "flux-system"  # the GitRepository of the deploy repository (bootstrap's name)
 WEBHOOK_PATH = "/hooks/flux"  # on Conveyor's server: app.flux_hook (docs/flux.md)
 TIMEOUT = "5m"
@@ -65,6 +70,14 @@ class FluxInputs:
     es: kube_observe.EsOutput = field(default_factory=lambda: kube_observe.es_output(LogShipping()))
     prometheus_url: str = kube_observe.DEFAULT_PROMETHEUS
     gateway: flagger.GatewayRef = field(default_factory=flagger.GatewayRef)
+    # Environments with `target: kubernetes`: the overlay directory the server commits each
+    # release to (`deploy.path`/overlays/<env>), which their Kustomization must apply.
+    overlays: Mapping[str, str] = field(default_factory=dict)
+
+    def overlay(self, env: str) -> str:
+        """The overlay Flux applies for `env`, as Flux writes a path (`./a/b`)."""
+        found = self.overlays.get(env)
+        return _path(found) if found is not None else _path(self.settings.path, "overlays", env)
 
 
 def _path(*parts: str) -> str:
@@ -126,7 +139,7 @@ def sync(inputs: FluxInputs) -> list[dict[str, Any]]:
         out.append(
             _kustomization(
                 f"apps-{env.name}",
-                _path(s.path, "overlays", env.name),
+                inputs.overlay(env.name),
                 interval,
                 dependsOn=[{"name": "infrastructure"}],
                 wait=True,  # ready means every Deployment rolled out, every Job done
@@ -206,12 +219,6 @@ def notifications(inputs: FluxInputs) -> list[dict[str, Any]]:
             },
         ]
     return out
-
-
-def image_setter(service: str, part: str = "tag") -> str:
-    """The marker Flux's Setters strategy rewrites: put it as the comment of the overlay's
-    `images:` entry (`newTag: 1.2.0 # {"$imagepolicy": "flux-system:web:tag"}`)."""
-    return f'{{"$imagepolicy": "{FLUX_NAMESPACE}:{service}:{part}"}}'
 
 
 def image_repository(image: str) -> str:
@@ -297,7 +304,7 @@ def image_automation(inputs: FluxInputs) -> list[dict[str, Any]]:
                         "push": {"branch": branch},
                     },
                     "update": {
-                        "path": _path(inputs.settings.path, "overlays", env.name),
+                        "path": inputs.overlay(env.name),
                         "strategy": "Setters",
                     },
                 },

@@ -221,7 +221,8 @@ def _section(header: str, lines: list[str]) -> list[str]:
     return [header, *(_INDENT + line for line in lines), ""]
 
 
-def _global(run_dir: Path) -> list[str]:
+def _global(run_dir: Path, user: str | None = None) -> list[str]:
+    drop = [f"user {user}", f"group {user}"] if user is not None else []
     return _section(
         "global",
         [
@@ -234,6 +235,7 @@ def _global(run_dir: Path) -> list[str]:
             f"server-state-file {run_dir / STATE_FILE}",
             f"hard-stop-after {HARD_STOP_AFTER}",
             f"log unix@{run_dir / ACCESS_LOG_SOCKET} len 1024 format raw local0",
+            *drop,
         ],
     )
 
@@ -335,15 +337,22 @@ def _stats(port: int, prometheus_exporter: bool) -> list[str]:
     return _section("frontend stats", lines)
 
 
-def render(config: RouterConfig, run_dir: Path, *, prometheus_exporter: bool = True) -> str:
+def render(
+    config: RouterConfig,
+    run_dir: Path,
+    *,
+    prometheus_exporter: bool = True,
+    user: str | None = None,
+) -> str:
     """The HAProxy configuration for `config`. `run_dir` must be absolute: HAProxy re-executes
     itself on reload and the paths in the file must still resolve. `prometheus_exporter` is False
-    when `haproxy -vv` does not list the prometheus-exporter service."""
+    when `haproxy -vv` does not list the prometheus-exporter service. `user`: the account
+    HAProxy drops to after binding (a fleet host's HAProxy is started as root by systemd)."""
     validate(config)
     lines = [
         "# Rendered by Conveyor (conveyor.router). Do not edit: the next ensure() rewrites it.",
         "",
-        *_global(run_dir),
+        *_global(run_dir, user),
         *_defaults(),
     ]
     for frontend in sorted(config.frontends, key=lambda f: f.service):

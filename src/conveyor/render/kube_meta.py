@@ -25,6 +25,7 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 # resource's selectors pick Conveyor's objects by it.
 MONITORING_LABELS: Mapping[str, str] = {MANAGED_BY_LABEL: "conveyor"}
 HEADER = "# Rendered by Conveyor. The next render rewrites it.\n"
+FLUX_NAMESPACE = "flux-system"  # where Flux's own objects (and its ImagePolicies) live
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,9 @@ def kustomization(resources: Iterable[str], namespace: str | None = None) -> str
 def load_all(text: str) -> list[dict[str, Any]]:
     """The objects of a rendered file (tests and validators read them back)."""
     return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+
+
+def image_setter(service: str, part: str = "tag") -> str:
+    """The marker Flux's Setters strategy rewrites: put it as the comment of the overlay's
+    `images:` entry (`newTag: 1.2.0 # {"$imagepolicy": "flux-system:web:tag"}`)."""
+    return f'{{"$imagepolicy": "{FLUX_NAMESPACE}:{service}:{part}"}}'

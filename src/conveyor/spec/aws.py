@@ -72,6 +72,7 @@ HOST_KEYS = (
     "ssh_cidr",
     "key_name",
     "image_parameter",
+    "deploy_keys_parameter",
 )
 BACKUP_KEYS = ("bucket_name", "retention_days", "noncurrent_days", "prefix")
 SNAPSHOT_KEYS = ("enabled", "interval_hours", "time", "retain")
@@ -250,6 +251,9 @@ def _hosts(ctx: Context, path: YamlPath, raw: Any) -> HostsSettings:
         key_name=field.matching("key_name", _KEY_NAME, "an EC2 key pair's name"),
         image_parameter=field.matching("image_parameter", _SSM_PATH, "an SSM parameter path")
         or defaults.image_parameter,
+        deploy_keys_parameter=field.matching(
+            "deploy_keys_parameter", _SSM_PATH, "an SSM parameter path"
+        ),
     )
 
 

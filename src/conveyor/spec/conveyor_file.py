@@ -31,6 +31,7 @@ from conveyor.spec.aws import aws_settings
 from conveyor.spec.backups import backups_settings
 from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
+from conveyor.spec.deploy_repo import check_deploy_repos, deploy_repo, target
 from conveyor.spec.durations import parse_duration, parse_non_negative_duration
 from conveyor.spec.fleet import fleet as parse_fleet
 from conveyor.spec.flux import flux_settings
@@ -63,6 +64,8 @@ ENVIRONMENT_KEYS = (
     "on_interrupted",
     "slo",
     "alerts",
+    "target",
+    "deploy",
 )
 GATE_KEYS = ("soak", "pipeline_passed", "approval")
 OVERRIDE_KEYS = ("replicas", "environment", "ports")
@@ -134,8 +137,11 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     if not raw_envs:
         ctx.error(("environments",), "name at least one environment")
         return None
-    envs = {name: _environment(ctx, name, raw) for name, raw in raw_envs.items()}
+    envs = {name: _environment(ctx, name, raw, flux.branch) for name, raw in raw_envs.items()}
     _check_promotions(ctx, envs)
+    check_deploy_repos(
+        ctx, {n: e.deploy for n, e in envs.items() if e is not None and e.deploy is not None}
+    )
     if ctx.errors or any(e is None for e in envs.values()):
         return None
     return ConveyorConfig(
@@ -151,7 +157,10 @@ def _config(ctx: Context) -> ConveyorConfig | None:
     )
 
 
-def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | None:
+def _environment(
+    ctx: Context, name: str, written: Any, deploy_branch: str
+) -> EnvironmentSpec | None:
+    """`deploy_branch`: the deploy repository's branch when `deploy:` names none (Flux's)."""
     path: YamlPath = ("environments", name)
     errors_before = len(ctx.errors)
     if not _ENV_NAME.fullmatch(name):
@@ -187,8 +196,11 @@ def _environment(ctx: Context, name: str, written: Any) -> EnvironmentSpec | Non
             "applies only to an environment with a 'branch' (pipelines run where a branch "
             "feeds; a promotion runs none)",
         )
+    kind = target(ctx, path, raw)
     spec = EnvironmentSpec(
         name=name,
+        target=kind,
+        deploy=deploy_repo(ctx, path, raw, kind, _branch, deploy_branch),
         branch=branch,
         tag_pattern=tag_pattern,
         compose=_optional(ctx, raw, path, "compose", _repo_path) or DEFAULT_COMPOSE,

@@ -1,13 +1,15 @@
 """`conveyor provision` against two real hosts (containers with their own filesystem, sshd and
 dockerd: conveyor.testing.fleet_hosts), never this machine: the first run changes them and
-the result is real, the second changes nothing, `--check --diff` shows a change without making
-it, and a host that fails is named with its task while the other one finishes.
+the result is real (h1 is the edge: its HAProxy balances the published port over h2, the app
+host), the second changes nothing, `--check --diff` shows a change without making it, and a
+host that fails is named with its task while the other one finishes.
 
 The tests share one fleet and run in order (each leaves the hosts as the next expects)."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,10 @@ from typer.testing import CliRunner
 
 from conveyor.app.provision import ProvisionInputs, provision, provision_inputs
 from conveyor.cli.main import app
+from conveyor.model.aws import AwsSettings
 from conveyor.model.provision import ProvisionEvent, ProvisionResult
 from conveyor.testing.fleet_hosts import TestFleet, fleet_of_hosts
+from tests.unit.render.test_aws_hosts import aws_firewall
 
 # A fleet and four playbook runs: longer than the default per-test timeout on 2 shared cores.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -26,6 +30,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 # The test hosts get new host keys every time: nothing to check them against.
 ENVIRON = {"ANSIBLE_HOST_KEY_CHECKING": "False"}
 PUBLISHED = 18080
+# `show stat` on a host's HAProxy admin socket (the test hosts have Python, not socat).
+SHOW_STAT = (
+    "import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); "
+    "s.sendall(b'show stat\\n'); print(s.makefile().read())"
+)
 
 
 @dataclass
@@ -44,7 +53,7 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisione
         h1, h2 = fleet.hosts
         (project / "conveyor.yaml").write_text(
             "hosts:\n"
-            f"  h1: {{address: {h1.address}, key: {h1.key}, roles: [app, edge]}}\n"
+            f"  h1: {{address: {h1.address}, key: {h1.key}, roles: [edge]}}\n"
             f"  h2: {{address: {h2.address}, key: {h2.key}, roles: [app, monitor]}}\n"
         )
         (project / "compose.yaml").write_text(
@@ -79,12 +88,53 @@ def test_first_run_changes_both_hosts_and_the_result_is_real(provisioned: Provis
     ruleset = h1.exec("nft", "list", "table", "inet", "conveyor")
     assert f"tcp dport {PUBLISHED} accept" in ruleset and "policy drop" in ruleset
     assert f"ip saddr {{ {h1.address}, {h2.address} }} accept" in ruleset
+    # An AWS host's firewall (the VPC's range standing for the fleet) is one nft accepts.
+    aws_rules = aws_firewall(AwsSettings())
+    assert "ip saddr { 10.0.0.0/16 } accept" in aws_rules
+    h1.exec("nft", "-c", "-f", "/dev/stdin", input=aws_rules.encode())
     # The fleet's own traffic passes the firewall: h2 reads h1's node exporter.
     metrics = h2.exec("curl", "-sf", f"http://{h1.address}:9100/metrics")
     assert "node_load1" in metrics
+    # Each host's HAProxy runs the configuration Conveyor rendered: the edge on h1 (over the
+    # app host h2), the router's base on h2, dropped to the haproxy user once bound.
+    edge = h1.exec("cat", "/etc/haproxy/haproxy.cfg")
+    assert f"frontend fe_web_{PUBLISHED}" in edge
+    assert f"server h2 {h2.address}:{PUBLISHED}" in edge and "server h1 " not in edge
+    assert "expose-fd listeners" in h2.exec("cat", "/etc/haproxy/haproxy.cfg")
+    for host in (h1, h2):
+        pid = host.exec("cat", "/run/haproxy/haproxy.pid").split()[0]
+        assert host.exec("stat", "-c", "%U", f"/proc/{pid}").strip() == "haproxy"
+    dropin = h1.exec("cat", "/etc/systemd/system/haproxy.service.d/conveyor.conf")
+    assert "ExecStart=/usr/sbin/haproxy -Ws -f $CONFIG $EXTRAOPTS" in dropin
     # NRPE answers on h1's address (the monitor host h2 is allowed)
     assert f"allowed_hosts=127.0.0.1,{h2.address}" in h1.exec("cat", "/etc/nagios/nrpe.cfg")
     assert h1.exec("cat", "/run/nagios/nrpe.pid").strip().isdigit()
+
+
+def test_the_edge_serves_the_published_port_from_the_app_host(provisioned: Provisioned) -> None:
+    """A request to the edge (h1) reaches what listens on the published port of the app host
+    (h2): here a plain HTTP server standing in for h2's HAProxy, which has no routes before
+    the router gives it some."""
+    h1, h2 = provisioned.fleet.hosts
+    serve = f"http.server {PUBLISHED} --bind {h2.address} --directory /etc/haproxy"
+    pid = h2.exec(
+        "sh", "-c", f"nohup python3 -m {serve} >/dev/null 2>&1 </dev/null & echo $!"
+    ).strip()
+    try:
+        url = f"http://{h1.address}:{PUBLISHED}/haproxy.cfg"
+        deadline = time.monotonic() + 60  # the edge's checks must see h2 up (rise 2)
+        body = ""
+        while time.monotonic() < deadline:
+            body = h2.exec("sh", "-c", f"curl -s --max-time 5 {url} || true")
+            if "expose-fd listeners" in body:
+                break
+            time.sleep(0.5)
+        assert "expose-fd listeners" in body, body  # h2's own file, served through h1
+        stats = h1.exec("python3", "-c", SHOW_STAT)
+        row = next(r for r in stats.splitlines() if r.startswith(f"be_web_{PUBLISHED},h2,"))
+        assert ",UP," in row
+    finally:
+        h2.exec("kill", pid)
 
 
 def test_second_run_changes_nothing(provisioned: Provisioned) -> None:
@@ -97,6 +147,7 @@ def test_check_diff_shows_a_change_and_makes_none(
 ) -> None:
     h1 = provisioned.fleet.hosts[0]
     h1.exec("sh", "-c", "echo '{\"live-restore\": false}' > /etc/docker/daemon.json")
+    h1.exec("sed", "-i", "s/    server h2 /    server gone /", "/etc/haproxy/haproxy.cfg")
     for key, value in ENVIRON.items():
         monkeypatch.setenv(key, value)
     project = provisioned.project
@@ -110,8 +161,12 @@ def test_check_diff_shows_a_change_and_makes_none(
     assert "docker : Configure dockerd" in result.output
     assert '-{"live-restore": false}' in result.output
     assert '+    "live-restore": true,' in result.output
+    # the edge's configuration, rendered by Conveyor, diffed like any file
+    assert "haproxy : Install the edge configuration (edge hosts)" in result.output
+    assert "-    server gone " in result.output and "+    server h2 " in result.output
     assert "h2" not in result.output.split("recap")[-1]  # --limit: h1 only
     assert "false" in h1.exec("cat", "/etc/docker/daemon.json")  # unchanged
+    assert "server gone " in h1.exec("cat", "/etc/haproxy/haproxy.cfg")
 
 
 def test_a_failing_host_is_named_with_its_task_while_the_other_finishes(

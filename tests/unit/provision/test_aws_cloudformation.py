@@ -4,6 +4,7 @@ tests/integration/aws covers the rest against it)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,7 +12,11 @@ from botocore.exceptions import ClientError
 
 from conveyor.errors import AwsError
 from conveyor.model.aws import ChangeSetPlan, StackEvent
-from conveyor.provision.aws.cloudformation import CloudFormation
+from conveyor.provision.aws.cloudformation import (
+    TEMPLATE_BODY_LIMIT,
+    CloudFormation,
+    template_body,
+)
 
 
 class Recorded:
@@ -114,3 +119,11 @@ def test_aws_errors_carry_aws_message() -> None:
 
     with pytest.raises(AwsError, match="describe stack s: not allowed to describe"):
         CloudFormation(Refusing(["x"], [[]]), poll=0).stack("s")  # type: ignore[arg-type]
+
+
+def test_the_template_goes_inline_without_indentation_within_cloudformations_limit() -> None:
+    indented = json.dumps({"Resources": {"A": {"Type": "T", "Properties": {"P": "x"}}}}, indent=2)
+    assert template_body(indented) == '{"Resources":{"A":{"Properties":{"P":"x"},"Type":"T"}}}'
+    too_big = json.dumps({"Description": "x" * TEMPLATE_BODY_LIMIT})
+    with pytest.raises(AwsError, match="over CloudFormation's 51200"):
+        template_body(too_big)

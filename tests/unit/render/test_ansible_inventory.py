@@ -3,15 +3,16 @@ and through Ansible's own reading of it (ansible-inventory --list, back into a F
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
-import yaml
-
 from conveyor.host.ansible import list_inventory
+from conveyor.host.command import tool_path
 from conveyor.model.checks import ChecksSettings
 from conveyor.model.fleet import Fleet, FleetHost
 from conveyor.model.provision import ProvisionSettings
-from conveyor.render.ansible_inventory import published_ports, render_inventory
+from conveyor.render.ansible_inventory import published_ports, read_inventory, render_inventory
 from conveyor.spec.compose import load_compose
 from conveyor.spec.fleet import fleet_from_inventory
 
@@ -30,7 +31,7 @@ SETTINGS = ProvisionSettings(
 
 
 def test_inventory_holds_each_hosts_connection_roles_ports_and_nrpe() -> None:
-    data = yaml.safe_load(render_inventory(FLEET, SETTINGS))["all"]
+    data = read_inventory(render_inventory(FLEET, SETTINGS))["all"]
     assert data["vars"]["conveyor_fleet_addresses"] == ["10.0.0.5", "10.0.0.6", "10.0.0.9"]
     assert data["vars"]["conveyor_published_ports"] == [443, 8080]
     assert data["vars"]["conveyor_deploy_keys"] == ["ssh-ed25519 AAAA deploy"]
@@ -76,3 +77,25 @@ def test_published_ports_come_from_the_compose_file(tmp_path: Path) -> None:
     )
     stack = load_compose([Path("compose.yaml")], "shop", {}, cwd=tmp_path).stack
     assert published_ports(stack) == (8080,)
+
+
+def test_haproxy_configurations_reach_ansible_untemplated(tmp_path: Path) -> None:
+    """Rendered files are `!unsafe`: Ansible hands them over byte for byte, even text that
+    looks like Jinja, instead of templating them again."""
+    cfg = "global\n    # {{ not_a_variable }} {% raw %}\n"
+    settings = SETTINGS.model_copy(update={"haproxy_cfg": cfg, "edge_haproxy_cfg": "edge\n"})
+    path = tmp_path / "inventory.yml"
+    path.write_text(render_inventory(FLEET, settings))
+    assert "conveyor_haproxy_cfg: !unsafe |" in path.read_text()
+    done = subprocess.run(
+        [str(tool_path("ansible", venv_first=True)), "web1", "-i", str(path), "-c", "local",
+         "-m", "debug", "-a", "var=conveyor_haproxy_cfg"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert json.dumps(cfg) in done.stdout
+
+
+def test_fleet_networks_join_the_addresses_the_firewall_lets_in() -> None:
+    settings = SETTINGS.model_copy(update={"fleet_networks": ("10.0.0.0/16",)})
+    data = read_inventory(render_inventory(FLEET, settings))["all"]
+    assert data["vars"]["conveyor_fleet_addresses"][-1] == "10.0.0.0/16"

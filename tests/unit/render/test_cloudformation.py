@@ -16,11 +16,15 @@ import pytest
 from conveyor.errors import AwsError
 from conveyor.model.aws import (
     AlarmSettings,
+    AwsFleet,
     AwsService,
     AwsSettings,
     HostsSettings,
     SnapshotSettings,
 )
+from conveyor.model.checks import ChecksSettings
+from conveyor.provision.ansible.bundle import playbook_bundle
+from conveyor.render.aws_host import aws_fleet_ports, aws_host_inventory
 from conveyor.render.cloudformation import (
     SUPPRESSIONS,
     aws_services,
@@ -48,12 +52,22 @@ FULL = AwsSettings(
 )
 
 
+SHOP = load_stack(ROOT / "examples/shop/compose.yaml", environ={})
+# The hosts' part, as `conveyor aws render` makes it for the shop example.
+FLEET = AwsFleet(
+    ports=aws_fleet_ports(SHOP),
+    playbook=playbook_bundle(aws_host_inventory(AwsSettings(), SHOP, ChecksSettings())),
+)
+
+
 def shop_services() -> tuple[AwsService, ...]:
-    return aws_services(load_stack(ROOT / "examples/shop/compose.yaml", environ={}))
+    return aws_services(SHOP)
 
 
-def render(settings: AwsSettings, services: tuple[AwsService, ...] = SERVICES) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(template_json(settings, services))
+def render(
+    settings: AwsSettings, services: tuple[AwsService, ...] = SERVICES, fleet: AwsFleet = FLEET
+) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(template_json(settings, services, fleet))
     return data
 
 
@@ -66,8 +80,8 @@ def test_shop_example_publishes_its_gateway_only() -> None:
 
 
 def test_same_input_gives_byte_identical_json() -> None:
-    assert template_json(FULL, SERVICES) == template_json(FULL, SERVICES)
-    assert template_json(FULL, SERVICES) != template_json(AwsSettings(), SERVICES)
+    assert template_json(FULL, SERVICES, FLEET) == template_json(FULL, SERVICES, FLEET)
+    assert template_json(FULL, SERVICES, FLEET) != template_json(AwsSettings(), SERVICES, FLEET)
 
 
 def test_three_zones_public_and_private_subnets_inside_the_vpc() -> None:
@@ -90,12 +104,13 @@ def test_only_the_load_balancer_faces_the_internet() -> None:
         alb = t["Resources"]["LoadBalancerSecurityGroup"]["Properties"]
         assert [r["FromPort"] for r in alb["SecurityGroupIngress"]] == ports
         host = t["Resources"]["HostSecurityGroup"]["Properties"]
-        ingress = of_type(t, "AWS::EC2::SecurityGroupIngress")
-        assert {r["Properties"]["FromPort"] for r in ingress.values()} == {8080, 8081}
+        ingress = [r["Properties"] for r in of_type(t, "AWS::EC2::SecurityGroupIngress").values()]
+        from_alb = [r for r in ingress if r["SourceSecurityGroupId"]["Ref"] != "HostSecurityGroup"]
+        assert {r["FromPort"] for r in from_alb} == {8080, 8081}
         assert all(
-            r["Properties"]["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
-            for r in ingress.values()
+            r["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"} for r in from_alb
         )
+        assert all("CidrIp" not in r for r in ingress)  # no address range reaches a host
         ssh = host.get("SecurityGroupIngress", [])
         if settings.hosts.ssh_cidr is None:
             assert ssh == []
@@ -182,12 +197,20 @@ def test_no_published_service_still_renders_a_load_balancer_answering_404() -> N
     assert t["Resources"]["HostGroup"]["Properties"]["HealthCheckType"] == "EC2"
 
 
+def test_the_group_replaces_hosts_on_ec2_checks_even_behind_the_load_balancer() -> None:
+    """A host serves nothing until Conveyor places replicas on it: ELB checks would have the
+    group replace every new host after its grace period."""
+    t = render(AwsSettings(), SERVICES)
+    group = t["Resources"]["HostGroup"]["Properties"]
+    assert group["TargetGroupARNs"] and group["HealthCheckType"] == "EC2"
+
+
 def test_settings_that_do_not_fit_the_services_are_refused() -> None:
     with pytest.raises(AwsError, match="default_service: 'shop' is not a published"):
-        template_json(AwsSettings(default_service="shop"), SERVICES)
+        template_json(AwsSettings(default_service="shop"), SERVICES, FLEET)
     clash = (AwsService(name="a-b", port=1), AwsService(name="a_b", port=2))
     with pytest.raises(AwsError, match="same resource name 'AB'"):
-        template_json(AwsSettings(), clash)
+        template_json(AwsSettings(), clash, FLEET)
 
 
 def test_parameters_name_the_image_parameter() -> None:
@@ -225,7 +248,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files = {}
     for name, (settings, services) in VARIANTS.items():
         path = out / f"{name}.json"
-        path.write_text(template_json(settings, shop_services() if services is None else services))
+        chosen = shop_services() if services is None else services
+        path.write_text(template_json(settings, chosen, FLEET))
         files[name] = path
     return files
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from conveyor.model.log_shipping import ElasticsearchDestination, LogShipping, LokiDestination
-from conveyor.render.flux import image_repository, image_setter
+from conveyor.render.flux import image_repository
+from conveyor.render.kube_meta import image_setter
 from conveyor.render.kube_observe import EsOutput, es_output, fluent_bit_config
 
 

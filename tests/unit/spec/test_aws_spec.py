@@ -51,6 +51,7 @@ def test_full_file_sets_every_field() -> None:
             data_volume_gb=200,
             ssh_cidr="203.0.113.0/24",
             key_name="ops",
+            deploy_keys_parameter="/shop/deploy-keys",
         ),
         backup=BackupSettings(
             bucket_name="shop-backups.example",

@@ -173,3 +173,26 @@ def test_an_environment_is_its_own_project_with_its_delivery_policy() -> None:
     assert production.policy.protected is True
     assert [e.name for e in config.on_branch("main")] == ["release", "staging"]
     assert config.on_branch("production") == []
+
+
+def test_a_kubernetes_target_names_its_deploy_repository() -> None:
+    config = load_conveyor_file(GOOD / "kubernetes_target.yaml")
+    staging = config.environments["staging"]
+    production = config.environments["production"]
+
+    assert (staging.target, production.target) == ("kubernetes", "kubernetes")
+    assert config.environments["preview"].target == "docker"
+    assert config.environments["preview"].deploy is None
+    assert staging.deploy is not None and production.deploy is not None
+    # Unwritten: flux.branch (what Flux follows) and a directory of the environment's own.
+    assert (staging.deploy.branch, staging.deploy.path) == ("release", "clusters/staging")
+    assert staging.deploy.overlay("staging") == "clusters/staging/overlays/staging"
+    assert production.deploy.overlay("eu-1") == "clusters/eu/production/overlays/eu-1"
+    assert production.deploy.repo == "/srv/git/deploy.git"
+    assert (production.deploy.branch, production.deploy.path) == ("prod", "clusters/eu/production")
+
+
+def test_an_environment_is_a_docker_one_unless_it_says_otherwise() -> None:
+    config = parse_conveyor("environments:\n  dev:\n    branch: main\n")
+    assert config.environments["dev"].target == "docker"
+    assert config.environments["dev"].deploy is None

@@ -108,7 +108,7 @@ class CloudFormation:
                 StackName=stack,
                 ChangeSetName=name,
                 ChangeSetType=kind,
-                TemplateBody=template,
+                TemplateBody=template_body(template),
                 Parameters=[
                     {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())
                 ],
@@ -227,3 +227,25 @@ def _aws_errors(doing: str) -> Iterator[None]:
         raise AwsError(f"{doing}: {_message(e)}") from None
     except BotoCoreError as e:  # no credentials, endpoint unreachable, ...
         raise AwsError(f"{doing}: {e}") from None
+
+
+# CloudFormation takes at most this many bytes inline (TemplateBody); more needs a TemplateURL
+# (an S3 object), which `apply` does not upload yet.
+TEMPLATE_BODY_LIMIT = 51_200
+
+
+def template_body(template: str) -> str:
+    """The template as sent: JSON without the indentation the rendered file keeps for people
+    (the hosts' user data, with its playbook bundle, takes the indented file past the limit).
+    Raises AwsError when even that is over CloudFormation's limit."""
+    try:
+        body = json.dumps(json.loads(template), separators=(",", ":"), sort_keys=True)
+    except json.JSONDecodeError:
+        body = template  # not JSON: sent as written, CloudFormation says what is wrong
+    size = len(body.encode())
+    if size > TEMPLATE_BODY_LIMIT:
+        raise AwsError(
+            f"the template is {size} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT} for a "
+            "template sent inline (uploading it to S3 first is not built)"
+        )
+    return body

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from conveyor.model.stack import Service, Stack
-from conveyor.render.kubernetes.names import dns_label, labels, selector
+from conveyor.render.kubernetes.names import dns_label, labels, pod_selector
 from conveyor.render.kubernetes.objects import Collected, Manifest, manifest, meta
 
 ZONE = "topology.kubernetes.io/zone"
@@ -15,15 +15,15 @@ HOSTNAME = "kubernetes.io/hostname"
 RPS_METRIC = "http_requests_per_second"
 
 
-def spread(match: Mapping[str, str]) -> list[Manifest]:
+def spread(match: Mapping[str, object]) -> list[Manifest]:
     """Replicas spread across zones and nodes; ScheduleAnyway, so a small cluster (one zone,
-    few nodes) still schedules every replica."""
+    few nodes) still schedules every replica. `match`: a LabelSelector."""
     return [
         {
             "maxSkew": 1,
             "topologyKey": key,
             "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": dict(match)},
+            "labelSelector": dict(match),
         }
         for key in (ZONE, HOSTNAME)
     ]
@@ -34,13 +34,14 @@ def replicated(service: Service) -> bool:
     return low > 1
 
 
-def disruption_budget(stack: Stack, service: Service) -> Manifest:
-    """At most one replica evicted at a time (drains, upgrades)."""
+def disruption_budget(stack: Stack, service: Service, canaried: bool = False) -> Manifest:
+    """At most one replica evicted at a time (drains, upgrades); `canaried`: counting the
+    pods of Flagger's primary too."""
     return manifest(
         "policy/v1",
         "PodDisruptionBudget",
         meta(dns_label(service.name), labels(stack.project, service)),
-        spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(stack.project, service)}},
+        spec={"maxUnavailable": 1, "selector": pod_selector(stack.project, service, canaried)},
     )
 
 

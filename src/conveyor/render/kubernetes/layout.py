@@ -14,6 +14,7 @@ import yaml
 
 from conveyor.model.environments import EnvironmentSpec
 from conveyor.model.stack import Stack
+from conveyor.render.kube_meta import image_setter
 from conveyor.render.kubernetes.availability import autoscaler, disruption_budget, replicated
 from conveyor.render.kubernetes.config import (
     Generator,
@@ -102,7 +103,7 @@ def base_manifests(
         if not (canaried and options.traffic == "gateway"):
             manifests.extend(routes(stack, service, options, out))
         if replicated(service):
-            manifests.append(disruption_budget(stack, service))
+            manifests.append(disruption_budget(stack, service, canaried))
         scaler = autoscaler(stack, service, kind, out)
         if scaler is not None:
             manifests.append(scaler)
@@ -196,8 +197,59 @@ def _overlay(
     pinned = _images(stack, images)
     if pinned:
         kustomization["images"] = pinned
-    files[f"{root}/{KUSTOMIZATION}"] = dump(kustomization)
+    text = dump(kustomization)
+    files[f"{root}/{KUSTOMIZATION}"] = _with_setters(text, _services_by_image(stack, images))
     return files
+
+
+# The fields of a Kustomize `images:` entry Flux's image automation (Setters strategy) may
+# rewrite, and the part of its ImagePolicy's choice each takes (render.kube_meta.image_setter).
+_SETTER_PARTS = {"newName": "name", "newTag": "tag", "digest": "digest"}
+
+
+def _services_by_image(stack: Stack, images: Mapping[str, str]) -> dict[str, str]:
+    """The repository an `images:` entry is matched by (its `name`) -> the service it is for."""
+    out: dict[str, str] = {}
+    for name in sorted(images):
+        service = stack.services.get(name)
+        if service is not None:
+            out.setdefault(_repository(image_of(stack, service)), name)
+    return out
+
+
+def _with_setters(text: str, services: Mapping[str, str]) -> str:
+    """`text` (a dumped kustomization) with Flux's setter marker as the comment of each
+    image field Conveyor writes, naming the ImagePolicy of the service (`render flux`'s:
+    one per service, in flux-system): Conveyor's commits and Flux's image automation then
+    write the same fields, and a diff shows one or the other. YAML dumpers write no
+    comments, hence this pass over the lines of the `images:` block."""
+    if not services:
+        return text
+    lines = text.split("\n")
+    start = lines.index("images:") + 1
+    end = start
+    while end < len(lines) and lines[end].startswith(("- ", "  ")):
+        end += 1
+    entry: list[int] = []  # the lines of the entry being read
+
+    def mark(indexes: list[int]) -> None:
+        fields = {lines[i][2:].split(":", 1)[0]: i for i in indexes}
+        at = fields.get("name")
+        service = services.get(lines[at].split(":", 1)[1].strip()) if at is not None else None
+        if service is None:
+            return
+        for key, part in _SETTER_PARTS.items():
+            if key in fields:
+                lines[fields[key]] += f" # {image_setter(service, part)}"
+
+    for index in range(start, end):
+        if lines[index].startswith("- ") and entry:
+            mark(entry)
+            entry = []
+        entry.append(index)
+    if entry:
+        mark(entry)
+    return "\n".join(lines)
 
 
 def secrets_to_encrypt(
@@ -267,14 +319,15 @@ def _images(stack: Stack, images: Mapping[str, str]) -> list[Manifest]:
         if service is None:
             continue
         entry: Manifest = {"name": _repository(image_of(stack, service))}
-        if "@" in ref:
-            repo, digest = ref.split("@", 1)
-            entry.update({"newName": repo, "digest": digest})
-        else:
-            repo, tag = _split_tag(ref)
-            entry["newName"] = repo
-            if tag:
-                entry["newTag"] = tag
+        # `repo@sha256:…`, `repo:tag` or both (`repo:tag@sha256:…`: the digest is what runs,
+        # the tag says which build it is, as Flux's image automation writes them too).
+        named, _, digest = ref.partition("@")
+        repo, tag = _split_tag(named)
+        entry["newName"] = repo
+        if tag:
+            entry["newTag"] = tag
+        if digest:
+            entry["digest"] = digest
         out.append(entry)
     return out
 

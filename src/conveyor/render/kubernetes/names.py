@@ -46,6 +46,41 @@ def selector(project: str, service: Service) -> dict[str, str]:
     return {NAME: dns_label(service.name), PART_OF: dns_label(project)}
 
 
+# Flagger's primary Deployment of a canaried `<svc>` (docs/flux.md) is `<svc>-primary`: its
+# pods carry every label of ours, except that the selector label (`app.kubernetes.io/name`,
+# one of Flagger's defaults) is rewritten to `<svc>-primary`. Flagger rewrites the same label
+# in the match expressions (not matchLabels) of topology spread constraints and anti-affinity.
+PRIMARY_SUFFIX = "-primary"
+
+
+def pod_selector(project: str, service: Service, canaried: bool = False) -> dict[str, object]:
+    """A LabelSelector for the service's pods; for a service Flagger canaries, its pods and
+    those of the primary Flagger makes (a PodDisruptionBudget or NetworkPolicy of ours must
+    cover the primary's pods, which serve the traffic; one selector for both, since the
+    eviction API refuses a pod two budgets select)."""
+    if not canaried:
+        return {"matchLabels": selector(project, service)}
+    name = dns_label(service.name)
+    return {
+        "matchLabels": {PART_OF: dns_label(project)},
+        "matchExpressions": [
+            {"key": NAME, "operator": "In", "values": [name, name + PRIMARY_SUFFIX]}
+        ],
+    }
+
+
+def spread_selector(project: str, service: Service, canaried: bool = False) -> dict[str, object]:
+    """The selector a Deployment's topology spread constraints count its own pods by; for a
+    canaried one, its name as a match expression, which Flagger rewrites to `<svc>-primary`
+    in the primary (matchLabels it leaves alone: the primary would spread by the canary's)."""
+    if not canaried:
+        return {"matchLabels": selector(project, service)}
+    return {
+        "matchLabels": {PART_OF: dns_label(project)},
+        "matchExpressions": [{"key": NAME, "operator": "In", "values": [dns_label(service.name)]}],
+    }
+
+
 def labels(project: str, service: Service) -> dict[str, str]:
     return {**selector(project, service), MANAGED_BY: "conveyor"}
 

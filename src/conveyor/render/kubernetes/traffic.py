@@ -10,7 +10,14 @@ import json
 
 from conveyor.model.stack import Service, Stack
 from conveyor.render.kubernetes.config import main_port
-from conveyor.render.kubernetes.names import dns_label, labels, network_label, renamed, selector
+from conveyor.render.kubernetes.names import (
+    dns_label,
+    labels,
+    network_label,
+    pod_selector,
+    renamed,
+    selector,
+)
 from conveyor.render.kubernetes.objects import (
     Collected,
     KubeOptions,
@@ -18,6 +25,7 @@ from conveyor.render.kubernetes.objects import (
     manifest,
     meta,
 )
+from conveyor.render.kubernetes.workloads import canaried
 
 
 def service_ports(service: Service) -> list[tuple[int, str]]:
@@ -233,7 +241,10 @@ def network_policies(stack: Stack) -> list[Manifest]:
                 "NetworkPolicy",
                 meta(f"{dns_label(service.name)}-published", project),
                 spec={
-                    "podSelector": {"matchLabels": selector(stack.project, service)},
+                    # Flagger's primary pods (`<svc>-primary`) take a canaried service's
+                    # traffic: they are let in too. (The network policies above select by
+                    # network labels, which Flagger copies to the primary's pods.)
+                    "podSelector": pod_selector(stack.project, service, canaried(stack, service)),
                     "policyTypes": ["Ingress"],
                     "ingress": [
                         {"ports": [{"port": target, "protocol": "TCP"} for target, _p, _h in ports]}

@@ -28,6 +28,7 @@ from conveyor.render.kubernetes.names import (
     network_label,
     seconds,
     selector,
+    spread_selector,
 )
 from conveyor.render.kubernetes.objects import Collected, Manifest, manifest, meta
 from conveyor.render.kubernetes.probes import probes, ready_window
@@ -47,6 +48,11 @@ def kind_of(stack: Stack, service: Service) -> str:
     if named_volumes(stack, service):
         return "StatefulSet"
     return "Deployment"
+
+
+def canaried(stack: Stack, service: Service) -> bool:
+    """Flagger canaries it (`x-conveyor.canary`): only Deployments are."""
+    return service.canary is not None and kind_of(stack, service) == "Deployment"
 
 
 def named_volumes(stack: Stack, service: Service) -> list[VolumeMount]:
@@ -161,7 +167,9 @@ def _pod(stack: Stack, service: Service, out: Collected, kind: str, env_secret: 
     if kind != "Job":
         replicas = service.autoscale.max if service.autoscale else service.replicas
         if replicas > 1:
-            spec["topologySpreadConstraints"] = spread(selector(stack.project, service))
+            spec["topologySpreadConstraints"] = spread(
+                spread_selector(stack.project, service, canaried(stack, service))
+            )
     hosts: dict[str, list[str]] = {}
     for host, address in service.container.extra_hosts:
         hosts.setdefault(address, []).append(host)
