@@ -179,12 +179,16 @@ def down(project: Project, volumes: bool = False) -> DownResult:
     """Stop the reconciler, drain and stop every replica and HAProxy; history stays, and the
     named volumes too unless `volumes` (then their data is deleted, as `docker compose down
     --volumes` does)."""
+    from conveyor.deploy.fleet_runtime import FleetRuntime
+
     paths = project.paths()
     stopped = stop_agent(paths)
     with project_lock(paths):
         engine = project.engine()
         o = engine.down()
         removed = engine.runtime.remove_volumes(paths.project) if volumes else []
+        if isinstance(engine.runtime, FleetRuntime):
+            engine.runtime.close()  # the SSH tunnels to the hosts' engines
     return DownResult(
         project=paths.project,
         agent_stopped=stopped,

@@ -4,6 +4,7 @@ to the real Docker Engine, HAProxy and state database. Entry points (CLI, server
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,9 +13,10 @@ from typing import TYPE_CHECKING
 
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.project import ProjectPaths
-from conveyor.errors import NoComposeFile
+from conveyor.errors import ConveyorError, NoComposeFile
 from conveyor.model.environment import Environment
 from conveyor.model.events import Subject
+from conveyor.model.fleet import Fleet
 from conveyor.model.stack import Stack
 from conveyor.plan.network import SubnetPool
 from conveyor.spec.compose import COMPOSE_FILES as DEFAULT_FILES
@@ -22,6 +24,8 @@ from conveyor.store.db import Store
 from conveyor.store.timeline import Subscriber, Timeline
 
 if TYPE_CHECKING:
+    from conveyor.model.host_health import HostTransition
+    from conveyor.router.fleet import FleetRouter
     from conveyor.spec.compose import Loaded
 
 
@@ -174,7 +178,10 @@ class Project:
         pool = SubnetPool.parse(
             self.environ.get("CONVEYOR_SUBNET_POOL"), self.environ.get("CONVEYOR_SUBNET_PREFIX")
         )
+        fleet = self.fleet()
         store = Store.open(paths.state_dir)
+        if fleet.with_role("app"):
+            return self._fleet_engine(fleet, store, actor, pool)
         return Engine(
             paths=paths,
             runtime=DockerEngine(),
@@ -182,4 +189,75 @@ class Project:
             store=store,
             timeline=self.timeline(store, actor),
             pool=pool,
+        )
+
+    def fleet(self) -> Fleet:
+        """conveyor.yaml's inventory (`hosts:`, or `inventory:` read by Ansible), from
+        CONVEYOR_FILE or the conveyor.yaml beside the first compose file; empty: this machine
+        runs every replica (docs/fleet.md)."""
+        from conveyor.app.provision import resolve_fleet
+        from conveyor.spec.fleet import load_fleet_file
+
+        named = self.environ.get("CONVEYOR_FILE")
+        path = Path(named) if named else self.compose_file.parent / "conveyor.yaml"
+        if not path.is_absolute():
+            path = (self.cwd or Path.cwd()) / path
+        return resolve_fleet(load_fleet_file(path, named or "conveyor.yaml").fleet)
+
+    def _fleet_engine(
+        self, fleet: Fleet, store: Store, actor: str | None, pool: SubnetPool
+    ) -> Engine:
+        """The deploy engine over the fleet's app hosts (docs/fleet.md, "Wiring")."""
+        from conveyor.deploy.fleet_engines import FleetEngines
+        from conveyor.deploy.fleet_health import FleetHealth
+        from conveyor.deploy.fleet_runtime import FleetRuntime
+        from conveyor.router.fleet import FleetRouter
+        from conveyor.runtime.docker_engine import DockerEngine
+
+        paths = self.paths()
+        engines = FleetEngines(fleet, paths.run_dir / "fleet")
+        health = FleetHealth(engines)
+        runtime = FleetRuntime(engines, health, DockerEngine())
+        router = FleetRouter(
+            fleet,
+            paths.run_dir / "fleet-haproxy",
+            self.stack(),
+            health.driven,
+            edge_address=self.environ.get("CONVEYOR_EDGE_ADDRESS", "127.0.0.1"),
+        )
+        timeline = self.timeline(store, actor)
+        health.subscribe(functools.partial(_host_changed, router, timeline))
+        return Engine(
+            paths=paths,
+            runtime=runtime,
+            router=router,
+            store=store,
+            timeline=timeline,
+            pool=pool,
+            placer=runtime.assign,
+        )
+
+
+def _host_changed(router: FleetRouter, timeline: Timeline, moved: HostTransition) -> None:
+    """A fleet host's state changed (found by the probes each observation makes): recorded,
+    and the HAProxies follow: a host up again gets the fleet's configuration, the edge sends
+    requests only to the hosts that are up."""
+    lost = moved.after in ("suspect", "down")
+    timeline.emit(
+        "host.changed",
+        f"host {moved.host}: {moved.before} -> {moved.after} ({moved.reason})",
+        level="warning" if lost else "info",
+        data={"host": moved.host, "before": moved.before, "after": moved.after},
+    )
+    try:
+        if moved.after == "up":
+            router.resync(moved.host)
+        else:
+            router.ensure_edge()
+    except ConveyorError as e:  # the next transition, or the next rollout, tries again
+        timeline.emit(
+            "host.changed",
+            f"host {moved.host}: the HAProxies could not follow: {e}",
+            level="error",
+            data={"host": moved.host, "before": moved.before, "after": moved.after},
         )

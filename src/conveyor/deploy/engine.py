@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,9 @@ class Engine:
     store: Store
     timeline: Timeline
     pool: SubnetPool = dataclasses.field(default_factory=SubnetPool)  # project networks' subnets
+    # A fleet: gives each `start` of a plan its host (deploy.fleet_runtime.FleetRuntime.assign);
+    # None on one host.
+    placer: Callable[[Plan, Release, Observed], Plan] | None = None
 
     @property
     def project(self) -> str:
@@ -178,9 +181,10 @@ class Engine:
                 update={"replicas": tuple(r for r in observed.replicas if r.service not in skip)}
             )
         routed = [n for n in target.order() if target.services[n].service.routed]
-        return plan_rollout(
+        plan = plan_rollout(
             desired, observed, frontends=routed, networks=_networks(target), held=held
         )
+        return plan if self.placer is None else self.placer(plan, target, observed)
 
     def frontend_ports(self, release: Release) -> dict[str, int]:
         """Stable frontend port per routed service: public_port if given, else the one assigned

@@ -46,35 +46,55 @@ def _options(host: FleetHost, known_hosts: Path | None) -> list[str]:
     return options
 
 
-def tunnel_spec(host: FleetHost, run_dir: Path, known_hosts: Path | None = None) -> DaemonSpec:
-    """The `ssh -N -L` daemon for `host`'s engine; its local socket is `socket_path`."""
-    local = socket_path(host, run_dir)
+def tunnel_spec(
+    host: FleetHost,
+    run_dir: Path,
+    known_hosts: Path | None = None,
+    *,
+    remote: str = REMOTE_DOCKER_SOCKET,
+    kind: str = "docker",
+    what: str = "Docker Engine",
+) -> DaemonSpec:
+    """The `ssh -N -L` daemon forwarding `host`'s unix socket `remote` (by default its
+    engine's) to the local `socket_path(host, run_dir, kind)`."""
+    local = socket_path(host, run_dir, kind)
     return DaemonSpec(
-        name=f"SSH tunnel to {host.name}'s Docker Engine",
+        name=f"SSH tunnel to {host.name}'s {what}",
         argv=(
             "ssh",
             *_options(host, known_hosts),
             "-N",
             "-L",
-            f"{local}:{REMOTE_DOCKER_SOCKET}",
+            f"{local}:{remote}",
             f"{host.user}@{host.address}",
         ),
-        pid_file=run_dir / f"{host.name}.tunnel.pid",
-        log_file=run_dir / f"{host.name}.tunnel.log",
+        pid_file=run_dir / f"{host.name}.{_suffix(kind)}pid",
+        log_file=run_dir / f"{host.name}.{_suffix(kind)}log",
         ready=lambda: _accepts(local),
-        readiness=f"forwarding {local} to {host.address}:{REMOTE_DOCKER_SOCKET}",
+        readiness=f"forwarding {local} to {host.address}:{remote}",
         start_timeout=30.0,
-        markers=(f"{local}:{REMOTE_DOCKER_SOCKET}",),
+        markers=(f"{local}:{remote}",),
         install_hint="install the OpenSSH client (openssh-client)",
     )
 
 
-def socket_path(host: FleetHost, run_dir: Path) -> Path:
+def _suffix(kind: str) -> str:
+    """The engine tunnel's files keep their names (`h1.tunnel.pid`); others name their kind."""
+    return "tunnel." if kind == "docker" else f"{kind}-tunnel."
+
+
+def ssh_argv(host: FleetHost, known_hosts: Path | None = None) -> list[str]:
+    """`ssh` with the tunnel's options, to run one command on `host` (append the command)."""
+    return ["ssh", *_options(host, known_hosts), f"{host.user}@{host.address}"]
+
+
+def socket_path(host: FleetHost, run_dir: Path, kind: str = "docker") -> Path:
     """The local end of `host`'s tunnel: named after the host, or after a digest of its name
     when that is too long for a unix socket; a run directory too long for either is refused."""
-    path = run_dir / f"{host.name}.docker.sock"
+    path = run_dir / f"{host.name}.{kind}.sock"
     if len(str(path).encode()) > _SUN_PATH:
-        digest = hashlib.sha256(host.name.encode()).hexdigest()[:12]
+        key = host.name if kind == "docker" else f"{host.name}.{kind}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         path = run_dir / f"{digest}.sock"
     if len(str(path).encode()) > _SUN_PATH:
         raise HostError(
@@ -95,5 +115,13 @@ def _accepts(path: Path) -> bool:
     return True
 
 
-def tunnel(host: FleetHost, run_dir: Path, known_hosts: Path | None = None) -> Daemon:
-    return Daemon(tunnel_spec(host, run_dir, known_hosts))
+def tunnel(
+    host: FleetHost,
+    run_dir: Path,
+    known_hosts: Path | None = None,
+    *,
+    remote: str = REMOTE_DOCKER_SOCKET,
+    kind: str = "docker",
+    what: str = "Docker Engine",
+) -> Daemon:
+    return Daemon(tunnel_spec(host, run_dir, known_hosts, remote=remote, kind=kind, what=what))

@@ -46,6 +46,9 @@ EventKind = Literal[
     "reconciler.error",
     "engine.away",  # the Docker Engine stopped answering: nothing is replaced meanwhile
     "engine.back",  # it answers again
+    # A fleet host changed state (deploy.fleet_health): down, its replicas are placed on the
+    # others; back, its stale containers are removed. data: {"host", "before", "after"}
+    "host.changed",
     "logs.error",  # the log collector met an error (engine away, store full); it retries
     "daemon.restarted",  # a supervised daemon was found dead and started; data: {"component"}
     "daemon.failed",  # it could not be started; data: {"component"}

@@ -91,6 +91,8 @@ class ObservedReplica(Frozen):
     running: bool
     # The host port its engine publishes its port on (ReplicaRun.publish_on), if any.
     published_port: int | None = None
+    # The fleet host it runs on (FleetHost.name); "" on one host: the local engine's.
+    host: str = ""
     exit_code: int | None = None
     health: ReplicaHealth = "none"  # the Docker Engine's health status
     router: RouterState = "absent"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import SerializerFunctionWrapHandler, model_serializer
 
 from conveyor.model.stack import Frozen
 
@@ -33,6 +35,16 @@ class Step(Frozen):
     services: tuple[str, ...] = ()  # for `frontends`
     network: str = ""  # for `network` (the Compose name) and `unnetwork` (the Docker name)
     reason: str = ""
+    # On a fleet: the host a `start` runs the replica on (plan.fleet_assign); "" on one host.
+    host: str = ""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_host(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """One-host steps serialize (journal, `plan --json`) exactly as before fleets."""
+        data: dict[str, Any] = handler(self)
+        if not self.host:
+            data.pop("host", None)
+        return data
 
     def describe(self) -> str:
         """One human line, used by `conveyor plan` and the journal."""
@@ -62,7 +74,8 @@ class Step(Frozen):
                     "remove": "remove dead",
                 }[self.kind]
                 why = f" ({self.reason})" if self.reason else ""
-                return f"{self.service}: {verb} {self.replica}{why}"
+                on = f" on {self.host}" if self.host else ""
+                return f"{self.service}: {verb} {self.replica}{on}{why}"
 
 
 class Plan(Frozen):

@@ -410,6 +410,25 @@ class DockerEngine:
         with _translated(f"tagging {image_id[:19]} as {ref}"):
             self._api().tag(image_id, repository, tag)
 
+    def ping(self) -> bool:
+        """Whether the engine answers `/_ping` (a fleet host's probe, plan.host_health)."""
+        try:
+            return bool(self._api().ping())
+        except (
+            docker.errors.DockerException,
+            requests.RequestException,
+            OSError,
+            EngineUnreachable,
+        ):
+            return False
+
+    def copy_image_to(self, image_id: str, other: DockerEngine) -> None:
+        """Stream an image of this engine into `other` (`docker save | docker load`), for a
+        fleet host that lacks an image built or pulled on this machine. The image keeps its id."""
+        with _translated(f"copying image {image_id[:19]} to another engine"):
+            chunks = self._api().get_image(image_id)
+            other._api().load_image(chunks, quiet=True)
+
     def exposed_ports(self, image_id: str) -> tuple[int, ...]:
         with _translated(f"inspecting image {image_id[:19]}"):
             return tuple(exposed_tcp_ports(self._api().inspect_image(image_id)))

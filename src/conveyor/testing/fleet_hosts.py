@@ -195,16 +195,53 @@ class TestFleet:
 
     def close(self) -> None:
         """Remove what was made, by id; a failure to remove one thing does not keep the rest."""
-        for host in self.hosts:
-            subprocess.run(
-                ["docker", "rm", "-f", "-v", host.container], check=False, capture_output=True
+        # Each host's engine first, gracefully, its containers killed: `docker rm -f` of a host
+        # whose dockerd still runs containers took minutes here, against seconds this way.
+        stops = [
+            subprocess.Popen(
+                ["docker", "exec", host.container, "sh", "-c", _STOP_ENGINE],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
-        for volume in self.volumes:
-            subprocess.run(
-                ["docker", "volume", "rm", "-f", volume], check=False, capture_output=True
+            for host in self.hosts
+        ]
+        for stop in stops:
+            try:
+                stop.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                stop.kill()
+                stop.wait()
+        # All at once: removing a host is mostly deleting its engine's vfs layers (I/O bound).
+        removals = [
+            subprocess.Popen(
+                ["docker", "rm", "-f", "-v", host.container],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
+            for host in self.hosts
+        ]
+        for removal in removals:
+            removal.wait()
+        removals = [
+            subprocess.Popen(
+                ["docker", "volume", "rm", "-f", volume],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for volume in self.volumes
+        ]
+        for removal in removals:
+            removal.wait()
         subprocess.run(["docker", "network", "rm", self.network], check=False, capture_output=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# Kill the host's containers, then stop its dockerd and wait (at most 20 s) until it is gone.
+_STOP_ENGINE = (
+    'ids=$(docker ps -q 2>/dev/null); [ -z "$ids" ] || docker kill $ids >/dev/null 2>&1; '
+    "pid=$(cat /run/docker.pid 2>/dev/null) || exit 0; kill -TERM $pid 2>/dev/null; "
+    "for i in $(seq 100); do kill -0 $pid 2>/dev/null || exit 0; sleep 0.2; done"
+)
 
 
 def _wait(ready: Callable[[], bool], what: str, timeout: float = READY_TIMEOUT) -> None:

@@ -1,0 +1,35 @@
+"""One shell script run on a fleet host over SSH, with the tunnels' options and key
+(host.ssh_tunnel): how the fleet's HAProxies get their files and are started or reloaded
+(router.fleet, docs/fleet.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conveyor.errors import HostError
+from conveyor.host.command import run
+from conveyor.host.ssh_tunnel import ssh_argv
+from conveyor.model.fleet import FleetHost
+
+
+def ssh_script(
+    host: FleetHost,
+    script: str,
+    *,
+    input: str | None = None,
+    known_hosts: Path | None = None,
+    timeout: float = 60.0,
+) -> str:
+    """Run `script` with `sh -e` on `host` (stdin: `input`); its stdout. Raises HostError
+    naming the host, with the script's stderr, when it fails or SSH cannot connect."""
+    argv = [*ssh_argv(host, known_hosts), "sh", "-ec", _quote(script)]
+    done = run(argv, timeout=timeout, input=input, install_hint="install the OpenSSH client")
+    if not done.ok:
+        said = (done.stderr or done.stdout).strip()
+        raise HostError(f"on {host.name} ({host.address}): exit {done.returncode}: {said}")
+    return done.stdout
+
+
+def _quote(script: str) -> str:
+    """ssh joins its arguments with spaces for the remote shell: the script is one word."""
+    return "'" + script.replace("'", "'\"'\"'") + "'"

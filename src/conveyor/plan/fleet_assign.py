@@ -1,0 +1,79 @@
+"""A rollout plan placed over a fleet (docs/fleet.md, "Wiring"). Pure.
+
+The rollout planner (plan.rollout) decides which replicas start and stop; this gives every
+`start` step its host with plan.placement's `place`: the replicas the plan keeps stay where
+they run (stable), new ones spread over the app hosts that take replicas. A replica on a
+host that is not observed (down, or its link cut) is not in `observed`, so the rollout
+planner starts its replacement and `place` puts it on a host that is up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from conveyor.model.fleet import FleetHost
+from conveyor.model.placement import ServicePlacement
+from conveyor.model.release import Observed
+from conveyor.model.stack import Service
+from conveyor.plan.actions import Plan, Step
+from conveyor.plan.placement import PlacedReplica, PlacementError, place
+
+# Steps after which a replica no longer runs.
+_GOING = frozenset({"stop", "remove"})
+
+
+def assign_hosts(
+    plan: Plan,
+    services: Mapping[str, Service],
+    observed: Observed,
+    hosts: Sequence[FleetHost],
+    holding: Sequence[FleetHost] = (),
+) -> Plan:
+    """`plan` with each `start` step's `host` set. `hosts`: the app hosts that take new
+    replicas (inventory order); `holding`: hosts that keep theirs but take none. Raises
+    SpecError(s) naming file:line when a service's placement cannot be met, PlacementError
+    when no host can take a replica."""
+    starting = [s for s in plan.steps if s.kind == "start"]
+    if not starting:
+        return plan
+    going = {s.replica for s in plan.steps if s.kind in _GOING}
+    # What keeps running: observed replicas on a known host that the plan does not stop. Old
+    # replicas a rolling update replaces are stopped by it, so they do not hold their host.
+    current = [
+        PlacedReplica(service=r.service, replica=r.replica, host=r.host)
+        for r in observed.replicas
+        if r.running and r.host and r.replica not in going and r.service in services
+    ]
+    wanted = {s.service for s in starting}
+    placement = place(
+        {n: svc for n, svc in services.items() if n in wanted}, hosts, current, holding
+    )
+    # Per service, the hosts `place` chose for its new replicas, in order; a plan that starts
+    # more than `place` counted (a one-shot run again, a replica replacing a settled one) puts
+    # the rest on the allowed host with the fewest replicas of the service.
+    queues = {name: list(p.start) for name, p in placement.services.items()}
+    load = {name: Counter(p.hosts()) for name, p in placement.services.items()}
+    steps: list[Step] = []
+    for step in plan.steps:
+        if step.kind == "start":
+            queue = queues.setdefault(step.service, [])
+            counts = load.setdefault(step.service, Counter())
+            if queue:
+                host = queue.pop(0)
+            else:
+                host = _least_loaded(services[step.service], hosts, counts)
+                counts[host] += 1
+            steps.append(step.model_copy(update={"host": host}))
+        else:
+            steps.append(step)
+    return plan.model_copy(update={"steps": tuple(steps)})
+
+
+def _least_loaded(service: Service, hosts: Sequence[FleetHost], counts: Counter[str]) -> str:
+    rules = service.placement or ServicePlacement()
+    allowed = [h.name for h in hosts if rules.allows(h)]
+    if not allowed:
+        raise PlacementError(f"service {service.name}: no app host that is up can run it")
+    order = {name: i for i, name in enumerate(allowed)}
+    return min(allowed, key=lambda h: (counts[h], order[h]))

@@ -1,0 +1,350 @@
+"""The `Router` seam over a fleet (docs/fleet.md, "Wiring"): every app host's HAProxy serves
+every service, with the same frontends the one-host router gives (plan.routes, render.haproxy)
+and every replica of the fleet as a server at its fleet address (a host's own replicas too:
+on a fleet they listen on their host's fleet address). Each call of the executor fans out to
+the HAProxies of the app hosts that are serving (up or suspect), in parallel; the edge
+HAProxy is rendered (plan.edge, render.edge_haproxy) whenever the frontends or the set of
+serving app hosts change.
+
+The edge runs on the inventory's `edge` hosts (over SSH, like the app hosts' HAProxies), or on
+this machine when no host has the role (listening on `edge_address`, 127.0.0.1 by default).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import TypeAdapter
+
+from conveyor.errors import RouterError
+from conveyor.host.process import Daemon, DaemonSpec, wait_until
+from conveyor.host.validate import check
+from conveyor.model.fleet import Fleet, FleetHost
+from conveyor.model.stack import Stack
+from conveyor.plan.edge import edge_config
+from conveyor.render.edge_haproxy import render_edge
+from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE, VALIDATOR, render
+from conveyor.render.haproxy import validate as validate_router
+from conveyor.router.fleet_host import HostHAProxy, app_dir, edge_dir
+from conveyor.router.protocol import RouterConfig, ServerEntry, ServerState, ServerStatus
+
+T = TypeVar("T")
+Record = dict[str, dict[str, ServerEntry]]
+_RECORD = TypeAdapter(dict[str, list[ServerEntry]])
+_WITHDRAWN: dict[ServerState, int] = {"ready": 0, "drain": 1, "maint": 2}
+
+
+class LocalEdge:
+    """The edge HAProxy on this machine (no `edge` host in the inventory): master-worker,
+    reloaded with SIGUSR2 when its configuration changes."""
+
+    def __init__(self, run_dir: Path, timeout: float = 15.0) -> None:
+        self.run_dir = run_dir.absolute()
+        self.config_file = self.run_dir / "edge.cfg"
+        self.timeout = timeout
+        self._daemon = Daemon(
+            DaemonSpec(
+                name="edge HAProxy",
+                argv=(
+                    "haproxy",
+                    "-W",
+                    "-D",
+                    "-f",
+                    str(self.config_file),
+                    "-S",
+                    f"{self.run_dir / MASTER_SOCKET},mode,600",
+                ),
+                pid_file=self.run_dir / PID_FILE,
+                log_file=self.run_dir / "start.log",
+                ready=lambda: self.config_file.exists() and self._answers(),
+                readiness=f"answering on {self.run_dir / ADMIN_SOCKET}",
+                start_timeout=timeout,
+                markers=(str(self.config_file),),
+                forks=True,
+            )
+        )
+
+    def _answers(self) -> bool:
+        import socket
+
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(2.0)
+                sock.connect(str(self.run_dir / ADMIN_SOCKET))
+        except OSError:
+            return False
+        return True
+
+    def ensure(self, text: str) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        running = self._daemon.running()
+        if running and self.config_file.exists() and self.config_file.read_text() == text:
+            return
+        candidate = self.run_dir / "edge.cfg.new"
+        candidate.write_text(text)
+        verdict = check(VALIDATOR, candidate, timeout=self.timeout)
+        if not verdict.ok:
+            raise RouterError(
+                "HAProxy rejected the edge configuration: " + "\n".join(verdict.messages)
+            )
+        os.replace(candidate, self.config_file)
+        if running:
+            self._daemon.signal(signal.SIGUSR2)
+            wait_until(self._answers, self.timeout)
+        else:
+            self._daemon.ensure()
+
+    def running(self) -> bool:
+        return self._daemon.running()
+
+    def stop(self) -> None:
+        self._daemon.stop()
+
+
+class FleetRouter:
+    """`Router` over the app hosts' HAProxies (and the edge). `serving()` names the app
+    hosts to drive now (deploy.fleet_health); `stack` gives the edge its published ports."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        run_dir: Path,
+        stack: Stack,
+        serving: Callable[[], Sequence[FleetHost]],
+        *,
+        known_hosts: Path | None = None,
+        edge_address: str = "127.0.0.1",
+    ) -> None:
+        self.run_dir = run_dir
+        self.stack = stack
+        self.app_dir = app_dir(stack.project)
+        self.edge_dir = edge_dir(stack.project)
+        self._serving = serving
+        self.edge_address = edge_address
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.hosts = {
+            h.name: HostHAProxy(h, run_dir, remote_dir=self.app_dir, known_hosts=known_hosts)
+            for h in fleet.with_role("app")
+        }
+        self.edges = [
+            HostHAProxy(
+                h, run_dir / "edge", remote_dir=self.edge_dir, kind="edge", known_hosts=known_hosts
+            )
+            for h in fleet.with_role("edge")
+        ]
+        self.local_edge = None if self.edges else LocalEdge(run_dir / "edge")
+        self.shape_file = run_dir / "frontends.json"
+        self.record_file = run_dir / "servers.json"
+        self._lock = threading.RLock()
+
+    # ---- fan-out ---------------------------------------------------------------------------
+
+    def live(self) -> list[HostHAProxy]:
+        return [self.hosts[h.name] for h in self._serving() if h.name in self.hosts]
+
+    def _each(self, fn: Callable[[HostHAProxy], T]) -> list[T]:
+        """`fn` on every serving host at once; the first failure (naming its host) raises."""
+        hosts = self.live()
+        if not hosts:
+            raise RouterError("no app host of the fleet is serving")
+        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            futures = [(h, pool.submit(fn, h)) for h in hosts]
+        out: list[T] = []
+        for host, future in futures:
+            try:
+                out.append(future.result())
+            except RouterError as e:
+                raise RouterError(f"{host.name}: {e}") from e
+        return out
+
+    # ---- Router protocol -------------------------------------------------------------------
+
+    def ensure(self, config: RouterConfig) -> None:
+        validate_router(config)
+        shape = _frontends_only(config)
+        with self._lock:
+            record = _merge(self._load_record(), config)
+            self._save_record(record)
+            self.shape_file.write_text(shape.model_dump_json(indent=2))
+
+            def one(host: HostHAProxy) -> None:
+                if host.running() and host.shape() == shape:
+                    for frontend in config.frontends:
+                        for server in frontend.servers:
+                            host.api.add_server(frontend.service, server)
+                    return
+                self.push(host, shape, record)
+
+            self._each(one)
+            self.ensure_edge()
+
+    def push(self, host: HostHAProxy, shape: RouterConfig, record: Record | None = None) -> None:
+        """Render the whole configuration (every recorded server) and start or reload the
+        host's HAProxy: a new host, a changed shape, or a host back from down."""
+        record = self._load_record() if record is None else record
+        text = render(
+            _with_servers(shape, record), Path(str(self.app_dir)), prometheus_exporter=False
+        )
+        host.remember_shape(shape)
+        host.push(text)
+
+    def resync(self, name: str) -> None:
+        """Give host `name`'s HAProxy the fleet's current configuration (a host back from down
+        has the one it had when it was lost)."""
+        shape = self._load_shape()
+        if shape is not None and name in self.hosts:
+            self.push(self.hosts[name], shape)
+        self.ensure_edge()
+
+    def ensure_edge(self) -> None:
+        """The edge over the serving app hosts (rendered again; reloaded only if it changed)."""
+        serving = [h for h in self._serving() if h.name in self.hosts]
+        if self.local_edge is not None:
+            config = edge_config(self.stack, serving, listen_address=self.edge_address)
+            if config.ports:
+                self.local_edge.ensure(render_edge(config, self.local_edge.run_dir))
+            return
+        config = edge_config(self.stack, serving)
+        if config.ports:
+            for edge in self.edges:
+                edge.push(render_edge(config, Path(str(self.edge_dir))))
+
+    def running(self) -> bool:
+        hosts = self.live()
+        return bool(hosts) and all(h.running() for h in hosts)
+
+    def shape(self) -> RouterConfig | None:
+        return self._load_shape() if self.running() else None
+
+    def add_server(self, service: str, server: ServerEntry) -> None:
+        with self._lock:
+            self._update_record(service, server.name, server)
+            self._each(lambda h: h.api.add_server(service, server))
+
+    def set_state(self, service: str, server: str, state: ServerState) -> None:
+        with self._lock:
+            self._update_record(service, server, lambda e: e.model_copy(update={"state": state}))
+            self._each(lambda h: h.api.set_state(service, server, state))
+
+    def set_weight(self, service: str, server: str, weight: int) -> None:
+        with self._lock:
+            self._update_record(service, server, lambda e: e.model_copy(update={"weight": weight}))
+            self._each(lambda h: h.api.set_weight(service, server, weight))
+
+    def remove_server(self, service: str, server: str, *, cut_sessions: bool = True) -> None:
+        with self._lock:
+            self._update_record(service, server, None)
+            self._each(lambda h: h.api.remove_server(service, server, cut_sessions=cut_sessions))
+
+    def servers(self) -> list[ServerStatus]:
+        """One status per (service, server) over the serving hosts: sessions summed (a drain
+        waits for every host's), the most withdrawn admin state, up when any host's checks
+        say up (down when all say down)."""
+        merged: dict[tuple[str, str], ServerStatus] = {}
+        verdicts: dict[tuple[str, str], set[str]] = {}
+        for statuses in self._each(lambda h: h.api.servers()):
+            for s in statuses:
+                key = (s.backend, s.server)
+                verdicts.setdefault(key, set()).add(s.operational)
+                seen = merged.get(key)
+                if seen is None:
+                    merged[key] = s
+                    continue
+                admin = (
+                    s.admin_state
+                    if _WITHDRAWN[s.admin_state] > _WITHDRAWN[seen.admin_state]
+                    else seen.admin_state
+                )
+                merged[key] = seen.model_copy(
+                    update={"sessions": seen.sessions + s.sessions, "admin_state": admin}
+                )
+        out: list[ServerStatus] = []
+        for key, s in merged.items():
+            said = verdicts[key]
+            operational = "up" if "up" in said else "down" if said == {"down"} else "unknown"
+            out.append(s.model_copy(update={"operational": operational}))
+        return out
+
+    def stop(self) -> None:
+        with self._lock:
+            for host in self.hosts.values():
+                host.stop()
+            for edge in self.edges:
+                edge.stop()
+            if self.local_edge is not None:
+                self.local_edge.stop()
+            self.shape_file.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Stop the tunnels this process started (the HAProxies keep running)."""
+        for host in (*self.hosts.values(), *self.edges):
+            host.close()
+
+    # ---- record ------------------------------------------------------------------------------
+
+    def _load_shape(self) -> RouterConfig | None:
+        try:
+            return RouterConfig.model_validate_json(self.shape_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _load_record(self) -> Record:
+        try:
+            stored = _RECORD.validate_json(self.record_file.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except ValueError as e:
+            raise RouterError(f"{self.record_file} is unreadable: {e}") from e
+        return {service: {e.name: e for e in entries} for service, entries in stored.items()}
+
+    def _save_record(self, record: Record) -> None:
+        stored = {service: list(entries.values()) for service, entries in record.items()}
+        tmp = self.record_file.with_suffix(".tmp")
+        tmp.write_bytes(_RECORD.dump_json(stored, indent=2))
+        tmp.replace(self.record_file)
+
+    def _update_record(
+        self,
+        service: str,
+        server: str,
+        change: ServerEntry | Callable[[ServerEntry], ServerEntry] | None,
+    ) -> None:
+        record = self._load_record()
+        entries = record.setdefault(service, {})
+        if change is None:
+            entries.pop(server, None)
+        elif isinstance(change, ServerEntry):
+            entries[server] = change
+        elif server in entries:
+            entries[server] = change(entries[server])
+        self._save_record(record)
+
+
+def _frontends_only(config: RouterConfig) -> RouterConfig:
+    frontends = sorted(config.frontends, key=lambda f: f.service)
+    return config.model_copy(
+        update={"frontends": tuple(f.model_copy(update={"servers": ()}) for f in frontends)}
+    )
+
+
+def _merge(record: Record, config: RouterConfig) -> Record:
+    merged: Record = {}
+    for frontend in config.frontends:
+        entries = dict(record.get(frontend.service, {}))
+        entries.update((server.name, server) for server in frontend.servers)
+        merged[frontend.service] = entries
+    return merged
+
+
+def _with_servers(shape: RouterConfig, record: Record) -> RouterConfig:
+    frontends = tuple(
+        f.model_copy(update={"servers": tuple(record.get(f.service, {}).values())})
+        for f in shape.frontends
+    )
+    return shape.model_copy(update={"frontends": frontends})

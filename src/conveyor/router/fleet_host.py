@@ -1,0 +1,167 @@
+"""One fleet host's HAProxy, driven from the controller (docs/fleet.md, "Wiring"):
+
+- its files go over SSH (host.ssh_command): the candidate is written, checked with
+  `haproxy -c` on the host, then HAProxy is started (`haproxy -W -D`: master-worker, as the
+  one-host router runs it) or reloaded hitlessly (SIGUSR2 to the master; the rendered
+  `expose-fd listeners` hands the listening sockets to the new worker);
+- its runtime API goes through its admin socket forwarded to this machine by an `ssh -N -L`
+  daemon (host.ssh_tunnel, like the engine's tunnel), so the one-host router's runtime-API
+  code (router.haproxy.HAProxyRouter's add_server, set_state, servers…) is reused unchanged
+  against it.
+
+Started directly, not by systemd: the test hosts have none, and provisioning's HAProxy role
+installs the package only (docs/fleet.md says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+from pathlib import Path, PurePosixPath
+
+from conveyor.errors import ConveyorError, RouterError
+from conveyor.host.process import Daemon, wait_until
+from conveyor.host.ssh_command import ssh_script
+from conveyor.host.ssh_tunnel import socket_path, tunnel
+from conveyor.model.fleet import FleetHost
+from conveyor.model.routing import RouterConfig
+from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE
+from conveyor.router.haproxy import HAProxyRouter
+
+# Where a host's HAProxies keep their files, one directory per project (several projects
+# may share a fleet, each with its own HAProxy and ports, as on one host).
+HOST_RUN = PurePosixPath("/run/conveyor")
+
+
+def app_dir(project: str) -> PurePosixPath:
+    return HOST_RUN / project / "haproxy"
+
+
+def edge_dir(project: str) -> PurePosixPath:
+    return HOST_RUN / project / "edge"
+
+
+class HostHAProxy:
+    """The HAProxy in `remote_dir` on `host`; `local_dir` holds its tunnel and what the
+    runtime-API code records (frontends.json, servers.json)."""
+
+    def __init__(
+        self,
+        host: FleetHost,
+        local_dir: Path,
+        *,
+        remote_dir: PurePosixPath,
+        kind: str = "haproxy",
+        known_hosts: Path | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        self.host = host
+        self.remote_dir = remote_dir
+        self.known_hosts = known_hosts
+        self.timeout = timeout
+        self.local_dir = local_dir / host.name
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+        self._tunnel: Daemon = tunnel(
+            host,
+            local_dir,
+            known_hosts,
+            remote=str(remote_dir / ADMIN_SOCKET),
+            kind=kind,
+            what=f"HAProxy ({remote_dir})",
+        )
+        # The one-host router's runtime-API code, pointed at the forwarded admin socket.
+        self.api = HAProxyRouter(self.local_dir, timeout=timeout)
+        self.api.admin_socket = socket_path(host, local_dir, kind)
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def connect(self) -> None:
+        """Start the admin socket's tunnel unless it runs (it ends with a lost link)."""
+        if not self._tunnel.running():
+            try:
+                self._tunnel.ensure()
+            except ConveyorError as e:
+                raise RouterError(f"HAProxy on {self.name}: {e}") from e
+
+    def worker_pid(self) -> int | None:
+        """The serving worker's PID, from `show info`; None when it does not answer."""
+        try:
+            self.connect()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(3.0)
+                sock.connect(str(self.api.admin_socket))
+                sock.sendall(b"show info\n")
+                sock.shutdown(socket.SHUT_WR)
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+        except (OSError, RouterError):
+            return None
+        found = re.search(rb"^Pid: (\d+)$", data, re.MULTILINE)
+        return int(found.group(1)) if found else None
+
+    def running(self) -> bool:
+        return self.worker_pid() is not None
+
+    def push(self, text: str) -> None:
+        """Check `text` on the host, then start HAProxy on it or reload it; returns once a new
+        worker answers. Raises RouterError with HAProxy's complaint."""
+        before = self.worker_pid()
+        d = self.remote_dir
+        script = f"""mkdir -p {d}
+cat > {d}/haproxy.cfg.new
+haproxy -c -q -f {d}/haproxy.cfg.new
+mv {d}/haproxy.cfg.new {d}/haproxy.cfg
+if [ -s {d}/{PID_FILE} ] && kill -0 "$(cat {d}/{PID_FILE})" 2>/dev/null; then
+  kill -USR2 "$(cat {d}/{PID_FILE})"
+else
+  haproxy -W -D -f {d}/haproxy.cfg -S {d}/{MASTER_SOCKET},mode,600 \\
+    </dev/null >>{d}/start.log 2>&1
+fi"""
+        try:
+            ssh_script(self.host, script, input=text, known_hosts=self.known_hosts)
+        except ConveyorError as e:
+            raise RouterError(f"HAProxy on {self.name}: {e}") from e
+
+        def serving() -> bool:
+            pid = self.worker_pid()
+            return pid is not None and pid != before
+
+        if not wait_until(serving, self.timeout):
+            raise RouterError(
+                f"HAProxy on {self.name} did not answer on {d}/{ADMIN_SOCKET} with a new "
+                f"worker within {self.timeout:g}s (see {d}/start.log there)"
+            )
+
+    def remember_shape(self, shape: RouterConfig) -> None:
+        """What the runtime-API code reads to name a service's backends."""
+        tmp = self.api.frontends_file.with_suffix(".tmp")
+        tmp.write_text(shape.model_dump_json(indent=2))
+        tmp.replace(self.api.frontends_file)
+
+    def shape(self) -> RouterConfig | None:
+        try:
+            return RouterConfig.model_validate_json(self.api.frontends_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        """Stop the host's HAProxy (by the PID its pid file names) and the tunnel."""
+        d = self.remote_dir
+        with contextlib.suppress(ConveyorError):  # a silent host: its HAProxy is out of reach
+            ssh_script(
+                self.host,
+                f'if [ -s {d}/{PID_FILE} ]; then kill "$(cat {d}/{PID_FILE})" || true; fi\n'
+                f"rm -f {d}/{PID_FILE}",
+                known_hosts=self.known_hosts,
+                timeout=20,
+            )
+        self.api.frontends_file.unlink(missing_ok=True)
+        self.close()
+
+    def close(self) -> None:
+        """Stop the tunnel (HAProxy keeps running on the host)."""
+        self._tunnel.stop(grace=5)

@@ -1,0 +1,320 @@
+"""`conveyor up` and `conveyor deploy` (the app layer the CLI and the server call) over three
+real hosts (containers with their own sshd and dockerd): conveyor.yaml's `hosts:` makes the
+project a fleet; replicas are placed by the planner and started on each host's engine over
+SSH, every app host's HAProxy is configured over SSH and through its forwarded admin socket,
+and the edge HAProxy (on this machine's 127.0.0.1: the inventory has no edge host) balances
+the published port over the three hosts. A rolling deploy under a bounded load loop through
+the edge fails no request.
+
+One module-scoped fleet (copying the image into three engines is most of the time).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conveyor.app import deploy as app
+from conveyor.app.project import Project
+from conveyor.app.views import UpResult
+from conveyor.deploy.engine import Engine
+from conveyor.deploy.fleet_runtime import FleetRuntime
+from conveyor.host.process import wait_until
+from conveyor.host.ssh_tunnel import tunnel
+from conveyor.model.fleet import Fleet
+from conveyor.model.release import ObservedReplica
+from conveyor.router.fleet import FleetRouter
+from conveyor.testing.fleet_hosts import TestFleet, fleet_of_hosts
+from conveyor.testing.net import free_port
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "python:3.11-slim-bookworm"
+PROJECT = "fleetup"
+
+# Listens where Conveyor says (HOST, PORT); GET / answers "<version> <replica>".
+APP = """
+import os, signal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def do_GET(self):
+        body = (os.environ["VERSION"] + " " + os.environ["CONVEYOR_REPLICA"]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # PID 1 ignores it otherwise
+ThreadingHTTPServer((os.environ["HOST"], int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def _compose(port: int, version: str) -> str:
+    web = {
+        "image": IMAGE,
+        "network_mode": "host",
+        "command": ["python", "-c", APP],
+        "environment": {"VERSION": version},
+        "ports": [f"0.0.0.0:{port}:{port}"],
+        "deploy": {
+            "replicas": 3,
+            "update_config": {"parallelism": 1, "order": "start-first"},
+        },
+        "stop_grace_period": "5s",
+        "x-conveyor": {"probe": {"path": "/health"}},
+    }
+    return json.dumps({"name": PROJECT, "services": {"web": web}})
+
+
+def _conveyor_yaml(fleet: TestFleet) -> str:
+    hosts = {
+        h.name: {"address": h.address, "user": h.user, "key": str(h.key), "roles": ["app"]}
+        for h in fleet.hosts
+    }
+    return json.dumps({"hosts": hosts})
+
+
+def _image_id() -> str:
+    import subprocess
+
+    done = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", IMAGE],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+@dataclass
+class Deployed:
+    fleet: TestFleet
+    workdir: Path
+    environ: dict[str, str]
+    port: int
+    image_id: str
+    up: UpResult | None = None
+    seen: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def project(self) -> Project:
+        return Project.open(None, None, self.environ, self.workdir)
+
+    def write(self, version: str) -> None:
+        (self.workdir / "compose.yaml").write_text(_compose(self.port, version))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except OSError as e:  # refused, reset: no answer at all
+        return 0, str(e)
+
+
+def _stop_tunnels(deployed: Deployed) -> None:
+    """Every SSH tunnel the deploys started (engines, HAProxies' admin sockets), by PID."""
+    paths = deployed.project().paths()
+    fleet = Fleet(hosts=tuple(h.fleet_host() for h in deployed.fleet.hosts))
+    for host in fleet.hosts:
+        tunnel(host, paths.run_dir / "fleet").stop(grace=5)
+        tunnel(
+            host, paths.run_dir / "fleet-haproxy", remote="/x", kind="haproxy", what="HAProxy"
+        ).stop(grace=5)
+
+
+@pytest.fixture(scope="module")
+def deployed() -> Iterator[Deployed]:
+    with fleet_of_hosts(3, prefix="cvup") as fleet:
+        for host in fleet.hosts:
+            host.load_image(IMAGE)
+        workdir = Path(tempfile.mkdtemp(prefix="cvu-", dir="/tmp"))
+        environ = {
+            "CONVEYOR_STATE_HOME": str(workdir / "state"),
+            "CONVEYOR_CHECKS": "off",
+            "PATH": __import__("os").environ["PATH"],
+        }
+        (workdir / "conveyor.yaml").write_text(_conveyor_yaml(fleet))
+        state = Deployed(fleet, workdir, environ, free_port(), _image_id())
+        state.write("v1")
+        try:
+            yield state
+        finally:
+            # The hosts' HAProxies and the edge, then the tunnels, by PID; the replicas go with
+            # the hosts (stopping each first would only add minutes of vfs removals).
+            try:
+                state.project().engine().router.stop()
+            finally:
+                _stop_tunnels(state)
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _images(d: Deployed) -> dict[str, tuple[str, str]]:
+    return {"web": (IMAGE, d.image_id)}
+
+
+def test_up_places_the_replicas_over_the_three_hosts(deployed: Deployed) -> None:
+    project = deployed.project()
+    engine = project.engine()
+    assert isinstance(engine.runtime, FleetRuntime)
+    assert isinstance(engine.router, FleetRouter)
+    result = app.up(
+        project, agent=False, images=_images(deployed), checks=False, metrics=False, logs=False
+    )
+    assert result.outcome.status == "succeeded", result.outcome.error
+    deployed.up = result
+    observed = project.engine().observe()
+    running = [r for r in observed.replicas if r.running and r.service == "web"]
+    # Spread: one replica per host, each in rotation on every host's HAProxy.
+    assert sorted(r.host for r in running) == ["h1", "h2", "h3"]
+    assert {r.router for r in running} == {"ready"}
+    # Each host runs its own replica, as its engine says (not only as Conveyor records it).
+    for host in deployed.fleet.hosts:
+        names = host.exec("docker", "ps", "--format", "{{.Names}}").split()
+        assert [n for n in names if n.startswith(f"{PROJECT}-web-")] == [
+            f"{PROJECT}-{r.replica}" for r in running if r.host == host.name
+        ]
+    # The edge sends requests to every host; every host's HAProxy reaches every replica.
+    answers = Counter(_get(deployed.url) for _ in range(30))
+    assert sum(n for (status, _), n in answers.items() if status == 200) == 30, answers
+    assert {body.split()[1] for (_, body) in answers} == {r.replica for r in running}
+
+
+def test_a_rolling_deploy_across_the_hosts_fails_no_request(deployed: Deployed) -> None:
+    assert deployed.up is not None, "up failed: nothing to deploy over"
+    project = deployed.project()
+    before = {r.replica: r.host for r in project.engine().observe().replicas if r.service == "web"}
+    stop = threading.Event()
+    statuses: Counter[int] = Counter()
+    bodies: Counter[str] = Counter()
+
+    def load() -> None:
+        # Bounded: one request at a time to the edge on 127.0.0.1, until the deploy ends.
+        while not stop.is_set():
+            status, body = _get(deployed.url)
+            statuses[status] += 1
+            if status == 200:
+                bodies[body.split()[0]] += 1
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    try:
+        deployed.write("v2")
+        result = app.deploy(deployed.project(), [], images=_images(deployed))
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert result.outcome.status == "succeeded", result.outcome.error
+    assert set(statuses) == {200}, statuses  # zero failed requests
+    assert bodies["v1"] > 0 and bodies["v2"] > 0, bodies  # it served both during the roll
+    after = [r for r in project.engine().observe().replicas if r.service == "web" and r.running]
+    assert sorted(r.host for r in after) == ["h1", "h2", "h3"]
+    assert not set(before) & {r.replica for r in after}  # every replica was replaced
+    answers = {_get(deployed.url)[1].split()[0] for _ in range(9)}
+    assert answers == {"v2"}
+
+
+class Load:
+    """A bounded load loop: one request at a time to the edge on 127.0.0.1, until stopped."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.statuses: Counter[int] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.statuses[_get(self.url)[0]] += 1
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    @property
+    def failed(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status != 200)
+
+
+def _web(engine: Engine) -> list[ObservedReplica]:
+    return [r for r in engine.observe().replicas if r.service == "web" and r.running]
+
+
+@pytest.mark.parametrize("loss", ["dockerd killed", "link cut"])
+def test_a_lost_host_is_replaced_on_the_others_and_cleaned_when_it_is_back(
+    deployed: Deployed, loss: str
+) -> None:
+    """What the agent does on every tick (app.deploy.reconciler), run here in the test: the
+    lost host is marked down, its replica is started on another host, the edge stops sending
+    it requests; when it answers again its stale containers are removed and its HAProxy and
+    the edge take it back."""
+    assert deployed.up is not None, "up failed: nothing to lose a host from"
+    reconciler = app.reconciler(deployed.project())
+    engine = reconciler.engine
+    runtime = engine.runtime
+    assert isinstance(runtime, FleetRuntime)
+    victim = "h3" if loss == "dockerd killed" else "h2"
+    host = deployed.fleet.host(victim)
+    assert victim in {r.host for r in _web(engine)}
+
+    def state() -> str:
+        return runtime.health.health(victim).status
+
+    def replaced() -> bool:
+        reconciler.tick()
+        placed = sorted(r.host for r in _web(engine) if r.router == "ready")
+        return state() == "down" and len(placed) == 3 and victim not in placed
+
+    def back() -> bool:
+        reconciler.tick()
+        return state() == "up"
+
+    with Load(deployed.url) as load:
+        if loss == "dockerd killed":
+            host.kill_dockerd()
+        else:
+            host.cut_link()
+        try:
+            assert wait_until(replaced, 180, 0.5), runtime.health.transitions
+        finally:
+            if loss == "dockerd killed":
+                host.start_dockerd()
+            else:
+                host.restore_link()
+        assert wait_until(back, 180, 0.5), runtime.health.transitions
+        served_during = sum(load.statuses.values())
+    # One request at a time: at most the one in flight when the host went can fail; the
+    # edge retries the rest on another host.
+    assert load.failed <= 1, load.statuses
+    assert served_during > 0
+    # Back: nothing of the project left on it; the replicas stay where they were moved.
+    left = host.exec("docker", "ps", "-a", "--format", "{{.Names}}").split()
+    assert [n for n in left if n.startswith(f"{PROJECT}-")] == []
+    assert victim not in {r.host for r in _web(engine)}
+    kinds = [(t.before, t.after) for t in runtime.health.transitions if t.host == victim]
+    assert ("returning", "up") in kinds
+    # Its HAProxy serves the fleet again: asked directly, it answers from another host's replica.
+    said = host.exec("curl", "-fsS", f"http://127.0.0.1:{deployed.port}/")
+    assert said.split()[1] in {r.replica for r in _web(engine)}
+    assert [_get(deployed.url)[0] for _ in range(10)] == [200] * 10

@@ -1,0 +1,150 @@
+"""plan.fleet_assign: a rollout plan's `start` steps get their hosts from placement: a fresh
+start spreads, a rolling update places the new replicas as if the old were gone, a scale-up
+keeps the kept replicas where they are, a host that is not observed (down) gets nothing, and
+a one-host step serializes as before fleets."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conveyor.errors import SpecError
+from conveyor.model.endpoint import Endpoint
+from conveyor.model.fleet import FleetHost
+from conveyor.model.release import Observed, ObservedReplica
+from conveyor.model.stack import Service
+from conveyor.plan.actions import Plan, Step
+from conveyor.plan.fleet_assign import assign_hosts
+from conveyor.plan.placement import PlacementError
+from conveyor.spec.compose import load_stack
+
+HOSTS = [FleetHost(name=n, address=f"{n}.test", labels={"zone": z}) for n, z in
+         (("h1", "a"), ("h2", "b"), ("h3", "a"))]  # fmt: skip
+
+
+def _services(tmp_path: Path, body: str) -> dict[str, Service]:
+    (tmp_path / "compose.yaml").write_text("services:\n" + body)
+    return load_stack(tmp_path / "compose.yaml", environ={}).services
+
+
+def _observed(*written: str, spec: str = "new") -> Observed:
+    """ "web-1-1@h2" -> a running replica of web on h2."""
+    replicas = []
+    for i, item in enumerate(written):
+        replica, host = item.split("@")
+        replicas.append(
+            ObservedReplica(
+                replica=replica,
+                service=replica.split("-")[0],
+                container_id=f"c{i}",
+                spec_hash=spec,
+                release=1,
+                endpoint=Endpoint(host=f"{host}.test", port=20000 + i),
+                running=True,
+                host=host,
+            )
+        )
+    return Observed(replicas=tuple(replicas))
+
+
+def _starts(*names: str, service: str = "web") -> list[Step]:
+    return [Step(kind="start", service=service, replica=n) for n in names]
+
+
+def _hosts_of(plan: Plan) -> dict[str, str]:
+    return {s.replica: s.host for s in plan.steps if s.kind == "start"}
+
+
+def test_a_fresh_start_spreads_over_the_hosts(tmp_path: Path) -> None:
+    services = _services(tmp_path, "  web: {image: web, deploy: {replicas: 4}}\n")
+    plan = Plan(steps=tuple(_starts("web-1-1", "web-1-2", "web-1-3", "web-1-4")))
+    placed = assign_hosts(plan, services, Observed(), HOSTS)
+    assert _hosts_of(placed) == {
+        "web-1-1": "h1",
+        "web-1-2": "h2",
+        "web-1-3": "h3",
+        "web-1-4": "h1",
+    }
+
+
+def test_a_rolling_update_places_new_replicas_as_if_the_old_were_gone(tmp_path: Path) -> None:
+    services = _services(tmp_path, "  web: {image: web, deploy: {replicas: 3}}\n")
+    observed = _observed("web-1-1@h3", "web-1-2@h3", "web-1-3@h2", spec="old")
+    steps: list[Step] = []
+    for new, old in (("web-2-1", "web-1-1"), ("web-2-2", "web-1-2"), ("web-2-3", "web-1-3")):
+        steps += [
+            Step(kind="start", service="web", replica=new),
+            Step(kind="stop", service="web", replica=old),
+        ]
+    placed = assign_hosts(Plan(steps=tuple(steps)), services, observed, HOSTS)
+    assert sorted(_hosts_of(placed).values()) == ["h1", "h2", "h3"]
+    # Steps other than `start` are untouched, in their order.
+    assert [s.model_copy(update={"host": ""}) for s in placed.steps] == steps
+
+
+def test_a_scale_up_keeps_the_running_replicas_and_fills_the_emptiest_host(
+    tmp_path: Path,
+) -> None:
+    services = _services(tmp_path, "  web: {image: web, deploy: {replicas: 3}}\n")
+    observed = _observed("web-1-1@h1", "web-1-2@h1")
+    placed = assign_hosts(Plan(steps=tuple(_starts("web-1-3"))), services, observed, HOSTS)
+    assert _hosts_of(placed) == {"web-1-3": "h2"}
+
+
+def test_a_host_that_is_down_takes_no_replica(tmp_path: Path) -> None:
+    """h2 is down: not among the hosts given, its replica not observed, so the rollout
+    planner starts a replacement, which goes to a host that is up."""
+    services = _services(tmp_path, "  web: {image: web, deploy: {replicas: 3}}\n")
+    observed = _observed("web-1-1@h1", "web-1-3@h3")
+    up = [h for h in HOSTS if h.name != "h2"]
+    placed = assign_hosts(Plan(steps=tuple(_starts("web-1-4"))), services, observed, up)
+    assert _hosts_of(placed)["web-1-4"] in ("h1", "h3")
+
+
+def test_constraints_hold_and_more_starts_than_placed_go_to_the_least_loaded(
+    tmp_path: Path,
+) -> None:
+    services = _services(
+        tmp_path,
+        "  web:\n    image: web\n    deploy:\n      replicas: 1\n"
+        "      placement: {constraints: [node.labels.zone==a]}\n",
+    )
+    # Two starts for one replica (a run replacing a settled one): both on zone a.
+    placed = assign_hosts(Plan(steps=tuple(_starts("web-1-1", "web-1-2"))), services,
+                          Observed(), HOSTS)  # fmt: skip
+    hosts = _hosts_of(placed)
+    assert Counter(hosts.values()) == Counter({"h1": 1, "h3": 1})
+
+
+def test_a_constraint_no_host_meets_names_its_line(tmp_path: Path) -> None:
+    services = _services(
+        tmp_path,
+        "  web:\n    image: web\n    deploy:\n"
+        "      placement: {constraints: [node.labels.zone==z]}\n",
+    )
+    with pytest.raises(SpecError) as caught:
+        assign_hosts(Plan(steps=tuple(_starts("web-1-1"))), services, Observed(), HOSTS)
+    assert caught.value.line == 5
+
+
+def test_no_host_up_is_a_placement_error(tmp_path: Path) -> None:
+    services = _services(tmp_path, "  web: {image: web}\n")
+    with pytest.raises(PlacementError):
+        assign_hosts(Plan(steps=tuple(_starts("web-1-1"))), services, Observed(), [])
+
+
+def test_a_plan_without_starts_is_returned_as_it_is(tmp_path: Path) -> None:
+    services = _services(tmp_path, "  web: {image: web}\n")
+    plan = Plan(steps=(Step(kind="stop", service="web", replica="web-1-1"),))
+    assert assign_hosts(plan, services, Observed(), []) is plan
+
+
+def test_a_step_serializes_its_host_only_on_a_fleet() -> None:
+    one = Step(kind="start", service="web", replica="web-1-1")
+    assert "host" not in one.model_dump_json()
+    assert one.describe() == "web: start web-1-1"
+    fleet = one.model_copy(update={"host": "h2"})
+    assert Step.model_validate_json(fleet.model_dump_json()) == fleet
+    assert fleet.describe() == "web: start web-1-1 on h2"

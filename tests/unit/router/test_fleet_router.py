@@ -1,0 +1,104 @@
+"""router.fleet: what the executor reads from the fleet's HAProxies is one view merged over
+the hosts (a drain waits for every host's sessions; the most withdrawn state wins; checks say
+up when any host reaches the replica), calls fan out to every host, and each project has its
+own directory on the hosts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from conveyor.errors import RouterError
+from conveyor.model.endpoint import Endpoint
+from conveyor.model.fleet import Fleet, FleetHost
+from conveyor.model.routing import ServerEntry, ServerStatus
+from conveyor.model.stack import Stack
+from conveyor.router.fleet import FleetRouter
+
+FLEET = Fleet(
+    hosts=(FleetHost(name="h1", address="10.0.0.1"), FleetHost(name="h2", address="10.0.0.2"))
+)
+
+
+def _status(server: str, admin: str, operational: str, sessions: int) -> ServerStatus:
+    return ServerStatus(
+        backend="web",
+        server=server,
+        endpoint=Endpoint(host="10.0.0.1", port=20001),
+        admin_state=admin,
+        operational=operational,
+        sessions=sessions,
+        weight=100,
+    )
+
+
+class FakeAPI:
+    def __init__(self, name: str, statuses: list[ServerStatus], calls: list[tuple[str, Any]]):
+        self.name, self.statuses, self.calls = name, statuses, calls
+
+    def servers(self) -> list[ServerStatus]:
+        return self.statuses
+
+    def add_server(self, service: str, server: ServerEntry) -> None:
+        if self.name == "h2" and server.name == "refused":
+            raise RouterError("HAProxy refused it")
+        self.calls.append((self.name, server.name))
+
+
+def _router(
+    tmp_path: Path, per_host: dict[str, list[ServerStatus]]
+) -> tuple[FleetRouter, list[tuple[str, Any]]]:
+    router = FleetRouter(
+        FLEET,
+        tmp_path / "fleet",
+        Stack(project="shop", file="compose.yaml", services={}),
+        lambda: FLEET.hosts,
+    )
+    calls: list[tuple[str, Any]] = []
+    fakes = [SimpleNamespace(name=n, api=FakeAPI(n, s, calls)) for n, s in per_host.items()]
+    router.live = lambda: fakes  # type: ignore[assignment,method-assign,return-value]
+    return router, calls
+
+
+def test_servers_are_merged_over_the_hosts(tmp_path: Path) -> None:
+    router, _ = _router(
+        tmp_path,
+        {
+            "h1": [_status("web-1-1", "ready", "up", 2), _status("web-1-2", "drain", "down", 1)],
+            "h2": [_status("web-1-1", "ready", "down", 3), _status("web-1-2", "ready", "down", 0)],
+        },
+    )
+    merged = {s.server: s for s in router.servers()}
+    assert merged["web-1-1"].sessions == 5  # a drain waits for both hosts' sessions
+    assert merged["web-1-1"].operational == "up"  # one host reaches it
+    assert merged["web-1-2"].admin_state == "drain"  # the most withdrawn
+    assert merged["web-1-2"].operational == "down"  # no host reaches it
+
+
+def test_a_change_goes_to_every_host_and_a_refusal_names_the_host(tmp_path: Path) -> None:
+    router, calls = _router(tmp_path, {"h1": [], "h2": []})
+    router.add_server(
+        "web", ServerEntry(name="web-1-1", endpoint=Endpoint(host="10.0.0.1", port=1))
+    )
+    assert sorted(calls) == [("h1", "web-1-1"), ("h2", "web-1-1")]
+    with pytest.raises(RouterError, match=r"^h2: HAProxy refused it"):
+        router.add_server(
+            "web", ServerEntry(name="refused", endpoint=Endpoint(host="10.0.0.1", port=2))
+        )
+    # What was asked is recorded: a host that is up again gets it with the whole configuration.
+    assert "web-1-1" in router._load_record()["web"]
+
+
+def test_each_project_has_its_own_directory_on_the_hosts(tmp_path: Path) -> None:
+    shop = FleetRouter(
+        FLEET, tmp_path / "a", Stack(project="shop", file="compose.yaml", services={}), lambda: ()
+    )
+    blog = FleetRouter(
+        FLEET, tmp_path / "b", Stack(project="blog", file="compose.yaml", services={}), lambda: ()
+    )
+    assert str(shop.app_dir) == "/run/conveyor/shop/haproxy"
+    assert shop.app_dir != blog.app_dir and shop.edge_dir != blog.edge_dir
+    assert shop.local_edge is not None  # no edge host: the edge runs on this machine
