@@ -73,6 +73,7 @@ from conveyor.app.ci_views import (
 from conveyor.app.dora import DoraView, dora_report, empty_dora
 from conveyor.app.env_diff import service_diffs
 from conveyor.app.hooks import HookDelivery
+from conveyor.app.kube_secrets import SECRETS_KEY, digest_key
 from conveyor.app.logs import LogTail
 from conveyor.app.project import Project
 from conveyor.app.server_views import (
@@ -592,7 +593,16 @@ class Controller:
                 loaded.stack, lambda ref: manifest_digest(ref, credentials)
             )
         checkout = kube_delivery.checkout(spec, self.data_dir, self._deploy_git_env())
-        done = kube_delivery.deliver(checkout, spec, loaded, self.config.kubernetes, head, images)
+        options = self.config.kubernetes
+        key = (
+            digest_key(self.data_dir / "environments" / spec.name / SECRETS_KEY)
+            if options.age_recipients
+            else None
+        )
+        done = kube_delivery.deliver(
+            checkout, spec, loaded, options, head, images,
+            environ=self._environ(spec, head), secrets_key=key, root=self._work_tree(spec.name),
+        )  # fmt: skip
         committed = done.committed
         self._update(
             spec.name,
@@ -629,6 +639,20 @@ class Controller:
         for warning in done.warnings:
             self._emit(
                 "delivery.warning", f"{spec.name}: {warning}", "warning", environment=spec.name
+            )
+        if done.empty_secrets:
+            why = (
+                "no value for them on the server"
+                if options.age_recipients
+                else "no kubernetes.age_recipients in conveyor.yaml to encrypt them to"
+            )
+            self._emit(
+                "delivery.warning",
+                f"{spec.name}: Secrets committed without values ({why}): "
+                f"{', '.join(done.empty_secrets)}",
+                "warning",
+                environment=spec.name,
+                data={"secrets": ", ".join(done.empty_secrets)},
             )
         return ""
 

@@ -13,19 +13,28 @@ Nothing here runs on a cluster: the rendering is checked offline by its own test
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.app.render import config_texts, write_rendering
+from conveyor.app.kube_secrets import Sealed, empty_secrets, seal
+from conveyor.app.render import config_texts, secret_texts, write_rendering
 from conveyor.errors import ActionRefused, ConveyorError, NotFound
 from conveyor.gitops.deploy_repo import Committed, DeployCheckout, Reverted
 from conveyor.host.validate import check
 from conveyor.model.environments import EnvironmentSpec
 from conveyor.model.stack import Stack
-from conveyor.render.kubernetes import KUSTOMIZE, KubeOptions, render_kubernetes
+from conveyor.render.kubernetes import (
+    KUSTOMIZE,
+    KubeOptions,
+    Rendering,
+    render_kubernetes,
+    secrets_to_encrypt,
+)
 from conveyor.render.kubernetes.names import dns_label
 from conveyor.spec.compose import Loaded
+from conveyor.spec.yamlpos import SpecWarning
 
 # image reference (`repo:tag`) -> the digest its registry serves (`sha256:…`)
 Resolver = Callable[[str], str]
@@ -75,6 +84,9 @@ class Delivery:
     overlay: str  # the overlay's directory in the deploy repository (what Flux applies)
     images: Mapping[str, str]
     warnings: tuple[str, ...]  # what Kubernetes does otherwise than compose.yaml says
+    # The Secrets encrypted anew and kept (None: no age recipient, placeholders committed).
+    secrets: Sealed | None = None
+    empty_secrets: tuple[str, ...] = ()  # Secrets (or keys) committed without a value
 
 
 def deliver(
@@ -84,10 +96,18 @@ def deliver(
     options: KubeOptions,
     source: str,
     images: Mapping[str, str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    secrets_key: bytes | None = None,
+    root: Path | None = None,
 ) -> Delivery:
     """Render `loaded` (the compose project at commit `source`, without the environment's
-    overrides: the overlay applies them) for `spec` and commit it. Raises SourceError when
-    git cannot."""
+    overrides: the overlay applies them) for `spec` and commit it. With
+    `options.age_recipients` and `secrets_key` (app.kube_secrets.digest_key), every Secret
+    is filled from the compose file's secrets and `environ` (the values the server has for
+    the environment) and committed encrypted with sops; without, as placeholders. Warnings
+    name files relative to `root` (the work tree). Raises SourceError when git cannot,
+    SopsError when sops cannot encrypt."""
     assert spec.deploy is not None
     rendering = render_kubernetes(
         loaded.stack,
@@ -98,9 +118,27 @@ def deliver(
         only=spec.name,
     )
     overlay = f"overlays/{dns_label(spec.name)}"
+    recipients = options.age_recipients
+    encrypting = bool(recipients) and secrets_key is not None
+    plain = (
+        secrets_to_encrypt(
+            loaded.stack, {spec.name: spec}, secret_texts(loaded, environ or {}), rendering
+        )
+        if encrypting
+        else {}
+    )
+    sealed: list[Sealed] = []
 
     def write(directory: Path) -> None:
-        write_rendering(rendering, directory)
+        files = rendering
+        if encrypting:
+            assert secrets_key is not None
+            # Read before write_rendering clears the overlay: the committed encryptions.
+            committed = {path: _read(directory / path) for path in plain}
+            done = seal(plain, recipients, secrets_key, {p: t for p, t in committed.items() if t})
+            sealed[:] = [done]
+            files = _with_files(rendering, done.files)
+        write_rendering(files, directory)
         # Nothing Flux could not build is committed: the release fails here instead.
         verdict = check(KUSTOMIZE, directory / overlay)
         if not verdict.ok:
@@ -108,8 +146,41 @@ def deliver(
             raise DeliveryError(f"kubectl kustomize refuses {overlay}: {said}")
 
     committed = checkout.deliver(spec.name, source, loaded.stack.project, write, images)
-    warnings = tuple(loaded.warning(w.path, w.message).render() for w in rendering.warnings)
-    return Delivery(committed, overlay_of(spec), dict(images), warnings)
+    warnings = tuple(
+        _relative(loaded.warning(w.path, w.message), root).render() for w in rendering.warnings
+    )
+    empty = tuple(empty_secrets(rendering.files, plain))
+    return Delivery(
+        committed,
+        overlay_of(spec),
+        dict(images),
+        warnings,
+        sealed[-1] if sealed else None,
+        empty,
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _with_files(rendering: Rendering, files: Mapping[str, str]) -> Rendering:
+    return dataclasses.replace(rendering, files={**rendering.files, **files})
+
+
+def _relative(warning: SpecWarning, root: Path | None) -> SpecWarning:
+    """The warning's file relative to the work tree (compose.yaml:LINE): its absolute path
+    names the server's data directory, which means nothing to the reader."""
+    if root is None or not Path(warning.file).is_absolute():
+        return warning
+    for base in (root, root.resolve()):
+        if Path(warning.file).is_relative_to(base):
+            shown = Path(warning.file).relative_to(base).as_posix()
+            return dataclasses.replace(warning, file=shown)
+    return warning
 
 
 def overlay_of(spec: EnvironmentSpec) -> str:
