@@ -109,55 +109,83 @@ def deliver(
     name files relative to `root` (the work tree). Raises SourceError when git cannot,
     SopsError when sops cannot encrypt."""
     assert spec.deploy is not None
-    rendering = render_kubernetes(
-        loaded.stack,
-        {spec.name: spec},
-        options,
-        config_texts(loaded),
-        {spec.name: dict(images)},
-        only=spec.name,
+    out = _Writer(spec, loaded, options, images, environ, secrets_key)
+    committed = checkout.deliver(spec.name, source, loaded.stack.project, out.write, images)
+    warnings = tuple(
+        _relative(loaded.warning(w.path, w.message), root).render() for w in out.rendering.warnings
     )
-    overlay = f"overlays/{dns_label(spec.name)}"
-    recipients = options.age_recipients
-    encrypting = bool(recipients) and secrets_key is not None
-    plain = (
-        secrets_to_encrypt(
-            loaded.stack, {spec.name: spec}, secret_texts(loaded, environ or {}), rendering
-        )
-        if encrypting
-        else {}
-    )
-    sealed: list[Sealed] = []
+    empty = tuple(empty_secrets(out.rendering.files, out.plain))
+    return Delivery(committed, overlay_of(spec), dict(images), warnings, out.sealed, empty)
 
-    def write(directory: Path) -> None:
-        files = rendering
-        if encrypting:
-            assert secrets_key is not None
+
+def pending(
+    checkout: DeployCheckout,
+    spec: EnvironmentSpec,
+    loaded: Loaded,
+    options: KubeOptions,
+    images: Mapping[str, str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    secrets_key: bytes | None = None,
+) -> str:
+    """What delivering `loaded` would change in the environment's directory of the deploy
+    branch, as a unified diff (paths as in the deploy repository; "" when nothing). The
+    same rendering as `deliver` (Secrets too: one whose values are unchanged is the committed
+    file), nothing committed. Raises DeliveryError, SourceError, SopsError."""
+    out = _Writer(spec, loaded, options, images, environ, secrets_key)
+    return checkout.pending(out.write)
+
+
+class _Writer:
+    """An environment's rendering, written into the deploy repository's directory by
+    `write` (Secrets sealed against what the directory holds, kustomize must build it)."""
+
+    def __init__(
+        self,
+        spec: EnvironmentSpec,
+        loaded: Loaded,
+        options: KubeOptions,
+        images: Mapping[str, str],
+        environ: Mapping[str, str] | None,
+        secrets_key: bytes | None,
+    ) -> None:
+        self.rendering = render_kubernetes(
+            loaded.stack,
+            {spec.name: spec},
+            options,
+            config_texts(loaded),
+            {spec.name: dict(images)},
+            only=spec.name,
+        )
+        self.overlay = f"overlays/{dns_label(spec.name)}"
+        self.recipients = options.age_recipients
+        self.key = secrets_key if self.recipients else None
+        self.plain = (
+            secrets_to_encrypt(
+                loaded.stack,
+                {spec.name: spec},
+                secret_texts(loaded, environ or {}),
+                self.rendering,
+            )
+            if self.key is not None
+            else {}
+        )
+        self.sealed: Sealed | None = None
+
+    def write(self, directory: Path) -> None:
+        files = self.rendering
+        if self.key is not None:
             # Read before write_rendering clears the overlay: the committed encryptions.
-            committed = {path: _read(directory / path) for path in plain}
-            done = seal(plain, recipients, secrets_key, {p: t for p, t in committed.items() if t})
-            sealed[:] = [done]
-            files = _with_files(rendering, done.files)
+            committed = {path: _read(directory / path) for path in self.plain}
+            kept = {p: t for p, t in committed.items() if t}
+            self.sealed = seal(self.plain, self.recipients, self.key, kept)
+            files = _with_files(self.rendering, self.sealed.files)
         write_rendering(files, directory)
         # Nothing Flux could not build is committed: the release fails here instead.
-        verdict = check(KUSTOMIZE, directory / overlay)
+        verdict = check(KUSTOMIZE, directory / self.overlay)
         if not verdict.ok:
             said = "; ".join(verdict.messages) or verdict.output.strip()[-500:]
-            raise DeliveryError(f"kubectl kustomize refuses {overlay}: {said}")
-
-    committed = checkout.deliver(spec.name, source, loaded.stack.project, write, images)
-    warnings = tuple(
-        _relative(loaded.warning(w.path, w.message), root).render() for w in rendering.warnings
-    )
-    empty = tuple(empty_secrets(rendering.files, plain))
-    return Delivery(
-        committed,
-        overlay_of(spec),
-        dict(images),
-        warnings,
-        sealed[-1] if sealed else None,
-        empty,
-    )
+            raise DeliveryError(f"kubectl kustomize refuses {self.overlay}: {said}")
 
 
 def _read(path: Path) -> str:

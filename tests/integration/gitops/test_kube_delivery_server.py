@@ -279,3 +279,69 @@ def test_a_promotion_delivers_the_sources_images(
     ran = overlay_image(w, commit, tmp_path, "production")
     assert ran == overlay_image(w, staging["delivery"]["commit"], tmp_path)
     assert ran.startswith(image + "@") and not ran.endswith(digest(b"rebuilt"))
+
+
+def test_releases_rollouts_and_diff_of_a_kubernetes_environment(
+    world: ServerWorld, registry: int, tmp_path: Path
+) -> None:
+    """After the tests above: staging delivered releases 1 and 2, Flux reconciled release 1,
+    and a rollback reverted release 2."""
+    w = world
+    viewer = w.token("viewer")
+    commits = deliveries(w)
+    staging = [c for c in commits if "Conveyor-Environment: staging" in message(w, c)]
+    revert, second, first = staging[:3]
+
+    releases = w.api("/environments/staging/releases", viewer)
+    assert [(r["number"], r["deploy_commit"], r["flux"]) for r in releases] == [
+        (2, second, "committed"),
+        (1, first, "reconciled"),
+    ]
+    web = releases[1]["services"]["web"]["image"]
+    assert web.startswith(f"127.0.0.1:{registry}/shop/web:{releases[1]['commit']}@sha256:")
+    assert all(r["created_at"] > 0 for r in releases)
+
+    rollouts = w.api("/environments/staging/rollouts", viewer)
+    assert [
+        (r["kind"], r["from_release"], r["to_release"], r["deploy_commit"]) for r in rollouts
+    ] == [
+        ("rollback", 2, 1, revert),
+        ("deploy", 1, 2, second),
+        ("deploy", None, 1, first),
+    ]
+    assert rollouts[0]["actor"] != "server"  # the person who asked for the rollback
+
+    # The tag of the pinned commit was pushed again (the promotion test): the next delivery
+    # would name the new digest, and only that changes.
+    pinned = releases[1]["commit"]
+    view = w.api("/environments/staging/diff", viewer)
+    assert not view["in_sync"]
+    changed = [line for line in view["manifests"].splitlines() if line[:1] in "+-"]
+    assert len(changed) == 4, changed  # ---/+++ and the one digest line
+    assert changed[2].startswith(f"-- digest: {digest(pinned.encode())}")
+    assert changed[3].startswith(f"+- digest: {digest(b'rebuilt')}")
+    # The registry serves the delivered manifest again: nothing to change.
+    Registry.manifests[f"/v2/shop/web/manifests/{pinned}"] = pinned.encode()
+    view = w.api("/environments/staging/diff", viewer)
+    assert (view["manifests"], view["in_sync"]) == ("", True)
+
+    # Someone edits the overlay by hand: the next delivery would undo it, and diff says so.
+    person = tmp_path / "person"
+    subprocess.run(["git", "clone", "-q", str(deploy_repo(w)), str(person)], check=True)
+    kustomization = person / "clusters/staging/overlays/staging/kustomization.yaml"
+    kustomization.write_text(kustomization.read_text() + "# edited by hand\n")
+    git(person, "-c", "user.name=p", "-c", "user.email=p@x", "commit", "-qam", "by hand")
+    git(person, "push", "-q", "origin", "HEAD:main")
+
+    view = w.api("/environments/staging/diff", viewer)
+    assert not view["in_sync"]
+    assert "--- a/clusters/staging/overlays/staging/kustomization.yaml" in view["manifests"]
+    assert "\n-# edited by hand\n" in view["manifests"]
+    shown = conveyor(
+        "diff", "--env", "staging", cwd=w.root,
+        env={"CONVEYOR_SERVER": w.url, "CONVEYOR_TOKEN": viewer},
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "-# edited by hand" in shown.stdout
+    # Only looked at: the branch still holds the hand edit.
+    assert git(deploy_repo(w), "log", "-1", "--format=%s", "main") == "by hand"
