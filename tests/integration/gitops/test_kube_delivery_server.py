@@ -26,6 +26,9 @@ import httpx
 import pytest
 import yaml
 
+from tests.integration.dashboard.conftest import Browser
+from tests.integration.dashboard.conftest import browser as browser  # noqa: PLC0414 (fixture)
+from tests.integration.dashboard.test_dashboard_browser import check_page, sign_in
 from tests.integration.gitops.server_world import SECRET, ServerWorld, conveyor, git
 
 COMPOSE = """\
@@ -345,3 +348,28 @@ def test_releases_rollouts_and_diff_of_a_kubernetes_environment(
     assert "-# edited by hand" in shown.stdout
     # Only looked at: the branch still holds the hand edit.
     assert git(deploy_repo(w), "log", "-1", "--format=%s", "main") == "by hand"
+
+
+def test_the_environment_page_of_a_kubernetes_environment(
+    world: ServerWorld,
+    browser: Browser,
+) -> None:
+    """The dashboard's environment page, in a real Chromium: where the release was delivered,
+    its releases with their deploy commits and Flux's word, the rollback among the rollouts;
+    no serious axe violation; screenshots (artifacts/screenshots/kube-environment-*.png)."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, world, world.token("viewer"), "/environments/staging")
+    main = browser.driver.find_element(By.TAG_NAME, "main").text
+
+    assert "Delivered to" in main and "clusters/staging/overlays/staging" in main
+    assert "Runs on Kubernetes" in main
+    releases = [
+        row.text
+        for row in browser.driver.find_elements(By.CSS_SELECTOR, "#releases-h + div tbody tr")
+    ]
+    assert releases[0].startswith("#2") and "Flux committed" in releases[0]
+    assert releases[1].startswith("#1") and "Flux reconciled" in releases[1]
+    rollouts = browser.driver.find_element(By.CSS_SELECTOR, "#rollouts-h + div tbody").text
+    assert "rollback" in rollouts and "#2 → #1" in rollouts
+    check_page(browser, "kube-environment")
