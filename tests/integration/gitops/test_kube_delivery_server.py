@@ -1,10 +1,13 @@
 """`target: kubernetes` environments on the real `conveyor server`: a push → its pipeline
 pushes the image (a manifest PUT to a fake registry on 127.0.0.1) → the server commits the
 environment's base and overlay, naming that image by the digest the registry serves, to a
-deploy bare repository; nothing runs on Docker. Flux's signed event about the commit marks it
-reconciled; the same source commit delivered again commits nothing; `conveyor rollback --env`
-is a revert commit there (and a pin on the source branch); a promotion into production (also
-kubernetes) commits production's overlay with the very digests staging delivered.
+deploy bare repository; nothing runs on Docker. The environment's Secret is filled from the
+server's environment and committed SOPS-encrypted (never plaintext). Flux's signed event about
+the commit marks it reconciled; the same source commit delivered again commits nothing;
+`conveyor rollback --env` is a revert commit there (and a pin on the source branch); a
+promotion into production (also kubernetes) commits production's overlay with the very
+digests staging delivered. Then the releases, rollouts and diff routes, and the dashboard's
+environment page in Chromium.
 
 No cluster and no Flux run here: what Flux would do with the commits is not tested (the
 rendered overlay is built with `kubectl kustomize`, as `render kubernetes`'s tests do)."""
@@ -23,9 +26,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
+import pyrage
 import pytest
 import yaml
 
+from conveyor.host.sops import decrypt_file
 from tests.integration.dashboard.conftest import Browser
 from tests.integration.dashboard.conftest import browser as browser  # noqa: PLC0414 (fixture)
 from tests.integration.dashboard.test_dashboard_browser import check_page, sign_in
@@ -37,8 +42,13 @@ services:
     build: .
     image: 127.0.0.1:{registry}/shop/web:${{CI_COMMIT_SHA}}
     environment: {{V: "{version}"}}
+    secrets: [api_key]
     x-conveyor: {{port: 8000}}
+secrets:
+  api_key: {{environment: API_KEY}}
 """
+API_KEY = "plaintext-api-key-3f9a1c"  # in the server's environment only
+IDENTITY = pyrage.x25519.Identity.generate()
 
 # The pipeline "pushes" the image: it PUTs a manifest (the commit's sha as its bytes) under
 # the commit's tag, as `docker push` ends.
@@ -52,6 +62,8 @@ push:
 """
 
 CONVEYOR = """\
+kubernetes:
+  age_recipients: [{recipient}]
 environments:
   staging:
     branch: main
@@ -111,8 +123,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, registry: int) -> Iterator[S
     root = tmp_path_factory.mktemp("kube")
     deploy = root / "deploy.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(deploy)], check=True)
-    w = ServerWorld(root, "unused", f"kube{uuid.uuid4().hex[:6]}", CONVEYOR.format(deploy=deploy))
+    w = ServerWorld(
+        root,
+        "unused",
+        f"kube{uuid.uuid4().hex[:6]}",
+        CONVEYOR.format(deploy=deploy, recipient=IDENTITY.to_public()),
+    )
     w.env["GIT_CONFIG_GLOBAL"] = str(root / "no-gitconfig")
+    w.env["API_KEY"] = API_KEY
     push(w, registry, "1")
     try:
         w.start()
@@ -198,6 +216,14 @@ def test_releases_are_commits_of_the_deploy_repository_and_rollback_reverts(
     assert detail["environment"]["release"] == 1
     assert detail["status"] is None  # nothing of it runs on this host's Docker
     assert (detail["delivery"]["commit"], detail["delivery"]["flux"]) == (first, "committed")
+    # The Secret is filled from the server's environment and encrypted to the recipient: no
+    # plaintext anywhere in the deploy repository's history.
+    assert API_KEY not in git(deploy_repo(w), "log", "-p", "--all")
+    tree = tmp_path / f"staging-{first}"
+    sealed = tree / "clusters/staging/overlays/staging/secrets/secret-api-key.yaml"
+    assert "conveyor.dev/plaintext-hmac: hmac-sha256:" in sealed.read_text()
+    plain = yaml.safe_load(decrypt_file(sealed, str(IDENTITY)))
+    assert plain["stringData"] == {"api-key": API_KEY}
 
     # Flux says it applied the commit: the delivery is reconciled.
     assert flux_event(w, f"main@sha1:{first}") == 200
