@@ -73,6 +73,8 @@ from conveyor.app.ci_views import (
 from conveyor.app.dora import DoraView, dora_report, empty_dora
 from conveyor.app.env_diff import service_diffs
 from conveyor.app.hooks import HookDelivery
+from conveyor.app.kube_secrets import SECRETS_KEY, digest_key
+from conveyor.app.kube_views import kube_releases, kube_rollouts
 from conveyor.app.logs import LogTail
 from conveyor.app.project import Project
 from conveyor.app.server_views import (
@@ -100,7 +102,7 @@ from conveyor.errors import (
     UnknownEnvironment,
 )
 from conveyor.gitops.drift import drift_event
-from conveyor.gitops.kube_releases import rollback_plan
+from conveyor.gitops.kube_releases import History, rollback_plan
 from conveyor.gitops.notify import Dispatcher, build_dispatcher
 from conveyor.gitops.pins import desired_commit
 from conveyor.gitops.promotion import (
@@ -584,15 +586,14 @@ class Controller:
                 Path(spec.compose), None, self._environ(spec, head), cwd=self._work_tree(spec.name),
                 profiles=(),
             ).loaded()  # fmt: skip
-        images = self._promoted_deliveries(spec, head)
-        if not images:
-            user, password = self.environ.get(REGISTRY_USER), self.environ.get(REGISTRY_PASSWORD)
-            credentials = (user, password or "") if user else None
-            images = kube_delivery.pinned_images(
-                loaded.stack, lambda ref: manifest_digest(ref, credentials)
-            )
+        images = self._kube_images(spec, head, loaded.stack)
         checkout = kube_delivery.checkout(spec, self.data_dir, self._deploy_git_env())
-        done = kube_delivery.deliver(checkout, spec, loaded, self.config.kubernetes, head, images)
+        options = self.config.kubernetes
+        done = kube_delivery.deliver(
+            checkout, spec, loaded, options, head, images,
+            environ=self._environ(spec, head), secrets_key=self._secrets_key(spec),
+            root=self._work_tree(spec.name),
+        )  # fmt: skip
         committed = done.committed
         self._update(
             spec.name,
@@ -630,7 +631,117 @@ class Controller:
             self._emit(
                 "delivery.warning", f"{spec.name}: {warning}", "warning", environment=spec.name
             )
+        if done.empty_secrets:
+            why = (
+                "no value for them on the server"
+                if options.age_recipients
+                else "no kubernetes.age_recipients in conveyor.yaml to encrypt them to"
+            )
+            self._emit(
+                "delivery.warning",
+                f"{spec.name}: Secrets committed without values ({why}): "
+                f"{', '.join(done.empty_secrets)}",
+                "warning",
+                environment=spec.name,
+                data={"secrets": ", ".join(done.empty_secrets)},
+            )
         return ""
+
+    def _kube_images(self, spec: EnvironmentSpec, head: str, stack: Stack) -> dict[str, str]:
+        """The images a kubernetes environment's release of `head` runs: a promotion's very
+        images, else the digests the registry serves now. Raises DeliveryError."""
+        images = self._promoted_deliveries(spec, head)
+        if images:
+            return images
+        user, password = self.environ.get(REGISTRY_USER), self.environ.get(REGISTRY_PASSWORD)
+        credentials = (user, password or "") if user else None
+        return kube_delivery.pinned_images(stack, lambda ref: manifest_digest(ref, credentials))
+
+    def _secrets_key(self, spec: EnvironmentSpec) -> bytes | None:
+        """The HMAC key of the environment's encrypted Secrets (app.kube_secrets); None when
+        conveyor.yaml names no age recipient (placeholders are committed)."""
+        assert self.config is not None
+        if not self.config.kubernetes.age_recipients:
+            return None
+        return digest_key(self.data_dir / "environments" / spec.name / SECRETS_KEY)
+
+    def _flux_words(self, env: str) -> dict[str, str]:
+        """Deploy commit -> Flux's newest word on it (reconciled, failed), from its events
+        (revision `<branch>@sha1:<commit>`)."""
+        words: dict[str, str] = {}
+        for e in self._recent_events(FLUX_LOOKBACK):  # oldest first: the newest wins
+            if e.subject.environment != env or e.kind not in ("flux.reconciled", "flux.failed"):
+                continue
+            revision = str((e.data or {}).get("revision") or "")
+            commit = revision.rsplit(":", 1)[-1]
+            if commit:
+                words[commit] = "failed" if e.kind == "flux.failed" else "reconciled"
+        return words
+
+    def _kube_history(self, spec: EnvironmentSpec) -> tuple[History, dict[str, float]]:
+        checkout = kube_delivery.checkout(spec, self.data_dir, self._deploy_git_env())
+        return checkout.timed_history(spec.name)
+
+    def _flux_of(self, env: str) -> Callable[[str], str | None]:
+        words = self._flux_words(env)
+
+        def of(commit: str) -> str | None:
+            # Flux may report an abbreviated commit: match either way.
+            return words.get(commit) or next(
+                (w for c, w in words.items() if commit.startswith(c) or c.startswith(commit)),
+                None,
+            )
+
+        return of
+
+    def _kube_diff(self, spec: EnvironmentSpec, desired: str | None) -> DiffView:
+        """What delivering the desired commit would change in the environment's directory of
+        the deploy branch (a unified diff)."""
+        assert self.config is not None
+        progress = self._progress(spec.name)
+        view = DiffView(
+            environment=spec.name,
+            desired_commit=desired,
+            running_commit=progress.deployed,
+            in_sync=False,
+            services=[],
+            manifests="",
+        )
+        if desired is None:
+            return view
+        env_dir = self._env_dir(spec.name)
+        env_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="diff-", dir=env_dir))
+        note = ""
+        try:
+            try:
+                tree = self.source.checkout(desired, scratch / self.name)
+                loaded = Project.open(
+                    Path(spec.compose), None, self._environ(spec, desired), cwd=tree,
+                    profiles=(),
+                ).loaded()  # fmt: skip
+            except ConveyorError as e:
+                raise ActionRefused(
+                    f"the compose file of {spec.name} at {desired[:12]} cannot be read: {e}"
+                ) from None
+            try:
+                images = self._kube_images(spec, desired, loaded.stack)
+            except ConveyorError as e:
+                images = dict(progress.delivered_images or {})
+                note = f"images as last delivered: the registry was not asked ({e})"
+            checkout = kube_delivery.checkout(spec, self.data_dir, self._deploy_git_env())
+            try:
+                text = kube_delivery.pending(
+                    checkout, spec, loaded, self.config.kubernetes, images,
+                    environ=self._environ(spec, desired), secrets_key=self._secrets_key(spec),
+                )  # fmt: skip
+            except kube_delivery.DeliveryError as e:
+                raise ActionRefused(f"{spec.name}: {e}") from None
+        finally:
+            self._drop_scratch(scratch)
+        return view.model_copy(
+            update={"manifests": text, "in_sync": not text and not note, "note": note}
+        )
 
     def _roll_out(self, spec: EnvironmentSpec, head: str) -> str:
         """The rollout of `head`, checked out and its pipeline green. Returns why it did not
@@ -1217,12 +1328,18 @@ class Controller:
         return view
 
     def releases(self, env: str) -> list[ReleaseView]:
-        self._spec(env)
+        spec = self._spec(env)
+        if spec.target == "kubernetes" and spec.deploy is not None:
+            history, times = self._kube_history(spec)
+            return kube_releases(history, times, self._flux_of(env))
         project = self._served_project(env)
         return deploy_app.history(project, 50).releases if project is not None else []
 
     def rollouts(self, env: str) -> list[RolloutView]:
-        self._spec(env)
+        spec = self._spec(env)
+        if spec.target == "kubernetes" and spec.deploy is not None:
+            history, times = self._kube_history(spec)
+            return kube_rollouts(history, times, self._flux_of(env))
         project = self._served_project(env)
         return deploy_app.history(project, 50).rollouts if project is not None else []
 
@@ -1545,6 +1662,8 @@ class Controller:
         spec = self._spec(env)
         progress = self._progress(env)
         desired = progress.desired
+        if spec.target == "kubernetes" and spec.deploy is not None:
+            return self._kube_diff(spec, desired)
         services = []
         if desired is not None:
             env_dir = self._env_dir(env)

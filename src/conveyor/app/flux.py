@@ -11,11 +11,13 @@ deploys it on a Docker host.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from conveyor.app import kube_delivery
 from conveyor.errors import ConveyorError, SpecError
+from conveyor.model.environments import ConveyorConfig
 from conveyor.model.flux import FluxSettings
 from conveyor.model.stack import Stack
 from conveyor.render import flux, kube_observe
@@ -24,6 +26,7 @@ from conveyor.spec.compose import load_compose
 from conveyor.spec.conveyor_file import load_conveyor_file
 from conveyor.spec.overrides import apply_overrides
 from conveyor.spec.values import suggest
+from conveyor.spec.yamlpos import SpecWarning
 
 
 class FluxRenderError(ConveyorError):
@@ -99,3 +102,68 @@ def write_files(files: Mapping[str, str], out: Path) -> list[Path]:
     except OSError as e:
         raise FluxRenderError(f"cannot write the Flux files into {out}: {e}") from None
     return written
+
+
+def deploy_target_warnings(repo_url: str, conveyor_file: Path, cwd: Path) -> list[SpecWarning]:
+    """`deploy_mismatches` for conveyor.yaml at `cwd / conveyor_file`."""
+    config = load_conveyor_file(cwd / conveyor_file, str(conveyor_file))
+    return deploy_mismatches(repo_url, config)
+
+
+def deploy_mismatches(repo_url: str, config: ConveyorConfig) -> list[SpecWarning]:
+    """Where the Flux being rendered (`--repo`, conveyor.yaml `flux.branch`) would watch
+    another repository or branch than a `target: kubernetes` environment's `deploy:` names:
+    the server commits its releases there, so Flux would never see them. One warning per
+    environment and key, at its conveyor.yaml line (pure)."""
+    out: list[SpecWarning] = []
+    watched = _same_repo(repo_url)
+    branch = config.flux.branch
+    for name, env in sorted(config.environments.items()):
+        if env.target != "kubernetes" or env.deploy is None:
+            continue
+        if _same_repo(env.deploy.repo) != watched:
+            out.append(
+                SpecWarning(
+                    env.file,
+                    env.line("deploy", "repo"),
+                    f"environments.{name}.deploy.repo",
+                    f"the server commits {name}'s releases to {env.deploy.repo}, but this "
+                    f"Flux watches {repo_url} (--repo): Flux would never apply them",
+                )
+            )
+        if env.deploy.branch != branch:
+            out.append(
+                SpecWarning(
+                    env.file,
+                    env.line("deploy", "branch"),
+                    f"environments.{name}.deploy.branch",
+                    f"the server commits {name}'s releases to branch {env.deploy.branch}, but "
+                    f"this Flux watches branch {branch} (flux.branch"
+                    + (f", line {line}" if (line := config.flux.line("branch")) else "")
+                    + "): Flux would never apply them",
+                )
+            )
+    return out
+
+
+_SCP = re.compile(r"^(?P<user>[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
+
+
+def _same_repo(url: str) -> str:
+    """A repository address in one spelling: `git@host:a/b.git`, `ssh://git@host/a/b` and
+    `ssh://git@host/a/b.git/` compare equal; so do `/srv/x.git` and `file:///srv/x.git`."""
+    url = url.strip()
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    elif "://" not in url and not url.startswith("/"):
+        found = _SCP.match(url)
+        if found is not None:
+            url = f"ssh://{found['user'] or ''}{found['host']}/{found['path'].lstrip('/')}"
+    url = url.rstrip("/")
+    if url.endswith(".git"):
+        url = url[: -len(".git")]
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        host, slash, path = rest.partition("/")
+        url = f"{scheme.lower()}://{host.lower()}{slash}{path}"
+    return url

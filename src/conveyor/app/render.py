@@ -62,7 +62,7 @@ def config_texts(loaded: Loaded) -> dict[str, str]:
     return texts
 
 
-def _secret_texts(loaded: Loaded, environ: Mapping[str, str]) -> dict[str, str]:
+def secret_texts(loaded: Loaded, environ: Mapping[str, str]) -> dict[str, str]:
     """Each Compose secret's value: its file's content, or its environment variable's."""
     texts: dict[str, str] = {}
     for name, secret in loaded.stack.secrets.items():
@@ -128,7 +128,7 @@ def kube_rendering(
         if not recipients:
             raise SopsError("encrypting Secrets needs at least one age recipient")
         plain = secrets_to_encrypt(
-            loaded.stack, environments, _secret_texts(loaded, environ), rendering
+            loaded.stack, environments, secret_texts(loaded, environ), rendering
         )
         sealed = {path: encrypt_yaml(text, recipients) for path, text in sorted(plain.items())}
         rendering = dataclasses.replace(rendering, files={**rendering.files, **sealed})

@@ -87,6 +87,10 @@ class DiffView(BaseModel):
     running_commit: str | None
     in_sync: bool
     services: list[ServiceDiff]  # only the services that differ
+    # A kubernetes environment: what delivering `desired_commit` would change in its
+    # directory of the deploy branch, as a unified diff ("" when nothing; None otherwise).
+    manifests: str | None = None
+    note: str = ""  # why the diff is partial (the registry could not be asked, say)
 
 
 ActionName = Literal[

@@ -198,6 +198,10 @@ class RolloutView(BaseModel):
     actor: str
     reason: str
     error: str | None
+    # A kubernetes environment's rollout is a commit of its deploy repository (a delivery or
+    # a revert): that commit, and Flux's word on it (committed, reconciled, failed).
+    deploy_commit: str | None = None
+    flux: str | None = None
 
 
 class ReleaseImage(BaseModel):
@@ -210,6 +214,10 @@ class ReleaseView(BaseModel):
     created_at: float
     commit: str | None
     services: dict[str, ReleaseImage]
+    # A kubernetes environment's release (docs/gitops.md): the deploy repository's commit
+    # holding it, and Flux's word on it (committed, reconciled, failed).
+    deploy_commit: str | None = None
+    flux: str | None = None
 
 
 class HistoryView(BaseModel):

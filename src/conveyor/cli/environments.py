@@ -260,6 +260,9 @@ def show_detail(detail: EnvironmentDetail) -> None:
 
 def show_diff(view: DiffView) -> None:
     env = esc(view.environment)
+    if view.manifests is not None:
+        _show_manifests_diff(view)
+        return
     if view.in_sync and not view.services:
         console.print(
             f"[green]{env} is in sync[/]: {_short(view.running_commit)} runs as git says",
@@ -285,6 +288,29 @@ def show_diff(view: DiffView) -> None:
             esc("; ".join(s.differences)),
         )
     console.print(t)
+
+
+def _show_manifests_diff(view: DiffView) -> None:
+    """A kubernetes environment: what its next delivery would change in the deploy branch."""
+    env = esc(view.environment)
+    if view.note:
+        err.print(f"[yellow]note[/]: {esc(view.note)}", highlight=False)
+    if not view.manifests:
+        console.print(
+            f"[green]{env} is in sync[/]: the deploy branch holds what "
+            f"{_short(view.desired_commit)} renders",
+            highlight=False,
+        )
+        return
+    console.print(
+        f"[yellow]{env} differs[/]: delivering {_short(view.desired_commit)} would change "
+        "the deploy branch:",
+        highlight=False,
+    )
+    colours = {"+": "green", "-": "red", "@": "cyan"}
+    for line in view.manifests.splitlines():
+        colour = colours.get(line[:1]) if not line.startswith(("+++", "---")) else "bold"
+        console.print(f"[{colour}]{esc(line)}[/]" if colour else esc(line), highlight=False)
 
 
 def show_action(result: ActionResult) -> None:

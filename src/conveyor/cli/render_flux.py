@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from conveyor.app.flux import flux_inputs, render_flux, write_files
+from conveyor.app.flux import deploy_target_warnings, flux_inputs, render_flux, write_files
 from conveyor.cli.options import ProjectOpt
 from conveyor.cli.output import console, esc
 
@@ -70,6 +70,8 @@ def render_flux_command(
         elasticsearch_url=elasticsearch,
     )
     written = write_files(render_flux(inputs), out)
+    for warning in deploy_target_warnings(repo, conveyor_file, Path.cwd()):
+        console.print(f"[yellow]warning[/] {esc(warning.render())}", highlight=False)
     envs = ", ".join(e.name for e in inputs.environments)
     console.print(
         f"wrote {len(written)} files into {esc(out)} (environments: {esc(envs)})",

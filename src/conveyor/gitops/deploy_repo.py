@@ -8,7 +8,9 @@ between calls does not matter (each call resets it to the branch's tip)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,18 @@ from conveyor.model.deploy_repo import DeployRepo
 PUSH_ATTEMPTS = 3
 HISTORY_LIMIT = 500  # commits of the directory read for its release history
 AUTHOR = ("Conveyor", "conveyor@conveyor.invalid")
+
+# One git command at a time per clone: the worker delivers while the API reads history/diff.
+_CLONES: dict[Path, threading.Lock] = {}
+_CLONES_LOCK = threading.Lock()
+
+
+@contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    with _CLONES_LOCK:
+        lock = _CLONES.setdefault(directory.absolute(), threading.Lock())
+    with lock:
+        yield
 
 
 @dataclass(frozen=True)
@@ -62,14 +76,37 @@ class DeployCheckout:
 
     def history(self, env: str) -> History:
         """The environment's deliveries on the branch, newest first (fetched now)."""
+        return self.timed_history(env)[0]
+
+    def timed_history(self, env: str) -> tuple[History, dict[str, float]]:
+        """`history`, and each commit's time (Unix seconds) on the branch."""
         try:
-            tip = self._tip()
-            if tip is None:
-                return History(())
-            log = git_clone.log(self.directory, tip, self.target.path, self.env, HISTORY_LIMIT)
+            with _exclusive(self.directory):
+                tip = self._tip()
+                if tip is None:
+                    return History(()), {}
+                path, limit = self.target.path, HISTORY_LIMIT
+                log = git_clone.log(self.directory, tip, path, self.env, limit)
+                times = git_clone.commit_times(self.directory, tip, path, self.env, limit)
         except GitError as e:
             raise SourceError(f"deploy repository {self.shown}: {e}") from None
-        return History.of(env, log)
+        return History.of(env, log), times
+
+    def pending(self, write: Callable[[Path], object]) -> str:
+        """The unified diff `write(dir)` would make to the directory on the branch's tip
+        (paths as in the deploy repository); "" when nothing. Nothing is committed."""
+        try:
+            with _exclusive(self.directory):
+                tip = self._tip()
+                git_clone.reset_to(self.directory, tip, self.env)
+                try:
+                    write(self.directory / self.target.path)
+                    git_clone.stage(self.directory, self.target.path, self.env)
+                    return git_clone.staged_diff(self.directory, self.target.path, self.env)
+                finally:
+                    git_clone.reset_to(self.directory, tip, self.env)
+        except GitError as e:
+            raise SourceError(f"deploy repository {self.shown}: {e}") from None
 
     def deliver(
         self,
@@ -82,6 +119,17 @@ class DeployCheckout:
         """Write the environment's directory with `write(dir)` on the branch's tip and, when
         that changes anything, commit it as the next release of `source` and push. `images`
         (service -> reference) are named in the message, so a rollback knows them again."""
+        with _exclusive(self.directory):
+            return self._deliver(env, source, project, write, images)
+
+    def _deliver(
+        self,
+        env: str,
+        source: str,
+        project: str,
+        write: Callable[[Path], object],
+        images: Mapping[str, str] | None,
+    ) -> Committed:
         for _ in range(PUSH_ATTEMPTS):
             try:
                 tip = self._tip()
@@ -118,6 +166,10 @@ class DeployCheckout:
         """Revert the release commits newer than `to_release` (default: the previous
         release) in one commit, and push. Raises ValueError/LookupError when there is no
         such release, SourceError when git cannot (a later commit changed the same lines)."""
+        with _exclusive(self.directory):
+            return self._revert(env, to_release, by)
+
+    def _revert(self, env: str, to_release: int | None, by: str) -> Reverted:
         for _ in range(PUSH_ATTEMPTS):
             try:
                 tip = self._tip()

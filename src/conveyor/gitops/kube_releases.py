@@ -28,6 +28,7 @@ REVERTS = "Conveyor-Reverts"
 IMAGE = "Conveyor-Image"  # one per pinned service: `<service>=<reference>`
 _TRAILER = re.compile(r"^(Conveyor-[A-Za-z-]+): *(\S.*)$", re.MULTILINE)
 _IMAGE = re.compile(rf"^{IMAGE}: *([^=\s]+)=(\S+)$", re.MULTILINE)
+_ASKED_BY = re.compile(r"Asked by (\S+) through the Conveyor server")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class DeliveryCommit:
     reverts: tuple[str, ...] = ()  # a rollback: the release commits it undoes
     title: str = ""
     images: tuple[tuple[str, str], ...] = ()  # (service, reference) the overlay pins
+    by: str = ""  # who asked for a rollback (its message says), "" for a delivery
 
 
 def trailers(message: str) -> dict[str, str]:
@@ -65,6 +67,7 @@ def parse(commit: str, message: str) -> DeliveryCommit | None:
         reverts=tuple(found.get(REVERTS, "").split()),
         title=message.split("\n", 1)[0],
         images=tuple(sorted(_IMAGE.findall(message))),
+        by=found_by.group(1) if (found_by := _ASKED_BY.search(message)) else "",
     )
 
 

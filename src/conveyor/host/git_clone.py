@@ -126,3 +126,22 @@ def log(
         if sep:
             found.append((sha.strip(), message))
     return found
+
+
+def commit_times(
+    dest: Path, rev: str, path: str, env: Mapping[str, str], limit: int
+) -> dict[str, float]:
+    """Commit -> committer time (Unix seconds) of the commits `log` lists."""
+    out = _must(dest, "log", f"--max-count={limit}", "--format=%H %ct", rev, "--", path, env=env)
+    times: dict[str, float] = {}
+    for line in out.splitlines():
+        sha, _, when = line.partition(" ")
+        if when.strip().isdigit():
+            times[sha] = float(when)
+    return times
+
+
+def staged_diff(dest: Path, path: str, env: Mapping[str, str]) -> str:
+    """The unified diff of what is staged under `path` against HEAD (against nothing on an
+    unborn branch): new files whole, deleted ones removed."""
+    return _must(dest, "diff", "--cached", "--no-color", "--no-ext-diff", "--", path, env=env)

@@ -1,10 +1,13 @@
 """`target: kubernetes` environments on the real `conveyor server`: a push → its pipeline
 pushes the image (a manifest PUT to a fake registry on 127.0.0.1) → the server commits the
 environment's base and overlay, naming that image by the digest the registry serves, to a
-deploy bare repository; nothing runs on Docker. Flux's signed event about the commit marks it
-reconciled; the same source commit delivered again commits nothing; `conveyor rollback --env`
-is a revert commit there (and a pin on the source branch); a promotion into production (also
-kubernetes) commits production's overlay with the very digests staging delivered.
+deploy bare repository; nothing runs on Docker. The environment's Secret is filled from the
+server's environment and committed SOPS-encrypted (never plaintext). Flux's signed event about
+the commit marks it reconciled; the same source commit delivered again commits nothing;
+`conveyor rollback --env` is a revert commit there (and a pin on the source branch); a
+promotion into production (also kubernetes) commits production's overlay with the very
+digests staging delivered. Then the releases, rollouts and diff routes, and the dashboard's
+environment page in Chromium.
 
 No cluster and no Flux run here: what Flux would do with the commits is not tested (the
 rendered overlay is built with `kubectl kustomize`, as `render kubernetes`'s tests do)."""
@@ -23,9 +26,14 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
+import pyrage
 import pytest
 import yaml
 
+from conveyor.host.sops import decrypt_file
+from tests.integration.dashboard.conftest import Browser
+from tests.integration.dashboard.conftest import browser as browser  # noqa: PLC0414 (fixture)
+from tests.integration.dashboard.test_dashboard_browser import check_page, sign_in
 from tests.integration.gitops.server_world import SECRET, ServerWorld, conveyor, git
 
 COMPOSE = """\
@@ -34,8 +42,13 @@ services:
     build: .
     image: 127.0.0.1:{registry}/shop/web:${{CI_COMMIT_SHA}}
     environment: {{V: "{version}"}}
+    secrets: [api_key]
     x-conveyor: {{port: 8000}}
+secrets:
+  api_key: {{environment: API_KEY}}
 """
+API_KEY = "plaintext-api-key-3f9a1c"  # in the server's environment only
+IDENTITY = pyrage.x25519.Identity.generate()
 
 # The pipeline "pushes" the image: it PUTs a manifest (the commit's sha as its bytes) under
 # the commit's tag, as `docker push` ends.
@@ -49,6 +62,8 @@ push:
 """
 
 CONVEYOR = """\
+kubernetes:
+  age_recipients: [{recipient}]
 environments:
   staging:
     branch: main
@@ -108,8 +123,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, registry: int) -> Iterator[S
     root = tmp_path_factory.mktemp("kube")
     deploy = root / "deploy.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(deploy)], check=True)
-    w = ServerWorld(root, "unused", f"kube{uuid.uuid4().hex[:6]}", CONVEYOR.format(deploy=deploy))
+    w = ServerWorld(
+        root,
+        "unused",
+        f"kube{uuid.uuid4().hex[:6]}",
+        CONVEYOR.format(deploy=deploy, recipient=IDENTITY.to_public()),
+    )
     w.env["GIT_CONFIG_GLOBAL"] = str(root / "no-gitconfig")
+    w.env["API_KEY"] = API_KEY
     push(w, registry, "1")
     try:
         w.start()
@@ -195,6 +216,14 @@ def test_releases_are_commits_of_the_deploy_repository_and_rollback_reverts(
     assert detail["environment"]["release"] == 1
     assert detail["status"] is None  # nothing of it runs on this host's Docker
     assert (detail["delivery"]["commit"], detail["delivery"]["flux"]) == (first, "committed")
+    # The Secret is filled from the server's environment and encrypted to the recipient: no
+    # plaintext anywhere in the deploy repository's history.
+    assert API_KEY not in git(deploy_repo(w), "log", "-p", "--all")
+    tree = tmp_path / f"staging-{first}"
+    sealed = tree / "clusters/staging/overlays/staging/secrets/secret-api-key.yaml"
+    assert "conveyor.dev/plaintext-hmac: hmac-sha256:" in sealed.read_text()
+    plain = yaml.safe_load(decrypt_file(sealed, str(IDENTITY)))
+    assert plain["stringData"] == {"api-key": API_KEY}
 
     # Flux says it applied the commit: the delivery is reconciled.
     assert flux_event(w, f"main@sha1:{first}") == 200
@@ -279,3 +308,94 @@ def test_a_promotion_delivers_the_sources_images(
     ran = overlay_image(w, commit, tmp_path, "production")
     assert ran == overlay_image(w, staging["delivery"]["commit"], tmp_path)
     assert ran.startswith(image + "@") and not ran.endswith(digest(b"rebuilt"))
+
+
+def test_releases_rollouts_and_diff_of_a_kubernetes_environment(
+    world: ServerWorld, registry: int, tmp_path: Path
+) -> None:
+    """After the tests above: staging delivered releases 1 and 2, Flux reconciled release 1,
+    and a rollback reverted release 2."""
+    w = world
+    viewer = w.token("viewer")
+    commits = deliveries(w)
+    staging = [c for c in commits if "Conveyor-Environment: staging" in message(w, c)]
+    revert, second, first = staging[:3]
+
+    releases = w.api("/environments/staging/releases", viewer)
+    assert [(r["number"], r["deploy_commit"], r["flux"]) for r in releases] == [
+        (2, second, "committed"),
+        (1, first, "reconciled"),
+    ]
+    web = releases[1]["services"]["web"]["image"]
+    assert web.startswith(f"127.0.0.1:{registry}/shop/web:{releases[1]['commit']}@sha256:")
+    assert all(r["created_at"] > 0 for r in releases)
+
+    rollouts = w.api("/environments/staging/rollouts", viewer)
+    assert [
+        (r["kind"], r["from_release"], r["to_release"], r["deploy_commit"]) for r in rollouts
+    ] == [
+        ("rollback", 2, 1, revert),
+        ("deploy", 1, 2, second),
+        ("deploy", None, 1, first),
+    ]
+    assert rollouts[0]["actor"] != "server"  # the person who asked for the rollback
+
+    # The tag of the pinned commit was pushed again (the promotion test): the next delivery
+    # would name the new digest, and only that changes.
+    pinned = releases[1]["commit"]
+    view = w.api("/environments/staging/diff", viewer)
+    assert not view["in_sync"]
+    changed = [line for line in view["manifests"].splitlines() if line[:1] in "+-"]
+    assert len(changed) == 4, changed  # ---/+++ and the one digest line
+    assert changed[2].startswith(f"-- digest: {digest(pinned.encode())}")
+    assert changed[3].startswith(f"+- digest: {digest(b'rebuilt')}")
+    # The registry serves the delivered manifest again: nothing to change.
+    Registry.manifests[f"/v2/shop/web/manifests/{pinned}"] = pinned.encode()
+    view = w.api("/environments/staging/diff", viewer)
+    assert (view["manifests"], view["in_sync"]) == ("", True)
+
+    # Someone edits the overlay by hand: the next delivery would undo it, and diff says so.
+    person = tmp_path / "person"
+    subprocess.run(["git", "clone", "-q", str(deploy_repo(w)), str(person)], check=True)
+    kustomization = person / "clusters/staging/overlays/staging/kustomization.yaml"
+    kustomization.write_text(kustomization.read_text() + "# edited by hand\n")
+    git(person, "-c", "user.name=p", "-c", "user.email=p@x", "commit", "-qam", "by hand")
+    git(person, "push", "-q", "origin", "HEAD:main")
+
+    view = w.api("/environments/staging/diff", viewer)
+    assert not view["in_sync"]
+    assert "--- a/clusters/staging/overlays/staging/kustomization.yaml" in view["manifests"]
+    assert "\n-# edited by hand\n" in view["manifests"]
+    shown = conveyor(
+        "diff", "--env", "staging", cwd=w.root,
+        env={"CONVEYOR_SERVER": w.url, "CONVEYOR_TOKEN": viewer},
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "-# edited by hand" in shown.stdout
+    # Only looked at: the branch still holds the hand edit.
+    assert git(deploy_repo(w), "log", "-1", "--format=%s", "main") == "by hand"
+
+
+def test_the_environment_page_of_a_kubernetes_environment(
+    world: ServerWorld,
+    browser: Browser,
+) -> None:
+    """The dashboard's environment page, in a real Chromium: where the release was delivered,
+    its releases with their deploy commits and Flux's word, the rollback among the rollouts;
+    no serious axe violation; screenshots (artifacts/screenshots/kube-environment-*.png)."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, world, world.token("viewer"), "/environments/staging")
+    main = browser.driver.find_element(By.TAG_NAME, "main").text
+
+    assert "Delivered to" in main and "clusters/staging/overlays/staging" in main
+    assert "Runs on Kubernetes" in main
+    releases = [
+        row.text
+        for row in browser.driver.find_elements(By.CSS_SELECTOR, "#releases-h + div tbody tr")
+    ]
+    assert releases[0].startswith("#2") and "Flux committed" in releases[0]
+    assert releases[1].startswith("#1") and "Flux reconciled" in releases[1]
+    rollouts = browser.driver.find_element(By.CSS_SELECTOR, "#rollouts-h + div tbody").text
+    assert "rollback" in rollouts and "#2 → #1" in rollouts
+    check_page(browser, "kube-environment")
