@@ -343,6 +343,7 @@ def test_a_replica_serves_its_env_on_its_port_and_is_listed(
         "weight": None,
         "paused": False,
         "published_port": None,
+        "host": "",  # this machine's engine (a fleet's names its host)
     }
     assert abs(seen.started_at - time.time()) < 60
     container.pause()  # frozen: still running, answering nothing
