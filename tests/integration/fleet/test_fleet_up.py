@@ -18,7 +18,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +78,58 @@ def _compose(port: int, version: str) -> str:
     return json.dumps({"name": PROJECT, "services": {"web": web}})
 
 
+# Project networking (docs/fleet.md, "Project networks"): GET /db asks `db` by name (its
+# service address on the caller's host, that host's HAProxy, db's replica on another host).
+APP_NET = """
+import os, signal, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def do_GET(self):
+        me = os.environ["VERSION"] + " " + os.environ["CONVEYOR_REPLICA"]
+        if self.path == "/db":
+            with urllib.request.urlopen("http://db:8001/", timeout=10) as answer:
+                me += " via " + answer.read().decode()
+        body = me.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+ThreadingHTTPServer((os.environ["HOST"], int(os.environ["PORT"])), H).serve_forever()
+"""
+NET_PROJECT = "fleetnet"
+
+
+def _compose_net(port: int, version: str) -> str:
+    """web (2 replicas, kept off h1) calls db (1 replica, on h1) by name: every call crosses
+    hosts. Both on the project's default network."""
+    web = {
+        "image": IMAGE,
+        "command": ["python", "-c", APP_NET],
+        "environment": {"VERSION": version},
+        "ports": [f"0.0.0.0:{port}:8000"],
+        "deploy": {
+            "replicas": 2,
+            "placement": {"constraints": ["node.hostname!=h1"]},
+            "update_config": {"parallelism": 1, "order": "start-first"},
+        },
+        "stop_grace_period": "5s",
+        "x-conveyor": {"probe": {"path": "/health"}},
+    }
+    db = {
+        "image": IMAGE,
+        "command": ["python", "-c", APP],
+        "environment": {"VERSION": "db"},
+        "expose": ["8001"],
+        "deploy": {"replicas": 1, "placement": {"constraints": ["node.hostname==h1"]}},
+        "stop_grace_period": "5s",
+    }
+    return json.dumps({"name": NET_PROJECT, "services": {"db": db, "web": web}})
+
+
 def _conveyor_yaml(fleet: TestFleet) -> str:
     hosts = {
         h.name: {"address": h.address, "user": h.user, "key": str(h.key), "roles": ["app"]}
@@ -107,12 +159,13 @@ class Deployed:
     image_id: str
     up: UpResult | None = None
     seen: dict[str, Counter[str]] = field(default_factory=dict)
+    compose: Callable[[int, str], str] = _compose
 
     def project(self) -> Project:
         return Project.open(None, None, self.environ, self.workdir)
 
     def write(self, version: str) -> None:
-        (self.workdir / "compose.yaml").write_text(_compose(self.port, version))
+        (self.workdir / "compose.yaml").write_text(self.compose(self.port, version))
 
     @property
     def url(self) -> str:
@@ -167,7 +220,27 @@ def deployed() -> Iterator[Deployed]:
 
 
 def _images(d: Deployed) -> dict[str, tuple[str, str]]:
-    return {"web": (IMAGE, d.image_id)}
+    return {"web": (IMAGE, d.image_id), "db": (IMAGE, d.image_id)}
+
+
+@pytest.fixture(scope="module")
+def netted(deployed: Deployed) -> Iterator[Deployed]:
+    """A second project on the same hosts (no second fleet: CI time), on project networks."""
+    workdir = Path(tempfile.mkdtemp(prefix="cvn-", dir="/tmp"))
+    environ = {**deployed.environ, "CONVEYOR_STATE_HOME": str(workdir / "state")}
+    (workdir / "conveyor.yaml").write_text(_conveyor_yaml(deployed.fleet))
+    state = Deployed(
+        deployed.fleet, workdir, environ, free_port(), deployed.image_id, compose=_compose_net
+    )
+    state.write("v1")
+    try:
+        yield state
+    finally:
+        try:
+            state.project().engine().router.stop()
+        finally:
+            _stop_tunnels(state)
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_up_places_the_replicas_over_the_three_hosts(deployed: Deployed) -> None:
@@ -318,3 +391,45 @@ def test_a_lost_host_is_replaced_on_the_others_and_cleaned_when_it_is_back(
     said = host.exec("curl", "-fsS", f"http://127.0.0.1:{deployed.port}/")
     assert said.split()[1] in {r.replica for r in _web(engine)}
     assert [_get(deployed.url)[0] for _ in range(10)] == [200] * 10
+
+
+def test_project_networking_services_call_each_other_by_name_across_hosts(
+    netted: Deployed,
+) -> None:
+    """web on h2 and h3 reaches db on h1 by name: /etc/hosts names db's service address on
+    the caller's host, where that host's HAProxy listens (bound inside the address's
+    namespace) and sends it to db's replica at h1's address and published port."""
+    project = netted.project()
+    result = app.up(
+        project, agent=False, images=_images(netted), checks=False, metrics=False, logs=False
+    )
+    assert result.outcome.status == "succeeded", result.outcome.error
+    running = [r for r in project.engine().observe().replicas if r.running]
+    where = {r.replica: (r.service, r.host) for r in running}
+    assert sorted(h for s, h in where.values() if s == "web") == ["h2", "h3"], where
+    assert [h for s, h in where.values() if s == "db"] == ["h1"], where
+    # Every app host has the project's network and both service addresses.
+    for host in netted.fleet.hosts:
+        nets = host.exec("docker", "network", "ls", "--format", "{{.Name}}").split()
+        assert f"{NET_PROJECT}_default" in nets, (host.name, nets)
+        names = host.exec("docker", "ps", "--format", "{{.Names}}").split()
+        assert {f"{NET_PROJECT}-db-address", f"{NET_PROJECT}-web-address"} <= set(names), (
+            host.name,
+            names,
+        )
+    # Through the edge: each answer names the web replica and the db replica it reached.
+    url = f"{netted.url}db"
+    answers = Counter(_get(url) for _ in range(20))
+    assert sum(n for (status, _), n in answers.items() if status == 200) == 20, answers
+    webs = {body.split()[1] for (_, body) in answers}
+    assert webs == {r for r, (s, _) in where.items() if s == "web"}, answers
+    dbs = {body.split(" via ")[1] for (_, body) in answers}
+    assert dbs == {f"db {r}" for r, (s, _) in where.items() if s == "db"}, answers
+    # And from a web replica's own namespace on h3, by name (its /etc/hosts line).
+    h3 = netted.fleet.host("h3")
+    web_on_h3 = next(r for r, (s, h) in where.items() if s == "web" and h == "h3")
+    said = h3.exec(
+        "docker", "exec", f"{NET_PROJECT}-{web_on_h3}", "python", "-c",
+        "import urllib.request; print(urllib.request.urlopen('http://db:8001/').read().decode())",
+    )  # fmt: skip
+    assert said.split()[0] == "db"
