@@ -231,10 +231,13 @@ class FleetRuntime:
         wanted = tuple(names)
         seen: dict[str, ObservedNetwork] | None = None
         for host in self.health.serving():
-            found = {
-                n.docker_name: n
-                for n in self.engines.engine(host.name).list_networks(project, wanted)
-            }
+            try:
+                listed = self.engines.engine(host.name).list_networks(project, wanted)
+            except ConveyorError:
+                if self.health.health(host.name).status != "suspect":
+                    raise
+                continue  # a blip: judged by the hosts that answer
+            found = {n.docker_name: n for n in listed}
             seen = found if seen is None else {k: v for k, v in seen.items() if k in found}
         return sorted((seen or {}).values(), key=lambda n: n.docker_name)
 
@@ -282,7 +285,12 @@ class FleetRuntime:
         same spec) on every serving host, so the planner starts it again everywhere."""
         merged: dict[str, ObservedAddress] = {}
         for host in self.health.serving():
-            here = {a.service: a for a in self._addresses_on(host.name, project)}
+            try:
+                here = {a.service: a for a in self._addresses_on(host.name, project)}
+            except ConveyorError:
+                if self.health.health(host.name).status != "suspect":
+                    raise
+                continue  # a blip: judged by the hosts that answer
             for service in set(merged) - set(here):
                 merged[service] = merged[service].model_copy(update={"running": False})
             for service, a in here.items():

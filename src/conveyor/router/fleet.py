@@ -6,8 +6,13 @@ the HAProxies of the app hosts that are serving (up or suspect), in parallel; th
 HAProxy is rendered (plan.edge, render.edge_haproxy) whenever the frontends or the set of
 serving app hosts change.
 
-The edge runs on the inventory's `edge` hosts (over SSH, like the app hosts' HAProxies), or on
-this machine when no host has the role (listening on `edge_address`, 127.0.0.1 by default).
+The edge runs on the inventory's `edge` hosts as provisioning's one HAProxy there (its
+/etc/haproxy/haproxy.cfg written and reloaded over SSH: router.fleet_edge), or on this machine
+when no host has the role (listening on `edge_address`, 127.0.0.1 by default).
+
+Under project networking each app host's HAProxy binds inside its own host's service
+addresses (`netns_on`, from the runtime) and reaches every replica, its own host's too, at the
+replica's host address and published port (plan.fleet_routes.host_shape).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import TypeVar
 
 from pydantic import TypeAdapter
 
-from conveyor.errors import RouterError
+from conveyor.errors import ConveyorError, RouterError
 from conveyor.host.process import Daemon, DaemonSpec, wait_until
 from conveyor.host.validate import check
 from conveyor.model.fleet import Fleet, FleetHost
@@ -201,7 +206,24 @@ class FleetRouter:
 
     def for_host(self, shape: RouterConfig, name: str) -> RouterConfig:
         """`shape` as host `name`'s HAProxy serves it (plan.fleet_routes.host_shape)."""
-        return host_shape(shape, self._netns_on(name) if self._netns_on is not None else {})
+        if self._netns_on is None or not any(f.namespaces() for f in shape.frontends):
+            return host_shape(shape, {})  # no service address: nothing to ask the host
+        try:
+            here = dict(self._netns_on(name))
+        except ConveyorError:
+            # Its engine does not answer (a suspect host): it keeps binding where it does.
+            here = self._bound(name)
+        return host_shape(shape, here)
+
+    def _bound(self, name: str) -> dict[str, Namespace]:
+        """Where host `name`'s HAProxy binds now, by service (its last pushed shape)."""
+        known = self.hosts[name].shape() if name in self.hosts else None
+        out: dict[str, Namespace] = {}
+        for frontend in known.frontends if known else ():
+            for bind in frontend.binds:
+                if bind.namespace and bind.netns:
+                    out[frontend.service] = Namespace(name=bind.namespace, netns=bind.netns)
+        return out
 
     def resync(self, name: str) -> None:
         """Give host `name`'s HAProxy the fleet's current configuration (a host back from down

@@ -34,7 +34,7 @@ from conveyor.host.ssh_tunnel import tunnel
 from conveyor.model.fleet import Fleet
 from conveyor.model.release import ObservedReplica
 from conveyor.router.fleet import FleetRouter
-from conveyor.testing.fleet_hosts import TestFleet, fleet_of_hosts
+from conveyor.testing.fleet_hosts import FleetHostError, TestFleet, fleet_of_hosts
 from conveyor.testing.net import free_port
 
 pytestmark = pytest.mark.integration
@@ -391,6 +391,145 @@ def test_a_lost_host_is_replaced_on_the_others_and_cleaned_when_it_is_back(
     said = host.exec("curl", "-fsS", f"http://127.0.0.1:{deployed.port}/")
     assert said.split()[1] in {r.replica for r in _web(engine)}
     assert [_get(deployed.url)[0] for _ in range(10)] == [200] * 10
+
+
+def _project_containers(d: Deployed) -> dict[str, set[str]]:
+    """Host -> names of the project's web containers running there, as each engine says
+    (asked with `docker exec` into the host: a host whose dockerd is dead names none)."""
+    out: dict[str, set[str]] = {}
+    for host in d.fleet.hosts:
+        try:
+            names = host.exec("docker", "ps", "--format", "{{.Names}}", timeout=20).split()
+        except FleetHostError:  # its dockerd is down: nothing known there
+            names = []
+        out[host.name] = {n for n in names if n.startswith(f"{PROJECT}-web-")}
+    return out
+
+
+def _converged(d: Deployed, version: str) -> None:
+    """Three web replicas running and in rotation; the edge answers only `version`."""
+    engine = d.project().engine()
+    web = [r for r in _web(engine) if r.router == "ready"]
+    assert len(web) == 3, web
+    answers = {_get(d.url)[1].split()[0] for _ in range(9)}
+    assert answers == {version}, answers
+
+
+def test_dockerd_killed_mid_rollout_fails_no_request_routed_elsewhere(deployed: Deployed) -> None:
+    """A host's dockerd is killed while a rolling deploy runs (once the deploy's first new
+    replica runs, on a host that has none yet). The deploy may fail there (a step on the lost
+    host) and roll back, or finish; either way the load loop may lose at most the one
+    request in flight on the lost host (one request at a time: the edge retries every other
+    one on another host). The reconciler replaces the lost host's replica, cleans the host
+    when it is back, and deploying again converges to the new version."""
+    assert deployed.up is not None, "up failed: nothing to deploy over"
+    before = set().union(*_project_containers(deployed).values())
+    reconciler = app.reconciler(deployed.project())
+    runtime = reconciler.engine.runtime
+    assert isinstance(runtime, FleetRuntime)
+    outcome: list[str] = []
+
+    def roll() -> None:
+        result = app.deploy(deployed.project(), [], images=_images(deployed))
+        outcome.append(result.outcome.status)
+
+    with Load(deployed.url) as load:
+        deployed.write("v3")
+        deploying = threading.Thread(target=roll, daemon=True)
+        deploying.start()
+        victims: list[str] = []
+
+        def first_new_runs() -> bool:
+            now = _project_containers(deployed)
+            fresh = {h for h, names in now.items() if names - before}
+            if fresh:
+                victims.extend(sorted(set(now) - fresh)[-1:])
+            return bool(fresh) or not deploying.is_alive()
+
+        assert wait_until(first_new_runs, 300, 0.3), "the deploy started no new replica"
+        assert victims, "the deploy ended before the fault"
+        victim = deployed.fleet.host(victims[0])
+        victim.kill_dockerd()
+        try:
+            deploying.join(timeout=600)
+            assert not deploying.is_alive(), "the deploy did not end"
+
+            def replaced() -> bool:
+                reconciler.tick()
+                placed = [r.host for r in _web(reconciler.engine) if r.router == "ready"]
+                return runtime.health.health(victim.name).status == "down" and len(placed) == 3
+
+            assert wait_until(replaced, 180, 0.5), runtime.health.transitions
+        finally:
+            victim.start_dockerd()
+
+        def back() -> bool:
+            reconciler.tick()
+            return runtime.health.health(victim.name).status == "up"
+
+        assert wait_until(back, 180, 0.5), runtime.health.transitions
+        again = app.deploy(deployed.project(), [], images=_images(deployed))
+    assert again.outcome.status == "succeeded", (outcome, again.outcome.error)
+    assert load.failed <= 1, (outcome, load.statuses)
+    assert sum(load.statuses.values()) > 0
+    _converged(deployed, "v3")
+
+
+# The deploying process SIGKILLs itself right after journaling the second `drain` step of its
+# first deploy rollout (the crash suite's failpoint, tests/integration/deploy): mid-rollout,
+# one new replica routed, old ones still serving.
+KILL_AT_SECOND_DRAIN = """
+import os, signal, sys
+from conveyor.cli.main import main
+from conveyor.store.rollouts import JournalRepository
+begin, drains = JournalRepository.begin, []
+def _begin(self, rid, seq, step):
+    begin(self, rid, seq, step)
+    if step.kind == "drain":
+        drains.append(seq)
+        if len(drains) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+JournalRepository.begin = _begin
+sys.argv[0] = "conveyor"
+main()
+"""
+
+
+def test_the_deploying_process_killed_mid_rollout_is_resumed_by_the_next_deploy(
+    deployed: Deployed,
+) -> None:
+    """`conveyor deploy` SIGKILLed mid-rollout, then `conveyor deploy` again: the journal
+    recovers the interrupted rollout (as on one host) and the deploy finishes. No request
+    of the load loop fails: no host is lost, every replica drained before it stops."""
+    import os
+    import subprocess
+    import sys
+
+    assert deployed.up is not None, "up failed: nothing to deploy over"
+    env = {**os.environ, **deployed.environ}
+
+    def conveyor(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *argv, "deploy"],
+            cwd=deployed.workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+
+    with Load(deployed.url) as load:
+        deployed.write("v4")
+        killed = conveyor("-c", KILL_AT_SECOND_DRAIN)
+        assert killed.returncode == -9, killed.stderr
+        mid = {_get(deployed.url)[1].split()[0] for _ in range(12)}
+        again = conveyor("-m", "conveyor")
+    assert again.returncode == 0, again.stderr
+    assert "recover" in (again.stdout + again.stderr).lower(), again.stdout
+    assert mid <= {"v3", "v4"}, mid
+    assert set(load.statuses) == {200}, load.statuses
+    _converged(deployed, "v4")
 
 
 def test_project_networking_services_call_each_other_by_name_across_hosts(
