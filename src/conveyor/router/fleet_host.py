@@ -9,8 +9,9 @@
   code (router.haproxy.HAProxyRouter's add_server, set_state, servers…) is reused unchanged
   against it.
 
-Started directly, not by systemd: the test hosts have none, and provisioning's HAProxy role
-installs the package only (docs/fleet.md says so).
+Used for app hosts' per-project HAProxies, started directly, not by systemd (the test hosts
+have none; provisioning's HAProxy on an app host is the host's own, serving its stats only).
+Edge hosts use provisioning's HAProxy instead (router.fleet_edge; docs/fleet.md's table).
 """
 
 from __future__ import annotations
