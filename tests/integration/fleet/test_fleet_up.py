@@ -449,8 +449,10 @@ def test_dockerd_killed_mid_rollout_fails_no_request_routed_elsewhere(deployed: 
         assert wait_until(first_new_runs, 300, 0.3), "the deploy started no new replica"
         assert victims, "the deploy ended before the fault"
         victim = deployed.fleet.host(victims[0])
+        mid_rollout = deploying.is_alive()
         victim.kill_dockerd()
         try:
+            assert mid_rollout, "the deploy ended before the fault"
             deploying.join(timeout=600)
             assert not deploying.is_alive(), "the deploy did not end"
 
