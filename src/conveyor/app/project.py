@@ -224,6 +224,7 @@ class Project:
             self.stack(),
             health.driven,
             edge_address=self.environ.get("CONVEYOR_EDGE_ADDRESS", "127.0.0.1"),
+            netns_on=runtime.address_netns,
         )
         timeline = self.timeline(store, actor)
         health.subscribe(functools.partial(_host_changed, router, timeline))

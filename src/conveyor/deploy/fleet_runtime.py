@@ -17,6 +17,7 @@ one engine (docs/fleet.md, "Wiring").
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -35,7 +36,10 @@ from conveyor.model.release import (
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan
 from conveyor.plan.fleet_assign import assign_hosts
+from conveyor.plan.network import SubnetPool, namespace_name
+from conveyor.plan.routes import Namespace
 from conveyor.runtime.docker_engine import DockerEngine
+from conveyor.runtime.docker_networks import address_container_name
 from conveyor.runtime.protocol import AddressRun, NetworkRun, Progress, ReplicaRun
 
 
@@ -49,13 +53,14 @@ class FleetRuntime:
         self._assigned: dict[str, str] = {}  # replica -> host, from the plan being run
         self._where: dict[str, str] = {}  # container id -> host
         self._seen: dict[str, list[ObservedReplica]] = {}  # host -> its replicas, last seen
+        self._address_of: dict[str, str] = {}  # address container id -> its service
+        self._project: str | None = None  # the project whose addresses were last seen
         self._lock = threading.Lock()
 
     # ---- placement -------------------------------------------------------------------------
 
     def assign(self, plan: Plan, release: Release, observed: Observed) -> Plan:
         """`plan` with every `start` placed on a host (remembered for `run`)."""
-        refuse_unwired(release.stack.services)
         placed = assign_hosts(
             plan,
             release.stack.services,
@@ -199,6 +204,11 @@ class FleetRuntime:
             return None  # its host does not answer: removed as stale when it is back
 
     def remove(self, container_id: str) -> None:
+        with self._lock:
+            service = self._address_of.get(container_id)
+        if service is not None:
+            self._remove_address(service)
+            return
         host, engine = self._engine_of(container_id)
         try:
             engine.remove(container_id)
@@ -214,22 +224,136 @@ class FleetRuntime:
         for host in self.health.serving():
             yield from self.engines.engine(host.name).logs(project, service, follow, tail)
 
-    # ---- project networks: not on a fleet yet -----------------------------------------------
+    # ---- project networks and service addresses: on every app host -------------------------
 
     def list_networks(self, project: str, names: Iterable[str] = ()) -> list[ObservedNetwork]:
-        return []
+        """The networks every serving host has (as the first one reports them)."""
+        wanted = tuple(names)
+        seen: dict[str, ObservedNetwork] | None = None
+        for host in self.health.serving():
+            try:
+                listed = self.engines.engine(host.name).list_networks(project, wanted)
+            except ConveyorError:
+                if self.health.health(host.name).status != "suspect":
+                    raise
+                continue  # a blip: judged by the hosts that answer
+            found = {n.docker_name: n for n in listed}
+            seen = found if seen is None else {k: v for k, v in seen.items() if k in found}
+        return sorted((seen or {}).values(), key=lambda n: n.docker_name)
 
     def ensure_network(self, req: NetworkRun) -> ObservedNetwork:
-        raise RuntimeAdapterError(_UNWIRED)
+        """The network on every host that takes replicas, with the first host's subnet on the
+        others (a fixed one-subnet pool: the same spec hash as a network from the pool)."""
+        hosts = self.health.placeable()
+        if not hosts:
+            raise RuntimeAdapterError("no app host of the fleet is up to create networks on")
+        first = self.engines.engine(hosts[0].name).ensure_network(req)
+        same = req
+        if first.subnet and not req.network.external:
+            prefix = ipaddress.IPv4Network(first.subnet).prefixlen
+            same = req.model_copy(
+                update={"pool": SubnetPool(ranges=(first.subnet,), prefix=prefix)}
+            )
+        for host in hosts[1:]:
+            made = self.engines.engine(host.name).ensure_network(same)
+            if made.subnet != first.subnet and not req.network.external:
+                raise RuntimeAdapterError(
+                    f"network {made.docker_name} on host {host.name} has subnet {made.subnet}, "
+                    f"on {hosts[0].name} {first.subnet}: a fleet's project network needs one "
+                    f"subnet on every host (remove the one on {host.name})"
+                )
+        return first
 
     def remove_network(self, docker_name: str) -> None:
-        return None
+        for host in self.health.serving():
+            try:
+                self.engines.engine(host.name).remove_network(docker_name)
+            except ConveyorError:
+                if self.health.health(host.name).status == "up":
+                    raise
+
+    def _addresses_on(self, host: str, project: str) -> list[ObservedAddress]:
+        found = self.engines.engine(host).list_addresses(project)
+        with self._lock:
+            self._project = project
+            for a in found:
+                self._address_of[a.container_id] = a.service
+        return found
 
     def list_addresses(self, project: str) -> list[ObservedAddress]:
-        return []
+        """One per service, the first serving host's; not running unless it runs (with the
+        same spec) on every serving host, so the planner starts it again everywhere."""
+        merged: dict[str, ObservedAddress] = {}
+        for host in self.health.serving():
+            try:
+                here = {a.service: a for a in self._addresses_on(host.name, project)}
+            except ConveyorError:
+                if self.health.health(host.name).status != "suspect":
+                    raise
+                continue  # a blip: judged by the hosts that answer
+            for service in set(merged) - set(here):
+                merged[service] = merged[service].model_copy(update={"running": False})
+            for service, a in here.items():
+                seen = merged.get(service)
+                if seen is None:
+                    merged[service] = a
+                elif not a.running or a.spec_hash != seen.spec_hash:
+                    merged[service] = seen.model_copy(update={"running": False})
+        return sorted(merged.values(), key=lambda a: a.service)
 
     def run_address(self, req: AddressRun) -> ObservedAddress:
-        raise RuntimeAdapterError(_UNWIRED)
+        """The address (re)started on every host that takes replicas; the first host's is
+        returned (its container id names the namespace in the executor's configuration;
+        each host's HAProxy binds in its own host's, `address_netns`)."""
+        hosts = self.health.placeable()
+        if not hosts:
+            raise RuntimeAdapterError("no app host of the fleet is up to start addresses on")
+        made = []
+        for host in hosts:
+            engine = self.engines.engine(host.name)
+            if engine.local_image(req.image) is None:  # the base image, by its name
+                image_id = self.local.local_image(req.image)
+                if image_id is None:
+                    raise RuntimeAdapterError(
+                        f"image {req.image} (service addresses) is not on this machine"
+                    )
+                self.local.copy_image_to(image_id, engine)
+                engine.tag(image_id, req.image)
+            made.append(engine.run_address(req))
+        with self._lock:
+            self._project = req.project
+            for a in made:
+                self._address_of[a.container_id] = a.service
+        return made[0]
+
+    def address_netns(self, host: str) -> dict[str, Namespace]:
+        """Where each running service address of the project is on `host`: what that host's
+        HAProxy binds into (router.fleet)."""
+        with self._lock:
+            project = self._project
+        if project is None:
+            return {}
+        return {
+            a.service: Namespace(
+                name=namespace_name(project, a.service, a.container_id), netns=a.netns
+            )
+            for a in self._addresses_on(host, project)
+            if a.running and a.netns
+        }
+
+    def _remove_address(self, service: str) -> None:
+        """An address goes on every serving host (the executor names the first host's)."""
+        with self._lock:
+            project = self._project
+        if project is None:
+            return
+        name = address_container_name(project, service)
+        for host in self.health.serving():
+            try:
+                self.engines.engine(host.name).remove(name)
+            except ConveyorError:
+                if self.health.health(host.name).status == "up":
+                    raise
 
     # ---- hosts that come back -----------------------------------------------------------------
 
@@ -246,16 +370,3 @@ class FleetRuntime:
 
     def close(self) -> None:
         self.engines.close()
-
-
-_UNWIRED = (
-    "project networks are not wired on a fleet yet: give the services `network_mode: host` "
-    "(docs/fleet.md, 'What remains')"
-)
-
-
-def refuse_unwired(services: Mapping[str, Service]) -> None:
-    """What a fleet cannot run yet, refused before anything starts."""
-    project = sorted(n for n, s in services.items() if s.networking != "host")
-    if project:
-        raise ConveyorError(f"services {', '.join(project)}: {_UNWIRED}")

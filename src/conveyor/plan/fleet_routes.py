@@ -13,11 +13,12 @@ is served by this host's replicas only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.frozen import Frozen
-from conveyor.model.routing import Frontend, RouterConfig, ServerEntry
+from conveyor.model.routing import Bind, Frontend, RouterConfig, ServerEntry
+from conveyor.plan.routes import Namespace
 
 
 class FleetReplica(Frozen):
@@ -77,3 +78,40 @@ def _with_target(
         endpoint = Endpoint(host=server.endpoint.host, port=frontend.target)
         return server.model_copy(update={"endpoint": endpoint})
     return server
+
+
+def host_shape(config: RouterConfig, namespaces: Mapping[str, Namespace]) -> RouterConfig:
+    """The frontends (`config`, as the executor gives them) for one fleet host's HAProxy:
+
+    - every server is reached at its own endpoint (`target` cleared): on a fleet a replica is
+      listed at its host's fleet address and published port, the host's own replicas too;
+    - a bind inside a service address's namespace uses this host's address (`namespaces`,
+      service -> the namespace of its address container on this host); a service whose
+      address does not run on this host yet loses those binds until it does (its published
+      ports and stable frontend still serve).
+    """
+
+    def binds(service: str, given: tuple[Bind, ...]) -> tuple[Bind, ...]:
+        out: list[Bind] = []
+        for bind in given:
+            if bind.namespace is None:
+                out.append(bind)
+                continue
+            here = namespaces.get(service)
+            if here is not None:
+                out.append(bind.model_copy(update={"namespace": here.name, "netns": here.netns}))
+        return tuple(out)
+
+    frontends = tuple(
+        f.model_copy(
+            update={
+                "target": None,
+                "binds": binds(f.service, f.binds),
+                "listeners": tuple(
+                    x.model_copy(update={"binds": binds(f.service, x.binds)}) for x in f.listeners
+                ),
+            }
+        )
+        for f in config.frontends
+    )
+    return config.model_copy(update={"frontends": frontends})

@@ -6,8 +6,13 @@ the HAProxies of the app hosts that are serving (up or suspect), in parallel; th
 HAProxy is rendered (plan.edge, render.edge_haproxy) whenever the frontends or the set of
 serving app hosts change.
 
-The edge runs on the inventory's `edge` hosts (over SSH, like the app hosts' HAProxies), or on
-this machine when no host has the role (listening on `edge_address`, 127.0.0.1 by default).
+The edge runs on the inventory's `edge` hosts as provisioning's one HAProxy there (its
+/etc/haproxy/haproxy.cfg written and reloaded over SSH: router.fleet_edge), or on this machine
+when no host has the role (listening on `edge_address`, 127.0.0.1 by default).
+
+Under project networking each app host's HAProxy binds inside its own host's service
+addresses (`netns_on`, from the runtime) and reaches every replica, its own host's too, at the
+replica's host address and published port (plan.fleet_routes.host_shape).
 """
 
 from __future__ import annotations
@@ -15,22 +20,26 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from pydantic import TypeAdapter
 
-from conveyor.errors import RouterError
+from conveyor.errors import ConveyorError, RouterError
 from conveyor.host.process import Daemon, DaemonSpec, wait_until
 from conveyor.host.validate import check
 from conveyor.model.fleet import Fleet, FleetHost
+from conveyor.model.provision import HOST_HAPROXY_RUN_DIR, HOST_HAPROXY_USER
 from conveyor.model.stack import Stack
 from conveyor.plan.edge import edge_config
+from conveyor.plan.fleet_routes import host_shape
+from conveyor.plan.routes import Namespace
 from conveyor.render.edge_haproxy import render_edge
 from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE, VALIDATOR, render
 from conveyor.render.haproxy import validate as validate_router
+from conveyor.router.fleet_edge import EdgeHost
 from conveyor.router.fleet_host import HostHAProxy, app_dir, edge_dir
 from conveyor.router.protocol import RouterConfig, ServerEntry, ServerState, ServerStatus
 
@@ -120,8 +129,12 @@ class FleetRouter:
         *,
         known_hosts: Path | None = None,
         edge_address: str = "127.0.0.1",
+        netns_on: Callable[[str], Mapping[str, Namespace]] | None = None,
     ) -> None:
         self.run_dir = run_dir
+        # host name -> where each service address's namespace is on that host (project
+        # networking: each host's HAProxy binds inside its own host's addresses).
+        self._netns_on = netns_on
         self.stack = stack
         self.app_dir = app_dir(stack.project)
         self.edge_dir = edge_dir(stack.project)
@@ -132,12 +145,8 @@ class FleetRouter:
             h.name: HostHAProxy(h, run_dir, remote_dir=self.app_dir, known_hosts=known_hosts)
             for h in fleet.with_role("app")
         }
-        self.edges = [
-            HostHAProxy(
-                h, run_dir / "edge", remote_dir=self.edge_dir, kind="edge", known_hosts=known_hosts
-            )
-            for h in fleet.with_role("edge")
-        ]
+        # Edge hosts: provisioning's one HAProxy, whose file this writes (router.fleet_edge).
+        self.edges = [EdgeHost(h, known_hosts=known_hosts) for h in fleet.with_role("edge")]
         self.local_edge = None if self.edges else LocalEdge(run_dir / "edge")
         self.shape_file = run_dir / "frontends.json"
         self.record_file = run_dir / "servers.json"
@@ -174,7 +183,7 @@ class FleetRouter:
             self.shape_file.write_text(shape.model_dump_json(indent=2))
 
             def one(host: HostHAProxy) -> None:
-                if host.running() and host.shape() == shape:
+                if host.running() and host.shape() == self.for_host(shape, host.name):
                     for frontend in config.frontends:
                         for server in frontend.servers:
                             host.api.add_server(frontend.service, server)
@@ -188,11 +197,33 @@ class FleetRouter:
         """Render the whole configuration (every recorded server) and start or reload the
         host's HAProxy: a new host, a changed shape, or a host back from down."""
         record = self._load_record() if record is None else record
+        here = self.for_host(shape, host.name)
         text = render(
-            _with_servers(shape, record), Path(str(self.app_dir)), prometheus_exporter=False
+            _with_servers(here, record), Path(str(self.app_dir)), prometheus_exporter=False
         )
-        host.remember_shape(shape)
-        host.push(text)
+        host.remember_shape(here)
+        host.push(text, links={n: f for fe in here.frontends for n, f in fe.namespaces().items()})
+
+    def for_host(self, shape: RouterConfig, name: str) -> RouterConfig:
+        """`shape` as host `name`'s HAProxy serves it (plan.fleet_routes.host_shape)."""
+        if self._netns_on is None or not any(f.namespaces() for f in shape.frontends):
+            return host_shape(shape, {})  # no service address: nothing to ask the host
+        try:
+            here = dict(self._netns_on(name))
+        except ConveyorError:
+            # Its engine does not answer (a suspect host): it keeps binding where it does.
+            here = self._bound(name)
+        return host_shape(shape, here)
+
+    def _bound(self, name: str) -> dict[str, Namespace]:
+        """Where host `name`'s HAProxy binds now, by service (its last pushed shape)."""
+        known = self.hosts[name].shape() if name in self.hosts else None
+        out: dict[str, Namespace] = {}
+        for frontend in known.frontends if known else ():
+            for bind in frontend.binds:
+                if bind.namespace and bind.netns:
+                    out[frontend.service] = Namespace(name=bind.namespace, netns=bind.netns)
+        return out
 
     def resync(self, name: str) -> None:
         """Give host `name`'s HAProxy the fleet's current configuration (a host back from down
@@ -212,8 +243,9 @@ class FleetRouter:
             return
         config = edge_config(self.stack, serving)
         if config.ports:
+            text = render_edge(config, Path(HOST_HAPROXY_RUN_DIR), user=HOST_HAPROXY_USER)
             for edge in self.edges:
-                edge.push(render_edge(config, Path(str(self.edge_dir))))
+                edge.push(text)
 
     def running(self) -> bool:
         hosts = self.live()
@@ -283,7 +315,7 @@ class FleetRouter:
 
     def close(self) -> None:
         """Stop the tunnels this process started (the HAProxies keep running)."""
-        for host in (*self.hosts.values(), *self.edges):
+        for host in self.hosts.values():
             host.close()
 
     # ---- record ------------------------------------------------------------------------------

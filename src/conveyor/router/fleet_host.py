@@ -9,15 +9,18 @@
   code (router.haproxy.HAProxyRouter's add_server, set_state, servers…) is reused unchanged
   against it.
 
-Started directly, not by systemd: the test hosts have none, and provisioning's HAProxy role
-installs the package only (docs/fleet.md says so).
+Used for app hosts' per-project HAProxies, started directly, not by systemd (the test hosts
+have none; provisioning's HAProxy on an app host is the host's own, serving its stats only).
+Edge hosts use provisioning's HAProxy instead (router.fleet_edge; docs/fleet.md's table).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 import socket
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from conveyor.errors import ConveyorError, RouterError
@@ -106,13 +109,19 @@ class HostHAProxy:
     def running(self) -> bool:
         return self.worker_pid() is not None
 
-    def push(self, text: str) -> None:
+    def push(self, text: str, links: Mapping[str, str] | None = None) -> None:
         """Check `text` on the host, then start HAProxy on it or reload it; returns once a new
-        worker answers. Raises RouterError with HAProxy's complaint."""
+        worker answers. `links`: namespace name -> namespace file, linked under
+        /var/run/netns on the host first (HAProxy's `namespace` binds; router.haproxy does
+        the same on one host). Raises RouterError with HAProxy's complaint."""
         before = self.worker_pid()
         d = self.remote_dir
-        script = f"""mkdir -p {d}
-cat > {d}/haproxy.cfg.new
+        linked = "".join(
+            f"ln -sfn {shlex.quote(target)} /var/run/netns/{shlex.quote(name)}\n"
+            for name, target in sorted((links or {}).items())
+        )
+        script = f"""mkdir -p {d} /var/run/netns
+{linked}cat > {d}/haproxy.cfg.new
 haproxy -c -q -f {d}/haproxy.cfg.new
 mv {d}/haproxy.cfg.new {d}/haproxy.cfg
 if [ -s {d}/{PID_FILE} ] && kill -0 "$(cat {d}/{PID_FILE})" 2>/dev/null; then

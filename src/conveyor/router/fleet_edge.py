@@ -1,0 +1,93 @@
+"""The edge on an `edge` host (docs/fleet.md, "The edge"): one HAProxy per edge host, the one
+provisioning installs (the haproxy role, model.provision's HOST_HAPROXY_*). The fleet's router
+writes the file that HAProxy reads, `/etc/haproxy/haproxy.cfg`, checked with `haproxy -c` on
+the host first, and reloads it the way the host runs it:
+
+- **systemd** (a real host: `/run/systemd/system` exists, sd_booted()'s own test):
+  `systemctl reload-or-restart haproxy` (the unit's master-worker reload; started if it was
+  not running);
+- **no systemd** (the test hosts): as provisioning's handler does, a new `haproxy -D` takes
+  over from the one its pid file names (`-sf`), or starts it when none runs.
+
+An unchanged file with HAProxy running is left alone (no reload). The choice is made on the
+host, by the script `edge_push_script` renders (pure, tested with stub commands).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path, PurePosixPath
+
+from conveyor.errors import ConveyorError, RouterError
+from conveyor.host.ssh_command import ssh_script
+from conveyor.model.fleet import FleetHost
+from conveyor.model.provision import HOST_HAPROXY_CONFIG, HOST_HAPROXY_RUN_DIR
+from conveyor.render.haproxy import PID_FILE
+
+SYSTEMD_MARKER = "/run/systemd/system"
+
+
+def edge_push_script(
+    config_file: str = HOST_HAPROXY_CONFIG,
+    run_dir: str = HOST_HAPROXY_RUN_DIR,
+    systemd_marker: str = SYSTEMD_MARKER,
+) -> str:
+    """A POSIX shell script (the configuration on stdin) that installs and applies it; it
+    prints what it did: `unchanged`, `systemd` or `direct`. The paths are parameters so that
+    a test can run it in a scratch directory."""
+    cfg = shlex.quote(config_file)
+    new = shlex.quote(config_file + ".new")
+    pid_file = shlex.quote(str(PurePosixPath(run_dir) / PID_FILE))
+    marker = shlex.quote(systemd_marker)
+    return f"""set -e
+mkdir -p {shlex.quote(str(PurePosixPath(config_file).parent))} {shlex.quote(run_dir)}
+cat > {new}
+haproxy -c -q -f {new}
+pid=""
+if [ -s {pid_file} ] && kill -0 "$(cat {pid_file})" 2>/dev/null; then pid="$(cat {pid_file})"; fi
+if [ -d {marker} ]; then
+  if cmp -s {new} {cfg} && systemctl is-active --quiet haproxy; then
+    rm -f {new}; echo unchanged; exit 0
+  fi
+  mv {new} {cfg}
+  systemctl reload-or-restart haproxy
+  echo systemd
+else
+  if cmp -s {new} {cfg} && [ -n "$pid" ]; then rm -f {new}; echo unchanged; exit 0; fi
+  mv {new} {cfg}
+  if [ -n "$pid" ]; then haproxy -D -f {cfg} -sf "$pid"; else haproxy -D -f {cfg}; fi
+  echo direct
+fi
+"""
+
+
+class EdgeHost:
+    """Provisioning's HAProxy on one edge host, driven over SSH."""
+
+    def __init__(self, host: FleetHost, *, known_hosts: Path | None = None) -> None:
+        self.host = host
+        self.known_hosts = known_hosts
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def push(self, text: str) -> str:
+        """Install `text` as the host's HAProxy configuration and apply it; what was done."""
+        try:
+            said = ssh_script(
+                self.host,
+                edge_push_script(),
+                input=text,
+                known_hosts=self.known_hosts,
+            )
+        except ConveyorError as e:
+            raise RouterError(f"edge HAProxy on {self.name}: {e}") from e
+        return said.strip().splitlines()[-1] if said.strip() else ""
+
+    def stop(self) -> None:
+        """Nothing: the edge host's HAProxy is provisioning's service and keeps running (with
+        the last configuration) when a project goes down."""
+
+    def close(self) -> None:
+        return None
