@@ -41,10 +41,10 @@ from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE, VALID
 from conveyor.render.haproxy import validate as validate_router
 from conveyor.router.fleet_edge import EdgeHost
 from conveyor.router.fleet_host import HostHAProxy, app_dir, edge_dir
+from conveyor.router.haproxy import Record, frontends_only, merge_record, with_servers
 from conveyor.router.protocol import RouterConfig, ServerEntry, ServerState, ServerStatus
 
 T = TypeVar("T")
-Record = dict[str, dict[str, ServerEntry]]
 _RECORD = TypeAdapter(dict[str, list[ServerEntry]])
 _WITHDRAWN: dict[ServerState, int] = {"ready": 0, "drain": 1, "maint": 2}
 
@@ -176,9 +176,9 @@ class FleetRouter:
 
     def ensure(self, config: RouterConfig) -> None:
         validate_router(config)
-        shape = _frontends_only(config)
+        shape = frontends_only(config)
         with self._lock:
-            record = _merge(self._load_record(), config)
+            record = merge_record(self._load_record(), config)
             self._save_record(record)
             self.shape_file.write_text(shape.model_dump_json(indent=2))
 
@@ -199,7 +199,7 @@ class FleetRouter:
         record = self._load_record() if record is None else record
         here = self.for_host(shape, host.name)
         text = render(
-            _with_servers(here, record), Path(str(self.app_dir)), prometheus_exporter=False
+            with_servers(here, record), Path(str(self.app_dir)), prometheus_exporter=False
         )
         host.remember_shape(here)
         host.push(text, links={n: f for fe in here.frontends for n, f in fe.namespaces().items()})
@@ -356,27 +356,3 @@ class FleetRouter:
         elif server in entries:
             entries[server] = change(entries[server])
         self._save_record(record)
-
-
-def _frontends_only(config: RouterConfig) -> RouterConfig:
-    frontends = sorted(config.frontends, key=lambda f: f.service)
-    return config.model_copy(
-        update={"frontends": tuple(f.model_copy(update={"servers": ()}) for f in frontends)}
-    )
-
-
-def _merge(record: Record, config: RouterConfig) -> Record:
-    merged: Record = {}
-    for frontend in config.frontends:
-        entries = dict(record.get(frontend.service, {}))
-        entries.update((server.name, server) for server in frontend.servers)
-        merged[frontend.service] = entries
-    return merged
-
-
-def _with_servers(shape: RouterConfig, record: Record) -> RouterConfig:
-    frontends = tuple(
-        f.model_copy(update={"servers": tuple(record.get(f.service, {}).values())})
-        for f in shape.frontends
-    )
-    return shape.model_copy(update={"frontends": frontends})

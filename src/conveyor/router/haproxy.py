@@ -142,7 +142,7 @@ class HAProxyRouter:
 
     def ensure(self, config: RouterConfig) -> None:
         validate(config)
-        shape = _frontends_only(config)
+        shape = frontends_only(config)
         with self._lock:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             running_shape = self._load_shape()
@@ -154,10 +154,10 @@ class HAProxyRouter:
                     for server in sorted(frontend.servers, key=lambda s: s.state != "ready"):
                         self._apply_server(frontend.service, server)
                 return
-            record = _merge(self._load_record(), config)
+            record = merge_record(self._load_record(), config)
             # HAProxy opens the namespaces while it checks the file: links first.
             self._link_namespaces(shape)
-            self._write_candidate(_with_servers(shape, record))
+            self._write_candidate(with_servers(shape, record))
             if running:
                 self._reload(shape, running_shape)
             else:
@@ -555,7 +555,7 @@ def _expect(command: str, reply: str, ok: frozenset[str]) -> None:
         raise RouterError(f"HAProxy refused `{command}`: {reply}")
 
 
-def _frontends_only(config: RouterConfig) -> RouterConfig:
+def frontends_only(config: RouterConfig) -> RouterConfig:
     """What decides a reload: frontends and their check settings, not their servers."""
     frontends = sorted(config.frontends, key=lambda f: f.service)
     return config.model_copy(
@@ -563,7 +563,7 @@ def _frontends_only(config: RouterConfig) -> RouterConfig:
     )
 
 
-def _merge(record: Record, config: RouterConfig) -> Record:
+def merge_record(record: Record, config: RouterConfig) -> Record:
     """Recorded servers of the services in `config`, overridden by the servers `config` names."""
     merged: Record = {}
     for frontend in config.frontends:
@@ -573,7 +573,7 @@ def _merge(record: Record, config: RouterConfig) -> Record:
     return merged
 
 
-def _with_servers(shape: RouterConfig, record: Record) -> RouterConfig:
+def with_servers(shape: RouterConfig, record: Record) -> RouterConfig:
     frontends = tuple(
         f.model_copy(update={"servers": tuple(record.get(f.service, {}).values())})
         for f in shape.frontends
