@@ -124,9 +124,19 @@ def _images(name: str, containers: list[dict[str, Any]]) -> list[Finding]:
 def _non_root(name: str, pod: dict[str, Any], containers: list[dict[str, Any]]) -> Finding:
     context = pod.get("securityContext", {})
     privileged = any(c.get("securityContext", {}).get("privileged") for c in containers)
-    if context.get("runAsNonRoot") and context.get("runAsUser", 1) != 0 and not privileged:
-        return Finding(name, "non-root", "ok", "runAsNonRoot, not privileged")
-    return Finding(name, "non-root", "critical", "may run as root or privileged")
+    if not context.get("runAsNonRoot") or context.get("runAsUser", 1) == 0 or privileged:
+        return Finding(name, "non-root", "critical", "may run as root or privileged")
+    if "runAsUser" not in context:
+        # The kubelet checks the image's USER at start: root, or a name it cannot prove
+        # non-root, and the pod never starts (the official PostgreSQL and Redis images).
+        return Finding(
+            name,
+            "non-root",
+            "warning",
+            "runAsNonRoot without a user id: an image whose USER is root or a name will not "
+            "start (set user: UID in compose.yaml)",
+        )
+    return Finding(name, "non-root", "ok", "runAsNonRoot as a user id, not privileged")
 
 
 def _read_only(name: str, containers: list[dict[str, Any]]) -> Finding:

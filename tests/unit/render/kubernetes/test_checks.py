@@ -27,6 +27,9 @@ def test_each_rule_reports_what_is_missing() -> None:
     assert found[("migrate", "probes")].message.startswith("a Job")
     assert found[("agent", "probes")].level == "ok"  # a TCP readiness probe on its port
     assert found[("agent", "liveness")].level == "warning"
+    # no `user:`: runAsNonRoot alone, and the kubelet refuses an image whose USER is root
+    assert found[("migrate", "non-root")].level == "warning"
+    assert "set user: UID" in found[("migrate", "non-root")].message
 
 
 def test_latest_is_refused_and_an_autoscaled_service_needs_its_budget() -> None:
