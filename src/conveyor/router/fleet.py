@@ -25,8 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import TypeAdapter
-
 from conveyor.errors import ConveyorError, RouterError
 from conveyor.host.process import Daemon, DaemonSpec, wait_until
 from conveyor.host.validate import check
@@ -41,11 +39,18 @@ from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE, VALID
 from conveyor.render.haproxy import validate as validate_router
 from conveyor.router.fleet_edge import EdgeHost
 from conveyor.router.fleet_host import HostHAProxy, app_dir, edge_dir
-from conveyor.router.haproxy import Record, frontends_only, merge_record, with_servers
+from conveyor.router.haproxy import (
+    Record,
+    frontends_only,
+    load_record,
+    merge_record,
+    save_record,
+    update_record,
+    with_servers,
+)
 from conveyor.router.protocol import RouterConfig, ServerEntry, ServerState, ServerStatus
 
 T = TypeVar("T")
-_RECORD = TypeAdapter(dict[str, list[ServerEntry]])
 _WITHDRAWN: dict[ServerState, int] = {"ready": 0, "drain": 1, "maint": 2}
 
 
@@ -327,19 +332,10 @@ class FleetRouter:
             return None
 
     def _load_record(self) -> Record:
-        try:
-            stored = _RECORD.validate_json(self.record_file.read_bytes())
-        except FileNotFoundError:
-            return {}
-        except ValueError as e:
-            raise RouterError(f"{self.record_file} is unreadable: {e}") from e
-        return {service: {e.name: e for e in entries} for service, entries in stored.items()}
+        return load_record(self.record_file)
 
     def _save_record(self, record: Record) -> None:
-        stored = {service: list(entries.values()) for service, entries in record.items()}
-        tmp = self.record_file.with_suffix(".tmp")
-        tmp.write_bytes(_RECORD.dump_json(stored, indent=2))
-        tmp.replace(self.record_file)
+        save_record(self.record_file, record)
 
     def _update_record(
         self,
@@ -347,12 +343,4 @@ class FleetRouter:
         server: str,
         change: ServerEntry | Callable[[ServerEntry], ServerEntry] | None,
     ) -> None:
-        record = self._load_record()
-        entries = record.setdefault(service, {})
-        if change is None:
-            entries.pop(server, None)
-        elif isinstance(change, ServerEntry):
-            entries[server] = change
-        elif server in entries:
-            entries[server] = change(entries[server])
-        self._save_record(record)
+        update_record(self.record_file, service, server, change)

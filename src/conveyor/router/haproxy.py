@@ -509,17 +509,10 @@ class HAProxyRouter:
         raise RouterError(f"no frontend for service {service!r}: call ensure() with it first")
 
     def _load_record(self) -> Record:
-        try:
-            stored = _RECORD.validate_json(self.record_file.read_bytes())
-        except FileNotFoundError:
-            return {}
-        except ValueError as e:
-            raise RouterError(f"{self.record_file} is unreadable: {e}") from e
-        return {service: {e.name: e for e in entries} for service, entries in stored.items()}
+        return load_record(self.record_file)
 
     def _save_record(self, record: Record) -> None:
-        stored = {service: list(entries.values()) for service, entries in record.items()}
-        _write_atomic(self.record_file, _RECORD.dump_json(stored, indent=2).decode())
+        save_record(self.record_file, record)
 
     def _update_record(
         self,
@@ -527,17 +520,7 @@ class HAProxyRouter:
         server: str,
         change: ServerEntry | Callable[[ServerEntry], ServerEntry] | None,
     ) -> None:
-        """Record a server as added (an entry), changed (a function of the old entry; servers
-        the record does not know are left out) or removed (None)."""
-        record = self._load_record()
-        entries = record.setdefault(service, {})
-        if change is None:
-            entries.pop(server, None)
-        elif isinstance(change, ServerEntry):
-            entries[server] = change
-        elif server in entries:
-            entries[server] = change(entries[server])
-        self._save_record(record)
+        update_record(self.record_file, service, server, change)
 
     def _has_prometheus(self) -> bool:
         if self._prometheus is None:
@@ -626,6 +609,41 @@ def _check_new_ports_free(shape: RouterConfig, running_shape: RouterConfig) -> N
 def _alerts(output: str) -> str:
     """HAProxy's [ALERT] lines without their pid prefix; all output when there are none."""
     return "\n".join(VALIDATOR.messages(output))
+
+
+def load_record(path: Path) -> Record:
+    """The servers a router recorded, per service (empty: none recorded yet)."""
+    try:
+        stored = _RECORD.validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except ValueError as e:
+        raise RouterError(f"{path} is unreadable: {e}") from e
+    return {service: {e.name: e for e in entries} for service, entries in stored.items()}
+
+
+def save_record(path: Path, record: Record) -> None:
+    stored = {service: list(entries.values()) for service, entries in record.items()}
+    _write_atomic(path, _RECORD.dump_json(stored, indent=2).decode())
+
+
+def update_record(
+    path: Path,
+    service: str,
+    server: str,
+    change: ServerEntry | Callable[[ServerEntry], ServerEntry] | None,
+) -> None:
+    """Record a server as added (an entry), changed (a function of the old entry; servers
+    the record does not know are left out) or removed (None)."""
+    record = load_record(path)
+    entries = record.setdefault(service, {})
+    if change is None:
+        entries.pop(server, None)
+    elif isinstance(change, ServerEntry):
+        entries[server] = change
+    elif server in entries:
+        entries[server] = change(entries[server])
+    save_record(path, record)
 
 
 def _write_atomic(path: Path, text: str) -> None:
