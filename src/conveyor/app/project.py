@@ -209,6 +209,7 @@ class Project:
     ) -> Engine:
         """The deploy engine over the fleet's app hosts (docs/fleet.md, "Wiring")."""
         from conveyor.deploy.fleet_engines import FleetEngines
+        from conveyor.deploy.fleet_files import release_digests
         from conveyor.deploy.fleet_health import FleetHealth
         from conveyor.deploy.fleet_runtime import FleetRuntime
         from conveyor.router.fleet import FleetRouter
@@ -217,7 +218,9 @@ class Project:
         paths = self.paths()
         engines = FleetEngines(fleet, paths.run_dir / "fleet")
         health = FleetHealth(engines)
-        runtime = FleetRuntime(engines, health, DockerEngine())
+        runtime = FleetRuntime(
+            engines, health, DockerEngine(), volumes_file=paths.state_dir / "fleet-volumes.json"
+        )
         router = FleetRouter(
             fleet,
             paths.run_dir / "fleet-haproxy",
@@ -236,6 +239,7 @@ class Project:
             timeline=timeline,
             pool=pool,
             placer=runtime.assign,
+            file_digests=release_digests,
         )
 
 

@@ -79,6 +79,9 @@ class Engine:
     # A fleet: gives each `start` of a plan its host (deploy.fleet_runtime.FleetRuntime.assign);
     # None on one host.
     placer: Callable[[Plan, Release, Observed], Plan] | None = None
+    # A fleet: the content digests of the controller's files a service's replicas mount
+    # (deploy.fleet_files.release_digests), recorded in the release; None on one host.
+    file_digests: Callable[[Service, Stack], dict[str, str]] | None = None
 
     @property
     def project(self) -> str:
@@ -253,7 +256,10 @@ class Engine:
             given = (images or {}).get(name)
             tag, image_id = given if given is not None else self._image(svc, emit)
             svc = svc.with_image_ports(self.runtime.exposed_ports(image_id))
-            services[name] = ServiceRelease(service=svc, image_id=image_id, image_ref=tag)
+            files = self.file_digests(svc, stack) if self.file_digests is not None else {}
+            services[name] = ServiceRelease(
+                service=svc, image_id=image_id, image_ref=tag, files=files
+            )
         if selected and cur:
             for name, sr in cur.services.items():
                 services.setdefault(name, sr)
@@ -691,9 +697,11 @@ def _networks(release: Release | None) -> list[DesiredNetwork]:
 
 
 def _same(a: dict[str, ServiceRelease], b: dict[str, ServiceRelease]) -> bool:
-    """Same services running the same images: a new tag for an identical image is no change."""
+    """Same services running the same images (and, on a fleet, the same files): a new tag
+    for an identical image is no change."""
     return a.keys() == b.keys() and all(
-        a[n].service == b[n].service and a[n].image_id == b[n].image_id for n in a
+        a[n].service == b[n].service and a[n].image_id == b[n].image_id and a[n].files == b[n].files
+        for n in a
     )
 
 

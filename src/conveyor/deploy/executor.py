@@ -290,6 +290,7 @@ class Executor:
             ),
             secret_files={**self._secret_files(svc), **config_files(svc, self.paths.configs_dir)},
             volume_names=volume_names,
+            files=sr.files,
             networks=attachments(self.release.stack, svc) if project_networks else {},
         )
         cid = self.runtime.run(req, warn=self._warn(service, replica))

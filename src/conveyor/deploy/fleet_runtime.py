@@ -12,16 +12,24 @@ one engine (docs/fleet.md, "Wiring").
   a project-networking one would be published on it (`publish_on`), but project networks are
   not wired on a fleet yet (refused with the services named).
 - Images are built or pulled on this machine (the controller) and copied to hosts on demand.
+- A replica's files (secrets, configs, project bind mounts) are copied to its host before it
+  starts (deploy.fleet_files). A named volume is made on the host of the replica that mounts
+  it, and a service that mounts one is pinned to the hosts holding it (plan.fleet_files;
+  where they are is remembered in `volumes_file`, so a host that is down still holds its
+  service).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
 from conveyor.deploy.fleet_engines import FleetEngines
+from conveyor.deploy.fleet_files import FleetFiles
 from conveyor.deploy.fleet_health import FleetHealth
 from conveyor.errors import ConveyorError, RuntimeAdapterError
 from conveyor.model.endpoint import LOOPBACK, Endpoint
@@ -36,9 +44,10 @@ from conveyor.model.release import (
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan
 from conveyor.plan.fleet_assign import assign_hosts
+from conveyor.plan.fleet_files import host_binds, named_volumes, volume_pins
 from conveyor.plan.network import SubnetPool, namespace_name
 from conveyor.plan.routes import Namespace
-from conveyor.runtime.docker_engine import DockerEngine
+from conveyor.runtime.docker_engine import DockerEngine, volume_name
 from conveyor.runtime.docker_networks import address_container_name
 from conveyor.runtime.protocol import AddressRun, NetworkRun, Progress, ReplicaRun
 
@@ -46,10 +55,23 @@ from conveyor.runtime.protocol import AddressRun, NetworkRun, Progress, ReplicaR
 class FleetRuntime:
     """`Runtime` over the app hosts of `engines.fleet`; `local` builds and pulls images."""
 
-    def __init__(self, engines: FleetEngines, health: FleetHealth, local: DockerEngine) -> None:
+    def __init__(
+        self,
+        engines: FleetEngines,
+        health: FleetHealth,
+        local: DockerEngine,
+        volumes_file: Path | None = None,
+        files: FleetFiles | None = None,
+    ) -> None:
+        """`volumes_file`: where the hosts holding each named volume are remembered (a
+        JSON file in the project's state directory; None: only while this process runs)."""
         self.engines = engines
         self.health = health
         self.local = local
+        self.volumes_file = volumes_file
+        self.files = files if files is not None else FleetFiles(engines.known_hosts)
+        self._volume_args: dict[str, tuple[str, str, bool, str | None, dict[str, str]]] = {}
+        self._volume_hosts: dict[str, list[str]] = {}  # host -> its volumes' Docker names
         self._assigned: dict[str, str] = {}  # replica -> host, from the plan being run
         self._where: dict[str, str] = {}  # container id -> host
         self._seen: dict[str, list[ObservedReplica]] = {}  # host -> its replicas, last seen
@@ -61,18 +83,86 @@ class FleetRuntime:
 
     def assign(self, plan: Plan, release: Release, observed: Observed) -> Plan:
         """`plan` with every `start` placed on a host (remembered for `run`)."""
+        starting = {s.service for s in plan.steps if s.kind == "start"}
+        services = release.stack.services
+        pins = None
+        if any(named_volumes(services[n], release.stack) for n in starting if n in services):
+            pins = volume_pins(services, release.stack, self._volumes_where(release.project))
         placed = assign_hosts(
             plan,
-            release.stack.services,
+            services,
             observed,
             self.health.placeable(),
             self.health.holding(),
+            pins,
         )
         with self._lock:
             for step in placed.steps:
                 if step.kind == "start" and step.host:
                     self._assigned[step.replica] = step.host
-        return placed
+        notes = self._missing_host_paths(placed, release)
+        return placed.model_copy(update={"notes": (*placed.notes, *notes)}) if notes else placed
+
+    def _missing_host_paths(self, plan: Plan, release: Release) -> list[str]:
+        """Warnings for bind mounts of the hosts' own paths that a host a replica starts on
+        does not have (one SSH call per such host; a host that does not answer is skipped)."""
+        wanted: dict[str, dict[str, set[str]]] = {}  # host -> path -> services
+        for step in plan.steps:
+            svc = release.stack.services.get(step.service)
+            if step.kind != "start" or not step.host or svc is None:
+                continue
+            for path in host_binds(svc, release.stack):
+                wanted.setdefault(step.host, {}).setdefault(path, set()).add(step.service)
+        notes: list[str] = []
+        for name, paths in sorted(wanted.items()):
+            try:
+                absent = self.files.missing(self._host(name), paths)
+            except ConveyorError:
+                continue
+            notes.extend(
+                f"{', '.join(sorted(paths[p]))}: bind mount {p} does not exist on host "
+                f"{name} (a path outside the project is the host's own, not copied: the "
+                "replica will not start there)"
+                for p in absent
+                if p in paths
+            )
+        return notes
+
+    def _volumes_where(self, project: str) -> dict[str, list[str]]:
+        """Named volume (its Compose key) -> the hosts holding it: each serving host as it
+        answers now, the others as last seen (a host that is down still holds its volumes)."""
+        known = self._load_volume_hosts()
+        inventory = {h.name for h in self.engines.fleet.hosts}
+        for host in self.health.serving():
+            with contextlib.suppress(ConveyorError):
+                known[host.name] = self.engines.engine(host.name).project_volumes(project)
+        known = {h: v for h, v in known.items() if h in inventory}
+        self._save_volume_hosts(known)
+        prefix = volume_name(project, "")
+        where: dict[str, list[str]] = {}
+        for holder, names in sorted(known.items()):
+            for docker_name in names:
+                if docker_name.startswith(prefix):
+                    where.setdefault(docker_name[len(prefix) :], []).append(holder)
+        return where
+
+    def _load_volume_hosts(self) -> dict[str, list[str]]:
+        with self._lock:
+            known = {h: list(v) for h, v in self._volume_hosts.items()}
+        if not known and self.volumes_file is not None and self.volumes_file.exists():
+            with contextlib.suppress(ValueError, OSError):
+                raw = json.loads(self.volumes_file.read_text(encoding="utf-8"))
+                known = {str(h): [str(v) for v in vs] for h, vs in raw.items()}
+        return known
+
+    def _save_volume_hosts(self, known: dict[str, list[str]]) -> None:
+        with self._lock:
+            self._volume_hosts = {h: list(v) for h, v in known.items()}
+        if self.volumes_file is not None:
+            self.volumes_file.parent.mkdir(parents=True, exist_ok=True)
+            scratch = self.volumes_file.with_suffix(".tmp")
+            scratch.write_text(json.dumps(known, sort_keys=True, indent=1), encoding="utf-8")
+            scratch.replace(self.volumes_file)
 
     def _host(self, name: str) -> FleetHost:
         host = self.engines.fleet.host(name)
@@ -107,7 +197,7 @@ class FleetRuntime:
     def exposed_ports(self, image_id: str) -> tuple[int, ...]:
         return self.local.exposed_ports(image_id)
 
-    # ---- volumes: on every host that runs replicas --------------------------------------------
+    # ---- volumes: on the host of the replica that mounts them ---------------------------------
 
     def ensure_volume(
         self,
@@ -117,19 +207,23 @@ class FleetRuntime:
         driver: str | None = None,
         driver_opts: Mapping[str, str] | None = None,
     ) -> str:
-        """Made on every host that takes replicas (each host has its own: a volume's data
-        does not follow a replica to another host; docs/fleet.md)."""
-        made = ""
-        for host in self.health.placeable():
-            made = self.engines.engine(host.name).ensure_volume(
-                project, name, external, driver, driver_opts
-            )
-        return made
+        """The volume's Docker name; it is made by `run`, on the host of the replica that
+        mounts it (each host has its own: a volume's data does not follow a replica to
+        another host, so its service is pinned there; docs/fleet.md)."""
+        docker_name = name if external else volume_name(project, name)
+        with self._lock:
+            self._volume_args[docker_name] = (
+                project, name, external, driver, dict(driver_opts or {})
+            )  # fmt: skip
+        return docker_name
 
     def remove_volumes(self, project: str) -> list[str]:
         removed: set[str] = set()
+        known = self._load_volume_hosts()
         for host in self.health.serving():
             removed.update(self.engines.engine(host.name).remove_volumes(project))
+            known.pop(host.name, None)
+        self._save_volume_hosts(known)
         return sorted(removed)
 
     # ---- replicas ----------------------------------------------------------------------------
@@ -143,6 +237,13 @@ class FleetRuntime:
         engine = self.engines.engine(name)
         if engine.local_image(req.image_id) is None:
             self.local.copy_image_to(req.image_id, engine)
+        for docker_name in sorted(set(req.volume_names.values())):
+            with self._lock:
+                args = self._volume_args.get(docker_name)
+            if args is not None:
+                engine.ensure_volume(*args)
+        if req.secret_files or req.files:
+            req = self.files.ship(host, req, engine.mount_sources(req.project), warn)
         if req.service.networking == "host":
             # Reached from the other hosts' HAProxies and the controller's probes.
             req = req.model_copy(update={"env": {**req.env, "HOST": host.address}})

@@ -64,17 +64,32 @@ def run(
     input: str | None = None,
     output_file: Path | None = None,
     install_hint: str = DEFAULT_INSTALL_HINT,
+    stdin_file: Path | None = None,
 ) -> CommandResult:
     """Run `argv` to completion and return how it ended.
 
     `env` is added to this process's environment. `input` is written to its stdin (otherwise
-    stdin is /dev/null). With `output_file`, stdout and stderr go to that file (appended) instead
-    of being captured: a program that leaves a daemon behind may keep a pipe open for ever.
+    `stdin_file`'s bytes are, or stdin is /dev/null). With `output_file`, stdout and stderr go
+    to that file (appended) instead of being captured: a program that leaves a daemon behind
+    may keep a pipe open for ever.
     Raises CommandError when the program cannot run or does not finish within `timeout`
     seconds (it is killed then); `install_hint` says how to get a missing program."""
     args = tuple(argv)
     full_env = {**os.environ, **env} if env else None
     try:
+        if stdin_file is not None:
+            with stdin_file.open("rb") as source:
+                fed = subprocess.run(
+                    args,
+                    stdin=source,
+                    capture_output=True,
+                    timeout=timeout,
+                    check=False,
+                    cwd=cwd,
+                    env=full_env,
+                )
+            said = [b.decode(errors="replace") for b in (fed.stdout, fed.stderr)]
+            return CommandResult(fed.returncode, said[0], said[1], args)
         if output_file is None:
             done = subprocess.run(
                 args,

@@ -1,6 +1,7 @@
 """One shell script run on a fleet host over SSH, with the tunnels' options and key
 (host.ssh_tunnel): how the fleet's HAProxies get their files and are started or reloaded
-(router.fleet, docs/fleet.md)."""
+(router.fleet), and how a replica's files reach its host (deploy.fleet_files, a tar on
+stdin; docs/fleet.md)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,19 @@ def ssh_script(
     input: str | None = None,
     known_hosts: Path | None = None,
     timeout: float = 60.0,
+    stdin_file: Path | None = None,
 ) -> str:
-    """Run `script` with `sh -e` on `host` (stdin: `input`); its stdout. Raises HostError
-    naming the host, with the script's stderr, when it fails or SSH cannot connect."""
+    """Run `script` with `sh -e` on `host` (stdin: `input`, or the bytes of `stdin_file`);
+    its stdout. Raises HostError naming the host, with the script's stderr, when it fails or
+    SSH cannot connect."""
     argv = [*ssh_argv(host, known_hosts), "sh", "-ec", _quote(script)]
-    done = run(argv, timeout=timeout, input=input, install_hint="install the OpenSSH client")
+    done = run(
+        argv,
+        timeout=timeout,
+        input=input,
+        stdin_file=stdin_file,
+        install_hint="install the OpenSSH client",
+    )
     if not done.ok:
         said = (done.stderr or done.stdout).strip()
         raise HostError(f"on {host.name} ({host.address}): exit {done.returncode}: {said}")

@@ -18,6 +18,10 @@ class ServiceRelease(Frozen):
     service: Service
     image_id: str  # sha256:... as the Docker Engine names it
     image_ref: str  # the tag it was built or pulled as
+    # A fleet: the controller's files its replicas mount (plan.fleet_files.release_files) ->
+    # their content digest, so a changed file is a new release and a rollout (the hosts get
+    # copies). Empty on one host, where replicas mount the files themselves.
+    files: dict[str, str] = Field(default_factory=dict)
 
     @property
     def spec_hash(self) -> str:
@@ -49,6 +53,8 @@ class ServiceRelease(Frozen):
             exclude_defaults=True,
         )
         relevant["image_id"] = self.image_id
+        if self.files:  # only on a fleet: one host's hashes stay what they were
+            relevant["files"] = self.files
         # Added with project networking: left out under host networking, so the hashes of
         # releases recorded before stay what they were (no rollout after an upgrade).
         if s.networking != "host":

@@ -5,6 +5,10 @@ The rollout planner (plan.rollout) decides which replicas start and stop; this g
 they run (stable), new ones spread over the app hosts that take replicas. A replica on a
 host that is not observed (down, or its link cut) is not in `observed`, so the rollout
 planner starts its replacement and `place` puts it on a host that is up.
+
+A service pinned to the hosts holding its named volumes (`pins`, plan.fleet_files) whose
+hosts take no replica now (down, suspect) waits: every step of its replicas is left out of
+the plan (nothing of it starts elsewhere, nothing of it stops), and a note says why.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from conveyor.plan.placement import PlacedReplica, PlacementError, place
 
 # Steps after which a replica no longer runs.
 _GOING = frozenset({"stop", "remove"})
+# Steps of one replica (or of a service's rollout pace): a waiting service's are left out.
+_REPLICA_STEPS = frozenset(
+    {"start", "await", "route", "drain", "unroute", "stop", "remove", "sleep", "monitor"}
+)
 
 
 def assign_hosts(
@@ -29,9 +37,11 @@ def assign_hosts(
     observed: Observed,
     hosts: Sequence[FleetHost],
     holding: Sequence[FleetHost] = (),
+    pins: Mapping[str, Sequence[str]] | None = None,
 ) -> Plan:
     """`plan` with each `start` step's `host` set. `hosts`: the app hosts that take new
-    replicas (inventory order); `holding`: hosts that keep theirs but take none. Raises
+    replicas (inventory order); `holding`: hosts that keep theirs but take none; `pins`:
+    service -> the only hosts it may run on. Raises
     SpecError(s) naming file:line when a service's placement cannot be met, PlacementError
     when no host can take a replica."""
     starting = [s for s in plan.steps if s.kind == "start"]
@@ -47,8 +57,9 @@ def assign_hosts(
     ]
     wanted = {s.service for s in starting}
     placement = place(
-        {n: svc for n, svc in services.items() if n in wanted}, hosts, current, holding
+        {n: svc for n, svc in services.items() if n in wanted}, hosts, current, holding, pins
     )
+    waiting = {name: p.waiting for name, p in placement.services.items() if p.waiting}
     # Per service, the hosts `place` chose for its new replicas, in order; a plan that starts
     # more than `place` counted (a one-shot run again, a replica replacing a settled one) puts
     # the rest on the allowed host with the fewest replicas of the service.
@@ -56,6 +67,8 @@ def assign_hosts(
     load = {name: Counter(p.hosts()) for name, p in placement.services.items()}
     steps: list[Step] = []
     for step in plan.steps:
+        if step.service in waiting and step.kind in _REPLICA_STEPS:
+            continue
         if step.kind == "start":
             queue = queues.setdefault(step.service, [])
             counts = load.setdefault(step.service, Counter())
@@ -67,7 +80,12 @@ def assign_hosts(
             steps.append(step.model_copy(update={"host": host}))
         else:
             steps.append(step)
-    return plan.model_copy(update={"steps": tuple(steps)})
+    notes = tuple(
+        f"{name}: not started: its volumes are on {', '.join(where)}, which takes no replica "
+        "now (down or not answering); it starts there when that host is back"
+        for name, where in waiting.items()
+    )
+    return plan.model_copy(update={"steps": tuple(steps), "notes": (*plan.notes, *notes)})
 
 
 def _least_loaded(service: Service, hosts: Sequence[FleetHost], counts: Counter[str]) -> str:

@@ -10,6 +10,10 @@ run now, it returns where they should run:
   (after `spread` preferences: the label value with the fewest first), then the fewest
   replicas overall, then the first in the inventory; scaling down takes from the fullest;
 - `deploy.mode: global`: one replica per allowed host;
+- pinned (`pins`: a service whose named volumes are on some hosts, plan.fleet_files): only
+  those hosts; when none of them takes replicas (down, or suspect), the service waits:
+  nothing of it starts elsewhere (its data is on that host), what runs stays, and its plan
+  says so (`waiting`);
 - a placement that cannot be met is an error naming the compose file and line.
 """
 
@@ -48,6 +52,9 @@ class ServicePlacementPlan(Frozen):
     # Replicas to stop: scaled away, on a host that is down or no longer allowed, or over
     # the per-host limit. A host that is down gets them removed when it comes back.
     stop: tuple[PlacedReplica, ...] = ()
+    # Pinned to these hosts (its volumes are there) and none of them takes replicas:
+    # nothing starts and nothing stops; the service waits for one of them.
+    waiting: tuple[str, ...] = ()
 
     def hosts(self) -> Counter[str]:
         """Replicas per host once the plan is carried out."""
@@ -78,12 +85,14 @@ def place(
     hosts: Sequence[FleetHost],
     current: Sequence[PlacedReplica] = (),
     holding: Sequence[FleetHost] = (),
+    pins: Mapping[str, Sequence[str]] | None = None,
 ) -> FleetPlacement:
     """The desired placement of `services` (in their order) over `hosts`: the app hosts that
     are up, in inventory order. `current`: where replicas run now (any host, up or not).
     `holding`: hosts whose replicas stay but that take no new ones (a host that missed a
-    probe: plan.host_health's suspect hosts). Raises SpecError(s) naming file:line when a
-    service's placement cannot be met."""
+    probe: plan.host_health's suspect hosts). `pins`: service -> the only hosts it may run
+    on (where its named volumes are). Raises SpecError(s) naming file:line when a service's
+    placement cannot be met."""
     up = {host.name for host in (*hosts, *holding)}
     # Replicas overall per host: every service's current replicas, each service's swapped
     # for its desired ones as it is placed, so later services see where earlier ones went.
@@ -96,7 +105,15 @@ def place(
         mine = [r for r in current if r.service == name]
         overall.subtract(r.host for r in mine if r.host in up)
         try:
-            plan = _place_service(name, service, hosts, holding, mine, overall)
+            pin = (pins or {}).get(name)
+            if pin is not None and not any(h.name in pin for h in hosts):
+                plan = ServicePlacementPlan(
+                    service=name,
+                    keep=tuple(r for r in mine if r.host in up),
+                    waiting=tuple(pin),
+                )
+            else:
+                plan = _place_service(name, service, hosts, holding, mine, overall, pin)
         except SpecError as exc:
             errors.append(exc)
             continue
@@ -116,8 +133,17 @@ def _place_service(
     holding: Sequence[FleetHost],
     current: list[PlacedReplica],
     overall: Counter[str],
+    pin: Sequence[str] | None = None,
 ) -> ServicePlacementPlan:
     rules = service.placement or _ANYWHERE
+    if pin is not None:
+        hosts = [host for host in hosts if host.name in pin]
+        holding = [host for host in holding if host.name in pin]
+        if not any(rules.allows(host) for host in (*hosts, *holding)):
+            raise PlacementError(
+                f"service {name}: its volumes are on {', '.join(pin)}, which its "
+                "placement constraints exclude (move the data, or remove the volumes there)"
+            )
     allowed = [host for host in hosts if rules.allows(host)]  # may take new replicas
     held = {host.name for host in holding if rules.allows(host)}  # keep theirs only
     glob = rules.mode == "global"

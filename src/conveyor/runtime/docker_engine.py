@@ -496,6 +496,27 @@ class DockerEngine:
                     api.remove_volume(name)
         return names
 
+    def project_volumes(self, project: str) -> list[str]:
+        """The Docker names of the volumes Conveyor created for `project` on this engine."""
+        with _translated(f"listing the volumes of {project}"):
+            found = self._api().volumes(filters={"label": f"{LABEL_PROJECT}={project}"}) or {}
+        return sorted(str(v["Name"]) for v in found.get("Volumes") or ())
+
+    def mount_sources(self, project: str) -> list[str]:
+        """The host paths the project's containers (running or not) bind-mount."""
+        with _translated(f"listing containers of {project}"):
+            found = self._api().containers(
+                all=True, filters={"label": f"{LABEL_PROJECT}={project}"}
+            )
+        return sorted(
+            {
+                str(m["Source"])
+                for c in found or ()
+                for m in c.get("Mounts") or ()
+                if m.get("Type") == "bind" and m.get("Source")
+            }
+        )
+
     # -- containers --
 
     def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:

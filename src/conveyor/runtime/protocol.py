@@ -49,6 +49,10 @@ class ReplicaRun(Frozen):
     # A fleet (project networking): publish `port` on an ephemeral host port of this address,
     # where the other hosts' HAProxies reach the replica (docs/fleet.md, "Addresses").
     publish_on: str | None = None
+    # A fleet: the controller's files of the replica (`file:` configs and secrets, project
+    # bind mounts) -> the content digest its release recorded (plan.fleet_files); copied to
+    # the replica's host by the fleet runtime. Empty on one host.
+    files: dict[str, str] = Field(default_factory=dict)
 
 
 class NetworkRun(Frozen):
