@@ -148,3 +148,81 @@ def test_a_step_serializes_its_host_only_on_a_fleet() -> None:
     fleet = one.model_copy(update={"host": "h2"})
     assert Step.model_validate_json(fleet.model_dump_json()) == fleet
     assert fleet.describe() == "web: start web-1-1 on h2"
+
+
+# ---- named volumes pin their service (plan.fleet_files.volume_pins) -----------------------------
+
+
+def _rolling(new: str, old: str, service: str = "db") -> list[Step]:
+    return [
+        Step(kind="start", service=service, replica=new),
+        Step(kind="await", service=service, replica=new),
+        Step(kind="route", service=service, replica=new),
+        Step(kind="drain", service=service, replica=old),
+        Step(kind="stop", service=service, replica=old),
+        Step(kind="remove", service=service, replica=old),
+    ]
+
+
+def test_a_rolling_update_recreates_a_pinned_replica_on_its_volumes_host(
+    tmp_path: Path,
+) -> None:
+    services = _services(
+        tmp_path,
+        "  db: {image: db, volumes: [data:/var/db]}\n  web: {image: web}\nvolumes: {data: {}}\n",
+    )
+    # Unpinned, the new replica would go to the emptiest host (h1: db's own host h3 is
+    # where web runs too).
+    observed = _observed("db-1-1@h3", "web-1-1@h3", spec="old")
+    plan = Plan(steps=tuple(_rolling("db-2-1", "db-1-1")))
+    assert _hosts_of(assign_hosts(plan, services, observed, HOSTS)) == {"db-2-1": "h1"}
+    placed = assign_hosts(plan, services, observed, HOSTS, pins={"db": ("h3",)})
+    assert _hosts_of(placed) == {"db-2-1": "h3"}
+    assert placed.notes == ()
+
+
+def test_a_pinned_service_whose_host_is_down_waits_and_nothing_of_it_runs_elsewhere(
+    tmp_path: Path,
+) -> None:
+    services = _services(
+        tmp_path,
+        "  db: {image: db, volumes: [data:/var/db]}\n  web: {image: web}\nvolumes: {data: {}}\n",
+    )
+    up = [h for h in HOSTS if h.name != "h2"]  # db's host h2 is down: its replica unseen
+    steps = [
+        *_starts("web-1-2", service="web"),
+        Step(kind="start", service="db", replica="db-1-2"),
+        Step(kind="await", service="db", replica="db-1-2"),
+        Step(kind="route", service="db", replica="db-1-2"),
+        Step(kind="unroute", service="db", replica="db-1-1", reason="no container"),
+    ]
+    placed = assign_hosts(Plan(steps=tuple(steps)), services, Observed(), up, pins={"db": ["h2"]})
+    assert [(s.kind, s.service) for s in placed.steps] == [("start", "web")]
+    assert len(placed.notes) == 1
+    assert "db: not started" in placed.notes[0] and "h2" in placed.notes[0]
+    # A host that only holds its replicas (suspect) takes no new one either: db waits.
+    held = assign_hosts(
+        Plan(steps=tuple(_rolling("db-2-1", "db-1-1"))),
+        services,
+        _observed("db-1-1@h2", spec="old"),
+        up,
+        holding=[HOSTS[1]],
+        pins={"db": ["h2"]},
+    )
+    assert held.steps == () and held.notes
+
+
+def test_volumes_on_a_host_the_constraints_exclude_is_a_placement_error(tmp_path: Path) -> None:
+    services = _services(
+        tmp_path,
+        "  db:\n    image: db\n    volumes: [data:/var/db]\n"
+        "    deploy: {placement: {constraints: [node.labels.zone==a]}}\nvolumes: {data: {}}\n",
+    )
+    with pytest.raises(PlacementError, match=r"db: its volumes are on h2.*constraints"):
+        assign_hosts(
+            Plan(steps=tuple(_starts("db-1-1", service="db"))),
+            services,
+            Observed(),
+            HOSTS,
+            pins={"db": ["h2"]},
+        )
