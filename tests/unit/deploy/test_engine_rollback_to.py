@@ -49,3 +49,21 @@ def test_given_images_are_used_instead_of_a_pull(tmp_path: Path) -> None:
     given = world.engine.build_release(stack, images={"web": ("web:latest", "sha256:from-qa")})
     assert given.services["web"].image_id == "sha256:from-qa"
     assert given.services["web"].image_ref == "web:latest"
+
+
+def test_on_a_fleet_a_changed_file_is_a_new_release_and_an_unchanged_one_is_not(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    digests = {"/p/nginx.conf": "a" * 64}
+    world.engine.file_digests = lambda svc, stack: dict(digests)
+    svc = Service(name="web", image="web:latest", environment={"V": "1"})
+    stack = Stack(project="shop", file=str(tmp_path / "compose.yaml"), services={"web": svc})
+    first = world.engine.build_release(stack)
+    assert first.services["web"].files == digests
+    assert world.engine.apply(first, "deploy").status == "succeeded"
+    assert world.engine.build_release(stack).number == 1  # the current release itself
+    digests["/p/nginx.conf"] = "b" * 64
+    changed = world.engine.build_release(stack)
+    assert changed.number == 0 and changed.services["web"].files == digests
+    assert changed.services["web"].spec_hash != first.services["web"].spec_hash
