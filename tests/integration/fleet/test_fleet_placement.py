@@ -11,6 +11,7 @@ under load, `conveyor up` driving a fleet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -40,7 +41,7 @@ from conveyor.render.edge_haproxy import render_edge
 from conveyor.render.haproxy import render
 from conveyor.runtime.protocol import NetworkRun, ReplicaRun
 from conveyor.spec.compose import load_stack
-from conveyor.testing.fleet_hosts import FleetHostError, TestFleet, TestHost, fleet_of_hosts
+from conveyor.testing.fleet_hosts import FleetHostError, TestFleet, TestHost
 from conveyor.testing.net import free_port
 
 pytestmark = pytest.mark.integration
@@ -165,95 +166,99 @@ def _edge_stats(run_dir: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def running() -> Iterator[Running]:
-    with fleet_of_hosts(2, prefix="cvplace") as fleet:
-        for host in fleet.hosts:
-            host.load_image(IMAGE)
-        web_port = free_port()
-        # Short: the unix sockets of the tunnels and of the edge live under it.
-        workdir = Path(tempfile.mkdtemp(prefix="cvp-", dir="/tmp"))
-        (workdir / "compose.yaml").write_text(_compose(web_port))
-        stack = load_stack(workdir / "compose.yaml", project_name=PROJECT, environ={})
-        inventory = Fleet(
-            hosts=tuple(h.fleet_host(roles=("app",), labels={"zone": h.name}) for h in fleet.hosts)
-        )
-        placement = place(stack.services, inventory.with_role("app"))
-        image_id = _image_id()
-        engines = FleetEngines(inventory, workdir / "tunnels")
-        edge: Daemon | None = None
-        try:
-            containers: dict[str, tuple[str, str]] = {}
-            replicas: list[FleetReplica] = []
-            port = 20000
-            for name, plan in placement.services.items():
-                for n, on in enumerate(plan.start, start=1):
-                    port += 1
-                    replica = f"{name}-1-{n}"
-                    address = fleet.host(on).address
-                    req = ReplicaRun(
-                        project=PROJECT,
+def running(shared_fleet: TestFleet) -> Iterator[Running]:
+    # Two of the worker's shared hosts (conftest.py); what this module starts on them (its
+    # replicas, each host's HAProxy) is stopped at the end, by id and PID file.
+    fleet = shared_fleet
+    hosts = fleet.hosts[:2]
+    web_port = free_port()
+    # Short: the unix sockets of the tunnels and of the edge live under it.
+    workdir = Path(tempfile.mkdtemp(prefix="cvp-", dir="/tmp"))
+    (workdir / "compose.yaml").write_text(_compose(web_port))
+    stack = load_stack(workdir / "compose.yaml", project_name=PROJECT, environ={})
+    inventory = Fleet(
+        hosts=tuple(h.fleet_host(roles=("app",), labels={"zone": h.name}) for h in hosts)
+    )
+    placement = place(stack.services, inventory.with_role("app"))
+    image_id = _image_id()
+    engines = FleetEngines(inventory, workdir / "tunnels")
+    edge: Daemon | None = None
+    containers: dict[str, tuple[str, str]] = {}
+    try:
+        replicas: list[FleetReplica] = []
+        port = 20000
+        for name, plan in placement.services.items():
+            for n, on in enumerate(plan.start, start=1):
+                port += 1
+                replica = f"{name}-1-{n}"
+                address = fleet.host(on).address
+                req = ReplicaRun(
+                    project=PROJECT,
+                    replica=replica,
+                    release=1,
+                    spec_hash="test",
+                    image_id=image_id,
+                    port=port,
+                    service=stack.services[name],
+                    env={
+                        "PORT": str(port),
+                        "REPLICA": replica,
+                        "FLEET_HOST": on,
+                        "DB_PORT": str(DB_PORT),
+                    },
+                    # Host networking: a peer by name is this host's HAProxy.
+                    extra_hosts={"db": "127.0.0.1"},
+                )
+                containers[replica] = (on, engines.engine(on).run(req))
+                replicas.append(
+                    FleetReplica(
+                        service=name,
                         replica=replica,
-                        release=1,
-                        spec_hash="test",
-                        image_id=image_id,
-                        port=port,
-                        service=stack.services[name],
-                        env={
-                            "PORT": str(port),
-                            "REPLICA": replica,
-                            "FLEET_HOST": on,
-                            "DB_PORT": str(DB_PORT),
-                        },
-                        # Host networking: a peer by name is this host's HAProxy.
-                        extra_hosts={"db": "127.0.0.1"},
+                        host=on,
+                        local=Endpoint.loopback(port),
+                        remote=Endpoint(host=address, port=port),
                     )
-                    containers[replica] = (on, engines.engine(on).run(req))
-                    replicas.append(
-                        FleetReplica(
-                            service=name,
-                            replica=replica,
-                            host=on,
-                            local=Endpoint.loopback(port),
-                            remote=Endpoint(host=address, port=port),
-                        )
-                    )
-            # Every app host's HAProxy: the one-host frontends, fleet-wide servers.
-            router = RouterConfig(
-                frontends=(
-                    frontend_for("web", stack.services["web"], web_port, None),
-                    Frontend(service="db", port=DB_PORT, mode="tcp"),
                 )
+        # Every app host's HAProxy: the one-host frontends, fleet-wide servers.
+        router = RouterConfig(
+            frontends=(
+                frontend_for("web", stack.services["web"], web_port, None),
+                Frontend(service="db", port=DB_PORT, mode="tcp"),
             )
-            for host in fleet.hosts:
-                text = render(fleet_router_config(router, replicas, host.name), Path(HOST_RUN))
-                _start_host_haproxy(host, text)
-            # The edge, on this machine's loopback.
-            edge_run = workdir / "edge"
-            edge_run.mkdir()
-            config_file = edge_run / "edge.cfg"
-            config = edge_config(stack, inventory.with_role("app"), listen_address="127.0.0.1")
-            config_file.write_text(render_edge(config, edge_run))
-            edge = Daemon(
-                DaemonSpec(
-                    name="edge HAProxy",
-                    argv=("haproxy", "-f", str(config_file)),
-                    pid_file=edge_run / "edge-daemon.pid",
-                    log_file=edge_run / "edge.log",
-                    ready=lambda: _get(f"http://127.0.0.1:{web_port}/")[0] == 200,
-                    readiness=f"serving 127.0.0.1:{web_port}",
-                    start_timeout=60,
-                    markers=(str(config_file),),
-                )
+        )
+        for host in hosts:
+            text = render(fleet_router_config(router, replicas, host.name), Path(HOST_RUN))
+            _start_host_haproxy(host, text)
+        # The edge, on this machine's loopback.
+        edge_run = workdir / "edge"
+        edge_run.mkdir()
+        config_file = edge_run / "edge.cfg"
+        config = edge_config(stack, inventory.with_role("app"), listen_address="127.0.0.1")
+        config_file.write_text(render_edge(config, edge_run))
+        edge = Daemon(
+            DaemonSpec(
+                name="edge HAProxy",
+                argv=("haproxy", "-f", str(config_file)),
+                pid_file=edge_run / "edge-daemon.pid",
+                log_file=edge_run / "edge.log",
+                ready=lambda: _get(f"http://127.0.0.1:{web_port}/")[0] == 200,
+                readiness=f"serving 127.0.0.1:{web_port}",
+                start_timeout=60,
+                markers=(str(config_file),),
             )
-            edge.ensure()
-            yield Running(
-                fleet, stack, placement, engines, containers, replicas, web_port, edge_run
-            )
-        finally:
-            if edge is not None:
-                edge.stop(grace=5)
-            engines.close()
-            shutil.rmtree(workdir, ignore_errors=True)
+        )
+        edge.ensure()
+        yield Running(fleet, stack, placement, engines, containers, replicas, web_port, edge_run)
+    finally:
+        if edge is not None:
+            edge.stop(grace=5)
+        for host in hosts:  # the HAProxy -D left (its PID file: the config's `pidfile`)
+            host.exec("sh", "-c", f"kill $(cat {HOST_RUN}/haproxy.pid) 2>/dev/null || true")
+        for on, cid in containers.values():
+            with contextlib.suppress(Exception):
+                engines.engine(on).remove(cid)
+        engines.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_replicas_run_where_the_planner_placed_them(running: Running) -> None:
