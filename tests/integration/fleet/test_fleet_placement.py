@@ -15,10 +15,7 @@ import contextlib
 import json
 import shutil
 import socket
-import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,10 +40,10 @@ from conveyor.runtime.protocol import NetworkRun, ReplicaRun
 from conveyor.spec.compose import load_stack
 from conveyor.testing.fleet_hosts import FleetHostError, TestFleet, TestHost
 from conveyor.testing.net import free_port
+from tests.integration.fleet.support import IMAGE, get, image_id
 
 pytestmark = pytest.mark.integration
 
-IMAGE = "python:3.11-slim-bookworm"
 PROJECT = "fleetshop"
 DB_PORT = 15432  # db's frontend on each host's loopback: what `db:15432` reaches
 HOST_RUN = "/run/conveyor"
@@ -114,32 +111,12 @@ def _compose(web_port: int) -> str:
     return json.dumps({"services": services})  # JSON is YAML
 
 
-def _image_id() -> str:
-    done = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", IMAGE],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
-
-
 def _start_host_haproxy(host: TestHost, text: str) -> None:
     """The host's HAProxy, as provisioning installs it (here started directly: no systemd)."""
     host.exec("mkdir", "-p", HOST_RUN)
     host.exec("sh", "-c", f"cat > {HOST_RUN}/haproxy.cfg", input=text.encode())
     host.exec("haproxy", "-c", "-q", "-f", f"{HOST_RUN}/haproxy.cfg")
     host.exec("haproxy", "-D", "-f", f"{HOST_RUN}/haproxy.cfg")
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, ""
-    except OSError as e:  # refused, reset: no answer at all
-        return 0, str(e)
 
 
 def _edge_stats(run_dir: Path) -> dict[str, int]:
@@ -180,7 +157,7 @@ def running(shared_fleet: TestFleet) -> Iterator[Running]:
         hosts=tuple(h.fleet_host(roles=("app",), labels={"zone": h.name}) for h in hosts)
     )
     placement = place(stack.services, inventory.with_role("app"))
-    image_id = _image_id()
+    the_image = image_id()
     engines = FleetEngines(inventory, workdir / "tunnels")
     edge: Daemon | None = None
     containers: dict[str, tuple[str, str]] = {}
@@ -197,7 +174,7 @@ def running(shared_fleet: TestFleet) -> Iterator[Running]:
                     replica=replica,
                     release=1,
                     spec_hash="test",
-                    image_id=image_id,
+                    image_id=the_image,
                     port=port,
                     service=stack.services[name],
                     env={
@@ -241,7 +218,7 @@ def running(shared_fleet: TestFleet) -> Iterator[Running]:
                 argv=("haproxy", "-f", str(config_file)),
                 pid_file=edge_run / "edge-daemon.pid",
                 log_file=edge_run / "edge.log",
-                ready=lambda: _get(f"http://127.0.0.1:{web_port}/")[0] == 200,
+                ready=lambda: get(f"http://127.0.0.1:{web_port}/")[0] == 200,
                 readiness=f"serving 127.0.0.1:{web_port}",
                 start_timeout=60,
                 markers=(str(config_file),),
@@ -287,7 +264,7 @@ def test_a_replica_reaches_a_service_on_another_host_by_name(running: Running) -
 
 def test_the_edge_serves_the_published_port_over_both_hosts(running: Running) -> None:
     before = _edge_stats(running.edge_run)
-    answers = [_get(f"http://127.0.0.1:{running.web_port}/") for _ in range(10)]
+    answers = [get(f"http://127.0.0.1:{running.web_port}/") for _ in range(10)]
     assert all(status == 200 for status, _ in answers), answers
     after = _edge_stats(running.edge_run)
     assert {host: after[host] - before.get(host, 0) for host in after} == {"h1": 5, "h2": 5}
@@ -300,12 +277,12 @@ def test_the_edge_keeps_answering_when_a_host_loses_its_replica_then_its_haproxy
     h2_web = next(r for r in running.replicas if r.service == "web" and r.host == "h2")
     host, cid = running.containers[h2_web.replica]
     running.engines.engine(host).stop(cid, "SIGKILL", 5)
-    answers = [_get(url) for _ in range(20)]
+    answers = [get(url) for _ in range(20)]
     assert [status for status, _ in answers] == [200] * 20
     assert not any(body.startswith(h2_web.replica + "@") for _, body in answers)
     # h2's HAProxy goes too: the edge retries on h1 what it sent to h2.
     running.host("h2").exec("sh", "-c", f"kill $(cat {HOST_RUN}/haproxy.pid)")
-    answers = [_get(url) for _ in range(20)]
+    answers = [get(url) for _ in range(20)]
     assert [status for status, _ in answers] == [200] * 20
 
 
@@ -329,7 +306,7 @@ def test_a_project_network_replica_is_reached_from_another_host_at_its_published
         replica="api-1-1",
         release=1,
         spec_hash="test",
-        image_id=_image_id(),
+        image_id=image_id(),
         port=8000,
         service=service,
         env={"PORT": "8000", "REPLICA": "api-1-1", "FLEET_HOST": "h1", "DB_PORT": str(DB_PORT)},
