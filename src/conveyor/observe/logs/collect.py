@@ -278,7 +278,7 @@ class Collector:
                     # A fleet host that does not answer: each look may cost an SSH connect
                     # timeout, so look less often (its followers retry on their own).
                     failures += 1
-                    wait = min(wait * 2**failures, max(wait, opts.host_backoff_max))
+                    wait = discover_wait(failures, opts.discover_interval, opts.host_backoff_max)
             self._stop.wait(wait)
 
     def discover(self) -> None:
@@ -625,6 +625,14 @@ class _Follower:
         rows, cursors = self.streams.flush()
         if rows:
             self.owner._hand_over(rows, cursors)
+
+
+def discover_wait(failures: int, interval: float, most: float) -> float:
+    """Seconds before a fleet host's engine is listed again after `failures` listings in a
+    row failed: twice the last wait, from `interval` up to `most` (never below `interval`)."""
+    if failures <= 0:
+        return interval
+    return min(interval * 2 ** min(failures, 32), max(interval, most))
 
 
 def _take_lock(path: Path) -> int:
