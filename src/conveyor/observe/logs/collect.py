@@ -632,7 +632,7 @@ def discover_wait(failures: int, interval: float, most: float) -> float:
     row failed: twice the last wait, from `interval` up to `most` (never below `interval`)."""
     if failures <= 0:
         return interval
-    return min(interval * 2 ** min(failures, 32), max(interval, most))
+    return min(interval * float(2 ** min(failures, 32)), max(interval, most))
 
 
 def _take_lock(path: Path) -> int:
