@@ -136,7 +136,7 @@ class Collector:
         project: str,
         environment: str | None,
         store_path: Path,
-        docker: ContainerLogs | Mapping[str, ContainerLogs],
+        docker: ContainerLogs | Mapping[str | None, ContainerLogs],
         *,
         policy: Retention | None = None,
         options: CollectorOptions | None = None,
@@ -144,7 +144,8 @@ class Collector:
         sink: LogSink | None = None,
     ) -> None:
         """`docker` is the engine to follow, or on a fleet one per host by the host's name
-        (each container's lines are labelled with its host; docs/logs.md). `report` hears, in
+        (each container's lines are labelled with its host; None: this machine's engine;
+        docs/logs.md). `report` hears, in
         a sentence, what a user should know (the engine unreachable, a store error); it must
         not block. `sink` is handed every batch once it is stored, with the store's ids (the
         collector stops it when it stops)."""
