@@ -114,6 +114,7 @@ def log_query(
     replicas: Sequence[str] = (),
     streams: Sequence[str] = (),
     limit: int = 100,
+    hosts: Sequence[str] = (),
     now: float | None = None,
     names: dict[str, str] | None = None,
 ) -> LogQuery:
@@ -155,6 +156,7 @@ def log_query(
     return LogQuery(
         services=tuple(services),
         replicas=tuple(replicas),
+        hosts=tuple(hosts),
         release=release,
         level=wanted,
         streams=stream_values,
