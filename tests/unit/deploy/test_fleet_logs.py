@@ -1,20 +1,25 @@
 """deploy.fleet_logs and the tunnels under it: the collector's engines on a fleet (every app
 host's, and this machine's for CI jobs only); a host whose tunnel is slow to start stalls no
-other host, and only the discovery's listing starts a tunnel that is down."""
+other host, and only the discovery's listing starts a tunnel that is down. And
+FleetRuntime.logs, what `conveyor logs SERVICE` reads before any store exists."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from conveyor.deploy import fleet_engines
 from conveyor.deploy.fleet_engines import FleetEngines
+from conveyor.deploy.fleet_health import FleetHealth
 from conveyor.deploy.fleet_logs import FleetHostLogs, LocalJobLogs, fleet_log_engines
+from conveyor.deploy.fleet_runtime import FleetRuntime
 from conveyor.errors import DaemonError, EngineUnreachable
 from conveyor.model.fleet import Fleet, FleetHost
+from conveyor.runtime.docker_engine import DockerEngine
 from conveyor.testing.logs import FakeContainerLogs
 
 FLEET = Fleet(
@@ -126,3 +131,54 @@ def test_the_collector_follows_every_app_host_and_this_machines_ci_jobs() -> Non
     assert isinstance(here, LocalJobLogs)
     assert [c.id for c in here.log_containers("shop")] == ["job"]
     assert here.container_run("stray") is not None  # reads what it is asked
+
+
+class FakeHostEngine:
+    """A host's engine as `FleetRuntime.logs` reads it: (replica, line) pairs; h1's followed
+    lines stop after the first until `more` is set."""
+
+    def __init__(self, name: str, more: threading.Event) -> None:
+        self.name, self.more = name, more
+
+    def logs(
+        self, project: str, service: str, follow: bool, tail: int | None
+    ) -> Iterator[tuple[str, str]]:
+        n = self.name[1]
+        yield f"web-1-{n}", f"first from {self.name}"
+        if follow and self.name == "h1":
+            self.more.wait(5)
+        yield f"web-1-{n}", f"second from {self.name}"
+
+
+class FakeFleet:
+    def __init__(self, more: threading.Event) -> None:
+        self.fleet = FLEET
+        self.more = more
+
+    def engine(self, name: str) -> FakeHostEngine:
+        return FakeHostEngine(name, self.more)
+
+
+def test_before_any_store_conveyor_logs_reads_every_host_naming_it() -> None:
+    more = threading.Event()
+    fake = FakeFleet(more)
+    runtime = FleetRuntime(
+        cast(FleetEngines, fake), FleetHealth(cast(FleetEngines, fake)), cast(DockerEngine, None)
+    )
+    assert list(runtime.logs("shop", "web", False, None)) == [
+        ("web-1-1@h1", "first from h1"),
+        ("web-1-1@h1", "second from h1"),
+        ("web-1-2@h2", "first from h2"),
+        ("web-1-2@h2", "second from h2"),
+    ]
+    followed = runtime.logs("shop", "web", True, None)
+    got = [next(followed) for _ in range(3)]  # h1 is quiet after its first line
+    assert ("web-1-1@h1", "second from h1") not in got
+    more.set()
+    got += list(followed)
+    assert sorted(got) == [
+        ("web-1-1@h1", "first from h1"),
+        ("web-1-1@h1", "second from h1"),
+        ("web-1-2@h2", "first from h2"),
+        ("web-1-2@h2", "second from h2"),
+    ]
