@@ -145,10 +145,9 @@ class Collector:
     ) -> None:
         """`docker` is the engine to follow, or on a fleet one per host by the host's name
         (each container's lines are labelled with its host; None: this machine's engine;
-        docs/logs.md). `report` hears, in
-        a sentence, what a user should know (the engine unreachable, a store error); it must
-        not block. `sink` is handed every batch once it is stored, with the store's ids (the
-        collector stops it when it stops)."""
+        docs/logs.md). `report` hears, in a sentence, what a user should know (the engine
+        unreachable, a store error); it must not block. `sink` is handed every batch once it
+        is stored, with the store's ids (the collector stops it when it stops)."""
         self.project = project
         self.environment = environment
         self.store_path = store_path
