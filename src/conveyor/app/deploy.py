@@ -297,13 +297,22 @@ def history(project: Project, limit: int) -> HistoryView:
 def logs(
     project: Project, service: str, follow: bool, tail: int | None
 ) -> Iterator[tuple[str, str]]:
-    """(replica, line) of the service's replicas, interleaved as they arrive."""
+    """(replica, line) of the service's replicas, interleaved as they arrive; on a fleet
+    every app host's, the replica named `replica@host` (deploy.fleet_runtime)."""
+    from conveyor.deploy.fleet_engines import FleetEngines
+    from conveyor.deploy.fleet_health import FleetHealth
+    from conveyor.deploy.fleet_runtime import FleetRuntime
     from conveyor.runtime.docker_engine import DockerEngine
 
     stack = project.stack()
     if service not in stack.services:
         raise UnknownService(f"no such service: {service} (services: {', '.join(stack.services)})")
-    return DockerEngine().logs(stack.project, service, follow, tail)
+    fleet = project.fleet()
+    if not fleet.with_role("app"):
+        return DockerEngine().logs(stack.project, service, follow, tail)
+    engines = FleetEngines(fleet, project.paths().run_dir / "fleet")
+    runtime = FleetRuntime(engines, FleetHealth(engines), DockerEngine())
+    return runtime.logs(stack.project, service, follow, tail)
 
 
 def reconciler(project: Project) -> Reconciler:

@@ -33,6 +33,7 @@ from conveyor.observe.logs.parse import level_of
 from conveyor.observe.logs.retention import Retention
 from conveyor.observe.logs.ship import Shipping
 from conveyor.observe.logs.store import LOGS_DB, LogStore
+from conveyor.runtime.log_protocol import ContainerLogs
 from conveyor.store.timeline import Timeline
 
 FOLLOW_POLL = 0.25  # seconds between looks for new records in a live tail
@@ -113,6 +114,7 @@ def log_query(
     replicas: Sequence[str] = (),
     streams: Sequence[str] = (),
     limit: int = 100,
+    hosts: Sequence[str] = (),
     now: float | None = None,
     names: dict[str, str] | None = None,
 ) -> LogQuery:
@@ -154,6 +156,7 @@ def log_query(
     return LogQuery(
         services=tuple(services),
         replicas=tuple(replicas),
+        hosts=tuple(hosts),
         release=release,
         level=wanted,
         streams=stream_values,
@@ -270,8 +273,6 @@ def collector(
     server: conveyor.yaml's `logs:`), or, when None, where the file CONVEYOR_LOGS_CONFIG names
     says (`conveyor up`; docs/logs-shipping.md); the shippers report through `events`. A
     destination that cannot be opened is reported and the logs are collected without it."""
-    from conveyor.runtime.docker_logs import DockerLogs
-
     settings = project.stack().logs
     if not settings.collect:
         return None
@@ -289,11 +290,26 @@ def collector(
         paths.project,
         environment,
         store_path(project),
-        DockerLogs(),
+        log_engines(project),
         policy=retention(settings),
         report=report,
         sink=sink,
     )
+
+
+def log_engines(project: Project) -> ContainerLogs | dict[str | None, ContainerLogs]:
+    """The engines the project's collector follows: this machine's, or on a fleet (app hosts
+    in conveyor.yaml) every app host's through its SSH tunnel, and this machine's for CI jobs
+    (docs/logs.md, "On a fleet")."""
+    from conveyor.deploy.fleet_engines import FleetEngines
+    from conveyor.deploy.fleet_logs import fleet_log_engines
+    from conveyor.runtime.docker_logs import DockerLogs
+
+    fleet = project.fleet()
+    if not fleet.with_role("app"):
+        return DockerLogs()
+    engines = FleetEngines(fleet, project.paths().run_dir / "fleet")
+    return fleet_log_engines(engines, DockerLogs())
 
 
 def start_collector(

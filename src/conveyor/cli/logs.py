@@ -53,6 +53,7 @@ def run_logs(
     replicas: list[str],
     streams: list[str],
     tail: int,
+    hosts: list[str] | None = None,
     follow: bool,
     as_json: bool,
 ) -> None:
@@ -66,6 +67,7 @@ def run_logs(
             release=release,
             fields=fields,
             replicas=replicas,
+            hosts=hosts or (),
             streams=streams,
             limit=tail,
             names=OPTION_NAMES,
@@ -102,6 +104,7 @@ def _from_docker(project: Project, query: LogQuery, follow: bool, tail: int) -> 
         or query.until is not None
         or query.release is not None
         or query.replicas
+        or query.hosts
         or query.streams
     )
     if len(query.services) != 1 or filtered:
@@ -162,7 +165,8 @@ class _Printer:
 def _origin(r: LogRecord) -> str:
     labels = r.labels
     if labels.replica:
-        return labels.replica
+        # On a fleet, with the host whose engine ran it (one host: the replica alone).
+        return labels.replica if labels.host is None else f"{labels.replica}@{labels.host}"
     if labels.job is not None:
         return f"job {labels.job}"
     return labels.service or labels.container[:12]

@@ -19,6 +19,7 @@ from conveyor.cli.options import (
     FollowOpt,
     ForceOpt,
     GrepOpt,
+    HostOpt,
     JsonOpt,
     LevelOpt,
     LogJsonOpt,
@@ -647,6 +648,7 @@ def logs(
     release: ReleaseOpt = None,
     field: FieldOpt = None,
     replica: ReplicaOpt = None,
+    host: HostOpt = None,
     stream: StreamOpt = None,
     tail: TailOpt = 100,
     follow: FollowOpt = False,
@@ -657,8 +659,9 @@ def logs(
     """Search the project's logs: every replica's output (replicas gone since included),
     one-shot and CI job containers, parsed (JSON, logfmt) and labelled (docs/logs.md).
 
-    Prints the newest matching lines, oldest first; -f keeps printing new ones. Before the
-    agent has collected anything, `logs SERVICE` reads the Docker Engine as before."""
+    Prints the newest matching lines, oldest first; -f keeps printing new ones. On a fleet
+    each replica is named with its host (`web-1-2@h2`). Before the agent has collected
+    anything, `logs SERVICE` reads the Docker Engine as before."""
     from conveyor.cli.logs import run_logs
 
     run_logs(
@@ -671,6 +674,7 @@ def logs(
         release=release,
         fields=field or [],
         replicas=replica or [],
+        hosts=host or [],
         streams=stream or [],
         tail=tail,
         follow=follow,

@@ -143,6 +143,12 @@ ReplicaOpt = Annotated[
     list[str] | None,
     typer.Option("--replica", help="Only this replica (repeat for several).", show_default=False),
 ]
+HostOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--host", help="Only lines from this fleet host (repeat for several).", show_default=False
+    ),
+]
 StreamOpt = Annotated[
     list[str] | None,
     typer.Option("--stream", help="stdout or stderr.", show_default=False),

@@ -4,11 +4,20 @@ the local one: `engines.engine("h2").run(req)` starts a replica on h2 (docs/flee
 One engine per host, made on first use: an SSH tunnel to the host's engine socket
 (host.ssh_tunnel) and a docker SDK client on it. `close()` (or leaving the `with` block)
 closes every client and stops every tunnel it started, by PID.
+
+A tunnel is (re)started under a lock of its host only, so a host whose SSH connection hangs
+stalls no call for another host; the lock is also a file lock (`<host>.tunnel.lock` in the
+run directory), so two processes (the agent's reconciler and its log collector, a command)
+never start two tunnels to one host at once.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -28,7 +37,8 @@ class FleetEngines:
         self.known_hosts = known_hosts
         self._engines: dict[str, DockerEngine] = {}
         self._tunnels: dict[str, Daemon] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the dicts; never held while a tunnel starts
+        self._host_locks: dict[str, threading.Lock] = {}
 
     def _host(self, name: str) -> FleetHost:
         host = self.fleet.host(name)
@@ -39,19 +49,34 @@ class FleetEngines:
     def engine(self, name: str) -> DockerEngine:
         """The Docker Engine of host `name`, reached over SSH (the tunnel starts now if it
         does not run; a tunnel that died with its host's link is started again)."""
+        url = self.tunnel_up(name)
+        with self._lock:
+            engine = self._engines.get(name)
+            if engine is None:
+                engine = self._engines[name] = DockerEngine(base_url=url)
+            return engine
+
+    def engine_url(self, name: str) -> str:
+        """Where host `name`'s engine is reached on this machine (its tunnel's socket), for
+        another client of it (the log collector's); nothing is started."""
+        return f"unix://{socket_path(self._host(name), self.run_dir)}"
+
+    def tunnel_up(self, name: str) -> str:
+        """Start host `name`'s tunnel unless it runs (HostError, DaemonError when it cannot:
+        no route, no sshd, a refused key); its `engine_url`."""
         host = self._host(name)
         with self._lock:
             daemon = self._tunnels.get(name)
             if daemon is None:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 daemon = self._tunnels[name] = tunnel(host, self.run_dir, self.known_hosts)
+            host_lock = self._host_locks.setdefault(name, threading.Lock())
+        with host_lock:
             if not daemon.running():
-                daemon.ensure()
-            engine = self._engines.get(name)
-            if engine is None:
-                url = f"unix://{socket_path(host, self.run_dir)}"
-                engine = self._engines[name] = DockerEngine(base_url=url)
-            return engine
+                with _file_lock(self.run_dir / f"{name}.tunnel.lock"):
+                    if not daemon.running():  # another process may have started it meanwhile
+                        daemon.ensure()
+        return self.engine_url(name)
 
     def close(self) -> None:
         with self._lock:
@@ -72,3 +97,14 @@ class FleetEngines:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (made if missing), across processes, until the block ends."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases its lock

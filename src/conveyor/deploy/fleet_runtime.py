@@ -24,8 +24,9 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from conveyor.deploy.fleet_engines import FleetEngines
@@ -320,10 +321,18 @@ class FleetRuntime:
     def logs(
         self, project: str, service: str, follow: bool, tail: int | None
     ) -> Iterator[tuple[str, str]]:
-        """Each serving host's lines in turn (not interleaved across hosts; `follow` follows
-        the first host only: partial, docs/fleet.md)."""
-        for host in self.health.serving():
-            yield from self.engines.engine(host.name).logs(project, service, follow, tail)
+        """(`replica@host`, line) of the service's replicas on every serving host (what
+        `conveyor logs SERVICE` shows before any log store exists; the store is the usual
+        way, docs/logs.md). Without `follow` each host's lines, merged by time on that host,
+        come host after host; with `follow` every host's as they arrive. The replicas are
+        listed now, so a host that does not answer raises here."""
+        found = [
+            (host.name, self.engines.engine(host.name).logs(project, service, follow, tail))
+            for host in self.health.serving()
+        ]
+        if not follow:
+            return ((f"{replica}@{name}", line) for name, lines in found for replica, line in lines)
+        return _as_they_arrive(found)
 
     # ---- project networks and service addresses: on every app host -------------------------
 
@@ -471,3 +480,30 @@ class FleetRuntime:
 
     def close(self) -> None:
         self.engines.close()
+
+
+def _as_they_arrive(
+    hosts: Sequence[tuple[str, Iterator[tuple[str, str]]]],
+) -> Iterator[tuple[str, str]]:
+    """Every host's followed lines, `replica@host`, in the order they come (a thread per
+    host), until every host's end."""
+    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+
+    def pump(name: str, found: Iterator[tuple[str, str]]) -> None:
+        try:
+            for replica, line in found:
+                lines.put((f"{replica}@{name}", line))
+        except ConveyorError:
+            pass  # the host went away: its lines end there
+        finally:
+            lines.put(None)
+
+    for name, found in hosts:
+        threading.Thread(target=pump, args=(name, found), name=f"logs-{name}", daemon=True).start()
+    open_hosts = len(hosts)
+    while open_hosts:
+        item = lines.get()
+        if item is None:
+            open_hosts -= 1
+        else:
+            yield item

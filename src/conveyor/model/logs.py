@@ -28,6 +28,8 @@ class LogLabels(Frozen):
     container: str  # the Docker container id
     stream: Stream = "stdout"
     job: int | None = None  # a CI job's id, for job containers
+    # The fleet host whose engine ran the container (docs/fleet.md); None on one host.
+    host: str | None = None
 
 
 class LogRecord(Frozen):
@@ -54,6 +56,7 @@ class LogQuery(Frozen):
 
     services: tuple[str, ...] = ()  # any of these (empty: every service, jobs included)
     replicas: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()  # fleet hosts (any of them)
     release: int | None = None
     level: LogLevel | None = None  # this level and above; lines without a level are left out
     streams: tuple[Stream, ...] = ()

@@ -535,6 +535,7 @@ class LogFilters:
     field: list[str]
     replica: list[str]
     stream: list[str]
+    host: list[str]
 
     def query(self, limit: int) -> LogQuery:
         try:
@@ -549,6 +550,7 @@ class LogFilters:
                 replicas=self.replica,
                 streams=self.stream,
                 limit=limit,
+                hosts=self.host,
             )
         except LogQueryError as e:
             raise HTTPException(422, str(e)) from None
@@ -570,8 +572,9 @@ def _log_filters(
     ] = [],  # noqa: B006
     replica: Annotated[list[str], Query()] = [],  # noqa: B006
     stream: Annotated[list[str], Query(description="stdout or stderr.")] = [],  # noqa: B006
+    host: Annotated[list[str], Query(description="Fleet hosts the lines ran on.")] = [],  # noqa: B006
 ) -> LogFilters:
-    return LogFilters(service, grep, level, since, until, release, field, replica, stream)
+    return LogFilters(service, grep, level, since, until, release, field, replica, stream, host)
 
 
 Filters = Annotated[LogFilters, Depends(_log_filters)]

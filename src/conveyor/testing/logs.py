@@ -35,6 +35,9 @@ class FakeContainerLogs:
         self._epoch = 0  # bumped by `break_streams`: open readings end
         self._cut_after: int | None = None  # `cut_next`: batches before the next reading breaks
         self._clock = 1_800_000_000 * 10**9
+        self.listings = 0  # log_containers calls answered or refused
+        self._hung = threading.Event()  # set: listings answer; clear: they wait (`hang`)
+        self._hung.set()
 
     # the test's side -------------------------------------------------------------------------
 
@@ -95,6 +98,14 @@ class FakeContainerLogs:
         with self._cond:
             self._cut_after = batches
 
+    def hang(self, hung: bool = True) -> None:
+        """Listings wait (a host whose SSH tunnel is being opened, and does not answer) until
+        `hang(False)`; other requests answer as before."""
+        if hung:
+            self._hung.clear()
+        else:
+            self._hung.set()
+
     def come_back(self) -> None:
         with self._cond:
             self.down = False
@@ -114,7 +125,9 @@ class FakeContainerLogs:
             raise EngineUnreachable("cannot reach the Docker Engine (fake: down)")
 
     def log_containers(self, project: str) -> list[LogContainer]:
+        self._hung.wait()
         with self._cond:
+            self.listings += 1
             self._check()
             return [
                 LogContainer(c.id, dict(c.labels), c.running)

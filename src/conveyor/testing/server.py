@@ -332,8 +332,10 @@ class InMemoryBackend:
         level: LogLevel | None = None,
         fields: dict[str, str] | None = None,
         ts: float | None = None,
+        host: str | None = None,
     ) -> LogRecord:
-        """A line the environment's `replica` wrote (ids shared by every environment)."""
+        """A line the environment's `replica` wrote (on fleet host `host`; ids shared by
+        every environment)."""
         e = self._env(env)
         with self._lock:
             record = LogRecord(
@@ -346,6 +348,7 @@ class InMemoryBackend:
                     replica=replica,
                     release=release,
                     container=f"c-{replica}",
+                    host=host,
                 ),
                 message=message,
                 level=level,
@@ -587,13 +590,15 @@ def _job(jid: int, name: str, status: str) -> JobView:
 def _matches(r: LogRecord, q: LogQuery) -> bool:
     """The store's filters, in memory (words: case-insensitive, as whole words)."""
     labels = r.labels
-    if q.services and labels.service not in q.services:
-        return False
-    if q.replicas and labels.replica not in q.replicas:
-        return False
+    for wanted, value in (
+        (q.services, labels.service),
+        (q.replicas, labels.replica),
+        (q.hosts, labels.host),
+        (q.streams, labels.stream),
+    ):
+        if wanted and value not in wanted:
+            return False
     if q.release is not None and labels.release != q.release:
-        return False
-    if q.streams and labels.stream not in q.streams:
         return False
     if q.level is not None and (r.level is None or LEVELS.index(r.level) < LEVELS.index(q.level)):
         return False

@@ -132,3 +132,22 @@ def test_a_structured_line_without_a_message_is_printed_once(
         "web-1-1 info     path=/cart status=200",
         "web-1-1 path=/cart status=500",
     ]
+
+
+def test_on_a_fleet_each_replica_is_named_with_its_host_and_host_filters(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = LogStore.open(project / ".conveyor" / "shop" / "logs.db")
+    now = int(time.time() * 1e9)
+    for n in (1, 2):
+        labels = LogLabels(
+            project="shop", service="web", replica=f"web-1-{n}", container=f"c{n}", host=f"h{n}"
+        )
+        store.write([(store.source(labels), now - (3 - n) * 10**9, None, f"hello {n}", None)])
+    store.close()
+    assert run(monkeypatch, "web") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == ["web-1-1@h1 hello 1", "web-1-2@h2 hello 2"]
+    assert run(monkeypatch, "--host", "h2", "--json") == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["message"], r["labels"]["host"]) for r in records] == [("hello 2", "h2")]

@@ -4,6 +4,7 @@ lines, retention drops old segments and gives the space back."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -318,3 +319,52 @@ def test_rows_in_their_flat_form_are_stored_and_found_as_rows_are(tmp_path: Path
     finally:
         by_rows.close()
         by_flat.close()
+
+
+def test_a_host_filter_finds_the_lines_of_the_containers_that_ran_there(store: LogStore) -> None:
+    on_h1 = store.source(labels("web", "web-1-1", 1, "c1").model_copy(update={"host": "h1"}))
+    on_h2 = store.source(labels("web", "web-1-2", 1, "c2").model_copy(update={"host": "h2"}))
+    here = store.source(labels("web", "web-1", 1, "c3"))
+    store.write([(on_h1, T0, None, "a", None), (on_h2, T0 + 1, None, "b", None)])
+    store.write([(here, T0 + 2, None, "c", None)])
+    assert [r.message for r in store.search(LogQuery(hosts=("h2",)))] == ["b"]
+    assert [r.message for r in store.search(LogQuery(hosts=("h1", "h2")))] == ["b", "a"]
+    assert store.search(LogQuery(hosts=("h3",))) == []
+    assert [r.labels.host for r in store.search(LogQuery())] == [None, "h2", "h1"]
+
+
+def _as_version_1(path: Path) -> None:
+    """The file as Conveyor wrote it before sources had a host."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("ALTER TABLE sources DROP COLUMN host")
+    conn.execute("PRAGMA user_version=1")
+    conn.close()
+
+
+def test_a_version_1_store_is_read_as_it_is_and_upgraded_by_its_writer(tmp_path: Path) -> None:
+    path = tmp_path / "logs.db"
+    first = LogStore.open(path)
+    src = first.source(labels("web", "web-1", 1, "c1"))
+    first.write([(src, T0, None, "before the upgrade", None)])
+    first.close()
+    _as_version_1(path)
+    reader = LogStore.open(path, create=False)  # `conveyor logs` while an older agent writes
+    try:
+        (old,) = reader.search(LogQuery())
+        assert (old.message, old.labels.host) == ("before the upgrade", None)
+        assert reader.search(LogQuery(hosts=("h1",))) == []
+    finally:
+        reader.close()
+    writer = LogStore.open(path)  # the collector of this version
+    try:
+        on_h1 = writer.source(labels("web", "web-1-1", 2, "c2").model_copy(update={"host": "h1"}))
+        writer.write([(on_h1, T0 + 1, None, "after it", None)])
+        assert [(r.message, r.labels.host) for r in writer.search(LogQuery())] == [
+            ("after it", "h1"),
+            ("before the upgrade", None),
+        ]
+    finally:
+        writer.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()

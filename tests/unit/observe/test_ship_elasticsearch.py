@@ -136,3 +136,12 @@ def test_an_answer_that_does_not_account_for_every_record_is_sent_again() -> Non
     assert fmt.verdict(two, Answer(200, {}, b"<html>proxy</html>")).retry == (0, 1)
     short = answer(200, {"errors": False, "items": [item(201)]})
     assert fmt.verdict(two, short).retry == (0, 1)
+
+
+def test_a_fleet_hosts_name_is_a_label_and_the_id_stays() -> None:
+    here = record(1)
+    on_h2 = here.model_copy(update={"labels": here.labels.model_copy(update={"host": "h2"})})
+    docs = [json.loads(x) for x in bulk_body([here, on_h2], "conveyor-%Y.%m.%d").splitlines()]
+    assert "host" not in docs[1]["conveyor"]
+    assert docs[3]["conveyor"]["host"] == "h2"
+    assert doc_id(here) == doc_id(on_h2)  # the id of a record shipped before is unchanged

@@ -96,3 +96,12 @@ def test_headers_and_answers() -> None:
     old = fmt.verdict(two, Answer(400, {}, b"entry too far behind,\ntotal ignored: 1 out of 2"))
     assert [r.position for r in old.rejected] == [0, 1] and old.retry == ()
     assert old.rejected[0].reason == "HTTP 400: entry too far behind, total ignored: 1 out of 2"
+
+
+def test_a_fleet_hosts_name_is_in_the_line() -> None:
+    on_h2 = record(1)
+    on_h2 = on_h2.model_copy(update={"labels": on_h2.labels.model_copy(update={"host": "h2"})})
+    line = json.loads(json.loads(push_body([on_h2], DEST.labels))["streams"][0]["values"][0][1])
+    assert line["host"] == "h2"
+    here = json.loads(json.loads(push_body([record(1)], DEST.labels))["streams"][0]["values"][0][1])
+    assert "host" not in here

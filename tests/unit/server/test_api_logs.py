@@ -21,6 +21,7 @@ def seed(w: World) -> None:
         service="worker",
         replica="worker-1",
         release=2,
+        host="h2",
     )
     b.add_log("staging", "GET /pay 500", ts=NOW - 60, level="error", fields={"status": "500"})
     b.add_log("qa", "qa line", ts=NOW - 10)
@@ -42,6 +43,8 @@ def test_search_is_newest_first_with_the_cli_filters(world: World) -> None:
     assert [r["message"] for r in get(world, f"{base}?field=status=200")] == ["GET /cart 200"]
     assert [r["message"] for r in get(world, f"{base}?grep=timeout")] == ["db timeout"]
     assert [r["message"] for r in get(world, f"{base}?release=2")] == ["db timeout"]
+    assert [r["message"] for r in get(world, f"{base}?host=h2")] == ["db timeout"]
+    assert get(world, f"{base}?host=h1") == []
     assert [r["message"] for r in get(world, f"{base}?service=web&service=worker&limit=1")] == [
         "GET /pay 500"
     ]
@@ -52,6 +55,8 @@ def test_search_is_newest_first_with_the_cli_filters(world: World) -> None:
     first = get(world, base)[0]
     assert first["labels"]["replica"] == "web-1"
     assert first["labels"]["environment"] == "staging"
+    assert first["labels"]["host"] is None
+    assert get(world, f"{base}?host=h2")[0]["labels"]["host"] == "h2"
 
 
 def test_bad_filters_are_422_naming_the_parameter(world: World) -> None:

@@ -6,11 +6,17 @@ API and writes what they say, parsed and labelled, into the embedded store.
     ...
     collector.stop()
 
+    # a fleet: one engine per host, by name; each container's lines are labelled with it
+    Collector(project, environment, store_path, {"h1": logs_h1, "h2": logs_h2})
+
 Threads:
 
-- `logs-discover` lists the project's containers every `discover_interval` seconds and starts
-  a follower for each one that runs (or stopped with output not read yet): replicas, one-shot
-  services and CI job containers alike (service addresses write nothing and are left out);
+- `logs-discover` (on a fleet `logs-discover-<host>`, one per host, so a host that does not
+  answer stalls no other) lists the project's containers every `discover_interval` seconds
+  and starts a follower for each one that runs (or stopped with output not read yet):
+  replicas, one-shot services and CI job containers alike (service addresses write nothing
+  and are left out). A fleet host whose engine does not answer is looked at again after a
+  back-off that doubles up to `host_backoff_max`;
 - one `logs-<container>` follower per container reads its output from the cursor stored for
   each of its streams and has it turned into rows (`streams.ContainerStreams`: what is new,
   `cursor.Resume`; multi-line records joined; parsed) — in the parse worker process
@@ -41,7 +47,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +93,7 @@ class CollectorOptions:
     backoff_max: float = 5.0  # seconds between attempts while the engine does not answer
     recheck: float = 5.0  # seconds of quiet after which a followed container is looked at
     suspect_for: float = 60.0  # seconds after an engine restart quiet readings are re-opened
+    host_backoff_max: float = 15.0  # seconds at most between looks at a fleet host that is down
     # Parse in a worker process (`parse_worker`), so parsing and storing use two CPUs at
     # once; None: when the machine has more than one CPU.
     parse_worker: bool | None = None
@@ -101,26 +108,53 @@ class CollectorStats:
     last_error: str = ""
 
 
+class _Watch:
+    """One engine the collector follows (this machine's, or a fleet host's, by name): the
+    followers of its containers, and its stopped containers whose output was read to the
+    end."""
+
+    def __init__(self, host: str | None, docker: ContainerLogs) -> None:
+        self.host = host
+        self.docker = docker
+        self.followers: dict[str, _Follower] = {}
+        self.drained: dict[str, str] = {}  # container -> FinishedAt when its output was read
+        self.failing = False  # its last listing failed
+
+    @property
+    def thread_name(self) -> str:
+        return "logs-discover" if self.host is None else f"logs-discover-{self.host}"
+
+    @property
+    def where(self) -> str:
+        """How a message names the engine: nothing on one host, ` on h2` on a fleet."""
+        return "" if self.host is None else f" on {self.host}"
+
+
 class Collector:
     def __init__(
         self,
         project: str,
         environment: str | None,
         store_path: Path,
-        docker: ContainerLogs,
+        docker: ContainerLogs | Mapping[str | None, ContainerLogs],
         *,
         policy: Retention | None = None,
         options: CollectorOptions | None = None,
         report: Report | None = None,
         sink: LogSink | None = None,
     ) -> None:
-        """`report` hears, in a sentence, what a user should know (the engine unreachable,
-        a store error); it must not block. `sink` is handed every batch once it is stored,
-        with the store's ids (the collector stops it when it stops)."""
+        """`docker` is the engine to follow, or on a fleet one per host by the host's name
+        (each container's lines are labelled with its host; None: this machine's engine;
+        docs/logs.md). `report` hears, in a sentence, what a user should know (the engine
+        unreachable, a store error); it must not block. `sink` is handed every batch once it
+        is stored, with the store's ids (the collector stops it when it stops)."""
         self.project = project
         self.environment = environment
         self.store_path = store_path
-        self.docker = docker
+        engines: dict[str | None, ContainerLogs] = (
+            dict(docker.items()) if isinstance(docker, Mapping) else {None: docker}
+        )
+        self._watches = [_Watch(host, engine) for host, engine in engines.items()]
         self.policy = policy or Retention()
         self.options = options or CollectorOptions()
         self.report = report or (lambda _msg: None)
@@ -128,8 +162,9 @@ class Collector:
         self.stats = CollectorStats()
         self._stop = threading.Event()
         self._queue: queue.Queue[Handover] = queue.Queue(self.options.queue_batches)
-        self._followers: dict[str, _Follower] = {}
-        self._drained: dict[str, str] = {}  # container -> FinishedAt when its output was read
+        # Held to register a follower and by `stop` to collect them: none starts after it.
+        self._following = threading.Lock()
+        self._said: dict[tuple[str | None, str], str] = {}  # what `_failed` last said, by key
         self._lock_fd: int | None = None
         self._store: LogStore | None = None
         self._threads: list[threading.Thread] = []
@@ -154,11 +189,13 @@ class Collector:
             raise
         if self._use_worker:
             self.parse_worker = ParseWorker()
-        for name, target in (
-            ("logs-writer", self._write_loop),
-            ("logs-discover", self._discover_loop),
-        ):
-            t = threading.Thread(target=target, name=name, daemon=True)
+        writer = threading.Thread(target=self._write_loop, name="logs-writer", daemon=True)
+        writer.start()
+        self._threads.append(writer)
+        for watch in self._watches:
+            t = threading.Thread(
+                target=self._discover_loop, args=(watch,), name=watch.thread_name, daemon=True
+            )
             t.start()
             self._threads.append(t)
 
@@ -168,15 +205,20 @@ class Collector:
         deadline = time.monotonic() + timeout
         # Discovery first, so no follower starts after the others were told to stop; the
         # writer last, so it writes what the followers handed over.
+        # (A discovery still waiting on a host that does not answer starts no follower after
+        # this: `_follow` looks at `_stop` under `_following`.)
         for t in self._threads:
-            if t.name == "logs-discover":
+            if t.name.startswith("logs-discover"):
                 t.join(max(0.0, deadline - time.monotonic()))
-        for f in list(self._followers.values()):
+        with self._following:
+            followers = [f for w in self._watches for f in w.followers.values()]
+        for f in followers:
             f.close()
-        for f in list(self._followers.values()):
+        for f in followers:
             f.join(max(0.0, deadline - time.monotonic()))
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
         if self.parse_worker is not None:
             self.parse_worker.stop(max(0.0, deadline - time.monotonic()))
         if self.sink is not None:
@@ -187,6 +229,10 @@ class Collector:
         if self._lock_fd is not None:
             _release_lock(self._lock_fd)
             self._lock_fd = None
+        for watch in self._watches:
+            close = getattr(watch.docker, "close", None)
+            if close is not None:
+                close()  # its client's connections (a fleet host's tunnel outlives it)
 
     def run(self, stopping: threading.Event) -> None:
         """Collect until `stopping` is set (for a host that runs it in its own thread)."""
@@ -215,45 +261,70 @@ class Collector:
 
     # discovery -----------------------------------------------------------------------------
 
-    def _discover_loop(self) -> None:
+    def _discover_loop(self, watch: _Watch) -> None:
+        opts = self.options
+        failures = 0
         while not self._stop.is_set():
+            wait = opts.discover_interval
             try:
-                self.discover()
-            except ConveyorError as e:  # the engine restarting, a store error: try again
-                self._failed(f"logs of {self.project}: {e}")
-            except Exception as e:  # a bug must not stop collecting for good
-                self._failed(f"logs of {self.project}: {type(e).__name__}: {e}")
-            self._stop.wait(self.options.discover_interval)
+                self._discover(watch)
+                failures = 0
+            except Exception as e:  # the engine restarting, a store error; or a bug, which
+                # must not stop collecting for good either
+                said = str(e) if isinstance(e, ConveyorError) else f"{type(e).__name__}: {e}"
+                self._failed(f"logs of {self.project}{watch.where}: {said}", (watch.host, ""))
+                watch.failing = True
+                if watch.host is not None:
+                    # A fleet host that does not answer: each look may cost an SSH connect
+                    # timeout, so look less often (its followers retry on their own).
+                    failures += 1
+                    wait = discover_wait(failures, opts.discover_interval, opts.host_backoff_max)
+            self._stop.wait(wait)
 
     def discover(self) -> None:
         """Start a follower for each container whose output is not being read and may have
-        lines after its cursor."""
-        for c in self.docker.log_containers(self.project):
+        lines after its cursor (on every engine, one after the other)."""
+        for watch in self._watches:
+            self._discover(watch)
+
+    def _discover(self, watch: _Watch) -> None:
+        docker = watch.docker
+        found = docker.log_containers(self.project)
+        if watch.failing:  # it answers again: its errors are worth saying again
+            watch.failing = False
+            self._forget(watch.host)
+        for c in found:
             if self._stop.is_set() or not collected(c.labels):
                 continue
-            f = self._followers.get(c.id)
+            f = watch.followers.get(c.id)
             if f is not None and f.alive:
                 continue
             if not c.running:
-                run = self.docker.container_run(c.id)
-                if run is None or self._drained.get(c.id) == run.finished_at:
+                run = docker.container_run(c.id)
+                if run is None or watch.drained.get(c.id) == run.finished_at:
                     continue
-            self._follow(c)
-        for cid, f in list(self._followers.items()):
-            if not f.alive:
-                del self._followers[cid]
+            self._follow(watch, c)
+        with self._following:
+            for cid, f in list(watch.followers.items()):
+                if not f.alive:
+                    del watch.followers[cid]
 
-    def _follow(self, c: LogContainer) -> None:
-        store = self.store
-        streams: tuple[Stream, ...] = ("stdout", "stderr")
-        sources = {
-            stream: store.source(labels_of(c.id, c.labels, stream, self.project, self.environment))
-            for stream in streams
-        }
-        f = _Follower(self, c.id, sources)
-        self._followers[c.id] = f
-        self.stats.followed += 1
-        f.start()
+    def _follow(self, watch: _Watch, c: LogContainer) -> None:
+        with self._following:
+            if self._stop.is_set():
+                return
+            store = self.store
+            streams: tuple[Stream, ...] = ("stdout", "stderr")
+            sources = {
+                stream: store.source(
+                    labels_of(c.id, c.labels, stream, self.project, self.environment, watch.host)
+                )
+                for stream in streams
+            }
+            f = _Follower(self, watch, c.id, sources)
+            watch.followers[c.id] = f
+            self.stats.followed += 1
+            f.start()
 
     def _streams(self, sources: Sources) -> Streams:
         """Where a follower's output is parsed: the worker process, or the follower itself."""
@@ -266,14 +337,24 @@ class Collector:
         with self._written:
             self.stats.lines += n
 
-    def _drained_at(self, container: str, finished_at: str) -> None:
-        self._drained[container] = finished_at
-
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, key: tuple[str | None, str] | None = None) -> None:
+        """Count an error, and report it once per distinct error, not once per retry: of
+        what `key` names (an engine's discovery: (host, ""); a follower: (host, container)),
+        or, without one, of the collector as a whole."""
         self.stats.errors += 1
-        if message != self.stats.last_error:
-            self.report(message)  # once per distinct error, not once per retry
+        if key is None:
+            if message != self.stats.last_error:
+                self.report(message)
+        elif self._said.get(key) != message:
+            self._said[key] = message
+            self.report(message)
         self.stats.last_error = message
+
+    def _forget(self, host: str | None) -> None:
+        """An engine answers again: what its discovery and followers said may be said again."""
+        for key in list(self._said):  # a copy: followers may add keys meanwhile
+            if key[0] == host:
+                self._said.pop(key, None)
 
     # writing -------------------------------------------------------------------------------
 
@@ -353,8 +434,11 @@ class Collector:
 
 
 class _Follower:
-    def __init__(self, owner: Collector, container: str, sources: dict[Stream, int]) -> None:
+    def __init__(
+        self, owner: Collector, watch: _Watch, container: str, sources: dict[Stream, int]
+    ) -> None:
         self.owner = owner
+        self.watch = watch
         self.container = container
         store = owner.store
         self.streams = owner._streams(
@@ -401,7 +485,8 @@ class _Follower:
 
     def _follow(self) -> None:
         owner = self.owner
-        docker = owner.docker
+        docker = self.watch.docker
+        key = (self.watch.host, self.container)
         backoff = 0.2
         while not self._closed.is_set():
             try:
@@ -432,7 +517,7 @@ class _Follower:
                 if not after.running and not broke_off:
                     self._flush_all()
                     if not run.running:  # read to the end of a stopped container: done
-                        owner._drained_at(self.container, after.finished_at)
+                        self.watch.drained[self.container] = after.finished_at
                         return
                     # Followed until it stopped: read what is left once more, from the
                     # cursor (a reading the engine's restart left stale ends without it).
@@ -449,13 +534,14 @@ class _Follower:
                     # The engine is up but cut a stopped container's output: say so, and
                     # back off further should it keep doing it.
                     owner._failed(
-                        f"logs of {self.container[:12]}: the engine's output broke off before "
-                        "its end; reading it again from the cursor"
+                        f"logs of {self.container[:12]}{self.watch.where}: the engine's "
+                        "output broke off before its end; reading it again from the cursor",
+                        key,
                     )
                 else:
                     backoff = 0.2
             except ConveyorError as e:
-                owner._failed(f"logs of {self.container[:12]}: {e}")
+                owner._failed(f"logs of {self.container[:12]}{self.watch.where}: {e}", key)
                 self._restart()
             if self._closed.wait(backoff):
                 return
@@ -477,7 +563,7 @@ class _Follower:
             if now - last_check < opts.recheck:
                 continue
             last_check = now
-            current = self.owner.docker.container_run(self.container)
+            current = self.watch.docker.container_run(self.container)
             stale = now < self._suspect_until
             if current is None or not current.running or current.started_at != run.started_at:
                 stale = True
@@ -539,6 +625,14 @@ class _Follower:
         rows, cursors = self.streams.flush()
         if rows:
             self.owner._hand_over(rows, cursors)
+
+
+def discover_wait(failures: int, interval: float, most: float) -> float:
+    """Seconds before a fleet host's engine is listed again after `failures` listings in a
+    row failed: twice the last wait, from `interval` up to `most` (never below `interval`)."""
+    if failures <= 0:
+        return interval
+    return min(interval * float(2 ** min(failures, 32)), max(interval, most))
 
 
 def _take_lock(path: Path) -> int:

@@ -29,9 +29,11 @@ def labels_of(
     stream: Stream,
     project: str,
     environment: str | None,
+    host: str | None = None,
 ) -> LogLabels:
     """A line's labels: the project the collector follows (the container's own label says
-    the same), the environment it was told, and what the container's labels say."""
+    the same), the environment it was told, the fleet host whose engine it read the container
+    from (None on one host), and what the container's labels say."""
     release = docker_labels.get(LABEL_RELEASE, "")
     job = docker_labels.get(LABEL_JOB, "")
     return LogLabels(
@@ -44,4 +46,5 @@ def labels_of(
         container=container,
         stream=stream,
         job=int(job) if job.isdigit() else None,
+        host=host,
     )

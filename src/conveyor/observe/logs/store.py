@@ -11,9 +11,9 @@ state directory), apart from the state database so its write volume never slows 
 Layout:
 
 - `sources`: one row per container stream with its labels (project, environment, service,
-  replica, release, job) and the collector's cursor in it. A source stays after its container
-  is gone, so the lines of a replica that no longer exists stay searchable (retention drops
-  the lines, not the labels).
+  replica, release, job, the fleet host) and the collector's cursor in it. A source stays
+  after its container is gone, so the lines of a replica that no longer exists stay
+  searchable (retention drops the lines, not the labels).
 - `segments` and `seg<N>`: lines go into full-text tables (FTS5) of up to a million lines
   (retention.py); each line is a row whose rowid is its global id, with the message and the
   fields (JSON) indexed, and a `tags` column of tokens for the labels: `v<service>`,
@@ -47,7 +47,9 @@ from conveyor.observe.logs.retention import Retention, Segment, seal_due, to_dro
 from conveyor.store.database import private_dir, private_file
 
 LOGS_DB = "logs.db"
-SCHEMA_VERSION = 1
+# 2: `sources.host`, the fleet host a container ran on (a version 1 file gets the column
+# when a writer opens it; a reader of one reads no host).
+SCHEMA_VERSION = 2
 BLOCK_ROWS = 65_536  # ids per block: the granularity of time-range lookups
 # A row as the collector hands it over: source id, timestamp (ns), level index in LEVELS or
 # None, message, fields as JSON text or None.
@@ -80,6 +82,7 @@ _SCHEMA = (
         replica TEXT,
         release INTEGER,
         job INTEGER,
+        host TEXT,
         service_key INTEGER NOT NULL,
         cursor_ts INTEGER NOT NULL DEFAULT 0,
         cursor_count INTEGER NOT NULL DEFAULT 0,
@@ -156,6 +159,7 @@ class LogStore:
         self._next_id = 0
         self._current: int | None = None  # the segment being written
         self._block: _Block | None = None
+        self._has_host = True  # False in a version 1 file opened to read
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._max_chunk = max(1, (limit - 1) // ROW_VALUES)
 
@@ -198,11 +202,18 @@ class LogStore:
         return store
 
     def _migrate(self, create: bool) -> None:
-        """Create the schema in a new file (the writer); a reader only checks it."""
+        """Create the schema in a new file, or bring an older one up to date (the writer); a
+        reader only checks it (and reads a version 1 file as it is)."""
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: written by a newer Conveyor (schema {version})")
         if version == SCHEMA_VERSION:
+            return
+        if version == 1:
+            if create:
+                self._upgrade_from_1()
+            else:
+                self._has_host = False
             return
         if not create:
             raise StoreError(f"{self.path}: the log store is being created; try again")
@@ -214,6 +225,18 @@ class LogStore:
             if int(self._conn.execute("PRAGMA user_version").fetchone()[0]) == 0:
                 for sql in _SCHEMA:
                     self._conn.execute(sql)
+                self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _upgrade_from_1(self) -> None:
+        """Version 1 -> 2: sources get their host (None for the lines already there)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if int(self._conn.execute("PRAGMA user_version").fetchone()[0]) == 1:
+                self._conn.execute("ALTER TABLE sources ADD COLUMN host TEXT")
                 self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -232,9 +255,10 @@ class LogStore:
         return int(found[0]) if found else None
 
     def _load_sources(self) -> None:
+        host = "host" if self._has_host else "NULL"  # a version 1 file has no such column
         rows = self._conn.execute(
-            "SELECT id, container, stream, project, environment, service, replica, release, "
-            "job, service_key FROM sources"
+            "SELECT id, container, stream, project, environment, service, replica, release, "  # noqa: S608 — a column name or NULL
+            f"job, service_key, {host} FROM sources"
         ).fetchall()
         for r in rows:
             labels = LogLabels(
@@ -246,6 +270,7 @@ class LogStore:
                 container=r[1],
                 stream=r[2],
                 job=r[8],
+                host=r[10],
             )
             self._remember(int(r[0]), labels, int(r[9]))
 
@@ -272,7 +297,7 @@ class LogStore:
                 service_key = self._service_key(labels.service)
                 cur = self._conn.execute(
                     "INSERT INTO sources (container, stream, project, environment, service, "
-                    "replica, release, job, service_key) VALUES (?,?,?,?,?,?,?,?,?) "
+                    "replica, release, job, host, service_key) VALUES (?,?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT (container, stream) DO UPDATE SET project = excluded.project "
                     "RETURNING id",
                     (
@@ -284,6 +309,7 @@ class LogStore:
                         labels.replica,
                         labels.release,
                         labels.job,
+                        labels.host,
                         service_key,
                     ),
                 )
@@ -628,7 +654,7 @@ class LogStore:
             if not keys:
                 return None
             match.append("tags : (" + " OR ".join(f"v{k}" for k in keys) + ")")
-        if query.replicas or query.release is not None or query.streams:
+        if query.replicas or query.hosts or query.release is not None or query.streams:
             sources = self._sources_matching(query)
             if not sources:
                 return None
@@ -667,6 +693,8 @@ class LogStore:
             if query.services and labels.service not in query.services:
                 continue
             if query.replicas and labels.replica not in query.replicas:
+                continue
+            if query.hosts and labels.host not in query.hosts:
                 continue
             if query.release is not None and labels.release != query.release:
                 continue

@@ -14,13 +14,13 @@ from conveyor.model.logs import LogQuery
 
 LEVELS = ("", "debug", "info", "warning", "error", "critical")
 PAGE_LINES = 200  # lines a search shows (newest first)
-FIELDS = ("service", "text", "level", "since", "until", "release", "field")
+FIELDS = ("service", "text", "level", "since", "until", "release", "field", "host")
 
 
 @dataclass(frozen=True)
 class LogForm:
-    """What the form holds, as typed. `service`: names separated by commas or spaces;
-    `field`: `KEY=VALUE` pairs separated by spaces."""
+    """What the form holds, as typed. `service` and `host` (fleet hosts): names separated by
+    commas or spaces; `field`: `KEY=VALUE` pairs separated by spaces."""
 
     service: str = ""
     text: str = ""
@@ -29,6 +29,7 @@ class LogForm:
     until: str = ""
     release: str = ""
     field: str = ""
+    host: str = ""
 
     @classmethod
     def of(cls, params: Mapping[str, str]) -> LogForm:
@@ -37,6 +38,10 @@ class LogForm:
     @property
     def services(self) -> list[str]:
         return [s for s in self.service.replace(",", " ").split() if s]
+
+    @property
+    def hosts(self) -> list[str]:
+        return [h for h in self.host.replace(",", " ").split() if h]
 
     @property
     def fields(self) -> list[str]:
@@ -63,6 +68,7 @@ class LogForm:
             fields=self.fields,
             limit=limit,
             now=now,
+            hosts=self.hosts,
         )
 
     def query_string(self) -> str:

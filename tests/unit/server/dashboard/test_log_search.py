@@ -17,6 +17,7 @@ def test_the_form_becomes_the_query_conveyor_logs_makes() -> None:
             "since": "10m",
             "release": "#3",
             "field": "status=500 method=GET",
+            "host": "h1 h2",
         }
     )
     q = form.query(limit=50, now=10_000.0)
@@ -26,10 +27,11 @@ def test_the_form_becomes_the_query_conveyor_logs_makes() -> None:
     assert q.since == 10_000.0 - 600
     assert q.release == 3
     assert q.fields == {"status": "500", "method": "GET"}
+    assert q.hosts == ("h1", "h2")
     assert q.limit == 50
     assert form.query_string() == (
         "service=web%2C+worker&text=GET+%2Forders&level=warning&since=10m&release=%233"
-        "&field=status%3D500+method%3DGET"
+        "&field=status%3D500+method%3DGET&host=h1+h2"
     )
 
 

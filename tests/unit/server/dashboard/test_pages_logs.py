@@ -78,3 +78,15 @@ def test_the_logs_pages_need_a_session(dash: Dash) -> None:
                  "/environments/staging/logs/lines/1"):  # fmt: skip
         r = dash.client.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/signin"), path
+
+
+def test_on_a_fleet_a_line_names_its_host_and_the_form_filters_by_it(dash: Dash) -> None:
+    b = dash.backend
+    b.add_log("staging", "served on h1", replica="web-1-1", host="h1", ts=1000.0)
+    on_h2 = b.add_log("staging", "served on h2", replica="web-1-2", host="h2", ts=1001.0)
+    dash.sign_in("viewer")
+    page = dash.client.get("/environments/staging/logs", params={"host": "h2"})
+    assert page.text.count('<li class="logline') == 1
+    assert "web-1-2@h2" in page.text and "served on h1" not in page.text
+    line = dash.client.get(f"/environments/staging/logs/lines/{on_h2.id}")
+    assert ">Host</dt><dd" in line.text and ">h2</dd>" in line.text

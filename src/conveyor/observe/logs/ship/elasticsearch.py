@@ -93,6 +93,7 @@ def _labels(record: LogRecord) -> dict[str, Any]:
         ("container", labels.container),
         ("stream", labels.stream),
         ("job", labels.job),
+        ("host", labels.host),  # a fleet host
     ):
         if value is not None:
             out[key] = value

@@ -77,6 +77,7 @@ def line(record: LogRecord, labels: Mapping[str, str]) -> str:
         ("container", where.container),
         ("stream", where.stream),
         ("job", where.job),
+        ("host", where.host),  # a fleet host
     ):
         if value is not None and key not in labels:
             body[key] = value
