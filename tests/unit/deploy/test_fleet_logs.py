@@ -154,6 +154,7 @@ class FakeFleet:
     def __init__(self, more: threading.Event) -> None:
         self.fleet = FLEET
         self.more = more
+        self.known_hosts = None  # FleetFiles' SSH trusts the inventory's host keys
 
     def engine(self, name: str) -> FakeHostEngine:
         return FakeHostEngine(name, self.more)
