@@ -235,7 +235,7 @@ class Project:
             store=store,
             timeline=timeline,
             pool=pool,
-            placer=runtime.assign,
+            placer=runtime,
         )
 
 
