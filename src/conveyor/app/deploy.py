@@ -133,7 +133,7 @@ def plan(project: Project, services: list[str]) -> PlanView:
         release=release.number or None,
         steps=[PlanStep(**s.model_dump(mode="json"), description=s.describe()) for s in p.steps],
         notes=list(p.notes),
-        warnings=[w.render() for w in project.loaded().warnings],
+        warnings=[w.render() for w in project.warnings()],
     )
 
 
