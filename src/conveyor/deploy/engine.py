@@ -207,8 +207,16 @@ class Engine:
 
     def desired_replicas(self, release: Release, observed: Observed) -> dict[str, int]:
         """How many replicas each service of `release` should have: its count, or on a
-        fleet, for a `deploy.mode: global` service, the app hosts it runs on."""
-        per_host = self.placer.global_hosts(release, observed) if self.placer else {}
+        fleet, for a `deploy.mode: global` service, the app hosts it runs on (none when no
+        app host that is up allows it: a plan would say why)."""
+        try:
+            per_host = self.placer.global_hosts(release, observed) if self.placer else {}
+        except ConveyorError:
+            per_host = {
+                name: GlobalHosts(hosts=())
+                for name, sr in release.services.items()
+                if sr.service.placement is not None and sr.service.placement.mode == "global"
+            }
         return {
             name: len(per_host[name].hosts + per_host[name].holding)
             if name in per_host

@@ -21,6 +21,7 @@ from conveyor.model.release import Observed, ObservedReplica, Release, ServiceRe
 from conveyor.model.stack import Healthcheck, Routing, Service, Stack, UpdateConfig
 from conveyor.plan.actions import Plan
 from conveyor.plan.fleet_assign import assign_hosts, global_hosts
+from conveyor.plan.placement import PlacementError
 from conveyor.plan.service_steps import GlobalHosts
 from conveyor.runtime.protocol import Progress, ReplicaRun
 from conveyor.store.db import Store
@@ -147,3 +148,15 @@ def test_a_lost_host_is_not_replaced_elsewhere_and_gets_one_when_back(
     healed = engine.heal()
     assert healed is not None and healed.ok
     assert runtime.per_host() == Counter({"h1": 1, "h2": 1, "h3": 1})
+
+
+def test_no_host_up_is_a_count_of_zero_for_status_and_an_error_for_a_plan(
+    fleet: tuple[Engine, FakeFleet],
+) -> None:
+    engine, runtime = fleet
+    runtime.down.update({"h1", "h2", "h3"})
+    cur = engine.store.current_release()
+    assert cur is not None
+    assert engine.desired_replicas(cur, engine.observe()) == {"web": 0}
+    with pytest.raises(PlacementError, match="no app host is up"):
+        engine.heal_plan()
