@@ -87,6 +87,7 @@ class PlanStep(BaseModel):
     network: str = ""  # `network` / `unnetwork` steps
     reason: str
     description: str
+    host: str = ""  # on a fleet: the host a `start` runs its replica on
 
 
 class PlanView(BaseModel):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.app.views import PlanStep
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.project import ProjectPaths
 from conveyor.model.events import Subject
@@ -145,6 +146,10 @@ def test_a_lost_host_is_not_replaced_elsewhere_and_gets_one_when_back(
     for cid in [cid for cid, host in runtime.on.items() if host == "h2"]:
         runtime.remove(cid)
     runtime.down.clear()
+    # `conveyor plan` (and its --json) says where the replica starts.
+    start = next(s for s in engine.heal_plan().steps if s.kind == "start")
+    shown = PlanStep(**start.model_dump(mode="json"), description=start.describe())
+    assert (shown.host, shown.description) == ("h2", f"web: start {start.replica} on h2")
     healed = engine.heal()
     assert healed is not None and healed.ok
     assert runtime.per_host() == Counter({"h1": 1, "h2": 1, "h3": 1})
