@@ -133,7 +133,7 @@ def plan(project: Project, services: list[str]) -> PlanView:
         release=release.number or None,
         steps=[PlanStep(**s.model_dump(mode="json"), description=s.describe()) for s in p.steps],
         notes=list(p.notes),
-        warnings=[w.render() for w in project.loaded().warnings],
+        warnings=[w.render() for w in project.warnings()],
     )
 
 
@@ -208,6 +208,7 @@ def status(project: Project) -> StatusView:
     stats = store.ports.stats_port()
     names = list(cur.order()) if cur else []
     names += sorted({r.service for r in observed.replicas} - set(names))
+    desired = engine.desired_replicas(cur, observed) if cur else {}
     services: list[ServiceView] = []
     now = time.time()
     for name in names:
@@ -217,7 +218,8 @@ def status(project: Project) -> StatusView:
         services.append(
             ServiceView(
                 name=name,
-                desired_replicas=sr.service.replicas if sr else 0,
+                mode=sr.service.placement.mode if sr and sr.service.placement else "replicated",
+                desired_replicas=desired.get(name, 0),
                 running_replicas=sum(1 for r in reps if r.running),
                 image=sr.image_ref if sr else None,
                 spec_hash=sr.spec_hash if sr else None,
@@ -235,6 +237,7 @@ def status(project: Project) -> StatusView:
                         current=bool(sr and r.spec_hash == sr.spec_hash),
                         container=r.container_id[:12],
                         uptime=round(now - r.started_at, 1) if r.running and r.started_at else None,
+                        host=r.host,
                     )
                     for r in reps
                 ],

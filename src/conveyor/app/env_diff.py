@@ -43,6 +43,7 @@ def service_diffs(
     release: Release | None = None
     counts: dict[str, int] = {}
     stale: dict[str, int] = {}
+    per_host: dict[str, int] = {}  # global services on a fleet: their hosts
     runtime: Runtime | None = None
     if running is not None:
         engine = running.engine(actor="server")
@@ -51,6 +52,8 @@ def service_diffs(
         for view in deploy_app.status(running).services:
             counts[view.name] = view.running_replicas
             stale[view.name] = sum(1 for r in view.replicas if r.running and not r.current)
+            if view.mode == "global":
+                per_host[view.name] = view.desired_replicas
     serving = dict(release.services) if release is not None else {}
     out: list[ServiceDiff] = []
     for name in sorted(desired.services.keys() | serving.keys() | counts.keys()):
@@ -70,6 +73,7 @@ def service_diffs(
             image_differs=differs,
             running_replicas=counts.get(name, 0),
             stale_replicas=stale.get(name, 0),
+            desired_replicas=per_host.get(name) if d is not None and _is_global(d) else None,
         )
         if found:
             out.append(
@@ -83,6 +87,10 @@ def service_diffs(
                 )
             )
     return out
+
+
+def _is_global(svc: Service) -> bool:
+    return svc.placement is not None and svc.placement.mode == "global"
 
 
 def _desired_image(

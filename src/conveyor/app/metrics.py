@@ -137,17 +137,22 @@ class ProjectFacts:
     frontend_ports: Mapping[str, int]
     stats_port: int | None
     observed: Observed
+    # Desired replicas when not the file's count (a global service on a fleet: its hosts).
+    desired: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, engine: Engine, observed: Observed | None = None) -> ProjectFacts:
         store = engine.store
+        release = store.current_release()
+        observed = observed if observed is not None else engine.observe()
         return cls(
             project=engine.project,
             environment=engine.timeline.subject.environment or engine.project,
-            release=store.current_release(),
+            release=release,
             frontend_ports=store.ports.frontend_ports(),
             stats_port=store.ports.stats_port(),
-            observed=observed if observed is not None else engine.observe(),
+            observed=observed,
+            desired=engine.desired_replicas(release, observed) if release else {},
         )
 
 
@@ -229,7 +234,13 @@ def replica_counts(facts: ProjectFacts) -> list[ReplicaCount]:
         sr = facts.release.services[name]
         running = sum(1 for r in facts.observed.of(name) if r.running)
         out.append(
-            ReplicaCount(facts.project, facts.environment, name, sr.service.replicas, running)
+            ReplicaCount(
+                facts.project,
+                facts.environment,
+                name,
+                facts.desired.get(name, sr.service.replicas),
+                running,
+            )
         )
     return out
 

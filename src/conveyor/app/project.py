@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from conveyor.model.host_health import HostTransition
     from conveyor.router.fleet import FleetRouter
     from conveyor.spec.compose import Loaded
+    from conveyor.spec.yamlpos import SpecWarning
 
 
 OVERRIDE_FILES = tuple(name.replace("compose.", "compose.override.") for name in DEFAULT_FILES)
@@ -144,6 +145,15 @@ class Project:
     def stack(self) -> Stack:
         return self.loaded().stack
 
+    def warnings(self) -> list[SpecWarning]:
+        """What the files ask that Conveyor accepts but does not do, in file and line order:
+        the loader's, and on one host (no app host in conveyor.yaml) placement too."""
+        loaded = self.loaded()
+        found = list(loaded.warnings)
+        if loaded.one_host and not self.fleet().with_role("app"):
+            found += loaded.one_host
+        return sorted(found, key=lambda w: (w.file, w.line or 0, w.field))
+
     def file_paths(self) -> list[Path]:
         """Every file read, as absolute paths (what a background agent is given)."""
         if not self.compose_files:
@@ -194,15 +204,15 @@ class Project:
     def fleet(self) -> Fleet:
         """conveyor.yaml's inventory (`hosts:`, or `inventory:` read by Ansible), from
         CONVEYOR_FILE or the conveyor.yaml beside the first compose file; empty: this machine
-        runs every replica (docs/fleet.md)."""
-        from conveyor.app.provision import resolve_fleet
-        from conveyor.spec.fleet import load_fleet_file
+        runs every replica (docs/fleet.md). Read again only when the file (or the inventory
+        file it names) changed (app.fleet_file)."""
+        from conveyor.app.fleet_file import read_fleet
 
         named = self.environ.get("CONVEYOR_FILE")
         path = Path(named) if named else self.compose_file.parent / "conveyor.yaml"
         if not path.is_absolute():
             path = (self.cwd or Path.cwd()) / path
-        return resolve_fleet(load_fleet_file(path, named or "conveyor.yaml").fleet)
+        return read_fleet(path, named or "conveyor.yaml")
 
     def _fleet_engine(
         self, fleet: Fleet, store: Store, actor: str | None, pool: SubnetPool
@@ -238,7 +248,7 @@ class Project:
             store=store,
             timeline=timeline,
             pool=pool,
-            placer=runtime.assign,
+            placer=runtime,
             file_digests=release_digests,
         )
 

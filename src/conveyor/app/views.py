@@ -87,6 +87,7 @@ class PlanStep(BaseModel):
     network: str = ""  # `network` / `unnetwork` steps
     reason: str
     description: str
+    host: str = ""  # on a fleet: the host a `start` runs its replica on
 
 
 class PlanView(BaseModel):
@@ -115,10 +116,14 @@ class ReplicaView(BaseModel):
     current: bool
     container: str
     uptime: float | None
+    host: str = ""  # the fleet host it runs on ("" on one host)
 
 
 class ServiceView(BaseModel):
     name: str
+    # `global`: one replica per host (on a fleet, desired_replicas is the app hosts that are
+    # up and allowed by its constraints)
+    mode: Literal["replicated", "global"] = "replicated"
     desired_replicas: int
     running_replicas: int
     image: str | None

@@ -24,7 +24,8 @@ def status_table(data: StatusView) -> Table:
     for col in ("service", "replica", "release", "port", "state", "health", "router", "url"):
         t.add_column(col)
     for s in data.services:
-        svc = f"{esc(s.name)} ({s.running_replicas}/{s.desired_replicas})"
+        mode = " global" if s.mode == "global" else ""
+        svc = f"{esc(s.name)} ({s.running_replicas}/{s.desired_replicas}{mode})"
         url = esc(s.url or "")
         if not s.replicas:
             t.add_row(svc, "-", "", "", "[red]none[/]", "", "", url)

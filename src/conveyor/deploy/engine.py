@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from conveyor.deploy.executor import Executor
 from conveyor.deploy.ports import FRONTEND_RANGE, pick_port
@@ -34,7 +34,13 @@ from conveyor.plan.network import (
     desired_address,
     desired_networks,
 )
-from conveyor.plan.rollout import Mode, desired_services, plan_down, plan_rollout
+from conveyor.plan.rollout import (
+    GlobalHosts,
+    Mode,
+    desired_services,
+    plan_down,
+    plan_rollout,
+)
 from conveyor.plan.routes import router_config
 from conveyor.router.protocol import Router
 from conveyor.runtime.protocol import Progress, Runtime
@@ -66,6 +72,18 @@ class Outcome:
         return f is not None and f.kind == "rollback" and f.from_release != f.to_release
 
 
+class Placer(Protocol):
+    """Where replicas run on a fleet (deploy.fleet_runtime.FleetRuntime); None on one host."""
+
+    def assign(self, plan: Plan, release: Release, observed: Observed) -> Plan:
+        """`plan` with every `start` given its host."""
+        ...
+
+    def global_hosts(self, release: Release, observed: Observed) -> Mapping[str, GlobalHosts]:
+        """The hosts of each `deploy.mode: global` service of `release`."""
+        ...
+
+
 @dataclass
 class Engine:
     """Reports only through `timeline` (bound to the project and environment)."""
@@ -76,9 +94,9 @@ class Engine:
     store: Store
     timeline: Timeline
     pool: SubnetPool = dataclasses.field(default_factory=SubnetPool)  # project networks' subnets
-    # A fleet: gives each `start` of a plan its host (deploy.fleet_runtime.FleetRuntime.assign);
-    # None on one host.
-    placer: Callable[[Plan, Release, Observed], Plan] | None = None
+    # A fleet: gives each `start` of a plan its host, and a global service its hosts
+    # (deploy.fleet_runtime.FleetRuntime); None on one host.
+    placer: Placer | None = None
     # A fleet: the content digests of the controller's files a service's replicas mount
     # (deploy.fleet_files.release_digests), recorded in the release; None on one host.
     file_digests: Callable[[Service, Stack], dict[str, str]] | None = None
@@ -172,7 +190,8 @@ class Engine:
         observed = observed.model_copy(
             update={"router_stale": self._router_stale(target, observed, ports)}
         )
-        desired = desired_services(target, mode, self.slots(target))
+        per_host = self.placer.global_hosts(target, observed) if self.placer else None
+        desired = desired_services(target, mode, self.slots(target), per_host)
         skip = skip or set()
         held = [d for d in desired if d.name in skip]
         if held:
@@ -187,7 +206,26 @@ class Engine:
         plan = plan_rollout(
             desired, observed, frontends=routed, networks=_networks(target), held=held
         )
-        return plan if self.placer is None else self.placer(plan, target, observed)
+        return plan if self.placer is None else self.placer.assign(plan, target, observed)
+
+    def desired_replicas(self, release: Release, observed: Observed) -> dict[str, int]:
+        """How many replicas each service of `release` should have: its count, or on a
+        fleet, for a `deploy.mode: global` service, the app hosts it runs on (none when no
+        app host that is up allows it: a plan would say why)."""
+        try:
+            per_host = self.placer.global_hosts(release, observed) if self.placer else {}
+        except ConveyorError:
+            per_host = {
+                name: GlobalHosts(hosts=())
+                for name, sr in release.services.items()
+                if sr.service.placement is not None and sr.service.placement.mode == "global"
+            }
+        return {
+            name: len(per_host[name].hosts + per_host[name].holding)
+            if name in per_host
+            else sr.service.replicas
+            for name, sr in release.services.items()
+        }
 
     def frontend_ports(self, release: Release) -> dict[str, int]:
         """Stable frontend port per routed service: public_port if given, else the one assigned
@@ -380,7 +418,8 @@ class Engine:
                 ex.run(plan, rid, skip_batches=skip, start_seq=seq)
                 break
             except StepFailed as e:
-                action = self._failure_action(target, e, mode, auto_rollback, failures)
+                counts = self.desired_replicas(target, observed)
+                action = self._failure_action(target, e, mode, auto_rollback, failures, counts)
                 if action == "continue" and e.step.batch:
                     tl.emit(
                         "rollout.message",
@@ -414,15 +453,20 @@ class Engine:
         mode: Mode,
         auto_rollback: bool,
         failures: dict[str, int],
+        counts: Mapping[str, int] | None = None,
     ) -> str:
         """What to do about a failed step: `continue` while the service's failures stay within
         `max_failure_ratio` of its replicas, else its `failure_action` (a rollback that may
-        not roll back pauses)."""
+        not roll back pauses). `counts`: the services' desired replicas (a global service's
+        hosts on a fleet)."""
         cfg = self._update_config(target, e.step.service, mode)
         if cfg is None:
             return "rollback" if auto_rollback else "pause"
         failures[e.step.service] = failures.get(e.step.service, 0) + 1
-        replicas = max(1, target.services[e.step.service].service.replicas)
+        replicas = max(
+            1,
+            (counts or {}).get(e.step.service, target.services[e.step.service].service.replicas),
+        )
         if e.step.batch and failures[e.step.service] / replicas <= cfg.max_failure_ratio:
             return "continue"
         action = cfg.failure_action

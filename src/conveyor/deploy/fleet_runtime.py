@@ -3,7 +3,8 @@ replica runs on (deploy.fleet_engines), so the executor drives a fleet exactly a
 one engine (docs/fleet.md, "Wiring").
 
 - Where a new replica runs is decided with the plan (`assign`, plan.fleet_assign: stable,
-  spread); `run` starts it on that host, copying the image there first if the host lacks it.
+  spread; `global_hosts`: a `deploy.mode: global` service's hosts, from the hosts' health);
+  `run` starts it on that host, copying the image there first if the host lacks it.
 - Observations merge every host that holds replicas (up or suspect); each observed replica
   names its host. A suspect host that does not answer keeps its last-seen replicas (a blip
   moves nothing); a down host's replicas are not observed, so the planner replaces them.
@@ -44,10 +45,11 @@ from conveyor.model.release import (
 )
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan
-from conveyor.plan.fleet_assign import assign_hosts
+from conveyor.plan.fleet_assign import assign_hosts, global_hosts
 from conveyor.plan.fleet_files import host_binds, named_volumes, volume_pins
 from conveyor.plan.network import SubnetPool, namespace_name
 from conveyor.plan.routes import Namespace
+from conveyor.plan.service_steps import GlobalHosts
 from conveyor.runtime.docker_engine import DockerEngine, volume_name
 from conveyor.runtime.docker_networks import address_container_name
 from conveyor.runtime.protocol import AddressRun, NetworkRun, Progress, ReplicaRun
@@ -164,6 +166,14 @@ class FleetRuntime:
             scratch = self.volumes_file.with_suffix(".tmp")
             scratch.write_text(json.dumps(known, sort_keys=True, indent=1), encoding="utf-8")
             scratch.replace(self.volumes_file)
+
+    def global_hosts(self, release: Release, observed: Observed) -> dict[str, GlobalHosts]:
+        """The hosts of each `deploy.mode: global` service: the app hosts that take replicas
+        and that its constraints allow, and the suspect ones that keep theirs (the health of
+        the last probe: `observed` was made after it)."""
+        return global_hosts(
+            release.stack.services, observed, self.health.placeable(), self.health.holding()
+        )
 
     def _host(self, name: str) -> FleetHost:
         host = self.engines.fleet.host(name)

@@ -32,11 +32,14 @@ def differences(
     image_differs: bool,
     running_replicas: int,
     stale_replicas: int = 0,
+    desired_replicas: int | None = None,
 ) -> list[str]:
     """Every difference of one service, as `conveyor diff` prints them ("image a → b",
     "replicas 1 → 2", "spec: environment"). `running` is the service in the serving release
     (None: not released here); `running_replicas` counts its containers running now;
-    `stale_replicas` those running another spec than the serving release's."""
+    `stale_replicas` those running another spec than the serving release's;
+    `desired_replicas`: the count the engine wants when it is not the file's (a global
+    service on a fleet: its hosts)."""
     if desired is None:
         return ["not in git: runs here only"]
     found: list[str] = []
@@ -48,8 +51,9 @@ def differences(
         fields = spec_fields(desired, running)
         if fields:
             found.append(f"spec: {', '.join(fields)}")
-    if running_replicas != desired.replicas:
-        found.append(f"replicas {running_replicas} → {desired.replicas}")
+    wanted = desired.replicas if desired_replicas is None else desired_replicas
+    if running_replicas != wanted:
+        found.append(f"replicas {running_replicas} → {wanted}")
     if stale_replicas:
         found.append(f"{stale_replicas} replica(s) run an older spec than the serving release")
     return found

@@ -9,6 +9,9 @@ planner starts its replacement and `place` puts it on a host that is up.
 A service pinned to the hosts holding its named volumes (`pins`, plan.fleet_files) whose
 hosts take no replica now (down, suspect) waits: every step of its replicas is left out of
 the plan (nothing of it starts elsewhere, nothing of it stops), and a note says why.
+
+A `deploy.mode: global` service is planned host by host (plan.global_service) from
+`global_hosts`, so its `start` steps come with their host and are left as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from conveyor.model.release import Observed
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan, Step
 from conveyor.plan.placement import PlacedReplica, PlacementError, place
+from conveyor.plan.service_steps import GlobalHosts
 
 # Steps after which a replica no longer runs.
 _GOING = frozenset({"stop", "remove"})
@@ -44,7 +48,7 @@ def assign_hosts(
     service -> the only hosts it may run on. Raises
     SpecError(s) naming file:line when a service's placement cannot be met, PlacementError
     when no host can take a replica."""
-    starting = [s for s in plan.steps if s.kind == "start"]
+    starting = [s for s in plan.steps if s.kind == "start" and not s.host]
     if not starting:
         return plan
     going = {s.replica for s in plan.steps if s.kind in _GOING}
@@ -69,7 +73,7 @@ def assign_hosts(
     for step in plan.steps:
         if step.service in waiting and step.kind in _REPLICA_STEPS:
             continue
-        if step.kind == "start":
+        if step.kind == "start" and not step.host:
             queue = queues.setdefault(step.service, [])
             counts = load.setdefault(step.service, Counter())
             if queue:
@@ -86,6 +90,39 @@ def assign_hosts(
         for name, where in waiting.items()
     )
     return plan.model_copy(update={"steps": tuple(steps), "notes": (*plan.notes, *notes)})
+
+
+def global_hosts(
+    services: Mapping[str, Service],
+    observed: Observed,
+    hosts: Sequence[FleetHost],
+    holding: Sequence[FleetHost] = (),
+) -> dict[str, GlobalHosts]:
+    """Where each `deploy.mode: global` service of `services` runs: one replica on every
+    host of `hosts` (the app hosts that take replicas) its constraints allow, and it keeps
+    the one on a `holding` host (missed a probe) that has one. Raises SpecError(s) naming
+    file:line when no app host that is up is allowed, PlacementError when none is up."""
+    glob = {
+        name: svc
+        for name, svc in services.items()
+        if svc.placement is not None and svc.placement.mode == "global"
+    }
+    if not glob:
+        return {}
+    current = [
+        PlacedReplica(service=r.service, replica=r.replica, host=r.host)
+        for r in observed.replicas
+        if r.running and r.host and r.service in glob
+    ]
+    placement = place(glob, hosts, current, holding)
+    out: dict[str, GlobalHosts] = {}
+    for name, planned in placement.services.items():
+        where = planned.hosts()
+        out[name] = GlobalHosts(
+            hosts=tuple(h.name for h in hosts if where[h.name]),
+            holding=tuple(h.name for h in holding if where[h.name]),
+        )
+    return out
 
 
 def _least_loaded(service: Service, hosts: Sequence[FleetHost], counts: Counter[str]) -> str:

@@ -11,41 +11,53 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from conveyor.model.release import Observed, ObservedReplica, Release
-from conveyor.model.routing import FULL_WEIGHT
-from conveyor.model.stack import Frozen, Restart, UpdateConfig
 from conveyor.plan.actions import Plan, Step
+from conveyor.plan.global_service import plan_global
 from conveyor.plan.network import (
-    DesiredAddress,
     DesiredNetwork,
     desired_address,
     plan_address_steps,
     plan_network_steps,
     retire_steps,
 )
+from conveyor.plan.service_steps import (
+    DesiredService,
+    GlobalHosts,
+    bring_up,
+    delay,
+    monitor,
+    replica_name,
+    retire,
+    settle,
+    sort_key,
+    why,
+)
+
+__all__ = [
+    "DesiredService",
+    "GlobalHosts",
+    "Mode",
+    "desired_services",
+    "plan_down",
+    "plan_rollout",
+    "plan_service",
+    "replica_name",
+]
 
 Mode = Literal["update", "rollback"]
 
 
-class DesiredService(Frozen):
-    name: str
-    spec_hash: str
-    replicas: int
-    update: UpdateConfig
-    routed: bool
-    release: int
-    oneshot: bool = False  # runs to completion once per spec (service_completed_successfully)
-    address: DesiredAddress | None = None  # its service address (project networking)
-    # Which exited replicas are replaced (Compose `restart`); "no" keeps an exited one as
-    # the record of its run instead of starting another.
-    restart: Restart = Restart()
-
-
 def desired_services(
-    release: Release, mode: Mode = "update", slots: Mapping[str, int] | None = None
+    release: Release,
+    mode: Mode = "update",
+    slots: Mapping[str, int] | None = None,
+    per_host: Mapping[str, GlobalHosts] | None = None,
 ) -> list[DesiredService]:
     """The planner's view of a release, in dependency order. `slots` place each service
-    address in its networks (see plan.network)."""
+    address in its networks (see plan.network). `per_host`: on a fleet, the hosts of each
+    `deploy.mode: global` service (on one host a global service has one replica)."""
     slots = slots or {}
+    per_host = per_host or {}
     out: list[DesiredService] = []
     oneshots = release.stack.oneshots()
     for name in release.order():
@@ -55,11 +67,12 @@ def desired_services(
         if svc.networking == "project" and svc.udp_ports():
             # Docker publishes the UDP port from the one replica: two cannot hold it at once.
             update = update.model_copy(update={"order": "stop-first"})
+        where = per_host.get(name) if name not in oneshots else None
         out.append(
             DesiredService(
                 name=name,
                 spec_hash=sr.spec_hash,
-                replicas=svc.replicas,
+                replicas=svc.replicas if where is None else len(where.hosts + where.holding),
                 update=update,
                 routed=svc.routed and name not in oneshots,
                 release=release.number,
@@ -70,23 +83,11 @@ def desired_services(
                     else desired_address(release.stack, name, slots.get(name))
                 ),
                 restart=svc.restart_policy,
+                hosts=None if where is None else where.hosts,
+                holding=() if where is None else where.holding,
             )
         )
     return out
-
-
-def replica_name(service: str, release: int, taken: set[str]) -> str:
-    """`<service>-<release>-<n>` with the smallest n not yet used."""
-    n = 1
-    while f"{service}-{release}-{n}" in taken:
-        n += 1
-    name = f"{service}-{release}-{n}"
-    taken.add(name)
-    return name
-
-
-def _sort_key(r: ObservedReplica) -> tuple[float, str]:
-    return (r.started_at, r.replica)
 
 
 def plan_service(
@@ -95,47 +96,19 @@ def plan_service(
     """Steps that bring one service from `observed` to `svc`."""
     if svc.oneshot:
         return _plan_job(svc, observed, taken)
-    # Exited replicas of this spec whose restart policy says they stay exited (`restart:
-    # "no"`, or `on-failure` after a clean exit): they count as the service's replicas.
-    settled = [
-        r
-        for r in observed
-        if not r.running and r.spec_hash == svc.spec_hash and not svc.restart.restarts(r.exit_code)
-    ]
-    steps = _clear_dead(svc, [r for r in observed if r not in settled])
-    steps += [
-        Step(kind="unroute", service=svc.name, replica=r.replica, reason="exited")
-        for r in settled
-        if svc.routed and r.router != "absent"
-    ]
-    running = sorted((r for r in observed if r.running), key=_sort_key)
-    # A replica failing its health check is replaced like an old one: start-first, so its
-    # replacement is in rotation before it goes.
-    current = [r for r in running if r.spec_hash == svc.spec_hash and not r.failing]
-    old = [r for r in running if r.spec_hash != svc.spec_hash or r.failing]
-
-    # Replicas of the desired spec outside rotation (a crash mid-rollout, a server deleted,
-    # put in maintenance or drained behind Conveyor's back): probe and adopt. One whose weight
-    # was changed is in rotation: routing it again gives it its weight back.
-    if svc.routed:
-        for r in current:
-            why = _outside_rotation(r)
-            if not why:
-                continue
-            if r.router != "ready":
-                steps.append(Step(kind="await", service=svc.name, replica=r.replica, reason=why))
-            steps.append(Step(kind="route", service=svc.name, replica=r.replica, reason=why))
-
+    if svc.hosts is not None:
+        return plan_global(svc, observed, taken)
+    steps, settled, current, old = settle(svc, observed)
     # Scale down: the newest replicas of the desired spec beyond the count go.
     extras = current[svc.replicas :]
     for r in reversed(extras):
-        steps.extend(_retire(svc, r, "scale down"))
+        steps.extend(retire(svc, r, "scale down"))
     keep = len(current) - len(extras)
     to_start = max(0, svc.replicas - keep - len(settled))
     if not old:
         # A fresh start or a scale-up replaces nothing: start every missing replica at once.
         new = [replica_name(svc.name, svc.release, taken) for _ in range(to_start)]
-        steps.extend(_bring_up(svc, new, batch=0))
+        steps.extend(bring_up(svc, new, batch=0))
         return steps
     steps.extend(_rolling(svc, old, keep, to_start, taken))
     return steps
@@ -146,7 +119,7 @@ def _plan_job(
 ) -> list[Step]:
     """A run-to-completion service: done once a container of this spec exited 0. Containers
     of other specs, and failed runs, are removed after the new run succeeds."""
-    mine = sorted(observed, key=_sort_key)
+    mine = sorted(observed, key=sort_key)
     done = [r for r in mine if r.spec_hash == svc.spec_hash and not r.running and r.exit_code == 0]
     running = [r for r in mine if r.spec_hash == svc.spec_hash and r.running]
     steps: list[Step] = []
@@ -174,19 +147,6 @@ def _plan_job(
     return steps
 
 
-def _clear_dead(svc: DesiredService, observed: Sequence[ObservedReplica]) -> list[Step]:
-    """Dead containers go first: they serve nothing, and HAProxy already marks them down."""
-    steps: list[Step] = []
-    for r in sorted(observed, key=_sort_key):
-        if r.running:
-            continue
-        if svc.routed and r.router != "absent":
-            steps.append(Step(kind="unroute", service=svc.name, replica=r.replica, reason="dead"))
-        why = "crashed" if (r.exit_code or 0) != 0 else "exited"
-        steps.append(Step(kind="remove", service=svc.name, replica=r.replica, reason=why))
-    return steps
-
-
 def _rolling(
     svc: DesiredService, old: list[ObservedReplica], keep: int, to_start: int, taken: set[str]
 ) -> list[Step]:
@@ -197,77 +157,26 @@ def _rolling(
     batch = 0
     retiring = list(old)
     excess = min(len(retiring), keep + len(retiring) - svc.replicas)
-
-    def next_batch() -> int:
-        if batch > 0 and svc.update.delay > 0:
-            steps.append(
-                Step(
-                    kind="sleep", service=svc.name, seconds=svc.update.delay, reason="update delay"
-                )
-            )
-        return batch + 1
-
     while excess > 0:
-        batch = next_batch()
+        batch += 1
+        steps += delay(svc, batch)
         k = min(per, excess)
         going, retiring = retiring[:k], retiring[k:]
         excess -= k
         for r in going:
-            steps.extend(_retire(svc, r, _why(r), batch))
+            steps.extend(retire(svc, r, why(r), batch))
     while to_start > 0 or retiring:
-        batch = next_batch()
+        batch += 1
+        steps += delay(svc, batch)
         k_start = min(per, to_start)
         k_stop = min(per, len(retiring))
         going, retiring = retiring[:k_stop], retiring[k_stop:]
         new = [replica_name(svc.name, svc.release, taken) for _ in range(k_start)]
         to_start -= k_start
-        retire = [st for r in going for st in _retire(svc, r, _why(r), batch)]
-        up = _bring_up(svc, new, batch)
-        steps.extend(retire + up if svc.update.order == "stop-first" else up + retire)
-    if svc.update.monitor > 0:
-        steps.append(
-            Step(kind="monitor", service=svc.name, seconds=svc.update.monitor, batch=batch)
-        )
-    return steps
-
-
-def _bring_up(svc: DesiredService, replicas: Iterable[str], batch: int) -> list[Step]:
-    names = list(replicas)
-    steps = [Step(kind="start", service=svc.name, replica=n, batch=batch) for n in names]
-    for n in names:
-        steps.append(Step(kind="await", service=svc.name, replica=n, batch=batch))
-        if svc.routed:
-            steps.append(Step(kind="route", service=svc.name, replica=n, batch=batch))
-    return steps
-
-
-def _outside_rotation(r: ObservedReplica) -> str:
-    """Why a running replica of the desired spec must be routed again ("" when it need not):
-    `adopt` (not in HAProxy), `adopt: maint`, `adopt: drain`, `adopt: weight 10`."""
-    if r.router == "ready":
-        if r.weight is None or r.weight == FULL_WEIGHT:
-            return ""
-        return f"adopt: weight {r.weight}"
-    if r.router in ("maint", "drain"):
-        return f"adopt: {r.router}"
-    return "adopt"
-
-
-def _why(r: ObservedReplica) -> str:
-    if r.paused:
-        return "paused"
-    return "unhealthy" if r.failing else "replaced"
-
-
-def _retire(svc: DesiredService, r: ObservedReplica, reason: str, batch: int = 0) -> list[Step]:
-    steps: list[Step] = []
-    if svc.routed and r.router != "absent":
-        steps.append(
-            Step(kind="drain", service=svc.name, replica=r.replica, batch=batch, reason=reason)
-        )
-        steps.append(Step(kind="unroute", service=svc.name, replica=r.replica, batch=batch))
-    steps.append(Step(kind="stop", service=svc.name, replica=r.replica, batch=batch, reason=reason))
-    return steps
+        down = [st for r in going for st in retire(svc, r, why(r), batch)]
+        up = bring_up(svc, new, batch)
+        steps.extend(down + up if svc.update.order == "stop-first" else up + down)
+    return steps + monitor(svc, batch)
 
 
 def plan_rollout(
@@ -318,7 +227,7 @@ def plan_rollout(
                 f"{d.name}: stop-first with one replica: the service is down during its update"
             )
     for name in reversed(gone):
-        for r in sorted(observed.of(name), key=_sort_key, reverse=True):
+        for r in sorted(observed.of(name), key=sort_key, reverse=True):
             if r.router != "absent":
                 if r.running:
                     steps.append(

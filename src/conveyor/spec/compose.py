@@ -28,7 +28,7 @@ from conveyor.spec.project_settings import log_settings
 from conveyor.spec.semantic import check_stack
 from conveyor.spec.service import build_service, pairs
 from conveyor.spec.sources import env_file_variables, load_source
-from conveyor.spec.support import check_support
+from conveyor.spec.support import check_support, one_host_warnings
 from conveyor.spec.values import to_bool, to_str
 from conveyor.spec.yamlpos import Document, SpecWarning, YamlPath, dotted, load_yaml
 
@@ -45,6 +45,9 @@ class Loaded:
     # point a warning at the key it is about.
     doc: Document | None = None
     file: str = ""
+    # Warnings that hold only when the project runs on one host (placement: a fleet does
+    # it); app.project adds them when conveyor.yaml names no app host.
+    one_host: tuple[SpecWarning, ...] = ()
 
     def warning(self, path: YamlPath, message: str) -> SpecWarning:
         """A warning about `path` of the compose file(s), at the line it was written on."""
@@ -105,8 +108,13 @@ def load_compose(
     check_support(ctx)
     raise_errors(ctx.errors)
     warnings = collapse(ctx.warnings)
-    ordered = tuple(sorted(warnings, key=lambda w: (w.file, w.line or 0, w.field)))
-    return Loaded(stack, ordered, doc, file)
+    ordered = tuple(sorted(warnings, key=_by_line))
+    one_host = tuple(sorted(collapse(one_host_warnings(ctx)), key=_by_line))
+    return Loaded(stack, ordered, doc, file, one_host)
+
+
+def _by_line(w: SpecWarning) -> tuple[str, int, str]:
+    return (w.file, w.line or 0, w.field)
 
 
 def _files(

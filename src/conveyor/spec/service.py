@@ -302,7 +302,8 @@ def _replicas(ctx: Context, path: YamlPath, raw: dict[str, Any], deploy: dict[st
             (*path, "deploy", "mode"), f"must be 'replicated' or 'global', got '{mode}'{hint}"
         )
     elif mode == "global":
-        # One replica per host; Conveyor runs the project on one host.
+        # One replica per host: 1 on one host; on a fleet the engine counts the app hosts
+        # that are up and allowed (plan.fleet_assign.global_hosts).
         for key, value in (("replicas", replicas), ("scale", scale)):
             if value is not None and value != 1:
                 where = (*path, "deploy", "replicas") if key == "replicas" else (*path, "scale")

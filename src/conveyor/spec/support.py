@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from conveyor.spec.context import Context
-from conveyor.spec.yamlpos import YamlPath
+from conveyor.spec.yamlpos import SpecWarning, YamlPath, dotted
 
 Status = Literal["supported", "warned", "refused"]
 
@@ -81,7 +81,7 @@ SERVICE: dict[str, Support] = {
     "depends_on": _ok("start order, conditions, required, restart"),
     "deploy": _ok(
         "mode, replicas, resources, restart_policy, update_config, rollback_config; "
-        "labels, placement and endpoint_mode are warned"
+        "placement on a fleet (warned on one host); labels and endpoint_mode are warned"
     ),
     "develop": _warn("ignored: file watching is for `docker compose watch`"),
     "device_cgroup_rules": _ok(),
@@ -164,7 +164,9 @@ SERVICE: dict[str, Support] = {
 # Deeper keys Conveyor accepts without doing what they say. Paths start at the service.
 NESTED: dict[YamlPath, Support] = {
     ("deploy", "labels"): _warn("ignored: put labels on the service"),
-    ("deploy", "placement"): _warn("ignored: Conveyor places every replica on this host"),
+    ("deploy", "placement"): _warn(
+        "ignored: Conveyor places every replica on this host (on a fleet it is done: docs/fleet.md)"
+    ),
     ("deploy", "endpoint_mode"): _warn("ignored: HAProxy balances over the replicas"),
     ("deploy", "resources", "reservations", "cpus"): _warn(
         "ignored: Docker without Swarm cannot reserve CPU"
@@ -217,8 +219,14 @@ NESTED: dict[YamlPath, Support] = {
 _DECIDED_ELSEWHERE = frozenset({"network_mode", "container_name"})
 
 
+# Warned only when the project runs on one host (the inventory is conveyor.yaml's, which the
+# compose loader does not read: `Loaded.one_host`, given by app.project): a fleet does them.
+ON_ONE_HOST: frozenset[YamlPath] = frozenset({("deploy", "placement")})
+
+
 def check_support(ctx: Context) -> None:
-    """Warn (or refuse) every key written that Conveyor does not do as the file says."""
+    """Warn (or refuse) every key written that Conveyor does not do as the file says (those
+    of ON_ONE_HOST: see `one_host_warnings`)."""
     data: Mapping[str, Any] = ctx.doc.data
     for key in data:
         _check(ctx, (key,), TOP_LEVEL.get(key))
@@ -230,8 +238,22 @@ def check_support(ctx: Context) -> None:
             if key not in _DECIDED_ELSEWHERE:
                 _check(ctx, (*base, key), SERVICE.get(key))
         for sub, support in NESTED.items():
-            if _has(raw, sub):
+            if sub not in ON_ONE_HOST and _has(raw, sub):
                 _check(ctx, (*base, *sub), support)
+
+
+def one_host_warnings(ctx: Context) -> list[SpecWarning]:
+    """The warnings of the keys a fleet does but one host ignores (ON_ONE_HOST)."""
+    out: list[SpecWarning] = []
+    for name, raw in (ctx.doc.data.get("services") or {}).items():
+        if not isinstance(raw, dict):
+            continue
+        for sub in sorted(ON_ONE_HOST):
+            if _has(raw, sub):
+                path: YamlPath = ("services", name, *sub)
+                file, line = ctx.where(path)
+                out.append(SpecWarning(file, line, dotted(path), NESTED[sub].note))
+    return out
 
 
 def _check(ctx: Context, path: YamlPath, support: Support | None) -> None:

@@ -127,3 +127,45 @@ def test_bootstrap_reports_a_failure_as_text(
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert "image [x]" in err and f"failed: docker import: {NASTY}" in err
+
+
+def test_status_table_says_a_service_is_global() -> None:
+    replicas = [
+        ReplicaView(
+            name=f"web-1-{i}",
+            release=1,
+            port=32768,
+            address=f"10.0.0.{i}",
+            running=True,
+            exit_code=None,
+            health="healthy",
+            router="ready",
+            current=True,
+            container=f"c{i}",
+            uptime=1.0,
+            host=f"h{i}",
+        )
+        for i in (1, 2)
+    ]
+    view = StatusView(
+        project="shop",
+        release=1,
+        commit=None,
+        router=RouterView(running=True, stats_url=None),
+        agent=AgentView(running=False, pid=None),
+        services=[
+            ServiceView(
+                name="web",
+                mode="global",
+                desired_replicas=3,
+                running_replicas=2,
+                image="web",
+                spec_hash=None,
+                url=None,
+                replicas=replicas,
+            )
+        ],
+    )
+    text = rendered(status_table(view))
+    assert "web (2/3 global)" in text
+    assert "10.0.0.2:32768" in text

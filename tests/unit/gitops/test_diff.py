@@ -56,6 +56,25 @@ def test_replicas_compare_what_runs_now_with_git() -> None:
     assert found == ["replicas 1 → 2"]
 
 
+def test_a_global_service_on_a_fleet_compares_with_its_hosts() -> None:
+    """The file says 1 (one per host); on three hosts the engine wants three."""
+    glob = WEB.model_copy(update={"replicas": 1})
+
+    def found(running: int) -> list[str]:
+        return differences(
+            glob,
+            glob,
+            desired_image="shop:1",
+            running_image="shop:1",
+            image_differs=False,
+            running_replicas=running,
+            desired_replicas=3,
+        )
+
+    assert found(3) == []
+    assert found(2) == ["replicas 2 → 3"]
+
+
 def test_a_service_only_on_one_side() -> None:
     gone = differences(
         None,

@@ -87,9 +87,11 @@ def render(loaded: Loaded, root: Path) -> str:
     lines.append("first deploy:")
     lines += [f"  {step.describe()}" for step in plan.steps]
     lines += [f"  note: {note}" for note in plan.notes]
-    if loaded.warnings:
+    # No conveyor.yaml: one host, where placement is ignored too (app.project.Project.warnings).
+    warnings = sorted((*loaded.warnings, *loaded.one_host), key=lambda w: (w.file, w.line or 0))
+    if warnings:
         lines.append("warnings:")
-        lines += [f"  {w.render()}" for w in loaded.warnings]
+        lines += [f"  {w.render()}" for w in warnings]
     return "\n".join(lines) + "\n"
 
 

@@ -83,7 +83,14 @@ def test_warned_keys_are_listed_with_file_line_and_field(tmp_path: Path) -> None
         "      - {target: 80, published: '8080', mode: host, name: web}\n"
         "    expose: ['5353/udp']\n"
     )
-    warnings = load_compose([tmp_path / "compose.yaml"], environ={}).warnings
+    loaded = load_compose([tmp_path / "compose.yaml"], environ={})
+    # Placement is done on a fleet: its warning is given only when the project runs on one
+    # host (app.project.Project.warnings knows the inventory).
+    assert [w.render().removeprefix(str(tmp_path) + "/") for w in loaded.one_host] == [
+        "compose.yaml:12: services.web.deploy.placement: ignored: Conveyor places every "
+        "replica on this host (on a fleet it is done: docs/fleet.md)"
+    ]
+    warnings = loaded.warnings
     assert [w.render().removeprefix(str(tmp_path) + "/") for w in warnings] == [
         "compose.yaml:1: version: ignored: obsolete in the Compose Specification",
         "compose.yaml:5: services.web.tty: ignored: replicas have no terminal",
@@ -91,8 +98,6 @@ def test_warned_keys_are_listed_with_file_line_and_field(tmp_path: Path) -> None
         "`docker compose watch`",
         "compose.yaml:10: services.web.healthcheck.start_interval: ignored: needs Docker "
         "Engine API 1.44; Conveyor speaks 1.41",
-        "compose.yaml:12: services.web.deploy.placement: ignored: Conveyor places every "
-        "replica on this host",
         "compose.yaml:14: services.web.ports[0].mode: ignored: the port is published by "
         "HAProxy, which balances over every replica (as `ingress` does)",
         "compose.yaml:14: services.web.ports[0].name: ignored: a port's name is for tools "
