@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conveyor.deploy.executor import Executor
+from conveyor.deploy.executor import Executor, PortPicker
 from conveyor.deploy.ports import FRONTEND_RANGE, pick_port
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import (
@@ -79,6 +79,9 @@ class Engine:
     # A fleet: gives each `start` of a plan its host (deploy.fleet_runtime.FleetRuntime.assign);
     # None on one host.
     placer: Callable[[Plan, Release, Observed], Plan] | None = None
+    # A fleet: picks a host-networking replica's port free on its host
+    # (FleetRuntime.pick_port); None: free on this machine (deploy.ports).
+    port_picker: PortPicker | None = None
 
     @property
     def project(self) -> str:
@@ -460,6 +463,7 @@ class Engine:
             networks=tuple(_networks(release)),
             pool=self.pool,
             slots=self.slots(release, keep=with_stats),
+            port_picker=self.port_picker,
         )
 
     def _discard(self, ex: Executor, step: Step) -> None:

@@ -8,9 +8,10 @@ one engine (docs/fleet.md, "Wiring").
   names its host. A suspect host that does not answer keeps its last-seen replicas (a blip
   moves nothing); a down host's replicas are not observed, so the planner replaces them.
 - Replicas must be reachable from the other hosts and from the controller (probes): a
-  host-networking replica listens on its host's fleet address (`HOST`), and is reached there;
-  a project-networking one would be published on it (`publish_on`), but project networks are
-  not wired on a fleet yet (refused with the services named).
+  host-networking replica listens on its host's fleet address (`HOST`) on a port picked free
+  on that host (`pick_port`), and is reached there; a project-networking one has every TCP
+  port published on it (`publish_on`), and is reached at the host ports Docker picked
+  (`published_ports`).
 - Images are built or pulled on this machine (the controller) and copied to hosts on demand.
 """
 
@@ -23,7 +24,9 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from conveyor.deploy.fleet_engines import FleetEngines
 from conveyor.deploy.fleet_health import FleetHealth
+from conveyor.deploy.ports import pick_port
 from conveyor.errors import ConveyorError, RuntimeAdapterError
+from conveyor.host.listening import listening_ports
 from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.fleet import FleetHost
 from conveyor.model.release import (
@@ -36,9 +39,10 @@ from conveyor.model.release import (
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan
 from conveyor.plan.fleet_assign import assign_hosts
+from conveyor.plan.fleet_routes import check_publishable
 from conveyor.plan.network import SubnetPool, namespace_name
 from conveyor.plan.routes import Namespace
-from conveyor.runtime.docker_engine import DockerEngine
+from conveyor.runtime.docker_engine import DockerEngine, published_tcp
 from conveyor.runtime.docker_networks import address_container_name
 from conveyor.runtime.protocol import AddressRun, NetworkRun, Progress, ReplicaRun
 
@@ -61,6 +65,7 @@ class FleetRuntime:
 
     def assign(self, plan: Plan, release: Release, observed: Observed) -> Plan:
         """`plan` with every `start` placed on a host (remembered for `run`)."""
+        check_publishable(release.stack, {s.service for s in plan.steps if s.kind == "start"})
         placed = assign_hosts(
             plan,
             release.stack.services,
@@ -73,6 +78,19 @@ class FleetRuntime:
                 if step.kind == "start" and step.host:
                     self._assigned[step.replica] = step.host
         return placed
+
+    def pick_port(self, replica: str, taken: set[int]) -> int:
+        """A port for host-networking `replica`, free on the host it was placed on (not on
+        this machine): none of the TCP ports that host listens on now (read over SSH,
+        host.listening), nor `taken` (promised to other replicas). Like a pick on one host
+        it can race with a process that binds the port before the replica does: the replica
+        then fails to start and its step fails."""
+        with self._lock:
+            name = self._assigned.get(replica)
+        if name is None:
+            raise RuntimeAdapterError(f"replica {replica} was placed on no fleet host")
+        busy = listening_ports(self._host(name), self.engines.known_hosts)
+        return pick_port(taken, free=lambda port: port not in busy)
 
     def _host(self, name: str) -> FleetHost:
         host = self.engines.fleet.host(name)
@@ -151,16 +169,45 @@ class FleetRuntime:
         cid = engine.run(req, warn)
         with self._lock:
             self._where[cid] = name
+        if req.publish_on is not None:
+            self._check_published(name, engine, cid, req)
         return cid
 
+    def _check_published(self, host: str, engine: DockerEngine, cid: str, req: ReplicaRun) -> None:
+        """Every TCP port of the replica has a host port: Docker publishes nothing for a
+        container whose networks are all `internal` (plan time refuses the file's own such
+        services, plan.fleet_routes.unpublishable; an external network can be one too)."""
+        seen = engine.inspect(cid)
+        missing = [
+            p for p in published_tcp(req) if seen is None or p not in seen.published_ports
+        ]
+        if seen is not None and seen.running and missing:
+            with contextlib.suppress(ConveyorError):  # useless to keep: unreachable
+                engine.remove(cid)
+            raise RuntimeAdapterError(
+                f"replica {req.replica} on {host}: Docker published no host port for "
+                f"{', '.join(f'{p}/tcp' for p in missing)} on {req.publish_on}, so the other "
+                "hosts cannot reach it (are all its networks `internal`? Docker publishes no "
+                "port of a container only on internal networks)"
+            )
+
     def _reachable(self, host: FleetHost, replica: ObservedReplica) -> ObservedReplica:
-        """The replica as the controller and the other hosts reach it, naming its host."""
+        """The replica as the controller and the other hosts reach it, naming its host: at
+        its host's fleet address, on the host ports its engine published (its main port's is
+        the endpoint's; `published_ports` keeps every port's, for the HAProxies' further
+        backends). A replica whose main port is not published keeps the address it has on
+        its host, and no published ports (its servers then fail on the other hosts)."""
         endpoint = replica.endpoint
+        published = replica.published_ports
         if endpoint.host == LOOPBACK:  # host networking: it listens on the fleet address
             endpoint = Endpoint(host=host.address, port=endpoint.port)
-        elif replica.published_port is not None:
-            endpoint = Endpoint(host=host.address, port=replica.published_port)
-        return replica.model_copy(update={"host": host.name, "endpoint": endpoint})
+        elif endpoint.port in published:
+            endpoint = Endpoint(host=host.address, port=published[endpoint.port])
+        else:
+            published = {}
+        return replica.model_copy(
+            update={"host": host.name, "endpoint": endpoint, "published_ports": published}
+        )
 
     def list_replicas(self, project: str) -> list[ObservedReplica]:
         for moved in self.health.probe():
