@@ -178,9 +178,7 @@ class FleetRuntime:
         container whose networks are all `internal` (plan time refuses the file's own such
         services, plan.fleet_routes.unpublishable; an external network can be one too)."""
         seen = engine.inspect(cid)
-        missing = [
-            p for p in published_tcp(req) if seen is None or p not in seen.published_ports
-        ]
+        missing = [p for p in published_tcp(req) if seen is None or p not in seen.published_ports]
         if seen is not None and seen.running and missing:
             with contextlib.suppress(ConveyorError):  # useless to keep: unreachable
                 engine.remove(cid)
@@ -190,24 +188,6 @@ class FleetRuntime:
                 "hosts cannot reach it (are all its networks `internal`? Docker publishes no "
                 "port of a container only on internal networks)"
             )
-
-    def _reachable(self, host: FleetHost, replica: ObservedReplica) -> ObservedReplica:
-        """The replica as the controller and the other hosts reach it, naming its host: at
-        its host's fleet address, on the host ports its engine published (its main port's is
-        the endpoint's; `published_ports` keeps every port's, for the HAProxies' further
-        backends). A replica whose main port is not published keeps the address it has on
-        its host, and no published ports (its servers then fail on the other hosts)."""
-        endpoint = replica.endpoint
-        published = replica.published_ports
-        if endpoint.host == LOOPBACK:  # host networking: it listens on the fleet address
-            endpoint = Endpoint(host=host.address, port=endpoint.port)
-        elif endpoint.port in published:
-            endpoint = Endpoint(host=host.address, port=published[endpoint.port])
-        else:
-            published = {}
-        return replica.model_copy(
-            update={"host": host.name, "endpoint": endpoint, "published_ports": published}
-        )
 
     def list_replicas(self, project: str) -> list[ObservedReplica]:
         for moved in self.health.probe():
@@ -221,7 +201,7 @@ class FleetRuntime:
             status = self.health.health(host.name).status
             try:
                 found = [
-                    self._reachable(host, r)
+                    reachable(host, r)
                     for r in self.engines.engine(host.name).list_replicas(project)
                 ]
             except ConveyorError:
@@ -239,7 +219,7 @@ class FleetRuntime:
     def inspect(self, container_id: str) -> ObservedReplica | None:
         name, engine = self._engine_of(container_id)
         seen = engine.inspect(container_id)
-        return None if seen is None else self._reachable(self._host(name), seen)
+        return None if seen is None else reachable(self._host(name), seen)
 
     def stop(self, container_id: str, signal: str, grace: float) -> int | None:
         host, engine = self._engine_of(container_id)
@@ -417,3 +397,22 @@ class FleetRuntime:
 
     def close(self) -> None:
         self.engines.close()
+
+
+def reachable(host: FleetHost, replica: ObservedReplica) -> ObservedReplica:
+    """The replica as the controller and the other hosts reach it, naming its host: at
+    its host's fleet address, on the host ports its engine published (its main port's is
+    the endpoint's; `published_ports` keeps every port's, for the HAProxies' further
+    backends). A replica whose main port is not published keeps the address it has on
+    its host, and no published ports (its servers then fail on the other hosts)."""
+    endpoint = replica.endpoint
+    published = replica.published_ports
+    if endpoint.host == LOOPBACK:  # host networking: it listens on the fleet address
+        endpoint = Endpoint(host=host.address, port=endpoint.port)
+    elif endpoint.port in published:
+        endpoint = Endpoint(host=host.address, port=published[endpoint.port])
+    else:
+        published = {}
+    return replica.model_copy(
+        update={"host": host.name, "endpoint": endpoint, "published_ports": published}
+    )
