@@ -4,7 +4,8 @@ Docker Engine (Docker in Docker), on an `--internal` network the test owns.
 Network-namespace hosts share this machine's filesystem, so an Ansible play "on" them would
 change this machine; these hosts are separate machines as far as SSH, Ansible and the docker SDK
 can tell. The recipe is reference/README.md's "Hosts as containers": `--privileged` is refused
-here, so the capabilities are listed; dockerd inside runs with vfs, no bridge, no iptables.
+here, so the capabilities are listed; dockerd inside runs with overlay2 (vfs where the kernel
+refuses an overlay there), no bridge, no iptables.
 
     with fleet_of_hosts(2) as fleet:
         web = fleet.hosts[0]
@@ -35,11 +36,12 @@ from conveyor.model.fleet import FleetHost, HostRole
 from conveyor.provision.bootstrap import RECIPE_LABEL, build_argv, recipe_digest
 
 RECIPE = Path(__file__).parent / "fleet_host"
-HOST_IMAGE = "conveyor/fleet-host:1"
+# :2 since its dockerd picks overlay2 (a branch still on :1 builds its own tag, not this one)
+HOST_IMAGE = "conveyor/fleet-host:2"
 # Test networks take a /24 of this range (Conveyor's own pool is 10.213.0.0/16): private, and
 # never a range of anything outside this machine.
 SUBNET_POOL = ipaddress.ip_network("10.214.0.0/16")
-READY_TIMEOUT = 90.0  # seconds for sshd and dockerd to answer (vfs dockerd starts in ~2 s)
+READY_TIMEOUT = 90.0  # seconds for sshd and dockerd to answer (dockerd starts in ~2 s)
 # What a container needs to run its own dockerd without --privileged (reference/README.md).
 RUN_OPTIONS = (
     "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
@@ -143,6 +145,11 @@ class TestHost:
         """The host drops off the network (its processes keep running)."""
         _run(["docker", "network", "disconnect", "--force", self.network, self.container])
 
+    def linked(self) -> bool:
+        """Whether the host is on the test network (a cut link takes it off)."""
+        fmt = "{{range $k, $v := .NetworkSettings.Networks}}{{$v.NetworkID}} {{end}}"
+        return self.network in _run(["docker", "inspect", "--format", fmt, self.container]).split()
+
     def restore_link(self) -> None:
         _run(["docker", "network", "connect", "--ip", self.address, self.network, self.container])
 
@@ -193,6 +200,15 @@ class TestFleet:
     def host(self, name: str) -> TestHost:
         return next(h for h in self.hosts if h.name == name)
 
+    def restore(self) -> None:
+        """Undo what a test broke: every host on the network and its dockerd answering."""
+        for host in self.hosts:
+            if not host.linked():
+                host.restore_link()
+            if not host.docker_ready():
+                host.start_dockerd()
+            _wait(functools.partial(_answers_ssh, host), f"sshd on {host.name}")
+
     def close(self) -> None:
         """Remove what was made, by id; a failure to remove one thing does not keep the rest."""
         # Each host's engine first, gracefully, its containers killed: `docker rm -f` of a host
@@ -211,7 +227,7 @@ class TestFleet:
             except subprocess.TimeoutExpired:
                 stop.kill()
                 stop.wait()
-        # All at once: removing a host is mostly deleting its engine's vfs layers (I/O bound).
+        # All at once: removing a host is mostly deleting its engine's layers (I/O bound).
         removals = [
             subprocess.Popen(
                 ["docker", "rm", "-f", "-v", host.container],

@@ -11,13 +11,11 @@ under load, `conveyor up` driving a fleet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
-import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,12 +38,12 @@ from conveyor.render.edge_haproxy import render_edge
 from conveyor.render.haproxy import render
 from conveyor.runtime.protocol import NetworkRun, ReplicaRun
 from conveyor.spec.compose import load_stack
-from conveyor.testing.fleet_hosts import FleetHostError, TestFleet, TestHost, fleet_of_hosts
+from conveyor.testing.fleet_hosts import FleetHostError, TestFleet, TestHost
 from conveyor.testing.net import free_port
+from tests.integration.fleet.support import IMAGE, get, image_id
 
 pytestmark = pytest.mark.integration
 
-IMAGE = "python:3.11-slim-bookworm"
 PROJECT = "fleetshop"
 DB_PORT = 15432  # db's frontend on each host's loopback: what `db:15432` reaches
 HOST_RUN = "/run/conveyor"
@@ -113,32 +111,12 @@ def _compose(web_port: int) -> str:
     return json.dumps({"services": services})  # JSON is YAML
 
 
-def _image_id() -> str:
-    done = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", IMAGE],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
-
-
 def _start_host_haproxy(host: TestHost, text: str) -> None:
     """The host's HAProxy, as provisioning installs it (here started directly: no systemd)."""
     host.exec("mkdir", "-p", HOST_RUN)
     host.exec("sh", "-c", f"cat > {HOST_RUN}/haproxy.cfg", input=text.encode())
     host.exec("haproxy", "-c", "-q", "-f", f"{HOST_RUN}/haproxy.cfg")
     host.exec("haproxy", "-D", "-f", f"{HOST_RUN}/haproxy.cfg")
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, ""
-    except OSError as e:  # refused, reset: no answer at all
-        return 0, str(e)
 
 
 def _edge_stats(run_dir: Path) -> dict[str, int]:
@@ -165,95 +143,99 @@ def _edge_stats(run_dir: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def running() -> Iterator[Running]:
-    with fleet_of_hosts(2, prefix="cvplace") as fleet:
-        for host in fleet.hosts:
-            host.load_image(IMAGE)
-        web_port = free_port()
-        # Short: the unix sockets of the tunnels and of the edge live under it.
-        workdir = Path(tempfile.mkdtemp(prefix="cvp-", dir="/tmp"))
-        (workdir / "compose.yaml").write_text(_compose(web_port))
-        stack = load_stack(workdir / "compose.yaml", project_name=PROJECT, environ={})
-        inventory = Fleet(
-            hosts=tuple(h.fleet_host(roles=("app",), labels={"zone": h.name}) for h in fleet.hosts)
-        )
-        placement = place(stack.services, inventory.with_role("app"))
-        image_id = _image_id()
-        engines = FleetEngines(inventory, workdir / "tunnels")
-        edge: Daemon | None = None
-        try:
-            containers: dict[str, tuple[str, str]] = {}
-            replicas: list[FleetReplica] = []
-            port = 20000
-            for name, plan in placement.services.items():
-                for n, on in enumerate(plan.start, start=1):
-                    port += 1
-                    replica = f"{name}-1-{n}"
-                    address = fleet.host(on).address
-                    req = ReplicaRun(
-                        project=PROJECT,
+def running(shared_fleet: TestFleet) -> Iterator[Running]:
+    # Two of the worker's shared hosts (conftest.py); what this module starts on them (its
+    # replicas, each host's HAProxy) is stopped at the end, by id and PID file.
+    fleet = shared_fleet
+    hosts = fleet.hosts[:2]
+    web_port = free_port()
+    # Short: the unix sockets of the tunnels and of the edge live under it.
+    workdir = Path(tempfile.mkdtemp(prefix="cvp-", dir="/tmp"))
+    (workdir / "compose.yaml").write_text(_compose(web_port))
+    stack = load_stack(workdir / "compose.yaml", project_name=PROJECT, environ={})
+    inventory = Fleet(
+        hosts=tuple(h.fleet_host(roles=("app",), labels={"zone": h.name}) for h in hosts)
+    )
+    placement = place(stack.services, inventory.with_role("app"))
+    the_image = image_id()
+    engines = FleetEngines(inventory, workdir / "tunnels")
+    edge: Daemon | None = None
+    containers: dict[str, tuple[str, str]] = {}
+    try:
+        replicas: list[FleetReplica] = []
+        port = 20000
+        for name, plan in placement.services.items():
+            for n, on in enumerate(plan.start, start=1):
+                port += 1
+                replica = f"{name}-1-{n}"
+                address = fleet.host(on).address
+                req = ReplicaRun(
+                    project=PROJECT,
+                    replica=replica,
+                    release=1,
+                    spec_hash="test",
+                    image_id=the_image,
+                    port=port,
+                    service=stack.services[name],
+                    env={
+                        "PORT": str(port),
+                        "REPLICA": replica,
+                        "FLEET_HOST": on,
+                        "DB_PORT": str(DB_PORT),
+                    },
+                    # Host networking: a peer by name is this host's HAProxy.
+                    extra_hosts={"db": "127.0.0.1"},
+                )
+                containers[replica] = (on, engines.engine(on).run(req))
+                replicas.append(
+                    FleetReplica(
+                        service=name,
                         replica=replica,
-                        release=1,
-                        spec_hash="test",
-                        image_id=image_id,
-                        port=port,
-                        service=stack.services[name],
-                        env={
-                            "PORT": str(port),
-                            "REPLICA": replica,
-                            "FLEET_HOST": on,
-                            "DB_PORT": str(DB_PORT),
-                        },
-                        # Host networking: a peer by name is this host's HAProxy.
-                        extra_hosts={"db": "127.0.0.1"},
+                        host=on,
+                        local=Endpoint.loopback(port),
+                        remote=Endpoint(host=address, port=port),
                     )
-                    containers[replica] = (on, engines.engine(on).run(req))
-                    replicas.append(
-                        FleetReplica(
-                            service=name,
-                            replica=replica,
-                            host=on,
-                            local=Endpoint.loopback(port),
-                            remote=Endpoint(host=address, port=port),
-                        )
-                    )
-            # Every app host's HAProxy: the one-host frontends, fleet-wide servers.
-            router = RouterConfig(
-                frontends=(
-                    frontend_for("web", stack.services["web"], web_port, None),
-                    Frontend(service="db", port=DB_PORT, mode="tcp"),
                 )
+        # Every app host's HAProxy: the one-host frontends, fleet-wide servers.
+        router = RouterConfig(
+            frontends=(
+                frontend_for("web", stack.services["web"], web_port, None),
+                Frontend(service="db", port=DB_PORT, mode="tcp"),
             )
-            for host in fleet.hosts:
-                text = render(fleet_router_config(router, replicas, host.name), Path(HOST_RUN))
-                _start_host_haproxy(host, text)
-            # The edge, on this machine's loopback.
-            edge_run = workdir / "edge"
-            edge_run.mkdir()
-            config_file = edge_run / "edge.cfg"
-            config = edge_config(stack, inventory.with_role("app"), listen_address="127.0.0.1")
-            config_file.write_text(render_edge(config, edge_run))
-            edge = Daemon(
-                DaemonSpec(
-                    name="edge HAProxy",
-                    argv=("haproxy", "-f", str(config_file)),
-                    pid_file=edge_run / "edge-daemon.pid",
-                    log_file=edge_run / "edge.log",
-                    ready=lambda: _get(f"http://127.0.0.1:{web_port}/")[0] == 200,
-                    readiness=f"serving 127.0.0.1:{web_port}",
-                    start_timeout=60,
-                    markers=(str(config_file),),
-                )
+        )
+        for host in hosts:
+            text = render(fleet_router_config(router, replicas, host.name), Path(HOST_RUN))
+            _start_host_haproxy(host, text)
+        # The edge, on this machine's loopback.
+        edge_run = workdir / "edge"
+        edge_run.mkdir()
+        config_file = edge_run / "edge.cfg"
+        config = edge_config(stack, inventory.with_role("app"), listen_address="127.0.0.1")
+        config_file.write_text(render_edge(config, edge_run))
+        edge = Daemon(
+            DaemonSpec(
+                name="edge HAProxy",
+                argv=("haproxy", "-f", str(config_file)),
+                pid_file=edge_run / "edge-daemon.pid",
+                log_file=edge_run / "edge.log",
+                ready=lambda: get(f"http://127.0.0.1:{web_port}/")[0] == 200,
+                readiness=f"serving 127.0.0.1:{web_port}",
+                start_timeout=60,
+                markers=(str(config_file),),
             )
-            edge.ensure()
-            yield Running(
-                fleet, stack, placement, engines, containers, replicas, web_port, edge_run
-            )
-        finally:
-            if edge is not None:
-                edge.stop(grace=5)
-            engines.close()
-            shutil.rmtree(workdir, ignore_errors=True)
+        )
+        edge.ensure()
+        yield Running(fleet, stack, placement, engines, containers, replicas, web_port, edge_run)
+    finally:
+        if edge is not None:
+            edge.stop(grace=5)
+        for host in hosts:  # the HAProxy -D left (its PID file: the config's `pidfile`)
+            host.exec("sh", "-c", f"kill $(cat {HOST_RUN}/haproxy.pid) 2>/dev/null || true")
+        for on, cid in containers.values():
+            with contextlib.suppress(Exception):
+                engines.engine(on).remove(cid)
+        engines.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_replicas_run_where_the_planner_placed_them(running: Running) -> None:
@@ -282,7 +264,7 @@ def test_a_replica_reaches_a_service_on_another_host_by_name(running: Running) -
 
 def test_the_edge_serves_the_published_port_over_both_hosts(running: Running) -> None:
     before = _edge_stats(running.edge_run)
-    answers = [_get(f"http://127.0.0.1:{running.web_port}/") for _ in range(10)]
+    answers = [get(f"http://127.0.0.1:{running.web_port}/") for _ in range(10)]
     assert all(status == 200 for status, _ in answers), answers
     after = _edge_stats(running.edge_run)
     assert {host: after[host] - before.get(host, 0) for host in after} == {"h1": 5, "h2": 5}
@@ -295,12 +277,12 @@ def test_the_edge_keeps_answering_when_a_host_loses_its_replica_then_its_haproxy
     h2_web = next(r for r in running.replicas if r.service == "web" and r.host == "h2")
     host, cid = running.containers[h2_web.replica]
     running.engines.engine(host).stop(cid, "SIGKILL", 5)
-    answers = [_get(url) for _ in range(20)]
+    answers = [get(url) for _ in range(20)]
     assert [status for status, _ in answers] == [200] * 20
     assert not any(body.startswith(h2_web.replica + "@") for _, body in answers)
     # h2's HAProxy goes too: the edge retries on h1 what it sent to h2.
     running.host("h2").exec("sh", "-c", f"kill $(cat {HOST_RUN}/haproxy.pid)")
-    answers = [_get(url) for _ in range(20)]
+    answers = [get(url) for _ in range(20)]
     assert [status for status, _ in answers] == [200] * 20
 
 
@@ -324,7 +306,7 @@ def test_a_project_network_replica_is_reached_from_another_host_at_its_published
         replica="api-1-1",
         release=1,
         spec_hash="test",
-        image_id=_image_id(),
+        image_id=image_id(),
         port=8000,
         service=service,
         env={"PORT": "8000", "REPLICA": "api-1-1", "FLEET_HOST": "h1", "DB_PORT": str(DB_PORT)},
