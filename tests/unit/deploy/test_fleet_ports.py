@@ -18,6 +18,7 @@ from conveyor.deploy.engine import Engine
 from conveyor.deploy.fleet_runtime import FleetRuntime, reachable
 from conveyor.deploy.ports import REPLICA_RANGE, pick_port
 from conveyor.deploy.project import ProjectPaths
+from conveyor.errors import RuntimeAdapterError
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.events import Subject
 from conveyor.model.fleet import Fleet, FleetHost
@@ -33,6 +34,7 @@ from conveyor.model.stack import (
 )
 from conveyor.plan.network import SubnetPool
 from conveyor.runtime.docker_engine import published_tcp
+from conveyor.runtime.protocol import ReplicaRun
 from conveyor.store.db import Store
 from conveyor.store.timeline import Timeline
 from conveyor.testing.fakes import FakeContainer, FakeRouter, FakeRuntime
@@ -184,3 +186,41 @@ def test_a_fleet_host_port_is_picked_among_those_the_host_does_not_listen_on(
 
 def test_pick_port_honours_what_free_says() -> None:
     assert pick_port(set(), (30000, 30009), random.Random(3), free=lambda p: p == 30007) == 30007
+
+
+class UnpublishedEngine:
+    """An engine that started the replica but bound no host port (all its networks internal)."""
+
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+
+    def inspect(self, cid: str) -> ObservedReplica:
+        return observed(Endpoint(host="10.213.0.7", port=5432), {}).model_copy(
+            update={"container_id": cid}
+        )
+
+    def remove(self, cid: str) -> None:
+        self.removed.append(cid)
+
+
+def test_a_replica_docker_published_nothing_for_is_removed_and_its_step_fails() -> None:
+    engines = SimpleNamespace(fleet=Fleet(hosts=(H2,)), known_hosts=None)
+    runtime = FleetRuntime(engines, SimpleNamespace(), SimpleNamespace())  # type: ignore[arg-type]
+    req = ReplicaRun(
+        project="p",
+        replica="db-1-1",
+        release=1,
+        spec_hash="s",
+        image_id="sha256:x",
+        port=5432,
+        service=two_port_release().services["db"].service,
+        networks={"p_data": ()},
+        publish_on=H2.address,
+    )
+    engine = UnpublishedEngine()
+    with pytest.raises(RuntimeAdapterError) as caught:
+        runtime._check_published("h2", engine, "c9", req)  # type: ignore[arg-type]
+    assert engine.removed == ["c9"]  # unreachable from the other hosts: not kept
+    message = str(caught.value)
+    assert "replica db-1-1 on h2" in message and "5432/tcp, 9187/tcp" in message
+    assert "internal" in message
