@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from conveyor.deploy.executor import Executor
+from conveyor.deploy.executor import Executor, PortPicker
 from conveyor.deploy.ports import FRONTEND_RANGE, pick_port
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import (
@@ -100,6 +100,9 @@ class Engine:
     # A fleet: the content digests of the controller's files a service's replicas mount
     # (deploy.fleet_files.release_digests), recorded in the release; None on one host.
     file_digests: Callable[[Service, Stack], dict[str, str]] | None = None
+    # A fleet: picks a host-networking replica's port free on its host
+    # (FleetRuntime.pick_port); None: free on this machine (deploy.ports).
+    port_picker: PortPicker | None = None
 
     @property
     def project(self) -> str:
@@ -510,6 +513,7 @@ class Engine:
             networks=tuple(_networks(release)),
             pool=self.pool,
             slots=self.slots(release, keep=with_stats),
+            port_picker=self.port_picker,
         )
 
     def _discard(self, ex: Executor, step: Step) -> None:

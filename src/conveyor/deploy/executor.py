@@ -47,6 +47,12 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 class Placement:
     container_id: str
     endpoint: Endpoint
+    # A fleet's replica: its ports -> the host ports they are reached at (ServerEntry.ports).
+    ports: dict[int, int] = field(default_factory=dict)
+
+
+# Picks a host-networking replica's port: (replica, ports promised already) -> a free port.
+PortPicker = Callable[[str, set[int]], int]
 
 
 @dataclass
@@ -70,10 +76,15 @@ class Executor:
     placements: dict[str, Placement] = field(default_factory=dict)
     addresses: dict[str, ObservedAddress] = field(default_factory=dict)
     subnets: dict[str, str] = field(default_factory=dict)  # Conveyor's networks -> subnet
+    # A fleet: a host-networking replica's port, free on the host it is placed on
+    # (deploy.fleet_runtime.FleetRuntime.pick_port); None: free on this machine.
+    port_picker: PortPicker | None = None
 
     def __post_init__(self) -> None:
         for r in self.observed.replicas:
-            self.placements[r.replica] = Placement(r.container_id, r.endpoint)
+            self.placements[r.replica] = Placement(
+                r.container_id, r.endpoint, dict(r.published_ports)
+            )
         for a in self.observed.addresses:
             self.addresses[a.service] = a
         for n in self.observed.networks:
@@ -251,7 +262,8 @@ class Executor:
             port = svc.app_port() or 0  # every replica has its own namespace: same port
         else:
             taken = {p.endpoint.port for p in self.placements.values()}
-            port = pick_port(taken | set(self.frontends.values()))
+            taken |= set(self.frontends.values())
+            port = self.port_picker(replica, taken) if self.port_picker else pick_port(taken)
         volume_names: dict[str, str] = {}
         for m in svc.volumes:
             if m.type == "volume" and m.source:
@@ -298,7 +310,7 @@ class Executor:
         state = self.runtime.inspect(cid)
         if state is None:
             raise RolloutError(f"replica {replica} vanished right after it started")
-        self.placements[replica] = Placement(cid, state.endpoint)
+        self.placements[replica] = Placement(cid, state.endpoint, dict(state.published_ports))
         return f"container {cid[:12]} on {state.endpoint}"
 
     def _peers(self, svc: Service) -> dict[str, Endpoint]:
@@ -409,7 +421,9 @@ class Executor:
                 self.router.set_weight(service, replica, FULL_WEIGHT)
             self.router.set_state(service, replica, "ready")
         else:
-            self.router.add_server(service, ServerEntry(name=replica, endpoint=pl.endpoint))
+            self.router.add_server(
+                service, ServerEntry(name=replica, endpoint=pl.endpoint, ports=pl.ports)
+            )
         return str(pl.endpoint)
 
     def _drain(self, service: str, replica: str) -> str:

@@ -9,9 +9,10 @@ one engine (docs/fleet.md, "Wiring").
   names its host. A suspect host that does not answer keeps its last-seen replicas (a blip
   moves nothing); a down host's replicas are not observed, so the planner replaces them.
 - Replicas must be reachable from the other hosts and from the controller (probes): a
-  host-networking replica listens on its host's fleet address (`HOST`), and is reached there;
-  a project-networking one would be published on it (`publish_on`), but project networks are
-  not wired on a fleet yet (refused with the services named).
+  host-networking replica listens on its host's fleet address (`HOST`) on a port picked free
+  on that host (`pick_port`), and is reached there; a project-networking one has every TCP
+  port published on it (`publish_on`), and is reached at the host ports Docker picked
+  (`published_ports`).
 - Images are built or pulled on this machine (the controller) and copied to hosts on demand.
 - A replica's files (secrets, configs, project bind mounts) are copied to its host before it
   starts (deploy.fleet_files). A named volume is made on the host of the replica that mounts
@@ -33,7 +34,9 @@ from pathlib import Path
 from conveyor.deploy.fleet_engines import FleetEngines
 from conveyor.deploy.fleet_files import FleetFiles
 from conveyor.deploy.fleet_health import FleetHealth
+from conveyor.deploy.ports import pick_port
 from conveyor.errors import ConveyorError, RuntimeAdapterError
+from conveyor.host.listening import listening_ports
 from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.fleet import FleetHost
 from conveyor.model.release import (
@@ -47,10 +50,11 @@ from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan
 from conveyor.plan.fleet_assign import assign_hosts, global_hosts
 from conveyor.plan.fleet_files import host_binds, named_volumes, volume_pins
+from conveyor.plan.fleet_routes import check_publishable
 from conveyor.plan.network import SubnetPool, namespace_name
 from conveyor.plan.routes import Namespace
 from conveyor.plan.service_steps import GlobalHosts
-from conveyor.runtime.docker_engine import DockerEngine, volume_name
+from conveyor.runtime.docker_engine import DockerEngine, published_tcp, volume_name
 from conveyor.runtime.docker_networks import address_container_name
 from conveyor.runtime.protocol import AddressRun, NetworkRun, Progress, ReplicaRun
 
@@ -87,6 +91,7 @@ class FleetRuntime:
     def assign(self, plan: Plan, release: Release, observed: Observed) -> Plan:
         """`plan` with every `start` placed on a host (remembered for `run`)."""
         starting = {s.service for s in plan.steps if s.kind == "start"}
+        check_publishable(release.stack, starting)
         services = release.stack.services
         pins = None
         if any(named_volumes(services[n], release.stack) for n in starting if n in services):
@@ -174,6 +179,19 @@ class FleetRuntime:
         return global_hosts(
             release.stack.services, observed, self.health.placeable(), self.health.holding()
         )
+
+    def pick_port(self, replica: str, taken: set[int]) -> int:
+        """A port for host-networking `replica`, free on the host it was placed on (not on
+        this machine): none of the TCP ports that host listens on now (read over SSH,
+        host.listening), nor `taken` (promised to other replicas). Like a pick on one host
+        it can race with a process that binds the port before the replica does: the replica
+        then fails to start and its step fails."""
+        with self._lock:
+            name = self._assigned.get(replica)
+        if name is None:
+            raise RuntimeAdapterError(f"replica {replica} was placed on no fleet host")
+        busy = listening_ports(self._host(name), self.engines.known_hosts)
+        return pick_port(taken, free=lambda port: port not in busy)
 
     def _host(self, name: str) -> FleetHost:
         host = self.engines.fleet.host(name)
@@ -263,16 +281,25 @@ class FleetRuntime:
         cid = engine.run(req, warn)
         with self._lock:
             self._where[cid] = name
+        if req.publish_on is not None:
+            self._check_published(name, engine, cid, req)
         return cid
 
-    def _reachable(self, host: FleetHost, replica: ObservedReplica) -> ObservedReplica:
-        """The replica as the controller and the other hosts reach it, naming its host."""
-        endpoint = replica.endpoint
-        if endpoint.host == LOOPBACK:  # host networking: it listens on the fleet address
-            endpoint = Endpoint(host=host.address, port=endpoint.port)
-        elif replica.published_port is not None:
-            endpoint = Endpoint(host=host.address, port=replica.published_port)
-        return replica.model_copy(update={"host": host.name, "endpoint": endpoint})
+    def _check_published(self, host: str, engine: DockerEngine, cid: str, req: ReplicaRun) -> None:
+        """Every TCP port of the replica has a host port: Docker publishes nothing for a
+        container whose networks are all `internal` (plan time refuses the file's own such
+        services, plan.fleet_routes.unpublishable; an external network can be one too)."""
+        seen = engine.inspect(cid)
+        missing = [p for p in published_tcp(req) if seen is None or p not in seen.published_ports]
+        if seen is not None and seen.running and missing:
+            with contextlib.suppress(ConveyorError):  # useless to keep: unreachable
+                engine.remove(cid)
+            raise RuntimeAdapterError(
+                f"replica {req.replica} on {host}: Docker published no host port for "
+                f"{', '.join(f'{p}/tcp' for p in missing)} on {req.publish_on}, so the other "
+                "hosts cannot reach it (are all its networks `internal`? Docker publishes no "
+                "port of a container only on internal networks)"
+            )
 
     def list_replicas(self, project: str) -> list[ObservedReplica]:
         for moved in self.health.probe():
@@ -286,7 +313,7 @@ class FleetRuntime:
             status = self.health.health(host.name).status
             try:
                 found = [
-                    self._reachable(host, r)
+                    reachable(host, r)
                     for r in self.engines.engine(host.name).list_replicas(project)
                 ]
             except ConveyorError:
@@ -304,7 +331,7 @@ class FleetRuntime:
     def inspect(self, container_id: str) -> ObservedReplica | None:
         name, engine = self._engine_of(container_id)
         seen = engine.inspect(container_id)
-        return None if seen is None else self._reachable(self._host(name), seen)
+        return None if seen is None else reachable(self._host(name), seen)
 
     def stop(self, container_id: str, signal: str, grace: float) -> int | None:
         host, engine = self._engine_of(container_id)
@@ -517,3 +544,22 @@ def _as_they_arrive(
             open_hosts -= 1
         else:
             yield item
+
+
+def reachable(host: FleetHost, replica: ObservedReplica) -> ObservedReplica:
+    """The replica as the controller and the other hosts reach it, naming its host: at
+    its host's fleet address, on the host ports its engine published (its main port's is
+    the endpoint's; `published_ports` keeps every port's, for the HAProxies' further
+    backends). A replica whose main port is not published keeps the address it has on
+    its host, and no published ports (its servers then fail on the other hosts)."""
+    endpoint = replica.endpoint
+    published = replica.published_ports
+    if endpoint.host == LOOPBACK:  # host networking: it listens on the fleet address
+        endpoint = Endpoint(host=host.address, port=endpoint.port)
+    elif endpoint.port in published:
+        endpoint = Endpoint(host=host.address, port=published[endpoint.port])
+    else:
+        published = {}
+    return replica.model_copy(
+        update={"host": host.name, "endpoint": endpoint, "published_ports": published}
+    )

@@ -95,8 +95,9 @@ class ObservedReplica(Frozen):
     release: int
     endpoint: Endpoint  # where the replica answers (probes, HAProxy's server)
     running: bool
-    # The host port its engine publishes its port on (ReplicaRun.publish_on), if any.
-    published_port: int | None = None
+    # A fleet (project networking): the host port its engine publishes each of its TCP ports
+    # on (ReplicaRun.publish_on): the replica's port -> the host port Docker picked.
+    published_ports: dict[int, int] = Field(default_factory=dict)
     # The fleet host it runs on (FleetHost.name); "" on one host: the local engine's.
     host: str = ""
     exit_code: int | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.stack import Frozen
@@ -21,6 +21,17 @@ class ServerEntry(Frozen):
     endpoint: Endpoint  # where the replica answers
     state: ServerState = "ready"
     weight: int = FULL_WEIGHT
+    # Where the replica answers each of its service's ports at `endpoint.host` when that is
+    # not the port itself: the service's port -> the host port. A fleet's replicas are
+    # reached at the host ports their engine published (docs/fleet.md, "Addresses"); empty
+    # on one host, where every port is reached at itself.
+    ports: dict[int, int] = Field(default_factory=dict)
+
+    def reached_at(self, port: int | None) -> Endpoint:
+        """Where the server answers the service's `port` (None: its own endpoint)."""
+        if port is None:
+            return self.endpoint
+        return Endpoint(host=self.endpoint.host, port=self.ports.get(port, port))
 
     @model_validator(mode="before")
     @classmethod

@@ -211,6 +211,10 @@ class Network(Frozen):
     internal: bool = False
     subnet: str | None = None  # ipam.config[0].subnet
     labels: dict[str, str] = Field(default_factory=dict)
+    # Where `internal: true` is written, for errors about it (a fleet cannot publish the
+    # ports of a service only on internal networks: plan.fleet_routes.unpublishable).
+    file: str = ""
+    line: int | None = None
 
 
 class Service(Frozen):

@@ -7,17 +7,23 @@ on this host (container address or 127.0.0.1:PORT), the others by their host's f
 and the host port their engine publishes the replica's port on. A replica on host A calls
 `db` by name as on one host; A's HAProxy sends it to db's replica on host B.
 
-Only a service's main port crosses hosts for now: a further port of a service (a Listener)
-is served by this host's replicas only.
+Every port of a service crosses hosts: a remote replica is listed, in the backend of each
+of its service's ports (the main one and every Listener), at the host port its engine
+published that port on (`ServerEntry.ports`). Docker publishes no port of a container whose
+networks are all `internal`: `check_publishable` refuses such a service on a fleet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from pydantic import Field
+
+from conveyor.errors import SpecError, SpecErrors
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.frozen import Frozen
 from conveyor.model.routing import Bind, Frontend, RouterConfig, ServerEntry
+from conveyor.model.stack import Stack
 from conveyor.plan.routes import Namespace
 
 
@@ -31,6 +37,9 @@ class FleetReplica(Frozen):
     # Where other hosts reach it: its host's fleet address and the published host port of
     # its main port. None: not reachable from other hosts (it publishes nothing).
     remote: Endpoint | None = None
+    # Its service's ports -> the host ports they are published on (the further ports'
+    # backends reach it there); a port not named here is reached at itself.
+    remote_ports: dict[int, int] = Field(default_factory=dict)
 
 
 def fleet_servers(
@@ -41,9 +50,14 @@ def fleet_servers(
     for replica in replicas:
         if replica.service != service:
             continue
-        endpoint = replica.local if replica.host == on_host else replica.remote
-        if endpoint is not None:
-            out.append(ServerEntry(name=replica.replica, endpoint=endpoint))
+        if replica.host == on_host:
+            out.append(ServerEntry(name=replica.replica, endpoint=replica.local))
+        elif replica.remote is not None:
+            out.append(
+                ServerEntry(
+                    name=replica.replica, endpoint=replica.remote, ports=replica.remote_ports
+                )
+            )
     return tuple(sorted(out, key=lambda s: s.name))
 
 
@@ -115,3 +129,46 @@ def host_shape(config: RouterConfig, namespaces: Mapping[str, Namespace]) -> Rou
         for f in config.frontends
     )
     return config.model_copy(update={"frontends": frontends})
+
+
+def unpublishable(stack: Stack, services: Iterable[str]) -> list[SpecError]:
+    """A problem for each of `services` that serves ports on project networks that are all
+    `internal: true` (declared so in the file). On a fleet every replica is reached at the
+    host ports its engine publishes (the other hosts' HAProxies, the controller's probes),
+    and Docker publishes no port of a container only on internal networks: its replicas
+    could never be reached, nor pass a probe. Named at the first network's `internal:` line.
+    A network that is `external` is Docker's to describe: the runtime finds out when it
+    starts the replica (FleetRuntime.run)."""
+    out: list[SpecError] = []
+    for name in sorted(set(services)):
+        service = stack.services.get(name)
+        if service is None or service.networking != "project" or not service.served_ports():
+            continue
+        networks = [stack.networks.get(key) for key in sorted(service.networks)]
+        internal = [n for n in networks if n is not None and n.internal and not n.external]
+        if not internal or len(internal) != len(networks):
+            continue
+        first = internal[0]
+        ports = ", ".join(str(p) for p in service.served_ports())
+        out.append(
+            SpecError(
+                first.file or stack.file,
+                first.line,
+                f"networks.{first.name}.internal",
+                f"service '{name}' serves port(s) {ports} only on internal network(s) "
+                f"({', '.join(n.name for n in internal)}): on a fleet its replicas are reached "
+                "at ports their host publishes, and Docker publishes no port of a container "
+                "only on internal networks. Attach it to a network that is not internal too "
+                "(its ports are published there; the internal one keeps its isolation)",
+            )
+        )
+    return out
+
+
+def check_publishable(stack: Stack, services: Iterable[str]) -> None:
+    """Raise the problems `unpublishable` finds (SpecError, or SpecErrors for several)."""
+    problems = unpublishable(stack, services)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise SpecErrors(problems)

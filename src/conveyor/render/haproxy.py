@@ -89,8 +89,9 @@ def backends(frontend: Frontend) -> list[tuple[str, int | None]]:
 
 
 def server_address(server: ServerEntry, port: int | None) -> Endpoint:
-    """Where a server answers in a backend whose servers listen on `port`."""
-    return server.endpoint if port is None else Endpoint(host=server.endpoint.host, port=port)
+    """Where a server answers in a backend whose servers listen on `port` (a fleet's replica:
+    at the host port its engine published that port on, ServerEntry.ports)."""
+    return server.reached_at(port)
 
 
 def bind_address(address: str, port: int) -> str:

@@ -12,7 +12,8 @@ when no host has the role (listening on `edge_address`, 127.0.0.1 by default).
 
 Under project networking each app host's HAProxy binds inside its own host's service
 addresses (`netns_on`, from the runtime) and reaches every replica, its own host's too, at the
-replica's host address and published port (plan.fleet_routes.host_shape).
+replica's host address and published ports, each port at its own (plan.fleet_routes.host_shape,
+ServerEntry.ports).
 """
 
 from __future__ import annotations

@@ -208,25 +208,43 @@ def _labels(req: ReplicaRun) -> dict[str, str]:
     return labels
 
 
+def published_tcp(req: ReplicaRun) -> tuple[int, ...]:
+    """The TCP ports a fleet's replica publishes on its host's fleet address: its port and
+    every other port its service serves (each a Listener of the hosts' HAProxies)."""
+    if req.publish_on is None:
+        return ()
+    ports = [req.port] if req.port else []
+    ports += [p for p in req.service.served_ports() if p not in ports]
+    return tuple(ports)
+
+
 def _udp_bindings(req: ReplicaRun) -> dict[str, list[tuple[str, int | None]]]:
-    """UDP ports Docker publishes itself (HAProxy carries TCP only), and on a fleet the
-    replica's port on an ephemeral host port (None: Docker picks one)."""
+    """UDP ports Docker publishes itself (HAProxy carries TCP only), and on a fleet every TCP
+    port of the replica on an ephemeral host port (None: Docker picks one)."""
     bindings: dict[str, list[tuple[str, int | None]]] = {}
     for p in req.service.udp_ports():
         if p.published is not None:
             bindings.setdefault(f"{p.target}/udp", []).append((p.host_ip or "", p.published))
-    if req.publish_on is not None and req.port:
-        bindings[f"{req.port}/tcp"] = [(req.publish_on, None)]
+    if req.publish_on is not None:
+        for port in published_tcp(req):
+            bindings[f"{port}/tcp"] = [(req.publish_on, None)]
     return bindings
 
 
-def _published_port(attrs: JSON, port: int) -> int | None:
-    """The host port Docker bound for the replica's TCP `port`, when it publishes it."""
+def published_ports(attrs: JSON) -> dict[int, int]:
+    """The replica's TCP port -> the host port Docker bound for it, for every port it
+    publishes (a fleet's replica: ReplicaRun.publish_on)."""
     ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
-    for binding in ports.get(f"{port}/tcp") or ():
-        if str(binding.get("HostPort") or "").isdigit():
-            return int(binding["HostPort"])
-    return None
+    out: dict[int, int] = {}
+    for key, bindings in ports.items():
+        port, _, proto = str(key).partition("/")
+        if proto != "tcp" or not port.isdigit():
+            continue
+        for binding in bindings or ():
+            if str(binding.get("HostPort") or "").isdigit():
+                out[int(port)] = int(binding["HostPort"])
+                break
+    return out
 
 
 def _endpoint(attrs: JSON, labels: dict[str, str], port: int) -> Endpoint:
@@ -276,7 +294,7 @@ def _observed(attrs: JSON) -> ObservedReplica | None:
         release=release,
         endpoint=_endpoint(attrs, labels, port),
         running=running,
-        published_port=_published_port(attrs, port),
+        published_ports=published_ports(attrs),
         exit_code=exit_code,
         health=_HEALTH.get(str(health), "none"),
         paused=bool(state.get("Paused")),

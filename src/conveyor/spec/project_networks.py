@@ -64,13 +64,17 @@ def _network(ctx: Context, key: str, raw: dict[str, Any]) -> Network:
         ctx.error((*path, "driver_opts"), "not supported by Conveyor")
     if ctx.convert((*path, "enable_ipv6"), to_bool, raw.get("enable_ipv6", False), False):
         ctx.error((*path, "enable_ipv6"), "not supported: Conveyor's networks are IPv4")
+    internal = ctx.convert((*path, "internal"), to_bool, raw.get("internal", False), False)
+    file, line = ctx.where((*path, "internal")) if internal else ("", None)
     return Network(
         name=key,
         docker_name=str(name) if name else (key if external else None),
         external=external,
-        internal=ctx.convert((*path, "internal"), to_bool, raw.get("internal", False), False),
+        internal=internal,
         subnet=_subnet(ctx, path, raw.get("ipam")),
         labels=pairs(ctx, (*path, "labels"), raw.get("labels"), fill=lambda _key: ""),
+        file=file,
+        line=line,
     )
 
 

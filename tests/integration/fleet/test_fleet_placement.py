@@ -315,9 +315,9 @@ def test_a_project_network_replica_is_reached_from_another_host_at_its_published
     )
     seen = engine.inspect(engine.run(req))
     assert seen is not None
-    assert seen.published_port is not None
+    assert 8000 in seen.published_ports
     assert seen.endpoint.port == 8000  # on its network, its own port
-    url = f"http://{h1.address}:{seen.published_port}/"
+    url = f"http://{h1.address}:{seen.published_ports[8000]}/"
 
     def answered() -> bool:
         try:

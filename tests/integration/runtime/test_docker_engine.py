@@ -342,7 +342,7 @@ def test_a_replica_serves_its_env_on_its_port_and_is_listed(
         "checks": "unknown",
         "weight": None,
         "paused": False,
-        "published_port": None,
+        "published_ports": {},
         "host": "",  # this machine's engine (a fleet's names its host)
     }
     assert abs(seen.started_at - time.time()) < 60

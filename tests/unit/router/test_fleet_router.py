@@ -14,7 +14,7 @@ import pytest
 from conveyor.errors import RouterError
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.fleet import Fleet, FleetHost
-from conveyor.model.routing import ServerEntry, ServerStatus
+from conveyor.model.routing import Frontend, Listener, RouterConfig, ServerEntry, ServerStatus
 from conveyor.model.stack import Stack
 from conveyor.router.fleet import FleetRouter
 
@@ -102,3 +102,70 @@ def test_each_project_has_its_own_directory_on_the_hosts(tmp_path: Path) -> None
     assert str(shop.app_dir) == "/run/conveyor/shop/haproxy"
     assert shop.app_dir != blog.app_dir and shop.edge_dir != blog.edge_dir
     assert shop.local_edge is not None  # no edge host: the edge runs on this machine
+
+
+class FakeHost:
+    """A host's HAProxy that is not running yet: the router pushes it the whole file."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.texts, self.known = name, [], None
+
+    def running(self) -> bool:
+        return False
+
+    def shape(self) -> Any:
+        return self.known
+
+    def remember_shape(self, shape: Any) -> None:
+        self.known = shape
+
+    def push(self, text: str, links: Any = None) -> None:
+        self.texts.append(text)
+
+
+def _backend(text: str, name: str) -> list[str]:
+    """The lines of section `backend <name>` of a rendered file."""
+    lines = text.splitlines()
+    start = lines.index(f"backend {name}") + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return [line.strip() for line in lines[start:end]]
+
+
+def test_every_port_of_a_replica_is_reached_at_its_published_port_on_every_host(
+    tmp_path: Path,
+) -> None:
+    """db (5432, and an exporter on 9187) runs on h2: both hosts' HAProxies list it, in each
+    port's backend, at h2's address and the host port its engine published that port on."""
+    router = FleetRouter(
+        FLEET,
+        tmp_path / "fleet",
+        Stack(project="shop", file="compose.yaml", services={}),
+        lambda: FLEET.hosts,
+    )
+    fakes = {n: FakeHost(n) for n in ("h1", "h2")}
+    router.hosts = fakes  # type: ignore[assignment]
+    db = ServerEntry(
+        name="db-1-1",
+        endpoint=Endpoint(host="10.0.0.2", port=32801),
+        ports={5432: 32801, 9187: 32802},
+    )
+    router.ensure(
+        RouterConfig(
+            frontends=(
+                Frontend(
+                    service="db",
+                    port=18432,
+                    mode="tcp",
+                    target=5432,
+                    listeners=(Listener(port=9187, mode="http"),),
+                    servers=(db,),
+                ),
+            )
+        )
+    )
+    for fake in fakes.values():
+        [text] = fake.texts
+        assert "server db-1-1 10.0.0.2:32801 check weight 100" in _backend(text, "be_db")
+        assert "server db-1-1 10.0.0.2:32802 check weight 100" in _backend(text, "be_db_9187")
+    # The record keeps the ports: a host pushed again later (back from down) gets them too.
+    assert router._load_record()["db"]["db-1-1"].ports == {5432: 32801, 9187: 32802}

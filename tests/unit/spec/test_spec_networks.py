@@ -19,6 +19,9 @@ def test_networks_in_use_with_their_settings() -> None:
             internal=True,
             subnet="10.213.250.0/24",
             labels={"com.example.tier": "data"},
+            # Where `internal: true` is written (a fleet refuses to publish from there).
+            file=str(GOOD / "networks.yaml"),
+            line=37,
         ),
         "default": Network(name="default"),
     }
