@@ -250,6 +250,7 @@ class Project:
             pool=pool,
             placer=runtime,
             file_digests=release_digests,
+            port_picker=runtime.pick_port,  # host networking: free on the replica's host
         )
 
 

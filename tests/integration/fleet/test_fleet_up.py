@@ -39,6 +39,8 @@ def test_up_places_the_replicas_over_the_three_hosts(deployed: Deployed) -> None
     engine = project.engine()
     assert isinstance(engine.runtime, FleetRuntime)
     assert isinstance(engine.router, FleetRouter)
+    # host networking: each replica's port is picked free on the host it goes to
+    assert engine.port_picker == engine.runtime.pick_port
     result = app.up(
         project, agent=False, images=deployed.images(), checks=False, metrics=False, logs=False
     )
