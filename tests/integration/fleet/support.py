@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -21,6 +22,7 @@ from conveyor.app import deploy as app
 from conveyor.app.project import Project
 from conveyor.app.views import UpResult
 from conveyor.deploy.engine import Engine
+from conveyor.deploy.project import ProjectPaths
 from conveyor.host.ssh_tunnel import tunnel
 from conveyor.model.fleet import Fleet
 from conveyor.model.release import ObservedReplica
@@ -48,8 +50,9 @@ ThreadingHTTPServer((os.environ["HOST"], int(os.environ["PORT"])), H).serve_fore
 """
 
 
-def web_compose(name: str) -> Callable[[int, str], str]:
-    """Project `name`: web, 3 replicas under host networking, rolled one at a time."""
+def web_compose(name: str | None) -> Callable[[int, str], str]:
+    """Project `name` (None: named as Compose names it, after its directory): web, 3 replicas
+    under host networking, rolled one at a time."""
 
     def compose(port: int, version: str) -> str:
         web = {
@@ -65,17 +68,22 @@ def web_compose(name: str) -> Callable[[int, str], str]:
             "stop_grace_period": "5s",
             "x-conveyor": {"probe": {"path": "/health"}},
         }
-        return json.dumps({"name": name, "services": {"web": web}})
+        named = {} if name is None else {"name": name}
+        return json.dumps({**named, "services": {"web": web}})
 
     return compose
 
 
-def conveyor_yaml(fleet: TestFleet) -> str:
-    hosts = {
+def inventory(fleet: TestFleet) -> dict[str, dict[str, object]]:
+    """conveyor.yaml's `hosts:` for the fleet: every host an app host."""
+    return {
         h.name: {"address": h.address, "user": h.user, "key": str(h.key), "roles": ["app"]}
         for h in fleet.hosts
     }
-    return json.dumps({"hosts": hosts})
+
+
+def conveyor_yaml(fleet: TestFleet) -> str:
+    return json.dumps({"hosts": inventory(fleet)})
 
 
 def image_id() -> str:
@@ -140,14 +148,14 @@ def project_on(
         try:
             app.down(state.project())
         finally:
-            _stop_tunnels(state)
+            stop_tunnels(state.project().paths(), fleet)
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _stop_tunnels(deployed: Deployed) -> None:
-    """Every SSH tunnel the project's deploys started (engines, HAProxies' admin sockets)."""
-    paths = deployed.project().paths()
-    fleet = Fleet(hosts=tuple(h.fleet_host() for h in deployed.fleet.hosts))
+def stop_tunnels(paths: ProjectPaths, test_fleet: TestFleet) -> None:
+    """Every SSH tunnel a project's deploys started (engines, HAProxies' admin sockets), by
+    the PIDs in their files."""
+    fleet = Fleet(hosts=tuple(h.fleet_host() for h in test_fleet.hosts))
     for host in fleet.hosts:
         tunnel(host, paths.run_dir / "fleet").stop(grace=5)
         tunnel(
@@ -172,6 +180,8 @@ class Load:
         self.url = url
         self.statuses: Counter[int] = Counter()
         self.bodies: Counter[str] = Counter()  # first word (the version) of each 200 answer
+        # Every answer but a 200: (when, as time.time(), status, what came back).
+        self.failures: list[tuple[float, int, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -181,6 +191,8 @@ class Load:
             self.statuses[status] += 1
             if status == 200:
                 self.bodies[body.split()[0]] += 1
+            else:
+                self.failures.append((round(time.time(), 3), status, body[:200]))
 
     def __enter__(self) -> Load:
         self._thread.start()

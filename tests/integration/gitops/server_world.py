@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,9 @@ class ServerWorld:
     # `image` as it is: each environment's project then names its own image.
     build: bool = False
     server_args: tuple[str, ...] = ()  # more options of `conveyor server`
+    # The compose file of a version, given the app's published port and the version (instead
+    # of COMPOSE's one service on an internal network: a fleet's app is reached across hosts).
+    compose: Callable[[int, str], str] | None = None
     repo: Path = field(init=False)
     bare: Path = field(init=False)
     data: Path = field(init=False)
@@ -166,7 +170,9 @@ class ServerWorld:
             gate_env = ', GATE: "/gate/open"'
             volumes = f'\n    volumes: ["{gate}:/gate:ro"]'
         (self.repo / "compose.yaml").write_text(
-            COMPOSE.format(
+            self.compose(self.port, version)
+            if self.compose is not None
+            else COMPOSE.format(
                 image="build: ." if self.build else f"image: {self.image}",
                 server=json.dumps(SERVER),
                 version=version,
@@ -199,11 +205,14 @@ class ServerWorld:
 
     # the server process ------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, code: str | None = None) -> None:
+        """Start the server; `code`: Python run instead of `-m conveyor` (`python -c code
+        server ...`: a failpoint that wraps the CLI's `main`, as the crash tests use)."""
         assert self.proc is None or self.proc.poll() is not None
         self.starts += 1
+        launcher = ["-m", "conveyor"] if code is None else ["-c", code]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "server", "--source", str(self.bare),
+            [sys.executable, *launcher, "server", "--source", str(self.bare),
              "--listen", f"127.0.0.1:{self.api_port}", "--data", str(self.data),
              "--executor", "shell", *self.server_args],
             cwd=self.root,
