@@ -90,11 +90,6 @@ def aws_hosts(
     return AwsHosts(stack_name=name, region=settings.region, rows=rows)
 
 
-def learn_aws_fleet(settings: AwsSettings, stack_name: str, endpoint_url: str | None) -> Fleet:
-    """The fleet the stack's group is now. Raises AwsError."""
-    return aws_fleet(group_instances(settings, stack_name, endpoint_url), settings.hosts)
-
-
 def aws_fleet_source(
     conveyor_file: Path,
     name: str,
@@ -108,8 +103,12 @@ def aws_fleet_source(
     settings = load_aws_settings(conveyor_file, name)
     stack = stack_name_of(settings, project)
     endpoint = environ.get("AWS_ENDPOINT_URL") or None
+    # Made on first use and kept: a boto3 client takes about half a second of CPU to make.
+    clients: list[AutoScalingHosts] = []
 
     def fetch() -> Fleet:
-        return learn_aws_fleet(settings, stack, endpoint)
+        if not clients:
+            clients.append(AutoScalingHosts.connect(settings.region, endpoint))
+        return aws_fleet(clients[0].instances(stack), settings.hosts)
 
     return LearnedFleet(fetch, ttl=ttl)
