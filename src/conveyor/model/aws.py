@@ -44,7 +44,9 @@ class HostsSettings(Frozen):
     # How the Conveyor server reaches the group's hosts when conveyor.yaml says
     # `hosts_from: aws` (controller-side only: nothing of this is in the template).
     address: HostAddress = "private"
-    ssh_user: str = "admin"  # Debian's AMIs' login user
+    # The user the hosts' roles make for Conveyor (in the docker group, the deploy keys from
+    # SSM as its authorized keys), not the AMI's `admin`: that one cannot reach the engine.
+    ssh_user: str = "deploy"
     ssh_key: str | None = None  # a private key file (absolute once read); None: ssh's defaults
 
 

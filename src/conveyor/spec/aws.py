@@ -12,7 +12,7 @@
       deletion_protection: true
       hosts: {instance_type: t3.small, min: 2, max: 4, desired: 2,
               root_volume_gb: 20, data_volume_gb: 50, ssh_cidr: 203.0.113.0/24, key_name: ops,
-              address: private, ssh_user: admin, ssh_key: keys/deploy}   # hosts_from: aws
+              address: private, ssh_user: deploy, ssh_key: keys/deploy}   # hosts_from: aws
       backup: {bucket_name: shop-backups, retention_days: 30, noncurrent_days: 7, prefix: backups/}
       snapshots: {enabled: true, interval_hours: 24, time: "03:00", retain: 7}
       alarms: {email: ops@example.com, sns_topic_arn: arn:aws:sns:..., cpu_percent: 80,
@@ -264,7 +264,7 @@ def _hosts(ctx: Context, path: YamlPath, raw: Any) -> HostsSettings:
             "deploy_keys_parameter", _SSM_PATH, "an SSM parameter path"
         ),
         address=field.convert("address", _address, defaults.address),
-        ssh_user=field.matching("ssh_user", _USER, "a user name such as admin")
+        ssh_user=field.matching("ssh_user", _USER, "a user name such as deploy")
         or defaults.ssh_user,
         ssh_key=_ssh_key(ctx, path, raw),
     )

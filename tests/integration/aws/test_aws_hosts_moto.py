@@ -94,7 +94,7 @@ def test_the_groups_running_instances_are_the_fleet(
         described = running[host.name]
         assert host.address == described["PrivateIpAddress"]
         assert (host.user, host.key, host.roles) == (
-            "admin",
+            "deploy",
             str(tmp_path / "keys/deploy"),
             ("app",),
         )

@@ -43,7 +43,7 @@ def test_a_running_instance_in_service_is_an_app_host() -> None:
     host = instance_host(_instance(), public)
     assert host is not None and host.address == "203.0.113.7"
     defaults = instance_host(_instance(), HostsSettings())
-    assert defaults is not None and (defaults.user, defaults.key) == ("admin", None)
+    assert defaults is not None and (defaults.user, defaults.key) == ("deploy", None)
 
 
 @pytest.mark.parametrize(

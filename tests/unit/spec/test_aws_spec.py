@@ -92,7 +92,7 @@ def test_the_hosts_ssh_key_is_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "conveyor.yaml").write_text("aws:\n  hosts: {ssh_key: keys/deploy}\n")
     settings = load_aws_settings(tmp_path / "conveyor.yaml")
     assert settings.hosts.ssh_key == str(tmp_path / "keys/deploy")
-    assert (settings.hosts.ssh_user, settings.hosts.address) == ("admin", "private")
+    assert (settings.hosts.ssh_user, settings.hosts.address) == ("deploy", "private")
 
 
 def _messages(exc: SpecError | SpecErrors) -> list[str]:
