@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.deploy.engine import Engine
+from conveyor.deploy.fleet_source import FleetSource, StaticFleet
 from conveyor.deploy.project import ProjectPaths
 from conveyor.errors import ConveyorError, NoComposeFile
 from conveyor.model.environment import Environment
 from conveyor.model.events import Subject
-from conveyor.model.fleet import Fleet
+from conveyor.model.fleet import Fleet, FleetChange
 from conveyor.model.stack import Stack
 from conveyor.plan.network import SubnetPool
 from conveyor.spec.compose import COMPOSE_FILES as DEFAULT_FILES
@@ -188,10 +189,10 @@ class Project:
         pool = SubnetPool.parse(
             self.environ.get("CONVEYOR_SUBNET_POOL"), self.environ.get("CONVEYOR_SUBNET_PREFIX")
         )
-        fleet = self.fleet()
+        source = self.fleet_source()
         store = Store.open(paths.state_dir)
-        if fleet.with_role("app"):
-            return self._fleet_engine(fleet, store, actor, pool)
+        if source.current().is_fleet:
+            return self._fleet_engine(source, store, actor, pool)
         return Engine(
             paths=paths,
             runtime=DockerEngine(),
@@ -202,22 +203,35 @@ class Project:
         )
 
     def fleet(self) -> Fleet:
-        """conveyor.yaml's inventory (`hosts:`, or `inventory:` read by Ansible), from
-        CONVEYOR_FILE or the conveyor.yaml beside the first compose file; empty: this machine
-        runs every replica (docs/fleet.md). Read again only when the file (or the inventory
-        file it names) changed (app.fleet_file)."""
+        """conveyor.yaml's inventory (`hosts:`, `inventory:` read by Ansible, or the hosts of
+        the project's AWS stack for `hosts_from: aws`), from CONVEYOR_FILE or the conveyor.yaml
+        beside the first compose file; empty: this machine runs every replica
+        (docs/fleet.md)."""
+        return self.fleet_source().current()
+
+    def fleet_source(self) -> FleetSource:
+        """Where the fleet's hosts come from: written down (read again only when the file, or
+        the inventory file it names, changed: app.fleet_file), or learned from AWS again while
+        a server runs (deploy.fleet_source)."""
         from conveyor.app.fleet_file import read_fleet
 
         named = self.environ.get("CONVEYOR_FILE")
         path = Path(named) if named else self.compose_file.parent / "conveyor.yaml"
         if not path.is_absolute():
             path = (self.cwd or Path.cwd()) / path
-        return read_fleet(path, named or "conveyor.yaml")
+        name = named or "conveyor.yaml"
+        read = read_fleet(path, name)
+        if read.hosts_from == "aws":
+            from conveyor.app.aws_hosts import aws_fleet_source
+
+            return aws_fleet_source(path, name, self.stack().project, self.environ)
+        return StaticFleet(read)
 
     def _fleet_engine(
-        self, fleet: Fleet, store: Store, actor: str | None, pool: SubnetPool
+        self, source: FleetSource, store: Store, actor: str | None, pool: SubnetPool
     ) -> Engine:
-        """The deploy engine over the fleet's app hosts (docs/fleet.md, "Wiring")."""
+        """The deploy engine over the fleet's app hosts (docs/fleet.md, "Wiring"). With hosts
+        from AWS the stack's load balancer is the edge: no edge HAProxy is run."""
         from conveyor.deploy.fleet_engines import FleetEngines
         from conveyor.deploy.fleet_files import release_digests
         from conveyor.deploy.fleet_health import FleetHealth
@@ -226,7 +240,8 @@ class Project:
         from conveyor.runtime.docker_engine import DockerEngine
 
         paths = self.paths()
-        engines = FleetEngines(fleet, paths.run_dir / "fleet")
+        fleet = source.current()
+        engines = FleetEngines(source, paths.run_dir / "fleet")
         health = FleetHealth(engines)
         runtime = FleetRuntime(
             engines, health, DockerEngine(), volumes_file=paths.state_dir / "fleet-volumes.json"
@@ -238,9 +253,11 @@ class Project:
             health.driven,
             edge_address=self.environ.get("CONVEYOR_EDGE_ADDRESS", "127.0.0.1"),
             netns_on=runtime.address_netns,
+            external_edge=fleet.hosts_from == "aws",
         )
         timeline = self.timeline(store, actor)
         health.subscribe(functools.partial(_host_changed, router, timeline))
+        health.subscribe_fleet(functools.partial(_fleet_changed, router, source, timeline))
         return Engine(
             paths=paths,
             runtime=runtime,
@@ -251,6 +268,46 @@ class Project:
             placer=runtime,
             file_digests=release_digests,
             port_picker=runtime.pick_port,  # host networking: free on the replica's host
+        )
+
+
+def _fleet_changed(
+    router: FleetRouter, source: FleetSource, timeline: Timeline, change: FleetChange
+) -> None:
+    """Hosts joined or left a fleet learned from AWS (or AWS did not answer): recorded, and
+    the HAProxies follow. A host that joined gets its HAProxy once it is up (`_host_changed`);
+    the replicas of one that left are no longer observed, so the plan replaces them."""
+    if change.joined or change.left:
+        joined = [h.name for h in change.joined]
+        left = [h.name for h in change.left]
+        said = ", ".join(
+            part
+            for part in (
+                f"joined: {', '.join(joined)}" if joined else "",
+                f"left: {', '.join(left)}" if left else "",
+            )
+            if part
+        )
+        timeline.emit(
+            "fleet.changed",
+            f"the fleet's hosts changed ({said})",
+            level="warning" if left else "info",
+            data={"joined": joined, "left": left},
+        )
+        router.follow(source.current())
+        if left:
+            try:
+                router.ensure_edge()
+            except ConveyorError as e:  # the next transition, or the next rollout, tries again
+                timeline.emit(
+                    "fleet.changed", f"the edge could not follow: {e}", level="error", data={}
+                )
+    if change.error:
+        timeline.emit(
+            "fleet.changed",
+            f"the fleet's hosts could not be learned: {change.error}",
+            level="warning",
+            data={"error": change.error},
         )
 
 

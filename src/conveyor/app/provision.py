@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.app.project import find_compose_files
-from conveyor.errors import NoComposeFile, SpecErrors
+from conveyor.errors import NoComposeFile, SpecError, SpecErrors
 from conveyor.host.ansible import list_inventory
 from conveyor.model.fleet import Fleet
 from conveyor.model.provision import ProvisionEvent, ProvisionResult, ProvisionSettings
@@ -47,6 +47,15 @@ def provision_inputs(
 ) -> ProvisionInputs:
     """Read the fleet and what its roles need. Raises SpecError(s)."""
     read = load_fleet_file(cwd / conveyor_file, str(conveyor_file))
+    if read.fleet.hosts_from == "aws":
+        raise SpecError(
+            str(conveyor_file),
+            read.fleet.line,
+            "hosts_from",
+            "the AWS stack's hosts configure themselves at boot with these roles (their user "
+            "data, docs/aws.md); `conveyor provision` drives hosts written under 'hosts' or "
+            "'inventory'",
+        )
     fleet = resolve_fleet(read.fleet)
     conflicts = edge_role_conflicts(fleet, fleet.inventory_file or str(conveyor_file))
     if conflicts:

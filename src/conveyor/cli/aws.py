@@ -4,6 +4,7 @@ conveyor aws render [--out DIR]     write DIR/template.json and DIR/parameters.j
 conveyor aws plan                   the change set CloudFormation computes (nothing kept)
 conveyor aws apply                  execute a change set, wait with progress, print outputs
 conveyor aws diff                   the deployed stack's template against the rendered one
+conveyor aws hosts [--json]         the stack's instances: what `hosts_from: aws` makes the fleet
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import typer
 from rich.table import Table
 
 from conveyor.app.aws import AwsInputs, aws_apply, aws_diff, aws_inputs, aws_plan, render_files
+from conveyor.app.aws_hosts import aws_hosts
 from conveyor.cli.options import FileOpt, ProjectOpt
 from conveyor.cli.output import console, esc, print_json
 from conveyor.model.aws import ChangeSetPlan, StackEvent
@@ -193,3 +195,64 @@ def diff(
                 console.print(f"    {esc(line)}", highlight=False)
     if diffs:
         raise typer.Exit(1)
+
+
+@app.command()
+def hosts(
+    file: FileOpt = None,
+    project_name: ProjectOpt = None,
+    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
+    region: RegionOpt = None,
+    stack_name: StackOpt = None,
+    endpoint_url: EndpointOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The instances of the stack's Auto Scaling group: what the fleet is with `hosts_from:
+    aws` in conveyor.yaml (instance, zone, address, state), and why an instance is not in it."""
+    found = aws_hosts(
+        file or [],
+        conveyor_file,
+        dict(os.environ),
+        Path.cwd(),
+        project_name=project_name,
+        region=region,
+        stack_name=stack_name,
+        endpoint_url=endpoint_url,
+    )
+    if as_json:
+        print_json(
+            {
+                "stack_name": found.stack_name,
+                "region": found.region,
+                "hosts": [
+                    {
+                        **row.instance.model_dump(mode="json"),
+                        "in_fleet": row.host is not None,
+                        "host": None if row.host is None else row.host.model_dump(mode="json"),
+                        "left_out": row.left_out,
+                    }
+                    for row in found.rows
+                ],
+            }
+        )
+        return
+    t = Table(
+        title=esc(
+            f"{found.stack_name} ({found.region}): {len(found.fleet)} fleet host(s) of "
+            f"{len(found.rows)} instance(s)"
+        ),
+        title_justify="left",
+    )
+    for col in ("instance", "zone", "type", "address", "state", "fleet"):
+        t.add_column(col)
+    for row in found.rows:
+        i = row.instance
+        address = row.host.address if row.host is not None else i.private_ip or i.public_ip or ""
+        state = f"{i.state}, {i.lifecycle}"
+        fleet = (
+            "[green]yes[/]" if row.host is not None else f"[yellow]no[/]: {esc(row.left_out or '')}"
+        )
+        t.add_row(
+            esc(i.instance_id), esc(i.zone), esc(i.instance_type), esc(address), esc(state), fleet
+        )
+    console.print(t)

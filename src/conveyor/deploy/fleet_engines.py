@@ -3,7 +3,9 @@ the local one: `engines.engine("h2").run(req)` starts a replica on h2 (docs/flee
 
 One engine per host, made on first use: an SSH tunnel to the host's engine socket
 (host.ssh_tunnel) and a docker SDK client on it. `close()` (or leaving the `with` block)
-closes every client and stops every tunnel it started, by PID.
+closes every client and stops every tunnel it started, by PID; `forget(host)` does it for a
+host that left the fleet. The hosts are the source's (deploy.fleet_source): written down, or
+learned from AWS.
 
 A tunnel is (re)started under a lock of its host only, so a host whose SSH connection hangs
 stalls no call for another host; the lock is also a file lock (`<host>.tunnel.lock` in the
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+from conveyor.deploy.fleet_source import FleetSource, StaticFleet
 from conveyor.errors import ConveyorError
 from conveyor.host.process import Daemon
 from conveyor.host.ssh_tunnel import socket_path, tunnel
@@ -29,16 +32,23 @@ from conveyor.runtime.docker_engine import DockerEngine
 
 
 class FleetEngines:
-    def __init__(self, fleet: Fleet, run_dir: Path, known_hosts: Path | None = None) -> None:
+    def __init__(
+        self, fleet: Fleet | FleetSource, run_dir: Path, known_hosts: Path | None = None
+    ) -> None:
         """`run_dir` holds the tunnels' sockets, PID files and logs (short: unix socket
         paths are limited). `known_hosts`: None trusts the inventory's host keys."""
-        self.fleet = fleet
+        self.source: FleetSource = StaticFleet(fleet) if isinstance(fleet, Fleet) else fleet
         self.run_dir = run_dir
         self.known_hosts = known_hosts
         self._engines: dict[str, DockerEngine] = {}
         self._tunnels: dict[str, Daemon] = {}
         self._lock = threading.Lock()  # the dicts; never held while a tunnel starts
         self._host_locks: dict[str, threading.Lock] = {}
+
+    @property
+    def fleet(self) -> Fleet:
+        """The hosts known now."""
+        return self.source.current()
 
     def _host(self, name: str) -> FleetHost:
         host = self.fleet.host(name)
@@ -77,6 +87,16 @@ class FleetEngines:
                     if not daemon.running():  # another process may have started it meanwhile
                         daemon.ensure()
         return self.engine_url(name)
+
+    def forget(self, name: str) -> None:
+        """Close host `name`'s client and stop its tunnel (it left the fleet)."""
+        with self._lock:
+            engine = self._engines.pop(name, None)
+            daemon = self._tunnels.pop(name, None)
+        if engine is not None:
+            engine.close()
+        if daemon is not None:
+            daemon.stop(grace=5)
 
     def close(self) -> None:
         with self._lock:

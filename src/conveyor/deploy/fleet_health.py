@@ -4,8 +4,12 @@ into up / suspect / down / returning.
 
 A host this process has not probed yet starts `up`: a fresh `conveyor up` trusts the inventory,
 and its first failed probe makes the host suspect, then down after `down_after` seconds of
-silence. A host that was down is probed again at most every twice `interval` seconds, so a lost
-host costs each observation one SSH connect timeout at most that often, not every time.
+silence. A learned fleet (deploy.fleet_source: `hosts_from: aws`) is followed at each probe:
+a host that joins later starts `returning` (it takes replicas once it has answered `up_after`
+probes: a new instance is still configuring itself), a host that left is forgotten (its
+replicas are no longer observed, so the plan replaces them); `subscribe_fleet` hears of both.
+A host that was down is probed again at most every twice `interval` seconds, so a lost host
+costs each observation one SSH connect timeout at most that often, not every time.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from conveyor.deploy.fleet_engines import FleetEngines
 from conveyor.errors import ConveyorError
-from conveyor.model.fleet import FleetHost
+from conveyor.model.fleet import FleetChange, FleetHost
 from conveyor.model.host_health import HostHealth, HostHealthSettings, HostTransition
-from conveyor.plan.host_health import observe
+from conveyor.plan.host_health import first_seen, observe
 
 
 class FleetHealth:
@@ -39,18 +43,57 @@ class FleetHealth:
         self._probed: dict[str, float] = {}
         self.transitions: list[HostTransition] = []  # every change, oldest first
         self._listeners: list[Callable[[HostTransition], None]] = []
+        self._fleet_listeners: list[Callable[[FleetChange], None]] = []
+
+    def subscribe_fleet(self, listener: Callable[[FleetChange], None]) -> None:
+        """`listener` hears of hosts joining or leaving a learned fleet (and of failures to
+        learn it), before the probe that follows."""
+        self._fleet_listeners.append(listener)
+
+    def known(self, name: str) -> bool:
+        """Whether `name` is an app host of the fleet (a host that left is not)."""
+        with self._lock:
+            return name in self._health
+
+    def follow(self) -> FleetChange:
+        """The fleet's hosts learned again when it is time (deploy.fleet_source): hosts that
+        joined start `returning`, hosts that left are forgotten (their tunnels stopped)."""
+        error = self.engines.source.refresh()
+        now_hosts = self.engines.fleet.with_role("app")
+        now = self._clock()
+        with self._lock:
+            names = {h.name for h in now_hosts}
+            joined = tuple(h for h in now_hosts if h.name not in self._health)
+            left = tuple(h for h in self.hosts if h.name not in names)
+            for host in joined:
+                self._health[host.name] = first_seen(host.name, now)
+            for host in left:
+                self._health.pop(host.name, None)
+                self._probed.pop(host.name, None)
+            self.hosts = now_hosts
+        for host in left:
+            self.engines.forget(host.name)
+        change = FleetChange(joined=joined, left=left, error=error)
+        if change:
+            for listener in self._fleet_listeners:
+                listener(change)
+        return change
 
     def subscribe(self, listener: Callable[[HostTransition], None]) -> None:
         """`listener` hears every transition, after the probe that made it."""
         self._listeners.append(listener)
 
     def health(self, name: str) -> HostHealth:
+        """`name`'s health; a host that is not (or no longer) in the fleet counts as down."""
         with self._lock:
-            return self._health[name]
+            known = self._health.get(name)
+        return known or HostHealth(host=name, status="down", error="not in the fleet")
 
     def probe(self, *, force: bool = False) -> list[HostTransition]:
         """Ping every app host due a probe (all of them with `force`), in parallel: a lost
-        host costs one SSH connect timeout, not one per host. The transitions made."""
+        host costs one SSH connect timeout, not one per host. A learned fleet is followed
+        first (`follow`). The transitions made."""
+        self.follow()
         now = self._clock()
         due: list[FleetHost] = []
         with self._lock:
@@ -69,6 +112,8 @@ class FleetHealth:
         now = self._clock()
         with self._lock:
             for host, (answered, error) in zip(due, answers, strict=True):
+                if host.name not in self._health:
+                    continue  # it left the fleet meanwhile
                 self._probed[host.name] = now
                 updated, moved = observe(
                     self._health[host.name], answered, now, self.settings, error

@@ -199,11 +199,15 @@ class FleetRuntime:
             raise ConveyorError(f"host {name!r} is not in the fleet's inventory")
         return host
 
-    def _engine_of(self, container_id: str) -> tuple[str, DockerEngine]:
+    def _engine_of(self, container_id: str) -> tuple[str, DockerEngine | None]:
+        """The container's host and its engine; None when the host left the fleet (an
+        instance the Auto Scaling group terminated: its containers went with it)."""
         with self._lock:
             host = self._where.get(container_id)
         if host is None:
             raise RuntimeAdapterError(f"container {container_id[:12]} is on no known fleet host")
+        if not self.health.known(host):
+            return host, None
         return host, self.engines.engine(host)
 
     # ---- images: on this machine ------------------------------------------------------------
@@ -330,11 +334,15 @@ class FleetRuntime:
 
     def inspect(self, container_id: str) -> ObservedReplica | None:
         name, engine = self._engine_of(container_id)
+        if engine is None:
+            return None
         seen = engine.inspect(container_id)
         return None if seen is None else reachable(self._host(name), seen)
 
     def stop(self, container_id: str, signal: str, grace: float) -> int | None:
         host, engine = self._engine_of(container_id)
+        if engine is None:
+            return None
         try:
             return engine.stop(container_id, signal, grace)
         except ConveyorError:
@@ -349,6 +357,8 @@ class FleetRuntime:
             self._remove_address(service)
             return
         host, engine = self._engine_of(container_id)
+        if engine is None:
+            return
         try:
             engine.remove(container_id)
         except ConveyorError:

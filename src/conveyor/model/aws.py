@@ -15,6 +15,9 @@ from pydantic import Field
 from conveyor.model.frozen import Frozen
 
 NatMode = Literal["per_az", "single"]
+# Which of an instance's addresses the controller reaches it at (SSH, its engine, the replicas
+# it publishes): private when the Conveyor server runs inside the VPC, public otherwise.
+HostAddress = Literal["private", "public"]
 
 # Debian 12 (the distribution the fleet's Ansible roles target), as the public SSM parameter
 # Debian publishes in every region: the template resolves it at deploy time, so no AMI id
@@ -38,6 +41,13 @@ class HostsSettings(Frozen):
     # at boot with its instance role, which may read exactly this parameter; None:
     # /conveyor/<stack name>/deploy-keys. Never written into the user data.
     deploy_keys_parameter: str | None = None
+    # How the Conveyor server reaches the group's hosts when conveyor.yaml says
+    # `hosts_from: aws` (controller-side only: nothing of this is in the template).
+    address: HostAddress = "private"
+    # The user the hosts' roles make for Conveyor (in the docker group, the deploy keys from
+    # SSM as its authorized keys), not the AMI's `admin`: that one cannot reach the engine.
+    ssh_user: str = "deploy"
+    ssh_key: str | None = None  # a private key file (absolute once read); None: ssh's defaults
 
 
 class BackupSettings(Frozen):
@@ -115,6 +125,23 @@ class AwsFleet(Frozen):
     # base64 of a tar.gz holding playbook/ (site.yml and its roles, as `conveyor provision`
     # runs them) and inventory/conveyor.yml (this host, with `ansible_connection: local`).
     playbook: str = ""
+
+
+# The template's logical id of the hosts' Auto Scaling group (render.cloudformation makes it,
+# provision.aws.hosts finds it in the deployed stack).
+HOST_GROUP = "HostGroup"
+
+
+class AwsInstance(Frozen):
+    """One EC2 instance of the stack's Auto Scaling group, as AWS describes it."""
+
+    instance_id: str
+    zone: str  # its availability zone, e.g. eu-west-1a
+    instance_type: str
+    state: str  # EC2's: pending, running, shutting-down, terminated, stopping, stopped
+    lifecycle: str  # the group's: Pending, InService, Terminating, Standby, ...
+    private_ip: str | None = None
+    public_ip: str | None = None
 
 
 # --- what CloudFormation says back (provision.aws reads it, cli prints it) -------------------

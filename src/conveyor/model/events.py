@@ -49,6 +49,9 @@ EventKind = Literal[
     # A fleet host changed state (deploy.fleet_health): down, its replicas are placed on the
     # others; back, its stale containers are removed. data: {"host", "before", "after"}
     "host.changed",
+    # Hosts joined or left a fleet learned from AWS (`hosts_from: aws`), or asking AWS failed
+    # (the hosts known are kept). data: {"joined": [...], "left": [...], "error": ...}
+    "fleet.changed",
     "logs.error",  # the log collector met an error (engine away, store full); it retries
     "daemon.restarted",  # a supervised daemon was found dead and started; data: {"component"}
     "daemon.failed",  # it could not be started; data: {"component"}

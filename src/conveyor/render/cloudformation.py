@@ -57,7 +57,7 @@ from troposphere import elasticloadbalancingv2 as elb
 from troposphere.policies import AutoScalingRollingUpdate, UpdatePolicy
 
 from conveyor.errors import AwsError
-from conveyor.model.aws import REPLICA_PORTS, AwsFleet, AwsService, AwsSettings
+from conveyor.model.aws import HOST_GROUP, REPLICA_PORTS, AwsFleet, AwsService, AwsSettings
 from conveyor.model.stack import Service, Stack
 
 # --- what the template knowingly does not do, and why ---------------------------------------
@@ -872,7 +872,7 @@ class _Builder:
         extra: dict[str, Any] = {"TargetGroupARNs": groups} if groups else {}
         self.add(
             asg.AutoScalingGroup(
-                "HostGroup",
+                HOST_GROUP,
                 VPCZoneIdentifier=self.zones("Private"),
                 LaunchTemplate=asg.LaunchTemplateSpecification(
                     LaunchTemplateId=Ref("HostLaunchTemplate"),

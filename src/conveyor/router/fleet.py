@@ -8,7 +8,12 @@ serving app hosts change.
 
 The edge runs on the inventory's `edge` hosts as provisioning's one HAProxy there (its
 /etc/haproxy/haproxy.cfg written and reloaded over SSH: router.fleet_edge), or on this machine
-when no host has the role (listening on `edge_address`, 127.0.0.1 by default).
+when no host has the role (listening on `edge_address`, 127.0.0.1 by default), or nowhere when
+a load balancer outside Conveyor is the edge (`external_edge`: the AWS stack's ALB, whose
+target groups reach every app host's published ports).
+
+A learned fleet's hosts come and go (`follow`): a host that joins gets its HAProxy when it is
+up (`resync`), a host that left is dropped (its tunnels stopped).
 
 Under project networking each app host's HAProxy binds inside its own host's service
 addresses (`netns_on`, from the runtime) and reaches every replica, its own host's too, at the
@@ -136,8 +141,10 @@ class FleetRouter:
         known_hosts: Path | None = None,
         edge_address: str = "127.0.0.1",
         netns_on: Callable[[str], Mapping[str, Namespace]] | None = None,
+        external_edge: bool = False,
     ) -> None:
         self.run_dir = run_dir
+        self.known_hosts = known_hosts
         # host name -> where each service address's namespace is on that host (project
         # networking: each host's HAProxy binds inside its own host's addresses).
         self._netns_on = netns_on
@@ -153,10 +160,28 @@ class FleetRouter:
         }
         # Edge hosts: provisioning's one HAProxy, whose file this writes (router.fleet_edge).
         self.edges = [EdgeHost(h, known_hosts=known_hosts) for h in fleet.with_role("edge")]
-        self.local_edge = None if self.edges else LocalEdge(run_dir / "edge")
+        # A load balancer outside Conveyor (the AWS ALB) is the edge: none is run here.
+        self.external_edge = external_edge
+        self.local_edge = None if self.edges or external_edge else LocalEdge(run_dir / "edge")
         self.shape_file = run_dir / "frontends.json"
         self.record_file = run_dir / "servers.json"
         self._lock = threading.RLock()
+
+    def follow(self, fleet: Fleet) -> None:
+        """The app hosts of `fleet` from now on (a learned fleet changed): a new host's
+        HAProxy is pushed when the host is up (`resync`); a host that left is dropped."""
+        with self._lock:
+            app = {h.name: h for h in fleet.with_role("app")}
+            hosts = {n: p for n, p in self.hosts.items() if n in app}
+            for name, host in app.items():
+                if name not in hosts:
+                    hosts[name] = HostHAProxy(
+                        host, self.run_dir, remote_dir=self.app_dir, known_hosts=self.known_hosts
+                    )
+            gone = [p for n, p in self.hosts.items() if n not in app]
+            self.hosts = hosts  # a new dict: other threads read it meanwhile
+        for proxy in gone:
+            proxy.close()
 
     # ---- fan-out ---------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@
       default_service: gateway        # what the load balancer serves by default
       deletion_protection: true
       hosts: {instance_type: t3.small, min: 2, max: 4, desired: 2,
-              root_volume_gb: 20, data_volume_gb: 50, ssh_cidr: 203.0.113.0/24, key_name: ops}
+              root_volume_gb: 20, data_volume_gb: 50, ssh_cidr: 203.0.113.0/24, key_name: ops,
+              address: private, ssh_user: deploy, ssh_key: keys/deploy}   # hosts_from: aws
       backup: {bucket_name: shop-backups, retention_days: 30, noncurrent_days: 7, prefix: backups/}
       snapshots: {enabled: true, interval_hours: 24, time: "03:00", retain: 7}
       alarms: {email: ops@example.com, sns_topic_arn: arn:aws:sns:..., cpu_percent: 80,
@@ -36,6 +37,7 @@ from conveyor.model.aws import (
     AlarmSettings,
     AwsSettings,
     BackupSettings,
+    HostAddress,
     HostsSettings,
     NatMode,
     SnapshotSettings,
@@ -73,6 +75,9 @@ HOST_KEYS = (
     "key_name",
     "image_parameter",
     "deploy_keys_parameter",
+    "address",
+    "ssh_user",
+    "ssh_key",
 )
 BACKUP_KEYS = ("bucket_name", "retention_days", "noncurrent_days", "prefix")
 SNAPSHOT_KEYS = ("enabled", "interval_hours", "time", "retain")
@@ -92,6 +97,7 @@ _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _KEY_NAME = re.compile(r"[ -~]{1,255}")
 _PREFIX = re.compile(r"([A-Za-z0-9!_.*'()-]+/)+")
 _SSM_PATH = re.compile(r"/[A-Za-z0-9_./-]+")
+_USER = re.compile(r"[a-z_][a-z0-9_-]*[$]?")  # as spec.fleet's hosts' `user`
 
 
 def aws_settings(ctx: Context, path: YamlPath, raw: Any) -> AwsSettings:
@@ -133,12 +139,15 @@ def load_aws_settings(path: Path, name: str | None = None) -> AwsSettings:
         return AwsSettings()
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(file, None, "", f"cannot read the file: {e}") from None
-    return parse_aws_settings(text, file)
+    return parse_aws_settings(text, file, path.parent)
 
 
-def parse_aws_settings(text: str, file: str = "conveyor.yaml") -> AwsSettings:
+def parse_aws_settings(
+    text: str, file: str = "conveyor.yaml", base: Path | None = None
+) -> AwsSettings:
+    """`base`: the directory paths in the section (`hosts.ssh_key`) are relative to."""
     doc = load_yaml(text, file, version="1.2")
-    ctx = Context(doc=doc, file=file, base=Path("."), environ={})
+    ctx = Context(doc=doc, file=file, base=base or Path("."), environ={})
     if doc.data is None:
         return AwsSettings()
     root = mapping(ctx, (), doc.data)
@@ -254,7 +263,26 @@ def _hosts(ctx: Context, path: YamlPath, raw: Any) -> HostsSettings:
         deploy_keys_parameter=field.matching(
             "deploy_keys_parameter", _SSM_PATH, "an SSM parameter path"
         ),
+        address=field.convert("address", _address, defaults.address),
+        ssh_user=field.matching("ssh_user", _USER, "a user name such as deploy")
+        or defaults.ssh_user,
+        ssh_key=_ssh_key(ctx, path, raw),
     )
+
+
+def _address(value: Any) -> HostAddress:
+    return "public" if one_of(value, ("private", "public")) == "public" else "private"
+
+
+def _ssh_key(ctx: Context, path: YamlPath, raw: Mapping[str, Any]) -> str | None:
+    """The private key file the controller logs in to the hosts with, relative to the file."""
+    value = raw.get("ssh_key")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        ctx.error((*path, "ssh_key"), f"must be a private key file's path, got {describe(value)}")
+        return None
+    return str(ctx.resolve(value))
 
 
 def _backup(ctx: Context, path: YamlPath, raw: Any) -> BackupSettings:

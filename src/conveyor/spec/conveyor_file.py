@@ -48,7 +48,7 @@ MIN_POLL_INTERVAL = 1.0  # seconds: faster polling only loads the git server; us
 
 TOP_KEYS = (
     "environments", "notifications", "logs", "checks", "aws", "flux", "kubernetes", "hosts",
-    "inventory", "backups",
+    "inventory", "hosts_from", "backups",
 )  # fmt: skip
 ENVIRONMENT_KEYS = (
     "branch",

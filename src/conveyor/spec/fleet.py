@@ -17,6 +17,10 @@ turns into the same Fleet: roles from the groups named app/edge/monitor (childre
 labels from a `conveyor_labels` host variable, address/user/port/key from ansible_host,
 ansible_user, ansible_port, ansible_ssh_private_key_file. `inventory:` alone gives a Fleet with
 `inventory_file` set and no hosts yet: this layer starts no processes, so app/ reads the file.
+
+Or the hosts of the project's AWS stack (`hosts_from: aws`, docs/aws.md): the running
+instances of its Auto Scaling group, reached as `aws.hosts` says (address, ssh_user,
+ssh_key). That gives a Fleet with `hosts_from` set and no hosts: app/ asks AWS.
 """
 
 from __future__ import annotations
@@ -28,12 +32,12 @@ from typing import Any
 
 from conveyor.errors import SpecError
 from conveyor.model.checks import ChecksSettings
-from conveyor.model.fleet import HOST_ROLES, Fleet, FleetHost, HostRole
+from conveyor.model.fleet import HOST_ROLES, HOSTS_FROM, Fleet, FleetHost, HostRole
 from conveyor.model.frozen import Frozen
 from conveyor.spec.checks import checks as parse_checks
 from conveyor.spec.context import Context, raise_errors
 from conveyor.spec.keys import known_keys, mapping
-from conveyor.spec.values import describe, suggest, to_int, to_str
+from conveyor.spec.values import describe, one_of, suggest, to_int, to_str
 from conveyor.spec.yamlpos import YamlPath, load_yaml
 
 HOST_KEYS = ("address", "user", "port", "key", "roles", "labels")
@@ -49,6 +53,8 @@ _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 def fleet(ctx: Context, root: Mapping[str, Any]) -> Fleet:
     """The fleet of a conveyor.yaml whose top-level mapping is `root` (problems recorded)."""
     hosts, inventory = root.get("hosts"), root.get("inventory")
+    if root.get("hosts_from") is not None:
+        return _hosts_from(ctx, root)
     if hosts is not None and inventory is not None:
         ctx.error(("inventory",), "write the hosts under 'hosts' or name an inventory, not both")
         return Fleet()
@@ -67,6 +73,26 @@ def fleet(ctx: Context, root: Mapping[str, Any]) -> Fleet:
     built = [_host(ctx, str(name), written) for name, written in raw.items()]
     _check_addresses(ctx, [h for h in built if h is not None])
     return Fleet(hosts=tuple(h for h in built if h is not None))
+
+
+def _hosts_from(ctx: Context, root: Mapping[str, Any]) -> Fleet:
+    """`hosts_from: aws`: the fleet is learned, so no host may be written as well."""
+    for other in ("hosts", "inventory"):
+        if root.get(other) is not None:
+            ctx.error(
+                ("hosts_from",),
+                f"the hosts come from AWS: remove '{other}' (or 'hosts_from' to use it)",
+            )
+            return Fleet()
+    try:
+        source = one_of(root["hosts_from"], HOSTS_FROM)
+    except ValueError as e:
+        ctx.error(("hosts_from",), str(e))
+        return Fleet()
+    return Fleet(
+        hosts_from=next(s for s in HOSTS_FROM if s == source),
+        line=ctx.where(("hosts_from",))[1],
+    )
 
 
 def parse_fleet(text: str, file: str = "conveyor.yaml", base: Path | None = None) -> Fleet:
@@ -282,9 +308,10 @@ class FleetFile(Frozen):
 
 
 def load_fleet_file(path: Path, name: str | None = None) -> FleetFile:
-    """`hosts:`/`inventory:` and `checks:` of the conveyor.yaml at `path` (defaults when the
-    file is absent); other sections are not checked, so a project without environments can be
-    provisioned. Raises SpecError or SpecErrors naming `name` (default: `path`)."""
+    """`hosts:`/`inventory:`/`hosts_from:` and `checks:` of the conveyor.yaml at `path`
+    (defaults when the file is absent); other sections are not checked, so a project without
+    environments can be provisioned. Raises SpecError or SpecErrors naming `name` (default:
+    `path`)."""
     file = str(path) if name is None else name
     try:
         text = path.read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.app.provision import provision_inputs, resolve_fleet
-from conveyor.errors import SpecErrors
+from conveyor.errors import SpecError, SpecErrors
 from conveyor.model.fleet import Fleet
 from conveyor.render.ansible_inventory import read_inventory
 
@@ -60,3 +60,12 @@ def test_edge_hosts_get_the_edge_over_the_app_hosts(tmp_path: Path) -> None:
     settings = provision_inputs(Path("conveyor.yaml"), [], {}, tmp_path).settings
     assert "server a 10.0.0.5:8080" in settings.edge_haproxy_cfg
     assert "frontend fe_" not in settings.haproxy_cfg  # the router adds the app hosts' routes
+
+
+def test_hosts_from_aws_is_refused_naming_its_line(tmp_path: Path) -> None:
+    (tmp_path / "conveyor.yaml").write_text("aws: {region: eu-west-1}\nhosts_from: aws\n")
+    with pytest.raises(SpecError) as info:
+        provision_inputs(Path("conveyor.yaml"), [], {}, tmp_path)
+    assert str(info.value).startswith(
+        "conveyor.yaml:2: hosts_from: the AWS stack's hosts configure themselves at boot"
+    )

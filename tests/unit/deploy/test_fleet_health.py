@@ -1,6 +1,7 @@
 """deploy.fleet_health: engine pings become host states (plan.host_health), listeners hear
 each transition, a host that is down is not probed at every look, and what placement, the
-observation and the router get follows the states."""
+observation and the router get follows the states. A learned fleet (hosts_from: aws) is
+followed: hosts that join start returning, hosts that leave are forgotten."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import cast
 
 from conveyor.deploy.fleet_engines import FleetEngines
 from conveyor.deploy.fleet_health import FleetHealth
-from conveyor.errors import HostError
-from conveyor.model.fleet import Fleet, FleetHost
+from conveyor.deploy.fleet_source import FleetSource, LearnedFleet, StaticFleet
+from conveyor.errors import AwsError, HostError
+from conveyor.model.fleet import Fleet, FleetChange, FleetHost
 from conveyor.model.host_health import HostHealthSettings, HostTransition
 
 FLEET = Fleet(
@@ -34,11 +36,19 @@ class FakeEngine:
 class FakeEngines:
     """FleetEngines' `engine(name)`: a tunnel that cannot start raises, as the real one does."""
 
-    def __init__(self) -> None:
-        self.fleet = FLEET
+    def __init__(self, source: FleetSource | None = None) -> None:
+        self.source = source or StaticFleet(FLEET)
         self.answers = {"h1": True, "h2": True}
         self.unreachable: set[str] = set()
         self.pings: list[str] = []
+        self.forgotten: list[str] = []
+
+    @property
+    def fleet(self) -> Fleet:
+        return self.source.current()
+
+    def forget(self, name: str) -> None:
+        self.forgotten.append(name)
 
     def engine(self, name: str) -> FakeEngine:
         if name in self.unreachable:
@@ -117,3 +127,65 @@ def test_no_host_up_drives_every_app_host(tmp_path: Path) -> None:
     health.probe()
     assert health.placeable() == ()
     assert _names(health.driven()) == ["h1", "h2"]  # the edge needs somewhere to send requests
+
+
+# --- a learned fleet: hosts join and leave -------------------------------------------------
+
+
+def test_hosts_joining_and_leaving_a_learned_fleet(tmp_path: Path) -> None:
+    clock = Clock()
+    h3 = FleetHost(name="h3", address="10.0.0.3", labels={"zone": "b"})
+    learned = [Fleet(hosts=FLEET.hosts[:2], hosts_from="aws")]
+    source = LearnedFleet(lambda: learned[-1], ttl=30.0, clock=clock)
+    engines = FakeEngines(source)
+    engines.answers["h3"] = True
+    health = _health(engines, clock)
+    changes: list[FleetChange] = []
+    health.subscribe_fleet(changes.append)
+    heard: list[HostTransition] = []
+    health.subscribe(heard.append)
+    health.probe()
+    assert changes == [] and _names(health.placeable()) == ["h1", "h2"]
+
+    # the group replaced h1 by h3: not seen before the source is due again
+    learned.append(Fleet(hosts=(FLEET.hosts[1], h3), hosts_from="aws"))
+    clock.now += 10
+    health.probe()
+    assert changes == [] and _names(health.placeable()) == ["h1", "h2"]
+
+    clock.now += 25
+    health.probe()
+    assert changes == [FleetChange(joined=(h3,), left=(FLEET.hosts[0],))]
+    assert engines.forgotten == ["h1"]  # its tunnel is stopped
+    assert not health.known("h1") and health.health("h1").status == "down"
+    # a new host answers before it takes replicas (it may still be configuring itself)
+    assert health.health("h3").status == "returning"
+    assert _names(health.placeable()) == ["h2"]
+    assert _names(health.serving()) == ["h2"]
+    clock.now += 5
+    health.probe()
+    assert [(t.host, t.before, t.after) for t in heard] == [("h3", "returning", "up")]
+    assert _names(health.placeable()) == ["h2", "h3"]
+
+
+def test_a_learned_fleet_that_cannot_be_asked_keeps_its_hosts(tmp_path: Path) -> None:
+    clock = Clock()
+    answers: list[Fleet | Exception] = [Fleet(hosts=FLEET.hosts[:2], hosts_from="aws")]
+
+    def fetch() -> Fleet:
+        answer = answers[-1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    engines = FakeEngines(LearnedFleet(fetch, ttl=30.0, clock=clock))
+    health = _health(engines, clock)
+    changes: list[FleetChange] = []
+    health.subscribe_fleet(changes.append)
+    answers.append(AwsError("Auto Scaling group g: Rate exceeded"))
+    clock.now += 31
+    health.probe()
+    (change,) = changes
+    assert (change.joined, change.left) == ((), ())
+    assert change.error == "Auto Scaling group g: Rate exceeded (keeping the 2 host(s) known)"
+    assert _names(health.placeable()) == ["h1", "h2"]

@@ -16,7 +16,9 @@ from conveyor.model.endpoint import Endpoint
 from conveyor.model.fleet import Fleet, FleetHost
 from conveyor.model.routing import Frontend, Listener, RouterConfig, ServerEntry, ServerStatus
 from conveyor.model.stack import Stack
+from conveyor.plan.edge import edge_config
 from conveyor.router.fleet import FleetRouter
+from conveyor.spec.compose import load_stack
 
 FLEET = Fleet(
     hosts=(FleetHost(name="h1", address="10.0.0.1"), FleetHost(name="h2", address="10.0.0.2"))
@@ -169,3 +171,31 @@ def test_every_port_of_a_replica_is_reached_at_its_published_port_on_every_host(
         assert "server db-1-1 10.0.0.2:32802 check weight 100" in _backend(text, "be_db_9187")
     # The record keeps the ports: a host pushed again later (back from down) gets them too.
     assert router._load_record()["db"]["db-1-1"].ports == {5432: 32801, 9187: 32802}
+
+
+def test_with_the_aws_load_balancer_as_the_edge_none_is_run_here(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web: {image: web, ports: ['8080:8000'], x-conveyor: {port: 8000}}\n"
+    )
+    stack = load_stack(tmp_path / "compose.yaml", environ={})
+    assert edge_config(stack, FLEET.hosts).ports  # an edge would have ports to serve
+    router = FleetRouter(FLEET, tmp_path / "fleet", stack, lambda: FLEET.hosts, external_edge=True)
+    assert router.local_edge is None and router.edges == []
+    router.ensure_edge()  # published ports, hosts serving: still nothing to run or write
+    assert not (tmp_path / "fleet" / "edge").exists()
+
+
+def test_hosts_joining_and_leaving_get_and_lose_their_haproxy(tmp_path: Path) -> None:
+    router = FleetRouter(
+        FLEET,
+        tmp_path / "fleet",
+        Stack(project="shop", file="compose.yaml", services={}),
+        lambda: (),
+        external_edge=True,
+    )
+    h1 = router.hosts["h1"]
+    h3 = FleetHost(name="h3", address="10.0.0.3")
+    router.follow(Fleet(hosts=(FLEET.hosts[0], h3), hosts_from="aws"))
+    assert sorted(router.hosts) == ["h1", "h3"]
+    assert router.hosts["h1"] is h1  # kept as it was
+    assert router.hosts["h3"].host == h3

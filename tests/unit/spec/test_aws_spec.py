@@ -52,6 +52,9 @@ def test_full_file_sets_every_field() -> None:
             ssh_cidr="203.0.113.0/24",
             key_name="ops",
             deploy_keys_parameter="/shop/deploy-keys",
+            address="public",
+            ssh_user="deploy",
+            ssh_key="keys/deploy",  # relative to conveyor.yaml (here: no directory given)
         ),
         backup=BackupSettings(
             bucket_name="shop-backups.example",
@@ -83,6 +86,13 @@ def test_small_vpc_fits_four_subnets() -> None:
 
 def test_missing_file_gives_the_defaults(tmp_path: Path) -> None:
     assert load_aws_settings(tmp_path / "conveyor.yaml") == AwsSettings()
+
+
+def test_the_hosts_ssh_key_is_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "conveyor.yaml").write_text("aws:\n  hosts: {ssh_key: keys/deploy}\n")
+    settings = load_aws_settings(tmp_path / "conveyor.yaml")
+    assert settings.hosts.ssh_key == str(tmp_path / "keys/deploy")
+    assert (settings.hosts.ssh_user, settings.hosts.address) == ("deploy", "private")
 
 
 def _messages(exc: SpecError | SpecErrors) -> list[str]:

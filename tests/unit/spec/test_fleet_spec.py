@@ -1,6 +1,7 @@
-"""conveyor.yaml's fleet (`hosts:` or `inventory:`): a good corpus that loads the same through
-the whole file's loader and the fleet-only one, a bad corpus whose files each name the message
-expected (file, line, field, did-you-mean), and `ansible-inventory --list` JSON -> Fleet."""
+"""conveyor.yaml's fleet (`hosts:`, `inventory:` or `hosts_from:`): a good corpus that loads
+the same through the whole file's loader and the fleet-only one, a bad corpus whose files each
+name the message expected (file, line, field, did-you-mean), and `ansible-inventory --list`
+JSON -> Fleet."""
 
 from __future__ import annotations
 
@@ -62,6 +63,12 @@ def test_inventory_is_kept_as_a_path_for_ansible_to_read() -> None:
     fleet = parse_fleet((CORPUS / "good" / "inventory.yaml").read_text(), base=BASE)
     assert fleet == Fleet(inventory_file="/srv/app/ansible/hosts.ini")
     assert not fleet  # no hosts until app/ has Ansible read the file
+
+
+def test_hosts_from_aws_is_a_fleet_learned_later() -> None:
+    fleet = parse_fleet((CORPUS / "good" / "hosts_from.yaml").read_text(), base=BASE)
+    assert fleet == Fleet(hosts_from="aws", line=3)
+    assert not fleet.hosts and fleet.is_fleet  # app/ asks AWS for the hosts
 
 
 def test_load_fleet_file_reads_checks_and_tolerates_no_environments(tmp_path: Path) -> None:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
@@ -24,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from conveyor.errors import AwsError
 from conveyor.model.aws import ChangeSetPlan, StackChange, StackEvent, StackState
+from conveyor.provision.aws.errors import aws_errors, message
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -49,7 +49,7 @@ class CloudFormation:
     ) -> CloudFormation:
         """A client for `region`; `endpoint_url` (else AWS_ENDPOINT_URL, read by boto3)
         points it elsewhere than AWS."""
-        with _aws_errors("connect"):
+        with aws_errors("connect"):
             session = boto3.session.Session(region_name=region)
             client = session.client(
                 "cloudformation",
@@ -70,9 +70,9 @@ class CloudFormation:
         try:
             stacks = self.client.describe_stacks(StackName=name)["Stacks"]
         except ClientError as e:
-            if _GONE in _message(e):
+            if _GONE in message(e):
                 return None
-            raise AwsError(f"describe stack {name}: {_message(e)}") from None
+            raise AwsError(f"describe stack {name}: {message(e)}") from None
         except BotoCoreError as e:
             raise AwsError(f"describe stack {name}: {e}") from None
         if not stacks:
@@ -83,7 +83,7 @@ class CloudFormation:
 
     def template(self, name: str) -> dict[str, Any]:
         """The template the stack was last deployed with, parsed."""
-        with _aws_errors(f"template of {name}"):
+        with aws_errors(f"template of {name}"):
             body: Any = self.client.get_template(StackName=name, TemplateStage="Original")[
                 "TemplateBody"
             ]
@@ -103,7 +103,7 @@ class CloudFormation:
         """A change set of `template` for `stack`, once CloudFormation has computed it."""
         kind: Any = "UPDATE" if self.stack(stack) is not None else "CREATE"
         name = f"conveyor-{uuid.uuid4().hex[:12]}"
-        with _aws_errors(f"change set for {stack}"):
+        with aws_errors(f"change set for {stack}"):
             made = self.client.create_change_set(
                 StackName=stack,
                 ChangeSetName=name,
@@ -131,7 +131,7 @@ class CloudFormation:
     def _wait_change_set(self, stack: str, arn: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout
         while True:
-            with _aws_errors(f"change set for {stack}"):
+            with aws_errors(f"change set for {stack}"):
                 d: dict[str, Any] = dict(self.client.describe_change_set(ChangeSetName=arn))
             status = d["Status"]
             if status == "CREATE_COMPLETE":
@@ -147,7 +147,7 @@ class CloudFormation:
 
     def discard(self, plan: ChangeSetPlan) -> None:
         """Deletes the change set, and the empty stack a CREATE change set made."""
-        with _aws_errors(f"discard change set of {plan.stack_name}"):
+        with aws_errors(f"discard change set of {plan.stack_name}"):
             self.client.delete_change_set(ChangeSetName=plan.change_set)
             if plan.kind == "CREATE":
                 self.client.delete_stack(StackName=plan.stack_name)
@@ -159,7 +159,7 @@ class CloudFormation:
         event to `on_event`. Raises AwsError naming the failed resources on a rollback."""
         stack = plan.stack_name
         seen = self._event_ids(stack) if plan.kind == "UPDATE" else set()
-        with _aws_errors(f"execute change set of {stack}"):
+        with aws_errors(f"execute change set of {stack}"):
             self.client.execute_change_set(ChangeSetName=plan.change_set)
         deadline = time.monotonic() + self.timeout
         failures: list[StackEvent] = []
@@ -195,7 +195,7 @@ class CloudFormation:
 
     def _new_events(self, stack: str, seen: set[str]) -> list[tuple[str, StackEvent]]:
         """Events not in `seen`, oldest first (CloudFormation lists the newest first)."""
-        with _aws_errors(f"events of {stack}"):
+        with aws_errors(f"events of {stack}"):
             raw = self.client.describe_stack_events(StackName=stack)["StackEvents"]
         out = []
         for e in reversed(raw):
@@ -213,20 +213,6 @@ class CloudFormation:
                 )
             )
         return out
-
-
-def _message(e: ClientError) -> str:
-    return str(e.response.get("Error", {}).get("Message") or e)
-
-
-@contextmanager
-def _aws_errors(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except ClientError as e:
-        raise AwsError(f"{doing}: {_message(e)}") from None
-    except BotoCoreError as e:  # no credentials, endpoint unreachable, ...
-        raise AwsError(f"{doing}: {e}") from None
 
 
 # CloudFormation takes at most this many bytes inline (TemplateBody); more needs a TemplateURL
