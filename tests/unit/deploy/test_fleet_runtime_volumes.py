@@ -41,6 +41,9 @@ class Engine:
     def run(self, req: ReplicaRun, warn: Any = None) -> str:
         return f"c-{req.replica}"
 
+    def inspect(self, container_id: str) -> None:
+        return None  # gone already: FleetRuntime's published-port check has nothing to check
+
 
 class Engines:
     def __init__(self) -> None:
