@@ -25,6 +25,9 @@ from conveyor.model.fleet import FleetChange, FleetHost
 from conveyor.model.host_health import HostHealth, HostHealthSettings, HostTransition
 from conveyor.plan.host_health import first_seen, observe
 
+FAST_FAILURE = 1.0  # seconds: a ping failing sooner is asked again once
+RETRY_PAUSE = 0.5  # seconds before that second ping
+
 
 class FleetHealth:
     def __init__(
@@ -137,8 +140,17 @@ class FleetHealth:
             engine = self.engines.engine(host.name)
         except ConveyorError as e:  # the tunnel could not be (re)started: no route, no sshd
             return False, str(e)
+        started = time.monotonic()
         if engine.ping():
             return True, None
+        # A ping refused at once (a tunnel just started whose SSH channel is not open yet,
+        # a connection reset) is asked once more before the host counts as silent: otherwise
+        # a fresh controller under load could find every host suspect at its first look and
+        # place nothing. A ping that timed out is not repeated (a lost host costs one wait).
+        if time.monotonic() - started < FAST_FAILURE:
+            time.sleep(RETRY_PAUSE)
+            if engine.ping():
+                return True, None
         return False, "the Docker Engine did not answer /_ping"
 
     def placeable(self) -> tuple[FleetHost, ...]:

@@ -189,3 +189,27 @@ def test_a_learned_fleet_that_cannot_be_asked_keeps_its_hosts(tmp_path: Path) ->
     assert (change.joined, change.left) == ((), ())
     assert change.error == "Auto Scaling group g: Rate exceeded (keeping the 2 host(s) known)"
     assert _names(health.placeable()) == ["h1", "h2"]
+
+
+class FlakyEngine:
+    """Refuses its first `refusals` pings at once (a tunnel whose SSH channel is not open
+    yet), then answers."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals, self.pings = refusals, 0
+
+    def ping(self) -> bool:
+        self.pings += 1
+        return self.pings > self.refusals
+
+
+def test_a_ping_refused_at_once_is_asked_again_before_the_host_is_suspect() -> None:
+    engines = FakeEngines()
+    flaky = {"h1": FlakyEngine(1), "h2": FlakyEngine(2)}
+    engines.engine = flaky.__getitem__  # type: ignore[method-assign,assignment]
+    health = _health(engines, Clock())
+    moved = health.probe()
+    assert flaky["h1"].pings == 2 and health.health("h1").status == "up"
+    # Refused twice: silent, as before.
+    assert flaky["h2"].pings == 2 and health.health("h2").status == "suspect"
+    assert [(m.host, m.after) for m in moved] == [("h2", "suspect")]
