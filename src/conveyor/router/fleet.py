@@ -41,7 +41,14 @@ from conveyor.plan.edge import edge_config
 from conveyor.plan.fleet_routes import host_shape
 from conveyor.plan.routes import Namespace
 from conveyor.render.edge_haproxy import render_edge
-from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE, VALIDATOR, render
+from conveyor.render.haproxy import (
+    ADMIN_SOCKET,
+    MASTER_SOCKET,
+    PID_FILE,
+    STATE_FILE,
+    VALIDATOR,
+    render,
+)
 from conveyor.render.haproxy import validate as validate_router
 from conveyor.router.fleet_edge import EdgeHost
 from conveyor.router.fleet_host import HostHAProxy, app_dir, edge_dir
@@ -51,6 +58,7 @@ from conveyor.router.haproxy import (
     load_record,
     merge_record,
     save_record,
+    save_server_state,
     update_record,
     with_servers,
 )
@@ -113,6 +121,16 @@ class LocalEdge:
             raise RouterError(
                 "HAProxy rejected the edge configuration: " + "\n".join(verdict.messages)
             )
+        state = self.run_dir / STATE_FILE
+        if running:
+            # The app hosts keep their checks' verdicts across the reload (render.edge_haproxy:
+            # `server-state-file`); an edge that does not answer starts them afresh.
+            try:
+                save_server_state(self.run_dir / ADMIN_SOCKET, state, self.timeout)
+            except RouterError:
+                state.unlink(missing_ok=True)
+        else:
+            state.unlink(missing_ok=True)  # from an older life
         os.replace(candidate, self.config_file)
         if running:
             self._daemon.signal(signal.SIGUSR2)
