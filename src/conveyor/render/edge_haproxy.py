@@ -26,7 +26,7 @@ from conveyor.render.haproxy import (
     check_name,
 )
 
-__all__ = ["STATE_FILE", "VALIDATOR", "render_edge"]
+__all__ = ["STATE_FILE", "VALIDATOR", "backend_name", "render_edge"]
 
 _INDENT = "    "
 
@@ -52,6 +52,11 @@ def _check_args(config: EdgeConfig) -> str:
     )
 
 
+def backend_name(port: EdgePort) -> str:
+    """The edge's backend of one published port (its app hosts are its servers)."""
+    return f"be_{port.service}_{port.port}"
+
+
 def _port(config: EdgeConfig, port: EdgePort) -> list[str]:
     name = f"{port.service}_{port.port}"
     tcp = port.mode == "tcp"
@@ -61,14 +66,16 @@ def _port(config: EdgeConfig, port: EdgePort) -> list[str]:
     else:
         # The app sees who called, as it would behind Conveyor on one host.
         frontend.append("option forwardfor")
-    frontend.append(f"default_backend be_{name}")
+    frontend.append(f"default_backend {backend_name(port)}")
     backend = ["mode tcp", f"timeout server {TCP_TIMEOUT}"] if tcp else []
     backend.append("balance roundrobin")
     if port.check_path is not None:
         backend += [f"option httpchk GET {port.check_path}", "http-check expect status 200-399"]
     backend.append(f"default-server check {_check_args(config)}")
     backend += [f"server {t.host} {bind_address(t.address, t.port)}" for t in port.targets]
-    return _section(f"frontend fe_{name}", frontend) + _section(f"backend be_{name}", backend)
+    return _section(f"frontend fe_{name}", frontend) + _section(
+        f"backend {backend_name(port)}", backend
+    )
 
 
 def validate(config: EdgeConfig) -> None:

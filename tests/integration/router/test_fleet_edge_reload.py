@@ -97,3 +97,18 @@ def test_after_a_reload_an_app_host_still_takes_fall_failed_checks_to_leave(
     # Failed checks counted while it was still up: both of `fall 2`.
     assert _stat(edge, "h1")["chkfail"] == "2", _stat(edge, "h1")
     assert _stat(edge, "h3")["status"].startswith("UP")  # new: up at once
+
+
+def test_the_edge_says_which_published_ports_have_an_app_host_up(
+    edge: LocalEdge, start_backend: Callable[..., Backend]
+) -> None:
+    """What FleetRouter waits on after putting a server in rotation (`LocalEdge.serving`):
+    a port whose only app host fails its checks is not served; once a host answers, it is."""
+    port, dead = free_port(), free_port()
+    backend = f"be_web_{port}"
+    edge.ensure(render_edge(_config(port, {"h2": dead}, 0.1), edge.run_dir))
+    assert wait_until(lambda: _health(edge) == {"h2": (0, 0)}, 30, 0.05), _health(edge)
+    assert edge.serving({backend, "be_other_1"}) == set()
+    live = start_backend("h1")
+    edge.ensure(render_edge(_config(port, {"h1": live.port, "h2": dead}, 0.1), edge.run_dir))
+    assert wait_until(lambda: edge.serving({backend}) == {backend}, 30, 0.05)
