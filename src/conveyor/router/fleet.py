@@ -149,7 +149,7 @@ class LocalEdge:
     def serving(self, backends: Collection[str]) -> set[str]:
         """Which of `backends` have an app host up (its checks passed) in the edge now.
         Raises RouterError when the edge does not answer."""
-        lines = send(self.run_dir / ADMIN_SOCKET, "show stat", self.timeout).splitlines()
+        lines = send(self.run_dir / ADMIN_SOCKET, "show stat", 3.0).splitlines()
         if not lines or not lines[0].startswith("# "):
             raise RouterError(f"the edge's `show stat` said: {lines[:1]}")
         names = lines[0][2:].split(",")
