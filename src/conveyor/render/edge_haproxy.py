@@ -19,13 +19,14 @@ from conveyor.render.haproxy import (
     FASTINTER_MS,
     HARD_STOP_AFTER,
     PID_FILE,
+    STATE_FILE,
     TCP_TIMEOUT,
     VALIDATOR,
     bind_address,
     check_name,
 )
 
-__all__ = ["VALIDATOR", "render_edge"]
+__all__ = ["STATE_FILE", "VALIDATOR", "backend_name", "render_edge"]
 
 _INDENT = "    "
 
@@ -51,6 +52,11 @@ def _check_args(config: EdgeConfig) -> str:
     )
 
 
+def backend_name(port: EdgePort) -> str:
+    """The edge's backend of one published port (its app hosts are its servers)."""
+    return f"be_{port.service}_{port.port}"
+
+
 def _port(config: EdgeConfig, port: EdgePort) -> list[str]:
     name = f"{port.service}_{port.port}"
     tcp = port.mode == "tcp"
@@ -60,14 +66,16 @@ def _port(config: EdgeConfig, port: EdgePort) -> list[str]:
     else:
         # The app sees who called, as it would behind Conveyor on one host.
         frontend.append("option forwardfor")
-    frontend.append(f"default_backend be_{name}")
+    frontend.append(f"default_backend {backend_name(port)}")
     backend = ["mode tcp", f"timeout server {TCP_TIMEOUT}"] if tcp else []
     backend.append("balance roundrobin")
     if port.check_path is not None:
         backend += [f"option httpchk GET {port.check_path}", "http-check expect status 200-399"]
     backend.append(f"default-server check {_check_args(config)}")
     backend += [f"server {t.host} {bind_address(t.address, t.port)}" for t in port.targets]
-    return _section(f"frontend fe_{name}", frontend) + _section(f"backend be_{name}", backend)
+    return _section(f"frontend fe_{name}", frontend) + _section(
+        f"backend {backend_name(port)}", backend
+    )
 
 
 def validate(config: EdgeConfig) -> None:
@@ -105,8 +113,18 @@ def render_edge(config: EdgeConfig, run_dir: Path, *, user: str | None = None) -
         *_section(
             "global",
             [
-                f"stats socket {run_dir / ADMIN_SOCKET} mode 600 level admin",
+                # `expose-fd listeners`: a reload hands the listening sockets to the new
+                # worker (a master-worker edge), so no connection waiting in the old
+                # worker's accept queue is reset.
+                f"stats socket {run_dir / ADMIN_SOCKET} mode 600 level admin expose-fd listeners",
                 f"pidfile {run_dir / PID_FILE}",
+                # Written just before each reload (router.fleet's LocalEdge, the edge host's
+                # script): app hosts keep their checks' verdicts across it. A fresh worker
+                # starts every server up but down at its FIRST failed check (HAProxy starts a
+                # server's health at `rise`, not `rise + fall - 1`), and the edge is reloaded
+                # exactly when hosts come and go, under load: one slow check on each
+                # remaining host then left the edge with no server (a burst of 503s).
+                f"server-state-file {run_dir / STATE_FILE}",
                 f"hard-stop-after {HARD_STOP_AFTER}",
                 *drop,
             ],
@@ -122,7 +140,13 @@ def render_edge(config: EdgeConfig, run_dir: Path, *, user: str | None = None) -
                 "timeout connect 1s",
                 "timeout client 30s",
                 "timeout server 30s",
-                "timeout check 1s",
+                # A check's connect still gives up after `timeout connect` (a lost host is
+                # seen as fast); the answer may take longer: an app host's HAProxy that
+                # meets a dead replica its own checks have not caught yet waits its
+                # `timeout connect` (1 s) before it redispatches, so a 1 s check failed on a
+                # host that serves.
+                "timeout check 3s",
+                "load-server-state-from-file global",
             ],
         ),
     ]

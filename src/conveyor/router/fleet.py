@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -40,8 +40,15 @@ from conveyor.model.stack import Stack
 from conveyor.plan.edge import edge_config
 from conveyor.plan.fleet_routes import host_shape
 from conveyor.plan.routes import Namespace
-from conveyor.render.edge_haproxy import render_edge
-from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE, VALIDATOR, render
+from conveyor.render.edge_haproxy import backend_name, render_edge
+from conveyor.render.haproxy import (
+    ADMIN_SOCKET,
+    MASTER_SOCKET,
+    PID_FILE,
+    STATE_FILE,
+    VALIDATOR,
+    render,
+)
 from conveyor.render.haproxy import validate as validate_router
 from conveyor.router.fleet_edge import EdgeHost
 from conveyor.router.fleet_host import HostHAProxy, app_dir, edge_dir
@@ -51,12 +58,18 @@ from conveyor.router.haproxy import (
     load_record,
     merge_record,
     save_record,
+    save_server_state,
+    send,
     update_record,
     with_servers,
 )
 from conveyor.router.protocol import RouterConfig, ServerEntry, ServerState, ServerStatus
 
 T = TypeVar("T")
+# How long a server put in rotation waits for the edge on this machine to serve its service
+# (FleetRouter._edge_serves): the edge's `rise` checks, `inter` apart, with room for a
+# loaded machine.
+EDGE_SERVES_WITHIN = 15.0
 _WITHDRAWN: dict[ServerState, int] = {"ready": 0, "drain": 1, "maint": 2}
 
 
@@ -113,6 +126,16 @@ class LocalEdge:
             raise RouterError(
                 "HAProxy rejected the edge configuration: " + "\n".join(verdict.messages)
             )
+        state = self.run_dir / STATE_FILE
+        if running:
+            # The app hosts keep their checks' verdicts across the reload (render.edge_haproxy:
+            # `server-state-file`); an edge that does not answer starts them afresh.
+            try:
+                save_server_state(self.run_dir / ADMIN_SOCKET, state, self.timeout)
+            except RouterError:
+                state.unlink(missing_ok=True)
+        else:
+            state.unlink(missing_ok=True)  # from an older life
         os.replace(candidate, self.config_file)
         if running:
             self._daemon.signal(signal.SIGUSR2)
@@ -122,6 +145,22 @@ class LocalEdge:
 
     def running(self) -> bool:
         return self._daemon.running()
+
+    def serving(self, backends: Collection[str]) -> set[str]:
+        """Which of `backends` have an app host up (its checks passed) in the edge now.
+        Raises RouterError when the edge does not answer."""
+        lines = send(self.run_dir / ADMIN_SOCKET, "show stat", 3.0).splitlines()
+        if not lines or not lines[0].startswith("# "):
+            raise RouterError(f"the edge's `show stat` said: {lines[:1]}")
+        names = lines[0][2:].split(",")
+        up: set[str] = set()
+        for line in lines[1:]:
+            row = dict(zip(names, line.split(","), strict=False))
+            proxy, server = row.get("pxname", ""), row.get("svname", "")
+            real = server not in ("FRONTEND", "BACKEND")
+            if proxy in backends and real and row.get("status", "").startswith("UP"):
+                up.add(proxy)
+        return up
 
     def stop(self) -> None:
         self._daemon.stop()
@@ -289,11 +328,40 @@ class FleetRouter:
         with self._lock:
             self._update_record(service, server.name, server)
             self._each(lambda h: h.api.add_server(service, server))
+        if server.state == "ready":
+            self._edge_serves(service)
 
     def set_state(self, service: str, server: str, state: ServerState) -> None:
         with self._lock:
             self._update_record(service, server, lambda e: e.model_copy(update={"state": state}))
             self._each(lambda h: h.api.set_state(service, server, state))
+        if state == "ready":
+            self._edge_serves(service)
+
+    def _edge_serves(self, service: str) -> None:
+        """After a server of `service` is put in rotation: wait until the edge on this
+        machine has an app host up for each port the service publishes (at most
+        EDGE_SERVES_WITHIN seconds; at once when it has one already). An edge whose app
+        hosts had no server of the service yet (`up`: the edge is configured before any
+        replica is routed) has marked every host down, and takes one back only after
+        `rise` passing checks `inter` apart: without this wait `up` returned while the edge
+        still answered 503 for up to a second. Edges on `edge` hosts are not waited for."""
+        edge = self.local_edge
+        if edge is None or not edge.running():
+            return
+        serving = [h for h in self._serving() if h.name in self.hosts]
+        ports = edge_config(self.stack, serving, listen_address=self.edge_address).ports
+        backends = {backend_name(p) for p in ports if p.service == service}
+        if not backends:
+            return
+
+        def serves() -> bool:
+            try:
+                return backends <= edge.serving(backends)
+            except RouterError:  # it does not answer: nothing to wait for
+                return True
+
+        wait_until(serves, EDGE_SERVES_WITHIN, 0.05)
 
     def set_weight(self, service: str, server: str, weight: int) -> None:
         with self._lock:

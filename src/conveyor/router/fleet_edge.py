@@ -9,8 +9,11 @@ the host first, and reloads it the way the host runs it:
 - **no systemd** (the test hosts): as provisioning's handler does, a new `haproxy -D` takes
   over from the one its pid file names (`-sf`), or starts it when none runs.
 
-An unchanged file with HAProxy running is left alone (no reload). The choice is made on the
-host, by the script `edge_push_script` renders (pure, tested with stub commands).
+An unchanged file with HAProxy running is left alone (no reload). Before a reload the running
+edge's `show servers state` is saved where the file's `server-state-file` points, so the app
+hosts keep their checks' verdicts (render.edge_haproxy); a fresh start removes a stale one.
+The choice is made on the host, by the script `edge_push_script` renders (pure, tested with
+stub commands).
 """
 
 from __future__ import annotations
@@ -22,9 +25,29 @@ from conveyor.errors import ConveyorError, RouterError
 from conveyor.host.ssh_command import ssh_script
 from conveyor.model.fleet import FleetHost
 from conveyor.model.provision import HOST_HAPROXY_CONFIG, HOST_HAPROXY_RUN_DIR
-from conveyor.render.haproxy import PID_FILE
+from conveyor.render.haproxy import ADMIN_SOCKET, PID_FILE, STATE_FILE
 
 SYSTEMD_MARKER = "/run/systemd/system"
+
+# Run by the script before a reload: `show servers state` of the running edge into the state
+# file its configuration names (render.edge_haproxy), so app hosts keep their checks'
+# verdicts across the reload. python3 because it is on every host Ansible manages (socat may
+# not be); exit 1 when HAProxy does not answer with a state (the script then removes it).
+SAVE_STATE = """import os, socket, sys
+sock = socket.socket(socket.AF_UNIX)
+sock.settimeout(5)
+sock.connect(sys.argv[1])
+sock.sendall(b"show servers state\\n")
+sock.shutdown(socket.SHUT_WR)
+data = b""
+while chunk := sock.recv(65536):
+    data += chunk
+if not data.startswith(b"1\\n"):
+    sys.exit(1)
+with open(sys.argv[2] + ".tmp", "wb") as out:
+    out.write(data)
+os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+"""
 
 
 def edge_push_script(
@@ -38,6 +61,8 @@ def edge_push_script(
     cfg = shlex.quote(config_file)
     new = shlex.quote(config_file + ".new")
     pid_file = shlex.quote(str(PurePosixPath(run_dir) / PID_FILE))
+    admin = shlex.quote(str(PurePosixPath(run_dir) / ADMIN_SOCKET))
+    state = shlex.quote(str(PurePosixPath(run_dir) / STATE_FILE))
     marker = shlex.quote(systemd_marker)
     return f"""set -e
 mkdir -p {shlex.quote(str(PurePosixPath(config_file).parent))} {shlex.quote(run_dir)}
@@ -45,17 +70,22 @@ cat > {new}
 haproxy -c -q -f {new}
 pid=""
 if [ -s {pid_file} ] && kill -0 "$(cat {pid_file})" 2>/dev/null; then pid="$(cat {pid_file})"; fi
+keep_state() {{
+  python3 -c {shlex.quote(SAVE_STATE)} {admin} {state} 2>/dev/null || rm -f {state}
+}}
 if [ -d {marker} ]; then
   if cmp -s {new} {cfg} && systemctl is-active --quiet haproxy; then
     rm -f {new}; echo unchanged; exit 0
   fi
   mv {new} {cfg}
+  if systemctl is-active --quiet haproxy; then keep_state; else rm -f {state}; fi
   systemctl reload-or-restart haproxy
   echo systemd
 else
   if cmp -s {new} {cfg} && [ -n "$pid" ]; then rm -f {new}; echo unchanged; exit 0; fi
   mv {new} {cfg}
-  if [ -n "$pid" ]; then haproxy -D -f {cfg} -sf "$pid"; else haproxy -D -f {cfg}; fi
+  if [ -n "$pid" ]; then keep_state; haproxy -D -f {cfg} -sf "$pid"
+  else rm -f {state}; haproxy -D -f {cfg}; fi
   echo direct
 fi
 """

@@ -318,7 +318,7 @@ class HAProxyRouter:
         old_worker = self._worker_pid()
         failed_before = self._failed_reloads()
         # Servers keep their operational state (a dead replica stays down) across the reload.
-        _write_atomic(self.state_file, self._show("show servers state"))
+        save_server_state(self.admin_socket, self.state_file, self.timeout)
         previous = self.config_file.read_text()
         candidate = self._candidate.read_text()
         os.replace(self._candidate, self.config_file)
@@ -398,20 +398,7 @@ class HAProxyRouter:
     # ---- runtime API -----------------------------------------------------------------------
 
     def _send(self, path: Path, command: str, timeout: float | None = None) -> str:
-        """One command on a CLI socket; HAProxy answers and closes (non-interactive mode)."""
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(timeout or self.timeout)
-                sock.connect(str(path))
-                sock.sendall(command.encode() + b"\n")
-                # The master CLI answers only once the client half-closes (as socat does).
-                sock.shutdown(socket.SHUT_WR)
-                chunks = []
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-        except OSError as e:
-            raise RouterError(f"HAProxy socket {path} ({command!r}): {e}") from e
-        return b"".join(chunks).decode(errors="replace")
+        return send(path, command, timeout or self.timeout)
 
     def _command(self, command: str, ok: frozenset[str] = _SILENT) -> None:
         _expect(command, self._send(self.admin_socket, command).strip(), ok)
@@ -536,6 +523,36 @@ class HAProxyRouter:
 def _expect(command: str, reply: str, ok: frozenset[str]) -> None:
     if reply not in ok:
         raise RouterError(f"HAProxy refused `{command}`: {reply}")
+
+
+def send(path: Path, command: str, timeout: float) -> str:
+    """One command on an HAProxy CLI socket; HAProxy answers and closes (non-interactive
+    mode)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            sock.sendall(command.encode() + b"\n")
+            # The master CLI answers only once the client half-closes (as socat does).
+            sock.shutdown(socket.SHUT_WR)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    except OSError as e:
+        raise RouterError(f"HAProxy socket {path} ({command!r}): {e}") from e
+    return b"".join(chunks).decode(errors="replace")
+
+
+def save_server_state(admin_socket: Path, state_file: Path, timeout: float) -> None:
+    """`show servers state` of the running HAProxy into `state_file`, which the configuration
+    names (`server-state-file`, `load-server-state-from-file global`), right before a
+    reload: the new worker's servers keep their checks' verdicts and counters. Without it
+    every server starts up but falls at its first failed check (`rise` health, whatever
+    `fall` says), and a dead one takes requests until then."""
+    reply = send(admin_socket, "show servers state", timeout)
+    if reply.startswith("Unknown command"):
+        raise RouterError(f"HAProxy refused `show servers state`: {reply.strip()}")
+    _write_atomic(state_file, reply)
 
 
 def frontends_only(config: RouterConfig) -> RouterConfig:

@@ -85,6 +85,13 @@ CHECKS = "inter 1000ms fastinter 50ms fall 2 rise 2 observe layer4 error-limit 1
 
 def test_render_sections() -> None:
     rendered = sections(render_edge(edge_config(STACK, HOSTS, stats_port=18099), Path("/run/e")))
+    assert rendered["global"] == [
+        "stats socket /run/e/admin.sock mode 600 level admin expose-fd listeners",
+        "pidfile /run/e/haproxy.pid",
+        # Dumped before each reload: app hosts keep their checks' verdicts across it.
+        "server-state-file /run/e/servers.state",
+        "hard-stop-after 30s",
+    ]
     assert rendered["defaults"] == [
         "mode http",
         "retries 3",
@@ -93,7 +100,8 @@ def test_render_sections() -> None:
         "timeout connect 1s",
         "timeout client 30s",
         "timeout server 30s",
-        "timeout check 1s",
+        "timeout check 3s",
+        "load-server-state-from-file global",
     ]
     assert rendered["frontend fe_web_8080"] == [
         "bind 0.0.0.0:8080",

@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,67 @@ def test_a_configuration_haproxy_refuses_is_not_installed(host: Host) -> None:
     assert code != 0
     assert host.cfg.read_text() == "edge v1"
     assert host.called() == [f"haproxy -c -q -f {host.cfg}.new"]
+
+
+STATE = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n3 be_web_80 1 h1 10.0.0.1 2\n"
+
+
+@pytest.fixture
+def admin(host: Host) -> Iterator[list[str]]:
+    """The running edge's admin socket (in a short directory: socket path limit, linked
+    from the host's run directory), answering `show servers state` with STATE; the commands
+    it got."""
+    import shutil
+    import tempfile
+
+    short = Path(tempfile.mkdtemp(prefix="cvs-", dir="/tmp"))
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(short / "a.sock"))
+    server.listen()
+    host.run_dir.mkdir(parents=True, exist_ok=True)
+    (host.run_dir / "admin.sock").symlink_to(short / "a.sock")
+    got: list[str] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                got.append(conn.makefile().readline().strip())
+                conn.sendall(STATE.encode())
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield got
+    server.close()
+    shutil.rmtree(short, ignore_errors=True)
+
+
+def test_a_takeover_keeps_the_running_edges_server_state(host: Host, admin: list[str]) -> None:
+    """The running edge's view of the app hosts is saved where the new file's
+    `server-state-file` points before the new HAProxy starts (render.edge_haproxy)."""
+    host.running()
+    assert host.push("edge v2") == (0, "direct")
+    assert admin == ["show servers state"]
+    assert (host.run_dir / "servers.state").read_text() == STATE
+
+
+def test_with_systemd_a_reload_keeps_the_server_state(host: Host, admin: list[str]) -> None:
+    host.marker.mkdir(parents=True)
+    assert host.push("edge v2", ACTIVE="0") == (0, "systemd")
+    assert (host.run_dir / "servers.state").read_text() == STATE
+
+
+def test_a_fresh_start_or_a_silent_edge_leaves_no_stale_server_state(host: Host) -> None:
+    """A state file from an older life is not loaded by a new edge: removed when none runs,
+    and when the running one does not answer."""
+    host.run_dir.mkdir(parents=True)
+    state = host.run_dir / "servers.state"
+    state.write_text(STATE)
+    assert host.push("edge v1") == (0, "direct")
+    assert not state.exists()
+    state.write_text(STATE)
+    host.running()  # its admin socket does not answer
+    assert host.push("edge v2") == (0, "direct")
+    assert not state.exists()

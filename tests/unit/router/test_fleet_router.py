@@ -199,3 +199,42 @@ def test_hosts_joining_and_leaving_get_and_lose_their_haproxy(tmp_path: Path) ->
     assert sorted(router.hosts) == ["h1", "h3"]
     assert router.hosts["h1"] is h1  # kept as it was
     assert router.hosts["h3"].host == h3
+
+
+class SlowEdge:
+    """The edge on this machine, whose checks take `after` looks to find an app host up."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.asked = after, []  # type: list[set[str]]
+
+    def running(self) -> bool:
+        return True
+
+    def serving(self, backends: set[str]) -> set[str]:
+        self.asked.append(set(backends))
+        return set(backends) if len(self.asked) > self.after else set()
+
+
+def test_a_server_put_in_rotation_returns_once_the_edge_serves_its_ports(
+    tmp_path: Path,
+) -> None:
+    """`up` configures the edge before any replica is routed, so the edge first marks every
+    app host down: adding a ready server (or making one ready) waits until the edge has an
+    app host up again for each port the service publishes; a drain does not wait."""
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web: {image: web, ports: ['8080:8000', '9090:9000'],"
+        " x-conveyor: {port: 8000}}\n  db: {image: db, ports: ['15432:5432']}\n"
+    )
+    router, calls = _router(tmp_path, {"h1": [], "h2": []})
+    router.stack = load_stack(tmp_path / "compose.yaml", environ={})
+    router.hosts = {h.name: None for h in FLEET.hosts}  # type: ignore[misc]
+    edge = SlowEdge(after=3)
+    router.local_edge = edge  # type: ignore[assignment]
+    server = ServerEntry(name="web-1-1", endpoint=Endpoint(host="10.0.0.1", port=20001))
+    router.add_server("web", server)
+    assert calls == [("h1", "web-1-1"), ("h2", "web-1-1")]
+    assert len(edge.asked) == 4  # not serving three times, then serving
+    assert edge.asked[-1] == {"be_web_8080", "be_web_9090"}  # web's ports only
+    edge.asked.clear()
+    router.add_server("web", server.model_copy(update={"state": "drain"}))
+    assert edge.asked == []
