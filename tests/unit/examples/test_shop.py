@@ -375,7 +375,8 @@ def thread_count(pid: int) -> int:
 def accepts(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # Reset: the listener closed with this connect still in its backlog (not accepting).
         return False
     return True
 
