@@ -346,9 +346,9 @@ class Controller:
             with self._deferrals_lock:
                 retry = self._deferrals.next_due()
             until = min(next_sync, next_heal, next_look, next_promote)
-            for due in (early, retry):
-                if due is not None:
-                    until = min(until, due)
+            for soonest in (early, retry):
+                if soonest is not None:
+                    until = min(until, soonest)
             self._stir.wait(max(0.0, until - time.monotonic()))
 
     def _look_at_routers(self) -> None:

@@ -25,7 +25,7 @@ _MOST_DOUBLINGS = 30  # 2**30 times `first` is past any `longest`: no float over
 def retry_delay(attempts: int, first: float = FIRST_RETRY, longest: float = LONGEST_RETRY) -> float:
     """Seconds to wait after the `attempts`-th refusal in a row of one commit (1: the first)."""
     doublings = min(max(attempts - 1, 0), _MOST_DOUBLINGS)
-    return min(longest, first * 2**doublings)
+    return min(longest, first * float(2**doublings))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from conveyor.errors import SpecError, SpecErrors
 from conveyor.model.fleet import FleetHost
 from conveyor.model.placement import Constraint, ServicePlacement
 from conveyor.model.stack import Service
-from conveyor.plan.placement import NoAppHostUp, PlacedReplica, PlacementError, place
+from conveyor.plan.placement import NoAppHostUp, PlacedReplica, place
 from conveyor.spec.compose import load_compose, load_stack
 
 # Three hosts written as "name key=value ...", in inventory order.
