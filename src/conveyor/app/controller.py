@@ -6,7 +6,9 @@ source; read `conveyor.yaml` at the head of its default branch; for each environ
 branch moved, check the commit out into the environment's own work tree, verify its signature
 (if the environment asks), run its `.gitlab-ci.yml` with the CI engine, and roll the compose
 app out as project `<name>-<environment>` with the environment's overrides. A failed pipeline
-or rollout leaves the previous release serving and is not retried until the branch moves.
+or rollout leaves the previous release serving and is not retried until the branch moves; a
+rollout a fleet refuses because no app host takes replicas (`NoAppHostUp`) is deferred
+instead, and tried again after a backoff or when a host is up again (gitops.deferrals).
 Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does),
 every `heal_interval` seconds, and at once (`gitops.wakeups`: a burst is one heal) for the
 environment a Docker event names (`runtime.docker_events`: a container of its project died,
