@@ -1,7 +1,9 @@
 """`conveyor aws render|plan|apply|diff`: the project's AWS infrastructure as a CloudFormation
 template, and its deployment through change sets (docs/aws.md).
 
-    inputs = aws_inputs(compose_files, conveyor_file, environ, cwd)   # settings + services
+    stack = AwsStack(compose_files, conveyor_file, environ, cwd)
+                                                  which stack, as the CLI's options name it
+    inputs = aws_inputs(stack)                    settings + services
     render_files(inputs, out_dir)                 template.json + parameters.json
     aws_plan(inputs, endpoint_url)                the change set's changes (nothing kept)
     aws_apply(inputs, endpoint_url, on_event)     executes a change set, waits, the outputs
@@ -57,27 +59,55 @@ class AwsInputs:
     parameters: Mapping[str, str] = field(default_factory=dict)
 
 
-def aws_inputs(
-    compose_files: Sequence[Path],
-    conveyor_file: Path,
-    environ: Mapping[str, str],
-    cwd: Path,
-    project_name: str | None = None,
-    region: str | None = None,
-    stack_name: str | None = None,
-) -> AwsInputs:
+@dataclass(frozen=True)
+class AwsStack:
+    """Which stack a command is about, as every `conveyor aws` command names it: the
+    project's compose files (the default stack name is the project's), conveyor.yaml's
+    `aws:` section, and `region` / `stack_name` over the section's."""
+
+    compose_files: Sequence[Path]
+    conveyor_file: Path  # relative to `cwd`, named so in errors
+    environ: Mapping[str, str]
+    cwd: Path
+    project_name: str | None = None
+    region: str | None = None
+    stack_name: str | None = None
+
+    def settings(self) -> AwsSettings:
+        """conveyor.yaml's `aws:` section, `region` over its own. Raises SpecError(s)."""
+        settings = load_aws_settings(self.cwd / self.conveyor_file, str(self.conveyor_file))
+        if self.region is None:
+            return settings
+        return settings.model_copy(update={"region": self.region})
+
+    def compose(self) -> Stack:
+        """The project's stack, read as the other commands read it. Raises SpecError(s),
+        NoComposeFile."""
+        files = find_compose_files(self.compose_files, self.environ, self.cwd)
+        return load_compose(files, self.project_name, self.environ, cwd=self.cwd).stack
+
+    def name(self, settings: AwsSettings, stack: Stack | None = None) -> str:
+        """The stack's name: `stack_name`, else aws.stack_name, else the default for the
+        project (the compose files are read only then, unless `stack` is given)."""
+        given = self.stack_name or settings.stack_name
+        return given or stack_name_of(settings, (stack or self.compose()).project)
+
+
+def stack_name_of(settings: AwsSettings, project: str) -> str:
+    """The stack `conveyor aws apply` makes for `project` (aws.stack_name over the default)."""
+    return settings.stack_name or f"conveyor-{project}"
+
+
+def aws_inputs(where: AwsStack) -> AwsInputs:
     """The settings (conveyor.yaml's `aws:`, `region`/`stack_name` over them) and the
     published services of the project's compose files. Raises SpecError(s), NoComposeFile,
     AwsError. The hosts' user data carries the shipped playbook and this project's host
     inventory (published ports, `checks:` for NRPE): each host runs the same roles as
     `conveyor provision`, locally."""
-    settings = load_aws_settings(cwd / conveyor_file, str(conveyor_file))
-    if region is not None:
-        settings = settings.model_copy(update={"region": region})
-    files = find_compose_files(compose_files, environ, cwd)
-    stack = load_compose(files, project_name, environ, cwd=cwd).stack
+    settings = where.settings()
+    stack = where.compose()
     services = aws_services(stack)
-    name = stack_name or settings.stack_name or f"conveyor-{stack.project}"
+    name = where.name(settings, stack)
     parameters = {
         p["ParameterKey"]: p["ParameterValue"] for p in json.loads(parameters_json(settings))
     }
@@ -85,7 +115,9 @@ def aws_inputs(
         settings=settings,
         services=services,
         stack_name=name,
-        template=template_json(settings, services, aws_fleet(settings, stack, cwd / conveyor_file)),
+        template=template_json(
+            settings, services, aws_fleet(settings, stack, where.cwd / where.conveyor_file)
+        ),
         parameters=parameters,
     )
 

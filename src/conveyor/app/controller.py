@@ -6,7 +6,9 @@ source; read `conveyor.yaml` at the head of its default branch; for each environ
 branch moved, check the commit out into the environment's own work tree, verify its signature
 (if the environment asks), run its `.gitlab-ci.yml` with the CI engine, and roll the compose
 app out as project `<name>-<environment>` with the environment's overrides. A failed pipeline
-or rollout leaves the previous release serving and is not retried until the branch moves.
+or rollout leaves the previous release serving and is not retried until the branch moves; a
+rollout a fleet refuses because no app host takes replicas (`NoAppHostUp`) is deferred
+instead, and tried again after a backoff or when a host is up again (gitops.deferrals).
 Between syncs it hosts each environment's reconciler (healing, as `conveyor agent` does),
 every `heal_interval` seconds, and at once (`gitops.wakeups`: a burst is one heal) for the
 environment a Docker event names (`runtime.docker_events`: a container of its project died,
@@ -101,6 +103,7 @@ from conveyor.errors import (
     SourceError,
     UnknownEnvironment,
 )
+from conveyor.gitops.deferrals import Deferrals
 from conveyor.gitops.drift import drift_event
 from conveyor.gitops.kube_releases import History, rollback_plan
 from conveyor.gitops.notify import Dispatcher, build_dispatcher
@@ -133,6 +136,7 @@ from conveyor.model.pins import Pin, pin_path
 from conveyor.model.release import Release
 from conveyor.model.stack import Stack
 from conveyor.observe.logs.collect import Collector
+from conveyor.plan.placement import NoAppHostUp
 from conveyor.runtime.docker_events import ContainerEvent, DockerEventWatcher
 from conveyor.spec.conveyor_file import FILE_NAME, parse_conveyor
 from conveyor.spec.overrides import apply_overrides
@@ -229,6 +233,9 @@ class Controller:
         self._wakeups = Wakeups()  # early heals asked for by Docker events, HAProxy changes
         self._wakeups_lock = threading.Lock()
         self._noticed: dict[str, str] = {}  # env -> how its heal running now was asked for
+        # Syncs refused for want of an app host, tried again soon (gitops.deferrals).
+        self._deferrals = Deferrals()
+        self._deferrals_lock = threading.Lock()
         self._marks: dict[str, RouterMark] = {}  # env -> its HAProxy as its last heal began
         # The watcher's wake: it looks for a newer commit while the worker runs a pipeline.
         self._look = threading.Event()
@@ -311,7 +318,9 @@ class Controller:
         next_sync = next_heal = next_look = next_promote = 0.0
         while not stopping.is_set():
             self._stir.clear()  # what stirs it from here on is looked at in this round
-            if self._wake.is_set() or time.monotonic() >= next_sync:
+            with self._deferrals_lock:
+                retrying = self._deferrals.take_due(time.monotonic())
+            if retrying or self._wake.is_set() or time.monotonic() >= next_sync:
                 self._wake.clear()  # a wake during the pass makes another pass
                 self._guarded(self.sync_all)
                 next_sync = time.monotonic() + self._poll_interval()
@@ -336,9 +345,12 @@ class Controller:
                 next_promote = time.monotonic() + PROMOTE_INTERVAL
             with self._wakeups_lock:
                 early = self._wakeups.next_due()
+            with self._deferrals_lock:
+                retry = self._deferrals.next_due()
             until = min(next_sync, next_heal, next_look, next_promote)
-            if early is not None:
-                until = min(until, early)
+            for soonest in (early, retry):
+                if soonest is not None:
+                    until = min(until, soonest)
             self._stir.wait(max(0.0, until - time.monotonic()))
 
     def _look_at_routers(self) -> None:
@@ -478,6 +490,8 @@ class Controller:
         if progress.desired != desired:
             progress = self._update(env, desired=desired)
         if decide(spec, progress, desired) != "sync":
+            with self._deferrals_lock:
+                self._deferrals.drop(env)  # nothing (more) to bring in
             return
         assert desired is not None
         short = desired[:12]
@@ -485,7 +499,12 @@ class Controller:
         self._update(env, syncing=desired)
         try:
             reason = self._bring_in(spec, desired)
+        except NoAppHostUp as e:  # the hosts' state, not the commit's fault: try again soon
+            self._defer(env, desired, str(e))
+            return
         except Superseded as e:  # latest commit wins: neither deployed nor failed
+            with self._deferrals_lock:
+                self._deferrals.drop(env)
             self._update(env, syncing=None)
             self._emit(
                 "sync.skipped",
@@ -499,8 +518,28 @@ class Controller:
             reason = str(e)
         self._synced(env, desired, reason)
 
+    def _defer(self, env: str, desired: str, reason: str) -> None:
+        """Bringing in `desired` was refused because no app host of the fleet takes replicas
+        now: not failed (that would keep the commit out until the branch moves) but tried
+        again after a backoff (gitops.deferrals), or as soon as a host is up again."""
+        with self._deferrals_lock:
+            deferral = self._deferrals.defer(env, desired, time.monotonic())
+        self._update(env, syncing=None)
+        retry_in = f"{deferral.delay:g}"
+        self._emit(
+            "sync.deferred",
+            f"{env}: sync of {desired[:12]} deferred: {reason}; retrying in {retry_in}s "
+            f"(or when a host is up again)",
+            "warning",
+            environment=env,
+            commit=desired,
+            data={"attempt": str(deferral.attempts), "retry_in": retry_in},
+        )
+
     def _synced(self, env: str, desired: str, reason: str) -> None:
         """Record how bringing in `desired` ended: failed for `reason`, or serving."""
+        with self._deferrals_lock:
+            self._deferrals.drop(env)
         short = desired[:12]
         if reason:
             self._update(env, failed=desired, reason=reason, syncing=None)
@@ -1204,6 +1243,12 @@ class Controller:
     def _collect(self, event: Event) -> None:
         if not event.durable:
             return
+        if event.kind == "host.changed" and event.data.get("after") == "up":
+            # A fleet host takes replicas again: a sync deferred for want of one goes now.
+            with self._deferrals_lock:
+                hurried = self._deferrals.hurry(time.monotonic())
+            if hurried:
+                self._stir.set()
         if event.kind == "heal.succeeded":  # told once, as the drift it corrected
             env = event.subject.environment
             event = drift_event(event, self._noticed.get(env, "") if env else "")

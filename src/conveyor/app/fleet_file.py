@@ -33,7 +33,8 @@ _READ: dict[Path, _Read] = {}
 _LOCK = threading.Lock()
 
 
-def _stamp(path: Path) -> Stamp:
+def file_stamp(path: Path) -> Stamp:
+    """`path`'s version as far as a reader can tell cheaply: (mtime in ns, size)."""
     try:
         st = path.stat()
     except OSError:
@@ -45,13 +46,13 @@ def read_fleet(path: Path, name: str) -> Fleet:
     """The fleet conveyor.yaml at `path` names (`name`: the file as errors call it), resolved
     through Ansible when it names an inventory; empty when the file is absent. Raises
     SpecError(s) naming the file (nothing is kept then)."""
-    stamp = _stamp(path)
+    stamp = file_stamp(path)
     with _LOCK:
         known = _READ.get(path)
     if (
         known is not None
         and known.stamp == stamp
-        and (known.inventory is None or _stamp(known.inventory) == known.inventory_stamp)
+        and (known.inventory is None or file_stamp(known.inventory) == known.inventory_stamp)
     ):
         return known.fleet
     written = load_fleet_file(path, name).fleet
@@ -59,7 +60,7 @@ def read_fleet(path: Path, name: str) -> Fleet:
         Path(written.inventory_file) if written.inventory_file and not written.hosts else None
     )
     # The inventory's stamp before it is read: a change while Ansible reads it is seen next time.
-    inventory_stamp = _stamp(inventory) if inventory is not None else None
+    inventory_stamp = file_stamp(inventory) if inventory is not None else None
     fleet = resolve_fleet(written)
     with _LOCK:
         _READ[path] = _Read(stamp, inventory, inventory_stamp, fleet)

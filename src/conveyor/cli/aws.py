@@ -9,14 +9,26 @@ conveyor aws hosts [--json]         the stack's instances: what `hosts_from: aws
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from conveyor.app.aws import AwsInputs, aws_apply, aws_diff, aws_inputs, aws_plan, render_files
+from conveyor.app.aws import (
+    AwsInputs,
+    AwsStack,
+    aws_apply,
+    aws_diff,
+    aws_inputs,
+    aws_plan,
+    render_files,
+)
 from conveyor.app.aws_hosts import aws_hosts
 from conveyor.cli.options import FileOpt, ProjectOpt
 from conveyor.cli.output import console, esc, print_json
@@ -50,38 +62,79 @@ EndpointOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _inputs(
-    file: list[Path] | None,
-    project_name: str | None,
-    conveyor_file: Path,
-    region: str | None,
-    stack_name: str | None,
-) -> AwsInputs:
-    return aws_inputs(
-        file or [],
-        conveyor_file,
-        dict(os.environ),
-        Path.cwd(),
-        project_name=project_name,
-        region=region,
-        stack_name=stack_name,
-    )
+@dataclass(frozen=True)
+class Stack:
+    """Which stack a command is about: the options every `aws` command takes."""
+
+    file: list[Path] | None
+    project_name: str | None
+    conveyor_file: Path
+    region: str | None
+    stack_name: str | None
+    endpoint_url: str | None = None
+
+    def where(self) -> AwsStack:
+        return AwsStack(
+            self.file or [],
+            self.conveyor_file,
+            dict(os.environ),
+            Path.cwd(),
+            project_name=self.project_name,
+            region=self.region,
+            stack_name=self.stack_name,
+        )
+
+    def inputs(self) -> AwsInputs:
+        return aws_inputs(self.where())
+
+
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+# The options of `Stack`, as typer reads them from a command's signature.
+_STACK_OPTIONS = (
+    inspect.Parameter("file", _KEYWORD, annotation=FileOpt, default=None),
+    inspect.Parameter("project_name", _KEYWORD, annotation=ProjectOpt, default=None),
+    inspect.Parameter(
+        "conveyor_file", _KEYWORD, annotation=ConveyorFileOpt, default=Path("conveyor.yaml")
+    ),
+    inspect.Parameter("region", _KEYWORD, annotation=RegionOpt, default=None),
+    inspect.Parameter("stack_name", _KEYWORD, annotation=StackOpt, default=None),
+)
+_ENDPOINT_OPTION = inspect.Parameter("endpoint_url", _KEYWORD, annotation=EndpointOpt, default=None)
+
+
+def _on_stack(*, endpoint: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command `command(stack: Stack, ...)` given the stack options (and --endpoint-url
+    unless `endpoint` is False) as one `Stack`: declared once here, added to the signature
+    typer reads, so each command lists only its own options."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p.replace(kind=_KEYWORD) for p in signature.parameters.values() if p.name != "stack"]
+        shared = (*_STACK_OPTIONS, _ENDPOINT_OPTION) if endpoint else _STACK_OPTIONS
+        names = {f.name for f in fields(Stack)}
+
+        @functools.wraps(command)
+        def run(**given: Any) -> None:
+            stack = Stack(**{k: v for k, v in given.items() if k in names})
+            command(stack, **{k: v for k, v in given.items() if k not in names})
+
+        run.__signature__ = inspect.Signature([*shared, *own])  # type: ignore[attr-defined]
+        return run
+
+    return decorate
 
 
 @app.command()
+@_on_stack(endpoint=False)
 def render(
+    stack: Stack,
     out: Annotated[Path, typer.Option("--out", help="Directory to write into.")] = Path(
         "cloudformation"
     ),
-    file: FileOpt = None,
-    project_name: ProjectOpt = None,
-    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
-    region: RegionOpt = None,
-    stack_name: StackOpt = None,
 ) -> None:
     """Write the CloudFormation template (and its parameters) from conveyor.yaml's `aws:`
     section and the compose file's published services."""
-    inputs = _inputs(file, project_name, conveyor_file, region, stack_name)
+    inputs = stack.inputs()
     files = render_files(inputs, out)
     served = ", ".join(f"{s.name}:{s.port}" for s in inputs.services) or "none"
     console.print(
@@ -112,19 +165,11 @@ def _changes_table(plan: ChangeSetPlan) -> Table:
 
 
 @app.command()
-def plan(
-    file: FileOpt = None,
-    project_name: ProjectOpt = None,
-    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
-    region: RegionOpt = None,
-    stack_name: StackOpt = None,
-    endpoint_url: EndpointOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@_on_stack()
+def plan(stack: Stack, as_json: JsonOpt = False) -> None:
     """What `apply` would change: CloudFormation's change set of the rendered template
     (create or update). The change set is deleted again: nothing changes."""
-    inputs = _inputs(file, project_name, conveyor_file, region, stack_name)
-    result = aws_plan(inputs, endpoint_url)
+    result = aws_plan(stack.inputs(), stack.endpoint_url)
     if as_json:
         print_json(result.model_dump(mode="json", exclude={"change_set"}))
         return
@@ -144,18 +189,12 @@ def _progress(event: StackEvent) -> None:
 
 
 @app.command()
-def apply(
-    file: FileOpt = None,
-    project_name: ProjectOpt = None,
-    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
-    region: RegionOpt = None,
-    stack_name: StackOpt = None,
-    endpoint_url: EndpointOpt = None,
-) -> None:
+@_on_stack()
+def apply(stack: Stack) -> None:
     """Create or update the stack through a change set, print progress until it settles,
     then its outputs. A rollback ends with the failed resources and AWS's reasons."""
-    inputs = _inputs(file, project_name, conveyor_file, region, stack_name)
-    result = aws_apply(inputs, endpoint_url, on_event=_progress)
+    inputs = stack.inputs()
+    result = aws_apply(inputs, stack.endpoint_url, on_event=_progress)
     if not result.executed:
         console.print(f"{esc(inputs.stack_name)}: no changes", highlight=False)
     else:
@@ -166,19 +205,12 @@ def apply(
 
 
 @app.command()
-def diff(
-    file: FileOpt = None,
-    project_name: ProjectOpt = None,
-    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
-    region: RegionOpt = None,
-    stack_name: StackOpt = None,
-    endpoint_url: EndpointOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@_on_stack()
+def diff(stack: Stack, as_json: JsonOpt = False) -> None:
     """The deployed stack's template against the rendered one, resource by resource (exit
     code 1 when they differ)."""
-    inputs = _inputs(file, project_name, conveyor_file, region, stack_name)
-    diffs = aws_diff(inputs, endpoint_url)
+    inputs = stack.inputs()
+    diffs = aws_diff(inputs, stack.endpoint_url)
     if as_json:
         print_json([d.model_dump(mode="json") for d in diffs])
     else:
@@ -198,27 +230,11 @@ def diff(
 
 
 @app.command()
-def hosts(
-    file: FileOpt = None,
-    project_name: ProjectOpt = None,
-    conveyor_file: ConveyorFileOpt = Path("conveyor.yaml"),
-    region: RegionOpt = None,
-    stack_name: StackOpt = None,
-    endpoint_url: EndpointOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@_on_stack()
+def hosts(stack: Stack, as_json: JsonOpt = False) -> None:
     """The instances of the stack's Auto Scaling group: what the fleet is with `hosts_from:
     aws` in conveyor.yaml (instance, zone, address, state), and why an instance is not in it."""
-    found = aws_hosts(
-        file or [],
-        conveyor_file,
-        dict(os.environ),
-        Path.cwd(),
-        project_name=project_name,
-        region=region,
-        stack_name=stack_name,
-        endpoint_url=endpoint_url,
-    )
+    found = aws_hosts(stack.where(), stack.endpoint_url)
     if as_json:
         print_json(
             {

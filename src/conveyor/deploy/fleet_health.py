@@ -147,6 +147,12 @@ class FleetHealth:
         # a connection reset) is asked once more before the host counts as silent: otherwise
         # a fresh controller under load could find every host suspect at its first look and
         # place nothing. A ping that timed out is not repeated (a lost host costs one wait).
+        # Kept here rather than in the tunnel's readiness (host.ssh_tunnel: the local socket
+        # accepts): that readiness serves every forwarded socket (engines, HAProxy admin
+        # sockets) and cannot tell an open channel from a pending one without speaking the
+        # far end's protocol (the engine sends nothing first), which host/ does not; and the
+        # second ask also covers a refusal on a tunnel that was up long before (a reset).
+        # A refused sync that still happens is retried by the server (gitops.deferrals).
         if time.monotonic() - started < FAST_FAILURE:
             time.sleep(RETRY_PAUSE)
             if engine.ping():

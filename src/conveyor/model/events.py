@@ -79,6 +79,9 @@ EventKind = Literal[
     # {"superseded_by", "pipeline", "action"} (what auto-cancel did with the pipeline).
     "sync.superseded",
     "sync.skipped",  # that commit was not deployed (superseded); data: {"superseded_by"}
+    # No app host of the fleet took replicas: tried again later (gitops.deferrals); data:
+    # {"attempt", "retry_in"} (seconds)
+    "sync.deferred",
     "environment.suspended",
     "environment.resumed",
     "drift.corrected",  # data: {"services": [...], "what": "..."}

@@ -24,7 +24,7 @@ from conveyor.model.placement import ServicePlacement
 from conveyor.model.release import Observed
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan, Step
-from conveyor.plan.placement import PlacedReplica, PlacementError, place
+from conveyor.plan.placement import NoAppHostUp, PlacedReplica, PlacementError, place
 from conveyor.plan.service_steps import GlobalHosts
 
 # Steps after which a replica no longer runs.
@@ -128,6 +128,8 @@ def global_hosts(
 def _least_loaded(service: Service, hosts: Sequence[FleetHost], counts: Counter[str]) -> str:
     rules = service.placement or ServicePlacement()
     allowed = [h.name for h in hosts if rules.allows(h)]
+    if not hosts:
+        raise NoAppHostUp(f"service {service.name}: no app host is up to run it")
     if not allowed:
         raise PlacementError(f"service {service.name}: no app host that is up can run it")
     order = {name: i for i, name in enumerate(allowed)}

@@ -35,6 +35,13 @@ class PlacementError(ConveyorError):
     """No app host can take a replica (none is up); constraint problems are SpecErrors."""
 
 
+class NoAppHostUp(PlacementError):
+    """No app host takes new replicas now: each is down, or suspect (it missed a probe and
+    only keeps its replicas). A state of the hosts, not of the files: the same placement may
+    succeed once a host answers again (the GitOps server retries such a sync,
+    gitops.deferrals)."""
+
+
 class PlacedReplica(Frozen):
     """A replica that runs (or is to keep running) on a host."""
 
@@ -217,7 +224,7 @@ def _check_feasible(
     how many replicas the allowed ones can run."""
     if not hosts:
         if wanted or rules.mode == "global":
-            raise PlacementError(f"service {name}: no app host is up to run its replicas")
+            raise NoAppHostUp(f"service {name}: no app host is up to run its replicas")
         return
     where = f"services.{name}.deploy.placement"
     allowed_any = [host for host in hosts if rules.allows(host)]
@@ -233,7 +240,7 @@ def _check_feasible(
         )
     if not allowed and capacity < wanted:
         held = ", ".join(host.name for host in hosts)
-        raise PlacementError(
+        raise NoAppHostUp(
             f"service {name}: no app host can take a new replica (hosts that only hold "
             f"theirs: {held})"
         )

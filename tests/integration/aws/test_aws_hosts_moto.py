@@ -13,7 +13,7 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from conveyor.app.aws import aws_apply, aws_inputs
+from conveyor.app.aws import AwsStack, aws_apply, aws_inputs
 from conveyor.app.aws_hosts import aws_fleet_source
 from conveyor.app.project import Project
 from conveyor.cli.main import app
@@ -70,7 +70,7 @@ def test_the_groups_running_instances_are_the_fleet(
         project.fleet()
 
     # the stack as `conveyor aws apply` makes it (polled faster than the command does)
-    inputs = aws_inputs([], Path("conveyor.yaml"), {}, tmp_path)
+    inputs = aws_inputs(AwsStack([], Path("conveyor.yaml"), {}, tmp_path))
     applied = aws_apply(inputs, aws_env.url, connect=lambda r, e: CloudFormation.connect(r, e, 0.2))
     assert applied.state.status == "CREATE_COMPLETE"
 

@@ -13,7 +13,7 @@ from conveyor.errors import SpecError, SpecErrors
 from conveyor.model.fleet import FleetHost
 from conveyor.model.placement import Constraint, ServicePlacement
 from conveyor.model.stack import Service
-from conveyor.plan.placement import PlacedReplica, PlacementError, place
+from conveyor.plan.placement import NoAppHostUp, PlacedReplica, place
 from conveyor.spec.compose import load_compose, load_stack
 
 # Three hosts written as "name key=value ...", in inventory order.
@@ -229,7 +229,8 @@ def test_a_constraint_no_host_meets_names_its_line(tmp_path: Path) -> None:
 
 
 def test_no_host_up() -> None:
-    with pytest.raises(PlacementError, match="no app host is up"):
+    # NoAppHostUp: the hosts' state, which the GitOps server waits out (gitops.deferrals)
+    with pytest.raises(NoAppHostUp, match="no app host is up"):
         place({"web": Service(name="web", replicas=1)}, [])
 
 
@@ -421,5 +422,5 @@ def test_global_on_a_host_that_only_holds(tmp_path: Path) -> None:
 
 def test_no_host_takes_new_replicas() -> None:
     (h2,) = _hosts("h2")
-    with pytest.raises(PlacementError, match="no app host can take a new replica"):
+    with pytest.raises(NoAppHostUp, match="no app host can take a new replica"):
         place({"web": Service(name="web", replicas=2)}, [], _current("web-1@h2"), holding=[h2])
