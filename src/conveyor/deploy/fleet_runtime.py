@@ -49,7 +49,7 @@ from conveyor.model.release import (
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan
 from conveyor.plan.fleet_assign import assign_hosts, global_hosts
-from conveyor.plan.fleet_files import host_binds, named_volumes, volume_pins
+from conveyor.plan.fleet_files import host_binds, named_volumes, volume_pins, volumes_by_key
 from conveyor.plan.fleet_routes import check_publishable
 from conveyor.plan.network import SubnetPool, namespace_name
 from conveyor.plan.routes import Namespace
@@ -146,21 +146,13 @@ class FleetRuntime:
                 known[host.name] = self.engines.engine(host.name).project_volumes(project)
         known = {h: v for h, v in known.items() if h in inventory}
         self._save_volume_hosts(known)
-        prefix = volume_name(project, "")
-        where: dict[str, list[str]] = {}
-        for holder, names in sorted(known.items()):
-            for docker_name in names:
-                if docker_name.startswith(prefix):
-                    where.setdefault(docker_name[len(prefix) :], []).append(holder)
-        return where
+        return volumes_by_key(known, project, inventory)
 
     def _load_volume_hosts(self) -> dict[str, list[str]]:
         with self._lock:
             known = {h: list(v) for h, v in self._volume_hosts.items()}
-        if not known and self.volumes_file is not None and self.volumes_file.exists():
-            with contextlib.suppress(ValueError, OSError):
-                raw = json.loads(self.volumes_file.read_text(encoding="utf-8"))
-                known = {str(h): [str(v) for v in vs] for h, vs in raw.items()}
+        if not known and self.volumes_file is not None:
+            known = read_volume_hosts(self.volumes_file)
         return known
 
     def _save_volume_hosts(self, known: dict[str, list[str]]) -> None:
@@ -527,6 +519,16 @@ class FleetRuntime:
 
     def close(self) -> None:
         self.engines.close()
+
+
+def read_volume_hosts(path: Path) -> dict[str, list[str]]:
+    """Host -> the Docker names of the volumes it held when last listed, as remembered in
+    `path` (`fleet-volumes.json` in the project's state directory); empty when there is no
+    such file, or it cannot be read."""
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {str(h): [str(v) for v in vs] for h, vs in raw.items()}
+    return {}
 
 
 def _as_they_arrive(
