@@ -165,10 +165,13 @@ def backup_target(
 
 
 def _fleet_backups(project: Project, paths: ProjectPaths) -> FleetBackups | None:
-    """On a fleet (conveyor.yaml names app hosts), the hosts' engines through the tunnels
-    the deploy uses (nothing is started before a backup needs a host); else None."""
+    """On a fleet (conveyor.yaml names app hosts, or learns them from AWS), the hosts'
+    engines through the tunnels the deploy uses (nothing is started, and AWS is not asked,
+    before a backup needs a host); else None."""
+    from conveyor.deploy.fleet_source import StaticFleet
+
     source = project.fleet_source()
-    if not source.current().with_role("app"):
+    if isinstance(source, StaticFleet) and not source.current().with_role("app"):
         return None
     from conveyor.deploy.fleet_backup import FleetBackups
     from conveyor.deploy.fleet_engines import FleetEngines
