@@ -85,6 +85,7 @@ class FleetRuntime:
         self._address_of: dict[str, str] = {}  # address container id -> its service
         self._project: str | None = None  # the project whose addresses were last seen
         self._lock = threading.Lock()
+        self._remembering = threading.Lock()  # fleet-volumes.json's read-modify-write in `run`
 
     # ---- placement -------------------------------------------------------------------------
 
@@ -154,6 +155,18 @@ class FleetRuntime:
         if not known and self.volumes_file is not None:
             known = read_volume_hosts(self.volumes_file)
         return known
+
+    def _remember_volumes(self, host: str, docker_names: list[str]) -> None:
+        """`host` holds these volumes now (made there, or there already): remembered at once,
+        not only at the next plan, so that a host lost right after its service's first start
+        still holds the service (and names the host to a backup, deploy.fleet_backup)."""
+        with self._remembering:  # two replicas starting at once: neither update is lost
+            known = self._load_volume_hosts()
+            have = known.setdefault(host, [])
+            new = [n for n in docker_names if n not in have]
+            if new:
+                known[host] = sorted([*have, *new])
+                self._save_volume_hosts(known)
 
     def _save_volume_hosts(self, known: dict[str, list[str]]) -> None:
         with self._lock:
@@ -262,11 +275,16 @@ class FleetRuntime:
         engine = self.engines.engine(name)
         if engine.local_image(req.image_id) is None:
             self.local.copy_image_to(req.image_id, engine)
+        made: list[str] = []
         for docker_name in sorted(set(req.volume_names.values())):
             with self._lock:
                 args = self._volume_args.get(docker_name)
             if args is not None:
                 engine.ensure_volume(*args)
+                if not args[2]:  # the project's own (an external one does not pin)
+                    made.append(docker_name)
+        if made:
+            self._remember_volumes(name, made)
         if req.secret_files or req.files:
             req = self.files.ship(host, req, engine.mount_sources(req.project), warn)
         if req.service.networking == "host":

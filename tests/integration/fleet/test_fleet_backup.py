@@ -1,6 +1,7 @@
 """`conveyor backup` on a fleet (docs/backups.md, "On a fleet"): a service's named volume on
 a test host that is not this machine is backed up from that host's engine (through its SSH
-tunnel) to moto's S3 on 127.0.0.1, its data destroyed, restored there, and read back the same.
+tunnel) to moto's S3 on 127.0.0.1, its data destroyed, restored there, and read back the same;
+with that host's engine killed, a backup fails naming the host.
 
 The service's image is named in the compose file by a name no host has (the fleet copies
 images by id), so the volume's helper runs from the image of the service's own container on
@@ -113,3 +114,16 @@ def test_a_volume_on_another_host_is_backed_up_and_restored_there(
             ("backup.created", host.name),
             ("restore.succeeded", host.name),
         ]
+
+        # The volume's host down (its engine killed; the others answer): an error naming it,
+        # from what the start remembered, not a backup of another host's (absent) volume.
+        host.kill_dockerd()
+        try:
+            again = backup_target(d.project(), None, Path("conveyor.yaml"), settings=settings)
+            [failed] = create(again, ["files"])
+        finally:
+            host.start_dockerd()
+        assert not failed.ok
+        assert failed.message.startswith(
+            f"volume files of service files is on host {host.name}, which is down"
+        ), failed.message
