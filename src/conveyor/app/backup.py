@@ -152,7 +152,6 @@ def backup_target(
     home = project.environ.get("CONVEYOR_STATE_HOME")
     paths = ProjectPaths(project.compose_file, name, Path(home) if home else None)
     return BackupTarget(
-        fleet=_fleet_backups(project, paths),
         stack=stack,
         project=name,
         environment=env or stack.project,
@@ -161,6 +160,7 @@ def backup_target(
         state_dir=paths.state_dir,
         actor=project.actor,
         paths=paths,
+        fleet=_fleet_backups(project, paths),
     )
 
 
