@@ -20,6 +20,7 @@ else copied from this machine's engine.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,15 +36,25 @@ from conveyor.runtime.docker_engine import DockerEngine
 _Answer = tuple[list[str], set[str]] | str
 
 
+def _connect(url: str) -> DockerBackup:
+    return DockerBackup(base_url=url)
+
+
 class FleetBackups:
     def __init__(
-        self, engines: FleetEngines, local: DockerEngine, volumes_file: Path | None = None
+        self,
+        engines: FleetEngines,
+        local: DockerEngine,
+        volumes_file: Path | None = None,
+        connect: Callable[[str], DockerBackup] = _connect,
     ) -> None:
         """`local`: this machine's engine (where images are built or pulled, copied from);
-        `volumes_file`: the deploy's `fleet-volumes.json` (volumes remembered per host)."""
+        `volumes_file`: the deploy's `fleet-volumes.json` (volumes remembered per host);
+        `connect`: a backup runtime on an engine's URL (a seam for the tests)."""
         self.engines = engines
         self.local = local
         self.volumes_file = volumes_file
+        self._connect = connect
         self._seen: dict[str, list[HostSeen]] = {}  # project -> its hosts, looked at once
         self._runtimes: dict[str, DockerBackup] = {}
         self._lock = threading.Lock()
@@ -95,7 +106,7 @@ class FleetBackups:
         with self._lock:
             runtime = self._runtimes.get(host)
             if runtime is None:
-                runtime = self._runtimes[host] = DockerBackup(base_url=url)
+                runtime = self._runtimes[host] = self._connect(url)
         if image is not None:
             self._image_on(host, runtime, project, service, image)
         return runtime

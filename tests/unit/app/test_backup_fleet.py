@@ -141,3 +141,62 @@ def test_the_scheduler_s_targets_resolve_hosts_on_a_fleet_only(tmp_path: Path) -
     assert [h.name for h in fleet.fleet.engines.fleet.hosts] == ["h1"]
     one = environment_target(_project(tmp_path / "b", False), "production", settings, {})
     assert one.fleet is None
+
+
+class Runtime:
+    """A backup runtime on a host: which image it finds there, and what it was told to use."""
+
+    def __init__(self, here: str | None) -> None:
+        self.here = here
+        self.used: dict[str, str] = {}
+
+    def image_here(self, ref: str, project: str, service: str) -> str | None:
+        return self.here
+
+    def use_image(self, ref: str, image: str) -> None:
+        self.used[ref] = image
+
+
+class Local:
+    def __init__(self, image: str | None) -> None:
+        self.image = image
+        self.copied: list[tuple[str, Any]] = []
+
+    def local_image(self, ref: str) -> str | None:
+        return self.image
+
+    def copy_image_to(self, image_id: str, other: Any) -> None:
+        self.copied.append((image_id, other))
+
+
+class Tunnels(Engines):
+    def tunnel_up(self, name: str) -> str:
+        return f"unix:///run/{name}.sock"
+
+
+@pytest.mark.parametrize(
+    ("here", "local", "used", "copied"),
+    [
+        ("shop/files:1", None, {}, False),  # the host has it by name
+        ("sha256:replica", None, {"shop/files:1": "sha256:replica"}, False),  # its container's
+        (None, "sha256:local", {"shop/files:1": "sha256:local"}, True),  # copied from here
+    ],
+)
+def test_the_helper_s_image_is_made_sure_of_on_the_host(
+    here: str | None, local: str | None, used: dict[str, str], copied: bool
+) -> None:
+    runtime, machine, engines = Runtime(here), Local(local), Tunnels()
+    backups = FleetBackups(
+        cast(Any, engines), cast(Any, machine), None, lambda url: cast(Any, runtime)
+    )
+    assert backups.runtime("h1", "shop", "files", "shop/files:1") is cast(Any, runtime)
+    assert runtime.used == used
+    assert machine.copied == ([("sha256:local", engines.engines["h1"])] if copied else [])
+
+
+def test_an_image_nowhere_is_an_error_naming_the_host_and_the_image() -> None:
+    backups = FleetBackups(
+        cast(Any, Tunnels()), cast(Any, Local(None)), None, lambda url: cast(Any, Runtime(None))
+    )
+    with pytest.raises(BackupError, match="image shop/files:1 is neither on host h1 nor on this"):
+        backups.runtime("h1", "shop", "files", "shop/files:1")
