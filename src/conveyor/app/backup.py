@@ -8,7 +8,9 @@
 
 Every backup and restore is an event of the environment's timeline (backup.created,
 backup.failed, restore.succeeded…), so the dashboard and notifications see them. The
-backups run on this host's Docker Engine; the bucket is any S3-compatible store.
+backups run on this host's Docker Engine, or on a fleet (conveyor.yaml names app hosts) on
+the engine of the host holding each service's volumes (deploy.fleet_backup; the manifest
+and the events name that host); the bucket is any S3-compatible store.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.app.project import Project
 from conveyor.deploy.project import ProjectPaths, project_lock
@@ -41,6 +44,7 @@ from conveyor.plan.backup import (
     plan_backups,
     service_prefix,
 )
+from conveyor.plan.fleet_files import named_volumes
 from conveyor.provision.backup.copy import (
     BackupJob,
     create_backup,
@@ -54,6 +58,9 @@ from conveyor.provision.backup.stream import default_compression, read_key
 from conveyor.spec.backups import load_backups_settings
 from conveyor.store.db import Store
 from conveyor.store.timeline import Subscriber, Timeline
+
+if TYPE_CHECKING:
+    from conveyor.deploy.fleet_backup import FleetBackups
 
 Progress = Callable[[str], None]
 
@@ -81,6 +88,8 @@ class BackupTarget:
     subscribers: list[Subscriber] = field(default_factory=list)  # events also go to these
     runtime: BackupRuntime | None = None
     bucket: BackupBucket | None = None
+    # A fleet: each service's backup runs on the host holding its volumes (None: this host).
+    fleet: FleetBackups | None = None
     _key: bytes | None = field(default=None, repr=False)
 
     def key(self) -> bytes:
@@ -99,6 +108,22 @@ class BackupTarget:
 
             self.runtime = DockerBackup()
         return self.runtime
+
+    def runtime_for(self, service: str, image: str | None) -> tuple[BackupRuntime, str | None]:
+        """The engine `service`'s backup or restore drives, and its fleet host (None: this
+        host's engine). `image`: helpers of it run there (a volume's copy), so the host gets
+        it. Raises BackupError when the host holding its volumes is down (naming it)."""
+        if self.fleet is None:
+            return self.docker(), None
+        svc = self.stack.services.get(service)
+        volumes = named_volumes(svc, self.stack) if svc is not None else ()
+        host = self.fleet.host_of(self.project, service, volumes)
+        return self.fleet.runtime(host, self.project, service, image), host
+
+    def close(self) -> None:
+        """Close the fleet's engine clients (the SSH tunnels stay, as after `conveyor up`)."""
+        if self.fleet is not None:
+            self.fleet.close()
 
     @property
     def compression(self) -> Compression:
@@ -135,7 +160,29 @@ def backup_target(
         state_dir=paths.state_dir,
         actor=project.actor,
         paths=paths,
+        fleet=_fleet_backups(project, paths),
     )
+
+
+def _fleet_backups(project: Project, paths: ProjectPaths) -> FleetBackups | None:
+    """On a fleet (conveyor.yaml names app hosts, or learns them from AWS), the hosts'
+    engines through the tunnels the deploy uses (nothing is started, and AWS is not asked,
+    before a backup needs a host); else None."""
+    from conveyor.deploy.fleet_source import StaticFleet
+
+    source = project.fleet_source()
+    if isinstance(source, StaticFleet) and not source.current().with_role("app"):
+        return None
+    from conveyor.deploy.fleet_backup import FleetBackups
+    from conveyor.deploy.fleet_engines import FleetEngines
+    from conveyor.runtime.docker_engine import DockerEngine
+
+    engines = FleetEngines(source, paths.run_dir / "fleet")
+    return FleetBackups(engines, DockerEngine(), paths.state_dir / "fleet-volumes.json")
+
+
+def _on(host: str | None) -> str:
+    return f" on {host}" if host else ""
 
 
 @contextlib.contextmanager
@@ -184,28 +231,34 @@ def create(
     try:
         for item in items:
             backup_id = new_backup_id(time.time() if now is None else now, os.urandom(3).hex())
-            job = BackupJob(
-                item=item,
-                project=target.project,
-                environment=target.environment,
-                prefix=target.settings.destination.prefix,
-                id=backup_id,
-                key=key,
-                compression=target.compression,
-                release=release,
-            )
+            host: str | None = None
             try:
+                helper = item.image if item.kind == "volume" else None
+                runtime, host = target.runtime_for(item.service, helper)
+                if host is not None:
+                    progress(f"{item.service}: on host {host}")
+                job = BackupJob(
+                    item=item,
+                    project=target.project,
+                    environment=target.environment,
+                    prefix=target.settings.destination.prefix,
+                    id=backup_id,
+                    key=key,
+                    compression=target.compression,
+                    release=release,
+                    host=host,
+                )
                 with _holding(target, item.consistency in ("pause", "stop")):
-                    manifest = create_backup(target.docker(), bucket, job, progress)
+                    manifest = create_backup(runtime, bucket, job, progress)
             except ConveyorError as e:
                 outcomes.append(
                     BackupOutcome(service=item.service, action="create", ok=False, message=str(e))
                 )
                 timeline.emit(
                     "backup.failed",
-                    f"backup of {item.service} failed: {e}",
+                    f"backup of {item.service}{_on(host)} failed: {e}",
                     level="error",
-                    data={"service": item.service, "error": str(e)},
+                    data={"service": item.service, "error": str(e), "host": host},
                     service=item.service,
                 )
                 continue
@@ -219,18 +272,26 @@ def create(
                     id=manifest.id,
                     size=size,
                     parts=parts,
-                    message=f"{item.kind} backup ({item.consistency}), {len(parts)} part(s)",
+                    message=f"{item.kind} backup ({item.consistency}){_on(host)}, "
+                    f"{len(parts)} part(s)",
                 )
             )
             timeline.emit(
                 "backup.created",
-                f"backed up {item.service} ({item.kind}, {size} bytes stored)",
-                data={"id": manifest.id, "service": item.service, "size": size, "parts": parts},
+                f"backed up {item.service}{_on(host)} ({item.kind}, {size} bytes stored)",
+                data={
+                    "id": manifest.id,
+                    "service": item.service,
+                    "size": size,
+                    "parts": parts,
+                    "host": host,
+                },
                 service=item.service,
             )
             _apply_retention(target, bucket, item.service, timeline, progress)
     finally:
         store.close()
+        target.close()
     return outcomes
 
 
@@ -282,11 +343,17 @@ def restore(
         raise BackupError(f"no service '{service}' in the stack")
     stored = _choose(target, service, backup_id)
     timeline, store = _timeline(target)
+    host: str | None = None
     try:
         try:
+            manifest = stored.manifest
+            helper = manifest.image if any(p.kind == "volume" for p in manifest.parts) else None
+            runtime, host = target.runtime_for(service, helper)
+            if host is not None:
+                progress(f"{service}: on host {host}")
             with _holding(target):
                 restore_backup(
-                    target.docker(),
+                    runtime,
                     target.connect(),
                     stored,
                     target.project,
@@ -297,9 +364,9 @@ def restore(
         except ConveyorError as e:
             timeline.emit(
                 "restore.failed",
-                f"restore of {service} from {stored.id} failed: {e}",
+                f"restore of {service}{_on(host)} from {stored.id} failed: {e}",
                 level="error",
-                data={"id": stored.id, "service": service, "error": str(e)},
+                data={"id": stored.id, "service": service, "error": str(e), "host": host},
                 service=service,
             )
             return BackupOutcome(
@@ -307,12 +374,13 @@ def restore(
             )
         timeline.emit(
             "restore.succeeded",
-            f"restored {service} from backup {stored.id}",
-            data={"id": stored.id, "service": service},
+            f"restored {service}{_on(host)} from backup {stored.id}",
+            data={"id": stored.id, "service": service, "host": host},
             service=service,
         )
     finally:
         store.close()
+        target.close()
     return BackupOutcome(
         service=service,
         action="restore",
@@ -320,7 +388,7 @@ def restore(
         id=stored.id,
         size=stored.size,
         parts=tuple(p.name for p in stored.manifest.parts),
-        message=f"restored from {stored.id}",
+        message=f"restored from {stored.id}{_on(host)}",
     )
 
 

@@ -170,14 +170,16 @@ def list_cmd(
         console.print(f"no backups of {esc(service or target.project)} yet")
         return
     table = Table(title=esc(f"backups of {target.environment}"), title_justify="left")
+    hosts = any(b.manifest.host for b in found)  # a fleet: the host each was made on
     for col in ("service", "id", "created (UTC)", "kind", "release", "stored"):
         table.add_column(col)
+    if hosts:
+        table.add_column("host")
     for b in found:
         created = datetime.fromtimestamp(b.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
         release = str(b.manifest.release) if b.manifest.release is not None else ""
-        table.add_row(
-            esc(b.service), esc(b.id), created, esc(b.manifest.kind), release, _size(b.size)
-        )
+        row = [esc(b.service), esc(b.id), created, esc(b.manifest.kind), release, _size(b.size)]
+        table.add_row(*row, *([esc(b.manifest.host or "")] if hosts else []))
     console.print(table)
 
 

@@ -98,6 +98,15 @@ class FleetEngines:
         if daemon is not None:
             daemon.stop(grace=5)
 
+    def close_clients(self) -> None:
+        """Close every engine's client, leaving the tunnels running (for the next command, or
+        the agent's and server's engines, which share them through their PID files)."""
+        with self._lock:
+            engines = list(self._engines.values())
+            self._engines.clear()
+        for engine in engines:
+            engine.close()
+
     def close(self) -> None:
         with self._lock:
             for engine in self._engines.values():

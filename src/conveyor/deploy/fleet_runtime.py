@@ -49,7 +49,7 @@ from conveyor.model.release import (
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan
 from conveyor.plan.fleet_assign import assign_hosts, global_hosts
-from conveyor.plan.fleet_files import host_binds, named_volumes, volume_pins
+from conveyor.plan.fleet_files import host_binds, named_volumes, volume_pins, volumes_by_key
 from conveyor.plan.fleet_routes import check_publishable
 from conveyor.plan.network import SubnetPool, namespace_name
 from conveyor.plan.routes import Namespace
@@ -85,6 +85,7 @@ class FleetRuntime:
         self._address_of: dict[str, str] = {}  # address container id -> its service
         self._project: str | None = None  # the project whose addresses were last seen
         self._lock = threading.Lock()
+        self._remembering = threading.Lock()  # fleet-volumes.json's read-modify-write in `run`
 
     # ---- placement -------------------------------------------------------------------------
 
@@ -146,22 +147,26 @@ class FleetRuntime:
                 known[host.name] = self.engines.engine(host.name).project_volumes(project)
         known = {h: v for h, v in known.items() if h in inventory}
         self._save_volume_hosts(known)
-        prefix = volume_name(project, "")
-        where: dict[str, list[str]] = {}
-        for holder, names in sorted(known.items()):
-            for docker_name in names:
-                if docker_name.startswith(prefix):
-                    where.setdefault(docker_name[len(prefix) :], []).append(holder)
-        return where
+        return volumes_by_key(known, project, inventory)
 
     def _load_volume_hosts(self) -> dict[str, list[str]]:
         with self._lock:
             known = {h: list(v) for h, v in self._volume_hosts.items()}
-        if not known and self.volumes_file is not None and self.volumes_file.exists():
-            with contextlib.suppress(ValueError, OSError):
-                raw = json.loads(self.volumes_file.read_text(encoding="utf-8"))
-                known = {str(h): [str(v) for v in vs] for h, vs in raw.items()}
+        if not known and self.volumes_file is not None:
+            known = read_volume_hosts(self.volumes_file)
         return known
+
+    def _remember_volumes(self, host: str, docker_names: list[str]) -> None:
+        """`host` holds these volumes now (made there, or there already): remembered at once,
+        not only at the next plan, so that a host lost right after its service's first start
+        still holds the service (and names the host to a backup, deploy.fleet_backup)."""
+        with self._remembering:  # two replicas starting at once: neither update is lost
+            known = self._load_volume_hosts()
+            have = known.setdefault(host, [])
+            new = [n for n in docker_names if n not in have]
+            if new:
+                known[host] = sorted([*have, *new])
+                self._save_volume_hosts(known)
 
     def _save_volume_hosts(self, known: dict[str, list[str]]) -> None:
         with self._lock:
@@ -270,11 +275,16 @@ class FleetRuntime:
         engine = self.engines.engine(name)
         if engine.local_image(req.image_id) is None:
             self.local.copy_image_to(req.image_id, engine)
+        made: list[str] = []
         for docker_name in sorted(set(req.volume_names.values())):
             with self._lock:
                 args = self._volume_args.get(docker_name)
             if args is not None:
                 engine.ensure_volume(*args)
+                if not args[2]:  # the project's own (an external one does not pin)
+                    made.append(docker_name)
+        if made:
+            self._remember_volumes(name, made)
         if req.secret_files or req.files:
             req = self.files.ship(host, req, engine.mount_sources(req.project), warn)
         if req.service.networking == "host":
@@ -527,6 +537,16 @@ class FleetRuntime:
 
     def close(self) -> None:
         self.engines.close()
+
+
+def read_volume_hosts(path: Path) -> dict[str, list[str]]:
+    """Host -> the Docker names of the volumes it held when last listed, as remembered in
+    `path` (`fleet-volumes.json` in the project's state directory); empty when there is no
+    such file, or it cannot be read."""
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {str(h): [str(v) for v in vs] for h, vs in raw.items()}
+    return {}
 
 
 def _as_they_arrive(

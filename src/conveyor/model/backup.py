@@ -135,6 +135,7 @@ class BackupManifest(Frozen):
     created: float
     release: int | None = None
     image: str | None = None  # the service's image when it was backed up
+    host: str | None = None  # the fleet host it was copied or dumped on (None: one host)
     compression: Compression
     parts: tuple[PartManifest, ...]
 

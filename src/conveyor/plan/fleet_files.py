@@ -175,6 +175,24 @@ def named_volumes(service: Service, stack: Stack) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def volumes_by_key(
+    known: Mapping[str, Iterable[str]], project: str, inventory: Iterable[str]
+) -> dict[str, list[str]]:
+    """Named volume (its Compose key) -> the hosts holding it, in `known`'s sorted host
+    order: `known` is host -> the Docker names of the volumes it holds (listed from the host,
+    or remembered); hosts not in `inventory` and other projects' volumes are left out."""
+    hosts = set(inventory)
+    prefix = f"{project}_"  # Compose's (and the runtime's) <project>_<name>
+    where: dict[str, list[str]] = {}
+    for holder, names in sorted(known.items()):
+        if holder not in hosts:
+            continue
+        for docker_name in names:
+            if docker_name.startswith(prefix):
+                where.setdefault(docker_name[len(prefix) :], []).append(holder)
+    return where
+
+
 def volume_pins(
     services: Mapping[str, Service], stack: Stack, volume_hosts: Mapping[str, Iterable[str]]
 ) -> dict[str, tuple[str, ...]]:

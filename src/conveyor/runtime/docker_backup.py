@@ -30,21 +30,64 @@ _STDERR_TAIL = 2000  # characters of a failed command's standard error quoted
 
 
 class DockerBackup:
-    """BackupRuntime on a local Docker Engine."""
+    """BackupRuntime on a Docker Engine: the environment's, or `base_url`'s (a fleet host's
+    engine brought here by its SSH tunnel, deploy.fleet_engines)."""
 
-    def __init__(self, client: Any = None) -> None:
+    def __init__(self, client: Any = None, base_url: str | None = None) -> None:
         self._client = client
+        self._base_url = base_url
+        # image ref -> what runs in its place on this engine (a fleet host has the service's
+        # image by id, not always by the name the compose file gives it)
+        self._images: dict[str, str] = {}
 
     def _docker(self) -> Any:
         if self._client is None:
             try:
-                self._client = docker.from_env()
+                self._client = (
+                    docker.DockerClient(base_url=self._base_url)
+                    if self._base_url
+                    else docker.from_env()
+                )
             except docker.errors.DockerException as e:
                 raise EngineUnreachable(_unreachable(e)) from e
         return self._client
 
     def _api(self) -> Any:
         return self._docker().api
+
+    def close(self) -> None:
+        """Close the client's connections (a later call makes a new one)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- the helper's image --
+
+    def image_here(self, ref: str, project: str, service: str) -> str | None:
+        """What a helper of `ref` runs from on this engine: `ref` itself when the engine has
+        it by that name, else the image of one of the service's containers (running or not:
+        the service's own image, as the fleet copied it here by id); None: neither."""
+        with _translated(f"inspecting image {ref}"):
+            try:
+                self._api().inspect_image(ref)
+                return ref
+            except docker.errors.NotFound:
+                pass
+            found = self._api().containers(
+                all=True,
+                filters={"label": [f"{LABEL_PROJECT}={project}", f"{LABEL_SERVICE}={service}"]},
+            )
+        for c in sorted(found, key=lambda c: c.get("Created", 0), reverse=True):
+            if c.get("ImageID"):
+                return str(c["ImageID"])
+        return None
+
+    def use_image(self, ref: str, image: str) -> None:
+        """Helpers and throwaway containers of `ref` run `image` (an id) on this engine."""
+        self._images[ref] = image
+
+    def _image(self, ref: str) -> str:
+        return self._images.get(ref, ref)
 
     # -- replicas --
 
@@ -110,7 +153,7 @@ class DockerBackup:
     def _helper(self, docker_volume: str, image: str, read_only: bool) -> str:
         with _translated(f"a helper container for {docker_volume}"):
             created = self._api().create_container(
-                image,
+                self._image(image),
                 command=["true"],
                 entrypoint=[],
                 network_disabled=True,
@@ -127,7 +170,7 @@ class DockerBackup:
         """Delete what the volume holds (a restore replaces it, never merges)."""
         with _translated(f"emptying volume {docker_volume}"):
             container = self._docker().containers.run(
-                image,
+                self._image(image),
                 ["sh", "-c", f"find {MOUNT} -mindepth 1 -delete"],
                 entrypoint=[],
                 user="0",
@@ -201,7 +244,7 @@ class DockerBackup:
     def run_scratch(self, image: str, env: Mapping[str, str], labels: Mapping[str, str]) -> str:
         with _translated(f"a throwaway container of {image}"):
             container = self._docker().containers.run(
-                image,
+                self._image(image),
                 environment=dict(env),
                 labels={LABEL_BACKUP: "verify", **labels},
                 network_mode="none",

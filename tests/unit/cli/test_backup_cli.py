@@ -87,3 +87,38 @@ def test_verify_id_needs_one_service(project: Path, run: Callable[..., tuple[int
     code, out = run("verify", "--id", "x")
     assert code == 2
     assert "--id needs exactly one SERVICE" in out
+
+
+def test_list_names_the_host_of_a_fleet_s_backups(
+    project: Path, run: Callable[..., tuple[int, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.model.backup import BackupManifest, StoredBackup
+
+    (project / "conveyor.yaml").write_text("backups: {destination: {bucket: bkt}}\n")
+
+    def stored(host: str | None) -> StoredBackup:
+        manifest = BackupManifest(
+            id=f"20261207T000000Z-{len(found)}",
+            project="clib",
+            environment="clib",
+            service="db",
+            kind="postgres",
+            consistency="dump",
+            created=0.0,
+            host=host,
+            compression="zstd",
+            parts=(),
+        )
+        return StoredBackup(prefix="backups/clib/clib/db/x/", manifest=manifest)
+
+    found: list[StoredBackup] = []
+    found.append(stored(None))
+    monkeypatch.setattr("conveyor.cli.backup.list_backups", lambda target, service: found)
+    code, out = run("list")
+    assert code == 0, out
+    assert "host" not in out  # one host: no column
+    found.append(stored("h2"))
+    code, out = run("list")
+    assert code == 0, out
+    assert "host" in out
+    assert "h2" in out

@@ -129,3 +129,22 @@ def test_a_volume_is_made_on_its_replicas_host_and_holds_the_service_there(
     assert waiting.steps == ()
     assert len(waiting.notes) == 1 and f"volumes are on {host}" in waiting.notes[0]
     assert sum(len(e.made) for e in engines.engines.values()) == 3  # nothing made elsewhere
+
+
+def test_a_host_lost_right_after_the_first_start_still_holds_its_service(
+    tmp_path: Path,
+) -> None:
+    """The plan lists the hosts' volumes before the first replica makes its volume: the start
+    itself remembers it, so a new controller while that host is down does not start the
+    service elsewhere with an empty volume (and a backup names that host)."""
+    engines, health = Engines(), Health()
+    state = tmp_path / "state" / "fleet-volumes.json"
+    runtime = FleetRuntime(cast(Any, engines), cast(Any, health), cast(Any, None), state)
+    release = _release(tmp_path)
+    host = next(s.host for s in _start(runtime, release, "db-1-1").steps)
+    assert host is not None
+    health.up = [h for h in HOSTS if h.name != host]
+    later = FleetRuntime(cast(Any, engines), cast(Any, health), cast(Any, None), state)
+    waiting = _start(later, release, "db-2-1")
+    assert waiting.steps == ()
+    assert f"volumes are on {host}" in waiting.notes[0]

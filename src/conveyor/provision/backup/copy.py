@@ -69,6 +69,7 @@ class BackupJob:
     key: bytes
     compression: Compression
     release: int | None = None
+    host: str | None = None  # the fleet host whose engine `runtime` drives (None: this one)
 
 
 def create_backup(
@@ -112,6 +113,7 @@ def create_backup(
         created=time.time(),
         release=job.release,
         image=item.image,
+        host=job.host,
         compression=job.compression,
         parts=tuple(parts),
     )
