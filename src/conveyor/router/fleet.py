@@ -23,7 +23,6 @@ ServerEntry.ports).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -203,6 +202,9 @@ class FleetRouter:
         # A load balancer outside Conveyor (the AWS ALB) is the edge: none is run here.
         self.external_edge = external_edge
         self.local_edge = None if self.edges or external_edge else LocalEdge(run_dir / "edge")
+        # Edge backends every edge host was seen serving since this router last changed their
+        # file: a route into them does not ask the hosts again (one SSH connection each).
+        self._edge_hosts_serve: set[str] = set()
         self.shape_file = run_dir / "frontends.json"
         self.record_file = run_dir / "servers.json"
         self._lock = threading.RLock()
@@ -334,7 +336,8 @@ class FleetRouter:
         if config.ports:
             text = render_edge(config, Path(HOST_HAPROXY_RUN_DIR), user=HOST_HAPROXY_USER)
             for edge in self.edges:
-                edge.push(text)
+                if edge.push(text) != "unchanged":
+                    self._edge_hosts_serve.clear()  # reloaded: its checks start again
 
     def running(self) -> bool:
         hosts = self.live()
@@ -366,7 +369,11 @@ class FleetRouter:
         wait `up` returned while the edge still answered 503 for up to a second. The edge on
         this machine is asked through its admin socket, each edge host through its own, on
         the host (EdgeHost.serves: one SSH connection each, in parallel); an edge that does
-        not answer, or an edge host out of reach, is not waited for (the route is made)."""
+        not answer, or an edge host out of reach, is not waited for (the route is made).
+        Edge hosts seen serving the service's ports are not asked again until this router
+        changes their file (each ask is an SSH connection: ~1 s on a loaded machine).
+        Not asked again means a later route does not notice an edge host that took every
+        app host out meanwhile; the edge on this machine is asked every time."""
         if self.local_edge is None and not self.edges:
             return  # no edge (or the AWS load balancer: not ours to ask)
         serving = [h for h in self._serving() if h.name in self.hosts]
@@ -376,13 +383,19 @@ class FleetRouter:
             return
         edge = self.local_edge
         if edge is None:
+            if backends <= self._edge_hosts_serve:
+                return  # served since their file last changed: not asked again
 
-            def one(host: EdgeHost) -> None:
-                with contextlib.suppress(RouterError):
-                    host.serves(backends, EDGE_SERVES_WITHIN)
+            def one(host: EdgeHost) -> str:
+                try:
+                    return host.serves(backends, EDGE_SERVES_WITHIN)
+                except RouterError:
+                    return "out of reach"
 
             with ThreadPoolExecutor(max_workers=len(self.edges)) as pool:
-                list(pool.map(one, self.edges))
+                said = list(pool.map(one, self.edges))
+            if all(s == "serving" for s in said):
+                self._edge_hosts_serve |= backends
             return
         if not edge.running():
             return

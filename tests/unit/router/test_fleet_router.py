@@ -49,6 +49,9 @@ class FakeAPI:
             raise RouterError("HAProxy refused it")
         self.calls.append((self.name, server.name))
 
+    def set_state(self, service: str, server: str, state: str) -> None:
+        self.calls.append((self.name, f"{server} {state}"))
+
 
 def _router(
     tmp_path: Path, per_host: dict[str, list[ServerStatus]]
@@ -292,6 +295,9 @@ class FakeEdgeHost:
     def __init__(self, name: str, reachable: bool = True) -> None:
         self.name, self.reachable, self.asked = name, reachable, []  # type: ignore[var-annotated]
 
+    def push(self, text: str) -> str:
+        return "direct"
+
     def serves(self, backends: set[str], within: float) -> str:
         self.asked.append((set(backends), within))
         if not self.reachable:
@@ -301,7 +307,9 @@ class FakeEdgeHost:
 
 def test_a_server_put_in_rotation_waits_for_every_edge_host(tmp_path: Path) -> None:
     """With `edge` hosts, each is asked (on the host) to wait until it serves the service's
-    ports; one out of reach does not fail the route (the server is in rotation already)."""
+    ports; once all did, later routes do not ask again until the router changes their file.
+    One out of reach does not fail the route (the server is in rotation already), and is
+    asked again at the next route."""
     (tmp_path / "compose.yaml").write_text(
         "services:\n  web: {image: web, ports: ['8080:8000'], x-conveyor: {port: 8000}}\n"
     )
@@ -316,6 +324,14 @@ def test_a_server_put_in_rotation_waits_for_every_edge_host(tmp_path: Path) -> N
     assert calls == [("h1", "web-1-1"), ("h2", "web-1-1")]
     for edge in edges:
         assert edge.asked == [({"be_web_8080"}, EDGE_SERVES_WITHIN)]
-        edge.asked.clear()
     router.add_server("web", server.model_copy(update={"state": "drain"}))
-    assert all(edge.asked == [] for edge in edges)  # a drain does not wait
+    assert [len(e.asked) for e in edges] == [1, 1]  # a drain does not wait
+    router.set_state("web", "web-1-1", "ready")
+    assert [len(e.asked) for e in edges] == [2, 2]  # e2 never said it serves
+    edges[1].reachable = True
+    router.set_state("web", "web-1-1", "ready")
+    router.set_state("web", "web-1-1", "ready")
+    assert [len(e.asked) for e in edges] == [3, 3]  # both served: not asked again
+    router.ensure_edge()  # their file changes (FakeEdgeHost.push): asked again
+    router.set_state("web", "web-1-1", "ready")
+    assert [len(e.asked) for e in edges] == [4, 4]
