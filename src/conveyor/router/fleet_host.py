@@ -3,7 +3,8 @@
 - its files go over SSH (host.ssh_command): the candidate is written, checked with
   `haproxy -c` on the host, then HAProxy is started (`haproxy -W -D`: master-worker, as the
   one-host router runs it) or reloaded hitlessly (SIGUSR2 to the master; the rendered
-  `expose-fd listeners` hands the listening sockets to the new worker);
+  `expose-fd listeners` hands the listening sockets to the new worker), a driven host's
+  server state saved on the host first (`host_push_script`, router.remote_admin);
 - its runtime API goes through its admin socket forwarded to this machine by an `ssh -N -L`
   daemon (host.ssh_tunnel, like the engine's tunnel), so the one-host router's runtime-API
   code (router.haproxy.HAProxyRouter's add_server, set_state, servers…) is reused unchanged
