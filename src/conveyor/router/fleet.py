@@ -202,6 +202,9 @@ class FleetRouter:
         # A load balancer outside Conveyor (the AWS ALB) is the edge: none is run here.
         self.external_edge = external_edge
         self.local_edge = None if self.edges or external_edge else LocalEdge(run_dir / "edge")
+        # Edge backends every edge host was seen serving since this router last changed their
+        # file: a route into them does not ask the hosts again (one SSH connection each).
+        self._edge_hosts_serve: set[str] = set()
         self.shape_file = run_dir / "frontends.json"
         self.record_file = run_dir / "servers.json"
         self._lock = threading.RLock()
@@ -263,16 +266,33 @@ class FleetRouter:
             self._each(one)
             self.ensure_edge()
 
-    def push(self, host: HostHAProxy, shape: RouterConfig, record: Record | None = None) -> None:
+    def push(
+        self,
+        host: HostHAProxy,
+        shape: RouterConfig,
+        record: Record | None = None,
+        *,
+        keep_state: bool = True,
+    ) -> None:
         """Render the whole configuration (every recorded server) and start or reload the
-        host's HAProxy: a new host, a changed shape, or a host back from down."""
+        host's HAProxy: a new host, a changed shape, or a host back from down. `keep_state`:
+        a reload keeps the running HAProxy's server state (its checks' verdicts) — right for
+        a host this controller has been driving, not for one back from down (`resync`).
+        Drained servers, which the file renders at weight 0, get their weight and drain back
+        once the new worker answers (as the one-host router does after its reloads), so a
+        later `set_state(ready)` gives them their traffic again."""
         record = self._load_record() if record is None else record
         here = self.for_host(shape, host.name)
         text = render(
             with_servers(here, record), Path(str(self.app_dir)), prometheus_exporter=False
         )
         host.remember_shape(here)
-        host.push(text, links={n: f for fe in here.frontends for n, f in fe.namespaces().items()})
+        host.push(
+            text,
+            links={n: f for fe in here.frontends for n, f in fe.namespaces().items()},
+            keep_state=keep_state,
+        )
+        host.api.restore_drains({f.service: record.get(f.service, {}) for f in here.frontends})
 
     def for_host(self, shape: RouterConfig, name: str) -> RouterConfig:
         """`shape` as host `name`'s HAProxy serves it (plan.fleet_routes.host_shape)."""
@@ -300,7 +320,8 @@ class FleetRouter:
         has the one it had when it was lost)."""
         shape = self._load_shape()
         if shape is not None and name in self.hosts:
-            self.push(self.hosts[name], shape)
+            # Its HAProxy's view of the servers is from before it was lost: not kept.
+            self.push(self.hosts[name], shape, keep_state=False)
         self.ensure_edge()
 
     def ensure_edge(self) -> None:
@@ -315,7 +336,8 @@ class FleetRouter:
         if config.ports:
             text = render_edge(config, Path(HOST_HAPROXY_RUN_DIR), user=HOST_HAPROXY_USER)
             for edge in self.edges:
-                edge.push(text)
+                if edge.push(text) != "unchanged":
+                    self._edge_hosts_serve.clear()  # reloaded: its checks start again
 
     def running(self) -> bool:
         hosts = self.live()
@@ -339,25 +361,49 @@ class FleetRouter:
             self._edge_serves(service)
 
     def _edge_serves(self, service: str) -> None:
-        """After a server of `service` is put in rotation: wait until the edge on this
-        machine has an app host up for each port the service publishes (at most
-        EDGE_SERVES_WITHIN seconds; at once when it has one already). An edge whose app
-        hosts had no server of the service yet (`up`: the edge is configured before any
-        replica is routed) has marked every host down, and takes one back only after
-        `rise` passing checks `inter` apart: without this wait `up` returned while the edge
-        still answered 503 for up to a second. Edges on `edge` hosts are not waited for."""
-        edge = self.local_edge
-        if edge is None or not edge.running():
-            return
+        """After a server of `service` is put in rotation: wait until the edge has an app
+        host up for each port the service publishes (at most EDGE_SERVES_WITHIN seconds; at
+        once when it has one already). An edge whose app hosts had no server of the service
+        yet (`up`: the edge is configured before any replica is routed) has marked every host
+        down, and takes one back only after `rise` passing checks `inter` apart: without this
+        wait `up` returned while the edge still answered 503 for up to a second. The edge on
+        this machine is asked through its admin socket, each edge host through its own, on
+        the host (EdgeHost.serves: one SSH connection each, in parallel); an edge that does
+        not answer, or an edge host out of reach, is not waited for (the route is made).
+        Edge hosts seen serving the service's ports are not asked again until this router
+        changes their file (each ask is an SSH connection: ~1 s on a loaded machine).
+        Not asked again means a later route does not notice an edge host that took every
+        app host out meanwhile; the edge on this machine is asked every time."""
+        if self.local_edge is None and not self.edges:
+            return  # no edge (or the AWS load balancer: not ours to ask)
         serving = [h for h in self._serving() if h.name in self.hosts]
-        ports = edge_config(self.stack, serving, listen_address=self.edge_address).ports
+        ports = edge_config(self.stack, serving).ports
         backends = {backend_name(p) for p in ports if p.service == service}
         if not backends:
             return
+        edge = self.local_edge
+        if edge is None:
+            if backends <= self._edge_hosts_serve:
+                return  # served since their file last changed: not asked again
+
+            def one(host: EdgeHost) -> str:
+                try:
+                    return host.serves(backends, EDGE_SERVES_WITHIN)
+                except RouterError:
+                    return "out of reach"
+
+            with ThreadPoolExecutor(max_workers=len(self.edges)) as pool:
+                said = list(pool.map(one, self.edges))
+            if all(s == "serving" for s in said):
+                self._edge_hosts_serve |= backends
+            return
+        if not edge.running():
+            return
+        local = edge
 
         def serves() -> bool:
             try:
-                return backends <= edge.serving(backends)
+                return backends <= local.serving(backends)
             except RouterError:  # it does not answer: nothing to wait for
                 return True
 

@@ -14,11 +14,17 @@ edge's `show servers state` is saved where the file's `server-state-file` points
 hosts keep their checks' verdicts (render.edge_haproxy); a fresh start removes a stale one.
 The choice is made on the host, by the script `edge_push_script` renders (pure, tested with
 stub commands).
+
+After a server is put in rotation the fleet's router waits until each edge host's HAProxy has
+an app host up for the service's ports (`EdgeHost.serves`), by a python3 snippet polling the
+admin socket on the host (router.remote_admin): one SSH connection per wait, no tunnel
+daemon to start, track and stop per edge host.
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 
 from conveyor.errors import ConveyorError, RouterError
@@ -26,28 +32,9 @@ from conveyor.host.ssh_command import ssh_script
 from conveyor.model.fleet import FleetHost
 from conveyor.model.provision import HOST_HAPROXY_CONFIG, HOST_HAPROXY_RUN_DIR
 from conveyor.render.haproxy import ADMIN_SOCKET, PID_FILE, STATE_FILE
+from conveyor.router.remote_admin import edge_serves_script, keep_state_function
 
 SYSTEMD_MARKER = "/run/systemd/system"
-
-# Run by the script before a reload: `show servers state` of the running edge into the state
-# file its configuration names (render.edge_haproxy), so app hosts keep their checks'
-# verdicts across the reload. python3 because it is on every host Ansible manages (socat may
-# not be); exit 1 when HAProxy does not answer with a state (the script then removes it).
-SAVE_STATE = """import os, socket, sys
-sock = socket.socket(socket.AF_UNIX)
-sock.settimeout(5)
-sock.connect(sys.argv[1])
-sock.sendall(b"show servers state\\n")
-sock.shutdown(socket.SHUT_WR)
-data = b""
-while chunk := sock.recv(65536):
-    data += chunk
-if not data.startswith(b"1\\n"):
-    sys.exit(1)
-with open(sys.argv[2] + ".tmp", "wb") as out:
-    out.write(data)
-os.replace(sys.argv[2] + ".tmp", sys.argv[2])
-"""
 
 
 def edge_push_script(
@@ -61,8 +48,11 @@ def edge_push_script(
     cfg = shlex.quote(config_file)
     new = shlex.quote(config_file + ".new")
     pid_file = shlex.quote(str(PurePosixPath(run_dir) / PID_FILE))
-    admin = shlex.quote(str(PurePosixPath(run_dir) / ADMIN_SOCKET))
-    state = shlex.quote(str(PurePosixPath(run_dir) / STATE_FILE))
+    state_file = str(PurePosixPath(run_dir) / STATE_FILE)
+    state = shlex.quote(state_file)
+    # Before a reload: the running edge's server state where the file's `server-state-file`
+    # points (router.remote_admin), so app hosts keep their checks' verdicts.
+    keep_state = keep_state_function(str(PurePosixPath(run_dir) / ADMIN_SOCKET), state_file)
     marker = shlex.quote(systemd_marker)
     return f"""set -e
 mkdir -p {shlex.quote(str(PurePosixPath(config_file).parent))} {shlex.quote(run_dir)}
@@ -70,10 +60,7 @@ cat > {new}
 haproxy -c -q -f {new}
 pid=""
 if [ -s {pid_file} ] && kill -0 "$(cat {pid_file})" 2>/dev/null; then pid="$(cat {pid_file})"; fi
-keep_state() {{
-  python3 -c {shlex.quote(SAVE_STATE)} {admin} {state} 2>/dev/null || rm -f {state}
-}}
-if [ -d {marker} ]; then
+{keep_state}if [ -d {marker} ]; then
   if cmp -s {new} {cfg} && systemctl is-active --quiet haproxy; then
     rm -f {new}; echo unchanged; exit 0
   fi
@@ -110,6 +97,23 @@ class EdgeHost:
                 edge_push_script(),
                 input=text,
                 known_hosts=self.known_hosts,
+            )
+        except ConveyorError as e:
+            raise RouterError(f"edge HAProxy on {self.name}: {e}") from e
+        return said.strip().splitlines()[-1] if said.strip() else ""
+
+    def serves(self, backends: Collection[str], within: float) -> str:
+        """Wait (at most `within` seconds) until the edge host's HAProxy has an app host up
+        in each of `backends`, asking its admin socket on the host (router.remote_admin: one
+        SSH connection, polled there). `serving`, `waiting` (time ran out) or `silent` (the
+        HAProxy does not answer). Raises RouterError when the host cannot be reached."""
+        admin = str(PurePosixPath(HOST_HAPROXY_RUN_DIR) / ADMIN_SOCKET)
+        try:
+            said = ssh_script(
+                self.host,
+                edge_serves_script(admin, backends, within),
+                known_hosts=self.known_hosts,
+                timeout=within + 30,
             )
         except ConveyorError as e:
             raise RouterError(f"edge HAProxy on {self.name}: {e}") from e

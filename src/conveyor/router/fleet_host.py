@@ -3,7 +3,8 @@
 - its files go over SSH (host.ssh_command): the candidate is written, checked with
   `haproxy -c` on the host, then HAProxy is started (`haproxy -W -D`: master-worker, as the
   one-host router runs it) or reloaded hitlessly (SIGUSR2 to the master; the rendered
-  `expose-fd listeners` hands the listening sockets to the new worker);
+  `expose-fd listeners` hands the listening sockets to the new worker), a driven host's
+  server state saved on the host first (`host_push_script`, router.remote_admin);
 - its runtime API goes through its admin socket forwarded to this machine by an `ssh -N -L`
   daemon (host.ssh_tunnel, like the engine's tunnel), so the one-host router's runtime-API
   code (router.haproxy.HAProxyRouter's add_server, set_state, servers…) is reused unchanged
@@ -29,8 +30,9 @@ from conveyor.host.ssh_command import ssh_script
 from conveyor.host.ssh_tunnel import socket_path, tunnel
 from conveyor.model.fleet import FleetHost
 from conveyor.model.routing import RouterConfig
-from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE
+from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE, STATE_FILE
 from conveyor.router.haproxy import HAProxyRouter
+from conveyor.router.remote_admin import keep_state_function
 
 # Where a host's HAProxies keep their files, one directory per project (several projects
 # may share a fleet, each with its own HAProxy and ports, as on one host).
@@ -43,6 +45,42 @@ def app_dir(project: str) -> PurePosixPath:
 
 def edge_dir(project: str) -> PurePosixPath:
     return HOST_RUN / project / "edge"
+
+
+def host_push_script(
+    remote_dir: PurePosixPath,
+    links: Mapping[str, str],
+    *,
+    keep_state: bool,
+    netns_dir: str = "/var/run/netns",
+) -> str:
+    """The shell script (the configuration on stdin) that `HostHAProxy.push` runs on the
+    host: links the namespaces, checks the file, then reloads the running master (SIGUSR2)
+    or starts one. Before a reload, the running HAProxy's server state is saved where the
+    file's `server-state-file` points when `keep_state`, else removed; a fresh start removes
+    it. Pure text: the paths are parameters so that a test can run it in a scratch
+    directory."""
+    d = remote_dir
+    state = shlex.quote(str(d / STATE_FILE))
+    netns = shlex.quote(netns_dir)
+    linked = "".join(
+        f"ln -sfn {shlex.quote(target)} {netns}/{shlex.quote(name)}\n"
+        for name, target in sorted(links.items())
+    )
+    keep = keep_state_function(str(d / ADMIN_SOCKET), str(d / STATE_FILE))
+    before_reload = "keep_state" if keep_state else f"rm -f {state}"
+    return f"""mkdir -p {d} {netns}
+{linked}{keep}cat > {d}/haproxy.cfg.new
+haproxy -c -q -f {d}/haproxy.cfg.new
+mv {d}/haproxy.cfg.new {d}/haproxy.cfg
+if [ -s {d}/{PID_FILE} ] && kill -0 "$(cat {d}/{PID_FILE})" 2>/dev/null; then
+  {before_reload}
+  kill -USR2 "$(cat {d}/{PID_FILE})"
+else
+  rm -f {state}
+  haproxy -W -D -f {d}/haproxy.cfg -S {d}/{MASTER_SOCKET},mode,600 \\
+    </dev/null >>{d}/start.log 2>&1
+fi"""
 
 
 class HostHAProxy:
@@ -109,27 +147,21 @@ class HostHAProxy:
     def running(self) -> bool:
         return self.worker_pid() is not None
 
-    def push(self, text: str, links: Mapping[str, str] | None = None) -> None:
+    def push(
+        self, text: str, links: Mapping[str, str] | None = None, *, keep_state: bool = False
+    ) -> None:
         """Check `text` on the host, then start HAProxy on it or reload it; returns once a new
         worker answers. `links`: namespace name -> namespace file, linked under
         /var/run/netns on the host first (HAProxy's `namespace` binds; router.haproxy does
-        the same on one host). Raises RouterError with HAProxy's complaint."""
+        the same on one host). `keep_state`: a reload first saves the running HAProxy's
+        `show servers state` where the file's `server-state-file` points (router.remote_admin),
+        so its servers keep their checks' verdicts (a dead replica stays down) — for a host
+        the controller has been driving; otherwise (a host back from down: its view is
+        stale), and at a fresh start, no state is loaded. Raises RouterError with HAProxy's
+        complaint."""
         before = self.worker_pid()
         d = self.remote_dir
-        linked = "".join(
-            f"ln -sfn {shlex.quote(target)} /var/run/netns/{shlex.quote(name)}\n"
-            for name, target in sorted((links or {}).items())
-        )
-        script = f"""mkdir -p {d} /var/run/netns
-{linked}cat > {d}/haproxy.cfg.new
-haproxy -c -q -f {d}/haproxy.cfg.new
-mv {d}/haproxy.cfg.new {d}/haproxy.cfg
-if [ -s {d}/{PID_FILE} ] && kill -0 "$(cat {d}/{PID_FILE})" 2>/dev/null; then
-  kill -USR2 "$(cat {d}/{PID_FILE})"
-else
-  haproxy -W -D -f {d}/haproxy.cfg -S {d}/{MASTER_SOCKET},mode,600 \\
-    </dev/null >>{d}/start.log 2>&1
-fi"""
+        script = host_push_script(d, links or {}, keep_state=keep_state)
         try:
             ssh_script(self.host, script, input=text, known_hosts=self.known_hosts)
         except ConveyorError as e:

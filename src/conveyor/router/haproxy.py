@@ -167,7 +167,7 @@ class HAProxyRouter:
                 self._start()
             self._save_record(record)
             _write_atomic(self.frontends_file, shape.model_dump_json(indent=2))
-            self._restore_drains(record)
+            self.restore_drains(record)
             if running_shape is not None:
                 self._unlink_namespaces(running_shape, keep=shape)
 
@@ -345,9 +345,11 @@ class HAProxyRouter:
                 f"(see `show proc` on {self.master_socket}); candidate left at {self._candidate}"
             )
 
-    def _restore_drains(self, record: Record) -> None:
+    def restore_drains(self, record: Record) -> None:
         """The config file renders a drained server with weight 0; give it back its weight and
-        the real drain state, so a later `set_state(..., "ready")` restores its traffic."""
+        the real drain state, so a later `set_state(..., "ready")` restores its traffic. Run
+        right after each (re)load: here, and by the fleet's router after it pushes a host's
+        file (router.fleet)."""
         for service, entries in record.items():
             for entry in entries.values():
                 if entry.state == "drain":

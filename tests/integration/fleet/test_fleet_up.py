@@ -19,6 +19,8 @@ import pytest
 from conveyor.app import deploy as app
 from conveyor.deploy.fleet_runtime import FleetRuntime
 from conveyor.host.process import wait_until
+from conveyor.model.endpoint import Endpoint
+from conveyor.model.routing import ServerEntry
 from conveyor.router.fleet import FleetRouter
 from conveyor.testing.fleet_hosts import TestFleet
 from tests.integration.fleet.support import Deployed, Load, get, project_on, web
@@ -154,3 +156,47 @@ def test_a_lost_host_is_replaced_on_the_others_and_cleaned_when_it_is_back(
     said = host.exec("curl", "-fsS", f"http://127.0.0.1:{deployed.port}/")
     assert said.split()[1] in {r.replica for r in web(engine)}
     assert [get(deployed.url)[0] for _ in range(10)] == [200] * 10
+
+
+def test_an_app_hosts_reload_keeps_its_checks_and_gives_a_drained_server_its_weight_back(
+    deployed: Deployed,
+) -> None:
+    """A push that reloads a driven app host's HAProxy (what a shape change does): its file
+    renders a drained server at weight 0. After it, a server that was drained and is set
+    ready again serves with its weight on that host (read with the runtime API). And the new
+    worker got the old one's checks' verdicts: the server state saved on the host before the
+    reload (what its `server-state-file` loads) has a dead server down."""
+    assert deployed.up is not None, "up failed: no HAProxy to reload"
+    router = deployed.project().engine().router
+    assert isinstance(router, FleetRouter)
+    h1 = router.hosts["h1"]
+    replica = next(s for s in h1.api.servers() if s.backend == "web")
+    assert replica.weight > 0 and replica.admin_state == "ready"
+    # A server nobody answers for (port 9 of h1's address), drained: checked, never routed.
+    address = deployed.fleet.host("h1").address
+    dead = ServerEntry(name="dead-1", endpoint=Endpoint(host=address, port=9), state="drain")
+    router.add_server("web", dead)
+    try:
+
+        def dead_is_down() -> bool:
+            return {s.server: s.operational for s in h1.api.servers()}.get("dead-1") == "down"
+
+        assert wait_until(dead_is_down, 30, 0.2), h1.api.servers()
+        router.set_state("web", replica.server, "drain")
+        shape = router.shape()
+        assert shape is not None
+        before = h1.worker_pid()
+        router.push(h1, shape)  # reloaded: a new worker answers when this returns
+        assert h1.worker_pid() != before
+        saved = deployed.fleet.host("h1").exec("cat", f"{router.app_dir}/servers.state")
+        header = saved.splitlines()[1].removeprefix("# ").split()
+        rows = [dict(zip(header, line.split(), strict=False)) for line in saved.splitlines()[2:]]
+        assert {r["srv_op_state"] for r in rows if r.get("srv_name") == "dead-1"} == {"0"}, saved
+        assert {s.server: s for s in h1.api.servers()}[replica.server].admin_state == "drain"
+        router.set_state("web", replica.server, "ready")
+        back = {s.server: s for s in h1.api.servers()}[replica.server]
+        assert (back.admin_state, back.weight) == ("ready", replica.weight)
+    finally:
+        router.remove_server("web", "dead-1")
+        router.set_state("web", replica.server, "ready")
+    assert [get(deployed.url)[0] for _ in range(6)] == [200] * 6

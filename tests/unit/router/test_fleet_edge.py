@@ -5,15 +5,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conveyor.router.fleet_edge import edge_push_script
+from tests.unit.router.admin_stub import admin_socket
 
 STUB = """#!/bin/sh
 echo "$(basename "$0") $*" >> "$CALLS"
@@ -128,34 +127,10 @@ STATE = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n3 be_web_80 1
 
 @pytest.fixture
 def admin(host: Host) -> Iterator[list[str]]:
-    """The running edge's admin socket (in a short directory: socket path limit, linked
-    from the host's run directory), answering `show servers state` with STATE; the commands
-    it got."""
-    import shutil
-    import tempfile
-
-    short = Path(tempfile.mkdtemp(prefix="cvs-", dir="/tmp"))
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(short / "a.sock"))
-    server.listen()
-    host.run_dir.mkdir(parents=True, exist_ok=True)
-    (host.run_dir / "admin.sock").symlink_to(short / "a.sock")
-    got: list[str] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                got.append(conn.makefile().readline().strip())
-                conn.sendall(STATE.encode())
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield got
-    server.close()
-    shutil.rmtree(short, ignore_errors=True)
+    """The running edge's admin socket, answering `show servers state` with STATE; the
+    commands it got."""
+    with admin_socket(host.run_dir / "admin.sock", lambda _command: STATE) as got:
+        yield got
 
 
 def test_a_takeover_keeps_the_running_edges_server_state(host: Host, admin: list[str]) -> None:

@@ -17,7 +17,7 @@ from conveyor.model.fleet import Fleet, FleetHost
 from conveyor.model.routing import Frontend, Listener, RouterConfig, ServerEntry, ServerStatus
 from conveyor.model.stack import Stack
 from conveyor.plan.edge import edge_config
-from conveyor.router.fleet import FleetRouter
+from conveyor.router.fleet import EDGE_SERVES_WITHIN, FleetRouter
 from conveyor.spec.compose import load_stack
 
 FLEET = Fleet(
@@ -48,6 +48,9 @@ class FakeAPI:
         if self.name == "h2" and server.name == "refused":
             raise RouterError("HAProxy refused it")
         self.calls.append((self.name, server.name))
+
+    def set_state(self, service: str, server: str, state: str) -> None:
+        self.calls.append((self.name, f"{server} {state}"))
 
 
 def _router(
@@ -106,11 +109,23 @@ def test_each_project_has_its_own_directory_on_the_hosts(tmp_path: Path) -> None
     assert shop.local_edge is not None  # no edge host: the edge runs on this machine
 
 
+class FakeDrains:
+    """A host's runtime API, as far as a push uses it: the drains given back."""
+
+    def __init__(self) -> None:
+        self.restored: list[dict[str, dict[str, ServerEntry]]] = []
+
+    def restore_drains(self, record: dict[str, dict[str, ServerEntry]]) -> None:
+        self.restored.append(record)
+
+
 class FakeHost:
     """A host's HAProxy that is not running yet: the router pushes it the whole file."""
 
     def __init__(self, name: str) -> None:
         self.name, self.texts, self.known = name, [], None
+        self.kept: list[bool] = []  # keep_state of each push
+        self.api = FakeDrains()
 
     def running(self) -> bool:
         return False
@@ -121,8 +136,9 @@ class FakeHost:
     def remember_shape(self, shape: Any) -> None:
         self.known = shape
 
-    def push(self, text: str, links: Any = None) -> None:
+    def push(self, text: str, links: Any = None, *, keep_state: bool = False) -> None:
         self.texts.append(text)
+        self.kept.append(keep_state)
 
 
 def _backend(text: str, name: str) -> list[str]:
@@ -238,3 +254,84 @@ def test_a_server_put_in_rotation_returns_once_the_edge_serves_its_ports(
     edge.asked.clear()
     router.add_server("web", server.model_copy(update={"state": "drain"}))
     assert edge.asked == []
+
+
+def test_a_push_gives_drained_servers_their_weight_back_and_keeps_state_of_driven_hosts(
+    tmp_path: Path,
+) -> None:
+    """The file renders a drained server at weight 0: after each push the host's drains are
+    restored (weight and drain through the runtime API), or a later `set_state(ready)` would
+    leave it at weight 0 there. A driven host's reload keeps its server state; a host back
+    from down (`resync`) does not."""
+    router = FleetRouter(
+        FLEET,
+        tmp_path / "fleet",
+        Stack(project="shop", file="compose.yaml", services={}),
+        lambda: FLEET.hosts,
+        external_edge=True,
+    )
+    fakes = {n: FakeHost(n) for n in ("h1", "h2")}
+    router.hosts = fakes  # type: ignore[assignment]
+    old = ServerEntry(
+        name="web-1-1", endpoint=Endpoint(host="10.0.0.1", port=20001), state="drain", weight=7
+    )
+    new = ServerEntry(name="web-2-1", endpoint=Endpoint(host="10.0.0.2", port=20002))
+    router.ensure(
+        RouterConfig(frontends=(Frontend(service="web", port=18080, servers=(old, new)),))
+    )
+    for fake in fakes.values():
+        assert "server web-1-1 10.0.0.1:20001 check weight 0" in _backend(fake.texts[0], "be_web")
+        assert fake.api.restored == [{"web": {"web-1-1": old, "web-2-1": new}}]
+        assert fake.kept == [True]
+    router.resync("h2")
+    assert fakes["h2"].kept == [True, False]
+    assert len(fakes["h2"].api.restored) == 2
+    assert fakes["h1"].kept == [True]
+
+
+class FakeEdgeHost:
+    """An edge host's HAProxy, asked over SSH whether it serves (EdgeHost.serves)."""
+
+    def __init__(self, name: str, reachable: bool = True) -> None:
+        self.name, self.reachable, self.asked = name, reachable, []  # type: ignore[var-annotated]
+
+    def push(self, text: str) -> str:
+        return "direct"
+
+    def serves(self, backends: set[str], within: float) -> str:
+        self.asked.append((set(backends), within))
+        if not self.reachable:
+            raise RouterError(f"edge HAProxy on {self.name}: ssh: connect timed out")
+        return "serving"
+
+
+def test_a_server_put_in_rotation_waits_for_every_edge_host(tmp_path: Path) -> None:
+    """With `edge` hosts, each is asked (on the host) to wait until it serves the service's
+    ports; once all did, later routes do not ask again until the router changes their file.
+    One out of reach does not fail the route (the server is in rotation already), and is
+    asked again at the next route."""
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web: {image: web, ports: ['8080:8000'], x-conveyor: {port: 8000}}\n"
+    )
+    router, calls = _router(tmp_path, {"h1": [], "h2": []})
+    router.stack = load_stack(tmp_path / "compose.yaml", environ={})
+    router.hosts = {h.name: None for h in FLEET.hosts}  # type: ignore[misc]
+    router.local_edge = None
+    edges = [FakeEdgeHost("e1"), FakeEdgeHost("e2", reachable=False)]
+    router.edges = edges  # type: ignore[assignment]
+    server = ServerEntry(name="web-1-1", endpoint=Endpoint(host="10.0.0.1", port=20001))
+    router.add_server("web", server)
+    assert calls == [("h1", "web-1-1"), ("h2", "web-1-1")]
+    for edge in edges:
+        assert edge.asked == [({"be_web_8080"}, EDGE_SERVES_WITHIN)]
+    router.add_server("web", server.model_copy(update={"state": "drain"}))
+    assert [len(e.asked) for e in edges] == [1, 1]  # a drain does not wait
+    router.set_state("web", "web-1-1", "ready")
+    assert [len(e.asked) for e in edges] == [2, 2]  # e2 never said it serves
+    edges[1].reachable = True
+    router.set_state("web", "web-1-1", "ready")
+    router.set_state("web", "web-1-1", "ready")
+    assert [len(e.asked) for e in edges] == [3, 3]  # both served: not asked again
+    router.ensure_edge()  # their file changes (FakeEdgeHost.push): asked again
+    router.set_state("web", "web-1-1", "ready")
+    assert [len(e.asked) for e in edges] == [4, 4]
