@@ -269,7 +269,10 @@ class FleetRouter:
         record = self._load_record() if record is None else record
         here = self.for_host(shape, host.name)
         text = render(
-            with_servers(here, record), Path(str(self.app_dir)), prometheus_exporter=False
+            with_servers(here, record),
+            Path(str(self.app_dir)),
+            prometheus_exporter=False,
+            socket_user=host.socket_user,
         )
         host.remember_shape(here)
         host.push(text, links={n: f for fe in here.frontends for n, f in fe.namespaces().items()})

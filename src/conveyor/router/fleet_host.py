@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from conveyor.errors import ConveyorError, RouterError
 from conveyor.host.process import Daemon, wait_until
-from conveyor.host.ssh_command import ssh_script
+from conveyor.host.ssh_command import as_root, ssh_script, sudo_hint
 from conveyor.host.ssh_tunnel import socket_path, tunnel
 from conveyor.model.fleet import FleetHost
 from conveyor.model.routing import RouterConfig
@@ -43,6 +43,41 @@ def app_dir(project: str) -> PurePosixPath:
 
 def edge_dir(project: str) -> PurePosixPath:
     return HOST_RUN / project / "edge"
+
+
+def push_script(d: PurePosixPath, links: Mapping[str, str], sudo: str = "") -> str:
+    """On the host: link each namespace (name -> file) under /var/run/netns, write the
+    configuration on stdin to `d`, check it, then reload the HAProxy `d`'s pid file names or
+    start one. `sudo` prefixes what needs root (`as_root`): HAProxy binds inside containers'
+    namespaces (setns needs CAP_SYS_ADMIN, and Docker's namespace files are root's), so it runs
+    as root, and /var/run/netns is root's; `d` itself is the SSH user's (provisioning gives the
+    deploy user /run/conveyor). Each privileged line is one provisioning's sudoers allows
+    (roles/base/templates/sudoers.j2): keep the two in step."""
+    linked = "".join(
+        f"{sudo}ln -sfn {shlex.quote(target)} /var/run/netns/{shlex.quote(name)}\n"
+        for name, target in sorted(links.items())
+    )
+    # Whether the master runs: its /proc entry, not `kill -0`, which a user other than the
+    # master's (root's) is refused.
+    return f"""mkdir -p {d}
+{sudo}mkdir -p /var/run/netns
+{linked}cat > {d}/haproxy.cfg.new
+{sudo}haproxy -c -q -f {d}/haproxy.cfg.new
+mv {d}/haproxy.cfg.new {d}/haproxy.cfg
+if [ -s {d}/{PID_FILE} ] && [ -d "/proc/$(cat {d}/{PID_FILE})" ]; then
+  {sudo}kill -USR2 "$(cat {d}/{PID_FILE})"
+else
+  {sudo}haproxy -W -D -f {d}/haproxy.cfg -S {d}/{MASTER_SOCKET},mode,600 \\
+    </dev/null >>{d}/start.log 2>&1
+fi"""
+
+
+def stop_script(d: PurePosixPath, sudo: str = "") -> str:
+    """On the host: stop the HAProxy `d`'s pid file names (its master: root's when `sudo`)."""
+    return (
+        f'if [ -s {d}/{PID_FILE} ]; then {sudo}kill "$(cat {d}/{PID_FILE})" || true; fi\n'
+        f"rm -f {d}/{PID_FILE}"
+    )
 
 
 class HostHAProxy:
@@ -81,6 +116,12 @@ class HostHAProxy:
     def name(self) -> str:
         return self.host.name
 
+    @property
+    def socket_user(self) -> str | None:
+        """Who must own the admin socket: the SSH user, whose tunnel reaches it, when HAProxy
+        runs as another (root, through sudo); None when the SSH user is root."""
+        return None if self.host.user == "root" else self.host.user
+
     def connect(self) -> None:
         """Start the admin socket's tunnel unless it runs (it ends with a lost link)."""
         if not self._tunnel.running():
@@ -116,24 +157,11 @@ class HostHAProxy:
         the same on one host). Raises RouterError with HAProxy's complaint."""
         before = self.worker_pid()
         d = self.remote_dir
-        linked = "".join(
-            f"ln -sfn {shlex.quote(target)} /var/run/netns/{shlex.quote(name)}\n"
-            for name, target in sorted((links or {}).items())
-        )
-        script = f"""mkdir -p {d} /var/run/netns
-{linked}cat > {d}/haproxy.cfg.new
-haproxy -c -q -f {d}/haproxy.cfg.new
-mv {d}/haproxy.cfg.new {d}/haproxy.cfg
-if [ -s {d}/{PID_FILE} ] && kill -0 "$(cat {d}/{PID_FILE})" 2>/dev/null; then
-  kill -USR2 "$(cat {d}/{PID_FILE})"
-else
-  haproxy -W -D -f {d}/haproxy.cfg -S {d}/{MASTER_SOCKET},mode,600 \\
-    </dev/null >>{d}/start.log 2>&1
-fi"""
+        script = push_script(d, links or {}, as_root(self.host))
         try:
             ssh_script(self.host, script, input=text, known_hosts=self.known_hosts)
         except ConveyorError as e:
-            raise RouterError(f"HAProxy on {self.name}: {e}") from e
+            raise RouterError(f"HAProxy on {self.name}: {e}{sudo_hint(self.host, str(e))}") from e
 
         def serving() -> bool:
             pid = self.worker_pid()
@@ -163,8 +191,7 @@ fi"""
         with contextlib.suppress(ConveyorError):  # a silent host: its HAProxy is out of reach
             ssh_script(
                 self.host,
-                f'if [ -s {d}/{PID_FILE} ]; then kill "$(cat {d}/{PID_FILE})" || true; fi\n'
-                f"rm -f {d}/{PID_FILE}",
+                stop_script(d, as_root(self.host)),
                 known_hosts=self.known_hosts,
                 timeout=20,
             )

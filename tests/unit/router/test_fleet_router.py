@@ -109,6 +109,8 @@ def test_each_project_has_its_own_directory_on_the_hosts(tmp_path: Path) -> None
 class FakeHost:
     """A host's HAProxy that is not running yet: the router pushes it the whole file."""
 
+    socket_user = None  # logged in as root
+
     def __init__(self, name: str) -> None:
         self.name, self.texts, self.known = name, [], None
 
