@@ -210,7 +210,7 @@ def test_the_deploy_user_runs_a_fleet_project_with_service_addresses(
     fleet = dataclasses.replace(provisioned.fleet, hosts=[as_deploy])
     # This machine (the controller: probes, the edge) is not one of the fleet's addresses the
     # firewall lets in: let it in for this test (the fleet's file put back at the end).
-    controller = as_deploy.ssh("sh", "-c", 'echo "$SSH_CLIENT"').split()[0]
+    controller = as_deploy.ssh('echo "$SSH_CLIENT"').split()[0]  # ssh: one remote line
     h2.exec("nft", "add", "rule", "inet", "conveyor", "input", "ip", "saddr", controller, "accept")
     try:
         with project_on(fleet, AS_DEPLOY, _compose_as_deploy) as deployed:
