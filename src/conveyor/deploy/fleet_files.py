@@ -2,7 +2,9 @@
 volumes on a fleet"); which files and where they land is plan.fleet_files.
 
 How they travel: over the host's SSH link (host.ssh_command), as one tar on the stdin of a
-script that unpacks it as the SSH user (root: owners and modes kept, `--numeric-owner`).
+script that unpacks it as the SSH user (root: owners and modes kept, `--numeric-owner`; the
+deploy user of a provisioned host, which owns /var/lib/conveyor: modes kept, every copy its
+own).
 Not the engine's `put_archive` through the tunnel: that writes into a container, so every
 copy would need a helper container started on the host (seconds each on these hosts), and
 the files must be on the host's own disk for a bind mount anyway.
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.errors import ConveyorError, RuntimeAdapterError
-from conveyor.host.ssh_command import ssh_script
+from conveyor.host.ssh_command import ssh_script, sudo_hint
 from conveyor.model.fleet import FleetHost
 from conveyor.model.stack import Service, Stack
 from conveyor.plan.fleet_files import (
@@ -101,8 +103,8 @@ def release_digests(service: Service, stack: Stack) -> dict[str, str]:
 
 
 def sync_script(project: str, keep: Iterable[str]) -> str:
-    """On the host: make the project's files directory (root only: secrets are copied
-    there), remove every copy not in `keep`, print those left."""
+    """On the host: make the project's files directory (its owner's only, the SSH user's:
+    secrets are copied there), remove every copy not in `keep`, print those left."""
     base = shlex.quote(str(files_dir(project)))
     kept = " ".join(sorted(set(keep)))
     return f"""mkdir -p {base}
@@ -273,4 +275,6 @@ class FleetFiles:
                 stdin_file=archive,
             )
         except ConveyorError as e:
-            raise RuntimeAdapterError(f"copying files to host {host.name}: {e}") from e
+            raise RuntimeAdapterError(
+                f"copying files to host {host.name}: {e}{sudo_hint(host, str(e))}"
+            ) from e

@@ -1,7 +1,12 @@
 """One shell script run on a fleet host over SSH, with the tunnels' options and key
 (host.ssh_tunnel): how the fleet's HAProxies get their files and are started or reloaded
 (router.fleet), and how a replica's files reach its host (deploy.fleet_files, a tar on
-stdin; docs/fleet.md)."""
+stdin; docs/fleet.md).
+
+A host whose SSH user is not root (a provisioned host's `deploy` user) runs the few commands
+that need root with `sudo -n` (`as_root`): provisioning's sudoers drop-in allows exactly
+those (docs/provision.md, "The deploy user"); `-n` fails at once instead of asking for a
+password, and `sudo_hint` turns that failure into what to do."""
 
 from __future__ import annotations
 
@@ -37,6 +42,24 @@ def ssh_script(
         said = (done.stderr or done.stdout).strip()
         raise HostError(f"on {host.name} ({host.address}): exit {done.returncode}: {said}")
     return done.stdout
+
+
+def as_root(host: FleetHost) -> str:
+    """The prefix of a command that needs root on `host`: nothing when its SSH user is root,
+    `sudo -n ` otherwise."""
+    return "" if host.user == "root" else "sudo -n "
+
+
+def sudo_hint(host: FleetHost, said: str) -> str:
+    """What to do when `said` (a failed script's complaint) is the SSH user lacking a right
+    provisioning gives the deploy user (a sudo rule, or a directory of its own)."""
+    if host.user == "root" or ("sudo" not in said and "Permission denied" not in said):
+        return ""
+    return (
+        f" (the SSH user {host.user!r} is not root: `conveyor provision` gives the deploy user "
+        "/run/conveyor, /var/lib/conveyor and the sudo rules the fleet needs; see "
+        'docs/provision.md, "The deploy user")'
+    )
 
 
 def _quote(script: str) -> str:

@@ -222,12 +222,14 @@ def _section(header: str, lines: list[str]) -> list[str]:
     return [header, *(_INDENT + line for line in lines), ""]
 
 
-def _global(run_dir: Path, user: str | None = None) -> list[str]:
+def _global(run_dir: Path, user: str | None = None, socket_user: str | None = None) -> list[str]:
     drop = [f"user {user}", f"group {user}"] if user is not None else []
+    owner = f" user {socket_user}" if socket_user is not None else ""
     return _section(
         "global",
         [
-            f"stats socket {run_dir / ADMIN_SOCKET} mode 600 level admin expose-fd listeners",
+            f"stats socket {run_dir / ADMIN_SOCKET} mode 600{owner} level admin "
+            "expose-fd listeners",
             # The pid file is set here and not with -p: giving both makes HAProxy print
             # "'pidfile' already specified" on every start and reload.
             f"pidfile {run_dir / PID_FILE}",
@@ -344,16 +346,21 @@ def render(
     *,
     prometheus_exporter: bool = True,
     user: str | None = None,
+    socket_user: str | None = None,
 ) -> str:
     """The HAProxy configuration for `config`. `run_dir` must be absolute: HAProxy re-executes
     itself on reload and the paths in the file must still resolve. `prometheus_exporter` is False
     when `haproxy -vv` does not list the prometheus-exporter service. `user`: the account
-    HAProxy drops to after binding (a fleet host's HAProxy is started as root by systemd)."""
+    HAProxy drops to after binding (a fleet host's HAProxy is started as root by systemd).
+    `socket_user`: who owns the admin socket (HAProxy runs as root, the fleet's SSH user
+    reaches the socket through its tunnel: a fleet host logged in as the deploy user)."""
     validate(config)
+    if socket_user is not None:
+        check_name("user", socket_user)
     lines = [
         "# Rendered by Conveyor (conveyor.router). Do not edit: the next ensure() rewrites it.",
         "",
-        *_global(run_dir, user),
+        *_global(run_dir, user, socket_user),
         *_defaults(),
     ]
     for frontend in sorted(config.frontends, key=lambda f: f.service):

@@ -284,7 +284,10 @@ class FleetRouter:
         record = self._load_record() if record is None else record
         here = self.for_host(shape, host.name)
         text = render(
-            with_servers(here, record), Path(str(self.app_dir)), prometheus_exporter=False
+            with_servers(here, record),
+            Path(str(self.app_dir)),
+            prometheus_exporter=False,
+            socket_user=host.socket_user,
         )
         host.remember_shape(here)
         host.push(

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from conveyor.errors import ConveyorError, RouterError
 from conveyor.host.process import Daemon, wait_until
-from conveyor.host.ssh_command import ssh_script
+from conveyor.host.ssh_command import as_root, ssh_script, sudo_hint
 from conveyor.host.ssh_tunnel import socket_path, tunnel
 from conveyor.model.fleet import FleetHost
 from conveyor.model.routing import RouterConfig
@@ -52,35 +52,52 @@ def host_push_script(
     links: Mapping[str, str],
     *,
     keep_state: bool,
+    sudo: str = "",
     netns_dir: str = "/var/run/netns",
 ) -> str:
     """The shell script (the configuration on stdin) that `HostHAProxy.push` runs on the
     host: links the namespaces, checks the file, then reloads the running master (SIGUSR2)
     or starts one. Before a reload, the running HAProxy's server state is saved where the
     file's `server-state-file` points when `keep_state`, else removed; a fresh start removes
-    it. Pure text: the paths are parameters so that a test can run it in a scratch
-    directory."""
+    it. `sudo` prefixes what needs root (`as_root`): HAProxy binds inside containers'
+    namespaces (setns needs CAP_SYS_ADMIN, and Docker's namespace files are root's), so it
+    runs as root, and /var/run/netns is root's; `remote_dir` itself is the SSH user's
+    (provisioning gives the deploy user /run/conveyor), and so is the admin socket the state
+    is read from. Each privileged line is one provisioning's sudoers allows
+    (roles/base/templates/sudoers.j2): keep the two in step. Pure text: the paths are
+    parameters so that a test can run it in a scratch directory."""
     d = remote_dir
     state = shlex.quote(str(d / STATE_FILE))
     netns = shlex.quote(netns_dir)
     linked = "".join(
-        f"ln -sfn {shlex.quote(target)} {netns}/{shlex.quote(name)}\n"
+        f"{sudo}ln -sfn {shlex.quote(target)} {netns}/{shlex.quote(name)}\n"
         for name, target in sorted(links.items())
     )
     keep = keep_state_function(str(d / ADMIN_SOCKET), str(d / STATE_FILE))
     before_reload = "keep_state" if keep_state else f"rm -f {state}"
-    return f"""mkdir -p {d} {netns}
+    # Whether the master runs: its /proc entry, not `kill -0`, which a user other than the
+    # master's (root's) is refused.
+    return f"""mkdir -p {d}
+{sudo}mkdir -p {netns}
 {linked}{keep}cat > {d}/haproxy.cfg.new
-haproxy -c -q -f {d}/haproxy.cfg.new
+{sudo}haproxy -c -q -f {d}/haproxy.cfg.new
 mv {d}/haproxy.cfg.new {d}/haproxy.cfg
-if [ -s {d}/{PID_FILE} ] && kill -0 "$(cat {d}/{PID_FILE})" 2>/dev/null; then
+if [ -s {d}/{PID_FILE} ] && [ -d "/proc/$(cat {d}/{PID_FILE})" ]; then
   {before_reload}
-  kill -USR2 "$(cat {d}/{PID_FILE})"
+  {sudo}kill -USR2 "$(cat {d}/{PID_FILE})"
 else
   rm -f {state}
-  haproxy -W -D -f {d}/haproxy.cfg -S {d}/{MASTER_SOCKET},mode,600 \\
+  {sudo}haproxy -W -D -f {d}/haproxy.cfg -S {d}/{MASTER_SOCKET},mode,600 \\
     </dev/null >>{d}/start.log 2>&1
 fi"""
+
+
+def stop_script(d: PurePosixPath, sudo: str = "") -> str:
+    """On the host: stop the HAProxy `d`'s pid file names (its master: root's when `sudo`)."""
+    return (
+        f'if [ -s {d}/{PID_FILE} ]; then {sudo}kill "$(cat {d}/{PID_FILE})" || true; fi\n'
+        f"rm -f {d}/{PID_FILE}"
+    )
 
 
 class HostHAProxy:
@@ -118,6 +135,12 @@ class HostHAProxy:
     @property
     def name(self) -> str:
         return self.host.name
+
+    @property
+    def socket_user(self) -> str | None:
+        """Who must own the admin socket: the SSH user, whose tunnel reaches it, when HAProxy
+        runs as another (root, through sudo); None when the SSH user is root."""
+        return None if self.host.user == "root" else self.host.user
 
     def connect(self) -> None:
         """Start the admin socket's tunnel unless it runs (it ends with a lost link)."""
@@ -161,11 +184,11 @@ class HostHAProxy:
         complaint."""
         before = self.worker_pid()
         d = self.remote_dir
-        script = host_push_script(d, links or {}, keep_state=keep_state)
+        script = host_push_script(d, links or {}, keep_state=keep_state, sudo=as_root(self.host))
         try:
             ssh_script(self.host, script, input=text, known_hosts=self.known_hosts)
         except ConveyorError as e:
-            raise RouterError(f"HAProxy on {self.name}: {e}") from e
+            raise RouterError(f"HAProxy on {self.name}: {e}{sudo_hint(self.host, str(e))}") from e
 
         def serving() -> bool:
             pid = self.worker_pid()
@@ -195,8 +218,7 @@ class HostHAProxy:
         with contextlib.suppress(ConveyorError):  # a silent host: its HAProxy is out of reach
             ssh_script(
                 self.host,
-                f'if [ -s {d}/{PID_FILE} ]; then kill "$(cat {d}/{PID_FILE})" || true; fi\n'
-                f"rm -f {d}/{PID_FILE}",
+                stop_script(d, as_root(self.host)),
                 known_hosts=self.known_hosts,
                 timeout=20,
             )

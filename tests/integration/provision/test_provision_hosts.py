@@ -2,12 +2,15 @@
 dockerd: conveyor.testing.fleet_hosts), never this machine: the first run changes them and
 the result is real (h1 is the edge: its HAProxy balances the published port over h2, the app
 host), the second changes nothing, `--check --diff` shows a change without making it, and a
-host that fails is named with its task while the other one finishes.
+host that fails is named with its task while the other one finishes. The app host, logged in
+as the provisioned `deploy` user instead of root, runs a fleet project (its HAProxy through
+the sudo rules provisioning gives that user).
 
 The tests share one fleet and run in order (each leaves the hosts as the next expects)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -17,11 +20,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conveyor.app import deploy as app_deploy
 from conveyor.app.provision import ProvisionInputs, provision, provision_inputs
 from conveyor.cli.main import app
 from conveyor.model.aws import AwsSettings
 from conveyor.model.provision import ProvisionEvent, ProvisionResult
 from conveyor.testing.fleet_hosts import TestFleet, fleet_of_hosts
+from tests.integration.fleet.support import APP, IMAGE, get, project_on
 from tests.unit.render.test_aws_hosts import aws_firewall
 
 # A fleet and four playbook runs: longer than the default per-test timeout on 2 shared cores.
@@ -167,6 +172,86 @@ def test_check_diff_shows_a_change_and_makes_none(
     assert "h2" not in result.output.split("recap")[-1]  # --limit: h1 only
     assert "false" in h1.exec("cat", "/etc/docker/daemon.json")  # unchanged
     assert "server gone " in h1.exec("cat", "/etc/haproxy/haproxy.cfg")
+
+
+AS_DEPLOY = "asdeploy"
+
+
+def _compose_as_deploy(port: int, version: str) -> str:
+    """web on the project's network (so it has a service address, where the host's HAProxy
+    binds in its namespace), published through the edge, with a config copied to the host."""
+    web = {
+        "image": IMAGE,
+        "command": ["python", "-c", APP],
+        "environment": {"VERSION": version},
+        "ports": [f"0.0.0.0:{port}:8000"],
+        "configs": [{"source": "greeting", "target": "/etc/greeting"}],
+        "stop_grace_period": "5s",
+        "x-conveyor": {"probe": {"path": "/health"}},
+    }
+    return json.dumps(
+        {
+            "name": AS_DEPLOY,
+            "services": {"web": web},
+            "configs": {"greeting": {"content": "hello from the controller"}},
+        }
+    )
+
+
+def test_the_deploy_user_runs_a_fleet_project_with_service_addresses(
+    provisioned: Provisioned,
+) -> None:
+    """The app host h2 logged in as `deploy` (what provisioning made: docker group, the
+    fleet's directories, the sudoers drop-in), not root: `conveyor up` starts the project's
+    HAProxy as root through sudo, binding inside web's service address (a namespace), copies
+    the config to /var/lib/conveyor, and `conveyor down` stops that HAProxy."""
+    h2 = provisioned.fleet.hosts[1]
+    as_deploy = dataclasses.replace(h2, user="deploy")
+    fleet = dataclasses.replace(provisioned.fleet, hosts=[as_deploy])
+    # This machine (the controller: probes, the edge) is not one of the fleet's addresses the
+    # firewall lets in: let it in for this test (the fleet's file put back at the end).
+    controller = as_deploy.ssh('echo "$SSH_CLIENT"').split()[0]  # ssh: one remote line
+    h2.exec("nft", "add", "rule", "inet", "conveyor", "input", "ip", "saddr", controller, "accept")
+    try:
+        with project_on(fleet, AS_DEPLOY, _compose_as_deploy) as deployed:
+            project = deployed.project()
+            result = app_deploy.up(
+                project,
+                agent=False,
+                images=deployed.images(),
+                checks=False,
+                metrics=False,
+                logs=False,
+            )
+            assert result.outcome.status == "succeeded", result.outcome.error
+            status, body = get(deployed.url)  # through the edge on this machine
+            assert status == 200 and body.startswith("v1 web-"), (status, body)
+            replica = next(r for r in project.engine().observe().replicas if r.running)
+            container = f"{AS_DEPLOY}-{replica.replica}"
+            # `web` by name from inside the replica: its service address, where h2's HAProxy
+            # binds in the namespace (the path that needs root: setns, Docker's netns files).
+            said = h2.exec(
+                "docker", "exec", container, "python", "-c",
+                "import urllib.request; print(urllib.request.urlopen('http://web:8000/').read().decode())",
+            )  # fmt: skip
+            assert said.split()[:2] == ["v1", replica.replica], said
+            assert "hello from the controller" in h2.exec(
+                "docker", "exec", container, "cat", "/etc/greeting"
+            )
+            run = f"/run/conveyor/{AS_DEPLOY}/haproxy"
+            assert h2.exec("stat", "-c", "%U", run, f"{run}/admin.sock").split() == [
+                "deploy",
+                "deploy",
+            ]
+            pid = h2.exec("cat", f"{run}/haproxy.pid").split()[0]
+            assert h2.exec("stat", "-c", "%U", f"/proc/{pid}").strip() == "root"
+            assert " namespace cv-asdeploy-web-" in h2.exec("cat", f"{run}/haproxy.cfg")
+            files = f"/var/lib/conveyor/{AS_DEPLOY}/files"
+            assert h2.exec("stat", "-c", "%U %a", files).split() == ["deploy", "700"]
+        # project_on's `conveyor down` stopped the HAProxy (root's) as deploy.
+        assert not h2.exec("sh", "-c", f"ls /proc/{pid} 2>/dev/null || true").strip()
+    finally:
+        h2.exec("nft", "-f", "/etc/nftables.d/conveyor.nft")
 
 
 def test_a_failing_host_is_named_with_its_task_while_the_other_finishes(

@@ -122,6 +122,8 @@ class FakeDrains:
 class FakeHost:
     """A host's HAProxy that is not running yet: the router pushes it the whole file."""
 
+    socket_user = None  # logged in as root
+
     def __init__(self, name: str) -> None:
         self.name, self.texts, self.known = name, [], None
         self.kept: list[bool] = []  # keep_state of each push
