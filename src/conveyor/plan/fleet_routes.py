@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pydantic import Field
 
 from conveyor.errors import SpecError, SpecErrors
-from conveyor.model.endpoint import Endpoint
+from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.frozen import Frozen
 from conveyor.model.routing import Bind, Frontend, RouterConfig, ServerEntry
 from conveyor.model.stack import Stack
@@ -94,7 +94,9 @@ def _with_target(
     return server
 
 
-def host_shape(config: RouterConfig, namespaces: Mapping[str, Namespace]) -> RouterConfig:
+def host_shape(
+    config: RouterConfig, namespaces: Mapping[str, Namespace], address: str | None = None
+) -> RouterConfig:
     """The frontends (`config`, as the executor gives them) for one fleet host's HAProxy:
 
     - every server is reached at its own endpoint (`target` cleared): on a fleet a replica is
@@ -102,8 +104,17 @@ def host_shape(config: RouterConfig, namespaces: Mapping[str, Namespace]) -> Rou
     - a bind inside a service address's namespace uses this host's address (`namespaces`,
       service -> the namespace of its address container on this host); a service whose
       address does not run on this host yet loses those binds until it does (its published
-      ports and stable frontend still serve).
+      ports and stable frontend still serve);
+    - what one host binds on its loopback (the stable frontend port: `public_port` or the one
+      Conveyor assigned; a `ports:` entry published on 127.0.0.1) is bound on the host's
+      fleet `address` too, where the edge (or the AWS load balancer) reaches it. The
+      loopback bind stays: replicas under host networking call services there.
     """
+
+    def fleet_bind(bound: str, port: int) -> tuple[Bind, ...]:
+        if address is None or bound != LOOPBACK or address == LOOPBACK:
+            return ()
+        return (Bind(address=address, port=port),)
 
     def binds(service: str, given: tuple[Bind, ...]) -> tuple[Bind, ...]:
         out: list[Bind] = []
@@ -116,13 +127,24 @@ def host_shape(config: RouterConfig, namespaces: Mapping[str, Namespace]) -> Rou
                 out.append(bind.model_copy(update={"namespace": here.name, "netns": here.netns}))
         return tuple(out)
 
+    def outside(given: tuple[Bind, ...]) -> tuple[Bind, ...]:
+        """The fleet-address twin of every loopback bind on the host."""
+        return tuple(
+            twin for b in given if b.namespace is None for twin in fleet_bind(b.address, b.port)
+        )
+
     frontends = tuple(
         f.model_copy(
             update={
                 "target": None,
-                "binds": binds(f.service, f.binds),
+                "binds": (
+                    *fleet_bind(f.address, f.port),
+                    *binds(f.service, f.binds),
+                    *outside(f.binds),
+                ),
                 "listeners": tuple(
-                    x.model_copy(update={"binds": binds(f.service, x.binds)}) for x in f.listeners
+                    x.model_copy(update={"binds": (*binds(f.service, x.binds), *outside(x.binds))})
+                    for x in f.listeners
                 ),
             }
         )
