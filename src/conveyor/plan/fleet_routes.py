@@ -154,14 +154,15 @@ def host_shape(
 
 
 def unpublishable(stack: Stack, services: Iterable[str]) -> list[SpecError]:
-    """A problem for each of `services` that serves ports on project networks that are all
-    `internal: true` (declared so in the file). On a fleet every replica is reached at the
-    host ports its engine publishes (the other hosts' HAProxies, the controller's probes),
-    and Docker publishes no port of a container only on internal networks: its replicas
-    could never be reached, nor pass a probe. Named at the first network's `internal:` line.
-    A network that is `external` is Docker's to describe: the runtime finds out when it
-    starts the replica (FleetRuntime.run)."""
-    out: list[SpecError] = []
+    """A problem for the services among `services` that serve ports on project networks that
+    are all `internal: true` (declared so in the file): one per set of such networks, naming
+    each service and its ports. On a fleet every replica is reached at the host ports its
+    engine publishes (the other hosts' HAProxies, the controller's probes), even one only
+    called through HAProxy, and Docker publishes no port of a container only on internal
+    networks: its replicas could never be reached, nor pass a probe. Named at the first
+    network's `internal:` line. A network that is `external` is Docker's to describe: the
+    runtime finds out when it starts the replica (FleetRuntime.run)."""
+    groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for name in sorted(set(services)):
         service = stack.services.get(name)
         if service is None or service.networking != "project" or not service.served_ports():
@@ -170,18 +171,29 @@ def unpublishable(stack: Stack, services: Iterable[str]) -> list[SpecError]:
         internal = [n for n in networks if n is not None and n.internal and not n.external]
         if not internal or len(internal) != len(networks):
             continue
-        first = internal[0]
         ports = ", ".join(str(p) for p in service.served_ports())
+        groups.setdefault(tuple(n.name for n in internal), []).append((name, ports))
+    out: list[SpecError] = []
+    for names, found in groups.items():
+        first = stack.networks[names[0]]
+        if len(found) == 1:
+            [(name, ports)] = found
+            who = f"service '{name}' serves port(s) {ports}"
+        else:
+            who = "services " + ", ".join(f"'{n}' ({p})" for n, p in found) + " serve ports"
+        them = "it" if len(found) == 1 else "them"
         out.append(
             SpecError(
                 first.file or stack.file,
                 first.line,
                 f"networks.{first.name}.internal",
-                f"service '{name}' serves port(s) {ports} only on internal network(s) "
-                f"({', '.join(n.name for n in internal)}): on a fleet its replicas are reached "
-                "at ports their host publishes, and Docker publishes no port of a container "
-                "only on internal networks. Attach it to a network that is not internal too "
-                "(its ports are published there; the internal one keeps its isolation)",
+                f"{who} only on internal network(s) ({', '.join(names)}): on a fleet every "
+                "replica is reached at ports its host publishes (by the other hosts' HAProxies "
+                "and the controller's probes, even when only HAProxy calls it), and Docker "
+                "publishes no port of a container only on internal networks. Remove "
+                f"`internal: true` (its containers then have a route out), or attach {them} to "
+                "a network that is not internal too (ports are published there; the internal "
+                "one keeps its isolation)",
             )
         )
     return out
