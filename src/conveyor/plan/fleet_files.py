@@ -202,7 +202,8 @@ def split_volumes(plan: Plan, stack: Stack, observed: Observed) -> list[str]:
     out, run on more than one host while mounting a named volume of the project: each host
     has its own copy of that volume (a volume's data stays on its host), so the replicas do
     not share data as they would on one host (examples/shop's orders). Volumes with driver
-    options are left out (they may be shared by their driver: NFS)."""
+    options are left out (they may be shared by their driver: NFS), and global services (a
+    volume per host is what they are for)."""
     going = {s.replica for s in plan.steps if s.kind in ("stop", "remove")}
     hosts: dict[str, set[str]] = {}
     for r in observed.replicas:
@@ -219,6 +220,8 @@ def split_volumes(plan: Plan, stack: Stack, observed: Observed) -> list[str]:
         where = sorted(hosts.get(name, ()))
         if service is None or len(where) < 2:
             continue
+        if service.placement is not None and service.placement.mode == "global":
+            continue  # one replica per host, each with its host's volume: what global means
         local = [
             key
             for key in named_volumes(service, stack)

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from conveyor.model.endpoint import Endpoint
+from conveyor.model.placement import ServicePlacement
 from conveyor.model.release import Observed, ObservedReplica
 from conveyor.model.stack import Stack
 from conveyor.plan.actions import Plan, Step
@@ -215,3 +216,15 @@ def test_replicas_of_a_volume_service_spread_over_hosts_are_noted(stack: Stack) 
     )
     assert split_volumes(same, stack, observed) == []
     assert split_volumes(Plan(steps=()), stack, observed) == []
+    # A global service: one replica per host, each with its host's volume, by design.
+    glob = stack.model_copy(
+        update={
+            "services": {
+                **stack.services,
+                "db": stack.services["db"].model_copy(
+                    update={"placement": ServicePlacement(mode="global")}
+                ),
+            }
+        }
+    )
+    assert split_volumes(plan, glob, observed) == []
