@@ -33,7 +33,7 @@ from conveyor.model.checks import CheckNotification, ChecksSettings, CheckStatus
 from conveyor.model.events import Level
 from conveyor.observe.checks.commands import schedule_downtime as downtime_command
 from conveyor.observe.checks.nagios import Nagios, NagiosControl, default_layout
-from conveyor.observe.checks.targets import address_ips, project_checks
+from conveyor.observe.checks.targets import address_ips, project_checks, through_edge
 from conveyor.plan.network import desired_networks
 from conveyor.render.nagios import name_ok
 from conveyor.spec.durations import parse_duration
@@ -94,9 +94,25 @@ def this_host() -> str:
 def desired_objects(engine: Engine, settings: ChecksSettings, host: str) -> NagiosObjects:
     """What Nagios checks for the project `engine` drives, as it serves now. Raises
     EngineUnreachable while the Docker Engine does not answer (its networks' subnets)."""
+    from conveyor.router.fleet import FleetRouter
+
     store = engine.store
     release = store.current_release()
     addresses: dict[str, list[str]] = {}
+    fleet = engine.router if isinstance(engine.router, FleetRouter) else None
+    if fleet is not None:
+        # The project's ports are the edge's; the rest is on the app hosts (through_edge).
+        ports = store.ports.frontend_ports()
+        routed = release.services if release is not None else {}
+        hidden = fleet.public_host(assigned=True)
+        assigned = {
+            port: hidden
+            for name, port in ports.items()
+            if name in routed and routed[name].service.routing.public_port is None
+        }
+        checks = project_checks(release, ports, None, {}, settings)
+        checks = through_edge(checks, fleet.public_host(), assigned)
+        return NagiosObjects(host=host, checks=checks, settings=settings)
     if release is not None:
         external = [n.docker_name for n in desired_networks(release.stack) if n.external]
         networks = engine.runtime.list_networks(engine.project, external)

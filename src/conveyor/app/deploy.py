@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from conveyor.app import logs as logs_app
 from conveyor.app import metrics as metrics_app
@@ -40,6 +41,9 @@ from conveyor.model.release import Release
 from conveyor.model.stack import Service
 from conveyor.plan.routes import ALL_INTERFACES
 from conveyor.store.db import RolloutRow, Store
+
+if TYPE_CHECKING:
+    from conveyor.router.fleet import FleetRouter
 
 
 def result(o: Outcome) -> RolloutResult:
@@ -97,26 +101,47 @@ def up(
     return out
 
 
+def _fleet_router(engine: Engine) -> FleetRouter | None:
+    from conveyor.router.fleet import FleetRouter
+
+    return engine.router if isinstance(engine.router, FleetRouter) else None
+
+
+def _frontend_host(engine: Engine, service: Service) -> str | None:
+    """Where users reach `service`'s stable frontend port: 127.0.0.1 on one host, the edge
+    on a fleet (None where it is not reachable from outside the edge: FleetRouter.public_host)."""
+    fleet = _fleet_router(engine)
+    if fleet is None:
+        return "127.0.0.1"
+    return fleet.public_host(assigned=service.routing.public_port is None)
+
+
 def urls(engine: Engine) -> list[ServiceURL]:
     cur = engine.store.current_release()
     if cur is None:
         return []
     ports = engine.store.ports.frontend_ports()
+    fleet = _fleet_router(engine)
+    edge = fleet.public_host() if fleet is not None else None
     out: list[ServiceURL] = []
     for name in cur.order():
         svc = cur.services[name].service
         # Where users reach the service: its published ports as the file writes them; a
         # service that publishes none is shown at the loopback frontend Conveyor gave it.
+        # On a fleet both are the edge's (plan.edge); nothing is shown when a load balancer
+        # outside Conveyor is the edge (its DNS name is the AWS stack's `LoadBalancerDns`).
         published = [p for p in svc.ports if p.published is not None and p.protocol == "tcp"]
-        for p in published:
+        for p in published if fleet is None or edge is not None else ():
             everywhere = p.host_ip in (None, "", ALL_INTERFACES, "::")
-            host = "127.0.0.1" if everywhere else p.host_ip
+            host = edge or ("127.0.0.1" if everywhere else p.host_ip)
             scheme = "http" if p.target in svc.http_ports() else "tcp"
             out.append(ServiceURL(name=name, url=f"{scheme}://{host}:{p.published}/"))
-        if name in ports and not published:
-            out.append(ServiceURL(name=name, url=f"{_scheme(svc)}://127.0.0.1:{ports[name]}/"))
+        host = _frontend_host(engine, svc)
+        if name in ports and not published and host is not None:
+            out.append(ServiceURL(name=name, url=f"{_scheme(svc)}://{host}:{ports[name]}/"))
     stats = engine.store.ports.stats_port()
-    if stats is not None:
+    # On a fleet each app host's HAProxy has its own stats page, on that host's 127.0.0.1.
+    if stats is not None and fleet is None:
         out.append(ServiceURL(name="haproxy stats", url=f"http://127.0.0.1:{stats}/stats"))
     return out
 
@@ -205,7 +230,8 @@ def status(project: Project) -> StatusView:
     store = engine.store
     cur = store.current_release()
     fports = store.ports.frontend_ports()
-    stats = store.ports.stats_port()
+    # On a fleet each app host's HAProxy has its own stats page, on that host's 127.0.0.1.
+    stats = store.ports.stats_port() if _fleet_router(engine) is None else None
     names = list(cur.order()) if cur else []
     names += sorted({r.service for r in observed.replicas} - set(names))
     desired = engine.desired_replicas(cur, observed) if cur else {}
@@ -223,7 +249,7 @@ def status(project: Project) -> StatusView:
                 running_replicas=sum(1 for r in reps if r.running),
                 image=sr.image_ref if sr else None,
                 spec_hash=sr.spec_hash if sr else None,
-                url=f"{_scheme(sr.service)}://127.0.0.1:{fport}" if sr and fport else None,
+                url=_frontend_url(engine, sr.service, fport) if sr and fport else None,
                 replicas=[
                     ReplicaView(
                         name=r.replica,
@@ -321,6 +347,11 @@ def logs(
 def reconciler(project: Project) -> Reconciler:
     """The project's reconciler, for the long-running process to host (`conveyor agent`)."""
     return Reconciler(project.engine(actor="agent"))
+
+
+def _frontend_url(engine: Engine, service: Service, port: int) -> str | None:
+    host = _frontend_host(engine, service)
+    return f"{_scheme(service)}://{host}:{port}" if host is not None else None
 
 
 def _scheme(service: Service) -> str:

@@ -49,7 +49,13 @@ from conveyor.model.release import (
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan
 from conveyor.plan.fleet_assign import assign_hosts, global_hosts
-from conveyor.plan.fleet_files import host_binds, named_volumes, volume_pins, volumes_by_key
+from conveyor.plan.fleet_files import (
+    host_binds,
+    named_volumes,
+    split_volumes,
+    volume_pins,
+    volumes_by_key,
+)
 from conveyor.plan.fleet_routes import check_publishable
 from conveyor.plan.network import SubnetPool, namespace_name
 from conveyor.plan.routes import Namespace
@@ -109,7 +115,10 @@ class FleetRuntime:
             for step in placed.steps:
                 if step.kind == "start" and step.host:
                     self._assigned[step.replica] = step.host
-        notes = self._missing_host_paths(placed, release)
+        notes = [
+            *self._missing_host_paths(placed, release),
+            *split_volumes(placed, release.stack, observed),
+        ]
         return placed.model_copy(update={"notes": (*placed.notes, *notes)}) if notes else placed
 
     def _missing_host_paths(self, plan: Plan, release: Release) -> list[str]:

@@ -23,7 +23,9 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 
+from conveyor.model.release import Observed
 from conveyor.model.stack import Service, Stack
+from conveyor.plan.actions import Plan
 
 FILES_ROOT = PurePosixPath("/var/lib/conveyor")
 DIGEST_LENGTH = 64  # sha256, hex
@@ -211,3 +213,45 @@ def volume_pins(
         if where is not None:
             pins[name] = tuple(sorted(where))
     return pins
+
+
+def split_volumes(plan: Plan, stack: Stack, observed: Observed) -> list[str]:
+    """A note for each service `plan` starts a replica of whose replicas, once it is carried
+    out, run on more than one host while mounting a named volume of the project: each host
+    has its own copy of that volume (a volume's data stays on its host), so the replicas do
+    not share data as they would on one host (examples/shop's orders). Volumes with driver
+    options are left out (they may be shared by their driver: NFS), and global services (a
+    volume per host is what they are for)."""
+    going = {s.replica for s in plan.steps if s.kind in ("stop", "remove")}
+    hosts: dict[str, set[str]] = {}
+    for r in observed.replicas:
+        if r.running and r.host and r.replica not in going:
+            hosts.setdefault(r.service, set()).add(r.host)
+    starting: set[str] = set()
+    for step in plan.steps:
+        if step.kind == "start" and step.host:
+            starting.add(step.service)
+            hosts.setdefault(step.service, set()).add(step.host)
+    notes: list[str] = []
+    for name in sorted(starting):
+        service = stack.services.get(name)
+        where = sorted(hosts.get(name, ()))
+        if service is None or len(where) < 2:
+            continue
+        if service.placement is not None and service.placement.mode == "global":
+            continue  # one replica per host, each with its host's volume: what global means
+        local = [
+            key
+            for key in named_volumes(service, stack)
+            if key in stack.volumes
+            and not stack.volumes[key].driver_opts
+            and stack.volumes[key].driver in (None, "local")
+        ]
+        if local:
+            notes.append(
+                f"{name}: its replicas run on {', '.join(where)}, each host with its own "
+                f"{', '.join(local)} volume (a volume's data stays on its host): they do not "
+                "share data as on one host; to share it, keep the service on one host "
+                f"(deploy.placement.constraints: [node.hostname=={where[0]}]) or at one replica"
+            )
+    return notes

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pydantic import Field
 
 from conveyor.errors import SpecError, SpecErrors
-from conveyor.model.endpoint import Endpoint
+from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.frozen import Frozen
 from conveyor.model.routing import Bind, Frontend, RouterConfig, ServerEntry
 from conveyor.model.stack import Stack
@@ -94,7 +94,9 @@ def _with_target(
     return server
 
 
-def host_shape(config: RouterConfig, namespaces: Mapping[str, Namespace]) -> RouterConfig:
+def host_shape(
+    config: RouterConfig, namespaces: Mapping[str, Namespace], address: str | None = None
+) -> RouterConfig:
     """The frontends (`config`, as the executor gives them) for one fleet host's HAProxy:
 
     - every server is reached at its own endpoint (`target` cleared): on a fleet a replica is
@@ -102,8 +104,17 @@ def host_shape(config: RouterConfig, namespaces: Mapping[str, Namespace]) -> Rou
     - a bind inside a service address's namespace uses this host's address (`namespaces`,
       service -> the namespace of its address container on this host); a service whose
       address does not run on this host yet loses those binds until it does (its published
-      ports and stable frontend still serve).
+      ports and stable frontend still serve);
+    - what one host binds on its loopback (the stable frontend port: `public_port` or the one
+      Conveyor assigned; a `ports:` entry published on 127.0.0.1) is bound on the host's
+      fleet `address` too, where the edge (or the AWS load balancer) reaches it. The
+      loopback bind stays: replicas under host networking call services there.
     """
+
+    def fleet_bind(bound: str, port: int) -> tuple[Bind, ...]:
+        if address is None or bound != LOOPBACK or address == LOOPBACK:
+            return ()
+        return (Bind(address=address, port=port),)
 
     def binds(service: str, given: tuple[Bind, ...]) -> tuple[Bind, ...]:
         out: list[Bind] = []
@@ -116,13 +127,24 @@ def host_shape(config: RouterConfig, namespaces: Mapping[str, Namespace]) -> Rou
                 out.append(bind.model_copy(update={"namespace": here.name, "netns": here.netns}))
         return tuple(out)
 
+    def outside(given: tuple[Bind, ...]) -> tuple[Bind, ...]:
+        """The fleet-address twin of every loopback bind on the host."""
+        return tuple(
+            twin for b in given if b.namespace is None for twin in fleet_bind(b.address, b.port)
+        )
+
     frontends = tuple(
         f.model_copy(
             update={
                 "target": None,
-                "binds": binds(f.service, f.binds),
+                "binds": (
+                    *fleet_bind(f.address, f.port),
+                    *binds(f.service, f.binds),
+                    *outside(f.binds),
+                ),
                 "listeners": tuple(
-                    x.model_copy(update={"binds": binds(f.service, x.binds)}) for x in f.listeners
+                    x.model_copy(update={"binds": (*binds(f.service, x.binds), *outside(x.binds))})
+                    for x in f.listeners
                 ),
             }
         )
@@ -132,14 +154,15 @@ def host_shape(config: RouterConfig, namespaces: Mapping[str, Namespace]) -> Rou
 
 
 def unpublishable(stack: Stack, services: Iterable[str]) -> list[SpecError]:
-    """A problem for each of `services` that serves ports on project networks that are all
-    `internal: true` (declared so in the file). On a fleet every replica is reached at the
-    host ports its engine publishes (the other hosts' HAProxies, the controller's probes),
-    and Docker publishes no port of a container only on internal networks: its replicas
-    could never be reached, nor pass a probe. Named at the first network's `internal:` line.
-    A network that is `external` is Docker's to describe: the runtime finds out when it
-    starts the replica (FleetRuntime.run)."""
-    out: list[SpecError] = []
+    """A problem for the services among `services` that serve ports on project networks that
+    are all `internal: true` (declared so in the file): one per set of such networks, naming
+    each service and its ports. On a fleet every replica is reached at the host ports its
+    engine publishes (the other hosts' HAProxies, the controller's probes), even one only
+    called through HAProxy, and Docker publishes no port of a container only on internal
+    networks: its replicas could never be reached, nor pass a probe. Named at the first
+    network's `internal:` line. A network that is `external` is Docker's to describe: the
+    runtime finds out when it starts the replica (FleetRuntime.run)."""
+    groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for name in sorted(set(services)):
         service = stack.services.get(name)
         if service is None or service.networking != "project" or not service.served_ports():
@@ -148,18 +171,29 @@ def unpublishable(stack: Stack, services: Iterable[str]) -> list[SpecError]:
         internal = [n for n in networks if n is not None and n.internal and not n.external]
         if not internal or len(internal) != len(networks):
             continue
-        first = internal[0]
         ports = ", ".join(str(p) for p in service.served_ports())
+        groups.setdefault(tuple(n.name for n in internal), []).append((name, ports))
+    out: list[SpecError] = []
+    for names, found in groups.items():
+        first = stack.networks[names[0]]
+        if len(found) == 1:
+            [(name, ports)] = found
+            who = f"service '{name}' serves port(s) {ports}"
+        else:
+            who = "services " + ", ".join(f"'{n}' ({p})" for n, p in found) + " serve ports"
+        them = "it" if len(found) == 1 else "them"
         out.append(
             SpecError(
                 first.file or stack.file,
                 first.line,
                 f"networks.{first.name}.internal",
-                f"service '{name}' serves port(s) {ports} only on internal network(s) "
-                f"({', '.join(n.name for n in internal)}): on a fleet its replicas are reached "
-                "at ports their host publishes, and Docker publishes no port of a container "
-                "only on internal networks. Attach it to a network that is not internal too "
-                "(its ports are published there; the internal one keeps its isolation)",
+                f"{who} only on internal network(s) ({', '.join(names)}): on a fleet every "
+                "replica is reached at ports its host publishes (by the other hosts' HAProxies "
+                "and the controller's probes, even when only HAProxy calls it), and Docker "
+                "publishes no port of a container only on internal networks. Remove "
+                f"`internal: true` (its containers then have a route out), or attach {them} to "
+                "a network that is not internal too (ports are published there; the internal "
+                "one keeps its isolation)",
             )
         )
     return out

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from conveyor.errors import RouterError
-from conveyor.model.endpoint import Endpoint
+from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.routing import Bind, Frontend, Mode, RouterConfig, ServerEntry
 from conveyor.render.validator import Validator
 
@@ -51,6 +51,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 _CHECK_PATH = re.compile(r"/[\x21-\x7e]*\Z")
 
 _INDENT = "    "
+
+# Bind addresses that listen on every address of their family.
+WILDCARDS = frozenset({"0.0.0.0", "::", "*", ""})  # noqa: S104 — names them, binds nothing
 
 INSTALL_HINT = "`conveyor bootstrap` installs HAProxy"
 
@@ -125,20 +128,24 @@ def validate(config: RouterConfig) -> None:
     services, servers or ports (two binds on one port are accepted by HAProxy: SO_REUSEPORT)."""
     seen_services: set[str] = set()
     seen_backends: set[str] = set()
-    ports: dict[tuple[str | None, bool, int], str] = {}
+    # (namespace, IPv6, port) -> every (address, owner) bound there.
+    ports: dict[tuple[str | None, bool, int], list[tuple[str, str]]] = {}
     if config.stats_port is not None:
-        ports[(None, False, config.stats_port)] = "stats"
+        ports[(None, False, config.stats_port)] = [(LOOPBACK, "stats")]
 
     def claim(bind: Bind, owner: str) -> None:
-        # Host binds of one address family clash by port whatever their address (0.0.0.0
-        # covers 127.0.0.1); binds inside a namespace only with binds in the same namespace.
+        # Binds of one address family and port clash when one of them is the wildcard
+        # (0.0.0.0 covers 127.0.0.1) or both name the same address; two addresses of the
+        # host do not (a fleet host binds a stable port on 127.0.0.1 and on its fleet
+        # address). Binds inside a namespace only meet binds in the same namespace.
         key = (bind.namespace, ":" in bind.address, bind.port)
-        if key in ports:
-            raise RouterError(
-                f"port {bind.port} is used by both {ports[key]!r} and {owner!r}"
-                + (f" in namespace {bind.namespace}" if bind.namespace else "")
-            )
-        ports[key] = owner
+        for address, other in ports.get(key, ()):
+            if address == bind.address or WILDCARDS & {address, bind.address}:
+                raise RouterError(
+                    f"port {bind.port} is used by both {other!r} and {owner!r}"
+                    + (f" in namespace {bind.namespace}" if bind.namespace else "")
+                )
+        ports.setdefault(key, []).append((bind.address, owner))
 
     for frontend in config.frontends:
         check_name("service", frontend.service)

@@ -34,6 +34,8 @@ from typing import TypeVar
 from conveyor.errors import ConveyorError, RouterError
 from conveyor.host.process import Daemon, DaemonSpec, wait_until
 from conveyor.host.validate import check
+from conveyor.model.edge import EdgeConfig
+from conveyor.model.endpoint import LOOPBACK
 from conveyor.model.fleet import Fleet, FleetHost
 from conveyor.model.provision import HOST_HAPROXY_RUN_DIR, HOST_HAPROXY_USER
 from conveyor.model.stack import Stack
@@ -47,6 +49,7 @@ from conveyor.render.haproxy import (
     PID_FILE,
     STATE_FILE,
     VALIDATOR,
+    WILDCARDS,
     render,
 )
 from conveyor.render.haproxy import validate as validate_router
@@ -298,15 +301,17 @@ class FleetRouter:
         host.api.restore_drains({f.service: record.get(f.service, {}) for f in here.frontends})
 
     def for_host(self, shape: RouterConfig, name: str) -> RouterConfig:
-        """`shape` as host `name`'s HAProxy serves it (plan.fleet_routes.host_shape)."""
+        """`shape` as host `name`'s HAProxy serves it (plan.fleet_routes.host_shape): its
+        stable frontend ports bound on its fleet address too, for the edge."""
+        address = self.hosts[name].host.address if name in self.hosts else None
         if self._netns_on is None or not any(f.namespaces() for f in shape.frontends):
-            return host_shape(shape, {})  # no service address: nothing to ask the host
+            return host_shape(shape, {}, address)  # no service address: nothing to ask
         try:
             here = dict(self._netns_on(name))
         except ConveyorError:
             # Its engine does not answer (a suspect host): it keeps binding where it does.
             here = self._bound(name)
-        return host_shape(shape, here)
+        return host_shape(shape, here, address)
 
     def _bound(self, name: str) -> dict[str, Namespace]:
         """Where host `name`'s HAProxy binds now, by service (its last pushed shape)."""
@@ -327,15 +332,36 @@ class FleetRouter:
             self.push(self.hosts[name], shape, keep_state=False)
         self.ensure_edge()
 
+    def edge(self, serving: Sequence[FleetHost]) -> EdgeConfig:
+        """What the edge serves over `serving`: the stack's published ports and every
+        routed service's stable frontend port (the last shape's: the ports Conveyor
+        assigned are in no file). An edge host serves the assigned ones on its own
+        loopback only, as one host does (plan.edge)."""
+        shape = self._load_shape()
+        frontends = {f.service: f.port for f in shape.frontends} if shape is not None else None
+        if self.local_edge is not None:
+            return edge_config(
+                self.stack, serving, frontends=frontends, listen_address=self.edge_address
+            )
+        return edge_config(self.stack, serving, frontends=frontends, assigned_address=LOOPBACK)
+
+    def public_host(self, *, assigned: bool = False) -> str | None:
+        """Where users reach the services' ports: the edge on this machine (127.0.0.1 when
+        it listens on every address), the first edge host, or None when a load balancer
+        outside Conveyor is the edge. `assigned`: a stable frontend port Conveyor assigned,
+        which an edge host serves on its own loopback only (None then)."""
+        if self.local_edge is not None:
+            return LOOPBACK if self.edge_address in WILDCARDS else self.edge_address
+        return self.edges[0].host.address if self.edges and not assigned else None
+
     def ensure_edge(self) -> None:
         """The edge over the serving app hosts (rendered again; reloaded only if it changed)."""
         serving = [h for h in self._serving() if h.name in self.hosts]
+        config = self.edge(serving)
         if self.local_edge is not None:
-            config = edge_config(self.stack, serving, listen_address=self.edge_address)
             if config.ports:
                 self.local_edge.ensure(render_edge(config, self.local_edge.run_dir))
             return
-        config = edge_config(self.stack, serving)
         if config.ports:
             text = render_edge(config, Path(HOST_HAPROXY_RUN_DIR), user=HOST_HAPROXY_USER)
             for edge in self.edges:
@@ -380,7 +406,7 @@ class FleetRouter:
         if self.local_edge is None and not self.edges:
             return  # no edge (or the AWS load balancer: not ours to ask)
         serving = [h for h in self._serving() if h.name in self.hosts]
-        ports = edge_config(self.stack, serving).ports
+        ports = self.edge(serving).ports
         backends = {backend_name(p) for p in ports if p.service == service}
         if not backends:
             return

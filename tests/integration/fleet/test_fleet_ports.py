@@ -16,7 +16,7 @@ import pytest
 from conveyor.app import deploy as app
 from conveyor.host.listening import listening_ports
 from conveyor.testing.fleet_hosts import TestFleet
-from tests.integration.fleet.support import IMAGE, Deployed, project_on
+from tests.integration.fleet.support import IMAGE, Deployed, get, project_on
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +53,8 @@ def _compose(port: int, version: str) -> str:
         "expose": ["8001", "9001"],
         "deploy": {"replicas": 1, "placement": {"constraints": ["node.hostname==h1"]}},
         "stop_grace_period": "2s",
+        # A stable frontend port and no `ports:`: served by the edge on this machine.
+        "x-conveyor": {"port": 8001, "probe": "/health", "public_port": port},
     }
     caller = {
         "image": IMAGE,
@@ -96,3 +98,22 @@ def test_a_replica_on_another_host_reaches_both_ports_of_a_service(ported: Deplo
     frontend = project.engine().store.ports.frontend_ports()["db"]
     busy = listening_ports(h2.fleet_host())
     assert {h2.fleet_host().port, frontend} <= busy, (frontend, sorted(busy))
+
+
+def test_a_public_port_without_ports_answers_through_the_edge(ported: Deployed) -> None:
+    """db's `x-conveyor.public_port` (no `ports:` entry): `up` printed the edge's URL, and
+    right after `up` the edge on 127.0.0.1 answers there, through h2's and h3's HAProxies
+    too (bound on their fleet address), from db's one replica on h1."""
+    project = ported.project()
+    if not project.engine().observe().replicas:  # run alone: the test above did the `up`
+        images = {s: (IMAGE, ported.image_id) for s in ("db", "caller")}
+        app.up(project, agent=False, images=images, checks=False, metrics=False, logs=False)
+    urls = {u.name: u.url for u in app.urls(project.engine())}
+    assert urls["db"] == ported.url, urls
+    [db] = [r for r in project.engine().observe().replicas if r.service == "db"]
+    answers = {get(ported.url) for _ in range(6)}
+    assert answers == {(200, f"8001 {db.replica}")}, answers
+    # Every app host serves it at its fleet address (the edge's servers), not just h1.
+    for host in ported.fleet.hosts:
+        said = host.exec("curl", "-sS", "--max-time", "10", f"http://{host.address}:{ported.port}/")
+        assert said == f"8001 {db.replica}", (host.name, said)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from conveyor.model.checks import Check, ChecksSettings
 from conveyor.model.release import Release, ServiceRelease
 from conveyor.model.stack import PortSpec, Probe, Routing, Service, ServiceNetwork, Stack
-from conveyor.observe.checks.targets import host_checks, project_checks
+from conveyor.observe.checks.targets import host_checks, project_checks, through_edge
 
 ON_DEFAULT = {"default": ServiceNetwork()}
 SETTINGS = ChecksSettings()
@@ -151,3 +151,38 @@ def test_ipv6_wildcards_are_reached_on_loopback() -> None:
     )
     checks = project_checks(release(web), {"web": 18400}, None, {}, SETTINGS)
     assert "web http [::1]:8081" in names(checks)
+
+
+def test_on_a_fleet_the_controller_checks_the_ports_at_the_edge() -> None:
+    """What examples/shop showed on three test hosts: the service-address checks reached
+    whatever had that IP on the controller (a 426 from something else), the backend checks
+    asked for stats on the controller's loopback (refused). On a fleet the ports are checked
+    at the edge, and what is only on the app hosts is left out."""
+    gateway = Service(
+        name="gateway",
+        networking="project",
+        networks=ON_DEFAULT,
+        routing=Routing(port=8000, public_port=8080, probe=Probe(path="/health")),
+    )
+    catalog = Service(
+        name="catalog",
+        networking="project",
+        networks=ON_DEFAULT,
+        ports=(PortSpec(target=9000, published=9090),),
+        routing=Routing(port=8000, probe=Probe(path="/health")),
+    )
+    ports = {"gateway": 8080, "catalog": 21001}
+    addresses = {"gateway": ["10.213.0.130"], "catalog": ["10.213.0.128"]}
+    checks = project_checks(release(gateway, catalog), ports, None, addresses, SETTINGS)
+    assert any(c.scope == "address" for c in checks)  # one host checks the addresses
+    local = through_edge(checks, "127.0.0.1", {})
+    assert names(local) == [
+        "catalog http 127.0.0.1:21001",
+        "catalog tcp 127.0.0.1:9090",
+        "gateway http 127.0.0.1:8080",
+        *names(host_checks(SETTINGS)),
+    ]
+    hosts = through_edge(checks, "10.0.1.1", {21001: None})  # edge hosts: assigned on loopback
+    assert names(hosts)[:2] == ["catalog tcp 10.0.1.1:9090", "gateway http 10.0.1.1:8080"]
+    assert [c.address for c in hosts if c.service] == ["10.0.1.1", "10.0.1.1"]
+    assert names(through_edge(checks, None, {})) == names(host_checks(SETTINGS))  # AWS ALB

@@ -9,7 +9,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from conveyor.model.endpoint import Endpoint
+from conveyor.model.placement import ServicePlacement
+from conveyor.model.release import Observed, ObservedReplica
 from conveyor.model.stack import Stack
+from conveyor.plan.actions import Plan, Step
 from conveyor.plan.fleet_files import (
     config_modes,
     copy_digest,
@@ -23,6 +27,7 @@ from conveyor.plan.fleet_files import (
     release_files,
     rewrite_binds,
     rewrite_files,
+    split_volumes,
     volume_pins,
 )
 from conveyor.spec.compose import load_stack
@@ -167,3 +172,59 @@ def test_a_service_is_pinned_to_the_hosts_holding_its_volumes(stack: Stack) -> N
     assert volume_pins(services, stack, {"logs": ["h3"]}) == {"db": ("h3",)}
     # Split over hosts (made before pinning): any host holding one.
     assert volume_pins(services, stack, {"db": ["h1"], "logs": ["h3"]})["db"] == ("h1", "h3")
+
+
+def _replica(service: str, replica: str, host: str) -> ObservedReplica:
+    return ObservedReplica(
+        replica=replica,
+        service=service,
+        container_id=replica,
+        spec_hash="x",
+        release=1,
+        endpoint=Endpoint(host="10.9.0.1", port=1),
+        running=True,
+        host=host,
+    )
+
+
+def test_replicas_of_a_volume_service_spread_over_hosts_are_noted(stack: Stack) -> None:
+    """examples/shop's orders: two replicas, one named volume, placed on h2 and h3: each
+    host has its own volume, so they do not share data. Said when the plan starts one."""
+    plan = Plan(
+        steps=(
+            Step(kind="start", service="db", replica="db-2-2", host="h3"),
+            Step(kind="start", service="cache", replica="cache-2-1", host="h3"),
+            Step(kind="stop", service="db", replica="db-1-9"),
+        )
+    )
+    observed = Observed(
+        replicas=(
+            _replica("db", "db-2-1", "h2"),
+            _replica("db", "db-1-9", "h1"),  # stopped by the plan
+            _replica("cache", "cache-1-1", "h1"),  # no volume
+        )
+    )
+    [note] = split_volumes(plan, stack, observed)
+    assert note.startswith("db: its replicas run on h2, h3, each host with its own db, logs")
+    assert "[node.hostname==h2]" in note
+    # One host: shared, as on one host; nothing started: nothing to say again.
+    same = Plan(
+        steps=(
+            Step(kind="start", service="db", replica="db-2-2", host="h2"),
+            Step(kind="stop", service="db", replica="db-1-9"),
+        )
+    )
+    assert split_volumes(same, stack, observed) == []
+    assert split_volumes(Plan(steps=()), stack, observed) == []
+    # A global service: one replica per host, each with its host's volume, by design.
+    glob = stack.model_copy(
+        update={
+            "services": {
+                **stack.services,
+                "db": stack.services["db"].model_copy(
+                    update={"placement": ServicePlacement(mode="global")}
+                ),
+            }
+        }
+    )
+    assert split_volumes(plan, glob, observed) == []

@@ -126,3 +126,22 @@ def test_a_service_only_on_internal_networks_is_named_at_the_internal_line(
     with pytest.raises(SpecError, match=r"compose.yaml:22: networks.data.internal: service 'db'"):
         check_publishable(stack, ["db", "web"])  # only the services the plan starts count
     check_publishable(stack, ["cache", "worker", "web"])  # nothing to say
+
+
+def test_services_on_the_same_internal_networks_are_one_problem(tmp_path: Path) -> None:
+    """examples/shop: every service on its one `internal: true` default network."""
+    path = tmp_path / "compose.yaml"
+    path.write_text(
+        "services:\n"
+        "  gateway: {image: g, x-conveyor: {port: 8000, public_port: 8080}}\n"
+        "  catalog: {image: c, x-conveyor: {port: 8000}}\n"
+        "networks:\n"
+        "  default:\n"
+        "    internal: true\n"
+    )
+    stack = load_stack(path, environ={})
+    [problem] = unpublishable(stack, stack.services)
+    assert (problem.line, problem.field) == (6, "networks.default.internal")
+    said = str(problem)
+    assert "services 'catalog' (8000), 'gateway' (8000) serve ports only on internal" in said
+    assert "Remove `internal: true`" in said and "attach them to a network" in said

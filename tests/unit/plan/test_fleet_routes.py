@@ -12,8 +12,9 @@ import pytest
 
 from conveyor.host.validate import check
 from conveyor.model.endpoint import Endpoint
-from conveyor.model.routing import Frontend, RouterConfig
-from conveyor.plan.fleet_routes import FleetReplica, fleet_router_config
+from conveyor.model.routing import Bind, Frontend, Listener, RouterConfig
+from conveyor.plan.fleet_routes import FleetReplica, fleet_router_config, host_shape
+from conveyor.plan.routes import Namespace
 from conveyor.render.haproxy import VALIDATOR, render
 
 CONFIG = RouterConfig(
@@ -78,3 +79,52 @@ def test_the_routers_renderer_renders_it_and_haproxy_accepts_it(host: str) -> No
         assert verdict.ok, verdict.output
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _binds(config: RouterConfig, service: str) -> list[str]:
+    [frontend] = [f for f in config.frontends if f.service == service]
+    return [f"{frontend.address}:{frontend.port}"] + [
+        f"{b.address}:{b.port}" + (f" in {b.namespace}" if b.namespace else "")
+        for b in frontend.binds
+    ]
+
+
+def test_a_host_binds_what_one_host_binds_on_loopback_on_its_fleet_address_too() -> None:
+    """The stable frontend (public_port or assigned) and a port published on 127.0.0.1 get a
+    twin on the host's fleet address, where the edge reaches them; what is bound on every
+    address, or inside a namespace, is left as it is."""
+    config = RouterConfig(
+        frontends=(
+            Frontend(
+                service="web",
+                port=8080,
+                binds=(Bind(address="127.0.0.1", port=9090), Bind(port=80, namespace="cv-w")),
+                listeners=(Listener(port=9000, binds=(Bind(address="127.0.0.1", port=19000),)),),
+            ),
+            Frontend(service="shop", port=8081, address="0.0.0.0"),  # `ports: ["8081:8000"]`
+        )
+    )
+    shaped = host_shape(
+        config, {"web": Namespace(name="cv-w2", netns="/proc/1/ns/net")}, "10.9.0.11"
+    )
+    assert _binds(shaped, "web") == [
+        "127.0.0.1:8080",
+        "10.9.0.11:8080",
+        "127.0.0.1:9090",
+        "0.0.0.0:80 in cv-w2",
+        "10.9.0.11:9090",
+    ]
+    [web] = [f for f in shaped.frontends if f.service == "web"]
+    [listener] = web.listeners
+    assert [f"{b.address}:{b.port}" for b in listener.binds] == [
+        "127.0.0.1:19000",
+        "10.9.0.11:19000",
+    ]
+    assert _binds(shaped, "shop") == ["0.0.0.0:8081"]
+    # No address (as before), or a host whose fleet address is this machine's loopback.
+    for address in (None, "127.0.0.1"):
+        assert _binds(host_shape(config, {}, address), "web") == [
+            "127.0.0.1:8080",
+            "127.0.0.1:9090",
+        ]
+    render(shaped, Path("/run/r"))  # the renderer's own checks accept both addresses of a port

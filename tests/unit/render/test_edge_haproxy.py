@@ -14,7 +14,7 @@ from conveyor.errors import RouterError
 from conveyor.host.validate import check
 from conveyor.model.edge import EdgeConfig, EdgePort, EdgeTarget
 from conveyor.model.fleet import FleetHost
-from conveyor.model.stack import PortSpec, Probe, Routing, Service, Stack
+from conveyor.model.stack import ExposedPort, PortSpec, Probe, Routing, Service, Stack
 from conveyor.plan.edge import edge_config
 from conveyor.render.edge_haproxy import VALIDATOR, render_edge
 
@@ -178,3 +178,79 @@ def _port(service: str, port: int, **more: object) -> EdgePort:
 def test_invalid_edge_is_refused(ports: tuple[EdgePort, ...], message: str) -> None:
     with pytest.raises(RouterError, match=message):
         render_edge(EdgeConfig(ports=ports), Path("/run/e"))
+
+
+FRONTENDS = Stack(
+    project="shop",
+    file="/srv/shop/compose.yaml",
+    services={
+        # x-conveyor.public_port, no `ports:` (examples/shop's gateway).
+        "gateway": Service(
+            name="gateway",
+            networking="project",
+            routing=Routing(port=8000, public_port=8080, probe=Probe(path="/health")),
+        ),
+        # A port Conveyor assigns (Engine.frontend_ports), no file names it.
+        "catalog": Service(
+            name="catalog",
+            networking="project",
+            routing=Routing(port=8000, probe=Probe(path="/ready")),
+        ),
+        # TCP: served as TCP, checked by a connect.
+        "db": Service(name="db", networking="project", expose=(ExposedPort(port=5432),)),
+        # Host networking: its stable port is served in HTTP mode.
+        "legacy": Service(name="legacy", routing=Routing(port=3000, probe=Probe(path="/ok"))),
+        # public_port and a `ports:` entry for the same number: one listener, the entry's.
+        "web": Service(
+            name="web",
+            networking="project",
+            ports=(PortSpec(target=8000, published=8090),),
+            routing=Routing(port=8000, public_port=8090, probe=Probe(path="/healthz")),
+        ),
+        "worker": Service(name="worker", networking="project"),  # not routed
+    },
+)
+ASSIGNED = {"gateway": 8080, "catalog": 21001, "db": 21002, "legacy": 21003, "web": 8090}
+
+
+def test_every_routed_services_frontend_port_over_every_app_host() -> None:
+    config = edge_config(FRONTENDS, HOSTS, frontends=ASSIGNED, listen_address="127.0.0.1")
+    assert [(p.service, p.port, p.mode, p.check_path, p.address) for p in config.ports] == [
+        ("catalog", 21001, "http", "/ready", "127.0.0.1"),
+        ("db", 21002, "tcp", None, "127.0.0.1"),
+        ("gateway", 8080, "http", "/health", "127.0.0.1"),
+        ("legacy", 21003, "http", "/ok", "127.0.0.1"),
+        ("web", 8090, "http", "/healthz", "127.0.0.1"),  # once
+    ]
+    assert config.ports[2].targets == (
+        EdgeTarget(host="h1", address="10.9.0.11", port=8080),
+        EdgeTarget(host="h2", address="10.9.0.12", port=8080),
+    )
+
+
+def test_an_edge_host_serves_assigned_ports_on_its_own_loopback_only() -> None:
+    """What no file names is on 127.0.0.1 on one host: an edge host does not open it to
+    whoever reaches it; public_port and published ports are served on every address."""
+    config = edge_config(FRONTENDS, HOSTS, frontends=ASSIGNED, assigned_address="127.0.0.1")
+    assert {p.service: p.address for p in config.ports} == {
+        "catalog": "127.0.0.1",
+        "db": "127.0.0.1",
+        "gateway": "0.0.0.0",
+        "legacy": "127.0.0.1",
+        "web": "0.0.0.0",
+    }
+
+
+def test_without_the_routers_ports_the_files_public_ports_are_served() -> None:
+    """Provisioning's first edge file has no router yet: public_port is in the file."""
+    config = edge_config(FRONTENDS, HOSTS)
+    assert [(p.service, p.port) for p in config.ports] == [("gateway", 8080), ("web", 8090)]
+
+
+@pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed")
+def test_an_edge_with_frontend_ports_passes_haproxy_check(run_dir: Path) -> None:
+    config = edge_config(FRONTENDS, HOSTS, frontends=ASSIGNED, assigned_address="127.0.0.1")
+    file = run_dir / "edge.cfg"
+    file.write_text(render_edge(config, run_dir))
+    verdict = check(VALIDATOR, file)
+    assert verdict.ok, verdict.output

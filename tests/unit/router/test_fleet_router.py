@@ -128,6 +128,7 @@ class FakeHost:
         self.name, self.texts, self.known = name, [], None
         self.kept: list[bool] = []  # keep_state of each push
         self.api = FakeDrains()
+        self.host = FLEET.host(name)
 
     def running(self) -> bool:
         return False
@@ -337,3 +338,74 @@ def test_a_server_put_in_rotation_waits_for_every_edge_host(tmp_path: Path) -> N
     router.ensure_edge()  # their file changes (FakeEdgeHost.push): asked again
     router.set_state("web", "web-1-1", "ready")
     assert [len(e.asked) for e in edges] == [4, 4]
+
+
+def _bind_lines(text: str, section: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index(section) + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return [line.strip() for line in lines[start:end] if line.strip().startswith("bind ")]
+
+
+def test_a_stable_frontend_port_is_bound_on_each_hosts_fleet_address_and_served_by_the_edge(
+    tmp_path: Path,
+) -> None:
+    """web's x-conveyor.public_port (8080, no `ports:`) and api's port Conveyor assigned
+    (21001): each app host binds them on 127.0.0.1 (as one host does) and on its fleet
+    address, and the edge serves both over the hosts at that address and port."""
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n"
+        "  web: {image: web, x-conveyor: {port: 8000, probe: /health, public_port: 8080}}\n"
+        "  api: {image: api, x-conveyor: {port: 8000, probe: /ready}}\n"
+    )
+    stack = load_stack(tmp_path / "compose.yaml", environ={})
+    router = FleetRouter(FLEET, tmp_path / "fleet", stack, lambda: FLEET.hosts)
+    fakes = {n: FakeHost(n) for n in ("h1", "h2")}
+    router.hosts = fakes  # type: ignore[assignment]
+    pushed: list[str] = []
+    router.local_edge.ensure = pushed.append  # type: ignore[method-assign,union-attr]
+    router.ensure(
+        RouterConfig(
+            frontends=(
+                Frontend(service="web", port=8080, check_path="/health", target=8000),
+                Frontend(service="api", port=21001, check_path="/ready", target=8000),
+            )
+        )
+    )
+    for name, address in (("h1", "10.0.0.1"), ("h2", "10.0.0.2")):
+        [text] = fakes[name].texts
+        assert _bind_lines(text, "frontend fe_web") == [
+            "bind 127.0.0.1:8080",
+            f"bind {address}:8080",
+        ]
+        assert _bind_lines(text, "frontend fe_api") == [
+            "bind 127.0.0.1:21001",
+            f"bind {address}:21001",
+        ]
+    [edge] = pushed
+    assert _bind_lines(edge, "frontend fe_web_8080") == ["bind 127.0.0.1:8080"]
+    assert _bind_lines(edge, "frontend fe_api_21001") == ["bind 127.0.0.1:21001"]
+    assert _backend(edge, "be_web_8080")[-2:] == [
+        "server h1 10.0.0.1:8080",
+        "server h2 10.0.0.2:8080",
+    ]
+    assert "option httpchk GET /ready" in _backend(edge, "be_api_21001")
+    assert router.public_host() == "127.0.0.1"
+
+
+def test_where_users_reach_the_ports_is_the_edge(tmp_path: Path) -> None:
+    stack = Stack(project="shop", file="compose.yaml", services={})
+    local = FleetRouter(FLEET, tmp_path / "a", stack, lambda: (), edge_address="0.0.0.0")
+    assert local.public_host() == "127.0.0.1"  # listening everywhere: this machine's loopback
+    assert local.public_host(assigned=True) == "127.0.0.1"
+    named = FleetRouter(FLEET, tmp_path / "b", stack, lambda: (), edge_address="10.0.0.9")
+    assert named.public_host() == "10.0.0.9"
+    with_edge = Fleet(
+        hosts=(*FLEET.hosts, FleetHost(name="e1", address="10.0.1.1", roles=("edge",)))
+    )
+    hosts = FleetRouter(with_edge, tmp_path / "c", stack, lambda: ())
+    assert hosts.public_host() == "10.0.1.1"
+    # A port Conveyor assigned is on the edge host's own loopback only.
+    assert hosts.public_host(assigned=True) is None
+    alb = FleetRouter(FLEET, tmp_path / "d", stack, lambda: (), external_edge=True)
+    assert alb.public_host() is None

@@ -373,6 +373,16 @@ INVALID: list[tuple[str, RouterConfig, str]] = [
         "port 80 is used by both 'api' and 'api' in namespace b",
     ),
     (
+        "the-wildcard-covers-every-address",
+        RouterConfig(
+            frontends=(
+                WEB.model_copy(update={"binds": (Bind(address="10.9.0.11", port=8080),)}),
+                Frontend(service="api", port=18081, binds=(Bind(port=8080),)),
+            )
+        ),
+        "port 8080 is used by both 'web' and 'api'",
+    ),
+    (
         "backend-name-clash",
         RouterConfig(
             frontends=(
@@ -432,3 +442,10 @@ def test_socket_paths_are_checked_against_the_limit(socket: str) -> None:
 def test_router_refuses_a_long_run_dir() -> None:
     with pytest.raises(RouterError, match="shorter router run directory"):
         HAProxyRouter(Path("/tmp/" + "x" * 100))
+
+
+def test_one_port_on_two_addresses_of_the_host_is_not_a_clash() -> None:
+    """A fleet host binds a stable frontend port on 127.0.0.1 and on its fleet address."""
+    web = WEB.model_copy(update={"binds": (Bind(address="10.9.0.11", port=WEB.port),)})
+    text = render(RouterConfig(frontends=(web,)), Path("/run/r"))
+    assert "bind 127.0.0.1:18080\n    bind 10.9.0.11:18080\n" in text

@@ -16,6 +16,11 @@ same function the router's configuration comes from):
   `tls`).
 
 And for the host: the Docker daemon, each disk path of the settings, the load and the memory.
+
+On a fleet (`through_edge`) Nagios runs on the controller, where the project's ports are the
+edge's: the frontend and published checks go to the edge's address; the service-address and
+HAProxy-backend checks are left out (the addresses are on each app host's networks, and each
+host's HAProxy has its stats on its own loopback), and the host checks watch the controller.
 """
 
 from __future__ import annotations
@@ -161,6 +166,32 @@ def _unique(checks: list[Check]) -> list[Check]:
     for check in checks:
         seen.setdefault(check.name, check)
     return list(seen.values())
+
+
+def through_edge(
+    checks: Sequence[Check], edge: str | None, assigned: Mapping[int, str | None]
+) -> tuple[Check, ...]:
+    """`checks` (`project_checks`) for a fleet's controller: each frontend and published
+    port check at `edge` (where the edge serves every such port; None: a load balancer
+    outside Conveyor is the edge and the port is not checked from here), or for a port
+    Conveyor assigned, at `assigned[port]` (an edge host serves those on its own loopback
+    only: None). Service-address and HAProxy-backend checks are left out: what they watch
+    is on the app hosts."""
+    out: list[Check] = []
+    for check in checks:
+        if check.kind == "haproxy" or check.scope == "address":
+            continue
+        if check.scope not in ("frontend", "published") or check.port is None:
+            out.append(check)
+            continue
+        address = assigned.get(check.port, edge)
+        if address is not None:
+            old = _endpoint(check.address or LOOPBACK, check.port)
+            new = _endpoint(address, check.port)
+            out.append(
+                check.model_copy(update={"address": address, "name": check.name.replace(old, new)})
+            )
+    return tuple(_unique(out))
 
 
 def address_ips(
