@@ -21,6 +21,7 @@ from pathlib import Path
 from conveyor.app.project import find_compose_files
 from conveyor.errors import NoComposeFile, SpecError, SpecErrors
 from conveyor.host.ansible import list_inventory
+from conveyor.host.source_address import source_address
 from conveyor.model.fleet import Fleet
 from conveyor.model.provision import ProvisionEvent, ProvisionResult, ProvisionSettings
 from conveyor.model.stack import Stack
@@ -77,10 +78,18 @@ def provision_inputs(
         deploy_keys=_public_keys(fleet),
         haproxy_cfg=app_haproxy_cfg(),
         edge_haproxy_cfg=edge_haproxy_cfg(stack, fleet),
+        controller_addresses=_controller_addresses(fleet),
     )
     return ProvisionInputs(
         fleet=fleet, settings=settings, inventory=render_inventory(fleet, settings)
     )
+
+
+def _controller_addresses(fleet: Fleet) -> tuple[str, ...]:
+    """This machine's address towards each host, once each: the firewall lets the controller
+    in by it (docs/provision.md, "Firewall")."""
+    found = (source_address(h.address, h.port) for h in fleet.hosts)
+    return tuple(dict.fromkeys(a for a in found if a is not None))
 
 
 def resolve_fleet(fleet: Fleet) -> Fleet:

@@ -39,6 +39,9 @@ class ProvisionSettings(Frozen):
     # Networks (CIDR) the firewall lets in like the fleet's own addresses: on AWS the VPC,
     # whose hosts come and go (the security groups say which ports between them).
     fleet_networks: tuple[str, ...] = ()
+    # This machine's addresses on its routes to the hosts (host.source_address): the
+    # controller probes replicas' published ports and may run the edge; the firewall lets it in.
+    controller_addresses: tuple[str, ...] = ()
 
 
 EventKind = Literal[

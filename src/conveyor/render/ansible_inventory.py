@@ -40,6 +40,7 @@ def inventory_data(fleet: Fleet, settings: ProvisionSettings) -> dict[str, Any]:
                     *sorted({h.address for h in fleet.hosts}),
                     *sorted(set(settings.fleet_networks)),
                 ],
+                "conveyor_controller_addresses": sorted(set(settings.controller_addresses)),
                 "conveyor_published_ports": sorted(set(settings.published_ports)),
                 "conveyor_node_exporter_port": settings.node_exporter_port,
                 "conveyor_nrpe_port": NRPE_PORT,
@@ -86,8 +87,9 @@ def _host_vars(host: FleetHost, settings: ProvisionSettings, monitors: list[str]
     out["conveyor_roles"] = list(host.roles)
     out["conveyor_labels"] = dict(sorted(host.labels.items()))
     out["conveyor_open_ports"] = sorted(set(settings.published_ports)) if public else []
-    # NRPE answers the fleet's monitor hosts (and the host itself, for a local check_nrpe).
-    allowed = tuple(dict.fromkeys([LOOPBACK, *monitors]))
+    # NRPE answers the fleet's monitor hosts, the controller (its Nagios checks the fleet's
+    # hosts) and the host itself, for a local check_nrpe.
+    allowed = tuple(dict.fromkeys([LOOPBACK, *monitors, *settings.controller_addresses]))
     remote = RemoteHost(name=host.name, address=host.address, nrpe_port=NRPE_PORT)
     out["conveyor_nrpe_cfg"] = render_nrpe(remote, settings.checks, allowed)
     return out

@@ -92,7 +92,11 @@ def test_first_run_changes_both_hosts_and_the_result_is_real(provisioned: Provis
         assert host.exec("cat", "/etc/nagios/nrpe.cfg").count("command[conveyor_") == 3
     ruleset = h1.exec("nft", "list", "table", "inet", "conveyor")
     assert f"tcp dport {PUBLISHED} accept" in ruleset and "policy drop" in ruleset
-    assert f"ip saddr {{ {h1.address}, {h2.address} }} accept" in ruleset
+    # the fleet's hosts, and this machine (provisioning ran here: the controller)
+    [accepted] = [line for line in ruleset.splitlines() if "ip saddr {" in line]
+    controller = h1.ssh('echo "$SSH_CLIENT"').split()[0]
+    addresses = accepted.split("{")[1].split("}")[0].replace(",", " ").split()
+    assert sorted(addresses) == sorted({h1.address, h2.address, controller}), accepted
     # An AWS host's firewall (the VPC's range standing for the fleet) is one nft accepts.
     aws_rules = aws_firewall(AwsSettings())
     assert "ip saddr { 10.0.0.0/16 } accept" in aws_rules
@@ -208,50 +212,47 @@ def test_the_deploy_user_runs_a_fleet_project_with_service_addresses(
     h2 = provisioned.fleet.hosts[1]
     as_deploy = dataclasses.replace(h2, user="deploy")
     fleet = dataclasses.replace(provisioned.fleet, hosts=[as_deploy])
-    # This machine (the controller: probes, the edge) is not one of the fleet's addresses the
-    # firewall lets in: let it in for this test (the fleet's file put back at the end).
+    # This machine (the controller: probes, the edge) is let in by the firewall: provisioning
+    # ran from here (its address towards the hosts is in the accepted set).
     controller = as_deploy.ssh('echo "$SSH_CLIENT"').split()[0]  # ssh: one remote line
-    h2.exec("nft", "add", "rule", "inet", "conveyor", "input", "ip", "saddr", controller, "accept")
-    try:
-        with project_on(fleet, AS_DEPLOY, _compose_as_deploy) as deployed:
-            project = deployed.project()
-            result = app_deploy.up(
-                project,
-                agent=False,
-                images=deployed.images(),
-                checks=False,
-                metrics=False,
-                logs=False,
-            )
-            assert result.outcome.status == "succeeded", result.outcome.error
-            status, body = get(deployed.url)  # through the edge on this machine
-            assert status == 200 and body.startswith("v1 web-"), (status, body)
-            replica = next(r for r in project.engine().observe().replicas if r.running)
-            container = f"{AS_DEPLOY}-{replica.replica}"
-            # `web` by name from inside the replica: its service address, where h2's HAProxy
-            # binds in the namespace (the path that needs root: setns, Docker's netns files).
-            said = h2.exec(
-                "docker", "exec", container, "python", "-c",
-                "import urllib.request; print(urllib.request.urlopen('http://web:8000/').read().decode())",
-            )  # fmt: skip
-            assert said.split()[:2] == ["v1", replica.replica], said
-            assert "hello from the controller" in h2.exec(
-                "docker", "exec", container, "cat", "/etc/greeting"
-            )
-            run = f"/run/conveyor/{AS_DEPLOY}/haproxy"
-            assert h2.exec("stat", "-c", "%U", run, f"{run}/admin.sock").split() == [
-                "deploy",
-                "deploy",
-            ]
-            pid = h2.exec("cat", f"{run}/haproxy.pid").split()[0]
-            assert h2.exec("stat", "-c", "%U", f"/proc/{pid}").strip() == "root"
-            assert " namespace cv-asdeploy-web-" in h2.exec("cat", f"{run}/haproxy.cfg")
-            files = f"/var/lib/conveyor/{AS_DEPLOY}/files"
-            assert h2.exec("stat", "-c", "%U %a", files).split() == ["deploy", "700"]
-        # project_on's `conveyor down` stopped the HAProxy (root's) as deploy.
-        assert not h2.exec("sh", "-c", f"ls /proc/{pid} 2>/dev/null || true").strip()
-    finally:
-        h2.exec("nft", "-f", "/etc/nftables.d/conveyor.nft")
+    assert controller in h2.exec("nft", "list", "table", "inet", "conveyor")
+    with project_on(fleet, AS_DEPLOY, _compose_as_deploy) as deployed:
+        project = deployed.project()
+        result = app_deploy.up(
+            project,
+            agent=False,
+            images=deployed.images(),
+            checks=False,
+            metrics=False,
+            logs=False,
+        )
+        assert result.outcome.status == "succeeded", result.outcome.error
+        status, body = get(deployed.url)  # through the edge on this machine
+        assert status == 200 and body.startswith("v1 web-"), (status, body)
+        replica = next(r for r in project.engine().observe().replicas if r.running)
+        container = f"{AS_DEPLOY}-{replica.replica}"
+        # `web` by name from inside the replica: its service address, where h2's HAProxy
+        # binds in the namespace (the path that needs root: setns, Docker's netns files).
+        said = h2.exec(
+            "docker", "exec", container, "python", "-c",
+            "import urllib.request; print(urllib.request.urlopen('http://web:8000/').read().decode())",
+        )  # fmt: skip
+        assert said.split()[:2] == ["v1", replica.replica], said
+        assert "hello from the controller" in h2.exec(
+            "docker", "exec", container, "cat", "/etc/greeting"
+        )
+        run = f"/run/conveyor/{AS_DEPLOY}/haproxy"
+        assert h2.exec("stat", "-c", "%U", run, f"{run}/admin.sock").split() == [
+            "deploy",
+            "deploy",
+        ]
+        pid = h2.exec("cat", f"{run}/haproxy.pid").split()[0]
+        assert h2.exec("stat", "-c", "%U", f"/proc/{pid}").strip() == "root"
+        assert " namespace cv-asdeploy-web-" in h2.exec("cat", f"{run}/haproxy.cfg")
+        files = f"/var/lib/conveyor/{AS_DEPLOY}/files"
+        assert h2.exec("stat", "-c", "%U %a", files).split() == ["deploy", "700"]
+    # project_on's `conveyor down` stopped the HAProxy (root's) as deploy.
+    assert not h2.exec("sh", "-c", f"ls /proc/{pid} 2>/dev/null || true").strip()
 
 
 def test_a_failing_host_is_named_with_its_task_while_the_other_finishes(

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from conveyor.host.ansible import list_inventory
 from conveyor.host.command import tool_path
+from conveyor.host.source_address import source_address
 from conveyor.model.checks import ChecksSettings
 from conveyor.model.fleet import Fleet, FleetHost
 from conveyor.model.provision import ProvisionSettings
 from conveyor.render.ansible_inventory import published_ports, read_inventory, render_inventory
 from conveyor.spec.compose import load_compose
 from conveyor.spec.fleet import fleet_from_inventory
+from tests.unit.render.test_aws_hosts import firewall_rules
 
 FLEET = Fleet(
     hosts=(
@@ -99,3 +101,24 @@ def test_fleet_networks_join_the_addresses_the_firewall_lets_in() -> None:
     settings = SETTINGS.model_copy(update={"fleet_networks": ("10.0.0.0/16",)})
     data = read_inventory(render_inventory(FLEET, settings))["all"]
     assert data["vars"]["conveyor_fleet_addresses"][-1] == "10.0.0.0/16"
+
+
+def test_the_controller_is_let_in_by_the_firewall_and_asked_by_nrpe() -> None:
+    """The machine provisioning runs from (the controller: probes, the edge, Nagios) is in the
+    firewall's accepted set and NRPE's allowed hosts, after the fleet's own."""
+    settings = SETTINGS.model_copy(update={"controller_addresses": ("192.0.2.7",)})
+    data = read_inventory(render_inventory(FLEET, settings))["all"]
+    assert data["vars"]["conveyor_controller_addresses"] == ["192.0.2.7"]
+    nrpe = data["hosts"]["web1"]["conveyor_nrpe_cfg"]
+    assert "allowed_hosts=127.0.0.1,10.0.0.9,192.0.2.7\n" in nrpe
+    variables = {**data["vars"], **data["hosts"]["web1"], "ansible_managed": "managed"}
+    rules = firewall_rules(variables)
+    assert "ip saddr { 10.0.0.5, 10.0.0.6, 10.0.0.9, 192.0.2.7 } accept" in rules
+    # an inventory written before the setting existed still renders
+    del variables["conveyor_controller_addresses"]
+    assert "ip saddr { 10.0.0.5, 10.0.0.6, 10.0.0.9 } accept" in firewall_rules(variables)
+
+
+def test_the_controllers_address_is_none_towards_loopback_or_nowhere() -> None:
+    assert source_address("127.0.0.1") is None  # a forwarded port says nothing of where we are
+    assert source_address("no-such-host.invalid") is None

@@ -184,6 +184,11 @@ def aws_firewall(settings: AwsSettings) -> str:
         **inventory["hosts"]["localhost"],
         "ansible_managed": "managed",
     }
+    return firewall_rules(variables)
+
+
+def firewall_rules(variables: dict[str, Any]) -> str:
+    """The firewall role's nftables file rendered with `variables` (Ansible's own templating)."""
     text = (playbook_dir() / "roles/firewall/templates/conveyor.nft.j2").read_text()
     rendered: str = Templar(loader=DataLoader(), variables=variables).template(
         trust_as_template(text)
