@@ -14,9 +14,8 @@ from conveyor.errors import SpecError
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.fleet import FleetHost
 from conveyor.model.release import Observed, ObservedReplica
-from conveyor.model.stack import Service
+from conveyor.model.stack import Service, UpdateConfig
 from conveyor.plan.actions import Plan, Step
-from conveyor.model.stack import UpdateConfig
 from conveyor.plan.fleet_assign import assign_hosts, keep_global, moves
 from conveyor.plan.placement import NoAppHostUp, PlacementError, VolumesExcluded
 from conveyor.plan.rollout import DesiredService, GlobalHosts, plan_rollout
@@ -275,7 +274,9 @@ def test_a_replica_a_constraint_now_excludes_is_replaced_start_first_on_an_allow
     observed = _routed(_observed("web-1-1@h1", "web-1-2@h2"))  # h2 is zone b
     found = moves(services, {"web": "new"}, observed, HOSTS)
     assert found == {"web": (("web-1-2", "h2 no longer matches node.labels.zone==a"),)}
-    plan = assign_hosts(plan_rollout([_desired(found)], observed, frontends=()), services, observed, HOSTS)
+    plan = assign_hosts(
+        plan_rollout([_desired(found)], observed, frontends=()), services, observed, HOSTS
+    )
     # `conveyor plan` says what moves and why; the new one is in rotation before the old drains.
     assert plan.notes == ("web-1-2 on h2 moves: h2 no longer matches node.labels.zone==a",)
     assert [s.describe() for s in plan.steps] == [
