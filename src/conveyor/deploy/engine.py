@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from conveyor.model.release import Observed, OutcomeStatus, Release, RolloutKind
 from conveyor.model.stack import Service, Stack, UpdateConfig
 from conveyor.plan.actions import Plan, Step
 from conveyor.plan.drift import corrections
+from conveyor.plan.fleet_assign import keep_global
 from conveyor.plan.network import (
     DesiredNetwork,
     SubnetPool,
@@ -81,6 +82,13 @@ class Placer(Protocol):
 
     def global_hosts(self, release: Release, observed: Observed) -> Mapping[str, GlobalHosts]:
         """The hosts of each `deploy.mode: global` service of `release`."""
+        ...
+
+    def moves(
+        self, release: Release, observed: Observed
+    ) -> Mapping[str, Sequence[tuple[str, str]]]:
+        """Service -> (replica, why) of the running replicas `release`'s placement no longer
+        allows where they run (plan.fleet_assign.moves)."""
         ...
 
 
@@ -187,14 +195,22 @@ class Engine:
         ports: dict[str, int],
         mode: Mode = "update",
         skip: set[str] | None = None,
+        move: bool = True,
     ) -> Plan:
         """The plan toward `target` from `observed`; services in `skip` (backing off) keep
-        their replicas as they are."""
+        their replicas as they are. On a fleet, `move` (a deploy, not a heal) replaces the
+        replicas running where the placement no longer allows them; a heal (`move` False)
+        leaves them: it replaces what was lost, and a placement change is read by a deploy."""
         observed = observed.model_copy(
             update={"router_stale": self._router_stale(target, observed, ports)}
         )
         per_host = self.placer.global_hosts(target, observed) if self.placer else None
-        desired = desired_services(target, mode, self.slots(target), per_host)
+        moves = None
+        if self.placer is not None and move:
+            moves = self.placer.moves(target, observed)
+        elif per_host:
+            per_host = keep_global(per_host, observed)
+        desired = desired_services(target, mode, self.slots(target), per_host, moves)
         skip = skip or set()
         held = [d for d in desired if d.name in skip]
         if held:
@@ -659,7 +675,7 @@ class Engine:
         if cur is None:
             return Plan()
         ports = self.store.ports.frontend_ports()
-        return self._plan(cur, self.observe(cur), ports, skip=set(skip))
+        return self._plan(cur, self.observe(cur), ports, skip=set(skip), move=False)
 
     def heal(self, skip: Iterable[str] = ()) -> Outcome | None:
         """Converge to the current release: replace dead replicas, restore HAProxy. Services in
@@ -669,7 +685,7 @@ class Engine:
             return None
         frontends = self.frontend_ports(cur)
         observed = self.observe(cur)
-        plan = self._plan(cur, observed, frontends, skip=set(skip))
+        plan = self._plan(cur, observed, frontends, skip=set(skip), move=False)
         if plan.empty:
             return None
         t0 = time.monotonic()

@@ -48,7 +48,7 @@ from conveyor.model.release import (
 )
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan
-from conveyor.plan.fleet_assign import assign_hosts, global_hosts
+from conveyor.plan.fleet_assign import assign_hosts, global_hosts, moves
 from conveyor.plan.fleet_files import (
     host_binds,
     named_volumes,
@@ -193,6 +193,19 @@ class FleetRuntime:
         return global_hosts(
             release.stack.services, observed, self.health.placeable(), self.health.holding()
         )
+
+    def moves(self, release: Release, observed: Observed) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Service -> (replica, why) of the running replicas whose host `release`'s placement
+        (and the inventory's labels now) no longer allows. Refused (VolumesExcluded) when
+        such a replica's host holds the service's named volumes: its data would stay there."""
+        services = release.stack.services
+        specs = {name: sr.spec_hash for name, sr in release.services.items()}
+        hosts, holding = self.health.placeable(), self.health.holding()
+        found = moves(services, specs, observed, hosts, holding)
+        if any(named_volumes(services[n], release.stack) for n in found):
+            pins = volume_pins(services, release.stack, self._volumes_where(release.project))
+            found = moves(services, specs, observed, hosts, holding, pins)
+        return found
 
     def pick_port(self, replica: str, taken: set[int]) -> int:
         """A port for host-networking `replica`, free on the host it was placed on (not on

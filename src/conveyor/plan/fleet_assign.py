@@ -12,6 +12,11 @@ the plan (nothing of it starts elsewhere, nothing of it stops), and a note says 
 
 A `deploy.mode: global` service is planned host by host (plan.global_service) from
 `global_hosts`, so its `start` steps come with their host and are left as they are.
+
+At a deploy (not a heal), `moves` lists the running replicas a placement change excludes
+(a constraint, `max_replicas_per_node`, a host's labels): the rollout planner replaces them,
+and `assign_hosts` puts their replacements on allowed hosts. A heal moves nothing of the
+kind (`keep_global`): it only replaces what was lost.
 """
 
 from __future__ import annotations
@@ -19,13 +24,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from conveyor.errors import SpecError, SpecErrors
 from conveyor.model.fleet import FleetHost
 from conveyor.model.placement import ServicePlacement
 from conveyor.model.release import Observed
 from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan, Step
-from conveyor.plan.placement import NoAppHostUp, PlacedReplica, PlacementError, place
-from conveyor.plan.service_steps import GlobalHosts
+from conveyor.plan.placement import (
+    NoAppHostUp,
+    PlacedReplica,
+    PlacementError,
+    VolumesExcluded,
+    misplaced,
+    place,
+    volumes_way_out,
+)
+from conveyor.plan.service_steps import GlobalHosts, sort_key
 
 # Steps after which a replica no longer runs.
 _GOING = frozenset({"stop", "remove"})
@@ -122,6 +136,72 @@ def global_hosts(
             hosts=tuple(h.name for h in hosts if where[h.name]),
             holding=tuple(h.name for h in holding if where[h.name]),
         )
+    return out
+
+
+def moves(
+    services: Mapping[str, Service],
+    specs: Mapping[str, str],
+    observed: Observed,
+    hosts: Sequence[FleetHost],
+    holding: Sequence[FleetHost] = (),
+    pins: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Service -> (replica, why) of its running, healthy replicas of the target spec (`specs`:
+    service -> spec hash) that must move: their host (up or holding) no longer meets the
+    service's constraints, or has more than `max_replicas_per_node` of it. Replicas of another
+    spec are replaced by the rollout anyway. `pins`: service -> the hosts holding its named
+    volumes; moving a replica off such a host would leave its data behind, so that is
+    refused: VolumesExcluded naming the rule's file and line, and the way out."""
+    current = [
+        PlacedReplica(service=r.service, replica=r.replica, host=r.host)
+        for r in sorted(observed.replicas, key=sort_key)
+        if r.running
+        and r.host
+        and not r.failing
+        and r.service in services
+        and r.spec_hash == specs.get(r.service)
+    ]
+    found = misplaced(services, hosts, current, holding)
+    problems: list[SpecError] = []
+    for name, wrong in found.items():
+        held = set((pins or {}).get(name, ()))
+        stuck = [m for m in wrong if m.replica.host in held]
+        if stuck:
+            first = stuck[0]
+            where = sorted({m.replica.host for m in stuck})
+            problems.append(
+                VolumesExcluded(
+                    first.file,
+                    first.line,
+                    first.field,
+                    f"{', '.join(m.replica.replica for m in stuck)} would move "
+                    f"({first.reason}), but its volumes are on {', '.join(where)}: "
+                    + volumes_way_out(name),
+                )
+            )
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise SpecErrors(problems)
+    return {
+        name: tuple((m.replica.replica, m.reason) for m in wrong) for name, wrong in found.items()
+    }
+
+
+def keep_global(per_host: Mapping[str, GlobalHosts], observed: Observed) -> dict[str, GlobalHosts]:
+    """`per_host` for a heal, which moves nothing: a global service keeps its running replica
+    on a host that is up but that its placement no longer allows (held, as a suspect host's
+    is); the next deploy stops it."""
+    out: dict[str, GlobalHosts] = {}
+    for name, where in per_host.items():
+        known = {*where.hosts, *where.holding}
+        extra = [
+            r.host
+            for r in observed.replicas
+            if r.service == name and r.running and r.host and r.host not in known
+        ]
+        out[name] = where.model_copy(update={"holding": (*where.holding, *dict.fromkeys(extra))})
     return out
 
 

@@ -14,7 +14,11 @@ run now, it returns where they should run:
   those hosts; when none of them takes replicas (down, or suspect), the service waits:
   nothing of it starts elsewhere (its data is on that host), what runs stays, and its plan
   says so (`waiting`);
-- a placement that cannot be met is an error naming the compose file and line.
+- a placement that cannot be met is an error naming the compose file and line;
+- `misplaced`: the running replicas that must move (their host no longer meets the
+  service's constraints, or holds more than `max_replicas_per_node`), each with why; the
+  rollout planner replaces them start-first like any old replica (docs/fleet.md, "When
+  replicas move").
 """
 
 from __future__ import annotations
@@ -42,12 +46,29 @@ class NoAppHostUp(PlacementError):
     gitops.deferrals)."""
 
 
+class VolumesExcluded(SpecError, PlacementError):
+    """A service's named volumes are on a host its placement now excludes: its replicas
+    would have to leave their data behind. The files' fault (a SpecError naming the
+    placement's line), not the hosts' state: nothing retries it."""
+
+
 class PlacedReplica(Frozen):
     """A replica that runs (or is to keep running) on a host."""
 
     service: str
     replica: str  # the replica's name (plan.rollout.replica_name)
     host: str  # FleetHost.name
+
+
+class Misplaced(Frozen):
+    """A running replica whose host the service's placement no longer allows."""
+
+    replica: PlacedReplica
+    reason: str  # e.g. "h2 no longer matches node.labels.zone==a"
+    # Where the rule it breaks was written (a constraint, or max_replicas_per_node).
+    file: str = ""
+    line: int | None = None
+    field: str = ""
 
 
 class ServicePlacementPlan(Frozen):
@@ -147,9 +168,14 @@ def _place_service(
         hosts = [host for host in hosts if host.name in pin]
         holding = [host for host in holding if host.name in pin]
         if not any(rules.allows(host) for host in (*hosts, *holding)):
-            raise PlacementError(
-                f"service {name}: its volumes are on {', '.join(pin)}, which its "
-                "placement constraints exclude (move the data, or remove the volumes there)"
+            first = rules.constraints[0]
+            raise VolumesExcluded(
+                first.file,
+                first.line,
+                f"services.{name}.deploy.placement.constraints",
+                f"{name}'s volumes are on {', '.join(pin)}, which its constraints "
+                f"({', '.join(c.text for c in rules.constraints)}) exclude; "
+                + volumes_way_out(name),
             )
     allowed = [host for host in hosts if rules.allows(host)]  # may take new replicas
     held = {host.name for host in holding if rules.allows(host)}  # keep theirs only
@@ -204,6 +230,70 @@ def _place_service(
         on_host[emptiest] += 1
     return ServicePlacementPlan(
         service=name, keep=tuple(keep), start=tuple(start), stop=tuple(stop)
+    )
+
+
+def misplaced(
+    services: Mapping[str, Service],
+    hosts: Sequence[FleetHost],
+    current: Sequence[PlacedReplica],
+    holding: Sequence[FleetHost] = (),
+) -> dict[str, tuple[Misplaced, ...]]:
+    """Per replicated service, its running replicas (`current`, oldest first) that must move:
+    on a host of `hosts` or `holding` (those that are up) that a constraint now excludes, or
+    beyond `max_replicas_per_node` on their host (the newest go). Replicas on other hosts
+    (down, gone) are not observed and are replaced anyway; a global service is planned host by
+    host (plan.global_service), so it is not listed."""
+    up = {host.name: host for host in (*hosts, *holding)}
+    out: dict[str, tuple[Misplaced, ...]] = {}
+    for name, service in services.items():
+        rules = service.placement or _ANYWHERE
+        if rules.mode == "global":
+            continue
+        limit = rules.max_replicas_per_node or 0
+        where = f"services.{name}.deploy.placement"
+        on_host: Counter[str] = Counter()
+        found: list[Misplaced] = []
+        for replica in current:
+            host = up.get(replica.host)
+            if replica.service != name or host is None:
+                continue
+            broken = next((c for c in rules.constraints if not c.matches(host)), None)
+            if broken is not None:
+                found.append(
+                    Misplaced(
+                        replica=replica,
+                        reason=f"{host.name} no longer matches {broken.text}",
+                        file=broken.file,
+                        line=broken.line,
+                        field=f"{where}.constraints",
+                    )
+                )
+            elif limit and on_host[host.name] >= limit:
+                found.append(
+                    Misplaced(
+                        replica=replica,
+                        reason=f"more than {limit} per host on {host.name} "
+                        f"(max_replicas_per_node: {limit})",
+                        file=rules.file,
+                        line=rules.max_replicas_line or rules.line,
+                        field=f"{where}.max_replicas_per_node",
+                    )
+                )
+            else:
+                on_host[host.name] += 1
+        if found:
+            out[name] = tuple(found)
+    return out
+
+
+def volumes_way_out(service: str) -> str:
+    """What to do when a service's data is on a host its placement excludes."""
+    return (
+        "a volume's data does not follow a replica to another host. Keep the placement that "
+        "allows that host, or move the data: `conveyor backup create` (the next step removes "
+        "every service's volumes), `conveyor down --volumes`, `conveyor up`, `conveyor backup "
+        f"restore {service}`"
     )
 
 

@@ -52,12 +52,16 @@ def desired_services(
     mode: Mode = "update",
     slots: Mapping[str, int] | None = None,
     per_host: Mapping[str, GlobalHosts] | None = None,
+    moves: Mapping[str, Sequence[tuple[str, str]]] | None = None,
 ) -> list[DesiredService]:
     """The planner's view of a release, in dependency order. `slots` place each service
     address in its networks (see plan.network). `per_host`: on a fleet, the hosts of each
-    `deploy.mode: global` service (on one host a global service has one replica)."""
+    `deploy.mode: global` service (on one host a global service has one replica). `moves`:
+    on a fleet, service -> (replica, why) of running replicas its placement no longer allows
+    (plan.fleet_assign.moves): replaced like old ones."""
     slots = slots or {}
     per_host = per_host or {}
+    moves = moves or {}
     out: list[DesiredService] = []
     oneshots = release.stack.oneshots()
     for name in release.order():
@@ -85,6 +89,7 @@ def desired_services(
                 restart=svc.restart_policy,
                 hosts=None if where is None else where.hosts,
                 holding=() if where is None else where.holding,
+                moves=tuple(moves.get(name, ())) if where is None and name not in oneshots else (),
             )
         )
     return out
@@ -164,7 +169,7 @@ def _rolling(
         going, retiring = retiring[:k], retiring[k:]
         excess -= k
         for r in going:
-            steps.extend(retire(svc, r, why(r), batch))
+            steps.extend(retire(svc, r, why(r, svc), batch))
     while to_start > 0 or retiring:
         batch += 1
         steps += delay(svc, batch)
@@ -173,7 +178,7 @@ def _rolling(
         going, retiring = retiring[:k_stop], retiring[k_stop:]
         new = [replica_name(svc.name, svc.release, taken) for _ in range(k_start)]
         to_start -= k_start
-        down = [st for r in going for st in retire(svc, r, why(r), batch)]
+        down = [st for r in going for st in retire(svc, r, why(r, svc), batch)]
         up = bring_up(svc, new, batch)
         steps.extend(down + up if svc.update.order == "stop-first" else up + down)
     return steps + monitor(svc, batch)
@@ -218,10 +223,17 @@ def plan_rollout(
     for d in desired:
         mine = observed.of(d.name)
         steps.extend(plan_service(d, mine, taken))
+        notes.extend(
+            f"{r.replica} on {r.host} moves: {d.move_reason(r.replica)}"
+            for r in mine
+            if r.running and d.move_reason(r.replica)
+        )
         if (
             d.update.order == "stop-first"
             and d.replicas == 1
-            and any(r.running and r.spec_hash != d.spec_hash for r in mine)
+            and any(
+                r.running and (r.spec_hash != d.spec_hash or d.move_reason(r.replica)) for r in mine
+            )
         ):
             notes.append(
                 f"{d.name}: stop-first with one replica: the service is down during its update"

@@ -35,6 +35,13 @@ class DesiredService(Frozen):
     # the number of both.
     hosts: tuple[str, ...] | None = None
     holding: tuple[str, ...] = ()
+    # On a fleet, at a deploy: running replicas of this spec whose host the placement no
+    # longer allows (plan.placement.misplaced), each with why; replaced like old ones.
+    moves: tuple[tuple[str, str], ...] = ()  # (replica, reason)
+
+    def move_reason(self, replica: str) -> str:
+        """Why `replica` moves ("" when it stays)."""
+        return next((why for name, why in self.moves if name == replica), "")
 
 
 class GlobalHosts(Frozen):
@@ -98,9 +105,14 @@ def settle(
     ]
     running = sorted((r for r in observed if r.running), key=sort_key)
     # A replica failing its health check is replaced like an old one: start-first, so its
-    # replacement is in rotation before it goes.
-    current = [r for r in running if r.spec_hash == svc.spec_hash and not r.failing]
-    old = [r for r in running if r.spec_hash != svc.spec_hash or r.failing]
+    # replacement is in rotation before it goes. So is one on a host it may no longer run on.
+    moving = {name for name, _ in svc.moves}
+    current = [
+        r
+        for r in running
+        if r.spec_hash == svc.spec_hash and not r.failing and r.replica not in moving
+    ]
+    old = [r for r in running if r not in current]
     # Replicas of the desired spec outside rotation (a crash mid-rollout, a server deleted,
     # put in maintenance or drained behind Conveyor's back): probe and adopt. One whose weight
     # was changed is in rotation: routing it again gives it its weight back.
@@ -145,7 +157,10 @@ def outside_rotation(r: ObservedReplica) -> str:
     return "adopt"
 
 
-def why(r: ObservedReplica) -> str:
+def why(r: ObservedReplica, svc: DesiredService | None = None) -> str:
+    moves = svc.move_reason(r.replica) if svc is not None else ""
+    if moves:
+        return f"moves: {moves}"
     if r.paused:
         return "paused"
     return "unhealthy" if r.failing else "replaced"

@@ -10,6 +10,7 @@ cut) is replaced on the others and cleaned when it is back.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +24,14 @@ from conveyor.model.endpoint import Endpoint
 from conveyor.model.routing import ServerEntry
 from conveyor.router.fleet import FleetRouter
 from conveyor.testing.fleet_hosts import TestFleet
-from tests.integration.fleet.support import Deployed, Load, get, project_on, web
+from tests.integration.fleet.support import (
+    Deployed,
+    Load,
+    get,
+    project_containers,
+    project_on,
+    web,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -200,3 +208,40 @@ def test_an_app_hosts_reload_keeps_its_checks_and_gives_a_drained_server_its_wei
         router.remove_server("web", "dead-1")
         router.set_state("web", replica.server, "ready")
     assert [get(deployed.url)[0] for _ in range(6)] == [200] * 6
+
+
+def test_a_new_constraint_moves_the_replicas_it_excludes_at_the_deploy_failing_no_request(
+    deployed: Deployed,
+) -> None:
+    """Only the placement changes (the release's specs do not): the deploy starts each
+    excluded replica's replacement on an allowed host, routes it, then drains and stops the
+    old one; the replicas on allowed hosts stay where they are."""
+    assert deployed.up is not None, "up failed: nothing to move"
+    engine = deployed.project().engine()
+    before = {r.replica: r.host for r in web(engine)}
+    excluded = Counter(before.values()).most_common(1)[0][0]
+    staying = {replica for replica, host in before.items() if host != excluded}
+    unconstrained = deployed.compose
+
+    def constrained(port: int, version: str) -> str:
+        data = json.loads(unconstrained(port, version))
+        placement = {"constraints": [f"node.hostname!={excluded}"]}
+        data["services"]["web"]["deploy"]["placement"] = placement
+        return json.dumps(data)
+
+    deployed.compose = constrained
+    version = get(deployed.url)[1].split()[0]
+    deployed.write(version)
+    with Load(deployed.url) as load:
+        result = app.deploy(deployed.project(), [], images=deployed.images())
+    assert result.outcome.status == "succeeded", result.outcome.error
+    assert load.failed == 0, load.failures
+    assert sum(load.statuses.values()) > 0
+    after = web(deployed.project().engine())
+    assert len(after) == 3 and {r.router for r in after} == {"ready"}
+    assert excluded not in {r.host for r in after}
+    assert staying <= {r.replica for r in after}  # only what had to move moved
+    assert not project_containers(deployed)[excluded]  # as the host's own engine says
+    # The next deploy finds nothing to move.
+    again = app.deploy(deployed.project(), [], images=deployed.images())
+    assert again.outcome.status == "unchanged"

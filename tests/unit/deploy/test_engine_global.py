@@ -7,7 +7,6 @@ and the desired count the engine reports (`status`) is the number of hosts."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,64 +15,14 @@ from conveyor.app.views import PlanStep
 from conveyor.deploy.engine import Engine
 from conveyor.deploy.project import ProjectPaths
 from conveyor.model.events import Subject
-from conveyor.model.fleet import FleetHost
 from conveyor.model.placement import ServicePlacement
-from conveyor.model.release import Observed, ObservedReplica, Release, ServiceRelease
+from conveyor.model.release import Release, ServiceRelease
 from conveyor.model.stack import Healthcheck, Routing, Service, Stack, UpdateConfig
-from conveyor.plan.actions import Plan
-from conveyor.plan.fleet_assign import assign_hosts, global_hosts
 from conveyor.plan.placement import PlacementError
-from conveyor.plan.service_steps import GlobalHosts
-from conveyor.runtime.protocol import Progress, ReplicaRun
 from conveyor.store.db import Store
 from conveyor.store.timeline import Timeline
-from conveyor.testing.fakes import FakeRouter, FakeRuntime
-
-HOSTS = [FleetHost(name=n, address=f"{n}.test") for n in ("h1", "h2", "h3")]
-
-
-@dataclass
-class FakeFleet(FakeRuntime):
-    """Containers on named hosts; a host in `down` is not observed. Also the engine's placer."""
-
-    down: set[str] = field(default_factory=set)
-    on: dict[str, str] = field(default_factory=dict)  # container id -> host
-    assigned: dict[str, str] = field(default_factory=dict)  # replica -> host
-    most: int = 0  # the most running replicas one host had at any moment
-
-    def up(self) -> list[FleetHost]:
-        return [h for h in HOSTS if h.name not in self.down]
-
-    def assign(self, plan: Plan, release: Release, observed: Observed) -> Plan:
-        placed = assign_hosts(plan, release.stack.services, observed, self.up())
-        self.assigned.update({s.replica: s.host for s in placed.steps if s.kind == "start"})
-        return placed
-
-    def global_hosts(self, release: Release, observed: Observed) -> dict[str, GlobalHosts]:
-        return global_hosts(release.stack.services, observed, self.up())
-
-    def run(self, req: ReplicaRun, warn: Progress | None = None) -> str:
-        cid = super().run(req, warn)
-        self.on[cid] = self.assigned[req.replica]
-        self.most = max(self.most, *self.per_host().values())
-        return cid
-
-    def list_replicas(self, project: str) -> list[ObservedReplica]:
-        return [
-            r.model_copy(update={"host": self.on[r.container_id]})
-            for r in super().list_replicas(project)
-            if self.on[r.container_id] not in self.down
-        ]
-
-    def per_host(self) -> Counter[str]:
-        return Counter(self.on[cid] for cid, c in self.containers.items() if c.running)
-
-    def versions(self) -> dict[str, str]:
-        return {
-            self.on[cid]: c.req.service.environment["V"]
-            for cid, c in self.containers.items()
-            if c.running
-        }
+from conveyor.testing.fakes import FakeRouter
+from tests.unit.deploy.fake_fleet import FakeFleet
 
 
 def release(version: str, order: str = "start-first") -> Release:

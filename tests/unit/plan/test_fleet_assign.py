@@ -14,10 +14,11 @@ from conveyor.errors import SpecError
 from conveyor.model.endpoint import Endpoint
 from conveyor.model.fleet import FleetHost
 from conveyor.model.release import Observed, ObservedReplica
-from conveyor.model.stack import Service
+from conveyor.model.stack import Service, UpdateConfig
 from conveyor.plan.actions import Plan, Step
-from conveyor.plan.fleet_assign import assign_hosts
-from conveyor.plan.placement import NoAppHostUp, PlacementError
+from conveyor.plan.fleet_assign import assign_hosts, keep_global, moves
+from conveyor.plan.placement import NoAppHostUp, PlacementError, VolumesExcluded
+from conveyor.plan.rollout import DesiredService, GlobalHosts, plan_rollout
 from conveyor.spec.compose import load_stack
 
 HOSTS = [FleetHost(name=n, address=f"{n}.test", labels={"zone": z}) for n, z in
@@ -218,7 +219,7 @@ def test_volumes_on_a_host_the_constraints_exclude_is_a_placement_error(tmp_path
         "  db:\n    image: db\n    volumes: [data:/var/db]\n"
         "    deploy: {placement: {constraints: [node.labels.zone==a]}}\nvolumes: {data: {}}\n",
     )
-    with pytest.raises(PlacementError, match=r"db: its volumes are on h2.*constraints") as caught:
+    with pytest.raises(PlacementError, match=r"db's volumes are on h2.*constraints") as caught:
         assign_hosts(
             Plan(steps=tuple(_starts("db-1-1", service="db"))),
             services,
@@ -228,3 +229,102 @@ def test_volumes_on_a_host_the_constraints_exclude_is_a_placement_error(tmp_path
         )
     # the files' fault, not the hosts' state: the GitOps server does not wait it out
     assert not isinstance(caught.value, NoAppHostUp)
+    # It names the constraint's line, and the way out.
+    assert isinstance(caught.value, SpecError) and caught.value.line == 5
+    assert "conveyor down --volumes" in str(caught.value)
+
+
+# ---- a placement change moves running replicas (at a deploy) ------------------------------
+
+ZONE_A = (
+    "  web:\n    image: web\n    deploy:\n      replicas: 2\n"
+    "      placement: {constraints: [node.labels.zone==a]}\n"
+)
+
+
+def _routed(observed: Observed) -> Observed:
+    return observed.model_copy(
+        update={
+            "replicas": tuple(
+                r.model_copy(update={"router": "ready", "started_at": float(i)})
+                for i, r in enumerate(observed.replicas)
+            )
+        }
+    )
+
+
+def _desired(
+    found: dict[str, tuple[tuple[str, str], ...]], order: str = "start-first"
+) -> DesiredService:
+    return DesiredService(
+        name="web",
+        spec_hash="new",
+        replicas=2,
+        update=UpdateConfig(parallelism=1, order=order),  # type: ignore[arg-type]
+        routed=True,
+        release=2,
+        moves=found.get("web", ()),
+    )
+
+
+def test_a_replica_a_constraint_now_excludes_is_replaced_start_first_on_an_allowed_host(
+    tmp_path: Path,
+) -> None:
+    services = _services(tmp_path, ZONE_A)
+    observed = _routed(_observed("web-1-1@h1", "web-1-2@h2"))  # h2 is zone b
+    found = moves(services, {"web": "new"}, observed, HOSTS)
+    assert found == {"web": (("web-1-2", "h2 no longer matches node.labels.zone==a"),)}
+    plan = assign_hosts(
+        plan_rollout([_desired(found)], observed, frontends=()), services, observed, HOSTS
+    )
+    # `conveyor plan` says what moves and why; the new one is in rotation before the old drains.
+    assert plan.notes == ("web-1-2 on h2 moves: h2 no longer matches node.labels.zone==a",)
+    assert [s.describe() for s in plan.steps] == [
+        "web: start web-2-1 on h3",
+        "web: wait until healthy web-2-1",
+        "web: add to rotation web-2-1",
+        "web: drain web-1-2 (moves: h2 no longer matches node.labels.zone==a)",
+        "web: remove from rotation web-1-2",
+        "web: stop web-1-2 (moves: h2 no longer matches node.labels.zone==a)",
+    ]
+    # Without moves (a heal, or before this change) the replica stayed: the plan was empty.
+    assert plan_rollout([_desired({})], observed, frontends=()).empty
+
+
+def test_only_replicas_of_the_target_spec_are_listed_an_update_replaces_the_others(
+    tmp_path: Path,
+) -> None:
+    services = _services(tmp_path, ZONE_A)
+    observed = _observed("web-1-1@h1", "web-1-2@h2", spec="old")
+    assert moves(services, {"web": "new"}, observed, HOSTS) == {}
+    # ... and the rolling update puts the new replicas on zone a anyway.
+    plan = assign_hosts(plan_rollout([_desired({})], observed), services, observed, HOSTS)
+    assert sorted(_hosts_of(plan).values()) == ["h1", "h3"]
+
+
+def test_a_move_that_would_leave_a_volume_behind_is_refused_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    services = _services(
+        tmp_path,
+        "  db:\n    image: db\n    volumes: [data:/var/db]\n    deploy:\n"
+        "      placement: {constraints: [node.hostname==h1]}\nvolumes: {data: {}}\n",
+    )
+    observed = _observed("db-1-1@h2")
+    # Volumes nowhere known (or elsewhere): it moves like any replica.
+    assert moves(services, {"db": "new"}, observed, HOSTS, pins={"db": ("h3",)}) == {
+        "db": (("db-1-1", "h2 no longer matches node.hostname==h1"),)
+    }
+    with pytest.raises(VolumesExcluded) as caught:
+        moves(services, {"db": "new"}, observed, HOSTS, pins={"db": ("h2",)})
+    assert (caught.value.file, caught.value.line) == (str(tmp_path / "compose.yaml"), 6)
+    text = str(caught.value)
+    assert "db-1-1 would move (h2 no longer matches node.hostname==h1)" in text
+    assert "volumes are on h2" in text and "conveyor backup restore db" in text
+
+
+def test_a_heal_keeps_a_global_replica_on_a_host_its_placement_no_longer_allows() -> None:
+    observed = _observed("agent-1-1@h1", "agent-1-2@h2")
+    per_host = {"agent": GlobalHosts(hosts=("h1", "h3"))}
+    kept = keep_global(per_host, observed)
+    assert kept == {"agent": GlobalHosts(hosts=("h1", "h3"), holding=("h2",))}

@@ -13,7 +13,7 @@ from conveyor.errors import SpecError, SpecErrors
 from conveyor.model.fleet import FleetHost
 from conveyor.model.placement import Constraint, ServicePlacement
 from conveyor.model.stack import Service
-from conveyor.plan.placement import NoAppHostUp, PlacedReplica, place
+from conveyor.plan.placement import NoAppHostUp, PlacedReplica, misplaced, place
 from conveyor.spec.compose import load_compose, load_stack
 
 # Three hosts written as "name key=value ...", in inventory order.
@@ -424,3 +424,65 @@ def test_no_host_takes_new_replicas() -> None:
     (h2,) = _hosts("h2")
     with pytest.raises(NoAppHostUp, match="no app host can take a new replica"):
         place({"web": Service(name="web", replicas=2)}, [], _current("web-1@h2"), holding=[h2])
+
+
+# ---- misplaced: running replicas a placement change excludes -----------------------------
+
+
+def _moving(found: dict[str, tuple[object, ...]]) -> dict[str, list[tuple[str, str, int | None]]]:
+    return {
+        name: [(m.replica.replica, m.reason, m.line) for m in wrong]  # type: ignore[attr-defined]
+        for name, wrong in found.items()
+    }
+
+
+def test_a_replica_on_a_host_a_constraint_now_excludes_moves_and_says_why(
+    tmp_path: Path,
+) -> None:
+    services = _services(
+        tmp_path,
+        "  web:\n    image: web\n    deploy:\n      replicas: 2\n"
+        "      placement: {constraints: [node.role==app, node.labels.zone==a]}\n"
+        + _svc("api", "replicas: 3"),
+    )
+    current = _current("web-1@h1", "web-2@h2", "api-1@h2", "api-2@h2", "api-3@h1")
+    found = misplaced(services, _hosts(*HOSTS), current)
+    # The first constraint the host breaks, at its line; api has no placement: nothing moves.
+    assert _moving(found) == {"web": [("web-2", "h2 no longer matches node.labels.zone==a", 6)]}
+    # `place` agrees: what misplaced lists is what place stops, and it starts one on zone a.
+    planned = place(services, _hosts(*HOSTS), current).services["web"]
+    assert [r.replica for r in planned.stop] == ["web-2"] and planned.start == ("h3",)
+
+
+def test_a_host_that_only_holds_is_checked_too_and_a_host_not_up_is_not(tmp_path: Path) -> None:
+    services = _services(
+        tmp_path, _svc("web", "replicas: 3, placement: {constraints: [node.labels.zone!=b]}")
+    )
+    h1, h2, h3 = _hosts(*HOSTS)
+    current = _current("web-1@h1", "web-2@h2", "web-3@h3")
+    # h2 suspect (holding): its replica still moves; h3 down (not given): not listed.
+    found = misplaced(services, [h1], current, holding=[h2])
+    assert _moving(found) == {"web": [("web-2", "h2 no longer matches node.labels.zone!=b", 2)]}
+    # Unchanged placement: nothing moves.
+    assert misplaced(services, [h1, h3], _current("web-1@h1", "web-3@h3")) == {}
+
+
+def test_replicas_over_a_lowered_limit_move_the_newest_first(tmp_path: Path) -> None:
+    services = _services(
+        tmp_path,
+        "  web:\n    image: web\n    deploy:\n      replicas: 3\n"
+        "      placement:\n        max_replicas_per_node: 1\n",
+    )
+    current = _current("web-1@h1", "web-2@h1", "web-3@h2")  # oldest first
+    found = misplaced(services, _hosts(*HOSTS), current)
+    assert _moving(found) == {
+        "web": [("web-2", "more than 1 per host on h1 (max_replicas_per_node: 1)", 7)]
+    }
+
+
+def test_a_global_service_is_not_listed_its_planner_retires_per_host(tmp_path: Path) -> None:
+    services = _services(
+        tmp_path, _svc("agent", "mode: global, placement: {constraints: [node.labels.zone==a]}")
+    )
+    current = _current("agent-1@h1", "agent-2@h2", "agent-3@h3")
+    assert misplaced(services, _hosts(*HOSTS), current) == {}
