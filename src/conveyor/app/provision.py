@@ -9,7 +9,8 @@ The fleet comes from conveyor.yaml (`hosts:`, or `inventory:` read by Ansible it
 published ports from the project's compose files when there are any (the firewall opens
 them, the edge hosts' HAProxy balances them over the app hosts); NRPE's commands from
 `checks:`; the deploy user's authorized keys are the public halves (`KEY.pub`) of the fleet's
-SSH keys. The HAProxy configurations are rendered here (render.host_haproxy), not by Ansible.
+SSH keys. The HAProxy configurations are rendered here (render.host_haproxy), not by Ansible,
+and so are the programs edge hosts run for the router (router.fleet_edge.edge_programs).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from conveyor.model.stack import Stack
 from conveyor.provision.ansible.run import run_playbook
 from conveyor.render.ansible_inventory import published_ports, render_inventory
 from conveyor.render.host_haproxy import app_haproxy_cfg, edge_haproxy_cfg, edge_role_conflicts
+from conveyor.router.fleet_edge import edge_programs
 from conveyor.spec.compose import load_compose
 from conveyor.spec.fleet import fleet_from_inventory, load_fleet_file
 
@@ -78,6 +80,7 @@ def provision_inputs(
         deploy_keys=_public_keys(fleet),
         haproxy_cfg=app_haproxy_cfg(),
         edge_haproxy_cfg=edge_haproxy_cfg(stack, fleet),
+        edge_programs=edge_programs(),
         controller_addresses=_controller_addresses(fleet),
     )
     return ProvisionInputs(

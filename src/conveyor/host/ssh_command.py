@@ -57,7 +57,8 @@ def sudo_hint(host: FleetHost, said: str) -> str:
         return ""
     return (
         f" (the SSH user {host.user!r} is not root: `conveyor provision` gives the deploy user "
-        "/run/conveyor, /var/lib/conveyor and the sudo rules the fleet needs; see "
+        "/run/conveyor, /var/lib/conveyor and the sudo rules the fleet needs (on edge hosts, the "
+        "edge programs those rules name); see "
         'docs/provision.md, "The deploy user")'
     )
 

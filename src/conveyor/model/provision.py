@@ -20,6 +20,19 @@ HOST_HAPROXY_RUN_DIR = "/run/haproxy"
 HOST_HAPROXY_USER = "haproxy"
 HOST_HAPROXY_STATS_PORT = 8404  # on 127.0.0.1: stats page and Prometheus exporter
 
+# What the fleet's router runs on an edge host as root (router.fleet_edge): installed there
+# by the haproxy role, root's, and the only commands the sudoers drop-in lets the deploy user
+# run on an edge host (docs/provision.md, "The deploy user").
+EDGE_PUSH_PROGRAM = "/usr/local/sbin/conveyor-edge-push"  # the configuration on stdin
+EDGE_SERVES_PROGRAM = "/usr/local/sbin/conveyor-edge-serves"  # WITHIN BACKEND...
+
+
+class HostProgram(Frozen):
+    """A program a role installs as it is (root's, mode 0755): its path and its text."""
+
+    path: str
+    text: str
+
 
 class ProvisionSettings(Frozen):
     """Fleet-wide variables the roles read (render.ansible_inventory writes them)."""
@@ -36,6 +49,9 @@ class ProvisionSettings(Frozen):
     # fleet's router then drives; edge hosts get render.edge_haproxy's over the app hosts.
     haproxy_cfg: str = ""
     edge_haproxy_cfg: str = ""
+    # The programs the haproxy role installs on edge hosts (router.fleet_edge.edge_programs:
+    # the scripts the router runs there inline as root, through sudo as the deploy user).
+    edge_programs: tuple[HostProgram, ...] = ()
     # Networks (CIDR) the firewall lets in like the fleet's own addresses: on AWS the VPC,
     # whose hosts come and go (the security groups say which ports between them).
     fleet_networks: tuple[str, ...] = ()

@@ -5,7 +5,8 @@
                  the published ports, the node exporter's port, the deploy user and its keys,
                  the agent's, and the two HAProxy configurations Conveyor rendered (router's
                  for app hosts, edge's for edge hosts: tagged !unsafe, so Ansible copies them
-                 byte for byte instead of reading them as templates)
+                 byte for byte instead of reading them as templates), and the programs edge
+                 hosts run as root for the router (router.fleet_edge.edge_programs, !unsafe)
       hosts:     one entry per FleetHost: ansible_host/user/port/ssh key, conveyor_roles,
                  conveyor_labels, conveyor_nrpe_cfg (render.nagios.render_nrpe's text, NRPE
                  answering the fleet's monitor hosts), conveyor_open_ports (what the firewall
@@ -50,6 +51,9 @@ def inventory_data(fleet: Fleet, settings: ProvisionSettings) -> dict[str, Any]:
                 "conveyor_agent_command": settings.agent_command,
                 "conveyor_haproxy_cfg": Unsafe(settings.haproxy_cfg),
                 "conveyor_edge_haproxy_cfg": Unsafe(settings.edge_haproxy_cfg),
+                "conveyor_edge_programs": [
+                    {"dest": p.path, "content": Unsafe(p.text)} for p in settings.edge_programs
+                ],
             },
             "hosts": {h.name: _host_vars(h, settings, monitors) for h in fleet.hosts},
             "children": {

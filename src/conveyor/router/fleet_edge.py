@@ -19,6 +19,14 @@ After a server is put in rotation the fleet's router waits until each edge host'
 an app host up for the service's ports (`EdgeHost.serves`), by a python3 snippet polling the
 admin socket on the host (router.remote_admin): one SSH connection per wait, no tunnel
 daemon to start, track and stop per edge host.
+
+Both need root (the configuration, the reload, the admin socket are root's). Logged in as
+root, the router runs them inline. Logged in as another user (provisioning's `deploy`), it
+runs the same scripts installed as root-owned programs by provisioning's haproxy role
+(`edge_programs`: /usr/local/sbin/conveyor-edge-push and conveyor-edge-serves), with
+`sudo -n`, which the sudoers drop-in allows on edge hosts and nothing else there
+(docs/provision.md, "The deploy user"). A host provisioned by an older Conveyor runs the
+programs it was given until `conveyor provision` runs again.
 """
 
 from __future__ import annotations
@@ -28,11 +36,22 @@ from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 
 from conveyor.errors import ConveyorError, RouterError
-from conveyor.host.ssh_command import ssh_script
+from conveyor.host.ssh_command import as_root, ssh_script, sudo_hint
 from conveyor.model.fleet import FleetHost
-from conveyor.model.provision import HOST_HAPROXY_CONFIG, HOST_HAPROXY_RUN_DIR
+from conveyor.model.provision import (
+    EDGE_PUSH_PROGRAM,
+    EDGE_SERVES_PROGRAM,
+    HOST_HAPROXY_CONFIG,
+    HOST_HAPROXY_RUN_DIR,
+    HostProgram,
+)
 from conveyor.render.haproxy import ADMIN_SOCKET, PID_FILE, STATE_FILE
-from conveyor.router.remote_admin import edge_serves_script, keep_state_function
+from conveyor.router.remote_admin import (
+    edge_serves_command,
+    edge_serves_script,
+    keep_state_function,
+    serves_arguments,
+)
 
 SYSTEMD_MARKER = "/run/systemd/system"
 
@@ -78,6 +97,29 @@ fi
 """
 
 
+ADMIN = str(PurePosixPath(HOST_HAPROXY_RUN_DIR) / ADMIN_SOCKET)
+
+PROGRAM_HEADER = """#!/bin/sh
+# Written by Conveyor (provisioning's haproxy role, on edge hosts; router/fleet_edge.py's
+# edge_programs). The fleet's router runs it with `sudo -n` when it logs in as the deploy
+# user (/etc/sudoers.d/conveyor); as root it runs the same script inline.
+"""
+
+
+def edge_programs() -> tuple[HostProgram, ...]:
+    """What provisioning installs on edge hosts: `edge_push_script` as conveyor-edge-push
+    (the configuration on stdin, no arguments) and the wait of `EdgeHost.serves` as
+    conveyor-edge-serves (arguments: WITHIN and the backends' names), on the paths the
+    sudoers drop-in names."""
+    return (
+        HostProgram(path=EDGE_PUSH_PROGRAM, text=PROGRAM_HEADER + edge_push_script()),
+        HostProgram(
+            path=EDGE_SERVES_PROGRAM,
+            text=PROGRAM_HEADER + f'exec {edge_serves_command(ADMIN)} "$@"\n',
+        ),
+    )
+
+
 class EdgeHost:
     """Provisioning's HAProxy on one edge host, driven over SSH."""
 
@@ -91,15 +133,12 @@ class EdgeHost:
 
     def push(self, text: str) -> str:
         """Install `text` as the host's HAProxy configuration and apply it; what was done."""
+        sudo = as_root(self.host)
+        script = f"{sudo}{EDGE_PUSH_PROGRAM}\n" if sudo else edge_push_script()
         try:
-            said = ssh_script(
-                self.host,
-                edge_push_script(),
-                input=text,
-                known_hosts=self.known_hosts,
-            )
+            said = ssh_script(self.host, script, input=text, known_hosts=self.known_hosts)
         except ConveyorError as e:
-            raise RouterError(f"edge HAProxy on {self.name}: {e}") from e
+            raise RouterError(self._failed(e)) from e
         return said.strip().splitlines()[-1] if said.strip() else ""
 
     def serves(self, backends: Collection[str], within: float) -> str:
@@ -107,17 +146,20 @@ class EdgeHost:
         in each of `backends`, asking its admin socket on the host (router.remote_admin: one
         SSH connection, polled there). `serving`, `waiting` (time ran out) or `silent` (the
         HAProxy does not answer). Raises RouterError when the host cannot be reached."""
-        admin = str(PurePosixPath(HOST_HAPROXY_RUN_DIR) / ADMIN_SOCKET)
+        sudo = as_root(self.host)
+        script = (
+            f"{sudo}{EDGE_SERVES_PROGRAM} {serves_arguments(backends, within)}\n"
+            if sudo
+            else edge_serves_script(ADMIN, backends, within)
+        )
         try:
-            said = ssh_script(
-                self.host,
-                edge_serves_script(admin, backends, within),
-                known_hosts=self.known_hosts,
-                timeout=within + 30,
-            )
+            said = ssh_script(self.host, script, known_hosts=self.known_hosts, timeout=within + 30)
         except ConveyorError as e:
-            raise RouterError(f"edge HAProxy on {self.name}: {e}") from e
+            raise RouterError(self._failed(e)) from e
         return said.strip().splitlines()[-1] if said.strip() else ""
+
+    def _failed(self, e: ConveyorError) -> str:
+        return f"edge HAProxy on {self.name}: {e}{sudo_hint(self.host, str(e))}"
 
     def stop(self) -> None:
         """Nothing: the edge host's HAProxy is provisioning's service and keeps running (with

@@ -93,8 +93,19 @@ def keep_state_function(admin_socket: str, state_file: str) -> str:
     )
 
 
+def edge_serves_command(admin_socket: str) -> str:
+    """The command that waits for the HAProxy on `admin_socket`, to be followed by WITHIN
+    (seconds) and the backends' names: the inline script's and the edge hosts' installed
+    program's (router.fleet_edge.edge_programs)."""
+    return f"python3 -c {shlex.quote(EDGE_SERVES)} {shlex.quote(admin_socket)}"
+
+
+def serves_arguments(backends: Collection[str], within: float) -> str:
+    """WITHIN and the backends' names, quoted for the shell, in a fixed order."""
+    return " ".join([f"{within:g}", *(shlex.quote(b) for b in sorted(backends))])
+
+
 def edge_serves_script(admin_socket: str, backends: Collection[str], within: float) -> str:
     """A shell script that waits until the HAProxy on `admin_socket` has a server up in each
     of `backends` (at most `within` seconds) and prints `serving`, `waiting` or `silent`."""
-    names = " ".join(shlex.quote(b) for b in sorted(backends))
-    return f"python3 -c {shlex.quote(EDGE_SERVES)} {shlex.quote(admin_socket)} {within:g} {names}\n"
+    return f"{edge_serves_command(admin_socket)} {serves_arguments(backends, within)}\n"

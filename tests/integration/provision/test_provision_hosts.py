@@ -25,6 +25,7 @@ from conveyor.app.provision import ProvisionInputs, provision, provision_inputs
 from conveyor.cli.main import app
 from conveyor.model.aws import AwsSettings
 from conveyor.model.provision import ProvisionEvent, ProvisionResult
+from conveyor.router.fleet_edge import EdgeHost
 from conveyor.testing.fleet_hosts import TestFleet, fleet_of_hosts
 from tests.integration.fleet.support import APP, IMAGE, get, project_on
 from tests.unit.render.test_aws_hosts import aws_firewall
@@ -253,6 +254,69 @@ def test_the_deploy_user_runs_a_fleet_project_with_service_addresses(
         assert h2.exec("stat", "-c", "%U %a", files).split() == ["deploy", "700"]
     # project_on's `conveyor down` stopped the HAProxy (root's) as deploy.
     assert not h2.exec("sh", "-c", f"ls /proc/{pid} 2>/dev/null || true").strip()
+
+
+EDGE_AS_DEPLOY = "edgedeploy"
+
+
+def _compose_behind_edge(port: int, version: str) -> str:
+    """One web replica on the project's network, published on `port` (the edge host's)."""
+    web = {
+        "image": IMAGE,
+        "command": ["python", "-c", APP],
+        "environment": {"VERSION": version},
+        "ports": [f"0.0.0.0:{port}:8000"],
+        "stop_grace_period": "5s",
+        "x-conveyor": {"probe": {"path": "/health"}},
+    }
+    return json.dumps({"name": EDGE_AS_DEPLOY, "services": {"web": web}})
+
+
+def test_the_deploy_user_runs_the_edge_host_too(provisioned: Provisioned) -> None:
+    """Both hosts logged in as `deploy`: h1 the edge host, h2 the app host. `conveyor up`
+    writes and reloads h1's edge (provisioning's HAProxy, root's) through the program
+    provisioning installed there, run with `sudo -n`, and waits until that edge serves
+    (EdgeHost.serves, the other program): the first request through h1 after `up` answers."""
+    h1, h2 = provisioned.fleet.hosts
+    # What provisioning installed on the edge host: the programs the router runs, root's,
+    # byte for byte as rendered; the edge host's sudo rules name them and nothing else.
+    for program in provisioned.inputs.settings.edge_programs:
+        assert h1.exec("stat", "-c", "%U %a", program.path).split() == ["root", "755"]
+        assert h1.exec("cat", program.path) == program.text
+    assert "conveyor-edge-push" not in h2.exec("cat", "/etc/sudoers.d/conveyor")
+    deploy = [dataclasses.replace(h, user="deploy") for h in (h1, h2)]
+    fleet = dataclasses.replace(provisioned.fleet, hosts=deploy)
+    with project_on(fleet, EDGE_AS_DEPLOY, _compose_behind_edge) as deployed:
+        hosts = {
+            "h1": {"address": h1.address, "user": "deploy", "key": str(h1.key), "roles": ["edge"]},
+            "h2": {"address": h2.address, "user": "deploy", "key": str(h2.key), "roles": ["app"]},
+        }
+        (deployed.workdir / "conveyor.yaml").write_text(json.dumps({"hosts": hosts}))
+        project = deployed.project()
+        result = app_deploy.up(
+            project,
+            agent=False,
+            images=deployed.images(),
+            checks=False,
+            metrics=False,
+            logs=False,
+        )
+        assert result.outcome.status == "succeeded", result.outcome.error
+        # `up` returned once h1's edge had h2 up: the first request through it answers.
+        status, body = get(f"http://{h1.address}:{deployed.port}/")
+        assert status == 200 and body.startswith("v1 web-"), (status, body)
+        edge = h1.exec("cat", "/etc/haproxy/haproxy.cfg")
+        assert f"server h2 {h2.address}:{deployed.port}" in edge
+        # provisioning's HAProxy, reloaded (not a second one): its pid file's, the haproxy user
+        pid = h1.exec("cat", "/run/haproxy/haproxy.pid").split()[0]
+        assert h1.exec("stat", "-c", "%U", f"/proc/{pid}").strip() == "haproxy"
+        # the same wait, asked again as deploy: `serving`, from the root-owned admin socket
+        asked = EdgeHost(deploy[0].fleet_host(roles=("edge",))).serves(
+            {f"be_web_{deployed.port}"}, 5
+        )
+        assert asked == "serving"
+    # `conveyor down` leaves provisioning's edge running (with its last file).
+    assert h1.exec("cat", "/run/haproxy/haproxy.pid").split()[0] == pid
 
 
 def test_a_failing_host_is_named_with_its_task_while_the_other_finishes(

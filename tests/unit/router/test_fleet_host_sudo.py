@@ -10,6 +10,7 @@ import re
 import shlex
 from pathlib import Path, PurePosixPath
 
+import jinja2
 import pytest
 
 import conveyor.provision.ansible as ansible_pkg
@@ -32,18 +33,31 @@ DEPLOY = FleetHost(name="h1", address="10.0.0.5", user="deploy")
 ROOT = FleetHost(name="h1", address="10.0.0.5")
 
 
-def allowed() -> list[tuple[str, str]]:
-    """(command path, argument pattern) of every command the drop-in allows."""
-    text = re.sub(r"\\\n\s*", "", SUDOERS.read_text())  # continuation lines joined
-    out: list[tuple[str, str]] = []
+def drop_in(roles: tuple[str, ...] = ("app",)) -> str:
+    """The sudoers drop-in as the base role writes it on a host with `roles` (Jinja, as
+    Ansible's template module renders it: trim_blocks)."""
+    env = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(SUDOERS.read_text()).render(
+        ansible_managed="Ansible managed", conveyor_deploy_user="deploy", conveyor_roles=roles
+    )
+
+
+def allowed(roles: tuple[str, ...] = ("app",)) -> list[tuple[str, str]]:
+    """(command path, argument pattern) of every command the drop-in lets the deploy user run
+    on a host with `roles`: the aliases its `deploy … NOPASSWD:` line names."""
+    text = re.sub(r"\\\n\s*", "", drop_in(roles))  # continuation lines joined
+    aliases: dict[str, list[tuple[str, str]]] = {}
+    granted: list[str] = []
     for line in text.splitlines():
-        found = re.match(r"Cmnd_Alias [A-Z_]+ = (.*)$", line)
-        if not found:
-            continue
-        for item in re.split(r"(?<!\\), ", found.group(1)):
-            path, _, args = item.replace("\\,", ",").strip().partition(" ")
-            out.append((path, args))
-    return out
+        if found := re.match(r"Cmnd_Alias ([A-Z_]+) = (.*)$", line):
+            items = re.split(r"(?<!\\), ", found.group(2))
+            aliases[found.group(1)] = [
+                (path, args)
+                for path, _, args in (i.replace("\\,", ",").strip().partition(" ") for i in items)
+            ]
+        elif found := re.match(r"deploy ALL=\(root\) NOPASSWD: (.*)$", line):
+            granted += [a.strip() for a in found.group(1).split(",")]
+    return [item for name in granted for item in aliases[name]]
 
 
 def sudo_commands(script: str) -> list[list[str]]:
@@ -60,9 +74,13 @@ def sudo_commands(script: str) -> list[list[str]]:
     return out
 
 
-def permitted(argv: list[str]) -> bool:
-    path, args = PATHS[argv[0]], " ".join(argv[1:])
-    return any(path == p and fnmatch.fnmatchcase(args, pattern) for p, pattern in allowed())
+def permitted(argv: list[str], roles: tuple[str, ...] = ("app",)) -> bool:
+    """Whether sudo runs `argv` for the deploy user: `""` allows no arguments at all."""
+    path, args = PATHS.get(argv[0], argv[0]), " ".join(argv[1:])
+    return any(
+        path == p and (args == "" if pattern == '""' else fnmatch.fnmatchcase(args, pattern))
+        for p, pattern in allowed(roles)
+    )
 
 
 def test_every_sudo_command_of_the_scripts_is_one_the_drop_in_allows() -> None:
