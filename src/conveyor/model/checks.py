@@ -92,11 +92,13 @@ class Thresholds(Frozen):
 
 
 class RemoteHost(Frozen):
-    """A host Nagios checks through the NRPE daemon running on it (the fleet's hosts)."""
+    """A host Nagios checks through the NRPE daemon running on it (the fleet's hosts, and
+    those `checks.hosts` names). `edge`: its HAProxy is the fleet's edge, checked too."""
 
     name: str
     address: str
     nrpe_port: int = 5666
+    edge: bool = False
 
 
 class ChecksSettings(Frozen):

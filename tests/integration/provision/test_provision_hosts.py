@@ -89,7 +89,7 @@ def test_first_run_changes_both_hosts_and_the_result_is_real(provisioned: Provis
         unit = host.exec("cat", "/etc/systemd/system/conveyor-agent.service")
         assert "ExecStart=/usr/local/bin/conveyor -f /srv/conveyor/compose.yaml agent" in unit
         assert "docker" in host.exec("id", "-nG", "deploy").split()  # drives Docker over SSH
-        assert host.exec("cat", "/etc/nagios/nrpe.cfg").count("command[conveyor_") == 3
+        assert host.exec("cat", "/etc/nagios/nrpe.cfg").count("command[conveyor_") == 4
     ruleset = h1.exec("nft", "list", "table", "inet", "conveyor")
     assert f"tcp dport {PUBLISHED} accept" in ruleset and "policy drop" in ruleset
     # the fleet's hosts, and this machine (provisioning ran here: the controller)
