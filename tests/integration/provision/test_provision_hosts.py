@@ -367,7 +367,7 @@ def test_the_controllers_nagios_checks_both_hosts_through_their_nrpe(
 
         told = _wait("both notified", lambda: len(said := changed()) >= 2 and said)
         assert any(m.startswith("host h2 is DOWN: ") for m in told), told
-        assert any(m.startswith("haproxy is CRITICAL: PROCS CRITICAL") for m in told), told
+        assert any(m.startswith("haproxy on h1 is CRITICAL: PROCS CRITICAL") for m in told), told
     finally:
         stop_checks(project.paths())
         engine.store.close()

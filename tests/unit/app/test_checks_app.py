@@ -203,9 +203,10 @@ def test_notifications_become_events_and_leave_the_spool(world: World) -> None:
         SpooledNotification(Path("3"), None, "3: not JSON"),
         spooled("4", type="RECOVERY", check="web http :1", service="web", state="OK"),
         spooled("5", type="PROBLEM", state="DOWN"),  # the host itself
+        spooled("6", type="PROBLEM", host="h1", check="disk", kind="nrpe", state="WARNING"),
     ]
-    assert controller(world, nagios).forward() == 4
-    assert nagios.removed == [Path(n) for n in "12345"]
+    assert controller(world, nagios).forward() == 5
+    assert nagios.removed == [Path(n) for n in "123456"]
     events = [e for e in world.events if e.kind.startswith("check")]
     assert [(e.kind, e.subject.service, e.level) for e in events] == [
         ("check.changed", "web", "error"),
@@ -213,13 +214,22 @@ def test_notifications_become_events_and_leave_the_spool(world: World) -> None:
         ("checks.error", None, "warning"),
         ("check.changed", "web", "info"),
         ("check.changed", None, "error"),
+        ("check.changed", None, "warning"),
     ]
     assert events[0].message == "web http :1 is CRITICAL: refused"
     assert events[3].message.startswith("web http :1 is OK again")
     assert events[4].message.startswith("host box is DOWN")
+    assert events[5].message.startswith("disk on h1 is WARNING")  # which host's disk
     assert events[0].id > 0  # recorded in the project's timeline
     topics = [n.topic if (n := notification(e)) else None for e in events]
-    assert topics == ["check.problem", None, None, "check.recovered", "check.problem"]
+    assert topics == [
+        "check.problem",
+        None,
+        None,
+        "check.recovered",
+        "check.problem",
+        "check.problem",
+    ]
 
 
 def test_an_error_is_reported_once_until_it_changes(world: World) -> None:
