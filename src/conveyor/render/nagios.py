@@ -20,8 +20,9 @@ the command's text; a URL path is percent-encoded so that none of `!` (argument 
 custom variables `_CONVEYOR_SERVICE` and `_CONVEYOR_KIND`, so a notification says which Compose
 service and which kind of check it is about. `VALIDATOR` is `nagios4 -v`.
 
-`render_nrpe` writes the nrpe.cfg a remote host runs (the fleet issue installs it); no validator
-exists for it (NRPE has no configuration test mode), so only its rendering is tested.
+`render_nrpe` writes the nrpe.cfg a remote host runs (`conveyor provision` installs it); no
+validator exists for it (NRPE has no configuration test mode): its rendering is unit-tested,
+and provisioned test hosts answer Nagios with it (tests/integration/provision).
 """
 
 from __future__ import annotations
