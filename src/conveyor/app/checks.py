@@ -34,6 +34,7 @@ from conveyor.model.events import Level
 from conveyor.observe.checks.commands import schedule_downtime as downtime_command
 from conveyor.observe.checks.nagios import Nagios, NagiosControl, default_layout
 from conveyor.observe.checks.targets import address_ips, project_checks, through_edge
+from conveyor.plan.fleet_checks import fleet_remote_hosts
 from conveyor.plan.network import desired_networks
 from conveyor.render.nagios import name_ok
 from conveyor.spec.durations import parse_duration
@@ -112,6 +113,9 @@ def desired_objects(engine: Engine, settings: ChecksSettings, host: str) -> Nagi
         }
         checks = project_checks(release, ports, None, {}, settings)
         checks = through_edge(checks, fleet.public_host(), assigned)
+        # The hosts' own disks, load, engines (and the edge's HAProxy): through their NRPE.
+        hosts = fleet_remote_hosts(fleet.fleet, settings.hosts, host)
+        settings = settings.model_copy(update={"hosts": hosts})
         return NagiosObjects(host=host, checks=checks, settings=settings)
     if release is not None:
         external = [n.docker_name for n in desired_networks(release.stack) if n.external]

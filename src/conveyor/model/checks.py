@@ -92,11 +92,13 @@ class Thresholds(Frozen):
 
 
 class RemoteHost(Frozen):
-    """A host Nagios checks through the NRPE daemon running on it (the fleet's hosts)."""
+    """A host Nagios checks through the NRPE daemon running on it (the fleet's hosts, and
+    those `checks.hosts` names). `edge`: its HAProxy is the fleet's edge, checked too."""
 
     name: str
     address: str
     nrpe_port: int = 5666
+    edge: bool = False
 
 
 class ChecksSettings(Frozen):
@@ -196,4 +198,12 @@ class CheckNotification(Frozen):
 
     @property
     def subject(self) -> str:
-        return self.check if self.check is not None else f"host {self.host}"
+        return check_subject(self.host, self.check, self.kind)
+
+
+def check_subject(host: str, check: str | None, kind: str | None) -> str:
+    """What a notification is about, as people read it: `host h1`, a check's name, or for a
+    check NRPE runs on a remote host (`disk`, `load` on every fleet host) `disk on h1`."""
+    if check is None:
+        return f"host {host}"
+    return f"{check} on {host}" if kind == "nrpe" else check

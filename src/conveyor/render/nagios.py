@@ -20,8 +20,9 @@ the command's text; a URL path is percent-encoded so that none of `!` (argument 
 custom variables `_CONVEYOR_SERVICE` and `_CONVEYOR_KIND`, so a notification says which Compose
 service and which kind of check it is about. `VALIDATOR` is `nagios4 -v`.
 
-`render_nrpe` writes the nrpe.cfg a remote host runs (the fleet issue installs it); no validator
-exists for it (NRPE has no configuration test mode), so only its rendering is tested.
+`render_nrpe` writes the nrpe.cfg a remote host runs (`conveyor provision` installs it); no
+validator exists for it (NRPE has no configuration test mode): its rendering is unit-tested,
+and provisioned test hosts answer Nagios with it (tests/integration/provision).
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ NONE = "-"  # a custom variable's value when there is nothing to say (an empty o
 ILLEGAL_NAME_CHARS = "`~!$%^&*|'\"<>?,()="
 ILLEGAL_OUTPUT_CHARS = "`~$&|'\"<>"
 
-# NRPE's commands for a remote host, by check name.
+# NRPE's commands for a remote host, by check name; the last only for an edge host
+# (`RemoteHost.edge`), whose HAProxy is the fleet's edge.
 NRPE_COMMANDS = ("conveyor_disk", "conveyor_load", "conveyor_dockerd")
+NRPE_EDGE_COMMANDS = ("conveyor_haproxy",)
 
 _INDENT = "  "
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f;!$'\"\\`]")
@@ -400,10 +403,12 @@ def _host(name: str, address: str, command: str, settings: ChecksSettings) -> li
 
 
 def remote_checks(host: RemoteHost) -> tuple[Check, ...]:
-    """The checks Nagios runs on a remote host through its NRPE daemon."""
+    """The checks Nagios runs on a remote host through its NRPE daemon: disk, load, dockerd,
+    and an edge host's HAProxy."""
+    commands = NRPE_COMMANDS + (NRPE_EDGE_COMMANDS if host.edge else ())
     return tuple(
         Check(name=command.removeprefix("conveyor_"), kind="nrpe", command=command, scope="host")
-        for command in NRPE_COMMANDS
+        for command in commands
     )
 
 
@@ -455,8 +460,8 @@ def render_nrpe(
     pid_file: str = "/run/nagios/nrpe.pid",
 ) -> str:
     """The nrpe.cfg of a remote host: listen on its address, answer only `allowed` (the
-    Nagios servers' addresses), no arguments from the network (dont_blame_nrpe=0), and the
-    commands `remote_checks` names."""
+    Nagios servers' addresses), no arguments from the network (dont_blame_nrpe=0), and every
+    command `remote_checks` may name (the edge's too, whatever the host's role)."""
     if not allowed:
         raise ValueError("NRPE must allow at least one Nagios server address")
     t = settings.thresholds
@@ -467,6 +472,10 @@ def render_nrpe(
             f"{plugins}/check_load -r -w {_triple(t.load_warning)} -c {_triple(t.load_critical)}"
         ),
         "conveyor_dockerd": f"{plugins}/check_procs -c 1: -C dockerd",
+        # Every provisioned host runs one HAProxy (the haproxy role); Nagios asks only an edge
+        # host's, which the fleet's edge is. A process count, not its stats page: the edge the
+        # fleet's router pushes to the host has no stats listener.
+        "conveyor_haproxy": f"{plugins}/check_procs -c 1: -C haproxy",
     }
     lines = [
         f"# Rendered by Conveyor for {host.name}. Do not edit.",

@@ -187,6 +187,7 @@ class FleetRouter:
     ) -> None:
         self.run_dir = run_dir
         self.known_hosts = known_hosts
+        self.fleet = fleet  # the inventory as last given (`follow`): Nagios checks its hosts
         # host name -> where each service address's namespace is on that host (project
         # networking: each host's HAProxy binds inside its own host's addresses).
         self._netns_on = netns_on
@@ -216,6 +217,7 @@ class FleetRouter:
         """The app hosts of `fleet` from now on (a learned fleet changed): a new host's
         HAProxy is pushed when the host is up (`resync`); a host that left is dropped."""
         with self._lock:
+            self.fleet = fleet
             app = {h.name: h for h in fleet.with_role("app")}
             hosts = {n: p for n, p in self.hosts.items() if n in app}
             for name, host in app.items():

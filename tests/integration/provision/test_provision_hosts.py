@@ -4,7 +4,8 @@ the result is real (h1 is the edge: its HAProxy balances the published port over
 host), the second changes nothing, `--check --diff` shows a change without making it, and a
 host that fails is named with its task while the other one finishes. The app host, logged in
 as the provisioned `deploy` user instead of root, runs a fleet project (its HAProxy through
-the sudo rules provisioning gives that user).
+the sudo rules provisioning gives that user). Conveyor's Nagios on this machine checks both
+hosts through the NRPE provisioning runs there, and sees one go DOWN.
 
 The tests share one fleet and run in order (each leaves the hosts as the next expects)."""
 
@@ -12,18 +13,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, TypeVar
 
 import pytest
 from typer.testing import CliRunner
 
 from conveyor.app import deploy as app_deploy
+from conveyor.app.checks import checks_controller, checks_view, nagios_of, stop_checks
+from conveyor.app.project import Project
 from conveyor.app.provision import ProvisionInputs, provision, provision_inputs
 from conveyor.cli.main import app
 from conveyor.model.aws import AwsSettings
+from conveyor.model.checks import CheckStatus
+from conveyor.model.events import Event
 from conveyor.model.provision import ProvisionEvent, ProvisionResult
 from conveyor.router.fleet_edge import EdgeHost
 from conveyor.testing.fleet_hosts import TestFleet, fleet_of_hosts
@@ -32,6 +39,8 @@ from tests.unit.render.test_aws_hosts import aws_firewall
 
 # A fleet and four playbook runs: longer than the default per-test timeout on 2 shared cores.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+T = TypeVar("T")
 
 # The test hosts get new host keys every time: nothing to check them against.
 ENVIRON = {"ANSIBLE_HOST_KEY_CHECKING": "False"}
@@ -90,7 +99,7 @@ def test_first_run_changes_both_hosts_and_the_result_is_real(provisioned: Provis
         unit = host.exec("cat", "/etc/systemd/system/conveyor-agent.service")
         assert "ExecStart=/usr/local/bin/conveyor -f /srv/conveyor/compose.yaml agent" in unit
         assert "docker" in host.exec("id", "-nG", "deploy").split()  # drives Docker over SSH
-        assert host.exec("cat", "/etc/nagios/nrpe.cfg").count("command[conveyor_") == 3
+        assert host.exec("cat", "/etc/nagios/nrpe.cfg").count("command[conveyor_") == 4
     ruleset = h1.exec("nft", "list", "table", "inet", "conveyor")
     assert f"tcp dport {PUBLISHED} accept" in ruleset and "policy drop" in ruleset
     # the fleet's hosts, and this machine (provisioning ran here: the controller)
@@ -349,3 +358,91 @@ def test_a_failing_host_is_named_with_its_task_while_the_other_finishes(
     assert recap["h1"]["failed"] == 0 and recap["h1"]["unreachable"] == 0
     # h1 went on to the roles after the one h2 failed in
     assert recap["h1"]["ok"] > recap["h2"]["ok"]
+
+
+def test_the_controllers_nagios_checks_both_hosts_through_their_nrpe(
+    provisioned: Provisioned, tmp_path: Path
+) -> None:
+    """Conveyor's Nagios on this machine (the controller's, as `conveyor up` runs it for a
+    fleet project: app.checks over the project's fleet engine) checks h1 and h2 through the
+    NRPE provisioning installed, with nothing about them in `checks.hosts`: both UP, their
+    engines running, h1's edge HAProxy too. Then h2's NRPE is stopped and h1's HAProxy
+    killed (by their PIDs; the last test: the hosts are not needed after it): h2 goes DOWN
+    and h1's `haproxy` CRITICAL, each notified as a `check.changed` event."""
+    h1, h2 = provisioned.fleet.hosts
+    environ = {
+        "CONVEYOR_STATE_HOME": str(tmp_path / "state"),
+        "CONVEYOR_CHECK_INTERVAL": "1s",
+        "CONVEYOR_CHECK_RETRY_INTERVAL": "1s",
+        "CONVEYOR_CHECK_ATTEMPTS": "2",
+        "PATH": os.environ["PATH"],
+    }
+    project = Project.open(None, None, environ, provisioned.project)
+    engine = project.engine()
+    events: list[Event] = []
+    engine.timeline.subscribe(events.append)
+    controller = checks_controller(project, engine)
+    nagios = nagios_of(project.paths())
+    try:
+        controller.tick()  # renders the checks and starts Nagios
+        assert nagios.running()
+
+        def statuses() -> dict[tuple[str, str | None], CheckStatus]:
+            return {(s.host, s.check): s for s in checks_view(project).checks}
+
+        remote = {
+            ("h1", None), ("h1", "disk"), ("h1", "load"), ("h1", "dockerd"), ("h1", "haproxy"),
+            ("h2", None), ("h2", "disk"), ("h2", "load"), ("h2", "dockerd"),
+        }  # fmt: skip
+        seen = _wait(
+            "both hosts checked",
+            lambda: (
+                (s := statuses()) and all(k in s and s[k].state != "PENDING" for k in remote) and s
+            ),
+        )
+        assert ("h2", "haproxy") not in seen  # an app host: its HAProxies are the project's
+        for host in ("h1", "h2"):
+            assert seen[(host, None)].state == "UP", seen[(host, None)]
+            assert seen[(host, "dockerd")].state == "OK", seen[(host, "dockerd")]
+            # answered by the plugin on the host (the load may be high on a shared machine)
+            assert seen[(host, "load")].output.startswith("LOAD "), seen[(host, "load")]
+            assert seen[(host, "disk")].output.startswith("DISK "), seen[(host, "disk")]
+        assert seen[("h1", "haproxy")].state == "OK", seen[("h1", "haproxy")]
+
+        nrpe = h2.exec("cat", "/run/nagios/nrpe.pid").split()[0]
+        haproxy = h1.exec("cat", "/run/haproxy/haproxy.pid").split()
+        h2.exec("kill", nrpe)
+        h1.exec("kill", *haproxy)
+        now = time.time()
+        nagios.command(f"SCHEDULE_FORCED_HOST_CHECK;h2;{int(now)}", now)
+        nagios.command(f"SCHEDULE_FORCED_SVC_CHECK;h1;haproxy;{int(now)}", now)
+
+        def hard(key: tuple[str, str | None], state: str) -> bool:
+            s = statuses().get(key)
+            return s is not None and s.state == state and s.state_type == "hard"
+
+        _wait("h2 DOWN", lambda: hard(("h2", None), "DOWN"))
+        _wait("h1's haproxy CRITICAL", lambda: hard(("h1", "haproxy"), "CRITICAL"))
+        assert hard(("h1", None), "UP")  # h1's NRPE still answers
+
+        def changed() -> list[str]:
+            controller.forward()
+            return [e.message for e in events if e.kind == "check.changed"]
+
+        told = _wait("both notified", lambda: len(said := changed()) >= 2 and said)
+        assert any(m.startswith("host h2 is DOWN: ") for m in told), told
+        assert any(m.startswith("haproxy on h1 is CRITICAL: PROCS CRITICAL") for m in told), told
+    finally:
+        stop_checks(project.paths())
+        engine.store.close()
+
+
+def _wait(what: str, probe: Callable[[], T | Literal[False] | None], timeout: float = 60) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)

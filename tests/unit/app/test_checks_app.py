@@ -16,6 +16,7 @@ from conveyor.model.checks import (
     ChecksSettings,
     CheckStatus,
     NagiosObjects,
+    RemoteHost,
 )
 from conveyor.observe.checks.nagios import Ensured, SpooledNotification
 from tests.unit.gitops.engine_world import World
@@ -202,9 +203,10 @@ def test_notifications_become_events_and_leave_the_spool(world: World) -> None:
         SpooledNotification(Path("3"), None, "3: not JSON"),
         spooled("4", type="RECOVERY", check="web http :1", service="web", state="OK"),
         spooled("5", type="PROBLEM", state="DOWN"),  # the host itself
+        spooled("6", type="PROBLEM", host="h1", check="disk", kind="nrpe", state="WARNING"),
     ]
-    assert controller(world, nagios).forward() == 4
-    assert nagios.removed == [Path(n) for n in "12345"]
+    assert controller(world, nagios).forward() == 5
+    assert nagios.removed == [Path(n) for n in "123456"]
     events = [e for e in world.events if e.kind.startswith("check")]
     assert [(e.kind, e.subject.service, e.level) for e in events] == [
         ("check.changed", "web", "error"),
@@ -212,13 +214,22 @@ def test_notifications_become_events_and_leave_the_spool(world: World) -> None:
         ("checks.error", None, "warning"),
         ("check.changed", "web", "info"),
         ("check.changed", None, "error"),
+        ("check.changed", None, "warning"),
     ]
     assert events[0].message == "web http :1 is CRITICAL: refused"
     assert events[3].message.startswith("web http :1 is OK again")
     assert events[4].message.startswith("host box is DOWN")
+    assert events[5].message.startswith("disk on h1 is WARNING")  # which host's disk
     assert events[0].id > 0  # recorded in the project's timeline
     topics = [n.topic if (n := notification(e)) else None for e in events]
-    assert topics == ["check.problem", None, None, "check.recovered", "check.problem"]
+    assert topics == [
+        "check.problem",
+        None,
+        None,
+        "check.recovered",
+        "check.problem",
+        "check.problem",
+    ]
 
 
 def test_an_error_is_reported_once_until_it_changes(world: World) -> None:
@@ -253,3 +264,34 @@ def test_checks_off_do_nothing(world: World) -> None:
     nagios = FakeNagios(spool=[spooled("1", type="PROBLEM", check="docker")])
     controller(world, nagios, enabled=False).tick()
     assert nagios.calls == [] and nagios.removed == []
+
+
+def test_on_a_fleet_every_host_is_checked_through_nrpe_once(world: World, tmp_path: Path) -> None:
+    """The controller's Nagios gets the fleet's hosts as remote hosts (the edge with its
+    HAProxy), the written `checks.hosts` first and winning, and follows a fleet that changed."""
+    from conveyor.model.fleet import Fleet, FleetHost
+    from conveyor.model.provision import NRPE_PORT
+    from conveyor.router.fleet import FleetRouter
+
+    h1 = FleetHost(name="h1", address="10.1.0.11", roles=("edge",))
+    h2 = FleetHost(name="h2", address="10.1.0.12")
+    release = world.store.current_release()
+    assert release is not None
+    router = FleetRouter(Fleet(hosts=(h1, h2)), tmp_path / "fleet", release.stack, lambda: [])
+    world.engine.router = router
+    nagios = FakeNagios()
+    written = RemoteHost(name="h2", address="192.0.2.2", nrpe_port=15666)
+    c = controller(world, nagios, hosts=(written,))
+    c.tick()
+    assert nagios.configured is not None
+    assert nagios.configured.settings.hosts == (
+        written,
+        RemoteHost(name="h1", address="10.1.0.11", nrpe_port=NRPE_PORT, edge=True),
+    )
+    names = [check.name for check in nagios.configured.checks]
+    assert {"docker", "load", "memory", "disk /"} <= set(names)  # the controller's own
+    h3 = FleetHost(name="h3", address="10.1.0.13")
+    router.follow(Fleet(hosts=(h1, h2, h3)))
+    c.tick()
+    assert nagios.calls == ["started", "reloaded"]
+    assert [h.name for h in nagios.configured.settings.hosts] == ["h2", "h1", "h3"]

@@ -182,6 +182,20 @@ def event(event_kind: EventKind, message: str = "m", **data: Any) -> Event:
             "failed",
             "host db1 is DOWN",
         ),
+        (
+            # a check NRPE runs on a fleet host: every host has one of that name
+            event(
+                "check.changed",
+                type="PROBLEM",
+                host="h1",
+                check="disk",
+                kind="nrpe",
+                state="WARNING",
+            ),
+            "check.problem",
+            "failed",
+            "disk on h1 is WARNING",
+        ),
         (event("checks.restarted"), "checks.restarted", "failed", "Nagios was down"),
     ],
 )

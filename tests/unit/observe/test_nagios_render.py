@@ -180,6 +180,29 @@ def test_remote_hosts_are_checked_through_nrpe() -> None:
     }
 
 
+def test_an_edge_host_has_its_haproxy_checked_through_nrpe_too() -> None:
+    hosts = (
+        RemoteHost(name="h1", address="10.214.0.11", edge=True),
+        RemoteHost(name="h2", address="10.214.0.12"),
+    )
+    text = render_objects(
+        NagiosObjects(host="box", settings=SETTINGS.model_copy(update={"hosts": hosts}))
+    )
+    services = {(d["host_name"], d["service_description"]) for d in definitions(text, "service")}
+    assert ("h1", "haproxy") in services and ("h2", "haproxy") not in services
+    assert {s for s in services if s[0] == "h2"} == {
+        ("h2", "disk"),
+        ("h2", "load"),
+        ("h2", "dockerd"),
+    }
+    # every host's nrpe.cfg has the command (a host's role may change; Nagios asks the edge's)
+    for host in hosts:
+        nrpe = render_nrpe(host, SETTINGS, ("127.0.0.1",))
+        assert (
+            "command[conveyor_haproxy]=/usr/lib/nagios/plugins/check_procs -c 1: -C haproxy" in nrpe
+        )
+
+
 def test_nrpe_configuration_of_a_remote_host() -> None:
     settings = SETTINGS.model_copy(update={"disk_paths": ("/", "/var/lib/docker")})
     text = render_nrpe(
@@ -236,13 +259,18 @@ def write(base: Path, objects: str) -> Path:
 @needs_nagios
 def test_rendered_files_pass_nagios_own_check(tmp_path: Path) -> None:
     settings = SETTINGS.model_copy(
-        update={"hosts": (RemoteHost(name="db1", address="10.214.0.11"),)}
+        update={
+            "hosts": (
+                RemoteHost(name="db1", address="10.214.0.11"),
+                RemoteHost(name="h1", address="10.214.0.12", edge=True),
+            )
+        }
     )
     main = write(tmp_path, render_objects(NagiosObjects(host="box", checks=ALL, settings=settings)))
     verdict = check(VALIDATOR, main)
     assert verdict.ok, verdict.output
-    assert "Checked 11 services." in verdict.output  # 8 of this host, 3 of db1
-    assert "Checked 2 hosts." in verdict.output
+    assert "Checked 15 services." in verdict.output  # 8 of this host, 3 of db1, 4 of h1
+    assert "Checked 3 hosts." in verdict.output
 
 
 @needs_nagios

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from conveyor.model.checks import check_subject
 from conveyor.model.events import Event, Level
 from conveyor.model.notifications import Notification, State, Topic
 
@@ -137,7 +138,7 @@ def _check(d: dict[str, Any]) -> tuple[Topic, State, Level, str] | None:
     (Nagios sends none then, this only keeps a forwarded one from being told)."""
     if d.get("downtime"):
         return None
-    what = d.get("check") or f"host {d.get('host')}"
+    what = check_subject(str(d.get("host")), d.get("check") or None, d.get("kind"))
     state = str(d.get("state"))
     if d.get("type") == "PROBLEM":
         return "check.problem", "failed", _CHECK_LEVELS.get(state, "warning"), f"{what} is {state}"

@@ -20,7 +20,8 @@ And for the host: the Docker daemon, each disk path of the settings, the load an
 On a fleet (`through_edge`) Nagios runs on the controller, where the project's ports are the
 edge's: the frontend and published checks go to the edge's address; the service-address and
 HAProxy-backend checks are left out (the addresses are on each app host's networks, and each
-host's HAProxy has its stats on its own loopback), and the host checks watch the controller.
+host's HAProxy has its stats on its own loopback), and the host checks watch the controller
+(the fleet's hosts are Nagios's remote hosts, checked through NRPE: plan.fleet_checks).
 """
 
 from __future__ import annotations
