@@ -10,8 +10,10 @@ directory with stub `haproxy` and a stand-in admin socket.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -118,8 +120,13 @@ class AppHost:
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> AppHost:
-    return AppHost(tmp_path)
+def host() -> Iterator[AppHost]:
+    # A short root: the script connects to <root>/run/conveyor/shop/haproxy/admin.sock, and a
+    # unix socket's path (a link's too) must fit in 108 bytes; pytest's tmp_path under xdist
+    # (/tmp/pytest-of-root/pytest-NN/popen-gw0/<test name>) leaves too little room.
+    root = Path(tempfile.mkdtemp(prefix="cvh-", dir="/tmp"))
+    yield AppHost(root)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
