@@ -226,7 +226,7 @@ def down(project: Project, volumes: bool = False) -> DownResult:
 
 def status(project: Project) -> StatusView:
     engine = project.engine()
-    observed = engine.observe()
+    observed = engine.observe(left=True)
     store = engine.store
     cur = store.current_release()
     fports = store.ports.frontend_ports()
@@ -285,6 +285,7 @@ def status(project: Project) -> StatusView:
             *metrics_app.components(engine.paths),
             *filter(None, [logs_app.component(engine.paths.state_dir)]),
         ],
+        notes=engine.retirement.notes() if engine.retirement is not None else [],
     )
 
 
