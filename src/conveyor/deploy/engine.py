@@ -150,6 +150,9 @@ class Engine:
     # A fleet: takes the project off the hosts that left it (deploy.fleet_retire); None on one
     # host (and for a fleet learned from AWS, whose hosts that leave are terminated).
     retirement: Retirement | None = None
+    # The hosts this engine took the project off (they left the fleet), for the caller: an
+    # agent started before they left still counts them as app hosts (app.deploy restarts it).
+    retired: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def project(self) -> str:
@@ -526,6 +529,7 @@ class Engine:
             return
         for host, error in self.retirement.finish(self.project):
             if error is None:
+                self.retired.append(host)
                 tl.emit(
                     "host.retired",
                     f"{host} left the fleet: the project's replicas, HAProxy, containers and "

@@ -62,7 +62,10 @@ class FleetRetirement:
         """Service -> (replica, why) of the replicas found on hosts that left; refused
         (VolumesExcluded) for a replica whose host holds its service's named volumes."""
         answered = [h.name for h in self._found if h.answered]
-        return retire_moves(release.stack, observed, answered, self._volumes)
+        kept = None
+        if any(self._volumes.get(h) for h in answered):
+            kept = self.runtime.volumes_where(release.project)
+        return retire_moves(release.stack, observed, answered, self._volumes, kept)
 
     def notes(self) -> list[str]:
         return retirement_notes(self._found)

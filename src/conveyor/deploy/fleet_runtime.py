@@ -117,7 +117,7 @@ class FleetRuntime:
         services = release.stack.services
         pins = None
         if any(named_volumes(services[n], release.stack) for n in starting if n in services):
-            pins = volume_pins(services, release.stack, self._volumes_where(release.project))
+            pins = volume_pins(services, release.stack, self.volumes_where(release.project))
         placed = assign_hosts(
             plan,
             services,
@@ -161,7 +161,7 @@ class FleetRuntime:
             )
         return notes
 
-    def _volumes_where(self, project: str) -> dict[str, list[str]]:
+    def volumes_where(self, project: str) -> dict[str, list[str]]:
         """Named volume (its Compose key) -> the hosts holding it: each serving host as it
         answers now, the others as last seen (a host that is down still holds its volumes)."""
         known = self._load_volume_hosts()
@@ -218,7 +218,7 @@ class FleetRuntime:
         hosts, holding = self.health.placeable(), self.health.holding()
         found = moves(services, specs, observed, hosts, holding)
         if any(named_volumes(services[n], release.stack) for n in found):
-            pins = volume_pins(services, release.stack, self._volumes_where(release.project))
+            pins = volume_pins(services, release.stack, self.volumes_where(release.project))
             found = moves(services, specs, observed, hosts, holding, pins)
         return found
 

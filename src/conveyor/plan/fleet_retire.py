@@ -96,13 +96,17 @@ def retire_moves(
     observed: Observed,
     left: Iterable[str],
     volumes: Mapping[str, Sequence[str]] | None = None,
+    kept: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, tuple[tuple[str, str], ...]]:
     """Service -> (replica, why) of the running replicas of a replicated service on a host
     that `left` the fleet: moved by the deploy like a replica a constraint excludes. A
     `deploy.mode: global` service is planned host by host (a host that left is not one of
     its hosts: its replica there is stopped). `volumes`: host -> the Docker names of the
     project's volumes on it; a replica whose host holds one of its service's named volumes
-    would leave its data behind: refused (VolumesExcluded, at the service's line)."""
+    would leave its data behind: refused (VolumesExcluded, at the service's placement line),
+    unless the fleet's hosts hold that volume too (`kept`: volume key -> app hosts; a
+    replacement already runs there, restored from a backup after the host was lost: its
+    replacements go there, and the host's copy is what the user left behind)."""
     gone = set(left)
     volumes = volumes or {}
     prefix = f"{stack.project}_"
@@ -114,7 +118,11 @@ def retire_moves(
             continue
         if svc.placement is not None and svc.placement.mode == "global":
             continue
-        held = [k for k in named_volumes(svc, stack) if f"{prefix}{k}" in volumes.get(r.host, ())]
+        held = [
+            k
+            for k in named_volumes(svc, stack)
+            if f"{prefix}{k}" in volumes.get(r.host, ()) and not (kept or {}).get(k)
+        ]
         if held:
             problems.append(
                 VolumesExcluded(

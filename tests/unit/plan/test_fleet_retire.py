@@ -141,3 +141,12 @@ def test_what_plan_and_status_say_of_the_hosts_that_left() -> None:
         "the next deploy",
         "h6 left the fleet; its HAProxy still there (unreachable); tried again at the next deploy",
     ]
+
+
+def test_a_volume_the_fleet_holds_too_does_not_refuse_the_move(tmp_path: Path) -> None:
+    """The host was lost, its service placed afresh and restored from a backup; it answers
+    again, with the old copy: its replica there goes, the data on the fleet is the one kept."""
+    stack = _stack(tmp_path)
+    observed = Observed(replicas=(replica("db", "db-1-1", "h3"), replica("db", "db-1-2", "h1")))
+    moves = retire_moves(stack, observed, ["h3"], {"h3": ["p_data"]}, {"data": ["h1"]})
+    assert moves == {"db": (("db-1-1", "h3 left the fleet"),)}
