@@ -366,6 +366,7 @@ class FleetRuntime:
                 # host serves or takes replicas again.
                 self.remove_stale(moved.host, project)
         out: list[ObservedReplica] = []
+        answered: dict[str, list[str]] = {}  # host -> its running replicas, as it says now
         for host in self.health.serving():
             status = self.health.health(host.name).status
             try:
@@ -373,6 +374,7 @@ class FleetRuntime:
                     reachable(host, r)
                     for r in self.engines.engine(host.name).list_replicas(project)
                 ]
+                answered[host.name] = [r.replica for r in found if r.running]
             except ConveyorError:
                 if status != "suspect":
                     raise
@@ -382,9 +384,8 @@ class FleetRuntime:
                 self._seen[host.name] = found
                 for r in found:
                     self._where[r.container_id] = host.name
-            if found:
-                self.remember(host.name, [r.replica for r in found if r.running])
             out.extend(found)
+        self._seen_running(answered)
         return out
 
     def inspect(self, container_id: str) -> ObservedReplica | None:
@@ -599,6 +600,25 @@ class FleetRuntime:
             changed = remembered_now(self.remembered(), host, replicas)
             if changed is not None:
                 write_hosts(self.hosts_file, changed)
+
+    def _seen_running(self, answered: Mapping[str, list[str]]) -> None:
+        """What each host that answered runs now: a host running replicas is remembered,
+        a remembered one's replicas follow (what `status` says of it if it leaves and stops
+        answering); one written only on a change."""
+        if self.hosts_file is None:
+            return
+        with self._hosts_lock:
+            known = self.remembered()
+            changed = False
+            for name, replicas in answered.items():
+                host = self.engines.fleet.host(name)
+                if host is None or not (replicas or name in known):
+                    continue
+                now = remembered_now(known, host, replicas)
+                if now is not None:
+                    known, changed = now, True
+            if changed:
+                write_hosts(self.hosts_file, known)
 
     def forget_host(self, name: str) -> None:
         """Host `name` runs nothing of the project any more (it was retired)."""

@@ -94,7 +94,7 @@ def _runtime(tmp_path: Path) -> tuple[FleetRuntime, Engines]:
 
 
 def test_the_hosts_running_replicas_are_remembered_with_their_connection(tmp_path: Path) -> None:
-    runtime, _ = _runtime(tmp_path)
+    runtime, engines = _runtime(tmp_path)
     runtime.list_replicas("p")
     known = read_hosts(tmp_path / "fleet-hosts.json")
     assert sorted(known) == ["h1", "h3"]  # h2 runs nothing of the project
@@ -109,6 +109,10 @@ def test_the_hosts_running_replicas_are_remembered_with_their_connection(tmp_pat
         "/k2",
     )
     assert runtime.leaving() == ()
+    engines.engines["h1"].replicas = []  # its replica moved: h1 still remembered, running none
+    runtime.list_replicas("p")
+    known = read_hosts(tmp_path / "fleet-hosts.json")
+    assert sorted(known) == ["h1", "h2", "h3"] and known["h1"].replicas == ()
 
 
 def test_a_host_taken_out_of_the_inventory_is_reached_as_remembered(tmp_path: Path) -> None:
