@@ -64,6 +64,19 @@ def start_agent(project: Project, checks: bool = True, logs: bool = True) -> int
     return pid
 
 
+def restart_agent(project: Project) -> int | None:
+    """Start the running agent again, with the flags it runs with (it reads conveyor.yaml's
+    hosts when it starts: one started before a host left the fleet would still drive it);
+    None when none runs."""
+    paths = project.paths()
+    if _daemon(paths).pid() is None:
+        return None
+    checks = _daemon(paths, checks=False).pid() is None
+    logs = _daemon(paths, logs=False).pid() is None
+    _daemon(paths).stop()
+    return start_agent(project, checks=checks, logs=logs)
+
+
 def stop_agent(paths: ProjectPaths) -> bool:
     """SIGTERM the project's agent by its recorded PID (SIGKILL after 15 s); True if it ran."""
     return _daemon(paths).stop()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from conveyor.app import logs as logs_app
 from conveyor.app import metrics as metrics_app
-from conveyor.app.agent import agent_pid, start_agent, stop_agent
+from conveyor.app.agent import agent_pid, restart_agent, start_agent, stop_agent
 from conveyor.app.checks import checks_health, ensure_checks, stop_checks
 from conveyor.app.project import Project
 from conveyor.app.views import (
@@ -78,6 +78,10 @@ def up(
         recovered = [result(o) for o in engine.recover()]
         release = _build(engine, project, [], images)
         o = engine.apply(release, "up", "conveyor up")
+    if engine.retired and agent:
+        stop_agent(paths)  # it still counts the hosts that left: started again below
+    elif engine.retired:
+        restart_agent(project)
     out = UpResult(project=stack.project, outcome=result(o), recovered=recovered)
     if not o.ok:
         return out
@@ -175,8 +179,16 @@ def deploy(
         recovered = [result(o) for o in engine.recover()]
         release = _build(engine, project, services, images)
         o = engine.apply(release, "deploy", "conveyor deploy")
+    _agent_follows(project, engine)
     _follow(project, engine)
     return DeployResult(outcome=result(o), recovered=recovered)
+
+
+def _agent_follows(project: Project, engine: Engine) -> None:
+    """An agent started before a host left the fleet still counts it as an app host (it
+    reads conveyor.yaml when it starts): started again once the project is off that host."""
+    if engine.retired:
+        restart_agent(project)
 
 
 def _follow(project: Project, engine: Engine) -> None:
@@ -196,6 +208,7 @@ def rollback(project: Project, service: str | None, to: int | None = None) -> De
         # one would go forward again.
         done = [o for o in outcomes if o.finished_rollback]
         o = done[-1] if done else engine.rollback(service, to)
+    _agent_follows(project, engine)
     _follow(project, engine)
     return DeployResult(outcome=result(o), recovered=[result(r) for r in outcomes])
 
@@ -226,7 +239,7 @@ def down(project: Project, volumes: bool = False) -> DownResult:
 
 def status(project: Project) -> StatusView:
     engine = project.engine()
-    observed = engine.observe()
+    observed = engine.observe(left=True)
     store = engine.store
     cur = store.current_release()
     fports = store.ports.frontend_ports()
@@ -285,6 +298,7 @@ def status(project: Project) -> StatusView:
             *metrics_app.components(engine.paths),
             *filter(None, [logs_app.component(engine.paths.state_dir)]),
         ],
+        notes=engine.retirement.notes() if engine.retirement is not None else [],
     )
 
 

@@ -235,6 +235,7 @@ class Project:
         from conveyor.deploy.fleet_engines import FleetEngines
         from conveyor.deploy.fleet_files import release_digests
         from conveyor.deploy.fleet_health import FleetHealth
+        from conveyor.deploy.fleet_retire import FleetRetirement
         from conveyor.deploy.fleet_runtime import FleetRuntime
         from conveyor.router.fleet import FleetRouter
         from conveyor.runtime.docker_engine import DockerEngine
@@ -243,8 +244,14 @@ class Project:
         fleet = source.current()
         engines = FleetEngines(source, paths.run_dir / "fleet")
         health = FleetHealth(engines)
+        learned = fleet.hosts_from is not None
         runtime = FleetRuntime(
-            engines, health, DockerEngine(), volumes_file=paths.state_dir / "fleet-volumes.json"
+            engines,
+            health,
+            DockerEngine(),
+            volumes_file=paths.state_dir / "fleet-volumes.json",
+            # A learned fleet's hosts that leave are terminated: nothing to take the project off.
+            hosts_file=None if learned else paths.state_dir / "fleet-hosts.json",
         )
         router = FleetRouter(
             fleet,
@@ -254,6 +261,7 @@ class Project:
             edge_address=self.environ.get("CONVEYOR_EDGE_ADDRESS", "127.0.0.1"),
             netns_on=runtime.address_netns,
             external_edge=fleet.hosts_from == "aws",
+            on_push=runtime.remember,
         )
         timeline = self.timeline(store, actor)
         health.subscribe(functools.partial(_host_changed, router, timeline))
@@ -268,6 +276,7 @@ class Project:
             placer=runtime,
             file_digests=release_digests,
             port_picker=runtime.pick_port,  # host networking: free on the replica's host
+            retirement=None if learned else FleetRetirement(runtime, router),
         )
 
 

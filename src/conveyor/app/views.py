@@ -189,6 +189,8 @@ class StatusView(BaseModel):
     services: list[ServiceView]
     checks: ChecksHealthView | None = None  # Nagios (docs/checks.md)
     components: list[ComponentView] = []  # one per platform component the project runs
+    # On a fleet, hosts that left it with the project still there (plan.fleet_retire).
+    notes: list[str] = []
 
 
 class RolloutView(BaseModel):

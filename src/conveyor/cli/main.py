@@ -293,7 +293,12 @@ def plan(
     for w in p.warnings:  # accepted, but not done as written: say so before the steps
         err.print(f"[yellow]warning:[/] {esc(w)}", highlight=False, soft_wrap=True)
     if not p.steps:
-        console.print("[green]no changes[/]: the running state matches the files")
+        if p.notes:  # a host that left with nothing to move: its HAProxy still goes
+            console.print("no replica changes:")
+        else:
+            console.print("[green]no changes[/]: the running state matches the files")
+        for n in p.notes:
+            console.print(f"[yellow]note:[/] {esc(n)}")
         return
     what = "new release" if p.new_release else f"release {p.release}"
     console.print(f"[bold]{len(p.steps)} steps[/] ({what}):")
@@ -432,6 +437,8 @@ def status(
 
     for line in component_lines(data.components):
         console.print(line, highlight=False)
+    for note in data.notes:
+        console.print(f"[yellow]note:[/] {esc(note)}", highlight=False)
 
 
 def _status_through_server(owner: ServerOwner, token_file: Path | None, as_json: bool) -> bool:

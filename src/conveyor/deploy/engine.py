@@ -23,7 +23,14 @@ from conveyor.errors import (
     UnknownService,
 )
 from conveyor.host import git
-from conveyor.model.release import Observed, OutcomeStatus, Release, RolloutKind, ServiceRelease
+from conveyor.model.release import (
+    Observed,
+    ObservedReplica,
+    OutcomeStatus,
+    Release,
+    RolloutKind,
+    ServiceRelease,
+)
 from conveyor.model.stack import Service, Stack, UpdateConfig
 from conveyor.plan.actions import Plan, Step
 from conveyor.plan.drift import corrections
@@ -92,6 +99,35 @@ class Placer(Protocol):
         ...
 
 
+class Retirement(Protocol):
+    """Taking the project off hosts that left the fleet (deploy.fleet_retire.FleetRetirement;
+    plan.fleet_retire); None on one host. A deploy, `plan`, `status` and `down` observe
+    those hosts' replicas; a heal does not."""
+
+    def left_replicas(self, project: str) -> list[ObservedReplica]:
+        """The running replicas on the hosts that left and answer (asked now)."""
+        ...
+
+    def moves(
+        self, release: Release, observed: Observed
+    ) -> Mapping[str, Sequence[tuple[str, str]]]:
+        """Service -> (replica, why) of those replicas: moved by the deploy."""
+        ...
+
+    def notes(self) -> list[str]:
+        """What the last look found, per host that left (for the plan and `status`)."""
+        ...
+
+    def begin(self) -> None:
+        """Before the rollout: the edge no longer sends the hosts that left requests."""
+        ...
+
+    def finish(self, project: str) -> list[tuple[str, str | None]]:
+        """After it: what is left of the project there removed, each host forgotten;
+        (host, None) when done, (host, why) when not (tried again at the next deploy)."""
+        ...
+
+
 @dataclass
 class Engine:
     """Reports only through `timeline` (bound to the project and environment)."""
@@ -111,6 +147,12 @@ class Engine:
     # A fleet: picks a host-networking replica's port free on its host
     # (FleetRuntime.pick_port); None: free on this machine (deploy.ports).
     port_picker: PortPicker | None = None
+    # A fleet: takes the project off the hosts that left it (deploy.fleet_retire); None on one
+    # host (and for a fleet learned from AWS, whose hosts that leave are terminated).
+    retirement: Retirement | None = None
+    # The hosts this engine took the project off (they left the fleet), for the caller: an
+    # agent started before they left still counts them as app hosts (app.deploy restarts it).
+    retired: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def project(self) -> str:
@@ -125,13 +167,16 @@ class Engine:
 
     # observing ---------------------------------------------------------------------------------
 
-    def observe(self, release: Release | None = None) -> Observed:
+    def observe(self, release: Release | None = None, *, left: bool = False) -> Observed:
         """Containers, networks and service addresses by label, joined with HAProxy's view of
         each server. `release` names the external networks to look for (default: the current
-        release's)."""
+        release's). `left`: also the replicas on hosts that left the fleet (a deploy, `plan`,
+        `status`, `down`; not a heal)."""
         release = release if release is not None else self.store.current_release()
         external = [n.docker_name for n in _networks(release) if n.external]
         replicas = self.runtime.list_replicas(self.project)
+        if left and self.retirement is not None:
+            replicas = [*replicas, *self.retirement.left_replicas(self.project)]
         networks = tuple(self.runtime.list_networks(self.project, external))
         addresses = tuple(self.runtime.list_addresses(self.project))
         frontends: dict[str, int] = {}
@@ -208,6 +253,8 @@ class Engine:
         moves = None
         if self.placer is not None and move:
             moves = self.placer.moves(target, observed)
+            if self.retirement is not None:
+                moves = _merged(moves, self.retirement.moves(target, observed))
         elif per_host:
             per_host = keep_global(per_host, observed)
         desired = desired_services(target, mode, self.slots(target), per_host, moves)
@@ -225,7 +272,13 @@ class Engine:
         plan = plan_rollout(
             desired, observed, frontends=routed, networks=_networks(target), held=held
         )
-        return plan if self.placer is None else self.placer.assign(plan, target, observed)
+        if self.placer is not None:
+            plan = self.placer.assign(plan, target, observed)
+        if move and self.retirement is not None:
+            notes = self.retirement.notes()
+            if notes:
+                plan = plan.model_copy(update={"notes": (*plan.notes, *notes)})
+        return plan
 
     def desired_replicas(self, release: Release, observed: Observed) -> dict[str, int]:
         """How many replicas each service of `release` should have: its count, or on a
@@ -371,7 +424,7 @@ class Engine:
 
     def plan(self, target: Release, mode: Mode = "update") -> Plan:
         ports = self.store.ports.frontend_ports()
-        return self._plan(target, self.observe(target), ports, mode)
+        return self._plan(target, self.observe(target, left=True), ports, mode)
 
     def apply(
         self,
@@ -405,9 +458,12 @@ class Engine:
                 data={"services": {n: sr.image_ref for n, sr in target.services.items()}},
             )
         frontends = self.frontend_ports(target)
-        observed = self.observe(target)
+        observed = self.observe(target, left=True)
         plan = self._plan(target, observed, frontends, mode)
+        if self.retirement is not None:
+            self.retirement.begin()
         if plan.empty and cur is not None and cur.number == target.number and recovers is None:
+            self._retire(self.timeline)
             return Outcome(None, "unchanged", target.number)
         rid = self.store.rollouts.start(
             kind,
@@ -457,6 +513,7 @@ class Engine:
         # The other order would leave a `succeeded` rollout whose release is not current.
         self.store.environment.make_current(target.number)
         self.store.rollouts.finish(rid, "succeeded")
+        self._retire(tl)
         took = time.monotonic() - t0
         tl.emit(
             "rollout.succeeded",
@@ -464,6 +521,29 @@ class Engine:
             data={**facts, "seconds": round(took, 3), "skipped_batches": len(skip)},
         )
         return Outcome(rid, "succeeded", target.number, duration=took)
+
+    def _retire(self, tl: Timeline) -> None:
+        """After a rollout (or a `down`): the project off the hosts that left the fleet and
+        answered, each recorded; one that could not be cleaned is tried again next time."""
+        if self.retirement is None:
+            return
+        for host, error in self.retirement.finish(self.project):
+            if error is None:
+                self.retired.append(host)
+                tl.emit(
+                    "host.retired",
+                    f"{host} left the fleet: the project's replicas, HAProxy, containers and "
+                    "files there are removed",
+                    data={"host": host},
+                )
+            else:
+                tl.emit(
+                    "host.retired",
+                    f"{host} left the fleet, but removing the project there failed: {error} "
+                    "(tried again at the next deploy)",
+                    level="warning",
+                    data={"host": host, "error": error},
+                )
 
     def _failure_action(
         self,
@@ -723,7 +803,7 @@ class Engine:
         return Outcome(rid, "succeeded", cur.number, duration=took, services=services)
 
     def down(self) -> Outcome:
-        observed = self.observe()
+        observed = self.observe(left=True)
         cur = self.store.current_release()
         plan = plan_down(observed, cur.order() if cur else ())
         t0 = time.monotonic()
@@ -749,11 +829,22 @@ class Engine:
             self.store.rollouts.finish(rid, "failed", str(e))
             raise
         self.router.stop()
+        self._retire(tl)
         self.store.environment.set_frontends([])
         self.store.rollouts.finish(rid, "succeeded")
         took = time.monotonic() - t0
         tl.emit("project.down", "stopped every replica", data={"seconds": round(took, 3)})
         return Outcome(rid, "succeeded", None, duration=took)
+
+
+def _merged(
+    a: Mapping[str, Sequence[tuple[str, str]]], b: Mapping[str, Sequence[tuple[str, str]]]
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Two service -> (replica, why) maps as one."""
+    out = {name: tuple(pairs) for name, pairs in a.items()}
+    for name, pairs in b.items():
+        out[name] = (*out.get(name, ()), *pairs)
+    return out
 
 
 def _networks(release: Release | None) -> list[DesiredNetwork]:

@@ -7,6 +7,9 @@ closes every client and stops every tunnel it started, by PID; `forget(host)` do
 host that left the fleet. The hosts are the source's (deploy.fleet_source): written down, or
 learned from AWS.
 
+A host that left the fleet is reached through its remembered connection (`adopt`) while
+its project is taken off it (deploy.fleet_retire).
+
 A tunnel is (re)started under a lock of its host only, so a host whose SSH connection hangs
 stalls no call for another host; the lock is also a file lock (`<host>.tunnel.lock` in the
 run directory), so two processes (the agent's reconciler and its log collector, a command)
@@ -44,14 +47,23 @@ class FleetEngines:
         self._tunnels: dict[str, Daemon] = {}
         self._lock = threading.Lock()  # the dicts; never held while a tunnel starts
         self._host_locks: dict[str, threading.Lock] = {}
+        # Hosts that left the fleet, reached through their remembered connection until the
+        # project is taken off them (deploy.fleet_retire).
+        self._adopted: dict[str, FleetHost] = {}
 
     @property
     def fleet(self) -> Fleet:
         """The hosts known now."""
         return self.source.current()
 
+    def adopt(self, host: FleetHost) -> None:
+        """Reach `host`, which left the fleet, as given (its remembered connection) while
+        this object lives; a host of the fleet is reached as the inventory says."""
+        with self._lock:
+            self._adopted[host.name] = host
+
     def _host(self, name: str) -> FleetHost:
-        host = self.fleet.host(name)
+        host = self.fleet.host(name) or self._adopted.get(name)
         if host is None:
             raise ConveyorError(f"host {name!r} is not in the fleet's inventory")
         return host

@@ -19,6 +19,9 @@ one engine (docs/fleet.md, "Wiring").
   it, and a service that mounts one is pinned to the hosts holding it (plan.fleet_files;
   where they are is remembered in `volumes_file`, so a host that is down still holds its
   service).
+- Every app host the project runs on is remembered with its connection (`hosts_file`,
+  deploy.fleet_hosts), so that a deploy can still reach one that left the fleet and take
+  the project off it (`on_left_host`, `clear_host`; deploy.fleet_retire).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import contextlib
 import ipaddress
 import json
 import queue
+import shlex
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,9 +38,11 @@ from pathlib import Path
 from conveyor.deploy.fleet_engines import FleetEngines
 from conveyor.deploy.fleet_files import FleetFiles
 from conveyor.deploy.fleet_health import FleetHealth
+from conveyor.deploy.fleet_hosts import read_hosts, write_hosts
 from conveyor.deploy.ports import pick_port
 from conveyor.errors import ConveyorError, RuntimeAdapterError
 from conveyor.host.listening import listening_ports
+from conveyor.host.ssh_command import ssh_script
 from conveyor.model.endpoint import LOOPBACK, Endpoint
 from conveyor.model.fleet import FleetHost
 from conveyor.model.release import (
@@ -50,12 +56,14 @@ from conveyor.model.stack import Service
 from conveyor.plan.actions import Plan
 from conveyor.plan.fleet_assign import assign_hosts, global_hosts, moves
 from conveyor.plan.fleet_files import (
+    FILES_ROOT,
     host_binds,
     named_volumes,
     split_volumes,
     volume_pins,
     volumes_by_key,
 )
+from conveyor.plan.fleet_retire import RememberedHost, leaving, remembered_now
 from conveyor.plan.fleet_routes import check_publishable
 from conveyor.plan.network import SubnetPool, namespace_name
 from conveyor.plan.routes import Namespace
@@ -75,9 +83,13 @@ class FleetRuntime:
         local: DockerEngine,
         volumes_file: Path | None = None,
         files: FleetFiles | None = None,
+        hosts_file: Path | None = None,
     ) -> None:
         """`volumes_file`: where the hosts holding each named volume are remembered (a
-        JSON file in the project's state directory; None: only while this process runs)."""
+        JSON file in the project's state directory; None: only while this process runs).
+        `hosts_file`: where the app hosts the project ran on are remembered (None: not
+        remembered, so nothing is retired: a fleet learned from AWS, whose hosts that leave
+        are terminated instances)."""
         self.engines = engines
         self.health = health
         self.local = local
@@ -92,6 +104,9 @@ class FleetRuntime:
         self._project: str | None = None  # the project whose addresses were last seen
         self._lock = threading.Lock()
         self._remembering = threading.Lock()  # fleet-volumes.json's read-modify-write in `run`
+        self.hosts_file = hosts_file
+        self._hosts_lock = threading.Lock()  # fleet-hosts.json's read-modify-write
+        self._left: dict[str, FleetHost] = {}  # hosts that left, reached to retire them
 
     # ---- placement -------------------------------------------------------------------------
 
@@ -102,7 +117,7 @@ class FleetRuntime:
         services = release.stack.services
         pins = None
         if any(named_volumes(services[n], release.stack) for n in starting if n in services):
-            pins = volume_pins(services, release.stack, self._volumes_where(release.project))
+            pins = volume_pins(services, release.stack, self.volumes_where(release.project))
         placed = assign_hosts(
             plan,
             services,
@@ -146,7 +161,7 @@ class FleetRuntime:
             )
         return notes
 
-    def _volumes_where(self, project: str) -> dict[str, list[str]]:
+    def volumes_where(self, project: str) -> dict[str, list[str]]:
         """Named volume (its Compose key) -> the hosts holding it: each serving host as it
         answers now, the others as last seen (a host that is down still holds its volumes)."""
         known = self._load_volume_hosts()
@@ -203,7 +218,7 @@ class FleetRuntime:
         hosts, holding = self.health.placeable(), self.health.holding()
         found = moves(services, specs, observed, hosts, holding)
         if any(named_volumes(services[n], release.stack) for n in found):
-            pins = volume_pins(services, release.stack, self._volumes_where(release.project))
+            pins = volume_pins(services, release.stack, self.volumes_where(release.project))
             found = moves(services, specs, observed, hosts, holding, pins)
         return found
 
@@ -234,7 +249,10 @@ class FleetRuntime:
         if host is None:
             raise RuntimeAdapterError(f"container {container_id[:12]} is on no known fleet host")
         if not self.health.known(host):
-            return host, None
+            with self._lock:
+                left = host in self._left
+            if not left:
+                return host, None
         return host, self.engines.engine(host)
 
     # ---- images: on this machine ------------------------------------------------------------
@@ -280,9 +298,11 @@ class FleetRuntime:
     def remove_volumes(self, project: str) -> list[str]:
         removed: set[str] = set()
         known = self._load_volume_hosts()
-        for host in self.health.serving():
-            removed.update(self.engines.engine(host.name).remove_volumes(project))
-            known.pop(host.name, None)
+        with self._lock:
+            left = list(self._left)
+        for name in [*(h.name for h in self.health.serving()), *left]:
+            removed.update(self.engines.engine(name).remove_volumes(project))
+            known.pop(name, None)
         self._save_volume_hosts(known)
         return sorted(removed)
 
@@ -315,6 +335,7 @@ class FleetRuntime:
         else:
             req = req.model_copy(update={"publish_on": host.address})
         cid = engine.run(req, warn)
+        self.remember(name)
         with self._lock:
             self._where[cid] = name
         if req.publish_on is not None:
@@ -345,6 +366,7 @@ class FleetRuntime:
                 # host serves or takes replicas again.
                 self.remove_stale(moved.host, project)
         out: list[ObservedReplica] = []
+        answered: dict[str, list[str]] = {}  # host -> its running replicas, as it says now
         for host in self.health.serving():
             status = self.health.health(host.name).status
             try:
@@ -352,6 +374,7 @@ class FleetRuntime:
                     reachable(host, r)
                     for r in self.engines.engine(host.name).list_replicas(project)
                 ]
+                answered[host.name] = [r.replica for r in found if r.running]
             except ConveyorError:
                 if status != "suspect":
                     raise
@@ -362,6 +385,7 @@ class FleetRuntime:
                 for r in found:
                     self._where[r.container_id] = host.name
             out.extend(found)
+        self._seen_running(answered)
         return out
 
     def inspect(self, container_id: str) -> ObservedReplica | None:
@@ -437,6 +461,7 @@ class FleetRuntime:
         if not hosts:
             raise RuntimeAdapterError("no app host of the fleet is up to create networks on")
         first = self.engines.engine(hosts[0].name).ensure_network(req)
+        self.remember(hosts[0].name)
         same = req
         if first.subnet and not req.network.external:
             prefix = ipaddress.IPv4Network(first.subnet).prefixlen
@@ -445,6 +470,7 @@ class FleetRuntime:
             )
         for host in hosts[1:]:
             made = self.engines.engine(host.name).ensure_network(same)
+            self.remember(host.name)
             if made.subnet != first.subnet and not req.network.external:
                 raise RuntimeAdapterError(
                     f"network {made.docker_name} on host {host.name} has subnet {made.subnet}, "
@@ -509,6 +535,7 @@ class FleetRuntime:
                 self.local.copy_image_to(image_id, engine)
                 engine.tag(image_id, req.image)
             made.append(engine.run_address(req))
+            self.remember(host.name)
         with self._lock:
             self._project = req.project
             for a in made:
@@ -556,6 +583,95 @@ class FleetRuntime:
                 engine.remove(r.container_id)
                 gone.append(r.replica)
         return gone
+
+    # ---- the hosts the project ran on, and those that left (plan.fleet_retire) ---------------
+
+    def remembered(self) -> dict[str, RememberedHost]:
+        """The app hosts the project ran on, as remembered in `hosts_file`."""
+        return read_hosts(self.hosts_file) if self.hosts_file is not None else {}
+
+    def remember(self, name: str, replicas: Iterable[str] | None = None) -> None:
+        """App host `name` runs something of the project (and `replicas`, when given, are
+        what runs there now): remembered with its connection, written only on a change."""
+        host = self.engines.fleet.host(name)
+        if self.hosts_file is None or host is None or not host.has_role("app"):
+            return
+        with self._hosts_lock:
+            changed = remembered_now(self.remembered(), host, replicas)
+            if changed is not None:
+                write_hosts(self.hosts_file, changed)
+
+    def _seen_running(self, answered: Mapping[str, list[str]]) -> None:
+        """What each host that answered runs now: a host running replicas is remembered,
+        a remembered one's replicas follow (what `status` says of it if it leaves and stops
+        answering); one written only on a change."""
+        if self.hosts_file is None:
+            return
+        with self._hosts_lock:
+            known = self.remembered()
+            changed = False
+            for name, replicas in answered.items():
+                host = self.engines.fleet.host(name)
+                if host is None or not (replicas or name in known):
+                    continue
+                now = remembered_now(known, host, replicas)
+                if now is not None:
+                    known, changed = now, True
+            if changed:
+                write_hosts(self.hosts_file, known)
+
+    def forget_host(self, name: str) -> None:
+        """Host `name` runs nothing of the project any more (it was retired)."""
+        if self.hosts_file is None:
+            return
+        with self._hosts_lock:
+            known = self.remembered()
+            if known.pop(name, None) is not None:
+                write_hosts(self.hosts_file, known)
+
+    def leaving(self) -> tuple[FleetHost, ...]:
+        """The remembered hosts that are not app hosts of the fleet now."""
+        if self.hosts_file is None:
+            return ()
+        return leaving(self.remembered(), self.engines.fleet)
+
+    def on_left_host(
+        self, host: FleetHost, project: str
+    ) -> tuple[list[ObservedReplica], list[str]]:
+        """The running replicas of `project` on `host`, which left the fleet (reached
+        through `host`, its remembered connection, from now on: `stop` and `remove` act
+        there), and the Docker names of the project's volumes it holds. Raises
+        ConveyorError when it does not answer."""
+        self.engines.adopt(host)
+        engine = self.engines.engine(host.name)
+        found = [reachable(host, r) for r in engine.list_replicas(project) if r.running]
+        volumes = engine.project_volumes(project)
+        with self._lock:
+            self._left[host.name] = host
+            for r in found:
+                self._where[r.container_id] = host.name
+        return found, volumes
+
+    def clear_host(self, name: str, project: str) -> None:
+        """Take what is left of `project` off host `name`, which left the fleet (its
+        replicas were moved by the rollout): every container of the project (replicas,
+        service addresses), its networks, its copied files; then it is forgotten and its
+        tunnel stopped. Named volumes stay (`remove_volumes` deletes them). Raises
+        ConveyorError when the host does not answer (tried again at the next deploy)."""
+        engine = self.engines.engine(name)
+        for r in engine.list_replicas(project):
+            engine.remove(r.container_id)
+        for a in engine.list_addresses(project):
+            engine.remove(a.container_id)
+        for n in engine.list_networks(project):
+            engine.remove_network(n.docker_name)
+        with self._lock:
+            host = self._left.get(name) or self.engines.fleet.host(name)
+        if host is not None:
+            files = shlex.quote(str(FILES_ROOT / project))
+            ssh_script(host, f"rm -rf {files}", known_hosts=self.engines.known_hosts, timeout=60)
+        self.forget_host(name)
+        self.engines.forget(name)
 
     def close(self) -> None:
         self.engines.close()

@@ -52,6 +52,10 @@ EventKind = Literal[
     # Hosts joined or left a fleet learned from AWS (`hosts_from: aws`), or asking AWS failed
     # (the hosts known are kept). data: {"joined": [...], "left": [...], "error": ...}
     "fleet.changed",
+    # The project was taken off a host that left the fleet (its replicas moved, its HAProxy,
+    # containers and files removed: deploy.fleet_retire), or that failed (warning; tried again
+    # at the next deploy). data: {"host", "error"?}
+    "host.retired",
     "logs.error",  # the log collector met an error (engine away, store full); it retries
     "daemon.restarted",  # a supervised daemon was found dead and started; data: {"component"}
     "daemon.failed",  # it could not be started; data: {"component"}

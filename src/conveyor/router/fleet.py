@@ -24,6 +24,8 @@ ServerEntry.ports).
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -33,6 +35,7 @@ from typing import TypeVar
 
 from conveyor.errors import ConveyorError, RouterError
 from conveyor.host.process import Daemon, DaemonSpec, wait_until
+from conveyor.host.ssh_command import as_root, ssh_script
 from conveyor.host.validate import check
 from conveyor.model.edge import EdgeConfig
 from conveyor.model.endpoint import LOOPBACK
@@ -54,7 +57,7 @@ from conveyor.render.haproxy import (
 )
 from conveyor.render.haproxy import validate as validate_router
 from conveyor.router.fleet_edge import EdgeHost
-from conveyor.router.fleet_host import HostHAProxy, app_dir, edge_dir
+from conveyor.router.fleet_host import HostHAProxy, app_dir, edge_dir, stop_script
 from conveyor.router.haproxy import (
     Record,
     frontends_only,
@@ -184,8 +187,12 @@ class FleetRouter:
         edge_address: str = "127.0.0.1",
         netns_on: Callable[[str], Mapping[str, Namespace]] | None = None,
         external_edge: bool = False,
+        on_push: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_push`: told the name of each app host whose HAProxy this starts or reloads
+        (the runtime remembers the hosts the project runs on: deploy.fleet_hosts)."""
         self.run_dir = run_dir
+        self._on_push = on_push
         self.known_hosts = known_hosts
         self.fleet = fleet  # the inventory as last given (`follow`): Nagios checks its hosts
         # host name -> where each service address's namespace is on that host (project
@@ -301,6 +308,8 @@ class FleetRouter:
             keep_state=keep_state,
         )
         host.api.restore_drains({f.service: record.get(f.service, {}) for f in here.frontends})
+        if self._on_push is not None:
+            self._on_push(host.name)
 
     def for_host(self, shape: RouterConfig, name: str) -> RouterConfig:
         """`shape` as host `name`'s HAProxy serves it (plan.fleet_routes.host_shape): its
@@ -488,6 +497,28 @@ class FleetRouter:
             if self.local_edge is not None:
                 self.local_edge.stop()
             self.shape_file.unlink(missing_ok=True)
+
+    def retire_host(self, host: FleetHost) -> None:
+        """Stop the project's HAProxy on `host`, which left the fleet (reached through its
+        remembered connection), and remove its directory there (router.fleet_host's
+        `stop_script`); its admin socket's tunnel and this machine's record of it go too.
+        The edge no longer names it (it is not among `hosts`): the caller has the edge
+        rendered before the host's replicas stop (deploy.fleet_retire). Raises RouterError
+        when the host does not answer."""
+        d = self.app_dir
+        script = (
+            f"{stop_script(d, as_root(host))}\n"
+            f"rm -rf {shlex.quote(str(d))}\n"
+            f"rmdir {shlex.quote(str(d.parent))} 2>/dev/null || true"
+        )
+        proxy = HostHAProxy(host, self.run_dir, remote_dir=d, known_hosts=self.known_hosts)
+        try:
+            ssh_script(host, script, known_hosts=self.known_hosts, timeout=20)
+        except ConveyorError as e:
+            raise RouterError(f"HAProxy on {host.name}: {e}") from e
+        finally:
+            proxy.close()
+        shutil.rmtree(proxy.local_dir, ignore_errors=True)
 
     def close(self) -> None:
         """Stop the tunnels this process started (the HAProxies keep running)."""

@@ -5,7 +5,8 @@ started on each host's engine over SSH, every app host's HAProxy is configured o
 through its forwarded admin socket, and the edge HAProxy (on this machine's 127.0.0.1: the
 inventory has no edge host) balances the published port over the three hosts. A rolling deploy
 under a bounded load loop through the edge fails no request; a host lost (dockerd killed, link
-cut) is replaced on the others and cleaned when it is back.
+cut) is replaced on the others and cleaned when it is back; a host taken out of conveyor.yaml
+is left by the next deploy (its replica moved, its HAProxy and files removed).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from conveyor.app import deploy as app
+from conveyor.deploy.fleet_hosts import read_hosts
 from conveyor.deploy.fleet_runtime import FleetRuntime
 from conveyor.host.process import wait_until
 from conveyor.model.endpoint import Endpoint
@@ -27,10 +29,13 @@ from conveyor.testing.fleet_hosts import TestFleet
 from tests.integration.fleet.support import (
     Deployed,
     Load,
+    conveyor_yaml,
     get,
+    inventory,
     project_containers,
     project_on,
     web,
+    web_compose,
 )
 
 pytestmark = pytest.mark.integration
@@ -245,3 +250,49 @@ def test_a_new_constraint_moves_the_replicas_it_excludes_at_the_deploy_failing_n
     # The next deploy finds nothing to move.
     again = app.deploy(deployed.project(), [], images=deployed.images())
     assert again.outcome.status == "unchanged"
+
+
+def test_a_host_taken_out_of_the_inventory_is_left_by_the_next_deploy_failing_no_request(
+    deployed: Deployed,
+) -> None:
+    """conveyor.yaml stops naming a host that runs a replica: the deploy moves that replica
+    to the other hosts (start-first, under load), then stops the project's HAProxy there and
+    removes its containers and files; the host is forgotten, and the next deploy is
+    unchanged (docs/fleet.md, "Hosts that leave the fleet")."""
+    assert deployed.up is not None, "up failed: nothing to leave"
+    deployed.compose = web_compose(PROJECT)  # whatever placement an earlier test left
+    engine = deployed.project().engine()
+    gone = sorted({r.host for r in web(engine)})[-1]
+    host = next(h for h in deployed.fleet.hosts if h.name == gone)
+    haproxy, files = f"/run/conveyor/{PROJECT}/haproxy", f"/var/lib/conveyor/{PROJECT}"
+    # What a copied file leaves there (this project mounts none).
+    host.exec("mkdir", "-p", f"{files}/files/0000")
+    running = f"pgrep -af '[/]run/conveyor/{PROJECT}/haproxy' || true"
+    assert host.exec("sh", "-c", running).strip(), "no HAProxy of the project to stop there"
+    state = deployed.project().paths().state_dir / "fleet-hosts.json"
+    assert gone in read_hosts(state)
+    deployed.write(get(deployed.url)[1].split()[0])  # the version it serves: no new spec
+    kept = {name: h for name, h in inventory(deployed.fleet).items() if name != gone}
+    conf = deployed.workdir / "conveyor.yaml"
+    conf.write_text(json.dumps({"hosts": kept}))
+    try:
+        said = app.plan(deployed.project(), []).notes
+        assert any(n.startswith(f"{gone} left the fleet: web-") for n in said), said
+        with Load(deployed.url) as load:
+            result = app.deploy(deployed.project(), [], images=deployed.images())
+        assert result.outcome.status == "succeeded", result.outcome.error
+        assert load.failed == 0, load.failures
+        assert sum(load.statuses.values()) > 0
+        after = web(deployed.project().engine())
+        assert len(after) == 3 and {r.router for r in after} == {"ready"}
+        assert gone not in {r.host for r in after}
+        # As the host itself says: nothing of the project left there.
+        names = host.exec("docker", "ps", "-a", "--format", "{{.Names}}", timeout=20).split()
+        assert not [n for n in names if n.startswith(f"{PROJECT}-")], names
+        assert not host.exec("sh", "-c", running).strip()
+        assert not host.exec("sh", "-c", f"ls -d {haproxy} {files} 2>/dev/null || true").strip()
+        assert gone not in read_hosts(state)
+        again = app.deploy(deployed.project(), [], images=deployed.images())
+        assert again.outcome.status == "unchanged"
+    finally:
+        conf.write_text(conveyor_yaml(deployed.fleet))

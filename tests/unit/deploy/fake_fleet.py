@@ -20,7 +20,8 @@ HOSTS = [FleetHost(name=n, address=f"{n}.test") for n in ("h1", "h2", "h3")]
 
 @dataclass
 class FakeFleet(FakeRuntime):
-    """Containers on named hosts; a host in `down` is not observed. Also the engine's placer."""
+    """Containers on named hosts; a host in `down`, or no longer in `hosts`, is not
+    observed. Also the engine's placer."""
 
     hosts: list[FleetHost] = field(default_factory=lambda: list(HOSTS))  # conveyor.yaml's
     down: set[str] = field(default_factory=set)
@@ -50,10 +51,12 @@ class FakeFleet(FakeRuntime):
         return cid
 
     def list_replicas(self, project: str) -> list[ObservedReplica]:
+        """The replicas on the app hosts that answer (not on a host that left `hosts`)."""
+        names = {h.name for h in self.hosts}
         return [
             r.model_copy(update={"host": self.on[r.container_id]})
             for r in super().list_replicas(project)
-            if self.on[r.container_id] not in self.down
+            if self.on[r.container_id] not in self.down and self.on[r.container_id] in names
         ]
 
     def per_host(self) -> Counter[str]:
