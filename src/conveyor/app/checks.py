@@ -11,8 +11,9 @@ timeline events (and so into the server's notification channels).
 
 One Nagios per project, its files in the project's run directory (`ProjectPaths.run_dir`,
 under /tmp: Nagios's user cannot enter the 0700 state directory). Settings come from
-conveyor.yaml's `checks:` (the server) or the environment (`conveyor up`): CONVEYOR_CHECKS=off
-turns checks off, CONVEYOR_CHECK_INTERVAL / _RETRY_INTERVAL / _ATTEMPTS tune them.
+conveyor.yaml's `checks:` (the server's, or the project's for `conveyor up`), then the
+environment: CONVEYOR_CHECKS=off turns checks off, CONVEYOR_CHECK_INTERVAL / _RETRY_INTERVAL /
+_ATTEMPTS tune them.
 """
 
 from __future__ import annotations
@@ -74,6 +75,20 @@ def settings_from(environ: Mapping[str, str], base: ChecksSettings | None = None
     return settings.model_copy(update=changes) if changes else settings
 
 
+def project_settings(project: Project) -> ChecksSettings:
+    """The checks of `conveyor up` and its agent: conveyor.yaml's `checks:` (when the file
+    exists), with what the environment changes. Raises SettingError naming the file's line or
+    the variable."""
+    from conveyor.spec.fleet import load_fleet_file
+
+    path, name = project.conveyor_file()
+    try:
+        base = load_fleet_file(path, name).checks
+    except ConveyorError as e:
+        raise SettingError(str(e)) from None
+    return settings_from(project.environ, base)
+
+
 def parse_for(text: str) -> float:
     """A downtime's length (`1h`, `30m`, `2h30m`): seconds. Raises ValueError."""
     seconds = parse_duration(text)
@@ -114,8 +129,9 @@ def desired_objects(engine: Engine, settings: ChecksSettings, host: str) -> Nagi
         checks = project_checks(release, ports, None, {}, settings)
         checks = through_edge(checks, fleet.public_host(), assigned)
         # The hosts' own disks, load, engines (and the edge's HAProxy): through their NRPE.
-        hosts = fleet_remote_hosts(fleet.fleet, settings.hosts, host)
-        settings = settings.model_copy(update={"hosts": hosts})
+        if settings.fleet_hosts:
+            hosts = fleet_remote_hosts(fleet.fleet, settings.hosts, host)
+            settings = settings.model_copy(update={"hosts": hosts})
         return NagiosObjects(host=host, checks=checks, settings=settings)
     if release is not None:
         external = [n.docker_name for n in desired_networks(release.stack) if n.external]
@@ -251,10 +267,10 @@ def emit_notification(engine: Engine, n: CheckNotification) -> None:
 
 
 def checks_controller(project: Project, engine: Engine) -> ChecksController:
-    """The agent's checks controller for `project` (settings from its environment). A bad
+    """The agent's checks controller for `project` (`project_settings`). A bad
     setting is reported (`checks.error`) and leaves the checks off: the agent heals anyway."""
     try:
-        settings = settings_from(project.environ)
+        settings = project_settings(project)
     except SettingError as e:
         engine.timeline.emit("checks.error", f"checks are off: {e}", level="warning")
         settings = ChecksSettings(enabled=False)
@@ -269,7 +285,7 @@ def ensure_checks(project: Project, engine: Engine | None = None) -> str | None:
     checks off, stop it. Returns what went wrong (Nagios missing, a rejected configuration)
     without raising: the project serves whatever its monitoring does."""
     try:
-        settings = settings_from(project.environ)
+        settings = project_settings(project)
     except SettingError as e:
         return str(e)
     if not settings.enabled:

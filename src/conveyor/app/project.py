@@ -209,17 +209,22 @@ class Project:
         (docs/fleet.md)."""
         return self.fleet_source().current()
 
+    def conveyor_file(self) -> tuple[Path, str]:
+        """The project's conveyor.yaml (CONVEYOR_FILE, or the one beside the first compose
+        file; it may not exist), and the name errors give it."""
+        named = self.environ.get("CONVEYOR_FILE")
+        path = Path(named) if named else self.compose_file.parent / "conveyor.yaml"
+        if not path.is_absolute():
+            path = (self.cwd or Path.cwd()) / path
+        return path, named or "conveyor.yaml"
+
     def fleet_source(self) -> FleetSource:
         """Where the fleet's hosts come from: written down (read again only when the file, or
         the inventory file it names, changed: app.fleet_file), or learned from AWS again while
         a server runs (deploy.fleet_source)."""
         from conveyor.app.fleet_file import read_fleet
 
-        named = self.environ.get("CONVEYOR_FILE")
-        path = Path(named) if named else self.compose_file.parent / "conveyor.yaml"
-        if not path.is_absolute():
-            path = (self.cwd or Path.cwd()) / path
-        name = named or "conveyor.yaml"
+        path, name = self.conveyor_file()
         read = read_fleet(path, name)
         if read.hosts_from == "aws":
             from conveyor.app.aws_hosts import aws_fleet_source

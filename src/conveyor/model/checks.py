@@ -113,6 +113,9 @@ class ChecksSettings(Frozen):
     disk_paths: tuple[str, ...] = ("/",)
     thresholds: Thresholds = Thresholds()
     hosts: tuple[RemoteHost, ...] = ()
+    # On a fleet, every host is checked through its NRPE too (what provisioning installs);
+    # off for hosts that run none (not provisioned by Conveyor): only `hosts` then.
+    fleet_hosts: bool = True
 
 
 class NagiosObjects(Frozen):

@@ -42,6 +42,7 @@ KEYS = (
     "disk",
     "thresholds",
     "hosts",
+    "fleet_hosts",
 )
 THRESHOLD_KEYS = ("disk", "memory", "load", "certificate")
 LEVEL_KEYS = ("warning", "critical")
@@ -77,6 +78,7 @@ def checks(ctx: Context, path: YamlPath, raw: Any) -> ChecksSettings:
         disk_paths=_disks(ctx, path, raw, defaults.disk_paths),
         thresholds=_thresholds(ctx, (*path, "thresholds"), raw.get("thresholds")),
         hosts=_hosts(ctx, (*path, "hosts"), raw.get("hosts")),
+        fleet_hosts=ctx.optional(raw, "fleet_hosts", path, to_bool, defaults.fleet_hosts),
     )
 
 

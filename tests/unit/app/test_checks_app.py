@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.app.checks import ChecksController, matching, settings_from
+from conveyor.app.checks import ChecksController, desired_objects, matching, settings_from
 from conveyor.errors import ChecksError, EngineUnreachable, SettingError
 from conveyor.gitops.notify import notification
 from conveyor.model.checks import (
@@ -295,3 +295,37 @@ def test_on_a_fleet_every_host_is_checked_through_nrpe_once(world: World, tmp_pa
     c.tick()
     assert nagios.calls == ["started", "reloaded"]
     assert [h.name for h in nagios.configured.settings.hosts] == ["h2", "h1", "h3"]
+
+
+def test_fleet_hosts_off_checks_only_the_written_hosts(world: World, tmp_path: Path) -> None:
+    """`checks.fleet_hosts: false` (hosts not provisioned by Conveyor run no NRPE): only
+    `checks.hosts` are remote hosts, the fleet's are not added."""
+    from conveyor.model.fleet import Fleet, FleetHost
+    from conveyor.router.fleet import FleetRouter
+
+    h1 = FleetHost(name="h1", address="10.1.0.11", roles=("edge",))
+    release = world.store.current_release()
+    assert release is not None
+    world.engine.router = FleetRouter(
+        Fleet(hosts=(h1,)), tmp_path / "fleet", release.stack, lambda: []
+    )
+    written = RemoteHost(name="db1", address="192.0.2.2")
+    settings = ChecksSettings(interval=1, retry_interval=1, hosts=(written,), fleet_hosts=False)
+    objects = desired_objects(world.engine, settings, "vm")
+    assert objects.settings.hosts == (written,)
+
+
+def test_conveyor_up_reads_the_projects_conveyor_yaml_then_the_environment(tmp_path: Path) -> None:
+    """`conveyor up` and its agent take conveyor.yaml's `checks:` (the environment still
+    changes them); a bad value is an error naming the file's line."""
+    from conveyor.app.checks import project_settings
+    from conveyor.app.project import Project
+
+    (tmp_path / "compose.yaml").write_text("services:\n  web: {image: web}\n")
+    (tmp_path / "conveyor.yaml").write_text("checks:\n  fleet_hosts: false\n  attempts: 5\n")
+    project = Project.open(None, None, {"CONVEYOR_CHECK_ATTEMPTS": "2"}, tmp_path)
+    settings = project_settings(project)
+    assert (settings.fleet_hosts, settings.attempts) == (False, 2)
+    (tmp_path / "conveyor.yaml").write_text("checks:\n  fleet_hosts: sometimes\n")
+    with pytest.raises(SettingError, match=r"conveyor.yaml:2: checks.fleet_hosts"):
+        project_settings(project)

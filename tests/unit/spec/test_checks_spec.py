@@ -39,6 +39,7 @@ checks:
   hosts:
     - {name: db1, address: 10.0.0.5}
     - {name: edge.example.com, address: edge.example.com, nrpe_port: 5667}
+  fleet_hosts: false
 """
     )
     assert errors == []
@@ -63,6 +64,7 @@ checks:
             RemoteHost(name="db1", address="10.0.0.5"),
             RemoteHost(name="edge.example.com", address="edge.example.com", nrpe_port=5667),
         ),
+        fleet_hosts=False,
     )
 
 
@@ -116,6 +118,10 @@ def test_an_absent_or_empty_section_is_the_defaults() -> None:
         (
             "checks:\n  hosts:\n    - {name: db1, address: a}\n    - {name: db1, address: b}\n",
             "conveyor.yaml:4: checks.hosts[1].name: host 'db1' is listed twice",
+        ),
+        (
+            "checks:\n  fleet_hosts: maybe\n",
+            "conveyor.yaml:2: checks.fleet_hosts:",
         ),
         (
             "checks:\n  hosts:\n    - {name: db1, address: a, nrpe_port: 70000}\n",
