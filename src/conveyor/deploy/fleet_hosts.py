@@ -15,6 +15,7 @@ import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -31,9 +32,13 @@ def read_hosts(path: Path) -> dict[str, RememberedHost]:
 
 
 def write_hosts(path: Path, hosts: Mapping[str, RememberedHost]) -> None:
-    """Replace the file whole (a reader never sees half of it)."""
+    write_snapshot(path, {name: hosts[name].model_dump(mode="json") for name in sorted(hosts)})
+
+
+def write_snapshot(path: Path, data: Mapping[str, Any]) -> None:
+    """One of the fleet's JSON files in the state directory (this one, `fleet-volumes.json`)
+    replaced whole: a reader never sees half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {name: hosts[name].model_dump(mode="json") for name in sorted(hosts)}
     scratch = path.with_suffix(".tmp")
     scratch.write_text(json.dumps(data, sort_keys=True, indent=1), encoding="utf-8")
     scratch.replace(path)

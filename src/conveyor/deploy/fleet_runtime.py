@@ -38,7 +38,7 @@ from pathlib import Path
 from conveyor.deploy.fleet_engines import FleetEngines
 from conveyor.deploy.fleet_files import FleetFiles
 from conveyor.deploy.fleet_health import FleetHealth
-from conveyor.deploy.fleet_hosts import read_hosts, write_hosts
+from conveyor.deploy.fleet_hosts import read_hosts, write_hosts, write_snapshot
 from conveyor.deploy.ports import pick_port
 from conveyor.errors import ConveyorError, RuntimeAdapterError
 from conveyor.host.listening import listening_ports
@@ -196,10 +196,7 @@ class FleetRuntime:
         with self._lock:
             self._volume_hosts = {h: list(v) for h, v in known.items()}
         if self.volumes_file is not None:
-            self.volumes_file.parent.mkdir(parents=True, exist_ok=True)
-            scratch = self.volumes_file.with_suffix(".tmp")
-            scratch.write_text(json.dumps(known, sort_keys=True, indent=1), encoding="utf-8")
-            scratch.replace(self.volumes_file)
+            write_snapshot(self.volumes_file, known)
 
     def global_hosts(self, release: Release, observed: Observed) -> dict[str, GlobalHosts]:
         """The hosts of each `deploy.mode: global` service: the app hosts that take replicas

@@ -63,6 +63,7 @@ from conveyor.router.haproxy import (
     frontends_only,
     load_record,
     merge_record,
+    parse_stat,
     save_record,
     save_server_state,
     send,
@@ -155,18 +156,14 @@ class LocalEdge:
     def serving(self, backends: Collection[str]) -> set[str]:
         """Which of `backends` have an app host up (its checks passed) in the edge now.
         Raises RouterError when the edge does not answer."""
-        lines = send(self.run_dir / ADMIN_SOCKET, "show stat", 3.0).splitlines()
-        if not lines or not lines[0].startswith("# "):
-            raise RouterError(f"the edge's `show stat` said: {lines[:1]}")
-        names = lines[0][2:].split(",")
-        up: set[str] = set()
-        for line in lines[1:]:
-            row = dict(zip(names, line.split(","), strict=False))
-            proxy, server = row.get("pxname", ""), row.get("svname", "")
-            real = server not in ("FRONTEND", "BACKEND")
-            if proxy in backends and real and row.get("status", "").startswith("UP"):
-                up.add(proxy)
-        return up
+        text = send(self.run_dir / ADMIN_SOCKET, "show stat", 3.0)
+        if not text.startswith("# "):
+            raise RouterError(f"the edge's `show stat` said: {text.splitlines()[:1]}")
+        return {
+            backend
+            for (backend, _), (_, status) in parse_stat(text).items()
+            if backend in backends and status.startswith("UP")
+        }
 
     def stop(self) -> None:
         self._daemon.stop()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
-import socket
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
@@ -31,7 +30,7 @@ from conveyor.host.ssh_tunnel import socket_path, tunnel
 from conveyor.model.fleet import FleetHost
 from conveyor.model.routing import RouterConfig
 from conveyor.render.haproxy import ADMIN_SOCKET, MASTER_SOCKET, PID_FILE, STATE_FILE
-from conveyor.router.haproxy import HAProxyRouter
+from conveyor.router.haproxy import HAProxyRouter, send
 from conveyor.router.remote_admin import keep_state_function
 
 # Where a host's HAProxies keep their files, one directory per project (several projects
@@ -154,17 +153,10 @@ class HostHAProxy:
         """The serving worker's PID, from `show info`; None when it does not answer."""
         try:
             self.connect()
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(3.0)
-                sock.connect(str(self.api.admin_socket))
-                sock.sendall(b"show info\n")
-                sock.shutdown(socket.SHUT_WR)
-                data = b""
-                while chunk := sock.recv(65536):
-                    data += chunk
-        except (OSError, RouterError):
+            data = send(self.api.admin_socket, "show info", 3.0)
+        except RouterError:
             return None
-        found = re.search(rb"^Pid: (\d+)$", data, re.MULTILINE)
+        found = re.search(r"^Pid: (\d+)$", data, re.MULTILINE)
         return int(found.group(1)) if found else None
 
     def running(self) -> bool:

@@ -244,7 +244,7 @@ class HAProxyRouter:
         is the most withdrawn of its backends' (maint, then drain), its weight the main
         backend's unless another port's differs: a change made behind Conveyor's back on any
         port is seen."""
-        stats = _parse_stat(self._show("show stat"))
+        stats = parse_stat(self._show("show stat"))
         further = _further_backends(self._load_shape())
         result: dict[tuple[str, str], ServerStatus] = {}
         extra: dict[tuple[str, str], list[tuple[int, ServerState, int]]] = {}
@@ -681,7 +681,7 @@ def _parse_servers_state(text: str) -> Iterable[dict[str, str]]:
             yield dict(zip(fields, line.split(), strict=False))
 
 
-def _parse_stat(text: str) -> dict[tuple[str, str], tuple[int, str]]:
+def parse_stat(text: str) -> dict[tuple[str, str], tuple[int, str]]:
     """(backend, server) -> (current sessions, status) from `show stat` CSV."""
     lines = text.splitlines()
     if not lines or not lines[0].startswith("# "):
